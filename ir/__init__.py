@@ -1,0 +1,40 @@
+"""kcompile's graph IR: types, ops, graphs, text form, verifier and reference interpreter.
+
+``ir`` knows nothing of Keras or LLVM; it imports only numpy and networkx.
+"""
+
+from ir.graph import INPUT_ROLES, Graph, IRError, Node, Value
+from ir.interpreter import FeedError, Interpreter, interpret
+from ir.parser import IRParseError, parse_graph
+from ir.printer import print_graph
+from ir.registry import OpDef, all_ops, get_op
+from ir.types import BATCH, DType, ShapeError, TensorType, boolean, f32, i32
+from ir.verify import VerifyError, first_difference, structurally_equal, verify
+
+__all__ = [
+    "BATCH",
+    "INPUT_ROLES",
+    "DType",
+    "FeedError",
+    "Graph",
+    "IRError",
+    "IRParseError",
+    "Interpreter",
+    "Node",
+    "OpDef",
+    "ShapeError",
+    "TensorType",
+    "Value",
+    "VerifyError",
+    "all_ops",
+    "boolean",
+    "f32",
+    "first_difference",
+    "get_op",
+    "i32",
+    "interpret",
+    "parse_graph",
+    "print_graph",
+    "structurally_equal",
+    "verify",
+]

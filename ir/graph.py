@@ -1,0 +1,238 @@
+"""SSA graph: values, nodes and graphs.
+
+A ``Value`` is made by exactly one node (or is a graph input) and never changes.
+Nodes live in a ``Graph`` in a valid execution order. Building a node runs the
+op's shape rule at once, so a wrong shape is reported where it is made, with
+the layer that made it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+from ir.types import ShapeError, TensorType
+
+INPUT_ROLES = ("data", "param", "state", "opt")
+"""data: fed per batch; param: trainable weight; state: non-trainable weight
+(updated by the step, e.g. moving statistics); opt: optimizer state."""
+
+
+class IRError(ValueError):
+    """A graph was built or used in a way the IR does not allow."""
+
+
+class Value:
+    __slots__ = ("graph", "index", "logits", "name", "node", "role", "type")
+
+    def __init__(
+        self,
+        graph: Graph,
+        type: TensorType,
+        node: Node | None = None,
+        index: int = 0,
+        name: str | None = None,
+        role: str | None = None,
+    ) -> None:
+        self.graph = graph
+        self.type = type
+        self.node = node
+        self.index = index
+        self.name = name
+        self.role = role
+        # Front-end annotation: ("softmax" | "sigmoid", pre-activation value).
+        # It lets a cross-entropy use the logits, as Keras does; never printed.
+        self.logits: tuple[str, Value] | None = None
+
+    @property
+    def shape(self) -> tuple:
+        return self.type.shape
+
+    @property
+    def dtype(self):
+        return self.type.dtype
+
+    @property
+    def rank(self) -> int:
+        return self.type.rank
+
+    def __repr__(self) -> str:
+        where = self.name if self.node is None else f"{self.node.op}#{self.index}"
+        return f"<Value {where}: {self.type}>"
+
+    # Arithmetic sugar so that gradient rules read like math.
+    def __add__(self, other):
+        return _ops().add(self, other)
+
+    def __radd__(self, other):
+        return _ops().add(other, self)
+
+    def __sub__(self, other):
+        return _ops().sub(self, other)
+
+    def __rsub__(self, other):
+        return _ops().sub(other, self)
+
+    def __mul__(self, other):
+        return _ops().mul(self, other)
+
+    def __rmul__(self, other):
+        return _ops().mul(other, self)
+
+    def __truediv__(self, other):
+        return _ops().div(self, other)
+
+    def __rtruediv__(self, other):
+        return _ops().div(other, self)
+
+    def __neg__(self):
+        return _ops().neg(self)
+
+    __hash__ = object.__hash__
+
+
+def _ops():
+    from ir import build
+
+    return build
+
+
+class Node:
+    __slots__ = ("attrs", "inputs", "layer", "op", "outputs")
+
+    def __init__(
+        self, op: str, inputs: tuple[Value, ...], attrs: dict[str, Any], layer: str
+    ) -> None:
+        self.op = op
+        self.inputs = inputs
+        self.attrs = attrs
+        self.layer = layer
+        self.outputs: tuple[Value, ...] = ()
+
+    @property
+    def output(self) -> Value:
+        if len(self.outputs) != 1:
+            raise IRError(f"node {self.op} has {len(self.outputs)} outputs, not one")
+        return self.outputs[0]
+
+    def __repr__(self) -> str:
+        return f"<Node {self.op} [{self.layer}]>"
+
+
+def check_attr(value: Any, where: str) -> Any:
+    """Attributes are plain hashable data: None, bool, int, float, str, tuples of those."""
+    if value is None or isinstance(value, bool | int | float | str):
+        return value
+    if isinstance(value, tuple | list):
+        return tuple(check_attr(v, where) for v in value)
+    raise IRError(f"{where}: attribute value {value!r} is not plain data")
+
+
+class Graph:
+    def __init__(self, name: str = "main") -> None:
+        self.name = name
+        self.inputs: list[Value] = []
+        self.nodes: list[Node] = []
+        self.outputs: list[tuple[str, Value]] = []
+        self._scope: list[str] = []
+
+    # --- building -----------------------------------------------------------
+
+    def add_input(self, name: str, type: TensorType, role: str = "data") -> Value:
+        if role not in INPUT_ROLES:
+            raise IRError(f"input {name!r}: role {role!r} is not one of {INPUT_ROLES}")
+        if any(v.name == name for v in self.inputs):
+            raise IRError(f"graph {self.name} already has an input named {name!r}")
+        value = Value(self, type, name=name, role=role)
+        self.inputs.append(value)
+        return value
+
+    def emit(
+        self,
+        op: str,
+        inputs: Sequence[Value],
+        attrs: dict[str, Any] | None = None,
+        layer: str | None = None,
+    ) -> tuple[Value, ...]:
+        from ir.registry import get_op
+
+        opdef = get_op(op)
+        attrs = {k: check_attr(v, f"op {op}") for k, v in sorted((attrs or {}).items())}
+        for v in inputs:
+            if not isinstance(v, Value):
+                raise IRError(f"op {op}: operand {v!r} is not an IR value")
+            if v.graph is not self:
+                raise IRError(f"op {op}: operand {v!r} belongs to another graph")
+        layer = self.current_layer if layer is None else layer
+        try:
+            out_types = opdef.infer([v.type for v in inputs], attrs)
+        except ShapeError as e:
+            shown = ", ".join(str(v.type) for v in inputs)
+            where = f" in layer '{layer}'" if layer else ""
+            raise ShapeError(f"op {op}{where}: {e} (operands: {shown})") from None
+        node = Node(op, tuple(inputs), attrs, layer)
+        node.outputs = tuple(Value(self, t, node, i) for i, t in enumerate(out_types))
+        self.nodes.append(node)
+        return node.outputs
+
+    def emit1(self, op: str, inputs: Sequence[Value], **attrs: Any) -> Value:
+        outs = self.emit(op, inputs, attrs)
+        return outs[0]
+
+    def set_outputs(self, outputs: Sequence[tuple[str, Value]]) -> None:
+        names = [n for n, _ in outputs]
+        if len(set(names)) != len(names):
+            raise IRError(f"graph {self.name}: output names repeat: {names}")
+        for name, v in outputs:
+            if v.graph is not self:
+                raise IRError(f"output {name!r} belongs to another graph")
+        self.outputs = list(outputs)
+
+    @property
+    def current_layer(self) -> str:
+        return self._scope[-1] if self._scope else ""
+
+    @contextlib.contextmanager
+    def layer_scope(self, name: str) -> Iterator[None]:
+        self._scope.append(name)
+        try:
+            yield
+        finally:
+            self._scope.pop()
+
+    # --- reading ------------------------------------------------------------
+
+    def input(self, name: str) -> Value:
+        for v in self.inputs:
+            if v.name == name:
+                return v
+        raise KeyError(f"graph {self.name} has no input {name!r}")
+
+    def output(self, name: str) -> Value:
+        for n, v in self.outputs:
+            if n == name:
+                return v
+        raise KeyError(f"graph {self.name} has no output {name!r}")
+
+    @property
+    def output_names(self) -> list[str]:
+        return [n for n, _ in self.outputs]
+
+    def inputs_with_role(self, role: str) -> list[Value]:
+        return [v for v in self.inputs if v.role == role]
+
+    def users(self) -> dict[Value, list[Node]]:
+        users: dict[Value, list[Node]] = {}
+        for node in self.nodes:
+            for v in node.inputs:
+                users.setdefault(v, []).append(node)
+        return users
+
+    def __str__(self) -> str:
+        from ir.printer import print_graph
+
+        return print_graph(self)
+
+    def __repr__(self) -> str:
+        return f"<Graph {self.name}: {len(self.inputs)} inputs, {len(self.nodes)} nodes>"

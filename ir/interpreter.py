@@ -1,0 +1,108 @@
+"""The numpy reference interpreter: the oracle every other result is checked against.
+
+Kept simple on purpose: each node calls its op's reference implementation.
+``float_dtype=np.float64`` runs a graph in double precision (gradient checks).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import numpy as np
+
+from ir.graph import Graph, Value
+from ir.registry import RefContext, get_op
+from ir.types import BATCH, DType, TensorType
+
+
+class FeedError(ValueError):
+    """An input array does not match the graph's declared input."""
+
+
+def bind_batch(graph: Graph, feeds: Mapping[str, np.ndarray]) -> int | None:
+    """The batch size ``N`` implied by the data inputs (None if no input has ``N``)."""
+    batch = None
+    for v in graph.inputs:
+        if BATCH not in v.shape or v.name not in feeds:
+            continue
+        array = np.asarray(feeds[v.name])
+        if array.ndim != v.rank:
+            raise FeedError(
+                f"input {v.name!r}: expected {v.type}, got an array of shape {array.shape}"
+            )
+        n = array.shape[v.shape.index(BATCH)]
+        if batch is not None and n != batch:
+            raise FeedError(f"input {v.name!r} has batch size {n}, other inputs have {batch}")
+        batch = n
+    return batch
+
+
+def check_feed(v: Value, array: np.ndarray, batch: int | None) -> None:
+    expected = v.type.concrete_shape(batch)
+    if tuple(array.shape) != expected:
+        raise FeedError(
+            f"input {v.name!r}: expected shape {expected} ({v.type}), got {tuple(array.shape)}"
+        )
+    if DType.from_numpy(array.dtype) is not v.dtype:
+        raise FeedError(f"input {v.name!r}: expected dtype {v.dtype.value}, got {array.dtype}")
+
+
+class Interpreter:
+    """Runs one graph many times; the per-node dispatch is prepared once."""
+
+    def __init__(self, graph: Graph) -> None:
+        self.graph = graph
+        slot: dict[Value, int] = {}
+        for v in graph.inputs:
+            slot[v] = len(slot)
+        self.steps = []
+        for node in graph.nodes:
+            ins = [slot[v] for v in node.inputs]
+            for v in node.outputs:
+                slot[v] = len(slot)
+            outs = [slot[v] for v in node.outputs]
+            self.steps.append((get_op(node.op).reference, node.attrs, ins, outs, node))
+        self.outputs = [(name, slot[v]) for name, v in graph.outputs]
+        self.nslots = len(slot)
+
+    def run(
+        self, feeds: Mapping[str, np.ndarray], float_dtype: np.dtype | type = np.float32
+    ) -> dict[str, np.ndarray]:
+        float_dtype = np.dtype(float_dtype)
+        batch = bind_batch(self.graph, feeds)
+        ctx = RefContext(batch, float_dtype)
+        env: list = [None] * self.nslots
+        for i, v in enumerate(self.graph.inputs):
+            if v.name not in feeds:
+                raise FeedError(f"graph {self.graph.name} needs input {v.name!r} ({v.type})")
+            array = np.asarray(feeds[v.name])
+            check_feed(v, array if float_dtype == np.float32 else _as_f32_kind(array), batch)
+            if v.dtype is DType.f32:
+                array = array.astype(float_dtype, copy=False)
+            env[i] = array
+        for fn, attrs, ins, outs, node in self.steps:
+            try:
+                results = fn(ctx, [env[i] for i in ins], attrs)
+            except Exception as e:
+                raise RuntimeError(
+                    f"reference {node.op} in layer '{node.layer}' failed: {e}"
+                ) from e
+            for j, r in zip(outs, results):
+                env[j] = r
+        return {name: env[i] for name, i in self.outputs}
+
+
+def _as_f32_kind(array: np.ndarray) -> np.ndarray:
+    # In float64 runs, float inputs are checked as if they were f32.
+    return array.astype(np.float32) if array.dtype.kind == "f" else array
+
+
+def interpret(
+    graph: Graph, feeds: Mapping[str, np.ndarray], float_dtype: np.dtype | type = np.float32
+) -> dict[str, np.ndarray]:
+    """Run ``graph`` once on named inputs; returns its named outputs."""
+    return Interpreter(graph).run(feeds, float_dtype)
+
+
+def concrete_type(t: TensorType, batch: int | None) -> tuple[tuple[int, ...], np.dtype]:
+    return t.concrete_shape(batch), t.dtype.numpy

@@ -1,0 +1,11 @@
+"""Primitive ops, one module per family; importing this package registers them all."""
+
+from ir.ops import (  # noqa: F401
+    constant,
+    elementwise,
+    indexing,
+    linalg,
+    random,
+    reduce,
+    shape,
+)

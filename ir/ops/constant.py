@@ -1,0 +1,36 @@
+"""The constant op: a splat of one number (any shape, ``N`` allowed) or explicit data."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ir.ops.common import expect_arity
+from ir.registry import OpDef, RefContext, register
+from ir.types import DType, ShapeError, TensorType, bind_shape
+
+
+def _infer(types, attrs):
+    expect_arity(types, 0)
+    t = TensorType(DType.parse(attrs["dtype"]), tuple(attrs["shape"]))
+    value = attrs["value"]
+    if isinstance(value, tuple):
+        if not t.is_static:
+            raise ShapeError(f"a constant with explicit data needs a static shape, got {t}")
+        if len(value) != t.static_size():
+            raise ShapeError(
+                f"constant data has {len(value)} elements, type {t} needs {t.static_size()}"
+            )
+    return [t]
+
+
+def _reference(ctx: RefContext, args, attrs):
+    dtype = DType.parse(attrs["dtype"])
+    np_dtype = ctx.float_dtype if dtype is DType.f32 else dtype.numpy
+    shape = bind_shape(attrs["shape"], ctx.batch)
+    value = attrs["value"]
+    if isinstance(value, tuple):
+        return [np.asarray(value, dtype=np_dtype).reshape(shape)]
+    return [np.full(shape, value, dtype=np_dtype)]
+
+
+register(OpDef("constant", "constant", 0, _infer, _reference, None))

@@ -1,0 +1,240 @@
+"""Elementwise ops: unary math, binary arithmetic with broadcasting, compare, select, cast."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from ir import build as B
+from ir.ops.common import expect_arity, expect_dtype, expect_float, same_dtype
+from ir.registry import OpDef, RefContext, register
+from ir.types import DType, ShapeError, TensorType, broadcast_shapes
+
+# --- unary ------------------------------------------------------------------
+
+
+def _infer_unary_float(types, attrs):
+    expect_arity(types, 1)
+    expect_float(types[0])
+    return [types[0]]
+
+
+def _infer_unary_numeric(types, attrs):
+    expect_arity(types, 1)
+    if types[0].dtype is DType.bool:
+        raise ShapeError(f"operand must be numeric, got {types[0]}")
+    return [types[0]]
+
+
+def _logistic(x: np.ndarray) -> np.ndarray:
+    # Stable on both tails: never exponentiates a large positive number.
+    e = np.exp(-np.abs(x))
+    return np.where(x >= 0, 1 / (1 + e), e / (1 + e)).astype(x.dtype)
+
+
+_erf = np.vectorize(math.erf, otypes=[np.float64])
+
+
+def _unary(name, fn, vjp, numeric=False, doc=""):
+    register(
+        OpDef(
+            name=name,
+            family="unary",
+            arity=1,
+            infer=_infer_unary_numeric if numeric else _infer_unary_float,
+            reference=lambda ctx, args, attrs: [np.asarray(fn(args[0])).astype(args[0].dtype)],
+            vjp=vjp,
+            doc=doc,
+        )
+    )
+
+
+_unary("neg", np.negative, lambda n, g: [-g[0]], numeric=True)
+_unary("abs", np.abs, lambda n, g: [g[0] * B.sign(n.inputs[0])], numeric=True)
+_unary("sign", np.sign, None, numeric=True, doc="-1, 0 or 1; no gradient")
+_unary("exp", np.exp, lambda n, g: [g[0] * n.outputs[0]])
+_unary("log", np.log, lambda n, g: [g[0] / n.inputs[0]])
+_unary("log1p", np.log1p, lambda n, g: [g[0] / (n.inputs[0] + 1.0)])
+_unary("sqrt", np.sqrt, lambda n, g: [g[0] * 0.5 / n.outputs[0]])
+_unary("tanh", np.tanh, lambda n, g: [g[0] * (1.0 - B.square(n.outputs[0]))])
+_unary(
+    "logistic",
+    _logistic,
+    lambda n, g: [g[0] * n.outputs[0] * (1.0 - n.outputs[0])],
+    doc="1 / (1 + exp(-x))",
+)
+_unary(
+    "erf",
+    _erf,
+    lambda n, g: [g[0] * (2.0 / math.sqrt(math.pi)) * B.exp(-B.square(n.inputs[0]))],
+)
+
+
+def _infer_not(types, attrs):
+    expect_arity(types, 1)
+    expect_dtype(types[0], DType.bool)
+    return [types[0]]
+
+
+register(OpDef("not", "unary", 1, _infer_not, lambda ctx, a, at: [np.logical_not(a[0])], None))
+
+# --- binary -----------------------------------------------------------------
+
+
+def _infer_binary(types, attrs, numeric=True, result=None):
+    expect_arity(types, 2)
+    dtype = same_dtype(types)
+    if numeric and dtype is DType.bool:
+        raise ShapeError(f"operands must be numeric, got {types[0]} and {types[1]}")
+    shape = broadcast_shapes(types[0].shape, types[1].shape)
+    return [TensorType(result or dtype, shape)]
+
+
+def _unbroadcast(node, grads):
+    a, b = node.inputs
+    return [None if g is None else B.sum_to(g, v.shape) for g, v in zip(grads, (a, b))]
+
+
+def _vjp_max(node, g):
+    a, b = node.inputs
+    # The gradient goes to `a` only where a > b strictly: relu = max(x, 0) then
+    # has gradient 0 at x == 0, as tf.nn.relu and jax.nn.relu do.
+    take_a = B.gt(a, b)
+    return _unbroadcast(node, [B.select(take_a, g[0], 0.0), B.select(take_a, 0.0, g[0])])
+
+
+def _vjp_min(node, g):
+    a, b = node.inputs
+    take_a = B.lt(a, b)
+    return _unbroadcast(node, [B.select(take_a, g[0], 0.0), B.select(take_a, 0.0, g[0])])
+
+
+def _vjp_pow(node, g):
+    a, b = node.inputs
+    y = node.outputs[0]
+    ga = g[0] * b * B.power(a, b - 1.0)
+    # d/db a^b = a^b log a; defined as 0 where a == 0 (as jax does).
+    gb = g[0] * B.select(B.eq(a, 0.0), 0.0, y * B.log(B.select(B.eq(a, 0.0), 1.0, a)))
+    return _unbroadcast(node, [ga, gb])
+
+
+def _div(a, b):
+    if np.issubdtype(a.dtype, np.integer):
+        return np.floor_divide(a, np.where(b == 0, 1, b))
+    return np.divide(a, b)
+
+
+_BINARY = {
+    "add": (np.add, lambda n, g: _unbroadcast(n, [g[0], g[0]])),
+    "sub": (np.subtract, lambda n, g: _unbroadcast(n, [g[0], -g[0]])),
+    "mul": (np.multiply, lambda n, g: _unbroadcast(n, [g[0] * n.inputs[1], g[0] * n.inputs[0]])),
+    "div": (
+        _div,
+        lambda n, g: _unbroadcast(n, [g[0] / n.inputs[1], -g[0] * n.outputs[0] / n.inputs[1]]),
+    ),
+    "max": (np.maximum, _vjp_max),
+    "min": (np.minimum, _vjp_min),
+    "pow": (np.power, _vjp_pow),
+}
+
+for _name, (_fn, _vjp) in _BINARY.items():
+    register(
+        OpDef(
+            name=_name,
+            family="binary",
+            arity=2,
+            infer=_infer_binary,
+            reference=lambda ctx, args, attrs, fn=_fn: [
+                np.asarray(fn(args[0], args[1])).astype(args[0].dtype, copy=False)
+            ],
+            vjp=_vjp,
+        )
+    )
+
+_COMPARE = {
+    "eq": np.equal,
+    "ne": np.not_equal,
+    "lt": np.less,
+    "le": np.less_equal,
+    "gt": np.greater,
+    "ge": np.greater_equal,
+}
+
+for _name, _fn in _COMPARE.items():
+    register(
+        OpDef(
+            name=_name,
+            family="compare",
+            arity=2,
+            infer=lambda types, attrs: _infer_binary(types, attrs, False, DType.bool),
+            reference=lambda ctx, args, attrs, fn=_fn: [np.asarray(fn(args[0], args[1]))],
+            vjp=None,
+        )
+    )
+
+
+def _infer_logical(types, attrs):
+    expect_arity(types, 2)
+    for t in types:
+        expect_dtype(t, DType.bool)
+    return _infer_binary(types, attrs, numeric=False)
+
+
+register(OpDef("and", "binary", 2, _infer_logical, lambda c, a, at: [np.logical_and(*a)], None))
+register(OpDef("or", "binary", 2, _infer_logical, lambda c, a, at: [np.logical_or(*a)], None))
+
+# --- select and cast ----------------------------------------------------------
+
+
+def _infer_select(types, attrs):
+    expect_arity(types, 3)
+    expect_dtype(types[0], DType.bool, "condition")
+    dtype = same_dtype(types[1:])
+    return [TensorType(dtype, broadcast_shapes(*(t.shape for t in types)))]
+
+
+def _vjp_select(node, g):
+    c, a, b = node.inputs
+    return [
+        None,
+        B.sum_to(B.select(c, g[0], 0.0), a.shape),
+        B.sum_to(B.select(c, 0.0, g[0]), b.shape),
+    ]
+
+
+register(
+    OpDef(
+        "select",
+        "select",
+        3,
+        _infer_select,
+        lambda ctx, args, attrs: [np.where(args[0], args[1], args[2]).astype(args[1].dtype)],
+        _vjp_select,
+        doc="select(c, a, b): a where c else b, with broadcasting",
+    )
+)
+
+
+def _infer_cast(types, attrs):
+    expect_arity(types, 1)
+    return [types[0].with_dtype(DType.parse(attrs["dtype"]))]
+
+
+def _ref_cast(ctx: RefContext, args, attrs):
+    dtype = DType.parse(attrs["dtype"])
+    target = ctx.float_dtype if dtype is DType.f32 else dtype.numpy
+    x = args[0]
+    if dtype is DType.i32 and x.dtype.kind == "f":
+        x = np.trunc(x)  # C semantics: round toward zero
+    return [x.astype(target)]
+
+
+def _vjp_cast(node, g):
+    src = node.inputs[0]
+    if src.dtype.is_float and node.outputs[0].dtype.is_float:
+        return [g[0]]
+    return [None]
+
+
+register(OpDef("cast", "cast", 1, _infer_cast, _ref_cast, _vjp_cast))

@@ -1,0 +1,62 @@
+"""Matrix product with transposition flags.
+
+``matmul(a, b)`` contracts the last axis of ``a`` (all leading axes flattened
+into rows, as a Dense layer applies to any rank) with a 2-D ``b``:
+
+- default:        a[*L, K] · b[K, M]   -> [*L, M]
+- transpose_b:    a[*L, K] · b[M, K]ᵀ  -> [*L, M]
+- transpose_a:    a[*L, K]ᵀ · b[*L, M] -> [K, M]  (sums over all of *L: a weight gradient)
+
+These three cover a dense layer's forward pass and both of its gradients.
+"""
+
+from __future__ import annotations
+
+from ir import build as B
+from ir.ops.common import expect_arity, expect_float, same_dtype
+from ir.registry import OpDef, register
+from ir.types import ShapeError, TensorType
+
+
+def _infer(types, attrs):
+    expect_arity(types, 2)
+    a, b = types
+    same_dtype(types)
+    expect_float(a)
+    ta, tb = attrs["transpose_a"], attrs["transpose_b"]
+    if a.rank < 1:
+        raise ShapeError(f"matmul needs a tensor operand, got {a}")
+    if ta and tb:
+        raise ShapeError("matmul with both transpose_a and transpose_b is not supported")
+    if ta:
+        if a.rank < 2 or b.rank != a.rank or a.shape[:-1] != b.shape[:-1]:
+            raise ShapeError(f"transpose_a needs a[*L,K] and b[*L,M] with equal *L, got {a}, {b}")
+        return [TensorType(a.dtype, (a.shape[-1], b.shape[-1]))]
+    if b.rank != 2:
+        raise ShapeError(f"matmul needs a 2-D right operand, got {b}")
+    k_b, m = (b.shape[1], b.shape[0]) if tb else b.shape
+    if a.shape[-1] != k_b:
+        raise ShapeError(f"contracted dimensions differ: {a.shape[-1]} and {k_b} ({a} · {b})")
+    return [TensorType(a.dtype, (*a.shape[:-1], m))]
+
+
+def _reference(ctx, args, attrs):
+    a, b = args
+    if attrs["transpose_a"]:
+        a2 = a.reshape(-1, a.shape[-1])
+        b2 = b.reshape(-1, b.shape[-1])
+        return [a2.T @ b2]
+    return [a @ (b.T if attrs["transpose_b"] else b)]
+
+
+def _vjp(node, g):
+    a, b = node.inputs
+    gy = g[0]
+    if node.attrs["transpose_a"]:
+        return [B.matmul(b, gy, transpose_b=True), B.matmul(a, gy)]
+    if node.attrs["transpose_b"]:
+        return [B.matmul(gy, b), B.matmul(gy, a, transpose_a=True)]
+    return [B.matmul(gy, b, transpose_b=True), B.matmul(a, gy, transpose_a=True)]
+
+
+register(OpDef("matmul", "matmul", 2, _infer, _reference, _vjp))

@@ -1,0 +1,116 @@
+"""Reductions: sum, max, argmax, and numel (an element count read at run time)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ir import build as B
+from ir.ops.common import expect_arity
+from ir.registry import OpDef, register
+from ir.types import DType, ShapeError, TensorType, normalize_axes
+
+
+def reduced_shape(shape, axes, keepdims):
+    if keepdims:
+        return tuple(1 if i in axes else d for i, d in enumerate(shape))
+    return tuple(d for i, d in enumerate(shape) if i not in axes)
+
+
+def _axes(t: TensorType, attrs) -> tuple[int, ...]:
+    axes = tuple(attrs["axes"])
+    if normalize_axes(axes, t.rank) != axes:
+        raise ShapeError(f"axes {axes} must be sorted, unique and in range for {t}")
+    return axes
+
+
+def _infer_reduce(types, attrs):
+    expect_arity(types, 1)
+    t = types[0]
+    if t.dtype is DType.bool:
+        raise ShapeError(f"cannot reduce a bool tensor {t}")
+    return [t.with_shape(reduced_shape(t.shape, _axes(t, attrs), attrs["keepdims"]))]
+
+
+def _expand_back(node, value):
+    """Broadcast a reduced value back to the operand's shape."""
+    x = node.inputs[0]
+    axes, keepdims = node.attrs["axes"], node.attrs["keepdims"]
+    if not keepdims:
+        value = B.reshape(value, reduced_shape(x.shape, axes, True))
+    return B.broadcast_to(value, x.shape)
+
+
+def _vjp_sum(node, g):
+    return [_expand_back(node, g[0])]
+
+
+def _vjp_max(node, g):
+    # Ties share the gradient equally, as TensorFlow's reduce_max does.
+    x = node.inputs[0]
+    hit = B.cast(B.eq(x, _expand_back(node, node.outputs[0])), DType.f32)
+    count = B.reduce_sum(hit, node.attrs["axes"], keepdims=True)
+    share = hit / B.broadcast_to(count, x.shape)
+    return [share * _expand_back(node, g[0])]
+
+
+def _ref_reduce(fn):
+    def ref(ctx, args, attrs):
+        x = args[0]
+        axes = tuple(attrs["axes"])
+        if x.size == 0 and fn is np.max:
+            raise ValueError("reduce_max of an empty tensor")
+        return [np.asarray(fn(x, axis=axes, keepdims=attrs["keepdims"])).astype(x.dtype)]
+
+    return ref
+
+
+register(OpDef("reduce_sum", "reduce", 1, _infer_reduce, _ref_reduce(np.sum), _vjp_sum))
+register(OpDef("reduce_max", "reduce", 1, _infer_reduce, _ref_reduce(np.max), _vjp_max))
+
+
+def _infer_argmax(types, attrs):
+    expect_arity(types, 1)
+    t = types[0]
+    axis = attrs["axis"]
+    if not 0 <= axis < t.rank:
+        raise ShapeError(f"argmax axis {axis} out of range for {t}")
+    return [TensorType(DType.i32, reduced_shape(t.shape, (axis,), False))]
+
+
+register(
+    OpDef(
+        "argmax",
+        "reduce",
+        1,
+        _infer_argmax,
+        lambda ctx, a, at: [np.argmax(a[0], axis=at["axis"]).astype(np.int32)],
+        None,
+        doc="index of the first maximum along axis",
+    )
+)
+
+
+def _infer_numel(types, attrs):
+    expect_arity(types, 1)
+    _axes(types[0], attrs)
+    return [TensorType(DType.f32, ())]
+
+
+def _ref_numel(ctx, args, attrs):
+    count = 1
+    for a in attrs["axes"]:
+        count *= args[0].shape[a]
+    return [np.asarray(count, dtype=ctx.float_dtype)]
+
+
+register(
+    OpDef(
+        "numel",
+        "reduce",
+        1,
+        _infer_numel,
+        _ref_numel,
+        None,
+        doc="the number of elements over axes, as f32; reads N at run time",
+    )
+)

@@ -1,0 +1,229 @@
+"""Reads the text form of ``ir.printer`` back into a ``Graph``.
+
+Errors name the line and column and say what was expected.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from ir.graph import Graph, Value
+from ir.types import BATCH, DType, ShapeError, TensorType
+
+
+class IRParseError(ValueError):
+    def __init__(self, message: str, line: int, column: int, source: str = "<text>") -> None:
+        super().__init__(f"{source}:{line}:{column}: {message}")
+        self.line = line
+        self.column = column
+
+
+_TOKEN = re.compile(
+    r"""
+    (?P<ws>[ \t\r\n]+)
+  | (?P<comment>\#[^\n]*)
+  | (?P<value>%[A-Za-z0-9_./]+)
+  | (?P<number>-?(?:inf|nan|(?:\d+\.\d*|\.\d+|\d+)(?:[eE][+-]?\d+)?)(?![A-Za-z0-9_]))
+  | (?P<ident>[A-Za-z_][A-Za-z0-9_./]*)
+  | (?P<string>"(?:[^"\\]|\\.)*")
+  | (?P<punct>[(){}\[\],:=])
+    """,
+    re.VERBOSE,
+)
+
+
+@dataclass
+class Token:
+    kind: str
+    text: str
+    line: int
+    col: int
+
+
+def tokenize(text: str, source: str) -> list[Token]:
+    tokens, pos, line, line_start = [], 0, 1, 0
+    while pos < len(text):
+        m = _TOKEN.match(text, pos)
+        if m is None:
+            raise IRParseError(
+                f"unexpected character {text[pos]!r}", line, pos - line_start + 1, source
+            )
+        kind = m.lastgroup
+        if kind != "ws":
+            tokens.append(Token(kind, m.group(), line, pos - line_start + 1))
+        newlines = m.group().count("\n")
+        if newlines:
+            line += newlines
+            line_start = m.start() + m.group().rfind("\n") + 1
+        pos = m.end()
+    tokens.append(Token("eof", "", line, pos - line_start + 1))
+    return tokens
+
+
+class _Parser:
+    def __init__(self, text: str, source: str) -> None:
+        self.source = source
+        self.tokens = tokenize(text, source)
+        self.pos = 0
+
+    # --- token helpers ------------------------------------------------------
+
+    def peek(self, skip_comments: bool = True) -> Token:
+        while skip_comments and self.tokens[self.pos].kind == "comment":
+            self.pos += 1
+        return self.tokens[self.pos]
+
+    def error(self, message: str, tok: Token | None = None):
+        tok = tok or self.peek()
+        found = tok.text or "end of text"
+        return IRParseError(f"{message}, found {found!r}", tok.line, tok.col, self.source)
+
+    def take(self, kind: str, text: str | None = None) -> Token:
+        tok = self.peek()
+        if tok.kind != kind or (text is not None and tok.text != text):
+            raise self.error(f"expected {text or kind}")
+        self.pos += 1
+        return tok
+
+    def accept(self, text: str) -> bool:
+        tok = self.peek()
+        if tok.kind == "punct" and tok.text == text:
+            self.pos += 1
+            return True
+        return False
+
+    # --- grammar ------------------------------------------------------------
+
+    def parse_type(self) -> TensorType:
+        tok = self.take("ident")
+        try:
+            dtype = DType.parse(tok.text)
+        except ValueError as e:
+            raise self.error(str(e), tok) from None
+        self.take("punct", "[")
+        dims: list[int | str] = []
+        while not self.accept("]"):
+            if dims:
+                self.take("punct", ",")
+            d = self.peek()
+            if d.kind == "number" and d.text.isdigit():
+                dims.append(int(d.text))
+            elif d.kind == "ident" and d.text == BATCH:
+                dims.append(BATCH)
+            else:
+                raise self.error(f"expected a dimension (an integer or {BATCH})")
+            self.pos += 1
+        return TensorType(dtype, tuple(dims))
+
+    def parse_attr_value(self):
+        tok = self.peek()
+        if tok.kind == "punct" and tok.text == "[":
+            self.pos += 1
+            items = []
+            while not self.accept("]"):
+                if items:
+                    self.take("punct", ",")
+                items.append(self.parse_attr_value())
+            return tuple(items)
+        self.pos += 1
+        if tok.kind == "number":
+            return float(tok.text) if re.search(r"[.eEan]", tok.text) else int(tok.text)
+        if tok.kind == "string":
+            return tok.text[1:-1].replace('\\"', '"').replace("\\\\", "\\")
+        if tok.kind == "ident":
+            return {"true": True, "false": False, "none": None}.get(tok.text, tok.text)
+        raise self.error("expected an attribute value", tok)
+
+    def parse_graph(self) -> Graph:
+        self.take("ident", "graph")
+        graph = Graph(self.take("ident").text)
+        env: dict[str, Value] = {}
+        self.take("punct", "(")
+        while not self.accept(")"):
+            tok = self.take("value")
+            self.take("punct", ":")
+            type_ = self.parse_type()
+            role = self.take("ident").text
+            try:
+                env[tok.text] = graph.add_input(tok.text[1:], type_, role)
+            except ValueError as e:
+                raise self.error(str(e), tok) from None
+            if not self.accept(","):
+                self.take("punct", ")")
+                break
+        self.take("punct", "{")
+        while self.peek().text != "return":
+            self.parse_node(graph, env)
+        self.take("ident", "return")
+        outputs = []
+        while not (self.peek().kind == "punct" and self.peek().text == "}"):
+            if outputs:
+                self.take("punct", ",")
+            name = self.take("ident").text
+            self.take("punct", "=")
+            outputs.append((name, self.lookup(env, self.take("value"))))
+        self.take("punct", "}")
+        self.take("eof")
+        graph.set_outputs(outputs)
+        return graph
+
+    def lookup(self, env: dict[str, Value], tok: Token) -> Value:
+        if tok.text not in env:
+            raise self.error(f"undefined value {tok.text}", tok)
+        return env[tok.text]
+
+    def parse_node(self, graph: Graph, env: dict[str, Value]) -> None:
+        first = self.peek()
+        results = [self.take("value")]
+        while self.accept(","):
+            results.append(self.take("value"))
+        self.take("punct", "=")
+        op_tok = self.take("ident")
+        self.take("punct", "(")
+        args = []
+        while not self.accept(")"):
+            if args:
+                self.take("punct", ",")
+            args.append(self.lookup(env, self.take("value")))
+        attrs = {}
+        if self.accept("{"):
+            while not self.accept("}"):
+                if attrs:
+                    self.take("punct", ",")
+                key = self.take("ident").text
+                self.take("punct", "=")
+                attrs[key] = self.parse_attr_value()
+        self.take("punct", ":")
+        if self.accept("("):
+            types = [self.parse_type()]
+            while self.accept(","):
+                types.append(self.parse_type())
+            self.take("punct", ")")
+        else:
+            types = [self.parse_type()]
+        end_line = self.tokens[self.pos - 1].line
+        layer = ""
+        tok = self.tokens[self.pos]
+        if tok.kind == "comment" and tok.line == end_line:
+            layer = tok.text[1:].strip()
+            self.pos += 1
+        try:
+            outs = graph.emit(op_tok.text, args, attrs, layer=layer)
+        except (ShapeError, KeyError, ValueError) as e:
+            raise self.error(str(e).strip("'\""), op_tok) from None
+        if len(outs) != len(results):
+            raise self.error(
+                f"op {op_tok.text} makes {len(outs)} results, {len(results)} are named", first
+            )
+        for tok, v, t in zip(results, outs, types):
+            if v.type != t:
+                raise self.error(f"declared type {t} but op {op_tok.text} makes {v.type}", tok)
+            if tok.text in env:
+                raise self.error(f"value {tok.text} is defined twice", tok)
+            env[tok.text] = v
+
+
+def parse_graph(text: str, source: str = "<text>") -> Graph:
+    """Parse one graph; ``source`` (a file name) is used in error messages."""
+    return _Parser(text, source).parse_graph()

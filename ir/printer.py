@@ -1,0 +1,94 @@
+"""The text form of a graph. Every printed graph parses back (``ir.parser``).
+
+    graph predict(
+        %x: f32[N,784] data,
+        %dense/kernel: f32[784,128] param,
+    ) {
+      %0 = matmul(%x, %dense/kernel) {transpose_a=false, transpose_b=false} : f32[N,128]  # dense
+      return out=%0
+    }
+
+Value names are made by the printer (inputs keep theirs); the trailing
+comment on a node line is the Keras layer that made it, and is read back.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+
+from ir.graph import Graph, Value
+
+_BARE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
+KEYWORDS = {"true", "false", "none", "inf", "nan"}
+
+
+def format_attr(value: object) -> str:
+    if value is None:
+        return "none"
+    if value is True:
+        return "true"
+    if value is False:
+        return "false"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float):
+        if math.isnan(value):
+            return "nan"
+        if math.isinf(value):
+            return "inf" if value > 0 else "-inf"
+        return repr(value)
+    if isinstance(value, str):
+        if _BARE.match(value) and value not in KEYWORDS:
+            return value
+        return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    if isinstance(value, tuple):
+        return "[" + ", ".join(format_attr(v) for v in value) + "]"
+    raise TypeError(f"cannot print attribute {value!r}")
+
+
+def format_attrs(attrs: dict) -> str:
+    if not attrs:
+        return ""
+    return " {" + ", ".join(f"{k}={format_attr(v)}" for k, v in attrs.items()) + "}"
+
+
+class Namer:
+    """Names values: graph inputs by their names, everything else %0, %1, ..."""
+
+    def __init__(self, graph: Graph) -> None:
+        self.names: dict[Value, str] = {v: v.name for v in graph.inputs}
+        self.next = 0
+
+    def __call__(self, v: Value) -> str:
+        name = self.names.get(v)
+        if name is None:
+            name = self.names[v] = str(self.next)
+            self.next += 1
+        return "%" + name
+
+
+def print_graph(graph: Graph, annotate: dict[int, str] | None = None) -> str:
+    """Text of ``graph``; ``annotate`` maps a node index to an extra comment line."""
+    name = Namer(graph)
+    lines = [f"graph {graph.name}("]
+    for v in graph.inputs:
+        lines.append(f"    {name(v)}: {v.type} {v.role},")
+    lines.append(") {")
+    for i, node in enumerate(graph.nodes):
+        if annotate and i in annotate:
+            lines.append(f"  # {annotate[i]}")
+        outs = ", ".join(name(v) for v in node.outputs)
+        args = ", ".join(name(v) for v in node.inputs)
+        if len(node.outputs) == 1:
+            types = str(node.outputs[0].type)
+        else:
+            types = "(" + ", ".join(str(v.type) for v in node.outputs) + ")"
+        line = f"  {outs} = {node.op}({args}){format_attrs(node.attrs)} : {types}"
+        if node.layer:
+            line += f"  # {node.layer}"
+        lines.append(line)
+    rets = ", ".join(f"{n}={name(v)}" for n, v in graph.outputs)
+    lines.append(f"  return {rets}")
+    lines.append("}")
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,68 @@
+"""The one registry of primitive ops: shape rule, numpy reference, VJP rule.
+
+Adding an op means one ``register`` call (in ``ir/ops/``), one lowering in
+``codegen``, and tests. Nothing else should need to change.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from ir.types import TensorType
+
+InferFn = Callable[[list[TensorType], dict[str, Any]], list[TensorType]]
+ReferenceFn = Callable[["RefContext", list[np.ndarray], dict[str, Any]], list[np.ndarray]]
+# A VJP rule gets the node and one cotangent per output (None where no
+# gradient flows) and returns one cotangent per input (None for no gradient).
+VjpFn = Callable[[Any, list[Any]], list[Any]]
+
+
+@dataclass(frozen=True)
+class RefContext:
+    """What the reference implementations need besides their operands."""
+
+    batch: int | None
+    float_dtype: np.dtype = np.dtype(np.float32)
+
+
+@dataclass(frozen=True)
+class OpDef:
+    name: str
+    family: str
+    arity: int | None  # None: variadic
+    infer: InferFn
+    reference: ReferenceFn
+    vjp: VjpFn | None  # None: not differentiable (no gradient flows through)
+    doc: str = ""
+
+
+_REGISTRY: dict[str, OpDef] = {}
+
+
+def register(opdef: OpDef) -> OpDef:
+    if opdef.name in _REGISTRY:
+        raise ValueError(f"op {opdef.name!r} is registered twice")
+    _REGISTRY[opdef.name] = opdef
+    return opdef
+
+
+def _load() -> None:
+    import ir.ops  # noqa: F401  (registers every op on import)
+
+
+def get_op(name: str) -> OpDef:
+    _load()
+    try:
+        return _REGISTRY[name]
+    except KeyError:
+        known = ", ".join(sorted(_REGISTRY))
+        raise KeyError(f"unknown op {name!r}; known ops: {known}") from None
+
+
+def all_ops() -> dict[str, OpDef]:
+    _load()
+    return dict(_REGISTRY)

@@ -1,0 +1,89 @@
+"""The verifier: SSA order, known ops, types that agree with the shape rules."""
+
+from __future__ import annotations
+
+from ir.graph import Graph, IRError, Value
+from ir.printer import print_graph
+from ir.registry import get_op
+from ir.types import ShapeError
+
+
+class VerifyError(IRError):
+    pass
+
+
+def verify(graph: Graph) -> None:
+    """Raise ``VerifyError`` naming the first node that breaks a rule."""
+    defined: set[Value] = set()
+    names = set()
+    for v in graph.inputs:
+        if v.node is not None or v.graph is not graph:
+            raise VerifyError(f"graph input {v.name!r} is not an input of this graph")
+        if v.name in names:
+            raise VerifyError(f"input name {v.name!r} repeats")
+        names.add(v.name)
+        defined.add(v)
+    for i, node in enumerate(graph.nodes):
+        where = f"node {i} ({node.op}{', layer ' + node.layer if node.layer else ''})"
+        for v in node.inputs:
+            if v not in defined:
+                raise VerifyError(f"{where}: operand {v!r} is used before it is defined")
+        try:
+            opdef = get_op(node.op)
+            expected = opdef.infer([v.type for v in node.inputs], node.attrs)
+        except (ShapeError, KeyError) as e:
+            raise VerifyError(f"{where}: {e}") from None
+        actual = [v.type for v in node.outputs]
+        if expected != actual:
+            raise VerifyError(f"{where}: result types {actual} but the shape rule gives {expected}")
+        for j, v in enumerate(node.outputs):
+            if v.node is not node or v.index != j:
+                raise VerifyError(f"{where}: result {j} does not point back at its node")
+            defined.add(v)
+    seen = set()
+    for name, v in graph.outputs:
+        if name in seen:
+            raise VerifyError(f"output name {name!r} repeats")
+        seen.add(name)
+        if v not in defined:
+            raise VerifyError(f"output {name!r} is not defined in the graph")
+
+
+def structurally_equal(a: Graph, b: Graph) -> bool:
+    return first_difference(a, b) is None
+
+
+def first_difference(a: Graph, b: Graph) -> str | None:
+    """None if the graphs are equal up to value naming; else what differs first."""
+    if a.name != b.name:
+        return f"names differ: {a.name} vs {b.name}"
+    if len(a.inputs) != len(b.inputs):
+        return f"input counts differ: {len(a.inputs)} vs {len(b.inputs)}"
+    ids: dict[Value, object] = {}
+    for i, (x, y) in enumerate(zip(a.inputs, b.inputs)):
+        if (x.name, x.type, x.role) != (y.name, y.type, y.role):
+            return f"input {i} differs: {x.name}: {x.type} {x.role} vs {y.name}: {y.type} {y.role}"
+        ids[x] = ids[y] = ("in", i)
+    if len(a.nodes) != len(b.nodes):
+        return f"node counts differ: {len(a.nodes)} vs {len(b.nodes)}"
+    for i, (m, n) in enumerate(zip(a.nodes, b.nodes)):
+        same = (
+            m.op == n.op
+            and m.attrs == n.attrs
+            and m.layer == n.layer
+            and [ids.get(v) for v in m.inputs] == [ids.get(v) for v in n.inputs]
+            and [v.type for v in m.outputs] == [v.type for v in n.outputs]
+        )
+        if not same:
+            return f"node {i} differs:\n  {_line(a, i)}\n  {_line(b, i)}"
+        for j, (x, y) in enumerate(zip(m.outputs, n.outputs)):
+            ids[x] = ids[y] = ("node", i, j)
+    out_a = [(name, ids.get(v)) for name, v in a.outputs]
+    out_b = [(name, ids.get(v)) for name, v in b.outputs]
+    if out_a != out_b:
+        return f"outputs differ: {out_a} vs {out_b}"
+    return None
+
+
+def _line(graph: Graph, index: int) -> str:
+    return print_graph(graph).splitlines()[len(graph.inputs) + 2 + index].strip()
