@@ -272,3 +272,7 @@ def sum_to(x: Value, shape: Shape) -> Value:
 
 def zeros(graph: Graph, type: TensorType) -> Value:
     return const(graph, 0, type.dtype, type.shape)
+
+
+def stop_gradient(x: Value) -> Value:
+    return x.graph.emit1("stop_gradient", [x])

@@ -238,3 +238,16 @@ def _vjp_cast(node, g):
 
 
 register(OpDef("cast", "cast", 1, _infer_cast, _ref_cast, _vjp_cast))
+
+
+register(
+    OpDef(
+        "stop_gradient",
+        "unary",
+        1,
+        lambda types, attrs: (expect_arity(types, 1), [types[0]])[1],
+        lambda ctx, args, attrs: [args[0]],
+        None,
+        doc="identity whose gradient is zero",
+    )
+)

@@ -1,0 +1,176 @@
+"""Callback, CallbackList, History and ProgbarLogger (Keras's hooks and order)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from kcompile.callbacks.progbar import Progbar
+
+
+class Callback:
+    def __init__(self) -> None:
+        self.model = None
+        self.params: dict[str, Any] = {}
+
+    def set_model(self, model) -> None:
+        self.model = model
+
+    def set_params(self, params: dict[str, Any]) -> None:
+        self.params = params
+
+    def on_train_begin(self, logs=None): ...
+    def on_train_end(self, logs=None): ...
+    def on_epoch_begin(self, epoch, logs=None): ...
+    def on_epoch_end(self, epoch, logs=None): ...
+    def on_train_batch_begin(self, batch, logs=None): ...
+    def on_train_batch_end(self, batch, logs=None): ...
+    def on_test_begin(self, logs=None): ...
+    def on_test_end(self, logs=None): ...
+    def on_test_batch_begin(self, batch, logs=None): ...
+    def on_test_batch_end(self, batch, logs=None): ...
+    def on_predict_begin(self, logs=None): ...
+    def on_predict_end(self, logs=None): ...
+    def on_predict_batch_begin(self, batch, logs=None): ...
+    def on_predict_batch_end(self, batch, logs=None): ...
+
+
+class History(Callback):
+    def __init__(self) -> None:
+        super().__init__()
+        self.history: dict[str, list[float]] = {}
+        self.epoch: list[int] = []
+
+    def on_train_begin(self, logs=None):
+        self.epoch = []
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.epoch.append(epoch)
+        for k, v in (logs or {}).items():
+            self.history.setdefault(k, []).append(v)
+        self.model.history = self
+
+
+class ProgbarLogger(Callback):
+    def __init__(self) -> None:
+        super().__init__()
+        self.progbar: Progbar | None = None
+        self.seen = 0
+        self.in_fit = False
+
+    def set_params(self, params):
+        super().set_params(params)
+        self.verbose = params["verbose"]
+        self.epochs = params["epochs"]
+        self.target = params["steps"]
+
+    def _new_bar(self):
+        self.seen = 0
+        self.progbar = Progbar(self.target, verbose=self.verbose)
+
+    def on_train_begin(self, logs=None):
+        self.in_fit = True  # validation inside fit is silent
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._new_bar()
+        if self.verbose and self.epochs > 1:
+            print(f"Epoch {epoch + 1}/{self.epochs}", flush=True)
+
+    def on_train_batch_end(self, batch, logs=None):
+        self._update(batch, logs)
+
+    def on_epoch_end(self, epoch, logs=None):
+        self._finalize(logs)
+
+    def on_test_begin(self, logs=None):
+        if not self.in_fit:
+            self._new_bar()
+
+    def on_test_batch_end(self, batch, logs=None):
+        if not self.in_fit:
+            self._update(batch, logs)
+
+    def on_test_end(self, logs=None):
+        if not self.in_fit:
+            self._finalize(logs)
+
+    def on_predict_begin(self, logs=None):
+        self._new_bar()
+
+    def on_predict_batch_end(self, batch, logs=None):
+        self._update(batch, None)
+
+    def on_predict_end(self, logs=None):
+        self._finalize(None)
+
+    def _update(self, batch, logs):
+        self.seen = batch + 1
+        if self.verbose == 1:
+            self.progbar.update(self.seen, list((logs or {}).items()), finalize=False)
+
+    def _finalize(self, logs):
+        if self.target is None:
+            self.target = self.progbar.target = self.seen
+        self.progbar.update(self.target, list((logs or {}).items()), finalize=True)
+
+
+class CallbackList(Callback):
+    def __init__(self, callbacks=None, model=None, add_history: bool = False,
+                 add_progbar: bool = False, **params: Any) -> None:
+        super().__init__()
+        self.callbacks = list(callbacks or [])
+        for cb in self.callbacks:
+            if not isinstance(cb, Callback):
+                raise TypeError(f"callbacks must be keras Callback objects, got {cb!r}")
+        if add_history and not any(isinstance(c, History) for c in self.callbacks):
+            self.callbacks.append(History())
+        if add_progbar and not any(isinstance(c, ProgbarLogger) for c in self.callbacks):
+            self.callbacks.append(ProgbarLogger())
+        for cb in self.callbacks:
+            cb.set_model(model)
+            cb.set_params(params)
+
+    def _call(self, hook: str, *args) -> None:
+        for cb in self.callbacks:
+            getattr(cb, hook)(*args)
+
+    def on_train_begin(self, logs=None):
+        self._call("on_train_begin", logs)
+
+    def on_train_end(self, logs=None):
+        self._call("on_train_end", logs)
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._call("on_epoch_begin", epoch, logs)
+
+    def on_epoch_end(self, epoch, logs=None):
+        self._call("on_epoch_end", epoch, logs)
+
+    def on_train_batch_begin(self, batch, logs=None):
+        self._call("on_train_batch_begin", batch, logs)
+
+    def on_train_batch_end(self, batch, logs=None):
+        self._call("on_train_batch_end", batch, logs)
+
+    def on_test_begin(self, logs=None):
+        self._call("on_test_begin", logs)
+
+    def on_test_end(self, logs=None):
+        self._call("on_test_end", logs)
+
+    def on_test_batch_begin(self, batch, logs=None):
+        self._call("on_test_batch_begin", batch, logs)
+
+    def on_test_batch_end(self, batch, logs=None):
+        self._call("on_test_batch_end", batch, logs)
+
+    def on_predict_begin(self, logs=None):
+        self._call("on_predict_begin", logs)
+
+    def on_predict_end(self, logs=None):
+        self._call("on_predict_end", logs)
+
+    def on_predict_batch_begin(self, batch, logs=None):
+        self._call("on_predict_batch_begin", batch, logs)
+
+    def on_predict_batch_end(self, batch, logs=None):
+        self._call("on_predict_batch_end", batch, logs)

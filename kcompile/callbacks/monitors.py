@@ -1,0 +1,219 @@
+"""Callbacks that watch a metric or the loss: EarlyStopping, ModelCheckpoint,
+TerminateOnNaN, LambdaCallback, LearningRateScheduler, CSVLogger."""
+
+from __future__ import annotations
+
+import csv
+import math
+import os
+import warnings
+from collections.abc import Callable
+
+import numpy as np
+
+from kcompile.callbacks.callback import Callback
+
+
+def monitor_op(monitor: str, mode: str, model) -> Callable[[float, float], bool] | None:
+    """less or greater, from ``mode`` or, in "auto", from the metric's direction."""
+    if mode not in ("auto", "min", "max"):
+        raise ValueError(f"mode must be auto, min or max, got {mode!r}")
+    if mode == "min":
+        return np.less
+    if mode == "max":
+        return np.greater
+    name = monitor.removeprefix("val_")
+    if name == "loss" or name.endswith("_loss"):
+        return np.less
+    metric = getattr(model, "_metric_objects", {}).get(name)
+    if metric is not None:
+        return np.greater if getattr(metric, "direction", "up") == "up" else np.less
+    return None
+
+
+class EarlyStopping(Callback):
+    def __init__(self, monitor: str = "val_loss", min_delta: float = 0, patience: int = 0,
+                 verbose: int = 0, mode: str = "auto", baseline: float | None = None,
+                 restore_best_weights: bool = False, start_from_epoch: int = 0) -> None:
+        super().__init__()
+        self.monitor, self.patience, self.verbose = monitor, patience, verbose
+        self.mode, self.baseline = mode, baseline
+        self.min_delta = abs(min_delta)
+        self.restore_best_weights = restore_best_weights
+        self.start_from_epoch = start_from_epoch
+        self.monitor_op = None
+
+    def on_train_begin(self, logs=None):
+        self.wait = 0
+        self.stopped_epoch = 0
+        self.best = None
+        self.best_weights = None
+        self.best_epoch = 0
+
+    def _set_monitor_op(self):
+        self.monitor_op = monitor_op(self.monitor, self.mode, self.model)
+        if self.monitor_op is None:
+            raise ValueError(f"EarlyStopping callback received monitor={self.monitor} but "
+                             "kcompile cannot tell whether it should be maximized or minimized; "
+                             "pass mode='max' or mode='min'")
+        if self.monitor_op is np.less:
+            self.min_delta *= -1
+
+    def _is_improvement(self, value, reference) -> bool:
+        return reference is None or bool(self.monitor_op(value - self.min_delta, reference))
+
+    def on_epoch_end(self, epoch, logs=None):
+        if self.monitor_op is None:
+            self._set_monitor_op()
+        current = (logs or {}).get(self.monitor)
+        if current is None:
+            warnings.warn(f"Early stopping conditioned on metric `{self.monitor}` which is not "
+                          f"available. Available metrics are: {','.join(logs or {})}",
+                          stacklevel=2)
+            return
+        if epoch < self.start_from_epoch:
+            return
+        if self.restore_best_weights and self.best_weights is None:
+            self.best_weights = self.model.get_weights()
+            self.best_epoch = epoch
+        self.wait += 1
+        if self._is_improvement(current, self.best):
+            self.best = current
+            self.best_epoch = epoch
+            if self.restore_best_weights:
+                self.best_weights = self.model.get_weights()
+            if self.baseline is None or self._is_improvement(current, self.baseline):
+                self.wait = 0
+            return
+        if self.wait >= self.patience and epoch > 0:
+            self.stopped_epoch = epoch
+            self.model.stop_training = True
+
+    def on_train_end(self, logs=None):
+        if self.stopped_epoch > 0 and self.verbose > 0:
+            print(f"Epoch {self.stopped_epoch + 1}: early stopping")
+        if self.restore_best_weights and self.best_weights is not None:
+            if self.verbose > 0:
+                print("Restoring model weights from the end of the best epoch: "
+                      f"{self.best_epoch + 1}.")
+            self.model.set_weights(self.best_weights)
+
+
+class ModelCheckpoint(Callback):
+    """Saves weights after every epoch (or the best so far), atomically.
+
+    ``filepath`` may hold ``{epoch}`` and log keys (``{val_loss:.2f}``). With
+    ``save_weights_only=True`` it must end in ``.weights.npz``; full-model files
+    (``.kcmodel``) are written by ``model.save``.
+    """
+
+    def __init__(self, filepath: str, monitor: str = "val_loss", verbose: int = 0,
+                 save_best_only: bool = False, save_weights_only: bool = False,
+                 mode: str = "auto", save_freq: str | int = "epoch",
+                 initial_value_threshold: float | None = None) -> None:
+        super().__init__()
+        if save_freq != "epoch":
+            raise NotImplementedError("ModelCheckpoint: only save_freq='epoch' is supported")
+        self.filepath = os.fspath(filepath)
+        suffix = ".weights.npz" if save_weights_only else ".kcmodel"
+        if not self.filepath.endswith(suffix):
+            raise ValueError(f"ModelCheckpoint: with save_weights_only={save_weights_only} the "
+                             f"file name must end in {suffix}, got {self.filepath!r}")
+        self.monitor, self.verbose, self.mode = monitor, verbose, mode
+        self.save_best_only, self.save_weights_only = save_best_only, save_weights_only
+        self.best = initial_value_threshold
+        self.monitor_op = None
+
+    def on_epoch_end(self, epoch, logs=None):
+        logs = logs or {}
+        path = self.filepath.format(epoch=epoch + 1, **logs)
+        if self.save_best_only:
+            if self.monitor_op is None:
+                self.monitor_op = monitor_op(self.monitor, self.mode, self.model) or np.less
+            current = logs.get(self.monitor)
+            if current is None:
+                warnings.warn(f"Can save best model only with {self.monitor} available",
+                              stacklevel=2)
+                return
+            if self.best is not None and not self.monitor_op(current, self.best):
+                if self.verbose > 0:
+                    print(f"\nEpoch {epoch + 1}: {self.monitor} did not improve from "
+                          f"{self.best:.5f}")
+                return
+            if self.verbose > 0:
+                prev = "inf" if self.best is None else f"{self.best:.5f}"
+                print(f"\nEpoch {epoch + 1}: {self.monitor} improved from {prev} to "
+                      f"{current:.5f}, saving model to {path}")
+            self.best = current
+        elif self.verbose > 0:
+            print(f"\nEpoch {epoch + 1}: saving model to {path}")
+        if self.save_weights_only:
+            self.model.save_weights(path)
+        else:
+            self.model.save(path)
+
+
+class TerminateOnNaN(Callback):
+    def on_train_batch_end(self, batch, logs=None):
+        loss = (logs or {}).get("loss")
+        if loss is not None and (math.isnan(loss) or math.isinf(loss)):
+            print(f"Batch {batch}: Invalid loss, terminating training")
+            self.model.stop_training = True
+
+
+class LambdaCallback(Callback):
+    def __init__(self, on_epoch_begin=None, on_epoch_end=None, on_train_begin=None,
+                 on_train_end=None, on_train_batch_begin=None, on_train_batch_end=None,
+                 **kwargs) -> None:
+        super().__init__()
+        hooks = dict(on_epoch_begin=on_epoch_begin, on_epoch_end=on_epoch_end,
+                     on_train_begin=on_train_begin, on_train_end=on_train_end,
+                     on_train_batch_begin=on_train_batch_begin,
+                     on_train_batch_end=on_train_batch_end, **kwargs)
+        for name, fn in hooks.items():
+            if not hasattr(Callback, name):
+                raise TypeError(f"LambdaCallback: unknown hook {name!r}")
+            if fn is not None:
+                setattr(self, name, fn)
+
+
+class LearningRateScheduler(Callback):
+    def __init__(self, schedule: Callable, verbose: int = 0) -> None:
+        super().__init__()
+        self.schedule, self.verbose = schedule, verbose
+
+    def on_epoch_begin(self, epoch, logs=None):
+        opt = self.model.optimizer
+        lr = float(self.schedule(epoch, opt.learning_rate))
+        if not math.isfinite(lr):
+            raise ValueError(f"LearningRateScheduler: the schedule returned {lr}")
+        opt.learning_rate = lr
+        if self.verbose > 0:
+            print(f"\nEpoch {epoch + 1}: LearningRateScheduler setting learning rate to {lr}.")
+
+    def on_epoch_end(self, epoch, logs=None):
+        if logs is not None:
+            logs["learning_rate"] = float(np.float32(self.model.optimizer.learning_rate))
+
+
+class CSVLogger(Callback):
+    def __init__(self, filename: str, separator: str = ",", append: bool = False) -> None:
+        super().__init__()
+        self.filename, self.sep, self.append = os.fspath(filename), separator, append
+        self.keys: list[str] | None = None
+
+    def on_train_begin(self, logs=None):
+        if not self.append and os.path.exists(self.filename):
+            os.unlink(self.filename)
+        self.keys = None
+
+    def on_epoch_end(self, epoch, logs=None):
+        logs = logs or {}
+        if self.keys is None:
+            self.keys = sorted(logs)
+        new = not os.path.exists(self.filename) or os.path.getsize(self.filename) == 0
+        with open(self.filename, "a", newline="") as f:
+            writer = csv.DictWriter(f, fieldnames=["epoch", *self.keys], delimiter=self.sep)
+            if new:
+                writer.writeheader()
+            writer.writerow({"epoch": epoch, **{k: logs.get(k, "NA") for k in self.keys}})

@@ -1,0 +1,175 @@
+"""Core layers: Input, Dense, Flatten, Reshape, Activation, Softmax, Dropout."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import Any
+
+from ir import BATCH, Value
+from ir import build as B
+from kcompile import activations, backend
+from kcompile.layers.layer import Layer, TraceContext
+from kcompile.tensor import KerasTensor
+
+
+class InputLayer(Layer):
+    def __init__(self, shape: Sequence[int] | None = None, batch_size: int | None = None,
+                 dtype: str | None = None, name: str | None = None, **kwargs: Any) -> None:
+        super().__init__(name=name or backend.unique_name("input_layer"), **kwargs)
+        if shape is None:
+            raise ValueError("Input needs a shape (without the batch dimension)")
+        shape = (shape,) if isinstance(shape, int) else tuple(shape)
+        for d in shape:
+            if d is None:
+                raise ValueError(f"Input '{self.name}' of shape {shape}: kcompile needs static "
+                                 "shapes except for the batch dimension")
+        self.dtype = dtype or "float32"
+        self.built = True
+        self.output_tensor = KerasTensor((batch_size, *shape), self.dtype, name=self.name)
+        self.output_tensor._history = (None, 0)
+        self.output_tensor._input_layer = self
+
+    def get_config(self):
+        return {"name": self.name, "shape": self.output_tensor.shape[1:], "dtype": self.dtype}
+
+
+def Input(shape: Sequence[int] | int | None = None, batch_size: int | None = None,  # noqa: N802
+          dtype: str | None = None, name: str | None = None) -> KerasTensor:
+    """A symbolic input tensor, as ``keras.Input``."""
+    return InputLayer(shape=shape, batch_size=batch_size, dtype=dtype, name=name).output_tensor
+
+
+class Dense(Layer):
+    def __init__(self, units: int, activation: Any = None, use_bias: bool = True,
+                 kernel_initializer: Any = "glorot_uniform", bias_initializer: Any = "zeros",
+                 **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        if not isinstance(units, int) or units <= 0:
+            raise ValueError(f"Dense '{self.name}': units must be a positive integer, got "
+                             f"{units!r}")
+        self.units = units
+        self.activation = activations.get(activation)
+        self.use_bias = use_bias
+        self.kernel_initializer = kernel_initializer
+        self.bias_initializer = bias_initializer
+
+    def build(self, input_shape):
+        if input_shape[-1] is None:
+            raise ValueError(f"Dense '{self.name}': the last dimension of the input must be "
+                             f"known, got shape {input_shape}")
+        self.kernel = self.add_weight((input_shape[-1], self.units), self.kernel_initializer,
+                                      "kernel")
+        self.bias = (self.add_weight((self.units,), self.bias_initializer, "bias")
+                     if self.use_bias else None)
+
+    def call(self, ctx: TraceContext, x: Value) -> Value:
+        y = B.matmul(x, ctx.weight(self.kernel))
+        if self.bias is not None:
+            y = y + ctx.weight(self.bias)
+        return self.activation(y)
+
+    def get_config(self):
+        return {**super().get_config(), "units": self.units, "use_bias": self.use_bias,
+                "activation": activations.serialize(self.activation)}
+
+
+class Flatten(Layer):
+    def call(self, ctx, x):
+        rest = math.prod(d for d in x.shape[1:])
+        return B.reshape(x, (x.shape[0], rest))
+
+
+class Reshape(Layer):
+    def __init__(self, target_shape: Sequence[int], **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.target_shape = tuple(target_shape)
+        if sum(1 for d in self.target_shape if d == -1) > 1:
+            raise ValueError(f"Reshape '{self.name}': at most one -1 in {self.target_shape}")
+
+    def call(self, ctx, x):
+        size = math.prod(d for d in x.shape[1:])
+        known = math.prod(d for d in self.target_shape if d != -1)
+        target = list(self.target_shape)
+        if -1 in target:
+            if known == 0 or size % known:
+                raise ValueError(f"Reshape '{self.name}': cannot reshape {x.shape[1:]} to "
+                                 f"{self.target_shape}")
+            target[target.index(-1)] = size // known
+        elif known != size:
+            raise ValueError(f"Reshape '{self.name}': input shape {_kshape(x)} has {size} "
+                             f"elements per sample, target shape {self.target_shape} has {known}")
+        return B.reshape(x, (x.shape[0], *target))
+
+    def get_config(self):
+        return {**super().get_config(), "target_shape": self.target_shape}
+
+
+def _kshape(x: Value) -> tuple:
+    return tuple(None if d == BATCH else d for d in x.shape)
+
+
+class Activation(Layer):
+    def __init__(self, activation: Any, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.activation = activations.get(activation)
+
+    def call(self, ctx, x):
+        return self.activation(x)
+
+
+class Softmax(Layer):
+    def __init__(self, axis: int = -1, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.axis = axis
+
+    def call(self, ctx, x):
+        return activations.softmax(x, self.axis)
+
+
+class ReLU(Layer):
+    def call(self, ctx, x):
+        return activations.relu(x)
+
+
+class LeakyReLU(Layer):
+    def __init__(self, negative_slope: float = 0.3, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.negative_slope = negative_slope
+
+    def call(self, ctx, x):
+        return activations.leaky_relu(x, self.negative_slope)
+
+
+class Dropout(Layer):
+    """Inverted dropout: in training, zero each element with probability ``rate``
+    and scale the rest by 1/(1-rate); identity in evaluation and prediction.
+
+    The mask comes from the IR's counter-based random op keyed by this layer's
+    seed and the optimizer's step counter, so training is reproducible.
+    """
+
+    def __init__(self, rate: float, noise_shape: Sequence[int | None] | None = None,
+                 seed: int | None = None, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        if not 0 <= rate < 1:
+            raise ValueError(f"Dropout '{self.name}': rate must be in [0, 1), got {rate}")
+        self.rate = float(rate)
+        self.noise_shape = tuple(noise_shape) if noise_shape is not None else None
+        self.seed = backend.draw_seed() if seed is None else int(seed)
+
+    def call(self, ctx, x):
+        if not ctx.training or self.rate == 0:
+            return x
+        shape = x.shape
+        if self.noise_shape is not None:
+            if len(self.noise_shape) != x.rank:
+                raise ValueError(f"Dropout '{self.name}': noise_shape {self.noise_shape} does "
+                                 f"not match the input rank {x.rank}")
+            shape = tuple(d if n is None else n for n, d in zip(self.noise_shape, x.shape))
+        u = B.random_uniform(ctx.step_counter(), shape, self.seed)
+        keep = B.ge(u, self.rate)
+        return B.select(keep, x * (1.0 / (1.0 - self.rate)), 0.0)
+
+    def get_config(self):
+        return {**super().get_config(), "rate": self.rate, "seed": self.seed}

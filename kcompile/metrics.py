@@ -1,0 +1,223 @@
+"""Keras metrics as IR: each batch yields sufficient statistics (f32 scalars),
+which the runtime accumulates over an epoch; ``result`` turns them into the
+value Keras reports (a running mean, a precision, a recall).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from ir import BATCH, DType, Graph, Interpreter, TensorType, Value
+from ir import build as B
+from kcompile import backend, losses
+from kcompile.losses import squeeze_or_expand_to_same_rank
+
+
+def _f(y: Value) -> Value:
+    return B.cast(y, DType.f32)
+
+
+class Metric:
+    stat_names: tuple[str, ...] = ("total", "count")
+    default_name = "metric"
+
+    def __init__(self, name: str | None = None, dtype: Any = None) -> None:
+        self.name = name or self.default_name
+        self.reset_state()
+
+    def stats(self, y_true: Value, y_pred: Value) -> dict[str, Value]:
+        raise NotImplementedError
+
+    def result_from(self, acc: dict[str, float]) -> float:
+        return acc["total"] / acc["count"] if acc["count"] else 0.0
+
+    # --- standalone use, as keras.metrics objects are used ---------------------
+
+    def reset_state(self) -> None:
+        self._acc = dict.fromkeys(self.stat_names, 0.0)
+
+    def update_state(self, y_true, y_pred, sample_weight=None) -> None:
+        if sample_weight is not None:
+            raise NotImplementedError(f"metric {self.name}: sample_weight is not supported yet")
+        y_true, y_pred = np.asarray(y_true), np.asarray(y_pred, dtype=np.float32)
+        g = Graph(self.name)
+        t_dtype = DType.i32 if y_true.dtype.kind in "iub" else DType.f32
+        t = g.add_input("y_true", TensorType(t_dtype, (BATCH, *y_true.shape[1:])))
+        p = g.add_input("y_pred", TensorType(DType.f32, (BATCH, *y_pred.shape[1:])))
+        g.set_outputs(list(self.stats(t, p).items()))
+        out = Interpreter(g).run({"y_true": y_true.astype(t_dtype.numpy), "y_pred": y_pred})
+        for k in self.stat_names:
+            self._acc[k] += float(out[k])
+
+    def result(self) -> float:
+        return self.result_from(self._acc)
+
+    def get_config(self) -> dict[str, Any]:
+        return {"name": self.name}
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} name={self.name}>"
+
+
+class MeanMetricWrapper(Metric):
+    """The mean of a per-sample function over every sample seen."""
+
+    def __init__(self, fn, name: str | None = None, **kwargs: Any) -> None:
+        self.fn = fn
+        super().__init__(name or getattr(fn, "__name__", "mean"), **kwargs)
+
+    def stats(self, y_true, y_pred):
+        values = self.fn(y_true, y_pred)
+        return {"total": B.reduce_sum(_f(values)), "count": B.numel(values)}
+
+
+def accuracy(y_true: Value, y_pred: Value) -> Value:
+    t, p = squeeze_or_expand_to_same_rank(_f(y_true), y_pred)
+    return _f(B.eq(t, p))
+
+
+def binary_accuracy(y_true: Value, y_pred: Value, threshold: float = 0.5) -> Value:
+    t, p = squeeze_or_expand_to_same_rank(_f(y_true), y_pred)
+    return _f(B.eq(t, _f(B.gt(p, threshold))))
+
+
+def categorical_accuracy(y_true: Value, y_pred: Value) -> Value:
+    return _f(B.eq(B.argmax(y_true, -1), B.argmax(y_pred, -1)))
+
+
+def sparse_categorical_accuracy(y_true: Value, y_pred: Value) -> Value:
+    if y_true.rank == y_pred.rank and y_true.shape[-1] == 1:
+        y_true = B.reshape(y_true, y_true.shape[:-1])
+    # Keras compares in the prediction's float dtype.
+    return _f(B.eq(_f(y_true), _f(B.argmax(y_pred, -1))))
+
+
+class Accuracy(MeanMetricWrapper):
+    def __init__(self, name: str = "accuracy", **kwargs: Any) -> None:
+        super().__init__(accuracy, name, **kwargs)
+
+
+class BinaryAccuracy(MeanMetricWrapper):
+    def __init__(self, name: str = "binary_accuracy", threshold: float = 0.5, **kwargs: Any):
+        self.threshold = threshold
+        super().__init__(lambda t, p: binary_accuracy(t, p, threshold), name, **kwargs)
+
+
+class CategoricalAccuracy(MeanMetricWrapper):
+    def __init__(self, name: str = "categorical_accuracy", **kwargs: Any) -> None:
+        super().__init__(categorical_accuracy, name, **kwargs)
+
+
+class SparseCategoricalAccuracy(MeanMetricWrapper):
+    def __init__(self, name: str = "sparse_categorical_accuracy", **kwargs: Any) -> None:
+        super().__init__(sparse_categorical_accuracy, name, **kwargs)
+
+
+class _Confusion(Metric):
+    """Precision and recall at one threshold; elements are binary decisions."""
+
+    def __init__(self, thresholds: float | None = None, top_k: int | None = None,
+                 class_id: int | None = None, name: str | None = None, **kwargs: Any) -> None:
+        if top_k is not None or class_id is not None:
+            raise NotImplementedError(f"{type(self).__name__}: top_k and class_id are not "
+                                      "supported yet")
+        if isinstance(thresholds, list | tuple):
+            raise NotImplementedError(f"{type(self).__name__}: one threshold only")
+        self.threshold = 0.5 if thresholds is None else float(thresholds)
+        super().__init__(name, **kwargs)
+
+    def stats(self, y_true, y_pred):
+        t, p = squeeze_or_expand_to_same_rank(_f(y_true), y_pred)
+        pred_pos = _f(B.gt(p, self.threshold))
+        true_pos = _f(B.ne(t, 0.0))
+        tp = B.reduce_sum(pred_pos * true_pos)
+        return {"tp": tp, self.other: B.reduce_sum(self.other_mask(pred_pos, true_pos))}
+
+    def result_from(self, acc):
+        denom = acc["tp"] + acc[self.other]
+        return acc["tp"] / denom if denom else 0.0
+
+
+class Precision(_Confusion):
+    stat_names = ("tp", "fp")
+    default_name = "precision"
+    other = "fp"
+
+    @staticmethod
+    def other_mask(pred_pos, true_pos):
+        return pred_pos * (1.0 - true_pos)
+
+
+class Recall(_Confusion):
+    stat_names = ("tp", "fn")
+    default_name = "recall"
+    other = "fn"
+
+    @staticmethod
+    def other_mask(pred_pos, true_pos):
+        return (1.0 - pred_pos) * true_pos
+
+
+class MeanSquaredError(MeanMetricWrapper):
+    def __init__(self, name: str = "mean_squared_error", **kwargs: Any) -> None:
+        super().__init__(losses.MeanSquaredError().per_sample, name, **kwargs)
+
+
+class MeanAbsoluteError(MeanMetricWrapper):
+    def __init__(self, name: str = "mean_absolute_error", **kwargs: Any) -> None:
+        super().__init__(losses.MeanAbsoluteError().per_sample, name, **kwargs)
+
+
+_CLASSES = {
+    "binary_accuracy": BinaryAccuracy,
+    "categorical_accuracy": CategoricalAccuracy,
+    "sparse_categorical_accuracy": SparseCategoricalAccuracy,
+    "precision": Precision,
+    "recall": Recall,
+    "mse": MeanSquaredError,
+    "mean_squared_error": MeanSquaredError,
+    "mae": MeanAbsoluteError,
+    "mean_absolute_error": MeanAbsoluteError,
+}
+
+_LOSS_METRICS = (
+    "binary_crossentropy",
+    "categorical_crossentropy",
+    "sparse_categorical_crossentropy",
+)
+
+
+def get(identifier: Any, y_true: TensorType | None = None,
+        y_pred: TensorType | None = None) -> Metric:
+    """Resolve a metric; "accuracy"/"acc" is chosen from the label and prediction shapes."""
+    if isinstance(identifier, Metric):
+        return identifier
+    if isinstance(identifier, type) and issubclass(identifier, Metric):
+        return identifier()
+    if isinstance(identifier, str):
+        if identifier.lower() in ("accuracy", "acc"):
+            return _resolve_accuracy(identifier, y_true, y_pred)
+        key = identifier if identifier in _CLASSES else backend.snake_case(identifier)
+        if key in _CLASSES:
+            return _CLASSES[key](name=identifier)
+        if key in _LOSS_METRICS:
+            return MeanMetricWrapper(losses.get(key).per_sample, name=identifier)
+    elif callable(identifier):
+        return MeanMetricWrapper(identifier)
+    known = sorted([*_CLASSES, *_LOSS_METRICS, "accuracy", "acc"])
+    raise ValueError(f"unknown metric {identifier!r}; known metrics: {', '.join(known)}")
+
+
+def _resolve_accuracy(name: str, y_true: TensorType | None, y_pred: TensorType | None) -> Metric:
+    if y_true is None or y_pred is None:
+        raise ValueError(f"metric {name!r} is resolved from the label and prediction shapes, "
+                         "which are not known here")
+    is_binary = y_pred.shape[-1] == 1
+    is_sparse = y_true.rank < y_pred.rank or (y_true.shape[-1] == 1 and y_pred.shape[-1] != 1)
+    if is_binary:
+        return BinaryAccuracy(name=name)
+    if is_sparse:
+        return SparseCategoricalAccuracy(name=name)
+    return CategoricalAccuracy(name=name)

@@ -1,0 +1,107 @@
+"""Turning user data into the arrays the step graphs take, with clear errors."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+
+from ir import DType
+
+
+def as_array_list(data: Any, names: list[str], what: str) -> list[np.ndarray]:
+    """One array per name from an array, a list/tuple of arrays, or a dict by name."""
+    if isinstance(data, dict):
+        missing = [n for n in names if n not in data]
+        if missing:
+            raise ValueError(f"{what}: no data for {missing}; got keys {sorted(data)}")
+        return [np.asarray(data[n]) for n in names]
+    if isinstance(data, list | tuple) and len(names) > 1:
+        if len(data) != len(names):
+            raise ValueError(f"{what}: the model has {len(names)} of them ({names}), got "
+                             f"{len(data)} arrays")
+        return [np.asarray(d) for d in data]
+    if isinstance(data, list | tuple) and len(data) == 1 and np.ndim(data[0]) > 0 \
+            and not np.isscalar(data[0]):
+        first = np.asarray(data[0])
+        if first.dtype != object and first.ndim >= 1 and len(data) == 1:
+            return [first]
+    return [np.asarray(data)]
+
+
+def _check_numeric(array: np.ndarray, what: str) -> None:
+    if array.dtype.kind not in "biuf":
+        raise TypeError(f"{what}: expected numeric data (float, int or bool), got dtype "
+                        f"{array.dtype}")
+
+
+def prepare_inputs(model, x: Any) -> list[np.ndarray]:
+    """Model inputs as contiguous arrays of the Input's dtype, shapes checked."""
+    if x is None:
+        raise ValueError(f"model '{model.name}': no input data (x) given")
+    arrays = as_array_list(x, model.input_names, f"inputs of model '{model.name}'")
+    out = []
+    for t, name, a in zip(model.inputs, model.input_names, arrays):
+        _check_numeric(a, f"input '{name}'")
+        want = t.ir_type()
+        if a.ndim != len(t.shape) or any(
+            d is not None and d != s for d, s in zip(t.shape[1:], a.shape[1:])
+        ):
+            raise ValueError(f"input '{name}' of model '{model.name}' expects arrays of shape "
+                             f"{t.shape}, got shape {a.shape}")
+        if want.dtype is DType.i32 and a.dtype.kind == "f" and not np.all(np.mod(a, 1) == 0):
+            raise TypeError(f"input '{name}' is integer ({t.dtype}); got non-integral floats")
+        out.append(np.ascontiguousarray(a, dtype=want.dtype.numpy))
+    _check_same_length(out, [f"input '{n}'" for n in model.input_names])
+    return out
+
+
+def prepare_labels(model, y: Any, n: int) -> list[np.ndarray]:
+    """Labels: integers become int32, everything else float32."""
+    if y is None:
+        raise ValueError(f"model '{model.name}': no labels (y) given")
+    names = model.output_names
+    arrays = as_array_list(y, names, f"labels of model '{model.name}'")
+    out = []
+    for name, a in zip(names, arrays):
+        _check_numeric(a, f"labels for output '{name}'")
+        if a.ndim == 0:
+            raise ValueError(f"labels for output '{name}' must have a batch dimension, got a "
+                             "scalar")
+        dtype = np.int32 if a.dtype.kind in "iub" else np.float32
+        out.append(np.ascontiguousarray(a, dtype=dtype))
+    for name, a in zip(names, out):
+        if len(a) != n:
+            raise ValueError(f"labels for output '{name}' have {len(a)} samples, the inputs "
+                             f"have {n}")
+    return out
+
+
+def _check_same_length(arrays: list[np.ndarray], names: list[str]) -> None:
+    lengths = {len(a) for a in arrays}
+    if len(lengths) > 1:
+        shown = ", ".join(f"{n}: {len(a)}" for n, a in zip(names, arrays))
+        raise ValueError(f"inputs have different numbers of samples ({shown})")
+
+
+def split_tail(arrays: list[np.ndarray], validation_split: float):
+    """Keras's validation_split: the last fraction of the samples, before shuffling."""
+    n = len(arrays[0])
+    split_at = int(math.floor(n * (1.0 - validation_split)))
+    if split_at == 0 or split_at == n:
+        raise ValueError(f"Training data contains {n} samples, which is not sufficient to "
+                         f"split it into a validation and training set as specified by "
+                         f"`validation_split={validation_split}`")
+    return [a[:split_at] for a in arrays], [a[split_at:] for a in arrays]
+
+
+def unpack_validation(validation_data: Any) -> tuple[Any, Any]:
+    if isinstance(validation_data, tuple | list):
+        if len(validation_data) == 2:
+            return validation_data[0], validation_data[1]
+        if len(validation_data) == 3:
+            if validation_data[2] is not None:
+                raise NotImplementedError("validation sample weights are not supported yet")
+            return validation_data[0], validation_data[1]
+    raise ValueError("validation_data must be a tuple (x_val, y_val)")

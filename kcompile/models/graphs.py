@@ -1,0 +1,137 @@
+"""The three step graphs of a compiled model, traced into IR.
+
+- ``predict``: inputs, weights -> outputs.
+- ``eval_step``: inputs, labels, weights -> loss, per-output losses, metric statistics.
+- ``train_step``: as ``eval_step`` with training behaviour (dropout on), plus the
+  gradients (``passes.autodiff``) and the optimizer's update, returning every
+  updated weight and optimizer slot under the name of the input it replaces.
+
+Names in the graphs: model inputs by their Input layer names; labels ``y``
+(or ``y/<output>``); weights by their paths (``dense/kernel``); optimizer
+slots ``<optimizer>/<weight path>/<slot>``; the scalars ``iterations`` and
+``learning_rate``; metric statistics ``metric/<name>/<stat>``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from ir import BATCH, DType, Graph, TensorType, Value
+from kcompile import losses as losses_mod
+from kcompile import metrics as metrics_mod
+from kcompile.layers.layer import TraceContext
+from kcompile.variables import Variable
+from passes import append_gradients
+
+
+@dataclass
+class OutputSpec:
+    """How one model output is scored: its loss, weight and metrics."""
+
+    name: str
+    loss: losses_mod.Loss | None
+    weight: float
+    metric_ids: list = field(default_factory=list)
+
+
+def _add_model_inputs(model, graph: Graph) -> list[Value]:
+    return [graph.add_input(t._input_layer.name, t.ir_type(), "data") for t in model.inputs]
+
+
+def label_names(model) -> list[str]:
+    names = model.output_names
+    return ["y"] if len(names) == 1 else [f"y/{n}" for n in names]
+
+
+def trace_predict(model) -> Graph:
+    graph = Graph("predict")
+    ctx = TraceContext(graph, training=False)
+    outs = model.trace_graph(ctx, _add_model_inputs(model, graph))
+    graph.set_outputs([(f"out/{n}", v) for n, v in zip(model.output_names, outs)])
+    return graph
+
+
+@dataclass
+class ScoredGraph:
+    graph: Graph
+    ctx: TraceContext
+    loss: Value
+    metrics: list[tuple[str, metrics_mod.Metric]]
+
+
+def _trace_scored(model, name: str, training: bool, specs: list[OutputSpec],
+                  label_types: list[TensorType]) -> ScoredGraph:
+    graph = Graph(name)
+    ctx = TraceContext(graph, training=training)
+    preds = model.trace_graph(ctx, _add_model_inputs(model, graph))
+    labels = [graph.add_input(n, t, "data") for n, t in zip(label_names(model), label_types)]
+    outputs: list[tuple[str, Value]] = []
+    metrics: list[tuple[str, metrics_mod.Metric]] = []
+    total = None
+    many = len(specs) > 1
+    with graph.layer_scope("loss"):
+        for spec, y, p in zip(specs, labels, preds):
+            if spec.loss is None:
+                continue
+            value = spec.loss.ir(y, p)
+            if many:
+                outputs.append((f"loss/{spec.name}", value))
+            weighted = value * spec.weight if spec.weight != 1.0 else value
+            total = weighted if total is None else total + weighted
+    if total is None:
+        raise ValueError(f"model '{model.name}' was compiled without a loss")
+    with graph.layer_scope("metrics"):
+        for spec, y, p in zip(specs, labels, preds):
+            for ident in spec.metric_ids:
+                metric = metrics_mod.get(ident, y.type, p.type)
+                key = f"{spec.name}_{metric.name}" if many else metric.name
+                for stat, v in metric.stats(y, p).items():
+                    outputs.append((f"metric/{key}/{stat}", v))
+                metrics.append((key, metric))
+    graph.set_outputs([("loss", total), *outputs])
+    return ScoredGraph(graph, ctx, total, metrics)
+
+
+def trace_eval(model, specs, label_types) -> ScoredGraph:
+    return _trace_scored(model, "eval_step", False, specs, label_types)
+
+
+def trace_train(model, specs, label_types, optimizer) -> ScoredGraph:
+    scored = _trace_scored(model, "train_step", True, specs, label_types)
+    graph, ctx = scored.graph, scored.ctx
+    trainable = [v for v in model.trainable_weights]
+    for var in trainable:
+        ctx.weight(var)  # a weight the loss does not reach still gets its (zero) update
+    params = [(var, ctx.weights[var]) for var in trainable]
+    grads = append_gradients(graph, scored.loss, [w for _, w in params])
+    iterations = ctx.step_counter()
+    lr = graph.add_input("learning_rate", TensorType(DType.f32, ()), "opt")
+
+    def slot_value(path: str) -> Value:
+        return graph.add_input(path, TensorType(DType.f32, _slot_shape(path, trainable,
+                                                                        optimizer)), "opt")
+
+    updates = optimizer.apply([(v, w, g) for (v, w), g in zip(params, grads)], slot_value, lr,
+                              iterations)
+    with graph.layer_scope(optimizer.name):
+        from ir import build as B
+
+        next_iter = iterations + B.const(graph, 1, DType.i32)
+    state = [(var.path, value) for var, value in ctx.state_updates.items()]
+    graph.set_outputs(graph.outputs + list(updates.items()) + state
+                      + [("iterations", next_iter)])
+    return scored
+
+
+def _slot_shape(path: str, variables: list[Variable], optimizer) -> tuple:
+    for var in variables:
+        for slot in optimizer.slot_names():
+            if optimizer.slot_path(var, slot) == path:
+                return var.shape
+    raise KeyError(path)
+
+
+def label_type_for(array_dtype, shape: tuple) -> TensorType:
+    kind = array_dtype.kind
+    dtype = DType.i32 if kind in "iub" else DType.f32
+    return TensorType(dtype, (BATCH, *shape[1:]))

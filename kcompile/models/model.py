@@ -1,0 +1,190 @@
+"""``Model``: a functional graph of layer calls, traced into IR on demand."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from ir import Value
+from kcompile.layers.core import InputLayer
+from kcompile.layers.layer import CallRecord, Layer, TraceContext
+from kcompile.models.trainer import Trainer
+from kcompile.tensor import KerasTensor
+from kcompile.variables import Variable
+
+
+def _as_list(x: Any) -> list:
+    if isinstance(x, dict):
+        return list(x.values())
+    return list(x) if isinstance(x, list | tuple) else [x]
+
+
+def topological_records(outputs: list[KerasTensor]) -> list[CallRecord]:
+    """The layer calls that produce ``outputs``, each after the calls it depends on."""
+    order: list[CallRecord] = []
+    seen: set[int] = set()
+
+    def visit(t: KerasTensor) -> None:
+        if t._history is None:
+            raise ValueError(f"tensor {t} was not made by a layer called on an Input")
+        record = t._history[0]
+        if record is None or id(record) in seen:
+            return
+        seen.add(id(record))
+        for x in record.inputs:
+            visit(x)
+        order.append(record)
+
+    for t in outputs:
+        visit(t)
+    return order
+
+
+class Model(Trainer, Layer):
+    """``Model(inputs, outputs)``: Keras's functional API."""
+
+    def __init__(self, inputs: Any = None, outputs: Any = None, name: str | None = None,
+                 **kwargs: Any) -> None:
+        Layer.__init__(self, name=name, **kwargs)
+        Trainer.__init__(self)
+        self._inputs: list[KerasTensor] = []
+        self._outputs: list[KerasTensor] = []
+        self._records: list[CallRecord] = []
+        if inputs is not None or outputs is not None:
+            if inputs is None or outputs is None:
+                raise ValueError("Model needs both inputs and outputs")
+            self._set_graph(_as_list(inputs), _as_list(outputs))
+        elif type(self) is Model:
+            raise ValueError("Model needs inputs and outputs (subclassed models with their own "
+                             "`call` are not supported yet)")
+
+    def _set_graph(self, inputs: list[KerasTensor], outputs: list[KerasTensor]) -> None:
+        for t in inputs:
+            if getattr(t, "_input_layer", None) is None:
+                raise ValueError(f"model '{self.name}': inputs must come from keras.Input, "
+                                 f"got {t}")
+        self._inputs, self._outputs = inputs, outputs
+        self._records = topological_records(outputs)
+        reachable = {id(getattr(t, "_input_layer", None)) for r in self._records
+                     for t in r.inputs}
+        for t in outputs:
+            reachable.add(id(getattr(t, "_input_layer", None)))
+        for t in inputs:
+            if id(t._input_layer) not in reachable:
+                raise ValueError(f"model '{self.name}': input '{t.name}' is not connected to "
+                                 "the outputs")
+        self.built = True
+        self._reset_compiled_graphs()
+
+    # --- structure ------------------------------------------------------------
+
+    @property
+    def inputs(self) -> list[KerasTensor]:
+        return list(self._inputs)
+
+    @property
+    def outputs(self) -> list[KerasTensor]:
+        return list(self._outputs)
+
+    @property
+    def input_names(self) -> list[str]:
+        return [t._input_layer.name for t in self._inputs]
+
+    @property
+    def output_names(self) -> list[str]:
+        return [t._history[0].layer.name if t._history[0] else t.name for t in self._outputs]
+
+    @property
+    def layers(self) -> list[Layer]:
+        seen: list[Layer] = [t._input_layer for t in self._inputs]
+        for r in self._records:
+            if r.layer not in seen:
+                seen.append(r.layer)
+        return seen
+
+    def get_layer(self, name: str | None = None, index: int | None = None) -> Layer:
+        if index is not None:
+            return self.layers[index]
+        for layer in self.layers:
+            if layer.name == name:
+                return layer
+        raise ValueError(f"model '{self.name}' has no layer named {name!r}; layers: "
+                         f"{[layer.name for layer in self.layers]}")
+
+    def _all_variables(self) -> list[Variable]:
+        out: list[Variable] = []
+        for layer in self.layers:
+            for v in layer.weights:
+                if v not in out:
+                    out.append(v)
+        return out
+
+    @property
+    def trainable_weights(self) -> list[Variable]:
+        if not self.trainable:
+            return []
+        out: list[Variable] = []
+        for layer in self.layers:
+            out.extend(v for v in layer.trainable_weights if v not in out)
+        return out
+
+    @property
+    def non_trainable_weights(self) -> list[Variable]:
+        trainable = self.trainable_weights
+        return [v for v in self._all_variables() if v not in trainable]
+
+    @property
+    def weights(self) -> list[Variable]:
+        # Keras's order: layer by layer, trainable then non-trainable weights.
+        out: list[Variable] = []
+        for layer in self.layers:
+            out.extend(v for v in layer.weights if v not in out)
+        return out
+
+    def set_weights(self, weights: Sequence[np.ndarray]) -> None:
+        mine = self.weights
+        if len(weights) != len(mine):
+            raise ValueError(f"model '{self.name}' has {len(mine)} weight arrays, got "
+                             f"{len(weights)}")
+        for var, w in zip(mine, weights):
+            if np.shape(w) != var.shape:
+                raise ValueError(f"model '{self.name}': weight {var.path} has shape {var.shape}, "
+                                 f"got an array of shape {np.shape(w)}")
+        for var, w in zip(mine, weights):
+            var.assign(w)
+
+    # --- tracing ----------------------------------------------------------------
+
+    def call(self, ctx: TraceContext, inputs: Any) -> list[Value]:
+        values = inputs if isinstance(inputs, list) else [inputs]
+        return self.trace_graph(ctx, values)
+
+    @property
+    def multi_input(self) -> bool:  # type: ignore[override]
+        return len(self._inputs) > 1
+
+    def trace_graph(self, ctx: TraceContext, values: list[Value]) -> list[Value]:
+        """Emit the whole model's IR for input values; returns the output values."""
+        if len(values) != len(self._inputs):
+            raise ValueError(f"model '{self.name}' has {len(self._inputs)} inputs, got "
+                             f"{len(values)}")
+        env: dict[int, Value] = {id(t): v for t, v in zip(self._inputs, values)}
+        for record in self._records:
+            ins = [env[id(t)] for t in record.inputs]
+            outs = record.layer.trace(ctx, ins)
+            for t, v in zip(record.outputs, outs):
+                env[id(t)] = v
+        return [env[id(t)] for t in self._outputs]
+
+    def summary(self, print_fn=print, **kwargs: Any) -> None:
+        from kcompile.models.summary import summary_text
+
+        print_fn(summary_text(self))
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} name={self.name}, built={self.built}>"
+
+
+__all__ = ["InputLayer", "Model", "topological_records"]

@@ -1,0 +1,436 @@
+"""compile / fit / evaluate / predict, with Keras's semantics, over compiled step graphs."""
+
+from __future__ import annotations
+
+import math
+import os
+import tempfile
+from typing import Any
+
+import numpy as np
+
+from ir import TensorType
+from kcompile import backend as session
+from kcompile import losses as losses_mod
+from kcompile import optimizers as optimizers_mod
+from kcompile.callbacks import CallbackList
+from kcompile.models import data as D
+from kcompile.models import graphs as G
+from kcompile.runtime import BACKENDS, make_executable
+
+
+class _Compiled:
+    def __init__(self, optimizer, specs, backend: str) -> None:
+        self.optimizer = optimizer
+        self.specs: list[G.OutputSpec] = specs
+        self.backend = backend
+        self.metric_order: list[str] = []
+
+
+class Trainer:
+    def __init__(self) -> None:
+        self._compiled: _Compiled | None = None
+        self.stop_training = False
+        self.history = None
+        self._executables: dict = {}
+        self._acc: dict[str, dict[str, float]] = {}
+        self._metric_objects: dict[str, Any] = {}
+
+    def _reset_compiled_graphs(self) -> None:
+        self._executables = {}
+
+    # --- compile ------------------------------------------------------------
+
+    def compile(self, optimizer: Any = "rmsprop", loss: Any = None, loss_weights: Any = None,
+                metrics: Any = None, weighted_metrics: Any = None, run_eagerly: bool = False,
+                steps_per_execution: int = 1, jit_compile: Any = "auto",
+                backend: str = "reference", **kwargs: Any) -> None:
+        if kwargs:
+            raise TypeError(f"compile: unexpected arguments {sorted(kwargs)}")
+        if backend not in BACKENDS:
+            raise ValueError(f"unknown backend {backend!r}; expected one of {BACKENDS}")
+        if weighted_metrics:
+            raise NotImplementedError("weighted_metrics are not supported yet")
+        names = self.output_names if self.built else ["output"]
+        losses = self._per_output(loss, names, "loss")
+        weights = self._per_output(loss_weights, names, "loss_weights")
+        metric_lists = self._per_output(metrics, names, "metrics", broadcast_list=True)
+        specs = []
+        for name, l, w, m in zip(names, losses, weights, metric_lists):
+            specs.append(G.OutputSpec(name, losses_mod.get(l) if l is not None else None,
+                                      1.0 if w is None else float(w), list(m or [])))
+        self._compiled = _Compiled(optimizers_mod.get(optimizer), specs, backend)
+        self._executables = {}
+        self.reset_metrics()
+
+    def _per_output(self, value: Any, names: list[str], what: str,
+                    broadcast_list: bool = False) -> list:
+        if isinstance(value, dict):
+            unknown = set(value) - set(names)
+            if unknown:
+                raise ValueError(f"{what}: unknown outputs {sorted(unknown)}; outputs are {names}")
+            return [value.get(n) for n in names]
+        if broadcast_list:
+            if value is None:
+                return [None] * len(names)
+            value = list(value) if isinstance(value, list | tuple) else [value]
+            if len(names) > 1 and value and all(isinstance(v, list | tuple) for v in value):
+                return value
+            return [value] * len(names)
+        if isinstance(value, list | tuple):
+            if len(value) != len(names):
+                raise ValueError(f"{what}: the model has {len(names)} outputs, got {len(value)}")
+            return list(value)
+        return [value] * len(names)
+
+    @property
+    def optimizer(self):
+        return self._compiled.optimizer if self._compiled else None
+
+    @property
+    def compiled(self) -> bool:
+        return self._compiled is not None
+
+    def _require_compiled(self, method: str) -> _Compiled:
+        if self._compiled is None:
+            raise RuntimeError(f"You must call `compile()` before using the model ({method}).")
+        if len(self._compiled.specs) != len(self.output_names):
+            self._rebind_specs()
+        return self._compiled
+
+    def _rebind_specs(self) -> None:
+        # A deferred-build Sequential learns its output names after compile.
+        specs = self._compiled.specs
+        if len(specs) == 1 and len(self.output_names) == 1:
+            specs[0].name = self.output_names[0]
+        else:
+            raise ValueError("the model's outputs changed since compile; compile again")
+
+    # --- the step graphs ----------------------------------------------------
+
+    def _ensure_built(self, xs: list[np.ndarray] | None = None) -> None:
+        if self.built:
+            return
+        if xs is None:
+            raise ValueError(f"model '{self.name}' is not built yet: give it an Input or data")
+        self.build((None, *xs[0].shape[1:]))
+        if self._compiled and self._compiled.specs and len(self._compiled.specs) == 1:
+            self._compiled.specs[0].name = self.output_names[0]
+
+    def default_label_types(self) -> list[TensorType]:
+        """The labels each output's loss expects (sparse losses: integer class ids)."""
+        compiled = self._require_compiled("default_label_types")
+        types = []
+        for spec, t in zip(compiled.specs, self.outputs):
+            pred = t.ir_type()
+            types.append(spec.loss.label_type(pred) if spec.loss else pred)
+        return types
+
+    def step_graph(self, kind: str, label_types: list[TensorType] | None = None):
+        """The traced IR graph of ``predict``, ``eval`` or ``train`` (not yet optimized)."""
+        if kind == "predict":
+            return G.trace_predict(self)
+        compiled = self._require_compiled(kind)
+        label_types = label_types or self.default_label_types()
+        if kind == "eval":
+            return G.trace_eval(self, compiled.specs, label_types).graph
+        if kind == "train":
+            compiled.optimizer.build(self.trainable_weights)
+            return G.trace_train(self, compiled.specs, label_types, compiled.optimizer).graph
+        raise ValueError(f"unknown step kind {kind!r}; expected predict, eval or train")
+
+    def _executable(self, kind: str, label_types: tuple = ()):
+        key = (kind, tuple(label_types))
+        exe = self._executables.get(key)
+        if exe is None:
+            compiled = self._compiled
+            backend = compiled.backend if compiled else "reference"
+            if kind == "predict":
+                exe = make_executable(G.trace_predict(self), backend)
+                metrics = []
+            else:
+                builder = G.trace_eval if kind == "eval" else G.trace_train
+                args = (self, compiled.specs, list(label_types))
+                if kind == "train":
+                    compiled.optimizer.build(self.trainable_weights)
+                    args = (*args, compiled.optimizer)
+                scored = builder(*args)
+                exe = make_executable(scored.graph, backend)
+                metrics = scored.metrics
+            for key_name, metric in metrics:
+                self._metric_objects.setdefault(key_name, metric)
+            if compiled and not compiled.metric_order:
+                compiled.metric_order = [k for k, _ in metrics]
+            self._executables[key] = exe
+        return exe
+
+    def _weight_feeds(self, feeds: dict) -> None:
+        for var in self.weights:
+            feeds[var.path] = var.value
+
+    def _run_step(self, kind: str, xs: list[np.ndarray], ys: list[np.ndarray]) -> dict:
+        label_types = tuple(G.label_type_for(y.dtype, y.shape) for y in ys)
+        exe = self._executable(kind, label_types)
+        feeds = dict(zip(self.input_names, xs))
+        feeds.update(zip(G.label_names(self), ys))
+        self._weight_feeds(feeds)
+        if kind == "train":
+            opt = self._compiled.optimizer
+            feeds.update(opt.slots)
+            feeds["iterations"] = np.asarray(opt.iterations, dtype=np.int32)
+            feeds["learning_rate"] = np.asarray(opt.learning_rate, dtype=np.float32)
+        names = {v.name for v in exe.graph.inputs}
+        out = exe.run({k: v for k, v in feeds.items() if k in names})
+        if kind == "train":
+            self._apply_updates(out)
+        self._accumulate(out, len(xs[0]))
+        return self._logs()
+
+    def _apply_updates(self, out: dict) -> None:
+        opt = self._compiled.optimizer
+        for var in self.weights:
+            if var.path in out:
+                var.value = out[var.path]
+        for path in opt.slots:
+            if path in out:
+                opt.slots[path] = out[path]
+        opt.iterations = int(out["iterations"])
+
+    # --- metrics --------------------------------------------------------------
+
+    def reset_metrics(self) -> None:
+        self._acc = {}
+
+    def _accumulate(self, out: dict, n: int) -> None:
+        # Keras weights each batch's loss by its batch size.
+        for name, value in out.items():
+            if name == "loss" or name.startswith("loss/"):
+                key = "loss" if name == "loss" else f"{name[5:]}_loss"
+                acc = self._acc.setdefault(key, {"total": 0.0, "count": 0.0})
+                acc["total"] += float(value) * n
+                acc["count"] += n
+            elif name.startswith("metric/"):
+                _, key, stat = name.split("/")
+                acc = self._acc.setdefault(key, {})
+                acc[stat] = acc.get(stat, 0.0) + float(value)
+
+    def _logs(self) -> dict[str, float]:
+        logs = {}
+        for key, acc in self._acc.items():
+            metric = self._metric_objects.get(key)
+            if metric is not None:
+                logs[key] = float(np.float32(metric.result_from(acc)))
+            else:
+                logs[key] = float(np.float32(acc["total"] / acc["count"])) if acc["count"] else 0.0
+        return dict(sorted(logs.items()))
+
+    @property
+    def metrics_names(self) -> list[str]:
+        order = self._compiled.metric_order if self._compiled else []
+        return ["loss", *order]
+
+    def _flatten_in_order(self, logs: dict[str, float]):
+        names = self.metrics_names
+        results = [logs[n] for n in names if n in logs]
+        results += [logs[k] for k in sorted(logs) if k not in names]
+        return results[0] if len(results) == 1 else results
+
+    # --- fit / evaluate / predict -------------------------------------------------
+
+    def fit(self, x: Any = None, y: Any = None, batch_size: int | None = None, epochs: int = 1,
+            verbose: Any = "auto", callbacks: list | None = None, validation_split: float = 0.0,
+            validation_data: Any = None, shuffle: bool = True, class_weight: Any = None,
+            sample_weight: Any = None, initial_epoch: int = 0, steps_per_epoch: int | None = None,
+            validation_steps: int | None = None, validation_batch_size: int | None = None,
+            validation_freq: int = 1):
+        self._require_compiled("fit")
+        if class_weight is not None or sample_weight is not None:
+            raise NotImplementedError("class_weight and sample_weight are not supported yet")
+        verbose = 1 if verbose == "auto" else verbose
+        batch_size = _check_batch_size(batch_size)
+        xs = D.prepare_inputs(self, x) if self.built else None
+        if xs is None:
+            self._ensure_built([np.asarray(x)])
+            xs = D.prepare_inputs(self, x)
+        ys = D.prepare_labels(self, y, len(xs[0]))
+        val = None
+        if validation_data is not None:
+            vx, vy = D.unpack_validation(validation_data)
+            vxs = D.prepare_inputs(self, vx)
+            val = (vxs, D.prepare_labels(self, vy, len(vxs[0])))
+        elif validation_split:
+            (xs, vxs), (ys, vys) = D.split_tail(xs, validation_split), \
+                D.split_tail(ys, validation_split)
+            val = (vxs, vys)
+        n = len(xs[0])
+        steps = math.ceil(n / batch_size)
+        if steps_per_epoch is not None:
+            steps = min(steps, int(steps_per_epoch))
+        cbs = CallbackList(callbacks, model=self, add_history=True, add_progbar=verbose != 0,
+                           verbose=verbose, epochs=epochs, steps=steps)
+        self.stop_training = False
+        cbs.on_train_begin()
+        logs: dict = {}
+        for epoch in range(initial_epoch, epochs):
+            self.reset_metrics()
+            cbs.on_epoch_begin(epoch)
+            order = session.rng().permutation(n) if shuffle else None
+            for step in range(steps):
+                sl = slice(step * batch_size, min((step + 1) * batch_size, n))
+                idx = order[sl] if order is not None else sl
+                cbs.on_train_batch_begin(step)
+                logs = self._run_step("train", [a[idx] for a in xs], [b[idx] for b in ys])
+                cbs.on_train_batch_end(step, logs)
+                if self.stop_training:
+                    break
+            epoch_logs = dict(logs)
+            if val is not None and (epoch + 1) % validation_freq == 0:
+                val_logs = self._evaluate_arrays(val[0], val[1],
+                                                 validation_batch_size or batch_size,
+                                                 validation_steps, cbs)
+                epoch_logs.update({f"val_{k}": v for k, v in val_logs.items()})
+            cbs.on_epoch_end(epoch, epoch_logs)
+            if self.stop_training:
+                break
+        cbs.on_train_end(logs)
+        return self.history
+
+    def _evaluate_arrays(self, xs, ys, batch_size, steps, cbs) -> dict[str, float]:
+        self.reset_metrics()
+        n = len(xs[0])
+        total = math.ceil(n / batch_size)
+        if steps is not None:
+            total = min(total, int(steps))
+        cbs.on_test_begin()
+        logs: dict = {}
+        for step in range(total):
+            sl = slice(step * batch_size, min((step + 1) * batch_size, n))
+            cbs.on_test_batch_begin(step)
+            logs = self._run_step("eval", [a[sl] for a in xs], [b[sl] for b in ys])
+            cbs.on_test_batch_end(step, logs)
+        cbs.on_test_end(logs)
+        return logs
+
+    def evaluate(self, x: Any = None, y: Any = None, batch_size: int | None = None,
+                 verbose: Any = "auto", sample_weight: Any = None, steps: int | None = None,
+                 callbacks: list | None = None, return_dict: bool = False, **kwargs: Any):
+        self._require_compiled("evaluate")
+        if sample_weight is not None:
+            raise NotImplementedError("sample_weight is not supported yet")
+        verbose = 1 if verbose == "auto" else verbose
+        batch_size = _check_batch_size(batch_size)
+        self._ensure_built([np.asarray(x)] if not isinstance(x, list | tuple | dict) else None)
+        xs = D.prepare_inputs(self, x)
+        ys = D.prepare_labels(self, y, len(xs[0]))
+        n_steps = math.ceil(len(xs[0]) / batch_size)
+        cbs = CallbackList(callbacks, model=self, add_progbar=verbose != 0, verbose=verbose,
+                           epochs=1, steps=n_steps if steps is None else min(steps, n_steps))
+        logs = self._evaluate_arrays(xs, ys, batch_size, steps, cbs)
+        return dict(logs) if return_dict else self._flatten_in_order(logs)
+
+    def predict(self, x: Any, batch_size: int | None = None, verbose: Any = "auto",
+                steps: int | None = None, callbacks: list | None = None):
+        verbose = 1 if verbose == "auto" else verbose
+        batch_size = _check_batch_size(batch_size)
+        self._ensure_built([np.asarray(x)] if not isinstance(x, list | tuple | dict) else None)
+        xs = D.prepare_inputs(self, x)
+        n = len(xs[0])
+        total = math.ceil(n / batch_size)
+        if steps is not None:
+            total = min(total, int(steps))
+        cbs = CallbackList(callbacks, model=self, add_progbar=verbose != 0, verbose=verbose,
+                           epochs=1, steps=total)
+        cbs.on_predict_begin()
+        chunks: list[list[np.ndarray]] = []
+        for step in range(total):
+            sl = slice(step * batch_size, min((step + 1) * batch_size, n))
+            cbs.on_predict_batch_begin(step)
+            chunks.append(self._predict_batch([a[sl] for a in xs]))
+            cbs.on_predict_batch_end(step, {"outputs": chunks[-1]})
+        cbs.on_predict_end()
+        if not chunks:
+            raise ValueError("predict got no samples")
+        outs = [np.concatenate(parts) for parts in zip(*chunks)]
+        return outs[0] if len(outs) == 1 else outs
+
+    def _predict_batch(self, xs: list[np.ndarray]) -> list[np.ndarray]:
+        exe = self._executable("predict")
+        feeds = dict(zip(self.input_names, xs))
+        self._weight_feeds(feeds)
+        out = exe.run(feeds)
+        return [out[f"out/{n}"] for n in self.output_names]
+
+    def train_on_batch(self, x: Any, y: Any = None, sample_weight: Any = None,
+                       class_weight: Any = None, return_dict: bool = False):
+        self._require_compiled("train_on_batch")
+        if sample_weight is not None or class_weight is not None:
+            raise NotImplementedError("sample_weight and class_weight are not supported yet")
+        self._ensure_built([np.asarray(x)] if not isinstance(x, list | tuple | dict) else None)
+        xs = D.prepare_inputs(self, x)
+        logs = self._run_step("train", xs, D.prepare_labels(self, y, len(xs[0])))
+        return logs if return_dict else self._flatten_in_order(logs)
+
+    def test_on_batch(self, x: Any, y: Any = None, sample_weight: Any = None,
+                      return_dict: bool = False):
+        self._require_compiled("test_on_batch")
+        if sample_weight is not None:
+            raise NotImplementedError("sample_weight is not supported yet")
+        xs = D.prepare_inputs(self, x)
+        logs = self._run_step("eval", xs, D.prepare_labels(self, y, len(xs[0])))
+        return logs if return_dict else self._flatten_in_order(logs)
+
+    def predict_on_batch(self, x: Any):
+        self._ensure_built([np.asarray(x)] if not isinstance(x, list | tuple | dict) else None)
+        outs = self._predict_batch(D.prepare_inputs(self, x))
+        return outs[0] if len(outs) == 1 else outs
+
+    # --- weights on disk ------------------------------------------------------------
+
+    def save_weights(self, filepath: str, overwrite: bool = True) -> None:
+        """Weights (in ``weights`` order) to a ``.weights.npz`` file, written atomically."""
+        filepath = os.fspath(filepath)
+        if not filepath.endswith(".weights.npz"):
+            raise ValueError(f"save_weights: the file name must end in .weights.npz, got "
+                             f"{filepath!r}")
+        if not overwrite and os.path.exists(filepath):
+            raise FileExistsError(filepath)
+        arrays = {f"{i:04d}:{v.path}": v.value for i, v in enumerate(self.weights)}
+        atomic_write(filepath, lambda f: np.savez(f, **arrays))
+
+    def load_weights(self, filepath: str) -> None:
+        filepath = os.fspath(filepath)
+        try:
+            with np.load(filepath, allow_pickle=False) as data:
+                stored = sorted(data.files)
+                arrays = [data[k] for k in stored]
+        except (OSError, ValueError) as e:
+            raise ValueError(f"{filepath}: not a readable weights file ({e})") from None
+        mine = self.weights
+        if len(arrays) != len(mine):
+            raise ValueError(f"{filepath}: holds {len(arrays)} weight arrays, model "
+                             f"'{self.name}' has {len(mine)}")
+        self.set_weights(arrays)
+
+
+def atomic_write(path: str, write) -> None:
+    """Write through a temporary file in the same folder, fsync it, then rename it into place."""
+    folder = os.path.dirname(os.path.abspath(path))
+    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-", suffix=os.path.basename(path))
+    try:
+        with os.fdopen(fd, "wb") as f:
+            write(f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def _check_batch_size(batch_size: int | None) -> int:
+    if batch_size is None:
+        return 32
+    if not isinstance(batch_size, int | np.integer) or batch_size < 1:
+        raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
+    return int(batch_size)

@@ -1,0 +1,66 @@
+"""Symbolic tensors: what calling a layer on ``Input`` returns (Keras's KerasTensor)."""
+
+from __future__ import annotations
+
+from ir import BATCH, DType, TensorType
+
+_DTYPES = {
+    "float32": DType.f32,
+    "float64": DType.f32,
+    "float16": DType.f32,
+    "int32": DType.i32,
+    "int64": DType.i32,
+    "int8": DType.i32,
+    "int16": DType.i32,
+    "uint8": DType.i32,
+    "bool": DType.bool,
+}
+
+
+def ir_dtype(dtype: str | None) -> DType:
+    if dtype is None:
+        return DType.f32
+    try:
+        return _DTYPES[str(dtype)]
+    except KeyError:
+        raise ValueError(f"unsupported dtype {dtype!r}; expected one of {sorted(_DTYPES)}") \
+            from None
+
+
+class KerasTensor:
+    """Shape (with ``None`` for the batch), dtype, and the layer call that made it."""
+
+    def __init__(self, shape: tuple, dtype: str = "float32", name: str | None = None) -> None:
+        self.shape = tuple(shape)
+        self.dtype = dtype
+        self.name = name
+        self._history: tuple | None = None  # (CallRecord, output index)
+
+    @property
+    def ndim(self) -> int:
+        return len(self.shape)
+
+    def ir_type(self) -> TensorType:
+        dims = []
+        for i, d in enumerate(self.shape):
+            if d is None:
+                if i != 0:
+                    raise ValueError(
+                        f"tensor {self.name or ''} of shape {self.shape}: kcompile needs static "
+                        "shapes except for the batch dimension"
+                    )
+                dims.append(BATCH)
+            else:
+                dims.append(int(d))
+        return TensorType(ir_dtype(self.dtype), tuple(dims))
+
+    def __repr__(self) -> str:
+        return f"<KerasTensor shape={self.shape}, dtype={self.dtype}, name={self.name}>"
+
+
+def keras_shape(t: TensorType) -> tuple:
+    return tuple(None if d == BATCH else d for d in t.shape)
+
+
+def keras_dtype(t: TensorType) -> str:
+    return {DType.f32: "float32", DType.i32: "int32", DType.bool: "bool"}[t.dtype]

@@ -1,0 +1,39 @@
+"""Weights: named numpy arrays owned by layers, fed to the graphs as inputs."""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+class Variable:
+    """One weight array. ``path`` (``dense/kernel``) names it in every graph."""
+
+    def __init__(self, value: np.ndarray, path: str, trainable: bool = True) -> None:
+        self.value = np.ascontiguousarray(value, dtype=np.float32)
+        self.path = path
+        self.trainable = trainable
+
+    @property
+    def name(self) -> str:
+        return self.path.rsplit("/", 1)[-1]
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return self.value.shape
+
+    @property
+    def dtype(self) -> str:
+        return "float32"
+
+    def numpy(self) -> np.ndarray:
+        return self.value.copy()
+
+    def assign(self, value) -> None:
+        value = np.asarray(value)
+        if value.shape != self.value.shape:
+            raise ValueError(f"variable {self.path}: expected shape {self.value.shape}, "
+                             f"got {value.shape}")
+        self.value = np.ascontiguousarray(value, dtype=np.float32)
+
+    def __repr__(self) -> str:
+        return f"<Variable path={self.path} shape={self.shape} trainable={self.trainable}>"
