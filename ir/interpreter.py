@@ -80,6 +80,11 @@ class Interpreter:
             if v.dtype is DType.f32:
                 array = array.astype(float_dtype, copy=False)
             env[i] = array
+        with np.errstate(all="ignore"):  # inf and nan propagate, as in compiled code
+            self._execute(ctx, env)
+        return {name: env[i] for name, i in self.outputs}
+
+    def _execute(self, ctx: RefContext, env: list) -> None:
         for fn, attrs, ins, outs, node in self.steps:
             try:
                 results = fn(ctx, [env[i] for i in ins], attrs)
@@ -89,7 +94,6 @@ class Interpreter:
                 ) from e
             for j, r in zip(outs, results):
                 env[j] = r
-        return {name: env[i] for name, i in self.outputs}
 
 
 def _as_f32_kind(array: np.ndarray) -> np.ndarray:

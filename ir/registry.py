@@ -7,7 +7,7 @@ Adding an op means one ``register`` call (in ``ir/ops/``), one lowering in
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -26,7 +26,7 @@ class RefContext:
     """What the reference implementations need besides their operands."""
 
     batch: int | None
-    float_dtype: np.dtype = np.dtype(np.float32)
+    float_dtype: np.dtype = field(default_factory=lambda: np.dtype(np.float32))
 
 
 @dataclass(frozen=True)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from ir.graph import Graph, IRError, Value
 from ir.printer import print_graph
 from ir.registry import get_op
-from ir.types import ShapeError
+from ir.types import BATCH, ShapeError
 
 
 class VerifyError(IRError):
@@ -40,6 +40,14 @@ def verify(graph: Graph) -> None:
             if v.node is not node or v.index != j:
                 raise VerifyError(f"{where}: result {j} does not point back at its node")
             defined.add(v)
+    batch_inputs = [v for v in graph.inputs if BATCH in v.shape]
+    if not batch_inputs:
+        for node in graph.nodes:
+            if any(BATCH in v.shape for v in node.outputs):
+                raise VerifyError(
+                    f"node {node.op} makes a value with the batch dimension N, but "
+                    "no graph input has N to bind it"
+                )
     seen = set()
     for name, v in graph.outputs:
         if name in seen:

@@ -128,8 +128,9 @@ def get(identifier: str | Callable | None) -> Callable[[Value], Value]:
         return identifier
     if isinstance(identifier, str) and identifier in _ALL:
         return _ALL[identifier]
-    raise ValueError(f"unknown activation {identifier!r}; known activations: "
-                     f"{', '.join(sorted(_ALL))}")
+    raise ValueError(
+        f"unknown activation {identifier!r}; known activations: {', '.join(sorted(_ALL))}"
+    )
 
 
 def serialize(fn: Callable) -> str:

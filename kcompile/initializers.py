@@ -94,8 +94,10 @@ class VarianceScaling(Initializer):
         if mode not in ("fan_in", "fan_out", "fan_avg"):
             raise ValueError(f"VarianceScaling mode {mode!r}: expected fan_in, fan_out or fan_avg")
         if distribution not in ("truncated_normal", "untruncated_normal", "uniform"):
-            raise ValueError(f"VarianceScaling distribution {distribution!r}: expected "
-                             "truncated_normal, untruncated_normal or uniform")
+            raise ValueError(
+                f"VarianceScaling distribution {distribution!r}: expected "
+                "truncated_normal, untruncated_normal or uniform"
+            )
         self.scale, self.mode, self.distribution = scale, mode, distribution
 
     def sample(self, shape):
@@ -200,8 +202,9 @@ def get(identifier) -> Initializer:
         return identifier()
     if callable(identifier):
         return _CallableInitializer(identifier)
-    raise ValueError(f"unknown initializer {identifier!r}; known initializers: "
-                     f"{', '.join(sorted(_ALL))}")
+    raise ValueError(
+        f"unknown initializer {identifier!r}; known initializers: {', '.join(sorted(_ALL))}"
+    )
 
 
 class _CallableInitializer(Initializer):

@@ -50,8 +50,10 @@ class Loss:
     def check_shapes(self, y_true: Value, y_pred: Value) -> None:
         a, b = squeeze_or_expand_to_same_rank(y_true, y_pred)
         if a.shape != b.shape:
-            raise ValueError(f"loss {self.name}: labels of shape {_kshape(y_true.shape)} do not "
-                             f"match predictions of shape {_kshape(y_pred.shape)}")
+            raise ValueError(
+                f"loss {self.name}: labels of shape {_kshape(y_true.shape)} do not "
+                f"match predictions of shape {_kshape(y_pred.shape)}"
+            )
 
     def label_type(self, pred: TensorType) -> TensorType:
         """The labels this loss expects for predictions of type ``pred``."""
@@ -136,8 +138,9 @@ class BinaryCrossentropy(Loss):
 class CategoricalCrossentropy(Loss):
     default_name = "categorical_crossentropy"
 
-    def __init__(self, from_logits: bool = False, label_smoothing: float = 0.0,
-                 axis: int = -1, **kwargs: Any):
+    def __init__(
+        self, from_logits: bool = False, label_smoothing: float = 0.0, axis: int = -1, **kwargs: Any
+    ):
         super().__init__(**kwargs)
         self.from_logits = from_logits
         self.label_smoothing = float(label_smoothing)
@@ -160,13 +163,19 @@ class CategoricalCrossentropy(Loss):
 class SparseCategoricalCrossentropy(Loss):
     default_name = "sparse_categorical_crossentropy"
 
-    def __init__(self, from_logits: bool = False, ignore_class: int | None = None,
-                 axis: int = -1, **kwargs: Any):
+    def __init__(
+        self,
+        from_logits: bool = False,
+        ignore_class: int | None = None,
+        axis: int = -1,
+        **kwargs: Any,
+    ):
         super().__init__(**kwargs)
         self.from_logits = from_logits
         if ignore_class is not None:
-            raise NotImplementedError("sparse categorical cross-entropy: ignore_class is not "
-                                      "supported yet")
+            raise NotImplementedError(
+                "sparse categorical cross-entropy: ignore_class is not supported yet"
+            )
         if axis != -1:
             raise NotImplementedError("sparse categorical cross-entropy supports axis=-1 only")
 
@@ -174,15 +183,21 @@ class SparseCategoricalCrossentropy(Loss):
         return TensorType(DType.i32, pred.shape[:-1])
 
     def check_shapes(self, y_true, y_pred):
-        labels = y_true.shape[:-1] if (y_true.rank == y_pred.rank and y_true.shape[-1] == 1) \
+        labels = (
+            y_true.shape[:-1]
+            if (y_true.rank == y_pred.rank and y_true.shape[-1] == 1)
             else y_true.shape
+        )
         if labels != y_pred.shape[:-1]:
             raise ValueError(
                 f"loss {self.name}: expected integer labels of shape "
                 f"{_kshape(y_pred.shape[:-1])} (class indices) for predictions of shape "
                 f"{_kshape(y_pred.shape)}, got labels of shape {_kshape(y_true.shape)}"
-                + (" (one-hot labels need categorical_crossentropy)"
-                   if y_true.shape == y_pred.shape else "")
+                + (
+                    " (one-hot labels need categorical_crossentropy)"
+                    if y_true.shape == y_pred.shape
+                    else ""
+                )
             )
 
     def per_sample(self, y_true, y_pred):
@@ -209,7 +224,6 @@ _ALIASES = {
     "cce": CategoricalCrossentropy,
     "sparse_categorical_crossentropy": SparseCategoricalCrossentropy,
 }
-
 
 
 def _per_sample_function(cls: type[Loss]):

@@ -15,6 +15,10 @@ from kcompile import backend, losses
 from kcompile.losses import squeeze_or_expand_to_same_rank
 
 
+def _kshape(shape) -> tuple:
+    return tuple(None if d == BATCH else d for d in shape)
+
+
 def _f(y: Value) -> Value:
     return B.cast(y, DType.f32)
 
@@ -22,6 +26,7 @@ def _f(y: Value) -> Value:
 class Metric:
     stat_names: tuple[str, ...] = ("total", "count")
     default_name = "metric"
+    direction = "up"  # whether larger is better (EarlyStopping's mode="auto")
 
     def __init__(self, name: str | None = None, dtype: Any = None) -> None:
         self.name = name or self.default_name
@@ -118,11 +123,18 @@ class SparseCategoricalAccuracy(MeanMetricWrapper):
 class _Confusion(Metric):
     """Precision and recall at one threshold; elements are binary decisions."""
 
-    def __init__(self, thresholds: float | None = None, top_k: int | None = None,
-                 class_id: int | None = None, name: str | None = None, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        thresholds: float | None = None,
+        top_k: int | None = None,
+        class_id: int | None = None,
+        name: str | None = None,
+        **kwargs: Any,
+    ) -> None:
         if top_k is not None or class_id is not None:
-            raise NotImplementedError(f"{type(self).__name__}: top_k and class_id are not "
-                                      "supported yet")
+            raise NotImplementedError(
+                f"{type(self).__name__}: top_k and class_id are not supported yet"
+            )
         if isinstance(thresholds, list | tuple):
             raise NotImplementedError(f"{type(self).__name__}: one threshold only")
         self.threshold = 0.5 if thresholds is None else float(thresholds)
@@ -130,6 +142,11 @@ class _Confusion(Metric):
 
     def stats(self, y_true, y_pred):
         t, p = squeeze_or_expand_to_same_rank(_f(y_true), y_pred)
+        if t.shape != p.shape:
+            raise ValueError(
+                f"metric {self.name}: labels of shape {_kshape(y_true.shape)} do "
+                f"not match predictions of shape {_kshape(y_pred.shape)}"
+            )
         pred_pos = _f(B.gt(p, self.threshold))
         true_pos = _f(B.ne(t, 0.0))
         tp = B.reduce_sum(pred_pos * true_pos)
@@ -161,11 +178,15 @@ class Recall(_Confusion):
 
 
 class MeanSquaredError(MeanMetricWrapper):
+    direction = "down"
+
     def __init__(self, name: str = "mean_squared_error", **kwargs: Any) -> None:
         super().__init__(losses.MeanSquaredError().per_sample, name, **kwargs)
 
 
 class MeanAbsoluteError(MeanMetricWrapper):
+    direction = "down"
+
     def __init__(self, name: str = "mean_absolute_error", **kwargs: Any) -> None:
         super().__init__(losses.MeanAbsoluteError().per_sample, name, **kwargs)
 
@@ -189,8 +210,9 @@ _LOSS_METRICS = (
 )
 
 
-def get(identifier: Any, y_true: TensorType | None = None,
-        y_pred: TensorType | None = None) -> Metric:
+def get(
+    identifier: Any, y_true: TensorType | None = None, y_pred: TensorType | None = None
+) -> Metric:
     """Resolve a metric; "accuracy"/"acc" is chosen from the label and prediction shapes."""
     if isinstance(identifier, Metric):
         return identifier
@@ -203,7 +225,9 @@ def get(identifier: Any, y_true: TensorType | None = None,
         if key in _CLASSES:
             return _CLASSES[key](name=identifier)
         if key in _LOSS_METRICS:
-            return MeanMetricWrapper(losses.get(key).per_sample, name=identifier)
+            metric = MeanMetricWrapper(losses.get(key).per_sample, name=identifier)
+            metric.direction = "down"
+            return metric
     elif callable(identifier):
         return MeanMetricWrapper(identifier)
     known = sorted([*_CLASSES, *_LOSS_METRICS, "accuracy", "acc"])
@@ -212,8 +236,10 @@ def get(identifier: Any, y_true: TensorType | None = None,
 
 def _resolve_accuracy(name: str, y_true: TensorType | None, y_pred: TensorType | None) -> Metric:
     if y_true is None or y_pred is None:
-        raise ValueError(f"metric {name!r} is resolved from the label and prediction shapes, "
-                         "which are not known here")
+        raise ValueError(
+            f"metric {name!r} is resolved from the label and prediction shapes, "
+            "which are not known here"
+        )
     is_binary = y_pred.shape[-1] == 1
     is_sparse = y_true.rank < y_pred.rank or (y_true.shape[-1] == 1 and y_pred.shape[-1] != 1)
     if is_binary:

@@ -18,16 +18,23 @@ from kcompile.variables import Variable
 
 
 class Optimizer:
-    def __init__(self, learning_rate: float = 0.001, weight_decay: float | None = None,
-                 clipnorm: float | None = None, clipvalue: float | None = None,
-                 global_clipnorm: float | None = None, name: str | None = None,
-                 **kwargs: Any) -> None:
+    def __init__(
+        self,
+        learning_rate: float = 0.001,
+        weight_decay: float | None = None,
+        clipnorm: float | None = None,
+        clipvalue: float | None = None,
+        global_clipnorm: float | None = None,
+        name: str | None = None,
+        **kwargs: Any,
+    ) -> None:
         if kwargs:
             raise TypeError(f"{type(self).__name__}: unexpected arguments {sorted(kwargs)}")
         if not isinstance(learning_rate, int | float):
             raise NotImplementedError(
                 f"{type(self).__name__}: learning_rate must be a number; schedules are not "
-                "supported yet (use the LearningRateScheduler callback)")
+                "supported yet (use the LearningRateScheduler callback)"
+            )
         if sum(c is not None for c in (clipnorm, clipvalue, global_clipnorm)) > 1:
             raise ValueError("only one of clipnorm, clipvalue and global_clipnorm may be set")
         self.name = name or backend.snake_case(type(self).__name__)
@@ -60,8 +67,9 @@ class Optimizer:
 
     # --- the update as IR -----------------------------------------------------
 
-    def apply(self, params: list[tuple[Variable, Value, Value]],
-              slot_value, lr: Value, iterations: Value) -> dict[str, Value]:
+    def apply(
+        self, params: list[tuple[Variable, Value, Value]], slot_value, lr: Value, iterations: Value
+    ) -> dict[str, Value]:
         """Updates for every (variable, value, gradient); returns new values by path."""
         grads = self.clip([g for _, _, g in params])
         local_step = B.cast(iterations + B.const(iterations.graph, 1, DType.i32), DType.f32)
@@ -79,8 +87,10 @@ class Optimizer:
 
     def clip(self, grads: list[Value]) -> list[Value]:
         if self.clipnorm and self.clipnorm > 0:
-            return [g * self.clipnorm / B.maximum(B.sqrt(B.reduce_sum(B.square(g))),
-                                                  self.clipnorm) for g in grads]
+            return [
+                g * self.clipnorm / B.maximum(B.sqrt(B.reduce_sum(B.square(g))), self.clipnorm)
+                for g in grads
+            ]
         if self.global_clipnorm and self.global_clipnorm > 0:
             total = B.reduce_sum(B.square(grads[0]))
             for g in grads[1:]:
@@ -94,19 +104,30 @@ class Optimizer:
             return [B.minimum(B.maximum(g, -v), v) for g in grads]
         return grads
 
-    def update_step(self, g: Value, w: Value, slots: dict[str, Value], lr: Value,
-                    local_step: Value) -> tuple[Value, dict[str, Value]]:
+    def update_step(
+        self, g: Value, w: Value, slots: dict[str, Value], lr: Value, local_step: Value
+    ) -> tuple[Value, dict[str, Value]]:
         raise NotImplementedError
 
     def get_config(self) -> dict[str, Any]:
-        return {"name": self.name, "learning_rate": self.learning_rate,
-                "weight_decay": self.weight_decay, "clipnorm": self.clipnorm,
-                "clipvalue": self.clipvalue, "global_clipnorm": self.global_clipnorm}
+        return {
+            "name": self.name,
+            "learning_rate": self.learning_rate,
+            "weight_decay": self.weight_decay,
+            "clipnorm": self.clipnorm,
+            "clipvalue": self.clipvalue,
+            "global_clipnorm": self.global_clipnorm,
+        }
 
 
 class SGD(Optimizer):
-    def __init__(self, learning_rate: float = 0.01, momentum: float = 0.0,
-                 nesterov: bool = False, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        learning_rate: float = 0.01,
+        momentum: float = 0.0,
+        nesterov: bool = False,
+        **kwargs: Any,
+    ) -> None:
         super().__init__(learning_rate, **kwargs)
         if not 0 <= momentum <= 1:
             raise ValueError(f"SGD momentum must be in [0, 1], got {momentum}")
@@ -129,14 +150,22 @@ class SGD(Optimizer):
 
 
 class Adam(Optimizer):
-    def __init__(self, learning_rate: float = 0.001, beta_1: float = 0.9, beta_2: float = 0.999,
-                 epsilon: float = 1e-7, amsgrad: bool = False, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        learning_rate: float = 0.001,
+        beta_1: float = 0.9,
+        beta_2: float = 0.999,
+        epsilon: float = 1e-7,
+        amsgrad: bool = False,
+        **kwargs: Any,
+    ) -> None:
         super().__init__(learning_rate, **kwargs)
         self.beta_1, self.beta_2, self.epsilon, self.amsgrad = beta_1, beta_2, epsilon, amsgrad
 
     def slot_names(self):
-        return ("momentum", "velocity", "velocity_hat") if self.amsgrad \
-            else ("momentum", "velocity")
+        return (
+            ("momentum", "velocity", "velocity_hat") if self.amsgrad else ("momentum", "velocity")
+        )
 
     def update_step(self, g, w, slots, lr, local_step):
         b1_power = B.power(B.const(w.graph, self.beta_1), local_step)
@@ -151,19 +180,32 @@ class Adam(Optimizer):
         return w - (m * alpha) / (B.sqrt(v) + self.epsilon), new
 
     def get_config(self):
-        return {**super().get_config(), "beta_1": self.beta_1, "beta_2": self.beta_2,
-                "epsilon": self.epsilon, "amsgrad": self.amsgrad}
+        return {
+            **super().get_config(),
+            "beta_1": self.beta_1,
+            "beta_2": self.beta_2,
+            "epsilon": self.epsilon,
+            "amsgrad": self.amsgrad,
+        }
 
 
 class AdamW(Adam):
-    def __init__(self, learning_rate: float = 0.001, weight_decay: float = 0.004,
-                 **kwargs: Any) -> None:
+    def __init__(
+        self, learning_rate: float = 0.001, weight_decay: float = 0.004, **kwargs: Any
+    ) -> None:
         super().__init__(learning_rate, weight_decay=weight_decay, **kwargs)
 
 
 class RMSprop(Optimizer):
-    def __init__(self, learning_rate: float = 0.001, rho: float = 0.9, momentum: float = 0.0,
-                 epsilon: float = 1e-7, centered: bool = False, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        learning_rate: float = 0.001,
+        rho: float = 0.9,
+        momentum: float = 0.0,
+        epsilon: float = 1e-7,
+        centered: bool = False,
+        **kwargs: Any,
+    ) -> None:
         super().__init__(learning_rate, **kwargs)
         self.rho, self.momentum, self.epsilon, self.centered = rho, momentum, epsilon, centered
 
@@ -192,8 +234,13 @@ class RMSprop(Optimizer):
         return w - increment, new
 
     def get_config(self):
-        return {**super().get_config(), "rho": self.rho, "momentum": self.momentum,
-                "epsilon": self.epsilon, "centered": self.centered}
+        return {
+            **super().get_config(),
+            "rho": self.rho,
+            "momentum": self.momentum,
+            "epsilon": self.epsilon,
+            "centered": self.centered,
+        }
 
 
 _ALL = {"sgd": SGD, "adam": Adam, "adamw": AdamW, "rmsprop": RMSprop}
@@ -206,8 +253,6 @@ def get(identifier: Any) -> Optimizer:
         return identifier()
     if isinstance(identifier, str) and identifier.lower() in _ALL:
         return _ALL[identifier.lower()]()
-    raise ValueError(f"unknown optimizer {identifier!r}; known optimizers: "
-                     f"{', '.join(sorted(_ALL))}")
-
-
-
+    raise ValueError(
+        f"unknown optimizer {identifier!r}; known optimizers: {', '.join(sorted(_ALL))}"
+    )

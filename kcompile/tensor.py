@@ -23,8 +23,9 @@ def ir_dtype(dtype: str | None) -> DType:
     try:
         return _DTYPES[str(dtype)]
     except KeyError:
-        raise ValueError(f"unsupported dtype {dtype!r}; expected one of {sorted(_DTYPES)}") \
-            from None
+        raise ValueError(
+            f"unsupported dtype {dtype!r}; expected one of {sorted(_DTYPES)}"
+        ) from None
 
 
 class KerasTensor:

@@ -31,8 +31,9 @@ class Variable:
     def assign(self, value) -> None:
         value = np.asarray(value)
         if value.shape != self.value.shape:
-            raise ValueError(f"variable {self.path}: expected shape {self.value.shape}, "
-                             f"got {value.shape}")
+            raise ValueError(
+                f"variable {self.path}: expected shape {self.value.shape}, got {value.shape}"
+            )
         self.value = np.ascontiguousarray(value, dtype=np.float32)
 
     def __repr__(self) -> str:

@@ -114,8 +114,14 @@ class ProgbarLogger(Callback):
 
 
 class CallbackList(Callback):
-    def __init__(self, callbacks=None, model=None, add_history: bool = False,
-                 add_progbar: bool = False, **params: Any) -> None:
+    def __init__(
+        self,
+        callbacks=None,
+        model=None,
+        add_history: bool = False,
+        add_progbar: bool = False,
+        **params: Any,
+    ) -> None:
         super().__init__()
         self.callbacks = list(callbacks or [])
         for cb in self.callbacks:

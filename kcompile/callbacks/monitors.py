@@ -32,9 +32,17 @@ def monitor_op(monitor: str, mode: str, model) -> Callable[[float, float], bool]
 
 
 class EarlyStopping(Callback):
-    def __init__(self, monitor: str = "val_loss", min_delta: float = 0, patience: int = 0,
-                 verbose: int = 0, mode: str = "auto", baseline: float | None = None,
-                 restore_best_weights: bool = False, start_from_epoch: int = 0) -> None:
+    def __init__(
+        self,
+        monitor: str = "val_loss",
+        min_delta: float = 0,
+        patience: int = 0,
+        verbose: int = 0,
+        mode: str = "auto",
+        baseline: float | None = None,
+        restore_best_weights: bool = False,
+        start_from_epoch: int = 0,
+    ) -> None:
         super().__init__()
         self.monitor, self.patience, self.verbose = monitor, patience, verbose
         self.mode, self.baseline = mode, baseline
@@ -53,9 +61,11 @@ class EarlyStopping(Callback):
     def _set_monitor_op(self):
         self.monitor_op = monitor_op(self.monitor, self.mode, self.model)
         if self.monitor_op is None:
-            raise ValueError(f"EarlyStopping callback received monitor={self.monitor} but "
-                             "kcompile cannot tell whether it should be maximized or minimized; "
-                             "pass mode='max' or mode='min'")
+            raise ValueError(
+                f"EarlyStopping callback received monitor={self.monitor} but "
+                "kcompile cannot tell whether it should be maximized or minimized; "
+                "pass mode='max' or mode='min'"
+            )
         if self.monitor_op is np.less:
             self.min_delta *= -1
 
@@ -67,9 +77,11 @@ class EarlyStopping(Callback):
             self._set_monitor_op()
         current = (logs or {}).get(self.monitor)
         if current is None:
-            warnings.warn(f"Early stopping conditioned on metric `{self.monitor}` which is not "
-                          f"available. Available metrics are: {','.join(logs or {})}",
-                          stacklevel=2)
+            warnings.warn(
+                f"Early stopping conditioned on metric `{self.monitor}` which is not "
+                f"available. Available metrics are: {','.join(logs or {})}",
+                stacklevel=2,
+            )
             return
         if epoch < self.start_from_epoch:
             return
@@ -94,8 +106,10 @@ class EarlyStopping(Callback):
             print(f"Epoch {self.stopped_epoch + 1}: early stopping")
         if self.restore_best_weights and self.best_weights is not None:
             if self.verbose > 0:
-                print("Restoring model weights from the end of the best epoch: "
-                      f"{self.best_epoch + 1}.")
+                print(
+                    "Restoring model weights from the end of the best epoch: "
+                    f"{self.best_epoch + 1}."
+                )
             self.model.set_weights(self.best_weights)
 
 
@@ -107,18 +121,27 @@ class ModelCheckpoint(Callback):
     (``.kcmodel``) are written by ``model.save``.
     """
 
-    def __init__(self, filepath: str, monitor: str = "val_loss", verbose: int = 0,
-                 save_best_only: bool = False, save_weights_only: bool = False,
-                 mode: str = "auto", save_freq: str | int = "epoch",
-                 initial_value_threshold: float | None = None) -> None:
+    def __init__(
+        self,
+        filepath: str,
+        monitor: str = "val_loss",
+        verbose: int = 0,
+        save_best_only: bool = False,
+        save_weights_only: bool = False,
+        mode: str = "auto",
+        save_freq: str | int = "epoch",
+        initial_value_threshold: float | None = None,
+    ) -> None:
         super().__init__()
         if save_freq != "epoch":
             raise NotImplementedError("ModelCheckpoint: only save_freq='epoch' is supported")
         self.filepath = os.fspath(filepath)
         suffix = ".weights.npz" if save_weights_only else ".kcmodel"
         if not self.filepath.endswith(suffix):
-            raise ValueError(f"ModelCheckpoint: with save_weights_only={save_weights_only} the "
-                             f"file name must end in {suffix}, got {self.filepath!r}")
+            raise ValueError(
+                f"ModelCheckpoint: with save_weights_only={save_weights_only} the "
+                f"file name must end in {suffix}, got {self.filepath!r}"
+            )
         self.monitor, self.verbose, self.mode = monitor, verbose, mode
         self.save_best_only, self.save_weights_only = save_best_only, save_weights_only
         self.best = initial_value_threshold
@@ -132,18 +155,22 @@ class ModelCheckpoint(Callback):
                 self.monitor_op = monitor_op(self.monitor, self.mode, self.model) or np.less
             current = logs.get(self.monitor)
             if current is None:
-                warnings.warn(f"Can save best model only with {self.monitor} available",
-                              stacklevel=2)
+                warnings.warn(
+                    f"Can save best model only with {self.monitor} available", stacklevel=2
+                )
                 return
             if self.best is not None and not self.monitor_op(current, self.best):
                 if self.verbose > 0:
-                    print(f"\nEpoch {epoch + 1}: {self.monitor} did not improve from "
-                          f"{self.best:.5f}")
+                    print(
+                        f"\nEpoch {epoch + 1}: {self.monitor} did not improve from {self.best:.5f}"
+                    )
                 return
             if self.verbose > 0:
                 prev = "inf" if self.best is None else f"{self.best:.5f}"
-                print(f"\nEpoch {epoch + 1}: {self.monitor} improved from {prev} to "
-                      f"{current:.5f}, saving model to {path}")
+                print(
+                    f"\nEpoch {epoch + 1}: {self.monitor} improved from {prev} to "
+                    f"{current:.5f}, saving model to {path}"
+                )
             self.best = current
         elif self.verbose > 0:
             print(f"\nEpoch {epoch + 1}: saving model to {path}")
@@ -162,14 +189,26 @@ class TerminateOnNaN(Callback):
 
 
 class LambdaCallback(Callback):
-    def __init__(self, on_epoch_begin=None, on_epoch_end=None, on_train_begin=None,
-                 on_train_end=None, on_train_batch_begin=None, on_train_batch_end=None,
-                 **kwargs) -> None:
+    def __init__(
+        self,
+        on_epoch_begin=None,
+        on_epoch_end=None,
+        on_train_begin=None,
+        on_train_end=None,
+        on_train_batch_begin=None,
+        on_train_batch_end=None,
+        **kwargs,
+    ) -> None:
         super().__init__()
-        hooks = dict(on_epoch_begin=on_epoch_begin, on_epoch_end=on_epoch_end,
-                     on_train_begin=on_train_begin, on_train_end=on_train_end,
-                     on_train_batch_begin=on_train_batch_begin,
-                     on_train_batch_end=on_train_batch_end, **kwargs)
+        hooks = dict(
+            on_epoch_begin=on_epoch_begin,
+            on_epoch_end=on_epoch_end,
+            on_train_begin=on_train_begin,
+            on_train_end=on_train_end,
+            on_train_batch_begin=on_train_batch_begin,
+            on_train_batch_end=on_train_batch_end,
+            **kwargs,
+        )
         for name, fn in hooks.items():
             if not hasattr(Callback, name):
                 raise TypeError(f"LambdaCallback: unknown hook {name!r}")

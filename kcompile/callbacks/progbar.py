@@ -11,8 +11,15 @@ import time
 
 
 class Progbar:
-    def __init__(self, target: int | None, width: int = 20, verbose: int = 1,
-                 interval: float = 0.05, unit_name: str = "step", stream=None) -> None:
+    def __init__(
+        self,
+        target: int | None,
+        width: int = 20,
+        verbose: int = 1,
+        interval: float = 0.05,
+        unit_name: str = "step",
+        stream=None,
+    ) -> None:
         self.target = target
         self.width = width
         self.verbose = verbose

@@ -21,12 +21,13 @@ def read_idx(path: str) -> np.ndarray:
         raise ValueError(f"{path}: not an IDX file (bad magic number)")
     ndim = data[3]
     header = 4 + 4 * ndim
-    shape = tuple(int.from_bytes(data[4 + 4 * i: 8 + 4 * i], "big") for i in range(ndim))
+    shape = tuple(int.from_bytes(data[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim))
     dtype = np.dtype(_DTYPES[data[2]])
     expected = header + int(np.prod(shape)) * dtype.itemsize
     if len(data) != expected:
-        raise ValueError(f"{path}: IDX header says {shape} ({expected} bytes), file has "
-                         f"{len(data)} bytes")
+        raise ValueError(
+            f"{path}: IDX header says {shape} ({expected} bytes), file has {len(data)} bytes"
+        )
     return np.frombuffer(data, dtype, offset=header).reshape(shape).astype(dtype.newbyteorder("="))
 
 

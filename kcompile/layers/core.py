@@ -14,16 +14,24 @@ from kcompile.tensor import KerasTensor
 
 
 class InputLayer(Layer):
-    def __init__(self, shape: Sequence[int] | None = None, batch_size: int | None = None,
-                 dtype: str | None = None, name: str | None = None, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        shape: Sequence[int] | None = None,
+        batch_size: int | None = None,
+        dtype: str | None = None,
+        name: str | None = None,
+        **kwargs: Any,
+    ) -> None:
         super().__init__(name=name or backend.unique_name("input_layer"), **kwargs)
         if shape is None:
             raise ValueError("Input needs a shape (without the batch dimension)")
         shape = (shape,) if isinstance(shape, int) else tuple(shape)
         for d in shape:
             if d is None:
-                raise ValueError(f"Input '{self.name}' of shape {shape}: kcompile needs static "
-                                 "shapes except for the batch dimension")
+                raise ValueError(
+                    f"Input '{self.name}' of shape {shape}: kcompile needs static "
+                    "shapes except for the batch dimension"
+                )
         self.dtype = dtype or "float32"
         self.built = True
         self.output_tensor = KerasTensor((batch_size, *shape), self.dtype, name=self.name)
@@ -34,20 +42,31 @@ class InputLayer(Layer):
         return {"name": self.name, "shape": self.output_tensor.shape[1:], "dtype": self.dtype}
 
 
-def Input(shape: Sequence[int] | int | None = None, batch_size: int | None = None,  # noqa: N802
-          dtype: str | None = None, name: str | None = None) -> KerasTensor:
+def Input(
+    shape: Sequence[int] | int | None = None,
+    batch_size: int | None = None,
+    dtype: str | None = None,
+    name: str | None = None,
+) -> KerasTensor:
     """A symbolic input tensor, as ``keras.Input``."""
     return InputLayer(shape=shape, batch_size=batch_size, dtype=dtype, name=name).output_tensor
 
 
 class Dense(Layer):
-    def __init__(self, units: int, activation: Any = None, use_bias: bool = True,
-                 kernel_initializer: Any = "glorot_uniform", bias_initializer: Any = "zeros",
-                 **kwargs: Any) -> None:
+    def __init__(
+        self,
+        units: int,
+        activation: Any = None,
+        use_bias: bool = True,
+        kernel_initializer: Any = "glorot_uniform",
+        bias_initializer: Any = "zeros",
+        **kwargs: Any,
+    ) -> None:
         super().__init__(**kwargs)
         if not isinstance(units, int) or units <= 0:
-            raise ValueError(f"Dense '{self.name}': units must be a positive integer, got "
-                             f"{units!r}")
+            raise ValueError(
+                f"Dense '{self.name}': units must be a positive integer, got {units!r}"
+            )
         self.units = units
         self.activation = activations.get(activation)
         self.use_bias = use_bias
@@ -56,12 +75,16 @@ class Dense(Layer):
 
     def build(self, input_shape):
         if input_shape[-1] is None:
-            raise ValueError(f"Dense '{self.name}': the last dimension of the input must be "
-                             f"known, got shape {input_shape}")
-        self.kernel = self.add_weight((input_shape[-1], self.units), self.kernel_initializer,
-                                      "kernel")
-        self.bias = (self.add_weight((self.units,), self.bias_initializer, "bias")
-                     if self.use_bias else None)
+            raise ValueError(
+                f"Dense '{self.name}': the last dimension of the input must be "
+                f"known, got shape {input_shape}"
+            )
+        self.kernel = self.add_weight(
+            (input_shape[-1], self.units), self.kernel_initializer, "kernel"
+        )
+        self.bias = (
+            self.add_weight((self.units,), self.bias_initializer, "bias") if self.use_bias else None
+        )
 
     def call(self, ctx: TraceContext, x: Value) -> Value:
         y = B.matmul(x, ctx.weight(self.kernel))
@@ -70,8 +93,12 @@ class Dense(Layer):
         return self.activation(y)
 
     def get_config(self):
-        return {**super().get_config(), "units": self.units, "use_bias": self.use_bias,
-                "activation": activations.serialize(self.activation)}
+        return {
+            **super().get_config(),
+            "units": self.units,
+            "use_bias": self.use_bias,
+            "activation": activations.serialize(self.activation),
+        }
 
 
 class Flatten(Layer):
@@ -93,12 +120,15 @@ class Reshape(Layer):
         target = list(self.target_shape)
         if -1 in target:
             if known == 0 or size % known:
-                raise ValueError(f"Reshape '{self.name}': cannot reshape {x.shape[1:]} to "
-                                 f"{self.target_shape}")
+                raise ValueError(
+                    f"Reshape '{self.name}': cannot reshape {x.shape[1:]} to {self.target_shape}"
+                )
             target[target.index(-1)] = size // known
         elif known != size:
-            raise ValueError(f"Reshape '{self.name}': input shape {_kshape(x)} has {size} "
-                             f"elements per sample, target shape {self.target_shape} has {known}")
+            raise ValueError(
+                f"Reshape '{self.name}': input shape {_kshape(x)} has {size} "
+                f"elements per sample, target shape {self.target_shape} has {known}"
+            )
         return B.reshape(x, (x.shape[0], *target))
 
     def get_config(self):
@@ -149,8 +179,13 @@ class Dropout(Layer):
     seed and the optimizer's step counter, so training is reproducible.
     """
 
-    def __init__(self, rate: float, noise_shape: Sequence[int | None] | None = None,
-                 seed: int | None = None, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        rate: float,
+        noise_shape: Sequence[int | None] | None = None,
+        seed: int | None = None,
+        **kwargs: Any,
+    ) -> None:
         super().__init__(**kwargs)
         if not 0 <= rate < 1:
             raise ValueError(f"Dropout '{self.name}': rate must be in [0, 1), got {rate}")
@@ -164,8 +199,10 @@ class Dropout(Layer):
         shape = x.shape
         if self.noise_shape is not None:
             if len(self.noise_shape) != x.rank:
-                raise ValueError(f"Dropout '{self.name}': noise_shape {self.noise_shape} does "
-                                 f"not match the input rank {x.rank}")
+                raise ValueError(
+                    f"Dropout '{self.name}': noise_shape {self.noise_shape} does "
+                    f"not match the input rank {x.rank}"
+                )
             shape = tuple(d if n is None else n for n, d in zip(self.noise_shape, x.shape))
         u = B.random_uniform(ctx.step_counter(), shape, self.seed)
         keep = B.ge(u, self.rate)

@@ -48,8 +48,13 @@ class TraceContext:
 class CallRecord:
     """One call of a layer on symbolic tensors: a node of the functional graph."""
 
-    def __init__(self, layer: Layer, inputs: list[KerasTensor], outputs: list[KerasTensor],
-                 kwargs: dict[str, Any]) -> None:
+    def __init__(
+        self,
+        layer: Layer,
+        inputs: list[KerasTensor],
+        outputs: list[KerasTensor],
+        kwargs: dict[str, Any],
+    ) -> None:
         self.layer = layer
         self.inputs = inputs
         self.outputs = outputs
@@ -59,9 +64,15 @@ class CallRecord:
 class Layer:
     multi_input = False  # call takes a list of tensors (Add, Concatenate)
 
-    def __init__(self, name: str | None = None, trainable: bool = True, dtype: Any = None,
-                 input_shape: Sequence[int] | None = None, input_dim: int | None = None,
-                 **kwargs: Any) -> None:
+    def __init__(
+        self,
+        name: str | None = None,
+        trainable: bool = True,
+        dtype: Any = None,
+        input_shape: Sequence[int] | None = None,
+        input_dim: int | None = None,
+        **kwargs: Any,
+    ) -> None:
         if kwargs:
             raise TypeError(f"{type(self).__name__}: unexpected arguments {sorted(kwargs)}")
         self.name = name or backend.unique_name(backend.snake_case(type(self).__name__))
@@ -76,8 +87,13 @@ class Layer:
 
     # --- weights ------------------------------------------------------------
 
-    def add_weight(self, shape: Sequence[int], initializer: Any = "glorot_uniform",
-                   name: str = "weight", trainable: bool = True) -> Variable:
+    def add_weight(
+        self,
+        shape: Sequence[int],
+        initializer: Any = "glorot_uniform",
+        name: str = "weight",
+        trainable: bool = True,
+    ) -> Variable:
         value = initializers.get(initializer)(tuple(shape))
         var = Variable(value, f"{self.name}/{name}", trainable)
         self._variables.append(var)
@@ -108,13 +124,16 @@ class Layer:
     def set_weights(self, weights: Sequence[np.ndarray]) -> None:
         mine = self.weights
         if len(weights) != len(mine):
-            raise ValueError(f"layer '{self.name}' expects {len(mine)} weight arrays, "
-                             f"got {len(weights)}")
+            raise ValueError(
+                f"layer '{self.name}' expects {len(mine)} weight arrays, got {len(weights)}"
+            )
         for var, w in zip(mine, weights):
             w = np.asarray(w)
             if w.shape != var.shape:
-                raise ValueError(f"layer '{self.name}': weight {var.path} has shape {var.shape}, "
-                                 f"got an array of shape {w.shape}")
+                raise ValueError(
+                    f"layer '{self.name}': weight {var.path} has shape {var.shape}, "
+                    f"got an array of shape {w.shape}"
+                )
         for var, w in zip(mine, weights):
             var.assign(w)
 
@@ -137,11 +156,13 @@ class Layer:
     def __call__(self, inputs: Any, training: bool | None = None, **kwargs: Any) -> Any:
         flat = list(inputs) if isinstance(inputs, list | tuple) else [inputs]
         if self.multi_input and not isinstance(inputs, list | tuple):
-            raise ValueError(f"layer '{self.name}' ({type(self).__name__}) expects a list of "
-                             "inputs")
+            raise ValueError(
+                f"layer '{self.name}' ({type(self).__name__}) expects a list of inputs"
+            )
         if not self.multi_input and len(flat) != 1:
-            raise ValueError(f"layer '{self.name}' ({type(self).__name__}) expects one input, "
-                             f"got {len(flat)}")
+            raise ValueError(
+                f"layer '{self.name}' ({type(self).__name__}) expects one input, got {len(flat)}"
+            )
         if all(isinstance(t, KerasTensor) for t in flat):
             return self._symbolic_call(flat)
         if any(isinstance(t, KerasTensor) for t in flat):
@@ -174,8 +195,9 @@ class Layer:
         ctx = TraceContext(graph, training=False)
         values = [graph.add_input(f"in{i}", t.ir_type()) for i, t in enumerate(flat)]
         outs = self.trace(ctx, values)
-        outputs = [KerasTensor(keras_shape(v.type), keras_dtype(v.type), name=f"{self.name}")
-                   for v in outs]
+        outputs = [
+            KerasTensor(keras_shape(v.type), keras_dtype(v.type), name=f"{self.name}") for v in outs
+        ]
         record = CallRecord(self, flat, outputs, {})
         self._calls.append(record)
         for i, t in enumerate(outputs):
@@ -189,8 +211,10 @@ class Layer:
                 out = self.call(ctx, values if self.multi_input else values[0])
             except ShapeError as e:
                 shapes = ", ".join(str(keras_shape(v.type)) for v in values)
-                raise ValueError(f"layer '{self.name}' ({type(self).__name__}) cannot take "
-                                 f"input shape {shapes}: {e}") from None
+                raise ValueError(
+                    f"layer '{self.name}' ({type(self).__name__}) cannot take "
+                    f"input shape {shapes}: {e}"
+                ) from None
         return list(out) if isinstance(out, list | tuple) else [out]
 
     def _eager_call(self, arrays: list, training: bool) -> Any:

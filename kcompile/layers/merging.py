@@ -14,12 +14,16 @@ class _Merge(Layer):
 
     def call(self, ctx, inputs):
         if len(inputs) < 2:
-            raise ValueError(f"layer '{self.name}' ({type(self).__name__}) needs at least two "
-                             f"inputs, got {len(inputs)}")
+            raise ValueError(
+                f"layer '{self.name}' ({type(self).__name__}) needs at least two "
+                f"inputs, got {len(inputs)}"
+            )
         shapes = {v.shape for v in inputs}
         if len(shapes) > 1:
-            raise ValueError(f"layer '{self.name}' ({type(self).__name__}) needs inputs of one "
-                             f"shape, got {[_k(v.shape) for v in inputs]}")
+            raise ValueError(
+                f"layer '{self.name}' ({type(self).__name__}) needs inputs of one "
+                f"shape, got {[_k(v.shape) for v in inputs]}"
+            )
         return self.merge(inputs)
 
     def merge(self, inputs):

@@ -19,11 +19,16 @@ def as_array_list(data: Any, names: list[str], what: str) -> list[np.ndarray]:
         return [np.asarray(data[n]) for n in names]
     if isinstance(data, list | tuple) and len(names) > 1:
         if len(data) != len(names):
-            raise ValueError(f"{what}: the model has {len(names)} of them ({names}), got "
-                             f"{len(data)} arrays")
+            raise ValueError(
+                f"{what}: the model has {len(names)} of them ({names}), got {len(data)} arrays"
+            )
         return [np.asarray(d) for d in data]
-    if isinstance(data, list | tuple) and len(data) == 1 and np.ndim(data[0]) > 0 \
-            and not np.isscalar(data[0]):
+    if (
+        isinstance(data, list | tuple)
+        and len(data) == 1
+        and np.ndim(data[0]) > 0
+        and not np.isscalar(data[0])
+    ):
         first = np.asarray(data[0])
         if first.dtype != object and first.ndim >= 1 and len(data) == 1:
             return [first]
@@ -32,8 +37,9 @@ def as_array_list(data: Any, names: list[str], what: str) -> list[np.ndarray]:
 
 def _check_numeric(array: np.ndarray, what: str) -> None:
     if array.dtype.kind not in "biuf":
-        raise TypeError(f"{what}: expected numeric data (float, int or bool), got dtype "
-                        f"{array.dtype}")
+        raise TypeError(
+            f"{what}: expected numeric data (float, int or bool), got dtype {array.dtype}"
+        )
 
 
 def prepare_inputs(model, x: Any) -> list[np.ndarray]:
@@ -48,8 +54,10 @@ def prepare_inputs(model, x: Any) -> list[np.ndarray]:
         if a.ndim != len(t.shape) or any(
             d is not None and d != s for d, s in zip(t.shape[1:], a.shape[1:])
         ):
-            raise ValueError(f"input '{name}' of model '{model.name}' expects arrays of shape "
-                             f"{t.shape}, got shape {a.shape}")
+            raise ValueError(
+                f"input '{name}' of model '{model.name}' expects arrays of shape "
+                f"{t.shape}, got shape {a.shape}"
+            )
         if want.dtype is DType.i32 and a.dtype.kind == "f" and not np.all(np.mod(a, 1) == 0):
             raise TypeError(f"input '{name}' is integer ({t.dtype}); got non-integral floats")
         out.append(np.ascontiguousarray(a, dtype=want.dtype.numpy))
@@ -67,14 +75,16 @@ def prepare_labels(model, y: Any, n: int) -> list[np.ndarray]:
     for name, a in zip(names, arrays):
         _check_numeric(a, f"labels for output '{name}'")
         if a.ndim == 0:
-            raise ValueError(f"labels for output '{name}' must have a batch dimension, got a "
-                             "scalar")
+            raise ValueError(
+                f"labels for output '{name}' must have a batch dimension, got a scalar"
+            )
         dtype = np.int32 if a.dtype.kind in "iub" else np.float32
         out.append(np.ascontiguousarray(a, dtype=dtype))
     for name, a in zip(names, out):
         if len(a) != n:
-            raise ValueError(f"labels for output '{name}' have {len(a)} samples, the inputs "
-                             f"have {n}")
+            raise ValueError(
+                f"labels for output '{name}' have {len(a)} samples, the inputs have {n}"
+            )
     return out
 
 
@@ -88,11 +98,13 @@ def _check_same_length(arrays: list[np.ndarray], names: list[str]) -> None:
 def split_tail(arrays: list[np.ndarray], validation_split: float):
     """Keras's validation_split: the last fraction of the samples, before shuffling."""
     n = len(arrays[0])
-    split_at = int(math.floor(n * (1.0 - validation_split)))
+    split_at = math.floor(n * (1.0 - validation_split))
     if split_at == 0 or split_at == n:
-        raise ValueError(f"Training data contains {n} samples, which is not sufficient to "
-                         f"split it into a validation and training set as specified by "
-                         f"`validation_split={validation_split}`")
+        raise ValueError(
+            f"Training data contains {n} samples, which is not sufficient to "
+            f"split it into a validation and training set as specified by "
+            f"`validation_split={validation_split}`"
+        )
     return [a[:split_at] for a in arrays], [a[split_at:] for a in arrays]
 
 

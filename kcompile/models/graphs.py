@@ -59,8 +59,9 @@ class ScoredGraph:
     metrics: list[tuple[str, metrics_mod.Metric]]
 
 
-def _trace_scored(model, name: str, training: bool, specs: list[OutputSpec],
-                  label_types: list[TensorType]) -> ScoredGraph:
+def _trace_scored(
+    model, name: str, training: bool, specs: list[OutputSpec], label_types: list[TensorType]
+) -> ScoredGraph:
     graph = Graph(name)
     ctx = TraceContext(graph, training=training)
     preds = model.trace_graph(ctx, _add_model_inputs(model, graph))
@@ -108,18 +109,19 @@ def trace_train(model, specs, label_types, optimizer) -> ScoredGraph:
     lr = graph.add_input("learning_rate", TensorType(DType.f32, ()), "opt")
 
     def slot_value(path: str) -> Value:
-        return graph.add_input(path, TensorType(DType.f32, _slot_shape(path, trainable,
-                                                                        optimizer)), "opt")
+        return graph.add_input(
+            path, TensorType(DType.f32, _slot_shape(path, trainable, optimizer)), "opt"
+        )
 
-    updates = optimizer.apply([(v, w, g) for (v, w), g in zip(params, grads)], slot_value, lr,
-                              iterations)
+    updates = optimizer.apply(
+        [(v, w, g) for (v, w), g in zip(params, grads)], slot_value, lr, iterations
+    )
     with graph.layer_scope(optimizer.name):
         from ir import build as B
 
         next_iter = iterations + B.const(graph, 1, DType.i32)
     state = [(var.path, value) for var, value in ctx.state_updates.items()]
-    graph.set_outputs(graph.outputs + list(updates.items()) + state
-                      + [("iterations", next_iter)])
+    graph.set_outputs(graph.outputs + list(updates.items()) + state + [("iterations", next_iter)])
     return scored
 
 

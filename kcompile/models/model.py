@@ -45,8 +45,9 @@ def topological_records(outputs: list[KerasTensor]) -> list[CallRecord]:
 class Model(Trainer, Layer):
     """``Model(inputs, outputs)``: Keras's functional API."""
 
-    def __init__(self, inputs: Any = None, outputs: Any = None, name: str | None = None,
-                 **kwargs: Any) -> None:
+    def __init__(
+        self, inputs: Any = None, outputs: Any = None, name: str | None = None, **kwargs: Any
+    ) -> None:
         Layer.__init__(self, name=name, **kwargs)
         Trainer.__init__(self)
         self._inputs: list[KerasTensor] = []
@@ -57,24 +58,25 @@ class Model(Trainer, Layer):
                 raise ValueError("Model needs both inputs and outputs")
             self._set_graph(_as_list(inputs), _as_list(outputs))
         elif type(self) is Model:
-            raise ValueError("Model needs inputs and outputs (subclassed models with their own "
-                             "`call` are not supported yet)")
+            raise ValueError(
+                "Model needs inputs and outputs (subclassed models with their own "
+                "`call` are not supported yet)"
+            )
 
     def _set_graph(self, inputs: list[KerasTensor], outputs: list[KerasTensor]) -> None:
         for t in inputs:
             if getattr(t, "_input_layer", None) is None:
-                raise ValueError(f"model '{self.name}': inputs must come from keras.Input, "
-                                 f"got {t}")
+                raise ValueError(f"model '{self.name}': inputs must come from keras.Input, got {t}")
         self._inputs, self._outputs = inputs, outputs
         self._records = topological_records(outputs)
-        reachable = {id(getattr(t, "_input_layer", None)) for r in self._records
-                     for t in r.inputs}
+        reachable = {id(getattr(t, "_input_layer", None)) for r in self._records for t in r.inputs}
         for t in outputs:
             reachable.add(id(getattr(t, "_input_layer", None)))
         for t in inputs:
             if id(t._input_layer) not in reachable:
-                raise ValueError(f"model '{self.name}': input '{t.name}' is not connected to "
-                                 "the outputs")
+                raise ValueError(
+                    f"model '{self.name}': input '{t.name}' is not connected to the outputs"
+                )
         self.built = True
         self._reset_compiled_graphs()
 
@@ -110,8 +112,10 @@ class Model(Trainer, Layer):
         for layer in self.layers:
             if layer.name == name:
                 return layer
-        raise ValueError(f"model '{self.name}' has no layer named {name!r}; layers: "
-                         f"{[layer.name for layer in self.layers]}")
+        raise ValueError(
+            f"model '{self.name}' has no layer named {name!r}; layers: "
+            f"{[layer.name for layer in self.layers]}"
+        )
 
     def _all_variables(self) -> list[Variable]:
         out: list[Variable] = []
@@ -146,12 +150,15 @@ class Model(Trainer, Layer):
     def set_weights(self, weights: Sequence[np.ndarray]) -> None:
         mine = self.weights
         if len(weights) != len(mine):
-            raise ValueError(f"model '{self.name}' has {len(mine)} weight arrays, got "
-                             f"{len(weights)}")
+            raise ValueError(
+                f"model '{self.name}' has {len(mine)} weight arrays, got {len(weights)}"
+            )
         for var, w in zip(mine, weights):
             if np.shape(w) != var.shape:
-                raise ValueError(f"model '{self.name}': weight {var.path} has shape {var.shape}, "
-                                 f"got an array of shape {np.shape(w)}")
+                raise ValueError(
+                    f"model '{self.name}': weight {var.path} has shape {var.shape}, "
+                    f"got an array of shape {np.shape(w)}"
+                )
         for var, w in zip(mine, weights):
             var.assign(w)
 
@@ -168,8 +175,9 @@ class Model(Trainer, Layer):
     def trace_graph(self, ctx: TraceContext, values: list[Value]) -> list[Value]:
         """Emit the whole model's IR for input values; returns the output values."""
         if len(values) != len(self._inputs):
-            raise ValueError(f"model '{self.name}' has {len(self._inputs)} inputs, got "
-                             f"{len(values)}")
+            raise ValueError(
+                f"model '{self.name}' has {len(self._inputs)} inputs, got {len(values)}"
+            )
         env: dict[int, Value] = {id(t): v for t, v in zip(self._inputs, values)}
         for record in self._records:
             ins = [env[id(t)] for t in record.inputs]

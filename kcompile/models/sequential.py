@@ -12,8 +12,9 @@ from kcompile.tensor import KerasTensor
 
 
 class Sequential(Model):
-    def __init__(self, layers: Sequence[Any] | None = None, name: str | None = None,
-                 **kwargs: Any) -> None:
+    def __init__(
+        self, layers: Sequence[Any] | None = None, name: str | None = None, **kwargs: Any
+    ) -> None:
         super().__init__(name=name, **kwargs)
         self._stack: list[Layer] = []
         self._input: KerasTensor | None = None
@@ -32,9 +33,11 @@ class Sequential(Model):
             self._input = layer.output_tensor
         elif isinstance(layer, Layer):
             if layer.multi_input:
-                raise ValueError(f"Sequential '{self.name}': layer '{layer.name}' "
-                                 f"({type(layer).__name__}) takes several inputs; use the "
-                                 "functional API")
+                raise ValueError(
+                    f"Sequential '{self.name}': layer '{layer.name}' "
+                    f"({type(layer).__name__}) takes several inputs; use the "
+                    "functional API"
+                )
             if self._input is None and not self._stack and layer._input_shape_arg is not None:
                 self._input = Input(shape=layer._input_shape_arg)
             self._stack.append(layer)
@@ -64,8 +67,10 @@ class Sequential(Model):
         if self.built:
             return
         if input_shape is None:
-            raise ValueError(f"Sequential '{self.name}' has no Input; give Input(shape=...) "
-                             "first or call build(input_shape)")
+            raise ValueError(
+                f"Sequential '{self.name}' has no Input; give Input(shape=...) "
+                "first or call build(input_shape)"
+            )
         self._input = Input(shape=tuple(input_shape)[1:])
         self._rebuild()
 

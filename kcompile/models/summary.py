@@ -39,8 +39,11 @@ def summary_text(model) -> str:
         widths = [31, 22, 11, 23]
     rows = []
     for layer in model.layers:
-        cells = [f"{layer.name} ({type(layer).__name__})", _shape_of(layer),
-                 f"{layer.count_params():,}"]
+        cells = [
+            f"{layer.name} ({type(layer).__name__})",
+            _shape_of(layer),
+            f"{layer.count_params():,}",
+        ]
         if functional:
             calls = getattr(layer, "_calls", [])
             sources = []
@@ -51,13 +54,19 @@ def summary_text(model) -> str:
                     sources.append(f"{src}[0][0]")
             cells.append(", ".join(sources) if sources else "-")
         rows.append(cells)
-    for i, cells in enumerate(rows):
+    for cells in rows:
         for j, c in enumerate(cells):
             widths[j] = max(widths[j], len(c) + 2)
     right = {2}
     top = "┏" + "┳".join("━" * w for w in widths) + "┓"
-    head = "┃" + "┃".join(" " + h.ljust(w - 2) + " " if j != 2 else " " + h.rjust(w - 2) + " "
-                          for j, (h, w) in enumerate(zip(headers, widths))) + "┃"
+    head = (
+        "┃"
+        + "┃".join(
+            " " + h.ljust(w - 2) + " " if j != 2 else " " + h.rjust(w - 2) + " "
+            for j, (h, w) in enumerate(zip(headers, widths))
+        )
+        + "┃"
+    )
     sep = "┡" + "╇".join("━" * w for w in widths) + "┩"
     mid = "├" + "┼".join("─" * w for w in widths) + "┤"
     bottom = "└" + "┴".join("─" * w for w in widths) + "┘"

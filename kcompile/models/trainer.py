@@ -41,10 +41,19 @@ class Trainer:
 
     # --- compile ------------------------------------------------------------
 
-    def compile(self, optimizer: Any = "rmsprop", loss: Any = None, loss_weights: Any = None,
-                metrics: Any = None, weighted_metrics: Any = None, run_eagerly: bool = False,
-                steps_per_execution: int = 1, jit_compile: Any = "auto",
-                backend: str = "reference", **kwargs: Any) -> None:
+    def compile(
+        self,
+        optimizer: Any = "rmsprop",
+        loss: Any = None,
+        loss_weights: Any = None,
+        metrics: Any = None,
+        weighted_metrics: Any = None,
+        run_eagerly: bool = False,
+        steps_per_execution: int = 1,
+        jit_compile: Any = "auto",
+        backend: str = "reference",
+        **kwargs: Any,
+    ) -> None:
         if kwargs:
             raise TypeError(f"compile: unexpected arguments {sorted(kwargs)}")
         if backend not in BACKENDS:
@@ -57,14 +66,21 @@ class Trainer:
         metric_lists = self._per_output(metrics, names, "metrics", broadcast_list=True)
         specs = []
         for name, l, w, m in zip(names, losses, weights, metric_lists):
-            specs.append(G.OutputSpec(name, losses_mod.get(l) if l is not None else None,
-                                      1.0 if w is None else float(w), list(m or [])))
+            specs.append(
+                G.OutputSpec(
+                    name,
+                    losses_mod.get(l) if l is not None else None,
+                    1.0 if w is None else float(w),
+                    list(m or []),
+                )
+            )
         self._compiled = _Compiled(optimizers_mod.get(optimizer), specs, backend)
         self._executables = {}
         self.reset_metrics()
 
-    def _per_output(self, value: Any, names: list[str], what: str,
-                    broadcast_list: bool = False) -> list:
+    def _per_output(
+        self, value: Any, names: list[str], what: str, broadcast_list: bool = False
+    ) -> list:
         if isinstance(value, dict):
             unknown = set(value) - set(names)
             if unknown:
@@ -94,7 +110,7 @@ class Trainer:
     def _require_compiled(self, method: str) -> _Compiled:
         if self._compiled is None:
             raise RuntimeError(f"You must call `compile()` before using the model ({method}).")
-        if len(self._compiled.specs) != len(self.output_names):
+        if self.built and len(self._compiled.specs) != len(self.output_names):
             self._rebind_specs()
         return self._compiled
 
@@ -237,12 +253,25 @@ class Trainer:
 
     # --- fit / evaluate / predict -------------------------------------------------
 
-    def fit(self, x: Any = None, y: Any = None, batch_size: int | None = None, epochs: int = 1,
-            verbose: Any = "auto", callbacks: list | None = None, validation_split: float = 0.0,
-            validation_data: Any = None, shuffle: bool = True, class_weight: Any = None,
-            sample_weight: Any = None, initial_epoch: int = 0, steps_per_epoch: int | None = None,
-            validation_steps: int | None = None, validation_batch_size: int | None = None,
-            validation_freq: int = 1):
+    def fit(
+        self,
+        x: Any = None,
+        y: Any = None,
+        batch_size: int | None = None,
+        epochs: int = 1,
+        verbose: Any = "auto",
+        callbacks: list | None = None,
+        validation_split: float = 0.0,
+        validation_data: Any = None,
+        shuffle: bool = True,
+        class_weight: Any = None,
+        sample_weight: Any = None,
+        initial_epoch: int = 0,
+        steps_per_epoch: int | None = None,
+        validation_steps: int | None = None,
+        validation_batch_size: int | None = None,
+        validation_freq: int = 1,
+    ):
         self._require_compiled("fit")
         if class_weight is not None or sample_weight is not None:
             raise NotImplementedError("class_weight and sample_weight are not supported yet")
@@ -259,15 +288,24 @@ class Trainer:
             vxs = D.prepare_inputs(self, vx)
             val = (vxs, D.prepare_labels(self, vy, len(vxs[0])))
         elif validation_split:
-            (xs, vxs), (ys, vys) = D.split_tail(xs, validation_split), \
-                D.split_tail(ys, validation_split)
+            (xs, vxs), (ys, vys) = (
+                D.split_tail(xs, validation_split),
+                D.split_tail(ys, validation_split),
+            )
             val = (vxs, vys)
         n = len(xs[0])
         steps = math.ceil(n / batch_size)
         if steps_per_epoch is not None:
             steps = min(steps, int(steps_per_epoch))
-        cbs = CallbackList(callbacks, model=self, add_history=True, add_progbar=verbose != 0,
-                           verbose=verbose, epochs=epochs, steps=steps)
+        cbs = CallbackList(
+            callbacks,
+            model=self,
+            add_history=True,
+            add_progbar=verbose != 0,
+            verbose=verbose,
+            epochs=epochs,
+            steps=steps,
+        )
         self.stop_training = False
         cbs.on_train_begin()
         logs: dict = {}
@@ -285,9 +323,9 @@ class Trainer:
                     break
             epoch_logs = dict(logs)
             if val is not None and (epoch + 1) % validation_freq == 0:
-                val_logs = self._evaluate_arrays(val[0], val[1],
-                                                 validation_batch_size or batch_size,
-                                                 validation_steps, cbs)
+                val_logs = self._evaluate_arrays(
+                    val[0], val[1], validation_batch_size or batch_size, validation_steps, cbs
+                )
                 epoch_logs.update({f"val_{k}": v for k, v in val_logs.items()})
             cbs.on_epoch_end(epoch, epoch_logs)
             if self.stop_training:
@@ -311,9 +349,18 @@ class Trainer:
         cbs.on_test_end(logs)
         return logs
 
-    def evaluate(self, x: Any = None, y: Any = None, batch_size: int | None = None,
-                 verbose: Any = "auto", sample_weight: Any = None, steps: int | None = None,
-                 callbacks: list | None = None, return_dict: bool = False, **kwargs: Any):
+    def evaluate(
+        self,
+        x: Any = None,
+        y: Any = None,
+        batch_size: int | None = None,
+        verbose: Any = "auto",
+        sample_weight: Any = None,
+        steps: int | None = None,
+        callbacks: list | None = None,
+        return_dict: bool = False,
+        **kwargs: Any,
+    ):
         self._require_compiled("evaluate")
         if sample_weight is not None:
             raise NotImplementedError("sample_weight is not supported yet")
@@ -323,13 +370,25 @@ class Trainer:
         xs = D.prepare_inputs(self, x)
         ys = D.prepare_labels(self, y, len(xs[0]))
         n_steps = math.ceil(len(xs[0]) / batch_size)
-        cbs = CallbackList(callbacks, model=self, add_progbar=verbose != 0, verbose=verbose,
-                           epochs=1, steps=n_steps if steps is None else min(steps, n_steps))
+        cbs = CallbackList(
+            callbacks,
+            model=self,
+            add_progbar=verbose != 0,
+            verbose=verbose,
+            epochs=1,
+            steps=n_steps if steps is None else min(steps, n_steps),
+        )
         logs = self._evaluate_arrays(xs, ys, batch_size, steps, cbs)
         return dict(logs) if return_dict else self._flatten_in_order(logs)
 
-    def predict(self, x: Any, batch_size: int | None = None, verbose: Any = "auto",
-                steps: int | None = None, callbacks: list | None = None):
+    def predict(
+        self,
+        x: Any,
+        batch_size: int | None = None,
+        verbose: Any = "auto",
+        steps: int | None = None,
+        callbacks: list | None = None,
+    ):
         verbose = 1 if verbose == "auto" else verbose
         batch_size = _check_batch_size(batch_size)
         self._ensure_built([np.asarray(x)] if not isinstance(x, list | tuple | dict) else None)
@@ -338,8 +397,9 @@ class Trainer:
         total = math.ceil(n / batch_size)
         if steps is not None:
             total = min(total, int(steps))
-        cbs = CallbackList(callbacks, model=self, add_progbar=verbose != 0, verbose=verbose,
-                           epochs=1, steps=total)
+        cbs = CallbackList(
+            callbacks, model=self, add_progbar=verbose != 0, verbose=verbose, epochs=1, steps=total
+        )
         cbs.on_predict_begin()
         chunks: list[list[np.ndarray]] = []
         for step in range(total):
@@ -360,8 +420,14 @@ class Trainer:
         out = exe.run(feeds)
         return [out[f"out/{n}"] for n in self.output_names]
 
-    def train_on_batch(self, x: Any, y: Any = None, sample_weight: Any = None,
-                       class_weight: Any = None, return_dict: bool = False):
+    def train_on_batch(
+        self,
+        x: Any,
+        y: Any = None,
+        sample_weight: Any = None,
+        class_weight: Any = None,
+        return_dict: bool = False,
+    ):
         self._require_compiled("train_on_batch")
         if sample_weight is not None or class_weight is not None:
             raise NotImplementedError("sample_weight and class_weight are not supported yet")
@@ -370,8 +436,9 @@ class Trainer:
         logs = self._run_step("train", xs, D.prepare_labels(self, y, len(xs[0])))
         return logs if return_dict else self._flatten_in_order(logs)
 
-    def test_on_batch(self, x: Any, y: Any = None, sample_weight: Any = None,
-                      return_dict: bool = False):
+    def test_on_batch(
+        self, x: Any, y: Any = None, sample_weight: Any = None, return_dict: bool = False
+    ):
         self._require_compiled("test_on_batch")
         if sample_weight is not None:
             raise NotImplementedError("sample_weight is not supported yet")
@@ -390,8 +457,9 @@ class Trainer:
         """Weights (in ``weights`` order) to a ``.weights.npz`` file, written atomically."""
         filepath = os.fspath(filepath)
         if not filepath.endswith(".weights.npz"):
-            raise ValueError(f"save_weights: the file name must end in .weights.npz, got "
-                             f"{filepath!r}")
+            raise ValueError(
+                f"save_weights: the file name must end in .weights.npz, got {filepath!r}"
+            )
         if not overwrite and os.path.exists(filepath):
             raise FileExistsError(filepath)
         arrays = {f"{i:04d}:{v.path}": v.value for i, v in enumerate(self.weights)}
@@ -407,8 +475,10 @@ class Trainer:
             raise ValueError(f"{filepath}: not a readable weights file ({e})") from None
         mine = self.weights
         if len(arrays) != len(mine):
-            raise ValueError(f"{filepath}: holds {len(arrays)} weight arrays, model "
-                             f"'{self.name}' has {len(mine)}")
+            raise ValueError(
+                f"{filepath}: holds {len(arrays)} weight arrays, model "
+                f"'{self.name}' has {len(mine)}"
+            )
         self.set_weights(arrays)
 
 

@@ -1,0 +1,21 @@
+import os
+
+import numpy as np
+import pytest
+
+# Every graph the runtime prepares is verified and must survive print -> parse.
+os.environ.setdefault("KCOMPILE_VERIFY", "1")
+
+
+@pytest.fixture(autouse=True)
+def _fresh_session():
+    import kcompile
+
+    kcompile.backend.clear_session()
+    kcompile.utils.set_random_seed(1234)
+    yield
+
+
+@pytest.fixture
+def rng():
+    return np.random.default_rng(0)
