@@ -12,6 +12,7 @@ from kcompile import (
     losses,
     metrics,
     optimizers,
+    saving,
     utils,
 )
 from kcompile import backend as backend
@@ -33,5 +34,6 @@ __all__ = [
     "losses",
     "metrics",
     "optimizers",
+    "saving",
     "utils",
 ]

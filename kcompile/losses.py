@@ -120,6 +120,13 @@ class BinaryCrossentropy(Loss):
         self.from_logits = from_logits
         self.label_smoothing = float(label_smoothing)
 
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "from_logits": self.from_logits,
+            "label_smoothing": self.label_smoothing,
+        }
+
     def per_sample(self, y_true, y_pred):
         t, p = squeeze_or_expand_to_same_rank(_float(y_true), y_pred)
         if self.label_smoothing:
@@ -146,6 +153,13 @@ class CategoricalCrossentropy(Loss):
         self.label_smoothing = float(label_smoothing)
         if axis != -1:
             raise NotImplementedError("categorical cross-entropy supports axis=-1 only")
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "from_logits": self.from_logits,
+            "label_smoothing": self.label_smoothing,
+        }
 
     def per_sample(self, y_true, y_pred):
         t = _float(y_true)
@@ -178,6 +192,9 @@ class SparseCategoricalCrossentropy(Loss):
             )
         if axis != -1:
             raise NotImplementedError("sparse categorical cross-entropy supports axis=-1 only")
+
+    def get_config(self):
+        return {**super().get_config(), "from_logits": self.from_logits}
 
     def label_type(self, pred):
         return TensorType(DType.i32, pred.shape[:-1])

@@ -147,6 +147,9 @@ class Activation(Layer):
     def call(self, ctx, x):
         return self.activation(x)
 
+    def get_config(self):
+        return {**super().get_config(), "activation": activations.serialize(self.activation)}
+
 
 class Softmax(Layer):
     def __init__(self, axis: int = -1, **kwargs: Any) -> None:
@@ -155,6 +158,9 @@ class Softmax(Layer):
 
     def call(self, ctx, x):
         return activations.softmax(x, self.axis)
+
+    def get_config(self):
+        return {**super().get_config(), "axis": self.axis}
 
 
 class ReLU(Layer):
@@ -169,6 +175,9 @@ class LeakyReLU(Layer):
 
     def call(self, ctx, x):
         return activations.leaky_relu(x, self.negative_slope)
+
+    def get_config(self):
+        return {**super().get_config(), "negative_slope": self.negative_slope}
 
 
 class Dropout(Layer):
@@ -209,4 +218,9 @@ class Dropout(Layer):
         return B.select(keep, x * (1.0 / (1.0 - self.rate)), 0.0)
 
     def get_config(self):
-        return {**super().get_config(), "rate": self.rate, "seed": self.seed}
+        return {
+            **super().get_config(),
+            "rate": self.rate,
+            "seed": self.seed,
+            "noise_shape": self.noise_shape,
+        }

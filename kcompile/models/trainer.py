@@ -465,6 +465,15 @@ class Trainer:
         arrays = {f"{i:04d}:{v.path}": v.value for i, v in enumerate(self.weights)}
         atomic_write(filepath, lambda f: np.savez(f, **arrays))
 
+    def save(self, filepath: str, overwrite: bool = True) -> None:
+        """The whole model (architecture, compile settings, weights, optimizer state) to a
+        ``.kcmodel`` file, written atomically; ``kcompile.models.load_model`` reads it."""
+        from kcompile.saving import save_model
+
+        if not overwrite and os.path.exists(filepath):
+            raise FileExistsError(filepath)
+        save_model(self, filepath)
+
     def load_weights(self, filepath: str) -> None:
         filepath = os.fspath(filepath)
         try:
