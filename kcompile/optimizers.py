@@ -70,10 +70,13 @@ class Optimizer:
     def apply(
         self, params: list[tuple[Variable, Value, Value]], slot_value, lr: Value, iterations: Value
     ) -> dict[str, Value]:
-        """Updates for every (variable, value, gradient); returns new values by path."""
-        grads = self.clip([g for _, _, g in params])
-        local_step = B.cast(iterations + B.const(iterations.graph, 1, DType.i32), DType.f32)
-        updates: dict[str, Value] = {}
+        """Updates for every (variable, value, gradient): new values by path, and the
+        incremented ``iterations``."""
+        with iterations.graph.layer_scope(self.name):
+            grads = self.clip([g for _, _, g in params])
+            next_iterations = iterations + B.const(iterations.graph, 1, DType.i32)
+            local_step = B.cast(next_iterations, DType.f32)
+        updates: dict[str, Value] = {"iterations": next_iterations}
         for (var, w, _), g in zip(params, grads):
             with w.graph.layer_scope(f"{self.name}/{var.path}"):
                 if self.weight_decay:

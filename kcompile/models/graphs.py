@@ -116,12 +116,8 @@ def trace_train(model, specs, label_types, optimizer) -> ScoredGraph:
     updates = optimizer.apply(
         [(v, w, g) for (v, w), g in zip(params, grads)], slot_value, lr, iterations
     )
-    with graph.layer_scope(optimizer.name):
-        from ir import build as B
-
-        next_iter = iterations + B.const(graph, 1, DType.i32)
     state = [(var.path, value) for var, value in ctx.state_updates.items()]
-    graph.set_outputs(graph.outputs + list(updates.items()) + state + [("iterations", next_iter)])
+    graph.set_outputs(graph.outputs + list(updates.items()) + state)
     return scored
 
 
