@@ -6,6 +6,7 @@ Kept simple on purpose: each node calls its op's reference implementation.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping
 
 import numpy as np
@@ -13,6 +14,7 @@ import numpy as np
 from ir.graph import Graph, Value
 from ir.registry import RefContext, get_op
 from ir.types import BATCH, DType, TensorType
+from ir.verify import check_round_trip
 
 
 class FeedError(ValueError):
@@ -51,6 +53,8 @@ class Interpreter:
     """Runs one graph many times; the per-node dispatch is prepared once."""
 
     def __init__(self, graph: Graph) -> None:
+        if os.environ.get("KCOMPILE_VERIFY"):
+            check_round_trip(graph)
         self.graph = graph
         slot: dict[Value, int] = {}
         for v in graph.inputs:

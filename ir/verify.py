@@ -57,6 +57,17 @@ def verify(graph: Graph) -> None:
             raise VerifyError(f"output {name!r} is not defined in the graph")
 
 
+def check_round_trip(graph: Graph) -> None:
+    """Verify ``graph`` and check that its text parses back to an equal graph."""
+    from ir.parser import parse_graph
+
+    verify(graph)
+    again = parse_graph(print_graph(graph), f"<{graph.name}>")
+    diff = first_difference(graph, again)
+    if diff is not None:
+        raise VerifyError(f"graph {graph.name} does not survive print/parse: {diff}")
+
+
 def structurally_equal(a: Graph, b: Graph) -> bool:
     return first_difference(a, b) is None
 

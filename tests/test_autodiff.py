@@ -10,6 +10,7 @@ from ir import Graph, interpret, verify
 from ir import build as B
 from kcompile import layers
 from passes import append_gradients, differentiate, eliminate_dead_code
+from tests.gradcheck import numeric_gradient
 
 
 def _mlp(activation, loss, out_units, out_activation):
@@ -52,18 +53,8 @@ def test_loss_gradients_of_models(activation, loss, units, out_act, rng):
         y = (rng.random((4, units)) < 0.5).astype(np.float64)
     feeds = {"input_layer": x, "y": y, **{p.name: rng.normal(size=p.shape) * 0.5 for p in params}}
     out = interpret(g, feeds, np.float64)
-    eps = 1e-6
     for p in params:
-        base = feeds[p.name]
-        numeric = np.zeros_like(base)
-        for idx in np.ndindex(base.shape):
-            hi, lo = base.copy(), base.copy()
-            hi[idx] += eps
-            lo[idx] -= eps
-            numeric[idx] = (
-                interpret(g, {**feeds, p.name: hi}, np.float64)["loss"]
-                - interpret(g, {**feeds, p.name: lo}, np.float64)["loss"]
-            ) / (2 * eps)
+        numeric = numeric_gradient(g, feeds, p.name)
         np.testing.assert_allclose(out[p.name], numeric, rtol=1e-4, atol=1e-6, err_msg=p.name)
 
 

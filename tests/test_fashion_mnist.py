@@ -1,11 +1,22 @@
-"""End to end: the seed program on Fashion-MNIST (the Debian dataset package)."""
+"""End to end: the seed program (examples/mnist_mlp.py) on Fashion-MNIST."""
 
 from __future__ import annotations
+
+import importlib.util
+import os
 
 import pytest
 
 import kcompile as keras
-from kcompile import layers
+
+EXAMPLE = os.path.join(os.path.dirname(__file__), "..", "examples", "mnist_mlp.py")
+
+
+def load_example():
+    spec = importlib.util.spec_from_file_location("mnist_mlp", EXAMPLE)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 @pytest.mark.slow
@@ -15,15 +26,7 @@ def test_seed_program_reaches_085_after_3_epochs():
     except FileNotFoundError as e:
         pytest.fail(f"Fashion-MNIST is required (CI installs it): {e}")
     keras.utils.set_random_seed(1)
-    model = keras.Sequential(
-        [
-            keras.Input(shape=(28, 28)),
-            layers.Flatten(),
-            layers.Dense(128, activation="relu"),
-            layers.Dense(10, activation="softmax"),
-        ]
-    )
-    model.compile(loss="sparse_categorical_crossentropy", optimizer="adam", metrics=["accuracy"])
+    model = load_example().build_model()
     history = model.fit(x_train / 255.0, y_train, epochs=3, verbose=0)
     _, accuracy = model.evaluate(x_test / 255.0, y_test, verbose=0)
     assert history.history["accuracy"][-1] > 0.85

@@ -13,6 +13,7 @@ from ir import BATCH, DType, Graph, TensorType, all_ops, interpret, verify
 from ir import build as B
 from ir.ops.random import mix32
 from passes import append_gradients
+from tests.gradcheck import numeric_gradient
 
 N = 5  # an odd batch size
 
@@ -255,17 +256,8 @@ def test_vjp_matches_central_differences(case, rng):
     }
     feeds["w"] = make(y.shape, "f", rng).astype(np.float64)
     out = interpret(g, feeds, np.float64)
-    eps = 1e-6
     for k, v in enumerate(wrt):
-        base = feeds[v.name]
-        numeric = np.zeros_like(base)
-        for idx in np.ndindex(base.shape):
-            plus, minus = base.copy(), base.copy()
-            plus[idx] += eps
-            minus[idx] -= eps
-            lp = interpret(g, {**feeds, v.name: plus}, np.float64)["loss"]
-            lm = interpret(g, {**feeds, v.name: minus}, np.float64)["loss"]
-            numeric[idx] = (lp - lm) / (2 * eps)
+        numeric = numeric_gradient(g, feeds, v.name)
         np.testing.assert_allclose(
             out[f"g{k}"], numeric, rtol=1e-5, atol=1e-6, err_msg=f"d loss / d {v.name} of {case.op}"
         )

@@ -123,15 +123,16 @@ class Layer:
 
     def set_weights(self, weights: Sequence[np.ndarray]) -> None:
         mine = self.weights
+        kind = "model" if hasattr(self, "trace_graph") else "layer"
         if len(weights) != len(mine):
             raise ValueError(
-                f"layer '{self.name}' expects {len(mine)} weight arrays, got {len(weights)}"
+                f"{kind} '{self.name}' has {len(mine)} weight arrays, got {len(weights)}"
             )
         for var, w in zip(mine, weights):
             w = np.asarray(w)
             if w.shape != var.shape:
                 raise ValueError(
-                    f"layer '{self.name}': weight {var.path} has shape {var.shape}, "
+                    f"{kind} '{self.name}': weight {var.path} has shape {var.shape}, "
                     f"got an array of shape {w.shape}"
                 )
         for var, w in zip(mine, weights):

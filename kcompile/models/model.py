@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import Any
-
-import numpy as np
 
 from ir import Value
 from kcompile.layers.core import InputLayer
@@ -146,21 +143,6 @@ class Model(Trainer, Layer):
         for layer in self.layers:
             out.extend(v for v in layer.weights if v not in out)
         return out
-
-    def set_weights(self, weights: Sequence[np.ndarray]) -> None:
-        mine = self.weights
-        if len(weights) != len(mine):
-            raise ValueError(
-                f"model '{self.name}' has {len(mine)} weight arrays, got {len(weights)}"
-            )
-        for var, w in zip(mine, weights):
-            if np.shape(w) != var.shape:
-                raise ValueError(
-                    f"model '{self.name}': weight {var.path} has shape {var.shape}, "
-                    f"got an array of shape {np.shape(w)}"
-                )
-        for var, w in zip(mine, weights):
-            var.assign(w)
 
     # --- tracing ----------------------------------------------------------------
 

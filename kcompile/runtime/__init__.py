@@ -8,7 +8,8 @@ from typing import Protocol
 
 import numpy as np
 
-from ir import Graph, Interpreter, first_difference, parse_graph, print_graph, verify
+from ir import Graph, Interpreter
+from ir.verify import check_round_trip
 from passes import eliminate_dead_code
 
 BACKENDS = ("reference", "llvm")
@@ -31,20 +32,11 @@ class ReferenceExecutable:
         return self._interpreter.run(feeds)
 
 
-def check_graph(graph: Graph) -> None:
-    """Verify, and check that the text form parses back to an equal graph."""
-    verify(graph)
-    again = parse_graph(print_graph(graph), f"<{graph.name}>")
-    diff = first_difference(graph, again)
-    if diff is not None:
-        raise AssertionError(f"graph {graph.name} does not survive print/parse: {diff}")
-
-
 def prepare(graph: Graph) -> Graph:
     """The passes every step graph goes through before it runs."""
     graph = eliminate_dead_code(graph)
     if os.environ.get("KCOMPILE_VERIFY"):
-        check_graph(graph)
+        check_round_trip(graph)
     return graph
 
 
