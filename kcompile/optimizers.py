@@ -14,7 +14,7 @@ import numpy as np
 from ir import DType, Value
 from ir import build as B
 from kcompile import backend
-from kcompile.variables import Variable
+from kcompile.variables import Variable, stable_array
 
 
 class Optimizer:
@@ -38,14 +38,37 @@ class Optimizer:
         if sum(c is not None for c in (clipnorm, clipvalue, global_clipnorm)) > 1:
             raise ValueError("only one of clipnorm, clipvalue and global_clipnorm may be set")
         self.name = name or backend.snake_case(type(self).__name__)
-        self.learning_rate = float(learning_rate)
+        # Scalars the train step reads and (for iterations) updates in place.
+        self._learning_rate = stable_array(np.float32(learning_rate), np.float32)
+        self._learning_rate_value = float(learning_rate)
+        self._iterations = stable_array(np.int32(0), np.int32)
         self.weight_decay = weight_decay
         self.clipnorm = clipnorm
         self.clipvalue = clipvalue
         self.global_clipnorm = global_clipnorm
-        self.iterations = 0
         self.slots: dict[str, np.ndarray] = {}
         self.built = False
+
+    @property
+    def learning_rate(self) -> float:
+        return self._learning_rate_value
+
+    @learning_rate.setter
+    def learning_rate(self, value: float) -> None:
+        self._learning_rate_value = float(value)
+        self._learning_rate[...] = value
+
+    @property
+    def iterations(self) -> int:
+        return int(self._iterations)
+
+    @iterations.setter
+    def iterations(self, value: int) -> None:
+        self._iterations[...] = value
+
+    def state_arrays(self) -> dict[str, np.ndarray]:
+        """Every array the train step binds: slots, ``iterations``, ``learning_rate``."""
+        return {**self.slots, "iterations": self._iterations, "learning_rate": self._learning_rate}
 
     # --- state --------------------------------------------------------------
 
@@ -58,12 +81,14 @@ class Optimizer:
     def build(self, variables: list[Variable]) -> None:
         for var in variables:
             for slot in self.slot_names():
-                self.slots.setdefault(self.slot_path(var, slot), np.zeros(var.shape, np.float32))
+                path = self.slot_path(var, slot)
+                if path not in self.slots:
+                    self.slots[path] = stable_array(np.zeros(var.shape), np.float32)
         self.built = True
 
     @property
     def variables(self) -> list[np.ndarray]:
-        return [np.asarray(self.iterations, np.int64), *self.slots.values()]
+        return [self._iterations, self._learning_rate, *self.slots.values()]
 
     # --- the update as IR -----------------------------------------------------
 

@@ -214,5 +214,5 @@ def _recompile(model, config: dict, arrays: dict, iterations: int) -> None:
         opt.build(model.trainable_weights)
         for k in opt.slots:
             if k in slots:
-                opt.slots[k] = slots[k]
+                np.copyto(opt.slots[k], slots[k])
         opt.iterations = iterations

@@ -4,12 +4,25 @@ from __future__ import annotations
 
 import numpy as np
 
+ALIGN = 64
+
+
+def stable_array(value, dtype) -> np.ndarray:
+    """A 64-byte-aligned, C-contiguous copy of ``value``."""
+    value = np.asarray(value, dtype=dtype)
+    raw = np.empty(value.nbytes + ALIGN, np.uint8)
+    start = (-raw.ctypes.data) % ALIGN
+    out = raw[start : start + value.nbytes].view(value.dtype).reshape(value.shape)
+    out[...] = value
+    return out
+
 
 class Variable:
     """One weight array. ``path`` (``dense/kernel``) names it in every graph."""
 
     def __init__(self, value: np.ndarray, path: str, trainable: bool = True) -> None:
-        self.value = np.ascontiguousarray(value, dtype=np.float32)
+        # The array is allocated once and updated in place: compiled steps bind to it.
+        self.value = stable_array(value, np.float32)
         self.path = path
         self.trainable = trainable
 
@@ -34,7 +47,7 @@ class Variable:
             raise ValueError(
                 f"variable {self.path}: expected shape {self.value.shape}, got {value.shape}"
             )
-        self.value = np.ascontiguousarray(value, dtype=np.float32)
+        np.copyto(self.value, value, casting="unsafe")
 
     def __repr__(self) -> str:
         return f"<Variable path={self.path} shape={self.shape} trainable={self.trainable}>"

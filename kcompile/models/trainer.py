@@ -51,7 +51,7 @@ class Trainer:
         run_eagerly: bool = False,
         steps_per_execution: int = 1,
         jit_compile: Any = "auto",
-        backend: str = "reference",
+        backend: str = "llvm",
         **kwargs: Any,
     ) -> None:
         if kwargs:
@@ -159,58 +159,43 @@ class Trainer:
         key = (kind, tuple(label_types))
         exe = self._executables.get(key)
         if exe is None:
-            compiled = self._compiled
-            backend = compiled.backend if compiled else "reference"
-            if kind == "predict":
-                exe = make_executable(G.trace_predict(self), backend)
-                metrics = []
-            else:
-                builder = G.trace_eval if kind == "eval" else G.trace_train
-                args = (self, compiled.specs, list(label_types))
-                if kind == "train":
-                    compiled.optimizer.build(self.trainable_weights)
-                    args = (*args, compiled.optimizer)
-                scored = builder(*args)
-                exe = make_executable(scored.graph, backend)
-                metrics = scored.metrics
-            for key_name, metric in metrics:
-                self._metric_objects.setdefault(key_name, metric)
-            if compiled and not compiled.metric_order:
-                compiled.metric_order = [k for k, _ in metrics]
+            exe = self._make_executable(kind, list(label_types))
             self._executables[key] = exe
         return exe
 
-    def _weight_feeds(self, feeds: dict) -> None:
+    def _make_executable(self, kind: str, label_types: list):
+        compiled = self._compiled
+        backend = compiled.backend if compiled else "llvm"
+        metrics = []
+        if kind == "predict":
+            exe = make_executable(G.trace_predict(self), backend)
+        else:
+            if kind == "train":
+                compiled.optimizer.build(self.trainable_weights)
+                scored = G.trace_train(self, compiled.specs, label_types, compiled.optimizer)
+            else:
+                scored = G.trace_eval(self, compiled.specs, label_types)
+            exe = make_executable(scored.graph, backend)
+            metrics = scored.metrics
         for var in self.weights:
-            feeds[var.path] = var.value
+            exe.bind(var.path, var.value)
+        if kind == "train":
+            for name, array in compiled.optimizer.state_arrays().items():
+                exe.bind(name, array)
+        for key_name, metric in metrics:
+            self._metric_objects.setdefault(key_name, metric)
+        if compiled and not compiled.metric_order:
+            compiled.metric_order = [k for k, _ in metrics]
+        return exe
 
     def _run_step(self, kind: str, xs: list[np.ndarray], ys: list[np.ndarray]) -> dict:
         label_types = tuple(G.label_type_for(y.dtype, y.shape) for y in ys)
         exe = self._executable(kind, label_types)
-        feeds = dict(zip(self.input_names, xs))
-        feeds.update(zip(G.label_names(self), ys))
-        self._weight_feeds(feeds)
-        if kind == "train":
-            opt = self._compiled.optimizer
-            feeds.update(opt.slots)
-            feeds["iterations"] = np.asarray(opt.iterations, dtype=np.int32)
-            feeds["learning_rate"] = np.asarray(opt.learning_rate, dtype=np.float32)
-        names = {v.name for v in exe.graph.inputs}
-        out = exe.run({k: v for k, v in feeds.items() if k in names})
-        if kind == "train":
-            self._apply_updates(out)
+        data = dict(zip(self.input_names, xs))
+        data.update(zip(G.label_names(self), ys))
+        out = exe(data)
         self._accumulate(out, len(xs[0]))
         return self._logs()
-
-    def _apply_updates(self, out: dict) -> None:
-        opt = self._compiled.optimizer
-        for var in self.weights:
-            if var.path in out:
-                var.value = out[var.path]
-        for path in opt.slots:
-            if path in out:
-                opt.slots[path] = out[path]
-        opt.iterations = int(out["iterations"])
 
     # --- metrics --------------------------------------------------------------
 
@@ -414,11 +399,9 @@ class Trainer:
         return outs[0] if len(outs) == 1 else outs
 
     def _predict_batch(self, xs: list[np.ndarray]) -> list[np.ndarray]:
-        exe = self._executable("predict")
-        feeds = dict(zip(self.input_names, xs))
-        self._weight_feeds(feeds)
-        out = exe.run(feeds)
-        return [out[f"out/{n}"] for n in self.output_names]
+        out = self._executable("predict")(dict(zip(self.input_names, xs)))
+        # Copies: the executable's buffers are reused by the next call.
+        return [np.array(out[f"out/{n}"]) for n in self.output_names]
 
     def train_on_batch(
         self,

@@ -1,24 +1,24 @@
-"""Executables: what runs a step graph. ``reference`` is the numpy interpreter."""
+"""Executables: what runs a step graph.
+
+Both backends share one protocol: ``bind(name, array)`` once for every weight,
+state and optimizer input (the step updates these arrays in place), then
+``exe(data)`` per batch with the data inputs, returning the other outputs.
+``llvm`` runs native code; ``reference`` runs the numpy interpreter.
+"""
 
 from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from typing import Protocol
 
 import numpy as np
 
 from ir import Graph, Interpreter
+from ir.interpreter import FeedError
 from ir.verify import check_round_trip
 from passes import eliminate_dead_code
 
-BACKENDS = ("reference", "llvm")
-
-
-class Executable(Protocol):
-    graph: Graph
-
-    def run(self, feeds: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]: ...
+BACKENDS = ("llvm", "reference")
 
 
 class ReferenceExecutable:
@@ -27,9 +27,21 @@ class ReferenceExecutable:
     def __init__(self, graph: Graph) -> None:
         self.graph = graph
         self._interpreter = Interpreter(graph)
+        self._bound: dict[str, np.ndarray] = {}
+        names = {v.name for v in graph.inputs}
+        self._aliased = [name for name, _ in graph.outputs if name in names]
 
-    def run(self, feeds: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
-        return self._interpreter.run(feeds)
+    def bind(self, name: str, array: np.ndarray) -> None:
+        if any(v.name == name for v in self.graph.inputs):
+            self._bound[name] = array
+
+    def __call__(self, data: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+        out = self._interpreter.run({**self._bound, **data})
+        for name in self._aliased:
+            if name not in self._bound:
+                raise FeedError(f"output {name!r} updates an input that is not bound")
+            np.copyto(self._bound[name], out.pop(name))
+        return out
 
 
 def prepare(graph: Graph) -> Graph:
@@ -40,11 +52,12 @@ def prepare(graph: Graph) -> Graph:
     return graph
 
 
-def make_executable(graph: Graph, backend: str) -> Executable:
+def make_executable(graph: Graph, backend: str):
     if backend == "reference":
         return ReferenceExecutable(prepare(graph))
     if backend == "llvm":
-        raise NotImplementedError(
-            "the LLVM backend is not built yet; compile with backend='reference' (the default)"
-        )
+        from kcompile import __version__
+        from kcompile.runtime.native import NativeExecutable
+
+        return NativeExecutable(prepare(graph), version=__version__)
     raise ValueError(f"unknown backend {backend!r}; expected one of {BACKENDS}")

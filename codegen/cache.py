@@ -1,0 +1,73 @@
+"""The on-disk cache of compiled object code.
+
+Entries are keyed by the caller's key (the graph's text, the kcompile and
+llvmlite versions) plus the host CPU and features. Each file carries a
+checksum of its payload; a truncated or corrupt entry is detected, removed
+and rebuilt, never loaded.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import tempfile
+from pathlib import Path
+
+from codegen.target import host
+
+MAGIC = b"KCOBJ1\n"
+CODEGEN_VERSION = "1"
+
+
+def cache_dir() -> Path | None:
+    """``$KCOMPILE_CACHE_DIR``, else ``$XDG_CACHE_HOME/kcompile``, else ``~/.cache/kcompile``;
+    None when ``KCOMPILE_CACHE=0``."""
+    if os.environ.get("KCOMPILE_CACHE", "1") == "0":
+        return None
+    if os.environ.get("KCOMPILE_CACHE_DIR"):
+        return Path(os.environ["KCOMPILE_CACHE_DIR"])
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "kcompile"
+
+
+def cache_key(*parts: str) -> str:
+    digest = hashlib.sha256()
+    for part in (CODEGEN_VERSION, host().fingerprint, *parts):
+        digest.update(part.encode())
+        digest.update(b"\0")
+    return digest.hexdigest()
+
+
+def read_entry(key: str) -> bytes | None:
+    """The cached payload, or None if absent; a corrupt entry is deleted."""
+    folder = cache_dir()
+    if folder is None:
+        return None
+    path = folder / f"{key}.o"
+    try:
+        data = path.read_bytes()
+    except OSError:
+        return None
+    header_end = len(MAGIC) + 65
+    if data[: len(MAGIC)] == MAGIC and len(data) > header_end:
+        checksum = data[len(MAGIC) : header_end - 1].decode("ascii", "replace")
+        payload = data[header_end:]
+        if hashlib.sha256(payload).hexdigest() == checksum:
+            return payload
+    path.unlink(missing_ok=True)
+    return None
+
+
+def write_entry(key: str, payload: bytes) -> None:
+    folder = cache_dir()
+    if folder is None:
+        return
+    folder.mkdir(parents=True, exist_ok=True)
+    blob = MAGIC + hashlib.sha256(payload).hexdigest().encode() + b"\n" + payload
+    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(blob)
+        os.replace(tmp, folder / f"{key}.o")
+    except OSError:
+        Path(tmp).unlink(missing_ok=True)

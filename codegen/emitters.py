@@ -1,0 +1,382 @@
+"""Kernel emitters by op family. Each gets the kernel, the node, and one ``Operand``
+per result and per operand (contiguous buffers), and emits the loops."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+
+from llvmlite import ir
+
+from codegen.kernel import (
+    ELEMENT_BYTES,
+    ZERO,
+    Kernel,
+    Operand,
+    Size,
+    broadcast_strides,
+    contiguous_strides,
+    dims_of,
+    numel,
+    size_of,
+)
+from codegen.loops import F32, I32, I64, for_range, for_reduce, i64
+from codegen.mathfn import MathLib
+from codegen.scalar import SCALAR_RULES
+from ir import BATCH, DType, Node
+from ir.ops.random import GOLDEN
+
+Emitter = Callable[[Kernel, MathLib, Node, list[Operand], list[Operand]], None]
+EMITTERS: dict[str, Emitter] = {}
+
+
+def emits(*ops: str):
+    def register(fn: Emitter) -> Emitter:
+        for op in ops:
+            EMITTERS[op] = fn
+        return fn
+
+    return register
+
+
+def _with_strides(op: Operand, strides: list[Size], base: Size | ir.Value = ZERO) -> Operand:
+    return Operand(op.ptr, op.dtype, strides, base)
+
+
+@emits(*SCALAR_RULES)
+def elementwise(k: Kernel, m: MathLib, node: Node, outs, ins) -> None:
+    shape = node.outputs[0].shape
+    rule = SCALAR_RULES[node.op]
+    out = _with_strides(outs[0], contiguous_strides(shape))
+    sources = [
+        _with_strides(op, broadcast_strides(v.shape, shape)) for op, v in zip(ins, node.inputs)
+    ]
+    dtypes = [v.dtype for v in node.inputs]
+    if node.op == "select":
+        dtypes = dtypes[1:]
+
+    def body(offsets):
+        values = [k.load(op, off) for op, off in zip(sources, offsets[1:])]
+        k.store(out, offsets[0], rule(k.b, m, values, dtypes, node.attrs))
+
+    k.strided_loop(dims_of(shape), [out, *sources], body)
+
+
+def _copy(k: Kernel, dims: list[Size], dst: Operand, src: Operand) -> None:
+    k.strided_loop(dims, [dst, src], lambda off: k.store(dst, off[0], k.load(src, off[1])))
+
+
+@emits("reshape")
+def reshape(k, m, node, outs, ins) -> None:
+    x = node.inputs[0]
+    k.memcpy(outs[0].ptr, ins[0].ptr, numel(x.shape) * Size(ELEMENT_BYTES[x.dtype]))
+
+
+@emits("broadcast_to")
+def broadcast_to(k, m, node, outs, ins) -> None:
+    shape = node.outputs[0].shape
+    out = _with_strides(outs[0], contiguous_strides(shape))
+    _copy(
+        k,
+        dims_of(shape),
+        out,
+        _with_strides(ins[0], broadcast_strides(node.inputs[0].shape, shape)),
+    )
+
+
+@emits("transpose")
+def transpose(k, m, node, outs, ins) -> None:
+    shape = node.outputs[0].shape
+    own = contiguous_strides(node.inputs[0].shape)
+    src = _with_strides(ins[0], [own[p] for p in node.attrs["perm"]])
+    _copy(k, dims_of(shape), _with_strides(outs[0], contiguous_strides(shape)), src)
+
+
+def _offset(begin, strides: list[Size]) -> Size:
+    total = ZERO
+    for b, s in zip(begin, strides):
+        if b:
+            if total.is_zero:
+                total = Size(b) * s
+            elif (Size(b) * s).power == total.power:
+                total = Size(total.coef + (Size(b) * s).coef, total.power)
+            else:
+                raise NotImplementedError("codegen: mixed batch powers in an offset")
+    return total
+
+
+@emits("slice")
+def slice_(k, m, node, outs, ins) -> None:
+    shape = node.outputs[0].shape
+    own = contiguous_strides(node.inputs[0].shape)
+    src = _with_strides(ins[0], own, _offset(node.attrs["begin"], own))
+    _copy(k, dims_of(shape), _with_strides(outs[0], contiguous_strides(shape)), src)
+
+
+@emits("pad")
+def pad(k, m, node, outs, ins) -> None:
+    out_shape, in_shape = node.outputs[0].shape, node.inputs[0].shape
+    value = _constant(node.outputs[0].dtype, node.attrs["value"])
+    k.fill(outs[0], numel(out_shape), value)
+    strides = contiguous_strides(out_shape)
+    dst = _with_strides(outs[0], strides, _offset(node.attrs["low"], strides))
+    _copy(k, dims_of(in_shape), dst, _with_strides(ins[0], contiguous_strides(in_shape)))
+
+
+@emits("concat")
+def concat(k, m, node, outs, ins) -> None:
+    axis = node.attrs["axis"]
+    strides = contiguous_strides(node.outputs[0].shape)
+    offset = 0
+    for op, v in zip(ins, node.inputs):
+        begin = [0] * v.rank
+        begin[axis] = offset
+        dst = _with_strides(outs[0], strides, _offset(begin, strides))
+        _copy(k, dims_of(v.shape), dst, _with_strides(op, contiguous_strides(v.shape)))
+        offset += v.shape[axis]
+
+
+def _constant(dtype: DType, value) -> ir.Constant:
+    if dtype is DType.f32:
+        return ir.Constant(F32, float(value))
+    if dtype is DType.i32:
+        return ir.Constant(I32, int(value))
+    return ir.Constant(ir.IntType(8), int(bool(value)))
+
+
+@emits("constant")
+def constant(k, m, node, outs, ins) -> None:
+    t = node.outputs[0].type
+    value = node.attrs["value"]
+    if not isinstance(value, tuple):
+        k.fill(outs[0], numel(t.shape), _constant(t.dtype, value))
+        return
+    elem = {DType.f32: F32, DType.i32: I32, DType.bool: ir.IntType(8)}[t.dtype]
+    array_type = ir.ArrayType(elem, len(value))
+    data = ir.GlobalVariable(k.module, array_type, f"{k.fn.name}.data")
+    data.global_constant = True
+    data.linkage = "internal"
+    data.initializer = ir.Constant(array_type, [_constant(t.dtype, v) for v in value])
+    k.memcpy(outs[0].ptr, data, Size(len(value) * ELEMENT_BYTES[t.dtype]))
+
+
+# --- reductions ---------------------------------------------------------------
+
+
+def _reduction_operands(node, outs, ins) -> tuple[list[Size], Operand, Operand]:
+    x = node.inputs[0]
+    axes = node.attrs["axes"]
+    kept = [d for a, d in enumerate(x.shape) if a not in axes]
+    kept_strides = iter(contiguous_strides(kept))
+    out_strides = [ZERO if a in axes else next(kept_strides) for a in range(x.rank)]
+    return (
+        dims_of(x.shape),
+        _with_strides(outs[0], out_strides),
+        _with_strides(ins[0], contiguous_strides(x.shape)),
+    )
+
+
+@emits("reduce_sum", "reduce_max")
+def reduce(k, m, node, outs, ins) -> None:
+    is_sum = node.op == "reduce_sum"
+    dtype = node.inputs[0].dtype
+    init = (
+        _constant(dtype, 0)
+        if is_sum
+        else (ir.Constant(F32, -math.inf) if dtype is DType.f32 else ir.Constant(I32, -(2**31)))
+    )
+    k.fill(outs[0], numel(node.outputs[0].shape), init)
+    dims, out, src = _reduction_operands(node, outs, ins)
+    if dtype is DType.f32:
+        # Reassociation lets LLVM vectorize the sum; the order differs from numpy's
+        # pairwise summation by a few ulp per element summed (see the tests' tolerances).
+        combine = (
+            (lambda a, b: k.b.fadd(a, b, flags=["reassoc", "contract"]))
+            if is_sum
+            else (lambda a, b: k.b.call(m.intrinsic("llvm.maximum.f32", 2), [a, b]))
+        )
+    else:
+        combine = (
+            (lambda a, b: k.b.add(a, b))
+            if is_sum
+            else (lambda a, b: k.b.select(k.b.icmp_signed(">", a, b), a, b))
+        )
+
+    from codegen.kernel import collapse
+
+    cdims, (cout, csrc) = collapse(dims, [out, src])
+    if cdims and cout.strides[-1].is_zero and len(cdims) >= 1:
+        # The innermost axis is reduced: accumulate in a register.
+        outer = cdims[:-1]
+
+        def outer_body(offsets):
+            o, s = offsets
+            with for_reduce(k.b, k.value(cdims[-1]), [init]) as (i, acc):
+                step = i if csrc.strides[-1].is_one else k.b.mul(i, k.value(csrc.strides[-1]))
+                acc[0] = combine(acc[0], k.load(csrc, k.b.add(s, step)))
+            k.store(cout, o, combine(k.load(cout, o), acc[0]))
+
+        k.nest(outer, [cout, csrc], [k.value(cout.base), k.value(csrc.base)], outer_body, "red", 0)
+        return
+
+    def body(offsets):
+        o, s = offsets
+        k.store(cout, o, combine(k.load(cout, o), k.load(csrc, s)))
+
+    k.nest(cdims, [cout, csrc], [k.value(cout.base), k.value(csrc.base)], body, "red", 0)
+
+
+@emits("argmax")
+def argmax(k, m, node, outs, ins) -> None:
+    x = node.inputs[0]
+    axis = node.attrs["axis"]
+    outer = numel(x.shape[:axis])
+    length = size_of(x.shape[axis])
+    inner = numel(x.shape[axis + 1 :])
+    b = k.b
+    src = ins[0]
+    with for_range(b, k.value(outer), "o") as o, for_range(b, k.value(inner), "j") as j:
+        row = b.mul(o, k.value(length * inner))
+        first = k.load(src, b.add(row, j))
+        with for_reduce(b, k.value(length), [first, ir.Constant(I32, 0)], "t") as (t, acc):
+            v = k.load(src, b.add(b.add(row, b.mul(t, k.value(inner))), j))
+            better = (
+                b.fcmp_ordered(">", v, acc[0])
+                if x.dtype is DType.f32
+                else b.icmp_signed(">", v, acc[0])
+            )
+            acc[1] = b.select(better, b.trunc(t, I32), acc[1])
+            acc[0] = b.select(better, v, acc[0])
+        k.store(outs[0], b.add(b.mul(o, k.value(inner)), j), acc[1])
+
+
+@emits("numel")
+def numel_(k, m, node, outs, ins) -> None:
+    x = node.inputs[0]
+    count = numel([x.shape[a] for a in node.attrs["axes"]])
+    k.store(outs[0], i64(0), k.b.sitofp(k.value(count), F32))
+
+
+# --- matmul -------------------------------------------------------------------
+
+
+@emits("matmul")
+def matmul(k, m, node, outs, ins) -> None:
+    a, bv = node.inputs
+    if BATCH in (a.shape[-1], bv.shape[-1]):
+        raise NotImplementedError(
+            "codegen: matmul contracting or producing the batch axis as a column is not supported"
+        )
+    b = k.b
+    A, B, C = ins[0], ins[1], outs[0]
+    fma = ["contract"]
+    if node.attrs["transpose_a"]:
+        # C[K,M] = sum over rows l of A[l,K]ᵀ B[l,M]
+        # k outermost keeps one row of C in cache while all rows l stream past it.
+        rows, kk, mm = numel(a.shape[:-1]), a.shape[-1], bv.shape[-1]
+        k.fill(C, Size(kk * mm), ir.Constant(F32, 0.0))
+        with for_range(b, i64(kk), "k") as ki, for_range(b, k.value(rows), "l") as l:
+            av = k.load(A, b.add(b.mul(l, i64(kk)), ki))
+            with for_range(b, i64(mm), "j") as j:
+                c_off = b.add(b.mul(ki, i64(mm)), j)
+                prod = b.fmul(av, k.load(B, b.add(b.mul(l, i64(mm)), j)), flags=fma)
+                k.store(C, c_off, b.fadd(k.load(C, c_off), prod, flags=fma))
+        return
+    rows, kk = numel(a.shape[:-1]), a.shape[-1]
+    if node.attrs["transpose_b"]:
+        mm = bv.shape[0]
+        with for_range(b, k.value(rows), "i") as i, for_range(b, i64(mm), "j") as j:
+            with for_reduce(b, i64(kk), [ir.Constant(F32, 0.0)], "k") as (ki, acc):
+                prod = b.fmul(
+                    k.load(A, b.add(b.mul(i, i64(kk)), ki)),
+                    k.load(B, b.add(b.mul(j, i64(kk)), ki)),
+                    flags=fma,
+                )
+                acc[0] = b.fadd(acc[0], prod, flags=["reassoc", "contract"])
+            k.store(C, b.add(b.mul(i, i64(mm)), j), acc[0])
+        return
+    mm = bv.shape[1]
+    with for_range(b, k.value(rows), "i") as i:
+        row = b.mul(i, i64(mm))
+        with for_range(b, i64(mm), "z") as j:
+            k.store(C, b.add(row, j), ir.Constant(F32, 0.0))
+        with for_range(b, i64(kk), "k") as ki:
+            av = k.load(A, b.add(b.mul(i, i64(kk)), ki))
+            with for_range(b, i64(mm), "j") as j:
+                c_off = b.add(row, j)
+                prod = b.fmul(av, k.load(B, b.add(b.mul(ki, i64(mm)), j)), flags=fma)
+                k.store(C, c_off, b.fadd(k.load(C, c_off), prod, flags=fma))
+
+
+# --- indexing -------------------------------------------------------------------
+
+
+def _clamp(b: ir.IRBuilder, idx: ir.Value, rows: int) -> ir.Value:
+    idx = b.select(b.icmp_signed("<", idx, ir.Constant(I32, 0)), ir.Constant(I32, 0), idx)
+    idx = b.select(
+        b.icmp_signed(">", idx, ir.Constant(I32, rows - 1)), ir.Constant(I32, rows - 1), idx
+    )
+    return b.sext(idx, I64)
+
+
+@emits("one_hot")
+def one_hot(k, m, node, outs, ins) -> None:
+    b = k.b
+    depth = node.attrs["depth"]
+    with for_range(b, k.value(numel(node.inputs[0].shape)), "r") as r:
+        v = k.load(ins[0], r)
+        with for_range(b, i64(depth), "c") as c:
+            hit = b.icmp_signed("==", v, b.trunc(c, I32))
+            k.store(outs[0], b.add(b.mul(r, i64(depth)), c), b.uitofp(hit, F32))
+
+
+@emits("take")
+def take(k, m, node, outs, ins) -> None:
+    b = k.b
+    table, idx = node.inputs
+    width = numel(table.shape[1:])
+    with for_range(b, k.value(numel(idx.shape)), "r") as r:
+        row = _clamp(b, k.load(ins[1], r), table.shape[0])
+        with for_range(b, k.value(width), "j") as j:
+            v = k.load(ins[0], b.add(b.mul(row, k.value(width)), j))
+            k.store(outs[0], b.add(b.mul(r, k.value(width)), j), v)
+
+
+@emits("scatter_add")
+def scatter_add(k, m, node, outs, ins) -> None:
+    b = k.b
+    idx, updates = node.inputs
+    rows = node.attrs["rows"]
+    width = numel(updates.shape[idx.rank :])
+    k.fill(outs[0], Size(rows) * width, ir.Constant(F32, 0.0))
+    with for_range(b, k.value(numel(idx.shape)), "r") as r:
+        row = _clamp(b, k.load(ins[0], r), rows)
+        with for_range(b, k.value(width), "j") as j:
+            dst = b.add(b.mul(row, k.value(width)), j)
+            v = k.load(ins[1], b.add(b.mul(r, k.value(width)), j))
+            k.store(outs[0], dst, b.fadd(k.load(outs[0], dst), v))
+
+
+# --- random ---------------------------------------------------------------------
+
+
+def _mix32(b: ir.IRBuilder, x: ir.Value) -> ir.Value:
+    x = b.xor(x, b.lshr(x, ir.Constant(I32, 16)))
+    x = b.mul(x, ir.Constant(I32, 0x85EBCA6B))
+    x = b.xor(x, b.lshr(x, ir.Constant(I32, 13)))
+    x = b.mul(x, ir.Constant(I32, 0xC2B2AE35))
+    return b.xor(x, b.lshr(x, ir.Constant(I32, 16)))
+
+
+@emits("random_uniform")
+def random_uniform(k, m, node, outs, ins) -> None:
+    b = k.b
+    counter = k.load(ins[0], i64(0))
+    seed = node.attrs["seed"] & 0xFFFFFFFF
+    key = _mix32(
+        b, b.xor(ir.Constant(I32, seed), _mix32(b, b.add(counter, ir.Constant(I32, GOLDEN))))
+    )
+    with for_range(b, k.value(numel(node.outputs[0].shape)), "u") as i:
+        h = _mix32(b, b.add(_mix32(b, b.xor(b.trunc(i, I32), key)), key))
+        bits = b.lshr(h, ir.Constant(I32, 8))
+        k.store(outs[0], i, b.fmul(b.uitofp(bits, F32), ir.Constant(F32, 1.0 / (1 << 24))))

@@ -1,0 +1,181 @@
+"""One kernel function being emitted, and strided loop nests over its buffers.
+
+Sizes are symbolic products ``coef * N**power`` (``Size``) until emission, so
+that adjacent axes can be merged at compile time even when the batch size is
+only known at run time: most elementwise kernels become one flat loop, which
+LLVM vectorizes best.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from llvmlite import ir
+
+from codegen.loops import F32, I8, I32, I64, PTR, for_range, i64
+from ir import BATCH, DType
+
+
+@dataclass(frozen=True)
+class Size:
+    coef: int
+    power: int = 0  # of N
+
+    def __mul__(self, other: Size) -> Size:
+        return Size(self.coef * other.coef, self.power + other.power)
+
+    @property
+    def is_one(self) -> bool:
+        return self.coef == 1 and self.power == 0
+
+    @property
+    def is_zero(self) -> bool:
+        return self.coef == 0
+
+
+ZERO, ONE = Size(0), Size(1)
+
+
+def size_of(dim: int | str) -> Size:
+    return Size(1, 1) if dim == BATCH else Size(int(dim))
+
+
+def dims_of(shape: Sequence) -> list[Size]:
+    return [size_of(d) for d in shape]
+
+
+def numel(shape: Sequence) -> Size:
+    out = ONE
+    for d in dims_of(shape):
+        out = out * d
+    return out
+
+
+def contiguous_strides(shape: Sequence) -> list[Size]:
+    strides, acc = [], ONE
+    for d in reversed(dims_of(shape)):
+        strides.append(acc)
+        acc = acc * d
+    return strides[::-1]
+
+
+def broadcast_strides(in_shape: Sequence, out_shape: Sequence) -> list[Size]:
+    """Strides that read ``in_shape`` broadcast to ``out_shape`` (0 on broadcast axes)."""
+    lead = len(out_shape) - len(in_shape)
+    own = contiguous_strides(in_shape)
+    strides = []
+    for axis, d in enumerate(out_shape):
+        if axis < lead:
+            strides.append(ZERO)
+        else:
+            src = in_shape[axis - lead]
+            strides.append(ZERO if src == 1 and d != 1 else own[axis - lead])
+    return strides
+
+
+LLVM_TYPES = {DType.f32: F32, DType.i32: I32, DType.bool: I8}
+ELEMENT_BYTES = {DType.f32: 4, DType.i32: 4, DType.bool: 1}
+
+
+@dataclass
+class Operand:
+    """A buffer seen through a base offset and one stride per loop axis."""
+
+    ptr: ir.Value
+    dtype: DType
+    strides: list[Size]
+    base: Size | ir.Value = ZERO
+
+
+def collapse(dims: list[Size], operands: list[Operand]) -> tuple[list[Size], list[Operand]]:
+    """Drop unit axes and merge adjacent axes that every operand walks contiguously."""
+    keep = [a for a, d in enumerate(dims) if not d.is_one]
+    dims = [dims[a] for a in keep]
+    strides = [[op.strides[a] for a in keep] for op in operands]
+    a = len(dims) - 2
+    while a >= 0:
+        if all(s[a] == s[a + 1] * dims[a + 1] for s in strides):
+            dims[a : a + 2] = [dims[a] * dims[a + 1]]
+            for s in strides:
+                del s[a]
+        a -= 1
+    out = [Operand(op.ptr, op.dtype, s, op.base) for op, s in zip(operands, strides)]
+    return dims, out
+
+
+class Kernel:
+    """A function ``void name(ptr buffers..., i64 n)`` and its builder."""
+
+    def __init__(self, module: ir.Module, name: str, nbuffers: int) -> None:
+        ftype = ir.FunctionType(ir.VoidType(), [PTR] * nbuffers + [I64])
+        self.fn = ir.Function(module, ftype, name)
+        self.fn.linkage = "internal"
+        for arg in self.fn.args[:nbuffers]:
+            arg.add_attribute("noalias")
+        self.args = list(self.fn.args[:nbuffers])
+        self.n = self.fn.args[nbuffers]
+        self.b = ir.IRBuilder(self.fn.append_basic_block("entry"))
+        self.module = module
+
+    def value(self, size: Size | ir.Value) -> ir.Value:
+        if isinstance(size, ir.Value):
+            return size
+        v = None if size.coef == 1 else i64(size.coef)
+        for _ in range(size.power):
+            v = self.n if v is None else self.b.mul(v, self.n, flags=["nsw"])
+        return i64(1) if v is None else v
+
+    def load(self, op: Operand, offset: ir.Value) -> ir.Value:
+        t = LLVM_TYPES[op.dtype]
+        return self.b.load(self.b.gep(op.ptr, [offset], inbounds=True, source_etype=t), typ=t)
+
+    def store(self, op: Operand, offset: ir.Value, value: ir.Value) -> None:
+        t = LLVM_TYPES[op.dtype]
+        self.b.store(value, self.b.gep(op.ptr, [offset], inbounds=True, source_etype=t))
+
+    def strided_loop(
+        self,
+        dims: list[Size],
+        operands: list[Operand],
+        body: Callable[[list[ir.Value]], None],
+        name: str = "l",
+    ) -> None:
+        """Loop over ``dims``; ``body`` gets each operand's element offset."""
+        dims, operands = collapse(dims, operands)
+        bases = [self.value(op.base) for op in operands]
+        self.nest(dims, operands, bases, body, name, 0)
+
+    def nest(self, dims, operands, bases, body, name, axis) -> None:
+        if axis == len(dims):
+            body(bases)
+            return
+        with for_range(self.b, self.value(dims[axis]), f"{name}{axis}") as i:
+            offsets = []
+            for op, base in zip(operands, bases):
+                s = op.strides[axis]
+                if s.is_zero:
+                    offsets.append(base)
+                elif s.is_one:
+                    offsets.append(self.b.add(base, i, flags=["nsw"]))
+                else:
+                    step = self.b.mul(i, self.value(s), flags=["nsw"])
+                    offsets.append(self.b.add(base, step, flags=["nsw"]))
+            self.nest(dims, operands, offsets, body, name, axis + 1)
+
+    def fill(self, op: Operand, count: Size, value: ir.Value) -> None:
+        with for_range(self.b, self.value(count), "fill") as i:
+            self.store(op, i, value)
+
+    def memcpy(self, dst: ir.Value, src: ir.Value, nbytes: Size) -> None:
+        fn = self.module.globals.get("llvm.memcpy.p0.p0.i64")
+        if fn is None:
+            fn = ir.Function(
+                self.module,
+                ir.FunctionType(ir.VoidType(), [PTR, PTR, I64, ir.IntType(1)]),
+                "llvm.memcpy.p0.p0.i64",
+            )
+        self.b.call(fn, [dst, src, self.value(nbytes), ir.Constant(ir.IntType(1), 0)])
+
+    def finish(self) -> None:
+        self.b.ret_void()

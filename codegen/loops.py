@@ -1,0 +1,76 @@
+"""Building loops in LLVM IR, numba-style: ``with for_range(b, n) as i: ...``."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+
+from llvmlite import ir
+
+I1 = ir.IntType(1)
+I8 = ir.IntType(8)
+I32 = ir.IntType(32)
+I64 = ir.IntType(64)
+F32 = ir.FloatType()
+PTR = ir.PointerType()
+
+
+def i64(value: int) -> ir.Constant:
+    return ir.Constant(I64, value)
+
+
+def f32(value: float) -> ir.Constant:
+    return ir.Constant(F32, value)
+
+
+@contextlib.contextmanager
+def for_range(b: ir.IRBuilder, count: ir.Value, name: str = "i") -> Iterator[ir.Value]:
+    """A counted loop from 0 to ``count`` (i64); yields the index."""
+    pre = b.block
+    header = b.append_basic_block(f"{name}.header")
+    body = b.append_basic_block(f"{name}.body")
+    done = b.append_basic_block(f"{name}.done")
+    b.branch(header)
+    b.position_at_end(header)
+    index = b.phi(I64, name=name)
+    index.add_incoming(i64(0), pre)
+    b.cbranch(b.icmp_signed("<", index, count), body, done)
+    b.position_at_end(body)
+    yield index
+    nxt = b.add(index, i64(1), name=f"{name}.next", flags=["nsw", "nuw"])
+    index.add_incoming(nxt, b.block)
+    b.branch(header)
+    b.position_at_end(done)
+
+
+@contextlib.contextmanager
+def for_reduce(
+    b: ir.IRBuilder, count: ir.Value, inits: list[ir.Value], name: str = "r"
+) -> Iterator[tuple[ir.Value, list]]:
+    """A counted loop carrying accumulators. Yields (index, accs): inside the body, replace
+    ``accs[k]`` with the k-th accumulator's next value; after the loop ``accs`` holds the
+    results."""
+    pre = b.block
+    header = b.append_basic_block(f"{name}.header")
+    body = b.append_basic_block(f"{name}.body")
+    done = b.append_basic_block(f"{name}.done")
+    b.branch(header)
+    b.position_at_end(header)
+    index = b.phi(I64, name=name)
+    index.add_incoming(i64(0), pre)
+    phis = []
+    for k, init in enumerate(inits):
+        phi = b.phi(init.type, name=f"{name}.acc{k}")
+        phi.add_incoming(init, pre)
+        phis.append(phi)
+    b.cbranch(b.icmp_signed("<", index, count), body, done)
+    b.position_at_end(body)
+    accs = list(phis)
+    yield index, accs
+    nxt = b.add(index, i64(1), flags=["nsw", "nuw"])
+    index.add_incoming(nxt, b.block)
+    for phi, value in zip(phis, accs):
+        phi.add_incoming(value, b.block)
+    b.branch(header)
+    b.position_at_end(done)
+    accs[:] = phis

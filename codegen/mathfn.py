@@ -1,0 +1,217 @@
+"""Vectorizable f32 math in LLVM IR: no libm call per element.
+
+Each function is straight-line scalar IR (selects, ``llvm.floor``, integer bit
+tricks, polynomials) marked ``alwaysinline``, so once inlined into a loop
+LLVM's loop vectorizer turns it into 8-wide AVX2 code. Polynomials are
+Cephes's single-precision minimax fits. Maximum errors against float64
+numpy, measured over 2 million f32 inputs spread over each range (the bound
+``tests/test_codegen_math.py`` asserts, then the measured maximum):
+
+    exp       1 ulp  (0.96)  on -103..88.7; above -> inf, below -> 0, denormals exact
+    log       1 ulp  (0.64)  on 1e-30..1e5; denormals handled, log(0) = -inf, log(<0) = nan
+    log1p     2 ulp  (1.86)  on -0.999..1e4
+    tanh      2 ulp  (1.26)  on -12..12
+    logistic  3 ulp  (2.20)  on -90..30
+    erf       3 ulp  (2.63)  on -6..6
+
+NaN propagates through every function, as in numpy.
+"""
+
+from __future__ import annotations
+
+import math
+
+from llvmlite import ir
+
+from codegen.loops import F32, I32
+
+LOG2E = 1.44269504088896341
+EXP_HI = 88.72283935546875  # above: inf
+EXP_LO = -103.972076416015625  # below: 0
+
+
+def _c(x: float) -> ir.Constant:
+    return ir.Constant(F32, x)
+
+
+def _poly(b: ir.IRBuilder, x: ir.Value, coeffs: list[float]) -> ir.Value:
+    """Horner's rule, highest power first."""
+    acc = _c(coeffs[0])
+    for c in coeffs[1:]:
+        acc = b.fadd(b.fmul(acc, x, flags=["contract"]), _c(c), flags=["contract"])
+    return acc
+
+
+class MathLib:
+    """Defines the math functions in a module on first use."""
+
+    def __init__(self, module: ir.Module) -> None:
+        self.module = module
+        self.functions: dict[str, ir.Function] = {}
+
+    def intrinsic(
+        self, name: str, nargs: int = 1, type_: ir.Type = F32, ret: ir.Type | None = None
+    ) -> ir.Function:
+        fn = self.module.globals.get(name)
+        if fn is None:
+            fn = ir.Function(self.module, ir.FunctionType(ret or type_, [type_] * nargs), name)
+        return fn
+
+    def call(self, b: ir.IRBuilder, name: str, *args: ir.Value) -> ir.Value:
+        fn = self.functions.get(name)
+        if fn is None:
+            fn = ir.Function(self.module, ir.FunctionType(F32, [F32]), f"kc_{name}")
+            fn.linkage = "internal"
+            fn.attributes.add("alwaysinline")
+            fb = ir.IRBuilder(fn.append_basic_block())
+            fb.ret(getattr(self, f"_{name}")(fb, fn.args[0]))
+            self.functions[name] = fn
+        return b.call(fn, list(args))
+
+    # --- the functions ----------------------------------------------------------
+
+    def _exp(self, b: ir.IRBuilder, x: ir.Value) -> ir.Value:
+        xc = b.call(self.intrinsic("llvm.maxnum.f32", 2), [x, _c(EXP_LO)])
+        xc = b.call(self.intrinsic("llvm.minnum.f32", 2), [xc, _c(EXP_HI)])
+        fx = b.call(self.intrinsic("llvm.floor.f32"), [b.fadd(b.fmul(xc, _c(LOG2E)), _c(0.5))])
+        r = b.fsub(xc, b.fmul(fx, _c(0.693359375)))
+        r = b.fsub(r, b.fmul(fx, _c(-2.12194440e-4)))
+        z = b.fmul(r, r)
+        p = _poly(
+            b,
+            r,
+            [
+                1.9875691500e-4,
+                1.3981999507e-3,
+                8.3334519073e-3,
+                4.1665795894e-2,
+                1.6666665459e-1,
+                5.0000001201e-1,
+            ],
+        )
+        y = b.fadd(b.fadd(b.fmul(p, z), r), _c(1.0))
+        # 2**n in two factors so that denormal results stay exact.
+        n = b.fptosi(fx, I32)
+        n1 = b.ashr(n, ir.Constant(I32, 1))
+        n2 = b.sub(n, n1)
+        y = b.fmul(y, self._pow2(b, n1))
+        y = b.fmul(y, self._pow2(b, n2))
+        y = b.select(b.fcmp_ordered(">", x, _c(EXP_HI)), _c(math.inf), y)
+        y = b.select(b.fcmp_ordered("<", x, _c(EXP_LO)), _c(0.0), y)
+        return b.select(b.fcmp_unordered("uno", x, x), x, y)
+
+    @staticmethod
+    def _pow2(b: ir.IRBuilder, n: ir.Value) -> ir.Value:
+        bits = b.shl(b.add(n, ir.Constant(I32, 127)), ir.Constant(I32, 23))
+        return b.bitcast(bits, F32)
+
+    def _log(self, b: ir.IRBuilder, x: ir.Value) -> ir.Value:
+        tiny = b.fcmp_ordered("<", x, _c(1.17549435e-38))
+        xs = b.select(tiny, b.fmul(x, _c(8388608.0)), x)  # denormals: scale by 2**23
+        bits = b.bitcast(xs, I32)
+        e = b.sub(
+            b.and_(b.lshr(bits, ir.Constant(I32, 23)), ir.Constant(I32, 0xFF)),
+            ir.Constant(I32, 126),
+        )
+        e = b.select(tiny, b.sub(e, ir.Constant(I32, 23)), e)
+        m = b.bitcast(
+            b.or_(b.and_(bits, ir.Constant(I32, 0x807FFFFF)), ir.Constant(I32, 0x3F000000)), F32
+        )
+        small = b.fcmp_ordered("<", m, _c(0.707106781186547524))
+        e = b.select(small, b.sub(e, ir.Constant(I32, 1)), e)
+        m = b.select(small, b.fsub(b.fadd(m, m), _c(1.0)), b.fsub(m, _c(1.0)))
+        ef = b.sitofp(e, F32)
+        z = b.fmul(m, m)
+        p = _poly(
+            b,
+            m,
+            [
+                7.0376836292e-2,
+                -1.1514610310e-1,
+                1.1676998740e-1,
+                -1.2420140846e-1,
+                1.4249322787e-1,
+                -1.6668057665e-1,
+                2.0000714765e-1,
+                -2.4999993993e-1,
+                3.3333331174e-1,
+            ],
+        )
+        y = b.fmul(b.fmul(p, m), z)
+        y = b.fadd(y, b.fmul(ef, _c(-2.12194440e-4)))
+        y = b.fsub(y, b.fmul(z, _c(0.5)))
+        y = b.fadd(b.fadd(m, y), b.fmul(ef, _c(0.693359375)))
+        y = b.select(b.fcmp_ordered("==", x, _c(math.inf)), x, y)
+        y = b.select(b.fcmp_ordered("==", x, _c(0.0)), _c(-math.inf), y)
+        nan = b.fcmp_unordered("uno", x, x)
+        negative = b.fcmp_ordered("<", x, _c(0.0))
+        return b.select(b.or_(nan, negative), _c(math.nan), y)
+
+    def _log1p(self, b: ir.IRBuilder, x: ir.Value) -> ir.Value:
+        # log(u) * x / (u - 1) with u = 1 + x corrects the rounding of 1 + x.
+        u = b.fadd(x, _c(1.0))
+        d = b.fsub(u, _c(1.0))
+        y = b.fdiv(b.fmul(self.call(b, "log", u), x), d)
+        y = b.select(b.fcmp_ordered("==", d, _c(0.0)), x, y)
+        return b.select(b.fcmp_ordered("==", x, _c(math.inf)), x, y)
+
+    def _tanh(self, b: ir.IRBuilder, x: ir.Value) -> ir.Value:
+        ax = b.call(self.intrinsic("llvm.fabs.f32"), [x])
+        z = b.fmul(x, x)
+        p = _poly(
+            b,
+            z,
+            [
+                -5.70498872745e-3,
+                2.06390887954e-2,
+                -5.37397155531e-2,
+                1.33314422036e-1,
+                -3.33332819422e-1,
+            ],
+        )
+        small = b.fadd(b.fmul(b.fmul(p, z), x), x)
+        t = self.call(b, "exp", b.fmul(ax, _c(2.0)))
+        big = b.fsub(_c(1.0), b.fdiv(_c(2.0), b.fadd(t, _c(1.0))))
+        big = b.call(self.intrinsic("llvm.copysign.f32", 2), [big, x])
+        return b.select(b.fcmp_unordered("<", ax, _c(0.625)), small, big)
+
+    def _logistic(self, b: ir.IRBuilder, x: ir.Value) -> ir.Value:
+        # Computed on -|x| so exp never overflows, then reflected: s(x) = 1 - s(-x).
+        ax = b.call(self.intrinsic("llvm.fabs.f32"), [x])
+        e = self.call(b, "exp", b.fneg(ax))
+        neg = b.fdiv(e, b.fadd(e, _c(1.0)))
+        pos = b.fdiv(_c(1.0), b.fadd(e, _c(1.0)))
+        return b.select(
+            b.fcmp_ordered(">=", x, _c(0.0)), pos, b.select(b.fcmp_unordered("uno", x, x), x, neg)
+        )
+
+    def _erf(self, b: ir.IRBuilder, x: ir.Value) -> ir.Value:
+        ax = b.call(self.intrinsic("llvm.fabs.f32"), [x])
+        z = b.fmul(x, x)
+        # |x| < 0.5: the Taylor series of erf, 2/sqrt(pi) * x * (1 - x²/3 + x⁴/10 - ...).
+        series = _poly(
+            b, z, [-1 / 75600, 1 / 9360, -1 / 1320, 1 / 216, -1 / 42, 1 / 10, -1 / 3, 1.0]
+        )
+        near = b.fmul(b.fmul(series, x), _c(2 / math.sqrt(math.pi)))
+        # Otherwise 1 - erfc(|x|) with Numerical Recipes' Chebyshev fit (relative error of
+        # erfc below 1.2e-7).
+        t = b.fdiv(_c(1.0), b.fadd(_c(1.0), b.fmul(_c(0.5), ax)))
+        q = _poly(
+            b,
+            t,
+            [
+                0.17087277,
+                -0.82215223,
+                1.48851587,
+                -1.13520398,
+                0.27886807,
+                -0.18628806,
+                0.09678418,
+                0.37409196,
+                1.00002368,
+                -1.26551223,
+            ],
+        )
+        erfc = b.fmul(t, self.call(b, "exp", b.fsub(q, z)))
+        far = b.call(self.intrinsic("llvm.copysign.f32", 2), [b.fsub(_c(1.0), erfc), x])
+        return b.select(b.fcmp_unordered("<", ax, _c(0.5)), near, far)

@@ -1,0 +1,130 @@
+"""Lowering a graph to one LLVM module: a kernel per node and one entry function.
+
+    void kc_entry(ptr buffers[], i64 n)
+
+``buffers`` holds one pointer per graph input and per node result, in the
+order of ``Lowered.buffers``; ``n`` is the batch size. The entry calls the
+kernels in the graph's order and allocates nothing. An output named like an
+input (a weight's new value) is copied into that input's buffer at the end,
+so weights and optimizer state are updated in place.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+from llvmlite import ir
+
+from codegen.emitters import EMITTERS
+from codegen.kernel import ELEMENT_BYTES, Kernel, Operand, Size, numel
+from codegen.loops import I64, PTR
+from codegen.mathfn import MathLib
+from codegen.target import CompileTimes
+from ir import Graph, TensorType, Value
+
+ENTRY = "kc_entry"
+
+
+@dataclass(frozen=True)
+class BufferSpec:
+    index: int
+    type: TensorType
+    input: str | None = None  # the graph input this buffer holds, if any
+
+    @property
+    def element_bytes(self) -> int:
+        return ELEMENT_BYTES[self.type.dtype]
+
+
+@dataclass
+class Lowered:
+    llvm_ir: str
+    buffers: list[BufferSpec]
+    outputs: dict[str, int]  # output name -> buffer index holding it after a call
+    times: CompileTimes = field(default_factory=CompileTimes)
+
+
+@dataclass
+class BufferPlan:
+    buffers: list[BufferSpec]
+    slot: dict[Value, int]
+    outputs: dict[str, int]  # output name -> buffer index holding it after a call
+    copy_back: list[tuple[int, int, Value]]  # (input slot, result slot, value)
+
+
+def plan_buffers(graph: Graph) -> BufferPlan:
+    """One buffer per graph input and per node result; which buffer holds each output."""
+    slot: dict[Value, int] = {}
+    buffers: list[BufferSpec] = []
+    for v in graph.inputs:
+        slot[v] = len(buffers)
+        buffers.append(BufferSpec(len(buffers), v.type, v.name))
+    for node in graph.nodes:
+        for v in node.outputs:
+            slot[v] = len(buffers)
+            buffers.append(BufferSpec(len(buffers), v.type))
+    outputs: dict[str, int] = {}
+    copy_back = []
+    inputs = {v.name: v for v in graph.inputs}
+    for name, v in graph.outputs:
+        target = inputs.get(name)
+        if target is not None and target is not v and target.type == v.type:
+            copy_back.append((slot[target], slot[v], v))
+            outputs[name] = slot[target]
+        else:
+            outputs[name] = slot[v]
+    return BufferPlan(buffers, slot, outputs, copy_back)
+
+
+def lower_graph(graph: Graph, times: CompileTimes | None = None) -> Lowered:
+    times = times or CompileTimes()
+    t0 = time.perf_counter()
+    module = ir.Module(name=graph.name)
+    math_lib = MathLib(module)
+    plan = plan_buffers(graph)
+    slot, buffers = plan.slot, plan.buffers
+
+    kernels = []
+    for i, node in enumerate(graph.nodes):
+        emit = EMITTERS.get(node.op)
+        if emit is None:
+            raise NotImplementedError(f"codegen: no lowering for op {node.op!r}")
+        values = [*node.outputs, *node.inputs]
+        k = Kernel(module, f"k{i}_{node.op}", len(values))
+        ops = [Operand(arg, v.dtype, []) for arg, v in zip(k.args, values)]
+        emit(k, math_lib, node, ops[: len(node.outputs)], ops[len(node.outputs) :])
+        k.finish()
+        kernels.append((k.fn, [slot[v] for v in values]))
+
+    entry = ir.Function(module, ir.FunctionType(ir.VoidType(), [PTR, I64]), ENTRY)
+    table, n = entry.args
+    table.add_attribute("noalias")
+    b = ir.IRBuilder(entry.append_basic_block("entry"))
+    pointers = [
+        b.load(b.gep(table, [ir.Constant(I64, i)], inbounds=True, source_etype=PTR), typ=PTR)
+        for i in range(len(buffers))
+    ]
+    for fn, slots in kernels:
+        b.call(fn, [pointers[s] for s in slots] + [n])
+
+    for dst, src, v in plan.copy_back:
+        nbytes = numel(v.shape) * Size(ELEMENT_BYTES[v.dtype])
+        _memcpy(b, module, pointers[dst], pointers[src], nbytes, n)
+    b.ret_void()
+    times.add("lower to LLVM IR", time.perf_counter() - t0)
+    return Lowered(str(module), buffers, plan.outputs, times)
+
+
+def _memcpy(b: ir.IRBuilder, module: ir.Module, dst, src, nbytes: Size, n) -> None:
+    fn = module.globals.get("llvm.memcpy.p0.p0.i64")
+    if fn is None:
+        fn = ir.Function(
+            module,
+            ir.FunctionType(ir.VoidType(), [PTR, PTR, I64, ir.IntType(1)]),
+            "llvm.memcpy.p0.p0.i64",
+        )
+    size = ir.Constant(I64, nbytes.coef)
+    for _ in range(nbytes.power):
+        size = b.mul(size, n)
+    b.call(fn, [dst, src, size, ir.Constant(ir.IntType(1), 0)])

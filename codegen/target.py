@@ -1,0 +1,133 @@
+"""The host target: the only module that touches ``llvmlite.binding``.
+
+It makes target machines for the host CPU and its features, runs LLVM's new
+pass manager at O3 with loop and SLP vectorization, emits object code and
+assembly, and loads object code into an MCJIT engine.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import time
+from dataclasses import dataclass, field
+
+import llvmlite
+import llvmlite.binding as llvm
+
+
+@functools.cache
+def _init() -> None:
+    llvm.initialize_native_target()
+    llvm.initialize_native_asmprinter()
+    llvm.initialize_native_asmparser()
+
+
+@dataclass(frozen=True)
+class HostInfo:
+    triple: str
+    cpu: str
+    features: str
+
+    @property
+    def fingerprint(self) -> str:
+        text = f"{self.triple}|{self.cpu}|{self.features}|llvmlite {llvmlite.__version__}"
+        return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+    def has(self, feature: str) -> bool:
+        return f"+{feature}" in self.features.split(",")
+
+
+@functools.cache
+def host() -> HostInfo:
+    _init()
+    return HostInfo(
+        llvm.get_process_triple(), llvm.get_host_cpu_name(), llvm.get_host_cpu_features().flatten()
+    )
+
+
+def target_machine(jit: bool = True):
+    """A fresh target machine for the host (MCJIT takes ownership of the one it gets)."""
+    info = host()
+    target = llvm.Target.from_triple(info.triple)
+    if jit:
+        return target.create_target_machine(
+            cpu=info.cpu, features=info.features, opt=3, codemodel="jitdefault"
+        )
+    return target.create_target_machine(
+        cpu=info.cpu, features=info.features, opt=3, reloc="pic", codemodel="default", jit=False
+    )
+
+
+@dataclass
+class CompileTimes:
+    """Seconds per stage, for KCOMPILE_DEBUG and the CLI."""
+
+    stages: dict[str, float] = field(default_factory=dict)
+
+    def add(self, stage: str, seconds: float) -> None:
+        self.stages[stage] = self.stages.get(stage, 0.0) + seconds
+
+
+@dataclass
+class Compiled:
+    object_code: bytes
+    optimized_ir: str
+
+
+def compile_module(llvm_ir: str, times: CompileTimes, want_ir: bool = False) -> Compiled:
+    """Parse, verify, optimize at O3 (loop + SLP vectorization) and emit object code."""
+    _init()
+    t0 = time.perf_counter()
+    module = llvm.parse_assembly(llvm_ir)
+    module.verify()
+    tm = target_machine()
+    module.triple = host().triple
+    module.data_layout = str(tm.target_data)
+    t1 = time.perf_counter()
+    times.add("llvm parse+verify", t1 - t0)
+    pto = llvm.create_pipeline_tuning_options(speed_level=3)
+    pto.loop_vectorization = True
+    pto.slp_vectorization = True
+    pto.loop_unrolling = True
+    pb = llvm.create_pass_builder(tm, pto)
+    pb.getModulePassManager().run(module, pb)
+    t2 = time.perf_counter()
+    times.add("llvm optimize (O3)", t2 - t1)
+    optimized = str(module) if want_ir else ""
+    obj = tm.emit_object(module)
+    times.add("machine code", time.perf_counter() - t2)
+    return Compiled(obj, optimized)
+
+
+def assembly(llvm_ir: str) -> str:
+    """Optimized assembly of a module, for dumps."""
+    _init()
+    module = llvm.parse_assembly(llvm_ir)
+    tm = target_machine()
+    module.triple = host().triple
+    module.data_layout = str(tm.target_data)
+    pto = llvm.create_pipeline_tuning_options(speed_level=3)
+    pto.loop_vectorization = True
+    pto.slp_vectorization = True
+    pb = llvm.create_pass_builder(tm, pto)
+    pb.getModulePassManager().run(module, pb)
+    return tm.emit_assembly(module)
+
+
+class LoadedCode:
+    """Object code loaded into an MCJIT engine; keeps the engine alive."""
+
+    def __init__(self, object_code: bytes) -> None:
+        _init()
+        empty = llvm.parse_assembly("")
+        empty.triple = host().triple
+        self._engine = llvm.create_mcjit_compiler(empty, target_machine())
+        self._engine.add_object_file(llvm.ObjectFileRef.from_data(object_code))
+        self._engine.finalize_object()
+
+    def address(self, name: str) -> int:
+        address = self._engine.get_function_address(name)
+        if not address:
+            raise RuntimeError(f"compiled code has no function {name!r}")
+        return address

@@ -1,0 +1,135 @@
+"""The native executable: owns its buffers, calls the compiled entry through ctypes.
+
+Weights, non-trainable state and optimizer state are bound once to the arrays
+that hold them (the step updates them in place); data inputs are copied into
+preallocated buffers; scratch buffers are allocated once for a maximum batch
+and grown, rarely, when a larger batch comes. Per call: copies of the batch,
+one foreign call with the GIL released, no numpy allocation.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import sys
+from collections.abc import Mapping
+
+import numpy as np
+
+from codegen import compile_graph
+from ir import BATCH, Graph
+from ir.interpreter import FeedError, bind_batch, check_feed
+from kcompile.variables import stable_array
+
+ENTRY_TYPE = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_int64)
+
+
+def aligned_empty(shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
+    """A C-contiguous array whose data starts on a 64-byte boundary."""
+    return stable_array(np.zeros(shape, dtype), dtype)
+
+
+class NativeExecutable:
+    def __init__(self, graph: Graph, version: str, capacity: int = 32) -> None:
+        self.graph = graph
+        compiled = compile_graph(graph, version, dump=_dumper(graph))
+        self.compile_times = compiled.times
+        self.cache_hit = compiled.cache_hit
+        if os.environ.get("KCOMPILE_DEBUG"):
+            _report(graph, compiled)
+        self._code = compiled.code
+        self._entry = ENTRY_TYPE(compiled.entry_address)
+        self._plan = compiled.plan
+        self._buffers: list[np.ndarray | None] = [None] * len(self._plan.buffers)
+        self._table = (ctypes.c_void_p * len(self._plan.buffers))()
+        self._inputs = {v.name: v for v in graph.inputs}
+        self._data = {v.name for v in graph.inputs if v.role == "data"}
+        self._bound: set[str] = set()
+        aliased = {name for name, _ in graph.outputs if name in self._inputs}
+        self._results = [
+            (name, index) for name, index in self._plan.outputs.items() if name not in aliased
+        ]
+        self._has_batch = any(BATCH in v.shape for v in graph.inputs)
+        self._capacity = 0
+        self._allocate(capacity)
+
+    def _allocate(self, capacity: int) -> None:
+        for spec in self._plan.buffers:
+            if spec.input is not None and spec.input not in self._data:
+                continue
+            shape = spec.type.concrete_shape(capacity)
+            array = aligned_empty(shape, spec.type.dtype.numpy)
+            self._buffers[spec.index] = array
+            self._table[spec.index] = array.ctypes.data
+        self._capacity = capacity
+
+    def bind(self, name: str, array: np.ndarray) -> None:
+        """Use ``array`` as the storage of input ``name``; the step updates it in place."""
+        v = self._inputs.get(name)
+        if v is None:
+            return
+        if v.role == "data":
+            raise ValueError(f"input {name!r} is data, fed per call; it cannot be bound")
+        expected = v.type.concrete_shape(None)
+        if array.shape != expected or array.dtype != v.dtype.numpy:
+            raise FeedError(f"input {name!r}: expected {v.type}, got {array.dtype}{array.shape}")
+        if not array.flags.c_contiguous or not array.flags.writeable:
+            raise FeedError(f"input {name!r}: storage must be a writeable C-contiguous array")
+        index = self._plan.slot[v]
+        self._buffers[index] = array
+        self._table[index] = array.ctypes.data
+        self._bound.add(name)
+
+    def __call__(self, data: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+        n = self._batch_of(data)
+        if n is not None and n > self._capacity:
+            self._allocate(max(n, 2 * self._capacity))
+        for name, array in data.items():
+            v = self._inputs[name]
+            if array.dtype != v.dtype.numpy:
+                check_feed(v, array, n)  # raises with the expected dtype
+            target = self._view(self._plan.slot[v], n)
+            if array.shape != target.shape:
+                check_feed(v, array, n)
+            np.copyto(target, array)
+        self._entry(self._table, 0 if n is None else n)
+        return {name: self._view(index, n) for name, index in self._results}
+
+    def _batch_of(self, data: Mapping[str, np.ndarray]) -> int | None:
+        if self._missing_if(data):
+            missing = self._inputs.keys() - self._bound - data.keys()
+            raise FeedError(f"graph {self.graph.name} needs inputs {sorted(missing)}")
+        return bind_batch(self.graph, data) if self._has_batch else None
+
+    def _missing_if(self, data: Mapping[str, np.ndarray]) -> bool:
+        return len(data) + len(self._bound) < len(self._inputs)
+
+    def _view(self, index: int, n: int | None) -> np.ndarray:
+        spec = self._plan.buffers[index]
+        shape = spec.type.concrete_shape(n if BATCH in spec.type.shape else None)
+        flat = self._buffers[index].reshape(-1)
+        return flat[: int(np.prod(shape, dtype=np.int64))].reshape(shape)
+
+
+def _dumper(graph: Graph):
+    folder = os.environ.get("KCOMPILE_DUMP")
+    if not folder:
+        return None
+
+    def dump(name: str, text: str) -> None:
+        os.makedirs(folder, exist_ok=True)
+        with open(os.path.join(folder, f"{graph.name}.{name}"), "w") as f:
+            f.write(text)
+
+    return dump
+
+
+def _report(graph: Graph, compiled) -> None:
+    total = sum(compiled.times.stages.values())
+    source = "cache hit" if compiled.cache_hit else "compiled"
+    print(
+        f"[kcompile] {graph.name}: {len(graph.nodes)} nodes, {source}, {total * 1e3:.1f} ms",
+        file=sys.stderr,
+    )
+    for stage, seconds in compiled.times.stages.items():
+        print(f"[kcompile]   {stage:<22} {seconds * 1e3:8.1f} ms", file=sys.stderr)

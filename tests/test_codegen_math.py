@@ -1,0 +1,98 @@
+"""The vectorized math functions over dense sweeps of f32 inputs against float64 numpy.
+
+The bounds asserted here are the ones stated in codegen/mathfn.py.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from ir import BATCH, DType, Graph, TensorType
+from ir import build as B
+from kcompile.runtime import make_executable
+
+_erf = np.vectorize(math.erf, otypes=[np.float64])
+
+
+def _sigmoid(x):
+    return np.where(
+        x >= 0, 1 / (1 + np.exp(-np.abs(x))), np.exp(-np.abs(x)) / (1 + np.exp(-np.abs(x)))
+    )
+
+
+def sweep(lo: float, hi: float, count: int = 400_000) -> np.ndarray:
+    """Evenly spaced values plus every f32 around 0 and 1 (denser where rounding is hardest)."""
+    x = np.linspace(lo, hi, count, dtype=np.float64).astype(np.float32)
+    edges = np.concatenate(
+        [
+            np.nextafter(np.float32(v), np.float32(v) + d, dtype=np.float32)
+            * np.ones(1, np.float32)
+            for v in (0.0, 1.0, -1.0)
+            for d in (-1, 1)
+        ]
+    )
+    x = np.unique(np.concatenate([x, edges]))
+    return x[(x >= lo) & (x <= hi)]
+
+
+FUNCTIONS = {
+    # name: (build, exact float64 function, sweep range, max ulp, extra absolute tolerance)
+    "exp": (B.exp, np.exp, (-103.0, 88.7), 1, 0.0),
+    "log": (B.log, np.log, (1e-30, 1e5), 1, 0.0),
+    "log1p": (B.log1p, np.log1p, (-0.999, 1e4), 2, 0.0),
+    "tanh": (B.tanh, np.tanh, (-12.0, 12.0), 2, 0.0),
+    "logistic": (B.logistic, _sigmoid, (-90.0, 30.0), 3, 0.0),
+    "erf": (B.erf, _erf, (-6.0, 6.0), 3, 0.0),
+}
+
+
+def ulp_error(got: np.ndarray, exact: np.ndarray) -> np.ndarray:
+    spacing = np.spacing(np.abs(exact).astype(np.float32)).astype(np.float64)
+    return np.abs(got.astype(np.float64) - exact) / spacing
+
+
+@pytest.fixture(scope="module")
+def math_exe():
+    g = Graph("math")
+    x = g.add_input("x", TensorType(DType.f32, (BATCH,)), "data")
+    g.set_outputs([(name, build(x)) for name, (build, *_rest) in FUNCTIONS.items()])
+    return make_executable(g, "llvm")
+
+
+@pytest.mark.parametrize("name", sorted(FUNCTIONS))
+def test_max_error_within_stated_bound(math_exe, name):
+    _, exact_fn, (lo, hi), max_ulp, abs_tol = FUNCTIONS[name]
+    x = sweep(lo, hi)
+    got = np.array(math_exe({"x": x})[name])
+    exact = exact_fn(x.astype(np.float64))
+    errors = ulp_error(got, exact)
+    if abs_tol:
+        errors = np.where(np.abs(got - exact) <= abs_tol, 0.0, errors)
+    worst = int(np.argmax(errors))
+    assert errors[worst] <= max_ulp, (
+        f"{name}({x[worst]!r}) = {got[worst]!r}, exact {exact[worst]!r}: {errors[worst]:.2f} ulp"
+    )
+
+
+def test_special_values_as_numpy(math_exe):
+    x = np.array(
+        [np.nan, np.inf, -np.inf, 0.0, -0.0, 1e-45, -1.0, 89.0, -104.0, 200.0, -200.0], np.float32
+    )
+    out = math_exe({"x": x})
+    with np.errstate(all="ignore"):
+        expected = {
+            "exp": np.exp(x),
+            "log": np.log(x),
+            "log1p": np.log1p(x),
+            "tanh": np.tanh(x),
+            "logistic": _sigmoid(x.astype(np.float64)).astype(np.float32),
+            "erf": _erf(x.astype(np.float64)).astype(np.float32),
+        }
+    for name, want in expected.items():
+        got = np.array(out[name])
+        np.testing.assert_array_equal(np.isnan(got), np.isnan(want), err_msg=name)
+        finite = ~np.isnan(want)
+        np.testing.assert_allclose(got[finite], want[finite], rtol=1e-6, atol=1e-30, err_msg=name)

@@ -1,0 +1,176 @@
+"""Every op compiled to native code against the reference interpreter, for batch
+sizes 1, 7, 33 and the executable's maximum, with odd sizes and broadcasting.
+
+Tolerances (relative and absolute, per op): exact for movement, indexing,
+compare, select, cast and the random op; 1e-6 for arithmetic (FMA contraction);
+the math functions' own bounds (tests/test_codegen_math.py) for exp, log, ...;
+1e-5 for sums and matrix products (reassociated accumulation).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from ir import BATCH, DType, Graph, TensorType, interpret
+from ir import build as B
+from kcompile.runtime import make_executable
+from tests.test_ops import ELEMENT_CASES, dtype_of, make
+
+CAPACITY = 40
+BATCHES = [1, 7, 33, CAPACITY]
+
+EXACT = {
+    "neg",
+    "abs",
+    "sign",
+    "stop_gradient",
+    "not",
+    "max",
+    "min",
+    "eq",
+    "ne",
+    "lt",
+    "le",
+    "gt",
+    "ge",
+    "and",
+    "or",
+    "select",
+    "cast",
+    "argmax",
+    "numel",
+    "reshape",
+    "transpose",
+    "broadcast_to",
+    "slice",
+    "pad",
+    "concat",
+    "one_hot",
+    "take",
+    "reduce_max",
+}
+TOLERANCE = {
+    "exp": 3e-7,
+    "log": 3e-7,
+    "log1p": 5e-7,
+    "tanh": 5e-7,
+    "logistic": 5e-7,
+    "erf": 5e-7,
+    "sqrt": 1e-7,
+    "pow": 1e-6,
+    "add": 1e-7,
+    "sub": 1e-7,
+    "mul": 1e-7,
+    "div": 1e-7,
+    "reduce_sum": 1e-5,
+    "matmul": 1e-5,
+    "scatter_add": 1e-6,
+}
+
+
+def compiled_vs_reference(graph: Graph, feeds_for_n) -> None:
+    exe = make_executable(graph, "llvm")
+    for name in (v.name for v in graph.inputs if v.role != "data"):
+        exe.bind(name, feeds_for_n(1)[name])
+    for n in BATCHES:
+        feeds = feeds_for_n(n)
+        expected = interpret(graph, feeds)
+        got = exe({v.name: feeds[v.name] for v in graph.inputs if v.role == "data"})
+        yield n, got, expected
+
+
+@pytest.mark.parametrize("case", ELEMENT_CASES, ids=lambda c: c.op)
+def test_compiled_op_matches_reference(case):
+    g = Graph(f"op_{case.op}")
+    vals = [
+        g.add_input(f"x{k}", TensorType(dtype_of(kind), tuple(shape)), "data")
+        for k, (shape, kind) in enumerate(case.inputs)
+    ]
+    if not any(BATCH in v.shape for v in vals):
+        vals.append(g.add_input("batch", TensorType(DType.f32, (BATCH,)), "data"))
+    y = case.build(*vals[: len(case.inputs)])
+    g.set_outputs([("y", y)])
+
+    def feeds(n):
+        rng = np.random.default_rng(n)
+        out = {}
+        for v, (shape, kind) in zip(vals, case.inputs):
+            concrete = tuple(n if d == BATCH else d for d in shape)
+            out[v.name] = make(concrete, kind, rng)
+        if "batch" in [v.name for v in vals]:
+            out["batch"] = np.zeros(n, np.float32)
+        return out
+
+    for n, got, expected in compiled_vs_reference(g, feeds):
+        tol = 0 if case.op in EXACT else TOLERANCE[case.op]
+        a, e = got["y"], expected["y"]
+        assert a.shape == e.shape and a.dtype == e.dtype, (n, a.shape, e.shape)
+        np.testing.assert_allclose(
+            a.astype(np.float64),
+            e.astype(np.float64),
+            rtol=tol,
+            atol=tol,
+            err_msg=f"{case.op} at N={n}",
+        )
+
+
+def test_constant_and_random_compiled():
+    g = Graph("const_random")
+    x = g.add_input("x", TensorType(DType.f32, (BATCH, 3)), "data")
+    c = g.add_input("c", TensorType(DType.i32, ()), "data")
+    data = B.const_array(g, [1.5, -2.0, 3.25], DType.f32, (3,))
+    splat = B.const(g, 7, DType.i32, (BATCH, 2))
+    u = B.random_uniform(c, (BATCH, 37), seed=12345)
+    g.set_outputs([("a", x * data), ("s", splat), ("u", u)])
+    exe = make_executable(g, "llvm")
+    for n in BATCHES:
+        feeds = {"x": np.ones((n, 3), np.float32), "c": np.asarray(n * 3, np.int32)}
+        got, expected = exe(feeds), interpret(g, feeds)
+        for key in ("a", "s", "u"):
+            np.testing.assert_array_equal(got[key], expected[key], err_msg=f"{key} N={n}")
+
+
+def test_long_odd_reductions_and_products(rng):
+    g = Graph("big")
+    x = g.add_input("x", TensorType(DType.f32, (BATCH, 1001)), "data")
+    w = g.add_input("w", TensorType(DType.f32, (1001, 37)), "param")
+    g.set_outputs(
+        [
+            ("rows", B.reduce_sum(x, 1)),
+            ("cols", B.reduce_sum(x, 0)),
+            ("mx", B.reduce_max(x, 1)),
+            ("mm", B.matmul(x, w)),
+            ("mt", B.matmul(x, x, transpose_a=True)),
+        ]
+    )
+    exe = make_executable(g, "llvm")
+    weights = rng.normal(size=(1001, 37)).astype(np.float32)
+    exe.bind("w", weights)
+    for n in (1, 7, 33, 100):
+        xs = rng.normal(size=(n, 1001)).astype(np.float32)
+        got = exe({"x": xs})
+        ref = interpret(g, {"x": xs, "w": weights})
+        for key in ref:
+            np.testing.assert_allclose(
+                got[key], ref[key], rtol=1e-4, atol=1e-4, err_msg=f"{key} N={n}"
+            )
+
+
+def test_inputs_are_updated_in_place_and_checked():
+    g = Graph("update")
+    w = g.add_input("w", TensorType(DType.f32, (4,)), "param")
+    x = g.add_input("x", TensorType(DType.f32, (BATCH, 4)), "data")
+    g.set_outputs([("w", w - B.reduce_sum(x, 0)), ("total", B.reduce_sum(x))])
+    exe = make_executable(g, "llvm")
+    weights = np.ones(4, np.float32)
+    exe.bind("w", weights)
+    out = exe({"x": np.ones((3, 4), np.float32)})
+    np.testing.assert_array_equal(weights, [-2, -2, -2, -2])
+    assert float(out["total"]) == 12.0 and "w" not in out
+    from ir import FeedError
+
+    with pytest.raises(FeedError, match="input 'w': expected f32\\[4\\]"):
+        exe.bind("w", np.ones(5, np.float32))
+    with pytest.raises(FeedError, match="input 'x': expected shape"):
+        exe({"x": np.ones((3, 5), np.float32)})

@@ -1,0 +1,63 @@
+"""The on-disk compile cache: hit, miss on a changed graph, corrupt entries rebuilt."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from codegen.cache import cache_dir
+from ir import BATCH, DType, Graph, TensorType
+from ir import build as B
+from kcompile.runtime.native import NativeExecutable
+
+
+def graph(scale: float) -> Graph:
+    g = Graph("cached")
+    x = g.add_input("x", TensorType(DType.f32, (BATCH, 5)), "data")
+    g.set_outputs([("y", B.tanh(x) * scale)])
+    return g
+
+
+@pytest.fixture
+def cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("KCOMPILE_CACHE_DIR", str(tmp_path / "cache"))
+    return tmp_path / "cache"
+
+
+def run(exe) -> np.ndarray:
+    return np.array(exe({"x": np.ones((2, 5), np.float32)})["y"])
+
+
+def test_hit_miss_and_corrupt_entry(cache):
+    first = NativeExecutable(graph(2.0), "test")
+    assert not first.cache_hit and len(list(cache.glob("*.o"))) == 1
+    again = NativeExecutable(graph(2.0), "test")
+    assert again.cache_hit
+    np.testing.assert_array_equal(run(first), run(again))
+    changed = NativeExecutable(graph(3.0), "test")
+    assert not changed.cache_hit and len(list(cache.glob("*.o"))) == 2
+    other_version = NativeExecutable(graph(2.0), "test-2")
+    assert not other_version.cache_hit
+    for entry in cache.glob("*.o"):
+        entry.write_bytes(entry.read_bytes()[:-100])  # truncate every entry
+    rebuilt = NativeExecutable(graph(2.0), "test")
+    assert not rebuilt.cache_hit
+    np.testing.assert_allclose(run(rebuilt), 2.0 * np.tanh(1.0), rtol=1e-6)
+    assert NativeExecutable(graph(2.0), "test").cache_hit  # the rebuilt entry is good
+
+
+def test_garbage_entry_is_not_loaded(cache):
+    NativeExecutable(graph(4.0), "test")
+    (entry,) = cache.glob("*.o")
+    entry.write_bytes(b"KCOBJ1\n" + b"0" * 64 + b"\n" + b"not object code")
+    exe = NativeExecutable(graph(4.0), "test")
+    assert not exe.cache_hit
+    np.testing.assert_allclose(run(exe), 4.0 * np.tanh(1.0), rtol=1e-6)
+
+
+def test_cache_can_be_disabled(monkeypatch, tmp_path):
+    monkeypatch.setenv("KCOMPILE_CACHE", "0")
+    assert cache_dir() is None
+    exe = NativeExecutable(graph(5.0), "test")
+    assert not exe.cache_hit
+    assert not NativeExecutable(graph(5.0), "test").cache_hit
