@@ -111,10 +111,12 @@ class Kernel:
         ftype = ir.FunctionType(ir.VoidType(), [PTR] * nbuffers + [I64])
         self.fn = ir.Function(module, ftype, name)
         self.fn.linkage = "internal"
-        for arg in self.fn.args[:nbuffers]:
+        for i, arg in enumerate(self.fn.args[:nbuffers]):
             arg.add_attribute("noalias")
+            arg.name = f"b{i}"
         self.args = list(self.fn.args[:nbuffers])
         self.n = self.fn.args[nbuffers]
+        self.n.name = "n"
         self.b = ir.IRBuilder(self.fn.append_basic_block("entry"))
         self.module = module
 

@@ -99,6 +99,7 @@ def lower_graph(graph: Graph, times: CompileTimes | None = None) -> Lowered:
 
     entry = ir.Function(module, ir.FunctionType(ir.VoidType(), [PTR, I64]), ENTRY)
     table, n = entry.args
+    table.name, n.name = "buffers", "n"
     table.add_attribute("noalias")
     b = ir.IRBuilder(entry.append_basic_block("entry"))
     pointers = [

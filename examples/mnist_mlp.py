@@ -43,6 +43,6 @@ if __name__ == "__main__":
     model.fit(x_train / 255.0, y_train, epochs=epochs)
     loss, accuracy = model.evaluate(x_test / 255.0, y_test, verbose=2)
     print(f"test accuracy: {accuracy:.4f}")
-    folder = os.path.abspath(os.environ.get("KCOMPILE_DUMP", "dumps/mnist_mlp"))
+    folder = os.path.abspath("dumps/mnist_mlp")
     dump_ir(model, folder)
     print(f"IR dumps written to {folder}")
