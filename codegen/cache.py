@@ -1,13 +1,15 @@
 """The on-disk cache of compiled object code.
 
-Entries are keyed by the caller's key (the graph's text, the kcompile and
-llvmlite versions) plus the host CPU and features. Each file carries a
+Entries are keyed by the caller's key (the graph's text, the kcompile
+version) plus a hash of codegen's source, the llvmlite version and the host
+CPU and features. Each file carries a
 checksum of its payload; a truncated or corrupt entry is detected, removed
 and rebuilt, never loaded.
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import os
 import tempfile
@@ -16,7 +18,15 @@ from pathlib import Path
 from codegen.target import host
 
 MAGIC = b"KCOBJ1\n"
-CODEGEN_VERSION = "1"
+
+
+@functools.cache
+def codegen_digest() -> str:
+    """A hash of codegen's own source, so that any change to it misses the cache."""
+    digest = hashlib.sha256()
+    for path in sorted(Path(__file__).parent.glob("*.py")):
+        digest.update(path.read_bytes())
+    return digest.hexdigest()[:16]
 
 
 def cache_dir() -> Path | None:
@@ -32,7 +42,7 @@ def cache_dir() -> Path | None:
 
 def cache_key(*parts: str) -> str:
     digest = hashlib.sha256()
-    for part in (CODEGEN_VERSION, host().fingerprint, *parts):
+    for part in (codegen_digest(), host().fingerprint, *parts):
         digest.update(part.encode())
         digest.update(b"\0")
     return digest.hexdigest()

@@ -26,21 +26,8 @@ def f32(value: float) -> ir.Constant:
 @contextlib.contextmanager
 def for_range(b: ir.IRBuilder, count: ir.Value, name: str = "i") -> Iterator[ir.Value]:
     """A counted loop from 0 to ``count`` (i64); yields the index."""
-    pre = b.block
-    header = b.append_basic_block(f"{name}.header")
-    body = b.append_basic_block(f"{name}.body")
-    done = b.append_basic_block(f"{name}.done")
-    b.branch(header)
-    b.position_at_end(header)
-    index = b.phi(I64, name=name)
-    index.add_incoming(i64(0), pre)
-    b.cbranch(b.icmp_signed("<", index, count), body, done)
-    b.position_at_end(body)
-    yield index
-    nxt = b.add(index, i64(1), name=f"{name}.next", flags=["nsw", "nuw"])
-    index.add_incoming(nxt, b.block)
-    b.branch(header)
-    b.position_at_end(done)
+    with for_reduce(b, count, [], name) as (index, _):
+        yield index
 
 
 @contextlib.contextmanager

@@ -86,12 +86,7 @@ def compile_module(llvm_ir: str, times: CompileTimes, want_ir: bool = False) -> 
     module.data_layout = str(tm.target_data)
     t1 = time.perf_counter()
     times.add("llvm parse+verify", t1 - t0)
-    pto = llvm.create_pipeline_tuning_options(speed_level=3)
-    pto.loop_vectorization = True
-    pto.slp_vectorization = True
-    pto.loop_unrolling = True
-    pb = llvm.create_pass_builder(tm, pto)
-    pb.getModulePassManager().run(module, pb)
+    _optimize(module, tm)
     t2 = time.perf_counter()
     times.add("llvm optimize (O3)", t2 - t1)
     optimized = str(module) if want_ir else ""
@@ -107,12 +102,18 @@ def assembly(llvm_ir: str) -> str:
     tm = target_machine()
     module.triple = host().triple
     module.data_layout = str(tm.target_data)
+    _optimize(module, tm)
+    return tm.emit_assembly(module)
+
+
+def _optimize(module, tm) -> None:
+    """LLVM's O3 pipeline with loop and SLP vectorization and unrolling."""
     pto = llvm.create_pipeline_tuning_options(speed_level=3)
     pto.loop_vectorization = True
     pto.slp_vectorization = True
+    pto.loop_unrolling = True
     pb = llvm.create_pass_builder(tm, pto)
     pb.getModulePassManager().run(module, pb)
-    return tm.emit_assembly(module)
 
 
 class LoadedCode:
