@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 
 from llvmlite import ir
 
+import codegen.fused  # noqa: F401  (registers the fused kernels)
 from codegen.emitters import EMITTERS
 from codegen.kernel import ELEMENT_BYTES, Kernel, Operand, Size, numel
 from codegen.loops import I64, PTR

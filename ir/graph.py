@@ -121,8 +121,9 @@ class Node:
 
 
 def check_attr(value: Any, where: str) -> Any:
-    """Attributes are plain hashable data: None, bool, int, float, str, tuples of those."""
-    if value is None or isinstance(value, bool | int | float | str):
+    """Attributes are plain hashable data: None, bool, int, float, str, tuples of those;
+    and a ``Graph``, the body of a fused node (a region, printed nested)."""
+    if value is None or isinstance(value, bool | int | float | str | Graph):
         return value
     if isinstance(value, tuple | list):
         return tuple(check_attr(v, where) for v in value)

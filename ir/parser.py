@@ -118,6 +118,8 @@ class _Parser:
 
     def parse_attr_value(self):
         tok = self.peek()
+        if tok.kind == "ident" and tok.text == "graph":
+            return self.parse_graph(nested=True)
         if tok.kind == "punct" and tok.text == "[":
             self.pos += 1
             items = []
@@ -135,7 +137,7 @@ class _Parser:
             return {"true": True, "false": False, "none": None}.get(tok.text, tok.text)
         raise self.error("expected an attribute value", tok)
 
-    def parse_graph(self) -> Graph:
+    def parse_graph(self, nested: bool = False) -> Graph:
         self.take("ident", "graph")
         graph = Graph(self.take("ident").text)
         env: dict[str, Value] = {}
@@ -164,7 +166,8 @@ class _Parser:
             self.take("punct", "=")
             outputs.append((name, self.lookup(env, self.take("value"))))
         self.take("punct", "}")
-        self.take("eof")
+        if not nested:
+            self.take("eof")
         graph.set_outputs(outputs)
         return graph
 

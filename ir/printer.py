@@ -23,7 +23,10 @@ _BARE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 KEYWORDS = {"true", "false", "none", "inf", "nan"}
 
 
-def format_attr(value: object) -> str:
+def format_attr(value: object, indent: str = "") -> str:
+    if isinstance(value, Graph):
+        body = print_graph(value, indent=indent + "    ").rstrip("\n")
+        return "\n" + body
     if value is None:
         return "none"
     if value is True:
@@ -47,10 +50,10 @@ def format_attr(value: object) -> str:
     raise TypeError(f"cannot print attribute {value!r}")
 
 
-def format_attrs(attrs: dict) -> str:
+def format_attrs(attrs: dict, indent: str = "") -> str:
     if not attrs:
         return ""
-    return " {" + ", ".join(f"{k}={format_attr(v)}" for k, v in attrs.items()) + "}"
+    return " {" + ", ".join(f"{k}={format_attr(v, indent)}" for k, v in attrs.items()) + "}"
 
 
 class Namer:
@@ -68,27 +71,31 @@ class Namer:
         return "%" + name
 
 
-def print_graph(graph: Graph, annotate: dict[int, str] | None = None) -> str:
-    """Text of ``graph``; ``annotate`` maps a node index to an extra comment line."""
+def print_graph(graph: Graph, annotate: dict[int, str] | None = None, indent: str = "") -> str:
+    """Text of ``graph``; ``annotate`` maps a node index to an extra comment line.
+
+    A fused node's body prints nested, indented, as the value of its ``body``
+    attribute."""
     name = Namer(graph)
-    lines = [f"graph {graph.name}("]
+    lines = [f"{indent}graph {graph.name}("]
     for v in graph.inputs:
-        lines.append(f"    {name(v)}: {v.type} {v.role},")
-    lines.append(") {")
+        lines.append(f"{indent}    {name(v)}: {v.type} {v.role},")
+    lines.append(f"{indent}) {{")
     for i, node in enumerate(graph.nodes):
         if annotate and i in annotate:
-            lines.append(f"  # {annotate[i]}")
+            lines.append(f"{indent}  # {annotate[i]}")
         outs = ", ".join(name(v) for v in node.outputs)
         args = ", ".join(name(v) for v in node.inputs)
         if len(node.outputs) == 1:
             types = str(node.outputs[0].type)
         else:
             types = "(" + ", ".join(str(v.type) for v in node.outputs) + ")"
-        line = f"  {outs} = {node.op}({args}){format_attrs(node.attrs)} : {types}"
+        attrs = format_attrs(node.attrs, indent + "  ")
+        line = f"{indent}  {outs} = {node.op}({args}){attrs} : {types}"
         if node.layer:
             line += f"  # {node.layer}"
         lines.append(line)
     rets = ", ".join(f"{n}={name(v)}" for n, v in graph.outputs)
-    lines.append(f"  return {rets}")
-    lines.append("}")
+    lines.append(f"{indent}  return {rets}")
+    lines.append(f"{indent}}}")
     return "\n".join(lines) + "\n"

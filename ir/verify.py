@@ -28,6 +28,12 @@ def verify(graph: Graph) -> None:
         for v in node.inputs:
             if v not in defined:
                 raise VerifyError(f"{where}: operand {v!r} is used before it is defined")
+        body = node.attrs.get("body")
+        if isinstance(body, Graph):
+            try:
+                verify(body)
+            except VerifyError as e:
+                raise VerifyError(f"{where}: in its body: {e}") from None
         try:
             opdef = get_op(node.op)
             expected = opdef.infer([v.type for v in node.inputs], node.attrs)
@@ -88,7 +94,7 @@ def first_difference(a: Graph, b: Graph) -> str | None:
     for i, (m, n) in enumerate(zip(a.nodes, b.nodes)):
         same = (
             m.op == n.op
-            and m.attrs == n.attrs
+            and _attrs_equal(m.attrs, n.attrs)
             and m.layer == n.layer
             and [ids.get(v) for v in m.inputs] == [ids.get(v) for v in n.inputs]
             and [v.type for v in m.outputs] == [v.type for v in n.outputs]
@@ -102,6 +108,19 @@ def first_difference(a: Graph, b: Graph) -> str | None:
     if out_a != out_b:
         return f"outputs differ: {out_a} vs {out_b}"
     return None
+
+
+def _attrs_equal(a: dict, b: dict) -> bool:
+    if a.keys() != b.keys():
+        return False
+    for k in a:
+        x, y = a[k], b[k]
+        if isinstance(x, Graph) or isinstance(y, Graph):
+            if not (isinstance(x, Graph) and isinstance(y, Graph)) or first_difference(x, y):
+                return False
+        elif x != y:
+            return False
+    return True
 
 
 def _line(graph: Graph, index: int) -> str:

@@ -35,13 +35,13 @@ def test_dumps_of_llvm_ir_and_assembly(tmp_path, monkeypatch):
     exe = NativeExecutable(elementwise_graph(), "test")
     out = exe({"x": np.ones((3, 300), np.float32), "y": np.full(300, 2.0, np.float32)})
     np.testing.assert_allclose(out["fma"], 3.0)
-    names = sorted(p.name for p in tmp_path.iterdir())
-    assert names == ["vec.asm.s", "vec.llvm.ll", "vec.llvm.opt.ll"]
+    names = sorted(p.name for p in (tmp_path / "vec").iterdir())
+    assert names == ["000_llvm.ll", "001_llvm.opt.ll", "002_asm.s"]
     assert (
         'define void @"kc_entry"(ptr noalias %"buffers", i64 %"n")'
-        in (tmp_path / "vec.llvm.ll").read_text()
+        in (tmp_path / "vec" / "000_llvm.ll").read_text()
     )
-    assert "<8 x float>" in (tmp_path / "vec.llvm.opt.ll").read_text()
+    assert "<8 x float>" in (tmp_path / "vec" / "001_llvm.opt.ll").read_text()
 
 
 def test_cli_compile_reports_times(tmp_path, capsys, monkeypatch):

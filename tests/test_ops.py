@@ -196,6 +196,7 @@ CASES = [
     ),
     Case("constant", None, None, [], grad=False),
     Case("random_uniform", None, None, [], grad=False),
+    Case("fused", None, None, [], grad=False),  # tests/test_passes.py
 ]
 
 

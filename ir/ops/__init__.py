@@ -3,6 +3,7 @@
 from ir.ops import (  # noqa: F401
     constant,
     elementwise,
+    fused,
     indexing,
     linalg,
     random,

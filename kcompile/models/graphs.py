@@ -43,11 +43,13 @@ def label_names(model) -> list[str]:
     return ["y"] if len(names) == 1 else [f"y/{n}" for n in names]
 
 
-def trace_predict(model) -> Graph:
+def trace_predict(model, record=None) -> Graph:
     graph = Graph("predict")
     ctx = TraceContext(graph, training=False)
     outs = model.trace_graph(ctx, _add_model_inputs(model, graph))
     graph.set_outputs([(f"out/{n}", v) for n, v in zip(model.output_names, outs)])
+    if record:
+        record("traced", graph)
     return graph
 
 
@@ -93,12 +95,18 @@ def _trace_scored(
     return ScoredGraph(graph, ctx, total, metrics)
 
 
-def trace_eval(model, specs, label_types) -> ScoredGraph:
-    return _trace_scored(model, "eval_step", False, specs, label_types)
+def trace_eval(model, specs, label_types, record=None) -> ScoredGraph:
+    scored = _trace_scored(model, "eval_step", False, specs, label_types)
+    if record:
+        record("traced", scored.graph)
+    return scored
 
 
-def trace_train(model, specs, label_types, optimizer) -> ScoredGraph:
+def trace_train(model, specs, label_types, optimizer, record=None) -> ScoredGraph:
+    """The train step; ``record(stage, graph)`` sees it traced, then after autodiff."""
     scored = _trace_scored(model, "train_step", True, specs, label_types)
+    if record:
+        record("traced", scored.graph)
     graph, ctx = scored.graph, scored.ctx
     trainable = [v for v in model.trainable_weights]
     for var in trainable:
@@ -118,6 +126,8 @@ def trace_train(model, specs, label_types, optimizer) -> ScoredGraph:
     )
     state = [(var.path, value) for var, value in ctx.state_updates.items()]
     graph.set_outputs(graph.outputs + list(updates.items()) + state)
+    if record:
+        record("autodiff", graph)
     return scored
 
 

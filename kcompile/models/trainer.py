@@ -17,6 +17,7 @@ from kcompile.callbacks import CallbackList
 from kcompile.models import data as D
 from kcompile.models import graphs as G
 from kcompile.runtime import BACKENDS, make_executable
+from passes import PassManager, default_passes
 
 
 class _Compiled:
@@ -166,16 +167,19 @@ class Trainer:
     def _make_executable(self, kind: str, label_types: list):
         compiled = self._compiled
         backend = compiled.backend if compiled else "llvm"
+        manager = PassManager(default_passes())
         metrics = []
         if kind == "predict":
-            exe = make_executable(G.trace_predict(self), backend)
+            exe = make_executable(G.trace_predict(self, manager.stage), backend, manager)
         else:
             if kind == "train":
                 compiled.optimizer.build(self.trainable_weights)
-                scored = G.trace_train(self, compiled.specs, label_types, compiled.optimizer)
+                scored = G.trace_train(
+                    self, compiled.specs, label_types, compiled.optimizer, manager.stage
+                )
             else:
-                scored = G.trace_eval(self, compiled.specs, label_types)
-            exe = make_executable(scored.graph, backend)
+                scored = G.trace_eval(self, compiled.specs, label_types, manager.stage)
+            exe = make_executable(scored.graph, backend, manager)
             metrics = scored.metrics
         for var in self.weights:
             exe.bind(var.path, var.value)

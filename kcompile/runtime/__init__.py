@@ -8,15 +8,13 @@ state and optimizer input (the step updates these arrays in place), then
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping
 
 import numpy as np
 
 from ir import Graph, Interpreter
 from ir.interpreter import FeedError
-from ir.verify import check_round_trip
-from passes import eliminate_dead_code
+from passes import PassManager, default_passes
 
 BACKENDS = ("llvm", "reference")
 
@@ -44,20 +42,21 @@ class ReferenceExecutable:
         return out
 
 
-def prepare(graph: Graph) -> Graph:
-    """The passes every step graph goes through before it runs."""
-    graph = eliminate_dead_code(graph)
-    if os.environ.get("KCOMPILE_VERIFY"):
-        check_round_trip(graph)
-    return graph
+def prepare(graph: Graph, manager: PassManager | None = None) -> Graph:
+    """Run the optimization pipeline (``passes.PIPELINE``) on a step graph."""
+    manager = manager or PassManager(default_passes())
+    return manager.run(graph)
 
 
-def make_executable(graph: Graph, backend: str):
+def make_executable(graph: Graph, backend: str, manager: PassManager | None = None):
+    graph = prepare(graph, manager)
     if backend == "reference":
-        return ReferenceExecutable(prepare(graph))
+        return ReferenceExecutable(graph)
     if backend == "llvm":
         from kcompile import __version__
         from kcompile.runtime.native import NativeExecutable
 
-        return NativeExecutable(prepare(graph), version=__version__)
+        return NativeExecutable(
+            graph, version=__version__, dump_index=manager.next_index if manager else None
+        )
     raise ValueError(f"unknown backend {backend!r}; expected one of {BACKENDS}")

@@ -20,6 +20,7 @@ from codegen import compile_graph
 from ir import BATCH, Graph
 from ir.interpreter import FeedError, bind_batch, check_feed
 from kcompile.variables import stable_array
+from passes.manager import debug_level
 
 ENTRY_TYPE = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_int64)
 
@@ -30,12 +31,14 @@ def aligned_empty(shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
 
 
 class NativeExecutable:
-    def __init__(self, graph: Graph, version: str, capacity: int = 32) -> None:
+    def __init__(
+        self, graph: Graph, version: str, capacity: int = 32, dump_index: int | None = None
+    ) -> None:
         self.graph = graph
-        compiled = compile_graph(graph, version, dump=_dumper(graph))
+        compiled = compile_graph(graph, version, dump=_dumper(graph, dump_index or 0))
         self.compile_times = compiled.times
         self.cache_hit = compiled.cache_hit
-        if os.environ.get("KCOMPILE_DEBUG"):
+        if debug_level() >= 1:
             _report(graph, compiled)
         self._code = compiled.code
         self._entry = ENTRY_TYPE(compiled.entry_address)
@@ -111,15 +114,25 @@ class NativeExecutable:
         return flat[: int(np.prod(shape, dtype=np.int64))].reshape(shape)
 
 
-def _dumper(graph: Graph):
+def _dumper(graph: Graph, index: int):
+    """Writes LLVM IR (before and after optimization) and assembly after the graph dumps,
+    into ``$KCOMPILE_DUMP/<graph>/``; ``KCOMPILE_DEBUG`` 3 prints the LLVM IR, 4 the
+    assembly too."""
     folder = os.environ.get("KCOMPILE_DUMP")
-    if not folder:
+    level = debug_level()
+    if not folder and level < 3:
         return None
+    counter = [index]
 
     def dump(name: str, text: str) -> None:
-        os.makedirs(folder, exist_ok=True)
-        with open(os.path.join(folder, f"{graph.name}.{name}"), "w") as f:
-            f.write(text)
+        if folder:
+            os.makedirs(os.path.join(folder, graph.name), exist_ok=True)
+            path = os.path.join(folder, graph.name, f"{counter[0]:03d}_{name}")
+            with open(path, "w") as f:
+                f.write(text)
+        counter[0] += 1
+        if level >= 4 or (level >= 3 and name != "asm.s"):
+            print(f"// {graph.name}: {name}\n{text}", file=sys.stderr)
 
     return dump
 

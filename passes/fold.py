@@ -1,0 +1,113 @@
+"""Constant folding and common-subexpression elimination."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ir import build as B
+from ir.graph import Graph, Node, Value
+from ir.registry import RefContext, get_op
+from ir.types import BATCH
+from passes.dce import eliminate_dead_code
+from passes.rewrite import rebuild, splat_value
+
+MAX_FOLDED_ELEMENTS = 4096
+# Ops whose result is a splat when every operand is a splat.
+SPLAT_PRESERVING = {
+    "neg",
+    "abs",
+    "sign",
+    "exp",
+    "log",
+    "log1p",
+    "sqrt",
+    "tanh",
+    "logistic",
+    "erf",
+    "not",
+    "add",
+    "sub",
+    "mul",
+    "div",
+    "max",
+    "min",
+    "pow",
+    "eq",
+    "ne",
+    "lt",
+    "le",
+    "gt",
+    "ge",
+    "and",
+    "or",
+    "select",
+    "cast",
+    "broadcast_to",
+    "reshape",
+    "transpose",
+    "stop_gradient",
+}
+
+
+def _constant_data(v: Value) -> np.ndarray | None:
+    node = v.node
+    if node is None or node.op != "constant" or BATCH in v.shape:
+        return None
+    return get_op("constant").reference(RefContext(None), [], node.attrs)[0]
+
+
+def _fold(g: Graph, node: Node, ins: list[Value]):
+    if node.op in ("constant", "random_uniform") or not ins:
+        return None
+    out = node.outputs[0]
+    if len(node.outputs) != 1:
+        return None
+    splats = [splat_value(v) for v in ins]
+    if all(s is not None for s in splats) and node.op in SPLAT_PRESERVING:
+        args = [
+            np.asarray(s, dtype=v.dtype.numpy).reshape((1,) * v.rank) for s, v in zip(splats, ins)
+        ]
+        attrs = dict(node.attrs)
+        if node.op in ("broadcast_to", "reshape"):
+            return [B.const(g, splats[0], out.dtype, out.shape)]
+        if node.op == "transpose":
+            return [B.const(g, splats[0], out.dtype, out.shape)]
+        with np.errstate(all="ignore"):
+            value = get_op(node.op).reference(RefContext(1), args, attrs)[0]
+        return [B.const(g, value.reshape(-1)[0].item(), out.dtype, out.shape)]
+    if BATCH in out.shape or out.type.static_size() > MAX_FOLDED_ELEMENTS:
+        return None
+    arrays = [_constant_data(v) for v in ins]
+    if any(a is None for a in arrays):
+        return None
+    with np.errstate(all="ignore"):
+        value = get_op(node.op).reference(RefContext(None), arrays, dict(node.attrs))[0]
+    flat = value.reshape(-1)
+    if flat.size and np.all(flat == flat[0]):
+        return [B.const(g, flat[0].item(), out.dtype, out.shape)]
+    return [B.const_array(g, [x.item() for x in flat], out.dtype, out.shape)]
+
+
+def fold_constants(graph: Graph) -> Graph:
+    """Evaluate nodes whose operands are all constants."""
+    return eliminate_dead_code(rebuild(graph, _fold))
+
+
+def _key(node: Node, ins: list[Value]):
+    attrs = tuple((k, id(v) if isinstance(v, Graph) else v) for k, v in node.attrs.items())
+    return node.op, attrs, tuple(id(v) for v in ins)
+
+
+def eliminate_common_subexpressions(graph: Graph) -> Graph:
+    """Reuse the result of an identical earlier node (same op, attributes, operands)."""
+    seen: dict = {}
+
+    def visit(g: Graph, node: Node, ins: list[Value]):
+        key = _key(node, ins)
+        if key in seen:
+            return seen[key]
+        outs = g.emit(node.op, ins, dict(node.attrs), layer=node.layer)
+        seen[key] = outs
+        return outs
+
+    return eliminate_dead_code(rebuild(graph, visit))

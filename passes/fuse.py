@@ -1,0 +1,162 @@
+"""Fusion: elementwise chains (with their broadcasts and constants) into one loop
+nest, and elementwise consumers of a matrix product into its epilogue.
+
+Groups are found greedily from the outputs backwards, as XLA's loop fusion
+does: a node joins the group of its consumers when every node that uses it is
+in that one group and it computes over the group's loop shape. Values that
+are also needed outside (a graph output, another kernel) become extra outputs
+of the fused node, so an optimizer's update of one weight — moments and the
+weight itself — is one kernel. Each group becomes a ``fused`` node holding
+its nodes as a subgraph; codegen reads the body, not this module.
+"""
+
+from __future__ import annotations
+
+from ir.graph import Graph, Node, Value
+from passes.rewrite import copy_node
+
+ELEMENTWISE = {
+    "neg",
+    "abs",
+    "sign",
+    "exp",
+    "log",
+    "log1p",
+    "sqrt",
+    "tanh",
+    "logistic",
+    "erf",
+    "not",
+    "stop_gradient",
+    "add",
+    "sub",
+    "mul",
+    "div",
+    "max",
+    "min",
+    "pow",
+    "eq",
+    "ne",
+    "lt",
+    "le",
+    "gt",
+    "ge",
+    "and",
+    "or",
+    "select",
+    "cast",
+    "broadcast_to",
+}
+
+
+def _is_splat(node: Node) -> bool:
+    return node.op == "constant" and not isinstance(node.attrs["value"], tuple)
+
+
+def _loop_shape(node: Node):
+    return node.outputs[0].shape
+
+
+def find_groups(graph: Graph) -> tuple[dict[Node, int], dict[int, str]]:
+    """Group id of each fusible node, and each group's kind.
+
+    A node joins a consumer's group when it computes over the group's loop shape
+    and every other user of its results runs after the group's last node (the
+    group is emitted there), so no user ever waits on a value the group makes later.
+    """
+    users: dict[Value, list[Node]] = graph.users()
+    position = {node: i for i, node in enumerate(graph.nodes)}
+    group: dict[Node, int] = {}
+    root: dict[int, Node] = {}
+    kind_of: dict[int, str] = {}
+    for node in reversed(graph.nodes):
+        fusible = node.op in ELEMENTWISE or (
+            node.op == "matmul" and not node.attrs["transpose_a"] and node.outputs[0].rank == 2
+        )
+        if not fusible:
+            continue
+        node_users = [u for v in node.outputs for u in users.get(v, [])]
+        for gid in sorted({group[u] for u in node_users if u in group}, reverse=True):
+            fits = (
+                root[gid].outputs[0].shape == _loop_shape(node)
+                and kind_of[gid] != "matmul"
+                and all(
+                    group.get(u) == gid or position[u] > position[root[gid]] for u in node_users
+                )
+            )
+            if fits:
+                group[node] = gid
+                if node.op == "matmul":
+                    kind_of[gid] = "matmul"  # a product's epilogue: nothing fuses above it
+                break
+        else:
+            gid = len(root)
+            group[node] = gid
+            root[gid] = node
+            kind_of[gid] = "matmul" if node.op == "matmul" else "elementwise"
+    return group, kind_of
+
+
+def fuse(graph: Graph) -> Graph:
+    """Replace each group of two or more nodes by one ``fused`` node."""
+    group, kind_of = find_groups(graph)
+    members: dict[int, list[Node]] = {}
+    for node in graph.nodes:
+        if node in group:
+            members.setdefault(group[node], []).append(node)
+    members = {
+        gid: nodes
+        for gid, nodes in members.items()
+        if sum(1 for n in nodes if n.op != "broadcast_to") >= 2
+    }
+    # A matmul group needs the product first; a group with only elementwise nodes
+    # and no product is an elementwise loop.
+    for gid, nodes in list(members.items()):
+        if kind_of[gid] == "matmul" and nodes[0].op != "matmul":
+            del members[gid]
+    last = {nodes[-1]: gid for gid, nodes in members.items()}
+    in_group = {n: gid for gid, nodes in members.items() for n in nodes}
+    users = graph.users()
+    outputs = {v for _, v in graph.outputs}
+
+    new = Graph(graph.name)
+    env: dict[Value, Value] = {v: new.add_input(v.name, v.type, v.role) for v in graph.inputs}
+    for node in graph.nodes:
+        gid = in_group.get(node)
+        if gid is None:
+            outs = copy_node(new, node, [env[v] for v in node.inputs])
+            env.update(zip(node.outputs, outs))
+        elif node in last:
+            _emit_group(new, env, members[gid], kind_of[gid], users, outputs)
+    new.set_outputs([(name, env[v]) for name, v in graph.outputs])
+    return new
+
+
+def _emit_group(new: Graph, env: dict, nodes: list[Node], kind: str, users, outputs) -> None:
+    inside = set(nodes)
+    body = Graph(f"fused_{kind}")
+    local: dict[Value, Value] = {}
+    operands: list[Value] = []
+    for node in nodes:
+        for v in node.inputs:
+            if v in local:
+                continue
+            if v.node is not None and _is_splat(v.node):
+                with body.layer_scope(v.node.layer):
+                    local[v] = copy_node(body, v.node, [])[0]
+                continue
+            local[v] = body.add_input(f"x{len(operands)}", v.type, "data")
+            operands.append(env[v])
+        with body.layer_scope(node.layer):
+            outs = copy_node(body, node, [local[v] for v in node.inputs])
+        local.update(zip(node.outputs, outs))
+    results = [
+        v
+        for node in nodes
+        for v in node.outputs
+        if v in outputs or any(u not in inside for u in users.get(v, []))
+    ]
+    body.set_outputs([(f"y{i}", local[v]) for i, v in enumerate(results)])
+    layer = nodes[-1].layer
+    outs = new.emit("fused", operands, {"body": body, "kind": kind}, layer=layer)
+    env.update(zip(results, outs))

@@ -1,0 +1,38 @@
+"""The standard pipeline, in order. ``KCOMPILE_DISABLE=fuse,...`` skips passes by name
+(as XLA's --xla_disable_hlo_passes does), e.g. to measure what fusion buys."""
+
+from __future__ import annotations
+
+import os
+
+from passes.dce import eliminate_dead_code
+from passes.fold import eliminate_common_subexpressions, fold_constants
+from passes.fuse import fuse
+from passes.manager import Pass
+from passes.simplify import simplify
+
+
+def fuse_and_clean(graph):
+    return eliminate_dead_code(fuse(graph))
+
+
+PIPELINE = [
+    Pass("simplify", simplify),
+    Pass("fold_constants", fold_constants),
+    Pass("eliminate_common_subexpressions", eliminate_common_subexpressions),
+    Pass("eliminate_dead_code", eliminate_dead_code),
+    Pass("fuse", fuse_and_clean),
+]
+
+
+def default_passes(disable: set[str] | None = None) -> list[Pass]:
+    if disable is None:
+        text = os.environ.get("KCOMPILE_DISABLE", "")
+        disable = {p.strip() for p in text.split(",") if p.strip()}
+    unknown = disable - {p.name for p in PIPELINE}
+    if unknown:
+        raise ValueError(
+            f"KCOMPILE_DISABLE names unknown passes {sorted(unknown)}; passes: "
+            f"{', '.join(p.name for p in PIPELINE)}"
+        )
+    return [p for p in PIPELINE if p.name not in disable]

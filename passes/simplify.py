@@ -1,0 +1,154 @@
+"""Algebraic simplification: identities, reshape/transpose chains, broadcast folding.
+
+Each rule looks at one node (with its operands already rewritten) and returns
+a replacement value or None. A rule never changes a result's type.
+"""
+
+from __future__ import annotations
+
+from ir import build as B
+from ir.graph import Graph, Node, Value
+from ir.types import broadcast_shapes
+from passes.dce import eliminate_dead_code
+from passes.rewrite import rebuild, splat_value
+
+
+def _same(node: Node, v: Value) -> Value | None:
+    return v if v.type == node.outputs[0].type else None
+
+
+def _identity_operand(node: Node, ins: list[Value], neutral: float, sides: tuple) -> Value | None:
+    for keep, drop in sides:
+        if splat_value(ins[drop]) == neutral:
+            return _same(node, ins[keep])
+    return None
+
+
+def _rule_add(g, node, ins):
+    return _identity_operand(node, ins, 0, ((0, 1), (1, 0)))
+
+
+def _rule_sub(g, node, ins):
+    return _identity_operand(node, ins, 0, ((0, 1),))
+
+
+def _rule_mul(g, node, ins):
+    return _identity_operand(node, ins, 1, ((0, 1), (1, 0)))
+
+
+def _rule_div(g, node, ins):
+    return _identity_operand(node, ins, 1, ((0, 1),))
+
+
+def _rule_neg(g, node, ins):
+    x = ins[0]
+    if x.node is not None and x.node.op == "neg":
+        return x.node.inputs[0]
+    return None
+
+
+def _rule_reshape(g, node, ins):
+    x = ins[0]
+    if x.shape == node.attrs["shape"]:
+        return x
+    if x.node is not None and x.node.op == "reshape":
+        return B.reshape(x.node.inputs[0], node.attrs["shape"])
+    return None
+
+
+def _rule_transpose(g, node, ins):
+    x, perm = ins[0], node.attrs["perm"]
+    if x.node is not None and x.node.op == "transpose":
+        inner = x.node.attrs["perm"]
+        perm = tuple(inner[p] for p in perm)
+        x = x.node.inputs[0]
+    if perm == tuple(range(len(perm))):
+        return x
+    if x is not ins[0]:
+        return B.transpose(x, perm)
+    return None
+
+
+def _rule_broadcast_to(g, node, ins):
+    return ins[0] if ins[0].shape == node.attrs["shape"] else None
+
+
+def _rule_select(g, node, ins):
+    return _same(node, ins[1]) if ins[1] is ins[2] else None
+
+
+def _rule_stop_gradient(g, node, ins):
+    # The pipeline runs after autodiff: nothing is left for stop_gradient to stop.
+    return ins[0]
+
+
+def _fold_broadcasts(g: Graph, node: Node, ins: list[Value]) -> Value | None:
+    """op(x, broadcast_to(y)) -> op(x, y) when implicit broadcasting gives the same shape."""
+    changed = list(ins)
+    for i, v in enumerate(ins):
+        if v.node is not None and v.node.op == "broadcast_to":
+            candidate = [*changed[:i], v.node.inputs[0], *changed[i + 1 :]]
+            try:
+                shape = broadcast_shapes(*(c.shape for c in candidate))
+            except ValueError:
+                continue
+            if shape == node.outputs[0].shape:
+                changed = candidate
+    if changed == ins:
+        return None
+    return g.emit(node.op, changed, dict(node.attrs))[0]
+
+
+RULES = {
+    "add": _rule_add,
+    "sub": _rule_sub,
+    "mul": _rule_mul,
+    "div": _rule_div,
+    "neg": _rule_neg,
+    "reshape": _rule_reshape,
+    "transpose": _rule_transpose,
+    "broadcast_to": _rule_broadcast_to,
+    "select": _rule_select,
+    "stop_gradient": _rule_stop_gradient,
+}
+BROADCASTING = {
+    "add",
+    "sub",
+    "mul",
+    "div",
+    "max",
+    "min",
+    "pow",
+    "eq",
+    "ne",
+    "lt",
+    "le",
+    "gt",
+    "ge",
+    "and",
+    "or",
+    "select",
+}
+
+
+def _visit(g: Graph, node: Node, ins: list[Value]):
+    rule = RULES.get(node.op)
+    if rule is not None:
+        out = rule(g, node, ins)
+        if out is not None:
+            return [out]
+    if node.op in BROADCASTING:
+        out = _fold_broadcasts(g, node, ins)
+        if out is not None:
+            return [out]
+    return None
+
+
+def simplify(graph: Graph) -> Graph:
+    """Apply the rules until nothing changes (at most a few rounds)."""
+    for _ in range(4):
+        before = len(graph.nodes)
+        graph = eliminate_dead_code(rebuild(graph, _visit))
+        if len(graph.nodes) == before:
+            break
+    return graph
