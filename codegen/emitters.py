@@ -9,21 +9,18 @@ from collections.abc import Callable
 from llvmlite import ir
 
 from codegen.kernel import (
-    ELEMENT_BYTES,
     ZERO,
     Kernel,
     Operand,
-    Size,
     broadcast_strides,
     contiguous_strides,
     dims_of,
-    numel,
-    size_of,
 )
 from codegen.loops import F32, I32, I64, for_range, for_reduce, i64
 from codegen.mathfn import MathLib
 from codegen.scalar import SCALAR_RULES
 from ir import BATCH, DType, Node
+from ir.memory import ELEMENT_BYTES, Size, numel, size_of
 from ir.ops.random import GOLDEN
 
 Emitter = Callable[[Kernel, MathLib, Node, list[Operand], list[Operand]], None]

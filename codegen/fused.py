@@ -18,12 +18,12 @@ from codegen.kernel import (
     broadcast_strides,
     contiguous_strides,
     dims_of,
-    numel,
 )
 from codegen.loops import F32, I32, for_range, for_reduce, i64
 from codegen.mathfn import MathLib
 from codegen.scalar import SCALAR_RULES
 from ir import DType, Graph, Node, Value
+from ir.memory import numel
 
 _LLVM_CONST = {
     DType.f32: lambda v: ir.Constant(F32, float(v)),

@@ -1,6 +1,6 @@
 """One kernel function being emitted, and strided loop nests over its buffers.
 
-Sizes are symbolic products ``coef * N**power`` (``Size``) until emission, so
+Sizes are symbolic products ``coef * N**power`` (``ir.memory.Size``) until emission, so
 that adjacent axes can be merged at compile time even when the batch size is
 only known at run time: most elementwise kernels become one flat loop, which
 LLVM vectorizes best.
@@ -14,42 +14,14 @@ from dataclasses import dataclass
 from llvmlite import ir
 
 from codegen.loops import F32, I8, I32, I64, PTR, for_range, i64
-from ir import BATCH, DType
-
-
-@dataclass(frozen=True)
-class Size:
-    coef: int
-    power: int = 0  # of N
-
-    def __mul__(self, other: Size) -> Size:
-        return Size(self.coef * other.coef, self.power + other.power)
-
-    @property
-    def is_one(self) -> bool:
-        return self.coef == 1 and self.power == 0
-
-    @property
-    def is_zero(self) -> bool:
-        return self.coef == 0
-
+from ir import DType
+from ir.memory import Size, size_of
 
 ZERO, ONE = Size(0), Size(1)
 
 
-def size_of(dim: int | str) -> Size:
-    return Size(1, 1) if dim == BATCH else Size(int(dim))
-
-
 def dims_of(shape: Sequence) -> list[Size]:
     return [size_of(d) for d in shape]
-
-
-def numel(shape: Sequence) -> Size:
-    out = ONE
-    for d in dims_of(shape):
-        out = out * d
-    return out
 
 
 def contiguous_strides(shape: Sequence) -> list[Size]:
@@ -75,7 +47,6 @@ def broadcast_strides(in_shape: Sequence, out_shape: Sequence) -> list[Size]:
 
 
 LLVM_TYPES = {DType.f32: F32, DType.i32: I32, DType.bool: I8}
-ELEMENT_BYTES = {DType.f32: 4, DType.i32: 4, DType.bool: 1}
 
 
 @dataclass

@@ -18,11 +18,12 @@ from llvmlite import ir
 
 import codegen.fused  # noqa: F401  (registers the fused kernels)
 from codegen.emitters import EMITTERS
-from codegen.kernel import ELEMENT_BYTES, Kernel, Operand, Size, numel
+from codegen.kernel import Kernel, Operand
 from codegen.loops import I64, PTR
 from codegen.mathfn import MathLib
 from codegen.target import CompileTimes
 from ir import Graph, TensorType, Value
+from ir.memory import ELEMENT_BYTES, Size, numel
 
 ENTRY = "kc_entry"
 
@@ -52,30 +53,42 @@ class BufferPlan:
     slot: dict[Value, int]
     outputs: dict[str, int]  # output name -> buffer index holding it after a call
     copy_back: list[tuple[int, int, Value]]  # (input slot, result slot, value)
+    arena: dict[int, tuple[int, int, Size]]  # buffer index -> (start, end, bytes) when planned
 
 
 def plan_buffers(graph: Graph) -> BufferPlan:
-    """One buffer per graph input and per node result; which buffer holds each output."""
+    """One buffer per graph input and per node result that owns storage; which buffer
+    holds each output. With a memory plan (``graph.memory``), views and in-place
+    results share their root's buffer, and the arena values carry live intervals."""
     slot: dict[Value, int] = {}
     buffers: list[BufferSpec] = []
+    arena: dict[int, tuple[int, int, Size]] = {}
+    memory = graph.memory
     for v in graph.inputs:
         slot[v] = len(buffers)
         buffers.append(BufferSpec(len(buffers), v.type, v.name))
     for node in graph.nodes:
         for v in node.outputs:
+            root = memory.root(v) if memory is not None else v
+            if root is not v:
+                slot[v] = slot[root]
+                continue
             slot[v] = len(buffers)
             buffers.append(BufferSpec(len(buffers), v.type))
+            if memory is not None:
+                a = memory.allocations[v]
+                arena[slot[v]] = (a.start, a.end, a.size)
     outputs: dict[str, int] = {}
     copy_back = []
     inputs = {v.name: v for v in graph.inputs}
     for name, v in graph.outputs:
         target = inputs.get(name)
-        if target is not None and target is not v and target.type == v.type:
+        if target is not None and slot[target] != slot[v] and target.type == v.type:
             copy_back.append((slot[target], slot[v], v))
             outputs[name] = slot[target]
         else:
             outputs[name] = slot[v]
-    return BufferPlan(buffers, slot, outputs, copy_back)
+    return BufferPlan(buffers, slot, outputs, copy_back, arena)
 
 
 def lower_graph(graph: Graph, times: CompileTimes | None = None) -> Lowered:
@@ -88,15 +101,21 @@ def lower_graph(graph: Graph, times: CompileTimes | None = None) -> Lowered:
 
     kernels = []
     for i, node in enumerate(graph.nodes):
+        if node.op == "reshape" and slot[node.outputs[0]] == slot[node.inputs[0]]:
+            continue  # a view: no kernel
         emit = EMITTERS.get(node.op)
         if emit is None:
             raise NotImplementedError(f"codegen: no lowering for op {node.op!r}")
         values = [*node.outputs, *node.inputs]
-        k = Kernel(module, f"k{i}_{node.op}", len(values))
-        ops = [Operand(arg, v.dtype, []) for arg, v in zip(k.args, values)]
+        # One argument per distinct buffer, so noalias holds and an in-place result
+        # is visibly the same pointer as the operand it overwrites.
+        slots = list(dict.fromkeys(slot[v] for v in values))
+        k = Kernel(module, f"k{i}_{node.op}", len(slots))
+        arg_of = dict(zip(slots, k.args))
+        ops = [Operand(arg_of[slot[v]], v.dtype, []) for v in values]
         emit(k, math_lib, node, ops[: len(node.outputs)], ops[len(node.outputs) :])
         k.finish()
-        kernels.append((k.fn, [slot[v] for v in values]))
+        kernels.append((k.fn, slots))
 
     entry = ir.Function(module, ir.FunctionType(ir.VoidType(), [PTR, I64]), ENTRY)
     table, n = entry.args

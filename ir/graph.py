@@ -137,6 +137,7 @@ class Graph:
         self.nodes: list[Node] = []
         self.outputs: list[tuple[str, Value]] = []
         self._scope: list[str] = []
+        self.memory = None  # an ir.memory.MemoryPlan, once plan_memory has run
 
     # --- building -----------------------------------------------------------
 

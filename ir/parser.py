@@ -27,7 +27,7 @@ _TOKEN = re.compile(
   | (?P<number>-?(?:inf|nan|(?:\d+\.\d*|\.\d+|\d+)(?:[eE][+-]?\d+)?)(?![A-Za-z0-9_]))
   | (?P<ident>[A-Za-z_][A-Za-z0-9_./]*)
   | (?P<string>"(?:[^"\\]|\\.)*")
-  | (?P<punct>[(){}\[\],:=])
+  | (?P<punct>[(){}\[\],:=*])
     """,
     re.VERBOSE,
 )
@@ -166,10 +166,55 @@ class _Parser:
             self.take("punct", "=")
             outputs.append((name, self.lookup(env, self.take("value"))))
         self.take("punct", "}")
+        graph.set_outputs(outputs)
+        if self.peek().kind == "ident" and self.peek().text == "memory":
+            graph.memory = self.parse_memory(env)
         if not nested:
             self.take("eof")
-        graph.set_outputs(outputs)
         return graph
+
+    def parse_memory(self, env: dict[str, Value]):
+        from ir.memory import Allocation, MemoryPlan, Size
+
+        self.take("ident", "memory")
+        self.take("punct", "(")
+        header = {}
+        while not self.accept(")"):
+            if header:
+                self.take("punct", ",")
+            key = self.take("ident").text
+            self.take("punct", "=")
+            header[key] = int(self.take("number").text)
+        plan = MemoryPlan(header["max_batch"], arena_bytes=header["arena"])
+        self.take("punct", "{")
+        while not self.accept("}"):
+            value = self.lookup(env, self.take("value"))
+            fields = {}
+            for _ in range(3):
+                key = self.take("ident").text
+                self.take("punct", "=")
+                if key == "alias":
+                    fields[key] = self.lookup(env, self.take("value"))
+                elif key == "live":
+                    start = int(self.take("number").text)
+                    self.take("punct", ":")
+                    fields[key] = (start, int(self.take("number").text))
+                elif key == "bytes":
+                    coef = int(self.take("number").text)
+                    power = 0
+                    if self.accept("*"):
+                        self.take("ident", BATCH)
+                        power = 1
+                    fields[key] = Size(coef, power)
+                elif key == "offset":
+                    fields[key] = int(self.take("number").text)
+                else:
+                    raise self.error(f"unknown memory field {key!r}")
+            start, end = fields["live"]
+            plan.allocations[value] = Allocation(
+                start, end, fields["bytes"], fields.get("offset", -1), fields.get("alias")
+            )
+        return plan
 
     def lookup(self, env: dict[str, Value], tok: Token) -> Value:
         if tok.text not in env:

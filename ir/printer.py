@@ -97,5 +97,35 @@ def print_graph(graph: Graph, annotate: dict[int, str] | None = None, indent: st
         lines.append(line)
     rets = ", ".join(f"{n}={name(v)}" for n, v in graph.outputs)
     lines.append(f"{indent}  return {rets}")
-    lines.append(f"{indent}}}")
+    if graph.memory is None:
+        lines.append(f"{indent}}}")
+    else:
+        lines.extend(_memory_lines(graph, name, indent))
     return "\n".join(lines) + "\n"
+
+
+def _memory_lines(graph: Graph, name: Namer, indent: str) -> list[str]:
+    plan = graph.memory
+    lines = [f"{indent}}} memory(max_batch={plan.max_batch}, arena={plan.arena_bytes}) {{"]
+    total = 0
+    for v, a in plan.allocations.items():
+        where = f"alias={name(a.alias)}" if a.alias is not None else f"offset={a.offset}"
+        size = f"{a.size.coef}*N" if a.size.power else str(a.size.coef)
+        lines.append(f"{indent}  {name(v)} {where} bytes={size} live={a.start}:{a.end}")
+        if a.alias is None:
+            total += a.size.at(plan.max_batch)
+    kernels = sum(
+        1
+        for n in graph.nodes
+        if not (n.op == "reshape" and plan.allocations[n.outputs[0]].alias is not None)
+    )
+    lines.append(f"{indent}}}")
+    lines.append(
+        f"{indent}# arena: {_kib(plan.arena_bytes)} (sum of buffers {_kib(total)}) "
+        f"at batch {plan.max_batch}, {kernels} kernels"
+    )
+    return lines
+
+
+def _kib(n: int) -> str:
+    return f"{n / 1024:.1f} KiB" if n < 1 << 20 else f"{n / (1 << 20):.2f} MiB"

@@ -46,6 +46,8 @@ def verify(graph: Graph) -> None:
             if v.node is not node or v.index != j:
                 raise VerifyError(f"{where}: result {j} does not point back at its node")
             defined.add(v)
+    if graph.memory is not None:
+        verify_memory(graph)
     batch_inputs = [v for v in graph.inputs if BATCH in v.shape]
     if not batch_inputs:
         for node in graph.nodes:
@@ -61,6 +63,41 @@ def verify(graph: Graph) -> None:
         seen.add(name)
         if v not in defined:
             raise VerifyError(f"output {name!r} is not defined in the graph")
+
+
+def verify_memory(graph: Graph) -> None:
+    """No two arena buffers that are live at once share a byte; aliases point at values
+    of the graph; the arena is no larger than the sum of its buffers."""
+    plan = graph.memory
+    own = []
+    for v, a in plan.allocations.items():
+        if a.alias is not None:
+            if a.alias.graph is not graph:
+                raise VerifyError(f"memory: {v!r} aliases a value of another graph")
+            continue
+        size = a.size.at(plan.max_batch)
+        if a.offset < 0 or a.offset + size > plan.arena_bytes:
+            raise VerifyError(
+                f"memory: {v!r} at {a.offset} (+{size}) is outside the arena "
+                f"of {plan.arena_bytes} bytes"
+            )
+        own.append((a.start, a.end, a.offset, a.offset + size, v))
+    own.sort(key=lambda t: t[0])
+    for i, (s1, e1, lo1, hi1, v1) in enumerate(own):
+        for s2, e2, lo2, hi2, v2 in own[i + 1 :]:
+            if s2 > e1:
+                break
+            if lo1 < hi2 and lo2 < hi1:
+                raise VerifyError(
+                    f"memory: {v1!r} (live {s1}..{e1}) and {v2!r} (live "
+                    f"{s2}..{e2}) overlap in the arena"
+                )
+    total = sum(hi - lo for (_, _, lo, hi, _) in own)
+    if plan.arena_bytes > total + 64 * len(own):
+        raise VerifyError(
+            f"memory: arena of {plan.arena_bytes} bytes is larger than the sum "
+            f"of its buffers ({total})"
+        )
 
 
 def check_round_trip(graph: Graph) -> None:

@@ -9,6 +9,8 @@ from passes.dce import eliminate_dead_code
 from passes.fold import eliminate_common_subexpressions, fold_constants
 from passes.fuse import fuse
 from passes.manager import Pass
+from passes.memory import plan_memory
+from passes.schedule import schedule
 from passes.simplify import simplify
 
 
@@ -22,6 +24,8 @@ PIPELINE = [
     Pass("eliminate_common_subexpressions", eliminate_common_subexpressions),
     Pass("eliminate_dead_code", eliminate_dead_code),
     Pass("fuse", fuse_and_clean),
+    Pass("schedule", schedule),
+    Pass("plan_memory", plan_memory),
 ]
 
 

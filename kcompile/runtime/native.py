@@ -19,6 +19,7 @@ import numpy as np
 from codegen import compile_graph
 from ir import BATCH, Graph
 from ir.interpreter import FeedError, bind_batch, check_feed
+from ir.memory import assign_offsets
 from kcompile.variables import stable_array
 from passes.manager import debug_level
 
@@ -49,19 +50,36 @@ class NativeExecutable:
         self._data = {v.name for v in graph.inputs if v.role == "data"}
         self._bound: set[str] = set()
         aliased = {name for name, _ in graph.outputs if name in self._inputs}
+        types = {name: v.type for name, v in graph.outputs}
         self._results = [
-            (name, index) for name, index in self._plan.outputs.items() if name not in aliased
+            (name, index, types[name])
+            for name, index in self._plan.outputs.items()
+            if name not in aliased
         ]
         self._has_batch = any(BATCH in v.shape for v in graph.inputs)
         self._capacity = 0
         self._allocate(capacity)
 
     def _allocate(self, capacity: int) -> None:
+        """Buffers for batches up to ``capacity``: the data inputs, and either one arena
+        laid out by the memory plan or (unplanned graphs) one array per result."""
+        arena_intervals = {
+            i: (s, e, size.at(capacity)) for i, (s, e, size) in self._plan.arena.items()
+        }
+        offsets, arena_bytes = assign_offsets(arena_intervals)
+        self._arena = aligned_empty((max(arena_bytes, 1),), np.uint8)
+        self.arena_bytes = arena_bytes
         for spec in self._plan.buffers:
             if spec.input is not None and spec.input not in self._data:
                 continue
             shape = spec.type.concrete_shape(capacity)
-            array = aligned_empty(shape, spec.type.dtype.numpy)
+            if spec.index in offsets:
+                count = int(np.prod(shape, dtype=np.int64))
+                start = offsets[spec.index]
+                raw = self._arena[start : start + count * spec.element_bytes]
+                array = raw.view(spec.type.dtype.numpy).reshape(shape)
+            else:
+                array = aligned_empty(shape, spec.type.dtype.numpy)
             self._buffers[spec.index] = array
             self._table[spec.index] = array.ctypes.data
         self._capacity = capacity
@@ -96,7 +114,7 @@ class NativeExecutable:
                 check_feed(v, array, n)
             np.copyto(target, array)
         self._entry(self._table, 0 if n is None else n)
-        return {name: self._view(index, n) for name, index in self._results}
+        return {name: self._view(index, n, t) for name, index, t in self._results}
 
     def _batch_of(self, data: Mapping[str, np.ndarray]) -> int | None:
         if self._missing_if(data):
@@ -107,9 +125,10 @@ class NativeExecutable:
     def _missing_if(self, data: Mapping[str, np.ndarray]) -> bool:
         return len(data) + len(self._bound) < len(self._inputs)
 
-    def _view(self, index: int, n: int | None) -> np.ndarray:
-        spec = self._plan.buffers[index]
-        shape = spec.type.concrete_shape(n if BATCH in spec.type.shape else None)
+    def _view(self, index: int, n: int | None, type_=None) -> np.ndarray:
+        """Buffer ``index`` seen as ``type_`` (default: its own type) at batch ``n``."""
+        type_ = type_ or self._plan.buffers[index].type
+        shape = type_.concrete_shape(n if BATCH in type_.shape else None)
         flat = self._buffers[index].reshape(-1)
         return flat[: int(np.prod(shape, dtype=np.int64))].reshape(shape)
 

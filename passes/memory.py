@@ -1,0 +1,176 @@
+"""Memory planning: liveness over the schedule, one arena, reuse, in-place updates.
+
+Writes an ``ir.memory.MemoryPlan`` into the graph. Reshapes are views of their
+operand. A result that replaces a graph input (a weight, an optimizer slot)
+is written straight into that input's buffer when the kernel that makes it
+reads the input only at the element it writes (elementwise, fused loops) and
+every other reader ran before it (``schedule`` guarantees the order).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ir.graph import Graph, Node, Value
+from ir.memory import Allocation, MemoryPlan, nbytes
+from passes.fuse import ELEMENTWISE
+from passes.schedule import in_place_targets
+
+DEFAULT_MAX_BATCH = 32
+
+
+def _elementwise_at_same_index(node: Node, target: Value, result: Value) -> bool:
+    """Whether ``node`` reads ``target`` only at the index where it writes ``result``."""
+    if node.op == "fused" and node.attrs["kind"] == "elementwise":
+        return all(v.shape == result.shape for v in node.inputs if v is target)
+    if node.op in ELEMENTWISE and node.op != "broadcast_to":
+        return all(v.shape == result.shape for v in node.inputs if v is target)
+    return target not in node.inputs
+
+
+def plan_memory(graph: Graph, max_batch: int = DEFAULT_MAX_BATCH) -> Graph:
+    position = {n: i for i, n in enumerate(graph.nodes)}
+    end_of_graph = len(graph.nodes)
+    last_use: dict[Value, int] = {}
+    for node in graph.nodes:
+        for v in node.inputs:
+            last_use[v] = position[node]
+    for _, v in graph.outputs:
+        last_use[v] = end_of_graph
+    plan = MemoryPlan(max_batch)
+    for node in graph.nodes:
+        for v in node.outputs:
+            start = position[node]
+            plan.allocations[v] = Allocation(
+                start, max(last_use.get(v, start), start), nbytes(v.type)
+            )
+    for node in graph.nodes:
+        if node.op == "reshape":
+            plan.allocations[node.outputs[0]].alias = node.inputs[0]
+    users = graph.users()
+    for result, target in in_place_targets(graph).items():
+        writer = result.node
+        a = plan.allocations[result]
+        if a.alias is not None or not _elementwise_at_same_index(writer, target, result):
+            continue
+        readers = [u for u in users.get(target, []) if u is not writer]
+        if all(position[u] < position[writer] for u in readers) and not _viewed_later(
+            plan, target, position[writer]
+        ):
+            a.alias = target
+    _extend_roots(plan)
+    offsets, plan.arena_bytes = plan.layout(max_batch)
+    for v, off in offsets.items():
+        plan.allocations[v].offset = off
+    graph.memory = plan
+    return graph
+
+
+def _viewed_later(plan: MemoryPlan, target: Value, at: int) -> bool:
+    """A view of ``target`` still read after ``at`` would see the new value."""
+    return any(a.alias is target and a.end > at for a in plan.allocations.values())
+
+
+def _extend_roots(plan: MemoryPlan) -> None:
+    """A value viewed through a reshape lives as long as its views."""
+    for v, a in plan.allocations.items():
+        root = plan.root(v)
+        if root is not v and root in plan.allocations:
+            r = plan.allocations[root]
+            r.end = max(r.end, a.end)
+
+
+@dataclass
+class MemoryReport:
+    batch: int
+    arena: int
+    buffers: int
+    by_category: dict[str, int]
+    inputs_by_role: dict[str, int]
+    peaks: dict[int, int]
+
+    def text(self) -> str:
+        lines = [
+            f"memory at batch {self.batch}:",
+            f"  arena (peak of intermediates): {_fmt(self.arena)}",
+            f"  sum of intermediate buffers:   {_fmt(self.buffers)}"
+            f" ({self.arena / max(self.buffers, 1):.0%} of it is needed at once)",
+        ]
+        for name, size in self.by_category.items():
+            lines.append(f"    {name:<32}{_fmt(size)}")
+        lines.append("  held outside the arena:")
+        for role, size in self.inputs_by_role.items():
+            lines.append(f"    {role:<32}{_fmt(size)}")
+        lines.append(
+            "  arena by batch size: " + ", ".join(f"{b}: {_fmt(s)}" for b, s in self.peaks.items())
+        )
+        return "\n".join(lines)
+
+
+def _fmt(n: int) -> str:
+    if n < 1024:
+        return f"{n} B"
+    if n < 1 << 20:
+        return f"{n / 1024:.1f} KiB"
+    return f"{n / (1 << 20):.2f} MiB"
+
+
+ROLE_NAMES = {
+    "param": "weights",
+    "state": "non-trainable state",
+    "opt": "optimizer state",
+    "data": "input batch",
+}
+
+
+def _category(v: Value, users: dict[Value, list[Node]]) -> str:
+    forward = "grad" not in v.node.layer.split("/")
+    if forward and any("grad" in u.layer.split("/") for u in users.get(v, [])):
+        return "activations kept for backward"
+    if not forward:
+        return "gradients"
+    return "scratch"
+
+
+def memory_report(graph: Graph, batches: tuple[int, ...] = (1, 32, 128, 512, 2048)) -> MemoryReport:
+    plan: MemoryPlan = graph.memory
+    if plan is None:
+        raise ValueError(f"graph {graph.name} has no memory plan; run plan_memory first")
+    users = graph.users()
+    batch = plan.max_batch
+    own = {v: a for v, a in plan.allocations.items() if a.alias is None}
+    by_category: dict[str, int] = {}
+    for v, a in own.items():
+        key = _category(v, users)
+        by_category[key] = by_category.get(key, 0) + a.size.at(batch)
+    roles: dict[str, int] = {}
+    for v in graph.inputs:
+        key = ROLE_NAMES[v.role]
+        roles[key] = roles.get(key, 0) + nbytes(v.type).at(batch)
+    peaks = {b: plan.layout(b)[1] for b in batches}
+    return MemoryReport(
+        batch,
+        plan.arena_bytes,
+        sum(a.size.at(batch) for a in own.values()),
+        by_category,
+        roles,
+        peaks,
+    )
+
+
+def largest_batch_within(graph: Graph, budget_bytes: int, limit: int = 1 << 20) -> int:
+    """The largest batch whose arena and input batch buffers fit ``budget_bytes`` (0 if none)."""
+    plan: MemoryPlan = graph.memory
+    fixed = sum(nbytes(v.type).at(0) for v in graph.inputs if v.role != "data")
+
+    def need(b: int) -> int:
+        data = sum(nbytes(v.type).at(b) for v in graph.inputs if v.role == "data")
+        return plan.layout(b)[1] + data + fixed
+
+    lo, hi = 0, 1
+    while hi <= limit and need(hi) <= budget_bytes:
+        lo, hi = hi, hi * 2
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        lo, hi = (mid, hi) if need(mid) <= budget_bytes else (lo, mid)
+    return lo
