@@ -112,8 +112,7 @@ def _memory_lines(graph: Graph, name: Namer, indent: str) -> list[str]:
         where = f"alias={name(a.alias)}" if a.alias is not None else f"offset={a.offset}"
         size = f"{a.size.coef}*N" if a.size.power else str(a.size.coef)
         lines.append(f"{indent}  {name(v)} {where} bytes={size} live={a.start}:{a.end}")
-        if a.alias is None:
-            total += a.size.at(plan.max_batch)
+        total += a.size.at(plan.max_batch)
     kernels = sum(
         1
         for n in graph.nodes
@@ -121,7 +120,7 @@ def _memory_lines(graph: Graph, name: Namer, indent: str) -> list[str]:
     )
     lines.append(f"{indent}}}")
     lines.append(
-        f"{indent}# arena: {_kib(plan.arena_bytes)} (sum of buffers {_kib(total)}) "
+        f"{indent}# arena: {_kib(plan.arena_bytes)} (sum of all buffers {_kib(total)}) "
         f"at batch {plan.max_batch}, {kernels} kernels"
     )
     return lines

@@ -1,10 +1,15 @@
 """The ``kcompile`` command.
 
-    kcompile ir MODEL.py --stage forward|predict|eval|train [-o FILE]
-    kcompile compile MODEL.py|STAGE.kir      compile to native code, print the times
+    kcompile ir MODEL.py [--step train|eval|predict] [--stage NAME] [--dot] [-o FILE]
+    kcompile ir MODEL.py --all DIR          every stage of every step, numbered
+    kcompile compile MODEL.py|STAGE.kir     compile to native code, print the times
+    kcompile memory MODEL.py [--budget 64MiB]
+    kcompile check MODEL.py [--step train]
 
 MODEL.py defines ``build_model()`` returning a compiled model; its training
 code stays under ``if __name__ == "__main__":`` so importing it trains nothing.
+Stage names: ``traced``, ``autodiff`` (train), then each pass of the pipeline;
+``--stage forward|predict|eval|train`` are shorthands for a whole step.
 """
 
 from __future__ import annotations
@@ -14,10 +19,12 @@ import importlib.util
 import os
 import sys
 
-from ir import print_graph
+from ir import parse_graph, print_graph
+from kcompile import inspect
 from kcompile.runtime import prepare
 
 STAGES = ("forward", "predict", "eval", "train")
+STEPS = inspect.STEPS
 
 
 def load_model_file(path: str):
@@ -41,22 +48,84 @@ def load_model_file(path: str):
     return model
 
 
-def stage_graph(model, stage: str):
+def stage_graph(model, stage: str, step: str = "train"):
+    """A shorthand (forward/predict/eval/train: a whole step) or a pipeline stage of ``step``."""
     if stage == "forward":
-        return model.step_graph("predict")
-    graph = model.step_graph("eval" if stage == "eval" else stage)
-    return prepare(graph)
+        return inspect.stage_graph(model, "predict", "traced")
+    if stage in STEPS:
+        return parse_graph(inspect.pipeline_stages(model, stage)[-1][1])
+    return inspect.stage_graph(model, step, stage)
+
+
+def _write(text: str, output: str | None) -> None:
+    if output:
+        with open(output, "w") as f:
+            f.write(text)
+    else:
+        sys.stdout.write(text)
 
 
 def cmd_ir(args: argparse.Namespace) -> int:
     model = load_model_file(args.model)
-    text = print_graph(stage_graph(model, args.stage))
-    if args.output:
-        with open(args.output, "w") as f:
-            f.write(text)
-    else:
-        sys.stdout.write(text)
+    if args.all:
+        for step in STEPS:
+            folder = os.path.join(args.all, step)
+            os.makedirs(folder, exist_ok=True)
+            for i, (name, text) in enumerate(inspect.pipeline_stages(model, step)):
+                with open(os.path.join(folder, f"{i:03d}_{name}.kir"), "w") as f:
+                    f.write(text)
+        print(f"wrote every stage of {', '.join(STEPS)} to {args.all}")
+        return 0
+    try:
+        graph = stage_graph(model, args.stage, args.step)
+    except ValueError as e:
+        raise SystemExit(f"kcompile: {e}") from None
+    _write(inspect.to_dot(graph) if args.dot else print_graph(graph), args.output)
     return 0
+
+
+def _parse_bytes(text: str) -> int:
+    units = {
+        "": 1,
+        "B": 1,
+        "KB": 1000,
+        "KIB": 1024,
+        "MB": 10**6,
+        "MIB": 2**20,
+        "GB": 10**9,
+        "GIB": 2**30,
+    }
+    text = text.strip().upper()
+    number = text.rstrip("KMGIB")
+    unit = text[len(number) :]
+    if unit not in units:
+        raise SystemExit(f"kcompile: cannot read the size {text!r} (say 512MiB or 2GB)")
+    return int(float(number) * units[unit])
+
+
+def cmd_memory(args: argparse.Namespace) -> int:
+    from passes.memory import largest_batch_within, memory_report
+
+    model = load_model_file(args.model)
+    graph = stage_graph(model, args.step)
+    print(f"{graph.name}:")
+    print(memory_report(graph).text())
+    if args.budget:
+        budget = _parse_bytes(args.budget)
+        best = largest_batch_within(graph, budget)
+        print(f"largest batch within {args.budget} (arena + batch + weights + state): {best}")
+    return 0
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    model = load_model_file(args.model)
+    steps = STEPS if args.step == "all" else (args.step,)
+    failed = False
+    for step in steps:
+        result = inspect.check(model, step)
+        print(result.text())
+        failed |= not result.ok
+    return 1 if failed else 0
 
 
 def cmd_compile(args: argparse.Namespace) -> int:
@@ -70,11 +139,14 @@ def cmd_compile(args: argparse.Namespace) -> int:
                 graphs = [parse_graph(f.read(), args.source)]
         except OSError as e:
             raise SystemExit(f"kcompile: {args.source}: {e.strerror}") from None
+        # A dump resumes where it was taken: passes already applied are no-ops on it,
+        # and a planned graph keeps its plan.
+        graphs = [g if g.memory is not None else prepare(g) for g in graphs]
     else:
         model = load_model_file(args.source)
-        graphs = [stage_graph(model, stage) for stage in ("train", "eval", "predict")]
+        graphs = [stage_graph(model, step) for step in STEPS]
     for graph in graphs:
-        exe = NativeExecutable(prepare(graph), version=__version__)
+        exe = NativeExecutable(graph, version=__version__)
         total = sum(exe.compile_times.stages.values())
         source = "from the cache" if exe.cache_hit else "compiled"
         print(f"{graph.name}: {len(graph.nodes)} nodes, {source} in {total * 1e3:.1f} ms")
@@ -88,9 +160,23 @@ def main(argv: list[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="command", required=True)
     ir = sub.add_parser("ir", help="print the IR of one stage of a model")
     ir.add_argument("model", help="a Python file defining build_model()")
-    ir.add_argument("--stage", choices=STAGES, default="train")
+    ir.add_argument("--step", choices=STEPS, default="train")
+    ir.add_argument(
+        "--stage", default="train", help="forward, predict, eval, train, or a stage of --step"
+    )
+    ir.add_argument("--all", metavar="DIR", help="write every stage of every step to DIR")
+    ir.add_argument("--dot", action="store_true", help="Graphviz text instead of IR")
     ir.add_argument("-o", "--output", help="write to this file instead of stdout")
     ir.set_defaults(run=cmd_ir)
+    mem = sub.add_parser("memory", help="print the memory report of a step")
+    mem.add_argument("model")
+    mem.add_argument("--step", choices=STEPS, default="train")
+    mem.add_argument("--budget", help="also print the largest batch that fits, e.g. 64MiB")
+    mem.set_defaults(run=cmd_memory)
+    chk = sub.add_parser("check", help="find the first pass or codegen that changes results")
+    chk.add_argument("model")
+    chk.add_argument("--step", choices=(*STEPS, "all"), default="all")
+    chk.set_defaults(run=cmd_check)
     comp = sub.add_parser("compile", help="compile a model or a .kir dump to native code")
     comp.add_argument("source", help="a model file (build_model()) or a graph dump (.kir)")
     comp.set_defaults(run=cmd_compile)

@@ -57,8 +57,11 @@ class PassManager:
         verify_each: bool | None = None,
         dump_dir: str | None = None,
         print_after: set[str] | None = None,
+        keep: bool = False,
     ) -> None:
         self.passes = passes
+        self.keep = keep
+        self.snapshots: list[tuple[str, str]] = []  # (stage, text) when keep=True
         self.verify_each = (
             bool(os.environ.get("KCOMPILE_VERIFY")) if verify_each is None else verify_each
         )
@@ -96,6 +99,8 @@ class PassManager:
         else:
             verify(graph)
         self.report.stages.append((name, seconds, len(graph.nodes)))
+        if self.keep:
+            self.snapshots.append((name, print_graph(graph)))
         level = debug_level()
         if level >= 1:
             print(

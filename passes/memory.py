@@ -92,9 +92,9 @@ class MemoryReport:
     def text(self) -> str:
         lines = [
             f"memory at batch {self.batch}:",
-            f"  arena (peak of intermediates): {_fmt(self.arena)}",
-            f"  sum of intermediate buffers:   {_fmt(self.buffers)}"
-            f" ({self.arena / max(self.buffers, 1):.0%} of it is needed at once)",
+            f"  arena (peak of intermediates):       {_fmt(self.arena)}",
+            f"  sum of all buffers (one per result): {_fmt(self.buffers)}"
+            f" (the arena is {self.arena / max(self.buffers, 1):.0%} of it)",
         ]
         for name, size in self.by_category.items():
             lines.append(f"    {name:<32}{_fmt(size)}")
@@ -138,24 +138,22 @@ def memory_report(graph: Graph, batches: tuple[int, ...] = (1, 32, 128, 512, 204
         raise ValueError(f"graph {graph.name} has no memory plan; run plan_memory first")
     users = graph.users()
     batch = plan.max_batch
-    own = {v: a for v, a in plan.allocations.items() if a.alias is None}
     by_category: dict[str, int] = {}
-    for v, a in own.items():
-        key = _category(v, users)
+    for v, a in plan.allocations.items():
+        if a.alias is None:
+            key = _category(v, users)
+        elif v.node.op == "reshape":
+            key = "views (reshapes, no copy)"
+        else:
+            key = "written in place into inputs"
         by_category[key] = by_category.get(key, 0) + a.size.at(batch)
     roles: dict[str, int] = {}
     for v in graph.inputs:
         key = ROLE_NAMES[v.role]
         roles[key] = roles.get(key, 0) + nbytes(v.type).at(batch)
     peaks = {b: plan.layout(b)[1] for b in batches}
-    return MemoryReport(
-        batch,
-        plan.arena_bytes,
-        sum(a.size.at(batch) for a in own.values()),
-        by_category,
-        roles,
-        peaks,
-    )
+    total = sum(a.size.at(batch) for a in plan.allocations.values())
+    return MemoryReport(batch, plan.arena_bytes, total, by_category, roles, peaks)
 
 
 def largest_batch_within(graph: Graph, budget_bytes: int, limit: int = 1 << 20) -> int:

@@ -79,3 +79,31 @@ def test_cli_reports_a_bad_model_file(tmp_path):
         cwd=ROOT,
     )
     assert result.returncode != 0 and "no such file" in result.stderr
+
+
+def test_cli_ir_any_stage_all_and_dot(tmp_path, capsys):
+    assert cli.main(["ir", EXAMPLE, "--step", "eval", "--stage", "fuse"]) == 0
+    fused = parse_graph(capsys.readouterr().out)
+    assert any(n.op == "fused" for n in fused.nodes)
+    assert cli.main(["ir", EXAMPLE, "--stage", "plan_memory"]) == 0
+    planned = parse_graph(capsys.readouterr().out)
+    assert planned.memory is not None and planned.memory.arena_bytes > 0
+    with pytest.raises(SystemExit, match="no stage 'fusion' for step train; stages: traced"):
+        cli.main(["ir", EXAMPLE, "--stage", "fusion"])
+    assert cli.main(["ir", EXAMPLE, "--all", str(tmp_path)]) == 0
+    assert sorted(p.name for p in (tmp_path / "predict").iterdir())[0] == "000_traced.kir"
+    assert (tmp_path / "train" / "001_autodiff.kir").exists()
+    assert "wrote every stage" in capsys.readouterr().out
+    assert cli.main(["ir", EXAMPLE, "--step", "predict", "--stage", "traced", "--dot"]) == 0
+    dot = capsys.readouterr().out
+    assert dot.startswith('digraph "predict" {') and "->" in dot and dot.rstrip().endswith("}")
+
+
+def test_cli_memory_and_check(capsys):
+    assert cli.main(["memory", EXAMPLE, "--budget", "8MiB"]) == 0
+    out = capsys.readouterr().out
+    assert "arena (peak of intermediates)" in out and "weights" in out
+    assert "largest batch within 8MiB" in out
+    assert cli.main(["check", EXAMPLE]) == 0
+    out = capsys.readouterr().out
+    assert out.count("compute the same as the traced graph") == 3

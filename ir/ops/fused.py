@@ -8,6 +8,8 @@ runs the body on the interpreter, and codegen emits one loop nest for it.
 
 from __future__ import annotations
 
+import weakref
+
 from ir.graph import Graph
 from ir.registry import OpDef, register
 from ir.types import ShapeError
@@ -28,11 +30,17 @@ def _infer(types, attrs):
     return [v.type for _, v in body.outputs]
 
 
+_interpreters: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
 def _reference(ctx, args, attrs):
     from ir.interpreter import Interpreter
 
     body = attrs["body"]
-    out = Interpreter(body).run({v.name: a for v, a in zip(body.inputs, args)}, ctx.float_dtype)
+    interpreter = _interpreters.get(body)
+    if interpreter is None:
+        interpreter = _interpreters[body] = Interpreter(body)
+    out = interpreter.run({v.name: a for v, a in zip(body.inputs, args)}, ctx.float_dtype)
     return [out[name] for name, _ in body.outputs]
 
 

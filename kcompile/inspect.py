@@ -1,0 +1,212 @@
+"""Looking inside a compiled model: every stage of the pipeline, the memory report,
+Graphviz, and ``check``, which finds the first pass (or the code generator) that
+changes what a step computes."""
+
+from __future__ import annotations
+
+import difflib
+import re
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ir import DType, Graph, Interpreter, parse_graph
+from kcompile.models import graphs as G
+from passes import PassManager, default_passes
+from passes.manager import Pass
+
+STEPS = ("train", "eval", "predict")
+
+
+def pipeline_stages(
+    model, step: str = "train", passes: list[Pass] | None = None
+) -> list[tuple[str, str]]:
+    """(stage name, graph text) after tracing, autodiff and every pass of the pipeline."""
+    manager = PassManager(default_passes() if passes is None else passes, keep=True)
+    if step == "predict":
+        graph = G.trace_predict(model, manager.stage)
+    else:
+        compiled = model._require_compiled(step)
+        labels = model.default_label_types()
+        if step == "train":
+            compiled.optimizer.build(model.trainable_weights)
+            graph = G.trace_train(
+                model, compiled.specs, labels, compiled.optimizer, manager.stage
+            ).graph
+        elif step == "eval":
+            graph = G.trace_eval(model, compiled.specs, labels, manager.stage).graph
+        else:
+            raise ValueError(f"unknown step {step!r}; expected one of {STEPS}")
+    manager.run(graph)
+    return manager.snapshots
+
+
+def stage_names(model, step: str = "train") -> list[str]:
+    return [name for name, _ in pipeline_stages(model, step)]
+
+
+def stage_graph(model, step: str, stage: str) -> Graph:
+    stages = pipeline_stages(model, step)
+    for name, text in stages:
+        if name == stage:
+            return parse_graph(text, f"<{step}:{stage}>")
+    raise ValueError(
+        f"no stage {stage!r} for step {step}; stages: {', '.join(n for n, _ in stages)}"
+    )
+
+
+def to_dot(graph: Graph) -> str:
+    """Graphviz text: inputs as boxes, nodes labelled with op and layer."""
+    ids: dict = {}
+    lines = [f'digraph "{graph.name}" {{', "  rankdir=TB;", "  node [fontsize=10];"]
+    for i, v in enumerate(graph.inputs):
+        ids[v] = f"in{i}"
+        lines.append(f'  in{i} [shape=box, label="{v.name}\\n{v.type}"];')
+    for i, node in enumerate(graph.nodes):
+        label = node.op if node.op != "fused" else f"fused:{node.attrs['kind']}"
+        if node.op == "fused":
+            label += f" ({len(node.attrs['body'].nodes)} ops)"
+        lines.append(f'  n{i} [label="{label}\\n{node.layer}\\n{node.outputs[0].type}"];')
+        for v in node.outputs:
+            ids[v] = f"n{i}"
+        for v in node.inputs:
+            lines.append(f"  {ids[v]} -> n{i};")
+    for name, v in graph.outputs:
+        lines.append(f'  "out:{name}" [shape=box, style=dashed];')
+        lines.append(f'  {ids[v]} -> "out:{name}";')
+    lines.append("}")
+    return "\n".join(lines) + "\n"
+
+
+# --- check ----------------------------------------------------------------------
+
+
+def probe_feeds(model, graph: Graph, batch: int = 7, seed: int = 0) -> dict[str, np.ndarray]:
+    """A probe batch for every input: the model's own weights and optimizer state,
+    random data, and labels in range for the loss."""
+    rng = np.random.default_rng(seed)
+    weights = {v.path: v.value for v in model.weights}
+    opt = model.optimizer
+    state = opt.state_arrays() if opt is not None and opt.built else {}
+    classes = [t.shape[-1] for t in model.outputs]
+    feeds = {}
+    for v in graph.inputs:
+        if v.name in weights:
+            feeds[v.name] = weights[v.name].copy()
+        elif v.name in state:
+            feeds[v.name] = np.array(state[v.name])
+        else:
+            shape = v.type.concrete_shape(batch)
+            if v.dtype is DType.i32:
+                feeds[v.name] = rng.integers(0, max(classes), shape).astype(np.int32)
+            elif v.dtype is DType.bool:
+                feeds[v.name] = rng.random(shape) < 0.5
+            else:
+                feeds[v.name] = rng.random(shape).astype(np.float32)
+    return feeds
+
+
+@dataclass
+class CheckResult:
+    step: str
+    stages: list[str]
+    culprit: str | None = None  # the pass (or "codegen") whose results differ
+    details: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return self.culprit is None
+
+    def text(self) -> str:
+        if self.ok:
+            return (
+                f"{self.step}: every stage ({', '.join(self.stages)}) and the compiled code "
+                "compute the same as the traced graph"
+            )
+        return "\n".join([f"{self.step}: results change in {self.culprit}", *self.details])
+
+
+def _differences(got: dict, want: dict, rtol: float, atol: float) -> list[str]:
+    out = []
+    for name, expected in want.items():
+        actual = np.asarray(got[name], dtype=np.float64)
+        expected = np.asarray(expected, dtype=np.float64)
+        if actual.shape != expected.shape:
+            out.append(f"  output {name}: shape {actual.shape}, expected {expected.shape}")
+            continue
+        bad = ~np.isclose(actual, expected, rtol=rtol, atol=atol, equal_nan=True)
+        if bad.any():
+            i = np.unravel_index(np.argmax(np.abs(actual - expected) * bad), bad.shape)
+            out.append(
+                f"  output {name}: {int(bad.sum())} of {bad.size} values differ; at "
+                f"{tuple(int(j) for j in i)}: {actual[i]:.6g}, expected "
+                f"{expected[i]:.6g}"
+            )
+    return out
+
+
+def check(
+    model,
+    step: str = "train",
+    passes: list[Pass] | None = None,
+    rtol: float = 1e-4,
+    atol: float = 1e-5,
+    backend: bool = True,
+) -> CheckResult:
+    """Run a probe batch after every stage (reference interpreter) and through the
+    compiled code; report the first stage whose results differ from the traced graph."""
+    stages = pipeline_stages(model, step, passes)
+    # The reference: the complete step as traced (after autodiff for a train step).
+    first = [name for name, _ in stages].index("autodiff" if step == "train" else "traced")
+    base_text = stages[first][1]
+    base = parse_graph(base_text)
+    feeds = probe_feeds(model, base)
+    want = Interpreter(base).run(feeds)
+    result = CheckResult(step, [name for name, _ in stages[first:]])
+    previous = base_text
+    for name, text in stages[first + 1 :]:
+        graph = parse_graph(text, f"<{name}>")
+        diffs = _differences(Interpreter(graph).run(feeds), want, rtol, atol)
+        if diffs:
+            result.culprit = f"pass {name}"
+            result.details = [*diffs, "  IR lines the pass changed:", *_ir_diff(previous, text)]
+            return result
+        previous = text
+    if backend:
+        from kcompile import __version__
+        from kcompile.runtime.native import NativeExecutable
+
+        graph = parse_graph(stages[-1][1])
+        exe = NativeExecutable(graph, __version__)
+        bound = {}
+        for v in graph.inputs:
+            if v.role != "data":
+                bound[v.name] = np.array(feeds[v.name])
+                exe.bind(v.name, bound[v.name])
+        got = dict(exe({v.name: feeds[v.name] for v in graph.inputs if v.role == "data"}))
+        got.update({name: bound[name] for name in want if name in bound})
+        diffs = _differences(got, want, rtol, atol)
+        if diffs:
+            result.culprit = "codegen (compiled code vs the final graph)"
+            result.details = diffs
+    return result
+
+
+def _unnumbered(line: str) -> str:
+    return re.sub(r"%\d+", "%_", line)
+
+
+def _ir_diff(before: str, after: str, limit: int = 40) -> list[str]:
+    """Changed lines, matched with value numbers ignored (an inserted node renumbers the
+    rest without changing it)."""
+    a, b = before.splitlines(), after.splitlines()
+    matcher = difflib.SequenceMatcher(
+        None, [_unnumbered(x) for x in a], [_unnumbered(x) for x in b], autojunk=False
+    )
+    lines = []
+    for tag, i1, i2, j1, j2 in matcher.get_opcodes():
+        if tag != "equal":
+            lines += [f"- {x.strip()}" for x in a[i1:i2]] + [f"+ {x.strip()}" for x in b[j1:j2]]
+    if len(lines) > limit:
+        lines = [*lines[:limit], f"... and {len(lines) - limit} more changed lines"]
+    return ["    " + line for line in lines]

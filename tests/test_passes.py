@@ -1,0 +1,286 @@
+"""Each pass on small before/expected pairs, the pass manager, and every pass on every
+model the tests build computing what the traced graph computes."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+
+import kcompile as keras
+from ir import BATCH, DType, Graph, TensorType, interpret, parse_graph, print_graph, verify
+from ir import build as B
+from ir.verify import verify_memory
+from kcompile import inspect, layers
+from passes import (
+    PIPELINE,
+    Pass,
+    PassManager,
+    eliminate_common_subexpressions,
+    eliminate_dead_code,
+    fold_constants,
+    fuse,
+    simplify,
+)
+from passes.memory import memory_report, plan_memory
+from passes.rewrite import rebuild
+from passes.schedule import schedule
+from tests.test_backends import MODELS
+from tests.test_ir_text import random_graphs
+
+
+def ops(graph: Graph) -> list[str]:
+    return [n.op for n in graph.nodes]
+
+
+def f32(*shape):
+    return TensorType(DType.f32, shape)
+
+
+def same_results(before: Graph, after: Graph, n: int = 3) -> None:
+    rng = np.random.default_rng(0)
+    feeds = {
+        v.name: rng.normal(size=v.type.concrete_shape(n)).astype(np.float32) for v in before.inputs
+    }
+    a, b = interpret(before, feeds), interpret(after, feeds)
+    for k in a:
+        np.testing.assert_allclose(b[k], a[k], rtol=1e-6, err_msg=k)
+
+
+def test_simplify_identities_and_chains():
+    g = Graph("s")
+    x = g.add_input("x", f32(BATCH, 6))
+    y = B.neg(B.neg(x * 1.0 + 0.0))
+    r = B.reshape(B.reshape(y, (BATCH, 2, 3)), (BATCH, 3, 2))
+    t = B.transpose(B.transpose(r, (0, 2, 1)), (0, 2, 1))
+    g.set_outputs([("out", B.stop_gradient(t) / 1.0)])
+    out = simplify(g)
+    assert ops(out) == ["reshape"]
+    assert out.nodes[0].inputs[0] is out.inputs[0]
+    same_results(g, out)
+
+
+def test_simplify_folds_broadcasts_into_binary_ops():
+    g = Graph("b")
+    x = g.add_input("x", f32(BATCH, 4))
+    bias = g.add_input("b", f32(4))
+    g.set_outputs([("out", x + B.broadcast_to(bias, (BATCH, 4)))])
+    out = simplify(g)
+    assert ops(out) == ["add"] and out.nodes[0].inputs[1] is out.input("b")
+    same_results(g, out)
+
+
+def test_simplify_keeps_identities_that_change_the_shape():
+    g = Graph("keep")
+    x = g.add_input("x", f32(BATCH, 1))
+    g.set_outputs([("out", x + B.const(g, 0.0, DType.f32, (BATCH, 5)))])
+    assert ops(simplify(g)) == ["constant", "add"]
+
+
+def test_fold_constants():
+    g = Graph("f")
+    x = g.add_input("x", f32(BATCH, 3))
+    c = B.exp(B.const(g, 0.0)) * 3.0  # a splat chain -> 3.0
+    table = B.const_array(g, [1, 2, 3], DType.f32, (3,)) * B.const_array(
+        g, [2, 2, 2], DType.f32, (3,)
+    )
+    g.set_outputs([("out", x * c + table)])
+    out = fold_constants(g)
+    assert ops(out) == ["constant", "constant", "mul", "add"]
+    assert out.nodes[0].attrs["value"] == 3.0
+    assert out.nodes[1].attrs["value"] == (2.0, 4.0, 6.0)
+    same_results(g, out)
+
+
+def test_cse_and_dce():
+    g = Graph("c")
+    x = g.add_input("x", f32(BATCH, 3))
+    a, b = B.exp(x), B.exp(x)
+    B.tanh(x)  # dead
+    g.set_outputs([("out", a + b)])
+    out = eliminate_common_subexpressions(g)
+    assert ops(out) == ["exp", "add"]
+    assert out.nodes[1].inputs[0] is out.nodes[1].inputs[1]
+    same_results(g, out)
+    assert ops(eliminate_dead_code(g)) == ["exp", "exp", "add"]
+
+
+def test_fuse_elementwise_chain_into_one_loop():
+    g = Graph("e")
+    x = g.add_input("x", f32(BATCH, 8))
+    s = g.add_input("s", f32(8))
+    y = B.tanh(x * s + 1.0)
+    g.set_outputs([("y", y), ("z", B.reduce_sum(y * y, 1))])
+    out = eliminate_dead_code(fuse(g))
+    assert ops(out) == ["fused", "reduce_sum"]
+    first = out.nodes[0]
+    assert first.attrs["kind"] == "elementwise"
+    assert [n.op for n in first.attrs["body"].nodes] == ["mul", "constant", "add", "tanh", "mul"]
+    assert len(first.outputs) == 2  # y is an output, y*y feeds the reduction
+    same_results(g, out)
+    again = parse_graph(print_graph(out))
+    same_results(g, again)
+
+
+def test_fuse_bias_and_activation_into_the_matmul_epilogue():
+    g = Graph("m")
+    x = g.add_input("x", f32(BATCH, 5))
+    w = g.add_input("w", f32(5, 4))
+    b = g.add_input("b", f32(4))
+    pre = B.matmul(x, w) + b
+    g.set_outputs([("act", B.maximum(pre, 0.0)), ("pre", pre)])
+    out = eliminate_dead_code(fuse(g))
+    assert ops(out) == ["fused"]
+    node = out.nodes[0]
+    assert node.attrs["kind"] == "matmul"
+    assert [n.op for n in node.attrs["body"].nodes] == ["matmul", "add", "constant", "max"]
+    assert len(node.outputs) == 2  # the pre-activation is kept for the backward pass
+    same_results(g, out)
+
+
+def _train_graph(model):
+    return inspect.pipeline_stages(model, "train")
+
+
+def test_optimizer_update_is_one_kernel_per_weight_written_in_place():
+    model = keras.Sequential([keras.Input(shape=(4,)), layers.Dense(3)])
+    model.compile(optimizer="adam", loss="mse")
+    final = parse_graph(_train_graph(model)[-1][1])
+    updates = [
+        n
+        for n in final.nodes
+        if n.op == "fused"
+        and any(v is final.output(p.path) for p in model.weights for v in n.outputs)
+    ]
+    assert len(updates) == 2  # kernel and bias
+    for node in updates:
+        assert len(node.outputs) == 3  # momentum, velocity, weight
+        for v in node.outputs:
+            alias = final.memory.allocations[v].alias
+            assert alias is not None and alias.role in ("opt", "param")
+
+
+def test_schedule_orders_readers_before_in_place_writers():
+    model = keras.Sequential(
+        [keras.Input(shape=(4,)), layers.Dense(3, activation="relu"), layers.Dense(2)]
+    )
+    model.compile(optimizer="sgd", loss="mse")
+    graph = parse_graph(_train_graph(model)[-1][1])
+    position = {n: i for i, n in enumerate(graph.nodes)}
+    users = graph.users()
+    for var in model.weights:
+        new = graph.output(var.path)
+        old = graph.input(var.path)
+        if graph.memory.allocations[new].alias is old:
+            assert all(position[u] <= position[new.node] for u in users[old])
+
+
+def test_memory_plan_text_round_trips_and_checks_overlap():
+    model = keras.Sequential(
+        [keras.Input(shape=(6,)), layers.Dense(5, activation="relu"), layers.Dense(2)]
+    )
+    model.compile(optimizer="rmsprop", loss="mse")
+    text = _train_graph(model)[-1][1]
+    graph = parse_graph(text)
+    assert print_graph(graph) == text
+    verify_memory(graph)
+    report = memory_report(graph)
+    assert report.arena <= report.buffers
+    some = next(v for v, a in graph.memory.allocations.items() if a.alias is None)
+    other = next(
+        v
+        for v, a in graph.memory.allocations.items()
+        if a.alias is None
+        and v is not some
+        and a.start <= graph.memory.allocations[some].end
+        and graph.memory.allocations[some].start <= a.end
+    )
+    graph.memory.allocations[other].offset = graph.memory.allocations[some].offset
+    with pytest.raises(ValueError, match="overlap in the arena"):
+        verify_memory(graph)
+
+
+@settings(max_examples=40, deadline=None)
+@given(random_graphs())
+def test_pipeline_on_random_graphs(g):
+    before = parse_graph(print_graph(g))
+    after = PassManager(PIPELINE, verify_each=True).run(g)
+    verify_memory(after)
+    same_results(before, after)
+
+
+@pytest.mark.parametrize("factory", MODELS, ids=lambda f: f.__name__)
+@pytest.mark.parametrize("step", ["train", "eval", "predict"])
+def test_every_pass_preserves_results_on_models(factory, step):
+    keras.backend.clear_session()
+    model, _ = factory("llvm")
+    result = inspect.check(model, step)
+    assert result.ok, result.text()
+
+
+def test_check_names_a_broken_pass():
+    model, _ = MODELS[1]("llvm")
+
+    def broken(graph):
+        def visit(g, node, ins):
+            if node.op == "exp":
+                return [g.emit("exp", [ins[0] * 1.001])[0]]
+            return None
+
+        return rebuild(graph, visit)
+
+    passes = [*PIPELINE[:2], Pass("broken_pass", broken), *PIPELINE[2:]]
+    result = inspect.check(model, "train", passes)
+    assert result.culprit == "pass broken_pass"
+    text = result.text()
+    assert "output loss:" in text and "IR lines the pass changed:" in text
+    assert "+ " in text and "value=1.001" in text
+
+
+def test_pass_manager_dumps_prints_and_times(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("KCOMPILE_DEBUG", "1")
+    g = Graph("pm")
+    x = g.add_input("x", f32(BATCH, 4))
+    g.set_outputs([("y", B.exp(x) + 0.0)])
+    manager = PassManager(PIPELINE, dump_dir=str(tmp_path), print_after={"simplify"})
+    manager.stage("traced", g)
+    manager.run(g)
+    names = sorted(p.name for p in (tmp_path / "pm").iterdir())
+    assert names == [
+        "000_traced.kir",
+        "001_simplify.kir",
+        "002_fold_constants.kir",
+        "003_eliminate_common_subexpressions.kir",
+        "004_eliminate_dead_code.kir",
+        "005_fuse.kir",
+        "006_schedule.kir",
+        "007_plan_memory.kir",
+    ]
+    for path in (tmp_path / "pm").iterdir():
+        verify(parse_graph(path.read_text(), str(path)))
+    err = capsys.readouterr().err
+    assert "// after simplify" in err and "fold_constants" in err and " ms " in err
+    assert manager.report.stages[0][0] == "traced"
+    with pytest.raises(ValueError, match="unknown passes \\['fusion'\\]"):
+        PassManager(PIPELINE, print_after={"fusion"})
+
+
+def test_disabling_fusion(monkeypatch):
+    from passes import default_passes
+
+    monkeypatch.setenv("KCOMPILE_DISABLE", "fuse")
+    assert "fuse" not in [p.name for p in default_passes()]
+    monkeypatch.setenv("KCOMPILE_DISABLE", "fusion")
+    with pytest.raises(ValueError, match="unknown passes"):
+        default_passes()
+
+
+def test_plan_memory_for_another_batch_size():
+    g = Graph("batch")
+    x = g.add_input("x", f32(BATCH, 1000))
+    y = B.exp(x)
+    g.set_outputs([("z", B.reduce_sum(y * y, 1))])
+    planned = plan_memory(schedule(g), max_batch=8)
+    small = planned.memory.layout(8)[1]
+    large = planned.memory.layout(64)[1]
+    assert large > small >= 8 * 1000 * 4
