@@ -20,12 +20,13 @@ import numpy as np
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "examples"))
 
-import kcompile as keras  # noqa: E402
-from ir import parse_graph  # noqa: E402
-from kcompile import inspect  # noqa: E402
-from mnist_mlp import build_model  # noqa: E402
-from passes import PassManager, default_passes  # noqa: E402
-from passes.memory import memory_report  # noqa: E402
+from mnist_mlp import build_model
+
+import kcompile as keras
+from ir import parse_graph
+from kcompile import inspect
+from passes import PassManager, default_passes
+from passes.memory import memory_report
 
 LOOPLESS = {"reshape", "constant", "numel"}
 
