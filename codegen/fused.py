@@ -60,6 +60,9 @@ def fused(k: Kernel, m: MathLib, node: Node, outs: list[Operand], ins: list[Oper
     if node.attrs["kind"] == "matmul":
         _matmul_epilogue(k, m, node, body, outs, ins)
         return
+    if node.attrs["kind"] == "row":
+        _row_kernel(k, m, node, body, outs, ins)
+        return
     shape = node.outputs[0].shape
     if any(v.shape != shape for v in node.outputs):
         raise NotImplementedError("codegen: a fused loop's results must share one shape")
@@ -151,3 +154,167 @@ def _offset2(k: Kernel, op: Operand, i, j):
         step = j if col_stride.is_one else b.mul(j, k.value(col_stride))
         offset = b.add(offset, step)
     return offset
+
+
+# --- row kernels ------------------------------------------------------------------
+
+
+class _Row:
+    """How a body value is held while one row is computed."""
+
+    def __init__(self, scalar=None, array=None, operand=None, strides=None) -> None:
+        self.scalar = scalar  # one value for the whole row
+        self.array = array  # a stack array of C elements
+        self.operand = operand  # read from a buffer at (row, column) through strides
+        self.strides = strides
+
+    def read(self, k: Kernel, r, c):
+        if self.scalar is not None:
+            return self.scalar
+        if self.array is not None:
+            return k.load(self.array, c)
+        return k.load(self.operand, _offset2(k, Operand(None, None, self.strides), r, c))
+
+
+def _row_kernel(k, m, node, body, outs, ins) -> None:
+    """One loop over rows; inside it every body node in order, on C-element rows."""
+    rows_shape, cols = node.attrs["row_shape"], node.attrs["cols"]
+    vector = (*rows_shape, cols)
+    b = k.b
+    arrays = {}
+    for n in body.nodes:  # stack rows, allocated once before the loop
+        v = n.outputs[0]
+        if v.shape == vector and n.op not in ("broadcast_to", "reshape"):
+            from codegen.kernel import LLVM_TYPES
+
+            arrays[v] = Operand(b.alloca(LLVM_TYPES[v.dtype], size=i64(cols)), v.dtype, [])
+    ncols = i64(cols)
+    out_of = {v: op for (_, v), op in zip(body.outputs, outs)}
+    across = {
+        n.outputs[0]: out_of[n.outputs[0]]
+        for n in body.nodes
+        if n.op == "reduce_sum" and n.attrs["axes"] == (0,)
+    }
+    for v, op in across.items():  # sums over rows start at zero and grow row by row
+        k.fill(op, numel(v.shape), _LLVM_CONST[v.dtype](0))
+    with for_range(b, k.value(numel(rows_shape)), "row") as r:
+        env: dict[Value, _Row] = {}
+        for v, op, outer in zip(body.inputs, ins, node.inputs):
+            two = _row_strides(outer.shape, rows_shape, cols)
+            if two[1].is_zero:
+                env[v] = _Row(scalar=k.load(op, _offset2(k, Operand(None, None, two), r, i64(0))))
+            else:
+                env[v] = _Row(operand=op, strides=two)
+        for n in body.nodes:
+            if n.outputs[0] in across:
+                _accumulate_row(k, n, env, across[n.outputs[0]], r, ncols)
+                continue
+            env[n.outputs[0]] = _row_node(k, m, n, env, arrays, r, ncols)
+        for (_, v), op in zip(body.outputs, outs):
+            if v in across:
+                continue
+            held = env[v]
+            if v.shape == vector:
+                with for_range(b, ncols, "st") as c:
+                    k.store(op, b.add(b.mul(r, ncols), c), held.read(k, r, c))
+            else:
+                k.store(op, r, held.read(k, r, i64(0)))
+
+
+def _accumulate_row(k: Kernel, n: Node, env, out: Operand, r, ncols) -> None:
+    """out += this row's value (a sum over the batch, built row by row)."""
+    b = k.b
+    x, value = n.inputs[0], env[n.inputs[0]]
+    add = _sum_rule(b, x.dtype)
+    if x.rank == 2 and x.shape[1] != 1:
+        with for_range(b, ncols, "acc") as c:
+            k.store(out, c, add(k.load(out, c), value.read(k, r, c)))
+    else:
+        k.store(out, i64(0), add(k.load(out, i64(0)), value.read(k, r, i64(0))))
+
+
+def _row_strides(shape, rows_shape, cols) -> list:
+    """(row stride, column stride) of an operand of a row kernel."""
+    from ir.memory import Size
+
+    shape = tuple(shape)
+    if shape == (*rows_shape, cols):
+        return [Size(cols), Size(1)]
+    if shape in (tuple(rows_shape), (*rows_shape, 1)):
+        return [Size(1), Size(0)]
+    if shape in ((cols,), (1, cols)):
+        return [Size(0), Size(1)]
+    if all(d == 1 for d in shape):
+        return [Size(0), Size(0)]
+    raise NotImplementedError(
+        f"codegen: operand of shape {shape} in a row kernel over {rows_shape} x {cols}"
+    )
+
+
+def _row_node(k, m, n, env, arrays, r, ncols) -> _Row:
+    b = k.b
+    out = n.outputs[0]
+    op = n.op
+    if op == "constant":
+        return _Row(scalar=_LLVM_CONST[out.dtype](n.attrs["value"]))
+    if op in ("broadcast_to", "reshape", "stop_gradient"):
+        return env[n.inputs[0]]
+    if op in ("reduce_sum", "reduce_max", "argmax"):
+        x = env[n.inputs[0]]
+        dtype = n.inputs[0].dtype
+        if op == "reduce_sum":
+            init = _LLVM_CONST[dtype](0)
+            combine = _sum_rule(b, dtype)
+        else:
+            init = (
+                ir.Constant(F32, float("-inf"))
+                if dtype is DType.f32
+                else ir.Constant(I32, -(2**31))
+            )
+        with for_reduce(b, ncols, [init, ir.Constant(I32, 0)], "rc") as (c, acc):
+            value = x.read(k, r, c)
+            if op == "reduce_sum":
+                acc[0] = combine(acc[0], value)
+            elif op == "reduce_max":
+                acc[0] = (
+                    b.call(m.intrinsic("llvm.maximum.f32", 2), [acc[0], value])
+                    if dtype is DType.f32
+                    else b.select(b.icmp_signed(">", value, acc[0]), value, acc[0])
+                )
+            else:
+                better = (
+                    b.fcmp_ordered(">", value, acc[0])
+                    if dtype is DType.f32
+                    else b.icmp_signed(">", value, acc[0])
+                )
+                first = b.icmp_signed("==", c, i64(0))
+                take = b.or_(better, first)
+                acc[1] = b.select(take, b.trunc(c, I32), acc[1])
+                acc[0] = b.select(take, value, acc[0])
+        return _Row(scalar=acc[1] if op == "argmax" else acc[0])
+    if op == "one_hot":
+        idx = env[n.inputs[0]].read(k, r, i64(0))
+        array = arrays[out]
+        with for_range(b, ncols, "oh") as c:
+            k.store(array, c, b.uitofp(b.icmp_signed("==", idx, b.trunc(c, I32)), F32))
+        return _Row(array=array)
+    rule = SCALAR_RULES.get(op)
+    if rule is None:
+        raise NotImplementedError(f"codegen: {op} cannot be part of a row kernel")
+    dtypes = [v.dtype for v in n.inputs]
+    if op == "select":
+        dtypes = dtypes[1:]
+    if out in arrays:
+        array = arrays[out]
+        with for_range(b, ncols, "ew") as c:
+            args = [env[v].read(k, r, c) for v in n.inputs]
+            k.store(array, c, rule(b, m, args, dtypes, n.attrs))
+        return _Row(array=array)
+    args = [env[v].read(k, r, i64(0)) for v in n.inputs]
+    return _Row(scalar=rule(b, m, args, dtypes, n.attrs))
+
+
+def _sum_rule(b, dtype):
+    if dtype is DType.f32:
+        return lambda a, x: b.fadd(a, x, flags=["reassoc", "contract"])
+    return lambda a, x: b.add(a, x)

@@ -132,7 +132,9 @@ def fuse(graph: Graph) -> Graph:
     return new
 
 
-def _emit_group(new: Graph, env: dict, nodes: list[Node], kind: str, users, outputs) -> None:
+def _emit_group(
+    new: Graph, env: dict, nodes: list[Node], kind: str, users, outputs, extra: dict | None = None
+) -> None:
     inside = set(nodes)
     body = Graph(f"fused_{kind}")
     local: dict[Value, Value] = {}
@@ -158,5 +160,6 @@ def _emit_group(new: Graph, env: dict, nodes: list[Node], kind: str, users, outp
     ]
     body.set_outputs([(f"y{i}", local[v]) for i, v in enumerate(results)])
     layer = nodes[-1].layer
-    outs = new.emit("fused", operands, {"body": body, "kind": kind}, layer=layer)
+    attrs = {"body": body, "kind": kind, **(extra or {})}
+    outs = new.emit("fused", operands, attrs, layer=layer)
     env.update(zip(results, outs))

@@ -8,6 +8,7 @@ import os
 from passes.dce import eliminate_dead_code
 from passes.fold import eliminate_common_subexpressions, fold_constants
 from passes.fuse import fuse
+from passes.fuse_rows import fuse_rows
 from passes.manager import Pass
 from passes.memory import plan_memory
 from passes.schedule import schedule
@@ -15,7 +16,7 @@ from passes.simplify import simplify
 
 
 def fuse_and_clean(graph):
-    return eliminate_dead_code(fuse(graph))
+    return eliminate_dead_code(fuse(fuse_rows(graph)))
 
 
 PIPELINE = [

@@ -284,3 +284,69 @@ def test_plan_memory_for_another_batch_size():
     small = planned.memory.layout(8)[1]
     large = planned.memory.layout(64)[1]
     assert large > small >= 8 * 1000 * 4
+
+
+def _softmax_ce_graph() -> Graph:
+    from kcompile import activations
+
+    g = Graph("row")
+    logits = g.add_input("z", f32(BATCH, 7))
+    bias = g.add_input("b", f32(7))
+    labels = g.add_input("y", TensorType(DType.i32, (BATCH,)))
+    scale = g.add_input("s", f32())
+    z = logits + bias
+    p = activations.softmax(z)
+    per_row = -B.reduce_sum(B.one_hot(labels, 7) * activations.log_softmax(z), 1)
+    correct = B.cast(B.eq(B.argmax(p, 1), labels), DType.f32)
+    g.set_outputs([
+        ("p", p * scale),
+        ("loss", B.reduce_sum(per_row, 0)),
+        ("correct", B.reduce_sum(correct, 0)),
+        ("colsum", B.reduce_sum(p, 0)),
+    ])
+    return g
+
+
+def test_row_fusion_makes_softmax_cross_entropy_and_accuracy_one_kernel():
+    from passes.fuse_rows import fuse_rows
+
+    g = _softmax_ce_graph()
+    out = eliminate_dead_code(fuse_rows(simplify(g)))
+    rows = [n for n in out.nodes if n.op == "fused"]
+    assert len(rows) == 1 and rows[0].attrs["kind"] == "row"
+    assert rows[0].attrs["cols"] == 7
+    assert [n.op for n in out.nodes if n.op != "fused"] == []
+    same_results_typed(g, out)
+
+
+def same_results_typed(before: Graph, after: Graph) -> None:
+    from kcompile.runtime import make_executable
+
+    rng = np.random.default_rng(1)
+    for n in (1, 5, 33):
+        feeds = {"z": rng.normal(size=(n, 7)).astype(np.float32),
+                 "b": rng.normal(size=7).astype(np.float32),
+                 "y": rng.integers(0, 7, n).astype(np.int32),
+                 "s": np.float32(2.0)}
+        want = interpret(before, feeds)
+        got = interpret(after, feeds)
+        exe = make_executable(after, "llvm", PassManager([]))
+        native = exe(feeds)
+        for key in want:
+            np.testing.assert_allclose(got[key], want[key], rtol=1e-6, atol=1e-6)
+            np.testing.assert_allclose(native[key], want[key], rtol=2e-6, atol=2e-6,
+                                       err_msg=f"{key} at N={n}")
+
+
+def test_a_sum_over_rows_is_never_read_inside_its_row_kernel():
+    from passes.fuse_rows import find_row_groups
+
+    g = Graph("across")
+    x = g.add_input("x", f32(BATCH, 5))
+    total = B.reduce_sum(B.reduce_sum(x * x, 1), 0)
+    g.set_outputs([("y", B.exp(x) * total)])
+    groups = find_row_groups(g)
+    users_of_total = [n for n in g.nodes if total in n.inputs]
+    producer = total.node
+    assert all(groups.get(u) != groups.get(producer) or producer not in groups
+               for u in users_of_total)

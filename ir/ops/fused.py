@@ -14,7 +14,7 @@ from ir.graph import Graph
 from ir.registry import OpDef, register
 from ir.types import ShapeError
 
-KINDS = ("elementwise", "matmul")
+KINDS = ("elementwise", "matmul", "row")
 
 
 def _infer(types, attrs):

@@ -1,0 +1,178 @@
+"""Row fusion: everything a batch row computes on its own, in one kernel.
+
+Softmax, log-softmax, cross-entropies, their gradients and the accuracy
+metrics are chains of elementwise ops, reductions along the last axis,
+broadcasts back and argmax, all over tensors of shape ``R + (C,)`` ("row
+vectors") or ``R`` / ``R + (1,)`` ("row scalars"). Grouped into one ``fused``
+node of kind ``row``, they run as one loop over the rows with each row's
+values in registers and a few stack arrays of C elements: numerically the same
+ops, no round trip through memory, and one kernel instead of a dozen.
+
+Groups are merged along producer-consumer edges as long as the graph of
+groups stays acyclic (each group runs at once, as one node); the result is
+ordered with networkx's topological sort of that graph.
+"""
+
+from __future__ import annotations
+
+import networkx as nx
+
+from ir.graph import Graph, Node, Value
+from ir.types import BATCH
+from passes.fuse import ELEMENTWISE, _emit_group
+from passes.rewrite import copy_node
+
+MAX_COLUMNS = 2048
+REDUCTIONS = ("reduce_sum", "reduce_max")
+
+
+def _signature(node: Node) -> tuple[tuple, int | None] | None:
+    """(row shape R, columns C or None for a row-scalar op) if ``node`` is row-local."""
+    out = node.outputs[0]
+    if len(node.outputs) != 1:
+        return None
+    if node.op in REDUCTIONS:
+        x = node.inputs[0]
+        if x.rank >= 2 and node.attrs["axes"] == (x.rank - 1,):
+            return x.shape[:-1], x.shape[-1]
+        if is_across_rows(node):
+            cols = x.shape[1] if x.rank == 2 and x.shape[1] != 1 else None
+            return (BATCH,), cols
+        return None
+    if node.op == "argmax":
+        x = node.inputs[0]
+        return (x.shape[:-1], x.shape[-1]) if node.attrs["axis"] == x.rank - 1 else None
+    if node.op == "one_hot":
+        return node.inputs[0].shape, node.attrs["depth"]
+    if node.op == "reshape":
+        a, b = node.inputs[0].shape, out.shape
+        if a == (*b, 1) or b == (*a, 1):
+            return min(a, b, key=len), None
+        return None
+    if node.op in ELEMENTWISE:
+        if out.rank >= 2 and out.shape[-1] != 1:
+            return out.shape[:-1], out.shape[-1]
+        if out.rank >= 1:
+            return (out.shape[:-1], None) if out.shape[-1] == 1 else (out.shape, None)
+    return None
+
+
+def is_across_rows(node: Node) -> bool:
+    """A sum over the batch of row values: the row kernel accumulates it row by row."""
+    x = node.inputs[0]
+    return (
+        node.op == "reduce_sum"
+        and node.attrs["axes"] == (0,)
+        and 1 <= x.rank <= 2
+        and x.shape[0] == BATCH
+    )
+
+
+def _shapes_fit(node: Node, rows: tuple, cols: int) -> bool:
+    """Every operand and result is a row vector, a row scalar, or broadcasts along rows."""
+    allowed = {(*rows, cols), rows, (*rows, 1), (cols,), (1, cols)}
+    return all(
+        v.shape in allowed or all(d == 1 for d in v.shape) for v in (*node.inputs, *node.outputs)
+    )
+
+
+def _valid(rows: tuple, cols) -> bool:
+    return bool(rows) and BATCH in rows and isinstance(cols, int) and 1 < cols <= MAX_COLUMNS
+
+
+def find_row_groups(graph: Graph) -> dict[Node, int]:
+    users = graph.users()
+    sig = {n: s for n in graph.nodes if (s := _signature(n)) is not None}
+    group = {n: i for i, n in enumerate(graph.nodes)}
+    members = {i: [n] for i, n in enumerate(graph.nodes)}
+    group_sig: dict[int, tuple] = {group[n]: s for n, s in sig.items()}
+
+    def successors(g: int) -> set[int]:
+        return {group[u] for n in members[g] for v in n.outputs for u in users.get(v, [])} - {g}
+
+    def path_through_others(a: int, b: int) -> bool:
+        stack = [s for s in successors(a) if s != b]
+        seen = set(stack)
+        while stack:
+            g = stack.pop()
+            for s in successors(g):
+                if s == b:
+                    return True
+                if s not in seen and s != a:
+                    seen.add(s)
+                    stack.append(s)
+        return False
+
+    for node in graph.nodes:
+        if node not in sig:
+            continue
+        for v in node.inputs:
+            producer = v.node
+            if producer is None or producer not in sig or is_across_rows(producer):
+                continue  # a sum over rows is complete only when the kernel ends
+            a, b = group[producer], group[node]
+            if a == b:
+                continue
+            (ra, ca), (rb, cb) = group_sig[a], group_sig[b]
+            if ra != rb or (ca is not None and cb is not None and ca != cb):
+                continue
+            cols = ca if ca is not None else cb
+            if cols is not None and not all(
+                _shapes_fit(n, ra, cols) for n in members[a] + members[b]
+            ):
+                continue
+            if path_through_others(a, b) or path_through_others(b, a):
+                continue
+            for n in members[b]:
+                group[n] = a
+            members[a] = sorted(members[a] + members.pop(b), key=graph.nodes.index)
+            group_sig[a] = (ra, cols)
+            del group_sig[b]
+    return {
+        n: g
+        for n, g in group.items()
+        if n in sig and _valid(*group_sig[g]) and len(members[g]) >= 3
+    }
+
+
+def fuse_rows(graph: Graph) -> Graph:
+    grouped = find_row_groups(graph)
+    if not grouped:
+        return graph
+    key = {n: ("g", grouped[n]) if n in grouped else ("n", i) for i, n in enumerate(graph.nodes)}
+    first = {}
+    for i, n in enumerate(graph.nodes):
+        first.setdefault(key[n], i)
+    dag = nx.DiGraph()
+    dag.add_nodes_from(first)
+    users = graph.users()
+    for n in graph.nodes:
+        for v in n.outputs:
+            for u in users.get(v, []):
+                if key[u] != key[n]:
+                    dag.add_edge(key[n], key[u])
+    members: dict = {}
+    for n in graph.nodes:
+        members.setdefault(key[n], []).append(n)
+    outputs = {v for _, v in graph.outputs}
+    new = Graph(graph.name)
+    env: dict[Value, Value] = {v: new.add_input(v.name, v.type, v.role) for v in graph.inputs}
+    for k in nx.lexicographical_topological_sort(dag, key=lambda k: first[k]):
+        nodes = members[k]
+        if k[0] == "n":
+            env.update(
+                zip(nodes[0].outputs, copy_node(new, nodes[0], [env[v] for v in nodes[0].inputs]))
+            )
+            continue
+        rows, cols = _group_shape(nodes)
+        _emit_group(new, env, nodes, "row", users, outputs, extra={"row_shape": rows, "cols": cols})
+    new.set_outputs([(name, env[v]) for name, v in graph.outputs])
+    return new
+
+
+def _group_shape(nodes: list[Node]) -> tuple[tuple, int]:
+    for n in nodes:
+        rows, cols = _signature(n)
+        if cols is not None:
+            return rows, cols
+    raise AssertionError("a row group without a row vector")
