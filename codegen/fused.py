@@ -23,7 +23,7 @@ from codegen.loops import F32, I32, for_range, for_reduce, i64
 from codegen.mathfn import MathLib
 from codegen.scalar import SCALAR_RULES
 from ir import DType, Graph, Node, Value
-from ir.memory import numel
+from ir.memory import Size, numel
 
 _LLVM_CONST = {
     DType.f32: lambda v: ir.Constant(F32, float(v)),
@@ -33,11 +33,11 @@ _LLVM_CONST = {
 
 
 def evaluate_body(
-    k: Kernel, m: MathLib, body: Graph, env: dict[Value, ir.Value], skip: Node | None = None
+    k: Kernel, m: MathLib, body: Graph, env: dict[Value, ir.Value], skip=frozenset()
 ) -> None:
-    """Emit the scalar code of every body node (except ``skip``) into ``env``."""
+    """Emit the scalar code of every body node (except those in ``skip``) into ``env``."""
     for node in body.nodes:
-        if node is skip:
+        if node in skip:
             continue
         out = node.outputs[0]
         if node.op == "constant":
@@ -106,6 +106,13 @@ def _matmul_epilogue(k, m, node, body, outs, ins) -> None:
         v: _row_operand(op, nv.shape, out_shape) for v, op, nv in zip(body.inputs, ins, node.inputs)
     }
     out_ops = [Operand(o.ptr, o.dtype, contiguous_strides(out_shape)) for o in outs]
+    column_sums = {
+        n: out_ops[[v for _, v in body.outputs].index(n.outputs[0])]
+        for n in body.nodes
+        if n.op == "reduce_sum"
+    }
+    for op in column_sums.values():
+        k.fill(op, Size(mm), ir.Constant(F32, 0.0))
     fma = ["contract"]
     with for_range(b, k.value(rows), "i") as i:
         if transpose_b:
@@ -133,10 +140,14 @@ def _matmul_epilogue(k, m, node, body, outs, ins) -> None:
                     continue
                 offset = _offset2(k, op, i, j)
                 env[v] = k.load(op, offset)
-            evaluate_body(k, m, body, env, skip=product)
+            evaluate_body(k, m, body, env, skip={product, *column_sums})
             flat = b.add(b.mul(i, i64(mm)), j)
+            for n, op in column_sums.items():
+                total = b.fadd(k.load(op, j), env[n.inputs[0]], flags=["reassoc", "contract"])
+                k.store(op, j, total)
             for (_, v), op in zip(body.outputs, out_ops):
-                k.store(op, flat, env[v])
+                if v.node not in column_sums:
+                    k.store(op, flat, env[v])
 
 
 def _epilogue_reads(body: Graph, product: Node) -> set[Value]:
@@ -235,8 +246,6 @@ def _accumulate_row(k: Kernel, n: Node, env, out: Operand, r, ncols) -> None:
 
 def _row_strides(shape, rows_shape, cols) -> list:
     """(row stride, column stride) of an operand of a row kernel."""
-    from ir.memory import Size
-
     shape = tuple(shape)
     if shape == (*rows_shape, cols):
         return [Size(cols), Size(1)]

@@ -114,6 +114,7 @@ def fuse(graph: Graph) -> Graph:
     for gid, nodes in list(members.items()):
         if kind_of[gid] == "matmul" and nodes[0].op != "matmul":
             del members[gid]
+    _add_column_sums(graph, members, kind_of)
     last = {nodes[-1]: gid for gid, nodes in members.items()}
     in_group = {n: gid for gid, nodes in members.items() for n in nodes}
     users = graph.users()
@@ -130,6 +131,20 @@ def fuse(graph: Graph) -> Graph:
             _emit_group(new, env, members[gid], kind_of[gid], users, outputs)
     new.set_outputs([(name, env[v]) for name, v in graph.outputs])
     return new
+
+
+def _add_column_sums(graph: Graph, members: dict[int, list[Node]], kind_of: dict) -> None:
+    """A sum over the rows of a matrix product's epilogue value (a bias gradient) joins
+    the product's kernel, which accumulates it row by row."""
+    group_of = {n: gid for gid, nodes in members.items() for n in nodes}
+    for node in graph.nodes:
+        if node.op != "reduce_sum" or node.attrs["axes"] != (0,) or node.inputs[0].rank != 2:
+            continue
+        producer = node.inputs[0].node
+        gid = group_of.get(producer)
+        if gid is not None and kind_of[gid] == "matmul":
+            members[gid].append(node)
+            group_of[node] = gid
 
 
 def _emit_group(

@@ -298,12 +298,14 @@ def _softmax_ce_graph() -> Graph:
     p = activations.softmax(z)
     per_row = -B.reduce_sum(B.one_hot(labels, 7) * activations.log_softmax(z), 1)
     correct = B.cast(B.eq(B.argmax(p, 1), labels), DType.f32)
-    g.set_outputs([
-        ("p", p * scale),
-        ("loss", B.reduce_sum(per_row, 0)),
-        ("correct", B.reduce_sum(correct, 0)),
-        ("colsum", B.reduce_sum(p, 0)),
-    ])
+    g.set_outputs(
+        [
+            ("p", p * scale),
+            ("loss", B.reduce_sum(per_row, 0)),
+            ("correct", B.reduce_sum(correct, 0)),
+            ("colsum", B.reduce_sum(p, 0)),
+        ]
+    )
     return g
 
 
@@ -324,18 +326,21 @@ def same_results_typed(before: Graph, after: Graph) -> None:
 
     rng = np.random.default_rng(1)
     for n in (1, 5, 33):
-        feeds = {"z": rng.normal(size=(n, 7)).astype(np.float32),
-                 "b": rng.normal(size=7).astype(np.float32),
-                 "y": rng.integers(0, 7, n).astype(np.int32),
-                 "s": np.float32(2.0)}
+        feeds = {
+            "z": rng.normal(size=(n, 7)).astype(np.float32),
+            "b": rng.normal(size=7).astype(np.float32),
+            "y": rng.integers(0, 7, n).astype(np.int32),
+            "s": np.float32(2.0),
+        }
         want = interpret(before, feeds)
         got = interpret(after, feeds)
         exe = make_executable(after, "llvm", PassManager([]))
         native = exe(feeds)
         for key in want:
             np.testing.assert_allclose(got[key], want[key], rtol=1e-6, atol=1e-6)
-            np.testing.assert_allclose(native[key], want[key], rtol=2e-6, atol=2e-6,
-                                       err_msg=f"{key} at N={n}")
+            np.testing.assert_allclose(
+                native[key], want[key], rtol=2e-6, atol=2e-6, err_msg=f"{key} at N={n}"
+            )
 
 
 def test_a_sum_over_rows_is_never_read_inside_its_row_kernel():
@@ -348,5 +353,6 @@ def test_a_sum_over_rows_is_never_read_inside_its_row_kernel():
     groups = find_row_groups(g)
     users_of_total = [n for n in g.nodes if total in n.inputs]
     producer = total.node
-    assert all(groups.get(u) != groups.get(producer) or producer not in groups
-               for u in users_of_total)
+    assert all(
+        groups.get(u) != groups.get(producer) or producer not in groups for u in users_of_total
+    )
