@@ -356,3 +356,29 @@ def test_a_sum_over_rows_is_never_read_inside_its_row_kernel():
     assert all(
         groups.get(u) != groups.get(producer) or producer not in groups for u in users_of_total
     )
+
+
+def test_bias_gradient_sums_inside_the_matmul_kernel():
+    from kcompile.runtime import make_executable
+
+    g = Graph("colsum")
+    x = g.add_input("x", f32(BATCH, 6))
+    w = g.add_input("w", f32(5, 6), "param")
+    mask = g.add_input("m", f32(BATCH, 5))
+    grad = B.matmul(x, w, transpose_b=True) * mask
+    g.set_outputs([("g", grad), ("bias_grad", B.reduce_sum(grad, 0))])
+    out = eliminate_dead_code(fuse(g))
+    assert ops(out) == ["fused"] and out.nodes[0].attrs["kind"] == "matmul"
+    exe = make_executable(out, "llvm", PassManager([]))
+    rng = np.random.default_rng(2)
+    weights = rng.normal(size=(5, 6)).astype(np.float32)
+    exe.bind("w", weights)
+    for n in (1, 9, 40):
+        feeds = {
+            "x": rng.normal(size=(n, 6)).astype(np.float32),
+            "m": (rng.random((n, 5)) > 0.5).astype(np.float32),
+        }
+        want = interpret(g, {**feeds, "w": weights})
+        got = exe(feeds)
+        for key in want:
+            np.testing.assert_allclose(got[key], want[key], rtol=1e-5, atol=1e-6)
