@@ -24,16 +24,6 @@ def build_model():
     return model
 
 
-def dump_ir(model, folder: str) -> None:
-    from ir import print_graph
-    from kcompile.cli import stage_graph
-
-    os.makedirs(folder, exist_ok=True)
-    for i, stage in enumerate(("forward", "predict", "eval", "train")):
-        with open(os.path.join(folder, f"{i:02d}-{stage}.kir"), "w") as f:
-            f.write(print_graph(stage_graph(model, stage)))
-
-
 if __name__ == "__main__":
     epochs = int(sys.argv[1]) if len(sys.argv) > 1 else 5
     keras.utils.set_random_seed(int(os.environ.get("KCOMPILE_SEED", "1")))
@@ -44,5 +34,9 @@ if __name__ == "__main__":
     loss, accuracy = model.evaluate(x_test / 255.0, y_test, verbose=2)
     print(f"test accuracy: {accuracy:.4f}")
     folder = os.path.abspath("dumps/mnist_mlp")
-    dump_ir(model, folder)
-    print(f"IR dumps written to {folder}")
+    paths = keras.inspect.dump_all(model, folder)
+    print(
+        f"IR dumps of every stage ({len(paths)} files: traced, autodiff, each pass) "
+        f"written to {folder}/{{train,eval,predict}}/"
+    )
+    print("see also: kcompile memory examples/mnist_mlp.py; kcompile check examples/mnist_mlp.py")

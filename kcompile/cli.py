@@ -68,12 +68,7 @@ def _write(text: str, output: str | None) -> None:
 def cmd_ir(args: argparse.Namespace) -> int:
     model = load_model_file(args.model)
     if args.all:
-        for step in STEPS:
-            folder = os.path.join(args.all, step)
-            os.makedirs(folder, exist_ok=True)
-            for i, (name, text) in enumerate(inspect.pipeline_stages(model, step)):
-                with open(os.path.join(folder, f"{i:03d}_{name}.kir"), "w") as f:
-                    f.write(text)
+        inspect.dump_all(model, args.all)
         print(f"wrote every stage of {', '.join(STEPS)} to {args.all}")
         return 0
     try:

@@ -41,6 +41,21 @@ def pipeline_stages(
     return manager.snapshots
 
 
+def dump_all(model, folder: str) -> list[str]:
+    """Write every stage of every step to ``folder/<step>/NNN_<stage>.kir``; the paths."""
+    import os
+
+    paths = []
+    for step in STEPS:
+        os.makedirs(os.path.join(folder, step), exist_ok=True)
+        for i, (name, text) in enumerate(pipeline_stages(model, step)):
+            path = os.path.join(folder, step, f"{i:03d}_{name}.kir")
+            with open(path, "w") as f:
+                f.write(text)
+            paths.append(path)
+    return paths
+
+
 def stage_names(model, step: str = "train") -> list[str]:
     return [name for name, _ in pipeline_stages(model, step)]
 
