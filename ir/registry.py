@@ -63,6 +63,12 @@ def get_op(name: str) -> OpDef:
         raise KeyError(f"unknown op {name!r}; known ops: {known}") from None
 
 
+def ops_in_families(*families: str) -> set[str]:
+    """Names of the ops of the given families (``unary``, ``binary``, ``compare``, ...)."""
+    _load()
+    return {name for name, op in _REGISTRY.items() if op.family in families}
+
+
 def all_ops() -> dict[str, OpDef]:
     _load()
     return dict(_REGISTRY)

@@ -9,44 +9,12 @@ from ir.graph import Graph, Node, Value
 from ir.registry import RefContext, get_op
 from ir.types import BATCH
 from passes.dce import eliminate_dead_code
+from passes.fuse import ELEMENTWISE
 from passes.rewrite import rebuild, splat_value
 
 MAX_FOLDED_ELEMENTS = 4096
 # Ops whose result is a splat when every operand is a splat.
-SPLAT_PRESERVING = {
-    "neg",
-    "abs",
-    "sign",
-    "exp",
-    "log",
-    "log1p",
-    "sqrt",
-    "tanh",
-    "logistic",
-    "erf",
-    "not",
-    "add",
-    "sub",
-    "mul",
-    "div",
-    "max",
-    "min",
-    "pow",
-    "eq",
-    "ne",
-    "lt",
-    "le",
-    "gt",
-    "ge",
-    "and",
-    "or",
-    "select",
-    "cast",
-    "broadcast_to",
-    "reshape",
-    "transpose",
-    "stop_gradient",
-}
+SPLAT_PRESERVING = ELEMENTWISE | {"reshape", "transpose"}
 
 
 def _constant_data(v: Value) -> np.ndarray | None:

@@ -13,40 +13,10 @@ its nodes as a subgraph; codegen reads the body, not this module.
 from __future__ import annotations
 
 from ir.graph import Graph, Node, Value
+from ir.registry import ops_in_families
 from passes.rewrite import copy_node
 
-ELEMENTWISE = {
-    "neg",
-    "abs",
-    "sign",
-    "exp",
-    "log",
-    "log1p",
-    "sqrt",
-    "tanh",
-    "logistic",
-    "erf",
-    "not",
-    "stop_gradient",
-    "add",
-    "sub",
-    "mul",
-    "div",
-    "max",
-    "min",
-    "pow",
-    "eq",
-    "ne",
-    "lt",
-    "le",
-    "gt",
-    "ge",
-    "and",
-    "or",
-    "select",
-    "cast",
-    "broadcast_to",
-}
+ELEMENTWISE = ops_in_families("unary", "binary", "compare", "select", "cast") | {"broadcast_to"}
 
 
 def _is_splat(node: Node) -> bool:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from ir import build as B
 from ir.graph import Graph, Node, Value
+from ir.registry import ops_in_families
 from ir.types import broadcast_shapes
 from passes.dce import eliminate_dead_code
 from passes.rewrite import rebuild, splat_value
@@ -111,24 +112,7 @@ RULES = {
     "select": _rule_select,
     "stop_gradient": _rule_stop_gradient,
 }
-BROADCASTING = {
-    "add",
-    "sub",
-    "mul",
-    "div",
-    "max",
-    "min",
-    "pow",
-    "eq",
-    "ne",
-    "lt",
-    "le",
-    "gt",
-    "ge",
-    "and",
-    "or",
-    "select",
-}
+BROADCASTING = ops_in_families("binary", "compare", "select")
 
 
 def _visit(g: Graph, node: Node, ins: list[Value]):
