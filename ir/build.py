@@ -276,3 +276,33 @@ def zeros(graph: Graph, type: TensorType) -> Value:
 
 def stop_gradient(x: Value) -> Value:
     return x.graph.emit1("stop_gradient", [x])
+
+
+def extract_patches(
+    x: Value, kernel, strides=(1, 1), dilation=(1, 1), padding=(0, 0, 0, 0), value: float = 0.0
+) -> Value:
+    """im2col: x[N,H,W,C] -> [N,OH,OW,KH*KW*C] (see ir/ops/patches.py)."""
+    return x.graph.emit1(
+        "extract_patches",
+        [x],
+        kernel=tuple(kernel),
+        strides=tuple(strides),
+        dilation=tuple(dilation),
+        padding=tuple(padding),
+        value=float(value),
+    )
+
+
+def fold_patches(
+    p: Value, image, kernel, strides=(1, 1), dilation=(1, 1), padding=(0, 0, 0, 0)
+) -> Value:
+    """col2im: the adjoint of ``extract_patches`` for an image of size ``image=(H, W)``."""
+    return p.graph.emit1(
+        "fold_patches",
+        [p],
+        image=tuple(image),
+        kernel=tuple(kernel),
+        strides=tuple(strides),
+        dilation=tuple(dilation),
+        padding=tuple(padding),
+    )

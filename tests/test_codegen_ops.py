@@ -21,6 +21,7 @@ CAPACITY = 40
 BATCHES = [1, 7, 33, CAPACITY]
 
 EXACT = {
+    "extract_patches",
     "neg",
     "abs",
     "sign",
@@ -51,6 +52,7 @@ EXACT = {
     "reduce_max",
 }
 TOLERANCE = {
+    "fold_patches": 1e-6,
     "exp": 3e-7,
     "log": 3e-7,
     "log1p": 5e-7,

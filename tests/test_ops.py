@@ -194,10 +194,60 @@ CASES = [
         lambda i, u: _scatter(i, u, 6),
         [((BATCH,), "i6"), ((BATCH, 3), "f")],
     ),
+    Case(
+        "extract_patches",
+        lambda x: B.extract_patches(x, (3, 2), (2, 1), (1, 2), (1, 1, 0, 1)),
+        lambda x: naive_patches(x, (3, 2), (2, 1), (1, 2), (1, 1, 0, 1)),
+        [((BATCH, 7, 6, 3), "f")],
+    ),
+    Case(
+        "fold_patches",
+        lambda p: B.fold_patches(p, (7, 6), (3, 2), (2, 1), (1, 2), (1, 1, 0, 1)),
+        lambda p: naive_fold(p, (7, 6), (3, 2), (2, 1), (1, 2), (1, 1, 0, 1)),
+        [((BATCH, 4, 5, 18), "f")],
+    ),
     Case("constant", None, None, [], grad=False),
     Case("random_uniform", None, None, [], grad=False),
     Case("fused", None, None, [], grad=False),  # tests/test_passes.py
 ]
+
+
+def naive_patches(x, kernel, strides, dilation, padding):
+    """Receptive fields by explicit loops, as the definition reads."""
+    n, h, w, c = x.shape
+    (kh, kw), (sh, sw), (dh, dw), (pt, pb, pl, pr) = kernel, strides, dilation, padding
+    oh = (h + pt + pb - dh * (kh - 1) - 1) // sh + 1
+    ow = (w + pl + pr - dw * (kw - 1) - 1) // sw + 1
+    out = np.zeros((n, oh, ow, kh, kw, c), np.float32)
+    for a in range(oh):
+        for b in range(ow):
+            for i in range(kh):
+                for j in range(kw):
+                    r, q = a * sh + i * dh - pt, b * sw + j * dw - pl
+                    if 0 <= r < h and 0 <= q < w:
+                        out[:, a, b, i, j] = x[:, r, q]
+    return out.reshape(n, oh, ow, -1)
+
+
+def naive_fold(p, image, kernel, strides, dilation, padding):
+    n, oh, ow, _ = p.shape
+    (h, w), (kh, kw), (sh, sw), (dh, dw), (pt, pb, pl, pr) = (
+        image,
+        kernel,
+        strides,
+        dilation,
+        padding,
+    )
+    p6 = p.reshape(n, oh, ow, kh, kw, -1)
+    out = np.zeros((n, h, w, p6.shape[-1]), np.float32)
+    for a in range(oh):
+        for b in range(ow):
+            for i in range(kh):
+                for j in range(kw):
+                    r, q = a * sh + i * dh - pt, b * sw + j * dw - pl
+                    if 0 <= r < h and 0 <= q < w:
+                        out[:, r, q] += p6[:, a, b, i, j]
+    return out
 
 
 def _scatter(i, u, rows):

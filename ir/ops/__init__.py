@@ -6,6 +6,7 @@ from ir.ops import (  # noqa: F401
     fused,
     indexing,
     linalg,
+    patches,
     random,
     reduce,
     shape,
