@@ -231,13 +231,8 @@ def naive_patches(x, kernel, strides, dilation, padding):
 
 def naive_fold(p, image, kernel, strides, dilation, padding):
     n, oh, ow, _ = p.shape
-    (h, w), (kh, kw), (sh, sw), (dh, dw), (pt, pb, pl, pr) = (
-        image,
-        kernel,
-        strides,
-        dilation,
-        padding,
-    )
+    (h, w), (kh, kw), (sh, sw), (dh, dw) = image, kernel, strides, dilation
+    pt, pl = padding[0], padding[2]
     p6 = p.reshape(n, oh, ow, kh, kw, -1)
     out = np.zeros((n, h, w, p6.shape[-1]), np.float32)
     for a in range(oh):
