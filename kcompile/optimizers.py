@@ -13,11 +13,12 @@ import numpy as np
 
 from ir import DType, Value
 from ir import build as B
-from kcompile import backend
 from kcompile.variables import Variable, stable_array
 
 
 class Optimizer:
+    default_name = "optimizer"
+
     def __init__(
         self,
         learning_rate: float = 0.001,
@@ -37,7 +38,7 @@ class Optimizer:
             )
         if sum(c is not None for c in (clipnorm, clipvalue, global_clipnorm)) > 1:
             raise ValueError("only one of clipnorm, clipvalue and global_clipnorm may be set")
-        self.name = name or backend.snake_case(type(self).__name__)
+        self.name = name or self.default_name
         # Scalars the train step reads and (for iterations) updates in place.
         self._learning_rate = stable_array(np.float32(learning_rate), np.float32)
         self._learning_rate_value = float(learning_rate)
@@ -149,6 +150,8 @@ class Optimizer:
 
 
 class SGD(Optimizer):
+    default_name = "SGD"  # as Keras names it
+
     def __init__(
         self,
         learning_rate: float = 0.01,
@@ -178,6 +181,8 @@ class SGD(Optimizer):
 
 
 class Adam(Optimizer):
+    default_name = "adam"  # as Keras names it
+
     def __init__(
         self,
         learning_rate: float = 0.001,
@@ -218,6 +223,8 @@ class Adam(Optimizer):
 
 
 class AdamW(Adam):
+    default_name = "adamw"  # as Keras names it
+
     def __init__(
         self, learning_rate: float = 0.001, weight_decay: float = 0.004, **kwargs: Any
     ) -> None:
@@ -225,6 +232,8 @@ class AdamW(Adam):
 
 
 class RMSprop(Optimizer):
+    default_name = "rmsprop"  # as Keras names it
+
     def __init__(
         self,
         learning_rate: float = 0.001,

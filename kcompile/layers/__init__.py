@@ -1,5 +1,6 @@
 """Keras layers (``kcompile.layers``)."""
 
+from kcompile.layers.conv import Conv1D, Conv2D, DepthwiseConv2D
 from kcompile.layers.core import (
     Activation,
     Dense,
@@ -12,6 +13,7 @@ from kcompile.layers.core import (
     Reshape,
     Softmax,
 )
+from kcompile.layers.embedding import Embedding
 from kcompile.layers.layer import Layer
 from kcompile.layers.merging import (
     Add,
@@ -22,19 +24,46 @@ from kcompile.layers.merging import (
     Multiply,
     Subtract,
 )
+from kcompile.layers.normalization import BatchNormalization, LayerNormalization
+from kcompile.layers.pooling import (
+    AveragePooling1D,
+    AveragePooling2D,
+    GlobalAveragePooling1D,
+    GlobalAveragePooling2D,
+    GlobalMaxPooling1D,
+    GlobalMaxPooling2D,
+    MaxPooling1D,
+    MaxPooling2D,
+    UpSampling2D,
+    ZeroPadding2D,
+)
 
 __all__ = [
     "Activation",
     "Add",
     "Average",
+    "AveragePooling1D",
+    "AveragePooling2D",
+    "BatchNormalization",
     "Concatenate",
+    "Conv1D",
+    "Conv2D",
     "Dense",
+    "DepthwiseConv2D",
     "Dropout",
+    "Embedding",
     "Flatten",
+    "GlobalAveragePooling1D",
+    "GlobalAveragePooling2D",
+    "GlobalMaxPooling1D",
+    "GlobalMaxPooling2D",
     "Input",
     "InputLayer",
     "Layer",
+    "LayerNormalization",
     "LeakyReLU",
+    "MaxPooling1D",
+    "MaxPooling2D",
     "Maximum",
     "Minimum",
     "Multiply",
@@ -42,4 +71,6 @@ __all__ = [
     "Reshape",
     "Softmax",
     "Subtract",
+    "UpSampling2D",
+    "ZeroPadding2D",
 ]

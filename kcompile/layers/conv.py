@@ -33,8 +33,9 @@ def same_padding(size: int, k: int, stride: int, dilation: int) -> tuple[int, in
     return total // 2, total - total // 2
 
 
-def window_padding(padding: str, spatial: tuple[int, ...], kernel, strides, dilation, layer
-                   ) -> tuple[int, ...]:
+def window_padding(
+    padding: str, spatial: tuple[int, ...], kernel, strides, dilation, layer
+) -> tuple[int, ...]:
     """(top, bottom, left, right) for "valid", "same" (and "causal" in 1-D)."""
     if padding == "valid":
         return (0,) * (2 * len(spatial))
@@ -47,42 +48,67 @@ def window_padding(padding: str, spatial: tuple[int, ...], kernel, strides, dila
 
 
 class Conv2D(Layer):
-    def __init__(self, filters: int, kernel_size: Any, strides: Any = 1, padding: str = "valid",
-                 data_format: str | None = None, dilation_rate: Any = 1, groups: int = 1,
-                 activation: Any = None, use_bias: bool = True,
-                 kernel_initializer: Any = "glorot_uniform", bias_initializer: Any = "zeros",
-                 **kwargs: Any) -> None:
+    def __init__(
+        self,
+        filters: int,
+        kernel_size: Any,
+        strides: Any = 1,
+        padding: str = "valid",
+        data_format: str | None = None,
+        dilation_rate: Any = 1,
+        groups: int = 1,
+        activation: Any = None,
+        use_bias: bool = True,
+        kernel_initializer: Any = "glorot_uniform",
+        bias_initializer: Any = "zeros",
+        **kwargs: Any,
+    ) -> None:
         super().__init__(**kwargs)
         if data_format not in (None, "channels_last"):
-            raise NotImplementedError(f"{type(self).__name__} '{self.name}': only "
-                                      "channels_last is supported")
+            raise NotImplementedError(
+                f"{type(self).__name__} '{self.name}': only channels_last is supported"
+            )
         if groups != 1:
-            raise NotImplementedError(f"{type(self).__name__} '{self.name}': groups > 1 is "
-                                      "not supported yet")
+            raise NotImplementedError(
+                f"{type(self).__name__} '{self.name}': groups > 1 is not supported yet"
+            )
         self.filters = int(filters)
         self.kernel_size = as_tuple(kernel_size, 2, "kernel_size")
         self.strides = as_tuple(strides, 2, "strides")
         self.dilation_rate = as_tuple(dilation_rate, 2, "dilation_rate")
         self.padding = padding.lower()
         if self.padding not in ("valid", "same"):
-            raise ValueError(f"Conv2D '{self.name}': padding must be 'valid' or 'same', got "
-                             f"{padding!r}")
+            raise ValueError(
+                f"Conv2D '{self.name}': padding must be 'valid' or 'same', got {padding!r}"
+            )
         self.activation = activations.get(activation)
         self.use_bias = use_bias
         self.kernel_initializer, self.bias_initializer = kernel_initializer, bias_initializer
 
     def build(self, input_shape):
         if len(input_shape) != 4:
-            raise ValueError(f"Conv2D '{self.name}' expects inputs of rank 4 (batch, height, "
-                             f"width, channels), got shape {input_shape}")
-        self.kernel = self.add_weight((*self.kernel_size, input_shape[-1], self.filters),
-                                      self.kernel_initializer, "kernel")
-        self.bias = (self.add_weight((self.filters,), self.bias_initializer, "bias")
-                     if self.use_bias else None)
+            raise ValueError(
+                f"Conv2D '{self.name}' expects inputs of rank 4 (batch, height, "
+                f"width, channels), got shape {input_shape}"
+            )
+        self.kernel = self.add_weight(
+            (*self.kernel_size, input_shape[-1], self.filters), self.kernel_initializer, "kernel"
+        )
+        self.bias = (
+            self.add_weight((self.filters,), self.bias_initializer, "bias")
+            if self.use_bias
+            else None
+        )
 
     def call(self, ctx: TraceContext, x: Value) -> Value:
-        pads = window_padding(self.padding, x.shape[1:3], self.kernel_size, self.strides,
-                              self.dilation_rate, self.name)
+        pads = window_padding(
+            self.padding,
+            x.shape[1:3],
+            self.kernel_size,
+            self.strides,
+            self.dilation_rate,
+            self.name,
+        )
         patches = B.extract_patches(x, self.kernel_size, self.strides, self.dilation_rate, pads)
         kernel = ctx.weight(self.kernel)
         y = B.matmul(patches, B.reshape(kernel, (math.prod(kernel.shape[:3]), self.filters)))
@@ -91,32 +117,54 @@ class Conv2D(Layer):
         return self.activation(y)
 
     def get_config(self):
-        return {**super().get_config(), "filters": self.filters,
-                "kernel_size": self.kernel_size, "strides": self.strides,
-                "padding": self.padding, "dilation_rate": self.dilation_rate,
-                "activation": activations.serialize(self.activation), "use_bias": self.use_bias}
+        return {
+            **super().get_config(),
+            "filters": self.filters,
+            "kernel_size": self.kernel_size,
+            "strides": self.strides,
+            "padding": self.padding,
+            "dilation_rate": self.dilation_rate,
+            "activation": activations.serialize(self.activation),
+            "use_bias": self.use_bias,
+        }
 
 
 class Conv1D(Conv2D):
     """A 1-D convolution over [N, L, C]: a Conv2D of height 1."""
 
-    def __init__(self, filters: int, kernel_size: Any, strides: Any = 1, padding: str = "valid",
-                 dilation_rate: Any = 1, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        filters: int,
+        kernel_size: Any,
+        strides: Any = 1,
+        padding: str = "valid",
+        dilation_rate: Any = 1,
+        **kwargs: Any,
+    ) -> None:
         self.causal = str(padding).lower() == "causal"
-        super().__init__(filters, (1, as_tuple(kernel_size, 1, "kernel_size")[0]),
-                         (1, as_tuple(strides, 1, "strides")[0]),
-                         "valid" if self.causal else padding,
-                         dilation_rate=(1, as_tuple(dilation_rate, 1, "dilation_rate")[0]),
-                         **kwargs)
+        super().__init__(
+            filters,
+            (1, as_tuple(kernel_size, 1, "kernel_size")[0]),
+            (1, as_tuple(strides, 1, "strides")[0]),
+            "valid" if self.causal else padding,
+            dilation_rate=(1, as_tuple(dilation_rate, 1, "dilation_rate")[0]),
+            **kwargs,
+        )
 
     def build(self, input_shape):
         if len(input_shape) != 3:
-            raise ValueError(f"Conv1D '{self.name}' expects inputs of rank 3 (batch, steps, "
-                             f"channels), got shape {input_shape}")
-        self.kernel = self.add_weight((self.kernel_size[1], input_shape[-1], self.filters),
-                                      self.kernel_initializer, "kernel")
-        self.bias = (self.add_weight((self.filters,), self.bias_initializer, "bias")
-                     if self.use_bias else None)
+            raise ValueError(
+                f"Conv1D '{self.name}' expects inputs of rank 3 (batch, steps, "
+                f"channels), got shape {input_shape}"
+            )
+        self.kernel = self.add_weight(
+            (self.kernel_size[1], input_shape[-1], self.filters), self.kernel_initializer, "kernel"
+        )
+        self.bias = (
+            self.add_weight((self.filters,), self.bias_initializer, "bias")
+            if self.use_bias
+            else None
+        )
 
     def call(self, ctx, x):
         n, length, c = x.shape
@@ -125,10 +173,15 @@ class Conv1D(Conv2D):
         if self.causal:
             pads = (0, 0, self.dilation_rate[1] * (k - 1), 0)
         else:
-            pads = window_padding(self.padding, (1, length), self.kernel_size, self.strides,
-                                  self.dilation_rate, self.name)
-        patches = B.extract_patches(image, self.kernel_size, self.strides, self.dilation_rate,
-                                    pads)
+            pads = window_padding(
+                self.padding,
+                (1, length),
+                self.kernel_size,
+                self.strides,
+                self.dilation_rate,
+                self.name,
+            )
+        patches = B.extract_patches(image, self.kernel_size, self.strides, self.dilation_rate, pads)
         kernel = B.reshape(ctx.weight(self.kernel), (k * c, self.filters))
         y = B.matmul(patches, kernel)
         if self.bias is not None:
@@ -138,17 +191,29 @@ class Conv1D(Conv2D):
 
     def get_config(self):
         config = super().get_config()
-        config.update(kernel_size=self.kernel_size[1], strides=self.strides[1],
-                      dilation_rate=self.dilation_rate[1],
-                      padding="causal" if self.causal else self.padding)
+        config.update(
+            kernel_size=self.kernel_size[1],
+            strides=self.strides[1],
+            dilation_rate=self.dilation_rate[1],
+            padding="causal" if self.causal else self.padding,
+        )
         return config
 
 
 class DepthwiseConv2D(Layer):
-    def __init__(self, kernel_size: Any, strides: Any = 1, padding: str = "valid",
-                 depth_multiplier: int = 1, dilation_rate: Any = 1, activation: Any = None,
-                 use_bias: bool = True, depthwise_initializer: Any = "glorot_uniform",
-                 bias_initializer: Any = "zeros", **kwargs: Any) -> None:
+    def __init__(
+        self,
+        kernel_size: Any,
+        strides: Any = 1,
+        padding: str = "valid",
+        depth_multiplier: int = 1,
+        dilation_rate: Any = 1,
+        activation: Any = None,
+        use_bias: bool = True,
+        depthwise_initializer: Any = "glorot_uniform",
+        bias_initializer: Any = "zeros",
+        **kwargs: Any,
+    ) -> None:
         super().__init__(**kwargs)
         self.kernel_size = as_tuple(kernel_size, 2, "kernel_size")
         self.strides = as_tuple(strides, 2, "strides")
@@ -157,23 +222,33 @@ class DepthwiseConv2D(Layer):
         self.depth_multiplier = int(depth_multiplier)
         self.activation = activations.get(activation)
         self.use_bias = use_bias
-        self.depthwise_initializer, self.bias_initializer = depthwise_initializer, \
-            bias_initializer
+        self.depthwise_initializer, self.bias_initializer = depthwise_initializer, bias_initializer
 
     def build(self, input_shape):
         if len(input_shape) != 4:
-            raise ValueError(f"DepthwiseConv2D '{self.name}' expects inputs of rank 4, got "
-                             f"shape {input_shape}")
+            raise ValueError(
+                f"DepthwiseConv2D '{self.name}' expects inputs of rank 4, got shape {input_shape}"
+            )
         c = input_shape[-1]
-        self.kernel = self.add_weight((*self.kernel_size, c, self.depth_multiplier),
-                                      self.depthwise_initializer, "kernel")
-        self.bias = (self.add_weight((c * self.depth_multiplier,), self.bias_initializer, "bias")
-                     if self.use_bias else None)
+        self.kernel = self.add_weight(
+            (*self.kernel_size, c, self.depth_multiplier), self.depthwise_initializer, "kernel"
+        )
+        self.bias = (
+            self.add_weight((c * self.depth_multiplier,), self.bias_initializer, "bias")
+            if self.use_bias
+            else None
+        )
 
     def call(self, ctx, x):
         n, _, _, c = x.shape
-        pads = window_padding(self.padding, x.shape[1:3], self.kernel_size, self.strides,
-                              self.dilation_rate, self.name)
+        pads = window_padding(
+            self.padding,
+            x.shape[1:3],
+            self.kernel_size,
+            self.strides,
+            self.dilation_rate,
+            self.name,
+        )
         p = B.extract_patches(x, self.kernel_size, self.strides, self.dilation_rate, pads)
         taps = math.prod(self.kernel_size)
         oh, ow = p.shape[1], p.shape[2]
@@ -186,8 +261,13 @@ class DepthwiseConv2D(Layer):
         return self.activation(y)
 
     def get_config(self):
-        return {**super().get_config(), "kernel_size": self.kernel_size,
-                "strides": self.strides, "padding": self.padding,
-                "depth_multiplier": self.depth_multiplier,
-                "dilation_rate": self.dilation_rate,
-                "activation": activations.serialize(self.activation), "use_bias": self.use_bias}
+        return {
+            **super().get_config(),
+            "kernel_size": self.kernel_size,
+            "strides": self.strides,
+            "padding": self.padding,
+            "depth_multiplier": self.depth_multiplier,
+            "dilation_rate": self.dilation_rate,
+            "activation": activations.serialize(self.activation),
+            "use_bias": self.use_bias,
+        }
