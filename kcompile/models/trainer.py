@@ -420,6 +420,7 @@ class Trainer:
             raise NotImplementedError("sample_weight and class_weight are not supported yet")
         self._ensure_built([np.asarray(x)] if not isinstance(x, list | tuple | dict) else None)
         xs = D.prepare_inputs(self, x)
+        self.reset_metrics()  # as recent Keras 3 trainers do: the logs are this batch's
         logs = self._run_step("train", xs, D.prepare_labels(self, y, len(xs[0])))
         return logs if return_dict else self._flatten_in_order(logs)
 
@@ -430,6 +431,7 @@ class Trainer:
         if sample_weight is not None:
             raise NotImplementedError("sample_weight is not supported yet")
         xs = D.prepare_inputs(self, x)
+        self.reset_metrics()
         logs = self._run_step("eval", xs, D.prepare_labels(self, y, len(xs[0])))
         return logs if return_dict else self._flatten_in_order(logs)
 

@@ -1,0 +1,267 @@
+"""Convolutional layers, pooling, normalization and embedding against independent numpy
+implementations of Keras's equations; their gradients against central differences; their
+train steps compiled against the reference interpreter."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+import kcompile as keras
+from ir import interpret, verify
+from kcompile import layers
+from passes import append_gradients, eliminate_dead_code
+from tests.gradcheck import numeric_gradient
+
+
+def conv2d_numpy(x, k, strides, padding, dilation=(1, 1)):
+    n, h, w, c = x.shape
+    kh, kw, _, f = k.shape
+    (sh, sw), (dh, dw) = strides, dilation
+    if padding == "same":
+        oh, ow = math.ceil(h / sh), math.ceil(w / sw)
+        th = max((oh - 1) * sh + dh * (kh - 1) + 1 - h, 0)
+        tw = max((ow - 1) * sw + dw * (kw - 1) + 1 - w, 0)
+        x = np.pad(x, ((0, 0), (th // 2, th - th // 2), (tw // 2, tw - tw // 2), (0, 0)))
+    else:
+        oh = (h - dh * (kh - 1) - 1) // sh + 1
+        ow = (w - dw * (kw - 1) - 1) // sw + 1
+    out = np.zeros((n, oh, ow, f))
+    for a in range(oh):
+        for b in range(ow):
+            for i in range(kh):
+                for j in range(kw):
+                    out[:, a, b] += x[:, a * sh + i * dh, b * sw + j * dw] @ k[i, j]
+    return out
+
+
+def pool_numpy(x, size, strides, padding, op):
+    n, h, w, c = x.shape
+    if padding == "same":
+        oh, ow = math.ceil(h / strides[0]), math.ceil(w / strides[1])
+        th = max((oh - 1) * strides[0] + size[0] - h, 0)
+        tw = max((ow - 1) * strides[1] + size[1] - w, 0)
+        top, left = th // 2, tw // 2
+    else:
+        oh = (h - size[0]) // strides[0] + 1
+        ow = (w - size[1]) // strides[1] + 1
+        top = left = 0
+    out = np.zeros((n, oh, ow, c))
+    for a in range(oh):
+        for b in range(ow):
+            r0, c0 = a * strides[0] - top, b * strides[1] - left
+            window = x[:, max(r0, 0) : r0 + size[0], max(c0, 0) : c0 + size[1]]
+            out[:, a, b] = window.max((1, 2)) if op == "max" else window.mean((1, 2))
+    return out
+
+
+@pytest.mark.parametrize(
+    "padding, strides, dilation",
+    [
+        ("valid", (1, 1), (1, 1)),
+        ("same", (2, 2), (1, 1)),
+        ("same", (1, 2), (2, 1)),
+        ("valid", (2, 1), (1, 2)),
+    ],
+)
+def test_conv2d(padding, strides, dilation, rng):
+    layer = layers.Conv2D(4, (3, 2), strides=strides, padding=padding, dilation_rate=dilation)
+    x = rng.normal(size=(2, 9, 7, 3)).astype(np.float32)  # odd sizes
+    out = layer(x)
+    k, b = layer.get_weights()
+    np.testing.assert_allclose(
+        out, conv2d_numpy(x, k, strides, padding, dilation) + b, rtol=1e-5, atol=1e-5
+    )
+
+
+@pytest.mark.parametrize("padding", ["valid", "same", "causal"])
+def test_conv1d(padding, rng):
+    layer = layers.Conv1D(3, 3, padding=padding, dilation_rate=2 if padding == "causal" else 1)
+    x = rng.normal(size=(2, 11, 4)).astype(np.float32)
+    out = layer(x)
+    k, b = layer.get_weights()
+    if padding == "causal":
+        xp = np.pad(x, ((0, 0), (4, 0), (0, 0)))
+        expected = conv2d_numpy(xp[:, None], k[None], (1, 1), "valid", (1, 2))[:, 0]
+    else:
+        expected = conv2d_numpy(x[:, None], k[None], (1, 1), padding)[:, 0]
+    np.testing.assert_allclose(out, expected + b, rtol=1e-5, atol=1e-5)
+
+
+def test_depthwise_conv2d(rng):
+    layer = layers.DepthwiseConv2D(3, padding="same", depth_multiplier=2)
+    x = rng.normal(size=(2, 6, 5, 3)).astype(np.float32)
+    out = layer(x)
+    k, b = layer.get_weights()  # (3, 3, 3, 2)
+    expected = np.stack(
+        [
+            conv2d_numpy(x[..., ch : ch + 1], k[:, :, ch : ch + 1, :], (1, 1), "same")
+            for ch in range(3)
+        ],
+        axis=3,
+    ).reshape(2, 6, 5, 6)
+    np.testing.assert_allclose(out, expected + b, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize(
+    "cls, op", [(layers.MaxPooling2D, "max"), (layers.AveragePooling2D, "mean")]
+)
+@pytest.mark.parametrize(
+    "padding, size, strides",
+    [("valid", (2, 2), None), ("same", (3, 3), (2, 2)), ("same", (2, 2), (2, 2))],
+)
+def test_pooling(cls, op, padding, size, strides, rng):
+    x = rng.normal(size=(2, 7, 9, 3)).astype(np.float32)
+    out = cls(size, strides, padding)(x)
+    np.testing.assert_allclose(
+        out, pool_numpy(x, size, strides or size, padding, op), rtol=1e-5, atol=1e-6
+    )
+
+
+def test_global_pooling_padding_upsampling(rng):
+    x = rng.normal(size=(2, 5, 4, 3)).astype(np.float32)
+    np.testing.assert_allclose(layers.GlobalAveragePooling2D()(x), x.mean((1, 2)), rtol=1e-5)
+    np.testing.assert_allclose(layers.GlobalMaxPooling2D()(x), x.max((1, 2)))
+    seq = x[:, 0]
+    np.testing.assert_allclose(layers.GlobalAveragePooling1D()(seq), seq.mean(1), rtol=1e-5)
+    np.testing.assert_allclose(
+        layers.ZeroPadding2D(((1, 2), (0, 1)))(x), np.pad(x, ((0, 0), (1, 2), (0, 1), (0, 0)))
+    )
+    np.testing.assert_allclose(
+        layers.UpSampling2D((2, 3))(x), x.repeat(2, axis=1).repeat(3, axis=2)
+    )
+    np.testing.assert_allclose(layers.MaxPooling1D(2)(seq), seq[:, :4].reshape(2, 2, 2, 3).max(2))
+
+
+def test_layer_normalization(rng):
+    layer = layers.LayerNormalization()
+    x = rng.normal(size=(4, 6)).astype(np.float32) * 3 + 1
+    mean, var = x.mean(-1, keepdims=True), x.var(-1, keepdims=True)
+    np.testing.assert_allclose(layer(x), (x - mean) / np.sqrt(var + 1e-3), rtol=1e-4, atol=1e-5)
+
+
+def test_batch_normalization_training_and_inference(rng):
+    model = keras.Sequential([keras.Input(shape=(5,)), layers.BatchNormalization(momentum=0.9)])
+    model.compile(optimizer=keras.optimizers.SGD(0.0), loss="mse")
+    bn = model.layers[0]
+    assert [v.name for v in bn.weights] == ["gamma", "beta", "moving_mean", "moving_variance"]
+    assert [v.trainable for v in bn.weights] == [True, True, False, False]
+    x = (rng.normal(size=(16, 5)) * 2 + 3).astype(np.float32)
+    model.train_on_batch(x, np.zeros((16, 5)))
+    mean, var = x.mean(0), x.var(0)
+    np.testing.assert_allclose(bn.moving_mean.value, 0.1 * mean, rtol=1e-5)
+    np.testing.assert_allclose(bn.moving_variance.value, 0.9 + 0.1 * var, rtol=1e-5)
+    # Inference uses the moving statistics.
+    mm, mv = bn.moving_mean.value, bn.moving_variance.value
+    np.testing.assert_allclose(
+        model.predict(x, verbose=0), (x - mm) / np.sqrt(mv + 1e-3), rtol=1e-4, atol=1e-5
+    )
+    # Training normalizes with the batch's own statistics (biased variance).
+    ref = model.test_on_batch(x, (x - mm) / np.sqrt(mv + 1e-3))
+    assert ref < 1e-8
+
+
+def test_embedding_gradient_touches_only_used_rows(rng):
+    model = keras.Sequential(
+        [
+            keras.Input(shape=(4,), dtype="int32"),
+            layers.Embedding(20, 3),
+            layers.GlobalAveragePooling1D(),
+            layers.Dense(1),
+        ]
+    )
+    model.compile(optimizer=keras.optimizers.SGD(0.5), loss="mse")
+    ids = np.array([[1, 2, 2, 5], [5, 7, 1, 1]])
+    table = model.layers[0].get_weights()[0]
+    np.testing.assert_allclose(model.layers[0](ids[:1])[0], table[[1, 2, 2, 5]])
+    model.train_on_batch(ids, np.ones((2, 1)))
+    changed = np.nonzero(np.any(model.layers[0].get_weights()[0] != table, axis=1))[0]
+    assert changed.tolist() == [1, 2, 5, 7]
+
+
+def small_models():
+    def cnn():
+        return keras.Sequential(
+            [
+                keras.Input(shape=(7, 6, 2)),
+                layers.Conv2D(3, 3, padding="same", activation="relu"),
+                layers.BatchNormalization(),
+                layers.MaxPooling2D(2, padding="same"),
+                layers.DepthwiseConv2D(2),
+                layers.AveragePooling2D(2, padding="same"),
+                layers.Flatten(),
+                layers.Dense(3, activation="softmax"),
+            ]
+        )
+
+    def conv1d():
+        return keras.Sequential(
+            [
+                keras.Input(shape=(9, 3)),
+                layers.Conv1D(4, 3, padding="causal", activation="tanh"),
+                layers.LayerNormalization(),
+                layers.Dropout(0.25),
+                layers.GlobalAveragePooling1D(),
+                layers.Dense(3, activation="softmax"),
+            ]
+        )
+
+    return {"cnn": cnn, "conv1d": conv1d}
+
+
+@pytest.mark.parametrize("name", ["cnn", "conv1d"])
+def test_layer_gradients_by_central_differences(name, rng):
+    model = small_models()[name]()
+    model.compile(optimizer="sgd", loss="sparse_categorical_crossentropy")
+    g = model.step_graph("eval")
+    params = g.inputs_with_role("param")
+    grads = append_gradients(g, g.output("loss"), params)
+    g.set_outputs([("loss", g.output("loss"))] + [(p.name, d) for p, d in zip(params, grads)])
+    eliminate_dead_code(g)
+    verify(g)
+    feeds = {
+        v.name: rng.normal(size=v.type.concrete_shape(3))
+        for v in g.inputs
+        if v.dtype.value == "f32"
+    }
+    feeds["y"] = rng.integers(0, 3, 3).astype(np.int32)
+    for v in g.inputs_with_role("state"):
+        feeds[v.name] = np.abs(feeds[v.name]) + 0.5  # variances stay positive
+    out = interpret(g, feeds, np.float64)
+    for p in params:
+        numeric = numeric_gradient(g, feeds, p.name)
+        np.testing.assert_allclose(out[p.name], numeric, rtol=1e-4, atol=1e-6, err_msg=p.name)
+
+
+@pytest.mark.parametrize("name", ["cnn", "conv1d"])
+def test_compiled_train_steps_match_reference(name, rng):
+    def build(backend):
+        keras.backend.clear_session()
+        keras.utils.set_random_seed(5)
+        model = small_models()[name]()
+        model.compile(
+            optimizer="adam",
+            loss="sparse_categorical_crossentropy",
+            metrics=["accuracy"],
+            backend=backend,
+        )
+        return model
+
+    native, reference = build("llvm"), build("reference")
+    for step, n in enumerate((1, 5, 8)):
+        x = rng.normal(size=(n, *native.inputs[0].shape[1:])).astype(np.float32)
+        y = rng.integers(0, 3, n)
+        a = native.train_on_batch(x, y, return_dict=True)
+        b = reference.train_on_batch(x, y, return_dict=True)
+        assert a["loss"] == pytest.approx(b["loss"], rel=1e-5), step
+        for va, vb in zip(native.weights, reference.weights):
+            np.testing.assert_allclose(
+                va.value, vb.value, rtol=1e-4, atol=1e-6, err_msg=f"{va.path} step {step}"
+            )
+    for n in (1, 3):
+        x = rng.normal(size=(n, *native.inputs[0].shape[1:])).astype(np.float32)
+        np.testing.assert_allclose(
+            native.predict(x, verbose=0), reference.predict(x, verbose=0), rtol=1e-4, atol=1e-6
+        )
