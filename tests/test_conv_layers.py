@@ -17,7 +17,7 @@ from tests.gradcheck import numeric_gradient
 
 
 def conv2d_numpy(x, k, strides, padding, dilation=(1, 1)):
-    n, h, w, c = x.shape
+    n, h, w, _ = x.shape
     kh, kw, _, f = k.shape
     (sh, sw), (dh, dw) = strides, dilation
     if padding == "same":
