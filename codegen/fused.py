@@ -91,7 +91,7 @@ def _row_operand(op: Operand, v_shape, out_shape) -> Operand:
 
 
 def _matmul_epilogue(k, m, node, body, outs, ins) -> None:
-    product = body.nodes[0]
+    product = next(n for n in body.nodes if n.op == "matmul")
     a_in, b_in = product.inputs
     position = {v: i for i, v in enumerate(body.inputs)}
     a_val, b_val = node.inputs[position[a_in]], node.inputs[position[b_in]]

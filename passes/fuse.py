@@ -41,7 +41,10 @@ def find_groups(graph: Graph) -> tuple[dict[Node, int], dict[int, str]]:
     kind_of: dict[int, str] = {}
     for node in reversed(graph.nodes):
         fusible = node.op in ELEMENTWISE or (
-            node.op == "matmul" and not node.attrs["transpose_a"] and node.outputs[0].rank == 2
+            node.op == "matmul"
+            and not node.attrs["transpose_a"]
+            and node.outputs[0].rank == 2
+            and all(v.node is None or v.node.op != "constant" for v in node.inputs)
         )
         if not fusible:
             continue

@@ -41,6 +41,15 @@ def _rule_div(g, node, ins):
     return _identity_operand(node, ins, 1, ((0, 1),))
 
 
+def _rule_matmul(g, node, ins):
+    """A product with a zero splat is zeros (an RNN's first step multiplies its zero state).
+    Like ``x * 0 -> 0`` under fast-math, it does not propagate an inf or NaN weight."""
+    if any(splat_value(v) == 0 for v in ins):
+        out = node.outputs[0].type
+        return B.const(g, 0.0, out.dtype, out.shape)
+    return None
+
+
 def _rule_neg(g, node, ins):
     x = ins[0]
     if x.node is not None and x.node.op == "neg":
@@ -106,6 +115,7 @@ RULES = {
     "mul": _rule_mul,
     "div": _rule_div,
     "neg": _rule_neg,
+    "matmul": _rule_matmul,
     "reshape": _rule_reshape,
     "transpose": _rule_transpose,
     "broadcast_to": _rule_broadcast_to,

@@ -37,14 +37,18 @@ from kcompile.layers.pooling import (
     UpSampling2D,
     ZeroPadding2D,
 )
+from kcompile.layers.recurrent import GRU, LSTM, Bidirectional, SimpleRNN
 
 __all__ = [
+    "GRU",
+    "LSTM",
     "Activation",
     "Add",
     "Average",
     "AveragePooling1D",
     "AveragePooling2D",
     "BatchNormalization",
+    "Bidirectional",
     "Concatenate",
     "Conv1D",
     "Conv2D",
@@ -69,6 +73,7 @@ __all__ = [
     "Multiply",
     "ReLU",
     "Reshape",
+    "SimpleRNN",
     "Softmax",
     "Subtract",
     "UpSampling2D",

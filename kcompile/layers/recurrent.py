@@ -1,0 +1,277 @@
+"""Recurrent layers with Keras's equations: SimpleRNN, LSTM, GRU (reset_after), Bidirectional.
+
+The input projection of every step is one matrix product over the whole
+sequence; the recurrence is written step by step (unrolled) in the IR, so the
+graph grows with the sequence length. A loop construct in the IR, so that a
+sequence of 200 steps compiles like one of 20, is still to come; until then
+long sequences compile slowly (see the README).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ir import BATCH, DType, Value
+from ir import build as B
+from kcompile import activations, initializers
+from kcompile.layers.layer import Layer, TraceContext
+
+
+def _step_input(projected: Value, t: int) -> Value:
+    """Step ``t`` of a [N, T, D] tensor, as [N, D]."""
+    n, _, d = projected.shape
+    return B.reshape(B.slice_(projected, (0, t, 0), (BATCH, t + 1, d)), (n, d))
+
+
+def _split(z: Value, parts: int) -> list[Value]:
+    width = z.shape[1]
+    u = width // parts
+    return [B.slice_(z, (0, k * u), (BATCH, (k + 1) * u)) for k in range(parts)]
+
+
+def _stack(steps: list[Value]) -> Value:
+    n, u = steps[0].shape
+    return B.concat([B.reshape(h, (n, 1, u)) for h in steps], 1)
+
+
+class _RNN(Layer):
+    gates = 1
+
+    def __init__(
+        self,
+        units: int,
+        activation: Any = "tanh",
+        use_bias: bool = True,
+        kernel_initializer: Any = "glorot_uniform",
+        recurrent_initializer: Any = "orthogonal",
+        bias_initializer: Any = "zeros",
+        return_sequences: bool = False,
+        return_state: bool = False,
+        go_backwards: bool = False,
+        stateful: bool = False,
+        unroll: bool = False,
+        dropout: float = 0.0,
+        recurrent_dropout: float = 0.0,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        if stateful:
+            raise NotImplementedError(
+                f"{type(self).__name__} '{self.name}': stateful=True is not supported"
+            )
+        if dropout or recurrent_dropout:
+            raise NotImplementedError(
+                f"{type(self).__name__} '{self.name}': dropout inside the cell is not supported yet"
+            )
+        self.units = int(units)
+        self.activation = activations.get(activation)
+        self.use_bias = use_bias
+        self.kernel_initializer = kernel_initializer
+        self.recurrent_initializer = recurrent_initializer
+        self.bias_initializer = bias_initializer
+        self.return_sequences, self.return_state = return_sequences, return_state
+        self.go_backwards = go_backwards
+
+    def build(self, input_shape):
+        if len(input_shape) != 3:
+            raise ValueError(
+                f"{type(self).__name__} '{self.name}' expects inputs of rank 3 "
+                f"(batch, timesteps, features), got shape {input_shape}"
+            )
+        width = self.gates * self.units
+        self.kernel = self.add_weight((input_shape[-1], width), self.kernel_initializer, "kernel")
+        self.recurrent_kernel = self.add_weight(
+            (self.units, width), self.recurrent_initializer, "recurrent_kernel"
+        )
+        self.bias = (
+            self.add_weight(self.bias_shape(), self.make_bias_initializer(), "bias")
+            if self.use_bias
+            else None
+        )
+
+    def bias_shape(self) -> tuple[int, ...]:
+        return (self.gates * self.units,)
+
+    def make_bias_initializer(self):
+        return self.bias_initializer
+
+    def call(self, ctx: TraceContext, x: Value):
+        n, steps, _ = x.shape
+        projected = B.matmul(x, ctx.weight(self.kernel))
+        state = [B.const(x.graph, 0.0, DType.f32, (n, self.units)) for _ in self.state_names]
+        outputs = []
+        order = range(steps - 1, -1, -1) if self.go_backwards else range(steps)
+        for t in order:
+            state = self.cell(ctx, _step_input(projected, t), state)
+            outputs.append(state[0])
+        out = _stack(outputs) if self.return_sequences else outputs[-1]
+        return [out, *state] if self.return_state else out
+
+    state_names = ("h",)
+
+    def cell(self, ctx, xk: Value, state: list[Value]) -> list[Value]:
+        raise NotImplementedError
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "units": self.units,
+            "activation": activations.serialize(self.activation),
+            "use_bias": self.use_bias,
+            "return_sequences": self.return_sequences,
+            "return_state": self.return_state,
+            "go_backwards": self.go_backwards,
+        }
+
+
+class SimpleRNN(_RNN):
+    def cell(self, ctx, xk, state):
+        z = xk + B.matmul(state[0], ctx.weight(self.recurrent_kernel))
+        if self.bias is not None:
+            z = z + ctx.weight(self.bias)
+        return [self.activation(z)]
+
+
+class LSTM(_RNN):
+    """Gates i, f, c, o; ``c = f*c + i*g``, ``h = o*act(c)``; the forget bias starts at 1."""
+
+    gates = 4
+    state_names = ("h", "c")
+
+    def __init__(
+        self,
+        units: int,
+        recurrent_activation: Any = "sigmoid",
+        unit_forget_bias: bool = True,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(units, **kwargs)
+        self.recurrent_activation = activations.get(recurrent_activation)
+        self.unit_forget_bias = unit_forget_bias
+
+    def make_bias_initializer(self):
+        if not self.unit_forget_bias:
+            return self.bias_initializer
+        base = initializers.get(self.bias_initializer)
+        u = self.units
+
+        def init(shape, dtype=None):
+            value = base((4 * u,))
+            value[u : 2 * u] = 1.0
+            return value
+
+        return init
+
+    def cell(self, ctx, xk, state):
+        h, c = state
+        z = xk + B.matmul(h, ctx.weight(self.recurrent_kernel))
+        if self.bias is not None:
+            z = z + ctx.weight(self.bias)
+        zi, zf, zc, zo = _split(z, 4)
+        sigma = self.recurrent_activation
+        c = sigma(zf) * c + sigma(zi) * self.activation(zc)
+        return [sigma(zo) * self.activation(c), c]
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "unit_forget_bias": self.unit_forget_bias,
+            "recurrent_activation": activations.serialize(self.recurrent_activation),
+        }
+
+
+class GRU(_RNN):
+    """Keras 3's default GRU (reset_after=True): gates z, r, h; two bias rows."""
+
+    gates = 3
+
+    def __init__(
+        self,
+        units: int,
+        recurrent_activation: Any = "sigmoid",
+        reset_after: bool = True,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(units, **kwargs)
+        if not reset_after:
+            raise NotImplementedError(
+                f"GRU '{self.name}': only reset_after=True (Keras 3's default) is supported"
+            )
+        self.recurrent_activation = activations.get(recurrent_activation)
+        self.reset_after = reset_after
+
+    def bias_shape(self):
+        return (2, 3 * self.units)
+
+    def cell(self, ctx, xk, state):
+        (h,) = state
+        inner = B.matmul(h, ctx.weight(self.recurrent_kernel))
+        if self.bias is not None:
+            bias = ctx.weight(self.bias)
+            width = 3 * self.units
+            xk = xk + B.reshape(B.slice_(bias, (0, 0), (1, width)), (width,))
+            inner = inner + B.reshape(B.slice_(bias, (1, 0), (2, width)), (width,))
+        xz, xr, xh = _split(xk, 3)
+        rz, rr, rh = _split(inner, 3)
+        sigma = self.recurrent_activation
+        z = sigma(xz + rz)
+        r = sigma(xr + rr)
+        hh = self.activation(xh + r * rh)
+        return [z * h + (1.0 - z) * hh]
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "reset_after": self.reset_after,
+            "recurrent_activation": activations.serialize(self.recurrent_activation),
+        }
+
+
+class Bidirectional(Layer):
+    """A recurrent layer run forwards and backwards; ``merge_mode`` joins the two."""
+
+    def __init__(self, layer: _RNN, merge_mode: str = "concat", **kwargs: Any) -> None:
+        super().__init__(name=kwargs.pop("name", None) or f"bidirectional_{layer.name}", **kwargs)
+        if layer.return_state:
+            raise NotImplementedError("Bidirectional: return_state is not supported yet")
+        if merge_mode not in ("concat", "sum", "mul", "ave"):
+            raise ValueError(
+                f"Bidirectional: merge_mode must be concat, sum, mul or ave, got {merge_mode!r}"
+            )
+        self.forward_layer = layer
+        config = {
+            **layer.get_config(),
+            "go_backwards": not layer.go_backwards,
+            "name": f"backward_{layer.name}",
+        }
+        config.pop("trainable", None)
+        self.backward_layer = type(layer)(**config)
+        self.merge_mode = merge_mode
+
+    def build(self, input_shape):
+        for layer in (self.forward_layer, self.backward_layer):
+            layer.build(input_shape)
+            layer.built = True
+
+    def _all_variables(self):
+        return self.forward_layer.weights + self.backward_layer.weights
+
+    def call(self, ctx, x):
+        forward = self.forward_layer.trace(ctx, [x])[0]
+        backward = self.backward_layer.trace(ctx, [x])[0]
+        if self.forward_layer.return_sequences:
+            steps = backward.shape[1]
+            backward = B.concat(
+                [
+                    B.slice_(backward, (0, t, 0), (BATCH, t + 1, backward.shape[2]))
+                    for t in range(steps - 1, -1, -1)
+                ],
+                1,
+            )
+        if self.merge_mode == "concat":
+            return B.concat([forward, backward], -1)
+        if self.merge_mode == "sum":
+            return forward + backward
+        if self.merge_mode == "mul":
+            return forward * backward
+        return (forward + backward) * 0.5
