@@ -82,6 +82,9 @@ class Kernel:
         ftype = ir.FunctionType(ir.VoidType(), [PTR] * nbuffers + [I64])
         self.fn = ir.Function(module, ftype, name)
         self.fn.linkage = "internal"
+        # Each kernel is optimized on its own: inlining hundreds of them into the entry
+        # makes one huge function that O3 takes superlinear time on.
+        self.fn.attributes.add("noinline")
         for i, arg in enumerate(self.fn.args[:nbuffers]):
             arg.add_attribute("noalias")
             arg.name = f"b{i}"

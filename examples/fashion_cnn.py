@@ -39,6 +39,6 @@ if __name__ == "__main__":
     model = build_model()
     model.summary()
     (x_train, y_train), (x_test, y_test) = load_images()
-    model.fit(x_train, y_train, epochs=epochs, batch_size=64)
+    model.fit(x_train, y_train, epochs=epochs)
     _, accuracy = model.evaluate(x_test, y_test, verbose=2)
     print(f"test accuracy: {accuracy:.4f}")

@@ -142,3 +142,19 @@ def test_compiled_train_steps_match_reference(kind, rng):
         )
         for a, b in zip(native.get_weights(), reference.get_weights()):
             np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6)
+
+
+def test_text_classifier_example_learns():
+    import importlib.util
+    import os
+
+    path = os.path.join(os.path.dirname(__file__), "..", "examples", "text_classifier.py")
+    spec = importlib.util.spec_from_file_location("text_classifier", path)
+    example = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(example)
+    x, y = example.make_reviews(3000, seed=1)
+    x_test, y_test = example.make_reviews(1000, seed=2)
+    assert x.dtype == np.int32 and x.shape == (3000, example.LENGTH) and 0.3 < y.mean() < 0.7
+    model = example.build_model()
+    model.fit(x, y, epochs=8, verbose=0)
+    assert model.evaluate(x_test, y_test, verbose=0)[1] > 0.85
