@@ -78,13 +78,14 @@ def collapse(dims: list[Size], operands: list[Operand]) -> tuple[list[Size], lis
 class Kernel:
     """A function ``void name(ptr buffers..., i64 n)`` and its builder."""
 
-    def __init__(self, module: ir.Module, name: str, nbuffers: int) -> None:
+    def __init__(self, module: ir.Module, name: str, nbuffers: int, inline: bool = True) -> None:
         ftype = ir.FunctionType(ir.VoidType(), [PTR] * nbuffers + [I64])
         self.fn = ir.Function(module, ftype, name)
         self.fn.linkage = "internal"
-        # Each kernel is optimized on its own: inlining hundreds of them into the entry
-        # makes one huge function that O3 takes superlinear time on.
-        self.fn.attributes.add("noinline")
+        if not inline:
+            # Each kernel optimized on its own: inlining hundreds of them into the entry
+            # makes one huge function that O3 takes superlinear time on.
+            self.fn.attributes.add("noinline")
         for i, arg in enumerate(self.fn.args[:nbuffers]):
             arg.add_attribute("noalias")
             arg.name = f"b{i}"

@@ -26,6 +26,9 @@ from ir import Graph, TensorType, Value
 from ir.memory import ELEMENT_BYTES, Size, numel
 
 ENTRY = "kc_entry"
+# Above this many nodes kernels stay separate functions (compile time grows
+# superlinearly with the size of one inlined entry; a 550-kernel LSTM step took 100 s).
+INLINE_LIMIT = 96
 
 
 @dataclass(frozen=True)
@@ -100,6 +103,7 @@ def lower_graph(graph: Graph, times: CompileTimes | None = None) -> Lowered:
     slot, buffers = plan.slot, plan.buffers
 
     kernels = []
+    inline = len(graph.nodes) <= INLINE_LIMIT
     for i, node in enumerate(graph.nodes):
         if node.op == "reshape" and slot[node.outputs[0]] == slot[node.inputs[0]]:
             continue  # a view: no kernel
@@ -110,7 +114,7 @@ def lower_graph(graph: Graph, times: CompileTimes | None = None) -> Lowered:
         # One argument per distinct buffer, so noalias holds and an in-place result
         # is visibly the same pointer as the operand it overwrites.
         slots = list(dict.fromkeys(slot[v] for v in values))
-        k = Kernel(module, f"k{i}_{node.op}", len(slots))
+        k = Kernel(module, f"k{i}_{node.op}", len(slots), inline=inline)
         arg_of = dict(zip(slots, k.args))
         ops = [Operand(arg_of[slot[v]], v.dtype, []) for v in values]
         emit(k, math_lib, node, ops[: len(node.outputs)], ops[len(node.outputs) :])
