@@ -85,8 +85,19 @@ def fused(k: Kernel, m: MathLib, node: Node, outs: list[Operand], ins: list[Oper
 
 
 def _row_operand(op: Operand, v_shape, out_shape) -> Operand:
-    """An operand of the epilogue seen as [rows, M] of the 2-D output."""
-    strides = broadcast_strides(v_shape, out_shape)
+    """An operand of the epilogue as (row stride, column stride) over the output seen as
+    [rows, M]: the whole output, one value per column, or one value."""
+    columns = out_shape[-1]
+    if tuple(v_shape) == tuple(out_shape):
+        strides = [Size(columns), Size(1)]
+    elif all(d == 1 for d in v_shape):
+        strides = [Size(0), Size(0)]
+    elif v_shape[-1] == columns and all(d == 1 for d in v_shape[:-1]):
+        strides = [Size(0), Size(1)]
+    else:
+        raise NotImplementedError(
+            f"codegen: epilogue operand of shape {v_shape} for an output of shape {out_shape}"
+        )
     return Operand(op.ptr, op.dtype, strides)
 
 
@@ -102,8 +113,11 @@ def _matmul_epilogue(k, m, node, body, outs, ins) -> None:
     mm = b_val.shape[0] if transpose_b else b_val.shape[1]
     b = k.b
     row_op = Operand(b.alloca(F32, size=i64(mm), name="row"), DType.f32, [])
+    reads = _epilogue_reads(body, product)
     others = {
-        v: _row_operand(op, nv.shape, out_shape) for v, op, nv in zip(body.inputs, ins, node.inputs)
+        v: _row_operand(op, nv.shape, out_shape)
+        for v, op, nv in zip(body.inputs, ins, node.inputs)
+        if v in reads
     }
     out_ops = [Operand(o.ptr, o.dtype, contiguous_strides(out_shape)) for o in outs]
     column_sums = {
@@ -136,10 +150,7 @@ def _matmul_epilogue(k, m, node, body, outs, ins) -> None:
         with for_range(b, i64(mm), "e") as j:
             env = {product.outputs[0]: k.load(row_op, j)}
             for v, op in others.items():
-                if v in (a_in, b_in) and v not in _epilogue_reads(body, product):
-                    continue
-                offset = _offset2(k, op, i, j)
-                env[v] = k.load(op, offset)
+                env[v] = k.load(op, _offset2(k, op, i, j))
             evaluate_body(k, m, body, env, skip={product, *column_sums})
             flat = b.add(b.mul(i, i64(mm)), j)
             for n, op in column_sums.items():

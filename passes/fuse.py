@@ -43,7 +43,6 @@ def find_groups(graph: Graph) -> tuple[dict[Node, int], dict[int, str]]:
         fusible = node.op in ELEMENTWISE or (
             node.op == "matmul"
             and not node.attrs["transpose_a"]
-            and node.outputs[0].rank == 2
             and all(v.node is None or v.node.op != "constant" for v in node.inputs)
         )
         if not fusible:
@@ -55,6 +54,10 @@ def find_groups(graph: Graph) -> tuple[dict[Node, int], dict[int, str]]:
                 and kind_of[gid] != "matmul"
                 and all(
                     group.get(u) == gid or position[u] > position[root[gid]] for u in node_users
+                )
+                and (
+                    node.op != "matmul"
+                    or _epilogue_fits([n for n, g in group.items() if g == gid], _loop_shape(node))
                 )
             )
             if fits:
@@ -68,6 +71,20 @@ def find_groups(graph: Graph) -> tuple[dict[Node, int], dict[int, str]]:
             root[gid] = node
             kind_of[gid] = "matmul" if node.op == "matmul" else "elementwise"
     return group, kind_of
+
+
+def _epilogue_fits(nodes: list[Node], out_shape: tuple) -> bool:
+    """Whether every operand of an epilogue is read per output row and column: the
+    whole output shape, one value per column (a bias), or one value."""
+    columns = out_shape[-1]
+    for node in nodes:
+        for v in node.inputs:
+            if v.shape == out_shape or all(d == 1 for d in v.shape):
+                continue
+            if v.shape[-1] == columns and all(d == 1 for d in v.shape[:-1]):
+                continue
+            return False
+    return True
 
 
 def fuse(graph: Graph) -> Graph:

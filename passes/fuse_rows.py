@@ -128,10 +128,17 @@ def find_row_groups(graph: Graph) -> dict[Node, int]:
             members[a] = sorted(members[a] + members.pop(b), key=graph.nodes.index)
             group_sig[a] = (ra, cols)
             del group_sig[b]
+    # A group without a row reduction, argmax or one_hot is a plain elementwise chain:
+    # leave it to the elementwise and matmul-epilogue fusion.
+    row_specific = {
+        g
+        for n, g in group.items()
+        if n in sig and n.op in ("reduce_sum", "reduce_max", "argmax", "one_hot")
+    }
     return {
         n: g
         for n, g in group.items()
-        if n in sig and _valid(*group_sig[g]) and len(members[g]) >= 3
+        if n in sig and g in row_specific and _valid(*group_sig[g]) and len(members[g]) >= 3
     }
 
 

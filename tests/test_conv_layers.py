@@ -265,3 +265,36 @@ def test_compiled_train_steps_match_reference(name, rng):
         np.testing.assert_allclose(
             native.predict(x, verbose=0), reference.predict(x, verbose=0), rtol=1e-4, atol=1e-6
         )
+
+
+def test_bias_batchnorm_and_activation_fold_into_the_convolution_at_inference(rng):
+    from ir import parse_graph
+    from kcompile import inspect
+
+    model = keras.Sequential(
+        [
+            keras.Input(shape=(6, 5, 2)),
+            layers.Conv2D(4, 3, padding="same"),
+            layers.BatchNormalization(),
+            layers.Activation("relu"),
+        ]
+    )
+    model.compile(optimizer="adam", loss="mse")
+    bn = model.layers[1]
+    bn.moving_mean.assign(rng.normal(size=4))
+    bn.moving_variance.assign(rng.random(4) + 0.5)
+    graph = parse_graph(inspect.pipeline_stages(model, "predict")[-1][1])
+    image = graph.nodes[-1].outputs[0].shape
+    over_image = [n for n in graph.nodes if n.outputs[0].shape == image]
+    # One kernel over the image: the product with bias, normalization and relu in its
+    # epilogue (the per-channel scale is computed by a 4-element kernel before it).
+    assert len(over_image) == 1 and over_image[0].attrs["kind"] == "matmul"
+    body_ops = [n.op for n in over_image[0].attrs["body"].nodes]
+    assert "max" in body_ops and body_ops.count("add") >= 2  # bias, BN shift
+    assert inspect.check(model, "predict").ok
+    x = rng.normal(size=(3, 6, 5, 2)).astype(np.float32)
+    k, b = model.layers[0].get_weights()
+    gamma, beta, mean, var = bn.get_weights()
+    conv = conv2d_numpy(x, k, (1, 1), "same") + b
+    want = np.maximum((conv - mean) / np.sqrt(var + 1e-3) * gamma + beta, 0)
+    np.testing.assert_allclose(model.predict(x, verbose=0), want, rtol=1e-4, atol=1e-5)
