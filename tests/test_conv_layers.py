@@ -10,10 +10,8 @@ import numpy as np
 import pytest
 
 import kcompile as keras
-from ir import interpret, verify
 from kcompile import layers
-from passes import append_gradients, eliminate_dead_code
-from tests.gradcheck import numeric_gradient
+from tests.gradcheck import assert_model_gradients
 
 
 def conv2d_numpy(x, k, strides, padding, dilation=(1, 1)):
@@ -215,24 +213,7 @@ def small_models():
 def test_layer_gradients_by_central_differences(name, rng):
     model = small_models()[name]()
     model.compile(optimizer="sgd", loss="sparse_categorical_crossentropy")
-    g = model.step_graph("eval")
-    params = g.inputs_with_role("param")
-    grads = append_gradients(g, g.output("loss"), params)
-    g.set_outputs([("loss", g.output("loss"))] + [(p.name, d) for p, d in zip(params, grads)])
-    eliminate_dead_code(g)
-    verify(g)
-    feeds = {
-        v.name: rng.normal(size=v.type.concrete_shape(3))
-        for v in g.inputs
-        if v.dtype.value == "f32"
-    }
-    feeds["y"] = rng.integers(0, 3, 3).astype(np.int32)
-    for v in g.inputs_with_role("state"):
-        feeds[v.name] = np.abs(feeds[v.name]) + 0.5  # variances stay positive
-    out = interpret(g, feeds, np.float64)
-    for p in params:
-        numeric = numeric_gradient(g, feeds, p.name)
-        np.testing.assert_allclose(out[p.name], numeric, rtol=1e-4, atol=1e-6, err_msg=p.name)
+    assert_model_gradients(model, rng, 3, lambda r, n: r.integers(0, 3, n).astype(np.int32))
 
 
 @pytest.mark.parametrize("name", ["cnn", "conv1d"])

@@ -7,10 +7,8 @@ import numpy as np
 import pytest
 
 import kcompile as keras
-from ir import interpret, verify
 from kcompile import layers
-from passes import append_gradients, eliminate_dead_code
-from tests.gradcheck import numeric_gradient
+from tests.gradcheck import assert_model_gradients
 
 
 def sigmoid(z):
@@ -105,23 +103,7 @@ def recurrent_model(kind):
 def test_gradients_by_central_differences(kind, rng):
     model = recurrent_model(kind)
     model.compile(optimizer="sgd", loss="sparse_categorical_crossentropy")
-    g = model.step_graph("eval")
-    params = g.inputs_with_role("param")
-    grads = append_gradients(g, g.output("loss"), params)
-    g.set_outputs([("loss", g.output("loss"))] + [(p.name, d) for p, d in zip(params, grads)])
-    eliminate_dead_code(g)
-    verify(g)
-    feeds = {
-        v.name: rng.normal(size=v.type.concrete_shape(2))
-        for v in g.inputs
-        if v.dtype.value == "f32"
-    }
-    feeds["y"] = np.array([0, 1], np.int32)
-    out = interpret(g, feeds, np.float64)
-    for p in params:
-        np.testing.assert_allclose(
-            out[p.name], numeric_gradient(g, feeds, p.name), rtol=1e-4, atol=1e-6, err_msg=p.name
-        )
+    assert_model_gradients(model, rng, 2, lambda r, n: np.array([0, 1], np.int32))
 
 
 @pytest.mark.parametrize("kind", ["lstm", "gru"])

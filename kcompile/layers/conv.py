@@ -101,6 +101,13 @@ class Conv2D(Layer):
         )
 
     def call(self, ctx: TraceContext, x: Value) -> Value:
+        patches = self.patches(x)
+        kernel = ctx.weight(self.kernel)
+        y = B.matmul(patches, B.reshape(kernel, (math.prod(kernel.shape[:3]), self.filters)))
+        return self.finish(ctx, y)
+
+    def patches(self, x: Value) -> Value:
+        """The receptive fields of ``x`` for this layer's window (im2col)."""
         pads = window_padding(
             self.padding,
             x.shape[1:3],
@@ -109,9 +116,10 @@ class Conv2D(Layer):
             self.dilation_rate,
             self.name,
         )
-        patches = B.extract_patches(x, self.kernel_size, self.strides, self.dilation_rate, pads)
-        kernel = ctx.weight(self.kernel)
-        y = B.matmul(patches, B.reshape(kernel, (math.prod(kernel.shape[:3]), self.filters)))
+        return B.extract_patches(x, self.kernel_size, self.strides, self.dilation_rate, pads)
+
+    def finish(self, ctx: TraceContext, y: Value) -> Value:
+        """Bias and activation: the epilogue the product fuses."""
         if self.bias is not None:
             y = y + ctx.weight(self.bias)
         return self.activation(y)
@@ -168,26 +176,17 @@ class Conv1D(Conv2D):
 
     def call(self, ctx, x):
         n, length, c = x.shape
-        image = B.reshape(x, (n, 1, length, c))
         k = self.kernel_size[1]
+        image = B.reshape(x, (n, 1, length, c))
         if self.causal:
             pads = (0, 0, self.dilation_rate[1] * (k - 1), 0)
-        else:
-            pads = window_padding(
-                self.padding,
-                (1, length),
-                self.kernel_size,
-                self.strides,
-                self.dilation_rate,
-                self.name,
+            patches = B.extract_patches(
+                image, self.kernel_size, self.strides, self.dilation_rate, pads
             )
-        patches = B.extract_patches(image, self.kernel_size, self.strides, self.dilation_rate, pads)
-        kernel = B.reshape(ctx.weight(self.kernel), (k * c, self.filters))
-        y = B.matmul(patches, kernel)
-        if self.bias is not None:
-            y = y + ctx.weight(self.bias)
-        y = B.reshape(y, (n, y.shape[2], self.filters))
-        return self.activation(y)
+        else:
+            patches = self.patches(image)
+        y = B.matmul(patches, B.reshape(ctx.weight(self.kernel), (k * c, self.filters)))
+        return self.finish(ctx, B.reshape(y, (n, y.shape[2], self.filters)))
 
     def get_config(self):
         config = super().get_config()
@@ -241,24 +240,14 @@ class DepthwiseConv2D(Layer):
 
     def call(self, ctx, x):
         n, _, _, c = x.shape
-        pads = window_padding(
-            self.padding,
-            x.shape[1:3],
-            self.kernel_size,
-            self.strides,
-            self.dilation_rate,
-            self.name,
-        )
-        p = B.extract_patches(x, self.kernel_size, self.strides, self.dilation_rate, pads)
+        p = Conv2D.patches(self, x)
         taps = math.prod(self.kernel_size)
         oh, ow = p.shape[1], p.shape[2]
         p = B.reshape(p, (n, oh, ow, taps, c, 1))
         kernel = B.reshape(ctx.weight(self.kernel), (taps, c, self.depth_multiplier))
         y = B.reduce_sum(p * kernel, 3)
         y = B.reshape(y, (n, oh, ow, c * self.depth_multiplier))
-        if self.bias is not None:
-            y = y + ctx.weight(self.bias)
-        return self.activation(y)
+        return Conv2D.finish(self, ctx, y)
 
     def get_config(self):
         return {
