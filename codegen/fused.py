@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from llvmlite import ir
 
-from codegen.emitters import emits
+from codegen.emitters import _offset, emits
 from codegen.kernel import (
     Kernel,
     Operand,
@@ -67,21 +67,33 @@ def fused(k: Kernel, m: MathLib, node: Node, outs: list[Operand], ins: list[Oper
     if any(v.shape != shape for v in node.outputs):
         raise NotImplementedError("codegen: a fused loop's results must share one shape")
     out_ops = [Operand(o.ptr, o.dtype, contiguous_strides(shape)) for o in outs]
-    in_ops = [
-        Operand(op.ptr, op.dtype, broadcast_strides(v.shape, shape))
-        for op, v in zip(ins, node.inputs)
+    slices = [n for n in body.nodes if n.op == "slice"]
+    users = body.users()
+    sliced_only = {
+        v for v in body.inputs if users.get(v) and all(u.op == "slice" for u in users[v])
+    }
+    position = {v: i for i, v in enumerate(body.inputs)}
+    # (body value, how to read it over the loop): operands with broadcast strides; a
+    # slice of an operand with the operand's own strides from an offset start.
+    reads = [
+        (v, Operand(op.ptr, op.dtype, broadcast_strides(v.shape, shape)))
+        for v, op in zip(body.inputs, ins)
+        if v not in sliced_only
     ]
+    for n in slices:
+        src = n.inputs[0]
+        own = contiguous_strides(src.shape)
+        op = ins[position[src]]
+        reads.append((n.outputs[0], Operand(op.ptr, op.dtype, own, _offset(n.attrs["begin"], own))))
     results = [v for _, v in body.outputs]
 
     def per_element(offsets):
-        env = {
-            v: k.load(op, off) for v, op, off in zip(body.inputs, in_ops, offsets[len(out_ops) :])
-        }
-        evaluate_body(k, m, body, env)
+        env = {v: k.load(op, off) for (v, op), off in zip(reads, offsets[len(out_ops) :])}
+        evaluate_body(k, m, body, env, skip=set(slices))
         for v, op, off in zip(results, out_ops, offsets):
             k.store(op, off, env[v])
 
-    k.strided_loop(dims_of(shape), [*out_ops, *in_ops], per_element)
+    k.strided_loop(dims_of(shape), [*out_ops, *(op for _, op in reads)], per_element)
 
 
 def _row_operand(op: Operand, v_shape, out_shape) -> Operand:

@@ -40,10 +40,14 @@ def find_groups(graph: Graph) -> tuple[dict[Node, int], dict[int, str]]:
     root: dict[int, Node] = {}
     kind_of: dict[int, str] = {}
     for node in reversed(graph.nodes):
-        fusible = node.op in ELEMENTWISE or (
-            node.op == "matmul"
-            and not node.attrs["transpose_a"]
-            and all(v.node is None or v.node.op != "constant" for v in node.inputs)
+        fusible = (
+            node.op in ELEMENTWISE
+            or node.op == "slice"
+            or (
+                node.op == "matmul"
+                and not node.attrs["transpose_a"]
+                and all(v.node is None or v.node.op != "constant" for v in node.inputs)
+            )
         )
         if not fusible:
             continue
@@ -52,6 +56,9 @@ def find_groups(graph: Graph) -> tuple[dict[Node, int], dict[int, str]]:
             fits = (
                 root[gid].outputs[0].shape == _loop_shape(node)
                 and kind_of[gid] != "matmul"
+                # A slice is a strided read of a value made outside the loop.
+                and not any(u.op == "slice" and group.get(u) == gid for u in node_users)
+                and (node.op != "slice" or kind_of[gid] == "elementwise")
                 and all(
                     group.get(u) == gid or position[u] > position[root[gid]] for u in node_users
                 )
@@ -66,6 +73,8 @@ def find_groups(graph: Graph) -> tuple[dict[Node, int], dict[int, str]]:
                     kind_of[gid] = "matmul"  # a product's epilogue: nothing fuses above it
                 break
         else:
+            if node.op == "slice":
+                continue  # a slice on its own stays a copy
             gid = len(root)
             group[node] = gid
             root[gid] = node

@@ -382,3 +382,27 @@ def test_bias_gradient_sums_inside_the_matmul_kernel():
         got = exe(feeds)
         for key in want:
             np.testing.assert_allclose(got[key], want[key], rtol=1e-5, atol=1e-6)
+
+
+def test_slices_are_strided_reads_inside_a_fused_loop():
+    from kcompile.runtime import make_executable
+
+    g = Graph("gates")
+    z = g.add_input("z", f32(BATCH, 12))
+    c = g.add_input("c", f32(BATCH, 4))
+    i, f, o = (B.slice_(z, (0, 4 * k), (BATCH, 4 * k + 4)) for k in range(3))
+    new_c = B.logistic(f) * c + B.logistic(i)
+    g.set_outputs([("c", new_c), ("h", B.logistic(o) * B.tanh(new_c))])
+    out = eliminate_dead_code(fuse(g))
+    assert ops(out) == ["fused"]
+    assert [n.op for n in out.nodes[0].attrs["body"].nodes].count("slice") == 3
+    exe = make_executable(out, "llvm", PassManager([]))
+    rng = np.random.default_rng(4)
+    for n in (1, 7):
+        feeds = {
+            "z": rng.normal(size=(n, 12)).astype(np.float32),
+            "c": rng.normal(size=(n, 4)).astype(np.float32),
+        }
+        want, got = interpret(g, feeds), exe(feeds)
+        for key in want:
+            np.testing.assert_allclose(got[key], want[key], rtol=2e-6, atol=1e-6)
