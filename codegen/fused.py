@@ -63,6 +63,9 @@ def fused(k: Kernel, m: MathLib, node: Node, outs: list[Operand], ins: list[Oper
     if node.attrs["kind"] == "row":
         _row_kernel(k, m, node, body, outs, ins)
         return
+    if node.attrs["kind"] == "reduce":
+        _reduce_loop(k, m, node, body, outs, ins)
+        return
     shape = node.outputs[0].shape
     if any(v.shape != shape for v in node.outputs):
         raise NotImplementedError("codegen: a fused loop's results must share one shape")
@@ -350,3 +353,53 @@ def _sum_rule(b, dtype):
     if dtype is DType.f32:
         return lambda a, x: b.fadd(a, x, flags=["reassoc", "contract"])
     return lambda a, x: b.add(a, x)
+
+
+# --- reductions with an elementwise prologue ------------------------------------------
+
+
+def _reduce_loop(k, m, node, body, outs, ins) -> None:
+    """One loop over the reduction's operand: the body per element, accumulated into the
+    reduced output (and any per-element results stored as they are made)."""
+    red = next(n for n in reversed(body.nodes) if n.op in ("reduce_sum", "reduce_max"))
+    shape = red.inputs[0].shape
+    axes = red.attrs["axes"]
+    dtype = red.inputs[0].dtype
+    out_of = {v: op for (_, v), op in zip(body.outputs, outs)}
+    total = red.outputs[0]
+    if red.op == "reduce_sum":
+        init = _LLVM_CONST[dtype](0)
+        combine = _sum_rule(k.b, dtype)
+    else:
+        init = ir.Constant(F32, float("-inf")) if dtype is DType.f32 else ir.Constant(I32, -(2**31))
+
+        def combine(a, x):
+            if dtype is DType.f32:
+                return k.b.call(m.intrinsic("llvm.maximum.f32", 2), [a, x])
+            return k.b.select(k.b.icmp_signed(">", a, x), a, x)
+
+    k.fill(out_of[total], numel(total.shape), init)
+    kept = iter(contiguous_strides([d for a, d in enumerate(shape) if a not in axes]))
+    red_strides = [Size(0) if a in axes else next(kept) for a in range(len(shape))]
+    red_op = Operand(out_of[total].ptr, total.dtype, red_strides)
+    per_element = [
+        (v, Operand(op.ptr, op.dtype, contiguous_strides(shape)))
+        for v, op in out_of.items()
+        if v is not total
+    ]
+    reads = [
+        (v, Operand(op.ptr, op.dtype, broadcast_strides(v.shape, shape)))
+        for v, op in zip(body.inputs, ins)
+    ]
+
+    def visit(offsets):
+        first = 1 + len(per_element)
+        env = {v: k.load(op, off) for (v, op), off in zip(reads, offsets[first:])}
+        evaluate_body(k, m, body, env, skip={red})
+        for (v, op), off in zip(per_element, offsets[1:first]):
+            k.store(op, off, env[v])
+        k.store(red_op, offsets[0], combine(k.load(red_op, offsets[0]), env[red.inputs[0]]))
+
+    k.strided_loop(
+        dims_of(shape), [red_op, *(op for _, op in per_element), *(op for _, op in reads)], visit
+    )

@@ -19,6 +19,9 @@ from passes.rewrite import copy_node
 ELEMENTWISE = ops_in_families("unary", "binary", "compare", "select", "cast") | {"broadcast_to"}
 
 
+REDUCTIONS = ("reduce_sum", "reduce_max")
+
+
 def _is_splat(node: Node) -> bool:
     return node.op == "constant" and not isinstance(node.attrs["value"], tuple)
 
@@ -39,6 +42,7 @@ def find_groups(graph: Graph) -> tuple[dict[Node, int], dict[int, str]]:
     group: dict[Node, int] = {}
     root: dict[int, Node] = {}
     kind_of: dict[int, str] = {}
+    shape_of: dict[int, tuple] = {}  # each group's loop shape
     for node in reversed(graph.nodes):
         fusible = (
             node.op in ELEMENTWISE
@@ -54,8 +58,9 @@ def find_groups(graph: Graph) -> tuple[dict[Node, int], dict[int, str]]:
         node_users = [u for v in node.outputs for u in users.get(v, [])]
         for gid in sorted({group[u] for u in node_users if u in group}, reverse=True):
             fits = (
-                root[gid].outputs[0].shape == _loop_shape(node)
+                shape_of[gid] == _loop_shape(node)
                 and kind_of[gid] != "matmul"
+                and (node.op != "matmul" or kind_of[gid] == "elementwise")
                 # A slice is a strided read of a value made outside the loop.
                 and not any(u.op == "slice" and group.get(u) == gid for u in node_users)
                 and (node.op != "slice" or kind_of[gid] == "elementwise")
@@ -78,8 +83,69 @@ def find_groups(graph: Graph) -> tuple[dict[Node, int], dict[int, str]]:
             gid = len(root)
             group[node] = gid
             root[gid] = node
+            shape_of[gid] = _loop_shape(node)
             kind_of[gid] = "matmul" if node.op == "matmul" else "elementwise"
+    _reduction_groups(graph, group, root, kind_of, users, position)
     return group, kind_of
+
+
+def _reduction_groups(graph, group, root, kind_of, users, position) -> None:
+    """A reduction whose operand is made by an elementwise chain that no other kernel took
+    roots a loop over that operand: the chain is computed and reduced in one pass."""
+    sizes: dict[int, int] = {}
+    for g in group.values():
+        sizes[g] = sizes.get(g, 0) + 1
+    for node in reversed(graph.nodes):
+        if node.op not in REDUCTIONS or node in group:
+            continue
+        loop = node.inputs[0].shape
+        gid = len(root)
+        made_by = node.inputs[0].node
+        taken = group.get(made_by)
+        if taken is not None and sizes.get(taken, 0) > 1:
+            # The operand comes out of an elementwise loop: the reduction absorbs the
+            # whole loop when nothing else needs its values before the reduction runs.
+            members = {n for n, g in group.items() if g == taken}
+            absorbable = (
+                kind_of[taken] == "elementwise"
+                and root[taken] is made_by
+                and _loop_shape(made_by) == loop
+            )
+            for member in members if absorbable else ():
+                for u in (u for v in member.outputs for u in users.get(v, [])):
+                    if u not in members and u is not node and position[u] < position[node]:
+                        absorbable = False
+            if not absorbable:
+                continue
+            members.add(node)
+        else:
+            members = _chain_into(node, group, sizes, users, position)
+        if len(members) > 1:
+            for n in members:
+                group[n] = gid
+            root[gid] = node
+            kind_of[gid] = "reduce"
+
+
+def _chain_into(node, group, sizes, users, position) -> set:
+    """The reduction and the unfused elementwise nodes that make its operand."""
+    loop = node.inputs[0].shape
+    members = {node}
+    frontier = [node.inputs[0].node] if node.inputs[0].node is not None else []
+    while frontier:
+        producer = frontier.pop()
+        if producer in members or producer.op not in ELEMENTWISE:
+            continue
+        if producer in group and sizes.get(group[producer], 0) > 1:
+            continue  # already fused elsewhere
+        if _loop_shape(producer) != loop:
+            continue
+        node_users = [u for v in producer.outputs for u in users.get(v, [])]
+        if not all(u in members or position[u] > position[node] for u in node_users):
+            continue
+        members.add(producer)
+        frontier.extend(v.node for v in producer.inputs if v.node is not None)
+    return members
 
 
 def _epilogue_fits(nodes: list[Node], out_shape: tuple) -> bool:

@@ -112,11 +112,13 @@ def test_fuse_elementwise_chain_into_one_loop():
     y = B.tanh(x * s + 1.0)
     g.set_outputs([("y", y), ("z", B.reduce_sum(y * y, 1))])
     out = eliminate_dead_code(fuse(g))
-    assert ops(out) == ["fused", "reduce_sum"]
+    # The chain, y*y and the row sums are one loop that also stores y on the way.
+    assert ops(out) == ["fused"]
     first = out.nodes[0]
-    assert first.attrs["kind"] == "elementwise"
-    assert [n.op for n in first.attrs["body"].nodes] == ["mul", "constant", "add", "tanh", "mul"]
-    assert len(first.outputs) == 2  # y is an output, y*y feeds the reduction
+    assert first.attrs["kind"] == "reduce"
+    assert [n.op for n in first.attrs["body"].nodes] == [
+        "mul", "constant", "add", "tanh", "mul", "reduce_sum"]
+    assert len(first.outputs) == 2
     same_results(g, out)
     again = parse_graph(print_graph(out))
     same_results(g, again)
@@ -406,3 +408,28 @@ def test_slices_are_strided_reads_inside_a_fused_loop():
         want, got = interpret(g, feeds), exe(feeds)
         for key in want:
             np.testing.assert_allclose(got[key], want[key], rtol=2e-6, atol=1e-6)
+
+
+@pytest.mark.parametrize("axes", [(0,), (1,), (0, 2), (2,)])
+def test_a_reduction_and_the_chain_making_its_operand_are_one_loop(axes):
+    from kcompile.runtime import make_executable
+
+    g = Graph("reduce")
+    x = g.add_input("x", f32(BATCH, 5, 3))
+    s = g.add_input("s", f32(3))
+    y = B.tanh(x * s) + 1.0
+    z = B.exp(x) * s
+    g.set_outputs([("sum", B.reduce_sum(y * y, axes)), ("max", B.reduce_max(z, axes)), ("z", z)])
+    out = eliminate_dead_code(fuse(g))
+    assert [n.attrs["kind"] for n in out.nodes] == ["reduce", "reduce"]
+    assert len(out.nodes[1].outputs) == 2  # z is stored as it is made
+    exe = make_executable(out, "llvm", PassManager([]))
+    rng = np.random.default_rng(5)
+    for n in (1, 6):
+        feeds = {
+            "x": rng.normal(size=(n, 5, 3)).astype(np.float32),
+            "s": rng.normal(size=3).astype(np.float32),
+        }
+        want, got = interpret(g, feeds), exe(feeds)
+        for key in want:
+            np.testing.assert_allclose(got[key], want[key], rtol=1e-5, atol=1e-6)

@@ -14,7 +14,7 @@ from ir.graph import Graph
 from ir.registry import OpDef, register
 from ir.types import ShapeError
 
-KINDS = ("elementwise", "matmul", "row")
+KINDS = ("elementwise", "matmul", "row", "reduce")
 
 
 def _infer(types, attrs):
