@@ -117,7 +117,13 @@ def test_fuse_elementwise_chain_into_one_loop():
     first = out.nodes[0]
     assert first.attrs["kind"] == "reduce"
     assert [n.op for n in first.attrs["body"].nodes] == [
-        "mul", "constant", "add", "tanh", "mul", "reduce_sum"]
+        "mul",
+        "constant",
+        "add",
+        "tanh",
+        "mul",
+        "reduce_sum",
+    ]
     assert len(first.outputs) == 2
     same_results(g, out)
     again = parse_graph(print_graph(out))
