@@ -13,7 +13,7 @@ import numpy as np
 
 from ir.graph import Graph, Value
 from ir.registry import RefContext, get_op
-from ir.types import BATCH, DType, TensorType
+from ir.types import BATCH, DType
 from ir.verify import check_round_trip
 
 
@@ -110,7 +110,3 @@ def interpret(
 ) -> dict[str, np.ndarray]:
     """Run ``graph`` once on named inputs; returns its named outputs."""
     return Interpreter(graph).run(feeds, float_dtype)
-
-
-def concrete_type(t: TensorType, batch: int | None) -> tuple[tuple[int, ...], np.dtype]:
-    return t.concrete_shape(batch), t.dtype.numpy
