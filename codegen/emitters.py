@@ -280,9 +280,28 @@ def matmul(k, m, node, outs, ins) -> None:
                 k.store(C, c_off, b.fadd(k.load(C, c_off), prod, flags=fma))
         return
     rows, kk = numel(a.shape[:-1]), a.shape[-1]
-    if node.attrs["transpose_b"]:
-        mm = bv.shape[0]
-        with for_range(b, k.value(rows), "i") as i, for_range(b, i64(mm), "j") as j:
+    transpose_b = node.attrs["transpose_b"]
+    mm = bv.shape[0] if transpose_b else bv.shape[1]
+    with for_range(b, k.value(rows), "i") as i:
+        product_row(k, A, B, i, kk, mm, transpose_b, C, b.mul(i, i64(mm)))
+
+
+def product_row(
+    k: Kernel,
+    A: Operand,
+    B: Operand,
+    i: ir.Value,
+    kk: int,
+    mm: int,
+    transpose_b: bool,
+    dst: Operand,
+    base: ir.Value,
+) -> None:
+    """Row ``i`` of A·B (or A·Bᵀ) into ``dst[base : base + mm]``."""
+    b = k.b
+    fma = ["contract"]
+    if transpose_b:  # each element is a dot product of two contiguous rows
+        with for_range(b, i64(mm), "j") as j:
             with for_reduce(b, i64(kk), [ir.Constant(F32, 0.0)], "k") as (ki, acc):
                 prod = b.fmul(
                     k.load(A, b.add(b.mul(i, i64(kk)), ki)),
@@ -290,19 +309,16 @@ def matmul(k, m, node, outs, ins) -> None:
                     flags=fma,
                 )
                 acc[0] = b.fadd(acc[0], prod, flags=["reassoc", "contract"])
-            k.store(C, b.add(b.mul(i, i64(mm)), j), acc[0])
+            k.store(dst, b.add(base, j), acc[0])
         return
-    mm = bv.shape[1]
-    with for_range(b, k.value(rows), "i") as i:
-        row = b.mul(i, i64(mm))
-        with for_range(b, i64(mm), "z") as j:
-            k.store(C, b.add(row, j), ir.Constant(F32, 0.0))
-        with for_range(b, i64(kk), "k") as ki:
-            av = k.load(A, b.add(b.mul(i, i64(kk)), ki))
-            with for_range(b, i64(mm), "j") as j:
-                c_off = b.add(row, j)
-                prod = b.fmul(av, k.load(B, b.add(b.mul(ki, i64(mm)), j)), flags=fma)
-                k.store(C, c_off, b.fadd(k.load(C, c_off), prod, flags=fma))
+    with for_range(b, i64(mm), "z") as j:
+        k.store(dst, b.add(base, j), ir.Constant(F32, 0.0))
+    with for_range(b, i64(kk), "k") as ki:  # i-k-j: the inner loop is contiguous in B and dst
+        av = k.load(A, b.add(b.mul(i, i64(kk)), ki))
+        with for_range(b, i64(mm), "j") as j:
+            off = b.add(base, j)
+            prod = b.fmul(av, k.load(B, b.add(b.mul(ki, i64(mm)), j)), flags=fma)
+            k.store(dst, off, b.fadd(k.load(dst, off), prod, flags=fma))
 
 
 # --- indexing -------------------------------------------------------------------

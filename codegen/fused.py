@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from llvmlite import ir
 
-from codegen.emitters import _offset, emits
+from codegen.emitters import _offset, emits, product_row
 from codegen.kernel import (
     Kernel,
     Operand,
@@ -142,26 +142,8 @@ def _matmul_epilogue(k, m, node, body, outs, ins) -> None:
     }
     for op in column_sums.values():
         k.fill(op, Size(mm), ir.Constant(F32, 0.0))
-    fma = ["contract"]
     with for_range(b, k.value(rows), "i") as i:
-        if transpose_b:
-            with for_range(b, i64(mm), "j") as j:
-                with for_reduce(b, i64(kk), [ir.Constant(F32, 0.0)], "k") as (ki, acc):
-                    prod = b.fmul(
-                        k.load(A, b.add(b.mul(i, i64(kk)), ki)),
-                        k.load(Bm, b.add(b.mul(j, i64(kk)), ki)),
-                        flags=fma,
-                    )
-                    acc[0] = b.fadd(acc[0], prod, flags=["reassoc", "contract"])
-                k.store(row_op, j, acc[0])
-        else:
-            with for_range(b, i64(mm), "z") as j:
-                k.store(row_op, j, ir.Constant(F32, 0.0))
-            with for_range(b, i64(kk), "k") as ki:
-                av = k.load(A, b.add(b.mul(i, i64(kk)), ki))
-                with for_range(b, i64(mm), "j") as j:
-                    prod = b.fmul(av, k.load(Bm, b.add(b.mul(ki, i64(mm)), j)), flags=fma)
-                    k.store(row_op, j, b.fadd(k.load(row_op, j), prod, flags=fma))
+        product_row(k, A, Bm, i, kk, mm, transpose_b, row_op, i64(0))
         with for_range(b, i64(mm), "e") as j:
             env = {product.outputs[0]: k.load(row_op, j)}
             for v, op in others.items():
