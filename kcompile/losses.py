@@ -16,6 +16,7 @@ import numpy as np
 from ir import BATCH, DType, Graph, Interpreter, TensorType, Value
 from ir import build as B
 from kcompile import activations, backend
+from kcompile.tensor import keras_shape
 
 REDUCTIONS = ("sum_over_batch_size", "sum", "mean", "none")
 
@@ -27,10 +28,6 @@ def squeeze_or_expand_to_same_rank(a: Value, b: Value) -> tuple[Value, Value]:
     if b.rank == a.rank + 1 and b.shape[-1] == 1:
         return (B.reshape(a, (*a.shape, 1)), b) if a.rank == 1 else (a, B.reshape(b, b.shape[:-1]))
     return a, b
-
-
-def _kshape(shape) -> tuple:
-    return tuple(None if d == BATCH else d for d in shape)
 
 
 class Loss:
@@ -51,8 +48,8 @@ class Loss:
         a, b = squeeze_or_expand_to_same_rank(y_true, y_pred)
         if a.shape != b.shape:
             raise ValueError(
-                f"loss {self.name}: labels of shape {_kshape(y_true.shape)} do not "
-                f"match predictions of shape {_kshape(y_pred.shape)}"
+                f"loss {self.name}: labels of shape {keras_shape(y_true.shape)} do not "
+                f"match predictions of shape {keras_shape(y_pred.shape)}"
             )
 
     def label_type(self, pred: TensorType) -> TensorType:
@@ -208,8 +205,8 @@ class SparseCategoricalCrossentropy(Loss):
         if labels != y_pred.shape[:-1]:
             raise ValueError(
                 f"loss {self.name}: expected integer labels of shape "
-                f"{_kshape(y_pred.shape[:-1])} (class indices) for predictions of shape "
-                f"{_kshape(y_pred.shape)}, got labels of shape {_kshape(y_true.shape)}"
+                f"{keras_shape(y_pred.shape[:-1])} (class indices) for predictions of shape "
+                f"{keras_shape(y_pred.shape)}, got labels of shape {keras_shape(y_true.shape)}"
                 + (
                     " (one-hot labels need categorical_crossentropy)"
                     if y_true.shape == y_pred.shape

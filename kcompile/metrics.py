@@ -13,10 +13,7 @@ from ir import BATCH, DType, Graph, Interpreter, TensorType, Value
 from ir import build as B
 from kcompile import backend, losses
 from kcompile.losses import squeeze_or_expand_to_same_rank
-
-
-def _kshape(shape) -> tuple:
-    return tuple(None if d == BATCH else d for d in shape)
+from kcompile.tensor import keras_shape
 
 
 def _f(y: Value) -> Value:
@@ -144,8 +141,8 @@ class _Confusion(Metric):
         t, p = squeeze_or_expand_to_same_rank(_f(y_true), y_pred)
         if t.shape != p.shape:
             raise ValueError(
-                f"metric {self.name}: labels of shape {_kshape(y_true.shape)} do "
-                f"not match predictions of shape {_kshape(y_pred.shape)}"
+                f"metric {self.name}: labels of shape {keras_shape(y_true.shape)} do "
+                f"not match predictions of shape {keras_shape(y_pred.shape)}"
             )
         pred_pos = _f(B.gt(p, self.threshold))
         true_pos = _f(B.ne(t, 0.0))

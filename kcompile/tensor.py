@@ -59,8 +59,9 @@ class KerasTensor:
         return f"<KerasTensor shape={self.shape}, dtype={self.dtype}, name={self.name}>"
 
 
-def keras_shape(t: TensorType) -> tuple:
-    return tuple(None if d == BATCH else d for d in t.shape)
+def keras_shape(shape) -> tuple:
+    """A shape as Keras prints it: None for the batch dimension N."""
+    return tuple(None if d == BATCH else d for d in shape)
 
 
 def keras_dtype(t: TensorType) -> str:

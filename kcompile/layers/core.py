@@ -6,11 +6,11 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
-from ir import BATCH, Value
+from ir import Value
 from ir import build as B
 from kcompile import activations, backend
 from kcompile.layers.layer import Layer, TraceContext
-from kcompile.tensor import KerasTensor
+from kcompile.tensor import KerasTensor, keras_shape
 
 
 class InputLayer(Layer):
@@ -126,17 +126,13 @@ class Reshape(Layer):
             target[target.index(-1)] = size // known
         elif known != size:
             raise ValueError(
-                f"Reshape '{self.name}': input shape {_kshape(x)} has {size} "
+                f"Reshape '{self.name}': input shape {keras_shape(x.shape)} has {size} "
                 f"elements per sample, target shape {self.target_shape} has {known}"
             )
         return B.reshape(x, (x.shape[0], *target))
 
     def get_config(self):
         return {**super().get_config(), "target_shape": self.target_shape}
-
-
-def _kshape(x: Value) -> tuple:
-    return tuple(None if d == BATCH else d for d in x.shape)
 
 
 class Activation(Layer):

@@ -197,7 +197,8 @@ class Layer:
         values = [graph.add_input(f"in{i}", t.ir_type()) for i, t in enumerate(flat)]
         outs = self.trace(ctx, values)
         outputs = [
-            KerasTensor(keras_shape(v.type), keras_dtype(v.type), name=f"{self.name}") for v in outs
+            KerasTensor(keras_shape(v.shape), keras_dtype(v.type), name=f"{self.name}")
+            for v in outs
         ]
         record = CallRecord(self, flat, outputs, {})
         self._calls.append(record)
@@ -211,7 +212,7 @@ class Layer:
             try:
                 out = self.call(ctx, values if self.multi_input else values[0])
             except ShapeError as e:
-                shapes = ", ".join(str(keras_shape(v.type)) for v in values)
+                shapes = ", ".join(str(keras_shape(v.shape)) for v in values)
                 raise ValueError(
                     f"layer '{self.name}' ({type(self).__name__}) cannot take "
                     f"input shape {shapes}: {e}"

@@ -7,6 +7,7 @@ from typing import Any
 
 from ir import build as B
 from kcompile.layers.layer import Layer
+from kcompile.tensor import keras_shape
 
 
 class _Merge(Layer):
@@ -22,16 +23,12 @@ class _Merge(Layer):
         if len(shapes) > 1:
             raise ValueError(
                 f"layer '{self.name}' ({type(self).__name__}) needs inputs of one "
-                f"shape, got {[_k(v.shape) for v in inputs]}"
+                f"shape, got {[keras_shape(v.shape) for v in inputs]}"
             )
         return self.merge(inputs)
 
     def merge(self, inputs):
         raise NotImplementedError
-
-
-def _k(shape):
-    return tuple(None if d == "N" else d for d in shape)
 
 
 class Add(_Merge):
