@@ -14,12 +14,12 @@ import argparse
 import os
 import statistics
 import sys
-import time
 
 import numpy as np
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "examples"))
 
+from mlp_backends import epoch_seconds
 from mnist_mlp import build_model
 
 import kcompile as keras
@@ -57,19 +57,11 @@ def pipeline_table() -> None:
     )
 
 
-def epoch_seconds(disable: str, x, y, epochs: int) -> list[float]:
+def epoch_seconds_without(disable: str, x, y, epochs: int) -> list[float]:
+    """Epoch times with the passes named in ``disable`` skipped (KCOMPILE_DISABLE)."""
     os.environ["KCOMPILE_DISABLE"] = disable
     try:
-        keras.backend.clear_session()
-        keras.utils.set_random_seed(1)
-        model = build_model()
-        model.fit(x[:64], y[:64], epochs=1, verbose=0)
-        times = []
-        for _ in range(epochs):
-            start = time.perf_counter()
-            model.fit(x, y, epochs=1, verbose=0)
-            times.append(time.perf_counter() - start)
-        return times
+        return epoch_seconds("llvm", x, y, epochs)
     finally:
         del os.environ["KCOMPILE_DISABLE"]
 
@@ -81,8 +73,8 @@ def main() -> None:
     pipeline_table()
     (x, y), _ = keras.datasets.fashion_mnist.load_data()
     x = (x / 255.0).astype(np.float32)
-    fused = epoch_seconds("", x, y, args.epochs)
-    unfused = epoch_seconds("fuse", x, y, args.epochs)
+    fused = epoch_seconds_without("", x, y, args.epochs)
+    unfused = epoch_seconds_without("fuse", x, y, args.epochs)
     med = statistics.median
     print(f"epoch with fusion:    {med(fused):.2f} s  (runs {[round(t, 2) for t in fused]})")
     print(f"epoch without fusion: {med(unfused):.2f} s  (runs {[round(t, 2) for t in unfused]})")
