@@ -212,6 +212,21 @@ CASES = [
 ]
 
 
+def _window_taps(image, grid, kernel, strides, dilation, padding):
+    """(a, b, i, j, r, q): window (a, b)'s tap (i, j) reads image pixel (r, q), by the
+    definition, for every tap that lands inside the image."""
+    (h, w), (oh, ow) = image, grid
+    (kh, kw), (sh, sw), (dh, dw) = kernel, strides, dilation
+    pt, pl = padding[0], padding[2]
+    for a in range(oh):
+        for b in range(ow):
+            for i in range(kh):
+                for j in range(kw):
+                    r, q = a * sh + i * dh - pt, b * sw + j * dw - pl
+                    if 0 <= r < h and 0 <= q < w:
+                        yield a, b, i, j, r, q
+
+
 def naive_patches(x, kernel, strides, dilation, padding):
     """Receptive fields by explicit loops, as the definition reads."""
     n, h, w, c = x.shape
@@ -219,29 +234,17 @@ def naive_patches(x, kernel, strides, dilation, padding):
     oh = (h + pt + pb - dh * (kh - 1) - 1) // sh + 1
     ow = (w + pl + pr - dw * (kw - 1) - 1) // sw + 1
     out = np.zeros((n, oh, ow, kh, kw, c), np.float32)
-    for a in range(oh):
-        for b in range(ow):
-            for i in range(kh):
-                for j in range(kw):
-                    r, q = a * sh + i * dh - pt, b * sw + j * dw - pl
-                    if 0 <= r < h and 0 <= q < w:
-                        out[:, a, b, i, j] = x[:, r, q]
+    for a, b, i, j, r, q in _window_taps((h, w), (oh, ow), kernel, strides, dilation, padding):
+        out[:, a, b, i, j] = x[:, r, q]
     return out.reshape(n, oh, ow, -1)
 
 
 def naive_fold(p, image, kernel, strides, dilation, padding):
     n, oh, ow, _ = p.shape
-    (h, w), (kh, kw), (sh, sw), (dh, dw) = image, kernel, strides, dilation
-    pt, pl = padding[0], padding[2]
-    p6 = p.reshape(n, oh, ow, kh, kw, -1)
-    out = np.zeros((n, h, w, p6.shape[-1]), np.float32)
-    for a in range(oh):
-        for b in range(ow):
-            for i in range(kh):
-                for j in range(kw):
-                    r, q = a * sh + i * dh - pt, b * sw + j * dw - pl
-                    if 0 <= r < h and 0 <= q < w:
-                        out[:, r, q] += p6[:, a, b, i, j]
+    p6 = p.reshape(n, oh, ow, *kernel, -1)
+    out = np.zeros((n, *image, p6.shape[-1]), np.float32)
+    for a, b, i, j, r, q in _window_taps(image, (oh, ow), kernel, strides, dilation, padding):
+        out[:, r, q] += p6[:, a, b, i, j]
     return out
 
 
