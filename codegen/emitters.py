@@ -110,6 +110,18 @@ def slice_(k, m, node, outs, ins) -> None:
     _copy(k, dims_of(shape), _with_strides(outs[0], contiguous_strides(shape)), src)
 
 
+@emits("reverse")
+def reverse(k, m, node, outs, ins) -> None:
+    shape = node.outputs[0].shape
+    axis = node.attrs["axis"]
+    strides = contiguous_strides(shape)
+    last = _offset([shape[axis] - 1 if a == axis else 0 for a in range(len(shape))], strides)
+    backwards = [Size(-s.coef, s.power) if a == axis else s for a, s in enumerate(strides)]
+    _copy(
+        k, dims_of(shape), _with_strides(outs[0], strides), _with_strides(ins[0], backwards, last)
+    )
+
+
 @emits("pad")
 def pad(k, m, node, outs, ins) -> None:
     out_shape, in_shape = node.outputs[0].shape, node.inputs[0].shape

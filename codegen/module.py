@@ -16,7 +16,8 @@ from dataclasses import dataclass, field
 
 from llvmlite import ir
 
-import codegen.fused  # noqa: F401  (registers the fused kernels)
+import codegen.fused
+import codegen.scan  # noqa: F401  (registers the loop lowering)
 from codegen.emitters import EMITTERS
 from codegen.kernel import Kernel, Operand
 from codegen.loops import I64, PTR
@@ -98,10 +99,19 @@ def lower_graph(graph: Graph, times: CompileTimes | None = None) -> Lowered:
     times = times or CompileTimes()
     t0 = time.perf_counter()
     module = ir.Module(name=graph.name)
-    math_lib = MathLib(module)
     plan = plan_buffers(graph)
-    slot, buffers = plan.slot, plan.buffers
+    entry = emit_step(module, MathLib(module), graph, plan, ENTRY, "")
+    entry.linkage = ""  # exported
+    times.add("lower to LLVM IR", time.perf_counter() - t0)
+    return Lowered(str(module), plan.buffers, plan.outputs, times)
 
+
+def emit_step(
+    module: ir.Module, math_lib: MathLib, graph: Graph, plan: BufferPlan, name: str, prefix: str
+) -> ir.Function:
+    """``void name(ptr buffers[], i64 n)``: the graph's kernels in order over the buffers of
+    ``plan``, then the copies of results into the inputs they replace."""
+    slot, buffers = plan.slot, plan.buffers
     kernels = []
     inline = len(graph.nodes) <= INLINE_LIMIT
     for i, node in enumerate(graph.nodes):
@@ -114,31 +124,31 @@ def lower_graph(graph: Graph, times: CompileTimes | None = None) -> Lowered:
         # One argument per distinct buffer, so noalias holds and an in-place result
         # is visibly the same pointer as the operand it overwrites.
         slots = list(dict.fromkeys(slot[v] for v in values))
-        k = Kernel(module, f"k{i}_{node.op}", len(slots), inline=inline)
+        k = Kernel(module, f"{prefix}k{i}_{node.op}", len(slots), inline=inline)
         arg_of = dict(zip(slots, k.args))
         ops = [Operand(arg_of[slot[v]], v.dtype, []) for v in values]
         emit(k, math_lib, node, ops[: len(node.outputs)], ops[len(node.outputs) :])
         k.finish()
         kernels.append((k.fn, slots))
 
-    entry = ir.Function(module, ir.FunctionType(ir.VoidType(), [PTR, I64]), ENTRY)
-    table, n = entry.args
+    fn = ir.Function(module, ir.FunctionType(ir.VoidType(), [PTR, I64]), name)
+    fn.linkage = "internal"
+    table, n = fn.args
     table.name, n.name = "buffers", "n"
     table.add_attribute("noalias")
-    b = ir.IRBuilder(entry.append_basic_block("entry"))
+    b = ir.IRBuilder(fn.append_basic_block("entry"))
     pointers = [
         b.load(b.gep(table, [ir.Constant(I64, i)], inbounds=True, source_etype=PTR), typ=PTR)
         for i in range(len(buffers))
     ]
-    for fn, slots in kernels:
-        b.call(fn, [pointers[s] for s in slots] + [n])
+    for kernel, slots in kernels:
+        b.call(kernel, [pointers[s] for s in slots] + [n])
 
     for dst, src, v in plan.copy_back:
         nbytes = numel(v.shape) * Size(ELEMENT_BYTES[v.dtype])
         _memcpy(b, module, pointers[dst], pointers[src], nbytes, n)
     b.ret_void()
-    times.add("lower to LLVM IR", time.perf_counter() - t0)
-    return Lowered(str(module), buffers, plan.outputs, times)
+    return fn
 
 
 def _memcpy(b: ir.IRBuilder, module: ir.Module, dst, src, nbytes: Size, n) -> None:

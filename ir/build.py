@@ -306,3 +306,19 @@ def fold_patches(
         dilation=tuple(dilation),
         padding=tuple(padding),
     )
+
+
+def inline(graph: Graph, body: Graph, args: Sequence[Value]) -> list[Value]:
+    """Copy ``body``'s nodes into ``graph`` with ``args`` for its inputs; its outputs."""
+    if len(args) != len(body.inputs):
+        raise IRError(f"inline of {body.name}: {len(args)} arguments for {len(body.inputs)} inputs")
+    env = dict(zip(body.inputs, args))
+    for node in body.nodes:
+        outs = graph.emit(node.op, [env[v] for v in node.inputs], dict(node.attrs), node.layer)
+        env.update(zip(node.outputs, outs))
+    return [env[v] for _, v in body.outputs]
+
+
+def reverse(x: Value, axis: int) -> Value:
+    """``x`` with the order of ``axis`` reversed (numpy's flip)."""
+    return x.graph.emit1("reverse", [x], axis=normalize_axes(axis, x.rank)[0])

@@ -14,9 +14,12 @@ from typing import Any
 
 from ir.types import ShapeError, TensorType
 
-INPUT_ROLES = ("data", "param", "state", "opt")
+INPUT_ROLES = ("data", "param", "state", "opt", "carry", "step", "invariant")
 """data: fed per batch; param: trainable weight; state: non-trainable weight
-(updated by the step, e.g. moving statistics); opt: optimizer state."""
+(updated by the step, e.g. moving statistics); opt: optimizer state. The body of a
+``scan`` has the last three: carry (passed from step to step), step (this step's
+slice of a sequence) and invariant (the same at every step, e.g. a weight)."""
+LOOP_ROLES = ("carry", "step", "invariant")
 
 
 class IRError(ValueError):

@@ -75,9 +75,20 @@ class Allocation:
 
 @dataclass
 class MemoryPlan:
+    """``arena_bytes`` is one arena laid out for ``max_batch``; except in a loop body
+    (``per_row_bytes`` set), whose storage must be exact for every batch size: there
+    values of fixed size share a region of ``arena_bytes``, values of ``k*N`` bytes a
+    region of ``per_row_bytes * N``, where ``offset`` counts bytes per batch row."""
+
     max_batch: int
     allocations: dict[Value, Allocation] = field(default_factory=dict)
     arena_bytes: int = 0
+    per_row_bytes: int | None = None
+
+    def region_offset(self, v: Value) -> tuple[int, int]:
+        """(0, bytes) in the fixed region or (1, bytes per row) in the per-row one."""
+        a = self.allocations[self.root(v)]
+        return (a.size.power if self.per_row_bytes is not None else 0), a.offset
 
     def root(self, v: Value) -> Value:
         """The value whose storage ``v`` uses (follows aliases)."""

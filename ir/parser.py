@@ -186,6 +186,7 @@ class _Parser:
             self.take("punct", "=")
             header[key] = int(self.take("number").text)
         plan = MemoryPlan(header["max_batch"], arena_bytes=header["arena"])
+        plan.per_row_bytes = header.get("per_row")
         self.take("punct", "{")
         while not self.accept("}"):
             value = self.lookup(env, self.take("value"))

@@ -106,7 +106,10 @@ def print_graph(graph: Graph, annotate: dict[int, str] | None = None, indent: st
 
 def _memory_lines(graph: Graph, name: Namer, indent: str) -> list[str]:
     plan = graph.memory
-    lines = [f"{indent}}} memory(max_batch={plan.max_batch}, arena={plan.arena_bytes}) {{"]
+    header = f"max_batch={plan.max_batch}, arena={plan.arena_bytes}"
+    if plan.per_row_bytes is not None:
+        header += f", per_row={plan.per_row_bytes}"
+    lines = [f"{indent}}} memory({header}) {{"]
     total = 0
     for v, a in plan.allocations.items():
         where = f"alias={name(a.alias)}" if a.alias is not None else f"offset={a.offset}"
@@ -118,11 +121,15 @@ def _memory_lines(graph: Graph, name: Namer, indent: str) -> list[str]:
         for n in graph.nodes
         if not (n.op == "reshape" and plan.allocations[n.outputs[0]].alias is not None)
     )
-    lines.append(f"{indent}}}")
+    arena = _kib(plan.arena_bytes)
+    if plan.per_row_bytes is not None:
+        arena += f" + {plan.per_row_bytes} B per batch row"
+    # Inside the braces, so that a nested body's summary cannot swallow the rest of its line.
     lines.append(
-        f"{indent}# arena: {_kib(plan.arena_bytes)} (sum of all buffers {_kib(total)}) "
+        f"{indent}  # arena: {arena} (sum of all buffers {_kib(total)}) "
         f"at batch {plan.max_batch}, {kernels} kernels"
     )
+    lines.append(f"{indent}}}")
     return lines
 
 

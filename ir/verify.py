@@ -70,30 +70,32 @@ def verify_memory(graph: Graph) -> None:
     of the graph; the arena is no larger than the sum of its buffers."""
     plan = graph.memory
     own = []
+    regions = (plan.arena_bytes, plan.per_row_bytes)
     for v, a in plan.allocations.items():
         if a.alias is not None:
             if a.alias.graph is not graph:
                 raise VerifyError(f"memory: {v!r} aliases a value of another graph")
             continue
-        size = a.size.at(plan.max_batch)
-        if a.offset < 0 or a.offset + size > plan.arena_bytes:
+        region = a.size.power if plan.per_row_bytes is not None else 0
+        size = a.size.coef if region else a.size.at(plan.max_batch)
+        if a.offset < 0 or a.offset + size > regions[region]:
             raise VerifyError(
-                f"memory: {v!r} at {a.offset} (+{size}) is outside the arena "
-                f"of {plan.arena_bytes} bytes"
+                f"memory: {v!r} at {a.offset} (+{size}) is outside "
+                f"{'the per-row region' if region else 'the arena'} of {regions[region]} bytes"
             )
-        own.append((a.start, a.end, a.offset, a.offset + size, v))
+        own.append((a.start, a.end, a.offset + region * (1 << 62), size, v))
     own.sort(key=lambda t: t[0])
-    for i, (s1, e1, lo1, hi1, v1) in enumerate(own):
-        for s2, e2, lo2, hi2, v2 in own[i + 1 :]:
+    for i, (s1, e1, lo1, size1, v1) in enumerate(own):
+        for s2, e2, lo2, size2, v2 in own[i + 1 :]:
             if s2 > e1:
                 break
-            if lo1 < hi2 and lo2 < hi1:
+            if lo1 < lo2 + size2 and lo2 < lo1 + size1:
                 raise VerifyError(
                     f"memory: {v1!r} (live {s1}..{e1}) and {v2!r} (live "
                     f"{s2}..{e2}) overlap in the arena"
                 )
-    total = sum(hi - lo for (_, _, lo, hi, _) in own)
-    if plan.arena_bytes > total + 64 * len(own):
+    total = sum(size for (_, _, _, size, _) in own)
+    if sum(r or 0 for r in regions) > total + 64 * len(own):
         raise VerifyError(
             f"memory: arena of {plan.arena_bytes} bytes is larger than the sum "
             f"of its buffers ({total})"

@@ -30,6 +30,15 @@ class Pass:
     fn: PassFn
 
 
+def apply_with_loop_bodies(fn: PassFn, graph: Graph) -> Graph:
+    """Run ``fn`` on the body of every ``scan`` (innermost first), then on ``graph``:
+    a loop body is optimized, fused and planned like any graph."""
+    for node in graph.nodes:
+        if node.op == "scan":
+            node.attrs["body"] = apply_with_loop_bodies(fn, node.attrs["body"])
+    return fn(graph)
+
+
 @dataclass
 class PipelineReport:
     """What a run did: seconds and node counts per stage, in order."""
@@ -87,7 +96,7 @@ class PassManager:
     def run(self, graph: Graph, stop_after: str | None = None) -> Graph:
         for p in self.passes:
             start = time.perf_counter()
-            graph = p.fn(graph)
+            graph = apply_with_loop_bodies(p.fn, graph)
             self._after(p.name, graph, time.perf_counter() - start)
             if p.name == stop_after:
                 break

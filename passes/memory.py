@@ -11,8 +11,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ir.graph import Graph, Node, Value
-from ir.memory import Allocation, MemoryPlan, nbytes
+from ir.graph import LOOP_ROLES, Graph, Node, Value
+from ir.memory import Allocation, MemoryPlan, assign_offsets, nbytes
+from ir.ops.scan import workspace_types
 from passes.fuse import ELEMENTWISE
 from passes.schedule import in_place_targets
 
@@ -29,6 +30,12 @@ def _elementwise_at_same_index(node: Node, target: Value, result: Value) -> bool
 
 
 def plan_memory(graph: Graph, max_batch: int = DEFAULT_MAX_BATCH) -> Graph:
+    """Plan ``graph`` (in place). A loop body (inputs with loop roles) also gets
+    storage for its carries and step inputs, laid out in two regions (fixed and per
+    batch row) so that the loop's workspace is exact for every batch size."""
+    for node in graph.nodes:
+        if node.op == "scan":
+            _size_workspace(node, max_batch)
     position = {n: i for i, n in enumerate(graph.nodes)}
     end_of_graph = len(graph.nodes)
     last_use: dict[Value, int] = {}
@@ -38,6 +45,12 @@ def plan_memory(graph: Graph, max_batch: int = DEFAULT_MAX_BATCH) -> Graph:
     for _, v in graph.outputs:
         last_use[v] = end_of_graph
     plan = MemoryPlan(max_batch)
+    loop_body = any(v.role in LOOP_ROLES for v in graph.inputs)
+    if loop_body:
+        # Written before the body runs and read until its end: live throughout.
+        for v in graph.inputs:
+            if v.role in ("carry", "step"):
+                plan.allocations[v] = Allocation(0, end_of_graph, nbytes(v.type))
     for node in graph.nodes:
         for v in node.outputs:
             start = position[node]
@@ -59,11 +72,43 @@ def plan_memory(graph: Graph, max_batch: int = DEFAULT_MAX_BATCH) -> Graph:
         ):
             a.alias = target
     _extend_roots(plan)
-    offsets, plan.arena_bytes = plan.layout(max_batch)
-    for v, off in offsets.items():
-        plan.allocations[v].offset = off
+    if loop_body:
+        _layout_regions(plan, graph.name)
+    else:
+        offsets, plan.arena_bytes = plan.layout(max_batch)
+        for v, off in offsets.items():
+            plan.allocations[v].offset = off
     graph.memory = plan
     return graph
+
+
+def _size_workspace(node: Node, max_batch: int) -> None:
+    """Write the body's storage needs into the scan's ``workspace`` attribute and results."""
+    body: Graph = node.attrs["body"]
+    if body.memory is None:
+        plan_memory(body, max_batch)
+    workspace = (body.memory.arena_bytes, body.memory.per_row_bytes)
+    node.attrs["workspace"] = workspace
+    first = len(body.outputs)  # after the final carries and the stacked outputs
+    for v, t in zip(node.outputs[first : first + 2], workspace_types(*workspace)):
+        v.type = t
+
+
+def _layout_regions(plan: MemoryPlan, name: str) -> None:
+    regions: tuple[dict, dict] = ({}, {})
+    for v, a in plan.allocations.items():
+        if a.alias is not None:
+            continue
+        if a.size.power > 1:
+            raise NotImplementedError(
+                f"loop body {name}: a value of {a.size.coef}*N^{a.size.power} bytes "
+                "(only sizes linear in the batch are supported in a loop)"
+            )
+        regions[a.size.power][v] = (a.start, a.end, a.size.coef)
+    offsets, plan.arena_bytes = assign_offsets(regions[0])
+    rows, plan.per_row_bytes = assign_offsets(regions[1])
+    for v, off in (offsets | rows).items():
+        plan.allocations[v].offset = off
 
 
 def _viewed_later(plan: MemoryPlan, target: Value, at: int) -> bool:

@@ -45,6 +45,7 @@ EXACT = {
     "transpose",
     "broadcast_to",
     "slice",
+    "reverse",
     "pad",
     "concat",
     "one_hot",

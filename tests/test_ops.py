@@ -154,6 +154,12 @@ CASES = [
         [((BATCH, 4, 6), "f")],
     ),
     Case(
+        "reverse",
+        lambda x: B.reverse(x, 1),
+        lambda x: x[:, ::-1],
+        [((BATCH, 4, 3), "f")],
+    ),
+    Case(
         "pad",
         lambda x: B.pad(x, (0, 1, 2), (0, 2, 0), 0.5),
         lambda x: np.pad(x, ((0, 0), (1, 2), (2, 0)), constant_values=0.5),
@@ -209,6 +215,7 @@ CASES = [
     Case("constant", None, None, [], grad=False),
     Case("random_uniform", None, None, [], grad=False),
     Case("fused", None, None, [], grad=False),  # tests/test_passes.py
+    Case("scan", None, None, [], grad=False),  # tests/test_scan.py
 ]
 
 

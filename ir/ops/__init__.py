@@ -9,5 +9,6 @@ from ir.ops import (  # noqa: F401
     patches,
     random,
     reduce,
+    scan,
     shape,
 )

@@ -212,3 +212,24 @@ register(
         _vjp_concat,
     )
 )
+
+
+def _infer_reverse(types, attrs):
+    expect_arity(types, 1)
+    t = types[0]
+    axis = attrs["axis"]
+    if not 0 <= axis < t.rank:
+        raise ShapeError(f"reverse axis {axis} is out of range for {t}")
+    _check_static_axis(t, axis, "reversing")
+    return [t]
+
+
+def _ref_reverse(ctx, args, attrs):
+    return [np.ascontiguousarray(np.flip(args[0], attrs["axis"]))]
+
+
+def _vjp_reverse(node, g):
+    return [B.reverse(g[0], node.attrs["axis"])]
+
+
+register(OpDef("reverse", "shape", 1, _infer_reverse, _ref_reverse, _vjp_reverse))

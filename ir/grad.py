@@ -1,0 +1,73 @@
+"""Reverse-mode differentiation of a graph: the core that ``passes.autodiff`` and the
+VJP rules of ops with a body graph (``scan``) share.
+
+The backward pass is built from each op's VJP rule (``ir.registry``) as
+ordinary IR appended to the graph, so later passes optimize it like any other
+code. Only nodes on a path from a differentiated input to the loss get a
+gradient; data inputs get none.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from ir import build as B
+from ir.graph import Graph, IRError, Value
+from ir.registry import get_op
+
+
+def _needs_gradient(graph: Graph, loss: Value, wrt: Sequence[Value]) -> set[Value]:
+    """Values that depend on some ``wrt`` and that the loss depends on."""
+    forward = set(wrt)
+    for node in graph.nodes:
+        if get_op(node.op).vjp is not None and any(v in forward for v in node.inputs):
+            forward.update(v for v in node.outputs if v.dtype.is_float)
+    backward = {loss}
+    for node in reversed(graph.nodes):
+        if any(v in backward for v in node.outputs):
+            backward.update(node.inputs)
+    return forward & backward
+
+
+def append_gradients(graph: Graph, loss: Value, wrt: Sequence[Value]) -> list[Value]:
+    """Append the backward pass to ``graph``; return d(loss)/d(w) for each ``w`` in ``wrt``.
+
+    ``loss`` must be an f32 scalar. A ``w`` the loss does not depend on gets zeros.
+    """
+    if loss.type.shape != () or not loss.dtype.is_float:
+        raise IRError(f"can only differentiate an f32 scalar, got {loss.type}")
+    live = _needs_gradient(graph, loss, wrt)
+    cotangent: dict[Value, Value] = {}
+    forward_nodes = list(graph.nodes)
+    with graph.layer_scope("grad"):
+        cotangent[loss] = B.const(graph, 1.0)
+    for node in reversed(forward_nodes):
+        if not any(v in cotangent for v in node.outputs):
+            continue
+        if not any(v in live for v in node.inputs):
+            continue
+        rule = get_op(node.op).vjp
+        if rule is None:
+            continue
+        outs = [cotangent.get(v) for v in node.outputs]
+        with graph.layer_scope(_grad_scope(node.layer)):
+            outs = [B.zeros(graph, v.type) if g is None else g for g, v in zip(outs, node.outputs)]
+            grads = rule(node, outs)
+            for v, g in zip(node.inputs, grads):
+                if g is None or v not in live:
+                    continue
+                if g.type != v.type:
+                    raise IRError(f"VJP of {node.op} gave {g.type} for an operand of {v.type}")
+                cotangent[v] = cotangent[v] + g if v in cotangent else g
+    result = []
+    for w in wrt:
+        if w in cotangent:
+            result.append(cotangent[w])
+        else:
+            with graph.layer_scope("grad"):
+                result.append(B.zeros(graph, w.type))
+    return result
+
+
+def _grad_scope(layer: str) -> str:
+    return f"{layer}/grad" if layer else "grad"

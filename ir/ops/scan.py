@@ -1,0 +1,234 @@
+"""The loop op: ``scan`` runs a body graph once per time step.
+
+    %h, %c, %ys, %ws0, %ws1, %hs, %cs = scan(%h0, %c0, %x, %u)
+        {body=graph ..., carries=2, length=28, reverse=false, saved=true, sequences=1,
+         workspace=[0, 0]}
+
+Operands: ``carries`` initial carries, then ``sequences`` tensors with time on
+axis 1 (axis 0 for rank 1), then invariants (read at every step, e.g. a
+weight). The body has one input per operand, in that order, with the roles
+carry, step (the sequence's slice at step t, its time axis removed) and
+invariant; its outputs are the next carries, then the per-step outputs.
+
+Results, in order: the final carries; each per-step output stacked on the
+time axis; two workspace buffers that hold the body's memory (``workspace=[fixed
+bytes, bytes per batch row]``, sized by ``plan_memory`` and used by codegen, so
+a step allocates nothing); and, when ``saved``, the carries that entered each
+step, stacked: what the gradient needs. ``reverse`` runs t = T-1 ... 0; stacked
+results stay indexed by t, as in jax.lax.scan.
+
+The gradient is a reverse scan whose body recomputes the forward step from the
+saved carries and differentiates it with ``ir.grad``: the memory kept for the
+backward pass is the carries, not every intermediate of every step. A sequence
+of 200 steps is one node, like one of 20.
+"""
+
+from __future__ import annotations
+
+import weakref
+
+import numpy as np
+
+from ir import build as B
+from ir.graph import Graph, IRError, Value
+from ir.registry import OpDef, register
+from ir.types import BATCH, DType, ShapeError, TensorType
+
+
+def time_axis(rank: int) -> int:
+    """The axis a per-step value of rank ``rank`` is stacked on."""
+    return min(1, rank)
+
+
+def stacked_type(t: TensorType, length: int) -> TensorType:
+    a = time_axis(t.rank)
+    return t.with_shape((*t.shape[:a], length, *t.shape[a:]))
+
+
+def step_type(t: TensorType) -> TensorType:
+    a = time_axis(t.rank - 1)
+    return t.with_shape(t.shape[:a] + t.shape[a + 1 :])
+
+
+def workspace_types(fixed: int, per_row: int) -> list[TensorType]:
+    rows = TensorType(DType.f32, (BATCH, per_row // 4)) if per_row else TensorType(DType.f32, (0,))
+    return [TensorType(DType.f32, (fixed // 4,)), rows]
+
+
+def split_operands(node_or_attrs, values: list):
+    """(carries, sequences, invariants) of a scan's operands (or body inputs)."""
+    attrs = node_or_attrs if isinstance(node_or_attrs, dict) else node_or_attrs.attrs
+    c, s = attrs["carries"], attrs["sequences"]
+    return values[:c], values[c : c + s], values[c + s :]
+
+
+def _infer(types, attrs):
+    body = attrs.get("body")
+    if not isinstance(body, Graph):
+        raise ShapeError("scan needs a body graph")
+    c, s, length = attrs["carries"], attrs["sequences"], attrs["length"]
+    fixed, per_row = attrs["workspace"]
+    if len(types) != len(body.inputs) or c + s > len(types):
+        raise ShapeError(
+            f"scan has {len(types)} operands; its body takes {len(body.inputs)} "
+            f"({c} carries, {s} sequences, the rest invariants)"
+        )
+    if fixed % 4 or per_row % 4:
+        raise ShapeError(f"scan workspace {attrs['workspace']} must be whole f32 words")
+    carries, sequences, invariants = split_operands(attrs, list(types))
+    wanted = (
+        [("carry", t) for t in carries]
+        + [("step", _sequence_step(t, length)) for t in sequences]
+        + [("invariant", t) for t in invariants]
+    )
+    for v, (role, t) in zip(body.inputs, wanted):
+        if v.role != role or v.type != t:
+            raise ShapeError(f"body input %{v.name} must be {t} {role}, got {v.type} {v.role}")
+    outs = [v.type for _, v in body.outputs]
+    names = [name for name, _ in body.outputs[:c]]
+    if names != [v.name for v in body.inputs[:c]]:
+        raise ShapeError(f"the body's first {c} outputs must be named as its carries, got {names}")
+    if outs[:c] != list(carries):
+        shown = ", ".join(str(t) for t in outs[:c])
+        raise ShapeError(f"the body's first {c} outputs ({shown}) must match the carries")
+    result = list(carries) + [stacked_type(t, length) for t in outs[c:]]
+    result += workspace_types(fixed, per_row)
+    if attrs["saved"]:
+        result += [stacked_type(t, length) for t in carries]
+    return result
+
+
+def _sequence_step(t: TensorType, length: int) -> TensorType:
+    if t.rank == 0 or t.shape[time_axis(t.rank - 1)] != length:
+        raise ShapeError(f"a sequence of {t} does not have {length} steps on its time axis")
+    return step_type(t)
+
+
+_interpreters: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def _reference(ctx, args, attrs):
+    from ir.interpreter import Interpreter
+
+    body: Graph = attrs["body"]
+    interpreter = _interpreters.get(body)
+    if interpreter is None:
+        interpreter = _interpreters[body] = Interpreter(body)
+    c, length = attrs["carries"], attrs["length"]
+    carries, sequences, invariants = split_operands(attrs, list(args))
+    names = [v.name for v in body.inputs]
+    per_step: list[list] = [[None] * length for _ in body.outputs[c:]]
+    saved: list[list] = [[None] * length for _ in carries]
+    order = range(length - 1, -1, -1) if attrs["reverse"] else range(length)
+    for t in order:
+        for j, value in enumerate(carries):
+            saved[j][t] = value
+        steps = [np.take(x, t, axis=time_axis(x.ndim - 1)) for x in sequences]
+        out = interpreter.run(dict(zip(names, carries + steps + invariants)), ctx.float_dtype)
+        values = [out[name] for name, _ in body.outputs]
+        carries = values[:c]
+        for j, y in enumerate(values[c:]):
+            per_step[j][t] = y
+    stacked = [np.stack(ys, axis=time_axis(ys[0].ndim)) for ys in per_step]
+    workspace = [
+        np.zeros(t.concrete_shape(ctx.batch), np.float32)
+        for t in workspace_types(*attrs["workspace"])
+    ]
+    result = list(carries) + stacked + workspace
+    if attrs["saved"]:
+        result += [np.stack(xs, axis=time_axis(xs[0].ndim)) for xs in saved]
+    return result
+
+
+def _is_zero(v: Value) -> bool:
+    node = v.node
+    return node is not None and node.op == "constant" and node.attrs["value"] == 0
+
+
+def _vjp(node, g):
+    from ir.grad import append_gradients
+
+    attrs = node.attrs
+    body: Graph = attrs["body"]
+    graph = node.outputs[0].graph
+    c, length = attrs["carries"], attrs["length"]
+    m = len(body.outputs) - c
+    carries, sequences, invariants = split_operands(node, list(node.inputs))
+    if not attrs["saved"]:
+        raise IRError("the gradient of a scan needs its saved carries (saved=true)")
+    if any(not v.dtype.is_float for v in carries):
+        raise NotImplementedError("scan: gradients through integer carries are not supported")
+    saved = list(node.outputs[c + m + 2 :])
+    if any(not _is_zero(d) for d in g[c + m + 2 :]):
+        raise NotImplementedError(
+            "scan: second derivatives (through saved carries) are not supported"
+        )
+    d_final, d_ys = g[:c], g[c : c + m]
+    live_ys = [j for j in range(m) if not _is_zero(d_ys[j])]
+    float_seq = [i for i, v in enumerate(sequences) if v.dtype.is_float]
+    float_inv = [i for i, v in enumerate(invariants) if v.dtype.is_float]
+    b_carries, b_steps, b_invariants = split_operands(node, list(body.inputs))
+    y_names = [name for name, _ in body.outputs[c:]]
+
+    grad = Graph(f"{body.name}_grad")
+    d_carry = [grad.add_input(f"d_{v.name}", v.type, "carry") for v in b_carries]
+    d_acc = [
+        grad.add_input(f"d_{b_invariants[i].name}", b_invariants[i].type, "carry")
+        for i in float_inv
+    ]
+    carry_in = [grad.add_input(v.name, v.type, "step") for v in b_carries]
+    steps = [grad.add_input(v.name, v.type, "step") for v in b_steps]
+    d_step_ys = [
+        grad.add_input(f"d_out_{y_names[j]}", body.outputs[c + j][1].type, "step") for j in live_ys
+    ]
+    inv = [grad.add_input(v.name, v.type, "invariant") for v in b_invariants]
+    outs = B.inline(grad, body, carry_in + steps + inv)
+    terms = [B.reduce_sum(d * y) for d, y in zip(d_carry, outs[:c])]
+    terms += [B.reduce_sum(d * outs[c + j]) for d, j in zip(d_step_ys, live_ys)]
+    loss = terms[0] if terms else B.const(grad, 0.0)
+    for term in terms[1:]:
+        loss = loss + term
+    wrt = carry_in + [steps[i] for i in float_seq] + [inv[i] for i in float_inv]
+    grads = append_gradients(grad, loss, wrt)
+    d_carry_in, d_steps, d_inv = (
+        grads[:c],
+        grads[c : c + len(float_seq)],
+        grads[c + len(float_seq) :],
+    )
+    grad.set_outputs(
+        [(f"d_{v.name}", d) for v, d in zip(b_carries, d_carry_in)]
+        + [(f"d_{b_invariants[i].name}", a + d) for i, a, d in zip(float_inv, d_acc, d_inv)]
+        + [(f"d_{b_steps[i].name}", d) for i, d in zip(float_seq, d_steps)]
+    )
+    operands = (
+        list(d_final)
+        + [B.zeros(graph, invariants[i].type) for i in float_inv]
+        + saved
+        + list(sequences)
+        + [d_ys[j] for j in live_ys]
+        + list(invariants)
+    )
+    result = graph.emit(
+        "scan",
+        operands,
+        {
+            "body": grad,
+            "carries": c + len(float_inv),
+            "sequences": c + len(sequences) + len(live_ys),
+            "length": length,
+            "reverse": not attrs["reverse"],
+            "saved": False,
+            "workspace": (0, 0),
+        },
+    )
+    d_inputs: list = [None] * len(node.inputs)
+    d_inputs[:c] = result[:c]
+    for k, i in enumerate(float_inv):
+        d_inputs[c + len(sequences) + i] = result[c + k]
+    first_seq = c + len(float_inv)
+    for k, i in enumerate(float_seq):
+        d_inputs[c + i] = result[first_seq + k]
+    return d_inputs
+
+
+register(OpDef("scan", "loop", None, _infer, _reference, _vjp))
