@@ -319,6 +319,22 @@ def inline(graph: Graph, body: Graph, args: Sequence[Value]) -> list[Value]:
     return [env[v] for _, v in body.outputs]
 
 
+def clone(body: Graph) -> Graph:
+    """A copy of ``body`` (without its memory plan) whose loop bodies are copies too, so
+    that passes may rewrite it in place without touching the original."""
+    copy = Graph(body.name)
+    args = [copy.add_input(v.name, v.type, v.role) for v in body.inputs]
+    env = dict(zip(body.inputs, args))
+    for node in body.nodes:
+        attrs = dict(node.attrs)
+        if node.op == "scan":
+            attrs["body"] = clone(attrs["body"])
+        outs = copy.emit(node.op, [env[v] for v in node.inputs], attrs, node.layer)
+        env.update(zip(node.outputs, outs))
+    copy.set_outputs([(name, env[v]) for name, v in body.outputs])
+    return copy
+
+
 def reverse(x: Value, axis: int) -> Value:
     """``x`` with the order of ``axis`` reversed (numpy's flip)."""
     return x.graph.emit1("reverse", [x], axis=normalize_axes(axis, x.rank)[0])

@@ -19,6 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from ir import Graph, print_graph
+from ir.build import clone
 from ir.verify import check_round_trip, verify
 
 PassFn = Callable[[Graph], Graph]
@@ -94,6 +95,8 @@ class PassManager:
         self._after(name, graph, seconds)
 
     def run(self, graph: Graph, stop_after: str | None = None) -> Graph:
+        if any(node.op == "scan" for node in graph.nodes):
+            graph = clone(graph)  # passes rewrite loop bodies in place: keep the caller's
         for p in self.passes:
             start = time.perf_counter()
             graph = apply_with_loop_bodies(p.fn, graph)

@@ -57,6 +57,13 @@ def _rule_neg(g, node, ins):
     return None
 
 
+def _rule_reverse(g, node, ins):
+    x = ins[0]
+    if x.node is not None and x.node.op == "reverse" and x.node.attrs == node.attrs:
+        return x.node.inputs[0]
+    return None
+
+
 def _rule_reshape(g, node, ins):
     x = ins[0]
     if x.shape == node.attrs["shape"]:
@@ -115,6 +122,7 @@ RULES = {
     "mul": _rule_mul,
     "div": _rule_div,
     "neg": _rule_neg,
+    "reverse": _rule_reverse,
     "matmul": _rule_matmul,
     "reshape": _rule_reshape,
     "transpose": _rule_transpose,

@@ -1,37 +1,27 @@
 """Recurrent layers with Keras's equations: SimpleRNN, LSTM, GRU (reset_after), Bidirectional.
 
 The input projection of every step is one matrix product over the whole
-sequence; the recurrence is written step by step (unrolled) in the IR, so the
-graph grows with the sequence length. A loop construct in the IR, so that a
-sequence of 200 steps compiles like one of 20, is still to come; until then
-long sequences compile slowly (see the README).
+sequence (with the input bias in its epilogue); the recurrence is one ``scan``
+node whose body is a single step, so a sequence of 200 steps compiles like one
+of 20. The body's inputs are the states (carries), the step's slice of the
+projection, and the recurrent weights (invariants).
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from ir import BATCH, DType, Value
+from ir import BATCH, DType, Graph, TensorType, Value
 from ir import build as B
+from ir.ops.scan import step_type
 from kcompile import activations, initializers
 from kcompile.layers.layer import Layer, TraceContext
-
-
-def _step_input(projected: Value, t: int) -> Value:
-    """Step ``t`` of a [N, T, D] tensor, as [N, D]."""
-    n, _, d = projected.shape
-    return B.reshape(B.slice_(projected, (0, t, 0), (BATCH, t + 1, d)), (n, d))
 
 
 def _split(z: Value, parts: int) -> list[Value]:
     width = z.shape[1]
     u = width // parts
     return [B.slice_(z, (0, k * u), (BATCH, (k + 1) * u)) for k in range(parts)]
-
-
-def _stack(steps: list[Value]) -> Value:
-    n, u = steps[0].shape
-    return B.concat([B.reshape(h, (n, 1, u)) for h in steps], 1)
 
 
 class _RNN(Layer):
@@ -97,19 +87,48 @@ class _RNN(Layer):
 
     def call(self, ctx: TraceContext, x: Value):
         n, steps, _ = x.shape
-        projected = B.matmul(x, ctx.weight(self.kernel))
-        state = [B.const(x.graph, 0.0, DType.f32, (n, self.units)) for _ in self.state_names]
-        outputs = []
-        order = range(steps - 1, -1, -1) if self.go_backwards else range(steps)
-        for t in order:
-            state = self.cell(ctx, _step_input(projected, t), state)
-            outputs.append(state[0])
-        out = _stack(outputs) if self.return_sequences else outputs[-1]
+        graph = x.graph
+        projected = self.input_bias(ctx, B.matmul(x, ctx.weight(self.kernel)))
+        invariants = self.invariants(ctx)
+        body = Graph(f"{self.name}_step")
+        carry = TensorType(DType.f32, (BATCH, self.units))
+        with body.layer_scope(self.name):
+            state = [body.add_input(name, carry, "carry") for name in self.state_names]
+            xk = body.add_input("x", step_type(projected.type), "step")
+            inner = {
+                name: body.add_input(name, v.type, "invariant") for name, v in invariants.items()
+            }
+            new = self.cell(xk, state, inner)
+        body.set_outputs([*zip(self.state_names, new), ("output", new[0])])
+        init = [B.const(graph, 0.0, DType.f32, (n, self.units)) for _ in self.state_names]
+        attrs = {
+            "body": body,
+            "carries": len(init),
+            "sequences": 1,
+            "length": steps,
+            "reverse": self.go_backwards,
+            "saved": True,
+            "workspace": (0, 0),
+        }
+        results = graph.emit("scan", [*init, projected, *invariants.values()], attrs)
+        state, sequence = list(results[: len(init)]), results[len(init)]
+        if not self.return_sequences:
+            out = state[0]
+        elif self.go_backwards:
+            out = B.reverse(sequence, 1)  # Keras returns the steps in the order it ran them
+        else:
+            out = sequence
         return [out, *state] if self.return_state else out
 
     state_names = ("h",)
 
-    def cell(self, ctx, xk: Value, state: list[Value]) -> list[Value]:
+    def input_bias(self, ctx, projected: Value) -> Value:
+        return projected + ctx.weight(self.bias) if self.bias is not None else projected
+
+    def invariants(self, ctx) -> dict[str, Value]:
+        return {"recurrent_kernel": ctx.weight(self.recurrent_kernel)}
+
+    def cell(self, xk: Value, state: list[Value], w: dict[str, Value]) -> list[Value]:
         raise NotImplementedError
 
     def get_config(self):
@@ -125,11 +144,8 @@ class _RNN(Layer):
 
 
 class SimpleRNN(_RNN):
-    def cell(self, ctx, xk, state):
-        z = xk + B.matmul(state[0], ctx.weight(self.recurrent_kernel))
-        if self.bias is not None:
-            z = z + ctx.weight(self.bias)
-        return [self.activation(z)]
+    def cell(self, xk, state, w):
+        return [self.activation(xk + B.matmul(state[0], w["recurrent_kernel"]))]
 
 
 class LSTM(_RNN):
@@ -162,11 +178,9 @@ class LSTM(_RNN):
 
         return init
 
-    def cell(self, ctx, xk, state):
+    def cell(self, xk, state, w):
         h, c = state
-        z = xk + B.matmul(h, ctx.weight(self.recurrent_kernel))
-        if self.bias is not None:
-            z = z + ctx.weight(self.bias)
+        z = xk + B.matmul(h, w["recurrent_kernel"])
         zi, zf, zc, zo = _split(z, 4)
         sigma = self.recurrent_activation
         c = sigma(zf) * c + sigma(zi) * self.activation(zc)
@@ -203,14 +217,24 @@ class GRU(_RNN):
     def bias_shape(self):
         return (2, 3 * self.units)
 
-    def cell(self, ctx, xk, state):
-        (h,) = state
-        inner = B.matmul(h, ctx.weight(self.recurrent_kernel))
+    def _bias_row(self, ctx, row: int) -> Value:
+        width = 3 * self.units
+        return B.reshape(B.slice_(ctx.weight(self.bias), (row, 0), (row + 1, width)), (width,))
+
+    def input_bias(self, ctx, projected):
+        return projected + self._bias_row(ctx, 0) if self.bias is not None else projected
+
+    def invariants(self, ctx):
+        found = super().invariants(ctx)
         if self.bias is not None:
-            bias = ctx.weight(self.bias)
-            width = 3 * self.units
-            xk = xk + B.reshape(B.slice_(bias, (0, 0), (1, width)), (width,))
-            inner = inner + B.reshape(B.slice_(bias, (1, 0), (2, width)), (width,))
+            found["recurrent_bias"] = self._bias_row(ctx, 1)
+        return found
+
+    def cell(self, xk, state, w):
+        (h,) = state
+        inner = B.matmul(h, w["recurrent_kernel"])
+        if "recurrent_bias" in w:
+            inner = inner + w["recurrent_bias"]
         xz, xr, xh = _split(xk, 3)
         rz, rr, rh = _split(inner, 3)
         sigma = self.recurrent_activation
@@ -260,14 +284,7 @@ class Bidirectional(Layer):
         forward = self.forward_layer.trace(ctx, [x])[0]
         backward = self.backward_layer.trace(ctx, [x])[0]
         if self.forward_layer.return_sequences:
-            steps = backward.shape[1]
-            backward = B.concat(
-                [
-                    B.slice_(backward, (0, t, 0), (BATCH, t + 1, backward.shape[2]))
-                    for t in range(steps - 1, -1, -1)
-                ],
-                1,
-            )
+            backward = B.reverse(backward, 1)  # back in input order
         if self.merge_mode == "concat":
             return B.concat([forward, backward], -1)
         if self.merge_mode == "sum":

@@ -1,0 +1,171 @@
+"""The ``scan`` loop op: reference against an unrolled numpy loop, its gradient against
+central differences, the pipeline inside loop bodies, native code against the reference,
+and a graph whose size does not grow with the number of steps."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from codegen.module import lower_graph
+from ir import BATCH, DType, Graph, ShapeError, TensorType, interpret, parse_graph, print_graph
+from ir import build as B
+from kcompile.runtime import make_executable
+from passes import PassManager, append_gradients, default_passes
+from tests.gradcheck import numeric_gradient
+
+D, U = 3, 4
+F32 = DType.f32
+
+
+def rnn_graph(steps: int, reverse: bool = False, saved: bool = True) -> Graph:
+    """h' = tanh(x_t @ w + h @ u + b) with a second carry s' = s + h' * scale (scale: a
+    per-step sequence), and loss = sum(ys^2) + sum(h_T) + sum(s_T)."""
+    g = Graph("rnn")
+    x = g.add_input("x", TensorType(F32, (BATCH, steps, D)))
+    scale = g.add_input("scale", TensorType(F32, (BATCH, steps, 1)))
+    w = g.add_input("w", TensorType(F32, (D, U)), "param")
+    u = g.add_input("u", TensorType(F32, (U, U)), "param")
+    bias = g.add_input("b", TensorType(F32, (U,)), "param")
+    body = Graph("step")
+    h = body.add_input("h", TensorType(F32, (BATCH, U)), "carry")
+    s = body.add_input("s", TensorType(F32, (BATCH, U)), "carry")
+    xt = body.add_input("x", TensorType(F32, (BATCH, U)), "step")
+    st = body.add_input("scale", TensorType(F32, (BATCH, 1)), "step")
+    ub = body.add_input("u", TensorType(F32, (U, U)), "invariant")
+    bb = body.add_input("b", TensorType(F32, (U,)), "invariant")
+    hn = B.tanh(xt + B.matmul(h, ub) + bb)
+    body.set_outputs([("h", hn), ("s", s + hn * st), ("y", hn)])
+    zeros = B.const(g, 0.0, F32, (BATCH, U))
+    attrs = {
+        "body": body,
+        "carries": 2,
+        "sequences": 2,
+        "length": steps,
+        "reverse": reverse,
+        "saved": saved,
+        "workspace": (0, 0),
+    }
+    h_t, s_t, ys, *_ = g.emit("scan", [zeros, zeros, B.matmul(x, w), scale, u, bias], attrs)
+    loss = B.reduce_sum(ys * ys) + B.reduce_sum(h_t) + B.reduce_sum(s_t)
+    g.set_outputs([("loss", loss), ("ys", ys)])
+    return g
+
+
+def unrolled(feeds: dict, reverse: bool = False):
+    x, scale = feeds["x"].astype(np.float64), feeds["scale"].astype(np.float64)
+    w, u, b = (feeds[k].astype(np.float64) for k in ("w", "u", "b"))
+    n, steps, _ = x.shape
+    h, s, ys = np.zeros((n, U)), np.zeros((n, U)), np.zeros((n, steps, U))
+    for t in range(steps - 1, -1, -1) if reverse else range(steps):
+        h = np.tanh(x[:, t] @ w + h @ u + b)
+        s = s + h * scale[:, t]
+        ys[:, t] = h
+    return (ys**2).sum() + h.sum() + s.sum(), ys
+
+
+def feeds_for(n: int, steps: int, rng) -> dict:
+    return {
+        "x": rng.normal(size=(n, steps, D)).astype(np.float32),
+        "scale": rng.uniform(0.5, 1.5, size=(n, steps, 1)).astype(np.float32),
+        "w": (rng.normal(size=(D, U)) * 0.5).astype(np.float32),
+        "u": (rng.normal(size=(U, U)) * 0.5).astype(np.float32),
+        "b": (rng.normal(size=U) * 0.1).astype(np.float32),
+    }
+
+
+@pytest.mark.parametrize("reverse", [False, True])
+@pytest.mark.parametrize("steps", [1, 5])
+def test_reference_matches_an_unrolled_loop(reverse, steps, rng):
+    feeds = feeds_for(3, steps, rng)
+    out = interpret(rnn_graph(steps, reverse), feeds, np.float64)
+    loss, ys = unrolled(feeds, reverse)
+    assert out["loss"] == pytest.approx(loss, rel=1e-12)
+    np.testing.assert_allclose(out["ys"], ys, rtol=1e-12)
+
+
+@pytest.mark.parametrize("reverse", [False, True])
+def test_gradient_matches_central_differences(reverse, rng):
+    g = rnn_graph(4, reverse)
+    wrt = [g.input(name) for name in ("x", "scale", "w", "u", "b")]
+    grads = append_gradients(g, g.output("loss"), wrt)
+    g.set_outputs([("loss", g.output("loss"))] + [(f"d{v.name}", d) for v, d in zip(wrt, grads)])
+    feeds = feeds_for(2, 4, rng)
+    out = interpret(g, feeds, np.float64)
+    for v in wrt:
+        np.testing.assert_allclose(
+            out[f"d{v.name}"], numeric_gradient(g, feeds, v.name), rtol=1e-6, atol=1e-8
+        )
+
+
+def train_graph(steps: int) -> Graph:
+    g = rnn_graph(steps)
+    params = g.inputs_with_role("param")
+    grads = append_gradients(g, g.output("loss"), params)
+    g.set_outputs(g.outputs + [(f"grad/{p.name}", d) for p, d in zip(params, grads)])
+    return g
+
+
+def test_text_round_trip_and_optimized_graph_match_the_reference(rng):
+    g = train_graph(5)
+    text = print_graph(g)
+    assert print_graph(parse_graph(text)) == text
+    feeds = feeds_for(3, 5, rng)
+    want = interpret(g, feeds)
+    optimized = PassManager(default_passes(), verify_each=True).run(parse_graph(text))
+    scans = [n for n in optimized.nodes if n.op == "scan"]
+    assert len(scans) == 2 and all(n.attrs["body"].memory is not None for n in scans)
+    assert all(any(m.op == "fused" for m in n.attrs["body"].nodes) for n in scans)
+    got = interpret(optimized, feeds)
+    for key in want:
+        np.testing.assert_allclose(got[key], want[key], rtol=2e-5, atol=1e-6, err_msg=key)
+
+
+def test_native_train_step_matches_the_reference():
+    g = train_graph(6)
+    exe = make_executable(g, "llvm")
+    reference = make_executable(g, "reference")
+    params = feeds_for(1, 6, np.random.default_rng(1))
+    for name in ("w", "u", "b"):
+        exe.bind(name, params[name])
+        reference.bind(name, params[name])
+    for n in (1, 7, 33):
+        data = {
+            k: v for k, v in feeds_for(n, 6, np.random.default_rng(n)).items() if k in "x scale"
+        }
+        got, want = exe(data), reference(data)
+        for key in want:
+            np.testing.assert_allclose(got[key], want[key], rtol=1e-4, atol=1e-5, err_msg=key)
+
+
+def test_unused_stacked_results_and_saved_carries_are_pruned(rng):
+    g = rnn_graph(5)
+    scan = next(n for n in g.nodes if n.op == "scan")
+    g.set_outputs([("h", scan.outputs[0])])  # neither the stacked ys nor a gradient
+    feeds = feeds_for(2, 5, rng)
+    want = interpret(g, feeds)["h"]
+    optimized = PassManager(default_passes(), verify_each=True).run(g)
+    (scan,) = [n for n in optimized.nodes if n.op == "scan"]
+    assert scan.attrs["saved"] is False
+    assert [name for name, _ in scan.attrs["body"].outputs] == ["h", "s"]
+    assert len(scan.outputs) == 4  # two carries and the workspace
+    np.testing.assert_allclose(interpret(optimized, feeds)["h"], want, rtol=1e-6)
+
+
+def test_graph_and_code_do_not_grow_with_the_number_of_steps():
+    def lowered(steps):
+        optimized = PassManager(default_passes()).run(train_graph(steps))
+        return len(optimized.nodes), lower_graph(optimized).llvm_ir
+
+    nodes20, ir20 = lowered(20)
+    nodes200, ir200 = lowered(200)
+    assert nodes20 == nodes200
+    assert abs(len(ir200) - len(ir20)) < 200  # only constants that hold the length differ
+
+
+def test_body_that_does_not_match_its_operands_is_refused():
+    g = rnn_graph(3)
+    scan = next(n for n in g.nodes if n.op == "scan")
+    wrong = [*scan.inputs[:2], scan.inputs[3], scan.inputs[2], *scan.inputs[4:]]
+    with pytest.raises(ShapeError, match=r"body input %x must be f32\[N,1\] step, got f32\[N,4\]"):
+        g.emit("scan", wrong, dict(scan.attrs))
