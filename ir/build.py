@@ -338,3 +338,14 @@ def clone(body: Graph) -> Graph:
 def reverse(x: Value, axis: int) -> Value:
     """``x`` with the order of ``axis`` reversed (numpy's flip)."""
     return x.graph.emit1("reverse", [x], axis=normalize_axes(axis, x.rank)[0])
+
+
+def conv2d(x: Value, w: Value, strides=(1, 1), dilation=(1, 1), padding=(0, 0, 0, 0)) -> Value:
+    """A direct convolution (channels last); the layers use patches and a product."""
+    return x.graph.emit1(
+        "conv2d",
+        [x, w],
+        strides=tuple(strides),
+        dilation=tuple(dilation),
+        padding=tuple(padding),
+    )

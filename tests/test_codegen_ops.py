@@ -53,6 +53,7 @@ EXACT = {
     "reduce_max",
 }
 TOLERANCE = {
+    "conv2d": 1e-5,
     "fold_patches": 1e-6,
     "exp": 3e-7,
     "log": 3e-7,

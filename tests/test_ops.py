@@ -56,6 +56,25 @@ def _erf(x):
     return np.vectorize(math.erf)(x)
 
 
+def _direct_conv(x, w, strides, dilation, padding):
+    """Convolution by its definition, one output pixel at a time."""
+    pt, pb, pl, pr = padding
+    xp = np.pad(x.astype(np.float64), ((0, 0), (pt, pb), (pl, pr), (0, 0)))
+    kh, kw, _, f = w.shape
+    oh = (xp.shape[1] - dilation[0] * (kh - 1) - 1) // strides[0] + 1
+    ow = (xp.shape[2] - dilation[1] * (kw - 1) - 1) // strides[1] + 1
+    out = np.zeros((x.shape[0], oh, ow, f))
+    for r in range(oh):
+        for q in range(ow):
+            for i in range(kh):
+                for j in range(kw):
+                    pixel = xp[
+                        :, r * strides[0] + i * dilation[0], q * strides[1] + j * dilation[1]
+                    ]
+                    out[:, r, q] += pixel @ w[i, j]
+    return out
+
+
 def _sigmoid(x):
     return 1 / (1 + np.exp(-x.astype(np.float64)))
 
@@ -214,6 +233,13 @@ CASES = [
     ),
     Case("constant", None, None, [], grad=False),
     Case("random_uniform", None, None, [], grad=False),
+    Case(
+        "conv2d",
+        lambda x, w: B.conv2d(x, w, (2, 1), (1, 2), (1, 1, 2, 0)),
+        lambda x, w: _direct_conv(x, w, (2, 1), (1, 2), (1, 1, 2, 0)),
+        [((BATCH, 6, 7, 3), "f"), ((2, 3, 3, 4), "f")],
+        tol=1e-4,
+    ),
     Case("fused", None, None, [], grad=False),  # tests/test_passes.py
     Case("scan", None, None, [], grad=False),  # tests/test_scan.py
 ]

@@ -143,3 +143,54 @@ register(
         doc="col2im, the adjoint of extract_patches",
     )
 )
+
+
+# A direct convolution: the same windows without materializing the patches. The layers
+# use patches and a matrix product, which measured faster on these machines
+# (benchmarks/conv_lowering.py); this op is kept to measure against.
+
+
+def _conv_patch_attrs(attrs, w_shape) -> dict:
+    return {**{k: attrs[k] for k in ("strides", "dilation", "padding")}, "kernel": w_shape[:2]}
+
+
+def _infer_conv(types, attrs):
+    expect_arity(types, 2)
+    x, w = types
+    _check_image(x)
+    if w.rank != 4 or w.shape[2] != x.shape[3]:
+        raise ShapeError(f"expected a kernel [KH,KW,{x.shape[3]},F], got {w}")
+    oh, ow = _geometry(_conv_patch_attrs(attrs, w.shape), x.shape[1], x.shape[2])
+    return [x.with_shape((x.shape[0], oh, ow, w.shape[3]))]
+
+
+def _ref_conv(ctx, args, attrs):
+    x, w = args
+    (p,) = _ref_extract(ctx, [x], {**_conv_patch_attrs(attrs, w.shape), "value": 0.0})
+    return [p @ w.reshape(-1, w.shape[3])]
+
+
+def _vjp_conv(node, g):
+    from ir.registry import get_op
+
+    x, w = node.inputs
+    attrs = _conv_patch_attrs(node.attrs, w.shape)
+    patches = B.extract_patches(x, **attrs)
+    flat = B.reshape(w, (patches.shape[3], w.shape[3]))
+    product = B.matmul(patches, flat)
+    d_patches, d_flat = get_op("matmul").vjp(product.node, g)
+    image = (x.shape[1], x.shape[2])
+    return [B.fold_patches(d_patches, image, **attrs), B.reshape(d_flat, w.shape)]
+
+
+register(
+    OpDef(
+        "conv2d",
+        "window",
+        2,
+        _infer_conv,
+        _ref_conv,
+        _vjp_conv,
+        doc="direct convolution x[N,H,W,C] * w[KH,KW,C,F] -> [N,OH,OW,F]",
+    )
+)
