@@ -63,7 +63,7 @@ def main() -> None:
             exe = make_executable(conv_graph(shape, lowering), "llvm")
             exe.bind("k", k)
             outputs[lowering] = exe({"x": x})["y"].copy()
-            times[lowering] = median_seconds(lambda: exe({"x": x}), args.repeats)
+            times[lowering] = median_seconds(lambda exe=exe, x=x: exe({"x": x}), args.repeats)
         np.testing.assert_allclose(outputs["direct"], outputs["im2col"], rtol=1e-4, atol=1e-4)
         ratio = times["direct"] / times["im2col"]
         print(
