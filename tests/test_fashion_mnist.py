@@ -1,4 +1,5 @@
-"""End to end: the seed program (examples/mnist_mlp.py) on Fashion-MNIST."""
+"""End to end on Fashion-MNIST: the seed program (examples/mnist_mlp.py) and the LSTM
+example (examples/fashion_lstm.py)."""
 
 from __future__ import annotations
 
@@ -9,23 +10,27 @@ import pytest
 
 import kcompile as keras
 
-EXAMPLE = os.path.join(os.path.dirname(__file__), "..", "examples", "mnist_mlp.py")
+EXAMPLES = os.path.join(os.path.dirname(__file__), "..", "examples")
 
 
-def load_example():
-    spec = importlib.util.spec_from_file_location("mnist_mlp", EXAMPLE)
+def load_example(name: str = "mnist_mlp"):
+    spec = importlib.util.spec_from_file_location(name, os.path.join(EXAMPLES, f"{name}.py"))
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
 
 
+def fashion_mnist():
+    try:
+        return keras.datasets.fashion_mnist.load_data()
+    except FileNotFoundError as e:
+        pytest.fail(f"Fashion-MNIST is required (CI installs it): {e}")
+
+
 @pytest.mark.slow
 def test_seed_program_on_native_code():
     """0.85 test accuracy after 3 epochs and 0.87 after 5, on the default (LLVM) backend."""
-    try:
-        (x_train, y_train), (x_test, y_test) = keras.datasets.fashion_mnist.load_data()
-    except FileNotFoundError as e:
-        pytest.fail(f"Fashion-MNIST is required (CI installs it): {e}")
+    (x_train, y_train), (x_test, y_test) = fashion_mnist()
     keras.utils.set_random_seed(1)
     model = load_example().build_model()
     assert model._compiled.backend == "llvm"
@@ -45,3 +50,15 @@ def test_seed_program_on_native_code():
     assert history.history["accuracy"][-1] > 0.87
     assert accuracy[3] >= 0.85
     assert accuracy[5] >= 0.87
+
+
+@pytest.mark.slow
+def test_lstm_example_reaches_its_accuracy():
+    """examples/fashion_lstm.py: 28 rows as 28 steps of one scan, 0.85 after 3 epochs."""
+    (x_train, y_train), (x_test, y_test) = fashion_mnist()
+    keras.utils.set_random_seed(1)
+    model = load_example("fashion_lstm").build_model()
+    ops = [n.op for n in model.step_graph("train").nodes]
+    assert ops.count("scan") == 2  # the forward loop and its gradient, not 28 unrolled steps
+    model.fit(x_train / 255.0, y_train, epochs=3, verbose=0)
+    assert model.evaluate(x_test / 255.0, y_test, verbose=0)[1] >= 0.85
