@@ -8,10 +8,9 @@ python benchmarks/conv_lowering.py [--batch 64] [--repeats 30]
 from __future__ import annotations
 
 import argparse
-import statistics
-import time
 
 import numpy as np
+from layers import timed  # benchmarks/layers.py: median after two warm-up calls
 
 from ir import BATCH, DType, Graph, TensorType
 from ir import build as B
@@ -37,16 +36,6 @@ def conv_graph(shape, lowering: str) -> Graph:
     return g
 
 
-def median_seconds(fn, repeats: int) -> float:
-    fn()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
-
-
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--batch", type=int, default=64)
@@ -63,7 +52,7 @@ def main() -> None:
             exe = make_executable(conv_graph(shape, lowering), "llvm")
             exe.bind("k", k)
             outputs[lowering] = exe({"x": x})["y"].copy()
-            times[lowering] = median_seconds(lambda exe=exe, x=x: exe({"x": x}), args.repeats)
+            times[lowering] = timed(lambda exe=exe, x=x: exe({"x": x}), args.repeats)
         np.testing.assert_allclose(outputs["direct"], outputs["im2col"], rtol=1e-4, atol=1e-4)
         ratio = times["direct"] / times["im2col"]
         print(
