@@ -140,3 +140,34 @@ def test_text_classifier_example_learns():
     model = example.build_model()
     model.fit(x, y, epochs=8, verbose=0)
     assert model.evaluate(x_test, y_test, verbose=0)[1] > 0.85
+
+
+def test_go_backwards_sequences_in_keras_order(rng):
+    layer = layers.LSTM(3, return_sequences=True, go_backwards=True)
+    x = rng.normal(size=(2, 4, 2)).astype(np.float32)
+    out = layer(x)
+    want, _, _ = run_lstm(x, *layer.get_weights(), backwards=True)  # in the order it ran
+    np.testing.assert_allclose(out, want, rtol=1e-5, atol=1e-6)
+
+
+def test_native_predict_of_sequences_at_odd_batch_sizes(rng):
+    def build(backend):
+        keras.backend.clear_session()
+        keras.utils.set_random_seed(5)
+        model = keras.Sequential(
+            [
+                keras.Input(shape=(5, 3)),
+                layers.LSTM(4, return_sequences=True, go_backwards=True),
+                layers.Bidirectional(layers.GRU(3, return_sequences=True)),
+                layers.SimpleRNN(2),
+            ]
+        )
+        model.compile(optimizer="sgd", loss="mse", backend=backend)
+        return model
+
+    native, reference = build("llvm"), build("reference")
+    for n in (1, 5, 33):
+        x = rng.normal(size=(n, 5, 3)).astype(np.float32)
+        np.testing.assert_allclose(
+            native.predict(x, verbose=0), reference.predict(x, verbose=0), rtol=1e-5, atol=1e-6
+        )
