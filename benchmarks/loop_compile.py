@@ -11,10 +11,10 @@ from __future__ import annotations
 
 import argparse
 import os
-import statistics
 import time
 
 import numpy as np
+from layers import timed  # benchmarks/layers.py: median after two warm-up calls
 
 import kcompile as keras
 from kcompile import layers
@@ -33,13 +33,9 @@ def measure(length: int, units: int, batch: int = 64, steps: int = 5) -> tuple[f
     start = time.perf_counter()
     model.train_on_batch(x, y)
     compile_seconds = time.perf_counter() - start
-    times = []
-    for _ in range(steps):
-        start = time.perf_counter()
-        model.train_on_batch(x, y)
-        times.append(time.perf_counter() - start)
+    step = timed(lambda: model.train_on_batch(x, y), steps)
     nodes = len(model.step_graph("train").nodes)
-    return compile_seconds, statistics.median(times), nodes
+    return compile_seconds, step, nodes
 
 
 def main() -> None:

@@ -410,19 +410,15 @@ def random_uniform(k, m, node, outs, ins) -> None:
 # --- image patches ------------------------------------------------------------------
 
 
-def _patch_loops(k: Kernel, node: Node, image_shape, patch_shape, visit) -> None:
+def _patch_loops(k: Kernel, attrs: dict, image_shape, patch_shape, visit) -> None:
     """Loops over n, oh, ow, i, j; ``visit(src_row, patch_row)`` gets, when the window
     element (i, j) falls inside the image, the offsets of its C-long runs in the image
     and in the patches (None otherwise)."""
     b = k.b
     _, h, w, c = image_shape
     _, oh, ow, _ = patch_shape
-    (kh, kw), (sh, sw), (dh, dw) = (
-        node.attrs["kernel"],
-        node.attrs["strides"],
-        node.attrs["dilation"],
-    )
-    pt, _, pl, _ = node.attrs["padding"]
+    (kh, kw), (sh, sw), (dh, dw) = attrs["kernel"], attrs["strides"], attrs["dilation"]
+    pt, _, pl, _ = attrs["padding"]
     with (
         for_range(b, k.value(size_of(image_shape[0])), "n") as n,
         for_range(b, i64(oh), "oh") as y,
@@ -456,7 +452,7 @@ def extract_patches(k, m, node, outs, ins) -> None:
             with otherwise, for_range(b, i64(c), "p") as ch:
                 k.store(outs[0], b.add(dst, ch), pad)
 
-    _patch_loops(k, node, node.inputs[0].shape, node.outputs[0].shape, visit)
+    _patch_loops(k, node.attrs, node.inputs[0].shape, node.outputs[0].shape, visit)
 
 
 @emits("fold_patches")
@@ -472,7 +468,7 @@ def fold_patches(k, m, node, outs, ins) -> None:
             value = b.fadd(k.load(outs[0], offset), k.load(ins[0], b.add(src, ch)))
             k.store(outs[0], offset, value)
 
-    _patch_loops(k, node, image, node.inputs[0].shape, visit)
+    _patch_loops(k, node.attrs, image, node.inputs[0].shape, visit)
 
 
 @emits("conv2d")
@@ -483,7 +479,6 @@ def conv2d(k, m, node, outs, ins) -> None:
     kh, kw, c, f = w.shape
     k.fill(outs[0], numel(node.outputs[0].shape), ir.Constant(F32, 0.0))
     attrs = {**node.attrs, "kernel": (kh, kw)}
-    window = _Window(attrs)
 
     def visit(inside, src, patch):
         index = b.udiv(patch, i64(c))  # (cell * KH + i) * KW + j
@@ -500,11 +495,4 @@ def conv2d(k, m, node, outs, ins) -> None:
                 prod = b.fmul(xv, wv, flags=["contract"])
                 k.store(outs[0], at, b.fadd(acc, prod, flags=["contract"]))
 
-    _patch_loops(k, window, x.shape, (*node.outputs[0].shape[:3], kh * kw * c), visit)
-
-
-class _Window:
-    """What ``_patch_loops`` reads of a node: its window attributes."""
-
-    def __init__(self, attrs) -> None:
-        self.attrs = attrs
+    _patch_loops(k, attrs, x.shape, (*node.outputs[0].shape[:3], kh * kw * c), visit)

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from llvmlite import ir
 
-from codegen.loops import F32, I8, I32, I64, PTR, for_range, i64
+from codegen.loops import F32, I8, I32, I64, PTR, for_range, i64, memcpy
 from ir import DType
 from ir.memory import Size, size_of
 
@@ -145,14 +145,7 @@ class Kernel:
             self.store(op, i, value)
 
     def memcpy(self, dst: ir.Value, src: ir.Value, nbytes: Size) -> None:
-        fn = self.module.globals.get("llvm.memcpy.p0.p0.i64")
-        if fn is None:
-            fn = ir.Function(
-                self.module,
-                ir.FunctionType(ir.VoidType(), [PTR, PTR, I64, ir.IntType(1)]),
-                "llvm.memcpy.p0.p0.i64",
-            )
-        self.b.call(fn, [dst, src, self.value(nbytes), ir.Constant(ir.IntType(1), 0)])
+        memcpy(self.b, dst, src, self.value(nbytes))
 
     def finish(self) -> None:
         self.b.ret_void()

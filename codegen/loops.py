@@ -23,6 +23,17 @@ def f32(value: float) -> ir.Constant:
     return ir.Constant(F32, value)
 
 
+def memcpy(b: ir.IRBuilder, dst: ir.Value, src: ir.Value, nbytes: ir.Value) -> None:
+    """A call of LLVM's memcpy intrinsic (declared in the module on first use)."""
+    module = b.module
+    fn = module.globals.get("llvm.memcpy.p0.p0.i64")
+    if fn is None:
+        fn = ir.Function(
+            module, ir.FunctionType(ir.VoidType(), [PTR, PTR, I64, I1]), "llvm.memcpy.p0.p0.i64"
+        )
+    b.call(fn, [dst, src, nbytes, ir.Constant(I1, 0)])
+
+
 @contextlib.contextmanager
 def for_range(b: ir.IRBuilder, count: ir.Value, name: str = "i") -> Iterator[ir.Value]:
     """A counted loop from 0 to ``count`` (i64); yields the index."""

@@ -20,11 +20,11 @@ import codegen.fused
 import codegen.scan  # noqa: F401  (registers the loop lowering)
 from codegen.emitters import EMITTERS
 from codegen.kernel import Kernel, Operand
-from codegen.loops import I64, PTR
+from codegen.loops import I64, PTR, memcpy
 from codegen.mathfn import MathLib
 from codegen.target import CompileTimes
 from ir import Graph, TensorType, Value
-from ir.memory import ELEMENT_BYTES, Size, numel
+from ir.memory import ELEMENT_BYTES, Size, nbytes
 
 ENTRY = "kc_entry"
 # Above this many nodes kernels stay separate functions (compile time grows
@@ -145,21 +145,13 @@ def emit_step(
         b.call(kernel, [pointers[s] for s in slots] + [n])
 
     for dst, src, v in plan.copy_back:
-        nbytes = numel(v.shape) * Size(ELEMENT_BYTES[v.dtype])
-        _memcpy(b, module, pointers[dst], pointers[src], nbytes, n)
+        _memcpy(b, pointers[dst], pointers[src], nbytes(v.type), n)
     b.ret_void()
     return fn
 
 
-def _memcpy(b: ir.IRBuilder, module: ir.Module, dst, src, nbytes: Size, n) -> None:
-    fn = module.globals.get("llvm.memcpy.p0.p0.i64")
-    if fn is None:
-        fn = ir.Function(
-            module,
-            ir.FunctionType(ir.VoidType(), [PTR, PTR, I64, ir.IntType(1)]),
-            "llvm.memcpy.p0.p0.i64",
-        )
+def _memcpy(b: ir.IRBuilder, dst, src, nbytes: Size, n) -> None:
     size = ir.Constant(I64, nbytes.coef)
     for _ in range(nbytes.power):
         size = b.mul(size, n)
-    b.call(fn, [dst, src, size, ir.Constant(ir.IntType(1), 0)])
+    memcpy(b, dst, src, size)

@@ -17,7 +17,7 @@ from codegen.emitters import emits
 from codegen.kernel import Kernel
 from codegen.loops import I8, PTR, for_range, i64
 from ir import Graph, Node, TensorType
-from ir.memory import ELEMENT_BYTES, Size, numel
+from ir.memory import ELEMENT_BYTES, Size, nbytes, numel
 from ir.ops.scan import split_operands, time_axis
 
 
@@ -53,10 +53,10 @@ def scan(k: Kernel, m, node: Node, outs, ins) -> None:
         pointer[s] = ptr
         slot_ptr = b.gep(table, [i64(0), i64(s)], inbounds=True, source_etype=table_type)
         b.store(ptr, slot_ptr)
-    carries, steps, _ = split_operands(node, list(body.inputs))
+    carries, steps, _ = split_operands(node.attrs, list(body.inputs))
     carry_ptrs = [pointer[plan.slot[v]] for v in carries]
     for j, v in enumerate(carries):
-        k.memcpy(carry_ptrs[j], ins[j].ptr, _bytes(v.type))
+        k.memcpy(carry_ptrs[j], ins[j].ptr, nbytes(v.type))
     saved = outs[c + per_step + 2 :]
     with for_range(b, i64(length), "t") as i:
         t = b.sub(i64(length - 1), i) if node.attrs["reverse"] else i
@@ -68,11 +68,7 @@ def scan(k: Kernel, m, node: Node, outs, ins) -> None:
         for (_, v), stack in zip(body.outputs[c:], outs[c : c + per_step]):
             _copy_step(k, v.type, length, t, pointer[plan.slot[v]], stack.ptr, to_stack=True)
     for j, v in enumerate(carries):
-        k.memcpy(outs[j].ptr, carry_ptrs[j], _bytes(v.type))
-
-
-def _bytes(t: TensorType) -> Size:
-    return numel(t.shape) * Size(ELEMENT_BYTES[t.dtype])
+        k.memcpy(outs[j].ptr, carry_ptrs[j], nbytes(v.type))
 
 
 def _copy_step(k: Kernel, t: TensorType, length: int, step, one, stack, to_stack: bool) -> None:

@@ -131,7 +131,9 @@ def test_native_train_step_matches_the_reference():
         reference.bind(name, params[name])
     for n in (1, 7, 33):
         data = {
-            k: v for k, v in feeds_for(n, 6, np.random.default_rng(n)).items() if k in "x scale"
+            k: v
+            for k, v in feeds_for(n, 6, np.random.default_rng(n)).items()
+            if k in ("x", "scale")
         }
         got, want = exe(data), reference(data)
         for key in want:

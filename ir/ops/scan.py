@@ -55,9 +55,8 @@ def workspace_types(fixed: int, per_row: int) -> list[TensorType]:
     return [TensorType(DType.f32, (fixed // 4,)), rows]
 
 
-def split_operands(node_or_attrs, values: list):
+def split_operands(attrs: dict, values: list) -> tuple[list, list, list]:
     """(carries, sequences, invariants) of a scan's operands (or body inputs)."""
-    attrs = node_or_attrs if isinstance(node_or_attrs, dict) else node_or_attrs.attrs
     c, s = attrs["carries"], attrs["sequences"]
     return values[:c], values[c : c + s], values[c + s :]
 
@@ -153,7 +152,7 @@ def _vjp(node, g):
     graph = node.outputs[0].graph
     c, length = attrs["carries"], attrs["length"]
     m = len(body.outputs) - c
-    carries, sequences, invariants = split_operands(node, list(node.inputs))
+    carries, sequences, invariants = split_operands(attrs, list(node.inputs))
     if not attrs["saved"]:
         raise IRError("the gradient of a scan needs its saved carries (saved=true)")
     if any(not v.dtype.is_float for v in carries):
@@ -167,7 +166,7 @@ def _vjp(node, g):
     live_ys = [j for j in range(m) if not _is_zero(d_ys[j])]
     float_seq = [i for i, v in enumerate(sequences) if v.dtype.is_float]
     float_inv = [i for i, v in enumerate(invariants) if v.dtype.is_float]
-    b_carries, b_steps, b_invariants = split_operands(node, list(body.inputs))
+    b_carries, b_steps, b_invariants = split_operands(attrs, list(body.inputs))
     y_names = [name for name, _ in body.outputs[c:]]
 
     grad = Graph(f"{body.name}_grad")
