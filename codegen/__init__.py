@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 from codegen.cache import cache_key, read_entry, write_entry
 from codegen.module import ENTRY, BufferPlan, BufferSpec, lower_graph, plan_buffers
+from codegen.runtime import runtime
 from codegen.target import CompileTimes, LoadedCode, compile_module, host
 from ir import Graph, print_graph
 
@@ -55,6 +56,7 @@ def compile_graph(
             dump("llvm.opt.ll", compiled.optimized_ir)
             dump("asm.s", assembly(lowered.llvm_ir))
     t1 = time.perf_counter()
+    runtime()  # the model's code calls into it: its symbols must be registered first
     code = LoadedCode(payload)
     times.add("load object", time.perf_counter() - t1)
     return CompiledGraph(plan, code, times, hit)

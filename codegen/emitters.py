@@ -8,6 +8,7 @@ from collections.abc import Callable
 
 from llvmlite import ir
 
+from codegen.gemm import declare_gemm
 from codegen.kernel import (
     ZERO,
     Kernel,
@@ -16,10 +17,10 @@ from codegen.kernel import (
     contiguous_strides,
     dims_of,
 )
-from codegen.loops import F32, I32, I64, for_range, for_reduce, i64
+from codegen.loops import F32, I32, I64, PTR, for_range, for_reduce, i64
 from codegen.mathfn import MathLib
 from codegen.scalar import SCALAR_RULES
-from ir import BATCH, DType, Node
+from ir import DType, Node
 from ir.memory import ELEMENT_BYTES, Size, numel, size_of
 from ir.ops.random import GOLDEN
 
@@ -269,33 +270,44 @@ def numel_(k, m, node, outs, ins) -> None:
 # --- matmul -------------------------------------------------------------------
 
 
+def call_gemm(
+    k: Kernel,
+    node: Node,
+    a_shape: tuple,
+    b_shape: tuple,
+    A: Operand,
+    B: Operand,
+    C: ir.Value,
+    epilogue: ir.Value | None = None,
+    context: ir.Value | None = None,
+) -> None:
+    """``C = op(A) · op(B)`` for a matmul node's attributes, through the runtime's
+    packed micro-kernel (``codegen.gemm``); transpositions become strides."""
+    b = k.b
+    rows = k.value(numel(a_shape[:-1]))
+    width = k.value(size_of(a_shape[-1]))
+    if node.attrs["transpose_a"]:  # a[L, K]ᵀ · b[L, N]: C is [K, N]
+        m, depth, rs_a, cs_a = width, rows, i64(1), width
+    else:
+        m, depth, rs_a, cs_a = rows, width, width, i64(1)
+    if node.attrs["transpose_b"]:  # b is [N, K]
+        n = k.value(size_of(b_shape[0]))
+        rs_b, cs_b = i64(1), depth
+    else:
+        n = k.value(size_of(b_shape[-1]))
+        rs_b, cs_b = n, i64(1)
+    null = ir.Constant(PTR, None)
+    strides = [rs_a, cs_a, B.ptr, rs_b, cs_b]
+    b.call(
+        declare_gemm(k.module),
+        [m, n, depth, A.ptr, *strides, C, n, i64(0), epilogue or null, context or null],
+    )
+
+
 @emits("matmul")
 def matmul(k, m, node, outs, ins) -> None:
     a, bv = node.inputs
-    if BATCH in (a.shape[-1], bv.shape[-1]):
-        raise NotImplementedError(
-            "codegen: matmul contracting or producing the batch axis as a column is not supported"
-        )
-    b = k.b
-    A, B, C = ins[0], ins[1], outs[0]
-    fma = ["contract"]
-    if node.attrs["transpose_a"]:
-        # C[K,M] = sum over rows l of A[l,K]ᵀ B[l,M]
-        # k outermost keeps one row of C in cache while all rows l stream past it.
-        rows, kk, mm = numel(a.shape[:-1]), a.shape[-1], bv.shape[-1]
-        k.fill(C, Size(kk * mm), ir.Constant(F32, 0.0))
-        with for_range(b, i64(kk), "k") as ki, for_range(b, k.value(rows), "l") as l:
-            av = k.load(A, b.add(b.mul(l, i64(kk)), ki))
-            with for_range(b, i64(mm), "j") as j:
-                c_off = b.add(b.mul(ki, i64(mm)), j)
-                prod = b.fmul(av, k.load(B, b.add(b.mul(l, i64(mm)), j)), flags=fma)
-                k.store(C, c_off, b.fadd(k.load(C, c_off), prod, flags=fma))
-        return
-    rows, kk = numel(a.shape[:-1]), a.shape[-1]
-    transpose_b = node.attrs["transpose_b"]
-    mm = bv.shape[0] if transpose_b else bv.shape[1]
-    with for_range(b, k.value(rows), "i") as i:
-        product_row(k, A, B, i, kk, mm, transpose_b, C, b.mul(i, i64(mm)))
+    call_gemm(k, node, a.shape, bv.shape, ins[0], ins[1], outs[0].ptr)
 
 
 def product_row(

@@ -1,0 +1,387 @@
+"""Matrix products in the style of BLIS/GotoBLAS, as LLVM IR with explicit vectors.
+
+    void kc_sgemm(i64 M, i64 N, i64 K, ptr A, i64 rsA, i64 csA, ptr B, i64 rsB, i64 csB,
+                  ptr C, i64 ldc, i64 accumulate, ptr epilogue, ptr epilogue_ctx)
+
+computes ``C[i, j] (+)= sum_k A[i*rsA + k*csA] * B[k*rsB + j*csB]`` for row-major C:
+every transposition is a choice of strides. Then, when ``epilogue`` is not null,
+``epilogue(ctx, i0, j0, rows, cols)`` runs on each finished micro-tile of C while
+it is still in L1 (bias, activation, column sums: the fused epilogue).
+
+- The micro-kernel holds an ``MR x NR`` tile of C in ``MR * NR / VW`` vector
+  registers (6 x 16 on AVX2: 12 ``<8 x float>`` accumulators), broadcasts one
+  element of A per row and FMAs it with ``NR / VW`` vectors of packed B per k.
+  There is one micro-kernel per row count 1..MR (narrower tiles for the last
+  rows) and the last columns are stored with masked stores (no scalar loop).
+- B is packed into ``KC x NR`` panels, zero padded on the right, 64-byte aligned,
+  in the caller's stack: contiguous rows are copied with vector loads, transposed
+  ones through ``VW x VW`` register transposes.
+- A is not packed: each of the MR rows is read through its own strides, which
+  the broadcasts need anyway.
+- Threads split the columns into chunks of whole panels, so no two threads ever
+  write one element of C and column-wise epilogues need no atomics.
+
+The vector width and tile come from the host's features (``Tile.for_host``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from llvmlite import ir
+
+from codegen.loops import F32, I32, I64, PTR, for_range, for_reduce, i64
+from codegen.parallel import CHUNK_FN
+
+EPILOGUE_FN = ir.FunctionType(ir.VoidType(), [PTR, I64, I64, I64, I64])
+GEMM_FN = ir.FunctionType(
+    ir.VoidType(),
+    [I64, I64, I64, PTR, I64, I64, PTR, I64, I64, PTR, I64, I64, PTR, PTR],
+)
+GEMM = "kc_sgemm"
+# Below this many multiply-adds a product runs in the calling thread: waking the pool
+# would cost more than it saves.
+PARALLEL_MIN_MACS = 1 << 18
+
+
+@dataclass(frozen=True)
+class Tile:
+    vw: int  # floats per vector register
+    mr: int  # rows of a micro-tile
+    nv: int = 2  # vectors per row: NR = nv * vw columns
+    kc: int = 256  # depth of a packed block of B
+    panels: int = 16  # panels of B packed at once (KC x NC stays in L2)
+
+    @property
+    def nr(self) -> int:
+        return self.nv * self.vw
+
+    @staticmethod
+    def for_host(features) -> Tile:
+        """AVX-512: 16 floats and 32 registers (12 x 32 tile); AVX: 8 floats and 16
+        registers (6 x 16); otherwise SSE's 4 floats (6 x 8)."""
+        if features("avx512f"):
+            return Tile(vw=16, mr=12)
+        if features("avx"):
+            return Tile(vw=8, mr=6)
+        return Tile(vw=4, mr=6)
+
+
+def _vec(t: Tile) -> ir.VectorType:
+    return ir.VectorType(F32, t.vw)
+
+
+def _intrinsic(module: ir.Module, name: str, ftype: ir.FunctionType) -> ir.Function:
+    fn = module.globals.get(name)
+    return fn if fn is not None else ir.Function(module, ftype, name)
+
+
+def _gep(b: ir.IRBuilder, ptr: ir.Value, offset: ir.Value) -> ir.Value:
+    return b.gep(ptr, [offset], inbounds=True, source_etype=F32)
+
+
+def _splat(b: ir.IRBuilder, value: ir.Value, width: int) -> ir.Value:
+    vec = b.insert_element(ir.Constant(ir.VectorType(value.type, width), None), value, i64(0))
+    return b.shuffle_vector(vec, vec, ir.Constant(ir.VectorType(I32, width), [0] * width))
+
+
+def _micro_kernel(module: ir.Module, t: Tile, rows: int) -> ir.Function:
+    """``void ukr(i64 kc, ptr a, i64 rsA, i64 csA, ptr bp, ptr c, i64 ldc, i64 nr, i64 beta)``
+    for a tile of ``rows`` rows; columns past ``nr`` are neither read nor written."""
+    vec = _vec(t)
+    fma = _intrinsic(module, f"llvm.fma.v{t.vw}f32", ir.FunctionType(vec, [vec, vec, vec]))
+    fn = ir.Function(
+        module,
+        ir.FunctionType(ir.VoidType(), [I64, PTR, I64, I64, PTR, PTR, I64, I64, I64]),
+        f"kc_ukr{rows}",
+    )
+    fn.linkage = "internal"
+    kc, a, rs_a, cs_a, bp, c, ldc, nr, beta = fn.args
+    for arg in (a, bp, c):
+        arg.add_attribute("noalias")
+    b = ir.IRBuilder(fn.append_basic_block("entry"))
+    a_rows = [_gep(b, a, b.mul(i64(r), rs_a)) for r in range(rows)]
+    zero = ir.Constant(vec, None)
+    with for_reduce(b, kc, [zero] * (rows * t.nv), "k") as (k, acc):
+        base = b.mul(k, i64(t.nr))
+        bvec = [
+            b.load(_gep(b, bp, b.add(base, i64(v * t.vw))), typ=vec, align=t.vw * 4)
+            for v in range(t.nv)
+        ]
+        at = b.mul(k, cs_a)
+        for r in range(rows):
+            broadcast = _splat(b, b.load(_gep(b, a_rows[r], at), typ=F32), t.vw)
+            for v in range(t.nv):
+                acc[r * t.nv + v] = b.call(fma, [broadcast, bvec[v], acc[r * t.nv + v]])
+    _store_tile(b, module, t, rows, acc, c, ldc, nr, beta)
+    b.ret_void()
+    return fn
+
+
+def _store_tile(b, module, t: Tile, rows: int, acc, c, ldc, nr, beta) -> None:
+    """C tile (+)= acc: plain vector stores for a full tile, masked ones for the last
+    columns; C is read first only when ``beta``."""
+    vec = _vec(t)
+    mask_t = ir.VectorType(ir.IntType(1), t.vw)
+    masked_load = _intrinsic(
+        module, f"llvm.masked.load.v{t.vw}f32.p0", ir.FunctionType(vec, [PTR, I32, mask_t, vec])
+    )
+    masked_store = _intrinsic(
+        module,
+        f"llvm.masked.store.v{t.vw}f32.p0",
+        ir.FunctionType(ir.VoidType(), [vec, PTR, I32, mask_t]),
+    )
+    align = ir.Constant(I32, 4)
+    with b.if_else(b.icmp_signed(">=", nr, i64(t.nr))) as (whole, part):
+        with whole:
+            _store_rows(
+                b,
+                t,
+                rows,
+                acc,
+                c,
+                ldc,
+                beta,
+                lambda ptr, v: b.load(ptr, typ=vec, align=4),
+                lambda value, ptr, v: b.store(value, ptr, align=4),
+            )
+        with part:
+            lanes = ir.Constant(ir.VectorType(I64, t.vw), list(range(t.vw)))
+            limit = _splat(b, nr, t.vw)
+            masks = [
+                b.icmp_signed("<", b.add(lanes, _splat(b, i64(v * t.vw), t.vw)), limit)
+                for v in range(t.nv)
+            ]
+            _store_rows(
+                b,
+                t,
+                rows,
+                acc,
+                c,
+                ldc,
+                beta,
+                lambda ptr, v: b.call(masked_load, [ptr, align, masks[v], ir.Constant(vec, None)]),
+                lambda value, ptr, v: b.call(masked_store, [value, ptr, align, masks[v]]),
+            )
+
+
+def _store_rows(b, t: Tile, rows: int, acc, c, ldc, beta, load, store) -> None:
+    with b.if_else(b.icmp_signed("!=", beta, i64(0))) as (add, overwrite):
+        for branch, accumulate in ((add, True), (overwrite, False)):
+            with branch:
+                for r in range(rows):
+                    row = _gep(b, c, b.mul(i64(r), ldc))
+                    for v in range(t.nv):
+                        ptr = _gep(b, row, i64(v * t.vw))
+                        value = acc[r * t.nv + v]
+                        if accumulate:
+                            value = b.fadd(value, load(ptr, v))
+                        store(value, ptr, v)
+
+
+def _transpose(b: ir.IRBuilder, rows: list[ir.Value], width: int) -> list[ir.Value]:
+    """A ``width x width`` transpose of vectors: log2(width) rounds of interleaving row r
+    with row r + width/2 (a perfect shuffle), which LLVM lowers to unpack/permute."""
+    half = width // 2
+    lo = ir.Constant(ir.VectorType(I32, width), [x for i in range(half) for x in (i, width + i)])
+    hi = ir.Constant(
+        ir.VectorType(I32, width), [x for i in range(half, width) for x in (i, width + i)]
+    )
+    for _ in range(width.bit_length() - 1):
+        shuffled = []
+        for r in range(half):
+            shuffled += [
+                b.shuffle_vector(rows[r], rows[r + half], lo),
+                b.shuffle_vector(rows[r], rows[r + half], hi),
+            ]
+        rows = shuffled
+    return rows
+
+
+def _pack_b(module: ir.Module, t: Tile) -> ir.Function:
+    """``void pack(i64 kc, i64 ncols, ptr B, i64 rsB, i64 csB, ptr dst)``: ``kc`` rows of
+    ``ncols`` columns of B into panels of ``kc x NR``, the last one zero padded."""
+    vec = _vec(t)
+    fn = ir.Function(
+        module, ir.FunctionType(ir.VoidType(), [I64, I64, PTR, I64, I64, PTR]), "kc_pack_b"
+    )
+    fn.linkage = "internal"
+    kc, ncols, src_b, rs, cs, dst = fn.args
+    src_b.add_attribute("noalias")
+    dst.add_attribute("noalias")
+    b = ir.IRBuilder(fn.append_basic_block("entry"))
+    panels = b.udiv(b.add(ncols, i64(t.nr - 1)), i64(t.nr))
+    with for_range(b, panels, "p") as p:
+        col0 = b.mul(p, i64(t.nr))
+        panel = _gep(b, dst, b.mul(b.mul(p, kc), i64(t.nr)))
+        src = _gep(b, src_b, b.mul(col0, cs))
+        full = b.icmp_signed(">=", b.sub(ncols, col0), i64(t.nr))
+        rows_contiguous = b.and_(full, b.icmp_signed("==", cs, i64(1)))
+        with b.if_else(rows_contiguous) as (copy, other):
+            with copy, for_range(b, kc, "k") as k:
+                row = _gep(b, src, b.mul(k, rs))
+                out = _gep(b, panel, b.mul(k, i64(t.nr)))
+                for v in range(t.nv):
+                    value = b.load(_gep(b, row, i64(v * t.vw)), typ=vec, align=4)
+                    b.store(value, _gep(b, out, i64(v * t.vw)), align=t.vw * 4)
+            with other:
+                columns_contiguous = b.and_(full, b.icmp_signed("==", rs, i64(1)))
+                with b.if_else(columns_contiguous) as (transposed, generic):
+                    with transposed:
+                        done = _pack_transposed(b, t, kc, src, cs, panel)
+                        _pack_generic(b, t, done, kc, b.sub(ncols, col0), src, rs, cs, panel)
+                    with generic:
+                        _pack_generic(b, t, i64(0), kc, b.sub(ncols, col0), src, rs, cs, panel)
+    b.ret_void()
+    return fn
+
+
+def _pack_transposed(b, t: Tile, kc, src, cs, panel) -> ir.Value:
+    """Rows k of a panel whose columns are contiguous in memory, VW at a time through
+    register transposes; returns how many rows it packed."""
+    vec = _vec(t)
+    blocks = b.udiv(kc, i64(t.vw))
+    with for_range(b, blocks, "kb") as kb:
+        k0 = b.mul(kb, i64(t.vw))
+        for v in range(t.nv):
+            columns = [
+                b.load(_gep(b, src, b.add(b.mul(i64(v * t.vw + j), cs), k0)), typ=vec, align=4)
+                for j in range(t.vw)
+            ]
+            for k, row in enumerate(_transpose(b, columns, t.vw)):
+                at = b.add(b.mul(b.add(k0, i64(k)), i64(t.nr)), i64(v * t.vw))
+                b.store(row, _gep(b, panel, at), align=t.vw * 4)
+    return b.mul(blocks, i64(t.vw))
+
+
+def _pack_generic(b, t: Tile, k_from, kc, cols_left, src, rs, cs, panel) -> None:
+    """Rows ``k_from..kc`` of a panel element by element, zero past ``cols_left``."""
+    with for_range(b, b.sub(kc, k_from), "kg") as kk:
+        k = b.add(k_from, kk)
+        with for_range(b, i64(t.nr), "j") as j:
+            inside = b.icmp_signed("<", j, cols_left)
+            at = b.select(inside, b.add(b.mul(k, rs), b.mul(j, cs)), i64(0))
+            value = b.load(_gep(b, src, at), typ=F32)
+            value = b.select(inside, value, ir.Constant(F32, 0.0))
+            b.store(value, _gep(b, panel, b.add(b.mul(k, i64(t.nr)), j)))
+
+
+JOB_FIELDS = ("M", "N", "K", "A", "rsA", "csA", "B", "rsB", "csB", "C", "ldc", "acc", "epi", "ctx")
+_POINTERS = {"A", "B", "C", "ctx"}
+JOB = ir.ArrayType(I64, len(JOB_FIELDS) + 1)  # + panels per chunk
+
+
+def _ceil_div(b: ir.IRBuilder, x: ir.Value, y: ir.Value) -> ir.Value:
+    return b.udiv(b.add(x, b.sub(y, i64(1))), y)
+
+
+def _min(b: ir.IRBuilder, x: ir.Value, y: ir.Value) -> ir.Value:
+    return b.select(b.icmp_signed("<", x, y), x, y)
+
+
+def _chunk(module: ir.Module, t: Tile, kernels: list[ir.Function], pack: ir.Function):
+    """``void chunk(ptr job, i64 index)``: columns ``[index*P*NR, (index+1)*P*NR)`` of C
+    for all rows and the whole depth (P panels per chunk, from the job)."""
+    fn = ir.Function(module, CHUNK_FN, "kc_gemm_chunk")
+    fn.linkage = "internal"
+    job, index = fn.args
+    b = ir.IRBuilder(fn.append_basic_block("entry"))
+    packed_t = ir.ArrayType(F32, t.kc * t.panels * t.nr)
+    packed = b.alloca(packed_t, name="packed")
+    packed.align = 64
+    packed.type = PTR  # llvmlite types an alloca as a typed pointer; the module uses opaque ones
+    f = {}
+    for i, name in enumerate((*JOB_FIELDS, "per_chunk")):
+        value = b.load(b.gep(job, [i64(0), i64(i)], source_etype=JOB), typ=I64)
+        f[name] = b.inttoptr(value, PTR) if name in _POINTERS else value
+    epilogue = b.inttoptr(f["epi"], ir.PointerType(EPILOGUE_FN))
+    has_epilogue = b.icmp_unsigned("!=", f["epi"], i64(0))
+    m, n, depth = f["M"], f["N"], f["K"]
+    panels = _ceil_div(b, n, i64(t.nr))
+    p0 = b.mul(index, f["per_chunk"])
+    p1 = _min(b, panels, b.add(p0, f["per_chunk"]))
+    k_blocks = b.select(b.icmp_signed(">", depth, i64(0)), _ceil_div(b, depth, i64(t.kc)), i64(1))
+    k_step = _ceil_div(b, depth, k_blocks)  # balanced blocks: 784 -> 4 x 196, not 3 x 256 + 16
+    groups = _ceil_div(b, b.sub(p1, p0), i64(t.panels))
+    row_tiles = _ceil_div(b, m, i64(t.mr))
+    with for_range(b, groups, "g") as g:
+        g0 = b.add(p0, b.mul(g, i64(t.panels)))
+        g1 = _min(b, p1, b.add(g0, i64(t.panels)))
+        col0 = b.mul(g0, i64(t.nr))
+        cols = b.sub(_min(b, n, b.mul(g1, i64(t.nr))), col0)
+        with for_range(b, k_blocks, "kb") as kb:
+            pc = b.mul(kb, k_step)
+            kc = _min(b, k_step, b.sub(depth, pc))
+            src = _gep(b, f["B"], b.add(b.mul(pc, f["rsB"]), b.mul(col0, f["csB"])))
+            b.call(pack, [kc, cols, src, f["rsB"], f["csB"], packed])
+            beta = b.or_(f["acc"], b.zext(b.icmp_signed(">", kb, i64(0)), I64))
+            last = b.and_(has_epilogue, b.icmp_signed("==", kb, b.sub(k_blocks, i64(1))))
+            with for_range(b, row_tiles, "it") as it:
+                i0 = b.mul(it, i64(t.mr))
+                rows = _min(b, i64(t.mr), b.sub(m, i0))
+                a = _gep(b, f["A"], b.add(b.mul(i0, f["rsA"]), b.mul(pc, f["csA"])))
+                with for_range(b, b.sub(g1, g0), "jp") as jp:
+                    j0 = b.add(col0, b.mul(jp, i64(t.nr)))
+                    nr = _min(b, i64(t.nr), b.sub(n, j0))
+                    c = _gep(b, f["C"], b.add(b.mul(i0, f["ldc"]), j0))
+                    panel = _gep(b, packed, b.mul(b.mul(jp, kc), i64(t.nr)))
+                    args = [kc, a, f["rsA"], f["csA"], panel, c, f["ldc"], nr, beta]
+                    _dispatch(b, rows, kernels, args)
+                    with b.if_then(last):
+                        b.call(epilogue, [f["ctx"], i0, j0, rows, nr])
+    b.ret_void()
+    return fn
+
+
+def _dispatch(b: ir.IRBuilder, rows: ir.Value, kernels: list[ir.Function], args) -> None:
+    """Call the micro-kernel for ``rows`` rows (the full-height one is the common case)."""
+    fn = b.function
+    after = fn.append_basic_block("tile.done")
+    cases = [fn.append_basic_block(f"tile.rows{r + 1}") for r in range(len(kernels))]
+    switch = b.switch(rows, cases[-1])
+    for r, block in enumerate(cases):
+        switch.add_case(i64(r + 1), block)
+        b.position_at_end(block)
+        b.call(kernels[r], args)
+        b.branch(after)
+    b.position_at_end(after)
+
+
+def _gemm(module: ir.Module, t: Tile, chunk: ir.Function, parallel_for: ir.Function) -> None:
+    fn = ir.Function(module, GEMM_FN, GEMM)
+    b = ir.IRBuilder(fn.append_basic_block("entry"))
+    args = dict(zip(JOB_FIELDS, fn.args))
+    job = b.alloca(JOB, name="job")
+    job.type = PTR
+    for i, name in enumerate(JOB_FIELDS):
+        value = b.ptrtoint(args[name], I64) if name in _POINTERS | {"epi"} else args[name]
+        b.store(value, b.gep(job, [i64(0), i64(i)], source_etype=JOB))
+    m, n, depth = args["M"], args["N"], args["K"]
+    empty = b.or_(b.icmp_signed("<=", m, i64(0)), b.icmp_signed("<=", n, i64(0)))
+    with b.if_then(empty):
+        b.ret_void()
+    panels = _ceil_div(b, n, i64(t.nr))
+    threads = b.zext(b.call(module.globals["kc_get_threads"], []), I64)
+    macs = b.mul(b.mul(m, n), depth)
+    small = b.icmp_signed("<", macs, i64(PARALLEL_MIN_MACS))
+    threads = b.select(small, i64(1), threads)
+    # At least one chunk per thread, and chunks no wider than one packed block.
+    chunks = b.mul(threads, _ceil_div(b, panels, b.mul(threads, i64(t.panels))))
+    chunks = _min(b, chunks, panels)
+    per_chunk = _ceil_div(b, panels, chunks)
+    chunks = _ceil_div(b, panels, per_chunk)
+    b.store(per_chunk, b.gep(job, [i64(0), i64(len(JOB_FIELDS))], source_etype=JOB))
+    b.call(parallel_for, [chunk, job, chunks])
+    b.ret_void()
+
+
+def add_gemm(module: ir.Module, t: Tile) -> None:
+    """Define ``kc_sgemm`` in ``module`` (which must hold the thread pool)."""
+    kernels = [_micro_kernel(module, t, rows) for rows in range(1, t.mr + 1)]
+    chunk = _chunk(module, t, kernels, _pack_b(module, t))
+    _gemm(module, t, chunk, module.globals["kc_parallel_for"])
+
+
+def declare_gemm(module: ir.Module) -> ir.Function:
+    existing = module.globals.get(GEMM)
+    return existing if existing is not None else ir.Function(module, GEMM_FN, GEMM)

@@ -1,0 +1,241 @@
+"""A persistent thread pool and a parallel-for, in LLVM IR (Linux: pthreads and futex).
+
+    void kc_parallel_for(ptr fn, ptr ctx, i64 count)   # fn(ctx, i) for i in [0, count)
+    void kc_set_threads(i32 n)                         # n threads in all, the caller included
+    i32  kc_get_threads()
+
+Workers are started once (by ``kc_set_threads``) and never exit. The calling
+thread posts a job and takes chunks itself; workers spin a while on the job
+generation, then sleep on it with a futex, so an idle pool costs nothing and a
+job posted during a training step starts in well under a microsecond.
+
+Chunks are claimed with a compare-and-swap on a ticket that holds the job's
+generation in its high 32 bits and the next chunk in its low 32 bits, so a worker
+that arrives late from an earlier job can never claim a chunk of the current one.
+Only one job runs at a time: a parallel-for entered while another runs (from a
+chunk, or from a second user thread) runs its chunks serially in its own thread.
+"""
+
+from __future__ import annotations
+
+from llvmlite import ir
+
+from codegen.loops import I32, I64, PTR, for_range, i64
+
+MAX_THREADS = 256
+SPIN_ROUNDS = 20000  # pause instructions before a worker sleeps (a few hundred µs)
+SYS_FUTEX, FUTEX_WAIT_PRIVATE, FUTEX_WAKE_PRIVATE = 202, 128, 129
+
+CHUNK_FN = ir.FunctionType(ir.VoidType(), [PTR, I64])
+PARALLEL_FOR = ir.FunctionType(ir.VoidType(), [ir.PointerType(CHUNK_FN), PTR, I64])
+# Typed, because llvmlite calls only through pointers that know their function type.
+CHUNK_PTR = ir.PointerType(CHUNK_FN)
+
+
+def _global(module: ir.Module, name: str, typ: ir.Type) -> ir.GlobalVariable:
+    g = ir.GlobalVariable(module, typ, name)
+    g.linkage = "internal"
+    g.initializer = ir.Constant(typ, None)
+    g.align = 64  # one cache line each: the counters are written by different threads
+    g.type = ir.PointerType(typ)  # typed, as llvmlite's atomic store wants
+    return g
+
+
+class _Pool:
+    """The pool's shared words and the C functions it calls."""
+
+    def __init__(self, module: ir.Module) -> None:
+        self.module = module
+        self.gen = _global(module, "kc_pool_gen", I32)  # futex word: bumped per job
+        self.sleepers = _global(module, "kc_pool_sleepers", I32)
+        self.ticket = _global(module, "kc_pool_ticket", I64)
+        self.done = _global(module, "kc_pool_done", I64)
+        self.fn = _global(module, "kc_pool_fn", CHUNK_PTR)
+        self.ctx = _global(module, "kc_pool_ctx", I64)  # a pointer, as an integer
+        self.count = _global(module, "kc_pool_count", I64)
+        self.busy = _global(module, "kc_pool_busy", I32)
+        self.threads = _global(module, "kc_pool_threads", I32)
+        self.started = _global(module, "kc_pool_started", I32)
+        self.syscall = ir.Function(module, ir.FunctionType(I64, [I64], var_arg=True), "syscall")
+        self.pthread_create = ir.Function(
+            module, ir.FunctionType(I32, [PTR, PTR, PTR, PTR]), "pthread_create"
+        )
+        self.pause = ir.Function(module, ir.FunctionType(ir.VoidType(), []), "llvm.x86.sse2.pause")
+
+    def load(self, b: ir.IRBuilder, g: ir.GlobalVariable, ordering: str = "acquire"):
+        return b.load_atomic(g, ordering, _size(g.value_type), typ=g.value_type)
+
+    def store(self, b: ir.IRBuilder, g: ir.GlobalVariable, value, ordering="release") -> None:
+        b.store_atomic(value, g, ordering, _size(g.value_type))
+
+    def futex(self, b: ir.IRBuilder, op: int, value: ir.Value) -> None:
+        b.call(
+            self.syscall,
+            [i64(SYS_FUTEX), self.gen, ir.Constant(I32, op), value, ir.Constant(PTR, None)],
+        )
+
+
+def _size(t: ir.Type) -> int:
+    return 8 if isinstance(t, ir.PointerType) else t.width // 8
+
+
+def _run_chunks(pool: _Pool) -> ir.Function:
+    """``void run(i32 gen)``: claim and run chunks of job ``gen`` until none is left."""
+    fn = ir.Function(pool.module, ir.FunctionType(ir.VoidType(), [I32]), "kc_pool_run")
+    fn.linkage = "internal"
+    b = ir.IRBuilder(fn.append_basic_block("entry"))
+    claim, check, swap, run, out = (
+        fn.append_basic_block(n) for n in ("claim", "check", "swap", "run", "out")
+    )
+    tag = b.shl(b.zext(fn.args[0], I64), i64(32))
+    b.branch(claim)
+    b.position_at_end(claim)
+    v = pool.load(b, pool.ticket)
+    b.cbranch(b.icmp_unsigned("==", b.and_(v, i64(-1 << 32)), tag), check, out)
+    b.position_at_end(check)
+    index = b.and_(v, i64(0xFFFFFFFF))
+    # Read after the ticket showed this job; if the job changed meanwhile the swap fails.
+    count = pool.load(b, pool.count, "monotonic")
+    work = b.load_atomic(pool.fn, "monotonic", 8, typ=CHUNK_PTR)
+    ctx = b.inttoptr(pool.load(b, pool.ctx, "monotonic"), PTR)
+    b.cbranch(b.icmp_signed("<", index, count), swap, out)
+    b.position_at_end(swap)
+    swapped = b.cmpxchg(pool.ticket, v, b.add(v, i64(1)), "acq_rel", "acquire")
+    b.cbranch(b.extract_value(swapped, 1), run, claim)
+    b.position_at_end(run)
+    b.call(work, [ctx, index])
+    b.atomic_rmw("add", pool.done, i64(1), "release")
+    b.branch(claim)
+    b.position_at_end(out)
+    b.ret_void()
+    return fn
+
+
+def _worker(pool: _Pool, run: ir.Function) -> ir.Function:
+    """``ptr worker(ptr id)``: wait for each job, then take part if ``id`` is among the
+    active threads."""
+    fn = ir.Function(pool.module, ir.FunctionType(PTR, [PTR]), "kc_pool_worker")
+    fn.linkage = "internal"
+    b = ir.IRBuilder(fn.append_basic_block("entry"))
+    me = b.ptrtoint(fn.args[0], I32)
+    seen_slot = b.alloca(I32, name="seen")
+    spins_slot = b.alloca(I32, name="spins")
+    b.store(pool.load(b, pool.gen), seen_slot)
+    wait, spin, sleep, job, take = (
+        fn.append_basic_block(n) for n in ("wait", "spin", "sleep", "job", "take")
+    )
+    b.store(ir.Constant(I32, 0), spins_slot)
+    b.branch(wait)
+    b.position_at_end(wait)
+    seen = b.load(seen_slot, typ=I32)
+    b.cbranch(b.icmp_unsigned("!=", pool.load(b, pool.gen), seen), job, spin)
+    b.position_at_end(spin)
+    spins = b.load(spins_slot, typ=I32)
+    keep_spinning = fn.append_basic_block("keep_spinning")
+    b.cbranch(b.icmp_unsigned("<", spins, ir.Constant(I32, SPIN_ROUNDS)), keep_spinning, sleep)
+    b.position_at_end(keep_spinning)
+    b.call(pool.pause, [])
+    b.store(b.add(spins, ir.Constant(I32, 1)), spins_slot)
+    b.branch(wait)
+    b.position_at_end(sleep)
+    # Announce the sleep before checking once more: the poster bumps the generation and
+    # then reads the sleepers (both sequentially consistent), so one of us sees the other.
+    b.atomic_rmw("add", pool.sleepers, ir.Constant(I32, 1), "seq_cst")
+    still = b.icmp_unsigned("==", pool.load(b, pool.gen, "seq_cst"), seen)
+    with b.if_then(still):
+        pool.futex(b, FUTEX_WAIT_PRIVATE, seen)
+    b.atomic_rmw("sub", pool.sleepers, ir.Constant(I32, 1), "seq_cst")
+    b.branch(wait)
+    b.position_at_end(job)
+    gen = pool.load(b, pool.gen)
+    b.store(gen, seen_slot)
+    b.store(ir.Constant(I32, 0), spins_slot)
+    active = b.icmp_unsigned("<", me, b.sub(pool.load(b, pool.threads), ir.Constant(I32, 1)))
+    b.cbranch(active, take, wait)
+    b.position_at_end(take)
+    b.call(run, [gen])
+    b.branch(wait)
+    return fn
+
+
+def _parallel_for(pool: _Pool, run: ir.Function) -> ir.Function:
+    fn = ir.Function(pool.module, PARALLEL_FOR, "kc_parallel_for")
+    work, ctx, count = fn.args
+    b = ir.IRBuilder(fn.append_basic_block("entry"))
+    serial, post = fn.append_basic_block("serial"), fn.append_basic_block("post")
+    few = b.icmp_signed("<=", count, i64(1))
+    alone = b.icmp_unsigned("<=", pool.load(b, pool.threads, "monotonic"), ir.Constant(I32, 1))
+    with b.if_then(b.or_(few, alone)):
+        b.branch(serial)
+    claimed = b.cmpxchg(pool.busy, ir.Constant(I32, 0), ir.Constant(I32, 1), "acquire", "monotonic")
+    b.cbranch(b.extract_value(claimed, 1), post, serial)
+
+    b.position_at_end(serial)
+    with for_range(b, count, "chunk") as i:
+        b.call(work, [ctx, i])
+    b.ret_void()
+
+    b.position_at_end(post)
+    gen = b.add(pool.load(b, pool.gen, "monotonic"), ir.Constant(I32, 1))
+    pool.store(b, pool.fn, work, "monotonic")
+    pool.store(b, pool.ctx, b.ptrtoint(ctx, I64), "monotonic")
+    pool.store(b, pool.count, count, "monotonic")
+    pool.store(b, pool.done, i64(0), "monotonic")
+    pool.store(b, pool.ticket, b.shl(b.zext(gen, I64), i64(32)))
+    pool.store(b, pool.gen, gen, "seq_cst")
+    with b.if_then(
+        b.icmp_unsigned("!=", pool.load(b, pool.sleepers, "seq_cst"), ir.Constant(I32, 0))
+    ):
+        pool.futex(b, FUTEX_WAKE_PRIVATE, ir.Constant(I32, 0x7FFFFFFF))
+    b.call(run, [gen])
+    wait, finished = fn.append_basic_block("wait"), fn.append_basic_block("finished")
+    b.branch(wait)
+    b.position_at_end(wait)
+    b.call(pool.pause, [])
+    b.cbranch(b.icmp_signed(">=", pool.load(b, pool.done), count), finished, wait)
+    b.position_at_end(finished)
+    pool.store(b, pool.busy, ir.Constant(I32, 0))
+    b.ret_void()
+    return fn
+
+
+def _set_threads(pool: _Pool, worker: ir.Function) -> None:
+    """``void kc_set_threads(i32 n)``: start workers up to ``n - 1`` (never fewer than
+    already run) and let ``n`` threads take part in each job."""
+    fn = ir.Function(pool.module, ir.FunctionType(ir.VoidType(), [I32]), "kc_set_threads")
+    b = ir.IRBuilder(fn.append_basic_block("entry"))
+    n = fn.args[0]
+    n = b.select(b.icmp_signed("<", n, ir.Constant(I32, 1)), ir.Constant(I32, 1), n)
+    n = b.select(
+        b.icmp_signed(">", n, ir.Constant(I32, MAX_THREADS)), ir.Constant(I32, MAX_THREADS), n
+    )
+    tid = b.alloca(I64, name="tid")
+    started = b.zext(pool.load(b, pool.started), I64)
+    wanted = b.zext(b.sub(n, ir.Constant(I32, 1)), I64)
+    with for_range(b, b.sub(wanted, started), "start") as i:
+        me = b.add(started, i)
+        b.call(pool.pthread_create, [tid, ir.Constant(PTR, None), worker, b.inttoptr(me, PTR)])
+    more = b.icmp_unsigned(">", wanted, started)
+    pool.store(b, pool.started, b.trunc(b.select(more, wanted, started), I32))
+    pool.store(b, pool.threads, n)
+    b.ret_void()
+    get = ir.Function(pool.module, ir.FunctionType(I32, []), "kc_get_threads")
+    b = ir.IRBuilder(get.append_basic_block("entry"))
+    b.ret(pool.load(b, pool.threads))
+
+
+def add_thread_pool(module: ir.Module) -> None:
+    """Define ``kc_parallel_for``, ``kc_set_threads`` and ``kc_get_threads`` in ``module``."""
+    pool = _Pool(module)
+    run = _run_chunks(pool)
+    worker = _worker(pool, run)
+    _parallel_for(pool, run)
+    _set_threads(pool, worker)
+
+
+def declare_parallel_for(module: ir.Module) -> ir.Function:
+    """The pool's parallel-for as an external function of a model's module."""
+    existing = module.globals.get("kc_parallel_for")
+    if existing is not None:
+        return existing
+    return ir.Function(module, PARALLEL_FOR, "kc_parallel_for")
