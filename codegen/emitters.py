@@ -297,11 +297,8 @@ def call_gemm(
         n = k.value(size_of(b_shape[-1]))
         rs_b, cs_b = n, i64(1)
     null = ir.Constant(PTR, None)
-    strides = [rs_a, cs_a, B.ptr, rs_b, cs_b]
-    b.call(
-        declare_gemm(k.module),
-        [m, n, depth, A.ptr, *strides, C, n, i64(0), epilogue or null, context or null],
-    )
+    args = [m, n, depth, A.ptr, rs_a, cs_a, B.ptr, rs_b, cs_b, C, n, i64(0)]
+    b.call(declare_gemm(k.module), [*args, epilogue or null, context or null])
 
 
 @emits("matmul")

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from llvmlite import ir
 
-from codegen.emitters import _offset, emits, product_row
+from codegen.emitters import _offset, call_gemm, emits, product_row
 from codegen.kernel import (
     Kernel,
     Operand,
@@ -23,7 +23,7 @@ from codegen.loops import F32, I32, for_range, for_reduce, i64
 from codegen.mathfn import MathLib
 from codegen.scalar import SCALAR_RULES
 from ir import DType, Graph, Node, Value
-from ir.memory import Size, numel
+from ir.memory import Size, numel, size_of
 
 _LLVM_CONST = {
     DType.f32: lambda v: ir.Constant(F32, float(v)),
@@ -117,6 +117,58 @@ def _row_operand(op: Operand, v_shape, out_shape) -> Operand:
 
 
 def _matmul_epilogue(k, m, node, body, outs, ins) -> None:
+    """The product through the runtime's GEMM into one of the results, and the epilogue
+    as its callback on each finished micro-tile; the row-at-a-time loop when every
+    result shares a buffer with an operand (the product would overwrite it)."""
+    product = next(n for n in body.nodes if n.op == "matmul")
+    a_in, b_in = product.inputs
+    position = {v: i for i, v in enumerate(body.inputs)}
+    a_val, b_val = node.inputs[position[a_in]], node.inputs[position[b_in]]
+    out_shape = node.outputs[0].shape
+    reads = _epilogue_reads(body, product)
+    column_sums = [n for n in body.nodes if n.op == "reduce_sum"]
+    results = [v for _, v in body.outputs]
+    sums = {results.index(n.outputs[0]) for n in column_sums}
+    operands = {id(op.ptr) for op in ins}
+    target = next(
+        (i for i, o in enumerate(outs) if i not in sums and id(o.ptr) not in operands), None
+    )
+    for index in sums:
+        k.fill(outs[index], Size(out_shape[-1]), ir.Constant(F32, 0.0))
+    if target is None:
+        _matmul_rows(k, m, node, body, outs, ins)
+        return
+    arg_index = {id(a): i for i, a in enumerate(k.args)}
+    epi = Kernel.callback(k.module, f"{k.fn.name}_epilogue", len(k.args), 4)
+    i0, j0, rows, cols = epi.params
+    moved = [Operand(epi.args[arg_index[id(op.ptr)]], op.dtype, op.strides) for op in ins]
+    moved_outs = [Operand(epi.args[arg_index[id(op.ptr)]], op.dtype, op.strides) for op in outs]
+    others = {
+        v: _row_operand(op, nv.shape, out_shape)
+        for v, op, nv in zip(body.inputs, moved, node.inputs)
+        if v in reads
+    }
+    width = epi.value(size_of(out_shape[-1]))
+    e = epi.b
+    with for_range(e, rows, "r") as r, for_range(e, cols, "c") as c:
+        i, j = e.add(i0, r), e.add(j0, c)
+        flat = e.add(e.mul(i, width), j)
+        env = {product.outputs[0]: epi.load(moved_outs[target], flat)}
+        for v, op in others.items():
+            env[v] = epi.load(op, _offset2(epi, op, i, j))
+        evaluate_body(epi, m, body, env, skip={product, *column_sums})
+        for index, v in enumerate(results):
+            if index in sums:
+                total = e.fadd(epi.load(moved_outs[index], j), env[v.node.inputs[0]])
+                epi.store(moved_outs[index], j, total)
+            else:
+                epi.store(moved_outs[index], flat, env[v])
+    epi.finish()
+    A, Bm = ins[position[a_in]], ins[position[b_in]]
+    call_gemm(k, product, a_val.shape, b_val.shape, A, Bm, outs[target].ptr, epi.fn, k.context())
+
+
+def _matmul_rows(k, m, node, body, outs, ins) -> None:
     product = next(n for n in body.nodes if n.op == "matmul")
     a_in, b_in = product.inputs
     position = {v: i for i, v in enumerate(body.inputs)}
@@ -140,8 +192,6 @@ def _matmul_epilogue(k, m, node, body, outs, ins) -> None:
         for n in body.nodes
         if n.op == "reduce_sum"
     }
-    for op in column_sums.values():
-        k.fill(op, Size(mm), ir.Constant(F32, 0.0))
     with for_range(b, k.value(rows), "i") as i:
         product_row(k, A, Bm, i, kk, mm, transpose_b, row_op, i64(0))
         with for_range(b, i64(mm), "e") as j:

@@ -95,6 +95,35 @@ class Kernel:
         self.b = ir.IRBuilder(self.fn.append_basic_block("entry"))
         self.module = module
 
+    @classmethod
+    def callback(cls, module: ir.Module, name: str, nbuffers: int, nparams: int) -> Kernel:
+        """``void name(ptr ctx, i64 params...)``, called back by the runtime (a chunk of a
+        parallel loop, a matrix product's epilogue): its buffers and ``n`` are read from
+        the ``ctx`` that ``context()`` of the calling kernel built."""
+        self = cls.__new__(cls)
+        self.module = module
+        self.fn = ir.Function(module, ir.FunctionType(ir.VoidType(), [PTR] + [I64] * nparams), name)
+        self.fn.linkage = "internal"
+        self.b = ir.IRBuilder(self.fn.append_basic_block("entry"))
+        ctx = self.fn.args[0]
+        slots = [
+            self.b.load(self.b.gep(ctx, [i64(i)], inbounds=True, source_etype=I64), typ=I64)
+            for i in range(nbuffers + 1)
+        ]
+        self.args = [self.b.inttoptr(v, PTR) for v in slots[:-1]]
+        self.n = slots[-1]
+        self.params = list(self.fn.args[1:])
+        return self
+
+    def context(self) -> ir.Value:
+        """This kernel's buffers and ``n`` in a stack array, for a ``callback`` kernel."""
+        count = len(self.args) + 1
+        ctx = self.b.alloca(I64, size=i64(count), name="ctx")
+        values = [self.b.ptrtoint(a, I64) for a in self.args] + [self.n]
+        for i, v in enumerate(values):
+            self.b.store(v, self.b.gep(ctx, [i64(i)], inbounds=True, source_etype=I64))
+        return ctx
+
     def value(self, size: Size | ir.Value) -> ir.Value:
         if isinstance(size, ir.Value):
             return size
