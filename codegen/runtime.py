@@ -15,6 +15,7 @@ import threading
 import time
 
 import llvmlite.binding as llvm
+import numpy as np
 from llvmlite import ir
 
 from codegen.cache import cache_key, read_entry, write_entry
@@ -24,16 +25,24 @@ from codegen.target import CompileTimes, LoadedCode, compile_module, host
 
 EXPORTS = ("kc_parallel_for", "kc_set_threads", "kc_get_threads", GEMM)
 _lock = threading.Lock()
+# Code with a started thread pool must outlive its workers, which never exit.
+_KEEP_ALIVE: list[LoadedCode] = []
+
+
+def keep_alive(code: LoadedCode) -> None:
+    """Never unload ``code``: its pool's workers keep running in it."""
+    _KEEP_ALIVE.append(code)
 
 
 def tile() -> Tile:
     return Tile.for_host(host().has)
 
 
-def runtime_ir() -> str:
+def runtime_ir(shape: Tile | None = None) -> str:
+    """The runtime's LLVM IR, for the host's tile unless ``shape`` is given."""
     module = ir.Module(name="kcompile_runtime")
     add_thread_pool(module)
-    add_gemm(module, tile())
+    add_gemm(module, shape or tile())
     return str(module)
 
 
@@ -53,14 +62,38 @@ def default_threads() -> int:
     return len(os.sched_getaffinity(0))
 
 
+_GEMM_ARGS = [ctypes.c_int64] * 3 + [ctypes.c_void_p, ctypes.c_int64, ctypes.c_int64] * 2
+_GEMM_ARGS += [ctypes.c_void_p, ctypes.c_int64, ctypes.c_int64, ctypes.c_void_p, ctypes.c_void_p]
+
+
 class Runtime:
+    """Loaded runtime code: the thread setting, and the GEMM callable from numpy."""
+
     def __init__(self, code: LoadedCode, times: CompileTimes, cache_hit: bool) -> None:
         self.code = code
+        keep_alive(code)
         self.times = times
         self.cache_hit = cache_hit
         self.addresses = {name: code.address(name) for name in EXPORTS}
         self._set = ctypes.CFUNCTYPE(None, ctypes.c_int32)(self.addresses["kc_set_threads"])
         self._get = ctypes.CFUNCTYPE(ctypes.c_int32)(self.addresses["kc_get_threads"])
+        self._gemm = ctypes.CFUNCTYPE(None, *_GEMM_ARGS)(self.addresses[GEMM])
+
+    def sgemm(self, a: np.ndarray, b: np.ndarray, out: np.ndarray, accumulate=False) -> None:
+        """``out (+)= a @ b`` for float32 matrices of any strides (``a.T`` is a view, not a
+        copy, so this is how the transposed products are reached); ``out`` row-major."""
+        (m, depth), (depth_b, n) = a.shape, b.shape
+        if depth != depth_b or out.shape != (m, n):
+            raise ValueError(f"sgemm: shapes {a.shape} @ {b.shape} -> {out.shape} do not fit")
+        for name, x in (("a", a), ("b", b), ("out", out)):
+            if x.dtype != np.float32:
+                raise ValueError(f"sgemm: {name} must be float32, got {x.dtype}")
+        if out.strides != (4 * n, 4):
+            raise ValueError("sgemm: out must be C-contiguous")
+        ra, ca = (s // 4 for s in a.strides)
+        rb, cb = (s // 4 for s in b.strides)
+        gemm_args = [a.ctypes.data, ra, ca, b.ctypes.data, rb, cb, out.ctypes.data, n]
+        self._gemm(m, n, depth, *gemm_args, int(accumulate), None, None)
 
     def set_threads(self, count: int) -> None:
         if not isinstance(count, int) or count < 1:
