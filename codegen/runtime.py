@@ -82,6 +82,11 @@ class Runtime:
     def sgemm(self, a: np.ndarray, b: np.ndarray, out: np.ndarray, accumulate=False) -> None:
         """``out (+)= a @ b`` for float32 matrices of any strides (``a.T`` is a view, not a
         copy, so this is how the transposed products are reached); ``out`` row-major."""
+        self.sgemm_call(a, b, out, accumulate)()
+
+    def sgemm_call(self, a: np.ndarray, b: np.ndarray, out: np.ndarray, accumulate=False):
+        """``sgemm`` with its arguments checked and converted once: a callable for timing
+        (it holds raw pointers: the arrays must outlive it)."""
         (m, depth), (depth_b, n) = a.shape, b.shape
         if depth != depth_b or out.shape != (m, n):
             raise ValueError(f"sgemm: shapes {a.shape} @ {b.shape} -> {out.shape} do not fit")
@@ -93,7 +98,7 @@ class Runtime:
         ra, ca = (s // 4 for s in a.strides)
         rb, cb = (s // 4 for s in b.strides)
         gemm_args = [a.ctypes.data, ra, ca, b.ctypes.data, rb, cb, out.ctypes.data, n]
-        self._gemm(m, n, depth, *gemm_args, int(accumulate), None, None)
+        return functools.partial(self._gemm, m, n, depth, *gemm_args, int(accumulate), None, None)
 
     def set_threads(self, count: int) -> None:
         if not isinstance(count, int) or count < 1:

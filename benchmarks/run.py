@@ -1,0 +1,345 @@
+"""kcompile's benchmark suite: one command, one table, ratios measured in one run.
+
+    python benchmarks/run.py [--repeats 3] [--out benchmarks/RESULTS.md]
+
+1. Matrix products, kcompile's runtime GEMM vs numpy (OpenBLAS), with one thread
+   and with all threads, every shape in SHAPES and all three transpositions.
+2. The example MLP (784-128-10, Adam, batch 32): seconds per epoch on
+   Fashion-MNIST; the CNN and LSTM examples: ms per train step at batch 64; the
+   MLP's predict latency at batch 1.
+3. The same models in PyTorch eager and JAX (jit per step, and the epoch under
+   ``lax.scan``) when installed: ``pip install -e '.[bench]'``.
+4. Cold (empty cache, fresh process) and warm (cache hit, fresh process) compile
+   time of each model's train, eval and predict functions.
+
+Every framework runs in its own process (so no thread pool spins while another
+framework is timed), with the thread count set through its usual variables.
+Results are medians with (min–max) over the samples. Nothing here is asserted:
+the machines are shared and noisy, so read ratios, not absolute times.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+import numpy as np
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+sys.path.insert(0, os.path.join(HERE, "..", "examples"))
+
+from timing import samples, summary  # noqa: E402
+
+SHAPES = [
+    (32, 784, 128),
+    (128, 784, 128),
+    (512, 512, 512),
+    (1024, 1024, 1024),
+    (37, 100, 50),
+    (1, 784, 128),
+]
+PRODUCTS = {"A·B": (False, False), "Aᵀ·B": (True, False), "A·Bᵀ": (False, True)}
+MODELS = ("mlp", "cnn", "lstm")
+
+
+# --- workers (each runs in its own process) ---------------------------------------
+
+
+def _operands(m: int, depth: int, n: int, ta: bool, tb: bool):
+    rng = np.random.default_rng(0)
+    a = rng.standard_normal((depth, m) if ta else (m, depth)).astype(np.float32)
+    b = rng.standard_normal((n, depth) if tb else (depth, n)).astype(np.float32)
+    return (a.T if ta else a), (b.T if tb else b), np.empty((m, n), np.float32)
+
+
+def _group_for(fn, target: float = 2e-3) -> int:
+    """How many calls make one sample of about ``target`` seconds."""
+    start = time.perf_counter()
+    fn()
+    return max(1, int(target / max(time.perf_counter() - start, 1e-7)))
+
+
+def worker_matmul(repeats: int) -> dict:
+    from codegen.runtime import runtime
+
+    rt = runtime()
+    out = {}
+    for m, depth, n in SHAPES:
+        for name, (ta, tb) in PRODUCTS.items():
+            a, b, c = _operands(m, depth, n, ta, tb)
+            ours = rt.sgemm_call(a, b, c)
+            theirs = lambda a=a, b=b, c=c: np.matmul(a, b, out=c)  # noqa: E731
+            group = _group_for(theirs)
+            out[f"{m}x{depth}x{n} {name}"] = {
+                "numpy": samples(theirs, 3 * repeats, group=group),
+                "kcompile": samples(ours, 3 * repeats, group=group),
+                "threads": rt.threads(),
+            }
+    return out
+
+
+def _data():
+    import kcompile as keras
+
+    try:
+        (x, y), _ = keras.datasets.fashion_mnist.load_data()
+        source = "Fashion-MNIST (60000 training images)"
+    except (OSError, ValueError) as error:
+        rng = np.random.default_rng(0)
+        x, y = rng.integers(0, 256, (60000, 28, 28)), rng.integers(0, 10, 60000)
+        source = f"random images of Fashion-MNIST's shape (dataset not found: {error})"
+    return (x / 255.0).astype(np.float32), y.astype(np.int32), source
+
+
+def _build(name: str):
+    import kcompile as keras
+
+    keras.backend.clear_session()
+    keras.utils.set_random_seed(1)
+    module = {"mlp": "mnist_mlp", "cnn": "fashion_cnn", "lstm": "fashion_lstm"}[name]
+    return __import__(module).build_model()
+
+
+def worker_kcompile(repeats: int) -> dict:
+    x, y, source = _data()
+    mlp = _build("mlp")
+    mlp.fit(x[:64], y[:64], epochs=1, verbose=0)  # compile outside the timing
+
+    def epoch():
+        mlp.fit(x, y, batch_size=32, epochs=1, verbose=0)
+
+    one = x[:1]
+    out = {
+        "data": source,
+        "mlp epoch": samples(epoch, repeats, warmup=0),
+        "mlp predict batch 1": samples(lambda: mlp.predict_on_batch(one), 10, group=200),
+    }
+    images, labels = x[:64, :, :, None], y[:64]
+    cnn = _build("cnn")
+    out["cnn train step"] = samples(lambda: cnn.train_on_batch(images, labels), 20)
+    lstm = _build("lstm")
+    out["lstm train step"] = samples(lambda: lstm.train_on_batch(x[:64], labels), 20)
+    return out
+
+
+def worker_torch(repeats: int) -> dict | None:
+    from peers import torch_times
+
+    x, y, _ = _data()
+    return torch_times(x, y, repeats, len(os.sched_getaffinity(0)))
+
+
+def worker_jax(repeats: int) -> dict | None:
+    from peers import jax_times
+
+    x, y, _ = _data()
+    return jax_times(x, y, repeats)
+
+
+def worker_compile(model: str) -> dict:
+    """Seconds to build ``model``'s train, eval and predict functions (first calls)."""
+    from codegen.runtime import runtime
+
+    x = np.zeros((32, 28, 28) if model != "cnn" else (32, 28, 28, 1), np.float32)
+    y = np.zeros(32, np.int32)
+    net = _build(model)
+    start = time.perf_counter()
+    runtime()  # the runtime library: built on a cold cache, loaded on a warm one
+    net.train_on_batch(x, y)
+    net.test_on_batch(x, y)
+    net.predict_on_batch(x[:1])
+    return {"seconds": time.perf_counter() - start}
+
+
+WORKERS = {
+    "matmul": worker_matmul,
+    "kcompile": worker_kcompile,
+    "torch": worker_torch,
+    "jax": worker_jax,
+}
+
+
+# --- the driver ---------------------------------------------------------------------
+
+
+def run_worker(name: str, arg, threads: int | None = None, env: dict | None = None):
+    environment = dict(os.environ, **(env or {}))
+    if threads is not None:
+        for var in ("KCOMPILE_NUM_THREADS", "OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS"):
+            environment[var] = str(threads)
+    command = [sys.executable, __file__, "--worker", name, "--arg", str(arg)]
+    done = subprocess.run(command, env=environment, capture_output=True, text=True)
+    if done.returncode != 0:
+        raise RuntimeError(f"benchmark worker {name} failed:\n{done.stderr[-3000:]}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def compile_times(repeats: int) -> dict:
+    out = {}
+    for model in MODELS:
+        cold, warm = [], []
+        for _ in range(repeats):
+            with tempfile.TemporaryDirectory() as cache:
+                env = {"KCOMPILE_CACHE_DIR": cache}
+                cold.append(run_worker("compile", model, env=env)["seconds"])
+                warm.append(run_worker("compile", model, env=env)["seconds"])
+        out[model] = {"cold": cold, "warm": warm}
+    return out
+
+
+def machine() -> list[str]:
+    import llvmlite
+    import llvmlite.binding as llvm
+
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as f:
+            cpu = next(line.split(":", 1)[1].strip() for line in f if "model name" in line)
+    except (OSError, StopIteration):
+        pass
+    from codegen import host
+    from codegen.runtime import tile
+
+    versions = [
+        f"python {platform.python_version()}",
+        f"numpy {np.__version__}",
+        f"llvmlite {llvmlite.__version__} (LLVM {'.'.join(map(str, llvm.llvm_version_info))})",
+    ]
+    for name in ("torch", "jax"):
+        try:
+            versions.append(f"{name} {__import__(name).__version__}")
+        except ImportError:
+            versions.append(f"{name} not installed")
+    t = tile()
+    return [
+        f"- CPU: {cpu} (LLVM cpu `{host().cpu}`), {len(os.sched_getaffinity(0))} cores",
+        f"- GEMM tile: {t.mr} x {t.nr} floats, {t.vw}-float vectors, KC {t.kc}",
+        "- " + ", ".join(versions),
+    ]
+
+
+def _median(values) -> float:
+    return statistics.median(values)
+
+
+def matmul_table(one: dict, all_: dict, cores: int) -> list[str]:
+    lines = [
+        f"| product | numpy 1 thread µs | kcompile 1 thread µs | ratio | numpy {cores} µs "
+        f"| kcompile {cores} µs | ratio | kcompile speedup from {cores} threads |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for key in one:
+        row = [key]
+        for res in (one[key], all_[key]):
+            numpy_t, ours = res["numpy"], res["kcompile"]
+            ratio = _median(numpy_t) / _median(ours)
+            row += [summary(numpy_t, 1e6), summary(ours, 1e6), f"{ratio:.2f}×"]
+        row.append(f"{_median(one[key]['kcompile']) / _median(all_[key]['kcompile']):.2f}×")
+        lines.append("| " + " | ".join(row) + " |")
+    return lines
+
+
+MODEL_ROWS = [  # (kcompile's key, the peers' key, label, scale, digits)
+    ("mlp epoch", "mlp epoch", "MLP epoch (1875 steps of 32), s", 1.0, 2),
+    ("mlp epoch", "mlp epoch (jit per step)", "MLP epoch vs JAX jit per step, s", 1.0, 2),
+    ("cnn train step", "cnn train step", "CNN train step (64), ms", 1e3, 1),
+    ("lstm train step", "lstm train step", "LSTM train step (64), ms", 1e3, 1),
+    ("mlp predict batch 1", "mlp predict batch 1", "MLP predict, batch 1, µs", 1e6, 1),
+]
+
+
+def model_table(ours: dict, peers: dict) -> list[str]:
+    """One row per measure; JAX's epoch is under lax.scan, its per-step epoch a row
+    of its own."""
+    names = [n for n, v in peers.items() if v is not None]
+    header = "| measure | kcompile | " + " | ".join(f"{n} | kcompile / {n}" for n in names)
+    lines = [header + " |", "|---" * (2 + 2 * len(names)) + "|"]
+    for our_key, their_key, label, scale, digits in MODEL_ROWS:
+        row = [label, summary(ours[our_key], scale, digits)]
+        for n in names:
+            theirs = peers[n].get(their_key)
+            if theirs is None:
+                row += ["–", "–"]
+            else:
+                ratio = _median(ours[our_key]) / _median(theirs)
+                row += [summary(theirs, scale, digits), f"{ratio:.2f}×"]
+        lines.append("| " + " | ".join(row) + " |")
+    return lines
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--out", default=os.path.join(HERE, "RESULTS.md"))
+    parser.add_argument("--worker", help=argparse.SUPPRESS)
+    parser.add_argument("--arg", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.worker == "compile":
+        print(json.dumps(worker_compile(args.arg)))
+        return
+    if args.worker:
+        print(json.dumps(WORKERS[args.worker](int(args.arg))))
+        return
+
+    cores = len(os.sched_getaffinity(0))
+    started = time.time()
+    print("matrix products ...", flush=True)
+    one = run_worker("matmul", args.repeats, threads=1)
+    all_ = run_worker("matmul", args.repeats, threads=cores)
+    print("models: kcompile, torch, jax ...", flush=True)
+    ours = run_worker("kcompile", args.repeats, threads=cores)
+    peers = {
+        "PyTorch eager": run_worker("torch", args.repeats, threads=cores),
+        "JAX": run_worker("jax", args.repeats),
+    }
+    print("compile times ...", flush=True)
+    compiles = compile_times(args.repeats)
+    lines = [
+        "# kcompile benchmark results",
+        "",
+        f"`python benchmarks/run.py --repeats {args.repeats}`, "
+        f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime(started))}; "
+        "medians with (min–max); a ratio below 1 means kcompile takes less time "
+        "(matrix products: numpy time / kcompile time, above 1 means kcompile is faster).",
+        "",
+        *machine(),
+        "",
+        "## Matrix products (C = op(A)·op(B), M×K×N)",
+        "",
+        *matmul_table(one, all_, cores),
+        "",
+        "## Models",
+        "",
+        f"Data: {ours['data']}. kcompile, PyTorch and JAX each with {cores} threads.",
+        "",
+        *model_table(ours, peers),
+        "",
+        "## Compile time (train + eval + predict, fresh process)",
+        "",
+        "| model | cold (empty cache), s | warm (cache hit), s |",
+        "|---|---|---|",
+        *(
+            f"| {m} | {summary(c['cold'], 1, 2)} | {summary(c['warm'], 1, 3)} |"
+            for m, c in compiles.items()
+        ),
+        "",
+    ]
+    text = "\n".join(lines)
+    tmp = args.out + ".tmp"
+    with open(tmp, "w") as f:
+        f.write(text)
+    os.replace(tmp, args.out)
+    print(text)
+    print(f"written to {args.out}")
+
+
+if __name__ == "__main__":
+    main()

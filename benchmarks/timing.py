@@ -1,0 +1,28 @@
+"""Timing samples and their summary, shared by the benchmarks."""
+
+from __future__ import annotations
+
+import statistics
+import time
+from collections.abc import Callable
+
+
+def samples(fn: Callable[[], object], count: int, warmup: int = 2, group: int = 1) -> list[float]:
+    """``count`` samples of seconds per call of ``fn``, each the mean over ``group``
+    consecutive calls, after ``warmup`` calls."""
+    for _ in range(warmup):
+        fn()
+    out = []
+    for _ in range(count):
+        start = time.perf_counter()
+        for _ in range(group):
+            fn()
+        out.append((time.perf_counter() - start) / group)
+    return out
+
+
+def summary(values: list[float], scale: float = 1.0, digits: int = 1) -> str:
+    """``median (min–max)`` of ``values`` times ``scale``."""
+    med = statistics.median(values) * scale
+    lo, hi = min(values) * scale, max(values) * scale
+    return f"{med:.{digits}f} ({lo:.{digits}f}–{hi:.{digits}f})"
