@@ -67,23 +67,26 @@ def _group_for(fn, target: float = 2e-3) -> int:
     return max(1, int(target / max(time.perf_counter() - start, 1e-7)))
 
 
-def worker_matmul(repeats: int) -> dict:
-    from codegen.runtime import runtime
-
-    rt = runtime()
+def _matmul_times(repeats: int, call) -> dict:
     out = {}
     for m, depth, n in SHAPES:
         for name, (ta, tb) in PRODUCTS.items():
             a, b, c = _operands(m, depth, n, ta, tb)
-            ours = rt.sgemm_call(a, b, c)
-            theirs = lambda a=a, b=b, c=c: np.matmul(a, b, out=c)  # noqa: E731
-            group = _group_for(theirs)
-            out[f"{m}x{depth}x{n} {name}"] = {
-                "numpy": samples(theirs, 3 * repeats, group=group),
-                "kcompile": samples(ours, 3 * repeats, group=group),
-                "threads": rt.threads(),
-            }
+            fn = call(a, b, c)
+            out[f"{m}x{depth}x{n} {name}"] = samples(fn, 3 * repeats, group=_group_for(fn))
     return out
+
+
+def worker_numpy_matmul(repeats: int) -> dict:
+    return _matmul_times(repeats, lambda a, b, c: lambda: np.matmul(a, b, out=c))
+
+
+def worker_matmul(repeats: int) -> dict:
+    """kcompile's GEMM; in a process of its own, as OpenBLAS's threads spin for a while
+    after each call and would take the cores from kcompile's."""
+    from codegen.runtime import runtime
+
+    return _matmul_times(repeats, runtime().sgemm_call)
 
 
 def _data():
@@ -161,6 +164,7 @@ def worker_compile(model: str) -> dict:
 
 WORKERS = {
     "matmul": worker_matmul,
+    "numpy-matmul": worker_numpy_matmul,
     "kcompile": worker_kcompile,
     "torch": worker_torch,
     "jax": worker_jax,
@@ -236,13 +240,14 @@ def matmul_table(one: dict, all_: dict, cores: int) -> list[str]:
         f"| kcompile {cores} µs | ratio | kcompile speedup from {cores} threads |",
         "|---|---|---|---|---|---|---|---|",
     ]
-    for key in one:
+    for key in one["kcompile"]:
         row = [key]
-        for res in (one[key], all_[key]):
-            numpy_t, ours = res["numpy"], res["kcompile"]
+        for res in (one, all_):
+            numpy_t, ours = res["numpy"][key], res["kcompile"][key]
             ratio = _median(numpy_t) / _median(ours)
             row += [summary(numpy_t, 1e6), summary(ours, 1e6), f"{ratio:.2f}×"]
-        row.append(f"{_median(one[key]['kcompile']) / _median(all_[key]['kcompile']):.2f}×")
+        speedup = _median(one["kcompile"][key]) / _median(all_["kcompile"][key])
+        row.append(f"{speedup:.2f}×")
         lines.append("| " + " | ".join(row) + " |")
     return lines
 
@@ -292,8 +297,13 @@ def main() -> None:
     cores = len(os.sched_getaffinity(0))
     started = time.time()
     print("matrix products ...", flush=True)
-    one = run_worker("matmul", args.repeats, threads=1)
-    all_ = run_worker("matmul", args.repeats, threads=cores)
+    one, all_ = (
+        {
+            "numpy": run_worker("numpy-matmul", args.repeats, threads=t),
+            "kcompile": run_worker("matmul", args.repeats, threads=t),
+        }
+        for t in (1, cores)
+    )
     print("models: kcompile, torch, jax ...", flush=True)
     ours = run_worker("kcompile", args.repeats, threads=cores)
     peers = {

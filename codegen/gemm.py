@@ -42,6 +42,8 @@ GEMM = "kc_sgemm"
 # Below this many multiply-adds a product runs in the calling thread: waking the pool
 # would cost more than it saves.
 PARALLEL_MIN_MACS = 1 << 18
+# B is read in place, not packed, when C has at most this many tiles of rows.
+DIRECT_ROW_TILES = 24
 
 
 @dataclass(frozen=True)
@@ -86,33 +88,50 @@ def _splat(b: ir.IRBuilder, value: ir.Value, width: int) -> ir.Value:
 
 
 def _micro_kernel(module: ir.Module, t: Tile, rows: int) -> ir.Function:
-    """``void ukr(i64 kc, ptr a, i64 rsA, i64 csA, ptr bp, ptr c, i64 ldc, i64 nr, i64 beta)``
-    for a tile of ``rows`` rows; columns past ``nr`` are neither read nor written."""
+    """``void ukr(i64 kc, ptr a, i64 rsA, i64 csA, ptr b, i64 ldb, ptr c, i64 ldc, i64 nr,
+    i64 beta)`` for a tile of ``rows`` rows; row k of the B panel starts at ``b + k*ldb``
+    (a packed panel, or B itself); columns of C past ``nr`` are neither read nor written."""
     vec = _vec(t)
     fma = _intrinsic(module, f"llvm.fma.v{t.vw}f32", ir.FunctionType(vec, [vec, vec, vec]))
     fn = ir.Function(
         module,
-        ir.FunctionType(ir.VoidType(), [I64, PTR, I64, I64, PTR, PTR, I64, I64, I64]),
+        ir.FunctionType(ir.VoidType(), [I64, PTR, I64, I64, PTR, I64, PTR, I64, I64, I64]),
         f"kc_ukr{rows}",
     )
     fn.linkage = "internal"
-    kc, a, rs_a, cs_a, bp, c, ldc, nr, beta = fn.args
+    kc, a, rs_a, cs_a, bp, ldb, c, ldc, nr, beta = fn.args
     for arg in (a, bp, c):
         arg.add_attribute("noalias")
     b = ir.IRBuilder(fn.append_basic_block("entry"))
     a_rows = [_gep(b, a, b.mul(i64(r), rs_a)) for r in range(rows)]
     zero = ir.Constant(vec, None)
-    with for_reduce(b, kc, [zero] * (rows * t.nv), "k") as (k, acc):
-        base = b.mul(k, i64(t.nr))
+    tile = rows * t.nv
+    # A short tile has too few independent FMA chains to hide the FMA latency: it keeps
+    # ``sets`` copies of its accumulators over interleaved k and adds them at the end.
+    sets = max(1, 8 // tile)
+
+    def step(k, acc, offset):
+        base = b.mul(k, ldb)
         bvec = [
-            b.load(_gep(b, bp, b.add(base, i64(v * t.vw))), typ=vec, align=t.vw * 4)
-            for v in range(t.nv)
+            b.load(_gep(b, bp, b.add(base, i64(v * t.vw))), typ=vec, align=4) for v in range(t.nv)
         ]
         at = b.mul(k, cs_a)
         for r in range(rows):
             broadcast = _splat(b, b.load(_gep(b, a_rows[r], at), typ=F32), t.vw)
             for v in range(t.nv):
-                acc[r * t.nv + v] = b.call(fma, [broadcast, bvec[v], acc[r * t.nv + v]])
+                i = offset + r * t.nv + v
+                acc[i] = b.call(fma, [broadcast, bvec[v], acc[i]])
+
+    rounds = b.udiv(kc, i64(sets))
+    with for_reduce(b, rounds, [zero] * (tile * sets), "k") as (kr, acc):
+        for s_ in range(sets):
+            step(b.add(b.mul(kr, i64(sets)), i64(s_)), acc, s_ * tile)
+    total = acc[:tile]
+    for s_ in range(1, sets):
+        total = [b.fadd(x, y) for x, y in zip(total, acc[s_ * tile : (s_ + 1) * tile])]
+    done = b.mul(rounds, i64(sets))
+    with for_reduce(b, b.sub(kc, done), total, "kt") as (kt, acc):
+        step(b.add(done, kt), acc, 0)
     _store_tile(b, module, t, rows, acc, c, ldc, nr, beta)
     b.ret_void()
     return fn
@@ -290,6 +309,9 @@ def _chunk(module: ir.Module, t: Tile, kernels: list[ir.Function], pack: ir.Func
     packed = b.alloca(packed_t, name="packed")
     packed.align = 64
     packed.type = PTR  # llvmlite types an alloca as a typed pointer; the module uses opaque ones
+    a_packed = b.alloca(ir.ArrayType(F32, t.kc * t.mr), name="a_packed")
+    a_packed.align = 64
+    a_packed.type = PTR
     f = {}
     for i, name in enumerate((*JOB_FIELDS, "per_chunk")):
         value = b.load(b.gep(job, [i64(0), i64(i)], source_etype=JOB), typ=I64)
@@ -304,6 +326,10 @@ def _chunk(module: ir.Module, t: Tile, kernels: list[ir.Function], pack: ir.Func
     k_step = _ceil_div(b, depth, k_blocks)  # balanced blocks: 784 -> 4 x 196, not 3 x 256 + 16
     groups = _ceil_div(b, b.sub(p1, p0), i64(t.panels))
     row_tiles = _ceil_div(b, m, i64(t.mr))
+    # With few row tiles a packed panel is reused too little to pay for its copy.
+    direct = b.and_(
+        b.icmp_signed("==", f["csB"], i64(1)), b.icmp_signed("<=", row_tiles, i64(DIRECT_ROW_TILES))
+    )
     with for_range(b, groups, "g") as g:
         g0 = b.add(p0, b.mul(g, i64(t.panels)))
         g1 = _min(b, p1, b.add(g0, i64(t.panels)))
@@ -313,24 +339,52 @@ def _chunk(module: ir.Module, t: Tile, kernels: list[ir.Function], pack: ir.Func
             pc = b.mul(kb, k_step)
             kc = _min(b, k_step, b.sub(depth, pc))
             src = _gep(b, f["B"], b.add(b.mul(pc, f["rsB"]), b.mul(col0, f["csB"])))
-            b.call(pack, [kc, cols, src, f["rsB"], f["csB"], packed])
+            # Direct: full panels read from B itself, only a ragged last panel is packed.
+            full_cols = b.mul(b.udiv(cols, i64(t.nr)), i64(t.nr))
+            first_packed = b.select(direct, full_cols, i64(0))
+            with b.if_then(b.icmp_signed("<", first_packed, cols)):
+                ragged = _gep(b, src, b.mul(first_packed, f["csB"]))
+                b.call(pack, [kc, b.sub(cols, first_packed), ragged, f["rsB"], f["csB"], packed])
             beta = b.or_(f["acc"], b.zext(b.icmp_signed(">", kb, i64(0)), I64))
             last = b.and_(has_epilogue, b.icmp_signed("==", kb, b.sub(k_blocks, i64(1))))
             with for_range(b, row_tiles, "it") as it:
                 i0 = b.mul(it, i64(t.mr))
                 rows = _min(b, i64(t.mr), b.sub(m, i0))
                 a = _gep(b, f["A"], b.add(b.mul(i0, f["rsA"]), b.mul(pc, f["csA"])))
+                a, rs_a, cs_a = _pack_a(b, t, a, f["rsA"], f["csA"], kc, rows, a_packed)
                 with for_range(b, b.sub(g1, g0), "jp") as jp:
                     j0 = b.add(col0, b.mul(jp, i64(t.nr)))
                     nr = _min(b, i64(t.nr), b.sub(n, j0))
                     c = _gep(b, f["C"], b.add(b.mul(i0, f["ldc"]), j0))
-                    panel = _gep(b, packed, b.mul(b.mul(jp, kc), i64(t.nr)))
-                    args = [kc, a, f["rsA"], f["csA"], panel, c, f["ldc"], nr, beta]
+                    from_b = b.and_(direct, b.icmp_signed("==", nr, i64(t.nr)))
+                    packed_at = b.select(direct, i64(0), b.mul(b.mul(jp, kc), i64(t.nr)))
+                    panel = b.select(
+                        from_b,
+                        _gep(b, src, b.mul(jp, i64(t.nr))),
+                        _gep(b, packed, packed_at),
+                    )
+                    ldb = b.select(from_b, f["rsB"], i64(t.nr))
+                    args = [kc, a, rs_a, cs_a, panel, ldb, c, f["ldc"], nr, beta]
                     _dispatch(b, rows, kernels, args)
                     with b.if_then(last):
                         b.call(epilogue, [f["ctx"], i0, j0, rows, nr])
     b.ret_void()
     return fn
+
+
+def _pack_a(b: ir.IRBuilder, t: Tile, a, rs_a, cs_a, kc, rows, dst):
+    """A sliver whose rows are not contiguous (a transposed A) copied k-major into
+    ``dst``, so the micro-kernel walks one line of memory instead of jumping a row of
+    the transpose per k; returns the pointer and strides the micro-kernel reads."""
+    strided = b.icmp_signed("!=", cs_a, i64(1))
+    with b.if_then(strided), for_range(b, kc, "ka") as k, for_range(b, rows, "ra") as r:
+        value = b.load(_gep(b, a, b.add(b.mul(r, rs_a), b.mul(k, cs_a))), typ=F32)
+        b.store(value, _gep(b, dst, b.add(b.mul(k, i64(t.mr)), r)))
+    return (
+        b.select(strided, dst, a),
+        b.select(strided, i64(1), rs_a),
+        b.select(strided, i64(t.mr), cs_a),
+    )
 
 
 def _dispatch(b: ir.IRBuilder, rows: ir.Value, kernels: list[ir.Function], args) -> None:
