@@ -41,7 +41,7 @@ GEMM_FN = ir.FunctionType(
 GEMM = "kc_sgemm"
 # Below this many multiply-adds a product runs in the calling thread: waking the pool
 # would cost more than it saves.
-PARALLEL_MIN_MACS = 1 << 18
+PARALLEL_MIN_MACS = 1 << 16
 # B is read in place, not packed, when C has at most this many tiles of rows.
 DIRECT_ROW_TILES = 24
 

@@ -373,3 +373,28 @@ def test_unknown_backend_is_refused():
     model = keras.Sequential([keras.Input(shape=(2,)), layers.Dense(1)])
     with pytest.raises(ValueError, match="unknown backend 'gpu'; expected one of"):
         model.compile(loss="mse", backend="gpu")
+
+
+def test_predict_on_batch_fast_path_matches_the_reference(rng):
+    """Repeated predict_on_batch reuses the executable's views per batch size; results
+    must stay right across batch sizes, a grown buffer, new weights and other dtypes."""
+    model = keras.Sequential([keras.Input(shape=(6,)), layers.Dense(5, activation="relu")])
+    model.compile(loss="mse", optimizer="sgd")
+    reference = keras.Sequential([keras.Input(shape=(6,)), layers.Dense(5, activation="relu")])
+    reference.compile(loss="mse", optimizer="sgd", backend="reference")
+    reference.set_weights(model.get_weights())
+    for n in (1, 1, 3, 1, 100, 3, 1):
+        x = rng.normal(size=(n, 6)).astype(np.float32)
+        got = model.predict_on_batch(x)
+        again = model.predict_on_batch(x.astype(np.float64))  # converted, same numbers
+        want = reference.predict_on_batch(x)
+        np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
+        np.testing.assert_array_equal(got, again)
+    model.set_weights([w + 1 for w in model.get_weights()])
+    reference.set_weights(model.get_weights())
+    x = rng.normal(size=(1, 6)).astype(np.float32)
+    np.testing.assert_allclose(
+        model.predict_on_batch(x), reference.predict_on_batch(x), rtol=1e-5, atol=1e-6
+    )
+    with pytest.raises(ValueError, match="expects arrays of shape"):
+        model.predict_on_batch(np.zeros((1, 7), np.float32))

@@ -42,6 +42,20 @@ def _check_numeric(array: np.ndarray, what: str) -> None:
         )
 
 
+def is_ready_input(model, x: Any) -> bool:
+    """Whether ``x`` is already what ``prepare_inputs`` would make of it: one C-contiguous
+    array of the single Input's dtype and shape (the fast path of predict_on_batch)."""
+    if not isinstance(x, np.ndarray) or len(model.inputs) != 1:
+        return False
+    t = model.inputs[0]
+    return (
+        x.dtype == t.dtype
+        and x.flags.c_contiguous
+        and x.ndim == len(t.shape)
+        and x.shape[1:] == t.shape[1:]
+    )
+
+
 def prepare_inputs(model, x: Any) -> list[np.ndarray]:
     """Model inputs as contiguous arrays of the Input's dtype, shapes checked."""
     if x is None:

@@ -403,7 +403,11 @@ class Trainer:
         return outs[0] if len(outs) == 1 else outs
 
     def _predict_batch(self, xs: list[np.ndarray]) -> list[np.ndarray]:
-        out = self._executable("predict")(dict(zip(self.input_names, xs)))
+        exe = self._executable("predict")
+        if len(xs) == 1 and hasattr(exe, "run_single"):
+            out = exe.run_single(self.input_names[0], xs[0])
+        else:
+            out = exe(dict(zip(self.input_names, xs)))
         # Copies: the executable's buffers are reused by the next call.
         return [np.array(out[f"out/{n}"]) for n in self.output_names]
 
@@ -436,8 +440,10 @@ class Trainer:
         return logs if return_dict else self._flatten_in_order(logs)
 
     def predict_on_batch(self, x: Any):
-        self._ensure_built([np.asarray(x)] if not isinstance(x, list | tuple | dict) else None)
-        outs = self._predict_batch(D.prepare_inputs(self, x))
+        if not (self.built and D.is_ready_input(self, x)):
+            self._ensure_built([np.asarray(x)] if not isinstance(x, list | tuple | dict) else None)
+            x = D.prepare_inputs(self, x)
+        outs = self._predict_batch(x if isinstance(x, list) else [x])
         return outs[0] if len(outs) == 1 else outs
 
     # --- weights on disk ------------------------------------------------------------

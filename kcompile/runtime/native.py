@@ -83,6 +83,22 @@ class NativeExecutable:
             self._buffers[spec.index] = array
             self._table[spec.index] = array.ctypes.data
         self._capacity = capacity
+        self._single: dict[int | None, tuple] = {}  # batch size -> (input view, results)
+
+    def run_single(self, name: str, array: np.ndarray) -> dict[str, np.ndarray]:
+        """``self({name: array})`` for a graph whose one data input is ``name``: the
+        views of each batch size are kept, so a repeated call (predict at batch 1)
+        is one copy in, one foreign call, and the same result views out."""
+        n = array.shape[0] if array.ndim else None
+        kept = self._single.get(n)
+        if kept is None or array.dtype != kept[0].dtype or array.shape != kept[0].shape:
+            out = self({name: array})
+            if self._data == {name} and self._missing_if({name: array}) is False:
+                self._single[n] = (self._view(self._plan.slot[self._inputs[name]], n), out)
+            return out
+        np.copyto(kept[0], array)
+        self._entry(self._table, 0 if n is None else n)
+        return kept[1]
 
     def bind(self, name: str, array: np.ndarray) -> None:
         """Use ``array`` as the storage of input ``name``; the step updates it in place."""
@@ -100,6 +116,7 @@ class NativeExecutable:
         self._buffers[index] = array
         self._table[index] = array.ctypes.data
         self._bound.add(name)
+        self._single.clear()
 
     def __call__(self, data: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
         n = self._batch_of(data)
