@@ -6,14 +6,24 @@ loads the object code from the on-disk cache or lowers, optimizes and emits it.
 
 from __future__ import annotations
 
+import ctypes
 import time
 from dataclasses import dataclass
 
 from codegen.cache import cache_key, read_entry, write_entry
-from codegen.module import ENTRY, BufferPlan, BufferSpec, lower_graph, plan_buffers
+from codegen.module import (
+    CYCLES,
+    ENTRY,
+    PROFILE_COUNTERS,
+    BufferPlan,
+    BufferSpec,
+    kernel_nodes,
+    lower_graph,
+    plan_buffers,
+)
 from codegen.runtime import runtime
 from codegen.target import CompileTimes, LoadedCode, compile_module, host
-from ir import Graph, print_graph
+from ir import Graph, Node, print_graph
 
 
 @dataclass
@@ -23,29 +33,73 @@ class CompiledGraph:
     times: CompileTimes
     cache_hit: bool
 
+    graph: Graph
+    profiled: bool = False
+
     @property
     def entry_address(self) -> int:
         return self.code.address(ENTRY)
 
+    def profile(self) -> list[KernelTime]:
+        """Seconds and calls of each kernel since the code was loaded (or last reset)."""
+        if not self.profiled:
+            raise ValueError("this graph was compiled without profile=True")
+        nodes = kernel_nodes(self.graph, self.plan)
+        table = self._counters(len(nodes))
+        hz = cycles_per_second(self.code)
+        return [
+            KernelTime(name, node, table[2 * i] / hz, table[2 * i + 1])
+            for i, (name, node) in enumerate(nodes)
+        ]
+
+    def reset_profile(self) -> None:
+        table = self._counters(len(kernel_nodes(self.graph, self.plan)))
+        ctypes.memset(table, 0, ctypes.sizeof(table))
+
+    def _counters(self, kernels: int):
+        get = ctypes.CFUNCTYPE(ctypes.c_void_p)(self.code.address(PROFILE_COUNTERS))
+        return (ctypes.c_int64 * (2 * kernels)).from_address(get())
+
+
+@dataclass(frozen=True)
+class KernelTime:
+    name: str
+    node: Node
+    seconds: float
+    calls: int
+
+
+def cycles_per_second(code: LoadedCode, interval: float = 0.02) -> float:
+    """The rate of the cycle counter that profiles count in, measured against the clock."""
+    clock = ctypes.CFUNCTYPE(ctypes.c_int64)(code.address(CYCLES))
+    start, t0 = clock(), time.perf_counter()
+    time.sleep(interval)
+    return (clock() - start) / (time.perf_counter() - t0)
+
 
 def compile_graph(
-    graph: Graph, version: str = "", times: CompileTimes | None = None, dump=None
+    graph: Graph,
+    version: str = "",
+    times: CompileTimes | None = None,
+    dump=None,
+    profile: bool = False,
 ) -> CompiledGraph:
     """Native code for ``graph``; ``version`` (the caller's) is part of the cache key.
 
     ``dump(name, text)``, when given, receives the LLVM IR before and after
-    optimization and the assembly (which bypasses the cache).
+    optimization and the assembly (which bypasses the cache). ``profile`` adds
+    per-kernel cycle counters (``CompiledGraph.profile``).
     """
     times = times or CompileTimes()
     t0 = time.perf_counter()
     text = print_graph(graph)
     plan = plan_buffers(graph)
-    key = cache_key(version, text)
+    key = cache_key(version, text, "profile" if profile else "")
     times.add("plan buffers + key", time.perf_counter() - t0)
     payload = None if dump else read_entry(key)
     hit = payload is not None
     if payload is None:
-        lowered = lower_graph(graph, times)
+        lowered = lower_graph(graph, times, profile)
         compiled = compile_module(lowered.llvm_ir, times, want_ir=dump is not None)
         payload = compiled.object_code
         write_entry(key, payload)
@@ -59,7 +113,7 @@ def compile_graph(
     runtime()  # the model's code calls into it: its symbols must be registered first
     code = LoadedCode(payload)
     times.add("load object", time.perf_counter() - t1)
-    return CompiledGraph(plan, code, times, hit)
+    return CompiledGraph(plan, code, times, hit, graph, profile)
 
 
-__all__ = ["BufferSpec", "CompileTimes", "CompiledGraph", "compile_graph", "host"]
+__all__ = ["BufferSpec", "CompileTimes", "CompiledGraph", "KernelTime", "compile_graph", "host"]

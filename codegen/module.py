@@ -23,7 +23,7 @@ from codegen.kernel import Kernel, Operand
 from codegen.loops import I64, PTR, memcpy
 from codegen.mathfn import MathLib
 from codegen.target import CompileTimes
-from ir import Graph, TensorType, Value
+from ir import Graph, Node, TensorType, Value
 from ir.memory import ELEMENT_BYTES, Size, nbytes
 
 ENTRY = "kc_entry"
@@ -41,6 +41,10 @@ class BufferSpec:
     @property
     def element_bytes(self) -> int:
         return ELEMENT_BYTES[self.type.dtype]
+
+
+PROFILE_COUNTERS = "kc_profile_counters"  # ptr to [kernels x 2] i64: cycles, calls
+CYCLES = "kc_cycles"  # i64 (): the cycle counter, to turn cycles into seconds
 
 
 @dataclass
@@ -95,28 +99,81 @@ def plan_buffers(graph: Graph) -> BufferPlan:
     return BufferPlan(buffers, slot, outputs, copy_back, arena)
 
 
-def lower_graph(graph: Graph, times: CompileTimes | None = None) -> Lowered:
+def lower_graph(graph: Graph, times: CompileTimes | None = None, profile: bool = False) -> Lowered:
+    """The module of ``graph``; with ``profile``, the entry also counts the cycles and
+    calls of each kernel, in the order of ``kernel_nodes``."""
     times = times or CompileTimes()
     t0 = time.perf_counter()
     module = ir.Module(name=graph.name)
     plan = plan_buffers(graph)
-    entry = emit_step(module, MathLib(module), graph, plan, ENTRY, "")
+    counters = _Counters(module, graph) if profile else None
+    entry = emit_step(module, MathLib(module), graph, plan, ENTRY, "", counters)
     entry.linkage = ""  # exported
     times.add("lower to LLVM IR", time.perf_counter() - t0)
     return Lowered(str(module), plan.buffers, plan.outputs, times)
 
 
+class _Counters:
+    """A global ``[kernels x 2] i64`` of cycles and calls, and the exported functions that
+    read it and the cycle counter."""
+
+    def __init__(self, module: ir.Module, graph: Graph) -> None:
+        self.module = module
+        self.used = 0
+        self.clock = ir.Function(module, ir.FunctionType(I64, []), "llvm.readcyclecounter")
+        self.table_type = ir.ArrayType(I64, 2 * len(graph.nodes))
+        self.table = ir.GlobalVariable(module, self.table_type, "kc_profile_table")
+        self.table.initializer = ir.Constant(self.table_type, None)
+        self.table.linkage = "internal"
+        self.table.type = PTR  # llvmlite types globals as typed pointers; the module uses opaque
+        getter = ir.Function(module, ir.FunctionType(PTR, []), PROFILE_COUNTERS)
+        b = ir.IRBuilder(getter.append_basic_block("entry"))
+        b.ret(self.table)
+        cycles = ir.Function(module, ir.FunctionType(I64, []), CYCLES)
+        b = ir.IRBuilder(cycles.append_basic_block("entry"))
+        b.ret(b.call(self.clock, []))
+
+    def timed_call(self, b: ir.IRBuilder, kernel: ir.Function, args: list) -> None:
+        index = self.used
+        self.used += 1
+        start = b.call(self.clock, [])
+        b.call(kernel, args)
+        spent = b.sub(b.call(self.clock, []), start)
+        for slot, amount in ((2 * index, spent), (2 * index + 1, ir.Constant(I64, 1))):
+            ptr = b.gep(
+                self.table,
+                [ir.Constant(I64, 0), ir.Constant(I64, slot)],
+                source_etype=self.table_type,
+            )
+            b.store(b.add(b.load(ptr, typ=I64), amount), ptr)
+
+
+def kernel_nodes(graph: Graph, plan: BufferPlan, prefix: str = "") -> list[tuple[str, Node]]:
+    """The nodes that get a kernel, each with its kernel's name, in call order (a
+    reshape that is a view of its operand gets none)."""
+    out = []
+    for i, node in enumerate(graph.nodes):
+        if node.op == "reshape" and plan.slot[node.outputs[0]] == plan.slot[node.inputs[0]]:
+            continue
+        out.append((f"{prefix}k{i}_{node.op}", node))
+    return out
+
+
 def emit_step(
-    module: ir.Module, math_lib: MathLib, graph: Graph, plan: BufferPlan, name: str, prefix: str
+    module: ir.Module,
+    math_lib: MathLib,
+    graph: Graph,
+    plan: BufferPlan,
+    name: str,
+    prefix: str,
+    counters: _Counters | None = None,
 ) -> ir.Function:
     """``void name(ptr buffers[], i64 n)``: the graph's kernels in order over the buffers of
     ``plan``, then the copies of results into the inputs they replace."""
     slot, buffers = plan.slot, plan.buffers
     kernels = []
     inline = len(graph.nodes) <= INLINE_LIMIT
-    for i, node in enumerate(graph.nodes):
-        if node.op == "reshape" and slot[node.outputs[0]] == slot[node.inputs[0]]:
-            continue  # a view: no kernel
+    for kernel_name, node in kernel_nodes(graph, plan, prefix):
         emit = EMITTERS.get(node.op)
         if emit is None:
             raise NotImplementedError(f"codegen: no lowering for op {node.op!r}")
@@ -124,7 +181,7 @@ def emit_step(
         # One argument per distinct buffer, so noalias holds and an in-place result
         # is visibly the same pointer as the operand it overwrites.
         slots = list(dict.fromkeys(slot[v] for v in values))
-        k = Kernel(module, f"{prefix}k{i}_{node.op}", len(slots), inline=inline)
+        k = Kernel(module, kernel_name, len(slots), inline=inline)
         arg_of = dict(zip(slots, k.args))
         ops = [Operand(arg_of[slot[v]], v.dtype, []) for v in values]
         emit(k, math_lib, node, ops[: len(node.outputs)], ops[len(node.outputs) :])
@@ -142,7 +199,11 @@ def emit_step(
         for i in range(len(buffers))
     ]
     for kernel, slots in kernels:
-        b.call(kernel, [pointers[s] for s in slots] + [n])
+        args = [pointers[s] for s in slots] + [n]
+        if counters is None:
+            b.call(kernel, args)
+        else:
+            counters.timed_call(b, kernel, args)
 
     for dst, src, v in plan.copy_back:
         _memcpy(b, pointers[dst], pointers[src], nbytes(v.type), n)

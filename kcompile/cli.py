@@ -5,6 +5,7 @@
     kcompile compile MODEL.py|STAGE.kir     compile to native code, print the times
     kcompile memory MODEL.py [--budget 64MiB]
     kcompile check MODEL.py [--step train]
+    kcompile profile MODEL.py [--step train] [--batch 32] [--calls 100]
 
 MODEL.py defines ``build_model()`` returning a compiled model; its training
 code stays under ``if __name__ == "__main__":`` so importing it trains nothing.
@@ -150,6 +151,13 @@ def cmd_compile(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_profile(args: argparse.Namespace) -> int:
+    model = load_model_file(args.model)
+    result = inspect.profile_step(model, args.step, args.batch, args.calls)
+    print(result.text(args.top))
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="kcompile", description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -175,6 +183,13 @@ def main(argv: list[str] | None = None) -> int:
     comp = sub.add_parser("compile", help="compile a model or a .kir dump to native code")
     comp.add_argument("source", help="a model file (build_model()) or a graph dump (.kir)")
     comp.set_defaults(run=cmd_compile)
+    prof = sub.add_parser("profile", help="time each kernel of a step's compiled code")
+    prof.add_argument("model")
+    prof.add_argument("--step", choices=STEPS, default="train")
+    prof.add_argument("--batch", type=int, default=32)
+    prof.add_argument("--calls", type=int, default=100)
+    prof.add_argument("--top", type=int, default=25, help="show this many kernels")
+    prof.set_defaults(run=cmd_profile)
     args = parser.parse_args(argv)
     return args.run(args)
 

@@ -225,3 +225,55 @@ def _ir_diff(before: str, after: str, limit: int = 40) -> list[str]:
     if len(lines) > limit:
         lines = [*lines[:limit], f"... and {len(lines) - limit} more changed lines"]
     return ["    " + line for line in lines]
+
+
+@dataclass
+class KernelProfile:
+    step: str
+    batch: int
+    calls: int
+    rows: list[tuple[str, str, int, float]]  # kernel, what it computes, calls, seconds
+
+    def text(self, top: int = 25) -> str:
+        total = sum(r[3] for r in self.rows)
+        lines = [
+            f"{self.step} step at batch {self.batch}, {self.calls} calls: "
+            f"{total / self.calls * 1e6:.1f} µs per call in kernels",
+            f"{'kernel':<24} {'µs/call':>9} {'share':>6}  computes",
+        ]
+        for name, what, _, seconds in sorted(self.rows, key=lambda r: -r[3])[:top]:
+            share = seconds / total if total else 0.0
+            lines.append(f"{name:<24} {seconds / self.calls * 1e6:>9.2f} {share:>6.1%}  {what}")
+        return "\n".join(lines)
+
+
+def _describes(node) -> str:
+    if node.op == "fused":
+        inner = " ".join(n.op for n in node.attrs["body"].nodes if n.op != "constant")
+        kind = f"fused {node.attrs['kind']}: {inner}"
+    else:
+        kind = node.op
+    shapes = ", ".join(str(v.type) for v in node.outputs[:2])
+    return f"{kind[:70]} -> {shapes}"
+
+
+def profile_step(model, step: str = "train", batch: int = 32, calls: int = 100) -> KernelProfile:
+    """Time each kernel of ``step``'s compiled code over ``calls`` calls on probe data
+    (cycle counters around each kernel call in the entry function)."""
+    from kcompile import __version__
+    from kcompile.runtime.native import NativeExecutable
+
+    graph = parse_graph(pipeline_stages(model, step)[-1][1])
+    exe = NativeExecutable(graph, version=__version__, capacity=batch, profile=True)
+    feeds = probe_feeds(model, graph, batch)
+    data = {v.name for v in graph.inputs if v.role == "data"}
+    for name, array in feeds.items():
+        if name not in data:
+            exe.bind(name, array)
+    batch_feeds = {name: feeds[name] for name in data}
+    exe(batch_feeds)
+    exe.compiled.reset_profile()
+    for _ in range(calls):
+        exe(batch_feeds)
+    rows = [(k.name, _describes(k.node), k.calls, k.seconds) for k in exe.compiled.profile()]
+    return KernelProfile(step, batch, calls, rows)

@@ -33,10 +33,18 @@ def aligned_empty(shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
 
 class NativeExecutable:
     def __init__(
-        self, graph: Graph, version: str, capacity: int = 32, dump_index: int | None = None
+        self,
+        graph: Graph,
+        version: str,
+        capacity: int = 32,
+        dump_index: int | None = None,
+        profile: bool = False,
     ) -> None:
         self.graph = graph
-        compiled = compile_graph(graph, version, dump=_dumper(graph, dump_index or 0))
+        compiled = compile_graph(
+            graph, version, dump=_dumper(graph, dump_index or 0), profile=profile
+        )
+        self.compiled = compiled
         self.compile_times = compiled.times
         self.cache_hit = compiled.cache_hit
         if debug_level() >= 1:
