@@ -21,6 +21,7 @@ from codegen.kernel import (
 )
 from codegen.loops import F32, I32, for_range, for_reduce, i64
 from codegen.mathfn import MathLib
+from codegen.parallel import declare_parallel_for
 from codegen.scalar import SCALAR_RULES
 from ir import DType, Graph, Node, Value
 from ir.memory import Size, numel, size_of
@@ -69,6 +70,15 @@ def fused(k: Kernel, m: MathLib, node: Node, outs: list[Operand], ins: list[Oper
     shape = node.outputs[0].shape
     if any(v.shape != shape for v in node.outputs):
         raise NotImplementedError("codegen: a fused loop's results must share one shape")
+    in_parallel(
+        k, numel(shape), lambda kk, o, i, part: _elementwise(kk, m, node, o, i, part), outs, ins
+    )
+
+
+def _elementwise(k: Kernel, m: MathLib, node: Node, outs, ins, part) -> None:
+    """The loop of an elementwise fused node, or the ``part`` of it one chunk runs."""
+    body: Graph = node.attrs["body"]
+    shape = node.outputs[0].shape
     out_ops = [Operand(o.ptr, o.dtype, contiguous_strides(shape)) for o in outs]
     slices = [n for n in body.nodes if n.op == "slice"]
     users = body.users()
@@ -96,7 +106,33 @@ def fused(k: Kernel, m: MathLib, node: Node, outs: list[Operand], ins: list[Oper
         for v, op, off in zip(results, out_ops, offsets):
             k.store(op, off, env[v])
 
-    k.strided_loop(dims_of(shape), [*out_ops, *(op for _, op in reads)], per_element)
+    k.strided_loop(dims_of(shape), [*out_ops, *(op for _, op in reads)], per_element, part=part)
+
+
+# Loops over at least this many elements are split among the threads.
+PARALLEL_MIN_ELEMENTS = 1 << 15
+CHUNKS = 8  # per parallel loop: more than the threads, so a slow thread is not waited for
+
+
+def in_parallel(k: Kernel, elements: Size, emit, outs: list[Operand], ins: list[Operand]) -> None:
+    """Emit a loop as ``emit(kernel, outs, ins, part)`` into a chunk function that the
+    runtime's parallel-for calls with ``part = (chunk, chunks)``: ``CHUNKS`` chunks of
+    the outermost axis when the loop has ``PARALLEL_MIN_ELEMENTS`` or more, else one."""
+    if elements.power == 0 and elements.coef < PARALLEL_MIN_ELEMENTS:
+        emit(k, outs, ins, None)
+        return
+    chunk = Kernel.callback(k.module, f"{k.fn.name}_chunk", len(k.args), 1, extra=1)
+    position = {id(a): i for i, a in enumerate(k.args)}
+
+    def moved(ops: list[Operand]) -> list[Operand]:
+        return [Operand(chunk.args[position[id(op.ptr)]], op.dtype, op.strides) for op in ops]
+
+    emit(chunk, moved(outs), moved(ins), (chunk.params[0], chunk.extra[0]))
+    chunk.finish()
+    b = k.b
+    big = b.icmp_signed(">=", k.value(elements), i64(PARALLEL_MIN_ELEMENTS))
+    chunks = b.select(big, i64(CHUNKS), i64(1))
+    b.call(declare_parallel_for(k.module), [chunk.fn, k.context([chunks]), chunks])
 
 
 def _row_operand(op: Operand, v_shape, out_shape) -> Operand:

@@ -96,10 +96,12 @@ class Kernel:
         self.module = module
 
     @classmethod
-    def callback(cls, module: ir.Module, name: str, nbuffers: int, nparams: int) -> Kernel:
+    def callback(
+        cls, module: ir.Module, name: str, nbuffers: int, nparams: int, extra: int = 0
+    ) -> Kernel:
         """``void name(ptr ctx, i64 params...)``, called back by the runtime (a chunk of a
-        parallel loop, a matrix product's epilogue): its buffers and ``n`` are read from
-        the ``ctx`` that ``context()`` of the calling kernel built."""
+        parallel loop, a matrix product's epilogue): its buffers, ``n`` and ``extra``
+        more values are read from the ``ctx`` that ``context()`` of the caller built."""
         self = cls.__new__(cls)
         self.module = module
         self.fn = ir.Function(module, ir.FunctionType(ir.VoidType(), [PTR] + [I64] * nparams), name)
@@ -108,18 +110,20 @@ class Kernel:
         ctx = self.fn.args[0]
         slots = [
             self.b.load(self.b.gep(ctx, [i64(i)], inbounds=True, source_etype=I64), typ=I64)
-            for i in range(nbuffers + 1)
+            for i in range(nbuffers + 1 + extra)
         ]
-        self.args = [self.b.inttoptr(v, PTR) for v in slots[:-1]]
-        self.n = slots[-1]
+        self.args = [self.b.inttoptr(v, PTR) for v in slots[:nbuffers]]
+        self.n = slots[nbuffers]
+        self.extra = slots[nbuffers + 1 :]
         self.params = list(self.fn.args[1:])
         return self
 
-    def context(self) -> ir.Value:
-        """This kernel's buffers and ``n`` in a stack array, for a ``callback`` kernel."""
-        count = len(self.args) + 1
+    def context(self, extra: Sequence[ir.Value] = ()) -> ir.Value:
+        """This kernel's buffers, ``n`` and ``extra`` i64 values in a stack array, for a
+        ``callback`` kernel."""
+        count = len(self.args) + 1 + len(extra)
         ctx = self.b.alloca(I64, size=i64(count), name="ctx")
-        values = [self.b.ptrtoint(a, I64) for a in self.args] + [self.n]
+        values = [self.b.ptrtoint(a, I64) for a in self.args] + [self.n, *extra]
         for i, v in enumerate(values):
             self.b.store(v, self.b.gep(ctx, [i64(i)], inbounds=True, source_etype=I64))
         return ctx
@@ -146,28 +150,52 @@ class Kernel:
         operands: list[Operand],
         body: Callable[[list[ir.Value]], None],
         name: str = "l",
+        part: tuple[ir.Value, ir.Value] | None = None,
     ) -> None:
-        """Loop over ``dims``; ``body`` gets each operand's element offset."""
+        """Loop over ``dims``; ``body`` gets each operand's element offset. With ``part =
+        (chunk, chunks)``, only that chunk of the outermost (merged) axis."""
         dims, operands = collapse(dims, operands)
         bases = [self.value(op.base) for op in operands]
-        self.nest(dims, operands, bases, body, name, 0)
+        first = None
+        if part is not None and not dims:  # one element: the first chunk computes it
+            with self.b.if_then(self.b.icmp_signed("==", part[0], i64(0))):
+                body(bases)
+            return
+        if part is not None:
+            b, (chunk, chunks) = self.b, part
+            total = self.value(dims[0])
+            per = b.udiv(b.add(total, b.sub(chunks, i64(1))), chunks)
+            begin = b.mul(chunk, per)
+            end = b.add(begin, per)
+            end = b.select(b.icmp_signed("<", end, total), end, total)
+            count = b.sub(end, begin)
+            first = (begin, b.select(b.icmp_signed("<", count, i64(0)), i64(0), count))
+        self.nest(dims, operands, bases, body, name, 0, first)
 
-    def nest(self, dims, operands, bases, body, name, axis) -> None:
+    def nest(self, dims, operands, bases, body, name, axis, first=None) -> None:
         if axis == len(dims):
             body(bases)
             return
+        if first is not None:
+            begin, count = first
+            with for_range(self.b, count, f"{name}{axis}") as j:
+                self._step(dims, operands, bases, body, name, axis, self.b.add(begin, j))
+            return
         with for_range(self.b, self.value(dims[axis]), f"{name}{axis}") as i:
-            offsets = []
-            for op, base in zip(operands, bases):
-                s = op.strides[axis]
-                if s.is_zero:
-                    offsets.append(base)
-                elif s.is_one:
-                    offsets.append(self.b.add(base, i, flags=["nsw"]))
-                else:
-                    step = self.b.mul(i, self.value(s), flags=["nsw"])
-                    offsets.append(self.b.add(base, step, flags=["nsw"]))
-            self.nest(dims, operands, offsets, body, name, axis + 1)
+            self._step(dims, operands, bases, body, name, axis, i)
+
+    def _step(self, dims, operands, bases, body, name, axis, i) -> None:
+        offsets = []
+        for op, base in zip(operands, bases):
+            s = op.strides[axis]
+            if s.is_zero:
+                offsets.append(base)
+            elif s.is_one:
+                offsets.append(self.b.add(base, i, flags=["nsw"]))
+            else:
+                step = self.b.mul(i, self.value(s), flags=["nsw"])
+                offsets.append(self.b.add(base, step, flags=["nsw"]))
+        self.nest(dims, operands, offsets, body, name, axis + 1)
 
     def fill(self, op: Operand, count: Size, value: ir.Value) -> None:
         with for_range(self.b, self.value(count), "fill") as i:

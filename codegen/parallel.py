@@ -9,9 +9,13 @@ thread posts a job and takes chunks itself; workers spin a while on the job
 generation, then sleep on it with a futex, so an idle pool costs nothing and a
 job posted during a training step starts in well under a microsecond.
 
-Chunks are claimed with a compare-and-swap on a ticket that holds the job's
-generation in its high 32 bits and the next chunk in its low 32 bits, so a worker
-that arrives late from an earlier job can never claim a chunk of the current one.
+Chunk i belongs to thread i mod T, so a loop over the same data puts the same
+part on the same core at every call (its cache keeps it); a thread that is done
+takes the unclaimed chunks of the others, so a late thread is not waited for.
+Each thread's chunks are claimed with a compare-and-swap on its ticket, which
+holds the job's generation in its high 32 bits and the count claimed in its low
+32 bits, so a worker that arrives late from an earlier job can never claim a
+chunk of the current one.
 Only one job runs at a time: a parallel-for entered while another runs (from a
 chunk, or from a second user thread) runs its chunks serially in its own thread.
 """
@@ -23,6 +27,7 @@ from llvmlite import ir
 from codegen.loops import I32, I64, PTR, for_range, i64
 
 MAX_THREADS = 256
+TICKET_STRIDE = 8  # i64s: one cache line per thread's ticket
 SPIN_ROUNDS = 20000  # pause instructions before a worker sleeps (a few hundred µs)
 SYS_FUTEX, FUTEX_WAIT_PRIVATE, FUTEX_WAKE_PRIVATE = 202, 128, 129
 
@@ -48,7 +53,12 @@ class _Pool:
         self.module = module
         self.gen = _global(module, "kc_pool_gen", I32)  # futex word: bumped per job
         self.sleepers = _global(module, "kc_pool_sleepers", I32)
-        self.ticket = _global(module, "kc_pool_ticket", I64)
+        # One ticket per thread, a cache line apart: the job's generation in the high
+        # 32 bits, how many of that thread's chunks are claimed in the low 32.
+        tickets = ir.ArrayType(I64, MAX_THREADS * TICKET_STRIDE)
+        self.tickets = _global(module, "kc_pool_tickets", tickets)
+        self.tickets.type = PTR
+        self.team = _global(module, "kc_pool_team", I64)
         self.done = _global(module, "kc_pool_done", I64)
         self.fn = _global(module, "kc_pool_fn", CHUNK_PTR)
         self.ctx = _global(module, "kc_pool_ctx", I64)  # a pointer, as an integer
@@ -80,33 +90,40 @@ def _size(t: ir.Type) -> int:
 
 
 def _run_chunks(pool: _Pool) -> ir.Function:
-    """``void run(i32 gen)``: claim and run chunks of job ``gen`` until none is left."""
-    fn = ir.Function(pool.module, ir.FunctionType(ir.VoidType(), [I32]), "kc_pool_run")
+    """``void run(i32 gen, i64 me)``: as participant ``me`` of job ``gen``, run the own
+    chunks ``me, me + T, me + 2T, ...`` (T threads), then any still unclaimed chunk of
+    the others."""
+    fn = ir.Function(pool.module, ir.FunctionType(ir.VoidType(), [I32, I64]), "kc_pool_run")
     fn.linkage = "internal"
+    gen, me = fn.args
     b = ir.IRBuilder(fn.append_basic_block("entry"))
-    claim, check, swap, run, out = (
-        fn.append_basic_block(n) for n in ("claim", "check", "swap", "run", "out")
-    )
-    tag = b.shl(b.zext(fn.args[0], I64), i64(32))
-    b.branch(claim)
-    b.position_at_end(claim)
-    v = pool.load(b, pool.ticket)
-    b.cbranch(b.icmp_unsigned("==", b.and_(v, i64(-1 << 32)), tag), check, out)
-    b.position_at_end(check)
-    index = b.and_(v, i64(0xFFFFFFFF))
-    # Read after the ticket showed this job; if the job changed meanwhile the swap fails.
+    tag = b.shl(b.zext(gen, I64), i64(32))
+    # Read once; if they belong to a later job, every swap below fails on the tag.
+    team = pool.load(b, pool.team, "monotonic")
     count = pool.load(b, pool.count, "monotonic")
     work = b.load_atomic(pool.fn, "monotonic", 8, typ=CHUNK_PTR)
     ctx = b.inttoptr(pool.load(b, pool.ctx, "monotonic"), PTR)
-    b.cbranch(b.icmp_signed("<", index, count), swap, out)
-    b.position_at_end(swap)
-    swapped = b.cmpxchg(pool.ticket, v, b.add(v, i64(1)), "acq_rel", "acquire")
-    b.cbranch(b.extract_value(swapped, 1), run, claim)
-    b.position_at_end(run)
-    b.call(work, [ctx, index])
-    b.atomic_rmw("add", pool.done, i64(1), "release")
-    b.branch(claim)
-    b.position_at_end(out)
+    with for_range(b, team, "victim") as q:
+        owner = b.urem(b.add(me, q), team)
+        ticket = b.gep(pool.tickets, [b.mul(owner, i64(TICKET_STRIDE))], source_etype=I64)
+        claim, check, swap, run, out = (
+            fn.append_basic_block(n) for n in ("claim", "check", "swap", "run", "next")
+        )
+        b.branch(claim)
+        b.position_at_end(claim)
+        v = b.load_atomic(ticket, "acquire", 8, typ=I64)
+        b.cbranch(b.icmp_unsigned("==", b.and_(v, i64(-1 << 32)), tag), check, out)
+        b.position_at_end(check)
+        chunk = b.add(owner, b.mul(b.and_(v, i64(0xFFFFFFFF)), team))
+        b.cbranch(b.icmp_signed("<", chunk, count), swap, out)
+        b.position_at_end(swap)
+        swapped = b.cmpxchg(ticket, v, b.add(v, i64(1)), "acq_rel", "acquire")
+        b.cbranch(b.extract_value(swapped, 1), run, claim)
+        b.position_at_end(run)
+        b.call(work, [ctx, chunk])
+        b.atomic_rmw("add", pool.done, i64(1), "release")
+        b.branch(claim)
+        b.position_at_end(out)
     b.ret_void()
     return fn
 
@@ -150,10 +167,11 @@ def _worker(pool: _Pool, run: ir.Function) -> ir.Function:
     gen = pool.load(b, pool.gen)
     b.store(gen, seen_slot)
     b.store(ir.Constant(I32, 0), spins_slot)
-    active = b.icmp_unsigned("<", me, b.sub(pool.load(b, pool.threads), ir.Constant(I32, 1)))
+    team = b.trunc(pool.load(b, pool.team, "monotonic"), I32)
+    active = b.icmp_unsigned("<", b.add(me, ir.Constant(I32, 1)), team)
     b.cbranch(active, take, wait)
     b.position_at_end(take)
-    b.call(run, [gen])
+    b.call(run, [gen, b.add(b.zext(me, I64), i64(1))])
     b.branch(wait)
     return fn
 
@@ -177,17 +195,23 @@ def _parallel_for(pool: _Pool, run: ir.Function) -> ir.Function:
 
     b.position_at_end(post)
     gen = b.add(pool.load(b, pool.gen, "monotonic"), ir.Constant(I32, 1))
+    team = b.zext(pool.load(b, pool.threads, "monotonic"), I64)
+    pool.store(b, pool.done, i64(0), "monotonic")
+    # Tickets first: a worker still in the last job then fails every swap, whichever
+    # job's fields it reads.
+    with for_range(b, team, "retag") as p:
+        ticket = b.gep(pool.tickets, [b.mul(p, i64(TICKET_STRIDE))], source_etype=I64)
+        b.atomic_rmw("xchg", ticket, b.shl(b.zext(gen, I64), i64(32)), "release")
     pool.store(b, pool.fn, work, "monotonic")
     pool.store(b, pool.ctx, b.ptrtoint(ctx, I64), "monotonic")
     pool.store(b, pool.count, count, "monotonic")
-    pool.store(b, pool.done, i64(0), "monotonic")
-    pool.store(b, pool.ticket, b.shl(b.zext(gen, I64), i64(32)))
+    pool.store(b, pool.team, team, "monotonic")
     pool.store(b, pool.gen, gen, "seq_cst")
     with b.if_then(
         b.icmp_unsigned("!=", pool.load(b, pool.sleepers, "seq_cst"), ir.Constant(I32, 0))
     ):
         pool.futex(b, FUTEX_WAKE_PRIVATE, ir.Constant(I32, 0x7FFFFFFF))
-    b.call(run, [gen])
+    b.call(run, [gen, i64(0)])
     wait, finished = fn.append_basic_block("wait"), fn.append_basic_block("finished")
     b.branch(wait)
     b.position_at_end(wait)
