@@ -88,22 +88,23 @@ def _splat(b: ir.IRBuilder, value: ir.Value, width: int) -> ir.Value:
 
 
 def _micro_kernel(module: ir.Module, t: Tile, rows: int) -> ir.Function:
-    """``void ukr(i64 kc, ptr a, i64 rsA, i64 csA, ptr b, i64 ldb, ptr c, i64 ldc, i64 nr,
-    i64 beta)`` for a tile of ``rows`` rows; row k of the B panel starts at ``b + k*ldb``
-    (a packed panel, or B itself); columns of C past ``nr`` are neither read nor written."""
+    """``void ukr(i64 kc, ptr a, i64 lda, ptr b, i64 ldb, ptr c, i64 ldc, i64 nr, i64 beta)``
+    for a tile of ``rows`` rows: A(r, k) at ``a[k*lda + r]`` (packed k-major with lda = MR,
+    or a single row of A in place), row k of the B panel at
+    ``b + k*ldb`` (a packed panel, or B itself); columns of C past ``nr`` are neither
+    read nor written."""
     vec = _vec(t)
     fma = _intrinsic(module, f"llvm.fma.v{t.vw}f32", ir.FunctionType(vec, [vec, vec, vec]))
     fn = ir.Function(
         module,
-        ir.FunctionType(ir.VoidType(), [I64, PTR, I64, I64, PTR, I64, PTR, I64, I64, I64]),
+        ir.FunctionType(ir.VoidType(), [I64, PTR, I64, PTR, I64, PTR, I64, I64, I64]),
         f"kc_ukr{rows}",
     )
     fn.linkage = "internal"
-    kc, a, rs_a, cs_a, bp, ldb, c, ldc, nr, beta = fn.args
+    kc, a, lda, bp, ldb, c, ldc, nr, beta = fn.args
     for arg in (a, bp, c):
         arg.add_attribute("noalias")
     b = ir.IRBuilder(fn.append_basic_block("entry"))
-    a_rows = [_gep(b, a, b.mul(i64(r), rs_a)) for r in range(rows)]
     zero = ir.Constant(vec, None)
     tile = rows * t.nv
     # A short tile has too few independent FMA chains to hide the FMA latency: it keeps
@@ -115,9 +116,9 @@ def _micro_kernel(module: ir.Module, t: Tile, rows: int) -> ir.Function:
         bvec = [
             b.load(_gep(b, bp, b.add(base, i64(v * t.vw))), typ=vec, align=4) for v in range(t.nv)
         ]
-        at = b.mul(k, cs_a)
+        at = b.mul(k, lda)
         for r in range(rows):
-            broadcast = _splat(b, b.load(_gep(b, a_rows[r], at), typ=F32), t.vw)
+            broadcast = _splat(b, b.load(_gep(b, a, b.add(at, i64(r))), typ=F32), t.vw)
             for v in range(t.nv):
                 i = offset + r * t.nv + v
                 acc[i] = b.call(fma, [broadcast, bvec[v], acc[i]])
@@ -309,7 +310,7 @@ def _chunk(module: ir.Module, t: Tile, kernels: list[ir.Function], pack: ir.Func
     packed = b.alloca(packed_t, name="packed")
     packed.align = 64
     packed.type = PTR  # llvmlite types an alloca as a typed pointer; the module uses opaque ones
-    a_packed = b.alloca(ir.ArrayType(F32, t.kc * t.mr), name="a_packed")
+    a_packed = b.alloca(ir.ArrayType(F32, t.kc * t.mr + t.vw), name="a_packed")
     a_packed.align = 64
     a_packed.type = PTR
     f = {}
@@ -351,7 +352,13 @@ def _chunk(module: ir.Module, t: Tile, kernels: list[ir.Function], pack: ir.Func
                 i0 = b.mul(it, i64(t.mr))
                 rows = _min(b, i64(t.mr), b.sub(m, i0))
                 a = _gep(b, f["A"], b.add(b.mul(i0, f["rsA"]), b.mul(pc, f["csA"])))
-                a, rs_a, cs_a = _pack_a(b, t, a, f["rsA"], f["csA"], kc, rows, a_packed)
+                # One row is read in place: packing would copy as much as it computes.
+                single = b.icmp_signed("==", rows, i64(1))
+                with b.if_then(b.not_(single)):
+                    whole = b.icmp_signed(">=", b.sub(m, i0), i64(t.vw))
+                    _pack_a(b, t, a, f["rsA"], f["csA"], kc, rows, whole, a_packed)
+                a_tile = b.select(single, a, a_packed)
+                lda = b.select(single, f["csA"], i64(t.mr))
                 with for_range(b, b.sub(g1, g0), "jp") as jp:
                     j0 = b.add(col0, b.mul(jp, i64(t.nr)))
                     nr = _min(b, i64(t.nr), b.sub(n, j0))
@@ -364,7 +371,7 @@ def _chunk(module: ir.Module, t: Tile, kernels: list[ir.Function], pack: ir.Func
                         _gep(b, packed, packed_at),
                     )
                     ldb = b.select(from_b, f["rsB"], i64(t.nr))
-                    args = [kc, a, rs_a, cs_a, panel, ldb, c, f["ldc"], nr, beta]
+                    args = [kc, a_tile, lda, panel, ldb, c, f["ldc"], nr, beta]
                     _dispatch(b, rows, kernels, args)
                     with b.if_then(last):
                         b.call(epilogue, [f["ctx"], i0, j0, rows, nr])
@@ -372,19 +379,20 @@ def _chunk(module: ir.Module, t: Tile, kernels: list[ir.Function], pack: ir.Func
     return fn
 
 
-def _pack_a(b: ir.IRBuilder, t: Tile, a, rs_a, cs_a, kc, rows, dst):
-    """A sliver whose rows are not contiguous (a transposed A) copied k-major into
-    ``dst``, so the micro-kernel walks one line of memory instead of jumping a row of
-    the transpose per k; returns the pointer and strides the micro-kernel reads."""
-    strided = b.icmp_signed("!=", cs_a, i64(1))
-    with b.if_then(strided), for_range(b, kc, "ka") as k, for_range(b, rows, "ra") as r:
-        value = b.load(_gep(b, a, b.add(b.mul(r, rs_a), b.mul(k, cs_a))), typ=F32)
-        b.store(value, _gep(b, dst, b.add(b.mul(k, i64(t.mr)), r)))
-    return (
-        b.select(strided, dst, a),
-        b.select(strided, i64(1), rs_a),
-        b.select(strided, i64(t.mr), cs_a),
-    )
+def _pack_a(b: ir.IRBuilder, t: Tile, a, rs_a, cs_a, kc, rows, whole, dst) -> None:
+    """The ``rows x kc`` sliver of A at ``a`` into ``dst`` k-major (``dst[k*MR + r]``), so
+    the micro-kernel reads A at constant offsets from one pointer. Rows contiguous in
+    memory (a transposed A) with a whole vector of them left are copied a vector per k
+    (the lanes past ``rows`` land in the next k's slots and are overwritten)."""
+    vec = _vec(t)
+    by_vector = b.and_(whole, b.icmp_signed("==", rs_a, i64(1)))
+    with b.if_else(by_vector) as (vectors, scalars):
+        with vectors, for_range(b, kc, "ka") as k:
+            value = b.load(_gep(b, a, b.mul(k, cs_a)), typ=vec, align=4)
+            b.store(value, _gep(b, dst, b.mul(k, i64(t.mr))), align=4)
+        with scalars, for_range(b, kc, "ka") as k, for_range(b, rows, "ra") as r:
+            value = b.load(_gep(b, a, b.add(b.mul(r, rs_a), b.mul(k, cs_a))), typ=F32)
+            b.store(value, _gep(b, dst, b.add(b.mul(k, i64(t.mr)), r)))
 
 
 def _dispatch(b: ir.IRBuilder, rows: ir.Value, kernels: list[ir.Function], args) -> None:
