@@ -8,7 +8,7 @@ from collections.abc import Callable
 
 from llvmlite import ir
 
-from codegen.gemm import declare_gemm
+from codegen.gemm import COLUMNS_OWNED, declare_gemm
 from codegen.kernel import (
     ZERO,
     Kernel,
@@ -280,9 +280,12 @@ def call_gemm(
     C: ir.Value,
     epilogue: ir.Value | None = None,
     context: ir.Value | None = None,
+    columns_owned: bool = False,
 ) -> None:
     """``C = op(A) · op(B)`` for a matmul node's attributes, through the runtime's
-    packed micro-kernel (``codegen.gemm``); transpositions become strides."""
+    packed micro-kernel (``codegen.gemm``); transpositions become strides. With
+    ``columns_owned`` no two threads compute tiles of one column (an epilogue that
+    sums columns needs it)."""
     b = k.b
     rows = k.value(numel(a_shape[:-1]))
     width = k.value(size_of(a_shape[-1]))
@@ -297,7 +300,8 @@ def call_gemm(
         n = k.value(size_of(b_shape[-1]))
         rs_b, cs_b = n, i64(1)
     null = ir.Constant(PTR, None)
-    args = [m, n, depth, A.ptr, rs_a, cs_a, B.ptr, rs_b, cs_b, C, n, i64(0)]
+    flags = i64(COLUMNS_OWNED if columns_owned else 0)
+    args = [m, n, depth, A.ptr, rs_a, cs_a, B.ptr, rs_b, cs_b, C, n, flags]
     b.call(declare_gemm(k.module), [*args, epilogue or null, context or null])
 
 

@@ -201,7 +201,8 @@ def _matmul_epilogue(k, m, node, body, outs, ins) -> None:
                 epi.store(moved_outs[index], flat, env[v])
     epi.finish()
     A, Bm = ins[position[a_in]], ins[position[b_in]]
-    call_gemm(k, product, a_val.shape, b_val.shape, A, Bm, outs[target].ptr, epi.fn, k.context())
+    C = outs[target].ptr
+    call_gemm(k, product, a_val.shape, b_val.shape, A, Bm, C, epi.fn, k.context(), bool(sums))
 
 
 def _matmul_rows(k, m, node, body, outs, ins) -> None:

@@ -3,7 +3,8 @@
     void kc_sgemm(i64 M, i64 N, i64 K, ptr A, i64 rsA, i64 csA, ptr B, i64 rsB, i64 csB,
                   ptr C, i64 ldc, i64 accumulate, ptr epilogue, ptr epilogue_ctx)
 
-computes ``C[i, j] (+)= sum_k A[i*rsA + k*csA] * B[k*rsB + j*csB]`` for row-major C:
+computes ``C[i, j] (+)= sum_k A[i*rsA + k*csA] * B[k*rsB + j*csB]`` for row-major C
+(``accumulate`` holds the bits ``ACCUMULATE`` and ``COLUMNS_OWNED``):
 every transposition is a choice of strides. Then, when ``epilogue`` is not null,
 ``epilogue(ctx, i0, j0, rows, cols)`` runs on each finished micro-tile of C while
 it is still in L1 (bias, activation, column sums: the fused epilogue).
@@ -18,8 +19,10 @@ it is still in L1 (bias, activation, column sums: the fused epilogue).
   ones through ``VW x VW`` register transposes.
 - A is not packed: each of the MR rows is read through its own strides, which
   the broadcasts need anyway.
-- Threads split the columns into chunks of whole panels, so no two threads ever
-  write one element of C and column-wise epilogues need no atomics.
+- Threads split the columns into chunks of whole panels when there are enough of
+  them (every thread then reads all of A), else the rows (every thread packs all
+  of B). No two threads ever write one element of C; an epilogue that sums columns
+  asks for column chunks (``COLUMNS_OWNED``), so it needs no atomics.
 
 The vector width and tile come from the host's features (``Tile.for_host``).
 """
@@ -288,7 +291,9 @@ def _pack_generic(b, t: Tile, k_from, kc, cols_left, src, rs, cs, panel) -> None
 
 JOB_FIELDS = ("M", "N", "K", "A", "rsA", "csA", "B", "rsB", "csB", "C", "ldc", "acc", "epi", "ctx")
 _POINTERS = {"A", "B", "C", "ctx"}
-JOB = ir.ArrayType(I64, len(JOB_FIELDS) + 1)  # + panels per chunk
+SPLIT = ("per_chunk", "col_chunks", "tiles_per_chunk")  # how the driver cut the work
+JOB = ir.ArrayType(I64, len(JOB_FIELDS) + len(SPLIT))
+ACCUMULATE, COLUMNS_OWNED = 1, 2  # bits of the ``accumulate`` argument
 
 
 def _ceil_div(b: ir.IRBuilder, x: ir.Value, y: ir.Value) -> ir.Value:
@@ -314,19 +319,21 @@ def _chunk(module: ir.Module, t: Tile, kernels: list[ir.Function], pack: ir.Func
     a_packed.align = 64
     a_packed.type = PTR
     f = {}
-    for i, name in enumerate((*JOB_FIELDS, "per_chunk")):
+    for i, name in enumerate((*JOB_FIELDS, *SPLIT)):
         value = b.load(b.gep(job, [i64(0), i64(i)], source_etype=JOB), typ=I64)
         f[name] = b.inttoptr(value, PTR) if name in _POINTERS else value
     epilogue = b.inttoptr(f["epi"], ir.PointerType(EPILOGUE_FN))
     has_epilogue = b.icmp_unsigned("!=", f["epi"], i64(0))
     m, n, depth = f["M"], f["N"], f["K"]
     panels = _ceil_div(b, n, i64(t.nr))
-    p0 = b.mul(index, f["per_chunk"])
+    p0 = b.mul(b.urem(index, f["col_chunks"]), f["per_chunk"])
     p1 = _min(b, panels, b.add(p0, f["per_chunk"]))
     k_blocks = b.select(b.icmp_signed(">", depth, i64(0)), _ceil_div(b, depth, i64(t.kc)), i64(1))
     k_step = _ceil_div(b, depth, k_blocks)  # balanced blocks: 784 -> 4 x 196, not 3 x 256 + 16
     groups = _ceil_div(b, b.sub(p1, p0), i64(t.panels))
     row_tiles = _ceil_div(b, m, i64(t.mr))
+    t0 = b.mul(b.udiv(index, f["col_chunks"]), f["tiles_per_chunk"])
+    t1 = _min(b, row_tiles, b.add(t0, f["tiles_per_chunk"]))
     # With few row tiles a packed panel is reused too little to pay for its copy.
     direct = b.and_(
         b.icmp_signed("==", f["csB"], i64(1)), b.icmp_signed("<=", row_tiles, i64(DIRECT_ROW_TILES))
@@ -346,10 +353,11 @@ def _chunk(module: ir.Module, t: Tile, kernels: list[ir.Function], pack: ir.Func
             with b.if_then(b.icmp_signed("<", first_packed, cols)):
                 ragged = _gep(b, src, b.mul(first_packed, f["csB"]))
                 b.call(pack, [kc, b.sub(cols, first_packed), ragged, f["rsB"], f["csB"], packed])
-            beta = b.or_(f["acc"], b.zext(b.icmp_signed(">", kb, i64(0)), I64))
+            accumulate = b.and_(f["acc"], i64(ACCUMULATE))
+            beta = b.or_(accumulate, b.zext(b.icmp_signed(">", kb, i64(0)), I64))
             last = b.and_(has_epilogue, b.icmp_signed("==", kb, b.sub(k_blocks, i64(1))))
-            with for_range(b, row_tiles, "it") as it:
-                i0 = b.mul(it, i64(t.mr))
+            with for_range(b, b.sub(t1, t0), "it") as it:
+                i0 = b.mul(b.add(t0, it), i64(t.mr))
                 rows = _min(b, i64(t.mr), b.sub(m, i0))
                 a = _gep(b, f["A"], b.add(b.mul(i0, f["rsA"]), b.mul(pc, f["csA"])))
                 # One row is read in place: packing would copy as much as it computes.
@@ -381,18 +389,39 @@ def _chunk(module: ir.Module, t: Tile, kernels: list[ir.Function], pack: ir.Func
 
 def _pack_a(b: ir.IRBuilder, t: Tile, a, rs_a, cs_a, kc, rows, whole, dst) -> None:
     """The ``rows x kc`` sliver of A at ``a`` into ``dst`` k-major (``dst[k*MR + r]``), so
-    the micro-kernel reads A at constant offsets from one pointer. Rows contiguous in
-    memory (a transposed A) with a whole vector of them left are copied a vector per k
-    (the lanes past ``rows`` land in the next k's slots and are overwritten)."""
+    the micro-kernel reads A at constant offsets from one pointer. Vectors where the
+    layout allows (lanes past ``rows`` land in the next k's slots, overwritten after):
+    rows contiguous in memory (a transposed A) are copied a vector per k; a full sliver
+    of row-major A goes through ``VW x VW`` register transposes, VW k at a time."""
     vec = _vec(t)
-    by_vector = b.and_(whole, b.icmp_signed("==", rs_a, i64(1)))
-    with b.if_else(by_vector) as (vectors, scalars):
-        with vectors, for_range(b, kc, "ka") as k:
-            value = b.load(_gep(b, a, b.mul(k, cs_a)), typ=vec, align=4)
-            b.store(value, _gep(b, dst, b.mul(k, i64(t.mr))), align=4)
-        with scalars, for_range(b, kc, "ka") as k, for_range(b, rows, "ra") as r:
-            value = b.load(_gep(b, a, b.add(b.mul(r, rs_a), b.mul(k, cs_a))), typ=F32)
-            b.store(value, _gep(b, dst, b.add(b.mul(k, i64(t.mr)), r)))
+    by_column = b.and_(whole, b.icmp_signed("==", rs_a, i64(1)))
+    with b.if_then(by_column), for_range(b, kc, "ka") as k:
+        value = b.load(_gep(b, a, b.mul(k, cs_a)), typ=vec, align=4)
+        b.store(value, _gep(b, dst, b.mul(k, i64(t.mr))), align=4)
+    k_from = b.select(by_column, kc, i64(0))
+    if t.mr <= t.vw:
+        full_rows = b.and_(b.icmp_signed("==", rows, i64(t.mr)), b.icmp_signed("==", cs_a, i64(1)))
+        full_rows = b.and_(full_rows, b.not_(by_column))
+        blocks = b.udiv(kc, i64(t.vw))
+        with b.if_then(full_rows), for_range(b, blocks, "kt") as kb:
+            k0 = b.mul(kb, i64(t.vw))
+            # Rows past MR repeat row 0: real memory, lanes that get overwritten.
+            lines = [
+                b.load(
+                    _gep(b, a, b.add(b.mul(i64(r if r < t.mr else 0), rs_a), k0)),
+                    typ=vec,
+                    align=4,
+                )
+                for r in range(t.vw)
+            ]
+            for k, column in enumerate(_transpose(b, lines, t.vw)):
+                at = b.mul(b.add(k0, i64(k)), i64(t.mr))
+                b.store(column, _gep(b, dst, at), align=4)
+        k_from = b.select(full_rows, b.mul(blocks, i64(t.vw)), k_from)
+    with for_range(b, b.sub(kc, k_from), "ka") as kk, for_range(b, rows, "ra") as r:
+        k = b.add(k_from, kk)
+        value = b.load(_gep(b, a, b.add(b.mul(r, rs_a), b.mul(k, cs_a))), typ=F32)
+        b.store(value, _gep(b, dst, b.add(b.mul(k, i64(t.mr)), r)))
 
 
 def _dispatch(b: ir.IRBuilder, rows: ir.Value, kernels: list[ir.Function], args) -> None:
@@ -427,13 +456,24 @@ def _gemm(module: ir.Module, t: Tile, chunk: ir.Function, parallel_for: ir.Funct
     macs = b.mul(b.mul(m, n), depth)
     small = b.icmp_signed("<", macs, i64(PARALLEL_MIN_MACS))
     threads = b.select(small, i64(1), threads)
-    # At least one chunk per thread, and chunks no wider than one packed block.
-    chunks = b.mul(threads, _ceil_div(b, panels, b.mul(threads, i64(t.panels))))
-    chunks = _min(b, chunks, panels)
-    per_chunk = _ceil_div(b, panels, chunks)
-    chunks = _ceil_div(b, panels, per_chunk)
-    b.store(per_chunk, b.gep(job, [i64(0), i64(len(JOB_FIELDS))], source_etype=JOB))
-    b.call(parallel_for, [chunk, job, chunks])
+    row_tiles = _ceil_div(b, m, i64(t.mr))
+    # Columns are split when each thread gets 4 panels or more (or the epilogue sums
+    # columns, so two threads must not share one): every thread then reads all of A.
+    # Otherwise rows: every thread packs all of B, which is the narrow operand.
+    owned = b.icmp_unsigned("!=", b.and_(args["acc"], i64(COLUMNS_OWNED)), i64(0))
+    wide = b.icmp_signed(">=", panels, b.mul(threads, i64(4)))
+    by_columns = b.or_(b.or_(owned, wide), b.icmp_signed("<", row_tiles, b.mul(threads, i64(2))))
+    # Column chunks: at least one per thread, none wider than one packed block.
+    col_chunks = b.mul(threads, _ceil_div(b, panels, b.mul(threads, i64(t.panels))))
+    col_chunks = b.select(by_columns, col_chunks, _ceil_div(b, panels, i64(t.panels)))
+    per_chunk = _ceil_div(b, panels, _min(b, col_chunks, panels))
+    col_chunks = _ceil_div(b, panels, per_chunk)
+    row_chunks = b.select(by_columns, i64(1), b.mul(threads, i64(2)))
+    tiles_per_chunk = _ceil_div(b, row_tiles, row_chunks)
+    row_chunks = _ceil_div(b, row_tiles, tiles_per_chunk)
+    for i, value in enumerate((per_chunk, col_chunks, tiles_per_chunk)):
+        b.store(value, b.gep(job, [i64(0), i64(len(JOB_FIELDS) + i)], source_etype=JOB))
+    b.call(parallel_for, [chunk, job, b.mul(col_chunks, row_chunks)])
     b.ret_void()
 
 
