@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 
 import numpy as np
-from layers import timed  # benchmarks/layers.py: median after two warm-up calls
+from timing import median_time
 
 from ir import BATCH, DType, Graph, TensorType
 from ir import build as B
@@ -52,7 +52,7 @@ def main() -> None:
             exe = make_executable(conv_graph(shape, lowering), "llvm")
             exe.bind("k", k)
             outputs[lowering] = exe({"x": x})["y"].copy()
-            times[lowering] = timed(lambda exe=exe, x=x: exe({"x": x}), args.repeats)
+            times[lowering] = median_time(lambda exe=exe, x=x: exe({"x": x}), args.repeats)
         np.testing.assert_allclose(outputs["direct"], outputs["im2col"], rtol=1e-4, atol=1e-4)
         ratio = times["direct"] / times["im2col"]
         print(

@@ -14,7 +14,7 @@ import os
 import time
 
 import numpy as np
-from layers import timed  # benchmarks/layers.py: median after two warm-up calls
+from timing import median_time
 
 import kcompile as keras
 from kcompile import layers
@@ -33,7 +33,7 @@ def measure(length: int, units: int, batch: int = 64, steps: int = 5) -> tuple[f
     start = time.perf_counter()
     model.train_on_batch(x, y)
     compile_seconds = time.perf_counter() - start
-    step = timed(lambda: model.train_on_batch(x, y), steps)
+    step = median_time(lambda: model.train_on_batch(x, y), steps)
     nodes = len(model.step_graph("train").nodes)
     return compile_seconds, step, nodes
 

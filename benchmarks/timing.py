@@ -21,6 +21,11 @@ def samples(fn: Callable[[], object], count: int, warmup: int = 2, group: int = 
     return out
 
 
+def median_time(fn: Callable[[], object], count: int) -> float:
+    """Median seconds of ``fn`` over ``count`` calls, after two warm-up calls."""
+    return statistics.median(samples(fn, count))
+
+
 def summary(values: list[float], scale: float = 1.0, digits: int = 1) -> str:
     """``median (min–max)`` of ``values`` times ``scale``."""
     med = statistics.median(values) * scale
