@@ -22,6 +22,21 @@ from kcompile.models import Model, Sequential
 
 __version__ = "0.1.0"
 
+
+def set_num_threads(count: int) -> None:
+    """Threads that compiled code uses (the caller's included); the default is every
+    core this process may run on, or ``$KCOMPILE_NUM_THREADS``."""
+    from codegen.runtime import runtime
+
+    runtime().set_threads(count)
+
+
+def get_num_threads() -> int:
+    from codegen.runtime import runtime
+
+    return runtime().threads()
+
+
 __all__ = [
     "Input",
     "Model",
@@ -30,6 +45,7 @@ __all__ = [
     "backend",
     "callbacks",
     "datasets",
+    "get_num_threads",
     "initializers",
     "inspect",
     "layers",
@@ -37,5 +53,6 @@ __all__ = [
     "metrics",
     "optimizers",
     "saving",
+    "set_num_threads",
     "utils",
 ]

@@ -136,3 +136,16 @@ def test_thread_setting_is_checked(monkeypatch):
         default_threads()
     with pytest.raises(ValueError, match="positive integer"):
         runtime().set_threads(0)
+
+
+def test_thread_setting_from_the_front_end():
+    import kcompile
+
+    before = kcompile.get_num_threads()
+    try:
+        kcompile.set_num_threads(1)
+        assert kcompile.get_num_threads() == 1
+        kcompile.set_num_threads(2)
+        assert kcompile.get_num_threads() == 2
+    finally:
+        kcompile.set_num_threads(before)
