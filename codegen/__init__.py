@@ -44,21 +44,33 @@ class CompiledGraph:
         """Seconds and calls of each kernel since the code was loaded (or last reset)."""
         if not self.profiled:
             raise ValueError("this graph was compiled without profile=True")
-        nodes = kernel_nodes(self.graph, self.plan)
-        table = self._counters(len(nodes))
         hz = cycles_per_second(self.code)
-        return [
-            KernelTime(name, node, table[2 * i] / hz, table[2 * i + 1])
-            for i, (name, node) in enumerate(nodes)
-        ]
+        out = []
+        for table, name, node, inside in self._tables():
+            i = len([r for r in out if r.inside == inside])
+            out.append(KernelTime(name, node, table[2 * i] / hz, table[2 * i + 1], inside))
+        return out
 
     def reset_profile(self) -> None:
-        table = self._counters(len(kernel_nodes(self.graph, self.plan)))
-        ctypes.memset(table, 0, ctypes.sizeof(table))
+        for table, *_ in self._tables():
+            ctypes.memset(table, 0, ctypes.sizeof(table))
 
-    def _counters(self, kernels: int):
-        get = ctypes.CFUNCTYPE(ctypes.c_void_p)(self.code.address(PROFILE_COUNTERS))
-        return (ctypes.c_int64 * (2 * kernels)).from_address(get())
+    def _tables(self):
+        """(counter table, kernel name, node, enclosing loop kernel) for every kernel,
+        those of loop bodies after their loop."""
+        rows = []
+        for name, node in kernel_nodes(self.graph, self.plan):
+            rows.append((self._counters(self.graph, ""), name, node, None))
+            if node.op == "scan":
+                body = node.attrs["body"]
+                for inner, body_node in kernel_nodes(body, plan_buffers(body), f"{name}_"):
+                    rows.append((self._counters(body, name), inner, body_node, name))
+        return rows
+
+    def _counters(self, graph: Graph, owner: str):
+        symbol = PROFILE_COUNTERS + (f"_{owner}" if owner else "")
+        get = ctypes.CFUNCTYPE(ctypes.c_void_p)(self.code.address(symbol))
+        return (ctypes.c_int64 * (2 * len(graph.nodes))).from_address(get())
 
 
 @dataclass(frozen=True)
@@ -67,6 +79,7 @@ class KernelTime:
     node: Node
     seconds: float
     calls: int
+    inside: str | None = None  # the loop kernel whose body this kernel is part of
 
 
 def cycles_per_second(code: LoadedCode, interval: float = 0.02) -> float:

@@ -132,7 +132,7 @@ def in_parallel(k: Kernel, elements: Size, emit, outs: list[Operand], ins: list[
     b = k.b
     big = b.icmp_signed(">=", k.value(elements), i64(PARALLEL_MIN_ELEMENTS))
     chunks = b.select(big, i64(CHUNKS), i64(1))
-    b.call(declare_parallel_for(k.module), [chunk.fn, k.context([chunks]), chunks])
+    b.call(declare_parallel_for(k.module), [chunk.entry, k.context([chunks]), chunks])
 
 
 def _row_operand(op: Operand, v_shape, out_shape) -> Operand:
@@ -202,7 +202,7 @@ def _matmul_epilogue(k, m, node, body, outs, ins) -> None:
     epi.finish()
     A, Bm = ins[position[a_in]], ins[position[b_in]]
     C = outs[target].ptr
-    call_gemm(k, product, a_val.shape, b_val.shape, A, Bm, C, epi.fn, k.context(), bool(sums))
+    call_gemm(k, product, a_val.shape, b_val.shape, A, Bm, C, epi.entry, k.context(), bool(sums))
 
 
 def _matmul_rows(k, m, node, body, outs, ins) -> None:

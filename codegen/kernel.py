@@ -78,8 +78,10 @@ def collapse(dims: list[Size], operands: list[Operand]) -> tuple[list[Size], lis
 class Kernel:
     """A function ``void name(ptr buffers..., i64 n)`` and its builder."""
 
-    def __init__(self, module: ir.Module, name: str, nbuffers: int, inline: bool = True) -> None:
-        ftype = ir.FunctionType(ir.VoidType(), [PTR] * nbuffers + [I64])
+    def __init__(
+        self, module: ir.Module, name: str, nbuffers: int, inline: bool = True, extra: int = 0
+    ) -> None:
+        ftype = ir.FunctionType(ir.VoidType(), [PTR] * nbuffers + [I64] * (1 + extra))
         self.fn = ir.Function(module, ftype, name)
         self.fn.linkage = "internal"
         if not inline:
@@ -92,6 +94,7 @@ class Kernel:
         self.args = list(self.fn.args[:nbuffers])
         self.n = self.fn.args[nbuffers]
         self.n.name = "n"
+        self.extra_args = list(self.fn.args[nbuffers + 1 :])
         self.b = ir.IRBuilder(self.fn.append_basic_block("entry"))
         self.module = module
 
@@ -99,23 +102,27 @@ class Kernel:
     def callback(
         cls, module: ir.Module, name: str, nbuffers: int, nparams: int, extra: int = 0
     ) -> Kernel:
-        """``void name(ptr ctx, i64 params...)``, called back by the runtime (a chunk of a
-        parallel loop, a matrix product's epilogue): its buffers, ``n`` and ``extra``
-        more values are read from the ``ctx`` that ``context()`` of the caller built."""
-        self = cls.__new__(cls)
-        self.module = module
-        self.fn = ir.Function(module, ir.FunctionType(ir.VoidType(), [PTR] + [I64] * nparams), name)
-        self.fn.linkage = "internal"
-        self.b = ir.IRBuilder(self.fn.append_basic_block("entry"))
-        ctx = self.fn.args[0]
+        """A kernel called back by the runtime (a chunk of a parallel loop, a matrix
+        product's epilogue) as ``void name(ptr ctx, i64 params...)`` (``.entry``): its
+        buffers, ``n`` and ``extra`` more values are read from the ``ctx`` that
+        ``context()`` of the caller built, then passed to the kernel proper, whose
+        pointer arguments are ``noalias`` (so LLVM vectorizes without overlap checks,
+        which in-place loops would fail)."""
+        self = cls(module, f"{name}_inner", nbuffers, inline=True, extra=nparams + extra)
+        self.params = self.extra_args[:nparams]
+        self.extra = self.extra_args[nparams:]
+        entry = ir.Function(module, ir.FunctionType(ir.VoidType(), [PTR] + [I64] * nparams), name)
+        entry.linkage = "internal"
+        b = ir.IRBuilder(entry.append_basic_block("entry"))
+        ctx = entry.args[0]
         slots = [
-            self.b.load(self.b.gep(ctx, [i64(i)], inbounds=True, source_etype=I64), typ=I64)
+            b.load(b.gep(ctx, [i64(i)], inbounds=True, source_etype=I64), typ=I64)
             for i in range(nbuffers + 1 + extra)
         ]
-        self.args = [self.b.inttoptr(v, PTR) for v in slots[:nbuffers]]
-        self.n = slots[nbuffers]
-        self.extra = slots[nbuffers + 1 :]
-        self.params = list(self.fn.args[1:])
+        pointers = [b.inttoptr(v, PTR) for v in slots[:nbuffers]]
+        b.call(self.fn, [*pointers, slots[nbuffers], *entry.args[1:], *slots[nbuffers + 1 :]])
+        b.ret_void()
+        self.entry = entry
         return self
 
     def context(self, extra: Sequence[ir.Value] = ()) -> ir.Value:

@@ -117,18 +117,26 @@ class _Counters:
     """A global ``[kernels x 2] i64`` of cycles and calls, and the exported functions that
     read it and the cycle counter."""
 
-    def __init__(self, module: ir.Module, graph: Graph) -> None:
+    def __init__(self, module: ir.Module, graph: Graph, owner: str = "") -> None:
+        """Counters of ``graph``'s kernels; ``owner`` names the kernel whose loop body
+        ``graph`` is (its getter is ``kc_profile_counters_<owner>``)."""
         self.module = module
         self.used = 0
-        self.clock = ir.Function(module, ir.FunctionType(I64, []), "llvm.readcyclecounter")
+        suffix = f"_{owner}" if owner else ""
+        self.clock = module.globals.get("llvm.readcyclecounter") or ir.Function(
+            module, ir.FunctionType(I64, []), "llvm.readcyclecounter"
+        )
         self.table_type = ir.ArrayType(I64, 2 * len(graph.nodes))
-        self.table = ir.GlobalVariable(module, self.table_type, "kc_profile_table")
+        self.table = ir.GlobalVariable(module, self.table_type, f"kc_profile_table{suffix}")
         self.table.initializer = ir.Constant(self.table_type, None)
         self.table.linkage = "internal"
         self.table.type = PTR  # llvmlite types globals as typed pointers; the module uses opaque
-        getter = ir.Function(module, ir.FunctionType(PTR, []), PROFILE_COUNTERS)
+        getter = ir.Function(module, ir.FunctionType(PTR, []), PROFILE_COUNTERS + suffix)
         b = ir.IRBuilder(getter.append_basic_block("entry"))
         b.ret(self.table)
+        if owner:
+            return
+        module.profiling = True  # loop bodies count their kernels too (codegen.scan)
         cycles = ir.Function(module, ir.FunctionType(I64, []), CYCLES)
         b = ir.IRBuilder(cycles.append_basic_block("entry"))
         b.ret(b.call(self.clock, []))

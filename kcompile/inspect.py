@@ -233,6 +233,8 @@ class KernelProfile:
     batch: int
     calls: int
     rows: list[tuple[str, str, int, float]]  # kernel, what it computes, calls, seconds
+    # kernels of loop bodies (their time is part of their loop's), same fields
+    inner: list[tuple[str, str, int, float]] = field(default_factory=list)
 
     def text(self, top: int = 25) -> str:
         total = sum(r[3] for r in self.rows)
@@ -244,6 +246,14 @@ class KernelProfile:
         for name, what, _, seconds in sorted(self.rows, key=lambda r: -r[3])[:top]:
             share = seconds / total if total else 0.0
             lines.append(f"{name:<24} {seconds / self.calls * 1e6:>9.2f} {share:>6.1%}  {what}")
+        if self.inner:
+            lines.append("inside loops (µs per step call, share of the step, calls per step call):")
+        for name, what, count, seconds in sorted(self.inner, key=lambda r: -r[3])[:top]:
+            share = seconds / total if total else 0.0
+            lines.append(
+                f"{name:<24} {seconds / self.calls * 1e6:>9.2f} {share:>6.1%}  "
+                f"x{count // self.calls} {what}"
+            )
         return "\n".join(lines)
 
 
@@ -275,5 +285,7 @@ def profile_step(model, step: str = "train", batch: int = 32, calls: int = 100) 
     exe.compiled.reset_profile()
     for _ in range(calls):
         exe(batch_feeds)
-    rows = [(k.name, _describes(k.node), k.calls, k.seconds) for k in exe.compiled.profile()]
-    return KernelProfile(step, batch, calls, rows)
+    times = exe.compiled.profile()
+    rows = [(k.name, _describes(k.node), k.calls, k.seconds) for k in times if not k.inside]
+    inner = [(k.name, _describes(k.node), k.calls, k.seconds) for k in times if k.inside]
+    return KernelProfile(step, batch, calls, rows, inner)
