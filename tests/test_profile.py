@@ -1,0 +1,49 @@
+"""The per-kernel profile: cycle counters around each kernel call, loop bodies too."""
+
+import kcompile as keras
+from kcompile import inspect, layers
+from kcompile.cli import main
+
+
+def _mlp():
+    model = keras.Sequential(
+        [keras.Input(shape=(12,)), layers.Dense(8, activation="relu"), layers.Dense(3)]
+    )
+    model.compile(loss="mse", optimizer="adam")
+    return model
+
+
+def test_profile_times_every_kernel_of_a_step():
+    result = inspect.profile_step(_mlp(), "train", batch=16, calls=5)
+    assert result.rows and not result.inner
+    assert all(calls == 5 for _, _, calls, _ in result.rows)
+    assert sum(seconds for *_, seconds in result.rows) > 0
+    names = [name for name, *_ in result.rows]
+    assert any("matmul" in what for _, what, _, _ in result.rows), names
+    text = result.text()
+    assert text.startswith("train step at batch 16, 5 calls:") and names[0] in text
+
+
+def test_profile_looks_inside_loop_bodies():
+    model = keras.Sequential([keras.Input(shape=(5, 3)), layers.SimpleRNN(4), layers.Dense(2)])
+    model.compile(loss="mse", optimizer="sgd")
+    result = inspect.profile_step(model, "predict", batch=3, calls=4)
+    assert any(what.startswith("scan") for _, what, _, _ in result.rows)
+    # Each body kernel runs once per step of the sequence, 5 per call.
+    assert result.inner and all(calls == 4 * 5 for _, _, calls, _ in result.inner)
+    assert "inside loops" in result.text()
+
+
+def test_profile_command(tmp_path, capsys):
+    path = tmp_path / "model.py"
+    path.write_text(
+        "import kcompile as keras\n"
+        "from kcompile import layers\n"
+        "def build_model():\n"
+        "    m = keras.Sequential([keras.Input(shape=(6,)), layers.Dense(2)])\n"
+        "    m.compile(loss='mse', optimizer='sgd')\n"
+        "    return m\n"
+    )
+    assert main(["profile", str(path), "--step", "eval", "--batch", "4", "--calls", "3"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("eval step at batch 4, 3 calls:") and "µs/call" in out
