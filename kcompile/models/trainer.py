@@ -403,11 +403,7 @@ class Trainer:
         return outs[0] if len(outs) == 1 else outs
 
     def _predict_batch(self, xs: list[np.ndarray]) -> list[np.ndarray]:
-        exe = self._executable("predict")
-        if len(xs) == 1 and hasattr(exe, "run_single"):
-            out = exe.run_single(self.input_names[0], xs[0])
-        else:
-            out = exe(dict(zip(self.input_names, xs)))
+        out = self._executable("predict")(dict(zip(self.input_names, xs)))
         # Copies: the executable's buffers are reused by the next call.
         return [np.array(out[f"out/{n}"]) for n in self.output_names]
 

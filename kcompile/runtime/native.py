@@ -91,22 +91,7 @@ class NativeExecutable:
             self._buffers[spec.index] = array
             self._table[spec.index] = array.ctypes.data
         self._capacity = capacity
-        self._single: dict[int | None, tuple] = {}  # batch size -> (input view, results)
-
-    def run_single(self, name: str, array: np.ndarray) -> dict[str, np.ndarray]:
-        """``self({name: array})`` for a graph whose one data input is ``name``: the
-        views of each batch size are kept, so a repeated call (predict at batch 1)
-        is one copy in, one foreign call, and the same result views out."""
-        n = array.shape[0] if array.ndim else None
-        kept = self._single.get(n)
-        if kept is None or array.dtype != kept[0].dtype or array.shape != kept[0].shape:
-            out = self({name: array})
-            if self._data == {name} and self._missing_if({name: array}) is False:
-                self._single[n] = (self._view(self._plan.slot[self._inputs[name]], n), out)
-            return out
-        np.copyto(kept[0], array)
-        self._entry(self._table, 0 if n is None else n)
-        return kept[1]
+        self._kept: dict[int | None, _Kept] = {}  # views of each batch size fed so far
 
     def bind(self, name: str, array: np.ndarray) -> None:
         """Use ``array`` as the storage of input ``name``; the step updates it in place."""
@@ -124,9 +109,22 @@ class NativeExecutable:
         self._buffers[index] = array
         self._table[index] = array.ctypes.data
         self._bound.add(name)
-        self._single.clear()
+        self._kept.clear()
 
     def __call__(self, data: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """Run the step on ``data``; the results are views of buffers that the next call
+        reuses. A batch of a size fed before, with the same inputs, dtypes and shapes,
+        takes the short way: its views are kept, so the call is copies in, one foreign
+        call, and the same result views out."""
+        first = next(iter(data.values()), None)
+        guess = first.shape[0] if self._has_batch and first is not None and first.ndim else None
+        kept = self._kept.get(guess)
+        if kept is not None and kept.fill(data):
+            self._entry(self._table, kept.n)
+            return kept.results
+        return self._call(data)
+
+    def _call(self, data: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
         n = self._batch_of(data)
         if n is not None and n > self._capacity:
             self._allocate(max(n, 2 * self._capacity))
@@ -139,7 +137,12 @@ class NativeExecutable:
                 check_feed(v, array, n)
             np.copyto(target, array)
         self._entry(self._table, 0 if n is None else n)
-        return {name: self._view(index, n, t) for name, index, t in self._results}
+        out = {name: self._view(index, n, t) for name, index, t in self._results}
+        if data.keys() <= self._data:
+            targets = [(name, self._view(self._plan.slot[self._inputs[name]], n)) for name in data]
+            key = targets[0][1].shape[0] if self._has_batch and targets[0][1].ndim else None
+            self._kept[key] = _Kept(0 if n is None else n, targets, out)
+        return out
 
     def _batch_of(self, data: Mapping[str, np.ndarray]) -> int | None:
         if self._missing_if(data):
@@ -156,6 +159,28 @@ class NativeExecutable:
         shape = type_.concrete_shape(n if BATCH in type_.shape else None)
         flat = self._buffers[index].reshape(-1)
         return flat[: int(np.prod(shape, dtype=np.int64))].reshape(shape)
+
+
+class _Kept:
+    """The input and result views of one batch size."""
+
+    def __init__(self, n: int, targets: list[tuple[str, np.ndarray]], results: dict) -> None:
+        self.n = n
+        self.targets = targets
+        self.results = results
+
+    def fill(self, data: Mapping[str, np.ndarray]) -> bool:
+        """Copy ``data`` into the input views if it has exactly their names, dtypes and
+        shapes; False (nothing copied) otherwise."""
+        if len(data) != len(self.targets):
+            return False
+        for name, target in self.targets:
+            array = data.get(name)
+            if array is None or array.dtype != target.dtype or array.shape != target.shape:
+                return False
+        for name, target in self.targets:
+            np.copyto(target, data[name])
+        return True
 
 
 def _dumper(graph: Graph, index: int):
