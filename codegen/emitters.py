@@ -311,41 +311,6 @@ def matmul(k, m, node, outs, ins) -> None:
     call_gemm(k, node, a.shape, bv.shape, ins[0], ins[1], outs[0].ptr)
 
 
-def product_row(
-    k: Kernel,
-    A: Operand,
-    B: Operand,
-    i: ir.Value,
-    kk: int,
-    mm: int,
-    transpose_b: bool,
-    dst: Operand,
-    base: ir.Value,
-) -> None:
-    """Row ``i`` of A·B (or A·Bᵀ) into ``dst[base : base + mm]``."""
-    b = k.b
-    fma = ["contract"]
-    if transpose_b:  # each element is a dot product of two contiguous rows
-        with for_range(b, i64(mm), "j") as j:
-            with for_reduce(b, i64(kk), [ir.Constant(F32, 0.0)], "k") as (ki, acc):
-                prod = b.fmul(
-                    k.load(A, b.add(b.mul(i, i64(kk)), ki)),
-                    k.load(B, b.add(b.mul(j, i64(kk)), ki)),
-                    flags=fma,
-                )
-                acc[0] = b.fadd(acc[0], prod, flags=["reassoc", "contract"])
-            k.store(dst, b.add(base, j), acc[0])
-        return
-    with for_range(b, i64(mm), "z") as j:
-        k.store(dst, b.add(base, j), ir.Constant(F32, 0.0))
-    with for_range(b, i64(kk), "k") as ki:  # i-k-j: the inner loop is contiguous in B and dst
-        av = k.load(A, b.add(b.mul(i, i64(kk)), ki))
-        with for_range(b, i64(mm), "j") as j:
-            off = b.add(base, j)
-            prod = b.fmul(av, k.load(B, b.add(b.mul(ki, i64(mm)), j)), flags=fma)
-            k.store(dst, off, b.fadd(k.load(dst, off), prod, flags=fma))
-
-
 # --- indexing -------------------------------------------------------------------
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from llvmlite import ir
 
-from codegen.emitters import _offset, call_gemm, emits, product_row
+from codegen.emitters import _offset, call_gemm, emits
 from codegen.kernel import (
     Kernel,
     Operand,
@@ -19,7 +19,7 @@ from codegen.kernel import (
     contiguous_strides,
     dims_of,
 )
-from codegen.loops import F32, I32, for_range, for_reduce, i64
+from codegen.loops import F32, I32, PTR, for_range, for_reduce, i64
 from codegen.mathfn import MathLib
 from codegen.parallel import declare_parallel_for
 from codegen.scalar import SCALAR_RULES
@@ -153,13 +153,19 @@ def _row_operand(op: Operand, v_shape, out_shape) -> Operand:
 
 
 def _matmul_epilogue(k, m, node, body, outs, ins) -> None:
-    """The product through the runtime's GEMM into one of the results, and the epilogue
-    as its callback on each finished micro-tile; the row-at-a-time loop when every
-    result shares a buffer with an operand (the product would overwrite it)."""
+    """The product through the runtime's GEMM, and the epilogue as its callback on each
+    finished micro-tile. The product goes into a result it does not alias, or, when
+    every result overwrites an operand in place (an optimizer's update), into the
+    GEMM's scratch matrix."""
     product = next(n for n in body.nodes if n.op == "matmul")
     a_in, b_in = product.inputs
     position = {v: i for i, v in enumerate(body.inputs)}
     a_val, b_val = node.inputs[position[a_in]], node.inputs[position[b_in]]
+    A, Bm = ins[position[a_in]], ins[position[b_in]]
+    if any(id(o.ptr) in (id(A.ptr), id(Bm.ptr)) for o in outs):
+        raise NotImplementedError(
+            "codegen: a fused matrix product may not write over its own operands"
+        )
     out_shape = node.outputs[0].shape
     reads = _epilogue_reads(body, product)
     column_sums = [n for n in body.nodes if n.op == "reduce_sum"]
@@ -171,12 +177,10 @@ def _matmul_epilogue(k, m, node, body, outs, ins) -> None:
     )
     for index in sums:
         k.fill(outs[index], Size(out_shape[-1]), ir.Constant(F32, 0.0))
-    if target is None:
-        _matmul_rows(k, m, node, body, outs, ins)
-        return
     arg_index = {id(a): i for i, a in enumerate(k.args)}
-    epi = Kernel.callback(k.module, f"{k.fn.name}_epilogue", len(k.args), 4)
-    i0, j0, rows, cols = epi.params
+    epi = Kernel.callback(k.module, f"{k.fn.name}_epilogue", len(k.args), 6)
+    c_at, ldc, i0, j0, rows, cols = epi.params
+    c = Operand(epi.b.inttoptr(c_at, PTR), DType.f32, [])
     moved = [Operand(epi.args[arg_index[id(op.ptr)]], op.dtype, op.strides) for op in ins]
     moved_outs = [Operand(epi.args[arg_index[id(op.ptr)]], op.dtype, op.strides) for op in outs]
     others = {
@@ -186,10 +190,10 @@ def _matmul_epilogue(k, m, node, body, outs, ins) -> None:
     }
     width = epi.value(size_of(out_shape[-1]))
     e = epi.b
-    with for_range(e, rows, "r") as r, for_range(e, cols, "c") as c:
-        i, j = e.add(i0, r), e.add(j0, c)
+    with for_range(e, rows, "r") as r, for_range(e, cols, "c") as col:
+        i, j = e.add(i0, r), e.add(j0, col)
         flat = e.add(e.mul(i, width), j)
-        env = {product.outputs[0]: epi.load(moved_outs[target], flat)}
+        env = {product.outputs[0]: epi.load(c, e.add(e.mul(i, ldc), j))}
         for v, op in others.items():
             env[v] = epi.load(op, _offset2(epi, op, i, j))
         evaluate_body(epi, m, body, env, skip={product, *column_sums})
@@ -200,49 +204,8 @@ def _matmul_epilogue(k, m, node, body, outs, ins) -> None:
             else:
                 epi.store(moved_outs[index], flat, env[v])
     epi.finish()
-    A, Bm = ins[position[a_in]], ins[position[b_in]]
-    C = outs[target].ptr
+    C = outs[target].ptr if target is not None else ir.Constant(PTR, None)
     call_gemm(k, product, a_val.shape, b_val.shape, A, Bm, C, epi.entry, k.context(), bool(sums))
-
-
-def _matmul_rows(k, m, node, body, outs, ins) -> None:
-    product = next(n for n in body.nodes if n.op == "matmul")
-    a_in, b_in = product.inputs
-    position = {v: i for i, v in enumerate(body.inputs)}
-    a_val, b_val = node.inputs[position[a_in]], node.inputs[position[b_in]]
-    A, Bm = ins[position[a_in]], ins[position[b_in]]
-    out_shape = node.outputs[0].shape
-    rows, kk = numel(a_val.shape[:-1]), a_val.shape[-1]
-    transpose_b = product.attrs["transpose_b"]
-    mm = b_val.shape[0] if transpose_b else b_val.shape[1]
-    b = k.b
-    row_op = Operand(b.alloca(F32, size=i64(mm), name="row"), DType.f32, [])
-    reads = _epilogue_reads(body, product)
-    others = {
-        v: _row_operand(op, nv.shape, out_shape)
-        for v, op, nv in zip(body.inputs, ins, node.inputs)
-        if v in reads
-    }
-    out_ops = [Operand(o.ptr, o.dtype, contiguous_strides(out_shape)) for o in outs]
-    column_sums = {
-        n: out_ops[[v for _, v in body.outputs].index(n.outputs[0])]
-        for n in body.nodes
-        if n.op == "reduce_sum"
-    }
-    with for_range(b, k.value(rows), "i") as i:
-        product_row(k, A, Bm, i, kk, mm, transpose_b, row_op, i64(0))
-        with for_range(b, i64(mm), "e") as j:
-            env = {product.outputs[0]: k.load(row_op, j)}
-            for v, op in others.items():
-                env[v] = k.load(op, _offset2(k, op, i, j))
-            evaluate_body(k, m, body, env, skip={product, *column_sums})
-            flat = b.add(b.mul(i, i64(mm)), j)
-            for n, op in column_sums.items():
-                total = b.fadd(k.load(op, j), env[n.inputs[0]], flags=["reassoc", "contract"])
-                k.store(op, j, total)
-            for (_, v), op in zip(body.outputs, out_ops):
-                if v.node not in column_sums:
-                    k.store(op, flat, env[v])
 
 
 def _epilogue_reads(body: Graph, product: Node) -> set[Value]:

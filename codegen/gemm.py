@@ -6,8 +6,10 @@
 computes ``C[i, j] (+)= sum_k A[i*rsA + k*csA] * B[k*rsB + j*csB]`` for row-major C
 (``accumulate`` holds the bits ``ACCUMULATE`` and ``COLUMNS_OWNED``):
 every transposition is a choice of strides. Then, when ``epilogue`` is not null,
-``epilogue(ctx, i0, j0, rows, cols)`` runs on each finished micro-tile of C while
-it is still in L1 (bias, activation, column sums: the fused epilogue).
+``epilogue(ctx, C, ldc, i0, j0, rows, cols)`` runs on each finished micro-tile of C while
+it is still in L1 (bias, activation, column sums, an optimizer's update: the fused
+epilogue). A null ``C`` asks for a scratch matrix that only the epilogue reads (every
+result of the epilogue overwrites one of its operands in place).
 
 - The micro-kernel holds an ``MR x NR`` tile of C in ``MR * NR / VW`` vector
   registers (6 x 16 on AVX2: 12 ``<8 x float>`` accumulators), broadcasts one
@@ -36,7 +38,8 @@ from llvmlite import ir
 from codegen.loops import F32, I32, I64, PTR, for_range, for_reduce, i64
 from codegen.parallel import CHUNK_FN
 
-EPILOGUE_FN = ir.FunctionType(ir.VoidType(), [PTR, I64, I64, I64, I64])
+# epilogue(ctx, C's address, ldc, i0, j0, rows, cols)
+EPILOGUE_FN = ir.FunctionType(ir.VoidType(), [PTR, I64, I64, I64, I64, I64, I64])
 GEMM_FN = ir.FunctionType(
     ir.VoidType(),
     [I64, I64, I64, PTR, I64, I64, PTR, I64, I64, PTR, I64, I64, PTR, PTR],
@@ -382,7 +385,8 @@ def _chunk(module: ir.Module, t: Tile, kernels: list[ir.Function], pack: ir.Func
                     args = [kc, a_tile, lda, panel, ldb, c, f["ldc"], nr, beta]
                     _dispatch(b, rows, kernels, args)
                     with b.if_then(last):
-                        b.call(epilogue, [f["ctx"], i0, j0, rows, nr])
+                        c_at = b.ptrtoint(f["C"], I64)
+                        b.call(epilogue, [f["ctx"], c_at, f["ldc"], i0, j0, rows, nr])
     b.ret_void()
     return fn
 
@@ -444,13 +448,25 @@ def _gemm(module: ir.Module, t: Tile, chunk: ir.Function, parallel_for: ir.Funct
     args = dict(zip(JOB_FIELDS, fn.args))
     job = b.alloca(JOB, name="job")
     job.type = PTR
-    for i, name in enumerate(JOB_FIELDS):
-        value = b.ptrtoint(args[name], I64) if name in _POINTERS | {"epi"} else args[name]
-        b.store(value, b.gep(job, [i64(0), i64(i)], source_etype=JOB))
     m, n, depth = args["M"], args["N"], args["K"]
     empty = b.or_(b.icmp_signed("<=", m, i64(0)), b.icmp_signed("<=", n, i64(0)))
     with b.if_then(empty):
         b.ret_void()
+    # No C: the product lives in a scratch matrix that only the epilogue reads.
+    scratch_slot = b.alloca(PTR, name="scratch")
+    b.store(ir.Constant(PTR, None), scratch_slot)
+    no_c = b.icmp_unsigned("==", b.ptrtoint(args["C"], I64), i64(0))
+    with b.if_then(no_c):
+        size = b.mul(b.mul(m, n), i64(4))
+        size = b.mul(_ceil_div(b, size, i64(64)), i64(64))
+        aligned_alloc = _intrinsic(module, "aligned_alloc", ir.FunctionType(PTR, [I64, I64]))
+        b.store(b.call(aligned_alloc, [i64(64), size]), scratch_slot)
+    scratch = b.load(scratch_slot, typ=PTR)
+    args["C"] = b.select(no_c, scratch, args["C"])
+    args["ldc"] = b.select(no_c, n, args["ldc"])
+    for i, name in enumerate(JOB_FIELDS):
+        value = b.ptrtoint(args[name], I64) if name in _POINTERS | {"epi"} else args[name]
+        b.store(value, b.gep(job, [i64(0), i64(i)], source_etype=JOB))
     panels = _ceil_div(b, n, i64(t.nr))
     threads = b.zext(b.call(module.globals["kc_get_threads"], []), I64)
     macs = b.mul(b.mul(m, n), depth)
@@ -474,6 +490,9 @@ def _gemm(module: ir.Module, t: Tile, chunk: ir.Function, parallel_for: ir.Funct
     for i, value in enumerate((per_chunk, col_chunks, tiles_per_chunk)):
         b.store(value, b.gep(job, [i64(0), i64(len(JOB_FIELDS) + i)], source_etype=JOB))
     b.call(parallel_for, [chunk, job, b.mul(col_chunks, row_chunks)])
+    with b.if_then(no_c):
+        free = _intrinsic(module, "free", ir.FunctionType(ir.VoidType(), [PTR]))
+        b.call(free, [scratch])
     b.ret_void()
 
 

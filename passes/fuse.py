@@ -49,7 +49,6 @@ def find_groups(graph: Graph) -> tuple[dict[Node, int], dict[int, str]]:
             or node.op == "slice"
             or (
                 node.op == "matmul"
-                and not node.attrs["transpose_a"]
                 and all(v.node is None or v.node.op != "constant" for v in node.inputs)
             )
         )

@@ -26,6 +26,14 @@ def _elementwise_at_same_index(node: Node, target: Value, result: Value) -> bool
         return all(v.shape == result.shape for v in node.inputs if v is target)
     if node.op in ELEMENTWISE and node.op != "broadcast_to":
         return all(v.shape == result.shape for v in node.inputs if v is target)
+    if node.op == "fused" and node.attrs["kind"] == "matmul":
+        # The epilogue reads a full-shape operand at the index it writes; the product's
+        # own operands are read everywhere while results are written.
+        body = node.attrs["body"]
+        product = next(n for n in body.nodes if n.op == "matmul")
+        operands = {node.inputs[body.inputs.index(v)] for v in product.inputs}
+        same = all(v.shape == result.shape for v in node.inputs if v is target)
+        return target not in operands and same
     return target not in node.inputs
 
 
