@@ -79,7 +79,7 @@ def _vec(t: Tile) -> ir.VectorType:
     return ir.VectorType(F32, t.vw)
 
 
-def _intrinsic(module: ir.Module, name: str, ftype: ir.FunctionType) -> ir.Function:
+def _declare(module: ir.Module, name: str, ftype: ir.FunctionType) -> ir.Function:
     fn = module.globals.get(name)
     return fn if fn is not None else ir.Function(module, ftype, name)
 
@@ -100,7 +100,7 @@ def _micro_kernel(module: ir.Module, t: Tile, rows: int) -> ir.Function:
     ``b + k*ldb`` (a packed panel, or B itself); columns of C past ``nr`` are neither
     read nor written."""
     vec = _vec(t)
-    fma = _intrinsic(module, f"llvm.fma.v{t.vw}f32", ir.FunctionType(vec, [vec, vec, vec]))
+    fma = _declare(module, f"llvm.fma.v{t.vw}f32", ir.FunctionType(vec, [vec, vec, vec]))
     fn = ir.Function(
         module,
         ir.FunctionType(ir.VoidType(), [I64, PTR, I64, PTR, I64, PTR, I64, I64, I64]),
@@ -149,10 +149,10 @@ def _store_tile(b, module, t: Tile, rows: int, acc, c, ldc, nr, beta) -> None:
     columns; C is read first only when ``beta``."""
     vec = _vec(t)
     mask_t = ir.VectorType(ir.IntType(1), t.vw)
-    masked_load = _intrinsic(
+    masked_load = _declare(
         module, f"llvm.masked.load.v{t.vw}f32.p0", ir.FunctionType(vec, [PTR, I32, mask_t, vec])
     )
-    masked_store = _intrinsic(
+    masked_store = _declare(
         module,
         f"llvm.masked.store.v{t.vw}f32.p0",
         ir.FunctionType(ir.VoidType(), [vec, PTR, I32, mask_t]),
@@ -459,7 +459,7 @@ def _gemm(module: ir.Module, t: Tile, chunk: ir.Function, parallel_for: ir.Funct
     with b.if_then(no_c):
         size = b.mul(b.mul(m, n), i64(4))
         size = b.mul(_ceil_div(b, size, i64(64)), i64(64))
-        aligned_alloc = _intrinsic(module, "aligned_alloc", ir.FunctionType(PTR, [I64, I64]))
+        aligned_alloc = _declare(module, "aligned_alloc", ir.FunctionType(PTR, [I64, I64]))
         b.store(b.call(aligned_alloc, [i64(64), size]), scratch_slot)
     scratch = b.load(scratch_slot, typ=PTR)
     args["C"] = b.select(no_c, scratch, args["C"])
@@ -491,7 +491,7 @@ def _gemm(module: ir.Module, t: Tile, chunk: ir.Function, parallel_for: ir.Funct
         b.store(value, b.gep(job, [i64(0), i64(len(JOB_FIELDS) + i)], source_etype=JOB))
     b.call(parallel_for, [chunk, job, b.mul(col_chunks, row_chunks)])
     with b.if_then(no_c):
-        free = _intrinsic(module, "free", ir.FunctionType(ir.VoidType(), [PTR]))
+        free = _declare(module, "free", ir.FunctionType(ir.VoidType(), [PTR]))
         b.call(free, [scratch])
     b.ret_void()
 

@@ -106,14 +106,14 @@ def lower_graph(graph: Graph, times: CompileTimes | None = None, profile: bool =
     t0 = time.perf_counter()
     module = ir.Module(name=graph.name)
     plan = plan_buffers(graph)
-    counters = _Counters(module, graph) if profile else None
+    counters = KernelCounters(module, graph) if profile else None
     entry = emit_step(module, MathLib(module), graph, plan, ENTRY, "", counters)
     entry.linkage = ""  # exported
     times.add("lower to LLVM IR", time.perf_counter() - t0)
     return Lowered(str(module), plan.buffers, plan.outputs, times)
 
 
-class _Counters:
+class KernelCounters:
     """A global ``[kernels x 2] i64`` of cycles and calls, and the exported functions that
     read it and the cycle counter."""
 
@@ -174,7 +174,7 @@ def emit_step(
     plan: BufferPlan,
     name: str,
     prefix: str,
-    counters: _Counters | None = None,
+    counters: KernelCounters | None = None,
 ) -> ir.Function:
     """``void name(ptr buffers[], i64 n)``: the graph's kernels in order over the buffers of
     ``plan``, then the copies of results into the inputs they replace."""

@@ -23,14 +23,16 @@ from ir.ops.scan import split_operands, time_axis
 
 @emits("scan")
 def scan(k: Kernel, m, node: Node, outs, ins) -> None:
-    from codegen.module import _Counters, emit_step, plan_buffers
+    from codegen.module import KernelCounters, emit_step, plan_buffers
 
     body: Graph = node.attrs["body"]
     if body.memory is None:
         raise ValueError(f"codegen: the body {body.name} of a scan has no memory plan")
     plan = plan_buffers(body)
     _check_copy_back(body, plan)
-    counters = _Counters(k.module, body, k.fn.name) if getattr(k.module, "profiling", 0) else None
+    counters = (
+        KernelCounters(k.module, body, k.fn.name) if getattr(k.module, "profiling", 0) else None
+    )
     step = emit_step(k.module, m, body, plan, f"{k.fn.name}_body", f"{k.fn.name}_", counters)
     c, length = node.attrs["carries"], node.attrs["length"]
     per_step = len(body.outputs) - c
