@@ -18,6 +18,7 @@ from llvmlite import ir
 
 import codegen.fused
 import codegen.scan  # noqa: F401  (registers the loop lowering)
+from codegen.batch_split import batch_split, splits_by_rows
 from codegen.emitters import EMITTERS
 from codegen.kernel import Kernel, Operand
 from codegen.loops import I64, PTR, memcpy
@@ -194,7 +195,11 @@ def emit_step(
         ops = [Operand(arg_of[slot[v]], v.dtype, []) for v in values]
         emit(k, math_lib, node, ops[: len(node.outputs)], ops[len(node.outputs) :])
         k.finish()
-        kernels.append((k.fn, slots))
+        called = k.fn
+        if splits_by_rows(node):
+            argument = {v: slots.index(slot[v]) for v in values}
+            called = batch_split(module, k.fn, node, argument)
+        kernels.append((called, slots))
 
     fn = ir.Function(module, ir.FunctionType(ir.VoidType(), [PTR, I64]), name)
     fn.linkage = "internal"

@@ -45,3 +45,28 @@ def test_big_fused_loops_in_chunks_match_the_interpreter(rng, threads):
             np.testing.assert_allclose(moments, want["m"], rtol=1e-6, atol=1e-6)
     finally:
         rt.set_threads(before)
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_row_wise_kernels_split_by_batch_match_the_interpreter(rng, threads):
+    """Patches, their adjoint and pooling-like reductions run on slices of the batch
+    (pointers advanced, ``n`` the slice) when the batch is big enough."""
+    g = Graph("rows")
+    x = g.add_input("x", TensorType(DType.f32, (BATCH, 12, 12, 8)), "data")
+    patches = B.extract_patches(x, (3, 3), padding=(1, 1, 1, 1))
+    pooled = B.reduce_max(B.reshape(x, (BATCH, 6, 2, 6, 2, 8)), (2, 4))
+    folded = B.fold_patches(patches * 0.5, (12, 12), (3, 3), padding=(1, 1, 1, 1))
+    g.set_outputs([("patches", patches), ("pooled", pooled), ("folded", folded)])
+    rt = runtime()
+    before = rt.threads()
+    rt.set_threads(threads)
+    try:
+        exe = make_executable(g, "llvm")
+        assert "_split" in lower_graph(exe.graph).llvm_ir
+        for n in (1, 3, 64, 77):
+            xs = rng.normal(size=(n, 12, 12, 8)).astype(np.float32)
+            want, got = interpret(g, {"x": xs}), exe({"x": xs})
+            for key in want:
+                np.testing.assert_allclose(got[key], want[key], rtol=1e-6, atol=1e-6)
+    finally:
+        rt.set_threads(before)

@@ -1,0 +1,84 @@
+"""Running a kernel on slices of the batch, in parallel.
+
+A kernel whose every operand and result has the batch as its leading axis, and
+that computes each batch row from that row alone (image patches and their
+adjoint, pooling and other reductions over non-batch axes), gives the same
+result when called on a slice of rows: pointers advanced by the rows before the
+slice, and ``n`` the slice's length. Such a kernel is called through a wrapper
+that hands the slices to the thread pool when the batch is large enough; the
+kernel itself is emitted as usual.
+"""
+
+from __future__ import annotations
+
+from llvmlite import ir
+
+from codegen.kernel import Kernel
+from codegen.loops import I8, i64
+from codegen.parallel import declare_parallel_for
+from ir import BATCH, Node, Value
+from ir.memory import nbytes, numel
+
+# Rows are split when a call covers at least this many elements of its largest value.
+MIN_ELEMENTS = 1 << 15
+CHUNKS = 8
+
+
+def splits_by_rows(node: Node) -> bool:
+    """Whether ``node``'s kernel computes each batch row from that row alone."""
+    values = [*node.outputs, *node.inputs]
+    if not all(v.shape and v.shape[0] == BATCH for v in values):
+        return False
+    if any(nbytes(v.type).power != 1 for v in values):
+        return False
+    if node.op in ("extract_patches", "fold_patches"):
+        return True
+    if node.op in ("reduce_sum", "reduce_max"):
+        return 0 not in node.attrs["axes"]
+    if node.op == "fused" and node.attrs["kind"] == "reduce":
+        body = node.attrs["body"]
+        reduction = next(n for n in reversed(body.nodes) if n.op in ("reduce_sum", "reduce_max"))
+        return 0 not in reduction.attrs["axes"]
+    return False
+
+
+def batch_split(
+    module: ir.Module, kernel: ir.Function, node: Node, argument: dict[Value, int]
+) -> ir.Function:
+    """A function with ``kernel``'s signature that runs it on slices of the batch;
+    ``argument[v]`` is the kernel argument that holds each of the node's values."""
+    count = len(kernel.args) - 1
+    slots = range(count)
+    row_bytes = [0] * count
+    for v in [*node.outputs, *node.inputs]:
+        row_bytes[argument[v]] = nbytes(v.type).coef
+    elements = max(numel(v.shape).coef for v in [*node.outputs, *node.inputs])
+
+    chunk = Kernel.callback(module, f"{kernel.name}_rows", len(slots), 1, extra=1)
+    b = chunk.b
+    index, chunks = chunk.params[0], chunk.extra[0]
+    per = b.udiv(b.add(chunk.n, b.sub(chunks, i64(1))), chunks)
+    first = b.mul(index, per)
+    last = b.add(first, per)
+    last = b.select(b.icmp_signed("<", last, chunk.n), last, chunk.n)
+    with b.if_then(b.icmp_signed("<", first, last)):
+        moved = [
+            b.gep(p, [b.mul(first, i64(row))], inbounds=True, source_etype=I8)
+            for p, row in zip(chunk.args, row_bytes)
+        ]
+        b.call(kernel, [*moved, b.sub(last, first)])
+    chunk.finish()
+
+    wrapper = Kernel(module, f"{kernel.name}_split", len(slots), inline=False)
+    b = wrapper.b
+    big = b.icmp_signed(">=", b.mul(wrapper.n, i64(elements)), i64(MIN_ELEMENTS))
+    count = b.select(big, i64(CHUNKS), i64(1))
+    count = b.select(b.icmp_signed("<", wrapper.n, count), wrapper.n, count)
+    with b.if_else(b.icmp_signed(">", count, i64(1))) as (split, whole):
+        with split:
+            ctx = wrapper.context([count])
+            b.call(declare_parallel_for(module), [chunk.entry, ctx, count])
+        with whole:
+            b.call(kernel, [*wrapper.args, wrapper.n])
+    wrapper.finish()
+    return wrapper.fn
