@@ -70,9 +70,8 @@ def fused(k: Kernel, m: MathLib, node: Node, outs: list[Operand], ins: list[Oper
     shape = node.outputs[0].shape
     if any(v.shape != shape for v in node.outputs):
         raise NotImplementedError("codegen: a fused loop's results must share one shape")
-    in_parallel(
-        k, numel(shape), lambda kk, o, i, part: _elementwise(kk, m, node, o, i, part), outs, ins
-    )
+    emit = lambda kk, o, i, part: _elementwise(kk, m, node, o, i, part)  # noqa: E731
+    in_parallel(k, numel(shape), emit, outs, ins, loop_weight(body))
 
 
 def _elementwise(k: Kernel, m: MathLib, node: Node, outs, ins, part) -> None:
@@ -111,14 +110,28 @@ def _elementwise(k: Kernel, m: MathLib, node: Node, outs, ins, part) -> None:
 
 # Loops over at least this many elements are split among the threads.
 PARALLEL_MIN_ELEMENTS = 1 << 15
+# An element of a loop that evaluates these costs about this many plain ones more
+# (polynomial and division), so a short loop of them is still worth splitting.
+COSTLY = ("exp", "log", "log1p", "tanh", "logistic", "erf", "div", "sqrt", "pow")
+COSTLY_WEIGHT = 8
+
+
+def loop_weight(body: Graph) -> int:
+    """Roughly how many plain elementwise operations one element of ``body`` costs."""
+    return 1 + COSTLY_WEIGHT * sum(n.op in COSTLY for n in body.nodes)
+
+
 CHUNKS = 8  # per parallel loop: more than the threads, so a slow thread is not waited for
 
 
-def in_parallel(k: Kernel, elements: Size, emit, outs: list[Operand], ins: list[Operand]) -> None:
+def in_parallel(
+    k: Kernel, elements: Size, emit, outs: list[Operand], ins: list[Operand], weight: int = 1
+) -> None:
     """Emit a loop as ``emit(kernel, outs, ins, part)`` into a chunk function that the
     runtime's parallel-for calls with ``part = (chunk, chunks)``: ``CHUNKS`` chunks of
-    the outermost axis when the loop has ``PARALLEL_MIN_ELEMENTS`` or more, else one."""
-    if elements.power == 0 and elements.coef < PARALLEL_MIN_ELEMENTS:
+    the outermost axis when the loop has ``PARALLEL_MIN_ELEMENTS`` or more (counting an
+    element as ``weight``), else one."""
+    if elements.power == 0 and elements.coef * weight < PARALLEL_MIN_ELEMENTS:
         emit(k, outs, ins, None)
         return
     chunk = Kernel.callback(k.module, f"{k.fn.name}_chunk", len(k.args), 1, extra=1)
@@ -130,7 +143,8 @@ def in_parallel(k: Kernel, elements: Size, emit, outs: list[Operand], ins: list[
     emit(chunk, moved(outs), moved(ins), (chunk.params[0], chunk.extra[0]))
     chunk.finish()
     b = k.b
-    big = b.icmp_signed(">=", k.value(elements), i64(PARALLEL_MIN_ELEMENTS))
+    work = b.mul(k.value(elements), i64(weight))
+    big = b.icmp_signed(">=", work, i64(PARALLEL_MIN_ELEMENTS))
     chunks = b.select(big, i64(CHUNKS), i64(1))
     b.call(declare_parallel_for(k.module), [chunk.entry, k.context([chunks]), chunks])
 
