@@ -8,7 +8,7 @@ from collections.abc import Callable
 
 from llvmlite import ir
 
-from codegen.gemm import COLUMNS_OWNED, declare_gemm
+from codegen.gemm import ACCUMULATE, COLUMNS_OWNED, declare_gemm
 from codegen.kernel import (
     ZERO,
     Kernel,
@@ -281,8 +281,9 @@ def call_gemm(
     epilogue: ir.Value | None = None,
     context: ir.Value | None = None,
     columns_owned: bool = False,
+    accumulate: bool = False,
 ) -> None:
-    """``C = op(A) · op(B)`` for a matmul node's attributes, through the runtime's
+    """``C (+)= op(A) · op(B)`` for a matmul node's attributes, through the runtime's
     packed micro-kernel (``codegen.gemm``); transpositions become strides. With
     ``columns_owned`` no two threads compute tiles of one column (an epilogue that
     sums columns needs it)."""
@@ -300,7 +301,7 @@ def call_gemm(
         n = k.value(size_of(b_shape[-1]))
         rs_b, cs_b = n, i64(1)
     null = ir.Constant(PTR, None)
-    flags = i64(COLUMNS_OWNED if columns_owned else 0)
+    flags = i64((COLUMNS_OWNED if columns_owned else 0) | (ACCUMULATE if accumulate else 0))
     args = [m, n, depth, A.ptr, rs_a, cs_a, B.ptr, rs_b, cs_b, C, n, flags]
     b.call(declare_gemm(k.module), [*args, epilogue or null, context or null])
 

@@ -180,6 +180,10 @@ def _matmul_epilogue(k, m, node, body, outs, ins) -> None:
         raise NotImplementedError(
             "codegen: a fused matrix product may not write over its own operands"
         )
+    if _accumulates_in_place(body, product, outs, ins):
+        # acc = acc + product, written over acc: the GEMM adds into C itself.
+        call_gemm(k, product, a_val.shape, b_val.shape, A, Bm, outs[0].ptr, accumulate=True)
+        return
     out_shape = node.outputs[0].shape
     reads = _epilogue_reads(body, product)
     column_sums = [n for n in body.nodes if n.op == "reduce_sum"]
@@ -220,6 +224,22 @@ def _matmul_epilogue(k, m, node, body, outs, ins) -> None:
     epi.finish()
     C = outs[target].ptr if target is not None else ir.Constant(PTR, None)
     call_gemm(k, product, a_val.shape, b_val.shape, A, Bm, C, epi.entry, k.context(), bool(sums))
+
+
+def _accumulates_in_place(body: Graph, product: Node, outs, ins) -> bool:
+    """Whether the body is ``acc + product`` alone with its one result written over
+    ``acc`` (an invariant's gradient summed over a loop's steps)."""
+    rest = [n for n in body.nodes if n is not product]
+    if len(rest) != 1 or rest[0].op != "add" or len(body.outputs) != 1:
+        return False
+    add = rest[0]
+    others = [v for v in add.inputs if v is not product.outputs[0]]
+    if body.outputs[0][1] is not add.outputs[0] or len(others) != 1:
+        return False
+    acc = others[0]
+    if acc not in body.inputs or acc.shape != add.outputs[0].shape:
+        return False
+    return outs[0].ptr is ins[body.inputs.index(acc)].ptr
 
 
 def _epilogue_reads(body: Graph, product: Node) -> set[Value]:

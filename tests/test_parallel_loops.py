@@ -70,3 +70,24 @@ def test_row_wise_kernels_split_by_batch_match_the_interpreter(rng, threads):
                 np.testing.assert_allclose(got[key], want[key], rtol=1e-6, atol=1e-6)
     finally:
         rt.set_threads(before)
+
+
+def test_gradient_accumulated_in_place_by_the_gemm(rng):
+    """``acc = acc + xᵀ·g`` written over ``acc`` (an invariant's gradient in a loop):
+    the product adds into the accumulator itself, with no epilogue."""
+    g = Graph("accumulate")
+    x = g.add_input("x", TensorType(DType.f32, (BATCH, 40)), "data")
+    gy = g.add_input("g", TensorType(DType.f32, (BATCH, 24)), "data")
+    acc = g.add_input("acc", TensorType(DType.f32, (40, 24)), "state")
+    g.set_outputs([("acc", acc + B.matmul(x, gy, transpose_a=True))])
+    exe = make_executable(g, "llvm")
+    text = lower_graph(exe.graph).llvm_ir
+    assert "kc_sgemm" in text and "_epilogue" not in text
+    total = rng.normal(size=(40, 24)).astype(np.float32)
+    exe.bind("acc", total)
+    for n in (1, 17, 300):
+        xs = rng.normal(size=(n, 40)).astype(np.float32)
+        gs = rng.normal(size=(n, 24)).astype(np.float32)
+        want = interpret(g, {"x": xs, "g": gs, "acc": total.copy()})["acc"]
+        exe({"x": xs, "g": gs})
+        np.testing.assert_allclose(total, want, rtol=1e-5, atol=1e-5)
