@@ -20,6 +20,7 @@ import codegen.fused
 import codegen.scan  # noqa: F401  (registers the loop lowering)
 from codegen.batch_split import batch_split, splits_by_rows
 from codegen.emitters import EMITTERS
+from codegen.epoch import add_epoch_loop, has_epoch_loop
 from codegen.kernel import Kernel, Operand
 from codegen.loops import I64, PTR, memcpy
 from codegen.mathfn import MathLib
@@ -110,6 +111,8 @@ def lower_graph(graph: Graph, times: CompileTimes | None = None, profile: bool =
     counters = KernelCounters(module, graph) if profile else None
     entry = emit_step(module, MathLib(module), graph, plan, ENTRY, "", counters)
     entry.linkage = ""  # exported
+    if has_epoch_loop(graph):
+        add_epoch_loop(module, entry, graph, plan.slot, plan.outputs)
     times.add("lower to LLVM IR", time.perf_counter() - t0)
     return Lowered(str(module), plan.buffers, plan.outputs, times)
 

@@ -17,6 +17,7 @@ from collections.abc import Mapping
 import numpy as np
 
 from codegen import compile_graph
+from codegen.epoch import EPOCH, batched_data, has_epoch_loop, log_outputs
 from ir import BATCH, Graph
 from ir.interpreter import FeedError, bind_batch, check_feed
 from ir.memory import assign_offsets
@@ -24,6 +25,9 @@ from kcompile.variables import stable_array
 from passes.manager import debug_level
 
 ENTRY_TYPE = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_int64)
+EPOCH_TYPE = ctypes.CFUNCTYPE(
+    ctypes.c_int64, *[ctypes.c_void_p] * 3, *[ctypes.c_int64] * 4, *[ctypes.c_void_p] * 3
+)
 
 
 def aligned_empty(shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
@@ -51,6 +55,8 @@ class NativeExecutable:
             _report(graph, compiled)
         self._code = compiled.code
         self._entry = ENTRY_TYPE(compiled.entry_address)
+        has_loop = has_epoch_loop(graph)
+        self._epoch = EPOCH_TYPE(compiled.code.address(EPOCH)) if has_loop else None
         self._plan = compiled.plan
         self._buffers: list[np.ndarray | None] = [None] * len(self._plan.buffers)
         self._table = (ctypes.c_void_p * len(self._plan.buffers))()
@@ -59,6 +65,7 @@ class NativeExecutable:
         self._bound: set[str] = set()
         aliased = {name for name, _ in graph.outputs if name in self._inputs}
         types = {name: v.type for name, v in graph.outputs}
+        self._logged = log_outputs(graph, self._plan.outputs)
         self._results = [
             (name, index, types[name])
             for name, index in self._plan.outputs.items()
@@ -92,6 +99,74 @@ class NativeExecutable:
             self._table[spec.index] = array.ctypes.data
         self._capacity = capacity
         self._kept: dict[int | None, _Kept] = {}  # views of each batch size fed so far
+
+    def run_epoch(
+        self,
+        sources: Mapping[str, np.ndarray],
+        order: np.ndarray,
+        batch: int,
+        first: int = 0,
+        steps: int | None = None,
+        progress: np.ndarray | None = None,
+        stop: np.ndarray | None = None,
+    ) -> tuple[list[str], np.ndarray]:
+        """Steps ``first, first + 1, ...`` of an epoch in one native call (``kc_epoch``):
+        each gathers rows ``order[s*batch : (s+1)*batch]`` of every array in ``sources``
+        (one per batched data input, all rows of the epoch) and runs the step. Returns
+        the names of the scalar results and their values per step run. ``progress``
+        and ``stop`` (int64 arrays of one element) let another thread watch the step
+        count and stop the loop between steps."""
+        if self._epoch is None:
+            raise NotImplementedError(f"graph {self.graph.name} has no batched data input")
+        inputs = batched_data(self.graph)
+        if set(sources) != {v.name for v in inputs}:
+            raise FeedError(
+                f"run_epoch needs arrays for {sorted(v.name for v in inputs)}, got {sorted(sources)}"
+            )
+        total = len(order)
+        arrays = []
+        for v in inputs:
+            array = sources[v.name]
+            if array.shape[1:] != v.type.concrete_shape(1)[1:]:
+                check_feed(v, array[:1], 1)  # raises with the expected shape
+            if array.dtype != v.dtype.numpy:  # rows are copied as bytes: no conversion
+                raise FeedError(
+                    f"input {v.name!r}: expected dtype {v.dtype.value}, got {array.dtype}"
+                )
+            if not array.flags.c_contiguous:
+                raise FeedError(f"input {v.name!r}: the epoch's array must be C-contiguous")
+            arrays.append(array)
+        order = np.ascontiguousarray(order, dtype=np.int64)
+        if total and (order.min() < 0 or any(order.max() >= len(a) for a in arrays)):
+            raise FeedError("run_epoch: the order indexes rows outside the data")
+        if batch < 1:
+            raise ValueError(f"run_epoch: batch must be at least 1, got {batch}")
+        if batch > self._capacity:
+            self._allocate(batch)
+        missing = self._inputs.keys() - self._bound - self._data
+        if missing:
+            raise FeedError(f"graph {self.graph.name} needs inputs {sorted(missing)}")
+        left = -(-total // batch) - first
+        steps = max(0, left if steps is None else min(steps, left))
+        names = [name for name, _ in self._logged]
+        logs = np.zeros((steps, len(names)), np.float32)
+        progress = np.zeros(1, np.int64) if progress is None else progress
+        stop = np.zeros(1, np.int64) if stop is None else stop
+        pointers = (ctypes.c_void_p * max(len(arrays), 1))(*[a.ctypes.data for a in arrays])
+        done = self._epoch(
+            self._table,
+            pointers,
+            order.ctypes.data,
+            batch,
+            total,
+            first,
+            steps,
+            logs.ctypes.data,
+            progress.ctypes.data,
+            stop.ctypes.data,
+        )
+        self._kept.clear()
+        return names, logs[:done]
 
     def bind(self, name: str, array: np.ndarray) -> None:
         """Use ``array`` as the storage of input ``name``; the step updates it in place."""
