@@ -18,9 +18,11 @@ result of the epilogue overwrites one of its operands in place).
   rows) and the last columns are stored with masked stores (no scalar loop).
 - B is packed into ``KC x NR`` panels, zero padded on the right, 64-byte aligned,
   in the caller's stack: contiguous rows are copied with vector loads, transposed
-  ones through ``VW x VW`` register transposes.
-- A is not packed: each of the MR rows is read through its own strides, which
-  the broadcasts need anyway.
+  ones through ``VW x VW`` register transposes. When C has few row tiles a packed
+  panel would be reused too little: full panels are then read from B in place.
+- A is packed per ``MR``-row sliver, k-major, so the micro-kernel reads it at
+  constant offsets from one pointer (a transposed A a vector per k, a row-major A
+  through register transposes); a single row is read in place.
 - Threads split the columns into chunks of whole panels when there are enough of
   them (every thread then reads all of A), else the rows (every thread packs all
   of B). No two threads ever write one element of C; an epilogue that sums columns
