@@ -46,9 +46,9 @@ class CompiledGraph:
             raise ValueError("this graph was compiled without profile=True")
         hz = cycles_per_second(self.code)
         out = []
-        for table, name, node, inside in self._tables():
-            i = len([r for r in out if r.inside == inside])
-            out.append(KernelTime(name, node, table[2 * i] / hz, table[2 * i + 1], inside))
+        for table, kernels, inside in self._tables():
+            for i, (name, node) in enumerate(kernels):
+                out.append(KernelTime(name, node, table[2 * i] / hz, table[2 * i + 1], inside))
         return out
 
     def reset_profile(self) -> None:
@@ -56,16 +56,16 @@ class CompiledGraph:
             ctypes.memset(table, 0, ctypes.sizeof(table))
 
     def _tables(self):
-        """(counter table, kernel name, node, enclosing loop kernel) for every kernel,
-        those of loop bodies after their loop."""
-        rows = []
-        for name, node in kernel_nodes(self.graph, self.plan):
-            rows.append((self._counters(self.graph, ""), name, node, None))
+        """(counter table, its kernels as (name, node), enclosing loop kernel) for the
+        step and for each loop body."""
+        kernels = kernel_nodes(self.graph, self.plan)
+        tables = [(self._counters(self.graph, ""), kernels, None)]
+        for name, node in kernels:
             if node.op == "scan":
                 body = node.attrs["body"]
-                for inner, body_node in kernel_nodes(body, plan_buffers(body), f"{name}_"):
-                    rows.append((self._counters(body, name), inner, body_node, name))
-        return rows
+                inner = kernel_nodes(body, plan_buffers(body), f"{name}_")
+                tables.append((self._counters(body, name), inner, name))
+        return tables
 
     def _counters(self, graph: Graph, owner: str):
         symbol = PROFILE_COUNTERS + (f"_{owner}" if owner else "")

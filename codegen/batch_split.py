@@ -14,7 +14,7 @@ from __future__ import annotations
 from llvmlite import ir
 
 from codegen.kernel import Kernel
-from codegen.loops import I8, i64
+from codegen.loops import I8, chunk_range, i64
 from codegen.parallel import declare_parallel_for
 from ir import BATCH, Node, Value
 from ir.memory import nbytes, numel
@@ -48,36 +48,31 @@ def batch_split(
     """A function with ``kernel``'s signature that runs it on slices of the batch;
     ``argument[v]`` is the kernel argument that holds each of the node's values."""
     count = len(kernel.args) - 1
-    slots = range(count)
     row_bytes = [0] * count
     for v in [*node.outputs, *node.inputs]:
         row_bytes[argument[v]] = nbytes(v.type).coef
     elements = max(numel(v.shape).coef for v in [*node.outputs, *node.inputs])
 
-    chunk = Kernel.callback(module, f"{kernel.name}_rows", len(slots), 1, extra=1)
+    chunk = Kernel.callback(module, f"{kernel.name}_rows", count, 1, extra=1)
     b = chunk.b
-    index, chunks = chunk.params[0], chunk.extra[0]
-    per = b.udiv(b.add(chunk.n, b.sub(chunks, i64(1))), chunks)
-    first = b.mul(index, per)
-    last = b.add(first, per)
-    last = b.select(b.icmp_signed("<", last, chunk.n), last, chunk.n)
-    with b.if_then(b.icmp_signed("<", first, last)):
+    first, rows = chunk_range(b, chunk.n, chunk.params[0], chunk.extra[0])
+    with b.if_then(b.icmp_signed(">", rows, i64(0))):
         moved = [
             b.gep(p, [b.mul(first, i64(row))], inbounds=True, source_etype=I8)
             for p, row in zip(chunk.args, row_bytes)
         ]
-        b.call(kernel, [*moved, b.sub(last, first)])
+        b.call(kernel, [*moved, rows])
     chunk.finish()
 
-    wrapper = Kernel(module, f"{kernel.name}_split", len(slots), inline=False)
+    wrapper = Kernel(module, f"{kernel.name}_split", count, inline=False)
     b = wrapper.b
     big = b.icmp_signed(">=", b.mul(wrapper.n, i64(elements)), i64(MIN_ELEMENTS))
-    count = b.select(big, i64(CHUNKS), i64(1))
-    count = b.select(b.icmp_signed("<", wrapper.n, count), wrapper.n, count)
-    with b.if_else(b.icmp_signed(">", count, i64(1))) as (split, whole):
+    chunks = b.select(big, i64(CHUNKS), i64(1))
+    chunks = b.select(b.icmp_signed("<", wrapper.n, chunks), wrapper.n, chunks)
+    with b.if_else(b.icmp_signed(">", chunks, i64(1))) as (split, whole):
         with split:
-            ctx = wrapper.context([count])
-            b.call(declare_parallel_for(module), [chunk.entry, ctx, count])
+            ctx = wrapper.context([chunks])
+            b.call(declare_parallel_for(module), [chunk.entry, ctx, chunks])
         with whole:
             b.call(kernel, [*wrapper.args, wrapper.n])
     wrapper.finish()

@@ -135,12 +135,8 @@ def in_parallel(
         emit(k, outs, ins, None)
         return
     chunk = Kernel.callback(k.module, f"{k.fn.name}_chunk", len(k.args), 1, extra=1)
-    position = {id(a): i for i, a in enumerate(k.args)}
-
-    def moved(ops: list[Operand]) -> list[Operand]:
-        return [Operand(chunk.args[position[id(op.ptr)]], op.dtype, op.strides) for op in ops]
-
-    emit(chunk, moved(outs), moved(ins), (chunk.params[0], chunk.extra[0]))
+    part = (chunk.params[0], chunk.extra[0])
+    emit(chunk, chunk.operands_from(k, outs), chunk.operands_from(k, ins), part)
     chunk.finish()
     b = k.b
     work = b.mul(k.value(elements), i64(weight))
@@ -195,12 +191,10 @@ def _matmul_epilogue(k, m, node, body, outs, ins) -> None:
     )
     for index in sums:
         k.fill(outs[index], Size(out_shape[-1]), ir.Constant(F32, 0.0))
-    arg_index = {id(a): i for i, a in enumerate(k.args)}
     epi = Kernel.callback(k.module, f"{k.fn.name}_epilogue", len(k.args), 6)
     c_at, ldc, i0, j0, rows, cols = epi.params
     c = Operand(epi.b.inttoptr(c_at, PTR), DType.f32, [])
-    moved = [Operand(epi.args[arg_index[id(op.ptr)]], op.dtype, op.strides) for op in ins]
-    moved_outs = [Operand(epi.args[arg_index[id(op.ptr)]], op.dtype, op.strides) for op in outs]
+    moved, moved_outs = epi.operands_from(k, ins), epi.operands_from(k, outs)
     others = {
         v: _row_operand(op, nv.shape, out_shape)
         for v, op, nv in zip(body.inputs, moved, node.inputs)

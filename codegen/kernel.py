@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from llvmlite import ir
 
-from codegen.loops import F32, I8, I32, I64, PTR, for_range, i64, memcpy
+from codegen.loops import F32, I8, I32, I64, PTR, chunk_range, for_range, i64, memcpy
 from ir import DType
 from ir.memory import Size, size_of
 
@@ -125,6 +125,14 @@ class Kernel:
         self.entry = entry
         return self
 
+    def operands_from(self, caller: Kernel, ops: Sequence[Operand]) -> list[Operand]:
+        """``caller``'s operands as this callback kernel sees them: the same buffers
+        through its own arguments (read from the context ``caller`` built)."""
+        position = {id(a): i for i, a in enumerate(caller.args)}
+        return [
+            Operand(self.args[position[id(op.ptr)]], op.dtype, op.strides, op.base) for op in ops
+        ]
+
     def context(self, extra: Sequence[ir.Value] = ()) -> ir.Value:
         """This kernel's buffers, ``n`` and ``extra`` i64 values in a stack array, for a
         ``callback`` kernel."""
@@ -169,14 +177,7 @@ class Kernel:
                 body(bases)
             return
         if part is not None:
-            b, (chunk, chunks) = self.b, part
-            total = self.value(dims[0])
-            per = b.udiv(b.add(total, b.sub(chunks, i64(1))), chunks)
-            begin = b.mul(chunk, per)
-            end = b.add(begin, per)
-            end = b.select(b.icmp_signed("<", end, total), end, total)
-            count = b.sub(end, begin)
-            first = (begin, b.select(b.icmp_signed("<", count, i64(0)), i64(0), count))
+            first = chunk_range(self.b, self.value(dims[0]), *part)
         self.nest(dims, operands, bases, body, name, 0, first)
 
     def nest(self, dims, operands, bases, body, name, axis, first=None) -> None:

@@ -34,6 +34,19 @@ def memcpy(b: ir.IRBuilder, dst: ir.Value, src: ir.Value, nbytes: ir.Value) -> N
     b.call(fn, [dst, src, nbytes, ir.Constant(I1, 0)])
 
 
+def chunk_range(
+    b: ir.IRBuilder, total: ir.Value, chunk: ir.Value, chunks: ir.Value
+) -> tuple[ir.Value, ir.Value]:
+    """(first index, count) of part ``chunk`` of ``chunks`` near-equal parts of
+    ``total``; the count is 0 for parts past the end."""
+    per = b.udiv(b.add(total, b.sub(chunks, i64(1))), chunks)
+    begin = b.mul(chunk, per)
+    end = b.add(begin, per)
+    end = b.select(b.icmp_signed("<", end, total), end, total)
+    count = b.sub(end, begin)
+    return begin, b.select(b.icmp_signed("<", count, i64(0)), i64(0), count)
+
+
 @contextlib.contextmanager
 def for_range(b: ir.IRBuilder, count: ir.Value, name: str = "i") -> Iterator[ir.Value]:
     """A counted loop from 0 to ``count`` (i64); yields the index."""

@@ -143,9 +143,8 @@ class NativeExecutable:
             raise ValueError(f"run_epoch: batch must be at least 1, got {batch}")
         if batch > self._capacity:
             self._allocate(batch)
-        missing = self._inputs.keys() - self._bound - self._data
-        if missing:
-            raise FeedError(f"graph {self.graph.name} needs inputs {sorted(missing)}")
+        if self._inputs.keys() - self._bound - self._data:
+            self._refuse_missing(self._data)
         left = -(-total // batch) - first
         steps = max(0, left if steps is None else min(steps, left))
         names = [name for name, _ in self._logged]
@@ -165,7 +164,6 @@ class NativeExecutable:
             progress.ctypes.data,
             stop.ctypes.data,
         )
-        self._kept.clear()
         return names, logs[:done]
 
     def bind(self, name: str, array: np.ndarray) -> None:
@@ -221,9 +219,12 @@ class NativeExecutable:
 
     def _batch_of(self, data: Mapping[str, np.ndarray]) -> int | None:
         if self._missing_if(data):
-            missing = self._inputs.keys() - self._bound - data.keys()
-            raise FeedError(f"graph {self.graph.name} needs inputs {sorted(missing)}")
+            self._refuse_missing(data.keys())
         return bind_batch(self.graph, data) if self._has_batch else None
+
+    def _refuse_missing(self, given) -> None:
+        missing = self._inputs.keys() - self._bound - set(given)
+        raise FeedError(f"graph {self.graph.name} needs inputs {sorted(missing)}")
 
     def _missing_if(self, data: Mapping[str, np.ndarray]) -> bool:
         return len(data) + len(self._bound) < len(self._inputs)
