@@ -9,7 +9,9 @@
    MLP's predict latency at batch 1.
 3. The same models in PyTorch eager and JAX (jit per step, and the epoch under
    ``lax.scan``) when installed: ``pip install -e '.[bench]'``.
-4. Cold (empty cache, fresh process) and warm (cache hit, fresh process) compile
+4. The epoch loop: the MLP's step per batch inside one native call per epoch,
+   against the same step called once per batch, and against ``fit``.
+5. Cold (empty cache, fresh process) and warm (cache hit, fresh process) compile
    time of each model's train, eval and predict functions.
 
 Every framework runs in its own process (so no thread pool spins while another
@@ -133,6 +135,40 @@ def worker_kcompile(repeats: int) -> dict:
     return out
 
 
+def worker_epoch_loop(repeats: int) -> dict:
+    """The MLP's train step at batch 32, per step: one native call per epoch
+    (``run_epoch``, rows gathered in native code) against the step called once per
+    batch on batches gathered beforehand, and against ``fit`` (the epoch loop plus
+    metric bookkeeping). The three alternate, so a slow phase of the machine hits
+    all of them."""
+    x, y, _ = _data()
+    mlp = _build("mlp")
+    mlp.fit(x[:64], y[:64], epochs=1, verbose=0)  # compile outside the timing
+    exe = next(e for k, e in mlp._executables.items() if k[0] == "train")
+    name = mlp.input_names[0]
+    order = np.random.default_rng(0).permutation(len(x))
+    steps = -(-len(x) // 32)
+    batches = [
+        {name: x[order[s * 32 : (s + 1) * 32]], "y": y[order[s * 32 : (s + 1) * 32]]}
+        for s in range(steps)
+    ]
+
+    def step_by_step():
+        for batch in batches:
+            exe(batch)
+
+    runs = {
+        "epoch loop": lambda: exe.run_epoch({name: x, "y": y}, order, 32),
+        "step by step": step_by_step,
+        "fit": lambda: mlp.fit(x, y, batch_size=32, epochs=1, verbose=0),
+    }
+    out = {key: [] for key in runs}
+    for _ in range(repeats):
+        for key, run in runs.items():
+            out[key] += samples(run, 1, warmup=0)
+    return {key: [t / steps for t in times] for key, times in out.items()}
+
+
 def worker_torch(repeats: int) -> dict | None:
     from peers import torch_times
 
@@ -172,6 +208,7 @@ WORKERS = {
     "matmul": worker_matmul,
     "numpy-matmul": worker_numpy_matmul,
     "kcompile": worker_kcompile,
+    "epoch-loop": worker_epoch_loop,
     "torch": worker_torch,
     "jax": worker_jax,
 }
@@ -323,6 +360,8 @@ def main() -> None:
         "PyTorch eager": run_worker("torch", args.repeats, threads=cores),
         "JAX": run_worker("jax", args.repeats),
     }
+    print("the epoch loop ...", flush=True)
+    loop = run_worker("epoch-loop", max(args.repeats, 5), threads=cores)
     print("compile times ...", flush=True)
     compiles = compile_times(args.repeats)
     lines = [
@@ -344,6 +383,14 @@ def main() -> None:
         f"Data: {ours['data']}. kcompile, PyTorch and JAX each with {cores} threads.",
         "",
         *model_table(ours, peers),
+        "",
+        "## The epoch loop (MLP train step, batch 32, µs per step over a whole epoch)",
+        "",
+        "| one native call per epoch | the step called per batch | `fit` | loop / step |",
+        "|---|---|---|---|",
+        f"| {summary(loop['epoch loop'], 1e6)} | {summary(loop['step by step'], 1e6)} "
+        f"| {summary(loop['fit'], 1e6)} "
+        f"| {_median(loop['epoch loop']) / _median(loop['step by step']):.2f}× |",
         "",
         "## Compile time (train + eval + predict, fresh process)",
         "",

@@ -18,15 +18,11 @@ from __future__ import annotations
 from llvmlite import ir
 
 from codegen.loops import F32, I8, I64, PTR, for_range, i64, memcpy
-from ir import BATCH, DType, Graph, TensorType
+from ir import Graph
 from ir.memory import nbytes
+from ir.signature import batched_data, scalar_results
 
 EPOCH = "kc_epoch"
-
-
-def batched_data(graph: Graph) -> list:
-    """The data inputs whose leading axis is the batch, in graph order: the sources."""
-    return [v for v in graph.inputs if v.role == "data" and v.shape and v.shape[0] == BATCH]
 
 
 def has_epoch_loop(graph: Graph) -> bool:
@@ -38,13 +34,7 @@ def has_epoch_loop(graph: Graph) -> bool:
 
 def log_outputs(graph: Graph, outputs: dict[str, int]) -> list[tuple[str, int]]:
     """(name, buffer index) of the scalar f32 results the loop records per step."""
-    inputs = {v.name for v in graph.inputs}
-    scalar = TensorType(DType.f32, ())
-    return [
-        (name, outputs[name])
-        for name, v in graph.outputs
-        if name not in inputs and v.type == scalar
-    ]
+    return [(name, outputs[name]) for name in scalar_results(graph)]
 
 
 def add_epoch_loop(

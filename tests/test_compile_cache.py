@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from codegen.cache import cache_dir
+from codegen.runtime import runtime
 from ir import BATCH, DType, Graph, TensorType
 from ir import build as B
 from kcompile.runtime.native import NativeExecutable
@@ -20,6 +21,7 @@ def graph(scale: float) -> Graph:
 
 @pytest.fixture
 def cache(tmp_path, monkeypatch):
+    runtime()  # loaded once per process: its entry goes to the cache in use before
     monkeypatch.setenv("KCOMPILE_CACHE_DIR", str(tmp_path / "cache"))
     return tmp_path / "cache"
 

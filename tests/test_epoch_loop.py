@@ -2,12 +2,19 @@
 same weights, bit for bit, and give the same per-step results as the same steps
 called one by one."""
 
+import os
+import signal
+import threading
+import time
+
 import numpy as np
 import pytest
 
 import kcompile as keras
 from ir import FeedError
 from kcompile import layers
+from kcompile.models import graphs as G
+from kcompile.runtime.epoch import EpochLoop
 
 
 def _model(seed: int = 0):
@@ -24,9 +31,8 @@ def _model(seed: int = 0):
 
 
 def _train_executable(model, x, y):
-    model.train_on_batch(x[:2], y[:2])  # builds the weights, the optimizer and the step
-    key = next(k for k in model._executables if k[0] == "train")
-    return model._executables[key]
+    """The model's compiled train step, built without running a step."""
+    return model._executable("train", (G.label_type_for(y.dtype, y.shape),))
 
 
 @pytest.mark.parametrize("batch", [4, 9])
@@ -81,3 +87,113 @@ def test_epoch_loop_refuses_bad_data(rng):
         exe.run_epoch({name: x.astype(np.float64), "y": y}, np.arange(10), 4)
     with pytest.raises(FeedError, match="expected shape"):
         exe.run_epoch({name: x[:, :5].copy(), "y": y}, np.arange(10), 4)
+
+
+class _Recorder(keras.callbacks.Callback):
+    def __init__(self) -> None:
+        super().__init__()
+        self.calls: list[tuple[str, int]] = []
+
+    def on_train_batch_begin(self, batch, logs=None):
+        self.calls.append(("begin", batch))
+
+    def on_train_batch_end(self, batch, logs=None):
+        self.calls.append(("end", batch))
+
+
+def test_fit_runs_the_epoch_in_one_call_and_matches_per_batch_callbacks(rng, monkeypatch):
+    x = rng.normal(size=(50, 7)).astype(np.float32)
+    y = rng.integers(0, 3, 50).astype(np.int32)
+    looped, stepped = _model(), _model()
+    calls = []
+    original = EpochLoop.run_epoch
+
+    def counted(self, sources, order, batch, first=0, steps=None, *args):
+        calls.append((self.graph.name, steps))
+        return original(self, sources, order, batch, first, steps, *args)
+
+    monkeypatch.setattr(EpochLoop, "run_epoch", counted)
+    keras.utils.set_random_seed(5)  # the same shuffles in both fits
+    h_loop = looped.fit(x, y, batch_size=8, epochs=2, verbose=0, validation_split=0.2)
+    # 40 rows to train on: one call of 5 steps per epoch; 10 to validate on: 2 steps
+    assert calls == [("train_step", 5), ("eval_step", 2)] * 2
+    recorder = _Recorder()  # per-batch hooks: one step per call, as Keras calls them
+    keras.utils.set_random_seed(5)
+    h_step = stepped.fit(
+        x, y, batch_size=8, epochs=2, verbose=0, validation_split=0.2, callbacks=[recorder]
+    )
+    assert recorder.calls[:4] == [("begin", 0), ("end", 0), ("begin", 1), ("end", 1)]
+    assert calls[4:9] == [("train_step", 1)] * 5
+    for a, b in zip(looped.get_weights(), stepped.get_weights()):
+        np.testing.assert_array_equal(a, b)
+    for key in h_loop.history:
+        np.testing.assert_allclose(h_loop.history[key], h_step.history[key], rtol=1e-6)
+
+
+def test_steps_per_execution_calls_batch_hooks_per_chunk(rng):
+    x = rng.normal(size=(40, 7)).astype(np.float32)
+    y = rng.integers(0, 3, 40).astype(np.int32)
+    model = _model()
+    model.compile(loss="sparse_categorical_crossentropy", optimizer="adam", steps_per_execution=3)
+    recorder = _Recorder()
+    model.fit(x, y, batch_size=5, epochs=1, verbose=0, callbacks=[recorder])  # 8 steps
+    expected = [("begin", 0), ("end", 2), ("begin", 3), ("end", 5), ("begin", 6), ("end", 7)]
+    assert recorder.calls == expected
+    assert model.optimizer.iterations == 8
+    with pytest.raises(ValueError, match="steps_per_execution"):
+        model.compile(loss="mse", steps_per_execution=0)
+
+
+def test_the_progress_bar_is_redrawn_while_the_loop_runs():
+    from kcompile.runtime.steps import run_steps
+
+    shown: list[int] = []
+
+    class SlowLoop:  # stands for a native loop: it waits until the watcher has drawn step 3
+        def run_epoch(self, sources, order, batch, first, steps, progress, stop):
+            progress[0] = 3
+            for _ in range(400):
+                if shown:
+                    break
+                time.sleep(0.01)
+            return ["loss"], np.ones((steps, 1), np.float32)
+
+    run = run_steps(SlowLoop(), {}, np.arange(10), 1, 2, 8, shown.append)
+    assert shown and shown[0] == 5  # first step 2 + 3 done
+    assert run.values.shape == (8, 1) and not run.interrupted
+
+
+def test_ctrl_c_stops_fit_between_steps_with_the_last_steps_weights(rng):
+    rows = 2_000_000  # batch 1: seconds of steps; Ctrl-C comes after 2000 of them
+    x = rng.normal(size=(rows, 7)).astype(np.float32)
+    y = rng.integers(0, 3, rows).astype(np.int32)
+    stopped, replayed = _model(), _model()
+    before = stopped.get_weights()
+    fitting = threading.Event()
+
+    def press_ctrl_c() -> None:
+        while fitting.is_set() and stopped.optimizer.iterations < 2000:
+            time.sleep(0.001)
+        if fitting.is_set():
+            os.kill(os.getpid(), signal.SIGINT)  # as a terminal sends Ctrl-C
+
+    fitting.set()
+    presser = threading.Thread(target=press_ctrl_c)
+    # Python's own Ctrl-C handler, even when the suite runs where SIGINT is ignored
+    # (a background job of a non-interactive shell)
+    handler = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        presser.start()
+        with pytest.raises(KeyboardInterrupt):
+            stopped.fit(x, y, batch_size=1, epochs=1, shuffle=False, verbose=0)
+    finally:
+        fitting.clear()
+        presser.join()
+        signal.signal(signal.SIGINT, handler)
+    done = stopped.optimizer.iterations
+    assert 0 < done < rows
+    assert not all(np.array_equal(a, b) for a, b in zip(before, stopped.get_weights()))
+    exe = _train_executable(replayed, x, y)
+    exe.run_epoch({replayed.input_names[0]: x, "y": y}, np.arange(rows), 1, steps=done)
+    for a, b in zip(stopped.get_weights(), replayed.get_weights()):
+        np.testing.assert_array_equal(a, b)

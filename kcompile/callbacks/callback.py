@@ -56,6 +56,7 @@ class ProgbarLogger(Callback):
         self.progbar: Progbar | None = None
         self.seen = 0
         self.in_fit = False
+        self.testing = False  # inside evaluate, or validation inside fit
 
     def set_params(self, params):
         super().set_params(params)
@@ -82,6 +83,7 @@ class ProgbarLogger(Callback):
         self._finalize(logs)
 
     def on_test_begin(self, logs=None):
+        self.testing = True
         if not self.in_fit:
             self._new_bar()
 
@@ -90,6 +92,7 @@ class ProgbarLogger(Callback):
             self._update(batch, logs)
 
     def on_test_end(self, logs=None):
+        self.testing = False
         if not self.in_fit:
             self._finalize(logs)
 
@@ -101,6 +104,11 @@ class ProgbarLogger(Callback):
 
     def on_predict_end(self, logs=None):
         self._finalize(None)
+
+    def show(self, seen: int) -> None:
+        """The bar at ``seen`` steps with the values it last had (a loop is running)."""
+        if self.verbose == 1 and self.progbar is not None and not (self.in_fit and self.testing):
+            self.progbar.update(seen, None, finalize=False)
 
     def _update(self, batch, logs):
         self.seen = batch + 1
@@ -134,6 +142,23 @@ class CallbackList(Callback):
         for cb in self.callbacks:
             cb.set_model(model)
             cb.set_params(params)
+
+    def has_batch_hooks(self, mode: str) -> bool:
+        """Whether a callback besides History and the progress bar overrides
+        ``on_{mode}_batch_begin`` or ``on_{mode}_batch_end``."""
+        hooks = (f"on_{mode}_batch_begin", f"on_{mode}_batch_end")
+        return any(
+            getattr(getattr(cb, hook), "__func__", None) is not getattr(Callback, hook)
+            for cb in self.callbacks
+            if not isinstance(cb, History | ProgbarLogger)
+            for hook in hooks
+        )
+
+    def show_progress(self, seen: int) -> None:
+        """Redraw the progress bar at ``seen`` steps while a native loop runs."""
+        for cb in self.callbacks:
+            if isinstance(cb, ProgbarLogger):
+                cb.show(seen)
 
     def _call(self, hook: str, *args) -> None:
         for cb in self.callbacks:

@@ -17,12 +17,14 @@ from kcompile.callbacks import CallbackList
 from kcompile.models import data as D
 from kcompile.models import graphs as G
 from kcompile.runtime import BACKENDS, make_executable
+from kcompile.runtime.steps import run_steps
 from passes import PassManager, default_passes
 
 
 class _Compiled:
-    def __init__(self, optimizer, specs, backend: str) -> None:
+    def __init__(self, optimizer, specs, backend: str, steps_per_execution: int = 1) -> None:
         self.optimizer = optimizer
+        self.steps_per_execution = steps_per_execution
         self.specs: list[G.OutputSpec] = specs
         self.backend = backend
         self.metric_order: list[str] = []
@@ -59,6 +61,10 @@ class Trainer:
             raise TypeError(f"compile: unexpected arguments {sorted(kwargs)}")
         if backend not in BACKENDS:
             raise ValueError(f"unknown backend {backend!r}; expected one of {BACKENDS}")
+        if not isinstance(steps_per_execution, int | np.integer) or steps_per_execution < 1:
+            raise ValueError(
+                f"steps_per_execution must be a positive integer, got {steps_per_execution!r}"
+            )
         if weighted_metrics:
             raise NotImplementedError("weighted_metrics are not supported yet")
         names = self.output_names if self.built else ["output"]
@@ -75,7 +81,9 @@ class Trainer:
                     list(m or []),
                 )
             )
-        self._compiled = _Compiled(optimizers_mod.get(optimizer), specs, backend)
+        self._compiled = _Compiled(
+            optimizers_mod.get(optimizer), specs, backend, int(steps_per_execution)
+        )
         self._executables = {}
         self.reset_metrics()
 
@@ -198,26 +206,69 @@ class Trainer:
         data = dict(zip(self.input_names, xs))
         data.update(zip(G.label_names(self), ys))
         out = exe(data)
-        self._accumulate(out, len(xs[0]))
+        names = [name for name in out if np.ndim(out[name]) == 0]
+        values = np.array([[out[name] for name in names]], np.float32)
+        self._accumulate(names, values, np.array([len(xs[0])]))
         return self._logs()
+
+    def _run_steps(self, kind: str, xs, ys, order, batch_size: int, steps: int, cbs) -> dict:
+        """Steps ``0 .. steps - 1`` of an epoch (batch ``s`` is rows
+        ``order[s*batch_size : (s+1)*batch_size]``) through the executable's epoch loop, in
+        chunks of ``_chunk`` steps, each one native call; the batch hooks run once per
+        chunk with its first and last step, as Keras's do with ``steps_per_execution``."""
+        label_types = tuple(G.label_type_for(y.dtype, y.shape) for y in ys)
+        exe = self._executable(kind, label_types)
+        sources = dict(zip(self.input_names, xs))
+        sources.update(zip(G.label_names(self), ys))
+        if kind == "train":
+            begin, end = cbs.on_train_batch_begin, cbs.on_train_batch_end
+        else:
+            begin, end = cbs.on_test_batch_begin, cbs.on_test_batch_end
+        chunk = self._chunk(cbs, kind, steps)
+        n, logs, step = len(order), {}, 0
+        while step < steps:
+            count = min(chunk, steps - step)
+            begin(step)
+            run = run_steps(exe, sources, order, batch_size, step, count, cbs.show_progress)
+            starts = (step + np.arange(len(run.values))) * batch_size
+            self._accumulate(run.names, run.values, np.minimum(batch_size, n - starts))
+            if run.interrupted:
+                raise KeyboardInterrupt
+            logs = self._logs()
+            end(step + count - 1, logs)
+            step += count
+            if self.stop_training:
+                break
+        return logs
+
+    def _chunk(self, cbs, kind: str, steps: int) -> int:
+        """Steps per native call: ``steps_per_execution`` when set above 1; one step when
+        a user's callback has per-batch hooks; else the whole epoch."""
+        per_execution = self._compiled.steps_per_execution
+        if per_execution > 1:
+            return per_execution
+        return 1 if cbs.has_batch_hooks("train" if kind == "train" else "test") else max(steps, 1)
 
     # --- metrics --------------------------------------------------------------
 
     def reset_metrics(self) -> None:
         self._acc = {}
 
-    def _accumulate(self, out: dict, n: int) -> None:
-        # Keras weights each batch's loss by its batch size.
-        for name, value in out.items():
+    def _accumulate(self, names: list[str], values: np.ndarray, sizes: np.ndarray) -> None:
+        """Add steps' results (``values[step, j]`` of ``names[j]``; ``sizes[step]`` rows)
+        to the running statistics. Keras weights each batch's loss by its batch size."""
+        columns = values.astype(np.float64)
+        sizes = sizes.astype(np.float64)
+        for name, column in zip(names, columns.T):
             if name == "loss" or name.startswith("loss/"):
                 key = "loss" if name == "loss" else f"{name[5:]}_loss"
                 acc = self._acc.setdefault(key, {"total": 0.0, "count": 0.0})
-                acc["total"] += float(value) * n
-                acc["count"] += n
+                acc["total"] += float(column @ sizes)
+                acc["count"] += float(sizes.sum())
             elif name.startswith("metric/"):
                 _, key, stat = name.split("/")
                 acc = self._acc.setdefault(key, {})
-                acc[stat] = acc.get(stat, 0.0) + float(value)
+                acc[stat] = acc.get(stat, 0.0) + float(column.sum())
 
     def _logs(self) -> dict[str, float]:
         logs = {}
@@ -301,15 +352,8 @@ class Trainer:
         for epoch in range(initial_epoch, epochs):
             self.reset_metrics()
             cbs.on_epoch_begin(epoch)
-            order = session.rng().permutation(n) if shuffle else None
-            for step in range(steps):
-                sl = slice(step * batch_size, min((step + 1) * batch_size, n))
-                idx = order[sl] if order is not None else sl
-                cbs.on_train_batch_begin(step)
-                logs = self._run_step("train", [a[idx] for a in xs], [b[idx] for b in ys])
-                cbs.on_train_batch_end(step, logs)
-                if self.stop_training:
-                    break
+            order = session.rng().permutation(n) if shuffle else np.arange(n)
+            logs = self._run_steps("train", xs, ys, order, batch_size, steps, cbs)
             epoch_logs = dict(logs)
             if val is not None and (epoch + 1) % validation_freq == 0:
                 val_logs = self._evaluate_arrays(
@@ -329,12 +373,7 @@ class Trainer:
         if steps is not None:
             total = min(total, int(steps))
         cbs.on_test_begin()
-        logs: dict = {}
-        for step in range(total):
-            sl = slice(step * batch_size, min((step + 1) * batch_size, n))
-            cbs.on_test_batch_begin(step)
-            logs = self._run_step("eval", [a[sl] for a in xs], [b[sl] for b in ys])
-            cbs.on_test_batch_end(step, logs)
+        logs = self._run_steps("eval", xs, ys, np.arange(n), batch_size, total, cbs)
         cbs.on_test_end(logs)
         return logs
 

@@ -14,12 +14,13 @@ import numpy as np
 
 from ir import Graph, Interpreter
 from ir.interpreter import FeedError
+from kcompile.runtime.epoch import EpochLoop
 from passes import PassManager, default_passes
 
 BACKENDS = ("llvm", "reference")
 
 
-class ReferenceExecutable:
+class ReferenceExecutable(EpochLoop):
     """Runs the graph on the numpy reference interpreter."""
 
     def __init__(self, graph: Graph) -> None:

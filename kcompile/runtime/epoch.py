@@ -1,0 +1,95 @@
+"""``run_epoch``: many steps of an epoch in one call, with the same checks for every
+executable. Native code runs them in ``kc_epoch`` (see ``codegen.epoch``); other
+executables step through them in Python with the same results and logs."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import numpy as np
+
+from ir import Graph
+from ir.interpreter import FeedError, check_feed
+from ir.signature import batched_data, scalar_results
+
+
+class EpochLoop:
+    """Mixed into an executable (``exe(data) -> results``) that has ``graph``."""
+
+    graph: Graph
+
+    def run_epoch(
+        self,
+        sources: Mapping[str, np.ndarray],
+        order: np.ndarray,
+        batch: int,
+        first: int = 0,
+        steps: int | None = None,
+        progress: np.ndarray | None = None,
+        stop: np.ndarray | None = None,
+    ) -> tuple[list[str], np.ndarray]:
+        """Steps ``first, first + 1, ...`` of an epoch: each gathers rows
+        ``order[s*batch : (s+1)*batch]`` of every array in ``sources`` (one per batched
+        data input, all rows of the epoch) and runs the step. Returns the names of the
+        scalar results and their values per step run. ``progress`` and ``stop`` (int64
+        arrays of one element) let another thread watch the step count and stop the
+        loop between steps."""
+        inputs = batched_data(self.graph)
+        if not inputs:
+            raise NotImplementedError(f"graph {self.graph.name} has no batched data input")
+        names = scalar_results(self.graph)
+        given = {v.name for v in self.graph.inputs}
+        unlogged = {name for name, _ in self.graph.outputs if name not in given} - set(names)
+        if unlogged:
+            raise NotImplementedError(
+                f"graph {self.graph.name}: an epoch loop records scalar f32 results only, "
+                f"not {sorted(unlogged)}"
+            )
+        if set(sources) != {v.name for v in inputs}:
+            raise FeedError(
+                f"run_epoch needs arrays for {sorted(v.name for v in inputs)}, got {sorted(sources)}"
+            )
+        if batch < 1:
+            raise ValueError(f"run_epoch: batch must be at least 1, got {batch}")
+        arrays = [_epoch_source(v, sources[v.name]) for v in inputs]
+        order = np.ascontiguousarray(order, dtype=np.int64)
+        left = -(-len(order) // batch) - first
+        steps = max(0, left if steps is None else min(steps, left))
+        used = order[first * batch : (first + steps) * batch]
+        if len(used) and (used.min() < 0 or any(used.max() >= len(a) for a in arrays)):
+            raise FeedError("run_epoch: the order indexes rows outside the data")
+        self._ready(batch)
+        logs = np.zeros((steps, len(names)), np.float32)
+        progress = np.zeros(1, np.int64) if progress is None else progress
+        stop = np.zeros(1, np.int64) if stop is None else stop
+        done = self._loop(arrays, order, batch, first, steps, logs, progress, stop)
+        return names, logs[:done]
+
+    def _ready(self, batch: int) -> None:
+        """Called before the loop with its batch size."""
+
+    def _loop(self, arrays, order, batch, first, steps, logs, progress, stop) -> int:
+        """The loop in Python: the same steps, the same logs, one call each."""
+        inputs = [v.name for v in batched_data(self.graph)]
+        names = scalar_results(self.graph)
+        done = 0
+        for k in range(steps):
+            index = order[(first + k) * batch : (first + k + 1) * batch]
+            out = self({name: a[index] for name, a in zip(inputs, arrays)})
+            logs[k] = [out[name] for name in names]
+            done = progress[0] = k + 1
+            if stop[0]:
+                break
+        return done
+
+
+def _epoch_source(v, array: np.ndarray) -> np.ndarray:
+    """``array`` checked as all rows of batched input ``v``: rows are copied as bytes, so
+    the dtype must match exactly and the array be C-contiguous."""
+    if array.shape[1:] != v.type.concrete_shape(1)[1:]:
+        check_feed(v, array[:1], 1)  # raises with the expected shape
+    if array.dtype != v.dtype.numpy:
+        raise FeedError(f"input {v.name!r}: expected dtype {v.dtype.value}, got {array.dtype}")
+    if not array.flags.c_contiguous:
+        raise FeedError(f"input {v.name!r}: the epoch's array must be C-contiguous")
+    return array

@@ -1,0 +1,216 @@
+"""A compiled step held by the runtime: owns its buffers, calls the entry through ctypes.
+
+Weights, non-trainable state and optimizer state are bound once to the arrays
+that hold them (the step updates them in place); data inputs are copied into
+preallocated buffers; scratch buffers are allocated once for a maximum batch
+and grown, rarely, when a larger batch comes. Per call: copies of the batch,
+one foreign call with the GIL released, no numpy allocation.
+
+This module needs numpy and ctypes only: it runs code the JIT just made
+(``kcompile.runtime.native``) and code loaded from an ahead-of-time artifact alike.
+"""
+
+from __future__ import annotations
+
+import ctypes
+from collections.abc import Mapping
+
+import numpy as np
+
+from ir import BATCH, Graph
+from ir.buffers import BufferPlan, plan_buffers
+from ir.interpreter import FeedError, bind_batch, check_feed
+from ir.memory import assign_offsets
+from ir.signature import scalar_results
+from kcompile.runtime.epoch import EpochLoop
+from kcompile.variables import stable_array
+
+ENTRY_TYPE = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_int64)
+EPOCH_TYPE = ctypes.CFUNCTYPE(
+    ctypes.c_int64, *[ctypes.c_void_p] * 3, *[ctypes.c_int64] * 4, *[ctypes.c_void_p] * 3
+)
+
+
+def aligned_empty(shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
+    """A C-contiguous array whose data starts on a 64-byte boundary."""
+    return stable_array(np.zeros(shape, dtype), dtype)
+
+
+class NativeProgram(EpochLoop):
+    """The step of ``graph`` at ``entry`` (``void (ptr buffers[], i64 n)``) and its epoch
+    loop at ``epoch`` (``kc_epoch``, see ``codegen.epoch``; 0 when there is none);
+    ``code`` is whatever keeps that code loaded."""
+
+    def __init__(
+        self,
+        graph: Graph,
+        entry: int,
+        epoch: int,
+        code: object,
+        capacity: int = 32,
+        plan: BufferPlan | None = None,
+    ) -> None:
+        self.graph = graph
+        self._code = code
+        self._entry = ENTRY_TYPE(entry)
+        self._epoch = EPOCH_TYPE(epoch) if epoch else None
+        self._plan = plan or plan_buffers(graph)
+        self._buffers: list[np.ndarray | None] = [None] * len(self._plan.buffers)
+        self._table = (ctypes.c_void_p * len(self._plan.buffers))()
+        self._inputs = {v.name: v for v in graph.inputs}
+        self._data = {v.name for v in graph.inputs if v.role == "data"}
+        self._bound: set[str] = set()
+        aliased = {name for name, _ in graph.outputs if name in self._inputs}
+        types = {name: v.type for name, v in graph.outputs}
+        self._logged = [(name, self._plan.outputs[name]) for name in scalar_results(graph)]
+        self._results = [
+            (name, index, types[name])
+            for name, index in self._plan.outputs.items()
+            if name not in aliased
+        ]
+        self._has_batch = any(BATCH in v.shape for v in graph.inputs)
+        self._capacity = 0
+        self._allocate(capacity)
+
+    def _allocate(self, capacity: int) -> None:
+        """Buffers for batches up to ``capacity``: the data inputs, and either one arena
+        laid out by the memory plan or (unplanned graphs) one array per result."""
+        arena_intervals = {
+            i: (s, e, size.at(capacity)) for i, (s, e, size) in self._plan.arena.items()
+        }
+        offsets, arena_bytes = assign_offsets(arena_intervals)
+        self._arena = aligned_empty((max(arena_bytes, 1),), np.uint8)
+        self.arena_bytes = arena_bytes
+        for spec in self._plan.buffers:
+            if spec.input is not None and spec.input not in self._data:
+                continue
+            shape = spec.type.concrete_shape(capacity)
+            if spec.index in offsets:
+                count = int(np.prod(shape, dtype=np.int64))
+                start = offsets[spec.index]
+                raw = self._arena[start : start + count * spec.element_bytes]
+                array = raw.view(spec.type.dtype.numpy).reshape(shape)
+            else:
+                array = aligned_empty(shape, spec.type.dtype.numpy)
+            self._buffers[spec.index] = array
+            self._table[spec.index] = array.ctypes.data
+        self._capacity = capacity
+        self._kept: dict[int | None, _Kept] = {}  # views of each batch size fed so far
+
+    def _ready(self, batch: int) -> None:
+        if batch > self._capacity:
+            self._allocate(batch)
+        if self._inputs.keys() - self._bound - self._data:
+            self._refuse_missing(self._data)
+
+    def _loop(self, arrays, order, batch, first, steps, logs, progress, stop) -> int:
+        if self._epoch is None:
+            return super()._loop(arrays, order, batch, first, steps, logs, progress, stop)
+        return self._native_epoch(arrays, order, batch, first, steps, logs, progress, stop)
+
+    def _native_epoch(self, arrays, order, batch, first, steps, logs, progress, stop) -> int:
+        pointers = (ctypes.c_void_p * len(arrays))(*[a.ctypes.data for a in arrays])
+        return self._epoch(
+            self._table,
+            pointers,
+            order.ctypes.data,
+            batch,
+            len(order),
+            first,
+            steps,
+            logs.ctypes.data,
+            progress.ctypes.data,
+            stop.ctypes.data,
+        )
+
+    def bind(self, name: str, array: np.ndarray) -> None:
+        """Use ``array`` as the storage of input ``name``; the step updates it in place."""
+        v = self._inputs.get(name)
+        if v is None:
+            return
+        if v.role == "data":
+            raise ValueError(f"input {name!r} is data, fed per call; it cannot be bound")
+        expected = v.type.concrete_shape(None)
+        if array.shape != expected or array.dtype != v.dtype.numpy:
+            raise FeedError(f"input {name!r}: expected {v.type}, got {array.dtype}{array.shape}")
+        if not array.flags.c_contiguous or not array.flags.writeable:
+            raise FeedError(f"input {name!r}: storage must be a writeable C-contiguous array")
+        index = self._plan.slot[v]
+        self._buffers[index] = array
+        self._table[index] = array.ctypes.data
+        self._bound.add(name)
+        self._kept.clear()
+
+    def __call__(self, data: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """Run the step on ``data``; the results are views of buffers that the next call
+        reuses. A batch of a size fed before, with the same inputs, dtypes and shapes,
+        takes the short way: its views are kept, so the call is copies in, one foreign
+        call, and the same result views out."""
+        first = next(iter(data.values()), None)
+        guess = first.shape[0] if self._has_batch and first is not None and first.ndim else None
+        kept = self._kept.get(guess)
+        if kept is not None and kept.fill(data):
+            self._entry(self._table, kept.n)
+            return kept.results
+        return self._call(data)
+
+    def _call(self, data: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+        n = self._batch_of(data)
+        if n is not None and n > self._capacity:
+            self._allocate(max(n, 2 * self._capacity))
+        for name, array in data.items():
+            v = self._inputs[name]
+            if array.dtype != v.dtype.numpy:
+                check_feed(v, array, n)  # raises with the expected dtype
+            target = self._view(self._plan.slot[v], n)
+            if array.shape != target.shape:
+                check_feed(v, array, n)
+            np.copyto(target, array)
+        self._entry(self._table, 0 if n is None else n)
+        out = {name: self._view(index, n, t) for name, index, t in self._results}
+        if data.keys() <= self._data:
+            targets = [(name, self._view(self._plan.slot[self._inputs[name]], n)) for name in data]
+            key = targets[0][1].shape[0] if self._has_batch and targets[0][1].ndim else None
+            self._kept[key] = _Kept(0 if n is None else n, targets, out)
+        return out
+
+    def _batch_of(self, data: Mapping[str, np.ndarray]) -> int | None:
+        if self._missing_if(data):
+            self._refuse_missing(data.keys())
+        return bind_batch(self.graph, data) if self._has_batch else None
+
+    def _refuse_missing(self, given) -> None:
+        missing = self._inputs.keys() - self._bound - set(given)
+        raise FeedError(f"graph {self.graph.name} needs inputs {sorted(missing)}")
+
+    def _missing_if(self, data: Mapping[str, np.ndarray]) -> bool:
+        return len(data) + len(self._bound) < len(self._inputs)
+
+    def _view(self, index: int, n: int | None, type_=None) -> np.ndarray:
+        """Buffer ``index`` seen as ``type_`` (default: its own type) at batch ``n``."""
+        type_ = type_ or self._plan.buffers[index].type
+        shape = type_.concrete_shape(n if BATCH in type_.shape else None)
+        flat = self._buffers[index].reshape(-1)
+        return flat[: int(np.prod(shape, dtype=np.int64))].reshape(shape)
+
+
+class _Kept:
+    """The input and result views of one batch size."""
+
+    def __init__(self, n: int, targets: list[tuple[str, np.ndarray]], results: dict) -> None:
+        self.n = n
+        self.targets = targets
+        self.results = results
+
+    def fill(self, data: Mapping[str, np.ndarray]) -> bool:
+        """Copy ``data`` into the input views if it has exactly their names, dtypes and
+        shapes; False (nothing copied) otherwise."""
+        if len(data) != len(self.targets):
+            return False
+        for name, target in self.targets:
+            array = data.get(name)
+            if array is None or array.dtype != target.dtype or array.shape != target.shape:
+                return False
+        for name, target in self.targets:
+            np.copyto(target, data[name])
+        return True
