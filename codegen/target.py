@@ -75,13 +75,16 @@ class Compiled:
     optimized_ir: str
 
 
-def compile_module(llvm_ir: str, times: CompileTimes, want_ir: bool = False) -> Compiled:
-    """Parse, verify, optimize at O3 (loop + SLP vectorization) and emit object code."""
+def compile_module(
+    llvm_ir: str, times: CompileTimes, want_ir: bool = False, pic: bool = False
+) -> Compiled:
+    """Parse, verify, optimize at O3 (loop + SLP vectorization) and emit object code;
+    ``pic``: position-independent code for a shared library, else code for MCJIT."""
     _init()
     t0 = time.perf_counter()
     module = llvm.parse_assembly(llvm_ir)
     module.verify()
-    tm = target_machine()
+    tm = target_machine(jit=not pic)
     module.triple = host().triple
     module.data_layout = str(tm.target_data)
     t1 = time.perf_counter()

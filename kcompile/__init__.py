@@ -17,6 +17,7 @@ from kcompile import (
     utils,
 )
 from kcompile import backend as backend
+from kcompile.artifact import load
 from kcompile.layers import Input
 from kcompile.models import Model, Sequential
 
@@ -24,10 +25,18 @@ __version__ = "0.1.0"
 
 
 def set_num_threads(count: int) -> None:
-    """Threads that compiled code uses (the caller's included); the default is every
-    core this process may run on, or ``$KCOMPILE_NUM_THREADS``."""
-    from codegen.runtime import runtime
+    """Threads that compiled code uses (the caller's included), in the compiler's runtime
+    and in every loaded artifact; the default is every core this process may run on, or
+    ``$KCOMPILE_NUM_THREADS``."""
+    from kcompile.artifact.loaded import set_threads
 
+    if not isinstance(count, int) or count < 1:
+        raise ValueError(f"the number of threads must be a positive integer, got {count!r}")
+    set_threads(count)
+    try:
+        from codegen.runtime import runtime
+    except ImportError:  # no compiler here: only loaded artifacts run
+        return
     runtime().set_threads(count)
 
 
@@ -49,6 +58,7 @@ __all__ = [
     "initializers",
     "inspect",
     "layers",
+    "load",
     "losses",
     "metrics",
     "optimizers",

@@ -6,6 +6,9 @@
     kcompile memory MODEL.py [--budget 64MiB]
     kcompile check MODEL.py [--step train]
     kcompile profile MODEL.py [--step train] [--batch 32] [--calls 100]
+    kcompile build MODEL.py -o model.kc     an ahead-of-time artifact
+    kcompile info model.kc                  print an artifact's manifest
+    kcompile run model.kc --data DIR --epochs N [--checkpoint PATH]
 
 MODEL.py defines ``build_model()`` returning a compiled model; its training
 code stays under ``if __name__ == "__main__":`` so importing it trains nothing.
@@ -158,6 +161,69 @@ def cmd_profile(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_build(args: argparse.Namespace) -> int:
+    model = load_model_file(args.model)
+    manifest = model.export(args.output, seed=args.seed)
+    size = os.path.getsize(args.output)
+    print(
+        f"wrote {args.output} ({size / 1024:.0f} KiB, {manifest['library']['kind']} code, "
+        f"built in {manifest['build_seconds']:.1f} s)"
+    )
+    return 0
+
+
+def cmd_info(args: argparse.Namespace) -> int:
+    import json
+
+    from kcompile.artifact.container import ArtifactError, read_artifact
+    from kcompile.artifact.loaded import describe
+
+    try:
+        manifest, _ = read_artifact(args.artifact)
+    except (ArtifactError, OSError) as e:
+        raise SystemExit(f"kcompile: {e}") from None
+    print(json.dumps(manifest, indent=1, sort_keys=True) if args.json else describe(manifest))
+    return 0
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    """Train a loaded artifact from its last finished epoch up to ``--epochs``, writing
+    a checkpoint after every epoch; a run stopped (Ctrl-C, a crash) resumes from it."""
+    import kcompile
+    from kcompile.artifact import ArtifactError
+    from kcompile.artifact.data import read_folder
+    from kcompile.callbacks import Callback
+
+    try:
+        loaded = kcompile.load(args.artifact)
+        (xs, ys), val = read_folder(args.data, loaded.input_names, loaded.label_names)
+    except (ArtifactError, OSError, ValueError) as e:
+        raise SystemExit(f"kcompile: {e}") from None
+    checkpoint = args.checkpoint or args.artifact
+
+    class Checkpoint(Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            loaded.save(checkpoint)
+
+    start = loaded.epochs_done
+    if start >= args.epochs:
+        print(f"{args.artifact}: {start} epochs already done (asked for {args.epochs})")
+        return 0
+    print(f"training {args.artifact} from epoch {start + 1} to {args.epochs}")
+    loaded.fit(
+        xs if len(xs) > 1 else xs[0],
+        ys if len(ys) > 1 else ys[0],
+        batch_size=args.batch_size,
+        epochs=args.epochs,
+        initial_epoch=start,
+        validation_data=None if val is None else (val[0][0], val[1][0]),
+        callbacks=[Checkpoint()],
+        verbose=args.verbose,
+    )
+    print(f"checkpoint: {checkpoint} ({loaded.epochs_done} epochs done)")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="kcompile", description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -190,6 +256,23 @@ def main(argv: list[str] | None = None) -> int:
     prof.add_argument("--calls", type=int, default=100)
     prof.add_argument("--top", type=int, default=25, help="show this many kernels")
     prof.set_defaults(run=cmd_profile)
+    build = sub.add_parser("build", help="write an ahead-of-time artifact of a model")
+    build.add_argument("model")
+    build.add_argument("-o", "--output", required=True, help="the artifact file, e.g. model.kc")
+    build.add_argument("--seed", type=int, default=0, help="seed of the shuffling of `run`")
+    build.set_defaults(run=cmd_build)
+    info = sub.add_parser("info", help="print an artifact's manifest")
+    info.add_argument("artifact")
+    info.add_argument("--json", action="store_true", help="the whole manifest as JSON")
+    info.set_defaults(run=cmd_info)
+    run = sub.add_parser("run", help="train an artifact on data from a folder")
+    run.add_argument("artifact")
+    run.add_argument("--data", required=True, help="a folder of .npy files or IDX files")
+    run.add_argument("--epochs", type=int, required=True, help="train up to this many epochs")
+    run.add_argument("--batch-size", type=int, default=None)
+    run.add_argument("--checkpoint", help="where to save after each epoch (the artifact)")
+    run.add_argument("--verbose", type=int, default=1, choices=(0, 1, 2))
+    run.set_defaults(run=cmd_run)
     args = parser.parse_args(argv)
     return args.run(args)
 

@@ -32,8 +32,14 @@ class Metric:
     def stats(self, y_true: Value, y_pred: Value) -> dict[str, Value]:
         raise NotImplementedError
 
+    def ratio(self) -> tuple[str, tuple[str, ...]]:
+        """The result as data: (numerator statistic, statistics summed below it)."""
+        return ("total", ("count",))
+
     def result_from(self, acc: dict[str, float]) -> float:
-        return acc["total"] / acc["count"] if acc["count"] else 0.0
+        numerator, below = self.ratio()
+        denominator = sum(acc[s] for s in below)
+        return acc[numerator] / denominator if denominator else 0.0
 
     # --- standalone use, as keras.metrics objects are used ---------------------
 
@@ -149,9 +155,8 @@ class _Confusion(Metric):
         tp = B.reduce_sum(pred_pos * true_pos)
         return {"tp": tp, self.other: B.reduce_sum(self.other_mask(pred_pos, true_pos))}
 
-    def result_from(self, acc):
-        denom = acc["tp"] + acc[self.other]
-        return acc["tp"] / denom if denom else 0.0
+    def ratio(self):
+        return ("tp", ("tp", self.other))
 
 
 class Precision(_Confusion):

@@ -136,7 +136,7 @@ def _compile_config(model) -> dict[str, Any] | None:
 
 def save_model(model, filepath: str) -> None:
     """Write ``model`` to ``filepath`` (``.kcmodel``) atomically."""
-    from kcompile.models.trainer import atomic_write
+    from kcompile.files import atomic_write
 
     filepath = os.fspath(filepath)
     if not filepath.endswith(".kcmodel"):

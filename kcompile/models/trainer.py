@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import math
 import os
-import tempfile
 from typing import Any
 
 import numpy as np
@@ -14,10 +13,12 @@ from kcompile import backend as session
 from kcompile import losses as losses_mod
 from kcompile import optimizers as optimizers_mod
 from kcompile.callbacks import CallbackList
+from kcompile.files import atomic_write
 from kcompile.models import data as D
 from kcompile.models import graphs as G
 from kcompile.runtime import BACKENDS, make_executable
-from kcompile.runtime.steps import run_steps
+from kcompile.runtime.logs import RunningLogs
+from kcompile.runtime.steps import chunk_size, epoch_steps
 from passes import PassManager, default_passes
 
 
@@ -36,7 +37,7 @@ class Trainer:
         self.stop_training = False
         self.history = None
         self._executables: dict = {}
-        self._acc: dict[str, dict[str, float]] = {}
+        self._running = RunningLogs()
         self._metric_objects: dict[str, Any] = {}
 
     def _reset_compiled_graphs(self) -> None:
@@ -196,6 +197,7 @@ class Trainer:
                 exe.bind(name, array)
         for key_name, metric in metrics:
             self._metric_objects.setdefault(key_name, metric)
+            self._running.ratios.setdefault(key_name, metric.ratio())
         if compiled and not compiled.metric_order:
             compiled.metric_order = [k for k, _ in metrics]
         return exe
@@ -212,73 +214,25 @@ class Trainer:
         return self._logs()
 
     def _run_steps(self, kind: str, xs, ys, order, batch_size: int, steps: int, cbs) -> dict:
-        """Steps ``0 .. steps - 1`` of an epoch (batch ``s`` is rows
-        ``order[s*batch_size : (s+1)*batch_size]``) through the executable's epoch loop, in
-        chunks of ``_chunk`` steps, each one native call; the batch hooks run once per
-        chunk with its first and last step, as Keras's do with ``steps_per_execution``."""
+        """Steps ``0 .. steps - 1`` of an epoch through the executable's epoch loop (see
+        ``kcompile.runtime.steps.epoch_steps``)."""
         label_types = tuple(G.label_type_for(y.dtype, y.shape) for y in ys)
         exe = self._executable(kind, label_types)
         sources = dict(zip(self.input_names, xs))
         sources.update(zip(G.label_names(self), ys))
-        if kind == "train":
-            begin, end = cbs.on_train_batch_begin, cbs.on_train_batch_end
-        else:
-            begin, end = cbs.on_test_batch_begin, cbs.on_test_batch_end
-        chunk = self._chunk(cbs, kind, steps)
-        n, logs, step = len(order), {}, 0
-        while step < steps:
-            count = min(chunk, steps - step)
-            begin(step)
-            run = run_steps(exe, sources, order, batch_size, step, count, cbs.show_progress)
-            starts = (step + np.arange(len(run.values))) * batch_size
-            self._accumulate(run.names, run.values, np.minimum(batch_size, n - starts))
-            if run.interrupted:
-                raise KeyboardInterrupt
-            logs = self._logs()
-            end(step + count - 1, logs)
-            step += count
-            if self.stop_training:
-                break
-        return logs
-
-    def _chunk(self, cbs, kind: str, steps: int) -> int:
-        """Steps per native call: ``steps_per_execution`` when set above 1; one step when
-        a user's callback has per-batch hooks; else the whole epoch."""
-        per_execution = self._compiled.steps_per_execution
-        if per_execution > 1:
-            return per_execution
-        return 1 if cbs.has_batch_hooks("train" if kind == "train" else "test") else max(steps, 1)
+        chunk = chunk_size(self._compiled.steps_per_execution, cbs, kind, steps)
+        return epoch_steps(exe, sources, order, batch_size, steps, cbs, kind, chunk, self)
 
     # --- metrics --------------------------------------------------------------
 
     def reset_metrics(self) -> None:
-        self._acc = {}
+        self._running.reset()
 
     def _accumulate(self, names: list[str], values: np.ndarray, sizes: np.ndarray) -> None:
-        """Add steps' results (``values[step, j]`` of ``names[j]``; ``sizes[step]`` rows)
-        to the running statistics. Keras weights each batch's loss by its batch size."""
-        columns = values.astype(np.float64)
-        sizes = sizes.astype(np.float64)
-        for name, column in zip(names, columns.T):
-            if name == "loss" or name.startswith("loss/"):
-                key = "loss" if name == "loss" else f"{name[5:]}_loss"
-                acc = self._acc.setdefault(key, {"total": 0.0, "count": 0.0})
-                acc["total"] += float(column @ sizes)
-                acc["count"] += float(sizes.sum())
-            elif name.startswith("metric/"):
-                _, key, stat = name.split("/")
-                acc = self._acc.setdefault(key, {})
-                acc[stat] = acc.get(stat, 0.0) + float(column.sum())
+        self._running.add(names, values, sizes)
 
     def _logs(self) -> dict[str, float]:
-        logs = {}
-        for key, acc in self._acc.items():
-            metric = self._metric_objects.get(key)
-            if metric is not None:
-                logs[key] = float(np.float32(metric.result_from(acc)))
-            else:
-                logs[key] = float(np.float32(acc["total"] / acc["count"])) if acc["count"] else 0.0
-        return dict(sorted(logs.items()))
+        return self._running.logs()
 
     @property
     def metrics_names(self) -> list[str]:
@@ -504,6 +458,15 @@ class Trainer:
             raise FileExistsError(filepath)
         save_model(self, filepath)
 
+    def export(self, filepath: str, probe: Any = None, seed: int = 0) -> dict:
+        """An ahead-of-time artifact of this model (``kcompile.load`` reads it): native
+        code of the train, eval and predict steps, weights, optimizer state, a probe
+        batch (the first rows of ``probe``, else random inputs) and a manifest. Written
+        atomically; returns the manifest."""
+        from kcompile.artifact import export
+
+        return export(self, os.fspath(filepath), probe=probe, seed=seed)
+
     def load_weights(self, filepath: str) -> None:
         filepath = os.fspath(filepath)
         try:
@@ -519,22 +482,6 @@ class Trainer:
                 f"'{self.name}' has {len(mine)}"
             )
         self.set_weights(arrays)
-
-
-def atomic_write(path: str, write) -> None:
-    """Write through a temporary file in the same folder, fsync it, then rename it into place."""
-    folder = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-", suffix=os.path.basename(path))
-    try:
-        with os.fdopen(fd, "wb") as f:
-            write(f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
 
 
 def _check_batch_size(batch_size: int | None) -> int:

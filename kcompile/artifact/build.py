@@ -1,0 +1,159 @@
+"""Writing an ahead-of-time artifact from a compiled model (needs the compiler).
+
+The artifact holds, for each step (train, eval, predict): the optimized, planned
+graph as text and its native code (a shared library linked with the system C
+compiler, or object code when there is none); the weights and optimizer state;
+a probe batch with the outputs this machine computed for it; and a manifest
+describing all of it.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import time
+
+import numpy as np
+
+from codegen.aot import find_linker, graph_object, link_shared, runtime_object
+from codegen.cache import codegen_digest
+from codegen.target import host
+from ir import print_graph
+from kcompile.artifact.container import FORMAT, FORMAT_VERSION, sha256, write_artifact
+from kcompile.artifact.cpu import machine_arch, required_flags
+from kcompile.models import graphs as G
+
+STEPS = ("train", "eval", "predict")
+PROBE_ROWS = 4
+
+
+def export(model, path: str, probe=None, seed: int = 0, batch_size: int = 32) -> dict:
+    """Write ``model`` (compiled and built) as an artifact at ``path``; returns its
+    manifest. ``probe``: an input array (or list/dict, as ``predict`` takes) whose first
+    rows become the probe batch; random inputs of the model's signature otherwise.
+    ``seed`` makes the shuffling of training with the loaded artifact reproducible."""
+    from kcompile import __version__
+    from kcompile.models import data as D
+
+    model._require_compiled("export")
+    if not model.built:
+        raise ValueError(f"export: model '{model.name}' is not built; give it an Input")
+    started = time.perf_counter()
+    label_types = tuple(model.default_label_types())
+    exes = {
+        kind: model._executable(kind, () if kind == "predict" else label_types) for kind in STEPS
+    }
+    members: dict[str, bytes] = {}
+    steps = {}
+    for kind, exe in exes.items():
+        text = print_graph(exe.graph)
+        members[f"graphs/{kind}.kir"] = text.encode()
+        steps[kind] = _step_entry(kind, exe.graph, text)
+    library = _native_code(exes, members, steps)
+    state = _state(model)
+    members["state.npz"] = _npz([array for _, array, _ in state])
+    xs = _probe_inputs(model, probe, D)
+    expected = exes["predict"](dict(zip(model.input_names, xs)))
+    probe_arrays = [*xs, *(np.array(expected[f"out/{n}"]) for n in model.output_names)]
+    members["probe.npz"] = _npz(probe_arrays)
+    opt = model.optimizer
+    manifest = {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "kcompile_version": __version__,
+        "codegen": codegen_digest(),
+        "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "target": {
+            "arch": machine_arch(),
+            "triple": host().triple,
+            "cpu": host().cpu,
+            "features": host().features,
+            "requires": required_flags(host().features),
+        },
+        "library": library,
+        "model": {
+            "name": model.name,
+            "inputs": model.input_names,
+            "outputs": model.output_names,
+            "labels": G.label_names(model),
+            "weights": [v.path for v in model.weights],
+        },
+        "steps": steps,
+        "state": [
+            {"name": n, "shape": list(a.shape), "dtype": str(a.dtype), "role": r}
+            for n, a, r in state
+        ],
+        "optimizer": {"class": type(opt).__name__, "config": opt.get_config()},
+        "metrics": {key: [num, list(den)] for key, (num, den) in model._running.ratios.items()},
+        "training": {"seed": int(seed), "epochs_done": 0, "batch_size": int(batch_size)},
+        "probe": {"rows": len(xs[0]), "inputs": len(xs)},
+    }
+    write_artifact(path, manifest, members)
+    manifest["build_seconds"] = time.perf_counter() - started
+    return manifest
+
+
+def _step_entry(kind: str, graph, text: str) -> dict:
+    return {
+        "graph": f"graphs/{kind}.kir",
+        "graph_sha256": sha256(text.encode()),
+        "inputs": [{"name": v.name, "role": v.role, "type": str(v.type)} for v in graph.inputs],
+        "outputs": [{"name": name, "type": str(v.type)} for name, v in graph.outputs],
+        "memory": _memory_summary(graph),
+    }
+
+
+def _memory_summary(graph) -> dict:
+    """The memory plan's arena at its batch, against one buffer per value."""
+    plan = graph.memory
+    if plan is None:
+        return {}
+    total = sum(a.size.at(plan.max_batch) for a in plan.allocations.values())
+    return {"batch": plan.max_batch, "arena_bytes": plan.arena_bytes, "unplanned_bytes": total}
+
+
+def _native_code(exes: dict, members: dict[str, bytes], steps: dict) -> dict:
+    """Object code of every step and of the runtime, linked when a C compiler is there."""
+    objects = {kind: graph_object(exe.graph) for kind, exe in exes.items()}
+    runtime = runtime_object()
+    linker = find_linker()
+    if linker is None:
+        members["obj/runtime.o"] = runtime
+        for kind, code in objects.items():
+            members[f"obj/{kind}.o"] = code
+            steps[kind]["code"] = f"obj/{kind}.o"
+        return {"kind": "object", "runtime": "obj/runtime.o"}
+    libraries = link_shared(linker, runtime, objects)
+    for name, data in libraries.items():
+        members[f"lib/{name}"] = data
+    for kind in objects:
+        steps[kind]["code"] = f"lib/{kind}.so"
+    runtime_name = next(n for n in libraries if n.startswith("libkc_runtime"))
+    return {"kind": "shared", "runtime": f"lib/{runtime_name}", "linker": os.path.basename(linker)}
+
+
+def _state(model) -> list[tuple[str, np.ndarray, str]]:
+    """Every array the steps bind: (name, array, role) for weights, then optimizer state."""
+    out = [(v.path, v.value, "weight") for v in model.weights]
+    out += [(n, a, "opt") for n, a in model.optimizer.state_arrays().items()]
+    return out
+
+
+def _probe_inputs(model, probe, D) -> list[np.ndarray]:
+    if probe is not None:
+        return [a[:PROBE_ROWS] for a in D.prepare_inputs(model, probe)]
+    rng = np.random.default_rng(0)
+    xs = []
+    for t in model.inputs:
+        shape = (PROBE_ROWS, *t.shape[1:])
+        if np.dtype(t.dtype).kind in "iub":
+            xs.append(rng.integers(0, 2, shape).astype(t.dtype))
+        else:
+            xs.append(rng.normal(size=shape).astype(t.dtype))
+    return xs
+
+
+def _npz(arrays: list[np.ndarray]) -> bytes:
+    buffer = io.BytesIO()
+    np.savez(buffer, *arrays)
+    return buffer.getvalue()

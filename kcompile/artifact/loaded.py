@@ -1,0 +1,537 @@
+"""Loading an artifact and training or predicting with it: numpy and ctypes only.
+
+Loading an artifact runs the native code inside it, with this process's rights:
+load only artifacts you trust, as with pickle.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import hashlib
+import io
+import math
+import os
+import shutil
+import tempfile
+from typing import Any
+
+import numpy as np
+
+from ir import Interpreter, parse_graph
+from ir.interpreter import FeedError
+from kcompile.artifact.container import ArtifactError, read_artifact, write_artifact
+from kcompile.artifact.cpu import machine_arch, missing_flags
+from kcompile.callbacks import CallbackList
+from kcompile.models import data as D
+from kcompile.runtime.logs import RunningLogs
+from kcompile.runtime.program import NativeProgram
+from kcompile.runtime.steps import chunk_size, epoch_steps
+from kcompile.variables import stable_array
+
+STEPS = ("train", "eval", "predict")
+_RUNTIMES: list[ctypes.CDLL] = []  # every loaded runtime library, for set_num_threads
+
+
+class SelfCheckError(RuntimeError):
+    """The loaded code does not reproduce the artifact's probe outputs."""
+
+
+def load(path: str) -> LoadedModel:
+    """The artifact at ``path``, checked (checksums, format version, CPU features) and
+    loaded. Loading runs the native code inside it: load only artifacts you trust."""
+    path = os.fspath(path)
+    manifest, members = read_artifact(path)
+    _check_machine(path, manifest)
+    graphs = {
+        kind: parse_graph(members[manifest["steps"][kind]["graph"]].decode()) for kind in STEPS
+    }
+    code = _load_code(path, manifest, members)
+    return LoadedModel(path, manifest, members, graphs, code)
+
+
+def _check_machine(path: str, manifest: dict) -> None:
+    target = manifest["target"]
+    if target["arch"] != machine_arch():
+        raise ArtifactError(
+            f"{path}: built for {target['arch']} ({target['triple']}), this machine is "
+            f"{machine_arch()}"
+        )
+    missing = missing_flags(target["requires"])
+    if missing:
+        raise ArtifactError(
+            f"{path}: the code needs CPU features this machine lacks: {', '.join(missing)} "
+            f"(built for {target['cpu']}); rebuild the artifact on this machine"
+        )
+
+
+def _load_code(path: str, manifest: dict, members: dict[str, bytes]) -> dict:
+    """kind -> (entry address, epoch address or 0, what keeps the code loaded)."""
+    library = manifest["library"]
+    if library["kind"] == "object":
+        return _load_objects(path, manifest, members)
+    folder = tempfile.mkdtemp(prefix="kcompile-artifact-")
+    try:
+        files = {}
+        for name in [library["runtime"], *(manifest["steps"][k]["code"] for k in STEPS)]:
+            files[name] = os.path.join(folder, os.path.basename(name))
+            with open(files[name], "wb") as f:
+                f.write(members[name])
+        runtime = ctypes.CDLL(files[library["runtime"]])
+        runtime.kc_set_threads.argtypes = [ctypes.c_int32]
+        runtime.kc_set_threads(_default_threads())
+        _RUNTIMES.append(runtime)
+        out = {}
+        for kind in STEPS:
+            lib = ctypes.CDLL(files[manifest["steps"][kind]["code"]])
+            entry = ctypes.cast(lib.kc_entry, ctypes.c_void_p).value
+            epoch = (
+                ctypes.cast(lib.kc_epoch, ctypes.c_void_p).value if hasattr(lib, "kc_epoch") else 0
+            )
+            out[kind] = (entry, epoch, (lib, runtime))
+        return out
+    except OSError as e:
+        raise ArtifactError(f"{path}: its shared libraries do not load ({e})") from None
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)  # mapped libraries outlive their files
+
+
+def _load_objects(path: str, manifest: dict, members: dict[str, bytes]) -> dict:
+    """Object code (built where no linker was found) loads through llvmlite's JIT
+    linker, into the process's own runtime: it must be the same codegen's."""
+    try:
+        from codegen.cache import codegen_digest
+        from codegen.runtime import runtime
+        from codegen.target import LoadedCode
+    except ImportError as e:
+        raise ArtifactError(
+            f"{path}: holds object code, which needs llvmlite to load ({e}); build it where "
+            "a C compiler (cc) is installed to get shared libraries"
+        ) from None
+    if manifest["codegen"] != codegen_digest():
+        raise ArtifactError(
+            f"{path}: its object code was built by another kcompile codegen "
+            f"({manifest['codegen']}, this one is {codegen_digest()}); rebuild it"
+        )
+    runtime()
+    out = {}
+    for kind in STEPS:
+        code = LoadedCode(members[manifest["steps"][kind]["code"]])
+        try:
+            epoch = code.address("kc_epoch")
+        except RuntimeError:  # a step without batched data has no epoch loop
+            epoch = 0
+        out[kind] = (code.address("kc_entry"), epoch, code)
+    return out
+
+
+def _default_threads() -> int:
+    """``$KCOMPILE_NUM_THREADS``, else the cores this process may run on."""
+    setting = os.environ.get("KCOMPILE_NUM_THREADS")
+    if setting and setting.isdigit() and int(setting) > 0:
+        return int(setting)
+    return len(os.sched_getaffinity(0))
+
+
+def set_threads(count: int) -> None:
+    """Threads of every loaded artifact's runtime."""
+    for runtime in _RUNTIMES:
+        runtime.kc_set_threads(count)
+
+
+class LoadedModel:
+    """A loaded artifact, used as a Keras model is: ``fit``, ``evaluate``, ``predict``,
+    ``get_weights``/``set_weights``, ``save`` (a checkpoint: a new artifact with the
+    current weights and optimizer state), and ``selfcheck``."""
+
+    def __init__(self, path: str, manifest: dict, members: dict, graphs: dict, code: dict):
+        self.path = path
+        self.manifest = manifest
+        self._members = members
+        self.graphs = graphs
+        model = manifest["model"]
+        self.name = model["name"]
+        self.input_names: list[str] = model["inputs"]
+        self.output_names: list[str] = model["outputs"]
+        self.label_names: list[str] = model["labels"]
+        self.stop_training = False
+        self.history = None
+        self.epochs_done = int(manifest["training"]["epochs_done"])
+        self._state = self._read_state(members["state.npz"])
+        self._programs = {}
+        for kind in STEPS:
+            entry, epoch, keep = code[kind]
+            program = NativeProgram(graphs[kind], entry, epoch, keep)
+            for v in graphs[kind].inputs:
+                if v.role != "data":
+                    program.bind(v.name, self._state[v.name])
+            self._programs[kind] = program
+        self._signature = {v.name: v for v in graphs["train"].inputs if v.role == "data"}
+        for v in graphs["predict"].inputs:
+            self._signature.setdefault(v.name, v)
+        ratios = {k: (num, tuple(den)) for k, (num, den) in manifest["metrics"].items()}
+        self._running = RunningLogs(ratios)
+        self._loaded_weights = self._state_digest()
+
+    def _read_state(self, data: bytes) -> dict[str, np.ndarray]:
+        entries = self.manifest["state"]
+        with np.load(io.BytesIO(data), allow_pickle=False) as npz:
+            arrays = [npz[f"arr_{i}"] for i in range(len(entries))]
+        state = {}
+        for entry, array in zip(entries, arrays):
+            if list(array.shape) != entry["shape"] or str(array.dtype) != entry["dtype"]:
+                raise ArtifactError(f"{self.path}: state {entry['name']!r} has the wrong shape")
+            state[entry["name"]] = stable_array(array, array.dtype)
+        return state
+
+    # --- weights ------------------------------------------------------------------
+
+    @property
+    def weights_names(self) -> list[str]:
+        return list(self.manifest["model"]["weights"])
+
+    def get_weights(self) -> list[np.ndarray]:
+        return [self._state[n].copy() for n in self.weights_names]
+
+    def set_weights(self, weights: list) -> None:
+        names = self.weights_names
+        if len(weights) != len(names):
+            raise ValueError(
+                f"set_weights: model '{self.name}' has {len(names)} weights, got {len(weights)}"
+            )
+        arrays = [np.asarray(w) for w in weights]
+        for name, array in zip(names, arrays):
+            if array.shape != self._state[name].shape:
+                raise ValueError(
+                    f"set_weights: weight {name!r} has shape {self._state[name].shape}, "
+                    f"got {array.shape}"
+                )
+        for name, array in zip(names, arrays):
+            np.copyto(self._state[name], array, casting="same_kind")
+
+    def _state_digest(self) -> str:
+        digest = hashlib.sha256()
+        for name in self.weights_names:
+            digest.update(self._state[name].tobytes())
+        return digest.hexdigest()
+
+    # --- data ------------------------------------------------------------------------
+
+    def _arrays(self, data: Any, names: list[str], what: str) -> list[np.ndarray]:
+        """Arrays for the data inputs ``names``, converted as Keras converts them (floats
+        to float32, integer class ids to int32) and checked against the signature."""
+        out = []
+        for name, array in zip(names, D.as_array_list(data, names, what)):
+            v = self._signature[name]
+            D._check_numeric(array, f"{what} {name!r}")
+            want = v.dtype.numpy
+            fractional = array.dtype.kind == "f" and not np.all(np.mod(array, 1) == 0)
+            if np.dtype(want).kind in "iu" and fractional:
+                raise FeedError(
+                    f"{what} {name!r}: expected integer class ids ({v.type}), got "
+                    f"fractional {array.dtype} values"
+                )
+            expected = v.type.concrete_shape(1)[1:]
+            if array.ndim != len(v.shape) or array.shape[1:] != expected:
+                raise FeedError(
+                    f"{what} {name!r}: expected arrays of shape (None, "
+                    f"{', '.join(map(str, expected))}) ({v.type}), got shape {array.shape}"
+                )
+            out.append(np.ascontiguousarray(array, dtype=want))
+        if len({len(a) for a in out}) > 1:
+            raise FeedError(f"{what}: arrays of different lengths {[len(a) for a in out]}")
+        return out
+
+    def _xy(self, x, y) -> tuple[list[np.ndarray], list[np.ndarray]]:
+        xs = self._arrays(x, self.input_names, "input")
+        ys = self._arrays(y, self.label_names, "labels")
+        if len(xs[0]) != len(ys[0]):
+            raise FeedError(f"inputs have {len(xs[0])} samples, labels {len(ys[0])}")
+        return xs, ys
+
+    # --- metrics, as the model's trainer keeps them ------------------------------------
+
+    def reset_metrics(self) -> None:
+        self._running.reset()
+
+    def _accumulate(self, names, values, sizes) -> None:
+        self._running.add(names, values, sizes)
+
+    def _logs(self) -> dict[str, float]:
+        return self._running.logs()
+
+    # --- fit / evaluate / predict --------------------------------------------------
+
+    def fit(
+        self,
+        x: Any = None,
+        y: Any = None,
+        batch_size: int | None = None,
+        epochs: int = 1,
+        verbose: Any = "auto",
+        callbacks: list | None = None,
+        validation_split: float = 0.0,
+        validation_data: Any = None,
+        shuffle: bool = True,
+        class_weight: Any = None,
+        sample_weight: Any = None,
+        initial_epoch: int = 0,
+        steps_per_epoch: int | None = None,
+        validation_steps: int | None = None,
+        validation_batch_size: int | None = None,
+        validation_freq: int = 1,
+        steps_per_execution: int = 1,
+    ):
+        """Keras's ``fit``. Epoch ``e`` shuffles with a permutation drawn from the
+        artifact's seed and ``e`` alone, so training resumed from a checkpoint at
+        ``initial_epoch`` repeats, bit for bit, what uninterrupted training does."""
+        if class_weight is not None or sample_weight is not None:
+            raise NotImplementedError("class_weight and sample_weight are not supported yet")
+        verbose = 1 if verbose == "auto" else verbose
+        batch_size = batch_size or self.manifest["training"]["batch_size"]
+        xs, ys = self._xy(x, y)
+        val = None
+        if validation_data is not None:
+            vx, vy = D.unpack_validation(validation_data)
+            val = self._xy(vx, vy)
+        elif validation_split:
+            (xs, vxs), (ys, vys) = (
+                D.split_tail(xs, validation_split),
+                D.split_tail(ys, validation_split),
+            )
+            val = (vxs, vys)
+        n = len(xs[0])
+        steps = math.ceil(n / batch_size)
+        if steps_per_epoch is not None:
+            steps = min(steps, int(steps_per_epoch))
+        cbs = CallbackList(
+            callbacks,
+            model=self,
+            add_history=True,
+            add_progbar=verbose != 0,
+            verbose=verbose,
+            epochs=epochs,
+            steps=steps,
+        )
+        sources = {**dict(zip(self.input_names, xs)), **dict(zip(self.label_names, ys))}
+        chunk = chunk_size(steps_per_execution, cbs, "train", steps)
+        self.stop_training = False
+        cbs.on_train_begin()
+        logs: dict = {}
+        seed = self.manifest["training"]["seed"]
+        for epoch in range(initial_epoch, epochs):
+            self.reset_metrics()
+            cbs.on_epoch_begin(epoch)
+            order = np.random.default_rng([seed, epoch]).permutation(n) if shuffle else np.arange(n)
+            logs = epoch_steps(
+                self._programs["train"],
+                sources,
+                order,
+                batch_size,
+                steps,
+                cbs,
+                "train",
+                chunk,
+                self,
+            )
+            epoch_logs = dict(logs)
+            if val is not None and (epoch + 1) % validation_freq == 0:
+                val_logs = self._evaluate_arrays(
+                    *val, validation_batch_size or batch_size, validation_steps, cbs
+                )
+                epoch_logs.update({f"val_{k}": v for k, v in val_logs.items()})
+            self.epochs_done = epoch + 1
+            cbs.on_epoch_end(epoch, epoch_logs)
+            if self.stop_training:
+                break
+        cbs.on_train_end(logs)
+        return self.history
+
+    def _evaluate_arrays(self, xs, ys, batch_size, steps, cbs) -> dict[str, float]:
+        self.reset_metrics()
+        n = len(xs[0])
+        total = (
+            math.ceil(n / batch_size) if steps is None else min(math.ceil(n / batch_size), steps)
+        )
+        sources = {**dict(zip(self.input_names, xs)), **dict(zip(self.label_names, ys))}
+        cbs.on_test_begin()
+        chunk = chunk_size(1, cbs, "eval", total)
+        logs = epoch_steps(
+            self._programs["eval"],
+            sources,
+            np.arange(n),
+            batch_size,
+            total,
+            cbs,
+            "eval",
+            chunk,
+            self,
+        )
+        cbs.on_test_end(logs)
+        return logs
+
+    def evaluate(
+        self,
+        x: Any = None,
+        y: Any = None,
+        batch_size: int | None = None,
+        verbose: Any = "auto",
+        sample_weight: Any = None,
+        steps: int | None = None,
+        callbacks: list | None = None,
+        return_dict: bool = False,
+    ):
+        if sample_weight is not None:
+            raise NotImplementedError("sample_weight is not supported yet")
+        verbose = 1 if verbose == "auto" else verbose
+        batch_size = batch_size or 32
+        xs, ys = self._xy(x, y)
+        total = math.ceil(len(xs[0]) / batch_size)
+        cbs = CallbackList(
+            callbacks,
+            model=self,
+            add_progbar=verbose != 0,
+            verbose=verbose,
+            epochs=1,
+            steps=total if steps is None else min(steps, total),
+        )
+        logs = self._evaluate_arrays(xs, ys, batch_size, steps, cbs)
+        if return_dict:
+            return dict(logs)
+        names = ["loss", *self.manifest["metrics"]]
+        values = [logs[k] for k in names if k in logs] + [
+            logs[k] for k in sorted(logs) if k not in names
+        ]
+        return values[0] if len(values) == 1 else values
+
+    def predict(
+        self,
+        x: Any,
+        batch_size: int | None = None,
+        verbose: Any = "auto",
+        steps: int | None = None,
+        callbacks: list | None = None,
+    ):
+        verbose = 1 if verbose == "auto" else verbose
+        batch_size = batch_size or 32
+        xs = self._arrays(x, self.input_names, "input")
+        n = len(xs[0])
+        total = (
+            math.ceil(n / batch_size) if steps is None else min(math.ceil(n / batch_size), steps)
+        )
+        cbs = CallbackList(
+            callbacks, model=self, add_progbar=verbose != 0, verbose=verbose, epochs=1, steps=total
+        )
+        cbs.on_predict_begin()
+        program = self._programs["predict"]
+        chunks = []
+        for step in range(total):
+            rows = slice(step * batch_size, min((step + 1) * batch_size, n))
+            cbs.on_predict_batch_begin(step)
+            out = program(dict(zip(self.input_names, (a[rows] for a in xs))))
+            chunks.append([np.array(out[f"out/{name}"]) for name in self.output_names])
+            cbs.on_predict_batch_end(step, {"outputs": chunks[-1]})
+        cbs.on_predict_end()
+        if not chunks:
+            raise ValueError("predict got no samples")
+        outs = [np.concatenate(parts) for parts in zip(*chunks)]
+        return outs[0] if len(outs) == 1 else outs
+
+    # --- checkpoints and checks ------------------------------------------------------
+
+    def save(self, path: str) -> None:
+        """A checkpoint: this artifact with the current weights, optimizer state, epoch
+        count and the probe's outputs for these weights, written atomically (temporary
+        file, fsync, rename)."""
+        path = os.fspath(path)
+        members = {k: v for k, v in self._members.items()}
+        arrays = [self._state[e["name"]] for e in self.manifest["state"]]
+        members["state.npz"] = _npz(arrays)
+        probe = self._probe()
+        outputs = self._programs["predict"](dict(zip(self.input_names, probe["inputs"])))
+        members["probe.npz"] = _npz(
+            [*probe["inputs"], *(np.array(outputs[f"out/{n}"]) for n in self.output_names)]
+        )
+        manifest = {k: v for k, v in self.manifest.items() if k != "checksums"}
+        manifest["training"] = {**manifest["training"], "epochs_done": self.epochs_done}
+        write_artifact(path, manifest, members)
+
+    def _probe(self) -> dict:
+        count = self.manifest["probe"]["inputs"]
+        with np.load(io.BytesIO(self._members["probe.npz"]), allow_pickle=False) as npz:
+            arrays = [npz[f"arr_{i}"] for i in range(len(npz.files))]
+        return {"inputs": arrays[:count], "outputs": arrays[count:]}
+
+    def selfcheck(self, rtol: float = 1e-5, atol: float = 1e-6) -> dict[str, float]:
+        """Run the probe batch: against the outputs stored with these weights (when they
+        are still the loaded ones), and against the numpy reference interpreter on the
+        same graph and the current weights. Raises ``SelfCheckError`` on a mismatch;
+        returns the largest differences."""
+        probe = self._probe()
+        feeds = dict(zip(self.input_names, probe["inputs"]))
+        out = self._programs["predict"](feeds)
+        got = [np.array(out[f"out/{n}"]) for n in self.output_names]
+        report = {}
+        if self._state_digest() == self._loaded_weights:
+            report["probe"] = _compare(
+                got, probe["outputs"], rtol, atol, "the stored probe outputs"
+            )
+        graph = self.graphs["predict"]
+        bound = {v.name: self._state[v.name] for v in graph.inputs if v.role != "data"}
+        reference = Interpreter(graph).run({**bound, **feeds})
+        expected = [reference[f"out/{n}"] for n in self.output_names]
+        report["reference"] = _compare(got, expected, 1e-4, 1e-5, "the reference interpreter")
+        return report
+
+    def summary(self) -> str:
+        return describe(self.manifest)
+
+
+def _compare(got: list, expected: list, rtol: float, atol: float, what: str) -> float:
+    worst = 0.0
+    for a, b in zip(got, expected):
+        if a.shape != b.shape or not np.allclose(a, b, rtol=rtol, atol=atol):
+            diff = float(np.max(np.abs(a - b))) if a.shape == b.shape else math.inf
+            raise SelfCheckError(
+                f"selfcheck: the compiled predict step differs from {what} "
+                f"(largest difference {diff:.3g}, tolerance rtol={rtol}, atol={atol})"
+            )
+        worst = max(worst, float(np.max(np.abs(a - b))) if a.size else 0.0)
+    return worst
+
+
+def _npz(arrays: list[np.ndarray]) -> bytes:
+    buffer = io.BytesIO()
+    np.savez(buffer, *arrays)
+    return buffer.getvalue()
+
+
+def describe(manifest: dict) -> str:
+    """The manifest as ``kcompile info`` prints it."""
+    model, target, training = manifest["model"], manifest["target"], manifest["training"]
+    lines = [
+        f"artifact format {manifest['format_version']}, kcompile {manifest['kcompile_version']}, "
+        f"created {manifest['created']}",
+        f"model: {model['name']}  inputs {model['inputs']}  outputs {model['outputs']}",
+        f"target: {target['arch']} {target['cpu']}; needs {' '.join(target['requires'])}",
+        f"code: {manifest['library']['kind']} ({manifest['library']['runtime']})",
+        f"optimizer: {manifest['optimizer']['class']} {manifest['optimizer']['config']}",
+        f"training: {training['epochs_done']} epochs done, seed {training['seed']}, "
+        f"batch size {training['batch_size']}",
+        f"metrics: {', '.join(['loss', *manifest['metrics']])}",
+    ]
+    for kind, step in manifest["steps"].items():
+        memory = step.get("memory") or {}
+        inputs = ", ".join(
+            f"{i['name']}: {i['type']}" for i in step["inputs"] if i["role"] == "data"
+        )
+        outputs = ", ".join(f"{o['name']}: {o['type']}" for o in step["outputs"])
+        lines.append(f"step {kind}: graph sha256 {step['graph_sha256'][:16]}…")
+        lines.append(f"  data inputs: {inputs}")
+        lines.append(f"  outputs: {outputs}")
+        if memory:
+            lines.append(
+                f"  memory plan: arena {memory['arena_bytes']} bytes at batch {memory['batch']} "
+                f"(one buffer per value: {memory['unplanned_bytes']})"
+            )
+    lines.append(f"members: {len(manifest['checksums'])}, each with its sha256")
+    return "\n".join(lines)

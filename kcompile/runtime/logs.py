@@ -1,0 +1,46 @@
+"""The running loss and metrics of an epoch, from each step's scalar results.
+
+Keras weights each batch's loss by its batch size; a metric's value is a ratio
+of summed statistics (a mean: ``total / count``; a precision: ``tp / (tp + fp)``).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+Ratio = tuple[str, tuple[str, ...]]  # numerator statistic, statistics summed below it
+MEAN: Ratio = ("total", ("count",))
+
+
+class RunningLogs:
+    def __init__(self, ratios: dict[str, Ratio] | None = None) -> None:
+        self.ratios: dict[str, Ratio] = dict(ratios or {})  # metric key -> its ratio
+        self._acc: dict[str, dict[str, float]] = {}
+
+    def reset(self) -> None:
+        self._acc = {}
+
+    def add(self, names: list[str], values: np.ndarray, sizes: np.ndarray) -> None:
+        """Steps' results: ``values[step, j]`` of ``names[j]``, ``sizes[step]`` rows each."""
+        columns = values.astype(np.float64)
+        sizes = sizes.astype(np.float64)
+        for name, column in zip(names, columns.T):
+            if name == "loss" or name.startswith("loss/"):
+                key = "loss" if name == "loss" else f"{name[5:]}_loss"
+                acc = self._acc.setdefault(key, {"total": 0.0, "count": 0.0})
+                acc["total"] += float(column @ sizes)
+                acc["count"] += float(sizes.sum())
+            elif name.startswith("metric/"):
+                _, key, stat = name.split("/")
+                acc = self._acc.setdefault(key, {})
+                acc[stat] = acc.get(stat, 0.0) + float(column.sum())
+
+    def logs(self) -> dict[str, float]:
+        """Each value as Keras reports it (a float32 rounded to a Python float)."""
+        logs = {}
+        for key, acc in self._acc.items():
+            numerator, below = self.ratios.get(key, MEAN)
+            denominator = sum(acc.get(s, 0.0) for s in below)
+            value = acc.get(numerator, 0.0) / denominator if denominator else 0.0
+            logs[key] = float(np.float32(value))
+        return dict(sorted(logs.items()))
