@@ -11,7 +11,8 @@
    ``lax.scan``) when installed: ``pip install -e '.[bench]'``.
 4. The epoch loop: the MLP's step per batch inside one native call per epoch,
    against the same step called once per batch, and against ``fit``.
-5. Cold (empty cache, fresh process) and warm (cache hit, fresh process) compile
+5. The example MLP as an artifact: build time, size, load time.
+6. Cold (empty cache, fresh process) and warm (cache hit, fresh process) compile
    time of each model's train, eval and predict functions.
 
 Every framework runs in its own process (so no thread pool spins while another
@@ -169,6 +170,33 @@ def worker_epoch_loop(repeats: int) -> dict:
     return {key: [t / steps for t in times] for key, times in out.items()}
 
 
+def worker_artifact(repeats: int) -> dict:
+    """The example MLP as an ahead-of-time artifact: build time, size, and the time
+    ``kcompile.load`` takes in a fresh process (checksums, parsing the three graphs,
+    loading the libraries, binding the state), then in the same process again."""
+    import kcompile as keras
+
+    mlp = _build("mlp")
+    with tempfile.TemporaryDirectory() as folder:
+        path = os.path.join(folder, "mlp.kc")
+        manifest = mlp.export(path)
+        size = os.path.getsize(path)
+        code = (
+            "import time, kcompile; t = time.perf_counter(); "
+            f"kcompile.load({path!r}); print(time.perf_counter() - t)"
+        )
+        first = [
+            float(
+                subprocess.run(
+                    [sys.executable, "-c", code], capture_output=True, text=True, check=True
+                ).stdout
+            )
+            for _ in range(repeats)
+        ]
+        again = samples(lambda: keras.load(path), repeats * 3, warmup=1)
+    return {"build": manifest["build_seconds"], "bytes": size, "first load": first, "load": again}
+
+
 def worker_torch(repeats: int) -> dict | None:
     from peers import torch_times
 
@@ -209,6 +237,7 @@ WORKERS = {
     "numpy-matmul": worker_numpy_matmul,
     "kcompile": worker_kcompile,
     "epoch-loop": worker_epoch_loop,
+    "artifact": worker_artifact,
     "torch": worker_torch,
     "jax": worker_jax,
 }
@@ -362,6 +391,7 @@ def main() -> None:
     }
     print("the epoch loop ...", flush=True)
     loop = run_worker("epoch-loop", max(args.repeats, 5), threads=cores)
+    artifact = run_worker("artifact", args.repeats, threads=cores)
     print("compile times ...", flush=True)
     compiles = compile_times(args.repeats)
     lines = [
@@ -391,6 +421,13 @@ def main() -> None:
         f"| {summary(loop['epoch loop'], 1e6)} | {summary(loop['step by step'], 1e6)} "
         f"| {summary(loop['fit'], 1e6)} "
         f"| {_median(loop['epoch loop']) / _median(loop['step by step']):.2f}× |",
+        "",
+        "## The example MLP as an ahead-of-time artifact",
+        "",
+        "| build, s | size, KiB | `kcompile.load` in a fresh process, ms | load again, ms |",
+        "|---|---|---|---|",
+        f"| {artifact['build']:.1f} | {artifact['bytes'] / 1024:.0f} "
+        f"| {summary(artifact['first load'], 1e3)} | {summary(artifact['load'], 1e3)} |",
         "",
         "## Compile time (train + eval + predict, fresh process)",
         "",

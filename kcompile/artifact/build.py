@@ -88,7 +88,7 @@ def export(model, path: str, probe=None, seed: int = 0, batch_size: int = 32) ->
         "training": {"seed": int(seed), "epochs_done": 0, "batch_size": int(batch_size)},
         "probe": {"rows": len(xs[0]), "inputs": len(xs)},
     }
-    write_artifact(path, manifest, members)
+    manifest = write_artifact(path, manifest, members)
     manifest["build_seconds"] = time.perf_counter() - started
     return manifest
 

@@ -28,8 +28,9 @@ def sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def write_artifact(path: str, manifest: dict, members: dict[str, bytes]) -> None:
-    """``manifest`` (its ``checksums`` filled in here) and ``members`` to ``path``."""
+def write_artifact(path: str, manifest: dict, members: dict[str, bytes]) -> dict:
+    """``manifest`` (its ``checksums`` filled in here) and ``members`` to ``path``;
+    returns the manifest as written."""
     manifest = {**manifest, "checksums": {name: sha256(data) for name, data in members.items()}}
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as z:
@@ -37,6 +38,7 @@ def write_artifact(path: str, manifest: dict, members: dict[str, bytes]) -> None
         for name, data in members.items():
             z.writestr(name, data)
     atomic_write(path, lambda f: f.write(buffer.getvalue()))
+    return manifest
 
 
 def read_artifact(path: str) -> tuple[dict, dict[str, bytes]]:

@@ -29,7 +29,9 @@ from kcompile.runtime.steps import chunk_size, epoch_steps
 from kcompile.variables import stable_array
 
 STEPS = ("train", "eval", "predict")
-_RUNTIMES: list[ctypes.CDLL] = []  # every loaded runtime library, for set_num_threads
+# Runtime libraries loaded so far, by file name (which names their content): one
+# thread pool per distinct runtime however many artifacts use it.
+_RUNTIMES: dict[str, ctypes.CDLL] = {}
 
 
 class SelfCheckError(RuntimeError):
@@ -76,10 +78,7 @@ def _load_code(path: str, manifest: dict, members: dict[str, bytes]) -> dict:
             files[name] = os.path.join(folder, os.path.basename(name))
             with open(files[name], "wb") as f:
                 f.write(members[name])
-        runtime = ctypes.CDLL(files[library["runtime"]])
-        runtime.kc_set_threads.argtypes = [ctypes.c_int32]
-        runtime.kc_set_threads(_default_threads())
-        _RUNTIMES.append(runtime)
+        runtime = _runtime(files[library["runtime"]])
         out = {}
         for kind in STEPS:
             lib = ctypes.CDLL(files[manifest["steps"][kind]["code"]])
@@ -93,6 +92,18 @@ def _load_code(path: str, manifest: dict, members: dict[str, bytes]) -> dict:
         raise ArtifactError(f"{path}: its shared libraries do not load ({e})") from None
     finally:
         shutil.rmtree(folder, ignore_errors=True)  # mapped libraries outlive their files
+
+
+def _runtime(path: str) -> ctypes.CDLL:
+    """The runtime library at ``path``, or the one of the same name loaded before (the
+    step libraries find it by its soname, the same file name)."""
+    name = os.path.basename(path)
+    if name not in _RUNTIMES:
+        runtime = ctypes.CDLL(path)
+        runtime.kc_set_threads.argtypes = [ctypes.c_int32]
+        runtime.kc_set_threads(_default_threads())
+        _RUNTIMES[name] = runtime
+    return _RUNTIMES[name]
 
 
 def _load_objects(path: str, manifest: dict, members: dict[str, bytes]) -> dict:
@@ -134,7 +145,7 @@ def _default_threads() -> int:
 
 def set_threads(count: int) -> None:
     """Threads of every loaded artifact's runtime."""
-    for runtime in _RUNTIMES:
+    for runtime in _RUNTIMES.values():
         runtime.kc_set_threads(count)
 
 
