@@ -28,7 +28,7 @@ def set_num_threads(count: int) -> None:
     """Threads that compiled code uses (the caller's included), in the compiler's runtime
     and in every loaded artifact; the default is every core this process may run on, or
     ``$KCOMPILE_NUM_THREADS``."""
-    from kcompile.artifact.loaded import set_threads
+    from kcompile.artifact.native import set_threads
 
     if not isinstance(count, int) or count < 1:
         raise ValueError(f"the number of threads must be a positive integer, got {count!r}")

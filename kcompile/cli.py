@@ -176,7 +176,7 @@ def cmd_info(args: argparse.Namespace) -> int:
     import json
 
     from kcompile.artifact.container import ArtifactError, read_artifact
-    from kcompile.artifact.loaded import describe
+    from kcompile.artifact.info import describe
 
     try:
         manifest, _ = read_artifact(args.artifact)

@@ -300,3 +300,21 @@ def test_cli_build_info_run(tmp_path):
     out = kcompile("run", artifact, "--data", str(tmp_path), "--epochs", "3", "--verbose", "0")
     assert "from epoch 3 to 3" in out and "3 epochs done" in out
     assert json.loads(kcompile("info", artifact, "--json"))["training"]["epochs_done"] == 3
+
+
+def test_a_failed_write_leaves_the_old_file(tmp_path):
+    from kcompile.files import atomic_write
+
+    path = str(tmp_path / "checkpoint.kc")
+    atomic_write(path, lambda f: f.write(b"old"))
+    assert os.stat(path).st_mode & 0o644 == 0o644  # the usual mode, not mkstemp's 0600
+
+    def crash(f):
+        f.write(b"half of the new")
+        raise OSError("disk full")
+
+    with pytest.raises(OSError, match="disk full"):
+        atomic_write(path, crash)
+    with open(path, "rb") as f:
+        assert f.read() == b"old"
+    assert os.listdir(tmp_path) == ["checkpoint.kc"]

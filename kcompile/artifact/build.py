@@ -9,7 +9,6 @@ describing all of it.
 
 from __future__ import annotations
 
-import io
 import os
 import time
 
@@ -19,11 +18,17 @@ from codegen.aot import find_linker, graph_object, link_shared, runtime_object
 from codegen.cache import codegen_digest
 from codegen.target import host
 from ir import print_graph
-from kcompile.artifact.container import FORMAT, FORMAT_VERSION, sha256, write_artifact
+from kcompile.artifact.container import (
+    FORMAT,
+    FORMAT_VERSION,
+    npz_bytes,
+    sha256,
+    write_artifact,
+)
 from kcompile.artifact.cpu import machine_arch, required_flags
+from kcompile.artifact.native import STEPS
 from kcompile.models import graphs as G
 
-STEPS = ("train", "eval", "predict")
 PROBE_ROWS = 4
 
 
@@ -51,11 +56,11 @@ def export(model, path: str, probe=None, seed: int = 0, batch_size: int = 32) ->
         steps[kind] = _step_entry(kind, exe.graph, text)
     library = _native_code(exes, members, steps)
     state = _state(model)
-    members["state.npz"] = _npz([array for _, array, _ in state])
+    members["state.npz"] = npz_bytes([array for _, array, _ in state])
     xs = _probe_inputs(model, probe, D)
     expected = exes["predict"](dict(zip(model.input_names, xs)))
     probe_arrays = [*xs, *(np.array(expected[f"out/{n}"]) for n in model.output_names)]
-    members["probe.npz"] = _npz(probe_arrays)
+    members["probe.npz"] = npz_bytes(probe_arrays)
     opt = model.optimizer
     manifest = {
         "format": FORMAT,
@@ -151,9 +156,3 @@ def _probe_inputs(model, probe, D) -> list[np.ndarray]:
         else:
             xs.append(rng.normal(size=shape).astype(t.dtype))
     return xs
-
-
-def _npz(arrays: list[np.ndarray]) -> bytes:
-    buffer = io.BytesIO()
-    np.savez(buffer, *arrays)
-    return buffer.getvalue()

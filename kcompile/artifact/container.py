@@ -13,6 +13,8 @@ import io
 import json
 import zipfile
 
+import numpy as np
+
 from kcompile.files import atomic_write
 
 FORMAT = "kcompile.artifact"
@@ -80,3 +82,10 @@ def _parse_manifest(path: str, text: bytes) -> dict:
     if not isinstance(manifest.get("checksums"), dict):
         raise ArtifactError(f"{path}: the manifest has no checksums")
     return manifest
+
+
+def npz_bytes(arrays: list[np.ndarray]) -> bytes:
+    """``arrays`` as an ``.npz`` file's bytes (keys ``arr_0``, ``arr_1``, ...)."""
+    buffer = io.BytesIO()
+    np.savez(buffer, *arrays)
+    return buffer.getvalue()

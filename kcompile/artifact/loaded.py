@@ -6,32 +6,26 @@ load only artifacts you trust, as with pickle.
 
 from __future__ import annotations
 
-import ctypes
 import hashlib
 import io
 import math
 import os
-import shutil
-import tempfile
 from typing import Any
 
 import numpy as np
 
 from ir import Interpreter, parse_graph
 from ir.interpreter import FeedError
-from kcompile.artifact.container import ArtifactError, read_artifact, write_artifact
+from kcompile.artifact.container import ArtifactError, npz_bytes, read_artifact, write_artifact
 from kcompile.artifact.cpu import machine_arch, missing_flags
+from kcompile.artifact.info import describe
+from kcompile.artifact.native import STEPS, load_code
 from kcompile.callbacks import CallbackList
 from kcompile.models import data as D
 from kcompile.runtime.logs import RunningLogs
 from kcompile.runtime.program import NativeProgram
 from kcompile.runtime.steps import chunk_size, epoch_steps
 from kcompile.variables import stable_array
-
-STEPS = ("train", "eval", "predict")
-# Runtime libraries loaded so far, by file name (which names their content): one
-# thread pool per distinct runtime however many artifacts use it.
-_RUNTIMES: dict[str, ctypes.CDLL] = {}
 
 
 class SelfCheckError(RuntimeError):
@@ -47,7 +41,7 @@ def load(path: str) -> LoadedModel:
     graphs = {
         kind: parse_graph(members[manifest["steps"][kind]["graph"]].decode()) for kind in STEPS
     }
-    code = _load_code(path, manifest, members)
+    code = load_code(path, manifest, members)
     return LoadedModel(path, manifest, members, graphs, code)
 
 
@@ -64,89 +58,6 @@ def _check_machine(path: str, manifest: dict) -> None:
             f"{path}: the code needs CPU features this machine lacks: {', '.join(missing)} "
             f"(built for {target['cpu']}); rebuild the artifact on this machine"
         )
-
-
-def _load_code(path: str, manifest: dict, members: dict[str, bytes]) -> dict:
-    """kind -> (entry address, epoch address or 0, what keeps the code loaded)."""
-    library = manifest["library"]
-    if library["kind"] == "object":
-        return _load_objects(path, manifest, members)
-    folder = tempfile.mkdtemp(prefix="kcompile-artifact-")
-    try:
-        files = {}
-        for name in [library["runtime"], *(manifest["steps"][k]["code"] for k in STEPS)]:
-            files[name] = os.path.join(folder, os.path.basename(name))
-            with open(files[name], "wb") as f:
-                f.write(members[name])
-        runtime = _runtime(files[library["runtime"]])
-        out = {}
-        for kind in STEPS:
-            lib = ctypes.CDLL(files[manifest["steps"][kind]["code"]])
-            entry = ctypes.cast(lib.kc_entry, ctypes.c_void_p).value
-            epoch = (
-                ctypes.cast(lib.kc_epoch, ctypes.c_void_p).value if hasattr(lib, "kc_epoch") else 0
-            )
-            out[kind] = (entry, epoch, (lib, runtime))
-        return out
-    except OSError as e:
-        raise ArtifactError(f"{path}: its shared libraries do not load ({e})") from None
-    finally:
-        shutil.rmtree(folder, ignore_errors=True)  # mapped libraries outlive their files
-
-
-def _runtime(path: str) -> ctypes.CDLL:
-    """The runtime library at ``path``, or the one of the same name loaded before (the
-    step libraries find it by its soname, the same file name)."""
-    name = os.path.basename(path)
-    if name not in _RUNTIMES:
-        runtime = ctypes.CDLL(path)
-        runtime.kc_set_threads.argtypes = [ctypes.c_int32]
-        runtime.kc_set_threads(_default_threads())
-        _RUNTIMES[name] = runtime
-    return _RUNTIMES[name]
-
-
-def _load_objects(path: str, manifest: dict, members: dict[str, bytes]) -> dict:
-    """Object code (built where no linker was found) loads through llvmlite's JIT
-    linker, into the process's own runtime: it must be the same codegen's."""
-    try:
-        from codegen.cache import codegen_digest
-        from codegen.runtime import runtime
-        from codegen.target import LoadedCode
-    except ImportError as e:
-        raise ArtifactError(
-            f"{path}: holds object code, which needs llvmlite to load ({e}); build it where "
-            "a C compiler (cc) is installed to get shared libraries"
-        ) from None
-    if manifest["codegen"] != codegen_digest():
-        raise ArtifactError(
-            f"{path}: its object code was built by another kcompile codegen "
-            f"({manifest['codegen']}, this one is {codegen_digest()}); rebuild it"
-        )
-    runtime()
-    out = {}
-    for kind in STEPS:
-        code = LoadedCode(members[manifest["steps"][kind]["code"]])
-        try:
-            epoch = code.address("kc_epoch")
-        except RuntimeError:  # a step without batched data has no epoch loop
-            epoch = 0
-        out[kind] = (code.address("kc_entry"), epoch, code)
-    return out
-
-
-def _default_threads() -> int:
-    """``$KCOMPILE_NUM_THREADS``, else the cores this process may run on."""
-    setting = os.environ.get("KCOMPILE_NUM_THREADS")
-    if setting and setting.isdigit() and int(setting) > 0:
-        return int(setting)
-    return len(os.sched_getaffinity(0))
-
-
-def set_threads(count: int) -> None:
-    """Threads of every loaded artifact's runtime."""
-    for runtime in _RUNTIMES.values():
-        runtime.kc_set_threads(count)
 
 
 class LoadedModel:
@@ -244,8 +155,8 @@ class LoadedModel:
             expected = v.type.concrete_shape(1)[1:]
             if array.ndim != len(v.shape) or array.shape[1:] != expected:
                 raise FeedError(
-                    f"{what} {name!r}: expected arrays of shape (None, "
-                    f"{', '.join(map(str, expected))}) ({v.type}), got shape {array.shape}"
+                    f"{what} {name!r}: expected arrays of shape {(None, *expected)} "
+                    f"({v.type}), got shape {array.shape}"
                 )
             out.append(np.ascontiguousarray(array, dtype=want))
         if len({len(a) for a in out}) > 1:
@@ -456,10 +367,10 @@ class LoadedModel:
         path = os.fspath(path)
         members = {k: v for k, v in self._members.items()}
         arrays = [self._state[e["name"]] for e in self.manifest["state"]]
-        members["state.npz"] = _npz(arrays)
+        members["state.npz"] = npz_bytes(arrays)
         probe = self._probe()
         outputs = self._programs["predict"](dict(zip(self.input_names, probe["inputs"])))
-        members["probe.npz"] = _npz(
+        members["probe.npz"] = npz_bytes(
             [*probe["inputs"], *(np.array(outputs[f"out/{n}"]) for n in self.output_names)]
         )
         manifest = {k: v for k, v in self.manifest.items() if k != "checksums"}
@@ -508,41 +419,3 @@ def _compare(got: list, expected: list, rtol: float, atol: float, what: str) -> 
             )
         worst = max(worst, float(np.max(np.abs(a - b))) if a.size else 0.0)
     return worst
-
-
-def _npz(arrays: list[np.ndarray]) -> bytes:
-    buffer = io.BytesIO()
-    np.savez(buffer, *arrays)
-    return buffer.getvalue()
-
-
-def describe(manifest: dict) -> str:
-    """The manifest as ``kcompile info`` prints it."""
-    model, target, training = manifest["model"], manifest["target"], manifest["training"]
-    lines = [
-        f"artifact format {manifest['format_version']}, kcompile {manifest['kcompile_version']}, "
-        f"created {manifest['created']}",
-        f"model: {model['name']}  inputs {model['inputs']}  outputs {model['outputs']}",
-        f"target: {target['arch']} {target['cpu']}; needs {' '.join(target['requires'])}",
-        f"code: {manifest['library']['kind']} ({manifest['library']['runtime']})",
-        f"optimizer: {manifest['optimizer']['class']} {manifest['optimizer']['config']}",
-        f"training: {training['epochs_done']} epochs done, seed {training['seed']}, "
-        f"batch size {training['batch_size']}",
-        f"metrics: {', '.join(['loss', *manifest['metrics']])}",
-    ]
-    for kind, step in manifest["steps"].items():
-        memory = step.get("memory") or {}
-        inputs = ", ".join(
-            f"{i['name']}: {i['type']}" for i in step["inputs"] if i["role"] == "data"
-        )
-        outputs = ", ".join(f"{o['name']}: {o['type']}" for o in step["outputs"])
-        lines.append(f"step {kind}: graph sha256 {step['graph_sha256'][:16]}…")
-        lines.append(f"  data inputs: {inputs}")
-        lines.append(f"  outputs: {outputs}")
-        if memory:
-            lines.append(
-                f"  memory plan: arena {memory['arena_bytes']} bytes at batch {memory['batch']} "
-                f"(one buffer per value: {memory['unplanned_bytes']})"
-            )
-    lines.append(f"members: {len(manifest['checksums'])}, each with its sha256")
-    return "\n".join(lines)

@@ -77,7 +77,8 @@ def epoch_steps(exe, sources, order, batch_size: int, steps: int, cbs, kind: str
     ``order[s*batch_size : (s+1)*batch_size]``), ``chunk`` steps per native call; the
     batch hooks run once per chunk with its first and last step, as Keras's do with
     ``steps_per_execution``. ``owner`` (a model) accumulates the logs
-    (``_accumulate``, ``_logs``) and may set ``stop_training``. Returns the logs."""
+    (``_accumulate``, ``_logs``); its ``stop_training`` ends a training epoch early.
+    Returns the logs."""
     if kind == "train":
         begin, end = cbs.on_train_batch_begin, cbs.on_train_batch_end
     else:
@@ -94,6 +95,6 @@ def epoch_steps(exe, sources, order, batch_size: int, steps: int, cbs, kind: str
         logs = owner._logs()
         end(step + count - 1, logs)
         step += count
-        if owner.stop_training:
+        if kind == "train" and owner.stop_training:
             break
     return logs
