@@ -3,23 +3,34 @@
 ``import kcompile as keras`` runs Keras programs in kcompile's scope.
 """
 
-from kcompile import (
-    activations,
-    callbacks,
-    datasets,
-    initializers,
-    inspect,
-    layers,
-    losses,
-    metrics,
-    optimizers,
-    saving,
-    utils,
-)
-from kcompile import backend as backend
 from kcompile.artifact import load
-from kcompile.layers import Input
-from kcompile.models import Model, Sequential
+from kcompile.lazy import lazy_attributes
+
+__getattr__ = lazy_attributes(
+    __name__,
+    {
+        **{
+            name: f"kcompile.{name}"
+            for name in (
+                "activations",
+                "backend",
+                "callbacks",
+                "datasets",
+                "initializers",
+                "inspect",
+                "layers",
+                "losses",
+                "metrics",
+                "optimizers",
+                "saving",
+                "utils",
+            )
+        },
+        "Input": "kcompile.layers:Input",
+        "Model": "kcompile.models:Model",
+        "Sequential": "kcompile.models:Sequential",
+    },
+)
 
 __version__ = "0.1.0"
 

@@ -1,7 +1,14 @@
 """Models: the functional ``Model`` and ``Sequential``; ``load_model``."""
 
-from kcompile.models.model import Model
-from kcompile.models.sequential import Sequential
-from kcompile.saving import load_model
+from kcompile.lazy import lazy_attributes
+
+__getattr__ = lazy_attributes(
+    __name__,
+    {
+        "Model": "kcompile.models.model:Model",
+        "Sequential": "kcompile.models.sequential:Sequential",
+        "load_model": "kcompile.saving:load_model",
+    },
+)
 
 __all__ = ["Model", "Sequential", "load_model"]

@@ -15,7 +15,6 @@ import numpy as np
 from ir import Graph, Interpreter
 from ir.interpreter import FeedError
 from kcompile.runtime.epoch import EpochLoop
-from passes import PassManager, default_passes
 
 BACKENDS = ("llvm", "reference")
 
@@ -43,13 +42,17 @@ class ReferenceExecutable(EpochLoop):
         return out
 
 
-def prepare(graph: Graph, manager: PassManager | None = None) -> Graph:
+def prepare(graph: Graph, manager=None) -> Graph:
     """Run the optimization pipeline (``passes.PIPELINE``) on a step graph."""
+    from passes import PassManager, default_passes
+
     manager = manager or PassManager(default_passes())
     return manager.run(graph)
 
 
-def make_executable(graph: Graph, backend: str, manager: PassManager | None = None):
+def make_executable(graph: Graph, backend: str, manager=None):
+    """The ``backend``'s executable of ``graph`` after the optimization pipeline
+    (``manager``, a ``passes.PassManager``, else the default one)."""
     graph = prepare(graph, manager)
     if backend == "reference":
         return ReferenceExecutable(graph)
