@@ -25,6 +25,7 @@ from kcompile.models import data as D
 from kcompile.runtime.logs import RunningLogs
 from kcompile.runtime.program import NativeProgram
 from kcompile.runtime.steps import chunk_size, epoch_steps
+from kcompile.runtime.training import TrainingLoop
 from kcompile.variables import stable_array
 
 
@@ -60,7 +61,7 @@ def _check_machine(path: str, manifest: dict) -> None:
         )
 
 
-class LoadedModel:
+class LoadedModel(TrainingLoop):
     """A loaded artifact, used as a Keras model is: ``fit``, ``evaluate``, ``predict``,
     ``get_weights``/``set_weights``, ``save`` (a checkpoint: a new artifact with the
     current weights and optimizer state), and ``selfcheck``."""
@@ -77,6 +78,8 @@ class LoadedModel:
         self.label_names: list[str] = model["labels"]
         self.stop_training = False
         self.history = None
+        self.steps_per_execution = 1  # Keras's compile setting: steps per native call
+        self.default_batch_size = manifest["training"]["batch_size"]
         self.epochs_done = int(manifest["training"]["epochs_done"])
         self._state = self._read_state(members["state.npz"])
         self._programs = {}
@@ -163,167 +166,36 @@ class LoadedModel:
             raise FeedError(f"{what}: arrays of different lengths {[len(a) for a in out]}")
         return out
 
-    def _xy(self, x, y) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    def _prepare_xy(self, x, y) -> tuple[list[np.ndarray], list[np.ndarray]]:
         xs = self._arrays(x, self.input_names, "input")
         ys = self._arrays(y, self.label_names, "labels")
         if len(xs[0]) != len(ys[0]):
             raise FeedError(f"inputs have {len(xs[0])} samples, labels {len(ys[0])}")
         return xs, ys
 
-    # --- metrics, as the model's trainer keeps them ------------------------------------
-
-    def reset_metrics(self) -> None:
-        self._running.reset()
-
-    def _accumulate(self, names, values, sizes) -> None:
-        self._running.add(names, values, sizes)
-
-    def _logs(self) -> dict[str, float]:
-        return self._running.logs()
-
     # --- fit / evaluate / predict --------------------------------------------------
 
-    def fit(
-        self,
-        x: Any = None,
-        y: Any = None,
-        batch_size: int | None = None,
-        epochs: int = 1,
-        verbose: Any = "auto",
-        callbacks: list | None = None,
-        validation_split: float = 0.0,
-        validation_data: Any = None,
-        shuffle: bool = True,
-        class_weight: Any = None,
-        sample_weight: Any = None,
-        initial_epoch: int = 0,
-        steps_per_epoch: int | None = None,
-        validation_steps: int | None = None,
-        validation_batch_size: int | None = None,
-        validation_freq: int = 1,
-        steps_per_execution: int = 1,
-    ):
-        """Keras's ``fit``. Epoch ``e`` shuffles with a permutation drawn from the
-        artifact's seed and ``e`` alone, so training resumed from a checkpoint at
-        ``initial_epoch`` repeats, bit for bit, what uninterrupted training does."""
-        if class_weight is not None or sample_weight is not None:
-            raise NotImplementedError("class_weight and sample_weight are not supported yet")
-        verbose = 1 if verbose == "auto" else verbose
-        batch_size = batch_size or self.manifest["training"]["batch_size"]
-        xs, ys = self._xy(x, y)
-        val = None
-        if validation_data is not None:
-            vx, vy = D.unpack_validation(validation_data)
-            val = self._xy(vx, vy)
-        elif validation_split:
-            (xs, vxs), (ys, vys) = (
-                D.split_tail(xs, validation_split),
-                D.split_tail(ys, validation_split),
-            )
-            val = (vxs, vys)
-        n = len(xs[0])
-        steps = math.ceil(n / batch_size)
-        if steps_per_epoch is not None:
-            steps = min(steps, int(steps_per_epoch))
-        cbs = CallbackList(
-            callbacks,
-            model=self,
-            add_history=True,
-            add_progbar=verbose != 0,
-            verbose=verbose,
-            epochs=epochs,
-            steps=steps,
-        )
-        sources = {**dict(zip(self.input_names, xs)), **dict(zip(self.label_names, ys))}
-        chunk = chunk_size(steps_per_execution, cbs, "train", steps)
-        self.stop_training = False
-        cbs.on_train_begin()
-        logs: dict = {}
-        seed = self.manifest["training"]["seed"]
-        for epoch in range(initial_epoch, epochs):
-            self.reset_metrics()
-            cbs.on_epoch_begin(epoch)
-            order = np.random.default_rng([seed, epoch]).permutation(n) if shuffle else np.arange(n)
-            logs = epoch_steps(
-                self._programs["train"],
-                sources,
-                order,
-                batch_size,
-                steps,
-                cbs,
-                "train",
-                chunk,
-                self,
-            )
-            epoch_logs = dict(logs)
-            if val is not None and (epoch + 1) % validation_freq == 0:
-                val_logs = self._evaluate_arrays(
-                    *val, validation_batch_size or batch_size, validation_steps, cbs
-                )
-                epoch_logs.update({f"val_{k}": v for k, v in val_logs.items()})
-            self.epochs_done = epoch + 1
-            cbs.on_epoch_end(epoch, epoch_logs)
-            if self.stop_training:
-                break
-        cbs.on_train_end(logs)
-        return self.history
+    def _data_for(self, method: str, x, y):
+        return self._prepare_xy(x, y)
 
-    def _evaluate_arrays(self, xs, ys, batch_size, steps, cbs) -> dict[str, float]:
-        self.reset_metrics()
-        n = len(xs[0])
-        total = (
-            math.ceil(n / batch_size) if steps is None else min(math.ceil(n / batch_size), steps)
-        )
-        sources = {**dict(zip(self.input_names, xs)), **dict(zip(self.label_names, ys))}
-        cbs.on_test_begin()
-        chunk = chunk_size(1, cbs, "eval", total)
-        logs = epoch_steps(
-            self._programs["eval"],
-            sources,
-            np.arange(n),
-            batch_size,
-            total,
-            cbs,
-            "eval",
-            chunk,
-            self,
-        )
-        cbs.on_test_end(logs)
-        return logs
+    def _epoch_order(self, epoch: int, n: int) -> np.ndarray:
+        """A permutation drawn from the artifact's seed and ``epoch`` alone, so training
+        resumed from a checkpoint at ``initial_epoch`` repeats, bit for bit, what
+        uninterrupted training does."""
+        return np.random.default_rng([self.manifest["training"]["seed"], epoch]).permutation(n)
 
-    def evaluate(
-        self,
-        x: Any = None,
-        y: Any = None,
-        batch_size: int | None = None,
-        verbose: Any = "auto",
-        sample_weight: Any = None,
-        steps: int | None = None,
-        callbacks: list | None = None,
-        return_dict: bool = False,
-    ):
-        if sample_weight is not None:
-            raise NotImplementedError("sample_weight is not supported yet")
-        verbose = 1 if verbose == "auto" else verbose
-        batch_size = batch_size or 32
-        xs, ys = self._xy(x, y)
-        total = math.ceil(len(xs[0]) / batch_size)
-        cbs = CallbackList(
-            callbacks,
-            model=self,
-            add_progbar=verbose != 0,
-            verbose=verbose,
-            epochs=1,
-            steps=total if steps is None else min(steps, total),
-        )
-        logs = self._evaluate_arrays(xs, ys, batch_size, steps, cbs)
-        if return_dict:
-            return dict(logs)
-        names = ["loss", *self.manifest["metrics"]]
-        values = [logs[k] for k in names if k in logs] + [
-            logs[k] for k in sorted(logs) if k not in names
-        ]
-        return values[0] if len(values) == 1 else values
+    def _epoch_finished(self, epoch: int) -> None:
+        self.epochs_done = epoch + 1
+
+    def _run_steps(self, kind: str, xs, ys, order, batch_size: int, steps: int, cbs) -> dict:
+        sources = {**dict(zip(self.input_names, xs)), **dict(zip(self.label_names, ys))}
+        chunk = chunk_size(self.steps_per_execution, cbs, kind, steps)
+        program = self._programs[kind]
+        return epoch_steps(program, sources, order, batch_size, steps, cbs, kind, chunk, self)
+
+    @property
+    def metrics_names(self) -> list[str]:
+        return ["loss", *self.manifest["metrics"]]
 
     def predict(
         self,
@@ -334,7 +206,7 @@ class LoadedModel:
         callbacks: list | None = None,
     ):
         verbose = 1 if verbose == "auto" else verbose
-        batch_size = batch_size or 32
+        batch_size = self._batch_size(batch_size)
         xs = self._arrays(x, self.input_names, "input")
         n = len(xs[0])
         total = (

@@ -19,6 +19,7 @@ from kcompile.models import graphs as G
 from kcompile.runtime import BACKENDS, make_executable
 from kcompile.runtime.logs import RunningLogs
 from kcompile.runtime.steps import chunk_size, epoch_steps
+from kcompile.runtime.training import TrainingLoop
 from passes import PassManager, default_passes
 
 
@@ -31,7 +32,7 @@ class _Compiled:
         self.metric_order: list[str] = []
 
 
-class Trainer:
+class Trainer(TrainingLoop):
     def __init__(self) -> None:
         self._compiled: _Compiled | None = None
         self.stop_training = False
@@ -225,143 +226,26 @@ class Trainer:
 
     # --- metrics --------------------------------------------------------------
 
-    def reset_metrics(self) -> None:
-        self._running.reset()
-
-    def _accumulate(self, names: list[str], values: np.ndarray, sizes: np.ndarray) -> None:
-        self._running.add(names, values, sizes)
-
-    def _logs(self) -> dict[str, float]:
-        return self._running.logs()
-
     @property
     def metrics_names(self) -> list[str]:
         order = self._compiled.metric_order if self._compiled else []
         return ["loss", *order]
 
-    def _flatten_in_order(self, logs: dict[str, float]):
-        names = self.metrics_names
-        results = [logs[n] for n in names if n in logs]
-        results += [logs[k] for k in sorted(logs) if k not in names]
-        return results[0] if len(results) == 1 else results
-
     # --- fit / evaluate / predict -------------------------------------------------
 
-    def fit(
-        self,
-        x: Any = None,
-        y: Any = None,
-        batch_size: int | None = None,
-        epochs: int = 1,
-        verbose: Any = "auto",
-        callbacks: list | None = None,
-        validation_split: float = 0.0,
-        validation_data: Any = None,
-        shuffle: bool = True,
-        class_weight: Any = None,
-        sample_weight: Any = None,
-        initial_epoch: int = 0,
-        steps_per_epoch: int | None = None,
-        validation_steps: int | None = None,
-        validation_batch_size: int | None = None,
-        validation_freq: int = 1,
-    ):
-        self._require_compiled("fit")
-        if class_weight is not None or sample_weight is not None:
-            raise NotImplementedError("class_weight and sample_weight are not supported yet")
-        verbose = 1 if verbose == "auto" else verbose
-        batch_size = _check_batch_size(batch_size)
-        xs = D.prepare_inputs(self, x) if self.built else None
-        if xs is None:
-            self._ensure_built([np.asarray(x)])
-            xs = D.prepare_inputs(self, x)
-        ys = D.prepare_labels(self, y, len(xs[0]))
-        val = None
-        if validation_data is not None:
-            vx, vy = D.unpack_validation(validation_data)
-            vxs = D.prepare_inputs(self, vx)
-            val = (vxs, D.prepare_labels(self, vy, len(vxs[0])))
-        elif validation_split:
-            (xs, vxs), (ys, vys) = (
-                D.split_tail(xs, validation_split),
-                D.split_tail(ys, validation_split),
-            )
-            val = (vxs, vys)
-        n = len(xs[0])
-        steps = math.ceil(n / batch_size)
-        if steps_per_epoch is not None:
-            steps = min(steps, int(steps_per_epoch))
-        cbs = CallbackList(
-            callbacks,
-            model=self,
-            add_history=True,
-            add_progbar=verbose != 0,
-            verbose=verbose,
-            epochs=epochs,
-            steps=steps,
-        )
-        self.stop_training = False
-        cbs.on_train_begin()
-        logs: dict = {}
-        for epoch in range(initial_epoch, epochs):
-            self.reset_metrics()
-            cbs.on_epoch_begin(epoch)
-            order = session.rng().permutation(n) if shuffle else np.arange(n)
-            logs = self._run_steps("train", xs, ys, order, batch_size, steps, cbs)
-            epoch_logs = dict(logs)
-            if val is not None and (epoch + 1) % validation_freq == 0:
-                val_logs = self._evaluate_arrays(
-                    val[0], val[1], validation_batch_size or batch_size, validation_steps, cbs
-                )
-                epoch_logs.update({f"val_{k}": v for k, v in val_logs.items()})
-            cbs.on_epoch_end(epoch, epoch_logs)
-            if self.stop_training:
-                break
-        cbs.on_train_end(logs)
-        return self.history
-
-    def _evaluate_arrays(self, xs, ys, batch_size, steps, cbs) -> dict[str, float]:
-        self.reset_metrics()
-        n = len(xs[0])
-        total = math.ceil(n / batch_size)
-        if steps is not None:
-            total = min(total, int(steps))
-        cbs.on_test_begin()
-        logs = self._run_steps("eval", xs, ys, np.arange(n), batch_size, total, cbs)
-        cbs.on_test_end(logs)
-        return logs
-
-    def evaluate(
-        self,
-        x: Any = None,
-        y: Any = None,
-        batch_size: int | None = None,
-        verbose: Any = "auto",
-        sample_weight: Any = None,
-        steps: int | None = None,
-        callbacks: list | None = None,
-        return_dict: bool = False,
-        **kwargs: Any,
-    ):
-        self._require_compiled("evaluate")
-        if sample_weight is not None:
-            raise NotImplementedError("sample_weight is not supported yet")
-        verbose = 1 if verbose == "auto" else verbose
-        batch_size = _check_batch_size(batch_size)
+    def _data_for(self, method: str, x: Any, y: Any):
+        """Checked arrays for ``fit``/``evaluate``, building the model from ``x`` if it
+        was not built yet."""
+        self._require_compiled(method)
         self._ensure_built([np.asarray(x)] if not isinstance(x, list | tuple | dict) else None)
+        return self._prepare_xy(x, y)
+
+    def _prepare_xy(self, x: Any, y: Any) -> tuple[list[np.ndarray], list[np.ndarray]]:
         xs = D.prepare_inputs(self, x)
-        ys = D.prepare_labels(self, y, len(xs[0]))
-        n_steps = math.ceil(len(xs[0]) / batch_size)
-        cbs = CallbackList(
-            callbacks,
-            model=self,
-            add_progbar=verbose != 0,
-            verbose=verbose,
-            epochs=1,
-            steps=n_steps if steps is None else min(steps, n_steps),
-        )
-        logs = self._evaluate_arrays(xs, ys, batch_size, steps, cbs)
-        return dict(logs) if return_dict else self._flatten_in_order(logs)
+        return xs, D.prepare_labels(self, y, len(xs[0]))
+
+    def _epoch_order(self, epoch: int, n: int) -> np.ndarray:
+        return session.rng().permutation(n)
 
     def predict(
         self,
@@ -372,7 +256,7 @@ class Trainer:
         callbacks: list | None = None,
     ):
         verbose = 1 if verbose == "auto" else verbose
-        batch_size = _check_batch_size(batch_size)
+        batch_size = self._batch_size(batch_size)
         self._ensure_built([np.asarray(x)] if not isinstance(x, list | tuple | dict) else None)
         xs = D.prepare_inputs(self, x)
         n = len(xs[0])
@@ -482,11 +366,3 @@ class Trainer:
                 f"'{self.name}' has {len(mine)}"
             )
         self.set_weights(arrays)
-
-
-def _check_batch_size(batch_size: int | None) -> int:
-    if batch_size is None:
-        return 32
-    if not isinstance(batch_size, int | np.integer) or batch_size < 1:
-        raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
-    return int(batch_size)

@@ -1,0 +1,200 @@
+"""Keras's ``fit`` and ``evaluate`` loops over prepared arrays, shared by compiled
+models and by loaded artifacts.
+
+A class that mixes this in provides ``_data_for(method, x, y)`` (user data to
+checked arrays), ``_run_steps(kind, xs, ys, order, batch_size, steps, cbs)`` (an
+epoch's steps through its epoch loop), ``_epoch_order(epoch, n)`` (the shuffled row
+order), ``metrics_names``, ``default_batch_size`` and a ``RunningLogs`` in
+``_running``.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+
+from kcompile.callbacks import CallbackList
+from kcompile.models import data as D
+
+
+class TrainingLoop:
+    stop_training: bool = False
+    history: Any = None
+    default_batch_size: int = 32
+
+    def fit(
+        self,
+        x: Any = None,
+        y: Any = None,
+        batch_size: int | None = None,
+        epochs: int = 1,
+        verbose: Any = "auto",
+        callbacks: list | None = None,
+        validation_split: float = 0.0,
+        validation_data: Any = None,
+        shuffle: bool = True,
+        class_weight: Any = None,
+        sample_weight: Any = None,
+        initial_epoch: int = 0,
+        steps_per_epoch: int | None = None,
+        validation_steps: int | None = None,
+        validation_batch_size: int | None = None,
+        validation_freq: int = 1,
+    ):
+        if class_weight is not None or sample_weight is not None:
+            raise NotImplementedError("class_weight and sample_weight are not supported yet")
+        batch_size = self._batch_size(batch_size)
+        xs, ys = self._data_for("fit", x, y)
+        xs, ys, val = self._validation(xs, ys, validation_data, validation_split)
+        return self._fit_arrays(
+            xs,
+            ys,
+            val,
+            batch_size,
+            epochs,
+            1 if verbose == "auto" else verbose,
+            callbacks,
+            shuffle,
+            initial_epoch,
+            steps_per_epoch,
+            validation_steps,
+            validation_batch_size,
+            validation_freq,
+        )
+
+    def evaluate(
+        self,
+        x: Any = None,
+        y: Any = None,
+        batch_size: int | None = None,
+        verbose: Any = "auto",
+        sample_weight: Any = None,
+        steps: int | None = None,
+        callbacks: list | None = None,
+        return_dict: bool = False,
+        **kwargs: Any,
+    ):
+        if sample_weight is not None:
+            raise NotImplementedError("sample_weight is not supported yet")
+        batch_size = self._batch_size(batch_size)
+        xs, ys = self._data_for("evaluate", x, y)
+        verbose = 1 if verbose == "auto" else verbose
+        total = math.ceil(len(xs[0]) / batch_size)
+        cbs = CallbackList(
+            callbacks,
+            model=self,
+            add_progbar=verbose != 0,
+            verbose=verbose,
+            epochs=1,
+            steps=total if steps is None else min(steps, total),
+        )
+        logs = self._evaluate_arrays(xs, ys, batch_size, steps, cbs)
+        return dict(logs) if return_dict else self._flatten_in_order(logs)
+
+    def _batch_size(self, batch_size: int | None) -> int:
+        if batch_size is None:
+            return self.default_batch_size
+        if not isinstance(batch_size, int | np.integer) or batch_size < 1:
+            raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
+        return int(batch_size)
+
+    # --- the epoch's running loss and metrics ------------------------------------------
+
+    def reset_metrics(self) -> None:
+        self._running.reset()
+
+    def _accumulate(self, names: list[str], values: np.ndarray, sizes: np.ndarray) -> None:
+        self._running.add(names, values, sizes)
+
+    def _logs(self) -> dict[str, float]:
+        return self._running.logs()
+
+    def _flatten_in_order(self, logs: dict[str, float]):
+        names = self.metrics_names
+        results = [logs[n] for n in names if n in logs]
+        results += [logs[k] for k in sorted(logs) if k not in names]
+        return results[0] if len(results) == 1 else results
+
+    # --- fit ------------------------------------------------------------------------------
+
+    def _validation(self, xs, ys, validation_data: Any, validation_split: float):
+        """(training xs, ys, validation (xs, ys) or None): ``validation_data`` wins over
+        ``validation_split``, which takes the last samples, before shuffling."""
+        if validation_data is not None:
+            vx, vy = D.unpack_validation(validation_data)
+            return xs, ys, self._prepare_xy(vx, vy)
+        if validation_split:
+            (xs, vxs), (ys, vys) = (
+                D.split_tail(xs, validation_split),
+                D.split_tail(ys, validation_split),
+            )
+            return xs, ys, (vxs, vys)
+        return xs, ys, None
+
+    def _fit_arrays(
+        self,
+        xs: list[np.ndarray],
+        ys: list[np.ndarray],
+        val,
+        batch_size: int,
+        epochs: int,
+        verbose: int,
+        callbacks: list | None,
+        shuffle: bool,
+        initial_epoch: int,
+        steps_per_epoch: int | None,
+        validation_steps: int | None,
+        validation_batch_size: int | None,
+        validation_freq: int,
+    ):
+        n = len(xs[0])
+        steps = math.ceil(n / batch_size)
+        if steps_per_epoch is not None:
+            steps = min(steps, int(steps_per_epoch))
+        cbs = CallbackList(
+            callbacks,
+            model=self,
+            add_history=True,
+            add_progbar=verbose != 0,
+            verbose=verbose,
+            epochs=epochs,
+            steps=steps,
+        )
+        self.stop_training = False
+        cbs.on_train_begin()
+        logs: dict = {}
+        for epoch in range(initial_epoch, epochs):
+            self.reset_metrics()
+            cbs.on_epoch_begin(epoch)
+            order = self._epoch_order(epoch, n) if shuffle else np.arange(n)
+            logs = self._run_steps("train", xs, ys, order, batch_size, steps, cbs)
+            epoch_logs = dict(logs)
+            if val is not None and (epoch + 1) % validation_freq == 0:
+                val_logs = self._evaluate_arrays(
+                    val[0], val[1], validation_batch_size or batch_size, validation_steps, cbs
+                )
+                epoch_logs.update({f"val_{k}": v for k, v in val_logs.items()})
+            self._epoch_finished(epoch)
+            cbs.on_epoch_end(epoch, epoch_logs)
+            if self.stop_training:
+                break
+        cbs.on_train_end(logs)
+        return self.history
+
+    def _epoch_finished(self, epoch: int) -> None:
+        """Called after each epoch's steps and validation, before ``on_epoch_end``."""
+
+    # --- evaluate --------------------------------------------------------------------------
+
+    def _evaluate_arrays(self, xs, ys, batch_size: int, steps: int | None, cbs) -> dict:
+        self.reset_metrics()
+        n = len(xs[0])
+        total = math.ceil(n / batch_size)
+        if steps is not None:
+            total = min(total, int(steps))
+        cbs.on_test_begin()
+        logs = self._run_steps("eval", xs, ys, np.arange(n), batch_size, total, cbs)
+        cbs.on_test_end(logs)
+        return logs
