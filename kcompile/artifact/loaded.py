@@ -20,7 +20,6 @@ from kcompile.artifact.container import ArtifactError, npz_bytes, read_artifact,
 from kcompile.artifact.cpu import machine_arch, missing_flags
 from kcompile.artifact.info import describe
 from kcompile.artifact.native import STEPS, load_code
-from kcompile.callbacks import CallbackList
 from kcompile.models import data as D
 from kcompile.runtime.logs import RunningLogs
 from kcompile.runtime.program import NativeProgram
@@ -197,38 +196,12 @@ class LoadedModel(TrainingLoop):
     def metrics_names(self) -> list[str]:
         return ["loss", *self.manifest["metrics"]]
 
-    def predict(
-        self,
-        x: Any,
-        batch_size: int | None = None,
-        verbose: Any = "auto",
-        steps: int | None = None,
-        callbacks: list | None = None,
-    ):
-        verbose = 1 if verbose == "auto" else verbose
-        batch_size = self._batch_size(batch_size)
-        xs = self._arrays(x, self.input_names, "input")
-        n = len(xs[0])
-        total = (
-            math.ceil(n / batch_size) if steps is None else min(math.ceil(n / batch_size), steps)
-        )
-        cbs = CallbackList(
-            callbacks, model=self, add_progbar=verbose != 0, verbose=verbose, epochs=1, steps=total
-        )
-        cbs.on_predict_begin()
-        program = self._programs["predict"]
-        chunks = []
-        for step in range(total):
-            rows = slice(step * batch_size, min((step + 1) * batch_size, n))
-            cbs.on_predict_batch_begin(step)
-            out = program(dict(zip(self.input_names, (a[rows] for a in xs))))
-            chunks.append([np.array(out[f"out/{name}"]) for name in self.output_names])
-            cbs.on_predict_batch_end(step, {"outputs": chunks[-1]})
-        cbs.on_predict_end()
-        if not chunks:
-            raise ValueError("predict got no samples")
-        outs = [np.concatenate(parts) for parts in zip(*chunks)]
-        return outs[0] if len(outs) == 1 else outs
+    def _inputs_for(self, x: Any) -> list[np.ndarray]:
+        return self._arrays(x, self.input_names, "input")
+
+    def _predict_batch(self, xs: list[np.ndarray]) -> list[np.ndarray]:
+        out = self._programs["predict"](dict(zip(self.input_names, xs)))
+        return [np.array(out[f"out/{name}"]) for name in self.output_names]
 
     # --- checkpoints and checks ------------------------------------------------------
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 import os
 from typing import Any
 
@@ -12,7 +11,6 @@ from ir import TensorType
 from kcompile import backend as session
 from kcompile import losses as losses_mod
 from kcompile import optimizers as optimizers_mod
-from kcompile.callbacks import CallbackList
 from kcompile.files import atomic_write
 from kcompile.models import data as D
 from kcompile.models import graphs as G
@@ -247,37 +245,9 @@ class Trainer(TrainingLoop):
     def _epoch_order(self, epoch: int, n: int) -> np.ndarray:
         return session.rng().permutation(n)
 
-    def predict(
-        self,
-        x: Any,
-        batch_size: int | None = None,
-        verbose: Any = "auto",
-        steps: int | None = None,
-        callbacks: list | None = None,
-    ):
-        verbose = 1 if verbose == "auto" else verbose
-        batch_size = self._batch_size(batch_size)
+    def _inputs_for(self, x: Any) -> list[np.ndarray]:
         self._ensure_built([np.asarray(x)] if not isinstance(x, list | tuple | dict) else None)
-        xs = D.prepare_inputs(self, x)
-        n = len(xs[0])
-        total = math.ceil(n / batch_size)
-        if steps is not None:
-            total = min(total, int(steps))
-        cbs = CallbackList(
-            callbacks, model=self, add_progbar=verbose != 0, verbose=verbose, epochs=1, steps=total
-        )
-        cbs.on_predict_begin()
-        chunks: list[list[np.ndarray]] = []
-        for step in range(total):
-            sl = slice(step * batch_size, min((step + 1) * batch_size, n))
-            cbs.on_predict_batch_begin(step)
-            chunks.append(self._predict_batch([a[sl] for a in xs]))
-            cbs.on_predict_batch_end(step, {"outputs": chunks[-1]})
-        cbs.on_predict_end()
-        if not chunks:
-            raise ValueError("predict got no samples")
-        outs = [np.concatenate(parts) for parts in zip(*chunks)]
-        return outs[0] if len(outs) == 1 else outs
+        return D.prepare_inputs(self, x)
 
     def _predict_batch(self, xs: list[np.ndarray]) -> list[np.ndarray]:
         out = self._executable("predict")(dict(zip(self.input_names, xs)))

@@ -1,11 +1,11 @@
-"""Keras's ``fit`` and ``evaluate`` loops over prepared arrays, shared by compiled
-models and by loaded artifacts.
+"""Keras's ``fit``, ``evaluate`` and ``predict`` loops over checked arrays, shared by
+compiled models and by loaded artifacts.
 
-A class that mixes this in provides ``_data_for(method, x, y)`` (user data to
-checked arrays), ``_run_steps(kind, xs, ys, order, batch_size, steps, cbs)`` (an
-epoch's steps through its epoch loop), ``_epoch_order(epoch, n)`` (the shuffled row
-order), ``metrics_names``, ``default_batch_size`` and a ``RunningLogs`` in
-``_running``.
+A class that mixes this in provides ``_data_for(method, x, y)`` and ``_inputs_for(x)``
+(user data to checked arrays), ``_run_steps(kind, xs, ys, order, batch_size, steps,
+cbs)`` (an epoch's steps through its epoch loop), ``_predict_batch(xs)``,
+``_epoch_order(epoch, n)`` (the shuffled row order), ``metrics_names``,
+``default_batch_size`` and a ``RunningLogs`` in ``_running``.
 """
 
 from __future__ import annotations
@@ -92,6 +92,37 @@ class TrainingLoop:
         )
         logs = self._evaluate_arrays(xs, ys, batch_size, steps, cbs)
         return dict(logs) if return_dict else self._flatten_in_order(logs)
+
+    def predict(
+        self,
+        x: Any,
+        batch_size: int | None = None,
+        verbose: Any = "auto",
+        steps: int | None = None,
+        callbacks: list | None = None,
+    ):
+        verbose = 1 if verbose == "auto" else verbose
+        batch_size = self._batch_size(batch_size)
+        xs = self._inputs_for(x)
+        n = len(xs[0])
+        total = math.ceil(n / batch_size)
+        if steps is not None:
+            total = min(total, int(steps))
+        cbs = CallbackList(
+            callbacks, model=self, add_progbar=verbose != 0, verbose=verbose, epochs=1, steps=total
+        )
+        cbs.on_predict_begin()
+        chunks: list[list[np.ndarray]] = []
+        for step in range(total):
+            sl = slice(step * batch_size, min((step + 1) * batch_size, n))
+            cbs.on_predict_batch_begin(step)
+            chunks.append(self._predict_batch([a[sl] for a in xs]))
+            cbs.on_predict_batch_end(step, {"outputs": chunks[-1]})
+        cbs.on_predict_end()
+        if not chunks:
+            raise ValueError("predict got no samples")
+        outs = [np.concatenate(parts) for parts in zip(*chunks)]
+        return outs[0] if len(outs) == 1 else outs
 
     def _batch_size(self, batch_size: int | None) -> int:
         if batch_size is None:
