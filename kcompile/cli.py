@@ -210,16 +210,22 @@ def cmd_run(args: argparse.Namespace) -> int:
         print(f"{args.artifact}: {start} epochs already done (asked for {args.epochs})")
         return 0
     print(f"training {args.artifact} from epoch {start + 1} to {args.epochs}")
-    loaded.fit(
-        xs if len(xs) > 1 else xs[0],
-        ys if len(ys) > 1 else ys[0],
-        batch_size=args.batch_size,
-        epochs=args.epochs,
-        initial_epoch=start,
-        validation_data=None if val is None else (val[0][0], val[1][0]),
-        callbacks=[Checkpoint()],
-        verbose=args.verbose,
-    )
+    try:
+        loaded.fit(
+            xs if len(xs) > 1 else xs[0],
+            ys if len(ys) > 1 else ys[0],
+            batch_size=args.batch_size,
+            epochs=args.epochs,
+            initial_epoch=start,
+            validation_data=None if val is None else (val[0][0], val[1][0]),
+            callbacks=[Checkpoint()],
+            verbose=args.verbose,
+        )
+    except KeyboardInterrupt:
+        # The weights are those of the last finished step, but a checkpoint stands for
+        # whole epochs (so that resuming repeats training exactly): keep the last one.
+        print(f"\nstopped; {checkpoint} holds {loaded.epochs_done} finished epochs")
+        return 130
     print(f"checkpoint: {checkpoint} ({loaded.epochs_done} epochs done)")
     return 0
 
