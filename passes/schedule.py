@@ -32,13 +32,32 @@ def in_place_targets(graph: Graph) -> dict[Value, Value]:
 
 
 def dependencies(graph: Graph) -> dict[Node, set[Node]]:
+    """Each node's predecessors: its operands' producers, and for a result that may
+    replace an input in place, that input's other readers. Orderings that would close
+    a cycle (two updates that each read the other's old value) are left out: that
+    update is then not done in place (``plan_memory`` checks the order it gets)."""
     producer = {v: n for n in graph.nodes for v in n.outputs}
     deps = {n: {producer[v] for v in n.inputs if v in producer} for n in graph.nodes}
     users = graph.users()
     for result, target in in_place_targets(graph).items():
         writer = result.node
-        deps[writer] |= {u for u in users.get(target, []) if u is not writer}
+        readers = {u for u in users.get(target, []) if u is not writer}
+        if not any(_reaches(deps, u, writer) for u in readers):
+            deps[writer] |= readers
     return deps
+
+
+def _reaches(deps: dict[Node, set[Node]], start: Node, goal: Node) -> bool:
+    """Whether ``start`` depends, directly or not, on ``goal``."""
+    seen, stack = set(), [start]
+    while stack:
+        node = stack.pop()
+        if node is goal:
+            return True
+        if node not in seen:
+            seen.add(node)
+            stack.extend(deps[node])
+    return False
 
 
 def schedule(graph: Graph) -> Graph:
