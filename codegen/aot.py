@@ -15,9 +15,10 @@ import shutil
 import subprocess
 import tempfile
 
+from codegen.gemm import Tile
 from codegen.module import lower_graph
 from codegen.runtime import runtime_ir
-from codegen.target import CompileTimes, compile_module
+from codegen.target import CompileTimes, HostInfo, compile_module
 from ir import Graph
 
 
@@ -25,14 +26,18 @@ class LinkError(RuntimeError):
     """The system C compiler could not link the shared libraries."""
 
 
-def graph_object(graph: Graph, times: CompileTimes | None = None) -> bytes:
-    """``graph``'s kernels, entry and epoch loop as position-independent object code."""
+def graph_object(graph: Graph, target: HostInfo, times: CompileTimes | None = None) -> bytes:
+    """``graph``'s kernels, entry and epoch loop as position-independent object code
+    for ``target``."""
     times = times or CompileTimes()
-    return compile_module(lower_graph(graph, times).llvm_ir, times, pic=True).object_code
+    llvm_ir = lower_graph(graph, times).llvm_ir
+    return compile_module(llvm_ir, times, pic=True, target=target).object_code
 
 
-def runtime_object(times: CompileTimes | None = None) -> bytes:
-    return compile_module(runtime_ir(), times or CompileTimes(), pic=True).object_code
+def runtime_object(target: HostInfo, times: CompileTimes | None = None) -> bytes:
+    """The runtime library for ``target``, with the matrix-product tile its vectors fit."""
+    llvm_ir = runtime_ir(Tile.for_host(target.has))
+    return compile_module(llvm_ir, times or CompileTimes(), pic=True, target=target).object_code
 
 
 def find_linker() -> str | None:

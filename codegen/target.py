@@ -38,6 +38,26 @@ class HostInfo:
         return f"+{feature}" in self.features.split(",")
 
 
+# The x86-64 micro-architecture levels, as LLVM features: code built for a level
+# runs on every CPU that has it, Intel's or AMD's.
+_V2 = "+cx16,+popcnt,+sahf,+sse,+sse2,+sse3,+ssse3,+sse4.1,+sse4.2"
+_V3 = _V2 + ",+avx,+avx2,+bmi,+bmi2,+f16c,+fma,+lzcnt,+movbe,+xsave"
+LEVELS = {
+    "x86-64-v2": _V2,
+    "x86-64-v3": _V3,
+    "x86-64-v4": _V3 + ",+avx512f,+avx512bw,+avx512cd,+avx512dq,+avx512vl",
+}
+
+
+def for_cpu(cpu: str) -> HostInfo:
+    """The host (``"host"``) or an x86-64 level (``LEVELS``) as a target."""
+    if cpu == "host":
+        return host()
+    if cpu not in LEVELS:
+        raise ValueError(f"unknown target CPU {cpu!r}; expected host or one of {sorted(LEVELS)}")
+    return HostInfo(host().triple, cpu, LEVELS[cpu])
+
+
 @functools.cache
 def host() -> HostInfo:
     _init()
@@ -46,9 +66,11 @@ def host() -> HostInfo:
     )
 
 
-def target_machine(jit: bool = True):
-    """A fresh target machine for the host (MCJIT takes ownership of the one it gets)."""
-    info = host()
+def target_machine(jit: bool = True, info: HostInfo | None = None):
+    """A fresh target machine for the host, or for ``info`` (MCJIT takes ownership of
+    the one it gets)."""
+    _init()
+    info = info or host()
     target = llvm.Target.from_triple(info.triple)
     if jit:
         return target.create_target_machine(
@@ -76,15 +98,20 @@ class Compiled:
 
 
 def compile_module(
-    llvm_ir: str, times: CompileTimes, want_ir: bool = False, pic: bool = False
+    llvm_ir: str,
+    times: CompileTimes,
+    want_ir: bool = False,
+    pic: bool = False,
+    target: HostInfo | None = None,
 ) -> Compiled:
     """Parse, verify, optimize at O3 (loop + SLP vectorization) and emit object code;
-    ``pic``: position-independent code for a shared library, else code for MCJIT."""
+    ``pic``: position-independent code for a shared library, else code for MCJIT;
+    ``target``: another CPU than the host's (with ``pic`` only: MCJIT runs here)."""
     _init()
     t0 = time.perf_counter()
     module = llvm.parse_assembly(llvm_ir)
     module.verify()
-    tm = target_machine(jit=not pic)
+    tm = target_machine(jit=not pic, info=target if pic else None)
     module.triple = host().triple
     module.data_layout = str(tm.target_data)
     t1 = time.perf_counter()

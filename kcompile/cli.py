@@ -6,7 +6,7 @@
     kcompile memory MODEL.py [--budget 64MiB]
     kcompile check MODEL.py [--step train]
     kcompile profile MODEL.py [--step train] [--batch 32] [--calls 100]
-    kcompile build MODEL.py -o model.kc     an ahead-of-time artifact
+    kcompile build MODEL.py -o model.kc [--cpu host|x86-64-v3]   an artifact
     kcompile info model.kc                  print an artifact's manifest
     kcompile run model.kc --data DIR --epochs N [--checkpoint PATH]
 
@@ -163,7 +163,10 @@ def cmd_profile(args: argparse.Namespace) -> int:
 
 def cmd_build(args: argparse.Namespace) -> int:
     model = load_model_file(args.model)
-    manifest = model.export(args.output, seed=args.seed)
+    try:
+        manifest = model.export(args.output, seed=args.seed, cpu=args.cpu)
+    except ValueError as e:
+        raise SystemExit(f"kcompile: {e}") from None
     size = os.path.getsize(args.output)
     print(
         f"wrote {args.output} ({size / 1024:.0f} KiB, {manifest['library']['kind']} code, "
@@ -266,6 +269,11 @@ def main(argv: list[str] | None = None) -> int:
     build.add_argument("model")
     build.add_argument("-o", "--output", required=True, help="the artifact file, e.g. model.kc")
     build.add_argument("--seed", type=int, default=0, help="seed of the shuffling of `run`")
+    build.add_argument(
+        "--cpu",
+        default="host",
+        help="host (this CPU, every feature it has) or x86-64-v2/-v3/-v4 (any CPU with it)",
+    )
     build.set_defaults(run=cmd_build)
     info = sub.add_parser("info", help="print an artifact's manifest")
     info.add_argument("artifact")

@@ -171,6 +171,22 @@ def test_object_code_when_no_linker(tmp_path, monkeypatch):
     )
 
 
+def test_portable_cpu_levels(tmp_path):
+    path = str(tmp_path / "v2.kc")
+    manifest = _model().export(path, cpu="x86-64-v2")  # SSE4.2: no AVX anywhere
+    assert manifest["target"]["cpu"] == "x86-64-v2"
+    assert "sse4_2" in manifest["target"]["requires"]
+    assert not {"avx", "avx2", "fma", "sse4a"} & set(manifest["target"]["requires"])
+    x, _ = _data()
+    loaded = keras.load(path)
+    assert loaded.selfcheck()["reference"] < 1e-5
+    np.testing.assert_allclose(
+        loaded.predict(x, verbose=0), _model().predict(x, verbose=0), rtol=1e-5, atol=1e-6
+    )
+    with pytest.raises(ValueError, match="unknown target CPU 'pentium'"):
+        _model().export(str(tmp_path / "old.kc"), cpu="pentium")
+
+
 def test_refuses_truncated_and_tampered_artifacts(artifact, tmp_path):
     path, _ = artifact
     with open(path, "rb") as f:

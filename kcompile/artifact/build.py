@@ -16,7 +16,7 @@ import numpy as np
 
 from codegen.aot import find_linker, graph_object, link_shared, runtime_object
 from codegen.cache import codegen_digest
-from codegen.target import host
+from codegen.target import for_cpu
 from ir import print_graph
 from kcompile.artifact.container import (
     FORMAT,
@@ -32,14 +32,20 @@ from kcompile.models import graphs as G
 PROBE_ROWS = 4
 
 
-def export(model, path: str, probe=None, seed: int = 0, batch_size: int = 32) -> dict:
+def export(
+    model, path: str, probe=None, seed: int = 0, batch_size: int = 32, cpu: str = "host"
+) -> dict:
     """Write ``model`` (compiled and built) as an artifact at ``path``; returns its
     manifest. ``probe``: an input array (or list/dict, as ``predict`` takes) whose first
     rows become the probe batch; random inputs of the model's signature otherwise.
-    ``seed`` makes the shuffling of training with the loaded artifact reproducible."""
+    ``seed`` makes the shuffling of training with the loaded artifact reproducible.
+    ``cpu``: ``"host"`` (this machine's CPU and every feature it has) or an x86-64
+    level (``x86-64-v2``, ``-v3``, ``-v4``) for an artifact that loads on any CPU with
+    that level."""
     from kcompile import __version__
     from kcompile.models import data as D
 
+    target = for_cpu(cpu)
     model._require_compiled("export")
     if not model.built:
         raise ValueError(f"export: model '{model.name}' is not built; give it an Input")
@@ -54,7 +60,7 @@ def export(model, path: str, probe=None, seed: int = 0, batch_size: int = 32) ->
         text = print_graph(exe.graph)
         members[f"graphs/{kind}.kir"] = text.encode()
         steps[kind] = _step_entry(kind, exe.graph, text)
-    library = _native_code(exes, members, steps)
+    library = _native_code(exes, members, steps, target)
     state = _state(model)
     members["state.npz"] = npz_bytes([array for _, array, _ in state])
     xs = _probe_inputs(model, probe, D)
@@ -70,10 +76,10 @@ def export(model, path: str, probe=None, seed: int = 0, batch_size: int = 32) ->
         "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "target": {
             "arch": machine_arch(),
-            "triple": host().triple,
-            "cpu": host().cpu,
-            "features": host().features,
-            "requires": required_flags(host().features),
+            "triple": target.triple,
+            "cpu": target.cpu,
+            "features": target.features,
+            "requires": required_flags(target.features),
         },
         "library": library,
         "model": {
@@ -117,10 +123,10 @@ def _memory_summary(graph) -> dict:
     return {"batch": plan.max_batch, "arena_bytes": plan.arena_bytes, "unplanned_bytes": total}
 
 
-def _native_code(exes: dict, members: dict[str, bytes], steps: dict) -> dict:
+def _native_code(exes: dict, members: dict[str, bytes], steps: dict, target) -> dict:
     """Object code of every step and of the runtime, linked when a C compiler is there."""
-    objects = {kind: graph_object(exe.graph) for kind, exe in exes.items()}
-    runtime = runtime_object()
+    objects = {kind: graph_object(exe.graph, target) for kind, exe in exes.items()}
+    runtime = runtime_object(target)
     linker = find_linker()
     if linker is None:
         members["obj/runtime.o"] = runtime

@@ -312,14 +312,15 @@ class Trainer(TrainingLoop):
             raise FileExistsError(filepath)
         save_model(self, filepath)
 
-    def export(self, filepath: str, probe: Any = None, seed: int = 0) -> dict:
+    def export(self, filepath: str, probe: Any = None, seed: int = 0, cpu: str = "host") -> dict:
         """An ahead-of-time artifact of this model (``kcompile.load`` reads it): native
-        code of the train, eval and predict steps, weights, optimizer state, a probe
-        batch (the first rows of ``probe``, else random inputs) and a manifest. Written
-        atomically; returns the manifest."""
+        code of the train, eval and predict steps for ``cpu`` (this machine's, or an
+        x86-64 level such as ``"x86-64-v3"`` for any CPU that has it), weights,
+        optimizer state, a probe batch (the first rows of ``probe``, else random inputs)
+        and a manifest. Written atomically; returns the manifest."""
         from kcompile.artifact import export
 
-        return export(self, os.fspath(filepath), probe=probe, seed=seed)
+        return export(self, os.fspath(filepath), probe=probe, seed=seed, cpu=cpu)
 
     def load_weights(self, filepath: str) -> None:
         filepath = os.fspath(filepath)

@@ -35,8 +35,12 @@ class EpochLoop:
         arrays of one element) let another thread watch the step count and stop the
         loop between steps."""
         inputs = batched_data(self.graph)
-        if not inputs:
-            raise NotImplementedError(f"graph {self.graph.name} has no batched data input")
+        unbatched = [v.name for v in self.graph.inputs if v.role == "data" and v not in inputs]
+        if not inputs or unbatched:
+            raise NotImplementedError(
+                f"graph {self.graph.name}: an epoch loop gathers batched data inputs only "
+                f"(has {[v.name for v in inputs]}, and unbatched {unbatched})"
+            )
         names = scalar_results(self.graph)
         given = {v.name for v in self.graph.inputs}
         unlogged = {name for name, _ in self.graph.outputs if name not in given} - set(names)
