@@ -89,3 +89,9 @@ def npz_bytes(arrays: list[np.ndarray]) -> bytes:
     buffer = io.BytesIO()
     np.savez(buffer, *arrays)
     return buffer.getvalue()
+
+
+def npz_arrays(data: bytes) -> list[np.ndarray]:
+    """The arrays of ``npz_bytes``'s output, in order."""
+    with np.load(io.BytesIO(data), allow_pickle=False) as npz:
+        return [npz[f"arr_{i}"] for i in range(len(npz.files))]

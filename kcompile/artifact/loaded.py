@@ -7,7 +7,6 @@ load only artifacts you trust, as with pickle.
 from __future__ import annotations
 
 import hashlib
-import io
 import math
 import os
 from typing import Any
@@ -16,7 +15,13 @@ import numpy as np
 
 from ir import Interpreter, parse_graph
 from ir.interpreter import FeedError
-from kcompile.artifact.container import ArtifactError, npz_bytes, read_artifact, write_artifact
+from kcompile.artifact.container import (
+    ArtifactError,
+    npz_arrays,
+    npz_bytes,
+    read_artifact,
+    write_artifact,
+)
 from kcompile.artifact.cpu import machine_arch, missing_flags
 from kcompile.artifact.info import describe
 from kcompile.artifact.native import STEPS, load_code
@@ -56,7 +61,8 @@ def _check_machine(path: str, manifest: dict) -> None:
     if missing:
         raise ArtifactError(
             f"{path}: the code needs CPU features this machine lacks: {', '.join(missing)} "
-            f"(built for {target['cpu']}); rebuild the artifact on this machine"
+            f"(built for {target['cpu']}); rebuild it here, or build it with "
+            "--cpu x86-64-v3 (or -v2) for any CPU of that level"
         )
 
 
@@ -98,8 +104,12 @@ class LoadedModel(TrainingLoop):
 
     def _read_state(self, data: bytes) -> dict[str, np.ndarray]:
         entries = self.manifest["state"]
-        with np.load(io.BytesIO(data), allow_pickle=False) as npz:
-            arrays = [npz[f"arr_{i}"] for i in range(len(entries))]
+        arrays = npz_arrays(data)
+        if len(arrays) != len(entries):
+            raise ArtifactError(
+                f"{self.path}: the manifest lists {len(entries)} state arrays, "
+                f"state.npz holds {len(arrays)}"
+            )
         state = {}
         for entry, array in zip(entries, arrays):
             if list(array.shape) != entry["shape"] or str(array.dtype) != entry["dtype"]:
@@ -110,14 +120,14 @@ class LoadedModel(TrainingLoop):
     # --- weights ------------------------------------------------------------------
 
     @property
-    def weights_names(self) -> list[str]:
+    def weight_names(self) -> list[str]:
         return list(self.manifest["model"]["weights"])
 
     def get_weights(self) -> list[np.ndarray]:
-        return [self._state[n].copy() for n in self.weights_names]
+        return [self._state[n].copy() for n in self.weight_names]
 
     def set_weights(self, weights: list) -> None:
-        names = self.weights_names
+        names = self.weight_names
         if len(weights) != len(names):
             raise ValueError(
                 f"set_weights: model '{self.name}' has {len(names)} weights, got {len(weights)}"
@@ -134,7 +144,7 @@ class LoadedModel(TrainingLoop):
 
     def _state_digest(self) -> str:
         digest = hashlib.sha256()
-        for name in self.weights_names:
+        for name in self.weight_names:
             digest.update(self._state[name].tobytes())
         return digest.hexdigest()
 
@@ -146,7 +156,7 @@ class LoadedModel(TrainingLoop):
         out = []
         for name, array in zip(names, D.as_array_list(data, names, what)):
             v = self._signature[name]
-            D._check_numeric(array, f"{what} {name!r}")
+            D.check_numeric(array, f"{what} {name!r}")
             want = v.dtype.numpy
             fractional = array.dtype.kind == "f" and not np.all(np.mod(array, 1) == 0)
             if np.dtype(want).kind in "iu" and fractional:
@@ -224,8 +234,7 @@ class LoadedModel(TrainingLoop):
 
     def _probe(self) -> dict:
         count = self.manifest["probe"]["inputs"]
-        with np.load(io.BytesIO(self._members["probe.npz"]), allow_pickle=False) as npz:
-            arrays = [npz[f"arr_{i}"] for i in range(len(npz.files))]
+        arrays = npz_arrays(self._members["probe.npz"])
         return {"inputs": arrays[:count], "outputs": arrays[count:]}
 
     def selfcheck(self, rtol: float = 1e-5, atol: float = 1e-6) -> dict[str, float]:

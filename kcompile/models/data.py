@@ -35,7 +35,7 @@ def as_array_list(data: Any, names: list[str], what: str) -> list[np.ndarray]:
     return [np.asarray(data)]
 
 
-def _check_numeric(array: np.ndarray, what: str) -> None:
+def check_numeric(array: np.ndarray, what: str) -> None:
     if array.dtype.kind not in "biuf":
         raise TypeError(
             f"{what}: expected numeric data (float, int or bool), got dtype {array.dtype}"
@@ -63,7 +63,7 @@ def prepare_inputs(model, x: Any) -> list[np.ndarray]:
     arrays = as_array_list(x, model.input_names, f"inputs of model '{model.name}'")
     out = []
     for t, name, a in zip(model.inputs, model.input_names, arrays):
-        _check_numeric(a, f"input '{name}'")
+        check_numeric(a, f"input '{name}'")
         want = t.ir_type()
         if a.ndim != len(t.shape) or any(
             d is not None and d != s for d, s in zip(t.shape[1:], a.shape[1:])
@@ -87,7 +87,7 @@ def prepare_labels(model, y: Any, n: int) -> list[np.ndarray]:
     arrays = as_array_list(y, names, f"labels of model '{model.name}'")
     out = []
     for name, a in zip(names, arrays):
-        _check_numeric(a, f"labels for output '{name}'")
+        check_numeric(a, f"labels for output '{name}'")
         if a.ndim == 0:
             raise ValueError(
                 f"labels for output '{name}' must have a batch dimension, got a scalar"
