@@ -113,11 +113,9 @@ def test_checkpoint_resumes_bit_for_bit(artifact, tmp_path):
         np.testing.assert_array_equal(resumed._state[name], array)
 
 
-def test_loads_and_trains_with_numpy_and_ctypes_alone(artifact, tmp_path):
-    path, _ = artifact
-    x, y = _data()
-    np.save(tmp_path / "x.npy", x)
-    np.save(tmp_path / "y.npy", y)
+def _run_without_the_compiler(path: str, folder) -> dict:
+    """Load, selfcheck, predict, fit and save ``path`` in a fresh process where
+    llvmlite and networkx cannot be imported; the results land in ``folder``."""
     script = textwrap.dedent(
         f"""
         import importlib.abc, json, sys
@@ -131,13 +129,13 @@ def test_loads_and_trains_with_numpy_and_ctypes_alone(artifact, tmp_path):
         sys.meta_path.insert(0, NoCompiler())
         import kcompile
         loaded = kcompile.load({path!r})
-        x, y = np.load({str(tmp_path / "x.npy")!r}), np.load({str(tmp_path / "y.npy")!r})
+        x, y = np.load({str(folder / "x.npy")!r}), np.load({str(folder / "y.npy")!r})
         report = loaded.selfcheck()
         predicted = loaded.predict(x, verbose=0)
         loaded.fit(x, y, batch_size=16, epochs=2, shuffle=False, verbose=0)
-        loaded.save({str(tmp_path / "ckpt.kc")!r})
-        np.save({str(tmp_path / "predicted.npy")!r}, predicted)
-        np.savez({str(tmp_path / "weights.npz")!r}, *loaded.get_weights())
+        loaded.save({str(folder / "ckpt.kc")!r})
+        np.save({str(folder / "predicted.npy")!r}, predicted)
+        np.savez({str(folder / "weights.npz")!r}, *loaded.get_weights())
         print(json.dumps({{
             "report": report,
             "compiler_loaded": sorted(m for m in sys.modules
@@ -149,26 +147,44 @@ def test_loads_and_trains_with_numpy_and_ctypes_alone(artifact, tmp_path):
         [sys.executable, "-c", script], capture_output=True, text=True, cwd=ROOT, timeout=120
     )
     assert done.returncode == 0, done.stderr
-    result = json.loads(done.stdout.strip().splitlines()[-1])
-    assert result["compiler_loaded"] == [] and result["report"]["probe"] == 0.0
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def _check_the_run(folder) -> None:
+    """What ``_run_without_the_compiler`` computed is what the model computes."""
+    x, y = np.load(folder / "x.npy"), np.load(folder / "y.npy")
     model = _model()
-    np.testing.assert_array_equal(np.load(tmp_path / "predicted.npy"), model.predict(x, verbose=0))
+    np.testing.assert_array_equal(np.load(folder / "predicted.npy"), model.predict(x, verbose=0))
     model.fit(x, y, batch_size=16, epochs=2, shuffle=False, verbose=0)
-    with np.load(tmp_path / "weights.npz") as trained:
+    with np.load(folder / "weights.npz") as trained:
         for i, w in enumerate(model.get_weights()):
             np.testing.assert_array_equal(trained[f"arr_{i}"], w)
-    assert keras.load(str(tmp_path / "ckpt.kc")).epochs_done == 2
+    assert keras.load(str(folder / "ckpt.kc")).epochs_done == 2
+
+
+def test_loads_and_trains_with_numpy_and_ctypes_alone(artifact, tmp_path):
+    path, _ = artifact
+    x, y = _data()
+    np.save(tmp_path / "x.npy", x)
+    np.save(tmp_path / "y.npy", y)
+    result = _run_without_the_compiler(path, tmp_path)
+    assert result["compiler_loaded"] == [] and result["report"]["probe"] == 0.0
+    _check_the_run(tmp_path)
 
 
 def test_object_code_when_no_linker(tmp_path, monkeypatch):
+    # No C compiler at build time: object files, linked at load by kcompile's own
+    # ELF loader, still with numpy and ctypes alone.
     monkeypatch.setenv("KCOMPILE_CC", "none")
     path = str(tmp_path / "objects.kc")
     manifest = _model().export(path)
     assert manifest["library"]["kind"] == "object"
-    x, _ = _data()
-    np.testing.assert_array_equal(
-        keras.load(path).predict(x, verbose=0), _model().predict(x, verbose=0)
-    )
+    x, y = _data()
+    np.save(tmp_path / "x.npy", x)
+    np.save(tmp_path / "y.npy", y)
+    result = _run_without_the_compiler(path, tmp_path)
+    assert result["compiler_loaded"] == [] and result["report"]["probe"] == 0.0
+    _check_the_run(tmp_path)
 
 
 def test_portable_cpu_levels(tmp_path):
@@ -334,3 +350,37 @@ def test_a_failed_write_leaves_the_old_file(tmp_path):
     with open(path, "rb") as f:
         assert f.read() == b"old"
     assert os.listdir(tmp_path) == ["checkpoint.kc"]
+
+
+def test_elf_loader_links_calls_and_refuses_what_it_cannot(tmp_path):
+    import ctypes
+
+    from codegen.target import CompileTimes, compile_module
+    from kcompile.artifact.elf import ElfError, LoadedObject, system_symbol
+
+    source = """
+    @counter = internal global i64 0
+    declare float @powf(float, float)
+    declare void @kc_no_such_function()
+    define float @cube(float %x) {
+      %c = load i64, ptr @counter
+      %d = add i64 %c, 1
+      store i64 %d, ptr @counter
+      %y = call float @powf(float %x, float 3.0)
+      ret float %y
+    }
+    define void @broken() {
+      call void @kc_no_such_function()
+      ret void
+    }
+    """
+    code = compile_module(source, CompileTimes(), pic=True).object_code
+    with pytest.raises(ElfError, match="needs 'kc_no_such_function'"):
+        LoadedObject(code, system_symbol, "test.o")
+    found = LoadedObject(code, lambda n: system_symbol("powf") if n == "powf" else 1, "test.o")
+    cube = ctypes.CFUNCTYPE(ctypes.c_float, ctypes.c_float)(found.address("cube"))
+    assert cube(2.0) == 8.0 and cube(-1.5) == -3.375  # a libc call and a write to .bss
+    with pytest.raises(ElfError, match="not a 64-bit little-endian ELF"):
+        LoadedObject(b"\x7fELF\x01junk", system_symbol, "junk.o")
+    with pytest.raises(KeyError, match="no symbol 'square'"):
+        found.address("square")

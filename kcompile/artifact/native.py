@@ -1,26 +1,33 @@
 """Loading an artifact's native code: its shared libraries with ctypes, or (artifacts
-built without a linker) its object code through llvmlite's JIT linker."""
+built where no C compiler was found) its object code with ``kcompile.artifact.elf``."""
 
 from __future__ import annotations
 
 import ctypes
+import hashlib
 import os
 import shutil
 import tempfile
+from collections.abc import Callable
 
 from kcompile.artifact.container import ArtifactError
+from kcompile.artifact.elf import ElfError, LoadedObject, system_symbol
 
 STEPS = ("train", "eval", "predict")
-# Runtime libraries loaded so far, by file name (which names their content): one
-# thread pool per distinct runtime however many artifacts use it.
-_RUNTIMES: dict[str, ctypes.CDLL] = {}
+# Runtimes loaded so far, by a name of their content (a shared library's file name, an
+# object's hash): one thread pool per distinct runtime however many artifacts use it.
+_LIBRARIES: dict[str, object] = {}
+_RUNTIMES: dict[str, Callable[[int], None]] = {}  # the same names: each one's thread setting
 
 
 def load_code(path: str, manifest: dict, members: dict[str, bytes]) -> dict:
     """kind -> (entry address, epoch address or 0, what keeps the code loaded)."""
     library = manifest["library"]
     if library["kind"] == "object":
-        return _load_objects(path, manifest, members)
+        try:
+            return _load_objects(manifest, members)
+        except (ElfError, OSError) as e:
+            raise ArtifactError(f"{path}: its object code does not load ({e})") from None
     folder = tempfile.mkdtemp(prefix="kcompile-artifact-")
     try:
         files = {}
@@ -50,38 +57,39 @@ def _runtime(path: str) -> ctypes.CDLL:
     name = os.path.basename(path)
     if name not in _RUNTIMES:
         runtime = ctypes.CDLL(path)
-        runtime.kc_set_threads.argtypes = [ctypes.c_int32]
-        runtime.kc_set_threads(_default_threads())
-        _RUNTIMES[name] = runtime
-    return _RUNTIMES[name]
+        _RUNTIMES[name] = _started(ctypes.cast(runtime.kc_set_threads, ctypes.c_void_p).value)
+        _LIBRARIES[name] = runtime
+    return _LIBRARIES[name]
 
 
-def _load_objects(path: str, manifest: dict, members: dict[str, bytes]) -> dict:
-    """Object code (built where no linker was found) loads through llvmlite's JIT
-    linker, into the process's own runtime: it must be the same codegen's."""
-    try:
-        from codegen.cache import codegen_digest
-        from codegen.runtime import runtime
-        from codegen.target import LoadedCode
-    except ImportError as e:
-        raise ArtifactError(
-            f"{path}: holds object code, which needs llvmlite to load ({e}); build it where "
-            "a C compiler (cc) is installed to get shared libraries"
-        ) from None
-    if manifest["codegen"] != codegen_digest():
-        raise ArtifactError(
-            f"{path}: its object code was built by another kcompile codegen "
-            f"({manifest['codegen']}, this one is {codegen_digest()}); rebuild it"
-        )
-    runtime()
+def _started(set_threads: int) -> Callable[[int], None]:
+    """The runtime's thread setting (``kc_set_threads`` at this address), after setting
+    it to the default."""
+    setter = ctypes.CFUNCTYPE(None, ctypes.c_int32)(set_threads)
+    setter(_default_threads())
+    return setter
+
+
+def _load_objects(manifest: dict, members: dict[str, bytes]) -> dict:
+    """Object code (built where no linker was found), placed in memory and linked here
+    (``kcompile.artifact.elf``): the runtime's object first, then each step's, whose
+    calls into the runtime and the C library are resolved against them."""
+    code = members[manifest["library"]["runtime"]]
+    key = f"object-{hashlib.sha256(code).hexdigest()[:12]}"
+    if key not in _LIBRARIES:
+        runtime = LoadedObject(code, system_symbol, "runtime.o")
+        _RUNTIMES[key] = _started(runtime.address("kc_set_threads"))
+        _LIBRARIES[key] = runtime
+    runtime = _LIBRARIES[key]
+
+    def resolve(name: str) -> int:
+        return runtime.address(name) if runtime.has(name) else system_symbol(name)
+
     out = {}
     for kind in STEPS:
-        code = LoadedCode(members[manifest["steps"][kind]["code"]])
-        try:
-            epoch = code.address("kc_epoch")
-        except RuntimeError:  # a step without batched data has no epoch loop
-            epoch = 0
-        out[kind] = (code.address("kc_entry"), epoch, code)
+        step = LoadedObject(members[manifest["steps"][kind]["code"]], resolve, f"{kind}.o")
+        epoch = step.address("kc_epoch") if step.has("kc_epoch") else 0
+        out[kind] = (step.address("kc_entry"), epoch, (step, runtime))
     return out
 
 
@@ -95,5 +103,5 @@ def _default_threads() -> int:
 
 def set_threads(count: int) -> None:
     """Threads of every loaded artifact's runtime."""
-    for runtime in _RUNTIMES.values():
-        runtime.kc_set_threads(count)
+    for setter in _RUNTIMES.values():
+        setter(count)
