@@ -113,9 +113,12 @@ def test_checkpoint_resumes_bit_for_bit(artifact, tmp_path):
         np.testing.assert_array_equal(resumed._state[name], array)
 
 
-def _run_without_the_compiler(path: str, folder) -> dict:
+def _check_without_the_compiler(path: str, folder) -> None:
     """Load, selfcheck, predict, fit and save ``path`` in a fresh process where
-    llvmlite and networkx cannot be imported; the results land in ``folder``."""
+    llvmlite and networkx cannot be imported, and compare with the model."""
+    x, y = _data()
+    np.save(folder / "x.npy", x)
+    np.save(folder / "y.npy", y)
     script = textwrap.dedent(
         f"""
         import importlib.abc, json, sys
@@ -147,12 +150,8 @@ def _run_without_the_compiler(path: str, folder) -> dict:
         [sys.executable, "-c", script], capture_output=True, text=True, cwd=ROOT, timeout=120
     )
     assert done.returncode == 0, done.stderr
-    return json.loads(done.stdout.strip().splitlines()[-1])
-
-
-def _check_the_run(folder) -> None:
-    """What ``_run_without_the_compiler`` computed is what the model computes."""
-    x, y = np.load(folder / "x.npy"), np.load(folder / "y.npy")
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    assert result["compiler_loaded"] == [] and result["report"]["probe"] == 0.0
     model = _model()
     np.testing.assert_array_equal(np.load(folder / "predicted.npy"), model.predict(x, verbose=0))
     model.fit(x, y, batch_size=16, epochs=2, shuffle=False, verbose=0)
@@ -163,13 +162,7 @@ def _check_the_run(folder) -> None:
 
 
 def test_loads_and_trains_with_numpy_and_ctypes_alone(artifact, tmp_path):
-    path, _ = artifact
-    x, y = _data()
-    np.save(tmp_path / "x.npy", x)
-    np.save(tmp_path / "y.npy", y)
-    result = _run_without_the_compiler(path, tmp_path)
-    assert result["compiler_loaded"] == [] and result["report"]["probe"] == 0.0
-    _check_the_run(tmp_path)
+    _check_without_the_compiler(artifact[0], tmp_path)
 
 
 def test_object_code_when_no_linker(tmp_path, monkeypatch):
@@ -179,12 +172,7 @@ def test_object_code_when_no_linker(tmp_path, monkeypatch):
     path = str(tmp_path / "objects.kc")
     manifest = _model().export(path)
     assert manifest["library"]["kind"] == "object"
-    x, y = _data()
-    np.save(tmp_path / "x.npy", x)
-    np.save(tmp_path / "y.npy", y)
-    result = _run_without_the_compiler(path, tmp_path)
-    assert result["compiler_loaded"] == [] and result["report"]["probe"] == 0.0
-    _check_the_run(tmp_path)
+    _check_without_the_compiler(path, tmp_path)
 
 
 def test_portable_cpu_levels(tmp_path):
