@@ -396,5 +396,8 @@ def test_predict_on_batch_fast_path_matches_the_reference(rng):
     np.testing.assert_allclose(
         model.predict_on_batch(x), reference.predict_on_batch(x), rtol=1e-5, atol=1e-6
     )
+    kept = model.predict_on_batch(x)
+    model.predict_on_batch(x + 1)  # a result is the caller's copy, not a reused buffer
+    np.testing.assert_array_equal(kept, model.predict_on_batch(x))
     with pytest.raises(ValueError, match="expects arrays of shape"):
         model.predict_on_batch(np.zeros((1, 7), np.float32))
