@@ -64,8 +64,8 @@ class EpochLoop:
             raise FeedError("run_epoch: the order indexes rows outside the data")
         self._ready(batch)
         logs = np.zeros((steps, len(names)), np.float32)
-        progress = np.zeros(1, np.int64) if progress is None else progress
-        stop = np.zeros(1, np.int64) if stop is None else stop
+        progress = _flag(progress, "progress")
+        stop = _flag(stop, "stop")
         done = self._loop(arrays, order, batch, first, steps, logs, progress, stop)
         return names, logs[:done]
 
@@ -96,4 +96,13 @@ def _epoch_source(v, array: np.ndarray) -> np.ndarray:
         raise FeedError(f"input {v.name!r}: expected dtype {v.dtype.value}, got {array.dtype}")
     if not array.flags.c_contiguous:
         raise FeedError(f"input {v.name!r}: the epoch's array must be C-contiguous")
+    return array
+
+
+def _flag(array: np.ndarray | None, name: str) -> np.ndarray:
+    """A one-element int64 array native code may read and write (a fresh one for None)."""
+    if array is None:
+        return np.zeros(1, np.int64)
+    if array.dtype != np.int64 or array.size < 1 or not array.flags.c_contiguous:
+        raise ValueError(f"run_epoch: {name} must be a C-contiguous int64 array of one element")
     return array

@@ -21,7 +21,6 @@ from ir import BATCH, Graph
 from ir.buffers import BufferPlan, plan_buffers
 from ir.interpreter import FeedError, bind_batch, check_feed
 from ir.memory import assign_offsets
-from ir.signature import scalar_results
 from kcompile.runtime.epoch import EpochLoop
 from kcompile.variables import stable_array
 
@@ -62,7 +61,6 @@ class NativeProgram(EpochLoop):
         self._bound: set[str] = set()
         aliased = {name for name, _ in graph.outputs if name in self._inputs}
         types = {name: v.type for name, v in graph.outputs}
-        self._logged = [(name, self._plan.outputs[name]) for name in scalar_results(graph)]
         self._results = [
             (name, index, types[name])
             for name, index in self._plan.outputs.items()
