@@ -24,6 +24,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def _model():
+    keras.backend.clear_session()  # the same layer names, even for a module fixture
     keras.utils.set_random_seed(3)
     model = keras.Sequential(
         [
