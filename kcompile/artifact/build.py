@@ -27,6 +27,7 @@ from kcompile.artifact.container import (
 )
 from kcompile.artifact.cpu import machine_arch, required_flags
 from kcompile.artifact.native import STEPS
+from kcompile.models import data as D
 from kcompile.models import graphs as G
 
 PROBE_ROWS = 4
@@ -43,7 +44,6 @@ def export(
     level (``x86-64-v2``, ``-v3``, ``-v4``) for an artifact that loads on any CPU with
     that level."""
     from kcompile import __version__
-    from kcompile.models import data as D
 
     target = for_cpu(cpu)
     model._require_compiled("export")
@@ -63,7 +63,7 @@ def export(
     library = _native_code(exes, members, steps, target)
     state = _state(model)
     members["state.npz"] = npz_bytes([array for _, array, _ in state])
-    xs = _probe_inputs(model, probe, D)
+    xs = _probe_inputs(model, probe)
     expected = exes["predict"](dict(zip(model.input_names, xs)))
     probe_arrays = [*xs, *(np.array(expected[f"out/{n}"]) for n in model.output_names)]
     members["probe.npz"] = npz_bytes(probe_arrays)
@@ -150,7 +150,7 @@ def _state(model) -> list[tuple[str, np.ndarray, str]]:
     return out
 
 
-def _probe_inputs(model, probe, D) -> list[np.ndarray]:
+def _probe_inputs(model, probe) -> list[np.ndarray]:
     if probe is not None:
         return [a[:PROBE_ROWS] for a in D.prepare_inputs(model, probe)]
     rng = np.random.default_rng(0)

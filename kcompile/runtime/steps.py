@@ -39,8 +39,9 @@ def run_steps(
         return StepsRun(*exe.run_epoch(sources, order, batch, first, 1))
     progress, stop = np.zeros(1, np.int64), np.zeros(1, np.int64)
     box: dict = {}
-    finished = threading.Event()  # waited on rather than join(): an interrupted join
-    # can report a live thread as finished
+    # Waited on rather than joined: a join interrupted by Ctrl-C can report a thread
+    # that is still running as finished.
+    finished = threading.Event()
 
     def work() -> None:
         try:
