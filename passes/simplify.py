@@ -6,6 +6,8 @@ a replacement value or None. A rule never changes a result's type.
 
 from __future__ import annotations
 
+import itertools
+
 from ir import build as B
 from ir.graph import Graph, Node, Value
 from ir.registry import ops_in_families
@@ -26,7 +28,67 @@ def _identity_operand(node: Node, ins: list[Value], neutral: float, sides: tuple
 
 
 def _rule_add(g, node, ins):
-    return _identity_operand(node, ins, 0, ((0, 1), (1, 0)))
+    return _identity_operand(node, ins, 0, ((0, 1), (1, 0))) or _adjacent_pads(node, ins)
+
+
+def _adjacent_pads(node: Node, ins: list[Value]) -> Value | None:
+    """A sum of zero pads along one axis whose ranges follow one another, in any order
+    -> one pad of their concatenation: the gradient of slices that tile an axis (an
+    LSTM's four gates) becomes one copy instead of padded copies summed."""
+    pads = _add_leaves(ins)
+    if pads is None or any(v.type != node.outputs[0].type for v in ins):
+        return None
+    axes = {
+        tuple(i for i, (lo, hi) in enumerate(zip(p.attrs["low"], p.attrs["high"])) if lo or hi)
+        for p in pads
+    }
+    if len(axes) != 1 or len(next(iter(axes))) != 1:
+        return None
+    axis = next(iter(axes))[0]
+    size = node.outputs[0].shape[axis]
+    pads.sort(key=lambda p: p.attrs["low"][axis])
+    for before, after in itertools.pairwise(pads):
+        if size - before.attrs["high"][axis] != after.attrs["low"][axis]:
+            return None
+    joined = B.concat([p.inputs[0] for p in pads], axis)
+    return B.pad(joined, pads[0].attrs["low"], pads[-1].attrs["high"])
+
+
+def _add_leaves(ins: list[Value]) -> list[Node] | None:
+    """The pad nodes an add tree over ``ins`` sums, if every leaf is a zero pad."""
+    leaves, stack = [], list(ins)
+    while stack:
+        v = stack.pop()
+        node = v.node
+        if node is not None and node.op == "add" and node.inputs[0].type == node.inputs[1].type:
+            stack.extend(node.inputs)
+        elif node is not None and node.op == "pad" and node.attrs["value"] == 0.0:
+            leaves.append(node)
+        else:
+            return None
+    return leaves
+
+
+def _rule_pad(g, node, ins):
+    """A pad that adds nothing is its operand."""
+    if not any(node.attrs["low"]) and not any(node.attrs["high"]):
+        return _same(node, ins[0])
+    return None
+
+
+def _rule_concat(g, node, ins):
+    """concat(concat(a, b), c) along one axis -> concat(a, b, c)."""
+    axis = node.attrs["axis"]
+    if not any(
+        v.node is not None and v.node.op == "concat" and v.node.attrs["axis"] == axis for v in ins
+    ):
+        return None
+    parts = []
+    for v in ins:
+        inner = v.node
+        nested = inner is not None and inner.op == "concat" and inner.attrs["axis"] == axis
+        parts.extend(inner.inputs if nested else [v])
+    return B.concat(parts, axis)
 
 
 def _rule_sub(g, node, ins):
@@ -123,6 +185,8 @@ RULES = {
     "div": _rule_div,
     "neg": _rule_neg,
     "reverse": _rule_reverse,
+    "pad": _rule_pad,
+    "concat": _rule_concat,
     "matmul": _rule_matmul,
     "reshape": _rule_reshape,
     "transpose": _rule_transpose,

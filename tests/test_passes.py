@@ -60,6 +60,21 @@ def test_simplify_identities_and_chains():
     same_results(g, out)
 
 
+def test_simplify_turns_summed_pads_that_tile_an_axis_into_a_concat():
+    # the gradient of an LSTM's four gate slices, summed in no particular order
+    g = Graph("gates")
+    xs = [g.add_input(f"g{i}", f32(BATCH, 3)) for i in range(4)]
+    pads = [B.pad(x, (0, 3 * i), (0, 9 - 3 * i)) for i, x in enumerate(xs)]
+    g.set_outputs([("dz", ((pads[0] + pads[2]) + pads[3]) + pads[1])])
+    out = simplify(g)
+    assert ops(out) == ["concat"] and list(out.nodes[0].inputs) == list(out.inputs)
+    same_results(g, out)
+    gap = Graph("gap")  # ranges that leave a hole between them stay pads
+    a, b = (gap.add_input(n, f32(BATCH, 3)) for n in "ab")
+    gap.set_outputs([("y", B.pad(a, (0, 0), (0, 6)) + B.pad(b, (0, 6), (0, 0)))])
+    assert ops(simplify(gap)) == ["pad", "pad", "add"]
+
+
 def test_simplify_folds_broadcasts_into_binary_ops():
     g = Graph("b")
     x = g.add_input("x", f32(BATCH, 4))
