@@ -98,6 +98,19 @@ def test_gradient_matches_central_differences(reverse, rng):
         )
 
 
+def test_backward_reads_the_saved_product_instead_of_recomputing_it():
+    g = rnn_graph(4)
+    append_gradients(g, g.output("loss"), g.inputs_with_role("param"))
+    forward, backward = (n for n in g.nodes if n.op == "scan")
+    body = forward.attrs["body"]
+    assert [name for name, _ in body.outputs] == ["h", "s", "y", "residual_0"]
+    assert body.output("residual_0").node.op == "matmul"  # h @ u, stacked per step
+    backward_ops = [n.op for n in backward.attrs["body"].nodes]
+    # the gradient's two products (dh = dz uᵀ, du += hᵀ dz), not the forward's h @ u
+    assert backward_ops.count("matmul") == 2
+    assert "residual_0" in [v.name for v in backward.attrs["body"].inputs]
+
+
 def train_graph(steps: int) -> Graph:
     g = rnn_graph(steps)
     params = g.inputs_with_role("param")

@@ -18,9 +18,12 @@ step, stacked: what the gradient needs. ``reverse`` runs t = T-1 ... 0; stacked
 results stay indexed by t, as in jax.lax.scan.
 
 The gradient is a reverse scan whose body recomputes the forward step from the
-saved carries and differentiates it with ``ir.grad``: the memory kept for the
-backward pass is the carries, not every intermediate of every step. A sequence
-of 200 steps is one node, like one of 20.
+saved carries and differentiates it with ``ir.grad``. The step's products are
+the exception: the forward scan also stacks them (``residual_k`` per-step outputs)
+and the backward body reads them instead of multiplying again, so only the cheap
+elementwise part of a step is recomputed. The memory kept for the backward pass
+is the carries and those products, not every intermediate of every step. A
+sequence of 200 steps is one node, like one of 20.
 """
 
 from __future__ import annotations
@@ -199,12 +202,14 @@ def _vjp(node, g):
         + [(f"d_{b_invariants[i].name}", a + d) for i, a, d in zip(float_inv, d_acc, d_inv)]
         + [(f"d_{b_steps[i].name}", d) for i, d in zip(float_seq, d_steps)]
     )
+    residuals = _save_residuals(node, grad, len(inv))
     operands = (
         list(d_final)
         + [B.zeros(graph, invariants[i].type) for i in float_inv]
         + saved
         + list(sequences)
         + [d_ys[j] for j in live_ys]
+        + residuals
         + list(invariants)
     )
     result = graph.emit(
@@ -213,7 +218,7 @@ def _vjp(node, g):
         {
             "body": grad,
             "carries": c + len(float_inv),
-            "sequences": c + len(sequences) + len(live_ys),
+            "sequences": c + len(sequences) + len(live_ys) + len(residuals),
             "length": length,
             "reverse": not attrs["reverse"],
             "saved": False,
@@ -228,6 +233,70 @@ def _vjp(node, g):
     for k, i in enumerate(float_seq):
         d_inputs[c + i] = result[first_seq + k]
     return d_inputs
+
+
+# The results of these ops are saved for the backward pass rather than recomputed (the
+# elementwise rest of a step is cheap to redo from them), while they take at most
+# RESIDUAL_LIMIT times the carries' bytes per step.
+SAVED_OPS = ("matmul", "conv2d")
+RESIDUAL_LIMIT = 16
+
+
+def _save_residuals(node, grad: Graph, invariants: int) -> list[Value]:
+    """Make the forward scan ``node`` also output, stacked, the products of its step that
+    the backward body ``grad`` needs (an LSTM's recurrent product), and give them to
+    ``grad`` as per-step inputs: the backward body then recomputes only the cheap
+    elementwise part of the step, not its products. ``grad`` starts with the forward body inlined
+    (``B.inline``, one node per body node, in order). Returns the stacked values, the
+    backward scan's extra sequences; none when they would take too much memory."""
+    body: Graph = node.attrs["body"]
+    copies = grad.nodes[: len(body.nodes)]
+    original = {
+        copy_value: body_value
+        for copy, body_node in zip(copies, body.nodes)
+        for copy_value, body_value in zip(copy.outputs, body_node.outputs)
+    }
+    needed = {v for n in grad.nodes[len(body.nodes) :] for v in n.inputs}
+    needed |= {v for _, v in grad.outputs}
+    for n in reversed(copies):  # what the gradient reads, through the recomputed step
+        if any(v in needed for v in n.outputs):
+            needed.update(n.inputs)
+    chosen = [n.outputs[0] for n in copies if n.op in SAVED_OPS and n.outputs[0] in needed]
+    carry_bytes = sum(v.type.static_size() or 1 for v in body.inputs[: node.attrs["carries"]])
+    if not chosen or sum(v.type.static_size() or 1 for v in chosen) > RESIDUAL_LIMIT * max(
+        carry_bytes, 1
+    ):
+        return []
+    c, length = node.attrs["carries"], node.attrs["length"]
+    first_new = len(body.outputs) - c  # per-step outputs so far
+    body.set_outputs(body.outputs + [(f"residual_{k}", original[v]) for k, v in enumerate(chosen)])
+    _interpreters.pop(body, None)
+    stacked = [Value(node.outputs[0].graph, stacked_type(v.type, length), node) for v in chosen]
+    outputs = list(node.outputs)
+    at = c + first_new
+    node.outputs = tuple(outputs[:at] + stacked + outputs[at:])
+    for i, v in enumerate(node.outputs):
+        v.index = i
+    inputs = [grad.add_input(f"residual_{k}", v.type, "step") for k, v in enumerate(chosen)]
+    del grad.inputs[-len(inputs) :]
+    first_invariant = len(grad.inputs) - invariants
+    grad.inputs[first_invariant:first_invariant] = inputs
+    replace = dict(zip(chosen, inputs))
+    for n in grad.nodes:
+        n.inputs = tuple(replace.get(v, v) for v in n.inputs)
+    grad.outputs = [(name, replace.get(v, v)) for name, v in grad.outputs]
+    _drop_dead_nodes(grad)
+    return stacked
+
+
+def _drop_dead_nodes(graph: Graph) -> None:
+    live = {v for _, v in graph.outputs}
+    kept = []
+    for n in reversed(graph.nodes):
+        if any(v in live for v in n.outputs):
+            kept.append(n)
+            live.update(n.inputs)
+    graph.nodes = kept[::-1]
 
 
 register(OpDef("scan", "loop", None, _infer, _reference, _vjp))
