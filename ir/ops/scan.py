@@ -290,6 +290,8 @@ def _save_residuals(node, grad: Graph, invariants: int) -> list[Value]:
 
 
 def _drop_dead_nodes(graph: Graph) -> None:
+    """The recomputed products the residuals replaced, gone (``ir`` cannot use
+    ``passes.dce``; the gradient graph should not carry dead code to its first dump)."""
     live = {v for _, v in graph.outputs}
     kept = []
     for n in reversed(graph.nodes):
