@@ -165,7 +165,7 @@ def cmd_build(args: argparse.Namespace) -> int:
     model = load_model_file(args.model)
     try:
         manifest = model.export(args.output, seed=args.seed, cpu=args.cpu)
-    except ValueError as e:
+    except (ValueError, RuntimeError) as e:
         raise SystemExit(f"kcompile: {e}") from None
     size = os.path.getsize(args.output)
     print(
@@ -224,6 +224,8 @@ def cmd_run(args: argparse.Namespace) -> int:
             callbacks=[Checkpoint()],
             verbose=args.verbose,
         )
+    except (ValueError, TypeError) as e:  # data that does not fit the artifact
+        raise SystemExit(f"kcompile: {args.data}: {e}") from None
     except KeyboardInterrupt:
         # The weights are those of the last finished step, but a checkpoint stands for
         # whole epochs (so that resuming repeats training exactly): keep the last one.
