@@ -326,3 +326,55 @@ def test_cli_build_info_run(tmp_path):
     failed = kcompile("run", artifact, "--data", str(tmp_path), "--epochs", "4", ok=False)
     assert "expected arrays of shape (None, 6)" in failed.stderr
     assert "Traceback" not in failed.stderr
+
+
+def test_a_failed_write_leaves_the_old_file(tmp_path):
+    from kcompile.files import atomic_write
+
+    path = str(tmp_path / "checkpoint.kc")
+    atomic_write(path, lambda f: f.write(b"old"))
+    assert os.stat(path).st_mode & 0o644 == 0o644  # the usual mode, not mkstemp's 0600
+
+    def crash(f):
+        f.write(b"half of the new")
+        raise OSError("disk full")
+
+    with pytest.raises(OSError, match="disk full"):
+        atomic_write(path, crash)
+    with open(path, "rb") as f:
+        assert f.read() == b"old"
+    assert os.listdir(tmp_path) == ["checkpoint.kc"]
+
+
+def test_elf_loader_links_calls_and_refuses_what_it_cannot(tmp_path):
+    import ctypes
+
+    from codegen.target import CompileTimes, compile_module
+    from kcompile.artifact.elf import ElfError, LoadedObject, system_symbol
+
+    source = """
+    @counter = internal global i64 0
+    declare float @powf(float, float)
+    declare void @kc_no_such_function()
+    define float @cube(float %x) {
+      %c = load i64, ptr @counter
+      %d = add i64 %c, 1
+      store i64 %d, ptr @counter
+      %y = call float @powf(float %x, float 3.0)
+      ret float %y
+    }
+    define void @broken() {
+      call void @kc_no_such_function()
+      ret void
+    }
+    """
+    code = compile_module(source, CompileTimes(), pic=True).object_code
+    with pytest.raises(ElfError, match="needs 'kc_no_such_function'"):
+        LoadedObject(code, system_symbol, "test.o")
+    found = LoadedObject(code, lambda n: system_symbol("powf") if n == "powf" else 1, "test.o")
+    cube = ctypes.CFUNCTYPE(ctypes.c_float, ctypes.c_float)(found.address("cube"))
+    assert cube(2.0) == 8.0 and cube(-1.5) == -3.375  # a libc call and a write to .bss
+    with pytest.raises(ElfError, match="not a 64-bit little-endian ELF"):
+        LoadedObject(b"\x7fELF\x01junk", system_symbol, "junk.o")
+    with pytest.raises(KeyError, match="no symbol 'square'"):
+        found.address("square")
