@@ -15,13 +15,9 @@ from llvmlite import ir
 
 from codegen.kernel import Kernel
 from codegen.loops import I8, chunk_range, i64
-from codegen.parallel import declare_parallel_for
+from codegen.parallel import chunk_count, declare_parallel_for
 from ir import BATCH, Node, Value
 from ir.memory import nbytes, numel
-
-# Rows are split when a call covers at least this many elements of its largest value.
-MIN_ELEMENTS = 1 << 15
-CHUNKS = 8
 
 
 def splits_by_rows(node: Node) -> bool:
@@ -66,9 +62,8 @@ def batch_split(
 
     wrapper = Kernel(module, f"{kernel.name}_split", count, inline=False)
     b = wrapper.b
-    big = b.icmp_signed(">=", b.mul(wrapper.n, i64(elements)), i64(MIN_ELEMENTS))
-    chunks = b.select(big, i64(CHUNKS), i64(1))
-    chunks = b.select(b.icmp_signed("<", wrapper.n, chunks), wrapper.n, chunks)
+    # The work of a call: the elements of its largest value.
+    chunks = chunk_count(b, b.mul(wrapper.n, i64(elements)), most=wrapper.n)
     with b.if_else(b.icmp_signed(">", chunks, i64(1))) as (split, whole):
         with split:
             ctx = wrapper.context([chunks])

@@ -21,7 +21,7 @@ from codegen.kernel import (
 )
 from codegen.loops import F32, I32, PTR, for_range, for_reduce, i64
 from codegen.mathfn import MathLib
-from codegen.parallel import declare_parallel_for
+from codegen.parallel import PARALLEL_MIN_WORK, chunk_count, declare_parallel_for
 from codegen.scalar import SCALAR_RULES
 from ir import DType, Graph, Node, Value
 from ir.memory import Size, numel, size_of
@@ -108,8 +108,6 @@ def _elementwise(k: Kernel, m: MathLib, node: Node, outs, ins, part) -> None:
     k.strided_loop(dims_of(shape), [*out_ops, *(op for _, op in reads)], per_element, part=part)
 
 
-# Loops over at least this many elements are split among the threads.
-PARALLEL_MIN_ELEMENTS = 1 << 15
 # An element of a loop that evaluates these costs about this many plain ones more
 # (polynomial and division), so a short loop of them is still worth splitting.
 COSTLY = ("exp", "log", "log1p", "tanh", "logistic", "erf", "div", "sqrt", "pow")
@@ -121,17 +119,14 @@ def loop_weight(body: Graph) -> int:
     return 1 + COSTLY_WEIGHT * sum(n.op in COSTLY for n in body.nodes)
 
 
-CHUNKS = 8  # per parallel loop: more than the threads, so a slow thread is not waited for
-
-
 def in_parallel(
     k: Kernel, elements: Size, emit, outs: list[Operand], ins: list[Operand], weight: int = 1
 ) -> None:
     """Emit a loop as ``emit(kernel, outs, ins, part)`` into a chunk function that the
-    runtime's parallel-for calls with ``part = (chunk, chunks)``: ``CHUNKS`` chunks of
-    the outermost axis when the loop has ``PARALLEL_MIN_ELEMENTS`` or more (counting an
-    element as ``weight``), else one."""
-    if elements.power == 0 and elements.coef * weight < PARALLEL_MIN_ELEMENTS:
+    runtime's parallel-for calls with ``part = (chunk, chunks)``: chunks of the outermost
+    axis as ``codegen.parallel.chunk_count`` decides, counting an element as ``weight``
+    (a loop that is always too small is emitted in place)."""
+    if elements.power == 0 and elements.coef * weight < PARALLEL_MIN_WORK:
         emit(k, outs, ins, None)
         return
     chunk = Kernel.callback(k.module, f"{k.fn.name}_chunk", len(k.args), 1, extra=1)
@@ -139,9 +134,7 @@ def in_parallel(
     emit(chunk, chunk.operands_from(k, outs), chunk.operands_from(k, ins), part)
     chunk.finish()
     b = k.b
-    work = b.mul(k.value(elements), i64(weight))
-    big = b.icmp_signed(">=", work, i64(PARALLEL_MIN_ELEMENTS))
-    chunks = b.select(big, i64(CHUNKS), i64(1))
+    chunks = chunk_count(b, b.mul(k.value(elements), i64(weight)))
     b.call(declare_parallel_for(k.module), [chunk.entry, k.context([chunks]), chunks])
 
 

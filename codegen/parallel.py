@@ -266,3 +266,20 @@ def declare_parallel_for(module: ir.Module) -> ir.Function:
     if existing is not None:
         return existing
     return ir.Function(module, PARALLEL_FOR, "kc_parallel_for")
+
+
+# A loop is split among the threads when it has at least this much work (elements,
+# weighted by their cost), into CHUNKS chunks: more than the threads, so a slow thread
+# is not waited for.
+PARALLEL_MIN_WORK = 1 << 15
+CHUNKS = 8
+
+
+def chunk_count(b: ir.IRBuilder, work: ir.Value, most: ir.Value | None = None) -> ir.Value:
+    """How many chunks a loop of ``work`` runs in: ``CHUNKS`` from ``PARALLEL_MIN_WORK``
+    on, else 1; never more than ``most``."""
+    big = b.icmp_signed(">=", work, i64(PARALLEL_MIN_WORK))
+    chunks = b.select(big, i64(CHUNKS), i64(1))
+    if most is not None:
+        chunks = b.select(b.icmp_signed("<", most, chunks), most, chunks)
+    return chunks

@@ -5,8 +5,8 @@ updates included."""
 import numpy as np
 import pytest
 
-from codegen.fused import PARALLEL_MIN_ELEMENTS
 from codegen.module import lower_graph
+from codegen.parallel import PARALLEL_MIN_WORK
 from codegen.runtime import runtime
 from ir import BATCH, DType, Graph, TensorType, interpret
 from ir import build as B
@@ -23,7 +23,7 @@ def test_big_fused_loops_in_chunks_match_the_interpreter(rng, threads):
     act = B.tanh(x * 2.0 + bias)  # batch-sized: chunked only for large batches
     new_m = m * 0.9 + w * 0.1  # an optimizer-like update of two weights in place
     g.set_outputs([("act", act), ("m", new_m), ("w", w - B.sqrt(B.abs(new_m) + 1e-3) * 0.01)])
-    assert PARALLEL_MIN_ELEMENTS <= 300 * 200
+    assert PARALLEL_MIN_WORK <= 300 * 200
     rt = runtime()
     before = rt.threads()
     rt.set_threads(threads)
