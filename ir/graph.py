@@ -113,6 +113,12 @@ class Node:
         self.layer = layer
         self.outputs: tuple[Value, ...] = ()
 
+    def set_results(self, outputs: Sequence[Value]) -> None:
+        """Replace the node's results (some added or dropped), renumbering them."""
+        for index, v in enumerate(outputs):
+            v.index = index
+        self.outputs = tuple(outputs)
+
     @property
     def output(self) -> Value:
         if len(self.outputs) != 1:
@@ -184,6 +190,17 @@ class Graph:
     def emit1(self, op: str, inputs: Sequence[Value], **attrs: Any) -> Value:
         outs = self.emit(op, inputs, attrs)
         return outs[0]
+
+    def drop_unused_nodes(self) -> set[Value]:
+        """Remove the nodes that no output depends on; returns the values still used."""
+        live = {v for _, v in self.outputs}
+        kept = []
+        for node in reversed(self.nodes):
+            if any(v in live for v in node.outputs):
+                kept.append(node)
+                live.update(node.inputs)
+        self.nodes = kept[::-1]
+        return live
 
     def set_outputs(self, outputs: Sequence[tuple[str, Value]]) -> None:
         names = [n for n, _ in outputs]

@@ -12,13 +12,7 @@ from ir.graph import Graph, Node, Value
 
 def eliminate_dead_code(graph: Graph) -> Graph:
     """Remove nodes that no output depends on (in place; returns ``graph``)."""
-    live = {v for _, v in graph.outputs}
-    kept = []
-    for node in reversed(graph.nodes):
-        if any(v in live for v in node.outputs):
-            kept.append(node)
-            live.update(node.inputs)
-    graph.nodes = kept[::-1]
+    live = graph.drop_unused_nodes()
     for node in graph.nodes:
         if node.op == "scan":
             _prune_scan(node, live)
@@ -38,6 +32,4 @@ def _prune_scan(node: Node, live: set[Value]) -> None:
         body.outputs = [out for j, out in enumerate(body.outputs) if j - c not in dead]
         outputs = [v for j, v in enumerate(outputs) if j - c not in dead]
         eliminate_dead_code(body)
-    for index, v in enumerate(outputs):
-        v.index = index
-    node.outputs = tuple(outputs)
+    node.set_results(outputs)

@@ -274,9 +274,7 @@ def _save_residuals(node, grad: Graph, invariants: int) -> list[Value]:
     stacked = [Value(node.outputs[0].graph, stacked_type(v.type, length), node) for v in chosen]
     outputs = list(node.outputs)
     at = c + first_new
-    node.outputs = tuple(outputs[:at] + stacked + outputs[at:])
-    for i, v in enumerate(node.outputs):
-        v.index = i
+    node.set_results(outputs[:at] + stacked + outputs[at:])
     inputs = [grad.add_input(f"residual_{k}", v.type, "step") for k, v in enumerate(chosen)]
     del grad.inputs[-len(inputs) :]
     first_invariant = len(grad.inputs) - invariants
@@ -285,20 +283,8 @@ def _save_residuals(node, grad: Graph, invariants: int) -> list[Value]:
     for n in grad.nodes:
         n.inputs = tuple(replace.get(v, v) for v in n.inputs)
     grad.outputs = [(name, replace.get(v, v)) for name, v in grad.outputs]
-    _drop_dead_nodes(grad)
+    grad.drop_unused_nodes()  # the recomputed products the residuals replace
     return stacked
-
-
-def _drop_dead_nodes(graph: Graph) -> None:
-    """The recomputed products the residuals replaced, gone (``ir`` cannot use
-    ``passes.dce``; the gradient graph should not carry dead code to its first dump)."""
-    live = {v for _, v in graph.outputs}
-    kept = []
-    for n in reversed(graph.nodes):
-        if any(v in live for v in n.outputs):
-            kept.append(n)
-            live.update(n.inputs)
-    graph.nodes = kept[::-1]
 
 
 register(OpDef("scan", "loop", None, _infer, _reference, _vjp))
