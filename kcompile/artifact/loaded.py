@@ -28,7 +28,6 @@ from kcompile.artifact.native import STEPS, load_code
 from kcompile.models import data as D
 from kcompile.runtime.logs import RunningLogs
 from kcompile.runtime.program import NativeProgram
-from kcompile.runtime.steps import chunk_size, epoch_steps
 from kcompile.runtime.training import TrainingLoop
 from kcompile.variables import stable_array
 
@@ -196,11 +195,8 @@ class LoadedModel(TrainingLoop):
     def _epoch_finished(self, epoch: int) -> None:
         self.epochs_done = epoch + 1
 
-    def _run_steps(self, kind: str, xs, ys, order, batch_size: int, steps: int, cbs) -> dict:
-        sources = {**dict(zip(self.input_names, xs)), **dict(zip(self.label_names, ys))}
-        chunk = chunk_size(self.steps_per_execution, cbs, kind, steps)
-        program = self._programs[kind]
-        return epoch_steps(program, sources, order, batch_size, steps, cbs, kind, chunk, self)
+    def _step_executable(self, kind: str, ys) -> NativeProgram:
+        return self._programs[kind]
 
     @property
     def metrics_names(self) -> list[str]:

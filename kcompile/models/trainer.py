@@ -17,7 +17,6 @@ from kcompile.models import graphs as G
 from kcompile.runtime import BACKENDS, make_executable
 from kcompile.runtime.logs import RunningLogs
 from kcompile.runtime.program import NativeProgram
-from kcompile.runtime.steps import chunk_size, epoch_steps
 from kcompile.runtime.training import TrainingLoop
 from passes import PassManager, default_passes
 
@@ -203,25 +202,23 @@ class Trainer(TrainingLoop):
         return exe
 
     def _run_step(self, kind: str, xs: list[np.ndarray], ys: list[np.ndarray]) -> dict:
-        label_types = tuple(G.label_type_for(y.dtype, y.shape) for y in ys)
-        exe = self._executable(kind, label_types)
-        data = dict(zip(self.input_names, xs))
-        data.update(zip(G.label_names(self), ys))
-        out = exe(data)
+        out = self._step_executable(kind, ys)(self._feeds(xs, ys))
         names = [name for name in out if np.ndim(out[name]) == 0]
         values = np.array([[out[name] for name in names]], np.float32)
         self._accumulate(names, values, np.array([len(xs[0])]))
         return self._logs()
 
-    def _run_steps(self, kind: str, xs, ys, order, batch_size: int, steps: int, cbs) -> dict:
-        """Steps ``0 .. steps - 1`` of an epoch through the executable's epoch loop (see
-        ``kcompile.runtime.steps.epoch_steps``)."""
-        label_types = tuple(G.label_type_for(y.dtype, y.shape) for y in ys)
-        exe = self._executable(kind, label_types)
-        sources = dict(zip(self.input_names, xs))
-        sources.update(zip(G.label_names(self), ys))
-        chunk = chunk_size(self._compiled.steps_per_execution, cbs, kind, steps)
-        return epoch_steps(exe, sources, order, batch_size, steps, cbs, kind, chunk, self)
+    def _step_executable(self, kind: str, ys: list[np.ndarray]):
+        """The compiled ``train`` or ``eval`` step for labels like ``ys``."""
+        return self._executable(kind, tuple(G.label_type_for(y.dtype, y.shape) for y in ys))
+
+    @property
+    def label_names(self) -> list[str]:
+        return G.label_names(self)
+
+    @property
+    def steps_per_execution(self) -> int:
+        return self._compiled.steps_per_execution
 
     # --- metrics --------------------------------------------------------------
 

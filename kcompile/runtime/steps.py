@@ -71,31 +71,3 @@ def chunk_size(per_execution: int, cbs, kind: str, steps: int) -> int:
     if per_execution > 1:
         return per_execution
     return 1 if cbs.has_batch_hooks("train" if kind == "train" else "test") else max(steps, 1)
-
-
-def epoch_steps(exe, sources, order, batch_size: int, steps: int, cbs, kind: str, chunk, owner):
-    """Steps ``0 .. steps - 1`` of an epoch (batch ``s`` is rows
-    ``order[s*batch_size : (s+1)*batch_size]``), ``chunk`` steps per native call; the
-    batch hooks run once per chunk with its first and last step, as Keras's do with
-    ``steps_per_execution``. ``owner`` (a model) accumulates the logs
-    (``_accumulate``, ``_logs``); its ``stop_training`` ends a training epoch early.
-    Returns the logs."""
-    if kind == "train":
-        begin, end = cbs.on_train_batch_begin, cbs.on_train_batch_end
-    else:
-        begin, end = cbs.on_test_batch_begin, cbs.on_test_batch_end
-    n, logs, step = len(order), {}, 0
-    while step < steps:
-        count = min(chunk, steps - step)
-        begin(step)
-        run = run_steps(exe, sources, order, batch_size, step, count, cbs.show_progress)
-        starts = (step + np.arange(len(run.values))) * batch_size
-        owner._accumulate(run.names, run.values, np.minimum(batch_size, n - starts))
-        if run.interrupted:
-            raise KeyboardInterrupt
-        logs = owner._logs()
-        end(step + count - 1, logs)
-        step += count
-        if kind == "train" and owner.stop_training:
-            break
-    return logs

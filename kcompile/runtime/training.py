@@ -2,10 +2,10 @@
 compiled models and by loaded artifacts.
 
 A class that mixes this in provides ``_data_for(method, x, y)`` and ``_inputs_for(x)``
-(user data to checked arrays), ``_run_steps(kind, xs, ys, order, batch_size, steps,
-cbs)`` (an epoch's steps through its epoch loop), ``_predict_batch(xs)``,
-``_epoch_order(epoch, n)`` (the shuffled row order), ``metrics_names``,
-``default_batch_size`` and a ``RunningLogs`` in ``_running``.
+(user data to checked arrays), ``_step_executable(kind, ys)`` (the train or eval
+step, an ``EpochLoop``), ``_predict_batch(xs)``, ``_epoch_order(epoch, n)`` (the
+shuffled row order), ``input_names``, ``label_names``, ``steps_per_execution``,
+``metrics_names``, ``default_batch_size`` and a ``RunningLogs`` in ``_running``.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ import numpy as np
 
 from kcompile.callbacks import CallbackList
 from kcompile.models import data as D
+from kcompile.runtime.steps import chunk_size, run_steps
 
 
 class TrainingLoop:
@@ -213,6 +214,39 @@ class TrainingLoop:
                 break
         cbs.on_train_end(logs)
         return self.history
+
+    def _run_steps(self, kind: str, xs, ys, order, batch_size: int, steps: int, cbs) -> dict:
+        """Steps ``0 .. steps - 1`` of an epoch (batch ``s`` is rows
+        ``order[s*batch_size : (s+1)*batch_size]``) through the step's epoch loop, in
+        chunks of ``chunk_size`` steps, each one native call; the batch hooks run once
+        per chunk with its first and last step, as Keras's do with
+        ``steps_per_execution``. Returns the logs."""
+        exe = self._step_executable(kind, ys)
+        sources = self._feeds(xs, ys)
+        chunk = chunk_size(self.steps_per_execution, cbs, kind, steps)
+        if kind == "train":
+            begin, end = cbs.on_train_batch_begin, cbs.on_train_batch_end
+        else:
+            begin, end = cbs.on_test_batch_begin, cbs.on_test_batch_end
+        n, logs, step = len(order), {}, 0
+        while step < steps:
+            count = min(chunk, steps - step)
+            begin(step)
+            run = run_steps(exe, sources, order, batch_size, step, count, cbs.show_progress)
+            starts = (step + np.arange(len(run.values))) * batch_size
+            self._accumulate(run.names, run.values, np.minimum(batch_size, n - starts))
+            if run.interrupted:
+                raise KeyboardInterrupt
+            logs = self._logs()
+            end(step + count - 1, logs)
+            step += count
+            if kind == "train" and self.stop_training:
+                break
+        return logs
+
+    def _feeds(self, xs, ys) -> dict[str, np.ndarray]:
+        """The step's data inputs by name."""
+        return {**dict(zip(self.input_names, xs)), **dict(zip(self.label_names, ys))}
 
     def _epoch_finished(self, epoch: int) -> None:
         """Called after each epoch's steps and validation, before ``on_epoch_end``."""
