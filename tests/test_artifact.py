@@ -16,25 +16,15 @@ import pytest
 
 import kcompile as keras
 from ir import FeedError
-from kcompile import layers
 from kcompile.artifact import ArtifactError, SelfCheckError
 from kcompile.artifact.container import MANIFEST
+from tests.classifiers import dense_classifier
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def _model():
-    keras.backend.clear_session()  # the same layer names, even for a module fixture
-    keras.utils.set_random_seed(3)
-    model = keras.Sequential(
-        [
-            keras.Input(shape=(6,)),
-            layers.Dense(8, activation="relu"),
-            layers.Dense(3, activation="softmax"),
-        ]
-    )
-    model.compile(loss="sparse_categorical_crossentropy", optimizer="adam", metrics=["accuracy"])
-    return model
+    return dense_classifier(features=6, hidden=8, seed=3)
 
 
 def _data(rows: int = 90):

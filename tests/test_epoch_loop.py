@@ -12,22 +12,13 @@ import pytest
 
 import kcompile as keras
 from ir import FeedError
-from kcompile import layers
 from kcompile.models import graphs as G
 from kcompile.runtime.epoch import EpochLoop
+from tests.classifiers import dense_classifier
 
 
-def _model(seed: int = 0):
-    keras.utils.set_random_seed(seed)
-    model = keras.Sequential(
-        [
-            keras.Input(shape=(7,)),
-            layers.Dense(5, activation="relu"),
-            layers.Dense(3, activation="softmax"),
-        ]
-    )
-    model.compile(loss="sparse_categorical_crossentropy", optimizer="adam", metrics=["accuracy"])
-    return model
+def _model():
+    return dense_classifier(features=7, hidden=5, seed=0)
 
 
 def _train_executable(model, x, y):
