@@ -54,9 +54,9 @@ def read_artifact(path: str) -> tuple[dict, dict[str, bytes]]:
             members = {name: z.read(name) for name in manifest["checksums"] if name in names}
     except (zipfile.BadZipFile, EOFError, zipfile.LargeZipFile) as e:
         raise ArtifactError(f"{path}: truncated or corrupt artifact ({e})") from None
+    except FileNotFoundError:
+        raise
     except (KeyError, OSError) as e:
-        if isinstance(e, FileNotFoundError):
-            raise
         raise ArtifactError(f"{path}: unreadable artifact ({e})") from None
     for name, checksum in manifest["checksums"].items():
         if name not in members:
