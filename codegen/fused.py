@@ -179,8 +179,18 @@ def _matmul_epilogue(k, m, node, body, outs, ins) -> None:
     results = [v for _, v in body.outputs]
     sums = {results.index(n.outputs[0]) for n in column_sums}
     operands = {id(op.ptr) for op in ins}
+    # The GEMM writes the product into a result the epilogue then overwrites element by
+    # element: it must hold an f32 of the product's shape (not a relu mask's bytes).
     target = next(
-        (i for i, o in enumerate(outs) if i not in sums and id(o.ptr) not in operands), None
+        (
+            i
+            for i, (o, v) in enumerate(zip(outs, results))
+            if i not in sums
+            and id(o.ptr) not in operands
+            and v.dtype is DType.f32
+            and v.shape == product.outputs[0].shape
+        ),
+        None,
     )
     for index in sums:
         k.fill(outs[index], Size(out_shape[-1]), ir.Constant(F32, 0.0))

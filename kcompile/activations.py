@@ -13,12 +13,17 @@ def linear(x: Value) -> Value:
     return x
 
 
+# Each activation's derivative at its kinks is the one Keras's JAX backend gives
+# (jax.nn): relu'(0) = 0, relu6'(0) = relu6'(6) = 0, leaky_relu'(0) = 1, elu'(0) = alpha,
+# softplus'(0) = 1/2. A select on the strict comparison puts the kink where jax puts it.
+
+
 def relu(x: Value) -> Value:
-    return B.maximum(x, 0.0)
+    return B.select(B.gt(x, 0.0), x, 0.0)
 
 
 def relu6(x: Value) -> Value:
-    return B.minimum(B.maximum(x, 0.0), 6.0)
+    return B.select(B.gt(x, 0.0), B.select(B.lt(x, 6.0), x, 6.0), 0.0)
 
 
 def sigmoid(x: Value) -> Value:
@@ -46,7 +51,9 @@ def log_softmax(x: Value, axis: int = -1) -> Value:
 
 
 def elu(x: Value, alpha: float = 1.0) -> Value:
-    return B.select(B.gt(x, 0.0), x, alpha * (B.exp(B.minimum(x, 0.0)) - 1.0))
+    positive = B.gt(x, 0.0)
+    # exp of the negative part only (no overflow), with derivative 1 at x = 0.
+    return B.select(positive, x, alpha * (B.exp(B.select(positive, 0.0, x)) - 1.0))
 
 
 _SELU_ALPHA = 1.6732632423543772848170429916717
@@ -65,7 +72,7 @@ def gelu(x: Value, approximate: bool = False) -> Value:
 
 
 def softplus(x: Value) -> Value:
-    # log(1 + exp(x)) without overflow for large x.
+    # log(1 + exp(x)) without overflow for large x; max's tie rule gives 1/2 at x = 0.
     return B.maximum(x, 0.0) + B.log1p(B.exp(-B.abs(x)))
 
 
@@ -78,7 +85,7 @@ def silu(x: Value) -> Value:
 
 
 def leaky_relu(x: Value, negative_slope: float = 0.2) -> Value:
-    return B.select(B.gt(x, 0.0), x, negative_slope * x)
+    return B.select(B.ge(x, 0.0), x, negative_slope * x)
 
 
 def hard_sigmoid(x: Value) -> Value:

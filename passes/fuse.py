@@ -13,6 +13,7 @@ its nodes as a subgraph; codegen reads the body, not this module.
 from __future__ import annotations
 
 from ir.graph import Graph, Node, Value
+from ir.ops.fused import body_may_hold
 from ir.registry import ops_in_families
 from passes.rewrite import copy_node
 
@@ -62,7 +63,7 @@ def find_groups(graph: Graph) -> tuple[dict[Node, int], dict[int, str]]:
                 and (node.op != "matmul" or kind_of[gid] == "elementwise")
                 # A slice is a strided read of a value made outside the loop.
                 and not any(u.op == "slice" and group.get(u) == gid for u in node_users)
-                and (node.op != "slice" or kind_of[gid] == "elementwise")
+                and _may_join(node, [n for n, g in group.items() if g == gid], kind_of[gid])
                 and all(
                     group.get(u) == gid or position[u] > position[root[gid]] for u in node_users
                 )
@@ -109,6 +110,7 @@ def _reduction_groups(graph, group, root, kind_of, users, position) -> None:
                 kind_of[taken] == "elementwise"
                 and root[taken] is made_by
                 and _loop_shape(made_by) == loop
+                and all(body_may_hold("reduce", m.op) for m in members)
             )
             for member in members if absorbable else ():
                 for u in (u for v in member.outputs for u in users.get(v, [])):
@@ -145,6 +147,12 @@ def _chain_into(node, group, sizes, users, position) -> set:
         members.add(producer)
         frontier.extend(v.node for v in producer.inputs if v.node is not None)
     return members
+
+
+def _may_join(node: Node, members: list[Node], kind: str) -> bool:
+    """Whether the group's body, of the kind it becomes with ``node``, can hold them all."""
+    kind = "matmul" if node.op == "matmul" else kind
+    return all(body_may_hold(kind, n.op) for n in [node, *members])
 
 
 def _epilogue_fits(nodes: list[Node], out_shape: tuple) -> bool:
@@ -201,12 +209,20 @@ def _add_column_sums(graph: Graph, members: dict[int, list[Node]], kind_of: dict
     """A sum over the rows of a matrix product's epilogue value (a bias gradient) joins
     the product's kernel, which accumulates it row by row."""
     group_of = {n: gid for gid, nodes in members.items() for n in nodes}
+    users = graph.users()
+    position = {node: i for i, node in enumerate(graph.nodes)}
     for node in graph.nodes:
         if node.op != "reduce_sum" or node.attrs["axes"] != (0,) or node.inputs[0].rank != 2:
             continue
         producer = node.inputs[0].node
         gid = group_of.get(producer)
-        if gid is not None and kind_of[gid] == "matmul":
+        if gid is None or kind_of[gid] != "matmul":
+            continue
+        # The group is then emitted at the sum: every other user of its values must
+        # come after it.
+        inside = {*members[gid], node}
+        outside = (u for n in members[gid] for v in n.outputs for u in users.get(v, ()))
+        if all(u in inside or position[u] > position[node] for u in outside):
             members[gid].append(node)
             group_of[node] = gid
 

@@ -271,7 +271,7 @@ def test_bias_batchnorm_and_activation_fold_into_the_convolution_at_inference(rn
     # epilogue (the per-channel scale is computed by a 4-element kernel before it).
     assert len(over_image) == 1 and over_image[0].attrs["kind"] == "matmul"
     body_ops = [n.op for n in over_image[0].attrs["body"].nodes]
-    assert "max" in body_ops and body_ops.count("add") >= 2  # bias, BN shift
+    assert "select" in body_ops and body_ops.count("add") >= 2  # relu, bias, BN shift
     assert inspect.check(model, "predict").ok
     x = rng.normal(size=(3, 6, 5, 2)).astype(np.float32)
     k, b = model.layers[0].get_weights()

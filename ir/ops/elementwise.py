@@ -96,18 +96,24 @@ def _unbroadcast(node, grads):
     return [None if g is None else B.sum_to(g, v.shape) for g, v in zip(grads, (a, b))]
 
 
-def _vjp_max(node, g):
+def _balanced_share(node, take_a):
+    """The share of the gradient that goes to ``a`` of a max or min: all where ``a`` wins,
+    half where ``a == b`` (as jax's lax.max and lax.min, Keras's JAX backend, split ties);
+    activations that need another derivative at a kink (relu, relu6) say so themselves."""
     a, b = node.inputs
-    # The gradient goes to `a` only where a > b strictly: relu = max(x, 0) then
-    # has gradient 0 at x == 0, as tf.nn.relu and jax.nn.relu do.
-    take_a = B.gt(a, b)
-    return _unbroadcast(node, [B.select(take_a, g[0], 0.0), B.select(take_a, 0.0, g[0])])
+    return B.cast(take_a, DType.f32) + 0.5 * B.cast(B.eq(a, b), DType.f32)
 
 
-def _vjp_min(node, g):
-    a, b = node.inputs
-    take_a = B.lt(a, b)
-    return _unbroadcast(node, [B.select(take_a, g[0], 0.0), B.select(take_a, 0.0, g[0])])
+def _vjp_minmax(compare):
+    def vjp(node, g):
+        share = _balanced_share(node, compare(*node.inputs))
+        return _unbroadcast(node, [g[0] * share, g[0] * (1.0 - share)])
+
+    return vjp
+
+
+_vjp_max = _vjp_minmax(B.gt)
+_vjp_min = _vjp_minmax(B.lt)
 
 
 def _vjp_pow(node, g):
