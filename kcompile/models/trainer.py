@@ -133,7 +133,7 @@ class Trainer(TrainingLoop):
 
     # --- the step graphs ----------------------------------------------------
 
-    def _ensure_built(self, xs: list[np.ndarray] | None = None) -> None:
+    def _build_from_data(self, xs: list[np.ndarray] | None = None) -> None:
         if self.built:
             return
         if xs is None:
@@ -233,7 +233,7 @@ class Trainer(TrainingLoop):
         """Checked arrays for ``fit``/``evaluate``, building the model from ``x`` if it
         was not built yet."""
         self._require_compiled(method)
-        self._ensure_built([np.asarray(x)] if not isinstance(x, list | tuple | dict) else None)
+        self._build_from_data([np.asarray(x)] if not isinstance(x, list | tuple | dict) else None)
         return self._prepare_xy(x, y)
 
     def _prepare_xy(self, x: Any, y: Any) -> tuple[list[np.ndarray], list[np.ndarray]]:
@@ -244,7 +244,7 @@ class Trainer(TrainingLoop):
         return session.rng().permutation(n)
 
     def _inputs_for(self, x: Any) -> list[np.ndarray]:
-        self._ensure_built([np.asarray(x)] if not isinstance(x, list | tuple | dict) else None)
+        self._build_from_data([np.asarray(x)] if not isinstance(x, list | tuple | dict) else None)
         return D.prepare_inputs(self, x)
 
     def _predict_batch(self, xs: list[np.ndarray]) -> list[np.ndarray]:
@@ -263,7 +263,7 @@ class Trainer(TrainingLoop):
         self._require_compiled("train_on_batch")
         if sample_weight is not None or class_weight is not None:
             raise NotImplementedError("sample_weight and class_weight are not supported yet")
-        self._ensure_built([np.asarray(x)] if not isinstance(x, list | tuple | dict) else None)
+        self._build_from_data([np.asarray(x)] if not isinstance(x, list | tuple | dict) else None)
         xs = D.prepare_inputs(self, x)
         self.reset_metrics()  # as recent Keras 3 trainers do: the logs are this batch's
         logs = self._run_step("train", xs, D.prepare_labels(self, y, len(xs[0])))
@@ -287,7 +287,7 @@ class Trainer(TrainingLoop):
             if out is not None:  # a batch like one fed before: one copy in, one out
                 return out
         if not (self.built and D.is_ready_input(self, x)):
-            self._ensure_built([np.asarray(x)] if not isinstance(x, list | tuple | dict) else None)
+            self._build_from_data([np.asarray(x)] if not isinstance(x, list | tuple | dict) else None)
             x = D.prepare_inputs(self, x)
         outs = self._predict_batch(x if isinstance(x, list) else [x])
         return outs[0] if len(outs) == 1 else outs

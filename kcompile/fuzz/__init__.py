@@ -1,0 +1,1 @@
+"""Differential fuzzing: random models and graphs, compiled and checked against the reference interpreter."""

@@ -1,0 +1,290 @@
+"""The layers the model fuzzer draws from: for each, when it applies to an input shape,
+how to draw its arguments, and the shape it makes (batch axis left out).
+
+A new layer joins the fuzzer by one entry here. ``out_shape`` raises ``Invalid`` for
+arguments that do not fit the input, so the shrinker can try edits and keep the valid ones.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from collections.abc import Callable
+from dataclasses import dataclass
+
+Shape = tuple[int, ...]
+
+ACTIVATIONS = (
+    None,
+    "relu",
+    "relu6",
+    "sigmoid",
+    "tanh",
+    "softmax",
+    "elu",
+    "selu",
+    "gelu",
+    "softplus",
+    "softsign",
+    "silu",
+    "leaky_relu",
+    "hard_sigmoid",
+    "hard_silu",
+    "mish",
+    "linear",
+)
+
+
+class Invalid(ValueError):
+    """The layer does not apply to this input with these arguments."""
+
+
+@dataclass(frozen=True)
+class LayerKind:
+    name: str  # the class name in kcompile.layers
+    ranks: tuple[int, ...]  # input ranks it applies to (without the batch axis)
+    draw: Callable[[random.Random, Shape], dict]
+    shape: Callable[[dict, Shape], Shape]
+    weight: float = 1.0
+
+
+def _window_out(size: int, k: int, stride: int, padding: str, dilation: int = 1) -> int:
+    if padding == "same":
+        return math.ceil(size / stride)
+    span = dilation * (k - 1) + 1
+    if size < span:
+        raise Invalid(f"window {span} longer than {size}")
+    return (size - span) // stride + 1
+
+
+def _pick(rng: random.Random, values):
+    return values[rng.randrange(len(values))]
+
+
+def _dense(rng, shape):
+    return {
+        "units": rng.randint(1, 12),
+        "activation": _pick(rng, ACTIVATIONS),
+        "use_bias": rng.random() < 0.85,
+    }
+
+
+def _conv(rank: int):
+    def draw(rng, shape):
+        spatial = shape[:-1]
+        args = {
+            "filters": rng.randint(1, 6),
+            "kernel_size": rng.randint(1, min(3, *spatial)),
+            "padding": _pick(rng, ("valid", "same")),
+            "activation": _pick(rng, ACTIVATIONS),
+        }
+        if rng.random() < 0.3:
+            args["strides"] = 2
+        elif rng.random() < 0.15 and min(spatial) >= 5:
+            args["dilation_rate"] = 2
+        if rng.random() < 0.15:
+            args["use_bias"] = False
+        return args
+
+    def shape(args, s):
+        if len(s) != rank + 1:
+            raise Invalid("rank")
+        out = [
+            _window_out(
+                n,
+                args["kernel_size"],
+                args.get("strides", 1),
+                args["padding"],
+                args.get("dilation_rate", 1),
+            )
+            for n in s[:-1]
+        ]
+        return (*out, args["filters"])
+
+    return draw, shape
+
+
+def _depthwise_draw(rng, shape):
+    args = _conv(2)[0](rng, shape)
+    del args["filters"]
+    args["depth_multiplier"] = rng.randint(1, 2)
+    return args
+
+
+def _depthwise_shape(args, s):
+    out = _conv(2)[1]({**args, "filters": s[-1] * args["depth_multiplier"]}, s)
+    return out
+
+
+def _pool(rank: int):
+    def draw(rng, shape):
+        args = {
+            "pool_size": rng.randint(1, min(3, *shape[:-1])),
+            "padding": _pick(rng, ("valid", "same")),
+        }
+        if rng.random() < 0.3:
+            args["strides"] = 1
+        return args
+
+    def shape(args, s):
+        if len(s) != rank + 1:
+            raise Invalid("rank")
+        p = args["pool_size"]
+        stride = args.get("strides") or p
+        return (*(_window_out(n, p, stride, args["padding"]) for n in s[:-1]), s[-1])
+
+    return draw, shape
+
+
+def _rnn_draw(rng, shape):
+    return {"units": rng.randint(1, 8), "return_sequences": rng.random() < 0.4}
+
+
+def _rnn_shape(args, s):
+    if len(s) != 2:
+        raise Invalid("rank")
+    return (s[0], args["units"]) if args["return_sequences"] else (args["units"],)
+
+
+def _bidirectional_draw(rng, shape):
+    inner = _pick(rng, ("LSTM", "GRU", "SimpleRNN"))
+    return {
+        "layer": {inner: _rnn_draw(rng, shape)},
+        "merge_mode": _pick(rng, ("concat", "sum", "mul", "ave")),
+    }
+
+
+def _bidirectional_shape(args, s):
+    ((_, inner),) = args["layer"].items()
+    out = _rnn_shape(inner, s)
+    return (*out[:-1], out[-1] * 2) if args["merge_mode"] == "concat" else out
+
+
+def _same(args, s):
+    return s
+
+
+def _no_args(rng, shape):
+    return {}
+
+
+def _reshape_draw(rng, shape):
+    total = math.prod(shape)
+    divisors = [d for d in range(2, total) if total % d == 0]
+    if not divisors:
+        raise Invalid("nothing to reshape into")
+    d = _pick(rng, divisors)
+    return {"target_shape": [total // d, d]}
+
+
+def _reshape_shape(args, s):
+    target = tuple(args["target_shape"])
+    if math.prod(target) != math.prod(s):
+        raise Invalid("size")
+    return target
+
+
+def _flatten_shape(args, s):
+    return (math.prod(s),)
+
+
+def _global_pool(rank: int):
+    def shape(args, s):
+        if len(s) != rank + 1:
+            raise Invalid("rank")
+        return (s[-1],)
+
+    return shape
+
+
+def _zero_padding_draw(rng, shape):
+    return {"padding": rng.randint(1, 2)}
+
+
+def _zero_padding_shape(args, s):
+    if len(s) != 3:
+        raise Invalid("rank")
+    p = args["padding"]
+    return (s[0] + 2 * p, s[1] + 2 * p, s[2])
+
+
+def _upsampling_draw(rng, shape):
+    return {"size": 2}
+
+
+def _upsampling_shape(args, s):
+    if len(s) != 3 or s[0] * s[1] > 64:
+        raise Invalid("rank or size")
+    return (s[0] * args["size"], s[1] * args["size"], s[2])
+
+
+def _activation_draw(rng, shape):
+    return {"activation": _pick(rng, ACTIVATIONS[1:])}
+
+
+def _dropout_draw(rng, shape):
+    return {"rate": _pick(rng, (0.1, 0.25, 0.5)), "seed": rng.randint(0, 99)}
+
+
+def _leaky_draw(rng, shape):
+    return {"negative_slope": _pick(rng, (0.1, 0.3))}
+
+
+ANY_RANK = (1, 2, 3)
+
+UNARY: tuple[LayerKind, ...] = (
+    LayerKind("Dense", ANY_RANK, _dense, lambda a, s: (*s[:-1], a["units"]), 3.0),
+    LayerKind("Activation", ANY_RANK, _activation_draw, _same),
+    LayerKind("LeakyReLU", ANY_RANK, _leaky_draw, _same, 0.5),
+    LayerKind("ReLU", ANY_RANK, _no_args, _same, 0.5),
+    LayerKind("Softmax", ANY_RANK, _no_args, _same, 0.3),
+    LayerKind("Dropout", ANY_RANK, _dropout_draw, _same, 0.7),
+    LayerKind("BatchNormalization", ANY_RANK, _no_args, _same),
+    LayerKind("LayerNormalization", ANY_RANK, _no_args, _same),
+    LayerKind("Flatten", (2, 3), _no_args, _flatten_shape),
+    LayerKind("Reshape", (1,), _reshape_draw, _reshape_shape, 0.7),
+    LayerKind("Conv1D", (2,), *_conv(1), 2.0),
+    LayerKind("MaxPooling1D", (2,), *_pool(1)),
+    LayerKind("AveragePooling1D", (2,), *_pool(1), 0.7),
+    LayerKind("GlobalAveragePooling1D", (2,), _no_args, _global_pool(1), 0.5),
+    LayerKind("GlobalMaxPooling1D", (2,), _no_args, _global_pool(1), 0.5),
+    LayerKind("SimpleRNN", (2,), _rnn_draw, _rnn_shape),
+    LayerKind("LSTM", (2,), _rnn_draw, _rnn_shape),
+    LayerKind("GRU", (2,), _rnn_draw, _rnn_shape),
+    LayerKind("Bidirectional", (2,), _bidirectional_draw, _bidirectional_shape, 0.5),
+    LayerKind("Conv2D", (3,), *_conv(2), 2.0),
+    LayerKind("DepthwiseConv2D", (3,), _depthwise_draw, _depthwise_shape),
+    LayerKind("MaxPooling2D", (3,), *_pool(2)),
+    LayerKind("AveragePooling2D", (3,), *_pool(2), 0.7),
+    LayerKind("GlobalAveragePooling2D", (3,), _no_args, _global_pool(2), 0.5),
+    LayerKind("GlobalMaxPooling2D", (3,), _no_args, _global_pool(2), 0.5),
+    LayerKind("ZeroPadding2D", (3,), _zero_padding_draw, _zero_padding_shape, 0.5),
+    LayerKind("UpSampling2D", (3,), _upsampling_draw, _upsampling_shape, 0.4),
+)
+
+BY_NAME = {kind.name: kind for kind in UNARY}
+
+SAME_SHAPE_MERGES = ("Add", "Subtract", "Multiply", "Average", "Maximum", "Minimum")
+
+
+def merge_shape(name: str, shapes: list[Shape]) -> Shape:
+    """The shape a merge layer makes of ``shapes``, or ``Invalid``."""
+    if name == "Concatenate":
+        first = shapes[0]
+        if any(len(s) != len(first) or s[:-1] != first[:-1] for s in shapes):
+            raise Invalid("concatenate shapes")
+        return (*first[:-1], sum(s[-1] for s in shapes))
+    if any(s != shapes[0] for s in shapes) or (name == "Subtract" and len(shapes) != 2):
+        raise Invalid(f"{name} shapes")
+    return shapes[0]
+
+
+def unary_shape(name: str, args: dict, shape: Shape) -> Shape:
+    """The shape layer ``name`` with ``args`` makes of ``shape``, or ``Invalid``."""
+    kind = BY_NAME[name]
+    if len(shape) not in kind.ranks:
+        raise Invalid(f"{name} on rank {len(shape)}")
+    out = kind.shape(args, shape)
+    if any(d < 1 for d in out) or math.prod(out) > 4096:
+        raise Invalid(f"{name} makes {out}")
+    return out

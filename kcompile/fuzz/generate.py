@@ -1,0 +1,203 @@
+"""Random valid Keras models: a seed names one.
+
+Functional models with one to three inputs (features, sequences, images or integer ids
+for an Embedding) and one or two outputs; unary layers from the catalogue, merge layers
+across branches, nested Sequential models; every loss, optimizer and metric kcompile has.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+
+from kcompile.fuzz.catalogue import ACTIVATIONS, UNARY, Invalid, merge_shape, unary_shape
+from kcompile.fuzz.spec import (
+    Call,
+    InputSpec,
+    ModelSpec,
+    OutputSpec,
+    call_shape,
+    infer_shapes,
+)
+
+_SAME_SHAPE = ("Add", "Subtract", "Multiply", "Average", "Maximum", "Minimum")
+_OPTIMIZERS = ("SGD", "Adam", "AdamW", "RMSprop")
+
+
+def _input(rng: random.Random) -> InputSpec:
+    kind = rng.choices(("vector", "sequence", "image", "ids"), (4, 2, 2, 1))[0]
+    if kind == "vector":
+        return InputSpec([rng.randint(1, 16)])
+    if kind == "sequence":
+        return InputSpec([rng.randint(2, 8), rng.randint(1, 5)])
+    if kind == "image":
+        return InputSpec([rng.randint(3, 8), rng.randint(3, 8), rng.randint(1, 3)])
+    return InputSpec([rng.randint(2, 8)], vocab=rng.randint(3, 20))
+
+
+def _unary_call(rng: random.Random, shape, tensor: int) -> Call | None:
+    kinds = [k for k in UNARY if len(shape) in k.ranks]
+    for _ in range(8):
+        kind = rng.choices(kinds, [k.weight for k in kinds])[0]
+        try:
+            args = kind.draw(rng, shape)
+            unary_shape(kind.name, args, shape)
+        except Invalid:
+            continue
+        return Call(kind.name, args, [tensor])
+    return None
+
+
+def _nested_call(rng: random.Random, shape, tensor: int) -> Call | None:
+    inner = []
+    for _ in range(rng.randint(1, 3)):
+        call = _unary_call(rng, shape, tensor)
+        if call is None:
+            break
+        inner.append([call.layer, call.args])
+        shape = unary_shape(call.layer, call.args, shape)
+    return Call("Sequential", {}, [tensor], inner) if inner else None
+
+
+def _merge_call(rng: random.Random, shapes) -> Call | None:
+    floats = [i for i, (_, vocab) in enumerate(shapes) if not vocab]
+    pairs = [(a, b) for a in floats for b in floats if a < b]
+    rng.shuffle(pairs)
+    for a, b in pairs:
+        sa, sb = shapes[a][0], shapes[b][0]
+        names = []
+        if sa == sb:
+            names += _SAME_SHAPE
+        if len(sa) == len(sb) and sa[:-1] == sb[:-1]:
+            names.append("Concatenate")
+        if names:
+            name = rng.choice(names)
+            ids = [a, b]
+            if name != "Subtract" and rng.random() < 0.2:
+                extra = [c for c in floats if c not in ids]
+                ids += [c for c in extra[:1] if _fits(name, [sa, shapes[c][0]])]
+            return Call(name, {}, ids)
+    return None
+
+
+def _fits(name: str, shapes) -> bool:
+    try:
+        merge_shape(name, shapes)
+    except Invalid:
+        return False
+    return True
+
+
+def _head(rng: random.Random, spec: ModelSpec, shapes, tensor: int) -> OutputSpec:
+    """Reduce a sink to a vector, then a Dense that suits a randomly chosen loss."""
+    shape = shapes[tensor][0]
+    if len(shape) > 1:
+        tensor = _append(spec, shapes, Call("Flatten", {}, [tensor]))
+    loss = rng.choice(
+        (
+            "mse",
+            "mae",
+            "binary_crossentropy",
+            "categorical_crossentropy",
+            "sparse_categorical_crossentropy",
+        )
+    )
+    logits = loss != "mse" and loss != "mae" and rng.random() < 0.3
+    units = (
+        rng.randint(1, 4) if loss in ("mse", "mae", "binary_crossentropy") else rng.randint(2, 5)
+    )
+    if logits:
+        activation = None
+    elif loss == "binary_crossentropy":
+        activation = "sigmoid"
+    elif loss in ("categorical_crossentropy", "sparse_categorical_crossentropy"):
+        activation = "softmax"
+    else:
+        activation = rng.choice(ACTIVATIONS)
+    head = _append(
+        spec, shapes, Call("Dense", {"units": units, "activation": activation}, [tensor])
+    )
+    return OutputSpec(head, loss, logits)
+
+
+def _append(spec: ModelSpec, shapes, call: Call) -> int:
+    shapes.append(call_shape(call, shapes))
+    spec.calls.append(call)
+    return len(shapes) - 1
+
+
+def _metrics(rng: random.Random, out: OutputSpec) -> list[str]:
+    pool = [] if out.loss == "sparse_categorical_crossentropy" else ["mae", "mse"]
+    if out.loss != "mse" and out.loss != "mae":
+        pool += ["accuracy"]
+    if out.loss == "binary_crossentropy" and not out.from_logits:
+        pool += ["precision", "recall"]
+    return rng.sample(pool, rng.randint(0, min(2, len(pool))))
+
+
+def _optimizer(rng: random.Random) -> list:
+    name = rng.choice(_OPTIMIZERS)
+    args: dict = {"learning_rate": rng.choice((0.001, 0.01, 0.05))}
+    if name == "SGD" and rng.random() < 0.5:
+        args["momentum"] = 0.9
+        args["nesterov"] = rng.random() < 0.5
+    if name == "RMSprop" and rng.random() < 0.3:
+        args["centered"] = True
+    if name == "RMSprop" and rng.random() < 0.3:
+        args["momentum"] = 0.5
+    clip = rng.random()
+    if clip < 0.1:
+        args["clipnorm"] = 1.0
+    elif clip < 0.2:
+        args["clipvalue"] = 0.5
+    elif clip < 0.25:
+        args["global_clipnorm"] = 1.0
+    return [name, args]
+
+
+def random_model(seed: int) -> ModelSpec:
+    """The model that ``seed`` names."""
+    rng = random.Random(seed)
+    spec = ModelSpec(
+        seed, [_input(rng) for _ in range(rng.choices((1, 2, 3), (6, 3, 1))[0])], [], []
+    )
+    shapes = [(tuple(i.shape), i.vocab) for i in spec.inputs]
+    for i, inp in enumerate(spec.inputs):
+        if inp.vocab:
+            args = {"input_dim": inp.vocab + rng.randint(0, 3), "output_dim": rng.randint(1, 6)}
+            _append(spec, shapes, Call("Embedding", args, [i]))
+    for _ in range(rng.randint(1, 7)):
+        roll = rng.random()
+        call = None
+        if roll < 0.25:
+            call = _merge_call(rng, shapes)
+        if call is None:
+            floats = [i for i, (_, vocab) in enumerate(shapes) if not vocab]
+            # Prefer the newest tensors: deeper chains.
+            tensor = floats[-1 - min(int(rng.expovariate(1.0)), len(floats) - 1)]
+            maker = _nested_call if roll > 0.9 else _unary_call
+            call = maker(rng, shapes[tensor][0], tensor)
+        if call is not None:
+            _append(spec, shapes, call)
+    _add_outputs(rng, spec, shapes)
+    spec.optimizer = _optimizer(rng)
+    spec.metrics = [_metrics(rng, out) for out in spec.outputs]
+    infer_shapes(spec)  # the generator makes only valid models
+    return spec
+
+
+def _add_outputs(rng: random.Random, spec: ModelSpec, shapes) -> None:
+    """One or two outputs; every other unread float tensor joins the first by a Concatenate
+    of its flattened values, so every input reaches an output."""
+    read = {i for c in spec.calls for i in c.inputs}
+    sinks = [i for i, (_, vocab) in enumerate(shapes) if i not in read and not vocab]
+    count = 2 if len(sinks) >= 2 and rng.random() < 0.5 else 1
+    if len(sinks) > count:
+        flat = []
+        for i in sinks[count - 1 :]:
+            if len(shapes[i][0]) > 1:
+                i = _append(spec, shapes, Call("Flatten", {}, [i]))
+            flat.append(i)
+        sinks = [*sinks[: count - 1], _append(spec, shapes, Call("Concatenate", {}, flat))]
+    spec.outputs = [_head(rng, spec, shapes, i) for i in sinks[:count]]
+    assert all(math.prod(shapes[o.tensor][0]) for o in spec.outputs)
