@@ -111,9 +111,9 @@ def infer_shapes(spec: ModelSpec) -> list[tuple[Shape, int]]:
         shape, vocab = shapes[out.tensor]
         if vocab or not shape:
             raise Invalid("an output must be a float tensor")
-        if out.loss in ("categorical_crossentropy", "sparse_categorical_crossentropy"):
-            if shape[-1] < 2:
-                raise Invalid("a categorical output needs two classes")
+        categorical = out.loss in ("categorical_crossentropy", "sparse_categorical_crossentropy")
+        if categorical and shape[-1] < 2:
+            raise Invalid("a categorical output needs two classes")
     used = {i for c in spec.calls for i in c.inputs} | {o.tensor for o in spec.outputs}
     if any(i not in used for i in range(len(spec.inputs))):
         raise Invalid("an input no layer reads")
