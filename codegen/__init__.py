@@ -11,6 +11,7 @@ import time
 from dataclasses import dataclass
 
 from codegen.cache import cache_key, read_entry, write_entry
+from codegen.guards import GUARD_STATE
 from codegen.module import (
     CYCLES,
     ENTRY,
@@ -35,6 +36,13 @@ class CompiledGraph:
 
     graph: Graph
     profiled: bool = False
+    checked: bool = False
+
+    def guard_state(self) -> int:
+        """Address of the checking mode's state (``codegen.guards``); 0 without it."""
+        if not self.checked:
+            return 0
+        return ctypes.CFUNCTYPE(ctypes.c_void_p)(self.code.address(GUARD_STATE))()
 
     @property
     def entry_address(self) -> int:
@@ -96,23 +104,25 @@ def compile_graph(
     times: CompileTimes | None = None,
     dump=None,
     profile: bool = False,
+    check: bool = False,
 ) -> CompiledGraph:
     """Native code for ``graph``; ``version`` (the caller's) is part of the cache key.
 
     ``dump(name, text)``, when given, receives the LLVM IR before and after
     optimization and the assembly (which bypasses the cache). ``profile`` adds
-    per-kernel cycle counters (``CompiledGraph.profile``).
+    per-kernel cycle counters (``CompiledGraph.profile``); ``check`` a check of every
+    buffer's guard zones after each kernel (``CompiledGraph.guard_state``).
     """
     times = times or CompileTimes()
     t0 = time.perf_counter()
     text = print_graph(graph)
     plan = plan_buffers(graph)
-    key = cache_key(version, text, "profile" if profile else "")
+    key = cache_key(version, text, "profile" if profile else "", *(("check",) if check else ()))
     times.add("plan buffers + key", time.perf_counter() - t0)
     payload = None if dump else read_entry(key)
     hit = payload is not None
     if payload is None:
-        lowered = lower_graph(graph, times, profile)
+        lowered = lower_graph(graph, times, profile, check)
         compiled = compile_module(lowered.llvm_ir, times, want_ir=dump is not None)
         payload = compiled.object_code
         write_entry(key, payload)
@@ -126,7 +136,7 @@ def compile_graph(
     runtime()  # the model's code calls into it: its symbols must be registered first
     code = LoadedCode(payload)
     times.add("load object", time.perf_counter() - t1)
-    return CompiledGraph(plan, code, times, hit, graph, profile)
+    return CompiledGraph(plan, code, times, hit, graph, profile, check)
 
 
 __all__ = ["BufferSpec", "CompileTimes", "CompiledGraph", "KernelTime", "compile_graph", "host"]

@@ -21,6 +21,7 @@ import codegen.scan  # noqa: F401  (registers the loop lowering)
 from codegen.batch_split import batch_split, splits_by_rows
 from codegen.emitters import EMITTERS
 from codegen.epoch import add_epoch_loop, has_epoch_loop
+from codegen.guards import Guards
 from codegen.kernel import Kernel, Operand
 from codegen.loops import I64, PTR, memcpy
 from codegen.mathfn import MathLib
@@ -47,15 +48,19 @@ class Lowered:
     times: CompileTimes = field(default_factory=CompileTimes)
 
 
-def lower_graph(graph: Graph, times: CompileTimes | None = None, profile: bool = False) -> Lowered:
+def lower_graph(
+    graph: Graph, times: CompileTimes | None = None, profile: bool = False, check: bool = False
+) -> Lowered:
     """The module of ``graph``; with ``profile``, the entry also counts the cycles and
-    calls of each kernel, in the order of ``kernel_nodes``."""
+    calls of each kernel, in the order of ``kernel_nodes``; with ``check``, it checks the
+    buffers' guard zones after each kernel (``codegen.guards``)."""
     times = times or CompileTimes()
     t0 = time.perf_counter()
     module = ir.Module(name=graph.name)
     plan = plan_buffers(graph)
     counters = KernelCounters(module, graph) if profile else None
-    entry = emit_step(module, MathLib(module), graph, plan, ENTRY, "", counters)
+    guards = Guards(module) if check else None
+    entry = emit_step(module, MathLib(module), graph, plan, ENTRY, "", counters, guards)
     entry.linkage = ""  # exported
     if has_epoch_loop(graph):
         add_epoch_loop(module, entry, graph, plan.slot, plan.outputs)
@@ -125,6 +130,7 @@ def emit_step(
     name: str,
     prefix: str,
     counters: KernelCounters | None = None,
+    guards: Guards | None = None,
 ) -> ir.Function:
     """``void name(ptr buffers[], i64 n)``: the graph's kernels in order over the buffers of
     ``plan``, then the copies of results into the inputs they replace."""
@@ -160,12 +166,14 @@ def emit_step(
         b.load(b.gep(table, [ir.Constant(I64, i)], inbounds=True, source_etype=PTR), typ=PTR)
         for i in range(len(buffers))
     ]
-    for kernel, slots in kernels:
+    for index, (kernel, slots) in enumerate(kernels):
         args = [pointers[s] for s in slots] + [n]
         if counters is None:
             b.call(kernel, args)
         else:
             counters.timed_call(b, kernel, args)
+        if guards is not None:
+            guards.after(b, index)
 
     for dst, src, v in plan.copy_back:
         _memcpy(b, pointers[dst], pointers[src], nbytes(v.type), n)

@@ -9,6 +9,7 @@
     kcompile build MODEL.py -o model.kc [--cpu host|x86-64-v3]   an artifact
     kcompile info model.kc                  print an artifact's manifest
     kcompile run model.kc --data DIR --epochs N [--checkpoint PATH]
+    kcompile fuzz [--minutes M | --count C] [--seed S] [--jobs J] [--kind model|graph|parser]
 
 MODEL.py defines ``build_model()`` returning a compiled model; its training
 code stays under ``if __name__ == "__main__":`` so importing it trains nothing.
@@ -235,6 +236,33 @@ def cmd_run(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_fuzz(args) -> int:
+    """Random models and graphs against the reference interpreter, or mutated IR dumps
+    against the parser; exits 1 when any case failed."""
+    if args.count is None and args.minutes is None:
+        args.count = 100
+    if args.kind == "parser":
+        from kcompile.fuzz.mutate import fuzz_parser
+
+        counts = fuzz_parser(seed=args.seed, count=args.count or 10_000, report=print)
+        print(", ".join(f"{k}: {v}" for k, v in sorted(counts.items())))
+        return 1 if counts.get("escaped", 0) else 0
+    from kcompile.fuzz.runner import FAILURES, fuzz, summary
+
+    kinds = ("model", "graph") if args.kind == "all" else (args.kind,)
+    counts = fuzz(
+        seed=args.seed,
+        count=args.count,
+        minutes=args.minutes,
+        jobs=args.jobs,
+        kinds=kinds,
+        timeout=args.timeout,
+        out=args.out,
+    )
+    print(summary(counts))
+    return 1 if any(outcome in FAILURES for _, outcome in counts.elements()) else 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="kcompile", description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -289,6 +317,17 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument("--checkpoint", help="where to save after each epoch (the artifact)")
     run.add_argument("--verbose", type=int, default=1, choices=(0, 1, 2))
     run.set_defaults(run=cmd_run)
+    fz = sub.add_parser("fuzz", help="check random models and graphs against the reference")
+    fz.add_argument("--kind", choices=("all", "model", "graph", "parser"), default="all")
+    fz.add_argument(
+        "--seed", type=int, default=0, help="the first seed; cases take seed, seed+1, ..."
+    )
+    fz.add_argument("--count", type=int, help="this many cases (default 100 without --minutes)")
+    fz.add_argument("--minutes", type=float, help="run for this long")
+    fz.add_argument("--jobs", type=int, default=1, help="cases run at once")
+    fz.add_argument("--timeout", type=float, default=120.0, help="seconds before a case hangs")
+    fz.add_argument("--out", default="fuzz-failures", help="where reproductions go")
+    fz.set_defaults(run=cmd_fuzz)
     args = parser.parse_args(argv)
     return args.run(args)
 

@@ -24,7 +24,13 @@ REDUCTIONS = ("reduce_sum", "reduce_max")
 
 
 def _is_splat(node: Node) -> bool:
-    return node.op == "constant" and not isinstance(node.attrs["value"], tuple)
+    """A constant the body can hold: one value, of a static shape (a batch-sized one would
+    leave the body's ``N`` unbound when no operand carries it)."""
+    return (
+        node.op == "constant"
+        and not isinstance(node.attrs["value"], tuple)
+        and node.outputs[0].type.is_static
+    )
 
 
 def _loop_shape(node: Node):

@@ -5,6 +5,8 @@ import pytest
 
 # Every graph the runtime prepares is verified and must survive print -> parse.
 os.environ.setdefault("KCOMPILE_VERIFY", "1")
+# Every buffer between guard zones, checked after every kernel (kcompile.runtime.guarded).
+os.environ.setdefault("KCOMPILE_CHECK", "1")
 
 
 @pytest.fixture(autouse=True)

@@ -287,7 +287,9 @@ class Trainer(TrainingLoop):
             if out is not None:  # a batch like one fed before: one copy in, one out
                 return out
         if not (self.built and D.is_ready_input(self, x)):
-            self._build_from_data([np.asarray(x)] if not isinstance(x, list | tuple | dict) else None)
+            self._build_from_data(
+                [np.asarray(x)] if not isinstance(x, list | tuple | dict) else None
+            )
             x = D.prepare_inputs(self, x)
         outs = self._predict_batch(x if isinstance(x, list) else [x])
         return outs[0] if len(outs) == 1 else outs

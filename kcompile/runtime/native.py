@@ -5,9 +5,10 @@ from __future__ import annotations
 import os
 import sys
 
-from codegen import compile_graph
+from codegen import compile_graph, kernel_nodes
 from codegen.epoch import EPOCH, has_epoch_loop
 from ir import Graph
+from kcompile.runtime.guarded import GuardedBuffers, checking
 from kcompile.runtime.program import NativeProgram
 from passes.manager import debug_level
 
@@ -21,8 +22,9 @@ class NativeExecutable(NativeProgram):
         dump_index: int | None = None,
         profile: bool = False,
     ) -> None:
+        check = checking()
         compiled = compile_graph(
-            graph, version, dump=_dumper(graph, dump_index or 0), profile=profile
+            graph, version, dump=_dumper(graph, dump_index or 0), profile=profile, check=check
         )
         self.compiled = compiled
         self.compile_times = compiled.times
@@ -31,7 +33,16 @@ class NativeExecutable(NativeProgram):
             _report(graph, compiled)
         epoch = compiled.code.address(EPOCH) if has_epoch_loop(graph) else 0
         code = compiled.code
-        super().__init__(graph, compiled.entry_address, epoch, code, capacity, compiled.plan)
+        guards = None
+        if check:
+            names = [
+                f"{name} ({node.op}, layer '{node.layer}')"
+                for name, node in kernel_nodes(graph, compiled.plan)
+            ]
+            guards = GuardedBuffers(compiled.guard_state(), names)
+        super().__init__(
+            graph, compiled.entry_address, epoch, code, capacity, compiled.plan, guards
+        )
 
 
 def _dumper(graph: Graph, index: int):

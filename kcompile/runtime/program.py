@@ -22,6 +22,7 @@ from ir.buffers import BufferPlan, plan_buffers
 from ir.interpreter import FeedError, bind_batch, check_feed
 from ir.memory import assign_offsets
 from kcompile.runtime.epoch import EpochLoop
+from kcompile.runtime.guarded import GuardedBuffers
 from kcompile.variables import stable_array
 
 ENTRY_TYPE = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_int64)
@@ -48,11 +49,17 @@ class NativeProgram(EpochLoop):
         code: object,
         capacity: int = 32,
         plan: BufferPlan | None = None,
+        guards: GuardedBuffers | None = None,
     ) -> None:
         self.graph = graph
         self._code = code
         self._entry = ENTRY_TYPE(entry)
         self._epoch = EPOCH_TYPE(epoch) if epoch else None
+        self._guards = guards
+        self._bound_arrays: dict[int, np.ndarray] = {}
+        if guards is not None:
+            self._entry = guards.wrap(self._entry)
+            self._epoch = guards.wrap(self._epoch) if self._epoch else None
         self._plan = plan or plan_buffers(graph)
         self._buffers: list[np.ndarray | None] = [None] * len(self._plan.buffers)
         self._table = (ctypes.c_void_p * len(self._plan.buffers))()
@@ -73,6 +80,9 @@ class NativeProgram(EpochLoop):
     def _allocate(self, capacity: int) -> None:
         """Buffers for batches up to ``capacity``: the data inputs, and either one arena
         laid out by the memory plan or (unplanned graphs) one array per result."""
+        if self._guards is not None:
+            self._allocate_guarded(capacity)
+            return
         arena_intervals = {
             i: (s, e, size.at(capacity)) for i, (s, e, size) in self._plan.arena.items()
         }
@@ -95,8 +105,31 @@ class NativeProgram(EpochLoop):
         self._capacity = capacity
         self._kept: dict[int | None, _Kept] = {}  # views of each batch size fed so far
 
+    def _allocate_guarded(self, capacity: int) -> None:
+        """The checking mode's layout: each buffer on its own between guard zones, for
+        exactly ``capacity`` rows; bound arrays through guarded copies."""
+        self._guards.reset()
+        self.arena_bytes = 0
+        for spec in self._plan.buffers:
+            if spec.input is not None and spec.input not in self._data:
+                continue
+            shape = spec.type.concrete_shape(capacity)
+            nbytes = int(np.prod(shape, dtype=np.int64)) * spec.element_bytes
+            array = self._guards.allocate(nbytes).view(spec.type.dtype.numpy).reshape(shape)
+            self._buffers[spec.index] = array
+            self._table[spec.index] = array.ctypes.data
+        for index, array in self._bound_arrays.items():
+            self._table[index] = self._guards.bind(index, array).ctypes.data
+        self._capacity = capacity
+        self._kept = {}
+
+    def _fits(self, batch: int) -> bool:
+        """Whether buffers made for the current capacity serve ``batch`` (in the checking
+        mode only an exact fit does, so a write past the batch's rows is seen)."""
+        return batch <= self._capacity and (self._guards is None or batch == self._capacity)
+
     def _ready(self, batch: int) -> None:
-        if batch > self._capacity:
+        if not self._fits(batch):
             self._allocate(batch)
         if self._inputs.keys() - self._bound - self._data:
             self._refuse_missing(self._data)
@@ -136,6 +169,9 @@ class NativeProgram(EpochLoop):
         index = self._plan.slot[v]
         self._buffers[index] = array
         self._table[index] = array.ctypes.data
+        if self._guards is not None:
+            self._bound_arrays[index] = array
+            self._table[index] = self._guards.bind(index, array).ctypes.data
         self._bound.add(name)
         self._kept.clear()
 
@@ -168,8 +204,8 @@ class NativeProgram(EpochLoop):
 
     def _call(self, data: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
         n = self._batch_of(data)
-        if n is not None and n > self._capacity:
-            self._allocate(max(n, 2 * self._capacity))
+        if n is not None and not self._fits(n):
+            self._allocate(n if self._guards is not None else max(n, 2 * self._capacity))
         for name, array in data.items():
             v = self._inputs[name]
             if array.dtype != v.dtype.numpy:

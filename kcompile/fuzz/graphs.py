@@ -1,0 +1,222 @@
+"""Random op-level IR graphs (a seed names one) and their oracle: the compiled graph
+against the reference interpreter in float64 at several batch sizes, every VJP of the
+graph (through autodiff) against central differences, and the compiled gradient graph
+against float64.
+
+Ops whose domain is limited get operands that respect it (``log(|x| + 0.5)``), so every
+graph is valid on any input; exact ties (``max(x, x)``) are allowed, since the gradient
+rules define them.
+"""
+
+from __future__ import annotations
+
+import random
+
+import numpy as np
+
+from ir import BATCH, Graph, Value, f32, interpret
+from ir import build as B
+from kcompile.fuzz.oracle import ATOL, FORWARD_RTOL, GRADIENT_RTOL, compare
+
+FD_RTOL = 1e-4
+FD_EPS = 1e-6
+BATCHES = (1, 7, 33)
+
+_UNARY = {
+    "neg": B.neg,
+    "abs": B.abs,
+    "exp": lambda x: B.exp(B.tanh(x) * 3.0),
+    "log": lambda x: B.log(B.abs(x) + 0.5),
+    "log1p": lambda x: B.log1p(B.abs(x)),
+    "sqrt": lambda x: B.sqrt(B.abs(x) + 0.1),
+    "tanh": B.tanh,
+    "logistic": B.logistic,
+    "erf": B.erf,
+    "square": B.square,
+}
+_BINARY = {
+    "add": B.add,
+    "sub": B.sub,
+    "mul": B.mul,
+    "div": lambda a, b: B.div(a, B.abs(b) + 0.5),
+    "max": B.maximum,
+    "min": B.minimum,
+    "pow": lambda a, b: B.power(B.abs(a) + 0.5, B.tanh(b)),
+}
+
+
+class _Builder:
+    def __init__(self, rng: random.Random) -> None:
+        self.rng = rng
+        self.graph = Graph("fuzz")
+        self.pool: list[Value] = []
+        self.params = 0
+
+    def data(self, shape) -> Value:
+        v = self.graph.add_input(f"x{len(self.graph.inputs)}", f32(BATCH, *shape), "data")
+        self.pool.append(v)
+        return v
+
+    def param(self, shape) -> Value:
+        self.params += 1
+        return self.graph.add_input(f"w{self.params}", f32(*shape), "param")
+
+    def pick(self, where=lambda v: True) -> Value | None:
+        choices = [v for v in self.pool if where(v)]
+        if not choices:
+            return None
+        # The newest values most often: deeper chains.
+        return choices[-1 - min(int(self.rng.expovariate(0.7)), len(choices) - 1)]
+
+    def step(self) -> None:
+        rng = self.rng
+        kind = rng.choices(
+            ("unary", "binary", "bias", "select", "reduce", "matmul", "shape"),
+            (4, 4, 1, 1, 2, 2, 3),
+        )[0]
+        made = getattr(self, f"_{kind}")()
+        if made is not None:
+            self.pool.append(made)
+
+    def _unary(self):
+        return _UNARY[self.rng.choice(sorted(_UNARY))](self.pick())
+
+    def _binary(self):
+        a = self.pick()
+        b = self.pick(lambda v: v.shape == a.shape)
+        return _BINARY[self.rng.choice(sorted(_BINARY))](a, b)
+
+    def _bias(self):
+        a = self.pick()
+        return _BINARY[self.rng.choice(("add", "mul", "max"))](a, self.param(a.shape[-1:]))
+
+    def _select(self):
+        a = self.pick()
+        b, c = (self.pick(lambda v: v.shape == a.shape) for _ in range(2))
+        return B.select(B.gt(a, b), c, a)
+
+    def _reduce(self):
+        a = self.pick(lambda v: v.rank > 1)
+        if a is None:
+            return None
+        axis = self.rng.randrange(1, a.rank)
+        fn = B.reduce_sum if self.rng.random() < 0.6 else B.reduce_max
+        out = fn(a, axis, keepdims=self.rng.random() < 0.5)
+        return out if out.rank > 1 else B.reshape(out, (BATCH, 1))
+
+    def _matmul(self):
+        a = self.pick(lambda v: v.rank == 2)
+        if a is None:
+            return None
+        units = self.rng.randint(1, 9)
+        if self.rng.random() < 0.5:
+            return B.matmul(a, self.param((a.shape[1], units)))
+        return B.matmul(a, self.param((units, a.shape[1])), transpose_b=True)
+
+    def _shape(self):
+        rng = self.rng
+        a = self.pick()
+        op = rng.choice(("transpose", "reshape", "slice", "concat", "pad", "broadcast"))
+        if op == "transpose" and a.rank == 3:
+            return B.transpose(a, (0, 2, 1))
+        if op == "reshape" and a.rank == 3:
+            return B.reshape(a, (BATCH, a.shape[1] * a.shape[2]))
+        if op == "reshape" and a.rank == 2 and a.shape[1] % 2 == 0:
+            return B.reshape(a, (BATCH, 2, a.shape[1] // 2))
+        last = a.shape[-1]
+        if op == "slice" and last > 1:
+            begin = rng.randrange(last - 1)
+            end = rng.randint(begin + 1, last)
+            return B.slice_(a, (0,) * (a.rank - 1) + (begin,), (*a.shape[:-1], end))
+        if op == "concat":
+            b = self.pick(lambda v: v.rank == a.rank and v.shape[:-1] == a.shape[:-1])
+            return B.concat([a, b], -1)
+        if op == "pad":
+            low, high = rng.randint(0, 2), rng.randint(0, 2)
+            return B.pad(a, (0,) * (a.rank - 1) + (low,), (0,) * (a.rank - 1) + (high,))
+        if op == "broadcast" and last == 1:
+            return B.broadcast_to(a, (*a.shape[:-1], rng.randint(2, 5)))
+        return None
+
+
+def random_graph(seed: int) -> Graph:
+    """The graph ``seed`` names: outputs ``out0``.. and a scalar ``loss``."""
+    rng = random.Random(seed)
+    build = _Builder(rng)
+    for _ in range(rng.randint(1, 3)):
+        shape = (
+            (rng.randint(1, 6),) if rng.random() < 0.6 else (rng.randint(1, 4), rng.randint(1, 4))
+        )
+        build.data(shape)
+    for _ in range(rng.randint(2, 10)):
+        build.step()
+    outs = build.pool[-rng.randint(1, 2) :]
+    loss = None
+    for out in outs:
+        # A weighted sum, so every element's gradient differs.
+        size = int(np.prod(out.shape[1:]))
+        weights = B.const_array(
+            build.graph, np.linspace(-1.0, 1.5, size).tolist(), f32(1).dtype, out.shape[1:]
+        )
+        term = B.reduce_sum(out * weights)
+        loss = term if loss is None else loss + term
+    build.graph.set_outputs([*((f"out{i}", v) for i, v in enumerate(outs)), ("loss", loss)])
+    return build.graph
+
+
+def _feeds(graph: Graph, batch: int, seed: int) -> dict:
+    rng = np.random.default_rng(seed)
+    return {
+        v.name: rng.normal(size=v.type.concrete_shape(batch)).astype(np.float32)
+        for v in graph.inputs
+    }
+
+
+def _compiled(graph: Graph, feeds: dict) -> dict:
+    from kcompile.runtime import make_executable
+
+    exe = make_executable(graph, "llvm")
+    for v in graph.inputs:
+        if v.role == "param":
+            exe.bind(v.name, feeds[v.name].copy())
+    return exe({v.name: feeds[v.name] for v in graph.inputs if v.role == "data"})
+
+
+def check_graph(graph: Graph, seed: int = 0) -> None:
+    """Compiled forward and gradients against float64, autodiff against differences."""
+    from ir.build import clone
+    from passes import append_gradients, eliminate_dead_code
+
+    for batch in BATCHES:
+        feeds = _feeds(graph, batch, seed)
+        want = interpret(graph, feeds, np.float64)
+        got = _compiled(clone(graph), feeds)
+        for name, _ in graph.outputs:
+            compare("forward", f"batch {batch}, {name}", got[name], want[name], FORWARD_RTOL)
+    grad_graph = clone(graph)
+    wrt = list(grad_graph.inputs)
+    grads = append_gradients(grad_graph, grad_graph.output("loss"), wrt)
+    grad_graph.set_outputs(
+        [("loss", grad_graph.output("loss"))] + [(f"grad/{v.name}", g) for v, g in zip(wrt, grads)]
+    )
+    eliminate_dead_code(grad_graph)
+    feeds = _feeds(graph, 3, seed)
+    want = interpret(grad_graph, feeds, np.float64)
+    _check_differences(graph, feeds, want)
+    got = _compiled(clone(grad_graph), feeds)
+    scale = max(float(np.max(np.abs(want[n]), initial=0)) for n, _ in grad_graph.outputs)
+    for name, _ in grad_graph.outputs:
+        compare("gradients", name, got[name], want[name], GRADIENT_RTOL, ATOL * (1 + scale))
+
+
+def _check_differences(graph: Graph, feeds: dict, autodiff: dict) -> None:
+    run = lambda f: float(interpret(graph, f, np.float64)["loss"])  # noqa: E731
+    for v in graph.inputs:
+        base = np.asarray(feeds[v.name], np.float64)
+        numeric = np.zeros_like(base)
+        for idx in np.ndindex(base.shape):
+            hi, lo = base.copy(), base.copy()
+            hi[idx] += FD_EPS
+            lo[idx] -= FD_EPS
+            numeric[idx] = (run({**feeds, v.name: hi}) - run({**feeds, v.name: lo})) / (2 * FD_EPS)
+        compare("vjp", f"d loss / d {v.name}", autodiff[f"grad/{v.name}"], numeric, FD_RTOL, 1e-6)
