@@ -86,6 +86,14 @@ class _Parser:
         self.pos += 1
         return tok
 
+    def take_int(self, what: str) -> int:
+        """A decimal integer (a number token with digits only, optionally negative)."""
+        tok = self.peek()
+        if tok.kind != "number" or not re.fullmatch(r"-?\d+", tok.text):
+            raise self.error(f"expected an integer {what}")
+        self.pos += 1
+        return int(tok.text)
+
     def accept(self, text: str) -> bool:
         tok = self.peek()
         if tok.kind == "punct" and tok.text == text:
@@ -165,10 +173,15 @@ class _Parser:
             name = self.take("ident").text
             self.take("punct", "=")
             outputs.append((name, self.lookup(env, self.take("value"))))
-        self.take("punct", "}")
-        graph.set_outputs(outputs)
+        end = self.take("punct", "}")
+        try:
+            graph.set_outputs(outputs)
+        except ValueError as e:
+            raise self.error(str(e), end) from None
         if self.peek().kind == "ident" and self.peek().text == "memory":
+            memory_tok = self.peek()
             graph.memory = self.parse_memory(env)
+            self.check_memory(graph, memory_tok)
         if not nested:
             self.take("eof")
         return graph
@@ -184,12 +197,16 @@ class _Parser:
                 self.take("punct", ",")
             key = self.take("ident").text
             self.take("punct", "=")
-            header[key] = int(self.take("number").text)
+            header[key] = self.take_int(key)
+        for key in ("max_batch", "arena"):
+            if key not in header:
+                raise self.error(f"memory needs {key}=")
         plan = MemoryPlan(header["max_batch"], arena_bytes=header["arena"])
         plan.per_row_bytes = header.get("per_row")
         self.take("punct", "{")
         while not self.accept("}"):
-            value = self.lookup(env, self.take("value"))
+            value_tok = self.take("value")
+            value = self.lookup(env, value_tok)
             fields = {}
             for _ in range(3):
                 key = self.take("ident").text
@@ -197,25 +214,37 @@ class _Parser:
                 if key == "alias":
                     fields[key] = self.lookup(env, self.take("value"))
                 elif key == "live":
-                    start = int(self.take("number").text)
+                    start = self.take_int("live range start")
                     self.take("punct", ":")
-                    fields[key] = (start, int(self.take("number").text))
+                    fields[key] = (start, self.take_int("live range end"))
                 elif key == "bytes":
-                    coef = int(self.take("number").text)
+                    coef = self.take_int("byte count")
                     power = 0
                     if self.accept("*"):
                         self.take("ident", BATCH)
                         power = 1
                     fields[key] = Size(coef, power)
                 elif key == "offset":
-                    fields[key] = int(self.take("number").text)
+                    fields[key] = self.take_int("offset")
                 else:
                     raise self.error(f"unknown memory field {key!r}")
+            if "live" not in fields or "bytes" not in fields:
+                raise self.error(f"{value_tok.text} needs live= and bytes=", value_tok)
             start, end = fields["live"]
             plan.allocations[value] = Allocation(
                 start, end, fields["bytes"], fields.get("offset", -1), fields.get("alias")
             )
         return plan
+
+    def check_memory(self, graph: Graph, tok: Token) -> None:
+        """A plan that could compute wrong values (overlapping live buffers, impossible
+        live ranges, buffers outside the arena) is refused where it is read."""
+        from ir.verify import VerifyError, verify_memory
+
+        try:
+            verify_memory(graph)
+        except (VerifyError, ValueError) as e:
+            raise self.error(f"invalid memory plan: {e}", tok) from None
 
     def lookup(self, env: dict[str, Value], tok: Token) -> Value:
         if tok.text not in env:
@@ -261,6 +290,10 @@ class _Parser:
             outs = graph.emit(op_tok.text, args, attrs, layer=layer)
         except (ShapeError, KeyError, ValueError) as e:
             raise self.error(str(e).strip("'\""), op_tok) from None
+        except Exception as e:  # a shape rule given attributes of the wrong kind
+            raise self.error(
+                f"invalid attributes for {op_tok.text} ({type(e).__name__}: {e})", op_tok
+            ) from None
         if len(outs) != len(results):
             raise self.error(
                 f"op {op_tok.text} makes {len(outs)} results, {len(results)} are named", first
@@ -274,5 +307,10 @@ class _Parser:
 
 
 def parse_graph(text: str, source: str = "<text>") -> Graph:
-    """Parse one graph; ``source`` (a file name) is used in error messages."""
-    return _Parser(text, source).parse_graph()
+    """Parse one graph; ``source`` (a file name) is used in error messages. Malformed text
+    raises ``IRParseError`` with the line and column, and nothing else."""
+    parser = _Parser(text, source)
+    try:
+        return parser.parse_graph()
+    except RecursionError:
+        raise parser.error("nesting too deep") from None

@@ -69,6 +69,7 @@ def verify_memory(graph: Graph) -> None:
     """No two arena buffers that are live at once share a byte; aliases point at values
     of the graph; the arena is no larger than the sum of its buffers."""
     plan = graph.memory
+    _verify_live_ranges(graph)
     own = []
     regions = (plan.arena_bytes, plan.per_row_bytes)
     for v, a in plan.allocations.items():
@@ -100,6 +101,38 @@ def verify_memory(graph: Graph) -> None:
             f"memory: arena of {plan.arena_bytes} bytes is larger than the sum "
             f"of its buffers ({total})"
         )
+
+
+def _verify_live_ranges(graph: Graph) -> None:
+    """Every live range lies within the graph, and the storage of every value (its own,
+    or what it aliases) is live from the node that makes it to its last use."""
+    plan = graph.memory
+    count = len(graph.nodes)
+    made: dict = {}
+    last_use: dict = {}
+    for i, node in enumerate(graph.nodes):
+        for v in node.inputs:
+            last_use[v] = i
+        for v in node.outputs:
+            made[v] = i
+    for _, v in graph.outputs:
+        last_use[v] = count
+    for v, a in plan.allocations.items():
+        if not 0 <= a.start <= a.end <= count:
+            raise VerifyError(
+                f"memory: {v!r} has the impossible live range {a.start}:{a.end} "
+                f"(the graph has {count} nodes)"
+            )
+    for v in plan.allocations:
+        storage = plan.allocations.get(plan.root(v))
+        if storage is None or storage.alias is not None or v not in made:
+            continue  # stored in a graph input
+        needed = (made[v], last_use.get(v, made[v]))
+        if storage.start > needed[0] or storage.end < needed[1]:
+            raise VerifyError(
+                f"memory: {v!r} is used over {needed[0]}:{needed[1]} but its storage is "
+                f"live only over {storage.start}:{storage.end}"
+            )
 
 
 def check_round_trip(graph: Graph) -> None:
