@@ -9,15 +9,18 @@ and rebuilt, never loaded.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
 import os
 import tempfile
+import warnings
 from pathlib import Path
 
 from codegen.target import host
 
 MAGIC = b"KCOBJ1\n"
+_unusable: set[str] = set()  # cache folders already warned about
 
 
 @functools.cache
@@ -64,17 +67,30 @@ def read_entry(key: str) -> bytes | None:
         payload = data[header_end:]
         if hashlib.sha256(payload).hexdigest() == checksum:
             return payload
-    path.unlink(missing_ok=True)
+    with contextlib.suppress(OSError):  # rebuilt either way
+        path.unlink(missing_ok=True)
     return None
 
 
 def write_entry(key: str, payload: bytes) -> None:
+    """Store ``payload`` atomically; a cache folder that cannot be written (read-only, a
+    file in its place) is warned about once and then left alone: compiling goes on."""
     folder = cache_dir()
-    if folder is None:
+    if folder is None or str(folder) in _unusable:
         return
-    folder.mkdir(parents=True, exist_ok=True)
     blob = MAGIC + hashlib.sha256(payload).hexdigest().encode() + b"\n" + payload
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-")
+    except OSError as e:
+        _unusable.add(str(folder))
+        warnings.warn(
+            f"kcompile: the compile cache {folder} cannot be written ({e.strerror or e}); "
+            "compiling without it (set KCOMPILE_CACHE_DIR, or KCOMPILE_CACHE=0)",
+            RuntimeWarning,
+            stacklevel=2,
+        )
+        return
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(blob)

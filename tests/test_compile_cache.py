@@ -63,3 +63,18 @@ def test_cache_can_be_disabled(monkeypatch, tmp_path):
     exe = NativeExecutable(graph(5.0), "test")
     assert not exe.cache_hit
     assert not NativeExecutable(graph(5.0), "test").cache_hit
+
+
+def test_an_unusable_cache_location_warns_once_and_compiles(tmp_path, monkeypatch):
+    from codegen import cache as cache_module
+
+    runtime()
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    monkeypatch.setenv("KCOMPILE_CACHE_DIR", str(blocker / "cache"))
+    monkeypatch.setattr(cache_module, "_unusable", set())
+    with pytest.warns(RuntimeWarning, match="cannot be written") as caught:
+        first = run(NativeExecutable(graph(3.0), version="t"))
+        second = run(NativeExecutable(graph(4.0), version="t"))
+    assert len([w for w in caught if "cannot be written" in str(w.message)]) == 1
+    np.testing.assert_allclose(first * 4, second * 3, rtol=1e-6)

@@ -42,6 +42,7 @@ class History(Callback):
 
     def on_train_begin(self, logs=None):
         self.epoch = []
+        self.model.history = self  # fit(epochs=0) returns this, empty, as Keras's does
 
     def on_epoch_end(self, epoch, logs=None):
         self.epoch.append(epoch)

@@ -12,6 +12,18 @@ from ir import DType
 
 def as_array_list(data: Any, names: list[str], what: str) -> list[np.ndarray]:
     """One array per name from an array, a list/tuple of arrays, or a dict by name."""
+    try:
+        return _as_array_list(data, names, what)
+    except ValueError as e:
+        if "inhomogeneous" not in str(e) and "sequence" not in str(e):
+            raise
+        raise ValueError(
+            f"{what}: the data is not one rectangular array (are its rows of different "
+            "lengths? pad them to one length)"
+        ) from None
+
+
+def _as_array_list(data: Any, names: list[str], what: str) -> list[np.ndarray]:
     if isinstance(data, dict):
         missing = [n for n in names if n not in data]
         if missing:

@@ -34,6 +34,7 @@ class ReferenceExecutable(EpochLoop):
             self._bound[name] = array
 
     def __call__(self, data: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+        self.check_data(data)
         out = self._interpreter.run({**self._bound, **data})
         for name in self._aliased:
             if name not in self._bound:

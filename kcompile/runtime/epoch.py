@@ -9,6 +9,7 @@ from collections.abc import Mapping
 import numpy as np
 
 from ir import Graph
+from ir.indices import IndexUse, check_indices, index_uses
 from ir.interpreter import FeedError, check_feed
 from ir.signature import batched_data, scalar_results
 
@@ -17,6 +18,15 @@ class EpochLoop:
     """Mixed into an executable (``exe(data) -> results``) that has ``graph``."""
 
     graph: Graph
+    _index_uses: list[IndexUse] | None = None
+
+    def check_data(self, data: Mapping[str, np.ndarray]) -> None:
+        """Refuse ids outside what they index (``ir.indices``): a wrong class id or
+        embedding id is an error here, never a silent zero or another row."""
+        if self._index_uses is None:
+            self._index_uses = index_uses(self.graph)
+        if self._index_uses:
+            check_indices(self._index_uses, data)
 
     def run_epoch(
         self,

@@ -180,6 +180,7 @@ class NativeProgram(EpochLoop):
         reuses. A batch of a size fed before, with the same inputs, dtypes and shapes,
         takes the short way: its views are kept, so the call is copies in, one foreign
         call, and the same result views out."""
+        self.check_data(data)
         first = next(iter(data.values()), None)
         guess = first.shape[0] if self._has_batch and first is not None and first.ndim else None
         kept = self._kept.get(guess)
@@ -195,6 +196,7 @@ class NativeProgram(EpochLoop):
         kept = self._kept.get(array.shape[0] if array.ndim else None)
         if kept is None or kept.single is None:
             return None
+        self.check_data({kept.targets[0][0]: array})
         target = kept.targets[0][1]
         if array.dtype != target.dtype or array.shape != target.shape:
             return None

@@ -48,7 +48,12 @@ class TrainingLoop:
             raise NotImplementedError("class_weight and sample_weight are not supported yet")
         batch_size = self._batch_size(batch_size)
         xs, ys = self._data_for("fit", x, y)
+        _refuse_empty("fit", xs)
         xs, ys, val = self._validation(xs, ys, validation_data, validation_split)
+        if epochs > initial_epoch:
+            self._check_indices("train", xs, ys)
+            if val is not None:
+                self._check_indices("eval", *val)
         return self._fit_arrays(
             xs,
             ys,
@@ -81,6 +86,8 @@ class TrainingLoop:
             raise NotImplementedError("sample_weight is not supported yet")
         batch_size = self._batch_size(batch_size)
         xs, ys = self._data_for("evaluate", x, y)
+        _refuse_empty("evaluate", xs)
+        self._check_indices("eval", xs, ys)
         verbose = 1 if verbose == "auto" else verbose
         total = math.ceil(len(xs[0]) / batch_size)
         cbs = CallbackList(
@@ -244,6 +251,10 @@ class TrainingLoop:
                 break
         return logs
 
+    def _check_indices(self, kind: str, xs, ys) -> None:
+        """Class ids and looked-up ids within their bounds, before any step runs."""
+        self._step_executable(kind, ys).check_data(self._feeds(xs, ys))
+
     def _feeds(self, xs, ys) -> dict[str, np.ndarray]:
         """The step's data inputs by name."""
         return {**dict(zip(self.input_names, xs)), **dict(zip(self.label_names, ys))}
@@ -263,3 +274,8 @@ class TrainingLoop:
         logs = self._run_steps("eval", xs, ys, np.arange(n), batch_size, total, cbs)
         cbs.on_test_end(logs)
         return logs
+
+
+def _refuse_empty(method: str, xs: list[np.ndarray]) -> None:
+    if len(xs[0]) == 0:
+        raise ValueError(f"{method}: the data has no samples (inputs of shape {xs[0].shape})")

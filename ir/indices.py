@@ -1,0 +1,82 @@
+"""Data inputs whose values index something: class ids that a ``one_hot`` expands,
+ids that a ``take`` looks up. Native code does not check an index (an id past the end
+would read another row, or add nothing to a loss), so the runtimes check the data against
+these bounds before it runs, for every executable of a graph alike."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import numpy as np
+
+from ir.graph import Graph, Value
+from ir.interpreter import FeedError
+
+_PASS_THROUGH = ("reshape", "cast", "broadcast_to", "stop_gradient")
+
+
+@dataclass(frozen=True)
+class IndexUse:
+    input: str  # the data input
+    bound: int  # valid values are 0 .. bound - 1
+    op: str  # one_hot or take
+    layer: str  # where it is used
+
+    def what(self) -> str:
+        use = "class ids" if self.op == "one_hot" else "ids looked up"
+        return f"{use} in layer '{self.layer}'" if self.layer else use
+
+
+def index_uses(graph: Graph) -> list[IndexUse]:
+    """Every (data input, bound) pair, through views, casts and fused bodies."""
+    uses = []
+    for v in graph.inputs:
+        if v.role == "data":
+            uses += [IndexUse(v.name, bound, op, layer) for bound, op, layer in _reached(graph, v)]
+    return uses
+
+
+def _reached(graph: Graph, value: Value) -> list[tuple[int, str, str]]:
+    found = []
+    users = graph.users()
+    for user in users.get(value, []):
+        if user.op == "one_hot":
+            found.append((user.attrs["depth"], "one_hot", user.layer))
+        elif user.op == "take" and user.inputs[1] is value:
+            found.append((user.inputs[0].shape[0], "take", user.layer))
+        elif user.op in _PASS_THROUGH:
+            found += _reached(graph, user.outputs[0])
+        elif user.op == "fused":
+            body = user.attrs["body"]
+            for operand, inner in zip(user.inputs, body.inputs):
+                if operand is value:
+                    found += _reached(body, inner)
+    return found
+
+
+def check_indices(uses: list[IndexUse], data: Mapping[str, np.ndarray]) -> None:
+    """Refuse data with an index outside its bound (or, given as floats, not whole),
+    naming the input, the first bad value and its row."""
+    for use in uses:
+        array = data.get(use.input)
+        if array is None or array.size == 0:
+            continue
+        if array.dtype.kind == "f":
+            fractional = np.mod(array, 1) != 0
+            if fractional.any():
+                row = int(np.argwhere(fractional)[0][0])
+                raise FeedError(
+                    f"input {use.input!r} ({use.what()}): expected whole numbers, got "
+                    f"{float(array[fractional][0])} at row {row}"
+                )
+        low, high = array.min(), array.max()
+        if low >= 0 and high < use.bound:
+            continue
+        bad = (array < 0) | (array >= use.bound)
+        row = int(np.argwhere(bad)[0][0])
+        value = array[bad][0]
+        raise FeedError(
+            f"input {use.input!r} ({use.what()}): {value:g} at row {row} is outside "
+            f"[0, {use.bound})"
+        )

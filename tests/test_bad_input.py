@@ -1,0 +1,93 @@
+"""Bad data gets a clear error naming the input, the value and its row, in compiled models
+and loaded artifacts alike; empty and ragged data too; fit(epochs=0) is an empty History."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import kcompile as keras
+from ir.interpreter import FeedError
+from kcompile import layers
+from tests.classifiers import dense_classifier
+
+BAD_LABELS = [
+    ([0, 1, 2, 3], "3 at row 3 is outside \\[0, 3\\)"),
+    ([0, -1, 2, 1], "-1 at row 1 is outside"),
+    ([0, 1, 2**30, 1], "1.07374e\\+09 at row 2 is outside"),
+    ([0.0, 1.5, 2.0, 1.0], "expected whole numbers, got 1.5 at row 1"),
+]
+
+
+@pytest.fixture(params=["llvm", "reference"])
+def classifier(request):
+    model = dense_classifier(4, 5, seed=1)
+    model.compile(
+        loss="sparse_categorical_crossentropy",
+        optimizer="sgd",
+        metrics=["accuracy"],
+        backend=request.param,
+    )
+    return model
+
+
+@pytest.mark.parametrize("labels, message", BAD_LABELS)
+def test_out_of_range_class_ids_are_refused(classifier, labels, message):
+    x = np.zeros((4, 4), np.float32)
+    y = np.array(labels)
+    before = classifier.get_weights()
+    for call in (
+        lambda: classifier.fit(x, y, verbose=0),
+        lambda: classifier.evaluate(x, y, verbose=0),
+        lambda: classifier.train_on_batch(x, y),
+        lambda: classifier.fit(x, y[::-1] * 0, validation_data=(x, y), verbose=0),
+    ):
+        with pytest.raises(FeedError, match=f"input 'y' \\(class ids.*{message}"):
+            call()
+    for a, b in zip(before, classifier.get_weights()):
+        np.testing.assert_array_equal(a, b)  # refused before any step ran
+
+
+def test_loaded_artifacts_refuse_them_too(tmp_path):
+    model = dense_classifier(4, 5, seed=1)
+    path = str(tmp_path / "m.kc")
+    model.export(path)
+    loaded = keras.load(path)
+    x = np.zeros((4, 4), np.float32)
+    for labels, message in BAD_LABELS[:3]:
+        with pytest.raises(FeedError, match=message):
+            loaded.fit(x, np.array(labels), verbose=0)
+        with pytest.raises(FeedError, match=message):
+            loaded.evaluate(x, np.array(labels), verbose=0)
+
+
+def test_embedding_ids_out_of_range_are_an_error():
+    model = keras.Sequential(
+        [keras.Input(shape=(3,), dtype="int32"), layers.Embedding(5, 2), layers.Flatten()]
+    )
+    model.compile(optimizer="sgd", loss="mse")
+    ok = np.array([[0, 1, 4]], np.int32)
+    assert model.predict(ok, verbose=0).shape == (1, 6)
+    for ids, message in (([[0, 1, 5]], "5 at row 0"), ([[0, -1, 1]], "-1 at row 0")):
+        with pytest.raises(FeedError, match=f"ids looked up in layer 'embedding'.*{message}"):
+            model.predict(np.array(ids, np.int32), verbose=0)
+        model.predict_on_batch(ok)
+        with pytest.raises(FeedError, match=message):
+            model.predict_on_batch(np.array(ids, np.int32))  # the fast path checks too
+        with pytest.raises(FeedError, match=message):
+            model.fit(np.array(ids, np.int32), np.zeros((1, 6)), verbose=0)
+
+
+def test_empty_data_is_an_error_and_zero_epochs_an_empty_history():
+    model = dense_classifier(4, 5, seed=1)
+    for call in (model.fit, model.evaluate):
+        with pytest.raises(ValueError, match="no samples"):
+            call(np.zeros((0, 4), np.float32), np.zeros(0, np.int32), verbose=0)
+    history = model.fit(np.zeros((4, 4), np.float32), np.zeros(4, np.int32), epochs=0, verbose=0)
+    assert history.history == {} and history.epoch == []
+
+
+def test_ragged_lists_get_a_message():
+    model = dense_classifier(4, 5, seed=1)
+    with pytest.raises(ValueError, match="not one rectangular array"):
+        model.fit([[1, 2, 3, 4], [1, 2]], [0, 1], verbose=0)
