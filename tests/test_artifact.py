@@ -4,6 +4,7 @@ resume bit for bit, and every refusal with its message."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import subprocess
@@ -17,7 +18,7 @@ import pytest
 import kcompile as keras
 from ir import FeedError
 from kcompile.artifact import ArtifactError, SelfCheckError
-from kcompile.artifact.container import MANIFEST
+from kcompile.artifact.container import MANIFEST, MANIFEST_CHECKSUM
 from tests.classifiers import dense_classifier
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -40,14 +41,19 @@ def artifact(tmp_path_factory):
     return path, manifest
 
 
-def _rewrite(src: str, dst: str, manifest_change=None, member_change=None) -> None:
-    """A copy of the artifact with its manifest or one member changed, zip kept valid."""
+def _rewrite(
+    src: str, dst: str, manifest_change=None, member_change=None, reseal: bool = True
+) -> None:
+    """A copy of the artifact with its manifest or one member changed, zip kept valid;
+    with ``reseal`` the manifest's own checksum is made anew (as a builder would)."""
     with zipfile.ZipFile(src) as z:
         members = {name: z.read(name) for name in z.namelist()}
     manifest = json.loads(members[MANIFEST])
     if manifest_change:
         manifest_change(manifest)
     members[MANIFEST] = json.dumps(manifest).encode()
+    if reseal:
+        members[MANIFEST_CHECKSUM] = hashlib.sha256(members[MANIFEST]).hexdigest().encode()
     if member_change:
         name, data = member_change(members)
         members[name] = data
@@ -58,7 +64,7 @@ def _rewrite(src: str, dst: str, manifest_change=None, member_change=None) -> No
 
 def test_manifest_describes_the_artifact(artifact):
     _, manifest = artifact
-    assert manifest["format_version"] == 1 and manifest["library"]["kind"] == "shared"
+    assert manifest["format_version"] == 2 and manifest["library"]["kind"] == "shared"
     assert set(manifest["steps"]) == {"train", "eval", "predict"}
     train = manifest["steps"]["train"]
     assert {"name": "input_layer", "role": "data", "type": "f32[N,6]"} in train["inputs"]
@@ -203,7 +209,7 @@ def test_refuses_truncated_and_tampered_artifacts(artifact, tmp_path):
         keras.load(tampered)
     missing = str(tmp_path / "missing.kc")
     _rewrite(path, missing, member_change=lambda m: ("state.npz", b""))
-    with pytest.raises(ArtifactError, match="'state.npz' does not match"):
+    with pytest.raises(ArtifactError, match="'state.npz' holds 0 bytes, expected"):
         keras.load(missing)
 
 
@@ -265,6 +271,7 @@ def test_selfcheck_fails_when_the_probe_disagrees(artifact, tmp_path):
     with zipfile.ZipFile(wrong) as z:  # checksums follow the new probe: a valid artifact
         members = {n: z.read(n) for n in z.namelist()}
     manifest = json.loads(members.pop(MANIFEST))
+    members.pop(MANIFEST_CHECKSUM)
     from kcompile.artifact.container import write_artifact
 
     write_artifact(wrong, {k: v for k, v in manifest.items() if k != "checksums"}, members)
@@ -368,3 +375,53 @@ def test_elf_loader_links_calls_and_refuses_what_it_cannot(tmp_path):
         LoadedObject(b"\x7fELF\x01junk", system_symbol, "junk.o")
     with pytest.raises(KeyError, match="no symbol 'square'"):
         found.address("square")
+
+
+def test_refuses_an_edited_manifest_and_members_of_the_wrong_size(artifact, tmp_path):
+    path, _ = artifact
+    edited = str(tmp_path / "edited.kc")
+
+    def swap_libraries(manifest):  # which library serves a step: once a SIGSEGV
+        steps = manifest["steps"]
+        steps["train"]["code"], steps["predict"]["code"] = (
+            steps["predict"]["code"],
+            steps["train"]["code"],
+        )
+
+    _rewrite(path, edited, manifest_change=swap_libraries, reseal=False)
+    with pytest.raises(ArtifactError, match="'manifest.json' does not match its checksum"):
+        keras.load(edited)
+    larger = str(tmp_path / "larger.kc")
+    _rewrite(path, larger, member_change=lambda m: ("state.npz", m["state.npz"] + b"x" * 4096))
+    with pytest.raises(ArtifactError, match="'state.npz' holds \\d+ bytes, expected \\d+"):
+        keras.load(larger)
+
+
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        (lambda m: m.pop("steps"), "lacks 'steps'"),
+        (lambda m: m["training"].pop("seed"), "lacks 'training.seed'"),
+        (lambda m: m.update(format_version="1"), "format_version must be a positive integer"),
+        (lambda m: m["steps"]["eval"].update(code=7), "'steps.eval.code' should be a str"),
+    ],
+)
+def test_refuses_missing_and_mistyped_manifest_keys(artifact, tmp_path, change, message):
+    path, _ = artifact
+    broken = str(tmp_path / "broken.kc")
+    _rewrite(path, broken, manifest_change=change)
+    with pytest.raises(ArtifactError, match=message):
+        keras.load(broken)
+
+
+def test_refuses_a_damaged_deflate_stream(artifact, tmp_path):
+    path, _ = artifact
+    data = bytearray(open(path, "rb").read())
+    with zipfile.ZipFile(path) as z:
+        info = z.getinfo("state.npz")
+    start = info.header_offset + 30 + len(info.filename.encode()) + len(info.extra)
+    data[start : start + 16] = b"\xff" * 16  # an invalid deflate block type
+    damaged = tmp_path / "damaged.kc"
+    damaged.write_bytes(bytes(data))
+    with pytest.raises(ArtifactError, match="'state.npz' is damaged"):
+        keras.load(str(damaged))

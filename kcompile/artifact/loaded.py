@@ -41,12 +41,45 @@ def load(path: str) -> LoadedModel:
     loaded. Loading runs the native code inside it: load only artifacts you trust."""
     path = os.fspath(path)
     manifest, members = read_artifact(path)
+    _check_schema(path, manifest)
     _check_machine(path, manifest)
     graphs = {
         kind: parse_graph(members[manifest["steps"][kind]["graph"]].decode()) for kind in STEPS
     }
     code = load_code(path, manifest, members)
     return LoadedModel(path, manifest, members, graphs, code)
+
+
+_STEP = {"graph": str, "code": str}
+# What loading reads of the manifest, and the type of each: a key missing or mistyped is
+# an ArtifactError naming it, never a KeyError or TypeError from inside.
+_SCHEMA = {
+    "target": {"arch": str, "triple": str, "cpu": str, "requires": list},
+    "library": {"kind": str, "runtime": str},
+    "model": {"inputs": list, "outputs": list, "labels": list, "weights": list},
+    "steps": {"train": _STEP, "eval": _STEP, "predict": _STEP},
+    "state": list,
+    "optimizer": {"class": str, "config": dict},
+    "metrics": dict,
+    "training": {"seed": int, "epochs_done": int, "batch_size": int},
+    "probe": {"inputs": int},
+}
+
+
+def _check_schema(path: str, manifest: dict, schema=None, where: str = "") -> None:
+    for key, expected in (schema or _SCHEMA).items():
+        name = f"{where}{key}"
+        if key not in manifest:
+            raise ArtifactError(f"{path}: member 'manifest.json' lacks {name!r}")
+        value = manifest[key]
+        kind = dict if isinstance(expected, dict) else expected
+        if not isinstance(value, kind) or isinstance(value, bool):
+            raise ArtifactError(
+                f"{path}: member 'manifest.json': {name!r} should be a {kind.__name__}, "
+                f"got {value!r:.60}"
+            )
+        if isinstance(expected, dict):
+            _check_schema(path, value, expected, f"{name}.")
 
 
 def _check_machine(path: str, manifest: dict) -> None:
