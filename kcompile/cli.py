@@ -129,7 +129,7 @@ def cmd_check(args: argparse.Namespace) -> int:
 
 
 def cmd_compile(args: argparse.Namespace) -> int:
-    from ir import parse_graph
+    from ir import IRParseError, parse_graph
     from kcompile import __version__
     from kcompile.runtime.native import NativeExecutable
 
@@ -139,6 +139,9 @@ def cmd_compile(args: argparse.Namespace) -> int:
                 graphs = [parse_graph(f.read(), args.source)]
         except OSError as e:
             raise SystemExit(f"kcompile: {args.source}: {e.strerror}") from None
+        except IRParseError as e:  # already file:line:col: message
+            print(e, file=sys.stderr)
+            return 2
         # A dump resumes where it was taken: passes already applied are no-ops on it,
         # and a planned graph keeps its plan.
         graphs = [g if g.memory is not None else prepare(g) for g in graphs]
@@ -203,6 +206,9 @@ def cmd_run(args: argparse.Namespace) -> int:
         (xs, ys), val = read_folder(args.data, loaded.input_names, loaded.label_names)
     except (ArtifactError, OSError, ValueError) as e:
         raise SystemExit(f"kcompile: {e}") from None
+    except KeyboardInterrupt:  # while loading: nothing trained, nothing to save
+        print("\nstopped before training", file=sys.stderr)
+        return 130
     checkpoint = args.checkpoint or args.artifact
 
     class Checkpoint(Callback):

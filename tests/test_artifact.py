@@ -416,7 +416,8 @@ def test_refuses_missing_and_mistyped_manifest_keys(artifact, tmp_path, change, 
 
 def test_refuses_a_damaged_deflate_stream(artifact, tmp_path):
     path, _ = artifact
-    data = bytearray(open(path, "rb").read())
+    with open(path, "rb") as f:
+        data = bytearray(f.read())
     with zipfile.ZipFile(path) as z:
         info = z.getinfo("state.npz")
     start = info.header_offset + 30 + len(info.filename.encode()) + len(info.extra)
