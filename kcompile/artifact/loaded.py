@@ -104,6 +104,7 @@ class LoadedModel(TrainingLoop):
     current weights and optimizer state), and ``selfcheck``."""
 
     def __init__(self, path: str, manifest: dict, members: dict, graphs: dict, code: dict):
+        self._init_locks()
         self.path = path
         self.manifest = manifest
         self._members = members
@@ -123,6 +124,7 @@ class LoadedModel(TrainingLoop):
         for kind in STEPS:
             entry, epoch, keep = code[kind]
             program = NativeProgram(graphs[kind], entry, epoch, keep)
+            program.lock = self._steps_lock
             for v in graphs[kind].inputs:
                 if v.role != "data":
                     program.bind(v.name, self._state[v.name])
@@ -238,9 +240,13 @@ class LoadedModel(TrainingLoop):
     def _inputs_for(self, x: Any) -> list[np.ndarray]:
         return self._arrays(x, self.input_names, "input")
 
+    def predict_on_batch(self, x: Any):
+        outs = self._predict_batch(self._inputs_for(x))
+        return outs[0] if len(outs) == 1 else outs
+
     def _predict_batch(self, xs: list[np.ndarray]) -> list[np.ndarray]:
-        out = self._programs["predict"](dict(zip(self.input_names, xs)))
-        return [np.array(out[f"out/{name}"]) for name in self.output_names]
+        out = self._programs["predict"].results(dict(zip(self.input_names, xs)))
+        return [out[f"out/{name}"] for name in self.output_names]
 
     # --- checkpoints and checks ------------------------------------------------------
 

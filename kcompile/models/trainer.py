@@ -17,7 +17,7 @@ from kcompile.models import graphs as G
 from kcompile.runtime import BACKENDS, make_executable
 from kcompile.runtime.logs import RunningLogs
 from kcompile.runtime.program import NativeProgram
-from kcompile.runtime.training import TrainingLoop
+from kcompile.runtime.training import TrainingLoop, one_call_at_a_time
 from passes import PassManager, default_passes
 
 
@@ -32,6 +32,7 @@ class _Compiled:
 
 class Trainer(TrainingLoop):
     def __init__(self) -> None:
+        self._init_locks()
         self._compiled: _Compiled | None = None
         self.stop_training = False
         self.history = None
@@ -168,8 +169,11 @@ class Trainer(TrainingLoop):
         key = (kind, tuple(label_types))
         exe = self._executables.get(key)
         if exe is None:
-            exe = self._make_executable(kind, list(label_types))
-            self._executables[key] = exe
+            with self._steps_lock:  # two threads' first calls compile it once
+                exe = self._executables.get(key)
+                if exe is None:
+                    exe = self._make_executable(kind, list(label_types))
+                    self._executables[key] = exe
         return exe
 
     def _make_executable(self, kind: str, label_types: list):
@@ -189,6 +193,7 @@ class Trainer(TrainingLoop):
                 scored = G.trace_eval(self, compiled.specs, label_types, manager.stage)
             exe = make_executable(scored.graph, backend, manager)
             metrics = scored.metrics
+        exe.lock = self._steps_lock
         for var in self.weights:
             exe.bind(var.path, var.value)
         if kind == "train":
@@ -202,7 +207,7 @@ class Trainer(TrainingLoop):
         return exe
 
     def _run_step(self, kind: str, xs: list[np.ndarray], ys: list[np.ndarray]) -> dict:
-        out = self._step_executable(kind, ys)(self._feeds(xs, ys))
+        out = self._step_executable(kind, ys).results(self._feeds(xs, ys))
         names = [name for name in out if np.ndim(out[name]) == 0]
         values = np.array([[out[name] for name in names]], np.float32)
         self._accumulate(names, values, np.array([len(xs[0])]))
@@ -248,10 +253,10 @@ class Trainer(TrainingLoop):
         return D.prepare_inputs(self, x)
 
     def _predict_batch(self, xs: list[np.ndarray]) -> list[np.ndarray]:
-        out = self._executable("predict")(dict(zip(self.input_names, xs)))
-        # Copies: the executable's buffers are reused by the next call.
-        return [np.array(out[f"out/{n}"]) for n in self.output_names]
+        out = self._executable("predict").results(dict(zip(self.input_names, xs)))
+        return [out[f"out/{n}"] for n in self.output_names]
 
+    @one_call_at_a_time
     def train_on_batch(
         self,
         x: Any,
@@ -269,6 +274,7 @@ class Trainer(TrainingLoop):
         logs = self._run_step("train", xs, D.prepare_labels(self, y, len(xs[0])))
         return logs if return_dict else self._flatten_in_order(logs)
 
+    @one_call_at_a_time
     def test_on_batch(
         self, x: Any, y: Any = None, sample_weight: Any = None, return_dict: bool = False
     ):

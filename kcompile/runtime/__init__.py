@@ -8,6 +8,7 @@ state and optimizer input (the step updates these arrays in place), then
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Mapping
 
 import numpy as np
@@ -24,6 +25,7 @@ class ReferenceExecutable(EpochLoop):
 
     def __init__(self, graph: Graph) -> None:
         self.graph = graph
+        self.lock = threading.RLock()
         self._interpreter = Interpreter(graph)
         self._bound: dict[str, np.ndarray] = {}
         names = {v.name for v in graph.inputs}

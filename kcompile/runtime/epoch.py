@@ -4,6 +4,7 @@ executables step through them in Python with the same results and logs."""
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Mapping
 
 import numpy as np
@@ -19,6 +20,15 @@ class EpochLoop:
 
     graph: Graph
     _index_uses: list[IndexUse] | None = None
+    # Held around every run of the executable's buffers; a model gives all its
+    # executables one lock, so weights are never read while a step updates them.
+    lock: threading.RLock
+
+    def results(self, data: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """``self(data)``'s results as arrays of their own, safe to call from several
+        threads at once (a bare call returns views of buffers the next call reuses)."""
+        with self.lock:
+            return {name: np.array(value) for name, value in self(data).items()}
 
     def check_data(self, data: Mapping[str, np.ndarray]) -> None:
         """Refuse ids outside what they index (``ir.indices``): a wrong class id or
@@ -65,6 +75,12 @@ class EpochLoop:
             )
         if batch < 1:
             raise ValueError(f"run_epoch: batch must be at least 1, got {batch}")
+        with self.lock:
+            return self._run_epoch(
+                sources, inputs, names, order, batch, first, steps, progress, stop
+            )
+
+    def _run_epoch(self, sources, inputs, names, order, batch, first, steps, progress, stop):
         arrays = [_epoch_source(v, sources[v.name]) for v in inputs]
         order = np.ascontiguousarray(order, dtype=np.int64)
         left = -(-len(order) // batch) - first

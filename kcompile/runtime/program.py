@@ -13,6 +13,7 @@ This module needs numpy and ctypes only: it runs code the JIT just made
 from __future__ import annotations
 
 import ctypes
+import threading
 from collections.abc import Mapping
 
 import numpy as np
@@ -52,6 +53,7 @@ class NativeProgram(EpochLoop):
         guards: GuardedBuffers | None = None,
     ) -> None:
         self.graph = graph
+        self.lock = threading.RLock()
         self._code = code
         self._entry = ENTRY_TYPE(entry)
         self._epoch = EPOCH_TYPE(epoch) if epoch else None
@@ -193,16 +195,17 @@ class NativeProgram(EpochLoop):
         """A copy of the one result of a graph with one data input, on ``array``: the
         shortest path (predict at batch 1). None, with nothing run, unless a batch of
         this size, dtype and shape was fed before through ``__call__``."""
-        kept = self._kept.get(array.shape[0] if array.ndim else None)
-        if kept is None or kept.single is None:
-            return None
-        self.check_data({kept.targets[0][0]: array})
-        target = kept.targets[0][1]
-        if array.dtype != target.dtype or array.shape != target.shape:
-            return None
-        np.copyto(target, array)
-        self._entry(self._table, kept.n)
-        return kept.single.copy()
+        with self.lock:
+            kept = self._kept.get(array.shape[0] if array.ndim else None)
+            if kept is None or kept.single is None:
+                return None
+            self.check_data({kept.targets[0][0]: array})
+            target = kept.targets[0][1]
+            if array.dtype != target.dtype or array.shape != target.shape:
+                return None
+            np.copyto(target, array)
+            self._entry(self._table, kept.n)
+            return kept.single.copy()
 
     def _call(self, data: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
         n = self._batch_of(data)

@@ -10,7 +10,9 @@ shuffled row order), ``input_names``, ``label_names``, ``steps_per_execution``,
 
 from __future__ import annotations
 
+import functools
 import math
+import threading
 from typing import Any
 
 import numpy as np
@@ -20,11 +22,31 @@ from kcompile.models import data as D
 from kcompile.runtime.steps import chunk_size, run_steps
 
 
+def one_call_at_a_time(method):
+    """``method`` holding the model's call lock: fit, evaluate and the on-batch calls
+    share the model's running logs, so from several threads they take turns."""
+
+    @functools.wraps(method)
+    def run(self, *args, **kwargs):
+        with self._calls_lock:
+            return method(self, *args, **kwargs)
+
+    return run
+
+
 class TrainingLoop:
     stop_training: bool = False
     history: Any = None
     default_batch_size: int = 32
 
+    def _init_locks(self) -> None:
+        """The call lock (see ``one_call_at_a_time``) and the steps lock, which every
+        executable of the model holds while it runs: predict from any thread is safe,
+        and never reads weights while a training step writes them."""
+        self._calls_lock = threading.RLock()
+        self._steps_lock = threading.RLock()
+
+    @one_call_at_a_time
     def fit(
         self,
         x: Any = None,
@@ -70,6 +92,7 @@ class TrainingLoop:
             validation_freq,
         )
 
+    @one_call_at_a_time
     def evaluate(
         self,
         x: Any = None,
