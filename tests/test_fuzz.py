@@ -5,6 +5,8 @@ names its case: ``python -m kcompile.fuzz.worker model SEED``."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from ir import IRParseError, parse_graph
@@ -125,3 +127,31 @@ def test_an_impossible_live_range_is_refused_by_the_plan_verifier():
     with pytest.raises(IRParseError, match="storage is live only over"):
         parse_graph(text.replace("live=5:-1", "live=1:1"))
     parse_graph(text.replace("live=5:-1", "live=1:2"))
+
+
+def test_a_failure_is_saved_shrunk_as_a_python_file(tmp_path, monkeypatch):
+    from kcompile.fuzz import runner
+
+    def fake_case(kind, seed, timeout, spec_file=None, dump=None):
+        spec = ModelSpec.from_json(Path(spec_file).read_text()) if spec_file else random_model(seed)
+        has_dense = any(c.layer == "Dense" for c in spec.calls)
+        outcome = "mismatch" if has_dense else "ok"
+        return runner.Result(kind, seed, outcome, "forward: batch 1: max difference 1")
+
+    monkeypatch.setattr(runner, "run_case", fake_case)
+    failed = fake_case("model", 5, 1.0)
+    path = runner.save_reproduction(failed, tmp_path, timeout=1.0)
+    namespace = {}
+    exec(compile(path.read_text(), str(path), "exec"), namespace)
+    small = ModelSpec.from_json(namespace["SPEC"])
+    assert any(c.layer == "Dense" for c in small.calls)
+    assert small.size() < random_model(5).size()
+    assert path.read_text().startswith("# mismatch: forward")
+
+
+def test_a_failing_graph_is_saved_as_ir_that_parses(tmp_path):
+    from kcompile.fuzz import runner
+
+    path = runner.save_reproduction(runner.Result("graph", 3, "error", "x"), tmp_path, 1.0)
+    assert path.suffix == ".kir"
+    parse_graph(path.read_text(), str(path))

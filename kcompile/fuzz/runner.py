@@ -89,10 +89,14 @@ def save_reproduction(result: Result, folder: Path, timeout: float) -> Path:
 
     folder.mkdir(parents=True, exist_ok=True)
     if result.kind != "model":
-        path = folder / f"graph-{result.seed}.txt"
+        from ir import print_graph
+        from kcompile.fuzz.graphs import random_graph
+
+        path = folder / f"graph-{result.seed}.kir"
         path.write_text(
-            f"{result.outcome}: {result.message}\n"
-            f"again: python -m kcompile.fuzz.worker graph {result.seed}\n"
+            f"# {result.outcome}: {result.message}\n"
+            f"# again: python -m kcompile.fuzz.worker graph {result.seed}\n"
+            + print_graph(random_graph(result.seed))
         )
         return path
     want = result.signature()
