@@ -173,7 +173,7 @@ def _matmul_epilogue(k, m, node, body, outs, ins) -> None:
         # acc = acc + product, written over acc: the GEMM adds into C itself.
         call_gemm(k, product, a_val.shape, b_val.shape, A, Bm, outs[0].ptr, accumulate=True)
         return
-    out_shape = node.outputs[0].shape
+    out_shape = product.outputs[0].shape  # the loop of the epilogue (a result may be a column sum)
     reads = _epilogue_reads(body, product)
     column_sums = [n for n in body.nodes if n.op == "reduce_sum"]
     results = [v for _, v in body.outputs]

@@ -62,7 +62,23 @@ def _conv_leaky_subtract():
     return keras.Model(x, layers.Dense(1)(layers.Flatten()(layers.Subtract()([a, b]))))
 
 
+def _vector_batchnorm_without_center():
+    # The product's epilogue made only column sums (gamma's gradient): codegen took the
+    # sums' shape for the epilogue's loop.
+    return keras.Sequential(
+        [keras.Input(shape=(4,)), layers.BatchNormalization(center=False), layers.Dense(1)]
+    )
+
+
+def _vector_batchnorm_concatenated():
+    x = keras.Input(shape=(4,))
+    a = layers.BatchNormalization(center=False)(x)
+    return keras.Model(x, layers.Dense(1)(layers.Concatenate()([a, layers.Dense(3)(x)])))
+
+
 MODELS = [
+    _vector_batchnorm_without_center,
+    _vector_batchnorm_concatenated,
     _dense_leaky,
     _dense_then_leaky_layer,
     _concat_of_relu_branches,

@@ -49,7 +49,7 @@ class LayerKind:
 
 
 def _window_out(size: int, k: int, stride: int, padding: str, dilation: int = 1) -> int:
-    if padding == "same":
+    if padding in ("same", "causal"):
         return math.ceil(size / stride)
     span = dilation * (k - 1) + 1
     if size < span:
@@ -226,6 +226,33 @@ def _dropout_draw(rng, shape):
     return {"rate": _pick(rng, (0.1, 0.25, 0.5)), "seed": rng.randint(0, 99)}
 
 
+def _normalization_draw(rng, shape):
+    args = {}
+    for key in ("center", "scale"):
+        if rng.random() < 0.25:
+            args[key] = False
+    if rng.random() < 0.3:
+        args["epsilon"] = _pick(rng, (1e-5, 0.1))
+    return args
+
+
+def _batchnorm_draw(rng, shape):
+    args = _normalization_draw(rng, shape)
+    if rng.random() < 0.3:
+        args["momentum"] = 0.5
+    return args
+
+
+def _conv1d_padding(draw):
+    def with_causal(rng, shape):
+        args = draw(rng, shape)
+        if rng.random() < 0.2 and "dilation_rate" not in args:
+            args["padding"] = "causal"
+        return args
+
+    return with_causal
+
+
 def _leaky_draw(rng, shape):
     return {"negative_slope": _pick(rng, (0.1, 0.3))}
 
@@ -239,11 +266,11 @@ UNARY: tuple[LayerKind, ...] = (
     LayerKind("ReLU", ANY_RANK, _no_args, _same, 0.5),
     LayerKind("Softmax", ANY_RANK, _no_args, _same, 0.3),
     LayerKind("Dropout", ANY_RANK, _dropout_draw, _same, 0.7),
-    LayerKind("BatchNormalization", ANY_RANK, _no_args, _same),
-    LayerKind("LayerNormalization", ANY_RANK, _no_args, _same),
+    LayerKind("BatchNormalization", ANY_RANK, _batchnorm_draw, _same),
+    LayerKind("LayerNormalization", ANY_RANK, _normalization_draw, _same),
     LayerKind("Flatten", (2, 3), _no_args, _flatten_shape),
     LayerKind("Reshape", (1,), _reshape_draw, _reshape_shape, 0.7),
-    LayerKind("Conv1D", (2,), *_conv(1), 2.0),
+    LayerKind("Conv1D", (2,), _conv1d_padding(_conv(1)[0]), _conv(1)[1], 2.0),
     LayerKind("MaxPooling1D", (2,), *_pool(1)),
     LayerKind("AveragePooling1D", (2,), *_pool(1), 0.7),
     LayerKind("GlobalAveragePooling1D", (2,), _no_args, _global_pool(1), 0.5),
