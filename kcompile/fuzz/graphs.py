@@ -71,8 +71,8 @@ class _Builder:
     def step(self) -> None:
         rng = self.rng
         kind = rng.choices(
-            ("unary", "binary", "bias", "select", "reduce", "matmul", "shape"),
-            (4, 4, 1, 1, 2, 2, 3),
+            ("unary", "binary", "bias", "select", "reduce", "matmul", "shape", "image", "mask"),
+            (4, 4, 1, 1, 2, 2, 3, 2, 1),
         )[0]
         made = getattr(self, f"_{kind}")()
         if made is not None:
@@ -95,6 +95,38 @@ class _Builder:
         b, c = (self.pick(lambda v: v.shape == a.shape) for _ in range(2))
         return B.select(B.gt(a, b), c, a)
 
+    def _image(self):
+        """A rank-3 value as a one-channel image: im2col patches or a direct convolution,
+        back to rank 3."""
+        a = self.pick(lambda v: v.rank == 3)
+        if a is None:
+            return None
+        rng = self.rng
+        _, h, w = a.shape
+        kernel = (rng.randint(1, min(3, h)), rng.randint(1, min(3, w)))
+        strides = (rng.randint(1, 2), rng.randint(1, 2))
+        padding = tuple(rng.randint(0, 1) for _ in range(4))
+        image = B.reshape(a, (BATCH, h, w, 1))
+        if rng.random() < 0.5:
+            out = B.extract_patches(
+                image, kernel, strides, (1, 1), padding, rng.choice((0.0, -1.0))
+            )
+        else:
+            out = B.conv2d(
+                image, self.param((*kernel, 1, rng.randint(1, 3))), strides, (1, 1), padding
+            )
+        _, oh, ow, c = out.shape
+        return B.reshape(out, (BATCH, oh * ow, c))
+
+    def _mask(self):
+        """Non-differentiable paths: a comparison cast to f32 times a value, or argmax."""
+        a = self.pick()
+        if self.rng.random() < 0.5 or a.rank < 2:
+            b = self.pick(lambda v: v.shape == a.shape)
+            return B.cast(B.gt(a, b), f32(1).dtype) * self.pick(lambda v: v.shape == a.shape)
+        index = B.cast(B.argmax(a, -1), f32(1).dtype)
+        return B.reshape(index, (*index.shape, 1))
+
     def _reduce(self):
         a = self.pick(lambda v: v.rank > 1)
         if a is None:
@@ -116,7 +148,7 @@ class _Builder:
     def _shape(self):
         rng = self.rng
         a = self.pick()
-        op = rng.choice(("transpose", "reshape", "slice", "concat", "pad", "broadcast"))
+        op = rng.choice(("transpose", "reshape", "slice", "concat", "pad", "broadcast", "reverse"))
         if op == "transpose" and a.rank == 3:
             return B.transpose(a, (0, 2, 1))
         if op == "reshape" and a.rank == 3:
@@ -134,6 +166,8 @@ class _Builder:
         if op == "pad":
             low, high = rng.randint(0, 2), rng.randint(0, 2)
             return B.pad(a, (0,) * (a.rank - 1) + (low,), (0,) * (a.rank - 1) + (high,))
+        if op == "reverse" and a.rank > 1:
+            return B.reverse(a, rng.randrange(1, a.rank))
         if op == "broadcast" and last == 1:
             return B.broadcast_to(a, (*a.shape[:-1], rng.randint(2, 5)))
         return None
