@@ -109,7 +109,7 @@ def save_reproduction(result: Result, folder: Path, timeout: float) -> Path:
         finally:
             os.unlink(f.name)
 
-    spec = shrink(random_model(result.seed), still_fails)
+    spec = shrink(random_model(result.seed), still_fails, budget=40)
     path = folder / f"model-{result.seed}.py"
     header = f"# {result.outcome}: {result.message}\n"
     path.write_text(header + render(spec))
@@ -153,10 +153,24 @@ def fuzz(
         for future in pending:
             _collect(future.result(), counts, failures, report)
     if out:
-        for result in failures:
+        for result in _distinct(failures)[:MAX_REPRODUCTIONS]:
             path = save_reproduction(result, Path(out), timeout)
             report(f"  reproduction: {path}")
     return counts
+
+
+MAX_REPRODUCTIONS = 10  # shrinking takes dozens of runs of a case: the first of each kind
+
+
+def _distinct(failures: list[Result]) -> list[Result]:
+    """One failure per (kind, signature), in seed order."""
+    seen, out = set(), []
+    for result in sorted(failures, key=lambda r: (r.kind, r.seed)):
+        key = (result.kind, *result.signature())
+        if key not in seen:
+            seen.add(key)
+            out.append(result)
+    return out
 
 
 def _collect(result: Result, counts: Counter, failures: list, report) -> None:
