@@ -12,10 +12,9 @@ from __future__ import annotations
 from llvmlite import ir
 
 from codegen.loops import I64, PTR, for_reduce, i64
+from ir.buffers import GUARD_BYTE, GUARD_BYTES
 
 GUARD_STATE = "kc_guard_state"
-GUARD_BYTES = 64  # each zone; a multiple of 64 keeps the buffer between zones aligned
-GUARD_BYTE = 0xA5
 _WORD = int.from_bytes(bytes([GUARD_BYTE]) * 8, "little", signed=True)
 
 

@@ -13,6 +13,11 @@ from ir.graph import Graph, Value
 from ir.memory import ELEMENT_BYTES, Size
 from ir.types import TensorType
 
+# The checking mode's guard zones around every buffer: the runtime lays them out, the
+# code codegen emits checks them (KCOMPILE_CHECK=1).
+GUARD_BYTES = 64  # each zone; a multiple of 64 keeps the buffer between zones aligned
+GUARD_BYTE = 0xA5
+
 
 @dataclass(frozen=True)
 class BufferSpec:

@@ -15,8 +15,7 @@ import os
 
 import numpy as np
 
-GUARD_BYTES = 64  # as codegen.guards.GUARD_BYTES (this module may not import codegen)
-GUARD_BYTE = 0xA5
+from ir.buffers import GUARD_BYTE, GUARD_BYTES
 
 
 class MemoryCheckError(RuntimeError):
