@@ -36,10 +36,12 @@ class GuardedBuffers:
         self._blocks: list[np.ndarray] = []
         self._bound: dict[int, tuple[np.ndarray, np.ndarray]] = {}  # (user's array, its copy)
         self._table = None
+        self._stale = False  # blocks were added since the table native code reads was made
 
     def reset(self) -> None:
         self._blocks = []
         self._bound = {}
+        self._stale = True
 
     def allocate(self, nbytes: int) -> np.ndarray:
         """``nbytes`` of zeroed storage between two guard zones (64-byte aligned)."""
@@ -50,7 +52,7 @@ class GuardedBuffers:
         block[GUARD_BYTES + nbytes :] = GUARD_BYTE
         block[GUARD_BYTES : GUARD_BYTES + nbytes] = 0
         self._blocks.append(block)
-        self._publish()
+        self._stale = True
         return block[GUARD_BYTES : GUARD_BYTES + nbytes]
 
     def bind(self, key: int, array: np.ndarray) -> np.ndarray:
@@ -60,6 +62,11 @@ class GuardedBuffers:
         return copy
 
     def _publish(self) -> None:
+        """The zone table for the blocks as they are now: made once per layout, before
+        the first call that uses it."""
+        if not self._stale:
+            return
+        self._stale = False
         zones = []
         for block in self._blocks:
             zones.append(block.ctypes.data)
@@ -73,6 +80,7 @@ class GuardedBuffers:
         and out after, and the zones' verdict raised."""
 
         def checked(*args):
+            self._publish()
             for array, copy in self._bound.values():
                 np.copyto(copy, array)
             self.state[2] = -1
