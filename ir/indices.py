@@ -31,27 +31,32 @@ class IndexUse:
 def index_uses(graph: Graph) -> list[IndexUse]:
     """Every (data input, bound) pair, through views, casts and fused bodies."""
     uses = []
+    users = {graph: graph.users()}
     for v in graph.inputs:
         if v.role == "data":
-            uses += [IndexUse(v.name, bound, op, layer) for bound, op, layer in _reached(graph, v)]
+            found = _reached(graph, v, users)
+            uses += [IndexUse(v.name, bound, op, layer) for bound, op, layer in found]
     return uses
 
 
-def _reached(graph: Graph, value: Value) -> list[tuple[int, str, str]]:
+def _reached(graph: Graph, value: Value, users: dict) -> list[tuple[int, str, str]]:
+    """(bound, op, layer) of every index use of ``value``; ``users`` holds each graph's
+    users map, made once."""
+    if graph not in users:
+        users[graph] = graph.users()
     found = []
-    users = graph.users()
-    for user in users.get(value, []):
+    for user in users[graph].get(value, []):
         if user.op == "one_hot":
             found.append((user.attrs["depth"], "one_hot", user.layer))
         elif user.op == "take" and user.inputs[1] is value:
             found.append((user.inputs[0].shape[0], "take", user.layer))
         elif user.op in _PASS_THROUGH:
-            found += _reached(graph, user.outputs[0])
+            found += _reached(graph, user.outputs[0], users)
         elif user.op == "fused":
             body = user.attrs["body"]
             for operand, inner in zip(user.inputs, body.inputs):
                 if operand is value:
-                    found += _reached(body, inner)
+                    found += _reached(body, inner, users)
     return found
 
 
