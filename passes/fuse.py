@@ -13,11 +13,11 @@ its nodes as a subgraph; codegen reads the body, not this module.
 from __future__ import annotations
 
 from ir.graph import Graph, Node, Value
-from ir.ops.fused import body_may_hold
-from ir.registry import ops_in_families
+from ir.ops.fused import body_may_hold, elementwise_ops
 from passes.rewrite import copy_node
 
-ELEMENTWISE = ops_in_families("unary", "binary", "compare", "select", "cast") | {"broadcast_to"}
+# The elementwise ops a group grows by (a constant is copied into bodies, never grouped).
+ELEMENTWISE = elementwise_ops() - {"constant"}
 
 
 REDUCTIONS = ("reduce_sum", "reduce_max")
@@ -192,10 +192,10 @@ def fuse(graph: Graph) -> Graph:
     for gid, nodes in list(members.items()):
         if kind_of[gid] == "matmul" and nodes[0].op != "matmul":
             del members[gid]
-    _add_column_sums(graph, members, kind_of)
+    users = graph.users()
+    _add_column_sums(graph, members, kind_of, users)
     last = {nodes[-1]: gid for gid, nodes in members.items()}
     in_group = {n: gid for gid, nodes in members.items() for n in nodes}
-    users = graph.users()
     outputs = {v for _, v in graph.outputs}
 
     new = Graph(graph.name)
@@ -211,11 +211,12 @@ def fuse(graph: Graph) -> Graph:
     return new
 
 
-def _add_column_sums(graph: Graph, members: dict[int, list[Node]], kind_of: dict) -> None:
+def _add_column_sums(
+    graph: Graph, members: dict[int, list[Node]], kind_of: dict, users: dict
+) -> None:
     """A sum over the rows of a matrix product's epilogue value (a bias gradient) joins
     the product's kernel, which accumulates it row by row."""
     group_of = {n: gid for gid, nodes in members.items() for n in nodes}
-    users = graph.users()
     position = {node: i for i, node in enumerate(graph.nodes)}
     for node in graph.nodes:
         if node.op != "reduce_sum" or node.attrs["axes"] != (0,) or node.inputs[0].rank != 2:

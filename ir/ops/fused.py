@@ -23,12 +23,14 @@ _ELEMENTWISE_FAMILIES = ("unary", "binary", "compare", "select", "cast")
 
 
 @functools.cache
-def _elementwise_ops() -> frozenset[str]:
+def elementwise_ops() -> frozenset[str]:
+    """Ops that compute each element from the same element of their operands (constants
+    and broadcasts included): what every kind of loop body holds."""
     return frozenset(ops_in_families(*_ELEMENTWISE_FAMILIES) | {"broadcast_to", "constant"})
 
 
 def is_elementwise(op: str) -> bool:
-    return op in _elementwise_ops()
+    return op in elementwise_ops()
 
 
 # What a body of each kind may hold besides its elementwise ops. The fusion pass groups
