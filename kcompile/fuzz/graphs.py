@@ -16,7 +16,13 @@ import numpy as np
 
 from ir import BATCH, Graph, Value, f32, interpret
 from ir import build as B
-from kcompile.fuzz.oracle import ATOL, FORWARD_RTOL, GRADIENT_RTOL, compare
+from kcompile.fuzz.oracle import (
+    FORWARD_RTOL,
+    compare,
+    compare_gradients,
+    run_compiled,
+    with_gradients,
+)
 
 FD_RTOL = 1e-4
 FD_EPS = 1e-6
@@ -206,41 +212,22 @@ def _feeds(graph: Graph, batch: int, seed: int) -> dict:
     }
 
 
-def _compiled(graph: Graph, feeds: dict) -> dict:
-    from kcompile.runtime import make_executable
-
-    exe = make_executable(graph, "llvm")
-    for v in graph.inputs:
-        if v.role == "param":
-            exe.bind(v.name, feeds[v.name].copy())
-    return exe({v.name: feeds[v.name] for v in graph.inputs if v.role == "data"})
-
-
 def check_graph(graph: Graph, seed: int = 0) -> None:
     """Compiled forward and gradients against float64, autodiff against differences."""
     from ir.build import clone
-    from passes import append_gradients, eliminate_dead_code
 
     for batch in BATCHES:
         feeds = _feeds(graph, batch, seed)
         want = interpret(graph, feeds, np.float64)
-        got = _compiled(clone(graph), feeds)
+        got = run_compiled(clone(graph), feeds)
         for name, _ in graph.outputs:
             compare("forward", f"batch {batch}, {name}", got[name], want[name], FORWARD_RTOL)
     grad_graph = clone(graph)
-    wrt = list(grad_graph.inputs)
-    grads = append_gradients(grad_graph, grad_graph.output("loss"), wrt)
-    grad_graph.set_outputs(
-        [("loss", grad_graph.output("loss"))] + [(f"grad/{v.name}", g) for v, g in zip(wrt, grads)]
-    )
-    eliminate_dead_code(grad_graph)
+    with_gradients(grad_graph, list(grad_graph.inputs))
     feeds = _feeds(graph, 3, seed)
     want = interpret(grad_graph, feeds, np.float64)
     _check_differences(graph, feeds, want)
-    got = _compiled(clone(grad_graph), feeds)
-    scale = max(float(np.max(np.abs(want[n]), initial=0)) for n, _ in grad_graph.outputs)
-    for name, _ in grad_graph.outputs:
-        compare("gradients", name, got[name], want[name], GRADIENT_RTOL, ATOL * (1 + scale))
+    compare_gradients(grad_graph, run_compiled(clone(grad_graph), feeds), want)
 
 
 def _check_differences(graph: Graph, feeds: dict, autodiff: dict) -> None:

@@ -113,30 +113,47 @@ def check_forward(model, xs) -> None:
             )
 
 
-def check_gradients(model, xs, ys) -> None:
-    """d loss / d weights: compiled (the whole pipeline) against float64."""
-    from ir import interpret
-    from kcompile.runtime import make_executable
+def with_gradients(graph, wrt) -> object:
+    """``graph`` (changed in place) computing its ``loss`` and ``grad/<name>``, the
+    gradient of the loss with respect to each input of ``wrt``, and nothing else."""
     from passes import append_gradients, eliminate_dead_code
 
-    graph = model.step_graph("eval")
-    params = graph.inputs_with_role("param")
-    grads = append_gradients(graph, graph.output("loss"), params)
+    grads = append_gradients(graph, graph.output("loss"), wrt)
     graph.set_outputs(
-        [("loss", graph.output("loss"))] + [(f"grad/{p.name}", d) for p, d in zip(params, grads)]
+        [("loss", graph.output("loss"))] + [(f"grad/{v.name}", g) for v, g in zip(wrt, grads)]
     )
     eliminate_dead_code(graph)
-    feeds = _feeds(model, xs, ys)
-    want = interpret(graph, feeds, np.float64)
+    return graph
+
+
+def run_compiled(graph, feeds: dict) -> dict:
+    """``graph`` through the whole pipeline and native code on ``feeds``: the non-data
+    inputs bound (copies, of the input's dtype), the data inputs fed."""
+    from kcompile.runtime import make_executable
+
     exe = make_executable(graph, "llvm")
     for v in graph.inputs:
         if v.role != "data":
-            exe.bind(v.name, np.array(feeds[v.name], np.float32 if v.dtype.is_float else None))
-    got = exe({v.name: feeds[v.name] for v in graph.inputs if v.role == "data"})
+            exe.bind(v.name, np.array(feeds[v.name], v.dtype.numpy))
+    return exe({v.name: feeds[v.name] for v in graph.inputs if v.role == "data"})
+
+
+def compare_gradients(graph, got: dict, want: dict) -> None:
+    """The loss, then each gradient with an absolute tolerance scaled by the largest."""
     compare("gradients", "loss", got["loss"], want["loss"], FORWARD_RTOL)
     scale = max((float(np.max(np.abs(want[n]), initial=0)) for n, _ in graph.outputs), default=0)
     for name, _ in graph.outputs[1:]:
         compare("gradients", name, got[name], want[name], GRADIENT_RTOL, ATOL * (1 + scale))
+
+
+def check_gradients(model, xs, ys) -> None:
+    """d loss / d weights: compiled (the whole pipeline) against float64."""
+    from ir import interpret
+
+    graph = model.step_graph("eval")
+    graph = with_gradients(graph, graph.inputs_with_role("param"))
+    feeds = _feeds(model, xs, ys)
+    compare_gradients(graph, run_compiled(graph, feeds), interpret(graph, feeds, np.float64))
 
 
 def _metric_tolerance(name: str, samples: int) -> float:
