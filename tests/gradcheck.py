@@ -1,27 +1,10 @@
-"""Central differences in float64 on the reference interpreter."""
+"""Whole-model gradients against central differences (`ir.differences`), in float64."""
 
 from __future__ import annotations
 
 import numpy as np
 
-from ir import Graph, Interpreter
-
-
-def numeric_gradient(
-    graph: Graph, feeds: dict, name: str, output: str = "loss", eps: float = 1e-6
-) -> np.ndarray:
-    """d(output)/d(feeds[name]) by central differences, the graph run in float64."""
-    run = Interpreter(graph).run
-    base = np.asarray(feeds[name], dtype=np.float64)
-    grad = np.zeros_like(base)
-    for idx in np.ndindex(base.shape):
-        hi, lo = base.copy(), base.copy()
-        hi[idx] += eps
-        lo[idx] -= eps
-        up = run({**feeds, name: hi}, np.float64)[output]
-        down = run({**feeds, name: lo}, np.float64)[output]
-        grad[idx] = (up - down) / (2 * eps)
-    return grad
+from ir.differences import numeric_gradient
 
 
 def assert_model_gradients(model, rng, batch: int, labels) -> None:

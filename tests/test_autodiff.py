@@ -8,9 +8,9 @@ import pytest
 import kcompile as keras
 from ir import Graph, interpret, verify
 from ir import build as B
+from ir.differences import numeric_gradient
 from kcompile import layers
 from passes import append_gradients, differentiate, eliminate_dead_code
-from tests.gradcheck import numeric_gradient
 
 
 def _mlp(activation, loss, out_units, out_activation):

@@ -11,9 +11,9 @@ import pytest
 
 from ir import BATCH, DType, Graph, TensorType, all_ops, interpret, verify
 from ir import build as B
+from ir.differences import numeric_gradient
 from ir.ops.random import mix32
 from passes import append_gradients
-from tests.gradcheck import numeric_gradient
 
 N = 5  # an odd batch size
 

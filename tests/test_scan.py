@@ -10,9 +10,9 @@ import pytest
 from codegen.module import lower_graph
 from ir import BATCH, DType, Graph, ShapeError, TensorType, interpret, parse_graph, print_graph
 from ir import build as B
+from ir.differences import numeric_gradient
 from kcompile.runtime import make_executable
 from passes import PassManager, append_gradients, default_passes
-from tests.gradcheck import numeric_gradient
 
 D, U = 3, 4
 F32 = DType.f32

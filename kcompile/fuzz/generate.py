@@ -12,6 +12,7 @@ import random
 
 from kcompile.fuzz.catalogue import ACTIVATIONS, UNARY, Invalid, merge_shape, unary_shape
 from kcompile.fuzz.spec import (
+    LOSSES,
     Call,
     InputSpec,
     ModelSpec,
@@ -93,15 +94,7 @@ def _head(rng: random.Random, spec: ModelSpec, shapes, tensor: int) -> OutputSpe
     shape = shapes[tensor][0]
     if len(shape) > 1:
         tensor = _append(spec, shapes, Call("Flatten", {}, [tensor]))
-    loss = rng.choice(
-        (
-            "mse",
-            "mae",
-            "binary_crossentropy",
-            "categorical_crossentropy",
-            "sparse_categorical_crossentropy",
-        )
-    )
+    loss = rng.choice(LOSSES)
     logits = loss != "mse" and loss != "mae" and rng.random() < 0.3
     units = (
         rng.randint(1, 4) if loss in ("mse", "mae", "binary_crossentropy") else rng.randint(2, 5)

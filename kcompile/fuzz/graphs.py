@@ -16,6 +16,7 @@ import numpy as np
 
 from ir import BATCH, Graph, Value, f32, interpret
 from ir import build as B
+from ir.differences import numeric_gradient
 from kcompile.fuzz.oracle import (
     FORWARD_RTOL,
     compare,
@@ -231,13 +232,6 @@ def check_graph(graph: Graph, seed: int = 0) -> None:
 
 
 def _check_differences(graph: Graph, feeds: dict, autodiff: dict) -> None:
-    run = lambda f: float(interpret(graph, f, np.float64)["loss"])  # noqa: E731
     for v in graph.inputs:
-        base = np.asarray(feeds[v.name], np.float64)
-        numeric = np.zeros_like(base)
-        for idx in np.ndindex(base.shape):
-            hi, lo = base.copy(), base.copy()
-            hi[idx] += FD_EPS
-            lo[idx] -= FD_EPS
-            numeric[idx] = (run({**feeds, v.name: hi}) - run({**feeds, v.name: lo})) / (2 * FD_EPS)
+        numeric = numeric_gradient(graph, feeds, v.name, eps=FD_EPS)
         compare("vjp", f"d loss / d {v.name}", autodiff[f"grad/{v.name}"], numeric, FD_RTOL, 1e-6)
