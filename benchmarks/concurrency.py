@@ -11,7 +11,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
-import platform
 import sys
 import threading
 import time
@@ -20,7 +19,7 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from benchmarks.timing import samples, summary
+from benchmarks.timing import cpu_name, samples, summary
 
 
 def _model():
@@ -52,17 +51,6 @@ def _throughput(model, x, threads: int, seconds: float = 1.0) -> float:
     return sum(counts) / seconds
 
 
-def _cpu_name() -> str:
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.machine()
-
-
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--rounds", type=int, default=5)
@@ -78,7 +66,7 @@ def main() -> None:
         exe.lock = contextlib.nullcontext()
         unlocked += samples(lambda: model.predict_on_batch(x), 200, group=20)
     exe.lock = model._steps_lock
-    print(f"CPU: {_cpu_name()}, {os.cpu_count()} cores")
+    print(f"CPU: {cpu_name()}, {os.cpu_count()} cores")
     print(f"predict_on_batch, batch 1, with the lock:    {summary(locked, 1e6)} us")
     print(f"predict_on_batch, batch 1, without a lock:   {summary(unlocked, 1e6)} us")
     for threads in (1, 2, 4):

@@ -39,7 +39,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 sys.path.insert(0, os.path.join(HERE, "..", "examples"))
 
-from timing import samples, summary  # noqa: E402
+from timing import cpu_name, samples, summary  # noqa: E402
 
 SHAPES = [
     (32, 784, 128),
@@ -282,12 +282,7 @@ def machine() -> list[str]:
     import llvmlite
     import llvmlite.binding as llvm
 
-    cpu = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo") as f:
-            cpu = next(line.split(":", 1)[1].strip() for line in f if "model name" in line)
-    except (OSError, StopIteration):
-        pass
+    cpu = cpu_name()
     from codegen import host
     from codegen.runtime import tile
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import platform
 import statistics
 import time
 from collections.abc import Callable
@@ -31,3 +32,12 @@ def summary(values: list[float], scale: float = 1.0, digits: int = 1) -> str:
     med = statistics.median(values) * scale
     lo, hi = min(values) * scale, max(values) * scale
     return f"{med:.{digits}f} ({lo:.{digits}f}–{hi:.{digits}f})"
+
+
+def cpu_name() -> str:
+    """The CPU's model name from ``/proc/cpuinfo`` (every figure is reported with it)."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            return next(line.split(":", 1)[1].strip() for line in f if "model name" in line)
+    except (OSError, StopIteration):
+        return platform.processor() or platform.machine()
