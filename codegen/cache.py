@@ -1,8 +1,9 @@
 """The on-disk cache of compiled object code.
 
 Entries are keyed by the caller's key (the graph's text, the kcompile
-version) plus a hash of codegen's source, the llvmlite version and the host
-CPU and features. Each file carries a
+version) plus a hash of the source the generated code depends on (codegen's
+and ir's: slot order, memory plans and the ops' definitions live in ir), the
+llvmlite version and the host CPU and features. Each file carries a
 checksum of its payload; a truncated or corrupt entry is detected, removed
 and rebuilt, never loaded.
 """
@@ -17,19 +18,35 @@ import tempfile
 import warnings
 from pathlib import Path
 
+import ir
 from codegen.target import host
 
 MAGIC = b"KCOBJ1\n"
 _unusable: set[str] = set()  # cache folders already warned about
 
 
+def source_roots() -> tuple[Path, ...]:
+    """The packages whose source decides the generated code: codegen and the ir it lowers."""
+    return (Path(__file__).parent, Path(ir.__file__).parent)
+
+
+def source_digest(roots: tuple[Path, ...]) -> str:
+    """A hash of every Python file under ``roots``, with its path, so that an edit, a
+    new file or a renamed one changes it."""
+    digest = hashlib.sha256()
+    for root in roots:
+        for path in sorted(root.rglob("*.py")):
+            digest.update(f"{root.name}/{path.relative_to(root).as_posix()}".encode())
+            digest.update(b"\0")
+            digest.update(path.read_bytes())
+    return digest.hexdigest()[:16]
+
+
 @functools.cache
 def codegen_digest() -> str:
-    """A hash of codegen's own source, so that any change to it misses the cache."""
-    digest = hashlib.sha256()
-    for path in sorted(Path(__file__).parent.glob("*.py")):
-        digest.update(path.read_bytes())
-    return digest.hexdigest()[:16]
+    """The source digest of this installation, so that any change to the compiler's
+    lowering or to the IR it reads misses the cache."""
+    return source_digest(source_roots())
 
 
 def cache_dir() -> Path | None:

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import shutil
+import sys
+from pathlib import Path
+
 import numpy as np
 import pytest
 
-from codegen.cache import cache_dir
+from codegen.cache import cache_dir, source_digest, source_roots
 from codegen.runtime import runtime
 from ir import BATCH, DType, Graph, TensorType
 from ir import build as B
@@ -78,3 +82,38 @@ def test_an_unusable_cache_location_warns_once_and_compiles(tmp_path, monkeypatc
         second = run(NativeExecutable(graph(4.0), version="t"))
     assert len([w for w in caught if "cannot be written" in str(w.message)]) == 1
     np.testing.assert_allclose(first * 4, second * 3, rtol=1e-6)
+
+
+def test_the_key_covers_every_source_the_generated_code_depends_on():
+    exe = NativeExecutable(graph(6.0), "test")
+    run(exe)
+    covered = {p.resolve() for root in source_roots() for p in root.rglob("*.py")}
+    loaded = {
+        Path(module.__file__).resolve()
+        for name, module in list(sys.modules.items())
+        if name.split(".")[0] in {"ir", "codegen"} and getattr(module, "__file__", None)
+    }
+    assert loaded and loaded <= covered
+    for name in ("buffers.py", "memory.py", "registry.py"):
+        assert any(p.name == name and p.parent.name == "ir" for p in covered)
+    assert any(p.parent.name == "ops" for p in covered)
+
+
+def test_an_edit_to_any_covered_file_changes_the_key(tmp_path):
+    roots = []
+    for root in source_roots():
+        copy = tmp_path / root.name
+        shutil.copytree(root, copy, ignore=shutil.ignore_patterns("__pycache__"))
+        roots.append(copy)
+    roots = tuple(roots)
+    before = source_digest(roots)
+    files = [p for root in roots for p in sorted(root.rglob("*.py"))]
+    assert len(files) > 40
+    for path in files:
+        text = path.read_bytes()
+        path.write_bytes(text + b"\n# edited\n")
+        assert source_digest(roots) != before, path
+        path.write_bytes(text)
+    assert source_digest(roots) == before
+    (roots[1] / "ops" / "new_op.py").write_text("# a new module\n")
+    assert source_digest(roots) != before
