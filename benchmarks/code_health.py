@@ -23,9 +23,12 @@ PACKAGES = ("ir", "passes", "codegen", "kcompile")
 
 
 def _module_name(path: Path) -> str:
+    """The installed name: ``ir/graph.py`` is ``kcompile.ir.graph``."""
     parts = list(path.relative_to(ROOT).with_suffix("").parts)
     if parts[-1] == "__init__":
         parts.pop()
+    if parts[0] != "kcompile":
+        parts.insert(0, "kcompile")
     return ".".join(parts)
 
 
@@ -77,7 +80,11 @@ def import_graph(include_deferred: bool) -> nx.DiGraph:
             if isinstance(node, ast.Import):
                 targets = [a.name for a in node.names]
             elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
-                targets = [f"{node.module}.{a.name}" for a in node.names] + [node.module]
+                # ``from package import module`` imports the module, else the package.
+                targets = [
+                    f"{node.module}.{a.name}" if f"{node.module}.{a.name}" in known else node.module
+                    for a in node.names
+                ]
             for target in targets:
                 resolved = _resolve(target, known)
                 if resolved and resolved != module:

@@ -12,8 +12,8 @@ import argparse
 import numpy as np
 from timing import median_time
 
-from ir import BATCH, DType, Graph, TensorType
-from ir import build as B
+from kcompile.ir import BATCH, DType, Graph, TensorType
+from kcompile.ir import build as B
 from kcompile.runtime import make_executable
 
 SHAPES = {  # name: (H, W, C, F), a 3x3 kernel, valid padding

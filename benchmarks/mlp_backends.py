@@ -23,7 +23,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "examples"))
 from mnist_mlp import build_model
 
 import kcompile as keras
-from codegen import host
+from kcompile.codegen import host
 
 
 def fresh_model(backend: str):

@@ -87,7 +87,7 @@ def worker_numpy_matmul(repeats: int) -> dict:
 def worker_matmul(repeats: int) -> dict:
     """kcompile's GEMM; in a process of its own, as OpenBLAS's threads spin for a while
     after each call and would take the cores from kcompile's."""
-    from codegen.runtime import runtime
+    from kcompile.codegen.runtime import runtime
 
     return _matmul_times(repeats, runtime().sgemm_call)
 
@@ -214,7 +214,7 @@ def worker_jax(repeats: int) -> dict | None:
 def worker_compile(model: str) -> dict:
     """Seconds to build ``model``'s train, eval and predict functions (first calls), or
     only the runtime library for ``model == "runtime"``."""
-    from codegen.runtime import runtime
+    from kcompile.codegen.runtime import runtime
 
     if model == "runtime":
         start = time.perf_counter()
@@ -283,8 +283,8 @@ def machine() -> list[str]:
     import llvmlite.binding as llvm
 
     cpu = cpu_name()
-    from codegen import host
-    from codegen.runtime import tile
+    from kcompile.codegen import host
+    from kcompile.codegen.runtime import tile
 
     versions = [
         f"python {platform.python_version()}",

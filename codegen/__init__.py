@@ -10,9 +10,9 @@ import ctypes
 import time
 from dataclasses import dataclass
 
-from codegen.cache import cache_key, read_entry, write_entry
-from codegen.guards import GUARD_STATE
-from codegen.module import (
+from kcompile.codegen.cache import cache_key, read_entry, write_entry
+from kcompile.codegen.guards import GUARD_STATE
+from kcompile.codegen.module import (
     CYCLES,
     ENTRY,
     PROFILE_COUNTERS,
@@ -22,9 +22,9 @@ from codegen.module import (
     lower_graph,
     plan_buffers,
 )
-from codegen.runtime import runtime
-from codegen.target import CompileTimes, LoadedCode, compile_module, host
-from ir import Graph, Node, print_graph
+from kcompile.codegen.runtime import runtime
+from kcompile.codegen.target import CompileTimes, LoadedCode, compile_module, host
+from kcompile.ir import Graph, Node, print_graph
 
 
 @dataclass
@@ -127,7 +127,7 @@ def compile_graph(
         payload = compiled.object_code
         write_entry(key, payload)
         if dump:
-            from codegen.target import assembly
+            from kcompile.codegen.target import assembly
 
             dump("llvm.ll", lowered.llvm_ir)
             dump("llvm.opt.ll", compiled.optimized_ir)

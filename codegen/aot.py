@@ -15,11 +15,11 @@ import shutil
 import subprocess
 import tempfile
 
-from codegen.gemm import Tile
-from codegen.module import lower_graph
-from codegen.runtime import runtime_ir
-from codegen.target import CompileTimes, HostInfo, compile_module
-from ir import Graph
+from kcompile.codegen.gemm import Tile
+from kcompile.codegen.module import lower_graph
+from kcompile.codegen.runtime import runtime_ir
+from kcompile.codegen.target import CompileTimes, HostInfo, compile_module
+from kcompile.ir import Graph
 
 
 class LinkError(RuntimeError):

@@ -13,11 +13,11 @@ from __future__ import annotations
 
 from llvmlite import ir
 
-from codegen.kernel import Kernel
-from codegen.loops import I8, chunk_range, i64
-from codegen.parallel import chunk_count, declare_parallel_for
-from ir import BATCH, Node, Value
-from ir.memory import nbytes, numel
+from kcompile.codegen.kernel import Kernel
+from kcompile.codegen.loops import I8, chunk_range, i64
+from kcompile.codegen.parallel import chunk_count, declare_parallel_for
+from kcompile.ir import BATCH, Node, Value
+from kcompile.ir.memory import nbytes, numel
 
 
 def splits_by_rows(node: Node) -> bool:

@@ -18,8 +18,8 @@ import tempfile
 import warnings
 from pathlib import Path
 
-import ir
-from codegen.target import host
+from kcompile import ir
+from kcompile.codegen.target import host
 
 MAGIC = b"KCOBJ1\n"
 _unusable: set[str] = set()  # cache folders already warned about

@@ -8,8 +8,8 @@ from collections.abc import Callable
 
 from llvmlite import ir
 
-from codegen.gemm import ACCUMULATE, COLUMNS_OWNED, declare_gemm
-from codegen.kernel import (
+from kcompile.codegen.gemm import ACCUMULATE, COLUMNS_OWNED, declare_gemm
+from kcompile.codegen.kernel import (
     ZERO,
     Kernel,
     Operand,
@@ -17,12 +17,12 @@ from codegen.kernel import (
     contiguous_strides,
     dims_of,
 )
-from codegen.loops import F32, I32, I64, PTR, for_range, for_reduce, i64
-from codegen.mathfn import MathLib
-from codegen.scalar import SCALAR_RULES
-from ir import DType, Node
-from ir.memory import ELEMENT_BYTES, Size, numel, size_of
-from ir.ops.random import GOLDEN
+from kcompile.codegen.loops import F32, I32, I64, PTR, for_range, for_reduce, i64
+from kcompile.codegen.mathfn import MathLib
+from kcompile.codegen.scalar import SCALAR_RULES
+from kcompile.ir import DType, Node
+from kcompile.ir.memory import ELEMENT_BYTES, Size, numel, size_of
+from kcompile.ir.ops.random import GOLDEN
 
 Emitter = Callable[[Kernel, MathLib, Node, list[Operand], list[Operand]], None]
 EMITTERS: dict[str, Emitter] = {}
@@ -212,7 +212,7 @@ def reduce(k, m, node, outs, ins) -> None:
             else (lambda a, b: k.b.select(k.b.icmp_signed(">", a, b), a, b))
         )
 
-    from codegen.kernel import collapse
+    from kcompile.codegen.kernel import collapse
 
     cdims, (cout, csrc) = collapse(dims, [out, src])
     if cdims and cout.strides[-1].is_zero and len(cdims) >= 1:

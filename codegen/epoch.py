@@ -17,10 +17,10 @@ from __future__ import annotations
 
 from llvmlite import ir
 
-from codegen.loops import F32, I8, I64, PTR, for_range, i64, memcpy
-from ir import Graph
-from ir.memory import nbytes
-from ir.signature import batched_data, scalar_results
+from kcompile.codegen.loops import F32, I8, I64, PTR, for_range, i64, memcpy
+from kcompile.ir import Graph
+from kcompile.ir.memory import nbytes
+from kcompile.ir.signature import batched_data, scalar_results
 
 EPOCH = "kc_epoch"
 

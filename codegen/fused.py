@@ -11,20 +11,20 @@ from __future__ import annotations
 
 from llvmlite import ir
 
-from codegen.emitters import _offset, call_gemm, emits
-from codegen.kernel import (
+from kcompile.codegen.emitters import _offset, call_gemm, emits
+from kcompile.codegen.kernel import (
     Kernel,
     Operand,
     broadcast_strides,
     contiguous_strides,
     dims_of,
 )
-from codegen.loops import F32, I32, PTR, for_range, for_reduce, i64
-from codegen.mathfn import MathLib
-from codegen.parallel import PARALLEL_MIN_WORK, chunk_count, declare_parallel_for
-from codegen.scalar import SCALAR_RULES
-from ir import DType, Graph, Node, Value
-from ir.memory import Size, numel, size_of
+from kcompile.codegen.loops import F32, I32, PTR, for_range, for_reduce, i64
+from kcompile.codegen.mathfn import MathLib
+from kcompile.codegen.parallel import PARALLEL_MIN_WORK, chunk_count, declare_parallel_for
+from kcompile.codegen.scalar import SCALAR_RULES
+from kcompile.ir import DType, Graph, Node, Value
+from kcompile.ir.memory import Size, numel, size_of
 
 _LLVM_CONST = {
     DType.f32: lambda v: ir.Constant(F32, float(v)),
@@ -285,7 +285,7 @@ def _row_kernel(k, m, node, body, outs, ins) -> None:
     for n in body.nodes:  # stack rows, allocated once before the loop
         v = n.outputs[0]
         if v.shape == vector and n.op not in ("broadcast_to", "reshape"):
-            from codegen.kernel import LLVM_TYPES
+            from kcompile.codegen.kernel import LLVM_TYPES
 
             arrays[v] = Operand(b.alloca(LLVM_TYPES[v.dtype], size=i64(cols)), v.dtype, [])
     ncols = i64(cols)

@@ -37,8 +37,8 @@ from dataclasses import dataclass
 
 from llvmlite import ir
 
-from codegen.loops import F32, I32, I64, PTR, for_range, for_reduce, i64
-from codegen.parallel import CHUNK_FN
+from kcompile.codegen.loops import F32, I32, I64, PTR, for_range, for_reduce, i64
+from kcompile.codegen.parallel import CHUNK_FN
 
 # epilogue(ctx, C's address, ldc, i0, j0, rows, cols)
 EPILOGUE_FN = ir.FunctionType(ir.VoidType(), [PTR, I64, I64, I64, I64, I64, I64])

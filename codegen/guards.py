@@ -11,8 +11,8 @@ from __future__ import annotations
 
 from llvmlite import ir
 
-from codegen.loops import I64, PTR, for_reduce, i64
-from ir.buffers import GUARD_BYTE, GUARD_BYTES
+from kcompile.codegen.loops import I64, PTR, for_reduce, i64
+from kcompile.ir.buffers import GUARD_BYTE, GUARD_BYTES
 
 GUARD_STATE = "kc_guard_state"
 _WORD = int.from_bytes(bytes([GUARD_BYTE]) * 8, "little", signed=True)

@@ -13,9 +13,9 @@ from dataclasses import dataclass
 
 from llvmlite import ir
 
-from codegen.loops import F32, I8, I32, I64, PTR, chunk_range, for_range, i64, memcpy
-from ir import DType
-from ir.memory import Size, size_of
+from kcompile.codegen.loops import F32, I8, I32, I64, PTR, chunk_range, for_range, i64, memcpy
+from kcompile.ir import DType
+from kcompile.ir.memory import Size, size_of
 
 ZERO, ONE = Size(0), Size(1)
 

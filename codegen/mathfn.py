@@ -23,7 +23,7 @@ import math
 
 from llvmlite import ir
 
-from codegen.loops import F32, I32
+from kcompile.codegen.loops import F32, I32
 
 LOG2E = 1.44269504088896341
 EXP_HI = 88.72283935546875  # above: inf

@@ -16,19 +16,19 @@ from dataclasses import dataclass, field
 
 from llvmlite import ir
 
-import codegen.fused
-import codegen.scan  # noqa: F401  (registers the loop lowering)
-from codegen.batch_split import batch_split, splits_by_rows
-from codegen.emitters import EMITTERS
-from codegen.epoch import add_epoch_loop, has_epoch_loop
-from codegen.guards import Guards
-from codegen.kernel import Kernel, Operand
-from codegen.loops import I64, PTR, memcpy
-from codegen.mathfn import MathLib
-from codegen.target import CompileTimes
-from ir import Graph, Node
-from ir.buffers import BufferPlan, BufferSpec, plan_buffers
-from ir.memory import Size, nbytes
+import kcompile.codegen.fused
+import kcompile.codegen.scan  # noqa: F401  (registers the loop lowering)
+from kcompile.codegen.batch_split import batch_split, splits_by_rows
+from kcompile.codegen.emitters import EMITTERS
+from kcompile.codegen.epoch import add_epoch_loop, has_epoch_loop
+from kcompile.codegen.guards import Guards
+from kcompile.codegen.kernel import Kernel, Operand
+from kcompile.codegen.loops import I64, PTR, memcpy
+from kcompile.codegen.mathfn import MathLib
+from kcompile.codegen.target import CompileTimes
+from kcompile.ir import Graph, Node
+from kcompile.ir.buffers import BufferPlan, BufferSpec, plan_buffers
+from kcompile.ir.memory import Size, nbytes
 
 ENTRY = "kc_entry"
 # Above this many nodes kernels stay separate functions (compile time grows

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 from llvmlite import ir
 
-from codegen.loops import I32, I64, PTR, for_range, i64
+from kcompile.codegen.loops import I32, I64, PTR, for_range, i64
 
 MAX_THREADS = 256
 TICKET_STRIDE = 8  # i64s: one cache line per thread's ticket

@@ -18,10 +18,10 @@ import llvmlite.binding as llvm
 import numpy as np
 from llvmlite import ir
 
-from codegen.cache import cache_key, read_entry, write_entry
-from codegen.gemm import GEMM, Tile, add_gemm
-from codegen.parallel import add_thread_pool
-from codegen.target import CompileTimes, LoadedCode, compile_module, host
+from kcompile.codegen.cache import cache_key, read_entry, write_entry
+from kcompile.codegen.gemm import GEMM, Tile, add_gemm
+from kcompile.codegen.parallel import add_thread_pool
+from kcompile.codegen.target import CompileTimes, LoadedCode, compile_module, host
 
 EXPORTS = ("kc_parallel_for", "kc_set_threads", "kc_get_threads", GEMM)
 _lock = threading.Lock()

@@ -10,9 +10,9 @@ from collections.abc import Callable
 
 from llvmlite import ir
 
-from codegen.loops import F32, I1, I8, I32
-from codegen.mathfn import MathLib
-from ir import DType
+from kcompile.codegen.loops import F32, I1, I8, I32
+from kcompile.codegen.mathfn import MathLib
+from kcompile.ir import DType
 
 CONTRACT = ["contract"]
 

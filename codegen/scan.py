@@ -13,17 +13,17 @@ from __future__ import annotations
 
 from llvmlite import ir
 
-from codegen.emitters import emits
-from codegen.kernel import Kernel
-from codegen.loops import I8, PTR, for_range, i64
-from ir import Graph, Node, TensorType
-from ir.memory import ELEMENT_BYTES, Size, nbytes, numel
-from ir.ops.scan import split_operands, time_axis
+from kcompile.codegen.emitters import emits
+from kcompile.codegen.kernel import Kernel
+from kcompile.codegen.loops import I8, PTR, for_range, i64
+from kcompile.ir import Graph, Node, TensorType
+from kcompile.ir.memory import ELEMENT_BYTES, Size, nbytes, numel
+from kcompile.ir.ops.scan import split_operands, time_axis
 
 
 @emits("scan")
 def scan(k: Kernel, m, node: Node, outs, ins) -> None:
-    from codegen.module import KernelCounters, emit_step, plan_buffers
+    from kcompile.codegen.module import KernelCounters, emit_step, plan_buffers
 
     body: Graph = node.attrs["body"]
     if body.memory is None:

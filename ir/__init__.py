@@ -3,13 +3,13 @@
 ``ir`` knows nothing of Keras or LLVM; it imports only numpy and networkx.
 """
 
-from ir.graph import INPUT_ROLES, Graph, IRError, Node, Value
-from ir.interpreter import FeedError, Interpreter, interpret
-from ir.parser import IRParseError, parse_graph
-from ir.printer import print_graph
-from ir.registry import OpDef, all_ops, get_op
-from ir.types import BATCH, DType, ShapeError, TensorType, boolean, f32, i32
-from ir.verify import VerifyError, first_difference, structurally_equal, verify
+from kcompile.ir.graph import INPUT_ROLES, Graph, IRError, Node, Value
+from kcompile.ir.interpreter import FeedError, Interpreter, interpret
+from kcompile.ir.parser import IRParseError, parse_graph
+from kcompile.ir.printer import print_graph
+from kcompile.ir.registry import OpDef, all_ops, get_op
+from kcompile.ir.types import BATCH, DType, ShapeError, TensorType, boolean, f32, i32
+from kcompile.ir.verify import VerifyError, first_difference, structurally_equal, verify
 
 __all__ = [
     "BATCH",

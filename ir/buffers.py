@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ir.graph import Graph, Value
-from ir.memory import ELEMENT_BYTES, Size
-from ir.types import TensorType
+from kcompile.ir.graph import Graph, Value
+from kcompile.ir.memory import ELEMENT_BYTES, Size
+from kcompile.ir.types import TensorType
 
 # The checking mode's guard zones around every buffer: the runtime lays them out, the
 # code codegen emits checks them (KCOMPILE_CHECK=1).

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from ir.graph import Graph, IRError, Value
-from ir.types import DType, Shape, TensorType, normalize_axes
+from kcompile.ir.graph import Graph, IRError, Value
+from kcompile.ir.types import DType, Shape, TensorType, normalize_axes
 
 Operand = Value | float | int | bool
 

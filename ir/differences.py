@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from ir.graph import Graph
-from ir.interpreter import Interpreter
+from kcompile.ir.graph import Graph
+from kcompile.ir.interpreter import Interpreter
 
 
 def numeric_gradient(

@@ -11,9 +11,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from ir import build as B
-from ir.graph import Graph, IRError, Value
-from ir.registry import get_op
+from kcompile.ir import build as B
+from kcompile.ir.graph import Graph, IRError, Value
+from kcompile.ir.registry import get_op
 
 
 def _needs_gradient(graph: Graph, loss: Value, wrt: Sequence[Value]) -> set[Value]:

@@ -12,7 +12,7 @@ import contextlib
 from collections.abc import Iterator, Sequence
 from typing import Any
 
-from ir.types import ShapeError, TensorType
+from kcompile.ir.types import ShapeError, TensorType
 
 INPUT_ROLES = ("data", "param", "state", "opt", "carry", "step", "invariant")
 """data: fed per batch; param: trainable weight; state: non-trainable weight
@@ -96,7 +96,7 @@ class Value:
 
 
 def _ops():
-    from ir import build
+    from kcompile.ir import build
 
     return build
 
@@ -166,7 +166,7 @@ class Graph:
         attrs: dict[str, Any] | None = None,
         layer: str | None = None,
     ) -> tuple[Value, ...]:
-        from ir.registry import get_op
+        from kcompile.ir.registry import get_op
 
         opdef = get_op(op)
         attrs = {k: check_attr(v, f"op {op}") for k, v in sorted((attrs or {}).items())}
@@ -252,7 +252,7 @@ class Graph:
         return users
 
     def __str__(self) -> str:
-        from ir.printer import print_graph
+        from kcompile.ir.printer import print_graph
 
         return print_graph(self)
 

@@ -10,8 +10,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ir.graph import Graph, Value
-from ir.interpreter import FeedError
+from kcompile.ir.graph import Graph, Value
+from kcompile.ir.interpreter import FeedError
 
 _PASS_THROUGH = ("reshape", "cast", "broadcast_to", "stop_gradient")
 

@@ -11,10 +11,10 @@ from collections.abc import Mapping
 
 import numpy as np
 
-from ir.graph import Graph, Value
-from ir.registry import RefContext, get_op
-from ir.types import BATCH, DType
-from ir.verify import check_round_trip
+from kcompile.ir.graph import Graph, Value
+from kcompile.ir.registry import RefContext, get_op
+from kcompile.ir.types import BATCH, DType
+from kcompile.ir.verify import check_round_trip
 
 
 class FeedError(ValueError):

@@ -20,8 +20,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from ir.graph import Value
-from ir.types import BATCH, DType, TensorType
+from kcompile.ir.graph import Value
+from kcompile.ir.types import BATCH, DType, TensorType
 
 ALIGN = 64
 ELEMENT_BYTES = {DType.f32: 4, DType.i32: 4, DType.bool: 1}

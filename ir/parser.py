@@ -8,8 +8,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from ir.graph import Graph, Value
-from ir.types import BATCH, DType, ShapeError, TensorType
+from kcompile.ir.graph import Graph, Value
+from kcompile.ir.types import BATCH, DType, ShapeError, TensorType
 
 
 class IRParseError(ValueError):
@@ -187,7 +187,7 @@ class _Parser:
         return graph
 
     def parse_memory(self, env: dict[str, Value]):
-        from ir.memory import Allocation, MemoryPlan, Size
+        from kcompile.ir.memory import Allocation, MemoryPlan, Size
 
         self.take("ident", "memory")
         self.take("punct", "(")
@@ -239,7 +239,7 @@ class _Parser:
     def check_memory(self, graph: Graph, tok: Token) -> None:
         """A plan that could compute wrong values (overlapping live buffers, impossible
         live ranges, buffers outside the arena) is refused where it is read."""
-        from ir.verify import VerifyError, verify_memory
+        from kcompile.ir.verify import VerifyError, verify_memory
 
         try:
             verify_memory(graph)

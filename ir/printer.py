@@ -17,7 +17,7 @@ from __future__ import annotations
 import math
 import re
 
-from ir.graph import Graph, Value
+from kcompile.ir.graph import Graph, Value
 
 _BARE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 KEYWORDS = {"true", "false", "none", "inf", "nan"}

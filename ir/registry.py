@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from ir.types import TensorType
+from kcompile.ir.types import TensorType
 
 InferFn = Callable[[list[TensorType], dict[str, Any]], list[TensorType]]
 ReferenceFn = Callable[["RefContext", list[np.ndarray], dict[str, Any]], list[np.ndarray]]
@@ -51,7 +51,7 @@ def register(opdef: OpDef) -> OpDef:
 
 
 def _load() -> None:
-    import ir.ops  # noqa: F401  (registers every op on import)
+    import kcompile.ir.ops  # noqa: F401  (registers every op on import)
 
 
 def get_op(name: str) -> OpDef:

@@ -6,8 +6,8 @@ step-by-step path agree on which inputs are gathered and which results are logge
 
 from __future__ import annotations
 
-from ir.graph import Graph, Value
-from ir.types import BATCH, DType, TensorType
+from kcompile.ir.graph import Graph, Value
+from kcompile.ir.types import BATCH, DType, TensorType
 
 SCALAR = TensorType(DType.f32, ())
 

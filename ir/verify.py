@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from ir.graph import Graph, IRError, Value
-from ir.printer import print_graph
-from ir.registry import get_op
-from ir.types import BATCH, ShapeError
+from kcompile.ir.graph import Graph, IRError, Value
+from kcompile.ir.printer import print_graph
+from kcompile.ir.registry import get_op
+from kcompile.ir.types import BATCH, ShapeError
 
 
 class VerifyError(IRError):
@@ -137,7 +137,7 @@ def _verify_live_ranges(graph: Graph) -> None:
 
 def check_round_trip(graph: Graph) -> None:
     """Verify ``graph`` and check that its text parses back to an equal graph."""
-    from ir.parser import parse_graph
+    from kcompile.ir.parser import parse_graph
 
     verify(graph)
     again = parse_graph(print_graph(graph), f"<{graph.name}>")

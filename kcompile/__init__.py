@@ -3,8 +3,16 @@
 ``import kcompile as keras`` runs Keras programs in kcompile's scope.
 """
 
-from kcompile.artifact import load
-from kcompile.lazy import lazy_attributes
+from pathlib import Path as _Path
+
+# Installed, the compiler's packages (ir, passes, codegen) are inside this one; in a
+# source checkout they are folders beside it, at the top of the repository.
+_checkout = _Path(__file__).resolve().parent.parent
+if not (_Path(__file__).parent / "ir").is_dir() and (_checkout / "ir" / "__init__.py").is_file():
+    __path__.append(str(_checkout))
+
+from kcompile.artifact import load  # noqa: E402
+from kcompile.lazy import lazy_attributes  # noqa: E402
 
 __getattr__ = lazy_attributes(
     __name__,
@@ -45,14 +53,14 @@ def set_num_threads(count: int) -> None:
         raise ValueError(f"the number of threads must be a positive integer, got {count!r}")
     set_threads(count)
     try:
-        from codegen.runtime import runtime
+        from kcompile.codegen.runtime import runtime
     except ImportError:  # no compiler here: only loaded artifacts run
         return
     runtime().set_threads(count)
 
 
 def get_num_threads() -> int:
-    from codegen.runtime import runtime
+    from kcompile.codegen.runtime import runtime
 
     return runtime().threads()
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 
-from ir import Value
-from ir import build as B
+from kcompile.ir import Value
+from kcompile.ir import build as B
 
 
 def linear(x: Value) -> Value:

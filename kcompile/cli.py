@@ -24,8 +24,8 @@ import importlib.util
 import os
 import sys
 
-from ir import parse_graph, print_graph
 from kcompile import inspect
+from kcompile.ir import parse_graph, print_graph
 from kcompile.runtime import prepare
 
 STAGES = ("forward", "predict", "eval", "train")
@@ -104,7 +104,7 @@ def _parse_bytes(text: str) -> int:
 
 
 def cmd_memory(args: argparse.Namespace) -> int:
-    from passes.memory import largest_batch_within, memory_report
+    from kcompile.passes.memory import largest_batch_within, memory_report
 
     model = load_model_file(args.model)
     graph = stage_graph(model, args.step)
@@ -129,8 +129,8 @@ def cmd_check(args: argparse.Namespace) -> int:
 
 
 def cmd_compile(args: argparse.Namespace) -> int:
-    from ir import IRParseError, parse_graph
     from kcompile import __version__
+    from kcompile.ir import IRParseError, parse_graph
     from kcompile.runtime.native import NativeExecutable
 
     if args.source.endswith(".kir"):

@@ -10,10 +10,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ir import DType, Graph, Interpreter, parse_graph
+from kcompile.ir import DType, Graph, Interpreter, parse_graph
 from kcompile.models import graphs as G
-from passes import PassManager, default_passes
-from passes.manager import Pass
+from kcompile.passes import PassManager, default_passes
+from kcompile.passes.manager import Pass
 
 STEPS = ("train", "eval", "predict")
 

@@ -13,9 +13,9 @@ from typing import Any
 
 import numpy as np
 
-from ir import BATCH, DType, Graph, Interpreter, TensorType, Value
-from ir import build as B
 from kcompile import activations, backend
+from kcompile.ir import BATCH, DType, Graph, Interpreter, TensorType, Value
+from kcompile.ir import build as B
 from kcompile.tensor import keras_shape
 
 REDUCTIONS = ("sum_over_batch_size", "sum", "mean", "none")

@@ -9,9 +9,9 @@ from typing import Any
 
 import numpy as np
 
-from ir import BATCH, DType, Graph, Interpreter, TensorType, Value
-from ir import build as B
 from kcompile import backend, losses
+from kcompile.ir import BATCH, DType, Graph, Interpreter, TensorType, Value
+from kcompile.ir import build as B
 from kcompile.losses import squeeze_or_expand_to_same_rank
 from kcompile.tensor import keras_shape
 

@@ -11,8 +11,8 @@ from typing import Any
 
 import numpy as np
 
-from ir import DType, Value
-from ir import build as B
+from kcompile.ir import DType, Value
+from kcompile.ir import build as B
 from kcompile.variables import Variable, stable_array
 
 

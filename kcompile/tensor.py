@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ir import BATCH, DType, TensorType
+from kcompile.ir import BATCH, DType, TensorType
 
 _DTYPES = {
     "float32": DType.f32,

@@ -1,12 +1,12 @@
 """Graph -> Graph transforms and the pass manager. ``passes`` imports only ``ir``."""
 
-from passes.autodiff import append_gradients, differentiate
-from passes.dce import eliminate_dead_code
-from passes.fold import eliminate_common_subexpressions, fold_constants
-from passes.fuse import fuse
-from passes.manager import Pass, PassManager, PipelineReport
-from passes.pipeline import PIPELINE, default_passes
-from passes.simplify import simplify
+from kcompile.passes.autodiff import append_gradients, differentiate
+from kcompile.passes.dce import eliminate_dead_code
+from kcompile.passes.fold import eliminate_common_subexpressions, fold_constants
+from kcompile.passes.fuse import fuse
+from kcompile.passes.manager import Pass, PassManager, PipelineReport
+from kcompile.passes.pipeline import PIPELINE, default_passes
+from kcompile.passes.simplify import simplify
 
 __all__ = [
     "PIPELINE",

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from ir.grad import append_gradients
-from ir.graph import Graph
+from kcompile.ir.grad import append_gradients
+from kcompile.ir.graph import Graph
 
 __all__ = ["append_gradients", "differentiate"]
 

@@ -7,7 +7,7 @@ what the gradient would have read.
 
 from __future__ import annotations
 
-from ir.graph import Graph, Node, Value
+from kcompile.ir.graph import Graph, Node, Value
 
 
 def eliminate_dead_code(graph: Graph) -> Graph:

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import numpy as np
 
-from ir import build as B
-from ir.graph import Graph, Node, Value
-from ir.registry import RefContext, get_op
-from ir.types import BATCH
-from passes.dce import eliminate_dead_code
-from passes.fuse import ELEMENTWISE
-from passes.rewrite import rebuild, splat_value
+from kcompile.ir import build as B
+from kcompile.ir.graph import Graph, Node, Value
+from kcompile.ir.registry import RefContext, get_op
+from kcompile.ir.types import BATCH
+from kcompile.passes.dce import eliminate_dead_code
+from kcompile.passes.fuse import ELEMENTWISE
+from kcompile.passes.rewrite import rebuild, splat_value
 
 MAX_FOLDED_ELEMENTS = 4096
 # Ops whose result is a splat when every operand is a splat.

@@ -12,9 +12,9 @@ its nodes as a subgraph; codegen reads the body, not this module.
 
 from __future__ import annotations
 
-from ir.graph import Graph, Node, Value
-from ir.ops.fused import body_may_hold, elementwise_ops
-from passes.rewrite import copy_node
+from kcompile.ir.graph import Graph, Node, Value
+from kcompile.ir.ops.fused import body_may_hold, elementwise_ops
+from kcompile.passes.rewrite import copy_node
 
 # The elementwise ops a group grows by (a constant is copied into bodies, never grouped).
 ELEMENTWISE = elementwise_ops() - {"constant"}

@@ -17,10 +17,10 @@ from __future__ import annotations
 
 import networkx as nx
 
-from ir.graph import Graph, Node, Value
-from ir.types import BATCH
-from passes.fuse import ELEMENTWISE, _emit_group
-from passes.rewrite import copy_node
+from kcompile.ir.graph import Graph, Node, Value
+from kcompile.ir.types import BATCH
+from kcompile.passes.fuse import ELEMENTWISE, _emit_group
+from kcompile.passes.rewrite import copy_node
 
 MAX_COLUMNS = 2048
 REDUCTIONS = ("reduce_sum", "reduce_max")

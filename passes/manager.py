@@ -18,9 +18,9 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from ir import Graph, print_graph
-from ir.build import clone
-from ir.verify import check_round_trip, verify
+from kcompile.ir import Graph, print_graph
+from kcompile.ir.build import clone
+from kcompile.ir.verify import check_round_trip, verify
 
 PassFn = Callable[[Graph], Graph]
 

@@ -11,11 +11,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ir.graph import LOOP_ROLES, Graph, Node, Value
-from ir.memory import Allocation, MemoryPlan, assign_offsets, nbytes
-from ir.ops.scan import workspace_types
-from passes.fuse import ELEMENTWISE
-from passes.schedule import in_place_targets
+from kcompile.ir.graph import LOOP_ROLES, Graph, Node, Value
+from kcompile.ir.memory import Allocation, MemoryPlan, assign_offsets, nbytes
+from kcompile.ir.ops.scan import workspace_types
+from kcompile.passes.fuse import ELEMENTWISE
+from kcompile.passes.schedule import in_place_targets
 
 DEFAULT_MAX_BATCH = 32
 

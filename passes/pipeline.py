@@ -5,14 +5,14 @@ from __future__ import annotations
 
 import os
 
-from passes.dce import eliminate_dead_code
-from passes.fold import eliminate_common_subexpressions, fold_constants
-from passes.fuse import fuse
-from passes.fuse_rows import fuse_rows
-from passes.manager import Pass
-from passes.memory import plan_memory
-from passes.schedule import schedule
-from passes.simplify import simplify
+from kcompile.passes.dce import eliminate_dead_code
+from kcompile.passes.fold import eliminate_common_subexpressions, fold_constants
+from kcompile.passes.fuse import fuse
+from kcompile.passes.fuse_rows import fuse_rows
+from kcompile.passes.manager import Pass
+from kcompile.passes.memory import plan_memory
+from kcompile.passes.schedule import schedule
+from kcompile.passes.simplify import simplify
 
 
 def fuse_and_clean(graph):

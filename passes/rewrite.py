@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
-from ir.graph import Graph, Node, Value
+from kcompile.ir.graph import Graph, Node, Value
 
 Visitor = Callable[[Graph, Node, list[Value]], Sequence[Value] | None]
 

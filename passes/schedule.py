@@ -10,8 +10,8 @@ into the input's buffer.
 
 from __future__ import annotations
 
-from ir.graph import Graph, Node, Value
-from ir.memory import nbytes
+from kcompile.ir.graph import Graph, Node, Value
+from kcompile.ir.memory import nbytes
 
 PLANNING_BATCH = 32
 

@@ -8,12 +8,12 @@ from __future__ import annotations
 
 import itertools
 
-from ir import build as B
-from ir.graph import Graph, Node, Value
-from ir.registry import ops_in_families
-from ir.types import broadcast_shapes
-from passes.dce import eliminate_dead_code
-from passes.rewrite import rebuild, splat_value
+from kcompile.ir import build as B
+from kcompile.ir.graph import Graph, Node, Value
+from kcompile.ir.registry import ops_in_families
+from kcompile.ir.types import broadcast_shapes
+from kcompile.passes.dce import eliminate_dead_code
+from kcompile.passes.rewrite import rebuild, splat_value
 
 
 def _same(node: Node, v: Value) -> Value | None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ir.differences import numeric_gradient
+from kcompile.ir.differences import numeric_gradient
 
 
 def assert_model_gradients(model, rng, batch: int, labels) -> None:
@@ -12,8 +12,8 @@ def assert_model_gradients(model, rng, batch: int, labels) -> None:
 
     ``labels(rng, batch)`` makes the labels; every f32 input gets normal random values,
     non-trainable state (variances) is kept positive."""
-    from ir import interpret, verify
-    from passes import append_gradients, eliminate_dead_code
+    from kcompile.ir import interpret, verify
+    from kcompile.passes import append_gradients, eliminate_dead_code
 
     g = model.step_graph("eval")
     params = g.inputs_with_role("param")

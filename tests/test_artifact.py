@@ -16,9 +16,9 @@ import numpy as np
 import pytest
 
 import kcompile as keras
-from ir import FeedError
 from kcompile.artifact import ArtifactError, SelfCheckError
 from kcompile.artifact.container import MANIFEST, MANIFEST_CHECKSUM
+from kcompile.ir import FeedError
 from tests.classifiers import dense_classifier
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -139,7 +139,7 @@ def _check_without_the_compiler(path: str, folder) -> None:
         print(json.dumps({{
             "report": report,
             "compiler_loaded": sorted(m for m in sys.modules
-                                      if m.split(".")[0] in ("llvmlite", "codegen", "passes")),
+                                      if m.startswith(("llvmlite", "kcompile.codegen", "kcompile.passes"))),
         }}))
         """
     )
@@ -346,8 +346,8 @@ def test_a_failed_write_leaves_the_old_file(tmp_path):
 def test_elf_loader_links_calls_and_refuses_what_it_cannot(tmp_path):
     import ctypes
 
-    from codegen.target import CompileTimes, compile_module
     from kcompile.artifact.elf import ElfError, LoadedObject, system_symbol
+    from kcompile.codegen.target import CompileTimes, compile_module
 
     source = """
     @counter = internal global i64 0

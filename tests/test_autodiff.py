@@ -6,11 +6,11 @@ import numpy as np
 import pytest
 
 import kcompile as keras
-from ir import Graph, interpret, verify
-from ir import build as B
-from ir.differences import numeric_gradient
 from kcompile import layers
-from passes import append_gradients, differentiate, eliminate_dead_code
+from kcompile.ir import Graph, interpret, verify
+from kcompile.ir import build as B
+from kcompile.ir.differences import numeric_gradient
+from kcompile.passes import append_gradients, differentiate, eliminate_dead_code
 
 
 def _mlp(activation, loss, out_units, out_activation):
@@ -92,6 +92,6 @@ def test_differentiate_pass_adds_named_gradient_outputs():
 
 
 def keras_type(n, batch=True):
-    from ir import BATCH, DType, TensorType
+    from kcompile.ir import BATCH, DType, TensorType
 
     return TensorType(DType.f32, (BATCH, n) if batch else (n,))

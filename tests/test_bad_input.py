@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 
 import kcompile as keras
-from ir.interpreter import FeedError
 from kcompile import layers
+from kcompile.ir.interpreter import FeedError
 from tests.classifiers import dense_classifier
 
 BAD_LABELS = [

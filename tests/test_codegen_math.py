@@ -10,8 +10,8 @@ import math
 import numpy as np
 import pytest
 
-from ir import BATCH, DType, Graph, TensorType
-from ir import build as B
+from kcompile.ir import BATCH, DType, Graph, TensorType
+from kcompile.ir import build as B
 from kcompile.runtime import make_executable
 
 _erf = np.vectorize(math.erf, otypes=[np.float64])

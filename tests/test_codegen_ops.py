@@ -12,8 +12,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from ir import BATCH, DType, Graph, TensorType, interpret
-from ir import build as B
+from kcompile.ir import BATCH, DType, Graph, TensorType, interpret
+from kcompile.ir import build as B
 from kcompile.runtime import make_executable
 from tests.test_ops import ELEMENT_CASES, dtype_of, make
 
@@ -172,7 +172,7 @@ def test_inputs_are_updated_in_place_and_checked():
     out = exe({"x": np.ones((3, 4), np.float32)})
     np.testing.assert_array_equal(weights, [-2, -2, -2, -2])
     assert float(out["total"]) == 12.0 and "w" not in out
-    from ir import FeedError
+    from kcompile.ir import FeedError
 
     with pytest.raises(FeedError, match="input 'w': expected f32\\[4\\]"):
         exe.bind("w", np.ones(5, np.float32))

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import numpy as np
 
-from codegen.module import lower_graph
-from codegen.target import assembly, host
-from ir import BATCH, DType, Graph, TensorType
-from ir import build as B
 from kcompile import cli
+from kcompile.codegen.module import lower_graph
+from kcompile.codegen.target import assembly, host
+from kcompile.ir import BATCH, DType, Graph, TensorType
+from kcompile.ir import build as B
 from kcompile.runtime.native import NativeExecutable
 
 

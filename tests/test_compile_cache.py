@@ -9,10 +9,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from codegen.cache import cache_dir, source_digest, source_roots
-from codegen.runtime import runtime
-from ir import BATCH, DType, Graph, TensorType
-from ir import build as B
+from kcompile.codegen.cache import cache_dir, source_digest, source_roots
+from kcompile.codegen.runtime import runtime
+from kcompile.ir import BATCH, DType, Graph, TensorType
+from kcompile.ir import build as B
 from kcompile.runtime.native import NativeExecutable
 
 
@@ -70,7 +70,7 @@ def test_cache_can_be_disabled(monkeypatch, tmp_path):
 
 
 def test_an_unusable_cache_location_warns_once_and_compiles(tmp_path, monkeypatch):
-    from codegen import cache as cache_module
+    from kcompile.codegen import cache as cache_module
 
     runtime()
     blocker = tmp_path / "a-file"
@@ -91,7 +91,8 @@ def test_the_key_covers_every_source_the_generated_code_depends_on():
     loaded = {
         Path(module.__file__).resolve()
         for name, module in list(sys.modules.items())
-        if name.split(".")[0] in {"ir", "codegen"} and getattr(module, "__file__", None)
+        if name.startswith(("kcompile.ir", "kcompile.codegen"))
+        and getattr(module, "__file__", None)
     }
     assert loaded and loaded <= covered
     for name in ("buffers.py", "memory.py", "registry.py"):

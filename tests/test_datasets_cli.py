@@ -10,10 +10,10 @@ import sys
 import numpy as np
 import pytest
 
-from ir import parse_graph, verify
 from kcompile import cli
 from kcompile.datasets import fashion_mnist
 from kcompile.datasets.idx import read_idx
+from kcompile.ir import parse_graph, verify
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 EXAMPLE = os.path.join(ROOT, "examples", "mnist_mlp.py")

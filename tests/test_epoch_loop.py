@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 import kcompile as keras
-from ir import FeedError
+from kcompile.ir import FeedError
 from kcompile.models import graphs as G
 from kcompile.runtime.epoch import EpochLoop
 from tests.classifiers import dense_classifier

@@ -9,7 +9,6 @@ from pathlib import Path
 
 import pytest
 
-from ir import IRParseError, parse_graph
 from kcompile.fuzz.catalogue import Invalid
 from kcompile.fuzz.generate import random_model
 from kcompile.fuzz.graphs import check_graph, random_graph
@@ -17,6 +16,7 @@ from kcompile.fuzz.mutate import fuzz_parser
 from kcompile.fuzz.oracle import Mismatch, check_source, compare
 from kcompile.fuzz.shrink import candidates, shrink
 from kcompile.fuzz.spec import ModelSpec, infer_shapes, render
+from kcompile.ir import IRParseError, parse_graph
 
 MODEL_SEEDS = range(12)
 GRAPH_SEEDS = range(60)

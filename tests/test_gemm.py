@@ -7,9 +7,9 @@ import ctypes
 import numpy as np
 import pytest
 
-from codegen.gemm import Tile
-from codegen.runtime import Runtime, keep_alive, runtime, runtime_ir
-from codegen.target import CompileTimes, LoadedCode, compile_module
+from kcompile.codegen.gemm import Tile
+from kcompile.codegen.runtime import Runtime, keep_alive, runtime, runtime_ir
+from kcompile.codegen.target import CompileTimes, LoadedCode, compile_module
 
 SHAPES = [
     (1, 1, 1),
@@ -97,8 +97,8 @@ def test_sgemm_rejects_mismatched_operands():
 def test_parallel_for_runs_every_chunk_once():
     from llvmlite import ir
 
-    from codegen.loops import I64, PTR, i64
-    from codegen.parallel import CHUNK_FN, add_thread_pool
+    from kcompile.codegen.loops import I64, PTR, i64
+    from kcompile.codegen.parallel import CHUNK_FN, add_thread_pool
 
     module = ir.Module("pool")
     add_thread_pool(module)
@@ -127,7 +127,7 @@ def test_parallel_for_runs_every_chunk_once():
 
 
 def test_thread_setting_is_checked(monkeypatch):
-    from codegen.runtime import default_threads
+    from kcompile.codegen.runtime import default_threads
 
     monkeypatch.setenv("KCOMPILE_NUM_THREADS", "3")
     assert default_threads() == 3

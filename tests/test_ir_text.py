@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ir import (
+from kcompile.ir import (
     BATCH,
     DType,
     Graph,
@@ -19,7 +19,7 @@ from ir import (
     print_graph,
     verify,
 )
-from ir import build as B
+from kcompile.ir import build as B
 
 GOLDEN = """\
 graph tiny(

@@ -7,12 +7,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from ir import Graph, f32, interpret
-from ir import build as B
-from ir.differences import numeric_gradient
 from kcompile import activations
+from kcompile.ir import Graph, f32, interpret
+from kcompile.ir import build as B
+from kcompile.ir.differences import numeric_gradient
+from kcompile.passes import append_gradients
 from kcompile.runtime import make_executable
-from passes import append_gradients
 
 _SELU = 1.0507009873554804934193349852946 * 1.6732632423543772848170429916717
 

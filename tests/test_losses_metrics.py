@@ -142,7 +142,7 @@ def test_unknown_names_list_the_known_ones():
     ],
 )
 def test_accuracy_resolves_from_shapes(y_true_shape, y_pred_shape, expected):
-    from ir import DType, TensorType
+    from kcompile.ir import DType, TensorType
 
     t = TensorType(DType.f32, ("N", *y_true_shape[1:]))
     p = TensorType(DType.f32, ("N", *y_pred_shape[1:]))

@@ -6,9 +6,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from ir import BATCH, Graph, f32
-from ir import build as B
-from ir.memory import numel
+from kcompile.ir import BATCH, Graph, f32
+from kcompile.ir import build as B
+from kcompile.ir.memory import numel
 from kcompile.runtime import make_executable
 from kcompile.runtime.guarded import MemoryCheckError, checking
 
@@ -26,7 +26,7 @@ def neg_writes_one_past_the_end(monkeypatch):
     """The lowering of ``neg`` made to store one element past its result."""
     from llvmlite import ir
 
-    from codegen import emitters
+    from kcompile.codegen import emitters
 
     original = emitters.EMITTERS["neg"]
 

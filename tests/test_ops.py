@@ -9,11 +9,11 @@ from dataclasses import dataclass, field
 import numpy as np
 import pytest
 
-from ir import BATCH, DType, Graph, TensorType, all_ops, interpret, verify
-from ir import build as B
-from ir.differences import numeric_gradient
-from ir.ops.random import mix32
-from passes import append_gradients
+from kcompile.ir import BATCH, DType, Graph, TensorType, all_ops, interpret, verify
+from kcompile.ir import build as B
+from kcompile.ir.differences import numeric_gradient
+from kcompile.ir.ops.random import mix32
+from kcompile.passes import append_gradients
 
 N = 5  # an odd batch size
 
@@ -403,7 +403,7 @@ def test_mix32_is_murmur3_fmix32():
     ],
 )
 def test_shape_rules_reject_bad_operands(build, message):
-    from ir import ShapeError
+    from kcompile.ir import ShapeError
 
     g = Graph("bad")
     x = g.add_input("x", TensorType(DType.f32, (BATCH, 5)))

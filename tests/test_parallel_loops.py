@@ -5,11 +5,11 @@ updates included."""
 import numpy as np
 import pytest
 
-from codegen.module import lower_graph
-from codegen.parallel import PARALLEL_MIN_WORK
-from codegen.runtime import runtime
-from ir import BATCH, DType, Graph, TensorType, interpret
-from ir import build as B
+from kcompile.codegen.module import lower_graph
+from kcompile.codegen.parallel import PARALLEL_MIN_WORK
+from kcompile.codegen.runtime import runtime
+from kcompile.ir import BATCH, DType, Graph, TensorType, interpret
+from kcompile.ir import build as B
 from kcompile.runtime import make_executable
 
 

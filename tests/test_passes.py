@@ -8,11 +8,11 @@ import pytest
 from hypothesis import given, settings
 
 import kcompile as keras
-from ir import BATCH, DType, Graph, TensorType, interpret, parse_graph, print_graph, verify
-from ir import build as B
-from ir.verify import verify_memory
 from kcompile import inspect, layers
-from passes import (
+from kcompile.ir import BATCH, DType, Graph, TensorType, interpret, parse_graph, print_graph, verify
+from kcompile.ir import build as B
+from kcompile.ir.verify import verify_memory
+from kcompile.passes import (
     PIPELINE,
     Pass,
     PassManager,
@@ -22,9 +22,9 @@ from passes import (
     fuse,
     simplify,
 )
-from passes.memory import memory_report, plan_memory
-from passes.rewrite import rebuild
-from passes.schedule import schedule
+from kcompile.passes.memory import memory_report, plan_memory
+from kcompile.passes.rewrite import rebuild
+from kcompile.passes.schedule import schedule
 from tests.test_backends import MODELS
 from tests.test_ir_text import random_graphs
 
@@ -313,7 +313,7 @@ def test_pass_manager_dumps_prints_and_times(tmp_path, monkeypatch, capsys):
 
 
 def test_disabling_fusion(monkeypatch):
-    from passes import default_passes
+    from kcompile.passes import default_passes
 
     monkeypatch.setenv("KCOMPILE_DISABLE", "fuse")
     assert "fuse" not in [p.name for p in default_passes()]
@@ -357,7 +357,7 @@ def _softmax_ce_graph() -> Graph:
 
 
 def test_row_fusion_makes_softmax_cross_entropy_and_accuracy_one_kernel():
-    from passes.fuse_rows import fuse_rows
+    from kcompile.passes.fuse_rows import fuse_rows
 
     g = _softmax_ce_graph()
     out = eliminate_dead_code(fuse_rows(simplify(g)))
@@ -391,7 +391,7 @@ def same_results_typed(before: Graph, after: Graph) -> None:
 
 
 def test_a_sum_over_rows_is_never_read_inside_its_row_kernel():
-    from passes.fuse_rows import find_row_groups
+    from kcompile.passes.fuse_rows import find_row_groups
 
     g = Graph("across")
     x = g.add_input("x", f32(BATCH, 5))

@@ -7,12 +7,21 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from codegen.module import lower_graph
-from ir import BATCH, DType, Graph, ShapeError, TensorType, interpret, parse_graph, print_graph
-from ir import build as B
-from ir.differences import numeric_gradient
+from kcompile.codegen.module import lower_graph
+from kcompile.ir import (
+    BATCH,
+    DType,
+    Graph,
+    ShapeError,
+    TensorType,
+    interpret,
+    parse_graph,
+    print_graph,
+)
+from kcompile.ir import build as B
+from kcompile.ir.differences import numeric_gradient
+from kcompile.passes import PassManager, append_gradients, default_passes
 from kcompile.runtime import make_executable
-from passes import PassManager, append_gradients, default_passes
 
 D, U = 3, 4
 F32 = DType.f32

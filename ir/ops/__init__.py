@@ -1,6 +1,6 @@
 """Primitive ops, one module per family; importing this package registers them all."""
 
-from ir.ops import (  # noqa: F401
+from kcompile.ir.ops import (  # noqa: F401
     constant,
     elementwise,
     fused,

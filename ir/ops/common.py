@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ir.types import DType, ShapeError, TensorType
+from kcompile.ir.types import DType, ShapeError, TensorType
 
 
 def expect_arity(types: list[TensorType], n: int) -> None:

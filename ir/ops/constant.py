@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from ir.ops.common import expect_arity
-from ir.registry import OpDef, RefContext, register
-from ir.types import DType, ShapeError, TensorType, bind_shape
+from kcompile.ir.ops.common import expect_arity
+from kcompile.ir.registry import OpDef, RefContext, register
+from kcompile.ir.types import DType, ShapeError, TensorType, bind_shape
 
 
 def _infer(types, attrs):

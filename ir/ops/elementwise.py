@@ -6,10 +6,10 @@ import math
 
 import numpy as np
 
-from ir import build as B
-from ir.ops.common import expect_arity, expect_dtype, expect_float, same_dtype
-from ir.registry import OpDef, RefContext, register
-from ir.types import DType, ShapeError, TensorType, broadcast_shapes
+from kcompile.ir import build as B
+from kcompile.ir.ops.common import expect_arity, expect_dtype, expect_float, same_dtype
+from kcompile.ir.registry import OpDef, RefContext, register
+from kcompile.ir.types import DType, ShapeError, TensorType, broadcast_shapes
 
 # --- unary ------------------------------------------------------------------
 

@@ -11,9 +11,9 @@ from __future__ import annotations
 import functools
 import weakref
 
-from ir.graph import Graph
-from ir.registry import OpDef, ops_in_families, register
-from ir.types import ShapeError
+from kcompile.ir.graph import Graph
+from kcompile.ir.registry import OpDef, ops_in_families, register
+from kcompile.ir.types import ShapeError
 
 KINDS = ("elementwise", "matmul", "row", "reduce")
 
@@ -73,7 +73,7 @@ _interpreters: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
 def _reference(ctx, args, attrs):
-    from ir.interpreter import Interpreter
+    from kcompile.ir.interpreter import Interpreter
 
     body = attrs["body"]
     interpreter = _interpreters.get(body)

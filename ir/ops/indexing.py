@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from ir import build as B
-from ir.ops.common import expect_arity, expect_dtype, expect_float
-from ir.registry import OpDef, register
-from ir.types import BATCH, DType, ShapeError, TensorType
+from kcompile.ir import build as B
+from kcompile.ir.ops.common import expect_arity, expect_dtype, expect_float
+from kcompile.ir.registry import OpDef, register
+from kcompile.ir.types import BATCH, DType, ShapeError, TensorType
 
 
 def _infer_one_hot(types, attrs):

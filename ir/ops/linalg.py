@@ -12,10 +12,10 @@ These three cover a dense layer's forward pass and both of its gradients.
 
 from __future__ import annotations
 
-from ir import build as B
-from ir.ops.common import expect_arity, expect_float, same_dtype
-from ir.registry import OpDef, register
-from ir.types import ShapeError, TensorType
+from kcompile.ir import build as B
+from kcompile.ir.ops.common import expect_arity, expect_float, same_dtype
+from kcompile.ir.registry import OpDef, register
+from kcompile.ir.types import ShapeError, TensorType
 
 
 def _infer(types, attrs):

@@ -15,10 +15,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from ir import build as B
-from ir.ops.common import expect_arity, expect_float
-from ir.registry import OpDef, register
-from ir.types import BATCH, ShapeError, TensorType
+from kcompile.ir import build as B
+from kcompile.ir.ops.common import expect_arity, expect_float
+from kcompile.ir.registry import OpDef, register
+from kcompile.ir.types import BATCH, ShapeError, TensorType
 
 
 def output_size(size: int, k: int, stride: int, dilation: int, low: int, high: int) -> int:
@@ -171,7 +171,7 @@ def _ref_conv(ctx, args, attrs):
 
 
 def _vjp_conv(node, g):
-    from ir.registry import get_op
+    from kcompile.ir.registry import get_op
 
     x, w = node.inputs
     attrs = _conv_patch_attrs(node.attrs, w.shape)

@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from ir.ops.common import expect_arity, expect_dtype
-from ir.registry import OpDef, register
-from ir.types import DType, ShapeError, TensorType, bind_shape
+from kcompile.ir.ops.common import expect_arity, expect_dtype
+from kcompile.ir.registry import OpDef, register
+from kcompile.ir.types import DType, ShapeError, TensorType, bind_shape
 
 GOLDEN = 0x9E3779B9
 

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from ir import build as B
-from ir.ops.common import expect_arity
-from ir.registry import OpDef, register
-from ir.types import DType, ShapeError, TensorType, normalize_axes
+from kcompile.ir import build as B
+from kcompile.ir.ops.common import expect_arity
+from kcompile.ir.registry import OpDef, register
+from kcompile.ir.types import DType, ShapeError, TensorType, normalize_axes
 
 
 def reduced_shape(shape, axes, keepdims):

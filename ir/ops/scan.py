@@ -32,10 +32,10 @@ import weakref
 
 import numpy as np
 
-from ir import build as B
-from ir.graph import Graph, IRError, Value
-from ir.registry import OpDef, register
-from ir.types import BATCH, DType, ShapeError, TensorType
+from kcompile.ir import build as B
+from kcompile.ir.graph import Graph, IRError, Value
+from kcompile.ir.registry import OpDef, register
+from kcompile.ir.types import BATCH, DType, ShapeError, TensorType
 
 
 def time_axis(rank: int) -> int:
@@ -110,7 +110,7 @@ _interpreters: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
 def _reference(ctx, args, attrs):
-    from ir.interpreter import Interpreter
+    from kcompile.ir.interpreter import Interpreter
 
     body: Graph = attrs["body"]
     interpreter = _interpreters.get(body)
@@ -148,7 +148,7 @@ def _is_zero(v: Value) -> bool:
 
 
 def _vjp(node, g):
-    from ir.grad import append_gradients
+    from kcompile.ir.grad import append_gradients
 
     attrs = node.attrs
     body: Graph = attrs["body"]

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from ir import build as B
-from ir.ops.common import expect_arity, same_dtype
-from ir.registry import OpDef, register
-from ir.types import BATCH, ShapeError, TensorType, bind_shape
+from kcompile.ir import build as B
+from kcompile.ir.ops.common import expect_arity, same_dtype
+from kcompile.ir.registry import OpDef, register
+from kcompile.ir.types import BATCH, ShapeError, TensorType, bind_shape
 
 
 def _infer_reshape(types, attrs):

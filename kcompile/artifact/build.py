@@ -14,10 +14,6 @@ import time
 
 import numpy as np
 
-from codegen.aot import find_linker, graph_object, link_shared, runtime_object
-from codegen.cache import codegen_digest
-from codegen.target import for_cpu
-from ir import print_graph
 from kcompile.artifact.container import (
     FORMAT,
     FORMAT_VERSION,
@@ -27,6 +23,10 @@ from kcompile.artifact.container import (
 )
 from kcompile.artifact.cpu import machine_arch, required_flags
 from kcompile.artifact.native import STEPS
+from kcompile.codegen.aot import find_linker, graph_object, link_shared, runtime_object
+from kcompile.codegen.cache import codegen_digest
+from kcompile.codegen.target import for_cpu
+from kcompile.ir import print_graph
 from kcompile.models import data as D
 from kcompile.models import graphs as G
 

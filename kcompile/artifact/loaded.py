@@ -13,8 +13,6 @@ from typing import Any
 
 import numpy as np
 
-from ir import Interpreter, parse_graph
-from ir.interpreter import FeedError
 from kcompile.artifact.container import (
     ArtifactError,
     npz_arrays,
@@ -25,6 +23,8 @@ from kcompile.artifact.container import (
 from kcompile.artifact.cpu import machine_arch, missing_flags
 from kcompile.artifact.info import describe
 from kcompile.artifact.native import STEPS, load_code
+from kcompile.ir import Interpreter, parse_graph
+from kcompile.ir.interpreter import FeedError
 from kcompile.models import data as D
 from kcompile.runtime.logs import RunningLogs
 from kcompile.runtime.program import NativeProgram

@@ -14,9 +14,6 @@ import random
 
 import numpy as np
 
-from ir import BATCH, Graph, Value, f32, interpret
-from ir import build as B
-from ir.differences import numeric_gradient
 from kcompile.fuzz.oracle import (
     FORWARD_RTOL,
     compare,
@@ -24,6 +21,9 @@ from kcompile.fuzz.oracle import (
     run_compiled,
     with_gradients,
 )
+from kcompile.ir import BATCH, Graph, Value, f32, interpret
+from kcompile.ir import build as B
+from kcompile.ir.differences import numeric_gradient
 
 FD_RTOL = 1e-4
 FD_EPS = 1e-6
@@ -215,7 +215,7 @@ def _feeds(graph: Graph, batch: int, seed: int) -> dict:
 
 def check_graph(graph: Graph, seed: int = 0) -> None:
     """Compiled forward and gradients against float64, autodiff against differences."""
-    from ir.build import clone
+    from kcompile.ir.build import clone
 
     for batch in BATCHES:
         feeds = _feeds(graph, batch, seed)

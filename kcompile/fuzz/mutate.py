@@ -9,7 +9,7 @@ import re
 import traceback
 from collections import Counter
 
-from ir import IRParseError, parse_graph, print_graph
+from kcompile.ir import IRParseError, parse_graph, print_graph
 
 _TOKENS = (
     "%0", "%x", "%999", ",", "(", ")", "{", "}", "[", "]", ":", "=", "*", "N", "f32", "i32",

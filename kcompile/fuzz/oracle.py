@@ -99,7 +99,7 @@ def _feeds(model, xs, ys=()) -> dict:
 
 
 def check_forward(model, xs) -> None:
-    from ir import interpret
+    from kcompile.ir import interpret
 
     graph = model.step_graph("predict")
     for batch in BATCHES:
@@ -116,7 +116,7 @@ def check_forward(model, xs) -> None:
 def with_gradients(graph, wrt) -> object:
     """``graph`` (changed in place) computing its ``loss`` and ``grad/<name>``, the
     gradient of the loss with respect to each input of ``wrt``, and nothing else."""
-    from passes import append_gradients, eliminate_dead_code
+    from kcompile.passes import append_gradients, eliminate_dead_code
 
     grads = append_gradients(graph, graph.output("loss"), wrt)
     graph.set_outputs(
@@ -148,7 +148,7 @@ def compare_gradients(graph, got: dict, want: dict) -> None:
 
 def check_gradients(model, xs, ys) -> None:
     """d loss / d weights: compiled (the whole pipeline) against float64."""
-    from ir import interpret
+    from kcompile.ir import interpret
 
     graph = model.step_graph("eval")
     graph = with_gradients(graph, graph.inputs_with_role("param"))

@@ -89,8 +89,8 @@ def save_reproduction(result: Result, folder: Path, timeout: float) -> Path:
 
     folder.mkdir(parents=True, exist_ok=True)
     if result.kind != "model":
-        from ir import print_graph
         from kcompile.fuzz.graphs import random_graph
+        from kcompile.ir import print_graph
 
         path = folder / f"graph-{result.seed}.kir"
         path.write_text(

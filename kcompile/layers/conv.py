@@ -10,9 +10,9 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from ir import Value
-from ir import build as B
 from kcompile import activations
+from kcompile.ir import Value
+from kcompile.ir import build as B
 from kcompile.layers.layer import Layer, TraceContext
 
 

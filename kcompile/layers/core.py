@@ -6,9 +6,9 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
-from ir import Value
-from ir import build as B
 from kcompile import activations, backend
+from kcompile.ir import Value
+from kcompile.ir import build as B
 from kcompile.layers.layer import Layer, TraceContext
 from kcompile.tensor import KerasTensor, keras_shape
 

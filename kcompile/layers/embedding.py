@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from ir import DType
-from ir import build as B
 from kcompile import initializers
+from kcompile.ir import DType
+from kcompile.ir import build as B
 from kcompile.layers.layer import Layer
 
 

@@ -14,8 +14,8 @@ from typing import Any
 
 import numpy as np
 
-from ir import BATCH, DType, Graph, Interpreter, ShapeError, TensorType, Value
 from kcompile import backend, initializers
+from kcompile.ir import BATCH, DType, Graph, Interpreter, ShapeError, TensorType, Value
 from kcompile.tensor import KerasTensor, ir_dtype, keras_dtype, keras_shape
 from kcompile.variables import Variable
 

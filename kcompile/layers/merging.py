@@ -5,7 +5,7 @@ from __future__ import annotations
 from functools import reduce
 from typing import Any
 
-from ir import build as B
+from kcompile.ir import build as B
 from kcompile.layers.layer import Layer
 from kcompile.tensor import keras_shape
 

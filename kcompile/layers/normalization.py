@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ir import build as B
+from kcompile.ir import build as B
 from kcompile.layers.layer import Layer
 
 

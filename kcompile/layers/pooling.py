@@ -8,10 +8,10 @@ from typing import Any
 
 import numpy as np
 
-from ir import DType
-from ir import build as B
-from ir.ops.patches import _ref_extract
-from ir.registry import RefContext
+from kcompile.ir import DType
+from kcompile.ir import build as B
+from kcompile.ir.ops.patches import _ref_extract
+from kcompile.ir.registry import RefContext
 from kcompile.layers.conv import as_tuple, window_padding
 from kcompile.layers.layer import Layer
 

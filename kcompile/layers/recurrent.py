@@ -11,10 +11,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from ir import BATCH, DType, Graph, TensorType, Value
-from ir import build as B
-from ir.ops.scan import step_type
 from kcompile import activations, initializers
+from kcompile.ir import BATCH, DType, Graph, TensorType, Value
+from kcompile.ir import build as B
+from kcompile.ir.ops.scan import step_type
 from kcompile.layers.layer import Layer, TraceContext
 
 

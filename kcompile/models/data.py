@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from ir import DType
+from kcompile.ir import DType
 
 
 def as_array_list(data: Any, names: list[str], what: str) -> list[np.ndarray]:

@@ -16,12 +16,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from ir import BATCH, DType, Graph, TensorType, Value
 from kcompile import losses as losses_mod
 from kcompile import metrics as metrics_mod
+from kcompile.ir import BATCH, DType, Graph, TensorType, Value
 from kcompile.layers.layer import TraceContext
+from kcompile.passes import append_gradients
 from kcompile.variables import Variable
-from passes import append_gradients
 
 
 @dataclass

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ir import Value
+from kcompile.ir import Value
 from kcompile.layers.core import InputLayer
 from kcompile.layers.layer import CallRecord, Layer, TraceContext
 from kcompile.models.trainer import Trainer

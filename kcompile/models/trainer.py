@@ -7,18 +7,18 @@ from typing import Any
 
 import numpy as np
 
-from ir import TensorType
 from kcompile import backend as session
 from kcompile import losses as losses_mod
 from kcompile import optimizers as optimizers_mod
 from kcompile.files import atomic_write
+from kcompile.ir import TensorType
 from kcompile.models import data as D
 from kcompile.models import graphs as G
+from kcompile.passes import PassManager, default_passes
 from kcompile.runtime import BACKENDS, make_executable
 from kcompile.runtime.logs import RunningLogs
 from kcompile.runtime.program import NativeProgram
 from kcompile.runtime.training import TrainingLoop, one_call_at_a_time
-from passes import PassManager, default_passes
 
 
 class _Compiled:

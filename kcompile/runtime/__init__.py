@@ -13,8 +13,8 @@ from collections.abc import Mapping
 
 import numpy as np
 
-from ir import Graph, Interpreter
-from ir.interpreter import FeedError
+from kcompile.ir import Graph, Interpreter
+from kcompile.ir.interpreter import FeedError
 from kcompile.runtime.epoch import EpochLoop
 
 BACKENDS = ("llvm", "reference")
@@ -47,7 +47,7 @@ class ReferenceExecutable(EpochLoop):
 
 def prepare(graph: Graph, manager=None) -> Graph:
     """Run the optimization pipeline (``passes.PIPELINE``) on a step graph."""
-    from passes import PassManager, default_passes
+    from kcompile.passes import PassManager, default_passes
 
     manager = manager or PassManager(default_passes())
     return manager.run(graph)

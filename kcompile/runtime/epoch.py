@@ -9,10 +9,10 @@ from collections.abc import Mapping
 
 import numpy as np
 
-from ir import Graph
-from ir.indices import IndexUse, check_indices, index_uses
-from ir.interpreter import FeedError, check_feed
-from ir.signature import batched_data, scalar_results
+from kcompile.ir import Graph
+from kcompile.ir.indices import IndexUse, check_indices, index_uses
+from kcompile.ir.interpreter import FeedError, check_feed
+from kcompile.ir.signature import batched_data, scalar_results
 
 
 class EpochLoop:

@@ -15,7 +15,7 @@ import os
 
 import numpy as np
 
-from ir.buffers import GUARD_BYTE, GUARD_BYTES
+from kcompile.ir.buffers import GUARD_BYTE, GUARD_BYTES
 
 
 class MemoryCheckError(RuntimeError):

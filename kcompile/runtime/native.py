@@ -5,12 +5,12 @@ from __future__ import annotations
 import os
 import sys
 
-from codegen import compile_graph, kernel_nodes
-from codegen.epoch import EPOCH, has_epoch_loop
-from ir import Graph
+from kcompile.codegen import compile_graph, kernel_nodes
+from kcompile.codegen.epoch import EPOCH, has_epoch_loop
+from kcompile.ir import Graph
+from kcompile.passes.manager import debug_level
 from kcompile.runtime.guarded import GuardedBuffers, checking
 from kcompile.runtime.program import NativeProgram
-from passes.manager import debug_level
 
 
 class NativeExecutable(NativeProgram):

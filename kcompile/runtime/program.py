@@ -18,10 +18,10 @@ from collections.abc import Mapping
 
 import numpy as np
 
-from ir import BATCH, Graph
-from ir.buffers import BufferPlan, plan_buffers
-from ir.interpreter import FeedError, bind_batch, check_feed
-from ir.memory import assign_offsets
+from kcompile.ir import BATCH, Graph
+from kcompile.ir.buffers import BufferPlan, plan_buffers
+from kcompile.ir.interpreter import FeedError, bind_batch, check_feed
+from kcompile.ir.memory import assign_offsets
 from kcompile.runtime.epoch import EpochLoop
 from kcompile.runtime.guarded import GuardedBuffers
 from kcompile.variables import stable_array

@@ -1,0 +1,31 @@
+"""DESIGN.md's import rules, checked on the source: ir imports neither passes, codegen nor
+the front end; passes and codegen import ir and not each other; no module-level circle."""
+
+from __future__ import annotations
+
+from benchmarks.code_health import import_circles, import_graph
+
+ALLOWED = {
+    "ir": {"ir"},
+    "passes": {"ir", "passes"},
+    "codegen": {"ir", "codegen"},
+    "front end": {"ir", "passes", "codegen", "front end"},
+}
+
+
+def _layer(module: str) -> str:
+    parts = module.split(".")
+    if len(parts) > 1 and parts[1] in {"ir", "passes", "codegen"}:
+        return parts[1]
+    return "front end"
+
+
+def test_every_import_follows_the_layering():
+    graph = import_graph(include_deferred=True)
+    assert graph.number_of_edges() > 200
+    against = [f"{a} imports {b}" for a, b in graph.edges if _layer(b) not in ALLOWED[_layer(a)]]
+    assert against == []
+
+
+def test_no_module_level_import_circle():
+    assert import_circles(include_deferred=False) == []
