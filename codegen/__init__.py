@@ -69,7 +69,7 @@ class CompiledGraph:
         kernels = kernel_nodes(self.graph, self.plan)
         tables = [(self._counters(self.graph, ""), kernels, None)]
         for name, node in kernels:
-            if node.op == "scan":
+            if node.traits.nested_graph:
                 body = node.attrs["body"]
                 inner = kernel_nodes(body, plan_buffers(body), f"{name}_")
                 tables.append((self._counters(body, name), inner, name))

@@ -27,15 +27,8 @@ def splits_by_rows(node: Node) -> bool:
         return False
     if any(nbytes(v.type).power != 1 for v in values):
         return False
-    if node.op in ("extract_patches", "fold_patches"):
-        return True
-    if node.op in ("reduce_sum", "reduce_max"):
-        return 0 not in node.attrs["axes"]
-    if node.op == "fused" and node.attrs["kind"] == "reduce":
-        body = node.attrs["body"]
-        reduction = next(n for n in reversed(body.nodes) if n.op in ("reduce_sum", "reduce_max"))
-        return 0 not in reduction.attrs["axes"]
-    return False
+    rows_independent = node.traits.rows_independent
+    return rows_independent is not None and rows_independent(node)
 
 
 def batch_split(

@@ -3,7 +3,6 @@ per result and per operand (contiguous buffers), and emits the loops."""
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 
 from llvmlite import ir
@@ -19,7 +18,7 @@ from kcompile.codegen.kernel import (
 )
 from kcompile.codegen.loops import F32, I32, I64, PTR, for_range, for_reduce, i64
 from kcompile.codegen.mathfn import MathLib
-from kcompile.codegen.scalar import SCALAR_RULES
+from kcompile.codegen.scalar import SCALAR_RULES, reduction_combine, reduction_start
 from kcompile.ir import DType, Node
 from kcompile.ir.memory import ELEMENT_BYTES, Size, numel, size_of
 from kcompile.ir.ops.random import GOLDEN
@@ -50,8 +49,6 @@ def elementwise(k: Kernel, m: MathLib, node: Node, outs, ins) -> None:
         _with_strides(op, broadcast_strides(v.shape, shape)) for op, v in zip(ins, node.inputs)
     ]
     dtypes = [v.dtype for v in node.inputs]
-    if node.op == "select":
-        dtypes = dtypes[1:]
 
     def body(offsets):
         values = [k.load(op, off) for op, off in zip(sources, offsets[1:])]
@@ -188,29 +185,11 @@ def _reduction_operands(node, outs, ins) -> tuple[list[Size], Operand, Operand]:
 
 @emits("reduce_sum", "reduce_max")
 def reduce(k, m, node, outs, ins) -> None:
-    is_sum = node.op == "reduce_sum"
     dtype = node.inputs[0].dtype
-    init = (
-        _constant(dtype, 0)
-        if is_sum
-        else (ir.Constant(F32, -math.inf) if dtype is DType.f32 else ir.Constant(I32, -(2**31)))
-    )
+    init = reduction_start(node.traits.reduction, dtype)
+    combine = reduction_combine(k.b, m, node.traits.reduction, dtype)
     k.fill(outs[0], numel(node.outputs[0].shape), init)
     dims, out, src = _reduction_operands(node, outs, ins)
-    if dtype is DType.f32:
-        # Reassociation lets LLVM vectorize the sum; the order differs from numpy's
-        # pairwise summation by a few ulp per element summed (see the tests' tolerances).
-        combine = (
-            (lambda a, b: k.b.fadd(a, b, flags=["reassoc", "contract"]))
-            if is_sum
-            else (lambda a, b: k.b.call(m.intrinsic("llvm.maximum.f32", 2), [a, b]))
-        )
-    else:
-        combine = (
-            (lambda a, b: k.b.add(a, b))
-            if is_sum
-            else (lambda a, b: k.b.select(k.b.icmp_signed(">", a, b), a, b))
-        )
 
     from kcompile.codegen.kernel import collapse
 

@@ -9,6 +9,8 @@
 
 from __future__ import annotations
 
+import math
+
 from llvmlite import ir
 
 from kcompile.codegen.emitters import _offset, call_gemm, emits
@@ -22,9 +24,11 @@ from kcompile.codegen.kernel import (
 from kcompile.codegen.loops import F32, I32, PTR, for_range, for_reduce, i64
 from kcompile.codegen.mathfn import MathLib
 from kcompile.codegen.parallel import PARALLEL_MIN_WORK, chunk_count, declare_parallel_for
-from kcompile.codegen.scalar import SCALAR_RULES
+from kcompile.codegen.scalar import SCALAR_RULES, reduction_combine, reduction_start
 from kcompile.ir import DType, Graph, Node, Value
 from kcompile.ir.memory import Size, numel, size_of
+from kcompile.ir.ops.fused import product_of, reduction_of
+from kcompile.ir.traits import Pattern, Reduction, is_sum_over_rows
 
 _LLVM_CONST = {
     DType.f32: lambda v: ir.Constant(F32, float(v)),
@@ -50,8 +54,6 @@ def evaluate_body(
             if rule is None:
                 raise NotImplementedError(f"codegen: {node.op} cannot be part of a fused loop")
             dtypes = [v.dtype for v in node.inputs]
-            if node.op == "select":
-                dtypes = dtypes[1:]
             env[out] = rule(k.b, m, [env[v] for v in node.inputs], dtypes, node.attrs)
 
 
@@ -79,11 +81,10 @@ def _elementwise(k: Kernel, m: MathLib, node: Node, outs, ins, part) -> None:
     body: Graph = node.attrs["body"]
     shape = node.outputs[0].shape
     out_ops = [Operand(o.ptr, o.dtype, contiguous_strides(shape)) for o in outs]
-    slices = [n for n in body.nodes if n.op == "slice"]
+    # Strided reads (slices) of an operand: the only rearrangement an elementwise loop holds.
+    slices = [n for n in body.nodes if n.traits.pattern is Pattern.INJECTIVE]
     users = body.users()
-    sliced_only = {
-        v for v in body.inputs if users.get(v) and all(u.op == "slice" for u in users[v])
-    }
+    sliced_only = {v for v in body.inputs if users.get(v) and all(u in slices for u in users[v])}
     position = {v: i for i, v in enumerate(body.inputs)}
     # (body value, how to read it over the loop): operands with broadcast strides; a
     # slice of an operand with the operand's own strides from an offset start.
@@ -108,15 +109,11 @@ def _elementwise(k: Kernel, m: MathLib, node: Node, outs, ins, part) -> None:
     k.strided_loop(dims_of(shape), [*out_ops, *(op for _, op in reads)], per_element, part=part)
 
 
-# An element of a loop that evaluates these costs about this many plain ones more
-# (polynomial and division), so a short loop of them is still worth splitting.
-COSTLY = ("exp", "log", "log1p", "tanh", "logistic", "erf", "div", "sqrt", "pow")
-COSTLY_WEIGHT = 8
-
-
 def loop_weight(body: Graph) -> int:
-    """Roughly how many plain elementwise operations one element of ``body`` costs."""
-    return 1 + COSTLY_WEIGHT * sum(n.op in COSTLY for n in body.nodes)
+    """Roughly how many plain elementwise operations one element of ``body`` costs
+    beyond the first (the ops' ``cost`` traits), so that a short loop of costly ones
+    (polynomials, divisions) is still worth splitting."""
+    return 1 + sum(max(n.traits.cost - 1, 0) for n in body.nodes)
 
 
 def in_parallel(
@@ -160,7 +157,7 @@ def _matmul_epilogue(k, m, node, body, outs, ins) -> None:
     finished micro-tile. The product goes into a result it does not alias, or, when
     every result overwrites an operand in place (an optimizer's update), into the
     GEMM's scratch matrix."""
-    product = next(n for n in body.nodes if n.op == "matmul")
+    product = product_of(body)
     a_in, b_in = product.inputs
     position = {v: i for i, v in enumerate(body.inputs)}
     a_val, b_val = node.inputs[position[a_in]], node.inputs[position[b_in]]
@@ -175,7 +172,7 @@ def _matmul_epilogue(k, m, node, body, outs, ins) -> None:
         return
     out_shape = product.outputs[0].shape  # the loop of the epilogue (a result may be a column sum)
     reads = _epilogue_reads(body, product)
-    column_sums = [n for n in body.nodes if n.op == "reduce_sum"]
+    column_sums = [n for n in body.nodes if n.traits.reduction is not None]
     results = [v for _, v in body.outputs]
     sums = {results.index(n.outputs[0]) for n in column_sums}
     operands = {id(op.ptr) for op in ins}
@@ -284,17 +281,13 @@ def _row_kernel(k, m, node, body, outs, ins) -> None:
     arrays = {}
     for n in body.nodes:  # stack rows, allocated once before the loop
         v = n.outputs[0]
-        if v.shape == vector and n.op not in ("broadcast_to", "reshape"):
+        if v.shape == vector and n.op not in _ROW_ALIASES:
             from kcompile.codegen.kernel import LLVM_TYPES
 
             arrays[v] = Operand(b.alloca(LLVM_TYPES[v.dtype], size=i64(cols)), v.dtype, [])
     ncols = i64(cols)
     out_of = {v: op for (_, v), op in zip(body.outputs, outs)}
-    across = {
-        n.outputs[0]: out_of[n.outputs[0]]
-        for n in body.nodes
-        if n.op == "reduce_sum" and n.attrs["axes"] == (0,)
-    }
+    across = {n.outputs[0]: out_of[n.outputs[0]] for n in body.nodes if is_sum_over_rows(n)}
     for v, op in across.items():  # sums over rows start at zero and grow row by row
         k.fill(op, numel(v.shape), _LLVM_CONST[v.dtype](0))
     with for_range(b, k.value(numel(rows_shape)), "row") as r:
@@ -307,7 +300,7 @@ def _row_kernel(k, m, node, body, outs, ins) -> None:
                 env[v] = _Row(operand=op, strides=two)
         for n in body.nodes:
             if n.outputs[0] in across:
-                _accumulate_row(k, n, env, across[n.outputs[0]], r, ncols)
+                _accumulate_row(k, m, n, env, across[n.outputs[0]], r, ncols)
                 continue
             env[n.outputs[0]] = _row_node(k, m, n, env, arrays, r, ncols)
         for (_, v), op in zip(body.outputs, outs):
@@ -321,11 +314,11 @@ def _row_kernel(k, m, node, body, outs, ins) -> None:
                 k.store(op, r, held.read(k, r, i64(0)))
 
 
-def _accumulate_row(k: Kernel, n: Node, env, out: Operand, r, ncols) -> None:
+def _accumulate_row(k: Kernel, m: MathLib, n: Node, env, out: Operand, r, ncols) -> None:
     """out += this row's value (a sum over the batch, built row by row)."""
     b = k.b
     x, value = n.inputs[0], env[n.inputs[0]]
-    add = _sum_rule(b, x.dtype)
+    add = reduction_combine(b, m, n.traits.reduction, x.dtype)
     if x.rank == 2 and x.shape[1] != 1:
         with for_range(b, ncols, "acc") as c:
             k.store(out, c, add(k.load(out, c), value.read(k, r, c)))
@@ -349,36 +342,29 @@ def _row_strides(shape, rows_shape, cols) -> list:
     )
 
 
+# Ops a row kernel reads through to their operand's row (no values of their own).
+_ROW_ALIASES = ("broadcast_to", "reshape", "stop_gradient")
+# argmax keeps the running maximum and its column.
+_ARGMAX_START = Reduction(-math.inf, "max")
+
+
 def _row_node(k, m, n, env, arrays, r, ncols) -> _Row:
     b = k.b
     out = n.outputs[0]
     op = n.op
     if op == "constant":
         return _Row(scalar=_LLVM_CONST[out.dtype](n.attrs["value"]))
-    if op in ("broadcast_to", "reshape", "stop_gradient"):
+    if op in _ROW_ALIASES:
         return env[n.inputs[0]]
-    if op in ("reduce_sum", "reduce_max", "argmax"):
+    reduction = n.traits.reduction
+    if reduction is not None or op == "argmax":
         x = env[n.inputs[0]]
         dtype = n.inputs[0].dtype
-        if op == "reduce_sum":
-            init = _LLVM_CONST[dtype](0)
-            combine = _sum_rule(b, dtype)
-        else:
-            init = (
-                ir.Constant(F32, float("-inf"))
-                if dtype is DType.f32
-                else ir.Constant(I32, -(2**31))
-            )
+        init = reduction_start(reduction or _ARGMAX_START, dtype)
         with for_reduce(b, ncols, [init, ir.Constant(I32, 0)], "rc") as (c, acc):
             value = x.read(k, r, c)
-            if op == "reduce_sum":
-                acc[0] = combine(acc[0], value)
-            elif op == "reduce_max":
-                acc[0] = (
-                    b.call(m.intrinsic("llvm.maximum.f32", 2), [acc[0], value])
-                    if dtype is DType.f32
-                    else b.select(b.icmp_signed(">", value, acc[0]), value, acc[0])
-                )
+            if reduction is not None:
+                acc[0] = reduction_combine(b, m, reduction, dtype)(acc[0], value)
             else:
                 better = (
                     b.fcmp_ordered(">", value, acc[0])
@@ -412,34 +398,20 @@ def _row_node(k, m, n, env, arrays, r, ncols) -> _Row:
     return _Row(scalar=rule(b, m, args, dtypes, n.attrs))
 
 
-def _sum_rule(b, dtype):
-    if dtype is DType.f32:
-        return lambda a, x: b.fadd(a, x, flags=["reassoc", "contract"])
-    return lambda a, x: b.add(a, x)
-
-
 # --- reductions with an elementwise prologue ------------------------------------------
 
 
 def _reduce_loop(k, m, node, body, outs, ins) -> None:
     """One loop over the reduction's operand: the body per element, accumulated into the
     reduced output (and any per-element results stored as they are made)."""
-    red = next(n for n in reversed(body.nodes) if n.op in ("reduce_sum", "reduce_max"))
+    red = reduction_of(body)
     shape = red.inputs[0].shape
     axes = red.attrs["axes"]
     dtype = red.inputs[0].dtype
     out_of = {v: op for (_, v), op in zip(body.outputs, outs)}
     total = red.outputs[0]
-    if red.op == "reduce_sum":
-        init = _LLVM_CONST[dtype](0)
-        combine = _sum_rule(k.b, dtype)
-    else:
-        init = ir.Constant(F32, float("-inf")) if dtype is DType.f32 else ir.Constant(I32, -(2**31))
-
-        def combine(a, x):
-            if dtype is DType.f32:
-                return k.b.call(m.intrinsic("llvm.maximum.f32", 2), [a, x])
-            return k.b.select(k.b.icmp_signed(">", a, x), a, x)
+    init = reduction_start(red.traits.reduction, dtype)
+    combine = reduction_combine(k.b, m, red.traits.reduction, dtype)
 
     k.fill(out_of[total], numel(total.shape), init)
     kept = iter(contiguous_strides([d for a, d in enumerate(shape) if a not in axes]))

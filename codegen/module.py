@@ -116,7 +116,7 @@ def kernel_nodes(graph: Graph, plan: BufferPlan, prefix: str = "") -> list[tuple
     reshape that is a view of its operand gets none)."""
     out = []
     for i, node in enumerate(graph.nodes):
-        if node.op == "reshape" and plan.slot[node.outputs[0]] == plan.slot[node.inputs[0]]:
+        if node.traits.view and plan.slot[node.outputs[0]] == plan.slot[node.inputs[0]]:
             continue
         out.append((f"{prefix}k{i}_{node.op}", node))
     return out

@@ -6,6 +6,7 @@ nothing here reassociates, so results match numpy within a few ulp.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 
 from llvmlite import ir
@@ -13,6 +14,7 @@ from llvmlite import ir
 from kcompile.codegen.loops import F32, I1, I8, I32
 from kcompile.codegen.mathfn import MathLib
 from kcompile.ir import DType
+from kcompile.ir.traits import Reduction
 
 CONTRACT = ["contract"]
 
@@ -171,3 +173,27 @@ SCALAR_RULES: dict[str, ScalarRule] = {
     "cast": _cast,
     **{op: _compare(op) for op in _FCMP},
 }
+
+
+# --- reductions -------------------------------------------------------------------------
+
+Combine = Callable[[ir.Value, ir.Value], ir.Value]
+
+
+def reduction_start(reduction: Reduction, dtype: DType) -> ir.Constant:
+    """The reduction's identity as a constant of ``dtype`` (-inf is INT_MIN for i32)."""
+    if dtype is DType.f32:
+        return ir.Constant(F32, float(reduction.identity))
+    if math.isinf(reduction.identity):
+        return ir.Constant(I32, -(2**31) if reduction.identity < 0 else 2**31 - 1)
+    return ir.Constant(I32, int(reduction.identity))
+
+
+def reduction_combine(b: ir.IRBuilder, m: MathLib, reduction: Reduction, dtype: DType) -> Combine:
+    """``combine(accumulated, value)``. A float sum may reassociate, so that LLVM
+    vectorizes it; its order then differs from numpy's pairwise summation by a few ulp
+    per element summed (see the tests' tolerances)."""
+    if reduction.combine == "add" and dtype is DType.f32:
+        return lambda acc, x: b.fadd(acc, x, flags=["reassoc", "contract"])
+    rule = SCALAR_RULES[reduction.combine]
+    return lambda acc, x: rule(b, m, [acc, x], [dtype, dtype], {})

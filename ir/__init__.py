@@ -3,6 +3,8 @@
 ``ir`` knows nothing of Keras or LLVM; it imports only numpy and networkx.
 """
 
+# Last: registering the ops needs the modules above, and the ops' users need them all.
+import kcompile.ir.ops  # noqa: F401
 from kcompile.ir.graph import INPUT_ROLES, Graph, IRError, Node, Value
 from kcompile.ir.interpreter import FeedError, Interpreter, interpret
 from kcompile.ir.parser import IRParseError, parse_graph

@@ -327,7 +327,7 @@ def clone(body: Graph) -> Graph:
     env = dict(zip(body.inputs, args))
     for node in body.nodes:
         attrs = dict(node.attrs)
-        if node.op == "scan":
+        if node.traits.nested_graph:
             attrs["body"] = clone(attrs["body"])
         outs = copy.emit(node.op, [env[v] for v in node.inputs], attrs, node.layer)
         env.update(zip(node.outputs, outs))

@@ -12,6 +12,8 @@ import contextlib
 from collections.abc import Iterator, Sequence
 from typing import Any
 
+from kcompile.ir.registry import get_op
+from kcompile.ir.traits import Traits
 from kcompile.ir.types import ShapeError, TensorType
 
 INPUT_ROLES = ("data", "param", "state", "opt", "carry", "step", "invariant")
@@ -120,6 +122,11 @@ class Node:
         self.outputs = tuple(outputs)
 
     @property
+    def traits(self) -> Traits:
+        """What passes and codegen know of this node's op (``ir.traits``)."""
+        return get_op(self.op).traits
+
+    @property
     def output(self) -> Value:
         if len(self.outputs) != 1:
             raise IRError(f"node {self.op} has {len(self.outputs)} outputs, not one")
@@ -166,8 +173,6 @@ class Graph:
         attrs: dict[str, Any] | None = None,
         layer: str | None = None,
     ) -> tuple[Value, ...]:
-        from kcompile.ir.registry import get_op
-
         opdef = get_op(op)
         attrs = {k: check_attr(v, f"op {op}") for k, v in sorted((attrs or {}).items())}
         for v in inputs:

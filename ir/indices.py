@@ -13,19 +13,16 @@ import numpy as np
 from kcompile.ir.graph import Graph, Value
 from kcompile.ir.interpreter import FeedError
 
-_PASS_THROUGH = ("reshape", "cast", "broadcast_to", "stop_gradient")
-
 
 @dataclass(frozen=True)
 class IndexUse:
     input: str  # the data input
     bound: int  # valid values are 0 .. bound - 1
-    op: str  # one_hot or take
+    use: str  # what the values are to the op ("class ids", "ids looked up")
     layer: str  # where it is used
 
     def what(self) -> str:
-        use = "class ids" if self.op == "one_hot" else "ids looked up"
-        return f"{use} in layer '{self.layer}'" if self.layer else use
+        return f"{self.use} in layer '{self.layer}'" if self.layer else self.use
 
 
 def index_uses(graph: Graph) -> list[IndexUse]:
@@ -35,24 +32,25 @@ def index_uses(graph: Graph) -> list[IndexUse]:
     for v in graph.inputs:
         if v.role == "data":
             found = _reached(graph, v, users)
-            uses += [IndexUse(v.name, bound, op, layer) for bound, op, layer in found]
+            uses += [IndexUse(v.name, bound, use, layer) for bound, use, layer in found]
     return uses
 
 
 def _reached(graph: Graph, value: Value, users: dict) -> list[tuple[int, str, str]]:
-    """(bound, op, layer) of every index use of ``value``; ``users`` holds each graph's
-    users map, made once."""
+    """(bound, use, layer) of every index use of ``value``, through the ops that carry
+    values and into kernel bodies; ``users`` holds each graph's users map, made once."""
     if graph not in users:
         users[graph] = graph.users()
     found = []
     for user in users[graph].get(value, []):
-        if user.op == "one_hot":
-            found.append((user.attrs["depth"], "one_hot", user.layer))
-        elif user.op == "take" and user.inputs[1] is value:
-            found.append((user.inputs[0].shape[0], "take", user.layer))
-        elif user.op in _PASS_THROUGH:
+        traits = user.traits
+        for position, operand in enumerate(user.inputs):
+            use = traits.index_use(user, position) if traits.index_use else None
+            if operand is value and use is not None:
+                found.append((*use, user.layer))
+        if traits.carries_values:
             found += _reached(graph, user.outputs[0], users)
-        elif user.op == "fused":
+        if traits.kernel_body:
             body = user.attrs["body"]
             for operand, inner in zip(user.inputs, body.inputs):
                 if operand is value:

@@ -119,7 +119,7 @@ def _memory_lines(graph: Graph, name: Namer, indent: str) -> list[str]:
     kernels = sum(
         1
         for n in graph.nodes
-        if not (n.op == "reshape" and plan.allocations[n.outputs[0]].alias is not None)
+        if not (n.traits.view and plan.allocations[n.outputs[0]].alias is not None)
     )
     arena = _kib(plan.arena_bytes)
     if plan.per_row_bytes is not None:

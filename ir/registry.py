@@ -1,7 +1,12 @@
-"""The one registry of primitive ops: shape rule, numpy reference, VJP rule.
+"""The one registry of primitive ops: shape rule, numpy reference, VJP rule, traits.
 
 Adding an op means one ``register`` call (in ``ir/ops/``), one lowering in
-``codegen``, and tests. Nothing else should need to change.
+``codegen``, and tests. Nothing else should need to change: passes and codegen
+learn what the op is from its traits (``ir.traits``).
+
+The registry is a leaf: it imports no op. ``kcompile.ir``'s package initializer
+imports ``kcompile.ir.ops``, which registers them all, so every user of the IR
+finds them registered.
 """
 
 from __future__ import annotations
@@ -12,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from kcompile.ir.traits import Traits
 from kcompile.ir.types import TensorType
 
 InferFn = Callable[[list[TensorType], dict[str, Any]], list[TensorType]]
@@ -36,8 +42,9 @@ class OpDef:
     arity: int | None  # None: variadic
     infer: InferFn
     reference: ReferenceFn
-    vjp: VjpFn | None  # None: not differentiable (no gradient flows through)
+    vjp: VjpFn | None  # None: declared not differentiable (no gradient flows through)
     doc: str = ""
+    traits: Traits | None = None  # required: ``register`` refuses an op without
 
 
 _REGISTRY: dict[str, OpDef] = {}
@@ -46,16 +53,13 @@ _REGISTRY: dict[str, OpDef] = {}
 def register(opdef: OpDef) -> OpDef:
     if opdef.name in _REGISTRY:
         raise ValueError(f"op {opdef.name!r} is registered twice")
+    if not isinstance(opdef.traits, Traits):
+        raise ValueError(f"op {opdef.name!r} is registered without traits (ir.traits.Traits)")
     _REGISTRY[opdef.name] = opdef
     return opdef
 
 
-def _load() -> None:
-    import kcompile.ir.ops  # noqa: F401  (registers every op on import)
-
-
 def get_op(name: str) -> OpDef:
-    _load()
     try:
         return _REGISTRY[name]
     except KeyError:
@@ -65,10 +69,8 @@ def get_op(name: str) -> OpDef:
 
 def ops_in_families(*families: str) -> set[str]:
     """Names of the ops of the given families (``unary``, ``binary``, ``compare``, ...)."""
-    _load()
     return {name for name, op in _REGISTRY.items() if op.family in families}
 
 
 def all_ops() -> dict[str, OpDef]:
-    _load()
     return dict(_REGISTRY)

@@ -6,40 +6,42 @@ import numpy as np
 
 from kcompile.ir import build as B
 from kcompile.ir.graph import Graph, Node, Value
+from kcompile.ir.ops.constant import constant_value
 from kcompile.ir.registry import RefContext, get_op
+from kcompile.ir.traits import Pattern
 from kcompile.ir.types import BATCH
 from kcompile.passes.dce import eliminate_dead_code
-from kcompile.passes.fuse import ELEMENTWISE
 from kcompile.passes.rewrite import rebuild, splat_value
 
 MAX_FOLDED_ELEMENTS = 4096
-# Ops whose result is a splat when every operand is a splat.
-SPLAT_PRESERVING = ELEMENTWISE | {"reshape", "transpose"}
 
 
 def _constant_data(v: Value) -> np.ndarray | None:
-    node = v.node
-    if node is None or node.op != "constant" or BATCH in v.shape:
+    if constant_value(v) is None or BATCH in v.shape:
         return None
-    return get_op("constant").reference(RefContext(None), [], node.attrs)[0]
+    return get_op("constant").reference(RefContext(None), [], v.node.attrs)[0]
+
+
+def _rearranges(node: Node) -> bool:
+    """A rearrangement of its operand's values: a splat stays the same splat."""
+    traits = node.traits
+    return traits.carries_values and traits.pattern in (Pattern.INJECTIVE, Pattern.BROADCAST)
 
 
 def _fold(g: Graph, node: Node, ins: list[Value]):
-    if node.op in ("constant", "random_uniform") or not ins:
+    if not node.traits.folds or not ins:
         return None
     out = node.outputs[0]
     if len(node.outputs) != 1:
         return None
     splats = [splat_value(v) for v in ins]
-    if all(s is not None for s in splats) and node.op in SPLAT_PRESERVING:
+    if all(s is not None for s in splats) and _rearranges(node):
+        return [B.const(g, splats[0], out.dtype, out.shape)]
+    if all(s is not None for s in splats) and node.traits.is_elementwise:
         args = [
             np.asarray(s, dtype=v.dtype.numpy).reshape((1,) * v.rank) for s, v in zip(splats, ins)
         ]
         attrs = dict(node.attrs)
-        if node.op in ("broadcast_to", "reshape"):
-            return [B.const(g, splats[0], out.dtype, out.shape)]
-        if node.op == "transpose":
-            return [B.const(g, splats[0], out.dtype, out.shape)]
         with np.errstate(all="ignore"):
             value = get_op(node.op).reference(RefContext(1), args, attrs)[0]
         return [B.const(g, value.reshape(-1)[0].item(), out.dtype, out.shape)]

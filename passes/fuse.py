@@ -13,24 +13,36 @@ its nodes as a subgraph; codegen reads the body, not this module.
 from __future__ import annotations
 
 from kcompile.ir.graph import Graph, Node, Value
-from kcompile.ir.ops.fused import body_may_hold, elementwise_ops
+from kcompile.ir.ops.constant import constant_value
+from kcompile.ir.ops.fused import body_may_hold
+from kcompile.ir.traits import Pattern
 from kcompile.passes.rewrite import copy_node
 
-# The elementwise ops a group grows by (a constant is copied into bodies, never grouped).
-ELEMENTWISE = elementwise_ops() - {"constant"}
+
+def is_elementwise(node: Node) -> bool:
+    """The ops a loop grows by: elementwise, with or without broadcasting."""
+    return node.traits.is_elementwise
 
 
-REDUCTIONS = ("reduce_sum", "reduce_max")
+def _is_product(node: Node) -> bool:
+    """A matrix product whose kernel can run an epilogue (of no constant operand)."""
+    return (
+        node.traits.pattern is Pattern.PRODUCT
+        and "matmul" in node.traits.loop_bodies
+        and all(constant_value(v) is None for v in node.inputs)
+    )
 
 
-def _is_splat(node: Node) -> bool:
+def _is_strided_read(node: Node) -> bool:
+    """A rearrangement that an elementwise loop holds as a strided read of its operand."""
+    return node.traits.pattern is Pattern.INJECTIVE and "elementwise" in node.traits.loop_bodies
+
+
+def _is_splat(v: Value) -> bool:
     """A constant the body can hold: one value, of a static shape (a batch-sized one would
     leave the body's ``N`` unbound when no operand carries it)."""
-    return (
-        node.op == "constant"
-        and not isinstance(node.attrs["value"], tuple)
-        and node.outputs[0].type.is_static
-    )
+    value = constant_value(v)
+    return value is not None and not isinstance(value, tuple) and v.type.is_static
 
 
 def _loop_shape(node: Node):
@@ -51,46 +63,39 @@ def find_groups(graph: Graph) -> tuple[dict[Node, int], dict[int, str]]:
     kind_of: dict[int, str] = {}
     shape_of: dict[int, tuple] = {}  # each group's loop shape
     for node in reversed(graph.nodes):
-        fusible = (
-            node.op in ELEMENTWISE
-            or node.op == "slice"
-            or (
-                node.op == "matmul"
-                and all(v.node is None or v.node.op != "constant" for v in node.inputs)
-            )
-        )
-        if not fusible:
+        product = _is_product(node)
+        if not (is_elementwise(node) or _is_strided_read(node) or product):
             continue
         node_users = [u for v in node.outputs for u in users.get(v, [])]
         for gid in sorted({group[u] for u in node_users if u in group}, reverse=True):
             fits = (
                 shape_of[gid] == _loop_shape(node)
                 and kind_of[gid] != "matmul"
-                and (node.op != "matmul" or kind_of[gid] == "elementwise")
-                # A slice is a strided read of a value made outside the loop.
-                and not any(u.op == "slice" and group.get(u) == gid for u in node_users)
+                and (not product or kind_of[gid] == "elementwise")
+                # A strided read is of a value made outside the loop.
+                and not any(_is_strided_read(u) and group.get(u) == gid for u in node_users)
                 and _may_join(node, [n for n, g in group.items() if g == gid], kind_of[gid])
                 and all(
                     group.get(u) == gid or position[u] > position[root[gid]] for u in node_users
                 )
                 and (
-                    node.op != "matmul"
+                    not product
                     or _epilogue_fits([n for n, g in group.items() if g == gid], _loop_shape(node))
                 )
             )
             if fits:
                 group[node] = gid
-                if node.op == "matmul":
+                if product:
                     kind_of[gid] = "matmul"  # a product's epilogue: nothing fuses above it
                 break
         else:
-            if node.op == "slice":
-                continue  # a slice on its own stays a copy
+            if _is_strided_read(node):
+                continue  # a strided read on its own stays a copy
             gid = len(root)
             group[node] = gid
             root[gid] = node
             shape_of[gid] = _loop_shape(node)
-            kind_of[gid] = "matmul" if node.op == "matmul" else "elementwise"
+            kind_of[gid] = "matmul" if product else "elementwise"
     _reduction_groups(graph, group, root, kind_of, users, position)
     return group, kind_of
 
@@ -102,7 +107,7 @@ def _reduction_groups(graph, group, root, kind_of, users, position) -> None:
     for g in group.values():
         sizes[g] = sizes.get(g, 0) + 1
     for node in reversed(graph.nodes):
-        if node.op not in REDUCTIONS or node in group:
+        if node.traits.reduction is None or node in group:
             continue
         loop = node.inputs[0].shape
         gid = len(root)
@@ -141,7 +146,7 @@ def _chain_into(node, group, sizes, users, position) -> set:
     frontier = [node.inputs[0].node] if node.inputs[0].node is not None else []
     while frontier:
         producer = frontier.pop()
-        if producer in members or producer.op not in ELEMENTWISE:
+        if producer in members or not is_elementwise(producer):
             continue
         if producer in group and sizes.get(group[producer], 0) > 1:
             continue  # already fused elsewhere
@@ -155,9 +160,20 @@ def _chain_into(node, group, sizes, users, position) -> set:
     return members
 
 
+def _is_column_sum(node: Node) -> bool:
+    """A sum over the rows of a matrix, which a product's kernel accumulates row by row."""
+    reduction = node.traits.reduction
+    return (
+        reduction is not None
+        and reduction.combine == "add"
+        and node.attrs["axes"] == (0,)
+        and node.inputs[0].rank == 2
+    )
+
+
 def _may_join(node: Node, members: list[Node], kind: str) -> bool:
     """Whether the group's body, of the kind it becomes with ``node``, can hold them all."""
-    kind = "matmul" if node.op == "matmul" else kind
+    kind = "matmul" if _is_product(node) else kind
     return all(body_may_hold(kind, n.op) for n in [node, *members])
 
 
@@ -185,12 +201,13 @@ def fuse(graph: Graph) -> Graph:
     members = {
         gid: nodes
         for gid, nodes in members.items()
-        if sum(1 for n in nodes if n.op != "broadcast_to") >= 2
+        # Broadcasts compute nothing (cost 0): two of them are not worth a kernel.
+        if sum(1 for n in nodes if n.traits.cost > 0) >= 2
     }
     # A matmul group needs the product first; a group with only elementwise nodes
     # and no product is an elementwise loop.
     for gid, nodes in list(members.items()):
-        if kind_of[gid] == "matmul" and nodes[0].op != "matmul":
+        if kind_of[gid] == "matmul" and not _is_product(nodes[0]):
             del members[gid]
     users = graph.users()
     _add_column_sums(graph, members, kind_of, users)
@@ -219,7 +236,7 @@ def _add_column_sums(
     group_of = {n: gid for gid, nodes in members.items() for n in nodes}
     position = {node: i for i, node in enumerate(graph.nodes)}
     for node in graph.nodes:
-        if node.op != "reduce_sum" or node.attrs["axes"] != (0,) or node.inputs[0].rank != 2:
+        if not _is_column_sum(node):
             continue
         producer = node.inputs[0].node
         gid = group_of.get(producer)
@@ -245,7 +262,7 @@ def _emit_group(
         for v in node.inputs:
             if v in local:
                 continue
-            if v.node is not None and _is_splat(v.node):
+            if _is_splat(v):
                 with body.layer_scope(v.node.layer):
                     local[v] = copy_node(body, v.node, [])[0]
                 continue

@@ -18,54 +18,26 @@ from __future__ import annotations
 import networkx as nx
 
 from kcompile.ir.graph import Graph, Node, Value
+from kcompile.ir.traits import Pattern, RowSignature, is_sum_over_rows
 from kcompile.ir.types import BATCH
-from kcompile.passes.fuse import ELEMENTWISE, _emit_group
+from kcompile.passes.fuse import _emit_group
 from kcompile.passes.rewrite import copy_node
 
 MAX_COLUMNS = 2048
-REDUCTIONS = ("reduce_sum", "reduce_max")
 
 
-def _signature(node: Node) -> tuple[tuple, int | None] | None:
-    """(row shape R, columns C or None for a row-scalar op) if ``node`` is row-local."""
-    out = node.outputs[0]
-    if len(node.outputs) != 1:
+def _signature(node: Node) -> RowSignature | None:
+    """(row shape R, columns C or None for a row-scalar op) if ``node`` is row-local:
+    its traits say how a row kernel holds it."""
+    if len(node.outputs) != 1 or node.traits.row_signature is None:
         return None
-    if node.op in REDUCTIONS:
-        x = node.inputs[0]
-        if x.rank >= 2 and node.attrs["axes"] == (x.rank - 1,):
-            return x.shape[:-1], x.shape[-1]
-        if is_across_rows(node):
-            cols = x.shape[1] if x.rank == 2 and x.shape[1] != 1 else None
-            return (BATCH,), cols
-        return None
-    if node.op == "argmax":
-        x = node.inputs[0]
-        return (x.shape[:-1], x.shape[-1]) if node.attrs["axis"] == x.rank - 1 else None
-    if node.op == "one_hot":
-        return node.inputs[0].shape, node.attrs["depth"]
-    if node.op == "reshape":
-        a, b = node.inputs[0].shape, out.shape
-        if a == (*b, 1) or b == (*a, 1):
-            return min(a, b, key=len), None
-        return None
-    if node.op in ELEMENTWISE:
-        if out.rank >= 2 and out.shape[-1] != 1:
-            return out.shape[:-1], out.shape[-1]
-        if out.rank >= 1:
-            return (out.shape[:-1], None) if out.shape[-1] == 1 else (out.shape, None)
-    return None
+    return node.traits.row_signature(node)
 
 
-def is_across_rows(node: Node) -> bool:
-    """A sum over the batch of row values: the row kernel accumulates it row by row."""
-    x = node.inputs[0]
-    return (
-        node.op == "reduce_sum"
-        and node.attrs["axes"] == (0,)
-        and 1 <= x.rank <= 2
-        and x.shape[0] == BATCH
-    )
+def _is_row_specific(node: Node) -> bool:
+    """What makes a group a row kernel rather than an elementwise chain: an op that
+    combines or spreads a row (a reduction, argmax, one_hot)."""
+    return node.traits.pattern in (Pattern.REDUCTION, Pattern.ROW)
 
 
 def _shapes_fit(node: Node, rows: tuple, cols: int) -> bool:
@@ -108,7 +80,7 @@ def find_row_groups(graph: Graph) -> dict[Node, int]:
             continue
         for v in node.inputs:
             producer = v.node
-            if producer is None or producer not in sig or is_across_rows(producer):
+            if producer is None or producer not in sig or is_sum_over_rows(producer):
                 continue  # a sum over rows is complete only when the kernel ends
             a, b = group[producer], group[node]
             if a == b:
@@ -130,11 +102,7 @@ def find_row_groups(graph: Graph) -> dict[Node, int]:
             del group_sig[b]
     # A group without a row reduction, argmax or one_hot is a plain elementwise chain:
     # leave it to the elementwise and matmul-epilogue fusion.
-    row_specific = {
-        g
-        for n, g in group.items()
-        if n in sig and n.op in ("reduce_sum", "reduce_max", "argmax", "one_hot")
-    }
+    row_specific = {g for n, g in group.items() if n in sig and _is_row_specific(n)}
     return {
         n: g
         for n, g in group.items()

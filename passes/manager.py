@@ -35,7 +35,7 @@ def apply_with_loop_bodies(fn: PassFn, graph: Graph) -> Graph:
     """Run ``fn`` on the body of every ``scan`` (innermost first), then on ``graph``:
     a loop body is optimized, fused and planned like any graph."""
     for node in graph.nodes:
-        if node.op == "scan":
+        if node.traits.nested_graph:
             node.attrs["body"] = apply_with_loop_bodies(fn, node.attrs["body"])
     return fn(graph)
 
@@ -95,7 +95,7 @@ class PassManager:
         self._after(name, graph, seconds)
 
     def run(self, graph: Graph, stop_after: str | None = None) -> Graph:
-        if any(node.op == "scan" for node in graph.nodes):
+        if any(node.traits.nested_graph for node in graph.nodes):
             graph = clone(graph)  # passes rewrite loop bodies in place: keep the caller's
         for p in self.passes:
             start = time.perf_counter()

@@ -14,26 +14,17 @@ from dataclasses import dataclass
 from kcompile.ir.graph import LOOP_ROLES, Graph, Node, Value
 from kcompile.ir.memory import Allocation, MemoryPlan, assign_offsets, nbytes
 from kcompile.ir.ops.scan import workspace_types
-from kcompile.passes.fuse import ELEMENTWISE
 from kcompile.passes.schedule import in_place_targets
 
 DEFAULT_MAX_BATCH = 32
 
 
 def _elementwise_at_same_index(node: Node, target: Value, result: Value) -> bool:
-    """Whether ``node`` reads ``target`` only at the index where it writes ``result``."""
-    if node.op == "fused" and node.attrs["kind"] == "elementwise":
-        return all(v.shape == result.shape for v in node.inputs if v is target)
-    if node.op in ELEMENTWISE and node.op != "broadcast_to":
-        return all(v.shape == result.shape for v in node.inputs if v is target)
-    if node.op == "fused" and node.attrs["kind"] == "matmul":
-        # The epilogue reads a full-shape operand at the index it writes; the product's
-        # own operands are read everywhere while results are written.
-        body = node.attrs["body"]
-        product = next(n for n in body.nodes if n.op == "matmul")
-        operands = {node.inputs[body.inputs.index(v)] for v in product.inputs}
-        same = all(v.shape == result.shape for v in node.inputs if v is target)
-        return target not in operands and same
+    """Whether ``node`` reads ``target`` only at the index where it writes ``result``
+    (the op's ``in_place`` trait), or not at all."""
+    in_place = node.traits.in_place
+    if in_place is not None:
+        return in_place(node, target, result)
     return target not in node.inputs
 
 
@@ -42,7 +33,7 @@ def plan_memory(graph: Graph, max_batch: int = DEFAULT_MAX_BATCH) -> Graph:
     storage for its carries and step inputs, laid out in two regions (fixed and per
     batch row) so that the loop's workspace is exact for every batch size."""
     for node in graph.nodes:
-        if node.op == "scan":
+        if node.traits.nested_graph:  # a loop: its body needs a workspace
             _size_workspace(node, max_batch)
     position = {n: i for i, n in enumerate(graph.nodes)}
     end_of_graph = len(graph.nodes)
@@ -66,7 +57,7 @@ def plan_memory(graph: Graph, max_batch: int = DEFAULT_MAX_BATCH) -> Graph:
                 start, max(last_use.get(v, start), start), nbytes(v.type)
             )
     for node in graph.nodes:
-        if node.op == "reshape":
+        if node.traits.view:
             plan.allocations[node.outputs[0]].alias = node.inputs[0]
     users = graph.users()
     for result, target in in_place_targets(graph).items():
@@ -195,7 +186,7 @@ def memory_report(graph: Graph, batches: tuple[int, ...] = (1, 32, 128, 512, 204
     for v, a in plan.allocations.items():
         if a.alias is None:
             key = _category(v, users)
-        elif v.node.op == "reshape":
+        elif v.node.traits.view:
             key = "views (reshapes, no copy)"
         else:
             key = "written in place into inputs"

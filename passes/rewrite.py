@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 
 from kcompile.ir.graph import Graph, Node, Value
+from kcompile.ir.ops.constant import constant_value
 
 Visitor = Callable[[Graph, Node, list[Value]], Sequence[Value] | None]
 
@@ -38,8 +39,5 @@ def rebuild(graph: Graph, visit: Visitor) -> Graph:
 
 def splat_value(v: Value) -> float | int | bool | None:
     """The number a splat constant holds, else None."""
-    if v.node is not None and v.node.op == "constant":
-        value = v.node.attrs["value"]
-        if not isinstance(value, tuple):
-            return value
-    return None
+    value = constant_value(v)
+    return None if isinstance(value, tuple) else value

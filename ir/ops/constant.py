@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from kcompile.ir import traits as T
 from kcompile.ir.ops.common import expect_arity
 from kcompile.ir.registry import OpDef, RefContext, register
 from kcompile.ir.types import DType, ShapeError, TensorType, bind_shape
@@ -33,4 +34,23 @@ def _reference(ctx: RefContext, args, attrs):
     return [np.full(shape, value, dtype=np_dtype)]
 
 
-register(OpDef("constant", "constant", 0, _infer, _reference, None))
+# Every loop body holds a copy of a one-value constant (a splat).
+register(
+    OpDef(
+        "constant",
+        "constant",
+        0,
+        _infer,
+        _reference,
+        None,
+        traits=T.Traits(T.Pattern.OPAQUE, loop_bodies=T.ALL_LOOPS),
+    )
+)
+
+
+def constant_value(v) -> float | int | bool | tuple | None:
+    """What a constant value holds (one number for a splat, a tuple of all its elements
+    otherwise), or None when ``v`` is not made by a constant."""
+    if v.node is not None and v.node.op == "constant":
+        return v.node.attrs["value"]
+    return None

@@ -7,6 +7,7 @@ import math
 import numpy as np
 
 from kcompile.ir import build as B
+from kcompile.ir import traits as T
 from kcompile.ir.ops.common import expect_arity, expect_dtype, expect_float, same_dtype
 from kcompile.ir.registry import OpDef, RefContext, register
 from kcompile.ir.types import DType, ShapeError, TensorType, broadcast_shapes
@@ -36,7 +37,11 @@ def _logistic(x: np.ndarray) -> np.ndarray:
 _erf = np.vectorize(math.erf, otypes=[np.float64])
 
 
-def _unary(name, fn, vjp, numeric=False, doc=""):
+# A polynomial or a division: about nine plain operations per element.
+COSTLY = 9
+
+
+def _unary(name, fn, vjp, numeric=False, doc="", cost=1):
     register(
         OpDef(
             name=name,
@@ -46,6 +51,7 @@ def _unary(name, fn, vjp, numeric=False, doc=""):
             reference=lambda ctx, args, attrs: [np.asarray(fn(args[0])).astype(args[0].dtype)],
             vjp=vjp,
             doc=doc,
+            traits=T.elementwise(cost),
         )
     )
 
@@ -53,21 +59,23 @@ def _unary(name, fn, vjp, numeric=False, doc=""):
 _unary("neg", np.negative, lambda n, g: [-g[0]], numeric=True)
 _unary("abs", np.abs, lambda n, g: [g[0] * B.sign(n.inputs[0])], numeric=True)
 _unary("sign", np.sign, None, numeric=True, doc="-1, 0 or 1; no gradient")
-_unary("exp", np.exp, lambda n, g: [g[0] * n.outputs[0]])
-_unary("log", np.log, lambda n, g: [g[0] / n.inputs[0]])
-_unary("log1p", np.log1p, lambda n, g: [g[0] / (n.inputs[0] + 1.0)])
-_unary("sqrt", np.sqrt, lambda n, g: [g[0] * 0.5 / n.outputs[0]])
-_unary("tanh", np.tanh, lambda n, g: [g[0] * (1.0 - B.square(n.outputs[0]))])
+_unary("exp", np.exp, lambda n, g: [g[0] * n.outputs[0]], cost=COSTLY)
+_unary("log", np.log, lambda n, g: [g[0] / n.inputs[0]], cost=COSTLY)
+_unary("log1p", np.log1p, lambda n, g: [g[0] / (n.inputs[0] + 1.0)], cost=COSTLY)
+_unary("sqrt", np.sqrt, lambda n, g: [g[0] * 0.5 / n.outputs[0]], cost=COSTLY)
+_unary("tanh", np.tanh, lambda n, g: [g[0] * (1.0 - B.square(n.outputs[0]))], cost=COSTLY)
 _unary(
     "logistic",
     _logistic,
     lambda n, g: [g[0] * n.outputs[0] * (1.0 - n.outputs[0])],
     doc="1 / (1 + exp(-x))",
+    cost=COSTLY,
 )
 _unary(
     "erf",
     _erf,
     lambda n, g: [g[0] * (2.0 / math.sqrt(math.pi)) * B.exp(-B.square(n.inputs[0]))],
+    cost=COSTLY,
 )
 
 
@@ -77,7 +85,17 @@ def _infer_not(types, attrs):
     return [types[0]]
 
 
-register(OpDef("not", "unary", 1, _infer_not, lambda ctx, a, at: [np.logical_not(a[0])], None))
+register(
+    OpDef(
+        "not",
+        "unary",
+        1,
+        _infer_not,
+        lambda ctx, a, at: [np.logical_not(a[0])],
+        None,
+        traits=T.elementwise(),
+    )
+)
 
 # --- binary -----------------------------------------------------------------
 
@@ -144,6 +162,8 @@ _BINARY = {
     "pow": (np.power, _vjp_pow),
 }
 
+_BINARY_COST = {"div": COSTLY, "pow": COSTLY}
+
 for _name, (_fn, _vjp) in _BINARY.items():
     register(
         OpDef(
@@ -155,6 +175,7 @@ for _name, (_fn, _vjp) in _BINARY.items():
                 np.asarray(fn(args[0], args[1])).astype(args[0].dtype, copy=False)
             ],
             vjp=_vjp,
+            traits=T.elementwise(_BINARY_COST.get(_name, 1), T.Pattern.BROADCAST),
         )
     )
 
@@ -176,6 +197,7 @@ for _name, _fn in _COMPARE.items():
             infer=lambda types, attrs: _infer_binary(types, attrs, False, DType.bool),
             reference=lambda ctx, args, attrs, fn=_fn: [np.asarray(fn(args[0], args[1]))],
             vjp=None,
+            traits=T.elementwise(pattern=T.Pattern.BROADCAST),
         )
     )
 
@@ -187,8 +209,18 @@ def _infer_logical(types, attrs):
     return _infer_binary(types, attrs, numeric=False)
 
 
-register(OpDef("and", "binary", 2, _infer_logical, lambda c, a, at: [np.logical_and(*a)], None))
-register(OpDef("or", "binary", 2, _infer_logical, lambda c, a, at: [np.logical_or(*a)], None))
+for _name, _fn in (("and", np.logical_and), ("or", np.logical_or)):
+    register(
+        OpDef(
+            _name,
+            "binary",
+            2,
+            _infer_logical,
+            lambda c, a, at, fn=_fn: [fn(*a)],
+            None,
+            traits=T.elementwise(pattern=T.Pattern.BROADCAST),
+        )
+    )
 
 # --- select and cast ----------------------------------------------------------
 
@@ -218,6 +250,7 @@ register(
         lambda ctx, args, attrs: [np.where(args[0], args[1], args[2]).astype(args[1].dtype)],
         _vjp_select,
         doc="select(c, a, b): a where c else b, with broadcasting",
+        traits=T.elementwise(pattern=T.Pattern.BROADCAST),
     )
 )
 
@@ -243,7 +276,17 @@ def _vjp_cast(node, g):
     return [None]
 
 
-register(OpDef("cast", "cast", 1, _infer_cast, _ref_cast, _vjp_cast))
+register(
+    OpDef(
+        "cast",
+        "cast",
+        1,
+        _infer_cast,
+        _ref_cast,
+        _vjp_cast,
+        traits=T.elementwise(carries_values=True),
+    )
+)
 
 
 register(
@@ -255,5 +298,6 @@ register(
         lambda ctx, args, attrs: [args[0]],
         None,
         doc="identity whose gradient is zero",
+        traits=T.elementwise(carries_values=True),
     )
 )

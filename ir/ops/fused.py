@@ -8,44 +8,22 @@ runs the body on the interpreter, and codegen emits one loop nest for it.
 
 from __future__ import annotations
 
-import functools
 import weakref
 
+from kcompile.ir import traits as T
 from kcompile.ir.graph import Graph
-from kcompile.ir.registry import OpDef, ops_in_families, register
+from kcompile.ir.registry import OpDef, get_op, register
+from kcompile.ir.traits import LOOP_KINDS, Pattern
 from kcompile.ir.types import ShapeError
 
-KINDS = ("elementwise", "matmul", "row", "reduce")
-
-# Ops that compute each element from the same element of their operands: every kind of
-# loop body holds them.
-_ELEMENTWISE_FAMILIES = ("unary", "binary", "compare", "select", "cast")
-
-
-@functools.cache
-def elementwise_ops() -> frozenset[str]:
-    """Ops that compute each element from the same element of their operands (constants
-    and broadcasts included): what every kind of loop body holds."""
-    return frozenset(ops_in_families(*_ELEMENTWISE_FAMILIES) | {"broadcast_to", "constant"})
-
-
-def is_elementwise(op: str) -> bool:
-    return op in elementwise_ops()
-
-
-# What a body of each kind may hold besides its elementwise ops. The fusion pass groups
-# only what this allows and codegen's emitters lower exactly this: one predicate, here.
-_BODY_EXTRAS = {
-    "elementwise": {"slice"},  # a strided read of an operand
-    "matmul": {"matmul", "reduce_sum"},  # the product, and column sums of its epilogue
-    "reduce": {"reduce_sum", "reduce_max"},
-    "row": {"reshape", "reduce_sum", "reduce_max", "argmax", "one_hot"},
-}
+KINDS = LOOP_KINDS
 
 
 def body_may_hold(kind: str, op: str) -> bool:
-    """Whether a ``fused`` body of this kind can hold a node of op ``op``."""
-    return op in _BODY_EXTRAS[kind] or is_elementwise(op)
+    """Whether a ``fused`` body of this kind can hold a node of op ``op``: its traits
+    say so. The fusion passes group only what this allows and codegen lowers exactly
+    this."""
+    return kind in get_op(op).traits.loop_bodies
 
 
 def check_body(kind: str, body: Graph) -> None:
@@ -83,4 +61,51 @@ def _reference(ctx, args, attrs):
     return [out[name] for name, _ in body.outputs]
 
 
-register(OpDef("fused", "fused", None, _infer, _reference, None))
+def product_of(body: Graph):
+    """The matrix product of a ``matmul`` body."""
+    return next(n for n in body.nodes if n.traits.pattern is Pattern.PRODUCT)
+
+
+def reduction_of(body: Graph):
+    """The reduction that a ``reduce`` body ends in."""
+    return next(n for n in reversed(body.nodes) if n.traits.reduction is not None)
+
+
+def _in_place(node, operand, result) -> bool:
+    """An elementwise loop reads an operand of the result's shape at the index it
+    writes; a product's epilogue does too, but the product's own operands are read
+    everywhere while results are written."""
+    kind = node.attrs["kind"]
+    if kind == "elementwise":
+        return T.reads_at_written_index(node, operand, result)
+    if kind == "matmul":
+        body = node.attrs["body"]
+        product = product_of(body)
+        operands = {node.inputs[body.inputs.index(v)] for v in product.inputs}
+        return operand not in operands and T.reads_at_written_index(node, operand, result)
+    return operand not in node.inputs
+
+
+def _rows_independent(node) -> bool:
+    """A reduction loop computes each batch row alone when it keeps the batch axis."""
+    if node.attrs["kind"] != "reduce":
+        return False
+    return 0 not in reduction_of(node.attrs["body"]).attrs["axes"]
+
+
+register(
+    OpDef(
+        "fused",
+        "fused",
+        None,
+        _infer,
+        _reference,
+        None,
+        traits=T.Traits(
+            T.Pattern.OPAQUE,
+            kernel_body=True,
+            in_place=_in_place,
+            rows_independent=_rows_independent,
+        ),
+    )
+)

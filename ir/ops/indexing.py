@@ -10,6 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from kcompile.ir import build as B
+from kcompile.ir import traits as T
 from kcompile.ir.ops.common import expect_arity, expect_dtype, expect_float
 from kcompile.ir.registry import OpDef, register
 from kcompile.ir.types import BATCH, DType, ShapeError, TensorType
@@ -29,7 +30,22 @@ def _ref_one_hot(ctx, args, attrs):
     return [(idx[..., None] == np.arange(depth, dtype=np.int32)).astype(ctx.float_dtype)]
 
 
-register(OpDef("one_hot", "indexing", 1, _infer_one_hot, _ref_one_hot, None))
+register(
+    OpDef(
+        "one_hot",
+        "indexing",
+        1,
+        _infer_one_hot,
+        _ref_one_hot,
+        None,
+        traits=T.Traits(
+            T.Pattern.ROW,
+            loop_bodies=frozenset({"row"}),
+            row_signature=lambda node: (node.inputs[0].shape, node.attrs["depth"]),
+            index_use=lambda node, position: (node.attrs["depth"], "class ids"),
+        ),
+    )
+)
 
 
 def _infer_take(types, attrs):
@@ -59,6 +75,12 @@ register(
         lambda ctx, a, at: [a[0][_clamp(a[1], a[0].shape[0])]],
         _vjp_take,
         doc="take(table, idx): table rows at idx (clamped)",
+        traits=T.Traits(
+            T.Pattern.OPAQUE,
+            index_use=lambda node, position: (
+                (node.inputs[0].shape[0], "ids looked up") if position == 1 else None
+            ),
+        ),
     )
 )
 
@@ -90,5 +112,6 @@ register(
         _ref_scatter_add,
         lambda node, g: [None, B.take(g[0], node.inputs[0])],
         doc="scatter_add(idx, updates) {rows}: zeros[rows, ...] with updates added at idx",
+        traits=T.Traits(T.Pattern.OPAQUE),
     )
 )

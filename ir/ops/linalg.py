@@ -13,6 +13,7 @@ These three cover a dense layer's forward pass and both of its gradients.
 from __future__ import annotations
 
 from kcompile.ir import build as B
+from kcompile.ir import traits as T
 from kcompile.ir.ops.common import expect_arity, expect_float, same_dtype
 from kcompile.ir.registry import OpDef, register
 from kcompile.ir.types import ShapeError, TensorType
@@ -59,4 +60,14 @@ def _vjp(node, g):
     return [B.matmul(gy, b, transpose_b=True), B.matmul(a, gy, transpose_a=True)]
 
 
-register(OpDef("matmul", "matmul", 2, _infer, _reference, _vjp))
+register(
+    OpDef(
+        "matmul",
+        "matmul",
+        2,
+        _infer,
+        _reference,
+        _vjp,
+        traits=T.Traits(T.Pattern.PRODUCT, loop_bodies=frozenset({"matmul"})),
+    )
+)

@@ -16,6 +16,7 @@ from __future__ import annotations
 import numpy as np
 
 from kcompile.ir import build as B
+from kcompile.ir import traits as T
 from kcompile.ir.ops.common import expect_arity, expect_float
 from kcompile.ir.registry import OpDef, register
 from kcompile.ir.types import BATCH, ShapeError, TensorType
@@ -121,6 +122,9 @@ def _vjp_fold(node, g):
     return [B.extract_patches(g[0], **_window_attrs(node.attrs), value=0.0)]
 
 
+# Each image's patches come from that image alone.
+_PER_IMAGE = T.Traits(T.Pattern.OPAQUE, rows_independent=lambda node: True)
+
 register(
     OpDef(
         "extract_patches",
@@ -130,6 +134,7 @@ register(
         _ref_extract,
         _vjp_extract,
         doc="im2col: x[N,H,W,C] -> [N,OH,OW,KH*KW*C]",
+        traits=_PER_IMAGE,
     )
 )
 register(
@@ -141,6 +146,7 @@ register(
         _ref_fold,
         _vjp_fold,
         doc="col2im, the adjoint of extract_patches",
+        traits=_PER_IMAGE,
     )
 )
 
@@ -192,5 +198,6 @@ register(
         _ref_conv,
         _vjp_conv,
         doc="direct convolution x[N,H,W,C] * w[KH,KW,C,F] -> [N,OH,OW,F]",
+        traits=T.Traits(T.Pattern.PRODUCT),
     )
 )

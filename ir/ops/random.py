@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from kcompile.ir import traits as T
 from kcompile.ir.ops.common import expect_arity, expect_dtype
 from kcompile.ir.registry import OpDef, register
 from kcompile.ir.types import DType, ShapeError, TensorType, bind_shape
@@ -57,4 +58,15 @@ def _reference(ctx, args, attrs):
     return [uniform_bits(key, count).astype(ctx.float_dtype).reshape(shape)]
 
 
-register(OpDef("random_uniform", "random", 1, _infer, _reference, None))
+register(
+    OpDef(
+        "random_uniform",
+        "random",
+        1,
+        _infer,
+        _reference,
+        None,
+        # Drawn when the step runs, even from a constant key.
+        traits=T.Traits(T.Pattern.OPAQUE, folds=False),
+    )
+)

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from kcompile.ir import build as B
+from kcompile.ir import traits as T
 from kcompile.ir.ops.common import expect_arity
 from kcompile.ir.registry import OpDef, register
 from kcompile.ir.types import DType, ShapeError, TensorType, normalize_axes
@@ -64,8 +67,15 @@ def _ref_reduce(fn):
     return ref
 
 
-register(OpDef("reduce_sum", "reduce", 1, _infer_reduce, _ref_reduce(np.sum), _vjp_sum))
-register(OpDef("reduce_max", "reduce", 1, _infer_reduce, _ref_reduce(np.max), _vjp_max))
+# A matrix product's kernel sums its epilogue over rows (a bias gradient) as it goes.
+_SUM = T.reduction(0.0, "add", frozenset({"matmul", "reduce", "row"}))
+_MAX = T.reduction(-math.inf, "max", frozenset({"reduce", "row"}))
+register(
+    OpDef("reduce_sum", "reduce", 1, _infer_reduce, _ref_reduce(np.sum), _vjp_sum, traits=_SUM)
+)
+register(
+    OpDef("reduce_max", "reduce", 1, _infer_reduce, _ref_reduce(np.max), _vjp_max, traits=_MAX)
+)
 
 
 def _infer_argmax(types, attrs):
@@ -86,8 +96,18 @@ register(
         lambda ctx, a, at: [np.argmax(a[0], axis=at["axis"]).astype(np.int32)],
         None,
         doc="index of the first maximum along axis",
+        traits=T.Traits(
+            T.Pattern.REDUCTION,
+            loop_bodies=frozenset({"row"}),
+            row_signature=lambda node: _argmax_row_signature(node),
+        ),
     )
 )
+
+
+def _argmax_row_signature(node):
+    x = node.inputs[0]
+    return (x.shape[:-1], x.shape[-1]) if node.attrs["axis"] == x.rank - 1 else None
 
 
 def _infer_numel(types, attrs):
@@ -112,5 +132,6 @@ register(
         _ref_numel,
         None,
         doc="the number of elements over axes, as f32; reads N at run time",
+        traits=T.Traits(T.Pattern.OPAQUE),
     )
 )

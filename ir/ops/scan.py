@@ -33,6 +33,7 @@ import weakref
 import numpy as np
 
 from kcompile.ir import build as B
+from kcompile.ir import traits as T
 from kcompile.ir.graph import Graph, IRError, Value
 from kcompile.ir.registry import OpDef, register
 from kcompile.ir.types import BATCH, DType, ShapeError, TensorType
@@ -287,4 +288,14 @@ def _save_residuals(node, grad: Graph, invariants: int) -> list[Value]:
     return stacked
 
 
-register(OpDef("scan", "loop", None, _infer, _reference, _vjp))
+register(
+    OpDef(
+        "scan",
+        "loop",
+        None,
+        _infer,
+        _reference,
+        _vjp,
+        traits=T.Traits(T.Pattern.OPAQUE, nested_graph=True),
+    )
+)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from kcompile.ir import build as B
+from kcompile.ir import traits as T
 from kcompile.ir.ops.common import expect_arity, same_dtype
 from kcompile.ir.registry import OpDef, register
 from kcompile.ir.types import BATCH, ShapeError, TensorType, bind_shape
@@ -33,8 +34,23 @@ register(
         _infer_reshape,
         lambda ctx, a, at: [a[0].reshape(bind_shape(at["shape"], ctx.batch))],
         lambda n, g: [B.reshape(g[0], n.inputs[0].shape)],
+        traits=T.Traits(
+            T.Pattern.INJECTIVE,
+            view=True,
+            loop_bodies=frozenset({"row"}),
+            row_signature=lambda node: _reshape_row_signature(node),
+            carries_values=True,
+        ),
     )
 )
+
+
+def _reshape_row_signature(node):
+    """Adding or dropping a trailing 1 keeps a row scalar a row scalar."""
+    a, b = node.inputs[0].shape, node.outputs[0].shape
+    if a == (*b, 1) or b == (*a, 1):
+        return min(a, b, key=len), None
+    return None
 
 
 def _infer_transpose(types, attrs):
@@ -60,6 +76,7 @@ register(
         _infer_transpose,
         lambda ctx, a, at: [np.ascontiguousarray(np.transpose(a[0], at["perm"]))],
         _vjp_transpose,
+        traits=T.Traits(T.Pattern.INJECTIVE, carries_values=True),
     )
 )
 
@@ -90,6 +107,9 @@ register(
         _infer_broadcast_to,
         _ref_broadcast_to,
         lambda n, g: [B.sum_to(g[0], n.inputs[0].shape)],
+        # Elementwise in a loop, where it costs nothing (a read with zero strides); never
+        # in place: the operand is smaller than the result.
+        traits=T.elementwise(0, T.Pattern.BROADCAST, in_place=None, carries_values=True),
     )
 )
 
@@ -130,7 +150,20 @@ def _vjp_slice(node, g):
     return [B.pad(g[0], begin, high, 0.0)]
 
 
-register(OpDef("slice", "shape", 1, _infer_slice, _ref_slice, _vjp_slice))
+register(
+    OpDef(
+        "slice",
+        "shape",
+        1,
+        _infer_slice,
+        _ref_slice,
+        _vjp_slice,
+        # An elementwise loop holds it as a strided read of its operand.
+        traits=T.Traits(
+            T.Pattern.INJECTIVE, loop_bodies=frozenset({"elementwise"}), carries_values=True
+        ),
+    )
+)
 
 
 def _infer_pad(types, attrs):
@@ -164,7 +197,9 @@ def _vjp_pad(node, g):
     return [B.slice_(g[0], low, end)]
 
 
-register(OpDef("pad", "shape", 1, _infer_pad, _ref_pad, _vjp_pad))
+register(
+    OpDef("pad", "shape", 1, _infer_pad, _ref_pad, _vjp_pad, traits=T.Traits(T.Pattern.INJECTIVE))
+)
 
 
 def _infer_concat(types, attrs):
@@ -210,6 +245,7 @@ register(
         _infer_concat,
         lambda ctx, a, at: [np.concatenate(a, axis=at["axis"])],
         _vjp_concat,
+        traits=T.Traits(T.Pattern.INJECTIVE),
     )
 )
 
@@ -232,4 +268,14 @@ def _vjp_reverse(node, g):
     return [B.reverse(g[0], node.attrs["axis"])]
 
 
-register(OpDef("reverse", "shape", 1, _infer_reverse, _ref_reverse, _vjp_reverse))
+register(
+    OpDef(
+        "reverse",
+        "shape",
+        1,
+        _infer_reverse,
+        _ref_reverse,
+        _vjp_reverse,
+        traits=T.Traits(T.Pattern.INJECTIVE, carries_values=True),
+    )
+)
