@@ -25,7 +25,7 @@ from kcompile.codegen.loops import F32, I32, PTR, for_range, for_reduce, i64
 from kcompile.codegen.mathfn import MathLib
 from kcompile.codegen.parallel import PARALLEL_MIN_WORK, chunk_count, declare_parallel_for
 from kcompile.codegen.scalar import SCALAR_RULES, reduction_combine, reduction_start
-from kcompile.ir import DType, Graph, Node, Value
+from kcompile.ir import DType, Graph, Node, Value, get_op
 from kcompile.ir.memory import Size, numel, size_of
 from kcompile.ir.ops.fused import product_of, reduction_of
 from kcompile.ir.traits import Pattern, Reduction, is_sum_over_rows
@@ -37,6 +37,14 @@ _LLVM_CONST = {
 }
 
 
+# Ops a loop lowers without a scalar rule: a constant is its value, a broadcast reads its
+# operand (with zero strides).
+_LOOP_OWN = {
+    "constant": lambda node, env: _LLVM_CONST[node.outputs[0].dtype](node.attrs["value"]),
+    "broadcast_to": lambda node, env: env[node.inputs[0]],
+}
+
+
 def evaluate_body(
     k: Kernel, m: MathLib, body: Graph, env: dict[Value, ir.Value], skip=frozenset()
 ) -> None:
@@ -45,10 +53,8 @@ def evaluate_body(
         if node in skip:
             continue
         out = node.outputs[0]
-        if node.op == "constant":
-            env[out] = _LLVM_CONST[out.dtype](node.attrs["value"])
-        elif node.op == "broadcast_to":
-            env[out] = env[node.inputs[0]]
+        if node.op in _LOOP_OWN:
+            env[out] = _LOOP_OWN[node.op](node, env)
         else:
             rule = SCALAR_RULES.get(node.op)
             if rule is None:
@@ -344,6 +350,24 @@ def _row_strides(shape, rows_shape, cols) -> list:
 
 # Ops a row kernel reads through to their operand's row (no values of their own).
 _ROW_ALIASES = ("broadcast_to", "reshape", "stop_gradient")
+# Ops the row kernel lowers itself (besides reductions and scalar rules).
+_ROW_OWN = ("constant", *_ROW_ALIASES, "argmax", "one_hot")
+
+
+def lowers_in_loop(kind: str, op: str) -> bool:
+    """Whether this module lowers op ``op`` in a fused loop body of kind ``kind``: what
+    the op's ``loop_bodies`` trait promises (checked for every op by the tests)."""
+    traits = get_op(op).traits
+    if kind == "row":
+        return op in _ROW_OWN or op in SCALAR_RULES or traits.reduction is not None
+    in_every_loop = op in SCALAR_RULES or op in _LOOP_OWN
+    if kind == "elementwise":  # slices are strided reads of operands
+        return in_every_loop or traits.pattern is Pattern.INJECTIVE
+    if kind == "matmul":  # the product, and column sums of its epilogue
+        return in_every_loop or traits.pattern is Pattern.PRODUCT or traits.reduction is not None
+    return in_every_loop or traits.reduction is not None
+
+
 # argmax keeps the running maximum and its column.
 _ARGMAX_START = Reduction(-math.inf, "max")
 

@@ -116,6 +116,8 @@ CASES = [
         [(S, "f")],
         grad=False,
     ),
+    # The gradient flows through a float-to-float cast (one that B.cast elides).
+    Case("cast", lambda x: x.graph.emit1("cast", [x], dtype="f32"), lambda x: x, [(S, "f")]),
     Case(
         "reduce_sum",
         lambda x: B.reduce_sum(x, (0, 2)),
