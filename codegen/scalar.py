@@ -64,6 +64,14 @@ def _sqrt(b, m, a, t, attrs):
     return b.call(m.intrinsic("llvm.sqrt.f32"), [a[0]])
 
 
+def _gelu(b, m, a, t, attrs):
+    # x·Φ(x) = 0.5·x·(1 + erf(x / √2))
+    x = a[0]
+    erf = m.call(b, "erf", b.fmul(x, ir.Constant(F32, 1 / math.sqrt(2.0)), flags=CONTRACT))
+    half_x = b.fmul(x, ir.Constant(F32, 0.5), flags=CONTRACT)
+    return b.fmul(half_x, b.fadd(erf, ir.Constant(F32, 1.0), flags=CONTRACT), flags=CONTRACT)
+
+
 def _arith(fop, iop):
     def rule(b, m, a, t, attrs):
         if _is_float(t):
@@ -157,6 +165,7 @@ SCALAR_RULES: dict[str, ScalarRule] = {
     "tanh": _math("tanh"),
     "logistic": _math("logistic"),
     "erf": _math("erf"),
+    "gelu": _gelu,
     "sqrt": _sqrt,
     "stop_gradient": lambda b, m, a, t, attrs: a[0],
     "not": lambda b, m, a, t, attrs: b.xor(a[0], ir.Constant(I8, 1)),

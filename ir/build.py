@@ -160,6 +160,11 @@ def erf(x: Value) -> Value:
     return _unary("erf", x)
 
 
+def gelu(x: Value) -> Value:
+    """x·Φ(x), the exact (erf) form."""
+    return _unary("gelu", x)
+
+
 def logical_not(x: Value) -> Value:
     return _unary("not", x)
 

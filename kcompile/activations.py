@@ -68,7 +68,7 @@ def gelu(x: Value, approximate: bool = False) -> Value:
     if approximate:
         inner = math.sqrt(2.0 / math.pi) * (x + 0.044715 * x * x * x)
         return 0.5 * x * (1.0 + B.tanh(inner))
-    return 0.5 * x * (1.0 + B.erf(x * (1.0 / math.sqrt(2.0))))
+    return B.gelu(x)
 
 
 def softplus(x: Value) -> Value:

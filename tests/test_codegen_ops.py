@@ -61,6 +61,7 @@ TOLERANCE = {
     "tanh": 5e-7,
     "logistic": 5e-7,
     "erf": 5e-7,
+    "gelu": 1e-6,
     "sqrt": 1e-7,
     "pow": 1e-6,
     "add": 1e-7,

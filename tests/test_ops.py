@@ -91,6 +91,7 @@ CASES = [
     Case("tanh", B.tanh, np.tanh, [(S, "f")]),
     Case("logistic", B.logistic, _sigmoid, [(S, "f")]),
     Case("erf", B.erf, _erf, [(S, "f")]),
+    Case("gelu", B.gelu, lambda x: 0.5 * x * (1 + _erf(x / np.sqrt(2))), [(S, "f")]),
     Case("stop_gradient", B.stop_gradient, lambda x: x, [(S, "f")], grad=False),
     Case("not", B.logical_not, np.logical_not, [(S, "b")], grad=False),
     Case("add", B.add, np.add, [(S, "f"), ((7,), "f")]),

@@ -79,6 +79,22 @@ _unary(
 )
 
 
+def _gelu(x: np.ndarray) -> np.ndarray:
+    wide = x.astype(np.float64)
+    return 0.5 * wide * (1.0 + _erf(wide / math.sqrt(2.0)))
+
+
+def _vjp_gelu(node, g):
+    # d/dx x·Φ(x) = Φ(x) + x·φ(x), Φ and φ the standard normal's CDF and density.
+    x = node.inputs[0]
+    cdf = 0.5 * (1.0 + B.erf(x * (1.0 / math.sqrt(2.0))))
+    density = B.exp(-0.5 * B.square(x)) * (1.0 / math.sqrt(2.0 * math.pi))
+    return [g[0] * (cdf + x * density)]
+
+
+_unary("gelu", _gelu, _vjp_gelu, doc="x·Φ(x), exact (erf) form", cost=COSTLY)
+
+
 def _infer_not(types, attrs):
     expect_arity(types, 1)
     expect_dtype(types[0], DType.bool)

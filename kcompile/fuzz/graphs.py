@@ -39,6 +39,7 @@ _UNARY = {
     "tanh": B.tanh,
     "logistic": B.logistic,
     "erf": B.erf,
+    "gelu": B.gelu,
     "square": B.square,
 }
 _BINARY = {
