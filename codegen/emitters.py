@@ -22,6 +22,7 @@ from kcompile.codegen.scalar import SCALAR_RULES, reduction_combine, reduction_s
 from kcompile.ir import DType, Node
 from kcompile.ir.memory import ELEMENT_BYTES, Size, numel, size_of
 from kcompile.ir.ops.random import GOLDEN
+from kcompile.ir.traits import Reduction
 
 Emitter = Callable[[Kernel, MathLib, Node, list[Operand], list[Operand]], None]
 EMITTERS: dict[str, Emitter] = {}
@@ -237,6 +238,33 @@ def argmax(k, m, node, outs, ins) -> None:
             acc[1] = b.select(better, b.trunc(t, I32), acc[1])
             acc[0] = b.select(better, v, acc[0])
         k.store(outs[0], b.add(b.mul(o, k.value(inner)), j), acc[1])
+
+
+@emits("layer_norm")
+def layer_norm(k, m, node, outs, ins) -> None:
+    """Row by row over the last axis: the mean, the variance of the centred row, then
+    (x - mean) * r with r = 1 / sqrt(variance + epsilon); a row stays in L1."""
+    x = node.inputs[0]
+    cols = x.shape[-1]
+    b = k.b
+    add = reduction_combine(b, m, Reduction(0.0, "add"), DType.f32)
+    zero, count = ir.Constant(F32, 0.0), ir.Constant(F32, float(cols))
+    with for_range(b, k.value(numel(x.shape[:-1])), "row") as r:
+        start = b.mul(r, i64(cols))
+
+        def total(term, name):
+            with for_reduce(b, i64(cols), [zero], name) as (c, acc):
+                acc[0] = add(acc[0], term(k.load(ins[0], b.add(start, c))))
+            return b.fdiv(acc[0], count)
+
+        mean = total(lambda v: v, "mean")
+        variance = total(lambda v: b.fmul(b.fsub(v, mean), b.fsub(v, mean)), "var")
+        eps = ir.Constant(F32, node.attrs["epsilon"])
+        root = b.call(m.intrinsic("llvm.sqrt.f32"), [b.fadd(variance, eps)])
+        inverse = b.fdiv(ir.Constant(F32, 1.0), root)
+        with for_range(b, i64(cols), "norm") as c:
+            at = b.add(start, c)
+            k.store(outs[0], at, b.fmul(b.fsub(k.load(ins[0], at), mean), inverse))
 
 
 @emits("numel")

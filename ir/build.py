@@ -210,6 +210,11 @@ def mean(x: Value, axes: int | Sequence[int] | None = None, keepdims: bool = Fal
     return div(reduce_sum(x, axes, keepdims), numel(x, axes))
 
 
+def layer_norm(x: Value, epsilon: float) -> Value:
+    """``(x - mean) / sqrt(variance + epsilon)`` over the last axis."""
+    return x.graph.emit1("layer_norm", [x], epsilon=float(epsilon))
+
+
 def reshape(x: Value, shape: Shape) -> Value:
     shape = tuple(shape)
     if shape == x.shape:

@@ -92,6 +92,12 @@ CASES = [
     Case("logistic", B.logistic, _sigmoid, [(S, "f")]),
     Case("erf", B.erf, _erf, [(S, "f")]),
     Case("gelu", B.gelu, lambda x: 0.5 * x * (1 + _erf(x / np.sqrt(2))), [(S, "f")]),
+    Case(
+        "layer_norm",
+        lambda x: B.layer_norm(x, 1e-3),
+        lambda x: (x - x.mean(-1, keepdims=True)) / np.sqrt(x.var(-1, keepdims=True) + 1e-3),
+        [((BATCH, 3, 7), "f")],
+    ),
     Case("stop_gradient", B.stop_gradient, lambda x: x, [(S, "f")], grad=False),
     Case("not", B.logical_not, np.logical_not, [(S, "b")], grad=False),
     Case("add", B.add, np.add, [(S, "f"), ((7,), "f")]),

@@ -8,9 +8,9 @@ import numpy as np
 
 from kcompile.ir import build as B
 from kcompile.ir import traits as T
-from kcompile.ir.ops.common import expect_arity
+from kcompile.ir.ops.common import expect_arity, expect_float
 from kcompile.ir.registry import OpDef, register
-from kcompile.ir.types import DType, ShapeError, TensorType, normalize_axes
+from kcompile.ir.types import BATCH, DType, ShapeError, TensorType, normalize_axes
 
 
 def reduced_shape(shape, axes, keepdims):
@@ -133,5 +133,51 @@ register(
         None,
         doc="the number of elements over axes, as f32; reads N at run time",
         traits=T.Traits(T.Pattern.OPAQUE),
+    )
+)
+
+
+# --- row normalization ------------------------------------------------------------------
+
+
+def _infer_layer_norm(types, attrs):
+    expect_arity(types, 1)
+    t = types[0]
+    expect_float(t)
+    if t.rank < 1 or t.shape[-1] == BATCH:
+        raise ShapeError(f"layer_norm normalizes a static last axis, got {t}")
+    if not attrs["epsilon"] >= 0:
+        raise ShapeError(f"layer_norm epsilon must be >= 0, got {attrs['epsilon']}")
+    return [t]
+
+
+def _ref_layer_norm(ctx, args, attrs):
+    x = args[0]
+    centred = x - x.mean(axis=-1, keepdims=True)
+    variance = np.square(centred).mean(axis=-1, keepdims=True)
+    return [(centred / np.sqrt(variance + attrs["epsilon"])).astype(x.dtype)]
+
+
+def _vjp_layer_norm(node, g):
+    # y = (x - mean) r with r = (variance + epsilon)^-1/2, over the last axis:
+    # dx = r (g - mean(g) - y mean(g y)).
+    x, y = node.inputs[0], node.outputs[0]
+    centred = x - B.mean(x, -1, keepdims=True)
+    r = 1.0 / B.sqrt(B.mean(B.square(centred), -1, keepdims=True) + node.attrs["epsilon"])
+    along = B.mean(g[0], -1, keepdims=True) + y * B.mean(g[0] * y, -1, keepdims=True)
+    return [r * (g[0] - along)]
+
+
+register(
+    OpDef(
+        "layer_norm",
+        "normalize",
+        1,
+        _infer_layer_norm,
+        _ref_layer_norm,
+        _vjp_layer_norm,
+        doc="(x - mean) / sqrt(variance + epsilon) over the last axis",
+        # A kernel of its own, a loop over rows; each row alone, so batch-split.
+        traits=T.Traits(T.Pattern.ROW, cost=3, rows_independent=lambda node: True),
     )
 )

@@ -53,6 +53,21 @@ _BINARY = {
 }
 
 
+# How often each kind of step is drawn.
+_STEP_WEIGHTS = {
+    "unary": 4,
+    "binary": 4,
+    "bias": 1,
+    "select": 1,
+    "reduce": 2,
+    "norm": 1,
+    "matmul": 2,
+    "shape": 3,
+    "image": 2,
+    "mask": 1,
+}
+
+
 class _Builder:
     def __init__(self, rng: random.Random) -> None:
         self.rng = rng
@@ -78,10 +93,7 @@ class _Builder:
 
     def step(self) -> None:
         rng = self.rng
-        kind = rng.choices(
-            ("unary", "binary", "bias", "select", "reduce", "matmul", "shape", "image", "mask"),
-            (4, 4, 1, 1, 2, 2, 3, 2, 1),
-        )[0]
+        kind = rng.choices(list(_STEP_WEIGHTS), list(_STEP_WEIGHTS.values()))[0]
         made = getattr(self, f"_{kind}")()
         if made is not None:
             self.pool.append(made)
@@ -143,6 +155,12 @@ class _Builder:
         fn = B.reduce_sum if self.rng.random() < 0.6 else B.reduce_max
         out = fn(a, axis, keepdims=self.rng.random() < 0.5)
         return out if out.rank > 1 else B.reshape(out, (BATCH, 1))
+
+    def _norm(self):
+        a = self.pick(lambda v: v.rank > 1)
+        if a is None:
+            return None
+        return B.layer_norm(a, self.rng.choice((1e-3, 1e-5, 0.5)))
 
     def _matmul(self):
         a = self.pick(lambda v: v.rank == 2)

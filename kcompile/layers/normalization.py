@@ -96,9 +96,7 @@ class LayerNormalization(Layer):
         self.beta = self.add_weight(c, "zeros", "beta") if self.center else None
 
     def call(self, ctx, x):
-        mean = B.mean(x, -1, keepdims=True)
-        variance = B.mean(B.square(x - mean), -1, keepdims=True)
-        y = (x - mean) / B.sqrt(variance + self.epsilon)
+        y = B.layer_norm(x, self.epsilon)
         if self.gamma is not None:
             y = y * ctx.weight(self.gamma)
         return y + ctx.weight(self.beta) if self.beta is not None else y
