@@ -13,27 +13,24 @@ from __future__ import annotations
 
 from llvmlite import ir
 
-from kcompile.codegen.emitters import emits
 from kcompile.codegen.kernel import Kernel
 from kcompile.codegen.loops import I8, PTR, for_range, i64
+from kcompile.codegen.step import StepContext, emit_step, emits_region
 from kcompile.ir import Graph, Node, TensorType
+from kcompile.ir.buffers import plan_buffers
 from kcompile.ir.memory import ELEMENT_BYTES, Size, nbytes, numel
 from kcompile.ir.ops.scan import split_operands, time_axis
 
 
-@emits("scan")
-def scan(k: Kernel, m, node: Node, outs, ins) -> None:
-    from kcompile.codegen.module import KernelCounters, emit_step, plan_buffers
-
+@emits_region("scan")
+def scan(ctx: StepContext, k: Kernel, node: Node, outs, ins) -> None:
     body: Graph = node.attrs["body"]
     if body.memory is None:
         raise ValueError(f"codegen: the body {body.name} of a scan has no memory plan")
     plan = plan_buffers(body)
     _check_copy_back(body, plan)
-    counters = (
-        KernelCounters(k.module, body, k.fn.name) if getattr(k.module, "profiling", 0) else None
-    )
-    step = emit_step(k.module, m, body, plan, f"{k.fn.name}_body", f"{k.fn.name}_", counters)
+    owner = k.fn.name
+    step = emit_step(ctx.for_body(), body, plan, f"{owner}_body", f"{owner}_", owner)
     c, length = node.attrs["carries"], node.attrs["length"]
     per_step = len(body.outputs) - c
     fixed, rows = outs[c + per_step].ptr, outs[c + per_step + 1].ptr

@@ -359,3 +359,16 @@ def conv2d(x: Value, w: Value, strides=(1, 1), dilation=(1, 1), padding=(0, 0, 0
         dilation=tuple(dilation),
         padding=tuple(padding),
     )
+
+
+def _install_arithmetic() -> None:
+    """``a + b``, ``2.0 * x``, ``-x`` ... on values build these ops (the graph module
+    cannot import this one, which imports it)."""
+    binary = {"add": add, "sub": sub, "mul": mul, "truediv": div}
+    for name, fn in binary.items():
+        setattr(Value, f"__{name}__", lambda self, other, fn=fn: fn(self, other))
+        setattr(Value, f"__r{name}__", lambda self, other, fn=fn: fn(other, self))
+    Value.__neg__ = neg
+
+
+_install_arithmetic()

@@ -66,41 +66,10 @@ class Value:
         where = self.name if self.node is None else f"{self.node.op}#{self.index}"
         return f"<Value {where}: {self.type}>"
 
-    # Arithmetic sugar so that gradient rules read like math.
-    def __add__(self, other):
-        return _ops().add(self, other)
-
-    def __radd__(self, other):
-        return _ops().add(other, self)
-
-    def __sub__(self, other):
-        return _ops().sub(self, other)
-
-    def __rsub__(self, other):
-        return _ops().sub(other, self)
-
-    def __mul__(self, other):
-        return _ops().mul(self, other)
-
-    def __rmul__(self, other):
-        return _ops().mul(other, self)
-
-    def __truediv__(self, other):
-        return _ops().div(self, other)
-
-    def __rtruediv__(self, other):
-        return _ops().div(other, self)
-
-    def __neg__(self):
-        return _ops().neg(self)
+    # Arithmetic sugar (``+ - * /``, negation) so that gradient rules read like math:
+    # ``ir.build`` installs it, being the module that knows how to build those ops.
 
     __hash__ = object.__hash__
-
-
-def _ops():
-    from kcompile.ir import build
-
-    return build
 
 
 class Node:
@@ -256,10 +225,7 @@ class Graph:
                 users.setdefault(v, []).append(node)
         return users
 
-    def __str__(self) -> str:
-        from kcompile.ir.printer import print_graph
-
-        return print_graph(self)
+    # ``str(graph)`` is its text form; ``ir.printer`` installs ``__str__``.
 
     def __repr__(self) -> str:
         return f"<Graph {self.name}: {len(self.inputs)} inputs, {len(self.nodes)} nodes>"

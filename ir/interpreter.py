@@ -12,9 +12,9 @@ from collections.abc import Mapping
 import numpy as np
 
 from kcompile.ir.graph import Graph, Value
+from kcompile.ir.parser import check_round_trip
 from kcompile.ir.registry import RefContext, get_op
 from kcompile.ir.types import BATCH, DType
-from kcompile.ir.verify import check_round_trip
 
 
 class FeedError(ValueError):

@@ -9,7 +9,10 @@ import re
 from dataclasses import dataclass
 
 from kcompile.ir.graph import Graph, Value
+from kcompile.ir.memory import Allocation, MemoryPlan, Size
+from kcompile.ir.printer import print_graph
 from kcompile.ir.types import BATCH, DType, ShapeError, TensorType
+from kcompile.ir.verify import VerifyError, first_difference, verify, verify_memory
 
 
 class IRParseError(ValueError):
@@ -187,8 +190,6 @@ class _Parser:
         return graph
 
     def parse_memory(self, env: dict[str, Value]):
-        from kcompile.ir.memory import Allocation, MemoryPlan, Size
-
         self.take("ident", "memory")
         self.take("punct", "(")
         header = {}
@@ -239,8 +240,6 @@ class _Parser:
     def check_memory(self, graph: Graph, tok: Token) -> None:
         """A plan that could compute wrong values (overlapping live buffers, impossible
         live ranges, buffers outside the arena) is refused where it is read."""
-        from kcompile.ir.verify import VerifyError, verify_memory
-
         try:
             verify_memory(graph)
         except (VerifyError, ValueError) as e:
@@ -314,3 +313,12 @@ def parse_graph(text: str, source: str = "<text>") -> Graph:
         return parser.parse_graph()
     except RecursionError:
         raise parser.error("nesting too deep") from None
+
+
+def check_round_trip(graph: Graph) -> None:
+    """Verify ``graph`` and check that its text parses back to an equal graph."""
+    verify(graph)
+    again = parse_graph(print_graph(graph), f"<{graph.name}>")
+    diff = first_difference(graph, again)
+    if diff is not None:
+        raise VerifyError(f"graph {graph.name} does not survive print/parse: {diff}")

@@ -135,3 +135,6 @@ def _memory_lines(graph: Graph, name: Namer, indent: str) -> list[str]:
 
 def _kib(n: int) -> str:
     return f"{n / 1024:.1f} KiB" if n < 1 << 20 else f"{n / (1 << 20):.2f} MiB"
+
+
+Graph.__str__ = lambda self: print_graph(self)  # the text form is a graph's str()

@@ -135,17 +135,6 @@ def _verify_live_ranges(graph: Graph) -> None:
             )
 
 
-def check_round_trip(graph: Graph) -> None:
-    """Verify ``graph`` and check that its text parses back to an equal graph."""
-    from kcompile.ir.parser import parse_graph
-
-    verify(graph)
-    again = parse_graph(print_graph(graph), f"<{graph.name}>")
-    diff = first_difference(graph, again)
-    if diff is not None:
-        raise VerifyError(f"graph {graph.name} does not survive print/parse: {diff}")
-
-
 def structurally_equal(a: Graph, b: Graph) -> bool:
     return first_difference(a, b) is None
 

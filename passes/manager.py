@@ -20,7 +20,8 @@ from dataclasses import dataclass, field
 
 from kcompile.ir import Graph, print_graph
 from kcompile.ir.build import clone
-from kcompile.ir.verify import check_round_trip, verify
+from kcompile.ir.parser import check_round_trip
+from kcompile.ir.verify import verify
 
 PassFn = Callable[[Graph], Graph]
 

@@ -29,3 +29,8 @@ def test_every_import_follows_the_layering():
 
 def test_no_module_level_import_circle():
     assert import_circles(include_deferred=False) == []
+
+
+def test_no_import_circle_in_the_compiler_even_through_deferred_imports():
+    circles = import_circles(include_deferred=True)
+    assert [c for c in circles if any(_layer(m) != "front end" for m in c)] == []

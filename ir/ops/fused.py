@@ -12,6 +12,7 @@ import weakref
 
 from kcompile.ir import traits as T
 from kcompile.ir.graph import Graph
+from kcompile.ir.interpreter import Interpreter
 from kcompile.ir.registry import OpDef, get_op, register
 from kcompile.ir.traits import LOOP_KINDS, Pattern
 from kcompile.ir.types import ShapeError
@@ -51,8 +52,6 @@ _interpreters: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
 def _reference(ctx, args, attrs):
-    from kcompile.ir.interpreter import Interpreter
-
     body = attrs["body"]
     interpreter = _interpreters.get(body)
     if interpreter is None:

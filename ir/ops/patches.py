@@ -18,7 +18,7 @@ import numpy as np
 from kcompile.ir import build as B
 from kcompile.ir import traits as T
 from kcompile.ir.ops.common import expect_arity, expect_float
-from kcompile.ir.registry import OpDef, register
+from kcompile.ir.registry import OpDef, get_op, register
 from kcompile.ir.types import BATCH, ShapeError, TensorType
 
 
@@ -177,8 +177,6 @@ def _ref_conv(ctx, args, attrs):
 
 
 def _vjp_conv(node, g):
-    from kcompile.ir.registry import get_op
-
     x, w = node.inputs
     attrs = _conv_patch_attrs(node.attrs, w.shape)
     patches = B.extract_patches(x, **attrs)

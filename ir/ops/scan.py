@@ -34,7 +34,9 @@ import numpy as np
 
 from kcompile.ir import build as B
 from kcompile.ir import traits as T
+from kcompile.ir.grad import append_gradients
 from kcompile.ir.graph import Graph, IRError, Value
+from kcompile.ir.interpreter import Interpreter
 from kcompile.ir.registry import OpDef, register
 from kcompile.ir.types import BATCH, DType, ShapeError, TensorType
 
@@ -111,8 +113,6 @@ _interpreters: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
 def _reference(ctx, args, attrs):
-    from kcompile.ir.interpreter import Interpreter
-
     body: Graph = attrs["body"]
     interpreter = _interpreters.get(body)
     if interpreter is None:
@@ -149,8 +149,6 @@ def _is_zero(v: Value) -> bool:
 
 
 def _vjp(node, g):
-    from kcompile.ir.grad import append_gradients
-
     attrs = node.attrs
     body: Graph = attrs["body"]
     graph = node.outputs[0].graph
