@@ -61,7 +61,92 @@ def debug_level() -> int:
         return 1
 
 
+class PassInstrument:
+    """Hooks around every stage, as TVM's ``PassInstrument``: the manager runs passes;
+    verifying, timing, keeping, printing and dumping are instruments."""
+
+    def before_pass(self, name: str, graph: Graph) -> None:
+        """Called before a pass of the manager runs (not for recorded stages)."""
+
+    def after_pass(self, name: str, graph: Graph, seconds: float) -> None:
+        """Called after every stage, with the graph it made and how long it took."""
+
+
+class Verify(PassInstrument):
+    """Verify the graph after every stage; with ``round_trip``, also check that its text
+    parses back to an equal graph."""
+
+    def __init__(self, round_trip: bool) -> None:
+        self.round_trip = round_trip
+
+    def after_pass(self, name: str, graph: Graph, seconds: float) -> None:
+        if self.round_trip:
+            check_round_trip(graph)
+        else:
+            verify(graph)
+
+
+class Timing(PassInstrument):
+    """Seconds and node counts per stage, in ``report``."""
+
+    def __init__(self) -> None:
+        self.report = PipelineReport()
+
+    def after_pass(self, name: str, graph: Graph, seconds: float) -> None:
+        self.report.stages.append((name, seconds, len(graph.nodes)))
+
+
+class Snapshots(PassInstrument):
+    """The text of the graph after every stage, in ``snapshots``."""
+
+    def __init__(self) -> None:
+        self.snapshots: list[tuple[str, str]] = []
+
+    def after_pass(self, name: str, graph: Graph, seconds: float) -> None:
+        self.snapshots.append((name, print_graph(graph)))
+
+
+class Print(PassInstrument):
+    """To stderr: at ``KCOMPILE_DEBUG`` level 1 each stage's time and size, at level 2
+    (or for the stages named in ``after``) the graph."""
+
+    def __init__(self, after: set[str]) -> None:
+        self.after = after
+
+    def after_pass(self, name: str, graph: Graph, seconds: float) -> None:
+        level = debug_level()
+        if level >= 1:
+            print(
+                f"[kcompile] {graph.name}: {name:<28} {seconds * 1e3:8.2f} ms "
+                f"{len(graph.nodes):5d} nodes",
+                file=sys.stderr,
+            )
+        if level >= 2 or name in self.after:
+            print(f"// after {name}\n{print_graph(graph)}", file=sys.stderr)
+
+
+class Dump(PassInstrument):
+    """``folder/<graph>/NNN_<stage>.kir`` after every stage, numbered in order."""
+
+    def __init__(self, folder: str) -> None:
+        self.folder = folder
+        self.index = 0
+
+    def after_pass(self, name: str, graph: Graph, seconds: float) -> None:
+        folder = os.path.join(self.folder, graph.name)
+        os.makedirs(folder, exist_ok=True)
+        path = os.path.join(folder, f"{self.index:03d}_{name}.kir")
+        with open(path, "w") as f:
+            f.write(print_graph(graph))
+        self.index += 1
+
+
 class PassManager:
+    """Runs named passes (each on loop bodies first) and calls its instruments around
+    every stage. The default instruments come from the arguments and the environment:
+    verification always (with a text round trip under ``KCOMPILE_VERIFY``), timing,
+    printing, snapshots with ``keep``, dumps with ``KCOMPILE_DUMP``."""
+
     def __init__(
         self,
         passes: list[Pass],
@@ -69,14 +154,9 @@ class PassManager:
         dump_dir: str | None = None,
         print_after: set[str] | None = None,
         keep: bool = False,
+        instruments: list[PassInstrument] | None = None,
     ) -> None:
         self.passes = passes
-        self.keep = keep
-        self.snapshots: list[tuple[str, str]] = []  # (stage, text) when keep=True
-        self.verify_each = (
-            bool(os.environ.get("KCOMPILE_VERIFY")) if verify_each is None else verify_each
-        )
-        self.dump_dir = dump_dir if dump_dir is not None else os.environ.get("KCOMPILE_DUMP")
         if print_after is None:
             text = os.environ.get("KCOMPILE_PRINT_AFTER", "")
             print_after = {p.strip() for p in text.split(",") if p.strip()}
@@ -87,9 +167,24 @@ class PassManager:
                 f"KCOMPILE_PRINT_AFTER names unknown passes {sorted(unknown)}; "
                 f"the pipeline has: {known}"
             )
-        self.print_after = print_after
-        self.report = PipelineReport()
-        self._index = 0
+        if verify_each is None:
+            verify_each = bool(os.environ.get("KCOMPILE_VERIFY"))
+        dump_dir = dump_dir if dump_dir is not None else os.environ.get("KCOMPILE_DUMP")
+        self.timing = Timing()
+        self._snapshots = Snapshots() if keep else None
+        self._dump = Dump(dump_dir) if dump_dir else None
+        defaults = [Verify(verify_each), self.timing, self._snapshots, Print(print_after)]
+        self.instruments = [i for i in (*defaults, self._dump) if i is not None]
+        self.instruments += instruments or []
+
+    @property
+    def report(self) -> PipelineReport:
+        return self.timing.report
+
+    @property
+    def snapshots(self) -> list[tuple[str, str]]:
+        """(stage, text) of every stage, when made with ``keep``."""
+        return self._snapshots.snapshots if self._snapshots else []
 
     def stage(self, name: str, graph: Graph, seconds: float = 0.0) -> None:
         """Record a stage made outside the manager (tracing, autodiff)."""
@@ -99,6 +194,8 @@ class PassManager:
         if any(node.traits.nested_graph for node in graph.nodes):
             graph = clone(graph)  # passes rewrite loop bodies in place: keep the caller's
         for p in self.passes:
+            for instrument in self.instruments:
+                instrument.before_pass(p.name, graph)
             start = time.perf_counter()
             graph = apply_with_loop_bodies(p.fn, graph)
             self._after(p.name, graph, time.perf_counter() - start)
@@ -107,30 +204,10 @@ class PassManager:
         return graph
 
     def _after(self, name: str, graph: Graph, seconds: float) -> None:
-        if self.verify_each:
-            check_round_trip(graph)
-        else:
-            verify(graph)
-        self.report.stages.append((name, seconds, len(graph.nodes)))
-        if self.keep:
-            self.snapshots.append((name, print_graph(graph)))
-        level = debug_level()
-        if level >= 1:
-            print(
-                f"[kcompile] {graph.name}: {name:<28} {seconds * 1e3:8.2f} ms "
-                f"{len(graph.nodes):5d} nodes",
-                file=sys.stderr,
-            )
-        if level >= 2 or name in self.print_after:
-            print(f"// after {name}\n{print_graph(graph)}", file=sys.stderr)
-        if self.dump_dir:
-            folder = os.path.join(self.dump_dir, graph.name)
-            os.makedirs(folder, exist_ok=True)
-            path = os.path.join(folder, f"{self._index:03d}_{name}.kir")
-            with open(path, "w") as f:
-                f.write(print_graph(graph))
-        self._index += 1
+        for instrument in self.instruments:
+            instrument.after_pass(name, graph, seconds)
 
     @property
     def next_index(self) -> int:
-        return self._index
+        """The number the next dump gets (a later dump continues the numbering)."""
+        return self._dump.index if self._dump else 0

@@ -16,7 +16,7 @@ from kcompile.passes.simplify import simplify
 
 
 def fuse_and_clean(graph):
-    return eliminate_dead_code(fuse(fuse_rows(graph)))
+    return eliminate_dead_code(fuse(graph))
 
 
 PIPELINE = [
@@ -24,6 +24,8 @@ PIPELINE = [
     Pass("fold_constants", fold_constants),
     Pass("eliminate_common_subexpressions", eliminate_common_subexpressions),
     Pass("eliminate_dead_code", eliminate_dead_code),
+    # Row kernels first: what they leave, loop and product-epilogue fusion take.
+    Pass("fuse_rows", fuse_rows),
     Pass("fuse", fuse_and_clean),
     Pass("schedule", schedule),
     Pass("plan_memory", plan_memory),

@@ -299,9 +299,10 @@ def test_pass_manager_dumps_prints_and_times(tmp_path, monkeypatch, capsys):
         "002_fold_constants.kir",
         "003_eliminate_common_subexpressions.kir",
         "004_eliminate_dead_code.kir",
-        "005_fuse.kir",
-        "006_schedule.kir",
-        "007_plan_memory.kir",
+        "005_fuse_rows.kir",
+        "006_fuse.kir",
+        "007_schedule.kir",
+        "008_plan_memory.kir",
     ]
     for path in (tmp_path / "pm").iterdir():
         verify(parse_graph(path.read_text(), str(path)))
@@ -312,11 +313,44 @@ def test_pass_manager_dumps_prints_and_times(tmp_path, monkeypatch, capsys):
         PassManager(PIPELINE, print_after={"fusion"})
 
 
+def test_instruments_see_every_stage_in_order():
+    from kcompile.passes.manager import PassInstrument
+
+    class Record(PassInstrument):
+        def __init__(self):
+            self.calls = []
+
+        def before_pass(self, name, graph):
+            self.calls.append(("before", name))
+
+        def after_pass(self, name, graph, seconds):
+            self.calls.append(("after", name, len(graph.nodes)))
+
+    g = Graph("instrumented")
+    x = g.add_input("x", f32(BATCH, 4))
+    g.set_outputs([("y", B.exp(x) * 2.0 + 1.0)])
+    record = Record()
+    manager = PassManager(PIPELINE, instruments=[record])
+    manager.stage("traced", g)
+    manager.run(g)
+    names = [p.name for p in PIPELINE]
+    expected = [("after", "traced")]
+    for name in names:
+        expected += [("before", name), ("after", name)]
+    assert [c[:2] for c in record.calls] == expected
+    fused = dict((c[1], c[2]) for c in record.calls if c[0] == "after")
+    assert fused["fuse"] == 1 and fused["eliminate_dead_code"] > 1
+    assert [s[0] for s in manager.report.stages] == ["traced", *names]
+
+
 def test_disabling_fusion(monkeypatch):
     from kcompile.passes import default_passes
 
     monkeypatch.setenv("KCOMPILE_DISABLE", "fuse")
     assert "fuse" not in [p.name for p in default_passes()]
+    assert "fuse_rows" in [p.name for p in default_passes()]  # its own stage
+    monkeypatch.setenv("KCOMPILE_DISABLE", "fuse_rows")
+    assert [p.name for p in default_passes()] == [p.name for p in PIPELINE if p.name != "fuse_rows"]
     monkeypatch.setenv("KCOMPILE_DISABLE", "fusion")
     with pytest.raises(ValueError, match="unknown passes"):
         default_passes()
