@@ -24,7 +24,7 @@ from kcompile.codegen.module import (
 )
 from kcompile.codegen.runtime import runtime
 from kcompile.codegen.target import CompileTimes, LoadedCode, compile_module, host
-from kcompile.ir import Graph, Node, print_graph
+from kcompile.ir import Graph, Node, abi, print_graph
 
 
 @dataclass
@@ -42,7 +42,7 @@ class CompiledGraph:
         """Address of the checking mode's state (``codegen.guards``); 0 without it."""
         if not self.checked:
             return 0
-        return ctypes.CFUNCTYPE(ctypes.c_void_p)(self.code.address(GUARD_STATE))()
+        return abi.bind(abi.GUARD_STATE, self.code.address(GUARD_STATE))()
 
     @property
     def entry_address(self) -> int:
@@ -77,7 +77,7 @@ class CompiledGraph:
 
     def _counters(self, graph: Graph, owner: str):
         symbol = PROFILE_COUNTERS + (f"_{owner}" if owner else "")
-        get = ctypes.CFUNCTYPE(ctypes.c_void_p)(self.code.address(symbol))
+        get = abi.bind(abi.PROFILE_COUNTERS, self.code.address(symbol))
         return (ctypes.c_int64 * (2 * len(graph.nodes))).from_address(get())
 
 
@@ -92,7 +92,7 @@ class KernelTime:
 
 def cycles_per_second(code: LoadedCode, interval: float = 0.02) -> float:
     """The rate of the cycle counter that profiles count in, measured against the clock."""
-    clock = ctypes.CFUNCTYPE(ctypes.c_int64)(code.address(CYCLES))
+    clock = abi.bind(abi.CYCLES, code.address(CYCLES))
     start, t0 = clock(), time.perf_counter()
     time.sleep(interval)
     return (clock() - start) / (time.perf_counter() - t0)

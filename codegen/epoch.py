@@ -17,12 +17,12 @@ from __future__ import annotations
 
 from llvmlite import ir
 
-from kcompile.codegen.loops import F32, I8, I64, PTR, for_range, i64, memcpy
-from kcompile.ir import Graph
+from kcompile.codegen.loops import F32, I8, I64, PTR, abi_function, for_range, i64, memcpy
+from kcompile.ir import Graph, abi
 from kcompile.ir.memory import nbytes
 from kcompile.ir.signature import batched_data, scalar_results
 
-EPOCH = "kc_epoch"
+EPOCH = abi.EPOCH.symbol
 
 
 def has_epoch_loop(graph: Graph) -> bool:
@@ -40,11 +40,7 @@ def log_outputs(graph: Graph, outputs: dict[str, int]) -> list[tuple[str, int]]:
 def add_epoch_loop(
     module: ir.Module, entry: ir.Function, graph: Graph, slot: dict, outputs: dict[str, int]
 ) -> None:
-    fn = ir.Function(
-        module,
-        ir.FunctionType(I64, [PTR, PTR, PTR, I64, I64, I64, I64, PTR, PTR, PTR]),
-        EPOCH,
-    )
+    fn = abi_function(module, abi.EPOCH)
     table, sources, order, batch, total, first, steps, logs, progress, stop = fn.args
     b = ir.IRBuilder(fn.append_basic_block("entry"))
     done = b.alloca(I64, name="done")

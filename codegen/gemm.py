@@ -37,16 +37,14 @@ from dataclasses import dataclass
 
 from llvmlite import ir
 
-from kcompile.codegen.loops import F32, I32, I64, PTR, for_range, for_reduce, i64
+from kcompile.codegen.loops import F32, I32, I64, PTR, for_range, for_reduce, function_type, i64
 from kcompile.codegen.parallel import CHUNK_FN
+from kcompile.ir import abi
 
 # epilogue(ctx, C's address, ldc, i0, j0, rows, cols)
 EPILOGUE_FN = ir.FunctionType(ir.VoidType(), [PTR, I64, I64, I64, I64, I64, I64])
-GEMM_FN = ir.FunctionType(
-    ir.VoidType(),
-    [I64, I64, I64, PTR, I64, I64, PTR, I64, I64, PTR, I64, I64, PTR, PTR],
-)
-GEMM = "kc_sgemm"
+GEMM_FN = function_type(abi.GEMM)
+GEMM = abi.GEMM.symbol
 # A product runs in the calling thread below PARALLEL_MIN_MACS multiply-adds, and below
 # PARALLEL_ANY_MACS unless B has PARALLEL_MIN_B elements or more (each thread then
 # streams half of a large B, the case of batch-1 inference); otherwise waking the pool
@@ -474,7 +472,7 @@ def _gemm(module: ir.Module, t: Tile, chunk: ir.Function, parallel_for: ir.Funct
         value = b.ptrtoint(args[name], I64) if name in _POINTERS | {"epi"} else args[name]
         b.store(value, b.gep(job, [i64(0), i64(i)], source_etype=JOB))
     panels = _ceil_div(b, n, i64(t.nr))
-    threads = b.zext(b.call(module.globals["kc_get_threads"], []), I64)
+    threads = b.zext(b.call(module.globals[abi.GET_THREADS.symbol], []), I64)
     macs = b.mul(b.mul(m, n), depth)
     small_b = b.icmp_signed("<", b.mul(depth, n), i64(PARALLEL_MIN_B))
     small = b.or_(
@@ -510,7 +508,7 @@ def add_gemm(module: ir.Module, t: Tile) -> None:
     """Define ``kc_sgemm`` in ``module`` (which must hold the thread pool)."""
     kernels = [_micro_kernel(module, t, rows) for rows in range(1, t.mr + 1)]
     chunk = _chunk(module, t, kernels, _pack_b(module, t))
-    _gemm(module, t, chunk, module.globals["kc_parallel_for"])
+    _gemm(module, t, chunk, module.globals[abi.PARALLEL_FOR.symbol])
 
 
 def declare_gemm(module: ir.Module) -> ir.Function:

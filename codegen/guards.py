@@ -11,10 +11,11 @@ from __future__ import annotations
 
 from llvmlite import ir
 
-from kcompile.codegen.loops import I64, PTR, for_reduce, i64
+from kcompile.codegen.loops import I64, PTR, abi_function, for_reduce, i64
+from kcompile.ir import abi
 from kcompile.ir.buffers import GUARD_BYTE, GUARD_BYTES
 
-GUARD_STATE = "kc_guard_state"
+GUARD_STATE = abi.GUARD_STATE.symbol
 _WORD = int.from_bytes(bytes([GUARD_BYTE]) * 8, "little", signed=True)
 
 
@@ -27,7 +28,7 @@ class Guards:
         self.state.initializer = ir.Constant(state_type, [0, 0, -1])
         self.state.linkage = "internal"
         self.state.type = PTR  # llvmlite types globals as typed pointers; the module uses opaque
-        getter = ir.Function(module, ir.FunctionType(PTR, []), GUARD_STATE)
+        getter = abi_function(module, abi.GUARD_STATE)
         ir.IRBuilder(getter.append_basic_block("entry")).ret(self.state)
         self.check = self._check_function(module, state_type)
 

@@ -7,12 +7,26 @@ from collections.abc import Iterator
 
 from llvmlite import ir
 
+from kcompile.ir.abi import Signature
+
 I1 = ir.IntType(1)
 I8 = ir.IntType(8)
 I32 = ir.IntType(32)
 I64 = ir.IntType(64)
 F32 = ir.FloatType()
 PTR = ir.PointerType()
+_ABI_TYPES = {"ptr": PTR, "i32": I32, "i64": I64}
+
+
+def function_type(signature: Signature) -> ir.FunctionType:
+    """The LLVM type of a function of the native ABI (``ir.abi``)."""
+    result = ir.VoidType() if signature.result is None else _ABI_TYPES[signature.result]
+    return ir.FunctionType(result, [_ABI_TYPES[p] for p in signature.params])
+
+
+def abi_function(module: ir.Module, signature: Signature, name: str | None = None) -> ir.Function:
+    """A function of ``signature`` in ``module``, named by its symbol unless ``name``."""
+    return ir.Function(module, function_type(signature), name or signature.symbol)
 
 
 def i64(value: int) -> ir.Constant:

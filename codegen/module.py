@@ -24,10 +24,10 @@ from kcompile.codegen.guards import Guards
 from kcompile.codegen.mathfn import MathLib
 from kcompile.codegen.step import CYCLES, PROFILE_COUNTERS, StepContext, emit_step, kernel_nodes
 from kcompile.codegen.target import CompileTimes
-from kcompile.ir import Graph
+from kcompile.ir import Graph, abi
 from kcompile.ir.buffers import BufferPlan, BufferSpec, plan_buffers
 
-ENTRY = "kc_entry"
+ENTRY = abi.ENTRY.symbol
 # Names other modules import from here.
 __all__ = [
     "CYCLES",

@@ -24,7 +24,8 @@ from __future__ import annotations
 
 from llvmlite import ir
 
-from kcompile.codegen.loops import I32, I64, PTR, for_range, i64
+from kcompile.codegen.loops import I32, I64, PTR, abi_function, for_range, i64
+from kcompile.ir import abi
 
 MAX_THREADS = 256
 TICKET_STRIDE = 8  # i64s: one cache line per thread's ticket
@@ -180,7 +181,7 @@ def _worker(pool: _Pool, run: ir.Function) -> ir.Function:
 
 
 def _parallel_for(pool: _Pool, run: ir.Function) -> ir.Function:
-    fn = ir.Function(pool.module, PARALLEL_FOR, "kc_parallel_for")
+    fn = ir.Function(pool.module, PARALLEL_FOR, abi.PARALLEL_FOR.symbol)
     work, ctx, count = fn.args
     b = ir.IRBuilder(fn.append_basic_block("entry"))
     serial, post = fn.append_basic_block("serial"), fn.append_basic_block("post")
@@ -229,7 +230,7 @@ def _parallel_for(pool: _Pool, run: ir.Function) -> ir.Function:
 def _set_threads(pool: _Pool, worker: ir.Function) -> None:
     """``void kc_set_threads(i32 n)``: start workers up to ``n - 1`` (never fewer than
     already run) and let ``n`` threads take part in each job."""
-    fn = ir.Function(pool.module, ir.FunctionType(ir.VoidType(), [I32]), "kc_set_threads")
+    fn = abi_function(pool.module, abi.SET_THREADS)
     b = ir.IRBuilder(fn.append_basic_block("entry"))
     n = fn.args[0]
     n = b.select(b.icmp_signed("<", n, ir.Constant(I32, 1)), ir.Constant(I32, 1), n)
@@ -246,7 +247,7 @@ def _set_threads(pool: _Pool, worker: ir.Function) -> None:
     pool.store(b, pool.started, b.trunc(b.select(more, wanted, started), I32))
     pool.store(b, pool.threads, n)
     b.ret_void()
-    get = ir.Function(pool.module, ir.FunctionType(I32, []), "kc_get_threads")
+    get = abi_function(pool.module, abi.GET_THREADS)
     b = ir.IRBuilder(get.append_basic_block("entry"))
     b.ret(pool.load(b, pool.threads))
 
@@ -262,10 +263,10 @@ def add_thread_pool(module: ir.Module) -> None:
 
 def declare_parallel_for(module: ir.Module) -> ir.Function:
     """The pool's parallel-for as an external function of a model's module."""
-    existing = module.globals.get("kc_parallel_for")
+    existing = module.globals.get(abi.PARALLEL_FOR.symbol)
     if existing is not None:
         return existing
-    return ir.Function(module, PARALLEL_FOR, "kc_parallel_for")
+    return ir.Function(module, PARALLEL_FOR, abi.PARALLEL_FOR.symbol)
 
 
 # A loop is split among the threads when it has at least this much work (elements,

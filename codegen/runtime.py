@@ -8,9 +8,7 @@ them and compiles only its own drivers and fused kernels.
 
 from __future__ import annotations
 
-import ctypes
 import functools
-import os
 import threading
 import time
 
@@ -19,11 +17,12 @@ import numpy as np
 from llvmlite import ir
 
 from kcompile.codegen.cache import cache_key, read_entry, write_entry
-from kcompile.codegen.gemm import GEMM, Tile, add_gemm
+from kcompile.codegen.gemm import Tile, add_gemm
 from kcompile.codegen.parallel import add_thread_pool
 from kcompile.codegen.target import CompileTimes, LoadedCode, compile_module, host
+from kcompile.ir import abi
 
-EXPORTS = ("kc_parallel_for", "kc_set_threads", "kc_get_threads", GEMM)
+EXPORTS = tuple(signature.symbol for signature in abi.RUNTIME_EXPORTS)
 _lock = threading.Lock()
 # Code with a started thread pool must outlive its workers, which never exit.
 _KEEP_ALIVE: list[LoadedCode] = []
@@ -46,26 +45,6 @@ def runtime_ir(shape: Tile | None = None) -> str:
     return str(module)
 
 
-def default_threads() -> int:
-    """``$KCOMPILE_NUM_THREADS``, else the cores this process may run on."""
-    setting = os.environ.get("KCOMPILE_NUM_THREADS")
-    if setting:
-        try:
-            count = int(setting)
-        except ValueError:
-            raise ValueError(
-                f"KCOMPILE_NUM_THREADS must be a positive integer, got {setting!r}"
-            ) from None
-        if count < 1:
-            raise ValueError(f"KCOMPILE_NUM_THREADS must be a positive integer, got {count}")
-        return count
-    return len(os.sched_getaffinity(0))
-
-
-_GEMM_ARGS = [ctypes.c_int64] * 3 + [ctypes.c_void_p, ctypes.c_int64, ctypes.c_int64] * 2
-_GEMM_ARGS += [ctypes.c_void_p, ctypes.c_int64, ctypes.c_int64, ctypes.c_void_p, ctypes.c_void_p]
-
-
 class Runtime:
     """Loaded runtime code: the thread setting, and the GEMM callable from numpy."""
 
@@ -75,9 +54,9 @@ class Runtime:
         self.times = times
         self.cache_hit = cache_hit
         self.addresses = {name: code.address(name) for name in EXPORTS}
-        self._set = ctypes.CFUNCTYPE(None, ctypes.c_int32)(self.addresses["kc_set_threads"])
-        self._get = ctypes.CFUNCTYPE(ctypes.c_int32)(self.addresses["kc_get_threads"])
-        self._gemm = ctypes.CFUNCTYPE(None, *_GEMM_ARGS)(self.addresses[GEMM])
+        self._set = abi.bind(abi.SET_THREADS, self.addresses[abi.SET_THREADS.symbol])
+        self._get = abi.bind(abi.GET_THREADS, self.addresses[abi.GET_THREADS.symbol])
+        self._gemm = abi.bind(abi.GEMM, self.addresses[abi.GEMM.symbol])
 
     def sgemm(self, a: np.ndarray, b: np.ndarray, out: np.ndarray, accumulate=False) -> None:
         """``out (+)= a @ b`` for float32 matrices of any strides (``a.T`` is a view, not a
@@ -123,7 +102,7 @@ def _load() -> Runtime:
     times.add("load object", time.perf_counter() - t0)
     for name, address in runtime.addresses.items():
         llvm.add_symbol(name, address)
-    runtime.set_threads(default_threads())
+    runtime.set_threads(abi.default_threads())
     return runtime
 
 

@@ -19,9 +19,9 @@ from kcompile.codegen.batch_split import batch_split, splits_by_rows
 from kcompile.codegen.emitters import EMITTERS
 from kcompile.codegen.guards import Guards
 from kcompile.codegen.kernel import Kernel, Operand
-from kcompile.codegen.loops import I64, PTR, memcpy
+from kcompile.codegen.loops import I64, PTR, abi_function, memcpy
 from kcompile.codegen.mathfn import MathLib
-from kcompile.ir import Graph, Node
+from kcompile.ir import Graph, Node, abi
 from kcompile.ir.buffers import BufferPlan
 from kcompile.ir.memory import Size, nbytes
 
@@ -29,8 +29,8 @@ from kcompile.ir.memory import Size, nbytes
 # superlinearly with the size of one inlined entry; a 550-kernel LSTM step took 100 s).
 INLINE_LIMIT = 96
 
-PROFILE_COUNTERS = "kc_profile_counters"  # ptr to [kernels x 2] i64: cycles, calls
-CYCLES = "kc_cycles"  # i64 (): the cycle counter, to turn cycles into seconds
+PROFILE_COUNTERS = abi.PROFILE_COUNTERS.symbol  # ptr to [kernels x 2] i64: cycles, calls
+CYCLES = abi.CYCLES.symbol  # the cycle counter, to turn cycles into seconds
 
 
 @dataclass(frozen=True)
@@ -81,12 +81,12 @@ class KernelCounters:
         self.table.initializer = ir.Constant(self.table_type, None)
         self.table.linkage = "internal"
         self.table.type = PTR  # llvmlite types globals as typed pointers; the module uses opaque
-        getter = ir.Function(module, ir.FunctionType(PTR, []), PROFILE_COUNTERS + suffix)
+        getter = abi_function(module, abi.PROFILE_COUNTERS, PROFILE_COUNTERS + suffix)
         b = ir.IRBuilder(getter.append_basic_block("entry"))
         b.ret(self.table)
         if owner:
             return
-        cycles = ir.Function(module, ir.FunctionType(I64, []), CYCLES)
+        cycles = abi_function(module, abi.CYCLES)
         b = ir.IRBuilder(cycles.append_basic_block("entry"))
         b.ret(b.call(self.clock, []))
 
@@ -143,7 +143,7 @@ def emit_step(
             called = batch_split(module, k.fn, node, argument)
         kernels.append((called, slots))
 
-    fn = ir.Function(module, ir.FunctionType(ir.VoidType(), [PTR, I64]), name)
+    fn = abi_function(module, abi.ENTRY, name)  # a loop body's step too
     fn.linkage = "internal"
     table, n = fn.args
     table.name, n.name = "buffers", "n"

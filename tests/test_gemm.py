@@ -127,13 +127,14 @@ def test_parallel_for_runs_every_chunk_once():
 
 
 def test_thread_setting_is_checked(monkeypatch):
-    from kcompile.codegen.runtime import default_threads
+    from kcompile.ir.abi import default_threads
 
     monkeypatch.setenv("KCOMPILE_NUM_THREADS", "3")
     assert default_threads() == 3
-    monkeypatch.setenv("KCOMPILE_NUM_THREADS", "zero")
-    with pytest.raises(ValueError, match="KCOMPILE_NUM_THREADS"):
-        default_threads()
+    for bad in ("zero", "0", "-2"):
+        monkeypatch.setenv("KCOMPILE_NUM_THREADS", bad)
+        with pytest.raises(ValueError, match="KCOMPILE_NUM_THREADS must be a positive"):
+            default_threads()
     with pytest.raises(ValueError, match="positive integer"):
         runtime().set_threads(0)
 

@@ -12,6 +12,7 @@ from collections.abc import Callable
 
 from kcompile.artifact.container import ArtifactError
 from kcompile.artifact.elf import ElfError, LoadedObject, system_symbol
+from kcompile.ir import abi
 
 STEPS = ("train", "eval", "predict")
 # Runtimes loaded so far, by a name of their content (a shared library's file name, an
@@ -39,10 +40,8 @@ def load_code(path: str, manifest: dict, members: dict[str, bytes]) -> dict:
         out = {}
         for kind in STEPS:
             lib = ctypes.CDLL(files[manifest["steps"][kind]["code"]])
-            entry = ctypes.cast(lib.kc_entry, ctypes.c_void_p).value
-            epoch = (
-                ctypes.cast(lib.kc_epoch, ctypes.c_void_p).value if hasattr(lib, "kc_epoch") else 0
-            )
+            entry = _address(lib, abi.ENTRY)
+            epoch = _address(lib, abi.EPOCH) if hasattr(lib, abi.EPOCH.symbol) else 0
             out[kind] = (entry, epoch, (lib, runtime))
         return out
     except OSError as e:
@@ -57,7 +56,7 @@ def _runtime(path: str) -> ctypes.CDLL:
     name = os.path.basename(path)
     if name not in _RUNTIMES:
         runtime = ctypes.CDLL(path)
-        _RUNTIMES[name] = _started(ctypes.cast(runtime.kc_set_threads, ctypes.c_void_p).value)
+        _RUNTIMES[name] = _started(_address(runtime, abi.SET_THREADS))
         _LIBRARIES[name] = runtime
     return _LIBRARIES[name]
 
@@ -65,8 +64,8 @@ def _runtime(path: str) -> ctypes.CDLL:
 def _started(set_threads: int) -> Callable[[int], None]:
     """The runtime's thread setting (``kc_set_threads`` at this address), after setting
     it to the default."""
-    setter = ctypes.CFUNCTYPE(None, ctypes.c_int32)(set_threads)
-    setter(_default_threads())
+    setter = abi.bind(abi.SET_THREADS, set_threads)
+    setter(abi.default_threads())
     return setter
 
 
@@ -78,7 +77,7 @@ def _load_objects(manifest: dict, members: dict[str, bytes]) -> dict:
     key = f"object-{hashlib.sha256(code).hexdigest()[:12]}"
     if key not in _LIBRARIES:
         runtime = LoadedObject(code, system_symbol, "runtime.o")
-        _RUNTIMES[key] = _started(runtime.address("kc_set_threads"))
+        _RUNTIMES[key] = _started(runtime.address(abi.SET_THREADS.symbol))
         _LIBRARIES[key] = runtime
     runtime = _LIBRARIES[key]
 
@@ -88,17 +87,13 @@ def _load_objects(manifest: dict, members: dict[str, bytes]) -> dict:
     out = {}
     for kind in STEPS:
         step = LoadedObject(members[manifest["steps"][kind]["code"]], resolve, f"{kind}.o")
-        epoch = step.address("kc_epoch") if step.has("kc_epoch") else 0
-        out[kind] = (step.address("kc_entry"), epoch, (step, runtime))
+        epoch = step.address(abi.EPOCH.symbol) if step.has(abi.EPOCH.symbol) else 0
+        out[kind] = (step.address(abi.ENTRY.symbol), epoch, (step, runtime))
     return out
 
 
-def _default_threads() -> int:
-    """``$KCOMPILE_NUM_THREADS``, else the cores this process may run on."""
-    setting = os.environ.get("KCOMPILE_NUM_THREADS")
-    if setting and setting.isdigit() and int(setting) > 0:
-        return int(setting)
-    return len(os.sched_getaffinity(0))
+def _address(library: ctypes.CDLL, signature: abi.Signature) -> int:
+    return ctypes.cast(getattr(library, signature.symbol), ctypes.c_void_p).value
 
 
 def set_threads(count: int) -> None:

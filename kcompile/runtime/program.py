@@ -18,7 +18,7 @@ from collections.abc import Mapping
 
 import numpy as np
 
-from kcompile.ir import BATCH, Graph
+from kcompile.ir import BATCH, Graph, abi
 from kcompile.ir.buffers import BufferPlan, plan_buffers
 from kcompile.ir.interpreter import FeedError, bind_batch, check_feed
 from kcompile.ir.memory import assign_offsets
@@ -26,10 +26,8 @@ from kcompile.runtime.epoch import EpochLoop
 from kcompile.runtime.guarded import GuardedBuffers
 from kcompile.variables import stable_array
 
-ENTRY_TYPE = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_int64)
-EPOCH_TYPE = ctypes.CFUNCTYPE(
-    ctypes.c_int64, *[ctypes.c_void_p] * 3, *[ctypes.c_int64] * 4, *[ctypes.c_void_p] * 3
-)
+ENTRY_TYPE = abi.ctypes_type(abi.ENTRY)
+EPOCH_TYPE = abi.ctypes_type(abi.EPOCH)
 
 
 def aligned_empty(shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
