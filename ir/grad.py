@@ -10,10 +10,26 @@ gradient; data inputs get none.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 from kcompile.ir import build as B
 from kcompile.ir.graph import Graph, IRError, Value
 from kcompile.ir.registry import get_op
+from kcompile.ir.types import TensorType
+
+
+@dataclass(frozen=True)
+class Zero:
+    """A symbolic zero cotangent of type ``type``, as JAX's ``ad.Zero``: what a VJP rule
+    gets for an output no gradient reaches. Nothing is computed for it; a rule that
+    needs its value calls ``instantiate``."""
+
+    type: TensorType
+
+
+def instantiate(graph: Graph, cotangent: Value | Zero) -> Value:
+    """The cotangent as a value: zeros of its type for a symbolic zero."""
+    return B.zeros(graph, cotangent.type) if isinstance(cotangent, Zero) else cotangent
 
 
 def _needs_gradient(graph: Graph, loss: Value, wrt: Sequence[Value]) -> set[Value]:
@@ -32,7 +48,9 @@ def _needs_gradient(graph: Graph, loss: Value, wrt: Sequence[Value]) -> set[Valu
 def append_gradients(graph: Graph, loss: Value, wrt: Sequence[Value]) -> list[Value]:
     """Append the backward pass to ``graph``; return d(loss)/d(w) for each ``w`` in ``wrt``.
 
-    ``loss`` must be an f32 scalar. A ``w`` the loss does not depend on gets zeros.
+    ``loss`` must be an f32 scalar. A rule gets a symbolic ``Zero`` for each output no
+    gradient reaches and returns None (or a ``Zero``) for an operand it gives none. The
+    results are values: a ``w`` the loss does not depend on gets zeros.
     """
     if loss.type.shape != () or not loss.dtype.is_float:
         raise IRError(f"can only differentiate an f32 scalar, got {loss.type}")
@@ -49,24 +67,17 @@ def append_gradients(graph: Graph, loss: Value, wrt: Sequence[Value]) -> list[Va
         rule = get_op(node.op).vjp
         if rule is None:
             continue
-        outs = [cotangent.get(v) for v in node.outputs]
+        outs = [cotangent.get(v, Zero(v.type)) for v in node.outputs]
         with graph.layer_scope(_grad_scope(node.layer)):
-            outs = [B.zeros(graph, v.type) if g is None else g for g, v in zip(outs, node.outputs)]
             grads = rule(node, outs)
             for v, g in zip(node.inputs, grads):
-                if g is None or v not in live:
+                if g is None or isinstance(g, Zero) or v not in live:
                     continue
                 if g.type != v.type:
                     raise IRError(f"VJP of {node.op} gave {g.type} for an operand of {v.type}")
                 cotangent[v] = cotangent[v] + g if v in cotangent else g
-    result = []
-    for w in wrt:
-        if w in cotangent:
-            result.append(cotangent[w])
-        else:
-            with graph.layer_scope("grad"):
-                result.append(B.zeros(graph, w.type))
-    return result
+    with graph.layer_scope("grad"):
+        return [instantiate(graph, cotangent.get(w, Zero(w.type))) for w in wrt]
 
 
 def _grad_scope(layer: str) -> str:

@@ -29,7 +29,7 @@ class IRError(ValueError):
 
 
 class Value:
-    __slots__ = ("graph", "index", "logits", "name", "node", "role", "type")
+    __slots__ = ("graph", "index", "name", "node", "role", "type")
 
     def __init__(
         self,
@@ -46,9 +46,6 @@ class Value:
         self.index = index
         self.name = name
         self.role = role
-        # Front-end annotation: ("softmax" | "sigmoid", pre-activation value).
-        # It lets a cross-entropy use the logits, as Keras does; never printed.
-        self.logits: tuple[str, Value] | None = None
 
     @property
     def shape(self) -> tuple:

@@ -22,8 +22,8 @@ from kcompile.ir.types import TensorType
 
 InferFn = Callable[[list[TensorType], dict[str, Any]], list[TensorType]]
 ReferenceFn = Callable[["RefContext", list[np.ndarray], dict[str, Any]], list[np.ndarray]]
-# A VJP rule gets the node and one cotangent per output (None where no
-# gradient flows) and returns one cotangent per input (None for no gradient).
+# A VJP rule gets the node and one cotangent per output (a symbolic ``ir.grad.Zero``
+# where no gradient flows) and returns one cotangent per input (None for no gradient).
 VjpFn = Callable[[Any, list[Any]], list[Any]]
 
 

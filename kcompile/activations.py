@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import weakref
 from collections.abc import Callable
 
 from kcompile.ir import Value
@@ -26,10 +27,24 @@ def relu6(x: Value) -> Value:
     return B.select(B.gt(x, 0.0), B.select(B.lt(x, 6.0), x, 6.0), 0.0)
 
 
-def sigmoid(x: Value) -> Value:
-    out = B.logistic(x)
-    out.logits = ("sigmoid", x)  # as Keras caches `_keras_logits` for the losses
+# The pre-activation of each sigmoid or softmax output traced, per graph: a cross-entropy
+# of that output uses the logits instead, as Keras caches ``_keras_logits`` for its losses.
+# Front-end state, kept beside the graph rather than on its values.
+_LOGITS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def _remember_logits(out: Value, kind: str, logits: Value) -> Value:
+    _LOGITS.setdefault(out.graph, {})[out] = (kind, logits)
     return out
+
+
+def logits_of(value: Value) -> tuple[str, Value] | None:
+    """("sigmoid" | "softmax", the pre-activation) when ``value`` is such an output."""
+    return _LOGITS.get(value.graph, {}).get(value)
+
+
+def sigmoid(x: Value) -> Value:
+    return _remember_logits(B.logistic(x), "sigmoid", x)
 
 
 def tanh(x: Value) -> Value:
@@ -40,9 +55,7 @@ def softmax(x: Value, axis: int = -1) -> Value:
     shift = B.stop_gradient(B.reduce_max(x, axis, keepdims=True))
     e = B.exp(x - shift)
     out = e / B.reduce_sum(e, axis, keepdims=True)
-    if axis in (-1, x.rank - 1):
-        out.logits = ("softmax", x)
-    return out
+    return _remember_logits(out, "softmax", x) if axis in (-1, x.rank - 1) else out
 
 
 def log_softmax(x: Value, axis: int = -1) -> Value:

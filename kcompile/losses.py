@@ -104,8 +104,9 @@ class MeanAbsoluteError(Loss):
 
 
 def _logits_of(y_pred: Value, kind: str, from_logits: bool) -> tuple[Value, bool]:
-    if not from_logits and y_pred.logits is not None and y_pred.logits[0] == kind:
-        return y_pred.logits[1], True
+    logits = activations.logits_of(y_pred)
+    if not from_logits and logits is not None and logits[0] == kind:
+        return logits[1], True
     return y_pred, from_logits
 
 

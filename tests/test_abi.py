@@ -41,9 +41,7 @@ SIGNATURES = [
 
 @pytest.mark.parametrize("signature", SIGNATURES, ids=lambda s: s.symbol)
 def test_generated_functions_have_the_abi_signature(modules, signature):
-    defined = [
-        fn for module in modules for fn in module.functions if fn.name == signature.symbol
-    ]
+    defined = [fn for module in modules for fn in module.functions if fn.name == signature.symbol]
     assert len(defined) == 1, f"{signature.symbol} is defined {len(defined)} times"
     (fn,) = defined
     assert not fn.is_declaration

@@ -4,6 +4,8 @@ and a graph whose size does not grow with the number of steps."""
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 
@@ -17,9 +19,12 @@ from kcompile.ir import (
     interpret,
     parse_graph,
     print_graph,
+    registry,
 )
 from kcompile.ir import build as B
 from kcompile.ir.differences import numeric_gradient
+from kcompile.ir.grad import Zero
+from kcompile.ir.registry import get_op
 from kcompile.passes import PassManager, append_gradients, default_passes
 from kcompile.runtime import make_executable
 
@@ -193,3 +198,29 @@ def test_body_that_does_not_match_its_operands_is_refused():
     wrong = [*scan.inputs[:2], scan.inputs[3], scan.inputs[2], *scan.inputs[4:]]
     with pytest.raises(ShapeError, match=r"body input %x must be f32\[N,1\] step, got f32\[N,4\]"):
         g.emit("scan", wrong, dict(scan.attrs))
+
+
+def test_outputs_no_gradient_reaches_are_symbolic_zeros(monkeypatch):
+    """A loss of the final carries alone: the stacked outputs and the saved carries get
+    symbolic zeros (``ir.grad.Zero``), so the backward loop reads no per-step cotangent
+    and nothing materializes zeros for them."""
+    g = rnn_graph(3)
+    forward = next(n for n in g.nodes if n.op == "scan")
+    h_t, s_t = forward.outputs[:2]
+    loss = B.reduce_sum(h_t) + B.reduce_sum(s_t)
+    scan = get_op("scan")
+    seen = []
+
+    def recording(node, cotangents):
+        seen.append(cotangents)
+        return scan.vjp(node, cotangents)
+
+    monkeypatch.setitem(registry._REGISTRY, "scan", dataclasses.replace(scan, vjp=recording))
+    before = len(g.nodes)
+    append_gradients(g, loss, g.inputs_with_role("param"))
+    (cotangents,) = seen
+    assert not any(isinstance(d, Zero) for d in cotangents[:2])
+    assert all(isinstance(d, Zero) for d in cotangents[2:])
+    backward = next(n for n in g.nodes[before:] if n.op == "scan")
+    step_inputs = [v.name for v in backward.attrs["body"].inputs if v.role == "step"]
+    assert step_inputs and not any(name.startswith("d_out_") for name in step_inputs)

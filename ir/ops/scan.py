@@ -34,7 +34,7 @@ import numpy as np
 
 from kcompile.ir import build as B
 from kcompile.ir import traits as T
-from kcompile.ir.grad import append_gradients
+from kcompile.ir.grad import Zero, append_gradients, instantiate
 from kcompile.ir.graph import Graph, IRError, Value
 from kcompile.ir.interpreter import Interpreter
 from kcompile.ir.registry import OpDef, register
@@ -143,11 +143,6 @@ def _reference(ctx, args, attrs):
     return result
 
 
-def _is_zero(v: Value) -> bool:
-    node = v.node
-    return node is not None and node.op == "constant" and node.attrs["value"] == 0
-
-
 def _vjp(node, g):
     attrs = node.attrs
     body: Graph = attrs["body"]
@@ -160,12 +155,12 @@ def _vjp(node, g):
     if any(not v.dtype.is_float for v in carries):
         raise NotImplementedError("scan: gradients through integer carries are not supported")
     saved = list(node.outputs[c + m + 2 :])
-    if any(not _is_zero(d) for d in g[c + m + 2 :]):
+    if any(not isinstance(d, Zero) for d in g[c + m + 2 :]):
         raise NotImplementedError(
             "scan: second derivatives (through saved carries) are not supported"
         )
-    d_final, d_ys = g[:c], g[c : c + m]
-    live_ys = [j for j in range(m) if not _is_zero(d_ys[j])]
+    d_final, d_ys = [instantiate(graph, d) for d in g[:c]], g[c : c + m]
+    live_ys = [j for j in range(m) if not isinstance(d_ys[j], Zero)]
     float_seq = [i for i, v in enumerate(sequences) if v.dtype.is_float]
     float_inv = [i for i, v in enumerate(invariants) if v.dtype.is_float]
     b_carries, b_steps, b_invariants = split_operands(attrs, list(body.inputs))
