@@ -15,7 +15,7 @@ from kcompile.models import graphs as G
 from kcompile.passes import PassManager, default_passes
 from kcompile.passes.manager import Pass
 
-STEPS = ("train", "eval", "predict")
+STEPS = G.STEPS
 
 
 def pipeline_stages(
@@ -23,21 +23,7 @@ def pipeline_stages(
 ) -> list[tuple[str, str]]:
     """(stage name, graph text) after tracing, autodiff and every pass of the pipeline."""
     manager = PassManager(default_passes() if passes is None else passes, keep=True)
-    if step == "predict":
-        graph = G.trace_predict(model, manager.stage)
-    else:
-        compiled = model._require_compiled(step)
-        labels = model.default_label_types()
-        if step == "train":
-            compiled.optimizer.build(model.trainable_weights)
-            graph = G.trace_train(
-                model, compiled.specs, labels, compiled.optimizer, manager.stage
-            ).graph
-        elif step == "eval":
-            graph = G.trace_eval(model, compiled.specs, labels, manager.stage).graph
-        else:
-            raise ValueError(f"unknown step {step!r}; expected one of {STEPS}")
-    manager.run(graph)
+    manager.run(G.trace_step(model, step, None, manager.stage).graph)
     return manager.snapshots
 
 

@@ -98,13 +98,49 @@ def _check_machine(path: str, manifest: dict) -> None:
         )
 
 
+class ArtifactSteps:
+    """A loaded artifact's programs for the training loop."""
+
+    steps_per_execution = 1  # Keras's compile setting: steps per native call
+
+    def __init__(self, model: LoadedModel) -> None:
+        self.model = model
+        self.input_names = model.input_names
+        self.label_names = model.label_names
+
+    def data_for(self, method: str, x, y):
+        return self.model._labelled(x, y)
+
+    def labelled(self, x, y):
+        return self.model._labelled(x, y)
+
+    def inputs_for(self, x: Any) -> list[np.ndarray]:
+        return self.model._arrays(x, self.input_names, "input")
+
+    def step(self, kind: str, ys) -> NativeProgram:
+        return self.model._programs[kind]
+
+    def predict_batch(self, xs: list[np.ndarray]) -> list[np.ndarray]:
+        out = self.model._programs["predict"].results(dict(zip(self.input_names, xs)))
+        return [out[f"out/{name}"] for name in self.model.output_names]
+
+    def epoch_order(self, epoch: int, n: int) -> np.ndarray:
+        """A permutation drawn from the artifact's seed and ``epoch`` alone, so training
+        resumed from a checkpoint at ``initial_epoch`` repeats, bit for bit, what
+        uninterrupted training does."""
+        seed = self.model.manifest["training"]["seed"]
+        return np.random.default_rng([seed, epoch]).permutation(n)
+
+    def epoch_finished(self, epoch: int) -> None:
+        self.model.epochs_done = epoch + 1
+
+
 class LoadedModel(TrainingLoop):
     """A loaded artifact, used as a Keras model is: ``fit``, ``evaluate``, ``predict``,
     ``get_weights``/``set_weights``, ``save`` (a checkpoint: a new artifact with the
     current weights and optimizer state), and ``selfcheck``."""
 
     def __init__(self, path: str, manifest: dict, members: dict, graphs: dict, code: dict):
-        self._init_locks()
         self.path = path
         self.manifest = manifest
         self._members = members
@@ -114,9 +150,10 @@ class LoadedModel(TrainingLoop):
         self.input_names: list[str] = model["inputs"]
         self.output_names: list[str] = model["outputs"]
         self.label_names: list[str] = model["labels"]
+        ratios = {k: (num, tuple(den)) for k, (num, den) in manifest["metrics"].items()}
+        self._init_loop(ArtifactSteps(self), RunningLogs(ratios))
         self.stop_training = False
         self.history = None
-        self.steps_per_execution = 1  # Keras's compile setting: steps per native call
         self.default_batch_size = manifest["training"]["batch_size"]
         self.epochs_done = int(manifest["training"]["epochs_done"])
         self._state = self._read_state(members["state.npz"])
@@ -132,8 +169,6 @@ class LoadedModel(TrainingLoop):
         self._signature = {v.name: v for v in graphs["train"].inputs if v.role == "data"}
         for v in graphs["predict"].inputs:
             self._signature.setdefault(v.name, v)
-        ratios = {k: (num, tuple(den)) for k, (num, den) in manifest["metrics"].items()}
-        self._running = RunningLogs(ratios)
         self._loaded_weights = self._state_digest()
 
     def _read_state(self, data: bytes) -> dict[str, np.ndarray]:
@@ -209,7 +244,7 @@ class LoadedModel(TrainingLoop):
             raise FeedError(f"{what}: arrays of different lengths {[len(a) for a in out]}")
         return out
 
-    def _prepare_xy(self, x, y) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    def _labelled(self, x, y) -> tuple[list[np.ndarray], list[np.ndarray]]:
         xs = self._arrays(x, self.input_names, "input")
         ys = self._arrays(y, self.label_names, "labels")
         if len(xs[0]) != len(ys[0]):
@@ -218,35 +253,14 @@ class LoadedModel(TrainingLoop):
 
     # --- fit / evaluate / predict --------------------------------------------------
 
-    def _data_for(self, method: str, x, y):
-        return self._prepare_xy(x, y)
-
-    def _epoch_order(self, epoch: int, n: int) -> np.ndarray:
-        """A permutation drawn from the artifact's seed and ``epoch`` alone, so training
-        resumed from a checkpoint at ``initial_epoch`` repeats, bit for bit, what
-        uninterrupted training does."""
-        return np.random.default_rng([self.manifest["training"]["seed"], epoch]).permutation(n)
-
-    def _epoch_finished(self, epoch: int) -> None:
-        self.epochs_done = epoch + 1
-
-    def _step_executable(self, kind: str, ys) -> NativeProgram:
-        return self._programs[kind]
-
     @property
     def metrics_names(self) -> list[str]:
         return ["loss", *self.manifest["metrics"]]
 
-    def _inputs_for(self, x: Any) -> list[np.ndarray]:
-        return self._arrays(x, self.input_names, "input")
-
     def predict_on_batch(self, x: Any):
-        outs = self._predict_batch(self._inputs_for(x))
+        steps = self._steps
+        outs = steps.predict_batch(steps.inputs_for(x))
         return outs[0] if len(outs) == 1 else outs
-
-    def _predict_batch(self, xs: list[np.ndarray]) -> list[np.ndarray]:
-        out = self._programs["predict"].results(dict(zip(self.input_names, xs)))
-        return [out[f"out/{name}"] for name in self.output_names]
 
     # --- checkpoints and checks ------------------------------------------------------
 

@@ -131,6 +131,35 @@ def trace_train(model, specs, label_types, optimizer, record=None) -> ScoredGrap
     return scored
 
 
+STEPS = ("train", "eval", "predict")
+
+
+@dataclass
+class TracedStep:
+    """A step's traced graph and the metrics its statistics feed (none for predict)."""
+
+    graph: Graph
+    metrics: list = field(default_factory=list)
+
+
+def trace_step(model, kind: str, label_types=None, record=None) -> TracedStep:
+    """The traced graph of step ``kind`` of ``model`` (``predict``, ``eval`` or ``train``),
+    for labels of ``label_types`` (by default those its losses expect); ``record(stage,
+    graph)`` sees the traced graph, and the one with gradients for ``train``."""
+    if kind == "predict":
+        return TracedStep(trace_predict(model, record))
+    if kind not in STEPS:
+        raise ValueError(f"unknown step {kind!r}; expected one of {STEPS}")
+    compiled = model._require_compiled(kind)
+    label_types = label_types or model.default_label_types()
+    if kind == "eval":
+        scored = trace_eval(model, compiled.specs, label_types, record)
+    else:
+        compiled.optimizer.build(model.trainable_weights)
+        scored = trace_train(model, compiled.specs, label_types, compiled.optimizer, record)
+    return TracedStep(scored.graph, scored.metrics)
+
+
 def _slot_shape(path: str, variables: list[Variable], optimizer) -> tuple:
     for var in variables:
         for slot in optimizer.slot_names():

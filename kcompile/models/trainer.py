@@ -30,14 +30,60 @@ class _Compiled:
         self.metric_order: list[str] = []
 
 
+class ModelSteps:
+    """A compiled model's steps for the training loop: traced and compiled on first use,
+    once per kind of step and label types (``Trainer._executable``)."""
+
+    def __init__(self, model: Trainer) -> None:
+        self.model = model
+
+    @property
+    def input_names(self) -> list[str]:
+        return self.model.input_names
+
+    @property
+    def label_names(self) -> list[str]:
+        return self.model.label_names
+
+    @property
+    def steps_per_execution(self) -> int:
+        return self.model._compiled.steps_per_execution
+
+    def data_for(self, method: str, x: Any, y: Any):
+        self.model._require_compiled(method)
+        self.model._build_for(x)
+        return self.labelled(x, y)
+
+    def labelled(self, x: Any, y: Any) -> tuple[list[np.ndarray], list[np.ndarray]]:
+        xs = D.prepare_inputs(self.model, x)
+        return xs, D.prepare_labels(self.model, y, len(xs[0]))
+
+    def inputs_for(self, x: Any) -> list[np.ndarray]:
+        self.model._build_for(x)
+        return D.prepare_inputs(self.model, x)
+
+    def step(self, kind: str, ys: list[np.ndarray]):
+        label_types = tuple(G.label_type_for(y.dtype, y.shape) for y in ys)
+        return self.model._executable(kind, label_types)
+
+    def predict_batch(self, xs: list[np.ndarray]) -> list[np.ndarray]:
+        out = self.model._executable("predict").results(dict(zip(self.input_names, xs)))
+        return [out[f"out/{n}"] for n in self.model.output_names]
+
+    def epoch_order(self, epoch: int, n: int) -> np.ndarray:
+        return session.rng().permutation(n)
+
+    def epoch_finished(self, epoch: int) -> None:
+        pass
+
+
 class Trainer(TrainingLoop):
     def __init__(self) -> None:
-        self._init_locks()
+        self._init_loop(ModelSteps(self), RunningLogs())
         self._compiled: _Compiled | None = None
         self.stop_training = False
         self.history = None
         self._executables: dict = {}
-        self._running = RunningLogs()
         self._metric_objects: dict[str, Any] = {}
 
     def _reset_compiled_graphs(self) -> None:
@@ -154,16 +200,7 @@ class Trainer(TrainingLoop):
 
     def step_graph(self, kind: str, label_types: list[TensorType] | None = None):
         """The traced IR graph of ``predict``, ``eval`` or ``train`` (not yet optimized)."""
-        if kind == "predict":
-            return G.trace_predict(self)
-        compiled = self._require_compiled(kind)
-        label_types = label_types or self.default_label_types()
-        if kind == "eval":
-            return G.trace_eval(self, compiled.specs, label_types).graph
-        if kind == "train":
-            compiled.optimizer.build(self.trainable_weights)
-            return G.trace_train(self, compiled.specs, label_types, compiled.optimizer).graph
-        raise ValueError(f"unknown step kind {kind!r}; expected predict, eval or train")
+        return G.trace_step(self, kind, label_types).graph
 
     def _executable(self, kind: str, label_types: tuple = ()):
         key = (kind, tuple(label_types))
@@ -180,19 +217,9 @@ class Trainer(TrainingLoop):
         compiled = self._compiled
         backend = compiled.backend if compiled else "llvm"
         manager = PassManager(default_passes())
-        metrics = []
-        if kind == "predict":
-            exe = make_executable(G.trace_predict(self, manager.stage), backend, manager)
-        else:
-            if kind == "train":
-                compiled.optimizer.build(self.trainable_weights)
-                scored = G.trace_train(
-                    self, compiled.specs, label_types, compiled.optimizer, manager.stage
-                )
-            else:
-                scored = G.trace_eval(self, compiled.specs, label_types, manager.stage)
-            exe = make_executable(scored.graph, backend, manager)
-            metrics = scored.metrics
+        traced = G.trace_step(self, kind, label_types, manager.stage)
+        exe = make_executable(traced.graph, backend, manager)
+        metrics = traced.metrics
         exe.lock = self._steps_lock
         for var in self.weights:
             exe.bind(var.path, var.value)
@@ -207,23 +234,16 @@ class Trainer(TrainingLoop):
         return exe
 
     def _run_step(self, kind: str, xs: list[np.ndarray], ys: list[np.ndarray]) -> dict:
-        out = self._step_executable(kind, ys).results(self._feeds(xs, ys))
+        out = self._steps.step(kind, ys).results(self._feeds(xs, ys))
         names = [name for name in out if np.ndim(out[name]) == 0]
         values = np.array([[out[name] for name in names]], np.float32)
         self._accumulate(names, values, np.array([len(xs[0])]))
         return self._logs()
 
-    def _step_executable(self, kind: str, ys: list[np.ndarray]):
-        """The compiled ``train`` or ``eval`` step for labels like ``ys``."""
-        return self._executable(kind, tuple(G.label_type_for(y.dtype, y.shape) for y in ys))
-
     @property
     def label_names(self) -> list[str]:
+        """The names of the step graphs' label inputs."""
         return G.label_names(self)
-
-    @property
-    def steps_per_execution(self) -> int:
-        return self._compiled.steps_per_execution
 
     # --- metrics --------------------------------------------------------------
 
@@ -234,27 +254,9 @@ class Trainer(TrainingLoop):
 
     # --- fit / evaluate / predict -------------------------------------------------
 
-    def _data_for(self, method: str, x: Any, y: Any):
-        """Checked arrays for ``fit``/``evaluate``, building the model from ``x`` if it
-        was not built yet."""
-        self._require_compiled(method)
+    def _build_for(self, x: Any) -> None:
+        """Build the model from ``x`` if it was not built yet."""
         self._build_from_data([np.asarray(x)] if not isinstance(x, list | tuple | dict) else None)
-        return self._prepare_xy(x, y)
-
-    def _prepare_xy(self, x: Any, y: Any) -> tuple[list[np.ndarray], list[np.ndarray]]:
-        xs = D.prepare_inputs(self, x)
-        return xs, D.prepare_labels(self, y, len(xs[0]))
-
-    def _epoch_order(self, epoch: int, n: int) -> np.ndarray:
-        return session.rng().permutation(n)
-
-    def _inputs_for(self, x: Any) -> list[np.ndarray]:
-        self._build_from_data([np.asarray(x)] if not isinstance(x, list | tuple | dict) else None)
-        return D.prepare_inputs(self, x)
-
-    def _predict_batch(self, xs: list[np.ndarray]) -> list[np.ndarray]:
-        out = self._executable("predict").results(dict(zip(self.input_names, xs)))
-        return [out[f"out/{n}"] for n in self.output_names]
 
     @one_call_at_a_time
     def train_on_batch(
@@ -293,11 +295,9 @@ class Trainer(TrainingLoop):
             if out is not None:  # a batch like one fed before: one copy in, one out
                 return out
         if not (self.built and D.is_ready_input(self, x)):
-            self._build_from_data(
-                [np.asarray(x)] if not isinstance(x, list | tuple | dict) else None
-            )
+            self._build_for(x)
             x = D.prepare_inputs(self, x)
-        outs = self._predict_batch(x if isinstance(x, list) else [x])
+        outs = self._steps.predict_batch(x if isinstance(x, list) else [x])
         return outs[0] if len(outs) == 1 else outs
 
     # --- weights on disk ------------------------------------------------------------

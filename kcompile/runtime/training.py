@@ -1,11 +1,11 @@
 """Keras's ``fit``, ``evaluate`` and ``predict`` loops over checked arrays, shared by
 compiled models and by loaded artifacts.
 
-A class that mixes this in provides ``_data_for(method, x, y)`` and ``_inputs_for(x)``
-(user data to checked arrays), ``_step_executable(kind, ys)`` (the train or eval
-step, an ``EpochLoop``), ``_predict_batch(xs)``, ``_epoch_order(epoch, n)`` (the
-shuffled row order), ``input_names``, ``label_names``, ``steps_per_execution``,
-``metrics_names``, ``default_batch_size`` and a ``RunningLogs`` in ``_running``.
+A model that has these methods (``TrainingLoop``) gives the loop its steps through one
+explicit object, a ``StepProvider`` (the compiled model's traces and compiles them, an
+artifact's holds its loaded programs), and keeps Keras's state itself: its
+``default_batch_size``, ``metrics_names``, ``stop_training``, ``history`` and the
+epoch's ``RunningLogs``.
 """
 
 from __future__ import annotations
@@ -13,13 +13,50 @@ from __future__ import annotations
 import functools
 import math
 import threading
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 
 from kcompile.callbacks import CallbackList
 from kcompile.models import data as D
+from kcompile.runtime.epoch import EpochLoop
+from kcompile.runtime.logs import RunningLogs
 from kcompile.runtime.steps import chunk_size, run_steps
+
+
+class StepProvider(Protocol):
+    """What the loops need of a model: its data checked, and its steps."""
+
+    @property
+    def input_names(self) -> list[str]: ...
+
+    @property
+    def label_names(self) -> list[str]: ...
+
+    @property
+    def steps_per_execution(self) -> int:
+        """Steps per native call (Keras's compile setting)."""
+
+    def data_for(self, method: str, x: Any, y: Any) -> tuple[list[np.ndarray], list[np.ndarray]]:
+        """Checked input and label arrays for ``fit`` or ``evaluate`` (``method``)."""
+
+    def labelled(self, x: Any, y: Any) -> tuple[list[np.ndarray], list[np.ndarray]]:
+        """Checked input and label arrays of validation data."""
+
+    def inputs_for(self, x: Any) -> list[np.ndarray]:
+        """Checked input arrays for ``predict``."""
+
+    def step(self, kind: str, ys: list[np.ndarray]) -> EpochLoop:
+        """The ``train`` or ``eval`` step for labels like ``ys``."""
+
+    def predict_batch(self, xs: list[np.ndarray]) -> list[np.ndarray]:
+        """The outputs for one batch of inputs."""
+
+    def epoch_order(self, epoch: int, n: int) -> np.ndarray:
+        """The order of the ``n`` rows in a shuffled epoch."""
+
+    def epoch_finished(self, epoch: int) -> None:
+        """Called after each epoch's steps and validation, before ``on_epoch_end``."""
 
 
 def one_call_at_a_time(method):
@@ -39,10 +76,13 @@ class TrainingLoop:
     history: Any = None
     default_batch_size: int = 32
 
-    def _init_locks(self) -> None:
-        """The call lock (see ``one_call_at_a_time``) and the steps lock, which every
-        executable of the model holds while it runs: predict from any thread is safe,
-        and never reads weights while a training step writes them."""
+    def _init_loop(self, steps: StepProvider, running: RunningLogs) -> None:
+        """The loop's step provider and running logs, the call lock (see
+        ``one_call_at_a_time``) and the steps lock, which every executable of the model
+        holds while it runs: predict from any thread is safe, and never reads weights
+        while a training step writes them."""
+        self._steps = steps
+        self._running = running
         self._calls_lock = threading.RLock()
         self._steps_lock = threading.RLock()
 
@@ -69,7 +109,7 @@ class TrainingLoop:
         if class_weight is not None or sample_weight is not None:
             raise NotImplementedError("class_weight and sample_weight are not supported yet")
         batch_size = self._batch_size(batch_size)
-        xs, ys = self._data_for("fit", x, y)
+        xs, ys = self._steps.data_for("fit", x, y)
         _refuse_empty("fit", xs)
         xs, ys, val = self._validation(xs, ys, validation_data, validation_split)
         if epochs > initial_epoch:
@@ -108,7 +148,7 @@ class TrainingLoop:
         if sample_weight is not None:
             raise NotImplementedError("sample_weight is not supported yet")
         batch_size = self._batch_size(batch_size)
-        xs, ys = self._data_for("evaluate", x, y)
+        xs, ys = self._steps.data_for("evaluate", x, y)
         _refuse_empty("evaluate", xs)
         self._check_indices("eval", xs, ys)
         verbose = 1 if verbose == "auto" else verbose
@@ -134,7 +174,7 @@ class TrainingLoop:
     ):
         verbose = 1 if verbose == "auto" else verbose
         batch_size = self._batch_size(batch_size)
-        xs = self._inputs_for(x)
+        xs = self._steps.inputs_for(x)
         n = len(xs[0])
         total = math.ceil(n / batch_size)
         if steps is not None:
@@ -147,7 +187,7 @@ class TrainingLoop:
         for step in range(total):
             sl = slice(step * batch_size, min((step + 1) * batch_size, n))
             cbs.on_predict_batch_begin(step)
-            chunks.append(self._predict_batch([a[sl] for a in xs]))
+            chunks.append(self._steps.predict_batch([a[sl] for a in xs]))
             cbs.on_predict_batch_end(step, {"outputs": chunks[-1]})
         cbs.on_predict_end()
         if not chunks:
@@ -186,7 +226,7 @@ class TrainingLoop:
         ``validation_split``, which takes the last samples, before shuffling."""
         if validation_data is not None:
             vx, vy = D.unpack_validation(validation_data)
-            return xs, ys, self._prepare_xy(vx, vy)
+            return xs, ys, self._steps.labelled(vx, vy)
         if validation_split:
             (xs, vxs), (ys, vys) = (
                 D.split_tail(xs, validation_split),
@@ -230,7 +270,7 @@ class TrainingLoop:
         for epoch in range(initial_epoch, epochs):
             self.reset_metrics()
             cbs.on_epoch_begin(epoch)
-            order = self._epoch_order(epoch, n) if shuffle else np.arange(n)
+            order = self._steps.epoch_order(epoch, n) if shuffle else np.arange(n)
             logs = self._run_steps("train", xs, ys, order, batch_size, steps, cbs)
             epoch_logs = dict(logs)
             if val is not None and (epoch + 1) % validation_freq == 0:
@@ -238,7 +278,7 @@ class TrainingLoop:
                     val[0], val[1], validation_batch_size or batch_size, validation_steps, cbs
                 )
                 epoch_logs.update({f"val_{k}": v for k, v in val_logs.items()})
-            self._epoch_finished(epoch)
+            self._steps.epoch_finished(epoch)
             cbs.on_epoch_end(epoch, epoch_logs)
             if self.stop_training:
                 break
@@ -251,9 +291,9 @@ class TrainingLoop:
         chunks of ``chunk_size`` steps, each one native call; the batch hooks run once
         per chunk with its first and last step, as Keras's do with
         ``steps_per_execution``. Returns the logs."""
-        exe = self._step_executable(kind, ys)
+        exe = self._steps.step(kind, ys)
         sources = self._feeds(xs, ys)
-        chunk = chunk_size(self.steps_per_execution, cbs, kind, steps)
+        chunk = chunk_size(self._steps.steps_per_execution, cbs, kind, steps)
         if kind == "train":
             begin, end = cbs.on_train_batch_begin, cbs.on_train_batch_end
         else:
@@ -276,14 +316,12 @@ class TrainingLoop:
 
     def _check_indices(self, kind: str, xs, ys) -> None:
         """Class ids and looked-up ids within their bounds, before any step runs."""
-        self._step_executable(kind, ys).check_data(self._feeds(xs, ys))
+        self._steps.step(kind, ys).check_data(self._feeds(xs, ys))
 
     def _feeds(self, xs, ys) -> dict[str, np.ndarray]:
         """The step's data inputs by name."""
-        return {**dict(zip(self.input_names, xs)), **dict(zip(self.label_names, ys))}
-
-    def _epoch_finished(self, epoch: int) -> None:
-        """Called after each epoch's steps and validation, before ``on_epoch_end``."""
+        steps = self._steps
+        return {**dict(zip(steps.input_names, xs)), **dict(zip(steps.label_names, ys))}
 
     # --- evaluate --------------------------------------------------------------------------
 
