@@ -64,9 +64,9 @@ def to_dot(graph: Graph) -> str:
         ids[v] = f"in{i}"
         lines.append(f'  in{i} [shape=box, label="{v.name}\\n{v.type}"];')
     for i, node in enumerate(graph.nodes):
-        label = node.op if node.op != "fused" else f"fused:{node.attrs['kind']}"
-        if node.op == "fused":
-            label += f" ({len(node.attrs['body'].nodes)} ops)"
+        label = node.op
+        if node.traits.kernel_body:
+            label += f":{node.attrs['kind']} ({len(node.attrs['body'].nodes)} ops)"
         lines.append(f'  n{i} [label="{label}\\n{node.layer}\\n{node.outputs[0].type}"];')
         for v in node.outputs:
             ids[v] = f"n{i}"
@@ -244,9 +244,9 @@ class KernelProfile:
 
 
 def _describes(node) -> str:
-    if node.op == "fused":
-        inner = " ".join(n.op for n in node.attrs["body"].nodes if n.op != "constant")
-        kind = f"fused {node.attrs['kind']}: {inner}"
+    if node.traits.kernel_body:  # the ops it runs, constants left out
+        inner = " ".join(n.op for n in node.attrs["body"].nodes if n.inputs)
+        kind = f"{node.op} {node.attrs['kind']}: {inner}"
     else:
         kind = node.op
     shapes = ", ".join(str(v.type) for v in node.outputs[:2])
