@@ -13,6 +13,7 @@ if not (_Path(__file__).parent / "ir").is_dir() and (_checkout / "ir" / "__init_
 
 from kcompile.artifact import load  # noqa: E402
 from kcompile.lazy import lazy_attributes  # noqa: E402
+from kcompile.version import __version__  # noqa: E402
 
 __getattr__ = lazy_attributes(
     __name__,
@@ -39,8 +40,6 @@ __getattr__ = lazy_attributes(
         "Sequential": "kcompile.models:Sequential",
     },
 )
-
-__version__ = "0.1.0"
 
 
 def set_num_threads(count: int) -> None:
@@ -69,6 +68,7 @@ __all__ = [
     "Input",
     "Model",
     "Sequential",
+    "__version__",
     "activations",
     "backend",
     "callbacks",

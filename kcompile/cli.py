@@ -129,9 +129,9 @@ def cmd_check(args: argparse.Namespace) -> int:
 
 
 def cmd_compile(args: argparse.Namespace) -> int:
-    from kcompile import __version__
     from kcompile.ir import IRParseError, parse_graph
     from kcompile.runtime.native import NativeExecutable
+    from kcompile.version import __version__
 
     if args.source.endswith(".kir"):
         try:

@@ -174,8 +174,8 @@ def check(
             return result
         previous = text
     if backend:
-        from kcompile import __version__
         from kcompile.runtime.native import NativeExecutable
+        from kcompile.version import __version__
 
         graph = parse_graph(stages[-1][1])
         exe = NativeExecutable(graph, __version__)
@@ -256,8 +256,8 @@ def _describes(node) -> str:
 def profile_step(model, step: str = "train", batch: int = 32, calls: int = 100) -> KernelProfile:
     """Time each kernel of ``step``'s compiled code over ``calls`` calls on probe data
     (cycle counters around each kernel call in the entry function)."""
-    from kcompile import __version__
     from kcompile.runtime.native import NativeExecutable
+    from kcompile.version import __version__
 
     graph = parse_graph(pipeline_stages(model, step)[-1][1])
     exe = NativeExecutable(graph, version=__version__, capacity=batch, profile=True)

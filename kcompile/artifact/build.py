@@ -43,7 +43,7 @@ def export(
     ``cpu``: ``"host"`` (this machine's CPU and every feature it has) or an x86-64
     level (``x86-64-v2``, ``-v3``, ``-v4``) for an artifact that loads on any CPU with
     that level."""
-    from kcompile import __version__
+    from kcompile.version import __version__
 
     target = for_cpu(cpu)
     model._require_compiled("export")

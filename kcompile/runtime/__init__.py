@@ -60,8 +60,8 @@ def make_executable(graph: Graph, backend: str, manager=None):
     if backend == "reference":
         return ReferenceExecutable(graph)
     if backend == "llvm":
-        from kcompile import __version__
         from kcompile.runtime.native import NativeExecutable
+        from kcompile.version import __version__
 
         return NativeExecutable(
             graph, version=__version__, dump_index=manager.next_index if manager else None
