@@ -143,29 +143,28 @@ def _reference(ctx, args, attrs):
     return result
 
 
-def _vjp(node, g):
+def _check_differentiable(node, g) -> None:
     attrs = node.attrs
-    body: Graph = attrs["body"]
-    graph = node.outputs[0].graph
-    c, length = attrs["carries"], attrs["length"]
-    m = len(body.outputs) - c
-    carries, sequences, invariants = split_operands(attrs, list(node.inputs))
+    c = attrs["carries"]
+    m = len(attrs["body"].outputs) - c
     if not attrs["saved"]:
         raise IRError("the gradient of a scan needs its saved carries (saved=true)")
-    if any(not v.dtype.is_float for v in carries):
+    if any(not v.dtype.is_float for v in node.inputs[:c]):
         raise NotImplementedError("scan: gradients through integer carries are not supported")
-    saved = list(node.outputs[c + m + 2 :])
     if any(not isinstance(d, Zero) for d in g[c + m + 2 :]):
         raise NotImplementedError(
             "scan: second derivatives (through saved carries) are not supported"
         )
-    d_final, d_ys = [instantiate(graph, d) for d in g[:c]], g[c : c + m]
-    live_ys = [j for j in range(m) if not isinstance(d_ys[j], Zero)]
-    float_seq = [i for i, v in enumerate(sequences) if v.dtype.is_float]
-    float_inv = [i for i, v in enumerate(invariants) if v.dtype.is_float]
-    b_carries, b_steps, b_invariants = split_operands(attrs, list(body.inputs))
-    y_names = [name for name, _ in body.outputs[c:]]
 
+
+def _backward_body(body: Graph, c: int, live_ys: list, float_seq: list, float_inv: list):
+    """The body of the backward loop: one step of the forward body inlined, differentiated
+    against the incoming carry cotangents and the live per-step output cotangents. Its
+    carries are the carry cotangents and the invariants' accumulated gradients."""
+    b_carries, b_steps, b_invariants = (
+        body.inputs_with_role(role) for role in ("carry", "step", "invariant")
+    )
+    y_names = [name for name, _ in body.outputs[c:]]
     grad = Graph(f"{body.name}_grad")
     d_carry = [grad.add_input(f"d_{v.name}", v.type, "carry") for v in b_carries]
     d_acc = [
@@ -196,9 +195,26 @@ def _vjp(node, g):
         + [(f"d_{b_invariants[i].name}", a + d) for i, a, d in zip(float_inv, d_acc, d_inv)]
         + [(f"d_{b_steps[i].name}", d) for i, d in zip(float_seq, d_steps)]
     )
-    residuals = _save_residuals(node, grad, len(inv))
+    return grad
+
+
+def _vjp(node, g):
+    _check_differentiable(node, g)
+    attrs = node.attrs
+    body: Graph = attrs["body"]
+    graph = node.outputs[0].graph
+    c, length = attrs["carries"], attrs["length"]
+    m = len(body.outputs) - c
+    _, sequences, invariants = split_operands(attrs, list(node.inputs))
+    d_final, d_ys = [instantiate(graph, d) for d in g[:c]], g[c : c + m]
+    live_ys = [j for j in range(m) if not isinstance(d_ys[j], Zero)]
+    float_seq = [i for i, v in enumerate(sequences) if v.dtype.is_float]
+    float_inv = [i for i, v in enumerate(invariants) if v.dtype.is_float]
+    saved = list(node.outputs[c + m + 2 :])  # before _save_residuals adds results
+    grad = _backward_body(body, c, live_ys, float_seq, float_inv)
+    residuals = _save_residuals(node, grad, len(invariants))
     operands = (
-        list(d_final)
+        d_final
         + [B.zeros(graph, invariants[i].type) for i in float_inv]
         + saved
         + list(sequences)
