@@ -30,6 +30,7 @@ __getattr__ = lazy_attributes(
                 "layers",
                 "losses",
                 "metrics",
+                "ops",
                 "optimizers",
                 "saving",
                 "utils",

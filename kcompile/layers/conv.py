@@ -92,10 +92,10 @@ class Conv2D(Layer):
                 f"width, channels), got shape {input_shape}"
             )
         self.kernel = self.add_weight(
-            (*self.kernel_size, input_shape[-1], self.filters), self.kernel_initializer, "kernel"
+            (*self.kernel_size, input_shape[-1], self.filters), self.kernel_initializer, name="kernel"
         )
         self.bias = (
-            self.add_weight((self.filters,), self.bias_initializer, "bias")
+            self.add_weight((self.filters,), self.bias_initializer, name="bias")
             if self.use_bias
             else None
         )
@@ -166,10 +166,10 @@ class Conv1D(Conv2D):
                 f"channels), got shape {input_shape}"
             )
         self.kernel = self.add_weight(
-            (self.kernel_size[1], input_shape[-1], self.filters), self.kernel_initializer, "kernel"
+            (self.kernel_size[1], input_shape[-1], self.filters), self.kernel_initializer, name="kernel"
         )
         self.bias = (
-            self.add_weight((self.filters,), self.bias_initializer, "bias")
+            self.add_weight((self.filters,), self.bias_initializer, name="bias")
             if self.use_bias
             else None
         )
@@ -230,10 +230,10 @@ class DepthwiseConv2D(Layer):
             )
         c = input_shape[-1]
         self.kernel = self.add_weight(
-            (*self.kernel_size, c, self.depth_multiplier), self.depthwise_initializer, "kernel"
+            (*self.kernel_size, c, self.depth_multiplier), self.depthwise_initializer, name="kernel"
         )
         self.bias = (
-            self.add_weight((c * self.depth_multiplier,), self.bias_initializer, "bias")
+            self.add_weight((c * self.depth_multiplier,), self.bias_initializer, name="bias")
             if self.use_bias
             else None
         )

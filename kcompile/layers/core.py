@@ -80,10 +80,10 @@ class Dense(Layer):
                 f"known, got shape {input_shape}"
             )
         self.kernel = self.add_weight(
-            (input_shape[-1], self.units), self.kernel_initializer, "kernel"
+            (input_shape[-1], self.units), self.kernel_initializer, name="kernel"
         )
         self.bias = (
-            self.add_weight((self.units,), self.bias_initializer, "bias") if self.use_bias else None
+            self.add_weight((self.units,), self.bias_initializer, name="bias") if self.use_bias else None
         )
 
     def call(self, ctx: TraceContext, x: Value) -> Value:

@@ -29,7 +29,7 @@ class Embedding(Layer):
 
     def build(self, input_shape):
         self.embeddings = self.add_weight(
-            (self.input_dim, self.output_dim), self.embeddings_initializer, "embeddings"
+            (self.input_dim, self.output_dim), self.embeddings_initializer, name="embeddings"
         )
 
     def call(self, ctx, ids):

@@ -9,6 +9,8 @@ Called on numpy arrays, a layer runs eagerly on the reference interpreter.
 
 from __future__ import annotations
 
+import functools
+import inspect
 from collections.abc import Sequence
 from typing import Any
 
@@ -16,8 +18,37 @@ import numpy as np
 
 from kcompile import backend, initializers
 from kcompile.ir import BATCH, DType, Graph, Interpreter, ShapeError, TensorType, Value
+from kcompile.symbolic import TracedTensor, TraceError, current_context, tracing
 from kcompile.tensor import KerasTensor, ir_dtype, keras_dtype, keras_shape
 from kcompile.variables import Variable
+
+
+def flatten(structure: Any) -> list:
+    """The leaves of nested lists, tuples and dicts, in order."""
+    if isinstance(structure, list | tuple):
+        return [leaf for x in structure for leaf in flatten(x)]
+    if isinstance(structure, dict):
+        return [leaf for x in structure.values() for leaf in flatten(x)]
+    return [structure]
+
+
+def unflatten(structure: Any, leaves: list) -> Any:
+    """``structure`` with its leaves replaced, in order, by ``leaves``."""
+    it = iter(leaves)
+
+    def rebuild(x: Any) -> Any:
+        if isinstance(x, list | tuple):
+            return type(x)(rebuild(y) for y in x)
+        if isinstance(x, dict):
+            return {k: rebuild(v) for k, v in x.items()}
+        return next(it)
+
+    return rebuild(structure)
+
+
+@functools.cache
+def _call_parameters(cls: type) -> tuple[str, ...]:
+    return tuple(inspect.signature(cls.call).parameters)
 
 
 class TraceContext:
@@ -89,13 +120,33 @@ class Layer:
 
     def add_weight(
         self,
-        shape: Sequence[int],
-        initializer: Any = "glorot_uniform",
-        name: str = "weight",
+        shape: Sequence[int] | None = None,
+        initializer: Any = None,
+        dtype: Any = None,
         trainable: bool = True,
+        autocast: bool = True,
+        regularizer: Any = None,
+        constraint: Any = None,
+        aggregation: str = "none",
+        name: str | None = None,
     ) -> Variable:
-        value = initializers.get(initializer)(tuple(shape))
-        var = Variable(value, f"{self.name}/{name}", trainable)
+        """Keras's ``add_weight``: a float32 weight of ``shape`` (glorot uniform unless
+        ``initializer`` says otherwise), trainable or not."""
+        if regularizer is not None or constraint is not None:
+            raise NotImplementedError(
+                f"layer '{self.name}': weight regularizers and constraints are not supported yet"
+            )
+        if dtype is not None and ir_dtype(getattr(dtype, "name", dtype)) is not DType.f32:
+            raise NotImplementedError(f"layer '{self.name}': weights are float32 only")
+        shape = () if shape is None else tuple(shape)
+        value = initializers.get(initializer or "glorot_uniform")(shape)
+        taken = {v.path for v in self._variables}
+        base = f"{self.name}/{name or 'variable'}"
+        path, k = base, 0
+        while path in taken:
+            k += 1
+            path = f"{base}_{k}"
+        var = Variable(value, path, trainable)
         self._variables.append(var)
         return var
 
@@ -116,7 +167,22 @@ class Layer:
         return [v for v in self._all_variables() if not v.trainable]
 
     def _all_variables(self) -> list[Variable]:
-        return self._variables
+        """Its own weights, then those of the layers it holds as attributes (Keras's
+        automatic tracking), in the order they were assigned."""
+        out = list(self._variables)
+        for layer in self._tracked_layers():
+            out.extend(v for v in layer.weights if v not in out)
+        return out
+
+    def _tracked_layers(self) -> list[Layer]:
+        found: list[Layer] = []
+        for name, value in vars(self).items():
+            if name.startswith("_") and name != "_layers":
+                continue
+            for x in flatten(value) if isinstance(value, list | tuple | dict) else [value]:
+                if isinstance(x, Layer) and x is not self and x not in found:
+                    found.append(x)
+        return found
 
     def get_weights(self) -> list[np.ndarray]:
         return [v.numpy() for v in self.weights]
@@ -149,12 +215,26 @@ class Layer:
     def call(self, ctx: TraceContext, inputs: Any) -> Value | list[Value]:
         raise NotImplementedError(f"{type(self).__name__} does not define call")
 
+    @property
+    def _keras_call(self) -> bool:
+        """Whether ``call`` has Keras's contract (``call(self, inputs, training=None,
+        ...)`` with keras.ops) rather than kcompile's own (``call(self, ctx, x)`` with
+        IR builders)."""
+        return "ctx" not in _call_parameters(type(self))
+
     def get_config(self) -> dict[str, Any]:
         return {"name": self.name, "trainable": self.trainable}
 
     # --- calling ------------------------------------------------------------
 
     def __call__(self, inputs: Any, training: bool | None = None, **kwargs: Any) -> Any:
+        leaves = flatten(inputs)
+        if any(isinstance(t, TracedTensor) for t in leaves):
+            return self._traced_call(inputs, training, kwargs)
+        if self._keras_call:
+            return self._keras_style_call(inputs, training, kwargs)
+        if kwargs:
+            raise TypeError(f"layer '{self.name}': unexpected call arguments {sorted(kwargs)}")
         flat = list(inputs) if isinstance(inputs, list | tuple) else [inputs]
         if self.multi_input and not isinstance(inputs, list | tuple):
             raise ValueError(
@@ -170,7 +250,36 @@ class Layer:
             raise ValueError(f"layer '{self.name}': mix of symbolic tensors and arrays")
         return self._eager_call(flat, bool(training))
 
-    def _ensure_built(self, shapes: list[tuple]) -> None:
+    def _keras_style_call(self, inputs: Any, training: bool | None, kwargs: dict) -> Any:
+        leaves = flatten(inputs)
+        symbolic = [isinstance(t, KerasTensor) for t in leaves]
+        if any(symbolic) and not all(symbolic):
+            raise ValueError(f"layer '{self.name}': mix of symbolic tensors and arrays")
+        call = {"structure": inputs, "kwargs": kwargs, "training": training}
+        if all(symbolic):
+            return self._symbolic_call(leaves, call)
+        return self._eager_call(leaves, bool(training), call)
+
+    def _traced_call(self, inputs: Any, training: bool | None, kwargs: dict) -> Any:
+        """Called inside another layer's ``call`` while a step is traced: emit inline."""
+        ctx = current_context()
+        if ctx is None:
+            raise TraceError(f"layer '{self.name}' called on a traced tensor outside tracing")
+        leaves = flatten(inputs)
+        if not all(isinstance(t, TracedTensor) for t in leaves):
+            leaves = [t if isinstance(t, TracedTensor) else _constant(ctx, t) for t in leaves]
+        self._ensure_built(_shapes_of(inputs, [t.shape for t in leaves], self._keras_call))
+        call = {"structure": inputs, "kwargs": kwargs, "training": training}
+        outs = self.trace(ctx, [t.value for t in leaves], call)
+        wrapped = [TracedTensor(v) for v in outs]
+        return wrapped[0] if len(wrapped) == 1 else wrapped
+
+    def _ensure_built(self, shapes: Any) -> None:
+        if self._keras_call:
+            if not self.built:
+                self.build(shapes)
+                self.built = True
+            return
         if not self.built:
             self.build(shapes if self.multi_input else shapes[0])
             self.built = True
@@ -190,26 +299,30 @@ class Layer:
                     f"with the layer: expected shape {want}, got shape {got}"
                 )
 
-    def _symbolic_call(self, flat: list[KerasTensor]) -> Any:
-        self._ensure_built([t.shape for t in flat])
+    def _symbolic_call(self, flat: list[KerasTensor], call: dict | None = None) -> Any:
+        structure = call["structure"] if call else flat
+        self._ensure_built(_shapes_of(structure, [t.shape for t in flat], self._keras_call))
         graph = Graph(f"{self.name}_shape")
         ctx = TraceContext(graph, training=False)
         values = [graph.add_input(f"in{i}", t.ir_type()) for i, t in enumerate(flat)]
-        outs = self.trace(ctx, values)
+        outs = self.trace(ctx, values, call)
         outputs = [
             KerasTensor(keras_shape(v.shape), keras_dtype(v.type), name=f"{self.name}")
             for v in outs
         ]
-        record = CallRecord(self, flat, outputs, {})
+        record = CallRecord(self, flat, outputs, call or {})
         self._calls.append(record)
         for i, t in enumerate(outputs):
             t._history = (record, i)
         return outputs[0] if len(outputs) == 1 else outputs
 
-    def trace(self, ctx: TraceContext, values: list[Value]) -> list[Value]:
-        """Emit this layer's IR for ``values``; shape errors name the layer and shapes."""
+    def trace(self, ctx: TraceContext, values: list[Value], call: dict | None = None) -> list[Value]:
+        """Emit this layer's IR for ``values``; shape errors name the layer and shapes.
+        ``call`` holds a Keras-style call's input structure and arguments."""
         with ctx.graph.layer_scope(self.name):
             try:
+                if self._keras_call:
+                    return self._trace_keras_call(ctx, values, call or {})
                 out = self.call(ctx, values if self.multi_input else values[0])
             except ShapeError as e:
                 shapes = ", ".join(str(keras_shape(v.shape)) for v in values)
@@ -219,16 +332,31 @@ class Layer:
                 ) from None
         return list(out) if isinstance(out, list | tuple) else [out]
 
-    def _eager_call(self, arrays: list, training: bool) -> Any:
-        arrays = [np.asarray(a) for a in arrays]
-        self._ensure_built([(None, *a.shape[1:]) for a in arrays])
+    def _trace_keras_call(self, ctx: TraceContext, values: list[Value], call: dict) -> list[Value]:
+        structure = call.get("structure", values if len(values) > 1 else values[0])
+        inputs = unflatten(structure, [TracedTensor(v) for v in values])
+        kwargs = dict(call.get("kwargs", {}))
+        parameters = _call_parameters(type(self))
+        if "training" in parameters:
+            training = call.get("training")
+            kwargs["training"] = ctx.training if training is None else training
+        with tracing(ctx):
+            out = self.call(inputs, **kwargs)
+        outs = flatten(out)
+        return [_as_value(ctx, x, self) for x in outs]
+
+    def _eager_call(self, arrays: list, training: bool, call: dict | None = None) -> Any:
+        arrays = [np.asarray(getattr(a, "value", a)) for a in arrays]
+        shapes = [(None, *a.shape[1:]) for a in arrays]
+        structure = call["structure"] if call else arrays
+        self._ensure_built(_shapes_of(structure, shapes, self._keras_call))
         graph = Graph(f"{self.name}_eager")
         ctx = TraceContext(graph, training=training)
         values = []
         for i, a in enumerate(arrays):
             dtype = ir_dtype(str(a.dtype)) if a.dtype.kind != "f" else DType.f32
             values.append(graph.add_input(f"in{i}", TensorType(dtype, (BATCH, *a.shape[1:]))))
-        outs = self.trace(ctx, values)
+        outs = self.trace(ctx, values, call)
         graph.set_outputs([(f"out{i}", v) for i, v in enumerate(outs)])
         feeds = {f"in{i}": a.astype(v.dtype.numpy) for i, (a, v) in enumerate(zip(arrays, values))}
         feeds.update({v.name: var.value for var, v in ctx.weights.items()})
@@ -256,3 +384,30 @@ class Layer:
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} name={self.name}, built={self.built}>"
+
+
+def _shapes_of(structure: Any, shapes: list[tuple], keras_style: bool) -> Any:
+    """What ``build`` gets: Keras's structure of shapes for a Keras-style layer (one
+    shape for one input), the list of shapes for kcompile's own layers."""
+    if not keras_style:
+        return shapes
+    return unflatten(structure, shapes) if isinstance(structure, list | tuple | dict) else shapes[0]
+
+
+def _constant(ctx: TraceContext, x: Any) -> TracedTensor:
+    from kcompile.ops.core import Builder
+
+    return TracedTensor(Builder(ctx.graph, ctx).value(x))
+
+
+def _as_value(ctx: TraceContext, x: Any, layer: Layer) -> Value:
+    if isinstance(x, TracedTensor):
+        return x.value
+    if isinstance(x, Variable):
+        return ctx.weight(x)
+    if isinstance(x, KerasTensor):
+        raise TraceError(
+            f"layer '{layer.name}': call() returned a symbolic tensor of the functional API; "
+            "inside call(), compute with the inputs it was given"
+        )
+    return _constant(ctx, x).value

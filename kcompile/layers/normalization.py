@@ -40,10 +40,10 @@ class BatchNormalization(Layer):
     def build(self, input_shape):
         c = (input_shape[-1],)
         gamma, beta, mean, var = self.initializers
-        self.gamma = self.add_weight(c, gamma, "gamma") if self.scale else None
-        self.beta = self.add_weight(c, beta, "beta") if self.center else None
-        self.moving_mean = self.add_weight(c, mean, "moving_mean", trainable=False)
-        self.moving_variance = self.add_weight(c, var, "moving_variance", trainable=False)
+        self.gamma = self.add_weight(c, gamma, name="gamma") if self.scale else None
+        self.beta = self.add_weight(c, beta, name="beta") if self.center else None
+        self.moving_mean = self.add_weight(c, mean, name="moving_mean", trainable=False)
+        self.moving_variance = self.add_weight(c, var, name="moving_variance", trainable=False)
 
     def call(self, ctx, x):
         if ctx.training:
@@ -92,8 +92,8 @@ class LayerNormalization(Layer):
 
     def build(self, input_shape):
         c = (input_shape[-1],)
-        self.gamma = self.add_weight(c, "ones", "gamma") if self.scale else None
-        self.beta = self.add_weight(c, "zeros", "beta") if self.center else None
+        self.gamma = self.add_weight(c, "ones", name="gamma") if self.scale else None
+        self.beta = self.add_weight(c, "zeros", name="beta") if self.center else None
 
     def call(self, ctx, x):
         y = B.layer_norm(x, self.epsilon)

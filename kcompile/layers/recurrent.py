@@ -69,12 +69,12 @@ class _RNN(Layer):
                 f"(batch, timesteps, features), got shape {input_shape}"
             )
         width = self.gates * self.units
-        self.kernel = self.add_weight((input_shape[-1], width), self.kernel_initializer, "kernel")
+        self.kernel = self.add_weight((input_shape[-1], width), self.kernel_initializer, name="kernel")
         self.recurrent_kernel = self.add_weight(
-            (self.units, width), self.recurrent_initializer, "recurrent_kernel"
+            (self.units, width), self.recurrent_initializer, name="recurrent_kernel"
         )
         self.bias = (
-            self.add_weight(self.bias_shape(), self.make_bias_initializer(), "bias")
+            self.add_weight(self.bias_shape(), self.make_bias_initializer(), name="bias")
             if self.use_bias
             else None
         )

@@ -163,7 +163,7 @@ class Model(Trainer, Layer):
         env: dict[int, Value] = {id(t): v for t, v in zip(self._inputs, values)}
         for record in self._records:
             ins = [env[id(t)] for t in record.inputs]
-            outs = record.layer.trace(ctx, ins)
+            outs = record.layer.trace(ctx, ins, record.kwargs)
             for t, v in zip(record.outputs, outs):
                 env[id(t)] = v
         return [env[id(t)] for t in self._outputs]

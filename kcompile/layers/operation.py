@@ -1,0 +1,54 @@
+"""A ``keras.ops`` call on the functional API's symbolic tensors: a node of the model.
+
+``x = keras.Input((4,)); y = ops.relu(x) * 2`` makes two such nodes, as Keras's
+functional API does; when the model is traced, each runs its op on traced tensors.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from kcompile import backend
+from kcompile.layers.layer import Layer
+from kcompile.tensor import KerasTensor
+
+
+class _Slot:
+    """Where a symbolic tensor was in the op's arguments."""
+
+
+def _replace(obj: Any, fn: Callable[[Any], Any]) -> Any:
+    if isinstance(obj, list | tuple):
+        return type(obj)(_replace(x, fn) for x in obj)
+    if isinstance(obj, dict):
+        return {k: _replace(v, fn) for k, v in obj.items()}
+    return fn(obj)
+
+
+class Operation(Layer):
+    """One op with its non-tensor arguments fixed; its inputs are the tensors."""
+
+    def __init__(self, fn: Callable, args: tuple, kwargs: dict) -> None:
+        super().__init__(name=backend.unique_name(fn.__name__))
+        self.fn = fn
+        tensors: list[KerasTensor] = []
+
+        def slot(x: Any) -> Any:
+            if isinstance(x, KerasTensor):
+                tensors.append(x)
+                return _Slot()
+            return x
+
+        self.template = _replace((args, kwargs), slot)
+        self.tensors = tensors
+
+    def call(self, inputs):
+        values = iter(inputs)
+        args, kwargs = _replace(self.template, lambda x: next(values) if isinstance(x, _Slot) else x)
+        return self.fn(*args, **kwargs)
+
+
+def call_on_symbolic(fn: Callable, args: tuple, kwargs: dict) -> Any:
+    operation = Operation(fn, args, kwargs)
+    return operation(list(operation.tensors))

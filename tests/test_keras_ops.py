@@ -1,0 +1,168 @@
+"""``kcompile.ops`` (Keras's ``keras.ops``): every op eagerly against numpy, traced into
+IR and compiled against the reference interpreter, and its gradient (through the
+primitives' VJPs) against central differences."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from kcompile import ops
+from kcompile.fuzz.oracle import run_compiled
+from kcompile.ir import BATCH, Graph, f32, interpret
+from kcompile.ir import build as B
+from kcompile.ir.differences import numeric_gradient
+from kcompile.passes import append_gradients
+from kcompile.symbolic import TracedTensor
+
+N = 3
+
+
+def _sigmoid(x):
+    return 1 / (1 + np.exp(-x))
+
+
+def _softmax(x, axis=-1):
+    e = np.exp(x - x.max(axis, keepdims=True))
+    return e / e.sum(axis, keepdims=True)
+
+
+# (name, op on the inputs, numpy on the inputs, input shapes without the batch, grad?)
+CASES = [
+    ("add", lambda a, b: ops.add(a, b), np.add, [(4,), (4,)], True),
+    ("subtract", lambda a, b: a - b, np.subtract, [(4,), (4,)], True),
+    ("multiply_scalar", lambda a: a * 2.5 + 1, lambda a: a * 2.5 + 1, [(4,)], True),
+    ("divide", lambda a, b: a / (ops.abs(b) + 1.0), lambda a, b: a / (np.abs(b) + 1), [(4,), (4,)], True),
+    ("power", lambda a: ops.power(ops.abs(a) + 0.5, 1.5), lambda a: (np.abs(a) + 0.5) ** 1.5, [(4,)], True),
+    ("maximum", lambda a, b: ops.maximum(a, b), np.maximum, [(4,), (4,)], True),
+    ("minimum", lambda a, b: ops.minimum(a, b), np.minimum, [(4,), (4,)], True),
+    ("exp", ops.exp, np.exp, [(4,)], True),
+    ("log", lambda a: ops.log(ops.abs(a) + 0.5), lambda a: np.log(np.abs(a) + 0.5), [(4,)], True),
+    ("sqrt", lambda a: ops.sqrt(ops.abs(a) + 0.1), lambda a: np.sqrt(np.abs(a) + 0.1), [(4,)], True),
+    ("square", ops.square, np.square, [(4,)], True),
+    ("tanh", ops.tanh, np.tanh, [(4,)], True),
+    ("negative", lambda a: -a, np.negative, [(4,)], True),
+    ("clip", lambda a: ops.clip(a, -0.5, 0.5), lambda a: np.clip(a, -0.5, 0.5), [(4,)], True),
+    ("where", lambda a, b: ops.where(a > b, a, b * 2), lambda a, b: np.where(a > b, a, b * 2), [(4,), (4,)], True),
+    ("sum", lambda a: ops.sum(a, axis=-1), lambda a: a.sum(-1), [(3, 4)], True),
+    ("mean_keep", lambda a: ops.mean(a, axis=1, keepdims=True), lambda a: a.mean(1, keepdims=True), [(3, 4)], True),
+    ("max", lambda a: ops.max(a, axis=-1), lambda a: a.max(-1), [(5,)], True),
+    ("min", lambda a: ops.min(a, axis=-1), lambda a: a.min(-1), [(5,)], True),
+    ("var", lambda a: ops.var(a, axis=-1), lambda a: a.var(-1), [(5,)], True),
+    ("std", lambda a: ops.std(a, axis=-1), lambda a: a.std(-1), [(5,)], True),
+    ("logsumexp", lambda a: ops.logsumexp(a, axis=-1), lambda a: np.log(np.exp(a).sum(-1)), [(5,)], True),
+    ("argmax", lambda a: ops.argmax(a, axis=-1), lambda a: a.argmax(-1), [(5,)], False),
+    ("argmin", lambda a: ops.argmin(a, axis=-1), lambda a: a.argmin(-1), [(5,)], False),
+    ("matmul", lambda a: ops.matmul(a, np.arange(12, dtype="float32").reshape(4, 3) / 10), lambda a: a @ (np.arange(12).reshape(4, 3) / 10), [(4,)], True),
+    ("batched_matmul", lambda a, b: ops.matmul(a, ops.transpose(b, (0, 2, 1))), lambda a, b: a @ b.transpose(0, 2, 1), [(2, 3), (4, 3)], True),
+    ("einsum_attention", lambda q, k: ops.einsum("bqd,bkd->bqk", q, k), lambda q, k: np.einsum("bqd,bkd->bqk", q, k), [(2, 3), (4, 3)], True),
+    ("einsum_sum", lambda a: ops.einsum("bij->bj", a), lambda a: a.sum(1), [(2, 3)], True),
+    ("tensordot", lambda a: ops.tensordot(a, np.ones((3, 2), "float32"), axes=1), lambda a: np.tensordot(a, np.ones((3, 2)), axes=1), [(4, 3)], True),
+    ("reshape", lambda a: ops.reshape(a, (-1, 2, 6)), lambda a: a.reshape(-1, 2, 6), [(3, 4)], True),
+    ("reshape_none", lambda a: ops.reshape(a, (None, 12)), lambda a: a.reshape(-1, 12), [(3, 4)], True),
+    ("transpose", lambda a: ops.transpose(a, (0, 2, 1)), lambda a: a.transpose(0, 2, 1), [(3, 4)], True),
+    ("expand_squeeze", lambda a: ops.squeeze(ops.expand_dims(a, 1), 1), lambda a: a, [(4,)], True),
+    ("expand_dims", lambda a: ops.expand_dims(a, -1), lambda a: a[..., None], [(4,)], True),
+    ("concatenate", lambda a, b: ops.concatenate([a, b], axis=-1), lambda a, b: np.concatenate([a, b], -1), [(2,), (3,)], True),
+    ("stack", lambda a, b: ops.stack([a, b], axis=1), lambda a, b: np.stack([a, b], 1), [(3,), (3,)], True),
+    ("split", lambda a: ops.split(a, 2, axis=-1)[1], lambda a: np.split(a, 2, -1)[1], [(4,)], True),
+    ("tile", lambda a: ops.tile(a, (1, 3)), lambda a: np.tile(a, (1, 3)), [(2,)], True),
+    ("repeat", lambda a: ops.repeat(a, 2, axis=1), lambda a: np.repeat(a, 2, 1), [(3,)], True),
+    ("broadcast_to", lambda a: ops.broadcast_to(ops.expand_dims(a, 1), (None, 3, 4)), lambda a: np.broadcast_to(a[:, None], (a.shape[0], 3, 4)), [(4,)], True),
+    ("pad", lambda a: ops.pad(a, ((0, 0), (1, 2))), lambda a: np.pad(a, ((0, 0), (1, 2))), [(3,)], True),
+    ("getitem", lambda a: a[:, 1:3, 0], lambda a: a[:, 1:3, 0], [(4, 2)], True),
+    ("getitem_newaxis", lambda a: a[:, None, -1], lambda a: a[:, None, -1], [(4,)], True),
+    ("take", lambda a: ops.take(a, np.array([2, 0], "int32"), axis=1), lambda a: np.take(a, [2, 0], axis=1), [(3, 4)], True),
+    ("one_hot", lambda a: ops.one_hot(ops.argmax(a, axis=-1), 5), lambda a: np.eye(5)[a.argmax(-1)], [(5,)], False),
+    ("cast", lambda a: ops.cast(a > 0, "float32") * a, lambda a: (a > 0) * a, [(4,)], True),
+    ("zeros_like", lambda a: ops.zeros_like(a) + a, lambda a: a, [(4,)], True),
+    ("relu", ops.relu, lambda a: np.maximum(a, 0), [(4,)], True),
+    ("sigmoid", ops.sigmoid, _sigmoid, [(4,)], True),
+    ("silu", ops.silu, lambda a: a * _sigmoid(a), [(4,)], True),
+    ("softmax", lambda a: ops.softmax(a, axis=-1), _softmax, [(5,)], True),
+    ("log_softmax", ops.log_softmax, lambda a: np.log(_softmax(a)), [(5,)], True),
+    ("moments", lambda a: ops.moments(a, axes=[-1])[1], lambda a: a.var(-1), [(5,)], True),
+    ("normalize", lambda a: ops.normalize(a, axis=-1), lambda a: a / np.linalg.norm(a, axis=-1, keepdims=True), [(5,)], True),
+    ("categorical_crossentropy", lambda a: ops.categorical_crossentropy(ops.softmax(a * 0) + 0.1, a, from_logits=True), lambda a: -(( _softmax(a * 0) + 0.1) * np.log(_softmax(a))).sum(-1), [(5,)], True),
+]  # fmt: skip
+
+
+def _inputs(shapes, rng):
+    return [rng.normal(size=(N, *s)).astype("float32") for s in shapes]
+
+
+@pytest.mark.parametrize("case", CASES, ids=lambda c: c[0])
+def test_eager_matches_numpy(case, rng):
+    name, fn, expect, shapes, _ = case
+    xs = _inputs(shapes, rng)
+    np.testing.assert_allclose(np.asarray(fn(*xs), np.float64), expect(*xs), rtol=2e-5, atol=2e-6)
+
+
+def _traced(fn, shapes):
+    g = Graph("ops")
+    values = [g.add_input(f"x{i}", f32(BATCH, *s), "data") for i, s in enumerate(shapes)]
+    out = fn(*[TracedTensor(v) for v in values])
+    assert isinstance(out, TracedTensor), f"{out!r} is not traced"
+    return g, values, out.value
+
+
+@pytest.mark.parametrize("case", CASES, ids=lambda c: c[0])
+def test_traced_compiles_and_matches_numpy(case, rng):
+    name, fn, expect, shapes, _ = case
+    g, values, out = _traced(fn, shapes)
+    g.set_outputs([("y", out)])
+    xs = _inputs(shapes, rng)
+    feeds = {v.name: x for v, x in zip(values, xs)}
+    want = expect(*xs)
+    np.testing.assert_allclose(interpret(g, feeds)["y"], want, rtol=2e-5, atol=2e-6)
+    np.testing.assert_allclose(run_compiled(g, feeds)["y"], want, rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("case", [c for c in CASES if c[4]], ids=lambda c: c[0])
+def test_gradient_matches_central_differences(case, rng):
+    name, fn, expect, shapes, _ = case
+    g, values, out = _traced(fn, shapes)
+    weights = g.add_input("w", out.type, "data")
+    loss = B.reduce_sum(B.cast(out, weights.dtype) * weights)
+    grads = append_gradients(g, loss, values)
+    g.set_outputs([("loss", loss)] + [(f"g{i}", d) for i, d in enumerate(grads)])
+    xs = _inputs(shapes, rng)
+    feeds = {v.name: x.astype(np.float64) for v, x in zip(values, xs)}
+    feeds["w"] = rng.normal(size=(N, *out.shape[1:])).astype(np.float64)
+    got = interpret(g, feeds, np.float64)
+    for i, v in enumerate(values):
+        np.testing.assert_allclose(
+            got[f"g{i}"], numeric_gradient(g, feeds, v.name), rtol=1e-5, atol=1e-6
+        )
+
+
+def test_creation_and_conversion():
+    assert ops.zeros((2, 3)).dtype == np.float32 and ops.ones((2,), "int32").dtype == np.int32
+    np.testing.assert_array_equal(ops.arange(4), np.arange(4))
+    np.testing.assert_array_equal(ops.eye(3), np.eye(3))
+    np.testing.assert_array_equal(ops.full((2,), 7.0), [7.0, 7.0])
+    assert ops.shape(np.zeros((2, 5))) == (2, 5)
+    assert ops.convert_to_tensor([1.0, 2.0]).dtype == np.float32
+    np.testing.assert_array_equal(ops.convert_to_numpy(ops.ones((2,))), [1.0, 1.0])
+
+
+def test_unsupported_ops_name_themselves():
+    with pytest.raises(NotImplementedError, match=r"keras.ops.fft is not supported"):
+        _ = ops.fft
+    with pytest.raises(NotImplementedError, match=r"keras.ops.prod"):
+        ops.prod(np.ones(3))
+
+
+def test_python_control_flow_on_a_traced_tensor_is_refused():
+    from kcompile.symbolic import TraceError
+
+    g = Graph("flow")
+    x = TracedTensor(g.add_input("x", f32(BATCH, 2), "data"))
+    with pytest.raises(TraceError, match="ops.where"):
+        if ops.sum(x) > 0:
+            pass
+
+
+@pytest.fixture
+def rng():
+    return np.random.default_rng(7)
