@@ -70,10 +70,16 @@ class Interpreter:
         self.nslots = len(slot)
 
     def run(
-        self, feeds: Mapping[str, np.ndarray], float_dtype: np.dtype | type = np.float32
+        self,
+        feeds: Mapping[str, np.ndarray],
+        float_dtype: np.dtype | type = np.float32,
+        batch: int | None = None,
     ) -> dict[str, np.ndarray]:
+        """The outputs for ``feeds``; ``batch`` binds ``N`` when no input carries it (a
+        kernel body run for its node)."""
         float_dtype = np.dtype(float_dtype)
-        batch = bind_batch(self.graph, feeds)
+        bound = bind_batch(self.graph, feeds)
+        batch = batch if bound is None else bound
         ctx = RefContext(batch, float_dtype)
         env: list = [None] * self.nslots
         for i, v in enumerate(self.graph.inputs):

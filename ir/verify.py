@@ -12,8 +12,9 @@ class VerifyError(IRError):
     pass
 
 
-def verify(graph: Graph) -> None:
-    """Raise ``VerifyError`` naming the first node that breaks a rule."""
+def verify(graph: Graph, batch_bound: bool = False) -> None:
+    """Raise ``VerifyError`` naming the first node that breaks a rule. ``batch_bound``:
+    the batch size ``N`` comes from outside (a kernel body runs with its node's ``N``)."""
     defined: set[Value] = set()
     names = set()
     for v in graph.inputs:
@@ -30,8 +31,11 @@ def verify(graph: Graph) -> None:
                 raise VerifyError(f"{where}: operand {v!r} is used before it is defined")
         body = node.attrs.get("body")
         if isinstance(body, Graph):
+            inherits = node.traits.kernel_body and (
+                batch_bound or any(BATCH in v.shape for v in graph.inputs)
+            )
             try:
-                verify(body)
+                verify(body, batch_bound=inherits)
             except VerifyError as e:
                 raise VerifyError(f"{where}: in its body: {e}") from None
         try:
@@ -49,7 +53,7 @@ def verify(graph: Graph) -> None:
     if graph.memory is not None:
         verify_memory(graph)
     batch_inputs = [v for v in graph.inputs if BATCH in v.shape]
-    if not batch_inputs:
+    if not batch_inputs and not batch_bound:
         for node in graph.nodes:
             if any(BATCH in v.shape for v in node.outputs):
                 raise VerifyError(

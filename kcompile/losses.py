@@ -16,6 +16,7 @@ import numpy as np
 from kcompile import activations, backend
 from kcompile.ir import BATCH, DType, Graph, Interpreter, TensorType, Value
 from kcompile.ir import build as B
+from kcompile.symbolic import TracedTensor
 from kcompile.tensor import keras_shape
 
 REDUCTIONS = ("sum_over_batch_size", "sum", "mean", "none")
@@ -31,17 +32,28 @@ def squeeze_or_expand_to_same_rank(a: Value, b: Value) -> tuple[Value, Value]:
 
 
 class Loss:
-    """A loss: ``per_sample`` in IR, then Keras's reduction."""
+    """A loss: ``per_sample`` in IR, then Keras's reduction. A user's subclass defines
+    Keras's ``call(y_true, y_pred)`` with ``keras.ops`` instead, which is traced."""
 
     default_name = "loss"
 
-    def __init__(self, name: str | None = None, reduction: str = "sum_over_batch_size") -> None:
+    def __init__(
+        self, name: str | None = None, reduction: str = "sum_over_batch_size", dtype: Any = None
+    ) -> None:
         if reduction not in REDUCTIONS:
             raise ValueError(f"unknown reduction {reduction!r}; expected one of {REDUCTIONS}")
         self.name = name or self.default_name
         self.reduction = reduction
 
     def per_sample(self, y_true: Value, y_pred: Value) -> Value:
+        if type(self).call is Loss.call:
+            raise NotImplementedError(
+                f"loss {type(self).__name__} defines neither call nor per_sample"
+            )
+        return traced_call(self.call, y_true, y_pred)
+
+    def call(self, y_true: Any, y_pred: Any) -> Any:
+        """Keras's per-sample loss of a user's subclass, written with ``keras.ops``."""
         raise NotImplementedError
 
     def check_shapes(self, y_true: Value, y_pred: Value) -> None:
@@ -68,8 +80,12 @@ class Loss:
         self.check_shapes(y_true, y_pred)
         return self.reduce(self.per_sample(y_true, y_pred))
 
-    def __call__(self, y_true, y_pred) -> np.ndarray:
-        """Eager use (``loss_fn(y_true, y_pred)``), on the reference interpreter."""
+    def __call__(self, y_true, y_pred) -> Any:
+        """Eager use (``loss_fn(y_true, y_pred)``), on the reference interpreter; inside
+        traced code (a custom loss calling a built-in one) it adds IR."""
+        if isinstance(y_true, TracedTensor) or isinstance(y_pred, TracedTensor):
+            t, p = (_as_traced(y, y_pred if y is y_true else y_true) for y in (y_true, y_pred))
+            return TracedTensor(self.ir(t.value, _float(p.value)))
         y_true, y_pred = np.asarray(y_true), np.asarray(y_pred, dtype=np.float32)
         g = Graph(self.name)
         t_dtype = DType.i32 if y_true.dtype.kind in "iub" else DType.f32
@@ -275,8 +291,27 @@ def get(identifier: Any) -> Loss:
     raise ValueError(f"unknown loss {identifier!r}; known losses: {', '.join(sorted(_ALIASES))}")
 
 
+def traced_call(fn, *values: Value) -> Value:
+    """``fn`` (user code written with ``keras.ops``) on traced tensors of ``values``."""
+    out = fn(*(TracedTensor(v) for v in values))
+    if isinstance(out, TracedTensor):
+        return out.value
+    if isinstance(out, Value):
+        return out
+    raise TypeError(f"{getattr(fn, '__name__', fn)} returned {out!r}, not a tensor")
+
+
+def _as_traced(y: Any, other: Any) -> TracedTensor:
+    if isinstance(y, TracedTensor):
+        return y
+    from kcompile.ops.core import Builder
+
+    return TracedTensor(Builder(other.value.graph).value(y))
+
+
 class FunctionLoss(Loss):
-    """A user function ``fn(y_true, y_pred) -> per-sample loss`` written with ``ir.build``."""
+    """A user function ``fn(y_true, y_pred) -> per-sample loss`` written with
+    ``keras.ops``, traced into the step."""
 
     def __init__(self, fn, **kwargs: Any) -> None:
         super().__init__(name=getattr(fn, "__name__", "loss"), **kwargs)
@@ -286,4 +321,4 @@ class FunctionLoss(Loss):
         pass
 
     def per_sample(self, y_true, y_pred):
-        return self.fn(y_true, y_pred)
+        return traced_call(self.fn, y_true, y_pred)

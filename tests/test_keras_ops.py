@@ -93,7 +93,7 @@ def _inputs(shapes, rng):
 
 @pytest.mark.parametrize("case", CASES, ids=lambda c: c[0])
 def test_eager_matches_numpy(case, rng):
-    name, fn, expect, shapes, _ = case
+    _, fn, expect, shapes, _ = case
     xs = _inputs(shapes, rng)
     np.testing.assert_allclose(np.asarray(fn(*xs), np.float64), expect(*xs), rtol=2e-5, atol=2e-6)
 
@@ -108,7 +108,7 @@ def _traced(fn, shapes):
 
 @pytest.mark.parametrize("case", CASES, ids=lambda c: c[0])
 def test_traced_compiles_and_matches_numpy(case, rng):
-    name, fn, expect, shapes, _ = case
+    _, fn, expect, shapes, _ = case
     g, values, out = _traced(fn, shapes)
     g.set_outputs([("y", out)])
     xs = _inputs(shapes, rng)
@@ -120,7 +120,7 @@ def test_traced_compiles_and_matches_numpy(case, rng):
 
 @pytest.mark.parametrize("case", [c for c in CASES if c[4]], ids=lambda c: c[0])
 def test_gradient_matches_central_differences(case, rng):
-    name, fn, expect, shapes, _ = case
+    _, fn, _, shapes, _ = case
     g, values, out = _traced(fn, shapes)
     weights = g.add_input("w", out.type, "data")
     loss = B.reduce_sum(B.cast(out, weights.dtype) * weights)

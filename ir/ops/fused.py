@@ -56,7 +56,8 @@ def _reference(ctx, args, attrs):
     interpreter = _interpreters.get(body)
     if interpreter is None:
         interpreter = _interpreters[body] = Interpreter(body)
-    out = interpreter.run({v.name: a for v, a in zip(body.inputs, args)}, ctx.float_dtype)
+    feeds = {v.name: a for v, a in zip(body.inputs, args)}
+    out = interpreter.run(feeds, ctx.float_dtype, batch=ctx.batch)
     return [out[name] for name, _ in body.outputs]
 
 

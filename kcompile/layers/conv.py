@@ -92,7 +92,9 @@ class Conv2D(Layer):
                 f"width, channels), got shape {input_shape}"
             )
         self.kernel = self.add_weight(
-            (*self.kernel_size, input_shape[-1], self.filters), self.kernel_initializer, name="kernel"
+            (*self.kernel_size, input_shape[-1], self.filters),
+            self.kernel_initializer,
+            name="kernel",
         )
         self.bias = (
             self.add_weight((self.filters,), self.bias_initializer, name="bias")
@@ -166,7 +168,9 @@ class Conv1D(Conv2D):
                 f"channels), got shape {input_shape}"
             )
         self.kernel = self.add_weight(
-            (self.kernel_size[1], input_shape[-1], self.filters), self.kernel_initializer, name="kernel"
+            (self.kernel_size[1], input_shape[-1], self.filters),
+            self.kernel_initializer,
+            name="kernel",
         )
         self.bias = (
             self.add_weight((self.filters,), self.bias_initializer, name="bias")

@@ -83,7 +83,9 @@ class Dense(Layer):
             (input_shape[-1], self.units), self.kernel_initializer, name="kernel"
         )
         self.bias = (
-            self.add_weight((self.units,), self.bias_initializer, name="bias") if self.use_bias else None
+            self.add_weight((self.units,), self.bias_initializer, name="bias")
+            if self.use_bias
+            else None
         )
 
     def call(self, ctx: TraceContext, x: Value) -> Value:
@@ -220,3 +222,31 @@ class Dropout(Layer):
             "seed": self.seed,
             "noise_shape": self.noise_shape,
         }
+
+
+class Lambda(Layer):
+    """Keras's ``Lambda(function)``: ``function(inputs, **arguments)`` written with
+    ``keras.ops``, traced like a custom layer's ``call``."""
+
+    def __init__(
+        self,
+        function: Any,
+        output_shape: Any = None,
+        mask: Any = None,
+        arguments: dict | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        if not callable(function):
+            raise TypeError(f"Lambda needs a function, got {function!r}")
+        self.function = function
+        self.arguments = dict(arguments or {})
+
+    def call(self, inputs, training=None):
+        return self.function(inputs, **self.arguments)
+
+    def get_config(self):
+        raise NotImplementedError(
+            f"layer '{self.name}': a Lambda's function cannot be serialized (as in Keras, "
+            "which refuses to load it by default); rebuild the model in code"
+        )

@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import functools
 import inspect
+import traceback
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -272,6 +274,7 @@ class Layer:
         call = {"structure": inputs, "kwargs": kwargs, "training": training}
         outs = self.trace(ctx, [t.value for t in leaves], call)
         wrapped = [TracedTensor(v) for v in outs]
+        self._traced_shapes = [t.shape for t in wrapped]  # what summary() shows
         return wrapped[0] if len(wrapped) == 1 else wrapped
 
     def _ensure_built(self, shapes: Any) -> None:
@@ -316,7 +319,9 @@ class Layer:
             t._history = (record, i)
         return outputs[0] if len(outputs) == 1 else outputs
 
-    def trace(self, ctx: TraceContext, values: list[Value], call: dict | None = None) -> list[Value]:
+    def trace(
+        self, ctx: TraceContext, values: list[Value], call: dict | None = None
+    ) -> list[Value]:
         """Emit this layer's IR for ``values``; shape errors name the layer and shapes.
         ``call`` holds a Keras-style call's input structure and arguments."""
         with ctx.graph.layer_scope(self.name):
@@ -341,7 +346,12 @@ class Layer:
             training = call.get("training")
             kwargs["training"] = ctx.training if training is None else training
         with tracing(ctx):
-            out = self.call(inputs, **kwargs)
+            try:
+                out = self.call(inputs, **kwargs)
+            except TraceError as e:
+                raise TraceError(
+                    f"layer '{self.name}' ({type(self).__name__}){_user_line(e)}: {e}"
+                ) from None
         outs = flatten(out)
         return [_as_value(ctx, x, self) for x in outs]
 
@@ -411,3 +421,15 @@ def _as_value(ctx: TraceContext, x: Any, layer: Layer) -> Value:
             "inside call(), compute with the inputs it was given"
         )
     return _constant(ctx, x).value
+
+
+def _user_line(error: BaseException) -> str:
+    """`` at file:line`` of the innermost frame of user code in ``error``'s traceback."""
+    import kcompile.ir
+
+    ours = (str(Path(__file__).resolve().parent.parent), str(Path(kcompile.ir.__file__).parent))
+    where = ""
+    for frame in traceback.extract_tb(error.__traceback__):
+        if not str(Path(frame.filename).resolve()).startswith(ours):
+            where = f" at {frame.filename}:{frame.lineno}"
+    return where

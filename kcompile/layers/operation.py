@@ -45,7 +45,9 @@ class Operation(Layer):
 
     def call(self, inputs):
         values = iter(inputs)
-        args, kwargs = _replace(self.template, lambda x: next(values) if isinstance(x, _Slot) else x)
+        args, kwargs = _replace(
+            self.template, lambda x: next(values) if isinstance(x, _Slot) else x
+        )
         return self.fn(*args, **kwargs)
 
 

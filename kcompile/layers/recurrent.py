@@ -69,7 +69,9 @@ class _RNN(Layer):
                 f"(batch, timesteps, features), got shape {input_shape}"
             )
         width = self.gates * self.units
-        self.kernel = self.add_weight((input_shape[-1], width), self.kernel_initializer, name="kernel")
+        self.kernel = self.add_weight(
+            (input_shape[-1], width), self.kernel_initializer, name="kernel"
+        )
         self.recurrent_kernel = self.add_weight(
             (self.units, width), self.recurrent_initializer, name="recurrent_kernel"
         )

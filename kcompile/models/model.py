@@ -6,7 +6,7 @@ from typing import Any
 
 from kcompile.ir import Value
 from kcompile.layers.core import InputLayer
-from kcompile.layers.layer import CallRecord, Layer, TraceContext
+from kcompile.layers.layer import CallRecord, Layer, TraceContext, flatten
 from kcompile.models.trainer import Trainer
 from kcompile.tensor import KerasTensor
 from kcompile.variables import Variable
@@ -16,6 +16,10 @@ def _as_list(x: Any) -> list:
     if isinstance(x, dict):
         return list(x.values())
     return list(x) if isinstance(x, list | tuple) else [x]
+
+
+def _is_shape_list(x: Any) -> bool:
+    return isinstance(x, list | tuple) and bool(x) and all(isinstance(s, list | tuple) for s in x)
 
 
 def topological_records(outputs: list[KerasTensor]) -> list[CallRecord]:
@@ -55,10 +59,35 @@ class Model(Trainer, Layer):
                 raise ValueError("Model needs both inputs and outputs")
             self._set_graph(_as_list(inputs), _as_list(outputs))
         elif type(self) is Model:
-            raise ValueError(
-                "Model needs inputs and outputs (subclassed models with their own "
-                "`call` are not supported yet)"
-            )
+            raise ValueError("Model needs inputs and outputs, or a subclass with its own call")
+
+    # --- subclassed models -----------------------------------------------------
+
+    @property
+    def _subclassed(self) -> bool:
+        """A ``keras.Model`` subclass with its own Keras-style ``call``."""
+        return self._keras_call
+
+    def build(self, input_shape: Any) -> None:
+        """A subclassed model is built by calling it on symbolic inputs of
+        ``input_shape`` (a shape, or a list of shapes, batch dimension first): its
+        layers make their weights and the model learns its outputs."""
+        if not self._subclassed:
+            return
+        shapes = input_shape if _is_shape_list(input_shape) else [input_shape]
+        from kcompile.layers.core import Input
+
+        inputs = [
+            Input(shape=tuple(shape)[1:], name=f"input_{i}") for i, shape in enumerate(shapes)
+        ]
+        self.built = True  # calling itself below must not build again
+        structure = inputs[0] if len(inputs) == 1 else inputs
+        try:
+            outputs = Layer.__call__(self, structure)
+        except Exception:
+            self.built = False
+            raise
+        self._set_graph(inputs, flatten(outputs))
 
     def _set_graph(self, inputs: list[KerasTensor], outputs: list[KerasTensor]) -> None:
         for t in inputs:
@@ -97,6 +126,8 @@ class Model(Trainer, Layer):
 
     @property
     def layers(self) -> list[Layer]:
+        if self._subclassed:
+            return self._tracked_layers()
         seen: list[Layer] = [t._input_layer for t in self._inputs]
         for r in self._records:
             if r.layer not in seen:
@@ -115,6 +146,8 @@ class Model(Trainer, Layer):
         )
 
     def _all_variables(self) -> list[Variable]:
+        if self._subclassed:
+            return Layer._all_variables(self)
         out: list[Variable] = []
         for layer in self.layers:
             for v in layer.weights:
@@ -156,6 +189,11 @@ class Model(Trainer, Layer):
 
     def trace_graph(self, ctx: TraceContext, values: list[Value]) -> list[Value]:
         """Emit the whole model's IR for input values; returns the output values."""
+        if not self.built:
+            raise ValueError(
+                f"model '{self.name}' has not been built yet: call it on data, or call "
+                "build(input_shape) first"
+            )
         if len(values) != len(self._inputs):
             raise ValueError(
                 f"model '{self.name}' has {len(self._inputs)} inputs, got {len(values)}"
@@ -171,6 +209,11 @@ class Model(Trainer, Layer):
     def summary(self, print_fn=print, **kwargs: Any) -> None:
         from kcompile.models.summary import summary_text
 
+        if not self.built:
+            raise ValueError(
+                f"model '{self.name}' has not been built yet: call it on data, or call "
+                "build(input_shape) first (as in Keras)"
+            )
         print_fn(summary_text(self))
 
     def __repr__(self) -> str:

@@ -21,6 +21,9 @@ def _row(cells: list[str], widths: list[int], right: set[int]) -> str:
 def _shape_of(layer) -> str:
     calls = getattr(layer, "_calls", [])
     if not calls:
+        traced = getattr(layer, "_traced_shapes", None)  # called inside another's call
+        if traced:
+            return str(traced[0]) if len(traced) == 1 else str(list(traced))
         tensor = getattr(layer, "output_tensor", None)
         return str(tensor.shape) if tensor is not None else "?"
     outs = calls[-1].outputs
@@ -31,7 +34,7 @@ def _shape_of(layer) -> str:
 def summary_text(model) -> str:
     from kcompile.models.sequential import Sequential
 
-    functional = not isinstance(model, Sequential)
+    functional = not isinstance(model, Sequential) and not model._subclassed
     headers = ["Layer (type)", "Output Shape", "Param #"]
     widths = [33, 24, 15]
     if functional:

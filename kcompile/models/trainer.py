@@ -185,7 +185,8 @@ class Trainer(TrainingLoop):
             return
         if xs is None:
             raise ValueError(f"model '{self.name}' is not built yet: give it an Input or data")
-        self.build((None, *xs[0].shape[1:]))
+        shapes = [(None, *x.shape[1:]) for x in xs]
+        self.build(shapes[0] if len(shapes) == 1 else shapes)
         if self._compiled and self._compiled.specs and len(self._compiled.specs) == 1:
             self._compiled.specs[0].name = self.output_names[0]
 
@@ -256,7 +257,10 @@ class Trainer(TrainingLoop):
 
     def _build_for(self, x: Any) -> None:
         """Build the model from ``x`` if it was not built yet."""
-        self._build_from_data([np.asarray(x)] if not isinstance(x, list | tuple | dict) else None)
+        if isinstance(x, list | tuple):
+            self._build_from_data([np.asarray(a) for a in x])
+        else:
+            self._build_from_data([np.asarray(x)] if not isinstance(x, dict) else None)
 
     @one_call_at_a_time
     def train_on_batch(
@@ -270,7 +274,10 @@ class Trainer(TrainingLoop):
         self._require_compiled("train_on_batch")
         if sample_weight is not None or class_weight is not None:
             raise NotImplementedError("sample_weight and class_weight are not supported yet")
-        self._build_from_data([np.asarray(x)] if not isinstance(x, list | tuple | dict) else None)
+        if isinstance(x, list | tuple):
+            self._build_from_data([np.asarray(a) for a in x])
+        else:
+            self._build_from_data([np.asarray(x)] if not isinstance(x, dict) else None)
         xs = D.prepare_inputs(self, x)
         self.reset_metrics()  # as recent Keras 3 trainers do: the logs are this batch's
         logs = self._run_step("train", xs, D.prepare_labels(self, y, len(xs[0])))

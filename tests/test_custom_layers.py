@@ -1,0 +1,275 @@
+"""Custom layers with Keras's contract, as Keras's "making new layers and models via
+subclassing" guide writes them, traced into IR: eagerly, in functional models, trained
+natively and against the reference backend; and functional-API arithmetic on tensors."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import kcompile as keras
+from kcompile import layers, ops
+from kcompile.symbolic import TraceError
+
+
+class Linear(keras.layers.Layer):
+    """The guide's first layer: weights made in ``__init__``."""
+
+    def __init__(self, units=32, input_dim=32):
+        super().__init__()
+        self.w = self.add_weight(
+            shape=(input_dim, units), initializer="random_normal", trainable=True
+        )
+        self.b = self.add_weight(shape=(units,), initializer="zeros", trainable=True)
+
+    def call(self, inputs):
+        return ops.matmul(inputs, self.w) + self.b
+
+
+class LazyLinear(keras.layers.Layer):
+    """The guide's second form: weights made in ``build`` from the input shape."""
+
+    def __init__(self, units=32, **kwargs):
+        super().__init__(**kwargs)
+        self.units = units
+
+    def build(self, input_shape):
+        self.w = self.add_weight(
+            shape=(input_shape[-1], self.units), initializer="random_normal", name="kernel"
+        )
+        self.b = self.add_weight(shape=(self.units,), initializer="zeros", name="bias")
+
+    def call(self, inputs):
+        return ops.matmul(inputs, self.w) + self.b
+
+
+class MLPBlock(keras.layers.Layer):
+    """Nested layers, tracked as attributes."""
+
+    def __init__(self):
+        super().__init__()
+        self.linear_1 = LazyLinear(16)
+        self.linear_2 = LazyLinear(16)
+        self.linear_3 = LazyLinear(1)
+
+    def call(self, inputs):
+        x = ops.relu(self.linear_1(inputs))
+        x = ops.nn.gelu(self.linear_2(x))
+        return self.linear_3(x)
+
+
+class ComputeSum(keras.layers.Layer):
+    """A non-trainable weight updated... only read here (its value is a constant)."""
+
+    def __init__(self, input_dim):
+        super().__init__()
+        self.total = self.add_weight(
+            initializer="zeros", shape=(input_dim,), trainable=False, name="total"
+        )
+
+    def call(self, inputs):
+        return inputs + self.total
+
+
+class NoisyScale(keras.layers.Layer):
+    """Behaves differently in training (Keras passes ``training``)."""
+
+    def call(self, inputs, training=None):
+        return inputs * (2.0 if training else 1.0)
+
+
+class Pair(keras.layers.Layer):
+    """A list of inputs and a dict of inputs."""
+
+    def call(self, inputs):
+        if isinstance(inputs, dict):
+            return inputs["a"] * inputs["b"]
+        a, b = inputs
+        return ops.concatenate([a, b * 2.0], axis=-1)
+
+
+def test_eager_call_makes_and_uses_weights():
+    keras.utils.set_random_seed(0)
+    layer = Linear(4, 2)
+    x = np.ones((2, 2), "float32")
+    y = layer(x)
+    np.testing.assert_allclose(y, x @ layer.w.numpy() + layer.b.numpy(), rtol=1e-6)
+    assert [w.shape for w in layer.weights] == [(2, 4), (4,)]
+    lazy = LazyLinear(3)
+    assert lazy.weights == [] and lazy(x).shape == (2, 3) and len(lazy.weights) == 2
+    assert [w.path for w in lazy.weights] == [f"{lazy.name}/kernel", f"{lazy.name}/bias"]
+
+
+def test_nested_layers_are_tracked():
+    block = MLPBlock()
+    block(np.ones((1, 8), "float32"))
+    assert len(block.weights) == 6 and len(block.trainable_weights) == 6
+    frozen = ComputeSum(2)
+    assert frozen.trainable_weights == [] and len(frozen.non_trainable_weights) == 1
+
+
+def _regression(seed=0):
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=(128, 8)).astype("float32")
+    return x, (x[:, :1] * 2 - x[:, 1:2] + 0.5).astype("float32")
+
+
+@pytest.mark.parametrize("backend", ["llvm", "reference"])
+def test_a_model_of_custom_layers_trains(backend):
+    keras.utils.set_random_seed(3)
+    inputs = keras.Input((8,))
+    model = keras.Model(inputs, MLPBlock()(inputs))
+    model.compile(optimizer=keras.optimizers.Adam(0.01), loss="mse", backend=backend)
+    x, y = _regression()
+    losses = model.fit(x, y, epochs=8, batch_size=16, verbose=0).history["loss"]
+    assert losses[-1] < 0.25 * losses[0]
+    assert model.count_params() == 8 * 16 + 16 + 16 * 16 + 16 + 16 + 1
+
+
+def test_native_and_reference_agree_on_custom_layers():
+    x, y = _regression(1)
+    results = []
+    for backend in ("llvm", "reference"):
+        keras.utils.set_random_seed(5)
+        inputs = keras.Input((8,))
+        h = NoisyScale()(Pair()([inputs, inputs]))
+        model = keras.Model(inputs, MLPBlock()(h))
+        model.compile(optimizer="sgd", loss="mse", backend=backend)
+        model.fit(x, y, epochs=2, batch_size=32, shuffle=False, verbose=0)
+        results.append((model.predict(x, verbose=0), model.get_weights()))
+    np.testing.assert_allclose(results[0][0], results[1][0], rtol=2e-4, atol=2e-5)
+    for a, b in zip(results[0][1], results[1][1]):
+        np.testing.assert_allclose(a, b, rtol=2e-4, atol=2e-5)
+
+
+def test_training_flag_reaches_call():
+    inputs = keras.Input((2,))
+    model = keras.Model(inputs, NoisyScale()(inputs))
+    model.compile(optimizer="sgd", loss="mse")
+    x = np.ones((4, 2), "float32")
+    np.testing.assert_allclose(model.predict(x, verbose=0), x)
+    # The train step sees training=True: the loss of 2x against zeros is 4.
+    logs = model.train_on_batch(x, np.zeros_like(x), return_dict=True)
+    assert logs["loss"] == pytest.approx(4.0)
+
+
+def test_list_and_dict_inputs():
+    a, b = keras.Input((2,)), keras.Input((2,))
+    both = Pair()([a, b])
+    assert both.shape == (None, 4)
+    product = Pair()({"a": a, "b": b})
+    model = keras.Model([a, b], [both, product])
+    x1, x2 = np.ones((3, 2), "float32"), np.full((3, 2), 3.0, "float32")
+    got_both, got_product = model.predict([x1, x2], verbose=0)
+    np.testing.assert_allclose(got_both, np.concatenate([x1, 2 * x2], -1))
+    np.testing.assert_allclose(got_product, x1 * x2)
+
+
+def test_functional_arithmetic_on_tensors():
+    x = keras.Input((3,))
+    y = keras.Input((3,))
+    out = ops.relu(x) * 2 + y[:, :1] - ops.mean(x, axis=-1, keepdims=True)
+    model = keras.Model([x, y], out)
+    a = np.array([[-1.0, 0.0, 2.0]], "float32")
+    b = np.array([[5.0, 6.0, 7.0]], "float32")
+    want = np.maximum(a, 0) * 2 + b[:, :1] - a.mean(-1, keepdims=True)
+    np.testing.assert_allclose(model.predict([a, b], verbose=0), want, rtol=1e-6)
+
+
+def test_control_flow_on_a_tensor_names_the_layer_and_the_line():
+    class Branchy(keras.layers.Layer):
+        def call(self, inputs):
+            if ops.sum(inputs) > 0:  # cannot be traced
+                return inputs
+            return -inputs
+
+    with pytest.raises(TraceError, match=r"layer 'branchy.*' \(Branchy\) at .*test_custom_layers"):
+        Branchy()(keras.Input((2,)))
+
+
+def test_builtin_layers_inside_a_custom_layer():
+    class Head(keras.layers.Layer):
+        def __init__(self):
+            super().__init__()
+            self.dense = layers.Dense(4, activation="relu")
+            self.out = layers.Dense(1)
+
+        def call(self, inputs):
+            return self.out(self.dense(inputs) + ops.mean(inputs, axis=-1, keepdims=True))
+
+    keras.utils.set_random_seed(1)
+    inputs = keras.Input((3,))
+    head = Head()
+    model = keras.Model(inputs, head(inputs))
+    assert len(model.weights) == 4
+    x = np.random.default_rng(0).normal(size=(5, 3)).astype("float32")
+    dense, out = head.dense, head.out
+    h = np.maximum(x @ dense.kernel.numpy() + dense.bias.numpy(), 0) + x.mean(-1, keepdims=True)
+    np.testing.assert_allclose(
+        model.predict(x, verbose=0), h @ out.kernel.numpy() + out.bias.numpy(), rtol=1e-5
+    )
+
+
+def test_lambda_layers_custom_losses_and_loss_subclasses():
+    def scaled_mse(y_true, y_pred):
+        return 0.5 * ops.mean(ops.square(y_pred - y_true), axis=-1)
+
+    class Huberish(keras.losses.Loss):
+        def call(self, y_true, y_pred):
+            error = ops.abs(y_pred - y_true)
+            return ops.mean(ops.where(error < 1.0, 0.5 * error * error, error - 0.5), axis=-1)
+
+    x, y = _regression(2)
+    for loss in (scaled_mse, Huberish(), keras.losses.mean_squared_error):
+        keras.utils.set_random_seed(2)
+        inputs = keras.Input((8,))
+        h = layers.Lambda(lambda t: t * 0.5)(inputs)
+        model = keras.Model(inputs, layers.Dense(1)(h))
+        model.compile(optimizer=keras.optimizers.SGD(0.05), loss=loss)
+        losses = model.fit(x, y, epochs=3, batch_size=16, verbose=0).history["loss"]
+        assert losses[-1] < losses[0]
+        pred = model.predict(x, verbose=0)
+        want = {
+            "scaled_mse": 0.5 * np.mean((pred - y) ** 2),
+            "Huberish": np.mean(
+                np.where(np.abs(pred - y) < 1, 0.5 * (pred - y) ** 2, np.abs(pred - y) - 0.5)
+            ),
+        }.get(getattr(loss, "__name__", type(loss).__name__), np.mean((pred - y) ** 2))
+        assert model.evaluate(x, y, verbose=0) == pytest.approx(want, rel=1e-4)
+
+
+def test_a_subclassed_model_trains_and_round_trips_its_weights(tmp_path):
+    class Classifier(keras.Model):
+        def __init__(self, **kwargs):
+            super().__init__(**kwargs)
+            self.hidden = layers.Dense(16, activation="relu")
+            self.dropout = layers.Dropout(0.1)
+            self.head = layers.Dense(3, activation="softmax")
+
+        def call(self, inputs, training=False):
+            return self.head(self.dropout(self.hidden(inputs), training=training))
+
+    keras.utils.set_random_seed(4)
+    rng = np.random.default_rng(4)
+    x = rng.normal(size=(256, 5)).astype("float32")
+    y = (x[:, 0] > 0).astype("int32") + (x[:, 1] > 0.5).astype("int32")
+    model = Classifier()
+    with pytest.raises(ValueError, match="not been built"):
+        model.summary()
+    model.compile(
+        optimizer=keras.optimizers.Adam(0.01),
+        loss="sparse_categorical_crossentropy",
+        metrics=["accuracy"],
+    )
+    history = model.fit(x, y, epochs=20, batch_size=32, verbose=0).history
+    assert history["accuracy"][-1] > 0.8
+    assert model.count_params() == 5 * 16 + 16 + 16 * 3 + 3
+    lines = []
+    model.summary(print_fn=lines.append)
+    assert "(None, 16)" in lines[0] and "Connected to" not in lines[0]
+    path = tmp_path / "c.weights.npz"
+    model.save_weights(path)
+    again = Classifier()
+    again.build((None, 5))
+    again.load_weights(path)
+    np.testing.assert_allclose(again.predict(x, verbose=0), model.predict(x, verbose=0), rtol=1e-6)
