@@ -273,3 +273,19 @@ def test_a_subclassed_model_trains_and_round_trips_its_weights(tmp_path):
     again.build((None, 5))
     again.load_weights(path)
     np.testing.assert_allclose(again.predict(x, verbose=0), model.predict(x, verbose=0), rtol=1e-6)
+
+
+def test_a_custom_train_step_is_refused_with_the_reason():
+    class Custom(keras.Model):
+        def __init__(self):
+            super().__init__()
+            self.dense = layers.Dense(1)
+
+        def call(self, inputs):
+            return self.dense(inputs)
+
+        def train_step(self, data):
+            raise AssertionError("never called")
+
+    with pytest.raises(NotImplementedError, match="train_step.*backend-specific.*compile"):
+        Custom().compile(optimizer="sgd", loss="mse")

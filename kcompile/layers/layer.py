@@ -231,7 +231,12 @@ class Layer:
 
     def __call__(self, inputs: Any, training: bool | None = None, **kwargs: Any) -> Any:
         leaves = flatten(inputs)
-        if any(isinstance(t, TracedTensor) for t in leaves):
+        traced = any(isinstance(t, TracedTensor) for t in leaves)
+        # Inside a traced call, arrays (ops.arange positions) are constants of the step.
+        inside = current_context() is not None and not any(
+            isinstance(t, KerasTensor) for t in leaves
+        )
+        if traced or inside:
             return self._traced_call(inputs, training, kwargs)
         if self._keras_call:
             return self._keras_style_call(inputs, training, kwargs)

@@ -30,6 +30,24 @@ class _Compiled:
         self.metric_order: list[str] = []
 
 
+_CUSTOM_STEPS = ("train_step", "test_step", "predict_step")
+
+
+def _refuse_custom_steps(model) -> None:
+    """Keras 3's custom ``train_step`` is written for one backend (``jax.grad``,
+    ``tf.GradientTape`` or ``loss.backward()``); kcompile differentiates the model
+    itself, so it cannot run one."""
+    for name in _CUSTOM_STEPS:
+        if getattr(type(model), name, None) is not None:
+            raise NotImplementedError(
+                f"model '{model.name}' defines {name}(): a custom {name} is backend-specific "
+                "in Keras 3 (jax.grad, tf.GradientTape, loss.backward()) and kcompile cannot "
+                "run it; kcompile derives the step from call() and compile(): put the loss in "
+                "compile(loss=...) (a function or keras.losses.Loss subclass written with "
+                "keras.ops) and the metrics in compile(metrics=...)"
+            )
+
+
 class ModelSteps:
     """A compiled model's steps for the training loop: traced and compiled on first use,
     once per kind of step and label types (``Trainer._executable``)."""
@@ -106,6 +124,7 @@ class Trainer(TrainingLoop):
     ) -> None:
         if kwargs:
             raise TypeError(f"compile: unexpected arguments {sorted(kwargs)}")
+        _refuse_custom_steps(self)
         if backend not in BACKENDS:
             raise ValueError(f"unknown backend {backend!r}; expected one of {BACKENDS}")
         if not isinstance(steps_per_execution, int | np.integer) or steps_per_execution < 1:
