@@ -32,6 +32,8 @@ __getattr__ = lazy_attributes(
                 "metrics",
                 "ops",
                 "optimizers",
+                "random",
+                "regularizers",
                 "saving",
                 "utils",
             )

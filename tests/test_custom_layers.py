@@ -289,3 +289,36 @@ def test_a_custom_train_step_is_refused_with_the_reason():
 
     with pytest.raises(NotImplementedError, match="train_step.*backend-specific.*compile"):
         Custom().compile(optimizer="sgd", loss="mse")
+
+
+def test_add_loss_and_regularizers_join_the_loss():
+    class ActivityPenalty(keras.layers.Layer):
+        def __init__(self, rate=1e-2):
+            super().__init__()
+            self.rate = rate
+
+        def call(self, inputs):
+            self.add_loss(self.rate * ops.sum(inputs))
+            return inputs
+
+    keras.utils.set_random_seed(6)
+    penalty = ActivityPenalty()
+    out = penalty(np.ones((2, 3), "float32"))
+    np.testing.assert_allclose(out, 1.0)
+    assert [float(v) for v in penalty.losses] == pytest.approx([0.06])
+
+    inputs = keras.Input((3,))
+    dense = layers.Dense(
+        2,
+        kernel_regularizer=keras.regularizers.L2(0.1),
+        activity_regularizer=keras.regularizers.L1(0.01),
+    )
+    outputs = ActivityPenalty(0.5)(dense(inputs))
+    model = keras.Model(inputs, outputs)
+    model.compile(optimizer="sgd", loss="mse")
+    x = np.random.default_rng(0).normal(size=(8, 3)).astype("float32")
+    y = np.zeros((8, 2), "float32")
+    pred = model.predict(x, verbose=0)
+    kernel = dense.kernel.numpy()
+    want = np.mean(pred**2) + 0.1 * np.sum(kernel**2) + 0.01 * np.abs(pred).sum() + 0.5 * pred.sum()
+    assert model.evaluate(x, y, batch_size=8, verbose=0) == pytest.approx(want, rel=1e-5)

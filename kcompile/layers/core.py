@@ -60,9 +60,12 @@ class Dense(Layer):
         use_bias: bool = True,
         kernel_initializer: Any = "glorot_uniform",
         bias_initializer: Any = "zeros",
+        kernel_regularizer: Any = None,
+        bias_regularizer: Any = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
+        self.kernel_regularizer, self.bias_regularizer = kernel_regularizer, bias_regularizer
         if not isinstance(units, int) or units <= 0:
             raise ValueError(
                 f"Dense '{self.name}': units must be a positive integer, got {units!r}"
@@ -80,10 +83,15 @@ class Dense(Layer):
                 f"known, got shape {input_shape}"
             )
         self.kernel = self.add_weight(
-            (input_shape[-1], self.units), self.kernel_initializer, name="kernel"
+            (input_shape[-1], self.units),
+            self.kernel_initializer,
+            name="kernel",
+            regularizer=self.kernel_regularizer,
         )
         self.bias = (
-            self.add_weight((self.units,), self.bias_initializer, name="bias")
+            self.add_weight(
+                (self.units,), self.bias_initializer, name="bias", regularizer=self.bias_regularizer
+            )
             if self.use_bias
             else None
         )

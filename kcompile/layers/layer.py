@@ -20,6 +20,7 @@ import numpy as np
 
 from kcompile import backend, initializers
 from kcompile.ir import BATCH, DType, Graph, Interpreter, ShapeError, TensorType, Value
+from kcompile.ir import build as B
 from kcompile.symbolic import TracedTensor, TraceError, current_context, tracing
 from kcompile.tensor import KerasTensor, ir_dtype, keras_dtype, keras_shape
 from kcompile.variables import Variable
@@ -61,6 +62,9 @@ class TraceContext:
         self.training = training
         self.weights: dict[Variable, Value] = {}
         self.state_updates: dict[Variable, Value] = {}
+        # Scalar losses the layers added (add_loss, regularizers), summed into the loss.
+        self.losses: list[Value] = []
+        self._regularized: set[int] = set()  # layers whose weight penalties are in
 
     def weight(self, var: Variable) -> Value:
         value = self.weights.get(var)
@@ -104,6 +108,7 @@ class Layer:
         dtype: Any = None,
         input_shape: Sequence[int] | None = None,
         input_dim: int | None = None,
+        activity_regularizer: Any = None,
         **kwargs: Any,
     ) -> None:
         if kwargs:
@@ -117,6 +122,11 @@ class Layer:
         if input_dim is not None and input_shape is None:
             input_shape = (input_dim,)
         self._input_shape_arg = tuple(input_shape) if input_shape is not None else None
+        from kcompile import regularizers
+
+        self.activity_regularizer = regularizers.get(activity_regularizer)
+        self._regularizers: dict[Variable, Any] = {}
+        self._eager_losses: list = []
 
     # --- weights ------------------------------------------------------------
 
@@ -134,9 +144,9 @@ class Layer:
     ) -> Variable:
         """Keras's ``add_weight``: a float32 weight of ``shape`` (glorot uniform unless
         ``initializer`` says otherwise), trainable or not."""
-        if regularizer is not None or constraint is not None:
+        if constraint is not None:
             raise NotImplementedError(
-                f"layer '{self.name}': weight regularizers and constraints are not supported yet"
+                f"layer '{self.name}': weight constraints are not supported yet"
             )
         if dtype is not None and ir_dtype(getattr(dtype, "name", dtype)) is not DType.f32:
             raise NotImplementedError(f"layer '{self.name}': weights are float32 only")
@@ -150,7 +160,41 @@ class Layer:
             path = f"{base}_{k}"
         var = Variable(value, path, trainable)
         self._variables.append(var)
+        if regularizer is not None:
+            from kcompile import regularizers
+
+            self._regularizers[var] = regularizers.get(regularizer)
         return var
+
+    # --- losses (Keras's add_loss and regularizers) -----------------------------
+
+    def add_loss(self, loss: Any) -> None:
+        """Add ``loss`` (summed to a scalar) to the model's loss: inside a traced call it
+        joins the step's loss; eagerly, ``layer.losses`` holds it."""
+        ctx = current_context()
+        if ctx is None:
+            self._eager_losses.append(np.sum(np.asarray(getattr(loss, "value", loss))))
+            return
+        value = _as_value(ctx, loss, self)
+        ctx.losses.append(B.reduce_sum(value) if value.rank else value)
+
+    @property
+    def losses(self) -> list:
+        """The losses of the last eager call (add_loss, activity and weight penalties)."""
+        out = list(self._eager_losses)
+        for layer in self._tracked_layers():
+            out.extend(layer.losses)
+        return out
+
+    def _add_penalties(self, ctx: TraceContext, outputs: list[Value]) -> None:
+        """Weight penalties once per step, activity penalties on each call's outputs."""
+        if self._regularizers and id(self) not in ctx._regularized:
+            ctx._regularized.add(id(self))
+            for var, regularizer in self._regularizers.items():
+                ctx.losses.append(_penalty(ctx, regularizer, ctx.weight(var), self))
+        if self.activity_regularizer is not None:
+            for v in outputs:
+                ctx.losses.append(_penalty(ctx, self.activity_regularizer, v, self))
 
     @property
     def weights(self) -> list[Variable]:
@@ -332,7 +376,9 @@ class Layer:
         with ctx.graph.layer_scope(self.name):
             try:
                 if self._keras_call:
-                    return self._trace_keras_call(ctx, values, call or {})
+                    outs = self._trace_keras_call(ctx, values, call or {})
+                    self._add_penalties(ctx, outs)
+                    return outs
                 out = self.call(ctx, values if self.multi_input else values[0])
             except ShapeError as e:
                 shapes = ", ".join(str(keras_shape(v.shape)) for v in values)
@@ -340,7 +386,10 @@ class Layer:
                     f"layer '{self.name}' ({type(self).__name__}) cannot take "
                     f"input shape {shapes}: {e}"
                 ) from None
-        return list(out) if isinstance(out, list | tuple) else [out]
+        outs = list(out) if isinstance(out, list | tuple) else [out]
+        with ctx.graph.layer_scope(self.name):
+            self._add_penalties(ctx, outs)
+        return outs
 
     def _trace_keras_call(self, ctx: TraceContext, values: list[Value], call: dict) -> list[Value]:
         structure = call.get("structure", values if len(values) > 1 else values[0])
@@ -372,13 +421,15 @@ class Layer:
             dtype = ir_dtype(str(a.dtype)) if a.dtype.kind != "f" else DType.f32
             values.append(graph.add_input(f"in{i}", TensorType(dtype, (BATCH, *a.shape[1:]))))
         outs = self.trace(ctx, values, call)
-        graph.set_outputs([(f"out{i}", v) for i, v in enumerate(outs)])
+        losses = [(f"loss{i}", v) for i, v in enumerate(ctx.losses)]
+        graph.set_outputs([(f"out{i}", v) for i, v in enumerate(outs)] + losses)
         feeds = {f"in{i}": a.astype(v.dtype.numpy) for i, (a, v) in enumerate(zip(arrays, values))}
         feeds.update({v.name: var.value for var, v in ctx.weights.items()})
         if "iterations" in [v.name for v in graph.inputs]:
             feeds["iterations"] = np.int32(0)
         result = Interpreter(graph).run(feeds)
         outs = [result[f"out{i}"] for i in range(len(outs))]
+        self._eager_losses = [result[name] for name, _ in losses]
         return outs[0] if len(outs) == 1 else outs
 
     # --- Keras conveniences -------------------------------------------------
@@ -438,3 +489,10 @@ def _user_line(error: BaseException) -> str:
         if not str(Path(frame.filename).resolve()).startswith(ours):
             where = f" at {frame.filename}:{frame.lineno}"
     return where
+
+
+def _penalty(ctx: TraceContext, regularizer: Any, value: Value, layer: Layer) -> Value:
+    with tracing(ctx):
+        out = regularizer(TracedTensor(value))
+    penalty = _as_value(ctx, out, layer)
+    return B.reduce_sum(penalty) if penalty.rank else penalty

@@ -83,6 +83,9 @@ def _trace_scored(
             total = weighted if total is None else total + weighted
     if total is None:
         raise ValueError(f"model '{model.name}' was compiled without a loss")
+    with graph.layer_scope("loss"):
+        for extra in ctx.losses:  # add_loss and regularization penalties, as Keras adds them
+            total = total + extra
     with graph.layer_scope("metrics"):
         for spec, y, p in zip(specs, labels, preds):
             for ident in spec.metric_ids:
