@@ -322,3 +322,33 @@ def test_add_loss_and_regularizers_join_the_loss():
     kernel = dense.kernel.numpy()
     want = np.mean(pred**2) + 0.1 * np.sum(kernel**2) + 0.01 * np.abs(pred).sum() + 0.5 * pred.sum()
     assert model.evaluate(x, y, batch_size=8, verbose=0) == pytest.approx(want, rel=1e-5)
+
+
+def test_keras_random_in_a_custom_layer_draws_alike_natively_and_on_the_reference():
+    class Noisy(keras.layers.Layer):
+        def __init__(self):
+            super().__init__()
+            self.seed_generator = keras.random.SeedGenerator(3)
+
+        def call(self, inputs, training=None):
+            if training:
+                noise = keras.random.uniform(ops.shape(inputs), -0.1, 0.1, seed=self.seed_generator)
+                return keras.random.dropout(inputs, 0.5, seed=self.seed_generator) + noise
+            return inputs
+
+    x, y = _regression(3)
+    weights = []
+    for backend in ("llvm", "reference"):
+        keras.utils.set_random_seed(8)
+        inputs = keras.Input((8,))
+        model = keras.Model(inputs, layers.Dense(1)(Noisy()(inputs)))
+        model.compile(optimizer="sgd", loss="mse", backend=backend)
+        model.fit(x, y, epochs=2, batch_size=32, shuffle=False, verbose=0)
+        weights.append(model.get_weights())
+        np.testing.assert_allclose(
+            model.predict(x[:2], verbose=0), x[:2] @ weights[-1][0] + weights[-1][1], rtol=1e-5
+        )
+    for a, b in zip(*weights):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6)
+    eager = keras.random.dropout(np.ones((4, 50), "float32"), 0.5, seed=1)
+    assert set(np.unique(eager)) <= {0.0, 2.0} and 0.3 < (eager == 0).mean() < 0.7

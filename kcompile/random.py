@@ -1,0 +1,88 @@
+"""``keras.random``: seeded random numbers, in traced steps and eagerly.
+
+In a traced step, draws come from kcompile's counter-based generator keyed by the
+seed and the step counter (``random_uniform``), so each training step draws anew
+and a compiled step and the reference interpreter draw the same numbers. Eagerly,
+numpy draws them.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from kcompile import backend
+from kcompile.ir import BATCH, DType
+from kcompile.ir import build as B
+from kcompile.ops.core import op, unsupported, val
+from kcompile.symbolic import TracedTensor, current_context
+from kcompile.tensor import KerasTensor
+
+
+class SeedGenerator:
+    """Keras's ``SeedGenerator``: each draw gets a seed of its own, from ``seed``."""
+
+    def __init__(self, seed: int | None = None, name: str | None = None, **kwargs: Any) -> None:
+        self.seed = backend.draw_seed() if seed is None else int(seed)
+        self.name = name
+        self._draws = 0
+
+    def next(self) -> int:
+        self._draws += 1
+        return (self.seed * 1_000_003 + self._draws) % (2**31 - 1)
+
+
+def _seed(seed: Any) -> int:
+    if isinstance(seed, SeedGenerator):
+        return seed.next()
+    return backend.draw_seed() if seed is None else int(seed)
+
+
+def _shape(shape) -> tuple:
+    return tuple(BATCH if d is None else int(d) for d in shape)
+
+
+def uniform(shape, minval=0.0, maxval=1.0, dtype=None, seed=None):
+    ctx = current_context()
+    if ctx is None:
+        rng = np.random.default_rng(_seed(seed))
+        return rng.uniform(minval, maxval, size=tuple(shape)).astype(np.float32)
+    u = B.random_uniform(ctx.step_counter(), _shape(shape), _seed(seed))
+    return TracedTensor(u * (maxval - minval) + minval if (minval, maxval) != (0, 1) else u)
+
+
+def normal(shape, mean=0.0, stddev=1.0, dtype=None, seed=None):
+    if current_context() is not None:
+        raise unsupported("random.normal", "inside a traced step (only uniform draws are)")
+    rng = np.random.default_rng(_seed(seed))
+    return rng.normal(mean, stddev, size=tuple(shape)).astype(np.float32)
+
+
+def randint(shape, minval, maxval, dtype="int32", seed=None):
+    if current_context() is not None:
+        raise unsupported("random.randint", "inside a traced step")
+    rng = np.random.default_rng(_seed(seed))
+    return rng.integers(minval, maxval, size=tuple(shape)).astype(np.int32)
+
+
+def dropout(inputs, rate, noise_shape=None, seed=None):
+    """Zero each element with probability ``rate`` and scale the rest by 1/(1-rate)."""
+    if current_context() is None and not isinstance(inputs, TracedTensor | KerasTensor):
+        x = np.asarray(inputs, np.float32)
+        keep = np.random.default_rng(_seed(seed)).uniform(size=noise_shape or x.shape) >= rate
+        return np.where(keep, x / (1.0 - rate), 0.0).astype(np.float32)
+    return _dropout(inputs, rate, noise_shape, seed)
+
+
+@op
+def _dropout(inputs, rate, noise_shape, seed):
+    x = val(inputs, DType.f32)
+    if rate == 0:
+        return x
+    shape = x.shape if noise_shape is None else _shape(noise_shape)
+    keep = B.ge(B.random_uniform(current_context().step_counter(), shape, _seed(seed)), rate)
+    return B.select(keep, x * (1.0 / (1.0 - rate)), 0.0)
+
+
+__all__ = ["SeedGenerator", "dropout", "normal", "randint", "uniform"]
