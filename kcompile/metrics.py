@@ -14,6 +14,7 @@ from kcompile.ir import BATCH, DType, Graph, Interpreter, TensorType, Value
 from kcompile.ir import build as B
 from kcompile.losses import squeeze_or_expand_to_same_rank
 from kcompile.tensor import keras_shape
+from kcompile.variables import Variable
 
 
 def _f(y: Value) -> Value:
@@ -27,9 +28,74 @@ class Metric:
 
     def __init__(self, name: str | None = None, dtype: Any = None) -> None:
         self.name = name or self.default_name
-        self.reset_state()
+        self.dtype = "float32"
+        self._variables: list[MetricVariable] = []
+        if not self._custom:
+            self.reset_state()
+
+    # --- a user's subclass: Keras's add_variable / update_state / result --------------
+
+    @property
+    def _custom(self) -> bool:
+        """A user's Keras-style metric: it defines update_state (with keras.ops) and result."""
+        return type(self).update_state is not Metric.update_state
+
+    def add_variable(
+        self, shape=(), initializer="zeros", dtype=None, aggregation="sum", name=None
+    ) -> MetricVariable:
+        from kcompile import initializers
+
+        if tuple(shape) != ():
+            raise NotImplementedError(
+                f"metric {self.name}: only scalar state variables are supported yet"
+            )
+        name = name or f"variable_{len(self._variables)}"
+        value = initializers.get(initializer)(())
+        var = MetricVariable(value, f"{self.name}/{name}", trainable=False)
+        self._variables.append(var)
+        return var
+
+    def add_weight(self, shape=(), initializer="zeros", dtype=None, name=None) -> MetricVariable:
+        return self.add_variable(shape, initializer, dtype, name=name)
+
+    @property
+    def variables(self) -> list[MetricVariable]:
+        return list(self._variables)
+
+    def _traced_stats(self, y_true: Value, y_pred: Value) -> dict[str, Value]:
+        """Each state variable's increment over one batch: ``update_state`` traced with
+        the variables at zero, which must add to them (``v.assign(v + x)`` or
+        ``v.assign_add(x)``); the runtime sums the increments over the epoch."""
+        from kcompile.symbolic import TracedTensor, tracing
+
+        graph = y_true.graph
+        ctx = _MetricTrace(graph, self._variables)
+        with tracing(ctx):
+            self.update_state(TracedTensor(y_true), TracedTensor(y_pred))
+        stats = {}
+        for var in self._variables:
+            new = ctx.updates.get(var)
+            if new is None:
+                stats[var.name] = B.const(graph, 0.0)
+            elif ctx.zero[var] in (new.node.inputs if new.node else ()) and new.node.op == "add":
+                stats[var.name] = B.reduce_sum(new) if new.rank else new
+            elif new is ctx.zero[var]:
+                stats[var.name] = B.const(graph, 0.0)
+            else:
+                raise NotImplementedError(
+                    f"metric {self.name}: update_state must add to its variables "
+                    f"(v.assign(v + x) or v.assign_add(x)); {var.name} is set otherwise"
+                )
+        return stats
+
+    def _result_from_sums(self, acc: dict[str, float]) -> float:
+        for var in self._variables:
+            var.assign(np.float32(acc.get(var.name, 0.0)))
+        return float(np.asarray(self.result()))
 
     def stats(self, y_true: Value, y_pred: Value) -> dict[str, Value]:
+        if self._custom:
+            return self._traced_stats(y_true, y_pred)
         raise NotImplementedError
 
     def ratio(self) -> tuple[str, tuple[str, ...]]:
@@ -37,6 +103,8 @@ class Metric:
         return ("total", ("count",))
 
     def result_from(self, acc: dict[str, float]) -> float:
+        if self._custom:
+            return self._result_from_sums(acc)
         numerator, below = self.ratio()
         denominator = sum(acc[s] for s in below)
         return acc[numerator] / denominator if denominator else 0.0
@@ -67,6 +135,49 @@ class Metric:
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} name={self.name}>"
+
+
+class MetricVariable(Variable):
+    """A metric's state: assignable eagerly, and recorded as an update while traced."""
+
+    def assign(self, value) -> None:
+        from kcompile.symbolic import TracedTensor, current_context
+
+        ctx = current_context()
+        if isinstance(ctx, _MetricTrace) and self in ctx.zero:
+            ctx.updates[self] = ctx.value_of(value)
+            return
+        if isinstance(value, TracedTensor):
+            raise TypeError(f"metric variable {self.path} assigned a traced value outside tracing")
+        super().assign(np.asarray(value, np.float32).reshape(self.shape))
+
+    def assign_add(self, value) -> None:
+        from kcompile import ops
+
+        self.assign(ops.add(self, value))
+
+
+class _MetricTrace:
+    """Tracing a metric's update_state: its variables read as zero."""
+
+    def __init__(self, graph: Graph, variables: list[MetricVariable]) -> None:
+        self.graph = graph
+        self.training = False
+        self.zero = {v: B.const(graph, 0.0) for v in variables}
+        self.updates: dict[MetricVariable, Value] = {}
+
+    def weight(self, var) -> Value:
+        if var not in self.zero:
+            raise TypeError(f"a metric's update_state read {var.path}, not one of its variables")
+        return self.zero[var]
+
+    def value_of(self, x) -> Value:
+        from kcompile.ops.core import Builder
+
+        return B.cast(Builder(self.graph, self).value(x), DType.f32)
+
+    def step_counter(self):
+        raise NotImplementedError("random numbers inside a metric's update_state")
 
 
 class MeanMetricWrapper(Metric):

@@ -20,6 +20,7 @@ from typing import Any
 
 from kcompile.ir import Value
 from kcompile.tensor import KerasTensor, keras_dtype, keras_shape
+from kcompile.variables import Variable
 
 _CONTEXT: contextvars.ContextVar = contextvars.ContextVar("kcompile_trace", default=None)
 
@@ -102,9 +103,10 @@ def _ops():
     return ops
 
 
-def install_operators(cls: type) -> None:
+def install_operators(cls: type, compare: bool = True) -> None:
     """``+ - * / // % ** @``, comparisons, negation and indexing through ``keras.ops``
-    (on traced tensors, and on the functional API's ``KerasTensor``)."""
+    (on traced tensors, on the functional API's ``KerasTensor``, and, arithmetic only, on
+    weights, which stay usable as dictionary keys)."""
     binary = {
         "add": "add",
         "sub": "subtract",
@@ -118,9 +120,9 @@ def install_operators(cls: type) -> None:
     for dunder, name in binary.items():
         setattr(cls, f"__{dunder}__", lambda a, b, n=name: getattr(_ops(), n)(a, b))
         setattr(cls, f"__r{dunder}__", lambda a, b, n=name: getattr(_ops(), n)(b, a))
-    compare = {"lt": "less", "le": "less_equal", "gt": "greater", "ge": "greater_equal"}
-    compare |= {"eq": "equal", "ne": "not_equal"}
-    for dunder, name in compare.items():
+    comparisons = {"lt": "less", "le": "less_equal", "gt": "greater", "ge": "greater_equal"}
+    comparisons |= {"eq": "equal", "ne": "not_equal"}
+    for dunder, name in comparisons.items() if compare else ():
         setattr(cls, f"__{dunder}__", lambda a, b, n=name: getattr(_ops(), n)(a, b))
     cls.__neg__ = lambda a: _ops().negative(a)
     cls.__pos__ = lambda a: a
@@ -129,8 +131,10 @@ def install_operators(cls: type) -> None:
     cls.__and__ = lambda a, b: _ops().logical_and(a, b)
     cls.__or__ = lambda a, b: _ops().logical_or(a, b)
     cls.__getitem__ = lambda a, key: _ops().getitem(a, key)
-    cls.__hash__ = object.__hash__
+    if compare:
+        cls.__hash__ = object.__hash__
 
 
 install_operators(TracedTensor)
 install_operators(KerasTensor)
+install_operators(Variable, compare=False)

@@ -41,6 +41,9 @@ class Variable:
     def numpy(self) -> np.ndarray:
         return self.value.copy()
 
+    def __array__(self, dtype=None, copy=None) -> np.ndarray:
+        return self.value if dtype is None else self.value.astype(dtype)
+
     def assign(self, value) -> None:
         value = np.asarray(value)
         if value.shape != self.value.shape:

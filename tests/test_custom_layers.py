@@ -352,3 +352,63 @@ def test_keras_random_in_a_custom_layer_draws_alike_natively_and_on_the_referenc
         np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6)
     eager = keras.random.dropout(np.ones((4, 50), "float32"), 0.5, seed=1)
     assert set(np.unique(eager)) <= {0.0, 2.0} and 0.3 < (eager == 0).mean() < 0.7
+
+
+class BinaryTruePositives(keras.metrics.Metric):
+    """The custom metric of Keras's "customizing what happens in fit" guides."""
+
+    def __init__(self, name="binary_true_positives", **kwargs):
+        super().__init__(name=name, **kwargs)
+        self.true_positives = self.add_variable(shape=(), initializer="zeros", name="tp")
+
+    def update_state(self, y_true, y_pred, sample_weight=None):
+        y_true = ops.cast(y_true, "bool")
+        y_pred = ops.greater(y_pred, 0.5)
+        values = ops.cast(ops.logical_and(y_true, y_pred), self.dtype)
+        self.true_positives.assign(self.true_positives + ops.sum(values))
+
+    def result(self):
+        return self.true_positives
+
+    def reset_state(self):
+        self.true_positives.assign(0)
+
+
+def test_a_custom_metric_is_traced_into_the_steps_and_runs_eagerly():
+    metric = BinaryTruePositives()
+    metric.update_state(np.array([1, 1, 0, 1]), np.array([0.9, 0.2, 0.8, 0.7]))
+    metric.update_state(np.array([1]), np.array([0.6]))
+    assert float(np.asarray(metric.result())) == 3.0
+    metric.reset_state()
+    assert float(np.asarray(metric.result())) == 0.0
+
+    keras.utils.set_random_seed(9)
+    x = np.random.default_rng(0).normal(size=(64, 3)).astype("float32")
+    y = (x[:, :1] > 0).astype("float32")
+    inputs = keras.Input((3,))
+    model = keras.Model(inputs, layers.Dense(1, activation="sigmoid")(inputs))
+    model.compile(optimizer="adam", loss="binary_crossentropy", metrics=[BinaryTruePositives()])
+    history = model.fit(x, y, epochs=2, batch_size=16, verbose=0).history
+    assert "binary_true_positives" in history
+    predicted = model.predict(x, verbose=0)
+    _, true_positives = model.evaluate(x, y, batch_size=16, verbose=0)
+    assert true_positives == float(((predicted > 0.5) & (y > 0)).sum())
+
+
+def test_a_metric_that_does_not_accumulate_is_refused():
+    class Last(keras.metrics.Metric):
+        def __init__(self):
+            super().__init__(name="last")
+            self.value = self.add_variable(name="value")
+
+        def update_state(self, y_true, y_pred, sample_weight=None):
+            self.value.assign(ops.mean(y_pred))
+
+        def result(self):
+            return self.value
+
+    inputs = keras.Input((2,))
+    model = keras.Model(inputs, layers.Dense(1)(inputs))
+    model.compile(optimizer="sgd", loss="mse", metrics=[Last()])
+    with pytest.raises(NotImplementedError, match="must add to its variables"):
+        model.fit(np.ones((4, 2), "float32"), np.ones((4, 1), "float32"), verbose=0)

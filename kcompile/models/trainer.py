@@ -248,7 +248,10 @@ class Trainer(TrainingLoop):
                 exe.bind(name, array)
         for key_name, metric in metrics:
             self._metric_objects.setdefault(key_name, metric)
-            self._running.ratios.setdefault(key_name, metric.ratio())
+            if metric._custom:
+                self._running.results[key_name] = metric.result_from
+            else:
+                self._running.ratios.setdefault(key_name, metric.ratio())
         if compiled and not compiled.metric_order:
             compiled.metric_order = [k for k, _ in metrics]
         return exe

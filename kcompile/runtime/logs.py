@@ -6,6 +6,8 @@ of summed statistics (a mean: ``total / count``; a precision: ``tp / (tp + fp)``
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 
 Ratio = tuple[str, tuple[str, ...]]  # numerator statistic, statistics summed below it
@@ -15,6 +17,8 @@ MEAN: Ratio = ("total", ("count",))
 class RunningLogs:
     def __init__(self, ratios: dict[str, Ratio] | None = None) -> None:
         self.ratios: dict[str, Ratio] = dict(ratios or {})  # metric key -> its ratio
+        # A user's metric: its result from its summed statistics (``Metric.result_from``).
+        self.results: dict[str, Callable[[dict[str, float]], float]] = {}
         self._acc: dict[str, dict[str, float]] = {}
 
     def reset(self) -> None:
@@ -39,6 +43,9 @@ class RunningLogs:
         """Each value as Keras reports it (a float32 rounded to a Python float)."""
         logs = {}
         for key, acc in self._acc.items():
+            if key in self.results:
+                logs[key] = float(np.float32(self.results[key](acc)))
+                continue
             numerator, below = self.ratios.get(key, MEAN)
             denominator = sum(acc.get(s, 0.0) for s in below)
             value = acc.get(numerator, 0.0) / denominator if denominator else 0.0
