@@ -412,3 +412,27 @@ def test_a_metric_that_does_not_accumulate_is_refused():
     model.compile(optimizer="sgd", loss="mse", metrics=[Last()])
     with pytest.raises(NotImplementedError, match="must add to its variables"):
         model.fit(np.ones((4, 2), "float32"), np.ones((4, 1), "float32"), verbose=0)
+
+
+def test_compute_loss_is_the_backend_agnostic_hook():
+    class Penalized(keras.Model):
+        def __init__(self):
+            super().__init__()
+            self.dense = layers.Dense(2)
+
+        def call(self, inputs):
+            return self.dense(inputs)
+
+        def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
+            loss = super().compute_loss(x, y, y_pred, sample_weight, training)
+            return loss + 0.1 * ops.mean(ops.square(y_pred))
+
+    keras.utils.set_random_seed(10)
+    model = Penalized()
+    model.compile(optimizer="sgd", loss="mse")
+    x = np.random.default_rng(1).normal(size=(8, 3)).astype("float32")
+    y = np.ones((8, 2), "float32")
+    model.fit(x, y, epochs=1, batch_size=8, verbose=0)
+    pred = model.predict(x, verbose=0)
+    want = np.mean((pred - y) ** 2) + 0.1 * np.mean(pred**2)
+    assert model.evaluate(x, y, batch_size=8, verbose=0) == pytest.approx(want, rel=1e-5)

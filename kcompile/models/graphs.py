@@ -66,7 +66,8 @@ def _trace_scored(
 ) -> ScoredGraph:
     graph = Graph(name)
     ctx = TraceContext(graph, training=training)
-    preds = model.trace_graph(ctx, _add_model_inputs(model, graph))
+    inputs = _add_model_inputs(model, graph)
+    preds = model.trace_graph(ctx, inputs)
     labels = [graph.add_input(n, t, "data") for n, t in zip(label_names(model), label_types)]
     outputs: list[tuple[str, Value]] = []
     metrics: list[tuple[str, metrics_mod.Metric]] = []
@@ -81,11 +82,14 @@ def _trace_scored(
                 outputs.append((f"loss/{spec.name}", value))
             weighted = value * spec.weight if spec.weight != 1.0 else value
             total = weighted if total is None else total + weighted
-    if total is None:
+    if total is None and not _custom_loss(model):
         raise ValueError(f"model '{model.name}' was compiled without a loss")
     with graph.layer_scope("loss"):
-        for extra in ctx.losses:  # add_loss and regularization penalties, as Keras adds them
-            total = total + extra
+        if _custom_loss(model):
+            total = _traced_compute_loss(model, ctx, inputs, labels, preds, training)
+        else:
+            for extra in ctx.losses:  # add_loss and regularization penalties, as Keras adds
+                total = total + extra
     with graph.layer_scope("metrics"):
         for spec, y, p in zip(specs, labels, preds):
             for ident in spec.metric_ids:
@@ -96,6 +100,33 @@ def _trace_scored(
                 metrics.append((key, metric))
     graph.set_outputs([("loss", total), *outputs])
     return ScoredGraph(graph, ctx, total, metrics)
+
+
+def _custom_loss(model) -> bool:
+    """Whether the model overrides Keras 3's backend-agnostic ``compute_loss`` hook."""
+    from kcompile.models.trainer import Trainer
+
+    return type(model).compute_loss is not Trainer.compute_loss
+
+
+def _traced_compute_loss(model, ctx, inputs, labels, preds, training) -> Value:
+    """The model's own ``compute_loss(x, y, y_pred, training=...)``, written with
+    keras.ops (``super().compute_loss(...)`` gives the compiled loss and ``self.losses``)."""
+    from kcompile.symbolic import TracedTensor, tracing
+
+    def one(values):
+        traced = [TracedTensor(v) for v in values]
+        return traced[0] if len(traced) == 1 else traced
+
+    with tracing(ctx):
+        out = model.compute_loss(
+            x=one(inputs), y=one(labels), y_pred=one(preds), sample_weight=None, training=training
+        )
+    if not isinstance(out, TracedTensor) or out.value.rank != 0:
+        raise ValueError(
+            f"model '{model.name}': compute_loss must return a scalar tensor, got {out!r}"
+        )
+    return out.value
 
 
 def trace_eval(model, specs, label_types, record=None) -> ScoredGraph:

@@ -268,6 +268,30 @@ class Trainer(TrainingLoop):
         """The names of the step graphs' label inputs."""
         return G.label_names(self)
 
+    def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
+        """Keras 3's hook: the compiled losses of ``y`` and ``y_pred`` plus the layers'
+        added losses. Called with traced tensors when a subclass overrides it (and calls
+        ``super().compute_loss(...)``)."""
+        from kcompile.symbolic import TracedTensor, current_context
+
+        ctx = current_context()
+        if ctx is None or not isinstance(y_pred, TracedTensor | list | tuple):
+            raise NotImplementedError("compute_loss runs inside the traced train and eval steps")
+        compiled = self._require_compiled("compute_loss")
+        ys = list(y) if isinstance(y, list | tuple) else [y]
+        preds = list(y_pred) if isinstance(y_pred, list | tuple) else [y_pred]
+        total = None
+        for spec, t, p in zip(compiled.specs, ys, preds):
+            if spec.loss is None:
+                continue
+            value = spec.loss.ir(t.value, p.value) * spec.weight
+            total = value if total is None else total + value
+        for extra in ctx.losses:
+            total = extra if total is None else total + extra
+        if total is None:
+            raise ValueError(f"model '{self.name}' has no loss to compute")
+        return TracedTensor(total)
+
     # --- metrics --------------------------------------------------------------
 
     @property
