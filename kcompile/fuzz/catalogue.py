@@ -69,6 +69,14 @@ def _dense(rng, shape):
     }
 
 
+def _ops_dense(rng, shape):
+    return {"units": rng.randint(1, 10), "activation": _pick(rng, (None, "relu", "tanh", "silu"))}
+
+
+def _ops_attention(rng, shape):
+    return {"units": rng.randint(1, 6)}
+
+
 def _conv(rank: int):
     def draw(rng, shape):
         spatial = shape[:-1]
@@ -261,6 +269,13 @@ ANY_RANK = (1, 2, 3)
 
 UNARY: tuple[LayerKind, ...] = (
     LayerKind("Dense", ANY_RANK, _dense, lambda a, s: (*s[:-1], a["units"]), 3.0),
+    # Custom layers written with keras.ops (kcompile.fuzz.custom_layers).
+    LayerKind("custom.OpsDense", ANY_RANK, _ops_dense, lambda a, s: (*s[:-1], a["units"])),
+    LayerKind("custom.OpsNorm", ANY_RANK, _no_args, _same, 0.5),
+    LayerKind(
+        "custom.OpsSelfAttention", (2,), _ops_attention, lambda a, s: (*s[:-1], a["units"]), 0.7
+    ),
+    LayerKind("custom.OpsResidual", ANY_RANK, _no_args, _same, 0.4),
     LayerKind("Activation", ANY_RANK, _activation_draw, _same),
     LayerKind("LeakyReLU", ANY_RANK, _leaky_draw, _same, 0.5),
     LayerKind("ReLU", ANY_RANK, _no_args, _same, 0.5),

@@ -138,6 +138,8 @@ def _layer(name: str, args: dict) -> str:
         ((inner, inner_args),) = args["layer"].items()
         rest = {k: v for k, v in args.items() if k != "layer"}
         return f"layers.Bidirectional(layers.{inner}({_kwargs(inner_args)}), {_kwargs(rest)})"
+    if name.startswith("custom."):  # kcompile.fuzz.custom_layers: user-style layers
+        return f"{name}({_kwargs(args)})"
     return f"layers.{name}({_kwargs(args)})"
 
 
@@ -154,6 +156,7 @@ def render(spec: ModelSpec) -> str:
         "",
         "import kcompile as keras",
         "from kcompile import layers",
+        "from kcompile.fuzz import custom_layers as custom",
         "",
         f"SPEC = {spec.to_json()!r}",
         "",
