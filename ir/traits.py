@@ -76,7 +76,8 @@ class Traits:
     # index_use(node, position): (bound, what the values are) when operand ``position``
     # holds indices, valid from 0 to bound - 1, that native code does not check.
     index_use: Callable[[Any, int], tuple[int, str] | None] | None = None
-    # The result holds the operand's values, rearranged or cast: indices stay indices.
+    # The result holds every value of the operand, rearranged, repeated or cast (not a
+    # subset): indices stay indices, and the operand's bound checks apply to all of it.
     carries_values: bool = False
     # Constant operands make a constant result that compile time may compute.
     folds: bool = True

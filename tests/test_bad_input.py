@@ -91,3 +91,18 @@ def test_ragged_lists_get_a_message():
     model = dense_classifier(4, 5, seed=1)
     with pytest.raises(ValueError, match="not one rectangular array"):
         model.fit([[1, 2, 3, 4], [1, 2]], [0, 1], verbose=0)
+
+
+def test_ids_sliced_from_one_input_are_checked_per_use_not_as_a_whole():
+    """Column 0 indexes a table of 20 rows, column 1 one of 5: a 12 in column 0 is valid
+    (before, a slice passed the whole input to each bound check and refused it)."""
+    import kcompile as keras
+    from kcompile import layers
+
+    ids = keras.Input((2,), dtype="int32")
+    users = layers.Embedding(20, 2)(layers.Lambda(lambda t: t[:, 0])(ids))
+    items = layers.Embedding(5, 2)(layers.Lambda(lambda t: t[:, 1])(ids))
+    model = keras.Model(ids, layers.Dense(1)(layers.Concatenate()([users, items])))
+    model.compile(optimizer="sgd", loss="mse")
+    x = np.array([[12, 3], [19, 4]], "int32")
+    model.fit(x, np.zeros((2, 1), "float32"), verbose=0)

@@ -436,3 +436,47 @@ def test_compute_loss_is_the_backend_agnostic_hook():
     pred = model.predict(x, verbose=0)
     want = np.mean((pred - y) ** 2) + 0.1 * np.mean(pred**2)
     assert model.evaluate(x, y, batch_size=8, verbose=0) == pytest.approx(want, rel=1e-5)
+
+
+def test_collaborative_filtering_as_the_keras_example_writes_it():
+    """keras-io's RecommenderNet, in its own words: a subclassed model of embeddings with an
+    L2 regularizer, columns of its input picked by indexing, and ``ops.tensordot`` over
+    both axes (as the example writes it, which sums over the batch too)."""
+
+    class RecommenderNet(keras.Model):
+        def __init__(self, users, items, size):
+            super().__init__()
+            self.user_embedding = layers.Embedding(
+                users,
+                size,
+                embeddings_initializer="he_normal",
+                embeddings_regularizer=keras.regularizers.l2(1e-6),
+            )
+            self.user_bias = layers.Embedding(users, 1)
+            self.item_embedding = layers.Embedding(
+                items,
+                size,
+                embeddings_initializer="he_normal",
+                embeddings_regularizer=keras.regularizers.l2(1e-6),
+            )
+            self.item_bias = layers.Embedding(items, 1)
+
+        def call(self, inputs):
+            user = self.user_embedding(inputs[:, 0])
+            item = self.item_embedding(inputs[:, 1])
+            dot = ops.tensordot(user, item, 2)
+            return ops.nn.sigmoid(dot + self.user_bias(inputs[:, 0]) + self.item_bias(inputs[:, 1]))
+
+    rng = np.random.default_rng(11)
+    taste = rng.normal(size=(20, 3))
+    kind = rng.normal(size=(15, 3))
+    pairs = np.stack([rng.integers(0, 20, 2000), rng.integers(0, 15, 2000)], axis=1)
+    ratings = 1 / (1 + np.exp(-(taste[pairs[:, 0]] * kind[pairs[:, 1]]).sum(1)))
+    keras.utils.set_random_seed(11)
+    model = RecommenderNet(20, 15, 8)
+    model.compile(loss="binary_crossentropy", optimizer=keras.optimizers.Adam(0.01))
+    history = model.fit(
+        pairs.astype("int32"), ratings.astype("float32"), batch_size=64, epochs=5, verbose=0
+    )
+    losses = history.history["loss"]
+    assert losses[-1] < losses[0] and model.count_params() == 20 * 8 + 20 + 15 * 8 + 15

@@ -159,9 +159,9 @@ register(
         _ref_slice,
         _vjp_slice,
         # An elementwise loop holds it as a strided read of its operand.
-        traits=T.Traits(
-            T.Pattern.INJECTIVE, loop_bodies=frozenset({"elementwise"}), carries_values=True
-        ),
+        # Not ``carries_values``: a slice keeps some of its operand's values, so a bound
+        # check of the whole operand would refuse ids the step never looks up.
+        traits=T.Traits(T.Pattern.INJECTIVE, loop_bodies=frozenset({"elementwise"})),
     )
 )
 

@@ -16,10 +16,12 @@ class Embedding(Layer):
         input_dim: int,
         output_dim: int,
         embeddings_initializer: Any = None,
+        embeddings_regularizer: Any = None,
         mask_zero: bool = False,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
+        self.embeddings_regularizer = embeddings_regularizer
         if mask_zero:
             raise NotImplementedError(f"Embedding '{self.name}': mask_zero is not supported")
         self.input_dim, self.output_dim = int(input_dim), int(output_dim)
@@ -29,7 +31,10 @@ class Embedding(Layer):
 
     def build(self, input_shape):
         self.embeddings = self.add_weight(
-            (self.input_dim, self.output_dim), self.embeddings_initializer, name="embeddings"
+            (self.input_dim, self.output_dim),
+            self.embeddings_initializer,
+            name="embeddings",
+            regularizer=self.embeddings_regularizer,
         )
 
     def call(self, ctx, ids):

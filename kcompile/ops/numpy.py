@@ -293,8 +293,19 @@ def tensordot(x1, x2, axes=2):
         )
     ax_a = [normalize_axes(i, a.rank)[0] for i in ax_a]
     ax_b = [normalize_axes(i, b.rank)[0] for i in ax_b]
-    if BATCH in [b.shape[i] for i in range(b.rank)]:
-        raise unsupported("tensordot", "with the batch dimension in the second operand")
+    if BATCH in b.shape:  # not a matrix product: an einsum over the named axes
+        letters = iter("abcdefghijklmnopqrstuvwxyz")
+        ta = [next(letters) for _ in range(a.rank)]
+        tb = [next(letters) for _ in range(b.rank)]
+        for i, j in zip(ax_a, ax_b):
+            tb[j] = ta[i]
+        out = [c for i, c in enumerate(ta) if i not in ax_a]
+        out += [c for j, c in enumerate(tb) if j not in ax_b]
+        if [a.shape[i] for i, c in enumerate(ta) if c in out].count(BATCH) + [
+            b.shape[j] for j, c in enumerate(tb) if c in out and c not in ta
+        ].count(BATCH) > 1:
+            raise unsupported("tensordot", "keeping the batch dimension of both operands")
+        return _einsum2("".join(ta), "".join(tb), "".join(out), a, b)
     keep_a = [i for i in range(a.rank) if i not in ax_a]
     keep_b = [i for i in range(b.rank) if i not in ax_b]
     at = B.transpose(a, (*keep_a, *ax_a)) if keep_a + ax_a != list(range(a.rank)) else a
