@@ -480,3 +480,42 @@ def test_collaborative_filtering_as_the_keras_example_writes_it():
     )
     losses = history.history["loss"]
     assert losses[-1] < losses[0] and model.count_params() == 20 * 8 + 20 + 15 * 8 + 15
+
+
+def test_siamese_network_as_the_keras_example_writes_it():
+    """keras-io's siamese network with a contrastive loss, in its own words: one tower
+    shared by two inputs, a Lambda of the Euclidean distance, a closure loss."""
+
+    def euclidean_distance(vects):
+        x, y = vects
+        sum_square = ops.sum(ops.square(x - y), axis=1, keepdims=True)
+        return ops.sqrt(ops.maximum(sum_square, keras.backend.epsilon()))
+
+    def contrastive(margin=1.0):
+        def contrastive_loss(y_true, y_pred):
+            square_pred = ops.square(y_pred)
+            margin_square = ops.square(ops.maximum(margin - y_pred, 0))
+            return ops.mean((1 - y_true) * square_pred + y_true * margin_square)
+
+        return contrastive_loss
+
+    rng = np.random.default_rng(12)
+    centres = rng.normal(size=(4, 6)) * 3
+    left_class, right_class = rng.integers(0, 4, 1024), rng.integers(0, 4, 1024)
+    left = (centres[left_class] + rng.normal(size=(1024, 6))).astype("float32")
+    right = (centres[right_class] + rng.normal(size=(1024, 6))).astype("float32")
+    different = (left_class != right_class).astype("float32")  # the example's labels
+
+    keras.utils.set_random_seed(12)
+    tower = keras.Sequential([layers.Dense(16, activation="tanh"), layers.Dense(8)])
+    input_1, input_2 = keras.Input((6,)), keras.Input((6,))
+    distance = layers.Lambda(euclidean_distance)([tower(input_1), tower(input_2)])
+    normal = layers.BatchNormalization()(distance)
+    output = layers.Dense(1, activation="sigmoid")(normal)
+    siamese = keras.Model(inputs=[input_1, input_2], outputs=output)
+    siamese.compile(loss=contrastive(), optimizer="rmsprop", metrics=["accuracy"])
+    history = siamese.fit([left, right], different, batch_size=32, epochs=5, verbose=0).history
+    assert history["loss"][-1] < history["loss"][0]
+    # Label 1 means "different" (as in the example): a large distance says it.
+    predicted = siamese.predict([left, right], verbose=0)[:, 0] > 0.5
+    assert np.mean(predicted == different.astype(bool)) > 0.85
