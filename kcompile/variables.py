@@ -45,12 +45,34 @@ class Variable:
         return self.value if dtype is None else self.value.astype(dtype)
 
     def assign(self, value) -> None:
+        """Set the value; inside a traced step (a layer's ``call``), the step writes it."""
+        from kcompile.symbolic import TracedTensor, current_context
+
+        ctx = current_context()
+        if ctx is not None and hasattr(ctx, "state_updates"):
+            from kcompile.ir import DType
+            from kcompile.ir import build as B
+            from kcompile.ops.core import Builder
+
+            new = B.cast(Builder(ctx.graph, ctx).value(value), DType.f32)
+            if new.shape != self.shape:
+                new = B.broadcast_to(new, self.shape)
+            ctx.state_updates[self] = new
+            return
+        if isinstance(value, TracedTensor):
+            raise TypeError(f"variable {self.path} assigned a traced value outside its step")
         value = np.asarray(value)
         if value.shape != self.value.shape:
             raise ValueError(
                 f"variable {self.path}: expected shape {self.value.shape}, got {value.shape}"
             )
         np.copyto(self.value, value, casting="unsafe")
+
+    def assign_add(self, delta) -> None:
+        self.assign(self + delta)
+
+    def assign_sub(self, delta) -> None:
+        self.assign(self - delta)
 
     def __repr__(self) -> str:
         return f"<Variable path={self.path} shape={self.shape} trainable={self.trainable}>"

@@ -59,7 +59,7 @@ class MLPBlock(keras.layers.Layer):
 
 
 class ComputeSum(keras.layers.Layer):
-    """A non-trainable weight updated... only read here (its value is a constant)."""
+    """The guide's non-trainable weight, updated by each call."""
 
     def __init__(self, input_dim):
         super().__init__()
@@ -68,7 +68,8 @@ class ComputeSum(keras.layers.Layer):
         )
 
     def call(self, inputs):
-        return inputs + self.total
+        self.total.assign_add(ops.sum(inputs, axis=0))
+        return self.total
 
 
 class NoisyScale(keras.layers.Layer):
@@ -106,6 +107,19 @@ def test_nested_layers_are_tracked():
     assert len(block.weights) == 6 and len(block.trainable_weights) == 6
     frozen = ComputeSum(2)
     assert frozen.trainable_weights == [] and len(frozen.non_trainable_weights) == 1
+    x = ops.ones((2, 2))
+    np.testing.assert_array_equal(frozen(x), [2.0, 2.0])
+    np.testing.assert_array_equal(frozen(x), [4.0, 4.0])  # as the guide prints
+
+
+def test_a_state_update_in_call_is_written_by_each_train_step():
+    inputs = keras.Input((2,))
+    counter = ComputeSum(2)
+    summed = counter(inputs)
+    model = keras.Model(inputs, layers.Dense(1)(inputs + ops.sum(summed) * 0.0))
+    model.compile(optimizer="sgd", loss="mse")
+    model.fit(np.ones((8, 2), "float32"), np.zeros((8, 1), "float32"), batch_size=4, verbose=0)
+    np.testing.assert_array_equal(counter.total.numpy(), [8.0, 8.0])  # two steps of 4 rows
 
 
 def _regression(seed=0):

@@ -67,6 +67,9 @@ class TraceContext:
         self._regularized: set[int] = set()  # layers whose weight penalties are in
 
     def weight(self, var: Variable) -> Value:
+        """The weight's value in this step: its input, or its new value once assigned."""
+        if var in self.state_updates:
+            return self.state_updates[var]
         value = self.weights.get(var)
         if value is None:
             role = "param" if var.trainable else "state"
@@ -422,7 +425,8 @@ class Layer:
             values.append(graph.add_input(f"in{i}", TensorType(dtype, (BATCH, *a.shape[1:]))))
         outs = self.trace(ctx, values, call)
         losses = [(f"loss{i}", v) for i, v in enumerate(ctx.losses)]
-        graph.set_outputs([(f"out{i}", v) for i, v in enumerate(outs)] + losses)
+        updates = [(f"state{i}", v) for i, v in enumerate(ctx.state_updates.values())]
+        graph.set_outputs([(f"out{i}", v) for i, v in enumerate(outs)] + losses + updates)
         feeds = {f"in{i}": a.astype(v.dtype.numpy) for i, (a, v) in enumerate(zip(arrays, values))}
         feeds.update({v.name: var.value for var, v in ctx.weights.items()})
         if "iterations" in [v.name for v in graph.inputs]:
@@ -430,6 +434,8 @@ class Layer:
         result = Interpreter(graph).run(feeds)
         outs = [result[f"out{i}"] for i in range(len(outs))]
         self._eager_losses = [result[name] for name, _ in losses]
+        for (name, _), var in zip(updates, ctx.state_updates):
+            var.assign(result[name])  # an eager call updates its state at once, as in Keras
         return outs[0] if len(outs) == 1 else outs
 
     # --- Keras conveniences -------------------------------------------------
