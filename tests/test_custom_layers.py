@@ -533,3 +533,21 @@ def test_siamese_network_as_the_keras_example_writes_it():
     # Label 1 means "different" (as in the example): a large distance says it.
     predicted = siamese.predict([left, right], verbose=0)[:, 0] > 0.5
     assert np.mean(predicted == different.astype(bool)) > 0.85
+
+
+def test_a_custom_layer_round_trips_through_its_config():
+    class Scaled(keras.layers.Layer):
+        def __init__(self, factor=2.0, **kwargs):
+            super().__init__(**kwargs)
+            self.factor = factor
+
+        def call(self, inputs):
+            return inputs * self.factor
+
+        def get_config(self):
+            return {**super().get_config(), "factor": self.factor}
+
+    layer = Scaled(3.0, name="scaled_three")
+    again = Scaled.from_config(layer.get_config())
+    assert again.name == "scaled_three" and again.factor == 3.0
+    np.testing.assert_allclose(again(np.ones((1, 2), "float32")), [[3.0, 3.0]])

@@ -274,6 +274,11 @@ class Layer:
     def get_config(self) -> dict[str, Any]:
         return {"name": self.name, "trainable": self.trainable}
 
+    @classmethod
+    def from_config(cls, config: dict[str, Any]) -> Layer:
+        """Keras's default: the layer made again from its ``get_config``."""
+        return cls(**config)
+
     # --- calling ------------------------------------------------------------
 
     def __call__(self, inputs: Any, training: bool | None = None, **kwargs: Any) -> Any:
