@@ -46,9 +46,21 @@ def Input(
     shape: Sequence[int] | int | None = None,
     batch_size: int | None = None,
     dtype: str | None = None,
+    sparse: bool | None = None,
+    batch_shape: Sequence[int | None] | None = None,
     name: str | None = None,
+    tensor: Any = None,
 ) -> KerasTensor:
-    """A symbolic input tensor, as ``keras.Input``."""
+    """A symbolic input tensor, as ``keras.Input`` (``shape`` without the batch
+    dimension, or ``batch_shape`` with it)."""
+    if sparse:
+        raise NotImplementedError(f"Input {name or ''}: sparse inputs are not supported")
+    if tensor is not None:
+        raise NotImplementedError(f"Input {name or ''}: tensor= is not supported")
+    if batch_shape is not None:
+        if shape is not None:
+            raise ValueError("Input takes shape or batch_shape, not both")
+        batch_size, shape = batch_shape[0], tuple(batch_shape[1:])
     return InputLayer(shape=shape, batch_size=batch_size, dtype=dtype, name=name).output_tensor
 
 
