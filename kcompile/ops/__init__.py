@@ -8,59 +8,11 @@ naming it.
 """
 
 from kcompile.ops import nn
-from kcompile.ops.nn import (
-    binary_crossentropy,
-    categorical_crossentropy,
-    elu,
-    gelu,
-    hard_sigmoid,
-    hard_silu,
-    hard_swish,
-    leaky_relu,
-    log_softmax,
-    mish,
-    moments,
-    normalize,
-    relu,
-    relu6,
-    selu,
-    sigmoid,
-    silu,
-    softmax,
-    softplus,
-    softsign,
-    sparse_categorical_crossentropy,
-    swish,
-)
+from kcompile.ops.nn import *  # noqa: F403
 from kcompile.ops.numpy import *  # noqa: F403
 from kcompile.ops.numpy import __all__ as _numpy_names
 
-__all__ = [
-    *_numpy_names,
-    "binary_crossentropy",
-    "categorical_crossentropy",
-    "elu",
-    "gelu",
-    "hard_sigmoid",
-    "hard_silu",
-    "hard_swish",
-    "leaky_relu",
-    "log_softmax",
-    "mish",
-    "moments",
-    "nn",
-    "normalize",
-    "relu",
-    "relu6",
-    "selu",
-    "sigmoid",
-    "silu",
-    "softmax",
-    "softplus",
-    "softsign",
-    "sparse_categorical_crossentropy",
-    "swish",
-]
+__all__ = list(dict.fromkeys([*_numpy_names, *nn.__all__, "nn"]))
 
 
 def __getattr__(name: str):
