@@ -211,7 +211,15 @@ def _matmul_epilogue(k, m, node, body, outs, ins) -> None:
     with for_range(e, rows, "r") as r, for_range(e, cols, "c") as col:
         i, j = e.add(i0, r), e.add(j0, col)
         flat = e.add(e.mul(i, width), j)
-        env = {product.outputs[0]: epi.load(c, e.add(e.mul(i, ldc), j))}
+        # The product sits in the target result's buffer: read it through that result's
+        # own pointer, so the store of the result to the same element is ordered after
+        # the read (through ``c``, a separate pointer, LLVM took the two for unrelated
+        # memory and read the product back after the store had overwritten it).
+        if target is None:
+            read = epi.load(c, e.add(e.mul(i, ldc), j))
+        else:
+            read = epi.load(moved_outs[target], flat)
+        env = {product.outputs[0]: read}
         for v, op in others.items():
             env[v] = epi.load(op, _offset2(epi, op, i, j))
         evaluate_body(epi, m, body, env, skip={product, *column_sums})

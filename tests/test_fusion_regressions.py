@@ -110,3 +110,30 @@ def test_trains_like_the_reference(factory, batch, rng):
         np.testing.assert_allclose(loss, expected, rtol=1e-5, atol=1e-6)
     for got, want in zip(native.get_weights(), reference.get_weights()):
         np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-6)
+
+
+def test_an_epilogue_result_in_the_products_buffer_is_written_after_the_product_is_read():
+    """Graph fuzz seed 2804: the product went into the buffer of the first f32 result
+    (a cast mask), and the epilogue read it through another pointer, which LLVM took for
+    unrelated memory: it read the product back after storing the mask over it."""
+    from kcompile.fuzz.oracle import run_compiled
+    from kcompile.ir import BATCH, Graph, f32, interpret
+    from kcompile.ir import build as B
+
+    g = Graph("epilogue_order")
+    x = g.add_input("x", f32(BATCH, 2), "data")
+    w = g.add_input("w", f32(2, 6), "param")
+    product = B.matmul(x, w)
+    mask = B.cast(B.gt(product, product), f32(1).dtype)  # all zeros, as the fuzzer drew
+    doubled = product + mask * product
+    scale = B.const_array(g, [-1.0, -0.5, 0.0, 0.5, 1.0, 1.5], f32(1).dtype, (6,))
+    g.set_outputs([("mask", mask), ("y", (doubled + doubled) * scale)])
+    rng = np.random.default_rng(0)
+    for batch in (1, 3, 33):
+        feeds = {
+            "x": rng.normal(size=(batch, 2)).astype("float32"),
+            "w": rng.normal(size=(2, 6)).astype("float32"),
+        }
+        want, got = interpret(g, feeds), run_compiled(g, feeds)
+        for name in ("mask", "y"):
+            np.testing.assert_allclose(got[name], want[name], rtol=1e-5, atol=1e-6)
