@@ -156,6 +156,19 @@ def sign(x: Value) -> Value:
     return _unary("sign", x)
 
 
+def floor(x: Value) -> Value:
+    return _unary("floor", x)
+
+
+def ceil(x: Value) -> Value:
+    return _unary("ceil", x)
+
+
+def round_(x: Value) -> Value:
+    """The nearest integer, ties to even (numpy's and jax's round)."""
+    return _unary("round", x)
+
+
 def erf(x: Value) -> Value:
     return _unary("erf", x)
 

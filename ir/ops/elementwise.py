@@ -59,6 +59,10 @@ def _unary(name, fn, vjp, numeric=False, doc="", cost=1):
 _unary("neg", np.negative, lambda n, g: [-g[0]], numeric=True)
 _unary("abs", np.abs, lambda n, g: [g[0] * B.sign(n.inputs[0])], numeric=True)
 _unary("sign", np.sign, None, numeric=True, doc="-1, 0 or 1; no gradient")
+# Piecewise constant: no gradient flows (jax's derivative is zero too).
+_unary("floor", np.floor, None, doc="the largest integer not above x; no gradient")
+_unary("ceil", np.ceil, None, doc="the smallest integer not below x; no gradient")
+_unary("round", np.round, None, doc="the nearest integer, ties to even; no gradient")
 _unary("exp", np.exp, lambda n, g: [g[0] * n.outputs[0]], cost=COSTLY)
 _unary("log", np.log, lambda n, g: [g[0] / n.inputs[0]], cost=COSTLY)
 _unary("log1p", np.log1p, lambda n, g: [g[0] / (n.inputs[0] + 1.0)], cost=COSTLY)

@@ -139,8 +139,12 @@ class _Builder:
         return B.reshape(out, (BATCH, oh * ow, c))
 
     def _mask(self):
-        """Non-differentiable paths: a comparison cast to f32 times a value, or argmax."""
+        """Non-differentiable paths: a comparison cast to f32 times a value, a rounding
+        (floor, ceil, round) times a value, or argmax."""
         a = self.pick()
+        if self.rng.random() < 0.3:
+            rounding = self.rng.choice((B.floor, B.ceil, B.round_))
+            return rounding(a * 2.0) * self.pick(lambda v: v.shape == a.shape)
         if self.rng.random() < 0.5 or a.rank < 2:
             b = self.pick(lambda v: v.shape == a.shape)
             return B.cast(B.gt(a, b), f32(1).dtype) * self.pick(lambda v: v.shape == a.shape)

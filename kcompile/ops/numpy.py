@@ -74,14 +74,27 @@ true_divide = divide
 @op
 def floor_divide(x1, x2):
     a, b = vals(x1, x2)
-    if a.dtype is not DType.i32:
-        raise unsupported("floor_divide", "on floats (there is no floor primitive)")
-    return B.div(a, b)
+    return B.div(a, b) if a.dtype is DType.i32 else B.floor(B.div(a, b))
 
 
 @op
 def mod(x1, x2):
-    raise unsupported("mod")
+    """The remainder with the sign of the divisor (numpy's and jax's mod)."""
+    a, b = vals(x1, x2, dtype=DType.f32)
+    return a - B.floor(B.div(a, b)) * b
+
+
+floor = op(_unary(B.floor))
+ceil = op(_unary(B.ceil))
+
+
+@op
+def round(x, decimals=0):
+    v = _float(x)
+    if not decimals:
+        return B.round_(v)
+    scale = 10.0**decimals
+    return B.round_(v * scale) * (1.0 / scale)
 
 
 @op
@@ -721,6 +734,7 @@ __all__ = [
     "argmin",
     "broadcast_to",
     "cast",
+    "ceil",
     "clip",
     "concatenate",
     "convert_to_numpy",
@@ -734,6 +748,7 @@ __all__ = [
     "expand_dims",
     "expm1",
     "eye",
+    "floor",
     "floor_divide",
     "full",
     "full_like",
@@ -769,6 +784,7 @@ __all__ = [
     "reciprocal",
     "repeat",
     "reshape",
+    "round",
     "rsqrt",
     "shape",
     "sign",
