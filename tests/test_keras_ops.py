@@ -79,6 +79,8 @@ CASES = [
     ("floor_mod", lambda a, b: ops.floor(a) + ops.mod(a, ops.abs(b) + 0.5), lambda a, b: np.floor(a) + np.mod(a, np.abs(b) + 0.5), [(4,), (4,)], False),
     ("ceil_round", lambda a: ops.ceil(a) + ops.round(a * 2.0) + ops.round(a, 1), lambda a: np.ceil(a) + np.round(a * 2) + np.round(a, 1), [(4,)], False),
     ("mod_grad", lambda a, b: ops.mod(a, ops.abs(b) + 4.0), lambda a, b: np.mod(a, np.abs(b) + 4), [(4,), (4,)], True),
+    ("take_along_axis", lambda a: ops.take_along_axis(a, ops.argmax(a, axis=-1, keepdims=True), axis=-1), lambda a: a.max(-1, keepdims=True), [(3, 4)], True),
+    ("take_along_axis_1", lambda a: ops.take_along_axis(a, ops.argmin(a, axis=1, keepdims=True), axis=1), lambda a: a.min(1, keepdims=True), [(3, 4)], True),
     ("relu", ops.relu, lambda a: np.maximum(a, 0), [(4,)], True),
     ("sigmoid", ops.sigmoid, _sigmoid, [(4,)], True),
     ("silu", ops.silu, lambda a: a * _sigmoid(a), [(4,)], True),

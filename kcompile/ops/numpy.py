@@ -564,7 +564,27 @@ def take(x, indices, axis=None):
 
 @op
 def take_along_axis(x, indices, axis=None):
-    raise unsupported("take_along_axis")
+    """``x``'s values at ``indices`` along ``axis``: a one-hot selection along that axis
+    (memory: the indices' size times the axis length)."""
+    v = val(x, DType.f32)
+    idx = val(indices, DType.i32)
+    if axis is None:
+        v, axis = B.reshape(v, (_numel(v.shape),)), 0
+        idx = B.reshape(idx, (_numel(idx.shape),))
+    axis = normalize_axes(axis, v.rank)[0]
+    if idx.rank != v.rank:
+        raise ValueError(f"take_along_axis: indices of rank {idx.rank} for x of rank {v.rank}")
+    last = v.rank - 1
+    perm = (*(i for i in range(v.rank) if i != axis), axis)
+    moved = B.transpose(v, perm) if axis != last else v  # [..., L]
+    picks = B.transpose(idx, perm) if axis != last else idx  # [..., K]
+    selector = B.one_hot(picks, v.shape[axis])  # [..., K, L]
+    rows = B.reshape(moved, (*moved.shape[:-1], 1, moved.shape[-1]))
+    taken = B.reduce_sum(selector * rows, (v.rank,))  # [..., K]
+    if axis == last:
+        return taken
+    back = tuple(perm.index(i) for i in range(v.rank))
+    return B.transpose(taken, back)
 
 
 @op
