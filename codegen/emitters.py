@@ -184,7 +184,7 @@ def _reduction_operands(node, outs, ins) -> tuple[list[Size], Operand, Operand]:
     )
 
 
-@emits("reduce_sum", "reduce_max")
+@emits("reduce_sum", "reduce_max", "reduce_prod")
 def reduce(k, m, node, outs, ins) -> None:
     dtype = node.inputs[0].dtype
     init = reduction_start(node.traits.reduction, dtype)

@@ -204,6 +204,11 @@ def reduce_sum(x: Value, axes: int | Sequence[int] | None = None, keepdims: bool
     return x.graph.emit1("reduce_sum", [x], axes=axes, keepdims=keepdims)
 
 
+def reduce_prod(x: Value, axes: int | Sequence[int] | None = None, keepdims: bool = False) -> Value:
+    axes = normalize_axes(tuple(axes) if isinstance(axes, Sequence) else axes, x.rank)
+    return x.graph.emit1("reduce_prod", [x], axes=axes, keepdims=keepdims)
+
+
 def reduce_max(x: Value, axes: int | Sequence[int] | None = None, keepdims: bool = False) -> Value:
     axes = normalize_axes(tuple(axes) if isinstance(axes, Sequence) else axes, x.rank)
     return x.graph.emit1("reduce_max", [x], axes=axes, keepdims=keepdims)

@@ -66,6 +66,7 @@ TOLERANCE = {
     "erf": 5e-7,
     "gelu": 1e-6,
     "layer_norm": 2e-6,
+    "reduce_prod": 1e-6,
     "sqrt": 1e-7,
     "pow": 1e-6,
     "add": 1e-7,

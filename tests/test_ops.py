@@ -141,6 +141,19 @@ CASES = [
         [((BATCH, 3, 5), "sep")],
     ),
     Case(
+        "reduce_prod",
+        lambda x: B.reduce_prod(x, (1,)),
+        lambda x: x.prod(1),
+        [((BATCH, 4), "unit")],
+    ),
+    # At the kinks: rows with no zero, one zero and two (negatives become zeros).
+    Case(
+        "reduce_prod",
+        lambda x: B.reduce_prod(B.select(B.lt(x, 0.0), 0.0, x), (1,), keepdims=True),
+        lambda x: np.where(x < 0, 0, x).prod(1, keepdims=True),
+        [((BATCH, 3), "sep")],
+    ),
+    Case(
         "argmax",
         lambda x: B.argmax(x, 1),
         lambda x: np.argmax(x, 1).astype(np.int32),

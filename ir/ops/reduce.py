@@ -56,6 +56,28 @@ def _vjp_max(node, g):
     return [share * _expand_back(node, g[0])]
 
 
+def _vjp_prod(node, g):
+    # d prod / d x_i is the product of the others, exact with zeros: with none it is
+    # prod / x_i; with one, it is the product of the non-zeros at the zero and 0 elsewhere;
+    # with more, 0 (jax's rule gives the same).
+    x = node.inputs[0]
+    axes = node.attrs["axes"]
+    zero = B.eq(x, 0.0)
+    zeros = _expand_back_kept(node, B.reduce_sum(B.cast(zero, DType.f32), axes, keepdims=True))
+    nonzero = B.reduce_prod(B.select(zero, 1.0, x), axes, keepdims=True)
+    others = B.select(
+        B.eq(zeros, 0.0),
+        _expand_back(node, node.outputs[0]) / B.select(zero, 1.0, x),
+        B.select(B.logical_and(B.eq(zeros, 1.0), zero), _expand_back_kept(node, nonzero), 0.0),
+    )
+    return [others * _expand_back(node, g[0])]
+
+
+def _expand_back_kept(node, value):
+    """Broadcast a value reduced with keepdims back to the operand's shape."""
+    return B.broadcast_to(value, node.inputs[0].shape)
+
+
 def _ref_reduce(fn):
     def ref(ctx, args, attrs):
         x = args[0]
@@ -72,6 +94,17 @@ _SUM = T.reduction(0.0, "add", frozenset({"matmul", "reduce", "row"}))
 _MAX = T.reduction(-math.inf, "max", frozenset({"reduce", "row"}))
 register(
     OpDef("reduce_sum", "reduce", 1, _infer_reduce, _ref_reduce(np.sum), _vjp_sum, traits=_SUM)
+)
+register(
+    OpDef(
+        "reduce_prod",
+        "reduce",
+        1,
+        _infer_reduce,
+        _ref_reduce(np.prod),
+        _vjp_prod,
+        traits=T.reduction(1.0, "mul", frozenset({"reduce", "row"})),
+    )
 )
 register(
     OpDef("reduce_max", "reduce", 1, _infer_reduce, _ref_reduce(np.max), _vjp_max, traits=_MAX)

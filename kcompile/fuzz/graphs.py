@@ -156,7 +156,7 @@ class _Builder:
         if a is None:
             return None
         axis = self.rng.randrange(1, a.rank)
-        fn = B.reduce_sum if self.rng.random() < 0.6 else B.reduce_max
+        fn = self.rng.choices((B.reduce_sum, B.reduce_max, B.reduce_prod), (6, 3, 1))[0]
         out = fn(a, axis, keepdims=self.rng.random() < 0.5)
         return out if out.rank > 1 else B.reshape(out, (BATCH, 1))
 

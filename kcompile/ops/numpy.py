@@ -205,7 +205,8 @@ def std(x, axis=None, keepdims=False):
 
 @op
 def prod(x, axis=None, keepdims=False, dtype=None):
-    raise unsupported("prod")
+    v = val(x)
+    return B.reduce_prod(v, _axes(v, axis), keepdims)
 
 
 @op
