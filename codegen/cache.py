@@ -18,7 +18,6 @@ import tempfile
 import warnings
 from pathlib import Path
 
-from kcompile import ir
 from kcompile.codegen.target import host
 
 MAGIC = b"KCOBJ1\n"
@@ -26,8 +25,10 @@ _unusable: set[str] = set()  # cache folders already warned about
 
 
 def source_roots() -> tuple[Path, ...]:
-    """The packages whose source decides the generated code: codegen and the ir it lowers."""
-    return (Path(__file__).parent, Path(ir.__file__).parent)
+    """The packages whose source decides the generated code: codegen and the ir it lowers,
+    its sibling folder (at the top of a checkout, inside ``kcompile`` when installed)."""
+    here = Path(__file__).resolve().parent
+    return (here, here.parent / "ir")
 
 
 def source_digest(roots: tuple[Path, ...]) -> str:
