@@ -12,29 +12,31 @@ from kcompile.ir import DType
 from kcompile.ir import build as B
 from kcompile.ir.types import normalize_axes
 from kcompile.ops.core import op, unsupported, val
-from kcompile.ops.numpy import _axes, one_hot
+from kcompile.ops.numpy import _axes, _named, _unary, one_hot
 
 
 def _float(x):
     return val(x, DType.f32)
 
 
-relu = op(lambda x: A.relu(_float(x)))
-relu6 = op(lambda x: A.relu6(_float(x)))
-sigmoid = op(lambda x: A.sigmoid(_float(x)))
-tanh = op(lambda x: A.tanh(_float(x)))
-silu = op(lambda x: A.silu(_float(x)))
+relu = _unary("relu", A.relu)
+relu6 = _unary("relu6", A.relu6)
+sigmoid = _unary("sigmoid", A.sigmoid)
+tanh = _unary("tanh", A.tanh)
+silu = _unary("silu", A.silu)
 swish = silu
-softplus = op(lambda x: A.softplus(_float(x)))
-softsign = op(lambda x: A.softsign(_float(x)))
-selu = op(lambda x: A.selu(_float(x)))
-hard_sigmoid = op(lambda x: A.hard_sigmoid(_float(x)))
-hard_silu = op(lambda x: A.hard_silu(_float(x)))
+softplus = _unary("softplus", A.softplus)
+softsign = _unary("softsign", A.softsign)
+selu = _unary("selu", A.selu)
+hard_sigmoid = _unary("hard_sigmoid", A.hard_sigmoid)
+hard_silu = _unary("hard_silu", A.hard_silu)
 hard_swish = hard_silu
-mish = op(lambda x: A.mish(_float(x)))
-gelu = op(lambda x, approximate=True: A.gelu(_float(x), approximate))
-elu = op(lambda x, alpha=1.0: A.elu(_float(x), alpha))
-leaky_relu = op(lambda x, negative_slope=0.2: A.leaky_relu(_float(x), negative_slope))
+mish = _unary("mish", A.mish)
+gelu = _named("gelu", lambda x, approximate=True: A.gelu(_float(x), approximate))
+elu = _named("elu", lambda x, alpha=1.0: A.elu(_float(x), alpha))
+leaky_relu = _named(
+    "leaky_relu", lambda x, negative_slope=0.2: A.leaky_relu(_float(x), negative_slope)
+)
 
 
 @op
@@ -84,8 +86,9 @@ def _loss(cls, **fixed):
 
 categorical_crossentropy = _loss(L.CategoricalCrossentropy)
 sparse_categorical_crossentropy = _loss(L.SparseCategoricalCrossentropy)
-binary_crossentropy = op(
-    lambda target, output, from_logits=False: _binary_per_element(target, output, from_logits)
+binary_crossentropy = _named(
+    "binary_crossentropy",
+    lambda target, output, from_logits=False: _binary_per_element(target, output, from_logits),
 )
 
 

@@ -27,48 +27,56 @@ def _float(x: Any) -> Value:
     return val(x, DType.f32)
 
 
-def _unary(fn):
-    return lambda x: fn(_float(x))
+def _named(name: str, fn):
+    """An op named ``name`` (its functional-API nodes are named after it)."""
+    fn.__name__ = fn.__qualname__ = name
+    return op(fn)
 
 
-exp = op(_unary(B.exp))
-log = op(_unary(B.log))
-log1p = op(_unary(B.log1p))
-sqrt = op(_unary(B.sqrt))
-tanh = op(_unary(B.tanh))
-erf = op(_unary(B.erf))
-square = op(lambda x: B.square(val(x)))
-expm1 = op(lambda x: B.exp(_float(x)) - 1.0)
-rsqrt = op(lambda x: 1.0 / B.sqrt(_float(x)))
-reciprocal = op(lambda x: 1.0 / _float(x))
-negative = op(lambda x: B.neg(val(x)))
-abs = op(lambda x: B.abs(val(x)))
+def _unary(name: str, fn, dtype: DType | None = DType.f32):
+    """``fn`` on the operand as ``dtype`` (None: its own dtype)."""
+    return _named(name, lambda x: fn(val(x, dtype)))
+
+
+def _binary(name: str, fn, dtype: DType | None = None):
+    """``fn`` on both operands as ``dtype`` (None: Keras's promotion)."""
+    return _named(name, lambda x1, x2: fn(*vals(x1, x2, dtype=dtype)))
+
+
+exp = _unary("exp", B.exp)
+log = _unary("log", B.log)
+log1p = _unary("log1p", B.log1p)
+sqrt = _unary("sqrt", B.sqrt)
+tanh = _unary("tanh", B.tanh)
+erf = _unary("erf", B.erf)
+floor = _unary("floor", B.floor)
+ceil = _unary("ceil", B.ceil)
+expm1 = _unary("expm1", lambda v: B.exp(v) - 1.0)
+rsqrt = _unary("rsqrt", lambda v: 1.0 / B.sqrt(v))
+reciprocal = _unary("reciprocal", lambda v: 1.0 / v)
+square = _unary("square", B.square, None)
+negative = _unary("negative", B.neg, None)
+abs = _unary("abs", B.abs, None)
 absolute = abs
-sign = op(lambda x: B.sign(val(x)))
-logical_not = op(lambda x: B.logical_not(val(x, DType.bool)))
+sign = _unary("sign", B.sign, None)
+logical_not = _unary("logical_not", B.logical_not, DType.bool)
 
-
-@op
-def add(x1, x2):
-    return B.add(*vals(x1, x2))
-
-
-@op
-def subtract(x1, x2):
-    return B.sub(*vals(x1, x2))
-
-
-@op
-def multiply(x1, x2):
-    return B.mul(*vals(x1, x2))
-
-
-@op
-def divide(x1, x2):
-    return B.div(*vals(x1, x2, dtype=DType.f32))
-
-
+add = _binary("add", B.add)
+subtract = _binary("subtract", B.sub)
+multiply = _binary("multiply", B.mul)
+divide = _binary("divide", B.div, DType.f32)
 true_divide = divide
+power = _binary("power", B.power, DType.f32)
+maximum = _binary("maximum", B.maximum)
+minimum = _binary("minimum", B.minimum)
+equal = _binary("equal", B.eq)
+not_equal = _binary("not_equal", B.ne)
+less = _binary("less", B.lt)
+less_equal = _binary("less_equal", B.le)
+greater = _binary("greater", B.gt)
+greater_equal = _binary("greater_equal", B.ge)
+logical_and = _binary("logical_and", B.logical_and, DType.bool)
+logical_or = _binary("logical_or", B.logical_or, DType.bool)
 
 
 @op
@@ -84,10 +92,6 @@ def mod(x1, x2):
     return a - B.floor(B.div(a, b)) * b
 
 
-floor = op(_unary(B.floor))
-ceil = op(_unary(B.ceil))
-
-
 @op
 def round(x, decimals=0):
     v = _float(x)
@@ -95,35 +99,6 @@ def round(x, decimals=0):
         return B.round_(v)
     scale = 10.0**decimals
     return B.round_(v * scale) * (1.0 / scale)
-
-
-@op
-def power(x1, x2):
-    return B.power(*vals(x1, x2, dtype=DType.f32))
-
-
-@op
-def maximum(x1, x2):
-    return B.maximum(*vals(x1, x2))
-
-
-@op
-def minimum(x1, x2):
-    return B.minimum(*vals(x1, x2))
-
-
-def _compare(fn):
-    return op(lambda x1, x2: fn(*vals(x1, x2)))
-
-
-equal = _compare(B.eq)
-not_equal = _compare(B.ne)
-less = _compare(B.lt)
-less_equal = _compare(B.le)
-greater = _compare(B.gt)
-greater_equal = _compare(B.ge)
-logical_and = op(lambda x1, x2: B.logical_and(*vals(x1, x2, dtype=DType.bool)))
-logical_or = op(lambda x1, x2: B.logical_or(*vals(x1, x2, dtype=DType.bool)))
 
 
 @op
@@ -693,25 +668,15 @@ def arange(start, stop=None, step=1, dtype=None) -> np.ndarray:
     return out.astype(_np_dtype(dtype))
 
 
-def _like(fill):
-    @op
-    def like(x, dtype=None):
-        v = val(x)
-        target = v.dtype if dtype is None else ir_dtype(_dtype_name(dtype))
-        return B.const(v.graph, fill if fill is not None else 0, target, v.shape)
-
-    return like
-
-
-zeros_like = _like(0)
-ones_like = _like(1)
-
-
 @op
 def full_like(x, fill_value, dtype=None):
     v = val(x)
     target = v.dtype if dtype is None else ir_dtype(_dtype_name(dtype))
     return B.const(v.graph, fill_value, target, v.shape)
+
+
+zeros_like = _named("zeros_like", lambda x, dtype=None: full_like.__kcompile_op__(x, 0, dtype))
+ones_like = _named("ones_like", lambda x, dtype=None: full_like.__kcompile_op__(x, 1, dtype))
 
 
 def convert_to_tensor(x, dtype=None, sparse=None):
@@ -735,11 +700,7 @@ def is_tensor(x) -> bool:
     return isinstance(x, TracedTensor | KerasTensor | np.ndarray)
 
 
-def stop_gradient(x):
-    return _stop_gradient(x)
-
-
-_stop_gradient = op(lambda x: B.stop_gradient(val(x)))
+stop_gradient = _unary("stop_gradient", B.stop_gradient, None)
 
 
 __all__ = [
