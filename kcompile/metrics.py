@@ -78,7 +78,7 @@ class Metric:
             if new is None:
                 stats[var.name] = B.const(graph, 0.0)
             elif ctx.zero[var] in (new.node.inputs if new.node else ()) and new.node.op == "add":
-                stats[var.name] = B.reduce_sum(new) if new.rank else new
+                stats[var.name] = new  # zero + the batch's increment (variables are scalars)
             elif new is ctx.zero[var]:
                 stats[var.name] = B.const(graph, 0.0)
             else:

@@ -20,33 +20,9 @@ class Regularizer:
         return cls(**config)
 
 
-class L1(Regularizer):
-    def __init__(self, l1: float = 0.01) -> None:
-        self.l1 = float(l1)
-
-    def __call__(self, x):
-        from kcompile import ops
-
-        return self.l1 * ops.sum(ops.abs(x))
-
-    def get_config(self):
-        return {"l1": self.l1}
-
-
-class L2(Regularizer):
-    def __init__(self, l2: float = 0.01) -> None:
-        self.l2 = float(l2)
-
-    def __call__(self, x):
-        from kcompile import ops
-
-        return self.l2 * ops.sum(ops.square(x))
-
-    def get_config(self):
-        return {"l2": self.l2}
-
-
 class L1L2(Regularizer):
+    """``l1 * sum(|x|) + l2 * sum(x²)``."""
+
     def __init__(self, l1: float = 0.0, l2: float = 0.0) -> None:
         self.l1, self.l2 = float(l1), float(l2)
 
@@ -62,6 +38,22 @@ class L1L2(Regularizer):
 
     def get_config(self):
         return {"l1": self.l1, "l2": self.l2}
+
+
+class L1(L1L2):
+    def __init__(self, l1: float = 0.01) -> None:
+        super().__init__(l1=l1)
+
+    def get_config(self):
+        return {"l1": self.l1}
+
+
+class L2(L1L2):
+    def __init__(self, l2: float = 0.01) -> None:
+        super().__init__(l2=l2)
+
+    def get_config(self):
+        return {"l2": self.l2}
 
 
 l1, l2, l1_l2 = L1, L2, L1L2

@@ -69,27 +69,16 @@ def _trace_scored(
     inputs = _add_model_inputs(model, graph)
     preds = model.trace_graph(ctx, inputs)
     labels = [graph.add_input(n, t, "data") for n, t in zip(label_names(model), label_types)]
-    outputs: list[tuple[str, Value]] = []
     metrics: list[tuple[str, metrics_mod.Metric]] = []
-    total = None
     many = len(specs) > 1
-    with graph.layer_scope("loss"):
-        for spec, y, p in zip(specs, labels, preds):
-            if spec.loss is None:
-                continue
-            value = spec.loss.ir(y, p)
-            if many:
-                outputs.append((f"loss/{spec.name}", value))
-            weighted = value * spec.weight if spec.weight != 1.0 else value
-            total = weighted if total is None else total + weighted
-    if total is None and not _custom_loss(model):
+    custom = _custom_loss(model)
+    if not custom and all(spec.loss is None for spec in specs):
         raise ValueError(f"model '{model.name}' was compiled without a loss")
     with graph.layer_scope("loss"):
-        if _custom_loss(model):
+        total, per_output = compiled_loss(specs, labels, preds, [] if custom else ctx.losses)
+        if custom:
             total = _traced_compute_loss(model, ctx, inputs, labels, preds, training)
-        else:
-            for extra in ctx.losses:  # add_loss and regularization penalties, as Keras adds
-                total = total + extra
+    outputs = [(f"loss/{name}", value) for name, value in per_output] if many else []
     with graph.layer_scope("metrics"):
         for spec, y, p in zip(specs, labels, preds):
             for ident in spec.metric_ids:
@@ -100,6 +89,25 @@ def _trace_scored(
                 metrics.append((key, metric))
     graph.set_outputs([("loss", total), *outputs])
     return ScoredGraph(graph, ctx, total, metrics)
+
+
+def compiled_loss(
+    specs: list[OutputSpec], labels: list[Value], preds: list[Value], extras: list[Value]
+) -> tuple[Value | None, list[tuple[str, Value]]]:
+    """The weighted sum of the outputs' compiled losses plus ``extras`` (add_loss and
+    regularization penalties, as Keras adds them), and each output's loss by name."""
+    total = None
+    per_output = []
+    for spec, y, p in zip(specs, labels, preds):
+        if spec.loss is None:
+            continue
+        value = spec.loss.ir(y, p)
+        per_output.append((spec.name, value))
+        weighted = value * spec.weight if spec.weight != 1.0 else value
+        total = weighted if total is None else total + weighted
+    for extra in extras:
+        total = extra if total is None else total + extra
+    return total, per_output
 
 
 def _custom_loss(model) -> bool:

@@ -278,16 +278,9 @@ class Trainer(TrainingLoop):
         if ctx is None or not isinstance(y_pred, TracedTensor | list | tuple):
             raise NotImplementedError("compute_loss runs inside the traced train and eval steps")
         compiled = self._require_compiled("compute_loss")
-        ys = list(y) if isinstance(y, list | tuple) else [y]
-        preds = list(y_pred) if isinstance(y_pred, list | tuple) else [y_pred]
-        total = None
-        for spec, t, p in zip(compiled.specs, ys, preds):
-            if spec.loss is None:
-                continue
-            value = spec.loss.ir(t.value, p.value) * spec.weight
-            total = value if total is None else total + value
-        for extra in ctx.losses:
-            total = extra if total is None else total + extra
+        ys = [t.value for t in (y if isinstance(y, list | tuple) else [y])]
+        preds = [p.value for p in (y_pred if isinstance(y_pred, list | tuple) else [y_pred])]
+        total, _ = G.compiled_loss(compiled.specs, ys, preds, ctx.losses)
         if total is None:
             raise ValueError(f"model '{self.name}' has no loss to compute")
         return TracedTensor(total)

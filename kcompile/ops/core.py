@@ -44,11 +44,12 @@ class Builder:
         made = self._made.get(id(x))
         if made is not None and made[0] is x:
             return made[1]
-        v = self._value(x, dtype)
+        v = self._value(x)
         self._made[id(x)] = (x, v)
         return v
 
-    def _value(self, x: Any, dtype: DType | None) -> Value:
+    def _value(self, x: Any) -> Value:
+        """A tensor's value in its own dtype (``val`` casts)."""
         if isinstance(x, TracedTensor):
             if x.value.graph is not self.graph:
                 raise TraceError("an op mixes tensors of two different traced graphs")
