@@ -23,30 +23,8 @@ from kcompile.ir import BATCH, DType, Graph, Interpreter, ShapeError, TensorType
 from kcompile.ir import build as B
 from kcompile.symbolic import TracedTensor, TraceError, current_context, tracing
 from kcompile.tensor import KerasTensor, ir_dtype, keras_dtype, keras_shape
+from kcompile.tree import flatten, pack_sequence_as
 from kcompile.variables import Variable
-
-
-def flatten(structure: Any) -> list:
-    """The leaves of nested lists, tuples and dicts, in order."""
-    if isinstance(structure, list | tuple):
-        return [leaf for x in structure for leaf in flatten(x)]
-    if isinstance(structure, dict):
-        return [leaf for x in structure.values() for leaf in flatten(x)]
-    return [structure]
-
-
-def unflatten(structure: Any, leaves: list) -> Any:
-    """``structure`` with its leaves replaced, in order, by ``leaves``."""
-    it = iter(leaves)
-
-    def rebuild(x: Any) -> Any:
-        if isinstance(x, list | tuple):
-            return type(x)(rebuild(y) for y in x)
-        if isinstance(x, dict):
-            return {k: rebuild(v) for k, v in x.items()}
-        return next(it)
-
-    return rebuild(structure)
 
 
 @functools.cache
@@ -228,7 +206,7 @@ class Layer:
         for name, value in vars(self).items():
             if name.startswith("_") and name != "_layers":
                 continue
-            for x in flatten(value) if isinstance(value, list | tuple | dict) else [value]:
+            for x in flatten(value):
                 if isinstance(x, Layer) and x is not self and x not in found:
                     found.append(x)
         return found
@@ -401,7 +379,7 @@ class Layer:
 
     def _trace_keras_call(self, ctx: TraceContext, values: list[Value], call: dict) -> list[Value]:
         structure = call.get("structure", values if len(values) > 1 else values[0])
-        inputs = unflatten(structure, [TracedTensor(v) for v in values])
+        inputs = pack_sequence_as(structure, [TracedTensor(v) for v in values])
         kwargs = dict(call.get("kwargs", {}))
         parameters = _call_parameters(type(self))
         if "training" in parameters:
@@ -468,7 +446,11 @@ def _shapes_of(structure: Any, shapes: list[tuple], keras_style: bool) -> Any:
     shape for one input), the list of shapes for kcompile's own layers."""
     if not keras_style:
         return shapes
-    return unflatten(structure, shapes) if isinstance(structure, list | tuple | dict) else shapes[0]
+    return (
+        pack_sequence_as(structure, shapes)
+        if isinstance(structure, list | tuple | dict)
+        else shapes[0]
+    )
 
 
 def _constant(ctx: TraceContext, x: Any) -> TracedTensor:

@@ -12,18 +12,11 @@ from typing import Any
 from kcompile import backend
 from kcompile.layers.layer import Layer
 from kcompile.tensor import KerasTensor
+from kcompile.tree import map_structure
 
 
 class _Slot:
     """Where a symbolic tensor was in the op's arguments."""
-
-
-def _replace(obj: Any, fn: Callable[[Any], Any]) -> Any:
-    if isinstance(obj, list | tuple):
-        return type(obj)(_replace(x, fn) for x in obj)
-    if isinstance(obj, dict):
-        return {k: _replace(v, fn) for k, v in obj.items()}
-    return fn(obj)
 
 
 class Operation(Layer):
@@ -40,13 +33,13 @@ class Operation(Layer):
                 return _Slot()
             return x
 
-        self.template = _replace((args, kwargs), slot)
+        self.template = map_structure(slot, (args, kwargs))
         self.tensors = tensors
 
     def call(self, inputs):
         values = iter(inputs)
-        args, kwargs = _replace(
-            self.template, lambda x: next(values) if isinstance(x, _Slot) else x
+        args, kwargs = map_structure(
+            lambda x: next(values) if isinstance(x, _Slot) else x, self.template
         )
         return self.fn(*args, **kwargs)
 

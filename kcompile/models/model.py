@@ -6,9 +6,10 @@ from typing import Any
 
 from kcompile.ir import Value
 from kcompile.layers.core import InputLayer
-from kcompile.layers.layer import CallRecord, Layer, TraceContext, flatten
+from kcompile.layers.layer import CallRecord, Layer, TraceContext
 from kcompile.models.trainer import Trainer
 from kcompile.tensor import KerasTensor
+from kcompile.tree import flatten
 from kcompile.variables import Variable
 
 

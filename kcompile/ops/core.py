@@ -21,6 +21,7 @@ from kcompile.ir import DType, Graph, Interpreter, TensorType, Value
 from kcompile.ir import build as B
 from kcompile.symbolic import TracedTensor, TraceError, current_context
 from kcompile.tensor import KerasTensor
+from kcompile.tree import flatten
 from kcompile.variables import Variable
 
 _BUILDER: contextvars.ContextVar = contextvars.ContextVar("kcompile_ops_builder", default=None)
@@ -132,17 +133,6 @@ def vals(*xs: Any, dtype: DType | None = None) -> list[Value]:
 # --- dispatch ---------------------------------------------------------------------------
 
 
-def _leaves(obj: Any) -> Iterator[Any]:
-    if isinstance(obj, list | tuple):
-        for x in obj:
-            yield from _leaves(x)
-    elif isinstance(obj, dict):
-        for x in obj.values():
-            yield from _leaves(x)
-    else:
-        yield obj
-
-
 def _wrap(out: Any) -> Any:
     if isinstance(out, Value):
         return TracedTensor(out)
@@ -156,7 +146,7 @@ def op(fn: Callable) -> Callable:
 
     @functools.wraps(fn)
     def public(*args: Any, **kwargs: Any) -> Any:
-        leaves = list(_leaves((args, kwargs)))
+        leaves = flatten((args, kwargs))
         if any(isinstance(x, KerasTensor) for x in leaves):
             from kcompile.layers.operation import call_on_symbolic
 
