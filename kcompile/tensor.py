@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from kcompile.ir import BATCH, DType, TensorType
 
 _DTYPES = {
@@ -41,18 +43,32 @@ class KerasTensor:
     def ndim(self) -> int:
         return len(self.shape)
 
-    def ir_type(self) -> TensorType:
+    @property
+    def dynamic(self) -> bool:
+        """Whether a dimension other than the batch is unknown (``Input((None, 8))``)."""
+        return any(d is None for d in self.shape[1:])
+
+    def ir_type(self, sizes: Sequence[int] | int | None = None) -> TensorType:
+        """The IR type, the batch dimension N. Unknown dimensions take their size from
+        ``sizes``: the data's shape without the batch (a step specialized on that data),
+        or one size for all of them (the probes of shape inference)."""
         dims = []
         for i, d in enumerate(self.shape):
-            if d is None:
-                if i != 0:
-                    raise ValueError(
-                        f"tensor {self.name or ''} of shape {self.shape}: kcompile needs static "
-                        "shapes except for the batch dimension"
-                    )
-                dims.append(BATCH)
-            else:
+            if d is not None:
                 dims.append(int(d))
+            elif i == 0:
+                dims.append(BATCH)
+            elif isinstance(sizes, int):
+                dims.append(sizes)
+            elif sizes is not None and len(sizes) == len(self.shape) - 1:
+                dims.append(int(sizes[i - 1]))
+            else:
+                raise ValueError(
+                    f"tensor {self.name or ''} of shape {self.shape} has an unknown "
+                    f"dimension {i}: its steps are compiled for the shapes of the data "
+                    "(fit, evaluate and predict do it); give example data, or fix the "
+                    "dimension in Input(shape=...)"
+                )
         return TensorType(ir_dtype(self.dtype), tuple(dims))
 
     def __repr__(self) -> str:

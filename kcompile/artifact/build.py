@@ -50,9 +50,12 @@ def export(
     if not model.built:
         raise ValueError(f"export: model '{model.name}' is not built; give it an Input")
     started = time.perf_counter()
-    label_types = tuple(model.default_label_types())
+    xs = _probe_inputs(model, probe)
+    shapes = model._input_shapes(xs)  # an artifact's steps have the probe's shapes
+    label_types = tuple(model.default_label_types(shapes))
     exes = {
-        kind: model._executable(kind, () if kind == "predict" else label_types) for kind in STEPS
+        kind: model._executable(kind, () if kind == "predict" else label_types, shapes)
+        for kind in STEPS
     }
     members: dict[str, bytes] = {}
     steps = {}
@@ -63,7 +66,6 @@ def export(
     library = _native_code(exes, members, steps, target)
     state = _state(model)
     members["state.npz"] = npz_bytes([array for _, array, _ in state])
-    xs = _probe_inputs(model, probe)
     expected = exes["predict"](dict(zip(model.input_names, xs)))
     probe_arrays = [*xs, *(np.array(expected[f"out/{n}"]) for n in model.output_names)]
     members["probe.npz"] = npz_bytes(probe_arrays)
@@ -156,6 +158,12 @@ def _probe_inputs(model, probe) -> list[np.ndarray]:
     rng = np.random.default_rng(0)
     xs = []
     for t in model.inputs:
+        if t.dynamic:
+            raise ValueError(
+                f"export: input {t.name} of model '{model.name}' has shape {t.shape}; an "
+                "artifact's steps are compiled for fixed shapes: pass probe= data of the "
+                "shapes to compile for"
+            )
         shape = (PROBE_ROWS, *t.shape[1:])
         if np.dtype(t.dtype).kind in "iub":
             xs.append(rng.integers(0, 2, shape).astype(t.dtype))

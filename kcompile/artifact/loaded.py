@@ -117,7 +117,7 @@ class ArtifactSteps:
     def inputs_for(self, x: Any) -> list[np.ndarray]:
         return self.model._arrays(x, self.input_names, "input")
 
-    def step(self, kind: str, ys) -> NativeProgram:
+    def step(self, kind: str, xs, ys) -> NativeProgram:
         return self.model._programs[kind]
 
     def predict_batch(self, xs: list[np.ndarray]) -> list[np.ndarray]:

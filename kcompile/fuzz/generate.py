@@ -19,6 +19,7 @@ from kcompile.fuzz.spec import (
     OutputSpec,
     call_shape,
     infer_shapes,
+    render,
 )
 
 _SAME_SHAPE = ("Add", "Subtract", "Multiply", "Average", "Maximum", "Minimum")
@@ -89,10 +90,14 @@ def _fits(name: str, shapes) -> bool:
     return True
 
 
-def _head(rng: random.Random, spec: ModelSpec, shapes, tensor: int) -> OutputSpec:
-    """Reduce a sink to a vector, then a Dense that suits a randomly chosen loss."""
+def _head(rng: random.Random, spec: ModelSpec, shapes, tensor: int, pool_rate: float) -> OutputSpec:
+    """Reduce a sink to a vector (global pooling, at ``pool_rate``, or Flatten), then a
+    Dense that suits a randomly chosen loss."""
     shape = shapes[tensor][0]
-    if len(shape) > 1:
+    if len(shape) in (2, 3) and rng.random() < pool_rate:
+        pool = rng.choice(("Average", "Max"))
+        tensor = _append(spec, shapes, Call(f"Global{pool}Pooling{len(shape) - 1}D", {}, [tensor]))
+    elif len(shape) > 1:
         tensor = _append(spec, shapes, Call("Flatten", {}, [tensor]))
     loss = rng.choice(LOSSES)
     logits = loss != "mse" and loss != "mae" and rng.random() < 0.3
@@ -172,14 +177,44 @@ def random_model(seed: int) -> ModelSpec:
             call = maker(rng, shapes[tensor][0], tensor)
         if call is not None:
             _append(spec, shapes, call)
-    _add_outputs(rng, spec, shapes)
+    unknown_lengths = rng.random() < 0.35
+    _add_outputs(rng, spec, shapes, 0.9 if unknown_lengths else 0.3)
     spec.optimizer = _optimizer(rng)
     spec.metrics = [_metrics(rng, out) for out in spec.outputs]
     infer_shapes(spec)  # the generator makes only valid models
+    if unknown_lengths:
+        _declare_lengths_unknown(rng, spec)
     return spec
 
 
-def _add_outputs(rng: random.Random, spec: ModelSpec, shapes) -> None:
+def _declare_lengths_unknown(rng: random.Random, spec: ModelSpec) -> None:
+    """Declare some sequence inputs' length None (``Input((None, 3))``) where the model
+    still has outputs of known shape (a pooling or recurrent layer reduces the length): its
+    steps are then compiled for the data's length, and for a second one."""
+    candidates = [i for i in spec.inputs if len(i.shape) >= 2 or (i.vocab and i.shape)]
+    for inp in candidates:
+        inp.dynamic = rng.random() < 0.7
+    if any(inp.dynamic for inp in candidates) and not _outputs_known(spec):
+        for inp in candidates:
+            inp.dynamic = False
+
+
+def _outputs_known(spec: ModelSpec) -> bool:
+    """Whether the rendered model builds and its outputs' shapes are known but the batch."""
+    import kcompile
+
+    namespace: dict = {"__name__": "kcompile_fuzz_shapes"}
+    exec(compile(render(spec), f"<fuzz model {spec.seed}>", "exec"), namespace)
+    try:
+        model = namespace["build_model"]("reference")
+    except ValueError:
+        return False
+    finally:
+        kcompile.backend.clear_session()
+    return all(None not in t.shape[1:] for t in model.outputs)
+
+
+def _add_outputs(rng: random.Random, spec: ModelSpec, shapes, pool_rate: float) -> None:
     """One or two outputs; every other unread float tensor joins the first by a Concatenate
     of its flattened values, so every input reaches an output."""
     read = {i for c in spec.calls for i in c.inputs}
@@ -192,5 +227,5 @@ def _add_outputs(rng: random.Random, spec: ModelSpec, shapes) -> None:
                 i = _append(spec, shapes, Call("Flatten", {}, [i]))
             flat.append(i)
         sinks = [*sinks[: count - 1], _append(spec, shapes, Call("Concatenate", {}, flat))]
-    spec.outputs = [_head(rng, spec, shapes, i) for i in sinks[:count]]
+    spec.outputs = [_head(rng, spec, shapes, i, pool_rate) for i in sinks[:count]]
     assert all(math.prod(shapes[o.tensor][0]) for o in spec.outputs)

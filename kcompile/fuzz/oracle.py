@@ -1,7 +1,8 @@
 """The model fuzzer's oracle: one model, compiled, against the reference interpreter.
 
 - forward: ``predict`` at batch 1, 5 and 33 against the predict graph interpreted in
-  float64;
+  float64 (and, where an Input's first dimension is unknown, at a second length too: the
+  steps compiled again for it);
 - gradients: the loss's gradient with respect to every weight, the graph compiled by the
   whole pipeline against the same graph interpreted in float64;
 - training: three ``train_on_batch`` steps against the reference backend (float32) from
@@ -53,14 +54,15 @@ def compare(stage: str, what: str, got, want, rtol: float, atol: float = ATOL) -
         raise Mismatch(stage, f"{what}: max difference {error:.3g} > {bound:.3g}")
 
 
-def make_data(spec: ModelSpec, rng: np.random.Generator, n: int):
+def make_data(spec: ModelSpec, rng: np.random.Generator, n: int, longer: int = 0):
     """Inputs (a fifth of the float entries exactly zero, to land on kinks) and labels
-    that suit each output's loss."""
+    that suit each output's loss; ``longer`` lengthens the inputs whose first dimension
+    the model leaves unknown."""
     from kcompile.fuzz.spec import infer_shapes
 
     xs = []
     for inp in spec.inputs:
-        shape = (n, *inp.shape)
+        shape = (n, inp.shape[0] + longer, *inp.shape[1:]) if inp.dynamic else (n, *inp.shape)
         if inp.vocab:
             xs.append(rng.integers(0, inp.vocab, shape).astype(np.int32))
         else:
@@ -101,7 +103,7 @@ def _feeds(model, xs, ys=()) -> dict:
 def check_forward(model, xs) -> None:
     from kcompile.ir import interpret
 
-    graph = model.step_graph("predict")
+    graph = model.step_graph("predict", input_shapes=model._input_shapes(xs))
     for batch in BATCHES:
         part = [x[:batch] for x in xs]
         want = interpret(graph, _feeds(model, part), np.float64)
@@ -150,7 +152,7 @@ def check_gradients(model, xs, ys) -> None:
     """d loss / d weights: compiled (the whole pipeline) against float64."""
     from kcompile.ir import interpret
 
-    graph = model.step_graph("eval")
+    graph = model.step_graph("eval", input_shapes=model._input_shapes(xs))
     graph = with_gradients(graph, graph.inputs_with_role("param"))
     feeds = _feeds(model, xs, ys)
     compare_gradients(graph, run_compiled(graph, feeds), interpret(graph, feeds, np.float64))
@@ -196,6 +198,8 @@ def check(build_model, spec: ModelSpec) -> None:
     reference.set_weights(native.get_weights())
     xs, ys = make_data(spec, np.random.default_rng(spec.seed), max(BATCHES))
     check_forward(native, xs)
+    if any(inp.dynamic for inp in spec.inputs):
+        check_forward(native, make_data(spec, np.random.default_rng(spec.seed), 5, 2)[0])
     check_gradients(native, [x[:5] for x in xs], [y[:5] for y in ys])
     check_evaluate(native, reference, xs, ys)
     check_training(native, reference, xs, ys, spec)

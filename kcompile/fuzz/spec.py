@@ -29,6 +29,11 @@ _LOSS_CLASSES = {
 class InputSpec:
     shape: list[int]
     vocab: int = 0  # > 0: integer ids below it (for an Embedding)
+    dynamic: bool = False  # the first dimension is declared None (the data sizes it)
+
+    def declared(self) -> list:
+        """The shape ``keras.Input`` is given."""
+        return [None, *self.shape[1:]] if self.dynamic else list(self.shape)
 
 
 @dataclass
@@ -165,7 +170,8 @@ def render(spec: ModelSpec) -> str:
     ]
     for i, inp in enumerate(spec.inputs):
         dtype = ', dtype="int32"' if inp.vocab else ""
-        lines.append(f'    t{i} = keras.Input(shape={_literal(inp.shape)}{dtype}, name="in{i}")')
+        shape = _literal(inp.declared())
+        lines.append(f'    t{i} = keras.Input(shape={shape}{dtype}, name="in{i}")')
     for k, call in enumerate(spec.calls, start=len(spec.inputs)):
         args = [f"t{i}" for i in call.inputs]
         if call.layer == "Sequential":

@@ -27,10 +27,10 @@ class InputLayer(Layer):
             raise ValueError("Input needs a shape (without the batch dimension)")
         shape = (shape,) if isinstance(shape, int) else tuple(shape)
         for d in shape:
-            if d is None:
+            if d is not None and (not isinstance(d, int) or d < 0):
                 raise ValueError(
-                    f"Input '{self.name}' of shape {shape}: kcompile needs static "
-                    "shapes except for the batch dimension"
+                    f"Input '{self.name}': shape {shape} must hold non-negative integers "
+                    "or None (a dimension the data decides)"
                 )
         self.dtype = dtype or "float32"
         self.built = True

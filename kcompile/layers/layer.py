@@ -32,6 +32,11 @@ def _call_parameters(cls: type) -> tuple[str, ...]:
     return tuple(inspect.signature(cls.call).parameters)
 
 
+# The sizes an unknown (None) non-batch dimension takes while a layer's output shape is
+# traced: two odd primes no layer is likely to produce by itself.
+PROBE_SIZES = (83, 89)
+
+
 class TraceContext:
     """One graph being traced: weights become inputs, dropout reads the step counter."""
 
@@ -132,6 +137,12 @@ class Layer:
         if dtype is not None and ir_dtype(getattr(dtype, "name", dtype)) is not DType.f32:
             raise NotImplementedError(f"layer '{self.name}': weights are float32 only")
         shape = () if shape is None else tuple(shape)
+        if any(d is None for d in shape):
+            raise ValueError(
+                f"layer '{self.name}' ({type(self).__name__}): weight '{name or 'variable'}' "
+                f"would have shape {shape}: it depends on an input dimension that is unknown "
+                "(None); give that dimension a size in Input(shape=...)"
+            )
         value = initializers.get(initializer or "glorot_uniform")(shape)
         taken = {v.path for v in self._variables}
         base = f"{self.name}/{name or 'variable'}"
@@ -305,14 +316,19 @@ class Layer:
         leaves = flatten(inputs)
         if not all(isinstance(t, TracedTensor) for t in leaves):
             leaves = [t if isinstance(t, TracedTensor) else _constant(ctx, t) for t in leaves]
-        self._ensure_built(_shapes_of(inputs, [t.shape for t in leaves], self._keras_call))
+        # Inside a call the shapes are those of one trace (the data's, or a probe size
+        # where an Input leaves a dimension unknown): only the features are the layer's,
+        # as Keras's input specs check the last axis.
+        self._ensure_built(
+            _shapes_of(inputs, [t.shape for t in leaves], self._keras_call), features_only=True
+        )
         call = {"structure": inputs, "kwargs": kwargs, "training": training}
         outs = self.trace(ctx, [t.value for t in leaves], call)
         wrapped = [TracedTensor(v) for v in outs]
         self._traced_shapes = [t.shape for t in wrapped]  # what summary() shows
         return wrapped[0] if len(wrapped) == 1 else wrapped
 
-    def _ensure_built(self, shapes: Any) -> None:
+    def _ensure_built(self, shapes: Any, features_only: bool = False) -> None:
         if self._keras_call:
             if not self.built:
                 self.build(shapes)
@@ -321,6 +337,8 @@ class Layer:
         if not self.built:
             self.build(shapes if self.multi_input else shapes[0])
             self.built = True
+            if features_only:
+                shapes = [(*[None] * (len(s) - 1), *s[-1:]) for s in shapes]
             self._build_shapes = shapes
             return
         if self._build_shapes is not None:
@@ -340,19 +358,41 @@ class Layer:
     def _symbolic_call(self, flat: list[KerasTensor], call: dict | None = None) -> Any:
         structure = call["structure"] if call else flat
         self._ensure_built(_shapes_of(structure, [t.shape for t in flat], self._keras_call))
-        graph = Graph(f"{self.name}_shape")
-        ctx = TraceContext(graph, training=False)
-        values = [graph.add_input(f"in{i}", t.ir_type()) for i, t in enumerate(flat)]
-        outs = self.trace(ctx, values, call)
         outputs = [
-            KerasTensor(keras_shape(v.shape), keras_dtype(v.type), name=f"{self.name}")
-            for v in outs
+            KerasTensor(shape, dtype, name=f"{self.name}")
+            for shape, dtype in self._output_specs(flat, call)
         ]
         record = CallRecord(self, flat, outputs, call or {})
         self._calls.append(record)
         for i, t in enumerate(outputs):
             t._history = (record, i)
         return outputs[0] if len(outputs) == 1 else outputs
+
+    def _output_specs(self, flat: list[KerasTensor], call: dict | None) -> list[tuple]:
+        """The shapes and dtypes of the outputs, from tracing ``call`` into a scratch
+        graph. Unknown dimensions other than the batch are traced at two probe sizes (as
+        Keras's JAX backend does): an output dimension that follows them is unknown."""
+        probes = PROBE_SIZES if any(t.dynamic for t in flat) else (None,)
+        runs = []
+        for size in probes:
+            graph = Graph(f"{self.name}_shape")
+            ctx = TraceContext(graph, training=False)
+            values = [graph.add_input(f"in{i}", t.ir_type(size)) for i, t in enumerate(flat)]
+            runs.append(
+                [(keras_shape(v.shape), keras_dtype(v.type)) for v in self.trace(ctx, values, call)]
+            )
+        first = runs[0]
+        for other in runs[1:]:
+            if [len(s) for s, _ in other] != [len(s) for s, _ in first]:
+                raise ValueError(
+                    f"layer '{self.name}' ({type(self).__name__}): the rank of its output "
+                    "depends on the size of an unknown input dimension"
+                )
+            first = [
+                (tuple(a if a == b else None for a, b in zip(sa, sb)), dtype)
+                for (sa, dtype), (sb, _) in zip(first, other)
+            ]
+        return first
 
     def trace(
         self, ctx: TraceContext, values: list[Value], call: dict | None = None

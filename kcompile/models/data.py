@@ -8,6 +8,7 @@ from typing import Any
 import numpy as np
 
 from kcompile.ir import DType
+from kcompile.tensor import ir_dtype
 
 
 def as_array_list(data: Any, names: list[str], what: str) -> list[np.ndarray]:
@@ -76,7 +77,7 @@ def prepare_inputs(model, x: Any) -> list[np.ndarray]:
     out = []
     for t, name, a in zip(model.inputs, model.input_names, arrays):
         check_numeric(a, f"input '{name}'")
-        want = t.ir_type()
+        want = ir_dtype(t.dtype)
         if a.ndim != len(t.shape) or any(
             d is not None and d != s for d, s in zip(t.shape[1:], a.shape[1:])
         ):
@@ -84,9 +85,9 @@ def prepare_inputs(model, x: Any) -> list[np.ndarray]:
                 f"input '{name}' of model '{model.name}' expects arrays of shape "
                 f"{t.shape}, got shape {a.shape}"
             )
-        if want.dtype is DType.i32 and a.dtype.kind == "f" and not np.all(np.mod(a, 1) == 0):
+        if want is DType.i32 and a.dtype.kind == "f" and not np.all(np.mod(a, 1) == 0):
             raise TypeError(f"input '{name}' is integer ({t.dtype}); got non-integral floats")
-        out.append(np.ascontiguousarray(a, dtype=want.dtype.numpy))
+        out.append(np.ascontiguousarray(a, dtype=want.numpy))
     _check_same_length(out, [f"input '{n}'" for n in model.input_names])
     return out
 

@@ -34,8 +34,14 @@ class OutputSpec:
     metric_ids: list = field(default_factory=list)
 
 
-def _add_model_inputs(model, graph: Graph) -> list[Value]:
-    return [graph.add_input(t._input_layer.name, t.ir_type(), "data") for t in model.inputs]
+def _add_model_inputs(model, graph: Graph, input_shapes: tuple = ()) -> list[Value]:
+    """The model's inputs; ``input_shapes`` (each input's shape without the batch) sizes
+    the dimensions its Inputs leave unknown."""
+    sizes = input_shapes or [None] * len(model.inputs)
+    return [
+        graph.add_input(t._input_layer.name, t.ir_type(s), "data")
+        for t, s in zip(model.inputs, sizes)
+    ]
 
 
 def label_names(model) -> list[str]:
@@ -43,10 +49,10 @@ def label_names(model) -> list[str]:
     return ["y"] if len(names) == 1 else [f"y/{n}" for n in names]
 
 
-def trace_predict(model, record=None) -> Graph:
+def trace_predict(model, record=None, input_shapes: tuple = ()) -> Graph:
     graph = Graph("predict")
     ctx = TraceContext(graph, training=False)
-    outs = model.trace_graph(ctx, _add_model_inputs(model, graph))
+    outs = model.trace_graph(ctx, _add_model_inputs(model, graph, input_shapes))
     graph.set_outputs([(f"out/{n}", v) for n, v in zip(model.output_names, outs)])
     if record:
         record("traced", graph)
@@ -62,11 +68,16 @@ class ScoredGraph:
 
 
 def _trace_scored(
-    model, name: str, training: bool, specs: list[OutputSpec], label_types: list[TensorType]
+    model,
+    name: str,
+    training: bool,
+    specs: list[OutputSpec],
+    label_types: list[TensorType],
+    input_shapes: tuple = (),
 ) -> ScoredGraph:
     graph = Graph(name)
     ctx = TraceContext(graph, training=training)
-    inputs = _add_model_inputs(model, graph)
+    inputs = _add_model_inputs(model, graph, input_shapes)
     preds = model.trace_graph(ctx, inputs)
     labels = [graph.add_input(n, t, "data") for n, t in zip(label_names(model), label_types)]
     metrics: list[tuple[str, metrics_mod.Metric]] = []
@@ -137,16 +148,16 @@ def _traced_compute_loss(model, ctx, inputs, labels, preds, training) -> Value:
     return out.value
 
 
-def trace_eval(model, specs, label_types, record=None) -> ScoredGraph:
-    scored = _trace_scored(model, "eval_step", False, specs, label_types)
+def trace_eval(model, specs, label_types, record=None, input_shapes=()) -> ScoredGraph:
+    scored = _trace_scored(model, "eval_step", False, specs, label_types, input_shapes)
     if record:
         record("traced", scored.graph)
     return scored
 
 
-def trace_train(model, specs, label_types, optimizer, record=None) -> ScoredGraph:
+def trace_train(model, specs, label_types, optimizer, record=None, input_shapes=()) -> ScoredGraph:
     """The train step; ``record(stage, graph)`` sees it traced, then after autodiff."""
-    scored = _trace_scored(model, "train_step", True, specs, label_types)
+    scored = _trace_scored(model, "train_step", True, specs, label_types, input_shapes)
     if record:
         record("traced", scored.graph)
     graph, ctx = scored.graph, scored.ctx
@@ -184,21 +195,26 @@ class TracedStep:
     metrics: list = field(default_factory=list)
 
 
-def trace_step(model, kind: str, label_types=None, record=None) -> TracedStep:
+def trace_step(
+    model, kind: str, label_types=None, record=None, input_shapes: tuple = ()
+) -> TracedStep:
     """The traced graph of step ``kind`` of ``model`` (``predict``, ``eval`` or ``train``),
-    for labels of ``label_types`` (by default those its losses expect); ``record(stage,
+    for labels of ``label_types`` (by default those its losses expect) and inputs of
+    ``input_shapes`` (needed where an Input leaves a dimension unknown); ``record(stage,
     graph)`` sees the traced graph, and the one with gradients for ``train``."""
     if kind == "predict":
-        return TracedStep(trace_predict(model, record))
+        return TracedStep(trace_predict(model, record, input_shapes))
     if kind not in STEPS:
         raise ValueError(f"unknown step {kind!r}; expected one of {STEPS}")
     compiled = model._require_compiled(kind)
-    label_types = label_types or model.default_label_types()
+    label_types = label_types or model.default_label_types(input_shapes)
     if kind == "eval":
-        scored = trace_eval(model, compiled.specs, label_types, record)
+        scored = trace_eval(model, compiled.specs, label_types, record, input_shapes)
     else:
         compiled.optimizer.build(model.trainable_weights)
-        scored = trace_train(model, compiled.specs, label_types, compiled.optimizer, record)
+        scored = trace_train(
+            model, compiled.specs, label_types, compiled.optimizer, record, input_shapes
+        )
     return TracedStep(scored.graph, scored.metrics)
 
 

@@ -118,6 +118,18 @@ class Model(Trainer, Layer):
         return list(self._outputs)
 
     @property
+    def input_shape(self) -> Any:
+        """Keras's: the Inputs' shapes (one shape for one input)."""
+        shapes = [t.shape for t in self._inputs]
+        return shapes[0] if len(shapes) == 1 else shapes
+
+    @property
+    def output_shape(self) -> Any:
+        """Keras's: the outputs' shapes (one shape for one output)."""
+        shapes = [t.shape for t in self._outputs]
+        return shapes[0] if len(shapes) == 1 else shapes
+
+    @property
     def input_names(self) -> list[str]:
         return [t._input_layer.name for t in self._inputs]
 

@@ -80,12 +80,13 @@ class ModelSteps:
         self.model._build_for(x)
         return D.prepare_inputs(self.model, x)
 
-    def step(self, kind: str, ys: list[np.ndarray]):
+    def step(self, kind: str, xs: list[np.ndarray], ys: list[np.ndarray]):
         label_types = tuple(G.label_type_for(y.dtype, y.shape) for y in ys)
-        return self.model._executable(kind, label_types)
+        return self.model._executable(kind, label_types, self.model._input_shapes(xs))
 
     def predict_batch(self, xs: list[np.ndarray]) -> list[np.ndarray]:
-        out = self.model._executable("predict").results(dict(zip(self.input_names, xs)))
+        exe = self.model._executable("predict", (), self.model._input_shapes(xs))
+        out = exe.results(dict(zip(self.input_names, xs)))
         return [out[f"out/{n}"] for n in self.model.output_names]
 
     def epoch_order(self, epoch: int, n: int) -> np.ndarray:
@@ -209,35 +210,53 @@ class Trainer(TrainingLoop):
         if self._compiled and self._compiled.specs and len(self._compiled.specs) == 1:
             self._compiled.specs[0].name = self.output_names[0]
 
-    def default_label_types(self) -> list[TensorType]:
-        """The labels each output's loss expects (sparse losses: integer class ids)."""
+    def default_label_types(self, input_shapes: tuple = ()) -> list[TensorType]:
+        """The labels each output's loss expects (sparse losses: integer class ids), for
+        inputs of ``input_shapes`` where an Input leaves a dimension unknown."""
         compiled = self._require_compiled("default_label_types")
-        types = []
-        for spec, t in zip(compiled.specs, self.outputs):
-            pred = t.ir_type()
-            types.append(spec.loss.label_type(pred) if spec.loss else pred)
-        return types
+        if any(t.dynamic for t in self.outputs):
+            graph = G.trace_predict(self, input_shapes=input_shapes)
+            preds = [v.type for _, v in graph.outputs]
+        else:
+            preds = [t.ir_type() for t in self.outputs]
+        return [
+            spec.loss.label_type(pred) if spec.loss else pred
+            for spec, pred in zip(compiled.specs, preds)
+        ]
 
-    def step_graph(self, kind: str, label_types: list[TensorType] | None = None):
-        """The traced IR graph of ``predict``, ``eval`` or ``train`` (not yet optimized)."""
-        return G.trace_step(self, kind, label_types).graph
+    def _input_shapes(self, xs: list[np.ndarray]) -> tuple:
+        """What the steps are specialized on: the data's shapes (without the batch) when
+        an Input leaves a dimension unknown, else nothing (one step for all data)."""
+        if not any(t.dynamic for t in self.inputs):
+            return ()
+        return tuple(tuple(x.shape[1:]) for x in xs)
 
-    def _executable(self, kind: str, label_types: tuple = ()):
-        key = (kind, tuple(label_types))
+    def step_graph(
+        self, kind: str, label_types: list[TensorType] | None = None, input_shapes: tuple = ()
+    ):
+        """The traced IR graph of ``predict``, ``eval`` or ``train`` (not yet optimized);
+        ``input_shapes`` sizes the dimensions the Inputs leave unknown."""
+        return G.trace_step(self, kind, label_types, input_shapes=input_shapes).graph
+
+    def _executable(self, kind: str, label_types: tuple = (), input_shapes: tuple = ()):
+        """The compiled step, made once per kind, label types and (for Inputs with unknown
+        dimensions) input shapes: new shapes compile again, as XLA does (the code cache
+        makes a shape seen before cheap)."""
+        key = (kind, tuple(label_types), input_shapes)
         exe = self._executables.get(key)
         if exe is None:
             with self._steps_lock:  # two threads' first calls compile it once
                 exe = self._executables.get(key)
                 if exe is None:
-                    exe = self._make_executable(kind, list(label_types))
+                    exe = self._make_executable(kind, list(label_types), input_shapes)
                     self._executables[key] = exe
         return exe
 
-    def _make_executable(self, kind: str, label_types: list):
+    def _make_executable(self, kind: str, label_types: list, input_shapes: tuple = ()):
         compiled = self._compiled
         backend = compiled.backend if compiled else "llvm"
         manager = PassManager(default_passes())
-        traced = G.trace_step(self, kind, label_types, manager.stage)
+        traced = G.trace_step(self, kind, label_types, manager.stage, input_shapes)
         exe = make_executable(traced.graph, backend, manager)
         metrics = traced.metrics
         exe.lock = self._steps_lock
@@ -257,7 +276,7 @@ class Trainer(TrainingLoop):
         return exe
 
     def _run_step(self, kind: str, xs: list[np.ndarray], ys: list[np.ndarray]) -> dict:
-        out = self._steps.step(kind, ys).results(self._feeds(xs, ys))
+        out = self._steps.step(kind, xs, ys).results(self._feeds(xs, ys))
         names = [name for name in out if np.ndim(out[name]) == 0]
         values = np.array([[out[name] for name in names]], np.float32)
         self._accumulate(names, values, np.array([len(xs[0])]))
@@ -335,7 +354,7 @@ class Trainer(TrainingLoop):
         return logs if return_dict else self._flatten_in_order(logs)
 
     def predict_on_batch(self, x: Any):
-        exe = self._executables.get(("predict", ()))
+        exe = self._executables.get(("predict", (), ()))
         if exe is not None and type(x) is np.ndarray and len(self.outputs) == 1:
             out = exe.call_single(x) if isinstance(exe, NativeProgram) else None
             if out is not None:  # a batch like one fed before: one copy in, one out

@@ -46,8 +46,8 @@ class StepProvider(Protocol):
     def inputs_for(self, x: Any) -> list[np.ndarray]:
         """Checked input arrays for ``predict``."""
 
-    def step(self, kind: str, ys: list[np.ndarray]) -> EpochLoop:
-        """The ``train`` or ``eval`` step for labels like ``ys``."""
+    def step(self, kind: str, xs: list[np.ndarray], ys: list[np.ndarray]) -> EpochLoop:
+        """The ``train`` or ``eval`` step for inputs like ``xs`` and labels like ``ys``."""
 
     def predict_batch(self, xs: list[np.ndarray]) -> list[np.ndarray]:
         """The outputs for one batch of inputs."""
@@ -291,7 +291,7 @@ class TrainingLoop:
         chunks of ``chunk_size`` steps, each one native call; the batch hooks run once
         per chunk with its first and last step, as Keras's do with
         ``steps_per_execution``. Returns the logs."""
-        exe = self._steps.step(kind, ys)
+        exe = self._steps.step(kind, xs, ys)
         sources = self._feeds(xs, ys)
         chunk = chunk_size(self._steps.steps_per_execution, cbs, kind, steps)
         if kind == "train":
@@ -316,7 +316,7 @@ class TrainingLoop:
 
     def _check_indices(self, kind: str, xs, ys) -> None:
         """Class ids and looked-up ids within their bounds, before any step runs."""
-        self._steps.step(kind, ys).check_data(self._feeds(xs, ys))
+        self._steps.step(kind, xs, ys).check_data(self._feeds(xs, ys))
 
     def _feeds(self, xs, ys) -> dict[str, np.ndarray]:
         """The step's data inputs by name."""
