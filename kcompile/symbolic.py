@@ -79,6 +79,15 @@ class TracedTensor:
             "ops.maximum, ops.clip) to choose between values"
         )
 
+    def _no_number(self, *args: Any) -> Any:
+        raise TraceError(
+            "a traced tensor has no value while kcompile traces the model: float(), int() "
+            "and .item() cannot be compiled; keep computing with keras.ops (ops.cast for a "
+            "dtype)"
+        )
+
+    __float__ = __int__ = __index__ = __complex__ = item = numpy = _no_number
+
     def __len__(self) -> int:
         first = self.shape[0] if self.shape else None
         if first is None:

@@ -203,6 +203,23 @@ def test_control_flow_on_a_tensor_names_the_layer_and_the_line():
         Branchy()(keras.Input((2,)))
 
 
+def test_values_and_missing_ops_in_a_call_name_the_layer_and_the_line():
+    class Scalar(keras.layers.Layer):
+        def call(self, inputs):
+            return float(ops.mean(inputs)) * inputs  # no value while tracing
+
+    class Cumulative(keras.layers.Layer):
+        def call(self, inputs):
+            return ops.cumsum(inputs, axis=1)
+
+    with pytest.raises(TraceError, match=r"layer 'scalar.*' \(Scalar\) at .*test_custom.*float"):
+        Scalar()(keras.Input((2,)))
+    with pytest.raises(
+        NotImplementedError, match=r"layer 'cumulative.*Cumulative.* at .*test_custom.*ops.cumsum"
+    ):
+        Cumulative()(keras.Input((2,)))
+
+
 def test_builtin_layers_inside_a_custom_layer():
     class Head(keras.layers.Layer):
         def __init__(self):

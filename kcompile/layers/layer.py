@@ -428,8 +428,8 @@ class Layer:
         with tracing(ctx):
             try:
                 out = self.call(inputs, **kwargs)
-            except TraceError as e:
-                raise TraceError(
+            except (TraceError, NotImplementedError) as e:
+                raise type(e)(
                     f"layer '{self.name}' ({type(self).__name__}){_user_line(e)}: {e}"
                 ) from None
         outs = flatten(out)
