@@ -139,3 +139,36 @@ def test_export_of_a_dynamic_model_compiles_for_its_probe(tmp_path, rng):
     loaded = keras.load(str(tmp_path / "m.kc"))
     np.testing.assert_allclose(loaded.predict(x, verbose=0), model.predict(x, verbose=0))
     assert manifest["steps"]["predict"]["inputs"][0]["type"].endswith("N,6]")
+
+
+def test_bidirectional_lstm_on_reviews_as_the_keras_example_writes_it():
+    """keras-io's "Bidirectional LSTM on IMDB", in its own words (sizes shrunk), on
+    reviews it makes: the label says whether "good" (id 1) outnumbers "bad" (id 2)."""
+    max_features, maxlen = 40, 24
+    rng = np.random.default_rng(0)
+    reviews = rng.integers(3, max_features, (640, maxlen))
+    marks = rng.random((640, maxlen))
+    reviews[marks < 0.15] = 1
+    reviews[(marks >= 0.15) & (marks < 0.3)] = 2
+    labels = ((reviews == 1).sum(1) > (reviews == 2).sum(1)).astype("int32")
+    x_train, y_train = reviews[:512], labels[:512]
+    x_val, y_val = reviews[512:], labels[512:]
+
+    keras.utils.set_random_seed(0)
+    inputs = keras.Input(shape=(None,), dtype="int32")
+    x = layers.Embedding(max_features, 16)(inputs)
+    x = layers.Bidirectional(layers.LSTM(16, return_sequences=True))(x)
+    x = layers.Bidirectional(layers.LSTM(16))(x)
+    outputs = layers.Dense(1, activation="sigmoid")(x)
+    model = keras.Model(inputs, outputs)
+    model.compile(
+        optimizer=keras.optimizers.Adam(0.01), loss="binary_crossentropy", metrics=["accuracy"]
+    )
+    model.fit(x_train, y_train, batch_size=32, epochs=6, validation_data=(x_val, y_val), verbose=0)
+    assert model.evaluate(x_val, y_val, verbose=0)[1] > 0.8
+    # Reviews of another length need no padding to the training length.
+    short = x_val[:, -12:]
+    agree = (model.predict(short, verbose=0)[:, 0] > 0.5) == (
+        (short == 1).sum(1) > (short == 2).sum(1)
+    )
+    assert agree.mean() > 0.7
