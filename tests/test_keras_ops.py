@@ -27,6 +27,15 @@ def _softmax(x, axis=-1):
     return e / e.sum(axis, keepdims=True)
 
 
+def _attention(q, k, v, causal=False, mask=None):
+    logits = np.einsum("btnh,bsnh->bnts", q, k) / np.sqrt(q.shape[-1])
+    allowed = np.ones(logits.shape[-2:], bool) if mask is None else mask
+    if causal:
+        allowed = allowed & np.tril(np.ones(logits.shape[-2:], bool))
+    logits = np.where(allowed, logits, -0.7 * 3.38953e38)
+    return np.einsum("bnts,bsnh->btnh", _softmax(logits), v)
+
+
 # (name, op on the inputs, numpy on the inputs, input shapes without the batch, grad?)
 CASES = [
     ("add", lambda a, b: ops.add(a, b), np.add, [(4,), (4,)], True),
@@ -89,6 +98,37 @@ CASES = [
     ("log_softmax", ops.log_softmax, lambda a: np.log(_softmax(a)), [(5,)], True),
     ("moments", lambda a: ops.moments(a, axes=[-1])[1], lambda a: a.var(-1), [(5,)], True),
     ("normalize", lambda a: ops.normalize(a, axis=-1), lambda a: a / np.linalg.norm(a, axis=-1, keepdims=True), [(5,)], True),
+    ("log2_log10_exp2", lambda a: ops.log2(ops.abs(a) + 0.5) + ops.log10(ops.abs(a) + 0.5) + ops.exp2(a), lambda a: np.log2(np.abs(a) + 0.5) + np.log10(np.abs(a) + 0.5) + np.exp2(a), [(4,)], True),
+    ("cbrt", lambda a: ops.cbrt(a + 3.0), lambda a: np.cbrt(a + 3), [(4,)], True),
+    ("trunc", lambda a: ops.trunc(a * 3.0) + a, lambda a: np.trunc(a * 3) + a, [(4,)], True),
+    ("hypot", lambda a, b: ops.hypot(a, b), np.hypot, [(4,), (4,)], True),
+    ("logaddexp", lambda a, b: ops.logaddexp(a, b), np.logaddexp, [(4,), (4,)], True),
+    ("divide_no_nan", lambda a, b: ops.divide_no_nan(a, ops.where(b > 0, b + 1.0, 0.0)), lambda a, b: np.where(b > 0, a / (np.maximum(b, 0) + 1), 0), [(4,), (4,)], True),
+    ("heaviside", lambda a, b: ops.heaviside(ops.round(a), b) * a, lambda a, b: np.heaviside(np.round(a), b) * a, [(4,), (4,)], True),
+    ("deg2rad", lambda a: ops.rad2deg(ops.deg2rad(a) * 2.0), lambda a: 2 * a, [(4,)], True),
+    ("count_nonzero", lambda a: ops.count_nonzero(ops.round(a), axis=-1), lambda a: np.count_nonzero(np.round(a), axis=-1), [(5,)], False),
+    ("ptp", lambda a: ops.ptp(a, axis=-1), lambda a: np.ptp(a, axis=-1), [(5,)], True),
+    ("average", lambda a: ops.average(a, axis=-1, weights=np.arange(1.0, 5.0, dtype="float32")), lambda a: np.average(a, axis=-1, weights=np.arange(1.0, 5.0)), [(4,)], True),
+    ("cumsum", lambda a: ops.cumsum(a, axis=1), lambda a: np.cumsum(a, 1), [(4, 3)], True),
+    ("cumsum_last", lambda a: ops.cumsum(a, axis=-1), lambda a: np.cumsum(a, -1), [(4, 3)], True),
+    ("flip", lambda a: ops.flip(a, axis=-1) + ops.fliplr(a), lambda a: np.flip(a, -1) + np.fliplr(a), [(4,)], True),
+    ("roll", lambda a: ops.roll(a, 2, axis=1) - ops.roll(a, -1, axis=2), lambda a: np.roll(a, 2, 1) - np.roll(a, -1, 2), [(3, 4)], True),
+    ("swapaxes_moveaxis", lambda a: ops.swapaxes(a, 1, 2) + ops.moveaxis(a, 1, -1), lambda a: np.swapaxes(a, 1, 2) + np.moveaxis(a, 1, -1), [(3, 3)], True),
+    ("hstack", lambda a, b: ops.hstack([a, b]), lambda a, b: np.hstack([a, b]), [(2,), (3,)], True),
+    ("tril_triu", lambda a: ops.tril(a) + ops.triu(a, 1) * 2.0, lambda a: np.tril(a) + np.triu(a, 1) * 2, [(3, 4)], True),
+    ("diagonal_trace", lambda a: ops.diagonal(a, 1, 1, 2) + ops.trace(a, 0, 1, 2)[:, None], lambda a: np.diagonal(a, 1, 1, 2) + np.trace(a, 0, 1, 2)[:, None], [(3, 4)], True),
+    ("inner", lambda a: ops.inner(a, np.arange(6, dtype="float32").reshape(2, 3)), lambda a: np.inner(a, np.arange(6).reshape(2, 3)), [(3,)], True),
+    ("isclose", lambda a, b: ops.cast(ops.isclose(ops.round(a), ops.round(b)), "float32"), lambda a, b: np.isclose(np.round(a), np.round(b)).astype(float), [(4,), (4,)], False),
+    ("hard_tanh_shrinks", lambda a: ops.nn.hard_tanh(a) + ops.nn.hard_shrink(a) + ops.nn.soft_shrink(a) + ops.nn.tanh_shrink(a), lambda a: np.clip(a, -1, 1) + np.where(np.abs(a) > 0.5, a, 0) + np.where(a > 0.5, a - 0.5, np.where(a < -0.5, a + 0.5, 0)) + a - np.tanh(a), [(4,)], True),
+    ("celu_log_sigmoid", lambda a: ops.nn.celu(a, 0.5) + ops.nn.log_sigmoid(a), lambda a: np.maximum(a, 0) + 0.5 * np.expm1(np.minimum(a, 0) / 0.5) - np.logaddexp(-a, 0), [(4,)], True),
+    ("sparse_plus_sigmoid", lambda a: ops.nn.sparse_plus(a * 2.0) + ops.nn.sparse_sigmoid(a * 2.0) + ops.nn.squareplus(a), lambda a: np.where(a * 2 <= -1, 0, np.where(a * 2 < 1, (a * 2 + 1) ** 2 / 4, a * 2)) + np.clip((a * 2 + 1) / 2, 0, 1) + (a + np.sqrt(a * a + 4)) / 2, [(4,)], True),
+    ("threshold", lambda a: ops.nn.threshold(a, 0.1, -2.0), lambda a: np.where(a > 0.1, a, -2), [(4,)], True),
+    ("glu", lambda a: ops.nn.glu(a), lambda a: a[:, :2] * _sigmoid(a[:, 2:]), [(4,)], True),
+    ("multi_hot", lambda a: ops.nn.multi_hot(ops.argmax(a, axis=-1, keepdims=True), 5) + 0 * a[:, :1], lambda a: np.eye(5)[a.argmax(-1)], [(5,)], False),
+    ("rms_normalization", lambda a: ops.nn.rms_normalization(a, scale=2.0), lambda a: 2 * a / np.sqrt((a * a).mean(-1, keepdims=True) + 1e-7), [(5,)], True),
+    ("layer_normalization", lambda a: ops.nn.layer_normalization(a, gamma=np.full((5,), 2.0, "float32"), beta=np.ones((5,), "float32"), epsilon=1e-3), lambda a: 2 * (a - a.mean(-1, keepdims=True)) / np.sqrt(a.var(-1, keepdims=True) + 1e-3) + 1, [(5,)], True),
+    ("dot_product_attention", lambda q, k: ops.nn.dot_product_attention(q, k, k * 2.0, is_causal=True), lambda q, k: _attention(q, k, k * 2, causal=True), [(3, 2, 4), (3, 2, 4)], True),
+    ("dot_product_attention_mask", lambda q, k: ops.nn.dot_product_attention(q, k, k, mask=np.array([[True, False, True]] * 3)), lambda q, k: _attention(q, k, k, mask=np.array([[True, False, True]] * 3)), [(3, 2, 4), (3, 2, 4)], True),
     ("categorical_crossentropy", lambda a: ops.categorical_crossentropy(ops.softmax(a * 0) + 0.1, a, from_logits=True), lambda a: -(( _softmax(a * 0) + 0.1) * np.log(_softmax(a))).sum(-1), [(5,)], True),
 ]  # fmt: skip
 
@@ -172,3 +212,47 @@ def test_python_control_flow_on_a_traced_tensor_is_refused():
 @pytest.fixture
 def rng():
     return np.random.default_rng(7)
+
+
+def test_ops_over_whole_tensors_without_a_batch_dimension(rng):
+    """outer, vdot, vstack, ravel and diag read every element, batch included: on arrays
+    eagerly, and traced over values without a batch dimension, with their gradients."""
+    a, b = rng.normal(size=(3,)).astype("float32"), rng.normal(size=(3,)).astype("float32")
+    m = rng.normal(size=(2, 3)).astype("float32")
+    cases = [
+        (lambda x, y: ops.outer(x, y), np.outer, [a, b]),
+        (lambda x, y: ops.vdot(x, y), np.vdot, [a, b]),
+        (lambda x, y: ops.vstack([x, y]), lambda x, y: np.vstack([x, y]), [a, b]),
+        (lambda x: ops.ravel(x), np.ravel, [m]),
+        (lambda x: ops.diag(x, 1), lambda x: np.diag(x, 1), [a]),
+        (lambda x: ops.diag(x, -1), lambda x: np.diag(x, -1), [a]),
+        (lambda x: ops.diag(x), np.diag, [m]),
+    ]
+    for fn, expect, xs in cases:
+        np.testing.assert_allclose(fn(*xs), expect(*xs), rtol=1e-6, atol=1e-6)
+        g = Graph("whole")
+        values = [g.add_input(f"x{i}", f32(*x.shape), "data") for i, x in enumerate(xs)]
+        out = fn(*[TracedTensor(v) for v in values]).value
+        weights = g.add_input("w", out.type, "data")
+        loss = B.reduce_sum(out * weights)
+        grads = append_gradients(g, loss, values)
+        g.set_outputs([("y", out), ("loss", loss)] + [(f"g{i}", d) for i, d in enumerate(grads)])
+        feeds = {v.name: x for v, x in zip(values, xs)}
+        feeds["w"] = rng.normal(size=out.shape).astype("float32")
+        np.testing.assert_allclose(run_compiled(g, feeds)["y"], expect(*xs), rtol=1e-5, atol=1e-6)
+        wide = {k: x.astype(np.float64) for k, x in feeds.items()}
+        got = interpret(g, wide, np.float64)
+        for i, v in enumerate(values):
+            np.testing.assert_allclose(
+                got[f"g{i}"], numeric_gradient(g, wide, v.name), rtol=1e-5, atol=1e-6
+            )
+
+
+def test_creation_functions_match_numpy():
+    np.testing.assert_array_equal(ops.identity(3), np.identity(3))
+    np.testing.assert_array_equal(ops.tri(3, 4, 1), np.tri(3, 4, 1))
+    np.testing.assert_allclose(ops.linspace(0, 1, 5), np.linspace(0, 1, 5))
+    np.testing.assert_allclose(ops.logspace(0, 2, 3), np.logspace(0, 2, 3), rtol=1e-6)
+    gx, gy = ops.meshgrid(np.arange(3), np.arange(2))
+    assert gx.shape == (2, 3) and gy.shape == (2, 3)
+    assert ops.empty((2, 2)).shape == (2, 2) and ops.linspace(0, 1, 5).dtype == np.float32

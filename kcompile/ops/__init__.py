@@ -8,11 +8,13 @@ naming it.
 """
 
 from kcompile.ops import nn
+from kcompile.ops.composite import *  # noqa: F403
+from kcompile.ops.composite import __all__ as _composite_names
 from kcompile.ops.nn import *  # noqa: F403
 from kcompile.ops.numpy import *  # noqa: F403
 from kcompile.ops.numpy import __all__ as _numpy_names
 
-__all__ = list(dict.fromkeys([*_numpy_names, *nn.__all__, "nn"]))
+__all__ = list(dict.fromkeys([*_numpy_names, *_composite_names, *nn.__all__, "nn"]))
 
 
 def __getattr__(name: str):

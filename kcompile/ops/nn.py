@@ -12,7 +12,7 @@ from kcompile.ir import DType
 from kcompile.ir import build as B
 from kcompile.ir.types import normalize_axes
 from kcompile.ops.core import op, unsupported, val
-from kcompile.ops.numpy import _axes, _named, _unary, one_hot
+from kcompile.ops.numpy import _axes, _named, _slice_axis, _unary, one_hot
 
 
 def _float(x):
@@ -73,6 +73,148 @@ def normalize(x, axis=-1, order=2, epsilon=None):
     return v / B.sqrt(B.maximum(B.reduce_sum(B.square(v), axes, keepdims=True), eps * eps))
 
 
+def _where(condition, a, b):
+    """``select`` with numbers for either branch (float32 constants)."""
+
+    def value(x):
+        return x if hasattr(x, "graph") else B.const(condition.graph, float(x), DType.f32)
+
+    return B.select(condition, value(a), value(b))
+
+
+hard_tanh = _unary("hard_tanh", lambda v: B.minimum(B.maximum(v, -1.0), 1.0))
+tanh_shrink = _unary("tanh_shrink", lambda v: v - B.tanh(v))
+log_sigmoid = _unary("log_sigmoid", lambda v: -A.softplus(-v))
+sparse_sigmoid = _unary(
+    "sparse_sigmoid",
+    lambda v: _where(B.le(v, -1.0), 0.0, _where(B.ge(v, 1.0), 1.0, (v + 1.0) * 0.5)),
+)
+sparse_plus = _unary(
+    "sparse_plus",
+    lambda v: _where(B.le(v, -1.0), 0.0, _where(B.lt(v, 1.0), B.square(v + 1.0) * 0.25, v)),
+)
+hard_shrink = _named(
+    "hard_shrink",
+    lambda x, threshold=0.5: (lambda v: _where(B.gt(B.abs(v), threshold), v, 0.0))(_float(x)),
+)
+squareplus = _named(
+    "squareplus", lambda x, b=4: (lambda v: (v + B.sqrt(B.square(v) + b)) * 0.5)(_float(x))
+)
+celu = _named(
+    "celu",
+    lambda x, alpha=1.0: (
+        lambda v: B.maximum(v, 0.0) + (B.exp(B.minimum(v, 0.0) / alpha) - 1.0) * alpha
+    )(_float(x)),
+)
+
+
+@op
+def soft_shrink(x, threshold=0.5):
+    v = _float(x)
+    return _where(
+        B.gt(v, threshold), v - threshold, _where(B.lt(v, -threshold), v + threshold, 0.0)
+    )
+
+
+@op
+def threshold(x, threshold, default_value):
+    v = val(x)
+    return _where(B.gt(v, threshold), v, B.const(v.graph, default_value, v.dtype))
+
+
+@op
+def glu(x, axis=-1):
+    v = _float(x)
+    axis = normalize_axes(axis, v.rank)[0]
+    if v.shape[axis] % 2:
+        raise ValueError(f"glu: axis {axis} of shape {v.shape} must have an even size")
+    half = v.shape[axis] // 2
+    return _slice_axis(v, axis, 0, half) * A.sigmoid(_slice_axis(v, axis, half, 2 * half))
+
+
+@op
+def multi_hot(inputs, num_classes, axis=-1, dtype=None, sparse=False):
+    """Keras's: a one at each class the last axis of ``inputs`` names."""
+    if sparse or axis != -1:
+        raise unsupported("nn.multi_hot", "sparse output or classes on another axis")
+    ids = val(inputs, DType.i32)
+    hot = B.one_hot(ids, num_classes)
+    return B.reduce_max(hot, (1 if ids.rank > 1 else 0,))
+
+
+@op
+def rms_normalization(x, scale=None, axis=-1, epsilon=None):
+    v = _float(x)
+    eps = 1e-7 if epsilon is None else epsilon
+    out = v / B.sqrt(B.mean(B.square(v), _axes(v, axis), keepdims=True) + eps)
+    return out if scale is None else out * val(scale, DType.f32)
+
+
+@op
+def layer_normalization(x, gamma=None, beta=None, axis=-1, epsilon=None, rms_scaling=False):
+    v = _float(x)
+    eps = 1e-7 if epsilon is None else epsilon
+    axes = _axes(v, axis)
+    if rms_scaling:
+        mean = B.mean(v, axes, keepdims=True)
+        out = v / B.sqrt(B.mean(B.square(v - mean), axes, keepdims=True) + eps)
+    elif axes == (v.rank - 1,):
+        out = B.layer_norm(v, eps)
+    else:
+        mean = B.mean(v, axes, keepdims=True)
+        out = (v - mean) / B.sqrt(B.mean(B.square(v - mean), axes, keepdims=True) + eps)
+    if gamma is not None:
+        out = out * val(gamma, DType.f32)
+    return out if beta is None or rms_scaling else out + val(beta, DType.f32)
+
+
+@op
+def dot_product_attention(
+    query,
+    key,
+    value,
+    bias=None,
+    mask=None,
+    scale=None,
+    is_causal=False,
+    flash_attention=None,
+    attn_logits_soft_cap=None,
+):
+    """Keras's: softmax(Q·Kᵀ·scale + bias, masked) · V over (batch, seq, heads, dim) inputs;
+    masked logits are -0.7 × float32's largest value, as in Keras."""
+    if flash_attention or attn_logits_soft_cap is not None:
+        raise unsupported("nn.dot_product_attention", "flash attention or a logits soft cap")
+    q, k, v = (_float(t) for t in (query, key, value))
+    if q.rank != 4:
+        raise ValueError(f"dot_product_attention takes 4-D inputs, got query of shape {q.shape}")
+    from kcompile.ops.numpy import _einsum2
+
+    logits = _einsum2("btnh", "bsnh", "bnts", q, k) * (
+        1.0 / float(k.shape[-1]) ** 0.5 if scale is None else float(scale)
+    )
+    if bias is not None:
+        logits = logits + _float(bias)
+    allowed = None if mask is None else val(mask, DType.bool)
+    if is_causal:
+        t, s = logits.shape[2], logits.shape[3]
+        causal = B.const_array(
+            logits.graph, [bool(j <= i) for i in range(t) for j in range(s)], DType.bool, (t, s)
+        )
+        allowed = causal if allowed is None else B.logical_and(allowed, causal)
+    if allowed is not None:
+        logits = _where(allowed, logits, -0.7 * 3.38953e38)
+    probs = A.softmax(logits, logits.rank - 1)
+    return _einsum2("bnts", "bsnh", "btnh", probs, v)
+
+
+@op
+def psnr(x1, x2, max_val):
+    a, b = _float(x1), _float(x2)
+    mse = B.mean(B.square(a - b), tuple(range(a.rank)))
+    log10 = 1.0 / 2.302585092994046
+    return 20.0 * log10 * B.log(_float(max_val)) - 10.0 * log10 * B.log(mse)
+
+
 def _loss(cls, **fixed):
     def fn(target, output, from_logits=False, axis=-1):
         if axis != -1:
@@ -105,26 +247,42 @@ def _binary_per_element(target, output, from_logits):
 __all__ = [
     "binary_crossentropy",
     "categorical_crossentropy",
+    "celu",
+    "dot_product_attention",
     "elu",
     "gelu",
+    "glu",
+    "hard_shrink",
     "hard_sigmoid",
     "hard_silu",
     "hard_swish",
+    "hard_tanh",
+    "layer_normalization",
     "leaky_relu",
+    "log_sigmoid",
     "log_softmax",
     "mish",
     "moments",
+    "multi_hot",
     "normalize",
     "one_hot",
+    "psnr",
     "relu",
     "relu6",
+    "rms_normalization",
     "selu",
     "sigmoid",
     "silu",
+    "soft_shrink",
     "softmax",
     "softplus",
     "softsign",
     "sparse_categorical_crossentropy",
+    "sparse_plus",
+    "sparse_sigmoid",
+    "squareplus",
     "swish",
     "tanh",
+    "tanh_shrink",
+    "threshold",
 ]
