@@ -16,7 +16,7 @@ from kcompile import backend
 from kcompile.ir import BATCH, DType
 from kcompile.ir import build as B
 from kcompile.ops.core import op, unsupported, val
-from kcompile.symbolic import TracedTensor, current_context
+from kcompile.symbolic import TracedTensor, current_context, static_dims
 from kcompile.tensor import KerasTensor
 
 
@@ -40,7 +40,7 @@ def _seed(seed: Any) -> int:
 
 
 def _shape(shape) -> tuple:
-    return tuple(BATCH if d is None else int(d) for d in shape)
+    return tuple(BATCH if d is None else int(d) for d in static_dims(shape))
 
 
 def uniform(shape, minval=0.0, maxval=1.0, dtype=None, seed=None):

@@ -106,6 +106,20 @@ class TracedTensor:
     __hash__ = object.__hash__
 
 
+class BatchSize(TracedTensor):
+    """The batch dimension in ``ops.shape(x)`` of a traced tensor: the number of rows at
+    run time, as an int32 scalar (what Keras gives for a dimension unknown while
+    tracing). Shapes given to ``reshape``, ``broadcast_to``, ``zeros`` or ``keras.random``
+    read it as the batch dimension."""
+
+    __slots__ = ()
+
+
+def static_dims(shape) -> tuple:
+    """``shape`` with each ``BatchSize`` as None (the batch dimension)."""
+    return tuple(None if isinstance(d, BatchSize) else d for d in shape)
+
+
 def _ops():
     from kcompile import ops
 

@@ -256,3 +256,22 @@ def test_creation_functions_match_numpy():
     gx, gy = ops.meshgrid(np.arange(3), np.arange(2))
     assert gx.shape == (2, 3) and gy.shape == (2, 3)
     assert ops.empty((2, 2)).shape == (2, 2) and ops.linspace(0, 1, 5).dtype == np.float32
+
+
+def test_the_batch_size_of_a_traced_tensor_is_a_value_of_the_step(rng):
+    """``ops.shape(x)[0]`` inside a traced call is the number of rows at run time (as
+    Keras gives a dimension unknown while tracing): usable in arithmetic and as the
+    batch dimension of reshape, zeros and broadcast_to."""
+
+    def fn(a):
+        batch = ops.shape(a)[0]
+        flat = ops.reshape(a, (batch, -1))
+        return flat / ops.cast(batch, "float32") + ops.zeros((batch, 12)) + ops.ones_like(flat)
+
+    g, values, out = _traced(fn, [(3, 4)])
+    g.set_outputs([("y", out)])
+    for rows in (1, 5):
+        x = rng.normal(size=(rows, 3, 4)).astype("float32")
+        want = x.reshape(rows, -1) / rows + 1
+        np.testing.assert_allclose(run_compiled(g, {"x0": x})["y"], want, rtol=1e-6)
+    assert ops.shape(np.zeros((2, 3))) == (2, 3)

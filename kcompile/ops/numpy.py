@@ -17,7 +17,7 @@ from kcompile.ir import BATCH, DType, Value
 from kcompile.ir import build as B
 from kcompile.ir.types import normalize_axes
 from kcompile.ops.core import op, unsupported, val, vals
-from kcompile.symbolic import TracedTensor
+from kcompile.symbolic import BatchSize, TracedTensor, static_dims
 from kcompile.tensor import KerasTensor, ir_dtype, keras_shape
 
 # --- elementwise ------------------------------------------------------------------------
@@ -357,7 +357,7 @@ def _ir_shape(x: Value, shape: Sequence) -> tuple:
     """A Keras target shape (with ``-1`` and ``None``) as an IR shape: the batch
     dimension is the first ``None`` (else the first ``-1``), one other ``-1`` takes what
     is left."""
-    dims: list = [None if d is None else int(d) for d in shape]
+    dims: list = [None if d is None else int(d) for d in static_dims(shape)]
     if BATCH in x.shape:
         at = next((i for i, d in enumerate(dims) if d is None), None)
         if at is None:
@@ -475,6 +475,7 @@ def broadcast_to(x, shape):
 def _ir_shape_like(x: Value, shape) -> tuple:
     """``shape`` with each None taken from ``x`` (aligned to the right): the batch
     dimension of a traced tensor, the size of a concrete one."""
+    shape = static_dims(shape)
     lead = len(shape) - x.rank
     return tuple(
         (x.shape[i - lead] if i >= lead else 1) if d is None else int(d)
@@ -572,10 +573,18 @@ def one_hot(x, num_classes, axis=-1, dtype=None):
 
 
 def shape(x) -> tuple:
-    """Keras's shape: a tuple, None for the batch dimension."""
-    if isinstance(x, TracedTensor | KerasTensor):
+    """Keras's shape: a tuple of sizes; the batch dimension is None on the functional
+    API's tensors and, on a traced tensor, its size at run time (``BatchSize``)."""
+    if isinstance(x, TracedTensor):
+        return tuple(_batch_size(x.value) if d == BATCH else d for d in x.value.shape)
+    if isinstance(x, KerasTensor):
         return tuple(x.shape)
     return tuple(np.shape(x))
+
+
+def _batch_size(v: Value) -> BatchSize:
+    ones = B.const(v.graph, 1, DType.i32, (BATCH,))
+    return BatchSize(B.reduce_sum(ones, (0,)))
 
 
 def ndim(x) -> int:
@@ -583,7 +592,7 @@ def ndim(x) -> int:
 
 
 def size(x) -> int:
-    return _numel(tuple(BATCH if d is None else d for d in shape(x)))
+    return _numel(tuple(BATCH if d is None else d for d in static_dims(shape(x))))
 
 
 # --- indexing ---------------------------------------------------------------------------
@@ -645,16 +654,23 @@ def _np_dtype(dtype) -> np.dtype:
     return np.dtype(ir_dtype(None if dtype is None else _dtype_name(dtype)).numpy)
 
 
-def zeros(shape, dtype=None) -> np.ndarray:
-    return np.zeros(shape, _np_dtype(dtype))
+def zeros(shape, dtype=None) -> Any:
+    return full(shape, 0, dtype)
 
 
-def ones(shape, dtype=None) -> np.ndarray:
-    return np.ones(shape, _np_dtype(dtype))
+def ones(shape, dtype=None) -> Any:
+    return full(shape, 1, dtype)
 
 
-def full(shape, fill_value, dtype=None) -> np.ndarray:
-    return np.full(shape, fill_value, _np_dtype(dtype))
+def full(shape, fill_value, dtype=None) -> Any:
+    """An array; a traced constant when ``shape`` holds a traced batch size."""
+    shape = (shape,) if isinstance(shape, int | BatchSize) else tuple(shape)
+    batch = next((d for d in shape if isinstance(d, BatchSize)), None)
+    if batch is None:
+        return np.full(shape, fill_value, _np_dtype(dtype))
+    dims = tuple(BATCH if d is None else int(d) for d in static_dims(shape))
+    kind = ir_dtype(None if dtype is None else _dtype_name(dtype))
+    return TracedTensor(B.const(batch.value.graph, fill_value, kind, dims))
 
 
 def eye(N, M=None, k=0, dtype=None) -> np.ndarray:

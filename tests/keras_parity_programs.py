@@ -1,0 +1,256 @@
+"""Keras programs run twice: by Keras 3 itself (``tests/make_keras_fixtures.py``, in an
+environment that has Keras) and by kcompile (``tests/test_keras_parity.py``). Each
+``build(keras)`` takes the Keras module — ``keras`` or ``kcompile`` — so the program is
+the same code with only the import changed. ``data(rng)`` makes its inputs and labels.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def _ops(keras):
+    return keras.ops
+
+
+# --- a custom layer with weights in build, a nested layer, and keras.ops -----------------
+
+
+def custom_mlp(keras):
+    ops = _ops(keras)
+
+    class Linear(keras.layers.Layer):
+        def __init__(self, units, **kwargs):
+            super().__init__(**kwargs)
+            self.units = units
+
+        def build(self, input_shape):
+            self.w = self.add_weight(
+                shape=(input_shape[-1], self.units), initializer="glorot_uniform", name="w"
+            )
+            self.b = self.add_weight(shape=(self.units,), initializer="zeros", name="b")
+
+        def call(self, inputs):
+            return ops.matmul(inputs, self.w) + self.b
+
+    class Block(keras.layers.Layer):
+        def __init__(self, **kwargs):
+            super().__init__(**kwargs)
+            self.inner = Linear(16)
+            self.gate = Linear(16)
+
+        def call(self, inputs):
+            return ops.gelu(self.inner(inputs)) * ops.sigmoid(self.gate(inputs))
+
+    inputs = keras.Input((6,))
+    h = Block()(inputs)
+    h = h + ops.mean(h, axis=-1, keepdims=True) - ops.square(h) * 0.1
+    outputs = keras.layers.Dense(3, activation="softmax")(h)
+    model = keras.Model(inputs, outputs)
+    model.compile(
+        optimizer=keras.optimizers.Adam(0.01),
+        loss="sparse_categorical_crossentropy",
+        metrics=["accuracy"],
+    )
+    return model
+
+
+def custom_mlp_data(rng):
+    x = rng.normal(size=(32, 6)).astype("float32")
+    return x, (x[:, 0] + x[:, 1] > 0).astype("int32") + (x[:, 2] > 1).astype("int32")
+
+
+# --- attention written with keras.ops, layer normalization, a regularizer ------------------
+
+
+def ops_attention(keras):
+    ops = _ops(keras)
+
+    class SelfAttention(keras.layers.Layer):
+        def __init__(self, width, heads, **kwargs):
+            super().__init__(**kwargs)
+            self.width, self.heads = width, heads
+            self.qkv = keras.layers.Dense(3 * width, kernel_regularizer=keras.regularizers.L2(1e-3))
+            self.out = keras.layers.Dense(width)
+
+        def call(self, x):
+            length = ops.shape(x)[1]
+            qkv = ops.reshape(self.qkv(x), (-1, length, 3, self.heads, self.width // self.heads))
+            q, k, v = qkv[:, :, 0], qkv[:, :, 1], qkv[:, :, 2]
+            scores = ops.einsum("bqhd,bkhd->bhqk", q, k) / ops.sqrt(float(self.width // self.heads))
+            weights = ops.softmax(scores, axis=-1)
+            mixed = ops.einsum("bhqk,bkhd->bqhd", weights, v)
+            return self.out(ops.reshape(mixed, (-1, length, self.width)))
+
+    inputs = keras.Input((5, 8))
+    h = keras.layers.LayerNormalization()(inputs + SelfAttention(8, 2)(inputs))
+    h = keras.layers.GlobalAveragePooling1D()(h)
+    outputs = keras.layers.Dense(1)(h)
+    model = keras.Model(inputs, outputs)
+    model.compile(optimizer=keras.optimizers.SGD(0.05, momentum=0.9), loss="mse", metrics=["mae"])
+    return model
+
+
+def ops_attention_data(rng):
+    x = rng.normal(size=(16, 5, 8)).astype("float32")
+    return x, x[:, :, 0].sum(1, keepdims=True).astype("float32")
+
+
+# --- a subclassed model with a dropout-free residual body ---------------------------------
+
+
+def subclassed(keras):
+    ops = _ops(keras)
+
+    class Residual(keras.Model):
+        def __init__(self, **kwargs):
+            super().__init__(**kwargs)
+            self.stem = keras.layers.Dense(12, activation="relu")
+            self.body = keras.layers.Dense(12, activation="tanh")
+            self.head = keras.layers.Dense(1, activation="sigmoid")
+
+        def call(self, inputs, training=None):
+            h = self.stem(inputs)
+            return self.head(h + self.body(h) * ops.cast(ops.shape(h)[-1], "float32") ** -0.5)
+
+    model = Residual()
+    model(np.zeros((1, 4), "float32"))  # built by a first call (Keras's build() makes no weights)
+    model.compile(
+        optimizer=keras.optimizers.RMSprop(0.01),
+        loss="binary_crossentropy",
+        metrics=["accuracy", keras.metrics.Precision(), keras.metrics.Recall()],
+    )
+    return model
+
+
+def subclassed_data(rng):
+    x = rng.normal(size=(32, 4)).astype("float32")
+    return x, (x[:, 0] * x[:, 1] > 0).astype("float32")[:, None]
+
+
+# --- sequences of a length the data decides ------------------------------------------------
+
+
+def dynamic_lstm(keras):
+    inputs = keras.Input(shape=(None,), dtype="int32")
+    x = keras.layers.Embedding(20, 6)(inputs)
+    x = keras.layers.LSTM(8, return_sequences=True)(x)
+    x = keras.layers.GRU(5)(x)
+    outputs = keras.layers.Dense(2, activation="softmax")(x)
+    model = keras.Model(inputs, outputs)
+    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    return model
+
+
+def dynamic_lstm_data(rng):
+    x = rng.integers(0, 20, (16, 7)).astype("int32")
+    return x, (x[:, 0] > 9).astype("int32")
+
+
+# --- a custom loss and a Lambda -------------------------------------------------------------
+
+
+def custom_loss(keras):
+    ops = _ops(keras)
+
+    def smooth_l1(y_true, y_pred):
+        d = ops.abs(y_true - y_pred)
+        return ops.mean(ops.where(d < 1.0, 0.5 * d * d, d - 0.5), axis=-1)
+
+    inputs = keras.Input((5,))
+    h = keras.layers.Dense(8, activation="elu")(inputs)
+    h = keras.layers.Lambda(lambda t: ops.concatenate([t, ops.abs(t)], axis=-1))(h)
+    outputs = keras.layers.Dense(2)(h)
+    model = keras.Model(inputs, outputs)
+    model.compile(optimizer=keras.optimizers.AdamW(0.01), loss=smooth_l1)
+    return model
+
+
+def custom_loss_data(rng):
+    x = rng.normal(size=(24, 5)).astype("float32")
+    return x, np.stack([x[:, 0] * 3, x[:, 1] - x[:, 2]], 1).astype("float32")
+
+
+# --- convolutions with batch normalization; a custom metric -------------------------------
+
+
+def conv_bn(keras):
+    ops = _ops(keras)
+
+    class MeanAbsoluteLogit(keras.metrics.Metric):
+        def __init__(self, name="mean_abs_logit", **kwargs):
+            super().__init__(name=name, **kwargs)
+            self.total = self.add_variable(shape=(), initializer="zeros", name="total")
+            self.count = self.add_variable(shape=(), initializer="zeros", name="count")
+
+        def update_state(self, y_true, y_pred, sample_weight=None):
+            self.total.assign_add(ops.sum(ops.abs(y_pred)))
+            self.count.assign_add(ops.cast(ops.shape(y_pred)[0], "float32"))
+
+        def result(self):
+            return self.total / self.count
+
+    inputs = keras.Input((8, 8, 2))
+    x = keras.layers.Conv2D(4, 3, padding="same")(inputs)
+    x = keras.layers.BatchNormalization()(x)
+    x = keras.layers.Activation("relu")(x)
+    x = keras.layers.MaxPooling2D()(x)
+    x = keras.layers.Conv2D(3, 3, strides=2, activation="tanh")(x)
+    x = keras.layers.Flatten()(x)
+    outputs = keras.layers.Dense(4)(x)
+    model = keras.Model(inputs, outputs)
+    model.compile(
+        optimizer=keras.optimizers.Adam(0.01),
+        loss=keras.losses.CategoricalCrossentropy(from_logits=True),
+        metrics=["categorical_accuracy", MeanAbsoluteLogit()],
+    )
+    return model
+
+
+def conv_bn_data(rng):
+    x = rng.normal(size=(16, 8, 8, 2)).astype("float32")
+    return x, np.eye(4, dtype="float32")[rng.integers(0, 4, 16)]
+
+
+PROGRAMS = {
+    "conv_bn": (conv_bn, conv_bn_data),
+    "custom_mlp": (custom_mlp, custom_mlp_data),
+    "ops_attention": (ops_attention, ops_attention_data),
+    "subclassed": (subclassed, subclassed_data),
+    "dynamic_lstm": (dynamic_lstm, dynamic_lstm_data),
+    "custom_loss": (custom_loss, custom_loss_data),
+}
+STEPS = 3  # train_on_batch calls recorded after the first predict
+
+
+def initial_weights(model, seed: int) -> list[np.ndarray]:
+    """Weights both frameworks start from: drawn here, not by either's initializers."""
+    rng = np.random.default_rng(seed)
+    return [
+        (rng.normal(size=w.shape) * 0.3).astype("float32") if w.ndim else w
+        for w in model.get_weights()
+    ]
+
+
+def run(keras, name: str) -> dict[str, np.ndarray]:
+    """The program ``name`` on ``keras``: predictions, losses and metrics of STEPS training
+    steps on the whole batch, the weights after, and evaluate's numbers."""
+    build, data = PROGRAMS[name]
+    x, y = data(np.random.default_rng(0))
+    model = build(keras)
+    start = initial_weights(model, 1)
+    model.set_weights(start)
+    out = {"x": x, "y": y, "predict": np.asarray(model.predict(x, verbose=0))}
+    for i in range(len(start)):
+        out[f"start/{i}"] = start[i]
+    for step in range(STEPS):
+        logs = model.train_on_batch(x, y, return_dict=True)
+        for key, value in logs.items():
+            out[f"train{step}/{key}"] = np.asarray(value, np.float64)
+    for i, w in enumerate(model.get_weights()):
+        out[f"end/{i}"] = np.asarray(w)
+    for key, value in model.evaluate(x, y, verbose=0, return_dict=True).items():
+        out[f"evaluate/{key}"] = np.asarray(value, np.float64)
+    if name == "dynamic_lstm":  # a second length
+        out["predict_long"] = np.asarray(model.predict(np.tile(x, (1, 2)), verbose=0))
+    return out

@@ -1,0 +1,37 @@
+"""kcompile against Keras 3's own numbers: the programs of ``keras_parity_programs``, run
+by Keras (JAX backend) into ``keras_fixtures/`` by ``make_keras_fixtures.py`` (the Keras
+version is in each file), and here by kcompile from the same starting weights —
+predictions, the losses and metrics of three training steps, the weights after them,
+and ``evaluate``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import kcompile
+from tests.keras_parity_programs import PROGRAMS, run
+
+FIXTURES = Path(__file__).resolve().parent / "keras_fixtures"
+
+
+def _fixture(name: str) -> dict:
+    with np.load(FIXTURES / f"{name}.npz") as data:
+        return {k: data[k] for k in data.files}
+
+
+@pytest.mark.parametrize("name", sorted(PROGRAMS))
+def test_kcompile_gives_kerass_numbers(name):
+    want = _fixture(name)
+    got = run(kcompile, name)
+    np.testing.assert_array_equal(got["x"], want["x"])
+    for i in range(sum(k.startswith("start/") for k in want)):
+        np.testing.assert_array_equal(got[f"start/{i}"], want[f"start/{i}"], err_msg=name)
+    checked = [k for k in want if k.split("/")[0] not in ("x", "y", "start", "versions")]
+    assert set(checked) <= set(got), sorted(set(checked) - set(got))
+    for key in checked:
+        np.testing.assert_allclose(
+            got[key], want[key], rtol=2e-4, atol=2e-5, err_msg=f"{name}: {key} ({want['versions']})"
+        )
