@@ -268,7 +268,7 @@ def test_the_batch_size_of_a_traced_tensor_is_a_value_of_the_step(rng):
         flat = ops.reshape(a, (batch, -1))
         return flat / ops.cast(batch, "float32") + ops.zeros((batch, 12)) + ops.ones_like(flat)
 
-    g, values, out = _traced(fn, [(3, 4)])
+    g, _, out = _traced(fn, [(3, 4)])
     g.set_outputs([("y", out)])
     for rows in (1, 5):
         x = rng.normal(size=(rows, 3, 4)).astype("float32")
