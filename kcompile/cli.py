@@ -53,13 +53,23 @@ def load_model_file(path: str):
     return model
 
 
-def stage_graph(model, stage: str, step: str = "train"):
+def stage_graph(model, stage: str, step: str = "train", input_shapes: tuple = ()):
     """A shorthand (forward/predict/eval/train: a whole step) or a pipeline stage of ``step``."""
     if stage == "forward":
-        return inspect.stage_graph(model, "predict", "traced")
+        return inspect.stage_graph(model, "predict", "traced", input_shapes)
     if stage in STEPS:
-        return parse_graph(inspect.pipeline_stages(model, stage)[-1][1])
-    return inspect.stage_graph(model, step, stage)
+        return parse_graph(inspect.pipeline_stages(model, stage, None, input_shapes)[-1][1])
+    return inspect.stage_graph(model, step, stage, input_shapes)
+
+
+def _input_shapes(texts: list[str] | None) -> tuple:
+    """``--input-shape 20 --input-shape 5,3``: each Input's shape without the batch."""
+    try:
+        return tuple(tuple(int(d) for d in t.split(",")) for t in texts or [])
+    except ValueError:
+        raise SystemExit(
+            f"kcompile: --input-shape takes sizes separated by commas (20 or 5,3), got {texts}"
+        ) from None
 
 
 def _write(text: str, output: str | None) -> None:
@@ -72,12 +82,13 @@ def _write(text: str, output: str | None) -> None:
 
 def cmd_ir(args: argparse.Namespace) -> int:
     model = load_model_file(args.model)
-    if args.all:
-        inspect.dump_all(model, args.all)
-        print(f"wrote every stage of {', '.join(STEPS)} to {args.all}")
-        return 0
+    shapes = _input_shapes(args.input_shape)
     try:
-        graph = stage_graph(model, args.stage, args.step)
+        if args.all:
+            inspect.dump_all(model, args.all, shapes)
+            print(f"wrote every stage of {', '.join(STEPS)} to {args.all}")
+            return 0
+        graph = stage_graph(model, args.stage, args.step, shapes)
     except ValueError as e:
         raise SystemExit(f"kcompile: {e}") from None
     _write(inspect.to_dot(graph) if args.dot else print_graph(graph), args.output)
@@ -280,6 +291,12 @@ def main(argv: list[str] | None = None) -> int:
     )
     ir.add_argument("--all", metavar="DIR", help="write every stage of every step to DIR")
     ir.add_argument("--dot", action="store_true", help="Graphviz text instead of IR")
+    ir.add_argument(
+        "--input-shape",
+        action="append",
+        metavar="D,D",
+        help="an Input's shape without the batch, once per Input (for Inputs with None sizes)",
+    )
     ir.add_argument("-o", "--output", help="write to this file instead of stdout")
     ir.set_defaults(run=cmd_ir)
     mem = sub.add_parser("memory", help="print the memory report of a step")

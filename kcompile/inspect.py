@@ -19,22 +19,23 @@ STEPS = G.STEPS
 
 
 def pipeline_stages(
-    model, step: str = "train", passes: list[Pass] | None = None
+    model, step: str = "train", passes: list[Pass] | None = None, input_shapes: tuple = ()
 ) -> list[tuple[str, str]]:
-    """(stage name, graph text) after tracing, autodiff and every pass of the pipeline."""
+    """(stage name, graph text) after tracing, autodiff and every pass of the pipeline;
+    ``input_shapes`` sizes the dimensions the model's Inputs leave unknown."""
     manager = PassManager(default_passes() if passes is None else passes, keep=True)
-    manager.run(G.trace_step(model, step, None, manager.stage).graph)
+    manager.run(G.trace_step(model, step, None, manager.stage, input_shapes).graph)
     return manager.snapshots
 
 
-def dump_all(model, folder: str) -> list[str]:
+def dump_all(model, folder: str, input_shapes: tuple = ()) -> list[str]:
     """Write every stage of every step to ``folder/<step>/NNN_<stage>.kir``; the paths."""
     import os
 
     paths = []
     for step in STEPS:
         os.makedirs(os.path.join(folder, step), exist_ok=True)
-        for i, (name, text) in enumerate(pipeline_stages(model, step)):
+        for i, (name, text) in enumerate(pipeline_stages(model, step, None, input_shapes)):
             path = os.path.join(folder, step, f"{i:03d}_{name}.kir")
             with open(path, "w") as f:
                 f.write(text)
@@ -46,8 +47,8 @@ def stage_names(model, step: str = "train") -> list[str]:
     return [name for name, _ in pipeline_stages(model, step)]
 
 
-def stage_graph(model, step: str, stage: str) -> Graph:
-    stages = pipeline_stages(model, step)
+def stage_graph(model, step: str, stage: str, input_shapes: tuple = ()) -> Graph:
+    stages = pipeline_stages(model, step, None, input_shapes)
     for name, text in stages:
         if name == stage:
             return parse_graph(text, f"<{step}:{stage}>")

@@ -65,9 +65,10 @@ class KerasTensor:
             else:
                 raise ValueError(
                     f"tensor {self.name or ''} of shape {self.shape} has an unknown "
-                    f"dimension {i}: its steps are compiled for the shapes of the data "
-                    "(fit, evaluate and predict do it); give example data, or fix the "
-                    "dimension in Input(shape=...)"
+                    f"dimension {i}: steps are compiled for the shapes of the data, which "
+                    "fit, evaluate and predict see; give them elsewhere (step_graph("
+                    "input_shapes=...), export(probe=...), kcompile ir --input-shape) or "
+                    "fix the dimension in Input(shape=...)"
                 )
         return TensorType(ir_dtype(self.dtype), tuple(dims))
 

@@ -124,7 +124,7 @@ def test_data_of_the_wrong_fixed_dimension_is_refused(rng):
 
 def test_the_ir_of_a_dynamic_model_needs_shapes():
     model = _token_classifier()
-    with pytest.raises(ValueError, match="unknown dimension 1.*give example data"):
+    with pytest.raises(ValueError, match="unknown dimension 1.*input_shapes=.*--input-shape"):
         model.step_graph("predict")
     graph = model.step_graph("train", input_shapes=((14,),))
     assert graph.input("input_layer").type.shape[1:] == (14,)
@@ -172,3 +172,23 @@ def test_bidirectional_lstm_on_reviews_as_the_keras_example_writes_it():
         (short == 1).sum(1) > (short == 2).sum(1)
     )
     assert agree.mean() > 0.7
+
+
+def test_kcompile_ir_takes_the_shapes_of_unknown_dimensions(tmp_path, capsys):
+    from kcompile.cli import main
+
+    source = tmp_path / "model.py"
+    source.write_text(
+        "import kcompile as keras\n"
+        "from kcompile import layers\n"
+        "def build_model():\n"
+        "    i = keras.Input((None,), dtype='int32')\n"
+        "    x = layers.GlobalAveragePooling1D()(layers.Embedding(10, 4)(i))\n"
+        "    m = keras.Model(i, layers.Dense(2, activation='softmax')(x))\n"
+        "    m.compile('adam', 'sparse_categorical_crossentropy')\n"
+        "    return m\n"
+    )
+    with pytest.raises(SystemExit, match="--input-shape"):
+        main(["ir", str(source), "--step", "predict"])
+    assert main(["ir", str(source), "--step", "predict", "--input-shape", "7"]) == 0
+    assert "i32[N,7]" in capsys.readouterr().out
