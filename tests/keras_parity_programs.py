@@ -212,7 +212,51 @@ def conv_bn_data(rng):
     return x, np.eye(4, dtype="float32")[rng.integers(0, 4, 16)]
 
 
+# --- the functional API guide's ticket model: named inputs and outputs, merge helpers -------
+
+
+def functional_guide(keras):
+    layers = keras.layers
+    title_input = keras.Input(shape=(None,), name="title", dtype="int32")
+    body_input = keras.Input(shape=(None,), name="body", dtype="int32")
+    tags_input = keras.Input(shape=(6,), name="tags")
+    title_features = layers.LSTM(8)(layers.Embedding(30, 5)(title_input))
+    body_features = layers.GRU(4)(layers.Embedding(30, 5)(body_input))
+    similarity = layers.dot([title_features[:, :4], body_features], axes=1, normalize=True)
+    x = layers.concatenate([title_features, body_features, tags_input, similarity])
+    x = layers.add([layers.Dense(8)(x), layers.Dense(8)(tags_input)])
+    priority_pred = layers.Dense(1, name="priority")(x)
+    department_pred = layers.Dense(3, name="department")(x)
+    model = keras.Model(
+        inputs=[title_input, body_input, tags_input],
+        outputs={"priority": priority_pred, "department": department_pred},
+    )
+    model.compile(
+        optimizer=keras.optimizers.RMSprop(1e-2),
+        loss={
+            "priority": keras.losses.BinaryCrossentropy(from_logits=True),
+            "department": keras.losses.CategoricalCrossentropy(from_logits=True),
+        },
+        loss_weights={"priority": 1.0, "department": 0.2},
+    )
+    return model
+
+
+def functional_guide_data(rng):
+    x = {
+        "title": rng.integers(0, 30, (12, 4)).astype("int32"),
+        "body": rng.integers(0, 30, (12, 9)).astype("int32"),
+        "tags": rng.integers(0, 2, (12, 6)).astype("float32"),
+    }
+    y = {
+        "priority": rng.random((12, 1)).astype("float32"),
+        "department": rng.integers(0, 2, (12, 3)).astype("float32"),
+    }
+    return x, y
+
+
 PROGRAMS = {
+    "functional_guide": (functional_guide, functional_guide_data),
     "conv_bn": (conv_bn, conv_bn_data),
     "custom_mlp": (custom_mlp, custom_mlp_data),
     "ops_attention": (ops_attention, ops_attention_data),
@@ -232,6 +276,13 @@ def initial_weights(model, seed: int) -> list[np.ndarray]:
     ]
 
 
+def _stacked(data) -> np.ndarray:
+    """One array of a program's inputs or labels (a dict's arrays flattened and joined)."""
+    if isinstance(data, dict):
+        return np.concatenate([np.ravel(data[k]).astype("float64") for k in sorted(data)])
+    return data
+
+
 def run(keras, name: str) -> dict[str, np.ndarray]:
     """The program ``name`` on ``keras``: predictions, losses and metrics of STEPS training
     steps on the whole batch, the weights after, and evaluate's numbers."""
@@ -240,7 +291,12 @@ def run(keras, name: str) -> dict[str, np.ndarray]:
     model = build(keras)
     start = initial_weights(model, 1)
     model.set_weights(start)
-    out = {"x": x, "y": y, "predict": np.asarray(model.predict(x, verbose=0))}
+    predicted = model.predict(x, verbose=0)
+    out = {"x": _stacked(x), "y": _stacked(y)}
+    if isinstance(predicted, dict):
+        out.update({f"predict/{k}": np.asarray(v) for k, v in predicted.items()})
+    else:
+        out["predict"] = np.asarray(predicted)
     for i in range(len(start)):
         out[f"start/{i}"] = start[i]
     for step in range(STEPS):

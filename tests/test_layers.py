@@ -97,6 +97,45 @@ def test_merge_layers_compute(rng):
     )
 
 
+@pytest.mark.parametrize("backend", ["llvm", "reference"])
+def test_dot_and_the_functional_merge_helpers(backend, rng):
+    a, b = keras.Input((3, 4)), keras.Input((5, 4))
+    u, v = keras.Input((4,)), keras.Input((4,))
+    pairs = layers.dot([a, b], axes=2)
+    cosine = layers.dot([u, v], axes=1, normalize=True)
+    mixed = layers.concatenate(
+        [layers.add([u, v]), layers.subtract([u, v]), layers.average([u, v])]
+    )
+    extremes = layers.multiply([layers.maximum([u, v]), layers.minimum([u, v])])
+    model = keras.Model([a, b, u, v], [pairs, cosine, mixed, extremes])
+    assert [t.shape for t in model.outputs] == [(None, 3, 5), (None, 1), (None, 12), (None, 4)]
+    model.compile("sgd", "mse", backend=backend)
+    xa, xb = rng.normal(size=(2, 3, 4)), rng.normal(size=(2, 5, 4))
+    xu, xv = rng.normal(size=(2, 4)), rng.normal(size=(2, 4))
+    got = model.predict([xa, xb, xu, xv], verbose=0)
+    unit = [w / np.linalg.norm(w, axis=1, keepdims=True) for w in (xu, xv)]
+    want = [
+        np.einsum("bij,bkj->bik", xa, xb),
+        (unit[0] * unit[1]).sum(1, keepdims=True),
+        np.concatenate([xu + xv, xu - xv, (xu + xv) / 2], 1),
+        np.maximum(xu, xv) * np.minimum(xu, xv),
+    ]
+    for g, w in zip(got, want):
+        np.testing.assert_allclose(g, w, rtol=1e-5, atol=1e-6)
+    with pytest.raises(ValueError, match="Dot 'bad'.*cannot contract axis 1"):
+        layers.Dot(axes=1, name="bad")([a, b])
+
+
+def test_a_model_with_dict_outputs_predicts_a_dict(rng):
+    inputs = keras.Input((3,))
+    model = keras.Model(
+        inputs, {"second": layers.Dense(2)(inputs), "first": layers.Dense(1)(inputs)}
+    )
+    assert model.output_names == ["first", "second"]  # Keras's order: sorted keys
+    out = model.predict(rng.normal(size=(4, 3)), verbose=0)
+    assert sorted(out) == ["first", "second"] and out["second"].shape == (4, 2)
+
+
 def test_layer_names_are_unique_per_session():
     assert [layers.Dense(1).name for _ in range(3)] == ["dense", "dense_1", "dense_2"]
     keras.backend.clear_session()

@@ -309,8 +309,10 @@ BY_NAME = {kind.name: kind for kind in UNARY}
 SAME_SHAPE_MERGES = ("Add", "Subtract", "Multiply", "Average", "Maximum", "Minimum")
 
 
-def merge_shape(name: str, shapes: list[Shape]) -> Shape:
-    """The shape a merge layer makes of ``shapes``, or ``Invalid``."""
+def merge_shape(name: str, shapes: list[Shape], args: dict | None = None) -> Shape:
+    """The shape a merge layer (with ``args``) makes of ``shapes``, or ``Invalid``."""
+    if name == "Dot":
+        return _dot_shape(shapes, (args or {}).get("axes", -1))
     if name == "Concatenate":
         first = shapes[0]
         if any(len(s) != len(first) or s[:-1] != first[:-1] for s in shapes):
@@ -319,6 +321,31 @@ def merge_shape(name: str, shapes: list[Shape]) -> Shape:
     if any(s != shapes[0] for s in shapes) or (name == "Subtract" and len(shapes) != 2):
         raise Invalid(f"{name} shapes")
     return shapes[0]
+
+
+def _dot_shape(shapes: list[Shape], axes) -> Shape:
+    if len(shapes) != 2:
+        raise Invalid("Dot takes two inputs")
+    x, y = shapes
+    ax, ay = (axes, axes) if isinstance(axes, int) else axes
+    ax, ay = ax % (len(x) + 1), ay % (len(y) + 1)  # axes count the batch, which is not here
+    if 0 in (ax, ay) or x[ax - 1] != y[ay - 1]:
+        raise Invalid("Dot axes")
+    out = (*x[: ax - 1], *x[ax:], *y[: ay - 1], *y[ay:])
+    return out or (1,)
+
+
+def draw_dot(rng, x: Shape, y: Shape) -> dict | None:
+    """Arguments of a Dot of tensors of shapes ``x`` and ``y`` (None if none fits)."""
+    pairs = [(i + 1, j + 1) for i, a in enumerate(x) for j, b in enumerate(y) if a == b]
+    pairs = [p for p in pairs if len(x) + len(y) <= 4]  # small outputs: at most rank 2
+    if not pairs:
+        return None
+    ax, ay = rng.choice(pairs)
+    return {
+        "axes": ax if ax == ay and rng.random() < 0.5 else [ax, ay],
+        "normalize": rng.random() < 0.3,
+    }
 
 
 def unary_shape(name: str, args: dict, shape: Shape) -> Shape:

@@ -10,7 +10,14 @@ from __future__ import annotations
 import math
 import random
 
-from kcompile.fuzz.catalogue import ACTIVATIONS, UNARY, Invalid, merge_shape, unary_shape
+from kcompile.fuzz.catalogue import (
+    ACTIVATIONS,
+    UNARY,
+    Invalid,
+    draw_dot,
+    merge_shape,
+    unary_shape,
+)
 from kcompile.fuzz.spec import (
     LOSSES,
     Call,
@@ -72,6 +79,9 @@ def _merge_call(rng: random.Random, shapes) -> Call | None:
             names += _SAME_SHAPE
         if len(sa) == len(sb) and sa[:-1] == sb[:-1]:
             names.append("Concatenate")
+        dot = draw_dot(rng, sa, sb)
+        if dot is not None and rng.random() < 0.3:
+            return Call("Dot", dot, [a, b])
         if names:
             name = rng.choice(names)
             ids = [a, b]

@@ -10,7 +10,7 @@ from dataclasses import asdict, dataclass, field
 
 from kcompile.fuzz.catalogue import Invalid, Shape, merge_shape, unary_shape
 
-MERGES = ("Add", "Subtract", "Multiply", "Average", "Maximum", "Minimum", "Concatenate")
+MERGES = ("Add", "Subtract", "Multiply", "Average", "Maximum", "Minimum", "Concatenate", "Dot")
 LOSSES = (
     "mse",
     "mae",
@@ -94,7 +94,7 @@ def call_shape(call: Call, shapes: list[tuple[Shape, int]]) -> tuple[Shape, int]
     if call.layer in MERGES:
         if len(ins) < 2:
             raise Invalid("a merge needs two inputs")
-        return merge_shape(call.layer, [s for s, _ in ins]), 0
+        return merge_shape(call.layer, [s for s, _ in ins], call.args), 0
     ((shape, _),) = ins
     if call.layer == "Sequential":
         if not call.inner:

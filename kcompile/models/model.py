@@ -14,8 +14,8 @@ from kcompile.variables import Variable
 
 
 def _as_list(x: Any) -> list:
-    if isinstance(x, dict):
-        return list(x.values())
+    if isinstance(x, dict):  # in Keras's flattening order: sorted keys
+        return [x[k] for k in sorted(x)]
     return list(x) if isinstance(x, list | tuple) else [x]
 
 
@@ -55,6 +55,7 @@ class Model(Trainer, Layer):
         self._inputs: list[KerasTensor] = []
         self._outputs: list[KerasTensor] = []
         self._records: list[CallRecord] = []
+        self._output_keys = sorted(outputs) if isinstance(outputs, dict) else None
         if inputs is not None or outputs is not None:
             if inputs is None or outputs is None:
                 raise ValueError("Model needs both inputs and outputs")
@@ -135,7 +136,17 @@ class Model(Trainer, Layer):
 
     @property
     def output_names(self) -> list[str]:
+        """The outputs' keys when the model's outputs are a dict, else the names of the
+        layers that make them."""
+        if self._output_keys is not None:
+            return list(self._output_keys)
         return [t._history[0].layer.name if t._history[0] else t.name for t in self._outputs]
+
+    def _pack_outputs(self, arrays: list) -> Any:
+        """Outputs in the structure the model was given: a dict by key, one array, a list."""
+        if self._output_keys is not None:
+            return dict(zip(self._output_keys, arrays))
+        return super()._pack_outputs(arrays)
 
     @property
     def layers(self) -> list[Layer]:

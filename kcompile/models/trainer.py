@@ -363,7 +363,7 @@ class Trainer(TrainingLoop):
             self._build_for(x)
             x = D.prepare_inputs(self, x)
         outs = self._steps.predict_batch(x if isinstance(x, list) else [x])
-        return outs[0] if len(outs) == 1 else outs
+        return self._pack_outputs(outs)
 
     # --- weights on disk ------------------------------------------------------------
 

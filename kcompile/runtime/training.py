@@ -193,7 +193,11 @@ class TrainingLoop:
         if not chunks:
             raise ValueError("predict got no samples")
         outs = [np.concatenate(parts) for parts in zip(*chunks)]
-        return outs[0] if len(outs) == 1 else outs
+        return self._pack_outputs(outs)
+
+    def _pack_outputs(self, arrays: list) -> Any:
+        """What predict returns for the outputs' arrays: one array, or a list."""
+        return arrays[0] if len(arrays) == 1 else arrays
 
     def _batch_size(self, batch_size: int | None) -> int:
         if batch_size is None:
