@@ -75,6 +75,7 @@ TOLERANCE = {
     "div": 1e-7,
     "reduce_sum": 1e-5,
     "matmul": 1e-5,
+    "batch_matmul": 1e-5,
     "scatter_add": 1e-6,
 }
 

@@ -8,6 +8,11 @@ into rows, as a Dense layer applies to any rank) with a 2-D ``b``:
 - transpose_a:    a[*L, K]ᵀ · b[*L, M] -> [K, M]  (sums over all of *L: a weight gradient)
 
 These three cover a dense layer's forward pass and both of its gradients.
+
+``batch_matmul(a, b)`` multiplies matrices stacked along leading axes *L shared by
+both operands (attention's scores and mixing, ``keras.ops.matmul`` of rank-3 tensors):
+a[*L, M, K] · b[*L, K, N] -> [*L, M, N], with ``transpose_a`` (a is [*L, K, M]) and
+``transpose_b`` (b is [*L, N, K]) in any combination.
 """
 
 from __future__ import annotations
@@ -69,5 +74,54 @@ register(
         _reference,
         _vjp,
         traits=T.Traits(T.Pattern.PRODUCT, loop_bodies=frozenset({"matmul"})),
+    )
+)
+
+
+def _infer_batch(types, attrs):
+    expect_arity(types, 2)
+    a, b = types
+    same_dtype(types)
+    expect_float(a)
+    if a.rank < 3 or b.rank != a.rank or a.shape[:-2] != b.shape[:-2]:
+        raise ShapeError(f"batch_matmul needs a[*L,M,K] and b[*L,K,N] with equal *L, got {a}, {b}")
+    m, k_a = (a.shape[-1], a.shape[-2]) if attrs["transpose_a"] else a.shape[-2:]
+    k_b, n = (b.shape[-1], b.shape[-2]) if attrs["transpose_b"] else b.shape[-2:]
+    if k_a != k_b:
+        raise ShapeError(f"contracted dimensions differ: {k_a} and {k_b} ({a} · {b})")
+    return [TensorType(a.dtype, (*a.shape[:-2], m, n))]
+
+
+def _swap(x, flag: bool):
+    return x.swapaxes(-1, -2) if flag else x
+
+
+def _reference_batch(ctx, args, attrs):
+    a, b = args
+    return [_swap(a, attrs["transpose_a"]) @ _swap(b, attrs["transpose_b"])]
+
+
+def _vjp_batch(node, g):
+    """y = op(A)·op(B): d op(A) = g·op(B)ᵀ and d op(B) = op(A)ᵀ·g, each written as one
+    batch_matmul of the stored operands (a transposed operand's gradient transposed)."""
+    a, b = node.inputs
+    gy = g[0]
+    ta, tb = node.attrs["transpose_a"], node.attrs["transpose_b"]
+    bmm = B.batch_matmul
+    da = bmm(b, gy, transpose_a=tb, transpose_b=True) if ta else bmm(gy, b, transpose_b=not tb)
+    db = bmm(gy, a, transpose_a=True, transpose_b=ta) if tb else bmm(a, gy, transpose_a=not ta)
+    return [da, db]
+
+
+register(
+    OpDef(
+        "batch_matmul",
+        "matmul",
+        2,
+        _infer_batch,
+        _reference_batch,
+        _vjp_batch,
+        # one product per matrix of *L: a batch row's matrices depend on that row alone
+        traits=T.Traits(T.Pattern.OPAQUE, rows_independent=lambda node: True),
     )
 )

@@ -167,13 +167,26 @@ class _Builder:
         return B.layer_norm(a, self.rng.choice((1e-3, 1e-5, 0.5)))
 
     def _matmul(self):
-        a = self.pick(lambda v: v.rank == 2)
+        a = self.pick(lambda v: v.rank in (2, 3))
         if a is None:
             return None
+        if a.rank == 3:
+            return self._batch_matmul(a)
         units = self.rng.randint(1, 9)
         if self.rng.random() < 0.5:
             return B.matmul(a, self.param((a.shape[1], units)))
         return B.matmul(a, self.param((units, a.shape[1])), transpose_b=True)
+
+    def _batch_matmul(self, a: Value) -> Value:
+        """A product of stacked matrices: with another value that fits, else with itself
+        (a Gram matrix, both operands one value)."""
+        rng = self.rng
+        ta, tb = rng.random() < 0.3, rng.random() < 0.5
+        depth = a.shape[1] if ta else a.shape[2]
+        b = self.pick(lambda v: v.rank == 3 and v.shape[2 if tb else 1] == depth)
+        return B.batch_matmul(
+            a, a if b is None else b, transpose_a=ta, transpose_b=tb if b is not None else not ta
+        )
 
     def _shape(self):
         rng = self.rng

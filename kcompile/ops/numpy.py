@@ -238,12 +238,29 @@ def all(x, axis=None, keepdims=False):
 
 
 def _batched_matmul(a: Value, b: Value) -> Value:
-    """a[..., M, K] @ b[..., K, N] as a broadcast product summed over K (for the batched
-    forms, which have no primitive yet: memory M*K*N per batch)."""
-    a4 = B.reshape(a, (*a.shape, 1))  # [..., M, K, 1]
-    lead = b.shape[:-2]
-    b4 = B.reshape(b, (*lead, 1, *b.shape[-2:]))  # [..., 1, K, N]
-    return B.reduce_sum(a4 * b4, (a4.rank - 2,))
+    """a[..., M, K] @ b[..., K, N]: the leading axes broadcast against each other, then
+    one ``batch_matmul``."""
+    lead = _broadcast_shapes(a.shape[:-2], b.shape[:-2])
+    if a.shape[:-2] != lead:
+        a = B.broadcast_to(
+            B.reshape(a, (*[1] * (len(lead) - a.rank + 2), *a.shape)), (*lead, *a.shape[-2:])
+        )
+    if b.shape[:-2] != lead:
+        b = B.broadcast_to(
+            B.reshape(b, (*[1] * (len(lead) - b.rank + 2), *b.shape)), (*lead, *b.shape[-2:])
+        )
+    return B.batch_matmul(a, b)
+
+
+def _broadcast_shapes(x: tuple, y: tuple) -> tuple:
+    rank = builtins.max(len(x), len(y))
+    x, y = (1,) * (rank - len(x)) + tuple(x), (1,) * (rank - len(y)) + tuple(y)
+    out = []
+    for p, q in zip(x, y):
+        if p != q and 1 not in (p, q):
+            raise ValueError(f"matmul: batch shapes {x} and {y} do not broadcast")
+        out.append(q if p == 1 else p)
+    return tuple(out)
 
 
 @op
@@ -329,6 +346,47 @@ def einsum(subscripts, *operands):
 
 
 def _einsum2(ta: str, tb: str, out: str, a: Value, b: Value) -> Value:
+    product = _einsum_as_batch_matmul(ta, tb, out, a, b)
+    return product if product is not None else _einsum_broadcast(ta, tb, out, a, b)
+
+
+def _einsum_as_batch_matmul(ta: str, tb: str, out: str, a: Value, b: Value) -> Value | None:
+    """The two-operand einsums that are batched matrix products ("bqhd,bkhd->bhqk"):
+    letters shared and kept are the stack, shared and summed the contraction, each
+    operand's own kept letters its rows or columns. None for any other form, or where
+    the batch dimension would have to merge with other axes."""
+    dims = {**dict(zip(ta, a.shape)), **dict(zip(tb, b.shape))}
+    if len(set(ta)) != len(ta) or len(set(tb)) != len(tb) or len(set(out)) != len(out):
+        return None
+    stack = [c for c in out if c in ta and c in tb]
+    summed = [c for c in ta if c in tb and c not in out]
+    rows = [c for c in ta if c not in tb]
+    cols = [c for c in tb if c not in ta]
+    if not (summed or rows or cols) or builtins.any(c not in out for c in rows + cols):
+        return None
+    if builtins.any(dims[c] == BATCH for c in summed + rows + cols):
+        return None
+
+    def arranged(t: str, v: Value, order: list[str]) -> Value:
+        perm = [t.index(c) for c in order]
+        return B.transpose(v, perm) if perm != list(range(len(t))) else v
+
+    def size(letters: list[str]) -> int:
+        return _numel([dims[c] for c in letters]) if letters else 1
+
+    lead = tuple(dims[c] for c in stack)
+    a3 = B.reshape(arranged(ta, a, stack + rows + summed), (*lead, size(rows), size(summed)))
+    b3 = B.reshape(arranged(tb, b, stack + summed + cols), (*lead, size(summed), size(cols)))
+    if not stack:  # a plain product: one matrix each
+        a3, b3 = B.reshape(a3, (1, *a3.shape)), B.reshape(b3, (1, *b3.shape))
+    product = B.batch_matmul(a3, b3)
+    kept = stack + rows + cols
+    product = B.reshape(product, tuple(dims[c] for c in kept))
+    perm = [kept.index(c) for c in out]
+    return B.transpose(product, perm) if perm != list(range(len(perm))) else product
+
+
+def _einsum_broadcast(ta: str, tb: str, out: str, a: Value, b: Value) -> Value:
     letters = list(dict.fromkeys(ta + tb))
     shape = {}
     for t, v in ((ta, a), (tb, b)):
