@@ -268,13 +268,9 @@ def matmul(a: Value, b: Value, transpose_a: bool = False, transpose_b: bool = Fa
     return a.graph.emit1("matmul", [a, b], transpose_a=transpose_a, transpose_b=transpose_b)
 
 
-def batch_matmul(
-    a: Value, b: Value, transpose_a: bool = False, transpose_b: bool = False
-) -> Value:
+def batch_matmul(a: Value, b: Value, transpose_a: bool = False, transpose_b: bool = False) -> Value:
     """Products of the matrices stacked along the leading axes both share."""
-    return a.graph.emit1(
-        "batch_matmul", [a, b], transpose_a=transpose_a, transpose_b=transpose_b
-    )
+    return a.graph.emit1("batch_matmul", [a, b], transpose_a=transpose_a, transpose_b=transpose_b)
 
 
 def one_hot(indices: Value, depth: int) -> Value:
