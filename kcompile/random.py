@@ -53,10 +53,47 @@ def uniform(shape, minval=0.0, maxval=1.0, dtype=None, seed=None):
 
 
 def normal(shape, mean=0.0, stddev=1.0, dtype=None, seed=None):
-    if current_context() is not None:
-        raise unsupported("random.normal", "inside a traced step (only uniform draws are)")
-    rng = np.random.default_rng(_seed(seed))
-    return rng.normal(mean, stddev, size=tuple(shape)).astype(np.float32)
+    ctx = current_context()
+    if ctx is None:
+        rng = np.random.default_rng(_seed(seed))
+        return rng.normal(mean, stddev, size=tuple(shape)).astype(np.float32)
+    u = B.random_uniform(ctx.step_counter(), _shape(shape), _seed(seed))
+    return TracedTensor(standard_normal(u) * float(stddev) + float(mean))
+
+
+# Giles's single-precision erfinv ("Approximating the erfinv function", 2010): two
+# polynomials in w = -log(1 - x²), for the centre (w < 5) and the tails.
+_ERFINV_CENTRE = (
+    2.81022636e-08,
+    3.43273939e-07,
+    -3.5233877e-06,
+    -4.39150654e-06,
+    0.00021858087,
+    -0.00125372503,
+    -0.00417768164,
+    0.246640727,
+    1.50140941,
+)
+_ERFINV_TAIL = (-0.000200214257, 0.000100950558, 0.00134934322, -0.00367342844,
+                0.00573950773, -0.0076224613, 0.00943887047, 1.00167406, 2.83297682)  # fmt: skip
+
+
+def standard_normal(u):
+    """Normal draws from uniform ones in [0, 1): sqrt(2)·erfinv(2u - 1), the uniform
+    moved off 0 by half its resolution (2⁻²⁵) so no draw is infinite; built from IR
+    ops, so the compiled step and the reference draw alike."""
+    x = (u + 2.0**-25) * 2.0 - 1.0
+    w = -B.log((1.0 - x) * (1.0 + x))
+
+    def horner(coefficients, t):
+        p = B.const(t.graph, coefficients[0])
+        for c in coefficients[1:]:
+            p = p * t + c
+        return p
+
+    centre = horner(_ERFINV_CENTRE, w - 2.5)
+    tail = horner(_ERFINV_TAIL, B.sqrt(B.maximum(w, 5.0)) - 3.0)
+    return B.select(B.lt(w, 5.0), centre, tail) * x * 2.0**0.5
 
 
 def randint(shape, minval, maxval, dtype="int32", seed=None):

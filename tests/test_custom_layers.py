@@ -366,7 +366,8 @@ def test_keras_random_in_a_custom_layer_draws_alike_natively_and_on_the_referenc
         def call(self, inputs, training=None):
             if training:
                 noise = keras.random.uniform(ops.shape(inputs), -0.1, 0.1, seed=self.seed_generator)
-                return keras.random.dropout(inputs, 0.5, seed=self.seed_generator) + noise
+                jitter = keras.random.normal(ops.shape(inputs), 0.0, 0.05, seed=self.seed_generator)
+                return keras.random.dropout(inputs, 0.5, seed=self.seed_generator) + noise + jitter
             return inputs
 
     x, y = _regression(3)
@@ -385,6 +386,25 @@ def test_keras_random_in_a_custom_layer_draws_alike_natively_and_on_the_referenc
         np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6)
     eager = keras.random.dropout(np.ones((4, 50), "float32"), 0.5, seed=1)
     assert set(np.unique(eager)) <= {0.0, 2.0} and 0.3 < (eager == 0).mean() < 0.7
+
+
+@pytest.mark.parametrize("backend", ["llvm", "reference"])
+def test_traced_normal_draws_follow_the_normal_distribution(backend):
+    """keras.random.normal in a traced step is sqrt(2)·erfinv(2u - 1) of the step's
+    uniform draws: 64,000 of them against the normal distribution's quantiles."""
+    from math import erf
+
+    class Draw(keras.layers.Layer):
+        def call(self, inputs):
+            return inputs + keras.random.normal(ops.shape(inputs), 1.0, 2.0, seed=11)
+
+    inputs = keras.Input((1000,))
+    model = keras.Model(inputs, Draw()(inputs))
+    model.compile("sgd", "mse", backend=backend)
+    z = (model.predict(np.zeros((64, 1000), "float32"), verbose=0) - 1.0) / 2.0
+    for t in (-2.5, -1.0, 0.0, 0.5, 2.0):
+        assert abs((z < t).mean() - 0.5 * (1 + erf(t / 2**0.5))) < 0.006
+    assert abs(z.mean()) < 0.02 and abs(z.std() - 1) < 0.02
 
 
 class BinaryTruePositives(keras.metrics.Metric):

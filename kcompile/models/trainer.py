@@ -265,6 +265,10 @@ class Trainer(TrainingLoop):
         if kind == "train":
             for name, array in compiled.optimizer.state_arrays().items():
                 exe.bind(name, array)
+        elif compiled and "iterations" in [v.name for v in exe.graph.inputs]:
+            # random draws outside training (keras.random in a call) are keyed by the
+            # training step reached: the same for every predict between two steps
+            exe.bind("iterations", compiled.optimizer.state_arrays()["iterations"])
         for key_name, metric in metrics:
             self._metric_objects.setdefault(key_name, metric)
             if metric._custom:
