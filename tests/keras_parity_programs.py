@@ -255,7 +255,71 @@ def functional_guide_data(rng):
     return x, y
 
 
+# --- keras-io's text classification with a Transformer (dropout 0), attention layers ------
+
+
+def transformer_block(keras):
+    ops = _ops(keras)
+    layers = keras.layers
+
+    class TransformerBlock(layers.Layer):
+        def __init__(self, embed_dim, num_heads, ff_dim, rate=0.0):
+            super().__init__()
+            self.att = layers.MultiHeadAttention(num_heads=num_heads, key_dim=embed_dim)
+            self.ffn = keras.Sequential(
+                [layers.Dense(ff_dim, activation="relu"), layers.Dense(embed_dim)]
+            )
+            self.layernorm1 = layers.LayerNormalization(epsilon=1e-6)
+            self.layernorm2 = layers.LayerNormalization(epsilon=1e-6)
+            self.dropout1 = layers.Dropout(rate)
+            self.dropout2 = layers.Dropout(rate)
+
+        def call(self, inputs):
+            attn_output = self.att(inputs, inputs)
+            attn_output = self.dropout1(attn_output)
+            out1 = self.layernorm1(inputs + attn_output)
+            ffn_output = self.ffn(out1)
+            ffn_output = self.dropout2(ffn_output)
+            return self.layernorm2(out1 + ffn_output)
+
+    class TokenAndPositionEmbedding(layers.Layer):
+        def __init__(self, maxlen, vocab_size, embed_dim):
+            super().__init__()
+            self.token_emb = layers.Embedding(input_dim=vocab_size, output_dim=embed_dim)
+            self.pos_emb = layers.Embedding(input_dim=maxlen, output_dim=embed_dim)
+
+        def call(self, x):
+            maxlen = ops.shape(x)[-1]
+            positions = ops.arange(start=0, stop=maxlen, step=1)
+            return self.token_emb(x) + self.pos_emb(positions)
+
+    inputs = layers.Input(shape=(6,))
+    x = TokenAndPositionEmbedding(6, 20, 8)(inputs)
+    x = TransformerBlock(8, 2, 16)(x)
+    causal, scores = layers.MultiHeadAttention(num_heads=2, key_dim=3, value_dim=5)(
+        x, x, return_attention_scores=True, use_causal_mask=True
+    )
+    x = layers.Attention(use_scale=True)([x, causal]) + layers.Attention(score_mode="concat")(
+        [x, x]
+    )
+    x = layers.concatenate([layers.GlobalAveragePooling1D()(x), layers.Flatten()(scores[:, 0])])
+    outputs = layers.Dense(2, activation="softmax")(x)
+    model = keras.Model(inputs=inputs, outputs=outputs)
+    model.compile(
+        optimizer=keras.optimizers.Adam(0.01),
+        loss="sparse_categorical_crossentropy",
+        metrics=["accuracy"],
+    )
+    return model
+
+
+def transformer_block_data(rng):
+    x = rng.integers(0, 20, (16, 6)).astype("int32")
+    return x, (x[:, 0] == x[:, 3]).astype("int32")
+
+
 PROGRAMS = {
+    "transformer_block": (transformer_block, transformer_block_data),
     "functional_guide": (functional_guide, functional_guide_data),
     "conv_bn": (conv_bn, conv_bn_data),
     "custom_mlp": (custom_mlp, custom_mlp_data),

@@ -220,6 +220,35 @@ def test_values_and_missing_ops_in_a_call_name_the_layer_and_the_line():
         Cumulative()(keras.Input((2,)))
 
 
+class CrossGate(keras.layers.Layer):
+    """Keras's calling convention with several tensors: two positional tensors, a tensor
+    keyword (``mask``) and ``build`` taking ``<argument>_shape`` for each."""
+
+    def build(self, x_shape, context_shape):
+        self.w = self.add_weight(shape=(context_shape[-1], x_shape[-1]), name="w")
+
+    def call(self, x, context, mask=None, scale=1.0, training=None):
+        gate = ops.sigmoid(ops.matmul(context, self.w)) * scale
+        out = x * gate
+        return out if mask is None else out * ops.cast(mask, "float32")
+
+
+@pytest.mark.parametrize("backend", ["llvm", "reference"])
+def test_a_call_of_several_tensors_and_tensor_keywords(backend, rng):
+    x, context, mask = keras.Input((4,)), keras.Input((3,)), keras.Input((4,))
+    layer = CrossGate()
+    model = keras.Model([x, context, mask], layer(x, context, mask=mask, scale=2.0))
+    assert layer.w.shape == (3, 4) and model.output_shape == (None, 4)
+    model.compile("sgd", "mse", backend=backend)
+    a, c = rng.normal(size=(5, 4)), rng.normal(size=(5, 3))
+    m = (rng.random((5, 4)) < 0.5).astype("float32")
+    want = a * 2 / (1 + np.exp(-(c @ layer.w.numpy()))) * m
+    np.testing.assert_allclose(model.predict([a, c, m], verbose=0), want, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(layer(a, c, mask=m, scale=2.0), want, rtol=1e-5, atol=1e-6)
+    with pytest.raises(TypeError, match=r"layer 'cross_gate.*\(CrossGate\)\.call: .*unexpected"):
+        layer(x, context, other=1)
+
+
 def test_builtin_layers_inside_a_custom_layer():
     class Head(keras.layers.Layer):
         def __init__(self):

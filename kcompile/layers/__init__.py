@@ -1,5 +1,6 @@
 """Keras layers (``kcompile.layers``)."""
 
+from kcompile.layers.attention import Attention, MultiHeadAttention
 from kcompile.layers.conv import Conv1D, Conv2D, DepthwiseConv2D
 from kcompile.layers.core import (
     Activation,
@@ -54,6 +55,7 @@ __all__ = [
     "LSTM",
     "Activation",
     "Add",
+    "Attention",
     "Average",
     "AveragePooling1D",
     "AveragePooling2D",
@@ -82,6 +84,7 @@ __all__ = [
     "MaxPooling2D",
     "Maximum",
     "Minimum",
+    "MultiHeadAttention",
     "Multiply",
     "ReLU",
     "Reshape",

@@ -23,7 +23,7 @@ from kcompile.ir import BATCH, DType, Graph, Interpreter, ShapeError, TensorType
 from kcompile.ir import build as B
 from kcompile.symbolic import TracedTensor, TraceError, current_context, tracing
 from kcompile.tensor import KerasTensor, ir_dtype, keras_dtype, keras_shape
-from kcompile.tree import flatten, pack_sequence_as
+from kcompile.tree import flatten, map_structure
 from kcompile.variables import Variable
 
 
@@ -270,7 +270,10 @@ class Layer:
 
     # --- calling ------------------------------------------------------------
 
-    def __call__(self, inputs: Any, training: bool | None = None, **kwargs: Any) -> Any:
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        if self._keras_call:
+            return self._keras_style_call(args, kwargs)
+        inputs, training = _own_call_arguments(self, args, kwargs)
         leaves = flatten(inputs)
         traced = any(isinstance(t, TracedTensor) for t in leaves)
         # Inside a traced call, arrays (ops.arange positions) are constants of the step.
@@ -278,11 +281,7 @@ class Layer:
             isinstance(t, KerasTensor) for t in leaves
         )
         if traced or inside:
-            return self._traced_call(inputs, training, kwargs)
-        if self._keras_call:
-            return self._keras_style_call(inputs, training, kwargs)
-        if kwargs:
-            raise TypeError(f"layer '{self.name}': unexpected call arguments {sorted(kwargs)}")
+            return self._traced_call(_CallSpec.of(self, (inputs,), {}, training, _TRACED_INPUTS))
         flat = list(inputs) if isinstance(inputs, list | tuple) else [inputs]
         if self.multi_input and not isinstance(inputs, list | tuple):
             raise ValueError(
@@ -298,32 +297,42 @@ class Layer:
             raise ValueError(f"layer '{self.name}': mix of symbolic tensors and arrays")
         return self._eager_call(flat, bool(training))
 
-    def _keras_style_call(self, inputs: Any, training: bool | None, kwargs: dict) -> Any:
-        leaves = flatten(inputs)
-        symbolic = [isinstance(t, KerasTensor) for t in leaves]
-        if any(symbolic) and not all(symbolic):
-            raise ValueError(f"layer '{self.name}': mix of symbolic tensors and arrays")
-        call = {"structure": inputs, "kwargs": kwargs, "training": training}
-        if all(symbolic):
-            return self._symbolic_call(leaves, call)
-        return self._eager_call(leaves, bool(training), call)
+    def _keras_style_call(self, args: tuple, kwargs: dict) -> Any:
+        """A call with Keras's contract: every tensor among the arguments (the first,
+        ``value`` and ``key`` of an attention, a ``mask=``) is an input of the node."""
+        training = (
+            kwargs.pop("training", None) if "training" not in _call_parameters(type(self)) else None
+        )
+        leaves = flatten((args, kwargs))
+        if any(isinstance(t, TracedTensor) for t in leaves) or (
+            current_context() is not None and not any(isinstance(t, KerasTensor) for t in leaves)
+        ):
+            return self._traced_call(_CallSpec.of(self, args, kwargs, training, _TRACED_INPUTS))
+        if any(isinstance(t, KerasTensor) for t in leaves):
+            first = flatten(args[0]) if args else []
+            if any(isinstance(t, KerasTensor) for t in first) and not all(
+                isinstance(t, KerasTensor) for t in first
+            ):
+                raise ValueError(f"layer '{self.name}': mix of symbolic tensors and arrays")
+            spec = _CallSpec.of(self, args, kwargs, training, KerasTensor)
+            return self._symbolic_call(spec.tensors, spec)
+        spec = _CallSpec.of(self, args, kwargs, training, np.ndarray | Variable)
+        return self._eager_call(spec.tensors, bool(spec.training), spec)
 
-    def _traced_call(self, inputs: Any, training: bool | None, kwargs: dict) -> Any:
+    def _traced_call(self, spec: _CallSpec) -> Any:
         """Called inside another layer's ``call`` while a step is traced: emit inline."""
         ctx = current_context()
         if ctx is None:
             raise TraceError(f"layer '{self.name}' called on a traced tensor outside tracing")
-        leaves = flatten(inputs)
-        if not all(isinstance(t, TracedTensor) for t in leaves):
-            leaves = [t if isinstance(t, TracedTensor) else _constant(ctx, t) for t in leaves]
+        leaves = [t if isinstance(t, TracedTensor) else _constant(ctx, t) for t in spec.tensors]
         # Inside a call the shapes are those of one trace (the data's, or a probe size
         # where an Input leaves a dimension unknown): only the features are the layer's,
         # as Keras's input specs check the last axis.
-        self._ensure_built(
-            _shapes_of(inputs, [t.shape for t in leaves], self._keras_call), features_only=True
-        )
-        call = {"structure": inputs, "kwargs": kwargs, "training": training}
-        outs = self.trace(ctx, [t.value for t in leaves], call)
+        shapes = [t.shape for t in leaves]
+        if self._keras_call:
+            shapes = spec.build_shapes(self, shapes)
+        self._ensure_built(shapes, features_only=True)
+        outs = self.trace(ctx, [t.value for t in leaves], spec)
         wrapped = [TracedTensor(v) for v in outs]
         self._traced_shapes = [t.shape for t in wrapped]  # what summary() shows
         return wrapped[0] if len(wrapped) == 1 else wrapped
@@ -331,7 +340,10 @@ class Layer:
     def _ensure_built(self, shapes: Any, features_only: bool = False) -> None:
         if self._keras_call:
             if not self.built:
-                self.build(shapes)
+                if isinstance(shapes, _BuildShapes):
+                    self.build(**shapes.by_name)
+                else:
+                    self.build(shapes)
                 self.built = True
             return
         if not self.built:
@@ -355,14 +367,14 @@ class Layer:
                     f"with the layer: expected shape {want}, got shape {got}"
                 )
 
-    def _symbolic_call(self, flat: list[KerasTensor], call: dict | None = None) -> Any:
-        structure = call["structure"] if call else flat
-        self._ensure_built(_shapes_of(structure, [t.shape for t in flat], self._keras_call))
+    def _symbolic_call(self, flat: list[KerasTensor], call: _CallSpec | None = None) -> Any:
+        shapes = [t.shape for t in flat]
+        self._ensure_built(call.build_shapes(self, shapes) if call else shapes)
         outputs = [
             KerasTensor(shape, dtype, name=f"{self.name}")
             for shape, dtype in self._output_specs(flat, call)
         ]
-        record = CallRecord(self, flat, outputs, call or {})
+        record = CallRecord(self, flat, outputs, call)
         self._calls.append(record)
         for i, t in enumerate(outputs):
             t._history = (record, i)
@@ -395,14 +407,14 @@ class Layer:
         return first
 
     def trace(
-        self, ctx: TraceContext, values: list[Value], call: dict | None = None
+        self, ctx: TraceContext, values: list[Value], call: _CallSpec | None = None
     ) -> list[Value]:
         """Emit this layer's IR for ``values``; shape errors name the layer and shapes.
-        ``call`` holds a Keras-style call's input structure and arguments."""
+        ``call`` holds a Keras-style call's arguments, its tensors left out."""
         with ctx.graph.layer_scope(self.name):
             try:
                 if self._keras_call:
-                    outs = self._trace_keras_call(ctx, values, call or {})
+                    outs = self._trace_keras_call(ctx, values, call or _CallSpec.single(values))
                     self._add_penalties(ctx, outs)
                     return outs
                 out = self.call(ctx, values if self.multi_input else values[0])
@@ -417,17 +429,15 @@ class Layer:
             self._add_penalties(ctx, outs)
         return outs
 
-    def _trace_keras_call(self, ctx: TraceContext, values: list[Value], call: dict) -> list[Value]:
-        structure = call.get("structure", values if len(values) > 1 else values[0])
-        inputs = pack_sequence_as(structure, [TracedTensor(v) for v in values])
-        kwargs = dict(call.get("kwargs", {}))
-        parameters = _call_parameters(type(self))
-        if "training" in parameters:
-            training = call.get("training")
-            kwargs["training"] = ctx.training if training is None else training
+    def _trace_keras_call(
+        self, ctx: TraceContext, values: list[Value], call: _CallSpec
+    ) -> list[Value]:
+        args, kwargs = call.arguments([TracedTensor(v) for v in values])
+        if "training" in _call_parameters(type(self)):
+            kwargs["training"] = ctx.training if call.training is None else call.training
         with tracing(ctx):
             try:
-                out = self.call(inputs, **kwargs)
+                out = self.call(*args, **kwargs)
             except (TraceError, NotImplementedError) as e:
                 raise type(e)(
                     f"layer '{self.name}' ({type(self).__name__}){_user_line(e)}: {e}"
@@ -435,11 +445,10 @@ class Layer:
         outs = flatten(out)
         return [_as_value(ctx, x, self) for x in outs]
 
-    def _eager_call(self, arrays: list, training: bool, call: dict | None = None) -> Any:
+    def _eager_call(self, arrays: list, training: bool, call: _CallSpec | None = None) -> Any:
         arrays = [np.asarray(getattr(a, "value", a)) for a in arrays]
         shapes = [(None, *a.shape[1:]) for a in arrays]
-        structure = call["structure"] if call else arrays
-        self._ensure_built(_shapes_of(structure, shapes, self._keras_call))
+        self._ensure_built(call.build_shapes(self, shapes) if call else shapes)
         graph = Graph(f"{self.name}_eager")
         ctx = TraceContext(graph, training=training)
         values = []
@@ -481,16 +490,100 @@ class Layer:
         return f"<{type(self).__name__} name={self.name}, built={self.built}>"
 
 
-def _shapes_of(structure: Any, shapes: list[tuple], keras_style: bool) -> Any:
-    """What ``build`` gets: Keras's structure of shapes for a Keras-style layer (one
-    shape for one input), the list of shapes for kcompile's own layers."""
-    if not keras_style:
-        return shapes
-    return (
-        pack_sequence_as(structure, shapes)
-        if isinstance(structure, list | tuple | dict)
-        else shapes[0]
-    )
+def _own_call_arguments(layer: Layer, args: tuple, kwargs: dict) -> tuple[Any, Any]:
+    """``inputs`` and ``training`` of a call of one of kcompile's own layers."""
+    training = kwargs.pop("training", None)
+    if kwargs:
+        raise TypeError(f"layer '{layer.name}': unexpected call arguments {sorted(kwargs)}")
+    if not args or len(args) > 2:
+        raise TypeError(f"layer '{layer.name}' takes its inputs (and training), got {args}")
+    return args[0], args[1] if len(args) == 2 else training
+
+
+# What a call inside a traced step takes as tensors: traced values, and arrays (ops.arange
+# positions), which become constants of the step.
+_TRACED_INPUTS = TracedTensor | np.ndarray
+
+
+class _Slot:
+    """Where a tensor was among a call's arguments."""
+
+
+class _BuildShapes:
+    """``build``'s keyword arguments: ``<argument>_shape`` for each tensor argument."""
+
+    def __init__(self, by_name: dict) -> None:
+        self.by_name = by_name
+
+
+class _CallSpec:
+    """A Keras-style call's arguments with each tensor replaced by a slot (Keras's
+    CallSpec): the tensors are the node's inputs, in the order of the slots;
+    ``arguments`` puts values back."""
+
+    def __init__(self, template: tuple, tensors: list, training: Any, names: dict) -> None:
+        self.template = template  # (args, kwargs) with _Slot where tensors were
+        self.tensors = tensors
+        self.training = training
+        self.names = names  # argument name -> its value in the template
+
+    @classmethod
+    def of(cls, layer: Layer, args: tuple, kwargs: dict, training: Any, kind) -> _CallSpec:
+        found: dict[int, Any] = {}
+
+        def slot(x: Any) -> Any:
+            if not isinstance(x, kind):
+                return x
+            made = _Slot()
+            found[id(made)] = x
+            return made
+
+        template = map_structure(slot, (tuple(args), dict(kwargs)))
+        tensors = [found[id(x)] for x in _slots(template)]
+        if not layer._keras_call:  # kcompile's own call(ctx, x): the inputs only
+            return cls(template, tensors, training, {"inputs": template[0][0]})
+        try:
+            bound = inspect.signature(type(layer).call).bind(None, *template[0], **template[1])
+        except TypeError as e:
+            raise TypeError(f"layer '{layer.name}' ({type(layer).__name__}).call: {e}") from None
+        names = dict(list(bound.arguments.items())[1:])
+        if "training" in names:
+            training = names.pop("training")
+        return cls(template, tensors, training, names)
+
+    @classmethod
+    def single(cls, values: list) -> _CallSpec:
+        first = [_Slot() for _ in values] if len(values) > 1 else _Slot()
+        return cls(((first,), {}), list(values), None, {"inputs": first})
+
+    def _fill(self, values: list, structure: Any) -> Any:
+        by_slot = {id(x): v for x, v in zip(_slots(self.template), values)}
+        return map_structure(lambda x: by_slot[id(x)] if isinstance(x, _Slot) else x, structure)
+
+    def arguments(self, values: list) -> tuple[tuple, dict]:
+        args, kwargs = self._fill(values, self.template)
+        return args, kwargs
+
+    def build_shapes(self, layer: Layer, shapes: list) -> Any:
+        """Keras's rule: a ``build`` of one parameter gets the first tensor argument's
+        shapes (in its structure); one of several gets ``<name>_shape`` for each."""
+        by_name = {
+            f"{name}_shape": self._fill(shapes, value)
+            for name, value in self.names.items()
+            if name != "mask" and _slots(value)
+        }
+        wanted = [
+            p.name
+            for p in inspect.signature(layer.build).parameters.values()
+            if p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)
+        ]
+        if len(wanted) <= 1:
+            return next(iter(by_name.values()), None)
+        return _BuildShapes({name: by_name[name] for name in wanted if name in by_name})
+
+
+def _slots(structure: Any) -> list[_Slot]:
+    return [x for x in flatten(structure) if isinstance(x, _Slot)]
 
 
 def _constant(ctx: TraceContext, x: Any) -> TracedTensor:

@@ -140,7 +140,15 @@ class Model(Trainer, Layer):
         layers that make them."""
         if self._output_keys is not None:
             return list(self._output_keys)
-        return [t._history[0].layer.name if t._history[0] else t.name for t in self._outputs]
+        names: list[str] = []
+        for t in self._outputs:
+            name = t._history[0].layer.name if t._history[0] else t.name
+            taken, k = name, 0
+            while taken in names:  # a layer with several outputs: name_1, name_2, ...
+                k += 1
+                taken = f"{name}_{k}"
+            names.append(taken)
+        return names
 
     def _pack_outputs(self, arrays: list) -> Any:
         """Outputs in the structure the model was given: a dict by key, one array, a list."""
