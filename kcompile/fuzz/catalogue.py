@@ -77,6 +77,28 @@ def _ops_attention(rng, shape):
     return {"units": rng.randint(1, 6)}
 
 
+def _mha(rng, shape):
+    args = {"num_heads": rng.randint(1, 3), "key_dim": rng.randint(1, 4)}
+    if rng.random() < 0.3:
+        args["value_dim"] = rng.randint(1, 4)
+    if rng.random() < 0.4:
+        args["causal"] = True
+    if rng.random() < 0.3:
+        args["scores"] = True
+    return args
+
+
+def _attention(rng, shape):
+    args = {}
+    if rng.random() < 0.5:
+        args["use_scale"] = True
+    if rng.random() < 0.3:
+        args["score_mode"] = "concat"
+    if rng.random() < 0.3:
+        args["causal"] = True
+    return args
+
+
 def _conv(rank: int):
     def draw(rng, shape):
         spatial = shape[:-1]
@@ -276,6 +298,8 @@ UNARY: tuple[LayerKind, ...] = (
         "custom.OpsSelfAttention", (2,), _ops_attention, lambda a, s: (*s[:-1], a["units"]), 0.7
     ),
     LayerKind("custom.OpsResidual", ANY_RANK, _no_args, _same, 0.4),
+    LayerKind("custom.SelfMultiHeadAttention", (2,), _mha, _same, 0.7),
+    LayerKind("custom.SelfAttention", (2,), _attention, _same, 0.5),
     LayerKind("Activation", ANY_RANK, _activation_draw, _same),
     LayerKind("LeakyReLU", ANY_RANK, _leaky_draw, _same, 0.5),
     LayerKind("ReLU", ANY_RANK, _no_args, _same, 0.5),

@@ -59,3 +59,34 @@ class OpsResidual(layers.Layer):
 
     def call(self, inputs):
         return inputs + ops.tanh(inputs) * ops.clip(inputs, -1.0, 1.0)
+
+
+class SelfMultiHeadAttention(layers.Layer):
+    """``MultiHeadAttention`` over one sequence, as transformer blocks call it
+    (``mha(x, x)``), optionally causal, with or without its attention scores."""
+
+    def __init__(self, num_heads, key_dim, value_dim=None, causal=False, scores=False, **kwargs):
+        super().__init__(**kwargs)
+        self.causal, self.scores = causal, scores
+        self.mha = layers.MultiHeadAttention(num_heads, key_dim, value_dim=value_dim)
+
+    def call(self, inputs):
+        out = self.mha(
+            inputs, inputs, use_causal_mask=self.causal, return_attention_scores=self.scores
+        )
+        if self.scores:  # the scores join through their mean over keys
+            out, scores = out
+            return out + ops.expand_dims(ops.mean(ops.sum(scores, axis=1), axis=-1), -1)
+        return out
+
+
+class SelfAttention(layers.Layer):
+    """``Attention()([x, x])`` with dot or concat scores, optionally causal."""
+
+    def __init__(self, use_scale=False, score_mode="dot", causal=False, **kwargs):
+        super().__init__(**kwargs)
+        self.causal = causal
+        self.attention = layers.Attention(use_scale=use_scale, score_mode=score_mode)
+
+    def call(self, inputs):
+        return self.attention([inputs, inputs], use_causal_mask=self.causal)
