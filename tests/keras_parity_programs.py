@@ -318,7 +318,43 @@ def transformer_block_data(rng):
     return x, (x[:, 0] == x[:, 3]).astype("int32")
 
 
+# --- keras-io's convolutional autoencoder (shrunk), transposed convolutions -----------------
+
+
+def autoencoder(keras):
+    layers = keras.layers
+    inputs = layers.Input(shape=(8, 8, 1))
+    x = layers.Conv2D(4, (3, 3), activation="relu", padding="same")(inputs)
+    x = layers.MaxPooling2D((2, 2), padding="same")(x)
+    x = layers.Conv2D(4, (3, 3), activation="relu", padding="same")(x)
+    x = layers.MaxPooling2D((2, 2), padding="same")(x)
+    x = layers.Conv2DTranspose(4, (3, 3), strides=2, activation="relu", padding="same")(x)
+    x = layers.Conv2DTranspose(4, (3, 3), strides=2, activation="relu", padding="same")(x)
+    decoded = layers.Conv2D(1, (3, 3), activation="sigmoid", padding="same")(x)
+    odd = layers.Conv2DTranspose(2, (4, 3), strides=(3, 2), padding="valid", output_padding=1)(
+        inputs[:, :3, :3, :]
+    )
+    wide = layers.Conv2DTranspose(2, 3, strides=2, padding="same", output_padding=(1, 0))(
+        inputs[:, :3, :3, :]
+    )
+    seq = layers.Conv1DTranspose(3, 3, strides=2, padding="same", activation="tanh")(
+        inputs[:, 0, :, :]
+    )
+    extra = layers.concatenate(
+        [layers.Flatten()(odd), layers.Flatten()(wide), layers.Flatten()(seq)]
+    )
+    model = keras.Model(inputs, [decoded, layers.Dense(1)(extra)])
+    model.compile(optimizer="adam", loss=["binary_crossentropy", "mse"])
+    return model
+
+
+def autoencoder_data(rng):
+    x = rng.random((8, 8, 8, 1)).astype("float32")
+    return x, [x, x.sum((1, 2))]
+
+
 PROGRAMS = {
+    "autoencoder": (autoencoder, autoencoder_data),
     "transformer_block": (transformer_block, transformer_block_data),
     "functional_guide": (functional_guide, functional_guide_data),
     "conv_bn": (conv_bn, conv_bn_data),
@@ -341,9 +377,12 @@ def initial_weights(model, seed: int) -> list[np.ndarray]:
 
 
 def _stacked(data) -> np.ndarray:
-    """One array of a program's inputs or labels (a dict's arrays flattened and joined)."""
+    """One array of a program's inputs or labels (a dict's or list's arrays flattened
+    and joined)."""
     if isinstance(data, dict):
-        return np.concatenate([np.ravel(data[k]).astype("float64") for k in sorted(data)])
+        data = [data[k] for k in sorted(data)]
+    if isinstance(data, list):
+        return np.concatenate([np.ravel(a).astype("float64") for a in data])
     return data
 
 
@@ -359,6 +398,8 @@ def run(keras, name: str) -> dict[str, np.ndarray]:
     out = {"x": _stacked(x), "y": _stacked(y)}
     if isinstance(predicted, dict):
         out.update({f"predict/{k}": np.asarray(v) for k, v in predicted.items()})
+    elif isinstance(predicted, list):
+        out.update({f"predict/{i}": np.asarray(v) for i, v in enumerate(predicted)})
     else:
         out["predict"] = np.asarray(predicted)
     for i in range(len(start)):

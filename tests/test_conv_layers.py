@@ -206,17 +206,91 @@ def small_models():
             ]
         )
 
-    return {"cnn": cnn, "conv1d": conv1d}
+    def transpose():
+        return keras.Sequential(
+            [
+                keras.Input(shape=(3, 2, 2)),
+                layers.Conv2DTranspose(3, 3, strides=2, padding="same", activation="tanh"),
+                layers.Conv2DTranspose(
+                    2, (2, 3), strides=(1, 2), padding="valid", output_padding=(0, 1)
+                ),
+                layers.Reshape((-1, 2)),
+                layers.Conv1DTranspose(2, 3, strides=2, padding="same", dilation_rate=1),
+                layers.GlobalAveragePooling1D(),
+                layers.Dense(3, activation="softmax"),
+            ]
+        )
+
+    return {"cnn": cnn, "conv1d": conv1d, "transpose": transpose}
 
 
-@pytest.mark.parametrize("name", ["cnn", "conv1d"])
+def _conv_transpose_by_definition(x, kernel, strides, padding, output_padding, dilation):
+    """Keras's JAX formulation, computed directly: the input spread out by the strides,
+    padded by Keras's (left, right) rule, correlated with the flipped kernel."""
+    n, h, w, _ = x.shape
+    kh, kw, filters, _ = kernel.shape
+    pads = []
+    for k, s, d, p in zip((kh, kw), strides, dilation, output_padding):
+        span = (k - 1) * d + 1
+        if padding == "valid":
+            extra = max(span, s) - span if p is None else p
+            pads.append((span - 1, span - 1 + extra))
+        else:
+            total = s + span - 2 if p is None else span + span % 2 - 2 + p
+            left = min(total // 2 + total % 2, span - 1)
+            pads.append((left, total - left))
+    spread = np.zeros((n, (h - 1) * strides[0] + 1, (w - 1) * strides[1] + 1, x.shape[3]))
+    spread[:, :: strides[0], :: strides[1]] = x
+    padded = np.pad(spread, ((0, 0), pads[0], pads[1], (0, 0)))
+    flipped = kernel[::-1, ::-1]
+    out_h = padded.shape[1] - (kh - 1) * dilation[0]
+    out_w = padded.shape[2] - (kw - 1) * dilation[1]
+    y = np.zeros((n, out_h, out_w, filters))
+    for a in range(kh):
+        for b in range(kw):
+            window = padded[:, a * dilation[0] : a * dilation[0] + out_h, b * dilation[1] :][
+                :, :, :out_w
+            ]
+            y += window @ flipped[a, b].T
+    return y
+
+
+@pytest.mark.parametrize(
+    "kernel, strides, padding, output_padding, dilation",
+    [
+        ((3, 3), (2, 2), "same", None, (1, 1)),
+        ((3, 3), (2, 2), "valid", None, (1, 1)),
+        ((2, 2), (2, 2), "same", None, (1, 1)),
+        ((4, 3), (3, 2), "valid", (1, 1), (1, 1)),
+        ((3, 3), (2, 2), "same", (1, 0), (1, 1)),
+        ((1, 1), (3, 3), "valid", None, (1, 1)),
+        ((3, 2), (1, 1), "same", None, (2, 2)),
+    ],
+)
+def test_conv2d_transpose_by_its_definition(
+    kernel, strides, padding, output_padding, dilation, rng
+):
+    inputs = keras.Input((5, 4, 3))
+    layer = layers.Conv2DTranspose(
+        2, kernel, strides, padding, output_padding=output_padding, dilation_rate=dilation
+    )
+    model = keras.Model(inputs, layer(inputs))
+    x = rng.normal(size=(2, 5, 4, 3)).astype(np.float32)
+    want = _conv_transpose_by_definition(
+        x, layer.kernel.numpy(), strides, padding, output_padding or (None, None), dilation
+    )
+    assert model.output_shape[1:3] == want.shape[1:3]
+    np.testing.assert_allclose(model.predict(x, verbose=0), want, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("name", ["cnn", "conv1d", "transpose"])
 def test_layer_gradients_by_central_differences(name, rng):
     model = small_models()[name]()
     model.compile(optimizer="sgd", loss="sparse_categorical_crossentropy")
     assert_model_gradients(model, rng, 3, lambda r, n: r.integers(0, 3, n).astype(np.int32))
 
 
-@pytest.mark.parametrize("name", ["cnn", "conv1d"])
+@pytest.mark.parametrize("name", ["cnn", "conv1d", "transpose"])
 def test_compiled_train_steps_match_reference(name, rng):
     def build(backend):
         keras.backend.clear_session()

@@ -184,7 +184,7 @@ def test_functional_arithmetic_on_tensors():
     y = keras.Input((3,))
     out = ops.relu(x) * 2 + y[:, :1] - ops.mean(x, axis=-1, keepdims=True)
     model = keras.Model([x, y], out)
-    names = [layer.name.split("_")[0] for layer in model.layers[2:]]
+    names = [layer.name.split("_")[0] for layer in model.layers if "input" not in layer.name]
     assert names[:2] == ["relu", "multiply"] and "<lambda>" not in " ".join(names)
     a = np.array([[-1.0, 0.0, 2.0]], "float32")
     b = np.array([[5.0, 6.0, 7.0]], "float32")

@@ -99,6 +99,38 @@ def _attention(rng, shape):
     return args
 
 
+def _conv_transpose(rank: int):
+    def draw(rng, shape):
+        strides = [rng.randint(1, 2) for _ in range(rank)]
+        args = {
+            "filters": rng.randint(1, 4),
+            "kernel_size": [rng.randint(1, 3) for _ in range(rank)],
+            "strides": strides,
+            "padding": _pick(rng, ("valid", "same")),
+        }
+        if max(strides) > 1 and rng.random() < 0.3:
+            args["output_padding"] = [rng.randint(0, s - 1) for s in strides]
+        if rng.random() < 0.3:
+            args["activation"] = _pick(rng, ACTIVATIONS[1:])
+        return args
+
+    def shape(args, s):
+        from kcompile.layers.conv_transpose import transpose_geometry
+
+        if len(s) != rank + 1:
+            raise Invalid("rank")
+        paddings = args.get("output_padding") or [None] * rank
+        sizes = [
+            transpose_geometry(n, k, st, 1, args["padding"], p)[0]
+            for n, k, st, p in zip(s[:-1], args["kernel_size"], args["strides"], paddings)
+        ]
+        if math.prod(sizes) > 256:
+            raise Invalid("size")
+        return (*sizes, args["filters"])
+
+    return draw, shape
+
+
 def _conv(rank: int):
     def draw(rng, shape):
         spatial = shape[:-1]
@@ -319,6 +351,8 @@ UNARY: tuple[LayerKind, ...] = (
     LayerKind("GRU", (2,), _rnn_draw, _rnn_shape),
     LayerKind("Bidirectional", (2,), _bidirectional_draw, _bidirectional_shape, 0.5),
     LayerKind("Conv2D", (3,), *_conv(2), 2.0),
+    LayerKind("Conv2DTranspose", (3,), *_conv_transpose(2), 0.7),
+    LayerKind("Conv1DTranspose", (2,), *_conv_transpose(1), 0.5),
     LayerKind("DepthwiseConv2D", (3,), _depthwise_draw, _depthwise_shape),
     LayerKind("MaxPooling2D", (3,), *_pool(2)),
     LayerKind("AveragePooling2D", (3,), *_pool(2), 0.7),

@@ -2,6 +2,7 @@
 
 from kcompile.layers.attention import Attention, MultiHeadAttention
 from kcompile.layers.conv import Conv1D, Conv2D, DepthwiseConv2D
+from kcompile.layers.conv_transpose import Conv1DTranspose, Conv2DTranspose
 from kcompile.layers.core import (
     Activation,
     Dense,
@@ -63,7 +64,9 @@ __all__ = [
     "Bidirectional",
     "Concatenate",
     "Conv1D",
+    "Conv1DTranspose",
     "Conv2D",
+    "Conv2DTranspose",
     "Dense",
     "DepthwiseConv2D",
     "Dot",

@@ -44,6 +44,49 @@ def topological_records(outputs: list[KerasTensor]) -> list[CallRecord]:
     return order
 
 
+def keras_layer_order(outputs: list[KerasTensor]) -> list[Layer]:
+    """The layers in Keras's Functional order (its ``map_graph``): by depth, the longest
+    path to an output, deepest first (the Inputs); layers of one depth in the order a
+    depth-first walk from the outputs meets them. ``weights`` and ``get_weights`` follow
+    it, so weight lists move between Keras and kcompile."""
+    first_seen: dict[int, int] = {}
+    layers: dict[int, Layer] = {}
+    post_order: list = []
+    finished: set[int] = set()
+
+    def node_of(t: KerasTensor):
+        record = t._history[0] if t._history else None
+        return record if record is not None else t._input_layer
+
+    def parents(node) -> list:
+        return [node_of(t) for t in node.inputs] if isinstance(node, CallRecord) else []
+
+    def layer_of(node) -> Layer:
+        return node.layer if isinstance(node, CallRecord) else node
+
+    def visit(node) -> None:
+        if id(node) in finished:
+            return
+        layer = layer_of(node)
+        first_seen.setdefault(id(layer), len(first_seen))
+        layers[id(layer)] = layer
+        for parent in parents(node):
+            visit(parent)
+        finished.add(id(node))
+        post_order.append(node)
+
+    for t in outputs:
+        visit(node_of(t))
+    node_depth: dict[int, int] = {}
+    layer_depth: dict[int, int] = {}
+    for node in reversed(post_order):
+        depth = max(node_depth.get(id(node), 0), layer_depth.get(id(layer_of(node)), 0))
+        layer_depth[id(layer_of(node))] = node_depth[id(node)] = depth
+        for parent in parents(node):
+            node_depth[id(parent)] = max(depth + 1, node_depth.get(id(parent), 0))
+    return sorted(layers.values(), key=lambda x: (-layer_depth[id(x)], first_seen[id(x)]))
+
+
 class Model(Trainer, Layer):
     """``Model(inputs, outputs)``: Keras's functional API."""
 
@@ -55,6 +98,7 @@ class Model(Trainer, Layer):
         self._inputs: list[KerasTensor] = []
         self._outputs: list[KerasTensor] = []
         self._records: list[CallRecord] = []
+        self._layer_order: list[Layer] = []
         self._output_keys = sorted(outputs) if isinstance(outputs, dict) else None
         if inputs is not None or outputs is not None:
             if inputs is None or outputs is None:
@@ -97,6 +141,7 @@ class Model(Trainer, Layer):
                 raise ValueError(f"model '{self.name}': inputs must come from keras.Input, got {t}")
         self._inputs, self._outputs = inputs, outputs
         self._records = topological_records(outputs)
+        self._layer_order = keras_layer_order(outputs)
         reachable = {id(getattr(t, "_input_layer", None)) for r in self._records for t in r.inputs}
         for t in outputs:
             reachable.add(id(getattr(t, "_input_layer", None)))
@@ -160,11 +205,7 @@ class Model(Trainer, Layer):
     def layers(self) -> list[Layer]:
         if self._subclassed:
             return self._tracked_layers()
-        seen: list[Layer] = [t._input_layer for t in self._inputs]
-        for r in self._records:
-            if r.layer not in seen:
-                seen.append(r.layer)
-        return seen
+        return list(self._layer_order)
 
     def get_layer(self, name: str | None = None, index: int | None = None) -> Layer:
         if index is not None:

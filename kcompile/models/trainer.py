@@ -411,6 +411,9 @@ class Trainer(TrainingLoop):
         except (OSError, ValueError) as e:
             raise ValueError(f"{filepath}: not a readable weights file ({e})") from None
         mine = self.weights
+        by_path = {key.partition(":")[2]: a for key, a in zip(stored, arrays)}
+        if len(by_path) == len(arrays) and set(by_path) == {v.path for v in mine}:
+            arrays = [by_path[v.path] for v in mine]  # by name: any order of the layers
         if len(arrays) != len(mine):
             raise ValueError(
                 f"{filepath}: holds {len(arrays)} weight arrays, model "
