@@ -24,6 +24,8 @@ __getattr__ = lazy_attributes(
                 "activations",
                 "backend",
                 "callbacks",
+                "config",
+                "config",
                 "datasets",
                 "initializers",
                 "inspect",

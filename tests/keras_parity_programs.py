@@ -353,7 +353,41 @@ def autoencoder_data(rng):
     return x, [x, x.sum((1, 2))]
 
 
+# --- the rest of the layer zoo: reshaping, normalization, preprocessing ----------------------
+
+
+def layer_zoo(keras):
+    layers = keras.layers
+    image = layers.Input(shape=(6, 5, 2))
+    x = layers.Rescaling(0.5, offset=-0.25)(image)
+    x = layers.Normalization(mean=[0.1, -0.2], variance=[2.0, 0.5])(x)
+    small = layers.Resizing(4, 3)(x)
+    big = layers.Resizing(9, 7, interpolation="nearest")(x)
+    crop = layers.CenterCrop(3, 4)(big)
+    grouped = layers.GroupNormalization(groups=2)(layers.Conv2D(4, 3, padding="same")(crop))
+    cut = layers.Cropping2D(((1, 0), (0, 2)))(grouped)
+    seq = layers.Reshape((6, 10))(x)
+    seq = layers.ZeroPadding1D((1, 2))(layers.Cropping1D((0, 1))(seq))
+    seq = layers.UpSampling1D(2)(layers.Permute((2, 1))(seq))
+    seq = layers.TimeDistributed(layers.Dense(3, activation="tanh"))(seq)
+    unit = layers.UnitNormalization()(layers.GlobalAveragePooling1D()(seq))
+    repeated = layers.RepeatVector(2)(unit)
+    regular = layers.ActivityRegularization(l1=0.01, l2=0.02)(repeated)
+    joined = layers.concatenate(
+        [layers.Flatten()(small), layers.Flatten()(cut), layers.Flatten()(regular)]
+    )
+    model = keras.Model(image, layers.Dense(2)(joined))
+    model.compile(optimizer=keras.optimizers.Adam(0.01), loss="mse", metrics=["mae"])
+    return model
+
+
+def layer_zoo_data(rng):
+    x = rng.normal(size=(8, 6, 5, 2)).astype("float32")
+    return x, np.stack([x.mean((1, 2, 3)), x[:, 0, 0, 0]], 1).astype("float32")
+
+
 PROGRAMS = {
+    "layer_zoo": (layer_zoo, layer_zoo_data),
     "autoencoder": (autoencoder, autoencoder_data),
     "transformer_block": (transformer_block, transformer_block_data),
     "functional_guide": (functional_guide, functional_guide_data),

@@ -99,6 +99,62 @@ def _attention(rng, shape):
     return args
 
 
+def _permute(rng, shape):
+    dims = list(range(1, len(shape) + 1))
+    rng.shuffle(dims)
+    return {"dims": dims}
+
+
+def _permute_shape(args, s):
+    return tuple(s[d - 1] for d in args["dims"])
+
+
+def _crop1d(rng, shape):
+    return {"cropping": [rng.randint(0, 1), rng.randint(0, 1)]}
+
+
+def _crop1d_shape(args, s):
+    length = s[0] - sum(args["cropping"])
+    if length < 1:
+        raise Invalid("cropped away")
+    return (length, s[1])
+
+
+def _crop2d(rng, shape):
+    return {"cropping": [[rng.randint(0, 1), rng.randint(0, 1)] for _ in range(2)]}
+
+
+def _crop2d_shape(args, s):
+    h, w = (n - sum(c) for n, c in zip(s[:2], args["cropping"]))
+    if min(h, w) < 1:
+        raise Invalid("cropped away")
+    return (h, w, s[2])
+
+
+def _groups(rng, shape):
+    divisors = [g for g in range(1, shape[-1] + 1) if shape[-1] % g == 0]
+    return {"groups": _pick(rng, divisors)}
+
+
+def _resize(rng, shape):
+    return {
+        "height": rng.randint(2, 7),
+        "width": rng.randint(2, 7),
+        "interpolation": _pick(rng, ("bilinear", "nearest")),
+    }
+
+
+def _center_crop(rng, shape):
+    return {"height": rng.randint(1, shape[0]), "width": rng.randint(1, shape[1])}
+
+
+def _noise(key: str):
+    def draw(rng, shape):
+        return {key: _pick(rng, (0.1, 0.3)), "seed": rng.randint(0, 99)}
+
+    return draw
+
+
 def _conv_transpose(rank: int):
     def draw(rng, shape):
         strides = [rng.randint(1, 2) for _ in range(rank)]
@@ -352,6 +408,38 @@ UNARY: tuple[LayerKind, ...] = (
     LayerKind("Bidirectional", (2,), _bidirectional_draw, _bidirectional_shape, 0.5),
     LayerKind("Conv2D", (3,), *_conv(2), 2.0),
     LayerKind("Conv2DTranspose", (3,), *_conv_transpose(2), 0.7),
+    LayerKind(
+        "RepeatVector", (1,), lambda r, s: {"n": r.randint(1, 3)}, lambda a, s: (a["n"], *s), 0.4
+    ),
+    LayerKind("Permute", (2, 3), _permute, _permute_shape, 0.5),
+    LayerKind(
+        "UpSampling1D",
+        (2,),
+        lambda r, s: {"size": r.randint(1, 3)},
+        lambda a, s: (s[0] * a["size"], s[1]),
+        0.4,
+    ),
+    LayerKind(
+        "ZeroPadding1D",
+        (2,),
+        lambda r, s: {"padding": [r.randint(0, 2), r.randint(0, 2)]},
+        lambda a, s: (s[0] + sum(a["padding"]), s[1]),
+        0.4,
+    ),
+    LayerKind("Cropping1D", (2,), _crop1d, _crop1d_shape, 0.4),
+    LayerKind("Cropping2D", (3,), _crop2d, _crop2d_shape, 0.4),
+    LayerKind("UnitNormalization", ANY_RANK, _no_args, _same, 0.4),
+    LayerKind("GroupNormalization", (2, 3), _groups, _same, 0.5),
+    LayerKind("GaussianNoise", ANY_RANK, _noise("stddev"), _same, 0.4),
+    LayerKind("GaussianDropout", ANY_RANK, _noise("rate"), _same, 0.4),
+    LayerKind("SpatialDropout1D", (2,), _noise("rate"), _same, 0.3),
+    LayerKind("SpatialDropout2D", (3,), _noise("rate"), _same, 0.3),
+    LayerKind(
+        "ActivityRegularization", ANY_RANK, lambda r, s: {"l1": 0.01, "l2": 0.02}, _same, 0.3
+    ),
+    LayerKind("Rescaling", ANY_RANK, lambda r, s: {"scale": 0.5, "offset": -0.1}, _same, 0.3),
+    LayerKind("Resizing", (3,), _resize, lambda a, s: (a["height"], a["width"], s[2]), 0.4),
+    LayerKind("CenterCrop", (3,), _center_crop, lambda a, s: (a["height"], a["width"], s[2]), 0.3),
     LayerKind("Conv1DTranspose", (2,), *_conv_transpose(1), 0.5),
     LayerKind("DepthwiseConv2D", (3,), _depthwise_draw, _depthwise_shape),
     LayerKind("MaxPooling2D", (3,), *_pool(2)),

@@ -186,7 +186,9 @@ class Layer:
                 ctx.losses.append(_penalty(ctx, regularizer, ctx.weight(var), self))
         if self.activity_regularizer is not None:
             for v in outputs:
-                ctx.losses.append(_penalty(ctx, self.activity_regularizer, v, self))
+                penalty = _penalty(ctx, self.activity_regularizer, v, self)
+                # Keras 3 divides an activity penalty by the batch size
+                ctx.losses.append(penalty / B.numel(v, 0) if v.rank else penalty)
 
     @property
     def weights(self) -> list[Variable]:

@@ -641,8 +641,7 @@ def shape(x) -> tuple:
 
 
 def _batch_size(v: Value) -> BatchSize:
-    ones = B.const(v.graph, 1, DType.i32, (BATCH,))
-    return BatchSize(B.reduce_sum(ones, (0,)))
+    return BatchSize(B.cast(B.numel(v, 0), DType.i32))
 
 
 def ndim(x) -> int:

@@ -1,0 +1,90 @@
+"""``keras.config``: the global settings Keras programs read or set. kcompile computes in
+float32, channels last, on its own backend; the switches that only matter to Keras's
+own machinery (traceback filtering, unsafe deserialization, flash attention) are kept
+as flags so programs that set them run unchanged."""
+
+from __future__ import annotations
+
+_EPSILON = 1e-7
+_FLAGS = {"traceback_filtering": True, "unsafe_deserialization": False, "flash_attention": None}
+
+
+def floatx() -> str:
+    return "float32"
+
+
+def set_floatx(value: str) -> None:
+    if value != "float32":
+        raise NotImplementedError(f"kcompile computes in float32; set_floatx({value!r})")
+
+
+def epsilon() -> float:
+    return _EPSILON
+
+
+def set_epsilon(value: float) -> None:
+    global _EPSILON
+    _EPSILON = float(value)
+
+
+def image_data_format() -> str:
+    return "channels_last"
+
+
+def set_image_data_format(data_format: str) -> None:
+    if data_format != "channels_last":
+        raise NotImplementedError(f"kcompile supports channels_last only, got {data_format!r}")
+
+
+def backend() -> str:
+    return "kcompile"
+
+
+def dtype_policy() -> str:
+    return "float32"
+
+
+def set_dtype_policy(policy) -> None:
+    name = getattr(policy, "name", policy)
+    if name != "float32":
+        raise NotImplementedError(f"kcompile computes in float32; set_dtype_policy({name!r})")
+
+
+def enable_traceback_filtering() -> None:
+    _FLAGS["traceback_filtering"] = True
+
+
+def disable_traceback_filtering() -> None:
+    _FLAGS["traceback_filtering"] = False
+
+
+def is_traceback_filtering_enabled() -> bool:
+    return bool(_FLAGS["traceback_filtering"])
+
+
+def enable_unsafe_deserialization() -> None:
+    _FLAGS["unsafe_deserialization"] = True
+
+
+def enable_interactive_logging() -> None:
+    pass
+
+
+def disable_interactive_logging() -> None:
+    pass
+
+
+def is_interactive_logging_enabled() -> bool:
+    return True
+
+
+def enable_flash_attention() -> None:
+    _FLAGS["flash_attention"] = True
+
+
+def disable_flash_attention() -> None:
+    _FLAGS["flash_attention"] = False
+
+
+def is_flash_attention_enabled():
+    return _FLAGS["flash_attention"]
