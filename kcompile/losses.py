@@ -322,3 +322,40 @@ class FunctionLoss(Loss):
 
     def per_sample(self, y_true, y_pred):
         return traced_call(self.fn, y_true, y_pred)
+
+
+# The losses written with keras.ops (their module imports this one's Loss).
+from kcompile.losses_more import (  # noqa: E402
+    ALIASES as _MORE,
+)
+from kcompile.losses_more import (  # noqa: E402, F401
+    BinaryFocalCrossentropy,
+    CategoricalFocalCrossentropy,
+    CategoricalHinge,
+    CosineSimilarity,
+    Hinge,
+    Huber,
+    KLDivergence,
+    LogCosh,
+    MeanAbsolutePercentageError,
+    MeanSquaredLogarithmicError,
+    Poisson,
+    SquaredHinge,
+    binary_focal_crossentropy,
+    categorical_focal_crossentropy,
+    categorical_hinge,
+    cosine_similarity,
+    hinge,
+    huber,
+    kl_divergence,
+    log_cosh,
+    mean_absolute_percentage_error,
+    mean_squared_logarithmic_error,
+    poisson,
+    squared_hinge,
+)
+
+_ALIASES.update(_MORE)
+kld = kl_divergence
+mape = mean_absolute_percentage_error
+msle = mean_squared_logarithmic_error

@@ -106,6 +106,8 @@ class Metric:
         if self._custom:
             return self._result_from_sums(acc)
         numerator, below = self.ratio()
+        if not below:
+            return acc[numerator]
         denominator = sum(acc[s] for s in below)
         return acc[numerator] / denominator if denominator else 0.0
 
@@ -181,14 +183,18 @@ class _MetricTrace:
 
 
 class MeanMetricWrapper(Metric):
-    """The mean of a per-sample function over every sample seen."""
+    """The mean of a per-sample function over every sample seen: ``fn`` written with
+    ``keras.ops`` (a user's function, Keras's metric functions), traced; or over IR values
+    (``ir=True``, kcompile's own)."""
 
-    def __init__(self, fn, name: str | None = None, **kwargs: Any) -> None:
-        self.fn = fn
+    def __init__(self, fn, name: str | None = None, ir: bool = False, **kwargs: Any) -> None:
+        self.fn, self._ir = fn, ir
         super().__init__(name or getattr(fn, "__name__", "mean"), **kwargs)
 
     def stats(self, y_true, y_pred):
-        values = self.fn(y_true, y_pred)
+        values = (
+            self.fn(y_true, y_pred) if self._ir else losses.traced_call(self.fn, y_true, y_pred)
+        )
         return {"total": B.reduce_sum(_f(values)), "count": B.numel(values)}
 
 
@@ -215,23 +221,23 @@ def sparse_categorical_accuracy(y_true: Value, y_pred: Value) -> Value:
 
 class Accuracy(MeanMetricWrapper):
     def __init__(self, name: str = "accuracy", **kwargs: Any) -> None:
-        super().__init__(accuracy, name, **kwargs)
+        super().__init__(accuracy, name, ir=True, **kwargs)
 
 
 class BinaryAccuracy(MeanMetricWrapper):
     def __init__(self, name: str = "binary_accuracy", threshold: float = 0.5, **kwargs: Any):
         self.threshold = threshold
-        super().__init__(lambda t, p: binary_accuracy(t, p, threshold), name, **kwargs)
+        super().__init__(lambda t, p: binary_accuracy(t, p, threshold), name, ir=True, **kwargs)
 
 
 class CategoricalAccuracy(MeanMetricWrapper):
     def __init__(self, name: str = "categorical_accuracy", **kwargs: Any) -> None:
-        super().__init__(categorical_accuracy, name, **kwargs)
+        super().__init__(categorical_accuracy, name, ir=True, **kwargs)
 
 
 class SparseCategoricalAccuracy(MeanMetricWrapper):
     def __init__(self, name: str = "sparse_categorical_accuracy", **kwargs: Any) -> None:
-        super().__init__(sparse_categorical_accuracy, name, **kwargs)
+        super().__init__(sparse_categorical_accuracy, name, ir=True, **kwargs)
 
 
 class _Confusion(Metric):
@@ -294,15 +300,118 @@ class MeanSquaredError(MeanMetricWrapper):
     direction = "down"
 
     def __init__(self, name: str = "mean_squared_error", **kwargs: Any) -> None:
-        super().__init__(losses.MeanSquaredError().per_sample, name, **kwargs)
+        super().__init__(losses.MeanSquaredError().per_sample, name, ir=True, **kwargs)
 
 
 class MeanAbsoluteError(MeanMetricWrapper):
     direction = "down"
 
     def __init__(self, name: str = "mean_absolute_error", **kwargs: Any) -> None:
-        super().__init__(losses.MeanAbsoluteError().per_sample, name, **kwargs)
+        super().__init__(losses.MeanAbsoluteError().per_sample, name, ir=True, **kwargs)
 
+
+def _mean_of(name: str, function, default_name: str, direction: str = "down", **fixed):
+    """A Keras metric class: the running mean of a keras.ops function of (y_true, y_pred)."""
+
+    def __init__(self, name: str = default_name, **kwargs: Any) -> None:
+        options = {k: kwargs.pop(k) for k in list(kwargs) if k in fixed}
+        options = {**fixed, **options}
+        MeanMetricWrapper.__init__(self, lambda t, p: function(t, p, **options), name, **kwargs)
+
+    return type(
+        name,
+        (MeanMetricWrapper,),
+        {"__init__": __init__, "direction": direction, "__doc__": f"Keras's {name}."},
+    )
+
+
+def cosine_similarity(y_true, y_pred, axis=-1):
+    """Keras's metric (the cosine itself; the loss is its negative)."""
+    return -losses.cosine_similarity(y_true, y_pred, axis=axis)
+
+
+def top_k_categorical_accuracy(y_true, y_pred, k=5):
+    """Whether the true class (one-hot) is among the k highest predictions (ops.in_top_k:
+    rank = 1 + the number of strictly higher scores)."""
+    from kcompile import ops
+
+    return sparse_top_k_categorical_accuracy(ops.argmax(y_true, axis=-1), y_pred, k)
+
+
+def sparse_top_k_categorical_accuracy(y_true, y_pred, k=5):
+    from kcompile import ops
+
+    labels = ops.cast(y_true, "int32")
+    if len(labels.shape) == len(y_pred.shape):
+        labels = ops.squeeze(labels, -1)
+    at_label = ops.take_along_axis(y_pred, ops.expand_dims(labels, -1), axis=-1)
+    rank = 1 + ops.sum(ops.cast(ops.greater(y_pred, at_label), "int32"), axis=-1)
+    return ops.cast(ops.less_equal(rank, k), "float32")
+
+
+MeanAbsolutePercentageError = _mean_of(
+    "MeanAbsolutePercentageError",
+    losses.mean_absolute_percentage_error,
+    "mean_absolute_percentage_error",
+)
+MeanSquaredLogarithmicError = _mean_of(
+    "MeanSquaredLogarithmicError",
+    losses.mean_squared_logarithmic_error,
+    "mean_squared_logarithmic_error",
+)
+CosineSimilarity = _mean_of(
+    "CosineSimilarity", cosine_similarity, "cosine_similarity", "up", axis=-1
+)
+LogCoshError = _mean_of("LogCoshError", losses.log_cosh, "logcosh")
+KLDivergence = _mean_of("KLDivergence", losses.kl_divergence, "kl_divergence")
+Poisson = _mean_of("Poisson", losses.poisson, "poisson")
+Hinge = _mean_of("Hinge", losses.hinge, "hinge")
+SquaredHinge = _mean_of("SquaredHinge", losses.squared_hinge, "squared_hinge")
+CategoricalHinge = _mean_of("CategoricalHinge", losses.categorical_hinge, "categorical_hinge")
+TopKCategoricalAccuracy = _mean_of(
+    "TopKCategoricalAccuracy", top_k_categorical_accuracy, "top_k_categorical_accuracy", "up", k=5
+)
+SparseTopKCategoricalAccuracy = _mean_of(
+    "SparseTopKCategoricalAccuracy",
+    sparse_top_k_categorical_accuracy,
+    "sparse_top_k_categorical_accuracy",
+    "up",
+    k=5,
+)
+
+
+class _Count(_Confusion):
+    """A count of binary decisions at the threshold (Keras's TruePositives, ...)."""
+
+    def stats(self, y_true, y_pred):
+        t, p = squeeze_or_expand_to_same_rank(_f(y_true), y_pred)
+        pred_pos = _f(B.gt(p, self.threshold))
+        true_pos = _f(B.ne(t, 0.0))
+        return {self.stat: B.reduce_sum(self.mask(pred_pos, true_pos))}
+
+    def ratio(self):
+        return (self.stat, ())
+
+
+def _count_class(name: str, stat: str, mask, direction: str):
+    return type(
+        name,
+        (_Count,),
+        {
+            "stat_names": (stat,),
+            "stat": stat,
+            "default_name": backend.snake_case(name),
+            "direction": direction,
+            "mask": staticmethod(mask),
+            "__doc__": f"Keras's {name}: a count over the elements seen.",
+        },
+    )
+
+
+TruePositives = _count_class("TruePositives", "tp", lambda p, t: p * t, "up")
+FalsePositives = _count_class("FalsePositives", "fp", lambda p, t: p * (1.0 - t), "down")
+TrueNegatives = _count_class("TrueNegatives", "tn", lambda p, t: (1.0 - p) * (1.0 - t), "up")
+FalseNegatives = _count_class("FalseNegatives", "fn", lambda p, t: (1.0 - p) * t, "down")
 
 _CLASSES = {
     "binary_accuracy": BinaryAccuracy,
@@ -314,6 +423,25 @@ _CLASSES = {
     "mean_squared_error": MeanSquaredError,
     "mae": MeanAbsoluteError,
     "mean_absolute_error": MeanAbsoluteError,
+    "mape": MeanAbsolutePercentageError,
+    "mean_absolute_percentage_error": MeanAbsolutePercentageError,
+    "msle": MeanSquaredLogarithmicError,
+    "mean_squared_logarithmic_error": MeanSquaredLogarithmicError,
+    "cosine_similarity": CosineSimilarity,
+    "logcosh": LogCoshError,
+    "log_cosh_error": LogCoshError,
+    "kl_divergence": KLDivergence,
+    "kld": KLDivergence,
+    "poisson": Poisson,
+    "hinge": Hinge,
+    "squared_hinge": SquaredHinge,
+    "categorical_hinge": CategoricalHinge,
+    "top_k_categorical_accuracy": TopKCategoricalAccuracy,
+    "sparse_top_k_categorical_accuracy": SparseTopKCategoricalAccuracy,
+    "true_positives": TruePositives,
+    "false_positives": FalsePositives,
+    "true_negatives": TrueNegatives,
+    "false_negatives": FalseNegatives,
 }
 
 _LOSS_METRICS = (
@@ -338,7 +466,7 @@ def get(
         if key in _CLASSES:
             return _CLASSES[key](name=identifier)
         if key in _LOSS_METRICS:
-            metric = MeanMetricWrapper(losses.get(key).per_sample, name=identifier)
+            metric = MeanMetricWrapper(losses.get(key).per_sample, name=identifier, ir=True)
             metric.direction = "down"
             return metric
     elif callable(identifier):

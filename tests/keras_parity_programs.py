@@ -386,7 +386,81 @@ def layer_zoo_data(rng):
     return x, np.stack([x.mean((1, 2, 3)), x[:, 0, 0, 0]], 1).astype("float32")
 
 
+# --- every loss and metric kind on one shared trunk ---------------------------------------
+
+
+def loss_zoo(keras):
+    layers = keras.layers
+    inputs = layers.Input(shape=(6,))
+    h = layers.Dense(8, activation="tanh")(inputs)
+
+    def head(name, activation=None):
+        return layers.Dense(3, activation=activation, name=name)(h)
+
+    heads = {
+        "huber": (head("huber"), keras.losses.Huber(delta=0.5), ["mape", "msle"]),
+        "logcosh": (head("logcosh"), "log_cosh", [keras.metrics.LogCoshError()]),
+        "kld": (head("kld", "softmax"), keras.losses.KLDivergence(), ["kl_divergence"]),
+        "poisson": (head("poisson", "softplus"), "poisson", [keras.metrics.Poisson()]),
+        "cosine": (head("cosine"), keras.losses.CosineSimilarity(), ["cosine_similarity"]),
+        "hinge": (head("hinge"), "hinge", [keras.metrics.Hinge()]),
+        "sqhinge": (head("sqhinge"), keras.losses.SquaredHinge(), ["squared_hinge"]),
+        "cathinge": (
+            head("cathinge"),
+            keras.losses.CategoricalHinge(),
+            [keras.metrics.TopKCategoricalAccuracy(k=2), "categorical_hinge"],
+        ),
+        "mape": (head("mape"), "mape", [keras.metrics.MeanSquaredLogarithmicError()]),
+        "msle": (head("msle", "relu"), keras.losses.MeanSquaredLogarithmicError(), []),
+        "focal": (
+            head("focal", "softmax"),
+            keras.losses.CategoricalFocalCrossentropy(alpha=0.3, gamma=1.5),
+            [keras.metrics.TopKCategoricalAccuracy(k=1, name="top1")],
+        ),
+        "bfocal": (
+            head("bfocal", "sigmoid"),
+            keras.losses.BinaryFocalCrossentropy(apply_class_balancing=True, gamma=2.0),
+            [
+                keras.metrics.TruePositives(),
+                keras.metrics.FalsePositives(),
+                keras.metrics.TrueNegatives(),
+                keras.metrics.FalseNegatives(thresholds=0.3),
+            ],
+        ),
+    }
+    model = keras.Model(inputs, {k: v[0] for k, v in heads.items()})
+    model.compile(
+        optimizer=keras.optimizers.SGD(0.05),
+        loss={k: v[1] for k, v in heads.items()},
+        metrics={k: v[2] for k, v in heads.items()},
+    )
+    return model
+
+
+def loss_zoo_data(rng):
+    x = rng.normal(size=(16, 6)).astype("float32")
+    onehot = np.eye(3, dtype="float32")[rng.integers(0, 3, 16)]
+    binary = (rng.random((16, 3)) < 0.5).astype("float32")
+    positive = rng.uniform(0.5, 2.0, (16, 3)).astype("float32")
+    y = {
+        "huber": rng.normal(size=(16, 3)).astype("float32"),
+        "logcosh": rng.normal(size=(16, 3)).astype("float32"),
+        "kld": rng.dirichlet(np.ones(3), 16).astype("float32"),
+        "poisson": rng.poisson(1.5, (16, 3)).astype("float32"),
+        "cosine": rng.normal(size=(16, 3)).astype("float32"),
+        "hinge": binary,
+        "sqhinge": 2 * binary - 1,
+        "cathinge": onehot,
+        "mape": positive,
+        "msle": positive,
+        "focal": onehot,
+        "bfocal": binary,
+    }
+    return x, y
+
+
 PROGRAMS = {
+    "loss_zoo": (loss_zoo, loss_zoo_data),
     "layer_zoo": (layer_zoo, layer_zoo_data),
     "autoencoder": (autoencoder, autoencoder_data),
     "transformer_block": (transformer_block, transformer_block_data),

@@ -20,6 +20,7 @@ from kcompile.fuzz.catalogue import (
 )
 from kcompile.fuzz.spec import (
     LOSSES,
+    REGRESSION_LOSSES,
     Call,
     InputSpec,
     ModelSpec,
@@ -110,9 +111,11 @@ def _head(rng: random.Random, spec: ModelSpec, shapes, tensor: int, pool_rate: f
     elif len(shape) > 1:
         tensor = _append(spec, shapes, Call("Flatten", {}, [tensor]))
     loss = rng.choice(LOSSES)
-    logits = loss != "mse" and loss != "mae" and rng.random() < 0.3
+    logits = loss not in REGRESSION_LOSSES and rng.random() < 0.3
     units = (
-        rng.randint(1, 4) if loss in ("mse", "mae", "binary_crossentropy") else rng.randint(2, 5)
+        rng.randint(1, 4)
+        if loss in (*REGRESSION_LOSSES, "binary_crossentropy")
+        else rng.randint(2, 5)
     )
     if logits:
         activation = None
@@ -136,7 +139,7 @@ def _append(spec: ModelSpec, shapes, call: Call) -> int:
 
 def _metrics(rng: random.Random, out: OutputSpec) -> list[str]:
     pool = [] if out.loss == "sparse_categorical_crossentropy" else ["mae", "mse"]
-    if out.loss != "mse" and out.loss != "mae":
+    if out.loss not in REGRESSION_LOSSES:
         pool += ["accuracy"]
     if out.loss == "binary_crossentropy" and not out.from_logits:
         pool += ["precision", "recall"]

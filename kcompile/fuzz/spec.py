@@ -11,9 +11,10 @@ from dataclasses import asdict, dataclass, field
 from kcompile.fuzz.catalogue import Invalid, Shape, merge_shape, unary_shape
 
 MERGES = ("Add", "Subtract", "Multiply", "Average", "Maximum", "Minimum", "Concatenate", "Dot")
+# Losses of real-valued targets (normal labels, any activation).
+REGRESSION_LOSSES = ("mse", "mae", "huber", "log_cosh", "cosine_similarity", "squared_hinge")
 LOSSES = (
-    "mse",
-    "mae",
+    *REGRESSION_LOSSES,
     "binary_crossentropy",
     "categorical_crossentropy",
     "sparse_categorical_crossentropy",

@@ -1,7 +1,8 @@
 """The running loss and metrics of an epoch, from each step's scalar results.
 
 Keras weights each batch's loss by its batch size; a metric's value is a ratio
-of summed statistics (a mean: ``total / count``; a precision: ``tp / (tp + fp)``).
+of summed statistics (a mean: ``total / count``; a precision: ``tp / (tp + fp)``), or a
+summed statistic itself (a count of true positives: nothing below it).
 """
 
 from __future__ import annotations
@@ -48,6 +49,9 @@ class RunningLogs:
                 continue
             numerator, below = self.ratios.get(key, MEAN)
             denominator = sum(acc.get(s, 0.0) for s in below)
-            value = acc.get(numerator, 0.0) / denominator if denominator else 0.0
+            if not below:  # a count (TruePositives): the sum itself
+                value = acc.get(numerator, 0.0)
+            else:
+                value = acc.get(numerator, 0.0) / denominator if denominator else 0.0
             logs[key] = float(np.float32(value))
         return dict(sorted(logs.items()))
