@@ -26,11 +26,21 @@ class Optimizer:
         clipnorm: float | None = None,
         clipvalue: float | None = None,
         global_clipnorm: float | None = None,
+        use_ema: bool = False,
+        ema_momentum: float = 0.99,
+        ema_overwrite_frequency: int | None = None,
+        loss_scale_factor: float | None = None,
+        gradient_accumulation_steps: int | None = None,
         name: str | None = None,
         **kwargs: Any,
     ) -> None:
         if kwargs:
             raise TypeError(f"{type(self).__name__}: unexpected arguments {sorted(kwargs)}")
+        if use_ema or gradient_accumulation_steps or loss_scale_factor:
+            raise NotImplementedError(
+                f"{type(self).__name__}: use_ema, gradient_accumulation_steps and "
+                "loss_scale_factor are not supported yet"
+            )
         if not isinstance(learning_rate, int | float):
             raise NotImplementedError(
                 f"{type(self).__name__}: learning_rate must be a number; schedules are not "
@@ -79,12 +89,21 @@ class Optimizer:
     def slot_path(self, var: Variable, slot: str) -> str:
         return f"{self.name}/{var.path}/{slot}"
 
+    def slot_shape(self, var: Variable, slot: str) -> tuple:
+        """A slot's shape: the variable's (Nadam's running product is a scalar)."""
+        return var.shape
+
+    def slot_initial(self, slot: str) -> float:
+        """A slot's starting value (Adagrad's and Ftrl's accumulators start above 0)."""
+        return 0.0
+
     def build(self, variables: list[Variable]) -> None:
         for var in variables:
             for slot in self.slot_names():
                 path = self.slot_path(var, slot)
                 if path not in self.slots:
-                    self.slots[path] = stable_array(np.zeros(var.shape), np.float32)
+                    start = np.full(self.slot_shape(var, slot), self.slot_initial(slot))
+                    self.slots[path] = stable_array(start, np.float32)
         self.built = True
 
     @property
@@ -280,7 +299,226 @@ class RMSprop(Optimizer):
         }
 
 
-_ALL = {"sgd": SGD, "adam": Adam, "adamw": AdamW, "rmsprop": RMSprop}
+class Adagrad(Optimizer):
+    default_name = "adagrad"
+
+    def __init__(
+        self,
+        learning_rate: float = 0.001,
+        initial_accumulator_value: float = 0.1,
+        epsilon: float = 1e-7,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(learning_rate, **kwargs)
+        self.initial_accumulator_value, self.epsilon = initial_accumulator_value, epsilon
+
+    def slot_names(self):
+        return ("accumulator",)
+
+    def slot_initial(self, slot):
+        return self.initial_accumulator_value
+
+    def update_step(self, g, w, slots, lr, local_step):
+        accumulator = slots["accumulator"] + B.square(g)
+        return w - (lr * g) / B.sqrt(accumulator + self.epsilon), {"accumulator": accumulator}
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "initial_accumulator_value": self.initial_accumulator_value,
+            "epsilon": self.epsilon,
+        }
+
+
+class Adadelta(Optimizer):
+    default_name = "adadelta"
+
+    def __init__(
+        self, learning_rate: float = 0.001, rho: float = 0.95, epsilon: float = 1e-7, **kwargs
+    ) -> None:
+        super().__init__(learning_rate, **kwargs)
+        self.rho, self.epsilon = rho, epsilon
+
+    def slot_names(self):
+        return ("accumulated_grad", "accumulated_delta_var")
+
+    def update_step(self, g, w, slots, lr, local_step):
+        rho = self.rho
+
+        def rms(x):
+            return B.sqrt(x + self.epsilon)
+
+        grads = rho * slots["accumulated_grad"] + (1 - rho) * B.square(g)
+        delta = -(rms(slots["accumulated_delta_var"]) * g) / rms(grads)
+        deltas = rho * slots["accumulated_delta_var"] + (1 - rho) * B.square(delta)
+        return w + lr * delta, {"accumulated_grad": grads, "accumulated_delta_var": deltas}
+
+    def get_config(self):
+        return {**super().get_config(), "rho": self.rho, "epsilon": self.epsilon}
+
+
+class Adamax(Optimizer):
+    default_name = "adamax"
+
+    def __init__(
+        self,
+        learning_rate: float = 0.001,
+        beta_1: float = 0.9,
+        beta_2: float = 0.999,
+        epsilon: float = 1e-7,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(learning_rate, **kwargs)
+        self.beta_1, self.beta_2, self.epsilon = beta_1, beta_2, epsilon
+
+    def slot_names(self):
+        return ("momentum", "norm")
+
+    def update_step(self, g, w, slots, lr, local_step):
+        b1_power = B.power(B.const(w.graph, self.beta_1), local_step)
+        m = slots["momentum"] + (g - slots["momentum"]) * (1 - self.beta_1)
+        u = B.maximum(self.beta_2 * slots["norm"], B.abs(g))
+        return w - (lr * m) / ((1 - b1_power) * (u + self.epsilon)), {"momentum": m, "norm": u}
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "beta_1": self.beta_1,
+            "beta_2": self.beta_2,
+            "epsilon": self.epsilon,
+        }
+
+
+class Nadam(Adamax):
+    """Keras's Nadam; its running product of the momentum schedule (one scalar in Keras)
+    is kept as a scalar slot per variable, each updated alike."""
+
+    default_name = "nadam"
+
+    def slot_names(self):
+        return ("momentum", "velocity", "u_product")
+
+    def slot_shape(self, var, slot):
+        return () if slot == "u_product" else var.shape
+
+    def slot_initial(self, slot):
+        return 1.0 if slot == "u_product" else 0.0
+
+    def update_step(self, g, w, slots, lr, local_step):
+        graph = w.graph
+        decay = B.const(graph, 0.96)
+        u_t = self.beta_1 * (1.0 - 0.5 * B.power(decay, local_step))
+        u_t_1 = self.beta_1 * (1.0 - 0.5 * B.power(decay, local_step + 1.0))
+        u_product_t = slots["u_product"] * u_t  # updated before the step, as Keras's
+        u_product_t_1 = u_product_t * u_t_1
+        b2_power = B.power(B.const(graph, self.beta_2), local_step)
+        m = slots["momentum"] + (g - slots["momentum"]) * (1 - self.beta_1)
+        v = slots["velocity"] + (B.square(g) - slots["velocity"]) * (1 - self.beta_2)
+        m_hat = (u_t_1 * m) / (1 - u_product_t_1) + ((1 - u_t) * g) / (1 - u_product_t)
+        v_hat = v / (1 - b2_power)
+        new = {"momentum": m, "velocity": v, "u_product": u_product_t}
+        return w - (m_hat * lr) / (B.sqrt(v_hat) + self.epsilon), new
+
+
+class Ftrl(Optimizer):
+    default_name = "ftrl"
+
+    def __init__(
+        self,
+        learning_rate: float = 0.001,
+        learning_rate_power: float = -0.5,
+        initial_accumulator_value: float = 0.1,
+        l1_regularization_strength: float = 0.0,
+        l2_regularization_strength: float = 0.0,
+        l2_shrinkage_regularization_strength: float = 0.0,
+        beta: float = 0.0,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(learning_rate, **kwargs)
+        checks = {
+            "initial_accumulator_value": initial_accumulator_value,
+            "l1_regularization_strength": l1_regularization_strength,
+            "l2_regularization_strength": l2_regularization_strength,
+            "l2_shrinkage_regularization_strength": l2_shrinkage_regularization_strength,
+        }
+        for what, value in checks.items():
+            if value < 0:
+                raise ValueError(f"Ftrl: {what} needs to be positive or zero, got {value}")
+        if learning_rate_power > 0:
+            raise ValueError(f"Ftrl: learning_rate_power must be <= 0, got {learning_rate_power}")
+        self.learning_rate_power = learning_rate_power
+        self.initial_accumulator_value = initial_accumulator_value
+        self.l1 = l1_regularization_strength
+        self.l2 = l2_regularization_strength
+        self.l2_shrinkage = l2_shrinkage_regularization_strength
+        self.beta = beta
+
+    def slot_names(self):
+        return ("accumulator", "linear")
+
+    def slot_initial(self, slot):
+        return self.initial_accumulator_value if slot == "accumulator" else 0.0
+
+    def update_step(self, g, w, slots, lr, local_step):
+        power = -self.learning_rate_power
+        l2 = self.l2 + self.beta / (2.0 * lr)
+        accum = slots["accumulator"]
+        grad = g + 2 * self.l2_shrinkage * w
+        new_accum = accum + B.square(g)
+        linear = slots["linear"] + (
+            grad - ((B.power(new_accum, power) - B.power(accum, power)) / lr) * w
+        )
+        quadratic = B.power(new_accum, power) / lr + 2 * l2
+        clipped = B.minimum(B.maximum(linear, -self.l1), self.l1)
+        return (clipped - linear) / quadratic, {"accumulator": new_accum, "linear": linear}
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "learning_rate_power": self.learning_rate_power,
+            "initial_accumulator_value": self.initial_accumulator_value,
+            "l1_regularization_strength": self.l1,
+            "l2_regularization_strength": self.l2,
+            "l2_shrinkage_regularization_strength": self.l2_shrinkage,
+            "beta": self.beta,
+        }
+
+
+class Lion(Optimizer):
+    default_name = "lion"
+
+    def __init__(
+        self, learning_rate: float = 0.001, beta_1: float = 0.9, beta_2: float = 0.99, **kwargs
+    ) -> None:
+        super().__init__(learning_rate, **kwargs)
+        if not 0 < beta_1 <= 1:
+            raise ValueError(f"Lion: beta_1 must be in (0, 1], got {beta_1}")
+        self.beta_1, self.beta_2 = beta_1, beta_2
+
+    def slot_names(self):
+        return ("momentum",)
+
+    def update_step(self, g, w, slots, lr, local_step):
+        m = slots["momentum"]
+        step = B.sign(m * self.beta_1 + g * (1.0 - self.beta_1))
+        return w - lr * step, {"momentum": m * self.beta_2 + g * (1.0 - self.beta_2)}
+
+    def get_config(self):
+        return {**super().get_config(), "beta_1": self.beta_1, "beta_2": self.beta_2}
+
+
+_ALL = {
+    "sgd": SGD,
+    "adam": Adam,
+    "adamw": AdamW,
+    "rmsprop": RMSprop,
+    "adagrad": Adagrad,
+    "adadelta": Adadelta,
+    "adamax": Adamax,
+    "nadam": Nadam,
+    "ftrl": Ftrl,
+    "lion": Lion,
+}
 
 
 def get(identifier: Any) -> Optimizer:

@@ -459,7 +459,40 @@ def loss_zoo_data(rng):
     return x, y
 
 
+# --- each optimizer on a small MLP (the update rules, weight decay) --------------------------
+
+_OPTIMIZERS = {
+    "adagrad": lambda k: k.optimizers.Adagrad(0.05, weight_decay=0.01),
+    "adadelta": lambda k: k.optimizers.Adadelta(1.0, rho=0.9),
+    "adamax": lambda k: k.optimizers.Adamax(0.02),
+    "nadam": lambda k: k.optimizers.Nadam(0.02),
+    "ftrl": lambda k: k.optimizers.Ftrl(
+        0.05, l1_regularization_strength=0.01, l2_regularization_strength=0.02, beta=0.1,
+        l2_shrinkage_regularization_strength=0.01,
+    ),
+    "lion": lambda k: k.optimizers.Lion(0.003, weight_decay=0.05),
+    "sgd_decay": lambda k: k.optimizers.SGD(0.05, momentum=0.9, weight_decay=0.01),
+}
+
+
+def _optimizer_program(name):
+    def build(keras):
+        inputs = keras.Input((5,))
+        h = keras.layers.Dense(6, activation="tanh")(inputs)
+        model = keras.Model(inputs, keras.layers.Dense(2)(h))
+        model.compile(optimizer=_OPTIMIZERS[name](keras), loss="mse")
+        return model
+
+    return build
+
+
+def _optimizer_data(rng):
+    x = rng.normal(size=(16, 5)).astype("float32")
+    return x, np.stack([x[:, 0] - x[:, 1], x[:, 2] * 0.5], 1).astype("float32")
+
+
 PROGRAMS = {
+    **{f"optimizer_{k}": (_optimizer_program(k), _optimizer_data) for k in _OPTIMIZERS},
     "loss_zoo": (loss_zoo, loss_zoo_data),
     "layer_zoo": (layer_zoo, layer_zoo_data),
     "autoencoder": (autoencoder, autoencoder_data),

@@ -31,7 +31,18 @@ from kcompile.fuzz.spec import (
 )
 
 _SAME_SHAPE = ("Add", "Subtract", "Multiply", "Average", "Maximum", "Minimum")
-_OPTIMIZERS = ("SGD", "Adam", "AdamW", "RMSprop")
+_OPTIMIZERS = (
+    "SGD",
+    "Adam",
+    "AdamW",
+    "RMSprop",
+    "Adagrad",
+    "Adadelta",
+    "Adamax",
+    "Nadam",
+    "Ftrl",
+    "Lion",
+)
 
 
 def _input(rng: random.Random) -> InputSpec:
@@ -156,6 +167,8 @@ def _optimizer(rng: random.Random) -> list:
         args["centered"] = True
     if name == "RMSprop" and rng.random() < 0.3:
         args["momentum"] = 0.5
+    if name != "AdamW" and rng.random() < 0.15:
+        args["weight_decay"] = 0.01
     clip = rng.random()
     if clip < 0.1:
         args["clipnorm"] = 1.0

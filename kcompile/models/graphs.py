@@ -222,7 +222,7 @@ def _slot_shape(path: str, variables: list[Variable], optimizer) -> tuple:
     for var in variables:
         for slot in optimizer.slot_names():
             if optimizer.slot_path(var, slot) == path:
-                return var.shape
+                return optimizer.slot_shape(var, slot)
     raise KeyError(path)
 
 
