@@ -467,7 +467,10 @@ _OPTIMIZERS = {
     "adamax": lambda k: k.optimizers.Adamax(0.02),
     "nadam": lambda k: k.optimizers.Nadam(0.02),
     "ftrl": lambda k: k.optimizers.Ftrl(
-        0.05, l1_regularization_strength=0.01, l2_regularization_strength=0.02, beta=0.1,
+        0.05,
+        l1_regularization_strength=0.01,
+        l2_regularization_strength=0.02,
+        beta=0.1,
         l2_shrinkage_regularization_strength=0.01,
     ),
     "lion": lambda k: k.optimizers.Lion(0.003, weight_decay=0.05),
