@@ -11,7 +11,8 @@ from typing import Any
 
 import numpy as np
 
-from kcompile.ir import DType, Value
+from kcompile import schedules
+from kcompile.ir import DType, TensorType, Value
 from kcompile.ir import build as B
 from kcompile.variables import Variable, stable_array
 
@@ -41,10 +42,15 @@ class Optimizer:
                 f"{type(self).__name__}: use_ema, gradient_accumulation_steps and "
                 "loss_scale_factor are not supported yet"
             )
-        if not isinstance(learning_rate, int | float):
-            raise NotImplementedError(
-                f"{type(self).__name__}: learning_rate must be a number; schedules are not "
-                "supported yet (use the LearningRateScheduler callback)"
+        self.schedule = None
+        if isinstance(learning_rate, dict) and "class_name" in learning_rate:
+            learning_rate = schedules.deserialize(learning_rate)
+        if isinstance(learning_rate, schedules.LearningRateSchedule):
+            self.schedule, learning_rate = learning_rate, float(learning_rate(0))
+        elif not isinstance(learning_rate, int | float | np.floating):
+            raise TypeError(
+                f"{type(self).__name__}: learning_rate must be a number or a "
+                f"keras.optimizers.schedules.LearningRateSchedule, got {learning_rate!r}"
             )
         if sum(c is not None for c in (clipnorm, clipvalue, global_clipnorm)) > 1:
             raise ValueError("only one of clipnorm, clipvalue and global_clipnorm may be set")
@@ -62,12 +68,37 @@ class Optimizer:
 
     @property
     def learning_rate(self) -> float:
+        """The rate of the next step (a schedule's value at the current iteration)."""
+        if self.schedule is not None:
+            return float(self.schedule(self.iterations))
         return self._learning_rate_value
 
     @learning_rate.setter
     def learning_rate(self, value: float) -> None:
+        if self.schedule is not None:
+            raise TypeError(
+                f"{type(self).__name__}: the learning rate comes from a schedule "
+                f"({type(self.schedule).__name__}) and cannot be set"
+            )
         self._learning_rate_value = float(value)
         self._learning_rate[...] = value
+
+    def step_learning_rate(self, graph, iterations: Value) -> Value:
+        """The rate inside the train step: the schedule traced at the iteration count
+        (before this step's increment, as Keras's), else the bound ``learning_rate``."""
+        if self.schedule is None:
+            return graph.add_input("learning_rate", TensorType(DType.f32, ()), "opt")
+        from kcompile.symbolic import TracedTensor
+
+        with graph.layer_scope(f"{self.name}/learning_rate"):
+            rate = self.schedule(TracedTensor(iterations))
+        value = getattr(rate, "value", None)
+        if value is None:
+            raise TypeError(
+                f"schedule {type(self.schedule).__name__} returned {rate!r} for a traced step, "
+                "not a tensor: write __call__(step) with keras.ops"
+            )
+        return B.cast(value, DType.f32)
 
     @property
     def iterations(self) -> int:
@@ -160,7 +191,9 @@ class Optimizer:
     def get_config(self) -> dict[str, Any]:
         return {
             "name": self.name,
-            "learning_rate": self.learning_rate,
+            "learning_rate": self.learning_rate
+            if self.schedule is None
+            else schedules.serialize(self.schedule),
             "weight_decay": self.weight_decay,
             "clipnorm": self.clipnorm,
             "clipvalue": self.clipvalue,

@@ -494,7 +494,51 @@ def _optimizer_data(rng):
     return x, np.stack([x[:, 0] - x[:, 1], x[:, 2] * 0.5], 1).astype("float32")
 
 
+# --- learning-rate schedules, computed in the step from the iteration count ---------------
+
+
+def _custom_schedule(keras):
+    ops = _ops(keras)
+
+    class WarmupRsqrt(keras.optimizers.schedules.LearningRateSchedule):
+        """A user's schedule (as the transformer tutorials write it)."""
+
+        def __call__(self, step):
+            step = ops.cast(step, "float32") + 1.0
+            return 0.2 * ops.minimum(ops.rsqrt(step), step * 2.0**-1.5)
+
+    return WarmupRsqrt()
+
+
+_SCHEDULES = {
+    "exponential": lambda k: k.optimizers.schedules.ExponentialDecay(0.2, 2, 0.5, staircase=True),
+    "piecewise": lambda k: k.optimizers.schedules.PiecewiseConstantDecay([0, 1], [0.3, 0.1, 0.05]),
+    "polynomial": lambda k: k.optimizers.schedules.PolynomialDecay(
+        0.2, 2, 0.01, power=2.0, cycle=True
+    ),
+    "inverse_time": lambda k: k.optimizers.schedules.InverseTimeDecay(0.2, 1, 0.5),
+    "cosine": lambda k: k.optimizers.schedules.CosineDecay(
+        0.1, 2, alpha=0.1, warmup_target=0.3, warmup_steps=1
+    ),
+    "restarts": lambda k: k.optimizers.schedules.CosineDecayRestarts(
+        0.2, 1, t_mul=1.5, m_mul=0.8, alpha=0.05
+    ),
+    "custom": _custom_schedule,
+}
+
+
+def _schedule_program(name):
+    def build(keras):
+        inputs = keras.Input((5,))
+        model = keras.Model(inputs, keras.layers.Dense(2)(inputs))
+        model.compile(optimizer=keras.optimizers.SGD(_SCHEDULES[name](keras)), loss="mse")
+        return model
+
+    return build
+
+
 PROGRAMS = {
+    **{f"schedule_{k}": (_schedule_program(k), _optimizer_data) for k in _SCHEDULES},
     **{f"optimizer_{k}": (_optimizer_program(k), _optimizer_data) for k in _OPTIMIZERS},
     "loss_zoo": (loss_zoo, loss_zoo_data),
     "layer_zoo": (layer_zoo, layer_zoo_data),

@@ -167,7 +167,7 @@ def trace_train(model, specs, label_types, optimizer, record=None, input_shapes=
     params = [(var, ctx.weights[var]) for var in trainable]
     grads = append_gradients(graph, scored.loss, [w for _, w in params])
     iterations = ctx.step_counter()
-    lr = graph.add_input("learning_rate", TensorType(DType.f32, ()), "opt")
+    lr = optimizer.step_learning_rate(graph, iterations)
 
     def slot_value(path: str) -> Value:
         return graph.add_input(
