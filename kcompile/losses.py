@@ -68,17 +68,24 @@ class Loss:
         """The labels this loss expects for predictions of type ``pred``."""
         return TensorType(DType.f32, pred.shape)
 
-    def reduce(self, values: Value) -> Value:
+    def reduce(self, values: Value, sample_weight: Value | None = None) -> Value:
+        """Keras's reduction; with sample weights, sum(values · weights) over the number
+        of values (``sum_over_batch_size``), or over the weights' sum (``mean``)."""
+        if sample_weight is not None:
+            values = values * _broadcast_weights(sample_weight, values)
         if self.reduction == "none":
             return values
         total = B.reduce_sum(values)
         if self.reduction == "sum":
             return total
+        if self.reduction == "mean" and sample_weight is not None:
+            weights = B.broadcast_to(_broadcast_weights(sample_weight, values), values.shape)
+            return total / B.maximum(B.reduce_sum(weights), 1e-30)
         return total / B.numel(values)
 
-    def ir(self, y_true: Value, y_pred: Value) -> Value:
+    def ir(self, y_true: Value, y_pred: Value, sample_weight: Value | None = None) -> Value:
         self.check_shapes(y_true, y_pred)
-        return self.reduce(self.per_sample(y_true, y_pred))
+        return self.reduce(self.per_sample(y_true, y_pred), sample_weight)
 
     def __call__(self, y_true, y_pred) -> Any:
         """Eager use (``loss_fn(y_true, y_pred)``), on the reference interpreter; inside
@@ -97,6 +104,16 @@ class Loss:
 
     def get_config(self) -> dict[str, Any]:
         return {"name": self.name, "reduction": self.reduction}
+
+
+def _broadcast_weights(weights: Value, values: Value) -> Value:
+    """Per-sample weights [N] (or [N, 1]) shaped to broadcast against ``values``."""
+    weights = B.cast(weights, DType.f32)
+    if weights.rank > values.rank and weights.shape[-1] == 1:
+        weights = B.reshape(weights, weights.shape[:-1])
+    if weights.rank < values.rank:
+        weights = B.reshape(weights, (*weights.shape, *[1] * (values.rank - weights.rank)))
+    return weights
 
 
 def _float(y: Value) -> Value:

@@ -62,7 +62,9 @@ class Metric:
     def variables(self) -> list[MetricVariable]:
         return list(self._variables)
 
-    def _traced_stats(self, y_true: Value, y_pred: Value) -> dict[str, Value]:
+    def _traced_stats(
+        self, y_true: Value, y_pred: Value, sample_weight: Value | None = None
+    ) -> dict[str, Value]:
         """Each state variable's increment over one batch: ``update_state`` traced with
         the variables at zero, which must add to them (``v.assign(v + x)`` or
         ``v.assign_add(x)``); the runtime sums the increments over the epoch."""
@@ -71,7 +73,8 @@ class Metric:
         graph = y_true.graph
         ctx = _MetricTrace(graph, self._variables)
         with tracing(ctx):
-            self.update_state(TracedTensor(y_true), TracedTensor(y_pred))
+            weights = None if sample_weight is None else TracedTensor(sample_weight)
+            self.update_state(TracedTensor(y_true), TracedTensor(y_pred), sample_weight=weights)
         stats = {}
         for var in self._variables:
             new = ctx.updates.get(var)
@@ -93,9 +96,12 @@ class Metric:
             var.assign(np.float32(acc.get(var.name, 0.0)))
         return float(np.asarray(self.result()))
 
-    def stats(self, y_true: Value, y_pred: Value) -> dict[str, Value]:
+    def stats(
+        self, y_true: Value, y_pred: Value, sample_weight: Value | None = None
+    ) -> dict[str, Value]:
+        """Each statistic of one batch (its samples weighted by ``sample_weight``)."""
         if self._custom:
-            return self._traced_stats(y_true, y_pred)
+            return self._traced_stats(y_true, y_pred, sample_weight)
         raise NotImplementedError
 
     def ratio(self) -> tuple[str, tuple[str, ...]]:
@@ -117,15 +123,19 @@ class Metric:
         self._acc = dict.fromkeys(self.stat_names, 0.0)
 
     def update_state(self, y_true, y_pred, sample_weight=None) -> None:
-        if sample_weight is not None:
-            raise NotImplementedError(f"metric {self.name}: sample_weight is not supported yet")
         y_true, y_pred = np.asarray(y_true), np.asarray(y_pred, dtype=np.float32)
         g = Graph(self.name)
         t_dtype = DType.i32 if y_true.dtype.kind in "iub" else DType.f32
         t = g.add_input("y_true", TensorType(t_dtype, (BATCH, *y_true.shape[1:])))
         p = g.add_input("y_pred", TensorType(DType.f32, (BATCH, *y_pred.shape[1:])))
-        g.set_outputs(list(self.stats(t, p).items()))
-        out = Interpreter(g).run({"y_true": y_true.astype(t_dtype.numpy), "y_pred": y_pred})
+        feeds = {"y_true": y_true.astype(t_dtype.numpy), "y_pred": y_pred}
+        w = None
+        if sample_weight is not None:
+            weights = np.asarray(sample_weight, np.float32)
+            w = g.add_input("sample_weight", TensorType(DType.f32, (BATCH, *weights.shape[1:])))
+            feeds["sample_weight"] = np.broadcast_to(weights, (len(y_pred), *weights.shape[1:]))
+        g.set_outputs(list(self.stats(t, p, w).items()))
+        out = Interpreter(g).run(feeds)
         for k in self.stat_names:
             self._acc[k] += float(out[k])
 
@@ -137,6 +147,13 @@ class Metric:
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} name={self.name}>"
+
+
+def _element_weights(sample_weight: Value | None, like: Value):
+    """Weights for each element of ``like`` (1 without sample weights)."""
+    if sample_weight is None:
+        return 1.0
+    return losses._broadcast_weights(sample_weight, like)
 
 
 class MetricVariable(Variable):
@@ -191,11 +208,15 @@ class MeanMetricWrapper(Metric):
         self.fn, self._ir = fn, ir
         super().__init__(name or getattr(fn, "__name__", "mean"), **kwargs)
 
-    def stats(self, y_true, y_pred):
+    def stats(self, y_true, y_pred, sample_weight=None):
         values = (
             self.fn(y_true, y_pred) if self._ir else losses.traced_call(self.fn, y_true, y_pred)
         )
-        return {"total": B.reduce_sum(_f(values)), "count": B.numel(values)}
+        values = _f(values)
+        if sample_weight is None:
+            return {"total": B.reduce_sum(values), "count": B.numel(values)}
+        weights = B.broadcast_to(losses._broadcast_weights(sample_weight, values), values.shape)
+        return {"total": B.reduce_sum(values * weights), "count": B.reduce_sum(weights)}
 
 
 def accuracy(y_true: Value, y_pred: Value) -> Value:
@@ -260,7 +281,7 @@ class _Confusion(Metric):
         self.threshold = 0.5 if thresholds is None else float(thresholds)
         super().__init__(name, **kwargs)
 
-    def stats(self, y_true, y_pred):
+    def stats(self, y_true, y_pred, sample_weight=None):
         t, p = squeeze_or_expand_to_same_rank(_f(y_true), y_pred)
         if t.shape != p.shape:
             raise ValueError(
@@ -269,8 +290,9 @@ class _Confusion(Metric):
             )
         pred_pos = _f(B.gt(p, self.threshold))
         true_pos = _f(B.ne(t, 0.0))
-        tp = B.reduce_sum(pred_pos * true_pos)
-        return {"tp": tp, self.other: B.reduce_sum(self.other_mask(pred_pos, true_pos))}
+        w = _element_weights(sample_weight, p)
+        tp = B.reduce_sum(pred_pos * true_pos * w)
+        return {"tp": tp, self.other: B.reduce_sum(self.other_mask(pred_pos, true_pos) * w)}
 
     def ratio(self):
         return ("tp", ("tp", self.other))
@@ -383,11 +405,12 @@ SparseTopKCategoricalAccuracy = _mean_of(
 class _Count(_Confusion):
     """A count of binary decisions at the threshold (Keras's TruePositives, ...)."""
 
-    def stats(self, y_true, y_pred):
+    def stats(self, y_true, y_pred, sample_weight=None):
         t, p = squeeze_or_expand_to_same_rank(_f(y_true), y_pred)
         pred_pos = _f(B.gt(p, self.threshold))
         true_pos = _f(B.ne(t, 0.0))
-        return {self.stat: B.reduce_sum(self.mask(pred_pos, true_pos))}
+        w = _element_weights(sample_weight, p)
+        return {self.stat: B.reduce_sum(self.mask(pred_pos, true_pos) * w)}
 
     def ratio(self):
         return (self.stat, ())

@@ -537,7 +537,50 @@ def _schedule_program(name):
     return build
 
 
+# --- sample weights, class weights and weighted metrics --------------------------------------
+
+
+def _weighted_program(loss, metrics, weighted_metrics):
+    def build(keras):
+        inputs = keras.Input((4,))
+        h = keras.layers.Dense(5, activation="relu")(inputs)
+        model = keras.Model(inputs, keras.layers.Dense(3, activation="softmax")(h))
+        model.compile(
+            optimizer=keras.optimizers.Adam(0.02),
+            loss=loss,
+            metrics=metrics,
+            weighted_metrics=weighted_metrics,
+        )
+        return model
+
+    return build
+
+
+def _sample_weighted_data(rng):
+    x = rng.normal(size=(20, 4)).astype("float32")
+    y = rng.integers(0, 3, 20).astype("int32")
+    return x, y, {"sample_weight": rng.uniform(0.0, 2.0, 20).astype("float32")}
+
+
+def _class_weighted_data(rng):
+    x = rng.normal(size=(20, 4)).astype("float32")
+    y = np.eye(3, dtype="float32")[rng.integers(0, 3, 20)]
+    return x, y, {"class_weight": {0: 0.5, 1: 2.0, 2: 1.0}}
+
+
 PROGRAMS = {
+    "sample_weight": (
+        _weighted_program(
+            "sparse_categorical_crossentropy",
+            ["sparse_categorical_accuracy"],
+            ["sparse_categorical_accuracy", "sparse_categorical_crossentropy"],
+        ),
+        _sample_weighted_data,
+    ),
+    "class_weight": (
+        _weighted_program("categorical_crossentropy", ["accuracy"], ["categorical_accuracy"]),
+        _class_weighted_data,
+    ),
     **{f"schedule_{k}": (_schedule_program(k), _optimizer_data) for k in _SCHEDULES},
     **{f"optimizer_{k}": (_optimizer_program(k), _optimizer_data) for k in _OPTIMIZERS},
     "loss_zoo": (loss_zoo, loss_zoo_data),
@@ -578,7 +621,8 @@ def run(keras, name: str) -> dict[str, np.ndarray]:
     """The program ``name`` on ``keras``: predictions, losses and metrics of STEPS training
     steps on the whole batch, the weights after, and evaluate's numbers."""
     build, data = PROGRAMS[name]
-    x, y = data(np.random.default_rng(0))
+    x, y, *extra = data(np.random.default_rng(0))
+    weights = extra[0] if extra else {}  # sample_weight= or class_weight= of the steps
     model = build(keras)
     start = initial_weights(model, 1)
     model.set_weights(start)
@@ -593,12 +637,13 @@ def run(keras, name: str) -> dict[str, np.ndarray]:
     for i in range(len(start)):
         out[f"start/{i}"] = start[i]
     for step in range(STEPS):
-        logs = model.train_on_batch(x, y, return_dict=True)
+        logs = model.train_on_batch(x, y, return_dict=True, **weights)
         for key, value in logs.items():
             out[f"train{step}/{key}"] = np.asarray(value, np.float64)
     for i, w in enumerate(model.get_weights()):
         out[f"end/{i}"] = np.asarray(w)
-    for key, value in model.evaluate(x, y, verbose=0, return_dict=True).items():
+    scored = {"sample_weight": weights["sample_weight"]} if "sample_weight" in weights else {}
+    for key, value in model.evaluate(x, y, verbose=0, return_dict=True, **scored).items():
         out[f"evaluate/{key}"] = np.asarray(value, np.float64)
     if name == "dynamic_lstm":  # a second length
         out["predict_long"] = np.asarray(model.predict(np.tile(x, (1, 2)), verbose=0))

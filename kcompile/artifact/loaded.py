@@ -118,6 +118,11 @@ class ArtifactSteps:
         return self.model._arrays(x, self.input_names, "input")
 
     def step(self, kind: str, xs, ys) -> NativeProgram:
+        if len(ys) > len(self.label_names):
+            raise NotImplementedError(
+                "an artifact's steps were built without sample weights; sample_weight and "
+                "class_weight need the model (kcompile.models), not the artifact"
+            )
         return self.model._programs[kind]
 
     def predict_batch(self, xs: list[np.ndarray]) -> list[np.ndarray]:

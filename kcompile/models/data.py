@@ -135,12 +135,43 @@ def split_tail(arrays: list[np.ndarray], validation_split: float):
     return [a[:split_at] for a in arrays], [a[split_at:] for a in arrays]
 
 
-def unpack_validation(validation_data: Any) -> tuple[Any, Any]:
-    if isinstance(validation_data, tuple | list):
-        if len(validation_data) == 2:
-            return validation_data[0], validation_data[1]
-        if len(validation_data) == 3:
-            if validation_data[2] is not None:
-                raise NotImplementedError("validation sample weights are not supported yet")
-            return validation_data[0], validation_data[1]
-    raise ValueError("validation_data must be a tuple (x_val, y_val)")
+def unpack_validation(validation_data: Any) -> tuple[Any, Any, Any]:
+    """(x, y, sample weights or None) of ``validation_data``."""
+    if isinstance(validation_data, tuple | list) and len(validation_data) in (2, 3):
+        x, y, *rest = validation_data
+        return x, y, rest[0] if rest else None
+    raise ValueError("validation_data must be a tuple (x_val, y_val) or (x_val, y_val, weights)")
+
+
+SAMPLE_WEIGHT = "sample_weight"  # the steps' input of per-sample weights
+
+
+def with_sample_weights(ys: list[np.ndarray], sample_weight: Any, class_weight: Any, what: str):
+    """The labels, then one float32 weight per sample when ``sample_weight`` or
+    ``class_weight`` is given (Keras's conversion: a label's class is its argmax, or its
+    rounded value; classes not in the dict weigh 1)."""
+    if sample_weight is None and class_weight is None:
+        return ys
+    n = len(ys[0])
+    if sample_weight is not None and class_weight is not None:
+        raise ValueError(f"{what}: give sample_weight or class_weight, not both")
+    if class_weight is not None:
+        if len(ys) != 1:
+            raise ValueError(f"{what}: class_weight needs a model with one output")
+        if not isinstance(class_weight, dict):
+            raise ValueError(f"{what}: class_weight must be a dict of class -> weight")
+        y = ys[0]
+        if y.ndim > 1:
+            y = np.argmax(y, axis=-1) if y.shape[-1] != 1 else np.squeeze(y, -1)
+        classes = np.round(y).astype(np.int64).reshape(n, -1)[:, 0]
+        weights = np.array([class_weight.get(int(c), 1.0) for c in classes], np.float32)
+    else:
+        weights = np.asarray(sample_weight)
+        check_numeric(weights, f"{what}: sample_weight")
+        weights = weights.astype(np.float32)
+        if weights.ndim == 0 or len(weights) != n:
+            raise ValueError(
+                f"{what}: sample_weight has shape {weights.shape}; expected one weight per "
+                f"sample ({n})"
+            )
+    return [*ys, np.ascontiguousarray(weights)]

@@ -23,15 +23,18 @@ from kcompile.layers.layer import TraceContext
 from kcompile.passes import append_gradients
 from kcompile.variables import Variable
 
+SAMPLE_WEIGHT = "sample_weight"  # the step input of per-sample weights
+
 
 @dataclass
 class OutputSpec:
-    """How one model output is scored: its loss, weight and metrics."""
+    """How one model output is scored: its loss, weight, metrics and weighted metrics."""
 
     name: str
     loss: losses_mod.Loss | None
     weight: float
     metric_ids: list = field(default_factory=list)
+    weighted_metric_ids: list = field(default_factory=list)
 
 
 def _add_model_inputs(model, graph: Graph, input_shapes: tuple = ()) -> list[Value]:
@@ -79,23 +82,39 @@ def _trace_scored(
     ctx = TraceContext(graph, training=training)
     inputs = _add_model_inputs(model, graph, input_shapes)
     preds = model.trace_graph(ctx, inputs)
-    labels = [graph.add_input(n, t, "data") for n, t in zip(label_names(model), label_types)]
+    names = label_names(model)
+    labels = [graph.add_input(n, t, "data") for n, t in zip(names, label_types)]
+    # One more label type than outputs: per-sample weights (sample_weight, class_weight)
+    weights = (
+        graph.add_input(SAMPLE_WEIGHT, label_types[len(names)], "data")
+        if len(label_types) > len(names)
+        else None
+    )
     metrics: list[tuple[str, metrics_mod.Metric]] = []
     many = len(specs) > 1
     custom = _custom_loss(model)
     if not custom and all(spec.loss is None for spec in specs):
         raise ValueError(f"model '{model.name}' was compiled without a loss")
     with graph.layer_scope("loss"):
-        total, per_output = compiled_loss(specs, labels, preds, [] if custom else ctx.losses)
+        total, per_output = compiled_loss(
+            specs, labels, preds, [] if custom else ctx.losses, weights
+        )
         if custom:
             total = _traced_compute_loss(model, ctx, inputs, labels, preds, training)
     outputs = [(f"loss/{name}", value) for name, value in per_output] if many else []
     with graph.layer_scope("metrics"):
         for spec, y, p in zip(specs, labels, preds):
-            for ident in spec.metric_ids:
+            plain = [(ident, False) for ident in spec.metric_ids]
+            weighted = [(ident, True) for ident in spec.weighted_metric_ids]
+            taken = set()
+            for ident, is_weighted in plain + weighted:
                 metric = metrics_mod.get(ident, y.type, p.type)
+                if is_weighted and metric.name in taken:
+                    metric.name = f"weighted_{metric.name}"  # Keras's name beside the plain one
+                taken.add(metric.name)
                 key = f"{spec.name}_{metric.name}" if many else metric.name
-                for stat, v in metric.stats(y, p).items():
+                w = weights if is_weighted else None
+                for stat, v in metric.stats(y, p, w).items():
                     outputs.append((f"metric/{key}/{stat}", v))
                 metrics.append((key, metric))
     graph.set_outputs([("loss", total), *outputs])
@@ -103,16 +122,21 @@ def _trace_scored(
 
 
 def compiled_loss(
-    specs: list[OutputSpec], labels: list[Value], preds: list[Value], extras: list[Value]
+    specs: list[OutputSpec],
+    labels: list[Value],
+    preds: list[Value],
+    extras: list[Value],
+    sample_weight: Value | None = None,
 ) -> tuple[Value | None, list[tuple[str, Value]]]:
-    """The weighted sum of the outputs' compiled losses plus ``extras`` (add_loss and
-    regularization penalties, as Keras adds them), and each output's loss by name."""
+    """The weighted sum of the outputs' compiled losses (each of its samples weighted by
+    ``sample_weight``) plus ``extras`` (add_loss and regularization penalties, as Keras
+    adds them), and each output's loss by name."""
     total = None
     per_output = []
     for spec, y, p in zip(specs, labels, preds):
         if spec.loss is None:
             continue
-        value = spec.loss.ir(y, p)
+        value = spec.loss.ir(y, p, sample_weight)
         per_output.append((spec.name, value))
         weighted = value * spec.weight if spec.weight != 1.0 else value
         total = weighted if total is None else total + weighted

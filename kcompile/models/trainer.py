@@ -132,20 +132,22 @@ class Trainer(TrainingLoop):
             raise ValueError(
                 f"steps_per_execution must be a positive integer, got {steps_per_execution!r}"
             )
-        if weighted_metrics:
-            raise NotImplementedError("weighted_metrics are not supported yet")
         names = self.output_names if self.built else ["output"]
         losses = self._per_output(loss, names, "loss")
         weights = self._per_output(loss_weights, names, "loss_weights")
         metric_lists = self._per_output(metrics, names, "metrics", broadcast_list=True)
+        weighted_lists = self._per_output(
+            weighted_metrics, names, "weighted_metrics", broadcast_list=True
+        )
         specs = []
-        for name, l, w, m in zip(names, losses, weights, metric_lists):
+        for name, l, w, m, wm in zip(names, losses, weights, metric_lists, weighted_lists):
             specs.append(
                 G.OutputSpec(
                     name,
                     losses_mod.get(l) if l is not None else None,
                     1.0 if w is None else float(w),
                     list(m or []),
+                    list(wm or []),
                 )
             )
         self._compiled = _Compiled(
@@ -334,15 +336,15 @@ class Trainer(TrainingLoop):
         return_dict: bool = False,
     ):
         self._require_compiled("train_on_batch")
-        if sample_weight is not None or class_weight is not None:
-            raise NotImplementedError("sample_weight and class_weight are not supported yet")
         if isinstance(x, list | tuple):
             self._build_from_data([np.asarray(a) for a in x])
         else:
             self._build_from_data([np.asarray(x)] if not isinstance(x, dict) else None)
         xs = D.prepare_inputs(self, x)
         self.reset_metrics()  # as recent Keras 3 trainers do: the logs are this batch's
-        logs = self._run_step("train", xs, D.prepare_labels(self, y, len(xs[0])))
+        ys = D.prepare_labels(self, y, len(xs[0]))
+        ys = D.with_sample_weights(ys, sample_weight, class_weight, "train_on_batch")
+        logs = self._run_step("train", xs, ys)
         return logs if return_dict else self._flatten_in_order(logs)
 
     @one_call_at_a_time
@@ -350,11 +352,12 @@ class Trainer(TrainingLoop):
         self, x: Any, y: Any = None, sample_weight: Any = None, return_dict: bool = False
     ):
         self._require_compiled("test_on_batch")
-        if sample_weight is not None:
-            raise NotImplementedError("sample_weight is not supported yet")
         xs = D.prepare_inputs(self, x)
         self.reset_metrics()
-        logs = self._run_step("eval", xs, D.prepare_labels(self, y, len(xs[0])))
+        ys = D.with_sample_weights(
+            D.prepare_labels(self, y, len(xs[0])), sample_weight, None, "test_on_batch"
+        )
+        logs = self._run_step("eval", xs, ys)
         return logs if return_dict else self._flatten_in_order(logs)
 
     def predict_on_batch(self, x: Any):

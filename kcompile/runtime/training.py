@@ -106,11 +106,10 @@ class TrainingLoop:
         validation_batch_size: int | None = None,
         validation_freq: int = 1,
     ):
-        if class_weight is not None or sample_weight is not None:
-            raise NotImplementedError("class_weight and sample_weight are not supported yet")
         batch_size = self._batch_size(batch_size)
         xs, ys = self._steps.data_for("fit", x, y)
         _refuse_empty("fit", xs)
+        ys = D.with_sample_weights(ys, sample_weight, class_weight, "fit")
         xs, ys, val = self._validation(xs, ys, validation_data, validation_split)
         if epochs > initial_epoch:
             self._check_indices("train", xs, ys)
@@ -145,11 +144,10 @@ class TrainingLoop:
         return_dict: bool = False,
         **kwargs: Any,
     ):
-        if sample_weight is not None:
-            raise NotImplementedError("sample_weight is not supported yet")
         batch_size = self._batch_size(batch_size)
         xs, ys = self._steps.data_for("evaluate", x, y)
         _refuse_empty("evaluate", xs)
+        ys = D.with_sample_weights(ys, sample_weight, None, "evaluate")
         self._check_indices("eval", xs, ys)
         verbose = 1 if verbose == "auto" else verbose
         total = math.ceil(len(xs[0]) / batch_size)
@@ -229,8 +227,9 @@ class TrainingLoop:
         """(training xs, ys, validation (xs, ys) or None): ``validation_data`` wins over
         ``validation_split``, which takes the last samples, before shuffling."""
         if validation_data is not None:
-            vx, vy = D.unpack_validation(validation_data)
-            return xs, ys, self._steps.labelled(vx, vy)
+            vx, vy, vw = D.unpack_validation(validation_data)
+            vxs, vys = self._steps.labelled(vx, vy)
+            return xs, ys, (vxs, D.with_sample_weights(vys, vw, None, "validation_data"))
         if validation_split:
             (xs, vxs), (ys, vys) = (
                 D.split_tail(xs, validation_split),
@@ -323,9 +322,12 @@ class TrainingLoop:
         self._steps.step(kind, xs, ys).check_data(self._feeds(xs, ys))
 
     def _feeds(self, xs, ys) -> dict[str, np.ndarray]:
-        """The step's data inputs by name."""
+        """The step's data inputs by name (per-sample weights after the labels)."""
         steps = self._steps
-        return {**dict(zip(steps.input_names, xs)), **dict(zip(steps.label_names, ys))}
+        feeds = {**dict(zip(steps.input_names, xs)), **dict(zip(steps.label_names, ys))}
+        if len(ys) > len(steps.label_names):
+            feeds[D.SAMPLE_WEIGHT] = ys[len(steps.label_names)]
+        return feeds
 
     # --- evaluate --------------------------------------------------------------------------
 
