@@ -2,16 +2,20 @@
 
 from kcompile.callbacks.callback import Callback, CallbackList, History, ProgbarLogger
 from kcompile.callbacks.monitors import (
+    BackupAndRestore,
     CSVLogger,
     EarlyStopping,
     LambdaCallback,
     LearningRateScheduler,
     ModelCheckpoint,
+    ReduceLROnPlateau,
     TerminateOnNaN,
 )
 from kcompile.callbacks.progbar import Progbar
+from kcompile.callbacks.tensorboard import TensorBoard
 
 __all__ = [
+    "BackupAndRestore",
     "CSVLogger",
     "Callback",
     "CallbackList",
@@ -22,5 +26,7 @@ __all__ = [
     "ModelCheckpoint",
     "Progbar",
     "ProgbarLogger",
+    "ReduceLROnPlateau",
+    "TensorBoard",
     "TerminateOnNaN",
 ]

@@ -162,6 +162,8 @@ class CallbackList(Callback):
                 cb.show(seen)
 
     def _call(self, hook: str, *args) -> None:
+        # Keras hands every hook a logs dict, an empty one where there is nothing to say
+        args = (*args[:-1], {} if args[-1] is None else args[-1])
         for cb in self.callbacks:
             getattr(cb, hook)(*args)
 

@@ -1,5 +1,6 @@
 """Callbacks that watch a metric or the loss: EarlyStopping, ModelCheckpoint,
-TerminateOnNaN, LambdaCallback, LearningRateScheduler, CSVLogger."""
+TerminateOnNaN, LambdaCallback, LearningRateScheduler, ReduceLROnPlateau,
+BackupAndRestore, CSVLogger."""
 
 from __future__ import annotations
 
@@ -133,8 +134,14 @@ class ModelCheckpoint(Callback):
         initial_value_threshold: float | None = None,
     ) -> None:
         super().__init__()
-        if save_freq != "epoch":
-            raise NotImplementedError("ModelCheckpoint: only save_freq='epoch' is supported")
+        if save_freq != "epoch" and not (isinstance(save_freq, int) and save_freq > 0):
+            raise ValueError(
+                f"ModelCheckpoint: save_freq must be 'epoch' or a positive number of batches, "
+                f"got {save_freq!r}"
+            )
+        self.save_freq = save_freq
+        self._batches = 0
+        self._epoch = 0
         self.filepath = os.fspath(filepath)
         suffix = ".weights.npz" if save_weights_only else ".kcmodel"
         if not self.filepath.endswith(suffix):
@@ -147,9 +154,25 @@ class ModelCheckpoint(Callback):
         self.best = initial_value_threshold
         self.monitor_op = None
 
+    def on_epoch_begin(self, epoch, logs=None):
+        self._epoch = epoch
+
+    def on_train_batch_end(self, batch, logs=None):
+        # Keras's save_freq=N: every N batches, with the batch's logs and {batch} in the name
+        if isinstance(self.save_freq, int):
+            self._batches += 1
+            if self._batches % self.save_freq == 0:
+                self._save(self._epoch, dict(logs or {}), batch=batch + 1)
+
     def on_epoch_end(self, epoch, logs=None):
-        logs = logs or {}
-        path = self.filepath.format(epoch=epoch + 1, **logs)
+        if self.save_freq == "epoch":
+            self._save(epoch, logs or {})
+
+    def _save(self, epoch, logs, batch=None):
+        names = {"epoch": epoch + 1, **logs}
+        if batch is not None:
+            names["batch"] = batch
+        path = self.filepath.format(**names)
         if self.save_best_only:
             if self.monitor_op is None:
                 self.monitor_op = monitor_op(self.monitor, self.mode, self.model) or np.less
@@ -233,6 +256,141 @@ class LearningRateScheduler(Callback):
     def on_epoch_end(self, epoch, logs=None):
         if logs is not None:
             logs["learning_rate"] = float(np.float32(self.model.optimizer.learning_rate))
+
+
+class ReduceLROnPlateau(Callback):
+    """Keras's: multiply the learning rate by ``factor`` when ``monitor`` has not improved
+    by ``min_delta`` for ``patience`` epochs, then wait ``cooldown`` epochs; never below
+    ``min_lr``. Adds ``learning_rate`` to the epoch's logs."""
+
+    def __init__(
+        self,
+        monitor: str = "val_loss",
+        factor: float = 0.1,
+        patience: int = 10,
+        verbose: int = 0,
+        mode: str = "auto",
+        min_delta: float = 1e-4,
+        cooldown: int = 0,
+        min_lr: float = 0.0,
+        **kwargs,
+    ) -> None:
+        super().__init__()
+        if factor >= 1.0:
+            raise ValueError(f"ReduceLROnPlateau does not support a factor >= 1.0, got {factor}")
+        self.monitor, self.factor, self.patience, self.verbose = monitor, factor, patience, verbose
+        self.mode, self.min_delta, self.cooldown, self.min_lr = mode, min_delta, cooldown, min_lr
+        self._reset()
+
+    def _reset(self) -> None:
+        mode = self.mode if self.mode in ("auto", "min", "max") else "auto"
+        if mode == "min" or (mode == "auto" and "acc" not in self.monitor):
+            self.monitor_op = lambda a, b: np.less(a, b - self.min_delta)
+            self.best = np.inf
+        else:
+            self.monitor_op = lambda a, b: np.greater(a, b + self.min_delta)
+            self.best = -np.inf
+        self.cooldown_counter = 0
+        self.wait = 0
+
+    def on_train_begin(self, logs=None):
+        self._reset()
+
+    def on_epoch_end(self, epoch, logs=None):
+        logs = logs if logs is not None else {}
+        optimizer = self.model.optimizer
+        logs["learning_rate"] = float(np.float32(optimizer.learning_rate))
+        current = logs.get(self.monitor)
+        if current is None:
+            warnings.warn(
+                f"ReduceLROnPlateau conditioned on metric `{self.monitor}` which is not "
+                f"available. Available metrics are: {','.join(logs)}.",
+                stacklevel=2,
+            )
+            return
+        if self.cooldown_counter > 0:
+            self.cooldown_counter -= 1
+            self.wait = 0
+        if self.monitor_op(current, self.best):
+            self.best, self.wait = current, 0
+        elif self.cooldown_counter <= 0:
+            self.wait += 1
+            if self.wait >= self.patience:
+                old = float(np.float32(optimizer.learning_rate))
+                if old > np.float32(self.min_lr):
+                    new = max(old * self.factor, self.min_lr)
+                    optimizer.learning_rate = new
+                    if self.verbose > 0:
+                        print(
+                            f"\nEpoch {epoch + 1}: ReduceLROnPlateau reducing learning rate to {new}."
+                        )
+                    self.cooldown_counter, self.wait = self.cooldown, 0
+
+
+class BackupAndRestore(Callback):
+    """Keras's fault tolerance: the whole model (weights, optimizer state) and the epoch
+    reached are saved in ``backup_dir`` after each epoch (or every ``save_freq`` batches);
+    a run that starts with a backup there resumes from it; a run that ends deletes it
+    (unless ``delete_checkpoint=False``)."""
+
+    def __init__(
+        self, backup_dir: str, save_freq: str | int = "epoch", delete_checkpoint: bool = True
+    ) -> None:
+        super().__init__()
+        if not backup_dir:
+            raise ValueError("BackupAndRestore: backup_dir is required")
+        self.backup_dir = os.fspath(backup_dir)
+        self.save_freq, self.delete_checkpoint = save_freq, delete_checkpoint
+        self._path = os.path.join(self.backup_dir, "latest.kcmodel")
+        self._epoch_path = os.path.join(self.backup_dir, "training_metadata.json")
+        self._batches = 0
+        self._epoch = 0
+
+    def on_train_begin(self, logs=None):
+        if os.path.exists(self._path) and os.path.exists(self._epoch_path):
+            import json
+
+            from kcompile.saving import load_model
+
+            restored = load_model(self._path)
+            self.model.set_weights(restored.get_weights())
+            state = restored.optimizer
+            if state is not None and self.model.optimizer is not None:
+                self.model.optimizer.build(self.model.trainable_weights)
+                for name, array in state.state_arrays().items():
+                    target = self.model.optimizer.state_arrays().get(name)
+                    if target is not None and target.shape == array.shape:
+                        np.copyto(target, array)
+            with open(self._epoch_path) as f:
+                self.model._resume_epoch = int(json.load(f)["epoch"])
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._epoch = epoch
+
+    def on_train_batch_end(self, batch, logs=None):
+        if isinstance(self.save_freq, int):
+            self._batches += 1
+            if self._batches % self.save_freq == 0:
+                self._backup(self._epoch)
+
+    def on_epoch_end(self, epoch, logs=None):
+        if self.save_freq == "epoch":
+            self._backup(epoch + 1)
+
+    def on_train_end(self, logs=None):
+        if self.delete_checkpoint:  # a run that ended; an interrupted one never gets here
+            for path in (self._path, self._epoch_path):
+                if os.path.exists(path):
+                    os.unlink(path)
+
+    def _backup(self, epoch: int) -> None:
+        import json
+
+        from kcompile.files import atomic_write
+
+        os.makedirs(self.backup_dir, exist_ok=True)
+        self.model.save(self._path)
+        atomic_write(self._epoch_path, lambda f: f.write(json.dumps({"epoch": epoch}).encode()))
 
 
 class CSVLogger(Callback):

@@ -268,7 +268,10 @@ class TrainingLoop:
             steps=steps,
         )
         self.stop_training = False
+        self._resume_epoch = None
         cbs.on_train_begin()
+        if self._resume_epoch is not None:  # BackupAndRestore restored a run's state
+            initial_epoch = max(initial_epoch, self._resume_epoch)
         logs: dict = {}
         for epoch in range(initial_epoch, epochs):
             self.reset_metrics()
