@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from kcompile.backend import clear_session, set_random_seed
+from kcompile.runtime.batches import PyDataset
 
 
 def to_categorical(y, num_classes: int | None = None) -> np.ndarray:
@@ -103,6 +104,7 @@ def split_dataset(dataset, left_size=None, right_size=None, shuffle: bool = Fals
 
 
 __all__ = [
+    "PyDataset",
     "clear_session",
     "normalize",
     "pad_sequences",

@@ -7,7 +7,6 @@ The activations are kcompile's own (``kcompile.activations``), so a custom layer
 from __future__ import annotations
 
 from kcompile import activations as A
-from kcompile import losses as L
 from kcompile.ir import DType
 from kcompile.ir import build as B
 from kcompile.ir.types import normalize_axes
@@ -215,19 +214,26 @@ def psnr(x1, x2, max_val):
     return 20.0 * log10 * B.log(_float(max_val)) - 10.0 * log10 * B.log(mse)
 
 
-def _loss(cls, **fixed):
+def _loss(class_name: str, name: str):
+    """The per-element cross-entropy of ``kcompile.losses.<class_name>`` (looked up when
+    called: the losses module itself is written with keras.ops)."""
+
     def fn(target, output, from_logits=False, axis=-1):
+        from kcompile import losses
+
         if axis != -1:
-            raise unsupported(f"nn.{cls.default_name}", "axis other than -1")
-        per = cls(from_logits=from_logits, reduction="none", **fixed).per_sample
+            raise unsupported(f"nn.{name}", "axis other than -1")
+        per = getattr(losses, class_name)(from_logits=from_logits, reduction="none").per_sample
         return per(val(target), _float(output))
 
-    fn.__name__ = cls.default_name
+    fn.__name__ = name
     return op(fn)
 
 
-categorical_crossentropy = _loss(L.CategoricalCrossentropy)
-sparse_categorical_crossentropy = _loss(L.SparseCategoricalCrossentropy)
+categorical_crossentropy = _loss("CategoricalCrossentropy", "categorical_crossentropy")
+sparse_categorical_crossentropy = _loss(
+    "SparseCategoricalCrossentropy", "sparse_categorical_crossentropy"
+)
 binary_crossentropy = _named(
     "binary_crossentropy",
     lambda target, output, from_logits=False: _binary_per_element(target, output, from_logits),

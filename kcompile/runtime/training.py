@@ -19,6 +19,7 @@ import numpy as np
 
 from kcompile.callbacks import CallbackList
 from kcompile.models import data as D
+from kcompile.runtime.batches import BatchSource, is_batch_source, unpack
 from kcompile.runtime.epoch import EpochLoop
 from kcompile.runtime.logs import RunningLogs
 from kcompile.runtime.steps import chunk_size, run_steps
@@ -106,6 +107,19 @@ class TrainingLoop:
         validation_batch_size: int | None = None,
         validation_freq: int = 1,
     ):
+        if is_batch_source(x):
+            _refuse_with_batches("fit", y, sample_weight, batch_size)
+            source = BatchSource(x, steps_per_epoch, shuffle, "fit")
+            return self._fit_batches(
+                source,
+                epochs,
+                1 if verbose == "auto" else verbose,
+                callbacks,
+                validation_data,
+                initial_epoch,
+                validation_steps,
+                class_weight,
+            )
         batch_size = self._batch_size(batch_size)
         xs, ys = self._steps.data_for("fit", x, y)
         _refuse_empty("fit", xs)
@@ -144,6 +158,20 @@ class TrainingLoop:
         return_dict: bool = False,
         **kwargs: Any,
     ):
+        if is_batch_source(x):
+            _refuse_with_batches("evaluate", y, sample_weight, batch_size)
+            verbose = 1 if verbose == "auto" else verbose
+            source = BatchSource(x, steps, False, "evaluate")
+            cbs = CallbackList(
+                callbacks,
+                model=self,
+                add_progbar=verbose != 0,
+                verbose=verbose,
+                epochs=1,
+                steps=source.steps,
+            )
+            logs = self._evaluate_batches(source, cbs)
+            return dict(logs) if return_dict else self._flatten_in_order(logs)
         batch_size = self._batch_size(batch_size)
         xs, ys = self._steps.data_for("evaluate", x, y)
         _refuse_empty("evaluate", xs)
@@ -171,6 +199,15 @@ class TrainingLoop:
         callbacks: list | None = None,
     ):
         verbose = 1 if verbose == "auto" else verbose
+        if is_batch_source(x):
+            source = BatchSource(x, steps, False, "predict")
+            chunks = [
+                self._steps.predict_batch(self._steps.inputs_for(unpack(b, "predict")[0]))
+                for b in source.epoch()
+            ]
+            if not chunks:
+                raise ValueError("predict got no batches")
+            return self._pack_outputs([np.concatenate(parts) for parts in zip(*chunks)])
         batch_size = self._batch_size(batch_size)
         xs = self._steps.inputs_for(x)
         n = len(xs[0])
@@ -320,6 +357,105 @@ class TrainingLoop:
                 break
         return logs
 
+    # --- data in batches (PyDataset, generators) -------------------------------------------
+
+    def _batch_arrays(self, batch, method: str, class_weight: Any = None):
+        """Checked input and label arrays (weights after the labels) of one batch."""
+        x, y, w = unpack(batch, method)
+        if y is None:
+            raise ValueError(f"{method}: the batches must hold labels: (x, y) or (x, y, w)")
+        xs, ys = self._steps.data_for(method, x, y)
+        return xs, D.with_sample_weights(ys, w, class_weight, method)
+
+    def _batch_step(self, kind: str, xs, ys) -> None:
+        exe = self._steps.step(kind, xs, ys)
+        feeds = self._feeds(xs, ys)
+        exe.check_data(feeds)
+        out = exe.results(feeds)
+        names = [name for name in out if np.ndim(out[name]) == 0]
+        values = np.array([[out[name] for name in names]], np.float32)
+        self._accumulate(names, values, np.array([len(xs[0])]))
+
+    def _fit_batches(
+        self,
+        source: BatchSource,
+        epochs: int,
+        verbose: int,
+        callbacks,
+        validation_data,
+        initial_epoch: int,
+        validation_steps,
+        class_weight,
+    ):
+        self._batch_arrays(source.peek(), "fit", class_weight)  # builds an unbuilt model
+        cbs = CallbackList(
+            callbacks,
+            model=self,
+            add_history=True,
+            add_progbar=verbose != 0,
+            verbose=verbose,
+            epochs=epochs,
+            steps=source.steps,
+        )
+        self.stop_training = False
+        self._resume_epoch = None
+        cbs.on_train_begin()
+        if self._resume_epoch is not None:
+            initial_epoch = max(initial_epoch, self._resume_epoch)
+        logs: dict = {}
+        for epoch in range(initial_epoch, epochs):
+            self.reset_metrics()
+            cbs.on_epoch_begin(epoch)
+            ran = False
+            for step, batch in enumerate(source.epoch()):
+                xs, ys = self._batch_arrays(batch, "fit", class_weight)
+                cbs.on_train_batch_begin(step)
+                self._batch_step("train", xs, ys)
+                logs, ran = self._logs(), True
+                cbs.on_train_batch_end(step, logs)
+                if self.stop_training:
+                    break
+            if not ran:  # the generator ran out before this epoch: Keras stops here
+                break
+            epoch_logs = dict(logs)
+            if validation_data is not None:
+                epoch_logs.update(
+                    {
+                        f"val_{k}": v
+                        for k, v in self._validate(validation_data, validation_steps, cbs).items()
+                    }
+                )
+            source.epoch_finished()
+            self._steps.epoch_finished(epoch)
+            cbs.on_epoch_end(epoch, epoch_logs)
+            if self.stop_training or source.exhausted:
+                break
+        cbs.on_train_end(logs)
+        return self.history
+
+    def _validate(self, validation_data, validation_steps, cbs) -> dict:
+        if is_batch_source(validation_data):
+            return self._evaluate_batches(
+                BatchSource(validation_data, validation_steps, False, "validation_data"), cbs
+            )
+        vx, vy, vw = D.unpack_validation(validation_data)
+        vxs, vys = self._steps.labelled(vx, vy)
+        vys = D.with_sample_weights(vys, vw, None, "validation_data")
+        return self._evaluate_arrays(vxs, vys, self.default_batch_size, validation_steps, cbs)
+
+    def _evaluate_batches(self, source: BatchSource, cbs) -> dict:
+        self.reset_metrics()
+        cbs.on_test_begin()
+        logs: dict = {}
+        for step, batch in enumerate(source.epoch()):
+            xs, ys = self._batch_arrays(batch, "evaluate")
+            cbs.on_test_batch_begin(step)
+            self._batch_step("eval", xs, ys)
+            logs = self._logs()
+            cbs.on_test_batch_end(step, logs)
+        cbs.on_test_end(logs)
+        return logs
+
     def _check_indices(self, kind: str, xs, ys) -> None:
         """Class ids and looked-up ids within their bounds, before any step runs."""
         self._steps.step(kind, xs, ys).check_data(self._feeds(xs, ys))
@@ -344,6 +480,20 @@ class TrainingLoop:
         logs = self._run_steps("eval", xs, ys, np.arange(n), batch_size, total, cbs)
         cbs.on_test_end(logs)
         return logs
+
+
+def _refuse_with_batches(method: str, y: Any, sample_weight: Any, batch_size: Any) -> None:
+    """Keras's rule: batches carry their labels and weights, and have their own size."""
+    given = [
+        n
+        for n, v in (("y", y), ("sample_weight", sample_weight), ("batch_size", batch_size))
+        if v is not None
+    ]
+    if given:
+        raise ValueError(
+            f"{method}: with a PyDataset or a generator, the batches carry the labels, "
+            f"weights and size; do not pass {', '.join(given)}"
+        )
 
 
 def _refuse_empty(method: str, xs: list[np.ndarray]) -> None:
