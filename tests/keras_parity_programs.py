@@ -568,7 +568,30 @@ def _class_weighted_data(rng):
     return x, y, {"class_weight": {0: 0.5, 1: 2.0, 2: 1.0}}
 
 
+# --- separable convolutions and channels_first global pooling ----------------------------
+
+
+def separable(keras):
+    layers = keras.layers
+    image = layers.Input(shape=(7, 6, 3))
+    x = layers.SeparableConv2D(4, 3, padding="same", depth_multiplier=2, activation="relu")(image)
+    x = layers.SeparableConv2D(3, (2, 3), strides=2, dilation_rate=1)(x)
+    seq = layers.SeparableConv1D(5, 3, padding="same", activation="tanh")(image[:, 0])
+    first = layers.GlobalAveragePooling1D(data_format="channels_first")(seq)
+    pooled = layers.GlobalMaxPooling2D(keepdims=True)(x)
+    joined = layers.concatenate([layers.Flatten()(pooled), first])
+    model = keras.Model(image, layers.Dense(2)(joined))
+    model.compile(optimizer=keras.optimizers.Adam(0.01), loss="mse")
+    return model
+
+
+def separable_data(rng):
+    x = rng.normal(size=(8, 7, 6, 3)).astype("float32")
+    return x, x[:, :2, 0, 0].astype("float32")
+
+
 PROGRAMS = {
+    "separable": (separable, separable_data),
     "sample_weight": (
         _weighted_program(
             "sparse_categorical_crossentropy",

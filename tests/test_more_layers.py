@@ -205,3 +205,33 @@ def test_native_and_reference_agree_on_the_new_layers(rng):
     np.testing.assert_allclose(results[0][0], results[1][0], rtol=1e-4, atol=1e-6)
     for a, b in zip(results[0][1], results[1][1]):
         np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6)
+
+
+def test_global_pooling_honours_channels_first(rng):
+    x = rng.normal(size=(2, 5, 3)).astype("float32")
+    np.testing.assert_allclose(
+        _predict(layers.GlobalAveragePooling1D(data_format="channels_first"), x),
+        x.mean(2),
+        rtol=1e-6,
+    )
+    image = rng.normal(size=(2, 3, 4, 5)).astype("float32")
+    np.testing.assert_allclose(
+        _predict(layers.GlobalMaxPooling2D(data_format="channels_first", keepdims=True), image),
+        image.max((2, 3), keepdims=True),
+    )
+
+
+def test_separable_convolutions_by_central_differences(rng):
+    model = keras.Sequential(
+        [
+            keras.Input(shape=(5, 4, 2)),
+            layers.SeparableConv2D(3, 3, padding="same", depth_multiplier=2, activation="tanh"),
+            layers.Reshape((20, 3)),
+            layers.SeparableConv1D(2, 3, strides=2),
+            layers.Flatten(),
+            layers.Dense(3, activation="softmax"),
+        ]
+    )
+    model.compile(optimizer="sgd", loss="sparse_categorical_crossentropy")
+    assert [w.shape for w in model.layers[0].weights] == [(3, 3, 2, 2), (1, 1, 4, 3), (3,)]
+    assert_model_gradients(model, rng, 3, lambda r, n: r.integers(0, 3, n).astype(np.int32))

@@ -408,6 +408,8 @@ UNARY: tuple[LayerKind, ...] = (
     LayerKind("Bidirectional", (2,), _bidirectional_draw, _bidirectional_shape, 0.5),
     LayerKind("Conv2D", (3,), *_conv(2), 2.0),
     LayerKind("Conv2DTranspose", (3,), *_conv_transpose(2), 0.7),
+    LayerKind("SeparableConv2D", (3,), *_conv(2), 0.5),
+    LayerKind("SeparableConv1D", (2,), *_conv(1), 0.4),
     LayerKind(
         "RepeatVector", (1,), lambda r, s: {"n": r.randint(1, 3)}, lambda a, s: (a["n"], *s), 0.4
     ),

@@ -6,9 +6,10 @@
 - gradients: the loss's gradient with respect to every weight, the graph compiled by the
   whole pipeline against the same graph interpreted in float64;
 - training: three ``train_on_batch`` steps against the reference backend (float32) from
-  the same weights: losses and metrics, and the weights (tightly after SGD; after Adam or
-  RMSprop only loosely, since they turn rounding noise on a zero gradient into a full
-  step, which the gradient check covers instead);
+  the same weights: losses and metrics, and the weights (tightly after SGD; after an
+  adaptive optimizer only loosely, the weights and the logs of the later steps, since it
+  turns rounding noise on a zero gradient into a full step, which the gradient check
+  covers instead);
 - ``evaluate`` at batch sizes 1, 5 and 33 against the reference backend.
 
 Comparisons are normwise: ``max|got - want| <= atol + rtol * max|want|`` per array.
@@ -162,11 +163,11 @@ def _metric_tolerance(name: str, samples: int) -> float:
     return 1.0 / samples + 1e-6 if any(m in name for m in _STEP_METRICS) else 0.0
 
 
-def _compare_logs(stage: str, got: dict, want: dict, samples: int) -> None:
+def _compare_logs(stage: str, got: dict, want: dict, samples: int, drift: float = 0.0) -> None:
     if set(got) != set(want):
         raise Mismatch(stage, f"log keys {sorted(got)}, expected {sorted(want)}")
     for key in want:
-        loose = _metric_tolerance(key, samples)
+        loose = max(_metric_tolerance(key, samples), drift)
         compare(stage, key, got[key], want[key], FORWARD_RTOL, max(ATOL, loose))
 
 
@@ -175,11 +176,20 @@ def check_training(native, reference, xs, ys, spec: ModelSpec) -> None:
     adaptive = spec.optimizer[0] != "SGD"
     size = BATCHES[spec.seed % len(BATCHES)]
     batch = [x[:size] for x in xs], [y[:size] for y in ys]
+    drift = 2 * 3 * args.get("learning_rate", 0.001) if adaptive else 0.0
+    if spec.optimizer[0] == "RMSprop" and args.get("centered"):
+        # a centred step divides by the gradient's variance, not its square: a noise
+        # gradient's first step is lr / sqrt(rho (1 - rho)), 3.3 lr at rho = 0.9
+        drift /= (0.9 * 0.1) ** 0.5
     for step in range(3):
         got = native.train_on_batch(*batch, return_dict=True)
         want = reference.train_on_batch(*batch, return_dict=True)
-        _compare_logs(f"train step {step + 1} at batch {size}", got, want, size)
-    drift = 2 * 3 * args.get("learning_rate", 0.001) if adaptive else 0.0
+        # The first step's logs come from equal weights: exact. Later ones come from weights
+        # an adaptive optimizer may have moved apart by up to a step of lr per update (noise
+        # on a zero gradient), so their logs may differ by as much.
+        _compare_logs(
+            f"train step {step + 1} at batch {size}", got, want, size, drift if step else 0.0
+        )
     for var, a, b in zip(native.weights, native.get_weights(), reference.get_weights()):
         compare("train weights", var.path, a, b, FORWARD_RTOL, ATOL + drift)
 

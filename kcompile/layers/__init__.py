@@ -1,7 +1,13 @@
 """Keras layers (``kcompile.layers``)."""
 
 from kcompile.layers.attention import Attention, MultiHeadAttention
-from kcompile.layers.conv import Conv1D, Conv2D, DepthwiseConv2D
+from kcompile.layers.conv import (
+    Conv1D,
+    Conv2D,
+    DepthwiseConv2D,
+    SeparableConv1D,
+    SeparableConv2D,
+)
 from kcompile.layers.conv_transpose import Conv1DTranspose, Conv2DTranspose
 from kcompile.layers.core import (
     Activation,
@@ -125,6 +131,8 @@ __all__ = [
     "Rescaling",
     "Reshape",
     "Resizing",
+    "SeparableConv1D",
+    "SeparableConv2D",
     "SimpleRNN",
     "Softmax",
     "SpatialDropout1D",

@@ -264,3 +264,111 @@ class DepthwiseConv2D(Layer):
             "activation": activations.serialize(self.activation),
             "use_bias": self.use_bias,
         }
+
+
+class SeparableConv2D(Layer):
+    """A depthwise convolution (``depth_multiplier`` maps per channel) followed by a 1x1
+    (pointwise) convolution to ``filters``, then bias and activation; Keras's weights
+    ``depthwise_kernel`` (KH, KW, C, M), ``pointwise_kernel`` (1, 1, C*M, F), ``bias``."""
+
+    rank = 2
+
+    def __init__(
+        self,
+        filters: int,
+        kernel_size: Any,
+        strides: Any = 1,
+        padding: str = "valid",
+        data_format: str | None = None,
+        dilation_rate: Any = 1,
+        depth_multiplier: int = 1,
+        activation: Any = None,
+        use_bias: bool = True,
+        depthwise_initializer: Any = "glorot_uniform",
+        pointwise_initializer: Any = "glorot_uniform",
+        bias_initializer: Any = "zeros",
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        if data_format not in (None, "channels_last"):
+            raise NotImplementedError(f"{type(self).__name__} '{self.name}': only channels_last")
+        n = self.rank
+        self.filters = int(filters)
+        self.kernel_size = as_tuple(kernel_size, n, "kernel_size")
+        self.strides = as_tuple(strides, n, "strides")
+        self.dilation_rate = as_tuple(dilation_rate, n, "dilation_rate")
+        self.padding = padding.lower()
+        if self.padding not in ("valid", "same"):
+            raise ValueError(f"{type(self).__name__} '{self.name}': padding 'valid' or 'same'")
+        self.depth_multiplier = int(depth_multiplier)
+        self.activation = activations.get(activation)
+        self.use_bias = use_bias
+        self.depthwise_initializer = depthwise_initializer
+        self.pointwise_initializer = pointwise_initializer
+        self.bias_initializer = bias_initializer
+
+    def build(self, input_shape):
+        if len(input_shape) != self.rank + 2:
+            raise ValueError(
+                f"{type(self).__name__} '{self.name}' expects inputs of rank {self.rank + 2}, "
+                f"got shape {input_shape}"
+            )
+        c, m = input_shape[-1], self.depth_multiplier
+        self.depthwise_kernel = self.add_weight(
+            (*self.kernel_size, c, m), self.depthwise_initializer, name="depthwise_kernel"
+        )
+        self.pointwise_kernel = self.add_weight(
+            (*[1] * self.rank, c * m, self.filters),
+            self.pointwise_initializer,
+            name="pointwise_kernel",
+        )
+        self.bias = (
+            self.add_weight((self.filters,), self.bias_initializer, name="bias")
+            if self.use_bias
+            else None
+        )
+
+    def _separable(self, ctx, x, kernel_size, strides, dilation):
+        n, _, _, c = x.shape
+        pads = window_padding(self.padding, x.shape[1:3], kernel_size, strides, dilation, self.name)
+        p = B.extract_patches(x, kernel_size, strides, dilation, pads)
+        taps, m = math.prod(kernel_size), self.depth_multiplier
+        oh, ow = p.shape[1], p.shape[2]
+        p = B.reshape(p, (n, oh, ow, taps, c, 1))
+        depthwise = B.reshape(ctx.weight(self.depthwise_kernel), (taps, c, m))
+        y = B.reshape(B.reduce_sum(p * depthwise, 3), (n, oh, ow, c * m))
+        pointwise = B.reshape(ctx.weight(self.pointwise_kernel), (c * m, self.filters))
+        y = B.matmul(y, pointwise)
+        if self.bias is not None:
+            y = y + ctx.weight(self.bias)
+        return self.activation(y)
+
+    def call(self, ctx, x):
+        return self._separable(ctx, x, self.kernel_size, self.strides, self.dilation_rate)
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "filters": self.filters,
+            "kernel_size": self.kernel_size,
+            "strides": self.strides,
+            "padding": self.padding,
+            "dilation_rate": self.dilation_rate,
+            "depth_multiplier": self.depth_multiplier,
+            "activation": activations.serialize(self.activation),
+            "use_bias": self.use_bias,
+        }
+
+
+class SeparableConv1D(SeparableConv2D):
+    """A separable convolution over [N, L, C]: a SeparableConv2D of height 1."""
+
+    rank = 1
+
+    def call(self, ctx, x):
+        n, length, c = x.shape
+        image = B.reshape(x, (n, 1, length, c))
+        y = self._separable(
+            ctx, image, (1, *self.kernel_size), (1, *self.strides), (1, *self.dilation_rate)
+        )
+        return B.reshape(y, (n, y.shape[2], self.filters))
