@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from kcompile.backend import clear_session, set_random_seed
+from kcompile.downloads import get_file
 from kcompile.runtime.batches import PyDataset
 
 
@@ -106,6 +107,7 @@ def split_dataset(dataset, left_size=None, right_size=None, shuffle: bool = Fals
 __all__ = [
     "PyDataset",
     "clear_session",
+    "get_file",
     "normalize",
     "pad_sequences",
     "set_random_seed",

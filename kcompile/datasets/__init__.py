@@ -1,5 +1,7 @@
-"""Datasets read from local files (no downloads)."""
+"""``keras.datasets``: Keras's datasets, from Keras's cache (``~/.keras/datasets``,
+``$KERAS_HOME``) or a local package, else downloaded from Keras's URLs with Keras's
+hash checks."""
 
-from kcompile.datasets import fashion_mnist, mnist
+from kcompile.datasets import boston_housing, cifar10, fashion_mnist, imdb, mnist, reuters
 
-__all__ = ["fashion_mnist", "mnist"]
+__all__ = ["boston_housing", "cifar10", "fashion_mnist", "imdb", "mnist", "reuters"]

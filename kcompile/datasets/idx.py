@@ -49,5 +49,5 @@ def find_files(folder_names: list[str], files: list[str], debian_package: str) -
     raise FileNotFoundError(
         f"dataset files {files} were not found in {tried}. Install them with "
         f"`apt-get install {debian_package}` (Debian/Ubuntu) or put the IDX files in a folder "
-        "named by $KCOMPILE_DATA; kcompile does not download data."
+        "named by $KCOMPILE_DATA."
     )
