@@ -163,9 +163,14 @@ def save_model(model, filepath: str) -> None:
     atomic_write(filepath, write)
 
 
-def load_model(filepath: str, compile: bool = True):
-    """Read a ``.kcmodel`` file; a corrupt or foreign file is refused with the reason."""
+def load_model(filepath: str, compile: bool = True, **kwargs):
+    """Read a ``.kcmodel`` file, or Keras 3's ``.keras``; a corrupt or foreign file is
+    refused with the reason."""
     filepath = os.fspath(filepath)
+    if filepath.endswith(".keras"):
+        from kcompile.keras_format import load_keras
+
+        return load_keras(filepath, compile=compile)
     try:
         with zipfile.ZipFile(filepath) as z:
             manifest = json.loads(z.read("manifest.json"))

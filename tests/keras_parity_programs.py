@@ -671,3 +671,58 @@ def run(keras, name: str) -> dict[str, np.ndarray]:
     if name == "dynamic_lstm":  # a second length
         out["predict_long"] = np.asarray(model.predict(np.tile(x, (1, 2)), verbose=0))
     return out
+
+
+# --- models saved to Keras's files by Keras (test_keras_files) ------------------------------
+
+
+def _file_sequence_model(keras):
+    layers = keras.layers
+    inputs = keras.Input((6,), dtype="int32")
+    x = layers.Embedding(12, 4)(inputs)
+    x = layers.LSTM(5, return_sequences=True)(x)
+    x = layers.Bidirectional(layers.GRU(3, return_sequences=True))(x)
+    x = layers.MultiHeadAttention(2, 3)(x, x)
+    x = layers.LayerNormalization()(x)
+    x = layers.Conv1D(4, 3, activation="relu")(x)
+    x = layers.GlobalAveragePooling1D()(x)
+    model = keras.Model(inputs, layers.Dense(2, activation="softmax")(x))
+    model.compile(
+        keras.optimizers.Adam(0.01), "sparse_categorical_crossentropy", metrics=["accuracy"]
+    )
+    return model
+
+
+def _file_sequence_data(rng):
+    x = rng.integers(0, 12, (16, 6)).astype("int32")
+    return x, (x[:, 0] > 5).astype("int32")
+
+
+def _file_cnn(keras):
+    layers = keras.layers
+    model = keras.Sequential(
+        [
+            keras.Input((8, 8, 2)),
+            layers.Conv2D(4, 3, padding="same", activation="relu"),
+            layers.BatchNormalization(),
+            layers.MaxPooling2D(),
+            layers.Dropout(0.25),
+            layers.Conv2DTranspose(3, 3, strides=2, padding="same"),
+            layers.Flatten(),
+            layers.Dense(3),
+        ]
+    )
+    model.compile(keras.optimizers.SGD(0.01, momentum=0.9), "mse")
+    return model
+
+
+def _file_cnn_data(rng):
+    return rng.normal(size=(16, 8, 8, 2)).astype("float32"), rng.normal(size=(16, 3)).astype(
+        "float32"
+    )
+
+
+FILE_MODELS = {
+    "sequence_model": (_file_sequence_model, _file_sequence_data),
+    "cnn": (_file_cnn, _file_cnn_data),
+}

@@ -5,6 +5,7 @@ Run it in an environment that has Keras, never kcompile's own::
 
     python -m venv /tmp/keras-env && /tmp/keras-env/bin/pip install keras jax
     KERAS_BACKEND=jax /tmp/keras-env/bin/python tests/make_keras_fixtures.py
+    KERAS_BACKEND=jax /tmp/keras-env/bin/python tests/make_keras_fixtures.py files
 """
 
 from __future__ import annotations
@@ -25,9 +26,35 @@ sys.path.insert(0, str(HERE))
 from keras_parity_programs import PROGRAMS, run  # noqa: E402
 
 
+def keras_files(out: Path) -> None:
+    """Small .keras and .weights.h5 files written by Keras, with the inputs and Keras's
+    predictions, for test_keras_files."""
+    from keras_parity_programs import FILE_MODELS
+
+    for name, (build, data) in FILE_MODELS.items():
+        keras.utils.clear_session()
+        keras.utils.set_random_seed(0)
+        model = build(keras)
+        x, y = data(np.random.default_rng(0))
+        model.fit(x, y, epochs=1, batch_size=8, verbose=0)
+        model.save(out / f"{name}.keras")
+        model.save_weights(out / f"{name}.weights.h5")
+        np.savez(
+            out / f"{name}.npz",
+            x=x,
+            predict=np.asarray(model.predict(x, verbose=0)),
+            iterations=np.asarray(int(model.optimizer.iterations)),
+            versions=np.array(f"keras {keras.__version__}, jax {jax.__version__}"),
+        )
+        print(name, "files")
+
+
 def main() -> None:
     out = HERE / "keras_fixtures"
     out.mkdir(exist_ok=True)
+    if sys.argv[1:] == ["files"]:
+        keras_files(out)
+        return
     for name in sys.argv[1:] or PROGRAMS:
         keras.utils.clear_session()
         keras.utils.set_random_seed(0)

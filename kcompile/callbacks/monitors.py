@@ -143,11 +143,11 @@ class ModelCheckpoint(Callback):
         self._batches = 0
         self._epoch = 0
         self.filepath = os.fspath(filepath)
-        suffix = ".weights.npz" if save_weights_only else ".kcmodel"
-        if not self.filepath.endswith(suffix):
+        suffixes = (".weights.h5", ".weights.npz") if save_weights_only else (".keras", ".kcmodel")
+        if not self.filepath.endswith(suffixes):
             raise ValueError(
                 f"ModelCheckpoint: with save_weights_only={save_weights_only} the "
-                f"file name must end in {suffix}, got {self.filepath!r}"
+                f"file name must end in {' or '.join(suffixes)}, got {self.filepath!r}"
             )
         self.monitor, self.verbose, self.mode = monitor, verbose, mode
         self.save_best_only, self.save_weights_only = save_best_only, save_weights_only

@@ -63,7 +63,9 @@ class MultiHeadAttention(Layer):
                     f"MultiHeadAttention '{self.name}': {what} must be a positive integer, "
                     f"got {value!r}"
                 )
-        if attention_axes is not None:
+        if isinstance(attention_axes, int):
+            attention_axes = (attention_axes,)
+        if attention_axes is not None and tuple(attention_axes) not in ((1,), (-2,)):
             raise NotImplementedError(
                 f"MultiHeadAttention '{self.name}': attention_axes is not supported yet "
                 "(attention runs over the sequence axis of (batch, sequence, features))"

@@ -86,7 +86,9 @@ class LayerNormalization(Layer):
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
-        if axis not in (-1,):
+        if isinstance(axis, list | tuple) and len(axis) == 1:
+            axis = axis[0]  # Keras's configs hold the axes as a list
+        if axis != -1:
             raise NotImplementedError(f"LayerNormalization '{self.name}': axis=-1 only")
         self.axis, self.epsilon, self.center, self.scale = axis, float(epsilon), center, scale
 

@@ -375,24 +375,37 @@ class Trainer(TrainingLoop):
     # --- weights on disk ------------------------------------------------------------
 
     def save_weights(self, filepath: str, overwrite: bool = True) -> None:
-        """Weights (in ``weights`` order) to a ``.weights.npz`` file, written atomically."""
+        """Weights to Keras 3's ``.weights.h5`` (HDF5, through h5py) or kcompile's
+        ``.weights.npz`` (in ``weights`` order, by path), written atomically."""
         filepath = os.fspath(filepath)
-        if not filepath.endswith(".weights.npz"):
+        if not filepath.endswith((".weights.npz", ".weights.h5")):
             raise ValueError(
-                f"save_weights: the file name must end in .weights.npz, got {filepath!r}"
+                "save_weights: the file name must end in .weights.h5 (Keras's format) or "
+                f".weights.npz, got {filepath!r}"
             )
         if not overwrite and os.path.exists(filepath):
             raise FileExistsError(filepath)
+        if filepath.endswith(".weights.h5"):
+            from kcompile.keras_format import save_weights_h5
+
+            save_weights_h5(self, filepath)
+            return
         arrays = {f"{i:04d}:{v.path}": v.value for i, v in enumerate(self.weights)}
         atomic_write(filepath, lambda f: np.savez(f, **arrays))
 
-    def save(self, filepath: str, overwrite: bool = True) -> None:
-        """The whole model (architecture, compile settings, weights, optimizer state) to a
-        ``.kcmodel`` file, written atomically; ``kcompile.models.load_model`` reads it."""
+    def save(self, filepath: str, overwrite: bool = True, **kwargs: Any) -> None:
+        """The whole model (architecture, compile settings, weights, optimizer state), in
+        Keras 3's ``.keras`` format or kcompile's ``.kcmodel``, written atomically;
+        ``keras.models.load_model`` reads both."""
         from kcompile.saving import save_model
 
         if not overwrite and os.path.exists(filepath):
             raise FileExistsError(filepath)
+        if os.fspath(filepath).endswith(".keras"):
+            from kcompile.keras_format import save_keras
+
+            save_keras(self, filepath)
+            return
         save_model(self, filepath)
 
     def export(self, filepath: str, probe: Any = None, seed: int = 0, cpu: str = "host") -> dict:
@@ -405,8 +418,13 @@ class Trainer(TrainingLoop):
 
         return export(self, os.fspath(filepath), probe=probe, seed=seed, cpu=cpu)
 
-    def load_weights(self, filepath: str) -> None:
+    def load_weights(self, filepath: str, skip_mismatch: bool = False) -> None:
         filepath = os.fspath(filepath)
+        if filepath.endswith(".weights.h5"):
+            from kcompile.keras_format import load_weights_h5
+
+            load_weights_h5(self, filepath)
+            return
         try:
             with np.load(filepath, allow_pickle=False) as data:
                 stored = sorted(data.files)
