@@ -282,7 +282,7 @@ def test_model_checkpoint_writes_atomically_and_reloads(blobs, tmp_path):
     fresh.load_weights(str(tmp_path / "ckpt-02.weights.npz"))
     for a, b in zip(model.get_weights(), fresh.get_weights()):
         np.testing.assert_array_equal(a, b)
-    with pytest.raises(ValueError, match="must end in .weights.npz"):
+    with pytest.raises(ValueError, match="must end in .weights.h5 or .weights.npz"):
         callbacks.ModelCheckpoint(str(tmp_path / "w.h5"), save_weights_only=True)
     (tmp_path / "bad.weights.npz").write_bytes(b"not a zip")
     with pytest.raises(ValueError, match="bad.weights.npz: not a readable weights file"):
