@@ -41,38 +41,37 @@ class LearningRateSchedule:
         return cls(**config)
 
 
+def _config(schedule, *names: str) -> dict[str, Any]:
+    return {name: getattr(schedule, name) for name in names}
+
+
 def _step(step):
     return ops.cast(step, "float32")
 
 
-class ExponentialDecay(LearningRateSchedule):
-    def __init__(
-        self,
-        initial_learning_rate,
-        decay_steps,
-        decay_rate,
-        staircase=False,
-        name="ExponentialDecay",
-    ):
-        if decay_steps <= 0:
-            raise ValueError(f"ExponentialDecay: decay_steps must be > 0, got {decay_steps}")
-        self.initial_learning_rate, self.decay_steps = initial_learning_rate, decay_steps
-        self.decay_rate, self.staircase, self.name = decay_rate, staircase, name
+class _StepDecay(LearningRateSchedule):
+    """A rate decaying with step / decay_steps (floored with ``staircase``)."""
 
-    def __call__(self, step):
+    def __init__(self, initial_learning_rate, decay_steps, decay_rate, staircase=False, name=None):
+        if decay_steps <= 0:
+            raise ValueError(f"{type(self).__name__}: decay_steps must be > 0, got {decay_steps}")
+        self.initial_learning_rate, self.decay_steps = initial_learning_rate, decay_steps
+        self.decay_rate, self.staircase = decay_rate, staircase
+        self.name = name or type(self).__name__
+
+    def progress(self, step):
         p = _step(step) / float(self.decay_steps)
-        if self.staircase:
-            p = ops.floor(p)
-        return self.initial_learning_rate * ops.power(float(self.decay_rate), p)
+        return ops.floor(p) if self.staircase else p
 
     def get_config(self):
-        return dict(
-            initial_learning_rate=self.initial_learning_rate,
-            decay_steps=self.decay_steps,
-            decay_rate=self.decay_rate,
-            staircase=self.staircase,
-            name=self.name,
+        return _config(
+            self, "initial_learning_rate", "decay_steps", "decay_rate", "staircase", "name"
         )
+
+
+class ExponentialDecay(_StepDecay):
+    def __call__(self, step):
+        return self.initial_learning_rate * ops.power(float(self.decay_rate), self.progress(step))
 
 
 class PiecewiseConstantDecay(LearningRateSchedule):
@@ -95,7 +94,7 @@ class PiecewiseConstantDecay(LearningRateSchedule):
         return result
 
     def get_config(self):
-        return dict(boundaries=self.boundaries, values=self.values, name=self.name)
+        return _config(self, "boundaries", "values", "name")
 
 
 class PolynomialDecay(LearningRateSchedule):
@@ -127,44 +126,13 @@ class PolynomialDecay(LearningRateSchedule):
         return span * ops.power(1.0 - p, float(self.power)) + self.end_learning_rate
 
     def get_config(self):
-        return dict(
-            initial_learning_rate=self.initial_learning_rate,
-            decay_steps=self.decay_steps,
-            end_learning_rate=self.end_learning_rate,
-            power=self.power,
-            cycle=self.cycle,
-            name=self.name,
-        )
+        names = ("initial_learning_rate", "decay_steps", "end_learning_rate", "power", "cycle")
+        return _config(self, *names, "name")
 
 
-class InverseTimeDecay(LearningRateSchedule):
-    def __init__(
-        self,
-        initial_learning_rate,
-        decay_steps,
-        decay_rate,
-        staircase=False,
-        name="InverseTimeDecay",
-    ):
-        if decay_steps <= 0:
-            raise ValueError(f"InverseTimeDecay: decay_steps must be > 0, got {decay_steps}")
-        self.initial_learning_rate, self.decay_steps = initial_learning_rate, decay_steps
-        self.decay_rate, self.staircase, self.name = decay_rate, staircase, name
-
+class InverseTimeDecay(_StepDecay):
     def __call__(self, step):
-        p = _step(step) / float(self.decay_steps)
-        if self.staircase:
-            p = ops.floor(p)
-        return self.initial_learning_rate / (1.0 + float(self.decay_rate) * p)
-
-    def get_config(self):
-        return dict(
-            initial_learning_rate=self.initial_learning_rate,
-            decay_steps=self.decay_steps,
-            decay_rate=self.decay_rate,
-            staircase=self.staircase,
-            name=self.name,
-        )
+        return self.initial_learning_rate / (1.0 + float(self.decay_rate) * self.progress(step))
 
 
 class CosineDecay(LearningRateSchedule):
@@ -209,14 +177,8 @@ class CosineDecay(LearningRateSchedule):
         return ops.where(step < warmup, rising, falling)
 
     def get_config(self):
-        return dict(
-            initial_learning_rate=self.initial_learning_rate,
-            decay_steps=self.decay_steps,
-            alpha=self.alpha,
-            name=self.name,
-            warmup_target=self.warmup_target,
-            warmup_steps=self.warmup_steps,
-        )
+        names = ("initial_learning_rate", "decay_steps", "alpha", "name")
+        return _config(self, *names, "warmup_target", "warmup_steps")
 
 
 class CosineDecayRestarts(LearningRateSchedule):

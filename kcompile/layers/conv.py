@@ -47,6 +47,46 @@ def window_padding(
     raise ValueError(f"layer '{layer}': padding must be 'valid' or 'same', got {padding!r}")
 
 
+def set_window(
+    layer: Layer,
+    rank: int,
+    kernel_size: Any,
+    strides: Any,
+    dilation_rate: Any,
+    padding: str,
+    data_format: str | None,
+) -> None:
+    """A convolution's window settings on ``layer``, checked as Keras checks them."""
+    kind = type(layer).__name__
+    if data_format not in (None, "channels_last"):
+        raise NotImplementedError(f"{kind} '{layer.name}': only channels_last is supported")
+    layer.kernel_size = as_tuple(kernel_size, rank, "kernel_size")
+    layer.strides = as_tuple(strides, rank, "strides")
+    layer.dilation_rate = as_tuple(dilation_rate, rank, "dilation_rate")
+    layer.padding = str(padding).lower()
+    if layer.padding not in ("valid", "same"):
+        raise ValueError(
+            f"{kind} '{layer.name}': padding must be 'valid' or 'same', got {padding!r}"
+        )
+
+
+def window_config(layer: Layer) -> dict[str, Any]:
+    """The settings ``set_window`` made, with the activation and bias, as Keras names them."""
+    return {
+        "kernel_size": layer.kernel_size,
+        "strides": layer.strides,
+        "padding": layer.padding,
+        "dilation_rate": layer.dilation_rate,
+        "activation": activations.serialize(layer.activation),
+        "use_bias": layer.use_bias,
+    }
+
+
+def bias_weight(layer: Layer, units: int, initializer: Any):
+    """The layer's bias of ``units``, or None when it uses none."""
+    return layer.add_weight((units,), initializer, name="bias") if layer.use_bias else None
+
+
 class Conv2D(Layer):
     def __init__(
         self,
@@ -64,23 +104,12 @@ class Conv2D(Layer):
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
-        if data_format not in (None, "channels_last"):
-            raise NotImplementedError(
-                f"{type(self).__name__} '{self.name}': only channels_last is supported"
-            )
         if groups != 1:
             raise NotImplementedError(
                 f"{type(self).__name__} '{self.name}': groups > 1 is not supported yet"
             )
         self.filters = int(filters)
-        self.kernel_size = as_tuple(kernel_size, 2, "kernel_size")
-        self.strides = as_tuple(strides, 2, "strides")
-        self.dilation_rate = as_tuple(dilation_rate, 2, "dilation_rate")
-        self.padding = padding.lower()
-        if self.padding not in ("valid", "same"):
-            raise ValueError(
-                f"Conv2D '{self.name}': padding must be 'valid' or 'same', got {padding!r}"
-            )
+        set_window(self, 2, kernel_size, strides, dilation_rate, padding, data_format)
         self.activation = activations.get(activation)
         self.use_bias = use_bias
         self.kernel_initializer, self.bias_initializer = kernel_initializer, bias_initializer
@@ -96,11 +125,7 @@ class Conv2D(Layer):
             self.kernel_initializer,
             name="kernel",
         )
-        self.bias = (
-            self.add_weight((self.filters,), self.bias_initializer, name="bias")
-            if self.use_bias
-            else None
-        )
+        self.bias = bias_weight(self, self.filters, self.bias_initializer)
 
     def call(self, ctx: TraceContext, x: Value) -> Value:
         patches = self.patches(x)
@@ -130,12 +155,7 @@ class Conv2D(Layer):
         return {
             **super().get_config(),
             "filters": self.filters,
-            "kernel_size": self.kernel_size,
-            "strides": self.strides,
-            "padding": self.padding,
-            "dilation_rate": self.dilation_rate,
-            "activation": activations.serialize(self.activation),
-            "use_bias": self.use_bias,
+            **window_config(self),
         }
 
 
@@ -172,11 +192,7 @@ class Conv1D(Conv2D):
             self.kernel_initializer,
             name="kernel",
         )
-        self.bias = (
-            self.add_weight((self.filters,), self.bias_initializer, name="bias")
-            if self.use_bias
-            else None
-        )
+        self.bias = bias_weight(self, self.filters, self.bias_initializer)
 
     def call(self, ctx, x):
         n, length, c = x.shape
@@ -290,16 +306,8 @@ class SeparableConv2D(Layer):
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
-        if data_format not in (None, "channels_last"):
-            raise NotImplementedError(f"{type(self).__name__} '{self.name}': only channels_last")
-        n = self.rank
         self.filters = int(filters)
-        self.kernel_size = as_tuple(kernel_size, n, "kernel_size")
-        self.strides = as_tuple(strides, n, "strides")
-        self.dilation_rate = as_tuple(dilation_rate, n, "dilation_rate")
-        self.padding = padding.lower()
-        if self.padding not in ("valid", "same"):
-            raise ValueError(f"{type(self).__name__} '{self.name}': padding 'valid' or 'same'")
+        set_window(self, self.rank, kernel_size, strides, dilation_rate, padding, data_format)
         self.depth_multiplier = int(depth_multiplier)
         self.activation = activations.get(activation)
         self.use_bias = use_bias
@@ -322,11 +330,7 @@ class SeparableConv2D(Layer):
             self.pointwise_initializer,
             name="pointwise_kernel",
         )
-        self.bias = (
-            self.add_weight((self.filters,), self.bias_initializer, name="bias")
-            if self.use_bias
-            else None
-        )
+        self.bias = bias_weight(self, self.filters, self.bias_initializer)
 
     def _separable(self, ctx, x, kernel_size, strides, dilation):
         n, _, _, c = x.shape
@@ -350,13 +354,8 @@ class SeparableConv2D(Layer):
         return {
             **super().get_config(),
             "filters": self.filters,
-            "kernel_size": self.kernel_size,
-            "strides": self.strides,
-            "padding": self.padding,
-            "dilation_rate": self.dilation_rate,
             "depth_multiplier": self.depth_multiplier,
-            "activation": activations.serialize(self.activation),
-            "use_bias": self.use_bias,
+            **window_config(self),
         }
 
 

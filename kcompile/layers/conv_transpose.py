@@ -14,7 +14,7 @@ from typing import Any
 from kcompile import activations
 from kcompile.ir import Value
 from kcompile.ir import build as B
-from kcompile.layers.conv import as_tuple
+from kcompile.layers.conv import as_tuple, bias_weight, set_window, window_config
 from kcompile.layers.layer import Layer, TraceContext
 
 
@@ -57,19 +57,12 @@ class Conv2DTranspose(Layer):
     ) -> None:
         super().__init__(**kwargs)
         kind = type(self).__name__
-        if data_format not in (None, "channels_last"):
-            raise NotImplementedError(f"{kind} '{self.name}': only channels_last is supported")
         rank = 1 if isinstance(self, Conv1DTranspose) else 2
         self.filters = int(filters)
-        self.kernel_size = as_tuple(kernel_size, rank, "kernel_size")
-        self.strides = as_tuple(strides, rank, "strides")
-        self.dilation_rate = as_tuple(dilation_rate, rank, "dilation_rate")
+        set_window(self, rank, kernel_size, strides, dilation_rate, padding, data_format)
         self.output_padding = (
             None if output_padding is None else as_tuple(output_padding, rank, "output_padding")
         )
-        self.padding = str(padding).lower()
-        if self.padding not in ("valid", "same"):
-            raise ValueError(f"{kind} '{self.name}': padding must be 'valid' or 'same'")
         if self.output_padding is not None and any(
             p >= s for p, s in zip(self.output_padding, self.strides)
         ):
@@ -93,11 +86,7 @@ class Conv2DTranspose(Layer):
             self.kernel_initializer,
             name="kernel",
         )
-        self.bias = (
-            self.add_weight((self.filters,), self.bias_initializer, name="bias")
-            if self.use_bias
-            else None
-        )
+        self.bias = bias_weight(self, self.filters, self.bias_initializer)
 
     def call(self, ctx: TraceContext, x: Value) -> Value:
         return self._transpose(ctx, x, self.kernel_size, self.strides, self.dilation_rate)
@@ -129,13 +118,8 @@ class Conv2DTranspose(Layer):
         return {
             **super().get_config(),
             "filters": self.filters,
-            "kernel_size": self.kernel_size,
-            "strides": self.strides,
-            "padding": self.padding,
             "output_padding": self.output_padding,
-            "dilation_rate": self.dilation_rate,
-            "activation": activations.serialize(self.activation),
-            "use_bias": self.use_bias,
+            **window_config(self),
         }
 
 

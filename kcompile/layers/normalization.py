@@ -76,6 +76,13 @@ class BatchNormalization(Layer):
         }
 
 
+def scale_and_shift(ctx, layer: Layer, y):
+    """``y · gamma + beta``, each where the layer has it (scale=, center=)."""
+    if layer.gamma is not None:
+        y = y * ctx.weight(layer.gamma)
+    return y + ctx.weight(layer.beta) if layer.beta is not None else y
+
+
 class LayerNormalization(Layer):
     def __init__(
         self,
@@ -98,10 +105,7 @@ class LayerNormalization(Layer):
         self.beta = self.add_weight(c, "zeros", name="beta") if self.center else None
 
     def call(self, ctx, x):
-        y = B.layer_norm(x, self.epsilon)
-        if self.gamma is not None:
-            y = y * ctx.weight(self.gamma)
-        return y + ctx.weight(self.beta) if self.beta is not None else y
+        return scale_and_shift(ctx, self, B.layer_norm(x, self.epsilon))
 
     def get_config(self):
         return {
@@ -167,10 +171,7 @@ class GroupNormalization(Layer):
         mean = B.mean(grouped, axes, keepdims=True)
         variance = B.mean(B.square(grouped - mean), axes, keepdims=True)
         inverse = 1.0 / B.sqrt(variance + self.epsilon)
-        y = B.reshape((grouped - mean) * inverse, x.shape)
-        if self.gamma is not None:
-            y = y * ctx.weight(self.gamma)
-        return y + ctx.weight(self.beta) if self.beta is not None else y
+        return scale_and_shift(ctx, self, B.reshape((grouped - mean) * inverse, x.shape))
 
     def get_config(self):
         return {

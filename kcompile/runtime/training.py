@@ -295,15 +295,7 @@ class TrainingLoop:
         steps = math.ceil(n / batch_size)
         if steps_per_epoch is not None:
             steps = min(steps, int(steps_per_epoch))
-        cbs = CallbackList(
-            callbacks,
-            model=self,
-            add_history=True,
-            add_progbar=verbose != 0,
-            verbose=verbose,
-            epochs=epochs,
-            steps=steps,
-        )
+        cbs = self._fit_callbacks(callbacks, verbose, epochs, steps)
         self.stop_training = False
         self._resume_epoch = None
         cbs.on_train_begin()
@@ -327,6 +319,18 @@ class TrainingLoop:
                 break
         cbs.on_train_end(logs)
         return self.history
+
+    def _fit_callbacks(self, callbacks, verbose: int, epochs: int, steps) -> CallbackList:
+        """fit's callbacks: the user's, History and (unless silent) the progress bar."""
+        return CallbackList(
+            callbacks,
+            model=self,
+            add_history=True,
+            add_progbar=verbose != 0,
+            verbose=verbose,
+            epochs=epochs,
+            steps=steps,
+        )
 
     def _run_steps(self, kind: str, xs, ys, order, batch_size: int, steps: int, cbs) -> dict:
         """Steps ``0 .. steps - 1`` of an epoch (batch ``s`` is rows
@@ -388,15 +392,7 @@ class TrainingLoop:
         class_weight,
     ):
         self._batch_arrays(source.peek(), "fit", class_weight)  # builds an unbuilt model
-        cbs = CallbackList(
-            callbacks,
-            model=self,
-            add_history=True,
-            add_progbar=verbose != 0,
-            verbose=verbose,
-            epochs=epochs,
-            steps=source.steps,
-        )
+        cbs = self._fit_callbacks(callbacks, verbose, epochs, source.steps)
         self.stop_training = False
         self._resume_epoch = None
         cbs.on_train_begin()
