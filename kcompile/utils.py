@@ -6,6 +6,7 @@ import numpy as np
 
 from kcompile.backend import clear_session, set_random_seed
 from kcompile.downloads import get_file
+from kcompile.plot import model_to_dot, plot_model
 from kcompile.runtime.batches import PyDataset
 
 
@@ -108,8 +109,10 @@ __all__ = [
     "PyDataset",
     "clear_session",
     "get_file",
+    "model_to_dot",
     "normalize",
     "pad_sequences",
+    "plot_model",
     "set_random_seed",
     "split_dataset",
     "to_categorical",

@@ -62,3 +62,24 @@ def test_config_switches_programs_call():
     keras.config.set_floatx("float32")
     with pytest.raises(NotImplementedError, match="float32"):
         keras.config.set_floatx("float16")
+
+
+def test_plot_model_renders_a_png_or_writes_dot_text(tmp_path, monkeypatch, capsys):
+    from kcompile import layers
+
+    a, b = keras.Input((4,), name="a"), keras.Input((3,), name="b")
+    x = layers.concatenate([layers.Dense(5, activation="relu")(a), b])
+    model = keras.Model([a, b], layers.Dense(1)(x))
+    text = keras.utils.model_to_dot(model, show_shapes=True, show_layer_activations=True)
+    assert "a (InputLayer)|output: (None, 4)" in text and "activation: relu" in text
+    edges = [line.strip() for line in text.splitlines() if "->" in line]
+    assert len(edges) == 4  # a->dense, dense->concatenate, b->concatenate, ->dense_1
+    import shutil
+
+    if shutil.which("dot"):
+        path = keras.utils.plot_model(model, str(tmp_path / "model.png"))
+        with open(path, "rb") as f:
+            assert f.read(8) == b"\x89PNG\r\n\x1a\n"
+    monkeypatch.setattr("kcompile.plot.shutil.which", lambda name: None)
+    path = keras.utils.plot_model(model, str(tmp_path / "other.png"))
+    assert path.endswith("other.png.dot") and "apt-get install graphviz" in capsys.readouterr().out
