@@ -22,3 +22,12 @@ def test_the_transformer_classifier_learns_a_task_that_needs_attention():
 
 def test_the_subclassed_model_example_separates_the_rings():
     assert _load("subclassed_model").main(epochs=8) > 0.95
+
+
+def test_the_multi_head_attention_transformer_learns_the_task():
+    assert _load("transformer_mha").main(epochs=40) > 0.8
+
+
+def test_the_denoising_autoencoder_removes_most_of_the_noise():
+    loss, noisy = _load("denoising_autoencoder").main(epochs=5)
+    assert loss < 0.5 * noisy
