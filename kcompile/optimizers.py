@@ -37,11 +37,13 @@ class Optimizer:
     ) -> None:
         if kwargs:
             raise TypeError(f"{type(self).__name__}: unexpected arguments {sorted(kwargs)}")
-        if use_ema or gradient_accumulation_steps or loss_scale_factor:
+        if gradient_accumulation_steps or loss_scale_factor:
             raise NotImplementedError(
-                f"{type(self).__name__}: use_ema, gradient_accumulation_steps and "
-                "loss_scale_factor are not supported yet"
+                f"{type(self).__name__}: gradient_accumulation_steps and loss_scale_factor "
+                "are not supported yet"
             )
+        self.use_ema, self.ema_momentum = bool(use_ema), float(ema_momentum)
+        self.ema_overwrite_frequency = ema_overwrite_frequency
         self.schedule = None
         if isinstance(learning_rate, dict) and "class_name" in learning_rate:
             learning_rate = schedules.deserialize(learning_rate)
@@ -117,6 +119,10 @@ class Optimizer:
     def slot_names(self) -> tuple[str, ...]:
         return ()
 
+    def all_slots(self) -> tuple[str, ...]:
+        """The update rule's slots, then the weights' moving average with ``use_ema``."""
+        return (*self.slot_names(), "average") if self.use_ema else self.slot_names()
+
     def slot_path(self, var: Variable, slot: str) -> str:
         return f"{self.name}/{var.path}/{slot}"
 
@@ -130,7 +136,7 @@ class Optimizer:
 
     def build(self, variables: list[Variable]) -> None:
         for var in variables:
-            for slot in self.slot_names():
+            for slot in self.all_slots():
                 path = self.slot_path(var, slot)
                 if path not in self.slots:
                     start = np.full(self.slot_shape(var, slot), self.slot_initial(slot))
@@ -157,12 +163,38 @@ class Optimizer:
             with w.graph.layer_scope(f"{self.name}/{var.path}"):
                 if self.weight_decay:
                     w = w - w * self.weight_decay * lr
-                slots = {s: slot_value(self.slot_path(var, s)) for s in self.slot_names()}
+                slots = {s: slot_value(self.slot_path(var, s)) for s in self.all_slots()}
                 new_w, new_slots = self.update_step(g, w, slots, lr, local_step)
+                if self.use_ema:
+                    new_w, new_slots["average"] = self._moving_average(
+                        new_w, slots["average"], iterations
+                    )
             updates[var.path] = new_w
             for s, v in new_slots.items():
                 updates[self.slot_path(var, s)] = v
         return updates
+
+    def _moving_average(self, w: Value, average: Value, iterations: Value):
+        """Keras's EMA of a weight after its update (the first step copies it), and the
+        weight, replaced by its average every ``ema_overwrite_frequency`` steps."""
+        first = B.cast(B.eq(iterations, B.const(iterations.graph, 0, DType.i32)), DType.f32)
+        momentum = (1.0 - first) * self.ema_momentum
+        average = momentum * average + (1.0 - momentum) * w
+        if self.ema_overwrite_frequency:
+            step = iterations + B.const(iterations.graph, 1, DType.i32)
+            every = B.const(iterations.graph, int(self.ema_overwrite_frequency), DType.i32)
+            due = B.eq(step - B.div(step, every) * every, B.const(iterations.graph, 0, DType.i32))
+            w = B.select(due, average, w)
+        return w, average
+
+    def finalize_variable_values(self, variables: list[Variable]) -> None:
+        """Keras's end of fit: with ``use_ema``, the weights become their moving averages."""
+        if not (self.use_ema and self.built):
+            return
+        for var in variables:
+            path = self.slot_path(var, "average")
+            if path in self.slots and self.iterations > 0:
+                var.assign(self.slots[path])
 
     def clip(self, grads: list[Value]) -> list[Value]:
         if self.clipnorm and self.clipnorm > 0:
@@ -198,6 +230,9 @@ class Optimizer:
             "clipnorm": self.clipnorm,
             "clipvalue": self.clipvalue,
             "global_clipnorm": self.global_clipnorm,
+            "use_ema": self.use_ema,
+            "ema_momentum": self.ema_momentum,
+            "ema_overwrite_frequency": self.ema_overwrite_frequency,
         }
 
 

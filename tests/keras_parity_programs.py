@@ -475,6 +475,9 @@ _OPTIMIZERS = {
     ),
     "lion": lambda k: k.optimizers.Lion(0.003, weight_decay=0.05),
     "sgd_decay": lambda k: k.optimizers.SGD(0.05, momentum=0.9, weight_decay=0.01),
+    "adam_ema": lambda k: k.optimizers.Adam(
+        0.02, use_ema=True, ema_momentum=0.9, ema_overwrite_frequency=2
+    ),
 }
 
 

@@ -158,3 +158,25 @@ def test_learning_rate_change_needs_no_recompile(rng):
     for a, b in zip(before, model.get_weights()):
         np.testing.assert_array_equal(a, b)
     assert len(model._executables) == graphs
+
+
+def test_use_ema_keeps_an_average_and_fit_ends_on_it(rng):
+    """Keras's use_ema: after each step the average moves toward the new weights (the
+    first step copies them); at the end of fit the weights become the average."""
+    keras.utils.set_random_seed(2)
+    inputs = keras.Input((3,))
+    model = keras.Model(inputs, keras.layers.Dense(1)(inputs))
+    model.compile(keras.optimizers.SGD(0.1, use_ema=True, ema_momentum=0.5), "mse")
+    seen = []
+
+    class Record(keras.callbacks.Callback):
+        def on_train_batch_end(self, batch, logs=None):
+            seen.append([w.copy() for w in self.model.get_weights()])
+
+    x = rng.normal(size=(12, 3)).astype("float32")
+    model.fit(x, x[:, :1], batch_size=4, epochs=1, shuffle=False, verbose=0, callbacks=[Record()])
+    average = seen[0]
+    for step in seen[1:]:
+        average = [0.5 * a + 0.5 * w for a, w in zip(average, step)]
+    for got, want in zip(model.get_weights(), average):
+        np.testing.assert_allclose(got, want, rtol=1e-6)

@@ -244,7 +244,7 @@ def trace_step(
 
 def _slot_shape(path: str, variables: list[Variable], optimizer) -> tuple:
     for var in variables:
-        for slot in optimizer.slot_names():
+        for slot in optimizer.all_slots():
             if optimizer.slot_path(var, slot) == path:
                 return optimizer.slot_shape(var, slot)
     raise KeyError(path)

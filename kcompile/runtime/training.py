@@ -317,8 +317,17 @@ class TrainingLoop:
             cbs.on_epoch_end(epoch, epoch_logs)
             if self.stop_training:
                 break
+        if epochs > initial_epoch:
+            self._finalize_fit()
         cbs.on_train_end(logs)
         return self.history
+
+    def _finalize_fit(self) -> None:
+        """After the last epoch (Keras's ``finalize_variable_values``): an optimizer with
+        ``use_ema`` puts the moving averages into the weights."""
+        optimizer = getattr(self, "optimizer", None)
+        if optimizer is not None and hasattr(optimizer, "finalize_variable_values"):
+            optimizer.finalize_variable_values(self.trainable_weights)
 
     def _fit_callbacks(self, callbacks, verbose: int, epochs: int, steps) -> CallbackList:
         """fit's callbacks: the user's, History and (unless silent) the progress bar."""
@@ -426,6 +435,8 @@ class TrainingLoop:
             cbs.on_epoch_end(epoch, epoch_logs)
             if self.stop_training or source.exhausted:
                 break
+        if epochs > initial_epoch:
+            self._finalize_fit()
         cbs.on_train_end(logs)
         return self.history
 
