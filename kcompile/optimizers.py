@@ -37,11 +37,19 @@ class Optimizer:
     ) -> None:
         if kwargs:
             raise TypeError(f"{type(self).__name__}: unexpected arguments {sorted(kwargs)}")
-        if gradient_accumulation_steps or loss_scale_factor:
+        if loss_scale_factor:
             raise NotImplementedError(
-                f"{type(self).__name__}: gradient_accumulation_steps and loss_scale_factor "
-                "are not supported yet"
+                f"{type(self).__name__}: loss_scale_factor is not supported (kcompile computes "
+                "in float32)"
             )
+        if gradient_accumulation_steps is not None and not (
+            isinstance(gradient_accumulation_steps, int) and gradient_accumulation_steps >= 2
+        ):
+            raise ValueError(
+                "gradient_accumulation_steps must be an integer >= 2, got "
+                f"{gradient_accumulation_steps!r}"
+            )
+        self.gradient_accumulation_steps = gradient_accumulation_steps
         self.use_ema, self.ema_momentum = bool(use_ema), float(ema_momentum)
         self.ema_overwrite_frequency = ema_overwrite_frequency
         self.schedule = None
@@ -120,8 +128,12 @@ class Optimizer:
         return ()
 
     def all_slots(self) -> tuple[str, ...]:
-        """The update rule's slots, then the weights' moving average with ``use_ema``."""
-        return (*self.slot_names(), "average") if self.use_ema else self.slot_names()
+        """The update rule's slots, then the weights' moving average (``use_ema``) and the
+        gradient sum (``gradient_accumulation_steps``)."""
+        extra = ("average",) if self.use_ema else ()
+        if self.gradient_accumulation_steps:
+            extra += ("gradient_accumulator",)
+        return (*self.slot_names(), *extra)
 
     def slot_path(self, var: Variable, slot: str) -> str:
         return f"{self.name}/{var.path}/{slot}"
@@ -153,21 +165,52 @@ class Optimizer:
         self, params: list[tuple[Variable, Value, Value]], slot_value, lr: Value, iterations: Value
     ) -> dict[str, Value]:
         """Updates for every (variable, value, gradient): new values by path, and the
-        incremented ``iterations``."""
-        with iterations.graph.layer_scope(self.name):
-            grads = self.clip([g for _, _, g in params])
-            next_iterations = iterations + B.const(iterations.graph, 1, DType.i32)
-            local_step = B.cast(next_iterations, DType.f32)
+        incremented ``iterations``. With ``gradient_accumulation_steps`` N, Keras's rule:
+        the gradients add up in a slot, and every Nth step updates with their mean (the
+        update rules and the moving average count updates, iterations // N; a learning
+        rate schedule counts steps)."""
+        graph = iterations.graph
+        made: dict[str, Value] = {}
+
+        def slot(path: str) -> Value:
+            if path not in made:
+                made[path] = slot_value(path)
+            return made[path]
+
+        def i32(value: int) -> Value:
+            return B.const(graph, value, DType.i32)
+
+        with graph.layer_scope(self.name):
+            next_iterations = iterations + i32(1)
+            steps = self.gradient_accumulation_steps
+            counted, due = iterations, None
+            if steps:
+                counted = B.div(iterations, i32(steps))  # updates made so far
+                due = B.eq(
+                    next_iterations - B.div(next_iterations, i32(steps)) * i32(steps), i32(0)
+                )
+                sums = [
+                    g + slot(self.slot_path(var, "gradient_accumulator")) for var, _, g in params
+                ]
+                grads = self.clip([total * (1.0 / steps) for total in sums])
+            else:
+                grads = self.clip([g for _, _, g in params])
+            local_step = B.cast(counted + i32(1), DType.f32)
         updates: dict[str, Value] = {"iterations": next_iterations}
-        for (var, w, _), g in zip(params, grads):
+        for i, ((var, w, _), g) in enumerate(zip(params, grads)):
             with w.graph.layer_scope(f"{self.name}/{var.path}"):
+                old_w = w
                 if self.weight_decay:
                     w = w - w * self.weight_decay * lr
-                slots = {s: slot_value(self.slot_path(var, s)) for s in self.all_slots()}
+                slots = {s: slot(self.slot_path(var, s)) for s in self.all_slots()}
                 new_w, new_slots = self.update_step(g, w, slots, lr, local_step)
+                if due is not None:  # between updates nothing moves but the gradient sum
+                    new_w = B.select(due, new_w, old_w)
+                    new_slots = {k: B.select(due, v, slots[k]) for k, v in new_slots.items()}
+                    new_slots["gradient_accumulator"] = B.select(due, 0.0, sums[i])
                 if self.use_ema:
                     new_w, new_slots["average"] = self._moving_average(
-                        new_w, slots["average"], iterations
+                        new_w, slots["average"], counted
                     )
             updates[var.path] = new_w
             for s, v in new_slots.items():
@@ -233,6 +276,7 @@ class Optimizer:
             "use_ema": self.use_ema,
             "ema_momentum": self.ema_momentum,
             "ema_overwrite_frequency": self.ema_overwrite_frequency,
+            "gradient_accumulation_steps": self.gradient_accumulation_steps,
         }
 
 

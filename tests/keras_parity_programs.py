@@ -478,6 +478,9 @@ _OPTIMIZERS = {
     "adam_ema": lambda k: k.optimizers.Adam(
         0.02, use_ema=True, ema_momentum=0.9, ema_overwrite_frequency=2
     ),
+    "adam_accumulate": lambda k: k.optimizers.Adam(
+        0.02, gradient_accumulation_steps=2, clipnorm=1.0, weight_decay=0.01
+    ),
 }
 
 

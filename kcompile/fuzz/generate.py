@@ -169,6 +169,10 @@ def _optimizer(rng: random.Random) -> list:
         args["momentum"] = 0.5
     if name != "AdamW" and rng.random() < 0.15:
         args["weight_decay"] = 0.01
+    if rng.random() < 0.1:
+        args["gradient_accumulation_steps"] = 2
+    if rng.random() < 0.1:
+        args.update(use_ema=True, ema_momentum=0.9)
     clip = rng.random()
     if clip < 0.1:
         args["clipnorm"] = 1.0
