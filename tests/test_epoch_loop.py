@@ -154,6 +154,19 @@ def test_the_progress_bar_is_redrawn_while_the_loop_runs():
     assert run.values.shape == (8, 1) and not run.interrupted
 
 
+def test_the_bar_is_drawn_again_only_when_the_step_count_moves(capsys):
+    from kcompile.callbacks.callback import ProgbarLogger
+
+    logger = ProgbarLogger()
+    logger.set_params({"verbose": 1, "epochs": 1, "steps": 4})
+    logger.on_epoch_begin(0)
+    for seen in (0, 0, 0, 2, 2, 3):  # a slow step: the watcher sees the same count
+        logger.show(seen)
+        logger.progbar._last_update = 0.0  # past the bar's own redraw interval
+    drawn = capsys.readouterr().out.count("/4")
+    assert drawn == 3
+
+
 def test_ctrl_c_stops_fit_between_steps_with_the_last_steps_weights(rng, monkeypatch):
     # The checking mode copies bound state out only when a call returns: the step count
     # this test watches must be live.

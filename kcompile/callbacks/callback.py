@@ -55,6 +55,7 @@ class ProgbarLogger(Callback):
     def __init__(self) -> None:
         super().__init__()
         self.progbar: Progbar | None = None
+        self._shown = -1
         self.seen = 0
         self.in_fit = False
         self.testing = False  # inside evaluate, or validation inside fit
@@ -67,6 +68,7 @@ class ProgbarLogger(Callback):
 
     def _new_bar(self):
         self.seen = 0
+        self._shown = -1  # the step count ``show`` drew last
         self.progbar = Progbar(self.target, verbose=self.verbose)
 
     def on_train_begin(self, logs=None):
@@ -107,8 +109,14 @@ class ProgbarLogger(Callback):
         self._finalize(None)
 
     def show(self, seen: int) -> None:
-        """The bar at ``seen`` steps with the values it last had (a loop is running)."""
+        """The bar at ``seen`` steps with the values it last had (a loop is running).
+
+        Drawn only when the count moved: a slow step would otherwise write the same line
+        every interval, which floods a log that is not a terminal."""
+        if seen == self._shown:
+            return
         if self.verbose == 1 and self.progbar is not None and not (self.in_fit and self.testing):
+            self._shown = seen
             self.progbar.update(seen, None, finalize=False)
 
     def _update(self, batch, logs):
