@@ -7,20 +7,23 @@ For each step ``s`` in ``first .. first + steps`` (while rows are left), the
 loop gathers rows ``order[s*batch .. s*batch + n)`` of every batched data input
 from its full array (``sources``, one pointer per batched data input in graph
 order) into that input's buffer, calls the step with ``n`` rows (the last batch
-may be short), and writes each scalar f32 result (``log_outputs``) to
-``logs[(s - first) * K + j]``. After each step it stores the number of steps
+may be short), and writes the elements of each f32 result of fixed shape
+(``log_outputs``: the loss, metric statistics) to ``logs[(s - first) * K + j ...]``,
+``K`` elements a step. After each step it stores the number of steps
 done into ``*progress`` (for a progress bar reading it from another thread)
 and stops early when ``*stop`` is non-zero. It returns the number of steps run.
 """
 
 from __future__ import annotations
 
+import math
+
 from llvmlite import ir
 
 from kcompile.codegen.loops import F32, I8, I64, PTR, abi_function, for_range, i64, memcpy
 from kcompile.ir import Graph, abi
 from kcompile.ir.memory import nbytes
-from kcompile.ir.signature import batched_data, scalar_results
+from kcompile.ir.signature import batched_data, logged_results
 
 EPOCH = abi.EPOCH.symbol
 
@@ -32,9 +35,9 @@ def has_epoch_loop(graph: Graph) -> bool:
     return bool(data) and all(nbytes(v.type).power == 1 for v in data)
 
 
-def log_outputs(graph: Graph, outputs: dict[str, int]) -> list[tuple[str, int]]:
-    """(name, buffer index) of the scalar f32 results the loop records per step."""
-    return [(name, outputs[name]) for name in scalar_results(graph)]
+def log_outputs(graph: Graph, outputs: dict[str, int]) -> list[tuple[int, int]]:
+    """(buffer index, element count) of the f32 results the loop records per step."""
+    return [(outputs[name], math.prod(shape)) for name, shape in logged_results(graph)]
 
 
 def add_epoch_loop(
@@ -69,10 +72,16 @@ def add_epoch_loop(
                 frm = b.gep(src, [b.mul(index, row_bytes)], inbounds=True, source_etype=I8)
                 memcpy(b, to, frm, row_bytes)
         b.call(entry, [table, n])
-        for j, (_, index) in enumerate(logged):
-            value = b.load(pointer(table, index), typ=F32)
-            at = b.add(b.mul(k, i64(len(logged))), i64(j))
-            b.store(value, b.gep(logs, [at], inbounds=True, source_etype=F32))
+        width = sum(size for _, size in logged)
+        column = 0
+        for index, size in logged:
+            at = b.add(b.mul(k, i64(width)), i64(column))
+            to = b.gep(logs, [at], inbounds=True, source_etype=F32)
+            if size == 1:
+                b.store(b.load(pointer(table, index), typ=F32), to)
+            else:
+                memcpy(b, to, pointer(table, index), i64(4 * size))
+            column += size
         count = b.add(k, i64(1))
         b.store(count, done)
         b.atomic_rmw("xchg", progress, count, "release")

@@ -6,6 +6,8 @@ step-by-step path agree on which inputs are gathered and which results are logge
 
 from __future__ import annotations
 
+import math
+
 from kcompile.ir.graph import Graph, Value
 from kcompile.ir.types import BATCH, DType, TensorType
 
@@ -17,8 +19,23 @@ def batched_data(graph: Graph) -> list[Value]:
     return [v for v in graph.inputs if v.role == "data" and v.shape and v.shape[0] == BATCH]
 
 
-def scalar_results(graph: Graph) -> list[str]:
-    """Names of the scalar f32 outputs that do not update an input (loss, metric
-    statistics): what an epoch loop records per step."""
+def logged_results(graph: Graph) -> list[tuple[str, tuple[int, ...]]]:
+    """(name, shape) of the f32 outputs of fixed shape that do not update an input (the
+    loss, metric statistics; a vector for a metric with one count per threshold or
+    class): what an epoch loop records per step, flattened."""
     inputs = {v.name for v in graph.inputs}
-    return [name for name, v in graph.outputs if name not in inputs and v.type == SCALAR]
+    return [
+        (name, v.shape)
+        for name, v in graph.outputs
+        if name not in inputs and v.dtype == DType.f32 and v.type.is_static
+    ]
+
+
+def result_columns(graph: Graph) -> list[str]:
+    """The columns of an epoch loop's log, one per recorded element: a scalar result's
+    name, or ``name[i]`` for element ``i`` of a flattened vector result."""
+    columns = []
+    for name, shape in logged_results(graph):
+        size = math.prod(shape)
+        columns += [name] if shape == () else [f"{name}[{i}]" for i in range(size)]
+    return columns

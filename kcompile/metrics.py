@@ -104,8 +104,9 @@ class Metric:
             return self._traced_stats(y_true, y_pred, sample_weight)
         raise NotImplementedError
 
-    def ratio(self) -> tuple[str, tuple[str, ...]]:
-        """The result as data: (numerator statistic, statistics summed below it)."""
+    def ratio(self) -> tuple[str, tuple[str, ...]] | None:
+        """The result as data: (numerator statistic, statistics summed below it); None
+        when ``result_from`` computes it otherwise (AUC, F1)."""
         return ("total", ("count",))
 
     def result_from(self, acc: dict[str, float]) -> float:
@@ -137,7 +138,8 @@ class Metric:
         g.set_outputs(list(self.stats(t, p, w).items()))
         out = Interpreter(g).run(feeds)
         for k in self.stat_names:
-            self._acc[k] += float(out[k])
+            value = np.asarray(out[k], np.float64)
+            self._acc[k] = self._acc[k] + (float(value) if value.ndim == 0 else value)
 
     def result(self) -> float:
         return self.result_from(self._acc)
@@ -436,7 +438,13 @@ FalsePositives = _count_class("FalsePositives", "fp", lambda p, t: p * (1.0 - t)
 TrueNegatives = _count_class("TrueNegatives", "tn", lambda p, t: (1.0 - p) * (1.0 - t), "up")
 FalseNegatives = _count_class("FalseNegatives", "fn", lambda p, t: (1.0 - p) * t, "down")
 
+from kcompile.metrics_confusion import AUC, F1Score, FBetaScore  # noqa: E402
+from kcompile.metrics_confusion import VECTOR_METRICS as VECTOR_METRICS  # noqa: E402
+
 _CLASSES = {
+    "auc": AUC,
+    "f1_score": F1Score,
+    "fbeta_score": FBetaScore,
     "binary_accuracy": BinaryAccuracy,
     "categorical_accuracy": CategoricalAccuracy,
     "sparse_categorical_accuracy": SparseCategoricalAccuracy,

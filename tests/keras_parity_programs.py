@@ -596,7 +596,38 @@ def separable_data(rng):
     return x, x[:, :2, 0, 0].astype("float32")
 
 
+# --- metrics with vector state: AUC and F1 ---------------------------------------------------
+
+
+def confusion_metrics(keras):
+    inputs = keras.Input((4,))
+    h = keras.layers.Dense(6, activation="tanh")(inputs)
+    model = keras.Model(inputs, keras.layers.Dense(3, activation="sigmoid")(h))
+    metrics = keras.metrics
+    model.compile(
+        optimizer=keras.optimizers.Adam(0.05),
+        loss="binary_crossentropy",
+        metrics=[
+            "auc",
+            metrics.AUC(curve="PR", multi_label=True, name="pr_auc"),
+            metrics.AUC(num_thresholds=9, summation_method="minoring", name="auc9"),
+            metrics.F1Score(threshold=0.5),
+            metrics.FBetaScore(average="macro", beta=2.0, name="f2"),
+            "precision",
+        ],
+        weighted_metrics=[metrics.AUC(from_logits=False, name="w_auc")],
+    )
+    return model
+
+
+def confusion_metrics_data(rng):
+    x = rng.normal(size=(24, 4)).astype("float32")
+    y = (x[:, :3] + 0.8 * rng.normal(size=(24, 3)) > 0).astype("float32")
+    return x, y, {"sample_weight": rng.uniform(0.0, 2.0, 24).astype("float32")}
+
+
 PROGRAMS = {
+    "confusion_metrics": (confusion_metrics, confusion_metrics_data),
     "separable": (separable, separable_data),
     "sample_weight": (
         _weighted_program(

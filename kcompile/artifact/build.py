@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import time
+from typing import Any
 
 import numpy as np
 
@@ -97,7 +98,7 @@ def export(
             for n, a, r in state
         ],
         "optimizer": {"class": type(opt).__name__, "config": opt.get_config()},
-        "metrics": {key: [num, list(den)] for key, (num, den) in model._running.ratios.items()},
+        "metrics": _metric_entries(model),
         "training": {"seed": int(seed), "epochs_done": 0, "batch_size": int(batch_size)},
         "probe": {"rows": len(xs[0]), "inputs": len(xs)},
     }
@@ -170,3 +171,22 @@ def _probe_inputs(model, probe) -> list[np.ndarray]:
         else:
             xs.append(rng.normal(size=shape).astype(t.dtype))
     return xs
+
+
+def _metric_entries(model) -> dict[str, Any]:
+    """How the loaded artifact computes each metric from its summed statistics: a ratio
+    ``[numerator, [denominators]]``, or a built-in metric's class and config (AUC, F1)."""
+    from kcompile.metrics import VECTOR_METRICS
+
+    entries: dict[str, Any] = {
+        key: [num, list(den)] for key, (num, den) in model._running.ratios.items()
+    }
+    for key in model._running.results:
+        metric = model._metric_objects[key]
+        if type(metric).__name__ not in VECTOR_METRICS or metric._custom:
+            raise NotImplementedError(
+                f"export: metric {key!r} is a user's Metric subclass, which an artifact "
+                "cannot compute without its Python code; compile without it to export"
+            )
+        entries[key] = {"class": type(metric).__name__, "config": metric.get_config()}
+    return entries

@@ -155,8 +155,7 @@ class LoadedModel(TrainingLoop):
         self.input_names: list[str] = model["inputs"]
         self.output_names: list[str] = model["outputs"]
         self.label_names: list[str] = model["labels"]
-        ratios = {k: (num, tuple(den)) for k, (num, den) in manifest["metrics"].items()}
-        self._init_loop(ArtifactSteps(self), RunningLogs(ratios))
+        self._init_loop(ArtifactSteps(self), _running_logs(manifest["metrics"]))
         self.stop_training = False
         self.history = None
         self.default_batch_size = manifest["training"]["batch_size"]
@@ -327,3 +326,19 @@ def _compare(got: list, expected: list, rtol: float, atol: float, what: str) -> 
             )
         worst = max(worst, float(np.max(np.abs(a - b))) if a.size else 0.0)
     return worst
+
+
+def _running_logs(entries: dict) -> RunningLogs:
+    """The running logs of the manifest's metrics: ratios, and built-in metrics (AUC,
+    F1) rebuilt from their config to compute their result."""
+    from kcompile.metrics import VECTOR_METRICS
+
+    logs = RunningLogs()
+    for key, entry in entries.items():
+        if isinstance(entry, dict):
+            metric = VECTOR_METRICS[entry["class"]](**entry["config"])
+            logs.results[key] = metric.result_from
+        else:
+            numerator, below = entry
+            logs.ratios[key] = (numerator, tuple(below))
+    return logs

@@ -9,6 +9,8 @@ import math
 import sys
 import time
 
+import numpy as np
+
 
 class Progbar:
     def __init__(
@@ -108,7 +110,7 @@ class Progbar:
         info = ""
         for k in self._values_order:
             total, count = self._values[k]
-            avg = total / max(1, count)
+            avg = float(np.mean(total / max(1, count)))  # a vector (F1 per class): its mean
             # Keras's verbose=2 branch compares avg, not |avg|, with 1e-3.
             small = avg <= 1e-3 if two else abs(avg) <= 1e-3
             info += f" - {k}: {avg:.4e}" if small else f" - {k}: {avg:.4f}"

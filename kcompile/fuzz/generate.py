@@ -148,12 +148,12 @@ def _append(spec: ModelSpec, shapes, call: Call) -> int:
     return len(shapes) - 1
 
 
-def _metrics(rng: random.Random, out: OutputSpec) -> list[str]:
+def _metrics(rng: random.Random, out: OutputSpec, rank: int) -> list[str]:
     pool = [] if out.loss == "sparse_categorical_crossentropy" else ["mae", "mse"]
     if out.loss not in REGRESSION_LOSSES:
         pool += ["accuracy"]
     if out.loss == "binary_crossentropy" and not out.from_logits:
-        pool += ["precision", "recall"]
+        pool += ["precision", "recall", "auc"] + (["f1_score"] if rank == 2 else [])
     return rng.sample(pool, rng.randint(0, min(2, len(pool))))
 
 
@@ -210,7 +210,7 @@ def random_model(seed: int) -> ModelSpec:
     unknown_lengths = rng.random() < 0.35
     _add_outputs(rng, spec, shapes, 0.9 if unknown_lengths else 0.3)
     spec.optimizer = _optimizer(rng)
-    spec.metrics = [_metrics(rng, out) for out in spec.outputs]
+    spec.metrics = [_metrics(rng, out, 1 + len(shapes[out.tensor][0])) for out in spec.outputs]
     infer_shapes(spec)  # the generator makes only valid models
     if unknown_lengths:
         _declare_lengths_unknown(rng, spec)

@@ -16,7 +16,7 @@ from kcompile.models import data as D
 from kcompile.models import graphs as G
 from kcompile.passes import PassManager, default_passes
 from kcompile.runtime import BACKENDS, make_executable
-from kcompile.runtime.logs import RunningLogs
+from kcompile.runtime.logs import RunningLogs, step_columns
 from kcompile.runtime.program import NativeProgram
 from kcompile.runtime.training import TrainingLoop, one_call_at_a_time
 
@@ -273,18 +273,18 @@ class Trainer(TrainingLoop):
             exe.bind("iterations", compiled.optimizer.state_arrays()["iterations"])
         for key_name, metric in metrics:
             self._metric_objects.setdefault(key_name, metric)
-            if metric._custom:
+            ratio = None if metric._custom else metric.ratio()
+            if ratio is None:  # computed from its sums (a user's metric, AUC, F1)
                 self._running.results[key_name] = metric.result_from
             else:
-                self._running.ratios.setdefault(key_name, metric.ratio())
+                self._running.ratios.setdefault(key_name, ratio)
         if compiled and not compiled.metric_order:
             compiled.metric_order = [k for k, _ in metrics]
         return exe
 
     def _run_step(self, kind: str, xs: list[np.ndarray], ys: list[np.ndarray]) -> dict:
         out = self._steps.step(kind, xs, ys).results(self._feeds(xs, ys))
-        names = [name for name in out if np.ndim(out[name]) == 0]
-        values = np.array([[out[name] for name in names]], np.float32)
+        names, values = step_columns(out)
         self._accumulate(names, values, np.array([len(xs[0])]))
         return self._logs()
 

@@ -12,7 +12,7 @@ import numpy as np
 from kcompile.ir import Graph
 from kcompile.ir.indices import IndexUse, check_indices, index_uses
 from kcompile.ir.interpreter import FeedError, check_feed
-from kcompile.ir.signature import batched_data, scalar_results
+from kcompile.ir.signature import batched_data, logged_results, result_columns
 
 
 class EpochLoop:
@@ -61,13 +61,14 @@ class EpochLoop:
                 f"graph {self.graph.name}: an epoch loop gathers batched data inputs only "
                 f"(has {[v.name for v in inputs]}, and unbatched {unbatched})"
             )
-        names = scalar_results(self.graph)
+        names = result_columns(self.graph)
         given = {v.name for v in self.graph.inputs}
-        unlogged = {name for name, _ in self.graph.outputs if name not in given} - set(names)
+        logged = {name for name, _ in logged_results(self.graph)}
+        unlogged = {name for name, _ in self.graph.outputs if name not in given} - logged
         if unlogged:
             raise NotImplementedError(
-                f"graph {self.graph.name}: an epoch loop records scalar f32 results only, "
-                f"not {sorted(unlogged)}"
+                f"graph {self.graph.name}: an epoch loop records f32 results of fixed "
+                f"shape only, not {sorted(unlogged)}"
             )
         if set(sources) != {v.name for v in inputs}:
             raise FeedError(
@@ -101,12 +102,12 @@ class EpochLoop:
     def _loop(self, arrays, order, batch, first, steps, logs, progress, stop) -> int:
         """The loop in Python: the same steps, the same logs, one call each."""
         inputs = [v.name for v in batched_data(self.graph)]
-        names = scalar_results(self.graph)
+        logged = [name for name, _ in logged_results(self.graph)]
         done = 0
         for k in range(steps):
             index = order[(first + k) * batch : (first + k + 1) * batch]
             out = self({name: a[index] for name, a in zip(inputs, arrays)})
-            logs[k] = [out[name] for name in names]
+            logs[k] = np.concatenate([np.ravel(out[name]) for name in logged])
             done = progress[0] = k + 1
             if stop[0]:
                 break

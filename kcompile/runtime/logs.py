@@ -7,9 +7,12 @@ summed statistic itself (a count of true positives: nothing below it).
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 
 import numpy as np
+
+_ELEMENT = re.compile(r"(.+)\[(\d+)\]")  # element i of a vector statistic: name[i]
 
 Ratio = tuple[str, tuple[str, ...]]  # numerator statistic, statistics summed below it
 MEAN: Ratio = ("total", ("count",))
@@ -26,9 +29,12 @@ class RunningLogs:
         self._acc = {}
 
     def add(self, names: list[str], values: np.ndarray, sizes: np.ndarray) -> None:
-        """Steps' results: ``values[step, j]`` of ``names[j]``, ``sizes[step]`` rows each."""
+        """Steps' results: ``values[step, j]`` of column ``names[j]``, ``sizes[step]`` rows
+        each. A column ``metric/<key>/<stat>[i]`` is element ``i`` of a vector statistic
+        (a count per threshold or per class), summed as a vector."""
         columns = values.astype(np.float64)
         sizes = sizes.astype(np.float64)
+        vectors: dict[tuple[str, str], list[float]] = {}
         for name, column in zip(names, columns.T):
             if name == "loss" or name.startswith("loss/"):
                 key = "loss" if name == "loss" else f"{name[5:]}_loss"
@@ -37,15 +43,22 @@ class RunningLogs:
                 acc["count"] += float(sizes.sum())
             elif name.startswith("metric/"):
                 _, key, stat = name.split("/")
+                element = _ELEMENT.fullmatch(stat)
+                if element:
+                    vectors.setdefault((key, element[1]), []).append(float(column.sum()))
+                    continue
                 acc = self._acc.setdefault(key, {})
                 acc[stat] = acc.get(stat, 0.0) + float(column.sum())
+        for (key, stat), sums in vectors.items():
+            acc = self._acc.setdefault(key, {})
+            acc[stat] = acc.get(stat, 0.0) + np.array(sums)
 
     def logs(self) -> dict[str, float]:
         """Each value as Keras reports it (a float32 rounded to a Python float)."""
         logs = {}
         for key, acc in self._acc.items():
             if key in self.results:
-                logs[key] = float(np.float32(self.results[key](acc)))
+                logs[key] = _reported(self.results[key](acc))
                 continue
             numerator, below = self.ratios.get(key, MEAN)
             denominator = sum(acc.get(s, 0.0) for s in below)
@@ -55,3 +68,26 @@ class RunningLogs:
                 value = acc.get(numerator, 0.0) / denominator if denominator else 0.0
             logs[key] = float(np.float32(value))
         return dict(sorted(logs.items()))
+
+
+def _reported(value) -> float | np.ndarray:
+    """A metric's result as Keras logs it: a float, or a float32 array (an F1 score per
+    class)."""
+    value = np.asarray(value, np.float32)
+    return float(value) if value.ndim == 0 else value
+
+
+def step_columns(out: dict[str, np.ndarray]) -> tuple[list[str], np.ndarray]:
+    """One step's results (scalars, and metric statistics that are vectors) as the
+    columns of an epoch loop's log: ``names`` and a (1, columns) array."""
+    names: list[str] = []
+    values: list[float] = []
+    for name, value in out.items():
+        value = np.asarray(value)
+        if value.ndim == 0:
+            names.append(name)
+            values.append(float(value))
+        elif name.startswith("metric/"):
+            names += [f"{name}[{i}]" for i in range(value.size)]
+            values += [float(v) for v in value.ravel()]
+    return names, np.array([values], np.float32)

@@ -21,7 +21,7 @@ from kcompile.callbacks import CallbackList
 from kcompile.models import data as D
 from kcompile.runtime.batches import BatchSource, is_batch_source, unpack
 from kcompile.runtime.epoch import EpochLoop
-from kcompile.runtime.logs import RunningLogs
+from kcompile.runtime.logs import RunningLogs, step_columns
 from kcompile.runtime.steps import chunk_size, run_steps
 
 
@@ -385,8 +385,7 @@ class TrainingLoop:
         feeds = self._feeds(xs, ys)
         exe.check_data(feeds)
         out = exe.results(feeds)
-        names = [name for name in out if np.ndim(out[name]) == 0]
-        values = np.array([[out[name] for name in names]], np.float32)
+        names, values = step_columns(out)
         self._accumulate(names, values, np.array([len(xs[0])]))
 
     def _fit_batches(
