@@ -83,9 +83,19 @@ class Loss:
             return total / B.maximum(B.reduce_sum(weights), 1e-30)
         return total / B.numel(values)
 
-    def ir(self, y_true: Value, y_pred: Value, sample_weight: Value | None = None) -> Value:
+    def ir(
+        self,
+        y_true: Value,
+        y_pred: Value,
+        sample_weight: Value | None = None,
+        mask: Value | None = None,
+    ) -> Value:
+        """The loss of a batch; ``mask`` (the prediction's Keras mask) leaves the masked
+        values out, as Keras's ``apply_mask`` does."""
         self.check_shapes(y_true, y_pred)
-        return self.reduce(self.per_sample(y_true, y_pred), sample_weight)
+        return self.reduce(
+            self.per_sample(y_true, y_pred), apply_mask(sample_weight, mask, self.reduction)
+        )
 
     def __call__(self, y_true, y_pred) -> Any:
         """Eager use (``loss_fn(y_true, y_pred)``), on the reference interpreter; inside
@@ -104,6 +114,20 @@ class Loss:
 
     def get_config(self) -> dict[str, Any]:
         return {"name": self.name, "reduction": self.reduction}
+
+
+def apply_mask(sample_weight: Value | None, mask: Value | None, reduction: str) -> Value | None:
+    """Keras's ``apply_mask``: the mask as weights (for a mean, each kept value weighs
+    ``count / kept``, so the mean is over the kept values), times the sample weights."""
+    if mask is None:
+        return sample_weight
+    weights = _float(mask)
+    if reduction in ("mean", "sum_over_batch_size"):
+        kept = B.reduce_sum(weights)
+        weights = weights * (B.numel(weights) / B.maximum(kept, 1.0))
+    if sample_weight is None:
+        return weights
+    return _broadcast_weights(sample_weight, weights) * weights
 
 
 def _broadcast_weights(weights: Value, values: Value) -> Value:

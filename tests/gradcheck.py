@@ -7,11 +7,12 @@ import numpy as np
 from kcompile.ir.differences import numeric_gradient
 
 
-def assert_model_gradients(model, rng, batch: int, labels) -> None:
+def assert_model_gradients(model, rng, batch: int, labels, inputs: dict | None = None) -> None:
     """The autodiff pass on a compiled model's loss against central differences (float64).
 
-    ``labels(rng, batch)`` makes the labels; every f32 input gets normal random values,
-    non-trainable state (variances) is kept positive."""
+    ``labels(rng, batch)`` makes the labels; every f32 input gets normal random values
+    unless ``inputs`` gives it (integer ids must be given), non-trainable state
+    (variances) is kept positive."""
     from kcompile.ir import interpret, verify
     from kcompile.passes import append_gradients, eliminate_dead_code
 
@@ -28,6 +29,7 @@ def assert_model_gradients(model, rng, batch: int, labels) -> None:
     }
     for v in g.inputs_with_role("state"):
         feeds[v.name] = np.abs(feeds[v.name]) + 0.5
+    feeds.update(inputs or {})
     feeds["y"] = labels(rng, batch)
     out = interpret(g, feeds, np.float64)
     for p in params:

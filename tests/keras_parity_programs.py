@@ -626,7 +626,101 @@ def confusion_metrics_data(rng):
     return x, y, {"sample_weight": rng.uniform(0.0, 2.0, 24).astype("float32")}
 
 
+# --- masks: Embedding(mask_zero), Masking, and the layers and losses that honour them -------
+
+
+def masked_classifier(keras):
+    layers = keras.layers
+    ids = keras.Input((7,), dtype="int32")
+    e = layers.Embedding(9, 4, mask_zero=True)(ids)
+    h = layers.LSTM(5, return_sequences=True)(e)
+    h2 = layers.Bidirectional(layers.GRU(3, return_sequences=True))(h)
+    attended = layers.MultiHeadAttention(2, 3)(h2, h2)
+    joined = layers.LayerNormalization()(layers.add([attended, h2]))
+    pooled = layers.GlobalAveragePooling1D()(joined)
+    backwards = layers.SimpleRNN(4, go_backwards=True)(h)
+    product = layers.multiply([h, layers.Dense(5)(h)])  # both masked
+    larger = layers.maximum([h, layers.Conv1D(5, 1)(h)])  # one masked (Conv1D drops it)
+    smaller = layers.minimum([h, layers.Dense(5)(h)])
+    merged = [layers.GlobalAveragePooling1D()(t) for t in (product, larger, smaller)]
+    features = layers.concatenate([pooled, backwards, *merged])
+    model = keras.Model(ids, layers.Dense(2, activation="softmax")(features))
+    model.compile(
+        keras.optimizers.Adam(0.02), "sparse_categorical_crossentropy", metrics=["accuracy"]
+    )
+    return model
+
+
+def _padded_ids(rng, rows: int, steps: int, vocab: int) -> np.ndarray:
+    ids = rng.integers(1, vocab, (rows, steps)).astype("int32")
+    for i in range(rows):
+        kept = rng.integers(1, steps + 1)
+        if i % 2:
+            ids[i, kept:] = 0  # padded after
+        else:
+            ids[i, : steps - kept] = 0  # before, as pad_sequences does by default
+    return ids
+
+
+def masked_classifier_data(rng):
+    ids = _padded_ids(rng, 12, 7, 9)
+    return ids, (ids.sum(axis=1) % 2).astype("int32")
+
+
+def masked_attention(keras):
+    layers = keras.layers
+    ids = keras.Input((7,), dtype="int32")
+    e = layers.Embedding(9, 4, mask_zero=True)(ids)
+    scored = layers.Attention(use_scale=True)([e, e])
+    pooled = layers.GlobalAveragePooling1D()(layers.Dense(3, activation="relu")(scored))
+    model = keras.Model(ids, layers.Dense(1, activation="sigmoid")(pooled))
+    model.compile(keras.optimizers.Adam(0.02), "binary_crossentropy", metrics=["accuracy"])
+    return model
+
+
+def masked_tagger(keras):
+    layers = keras.layers
+    ids = keras.Input((6,), dtype="int32")
+    h = layers.Embedding(7, 3, mask_zero=True)(ids)
+    h = layers.GRU(4, return_sequences=True)(h)
+    h = layers.Dropout(0.0)(layers.Dense(5, activation="tanh")(h))
+    model = keras.Model(ids, layers.Dense(3, activation="softmax")(h))
+    model.compile(
+        keras.optimizers.Adam(0.02),
+        "sparse_categorical_crossentropy",
+        metrics=["sparse_categorical_accuracy"],
+    )
+    return model
+
+
+def masked_tagger_data(rng):
+    ids = _padded_ids(rng, 10, 6, 7)
+    return ids, (ids % 3).astype("int32")
+
+
+def masking_layer(keras):
+    layers = keras.layers
+    x = keras.Input((6, 2))
+    h = layers.Masking(0.0)(x)
+    h = layers.LSTM(4, return_sequences=True)(h)
+    h = layers.Bidirectional(layers.SimpleRNN(3, return_sequences=True), merge_mode="sum")(h)
+    model = keras.Model(x, layers.Dense(1)(h))
+    model.compile(keras.optimizers.SGD(0.1), "mse", metrics=["mae"])
+    return model
+
+
+def masking_layer_data(rng):
+    x = rng.normal(size=(8, 6, 2)).astype("float32")
+    x[::2, 4:] = 0.0
+    x[1::2, :2] = 0.0
+    return x, x[:, :, :1] * 2.0 + 1.0
+
+
 PROGRAMS = {
+    "masked_classifier": (masked_classifier, masked_classifier_data),
+    "masked_tagger": (masked_tagger, masked_tagger_data),
+    "masked_attention": (masked_attention, masked_classifier_data),
+    "masking_layer": (masking_layer, masking_layer_data),
     "confusion_metrics": (confusion_metrics, confusion_metrics_data),
     "separable": (separable, separable_data),
     "sample_weight": (

@@ -16,6 +16,14 @@ from tests.keras_parity_programs import PROGRAMS, run
 
 FIXTURES = Path(__file__).resolve().parent / "keras_fixtures"
 
+# Keras's JAX backend loses the prediction's mask between the gradient and the metrics of
+# a train step (the mask is kept by the tensor's id, and jax.value_and_grad returns new
+# arrays), so its train_on_batch metrics count masked steps while its evaluate, and the
+# TensorFlow and PyTorch backends, leave them out. kcompile masks both, as Keras means to
+# (MeanMetricWrapper applies the mask); these programs' train-step metrics are not
+# compared, their losses, weights and evaluate metrics are.
+UNMASKED_TRAIN_METRICS = {"masked_tagger", "masking_layer"}
+
 
 def _fixture(name: str) -> dict:
     with np.load(FIXTURES / f"{name}.npz") as data:
@@ -30,6 +38,8 @@ def test_kcompile_gives_kerass_numbers(name):
     for i in range(sum(k.startswith("start/") for k in want)):
         np.testing.assert_array_equal(got[f"start/{i}"], want[f"start/{i}"], err_msg=name)
     checked = [k for k in want if k.split("/")[0] not in ("x", "y", "start", "versions")]
+    if name in UNMASKED_TRAIN_METRICS:
+        checked = [k for k in checked if not (k.startswith("train") and not k.endswith("loss"))]
     assert set(checked) <= set(got), sorted(set(checked) - set(got))
     for key in checked:
         np.testing.assert_allclose(

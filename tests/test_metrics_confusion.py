@@ -203,7 +203,7 @@ def test_exporting_a_users_metric_is_refused_naming_it(tmp_path):
         def result(self):
             return self.sum
 
-    model, x, y = _classifier()
+    model = _classifier()[0]
     model.compile("adam", "binary_crossentropy", metrics=[Total()])
     with pytest.raises(NotImplementedError, match="'total'"):
         model.export(str(tmp_path / "m.kc"))

@@ -431,6 +431,7 @@ UNARY: tuple[LayerKind, ...] = (
     LayerKind("Cropping1D", (2,), _crop1d, _crop1d_shape, 0.4),
     LayerKind("Cropping2D", (3,), _crop2d, _crop2d_shape, 0.4),
     LayerKind("UnitNormalization", ANY_RANK, _no_args, _same, 0.4),
+    LayerKind("Masking", (2,), lambda r, s: {"mask_value": 0.0}, _same, 0.3),
     LayerKind("GroupNormalization", (2, 3), _groups, _same, 0.5),
     LayerKind("GaussianNoise", ANY_RANK, _noise("stddev"), _same, 0.4),
     LayerKind("GaussianDropout", ANY_RANK, _noise("rate"), _same, 0.4),

@@ -190,9 +190,12 @@ def random_model(seed: int) -> ModelSpec:
         seed, [_input(rng) for _ in range(rng.choices((1, 2, 3), (6, 3, 1))[0])], [], []
     )
     shapes = [(tuple(i.shape), i.vocab) for i in spec.inputs]
+    masks = random.Random(seed * 7919 + 1)  # its own stream: the other draws stay as they were
     for i, inp in enumerate(spec.inputs):
         if inp.vocab:
             args = {"input_dim": inp.vocab + rng.randint(0, 3), "output_dim": rng.randint(1, 6)}
+            if masks.random() < 0.3:  # id 0 masks its step for the layers after
+                args["mask_zero"] = True
             _append(spec, shapes, Call("Embedding", args, [i]))
     for _ in range(rng.randint(1, 7)):
         roll = rng.random()

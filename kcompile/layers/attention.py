@@ -40,6 +40,8 @@ class MultiHeadAttention(Layer):
     ``mha(query, value, key=None, attention_mask=None, return_attention_scores=False,
     training=None, use_causal_mask=False)``."""
 
+    propagates_mask = True
+
     def __init__(
         self,
         num_heads: int,
@@ -229,6 +231,8 @@ class Attention(Layer):
     ``[query, value, key]``, with ``use_scale``, ``score_mode="concat"``, dropout,
     ``mask=[query_mask, value_mask]``, ``use_causal_mask``, ``return_attention_scores``."""
 
+    propagates_mask = True
+
     def __init__(
         self,
         use_scale: bool = False,
@@ -298,6 +302,10 @@ class Attention(Layer):
         if q_mask is not None:
             out = ops.where(ops.expand_dims(ops.cast(q_mask, "bool"), -1), out, 0.0)
         return (out, weights) if return_attention_scores else out
+
+    def compute_mask(self, inputs, previous_mask):
+        """Keras's: the query's mask."""
+        return previous_mask[0] if previous_mask else None
 
     def get_config(self) -> dict[str, Any]:
         return {

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import inspect
 import math
 from collections.abc import Sequence
 from typing import Any
 
 from kcompile import activations, backend
-from kcompile.ir import Value
+from kcompile.ir import DType, Value
 from kcompile.ir import build as B
 from kcompile.layers.layer import Layer, TraceContext
 from kcompile.tensor import KerasTensor, keras_shape
@@ -65,6 +66,8 @@ def Input(
 
 
 class Dense(Layer):
+    propagates_mask = True
+
     def __init__(
         self,
         units: int,
@@ -158,6 +161,8 @@ class Reshape(Layer):
 
 
 class Activation(Layer):
+    propagates_mask = True
+
     def __init__(self, activation: Any, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.activation = activations.get(activation)
@@ -170,6 +175,8 @@ class Activation(Layer):
 
 
 class Softmax(Layer):
+    propagates_mask = True
+
     def __init__(self, axis: int = -1, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.axis = axis
@@ -182,11 +189,15 @@ class Softmax(Layer):
 
 
 class ReLU(Layer):
+    propagates_mask = True
+
     def call(self, ctx, x):
         return activations.relu(x)
 
 
 class LeakyReLU(Layer):
+    propagates_mask = True
+
     def __init__(self, negative_slope: float = 0.3, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.negative_slope = negative_slope
@@ -198,6 +209,29 @@ class LeakyReLU(Layer):
         return {**super().get_config(), "negative_slope": self.negative_slope}
 
 
+class Masking(Layer):
+    """Keras's Masking: a step whose features all equal ``mask_value`` is masked for
+    the layers after it, and zeroed."""
+
+    def __init__(self, mask_value: float = 0.0, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.mask_value = float(mask_value)
+
+    def _kept(self, x: Value) -> Value:
+        differs = B.cast(B.ne(x, self.mask_value), DType.f32)
+        return B.gt(B.reduce_max(differs, -1), 0.0)  # any over the features
+
+    def call(self, ctx, x):
+        kept = B.cast(self._kept(x), x.dtype)
+        return x * B.reshape(kept, (*kept.shape, 1))
+
+    def compute_mask(self, inputs, previous_mask):
+        return self._kept(inputs)
+
+    def get_config(self):
+        return {**super().get_config(), "mask_value": self.mask_value}
+
+
 class Dropout(Layer):
     """Inverted dropout: in training, zero each element with probability ``rate``
     and scale the rest by 1/(1-rate); identity in evaluation and prediction.
@@ -205,6 +239,8 @@ class Dropout(Layer):
     The mask comes from the IR's counter-based random op keyed by this layer's
     seed and the optimizer's step counter, so training is reproducible.
     """
+
+    propagates_mask = True
 
     def __init__(
         self,
@@ -261,9 +297,19 @@ class Lambda(Layer):
             raise TypeError(f"Lambda needs a function, got {function!r}")
         self.function = function
         self.arguments = dict(arguments or {})
+        self.mask = mask  # Keras: the output's mask (or how to compute it); else none
+        self.supports_masking = mask is not None
+        try:
+            self._takes_mask = "mask" in inspect.signature(function).parameters
+        except (TypeError, ValueError):  # a builtin without a signature
+            self._takes_mask = False
 
-    def call(self, inputs, training=None):
-        return self.function(inputs, **self.arguments)
+    def call(self, inputs, mask=None, training=None):
+        extra = {"mask": mask} if self._takes_mask else {}
+        return self.function(inputs, **self.arguments, **extra)
+
+    def compute_mask(self, inputs, previous_mask):
+        return self.mask(inputs, previous_mask) if callable(self.mask) else self.mask
 
     def get_config(self):
         raise NotImplementedError(

@@ -22,8 +22,7 @@ class Embedding(Layer):
     ) -> None:
         super().__init__(**kwargs)
         self.embeddings_regularizer = embeddings_regularizer
-        if mask_zero:
-            raise NotImplementedError(f"Embedding '{self.name}': mask_zero is not supported")
+        self.mask_zero = bool(mask_zero)
         self.input_dim, self.output_dim = int(input_dim), int(output_dim)
         self.embeddings_initializer = embeddings_initializer or initializers.RandomUniform(
             -0.05, 0.05
@@ -40,5 +39,14 @@ class Embedding(Layer):
     def call(self, ctx, ids):
         return B.take(ctx.weight(self.embeddings), B.cast(ids, DType.i32))
 
+    def compute_mask(self, inputs, previous_mask):
+        """With ``mask_zero``, id 0 is padding: the mask is ``ids != 0``."""
+        return B.ne(inputs, B.const(inputs.graph, 0, inputs.dtype)) if self.mask_zero else None
+
     def get_config(self):
-        return {**super().get_config(), "input_dim": self.input_dim, "output_dim": self.output_dim}
+        return {
+            **super().get_config(),
+            "input_dim": self.input_dim,
+            "output_dim": self.output_dim,
+            "mask_zero": self.mask_zero,
+        }

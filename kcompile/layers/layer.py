@@ -12,6 +12,7 @@ from __future__ import annotations
 import functools
 import inspect
 import traceback
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -48,6 +49,17 @@ class TraceContext:
         # Scalar losses the layers added (add_loss, regularizers), summed into the loss.
         self.losses: list[Value] = []
         self._regularized: set[int] = set()  # layers whose weight penalties are in
+        # Keras's masks (``_keras_mask``): a tensor's mask, by the tensor's value.
+        self._masks: dict[int, tuple[Value, Value]] = {}
+
+    def mask_of(self, value: Value) -> Value | None:
+        """The mask a layer attached to ``value`` (an Embedding with mask_zero, a Masking
+        layer, and the layers that pass a mask on), or None."""
+        entry = self._masks.get(id(value))
+        return entry[1] if entry is not None and entry[0] is value else None
+
+    def set_mask(self, value: Value, mask: Value) -> None:
+        self._masks[id(value)] = (value, mask)
 
     def weight(self, var: Variable) -> Value:
         """The weight's value in this step: its input, or its new value once assigned."""
@@ -86,6 +98,7 @@ class CallRecord:
 
 class Layer:
     multi_input = False  # call takes a list of tensors (Add, Concatenate)
+    propagates_mask = False  # a built-in layer that passes its input's mask on (Dense)
 
     def __init__(
         self,
@@ -113,6 +126,11 @@ class Layer:
         self.activity_regularizer = regularizers.get(activity_regularizer)
         self._regularizers: dict[Variable, Any] = {}
         self._eager_losses: list = []
+        # Keras: a layer that overrides compute_mask supports masking; built-in layers
+        # that pass a mask on say so with ``propagates_mask``.
+        self._supports_masking = self.propagates_mask or (
+            type(self).compute_mask is not Layer.compute_mask
+        )
 
     # --- weights ------------------------------------------------------------
 
@@ -270,6 +288,53 @@ class Layer:
         """Keras's default: the layer made again from its ``get_config``."""
         return cls(**config)
 
+    # --- masks -------------------------------------------------------------
+
+    @property
+    def supports_masking(self) -> bool:
+        return getattr(self, "_supports_masking", False)
+
+    @supports_masking.setter
+    def supports_masking(self, value: bool) -> None:
+        self._supports_masking = bool(value)
+
+    def compute_mask(self, inputs: Any, previous_mask: Any) -> Any:
+        """Keras's: the mask of the outputs (IR values for a built-in layer, traced
+        tensors for a user's); by default the input's."""
+        return previous_mask
+
+    def _set_output_masks(self, ctx: TraceContext, inputs: Any, previous: Any, outs: list) -> list:
+        """Keras's ``_set_mask_metadata``: outputs that have no mask yet get
+        ``compute_mask(inputs, previous)``; a layer that does not support masking drops
+        the mask, with Keras's warning. Returns the outputs: one that is an input
+        (``return inputs``) becomes a view of it, a tensor of its own as a Keras node's
+        output is, so its mask is the layer's."""
+        if self.supports_masking and any(m is not None for m in flatten(previous)):
+            given = {id(v) for v in flatten(inputs) if isinstance(v, Value)}
+            given |= {id(v.value) for v in flatten(inputs) if isinstance(v, TracedTensor)}
+            outs = [
+                v.graph.emit1("reshape", [v], shape=v.shape) if id(v) in given else v for v in outs
+            ]
+        if not self.supports_masking:
+            if any(m is not None for m in flatten(previous)):
+                warnings.warn(
+                    f"Layer '{self.name}' (of type {type(self).__name__}) was passed an input "
+                    "with a mask attached to it. However, this layer does not support "
+                    "masking and will therefore destroy the mask information. Downstream "
+                    "layers will not see the mask.",
+                    stacklevel=2,
+                )
+            return outs
+        if all(ctx.mask_of(v) is not None for v in outs):
+            return outs
+        masks = self.compute_mask(inputs, previous)
+        if masks is None:
+            return outs
+        for value, mask in zip(outs, flatten(masks)):
+            if mask is not None and ctx.mask_of(value) is None:
+                ctx.set_mask(value, mask if isinstance(mask, Value) else _as_value(ctx, mask, self))
+        return outs
+
     # --- calling ------------------------------------------------------------
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
@@ -372,10 +437,11 @@ class Layer:
     def _symbolic_call(self, flat: list[KerasTensor], call: _CallSpec | None = None) -> Any:
         shapes = [t.shape for t in flat]
         self._ensure_built(call.build_shapes(self, shapes) if call else shapes)
-        outputs = [
-            KerasTensor(shape, dtype, name=f"{self.name}")
-            for shape, dtype in self._output_specs(flat, call)
-        ]
+        outputs = []
+        for shape, dtype, mask in self._output_specs(flat, call):
+            out = KerasTensor(shape, dtype, name=f"{self.name}")
+            out._keras_mask = None if mask is None else KerasTensor(*mask)
+            outputs.append(out)
         record = CallRecord(self, flat, outputs, call)
         self._calls.append(record)
         for i, t in enumerate(outputs):
@@ -392,21 +458,25 @@ class Layer:
             graph = Graph(f"{self.name}_shape")
             ctx = TraceContext(graph, training=False)
             values = [graph.add_input(f"in{i}", t.ir_type(size)) for i, t in enumerate(flat)]
-            runs.append(
-                [(keras_shape(v.shape), keras_dtype(v.type)) for v in self.trace(ctx, values, call)]
-            )
+            for i, (t, v) in enumerate(zip(flat, values)):  # masks are known when building
+                if getattr(t, "_keras_mask", None) is not None:
+                    ctx.set_mask(v, graph.add_input(f"mask{i}", t._keras_mask.ir_type(size)))
+            outs = self.trace(ctx, values, call)
+            masks = [ctx.mask_of(v) for v in outs]
+            runs.append([_spec(v) for v in outs] + [m and _spec(m) for m in masks])
         first = runs[0]
         for other in runs[1:]:
-            if [len(s) for s, _ in other] != [len(s) for s, _ in first]:
+            if [s and len(s[0]) for s in other] != [s and len(s[0]) for s in first]:
                 raise ValueError(
                     f"layer '{self.name}' ({type(self).__name__}): the rank of its output "
                     "depends on the size of an unknown input dimension"
                 )
             first = [
-                (tuple(a if a == b else None for a, b in zip(sa, sb)), dtype)
-                for (sa, dtype), (sb, _) in zip(first, other)
+                a and (tuple(x if x == y else None for x, y in zip(a[0], b[0])), a[1])
+                for a, b in zip(first, other)
             ]
-        return first
+        half = len(first) // 2
+        return [(*spec, mask) for spec, mask in zip(first[:half], first[half:])]
 
     def trace(
         self, ctx: TraceContext, values: list[Value], call: _CallSpec | None = None
@@ -419,7 +489,12 @@ class Layer:
                     outs = self._trace_keras_call(ctx, values, call or _CallSpec.single(values))
                     self._add_penalties(ctx, outs)
                     return outs
-                out = self.call(ctx, values if self.multi_input else values[0])
+                masks = [ctx.mask_of(v) for v in values]
+                previous = masks if self.multi_input else masks[0]
+                arguments = {}
+                if "mask" in _call_parameters(type(self)) and any(m is not None for m in masks):
+                    arguments["mask"] = previous
+                out = self.call(ctx, values if self.multi_input else values[0], **arguments)
             except ShapeError as e:
                 shapes = ", ".join(str(keras_shape(v.shape)) for v in values)
                 raise ValueError(
@@ -429,7 +504,8 @@ class Layer:
         outs = list(out) if isinstance(out, list | tuple) else [out]
         with ctx.graph.layer_scope(self.name):
             self._add_penalties(ctx, outs)
-        return outs
+            first = values if self.multi_input else values[0]
+            return self._set_output_masks(ctx, first, previous, outs)
 
     def _trace_keras_call(
         self, ctx: TraceContext, values: list[Value], call: _CallSpec
@@ -437,6 +513,7 @@ class Layer:
         args, kwargs = call.arguments([TracedTensor(v) for v in values])
         if "training" in _call_parameters(type(self)):
             kwargs["training"] = ctx.training if call.training is None else call.training
+        first, previous = self._fill_masks(ctx, args, kwargs)
         with tracing(ctx):
             try:
                 out = self.call(*args, **kwargs)
@@ -444,8 +521,36 @@ class Layer:
                 raise type(e)(
                     f"layer '{self.name}' ({type(self).__name__}){_user_line(e)}: {e}"
                 ) from None
-        outs = flatten(out)
-        return [_as_value(ctx, x, self) for x in outs]
+            outs = [_as_value(ctx, x, self) for x in flatten(out)]
+            return self._set_output_masks(ctx, first, previous, outs)
+
+    def _fill_masks(self, ctx: TraceContext, args: tuple, kwargs: dict) -> tuple[Any, Any]:
+        """Keras's step 6 of ``__call__``: a call with one tensor argument gets its mask
+        as ``mask=``, one with several gets ``<name>_mask=`` for each, where ``call``
+        takes them and they were not given. Returns the first argument and the mask of
+        the outputs' default (the given mask, else the first argument's)."""
+        params = _call_parameters(type(self))
+
+        def mask_of(x: Any) -> Any:
+            mask = ctx.mask_of(x.value) if isinstance(x, TracedTensor) else None
+            return None if mask is None else TracedTensor(mask)
+
+        bound = inspect.signature(type(self).call).bind(None, *args, **kwargs).arguments
+        named = dict(list(bound.items())[1:])
+        tensors = {
+            k: v
+            for k, v in named.items()
+            if k != "training" and any(isinstance(x, TracedTensor) for x in flatten(v))
+        }
+        wanted = ["mask"] if len(tensors) == 1 else [f"{k}_mask" for k in tensors]
+        for value, mask_name in zip(tensors.values(), wanted):
+            if mask_name in params and named.get(mask_name) is None:
+                masks = map_structure(mask_of, value)
+                if any(m is not None for m in flatten(masks)):
+                    kwargs[mask_name] = masks
+        first = args[0] if args else next(iter(named.values()), None)
+        given = kwargs.get("mask", named.get("mask"))
+        return first, given if given is not None else map_structure(mask_of, first)
 
     def _eager_call(self, arrays: list, training: bool, call: _CallSpec | None = None) -> Any:
         arrays = [np.asarray(getattr(a, "value", a)) for a in arrays]
@@ -582,6 +687,10 @@ class _CallSpec:
         if len(wanted) <= 1:
             return next(iter(by_name.values()), None)
         return _BuildShapes({name: by_name[name] for name in wanted if name in by_name})
+
+
+def _spec(value: Value) -> tuple[tuple, str]:
+    return keras_shape(value.shape), keras_dtype(value.type)
 
 
 def _slots(structure: Any) -> list[_Slot]:

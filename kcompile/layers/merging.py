@@ -6,12 +6,14 @@ from __future__ import annotations
 from functools import reduce
 from typing import Any
 
+from kcompile.ir import DType
 from kcompile.ir import build as B
 from kcompile.layers.layer import Layer
 from kcompile.tensor import keras_shape
 
 
 class _Merge(Layer):
+    propagates_mask = True
     multi_input = True
 
     def call(self, ctx, inputs):
@@ -31,6 +33,39 @@ class _Merge(Layer):
     def merge(self, inputs):
         raise NotImplementedError
 
+    def compute_mask(self, inputs, previous_mask):
+        """Keras 3's: the steps any input keeps, when every input has a mask; else none."""
+        if previous_mask is None or any(m is None for m in previous_mask):
+            return None
+        return reduce(B.logical_or, previous_mask)
+
+
+def _spread(mask, x):
+    """A [..., steps] mask as a boolean of ``x``'s shape (Keras: expand_dims, broadcast)."""
+    mask = B.ne(mask, False)
+    return (
+        B.broadcast_to(B.reshape(mask, (*mask.shape, 1)), x.shape) if mask.rank < x.rank else mask
+    )
+
+
+def _any_last(mask):
+    return B.gt(B.reduce_max(B.cast(mask, DType.f32), -1), 0.0)
+
+
+class _MaskedMerge(_Merge):
+    """Keras's Multiply, Maximum and Minimum replace masked values before the op."""
+
+    def call(self, ctx, inputs, mask=None):
+        out = super().call(ctx, inputs)
+        if mask is None:
+            return out
+        out, out_mask = self.merge_masked(
+            inputs, [None if m is None else _spread(m, x) for m, x in zip(mask, inputs)]
+        )
+        if out_mask is not None:
+            ctx.set_mask(out, _any_last(out_mask))
+        return out
+
 
 class Add(_Merge):
     def merge(self, inputs):
@@ -44,9 +79,24 @@ class Subtract(_Merge):
         return inputs[0] - inputs[1]
 
 
-class Multiply(_Merge):
+class Multiply(_MaskedMerge):
     def merge(self, inputs):
         return reduce(B.mul, inputs)
+
+    def merge_masked(self, inputs, masks):
+        """Keras's: masked values count as 1; when every input has a mask, the product is
+        0 where none keeps the value, and the mask is any of theirs."""
+        every = all(m is not None for m in masks)
+        out = out_mask = None
+        for x, m in zip(inputs, masks):
+            if m is not None:
+                x = B.select(m, x, 1.0)
+                if every:
+                    out_mask = m if out_mask is None else B.logical_or(out_mask, m)
+            out = x if out is None else out * x
+        if every:
+            out = B.select(out_mask, out, 0.0)
+        return out, out_mask
 
 
 class Average(_Merge):
@@ -54,17 +104,34 @@ class Average(_Merge):
         return reduce(B.add, inputs) * (1.0 / len(inputs))
 
 
-class Maximum(_Merge):
+class _Extremum(_MaskedMerge):
     def merge(self, inputs):
-        return reduce(B.maximum, inputs)
+        return reduce(self.op, inputs)
+
+    def merge_masked(self, inputs, masks):
+        """Keras's ``_apply_merge_op_and_or_mask``: a masked value stands aside for the
+        other; the mask is any of theirs while every input has one."""
+        out, out_mask = inputs[0], masks[0]
+        for x, m in zip(inputs[1:], masks[1:]):
+            if m is not None:
+                x = B.select(m, x, out)
+            if out_mask is not None:
+                out = B.select(out_mask, out, x)
+            out_mask = B.logical_or(out_mask, m) if m is not None and out_mask is not None else None
+            out = self.op(out, x)
+        return out, out_mask
 
 
-class Minimum(_Merge):
-    def merge(self, inputs):
-        return reduce(B.minimum, inputs)
+class Maximum(_Extremum):
+    op = staticmethod(B.maximum)
+
+
+class Minimum(_Extremum):
+    op = staticmethod(B.minimum)
 
 
 class Concatenate(Layer):
+    propagates_mask = True
     multi_input = True
 
     def __init__(self, axis: int = -1, **kwargs: Any) -> None:
@@ -74,6 +141,20 @@ class Concatenate(Layer):
     def call(self, ctx, inputs):
         return B.concat(inputs, self.axis)
 
+    def compute_mask(self, inputs, previous_mask):
+        """Keras's: each input's mask spread over its features (all kept where it has
+        none), joined as the inputs are, then any over the last axis."""
+        if previous_mask is None or all(m is None for m in previous_mask):
+            return None
+        spread = []
+        for x, mask in zip(inputs, previous_mask):
+            if mask is None:
+                mask = B.const(x.graph, True, DType.bool, x.shape)
+            elif mask.rank < x.rank:
+                mask = B.broadcast_to(B.reshape(mask, (*mask.shape, 1)), x.shape)
+            spread.append(B.cast(mask, DType.f32))
+        return B.gt(B.reduce_max(B.concat(spread, self.axis), -1), 0.0)
+
     def get_config(self):
         return {**super().get_config(), "axis": self.axis}
 
@@ -82,6 +163,11 @@ class Dot(Layer):
     """Keras's Dot: the batched dot product of two tensors over ``axes`` (one axis for
     both or one each, the batch never), optionally of l2-normalized inputs (cosine
     proximity); a result of the batch dimension alone gets a trailing axis of 1."""
+
+    propagates_mask = True
+
+    def compute_mask(self, inputs, previous_mask):
+        return None
 
     multi_input = True
 

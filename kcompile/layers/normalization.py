@@ -12,6 +12,8 @@ class BatchNormalization(Layer):
     """Batch statistics (biased variance) in training, moving statistics otherwise;
     ``moving = moving * momentum + batch * (1 - momentum)`` in the train step."""
 
+    propagates_mask = True
+
     def __init__(
         self,
         axis: int = -1,
@@ -84,6 +86,8 @@ def scale_and_shift(ctx, layer: Layer, y):
 
 
 class LayerNormalization(Layer):
+    propagates_mask = True
+
     def __init__(
         self,
         axis: int = -1,
@@ -120,6 +124,8 @@ class LayerNormalization(Layer):
 class UnitNormalization(Layer):
     """Divides by the l2 norm over ``axis`` (at least 1e-12), as Keras's."""
 
+    propagates_mask = True
+
     def __init__(self, axis: Any = -1, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.axis = axis
@@ -138,6 +144,8 @@ class GroupNormalization(Layer):
     """Keras's GroupNormalization over the last axis: its channels split into ``groups``,
     each normalized over every other axis but the batch, then scaled and shifted per
     channel."""
+
+    propagates_mask = True
 
     def __init__(
         self,

@@ -36,6 +36,10 @@ class Operation(Layer):
         self.template = map_structure(slot, (args, kwargs))
         self.tensors = tensors
 
+    def _set_output_masks(self, ctx, inputs, previous, outs) -> list:
+        """keras.ops calls carry no masks (Keras's ops are not layers)."""
+        return outs
+
     def call(self, inputs):
         values = iter(inputs)
         args, kwargs = map_structure(

@@ -142,7 +142,26 @@ class GlobalMaxPooling2D(_Global):
 
 
 class GlobalAveragePooling1D(GlobalAveragePooling2D):
-    pass
+    """With a mask, the mean over the unmasked steps (Keras's; NaN where all are
+    masked, as in Keras)."""
+
+    propagates_mask = True
+
+    def call(self, ctx, x, mask=None):
+        if mask is None:
+            return super().call(ctx, x)
+        first = self.data_format == "channels_last"
+        weights = B.cast(mask, DType.f32)
+        weights = B.reshape(
+            weights, (*weights.shape, 1) if first else (weights.shape[0], 1, *weights.shape[1:])
+        )
+        axis = 1 if first else 2
+        return B.reduce_sum(x * weights, axis, self.keepdims) / B.reduce_sum(
+            weights, axis, self.keepdims
+        )
+
+    def compute_mask(self, inputs, previous_mask):
+        return None
 
 
 class GlobalMaxPooling1D(GlobalMaxPooling2D):

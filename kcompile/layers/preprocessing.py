@@ -25,6 +25,8 @@ EPSILON = 1e-7  # keras.config.epsilon()
 class Rescaling(Layer):
     """``x * scale + offset`` (scale and offset numbers or per-channel lists)."""
 
+    propagates_mask = True
+
     def __init__(self, scale: Any, offset: Any = 0.0, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.scale, self.offset = scale, offset
@@ -48,6 +50,8 @@ class Normalization(Layer):
     """Keras's ``Normalization``: ``(x - mean) / max(sqrt(variance), 1e-7)`` per feature of
     ``axis`` (``invert=True`` undoes it), from ``mean``/``variance`` or ``adapt(data)``
     (the data's mean and population variance)."""
+
+    propagates_mask = True
 
     def __init__(
         self, axis: Any = -1, mean: Any = None, variance: Any = None, invert: bool = False, **kw

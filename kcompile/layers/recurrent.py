@@ -25,6 +25,7 @@ def _split(z: Value, parts: int) -> list[Value]:
 
 
 class _RNN(Layer):
+    propagates_mask = True
     gates = 1
 
     def __init__(
@@ -42,6 +43,7 @@ class _RNN(Layer):
         unroll: bool = False,
         dropout: float = 0.0,
         recurrent_dropout: float = 0.0,
+        zero_output_for_mask: bool = False,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -61,6 +63,8 @@ class _RNN(Layer):
         self.bias_initializer = bias_initializer
         self.return_sequences, self.return_state = return_sequences, return_state
         self.go_backwards = go_backwards
+        # Masked steps keep the states; their output is the previous one, or zeros.
+        self.zero_output_for_mask = bool(zero_output_for_mask)
 
     def build(self, input_shape):
         if len(input_shape) != 3:
@@ -87,32 +91,44 @@ class _RNN(Layer):
     def make_bias_initializer(self):
         return self.bias_initializer
 
-    def call(self, ctx: TraceContext, x: Value):
+    def call(self, ctx: TraceContext, x: Value, mask: Value | None = None):
         n, steps, _ = x.shape
         graph = x.graph
         projected = self.input_bias(ctx, B.matmul(x, ctx.weight(self.kernel)))
+        sequences = [projected]
+        if mask is not None:  # [N, T] -> one [N, 1] flag a step
+            sequences.append(B.reshape(B.ne(mask, False), (*mask.shape, 1)))
         invariants = self.invariants(ctx)
         body = Graph(f"{self.name}_step")
         carry = TensorType(DType.f32, (BATCH, self.units))
         with body.layer_scope(self.name):
             state = [body.add_input(name, carry, "carry") for name in self.state_names]
             xk = body.add_input("x", step_type(projected.type), "step")
+            keep = None
+            if mask is not None:
+                keep = body.add_input("mask", step_type(sequences[1].type), "step")
             inner = {
                 name: body.add_input(name, v.type, "invariant") for name, v in invariants.items()
             }
             new = self.cell(xk, state, inner)
-        body.set_outputs([*zip(self.state_names, new), ("output", new[0])])
+            output = new[0]
+            if keep is not None:  # Keras's masked step: states kept, output per the flag
+                if self.zero_output_for_mask:
+                    output = B.select(keep, output, 0.0)
+                new = [B.select(keep, a, b) for a, b in zip(new, state)]
+                output = output if self.zero_output_for_mask else new[0]
+        body.set_outputs([*zip(self.state_names, new), ("output", output)])
         init = [B.const(graph, 0.0, DType.f32, (n, self.units)) for _ in self.state_names]
         attrs = {
             "body": body,
             "carries": len(init),
-            "sequences": 1,
+            "sequences": len(sequences),
             "length": steps,
             "reverse": self.go_backwards,
             "saved": True,
             "workspace": (0, 0),
         }
-        results = graph.emit("scan", [*init, projected, *invariants.values()], attrs)
+        results = graph.emit("scan", [*init, *sequences, *invariants.values()], attrs)
         state, sequence = list(results[: len(init)]), results[len(init)]
         if not self.return_sequences:
             out = state[0]
@@ -121,6 +137,11 @@ class _RNN(Layer):
         else:
             out = sequence
         return [out, *state] if self.return_state else out
+
+    def compute_mask(self, inputs, previous_mask):
+        """Keras's: the steps' mask goes on with the sequence; states carry none."""
+        mask = previous_mask if self.return_sequences else None
+        return [mask, *[None] * len(self.state_names)] if self.return_state else mask
 
     state_names = ("h",)
 
@@ -142,6 +163,7 @@ class _RNN(Layer):
             "return_sequences": self.return_sequences,
             "return_state": self.return_state,
             "go_backwards": self.go_backwards,
+            "zero_output_for_mask": self.zero_output_for_mask,
         }
 
 
@@ -256,6 +278,8 @@ class GRU(_RNN):
 class Bidirectional(Layer):
     """A recurrent layer run forwards and backwards; ``merge_mode`` joins the two."""
 
+    propagates_mask = True
+
     def __init__(self, layer: _RNN, merge_mode: str = "concat", **kwargs: Any) -> None:
         super().__init__(name=kwargs.pop("name", None) or f"bidirectional_{layer.name}", **kwargs)
         if layer.return_state:
@@ -273,6 +297,8 @@ class Bidirectional(Layer):
         config.pop("trainable", None)
         self.backward_layer = type(layer)(**config)
         self.merge_mode = merge_mode
+        for inner in (self.forward_layer, self.backward_layer):  # as Keras forces it
+            inner.zero_output_for_mask = inner.return_sequences
 
     def build(self, input_shape):
         for layer in (self.forward_layer, self.backward_layer):
@@ -281,6 +307,9 @@ class Bidirectional(Layer):
 
     def _all_variables(self):
         return self.forward_layer.weights + self.backward_layer.weights
+
+    def compute_mask(self, inputs, previous_mask):
+        return previous_mask if self.forward_layer.return_sequences else None
 
     def call(self, ctx, x):
         forward = self.forward_layer.trace(ctx, [x])[0]

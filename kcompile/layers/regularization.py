@@ -24,6 +24,8 @@ class SpatialDropout1D(Layer):
     """Dropout of whole feature maps: one draw per (sample, channel) of (batch, steps,
     channels), as Keras's noise shape (batch, 1, channels)."""
 
+    propagates_mask = True
+
     rank = 3
 
     def __init__(self, rate: float, seed: int | None = None, **kwargs: Any) -> None:
@@ -61,6 +63,8 @@ class SpatialDropout2D(SpatialDropout1D):
 class GaussianNoise(Layer):
     """Adds N(0, stddev²) noise in training."""
 
+    propagates_mask = True
+
     def __init__(self, stddev: float, seed: int | None = None, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.stddev, self.seed = float(stddev), _seed(seed)
@@ -77,6 +81,8 @@ class GaussianNoise(Layer):
 
 class GaussianDropout(Layer):
     """Multiplies by N(1, rate / (1 - rate)) noise in training."""
+
+    propagates_mask = True
 
     def __init__(self, rate: float, seed: int | None = None, **kwargs: Any) -> None:
         super().__init__(**kwargs)
@@ -97,6 +103,8 @@ class GaussianDropout(Layer):
 
 class ActivityRegularization(Layer):
     """Identity that adds l1·sum|x| + l2·sum(x²) of its input to the loss."""
+
+    propagates_mask = True
 
     def __init__(self, l1: float = 0.0, l2: float = 0.0, **kwargs: Any) -> None:
         from kcompile import regularizers

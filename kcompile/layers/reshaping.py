@@ -141,6 +141,8 @@ class TimeDistributed(Layer):
     """Applies ``layer`` to every step of axis 1 (one weight set for all steps): the
     steps are sliced, passed through the layer one by one and stacked again."""
 
+    propagates_mask = True
+
     def __init__(self, layer: Layer, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         if not isinstance(layer, Layer):

@@ -14,12 +14,14 @@ slots ``<optimizer>/<weight path>/<slot>``; the scalars ``iterations`` and
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from kcompile import losses as losses_mod
 from kcompile import metrics as metrics_mod
 from kcompile.ir import BATCH, DType, Graph, TensorType, Value
 from kcompile.layers.layer import TraceContext
+from kcompile.losses import apply_mask
 from kcompile.passes import append_gradients
 from kcompile.variables import Variable
 
@@ -97,7 +99,7 @@ def _trace_scored(
         raise ValueError(f"model '{model.name}' was compiled without a loss")
     with graph.layer_scope("loss"):
         total, per_output = compiled_loss(
-            specs, labels, preds, [] if custom else ctx.losses, weights
+            specs, labels, preds, [] if custom else ctx.losses, weights, ctx.mask_of
         )
         if custom:
             total = _traced_compute_loss(model, ctx, inputs, labels, preds, training)
@@ -114,6 +116,8 @@ def _trace_scored(
                 taken.add(metric.name)
                 key = f"{spec.name}_{metric.name}" if many else metric.name
                 w = weights if is_weighted else None
+                if isinstance(metric, metrics_mod.MeanMetricWrapper):  # Keras masks these
+                    w = apply_mask(w, ctx.mask_of(p), "sum")
                 for stat, v in metric.stats(y, p, w).items():
                     outputs.append((f"metric/{key}/{stat}", v))
                 metrics.append((key, metric))
@@ -127,16 +131,18 @@ def compiled_loss(
     preds: list[Value],
     extras: list[Value],
     sample_weight: Value | None = None,
+    mask_of: Callable[[Value], Value | None] = lambda p: None,
 ) -> tuple[Value | None, list[tuple[str, Value]]]:
     """The weighted sum of the outputs' compiled losses (each of its samples weighted by
-    ``sample_weight``) plus ``extras`` (add_loss and regularization penalties, as Keras
-    adds them), and each output's loss by name."""
+    ``sample_weight``, masked values left out: ``mask_of(prediction)``) plus ``extras``
+    (add_loss and regularization penalties, as Keras adds them), and each output's loss
+    by name."""
     total = None
     per_output = []
     for spec, y, p in zip(specs, labels, preds):
         if spec.loss is None:
             continue
-        value = spec.loss.ir(y, p, sample_weight)
+        value = spec.loss.ir(y, p, sample_weight, mask_of(p))
         per_output.append((spec.name, value))
         weighted = value * spec.weight if spec.weight != 1.0 else value
         total = weighted if total is None else total + weighted

@@ -305,7 +305,7 @@ class Trainer(TrainingLoop):
         compiled = self._require_compiled("compute_loss")
         ys = [t.value for t in (y if isinstance(y, list | tuple) else [y])]
         preds = [p.value for p in (y_pred if isinstance(y_pred, list | tuple) else [y_pred])]
-        total, _ = G.compiled_loss(compiled.specs, ys, preds, ctx.losses)
+        total, _ = G.compiled_loss(compiled.specs, ys, preds, ctx.losses, None, ctx.mask_of)
         if total is None:
             raise ValueError(f"model '{self.name}' has no loss to compute")
         return TracedTensor(total)
