@@ -201,6 +201,12 @@ def _layer_entry(layer) -> dict:
             "written to .keras files yet (keras.ops on symbolic tensors and custom layers "
             "are not); use model.save('m.kcmodel') or save_weights"
         )
+    if getattr(layer, "host", False):
+        raise NotImplementedError(
+            f"layer '{layer.name}' ({kind.__name__}): lookup and text layers are not written "
+            "to .keras files yet (Keras keeps their vocabulary as an asset); use "
+            "model.save('m.kcmodel')"
+        )
     if isinstance(layer, InputLayer):
         config = {
             "batch_shape": list(layer.output_tensor.shape),

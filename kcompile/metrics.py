@@ -438,13 +438,20 @@ FalsePositives = _count_class("FalsePositives", "fp", lambda p, t: p * (1.0 - t)
 TrueNegatives = _count_class("TrueNegatives", "tn", lambda p, t: (1.0 - p) * (1.0 - t), "up")
 FalseNegatives = _count_class("FalseNegatives", "fn", lambda p, t: (1.0 - p) * t, "down")
 
-from kcompile.metrics_confusion import AUC, F1Score, FBetaScore  # noqa: E402
-from kcompile.metrics_confusion import VECTOR_METRICS as VECTOR_METRICS  # noqa: E402
+_VECTOR = {"AUC": "auc", "F1Score": "f1_score", "FBetaScore": "fbeta_score"}
+
+
+def __getattr__(name: str) -> Any:
+    """AUC, F1Score, FBetaScore and VECTOR_METRICS live in metrics_confusion, which builds
+    on this module (imported on first use, so the two do not import each other)."""
+    if name in _VECTOR or name == "VECTOR_METRICS":
+        from kcompile import metrics_confusion
+
+        return getattr(metrics_confusion, name)
+    raise AttributeError(f"module 'kcompile.metrics' has no attribute {name!r}")
+
 
 _CLASSES = {
-    "auc": AUC,
-    "f1_score": F1Score,
-    "fbeta_score": FBetaScore,
     "binary_accuracy": BinaryAccuracy,
     "categorical_accuracy": CategoricalAccuracy,
     "sparse_categorical_accuracy": SparseCategoricalAccuracy,
@@ -496,13 +503,16 @@ def get(
         key = identifier if identifier in _CLASSES else backend.snake_case(identifier)
         if key in _CLASSES:
             return _CLASSES[key](name=identifier)
+        vector = {v: k for k, v in _VECTOR.items()}
+        if key in vector:
+            return __getattr__(vector[key])(name=identifier)
         if key in _LOSS_METRICS:
             metric = MeanMetricWrapper(losses.get(key).per_sample, name=identifier, ir=True)
             metric.direction = "down"
             return metric
     elif callable(identifier):
         return MeanMetricWrapper(identifier)
-    known = sorted([*_CLASSES, *_LOSS_METRICS, "accuracy", "acc"])
+    known = sorted([*_CLASSES, *_VECTOR.values(), *_LOSS_METRICS, "accuracy", "acc"])
     raise ValueError(f"unknown metric {identifier!r}; known metrics: {', '.join(known)}")
 
 

@@ -6,6 +6,8 @@ Run it in an environment that has Keras, never kcompile's own::
     python -m venv /tmp/keras-env && /tmp/keras-env/bin/pip install keras jax
     KERAS_BACKEND=jax /tmp/keras-env/bin/python tests/make_keras_fixtures.py
     KERAS_BACKEND=jax /tmp/keras-env/bin/python tests/make_keras_fixtures.py files
+    # the lookup layers need TensorFlow: pip install tensorflow-cpu in that environment
+    KERAS_BACKEND=jax /tmp/keras-env/bin/python tests/make_keras_fixtures.py lookup
 """
 
 from __future__ import annotations
@@ -49,11 +51,28 @@ def keras_files(out: Path) -> None:
         print(name, "files")
 
 
+def lookup_layers(out: Path) -> None:
+    """What Keras's StringLookup, IntegerLookup and TextVectorization give for the cases
+    of keras_lookup_cases (they run on TensorFlow whatever the backend)."""
+    import json
+
+    import tensorflow as tf
+    from keras_lookup_cases import cases
+
+    results = cases(keras)
+    results["versions"] = f"keras {keras.__version__}, tensorflow {tf.__version__}"
+    (out / "lookup_layers.json").write_text(json.dumps(results, indent=1, sort_keys=True))
+    print("lookup", len(results) - 1, "cases")
+
+
 def main() -> None:
     out = HERE / "keras_fixtures"
     out.mkdir(exist_ok=True)
     if sys.argv[1:] == ["files"]:
         keras_files(out)
+        return
+    if sys.argv[1:] == ["lookup"]:
+        lookup_layers(out)
         return
     for name in sys.argv[1:] or PROGRAMS:
         keras.utils.clear_session()

@@ -193,10 +193,15 @@ def random_model(seed: int) -> ModelSpec:
     masks = random.Random(seed * 7919 + 1)  # its own stream: the other draws stay as they were
     for i, inp in enumerate(spec.inputs):
         if inp.vocab:
-            args = {"input_dim": inp.vocab + rng.randint(0, 3), "output_dim": rng.randint(1, 6)}
+            ids, vocab = i, inp.vocab
+            if masks.random() < 0.2:  # a host stage: ids mapped by a vocabulary first
+                vocabulary = masks.sample(range(inp.vocab), masks.randint(1, inp.vocab))
+                ids = _append(spec, shapes, Call("IntegerLookup", {"vocabulary": vocabulary}, [i]))
+                vocab = len(vocabulary) + 1
+            args = {"input_dim": vocab + rng.randint(0, 3), "output_dim": rng.randint(1, 6)}
             if masks.random() < 0.3:  # id 0 masks its step for the layers after
                 args["mask_zero"] = True
-            _append(spec, shapes, Call("Embedding", args, [i]))
+            _append(spec, shapes, Call("Embedding", args, [ids]))
     for _ in range(rng.randint(1, 7)):
         roll = rng.random()
         call = None

@@ -85,8 +85,13 @@ class ModelSpec:
 def call_shape(call: Call, shapes: list[tuple[Shape, int]]) -> tuple[Shape, int]:
     """(shape, vocab) of a call's result; ``Invalid`` where it does not fit its inputs."""
     ins = [shapes[i] for i in call.inputs]
-    if any(vocab for _, vocab in ins) and call.layer != "Embedding":
+    if any(vocab for _, vocab in ins) and call.layer not in ("Embedding", "IntegerLookup"):
         raise Invalid(f"{call.layer} on integer ids")
+    if call.layer == "IntegerLookup":  # on the host: ids to their vocabulary index
+        ((shape, vocab),) = ins
+        if not vocab:
+            raise Invalid("IntegerLookup needs integer ids")
+        return shape, len(call.args["vocabulary"]) + 1
     if call.layer == "Embedding":
         ((shape, vocab),) = ins
         if not vocab or call.args["input_dim"] < vocab or len(shape) != 1:

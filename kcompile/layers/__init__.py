@@ -25,6 +25,7 @@ from kcompile.layers.core import (
 )
 from kcompile.layers.embedding import Embedding
 from kcompile.layers.layer import Layer
+from kcompile.layers.lookup import IntegerLookup, StringLookup, TextVectorization
 from kcompile.layers.merging import (
     Add,
     Average,
@@ -115,6 +116,7 @@ __all__ = [
     "GroupNormalization",
     "Input",
     "InputLayer",
+    "IntegerLookup",
     "Lambda",
     "Layer",
     "LayerNormalization",
@@ -139,7 +141,9 @@ __all__ = [
     "Softmax",
     "SpatialDropout1D",
     "SpatialDropout2D",
+    "StringLookup",
     "Subtract",
+    "TextVectorization",
     "TimeDistributed",
     "UnitNormalization",
     "UpSampling1D",

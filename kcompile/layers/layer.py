@@ -554,6 +554,8 @@ class Layer:
 
     def _eager_call(self, arrays: list, training: bool, call: _CallSpec | None = None) -> Any:
         arrays = [np.asarray(getattr(a, "value", a)) for a in arrays]
+        if getattr(self, "_host", None):  # a model's host layers (TextVectorization, ...)
+            arrays = [np.asarray(a) for a in self._host_inputs(arrays)]
         shapes = [(None, *a.shape[1:]) for a in arrays]
         self._ensure_built(call.build_shapes(self, shapes) if call else shapes)
         graph = Graph(f"{self.name}_eager")

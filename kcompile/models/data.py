@@ -58,7 +58,7 @@ def check_numeric(array: np.ndarray, what: str) -> None:
 def is_ready_input(model, x: Any) -> bool:
     """Whether ``x`` is already what ``prepare_inputs`` would make of it: one C-contiguous
     array of the single Input's dtype and shape (the fast path of predict_on_batch)."""
-    if not isinstance(x, np.ndarray) or len(model.inputs) != 1:
+    if not isinstance(x, np.ndarray) or len(model.inputs) != 1 or getattr(model, "_host", None):
         return False
     t = model.inputs[0]
     return (
@@ -74,8 +74,11 @@ def prepare_inputs(model, x: Any) -> list[np.ndarray]:
     if x is None:
         raise ValueError(f"model '{model.name}': no input data (x) given")
     arrays = as_array_list(x, model.input_names, f"inputs of model '{model.name}'")
+    compiled = model.inputs
+    if getattr(model, "_host", None):  # TextVectorization, StringLookup, ... on the host
+        compiled, arrays = model._compiled_inputs, model._host_inputs(arrays)
     out = []
-    for t, name, a in zip(model.inputs, model.input_names, arrays):
+    for t, name, a in zip(compiled, model.input_names, arrays):
         check_numeric(a, f"input '{name}'")
         want = ir_dtype(t.dtype)
         if a.ndim != len(t.shape) or any(

@@ -44,8 +44,8 @@ def _add_model_inputs(model, graph: Graph, input_shapes: tuple = ()) -> list[Val
     the dimensions its Inputs leave unknown."""
     sizes = input_shapes or [None] * len(model.inputs)
     return [
-        graph.add_input(t._input_layer.name, t.ir_type(s), "data")
-        for t, s in zip(model.inputs, sizes)
+        graph.add_input(name, t.ir_type(s), "data")
+        for t, name, s in zip(model._compiled_inputs, model.input_names, sizes)
     ]
 
 

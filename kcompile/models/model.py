@@ -44,6 +44,26 @@ def topological_records(outputs: list[KerasTensor]) -> list[CallRecord]:
     return order
 
 
+def _host_stage(name: str, inputs: list[KerasTensor], records: list[CallRecord]) -> dict:
+    """{input index: (host layer, its output)}: the layers computed on the host before the
+    compiled step, each on a model Input that nothing else takes."""
+    stage = {}
+    position = {id(t): i for i, t in enumerate(inputs)}
+    for record in records:
+        if not getattr(record.layer, "host", False):
+            continue
+        (t,) = record.inputs
+        users = [r for r in records if any(x is t for x in r.inputs)]
+        if id(t) not in position or len(users) > 1:
+            raise NotImplementedError(
+                f"model '{name}': layer '{record.layer.name}' "
+                f"({type(record.layer).__name__}) runs on the host before the compiled step, "
+                "so it must be the only layer that takes its Input"
+            )
+        stage[position[id(t)]] = (record.layer, record.outputs[0])
+    return stage
+
+
 def keras_layer_order(outputs: list[KerasTensor]) -> list[Layer]:
     """The layers in Keras's Functional order (its ``map_graph``): by depth, the longest
     path to an output, deepest first (the Inputs); layers of one depth in the order a
@@ -141,6 +161,7 @@ class Model(Trainer, Layer):
                 raise ValueError(f"model '{self.name}': inputs must come from keras.Input, got {t}")
         self._inputs, self._outputs = inputs, outputs
         self._records = topological_records(outputs)
+        self._host = _host_stage(self.name, inputs, self._records)
         self._layer_order = keras_layer_order(outputs)
         reachable = {id(getattr(t, "_input_layer", None)) for r in self._records for t in r.inputs}
         for t in outputs:
@@ -178,6 +199,18 @@ class Model(Trainer, Layer):
     @property
     def input_names(self) -> list[str]:
         return [t._input_layer.name for t in self._inputs]
+
+    @property
+    def _compiled_inputs(self) -> list[KerasTensor]:
+        """What the compiled steps take: each Input, or its host layer's output (token
+        ids from a TextVectorization, ...)."""
+        host = getattr(self, "_host", {})
+        return [host[i][1] if i in host else t for i, t in enumerate(self._inputs)]
+
+    def _host_inputs(self, arrays: list) -> list:
+        """The model's input arrays with its host layers applied (numpy)."""
+        host = getattr(self, "_host", {})
+        return [host[i][0].host_call(a) if i in host else a for i, a in enumerate(arrays)]
 
     @property
     def output_names(self) -> list[str]:
@@ -271,8 +304,10 @@ class Model(Trainer, Layer):
             raise ValueError(
                 f"model '{self.name}' has {len(self._inputs)} inputs, got {len(values)}"
             )
-        env: dict[int, Value] = {id(t): v for t, v in zip(self._inputs, values)}
+        env: dict[int, Value] = {id(t): v for t, v in zip(self._compiled_inputs, values)}
         for record in self._records:
+            if getattr(record.layer, "host", False):
+                continue  # computed on the host: its output is a compiled input
             ins = [env[id(t)] for t in record.inputs]
             outs = record.layer.trace(ctx, ins, record.kwargs)
             for t, v in zip(record.outputs, outs):

@@ -229,7 +229,7 @@ class Trainer(TrainingLoop):
     def _input_shapes(self, xs: list[np.ndarray]) -> tuple:
         """What the steps are specialized on: the data's shapes (without the batch) when
         an Input leaves a dimension unknown, else nothing (one step for all data)."""
-        if not any(t.dynamic for t in self.inputs):
+        if not any(t.dynamic for t in getattr(self, "_compiled_inputs", self.inputs)):
             return ()
         return tuple(tuple(x.shape[1:]) for x in xs)
 
@@ -416,6 +416,13 @@ class Trainer(TrainingLoop):
         and a manifest. Written atomically; returns the manifest."""
         from kcompile.artifact import export
 
+        if getattr(self, "_host", None):
+            names = [layer.name for layer, _ in self._host.values()]
+            raise NotImplementedError(
+                f"export: model '{self.name}' computes {names} on the host (strings, "
+                "vocabularies), which an artifact cannot hold yet; export the model after "
+                "them (Input of their output) and run them before the artifact"
+            )
         return export(self, os.fspath(filepath), probe=probe, seed=seed, cpu=cpu)
 
     def load_weights(self, filepath: str, skip_mismatch: bool = False) -> None:
