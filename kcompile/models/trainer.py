@@ -362,7 +362,8 @@ class Trainer(TrainingLoop):
 
     def predict_on_batch(self, x: Any):
         exe = self._executables.get(("predict", (), ()))
-        if exe is not None and type(x) is np.ndarray and len(self.outputs) == 1:
+        host = getattr(self, "_host", None)  # data the host stage must see first
+        if exe is not None and type(x) is np.ndarray and len(self.outputs) == 1 and not host:
             out = exe.call_single(x) if isinstance(exe, NativeProgram) else None
             if out is not None:  # a batch like one fed before: one copy in, one out
                 return out
