@@ -40,6 +40,19 @@ def test_invert_maps_ids_back_to_tokens():
     assert ints(np.array([0, 1, 2, 3])).tolist() == [0, -1, 10, 20]
 
 
+def test_a_standardize_callable_gets_a_numpy_array_of_strings():
+    seen = []
+
+    def strip_html(texts):
+        seen.append(type(texts))
+        return np.char.replace(np.char.lower(texts), "<br />", " ")
+
+    tv = layers.TextVectorization(standardize=strip_html, output_sequence_length=3)
+    tv.adapt(np.array(["A<br />b", "b c"]))
+    assert tv.get_vocabulary() == ["", "[UNK]", "b", "c", "a"]
+    assert seen and all(t is np.ndarray for t in seen)
+
+
 def test_adapt_takes_batches_from_a_generator():
     def batches():
         yield np.array([["a", "b"], ["b", "c"]])

@@ -442,9 +442,10 @@ class IntegerLookup(_IndexLookup):
 
 class TextVectorization(HostLayer):
     """Keras's TextVectorization on the host: standardize (ASCII lowercase, strip
-    punctuation), split (whitespace, characters), n-grams, then a StringLookup with the
-    empty string as mask token; ``int`` output is padded with 0 (or cut) to
-    ``output_sequence_length``, or to the longest row."""
+    punctuation; a callable gets a numpy array of strings, as Keras gives it off
+    TensorFlow), split (whitespace, characters; a callable gets each string), n-grams,
+    then a StringLookup with the empty string as mask token; ``int`` output is padded with
+    0 (or cut) to ``output_sequence_length``, or to the longest row."""
 
     def __init__(
         self,
@@ -514,8 +515,6 @@ class TextVectorization(HostLayer):
 
     def _tokens(self, text: Any) -> list[str]:
         text = text.decode("utf-8") if isinstance(text, bytes) else str(text)
-        if callable(self.standardize):
-            text = str(self.standardize(text))
         if self.standardize in ("lower", "lower_and_strip_punctuation"):
             text = text.translate(_ASCII_LOWER)  # tf.strings.lower: ASCII letters only
         if self.standardize in ("strip_punctuation", "lower_and_strip_punctuation"):
@@ -544,6 +543,11 @@ class TextVectorization(HostLayer):
                     f"inputs.shape={array.shape} with rank={array.ndim}"
                 )
             array = array.reshape(array.shape[:-1])
+        if callable(self.standardize):  # Keras (not on TensorFlow): a numpy string array
+            texts = np.array(
+                [t.decode("utf-8") if isinstance(t, bytes) else str(t) for t in array.ravel()]
+            )
+            array = np.asarray(self.standardize(texts.reshape(array.shape)), dtype=object)
         if array.ndim == 0:
             return [self._tokens(array.item())]
         return [self._tokens(t) for t in array.ravel()]
