@@ -44,6 +44,61 @@ def _h5py():
 # --- where each layer's variables live ----------------------------------------------------
 
 
+def _is_custom(layer) -> bool:
+    """A user's layer class (not kcompile's)."""
+    return type(layer).__module__.split(".")[0] != "kcompile"
+
+
+def _base_attributes() -> set[str]:
+    """Attributes every kcompile layer has: Keras's walk skips its own likewise."""
+    from kcompile.layers import Layer
+
+    return set(dir(Layer)) | set(vars(Layer()))
+
+
+def _custom_groups(layer, path: str, visited: set[int]) -> list[tuple[str, list]]:
+    """Keras's ``_walk_saveable`` of a user's layer: its own variables (trainable first)
+    under ``vars``, then each attribute that holds a layer (or a list of them), in
+    Keras's order (names sorted, private ones last), each layer once."""
+    visited.add(id(layer))
+    own = [v for v in layer._variables if v.trainable] + [
+        v for v in layer._variables if not v.trainable
+    ]
+    groups = [(f"{path}/vars", own)]
+    skip = _base_attributes()
+    names = sorted(
+        (n for n in vars(layer) if not n.startswith("__") and n not in skip),
+        key=lambda n: "~" + n if n.startswith("_") else n,
+    )
+    for name in names:
+        value = vars(layer)[name]
+        if isinstance(value, list | tuple):
+            used: dict[str, int] = {}
+            for item in value:
+                if _is_layer(item) and id(item) not in visited:
+                    base = backend.snake_case(type(item).__name__)
+                    used[base] = used.get(base, -1) + 1
+                    label = base if used[base] == 0 else f"{base}_{used[base]}"
+                    groups += _groups_at(item, f"{path}/{name}/{label}", visited)
+        elif _is_layer(value) and id(value) not in visited:
+            groups += _groups_at(value, f"{path}/{name}", visited)
+    return groups
+
+
+def _is_layer(value: Any) -> bool:
+    from kcompile.layers import Layer
+
+    return isinstance(value, Layer)
+
+
+def _groups_at(layer, path: str, visited: set[int]) -> list[tuple[str, list]]:
+    """Every (group path, variables) of ``layer`` saved at ``path``."""
+    if _is_custom(layer):
+        return _custom_groups(layer, path, visited)
+    visited.add(id(layer))
+    return [(f"{path}/{sub}", variables) for sub, variables in variable_groups(layer)]
+
+
 def variable_groups(layer) -> list[tuple[str, list]]:
     """(path below the layer, variables in Keras's order) for each group of a layer."""
     from kcompile.layers import GRU, LSTM, Bidirectional, MultiHeadAttention, SimpleRNN
@@ -94,10 +149,11 @@ def _write_weights(model, target, with_optimizer: bool) -> None:
     h5py = _h5py()
     with h5py.File(target, "w") as f:
         f.create_group("vars")
+        visited: set[int] = set()
         for path, layer in _layer_paths(model):
             f.create_group(path).create_group("vars")
-            for sub, variables in variable_groups(layer):
-                group = f.require_group(f"{path}/{sub}")
+            for name, variables in _groups_at(layer, path, visited):
+                group = f.require_group(name)
                 for i, var in enumerate(variables):
                     group.create_dataset(str(i), data=var.numpy())
         opt = getattr(model, "optimizer", None)
@@ -122,11 +178,11 @@ def _optimizer_arrays(model, opt) -> list[np.ndarray]:
 def _read_weights(model, source, with_optimizer: bool) -> None:
     h5py = _h5py()
     with h5py.File(source, "r") as f:
+        visited: set[int] = set()
         for path, layer in _layer_paths(model):
-            for sub, variables in variable_groups(layer):
+            for name, variables in _groups_at(layer, path, visited):
                 if not variables:
                     continue
-                name = f"{path}/{sub}"
                 if name not in f:
                     raise ValueError(
                         f"the weights file has no {name} for layer '{layer.name}' "
@@ -195,12 +251,28 @@ def _layer_entry(layer) -> dict:
     from kcompile.layers.operation import Operation
 
     kind = type(layer)
-    if isinstance(layer, Operation) or kind.__module__.split(".")[0] != "kcompile":
+    if isinstance(layer, Operation):
         raise NotImplementedError(
-            f"layer '{layer.name}' ({kind.__name__}): only kcompile's built-in layers are "
-            "written to .keras files yet (keras.ops on symbolic tensors and custom layers "
-            "are not); use model.save('m.kcmodel') or save_weights"
+            f"layer '{layer.name}': keras.ops calls on symbolic tensors are not written to "
+            ".keras files yet; wrap them in a layer, or use model.save('m.kcmodel') or "
+            "save_weights"
         )
+    if _is_custom(layer):
+        from kcompile.models.model import Model
+        from kcompile.saving import get_registered_name
+
+        if isinstance(layer, Model):
+            raise NotImplementedError(
+                f"model '{layer.name}': subclassed models are not written to .keras files yet"
+            )
+        return {
+            "module": kind.__module__,
+            "class_name": kind.__name__,
+            "config": _jsonable(layer.get_config()),
+            "registered_name": get_registered_name(kind),
+            "name": layer.name,
+            "inbound_nodes": [_node(layer, r) for r in layer._calls],
+        }
     if getattr(layer, "host", False):
         raise NotImplementedError(
             f"layer '{layer.name}' ({kind.__name__}): lookup and text layers are not written "
@@ -399,15 +471,24 @@ def _initializer(value: Any) -> Any:
     return value
 
 
-def layer_from_keras(entry: dict):
+def layer_from_keras(entry: dict, custom_objects: dict | None = None):
     from kcompile import layers
+    from kcompile.saving import get_registered_object
 
     name = entry["class_name"]
+    custom = get_registered_object(entry.get("registered_name") or name, custom_objects)
+    if custom is not None:  # a user's class: its own from_config
+        return custom.from_config(dict(entry["config"]))
     cls = getattr(layers, name, None)
-    if not (isinstance(cls, type) and issubclass(cls, layers.Layer)):
-        raise NotImplementedError(
-            f"layer '{entry.get('name')}': kcompile has no layer {name} (module "
-            f"{entry.get('module')}); custom layers need their class registered"
+    module = str(entry.get("module") or "")
+    if not module.startswith("keras") or not (
+        isinstance(cls, type) and issubclass(cls, layers.Layer)
+    ):
+        raise ValueError(
+            f"layer '{entry.get('name')}': class {name} (module {module or None}, registered "
+            f"as {entry.get('registered_name')!r}) is not kcompile's; pass it in "
+            "custom_objects={...} to load_model, or register it with "
+            "@keras.saving.register_keras_serializable()"
         )
     config = dict(entry["config"])
     if name == "Bidirectional":
@@ -443,14 +524,14 @@ def _filtered(cls, config: dict, name: str) -> dict:
     return out
 
 
-def model_from_config(config: dict):
+def model_from_config(config: dict, custom_objects: dict | None = None):
     """A functional model (or Sequential) from Keras's serialized config."""
     import kcompile as keras
 
     kind = config["class_name"]
     body = config["config"]
     if kind == "Sequential":
-        stack = [layer_from_keras(e) for e in body["layers"]]
+        stack = [layer_from_keras(e, custom_objects) for e in body["layers"]]
         first = stack[0] if isinstance(stack[0], keras.layers.InputLayer) else None
         rest = stack[1:] if first else stack
         model = keras.Sequential(
@@ -462,7 +543,7 @@ def model_from_config(config: dict):
     made: dict[str, Any] = {}
     outputs: dict[tuple[str, int, int], Any] = {}
     for entry in body["layers"]:
-        layer = layer_from_keras(entry)
+        layer = layer_from_keras(entry, custom_objects)
         made[entry["name"]] = layer
         if isinstance(layer, keras.layers.InputLayer):
             outputs[(layer.name, 0, 0)] = layer.output_tensor
@@ -519,7 +600,7 @@ def save_keras(model, path: str) -> None:
     atomic_write(os.fspath(path), write)
 
 
-def load_keras(path: str, compile: bool = True):
+def load_keras(path: str, compile: bool = True, custom_objects: dict | None = None):
     """A model from a ``.keras`` file (Keras 3's or kcompile's)."""
     path = os.fspath(path)
     try:
@@ -528,7 +609,7 @@ def load_keras(path: str, compile: bool = True):
             weights = io.BytesIO(z.read("model.weights.h5"))
     except (zipfile.BadZipFile, KeyError, OSError, json.JSONDecodeError) as e:
         raise ValueError(f"{path}: not a readable .keras file ({e})") from None
-    model = model_from_config(config)
+    model = model_from_config(config, custom_objects)
     compile_config = config.get("compile_config")
     if compile and compile_config:
         _compile_from(model, compile_config)

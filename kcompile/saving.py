@@ -163,14 +163,44 @@ def save_model(model, filepath: str) -> None:
     atomic_write(filepath, write)
 
 
-def load_model(filepath: str, compile: bool = True, **kwargs):
+# Keras's registry of custom objects: "package>Name" (or the class name) -> class.
+_REGISTERED: dict[str, type] = {}
+
+
+def register_keras_serializable(package: str = "Custom", name: str | None = None):
+    """Keras's decorator: the class is found by ``package>name`` when a file is loaded."""
+
+    def register(cls: type) -> type:
+        key = f"{package}>{name or cls.__name__}"
+        _REGISTERED[key] = cls
+        cls._registered_name = key
+        return cls
+
+    return register
+
+
+def get_registered_name(cls: type) -> str:
+    return getattr(cls, "_registered_name", None) or cls.__name__
+
+
+def get_registered_object(name: str, custom_objects: dict | None = None) -> type | None:
+    """A custom class by its registered name or class name: ``custom_objects`` first,
+    then the registry (as Keras looks them up)."""
+    custom_objects = custom_objects or {}
+    for key in (name, name.split(">")[-1]):
+        if key in custom_objects:
+            return custom_objects[key]
+    return _REGISTERED.get(name)
+
+
+def load_model(filepath: str, custom_objects: dict | None = None, compile: bool = True, **kwargs):
     """Read a ``.kcmodel`` file, or Keras 3's ``.keras``; a corrupt or foreign file is
-    refused with the reason."""
+    refused with the reason. ``custom_objects`` maps names to a user's layer classes."""
     filepath = os.fspath(filepath)
     if filepath.endswith(".keras"):
         from kcompile.keras_format import load_keras
 
-        return load_keras(filepath, compile=compile)
+        return load_keras(filepath, compile=compile, custom_objects=custom_objects)
     try:
         with zipfile.ZipFile(filepath) as z:
             manifest = json.loads(z.read("manifest.json"))

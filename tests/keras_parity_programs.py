@@ -853,7 +853,70 @@ def _file_cnn_data(rng):
     )
 
 
+_CUSTOM_CLASSES: dict = {}
+
+
+def file_custom_objects(keras) -> dict:
+    """A user's layers for the .keras files (one set of classes per Keras module): a
+    layer with its own weights, and one holding it, a built-in layer and a list of
+    Dense layers as attributes, with a weight of its own."""
+    if keras.__name__ in _CUSTOM_CLASSES:
+        return _CUSTOM_CLASSES[keras.__name__]
+    ops = keras.ops
+
+    class Linear(keras.layers.Layer):
+        def __init__(self, units=4, **kwargs):
+            super().__init__(**kwargs)
+            self.units = units
+
+        def build(self, input_shape):
+            self.w = self.add_weight(shape=(input_shape[-1], self.units), name="w")
+            self.b = self.add_weight(shape=(self.units,), initializer="zeros", name="b")
+
+        def call(self, x):
+            return ops.matmul(x, self.w) + self.b
+
+        def get_config(self):
+            return {**super().get_config(), "units": self.units}
+
+    class Block(keras.layers.Layer):
+        def __init__(self, width=6, **kwargs):
+            super().__init__(**kwargs)
+            self.width = width
+            self.inner = Linear(width)
+            self.norm = keras.layers.LayerNormalization()
+            self.extra = [keras.layers.Dense(width), keras.layers.Dense(width, activation="relu")]
+            self.scale = self.add_weight(shape=(), initializer="ones", name="scale")
+
+        def call(self, x):
+            h = self.norm(self.inner(x))
+            for dense in self.extra:
+                h = dense(h)
+            return h * self.scale
+
+        def get_config(self):
+            return {**super().get_config(), "width": self.width}
+
+    _CUSTOM_CLASSES[keras.__name__] = {"Linear": Linear, "Block": Block}
+    return _CUSTOM_CLASSES[keras.__name__]
+
+
+def _file_custom(keras):
+    classes = file_custom_objects(keras)
+    inputs = keras.Input((3,))
+    h = classes["Block"](6)(classes["Linear"](4)(inputs))
+    model = keras.Model(inputs, keras.layers.Dense(2)(h))
+    model.compile(keras.optimizers.Adam(0.01), "mse")
+    return model
+
+
+def _file_custom_data(rng):
+    x = rng.normal(size=(16, 3)).astype("float32")
+    return x, x[:, :2] * 2.0
+
+
 FILE_MODELS = {
     "sequence_model": (_file_sequence_model, _file_sequence_data),
     "cnn": (_file_cnn, _file_cnn_data),
+    "custom_layers": (_file_custom, _file_custom_data),
 }

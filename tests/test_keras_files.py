@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 import kcompile as keras
-from tests.keras_parity_programs import FILE_MODELS
+from tests.keras_parity_programs import FILE_MODELS, file_custom_objects
 
 pytest.importorskip("h5py")
 FIXTURES = Path(__file__).resolve().parent / "keras_fixtures"
@@ -22,7 +22,8 @@ FIXTURES = Path(__file__).resolve().parent / "keras_fixtures"
 def test_a_keras_file_from_keras_predicts_kerass_numbers(name):
     with np.load(FIXTURES / f"{name}.npz") as data:
         x, want, iterations = data["x"], data["predict"], int(data["iterations"])
-    model = keras.models.load_model(FIXTURES / f"{name}.keras")
+    objects = file_custom_objects(keras) if name == "custom_layers" else None
+    model = keras.models.load_model(FIXTURES / f"{name}.keras", custom_objects=objects)
     np.testing.assert_allclose(model.predict(x, verbose=0), want, rtol=1e-4, atol=1e-5)
     assert model.optimizer.iterations == iterations
     # the same model with its weights from Keras's .weights.h5
@@ -46,6 +47,34 @@ def test_a_kcompile_keras_file_round_trips_with_its_optimizer(tmp_path, rng):
     a = model.train_on_batch(x, y, return_dict=True)["loss"]
     b = loaded.train_on_batch(x, y, return_dict=True)["loss"]
     assert a == pytest.approx(b, rel=1e-6)
+
+
+def test_a_users_layers_round_trip_and_need_their_classes(tmp_path, rng):
+    build, data = FILE_MODELS["custom_layers"]
+    model = build(keras)
+    x, y = data(rng)
+    model.fit(x, y, epochs=1, batch_size=8, verbose=0)
+    model.save(tmp_path / "m.keras")
+    with pytest.raises(ValueError, match="custom_objects"):
+        keras.models.load_model(tmp_path / "m.keras")
+    loaded = keras.models.load_model(
+        tmp_path / "m.keras", custom_objects=file_custom_objects(keras)
+    )
+    np.testing.assert_array_equal(loaded.predict(x, verbose=0), model.predict(x, verbose=0))
+
+
+def test_a_registered_layer_is_found_by_its_registered_name(tmp_path):
+    @keras.saving.register_keras_serializable(package="MyLayers")
+    class Twice(keras.layers.Layer):
+        def call(self, x):
+            return x * 2.0
+
+    inputs = keras.Input((3,))
+    model = keras.Model(inputs, keras.layers.Dense(1)(Twice()(inputs)))
+    model.save(tmp_path / "t.keras")
+    x = np.ones((2, 3), np.float32)
+    loaded = keras.models.load_model(tmp_path / "t.keras")
+    np.testing.assert_array_equal(loaded.predict(x, verbose=0), model.predict(x, verbose=0))
 
 
 def test_model_checkpoint_writes_keras_files(tmp_path, rng):
@@ -72,6 +101,6 @@ def test_damaged_or_unsupported_files_are_refused(tmp_path):
         keras.models.load_model(tmp_path / "bad.keras")
     inputs = keras.Input((3,))
     model = keras.Model(inputs, keras.ops.relu(inputs) * 2)
-    with pytest.raises(NotImplementedError, match="only kcompile's built-in layers"):
+    with pytest.raises(NotImplementedError, match="keras.ops calls on symbolic tensors"):
         model.save(tmp_path / "ops.keras")
     assert not (tmp_path / "ops.keras").exists()

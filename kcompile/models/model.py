@@ -44,6 +44,30 @@ def topological_records(outputs: list[KerasTensor]) -> list[CallRecord]:
     return order
 
 
+def _distinct_weight_paths(model) -> None:
+    """A weight path names one weight in the step graphs. A layer nested in a user's layer
+    may share its name with a model layer (a loaded file names the model's ``dense``
+    while the custom layer makes its own ``dense``): its weights then take the nesting
+    as a prefix, as Keras's own variable paths do (``block/dense/kernel``)."""
+    seen: dict[str, int] = {}
+    for layer in model.layers:
+        for var in layer._all_variables():
+            seen[var.path] = seen.get(var.path, 0) + 1
+    clashes = {path for path, count in seen.items() if count > 1}
+    if not clashes:
+        return
+
+    def visit(layer, prefix: str) -> None:
+        for child in layer._tracked_layers():
+            for var in child._variables:
+                if var.path in clashes:
+                    var.path = f"{prefix}/{var.path}"
+            visit(child, f"{prefix}/{child.name}")
+
+    for layer in model.layers:
+        visit(layer, layer.name)
+
+
 def _host_stage(name: str, inputs: list[KerasTensor], records: list[CallRecord]) -> dict:
     """{input index: (host layer, its output)}: the layers computed on the host before the
     compiled step, each on a model Input that nothing else takes."""
@@ -163,6 +187,7 @@ class Model(Trainer, Layer):
         self._records = topological_records(outputs)
         self._host = _host_stage(self.name, inputs, self._records)
         self._layer_order = keras_layer_order(outputs)
+        _distinct_weight_paths(self)
         reachable = {id(getattr(t, "_input_layer", None)) for r in self._records for t in r.inputs}
         for t in outputs:
             reachable.add(id(getattr(t, "_input_layer", None)))
