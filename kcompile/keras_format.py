@@ -18,6 +18,7 @@ import io
 import json
 import os
 import time
+import warnings
 import zipfile
 from typing import Any
 
@@ -163,16 +164,49 @@ def _write_weights(model, target, with_optimizer: bool) -> None:
                 group.create_dataset(str(i), data=array)
 
 
+# Keras's order of each optimizer's variables after iterations and learning_rate: the
+# weights' moving average and gradient sums (one group each), then the update rule's
+# slots in groups, a group's names interleaved per weight (as Keras 3.15 builds them).
+_SLOT_GROUPS = {
+    "SGD": [("momentum",)],
+    "Adam": [("momentum", "velocity"), ("velocity_hat",)],
+    "AdamW": [("momentum", "velocity"), ("velocity_hat",)],
+    "RMSprop": [("velocity",), ("momentum",), ("average_gradient",)],
+    "Adagrad": [("accumulator",)],
+    "Adadelta": [("accumulated_grad", "accumulated_delta_var")],
+    "Adamax": [("momentum", "norm")],
+    "Nadam": [("momentum", "velocity")],
+    "Ftrl": [("accumulator", "linear")],
+    "Lion": [("momentum",)],
+}
+
+
+def _slot_layout(model, opt) -> list[list[str]]:
+    """Each Keras optimizer variable after the first two as the slot paths it holds (one,
+    or every weight's for Nadam's running product, which Keras keeps once, last)."""
+    groups = _SLOT_GROUPS.get(type(opt).__name__)
+    if groups is None or not opt.built:
+        return []
+    present = set(opt.all_slots())
+    weights = model.trainable_weights
+    layout = [
+        [opt.slot_path(v, slot)]
+        for slot in ("average", "gradient_accumulator")
+        if slot in present
+        for v in weights
+    ]
+    for group in groups:
+        names = [n for n in group if n in present]
+        layout += [[opt.slot_path(v, n)] for v in weights for n in names]
+    if "u_product" in present:
+        layout.append([opt.slot_path(v, "u_product") for v in weights])
+    return layout
+
+
 def _optimizer_arrays(model, opt) -> list[np.ndarray]:
-    """iterations, learning_rate, then each trainable variable's slots in turn (Keras's
-    order for SGD, Adam and AdamW; other optimizers' state is not written)."""
+    """iterations, learning_rate, then the optimizer's slots in Keras's order."""
     arrays = [np.asarray(opt.iterations, np.int64), np.asarray(opt.learning_rate, np.float32)]
-    if type(opt).__name__ not in ("SGD", "Adam", "AdamW") or not opt.built:
-        return arrays
-    for var in model.trainable_weights:
-        for slot in opt.slot_names():
-            arrays.append(opt.slots[opt.slot_path(var, slot)])
-    return arrays
+    return arrays + [opt.slots[paths[0]] for paths in _slot_layout(model, opt)]
 
 
 def _read_weights(model, source, with_optimizer: bool) -> None:
@@ -213,10 +247,18 @@ def _restore_optimizer(model, opt, group) -> None:
         return
     opt.build(model.trainable_weights)
     opt.iterations = int(arrays[0])
-    slots = [opt.slot_path(v, s) for v in model.trainable_weights for s in opt.slot_names()]
-    if type(opt).__name__ in ("SGD", "Adam", "AdamW") and len(arrays) == 2 + len(slots):
-        for path, array in zip(slots, arrays[2:]):
-            np.copyto(opt.slots[path], array)
+    layout = _slot_layout(model, opt)
+    if len(arrays) != 2 + len(layout):  # as Keras does: warn, and start the slots afresh
+        warnings.warn(
+            f"Skipping variable loading for optimizer '{opt.name}', because it has "
+            f"{2 + len(layout)} variables whereas the saved optimizer has {len(arrays)} "
+            "variables.",
+            stacklevel=2,
+        )
+        return
+    for paths, array in zip(layout, arrays[2:]):
+        for path in paths:
+            np.copyto(opt.slots[path], np.asarray(array).reshape(opt.slots[path].shape))
 
 
 # --- configs -----------------------------------------------------------------------------
@@ -626,14 +668,7 @@ def _compile_from(model, compile_config: dict) -> None:
         if cls is None:
             raise NotImplementedError(f"optimizer {opt['class_name']} is not in kcompile")
         options = {k: v for k, v in opt["config"].items() if v is not None or k == "weight_decay"}
-        for key in (
-            "use_ema",
-            "ema_momentum",
-            "ema_overwrite_frequency",
-            "loss_scale_factor",
-            "gradient_accumulation_steps",
-        ):
-            options.pop(key, None)
+        options.pop("loss_scale_factor", None)  # mixed precision: kcompile runs f32
         opt = cls(**options)
     model.compile(
         optimizer=opt or "rmsprop",

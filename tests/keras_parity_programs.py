@@ -906,7 +906,15 @@ def _file_custom(keras):
     inputs = keras.Input((3,))
     h = classes["Block"](6)(classes["Linear"](4)(inputs))
     model = keras.Model(inputs, keras.layers.Dense(2)(h))
-    model.compile(keras.optimizers.Adam(0.01), "mse")
+    model.compile(keras.optimizers.RMSprop(0.01, momentum=0.5, centered=True), "mse")
+    return model
+
+
+def _file_nadam(keras):
+    model = keras.Sequential(
+        [keras.Input((3,)), keras.layers.Dense(5, activation="tanh"), keras.layers.Dense(2)]
+    )
+    model.compile(keras.optimizers.Nadam(0.02, use_ema=True), "mse")
     return model
 
 
@@ -919,4 +927,5 @@ FILE_MODELS = {
     "sequence_model": (_file_sequence_model, _file_sequence_data),
     "cnn": (_file_cnn, _file_cnn_data),
     "custom_layers": (_file_custom, _file_custom_data),
+    "nadam_ema": (_file_nadam, _file_custom_data),
 }

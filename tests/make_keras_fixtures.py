@@ -31,7 +31,7 @@ from keras_parity_programs import PROGRAMS, run  # noqa: E402
 def keras_files(out: Path) -> None:
     """Small .keras and .weights.h5 files written by Keras, with the inputs and Keras's
     predictions, for test_keras_files."""
-    from keras_parity_programs import FILE_MODELS
+    from keras_parity_programs import FILE_MODELS, file_custom_objects
 
     for name, (build, data) in FILE_MODELS.items():
         keras.utils.clear_session()
@@ -41,11 +41,19 @@ def keras_files(out: Path) -> None:
         model.fit(x, y, epochs=1, batch_size=8, verbose=0)
         model.save(out / f"{name}.keras")
         model.save_weights(out / f"{name}.weights.h5")
+        predict = np.asarray(model.predict(x, verbose=0))
+        iterations = int(model.optimizer.iterations)
+        # a step from the saved optimizer state, by the model Keras loads from the file
+        objects = file_custom_objects(keras) if name == "custom_layers" else None
+        model = keras.models.load_model(out / f"{name}.keras", custom_objects=objects)
+        model.train_on_batch(x, y)
         np.savez(
             out / f"{name}.npz",
             x=x,
-            predict=np.asarray(model.predict(x, verbose=0)),
-            iterations=np.asarray(int(model.optimizer.iterations)),
+            y=y,
+            predict=predict,
+            next_predict=np.asarray(model.predict(x, verbose=0)),
+            iterations=np.asarray(iterations),
             versions=np.array(f"keras {keras.__version__}, jax {jax.__version__}"),
         )
         print(name, "files")
