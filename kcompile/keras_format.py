@@ -53,36 +53,45 @@ def _is_custom(layer) -> bool:
 def _base_attributes() -> set[str]:
     """Attributes every kcompile layer has: Keras's walk skips its own likewise."""
     from kcompile.layers import Layer
+    from kcompile.models.model import Model
 
-    return set(dir(Layer)) | set(vars(Layer()))
+    return set(dir(Model)) | set(vars(Layer())) | set(vars(Model.__new__(Model)))
+
+
+def _join(path: str, name: str) -> str:
+    return f"{path}/{name}" if path else name
 
 
 def _custom_groups(layer, path: str, visited: set[int]) -> list[tuple[str, list]]:
-    """Keras's ``_walk_saveable`` of a user's layer: its own variables (trainable first)
-    under ``vars``, then each attribute that holds a layer (or a list of them), in
-    Keras's order (names sorted, private ones last), each layer once."""
+    """Keras's ``_walk_saveable`` of a user's layer or subclassed model: its own variables
+    (trainable first) under ``vars``, then each attribute that holds a layer or a list of
+    layers (a model's ``layers`` too), names sorted with private ones last; a layer
+    already saved is skipped, though it still counts in a list's numbering."""
+    from kcompile.models.model import Model
+
     visited.add(id(layer))
     own = [v for v in layer._variables if v.trainable] + [
         v for v in layer._variables if not v.trainable
     ]
-    groups = [(f"{path}/vars", own)]
+    groups = [(_join(path, "vars"), own)]
     skip = _base_attributes()
-    names = sorted(
-        (n for n in vars(layer) if not n.startswith("__") and n not in skip),
-        key=lambda n: "~" + n if n.startswith("_") else n,
-    )
-    for name in names:
-        value = vars(layer)[name]
+    attributes = {n: v for n, v in vars(layer).items() if not n.startswith("__") and n not in skip}
+    if isinstance(layer, Model):
+        attributes["layers"] = layer._tracked_layers()
+    for name in sorted(attributes, key=lambda n: "~" + n if n.startswith("_") else n):
+        value = attributes[name]
         if isinstance(value, list | tuple):
             used: dict[str, int] = {}
             for item in value:
-                if _is_layer(item) and id(item) not in visited:
-                    base = backend.snake_case(type(item).__name__)
-                    used[base] = used.get(base, -1) + 1
-                    label = base if used[base] == 0 else f"{base}_{used[base]}"
-                    groups += _groups_at(item, f"{path}/{name}/{label}", visited)
+                if not _is_layer(item):
+                    continue
+                base = backend.snake_case(type(item).__name__)
+                used[base] = used.get(base, -1) + 1
+                label = base if used[base] == 0 else f"{base}_{used[base]}"
+                if id(item) not in visited:
+                    groups += _groups_at(item, _join(path, f"{name}/{label}"), visited)
         elif _is_layer(value) and id(value) not in visited:
-            groups += _groups_at(value, f"{path}/{name}", visited)
+            groups += _groups_at(value, _join(path, name), visited)
     return groups
 
 
@@ -131,6 +140,19 @@ def variable_groups(layer) -> list[tuple[str, list]]:
     return [("vars", list(layer._variables))]
 
 
+def _weight_groups(model) -> list[tuple[str, list]]:
+    """Every (group path, variables) of a model's weights file: a subclassed model walked
+    from its root, as Keras walks it; a functional one layer by layer."""
+    visited: set[int] = set()
+    if getattr(model, "_subclassed", False):
+        return _custom_groups(model, "", visited)
+    groups = []
+    for path, layer in _layer_paths(model):
+        groups.append((f"{path}/vars", []))
+        groups += _groups_at(layer, path, visited)
+    return groups
+
+
 def _layer_paths(model) -> list[tuple[str, Any]]:
     """Keras's container naming: each layer by its class in snake case, numbered."""
     used: dict[str, int] = {}
@@ -150,13 +172,10 @@ def _write_weights(model, target, with_optimizer: bool) -> None:
     h5py = _h5py()
     with h5py.File(target, "w") as f:
         f.create_group("vars")
-        visited: set[int] = set()
-        for path, layer in _layer_paths(model):
-            f.create_group(path).create_group("vars")
-            for name, variables in _groups_at(layer, path, visited):
-                group = f.require_group(name)
-                for i, var in enumerate(variables):
-                    group.create_dataset(str(i), data=var.numpy())
+        for name, variables in _weight_groups(model):
+            group = f.require_group(name)
+            for i, var in enumerate(variables):
+                group.create_dataset(str(i), data=var.numpy())
         opt = getattr(model, "optimizer", None)
         if with_optimizer and opt is not None:
             group = f.create_group("optimizer").create_group("vars")
@@ -212,30 +231,24 @@ def _optimizer_arrays(model, opt) -> list[np.ndarray]:
 def _read_weights(model, source, with_optimizer: bool) -> None:
     h5py = _h5py()
     with h5py.File(source, "r") as f:
-        visited: set[int] = set()
-        for path, layer in _layer_paths(model):
-            for name, variables in _groups_at(layer, path, visited):
-                if not variables:
-                    continue
-                if name not in f:
+        for name, variables in _weight_groups(model):
+            if not variables:
+                continue
+            if name not in f:
+                raise ValueError(
+                    f"the weights file has no {name} for model '{model.name}'; it holds "
+                    f"{sorted(f)} at its top"
+                )
+            group = f[name]
+            if len(group) != len(variables):
+                raise ValueError(f"{name}: {len(group)} arrays for its {len(variables)} weights")
+            for i, var in enumerate(variables):
+                array = np.asarray(group[str(i)])
+                if array.shape != var.shape:
                     raise ValueError(
-                        f"the weights file has no {name} for layer '{layer.name}' "
-                        f"({type(layer).__name__}); it holds {sorted(f['layers'])}"
+                        f"{name}/{i}: shape {array.shape}, weight {var.path} has {var.shape}"
                     )
-                group = f[name]
-                if len(group) != len(variables):
-                    raise ValueError(
-                        f"{name}: {len(group)} arrays for the {len(variables)} weights of layer "
-                        f"'{layer.name}'"
-                    )
-                for i, var in enumerate(variables):
-                    array = np.asarray(group[str(i)])
-                    if array.shape != var.shape:
-                        raise ValueError(
-                            f"{name}/{i}: shape {array.shape}, layer '{layer.name}' weight "
-                            f"{var.path} has {var.shape}"
-                        )
-                    var.assign(array.astype(np.float32))
+                var.assign(array.astype(np.float32))
         opt = getattr(model, "optimizer", None)
         if with_optimizer and opt is not None and "optimizer/vars" in f:
             _restore_optimizer(model, opt, f["optimizer/vars"])
@@ -387,9 +400,18 @@ def model_config(model) -> dict:
     from kcompile.models import Sequential
 
     if getattr(model, "_subclassed", False):
-        raise NotImplementedError(
-            f"model '{model.name}': subclassed models are not written to .keras files yet"
-        )
+        from kcompile.saving import get_registered_name
+
+        kind = type(model)
+        config = {
+            "module": None if kind.__module__ == "__main__" else kind.__module__,
+            "class_name": kind.__name__,
+            "config": _jsonable(model.get_config()),
+            "registered_name": get_registered_name(kind),
+            "build_config": {"input_shape": _jsonable(model.input_shape)},
+        }
+        config.update(_compile_config(model))
+        return config
     if isinstance(model, Sequential):
         config = _sequential_config(model)
         config.update(_compile_config(model))
@@ -581,7 +603,7 @@ def model_from_config(config: dict, custom_objects: dict | None = None):
         )
         return model
     if kind not in ("Functional", "Model"):
-        raise NotImplementedError(f"{kind} models are not read from .keras files yet")
+        return _subclassed_from_config(config, custom_objects)
     made: dict[str, Any] = {}
     outputs: dict[tuple[str, int, int], Any] = {}
     for entry in body["layers"]:
@@ -601,6 +623,27 @@ def model_from_config(config: dict, custom_objects: dict | None = None):
     inputs = [outputs[tuple(ref)] for ref in _refs(body["input_layers"])]
     outs = [outputs[tuple(ref)] for ref in _refs(body["output_layers"])]
     return keras.Model(inputs, outs if len(outs) > 1 else outs[0], name=body.get("name"))
+
+
+def _subclassed_from_config(config: dict, custom_objects: dict | None):
+    """A subclassed model: its class (custom_objects or registered) from its config,
+    built with the input shape it was saved with."""
+    from kcompile.saving import get_registered_object
+
+    name = config.get("registered_name") or config["class_name"]
+    cls = get_registered_object(name, custom_objects)
+    if cls is None:
+        raise ValueError(
+            f"model class {config['class_name']} (module {config.get('module')}, "
+            f"registered as {name!r}) is not kcompile's; pass it in custom_objects={{...}} "
+            "to load_model, or register it with @keras.saving.register_keras_serializable()"
+        )
+    model = cls.from_config(dict(config["config"]))
+    shape = (config.get("build_config") or {}).get("input_shape")
+    if shape is None:
+        raise ValueError(f"model {config['class_name']}: the file has no build_config")
+    model.build(tuple(shape) if not isinstance(shape[0], list) else [tuple(s) for s in shape])
+    return model
 
 
 def _refs(refs: list) -> list:

@@ -859,7 +859,7 @@ _CUSTOM_CLASSES: dict = {}
 def file_custom_objects(keras) -> dict:
     """A user's layers for the .keras files (one set of classes per Keras module): a
     layer with its own weights, and one holding it, a built-in layer and a list of
-    Dense layers as attributes, with a weight of its own."""
+    Dense layers as attributes, with a weight of its own; a subclassed model."""
     if keras.__name__ in _CUSTOM_CLASSES:
         return _CUSTOM_CLASSES[keras.__name__]
     ops = keras.ops
@@ -897,7 +897,24 @@ def file_custom_objects(keras) -> dict:
         def get_config(self):
             return {**super().get_config(), "width": self.width}
 
-    _CUSTOM_CLASSES[keras.__name__] = {"Linear": Linear, "Block": Block}
+    class Residual(keras.Model):
+        def __init__(self, width=4, **kwargs):
+            super().__init__(**kwargs)
+            self.width = width
+            self.inp = keras.layers.Dense(width, activation="relu")
+            self.blocks = [keras.layers.Dense(width), keras.layers.Dense(width)]
+            self.out = keras.layers.Dense(1)
+
+        def call(self, x):
+            h = self.inp(x)
+            for block in self.blocks:
+                h = h + block(h)
+            return self.out(h)
+
+        def get_config(self):
+            return {**super().get_config(), "width": self.width}
+
+    _CUSTOM_CLASSES[keras.__name__] = {"Linear": Linear, "Block": Block, "Residual": Residual}
     return _CUSTOM_CLASSES[keras.__name__]
 
 
@@ -908,6 +925,18 @@ def _file_custom(keras):
     model = keras.Model(inputs, keras.layers.Dense(2)(h))
     model.compile(keras.optimizers.RMSprop(0.01, momentum=0.5, centered=True), "mse")
     return model
+
+
+def _file_subclassed(keras):
+    model = file_custom_objects(keras)["Residual"](4)
+    model.build((None, 3))
+    model.compile(keras.optimizers.Adam(0.01), "mse")
+    return model
+
+
+def _file_subclassed_data(rng):
+    x = rng.normal(size=(16, 3)).astype("float32")
+    return x, x[:, :1] * 2.0
 
 
 def _file_nadam(keras):
@@ -928,4 +957,6 @@ FILE_MODELS = {
     "cnn": (_file_cnn, _file_cnn_data),
     "custom_layers": (_file_custom, _file_custom_data),
     "nadam_ema": (_file_nadam, _file_custom_data),
+    "subclassed_file": (_file_subclassed, _file_subclassed_data),
 }
+CUSTOM_FILES = ("custom_layers", "subclassed_file")  # loaded with file_custom_objects

@@ -31,7 +31,7 @@ from keras_parity_programs import PROGRAMS, run  # noqa: E402
 def keras_files(out: Path) -> None:
     """Small .keras and .weights.h5 files written by Keras, with the inputs and Keras's
     predictions, for test_keras_files."""
-    from keras_parity_programs import FILE_MODELS, file_custom_objects
+    from keras_parity_programs import CUSTOM_FILES, FILE_MODELS, file_custom_objects
 
     for name, (build, data) in FILE_MODELS.items():
         keras.utils.clear_session()
@@ -44,7 +44,7 @@ def keras_files(out: Path) -> None:
         predict = np.asarray(model.predict(x, verbose=0))
         iterations = int(model.optimizer.iterations)
         # a step from the saved optimizer state, by the model Keras loads from the file
-        objects = file_custom_objects(keras) if name == "custom_layers" else None
+        objects = file_custom_objects(keras) if name in CUSTOM_FILES else None
         model = keras.models.load_model(out / f"{name}.keras", custom_objects=objects)
         model.train_on_batch(x, y)
         np.savez(

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 import kcompile as keras
-from tests.keras_parity_programs import FILE_MODELS, file_custom_objects
+from tests.keras_parity_programs import CUSTOM_FILES, FILE_MODELS, file_custom_objects
 
 pytest.importorskip("h5py")
 FIXTURES = Path(__file__).resolve().parent / "keras_fixtures"
@@ -23,7 +23,7 @@ def test_a_keras_file_from_keras_predicts_kerass_numbers(name):
     with np.load(FIXTURES / f"{name}.npz") as data:
         x, y, want = data["x"], data["y"], data["predict"]
         iterations, after = int(data["iterations"]), data["next_predict"]
-    objects = file_custom_objects(keras) if name == "custom_layers" else None
+    objects = file_custom_objects(keras) if name in CUSTOM_FILES else None
     model = keras.models.load_model(FIXTURES / f"{name}.keras", custom_objects=objects)
     np.testing.assert_allclose(model.predict(x, verbose=0), want, rtol=1e-4, atol=1e-5)
     assert model.optimizer.iterations == iterations
