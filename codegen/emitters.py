@@ -189,12 +189,15 @@ def reduce(k, m, node, outs, ins) -> None:
     dtype = node.inputs[0].dtype
     init = reduction_start(node.traits.reduction, dtype)
     combine = reduction_combine(k.b, m, node.traits.reduction, dtype)
-    k.fill(outs[0], numel(node.outputs[0].shape), init)
     dims, out, src = _reduction_operands(node, outs, ins)
 
     from kcompile.codegen.kernel import collapse
 
     cdims, (cout, csrc) = collapse(dims, [out, src])
+    if dtype is DType.f32 and _middle_axis(cdims, cout, csrc):
+        _reduce_middle_axis(k, m, node.traits.reduction, cdims, cout, csrc)
+        return
+    k.fill(outs[0], numel(node.outputs[0].shape), init)
     if cdims and cout.strides[-1].is_zero and len(cdims) >= 1:
         # The innermost axis is reduced: accumulate in a register.
         outer = cdims[:-1]
@@ -214,6 +217,71 @@ def reduce(k, m, node, outs, ins) -> None:
         k.store(cout, o, combine(k.load(cout, o), k.load(csrc, s)))
 
     k.nest(cdims, [cout, csrc], [k.value(cout.base), k.value(csrc.base)], body, "red", 0)
+
+
+# Floats a vector accumulator of a middle-axis reduction holds: 8 is one AVX register,
+# two SSE ones, half an AVX-512 one (LLVM splits or widens it for the target); the
+# reduction reads memory once either way.
+REDUCE_LANES = 8
+
+
+def _middle_axis(cdims, cout, csrc) -> bool:
+    """[kept..., reduced, kept contiguous]: a reduction over a middle axis (pooling's
+    window, a mean over time) whose outer axes are all kept."""
+    if len(cdims) < 2 or not cout.strides[-2].is_zero:
+        return False
+    if cdims[-2].power == 0 and cdims[-2].coef < 1:  # an empty window: nothing to start from
+        return False
+    if not (cout.strides[-1].is_one and csrc.strides[-1].is_one):
+        return False
+    return all(not st.is_zero for st in cout.strides[:-2])
+
+
+def _reduce_middle_axis(k, m, reduction, cdims, cout, csrc) -> None:
+    """Each output row is one pass over its R input rows, ``REDUCE_LANES`` columns at a
+    time in a vector register (LLVM left to itself unrolls the short column loop and
+    vectorizes the outer one with gathers), the last columns one by one; no fill."""
+    b = k.b
+    lanes = REDUCE_LANES
+    vec = ir.VectorType(F32, lanes)
+    combine = _vector_combine(b, m, reduction)
+    scalar = reduction_combine(b, m, reduction, DType.f32)
+    rows, cols = k.value(cdims[-2]), k.value(cdims[-1])
+    row_stride = k.value(csrc.strides[-2])
+    whole = b.mul(b.sdiv(cols, i64(lanes)), i64(lanes))
+
+    def load(offset, typ):
+        at = b.gep(csrc.ptr, [offset], inbounds=True, source_etype=F32)
+        return b.load(at, typ=typ, align=4)
+
+    def row_body(offsets):
+        o, s = offsets
+
+        def columns(count, start, typ, join, step):
+            with for_range(b, count, "col") as j:
+                c = b.add(start, b.mul(j, i64(step)))
+                first = load(b.add(s, c), typ)
+                with for_reduce(b, b.sub(rows, i64(1)), [first], "win") as (r, acc):
+                    offset = b.add(b.add(s, b.mul(b.add(r, i64(1)), row_stride)), c)
+                    acc[0] = join(acc[0], load(offset, typ))
+                at = b.gep(cout.ptr, [b.add(o, c)], inbounds=True, source_etype=F32)
+                b.store(acc[0], at, align=4)
+
+        columns(b.sdiv(cols, i64(lanes)), i64(0), vec, combine, lanes)
+        columns(b.sub(cols, whole), whole, F32, scalar, 1)
+
+    k.nest(cdims[:-2], [cout, csrc], [k.value(cout.base), k.value(csrc.base)], row_body, "red", 0)
+
+
+def _vector_combine(b, m, reduction):
+    vec = ir.VectorType(F32, REDUCE_LANES)
+    if reduction.combine == "add":
+        return lambda acc, x: b.fadd(acc, x, flags=["reassoc", "contract"])
+    if reduction.combine == "mul":
+        return lambda acc, x: b.fmul(acc, x)
+    name = {"max": "llvm.maximum", "min": "llvm.minimum"}[reduction.combine]
+    fn = m.intrinsic(f"{name}.v{REDUCE_LANES}f32", 2, vec)
+    return lambda acc, x: b.call(fn, [acc, x])
 
 
 @emits("argmax")

@@ -168,6 +168,31 @@ def test_long_odd_reductions_and_products(rng):
             )
 
 
+@pytest.mark.parametrize("columns", [1, 5, 8, 21, 32])
+@pytest.mark.parametrize("window", [1, 4, 9])
+def test_middle_axis_reductions_take_vectors_of_columns(rng, columns, window):
+    """[rows, window, columns] reduced over the window (pooling's reduction): vectors of
+    columns with the last ones one by one, max propagating NaN as numpy's does."""
+    g = Graph("middle")
+    x = g.add_input("x", TensorType(DType.f32, (BATCH, 3, window, columns)), "data")
+    g.set_outputs(
+        [
+            ("mx", B.reduce_max(x, 2)),
+            ("sum", B.reduce_sum(x, 2)),
+            ("prod", B.reduce_prod(x, 2)),
+            ("batch", B.reduce_sum(x, 0)),  # the batch as the middle axis: [N, rest]
+        ]
+    )
+    exe = make_executable(g, "llvm")
+    for n in (1, 7):
+        xs = rng.normal(size=(n, 3, window, columns)).astype(np.float32)
+        xs[0, 0, 0, 0] = np.nan
+        got, ref = exe({"x": xs}), interpret(g, {"x": xs})
+        np.testing.assert_array_equal(got["mx"], ref["mx"])
+        for key in ("sum", "prod", "batch"):
+            np.testing.assert_allclose(got[key], ref[key], rtol=1e-5, atol=1e-6, err_msg=key)
+
+
 def test_inputs_are_updated_in_place_and_checked():
     g = Graph("update")
     w = g.add_input("w", TensorType(DType.f32, (4,)), "param")
