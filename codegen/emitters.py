@@ -194,8 +194,9 @@ def reduce(k, m, node, outs, ins) -> None:
     from kcompile.codegen.kernel import collapse
 
     cdims, (cout, csrc) = collapse(dims, [out, src])
-    if dtype is DType.f32 and _middle_axis(cdims, cout, csrc):
-        _reduce_middle_axis(k, m, node.traits.reduction, cdims, cout, csrc)
+    windows = _window_axes(cdims, cout, csrc) if dtype is DType.f32 else None
+    if windows is not None:
+        _reduce_windows(k, m, node.traits.reduction, cdims, cout, csrc, *windows)
         return
     k.fill(outs[0], numel(node.outputs[0].shape), init)
     if cdims and cout.strides[-1].is_zero and len(cdims) >= 1:
@@ -219,58 +220,66 @@ def reduce(k, m, node, outs, ins) -> None:
     k.nest(cdims, [cout, csrc], [k.value(cout.base), k.value(csrc.base)], body, "red", 0)
 
 
-# Floats a vector accumulator of a middle-axis reduction holds: 8 is one AVX register,
-# two SSE ones, half an AVX-512 one (LLVM splits or widens it for the target); the
-# reduction reads memory once either way.
+# Floats a vector accumulator of a window reduction holds: 8 is one AVX register, two
+# SSE ones, half an AVX-512 one (LLVM splits or widens it for the target); the reduction
+# reads memory once either way.
 REDUCE_LANES = 8
 
 
-def _middle_axis(cdims, cout, csrc) -> bool:
-    """[kept..., reduced, kept contiguous]: a reduction over a middle axis (pooling's
-    window, a mean over time) whose outer axes are all kept."""
-    if len(cdims) < 2 or not cout.strides[-2].is_zero:
-        return False
-    if cdims[-2].power == 0 and cdims[-2].coef < 1:  # an empty window: nothing to start from
-        return False
-    if not (cout.strides[-1].is_one and csrc.strides[-1].is_one):
-        return False
-    return all(not st.is_zero for st in cout.strides[:-2])
+def _window_axes(cdims, cout, csrc) -> tuple[list[int], list[int]] | None:
+    """(kept axes, reduced axes) before the last, when the last axis is kept and
+    contiguous and at least one axis before it is reduced: a window reduction (pooling
+    over [N, OH, KH, OW, KW, C], a mean over time). None otherwise."""
+    if len(cdims) < 2 or not (cout.strides[-1].is_one and csrc.strides[-1].is_one):
+        return None
+    kept = [a for a in range(len(cdims) - 1) if not cout.strides[a].is_zero]
+    reduced = [a for a in range(len(cdims) - 1) if cout.strides[a].is_zero]
+    if not reduced or any(cdims[a].power == 0 and cdims[a].coef < 1 for a in reduced):
+        return None
+    return kept, reduced
 
 
-def _reduce_middle_axis(k, m, reduction, cdims, cout, csrc) -> None:
-    """Each output row is one pass over its R input rows, ``REDUCE_LANES`` columns at a
-    time in a vector register (LLVM left to itself unrolls the short column loop and
-    vectorizes the outer one with gathers), the last columns one by one; no fill."""
+def _reduce_windows(k, m, reduction, cdims, cout, csrc, kept, reduced) -> None:
+    """Each output row is one pass over its window, ``REDUCE_LANES`` columns at a time in
+    a vector register, the last columns one by one, with no fill (LLVM left to itself
+    unrolls the short column loop and vectorizes an outer one with gathers)."""
     b = k.b
-    lanes = REDUCE_LANES
-    vec = ir.VectorType(F32, lanes)
-    combine = _vector_combine(b, m, reduction)
-    scalar = reduction_combine(b, m, reduction, DType.f32)
-    rows, cols = k.value(cdims[-2]), k.value(cdims[-1])
-    row_stride = k.value(csrc.strides[-2])
-    whole = b.mul(b.sdiv(cols, i64(lanes)), i64(lanes))
+    vec = ir.VectorType(F32, REDUCE_LANES)
+    start = reduction_start(reduction, DType.f32)
+    joins = {
+        vec: _vector_combine(b, m, reduction),
+        F32: reduction_combine(b, m, reduction, DType.f32),
+    }
+    cols = k.value(cdims[-1])
+    whole = b.mul(b.sdiv(cols, i64(REDUCE_LANES)), i64(REDUCE_LANES))
 
-    def load(offset, typ):
-        at = b.gep(csrc.ptr, [offset], inbounds=True, source_etype=F32)
-        return b.load(at, typ=typ, align=4)
+    def window(offset, typ, level=0, acc=None):
+        """The window's combination at ``offset`` (its first element), axis by axis."""
+        if acc is None:
+            acc = ir.Constant(typ, [start] * REDUCE_LANES) if typ is vec else start
+        if level == len(reduced):
+            at = b.gep(csrc.ptr, [offset], inbounds=True, source_etype=F32)
+            return joins[typ](acc, b.load(at, typ=typ, align=4))
+        axis = reduced[level]
+        with for_reduce(b, k.value(cdims[axis]), [acc], f"win{level}") as (r, accs):
+            step = b.mul(r, k.value(csrc.strides[axis]))
+            accs[0] = window(b.add(offset, step), typ, level + 1, accs[0])
+        return accs[0]
 
     def row_body(offsets):
         o, s = offsets
-
-        def columns(count, start, typ, join, step):
+        for count, first, typ, width in (
+            (b.sdiv(cols, i64(REDUCE_LANES)), i64(0), vec, REDUCE_LANES),
+            (b.sub(cols, whole), whole, F32, 1),
+        ):
             with for_range(b, count, "col") as j:
-                c = b.add(start, b.mul(j, i64(step)))
-                first = load(b.add(s, c), typ)
-                with for_reduce(b, b.sub(rows, i64(1)), [first], "win") as (r, acc):
-                    offset = b.add(b.add(s, b.mul(b.add(r, i64(1)), row_stride)), c)
-                    acc[0] = join(acc[0], load(offset, typ))
+                c = b.add(first, b.mul(j, i64(width)))
                 at = b.gep(cout.ptr, [b.add(o, c)], inbounds=True, source_etype=F32)
-                b.store(acc[0], at, align=4)
+                b.store(window(b.add(s, c), typ), at, align=4)
 
-        columns(b.sdiv(cols, i64(lanes)), i64(0), vec, combine, lanes)
-        columns(b.sub(cols, whole), whole, F32, scalar, 1)
-
-    k.nest(cdims[:-2], [cout, csrc], [k.value(cout.base), k.value(csrc.base)], row_body, "red", 0)
+    outer = [cdims[a] for a in kept]
+    ops = [_with_strides(op, [op.strides[a] for a in kept], op.base) for op in (cout, csrc)]
+    k.nest(outer, ops, [k.value(cout.base), k.value(csrc.base)], row_body, "red", 0)
 
 
 def _vector_combine(b, m, reduction):

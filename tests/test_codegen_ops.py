@@ -181,6 +181,9 @@ def test_middle_axis_reductions_take_vectors_of_columns(rng, columns, window):
             ("sum", B.reduce_sum(x, 2)),
             ("prod", B.reduce_prod(x, 2)),
             ("batch", B.reduce_sum(x, 0)),  # the batch as the middle axis: [N, rest]
+            # pooling's windows: [N, OH, KH, OW, KW, C] reduced over KH and KW
+            ("pool", B.reduce_max(B.reshape(x, (BATCH, 3, 1, 1, window, columns)), (2, 4))),
+            ("both", B.reduce_sum(x, (0, 2))),
         ]
     )
     exe = make_executable(g, "llvm")
@@ -189,7 +192,8 @@ def test_middle_axis_reductions_take_vectors_of_columns(rng, columns, window):
         xs[0, 0, 0, 0] = np.nan
         got, ref = exe({"x": xs}), interpret(g, {"x": xs})
         np.testing.assert_array_equal(got["mx"], ref["mx"])
-        for key in ("sum", "prod", "batch"):
+        np.testing.assert_array_equal(got["pool"], ref["pool"])
+        for key in ("sum", "prod", "batch", "both"):
             np.testing.assert_allclose(got[key], ref[key], rtol=1e-5, atol=1e-6, err_msg=key)
 
 

@@ -41,6 +41,22 @@ class _Pooling2D(Layer):
         n, oh, ow, _ = p.shape
         return B.reshape(p, (n, oh, ow, math.prod(self.pool_size), x.shape[3])), pads
 
+    def _tiles(self, x):
+        """Windows that tile the image exactly (strides = pool size, no padding, sizes
+        divisible) as a view [N, OH, KH, OW, KW, C] of it: reduced over KH and KW with no
+        copy of patches. None for other windows."""
+        (kh, kw), (sh, sw) = self.pool_size, self.strides
+        if (kh, kw) != (sh, sw) or any(
+            window_padding(
+                self.padding, x.shape[1:3], self.pool_size, self.strides, (1, 1), self.name
+            )
+        ):
+            return None
+        n, h, w, c = x.shape
+        if h % kh or w % kw:  # a ragged edge: cutting it costs what the patches cost
+            return None
+        return B.reshape(x, (n, h // kh, kh, w // kw, kw, c))
+
     def get_config(self):
         return {
             **super().get_config(),
@@ -52,12 +68,18 @@ class _Pooling2D(Layer):
 
 class MaxPooling2D(_Pooling2D):
     def call(self, ctx, x):
+        tiles = self._tiles(x)
+        if tiles is not None:
+            return B.reduce_max(tiles, (2, 4))
         windows, _ = self._windows(x, -math.inf)
         return B.reduce_max(windows, 3)
 
 
 class AveragePooling2D(_Pooling2D):
     def call(self, ctx, x):
+        tiles = self._tiles(x)
+        if tiles is not None:
+            return B.reduce_sum(tiles, (2, 4)) * (1.0 / math.prod(self.pool_size))
         windows, pads = self._windows(x, 0.0)
         total = B.reduce_sum(windows, 3)
         if not any(pads):
