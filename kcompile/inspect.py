@@ -5,8 +5,10 @@ changes what a step computes."""
 from __future__ import annotations
 
 import difflib
+import math
 import re
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -222,17 +224,39 @@ class KernelProfile:
     rows: list[tuple[str, str, int, float]]  # kernel, what it computes, calls, seconds
     # kernels of loop bodies (their time is part of their loop's), same fields
     inner: list[tuple[str, str, int, float]] = field(default_factory=list)
+    work: dict[str, tuple[float, float]] = field(default_factory=dict)  # flops, bytes a call
+    machine: Any = None  # kcompile.machine.Machine: the peaks the rates are read against
+
+    def _rate(self, name: str, seconds: float) -> str:
+        """GFLOP/s of a product (with its share of the FMA peak), else GB/s of the bytes
+        the kernel reads and writes (with its share of the measured copy bandwidth)."""
+        flops, nbytes = self.work.get(name, (0.0, 0.0))
+        per_call = seconds / self.calls
+        if not per_call:
+            return ""
+        if flops:
+            rate = flops / per_call / 1e9
+            peak = f" {rate / self.machine.peak_gflops:>4.0%}" if self.machine else ""
+            return f"{rate:7.1f} GFLOP/s{peak}"
+        rate = nbytes / per_call / 1e9
+        peak = f" {rate / self.machine.copy_gbs:>4.0%}" if self.machine else ""
+        return f"{rate:7.1f} GB/s   {peak}"
 
     def text(self, top: int = 25) -> str:
         total = sum(r[3] for r in self.rows)
         lines = [
             f"{self.step} step at batch {self.batch}, {self.calls} calls: "
             f"{total / self.calls * 1e6:.1f} µs per call in kernels",
-            f"{'kernel':<24} {'µs/call':>9} {'share':>6}  computes",
         ]
+        if self.machine:
+            lines.append(f"machine: {self.machine.describe()}")
+        lines.append(f"{'kernel':<24} {'µs/call':>9} {'share':>6}  {'rate (of peak)':<21} computes")
         for name, what, _, seconds in sorted(self.rows, key=lambda r: -r[3])[:top]:
             share = seconds / total if total else 0.0
-            lines.append(f"{name:<24} {seconds / self.calls * 1e6:>9.2f} {share:>6.1%}  {what}")
+            rate = self._rate(name, seconds)
+            lines.append(
+                f"{name:<24} {seconds / self.calls * 1e6:>9.2f} {share:>6.1%}  {rate:<21} {what}"
+            )
         if self.inner:
             lines.append("inside loops (µs per step call, share of the step, calls per step call):")
         for name, what, count, seconds in sorted(self.inner, key=lambda r: -r[3])[:top]:
@@ -275,4 +299,26 @@ def profile_step(model, step: str = "train", batch: int = 32, calls: int = 100) 
     times = exe.compiled.profile()
     rows = [(k.name, _describes(k.node), k.calls, k.seconds) for k in times if not k.inside]
     inner = [(k.name, _describes(k.node), k.calls, k.seconds) for k in times if k.inside]
-    return KernelProfile(step, batch, calls, rows, inner)
+    work = {k.name: _work(k.node, batch) for k in times if not k.inside}
+    from kcompile.machine import machine
+
+    return KernelProfile(step, batch, calls, rows, inner, work, machine())
+
+
+def _work(node, batch: int) -> tuple[float, float]:
+    """(floating-point operations of its products, bytes it reads and writes) of one
+    call of a kernel at ``batch`` rows."""
+    from kcompile.ir.memory import ELEMENT_BYTES
+
+    nodes = node.attrs["body"].nodes if node.traits.kernel_body else [node]
+    flops = 0.0
+    for n in nodes:
+        if n.op in ("matmul", "batch_matmul"):
+            a = n.inputs[0].type.concrete_shape(batch)
+            depth = a[-2] if n.attrs.get("transpose_a") else a[-1]
+            flops += 2.0 * math.prod(n.outputs[0].type.concrete_shape(batch)) * depth
+    nbytes = sum(
+        math.prod(v.type.concrete_shape(batch)) * ELEMENT_BYTES[v.dtype]
+        for v in (*node.inputs, *node.outputs)
+    )
+    return flops, float(nbytes)

@@ -47,3 +47,18 @@ def test_profile_command(tmp_path, capsys):
     assert main(["profile", str(path), "--step", "eval", "--batch", "4", "--calls", "3"]) == 0
     out = capsys.readouterr().out
     assert out.startswith("eval step at batch 4, 3 calls:") and "µs/call" in out
+
+
+def test_each_kernel_is_read_against_the_machine():
+    from kcompile.machine import FMA_UNITS, Machine
+
+    result = inspect.profile_step(_mlp(), "predict", batch=16, calls=3)
+    products = {name: work for name, work in result.work.items() if work[0]}
+    # the first Dense: 16 rows x 12 inputs x 8 units, multiply and add
+    assert 2.0 * 16 * 12 * 8 in [flops for flops, _ in products.values()]
+    assert all(nbytes > 0 for _, nbytes in result.work.values())
+    fake = Machine(ghz=2.0, cores=2, lanes=8, copy_gbs=10.0)
+    assert fake.peak_gflops == 2 * 8 * 2 * FMA_UNITS * 2.0
+    result.machine = fake
+    text = result.text()
+    assert "GFLOP/s" in text and "GB/s" in text and "peak 128 GFLOP/s" in text

@@ -1,0 +1,126 @@
+"""What this machine can do, measured: the core clock, the FMA peak it implies, and the
+memory copy bandwidth; ``kcompile profile`` reads each kernel against them.
+
+The clock is timed on a chain of dependent 64-bit register-to-register adds (one cycle
+each on every x86-64 core of the last fifteen years; add-immediate chains are folded at
+rename by some), written as inline assembly so LLVM cannot fold it. The FMA peak is cores x vector floats x 2 (multiply and add) x the FMA units per
+core: two, as on the server and desktop cores these machines have (Zen 3/4/5, Xeon
+Scalable); it is an upper bound a product can approach, not a promise.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import functools
+import os
+import time
+from dataclasses import dataclass
+
+import numpy as np
+from llvmlite import ir
+
+FMA_UNITS = 2  # vector FMA pipes per core (an assumption the profile states)
+CHAIN = 4_000_000  # dependent adds per timing
+
+
+@dataclass(frozen=True)
+class Machine:
+    ghz: float
+    cores: int
+    lanes: int  # f32 per vector register
+    copy_gbs: float  # copy bandwidth on every core, bytes read + written per second / 1e9
+
+    @property
+    def peak_gflops(self) -> float:
+        return self.cores * self.lanes * 2 * FMA_UNITS * self.ghz
+
+    def describe(self) -> str:
+        return (
+            f"{self.cores} cores at {self.ghz:.2f} GHz (measured), {self.lanes}-float "
+            f"vectors, {FMA_UNITS} FMA units a core: peak {self.peak_gflops:.0f} GFLOP/s; "
+            f"memory copy {self.copy_gbs:.1f} GB/s (measured)"
+        )
+
+
+def _chain_function():
+    """A native ``i64 chain(i64 n)`` running n dependent adds, and the engine holding it."""
+    from kcompile.codegen.target import _init, target_machine
+
+    _init()
+    import llvmlite.binding as llvm
+
+    module = ir.Module("clock")
+    i64 = ir.IntType(64)
+    fn = ir.Function(module, ir.FunctionType(i64, [i64]), "kc_chain")
+    entry, loop, done = (fn.append_basic_block(n) for n in ("entry", "loop", "done"))
+    b = ir.IRBuilder(entry)
+    b.branch(loop)
+    b.position_at_end(loop)
+    i = b.phi(i64)
+    x = b.phi(i64)
+    i.add_incoming(ir.Constant(i64, 0), entry)
+    x.add_incoming(fn.args[0], entry)
+    # register operands: some cores fold chains of add-immediate at rename
+    add4 = ir.InlineAsm(
+        ir.FunctionType(i64, [i64, i64]),
+        "addq $2, $0\n\taddq $2, $0\n\taddq $2, $0\n\taddq $2, $0",
+        "=r,0,r",
+        side_effect=True,
+    )
+    y = b.call(add4, [x, i])
+    nxt = b.add(i, ir.Constant(i64, 4))
+    i.add_incoming(nxt, loop)
+    x.add_incoming(y, loop)
+    b.cbranch(b.icmp_signed("<", nxt, fn.args[0]), loop, done)
+    b.position_at_end(done)
+    b.ret(y)
+    parsed = llvm.parse_assembly(str(module))
+    engine = llvm.create_mcjit_compiler(parsed, target_machine())
+    engine.finalize_object()
+    chain = ctypes.CFUNCTYPE(ctypes.c_int64, ctypes.c_int64)(
+        engine.get_function_address("kc_chain")
+    )
+    return chain, engine
+
+
+def measure_clock() -> float:
+    """GHz of one core, from the best of several timings of a dependent add chain."""
+    chain, engine = _chain_function()
+    chain(CHAIN // 10)  # warm up (frequency ramps)
+    best = min(_timed(chain) for _ in range(7))
+    del engine
+    return CHAIN / best / 1e9
+
+
+def _timed(chain) -> float:
+    start = time.perf_counter()
+    chain(CHAIN)
+    return time.perf_counter() - start
+
+
+def measure_copy_bandwidth(cores: int, megabytes: int = 256) -> float:
+    """GB/s of a large array copy on every core at once (bytes read plus bytes written),
+    best of five: numpy's copy releases the GIL, so each thread copies its own part."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    src = np.ones(megabytes * 2**20 // 4, np.float32)
+    dst = np.empty_like(src)
+    parts = list(zip(np.array_split(dst, cores), np.array_split(src, cores)))
+    best = float("inf")
+    with ThreadPoolExecutor(cores) as pool:
+        for _ in range(5):
+            start = time.perf_counter()
+            list(pool.map(lambda p: np.copyto(*p), parts))
+            best = min(best, time.perf_counter() - start)
+    return 2 * src.nbytes / best / 1e9
+
+
+@functools.cache
+def machine() -> Machine:
+    from kcompile.codegen.gemm import Tile
+    from kcompile.codegen.target import host
+
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    lanes = Tile.for_host(host().has).vw
+    cores = int(cores or 1)
+    return Machine(measure_clock(), cores, lanes, measure_copy_bandwidth(cores))
