@@ -236,6 +236,8 @@ def _window_axes(cdims, cout, csrc) -> tuple[list[int], list[int]] | None:
     reduced = [a for a in range(len(cdims) - 1) if cout.strides[a].is_zero]
     if not reduced or any(cdims[a].power == 0 and cdims[a].coef < 1 for a in reduced):
         return None
+    if not kept:  # all rows into one (a bias gradient): streaming rows into it is faster
+        return None
     return kept, reduced
 
 

@@ -180,7 +180,7 @@ def test_middle_axis_reductions_take_vectors_of_columns(rng, columns, window):
             ("mx", B.reduce_max(x, 2)),
             ("sum", B.reduce_sum(x, 2)),
             ("prod", B.reduce_prod(x, 2)),
-            ("batch", B.reduce_sum(x, 0)),  # the batch as the middle axis: [N, rest]
+            ("batch", B.reduce_sum(x, 0)),  # all rows into one: the streaming path
             # pooling's windows: [N, OH, KH, OW, KW, C] reduced over KH and KW
             ("pool", B.reduce_max(B.reshape(x, (BATCH, 3, 1, 1, window, columns)), (2, 4))),
             ("both", B.reduce_sum(x, (0, 2))),
