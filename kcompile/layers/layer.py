@@ -463,7 +463,7 @@ class Layer:
                     ctx.set_mask(v, graph.add_input(f"mask{i}", t._keras_mask.ir_type(size)))
             outs = self.trace(ctx, values, call)
             masks = [ctx.mask_of(v) for v in outs]
-            runs.append([_spec(v) for v in outs] + [m and _spec(m) for m in masks])
+            runs.append([_spec(v) for v in outs] + [None if m is None else _spec(m) for m in masks])
         first = runs[0]
         for other in runs[1:]:
             if [s and len(s[0]) for s in other] != [s and len(s[0]) for s in first]:

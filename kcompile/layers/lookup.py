@@ -385,9 +385,6 @@ class StringLookup(_IndexLookup):
     def _token(self, t: Any) -> str:
         return t.decode(self.encoding) if isinstance(t, bytes) else str(t)
 
-    def _token_dtype(self) -> Any:
-        return object
-
 
 class IntegerLookup(_IndexLookup):
     """Keras's IntegerLookup: integers to token ids (or encodings), on the host; several
