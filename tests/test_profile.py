@@ -62,3 +62,20 @@ def test_each_kernel_is_read_against_the_machine():
     result.machine = fake
     text = result.text()
     assert "GFLOP/s" in text and "GB/s" in text and "peak 128 GFLOP/s" in text
+
+
+def test_off_x86_the_clock_is_the_one_the_kernel_reports(monkeypatch, tmp_path):
+    import builtins
+
+    from kcompile import machine
+
+    cpuinfo = tmp_path / "cpuinfo"
+    cpuinfo.write_text("processor : 0\ncpu MHz\t\t: 2400.000\nprocessor : 1\ncpu MHz : 2600.5\n")
+    real_open = builtins.open
+    monkeypatch.setattr(machine.platform, "machine", lambda: "aarch64")
+    monkeypatch.setattr(
+        builtins,
+        "open",
+        lambda p, *a, **k: real_open(cpuinfo if p == "/proc/cpuinfo" else p, *a, **k),
+    )
+    assert machine.measure_clock() == 2.6005
