@@ -37,6 +37,8 @@ def _attention(q, k, v, causal=False, mask=None):
 
 
 # (name, op on the inputs, numpy on the inputs, input shapes without the batch, grad?)
+_KERNEL3 = (np.arange(12, dtype="float32").reshape(3, 2, 2) - 5) / 7
+
 CASES = [
     ("add", lambda a, b: ops.add(a, b), np.add, [(4,), (4,)], True),
     ("subtract", lambda a, b: a - b, np.subtract, [(4,), (4,)], True),
@@ -66,6 +68,8 @@ CASES = [
     ("matmul", lambda a: ops.matmul(a, np.arange(12, dtype="float32").reshape(4, 3) / 10), lambda a: a @ (np.arange(12).reshape(4, 3) / 10), [(4,)], True),
     ("batched_matmul", lambda a, b: ops.matmul(a, ops.transpose(b, (0, 2, 1))), lambda a, b: a @ b.transpose(0, 2, 1), [(2, 3), (4, 3)], True),
     ("einsum_attention", lambda q, k: ops.einsum("bqd,bkd->bqk", q, k), lambda q, k: np.einsum("bqd,bkd->bqk", q, k), [(2, 3), (4, 3)], True),
+    ("einsum_projection", lambda a: ops.einsum("abc,cde->abde", a, _KERNEL3), lambda a: np.einsum("abc,cde->abde", a, _KERNEL3), [(2, 3)], True),
+    ("einsum_heads_out", lambda a: ops.einsum("abcd,cde->abe", a, _KERNEL3.reshape(3, 2, 2)), lambda a: np.einsum("abcd,cde->abe", a, _KERNEL3.reshape(3, 2, 2)), [(2, 3, 2)], True),
     ("einsum_sum", lambda a: ops.einsum("bij->bj", a), lambda a: a.sum(1), [(2, 3)], True),
     ("tensordot", lambda a: ops.tensordot(a, np.ones((3, 2), "float32"), axes=1), lambda a: np.tensordot(a, np.ones((3, 2)), axes=1), [(4, 3)], True),
     ("reshape", lambda a: ops.reshape(a, (-1, 2, 6)), lambda a: a.reshape(-1, 2, 6), [(3, 4)], True),
@@ -275,3 +279,12 @@ def test_the_batch_size_of_a_traced_tensor_is_a_value_of_the_step(rng):
         want = x.reshape(rows, -1) / rows + 1
         np.testing.assert_allclose(run_compiled(g, {"x0": x})["y"], want, rtol=1e-6)
     assert ops.shape(np.zeros((2, 3))) == (2, 3)
+
+
+def test_projection_einsums_are_matrix_products():
+    """Per-position projections with a batch axis among the rows (MultiHeadAttention's
+    query, key, value and output kernels) lower to one matrix product, not to a
+    broadcast product and a sum."""
+    g, _, _ = _traced(lambda a: ops.einsum("abc,cde->abde", a, _KERNEL3), [(2, 3)])
+    kinds = {n.op for n in g.nodes}
+    assert "matmul" in kinds and "reduce_sum" not in kinds

@@ -364,8 +364,6 @@ def _einsum_as_batch_matmul(ta: str, tb: str, out: str, a: Value, b: Value) -> V
     cols = [c for c in tb if c not in ta]
     if not (summed or rows or cols) or builtins.any(c not in out for c in rows + cols):
         return None
-    if builtins.any(dims[c] == BATCH for c in summed + rows + cols):
-        return None
 
     def arranged(t: str, v: Value, order: list[str]) -> Value:
         perm = [t.index(c) for c in order]
@@ -374,16 +372,28 @@ def _einsum_as_batch_matmul(ta: str, tb: str, out: str, a: Value, b: Value) -> V
     def size(letters: list[str]) -> int:
         return _numel([dims[c] for c in letters]) if letters else 1
 
+    def placed(product: Value, kept: list[str]) -> Value:
+        product = B.reshape(product, tuple(dims[c] for c in kept))
+        perm = [kept.index(c) for c in out]
+        return B.transpose(product, perm) if perm != list(range(len(perm))) else product
+
+    if builtins.any(dims[c] == BATCH for c in summed + cols):
+        return None
+    if builtins.any(dims[c] == BATCH for c in rows):
+        if stack or not summed:
+            return None
+        # A projection of every position ("abc,cde->abde"): the rows keep their axes
+        # (batch among them) and meet a kernel in one matrix product, as Dense does.
+        a2 = B.reshape(arranged(ta, a, rows + summed), (*[dims[c] for c in rows], size(summed)))
+        b2 = B.reshape(arranged(tb, b, summed + cols), (size(summed), size(cols)))
+        return placed(B.matmul(a2, b2), rows + cols)
+
     lead = tuple(dims[c] for c in stack)
     a3 = B.reshape(arranged(ta, a, stack + rows + summed), (*lead, size(rows), size(summed)))
     b3 = B.reshape(arranged(tb, b, stack + summed + cols), (*lead, size(summed), size(cols)))
     if not stack:  # a plain product: one matrix each
         a3, b3 = B.reshape(a3, (1, *a3.shape)), B.reshape(b3, (1, *b3.shape))
-    product = B.batch_matmul(a3, b3)
-    kept = stack + rows + cols
-    product = B.reshape(product, tuple(dims[c] for c in kept))
-    perm = [kept.index(c) for c in out]
-    return B.transpose(product, perm) if perm != list(range(len(perm))) else product
+    return placed(B.batch_matmul(a3, b3), stack + rows + cols)
 
 
 def _einsum_broadcast(ta: str, tb: str, out: str, a: Value, b: Value) -> Value:
