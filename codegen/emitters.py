@@ -284,14 +284,14 @@ def _reduce_windows(k, m, reduction, cdims, cout, csrc, kept, reduced) -> None:
     k.nest(outer, ops, [k.value(cout.base), k.value(csrc.base)], row_body, "red", 0)
 
 
-def _vector_combine(b, m, reduction):
-    vec = ir.VectorType(F32, REDUCE_LANES)
+def _vector_combine(b, m, reduction, lanes: int = REDUCE_LANES):
+    vec = ir.VectorType(F32, lanes)
     if reduction.combine == "add":
         return lambda acc, x: b.fadd(acc, x, flags=["reassoc", "contract"])
     if reduction.combine == "mul":
         return lambda acc, x: b.fmul(acc, x)
     name = {"max": "llvm.maximum", "min": "llvm.minimum"}[reduction.combine]
-    fn = m.intrinsic(f"{name}.v{REDUCE_LANES}f32", 2, vec)
+    fn = m.intrinsic(f"{name}.v{lanes}f32", 2, vec)
     return lambda acc, x: b.call(fn, [acc, x])
 
 

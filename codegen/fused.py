@@ -13,7 +13,7 @@ import math
 
 from llvmlite import ir
 
-from kcompile.codegen.emitters import _offset, call_gemm, emits
+from kcompile.codegen.emitters import _offset, _vector_combine, call_gemm, emits
 from kcompile.codegen.kernel import (
     Kernel,
     Operand,
@@ -21,7 +21,7 @@ from kcompile.codegen.kernel import (
     contiguous_strides,
     dims_of,
 )
-from kcompile.codegen.loops import F32, I32, PTR, for_range, for_reduce, i64
+from kcompile.codegen.loops import F32, I32, PTR, chunk_range, for_range, for_reduce, i64
 from kcompile.codegen.mathfn import MathLib
 from kcompile.codegen.parallel import PARALLEL_MIN_WORK, chunk_count, declare_parallel_for
 from kcompile.codegen.scalar import SCALAR_RULES, reduction_combine, reduction_start
@@ -288,7 +288,20 @@ class _Row:
 
 
 def _row_kernel(k, m, node, body, outs, ins) -> None:
-    """One loop over rows; inside it every body node in order, on C-element rows."""
+    """One loop over rows; inside it every body node in order, on C-element rows. Rows
+    are split among the threads unless a result sums over them."""
+    rows_shape, cols = node.attrs["row_shape"], node.attrs["cols"]
+    across = [n for n in body.nodes if is_sum_over_rows(n)]
+    if across:
+        _row_loop(k, m, node, body, outs, ins, None)
+        return
+    emit = lambda kk, o, i, part: _row_loop(kk, m, node, body, o, i, part)  # noqa: E731
+    elements = numel((*rows_shape, cols))
+    in_parallel(k, elements, emit, outs, ins, loop_weight(body))
+
+
+def _row_loop(k, m, node, body, outs, ins, part) -> None:
+    """The rows of a row kernel, or the ``part = (chunk, chunks)`` of them."""
     rows_shape, cols = node.attrs["row_shape"], node.attrs["cols"]
     vector = (*rows_shape, cols)
     b = k.b
@@ -298,13 +311,18 @@ def _row_kernel(k, m, node, body, outs, ins) -> None:
         if v.shape == vector and n.op not in _ROW_ALIASES:
             from kcompile.codegen.kernel import LLVM_TYPES
 
-            arrays[v] = Operand(b.alloca(LLVM_TYPES[v.dtype], size=i64(cols)), v.dtype, [])
+            array = b.alloca(LLVM_TYPES[v.dtype], size=i64(cols))
+            array.align = 64
+            arrays[v] = Operand(array, v.dtype, [Size(0), Size(1)])
     ncols = i64(cols)
     out_of = {v: op for (_, v), op in zip(body.outputs, outs)}
     across = {n.outputs[0]: out_of[n.outputs[0]] for n in body.nodes if is_sum_over_rows(n)}
     for v, op in across.items():  # sums over rows start at zero and grow row by row
         k.fill(op, numel(v.shape), _LLVM_CONST[v.dtype](0))
-    with for_range(b, k.value(numel(rows_shape)), "row") as r:
+    total = k.value(numel(rows_shape))
+    begin, count = (i64(0), total) if part is None else chunk_range(b, total, *part)
+    with for_range(b, count, "row") as j:
+        r = b.add(begin, j)
         env: dict[Value, _Row] = {}
         for v, op, outer in zip(body.inputs, ins, node.inputs):
             two = _row_strides(outer.shape, rows_shape, cols)
@@ -376,6 +394,9 @@ def lowers_in_loop(kind: str, op: str) -> bool:
     return in_every_loop or traits.reduction is not None
 
 
+# Floats per vector accumulator of a row reduction: one AVX-512 register, two AVX ones.
+ROW_LANES = 16
+
 # argmax keeps the running maximum and its column.
 _ARGMAX_START = Reduction(-math.inf, "max")
 
@@ -392,6 +413,14 @@ def _row_node(k, m, n, env, arrays, r, ncols) -> _Row:
     if reduction is not None or op == "argmax":
         x = env[n.inputs[0]]
         dtype = n.inputs[0].dtype
+        row = _contiguous_row(k, x, r)
+        if (
+            reduction is not None
+            and dtype is DType.f32
+            and row is not None
+            and reduction.combine != "mul"
+        ):
+            return _Row(scalar=_reduce_row(k, m, reduction, *row, ncols))
         init = reduction_start(reduction or _ARGMAX_START, dtype)
         with for_reduce(b, ncols, [init, ir.Constant(I32, 0)], "rc") as (c, acc):
             value = x.read(k, r, c)
@@ -428,6 +457,44 @@ def _row_node(k, m, n, env, arrays, r, ncols) -> _Row:
         return _Row(array=array)
     args = [env[v].read(k, r, i64(0)) for v in n.inputs]
     return _Row(scalar=rule(b, m, args, dtypes, n.attrs))
+
+
+def _contiguous_row(k: Kernel, x: _Row, r) -> tuple[ir.Value, ir.Value] | None:
+    """(pointer, offset of the first column) of row ``r`` of ``x`` when its columns are
+    contiguous f32 (a stack row, or an operand read with column stride 1)."""
+    if x.array is not None and x.array.dtype is DType.f32:
+        return x.array.ptr, i64(0)
+    if x.operand is not None and x.operand.dtype is DType.f32 and x.strides[1].is_one:
+        return x.operand.ptr, _offset2(k, Operand(None, None, x.strides), r, i64(0))
+    return None
+
+
+def _reduce_row(k: Kernel, m: MathLib, reduction: Reduction, ptr, start, ncols) -> ir.Value:
+    """A row's sum, maximum or minimum, ``ROW_LANES`` columns at a time in a vector
+    register, then across the lanes and the last columns one by one (LLVM does not
+    vectorize a maximum's loop-carried ``llvm.maximum`` on its own)."""
+    b = k.b
+    cols = ncols.constant
+    whole = cols // ROW_LANES
+    scalar = reduction_combine(b, m, reduction, DType.f32)
+    first = reduction_start(reduction, DType.f32)
+    acc = first
+    if whole:
+        vec = ir.VectorType(F32, ROW_LANES)
+        joins = _vector_combine(b, m, reduction, ROW_LANES)
+        with for_reduce(b, i64(whole), [ir.Constant(vec, [first] * ROW_LANES)], "rv") as (i, a):
+            at = b.gep(
+                ptr, [b.add(start, b.mul(i, i64(ROW_LANES)))], inbounds=True, source_etype=F32
+            )
+            a[0] = joins(a[0], b.load(at, typ=vec, align=4))
+        lanes = [b.extract_element(a[0], i64(j)) for j in range(ROW_LANES)]
+        while len(lanes) > 1:  # pairwise, as a tree
+            lanes = [scalar(lanes[j], lanes[j + 1]) for j in range(0, len(lanes), 2)]
+        acc = lanes[0]
+    for c in range(whole * ROW_LANES, cols):
+        at = b.gep(ptr, [b.add(start, i64(c))], inbounds=True, source_etype=F32)
+        acc = scalar(acc, b.load(at, typ=F32))
+    return acc
 
 
 # --- reductions with an elementwise prologue ------------------------------------------

@@ -61,9 +61,12 @@ def for_cpu(cpu: str) -> HostInfo:
 @functools.cache
 def host() -> HostInfo:
     _init()
-    return HostInfo(
-        llvm.get_process_triple(), llvm.get_host_cpu_name(), llvm.get_host_cpu_features().flatten()
-    )
+    features = llvm.get_host_cpu_features().flatten()
+    if "+avx512f" in features.split(","):
+        # LLVM tunes many AVX-512 CPUs to prefer 256-bit vectors (against clock drops of
+        # older parts): the loop vectorizer would use half the registers' width.
+        features += ",-prefer-256-bit"
+    return HostInfo(llvm.get_process_triple(), llvm.get_host_cpu_name(), features)
 
 
 def target_machine(jit: bool = True, info: HostInfo | None = None):
