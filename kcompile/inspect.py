@@ -314,9 +314,10 @@ def _work(node, batch: int) -> tuple[float, float]:
     flops = 0.0
     for n in nodes:
         if n.op in ("matmul", "batch_matmul"):
+            # Every element of A meets each output column once, whichever axes are
+            # contracted (a weight gradient contracts the batch with its rows).
             a = n.inputs[0].type.concrete_shape(batch)
-            depth = a[-2] if n.attrs.get("transpose_a") else a[-1]
-            flops += 2.0 * math.prod(n.outputs[0].type.concrete_shape(batch)) * depth
+            flops += 2.0 * math.prod(a) * n.outputs[0].type.concrete_shape(batch)[-1]
     nbytes = sum(
         math.prod(v.type.concrete_shape(batch)) * ELEMENT_BYTES[v.dtype]
         for v in (*node.inputs, *node.outputs)

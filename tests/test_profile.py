@@ -79,3 +79,11 @@ def test_off_x86_the_clock_is_the_one_the_kernel_reports(monkeypatch, tmp_path):
         lambda p, *a, **k: real_open(cpuinfo if p == "/proc/cpuinfo" else p, *a, **k),
     )
     assert machine.measure_clock() == 2.6005
+
+
+def test_a_weight_gradient_counts_the_batch_it_contracts():
+    """xᵀ·dy of the first Dense contracts the 16 rows of the batch: 16 x 12 x 8 MACs,
+    the same work as the forward product, not 12 x 8."""
+    result = inspect.profile_step(_mlp(), "train", batch=16, calls=2)
+    flops = [work[0] for work in result.work.values() if work[0]]
+    assert flops.count(2.0 * 16 * 12 * 8) >= 2
