@@ -81,9 +81,11 @@ def test_off_x86_the_clock_is_the_one_the_kernel_reports(monkeypatch, tmp_path):
     assert machine.measure_clock() == 2.6005
 
 
-def test_a_weight_gradient_counts_the_batch_it_contracts():
-    """xᵀ·dy of the first Dense contracts the 16 rows of the batch: 16 x 12 x 8 MACs,
-    the same work as the forward product, not 12 x 8."""
-    result = inspect.profile_step(_mlp(), "train", batch=16, calls=2)
+def test_a_weight_gradient_counts_every_row_it_contracts():
+    """A Dense over a sequence: xᵀ·dy contracts the batch and the time axis (16 x 5
+    rows) into the 12 x 8 gradient, the same work as the forward product."""
+    model = keras.Sequential([keras.Input(shape=(5, 12)), layers.Dense(8)])
+    model.compile(loss="mse", optimizer="sgd")
+    result = inspect.profile_step(model, "train", batch=16, calls=2)
     flops = [work[0] for work in result.work.values() if work[0]]
-    assert flops.count(2.0 * 16 * 12 * 8) >= 2
+    assert flops.count(2.0 * 16 * 5 * 12 * 8) >= 2
