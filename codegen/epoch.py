@@ -20,6 +20,7 @@ import math
 
 from llvmlite import ir
 
+from kcompile.codegen.fpmode import flush_denormals, restore_mode
 from kcompile.codegen.loops import F32, I8, I64, PTR, abi_function, for_range, i64, memcpy
 from kcompile.ir import Graph, abi
 from kcompile.ir.memory import nbytes
@@ -46,6 +47,7 @@ def add_epoch_loop(
     fn = abi_function(module, abi.EPOCH)
     table, sources, order, batch, total, first, steps, logs, progress, stop = fn.args
     b = ir.IRBuilder(fn.append_basic_block("entry"))
+    saved = flush_denormals(b)
     done = b.alloca(I64, name="done")
     b.store(i64(0), done)
     data = batched_data(graph)
@@ -90,4 +92,5 @@ def add_epoch_loop(
             b.branch(finished)
     b.branch(finished)
     b.position_at_end(finished)
+    restore_mode(b, saved)
     b.ret(b.load(done, typ=I64))

@@ -20,7 +20,9 @@ from llvmlite import ir
 import kcompile.codegen.fused
 import kcompile.codegen.scan  # noqa: F401
 from kcompile.codegen.epoch import add_epoch_loop, has_epoch_loop
+from kcompile.codegen.fpmode import flush_denormals, restore_mode
 from kcompile.codegen.guards import Guards
+from kcompile.codegen.loops import abi_function
 from kcompile.codegen.mathfn import MathLib
 from kcompile.codegen.step import CYCLES, PROFILE_COUNTERS, StepContext, emit_step, kernel_nodes
 from kcompile.codegen.target import CompileTimes
@@ -60,9 +62,14 @@ def lower_graph(
     module = ir.Module(name=graph.name)
     plan = plan_buffers(graph)
     ctx = StepContext(module, MathLib(module), profile, Guards(module) if check else None)
-    entry = emit_step(ctx, graph, plan, ENTRY, "")
-    entry.linkage = ""  # exported
+    step = emit_step(ctx, graph, plan, "kc_step", "")
+    entry = abi_function(module, abi.ENTRY)  # exported: the step in the flushing mode
+    b = ir.IRBuilder(entry.append_basic_block("entry"))
+    saved = flush_denormals(b)
+    b.call(step, list(entry.args))
+    restore_mode(b, saved)
+    b.ret_void()
     if has_epoch_loop(graph):
-        add_epoch_loop(module, entry, graph, plan.slot, plan.outputs)
+        add_epoch_loop(module, step, graph, plan.slot, plan.outputs)
     times.add("lower to LLVM IR", time.perf_counter() - t0)
     return Lowered(str(module), plan.buffers, plan.outputs, times)

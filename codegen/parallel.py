@@ -24,6 +24,7 @@ from __future__ import annotations
 
 from llvmlite import ir
 
+from kcompile.codegen.fpmode import flush_denormals
 from kcompile.codegen.loops import I32, I64, PTR, abi_function, for_range, i64
 from kcompile.ir import abi
 
@@ -139,6 +140,7 @@ def _worker(pool: _Pool, run: ir.Function) -> ir.Function:
     fn = ir.Function(pool.module, ir.FunctionType(PTR, [PTR]), "kc_pool_worker")
     fn.linkage = "internal"
     b = ir.IRBuilder(fn.append_basic_block("entry"))
+    flush_denormals(b)  # a worker runs only compiled code: for good
     me = b.ptrtoint(fn.args[0], I32)
     seen_slot = b.alloca(I32, name="seen")
     since_slot = b.alloca(I64, name="idle_since")
