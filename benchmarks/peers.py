@@ -9,6 +9,7 @@ import numpy as np
 from timing import samples
 
 LR, EPS = 1e-3, 1e-7
+SEQ, WIDTH, HEADS, FF = 128, 128, 4, 512  # examples/encoder_block.py
 
 
 def torch_times(x, y, repeats: int, threads: int) -> dict[str, list[float]] | None:
@@ -71,12 +72,52 @@ def torch_times(x, y, repeats: int, threads: int) -> dict[str, list[float]] | No
             return self.head(self.lstm(seq)[0][:, -1])
 
     images, labels = xt[:64].reshape(64, 1, 28, 28), yt[:64]
-    return {
+    many = xt[:256].reshape(256, 1, 28, 28)
+
+    def cnn_predict():
+        with torch.no_grad():
+            torch.softmax(cnn(many), 1)
+
+    seqs, classes = (torch.from_numpy(v) for v in encoder_data())
+    out = {
         "mlp epoch": samples(mlp_epoch, repeats, warmup=1),
         "cnn train step": samples(trainer(cnn, images, labels), 20),
         "lstm train step": samples(trainer(Lstm(), xt[:64], labels), 20),
         "mlp predict batch 1": samples(predict_one, 10, group=200),
+        "encoder train step": samples(trainer(_torch_encoder(nn), seqs, classes), 10),
     }
+    cnn.eval()  # Dropout off, as in Keras's predict
+    out["cnn predict batch 256"] = samples(cnn_predict, 10, group=3)
+    return out
+
+
+def encoder_data() -> tuple[np.ndarray, np.ndarray]:
+    """The encoder block's batch (examples/encoder_block.py's task, 32 sequences)."""
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((32, SEQ, WIDTH)).astype(np.float32)
+    y = rng.integers(0, 10, 32)
+    x[np.arange(32), :, y] += 0.3
+    return x, y.astype(np.int64)
+
+
+def _torch_encoder(nn):
+    """examples/encoder_block.py in PyTorch: Keras's LayerNormalization epsilon (1e-3)
+    and exact (erf) GELU."""
+
+    class Encoder(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.attention = nn.MultiheadAttention(WIDTH, HEADS, batch_first=True)
+            self.norm1, self.norm2 = nn.LayerNorm(WIDTH, eps=1e-3), nn.LayerNorm(WIDTH, eps=1e-3)
+            self.ff = nn.Sequential(nn.Linear(WIDTH, FF), nn.GELU(), nn.Linear(FF, WIDTH))
+            self.head = nn.Linear(WIDTH, 10)
+
+        def forward(self, x):
+            x = self.norm1(x + self.attention(x, x, x, need_weights=False)[0])
+            x = self.norm2(x + self.ff(x))
+            return self.head(x.mean(1))
+
+    return Encoder()
 
 
 def jax_times(x, y, repeats: int) -> dict[str, list[float]] | None:
@@ -142,10 +183,100 @@ def jax_times(x, y, repeats: int) -> dict[str, list[float]] | None:
 
     predict = jax.jit(lambda p, xb: jax.nn.softmax(jax.nn.relu(xb @ p["w1"] + p["b1"]) @ p["w2"]))
     one = jnp.asarray(x[:1].reshape(1, 784))
+    cnn_predict = _jax_cnn_predict(jnp.asarray(x[:256].reshape(256, 28, 28, 1)))
+    encoder_step = _jax_encoder_step(adam)
     return {
+        "cnn predict batch 256": samples(cnn_predict, 10, group=3),
+        "encoder train step": samples(encoder_step, 10),
         "mlp epoch": samples(scan_epoch, repeats, warmup=1),
         "mlp epoch (jit per step)": samples(per_step_epoch, repeats, warmup=1),
         "mlp predict batch 1": samples(
             lambda: predict(params, one).block_until_ready(), 10, group=200
         ),
     }
+
+
+def _jax_cnn_predict(images):
+    """examples/fashion_cnn.py's inference under jax.jit (XLA: NHWC convolutions,
+    reduce_window max pooling)."""
+    import jax
+    import jax.numpy as jnp
+    from jax import lax
+
+    keys = jax.random.split(jax.random.PRNGKey(1), 3)
+    k1 = jax.random.normal(keys[0], (3, 3, 1, 32)) * 0.1
+    k2 = jax.random.normal(keys[1], (3, 3, 32, 64)) * 0.05
+    w = jax.random.normal(keys[2], (1600, 10)) * 0.02
+    b1, b2, b = jnp.zeros(32), jnp.zeros(64), jnp.zeros(10)
+
+    def conv(h, kernel, bias):
+        dims = ("NHWC", "HWIO", "NHWC")
+        out = lax.conv_general_dilated(h, kernel, (1, 1), "VALID", dimension_numbers=dims)
+        return jax.nn.relu(out + bias)
+
+    def pool(h):
+        return lax.reduce_window(h, -jnp.inf, lax.max, (1, 2, 2, 1), (1, 2, 2, 1), "VALID")
+
+    @jax.jit
+    def predict(h):
+        h = pool(conv(pool(conv(h, k1, b1)), k2, b2))
+        return jax.nn.softmax(h.reshape(h.shape[0], -1) @ w + b)
+
+    return lambda: predict(images).block_until_ready()
+
+
+def _jax_encoder_step(adam):
+    """examples/encoder_block.py's train step under jax.jit, with the MLP's Adam."""
+    import jax
+    import jax.numpy as jnp
+
+    keys = iter(jax.random.split(jax.random.PRNGKey(2), 8))
+
+    def dense(n_in, n_out):
+        return {
+            "w": jax.random.normal(next(keys), (n_in, n_out)) / n_in**0.5,
+            "b": jnp.zeros(n_out),
+        }
+
+    params = {
+        "q": dense(WIDTH, WIDTH), "k": dense(WIDTH, WIDTH), "v": dense(WIDTH, WIDTH),
+        "o": dense(WIDTH, WIDTH), "f1": dense(WIDTH, FF), "f2": dense(FF, WIDTH),
+        "head": dense(WIDTH, 10),
+        "n1": {"g": jnp.ones(WIDTH), "b": jnp.zeros(WIDTH)},
+        "n2": {"g": jnp.ones(WIDTH), "b": jnp.zeros(WIDTH)},
+    }  # fmt: skip
+
+    def norm(p, h):
+        mean = h.mean(-1, keepdims=True)
+        var = ((h - mean) ** 2).mean(-1, keepdims=True)
+        return (h - mean) / jnp.sqrt(var + 1e-3) * p["g"] + p["b"]
+
+    def apply(p, h):
+        return h @ p["w"] + p["b"]
+
+    def heads(h):
+        return h.reshape(h.shape[0], SEQ, HEADS, WIDTH // HEADS)
+
+    def loss(p, h, labels):
+        q, k, v = (heads(apply(p[n], h)) for n in "qkv")
+        scores = jnp.einsum("bqhd,bkhd->bhqk", q, k) / jnp.sqrt(WIDTH // HEADS)
+        mixed = jnp.einsum("bhqk,bkhd->bqhd", jax.nn.softmax(scores), v)
+        h = norm(p["n1"], h + apply(p["o"], mixed.reshape(h.shape)))
+        ff = apply(p["f2"], jax.nn.gelu(apply(p["f1"], h), approximate=False))
+        logits = apply(p["head"], norm(p["n2"], h + ff).mean(1))
+        picked = jnp.take_along_axis(jax.nn.log_softmax(logits), labels[:, None], 1)
+        return -jnp.mean(picked)
+
+    @jax.jit
+    def step(p, state, h, labels):
+        return adam(p, state, jax.grad(loss)(p, h, labels))
+
+    zeros = jax.tree.map(jnp.zeros_like, params)
+    carry = [params, (zeros, zeros, jnp.zeros((), jnp.float32))]
+    seqs, classes = (jnp.asarray(v) for v in encoder_data())
+
+    def one_step():
+        carry[:] = step(*carry, seqs, classes.astype(jnp.int32))
+        jax.block_until_ready(carry[0])
+
+    return one_step

@@ -51,6 +51,7 @@ SHAPES = [
 ]
 PRODUCTS = {"A·B": (False, False), "Aᵀ·B": (True, False), "A·Bᵀ": (False, True)}
 MODELS = ("mlp", "cnn", "lstm")
+CNN_PREDICT_BATCH = 256
 
 
 # --- workers (each runs in its own process) ---------------------------------------
@@ -81,7 +82,39 @@ def _matmul_times(repeats: int, call) -> dict:
 
 
 def worker_numpy_matmul(repeats: int) -> dict:
-    return _matmul_times(repeats, lambda a, b, c: lambda: np.matmul(a, b, out=c))
+    out = _matmul_times(repeats, lambda a, b, c: lambda: np.matmul(a, b, out=c))
+    out["openblas core"] = _openblas_core()
+    return out
+
+
+def _openblas_core() -> str:
+    """The kernel family numpy's OpenBLAS runs (its own report of the core it chose)."""
+    import ctypes
+    import glob
+
+    libs = os.path.join(os.path.dirname(np.__file__), "..", "numpy.libs", "*openblas*")
+    for path in glob.glob(libs):
+        lib = ctypes.CDLL(path)
+        for name in ("scipy_openblas_get_corename64_", "openblas_get_corename"):
+            fn = getattr(lib, name, None)
+            if fn is not None:
+                fn.restype = ctypes.c_char_p
+                return fn().decode()
+    return "unknown"
+
+
+def worker_torch_matmul(repeats: int) -> dict | None:
+    try:
+        import torch
+    except ImportError:
+        return None
+    torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "1")))
+
+    def call(a, b, c):
+        ta, tb, tc = (torch.from_numpy(v) for v in (a, b, c))
+        return lambda: torch.mm(ta, tb, out=tc)
+
+    return _matmul_times(repeats, call)
 
 
 def worker_matmul(repeats: int) -> dict:
@@ -93,6 +126,13 @@ def worker_matmul(repeats: int) -> dict:
 
 
 def _data():
+    """Fashion-MNIST's training images as floats in [0, 1] and labels: from the file the
+    driver wrote (``KCOMPILE_BENCH_DATA``, so a peer's Python needs no kcompile), else
+    loaded here."""
+    path = os.environ.get("KCOMPILE_BENCH_DATA")
+    if path:
+        with np.load(path) as data:
+            return data["x"], data["y"], str(data["source"])
     import kcompile as keras
 
     try:
@@ -110,7 +150,12 @@ def _build(name: str):
 
     keras.backend.clear_session()
     keras.utils.set_random_seed(1)
-    module = {"mlp": "mnist_mlp", "cnn": "fashion_cnn", "lstm": "fashion_lstm"}[name]
+    module = {
+        "mlp": "mnist_mlp",
+        "cnn": "fashion_cnn",
+        "lstm": "fashion_lstm",
+        "encoder": "encoder_block",
+    }[name]
     return __import__(module).build_model()
 
 
@@ -133,6 +178,13 @@ def worker_kcompile(repeats: int) -> dict:
     out["cnn train step"] = samples(lambda: cnn.train_on_batch(images, labels), 20)
     lstm = _build("lstm")
     out["lstm train step"] = samples(lambda: lstm.train_on_batch(x[:64], labels), 20)
+    batch = x[:CNN_PREDICT_BATCH, :, :, None]
+    out["cnn predict batch 256"] = samples(lambda: cnn.predict_on_batch(batch), 10, group=3)
+    from encoder_block import make_data
+
+    encoder = _build("encoder")
+    seqs, classes = make_data(32, seed=0)
+    out["encoder train step"] = samples(lambda: encoder.train_on_batch(seqs, classes), 10)
     return out
 
 
@@ -211,6 +263,16 @@ def worker_jax(repeats: int) -> dict | None:
     return jax_times(x, y, repeats)
 
 
+def worker_versions(_: int) -> str:
+    found = []
+    for name in ("torch", "jax"):
+        try:
+            found.append(f"{name} {__import__(name).__version__}")
+        except ImportError:
+            found.append(f"{name} not installed")
+    return ", ".join(found)
+
+
 def worker_compile(model: str) -> dict:
     """Seconds to build ``model``'s train, eval and predict functions (first calls), or
     only the runtime library for ``model == "runtime"``."""
@@ -239,6 +301,8 @@ WORKERS = {
     "epoch-loop": worker_epoch_loop,
     "artifact": worker_artifact,
     "torch": worker_torch,
+    "torch-matmul": worker_torch_matmul,
+    "versions": worker_versions,
     "jax": worker_jax,
 }
 
@@ -246,12 +310,27 @@ WORKERS = {
 # --- the driver ---------------------------------------------------------------------
 
 
-def run_worker(name: str, arg, threads: int | None = None, env: dict | None = None):
+# The environment's OpenBLAS overrides (an AVX2 core type on AVX-512 machines): unset
+# for numpy's baseline, in its own process only.
+OPENBLAS_OVERRIDES = ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")
+PEER_PYTHON = sys.executable  # --peer-python: a Python with torch and jax
+
+
+def run_worker(
+    name: str,
+    arg,
+    threads: int | None = None,
+    env: dict | None = None,
+    python: str | None = None,
+    unset: tuple[str, ...] = (),
+):
     environment = dict(os.environ, **(env or {}))
+    for var in unset:
+        environment.pop(var, None)
     if threads is not None:
         for var in ("KCOMPILE_NUM_THREADS", "OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS"):
             environment[var] = str(threads)
-    command = [sys.executable, __file__, "--worker", name, "--arg", str(arg)]
+    command = [python or sys.executable, __file__, "--worker", name, "--arg", str(arg)]
     done = subprocess.run(command, env=environment, capture_output=True, text=True)
     if done.returncode != 0:
         raise RuntimeError(f"benchmark worker {name} failed:\n{done.stderr[-3000:]}")
@@ -278,7 +357,7 @@ def compile_times(repeats: int) -> dict:
     return out
 
 
-def machine() -> list[str]:
+def machine(peer_versions: str) -> list[str]:
     import llvmlite
     import llvmlite.binding as llvm
 
@@ -291,14 +370,13 @@ def machine() -> list[str]:
         f"numpy {np.__version__}",
         f"llvmlite {llvmlite.__version__} (LLVM {'.'.join(map(str, llvm.llvm_version_info))})",
     ]
-    for name in ("torch", "jax"):
-        try:
-            versions.append(f"{name} {__import__(name).__version__}")
-        except ImportError:
-            versions.append(f"{name} not installed")
+    versions.append(peer_versions)
     t = tile()
+    from kcompile.machine import machine as measured
+
     return [
         f"- CPU: {cpu} (LLVM cpu `{host().cpu}`), {len(os.sched_getaffinity(0))} cores",
+        f"- {measured().describe()}",
         f"- GEMM tile: {t.mr} x {t.nr} floats, {t.vw}-float vectors, KC {t.kc}",
         "- " + ", ".join(versions),
     ]
@@ -308,18 +386,30 @@ def _median(values) -> float:
     return statistics.median(values)
 
 
+def _ratio(theirs: list[float], ours: list[float]) -> str:
+    return f"{_median(theirs) / _median(ours):.2f}×"
+
+
 def matmul_table(one: dict, all_: dict, cores: int) -> list[str]:
-    lines = [
-        f"| product | numpy 1 thread µs | kcompile 1 thread µs | ratio | numpy {cores} µs "
-        f"| kcompile {cores} µs | ratio | kcompile speedup from {cores} threads |",
-        "|---|---|---|---|---|---|---|---|",
-    ]
+    """Per product and thread count: numpy's time, kcompile's, and their ratio; with
+    torch.mm's time and ratio when torch ran."""
+    with_torch = one.get("torch") is not None
+    lines, rule = ["| product |"], "|---|"
+    for t in (1, cores):
+        lines[0] += f" numpy {t}t µs | kcompile {t}t µs | ratio |"
+        rule += "---|---|---|"
+        if with_torch:
+            lines[0] += f" torch.mm {t}t µs | ratio |"
+            rule += "---|---|"
+    lines[0] += f" kcompile speedup from {cores} threads |"
+    lines.append(rule + "---|")
     for key in one["kcompile"]:
         row = [key]
         for res in (one, all_):
-            numpy_t, ours = res["numpy"][key], res["kcompile"][key]
-            ratio = _median(numpy_t) / _median(ours)
-            row += [summary(numpy_t, 1e6), summary(ours, 1e6), f"{ratio:.2f}×"]
+            ours, numpy_t = res["kcompile"][key], res["numpy"][key]
+            row += [summary(numpy_t, 1e6), summary(ours, 1e6), _ratio(numpy_t, ours)]
+            if with_torch:
+                row += [summary(res["torch"][key], 1e6), _ratio(res["torch"][key], ours)]
         speedup = _median(one["kcompile"][key]) / _median(all_["kcompile"][key])
         row.append(f"{speedup:.2f}×")
         lines.append("| " + " | ".join(row) + " |")
@@ -332,6 +422,8 @@ MODEL_ROWS = [  # (kcompile's key, the peers' key, label, scale, digits)
     ("cnn train step", "cnn train step", "CNN train step (64), ms", 1e3, 1),
     ("lstm train step", "lstm train step", "LSTM train step (64), ms", 1e3, 1),
     ("mlp predict batch 1", "mlp predict batch 1", "MLP predict, batch 1, µs", 1e6, 1),
+    ("cnn predict batch 256", "cnn predict batch 256", "CNN predict, batch 256, ms", 1e3, 2),
+    ("encoder train step", "encoder train step", "Encoder block train step (32), ms", 1e3, 1),
 ]
 
 
@@ -358,6 +450,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--out", default=os.path.join(HERE, "RESULTS.md"))
+    parser.add_argument(
+        "--peer-python",
+        default=sys.executable,
+        help="the Python that runs PyTorch and JAX (a separate venv; default: this one)",
+    )
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     parser.add_argument("--arg", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -370,20 +467,29 @@ def main() -> None:
 
     cores = len(os.sched_getaffinity(0))
     started = time.time()
+    peer = args.peer_python
     print("matrix products ...", flush=True)
     one, all_ = (
         {
-            "numpy": run_worker("numpy-matmul", args.repeats, threads=t),
+            "numpy": run_worker("numpy-matmul", args.repeats, threads=t, unset=OPENBLAS_OVERRIDES),
             "kcompile": run_worker("matmul", args.repeats, threads=t),
+            "torch": run_worker("torch-matmul", args.repeats, threads=t, python=peer),
         }
         for t in (1, cores)
     )
     print("models: kcompile, torch, jax ...", flush=True)
-    ours = run_worker("kcompile", args.repeats, threads=cores)
+    x, y, source = _data()
+    data_file = os.path.join(tempfile.mkdtemp(), "fashion.npz")
+    np.savez(data_file, x=x, y=y, source=source)
+    with_data = {"KCOMPILE_BENCH_DATA": data_file}
+    ours = run_worker("kcompile", args.repeats, threads=cores, env=with_data)
     peers = {
-        "PyTorch eager": run_worker("torch", args.repeats, threads=cores),
-        "JAX": run_worker("jax", args.repeats),
+        "PyTorch eager": run_worker(
+            "torch", args.repeats, threads=cores, env=with_data, python=peer
+        ),
+        "JAX": run_worker("jax", args.repeats, env=with_data, python=peer),
     }
+    peers_versions = run_worker("versions", 0, python=peer)
     print("the epoch loop ...", flush=True)
     loop = run_worker("epoch-loop", max(args.repeats, 5), threads=cores)
     artifact = run_worker("artifact", args.repeats, threads=cores)
@@ -397,9 +503,13 @@ def main() -> None:
         "medians with (min–max); a ratio below 1 means kcompile takes less time "
         "(matrix products: numpy time / kcompile time, above 1 means kcompile is faster).",
         "",
-        *machine(),
+        *machine(peers_versions),
         "",
         "## Matrix products (C = op(A)·op(B), M×K×N)",
+        "",
+        f"numpy's OpenBLAS ran its `{one['numpy']['openblas core']}` kernels (the "
+        "environment's OpenBLAS overrides unset for it). Ratios: the peer's time / "
+        "kcompile's (above 1: kcompile is faster).",
         "",
         *matmul_table(one, all_, cores),
         "",

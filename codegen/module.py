@@ -64,6 +64,8 @@ def lower_graph(
     ctx = StepContext(module, MathLib(module), profile, Guards(module) if check else None)
     step = emit_step(ctx, graph, plan, "kc_step", "")
     entry = abi_function(module, abi.ENTRY)  # exported: the step in the flushing mode
+    entry.args[0].name, entry.args[1].name = "buffers", "n"
+    entry.args[0].add_attribute("noalias")
     b = ir.IRBuilder(entry.append_basic_block("entry"))
     saved = flush_denormals(b)
     b.call(step, list(entry.args))

@@ -11,6 +11,7 @@ from kcompile.passes.fuse import fuse
 from kcompile.passes.fuse_rows import fuse_rows
 from kcompile.passes.manager import Pass
 from kcompile.passes.memory import plan_memory
+from kcompile.passes.narrow import narrow_slices
 from kcompile.passes.schedule import schedule
 from kcompile.passes.simplify import simplify
 
@@ -21,6 +22,8 @@ def fuse_and_clean(graph):
 
 PIPELINE = [
     Pass("simplify", simplify),
+    # Before fusion: a slice still sees the ops that make its operand.
+    Pass("narrow_slices", narrow_slices),
     Pass("fold_constants", fold_constants),
     Pass("eliminate_common_subexpressions", eliminate_common_subexpressions),
     Pass("eliminate_dead_code", eliminate_dead_code),

@@ -296,13 +296,14 @@ def test_pass_manager_dumps_prints_and_times(tmp_path, monkeypatch, capsys):
     assert names == [
         "000_traced.kir",
         "001_simplify.kir",
-        "002_fold_constants.kir",
-        "003_eliminate_common_subexpressions.kir",
-        "004_eliminate_dead_code.kir",
-        "005_fuse_rows.kir",
-        "006_fuse.kir",
-        "007_schedule.kir",
-        "008_plan_memory.kir",
+        "002_narrow_slices.kir",
+        "003_fold_constants.kir",
+        "004_eliminate_common_subexpressions.kir",
+        "005_eliminate_dead_code.kir",
+        "006_fuse_rows.kir",
+        "007_fuse.kir",
+        "008_schedule.kir",
+        "009_plan_memory.kir",
     ]
     for path in (tmp_path / "pm").iterdir():
         verify(parse_graph(path.read_text(), str(path)))
