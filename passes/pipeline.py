@@ -9,6 +9,7 @@ from kcompile.passes.dce import eliminate_dead_code
 from kcompile.passes.fold import eliminate_common_subexpressions, fold_constants
 from kcompile.passes.fuse import fuse
 from kcompile.passes.fuse_rows import fuse_rows
+from kcompile.passes.loops import hoist_from_loops
 from kcompile.passes.manager import Pass
 from kcompile.passes.memory import plan_memory
 from kcompile.passes.narrow import narrow_slices
@@ -27,6 +28,7 @@ PIPELINE = [
     Pass("fold_constants", fold_constants),
     Pass("eliminate_common_subexpressions", eliminate_common_subexpressions),
     Pass("eliminate_dead_code", eliminate_dead_code),
+    Pass("hoist_from_loops", hoist_from_loops),
     # Row kernels first: what they leave, loop and product-epilogue fusion take.
     Pass("fuse_rows", fuse_rows),
     Pass("fuse", fuse_and_clean),

@@ -300,10 +300,11 @@ def test_pass_manager_dumps_prints_and_times(tmp_path, monkeypatch, capsys):
         "003_fold_constants.kir",
         "004_eliminate_common_subexpressions.kir",
         "005_eliminate_dead_code.kir",
-        "006_fuse_rows.kir",
-        "007_fuse.kir",
-        "008_schedule.kir",
-        "009_plan_memory.kir",
+        "006_hoist_from_loops.kir",
+        "007_fuse_rows.kir",
+        "008_fuse.kir",
+        "009_schedule.kir",
+        "010_plan_memory.kir",
     ]
     for path in (tmp_path / "pm").iterdir():
         verify(parse_graph(path.read_text(), str(path)))

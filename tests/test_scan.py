@@ -125,8 +125,8 @@ def test_backward_reads_the_saved_product_instead_of_recomputing_it():
     assert "residual_0" in [v.name for v in backward.attrs["body"].inputs]
 
 
-def train_graph(steps: int) -> Graph:
-    g = rnn_graph(steps)
+def train_graph(steps: int, reverse: bool = False) -> Graph:
+    g = rnn_graph(steps, reverse)
     params = g.inputs_with_role("param")
     grads = append_gradients(g, g.output("loss"), params)
     g.set_outputs(g.outputs + [(f"grad/{p.name}", d) for p, d in zip(params, grads)])
@@ -224,3 +224,30 @@ def test_outputs_no_gradient_reaches_are_symbolic_zeros(monkeypatch):
     backward = next(n for n in g.nodes[before:] if n.op == "scan")
     step_inputs = [v.name for v in backward.attrs["body"].inputs if v.role == "step"]
     assert step_inputs and not any(name.startswith("d_out_") for name in step_inputs)
+
+
+@pytest.mark.parametrize("reverse", [False, True])
+def test_hoisting_moves_the_recurrent_gradient_and_transpose_out_of_the_loop(reverse, rng):
+    """passes/loops.py: du += hᵀ·dz leaves the backward body for one product over the
+    stacks after it, and dz·uᵀ reads u transposed once before the loop; the gradients
+    are those of the unhoisted graph."""
+    from kcompile.passes.loops import hoist_from_loops
+
+    g = train_graph(5, reverse)
+    hoisted = hoist_from_loops(g)
+    backward = [n for n in hoisted.nodes if n.op == "scan"][-1]
+    body_products = [n for n in backward.attrs["body"].nodes if n.op == "matmul"]
+    assert [n.attrs["transpose_a"] or n.attrs["transpose_b"] for n in body_products] == [False]
+    outside = [n for n in hoisted.nodes if n.op == "matmul" and n.outputs[0].shape == (U, U)]
+    assert outside and outside[0].attrs["transpose_a"]
+    assert any(n.op == "transpose" for n in hoisted.nodes)
+    feeds = feeds_for(3, 5, rng)
+    want, got = interpret(g, feeds, np.float64), interpret(hoisted, feeds, np.float64)
+    for name in want:
+        np.testing.assert_allclose(got[name], want[name], rtol=1e-10, atol=1e-12, err_msg=name)
+    compiled = make_executable(g, "llvm")
+    for v in g.inputs_with_role("param"):
+        compiled.bind(v.name, feeds[v.name])
+    native = compiled({k: feeds[k] for k in ("x", "scale")})
+    for name in ("loss", "grad/u", "grad/w"):
+        np.testing.assert_allclose(native[name], want[name], rtol=2e-4, atol=1e-5, err_msg=name)
