@@ -18,7 +18,7 @@ import tempfile
 from kcompile.codegen.gemm import Tile
 from kcompile.codegen.module import lower_graph
 from kcompile.codegen.runtime import runtime_ir
-from kcompile.codegen.target import CompileTimes, HostInfo, compile_module
+from kcompile.codegen.target import RUNTIME_SPEED_LEVEL, CompileTimes, HostInfo, compile_module
 from kcompile.ir import Graph
 
 
@@ -37,7 +37,10 @@ def graph_object(graph: Graph, target: HostInfo, times: CompileTimes | None = No
 def runtime_object(target: HostInfo, times: CompileTimes | None = None) -> bytes:
     """The runtime library for ``target``, with the matrix-product tile its vectors fit."""
     llvm_ir = runtime_ir(Tile.for_host(target.has))
-    return compile_module(llvm_ir, times or CompileTimes(), pic=True, target=target).object_code
+    times = times or CompileTimes()
+    return compile_module(
+        llvm_ir, times, pic=True, target=target, speed=RUNTIME_SPEED_LEVEL
+    ).object_code
 
 
 def find_linker() -> str | None:

@@ -19,7 +19,13 @@ from llvmlite import ir
 from kcompile.codegen.cache import cache_key, read_entry, write_entry
 from kcompile.codegen.gemm import Tile, add_gemm
 from kcompile.codegen.parallel import add_thread_pool
-from kcompile.codegen.target import CompileTimes, LoadedCode, compile_module, host
+from kcompile.codegen.target import (
+    RUNTIME_SPEED_LEVEL,
+    CompileTimes,
+    LoadedCode,
+    compile_module,
+    host,
+)
 from kcompile.ir import abi
 
 EXPORTS = tuple(signature.symbol for signature in abi.RUNTIME_EXPORTS)
@@ -95,7 +101,7 @@ def _load() -> Runtime:
     payload = read_entry(key)
     hit = payload is not None
     if payload is None:
-        payload = compile_module(runtime_ir(), times).object_code
+        payload = compile_module(runtime_ir(), times, speed=RUNTIME_SPEED_LEVEL).object_code
         write_entry(key, payload)
     t0 = time.perf_counter()
     runtime = Runtime(LoadedCode(payload), times, hit)

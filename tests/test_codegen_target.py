@@ -52,6 +52,6 @@ def test_cli_compile_reports_times(tmp_path, capsys, monkeypatch):
     assert cli.main(["compile", str(tmp_path / "e.kir")]) == 0
     out = capsys.readouterr().out
     assert "eval_step:" in out and "compiled in" in out
-    assert "llvm optimize (O3)" in out and "machine code" in out
+    assert "llvm optimize (O2)" in out and "machine code" in out
     assert cli.main(["compile", str(tmp_path / "e.kir")]) == 0
     assert "from the cache" in capsys.readouterr().out
