@@ -287,7 +287,8 @@ def worker_compile(model: str) -> dict:
     y = np.zeros(32, np.int32)
     net = _build(model)
     start = time.perf_counter()
-    runtime()  # the runtime library: built on a cold cache, loaded on a warm one
+    # The runtime library is built (empty cache: in a child, beside the first model
+    # compile) or loaded as the first step needs it.
     net.train_on_batch(x, y)
     net.test_on_batch(x, y)
     net.predict_on_batch(x[:1])

@@ -22,7 +22,7 @@ from kcompile.codegen.module import (
     lower_graph,
     plan_buffers,
 )
-from kcompile.codegen.runtime import runtime
+from kcompile.codegen.runtime import build_ahead, runtime
 from kcompile.codegen.target import CompileTimes, LoadedCode, compile_module, host
 from kcompile.ir import Graph, Node, abi, print_graph
 
@@ -114,6 +114,7 @@ def compile_graph(
     buffer's guard zones after each kernel (``CompiledGraph.guard_state``).
     """
     times = times or CompileTimes()
+    build_ahead()  # the runtime library, on the other core, if it is not cached yet
     t0 = time.perf_counter()
     text = print_graph(graph)
     plan = plan_buffers(graph)

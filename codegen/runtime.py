@@ -9,6 +9,7 @@ them and compiles only its own drivers and fused kernels.
 from __future__ import annotations
 
 import functools
+import os
 import threading
 import time
 
@@ -16,7 +17,7 @@ import llvmlite.binding as llvm
 import numpy as np
 from llvmlite import ir
 
-from kcompile.codegen.cache import cache_key, read_entry, write_entry
+from kcompile.codegen.cache import cache_dir, cache_key, read_entry, write_entry
 from kcompile.codegen.gemm import Tile, add_gemm
 from kcompile.codegen.parallel import add_thread_pool
 from kcompile.codegen.target import (
@@ -94,10 +95,50 @@ class Runtime:
         return self._get()
 
 
+# The pid of a child process building the runtime library into the cache, if any.
+_builder: int | None = None
+
+
+def build_ahead() -> None:
+    """When the runtime library is neither loaded nor cached, start building it in a
+    forked child, which writes it to the cache: it then compiles on the other core while
+    this process compiles a model (llvmlite serializes all of LLVM within a process, so
+    a thread would not overlap). ``runtime()`` waits for the child and loads its result;
+    should the child fail, ``runtime()`` builds the library itself."""
+    global _builder
+    with _lock:
+        folder = cache_dir()
+        if _load.cache_info().currsize or _builder is not None or folder is None:
+            return
+        if not hasattr(os, "fork") or threading.active_count() > 1:
+            return  # forking a multi-threaded interpreter risks the child's locks
+        key = cache_key("runtime")
+        if (folder / f"{key}.o").exists():
+            return
+        text = runtime_ir()
+        pid = os.fork()
+        if pid == 0:  # the child: compile, store, leave without running the parent's exits
+            code = 1
+            try:
+                write_entry(
+                    key, compile_module(text, CompileTimes(), speed=RUNTIME_SPEED_LEVEL).object_code
+                )
+                code = 0
+            finally:
+                os._exit(code)
+        _builder = pid
+
+
 @functools.cache
 def _load() -> Runtime:
+    global _builder
     times = CompileTimes()
     key = cache_key("runtime")
+    if _builder is not None:
+        t0 = time.perf_counter()
+        os.waitpid(_builder, 0)
+        _builder = None
+        times.add("wait for the runtime library's build", time.perf_counter() - t0)
     payload = read_entry(key)
     hit = payload is not None
     if payload is None:

@@ -118,3 +118,29 @@ def test_an_edit_to_any_covered_file_changes_the_key(tmp_path):
     assert source_digest(roots) == before
     (roots[1] / "ops" / "new_op.py").write_text("# a new module\n")
     assert source_digest(roots) != before
+
+
+def test_the_runtime_library_builds_in_a_child_while_the_model_compiles(tmp_path):
+    """With an empty cache, compiling a model first forks a child that builds the
+    runtime library into the cache; the process then loads the child's entry (a cache
+    hit) and the library works."""
+    import subprocess
+
+    script = (
+        "import numpy as np\n"
+        "import importlib\n"
+        "r = importlib.import_module('kcompile.codegen.runtime')\n"
+        "r.build_ahead()\n"
+        "assert r._builder is not None, 'no child was started'\n"
+        "rt = r.runtime()\n"
+        "assert rt.cache_hit and r._builder is None\n"
+        "a = np.arange(6, dtype=np.float32).reshape(2, 3); c = np.empty((2, 2), np.float32)\n"
+        "rt.sgemm(a, a.T.copy(), c)\n"
+        "assert np.allclose(c, a @ a.T)\n"
+        "r.build_ahead()\n"
+        "assert r._builder is None  # loaded: nothing more to build\n"
+    )
+    env = {**__import__("os").environ, "KCOMPILE_CACHE_DIR": str(tmp_path)}
+    done = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert len(list(tmp_path.glob("*.o"))) == 1
