@@ -132,6 +132,12 @@ def _rule_reshape(g, node, ins):
         return x
     if x.node is not None and x.node.op == "reshape":
         return B.reshape(x.node.inputs[0], node.attrs["shape"])
+    value = splat_value(x)
+    if value is not None and x.type.is_static:
+        # A splat reshaped is the same splat, so the rules after it see one (the 1.0 that
+        # seeds a loop body's gradient, reshaped to [1, 1], then multiplies nothing).
+        out = node.outputs[0].type
+        return B.const(g, value, out.dtype, out.shape)
     return None
 
 

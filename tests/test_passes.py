@@ -514,3 +514,13 @@ def test_a_reduction_and_the_chain_making_its_operand_are_one_loop(axes):
         want, got = interpret(g, feeds), exe(feeds)
         for key in want:
             np.testing.assert_allclose(got[key], want[key], rtol=1e-5, atol=1e-6)
+
+
+def test_simplify_sees_a_reshaped_splat_as_a_splat():
+    """reshape(1.0) to [1, 1] times x is x (the seed of a loop body's gradient)."""
+    g = Graph("seed")
+    x = g.add_input("x", f32(BATCH, 4))
+    one = B.reshape(B.const(g, 1.0, DType.f32, ()), (1, 1))
+    g.set_outputs([("y", B.exp(one * x))])
+    out = simplify(g)
+    assert [n.op for n in out.nodes] == ["exp"]
