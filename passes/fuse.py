@@ -211,6 +211,7 @@ def fuse(graph: Graph) -> Graph:
             del members[gid]
     users = graph.users()
     _add_column_sums(graph, members, kind_of, users)
+    _merge_siblings(graph, group, members, kind_of, users)
     last = {nodes[-1]: gid for gid, nodes in members.items()}
     in_group = {n: gid for gid, nodes in members.items() for n in nodes}
     outputs = {v for _, v in graph.outputs}
@@ -226,6 +227,45 @@ def fuse(graph: Graph) -> Graph:
             _emit_group(new, env, members[gid], kind_of[gid], users, outputs)
     new.set_outputs([(name, env[v]) for name, v in graph.outputs])
     return new
+
+
+def _merge_siblings(graph: Graph, group: dict, members: dict, kind_of: dict, users) -> None:
+    """Elementwise loops over one shape that do not feed each other become one loop
+    (horizontal fusion, as XLA's sibling fusion): an RNN's backward step computes the
+    gradients of its four gates in one kernel instead of four, each too small to be
+    worth its call and its threads. A loop joins a later one when every reader of its
+    values outside the two runs after the later one, where the merged loop is emitted;
+    single elementwise nodes join as loops of one."""
+    position = {node: i for i, node in enumerate(graph.nodes)}
+    grouped = {n for nodes in members.values() for n in nodes}
+    loops = {gid: nodes for gid, nodes in members.items() if kind_of[gid] == "elementwise"}
+    fresh = max(kind_of, default=-1) + 1
+    for node in graph.nodes:
+        if node not in grouped and is_elementwise(node) and node.traits.cost > 0:
+            kind_of[fresh], loops[fresh] = "elementwise", [node]
+            fresh += 1
+    order = sorted(loops, key=lambda gid: position[loops[gid][-1]])
+    merged: list[int] = []  # open loops, in the order they are emitted
+    for gid in order:
+        shape = _loop_shape(loops[gid][0])
+        at = position[loops[gid][-1]]
+        for earlier in list(reversed(merged)):
+            before = loops[earlier]
+            if _loop_shape(before[0]) != shape:
+                continue
+            inside = {*before, *loops[gid]}
+            readers = (u for n in before for v in n.outputs for u in users.get(v, ()))
+            if all(u in inside or position[u] > at for u in readers):
+                loops[gid] = sorted(inside, key=position.__getitem__)
+                merged.remove(earlier)
+                del loops[earlier]
+        merged.append(gid)
+    for gid in list(members):
+        if kind_of[gid] == "elementwise":
+            del members[gid]
+    for gid in merged:
+        if len(loops[gid]) > 1:
+            members[gid] = loops[gid]
 
 
 def _add_column_sums(

@@ -233,14 +233,12 @@ def test_memory_plan_text_round_trips_and_checks_overlap():
     verify_memory(graph)
     report = memory_report(graph)
     assert report.arena <= report.buffers
-    some = next(v for v, a in graph.memory.allocations.items() if a.alias is None)
-    other = next(
-        v
-        for v, a in graph.memory.allocations.items()
-        if a.alias is None
-        and v is not some
-        and a.start <= graph.memory.allocations[some].end
-        and graph.memory.allocations[some].start <= a.end
+    owned = [(v, a) for v, a in graph.memory.allocations.items() if a.alias is None]
+    some, other = next(
+        (v, w)
+        for v, a in owned
+        for w, b in owned
+        if w is not v and b.start <= a.end and a.start <= b.end and b.size == a.size
     )
     graph.memory.allocations[other].offset = graph.memory.allocations[some].offset
     with pytest.raises(ValueError, match="overlap in the arena"):
