@@ -51,24 +51,12 @@ def kcompile_worker(weights_path: str, rounds: int) -> None:
 def jax_worker(weights_path: str, rounds: int) -> None:
     import jax
     import jax.numpy as jnp
-    from jax import lax
+
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    from peers import jax_cnn
 
     with np.load(weights_path) as data:
-        k1, b1, k2, b2, w, b = (jnp.asarray(data[f"arr_{i}"]) for i in range(6))
-
-    def conv(x, kernel, bias):
-        dims = ("NHWC", "HWIO", "NHWC")
-        return jax.nn.relu(
-            lax.conv_general_dilated(x, kernel, (1, 1), "VALID", dimension_numbers=dims) + bias
-        )
-
-    def pool(x):
-        return lax.reduce_window(x, -jnp.inf, lax.max, (1, 2, 2, 1), (1, 2, 2, 1), "VALID")
-
-    @jax.jit
-    def predict(x):
-        h = pool(conv(pool(conv(x, k1, b1)), k2, b2))
-        return jax.nn.softmax(h.reshape(h.shape[0], -1) @ w + b)
+        predict = jax_cnn(*(jnp.asarray(data[f"arr_{i}"]) for i in range(6)))
 
     x = jnp.asarray(_images())
     out = np.asarray(predict(x))

@@ -196,18 +196,12 @@ def jax_times(x, y, repeats: int) -> dict[str, list[float]] | None:
     }
 
 
-def _jax_cnn_predict(images):
-    """examples/fashion_cnn.py's inference under jax.jit (XLA: NHWC convolutions,
-    reduce_window max pooling)."""
+def jax_cnn(k1, b1, k2, b2, w, b):
+    """examples/fashion_cnn.py's inference with these weights under jax.jit (XLA: NHWC
+    convolutions, reduce_window max pooling)."""
     import jax
     import jax.numpy as jnp
     from jax import lax
-
-    keys = jax.random.split(jax.random.PRNGKey(1), 3)
-    k1 = jax.random.normal(keys[0], (3, 3, 1, 32)) * 0.1
-    k2 = jax.random.normal(keys[1], (3, 3, 32, 64)) * 0.05
-    w = jax.random.normal(keys[2], (1600, 10)) * 0.02
-    b1, b2, b = jnp.zeros(32), jnp.zeros(64), jnp.zeros(10)
 
     def conv(h, kernel, bias):
         dims = ("NHWC", "HWIO", "NHWC")
@@ -222,6 +216,18 @@ def _jax_cnn_predict(images):
         h = pool(conv(pool(conv(h, k1, b1)), k2, b2))
         return jax.nn.softmax(h.reshape(h.shape[0], -1) @ w + b)
 
+    return predict
+
+
+def _jax_cnn_predict(images):
+    import jax
+    import jax.numpy as jnp
+
+    keys = jax.random.split(jax.random.PRNGKey(1), 3)
+    k1 = jax.random.normal(keys[0], (3, 3, 1, 32)) * 0.1
+    k2 = jax.random.normal(keys[1], (3, 3, 32, 64)) * 0.05
+    w = jax.random.normal(keys[2], (1600, 10)) * 0.02
+    predict = jax_cnn(k1, jnp.zeros(32), k2, jnp.zeros(64), w, jnp.zeros(10))
     return lambda: predict(images).block_until_ready()
 
 

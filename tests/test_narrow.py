@@ -38,6 +38,14 @@ def _conv_pool_graph() -> Graph:
     return g
 
 
+def _conv_pool_feeds(rng) -> dict:
+    return {
+        "x": rng.standard_normal((2, 13, 13, 3)).astype("float32"),
+        "w": rng.standard_normal((27, 4)).astype("float32"),
+        "b": rng.standard_normal(4).astype("float32"),
+    }
+
+
 def test_a_pooling_edge_narrows_the_convolution_before_it(rng):
     g = _conv_pool_graph()
     before = parse_graph(print_graph(g))
@@ -45,12 +53,7 @@ def test_a_pooling_edge_narrows_the_convolution_before_it(rng):
     assert _shapes(after, "matmul") == [(BATCH, 10, 10, 4)]
     assert _shapes(after, "extract_patches") == [(BATCH, 10, 10, 27)]
     assert _shapes(after, "slice") == [(BATCH, 12, 12, 3)]  # the image rows the patches read
-    feeds = {
-        "x": rng.standard_normal((2, 13, 13, 3)).astype("float32"),
-        "w": rng.standard_normal((27, 4)).astype("float32"),
-        "b": rng.standard_normal(4).astype("float32"),
-    }
-    _same(before, after, feeds)
+    _same(before, after, _conv_pool_feeds(rng))
 
 
 def test_a_value_read_whole_elsewhere_is_computed_whole(rng):
@@ -60,12 +63,7 @@ def test_a_value_read_whole_elsewhere_is_computed_whole(rng):
     before = parse_graph(print_graph(g))
     after = narrow_slices(g)
     assert _shapes(after, "matmul") == [(BATCH, 11, 11, 4)]
-    feeds = {
-        "x": rng.standard_normal((2, 13, 13, 3)).astype("float32"),
-        "w": rng.standard_normal((27, 4)).astype("float32"),
-        "b": rng.standard_normal(4).astype("float32"),
-    }
-    _same(before, after, feeds)
+    _same(before, after, _conv_pool_feeds(rng))
 
 
 def test_two_slices_of_one_value_narrow_it_to_their_bounding_box(rng):
