@@ -113,7 +113,7 @@ def build_ahead() -> None:
         if not hasattr(os, "fork") or threading.active_count() > 1:
             return  # forking a multi-threaded interpreter risks the child's locks
         key = cache_key("runtime")
-        if (folder / f"{key}.o").exists():
+        if (folder / f"{key}.o").exists() or not _writable(folder):
             return
         text = runtime_ir()
         pid = os.fork()
@@ -127,6 +127,15 @@ def build_ahead() -> None:
             finally:
                 os._exit(code)
         _builder = pid
+
+
+def _writable(folder) -> bool:
+    """Whether the child could store its result (else the cache warns in the build)."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError:
+        return False
+    return os.access(folder, os.W_OK)
 
 
 @functools.cache
