@@ -120,13 +120,18 @@ def build_ahead() -> None:
         if pid == 0:  # the child: compile, store, leave without running the parent's exits
             code = 1
             try:
-                write_entry(
-                    key, compile_module(text, CompileTimes(), speed=RUNTIME_SPEED_LEVEL).object_code
-                )
+                _build(key, text, CompileTimes())
                 code = 0
             finally:
                 os._exit(code)
         _builder = pid
+
+
+def _build(key: str, text: str, times: CompileTimes) -> bytes:
+    """The runtime library's object code from its IR, stored in the cache under ``key``."""
+    payload = compile_module(text, times, speed=RUNTIME_SPEED_LEVEL).object_code
+    write_entry(key, payload)
+    return payload
 
 
 def _writable(folder) -> bool:
@@ -151,8 +156,7 @@ def _load() -> Runtime:
     payload = read_entry(key)
     hit = payload is not None
     if payload is None:
-        payload = compile_module(runtime_ir(), times, speed=RUNTIME_SPEED_LEVEL).object_code
-        write_entry(key, payload)
+        payload = _build(key, runtime_ir(), times)
     t0 = time.perf_counter()
     runtime = Runtime(LoadedCode(payload), times, hit)
     times.add("load object", time.perf_counter() - t0)

@@ -211,7 +211,7 @@ def fuse(graph: Graph) -> Graph:
             del members[gid]
     users = graph.users()
     _add_column_sums(graph, members, kind_of, users)
-    _merge_siblings(graph, group, members, kind_of, users)
+    _merge_siblings(graph, members, kind_of, users)
     last = {nodes[-1]: gid for gid, nodes in members.items()}
     in_group = {n: gid for gid, nodes in members.items() for n in nodes}
     outputs = {v for _, v in graph.outputs}
@@ -229,7 +229,7 @@ def fuse(graph: Graph) -> Graph:
     return new
 
 
-def _merge_siblings(graph: Graph, group: dict, members: dict, kind_of: dict, users) -> None:
+def _merge_siblings(graph: Graph, members: dict, kind_of: dict, users) -> None:
     """Elementwise loops over one shape that do not feed each other become one loop
     (horizontal fusion, as XLA's sibling fusion): an RNN's backward step computes the
     gradients of its four gates in one kernel instead of four, each too small to be
