@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 from kcompile.codegen.cache import cache_key, read_entry, write_entry
 from kcompile.codegen.guards import GUARD_STATE
+from kcompile.codegen.jobs import compile_parts
 from kcompile.codegen.module import (
     CYCLES,
     ENTRY,
@@ -23,7 +24,7 @@ from kcompile.codegen.module import (
     plan_buffers,
 )
 from kcompile.codegen.runtime import build_ahead, runtime
-from kcompile.codegen.target import CompileTimes, LoadedCode, compile_module, host
+from kcompile.codegen.target import CompileTimes, LoadedCode, compile_module, host, pack_objects
 from kcompile.ir import Graph, Node, abi, print_graph
 
 
@@ -123,9 +124,12 @@ def compile_graph(
     payload = None if dump else read_entry(key)
     hit = payload is not None
     if payload is None:
-        lowered = lower_graph(graph, times, profile, check)
-        compiled = compile_module(lowered.llvm_ir, times, want_ir=dump is not None)
-        payload = compiled.object_code
+        lowered = lower_graph(graph, times, profile, check, parts=1 if dump else None)
+        if dump:
+            compiled = compile_module(lowered.llvm_ir, times, want_ir=True)
+            payload = compiled.object_code
+        else:
+            payload = pack_objects(compile_parts(lowered.parts, times))
         write_entry(key, payload)
         if dump:
             from kcompile.codegen.target import assembly

@@ -22,8 +22,10 @@ import kcompile.codegen.scan  # noqa: F401
 from kcompile.codegen.epoch import add_epoch_loop, has_epoch_loop
 from kcompile.codegen.fpmode import flush_denormals, restore_mode
 from kcompile.codegen.guards import Guards
+from kcompile.codegen.jobs import parts_for
 from kcompile.codegen.loops import abi_function
 from kcompile.codegen.mathfn import MathLib
+from kcompile.codegen.split import split_module
 from kcompile.codegen.step import CYCLES, PROFILE_COUNTERS, StepContext, emit_step, kernel_nodes
 from kcompile.codegen.target import CompileTimes
 from kcompile.ir import Graph, abi
@@ -49,14 +51,21 @@ class Lowered:
     buffers: list[BufferSpec]
     outputs: dict[str, int]  # output name -> buffer index holding it after a call
     times: CompileTimes = field(default_factory=CompileTimes)
+    # The module cut into parts to compile in parallel (``codegen.split``); one: whole.
+    parts: list[str] = field(default_factory=list)
 
 
 def lower_graph(
-    graph: Graph, times: CompileTimes | None = None, profile: bool = False, check: bool = False
+    graph: Graph,
+    times: CompileTimes | None = None,
+    profile: bool = False,
+    check: bool = False,
+    parts: int | None = 1,
 ) -> Lowered:
     """The module of ``graph``; with ``profile``, the entry also counts the cycles and
     calls of each kernel, in the order of ``kernel_nodes``; with ``check``, it checks the
-    buffers' guard zones after each kernel (``codegen.guards``)."""
+    buffers' guard zones after each kernel (``codegen.guards``). ``parts``: into how many
+    modules to cut it (``Lowered.parts``); None: as many as pay on this machine."""
     times = times or CompileTimes()
     t0 = time.perf_counter()
     module = ir.Module(name=graph.name)
@@ -73,5 +82,8 @@ def lower_graph(
     b.ret_void()
     if has_epoch_loop(graph):
         add_epoch_loop(module, step, graph, plan.slot, plan.outputs)
+    text = str(module)
+    count = parts_for(text) if parts is None else parts
+    pieces = split_module(module, count) if count > 1 else [text]
     times.add("lower to LLVM IR", time.perf_counter() - t0)
-    return Lowered(str(module), plan.buffers, plan.outputs, times)
+    return Lowered(text, plan.buffers, plan.outputs, times, pieces)

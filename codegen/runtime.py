@@ -143,6 +143,15 @@ def _writable(folder) -> bool:
     return os.access(folder, os.W_OK)
 
 
+def building() -> bool:
+    """Whether a child is still building the runtime library (it holds a core)."""
+    global _builder
+    with _lock:
+        if _builder is not None and os.waitpid(_builder, os.WNOHANG)[0] != 0:
+            _builder = None
+        return _builder is not None
+
+
 @functools.cache
 def _load() -> Runtime:
     global _builder

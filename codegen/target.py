@@ -159,15 +159,46 @@ def _optimize(module, tm, speed: int = MODEL_SPEED_LEVEL) -> None:
     pb.getModulePassManager().run(module, pb)
 
 
+# Several object files as one payload (a module compiled in parts): the marker, the
+# count, then each file's length and bytes.
+_PARTS = b"KCPARTS\n"
+
+
+def pack_objects(objects: list[bytes]) -> bytes:
+    """One payload of ``objects`` (a single object file is stored as it is)."""
+    if len(objects) == 1:
+        return objects[0]
+    header = [_PARTS, len(objects).to_bytes(4, "little")]
+    return b"".join(header + [len(o).to_bytes(8, "little") + o for o in objects])
+
+
+def unpack_objects(payload: bytes) -> list[bytes]:
+    """The object files of a payload of ``pack_objects``."""
+    if not payload.startswith(_PARTS):
+        return [payload]
+    at = len(_PARTS) + 4
+    objects = []
+    for _ in range(int.from_bytes(payload[len(_PARTS) : at], "little")):
+        size = int.from_bytes(payload[at : at + 8], "little")
+        objects.append(payload[at + 8 : at + 8 + size])
+        at += 8 + size
+    if at != len(payload) or any(not o for o in objects):
+        raise ValueError("object payload: its parts do not add up to its length")
+    return objects
+
+
 class LoadedCode:
-    """Object code loaded into an MCJIT engine; keeps the engine alive."""
+    """Object code loaded into an MCJIT engine; keeps the engine alive. A payload of
+    several object files (``pack_objects``) is linked in the engine: calls between the
+    files resolve to each other."""
 
     def __init__(self, object_code: bytes) -> None:
         _init()
         empty = llvm.parse_assembly("")
         empty.triple = host().triple
         self._engine = llvm.create_mcjit_compiler(empty, target_machine())
-        self._engine.add_object_file(llvm.ObjectFileRef.from_data(object_code))
+        for part in unpack_objects(object_code):
+            self._engine.add_object_file(llvm.ObjectFileRef.from_data(part))
         self._engine.finalize_object()
 
     def address(self, name: str) -> int:

@@ -176,6 +176,10 @@ class PassManager:
         defaults = [Verify(verify_each), self.timing, self._snapshots, Print(print_after)]
         self.instruments = [i for i in (*defaults, self._dump) if i is not None]
         self.instruments += instruments or []
+        # Only timing and plain verification watch the stages: their result alone matters.
+        self.observed = bool(
+            verify_each or keep or print_after or dump_dir or instruments or debug_level()
+        )
 
     @property
     def report(self) -> PipelineReport:

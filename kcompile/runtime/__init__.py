@@ -46,11 +46,18 @@ class ReferenceExecutable(EpochLoop):
 
 
 def prepare(graph: Graph, manager=None) -> Graph:
-    """Run the optimization pipeline (``passes.PIPELINE``) on a step graph."""
+    """Run the optimization pipeline (``passes.PIPELINE``) on a step graph, or take its
+    result from the compile cache (``runtime.prepared``)."""
     from kcompile.passes import PassManager, default_passes
+    from kcompile.runtime import prepared
 
     manager = manager or PassManager(default_passes())
-    return manager.run(graph)
+    cached = prepared.load(graph, manager)
+    if cached is not None:
+        return cached
+    result = manager.run(graph)
+    prepared.store(graph, manager, result)
+    return result
 
 
 def make_executable(graph: Graph, backend: str, manager=None):
