@@ -5,8 +5,10 @@ compile faster than one; two processes do. A module is cut into ``parts`` module
 about equal size along its kernels (each ``k<N>_…`` group: a node's kernel, its
 parallel chunks, a loop body's kernels, their constant data), the entry functions go
 to the smallest part, and the math helpers every kernel inlines are copied into each.
-A function called from another part loses its internal linkage; the parts' object files
-are loaded into one engine, whose linker resolves the calls between them.
+A function called from another part loses its internal linkage, and a mutable global
+(profile counters, guard words) is defined in the entry functions' part and declared in
+the others; the parts' object files are loaded into one engine, whose linker resolves
+the references between them.
 
 Kernels are not inlined into the step across parts; they are called, as every kernel of
 a large step already is (``step.INLINE_LIMIT``). The numbers computed do not change.
@@ -26,12 +28,7 @@ def split_module(module: ir.Module, parts: int) -> list[str]:
     """The text of ``module`` as up to ``parts`` modules that together define each of its
     functions once; one part (its whole text) when it cannot be cut."""
     defined = [f for f in module.functions if not f.is_declaration]
-    mutable = [
-        g
-        for g in module.global_values
-        if isinstance(g, ir.GlobalVariable) and not g.global_constant
-    ]
-    if parts < 2 or mutable:  # profile counters and guard words: one copy only
+    if parts < 2:
         return [str(module)]
     shared = {f.name for f in defined if "alwaysinline" in f.attributes}
     texts = {f.name: str(f) for f in defined}
@@ -45,7 +42,8 @@ def split_module(module: ir.Module, parts: int) -> list[str]:
     placement = _balance(units, texts, parts)
     part_of = {f.name: p for key, fs in units.items() for f in fs for p in [placement[key]]}
     crossing = _called_across(texts, part_of)
-    return [_part_text(module, defined, part_of, shared, crossing, p) for p in range(parts)]
+    home = placement.get("", 0)
+    return [_part_text(module, defined, part_of, shared, crossing, p, home) for p in range(parts)]
 
 
 def _balance(
@@ -82,10 +80,22 @@ def _part_text(
     shared: set[str],
     crossing: set[str],
     part: int,
+    home: int,
 ) -> str:
-    """The module's text with the functions of other parts declared only."""
+    """The module's text with the functions of other parts declared only, and the
+    mutable globals declared only unless ``part`` is their ``home``."""
     saved = [(f, f.blocks, f.linkage) for f in defined]
+    mutable = [
+        g
+        for g in module.global_values
+        if isinstance(g, ir.GlobalVariable) and not g.global_constant
+    ]
+    kept = [(g, g.initializer, g.linkage) for g in mutable]
     try:
+        for g in mutable:
+            g.linkage = ""  # one copy, shared by the parts
+            if part != home:
+                g.initializer = None
         for f in defined:
             if f.name in shared:
                 continue
@@ -94,7 +104,17 @@ def _part_text(
                 f.linkage = ""
             elif f.name in crossing:
                 f.linkage = ""
+        _forget_text(mutable)
         return str(module)
     finally:
         for f, blocks, linkage in saved:
             f.blocks, f.linkage = blocks, linkage
+        for g, initializer, linkage in kept:
+            g.initializer, g.linkage = initializer, linkage
+        _forget_text(mutable)
+
+
+def _forget_text(values: list) -> None:
+    """llvmlite caches a global variable's text on first print: drop it after an edit."""
+    for v in values:
+        v._clear_string_cache()

@@ -63,6 +63,14 @@ def test_each_function_is_defined_in_one_part_and_helpers_in_every_part_that_cal
                 assert helper in names
 
 
+@pytest.mark.parametrize("mode", ["profile", "check"])
+def test_counters_and_guard_words_are_one_global_shared_by_the_parts(mode):
+    parts = lower_graph(_train_graph(), parts=2, **{mode: True}).parts
+    name = "kc_profile_table" if mode == "profile" else "kc_guard_words"
+    lines = [re.search(rf'^@"{name}" = (.*)$', text, re.M).group(1) for text in parts]
+    assert sorted(line.split(" [")[0] for line in lines) == ["external global", "global"]
+
+
 def test_pack_objects_detects_a_truncated_payload():
     payload = pack_objects([b"first", b"second"])
     assert unpack_objects(payload) == [b"first", b"second"]
@@ -92,19 +100,21 @@ print(json.dumps({{"losses": losses, "weights": [w.tolist() for w in model.get_w
 """
 
 
-def _train_in_process(tmp_path, jobs: int) -> dict:
+def _train_in_process(tmp_path, jobs: int, check: str) -> dict:
     env = dict(os.environ, KCOMPILE_CACHE_DIR=str(tmp_path / f"cache{jobs}"))
-    env.update(KCOMPILE_COMPILE_JOBS=str(jobs), KCOMPILE_CHECK="0", KCOMPILE_VERIFY="")
+    env.update(KCOMPILE_COMPILE_JOBS=str(jobs), KCOMPILE_CHECK=check, KCOMPILE_VERIFY="")
     script = TRAIN_SCRIPT.format(tests=os.path.dirname(__file__))
     done = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True)
     assert done.returncode == 0, done.stderr[-3000:]
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
-def test_training_compiled_in_two_processes_matches_one_bit_for_bit(tmp_path):
+@pytest.mark.parametrize("check", ["0", "1"])
+def test_training_compiled_in_two_processes_matches_one_bit_for_bit(tmp_path, check):
     """A fresh (single-threaded) process forks a child for the second part; the weights
-    after three steps and the predictions equal those of the module compiled whole."""
-    one, two = _train_in_process(tmp_path, 1), _train_in_process(tmp_path, 2)
+    after three steps and the predictions equal those of the module compiled whole (and
+    in the checking mode, the guard words live in one part and are checked from both)."""
+    one, two = _train_in_process(tmp_path, 1, check), _train_in_process(tmp_path, 2, check)
     assert "wait for 1 more processes" in two["stages"], two["stages"]
     assert not any(s.startswith("wait for") for s in one["stages"])
     assert two["losses"] == one["losses"]
