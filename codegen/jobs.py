@@ -15,6 +15,7 @@ import time
 
 from kcompile.codegen.runtime import building
 from kcompile.codegen.target import MODEL_SPEED_LEVEL, CompileTimes, compile_module
+from kcompile.ir.abi import processes_on_this_machine
 
 # Below this many lines of LLVM IR a module compiles in a few tens of milliseconds; at
 # 500 lines (the example MLP's predict step) two parts took 57 ms against 83 ms whole.
@@ -24,7 +25,8 @@ MAX_JOBS = 4
 
 def compile_jobs() -> int:
     """How many processes compile a model: ``$KCOMPILE_COMPILE_JOBS``, else this
-    process's cores (at most ``MAX_JOBS``)."""
+    process's cores (at most ``MAX_JOBS``; an MPI job's processes on one machine share
+    them)."""
     setting = os.environ.get("KCOMPILE_COMPILE_JOBS")
     if setting:
         try:
@@ -37,7 +39,7 @@ def compile_jobs() -> int:
             raise ValueError(f"KCOMPILE_COMPILE_JOBS must be a positive integer, got {jobs}")
         return jobs
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    return max(1, min(MAX_JOBS, cores or 1))
+    return max(1, min(MAX_JOBS, (cores or 1) // processes_on_this_machine()))
 
 
 def parts_for(llvm_ir: str) -> int:

@@ -2,10 +2,11 @@
 
 python examples/mnist_mlp.py            # train 5 epochs, evaluate, dump the IR
 kcompile ir examples/mnist_mlp.py --stage train
+mpiexec -n 2 python examples/mnist_mlp.py 5 --distributed   # data-parallel over MPI
 """
 
+import argparse
 import os
-import sys
 
 import kcompile as keras
 from kcompile import layers
@@ -24,14 +25,32 @@ def build_model():
     return model
 
 
+def arguments() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("epochs", nargs="?", type=int, default=5)
+    parser.add_argument("--batch-size", type=int, default=32, help="the global batch")
+    parser.add_argument(
+        "--distributed",
+        action="store_true",
+        help="train data-parallel over the processes of an MPI job (mpiexec -n P ...)",
+    )
+    return parser.parse_args()
+
+
 if __name__ == "__main__":
-    epochs = int(sys.argv[1]) if len(sys.argv) > 1 else 5
+    args = arguments()
+    if args.distributed:
+        keras.distribution.set_distribution(keras.distribution.DataParallel())
+    first = keras.distribution.active() is None or keras.distribution.active().rank == 0
     keras.utils.set_random_seed(int(os.environ.get("KCOMPILE_SEED", "1")))
     model = build_model()
-    model.summary()
+    if first:
+        model.summary()
     (x_train, y_train), (x_test, y_test) = keras.datasets.fashion_mnist.load_data()
-    model.fit(x_train / 255.0, y_train, epochs=epochs)
+    model.fit(x_train / 255.0, y_train, epochs=args.epochs, batch_size=args.batch_size)
     loss, accuracy = model.evaluate(x_test / 255.0, y_test, verbose=2)
+    if not first:
+        raise SystemExit(0)
     print(f"test accuracy: {accuracy:.4f}")
     folder = os.path.abspath("dumps/mnist_mlp")
     paths = keras.inspect.dump_all(model, folder)

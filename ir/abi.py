@@ -63,11 +63,22 @@ def bind(signature: Signature, address: int):
 THREADS_VARIABLE = "KCOMPILE_NUM_THREADS"
 
 
+def processes_on_this_machine() -> int:
+    """How many processes of an MPI job share this machine (MPICH's and Open MPI's
+    launchers say so in the environment); 1 outside a job."""
+    for name in ("MPI_LOCALNRANKS", "OMPI_COMM_WORLD_LOCAL_SIZE"):
+        value = os.environ.get(name, "")
+        if value.isdigit() and int(value) > 0:
+            return int(value)
+    return 1
+
+
 def default_threads() -> int:
-    """``$KCOMPILE_NUM_THREADS``, else the cores this process may run on."""
+    """``$KCOMPILE_NUM_THREADS``, else the cores this process may run on, shared among the
+    processes of an MPI job on this machine."""
     setting = os.environ.get(THREADS_VARIABLE)
     if not setting:
-        return len(os.sched_getaffinity(0))
+        return max(1, len(os.sched_getaffinity(0)) // processes_on_this_machine())
     try:
         count = int(setting)
     except ValueError:

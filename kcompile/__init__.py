@@ -27,6 +27,8 @@ __getattr__ = lazy_attributes(
                 "config",
                 "config",
                 "datasets",
+                "distribution",
+                "distribution",
                 "initializers",
                 "inspect",
                 "layers",

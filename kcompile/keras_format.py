@@ -452,11 +452,34 @@ def _compile_config(model) -> dict:
             "loss": _jsonable([s.loss.name if s.loss else None for s in compiled.specs])
             if len(compiled.specs) > 1
             else (compiled.specs[0].loss.name if compiled.specs[0].loss else None),
-            "metrics": _jsonable([s.metric_ids for s in compiled.specs])
+            "metrics": _jsonable([_metric_configs(s.metric_ids) for s in compiled.specs])
             if len(compiled.specs) > 1
-            else _jsonable(compiled.specs[0].metric_ids) or None,
+            else _jsonable(_metric_configs(compiled.specs[0].metric_ids)) or None,
         }
     return config
+
+
+def _metric_configs(identifiers: list) -> list:
+    """Compile's metrics as Keras writes them: names as they are, metric objects as their
+    class and config (``metrics.get`` reads both), functions by name."""
+    from kcompile.metrics import Metric
+
+    out = []
+    for ident in identifiers:
+        if isinstance(ident, Metric):
+            out.append(
+                {
+                    "module": "keras.metrics",
+                    "class_name": type(ident).__name__,
+                    "config": _jsonable(ident.get_config()),
+                    "registered_name": None,
+                }
+            )
+        elif callable(ident) and not isinstance(ident, str):
+            out.append(getattr(ident, "__name__", type(ident).__name__))
+        else:
+            out.append(ident)
+    return out
 
 
 # Keras config keys kcompile's layers have no parameter for, and the values they may

@@ -340,12 +340,21 @@ def _mean_of(name: str, function, default_name: str, direction: str = "down", **
     def __init__(self, name: str = default_name, **kwargs: Any) -> None:
         options = {k: kwargs.pop(k) for k in list(kwargs) if k in fixed}
         options = {**fixed, **options}
+        self._options = options
         MeanMetricWrapper.__init__(self, lambda t, p: function(t, p, **options), name, **kwargs)
+
+    def get_config(self) -> dict[str, Any]:  # Keras's: the name and the function's options
+        return {"name": self.name, **self._options}
 
     return type(
         name,
         (MeanMetricWrapper,),
-        {"__init__": __init__, "direction": direction, "__doc__": f"Keras's {name}."},
+        {
+            "__init__": __init__,
+            "get_config": get_config,
+            "direction": direction,
+            "__doc__": f"Keras's {name}.",
+        },
     )
 
 
@@ -497,6 +506,17 @@ def get(
         return identifier
     if isinstance(identifier, type) and issubclass(identifier, Metric):
         return identifier()
+    if isinstance(identifier, dict) and "class_name" in identifier:  # a saved config
+        cls = globals().get(identifier["class_name"])
+        if cls is None:
+            try:
+                cls = __getattr__(identifier["class_name"])
+            except AttributeError:
+                cls = None
+        if not (isinstance(cls, type) and issubclass(cls, Metric)):
+            raise ValueError(f"unknown metric class {identifier['class_name']!r}")
+        config = {k: v for k, v in identifier.get("config", {}).items() if k != "dtype"}
+        return cls(**config)
     if isinstance(identifier, str):
         if identifier.lower() in ("accuracy", "acc"):
             return _resolve_accuracy(identifier, y_true, y_pred)

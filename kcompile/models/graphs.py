@@ -187,16 +187,72 @@ def trace_eval(model, specs, label_types, record=None, input_shapes=()) -> Score
 
 def trace_train(model, specs, label_types, optimizer, record=None, input_shapes=()) -> ScoredGraph:
     """The train step; ``record(stage, graph)`` sees it traced, then after autodiff."""
+    scored, params, grads = _trace_gradients(model, specs, label_types, record, input_shapes)
+    graph, ctx = scored.graph, scored.ctx
+    iterations = ctx.step_counter()
+    updates = _apply_optimizer(graph, optimizer, params, grads, iterations)
+    state = [(var.path, value) for var, value in ctx.state_updates.items()]
+    graph.set_outputs(graph.outputs + list(updates.items()) + state)
+    if record:
+        record("autodiff", graph)
+    return scored
+
+
+GRADIENT = "grad/"  # the gradient of weight ``p``: ``grad/p``, in- and output of a grad step
+
+
+def trace_grad(model, specs, label_types, record=None, input_shapes=()) -> ScoredGraph:
+    """The train step without the optimizer (data-parallel training sums the gradients
+    across processes between the two): loss, metric statistics, the state updates and
+    each trainable weight's gradient as output ``grad/<path>``. That name is also an
+    input, so the step writes the gradients into the arrays bound to it."""
+    scored, params, grads = _trace_gradients(model, specs, label_types, record, input_shapes)
+    graph, ctx = scored.graph, scored.ctx
+    outputs = []
+    for (var, _), g in zip(params, grads):
+        graph.add_input(f"{GRADIENT}{var.path}", TensorType(DType.f32, var.shape), "param")
+        outputs.append((f"{GRADIENT}{var.path}", g))
+    state = [(var.path, value) for var, value in ctx.state_updates.items()]
+    graph.set_outputs(graph.outputs + outputs + state)
+    if record:
+        record("autodiff", graph)
+    return scored
+
+
+def trace_apply(model, optimizer, record=None) -> Graph:
+    """The optimizer's update alone: weights, slots and gradients (inputs ``grad/<path>``)
+    to the new weights and slots."""
+    graph = Graph("apply_step")
+    ctx = TraceContext(graph, training=True)
+    params = [(var, ctx.weight(var)) for var in model.trainable_weights]
+    grads = [
+        graph.add_input(f"{GRADIENT}{var.path}", TensorType(DType.f32, var.shape), "param")
+        for var, _ in params
+    ]
+    updates = _apply_optimizer(graph, optimizer, params, grads, ctx.step_counter())
+    graph.set_outputs(list(updates.items()))
+    if record:
+        record("traced", graph)
+    return graph
+
+
+def _trace_gradients(model, specs, label_types, record, input_shapes):
+    """The scored train-mode graph with every trainable weight's gradient appended:
+    (scored, [(variable, its value)], [gradient])."""
     scored = _trace_scored(model, "train_step", True, specs, label_types, input_shapes)
     if record:
         record("traced", scored.graph)
-    graph, ctx = scored.graph, scored.ctx
-    trainable = [v for v in model.trainable_weights]
+    ctx = scored.ctx
+    trainable = list(model.trainable_weights)
     for var in trainable:
         ctx.weight(var)  # a weight the loss does not reach still gets its (zero) update
     params = [(var, ctx.weights[var]) for var in trainable]
-    grads = append_gradients(graph, scored.loss, [w for _, w in params])
-    iterations = ctx.step_counter()
+    grads = append_gradients(scored.graph, scored.loss, [w for _, w in params])
+    return scored, params, grads
+
+
+def _apply_optimizer(graph: Graph, optimizer, params, grads, iterations: Value) -> dict:
+    trainable = [var for var, _ in params]
     lr = optimizer.step_learning_rate(graph, iterations)
 
     def slot_value(path: str) -> Value:
@@ -204,14 +260,9 @@ def trace_train(model, specs, label_types, optimizer, record=None, input_shapes=
             path, TensorType(DType.f32, _slot_shape(path, trainable, optimizer)), "opt"
         )
 
-    updates = optimizer.apply(
+    return optimizer.apply(
         [(v, w, g) for (v, w), g in zip(params, grads)], slot_value, lr, iterations
     )
-    state = [(var.path, value) for var, value in ctx.state_updates.items()]
-    graph.set_outputs(graph.outputs + list(updates.items()) + state)
-    if record:
-        record("autodiff", graph)
-    return scored
 
 
 STEPS = ("train", "eval", "predict")
@@ -234,12 +285,15 @@ def trace_step(
     graph)`` sees the traced graph, and the one with gradients for ``train``."""
     if kind == "predict":
         return TracedStep(trace_predict(model, record, input_shapes))
-    if kind not in STEPS:
+    if kind not in (*STEPS, "grad"):
         raise ValueError(f"unknown step {kind!r}; expected one of {STEPS}")
-    compiled = model._require_compiled(kind)
+    compiled = model._require_compiled("train" if kind == "grad" else kind)
     label_types = label_types or model.default_label_types(input_shapes)
     if kind == "eval":
         scored = trace_eval(model, compiled.specs, label_types, record, input_shapes)
+    elif kind == "grad":
+        compiled.optimizer.build(model.trainable_weights)  # its state is bound to the step
+        scored = trace_grad(model, compiled.specs, label_types, record, input_shapes)
     else:
         compiled.optimizer.build(model.trainable_weights)
         scored = trace_train(

@@ -10,6 +10,9 @@ import numpy as np
 from kcompile import backend as session
 from kcompile import losses as losses_mod
 from kcompile import optimizers as optimizers_mod
+from kcompile.distribution import active as active_job
+from kcompile.distribution import root_writes
+from kcompile.distribution.step import DataParallelStep
 from kcompile.files import atomic_write
 from kcompile.ir import TensorType
 from kcompile.models import data as D
@@ -244,7 +247,7 @@ class Trainer(TrainingLoop):
         """The compiled step, made once per kind, label types and (for Inputs with unknown
         dimensions) input shapes: new shapes compile again, as XLA does (the code cache
         makes a shape seen before cheap)."""
-        key = (kind, tuple(label_types), input_shapes)
+        key = (kind, tuple(label_types), input_shapes, active_job() is not None)
         exe = self._executables.get(key)
         if exe is None:
             with self._steps_lock:  # two threads' first calls compile it once
@@ -258,8 +261,17 @@ class Trainer(TrainingLoop):
         compiled = self._compiled
         backend = compiled.backend if compiled else "llvm"
         manager = PassManager(default_passes())
-        traced = G.trace_step(self, kind, label_types, manager.stage, input_shapes)
-        exe = make_executable(traced.graph, backend, manager)
+        job = active_job() if kind != "predict" else None
+        if job is not None and kind == "train":  # the update after the gradients' sum
+            traced = G.trace_step(self, "grad", label_types, manager.stage, input_shapes)
+            local = make_executable(traced.graph, backend, manager)
+            apply = make_executable(G.trace_apply(self, compiled.optimizer), backend)
+            exe = DataParallelStep(local, job, apply)
+        else:
+            traced = G.trace_step(self, kind, label_types, manager.stage, input_shapes)
+            exe = make_executable(traced.graph, backend, manager)
+            if job is not None:
+                exe = DataParallelStep(exe, job)
         metrics = traced.metrics
         exe.lock = self._steps_lock
         for var in self.weights:
@@ -375,6 +387,7 @@ class Trainer(TrainingLoop):
 
     # --- weights on disk ------------------------------------------------------------
 
+    @root_writes
     def save_weights(self, filepath: str, overwrite: bool = True) -> None:
         """Weights to Keras 3's ``.weights.h5`` (HDF5, through h5py) or kcompile's
         ``.weights.npz`` (in ``weights`` order, by path), written atomically."""
@@ -394,6 +407,7 @@ class Trainer(TrainingLoop):
         arrays = {f"{i:04d}:{v.path}": v.value for i, v in enumerate(self.weights)}
         atomic_write(filepath, lambda f: np.savez(f, **arrays))
 
+    @root_writes
     def save(self, filepath: str, overwrite: bool = True, **kwargs: Any) -> None:
         """The whole model (architecture, compile settings, weights, optimizer state), in
         Keras 3's ``.keras`` format or kcompile's ``.kcmodel``, written atomically;
@@ -409,6 +423,7 @@ class Trainer(TrainingLoop):
             return
         save_model(self, filepath)
 
+    @root_writes
     def export(self, filepath: str, probe: Any = None, seed: int = 0, cpu: str = "host") -> dict:
         """An ahead-of-time artifact of this model (``kcompile.load`` reads it): native
         code of the train, eval and predict steps for ``cpu`` (this machine's, or an

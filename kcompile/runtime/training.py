@@ -17,7 +17,9 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from kcompile import distribution
 from kcompile.callbacks import CallbackList
+from kcompile.distribution.mpi import warn_if_alone
 from kcompile.models import data as D
 from kcompile.runtime.batches import BatchSource, is_batch_source, unpack
 from kcompile.runtime.epoch import EpochLoop
@@ -158,6 +160,7 @@ class TrainingLoop:
         return_dict: bool = False,
         **kwargs: Any,
     ):
+        callbacks, verbose = _off_root(callbacks, verbose)
         if is_batch_source(x):
             _refuse_with_batches("evaluate", y, sample_weight, batch_size)
             verbose = 1 if verbose == "auto" else verbose
@@ -198,6 +201,7 @@ class TrainingLoop:
         steps: int | None = None,
         callbacks: list | None = None,
     ):
+        callbacks, verbose = _off_root(callbacks, verbose)
         verbose = 1 if verbose == "auto" else verbose
         if is_batch_source(x):
             source = BatchSource(x, steps, False, "predict")
@@ -295,6 +299,7 @@ class TrainingLoop:
         steps = math.ceil(n / batch_size)
         if steps_per_epoch is not None:
             steps = min(steps, int(steps_per_epoch))
+        self._start_replicas(batch_size)
         cbs = self._fit_callbacks(callbacks, verbose, epochs, steps)
         self.stop_training = False
         self._resume_epoch = None
@@ -306,6 +311,7 @@ class TrainingLoop:
             self.reset_metrics()
             cbs.on_epoch_begin(epoch)
             order = self._steps.epoch_order(epoch, n) if shuffle else np.arange(n)
+            order = self._same_order(order)
             logs = self._run_steps("train", xs, ys, order, batch_size, steps, cbs)
             epoch_logs = dict(logs)
             if val is not None and (epoch + 1) % validation_freq == 0:
@@ -315,12 +321,63 @@ class TrainingLoop:
                 epoch_logs.update({f"val_{k}": v for k, v in val_logs.items()})
             self._steps.epoch_finished(epoch)
             cbs.on_epoch_end(epoch, epoch_logs)
+            self._follow_root()
             if self.stop_training:
                 break
         if epochs > initial_epoch:
             self._finalize_fit()
         cbs.on_train_end(logs)
+        self._follow_root(weights=True)
         return self.history
+
+    # --- data-parallel training (kcompile.distribution) --------------------------------
+
+    def _start_replicas(self, batch_size: int | None) -> None:
+        """Before fit: every rank starts from rank 0's weights and optimizer state (an
+        unseeded initialization differs between processes), and the global batch must
+        split evenly (Keras's rule for ``DataParallel``)."""
+        job = distribution.active()
+        if job is None:
+            warn_if_alone()
+            return
+        if batch_size is not None and batch_size % job.size:
+            raise ValueError(
+                f"fit: the global batch size ({batch_size}) must be divisible by the number "
+                f"of processes ({job.size}) under DataParallel"
+            )
+        for array in self._replica_arrays():
+            job.broadcast(array)
+
+    def _replica_arrays(self) -> list[np.ndarray]:
+        """The arrays every rank must hold the same: weights and the optimizer's state."""
+        arrays = [v.value for v in getattr(self, "weights", [])]
+        optimizer = getattr(self, "optimizer", None)
+        if optimizer is not None and getattr(optimizer, "built", False):
+            arrays += list(optimizer.state_arrays().values())
+        return [a for a in arrays if isinstance(a, np.ndarray)]
+
+    def _same_order(self, order: np.ndarray) -> np.ndarray:
+        """Rank 0's shuffle of the epoch, on every rank (each then reads its share)."""
+        job = distribution.active()
+        if job is not None:
+            order = np.ascontiguousarray(order, dtype=np.int64)
+            job.broadcast(order)
+        return order
+
+    def _follow_root(self, weights: bool = False) -> None:
+        """After callbacks, which run on rank 0 alone: every rank takes rank 0's decision
+        to stop and its learning rate (a scheduler's), and with ``weights`` (at the end
+        of training: EarlyStopping may restore the best) its weights."""
+        job = distribution.active()
+        if job is None:
+            return
+        self.stop_training = bool(job.broadcast_object(bool(self.stop_training)))
+        optimizer = getattr(self, "optimizer", None)
+        if optimizer is not None and getattr(optimizer, "built", False):
+            job.broadcast(optimizer.state_arrays()["learning_rate"])
+        if weights:
+            for array in self._replica_arrays():
+                job.broadcast(array)
 
     def _finalize_fit(self) -> None:
         """After the last epoch (Keras's ``finalize_variable_values``): an optimizer with
@@ -330,7 +387,11 @@ class TrainingLoop:
             optimizer.finalize_variable_values(self.trainable_weights)
 
     def _fit_callbacks(self, callbacks, verbose: int, epochs: int, steps) -> CallbackList:
-        """fit's callbacks: the user's, History and (unless silent) the progress bar."""
+        """fit's callbacks: the user's, History and (unless silent) the progress bar; in
+        a data-parallel job, the user's and the progress bar on rank 0 only."""
+        job = distribution.active()
+        if job is not None and job.rank != 0:
+            callbacks, verbose = None, 0
         return CallbackList(
             callbacks,
             model=self,
@@ -350,6 +411,9 @@ class TrainingLoop:
         exe = self._steps.step(kind, xs, ys)
         sources = self._feeds(xs, ys)
         chunk = chunk_size(self._steps.steps_per_execution, cbs, kind, steps)
+        job = distribution.active()
+        if job is not None:  # rank 0's callbacks decide where the batch hooks run
+            chunk = job.broadcast_object(chunk)
         if kind == "train":
             begin, end = cbs.on_train_batch_begin, cbs.on_train_batch_end
         else:
@@ -366,6 +430,8 @@ class TrainingLoop:
             logs = self._logs()
             end(step + count - 1, logs)
             step += count
+            if kind == "train" and step < steps:
+                self._follow_root()
             if kind == "train" and self.stop_training:
                 break
         return logs
@@ -400,6 +466,7 @@ class TrainingLoop:
         class_weight,
     ):
         self._batch_arrays(source.peek(), "fit", class_weight)  # builds an unbuilt model
+        self._start_replicas(None)
         cbs = self._fit_callbacks(callbacks, verbose, epochs, source.steps)
         self.stop_training = False
         self._resume_epoch = None
@@ -417,6 +484,7 @@ class TrainingLoop:
                 self._batch_step("train", xs, ys)
                 logs, ran = self._logs(), True
                 cbs.on_train_batch_end(step, logs)
+                self._follow_root()
                 if self.stop_training:
                     break
             if not ran:  # the generator ran out before this epoch: Keras stops here
@@ -432,11 +500,13 @@ class TrainingLoop:
             source.epoch_finished()
             self._steps.epoch_finished(epoch)
             cbs.on_epoch_end(epoch, epoch_logs)
+            self._follow_root()
             if self.stop_training or source.exhausted:
                 break
         if epochs > initial_epoch:
             self._finalize_fit()
         cbs.on_train_end(logs)
+        self._follow_root(weights=True)
         return self.history
 
     def _validate(self, validation_data, validation_steps, cbs) -> dict:
@@ -486,6 +556,14 @@ class TrainingLoop:
         logs = self._run_steps("eval", xs, ys, np.arange(n), batch_size, total, cbs)
         cbs.on_test_end(logs)
         return logs
+
+
+def _off_root(callbacks, verbose):
+    """A data-parallel job's ranks other than 0 run no user callbacks and stay silent."""
+    job = distribution.active()
+    if job is not None and job.rank != 0:
+        return None, 0
+    return callbacks, verbose
 
 
 def _refuse_with_batches(method: str, y: Any, sample_weight: Any, batch_size: Any) -> None:

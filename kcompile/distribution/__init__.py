@@ -1,0 +1,146 @@
+"""Data-parallel training over MPI, under Keras 3's distribution API names.
+
+    kcompile.distribution.set_distribution(kcompile.distribution.DataParallel())
+    model.fit(x, y, batch_size=256)      # mpiexec -n 4 python train.py
+
+Each process is one replica ("device") and holds the whole model. As in Keras's
+``DataParallel``, ``batch_size`` is the global batch: every rank takes its contiguous
+share of each batch (``batch_size / ranks`` rows; the remainder of a last, short batch
+goes to the first ranks), computes the gradients of its rows, and the gradients are
+summed across ranks (one allreduce over a flat buffer) between the compiled backward
+pass and the compiled optimizer update. Losses and metrics are those of the global
+batch, every rank ends each step with the same weights, bit for bit. Without a
+distribution, or with one process, nothing changes.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+
+from kcompile.distribution.mpi import Solo, launched_size, world
+
+_current: Distribution | None = None
+
+
+class Distribution:
+    """What a distribution gives the training loop: the job's communicator."""
+
+    def __init__(self) -> None:
+        self.communicator: Solo = world()
+
+    @property
+    def num_processes(self) -> int:
+        return self.communicator.size
+
+    @property
+    def process_id(self) -> int:
+        return self.communicator.rank
+
+    @contextlib.contextmanager
+    def scope(self):
+        """This distribution in effect within the block (Keras's ``scope``)."""
+        global _current
+        saved, _current = _current, self
+        try:
+            yield self
+        finally:
+            _current = saved
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} processes={self.num_processes}>"
+
+
+class DataParallel(Distribution):
+    """Every process a replica of the whole model, each batch split between them."""
+
+    def __init__(self, device_mesh=None, devices=None, auto_shard_dataset: bool = True):
+        super().__init__()
+        if device_mesh is not None:
+            raise NotImplementedError(
+                "DataParallel(device_mesh=...): kcompile's replicas are the MPI processes; "
+                "leave device_mesh unset"
+            )
+        if devices is not None and list(devices) != list_devices():
+            raise ValueError(
+                f"DataParallel(devices={devices!r}): kcompile's devices are the job's "
+                f"processes, {list_devices()}"
+            )
+        if not auto_shard_dataset:
+            raise NotImplementedError(
+                "DataParallel(auto_shard_dataset=False): every rank takes its share of the "
+                "global batch; feeding each rank its own data is not supported"
+            )
+        self.auto_shard_dataset = True
+
+
+class ModelParallel(Distribution):
+    def __init__(self, *args, **kwargs) -> None:
+        raise NotImplementedError(
+            "ModelParallel: kcompile trains data-parallel only (DataParallel over MPI)"
+        )
+
+
+def list_devices(device_type: str | None = None) -> list[str]:
+    """One device per process of the job: ``cpu:<rank>``."""
+    if device_type not in (None, "cpu", "CPU"):
+        raise ValueError(f"list_devices: kcompile runs on CPUs only, not {device_type!r}")
+    return [f"cpu:{rank}" for rank in range(world().size)]
+
+
+def initialize(job_addresses=None, num_processes: int | None = None, process_id=None) -> None:
+    """Keras's multi-process start: here the MPI launcher has done it; the numbers given,
+    if any, must agree with it."""
+    job = world()
+    if num_processes is not None and num_processes != job.size:
+        raise ValueError(
+            f"initialize(num_processes={num_processes}): the launcher started {job.size}"
+        )
+    if process_id is not None and process_id != job.rank:
+        raise ValueError(f"initialize(process_id={process_id}): this process is {job.rank}")
+
+
+def set_distribution(value: Distribution | None) -> None:
+    global _current
+    if value is not None and not isinstance(value, Distribution):
+        raise TypeError(f"set_distribution expects a DataParallel or None, got {value!r}")
+    _current = value
+
+
+def distribution() -> Distribution | None:
+    return _current
+
+
+def active() -> Solo | None:
+    """The communicator of the data-parallel job in effect, if it has several processes."""
+    if _current is None or _current.num_processes <= 1:
+        return None
+    return _current.communicator
+
+
+def root_writes(method):
+    """``method`` (one that writes files) run by rank 0 alone in a data-parallel job; the
+    other ranks, which hold the same weights, skip it and return None. Not a collective:
+    callbacks, which run on rank 0 only, call it too."""
+
+    @functools.wraps(method)
+    def run(*args, **kwargs):
+        job = active()
+        if job is not None and job.rank != 0:
+            return None
+        return method(*args, **kwargs)
+
+    return run
+
+
+__all__ = [
+    "DataParallel",
+    "ModelParallel",
+    "active",
+    "distribution",
+    "initialize",
+    "launched_size",
+    "list_devices",
+    "root_writes",
+    "set_distribution",
+]
