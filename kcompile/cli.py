@@ -206,12 +206,19 @@ def cmd_info(args: argparse.Namespace) -> int:
 
 def cmd_run(args: argparse.Namespace) -> int:
     """Train a loaded artifact from its last finished epoch up to ``--epochs``, writing
-    a checkpoint after every epoch; a run stopped (Ctrl-C, a crash) resumes from it."""
+    a checkpoint after every epoch; a run stopped (Ctrl-C, a crash) resumes from it.
+    Started by mpiexec with several processes, it trains data-parallel (``--batch-size``
+    is the global batch) and rank 0 writes the checkpoints."""
     import kcompile
+    from kcompile import distribution
     from kcompile.artifact import ArtifactError
     from kcompile.artifact.data import read_folder
     from kcompile.callbacks import Callback
 
+    if distribution.launched_size() > 1:  # under mpiexec: data-parallel, rank 0 speaks
+        distribution.set_distribution(distribution.DataParallel())
+    job = distribution.active()
+    say = print if job is None or job.rank == 0 else (lambda *a, **k: None)
     try:
         loaded = kcompile.load(args.artifact)
         (xs, ys), val = read_folder(args.data, loaded.input_names, loaded.label_names)
@@ -228,9 +235,9 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     start = loaded.epochs_done
     if start >= args.epochs:
-        print(f"{args.artifact}: {start} epochs already done (asked for {args.epochs})")
+        say(f"{args.artifact}: {start} epochs already done (asked for {args.epochs})")
         return 0
-    print(f"training {args.artifact} from epoch {start + 1} to {args.epochs}")
+    say(f"training {args.artifact} from epoch {start + 1} to {args.epochs}")
     try:
         loaded.fit(
             xs if len(xs) > 1 else xs[0],
@@ -247,9 +254,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     except KeyboardInterrupt:
         # The weights are those of the last finished step, but a checkpoint stands for
         # whole epochs (so that resuming repeats training exactly): keep the last one.
-        print(f"\nstopped; {checkpoint} holds {loaded.epochs_done} finished epochs")
+        say(f"\nstopped; {checkpoint} holds {loaded.epochs_done} finished epochs")
         return 130
-    print(f"checkpoint: {checkpoint} ({loaded.epochs_done} epochs done)")
+    say(f"checkpoint: {checkpoint} ({loaded.epochs_done} epochs done)")
     return 0
 
 

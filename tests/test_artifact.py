@@ -65,14 +65,14 @@ def _rewrite(
 def test_manifest_describes_the_artifact(artifact):
     _, manifest = artifact
     assert manifest["format_version"] == 2 and manifest["library"]["kind"] == "shared"
-    assert set(manifest["steps"]) == {"train", "eval", "predict"}
+    assert set(manifest["steps"]) == {"train", "eval", "predict", "grad", "apply"}
     train = manifest["steps"]["train"]
     assert {"name": "input_layer", "role": "data", "type": "f32[N,6]"} in train["inputs"]
     assert train["memory"]["arena_bytes"] <= train["memory"]["unplanned_bytes"]
     assert "avx2" in manifest["target"]["requires"] or "sse2" in manifest["target"]["requires"]
     assert manifest["optimizer"]["class"] == "Adam"
     assert manifest["metrics"] == {"accuracy": ["total", ["count"]]}
-    assert len(manifest["checksums"]) == 9  # 3 graphs, 4 libraries, state, probe
+    assert len(manifest["checksums"]) == 13  # 5 graphs, 6 libraries, state, probe
 
 
 def test_loaded_model_matches_the_model_it_was_built_from(artifact):

@@ -160,3 +160,57 @@ def test_mpiexec_without_a_distribution_warns_each_rank(tmp_path):
     )
     assert done.returncode == 0, done.stderr[-3000:]
     assert done.stderr.count("no distribution is set") == 2
+
+
+@needs_mpi
+def test_kcompile_run_trains_an_artifact_data_parallel_and_resumes_with_any_ranks(tmp_path):
+    """``mpiexec -n 2 kcompile run``: two epochs in two ranks, then a third resumed from
+    its checkpoint in one process, equal (within float tolerance) to three epochs in one
+    process; the two ranks' checkpoint is written once, by rank 0."""
+    sys.path.insert(0, str(PROGRAM.parent))
+    import distributed_program as program
+
+    model = program.model_for("plain")
+    x, y = program.data()
+    np.save(tmp_path / "x.npy", x)
+    np.save(tmp_path / "y.npy", y)
+    artifact = tmp_path / "model.kc"
+    model.export(str(artifact), probe=x, seed=3)
+    environment = dict(os.environ, KCOMPILE_NUM_THREADS="1")
+    kc = [sys.executable, "-m", "kcompile.cli", "run"]
+
+    def run(ranks, path, epochs):
+        command = [*kc, str(path), "--data", str(tmp_path), "--epochs", str(epochs)]
+        command += ["--verbose", "0", "--batch-size", str(program.GLOBAL_BATCH)]
+        if ranks:
+            command = ["mpiexec", "-n", str(ranks), *command]
+        done = subprocess.run(command, env=environment, capture_output=True, text=True)
+        assert done.returncode == 0, done.stderr[-3000:]
+        return done.stdout
+
+    alone = tmp_path / "alone.kc"
+    shutil.copy(artifact, alone)
+    run(None, alone, 3)
+    out = run(2, artifact, 2)
+    assert out.count("checkpoint:") == 1  # rank 0 speaks
+    run(None, artifact, 3)  # resumed in one process
+    resumed, straight = keras.load(str(artifact)), keras.load(str(alone))
+    assert resumed.epochs_done == straight.epochs_done == 3
+    _close(resumed.get_weights(), straight.get_weights())
+
+
+def test_predict_on_batch_keeps_its_short_path(monkeypatch):
+    """Steps are kept by a key that says whether they run across ranks; the batch-1
+    predict path must look them up by the same key (one copy in, one call, one out)."""
+    from kcompile.runtime.program import NativeProgram
+
+    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(2)])
+    x = np.ones((1, 4), np.float32)
+    model.predict_on_batch(x)
+    calls = []
+    original = NativeProgram.call_single
+    monkeypatch.setattr(
+        NativeProgram, "call_single", lambda self, a: calls.append(1) or original(self, a)
+    )
+    np.testing.assert_allclose(model.predict_on_batch(x), model.predict(x, verbose=0))
+    assert calls, "predict_on_batch did not take the short path"

@@ -1,6 +1,7 @@
 """Writing an ahead-of-time artifact from a compiled model (needs the compiler).
 
-The artifact holds, for each step (train, eval, predict): the optimized, planned
+The artifact holds, for each step (train, eval, predict, and the train step in two for
+data-parallel training: grad and apply): the optimized, planned
 graph as text and its native code (a shared library linked with the system C
 compiler, or object code when there is none); the weights and optimizer state;
 a probe batch with the outputs this machine computed for it; and a manifest
@@ -58,6 +59,8 @@ def export(
         kind: model._executable(kind, () if kind == "predict" else label_types, shapes)
         for kind in STEPS
     }
+    # The train step in two, for data-parallel training under mpiexec (kcompile run).
+    _, exes["grad"], exes["apply"] = model._update_parts(label_types, shapes)
     members: dict[str, bytes] = {}
     steps = {}
     for kind, exe in exes.items():

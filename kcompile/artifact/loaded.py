@@ -23,6 +23,9 @@ from kcompile.artifact.container import (
 from kcompile.artifact.cpu import machine_arch, missing_flags
 from kcompile.artifact.info import describe
 from kcompile.artifact.native import STEPS, load_code
+from kcompile.distribution import active as active_job
+from kcompile.distribution import root_writes
+from kcompile.distribution.step import DataParallelStep
 from kcompile.ir import Interpreter, parse_graph
 from kcompile.ir.interpreter import FeedError
 from kcompile.models import data as D
@@ -42,15 +45,18 @@ def load(path: str) -> LoadedModel:
     path = os.fspath(path)
     manifest, members = read_artifact(path)
     _check_schema(path, manifest)
+    _check_steps(path, manifest)
     _check_machine(path, manifest)
     graphs = {
-        kind: parse_graph(members[manifest["steps"][kind]["graph"]].decode()) for kind in STEPS
+        kind: parse_graph(members[manifest["steps"][kind]["graph"]].decode())
+        for kind in manifest["steps"]
     }
     code = load_code(path, manifest, members)
     return LoadedModel(path, manifest, members, graphs, code)
 
 
 _STEP = {"graph": str, "code": str}
+DATA_PARALLEL_STEPS = ("grad", "apply")  # the train step in two (kcompile.distribution)
 # What loading reads of the manifest, and the type of each: a key missing or mistyped is
 # an ArtifactError naming it, never a KeyError or TypeError from inside.
 _SCHEMA = {
@@ -64,6 +70,15 @@ _SCHEMA = {
     "training": {"seed": int, "epochs_done": int, "batch_size": int},
     "probe": {"inputs": int},
 }
+
+
+def _check_steps(path: str, manifest: dict) -> None:
+    """Every step the manifest lists (train, eval, predict, and grad and apply in newer
+    artifacts) has a graph and code that are members."""
+    for kind, entry in manifest["steps"].items():
+        if kind not in (*STEPS, *DATA_PARALLEL_STEPS):
+            raise ArtifactError(f"{path}: member 'manifest.json' lists an unknown step {kind!r}")
+        _check_schema(path, entry, _STEP, f"steps.{kind}.")
 
 
 def _check_schema(path: str, manifest: dict, schema=None, where: str = "") -> None:
@@ -117,13 +132,16 @@ class ArtifactSteps:
     def inputs_for(self, x: Any) -> list[np.ndarray]:
         return self.model._arrays(x, self.input_names, "input")
 
-    def step(self, kind: str, xs, ys) -> NativeProgram:
+    def step(self, kind: str, xs, ys):
         if len(ys) > len(self.label_names):
             raise NotImplementedError(
                 "an artifact's steps were built without sample weights; sample_weight and "
                 "class_weight need the model (kcompile.models), not the artifact"
             )
-        return self.model._programs[kind]
+        job = active_job()
+        if job is None:
+            return self.model._programs[kind]
+        return self.model._data_parallel(kind, job)
 
     def predict_batch(self, xs: list[np.ndarray]) -> list[np.ndarray]:
         out = self.model._programs["predict"].results(dict(zip(self.input_names, xs)))
@@ -162,18 +180,44 @@ class LoadedModel(TrainingLoop):
         self.epochs_done = int(manifest["training"]["epochs_done"])
         self._state = self._read_state(members["state.npz"])
         self._programs = {}
-        for kind in STEPS:
+        for kind in graphs:
             entry, epoch, keep = code[kind]
             program = NativeProgram(graphs[kind], entry, epoch, keep)
             program.lock = self._steps_lock
             for v in graphs[kind].inputs:
-                if v.role != "data":
+                if v.role != "data" and v.name in self._state:  # not a gradient buffer
                     program.bind(v.name, self._state[v.name])
             self._programs[kind] = program
         self._signature = {v.name: v for v in graphs["train"].inputs if v.role == "data"}
         for v in graphs["predict"].inputs:
             self._signature.setdefault(v.name, v)
         self._loaded_weights = self._state_digest()
+        self._parallel_steps: dict[str, DataParallelStep] = {}
+
+    def _data_parallel(self, kind: str, job) -> DataParallelStep:
+        """The ``train`` or ``eval`` step across the ranks of a data-parallel job."""
+        made = self._parallel_steps.get(kind)
+        if made is not None:
+            return made
+        programs = self._programs
+        if kind == "train" and "grad" not in programs:
+            raise ArtifactError(
+                f"{self.path}: built before data-parallel training (it has no grad and apply "
+                "steps); rebuild it with this kcompile to train it under mpiexec"
+            )
+        if kind == "train":
+            made = DataParallelStep(programs["grad"], job, programs["apply"])
+        else:
+            made = DataParallelStep(programs[kind], job)
+        made.lock = self._steps_lock
+        for v in made.graph.inputs:
+            if v.role != "data" and v.name in self._state:
+                made.bind(v.name, self._state[v.name])
+        self._parallel_steps[kind] = made
+        return made
+
+    def _replica_arrays(self) -> list[np.ndarray]:
+        return [self._state[entry["name"]] for entry in self.manifest["state"]]
 
     def _read_state(self, data: bytes) -> dict[str, np.ndarray]:
         entries = self.manifest["state"]
@@ -268,6 +312,7 @@ class LoadedModel(TrainingLoop):
 
     # --- checkpoints and checks ------------------------------------------------------
 
+    @root_writes
     def save(self, path: str) -> None:
         """A checkpoint: this artifact with the current weights, optimizer state, epoch
         count and the probe's outputs for these weights, written atomically (temporary

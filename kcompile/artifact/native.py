@@ -14,7 +14,7 @@ from kcompile.artifact.container import ArtifactError
 from kcompile.artifact.elf import ElfError, LoadedObject, system_symbol
 from kcompile.ir import abi
 
-STEPS = ("train", "eval", "predict")
+STEPS = ("train", "eval", "predict")  # every artifact's; newer ones add grad and apply
 # Runtimes loaded so far, by a name of their content (a shared library's file name, an
 # object's hash): one thread pool per distinct runtime however many artifacts use it.
 _LIBRARIES: dict[str, object] = {}
@@ -32,13 +32,13 @@ def load_code(path: str, manifest: dict, members: dict[str, bytes]) -> dict:
     folder = tempfile.mkdtemp(prefix="kcompile-artifact-")
     try:
         files = {}
-        for name in [library["runtime"], *(manifest["steps"][k]["code"] for k in STEPS)]:
+        for name in [library["runtime"], *(step["code"] for step in manifest["steps"].values())]:
             files[name] = os.path.join(folder, os.path.basename(name))
             with open(files[name], "wb") as f:
                 f.write(members[name])
         runtime = _runtime(files[library["runtime"]])
         out = {}
-        for kind in STEPS:
+        for kind in manifest["steps"]:
             lib = ctypes.CDLL(files[manifest["steps"][kind]["code"]])
             entry = _address(lib, abi.ENTRY)
             epoch = _address(lib, abi.EPOCH) if hasattr(lib, abi.EPOCH.symbol) else 0
@@ -85,7 +85,7 @@ def _load_objects(manifest: dict, members: dict[str, bytes]) -> dict:
         return runtime.address(name) if runtime.has(name) else system_symbol(name)
 
     out = {}
-    for kind in STEPS:
+    for kind in manifest["steps"]:
         step = LoadedObject(members[manifest["steps"][kind]["code"]], resolve, f"{kind}.o")
         epoch = step.address(abi.EPOCH.symbol) if step.has(abi.EPOCH.symbol) else 0
         out[kind] = (step.address(abi.ENTRY.symbol), epoch, (step, runtime))

@@ -12,6 +12,9 @@ step whichever side makes it, and a hook inside the native step would have to ho
 GIL or call MPI from compiled code for no saving the step could measure (~1 µs of Python
 against the allreduce's own tens of microseconds).
 
+Random ops (dropout) draw from a stream keyed by ``iterations * ranks + rank`` in the
+gradient step, so ranks draw different masks.
+
 Losses and metrics: each rank's batch-mean losses are weighted by its rows and its metric
 statistics are sums; a second small allreduce makes them the global batch's. State the
 step updates (BatchNormalization's moving statistics) is averaged over the ranks the
@@ -21,6 +24,7 @@ same way, weighted by rows: batch statistics inside a step stay per rank (not sy
 from __future__ import annotations
 
 import math
+import time
 from collections.abc import Mapping
 
 import numpy as np
@@ -73,7 +77,11 @@ class DataParallelStep(EpochLoop):
         self._state_views = dict(zip(self._state_inputs, views[len(grads) :]))
         self._stat_views = views[len(grads) + len(self._state_inputs) :]
         self._state: dict[str, np.ndarray] = {}
+        self._iterations: np.ndarray | None = None
+        self._draws = np.zeros((), np.int32)
         self._lock = None
+        # Seconds spent in each part of the steps so far (benchmarks/distributed.py).
+        self.seconds = {"local step": 0.0, "allreduce": 0.0, "update": 0.0}
 
     @property
     def lock(self):
@@ -91,7 +99,14 @@ class DataParallelStep(EpochLoop):
         return self._gradients.nbytes
 
     def bind(self, name: str, array: np.ndarray) -> None:
-        self._local.bind(name, array)
+        if name == "iterations" and self._apply is not None:
+            # Random ops (dropout) draw from a stream keyed by the step count: each rank
+            # gets its own count, iterations * ranks + rank, so no two ranks (and no two
+            # steps) draw the same masks. The update counts steps as usual.
+            self._iterations = array
+            self._local.bind(name, self._draws)
+        else:
+            self._local.bind(name, array)
         if self._apply is not None:
             self._apply.bind(name, array)
         if name in self._state_inputs:
@@ -123,6 +138,9 @@ class DataParallelStep(EpochLoop):
         the ranks, the update; the global batch's losses and metric statistics."""
         mine = len(next(iter(data.values())))
         weight = np.float32(mine / rows if rows else 0.0)
+        t0 = time.perf_counter()
+        if self._iterations is not None:
+            self._draws[...] = self._iterations * self._comm.size + self._comm.rank
         if mine:
             out = self._local(data)
             for (name, _), view in zip(self._logged, self._stat_views):
@@ -133,11 +151,16 @@ class DataParallelStep(EpochLoop):
                 np.multiply(self._state[name], weight, out=view)
         else:  # a short last batch left this rank no rows
             self._flat[:] = 0
+        t1 = time.perf_counter()
         self._comm.allreduce_sum(self._flat)
+        t2 = time.perf_counter()
         for name, view in self._state_views.items():
             self._state[name][...] = view
         if self._apply is not None:
             self._apply({})
+        t3 = time.perf_counter()
+        for part, seconds in zip(self.seconds, (t1 - t0, t2 - t1, t3 - t2)):
+            self.seconds[part] += seconds
         return {name: view.copy() for (name, _), view in zip(self._logged, self._stat_views)}
 
 

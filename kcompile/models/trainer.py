@@ -36,6 +36,12 @@ class _Compiled:
 _CUSTOM_STEPS = ("train_step", "test_step", "predict_step")
 
 
+def _step_key(kind: str, label_types=(), input_shapes: tuple = ()) -> tuple:
+    """A model's compiled steps are kept by kind, label types, input shapes and whether
+    the step runs across the ranks of a data-parallel job (the train step is then two)."""
+    return (kind, tuple(label_types), input_shapes, active_job() is not None)
+
+
 def _refuse_custom_steps(model) -> None:
     """Keras 3's custom ``train_step`` is written for one backend (``jax.grad``,
     ``tf.GradientTape`` or ``loss.backward()``); kcompile differentiates the model
@@ -247,7 +253,7 @@ class Trainer(TrainingLoop):
         """The compiled step, made once per kind, label types and (for Inputs with unknown
         dimensions) input shapes: new shapes compile again, as XLA does (the code cache
         makes a shape seen before cheap)."""
-        key = (kind, tuple(label_types), input_shapes, active_job() is not None)
+        key = _step_key(kind, label_types, input_shapes)
         exe = self._executables.get(key)
         if exe is None:
             with self._steps_lock:  # two threads' first calls compile it once
@@ -263,9 +269,7 @@ class Trainer(TrainingLoop):
         manager = PassManager(default_passes())
         job = active_job() if kind != "predict" else None
         if job is not None and kind == "train":  # the update after the gradients' sum
-            traced = G.trace_step(self, "grad", label_types, manager.stage, input_shapes)
-            local = make_executable(traced.graph, backend, manager)
-            apply = make_executable(G.trace_apply(self, compiled.optimizer), backend)
+            traced, local, apply = self._update_parts(label_types, input_shapes, manager)
             exe = DataParallelStep(local, job, apply)
         else:
             traced = G.trace_step(self, kind, label_types, manager.stage, input_shapes)
@@ -293,6 +297,18 @@ class Trainer(TrainingLoop):
         if compiled and not compiled.metric_order:
             compiled.metric_order = [k for k, _ in metrics]
         return exe
+
+    def _update_parts(self, label_types, input_shapes: tuple = (), manager=None):
+        """The train step in two executables, for data-parallel training: the gradients
+        (with the loss and metrics; ``graphs.trace_grad``), then the optimizer's update
+        (``graphs.trace_apply``). Returns (the traced gradient step, both executables)."""
+        compiled = self._compiled
+        backend = compiled.backend if compiled else "llvm"
+        manager = manager or PassManager(default_passes())
+        traced = G.trace_step(self, "grad", list(label_types), manager.stage, input_shapes)
+        local = make_executable(traced.graph, backend, manager)
+        apply = make_executable(G.trace_apply(self, compiled.optimizer), backend)
+        return traced, local, apply
 
     def _run_step(self, kind: str, xs: list[np.ndarray], ys: list[np.ndarray]) -> dict:
         out = self._steps.step(kind, xs, ys).results(self._feeds(xs, ys))
@@ -373,7 +389,7 @@ class Trainer(TrainingLoop):
         return logs if return_dict else self._flatten_in_order(logs)
 
     def predict_on_batch(self, x: Any):
-        exe = self._executables.get(("predict", (), ()))
+        exe = self._executables.get(_step_key("predict"))
         host = getattr(self, "_host", None)  # data the host stage must see first
         if exe is not None and type(x) is np.ndarray and len(self.outputs) == 1 and not host:
             out = exe.call_single(x) if isinstance(exe, NativeProgram) else None
