@@ -13,6 +13,7 @@ import os
 import threading
 import time
 
+from kcompile.codegen import forking
 from kcompile.codegen.runtime import building
 from kcompile.codegen.target import MODEL_SPEED_LEVEL, CompileTimes, compile_module
 from kcompile.ir.abi import processes_on_this_machine
@@ -73,7 +74,7 @@ def compile_parts(
 def _start(text: str, speed: int) -> tuple[int, int]:
     """A forked child compiling ``text``: (its pid, the pipe it writes the object to)."""
     read_end, write_end = os.pipe()
-    pid = os.fork()
+    pid = forking.fork()
     if pid == 0:  # the child: compile, send, leave without the parent's exit handlers
         code = 1
         try:
@@ -96,6 +97,7 @@ def _finish(child: tuple[int, int]) -> bytes | None:
         while chunk := pipe.read(1 << 20):
             chunks.append(chunk)
     _, status = os.waitpid(pid, 0)
+    forking.reaped()
     if not os.WIFEXITED(status) or os.WEXITSTATUS(status) != 0 or not chunks:
         return None
     return b"".join(chunks)

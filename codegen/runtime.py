@@ -17,6 +17,7 @@ import llvmlite.binding as llvm
 import numpy as np
 from llvmlite import ir
 
+from kcompile.codegen import forking
 from kcompile.codegen.cache import cache_dir, cache_key, read_entry, write_entry
 from kcompile.codegen.gemm import Tile, add_gemm
 from kcompile.codegen.parallel import add_thread_pool
@@ -116,7 +117,7 @@ def build_ahead() -> None:
         if (folder / f"{key}.o").exists() or not _writable(folder):
             return
         text = runtime_ir()
-        pid = os.fork()
+        pid = forking.fork()
         if pid == 0:  # the child: compile, store, leave without running the parent's exits
             code = 1
             try:
@@ -149,6 +150,7 @@ def building() -> bool:
     with _lock:
         if _builder is not None and os.waitpid(_builder, os.WNOHANG)[0] != 0:
             _builder = None
+            forking.reaped()
         return _builder is not None
 
 
@@ -161,6 +163,7 @@ def _load() -> Runtime:
         t0 = time.perf_counter()
         os.waitpid(_builder, 0)
         _builder = None
+        forking.reaped()
         times.add("wait for the runtime library's build", time.perf_counter() - t0)
     payload = read_entry(key)
     hit = payload is not None

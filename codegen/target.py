@@ -84,12 +84,13 @@ def target_machine(jit: bool = True, info: HostInfo | None = None):
     )
 
 
-# A model's kernels go through LLVM's O2 pipeline: O3 took 26% longer on the example
-# CNN's three steps (1.67 against 1.23 s) for no difference in their speed that the
-# benchmarks could measure (its extra passes find little in loops already written to
-# vectorize). The runtime library, built once per machine, gets O3.
+# Model code and the runtime library go through LLVM's O2 pipeline: O3 took 26% longer
+# on the example CNN's three steps (1.67 against 1.23 s) and 15% longer on the runtime
+# library (0.91 against 0.78 s) for no difference in speed the benchmarks could measure
+# (the products at 32x784x128, 128x784x128, 256x288x64 and 512^3 within 2%, alternating
+# runs; O3's extra passes find little in loops already written to vectorize).
 MODEL_SPEED_LEVEL = 2
-RUNTIME_SPEED_LEVEL = 3
+RUNTIME_SPEED_LEVEL = 2
 
 
 @dataclass

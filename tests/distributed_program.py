@@ -67,6 +67,10 @@ def main() -> None:
         model = model_for(mode)
     if mode == "fail" and rank == 1:
         raise ValueError("this rank's data is bad")
+    if mode == "killed" and rank == 1:
+        import signal
+
+        os.kill(os.getpid(), signal.SIGKILL)
     callbacks = [calls]
     if mode == "checkpoint":
         callbacks.append(keras.callbacks.ModelCheckpoint(os.environ["CHECKPOINT"]))

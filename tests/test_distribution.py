@@ -149,6 +149,12 @@ def test_a_failing_rank_ends_the_job_with_its_error(tmp_path):
 
 
 @needs_mpi
+def test_a_killed_rank_ends_the_job(tmp_path):
+    done = _run("killed", tmp_path / "dp", 2)  # a hang would time out instead
+    assert done.returncode != 0
+
+
+@needs_mpi
 def test_mpiexec_without_a_distribution_warns_each_rank(tmp_path):
     command = [sys.executable, str(PROGRAM), "plain", str(tmp_path / "alone")]
     done = subprocess.run(

@@ -111,11 +111,30 @@ def distribution() -> Distribution | None:
     return _current
 
 
+_one_rank: Solo | None = None  # set by one_rank_job()
+
+
 def active() -> Solo | None:
-    """The communicator of the data-parallel job in effect, if it has several processes."""
+    """The communicator of the data-parallel job in effect, if it has several processes
+    (or inside ``one_rank_job``)."""
+    if _one_rank is not None:
+        return _one_rank
     if _current is None or _current.num_processes <= 1:
         return None
     return _current.communicator
+
+
+@contextlib.contextmanager
+def one_rank_job():
+    """Steps made inside run as in a data-parallel job of one rank: the train step as a
+    gradient step and an update with the (identity) sum between them. The fuzzer checks
+    them against the fused train step."""
+    global _one_rank
+    saved, _one_rank = _one_rank, Solo()
+    try:
+        yield _one_rank
+    finally:
+        _one_rank = saved
 
 
 def root_writes(method):
@@ -141,6 +160,7 @@ __all__ = [
     "initialize",
     "launched_size",
     "list_devices",
+    "one_rank_job",
     "root_writes",
     "set_distribution",
 ]

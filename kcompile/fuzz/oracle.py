@@ -11,7 +11,9 @@
   pass, and the updated weights (tightly after SGD; after an adaptive optimizer within
   a step of about the learning rate, since it turns rounding noise on a zero gradient
   into a full step, which the gradient check covers instead);
-- ``evaluate`` at batch sizes 1, 5 and 33 against the reference backend.
+- ``evaluate`` at batch sizes 1, 5 and 33 against the reference backend;
+- data parallel: the train step compiled as a gradient step and an update (a job of
+  one rank, ``kcompile.distribution``) against the fused train step, three steps.
 
 Comparisons are normwise: ``max|got - want| <= atol + rtol * max|want|`` per array.
 Accuracy-like metrics may differ by one sample (a prediction on a decision boundary can
@@ -211,6 +213,36 @@ def check_training(native, reference, xs, ys, spec: ModelSpec) -> None:
         _sync(reference, native)
 
 
+def check_data_parallel(build_model, spec: ModelSpec, xs, ys) -> None:
+    """The train step compiled in two for data-parallel training (gradients, then the
+    update; ``kcompile.distribution``), in a job of one rank, against the fused train
+    step of the same model from the same weights: three steps, logs and weights."""
+    from kcompile.distribution import one_rank_job
+
+    fused = _build(build_model, "llvm", spec.seed)
+    split = _build(build_model, "llvm", spec.seed)
+    split.set_weights(fused.get_weights())
+    size = BATCHES[spec.seed % len(BATCHES)]
+    batch = [x[:size] for x in xs], [y[:size] for y in ys]
+    _, args = spec.optimizer
+    noise = 2 * args.get("learning_rate", 0.001) if spec.optimizer[0] != "SGD" else 0.0
+    for step in range(3):
+        stage = f"data-parallel train step {step + 1} at batch {size}"
+        want = fused.train_on_batch(*batch, return_dict=True)
+        with one_rank_job():
+            got = split.train_on_batch(*batch, return_dict=True)
+        _compare_logs(stage, got, want, size)
+        for var, a, b in zip(fused.weights, split.get_weights(), fused.get_weights()):
+            compare(f"{stage}: weights", var.path, a, b, FORWARD_RTOL, ATOL + noise)
+        split.set_weights(fused.get_weights())  # each step from the same point
+        for mine, theirs in zip(fused.trainable_weights, split.trainable_weights):
+            for slot in fused.optimizer.all_slots():
+                np.copyto(
+                    split.optimizer.slots[split.optimizer.slot_path(theirs, slot)],
+                    fused.optimizer.slots[fused.optimizer.slot_path(mine, slot)],
+                )
+
+
 def check_evaluate(native, reference, xs, ys) -> None:
     for batch in BATCHES:
         got = native.evaluate(xs, ys, batch_size=batch, verbose=0, return_dict=True)
@@ -230,6 +262,7 @@ def check(build_model, spec: ModelSpec) -> None:
     check_gradients(native, [x[:5] for x in xs], [y[:5] for y in ys])
     check_evaluate(native, reference, xs, ys)
     check_training(native, reference, xs, ys, spec)
+    check_data_parallel(build_model, spec, xs, ys)
 
 
 def load_file(path: str):
