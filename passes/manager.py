@@ -176,6 +176,7 @@ class PassManager:
         defaults = [Verify(verify_each), self.timing, self._snapshots, Print(print_after)]
         self.instruments = [i for i in (*defaults, self._dump) if i is not None]
         self.instruments += instruments or []
+        self._recorded: list[tuple[str, Graph, float]] = []
         # Only timing and plain verification watch the stages: their result alone matters.
         self.observed = bool(
             verify_each or keep or print_after or dump_dir or instruments or debug_level()
@@ -191,10 +192,19 @@ class PassManager:
         return self._snapshots.snapshots if self._snapshots else []
 
     def stage(self, name: str, graph: Graph, seconds: float = 0.0) -> None:
-        """Record a stage made outside the manager (tracing, autodiff)."""
-        self._after(name, graph, seconds)
+        """Record a stage made outside the manager (tracing, autodiff). Unless someone
+        watches the stages (``observed``), its instruments (verification, timing) wait
+        for the pipeline to run: a result taken from the compile cache instead
+        (``runtime.prepared``) was made from the same graph, verified then."""
+        if self.observed:
+            self._after(name, graph, seconds)
+        else:
+            self._recorded.append((name, graph, seconds))
 
     def run(self, graph: Graph, stop_after: str | None = None) -> Graph:
+        recorded, self._recorded = self._recorded, []
+        for name, staged, seconds in recorded:
+            self._after(name, staged, seconds)
         if any(node.traits.nested_graph for node in graph.nodes):
             graph = clone(graph)  # passes rewrite loop bodies in place: keep the caller's
         for p in self.passes:

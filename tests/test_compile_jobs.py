@@ -144,3 +144,20 @@ def test_the_pipeline_result_comes_from_the_cache_the_second_time(tmp_path, monk
     shorter = PassManager(default_passes({"fuse"}))  # another pipeline, another entry
     assert print_graph(prepare(traced, shorter)) != print_graph(fresh)
     assert shorter.report.stages
+
+
+def test_stages_recorded_before_the_pipeline_are_checked_when_it_runs(monkeypatch):
+    """Unwatched, a recorded stage (tracing) is verified and timed when the pipeline runs,
+    and not at all when its result comes from the cache; watched, at once."""
+    from kcompile.models import graphs as G
+
+    monkeypatch.delenv("KCOMPILE_VERIFY", raising=False)
+    label = [G.label_type_for(np.dtype(np.int32), (16,))]
+    quiet = PassManager(default_passes())
+    traced = G.trace_step(_cnn(), "eval", label, quiet.stage).graph
+    assert not quiet.report.stages
+    quiet.run(traced)
+    assert quiet.report.stages[0][0] == "traced"
+    watched = PassManager(default_passes(), keep=True)
+    G.trace_step(_cnn(), "eval", label, watched.stage)
+    assert [name for name, _ in watched.snapshots] == ["traced"]
