@@ -304,6 +304,7 @@ class TrainingLoop:
         self.stop_training = False
         self._resume_epoch = None
         cbs.on_train_begin()
+        self._share_start()
         if self._resume_epoch is not None:  # BackupAndRestore restored a run's state
             initial_epoch = max(initial_epoch, self._resume_epoch)
         logs: dict = {}
@@ -333,9 +334,8 @@ class TrainingLoop:
     # --- data-parallel training (kcompile.distribution) --------------------------------
 
     def _start_replicas(self, batch_size: int | None) -> None:
-        """Before fit: every rank starts from rank 0's weights and optimizer state (an
-        unseeded initialization differs between processes), and the global batch must
-        split evenly (Keras's rule for ``DataParallel``)."""
+        """Before fit: the global batch must split evenly (Keras's rule for
+        ``DataParallel``); started by mpiexec without a distribution, warn."""
         job = distribution.active()
         if job is None:
             warn_if_alone()
@@ -345,14 +345,25 @@ class TrainingLoop:
                 f"fit: the global batch size ({batch_size}) must be divisible by the number "
                 f"of processes ({job.size}) under DataParallel"
             )
+
+    def _share_start(self) -> None:
+        """After ``on_train_begin`` (rank 0's callbacks: BackupAndRestore may restore a
+        run): every rank starts from rank 0's weights and optimizer state (an unseeded
+        initialization differs between processes) and from its epoch."""
+        job = distribution.active()
+        if job is None:
+            return
+        self._resume_epoch = job.broadcast_object(self._resume_epoch)
         for array in self._replica_arrays():
             job.broadcast(array)
 
     def _replica_arrays(self) -> list[np.ndarray]:
-        """The arrays every rank must hold the same: weights and the optimizer's state."""
+        """The arrays every rank must hold the same: weights and the optimizer's state
+        (built here, so that every rank lists the same arrays)."""
         arrays = [v.value for v in getattr(self, "weights", [])]
         optimizer = getattr(self, "optimizer", None)
-        if optimizer is not None and getattr(optimizer, "built", False):
+        if optimizer is not None and hasattr(optimizer, "state_arrays"):
+            optimizer.build(self.trainable_weights)
             arrays += list(optimizer.state_arrays().values())
         return [a for a in arrays if isinstance(a, np.ndarray)]
 
@@ -389,9 +400,7 @@ class TrainingLoop:
     def _fit_callbacks(self, callbacks, verbose: int, epochs: int, steps) -> CallbackList:
         """fit's callbacks: the user's, History and (unless silent) the progress bar; in
         a data-parallel job, the user's and the progress bar on rank 0 only."""
-        job = distribution.active()
-        if job is not None and job.rank != 0:
-            callbacks, verbose = None, 0
+        callbacks, verbose = _off_root(callbacks, verbose)
         return CallbackList(
             callbacks,
             model=self,
@@ -471,6 +480,7 @@ class TrainingLoop:
         self.stop_training = False
         self._resume_epoch = None
         cbs.on_train_begin()
+        self._share_start()
         if self._resume_epoch is not None:
             initial_epoch = max(initial_epoch, self._resume_epoch)
         logs: dict = {}
