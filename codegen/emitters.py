@@ -18,6 +18,7 @@ from kcompile.codegen.kernel import (
 )
 from kcompile.codegen.loops import F32, I32, I64, PTR, for_range, for_reduce, i64
 from kcompile.codegen.mathfn import MathLib
+from kcompile.codegen.replicas import declare_replica_sum
 from kcompile.codegen.scalar import SCALAR_RULES, reduction_combine, reduction_start
 from kcompile.ir import DType, Node
 from kcompile.ir.memory import ELEMENT_BYTES, Size, numel, size_of
@@ -505,6 +506,19 @@ def random_uniform(k, m, node, outs, ins) -> None:
         h = _mix32(b, b.add(_mix32(b, b.xor(b.trunc(i, I32), key)), key))
         bits = b.lshr(h, ir.Constant(I32, 8))
         k.store(outs[0], i, b.fmul(b.uitofp(bits, F32), ir.Constant(F32, 1.0 / (1 << 24))))
+
+
+# --- replicas -------------------------------------------------------------------------
+
+
+@emits("replica_sum")
+def replica_sum(k, m, node, outs, ins) -> None:
+    """Copy, then the runtime library's replica hook sums the copy in place."""
+    b = k.b
+    count = k.value(numel(node.outputs[0].shape))
+    with for_range(b, count, "r") as i:
+        k.store(outs[0], i, k.load(ins[0], i))
+    b.call(declare_replica_sum(k.module), [outs[0].ptr, count])
 
 
 # --- image patches ------------------------------------------------------------------

@@ -21,6 +21,7 @@ from kcompile.codegen import forking
 from kcompile.codegen.cache import cache_dir, cache_key, read_entry, write_entry
 from kcompile.codegen.gemm import Tile, add_gemm
 from kcompile.codegen.parallel import add_thread_pool
+from kcompile.codegen.replicas import add_replica_hook
 from kcompile.codegen.target import (
     RUNTIME_SPEED_LEVEL,
     CompileTimes,
@@ -50,6 +51,7 @@ def runtime_ir(shape: Tile | None = None) -> str:
     module = ir.Module(name="kcompile_runtime")
     add_thread_pool(module)
     add_gemm(module, shape or tile())
+    add_replica_hook(module)
     return str(module)
 
 
@@ -65,6 +67,9 @@ class Runtime:
         self._set = abi.bind(abi.SET_THREADS, self.addresses[abi.SET_THREADS.symbol])
         self._get = abi.bind(abi.GET_THREADS, self.addresses[abi.GET_THREADS.symbol])
         self._gemm = abi.bind(abi.GEMM, self.addresses[abi.GEMM.symbol])
+        self.set_replica_hook = abi.bind(
+            abi.SET_REPLICA_HOOK, self.addresses[abi.SET_REPLICA_HOOK.symbol]
+        )
 
     def sgemm(self, a: np.ndarray, b: np.ndarray, out: np.ndarray, accumulate=False) -> None:
         """``out (+)= a @ b`` for float32 matrices of any strides (``a.T`` is a view, not a

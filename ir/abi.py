@@ -46,7 +46,11 @@ PARALLEL_FOR = Signature("kc_parallel_for", None, ("ptr", "ptr", "i64"))
 GEMM = Signature(
     "kc_sgemm", None, ("i64",) * 3 + ("ptr", "i64", "i64") * 2 + ("ptr", "i64", "i64", "ptr", "ptr")
 )
-RUNTIME_EXPORTS = (PARALLEL_FOR, SET_THREADS, GET_THREADS, GEMM)
+# The sum of a buffer over the replicas of a data-parallel job, in place (``replica_sum``
+# ops call it): data, floats. Without a hook (one process) it leaves the buffer as it is.
+REPLICA_SUM = Signature("kc_replica_sum", None, ("ptr", "i64"))
+SET_REPLICA_HOOK = Signature("kc_set_replica_hook", None, ("ptr",))  # fn(data, floats)
+RUNTIME_EXPORTS = (PARALLEL_FOR, SET_THREADS, GET_THREADS, GEMM, REPLICA_SUM, SET_REPLICA_HOOK)
 
 
 def ctypes_type(signature: Signature) -> type:

@@ -285,6 +285,11 @@ def scatter_add(indices: Value, updates: Value, rows: int) -> Value:
     return updates.graph.emit1("scatter_add", [indices, updates], rows=int(rows))
 
 
+def replica_sum(x: Value) -> Value:
+    """``x`` summed over the replicas of a data-parallel job (itself with one)."""
+    return x.graph.emit1("replica_sum", [x])
+
+
 def random_uniform(counter: Value, shape: Shape, seed: int) -> Value:
     return counter.graph.emit1("random_uniform", [counter], shape=tuple(shape), seed=int(seed))
 

@@ -24,7 +24,7 @@ GLOBAL_BATCH = 24
 def model_for(mode: str):
     keras.utils.set_random_seed(5)
     body = [keras.Input((6,)), layers.Dense(12, activation="relu")]
-    if mode == "batchnorm":
+    if mode in ("batchnorm", "short"):
         body.append(layers.BatchNormalization())
     model = keras.Sequential([*body, layers.Dense(3, activation="softmax")])
     model.compile(
@@ -58,6 +58,8 @@ def main() -> None:
     job = keras.distribution.active()
     rank = job.rank if job else 0
     x, y = data()
+    if mode == "short":  # a last batch of one row: rank 1 has none of it
+        x, y = x[:97], y[:97]
     calls = Calls()
     extra = {}
     if mode == "resume":  # continue from a checkpoint another run wrote

@@ -54,6 +54,7 @@ EXACT = {
     "one_hot",
     "take",
     "reduce_max",
+    "replica_sum",
 }
 TOLERANCE = {
     "conv2d": 1e-5,

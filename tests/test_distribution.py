@@ -94,11 +94,13 @@ def _close(a, b) -> None:
 
 
 @needs_mpi
-@pytest.mark.parametrize("mode", ["plain", "batchnorm"])
+@pytest.mark.parametrize("mode", ["plain", "batchnorm", "short"])
 def test_two_ranks_train_as_one_process_on_the_global_batch(tmp_path, mode):
     """Two ranks with half of each global batch of 24 (a short last batch of 4: two rows
-    each): identical weights on both, bit for bit; the weights, the history's losses
-    and metrics and evaluate's results those of one process on the whole batches."""
+    each): identical weights on both, bit for bit; the weights (BatchNormalization's
+    moving statistics included), the history's losses and metrics and evaluate's results
+    those of one process on the whole batches; ``short``: a last batch of one row, which
+    leaves rank 1 none (it still takes its part in BatchNormalization's sums)."""
     done = _run(mode, tmp_path / "dp", 2)
     assert done.returncode == 0, done.stderr[-3000:]
     one = _run(mode, tmp_path / "one", None)
@@ -107,11 +109,12 @@ def test_two_ranks_train_as_one_process_on_the_global_batch(tmp_path, mode):
     (alone,) = _records(tmp_path / "one", 1)
     assert first["digest"] == second["digest"]
     assert first["history"] == second["history"]
-    if mode == "plain":  # batch statistics are per rank: only the plain model is exact
-        _close(first["weights"], alone["weights"])
-        for key, values in alone["history"].items():
-            _close(first["history"][key], values)
-        _close(first["evaluate"], alone["evaluate"])
+    # BatchNormalization's statistics are the global batch's (synchronized), so it too
+    # trains as one process does.
+    _close(first["weights"], alone["weights"])
+    for key, values in alone["history"].items():
+        _close(first["history"][key], values)
+    _close(first["evaluate"], alone["evaluate"])
     assert first["calls"] == 3 and second["calls"] == 0  # callbacks on rank 0 only
 
 
@@ -220,3 +223,42 @@ def test_predict_on_batch_keeps_its_short_path(monkeypatch):
     )
     np.testing.assert_allclose(model.predict_on_batch(x), model.predict(x, verbose=0))
     assert calls, "predict_on_batch did not take the short path"
+
+
+def test_compiled_replica_sums_go_through_the_job_hook():
+    """In-process, a job whose sum doubles (two replicas holding the same values): the
+    forward's replica_sum and its gradient, in compiled code, call the hook in graph
+    order; without it, the identity."""
+    from kcompile.distribution import hooks
+    from kcompile.fuzz.oracle import run_compiled
+    from kcompile.ir import BATCH, DType, Graph, TensorType
+    from kcompile.ir import build as B
+    from kcompile.ir.grad import append_gradients
+
+    class Doubling(mpi.Solo):
+        def __init__(self) -> None:
+            self.calls = []
+
+        def allreduce_sum(self, array):
+            self.calls.append(array.size)
+            array *= 2
+
+    g = Graph("replicas")
+    x = g.add_input("x", TensorType(DType.f32, (BATCH, 3)), "data")
+    w = g.add_input("w", TensorType(DType.f32, (3,)), "param")
+    total = B.replica_sum(B.reduce_sum(x * w, (0,)))
+    g.set_outputs([("y", B.reduce_sum(B.square(total), (0,)))])
+    (grad,) = append_gradients(g, g.outputs[0][1], [w])
+    g.set_outputs([*g.outputs, ("dw", grad)])
+    feeds = {"x": np.arange(6, dtype=np.float32).reshape(2, 3), "w": np.ones(3, np.float32)}
+    alone = run_compiled(g, feeds)
+    job = Doubling()
+    hooks.install(job)
+    try:
+        together = run_compiled(g, feeds)
+    finally:
+        hooks.uninstall()
+    assert job.calls == [3, 3]  # the forward sum, then its gradient's
+    np.testing.assert_allclose(together["y"], 4 * alone["y"], rtol=1e-6)
+    np.testing.assert_allclose(together["dw"], 4 * alone["dw"], rtol=1e-6)
+    np.testing.assert_allclose(run_compiled(g, feeds)["y"], alone["y"], rtol=1e-6)

@@ -286,6 +286,8 @@ CASES = [
     ),
     Case("constant", None, None, [], grad=False),
     Case("random_uniform", None, None, [], grad=False),
+    # The sum over one replica: the identity (data-parallel jobs: tests/test_distribution.py).
+    Case("replica_sum", B.replica_sum, lambda x: x, [(S, "f")]),
     Case(
         "conv2d",
         lambda x, w: B.conv2d(x, w, (2, 1), (1, 2), (1, 1, 2, 0)),

@@ -9,6 +9,7 @@ from kcompile.ir.ops import (  # noqa: F401
     patches,
     random,
     reduce,
+    replica,
     scan,
     shape,
 )

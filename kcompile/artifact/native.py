@@ -58,6 +58,7 @@ def _runtime(path: str) -> ctypes.CDLL:
         runtime = ctypes.CDLL(path)
         _RUNTIMES[name] = _started(_address(runtime, abi.SET_THREADS))
         _LIBRARIES[name] = runtime
+        _hook_into(runtime)
     return _LIBRARIES[name]
 
 
@@ -79,6 +80,7 @@ def _load_objects(manifest: dict, members: dict[str, bytes]) -> dict:
         runtime = LoadedObject(code, system_symbol, "runtime.o")
         _RUNTIMES[key] = _started(runtime.address(abi.SET_THREADS.symbol))
         _LIBRARIES[key] = runtime
+        _hook_into(runtime)
     runtime = _LIBRARIES[key]
 
     def resolve(name: str) -> int:
@@ -94,6 +96,31 @@ def _load_objects(manifest: dict, members: dict[str, bytes]) -> dict:
 
 def _address(library: ctypes.CDLL, signature: abi.Signature) -> int:
     return ctypes.cast(getattr(library, signature.symbol), ctypes.c_void_p).value
+
+
+_REPLICA_HOOK: list[int] = []  # the data-parallel job's hook, for runtimes loaded later
+
+
+def set_replica_hook(address: int) -> None:
+    """The replica hook (``kcompile.distribution.hooks``) of every loaded artifact's
+    runtime, and of those loaded from now on (runtimes built before it existed lack it:
+    their artifacts hold no ``replica_sum``)."""
+    _REPLICA_HOOK[:] = [address]
+    for library in _LIBRARIES.values():
+        _hook_into(library)
+
+
+def _hook_into(library) -> None:
+    if not _REPLICA_HOOK:
+        return
+    symbol = abi.SET_REPLICA_HOOK.symbol
+    if isinstance(library, ctypes.CDLL):
+        if hasattr(library, symbol):
+            abi.bind(abi.SET_REPLICA_HOOK, _address(library, abi.SET_REPLICA_HOOK))(
+                _REPLICA_HOOK[0]
+            )
+    elif library.has(symbol):
+        abi.bind(abi.SET_REPLICA_HOOK, library.address(symbol))(_REPLICA_HOOK[0])
 
 
 def set_threads(count: int) -> None:

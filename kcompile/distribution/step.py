@@ -1,24 +1,25 @@
 """A train or eval step run by every rank of a data-parallel job on its share of the
 global batch.
 
-Train: the rank's compiled gradient step (``graphs.trace_grad``) writes each weight's
-gradient, scaled by the rank's share of the batch, into views of one flat buffer; one
-in-place allreduce sums that buffer over the ranks (Horovod's tensor fusion, with one
-bucket: the gradients of the examples fit one buffer of a few MB); the compiled
-optimizer update (``graphs.trace_apply``) then reads the summed gradients in place.
+Train: the rank's compiled gradient step (``graphs.trace_grad``, its loss scaled in the
+graph by the rank's share of the batch) writes each weight's gradient into views of one
+flat buffer; one in-place allreduce sums that buffer over the ranks (Horovod's tensor
+fusion, with one bucket: the gradients of the examples fit one buffer of a few MB); the
+compiled optimizer update (``graphs.trace_apply``) then reads the summed gradients in
+place. The same buffer carries the state the step updated (BatchNormalization's moving
+statistics, weighted by rows) and the loss and metric statistics (each rank's batch-mean
+losses weighted by its rows, its metric statistics as sums), so one allreduce a step
+makes them the global batch's.
 
 The allreduce is called from Python between the two native calls: it is one call per
 step whichever side makes it, and a hook inside the native step would have to hold the
 GIL or call MPI from compiled code for no saving the step could measure (~1 µs of Python
-against the allreduce's own tens of microseconds).
+against the allreduce's own tens of microseconds). Sums needed inside the step
+(synchronized BatchNormalization's statistics, ``replica_sum``) do call back into
+Python, through the runtime library's hook (``hooks``).
 
 Random ops (dropout) draw from a stream keyed by ``iterations * ranks + rank`` in the
 gradient step, so ranks draw different masks.
-
-Losses and metrics: each rank's batch-mean losses are weighted by its rows and its metric
-statistics are sums; a second small allreduce makes them the global batch's. State the
-step updates (BatchNormalization's moving statistics) is averaged over the ranks the
-same way, weighted by rows: batch statistics inside a step stay per rank (not synced).
 """
 
 from __future__ import annotations
@@ -29,11 +30,13 @@ from collections.abc import Mapping
 
 import numpy as np
 
+from kcompile.distribution.hooks import install as install_hook
 from kcompile.distribution.mpi import Solo
 from kcompile.ir.signature import batched_data, logged_results
 from kcompile.runtime.epoch import EpochLoop
 
 GRADIENT = "grad/"
+REPLICA_WEIGHT = "replica_weight"  # graphs.REPLICA_WEIGHT (graphs imports the compiler)
 
 
 def share(rows: int, rank: int, size: int) -> tuple[int, int]:
@@ -77,6 +80,24 @@ class DataParallelStep(EpochLoop):
         self._state_views = dict(zip(self._state_inputs, views[len(grads) :]))
         self._stat_views = views[len(grads) + len(self._state_inputs) :]
         self._state: dict[str, np.ndarray] = {}
+        # The gradient step's loss is scaled by the rank's share of the batch in the
+        # graph (``graphs.REPLICA_WEIGHT``), so replica_sum's gradient sums shares too.
+        self._weight = np.zeros((), np.float32)
+        if any(v.name == REPLICA_WEIGHT for v in local.graph.inputs):
+            local.bind(REPLICA_WEIGHT, self._weight)
+        install_hook(communicator)
+        # What a rank without rows (a last batch smaller than the job) still owes the
+        # others: its (zero) part of each replica sum the step makes, in graph order.
+        self._replica_sizes = []
+        for node in local.graph.nodes:
+            if node.op == "replica_sum":
+                value = node.outputs[0]
+                if not value.type.is_static:
+                    raise NotImplementedError(
+                        f"a replica sum over a batch-sized value ({value.type}) in a "
+                        "data-parallel step"
+                    )
+                self._replica_sizes.append(math.prod(value.shape))
         self._iterations: np.ndarray | None = None
         self._draws = np.zeros((), np.int32)
         self._lock = None
@@ -142,15 +163,17 @@ class DataParallelStep(EpochLoop):
         if self._iterations is not None:
             self._draws[...] = self._iterations * self._comm.size + self._comm.rank
         if mine:
+            self._weight[...] = weight
             out = self._local(data)
             for (name, _), view in zip(self._logged, self._stat_views):
                 # A loss is a mean over the rank's rows; metric statistics are sums.
                 view[...] = out[name] * weight if _is_mean(name) else out[name]
-            self._gradients *= weight
             for name, view in self._state_views.items():
                 np.multiply(self._state[name], weight, out=view)
-        else:  # a short last batch left this rank no rows
+        else:  # a short last batch left this rank no rows: it adds zeros
             self._flat[:] = 0
+            for size in self._replica_sizes:
+                self._comm.allreduce_sum(np.zeros(size, np.float32))
         t1 = time.perf_counter()
         self._comm.allreduce_sum(self._flat)
         t2 = time.perf_counter()

@@ -358,6 +358,8 @@ def _batchnorm_draw(rng, shape):
     args = _normalization_draw(rng, shape)
     if rng.random() < 0.3:
         args["momentum"] = 0.5
+    if rng.random() < 0.25:  # statistics summed over the replicas (one, here)
+        args["synchronized"] = True
     return args
 
 

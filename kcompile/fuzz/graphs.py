@@ -41,6 +41,7 @@ _UNARY = {
     "erf": B.erf,
     "gelu": B.gelu,
     "square": B.square,
+    "replica_sum": B.replica_sum,  # one replica: the identity, kept by every pass
 }
 _BINARY = {
     "add": B.add,

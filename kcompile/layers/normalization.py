@@ -4,13 +4,19 @@ from __future__ import annotations
 
 from typing import Any
 
+from kcompile import distribution
 from kcompile.ir import build as B
 from kcompile.layers.layer import Layer
 
 
 class BatchNormalization(Layer):
     """Batch statistics (biased variance) in training, moving statistics otherwise;
-    ``moving = moving * momentum + batch * (1 - momentum)`` in the train step."""
+    ``moving = moving * momentum + batch * (1 - momentum)`` in the train step.
+
+    In a data-parallel job (``kcompile.distribution``), or with ``synchronized=True``,
+    the batch statistics are the global batch's: sums over the replicas
+    (``replica_sum``), as under Keras's DataParallel on JAX, where the batch axis is one
+    sharded array."""
 
     propagates_mask = True
 
@@ -25,9 +31,11 @@ class BatchNormalization(Layer):
         gamma_initializer: Any = "ones",
         moving_mean_initializer: Any = "zeros",
         moving_variance_initializer: Any = "ones",
+        synchronized: bool = False,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
+        self.synchronized = bool(synchronized)
         if axis not in (-1,):
             raise NotImplementedError(f"BatchNormalization '{self.name}': axis=-1 only")
         self.axis, self.momentum, self.epsilon = axis, float(momentum), float(epsilon)
@@ -50,8 +58,13 @@ class BatchNormalization(Layer):
     def call(self, ctx, x):
         if ctx.training:
             axes = tuple(range(x.rank - 1))
-            mean = B.mean(x, axes)
-            variance = B.mean(B.square(x - mean), axes)
+            if self.synchronized or distribution.active() is not None:
+                count = B.replica_sum(B.numel(x, axes))
+                mean = B.replica_sum(B.reduce_sum(x, axes)) / count
+                variance = B.replica_sum(B.reduce_sum(B.square(x - mean), axes)) / count
+            else:
+                mean = B.mean(x, axes)
+                variance = B.mean(B.square(x - mean), axes)
             m = self.momentum
             ctx.state_updates[self.moving_mean] = ctx.weight(self.moving_mean) * m + mean * (
                 1.0 - m
@@ -75,6 +88,7 @@ class BatchNormalization(Layer):
             "epsilon": self.epsilon,
             "center": self.center,
             "scale": self.scale,
+            "synchronized": self.synchronized,
         }
 
 

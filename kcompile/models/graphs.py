@@ -206,7 +206,9 @@ def trace_grad(model, specs, label_types, record=None, input_shapes=()) -> Score
     across processes between the two): loss, metric statistics, the state updates and
     each trainable weight's gradient as output ``grad/<path>``. That name is also an
     input, so the step writes the gradients into the arrays bound to it."""
-    scored, params, grads = _trace_gradients(model, specs, label_types, record, input_shapes)
+    scored, params, grads = _trace_gradients(
+        model, specs, label_types, record, input_shapes, weighted=True
+    )
     graph, ctx = scored.graph, scored.ctx
     outputs = []
     for (var, _), g in zip(params, grads):
@@ -236,9 +238,15 @@ def trace_apply(model, optimizer, record=None) -> Graph:
     return graph
 
 
-def _trace_gradients(model, specs, label_types, record, input_shapes):
+REPLICA_WEIGHT = "replica_weight"  # a grad step's share of the global batch
+
+
+def _trace_gradients(model, specs, label_types, record, input_shapes, weighted=False):
     """The scored train-mode graph with every trainable weight's gradient appended:
-    (scored, [(variable, its value)], [gradient])."""
+    (scored, [(variable, its value)], [gradient]). ``weighted``: the gradients are those
+    of the loss times input ``replica_weight`` (this replica's rows over the global
+    batch's), so that summed over the replicas they are the global batch's, through
+    ``replica_sum``'s gradient too."""
     scored = _trace_scored(model, "train_step", True, specs, label_types, input_shapes)
     if record:
         record("traced", scored.graph)
@@ -247,7 +255,10 @@ def _trace_gradients(model, specs, label_types, record, input_shapes):
     for var in trainable:
         ctx.weight(var)  # a weight the loss does not reach still gets its (zero) update
     params = [(var, ctx.weights[var]) for var in trainable]
-    grads = append_gradients(scored.graph, scored.loss, [w for _, w in params])
+    loss = scored.loss
+    if weighted:
+        loss = loss * scored.graph.add_input(REPLICA_WEIGHT, TensorType(DType.f32, ()), "param")
+    grads = append_gradients(scored.graph, loss, [w for _, w in params])
     return scored, params, grads
 
 
