@@ -90,6 +90,10 @@ class DataParallelStep(EpochLoop):
         # others: its (zero) part of each replica sum the step makes, in graph order.
         self._replica_sizes = []
         for node in local.graph.nodes:
+            if _nested_replica_sum(node):
+                raise NotImplementedError(
+                    f"a replica sum inside a loop ({node.op}) in a data-parallel step"
+                )
             if node.op == "replica_sum":
                 value = node.outputs[0]
                 if not value.type.is_static:
@@ -185,6 +189,13 @@ class DataParallelStep(EpochLoop):
         for part, seconds in zip(self.seconds, (t1 - t0, t2 - t1, t3 - t2)):
             self.seconds[part] += seconds
         return {name: view.copy() for (name, _), view in zip(self._logged, self._stat_views)}
+
+
+def _nested_replica_sum(node) -> bool:
+    """Whether a loop or fused body of ``node`` sums over the replicas."""
+    body = node.attrs.get("body")
+    nodes = getattr(body, "nodes", None)
+    return bool(nodes) and any(n.op == "replica_sum" or _nested_replica_sum(n) for n in nodes)
 
 
 def _is_mean(name: str) -> bool:
