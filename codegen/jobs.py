@@ -63,11 +63,17 @@ def compile_parts(
     if len(texts) == 1 or not can_fork():
         return [compile_module(text, times, speed=speed).object_code for text in texts]
     children = [_start(text, speed) for text in texts[1:]]
-    objects = [compile_module(texts[0], times, speed=speed).object_code]
+    try:
+        objects = [compile_module(texts[0], times, speed=speed).object_code]
+    except BaseException:
+        for child in children:  # reaped, not left as zombies holding the heap frozen
+            _finish(child)
+        raise
     t0 = time.perf_counter()
-    for text, child in zip(texts[1:], children):
-        objects.append(_finish(child) or compile_module(text, times, speed=speed).object_code)
+    done = [_finish(child) for child in children]
     times.add(f"wait for {len(children)} more processes", time.perf_counter() - t0)
+    for text, code in zip(texts[1:], done):
+        objects.append(code or compile_module(text, times, speed=speed).object_code)
     return objects
 
 

@@ -39,6 +39,7 @@ def split_module(module: ir.Module, parts: int) -> list[str]:
             units.setdefault(group.group(0) if group else "", []).append(f)
     if len(units) < 2:
         return [str(module)]
+    parts = min(parts, len(units))  # no part without a kernel of its own
     placement = _balance(units, texts, parts)
     part_of = {f.name: p for key, fs in units.items() for f in fs for p in [placement[key]]}
     crossing = _called_across(texts, part_of)
