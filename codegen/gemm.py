@@ -299,7 +299,13 @@ def _pack_generic(b, t: Tile, k_from, kc, cols_left, src, rs, cs, panel) -> None
 JOB_FIELDS = ("M", "N", "K", "A", "rsA", "csA", "B", "rsB", "csB", "C", "ldc", "acc", "epi", "ctx")
 _POINTERS = {"A", "B", "C", "ctx"}
 SPLIT = ("per_chunk", "col_chunks", "tiles_per_chunk")  # how the driver cut the work
-JOB = ir.ArrayType(I64, len(JOB_FIELDS) + len(SPLIT))
+# Split-K (``_split_k``): partial products' scratch, depth per chunk, chunks.
+SPLIT_K = ("scratch", "k_per_chunk", "k_chunks")
+FIELDS = (*JOB_FIELDS, *SPLIT, *SPLIT_K)
+JOB = ir.ArrayType(I64, len(FIELDS))
+# Split-K applies from this depth on (in MR-row tiles per thread): below it the partial
+# products' sum costs more than the column split's shared reads of B.
+SPLIT_K_MIN_TILES = 8
 ACCUMULATE, COLUMNS_OWNED = 1, 2  # bits of the ``accumulate`` argument
 
 
@@ -326,7 +332,7 @@ def _chunk(module: ir.Module, t: Tile, kernels: list[ir.Function], pack: ir.Func
     a_packed.align = 64
     a_packed.type = PTR
     f = {}
-    for i, name in enumerate((*JOB_FIELDS, *SPLIT)):
+    for i, name in enumerate(FIELDS[: len(JOB_FIELDS) + len(SPLIT)]):
         value = b.load(b.gep(job, [i64(0), i64(i)], source_etype=JOB), typ=I64)
         f[name] = b.inttoptr(value, PTR) if name in _POINTERS else value
     epilogue = b.inttoptr(f["epi"], ir.PointerType(EPILOGUE_FN))
@@ -446,7 +452,9 @@ def _dispatch(b: ir.IRBuilder, rows: ir.Value, kernels: list[ir.Function], args)
     b.position_at_end(after)
 
 
-def _gemm(module: ir.Module, t: Tile, chunk: ir.Function, parallel_for: ir.Function) -> None:
+def _gemm(
+    module: ir.Module, t: Tile, chunk: ir.Function, parallel_for: ir.Function, splitters
+) -> None:
     fn = ir.Function(module, GEMM_FN, GEMM)
     b = ir.IRBuilder(fn.append_basic_block("entry"))
     args = dict(zip(JOB_FIELDS, fn.args))
@@ -497,18 +505,155 @@ def _gemm(module: ir.Module, t: Tile, chunk: ir.Function, parallel_for: ir.Funct
     row_chunks = _ceil_div(b, row_tiles, tiles_per_chunk)
     for i, value in enumerate((per_chunk, col_chunks, tiles_per_chunk)):
         b.store(value, b.gep(job, [i64(0), i64(len(JOB_FIELDS) + i)], source_etype=JOB))
-    b.call(parallel_for, [chunk, job, b.mul(col_chunks, row_chunks)])
+    # Split-K: few rows of C (a small batch) and a deep product on several threads.
+    k_tiles = _ceil_div(b, depth, i64(t.mr))
+    split_k = b.and_(
+        b.and_(b.icmp_signed("<", row_tiles, b.mul(threads, i64(2))), b.not_(owned)),
+        b.and_(
+            b.icmp_signed(">", threads, i64(1)),
+            b.icmp_signed(">=", k_tiles, b.mul(threads, i64(SPLIT_K_MIN_TILES))),
+        ),
+    )
+    with b.if_else(split_k) as (deep, plain):
+        with deep:
+            _split_k(b, module, t, job, threads, k_tiles, parallel_for, splitters)
+        with plain:
+            b.call(parallel_for, [chunk, job, b.mul(col_chunks, row_chunks)])
     with b.if_then(no_c):
         free = _declare(module, "free", ir.FunctionType(ir.VoidType(), [PTR]))
         b.call(free, [scratch])
     b.ret_void()
 
 
+def _field(b: ir.IRBuilder, job, name: str) -> ir.Value:
+    return b.load(b.gep(job, [i64(0), i64(FIELDS.index(name))], source_etype=JOB), typ=I64)
+
+
+def _set_field(b: ir.IRBuilder, job, name: str, value: ir.Value) -> None:
+    b.store(value, b.gep(job, [i64(0), i64(FIELDS.index(name))], source_etype=JOB))
+
+
+def _split_k(b, module, t: Tile, job, threads, k_tiles, parallel_for, splitters) -> None:
+    """C (+)= A·B as ``2 x threads`` partial products over ranges of K, each a whole
+    product of its own into scratch, then their sum (and the epilogue) by columns.
+
+    A small batch's forward product reads the weights whole; split by columns, every
+    thread reads every row of them, half of which the other thread's weight update (a
+    product with as many rows as K, split by rows) has just written. Split by K in
+    MR-row units and ``2 x threads`` chunks, thread i mod T reads exactly the rows the
+    update gave it: the weights stay in their core's cache (the MLP's step: the forward
+    30 µs instead of 58 µs)."""
+    partial, total = splitters
+    m, n = _field(b, job, "M"), _field(b, job, "N")
+    per = b.mul(_ceil_div(b, k_tiles, b.mul(threads, i64(2))), i64(t.mr))
+    chunks = _ceil_div(b, _field(b, job, "K"), per)
+    size = b.mul(_ceil_div(b, b.mul(b.mul(b.mul(m, n), chunks), i64(4)), i64(64)), i64(64))
+    aligned_alloc = _declare(module, "aligned_alloc", ir.FunctionType(PTR, [I64, I64]))
+    scratch = b.call(aligned_alloc, [i64(64), size])
+    _set_field(b, job, "scratch", b.ptrtoint(scratch, I64))
+    _set_field(b, job, "k_per_chunk", per)
+    _set_field(b, job, "k_chunks", chunks)
+    b.call(parallel_for, [partial, job, chunks])
+    panels = _ceil_div(b, n, i64(t.nr))
+    b.call(parallel_for, [total, job, _min(b, panels, threads)])
+    free = _declare(module, "free", ir.FunctionType(ir.VoidType(), [PTR]))
+    b.call(free, [scratch])
+
+
+def _partial_chunk(module: ir.Module, t: Tile, chunk: ir.Function) -> ir.Function:
+    """``chunk(job, i)`` of split-K: rows ``[i*per, (i+1)*per)`` of K into scratch block
+    ``i`` (M x N, overwritten), through the plain chunk on a job of its own."""
+    fn = ir.Function(module, CHUNK_FN, "kc_gemm_partial")
+    fn.linkage = "internal"
+    base, i = fn.args
+    b = ir.IRBuilder(fn.append_basic_block("entry"))
+    job = b.alloca(JOB, name="part")
+    job.type = PTR
+    for name in FIELDS:
+        _set_field(b, job, name, _field(b, base, name))
+    per, depth = _field(b, base, "k_per_chunk"), _field(b, base, "K")
+    m, n = _field(b, base, "M"), _field(b, base, "N")
+    k0 = b.mul(i, per)
+    a = b.inttoptr(_field(b, base, "A"), PTR)
+    b_ = b.inttoptr(_field(b, base, "B"), PTR)
+    scratch = b.inttoptr(_field(b, base, "scratch"), PTR)
+    block = _gep(b, scratch, b.mul(b.mul(m, n), i))
+    fields = {
+        "K": _min(b, per, b.sub(depth, k0)),
+        "A": b.ptrtoint(_gep(b, a, b.mul(k0, _field(b, base, "csA"))), I64),
+        "B": b.ptrtoint(_gep(b, b_, b.mul(k0, _field(b, base, "rsB"))), I64),
+        "C": b.ptrtoint(block, I64),
+        "ldc": n,
+        "acc": i64(0),
+        "epi": i64(0),
+        "per_chunk": _ceil_div(b, n, i64(t.nr)),
+        "col_chunks": i64(1),
+        "tiles_per_chunk": _ceil_div(b, m, i64(t.mr)),
+    }
+    for name, value in fields.items():
+        _set_field(b, job, name, value)
+    b.call(chunk, [job, i64(0)])
+    b.ret_void()
+    return fn
+
+
+def _total_chunk(module: ir.Module, t: Tile) -> ir.Function:
+    """``chunk(job, j)`` of split-K: panel range ``j`` of C, the sum of the partial
+    products (added to C with ``ACCUMULATE``), then the epilogue on each tile."""
+    fn = ir.Function(module, CHUNK_FN, "kc_gemm_total")
+    fn.linkage = "internal"
+    job, j = fn.args
+    b = ir.IRBuilder(fn.append_basic_block("entry"))
+    m, n, ldc = _field(b, job, "M"), _field(b, job, "N"), _field(b, job, "ldc")
+    c = b.inttoptr(_field(b, job, "C"), PTR)
+    scratch = b.inttoptr(_field(b, job, "scratch"), PTR)
+    chunks = _field(b, job, "k_chunks")
+    accumulate = b.icmp_unsigned("!=", b.and_(_field(b, job, "acc"), i64(ACCUMULATE)), i64(0))
+    panels = _ceil_div(b, n, i64(t.nr))
+    threads = _min(b, panels, b.zext(b.call(module.globals[abi.GET_THREADS.symbol], []), I64))
+    per = _ceil_div(b, panels, threads)
+    p0 = b.mul(j, per)
+    col0 = _min(b, n, b.mul(p0, i64(t.nr)))
+    col1 = _min(b, n, b.mul(b.add(p0, per), i64(t.nr)))
+    zero = ir.Constant(F32, 0.0)
+    with for_range(b, m, "r") as r:
+        row = _gep(b, c, b.mul(r, ldc))
+        partial_row = _gep(b, scratch, b.mul(r, n))
+        # Partial 0 first, then each next one added: rows of contiguous columns, which
+        # LLVM vectorizes; the sum's order is fixed, so every run gives the same bits.
+        with for_range(b, b.sub(col1, col0), "c") as cc:
+            col = b.add(col0, cc)
+            start = b.select(accumulate, b.load(_gep(b, row, col), typ=F32), zero)
+            value = b.load(_gep(b, partial_row, col), typ=F32)
+            b.store(b.fadd(start, value), _gep(b, row, col))
+        with for_range(b, b.sub(chunks, i64(1)), "k") as k:
+            block = _gep(b, partial_row, b.mul(b.mul(m, n), b.add(k, i64(1))))
+            with for_range(b, b.sub(col1, col0), "c") as cc:
+                col = b.add(col0, cc)
+                at = _gep(b, row, col)
+                b.store(b.fadd(b.load(at, typ=F32), b.load(_gep(b, block, col), typ=F32)), at)
+    epi = _field(b, job, "epi")
+    with b.if_then(b.icmp_unsigned("!=", epi, i64(0))):
+        epilogue = b.inttoptr(epi, ir.PointerType(EPILOGUE_FN))
+        ctx = b.inttoptr(_field(b, job, "ctx"), PTR)
+        tiles = _ceil_div(b, m, i64(t.mr))
+        width = _ceil_div(b, b.sub(col1, col0), i64(t.nr))
+        with for_range(b, tiles, "ti") as ti, for_range(b, width, "tj") as tj:
+            i0 = b.mul(ti, i64(t.mr))
+            j0 = b.add(col0, b.mul(tj, i64(t.nr)))
+            rows = _min(b, i64(t.mr), b.sub(m, i0))
+            cols = _min(b, i64(t.nr), b.sub(col1, j0))
+            b.call(epilogue, [ctx, b.ptrtoint(c, I64), ldc, i0, j0, rows, cols])
+    b.ret_void()
+    return fn
+
+
 def add_gemm(module: ir.Module, t: Tile) -> None:
     """Define ``kc_sgemm`` in ``module`` (which must hold the thread pool)."""
     kernels = [_micro_kernel(module, t, rows) for rows in range(1, t.mr + 1)]
     chunk = _chunk(module, t, kernels, _pack_b(module, t))
-    _gemm(module, t, chunk, module.globals[abi.PARALLEL_FOR.symbol])
+    splitters = (_partial_chunk(module, t, chunk), _total_chunk(module, t))
+    _gemm(module, t, chunk, module.globals[abi.PARALLEL_FOR.symbol], splitters)
 
 
 def declare_gemm(module: ir.Module) -> ir.Function:

@@ -1,6 +1,6 @@
 """The runtime's matrix product and thread pool, called directly (every compiled
 matmul goes through them): all transpositions, edge tiles, accumulation, K blocks,
-wide column groups, and 1 or 2 threads, against a float64 numpy reference."""
+wide column groups, split-K, and 1 or 2 threads, against a float64 numpy reference."""
 
 import ctypes
 
@@ -20,6 +20,10 @@ SHAPES = [
     (1, 784, 128),
     (32, 784, 128),
     (13, 600, 300),  # 3 depth blocks; 19 column panels: more than one packed group
+    # Few rows, deep: split-K on two threads (partial products over K, summed by columns),
+    # here with a short last K chunk and a ragged last panel.
+    (20, 1000, 70),
+    (12, 193, 33),
     (4, 0, 9),  # no depth: zeros (or the accumulator unchanged)
 ]
 
