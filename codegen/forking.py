@@ -12,9 +12,30 @@ from __future__ import annotations
 import gc
 import os
 import threading
+from collections.abc import Callable
 
 _lock = threading.Lock()
 _children = 0
+
+
+def can_fork() -> bool:
+    """Whether a child may be forked: forking an interpreter with other threads running
+    risks a child stuck on a lock one of them held."""
+    return hasattr(os, "fork") and threading.active_count() == 1
+
+
+def spawn(work: Callable[[], None]) -> int:
+    """A forked child that runs ``work`` and leaves without the parent's exit handlers
+    (status 0 if ``work`` returned, 1 if it raised); its pid."""
+    pid = fork()
+    if pid == 0:
+        code = 1
+        try:
+            work()
+            code = 0
+        finally:
+            os._exit(code)
+    return pid
 
 
 def fork() -> int:

@@ -10,7 +10,6 @@ one after another. A child that fails has its part compiled here instead.
 from __future__ import annotations
 
 import os
-import threading
 import time
 
 from kcompile.codegen import forking
@@ -47,20 +46,16 @@ def parts_for(llvm_ir: str) -> int:
     """How many parts to cut a module of this text into: one per core, less the core
     a child building the runtime library holds (more processes than cores would only
     delay the step that waits for that library)."""
-    if llvm_ir.count("\n") < MIN_SPLIT_LINES or not can_fork():
+    if llvm_ir.count("\n") < MIN_SPLIT_LINES or not forking.can_fork():
         return 1
     return max(1, compile_jobs() - building())
-
-
-def can_fork() -> bool:
-    return hasattr(os, "fork") and threading.active_count() == 1
 
 
 def compile_parts(
     texts: list[str], times: CompileTimes, speed: int = MODEL_SPEED_LEVEL
 ) -> list[bytes]:
     """The object code of each module text, in order."""
-    if len(texts) == 1 or not can_fork():
+    if len(texts) == 1 or not forking.can_fork():
         return [compile_module(text, times, speed=speed).object_code for text in texts]
     children = [_start(text, speed) for text in texts[1:]]
     try:
@@ -80,17 +75,14 @@ def compile_parts(
 def _start(text: str, speed: int) -> tuple[int, int]:
     """A forked child compiling ``text``: (its pid, the pipe it writes the object to)."""
     read_end, write_end = os.pipe()
-    pid = forking.fork()
-    if pid == 0:  # the child: compile, send, leave without the parent's exit handlers
-        code = 1
-        try:
-            os.close(read_end)
-            payload = memoryview(compile_module(text, CompileTimes(), speed=speed).object_code)
-            while payload:
-                payload = payload[os.write(write_end, payload) :]
-            code = 0
-        finally:
-            os._exit(code)
+
+    def send() -> None:
+        os.close(read_end)
+        payload = memoryview(compile_module(text, CompileTimes(), speed=speed).object_code)
+        while payload:
+            payload = payload[os.write(write_end, payload) :]
+
+    pid = forking.spawn(send)
     os.close(write_end)
     return pid, read_end
 

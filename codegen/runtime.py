@@ -116,21 +116,13 @@ def build_ahead() -> None:
         folder = cache_dir()
         if _load.cache_info().currsize or _builder is not None or folder is None:
             return
-        if not hasattr(os, "fork") or threading.active_count() > 1:
-            return  # forking a multi-threaded interpreter risks the child's locks
+        if not forking.can_fork():
+            return
         key = cache_key("runtime")
         if (folder / f"{key}.o").exists() or not _writable(folder):
             return
         text = runtime_ir()
-        pid = forking.fork()
-        if pid == 0:  # the child: compile, store, leave without running the parent's exits
-            code = 1
-            try:
-                _build(key, text, CompileTimes())
-                code = 0
-            finally:
-                os._exit(code)
-        _builder = pid
+        _builder = forking.spawn(lambda: _build(key, text, CompileTimes()))
 
 
 def _build(key: str, text: str, times: CompileTimes) -> bytes:
