@@ -184,9 +184,7 @@ class LoadedModel(TrainingLoop):
             entry, epoch, keep = code[kind]
             program = NativeProgram(graphs[kind], entry, epoch, keep)
             program.lock = self._steps_lock
-            for v in graphs[kind].inputs:
-                if v.role != "data" and v.name in self._state:  # not a gradient buffer
-                    program.bind(v.name, self._state[v.name])
+            self._bind_state(program)
             self._programs[kind] = program
         self._signature = {v.name: v for v in graphs["train"].inputs if v.role == "data"}
         for v in graphs["predict"].inputs:
@@ -210,11 +208,16 @@ class LoadedModel(TrainingLoop):
         else:
             made = DataParallelStep(programs[kind], job)
         made.lock = self._steps_lock
-        for v in made.graph.inputs:
-            if v.role != "data" and v.name in self._state:
-                made.bind(v.name, self._state[v.name])
+        self._bind_state(made)
         self._parallel_steps[kind] = made
         return made
+
+    def _bind_state(self, step) -> None:
+        """Bind ``step``'s weights and optimizer state (a gradient buffer is not state:
+        a data-parallel step binds its own)."""
+        for v in step.graph.inputs:
+            if v.role != "data" and v.name in self._state:
+                step.bind(v.name, self._state[v.name])
 
     def _replica_arrays(self) -> list[np.ndarray]:
         return [self._state[entry["name"]] for entry in self.manifest["state"]]

@@ -35,8 +35,9 @@ from kcompile.distribution.mpi import Solo
 from kcompile.ir.signature import batched_data, logged_results
 from kcompile.runtime.epoch import EpochLoop
 
-GRADIENT = "grad/"
-REPLICA_WEIGHT = "replica_weight"  # graphs.REPLICA_WEIGHT (graphs imports the compiler)
+# The names the two halves of a train step share (``graphs.trace_grad``, ``trace_apply``):
+GRADIENT = "grad/"  # the gradient of weight ``p``: ``grad/p``, in- and output of a grad step
+REPLICA_WEIGHT = "replica_weight"  # a grad step's share of the global batch
 
 
 def share(rows: int, rank: int, size: int) -> tuple[int, int]:
@@ -63,25 +64,22 @@ class DataParallelStep(EpochLoop):
         }
         # One buffer, one allreduce a step: the gradients, the state the step updated,
         # then the loss and metric statistics.
-        sizes = [math.prod(v.shape) for v in grads]
-        sizes += [math.prod(v.shape) for v in self._state_inputs.values()]
-        sizes += [math.prod(shape) for _, shape in self._logged]
-        self._flat = np.zeros(sum(sizes), np.float32)
-        views, at = [], 0
         shapes = [v.shape for v in grads] + [v.shape for v in self._state_inputs.values()]
-        for size, shape in zip(sizes, shapes + [shape for _, shape in self._logged]):
-            views.append(self._flat[at : at + size].reshape(shape))
-            at += size
+        shapes += [shape for _, shape in self._logged]
+        self._flat = np.zeros(sum(math.prod(shape) for shape in shapes), np.float32)
+        views, at = [], 0
+        for shape in shapes:
+            views.append(self._flat[at : at + math.prod(shape)].reshape(shape))
+            at += math.prod(shape)
         for v, view in zip(grads, views):
             local.bind(v.name, view)
             if apply is not None:
                 apply.bind(v.name, view)
-        self._gradients = self._flat[: sum(sizes[: len(grads)])]
         self._state_views = dict(zip(self._state_inputs, views[len(grads) :]))
         self._stat_views = views[len(grads) + len(self._state_inputs) :]
         self._state: dict[str, np.ndarray] = {}
         # The gradient step's loss is scaled by the rank's share of the batch in the
-        # graph (``graphs.REPLICA_WEIGHT``), so replica_sum's gradient sums shares too.
+        # graph (``REPLICA_WEIGHT``), so replica_sum's gradient sums shares too.
         self._weight = np.zeros((), np.float32)
         if any(v.name == REPLICA_WEIGHT for v in local.graph.inputs):
             local.bind(REPLICA_WEIGHT, self._weight)
@@ -118,10 +116,6 @@ class DataParallelStep(EpochLoop):
         self._local.lock = value
         if self._apply is not None:
             self._apply.lock = value
-
-    @property
-    def gradient_bytes(self) -> int:
-        return self._gradients.nbytes
 
     def bind(self, name: str, array: np.ndarray) -> None:
         if name == "iterations" and self._apply is not None:

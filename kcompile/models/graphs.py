@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 
 from kcompile import losses as losses_mod
 from kcompile import metrics as metrics_mod
+from kcompile.distribution.step import GRADIENT, REPLICA_WEIGHT
 from kcompile.ir import BATCH, DType, Graph, TensorType, Value
 from kcompile.layers.layer import TraceContext
 from kcompile.losses import apply_mask
@@ -198,9 +199,6 @@ def trace_train(model, specs, label_types, optimizer, record=None, input_shapes=
     return scored
 
 
-GRADIENT = "grad/"  # the gradient of weight ``p``: ``grad/p``, in- and output of a grad step
-
-
 def trace_grad(model, specs, label_types, record=None, input_shapes=()) -> ScoredGraph:
     """The train step without the optimizer (data-parallel training sums the gradients
     across processes between the two): loss, metric statistics, the state updates and
@@ -236,9 +234,6 @@ def trace_apply(model, optimizer, record=None) -> Graph:
     if record:
         record("traced", graph)
     return graph
-
-
-REPLICA_WEIGHT = "replica_weight"  # a grad step's share of the global batch
 
 
 def _trace_gradients(model, specs, label_types, record, input_shapes, weighted=False):

@@ -52,11 +52,13 @@ def prepare(graph: Graph, manager=None) -> Graph:
     from kcompile.runtime import prepared
 
     manager = manager or PassManager(default_passes())
-    cached = prepared.load(graph, manager)
+    entry = prepared.key(graph, manager)
+    cached = prepared.load(entry) if entry else None
     if cached is not None:
         return cached
     result = manager.run(graph)
-    prepared.store(graph, manager, result)
+    if entry:
+        prepared.store(entry, result)
     return result
 
 

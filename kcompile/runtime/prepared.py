@@ -24,16 +24,18 @@ def _passes_digest() -> str:
     return source_digest((Path(passes.__file__).resolve().parent,))
 
 
-def _key(graph: Graph, manager) -> str:
+def key(graph: Graph, manager) -> str | None:
+    """The cache key of the pipeline's result for ``graph``; None when someone watches
+    the stages (the pipeline must then run)."""
+    if manager.observed:
+        return None
     names = ",".join(p.name for p in manager.passes)
     return cache_key("prepared", _passes_digest(), names, print_graph(graph))
 
 
-def load(graph: Graph, manager) -> Graph | None:
-    """The pipeline's result for ``graph``, if cached; None otherwise."""
-    if manager.observed:
-        return None
-    payload = read_entry(_key(graph, manager))
+def load(entry: str) -> Graph | None:
+    """The pipeline's result cached under ``entry``, if any."""
+    payload = read_entry(entry)
     if payload is None:
         return None
     try:
@@ -43,12 +45,10 @@ def load(graph: Graph, manager) -> Graph | None:
     return prepared if isinstance(prepared, Graph) else None
 
 
-def store(graph: Graph, manager, prepared: Graph) -> None:
+def store(entry: str, prepared: Graph) -> None:
     """Cache the pipeline's result (a graph that does not pickle is not cached)."""
-    if manager.observed:
-        return
     try:
         payload = pickle.dumps(prepared, protocol=pickle.HIGHEST_PROTOCOL)
     except (pickle.PicklingError, TypeError, AttributeError):
         return
-    write_entry(_key(graph, manager), payload)
+    write_entry(entry, payload)

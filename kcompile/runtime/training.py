@@ -354,8 +354,7 @@ class TrainingLoop:
         if job is None:
             return
         self._resume_epoch = job.broadcast_object(self._resume_epoch)
-        for array in self._replica_arrays():
-            job.broadcast(array)
+        self._broadcast_replicas(job)
 
     def _replica_arrays(self) -> list[np.ndarray]:
         """The arrays every rank must hold the same: weights and the optimizer's state
@@ -387,8 +386,12 @@ class TrainingLoop:
         if optimizer is not None and getattr(optimizer, "built", False):
             job.broadcast(optimizer.state_arrays()["learning_rate"])
         if weights:
-            for array in self._replica_arrays():
-                job.broadcast(array)
+            self._broadcast_replicas(job)
+
+    def _broadcast_replicas(self, job) -> None:
+        """Rank 0's weights and optimizer state into every rank's arrays."""
+        for array in self._replica_arrays():
+            job.broadcast(array)
 
     def _finalize_fit(self) -> None:
         """After the last epoch (Keras's ``finalize_variable_values``): an optimizer with
