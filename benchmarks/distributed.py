@@ -144,7 +144,7 @@ def main() -> None:
         if record["rank"] == 0:  # one line: two ranks' prints could interleave
             print(json.dumps(record))
         return
-    from kcompile.machine import machine
+    from kcompile.tools.machine import machine
 
     lines = [
         "# Data-parallel training: measured here, and a cost model",

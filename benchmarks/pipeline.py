@@ -23,10 +23,10 @@ from mlp_backends import epoch_seconds
 from mnist_mlp import build_model
 
 import kcompile as keras
-from kcompile import inspect
 from kcompile.ir import parse_graph
 from kcompile.passes import PassManager, default_passes
 from kcompile.passes.memory import memory_report
+from kcompile.tools import inspect
 
 LOOPLESS = {"reshape", "constant", "numel"}
 

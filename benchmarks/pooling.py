@@ -27,7 +27,7 @@ SHAPE = (26, 26, 32)
 
 def _model(patches: bool):
     import kcompile as keras
-    from kcompile.layers import pooling
+    from kcompile.layers.pooling import pooling
 
     class PatchPooling(pooling.MaxPooling2D):
         def _tiles(self, x):

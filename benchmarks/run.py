@@ -120,7 +120,7 @@ def worker_torch_matmul(repeats: int) -> dict | None:
 def worker_matmul(repeats: int) -> dict:
     """kcompile's GEMM; in a process of its own, as OpenBLAS's threads spin for a while
     after each call and would take the cores from kcompile's."""
-    from kcompile.codegen.runtime import runtime
+    from kcompile.codegen.runtime_library import runtime
 
     return _matmul_times(repeats, runtime().sgemm_call)
 
@@ -276,7 +276,7 @@ def worker_versions(_: int) -> str:
 def worker_compile(model: str) -> dict:
     """Seconds to build ``model``'s train, eval and predict functions (first calls), or
     only the runtime library for ``model == "runtime"``."""
-    from kcompile.codegen.runtime import runtime
+    from kcompile.codegen.runtime_library import runtime
 
     if model == "runtime":
         start = time.perf_counter()
@@ -364,7 +364,7 @@ def machine(peer_versions: str) -> list[str]:
 
     cpu = cpu_name()
     from kcompile.codegen import host
-    from kcompile.codegen.runtime import tile
+    from kcompile.codegen.runtime_library import tile
 
     versions = [
         f"python {platform.python_version()}",
@@ -373,7 +373,7 @@ def machine(peer_versions: str) -> list[str]:
     ]
     versions.append(peer_versions)
     t = tile()
-    from kcompile.machine import machine as measured
+    from kcompile.tools.machine import machine as measured
 
     return [
         f"- CPU: {cpu} (LLVM cpu `{host().cpu}`), {len(os.sched_getaffinity(0))} cores",

@@ -23,7 +23,7 @@ from kcompile.codegen.module import (
     lower_graph,
     plan_buffers,
 )
-from kcompile.codegen.runtime import build_ahead, runtime
+from kcompile.codegen.runtime_library import build_ahead, runtime
 from kcompile.codegen.target import CompileTimes, LoadedCode, compile_module, host, pack_objects
 from kcompile.ir import Graph, Node, abi, print_graph
 

@@ -17,7 +17,7 @@ import tempfile
 
 from kcompile.codegen.gemm import Tile
 from kcompile.codegen.module import lower_graph
-from kcompile.codegen.runtime import runtime_ir
+from kcompile.codegen.runtime_library import runtime_ir
 from kcompile.codegen.target import RUNTIME_SPEED_LEVEL, CompileTimes, HostInfo, compile_module
 from kcompile.ir import Graph
 

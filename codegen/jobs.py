@@ -13,7 +13,7 @@ import os
 import time
 
 from kcompile.codegen import forking
-from kcompile.codegen.runtime import building
+from kcompile.codegen.runtime_library import building
 from kcompile.codegen.target import MODEL_SPEED_LEVEL, CompileTimes, compile_module
 from kcompile.ir.abi import processes_on_this_machine
 

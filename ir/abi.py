@@ -28,7 +28,7 @@ class Signature:
 
 # A step: ``void kc_entry(ptr buffers[], i64 n)``.
 ENTRY = Signature("kc_entry", None, ("ptr", "i64"))
-# The native epoch loop (``codegen.epoch``): buffers, sources, order, batch, total, first,
+# The native epoch loop (``codegen.epoch_loop``): buffers, sources, order, batch, total, first,
 # steps, logs, progress, stop; returns the steps run.
 EPOCH = Signature("kc_epoch", "i64", ("ptr",) * 3 + ("i64",) * 4 + ("ptr",) * 3)
 # The checking mode's state (``codegen.guards``): zones, count, first failing kernel.

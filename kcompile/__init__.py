@@ -12,7 +12,7 @@ if not (_Path(__file__).parent / "ir").is_dir() and (_checkout / "ir" / "__init_
     __path__.append(str(_checkout))
 
 from kcompile.artifact import load  # noqa: E402
-from kcompile.lazy import lazy_attributes  # noqa: E402
+from kcompile.utils.lazy import lazy_attributes  # noqa: E402
 from kcompile.version import __version__  # noqa: E402
 
 __getattr__ = lazy_attributes(
@@ -25,12 +25,9 @@ __getattr__ = lazy_attributes(
                 "backend",
                 "callbacks",
                 "config",
-                "config",
                 "datasets",
                 "distribution",
-                "distribution",
                 "initializers",
-                "inspect",
                 "layers",
                 "losses",
                 "metrics",
@@ -39,9 +36,11 @@ __getattr__ = lazy_attributes(
                 "random",
                 "regularizers",
                 "saving",
+                "tree",
                 "utils",
             )
         },
+        "inspect": "kcompile.tools.inspect",
         "Input": "kcompile.layers:Input",
         "Model": "kcompile.models:Model",
         "Sequential": "kcompile.models:Sequential",
@@ -59,14 +58,14 @@ def set_num_threads(count: int) -> None:
         raise ValueError(f"the number of threads must be a positive integer, got {count!r}")
     set_threads(count)
     try:
-        from kcompile.codegen.runtime import runtime
+        from kcompile.codegen.runtime_library import runtime
     except ImportError:  # no compiler here: only loaded artifacts run
         return
     runtime().set_threads(count)
 
 
 def get_num_threads() -> int:
-    from kcompile.codegen.runtime import runtime
+    from kcompile.codegen.runtime_library import runtime
 
     return runtime().threads()
 
@@ -90,5 +89,6 @@ __all__ = [
     "optimizers",
     "saving",
     "set_num_threads",
+    "tree",
     "utils",
 ]

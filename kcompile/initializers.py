@@ -6,7 +6,7 @@ import math
 
 import numpy as np
 
-from kcompile import backend
+from kcompile.backend import session as backend
 
 
 def compute_fans(shape: tuple[int, ...]) -> tuple[float, float]:

@@ -12,12 +12,12 @@ from typing import Any
 
 import numpy as np
 
-from kcompile import backend
+from kcompile.backend import session as backend
+from kcompile.backend.keras_tensor import KerasTensor
+from kcompile.backend.symbolic import TracedTensor, current_context, static_dims
 from kcompile.ir import BATCH, DType
 from kcompile.ir import build as B
 from kcompile.ops.core import op, unsupported, val
-from kcompile.symbolic import TracedTensor, current_context, static_dims
-from kcompile.tensor import KerasTensor
 
 
 class SeedGenerator:

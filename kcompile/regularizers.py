@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from kcompile import backend
+from kcompile.backend import session as backend
 
 
 class Regularizer:

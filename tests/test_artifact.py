@@ -302,7 +302,7 @@ def test_cli_build_info_run(tmp_path):
 
     def kcompile(*args: str, ok: bool = True) -> subprocess.CompletedProcess:
         done = subprocess.run(
-            [sys.executable, "-m", "kcompile.cli", *args],
+            [sys.executable, "-m", "kcompile.tools.cli", *args],
             capture_output=True,
             text=True,
             cwd=ROOT,
@@ -326,7 +326,7 @@ def test_cli_build_info_run(tmp_path):
 
 
 def test_a_failed_write_leaves_the_old_file(tmp_path):
-    from kcompile.files import atomic_write
+    from kcompile.utils.atomic import atomic_write
 
     path = str(tmp_path / "checkpoint.kc")
     atomic_write(path, lambda f: f.write(b"old"))

@@ -11,7 +11,8 @@ import numpy as np
 import pytest
 
 import kcompile as keras
-from kcompile import layers, optimizers
+from kcompile import layers
+from kcompile.optimizers import optimizers
 
 
 def mlp_mse_sgd(backend):

@@ -12,7 +12,9 @@ def test_compile_of_a_malformed_dump_prints_its_location_and_exits_2(tmp_path):
     bad = tmp_path / "bad.kir"
     bad.write_text("graph g(%x: f32[N,2] data) {\n  %0 = nope(%x) : f32[N,2]\n  return y=%0\n}\n")
     proc = subprocess.run(
-        [sys.executable, "-m", "kcompile.cli", "compile", str(bad)], capture_output=True, text=True
+        [sys.executable, "-m", "kcompile.tools.cli", "compile", str(bad)],
+        capture_output=True,
+        text=True,
     )
     assert proc.returncode == 2
     assert proc.stderr.startswith(f"{bad}:2:8: unknown op 'nope'"), proc.stderr
@@ -20,8 +22,8 @@ def test_compile_of_a_malformed_dump_prints_its_location_and_exits_2(tmp_path):
 
 
 def test_ctrl_c_while_run_loads_its_data_exits_130(tmp_path, monkeypatch, capsys):
-    from kcompile import cli
     from kcompile.artifact import data as artifact_data
+    from kcompile.tools import cli
 
     path = str(tmp_path / "m.kc")
     dense_classifier(4, 5, seed=1).export(path)

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import numpy as np
 
-from kcompile import cli
 from kcompile.codegen.module import lower_graph
 from kcompile.codegen.target import assembly, host
 from kcompile.ir import BATCH, DType, Graph, TensorType
 from kcompile.ir import build as B
 from kcompile.runtime.native import NativeExecutable
+from kcompile.tools import cli
 
 
 def elementwise_graph() -> Graph:

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from kcompile.codegen.cache import cache_dir, source_digest, source_roots
-from kcompile.codegen.runtime import runtime
+from kcompile.codegen.runtime_library import runtime
 from kcompile.ir import BATCH, DType, Graph, TensorType
 from kcompile.ir import build as B
 from kcompile.runtime.native import NativeExecutable
@@ -129,7 +129,7 @@ def test_the_runtime_library_builds_in_a_child_while_the_model_compiles(tmp_path
     script = (
         "import numpy as np\n"
         "import importlib\n"
-        "r = importlib.import_module('kcompile.codegen.runtime')\n"
+        "r = importlib.import_module('kcompile.codegen.runtime_library')\n"
         "r.build_ahead()\n"
         "assert r._builder is not None, 'no child was started'\n"
         "rt = r.runtime()\n"

@@ -85,7 +85,7 @@ import numpy as np
 sys.path.insert(0, {tests!r})
 import test_compile_jobs as t
 import kcompile
-from kcompile.codegen.runtime import runtime
+from kcompile.codegen.runtime_library import runtime
 runtime()  # built here, not in a child that would hold the second core
 kcompile.utils.set_random_seed(7)
 model = t._cnn()

@@ -323,8 +323,8 @@ def test_compiled_train_steps_match_reference(name, rng):
 
 
 def test_bias_batchnorm_and_activation_fold_into_the_convolution_at_inference(rng):
-    from kcompile import inspect
     from kcompile.ir import parse_graph
+    from kcompile.tools import inspect
 
     model = keras.Sequential(
         [

@@ -9,7 +9,7 @@ import pytest
 
 import kcompile as keras
 from kcompile import layers, ops
-from kcompile.symbolic import TraceError
+from kcompile.backend.symbolic import TraceError
 
 
 class Linear(keras.layers.Layer):

@@ -10,10 +10,10 @@ import sys
 import numpy as np
 import pytest
 
-from kcompile import cli
 from kcompile.datasets import fashion_mnist
 from kcompile.datasets.idx import read_idx
 from kcompile.ir import parse_graph, verify
+from kcompile.tools import cli
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 EXAMPLE = os.path.join(ROOT, "examples", "mnist_mlp.py")
@@ -73,7 +73,7 @@ def test_cli_reports_a_bad_model_file(tmp_path):
     with pytest.raises(SystemExit, match="defines no build_model"):
         cli.main(["ir", str(path)])
     result = subprocess.run(
-        [sys.executable, "-m", "kcompile.cli", "ir", str(tmp_path / "no.py")],
+        [sys.executable, "-m", "kcompile.tools.cli", "ir", str(tmp_path / "no.py")],
         capture_output=True,
         text=True,
         cwd=ROOT,

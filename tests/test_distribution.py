@@ -186,7 +186,7 @@ def test_kcompile_run_trains_an_artifact_data_parallel_and_resumes_with_any_rank
     artifact = tmp_path / "model.kc"
     model.export(str(artifact), probe=x, seed=3)
     environment = dict(os.environ, KCOMPILE_NUM_THREADS="1")
-    kc = [sys.executable, "-m", "kcompile.cli", "run"]
+    kc = [sys.executable, "-m", "kcompile.tools.cli", "run"]
 
     def run(ranks, path, epochs):
         command = [*kc, str(path), "--data", str(tmp_path), "--epochs", str(epochs)]
@@ -230,10 +230,10 @@ def test_compiled_replica_sums_go_through_the_job_hook():
     forward's replica_sum and its gradient, in compiled code, call the hook in graph
     order; without it, the identity."""
     from kcompile.distribution import hooks
-    from kcompile.fuzz.oracle import run_compiled
     from kcompile.ir import BATCH, DType, Graph, TensorType
     from kcompile.ir import build as B
     from kcompile.ir.grad import append_gradients
+    from kcompile.tools.fuzz.oracle import run_compiled
 
     class Doubling(mpi.Solo):
         def __init__(self) -> None:

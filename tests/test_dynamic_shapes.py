@@ -175,7 +175,7 @@ def test_bidirectional_lstm_on_reviews_as_the_keras_example_writes_it():
 
 
 def test_kcompile_ir_takes_the_shapes_of_unknown_dimensions(tmp_path, capsys):
-    from kcompile.cli import main
+    from kcompile.tools.cli import main
 
     source = tmp_path / "model.py"
     source.write_text(

@@ -136,7 +136,7 @@ def test_steps_per_execution_calls_batch_hooks_per_chunk(rng):
 
 
 def test_the_progress_bar_is_redrawn_while_the_loop_runs():
-    from kcompile.runtime.steps import run_steps
+    from kcompile.trainers.steps import run_steps
 
     shown: list[int] = []
 

@@ -116,9 +116,9 @@ def test_an_epilogue_result_in_the_products_buffer_is_written_after_the_product_
     """Graph fuzz seed 2804: the product went into the buffer of the first f32 result
     (a cast mask), and the epilogue read it through another pointer, which LLVM took for
     unrelated memory: it read the product back after storing the mask over it."""
-    from kcompile.fuzz.oracle import run_compiled
     from kcompile.ir import BATCH, Graph, f32, interpret
     from kcompile.ir import build as B
+    from kcompile.tools.fuzz.oracle import run_compiled
 
     g = Graph("epilogue_order")
     x = g.add_input("x", f32(BATCH, 2), "data")

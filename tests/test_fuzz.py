@@ -1,7 +1,7 @@
 """The fuzzer's fixed budget in the suite (the long run is ``kcompile fuzz``): random
 Keras models and op-level graphs compiled in the checking mode against the reference
 interpreter, and mutated IR dumps against the parser. Seeds are fixed, so a failure here
-names its case: ``python -m kcompile.fuzz.worker model SEED``."""
+names its case: ``python -m kcompile.tools.fuzz.worker model SEED``."""
 
 from __future__ import annotations
 
@@ -9,14 +9,14 @@ from pathlib import Path
 
 import pytest
 
-from kcompile.fuzz.catalogue import Invalid
-from kcompile.fuzz.generate import random_model
-from kcompile.fuzz.graphs import check_graph, random_graph
-from kcompile.fuzz.mutate import fuzz_parser
-from kcompile.fuzz.oracle import Mismatch, check_source, compare
-from kcompile.fuzz.shrink import candidates, shrink
-from kcompile.fuzz.spec import ModelSpec, infer_shapes, render
 from kcompile.ir import IRParseError, parse_graph
+from kcompile.tools.fuzz.catalogue import Invalid
+from kcompile.tools.fuzz.generate import random_model
+from kcompile.tools.fuzz.graphs import check_graph, random_graph
+from kcompile.tools.fuzz.mutate import fuzz_parser
+from kcompile.tools.fuzz.oracle import Mismatch, check_source, compare
+from kcompile.tools.fuzz.shrink import candidates, shrink
+from kcompile.tools.fuzz.spec import ModelSpec, infer_shapes, render
 
 MODEL_SEEDS = range(12)
 GRAPH_SEEDS = range(60)
@@ -130,7 +130,7 @@ def test_an_impossible_live_range_is_refused_by_the_plan_verifier():
 
 
 def test_a_failure_is_saved_shrunk_as_a_python_file(tmp_path, monkeypatch):
-    from kcompile.fuzz import runner
+    from kcompile.tools.fuzz import runner
 
     def fake_case(kind, seed, timeout, spec_file=None, dump=None):
         spec = ModelSpec.from_json(Path(spec_file).read_text()) if spec_file else random_model(seed)
@@ -150,7 +150,7 @@ def test_a_failure_is_saved_shrunk_as_a_python_file(tmp_path, monkeypatch):
 
 
 def test_a_failing_graph_is_saved_as_ir_that_parses(tmp_path):
-    from kcompile.fuzz import runner
+    from kcompile.tools.fuzz import runner
 
     path = runner.save_reproduction(runner.Result("graph", 3, "error", "x"), tmp_path, 1.0)
     assert path.suffix == ".kir"

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from kcompile.codegen.gemm import Tile
-from kcompile.codegen.runtime import Runtime, keep_alive, runtime, runtime_ir
+from kcompile.codegen.runtime_library import Runtime, keep_alive, runtime, runtime_ir
 from kcompile.codegen.target import CompileTimes, LoadedCode, compile_module
 
 SHAPES = [

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from kcompile import inspect
+from kcompile.tools import inspect
 from tests.test_fashion_mnist import load_example
 
 GOLDEN = Path(__file__).parent / "golden" / "mnist_mlp"

@@ -8,12 +8,12 @@ import numpy as np
 import pytest
 
 from kcompile import ops
-from kcompile.fuzz.oracle import run_compiled
+from kcompile.backend.symbolic import TracedTensor
 from kcompile.ir import BATCH, Graph, f32, interpret
 from kcompile.ir import build as B
 from kcompile.ir.differences import numeric_gradient
 from kcompile.passes import append_gradients
-from kcompile.symbolic import TracedTensor
+from kcompile.tools.fuzz.oracle import run_compiled
 
 N = 3
 
@@ -204,7 +204,7 @@ def test_unsupported_ops_name_themselves():
 
 
 def test_python_control_flow_on_a_traced_tensor_is_refused():
-    from kcompile.symbolic import TraceError
+    from kcompile.backend.symbolic import TraceError
 
     g = Graph("flow")
     x = TracedTensor(g.add_input("x", f32(BATCH, 2), "data"))

@@ -6,7 +6,9 @@ import numpy as np
 import pytest
 
 import kcompile as keras
-from kcompile import layers, losses, metrics
+from kcompile import layers
+from kcompile.losses import losses
+from kcompile.metrics import metrics
 
 EPS = 1e-7
 

@@ -7,11 +7,11 @@ import pytest
 
 import kcompile as keras
 from kcompile import layers
-from kcompile.fuzz.oracle import run_compiled
 from kcompile.ir import BATCH, DType, Graph, TensorType, interpret, parse_graph, print_graph
 from kcompile.ir import build as B
 from kcompile.passes import PIPELINE, PassManager
 from kcompile.passes.narrow import narrow_slices
+from kcompile.tools.fuzz.oracle import run_compiled
 
 
 def _same(before: Graph, after: Graph, feeds: dict) -> None:

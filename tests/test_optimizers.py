@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 
 import kcompile as keras
-from kcompile import layers, optimizers
+from kcompile import layers
+from kcompile.optimizers import optimizers
 
 STEPS = 5
 

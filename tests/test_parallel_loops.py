@@ -7,7 +7,7 @@ import pytest
 
 from kcompile.codegen.module import lower_graph
 from kcompile.codegen.parallel import PARALLEL_MIN_WORK
-from kcompile.codegen.runtime import runtime
+from kcompile.codegen.runtime_library import runtime
 from kcompile.ir import BATCH, DType, Graph, TensorType, interpret
 from kcompile.ir import build as B
 from kcompile.runtime import make_executable

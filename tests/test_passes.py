@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 
 import kcompile as keras
-from kcompile import inspect, layers
+from kcompile import layers
 from kcompile.ir import BATCH, DType, Graph, TensorType, interpret, parse_graph, print_graph, verify
 from kcompile.ir import build as B
 from kcompile.ir.verify import verify_memory
@@ -25,6 +25,7 @@ from kcompile.passes import (
 from kcompile.passes.memory import memory_report, plan_memory
 from kcompile.passes.rewrite import rebuild
 from kcompile.passes.schedule import schedule
+from kcompile.tools import inspect
 from tests.test_backends import MODELS
 from tests.test_ir_text import random_graphs
 

@@ -1,8 +1,9 @@
 """The per-kernel profile: cycle counters around each kernel call, loop bodies too."""
 
 import kcompile as keras
-from kcompile import inspect, layers
-from kcompile.cli import main
+from kcompile import layers
+from kcompile.tools import inspect
+from kcompile.tools.cli import main
 
 
 def _mlp():
@@ -50,7 +51,7 @@ def test_profile_command(tmp_path, capsys):
 
 
 def test_each_kernel_is_read_against_the_machine():
-    from kcompile.machine import FMA_UNITS, Machine
+    from kcompile.tools.machine import FMA_UNITS, Machine
 
     result = inspect.profile_step(_mlp(), "predict", batch=16, calls=3)
     products = {name: work for name, work in result.work.items() if work[0]}
@@ -67,7 +68,7 @@ def test_each_kernel_is_read_against_the_machine():
 def test_off_x86_the_clock_is_the_one_the_kernel_reports(monkeypatch, tmp_path):
     import builtins
 
-    from kcompile import machine
+    from kcompile.tools import machine
 
     cpuinfo = tmp_path / "cpuinfo"
     cpuinfo.write_text("processor : 0\ncpu MHz\t\t: 2400.000\nprocessor : 1\ncpu MHz : 2600.5\n")

@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 
 import kcompile as keras
-from kcompile import callbacks, layers, optimizers
+from kcompile import callbacks, layers
+from kcompile.optimizers import optimizers
 
 
 def classifier(optimizer="adam", metrics=("accuracy",), dropout=0.0):

@@ -80,6 +80,6 @@ def test_plot_model_renders_a_png_or_writes_dot_text(tmp_path, monkeypatch, caps
         path = keras.utils.plot_model(model, str(tmp_path / "model.png"))
         with open(path, "rb") as f:
             assert f.read(8) == b"\x89PNG\r\n\x1a\n"
-    monkeypatch.setattr("kcompile.plot.shutil.which", lambda name: None)
+    monkeypatch.setattr("kcompile.tools.plot.shutil.which", lambda name: None)
     path = keras.utils.plot_model(model, str(tmp_path / "other.png"))
     assert path.endswith("other.png.dot") and "apt-get install graphviz" in capsys.readouterr().out

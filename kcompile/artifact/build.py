@@ -29,8 +29,8 @@ from kcompile.codegen.aot import find_linker, graph_object, link_shared, runtime
 from kcompile.codegen.cache import codegen_digest
 from kcompile.codegen.target import for_cpu
 from kcompile.ir import print_graph
-from kcompile.models import data as D
 from kcompile.models import graphs as G
+from kcompile.trainers import data as D
 
 PROBE_ROWS = 4
 
@@ -179,7 +179,7 @@ def _probe_inputs(model, probe) -> list[np.ndarray]:
 def _metric_entries(model) -> dict[str, Any]:
     """How the loaded artifact computes each metric from its summed statistics: a ratio
     ``[numerator, [denominators]]``, or a built-in metric's class and config (AUC, F1)."""
-    from kcompile.metrics import VECTOR_METRICS
+    from kcompile.metrics.metrics import VECTOR_METRICS
 
     entries: dict[str, Any] = {
         key: [num, list(den)] for key, (num, den) in model._running.ratios.items()

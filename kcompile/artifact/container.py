@@ -16,7 +16,7 @@ import zlib
 
 import numpy as np
 
-from kcompile.files import atomic_write
+from kcompile.utils.atomic import atomic_write
 
 FORMAT = "kcompile.artifact"
 FORMAT_VERSION = 2  # 2: the manifest's own checksum, and every member's size

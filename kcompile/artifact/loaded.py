@@ -23,16 +23,16 @@ from kcompile.artifact.container import (
 from kcompile.artifact.cpu import machine_arch, missing_flags
 from kcompile.artifact.info import describe
 from kcompile.artifact.native import STEPS, load_code
+from kcompile.backend.variables import stable_array
 from kcompile.distribution import active as active_job
 from kcompile.distribution import root_writes
 from kcompile.distribution.step import DataParallelStep
 from kcompile.ir import Interpreter, parse_graph
 from kcompile.ir.interpreter import FeedError
-from kcompile.models import data as D
-from kcompile.runtime.logs import RunningLogs
 from kcompile.runtime.program import NativeProgram
-from kcompile.runtime.training import TrainingLoop
-from kcompile.variables import stable_array
+from kcompile.trainers import data as D
+from kcompile.trainers.logs import RunningLogs
+from kcompile.trainers.training_loop import TrainingLoop
 
 
 class SelfCheckError(RuntimeError):
@@ -379,7 +379,7 @@ def _compare(got: list, expected: list, rtol: float, atol: float, what: str) -> 
 def _running_logs(entries: dict) -> RunningLogs:
     """The running logs of the manifest's metrics: ratios, and built-in metrics (AUC,
     F1) rebuilt from their config to compute their result."""
-    from kcompile.metrics import VECTOR_METRICS
+    from kcompile.metrics.metrics import VECTOR_METRICS
 
     logs = RunningLogs()
     for key, entry in entries.items():

@@ -11,8 +11,8 @@ from kcompile.callbacks.monitors import (
     ReduceLROnPlateau,
     TerminateOnNaN,
 )
-from kcompile.callbacks.progbar import Progbar
 from kcompile.callbacks.tensorboard import TensorBoard
+from kcompile.utils.progbar import Progbar
 
 __all__ = [
     "BackupAndRestore",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from kcompile.callbacks.progbar import Progbar
+from kcompile.utils.progbar import Progbar
 
 
 class Callback:

@@ -350,7 +350,7 @@ class BackupAndRestore(Callback):
         if os.path.exists(self._path) and os.path.exists(self._epoch_path):
             import json
 
-            from kcompile.saving import load_model
+            from kcompile.saving.kcmodel import load_model
 
             restored = load_model(self._path)
             self.model.set_weights(restored.get_weights())
@@ -386,7 +386,7 @@ class BackupAndRestore(Callback):
     def _backup(self, epoch: int) -> None:
         import json
 
-        from kcompile.files import atomic_write
+        from kcompile.utils.atomic import atomic_write
 
         os.makedirs(self.backup_dir, exist_ok=True)
         self.model.save(self._path)

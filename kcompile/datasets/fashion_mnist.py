@@ -7,7 +7,7 @@ import os
 
 from kcompile.datasets.idx import find_files, read_idx
 from kcompile.datasets.keras_files import BASE
-from kcompile.downloads import get_file
+from kcompile.utils.file_utils import get_file
 
 FILES = [
     "train-images-idx3-ubyte.gz",

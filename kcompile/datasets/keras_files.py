@@ -7,7 +7,7 @@ import pickle
 
 import numpy as np
 
-from kcompile.downloads import get_file
+from kcompile.utils.file_utils import get_file
 
 BASE = "https://storage.googleapis.com/tensorflow/tf-keras-datasets/"
 FILES = {

@@ -50,8 +50,8 @@ def uninstall() -> None:
 
 
 def _set(address: int) -> None:
-    if "kcompile.codegen.runtime" in sys.modules:  # the compiler is in this process
-        from kcompile.codegen.runtime import runtime
+    if "kcompile.codegen.runtime_library" in sys.modules:  # the compiler is in this process
+        from kcompile.codegen.runtime_library import runtime
 
         runtime().set_replica_hook(address)
     from kcompile.artifact import native

@@ -1,15 +1,15 @@
 """Keras layers (``kcompile.layers``)."""
 
-from kcompile.layers.attention import Attention, MultiHeadAttention
-from kcompile.layers.conv import (
+from kcompile.layers.attention.attention import Attention, MultiHeadAttention
+from kcompile.layers.convolutional.conv import (
     Conv1D,
     Conv2D,
     DepthwiseConv2D,
     SeparableConv1D,
     SeparableConv2D,
 )
-from kcompile.layers.conv_transpose import Conv1DTranspose, Conv2DTranspose
-from kcompile.layers.core import (
+from kcompile.layers.convolutional.conv_transpose import Conv1DTranspose, Conv2DTranspose
+from kcompile.layers.core.core import (
     Activation,
     Dense,
     Dropout,
@@ -23,10 +23,9 @@ from kcompile.layers.core import (
     Reshape,
     Softmax,
 )
-from kcompile.layers.embedding import Embedding
+from kcompile.layers.core.embedding import Embedding
 from kcompile.layers.layer import Layer
-from kcompile.layers.lookup import IntegerLookup, StringLookup, TextVectorization
-from kcompile.layers.merging import (
+from kcompile.layers.merging.merging import (
     Add,
     Average,
     Concatenate,
@@ -44,13 +43,13 @@ from kcompile.layers.merging import (
     multiply,
     subtract,
 )
-from kcompile.layers.normalization import (
+from kcompile.layers.normalization.normalization import (
     BatchNormalization,
     GroupNormalization,
     LayerNormalization,
     UnitNormalization,
 )
-from kcompile.layers.pooling import (
+from kcompile.layers.pooling.pooling import (
     AveragePooling1D,
     AveragePooling2D,
     GlobalAveragePooling1D,
@@ -62,16 +61,21 @@ from kcompile.layers.pooling import (
     UpSampling2D,
     ZeroPadding2D,
 )
-from kcompile.layers.preprocessing import CenterCrop, Normalization, Rescaling, Resizing
-from kcompile.layers.recurrent import GRU, LSTM, Bidirectional, SimpleRNN
-from kcompile.layers.regularization import (
+from kcompile.layers.preprocessing.lookup import IntegerLookup, StringLookup, TextVectorization
+from kcompile.layers.preprocessing.preprocessing import (
+    CenterCrop,
+    Normalization,
+    Rescaling,
+    Resizing,
+)
+from kcompile.layers.regularization.regularization import (
     ActivityRegularization,
     GaussianDropout,
     GaussianNoise,
     SpatialDropout1D,
     SpatialDropout2D,
 )
-from kcompile.layers.reshaping import (
+from kcompile.layers.reshaping.reshaping import (
     Cropping1D,
     Cropping2D,
     Permute,
@@ -80,6 +84,7 @@ from kcompile.layers.reshaping import (
     UpSampling1D,
     ZeroPadding1D,
 )
+from kcompile.layers.rnn.recurrent import GRU, LSTM, Bidirectional, SimpleRNN
 
 __all__ = [
     "GRU",

@@ -19,13 +19,14 @@ from typing import Any
 
 import numpy as np
 
-from kcompile import backend, initializers
+from kcompile import initializers
+from kcompile.backend import session as backend
+from kcompile.backend.keras_tensor import KerasTensor, ir_dtype, keras_dtype, keras_shape
+from kcompile.backend.symbolic import TracedTensor, TraceError, current_context, tracing
+from kcompile.backend.variables import Variable
 from kcompile.ir import BATCH, DType, Graph, Interpreter, ShapeError, TensorType, Value
 from kcompile.ir import build as B
-from kcompile.symbolic import TracedTensor, TraceError, current_context, tracing
-from kcompile.tensor import KerasTensor, ir_dtype, keras_dtype, keras_shape
 from kcompile.tree import flatten, map_structure
-from kcompile.variables import Variable
 
 
 @functools.cache

@@ -17,14 +17,14 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from kcompile import losses as losses_mod
-from kcompile import metrics as metrics_mod
+from kcompile.backend.variables import Variable
 from kcompile.distribution.step import GRADIENT, REPLICA_WEIGHT
 from kcompile.ir import BATCH, DType, Graph, TensorType, Value
 from kcompile.layers.layer import TraceContext
-from kcompile.losses import apply_mask
+from kcompile.losses import losses as losses_mod
+from kcompile.losses.losses import apply_mask
+from kcompile.metrics import metrics as metrics_mod
 from kcompile.passes import append_gradients
-from kcompile.variables import Variable
 
 SAMPLE_WEIGHT = "sample_weight"  # the step input of per-sample weights
 
@@ -154,7 +154,7 @@ def compiled_loss(
 
 def _custom_loss(model) -> bool:
     """Whether the model overrides Keras 3's backend-agnostic ``compute_loss`` hook."""
-    from kcompile.models.trainer import Trainer
+    from kcompile.trainers.trainer import Trainer
 
     return type(model).compute_loss is not Trainer.compute_loss
 
@@ -162,7 +162,7 @@ def _custom_loss(model) -> bool:
 def _traced_compute_loss(model, ctx, inputs, labels, preds, training) -> Value:
     """The model's own ``compute_loss(x, y, y_pred, training=...)``, written with
     keras.ops (``super().compute_loss(...)`` gives the compiled loss and ``self.losses``)."""
-    from kcompile.symbolic import TracedTensor, tracing
+    from kcompile.backend.symbolic import TracedTensor, tracing
 
     def one(values):
         traced = [TracedTensor(v) for v in values]

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
+from kcompile.backend.keras_tensor import KerasTensor
+from kcompile.backend.variables import Variable
 from kcompile.ir import Value
-from kcompile.layers.core import InputLayer
+from kcompile.layers.core.core import InputLayer
 from kcompile.layers.layer import CallRecord, Layer, TraceContext
-from kcompile.models.trainer import Trainer
-from kcompile.tensor import KerasTensor
+from kcompile.trainers.trainer import Trainer
 from kcompile.tree import flatten
-from kcompile.variables import Variable
 
 
 def _as_list(x: Any) -> list:
@@ -165,7 +165,7 @@ class Model(Trainer, Layer):
         if not self._subclassed:
             return
         shapes = input_shape if _is_shape_list(input_shape) else [input_shape]
-        from kcompile.layers.core import Input
+        from kcompile.layers.core.core import Input
 
         inputs = [
             Input(shape=tuple(shape)[1:], name=f"input_{i}") for i, shape in enumerate(shapes)

@@ -5,10 +5,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from kcompile.layers.core import Input, InputLayer
+from kcompile.backend.keras_tensor import KerasTensor
+from kcompile.layers.core.core import Input, InputLayer
 from kcompile.layers.layer import Layer
 from kcompile.models.model import Model
-from kcompile.tensor import KerasTensor
 
 
 class Sequential(Model):

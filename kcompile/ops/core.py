@@ -17,12 +17,12 @@ from typing import Any
 
 import numpy as np
 
+from kcompile.backend.keras_tensor import KerasTensor
+from kcompile.backend.symbolic import TracedTensor, TraceError, current_context
+from kcompile.backend.variables import Variable
 from kcompile.ir import DType, Graph, Interpreter, TensorType, Value
 from kcompile.ir import build as B
-from kcompile.symbolic import TracedTensor, TraceError, current_context
-from kcompile.tensor import KerasTensor
 from kcompile.tree import flatten
-from kcompile.variables import Variable
 
 _BUILDER: contextvars.ContextVar = contextvars.ContextVar("kcompile_ops_builder", default=None)
 _NUMPY_KIND = {"f": DType.f32, "i": DType.i32, "u": DType.i32, "b": DType.bool}
@@ -148,7 +148,7 @@ def op(fn: Callable) -> Callable:
     def public(*args: Any, **kwargs: Any) -> Any:
         leaves = flatten((args, kwargs))
         if any(isinstance(x, KerasTensor) for x in leaves):
-            from kcompile.layers.operation import call_on_symbolic
+            from kcompile.ops.operation import call_on_symbolic
 
             return call_on_symbolic(public, args, kwargs)
         traced = next((x for x in leaves if isinstance(x, TracedTensor)), None)

@@ -215,11 +215,11 @@ def psnr(x1, x2, max_val):
 
 
 def _loss(class_name: str, name: str):
-    """The per-element cross-entropy of ``kcompile.losses.<class_name>`` (looked up when
+    """The per-element cross-entropy of ``kcompile.losses.losses.<class_name>`` (looked up when
     called: the losses module itself is written with keras.ops)."""
 
     def fn(target, output, from_logits=False, axis=-1):
-        from kcompile import losses
+        from kcompile.losses import losses
 
         if axis != -1:
             raise unsupported(f"nn.{name}", "axis other than -1")

@@ -13,12 +13,12 @@ from typing import Any
 
 import numpy as np
 
+from kcompile.backend.keras_tensor import KerasTensor, ir_dtype, keras_shape
+from kcompile.backend.symbolic import BatchSize, TracedTensor, static_dims
 from kcompile.ir import BATCH, DType, Value
 from kcompile.ir import build as B
 from kcompile.ir.types import normalize_axes
 from kcompile.ops.core import op, unsupported, val, vals
-from kcompile.symbolic import BatchSize, TracedTensor, static_dims
-from kcompile.tensor import KerasTensor, ir_dtype, keras_shape
 
 # --- elementwise ------------------------------------------------------------------------
 

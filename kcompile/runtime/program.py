@@ -18,13 +18,13 @@ from collections.abc import Mapping
 
 import numpy as np
 
+from kcompile.backend.variables import stable_array
 from kcompile.ir import BATCH, Graph, abi
 from kcompile.ir.buffers import BufferPlan, plan_buffers
 from kcompile.ir.interpreter import FeedError, bind_batch, check_feed
 from kcompile.ir.memory import assign_offsets
 from kcompile.runtime.epoch import EpochLoop
 from kcompile.runtime.guarded import GuardedBuffers
-from kcompile.variables import stable_array
 
 ENTRY_TYPE = abi.ctypes_type(abi.ENTRY)
 EPOCH_TYPE = abi.ctypes_type(abi.EPOCH)
@@ -37,7 +37,7 @@ def aligned_empty(shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
 
 class NativeProgram(EpochLoop):
     """The step of ``graph`` at ``entry`` (``void (ptr buffers[], i64 n)``) and its epoch
-    loop at ``epoch`` (``kc_epoch``, see ``codegen.epoch``; 0 when there is none);
+    loop at ``epoch`` (``kc_epoch``, see ``codegen.epoch_loop``; 0 when there is none);
     ``code`` is whatever keeps that code loaded."""
 
     def __init__(

@@ -1,0 +1,1 @@
+"""Attention layers (Keras's layers/attention)."""

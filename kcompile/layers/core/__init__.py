@@ -1,0 +1,1 @@
+"""Core layers (Keras's layers/core)."""

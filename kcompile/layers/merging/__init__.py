@@ -1,0 +1,1 @@
+"""Merging layers (Keras's layers/merging)."""

@@ -1,0 +1,1 @@
+"""Normalization layers (Keras's layers/normalization)."""

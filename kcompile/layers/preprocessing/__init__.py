@@ -1,0 +1,1 @@
+"""Preprocessing layers (Keras's layers/preprocessing)."""

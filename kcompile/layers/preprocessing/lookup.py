@@ -1,0 +1,607 @@
+"""Keras's lookup and text layers, computed by numpy on the host before the compiled step:
+``StringLookup``, ``IntegerLookup`` and ``TextVectorization``.
+
+Strings never enter native code. Called on data, a layer returns numpy arrays (as Keras's
+return tensors); called on a model ``Input``, it becomes the model's host stage: the
+compiled step takes its output (token ids, or counts) as its input, and ``fit``,
+``evaluate`` and ``predict`` run the stage on each input array first. The semantics are
+Keras 3's ``IndexLookup`` (``keras/src/layers/preprocessing/index_lookup.py``):
+vocabulary ordered by count then token (both descending), the mask token at index 0,
+then the OOV indices, ``max_tokens`` counting them all; ``int``, ``one_hot``,
+``multi_hot``, ``count`` and ``tf_idf`` outputs.
+"""
+
+from __future__ import annotations
+
+import collections
+import re
+from collections.abc import Iterable
+from typing import Any
+
+import numpy as np
+
+from kcompile.backend.keras_tensor import KerasTensor
+from kcompile.backend.symbolic import TracedTensor
+from kcompile.layers.layer import CallRecord, Layer
+
+OUTPUT_MODES = ("int", "one_hot", "multi_hot", "count", "tf_idf")
+# TextVectorization's punctuation (Keras's DEFAULT_STRIP_REGEX; ",-." is a range).
+STRIP_PUNCTUATION = re.compile(r"""[!"#$%&()\*\+,-\./:;<=>?@\[\\\]^_`{|}~']""")
+_ASCII_LOWER = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ", "abcdefghijklmnopqrstuvwxyz")
+_WHITESPACE = re.compile(r"[ \t\n\r\f\v]+")
+
+
+class HostLayer(Layer):
+    """A layer numpy computes before the compiled step (strings, vocabularies)."""
+
+    host = True
+
+    def __call__(self, inputs: Any, *args: Any, **kwargs: Any) -> Any:
+        if isinstance(inputs, KerasTensor):
+            return self._host_symbolic(inputs)
+        if isinstance(inputs, TracedTensor):
+            raise TypeError(
+                f"layer '{self.name}' ({type(self).__name__}) runs on the host before the "
+                "compiled step: call it on data, or on a model Input, not inside a call()"
+            )
+        return self.host_call(inputs)
+
+    def _host_symbolic(self, t: KerasTensor) -> KerasTensor:
+        if getattr(t, "_input_layer", None) is None:
+            raise NotImplementedError(
+                f"layer '{self.name}' ({type(self).__name__}) runs on the host before the "
+                "compiled step, so it must take a model Input directly"
+            )
+        shape, dtype = self.output_spec(t.shape)
+        out = KerasTensor(shape, dtype, name=self.name)
+        record = CallRecord(self, [t], [out], None)
+        self._calls.append(record)
+        out._history = (record, 0)
+        self.built = True
+        return out
+
+    def host_call(self, data: Any) -> np.ndarray:
+        raise NotImplementedError
+
+    def output_spec(self, shape: tuple) -> tuple[tuple, str]:
+        raise NotImplementedError
+
+    def count_params(self) -> int:
+        return 0
+
+
+def _batches(data: Any) -> Iterable:
+    """adapt's data: an array or list (one batch, a 1-D one as a column, as Keras), or
+    an iterable of batches (a generator, a PyDataset, a list of arrays' iterator)."""
+    if isinstance(data, np.ndarray | list | tuple | str):
+        array = np.asarray(data, dtype=object)
+        return [array.reshape(-1, 1) if array.ndim == 1 else array]
+    return (b[0] if isinstance(b, tuple) else b for b in data)
+
+
+class _IndexLookup(HostLayer):
+    def __init__(
+        self,
+        max_tokens: int | None,
+        num_oov_indices: int,
+        mask_token: Any,
+        oov_token: Any,
+        vocabulary: Any = None,
+        idf_weights: Any = None,
+        invert: bool = False,
+        output_mode: str = "int",
+        sparse: bool = False,
+        pad_to_max_tokens: bool = False,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        if max_tokens is not None and max_tokens <= 1:
+            raise ValueError(
+                f"If set, `max_tokens` must be greater than 1. Received: max_tokens={max_tokens}"
+            )
+        if pad_to_max_tokens and max_tokens is None:
+            raise ValueError(
+                "If pad_to_max_tokens is True, must set `max_tokens`. "
+                f"Received: max_tokens={max_tokens}"
+            )
+        if num_oov_indices < 0:
+            raise ValueError(
+                "`num_oov_indices` must be greater than or equal to 0. "
+                f"Received: num_oov_indices={num_oov_indices}"
+            )
+        output_mode = {"binary": "multi_hot", "tf-idf": "tf_idf"}.get(output_mode, output_mode)
+        if output_mode not in OUTPUT_MODES:
+            raise ValueError(
+                f"Invalid value for argument output_mode. Expected one of {OUTPUT_MODES}. "
+                f"Received: output_mode={output_mode}"
+            )
+        if invert and output_mode != "int":
+            raise ValueError(
+                "`output_mode` must be `'int'` when `invert` is true. "
+                f"Received: output_mode={output_mode}"
+            )
+        if sparse:
+            raise NotImplementedError(f"{type(self).__name__} '{self.name}': sparse outputs")
+        if mask_token is not None and output_mode != "int":
+            raise NotImplementedError(
+                f"{type(self).__name__} '{self.name}': a mask token with output_mode "
+                f"{output_mode!r} is not supported yet"
+            )
+        if idf_weights is not None and output_mode != "tf_idf":
+            raise ValueError(
+                "`idf_weights` should only be set if `output_mode` is `'tf_idf'`. "
+                f"Received: idf_weights={idf_weights} and output_mode={output_mode}"
+            )
+        self.max_tokens, self.num_oov_indices = max_tokens, int(num_oov_indices)
+        self.mask_token, self.oov_token = mask_token, oov_token
+        self.invert, self.output_mode = invert, output_mode
+        self.pad_to_max_tokens = pad_to_max_tokens
+        self._tokens: list = []
+        self._idf: np.ndarray | None = None
+        self._has_input_vocabulary = vocabulary is not None
+        if vocabulary is not None:
+            self.set_vocabulary(vocabulary, idf_weights)
+
+    # --- the vocabulary ---------------------------------------------------------------
+
+    def _oov_start(self) -> int:
+        return 1 if self.mask_token is not None and self.output_mode == "int" else 0
+
+    def _token_start(self) -> int:
+        return self._oov_start() + self.num_oov_indices
+
+    def vocabulary_size(self) -> int:
+        return self._token_start() + len(self._tokens)
+
+    def get_vocabulary(self, include_special_tokens: bool = True) -> list:
+        specials = [self.mask_token] * self._oov_start() + [self.oov_token] * self.num_oov_indices
+        vocab = specials + list(self._tokens)
+        return vocab if include_special_tokens else vocab[self._token_start() :]
+
+    def set_vocabulary(self, vocabulary: Any, idf_weights: Any = None) -> None:
+        if self.output_mode == "tf_idf" and idf_weights is None:
+            raise ValueError("`idf_weights` must be set if output_mode is 'tf_idf'.")
+        if isinstance(vocabulary, str):
+            with open(vocabulary, encoding="utf-8") as f:
+                vocabulary = [line.rstrip("\n") for line in f]
+        tokens = [self._token(t) for t in np.asarray(vocabulary, dtype=object).ravel()]
+        if not tokens:
+            raise ValueError(f"Cannot set an empty vocabulary. Received: vocabulary={vocabulary}")
+        specials = [self.mask_token] * self._oov_start() + [self.oov_token] * self.num_oov_indices
+        if tokens[: len(specials)] == specials:
+            tokens = tokens[len(specials) :]
+        repeated = [t for t, n in collections.Counter(tokens).items() if n > 1]
+        if repeated:
+            raise ValueError(
+                "The passed vocabulary has at least one repeated term. Please uniquify your "
+                f"dataset. The repeated terms are: {sorted(repeated)}"
+            )
+        if self.mask_token is not None and self.mask_token in tokens:
+            raise ValueError(
+                f"Found reserved mask token at unexpected location in `vocabulary`. "
+                f"Note that passed `vocabulary` does not need to include the OOV and mask "
+                f"tokens. Either remove all mask and OOV tokens, or include them only at "
+                f"the start of the vocabulary in precisely this order: {specials}. "
+                f"Received: mask_token={self.mask_token} at vocabulary index "
+                f"{tokens.index(self.mask_token)}"
+            )
+        if self.oov_token in tokens and self.num_oov_indices:
+            raise ValueError(
+                "Found reserved OOV token at unexpected location in `vocabulary`. Note that "
+                "passed `vocabulary` does not need to include the OOV and mask tokens. Either "
+                "remove all mask and OOV tokens, or include them only at the start of the "
+                f"vocabulary in precisely this order: {specials}."
+            )
+        if self.max_tokens is not None and len(tokens) + self._token_start() > self.max_tokens:
+            raise ValueError(
+                "Attempted to set a vocabulary larger than the maximum vocab size. Received "
+                f"vocabulary size is {len(tokens) + self._token_start()}; "
+                f"`max_tokens` is {self.max_tokens}."
+            )
+        self._tokens = tokens
+        if self.output_mode == "tf_idf":
+            weights = np.asarray(idf_weights, np.float32).ravel()
+            if len(weights) == len(tokens):  # Keras pads the special tokens with the mean
+                weights = np.concatenate([np.full(self._token_start(), weights.mean()), weights])
+            self._idf = weights.astype(np.float32)
+        self._has_input_vocabulary = True
+
+    def adapt(self, data: Any, steps: int | None = None, batch_size: int | None = None) -> None:
+        """Learn the vocabulary from ``data``: tokens by count, ties by token, both
+        descending, as many as ``max_tokens`` leaves room for."""
+        if self._has_input_vocabulary:
+            raise ValueError(
+                f"Cannot adapt layer '{self.name}' after setting a static vocabulary via "
+                "`vocabulary` argument or `set_vocabulary()` method."
+            )
+        batches = _batches(data)
+        if steps is not None:
+            batches = (b for i, b in zip(range(steps), batches))
+        self._adapt_rows(row for batch in batches for row in self._token_rows(batch))
+
+    def _adapt_rows(self, rows: Iterable[list]) -> None:
+        counts: collections.Counter = collections.Counter()
+        documents: collections.Counter = collections.Counter()
+        n = 0
+        for row in rows:
+            counts.update(row)
+            documents.update(set(row))
+            n += 1
+        for special in (self.mask_token, self.oov_token):
+            counts.pop(special, None)
+        tokens = sorted(counts, key=lambda t: (counts[t], _sort_key(t)), reverse=True)
+        if self.max_tokens:
+            tokens = tokens[: self.max_tokens - self._token_start()]
+        self._tokens = tokens
+        if self.output_mode == "tf_idf":
+            docs = np.array([documents[t] for t in tokens], np.float64)
+            idf = np.log(1 + n / (1 + docs)).astype(np.float32)
+            mean = np.float32(idf.mean()) if len(idf) else np.float32(0)
+            self._idf = np.concatenate([np.full(self._token_start(), mean, np.float32), idf])
+
+    def _token_rows(self, batch: Any) -> Iterable[list]:
+        array = np.asarray(batch, dtype=object)
+        array = array.reshape(1, -1) if array.ndim <= 1 else array.reshape(len(array), -1)
+        return ([self._token(t) for t in row] for row in array)
+
+    def _token(self, t: Any) -> Any:
+        raise NotImplementedError
+
+    # --- lookups -------------------------------------------------------------------------
+
+    def _depth(self) -> int:
+        return self.max_tokens if self.pad_to_max_tokens else self.vocabulary_size()
+
+    def host_call(self, data: Any) -> np.ndarray:
+        array = np.asarray(data, dtype=object)
+        if self.invert:
+            return self._tokens_of(array)
+        ids = self._ids_of(array)
+        if self.output_mode == "int":
+            return ids
+        return encode(ids, self.output_mode, self._depth(), self._idf)
+
+    def _ids_of(self, array: np.ndarray) -> np.ndarray:
+        index = {t: i for i, t in enumerate(self._tokens, self._token_start())}
+        flat = [self._token(t) for t in array.ravel()]
+        ids = np.array([index.get(t, -1) for t in flat], np.int64).reshape(array.shape)
+        missing = ids == -1
+        if self.mask_token is not None:
+            masked = np.array([t == self.mask_token for t in flat], bool).reshape(array.shape)
+            ids[masked] = 0
+            missing &= ~masked
+        if missing.any():
+            ids[missing] = self._oov_ids(array[missing])
+        return ids
+
+    def _oov_ids(self, tokens: np.ndarray) -> np.ndarray:
+        if self.num_oov_indices == 0:
+            raise ValueError(
+                "When `num_oov_indices=0` all inputs should be in vocabulary, found OOV "
+                f"values {list(tokens.ravel()[:10])}, consider setting `num_oov_indices=1`."
+            )
+        return self._oov_start() + self._oov_bucket(tokens)
+
+    def _oov_bucket(self, tokens: np.ndarray) -> np.ndarray:
+        if self.num_oov_indices == 1:
+            return np.zeros(tokens.shape, np.int64)
+        raise NotImplementedError(
+            f"{type(self).__name__} '{self.name}': num_oov_indices > 1 hashes strings with "
+            "TensorFlow's farmhash, which kcompile does not have"
+        )
+
+    def _tokens_of(self, ids: np.ndarray) -> np.ndarray:
+        vocab = self.get_vocabulary()
+        flat = [vocab[int(i)] if 0 <= int(i) < len(vocab) else self.oov_token for i in ids.ravel()]
+        if self.mask_token is not None:
+            flat = [self.mask_token if int(i) == 0 else t for i, t in zip(ids.ravel(), flat)]
+        return np.array(flat, dtype=self._token_dtype()).reshape(ids.shape)
+
+    def _token_dtype(self) -> Any:
+        return object
+
+    def output_spec(self, shape: tuple) -> tuple[tuple, str]:
+        if self.output_mode == "int":
+            return shape, "int32"
+        depth = self._depth()
+        if self.output_mode == "one_hot":
+            base = shape[:-1] if len(shape) > 1 and shape[-1] == 1 else shape
+            return (*base, depth), "float32"
+        return (shape[0], depth), "float32"
+
+    def get_config(self) -> dict[str, Any]:
+        return {
+            **super().get_config(),
+            "max_tokens": self.max_tokens,
+            "num_oov_indices": self.num_oov_indices,
+            "mask_token": self.mask_token,
+            "oov_token": self.oov_token,
+            "invert": self.invert,
+            "output_mode": self.output_mode,
+            "pad_to_max_tokens": self.pad_to_max_tokens,
+            "vocabulary": self.get_vocabulary(include_special_tokens=False) or None,
+        }
+
+
+def _sort_key(token: Any) -> Any:
+    return token.encode("utf-8") if isinstance(token, str) else token
+
+
+def encode(ids: np.ndarray, mode: str, depth: int, idf: np.ndarray | None) -> np.ndarray:
+    """Keras's ``encode_categorical_inputs`` of token ids (float32; rank 0 and 1 inputs
+    give one vector, rank 2 inputs one per row)."""
+    if ids.ndim == 0:
+        ids = ids.reshape(1)
+    if ids.ndim > 2:
+        raise ValueError(f"inputs of rank {ids.ndim} cannot be encoded; expected rank <= 2")
+    if np.any(ids >= depth) or np.any(ids < 0):
+        raise ValueError(f"token ids must be in [0, {depth}), got {ids.min()}..{ids.max()}")
+    one_hot = np.eye(depth, dtype=np.float32)[ids]
+    if mode == "one_hot":
+        return one_hot[..., 0, :] if ids.ndim > 1 and ids.shape[-1] == 1 else one_hot
+    counts = one_hot.sum(axis=-2)
+    if mode == "multi_hot":
+        return (counts > 0).astype(np.float32)
+    if mode == "count":
+        return counts
+    return counts * idf[:depth] if idf is not None else counts
+
+
+class StringLookup(_IndexLookup):
+    """Keras's StringLookup: strings to token ids (or encodings), on the host."""
+
+    def __init__(
+        self,
+        max_tokens: int | None = None,
+        num_oov_indices: int = 1,
+        mask_token: str | None = None,
+        oov_token: str = "[UNK]",
+        vocabulary: Any = None,
+        idf_weights: Any = None,
+        invert: bool = False,
+        output_mode: str = "int",
+        pad_to_max_tokens: bool = False,
+        sparse: bool = False,
+        encoding: str = "utf-8",
+        name: str | None = None,
+        **kwargs: Any,
+    ) -> None:
+        self.encoding = encoding
+        super().__init__(
+            max_tokens,
+            num_oov_indices,
+            mask_token,
+            oov_token,
+            vocabulary,
+            idf_weights,
+            invert,
+            output_mode,
+            sparse,
+            pad_to_max_tokens,
+            name=name,
+            **kwargs,
+        )
+
+    def _token(self, t: Any) -> str:
+        return t.decode(self.encoding) if isinstance(t, bytes) else str(t)
+
+
+class IntegerLookup(_IndexLookup):
+    """Keras's IntegerLookup: integers to token ids (or encodings), on the host; several
+    OOV indices take ``value mod num_oov_indices`` (Keras's floormod)."""
+
+    def __init__(
+        self,
+        max_tokens: int | None = None,
+        num_oov_indices: int = 1,
+        mask_token: int | None = None,
+        oov_token: int = -1,
+        vocabulary: Any = None,
+        vocabulary_dtype: str = "int64",
+        idf_weights: Any = None,
+        invert: bool = False,
+        output_mode: str = "int",
+        sparse: bool = False,
+        pad_to_max_tokens: bool = False,
+        name: str | None = None,
+        **kwargs: Any,
+    ) -> None:
+        if max_tokens is not None and max_tokens <= 0:
+            raise ValueError(
+                f"If `max_tokens` is set for `IntegerLookup`, it must be greater than 1. "
+                f"Received: max_tokens={max_tokens}"
+            )
+        self.vocabulary_dtype = vocabulary_dtype
+        super().__init__(
+            max_tokens,
+            num_oov_indices,
+            mask_token,
+            oov_token,
+            vocabulary,
+            idf_weights,
+            invert,
+            output_mode,
+            sparse,
+            pad_to_max_tokens,
+            name=name,
+            **kwargs,
+        )
+
+    def _token(self, t: Any) -> int:
+        return int(t)
+
+    def _oov_bucket(self, tokens: np.ndarray) -> np.ndarray:
+        return np.mod(tokens.astype(np.int64), self.num_oov_indices)
+
+    def _token_dtype(self) -> Any:
+        return np.int64
+
+
+class TextVectorization(HostLayer):
+    """Keras's TextVectorization on the host: standardize (ASCII lowercase, strip
+    punctuation; a callable gets a numpy array of strings, as Keras gives it off
+    TensorFlow), split (whitespace, characters; a callable gets each string), n-grams,
+    then a StringLookup with the empty string as mask token; ``int`` output is padded with
+    0 (or cut) to ``output_sequence_length``, or to the longest row."""
+
+    def __init__(
+        self,
+        max_tokens: int | None = None,
+        standardize: Any = "lower_and_strip_punctuation",
+        split: Any = "whitespace",
+        ngrams: int | tuple | None = None,
+        output_mode: str = "int",
+        output_sequence_length: int | None = None,
+        pad_to_max_tokens: bool = False,
+        vocabulary: Any = None,
+        idf_weights: Any = None,
+        sparse: bool = False,
+        ragged: bool = False,
+        encoding: str = "utf-8",
+        name: str | None = None,
+        **kwargs: Any,
+    ) -> None:
+        if standardize not in (
+            None,
+            "lower_and_strip_punctuation",
+            "lower",
+            "strip_punctuation",
+        ) and not callable(standardize):
+            raise ValueError(
+                "Invalid value for argument standardize. Expected one of "
+                "('lower_and_strip_punctuation', 'lower', 'strip_punctuation'), None or a "
+                f"callable. Received: standardize={standardize}"
+            )
+        if split not in (None, "whitespace", "character") and not callable(split):
+            raise ValueError(
+                "Invalid value for argument split. Expected one of ('whitespace', "
+                f"'character'), None or a callable. Received: split={split}"
+            )
+        output_mode = {"binary": "multi_hot", "tf-idf": "tf_idf"}.get(output_mode, output_mode)
+        if not (
+            ngrams is None
+            or isinstance(ngrams, int)
+            or (isinstance(ngrams, tuple) and all(isinstance(n, int) for n in ngrams))
+        ):
+            raise ValueError(
+                f"`ngrams` must be None, an integer, or a tuple of integers. Received: ngrams={ngrams}"
+            )
+        if output_mode != "int" and output_sequence_length is not None:
+            raise ValueError(
+                "`output_sequence_length` must not be set if `output_mode` is not 'int'. "
+                f"Received output_sequence_length={output_sequence_length}."
+            )
+        if ragged:
+            raise NotImplementedError(f"TextVectorization '{name}': ragged outputs")
+        super().__init__(name=name, **kwargs)
+        self.standardize, self.split = standardize, split
+        self.ngrams = tuple(range(1, ngrams + 1)) if isinstance(ngrams, int) else ngrams
+        self._ngrams_arg = ngrams
+        self.output_mode = output_mode
+        self.output_sequence_length = output_sequence_length
+        self._lookup = StringLookup(
+            max_tokens=max_tokens,
+            vocabulary=vocabulary,
+            idf_weights=idf_weights,
+            pad_to_max_tokens=pad_to_max_tokens,
+            mask_token="" if output_mode == "int" else None,
+            output_mode=output_mode,
+            encoding=encoding,
+            name=f"{self.name}_lookup",
+        )
+
+    def _tokens(self, text: Any) -> list[str]:
+        text = text.decode("utf-8") if isinstance(text, bytes) else str(text)
+        if self.standardize in ("lower", "lower_and_strip_punctuation"):
+            text = text.translate(_ASCII_LOWER)  # tf.strings.lower: ASCII letters only
+        if self.standardize in ("strip_punctuation", "lower_and_strip_punctuation"):
+            text = STRIP_PUNCTUATION.sub("", text)
+        if self.split == "whitespace":
+            tokens = [t for t in _WHITESPACE.split(text) if t]
+        elif self.split == "character":
+            tokens = list(text)
+        elif callable(self.split):
+            tokens = list(self.split(text))
+        else:
+            tokens = [text]
+        if self.ngrams is None:
+            return tokens
+        return [
+            " ".join(tokens[i : i + n]) for n in self.ngrams for i in range(len(tokens) - n + 1)
+        ]
+
+    def _token_lists(self, data: Any) -> list[list[str]]:
+        array = np.asarray(data, dtype=object)
+        if array.ndim > 1:
+            if array.shape[-1] != 1:
+                raise ValueError(
+                    "When using `TextVectorization` to tokenize strings, the input rank must "
+                    "be 1 or the last shape dimension must be 1. Received: "
+                    f"inputs.shape={array.shape} with rank={array.ndim}"
+                )
+            array = array.reshape(array.shape[:-1])
+        if callable(self.standardize):  # Keras (not on TensorFlow): a numpy string array
+            texts = np.array(
+                [t.decode("utf-8") if isinstance(t, bytes) else str(t) for t in array.ravel()]
+            )
+            array = np.asarray(self.standardize(texts.reshape(array.shape)), dtype=object)
+        if array.ndim == 0:
+            return [self._tokens(array.item())]
+        return [self._tokens(t) for t in array.ravel()]
+
+    def adapt(self, data: Any, batch_size: int | None = None, steps: int | None = None) -> None:
+        batches = _batches(data)
+        if steps is not None:
+            batches = (b for i, b in zip(range(steps), batches))
+        self._lookup._adapt_rows(row for batch in batches for row in self._token_lists(batch))
+
+    def host_call(self, data: Any) -> np.ndarray:
+        rows = self._token_lists(data)
+        if self.output_mode != "int":
+            ids = [self._lookup._ids_of(np.array(r, dtype=object)) for r in rows]
+            depth = self._lookup._depth()
+            return (
+                np.stack([encode(i, self.output_mode, depth, self._lookup._idf) for i in ids])
+                if rows
+                else np.zeros((0, depth), np.float32)
+            )
+        width = self.output_sequence_length
+        if width is None:
+            width = max((len(r) for r in rows), default=0)
+        out = np.zeros((len(rows), width), np.int64)
+        for k, row in enumerate(rows):
+            ids = self._lookup._ids_of(np.array(row[:width], dtype=object))
+            out[k, : len(ids)] = ids
+        return out
+
+    def output_spec(self, shape: tuple) -> tuple[tuple, str]:
+        if self.output_mode == "int":
+            if self.output_sequence_length is None:
+                raise NotImplementedError(
+                    f"TextVectorization '{self.name}' in a model needs "
+                    "output_sequence_length (the compiled step takes a fixed length)"
+                )
+            return (shape[0], self.output_sequence_length), "int32"
+        return (shape[0], self._lookup._depth()), "float32"
+
+    def get_vocabulary(self, include_special_tokens: bool = True) -> list:
+        return self._lookup.get_vocabulary(include_special_tokens)
+
+    def set_vocabulary(self, vocabulary: Any, idf_weights: Any = None) -> None:
+        self._lookup.set_vocabulary(vocabulary, idf_weights)
+
+    def vocabulary_size(self) -> int:
+        return self._lookup.vocabulary_size()
+
+    def get_config(self) -> dict[str, Any]:
+        return {
+            **super().get_config(),
+            "max_tokens": self._lookup.max_tokens,
+            "standardize": self.standardize,
+            "split": self.split,
+            "ngrams": self._ngrams_arg,
+            "output_mode": self.output_mode,
+            "output_sequence_length": self.output_sequence_length,
+            "pad_to_max_tokens": self._lookup.pad_to_max_tokens,
+            "vocabulary": self.get_vocabulary(include_special_tokens=False) or None,
+        }

@@ -1,0 +1,1 @@
+"""Reshaping layers (Keras's layers/reshaping)."""

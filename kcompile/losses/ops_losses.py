@@ -1,0 +1,131 @@
+"""More of Keras's loss functions, each written with ``keras.ops`` as Keras's own is (and
+so traced into the step with its gradient from the primitives): huber, log_cosh,
+kl_divergence, poisson, cosine_similarity, hinge, squared_hinge, categorical_hinge,
+mean_absolute_percentage_error, mean_squared_logarithmic_error and the focal
+cross-entropies. ``kcompile.losses.losses`` makes their Loss classes."""
+
+from __future__ import annotations
+
+import math
+
+from kcompile import ops
+
+EPSILON = 1e-7  # keras.config.epsilon()
+
+
+def _aligned(y_true, y_pred):
+    """Keras's squeeze_or_expand_to_same_rank on traced tensors, as floats."""
+    y_true = ops.cast(y_true, "float32")
+    if len(y_true.shape) == len(y_pred.shape) + 1 and y_true.shape[-1] == 1:
+        y_true = ops.squeeze(y_true, -1)
+    elif len(y_pred.shape) == len(y_true.shape) + 1 and y_pred.shape[-1] == 1:
+        y_pred = ops.squeeze(y_pred, -1)
+    return y_true, y_pred
+
+
+def _hinge_labels(y_true):
+    """Keras's convert_binary_labels_to_hinge: 0/1 labels become -1/1 (when every label of
+    the batch is 0 or 1)."""
+    binary = ops.all(ops.logical_or(ops.equal(y_true, 0.0), ops.equal(y_true, 1.0)))
+    return ops.where(binary, 2.0 * y_true - 1.0, y_true)
+
+
+def huber(y_true, y_pred, delta=1.0):
+    y_true, y_pred = _aligned(y_true, y_pred)
+    error = y_pred - y_true
+    magnitude = ops.abs(error)
+    quadratic = 0.5 * ops.square(error)
+    linear = delta * magnitude - 0.5 * delta * delta
+    return ops.mean(ops.where(magnitude <= delta, quadratic, linear), axis=-1)
+
+
+def log_cosh(y_true, y_pred):
+    y_true, y_pred = _aligned(y_true, y_pred)
+    x = y_pred - y_true
+    return ops.mean(x + ops.softplus(x * -2.0) - math.log(2.0), axis=-1)
+
+
+def kl_divergence(y_true, y_pred):
+    y_true = ops.clip(ops.cast(y_true, "float32"), EPSILON, 1.0)
+    y_pred = ops.clip(y_pred, EPSILON, 1.0)
+    return ops.sum(y_true * ops.log(y_true / y_pred), axis=-1)
+
+
+def poisson(y_true, y_pred):
+    y_true = ops.cast(y_true, "float32")
+    return ops.mean(y_pred - y_true * ops.log(y_pred + EPSILON), axis=-1)
+
+
+def cosine_similarity(y_true, y_pred, axis=-1):
+    """The loss: minus the cosine of the angle (so lower is better)."""
+    y_true, y_pred = _aligned(y_true, y_pred)
+    return -ops.sum(ops.normalize(y_true, axis=axis) * ops.normalize(y_pred, axis=axis), axis=axis)
+
+
+def hinge(y_true, y_pred):
+    y_true = _hinge_labels(ops.cast(y_true, "float32"))
+    return ops.mean(ops.maximum(1.0 - y_true * y_pred, 0.0), axis=-1)
+
+
+def squared_hinge(y_true, y_pred):
+    y_true = _hinge_labels(ops.cast(y_true, "float32"))
+    return ops.mean(ops.square(ops.maximum(1.0 - y_true * y_pred, 0.0)), axis=-1)
+
+
+def categorical_hinge(y_true, y_pred):
+    y_true = ops.cast(y_true, "float32")
+    positive = ops.sum(y_true * y_pred, axis=-1)
+    negative = ops.max((1.0 - y_true) * y_pred, axis=-1)
+    return ops.maximum(negative - positive + 1.0, 0.0)
+
+
+def mean_absolute_percentage_error(y_true, y_pred):
+    y_true, y_pred = _aligned(y_true, y_pred)
+    diff = ops.abs((y_true - y_pred) / ops.maximum(ops.abs(y_true), EPSILON))
+    return 100.0 * ops.mean(diff, axis=-1)
+
+
+def mean_squared_logarithmic_error(y_true, y_pred):
+    y_true, y_pred = _aligned(y_true, y_pred)
+    first = ops.log(ops.maximum(y_pred, EPSILON) + 1.0)
+    second = ops.log(ops.maximum(y_true, EPSILON) + 1.0)
+    return ops.mean(ops.square(first - second), axis=-1)
+
+
+def categorical_focal_crossentropy(
+    y_true, y_pred, alpha=0.25, gamma=2.0, from_logits=False, label_smoothing=0.0, axis=-1
+):
+    y_true = ops.cast(y_true, "float32")
+    if label_smoothing:
+        y_true = y_true * (1.0 - label_smoothing) + label_smoothing / y_pred.shape[axis]
+    if from_logits:
+        y_pred = ops.softmax(y_pred, axis=axis)
+    output = y_pred / ops.sum(y_pred, axis=axis, keepdims=True)
+    output = ops.clip(output, EPSILON, 1.0 - EPSILON)
+    cce = -y_true * ops.log(output)
+    return ops.sum(ops.power(1.0 - output, gamma) * alpha * cce, axis=axis)
+
+
+def binary_focal_crossentropy(
+    y_true,
+    y_pred,
+    apply_class_balancing=False,
+    alpha=0.25,
+    gamma=2.0,
+    from_logits=False,
+    label_smoothing=0.0,
+    axis=-1,
+):
+    """Keras's: the binary cross-entropy of each element times (1 - p_t)^gamma."""
+    y_true = ops.cast(y_true, "float32")
+    if label_smoothing:
+        y_true = y_true * (1.0 - label_smoothing) + 0.5 * label_smoothing
+    if from_logits:
+        y_pred = ops.sigmoid(y_pred)
+    clipped = ops.clip(y_pred, EPSILON, 1.0 - EPSILON)
+    bce = -(y_true * ops.log(clipped) + (1.0 - y_true) * ops.log(1.0 - clipped))
+    p_t = y_true * y_pred + (1.0 - y_true) * (1.0 - y_pred)
+    focal = ops.power(1.0 - p_t, gamma) * bce
+    if apply_class_balancing:
+        focal = (y_true * alpha + (1.0 - y_true) * (1.0 - alpha)) * focal
+    return ops.mean(focal, axis=axis)

@@ -1,0 +1,758 @@
+"""Keras 3's own files: ``.keras`` (a zip of ``metadata.json``, ``config.json`` and
+``model.weights.h5``) and ``.weights.h5``, read and written for Sequential and functional
+models of kcompile's built-in layers. HDF5 goes through ``h5py`` (the ``keras-files``
+extra: ``pip install kcompile[keras-files]``).
+
+Layout, as Keras's saving library writes it: a model's layers (in ``model.layers``
+order) under ``layers/<class name in snake case, numbered when repeated>``, each
+layer's own variables under ``vars/0, 1, ...``, the variables of a layer's inner layers
+under their attribute names (an LSTM's ``cell``, Bidirectional's ``forward_layer`` and
+``backward_layer``, MultiHeadAttention's ``query_dense``, ...); the optimizer's
+``iterations``, ``learning_rate`` and slots under ``optimizer/vars``.
+"""
+
+from __future__ import annotations
+
+import inspect
+import io
+import json
+import os
+import time
+import warnings
+import zipfile
+from typing import Any
+
+import numpy as np
+
+from kcompile.backend import session as backend
+from kcompile.utils.atomic import atomic_write
+from kcompile.version import __version__
+
+KERAS_VERSION = "3.15.1"  # the Keras format these files follow
+
+
+def _h5py():
+    try:
+        import h5py
+    except ImportError:
+        raise ImportError(
+            "Keras's .keras and .weights.h5 files are HDF5: install h5py "
+            "(pip install 'kcompile[keras-files]')"
+        ) from None
+    return h5py
+
+
+# --- where each layer's variables live ----------------------------------------------------
+
+
+def _is_custom(layer) -> bool:
+    """A user's layer class (not kcompile's)."""
+    return type(layer).__module__.split(".")[0] != "kcompile"
+
+
+def _base_attributes() -> set[str]:
+    """Attributes every kcompile layer has: Keras's walk skips its own likewise."""
+    from kcompile.layers import Layer
+    from kcompile.models.model import Model
+
+    return set(dir(Model)) | set(vars(Layer())) | set(vars(Model.__new__(Model)))
+
+
+def _join(path: str, name: str) -> str:
+    return f"{path}/{name}" if path else name
+
+
+def _custom_groups(layer, path: str, visited: set[int]) -> list[tuple[str, list]]:
+    """Keras's ``_walk_saveable`` of a user's layer or subclassed model: its own variables
+    (trainable first) under ``vars``, then each attribute that holds a layer or a list of
+    layers (a model's ``layers`` too), names sorted with private ones last; a layer
+    already saved is skipped, though it still counts in a list's numbering."""
+    from kcompile.models.model import Model
+
+    visited.add(id(layer))
+    own = [v for v in layer._variables if v.trainable] + [
+        v for v in layer._variables if not v.trainable
+    ]
+    groups = [(_join(path, "vars"), own)]
+    skip = _base_attributes()
+    attributes = {n: v for n, v in vars(layer).items() if not n.startswith("__") and n not in skip}
+    if isinstance(layer, Model):
+        attributes["layers"] = layer._tracked_layers()
+    for name in sorted(attributes, key=lambda n: "~" + n if n.startswith("_") else n):
+        value = attributes[name]
+        if isinstance(value, list | tuple):
+            used: dict[str, int] = {}
+            for item in value:
+                if not _is_layer(item):
+                    continue
+                base = backend.snake_case(type(item).__name__)
+                used[base] = used.get(base, -1) + 1
+                label = base if used[base] == 0 else f"{base}_{used[base]}"
+                if id(item) not in visited:
+                    groups += _groups_at(item, _join(path, f"{name}/{label}"), visited)
+        elif _is_layer(value) and id(value) not in visited:
+            groups += _groups_at(value, _join(path, name), visited)
+    return groups
+
+
+def _is_layer(value: Any) -> bool:
+    from kcompile.layers import Layer
+
+    return isinstance(value, Layer)
+
+
+def _groups_at(layer, path: str, visited: set[int]) -> list[tuple[str, list]]:
+    """Every (group path, variables) of ``layer`` saved at ``path``."""
+    if _is_custom(layer):
+        return _custom_groups(layer, path, visited)
+    visited.add(id(layer))
+    return [(f"{path}/{sub}", variables) for sub, variables in variable_groups(layer)]
+
+
+def variable_groups(layer) -> list[tuple[str, list]]:
+    """(path below the layer, variables in Keras's order) for each group of a layer."""
+    from kcompile.layers import GRU, LSTM, Bidirectional, MultiHeadAttention, SimpleRNN
+
+    if isinstance(layer, LSTM | GRU | SimpleRNN):
+        return [("cell/vars", list(layer._variables))]
+    if isinstance(layer, Bidirectional):
+        return [
+            ("forward_layer/cell/vars", list(layer.forward_layer._variables)),
+            ("backward_layer/cell/vars", list(layer.backward_layer._variables)),
+        ]
+    if isinstance(layer, MultiHeadAttention):
+        return [
+            (
+                f"{part}_dense/vars",
+                [
+                    v
+                    for v in (getattr(layer, f"{name}_kernel"), getattr(layer, f"{name}_bias"))
+                    if v is not None
+                ],
+            )
+            for part, name in (
+                ("query", "query"),
+                ("key", "key"),
+                ("value", "value"),
+                ("output", "attention_output"),
+            )
+        ]
+    return [("vars", list(layer._variables))]
+
+
+def _weight_groups(model) -> list[tuple[str, list]]:
+    """Every (group path, variables) of a model's weights file: a subclassed model walked
+    from its root, as Keras walks it; a functional one layer by layer."""
+    visited: set[int] = set()
+    if getattr(model, "_subclassed", False):
+        return _custom_groups(model, "", visited)
+    groups = []
+    for path, layer in _layer_paths(model):
+        groups.append((f"{path}/vars", []))
+        groups += _groups_at(layer, path, visited)
+    return groups
+
+
+def _layer_paths(model) -> list[tuple[str, Any]]:
+    """Keras's container naming: each layer by its class in snake case, numbered."""
+    used: dict[str, int] = {}
+    out = []
+    for layer in model.layers:
+        name = backend.snake_case(type(layer).__name__)
+        if name in used:
+            used[name] += 1
+            name = f"{name}_{used[name]}"
+        else:
+            used[name] = 0
+        out.append((f"layers/{name}", layer))
+    return out
+
+
+def _write_weights(model, target, with_optimizer: bool) -> None:
+    h5py = _h5py()
+    with h5py.File(target, "w") as f:
+        f.create_group("vars")
+        for name, variables in _weight_groups(model):
+            group = f.require_group(name)
+            for i, var in enumerate(variables):
+                group.create_dataset(str(i), data=var.numpy())
+        opt = getattr(model, "optimizer", None)
+        if with_optimizer and opt is not None:
+            group = f.create_group("optimizer").create_group("vars")
+            for i, array in enumerate(_optimizer_arrays(model, opt)):
+                group.create_dataset(str(i), data=array)
+
+
+# Keras's order of each optimizer's variables after iterations and learning_rate: the
+# weights' moving average and gradient sums (one group each), then the update rule's
+# slots in groups, a group's names interleaved per weight (as Keras 3.15 builds them).
+_SLOT_GROUPS = {
+    "SGD": [("momentum",)],
+    "Adam": [("momentum", "velocity"), ("velocity_hat",)],
+    "AdamW": [("momentum", "velocity"), ("velocity_hat",)],
+    "RMSprop": [("velocity",), ("momentum",), ("average_gradient",)],
+    "Adagrad": [("accumulator",)],
+    "Adadelta": [("accumulated_grad", "accumulated_delta_var")],
+    "Adamax": [("momentum", "norm")],
+    "Nadam": [("momentum", "velocity")],
+    "Ftrl": [("accumulator", "linear")],
+    "Lion": [("momentum",)],
+}
+
+
+def _slot_layout(model, opt) -> list[list[str]]:
+    """Each Keras optimizer variable after the first two as the slot paths it holds (one,
+    or every weight's for Nadam's running product, which Keras keeps once, last)."""
+    groups = _SLOT_GROUPS.get(type(opt).__name__)
+    if groups is None or not opt.built:
+        return []
+    present = set(opt.all_slots())
+    weights = model.trainable_weights
+    layout = [
+        [opt.slot_path(v, slot)]
+        for slot in ("average", "gradient_accumulator")
+        if slot in present
+        for v in weights
+    ]
+    for group in groups:
+        names = [n for n in group if n in present]
+        layout += [[opt.slot_path(v, n)] for v in weights for n in names]
+    if "u_product" in present:
+        layout.append([opt.slot_path(v, "u_product") for v in weights])
+    return layout
+
+
+def _optimizer_arrays(model, opt) -> list[np.ndarray]:
+    """iterations, learning_rate, then the optimizer's slots in Keras's order."""
+    arrays = [np.asarray(opt.iterations, np.int64), np.asarray(opt.learning_rate, np.float32)]
+    return arrays + [opt.slots[paths[0]] for paths in _slot_layout(model, opt)]
+
+
+def _read_weights(model, source, with_optimizer: bool) -> None:
+    h5py = _h5py()
+    with h5py.File(source, "r") as f:
+        for name, variables in _weight_groups(model):
+            if not variables:
+                continue
+            if name not in f:
+                raise ValueError(
+                    f"the weights file has no {name} for model '{model.name}'; it holds "
+                    f"{sorted(f)} at its top"
+                )
+            group = f[name]
+            if len(group) != len(variables):
+                raise ValueError(f"{name}: {len(group)} arrays for its {len(variables)} weights")
+            for i, var in enumerate(variables):
+                array = np.asarray(group[str(i)])
+                if array.shape != var.shape:
+                    raise ValueError(
+                        f"{name}/{i}: shape {array.shape}, weight {var.path} has {var.shape}"
+                    )
+                var.assign(array.astype(np.float32))
+        opt = getattr(model, "optimizer", None)
+        if with_optimizer and opt is not None and "optimizer/vars" in f:
+            _restore_optimizer(model, opt, f["optimizer/vars"])
+
+
+def _restore_optimizer(model, opt, group) -> None:
+    arrays = [np.asarray(group[str(i)]) for i in range(len(group))]
+    if not arrays:
+        return
+    opt.build(model.trainable_weights)
+    opt.iterations = int(arrays[0])
+    layout = _slot_layout(model, opt)
+    if len(arrays) != 2 + len(layout):  # as Keras does: warn, and start the slots afresh
+        warnings.warn(
+            f"Skipping variable loading for optimizer '{opt.name}', because it has "
+            f"{2 + len(layout)} variables whereas the saved optimizer has {len(arrays)} "
+            "variables.",
+            stacklevel=2,
+        )
+        return
+    for paths, array in zip(layout, arrays[2:]):
+        for path in paths:
+            np.copyto(opt.slots[path], np.asarray(array).reshape(opt.slots[path].shape))
+
+
+# --- configs -----------------------------------------------------------------------------
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, tuple | list):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _jsonable(v) for k, v in value.items()}
+    if isinstance(value, np.generic):
+        return value.item()
+    return value
+
+
+def _tensor_ref(t) -> dict:
+    record, index = t._history
+    layer = record.layer if record is not None else t._input_layer
+    node = layer._calls.index(record) if record is not None else 0
+    return {
+        "class_name": "__keras_tensor__",
+        "config": {
+            "shape": list(t.shape),
+            "dtype": t.dtype,
+            "keras_history": [layer.name, node, index],
+        },
+    }
+
+
+def _layer_entry(layer) -> dict:
+    from kcompile.layers import InputLayer
+    from kcompile.ops.operation import Operation
+
+    kind = type(layer)
+    if isinstance(layer, Operation):
+        raise NotImplementedError(
+            f"layer '{layer.name}': keras.ops calls on symbolic tensors are not written to "
+            ".keras files yet; wrap them in a layer, or use model.save('m.kcmodel') or "
+            "save_weights"
+        )
+    if _is_custom(layer):
+        from kcompile.models.model import Model
+        from kcompile.saving.kcmodel import get_registered_name
+
+        if isinstance(layer, Model):
+            raise NotImplementedError(
+                f"model '{layer.name}': subclassed models are not written to .keras files yet"
+            )
+        return {
+            "module": kind.__module__,
+            "class_name": kind.__name__,
+            "config": _jsonable(layer.get_config()),
+            "registered_name": get_registered_name(kind),
+            "name": layer.name,
+            "inbound_nodes": [_node(layer, r) for r in layer._calls],
+        }
+    if getattr(layer, "host", False):
+        raise NotImplementedError(
+            f"layer '{layer.name}' ({kind.__name__}): lookup and text layers are not written "
+            "to .keras files yet (Keras keeps their vocabulary as an asset); use "
+            "model.save('m.kcmodel')"
+        )
+    if isinstance(layer, InputLayer):
+        config = {
+            "batch_shape": list(layer.output_tensor.shape),
+            "dtype": layer.dtype,
+            "sparse": False,
+            "ragged": False,
+            "name": layer.name,
+        }
+        nodes = []
+    else:
+        config = {**layer.get_config(), "dtype": "float32"}
+        config.pop("input_shape", None)
+        if hasattr(layer, "forward_layer"):  # Bidirectional: Keras nests the wrapped layer
+            config["layer"] = _nested(layer.forward_layer)
+            config["backward_layer"] = _nested(layer.backward_layer)
+            config["merge_mode"] = layer.merge_mode
+        nodes = [_node(layer, r) for r in layer._calls]
+    return {
+        "module": "keras.layers",
+        "class_name": kind.__name__,
+        "config": _jsonable(config),
+        "registered_name": None,
+        "name": layer.name,
+        "inbound_nodes": nodes,
+    }
+
+
+def _node(layer, record) -> dict:
+    """One call's arguments as Keras writes them: tensors as references to the layer call
+    that made them, other arguments as they are."""
+    spec = record.kwargs
+    if layer._keras_call and spec is not None:
+        args, kwargs = spec.arguments([_tensor_ref(t) for t in record.inputs])
+        return {"args": _jsonable(list(args)), "kwargs": _jsonable(kwargs)}
+    refs = [_tensor_ref(t) for t in record.inputs]
+    return {"args": [refs] if layer.multi_input else refs, "kwargs": {}}
+
+
+def _nested(layer) -> dict:
+    return {
+        "module": "keras.layers",
+        "class_name": type(layer).__name__,
+        "config": _jsonable({**layer.get_config(), "dtype": "float32"}),
+        "registered_name": None,
+    }
+
+
+def _sequential_config(model) -> dict:
+    entries = [_layer_entry(model.inputs[0]._input_layer)]
+    for layer in model.layers:
+        entry = _layer_entry(layer)
+        entry.pop("inbound_nodes")
+        entries.append(entry)
+    return {
+        "module": "keras",
+        "class_name": "Sequential",
+        "config": {"name": model.name, "trainable": True, "layers": entries},
+        "registered_name": None,
+        "build_config": {"input_shape": list(model.inputs[0].shape)},
+    }
+
+
+def model_config(model) -> dict:
+    from kcompile.models import Sequential
+
+    if getattr(model, "_subclassed", False):
+        from kcompile.saving.kcmodel import get_registered_name
+
+        kind = type(model)
+        config = {
+            "module": None if kind.__module__ == "__main__" else kind.__module__,
+            "class_name": kind.__name__,
+            "config": _jsonable(model.get_config()),
+            "registered_name": get_registered_name(kind),
+            "build_config": {"input_shape": _jsonable(model.input_shape)},
+        }
+        config.update(_compile_config(model))
+        return config
+    if isinstance(model, Sequential):
+        config = _sequential_config(model)
+        config.update(_compile_config(model))
+        return config
+    endpoints = [
+        [t._history[0].layer.name if t._history[0] else t._input_layer.name, 0, t._history[1]]
+        for t in model.outputs
+    ]
+    config = {
+        "module": "keras.src.models.functional",
+        "class_name": "Functional",
+        "config": {
+            "name": model.name,
+            "trainable": True,
+            "layers": [_layer_entry(layer) for layer in model.layers],
+            "input_layers": [[t._input_layer.name, 0, 0] for t in model.inputs],
+            "output_layers": endpoints,
+        },
+        "registered_name": "Functional",
+        "build_config": {"input_shape": None},
+    }
+    config.update(_compile_config(model))
+    return config
+
+
+def _compile_config(model) -> dict:
+    compiled = getattr(model, "_compiled", None)
+    config: dict = {}
+    if compiled is not None:
+        opt = compiled.optimizer
+        config["compile_config"] = {
+            "optimizer": {
+                "module": "keras.optimizers",
+                "class_name": type(opt).__name__,
+                "config": _jsonable(opt.get_config()),
+                "registered_name": None,
+            },
+            "loss": _jsonable([s.loss.name if s.loss else None for s in compiled.specs])
+            if len(compiled.specs) > 1
+            else (compiled.specs[0].loss.name if compiled.specs[0].loss else None),
+            "metrics": _jsonable([_metric_configs(s.metric_ids) for s in compiled.specs])
+            if len(compiled.specs) > 1
+            else _jsonable(_metric_configs(compiled.specs[0].metric_ids)) or None,
+        }
+    return config
+
+
+def _metric_configs(identifiers: list) -> list:
+    """Compile's metrics as Keras writes them: names as they are, metric objects as their
+    class and config (``metrics.get`` reads both), functions by name."""
+    from kcompile.metrics.metrics import Metric
+
+    out = []
+    for ident in identifiers:
+        if isinstance(ident, Metric):
+            out.append(
+                {
+                    "module": "keras.metrics",
+                    "class_name": type(ident).__name__,
+                    "config": _jsonable(ident.get_config()),
+                    "registered_name": None,
+                }
+            )
+        elif callable(ident) and not isinstance(ident, str):
+            out.append(getattr(ident, "__name__", type(ident).__name__))
+        else:
+            out.append(ident)
+    return out
+
+
+# Keras config keys kcompile's layers have no parameter for, and the values they may
+# hold without changing what the layer computes.
+_HARMLESS = {
+    "dtype": None,
+    "quantization_config": (None,),
+    "lora_rank": (None,),
+    "lora_alpha": (None,),
+    "activity_regularizer": (None,),
+    "kernel_constraint": (None,),
+    "bias_constraint": (None,),
+    "recurrent_constraint": (None,),
+    "embeddings_constraint": (None,),
+    "beta_constraint": (None,),
+    "gamma_constraint": (None,),
+    "depthwise_constraint": (None,),
+    "pointwise_constraint": (None,),
+    "kernel_regularizer": (None,),
+    "bias_regularizer": (None,),
+    "recurrent_regularizer": (None,),
+    "embeddings_regularizer": (None,),
+    "beta_regularizer": (None,),
+    "gamma_regularizer": (None,),
+    "depthwise_regularizer": (None,),
+    "pointwise_regularizer": (None,),
+    "groups": (1,),
+    "data_format": ("channels_last",),
+    "synchronized": (False,),
+    "rms_scaling": (False,),
+    "mask_zero": (False,),
+    "stateful": (False,),
+    "unroll": (False,),
+    "dropout": (0, 0.0),
+    "recurrent_dropout": (0, 0.0),
+    "seed": None,
+    "zero_output_for_mask": None,
+    "use_gate": (False,),
+    "sliding_window": (None,),
+    "attention_axes": (None,),
+    "use_cudnn": None,
+    "sparse": (False,),
+    "ragged": (False,),
+    "optional": (False,),
+    "interpolation": ("nearest",),
+    "keepdims": (False,),
+    "input_length": None,
+    "renorm": (False,),
+    "renorm_clipping": (None,),
+    "renorm_momentum": None,
+    "moving_mean_initializer": None,
+    "moving_variance_initializer": None,
+}
+
+
+def _accepted(cls) -> set[str]:
+    from kcompile.layers.layer import Layer
+
+    names = set()
+    for klass in cls.__mro__:
+        if klass is object:
+            continue
+        init = klass.__dict__.get("__init__")
+        if init is not None:
+            names |= set(inspect.signature(init).parameters) - {"self", "kwargs"}
+        if klass is Layer:
+            break
+    return names
+
+
+def _initializer(value: Any) -> Any:
+    """A Keras initializer by name (its settings do not matter to a model whose weights
+    the file holds)."""
+    if isinstance(value, dict) and "class_name" in value:
+        return backend.snake_case(value["class_name"])
+    return value
+
+
+def layer_from_keras(entry: dict, custom_objects: dict | None = None):
+    from kcompile import layers
+    from kcompile.saving.kcmodel import get_registered_object
+
+    name = entry["class_name"]
+    custom = get_registered_object(entry.get("registered_name") or name, custom_objects)
+    if custom is not None:  # a user's class: its own from_config
+        return custom.from_config(dict(entry["config"]))
+    cls = getattr(layers, name, None)
+    module = str(entry.get("module") or "")
+    if not module.startswith("keras") or not (
+        isinstance(cls, type) and issubclass(cls, layers.Layer)
+    ):
+        raise ValueError(
+            f"layer '{entry.get('name')}': class {name} (module {module or None}, registered "
+            f"as {entry.get('registered_name')!r}) is not kcompile's; pass it in "
+            "custom_objects={...} to load_model, or register it with "
+            "@keras.saving.register_keras_serializable()"
+        )
+    config = dict(entry["config"])
+    if name == "Bidirectional":
+        inner = layer_from_keras(config.pop("layer"))
+        config.pop("backward_layer", None)
+        return cls(inner, **_filtered(cls, config, name))
+    if name == "InputLayer":
+        shape = config.get("batch_shape") or [None, *config.get("shape", [])]
+        return layers.InputLayer(
+            shape=tuple(shape[1:]),
+            batch_size=shape[0],
+            dtype=config.get("dtype"),
+            name=config["name"],
+        )
+    return cls(**_filtered(cls, config, name))
+
+
+def _filtered(cls, config: dict, name: str) -> dict:
+    accepted = _accepted(cls)
+    out = {}
+    for key, value in config.items():
+        if key in accepted:
+            out[key] = _initializer(value) if key.endswith("_initializer") else value
+            continue
+        allowed = _HARMLESS.get(key, ())
+        if key in _HARMLESS and (allowed is None or value in allowed):
+            continue
+        if key.endswith("_initializer"):  # the file holds the weights themselves
+            continue
+        raise NotImplementedError(
+            f"layer '{config.get('name')}' ({name}): {key}={value!r} is not supported by kcompile"
+        )
+    return out
+
+
+def model_from_config(config: dict, custom_objects: dict | None = None):
+    """A functional model (or Sequential) from Keras's serialized config."""
+    import kcompile as keras
+
+    kind = config["class_name"]
+    body = config["config"]
+    if kind == "Sequential":
+        stack = [layer_from_keras(e, custom_objects) for e in body["layers"]]
+        first = stack[0] if isinstance(stack[0], keras.layers.InputLayer) else None
+        rest = stack[1:] if first else stack
+        model = keras.Sequential(
+            ([first.output_tensor] if first else []) + rest, name=body.get("name")
+        )
+        return model
+    if kind not in ("Functional", "Model"):
+        return _subclassed_from_config(config, custom_objects)
+    made: dict[str, Any] = {}
+    outputs: dict[tuple[str, int, int], Any] = {}
+    for entry in body["layers"]:
+        layer = layer_from_keras(entry, custom_objects)
+        made[entry["name"]] = layer
+        if isinstance(layer, keras.layers.InputLayer):
+            outputs[(layer.name, 0, 0)] = layer.output_tensor
+            continue
+        for node_index, node in enumerate(entry["inbound_nodes"]):
+            args = _resolve(node["args"], outputs)
+            kwargs = _resolve(node.get("kwargs", {}), outputs)
+            kwargs = {k: v for k, v in kwargs.items() if not (k == "mask" and v is None)}
+            result = layer(*args, **kwargs)
+            results = result if isinstance(result, list | tuple) else [result]
+            for i, t in enumerate(results):
+                outputs[(layer.name, node_index, i)] = t
+    inputs = [outputs[tuple(ref)] for ref in _refs(body["input_layers"])]
+    outs = [outputs[tuple(ref)] for ref in _refs(body["output_layers"])]
+    return keras.Model(inputs, outs if len(outs) > 1 else outs[0], name=body.get("name"))
+
+
+def _subclassed_from_config(config: dict, custom_objects: dict | None):
+    """A subclassed model: its class (custom_objects or registered) from its config,
+    built with the input shape it was saved with."""
+    from kcompile.saving.kcmodel import get_registered_object
+
+    name = config.get("registered_name") or config["class_name"]
+    cls = get_registered_object(name, custom_objects)
+    if cls is None:
+        raise ValueError(
+            f"model class {config['class_name']} (module {config.get('module')}, "
+            f"registered as {name!r}) is not kcompile's; pass it in custom_objects={{...}} "
+            "to load_model, or register it with @keras.saving.register_keras_serializable()"
+        )
+    model = cls.from_config(dict(config["config"]))
+    shape = (config.get("build_config") or {}).get("input_shape")
+    if shape is None:
+        raise ValueError(f"model {config['class_name']}: the file has no build_config")
+    model.build(tuple(shape) if not isinstance(shape[0], list) else [tuple(s) for s in shape])
+    return model
+
+
+def _refs(refs: list) -> list:
+    """Keras writes one endpoint as [name, node, index] and several as a list of them."""
+    return [refs] if refs and isinstance(refs[0], str) else refs
+
+
+def _resolve(value: Any, outputs: dict) -> Any:
+    if isinstance(value, dict) and value.get("class_name") == "__keras_tensor__":
+        layer, node, index = value["config"]["keras_history"]
+        return outputs[(layer, node, index)]
+    if isinstance(value, list):
+        return [_resolve(v, outputs) for v in value]
+    if isinstance(value, dict):
+        return {k: _resolve(v, outputs) for k, v in value.items()}
+    return value
+
+
+# --- the files ---------------------------------------------------------------------------
+
+
+def save_keras(model, path: str) -> None:
+    """``model.save("m.keras")``: Keras 3's zip, written atomically."""
+    config = model_config(model)
+    weights = io.BytesIO()
+    _write_weights(model, weights, with_optimizer=True)
+    metadata = {
+        "keras_version": KERAS_VERSION,
+        "date_saved": time.strftime("%Y-%m-%d@%H:%M:%S"),
+        "kcompile_version": __version__,
+    }
+
+    def write(f) -> None:
+        with zipfile.ZipFile(f, "w") as z:
+            z.writestr("metadata.json", json.dumps(metadata))
+            z.writestr("config.json", json.dumps(config))
+            z.writestr("model.weights.h5", weights.getvalue())
+
+    atomic_write(os.fspath(path), write)
+
+
+def load_keras(path: str, compile: bool = True, custom_objects: dict | None = None):
+    """A model from a ``.keras`` file (Keras 3's or kcompile's)."""
+    path = os.fspath(path)
+    try:
+        with zipfile.ZipFile(path) as z:
+            config = json.loads(z.read("config.json"))
+            weights = io.BytesIO(z.read("model.weights.h5"))
+    except (zipfile.BadZipFile, KeyError, OSError, json.JSONDecodeError) as e:
+        raise ValueError(f"{path}: not a readable .keras file ({e})") from None
+    model = model_from_config(config, custom_objects)
+    compile_config = config.get("compile_config")
+    if compile and compile_config:
+        _compile_from(model, compile_config)
+    _read_weights(model, weights, with_optimizer=bool(compile and compile_config))
+    return model
+
+
+def _compile_from(model, compile_config: dict) -> None:
+    from kcompile.optimizers import optimizers
+
+    opt = compile_config.get("optimizer")
+    if isinstance(opt, dict):
+        cls = getattr(optimizers, opt["class_name"], None)
+        if cls is None:
+            raise NotImplementedError(f"optimizer {opt['class_name']} is not in kcompile")
+        options = {k: v for k, v in opt["config"].items() if v is not None or k == "weight_decay"}
+        options.pop("loss_scale_factor", None)  # mixed precision: kcompile runs f32
+        opt = cls(**options)
+    model.compile(
+        optimizer=opt or "rmsprop",
+        loss=compile_config.get("loss"),
+        metrics=compile_config.get("metrics"),
+        loss_weights=compile_config.get("loss_weights"),
+        weighted_metrics=compile_config.get("weighted_metrics"),
+    )
+
+
+def save_weights_h5(model, path: str) -> None:
+    buffer = io.BytesIO()
+    _write_weights(model, buffer, with_optimizer=False)
+    atomic_write(os.fspath(path), lambda f: f.write(buffer.getvalue()))
+
+
+def load_weights_h5(model, path: str) -> None:
+    try:
+        _read_weights(model, os.fspath(path), with_optimizer=False)
+    except OSError as e:
+        raise ValueError(f"{path}: not a readable .weights.h5 file ({e})") from None

@@ -1,0 +1,1 @@
+"""kcompile's own tools: the ``kcompile`` command, inspection of compiled models, plots, the fuzzer."""

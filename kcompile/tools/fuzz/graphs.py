@@ -1,0 +1,274 @@
+"""Random op-level IR graphs (a seed names one) and their oracle: the compiled graph
+against the reference interpreter in float64 at several batch sizes, every VJP of the
+graph (through autodiff) against central differences, and the compiled gradient graph
+against float64.
+
+Ops whose domain is limited get operands that respect it (``log(|x| + 0.5)``), so every
+graph is valid on any input; exact ties (``max(x, x)``) are allowed, since the gradient
+rules define them.
+"""
+
+from __future__ import annotations
+
+import random
+
+import numpy as np
+
+from kcompile.ir import BATCH, Graph, Value, f32, interpret
+from kcompile.ir import build as B
+from kcompile.ir.differences import numeric_gradient
+from kcompile.tools.fuzz.oracle import (
+    FORWARD_RTOL,
+    compare,
+    compare_gradients,
+    run_compiled,
+    with_gradients,
+)
+
+FD_RTOL = 1e-4
+FD_EPS = 1e-6
+BATCHES = (1, 7, 33)
+
+_UNARY = {
+    "neg": B.neg,
+    "abs": B.abs,
+    "exp": lambda x: B.exp(B.tanh(x) * 3.0),
+    "log": lambda x: B.log(B.abs(x) + 0.5),
+    "log1p": lambda x: B.log1p(B.abs(x)),
+    "sqrt": lambda x: B.sqrt(B.abs(x) + 0.1),
+    "tanh": B.tanh,
+    "logistic": B.logistic,
+    "erf": B.erf,
+    "gelu": B.gelu,
+    "square": B.square,
+    "replica_sum": B.replica_sum,  # one replica: the identity, kept by every pass
+}
+_BINARY = {
+    "add": B.add,
+    "sub": B.sub,
+    "mul": B.mul,
+    "div": lambda a, b: B.div(a, B.abs(b) + 0.5),
+    "max": B.maximum,
+    "min": B.minimum,
+    "pow": lambda a, b: B.power(B.abs(a) + 0.5, B.tanh(b)),
+}
+
+
+# How often each kind of step is drawn.
+_STEP_WEIGHTS = {
+    "unary": 4,
+    "binary": 4,
+    "bias": 1,
+    "select": 1,
+    "reduce": 2,
+    "norm": 1,
+    "matmul": 2,
+    "shape": 3,
+    "image": 2,
+    "mask": 1,
+}
+
+
+class _Builder:
+    def __init__(self, rng: random.Random) -> None:
+        self.rng = rng
+        self.graph = Graph("fuzz")
+        self.pool: list[Value] = []
+        self.params = 0
+
+    def data(self, shape) -> Value:
+        v = self.graph.add_input(f"x{len(self.graph.inputs)}", f32(BATCH, *shape), "data")
+        self.pool.append(v)
+        return v
+
+    def param(self, shape) -> Value:
+        self.params += 1
+        return self.graph.add_input(f"w{self.params}", f32(*shape), "param")
+
+    def pick(self, where=lambda v: True) -> Value | None:
+        choices = [v for v in self.pool if where(v)]
+        if not choices:
+            return None
+        # The newest values most often: deeper chains.
+        return choices[-1 - min(int(self.rng.expovariate(0.7)), len(choices) - 1)]
+
+    def step(self) -> None:
+        rng = self.rng
+        kind = rng.choices(list(_STEP_WEIGHTS), list(_STEP_WEIGHTS.values()))[0]
+        made = getattr(self, f"_{kind}")()
+        if made is not None:
+            self.pool.append(made)
+
+    def _unary(self):
+        return _UNARY[self.rng.choice(sorted(_UNARY))](self.pick())
+
+    def _binary(self):
+        a = self.pick()
+        b = self.pick(lambda v: v.shape == a.shape)
+        return _BINARY[self.rng.choice(sorted(_BINARY))](a, b)
+
+    def _bias(self):
+        a = self.pick()
+        return _BINARY[self.rng.choice(("add", "mul", "max"))](a, self.param(a.shape[-1:]))
+
+    def _select(self):
+        a = self.pick()
+        b, c = (self.pick(lambda v: v.shape == a.shape) for _ in range(2))
+        return B.select(B.gt(a, b), c, a)
+
+    def _image(self):
+        """A rank-3 value as a one-channel image: im2col patches or a direct convolution,
+        back to rank 3."""
+        a = self.pick(lambda v: v.rank == 3)
+        if a is None:
+            return None
+        rng = self.rng
+        _, h, w = a.shape
+        kernel = (rng.randint(1, min(3, h)), rng.randint(1, min(3, w)))
+        strides = (rng.randint(1, 2), rng.randint(1, 2))
+        padding = tuple(rng.randint(0, 1) for _ in range(4))
+        image = B.reshape(a, (BATCH, h, w, 1))
+        if rng.random() < 0.5:
+            out = B.extract_patches(
+                image, kernel, strides, (1, 1), padding, rng.choice((0.0, -1.0))
+            )
+        else:
+            out = B.conv2d(
+                image, self.param((*kernel, 1, rng.randint(1, 3))), strides, (1, 1), padding
+            )
+        _, oh, ow, c = out.shape
+        return B.reshape(out, (BATCH, oh * ow, c))
+
+    def _mask(self):
+        """Non-differentiable paths: a comparison cast to f32 times a value, a rounding
+        (floor, ceil, round) times a value, or argmax."""
+        a = self.pick()
+        if self.rng.random() < 0.3:
+            rounding = self.rng.choice((B.floor, B.ceil, B.round_))
+            return rounding(a * 2.0) * self.pick(lambda v: v.shape == a.shape)
+        if self.rng.random() < 0.5 or a.rank < 2:
+            b = self.pick(lambda v: v.shape == a.shape)
+            return B.cast(B.gt(a, b), f32(1).dtype) * self.pick(lambda v: v.shape == a.shape)
+        index = B.cast(B.argmax(a, -1), f32(1).dtype)
+        return B.reshape(index, (*index.shape, 1))
+
+    def _reduce(self):
+        a = self.pick(lambda v: v.rank > 1)
+        if a is None:
+            return None
+        axis = self.rng.randrange(1, a.rank)
+        fn = self.rng.choices((B.reduce_sum, B.reduce_max, B.reduce_prod), (6, 3, 1))[0]
+        out = fn(a, axis, keepdims=self.rng.random() < 0.5)
+        return out if out.rank > 1 else B.reshape(out, (BATCH, 1))
+
+    def _norm(self):
+        a = self.pick(lambda v: v.rank > 1)
+        if a is None:
+            return None
+        return B.layer_norm(a, self.rng.choice((1e-3, 1e-5, 0.5)))
+
+    def _matmul(self):
+        a = self.pick(lambda v: v.rank in (2, 3))
+        if a is None:
+            return None
+        if a.rank == 3:
+            return self._batch_matmul(a)
+        units = self.rng.randint(1, 9)
+        if self.rng.random() < 0.5:
+            return B.matmul(a, self.param((a.shape[1], units)))
+        return B.matmul(a, self.param((units, a.shape[1])), transpose_b=True)
+
+    def _batch_matmul(self, a: Value) -> Value:
+        """A product of stacked matrices: with another value that fits, else with itself
+        (a Gram matrix, both operands one value)."""
+        rng = self.rng
+        ta, tb = rng.random() < 0.3, rng.random() < 0.5
+        depth = a.shape[1] if ta else a.shape[2]
+        b = self.pick(lambda v: v.rank == 3 and v.shape[2 if tb else 1] == depth)
+        return B.batch_matmul(
+            a, a if b is None else b, transpose_a=ta, transpose_b=tb if b is not None else not ta
+        )
+
+    def _shape(self):
+        rng = self.rng
+        a = self.pick()
+        op = rng.choice(("transpose", "reshape", "slice", "concat", "pad", "broadcast", "reverse"))
+        if op == "transpose" and a.rank == 3:
+            return B.transpose(a, (0, 2, 1))
+        if op == "reshape" and a.rank == 3:
+            return B.reshape(a, (BATCH, a.shape[1] * a.shape[2]))
+        if op == "reshape" and a.rank == 2 and a.shape[1] % 2 == 0:
+            return B.reshape(a, (BATCH, 2, a.shape[1] // 2))
+        last = a.shape[-1]
+        if op == "slice" and last > 1:
+            begin = rng.randrange(last - 1)
+            end = rng.randint(begin + 1, last)
+            return B.slice_(a, (0,) * (a.rank - 1) + (begin,), (*a.shape[:-1], end))
+        if op == "concat":
+            b = self.pick(lambda v: v.rank == a.rank and v.shape[:-1] == a.shape[:-1])
+            return B.concat([a, b], -1)
+        if op == "pad":
+            low, high = rng.randint(0, 2), rng.randint(0, 2)
+            return B.pad(a, (0,) * (a.rank - 1) + (low,), (0,) * (a.rank - 1) + (high,))
+        if op == "reverse" and a.rank > 1:
+            return B.reverse(a, rng.randrange(1, a.rank))
+        if op == "broadcast" and last == 1:
+            return B.broadcast_to(a, (*a.shape[:-1], rng.randint(2, 5)))
+        return None
+
+
+def random_graph(seed: int) -> Graph:
+    """The graph ``seed`` names: outputs ``out0``.. and a scalar ``loss``."""
+    rng = random.Random(seed)
+    build = _Builder(rng)
+    for _ in range(rng.randint(1, 3)):
+        shape = (
+            (rng.randint(1, 6),) if rng.random() < 0.6 else (rng.randint(1, 4), rng.randint(1, 4))
+        )
+        build.data(shape)
+    for _ in range(rng.randint(2, 10)):
+        build.step()
+    outs = build.pool[-rng.randint(1, 2) :]
+    loss = None
+    for out in outs:
+        # A weighted sum, so every element's gradient differs.
+        size = int(np.prod(out.shape[1:]))
+        weights = B.const_array(
+            build.graph, np.linspace(-1.0, 1.5, size).tolist(), f32(1).dtype, out.shape[1:]
+        )
+        term = B.reduce_sum(out * weights)
+        loss = term if loss is None else loss + term
+    build.graph.set_outputs([*((f"out{i}", v) for i, v in enumerate(outs)), ("loss", loss)])
+    return build.graph
+
+
+def _feeds(graph: Graph, batch: int, seed: int) -> dict:
+    rng = np.random.default_rng(seed)
+    return {
+        v.name: rng.normal(size=v.type.concrete_shape(batch)).astype(np.float32)
+        for v in graph.inputs
+    }
+
+
+def check_graph(graph: Graph, seed: int = 0) -> None:
+    """Compiled forward and gradients against float64, autodiff against differences."""
+    from kcompile.ir.build import clone
+
+    for batch in BATCHES:
+        feeds = _feeds(graph, batch, seed)
+        want = interpret(graph, feeds, np.float64)
+        got = run_compiled(clone(graph), feeds)
+        for name, _ in graph.outputs:
+            compare("forward", f"batch {batch}, {name}", got[name], want[name], FORWARD_RTOL)
+    grad_graph = clone(graph)
+    with_gradients(grad_graph, list(grad_graph.inputs))
+    feeds = _feeds(graph, 3, seed)
+    want = interpret(grad_graph, feeds, np.float64)
+    _check_differences(graph, feeds, want)
+    compare_gradients(grad_graph, run_compiled(clone(grad_graph), feeds), want)
+
+
+def _check_differences(graph: Graph, feeds: dict, autodiff: dict) -> None:
+    for v in graph.inputs:
+        numeric = numeric_gradient(graph, feeds, v.name, eps=FD_EPS)
+        compare("vjp", f"d loss / d {v.name}", autodiff[f"grad/{v.name}"], numeric, FD_RTOL, 1e-6)

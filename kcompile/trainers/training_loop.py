@@ -1,0 +1,598 @@
+"""Keras's ``fit``, ``evaluate`` and ``predict`` loops over checked arrays, shared by
+compiled models and by loaded artifacts.
+
+A model that has these methods (``TrainingLoop``) gives the loop its steps through one
+explicit object, a ``StepProvider`` (the compiled model's traces and compiles them, an
+artifact's holds its loaded programs), and keeps Keras's state itself: its
+``default_batch_size``, ``metrics_names``, ``stop_training``, ``history`` and the
+epoch's ``RunningLogs``.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+import threading
+from typing import Any, Protocol
+
+import numpy as np
+
+from kcompile import distribution
+from kcompile.callbacks import CallbackList
+from kcompile.distribution.mpi import warn_if_alone
+from kcompile.runtime.epoch import EpochLoop
+from kcompile.trainers import data as D
+from kcompile.trainers.batches import BatchSource, is_batch_source, unpack
+from kcompile.trainers.logs import RunningLogs, step_columns
+from kcompile.trainers.steps import chunk_size, run_steps
+
+
+class StepProvider(Protocol):
+    """What the loops need of a model: its data checked, and its steps."""
+
+    @property
+    def input_names(self) -> list[str]: ...
+
+    @property
+    def label_names(self) -> list[str]: ...
+
+    @property
+    def steps_per_execution(self) -> int:
+        """Steps per native call (Keras's compile setting)."""
+
+    def data_for(self, method: str, x: Any, y: Any) -> tuple[list[np.ndarray], list[np.ndarray]]:
+        """Checked input and label arrays for ``fit`` or ``evaluate`` (``method``)."""
+
+    def labelled(self, x: Any, y: Any) -> tuple[list[np.ndarray], list[np.ndarray]]:
+        """Checked input and label arrays of validation data."""
+
+    def inputs_for(self, x: Any) -> list[np.ndarray]:
+        """Checked input arrays for ``predict``."""
+
+    def step(self, kind: str, xs: list[np.ndarray], ys: list[np.ndarray]) -> EpochLoop:
+        """The ``train`` or ``eval`` step for inputs like ``xs`` and labels like ``ys``."""
+
+    def predict_batch(self, xs: list[np.ndarray]) -> list[np.ndarray]:
+        """The outputs for one batch of inputs."""
+
+    def epoch_order(self, epoch: int, n: int) -> np.ndarray:
+        """The order of the ``n`` rows in a shuffled epoch."""
+
+    def epoch_finished(self, epoch: int) -> None:
+        """Called after each epoch's steps and validation, before ``on_epoch_end``."""
+
+
+def one_call_at_a_time(method):
+    """``method`` holding the model's call lock: fit, evaluate and the on-batch calls
+    share the model's running logs, so from several threads they take turns."""
+
+    @functools.wraps(method)
+    def run(self, *args, **kwargs):
+        with self._calls_lock:
+            return method(self, *args, **kwargs)
+
+    return run
+
+
+class TrainingLoop:
+    stop_training: bool = False
+    history: Any = None
+    default_batch_size: int = 32
+
+    def _init_loop(self, steps: StepProvider, running: RunningLogs) -> None:
+        """The loop's step provider and running logs, the call lock (see
+        ``one_call_at_a_time``) and the steps lock, which every executable of the model
+        holds while it runs: predict from any thread is safe, and never reads weights
+        while a training step writes them."""
+        self._steps = steps
+        self._running = running
+        self._calls_lock = threading.RLock()
+        self._steps_lock = threading.RLock()
+
+    @one_call_at_a_time
+    def fit(
+        self,
+        x: Any = None,
+        y: Any = None,
+        batch_size: int | None = None,
+        epochs: int = 1,
+        verbose: Any = "auto",
+        callbacks: list | None = None,
+        validation_split: float = 0.0,
+        validation_data: Any = None,
+        shuffle: bool = True,
+        class_weight: Any = None,
+        sample_weight: Any = None,
+        initial_epoch: int = 0,
+        steps_per_epoch: int | None = None,
+        validation_steps: int | None = None,
+        validation_batch_size: int | None = None,
+        validation_freq: int = 1,
+    ):
+        if is_batch_source(x):
+            _refuse_with_batches("fit", y, sample_weight, batch_size)
+            source = BatchSource(x, steps_per_epoch, shuffle, "fit")
+            return self._fit_batches(
+                source,
+                epochs,
+                1 if verbose == "auto" else verbose,
+                callbacks,
+                validation_data,
+                initial_epoch,
+                validation_steps,
+                class_weight,
+            )
+        batch_size = self._batch_size(batch_size)
+        xs, ys = self._steps.data_for("fit", x, y)
+        _refuse_empty("fit", xs)
+        ys = D.with_sample_weights(ys, sample_weight, class_weight, "fit")
+        xs, ys, val = self._validation(xs, ys, validation_data, validation_split)
+        if epochs > initial_epoch:
+            self._check_indices("train", xs, ys)
+            if val is not None:
+                self._check_indices("eval", *val)
+        return self._fit_arrays(
+            xs,
+            ys,
+            val,
+            batch_size,
+            epochs,
+            1 if verbose == "auto" else verbose,
+            callbacks,
+            shuffle,
+            initial_epoch,
+            steps_per_epoch,
+            validation_steps,
+            validation_batch_size,
+            validation_freq,
+        )
+
+    @one_call_at_a_time
+    def evaluate(
+        self,
+        x: Any = None,
+        y: Any = None,
+        batch_size: int | None = None,
+        verbose: Any = "auto",
+        sample_weight: Any = None,
+        steps: int | None = None,
+        callbacks: list | None = None,
+        return_dict: bool = False,
+        **kwargs: Any,
+    ):
+        callbacks, verbose = _off_root(callbacks, verbose)
+        if is_batch_source(x):
+            _refuse_with_batches("evaluate", y, sample_weight, batch_size)
+            verbose = 1 if verbose == "auto" else verbose
+            source = BatchSource(x, steps, False, "evaluate")
+            cbs = CallbackList(
+                callbacks,
+                model=self,
+                add_progbar=verbose != 0,
+                verbose=verbose,
+                epochs=1,
+                steps=source.steps,
+            )
+            logs = self._evaluate_batches(source, cbs)
+            return dict(logs) if return_dict else self._flatten_in_order(logs)
+        batch_size = self._batch_size(batch_size)
+        xs, ys = self._steps.data_for("evaluate", x, y)
+        _refuse_empty("evaluate", xs)
+        ys = D.with_sample_weights(ys, sample_weight, None, "evaluate")
+        self._check_indices("eval", xs, ys)
+        verbose = 1 if verbose == "auto" else verbose
+        total = math.ceil(len(xs[0]) / batch_size)
+        cbs = CallbackList(
+            callbacks,
+            model=self,
+            add_progbar=verbose != 0,
+            verbose=verbose,
+            epochs=1,
+            steps=total if steps is None else min(steps, total),
+        )
+        logs = self._evaluate_arrays(xs, ys, batch_size, steps, cbs)
+        return dict(logs) if return_dict else self._flatten_in_order(logs)
+
+    def predict(
+        self,
+        x: Any,
+        batch_size: int | None = None,
+        verbose: Any = "auto",
+        steps: int | None = None,
+        callbacks: list | None = None,
+    ):
+        callbacks, verbose = _off_root(callbacks, verbose)
+        verbose = 1 if verbose == "auto" else verbose
+        if is_batch_source(x):
+            source = BatchSource(x, steps, False, "predict")
+            chunks = [
+                self._steps.predict_batch(self._steps.inputs_for(unpack(b, "predict")[0]))
+                for b in source.epoch()
+            ]
+            if not chunks:
+                raise ValueError("predict got no batches")
+            return self._pack_outputs([np.concatenate(parts) for parts in zip(*chunks)])
+        batch_size = self._batch_size(batch_size)
+        xs = self._steps.inputs_for(x)
+        n = len(xs[0])
+        total = math.ceil(n / batch_size)
+        if steps is not None:
+            total = min(total, int(steps))
+        cbs = CallbackList(
+            callbacks, model=self, add_progbar=verbose != 0, verbose=verbose, epochs=1, steps=total
+        )
+        cbs.on_predict_begin()
+        chunks: list[list[np.ndarray]] = []
+        for step in range(total):
+            sl = slice(step * batch_size, min((step + 1) * batch_size, n))
+            cbs.on_predict_batch_begin(step)
+            chunks.append(self._steps.predict_batch([a[sl] for a in xs]))
+            cbs.on_predict_batch_end(step, {"outputs": chunks[-1]})
+        cbs.on_predict_end()
+        if not chunks:
+            raise ValueError("predict got no samples")
+        outs = [np.concatenate(parts) for parts in zip(*chunks)]
+        return self._pack_outputs(outs)
+
+    def _pack_outputs(self, arrays: list) -> Any:
+        """What predict returns for the outputs' arrays: one array, or a list."""
+        return arrays[0] if len(arrays) == 1 else arrays
+
+    def _batch_size(self, batch_size: int | None) -> int:
+        if batch_size is None:
+            return self.default_batch_size
+        if not isinstance(batch_size, int | np.integer) or batch_size < 1:
+            raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
+        return int(batch_size)
+
+    # --- the epoch's running loss and metrics ------------------------------------------
+
+    def reset_metrics(self) -> None:
+        self._running.reset()
+
+    def _accumulate(self, names: list[str], values: np.ndarray, sizes: np.ndarray) -> None:
+        self._running.add(names, values, sizes)
+
+    def _logs(self) -> dict[str, float]:
+        return self._running.logs()
+
+    def _flatten_in_order(self, logs: dict[str, float]):
+        names = self.metrics_names
+        results = [logs[n] for n in names if n in logs]
+        results += [logs[k] for k in sorted(logs) if k not in names]
+        return results[0] if len(results) == 1 else results
+
+    # --- fit ------------------------------------------------------------------------------
+
+    def _validation(self, xs, ys, validation_data: Any, validation_split: float):
+        """(training xs, ys, validation (xs, ys) or None): ``validation_data`` wins over
+        ``validation_split``, which takes the last samples, before shuffling."""
+        if validation_data is not None:
+            vx, vy, vw = D.unpack_validation(validation_data)
+            vxs, vys = self._steps.labelled(vx, vy)
+            return xs, ys, (vxs, D.with_sample_weights(vys, vw, None, "validation_data"))
+        if validation_split:
+            (xs, vxs), (ys, vys) = (
+                D.split_tail(xs, validation_split),
+                D.split_tail(ys, validation_split),
+            )
+            return xs, ys, (vxs, vys)
+        return xs, ys, None
+
+    def _fit_arrays(
+        self,
+        xs: list[np.ndarray],
+        ys: list[np.ndarray],
+        val,
+        batch_size: int,
+        epochs: int,
+        verbose: int,
+        callbacks: list | None,
+        shuffle: bool,
+        initial_epoch: int,
+        steps_per_epoch: int | None,
+        validation_steps: int | None,
+        validation_batch_size: int | None,
+        validation_freq: int,
+    ):
+        n = len(xs[0])
+        steps = math.ceil(n / batch_size)
+        if steps_per_epoch is not None:
+            steps = min(steps, int(steps_per_epoch))
+        self._start_replicas(batch_size)
+        cbs = self._fit_callbacks(callbacks, verbose, epochs, steps)
+        self.stop_training = False
+        self._resume_epoch = None
+        cbs.on_train_begin()
+        self._share_start()
+        if self._resume_epoch is not None:  # BackupAndRestore restored a run's state
+            initial_epoch = max(initial_epoch, self._resume_epoch)
+        logs: dict = {}
+        for epoch in range(initial_epoch, epochs):
+            self.reset_metrics()
+            cbs.on_epoch_begin(epoch)
+            order = self._steps.epoch_order(epoch, n) if shuffle else np.arange(n)
+            order = self._same_order(order)
+            logs = self._run_steps("train", xs, ys, order, batch_size, steps, cbs)
+            epoch_logs = dict(logs)
+            if val is not None and (epoch + 1) % validation_freq == 0:
+                val_logs = self._evaluate_arrays(
+                    val[0], val[1], validation_batch_size or batch_size, validation_steps, cbs
+                )
+                epoch_logs.update({f"val_{k}": v for k, v in val_logs.items()})
+            self._steps.epoch_finished(epoch)
+            cbs.on_epoch_end(epoch, epoch_logs)
+            self._follow_root()
+            if self.stop_training:
+                break
+        if epochs > initial_epoch:
+            self._finalize_fit()
+        cbs.on_train_end(logs)
+        self._follow_root(weights=True)
+        return self.history
+
+    # --- data-parallel training (kcompile.distribution) --------------------------------
+
+    def _start_replicas(self, batch_size: int | None) -> None:
+        """Before fit: the global batch must split evenly (Keras's rule for
+        ``DataParallel``); started by mpiexec without a distribution, warn."""
+        job = distribution.active()
+        if job is None:
+            warn_if_alone()
+            return
+        if batch_size is not None and batch_size % job.size:
+            raise ValueError(
+                f"fit: the global batch size ({batch_size}) must be divisible by the number "
+                f"of processes ({job.size}) under DataParallel"
+            )
+
+    def _share_start(self) -> None:
+        """After ``on_train_begin`` (rank 0's callbacks: BackupAndRestore may restore a
+        run): every rank starts from rank 0's weights and optimizer state (an unseeded
+        initialization differs between processes) and from its epoch."""
+        job = distribution.active()
+        if job is None:
+            return
+        self._resume_epoch = job.broadcast_object(self._resume_epoch)
+        self._broadcast_replicas(job)
+
+    def _replica_arrays(self) -> list[np.ndarray]:
+        """The arrays every rank must hold the same: weights and the optimizer's state
+        (built here, so that every rank lists the same arrays)."""
+        arrays = [v.value for v in getattr(self, "weights", [])]
+        optimizer = getattr(self, "optimizer", None)
+        if optimizer is not None and hasattr(optimizer, "state_arrays"):
+            optimizer.build(self.trainable_weights)
+            arrays += list(optimizer.state_arrays().values())
+        return [a for a in arrays if isinstance(a, np.ndarray)]
+
+    def _same_order(self, order: np.ndarray) -> np.ndarray:
+        """Rank 0's shuffle of the epoch, on every rank (each then reads its share)."""
+        job = distribution.active()
+        if job is not None:
+            order = np.ascontiguousarray(order, dtype=np.int64)
+            job.broadcast(order)
+        return order
+
+    def _follow_root(self, weights: bool = False) -> None:
+        """After callbacks, which run on rank 0 alone: every rank takes rank 0's decision
+        to stop and its learning rate (a scheduler's), and with ``weights`` (at the end
+        of training: EarlyStopping may restore the best) its weights."""
+        job = distribution.active()
+        if job is None:
+            return
+        self.stop_training = bool(job.broadcast_object(bool(self.stop_training)))
+        optimizer = getattr(self, "optimizer", None)
+        if optimizer is not None and getattr(optimizer, "built", False):
+            job.broadcast(optimizer.state_arrays()["learning_rate"])
+        if weights:
+            self._broadcast_replicas(job)
+
+    def _broadcast_replicas(self, job) -> None:
+        """Rank 0's weights and optimizer state into every rank's arrays."""
+        for array in self._replica_arrays():
+            job.broadcast(array)
+
+    def _finalize_fit(self) -> None:
+        """After the last epoch (Keras's ``finalize_variable_values``): an optimizer with
+        ``use_ema`` puts the moving averages into the weights."""
+        optimizer = getattr(self, "optimizer", None)
+        if optimizer is not None and hasattr(optimizer, "finalize_variable_values"):
+            optimizer.finalize_variable_values(self.trainable_weights)
+
+    def _fit_callbacks(self, callbacks, verbose: int, epochs: int, steps) -> CallbackList:
+        """fit's callbacks: the user's, History and (unless silent) the progress bar; in
+        a data-parallel job, the user's and the progress bar on rank 0 only."""
+        callbacks, verbose = _off_root(callbacks, verbose)
+        return CallbackList(
+            callbacks,
+            model=self,
+            add_history=True,
+            add_progbar=verbose != 0,
+            verbose=verbose,
+            epochs=epochs,
+            steps=steps,
+        )
+
+    def _run_steps(self, kind: str, xs, ys, order, batch_size: int, steps: int, cbs) -> dict:
+        """Steps ``0 .. steps - 1`` of an epoch (batch ``s`` is rows
+        ``order[s*batch_size : (s+1)*batch_size]``) through the step's epoch loop, in
+        chunks of ``chunk_size`` steps, each one native call; the batch hooks run once
+        per chunk with its first and last step, as Keras's do with
+        ``steps_per_execution``. Returns the logs."""
+        exe = self._steps.step(kind, xs, ys)
+        sources = self._feeds(xs, ys)
+        chunk = chunk_size(self._steps.steps_per_execution, cbs, kind, steps)
+        job = distribution.active()
+        if job is not None:  # rank 0's callbacks decide where the batch hooks run
+            chunk = job.broadcast_object(chunk)
+        if kind == "train":
+            begin, end = cbs.on_train_batch_begin, cbs.on_train_batch_end
+        else:
+            begin, end = cbs.on_test_batch_begin, cbs.on_test_batch_end
+        n, logs, step = len(order), {}, 0
+        while step < steps:
+            count = min(chunk, steps - step)
+            begin(step)
+            run = run_steps(exe, sources, order, batch_size, step, count, cbs.show_progress)
+            starts = (step + np.arange(len(run.values))) * batch_size
+            self._accumulate(run.names, run.values, np.minimum(batch_size, n - starts))
+            if run.interrupted:
+                raise KeyboardInterrupt
+            logs = self._logs()
+            end(step + count - 1, logs)
+            step += count
+            if kind == "train" and step < steps:
+                self._follow_root()
+            if kind == "train" and self.stop_training:
+                break
+        return logs
+
+    # --- data in batches (PyDataset, generators) -------------------------------------------
+
+    def _batch_arrays(self, batch, method: str, class_weight: Any = None):
+        """Checked input and label arrays (weights after the labels) of one batch."""
+        x, y, w = unpack(batch, method)
+        if y is None:
+            raise ValueError(f"{method}: the batches must hold labels: (x, y) or (x, y, w)")
+        xs, ys = self._steps.data_for(method, x, y)
+        return xs, D.with_sample_weights(ys, w, class_weight, method)
+
+    def _batch_step(self, kind: str, xs, ys) -> None:
+        exe = self._steps.step(kind, xs, ys)
+        feeds = self._feeds(xs, ys)
+        exe.check_data(feeds)
+        out = exe.results(feeds)
+        names, values = step_columns(out)
+        self._accumulate(names, values, np.array([len(xs[0])]))
+
+    def _fit_batches(
+        self,
+        source: BatchSource,
+        epochs: int,
+        verbose: int,
+        callbacks,
+        validation_data,
+        initial_epoch: int,
+        validation_steps,
+        class_weight,
+    ):
+        self._batch_arrays(source.peek(), "fit", class_weight)  # builds an unbuilt model
+        self._start_replicas(None)
+        cbs = self._fit_callbacks(callbacks, verbose, epochs, source.steps)
+        self.stop_training = False
+        self._resume_epoch = None
+        cbs.on_train_begin()
+        self._share_start()
+        if self._resume_epoch is not None:
+            initial_epoch = max(initial_epoch, self._resume_epoch)
+        logs: dict = {}
+        for epoch in range(initial_epoch, epochs):
+            self.reset_metrics()
+            cbs.on_epoch_begin(epoch)
+            ran = False
+            for step, batch in enumerate(source.epoch()):
+                xs, ys = self._batch_arrays(batch, "fit", class_weight)
+                cbs.on_train_batch_begin(step)
+                self._batch_step("train", xs, ys)
+                logs, ran = self._logs(), True
+                cbs.on_train_batch_end(step, logs)
+                self._follow_root()
+                if self.stop_training:
+                    break
+            if not ran:  # the generator ran out before this epoch: Keras stops here
+                break
+            epoch_logs = dict(logs)
+            if validation_data is not None:
+                epoch_logs.update(
+                    {
+                        f"val_{k}": v
+                        for k, v in self._validate(validation_data, validation_steps, cbs).items()
+                    }
+                )
+            source.epoch_finished()
+            self._steps.epoch_finished(epoch)
+            cbs.on_epoch_end(epoch, epoch_logs)
+            self._follow_root()
+            if self.stop_training or source.exhausted:
+                break
+        if epochs > initial_epoch:
+            self._finalize_fit()
+        cbs.on_train_end(logs)
+        self._follow_root(weights=True)
+        return self.history
+
+    def _validate(self, validation_data, validation_steps, cbs) -> dict:
+        if is_batch_source(validation_data):
+            return self._evaluate_batches(
+                BatchSource(validation_data, validation_steps, False, "validation_data"), cbs
+            )
+        vx, vy, vw = D.unpack_validation(validation_data)
+        vxs, vys = self._steps.labelled(vx, vy)
+        vys = D.with_sample_weights(vys, vw, None, "validation_data")
+        return self._evaluate_arrays(vxs, vys, self.default_batch_size, validation_steps, cbs)
+
+    def _evaluate_batches(self, source: BatchSource, cbs) -> dict:
+        self.reset_metrics()
+        cbs.on_test_begin()
+        logs: dict = {}
+        for step, batch in enumerate(source.epoch()):
+            xs, ys = self._batch_arrays(batch, "evaluate")
+            cbs.on_test_batch_begin(step)
+            self._batch_step("eval", xs, ys)
+            logs = self._logs()
+            cbs.on_test_batch_end(step, logs)
+        cbs.on_test_end(logs)
+        return logs
+
+    def _check_indices(self, kind: str, xs, ys) -> None:
+        """Class ids and looked-up ids within their bounds, before any step runs."""
+        self._steps.step(kind, xs, ys).check_data(self._feeds(xs, ys))
+
+    def _feeds(self, xs, ys) -> dict[str, np.ndarray]:
+        """The step's data inputs by name (per-sample weights after the labels)."""
+        steps = self._steps
+        feeds = {**dict(zip(steps.input_names, xs)), **dict(zip(steps.label_names, ys))}
+        if len(ys) > len(steps.label_names):
+            feeds[D.SAMPLE_WEIGHT] = ys[len(steps.label_names)]
+        return feeds
+
+    # --- evaluate --------------------------------------------------------------------------
+
+    def _evaluate_arrays(self, xs, ys, batch_size: int, steps: int | None, cbs) -> dict:
+        self.reset_metrics()
+        n = len(xs[0])
+        total = math.ceil(n / batch_size)
+        if steps is not None:
+            total = min(total, int(steps))
+        cbs.on_test_begin()
+        logs = self._run_steps("eval", xs, ys, np.arange(n), batch_size, total, cbs)
+        cbs.on_test_end(logs)
+        return logs
+
+
+def _off_root(callbacks, verbose):
+    """A data-parallel job's ranks other than 0 run no user callbacks and stay silent."""
+    job = distribution.active()
+    if job is not None and job.rank != 0:
+        return None, 0
+    return callbacks, verbose
+
+
+def _refuse_with_batches(method: str, y: Any, sample_weight: Any, batch_size: Any) -> None:
+    """Keras's rule: batches carry their labels and weights, and have their own size."""
+    given = [
+        n
+        for n, v in (("y", y), ("sample_weight", sample_weight), ("batch_size", batch_size))
+        if v is not None
+    ]
+    if given:
+        raise ValueError(
+            f"{method}: with a PyDataset or a generator, the batches carry the labels, "
+            f"weights and size; do not pass {', '.join(given)}"
+        )
+
+
+def _refuse_empty(method: str, xs: list[np.ndarray]) -> None:
+    if len(xs[0]) == 0:
+        raise ValueError(f"{method}: the data has no samples (inputs of shape {xs[0].shape})")
