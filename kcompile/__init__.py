@@ -11,6 +11,7 @@ _checkout = _Path(__file__).resolve().parent.parent
 if not (_Path(__file__).parent / "ir").is_dir() and (_checkout / "ir" / "__init__.py").is_file():
     __path__.append(str(_checkout))
 
+from kcompile import errors  # noqa: E402  (gives the exception types their public names)
 from kcompile.artifact import load  # noqa: E402
 from kcompile.utils.lazy import lazy_attributes  # noqa: E402
 from kcompile.version import __version__  # noqa: E402
@@ -79,6 +80,7 @@ __all__ = [
     "backend",
     "callbacks",
     "datasets",
+    "errors",
     "get_num_threads",
     "initializers",
     "inspect",

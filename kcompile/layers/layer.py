@@ -27,6 +27,7 @@ from kcompile.backend.variables import Variable
 from kcompile.ir import BATCH, DType, Graph, Interpreter, ShapeError, TensorType, Value
 from kcompile.ir import build as B
 from kcompile.tree import flatten, map_structure
+from kcompile.utils.traceback_utils import filter_traceback
 
 
 @functools.cache
@@ -338,6 +339,7 @@ class Layer:
 
     # --- calling ------------------------------------------------------------
 
+    @filter_traceback
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         if self._keras_call:
             return self._keras_style_call(args, kwargs)
@@ -498,10 +500,12 @@ class Layer:
                 out = self.call(ctx, values if self.multi_input else values[0], **arguments)
             except ShapeError as e:
                 shapes = ", ".join(str(keras_shape(v.shape)) for v in values)
+                # The shape error's own traceback is kept: it holds the user's line when
+                # the layer is theirs.
                 raise ValueError(
                     f"layer '{self.name}' ({type(self).__name__}) cannot take "
                     f"input shape {shapes}: {e}"
-                ) from None
+                ).with_traceback(e.__traceback__) from None
         outs = list(out) if isinstance(out, list | tuple) else [out]
         with ctx.graph.layer_scope(self.name):
             self._add_penalties(ctx, outs)

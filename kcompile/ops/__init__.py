@@ -13,8 +13,15 @@ from kcompile.ops.composite import __all__ as _composite_names
 from kcompile.ops.nn import *  # noqa: F403
 from kcompile.ops.numpy import *  # noqa: F403
 from kcompile.ops.numpy import __all__ as _numpy_names
+from kcompile.utils.traceback_utils import filter_traceback as _filter_traceback
 
 __all__ = list(dict.fromkeys([*_numpy_names, *_composite_names, *nn.__all__, "nn"]))
+
+# A user's call of a public op shows the user's line, not the op's internals (the
+# library's own modules import the ops from their defining modules, unwrapped).
+for _name in __all__:
+    if _name != "nn":
+        globals()[_name] = _filter_traceback(globals()[_name])
 
 
 def __getattr__(name: str):
