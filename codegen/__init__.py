@@ -121,6 +121,10 @@ def compile_graph(
     plan = plan_buffers(graph)
     key = cache_key(version, text, "profile" if profile else "", *(("check",) if check else ()))
     times.add("plan buffers + key", time.perf_counter() - t0)
+    # A dump bypasses the cache (and refills it) rather than storing the LLVM IR and
+    # assembly in every entry: those texts are megabytes per step, wanted rarely, and
+    # only a compile of the whole module in one part produces the .ll a reader wants
+    # (the normal path splits the module across processes). A dump costs one compile.
     payload = None if dump else read_entry(key)
     hit = payload is not None
     if payload is None:

@@ -1,6 +1,7 @@
 """The seed model: a 784-128-10 MLP on Fashion-MNIST, written exactly as in Keras.
 
-python examples/mnist_mlp.py            # train 5 epochs, evaluate, dump the IR
+python examples/mnist_mlp.py            # train 5 epochs, evaluate, dump every step
+KCOMPILE_DUMP=DIR python examples/mnist_mlp.py   # the same, the dumps into DIR
 kcompile ir examples/mnist_mlp.py --stage train
 mpiexec -n 2 python examples/mnist_mlp.py 5 --distributed   # data-parallel over MPI
 """
@@ -23,6 +24,20 @@ def build_model():
     )
     model.compile(loss="sparse_categorical_crossentropy", optimizer="adam", metrics=["accuracy"])
     return model
+
+
+def dump_steps(model, folder: str | None = None) -> str:
+    """Compile every step with its dump into ``folder`` (else ``$KCOMPILE_DUMP``, else
+    dumps/mnist_mlp), in the tree ``KCOMPILE_DUMP`` writes: one folder per step graph
+    (train_step, eval_step, predict), each with the IR after every stage (.kir), the LLVM
+    IR before and after optimization (.ll, .opt.ll) and the assembly (.s). The folder."""
+    folder = os.path.abspath(folder or os.environ.get("KCOMPILE_DUMP") or "dumps/mnist_mlp")
+    paths = keras.inspect.dump_all(model, folder)
+    steps = ",".join(dict.fromkeys(os.path.basename(os.path.dirname(p)) for p in paths))
+    print(
+        f"dumps of every step ({len(paths)} files: .kir, .ll, .opt.ll, .s) in {folder}/{{{steps}}}/"
+    )
+    return folder
 
 
 def arguments() -> argparse.Namespace:
@@ -52,10 +67,5 @@ if __name__ == "__main__":
     if not first:
         raise SystemExit(0)
     print(f"test accuracy: {accuracy:.4f}")
-    folder = os.path.abspath("dumps/mnist_mlp")
-    paths = keras.inspect.dump_all(model, folder)
-    print(
-        f"IR dumps of every stage ({len(paths)} files: traced, autodiff, each pass) "
-        f"written to {folder}/{{train,eval,predict}}/"
-    )
+    dump_steps(model)
     print("see also: kcompile memory examples/mnist_mlp.py; kcompile check examples/mnist_mlp.py")

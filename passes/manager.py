@@ -3,7 +3,9 @@ numbered dumps and printing after selected passes.
 
 Environment (read when a ``PassManager`` is made):
 
-- ``KCOMPILE_DUMP=dir``: write ``dir/<graph>/NNN_<stage>.kir`` after every stage.
+- ``KCOMPILE_DUMP=dir``: write ``dir/<graph>/NNN_<stage>.kir`` after every stage (the
+  runtime then adds the step's ``NNN_llvm.ll``, ``NNN_llvm.opt.ll`` and ``NNN_asm.s``
+  there, numbered on from ``PassManager.next_index``; see ``write_dump``).
 - ``KCOMPILE_PRINT_AFTER=fuse,plan_memory``: print the graph after those passes (stderr).
 - ``KCOMPILE_DEBUG=N``: 1 pass names and times, 2 also the IR after each pass.
 - ``KCOMPILE_VERIFY=1``: verify (and round-trip through text) after every pass; the
@@ -13,6 +15,7 @@ Environment (read when a ``PassManager`` is made):
 from __future__ import annotations
 
 import os
+import re
 import sys
 import time
 from collections.abc import Callable
@@ -125,19 +128,46 @@ class Print(PassInstrument):
             print(f"// after {name}\n{print_graph(graph)}", file=sys.stderr)
 
 
+# The files of a dump: ``NNN_<stage>.kir`` of the passes, ``NNN_llvm.ll``,
+# ``NNN_llvm.opt.ll`` and ``NNN_asm.s`` of codegen.
+DUMP_FILE = re.compile(r"^\d{3}_[\w.]+\.(kir|ll|s)$")
+
+
+def write_dump(folder: str, graph: str, index: int, name: str, text: str) -> str:
+    """Write ``folder/<graph>/NNN_<name>``, a file of a step's dump; its path. The folder
+    is named after the step graph (``train_step``, ``eval_step``, ``predict``), whoever
+    writes (``KCOMPILE_DUMP``, ``kcompile ir --all``, ``inspect.dump_all``)."""
+    os.makedirs(os.path.join(folder, graph), exist_ok=True)
+    path = os.path.join(folder, graph, f"{index:03d}_{name}")
+    with open(path, "w") as f:
+        f.write(text)
+    return path
+
+
+def clear_dump(folder: str) -> None:
+    """Remove the dump files of an earlier compile from ``folder`` (a step's folder), so
+    that it holds one compile's stages: a pipeline of fewer passes, or a compile that
+    stops early, must not leave another run's later stages beside its own."""
+    if os.path.isdir(folder):
+        for name in os.listdir(folder):
+            if DUMP_FILE.match(name):
+                os.remove(os.path.join(folder, name))
+
+
 class Dump(PassInstrument):
-    """``folder/<graph>/NNN_<stage>.kir`` after every stage, numbered in order."""
+    """``folder/<graph>/NNN_<stage>.kir`` after every stage, numbered in order; a graph's
+    folder is cleared of an earlier dump when this instrument first writes to it."""
 
     def __init__(self, folder: str) -> None:
         self.folder = folder
         self.index = 0
+        self._started: set[str] = set()
 
     def after_pass(self, name: str, graph: Graph, seconds: float) -> None:
-        folder = os.path.join(self.folder, graph.name)
-        os.makedirs(folder, exist_ok=True)
-        path = os.path.join(folder, f"{self.index:03d}_{name}.kir")
-        with open(path, "w") as f:
-            f.write(print_graph(graph))
+        if graph.name not in self._started:
+            clear_dump(os.path.join(self.folder, graph.name))
+            self._started.add(graph.name)
+        write_dump(self.folder, graph.name, self.index, f"{name}.kir", print_graph(graph))
         self.index += 1
 
 
@@ -220,6 +250,12 @@ class PassManager:
     def _after(self, name: str, graph: Graph, seconds: float) -> None:
         for instrument in self.instruments:
             instrument.after_pass(name, graph, seconds)
+
+    @property
+    def dump_dir(self) -> str | None:
+        """Where this manager dumps (from ``dump_dir`` or ``KCOMPILE_DUMP``); None when it
+        does not. The runtime writes the step's LLVM IR and assembly there too."""
+        return self._dump.folder if self._dump else None
 
     @property
     def next_index(self) -> int:

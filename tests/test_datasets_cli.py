@@ -92,7 +92,7 @@ def test_cli_ir_any_stage_all_and_dot(tmp_path, capsys):
         cli.main(["ir", EXAMPLE, "--stage", "fusion"])
     assert cli.main(["ir", EXAMPLE, "--all", str(tmp_path)]) == 0
     assert sorted(p.name for p in (tmp_path / "predict").iterdir())[0] == "000_traced.kir"
-    assert (tmp_path / "train" / "001_autodiff.kir").exists()
+    assert (tmp_path / "train_step" / "001_autodiff.kir").exists()
     assert "wrote every stage" in capsys.readouterr().out
     assert cli.main(["ir", EXAMPLE, "--step", "predict", "--stage", "traced", "--dot"]) == 0
     dot = capsys.readouterr().out

@@ -22,7 +22,8 @@ UPDATE = bool(os.environ.get("KCOMPILE_UPDATE_GOLDEN"))
 def test_example_model_stages_match_golden_dumps(step):
     model = load_example().build_model()
     stages = inspect.pipeline_stages(model, step)
-    folder = GOLDEN / step
+    # One folder per step graph, named as KCOMPILE_DUMP names it (train_step, ...).
+    folder = GOLDEN / stages[0][1].split("(", 1)[0].removeprefix("graph ")
     if UPDATE:
         folder.mkdir(parents=True, exist_ok=True)
         for old in folder.glob("*.kir"):

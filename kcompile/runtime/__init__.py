@@ -65,6 +65,9 @@ def prepare(graph: Graph, manager=None) -> Graph:
 def make_executable(graph: Graph, backend: str, manager=None):
     """The ``backend``'s executable of ``graph`` after the optimization pipeline
     (``manager``, a ``passes.PassManager``, else the default one)."""
+    from kcompile.passes import PassManager, default_passes
+
+    manager = manager or PassManager(default_passes())
     graph = prepare(graph, manager)
     if backend == "reference":
         return ReferenceExecutable(graph)
@@ -72,7 +75,11 @@ def make_executable(graph: Graph, backend: str, manager=None):
         from kcompile.runtime.native import NativeExecutable
         from kcompile.version import __version__
 
+        # The manager decides where the step's dumps go, its code's too ("": nowhere).
         return NativeExecutable(
-            graph, version=__version__, dump_index=manager.next_index if manager else None
+            graph,
+            version=__version__,
+            dump_index=manager.next_index,
+            dump_dir=manager.dump_dir or "",
         )
     raise ValueError(f"unknown backend {backend!r}; expected one of {BACKENDS}")

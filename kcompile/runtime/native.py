@@ -8,7 +8,7 @@ import sys
 from kcompile.codegen import compile_graph, kernel_nodes
 from kcompile.codegen.epoch_loop import EPOCH, has_epoch_loop
 from kcompile.ir import Graph
-from kcompile.passes.manager import debug_level
+from kcompile.passes.manager import debug_level, write_dump
 from kcompile.runtime.guarded import GuardedBuffers, checking
 from kcompile.runtime.program import NativeProgram
 
@@ -21,11 +21,13 @@ class NativeExecutable(NativeProgram):
         capacity: int = 32,
         dump_index: int | None = None,
         profile: bool = False,
+        dump_dir: str | None = None,
     ) -> None:
+        """``dump_dir`` (else ``KCOMPILE_DUMP``; "" for none) receives the LLVM IR and
+        assembly in the step's folder, numbered from ``dump_index`` (after its passes')."""
         check = checking()
-        compiled = compile_graph(
-            graph, version, dump=_dumper(graph, dump_index or 0), profile=profile, check=check
-        )
+        dump = _dumper(graph, dump_index or 0, dump_dir)
+        compiled = compile_graph(graph, version, dump=dump, profile=profile, check=check)
         self.compiled = compiled
         self.compile_times = compiled.times
         self.cache_hit = compiled.cache_hit
@@ -45,11 +47,11 @@ class NativeExecutable(NativeProgram):
         )
 
 
-def _dumper(graph: Graph, index: int):
+def _dumper(graph: Graph, index: int, folder: str | None = None):
     """Writes LLVM IR (before and after optimization) and assembly after the graph dumps,
-    into ``$KCOMPILE_DUMP/<graph>/``; ``KCOMPILE_DEBUG`` 3 prints the LLVM IR, 4 the
-    assembly too."""
-    folder = os.environ.get("KCOMPILE_DUMP")
+    into ``folder/<graph>/`` (``folder`` None: ``$KCOMPILE_DUMP``); ``KCOMPILE_DEBUG`` 3
+    prints the LLVM IR, 4 the assembly too."""
+    folder = os.environ.get("KCOMPILE_DUMP") if folder is None else folder
     level = debug_level()
     if not folder and level < 3:
         return None
@@ -57,10 +59,7 @@ def _dumper(graph: Graph, index: int):
 
     def dump(name: str, text: str) -> None:
         if folder:
-            os.makedirs(os.path.join(folder, graph.name), exist_ok=True)
-            path = os.path.join(folder, graph.name, f"{counter[0]:03d}_{name}")
-            with open(path, "w") as f:
-                f.write(text)
+            write_dump(folder, graph.name, counter[0], name, text)
         counter[0] += 1
         if level >= 4 or (level >= 3 and name != "asm.s"):
             print(f"// {graph.name}: {name}\n{text}", file=sys.stderr)

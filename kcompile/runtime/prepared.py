@@ -4,7 +4,10 @@ Running the pass pipeline on the example CNN's three steps takes ~70 ms, the bul
 warm compile once the machine code comes from the cache. The pipeline is a function of
 the traced graph, the passes run and the source of ``passes`` and ``ir`` (and of the
 host, as the code cache is): those make the key, and the entry is the pickled result.
-Stages that someone watches (dumps, printing, snapshots, round trips) run the pipeline.
+Stages that someone watches (dumps, printing, snapshots, round trips) run the pipeline:
+an entry holds the result only, not every stage's text, so a dump asked for after a hit
+is still complete. Keeping the stages would grow every entry several times over for a
+rare debugging request that costs one run of the pipeline (tens of milliseconds).
 """
 
 from __future__ import annotations

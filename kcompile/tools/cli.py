@@ -1,7 +1,7 @@
 """The ``kcompile`` command.
 
     kcompile ir MODEL.py [--step train|eval|predict] [--stage NAME] [--dot] [-o FILE]
-    kcompile ir MODEL.py --all DIR          every stage of every step, numbered
+    kcompile ir MODEL.py --all DIR          every step's dump, as KCOMPILE_DUMP=DIR writes it
     kcompile compile MODEL.py|STAGE.kir     compile to native code, print the times
     kcompile memory MODEL.py [--budget 64MiB]
     kcompile check MODEL.py [--step train]
@@ -85,8 +85,12 @@ def cmd_ir(args: argparse.Namespace) -> int:
     shapes = _input_shapes(args.input_shape)
     try:
         if args.all:
-            inspect.dump_all(model, args.all, shapes)
-            print(f"wrote every stage of {', '.join(STEPS)} to {args.all}")
+            paths = inspect.dump_all(model, args.all, shapes)
+            folders = ", ".join(dict.fromkeys(os.path.basename(os.path.dirname(p)) for p in paths))
+            print(
+                f"wrote every stage (.kir), the LLVM IR (.ll, .opt.ll) and the assembly (.s) "
+                f"of {folders} to {os.path.join(args.all, '')}"
+            )
             return 0
         graph = stage_graph(model, args.stage, args.step, shapes)
     except ValueError as e:
@@ -296,7 +300,12 @@ def main(argv: list[str] | None = None) -> int:
     ir.add_argument(
         "--stage", default="train", help="forward, predict, eval, train, or a stage of --step"
     )
-    ir.add_argument("--all", metavar="DIR", help="write every stage of every step to DIR")
+    ir.add_argument(
+        "--all",
+        metavar="DIR",
+        help="compile every step, dumping its stages, LLVM IR and assembly to DIR/<step graph>/ "
+        "(the tree KCOMPILE_DUMP=DIR writes)",
+    )
     ir.add_argument("--dot", action="store_true", help="Graphviz text instead of IR")
     ir.add_argument(
         "--input-shape",

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import difflib
 import math
+import os
 import re
 from dataclasses import dataclass, field
 from typing import Any
@@ -15,7 +16,7 @@ import numpy as np
 from kcompile.ir import DType, Graph, Interpreter, parse_graph
 from kcompile.models import graphs as G
 from kcompile.passes import PassManager, default_passes
-from kcompile.passes.manager import Pass
+from kcompile.passes.manager import DUMP_FILE, Pass
 
 STEPS = G.STEPS
 
@@ -30,19 +31,26 @@ def pipeline_stages(
     return manager.snapshots
 
 
-def dump_all(model, folder: str, input_shapes: tuple = ()) -> list[str]:
-    """Write every stage of every step to ``folder/<step>/NNN_<stage>.kir``; the paths."""
-    import os
+def dump_step(model, step: str, folder: str, input_shapes: tuple = ()) -> list[str]:
+    """Compile ``step`` (``train``, ``eval`` or ``predict``) as fit, evaluate and predict
+    do, dumping into ``folder`` exactly what ``KCOMPILE_DUMP=folder`` writes for it (the
+    same pass instrument and codegen dumper write it): ``folder/<graph>/`` (``train_step``,
+    ``eval_step``, ``predict``) with ``NNN_<stage>.kir`` after tracing and every pass, then
+    ``NNN_llvm.ll``, ``NNN_llvm.opt.ll`` and ``NNN_asm.s``. The paths, in order."""
+    from kcompile.runtime import make_executable
 
-    paths = []
-    for step in STEPS:
-        os.makedirs(os.path.join(folder, step), exist_ok=True)
-        for i, (name, text) in enumerate(pipeline_stages(model, step, None, input_shapes)):
-            path = os.path.join(folder, step, f"{i:03d}_{name}.kir")
-            with open(path, "w") as f:
-                f.write(text)
-            paths.append(path)
-    return paths
+    manager = PassManager(default_passes(), dump_dir=folder)
+    traced = G.trace_step(model, step, None, manager.stage, input_shapes)
+    make_executable(traced.graph, "llvm", manager)
+    graph_folder = os.path.join(folder, traced.graph.name)
+    names = sorted(n for n in os.listdir(graph_folder) if DUMP_FILE.match(n))
+    return [os.path.join(graph_folder, name) for name in names]
+
+
+def dump_all(model, folder: str, input_shapes: tuple = ()) -> list[str]:
+    """``dump_step`` for every step: the tree ``KCOMPILE_DUMP=folder`` writes when fit,
+    evaluate and predict each compile. The paths."""
+    return [path for step in STEPS for path in dump_step(model, step, folder, input_shapes)]
 
 
 def stage_names(model, step: str = "train") -> list[str]:
