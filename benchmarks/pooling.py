@@ -27,9 +27,9 @@ SHAPE = (26, 26, 32)
 
 def _model(patches: bool):
     import kcompile as keras
-    from kcompile.layers.pooling import pooling
+    from kcompile.layers.pooling.max_pooling2d import MaxPooling2D
 
-    class PatchPooling(pooling.MaxPooling2D):
+    class PatchPooling(MaxPooling2D):
         def _tiles(self, x):
             return None  # always the patches' lowering
 

@@ -18,8 +18,7 @@ import contextvars
 from collections.abc import Iterator
 from typing import Any
 
-from kcompile.backend.keras_tensor import KerasTensor, keras_dtype, keras_shape
-from kcompile.backend.variables import Variable
+from kcompile.backend.keras_tensor import keras_dtype, keras_shape
 from kcompile.ir import Value
 
 _CONTEXT: contextvars.ContextVar = contextvars.ContextVar("kcompile_trace", default=None)
@@ -63,10 +62,6 @@ class TracedTensor:
     @property
     def ndim(self) -> int:
         return self.value.rank
-
-    @property
-    def T(self) -> TracedTensor:
-        return _ops().transpose(self)
 
     def __repr__(self) -> str:
         return f"<TracedTensor shape={self.shape}, dtype={self.dtype}>"
@@ -118,46 +113,3 @@ class BatchSize(TracedTensor):
 def static_dims(shape) -> tuple:
     """``shape`` with each ``BatchSize`` as None (the batch dimension)."""
     return tuple(None if isinstance(d, BatchSize) else d for d in shape)
-
-
-def _ops():
-    from kcompile import ops
-
-    return ops
-
-
-def install_operators(cls: type, compare: bool = True) -> None:
-    """``+ - * / // % ** @``, comparisons, negation and indexing through ``keras.ops``
-    (on traced tensors, on the functional API's ``KerasTensor``, and, arithmetic only, on
-    weights, which stay usable as dictionary keys)."""
-    binary = {
-        "add": "add",
-        "sub": "subtract",
-        "mul": "multiply",
-        "truediv": "divide",
-        "floordiv": "floor_divide",
-        "mod": "mod",
-        "pow": "power",
-        "matmul": "matmul",
-    }
-    for dunder, name in binary.items():
-        setattr(cls, f"__{dunder}__", lambda a, b, n=name: getattr(_ops(), n)(a, b))
-        setattr(cls, f"__r{dunder}__", lambda a, b, n=name: getattr(_ops(), n)(b, a))
-    comparisons = {"lt": "less", "le": "less_equal", "gt": "greater", "ge": "greater_equal"}
-    comparisons |= {"eq": "equal", "ne": "not_equal"}
-    for dunder, name in comparisons.items() if compare else ():
-        setattr(cls, f"__{dunder}__", lambda a, b, n=name: getattr(_ops(), n)(a, b))
-    cls.__neg__ = lambda a: _ops().negative(a)
-    cls.__pos__ = lambda a: a
-    cls.__abs__ = lambda a: _ops().abs(a)
-    cls.__invert__ = lambda a: _ops().logical_not(a)
-    cls.__and__ = lambda a, b: _ops().logical_and(a, b)
-    cls.__or__ = lambda a, b: _ops().logical_or(a, b)
-    cls.__getitem__ = lambda a, key: _ops().getitem(a, key)
-    if compare:
-        cls.__hash__ = object.__hash__
-
-
-install_operators(TracedTensor)
-install_operators(KerasTensor)
-install_operators(Variable, compare=False)

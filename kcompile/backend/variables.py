@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from kcompile.backend.symbolic import TracedTensor, current_context
+
 ALIGN = 64
 
 
@@ -46,18 +48,9 @@ class Variable:
 
     def assign(self, value) -> None:
         """Set the value; inside a traced step (a layer's ``call``), the step writes it."""
-        from kcompile.backend.symbolic import TracedTensor, current_context
-
         ctx = current_context()
-        if ctx is not None and hasattr(ctx, "state_updates"):
-            from kcompile.ir import DType
-            from kcompile.ir import build as B
-            from kcompile.ops.core import Builder
-
-            new = B.cast(Builder(ctx.graph, ctx).value(value), DType.f32)
-            if new.shape != self.shape:
-                new = B.broadcast_to(new, self.shape)
-            ctx.state_updates[self] = new
+        if ctx is not None and hasattr(ctx, "assign"):
+            ctx.assign(self, value)
             return
         if isinstance(value, TracedTensor):
             raise TypeError(f"variable {self.path} assigned a traced value outside its step")

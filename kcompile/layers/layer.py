@@ -20,12 +20,14 @@ from typing import Any
 import numpy as np
 
 from kcompile import initializers
+from kcompile import ops as _ops  # noqa: F401  (Python's operators on tensors and weights)
 from kcompile.backend import session as backend
 from kcompile.backend.keras_tensor import KerasTensor, ir_dtype, keras_dtype, keras_shape
 from kcompile.backend.symbolic import TracedTensor, TraceError, current_context, tracing
 from kcompile.backend.variables import Variable
 from kcompile.ir import BATCH, DType, Graph, Interpreter, ShapeError, TensorType, Value
 from kcompile.ir import build as B
+from kcompile.ops.core import Builder
 from kcompile.tree import flatten, map_structure
 from kcompile.utils.traceback_utils import filter_traceback
 
@@ -62,6 +64,13 @@ class TraceContext:
 
     def set_mask(self, value: Value, mask: Value) -> None:
         self._masks[id(value)] = (value, mask)
+
+    def assign(self, var: Variable, value: Any) -> None:
+        """``var.assign(value)`` inside the step: the step writes ``value`` to it."""
+        new = B.cast(Builder(self.graph, self).value(value), DType.f32)
+        if new.shape != var.shape:
+            new = B.broadcast_to(new, var.shape)
+        self.state_updates[var] = new
 
     def weight(self, var: Variable) -> Value:
         """The weight's value in this step: its input, or its new value once assigned."""
@@ -705,8 +714,6 @@ def _slots(structure: Any) -> list[_Slot]:
 
 
 def _constant(ctx: TraceContext, x: Any) -> TracedTensor:
-    from kcompile.ops.core import Builder
-
     return TracedTensor(Builder(ctx.graph, ctx).value(x))
 
 

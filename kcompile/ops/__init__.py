@@ -8,6 +8,7 @@ naming it.
 """
 
 from kcompile.ops import nn
+from kcompile.ops import operators as _operators  # noqa: F401  (installs x + y, x[i], ...)
 from kcompile.ops.composite import *  # noqa: F403
 from kcompile.ops.composite import __all__ as _composite_names
 from kcompile.ops.nn import *  # noqa: F403

@@ -141,6 +141,21 @@ def _wrap(out: Any) -> Any:
     return out
 
 
+def _no_symbolic_call(fn: Callable, args: tuple, kwargs: dict) -> Any:
+    raise TraceError(f"keras.ops.{fn.__name__} on symbolic tensors needs kcompile.layers")
+
+
+# What an op called on the functional API's symbolic tensors does: it becomes a node of
+# the model. ``kcompile.ops.operation`` (a layer, so above the ops in the layering)
+# installs it; ``kcompile.layers``, which makes every symbolic tensor, imports it.
+_symbolic_call: Callable[[Callable, tuple, dict], Any] = _no_symbolic_call
+
+
+def handle_symbolic_calls(handler: Callable[[Callable, tuple, dict], Any]) -> None:
+    global _symbolic_call
+    _symbolic_call = handler
+
+
 def op(fn: Callable) -> Callable:
     """A ``keras.ops`` function from ``fn``, written over IR values."""
 
@@ -148,9 +163,7 @@ def op(fn: Callable) -> Callable:
     def public(*args: Any, **kwargs: Any) -> Any:
         leaves = flatten((args, kwargs))
         if any(isinstance(x, KerasTensor) for x in leaves):
-            from kcompile.ops.operation import call_on_symbolic
-
-            return call_on_symbolic(public, args, kwargs)
+            return _symbolic_call(public, args, kwargs)
         traced = next((x for x in leaves if isinstance(x, TracedTensor)), None)
         ctx = current_context()
         if traced is not None:

@@ -12,6 +12,7 @@ from typing import Any
 from kcompile.backend import session as backend
 from kcompile.backend.keras_tensor import KerasTensor
 from kcompile.layers.layer import Layer
+from kcompile.ops import core
 from kcompile.tree import map_structure
 
 
@@ -51,3 +52,6 @@ class Operation(Layer):
 def call_on_symbolic(fn: Callable, args: tuple, kwargs: dict) -> Any:
     operation = Operation(fn, args, kwargs)
     return operation(list(operation.tensors))
+
+
+core.handle_symbolic_calls(call_on_symbolic)

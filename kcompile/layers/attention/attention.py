@@ -1,229 +1,18 @@
-"""Attention layers with Keras's weights, masks and numbers: ``MultiHeadAttention`` and
-``Attention`` (dot-product or concat scores).
-
-Written with ``keras.ops`` like a user's layer, so they are traced into the step: the
-projections are products with the kernels, the score and mixing einsums lower to
-``batch_matmul``. Weight names and shapes are Keras's (``query/kernel`` of shape
-``(dim, heads, key_dim)``, ...), in Keras's order, so weights move between the two.
-"""
+"""Keras's ``Attention``: dot-product (Luong) or concat scores, with Keras's weights,
+masks and numbers; written with ``keras.ops`` like a user's layer, so it is traced into
+the step."""
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 from kcompile import ops
 from kcompile import random as krandom
+from kcompile.layers.attention.causal_mask import causal_mask
 from kcompile.layers.layer import Layer
 
-# Keras's masked-softmax fill for float32 (keras.layers.Softmax) and Attention's offset.
-_SOFTMAX_MASKED = -1e9
+# Keras's offset for the scores Attention masks out.
 _ATTENTION_OFFSET = 1.0e9
-
-
-def _masked_softmax(scores, mask):
-    """keras.layers.Softmax with a mask: masked scores become -1e9 before the softmax
-    and 0 after it (so a row with nothing to attend to is all zeros)."""
-    if mask is None:
-        return ops.softmax(scores, axis=-1)
-    probs = ops.softmax(ops.where(mask, scores, _SOFTMAX_MASKED), axis=-1)
-    return ops.where(mask, probs, 0.0)
-
-
-def _causal_mask(queries: int, keys: int):
-    """[1, T, S]: query t attends to keys 0..t."""
-    return ops.tril(ops.ones((1, queries, keys), "float32")) > 0.5
-
-
-class MultiHeadAttention(Layer):
-    """Keras's ``MultiHeadAttention`` for (batch, sequence, features) inputs: called as
-    ``mha(query, value, key=None, attention_mask=None, return_attention_scores=False,
-    training=None, use_causal_mask=False)``."""
-
-    propagates_mask = True
-
-    def __init__(
-        self,
-        num_heads: int,
-        key_dim: int,
-        value_dim: int | None = None,
-        dropout: float = 0.0,
-        use_bias: bool = True,
-        output_shape: Any = None,
-        attention_axes: Any = None,
-        kernel_initializer: Any = "glorot_uniform",
-        bias_initializer: Any = "zeros",
-        kernel_regularizer: Any = None,
-        bias_regularizer: Any = None,
-        seed: int | None = None,
-        **kwargs: Any,
-    ) -> None:
-        super().__init__(**kwargs)
-        for what, value in (("num_heads", num_heads), ("key_dim", key_dim)):
-            if not isinstance(value, int) or value <= 0:
-                raise ValueError(
-                    f"MultiHeadAttention '{self.name}': {what} must be a positive integer, "
-                    f"got {value!r}"
-                )
-        if isinstance(attention_axes, int):
-            attention_axes = (attention_axes,)
-        if attention_axes is not None and tuple(attention_axes) not in ((1,), (-2,)):
-            raise NotImplementedError(
-                f"MultiHeadAttention '{self.name}': attention_axes is not supported yet "
-                "(attention runs over the sequence axis of (batch, sequence, features))"
-            )
-        if isinstance(output_shape, int):
-            output_shape = (output_shape,)
-        if output_shape is not None and len(output_shape) != 1:
-            raise NotImplementedError(
-                f"MultiHeadAttention '{self.name}': output_shape of rank > 1 is not supported"
-            )
-        self.num_heads, self.key_dim = num_heads, key_dim
-        self.value_dim = value_dim or key_dim
-        self.dropout, self.use_bias, self.seed = dropout, use_bias, seed
-        self.output_shape = tuple(output_shape) if output_shape else None
-        self.kernel_initializer, self.bias_initializer = kernel_initializer, bias_initializer
-        self.kernel_regularizer, self.bias_regularizer = kernel_regularizer, bias_regularizer
-        self.seed_generator = krandom.SeedGenerator(seed) if dropout > 0 else None
-
-    def build(self, query_shape, value_shape, key_shape=None):
-        key_shape = value_shape if key_shape is None else key_shape
-        for what, shape in (("query", query_shape), ("value", value_shape), ("key", key_shape)):
-            if len(shape) != 3:
-                raise NotImplementedError(
-                    f"MultiHeadAttention '{self.name}': {what} of shape {tuple(shape)}; only "
-                    "(batch, sequence, features) inputs are supported"
-                )
-        if value_shape[1:-1] != key_shape[1:-1]:
-            raise ValueError(
-                f"MultiHeadAttention '{self.name}': value and key must agree but for the last "
-                f"dimension, got value {tuple(value_shape)} and key {tuple(key_shape)}"
-            )
-        heads = self.num_heads
-        self._projection("query", query_shape[-1], (heads, self.key_dim))
-        self._projection("key", key_shape[-1], (heads, self.key_dim))
-        self._projection("value", value_shape[-1], (heads, self.value_dim))
-        width = self.output_shape[0] if self.output_shape else query_shape[-1]
-        self.attention_output_kernel = self.add_weight(
-            (heads, self.value_dim, width),
-            self.kernel_initializer,
-            name="attention_output/kernel",
-            regularizer=self.kernel_regularizer,
-        )
-        self.attention_output_bias = (
-            self.add_weight(
-                (width,),
-                self.bias_initializer,
-                name="attention_output/bias",
-                regularizer=self.bias_regularizer,
-            )
-            if self.use_bias
-            else None
-        )
-
-    def _projection(self, name: str, features: int, per_head: tuple) -> None:
-        kernel = self.add_weight(
-            (features, *per_head),
-            self.kernel_initializer,
-            name=f"{name}/kernel",
-            regularizer=self.kernel_regularizer,
-        )
-        bias = (
-            self.add_weight(
-                per_head,
-                self.bias_initializer,
-                name=f"{name}/bias",
-                regularizer=self.bias_regularizer,
-            )
-            if self.use_bias
-            else None
-        )
-        setattr(self, f"{name}_kernel", kernel)
-        setattr(self, f"{name}_bias", bias)
-
-    def _project(self, name: str, x):
-        out = ops.einsum("abc,cde->abde", x, getattr(self, f"{name}_kernel"))
-        bias = getattr(self, f"{name}_bias")
-        return out if bias is None else out + bias
-
-    def call(
-        self,
-        query,
-        value,
-        key=None,
-        query_mask=None,
-        value_mask=None,
-        key_mask=None,
-        attention_mask=None,
-        return_attention_scores=False,
-        training=None,
-        use_causal_mask=False,
-    ):
-        key = value if key is None else key
-        mask = self._attention_mask(
-            query, value, key, query_mask, value_mask, key_mask, attention_mask, use_causal_mask
-        )
-        q = self._project("query", query)  # [B, T, N, H]
-        k = self._project("key", key)  # [B, S, N, H]
-        v = self._project("value", value)  # [B, S, N, H]
-        if self.dropout == 0 and not return_attention_scores:
-            # Keras's fast path: ops.dot_product_attention (masked logits -0.7 * max)
-            mixed = ops.nn.dot_product_attention(
-                q,
-                k,
-                v,
-                mask=None if mask is None else ops.expand_dims(mask, 1),
-                scale=1.0 / math.sqrt(self.key_dim),
-            )
-            scores = None
-        else:
-            q = q * (1.0 / math.sqrt(self.key_dim))
-            scores = ops.einsum("aecd,abcd->acbe", k, q)  # [B, N, T, S]
-            scores = _masked_softmax(scores, None if mask is None else ops.expand_dims(mask, 1))
-            kept = scores
-            if training and self.dropout > 0:
-                kept = krandom.dropout(scores, self.dropout, seed=self.seed_generator)
-            mixed = ops.einsum("acbe,aecd->abcd", kept, v)  # [B, T, N, H]
-        out = ops.einsum("abcd,cde->abe", mixed, self.attention_output_kernel)
-        if self.attention_output_bias is not None:
-            out = out + self.attention_output_bias
-        return (out, scores) if return_attention_scores else out
-
-    def _attention_mask(
-        self, query, value, key, query_mask, value_mask, key_mask, attention_mask, causal
-    ):
-        """Keras's merge of the masks into one [B, T, S] boolean mask (None: none)."""
-        mask = None
-
-        def both(a, b):
-            return b if a is None else ops.logical_and(a, b)
-
-        if query_mask is not None:
-            mask = ops.expand_dims(ops.cast(query_mask, "bool"), -1)
-        if value_mask is not None:
-            mask = both(mask, ops.expand_dims(ops.cast(value_mask, "bool"), -2))
-        if key_mask is not None and key is not value:
-            mask = both(mask, ops.expand_dims(ops.cast(key_mask, "bool"), -2))
-        if causal:
-            mask = both(mask, _causal_mask(query.shape[1], value.shape[1]))
-        if attention_mask is not None:
-            mask = both(mask, ops.cast(attention_mask, "bool"))
-        return mask
-
-    def get_config(self) -> dict[str, Any]:
-        return {
-            **super().get_config(),
-            "num_heads": self.num_heads,
-            "key_dim": self.key_dim,
-            "value_dim": self.value_dim,
-            "dropout": self.dropout,
-            "use_bias": self.use_bias,
-            "output_shape": self.output_shape,
-            "attention_axes": None,
-            "kernel_initializer": self.kernel_initializer,
-            "bias_initializer": self.bias_initializer,
-            "seed": self.seed,
-        }
 
 
 class Attention(Layer):
@@ -290,7 +79,7 @@ class Attention(Layer):
         v_mask = mask[1] if mask else None
         allowed = None if v_mask is None else ops.expand_dims(ops.cast(v_mask, "bool"), -2)
         if use_causal_mask:
-            causal = _causal_mask(scores.shape[-2], scores.shape[-1])
+            causal = causal_mask(scores.shape[-2], scores.shape[-1])
             allowed = causal if allowed is None else ops.logical_and(allowed, causal)
         if allowed is not None:
             scores = ops.where(allowed, scores, scores - _ATTENTION_OFFSET)

@@ -1,4 +1,4 @@
-"""Transposed convolutions, channels last: Conv2DTranspose and Conv1DTranspose.
+"""Keras's ``Conv2DTranspose``, channels last.
 
 A transposed convolution is the data gradient of a convolution: the input times the
 kernel's transpose gives one patch per input pixel ([N, h, w, KH*KW*F]), and
@@ -14,7 +14,12 @@ from typing import Any
 from kcompile import activations
 from kcompile.ir import Value
 from kcompile.ir import build as B
-from kcompile.layers.convolutional.conv import as_tuple, bias_weight, set_window, window_config
+from kcompile.layers.convolutional.base_conv import (
+    as_tuple,
+    bias_weight,
+    set_window,
+    window_config,
+)
 from kcompile.layers.layer import Layer, TraceContext
 
 
@@ -40,6 +45,8 @@ def transpose_geometry(
 
 
 class Conv2DTranspose(Layer):
+    rank = 2  # of the window; Conv1DTranspose's is 1
+
     def __init__(
         self,
         filters: int,
@@ -57,7 +64,7 @@ class Conv2DTranspose(Layer):
     ) -> None:
         super().__init__(**kwargs)
         kind = type(self).__name__
-        rank = 1 if isinstance(self, Conv1DTranspose) else 2
+        rank = self.rank
         self.filters = int(filters)
         set_window(self, rank, kernel_size, strides, dilation_rate, padding, data_format)
         self.output_padding = (
@@ -134,47 +141,3 @@ def _window(y: Value, geometry: list[tuple[int, int]], full: list[int]) -> Value
     if any(short):
         y = B.pad(y, (0, 0, 0, 0), (0, short[0], short[1], 0))
     return y
-
-
-class Conv1DTranspose(Conv2DTranspose):
-    """A transposed convolution over [N, L, C]: a Conv2DTranspose of height 1."""
-
-    def __init__(
-        self,
-        filters: int,
-        kernel_size: Any,
-        strides: Any = 1,
-        padding: str = "valid",
-        output_padding: Any = None,
-        data_format: str | None = None,
-        dilation_rate: Any = 1,
-        **kwargs: Any,
-    ) -> None:
-        super().__init__(
-            filters,
-            kernel_size,
-            strides,
-            padding,
-            output_padding,
-            data_format,
-            dilation_rate,
-            **kwargs,
-        )
-
-    def call(self, ctx, x):
-        n, length, c = x.shape
-        image = B.reshape(x, (n, 1, length, c))
-        y = self._transpose(
-            ctx, image, (1, *self.kernel_size), (1, *self.strides), (1, *self.dilation_rate)
-        )
-        return B.reshape(y, (n, y.shape[2], self.filters))
-
-    def get_config(self):
-        config = super().get_config()
-        config.update(
-            kernel_size=self.kernel_size[0],
-            strides=self.strides[0],
-            dilation_rate=self.dilation_rate[0],
-            output_padding=None if self.output_padding is None else self.output_padding[0],
-        )
-        return config

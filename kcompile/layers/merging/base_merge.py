@@ -1,8 +1,10 @@
-"""Merge layers (Add, Subtract, Multiply, Average, Maximum, Minimum, Concatenate, Dot) and
-Keras's functional helpers that make and call them (``layers.add``, ``concatenate``, ...)."""
+"""What the merge layers share (Keras's ``base_merge.Merge``): the check of their inputs,
+the mask they pass on, the replacement of masked values before the op (Multiply, Maximum,
+Minimum), and the functional form (``layers.add(inputs)``, ...) made from a class."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from functools import reduce
 from typing import Any
 
@@ -12,7 +14,7 @@ from kcompile.ir import build as B
 from kcompile.layers.layer import Layer
 
 
-class _Merge(Layer):
+class Merge(Layer):
     propagates_mask = True
     multi_input = True
 
@@ -52,7 +54,7 @@ def _any_last(mask):
     return B.gt(B.reduce_max(B.cast(mask, DType.f32), -1), 0.0)
 
 
-class _MaskedMerge(_Merge):
+class MaskedMerge(Merge):
     """Keras's Multiply, Maximum and Minimum replace masked values before the op."""
 
     def call(self, ctx, inputs, mask=None):
@@ -67,44 +69,7 @@ class _MaskedMerge(_Merge):
         return out
 
 
-class Add(_Merge):
-    def merge(self, inputs):
-        return reduce(B.add, inputs)
-
-
-class Subtract(_Merge):
-    def merge(self, inputs):
-        if len(inputs) != 2:
-            raise ValueError(f"Subtract '{self.name}' needs exactly two inputs")
-        return inputs[0] - inputs[1]
-
-
-class Multiply(_MaskedMerge):
-    def merge(self, inputs):
-        return reduce(B.mul, inputs)
-
-    def merge_masked(self, inputs, masks):
-        """Keras's: masked values count as 1; when every input has a mask, the product is
-        0 where none keeps the value, and the mask is any of theirs."""
-        every = all(m is not None for m in masks)
-        out = out_mask = None
-        for x, m in zip(inputs, masks):
-            if m is not None:
-                x = B.select(m, x, 1.0)
-                if every:
-                    out_mask = m if out_mask is None else B.logical_or(out_mask, m)
-            out = x if out is None else out * x
-        if every:
-            out = B.select(out_mask, out, 0.0)
-        return out, out_mask
-
-
-class Average(_Merge):
-    def merge(self, inputs):
-        return reduce(B.add, inputs) * (1.0 / len(inputs))
-
-
-class _Extremum(_MaskedMerge):
+class Extremum(MaskedMerge):
     def merge(self, inputs):
         return reduce(self.op, inputs)
 
@@ -122,113 +87,12 @@ class _Extremum(_MaskedMerge):
         return out, out_mask
 
 
-class Maximum(_Extremum):
-    op = staticmethod(B.maximum)
+def merge_function(cls: type[Layer], doc: str) -> Callable[..., Any]:
+    """Keras's functional form of a merge layer: ``cls(**kwargs)`` called on ``inputs``."""
 
-
-class Minimum(_Extremum):
-    op = staticmethod(B.minimum)
-
-
-class Concatenate(Layer):
-    propagates_mask = True
-    multi_input = True
-
-    def __init__(self, axis: int = -1, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        self.axis = axis
-
-    def call(self, ctx, inputs):
-        return B.concat(inputs, self.axis)
-
-    def compute_mask(self, inputs, previous_mask):
-        """Keras's: each input's mask spread over its features (all kept where it has
-        none), joined as the inputs are, then any over the last axis."""
-        if previous_mask is None or all(m is None for m in previous_mask):
-            return None
-        spread = []
-        for x, mask in zip(inputs, previous_mask):
-            if mask is None:
-                mask = B.const(x.graph, True, DType.bool, x.shape)
-            elif mask.rank < x.rank:
-                mask = B.broadcast_to(B.reshape(mask, (*mask.shape, 1)), x.shape)
-            spread.append(B.cast(mask, DType.f32))
-        return B.gt(B.reduce_max(B.concat(spread, self.axis), -1), 0.0)
-
-    def get_config(self):
-        return {**super().get_config(), "axis": self.axis}
-
-
-class Dot(Layer):
-    """Keras's Dot: the batched dot product of two tensors over ``axes`` (one axis for
-    both or one each, the batch never), optionally of l2-normalized inputs (cosine
-    proximity); a result of the batch dimension alone gets a trailing axis of 1."""
-
-    propagates_mask = True
-
-    def compute_mask(self, inputs, previous_mask):
-        return None
-
-    multi_input = True
-
-    def __init__(self, axes: Any, normalize: bool = False, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        self.axes, self.normalize = axes, normalize
-
-    def call(self, ctx, inputs):
-        from kcompile.ops.numpy import _einsum2
-
-        if len(inputs) != 2:
-            raise ValueError(f"Dot '{self.name}' needs exactly two inputs, got {len(inputs)}")
-        x, y = inputs
-        axes = self.axes if isinstance(self.axes, list | tuple) else (self.axes, self.axes)
-        ax, ay = (a % v.rank for a, v in zip(axes, (x, y)))
-        if 0 in (ax, ay) or x.shape[ax] != y.shape[ay]:
-            raise ValueError(
-                f"Dot '{self.name}': cannot contract axis {ax} of {keras_shape(x.shape)} "
-                f"with axis {ay} of {keras_shape(y.shape)}"
-            )
-        if self.normalize:
-            x, y = _l2_normalize(x, ax), _l2_normalize(y, ay)
-        letters = iter("cdefghijklmnopqrstuvw")
-        tx = ["b"] + [next(letters) for _ in range(x.rank - 1)]
-        ty = ["b"] + [next(letters) for _ in range(y.rank - 1)]
-        tx[ax] = ty[ay] = "z"
-        out = [c for c in tx if c != "z"] + [c for c in ty[1:] if c != "z"]
-        product = _einsum2("".join(tx), "".join(ty), "".join(out), x, y)
-        return B.reshape(product, (*product.shape, 1)) if product.rank == 1 else product
-
-    def get_config(self):
-        return {**super().get_config(), "axes": self.axes, "normalize": self.normalize}
-
-
-def _l2_normalize(v, axis: int):
-    squares = B.reduce_sum(B.square(v), (axis,), keepdims=True)
-    return v / B.sqrt(B.maximum(squares, 1e-12))
-
-
-def _functional(cls, doc: str):
     def merge(inputs: list, **kwargs: Any) -> Any:
         return cls(**kwargs)(inputs)
 
     merge.__name__ = cls.__name__.lower()
     merge.__doc__ = doc
     return merge
-
-
-add = _functional(Add, "Keras's ``layers.add(inputs)``: an ``Add`` layer called on them.")
-subtract = _functional(Subtract, "Keras's ``layers.subtract(inputs)``.")
-multiply = _functional(Multiply, "Keras's ``layers.multiply(inputs)``.")
-average = _functional(Average, "Keras's ``layers.average(inputs)``.")
-maximum = _functional(Maximum, "Keras's ``layers.maximum(inputs)``.")
-minimum = _functional(Minimum, "Keras's ``layers.minimum(inputs)``.")
-
-
-def concatenate(inputs: list, axis: int = -1, **kwargs: Any) -> Any:
-    """Keras's ``layers.concatenate(inputs, axis=-1)``."""
-    return Concatenate(axis=axis, **kwargs)(inputs)
-
-
-def dot(inputs: list, axes: Any = -1, normalize: bool = False, **kwargs: Any) -> Any:
-    """Keras's ``layers.dot(inputs, axes, normalize=False)``."""
-    return Dot(axes=axes, normalize=normalize, **kwargs)(inputs)

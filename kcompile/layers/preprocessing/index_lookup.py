@@ -1,76 +1,24 @@
-"""Keras's lookup and text layers, computed by numpy on the host before the compiled step:
-``StringLookup``, ``IntegerLookup`` and ``TextVectorization``.
-
-Strings never enter native code. Called on data, a layer returns numpy arrays (as Keras's
-return tensors); called on a model ``Input``, it becomes the model's host stage: the
-compiled step takes its output (token ids, or counts) as its input, and ``fit``,
-``evaluate`` and ``predict`` run the stage on each input array first. The semantics are
-Keras 3's ``IndexLookup`` (``keras/src/layers/preprocessing/index_lookup.py``):
-vocabulary ordered by count then token (both descending), the mask token at index 0,
-then the OOV indices, ``max_tokens`` counting them all; ``int``, ``one_hot``,
-``multi_hot``, ``count`` and ``tf_idf`` outputs.
+"""Keras 3's ``IndexLookup`` (``keras/src/layers/preprocessing/index_lookup.py``), the
+base of StringLookup and IntegerLookup, on the host: vocabulary ordered by count then
+token (both descending), the mask token at index 0, then the OOV indices, ``max_tokens``
+counting them all; ``int``, ``one_hot``, ``multi_hot``, ``count`` and ``tf_idf``
+outputs (``encode``).
 """
 
 from __future__ import annotations
 
 import collections
-import re
 from collections.abc import Iterable
 from typing import Any
 
 import numpy as np
 
-from kcompile.backend.keras_tensor import KerasTensor
-from kcompile.backend.symbolic import TracedTensor
-from kcompile.layers.layer import CallRecord, Layer
+from kcompile.layers.preprocessing.host_layer import HostLayer
 
 OUTPUT_MODES = ("int", "one_hot", "multi_hot", "count", "tf_idf")
-# TextVectorization's punctuation (Keras's DEFAULT_STRIP_REGEX; ",-." is a range).
-STRIP_PUNCTUATION = re.compile(r"""[!"#$%&()\*\+,-\./:;<=>?@\[\\\]^_`{|}~']""")
-_ASCII_LOWER = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ", "abcdefghijklmnopqrstuvwxyz")
-_WHITESPACE = re.compile(r"[ \t\n\r\f\v]+")
 
 
-class HostLayer(Layer):
-    """A layer numpy computes before the compiled step (strings, vocabularies)."""
-
-    host = True
-
-    def __call__(self, inputs: Any, *args: Any, **kwargs: Any) -> Any:
-        if isinstance(inputs, KerasTensor):
-            return self._host_symbolic(inputs)
-        if isinstance(inputs, TracedTensor):
-            raise TypeError(
-                f"layer '{self.name}' ({type(self).__name__}) runs on the host before the "
-                "compiled step: call it on data, or on a model Input, not inside a call()"
-            )
-        return self.host_call(inputs)
-
-    def _host_symbolic(self, t: KerasTensor) -> KerasTensor:
-        if getattr(t, "_input_layer", None) is None:
-            raise NotImplementedError(
-                f"layer '{self.name}' ({type(self).__name__}) runs on the host before the "
-                "compiled step, so it must take a model Input directly"
-            )
-        shape, dtype = self.output_spec(t.shape)
-        out = KerasTensor(shape, dtype, name=self.name)
-        record = CallRecord(self, [t], [out], None)
-        self._calls.append(record)
-        out._history = (record, 0)
-        self.built = True
-        return out
-
-    def host_call(self, data: Any) -> np.ndarray:
-        raise NotImplementedError
-
-    def output_spec(self, shape: tuple) -> tuple[tuple, str]:
-        raise NotImplementedError
-
-    def count_params(self) -> int:
-        return 0
-
-
-def _batches(data: Any) -> Iterable:
+def adapt_batches(data: Any) -> Iterable:
     """adapt's data: an array or list (one batch, a 1-D one as a column, as Keras), or
     an iterable of batches (a generator, a PyDataset, a list of arrays' iterator)."""
     if isinstance(data, np.ndarray | list | tuple | str):
@@ -79,7 +27,7 @@ def _batches(data: Any) -> Iterable:
     return (b[0] if isinstance(b, tuple) else b for b in data)
 
 
-class _IndexLookup(HostLayer):
+class IndexLookup(HostLayer):
     def __init__(
         self,
         max_tokens: int | None,
@@ -214,7 +162,7 @@ class _IndexLookup(HostLayer):
                 f"Cannot adapt layer '{self.name}' after setting a static vocabulary via "
                 "`vocabulary` argument or `set_vocabulary()` method."
             )
-        batches = _batches(data)
+        batches = adapt_batches(data)
         if steps is not None:
             batches = (b for i, b in zip(range(steps), batches))
         self._adapt_rows(row for batch in batches for row in self._token_rows(batch))
@@ -345,263 +293,3 @@ def encode(ids: np.ndarray, mode: str, depth: int, idf: np.ndarray | None) -> np
     if mode == "count":
         return counts
     return counts * idf[:depth] if idf is not None else counts
-
-
-class StringLookup(_IndexLookup):
-    """Keras's StringLookup: strings to token ids (or encodings), on the host."""
-
-    def __init__(
-        self,
-        max_tokens: int | None = None,
-        num_oov_indices: int = 1,
-        mask_token: str | None = None,
-        oov_token: str = "[UNK]",
-        vocabulary: Any = None,
-        idf_weights: Any = None,
-        invert: bool = False,
-        output_mode: str = "int",
-        pad_to_max_tokens: bool = False,
-        sparse: bool = False,
-        encoding: str = "utf-8",
-        name: str | None = None,
-        **kwargs: Any,
-    ) -> None:
-        self.encoding = encoding
-        super().__init__(
-            max_tokens,
-            num_oov_indices,
-            mask_token,
-            oov_token,
-            vocabulary,
-            idf_weights,
-            invert,
-            output_mode,
-            sparse,
-            pad_to_max_tokens,
-            name=name,
-            **kwargs,
-        )
-
-    def _token(self, t: Any) -> str:
-        return t.decode(self.encoding) if isinstance(t, bytes) else str(t)
-
-
-class IntegerLookup(_IndexLookup):
-    """Keras's IntegerLookup: integers to token ids (or encodings), on the host; several
-    OOV indices take ``value mod num_oov_indices`` (Keras's floormod)."""
-
-    def __init__(
-        self,
-        max_tokens: int | None = None,
-        num_oov_indices: int = 1,
-        mask_token: int | None = None,
-        oov_token: int = -1,
-        vocabulary: Any = None,
-        vocabulary_dtype: str = "int64",
-        idf_weights: Any = None,
-        invert: bool = False,
-        output_mode: str = "int",
-        sparse: bool = False,
-        pad_to_max_tokens: bool = False,
-        name: str | None = None,
-        **kwargs: Any,
-    ) -> None:
-        if max_tokens is not None and max_tokens <= 0:
-            raise ValueError(
-                f"If `max_tokens` is set for `IntegerLookup`, it must be greater than 1. "
-                f"Received: max_tokens={max_tokens}"
-            )
-        self.vocabulary_dtype = vocabulary_dtype
-        super().__init__(
-            max_tokens,
-            num_oov_indices,
-            mask_token,
-            oov_token,
-            vocabulary,
-            idf_weights,
-            invert,
-            output_mode,
-            sparse,
-            pad_to_max_tokens,
-            name=name,
-            **kwargs,
-        )
-
-    def _token(self, t: Any) -> int:
-        return int(t)
-
-    def _oov_bucket(self, tokens: np.ndarray) -> np.ndarray:
-        return np.mod(tokens.astype(np.int64), self.num_oov_indices)
-
-    def _token_dtype(self) -> Any:
-        return np.int64
-
-
-class TextVectorization(HostLayer):
-    """Keras's TextVectorization on the host: standardize (ASCII lowercase, strip
-    punctuation; a callable gets a numpy array of strings, as Keras gives it off
-    TensorFlow), split (whitespace, characters; a callable gets each string), n-grams,
-    then a StringLookup with the empty string as mask token; ``int`` output is padded with
-    0 (or cut) to ``output_sequence_length``, or to the longest row."""
-
-    def __init__(
-        self,
-        max_tokens: int | None = None,
-        standardize: Any = "lower_and_strip_punctuation",
-        split: Any = "whitespace",
-        ngrams: int | tuple | None = None,
-        output_mode: str = "int",
-        output_sequence_length: int | None = None,
-        pad_to_max_tokens: bool = False,
-        vocabulary: Any = None,
-        idf_weights: Any = None,
-        sparse: bool = False,
-        ragged: bool = False,
-        encoding: str = "utf-8",
-        name: str | None = None,
-        **kwargs: Any,
-    ) -> None:
-        if standardize not in (
-            None,
-            "lower_and_strip_punctuation",
-            "lower",
-            "strip_punctuation",
-        ) and not callable(standardize):
-            raise ValueError(
-                "Invalid value for argument standardize. Expected one of "
-                "('lower_and_strip_punctuation', 'lower', 'strip_punctuation'), None or a "
-                f"callable. Received: standardize={standardize}"
-            )
-        if split not in (None, "whitespace", "character") and not callable(split):
-            raise ValueError(
-                "Invalid value for argument split. Expected one of ('whitespace', "
-                f"'character'), None or a callable. Received: split={split}"
-            )
-        output_mode = {"binary": "multi_hot", "tf-idf": "tf_idf"}.get(output_mode, output_mode)
-        if not (
-            ngrams is None
-            or isinstance(ngrams, int)
-            or (isinstance(ngrams, tuple) and all(isinstance(n, int) for n in ngrams))
-        ):
-            raise ValueError(
-                f"`ngrams` must be None, an integer, or a tuple of integers. Received: ngrams={ngrams}"
-            )
-        if output_mode != "int" and output_sequence_length is not None:
-            raise ValueError(
-                "`output_sequence_length` must not be set if `output_mode` is not 'int'. "
-                f"Received output_sequence_length={output_sequence_length}."
-            )
-        if ragged:
-            raise NotImplementedError(f"TextVectorization '{name}': ragged outputs")
-        super().__init__(name=name, **kwargs)
-        self.standardize, self.split = standardize, split
-        self.ngrams = tuple(range(1, ngrams + 1)) if isinstance(ngrams, int) else ngrams
-        self._ngrams_arg = ngrams
-        self.output_mode = output_mode
-        self.output_sequence_length = output_sequence_length
-        self._lookup = StringLookup(
-            max_tokens=max_tokens,
-            vocabulary=vocabulary,
-            idf_weights=idf_weights,
-            pad_to_max_tokens=pad_to_max_tokens,
-            mask_token="" if output_mode == "int" else None,
-            output_mode=output_mode,
-            encoding=encoding,
-            name=f"{self.name}_lookup",
-        )
-
-    def _tokens(self, text: Any) -> list[str]:
-        text = text.decode("utf-8") if isinstance(text, bytes) else str(text)
-        if self.standardize in ("lower", "lower_and_strip_punctuation"):
-            text = text.translate(_ASCII_LOWER)  # tf.strings.lower: ASCII letters only
-        if self.standardize in ("strip_punctuation", "lower_and_strip_punctuation"):
-            text = STRIP_PUNCTUATION.sub("", text)
-        if self.split == "whitespace":
-            tokens = [t for t in _WHITESPACE.split(text) if t]
-        elif self.split == "character":
-            tokens = list(text)
-        elif callable(self.split):
-            tokens = list(self.split(text))
-        else:
-            tokens = [text]
-        if self.ngrams is None:
-            return tokens
-        return [
-            " ".join(tokens[i : i + n]) for n in self.ngrams for i in range(len(tokens) - n + 1)
-        ]
-
-    def _token_lists(self, data: Any) -> list[list[str]]:
-        array = np.asarray(data, dtype=object)
-        if array.ndim > 1:
-            if array.shape[-1] != 1:
-                raise ValueError(
-                    "When using `TextVectorization` to tokenize strings, the input rank must "
-                    "be 1 or the last shape dimension must be 1. Received: "
-                    f"inputs.shape={array.shape} with rank={array.ndim}"
-                )
-            array = array.reshape(array.shape[:-1])
-        if callable(self.standardize):  # Keras (not on TensorFlow): a numpy string array
-            texts = np.array(
-                [t.decode("utf-8") if isinstance(t, bytes) else str(t) for t in array.ravel()]
-            )
-            array = np.asarray(self.standardize(texts.reshape(array.shape)), dtype=object)
-        if array.ndim == 0:
-            return [self._tokens(array.item())]
-        return [self._tokens(t) for t in array.ravel()]
-
-    def adapt(self, data: Any, batch_size: int | None = None, steps: int | None = None) -> None:
-        batches = _batches(data)
-        if steps is not None:
-            batches = (b for i, b in zip(range(steps), batches))
-        self._lookup._adapt_rows(row for batch in batches for row in self._token_lists(batch))
-
-    def host_call(self, data: Any) -> np.ndarray:
-        rows = self._token_lists(data)
-        if self.output_mode != "int":
-            ids = [self._lookup._ids_of(np.array(r, dtype=object)) for r in rows]
-            depth = self._lookup._depth()
-            return (
-                np.stack([encode(i, self.output_mode, depth, self._lookup._idf) for i in ids])
-                if rows
-                else np.zeros((0, depth), np.float32)
-            )
-        width = self.output_sequence_length
-        if width is None:
-            width = max((len(r) for r in rows), default=0)
-        out = np.zeros((len(rows), width), np.int64)
-        for k, row in enumerate(rows):
-            ids = self._lookup._ids_of(np.array(row[:width], dtype=object))
-            out[k, : len(ids)] = ids
-        return out
-
-    def output_spec(self, shape: tuple) -> tuple[tuple, str]:
-        if self.output_mode == "int":
-            if self.output_sequence_length is None:
-                raise NotImplementedError(
-                    f"TextVectorization '{self.name}' in a model needs "
-                    "output_sequence_length (the compiled step takes a fixed length)"
-                )
-            return (shape[0], self.output_sequence_length), "int32"
-        return (shape[0], self._lookup._depth()), "float32"
-
-    def get_vocabulary(self, include_special_tokens: bool = True) -> list:
-        return self._lookup.get_vocabulary(include_special_tokens)
-
-    def set_vocabulary(self, vocabulary: Any, idf_weights: Any = None) -> None:
-        self._lookup.set_vocabulary(vocabulary, idf_weights)
-
-    def vocabulary_size(self) -> int:
-        return self._lookup.vocabulary_size()
-
-    def get_config(self) -> dict[str, Any]:
-        return {
-            **super().get_config(),
-            "max_tokens": self._lookup.max_tokens,
-            "standardize": self.standardize,
-            "split": self.split,
-            "ngrams": self._ngrams_arg,
-            "output_mode": self.output_mode,
-            "output_sequence_length": self.output_sequence_length,
-            "pad_to_max_tokens": self._lookup.pad_to_max_tokens,
-            "vocabulary": self.get_vocabulary(include_special_tokens=False) or None,
-        }

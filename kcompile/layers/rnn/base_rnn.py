@@ -1,4 +1,4 @@
-"""Recurrent layers with Keras's equations: SimpleRNN, LSTM, GRU (reset_after), Bidirectional.
+"""What SimpleRNN, LSTM and GRU share: weights, masks, and the recurrence as one scan.
 
 The input projection of every step is one matrix product over the whole
 sequence (with the input bias in its epilogue); the recurrence is one ``scan``
@@ -11,20 +11,20 @@ from __future__ import annotations
 
 from typing import Any
 
-from kcompile import activations, initializers
+from kcompile import activations
 from kcompile.ir import BATCH, DType, Graph, TensorType, Value
 from kcompile.ir import build as B
 from kcompile.ir.ops.scan import step_type
 from kcompile.layers.layer import Layer, TraceContext
 
 
-def _split(z: Value, parts: int) -> list[Value]:
+def split_gates(z: Value, parts: int) -> list[Value]:
     width = z.shape[1]
     u = width // parts
     return [B.slice_(z, (0, k * u), (BATCH, (k + 1) * u)) for k in range(parts)]
 
 
-class _RNN(Layer):
+class BaseRNN(Layer):
     propagates_mask = True
     gates = 1
 
@@ -165,161 +165,3 @@ class _RNN(Layer):
             "go_backwards": self.go_backwards,
             "zero_output_for_mask": self.zero_output_for_mask,
         }
-
-
-class SimpleRNN(_RNN):
-    def cell(self, xk, state, w):
-        return [self.activation(xk + B.matmul(state[0], w["recurrent_kernel"]))]
-
-
-class LSTM(_RNN):
-    """Gates i, f, c, o; ``c = f*c + i*g``, ``h = o*act(c)``; the forget bias starts at 1."""
-
-    gates = 4
-    state_names = ("h", "c")
-
-    def __init__(
-        self,
-        units: int,
-        recurrent_activation: Any = "sigmoid",
-        unit_forget_bias: bool = True,
-        **kwargs: Any,
-    ) -> None:
-        super().__init__(units, **kwargs)
-        self.recurrent_activation = activations.get(recurrent_activation)
-        self.unit_forget_bias = unit_forget_bias
-
-    def make_bias_initializer(self):
-        if not self.unit_forget_bias:
-            return self.bias_initializer
-        base = initializers.get(self.bias_initializer)
-        u = self.units
-
-        def init(shape, dtype=None):
-            value = base((4 * u,))
-            value[u : 2 * u] = 1.0
-            return value
-
-        return init
-
-    def cell(self, xk, state, w):
-        h, c = state
-        z = xk + B.matmul(h, w["recurrent_kernel"])
-        zi, zf, zc, zo = _split(z, 4)
-        sigma = self.recurrent_activation
-        c = sigma(zf) * c + sigma(zi) * self.activation(zc)
-        return [sigma(zo) * self.activation(c), c]
-
-    def get_config(self):
-        return {
-            **super().get_config(),
-            "unit_forget_bias": self.unit_forget_bias,
-            "recurrent_activation": activations.serialize(self.recurrent_activation),
-        }
-
-
-class GRU(_RNN):
-    """Keras 3's default GRU (reset_after=True): gates z, r, h; two bias rows."""
-
-    gates = 3
-
-    def __init__(
-        self,
-        units: int,
-        recurrent_activation: Any = "sigmoid",
-        reset_after: bool = True,
-        **kwargs: Any,
-    ) -> None:
-        super().__init__(units, **kwargs)
-        if not reset_after:
-            raise NotImplementedError(
-                f"GRU '{self.name}': only reset_after=True (Keras 3's default) is supported"
-            )
-        self.recurrent_activation = activations.get(recurrent_activation)
-        self.reset_after = reset_after
-
-    def bias_shape(self):
-        return (2, 3 * self.units)
-
-    def _bias_row(self, ctx, row: int) -> Value:
-        width = 3 * self.units
-        return B.reshape(B.slice_(ctx.weight(self.bias), (row, 0), (row + 1, width)), (width,))
-
-    def input_bias(self, ctx, projected):
-        return projected + self._bias_row(ctx, 0) if self.bias is not None else projected
-
-    def invariants(self, ctx):
-        found = super().invariants(ctx)
-        if self.bias is not None:
-            found["recurrent_bias"] = self._bias_row(ctx, 1)
-        return found
-
-    def cell(self, xk, state, w):
-        (h,) = state
-        inner = B.matmul(h, w["recurrent_kernel"])
-        if "recurrent_bias" in w:
-            inner = inner + w["recurrent_bias"]
-        xz, xr, xh = _split(xk, 3)
-        rz, rr, rh = _split(inner, 3)
-        sigma = self.recurrent_activation
-        z = sigma(xz + rz)
-        r = sigma(xr + rr)
-        hh = self.activation(xh + r * rh)
-        return [z * h + (1.0 - z) * hh]
-
-    def get_config(self):
-        return {
-            **super().get_config(),
-            "reset_after": self.reset_after,
-            "recurrent_activation": activations.serialize(self.recurrent_activation),
-        }
-
-
-class Bidirectional(Layer):
-    """A recurrent layer run forwards and backwards; ``merge_mode`` joins the two."""
-
-    propagates_mask = True
-
-    def __init__(self, layer: _RNN, merge_mode: str = "concat", **kwargs: Any) -> None:
-        super().__init__(name=kwargs.pop("name", None) or f"bidirectional_{layer.name}", **kwargs)
-        if layer.return_state:
-            raise NotImplementedError("Bidirectional: return_state is not supported yet")
-        if merge_mode not in ("concat", "sum", "mul", "ave"):
-            raise ValueError(
-                f"Bidirectional: merge_mode must be concat, sum, mul or ave, got {merge_mode!r}"
-            )
-        self.forward_layer = layer
-        config = {
-            **layer.get_config(),
-            "go_backwards": not layer.go_backwards,
-            "name": f"backward_{layer.name}",
-        }
-        config.pop("trainable", None)
-        self.backward_layer = type(layer)(**config)
-        self.merge_mode = merge_mode
-        for inner in (self.forward_layer, self.backward_layer):  # as Keras forces it
-            inner.zero_output_for_mask = inner.return_sequences
-
-    def build(self, input_shape):
-        for layer in (self.forward_layer, self.backward_layer):
-            layer.build(input_shape)
-            layer.built = True
-
-    def _all_variables(self):
-        return self.forward_layer.weights + self.backward_layer.weights
-
-    def compute_mask(self, inputs, previous_mask):
-        return previous_mask if self.forward_layer.return_sequences else None
-
-    def call(self, ctx, x):
-        forward = self.forward_layer.trace(ctx, [x])[0]
-        backward = self.backward_layer.trace(ctx, [x])[0]
-        if self.forward_layer.return_sequences:
-            backward = B.reverse(backward, 1)  # back in input order
-        if self.merge_mode == "concat":
-            return B.concat([forward, backward], -1)
-        if self.merge_mode == "sum":
-            return forward + backward
-        if self.merge_mode == "mul":
-            return forward * backward
-        return (forward + backward) * 0.5

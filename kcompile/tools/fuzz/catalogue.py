@@ -171,7 +171,7 @@ def _conv_transpose(rank: int):
         return args
 
     def shape(args, s):
-        from kcompile.layers.convolutional.conv_transpose import transpose_geometry
+        from kcompile.layers.convolutional.conv2d_transpose import transpose_geometry
 
         if len(s) != rank + 1:
             raise Invalid("rank")

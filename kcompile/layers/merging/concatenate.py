@@ -1,0 +1,43 @@
+"""Keras's ``Concatenate`` layer and ``layers.concatenate``."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from kcompile.ir import DType
+from kcompile.ir import build as B
+from kcompile.layers.layer import Layer
+
+
+class Concatenate(Layer):
+    propagates_mask = True
+    multi_input = True
+
+    def __init__(self, axis: int = -1, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.axis = axis
+
+    def call(self, ctx, inputs):
+        return B.concat(inputs, self.axis)
+
+    def compute_mask(self, inputs, previous_mask):
+        """Keras's: each input's mask spread over its features (all kept where it has
+        none), joined as the inputs are, then any over the last axis."""
+        if previous_mask is None or all(m is None for m in previous_mask):
+            return None
+        spread = []
+        for x, mask in zip(inputs, previous_mask):
+            if mask is None:
+                mask = B.const(x.graph, True, DType.bool, x.shape)
+            elif mask.rank < x.rank:
+                mask = B.broadcast_to(B.reshape(mask, (*mask.shape, 1)), x.shape)
+            spread.append(B.cast(mask, DType.f32))
+        return B.gt(B.reduce_max(B.concat(spread, self.axis), -1), 0.0)
+
+    def get_config(self):
+        return {**super().get_config(), "axis": self.axis}
+
+
+def concatenate(inputs: list, axis: int = -1, **kwargs: Any) -> Any:
+    """Keras's ``layers.concatenate(inputs, axis=-1)``."""
+    return Concatenate(axis=axis, **kwargs)(inputs)

@@ -1,0 +1,61 @@
+"""Keras's ``GroupNormalization`` over the last axis."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from kcompile.ir import build as B
+from kcompile.layers.layer import Layer
+from kcompile.layers.normalization.scale_and_shift import scale_and_shift
+
+
+class GroupNormalization(Layer):
+    """Keras's GroupNormalization over the last axis: its channels split into ``groups``,
+    each normalized over every other axis but the batch, then scaled and shifted per
+    channel."""
+
+    propagates_mask = True
+
+    def __init__(
+        self,
+        groups: int = 32,
+        axis: int = -1,
+        epsilon: float = 1e-3,
+        center: bool = True,
+        scale: bool = True,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        if axis != -1:
+            raise NotImplementedError(f"GroupNormalization '{self.name}': axis=-1 only")
+        self.groups, self.axis, self.epsilon = int(groups), axis, float(epsilon)
+        self.center, self.scale = center, scale
+
+    def build(self, input_shape):
+        channels = input_shape[-1]
+        if channels is None or channels % self.groups:
+            raise ValueError(
+                f"GroupNormalization '{self.name}': {channels} channels cannot be split into "
+                f"{self.groups} groups"
+            )
+        self.gamma = self.add_weight((channels,), "ones", name="gamma") if self.scale else None
+        self.beta = self.add_weight((channels,), "zeros", name="beta") if self.center else None
+
+    def call(self, ctx, x):
+        channels = x.shape[-1]
+        grouped = B.reshape(x, (*x.shape[:-1], self.groups, channels // self.groups))
+        axes = tuple(a for a in range(1, grouped.rank) if a != grouped.rank - 2)
+        mean = B.mean(grouped, axes, keepdims=True)
+        variance = B.mean(B.square(grouped - mean), axes, keepdims=True)
+        inverse = 1.0 / B.sqrt(variance + self.epsilon)
+        return scale_and_shift(ctx, self, B.reshape((grouped - mean) * inverse, x.shape))
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "groups": self.groups,
+            "axis": self.axis,
+            "epsilon": self.epsilon,
+            "center": self.center,
+            "scale": self.scale,
+        }

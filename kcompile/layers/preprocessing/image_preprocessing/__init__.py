@@ -1,0 +1,1 @@
+"""Image preprocessing layers (Keras's layers/preprocessing/image_preprocessing)."""

@@ -1,0 +1,86 @@
+"""Keras's ``Resizing`` (bilinear or nearest), channels last, in the model.
+
+Resizing is Keras's JAX backend's ``jax.image.resize`` without antialiasing: each output
+pixel samples the input at (i + 0.5)·in/out − 0.5 with triangle (bilinear) or box
+(nearest) weights normalized over the pixels that exist. Along each axis that is a
+constant matrix, so a resize is two products with constants, and its gradient their
+transposes.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from kcompile.backend.keras_tensor import keras_shape
+from kcompile.ir import DType
+from kcompile.ir import build as B
+from kcompile.layers.layer import Layer
+from kcompile.layers.preprocessing.graph_constant import graph_constant
+
+
+def resize_matrix(size: int, target: int, method: str) -> np.ndarray:
+    """[target, size]: output pixel i as weights of the input pixels (jax.image.resize,
+    half-pixel centres, no antialiasing)."""
+    scale = size / target
+    centre = (np.arange(target) + 0.5) * scale - 0.5
+    pixels = np.arange(size)
+    if method == "bilinear":
+        weights = np.maximum(0.0, 1.0 - np.abs(centre[:, None] - pixels[None, :]))
+    else:  # nearest: the box [centre - 0.5, centre + 0.5)
+        offset = centre[:, None] - pixels[None, :]
+        weights = ((offset >= -0.5) & (offset < 0.5)).astype(np.float64)
+    totals = weights.sum(axis=1, keepdims=True)
+    return (weights / np.where(totals == 0, 1.0, totals)).astype(np.float32)
+
+
+class Resizing(Layer):
+    def __init__(
+        self,
+        height: int,
+        width: int,
+        interpolation: str = "bilinear",
+        crop_to_aspect_ratio: bool = False,
+        pad_to_aspect_ratio: bool = False,
+        data_format: Any = None,
+        antialias: bool = False,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        if interpolation not in ("bilinear", "nearest"):
+            raise NotImplementedError(
+                f"Resizing '{self.name}': interpolation {interpolation!r}; bilinear and nearest "
+                "are supported"
+            )
+        if crop_to_aspect_ratio or pad_to_aspect_ratio or antialias:
+            raise NotImplementedError(
+                f"Resizing '{self.name}': crop_to_aspect_ratio, pad_to_aspect_ratio and "
+                "antialias are not supported yet"
+            )
+        if data_format not in (None, "channels_last"):
+            raise NotImplementedError(f"Resizing '{self.name}': only channels_last")
+        self.height, self.width, self.interpolation = int(height), int(width), interpolation
+
+    def call(self, ctx, x):
+        if x.rank != 4:
+            raise ValueError(f"Resizing '{self.name}' expects images, got {keras_shape(x.shape)}")
+        x = B.cast(x, DType.f32) if x.dtype is not DType.f32 else x
+        h, w = x.shape[1], x.shape[2]
+        rows = resize_matrix(h, self.height, self.interpolation)  # [H', H]
+        cols = resize_matrix(w, self.width, self.interpolation)  # [W', W]
+        # columns: [N, H, W, C] -> [N, H, C, W] · colsᵀ -> [N, H, C, W']
+        y = B.transpose(x, (0, 1, 3, 2))
+        y = B.matmul(y, graph_constant(x, cols), transpose_b=True)
+        # rows: [N, W', C, H] · rowsᵀ -> [N, W', C, H'] -> [N, H', W', C]
+        y = B.transpose(y, (0, 3, 2, 1))
+        y = B.matmul(y, graph_constant(x, rows), transpose_b=True)
+        return B.transpose(y, (0, 3, 1, 2))
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "height": self.height,
+            "width": self.width,
+            "interpolation": self.interpolation,
+        }

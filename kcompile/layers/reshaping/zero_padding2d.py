@@ -1,0 +1,27 @@
+"""Keras's ``ZeroPadding2D``, channels last."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from kcompile.ir import build as B
+from kcompile.layers.layer import Layer
+
+
+class ZeroPadding2D(Layer):
+    def __init__(
+        self, padding: Any = (1, 1), data_format: str | None = None, **kwargs: Any
+    ) -> None:
+        super().__init__(**kwargs)
+        if isinstance(padding, int):
+            padding = ((padding, padding), (padding, padding))
+        elif all(isinstance(p, int) for p in padding):
+            padding = ((padding[0], padding[0]), (padding[1], padding[1]))
+        self.padding = tuple(tuple(int(v) for v in p) for p in padding)
+
+    def call(self, ctx, x):
+        (t, b), (left, right) = self.padding
+        return B.pad(x, (0, t, left, 0), (0, b, right, 0))
+
+    def get_config(self):
+        return {**super().get_config(), "padding": self.padding}
