@@ -6,6 +6,8 @@ from __future__ import annotations
 import importlib.util
 from pathlib import Path
 
+import pytest
+
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 
 
@@ -16,6 +18,7 @@ def _load(name: str):
     return module
 
 
+@pytest.mark.slow
 def test_the_transformer_classifier_learns_a_task_that_needs_attention():
     assert _load("transformer_classifier").main(epochs=40) > 0.9
 
@@ -24,10 +27,12 @@ def test_the_subclassed_model_example_separates_the_rings():
     assert _load("subclassed_model").main(epochs=8) > 0.95
 
 
+@pytest.mark.slow
 def test_the_multi_head_attention_transformer_learns_the_task():
     assert _load("transformer_mha").main(epochs=40) > 0.8
 
 
+@pytest.mark.slow
 def test_the_denoising_autoencoder_removes_most_of_the_noise():
     loss, noisy = _load("denoising_autoencoder").main(epochs=5)
     assert loss < 0.5 * noisy

@@ -20,15 +20,21 @@ from kcompile.tools.fuzz.spec import ModelSpec, infer_shapes, render
 
 MODEL_SEEDS = range(12)
 GRAPH_SEEDS = range(60)
+# The quick tier (-m "not slow") runs the first seeds of each; the full suite all.
+QUICK_MODELS, QUICK_GRAPHS = 2, 15
 
 
-@pytest.mark.parametrize("seed", MODEL_SEEDS)
+def _seeds(seeds: range, quick: int) -> list:
+    return [s if s < quick else pytest.param(s, marks=pytest.mark.slow) for s in seeds]
+
+
+@pytest.mark.parametrize("seed", _seeds(MODEL_SEEDS, QUICK_MODELS))
 def test_random_model_matches_the_reference(seed):
     spec = random_model(seed)
     check_source(render(spec), spec)
 
 
-@pytest.mark.parametrize("seed", GRAPH_SEEDS)
+@pytest.mark.parametrize("seed", _seeds(GRAPH_SEEDS, QUICK_GRAPHS))
 def test_random_graph_matches_float64_and_differences(seed):
     check_graph(random_graph(seed))
 

@@ -30,7 +30,23 @@ def _fixture(name: str) -> dict:
         return {k: data[k] for k in data.files}
 
 
-@pytest.mark.parametrize("name", sorted(PROGRAMS))
+# The programs that take longest to compile and train run in the full suite only; the
+# quick tier (-m "not slow") keeps the rest, one of each kind of model.
+SLOW = {
+    "autoencoder",
+    "dynamic_lstm",
+    "functional_guide",
+    "layer_zoo",
+    "loss_zoo",
+    "masked_classifier",
+    "separable",
+    "transformer_block",
+}
+
+
+@pytest.mark.parametrize(
+    "name", [pytest.param(n, marks=pytest.mark.slow) if n in SLOW else n for n in sorted(PROGRAMS)]
+)
 def test_kcompile_gives_kerass_numbers(name):
     want = _fixture(name)
     got = run(kcompile, name)

@@ -80,6 +80,7 @@ def test_the_wheel_holds_one_top_level_package(wheel):
             assert inside in names, f"{relative} is missing from the wheel"
 
 
+@pytest.mark.slow  # a fresh venv and a compile from nothing
 def test_the_wheel_trains_in_a_fresh_venv(wheel, tmp_path):
     venv = tmp_path / "venv"
     subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
