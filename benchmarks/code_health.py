@@ -5,6 +5,9 @@
   lives away from its registry entry;
 - import circles: strongly connected components of the project's module import graph,
   once for module-level imports and once counting imports inside functions too;
+- private reaches: ``x._name`` where ``x`` is not ``self``/``cls`` and ``_name`` is a
+  private attribute or method of the model classes (``MODEL_CLASSES``), i.e. one object
+  reaching into a model's or a layer's internals;
 - the longest functions.
 
 Usage: ``python benchmarks/code_health.py [--top N]``.
@@ -98,6 +101,112 @@ def import_circles(include_deferred: bool) -> list[list[str]]:
     return sorted(circles, key=len, reverse=True)
 
 
+# The classes whose private names another object should not touch: a model, its layers and
+# its training loop.
+MODEL_CLASSES = (
+    "Model",
+    "Trainer",
+    "TrainingLoop",
+    "Layer",
+    "Sequential",
+    "ModelSteps",  # what Trainer held, now a component of Model
+    "LoadedModel",
+    "ArtifactSteps",
+)
+
+
+def _is_private(name: str) -> bool:
+    return name.startswith("_") and not (name.startswith("__") and name.endswith("__"))
+
+
+def _class_privates(cls: ast.ClassDef) -> set[str]:
+    """Private names a class defines: its methods and class attributes, and the
+    ``self._x`` its methods assign."""
+    names: set[str] = set()
+    for node in cls.body:
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+            names.add(node.name)
+        elif isinstance(node, ast.Assign):
+            names.update(t.id for t in node.targets if isinstance(t, ast.Name))
+        elif isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name):
+            names.add(node.target.id)
+    for node in ast.walk(cls):
+        if (
+            isinstance(node, ast.Attribute)
+            and isinstance(node.ctx, ast.Store)
+            and isinstance(node.value, ast.Name)
+            and node.value.id == "self"
+        ):
+            names.add(node.attr)
+    return {n for n in names if _is_private(n)}
+
+
+def model_privates() -> dict[str, set[str]]:
+    """{private name: the modules that define it on one of ``MODEL_CLASSES``}, over
+    ``kcompile/``."""
+    names: dict[str, set[str]] = {}
+    for path in sorted((ROOT / "kcompile").rglob("*.py")):
+        where = path.relative_to(ROOT).as_posix()
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ClassDef) and node.name in MODEL_CLASSES:
+                for name in _class_privates(node):
+                    names.setdefault(name, set()).add(where)
+    return names
+
+
+def _is_own(node: ast.AST) -> bool:
+    """``self``, ``cls`` or ``super()``: an object reaching into itself."""
+    if isinstance(node, ast.Name):
+        return node.id in ("self", "cls")
+    return (
+        isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "super"
+    )
+
+
+def private_reaches(across_modules: bool = True) -> list[str]:
+    """``path:line x._name`` for every access under ``kcompile/`` of a model class's
+    private name (``model_privates``) on an object other than ``self``/``cls``/
+    ``super()``. With ``across_modules``, only from a module that does not define the
+    name (a module's own helpers may use its private names, as Python's convention has
+    it). Found by name, not type: ``t._history`` counts if a model class defines
+    ``_history``."""
+    private = model_privates()
+    found = []
+    for path in sorted((ROOT / "kcompile").rglob("*.py")):
+        where = path.relative_to(ROOT).as_posix()
+        for node in ast.walk(ast.parse(path.read_text())):
+            if (
+                isinstance(node, ast.Attribute)
+                and node.attr in private
+                and not _is_own(node.value)
+                and not (across_modules and where in private[node.attr])
+            ):
+                found.append((where, node.lineno, ast.unparse(node)))
+    return [f"{where}:{line} {text}" for where, line, text in sorted(found)]
+
+
+def named_private_reaches() -> list[str]:
+    """``getattr(x, "_name")`` (and ``hasattr``/``setattr``) of a model class's private
+    name on an object other than ``self``: the same reach, spelled so that
+    ``private_reaches`` does not see it; listed beside it, from every module."""
+    private = model_privates()
+    found = []
+    for path in sorted((ROOT / "kcompile").rglob("*.py")):
+        where = path.relative_to(ROOT).as_posix()
+        for node in ast.walk(ast.parse(path.read_text())):
+            if (
+                isinstance(node, ast.Call)
+                and isinstance(node.func, ast.Name)
+                and node.func.id in ("getattr", "hasattr", "setattr")
+                and len(node.args) >= 2
+                and isinstance(node.args[1], ast.Constant)
+                and node.args[1].value in private
+                and not _is_own(node.args[0])
+            ):
+                found.append((where, node.lineno, ast.unparse(node)))
+    return [f"{where}:{line} {text}" for where, line, text in sorted(found)]
+
+
 def longest_functions(top: int) -> list[tuple[int, str]]:
     found = []
     for path in source_files():
@@ -130,6 +239,18 @@ def main() -> None:
         print(f"import circles ({kind}): {len(circles)}, sizes {sizes}")
         for circle in circles:
             print("  " + " ".join(circle))
+    reaches = private_reaches()
+    within = len(private_reaches(across_modules=False)) - len(reaches)
+    print(
+        f"private reaches into model classes ({', '.join(MODEL_CLASSES)}) across modules: "
+        f"{len(reaches)} (and {within} within the defining modules)"
+    )
+    for reach in reaches:
+        print("  " + reach)
+    named = named_private_reaches()
+    print(f"the same through getattr/hasattr/setattr with the name: {len(named)}")
+    for reach in named:
+        print("  " + reach)
     print(f"longest {args.top} functions:")
     for length, where in longest_functions(args.top):
         print(f"  {length:4d}  {where}")

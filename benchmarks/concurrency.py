@@ -58,14 +58,14 @@ def main() -> None:
     model = _model()
     x = np.random.default_rng(0).normal(size=(1, 784)).astype(np.float32)
     model.predict_on_batch(x)
-    exe = model._executable("predict")
+    exe = model.compiled_steps.executable("predict")
     locked, unlocked = [], []
     for _ in range(args.rounds):
-        exe.lock = model._steps_lock
+        exe.lock = model.compiled_steps.lock
         locked += samples(lambda: model.predict_on_batch(x), 200, group=20)
         exe.lock = contextlib.nullcontext()
         unlocked += samples(lambda: model.predict_on_batch(x), 200, group=20)
-    exe.lock = model._steps_lock
+    exe.lock = model.compiled_steps.lock
     print(f"CPU: {cpu_name()}, {os.cpu_count()} cores")
     print(f"predict_on_batch, batch 1, with the lock:    {summary(locked, 1e6)} us")
     print(f"predict_on_batch, batch 1, without a lock:   {summary(unlocked, 1e6)} us")

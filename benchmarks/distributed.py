@@ -52,7 +52,7 @@ def worker(model: str, distributed: bool, steps: int | None) -> dict:
         x = x[..., None]
     batch = BATCH[model]
     net.fit(x[: batch * 4], y[: batch * 4], batch_size=batch, verbose=0)  # compile
-    exe = next(e for k, e in net._executables.items() if k[0] == "train")
+    exe = next(e for k, e in net.compiled_steps.executables.items() if k[0] == "train")
     seconds = getattr(exe, "seconds", None)
     if seconds:
         for part in seconds:

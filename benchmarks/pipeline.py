@@ -43,7 +43,11 @@ def pipeline_table() -> None:
 
     model.optimizer.build(model.trainable_weights)
     graph = G.trace_train(
-        model, model._compiled.specs, model.default_label_types(), model.optimizer, manager.stage
+        model,
+        model.compiled_steps.config.specs,
+        model.default_label_types(),
+        model.optimizer,
+        manager.stage,
     ).graph
     manager.run(graph)
     print(f"{'stage':<34}{'ms':>9}{'nodes':>8}{'kernels':>9}")

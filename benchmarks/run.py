@@ -197,7 +197,7 @@ def worker_epoch_loop(repeats: int) -> dict:
     x, y, _ = _data()
     mlp = _build("mlp")
     mlp.fit(x[:64], y[:64], epochs=1, verbose=0)  # compile outside the timing
-    exe = next(e for k, e in mlp._executables.items() if k[0] == "train")
+    exe = next(e for k, e in mlp.compiled_steps.executables.items() if k[0] == "train")
     name = mlp.input_names[0]
     order = np.random.default_rng(0).permutation(len(x))
     steps = -(-len(x) // 32)

@@ -32,6 +32,7 @@ __getattr__ = lazy_attributes(
                 "layers",
                 "losses",
                 "metrics",
+                "models",
                 "ops",
                 "optimizers",
                 "random",

@@ -11,8 +11,7 @@ import numpy as np
 import pytest
 
 import kcompile as keras
-from kcompile import layers
-from kcompile.optimizers import optimizers
+from kcompile import layers, optimizers
 
 
 def mlp_mse_sgd(backend):
@@ -122,4 +121,4 @@ def test_predict_any_batch_without_recompiling(rng):
         np.testing.assert_allclose(
             model.predict(x, batch_size=bs, verbose=0), full, rtol=1e-5, atol=1e-7
         )
-    assert len(model._executables) == 1
+    assert len(model.compiled_steps.executables) == 1

@@ -93,7 +93,7 @@ rng = np.random.default_rng(0)
 x = rng.normal(size=(16, 12, 12, 2)).astype(np.float32)
 y = rng.integers(0, 5, 16).astype(np.int32)
 losses = [float(model.train_on_batch(x, y)[0]) for _ in range(3)]
-exe = next(iter(model._executables.values()))
+exe = next(iter(model.compiled_steps.executables.values()))
 stages = list(exe.compile_times.stages)
 print(json.dumps({{"losses": losses, "weights": [w.tolist() for w in model.get_weights()],
                   "stages": stages, "predict": model.predict_on_batch(x).tolist()}}))

@@ -56,7 +56,7 @@ def test_steps_specialize_on_the_data_and_compile_again_for_new_shapes(rng):
     longer, _ = _tokens(rng, 5, 33)
     assert model.predict(longer, verbose=0).shape == (5, 2)
     assert model.predict(x[:3], verbose=0).shape == (3, 2)
-    shapes = sorted((kind, shapes) for kind, _, shapes, _ in model._executables)
+    shapes = sorted((kind, shapes) for kind, _, shapes, _ in model.compiled_steps.executables)
     assert shapes == [("predict", ((20,),)), ("predict", ((33,),)), ("train", ((20,),))]
 
 

@@ -4,6 +4,7 @@ called one by one."""
 
 import os
 import signal
+import sys
 import threading
 import time
 
@@ -23,7 +24,7 @@ def _model():
 
 def _train_executable(model, x, y):
     """The model's compiled train step, built without running a step."""
-    return model._executable("train", (G.label_type_for(y.dtype, y.shape),))
+    return model.compiled_steps.executable("train", (G.label_type_for(y.dtype, y.shape),))
 
 
 @pytest.mark.parametrize("batch", [4, 9])
@@ -154,9 +155,10 @@ def test_the_progress_bar_is_redrawn_while_the_loop_runs():
     assert run.values.shape == (8, 1) and not run.interrupted
 
 
-def test_the_bar_is_drawn_again_only_when_the_step_count_moves(capsys):
+def test_the_bar_is_drawn_again_only_when_the_step_count_moves(capsys, monkeypatch):
     from kcompile.callbacks.callback import ProgbarLogger
 
+    monkeypatch.setattr(sys.stdout, "isatty", lambda: True)  # redrawn on a terminal only
     logger = ProgbarLogger()
     logger.set_params({"verbose": 1, "epochs": 1, "steps": 4})
     logger.on_epoch_begin(0)

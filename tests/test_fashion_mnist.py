@@ -33,7 +33,7 @@ def test_seed_program_on_native_code():
     (x_train, y_train), (x_test, y_test) = fashion_mnist()
     keras.utils.set_random_seed(1)
     model = load_example().build_model()
-    assert model._compiled.backend == "llvm"
+    assert model.compiled_steps.config.backend == "llvm"
     x_test = x_test / 255.0
     accuracy = {}
 

@@ -9,8 +9,7 @@ import numpy as np
 import pytest
 
 import kcompile as keras
-from kcompile import callbacks, layers
-from kcompile.optimizers import optimizers
+from kcompile import callbacks, layers, optimizers
 
 
 def classifier(optimizer="adam", metrics=("accuracy",), dropout=0.0):

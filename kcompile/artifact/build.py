@@ -48,19 +48,20 @@ def export(
     from kcompile.version import __version__
 
     target = for_cpu(cpu)
-    model._require_compiled("export")
+    steps = model.compiled_steps
+    steps.require_compiled("export")
     if not model.built:
         raise ValueError(f"export: model '{model.name}' is not built; give it an Input")
     started = time.perf_counter()
     xs = _probe_inputs(model, probe)
-    shapes = model._input_shapes(xs)  # an artifact's steps have the probe's shapes
+    shapes = steps.input_shapes(xs)  # an artifact's steps have the probe's shapes
     label_types = tuple(model.default_label_types(shapes))
     exes = {
-        kind: model._executable(kind, () if kind == "predict" else label_types, shapes)
+        kind: steps.executable(kind, () if kind == "predict" else label_types, shapes)
         for kind in STEPS
     }
     # The train step in two, for data-parallel training under mpiexec (kcompile run).
-    _, exes["grad"], exes["apply"] = model._update_parts(label_types, shapes)
+    _, exes["grad"], exes["apply"] = steps.update_parts(label_types, shapes)
     members: dict[str, bytes] = {}
     steps = {}
     for kind, exe in exes.items():
@@ -179,13 +180,14 @@ def _probe_inputs(model, probe) -> list[np.ndarray]:
 def _metric_entries(model) -> dict[str, Any]:
     """How the loaded artifact computes each metric from its summed statistics: a ratio
     ``[numerator, [denominators]]``, or a built-in metric's class and config (AUC, F1)."""
-    from kcompile.metrics.metrics import VECTOR_METRICS
+    from kcompile.metrics.registry import VECTOR_METRICS
 
+    steps = model.compiled_steps
     entries: dict[str, Any] = {
-        key: [num, list(den)] for key, (num, den) in model._running.ratios.items()
+        key: [num, list(den)] for key, (num, den) in steps.running.ratios.items()
     }
-    for key in model._running.results:
-        metric = model._metric_objects[key]
+    for key in steps.running.results:
+        metric = steps.metric_objects[key]
         if type(metric).__name__ not in VECTOR_METRICS or metric._custom:
             raise NotImplementedError(
                 f"export: metric {key!r} is a user's Metric subclass, which an artifact "

@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import math
 import os
+import threading
 from typing import Any
 
 import numpy as np
@@ -32,7 +33,7 @@ from kcompile.ir.interpreter import FeedError
 from kcompile.runtime.program import NativeProgram
 from kcompile.trainers import data as D
 from kcompile.trainers.logs import RunningLogs
-from kcompile.trainers.training_loop import TrainingLoop
+from kcompile.trainers.training_loop import TrainingLoop, delegate_to_loop
 
 
 class SelfCheckError(RuntimeError):
@@ -114,23 +115,50 @@ def _check_machine(path: str, manifest: dict) -> None:
 
 
 class ArtifactSteps:
-    """A loaded artifact's programs for the training loop."""
+    """A loaded artifact's programs, the ``StepProvider`` of its training loop: the
+    train, eval and predict steps bound to the artifact's state, its data signature and
+    its metrics' running logs."""
 
     steps_per_execution = 1  # Keras's compile setting: steps per native call
 
-    def __init__(self, model: LoadedModel) -> None:
-        self.model = model
-        self.input_names = model.input_names
-        self.label_names = model.label_names
+    def __init__(self, path: str, manifest: dict, graphs: dict, code: dict, state: dict):
+        self.path = path
+        self.manifest = manifest
+        self.state = state  # weights and optimizer state by name, updated in place
+        model = manifest["model"]
+        self.input_names: list[str] = model["inputs"]
+        self.output_names: list[str] = model["outputs"]
+        self.label_names: list[str] = model["labels"]
+        self.running = _running_logs(manifest["metrics"])
+        self.metrics_names = ["loss", *manifest["metrics"]]
+        self.epochs_done = int(manifest["training"]["epochs_done"])
+        # Held by every program while it runs: predict from any thread never reads
+        # weights while a training step writes them.
+        self.lock = threading.RLock()
+        self.programs: dict[str, NativeProgram] = {}
+        for kind in graphs:
+            entry, epoch, keep = code[kind]
+            program = NativeProgram(graphs[kind], entry, epoch, keep)
+            program.lock = self.lock
+            self._bind_state(program)
+            self.programs[kind] = program
+        self._signature = {v.name: v for v in graphs["train"].inputs if v.role == "data"}
+        for v in graphs["predict"].inputs:
+            self._signature.setdefault(v.name, v)
+        self._parallel_steps: dict[str, DataParallelStep] = {}
 
     def data_for(self, method: str, x, y):
-        return self.model._labelled(x, y)
+        return self.labelled(x, y)
 
-    def labelled(self, x, y):
-        return self.model._labelled(x, y)
+    def labelled(self, x, y) -> tuple[list[np.ndarray], list[np.ndarray]]:
+        xs = self._arrays(x, self.input_names, "input")
+        ys = self._arrays(y, self.label_names, "labels")
+        if len(xs[0]) != len(ys[0]):
+            raise FeedError(f"inputs have {len(xs[0])} samples, labels {len(ys[0])}")
+        return xs, ys
 
     def inputs_for(self, x: Any) -> list[np.ndarray]:
-        return self.model._arrays(x, self.input_names, "input")
+        return self._arrays(x, self.input_names, "input")
 
     def step(self, kind: str, xs, ys):
         if len(ys) > len(self.label_names):
@@ -140,28 +168,89 @@ class ArtifactSteps:
             )
         job = active_job()
         if job is None:
-            return self.model._programs[kind]
-        return self.model._data_parallel(kind, job)
+            return self.programs[kind]
+        return self._data_parallel(kind, job)
 
     def predict_batch(self, xs: list[np.ndarray]) -> list[np.ndarray]:
-        out = self.model._programs["predict"].results(dict(zip(self.input_names, xs)))
-        return [out[f"out/{name}"] for name in self.model.output_names]
+        out = self.programs["predict"].results(dict(zip(self.input_names, xs)))
+        return [out[f"out/{name}"] for name in self.output_names]
+
+    def pack_outputs(self, arrays: list) -> Any:
+        return arrays[0] if len(arrays) == 1 else arrays
 
     def epoch_order(self, epoch: int, n: int) -> np.ndarray:
         """A permutation drawn from the artifact's seed and ``epoch`` alone, so training
         resumed from a checkpoint at ``initial_epoch`` repeats, bit for bit, what
         uninterrupted training does."""
-        seed = self.model.manifest["training"]["seed"]
+        seed = self.manifest["training"]["seed"]
         return np.random.default_rng([seed, epoch]).permutation(n)
 
     def epoch_finished(self, epoch: int) -> None:
-        self.model.epochs_done = epoch + 1
+        self.epochs_done = epoch + 1
+
+    def replica_arrays(self) -> list[np.ndarray]:
+        return [self.state[entry["name"]] for entry in self.manifest["state"]]
+
+    def _data_parallel(self, kind: str, job) -> DataParallelStep:
+        """The ``train`` or ``eval`` step across the ranks of a data-parallel job."""
+        made = self._parallel_steps.get(kind)
+        if made is not None:
+            return made
+        programs = self.programs
+        if kind == "train" and "grad" not in programs:
+            raise ArtifactError(
+                f"{self.path}: built before data-parallel training (it has no grad and apply "
+                "steps); rebuild it with this kcompile to train it under mpiexec"
+            )
+        if kind == "train":
+            made = DataParallelStep(programs["grad"], job, programs["apply"])
+        else:
+            made = DataParallelStep(programs[kind], job)
+        made.lock = self.lock
+        self._bind_state(made)
+        self._parallel_steps[kind] = made
+        return made
+
+    def _bind_state(self, step) -> None:
+        """Bind ``step``'s weights and optimizer state (a gradient buffer is not state:
+        a data-parallel step binds its own)."""
+        for v in step.graph.inputs:
+            if v.role != "data" and v.name in self.state:
+                step.bind(v.name, self.state[v.name])
+
+    def _arrays(self, data: Any, names: list[str], what: str) -> list[np.ndarray]:
+        """Arrays for the data inputs ``names``, converted as Keras converts them (floats
+        to float32, integer class ids to int32) and checked against the signature."""
+        out = []
+        for name, array in zip(names, D.as_array_list(data, names, what)):
+            v = self._signature[name]
+            D.check_numeric(array, f"{what} {name!r}")
+            want = v.dtype.numpy
+            fractional = array.dtype.kind == "f" and not np.all(np.mod(array, 1) == 0)
+            if np.dtype(want).kind in "iu" and fractional:
+                raise FeedError(
+                    f"{what} {name!r}: expected integer class ids ({v.type}), got "
+                    f"fractional {array.dtype} values"
+                )
+            expected = v.type.concrete_shape(1)[1:]
+            if array.ndim != len(v.shape) or array.shape[1:] != expected:
+                raise FeedError(
+                    f"{what} {name!r}: expected arrays of shape {(None, *expected)} "
+                    f"({v.type}), got shape {array.shape}"
+                )
+            out.append(np.ascontiguousarray(array, dtype=want))
+        if len({len(a) for a in out}) > 1:
+            raise FeedError(f"{what}: arrays of different lengths {[len(a) for a in out]}")
+        return out
 
 
-class LoadedModel(TrainingLoop):
-    """A loaded artifact, used as a Keras model is: ``fit``, ``evaluate``, ``predict``,
-    ``get_weights``/``set_weights``, ``save`` (a checkpoint: a new artifact with the
-    current weights and optimizer state), and ``selfcheck``."""
+class LoadedModel:
+    """A loaded artifact, used as a Keras model is: ``fit``, ``evaluate``, ``predict``
+    (and the on-batch methods), ``get_weights``/``set_weights``, ``save`` (a checkpoint:
+    a new artifact with the current weights and optimizer state), and ``selfcheck``.
+
+    Its programs are an ``ArtifactSteps``, run by the ``TrainingLoop`` it holds, as a
+    compiled model's are."""
 
     def __init__(self, path: str, manifest: dict, members: dict, graphs: dict, code: dict):
         self.path = path
@@ -173,54 +262,38 @@ class LoadedModel(TrainingLoop):
         self.input_names: list[str] = model["inputs"]
         self.output_names: list[str] = model["outputs"]
         self.label_names: list[str] = model["labels"]
-        self._init_loop(ArtifactSteps(self), _running_logs(manifest["metrics"]))
-        self.stop_training = False
-        self.history = None
-        self.default_batch_size = manifest["training"]["batch_size"]
-        self.epochs_done = int(manifest["training"]["epochs_done"])
         self._state = self._read_state(members["state.npz"])
-        self._programs = {}
-        for kind in graphs:
-            entry, epoch, keep = code[kind]
-            program = NativeProgram(graphs[kind], entry, epoch, keep)
-            program.lock = self._steps_lock
-            self._bind_state(program)
-            self._programs[kind] = program
-        self._signature = {v.name: v for v in graphs["train"].inputs if v.role == "data"}
-        for v in graphs["predict"].inputs:
-            self._signature.setdefault(v.name, v)
+        self._steps = ArtifactSteps(path, manifest, graphs, code, self._state)
+        self._loop = TrainingLoop(self, self._steps, manifest["training"]["batch_size"])
+        self.stop_training = False  # Keras's: a callback sets it to end fit
+        self.history = None  # Keras's: the History of the last fit
         self._loaded_weights = self._state_digest()
-        self._parallel_steps: dict[str, DataParallelStep] = {}
 
-    def _data_parallel(self, kind: str, job) -> DataParallelStep:
-        """The ``train`` or ``eval`` step across the ranks of a data-parallel job."""
-        made = self._parallel_steps.get(kind)
-        if made is not None:
-            return made
-        programs = self._programs
-        if kind == "train" and "grad" not in programs:
-            raise ArtifactError(
-                f"{self.path}: built before data-parallel training (it has no grad and apply "
-                "steps); rebuild it with this kcompile to train it under mpiexec"
-            )
-        if kind == "train":
-            made = DataParallelStep(programs["grad"], job, programs["apply"])
-        else:
-            made = DataParallelStep(programs[kind], job)
-        made.lock = self._steps_lock
-        self._bind_state(made)
-        self._parallel_steps[kind] = made
-        return made
+    fit = delegate_to_loop(TrainingLoop.fit)
+    evaluate = delegate_to_loop(TrainingLoop.evaluate)
+    predict = delegate_to_loop(TrainingLoop.predict)
+    train_on_batch = delegate_to_loop(TrainingLoop.train_on_batch)
+    test_on_batch = delegate_to_loop(TrainingLoop.test_on_batch)
+    predict_on_batch = delegate_to_loop(TrainingLoop.predict_on_batch)
+    reset_metrics = delegate_to_loop(TrainingLoop.reset_metrics)
 
-    def _bind_state(self, step) -> None:
-        """Bind ``step``'s weights and optimizer state (a gradient buffer is not state:
-        a data-parallel step binds its own)."""
-        for v in step.graph.inputs:
-            if v.role != "data" and v.name in self._state:
-                step.bind(v.name, self._state[v.name])
+    @property
+    def metrics_names(self) -> list[str]:
+        return self._steps.metrics_names
 
-    def _replica_arrays(self) -> list[np.ndarray]:
-        return [self._state[entry["name"]] for entry in self.manifest["state"]]
+    @property
+    def default_batch_size(self) -> int:
+        """The batch size the artifact was built with: fit's and evaluate's default."""
+        return self._loop.default_batch_size
+
+    @property
+    def epochs_done(self) -> int:
+        """Epochs trained, from the artifact's and this process's fits."""
+        return self._steps.epochs_done
+
+    @epochs_done.setter
+    def epochs_done(self, value: int) -> None:
+        self._steps.epochs_done = int(value)
 
     def _read_state(self, data: bytes) -> dict[str, np.ndarray]:
         entries = self.manifest["state"]
@@ -268,51 +341,6 @@ class LoadedModel(TrainingLoop):
             digest.update(self._state[name].tobytes())
         return digest.hexdigest()
 
-    # --- data ------------------------------------------------------------------------
-
-    def _arrays(self, data: Any, names: list[str], what: str) -> list[np.ndarray]:
-        """Arrays for the data inputs ``names``, converted as Keras converts them (floats
-        to float32, integer class ids to int32) and checked against the signature."""
-        out = []
-        for name, array in zip(names, D.as_array_list(data, names, what)):
-            v = self._signature[name]
-            D.check_numeric(array, f"{what} {name!r}")
-            want = v.dtype.numpy
-            fractional = array.dtype.kind == "f" and not np.all(np.mod(array, 1) == 0)
-            if np.dtype(want).kind in "iu" and fractional:
-                raise FeedError(
-                    f"{what} {name!r}: expected integer class ids ({v.type}), got "
-                    f"fractional {array.dtype} values"
-                )
-            expected = v.type.concrete_shape(1)[1:]
-            if array.ndim != len(v.shape) or array.shape[1:] != expected:
-                raise FeedError(
-                    f"{what} {name!r}: expected arrays of shape {(None, *expected)} "
-                    f"({v.type}), got shape {array.shape}"
-                )
-            out.append(np.ascontiguousarray(array, dtype=want))
-        if len({len(a) for a in out}) > 1:
-            raise FeedError(f"{what}: arrays of different lengths {[len(a) for a in out]}")
-        return out
-
-    def _labelled(self, x, y) -> tuple[list[np.ndarray], list[np.ndarray]]:
-        xs = self._arrays(x, self.input_names, "input")
-        ys = self._arrays(y, self.label_names, "labels")
-        if len(xs[0]) != len(ys[0]):
-            raise FeedError(f"inputs have {len(xs[0])} samples, labels {len(ys[0])}")
-        return xs, ys
-
-    # --- fit / evaluate / predict --------------------------------------------------
-
-    @property
-    def metrics_names(self) -> list[str]:
-        return ["loss", *self.manifest["metrics"]]
-
-    def predict_on_batch(self, x: Any):
-        steps = self._steps
-        outs = steps.predict_batch(steps.inputs_for(x))
-        return outs[0] if len(outs) == 1 else outs
-
     # --- checkpoints and checks ------------------------------------------------------
 
     @root_writes
@@ -325,7 +353,7 @@ class LoadedModel(TrainingLoop):
         arrays = [self._state[e["name"]] for e in self.manifest["state"]]
         members["state.npz"] = npz_bytes(arrays)
         probe = self._probe()
-        outputs = self._programs["predict"](dict(zip(self.input_names, probe["inputs"])))
+        outputs = self._steps.programs["predict"](dict(zip(self.input_names, probe["inputs"])))
         members["probe.npz"] = npz_bytes(
             [*probe["inputs"], *(np.array(outputs[f"out/{n}"]) for n in self.output_names)]
         )
@@ -345,7 +373,7 @@ class LoadedModel(TrainingLoop):
         returns the largest differences."""
         probe = self._probe()
         feeds = dict(zip(self.input_names, probe["inputs"]))
-        out = self._programs["predict"](feeds)
+        out = self._steps.programs["predict"](feeds)
         got = [np.array(out[f"out/{n}"]) for n in self.output_names]
         report = {}
         if self._state_digest() == self._loaded_weights:
@@ -379,7 +407,7 @@ def _compare(got: list, expected: list, rtol: float, atol: float, what: str) -> 
 def _running_logs(entries: dict) -> RunningLogs:
     """The running logs of the manifest's metrics: ratios, and built-in metrics (AUC,
     F1) rebuilt from their config to compute their result."""
-    from kcompile.metrics.metrics import VECTOR_METRICS
+    from kcompile.metrics.registry import VECTOR_METRICS
 
     logs = RunningLogs()
     for key, entry in entries.items():

@@ -108,16 +108,18 @@ class ProgbarLogger(Callback):
     def on_predict_end(self, logs=None):
         self._finalize(None)
 
-    def show(self, seen: int) -> None:
-        """The bar at ``seen`` steps with the values it last had (a loop is running).
+    def show(self, seen: int, logs: dict | None = None) -> None:
+        """The bar at ``seen`` steps while a loop runs: with ``logs``, the running loss
+        and metrics so far (as ``on_train_batch_end`` would have shown them), else the
+        values it last had.
 
         Drawn only when the count moved: a slow step would otherwise write the same line
-        every interval, which floods a log that is not a terminal."""
+        every interval."""
         if seen == self._shown:
             return
         if self.verbose == 1 and self.progbar is not None and not (self.in_fit and self.testing):
             self._shown = seen
-            self.progbar.update(seen, None, finalize=False)
+            self.progbar.update(seen, list((logs or {}).items()), finalize=False)
 
     def _update(self, batch, logs):
         self.seen = batch + 1
@@ -163,11 +165,19 @@ class CallbackList(Callback):
             for hook in hooks
         )
 
-    def show_progress(self, seen: int) -> None:
-        """Redraw the progress bar at ``seen`` steps while a native loop runs."""
+    def resume_epoch(self) -> int | None:
+        """After ``on_train_begin``: the epoch fit goes on from when a callback restored
+        a run (its ``resume_epoch``, as BackupAndRestore sets it), else None."""
+        found = [getattr(cb, "resume_epoch", None) for cb in self.callbacks]
+        epochs = [e for e in found if isinstance(e, int) and not isinstance(e, bool)]
+        return max(epochs) if epochs else None
+
+    def show_progress(self, seen: int, logs: dict | None = None) -> None:
+        """Redraw the progress bar at ``seen`` steps while a native loop runs, with the
+        epoch's running ``logs`` so far when the loop's rows could be read."""
         for cb in self.callbacks:
             if isinstance(cb, ProgbarLogger):
-                cb.show(seen)
+                cb.show(seen, logs)
 
     def _call(self, hook: str, *args) -> None:
         # Keras hands every hook a logs dict, an empty one where there is nothing to say

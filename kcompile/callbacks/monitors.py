@@ -26,7 +26,8 @@ def monitor_op(monitor: str, mode: str, model) -> Callable[[float, float], bool]
     name = monitor.removeprefix("val_")
     if name == "loss" or name.endswith("_loss"):
         return np.less
-    metric = getattr(model, "_metric_objects", {}).get(name)
+    steps = getattr(model, "compiled_steps", None)  # an artifact keeps no Metric objects
+    metric = steps.metric_objects.get(name) if steps is not None else None
     if metric is not None:
         return np.greater if getattr(metric, "direction", "up") == "up" else np.less
     return None
@@ -345,8 +346,10 @@ class BackupAndRestore(Callback):
         self._epoch_path = os.path.join(self.backup_dir, "training_metadata.json")
         self._batches = 0
         self._epoch = 0
+        self.resume_epoch: int | None = None  # the epoch a restored run goes on from
 
     def on_train_begin(self, logs=None):
+        self.resume_epoch = None
         if os.path.exists(self._path) and os.path.exists(self._epoch_path):
             import json
 
@@ -362,7 +365,7 @@ class BackupAndRestore(Callback):
                     if target is not None and target.shape == array.shape:
                         np.copyto(target, array)
             with open(self._epoch_path) as f:
-                self.model._resume_epoch = int(json.load(f)["epoch"])
+                self.resume_epoch = int(json.load(f)["epoch"])
 
     def on_epoch_begin(self, epoch, logs=None):
         self._epoch = epoch

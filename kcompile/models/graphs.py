@@ -17,13 +17,13 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from kcompile import losses as losses_mod
+from kcompile import metrics as metrics_mod
 from kcompile.backend.variables import Variable
 from kcompile.distribution.step import GRADIENT, REPLICA_WEIGHT
 from kcompile.ir import BATCH, DType, Graph, TensorType, Value
 from kcompile.layers.layer import TraceContext
-from kcompile.losses import losses as losses_mod
-from kcompile.losses.losses import apply_mask
-from kcompile.metrics import metrics as metrics_mod
+from kcompile.losses.loss import apply_mask
 from kcompile.passes import append_gradients
 
 SAMPLE_WEIGHT = "sample_weight"  # the step input of per-sample weights
@@ -46,7 +46,7 @@ def _add_model_inputs(model, graph: Graph, input_shapes: tuple = ()) -> list[Val
     sizes = input_shapes or [None] * len(model.inputs)
     return [
         graph.add_input(name, t.ir_type(s), "data")
-        for t, name, s in zip(model._compiled_inputs, model.input_names, sizes)
+        for t, name, s in zip(model.compiled_inputs, model.input_names, sizes)
     ]
 
 
@@ -154,9 +154,9 @@ def compiled_loss(
 
 def _custom_loss(model) -> bool:
     """Whether the model overrides Keras 3's backend-agnostic ``compute_loss`` hook."""
-    from kcompile.trainers.trainer import Trainer
+    from kcompile.models.model import Model
 
-    return type(model).compute_loss is not Trainer.compute_loss
+    return type(model).compute_loss is not Model.compute_loss
 
 
 def _traced_compute_loss(model, ctx, inputs, labels, preds, training) -> Value:
@@ -293,7 +293,7 @@ def trace_step(
         return TracedStep(trace_predict(model, record, input_shapes))
     if kind not in (*STEPS, "grad"):
         raise ValueError(f"unknown step {kind!r}; expected one of {STEPS}")
-    compiled = model._require_compiled("train" if kind == "grad" else kind)
+    compiled = model.compiled_steps.require_compiled("train" if kind == "grad" else kind)
     label_types = label_types or model.default_label_types(input_shapes)
     if kind == "eval":
         scored = trace_eval(model, compiled.specs, label_types, record, input_shapes)

@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 from kcompile.backend.keras_tensor import KerasTensor
 from kcompile.backend.variables import Variable
+from kcompile.distribution import root_writes
 from kcompile.ir import Value
-from kcompile.layers.core.core import InputLayer
+from kcompile.layers.core.input_layer import InputLayer
 from kcompile.layers.layer import CallRecord, Layer, TraceContext
-from kcompile.trainers.trainer import Trainer
+from kcompile.models import graphs as G
+from kcompile.models import layer_internals as internals
+from kcompile.trainers.trainer import ModelSteps
+from kcompile.trainers.training_loop import TrainingLoop, delegate_to_loop
 from kcompile.tree import flatten
 
 
@@ -51,15 +56,15 @@ def _distinct_weight_paths(model) -> None:
     as a prefix, as Keras's own variable paths do (``block/dense/kernel``)."""
     seen: dict[str, int] = {}
     for layer in model.layers:
-        for var in layer._all_variables():
+        for var in layer.weights:
             seen[var.path] = seen.get(var.path, 0) + 1
     clashes = {path for path, count in seen.items() if count > 1}
     if not clashes:
         return
 
     def visit(layer, prefix: str) -> None:
-        for child in layer._tracked_layers():
-            for var in child._variables:
+        for child in internals.tracked_layers(layer):
+            for var in internals.own_variables(child):
                 if var.path in clashes:
                     var.path = f"{prefix}/{var.path}"
             visit(child, f"{prefix}/{child.name}")
@@ -131,14 +136,22 @@ def keras_layer_order(outputs: list[KerasTensor]) -> list[Layer]:
     return sorted(layers.values(), key=lambda x: (-layer_depth[id(x)], first_seen[id(x)]))
 
 
-class Model(Trainer, Layer):
-    """``Model(inputs, outputs)``: Keras's functional API."""
+class Model(Layer):
+    """``Model(inputs, outputs)``: Keras's functional API.
+
+    A model is a layer that holds two components: its compiled steps (``ModelSteps``:
+    compile's settings and the traced and compiled executables) and the training loop
+    that runs them (``TrainingLoop``). Keras's ``fit``, ``evaluate``, ``predict`` and
+    the on-batch methods delegate to the loop."""
 
     def __init__(
         self, inputs: Any = None, outputs: Any = None, name: str | None = None, **kwargs: Any
     ) -> None:
         Layer.__init__(self, name=name, **kwargs)
-        Trainer.__init__(self)
+        self._steps = ModelSteps(self, self._pack_outputs)
+        self._loop = TrainingLoop(self, self._steps)
+        self.stop_training = False  # Keras's: a callback sets it to end fit
+        self.history = None  # Keras's: the History of the last fit
         self._inputs: list[KerasTensor] = []
         self._outputs: list[KerasTensor] = []
         self._records: list[CallRecord] = []
@@ -156,7 +169,7 @@ class Model(Trainer, Layer):
     @property
     def _subclassed(self) -> bool:
         """A ``keras.Model`` subclass with its own Keras-style ``call``."""
-        return self._keras_call
+        return internals.keras_style_call(self)
 
     def build(self, input_shape: Any) -> None:
         """A subclassed model is built by calling it on symbolic inputs of
@@ -165,7 +178,7 @@ class Model(Trainer, Layer):
         if not self._subclassed:
             return
         shapes = input_shape if _is_shape_list(input_shape) else [input_shape]
-        from kcompile.layers.core.core import Input
+        from kcompile.layers.core.input_layer import Input
 
         inputs = [
             Input(shape=tuple(shape)[1:], name=f"input_{i}") for i, shape in enumerate(shapes)
@@ -197,7 +210,7 @@ class Model(Trainer, Layer):
                     f"model '{self.name}': input '{t.name}' is not connected to the outputs"
                 )
         self.built = True
-        self._reset_compiled_graphs()
+        self._steps.forget_executables()
 
     # --- structure ------------------------------------------------------------
 
@@ -226,14 +239,14 @@ class Model(Trainer, Layer):
         return [t._input_layer.name for t in self._inputs]
 
     @property
-    def _compiled_inputs(self) -> list[KerasTensor]:
-        """What the compiled steps take: each Input, or its host layer's output (token
-        ids from a TextVectorization, ...)."""
+    def compiled_inputs(self) -> list[KerasTensor]:
+        """kcompile's: what the compiled steps take, each Input or its host layer's
+        output (token ids from a TextVectorization, ...)."""
         host = getattr(self, "_host", {})
         return [host[i][1] if i in host else t for i, t in enumerate(self._inputs)]
 
-    def _host_inputs(self, arrays: list) -> list:
-        """The model's input arrays with its host layers applied (numpy)."""
+    def host_inputs(self, arrays: list) -> list:
+        """kcompile's: the model's input arrays with its host layers applied (numpy)."""
         host = getattr(self, "_host", {})
         return [host[i][0].host_call(a) if i in host else a for i, a in enumerate(arrays)]
 
@@ -257,7 +270,7 @@ class Model(Trainer, Layer):
         """Outputs in the structure the model was given: a dict by key, one array, a list."""
         if self._output_keys is not None:
             return dict(zip(self._output_keys, arrays))
-        return super()._pack_outputs(arrays)
+        return arrays[0] if len(arrays) == 1 else arrays
 
     @property
     def layers(self) -> list[Layer]:
@@ -278,7 +291,7 @@ class Model(Trainer, Layer):
 
     def _all_variables(self) -> list[Variable]:
         if self._subclassed:
-            return Layer._all_variables(self)
+            return super()._all_variables()
         out: list[Variable] = []
         for layer in self.layers:
             for v in layer.weights:
@@ -329,7 +342,7 @@ class Model(Trainer, Layer):
             raise ValueError(
                 f"model '{self.name}' has {len(self._inputs)} inputs, got {len(values)}"
             )
-        env: dict[int, Value] = {id(t): v for t, v in zip(self._compiled_inputs, values)}
+        env: dict[int, Value] = {id(t): v for t, v in zip(self.compiled_inputs, values)}
         for record in self._records:
             if getattr(record.layer, "host", False):
                 continue  # computed on the host: its output is a compiled input
@@ -338,6 +351,138 @@ class Model(Trainer, Layer):
             for t, v in zip(record.outputs, outs):
                 env[id(t)] = v
         return [env[id(t)] for t in self._outputs]
+
+    # --- compile and the training loop (Keras's Trainer API) ------------------------------
+
+    def compile(
+        self,
+        optimizer: Any = "rmsprop",
+        loss: Any = None,
+        loss_weights: Any = None,
+        metrics: Any = None,
+        weighted_metrics: Any = None,
+        run_eagerly: bool = False,
+        steps_per_execution: int = 1,
+        jit_compile: Any = "auto",
+        backend: str = "llvm",
+        **kwargs: Any,
+    ) -> None:
+        if kwargs:
+            raise TypeError(f"compile: unexpected arguments {sorted(kwargs)}")
+        self._steps.compile(
+            optimizer, loss, loss_weights, metrics, weighted_metrics, steps_per_execution, backend
+        )
+
+    @property
+    def compiled_steps(self) -> ModelSteps:
+        """kcompile's: the model's compiled steps (compile's settings in ``config``, the
+        executables, ``step_graph``'s traces), for savers, the artifact builder and
+        tools."""
+        return self._steps
+
+    @property
+    def optimizer(self):
+        return self._steps.config.optimizer if self._steps.config else None
+
+    @property
+    def compiled(self) -> bool:
+        return self._steps.config is not None
+
+    @property
+    def metrics_names(self) -> list[str]:
+        return self._steps.metrics_names
+
+    @property
+    def label_names(self) -> list[str]:
+        """kcompile's: the names of the step graphs' label inputs."""
+        return self._steps.label_names
+
+    def default_label_types(self, input_shapes: tuple = ()) -> list:
+        """kcompile's: the labels each output's loss expects (sparse losses: integer
+        class ids), for inputs of ``input_shapes`` where an Input leaves a dimension
+        unknown."""
+        return self._steps.default_label_types(input_shapes)
+
+    def step_graph(self, kind: str, label_types: list | None = None, input_shapes: tuple = ()):
+        """kcompile's: the traced IR graph of ``predict``, ``eval`` or ``train`` (not yet
+        optimized); ``input_shapes`` sizes the dimensions the Inputs leave unknown."""
+        return G.trace_step(self, kind, label_types, input_shapes=input_shapes).graph
+
+    def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
+        """Keras 3's hook: the compiled losses of ``y`` and ``y_pred`` plus the layers'
+        added losses. Called with traced tensors when a subclass overrides it (and calls
+        ``super().compute_loss(...)``)."""
+        from kcompile.backend.symbolic import TracedTensor, current_context
+
+        ctx = current_context()
+        if ctx is None or not isinstance(y_pred, TracedTensor | list | tuple):
+            raise NotImplementedError("compute_loss runs inside the traced train and eval steps")
+        config = self._steps.require_compiled("compute_loss")
+        ys = [t.value for t in (y if isinstance(y, list | tuple) else [y])]
+        preds = [p.value for p in (y_pred if isinstance(y_pred, list | tuple) else [y_pred])]
+        total, _ = G.compiled_loss(config.specs, ys, preds, ctx.losses, None, ctx.mask_of)
+        if total is None:
+            raise ValueError(f"model '{self.name}' has no loss to compute")
+        return TracedTensor(total)
+
+    fit = delegate_to_loop(TrainingLoop.fit)
+    evaluate = delegate_to_loop(TrainingLoop.evaluate)
+    predict = delegate_to_loop(TrainingLoop.predict)
+    train_on_batch = delegate_to_loop(TrainingLoop.train_on_batch)
+    test_on_batch = delegate_to_loop(TrainingLoop.test_on_batch)
+    reset_metrics = delegate_to_loop(TrainingLoop.reset_metrics)
+
+    def predict_on_batch(self, x: Any):
+        return self._steps.predict_on_batch(x)
+
+    # --- files ----------------------------------------------------------------------------
+
+    @root_writes
+    def save_weights(self, filepath: str, overwrite: bool = True) -> None:
+        """Weights to Keras 3's ``.weights.h5`` (HDF5, through h5py) or kcompile's
+        ``.weights.npz`` (in ``weights`` order, by path), written atomically."""
+        from kcompile.saving.kcmodel import save_weights
+
+        save_weights(self, filepath, overwrite)
+
+    def load_weights(self, filepath: str, skip_mismatch: bool = False) -> None:
+        from kcompile.saving.kcmodel import load_weights
+
+        load_weights(self, filepath)
+
+    @root_writes
+    def save(self, filepath: str, overwrite: bool = True, **kwargs: Any) -> None:
+        """The whole model (architecture, compile settings, weights, optimizer state), in
+        Keras 3's ``.keras`` format or kcompile's ``.kcmodel``, written atomically;
+        ``keras.models.load_model`` reads both."""
+        from kcompile.saving.kcmodel import save_model
+
+        if not overwrite and os.path.exists(filepath):
+            raise FileExistsError(filepath)
+        if os.fspath(filepath).endswith(".keras"):
+            from kcompile.saving.saving_lib import save_keras
+
+            save_keras(self, filepath)
+            return
+        save_model(self, filepath)
+
+    @root_writes
+    def export(self, filepath: str, probe: Any = None, seed: int = 0, cpu: str = "host") -> dict:
+        """An ahead-of-time artifact of this model (``kcompile.load`` reads it): native
+        code of the train, eval and predict steps for ``cpu`` (this machine's, or an
+        x86-64 level such as ``"x86-64-v3"`` for any CPU that has it), weights,
+        optimizer state, a probe batch (the first rows of ``probe``, else random inputs)
+        and a manifest. Written atomically; returns the manifest."""
+        from kcompile.artifact import export
+
+        if getattr(self, "_host", None):
+            names = [layer.name for layer, _ in self._host.values()]
+            raise NotImplementedError(
+                f"export: model '{self.name}' computes {names} on the host (strings, "
+                "vocabularies), which an artifact cannot hold yet; export the model after "
+                "them (Input of their output) and run them before the artifact"
+            )
+        return export(self, os.fspath(filepath), probe=probe, seed=seed, cpu=cpu)
 
     def summary(self, print_fn=print, **kwargs: Any) -> None:
         from kcompile.models.summary import summary_text

@@ -6,8 +6,9 @@ from collections.abc import Sequence
 from typing import Any
 
 from kcompile.backend.keras_tensor import KerasTensor
-from kcompile.layers.core.core import Input, InputLayer
+from kcompile.layers.core.input_layer import Input, InputLayer
 from kcompile.layers.layer import Layer
+from kcompile.models import layer_internals as internals
 from kcompile.models.model import Model
 
 
@@ -38,8 +39,9 @@ class Sequential(Model):
                     f"({type(layer).__name__}) takes several inputs; use the "
                     "functional API"
                 )
-            if self._input is None and not self._stack and layer._input_shape_arg is not None:
-                self._input = Input(shape=layer._input_shape_arg)
+            shape = internals.input_shape_arg(layer)
+            if self._input is None and not self._stack and shape is not None:
+                self._input = Input(shape=shape)
             self._stack.append(layer)
         else:
             raise TypeError(f"Sequential '{self.name}': expected a Layer, got {layer!r}")

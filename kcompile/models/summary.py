@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from kcompile.models import layer_internals as internals
+
 
 def readable_size(nbytes: float) -> str:
     for unit in ["B", "KB", "MB", "GB", "TB"]:
@@ -19,9 +21,9 @@ def _row(cells: list[str], widths: list[int], right: set[int]) -> str:
 
 
 def _shape_of(layer) -> str:
-    calls = getattr(layer, "_calls", [])
+    calls = internals.call_records(layer)
     if not calls:
-        traced = getattr(layer, "_traced_shapes", None)  # called inside another's call
+        traced = internals.traced_shapes(layer)  # called inside another's call
         if traced:
             return str(traced[0]) if len(traced) == 1 else str(list(traced))
         tensor = getattr(layer, "output_tensor", None)
@@ -34,7 +36,7 @@ def _shape_of(layer) -> str:
 def summary_text(model) -> str:
     from kcompile.models.sequential import Sequential
 
-    functional = not isinstance(model, Sequential) and not model._subclassed
+    functional = not isinstance(model, Sequential) and not internals.keras_style_call(model)
     headers = ["Layer (type)", "Output Shape", "Param #"]
     widths = [33, 24, 15]
     if functional:
@@ -48,7 +50,7 @@ def summary_text(model) -> str:
             f"{layer.count_params():,}",
         ]
         if functional:
-            calls = getattr(layer, "_calls", [])
+            calls = internals.call_records(layer)
             sources = []
             for call in calls[-1:]:
                 for t in call.inputs:

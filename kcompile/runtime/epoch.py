@@ -47,13 +47,16 @@ class EpochLoop:
         steps: int | None = None,
         progress: np.ndarray | None = None,
         stop: np.ndarray | None = None,
+        logs: np.ndarray | None = None,
     ) -> tuple[list[str], np.ndarray]:
         """Steps ``first, first + 1, ...`` of an epoch: each gathers rows
         ``order[s*batch : (s+1)*batch]`` of every array in ``sources`` (one per batched
         data input, all rows of the epoch) and runs the step. Returns the names of the
         scalar results and their values per step run. ``progress`` and ``stop`` (int64
         arrays of one element) let another thread watch the step count and stop the
-        loop between steps."""
+        loop between steps. ``logs`` (float32, a row of ``log_columns()`` per step) is
+        where the rows are written, for that thread to read: row ``k`` is written before
+        the count in ``progress`` passes ``k``."""
         inputs = batched_data(self.graph)
         unbatched = [v.name for v in self.graph.inputs if v.role == "data" and v not in inputs]
         if not inputs or unbatched:
@@ -78,10 +81,16 @@ class EpochLoop:
             raise ValueError(f"run_epoch: batch must be at least 1, got {batch}")
         with self.lock:
             return self._run_epoch(
-                sources, inputs, names, order, batch, first, steps, progress, stop
+                sources, inputs, names, order, batch, first, steps, progress, stop, logs
             )
 
-    def _run_epoch(self, sources, inputs, names, order, batch, first, steps, progress, stop):
+    def log_columns(self) -> list[str]:
+        """The names of the columns ``run_epoch`` writes for each step."""
+        return result_columns(self.graph)
+
+    def _run_epoch(
+        self, sources, inputs, names, order, batch, first, steps, progress, stop, given=None
+    ):
         arrays = [_epoch_source(v, sources[v.name]) for v in inputs]
         order = np.ascontiguousarray(order, dtype=np.int64)
         left = -(-len(order) // batch) - first
@@ -90,7 +99,7 @@ class EpochLoop:
         if len(used) and (used.min() < 0 or any(used.max() >= len(a) for a in arrays)):
             raise FeedError("run_epoch: the order indexes rows outside the data")
         self._ready(batch)
-        logs = np.zeros((steps, len(names)), np.float32)
+        logs = _logs_array(given, steps, len(names))
         progress = _flag(progress, "progress")
         stop = _flag(stop, "stop")
         done = self._loop(arrays, order, batch, first, steps, logs, progress, stop)
@@ -124,6 +133,26 @@ def _epoch_source(v, array: np.ndarray) -> np.ndarray:
     if not array.flags.c_contiguous:
         raise FeedError(f"input {v.name!r}: the epoch's array must be C-contiguous")
     return array
+
+
+def _logs_array(given: np.ndarray | None, steps: int, columns: int) -> np.ndarray:
+    """Where the loop writes its rows: ``given`` (checked: native code writes ``steps``
+    rows of ``columns`` float32 into it), or a new array."""
+    if given is None:
+        return np.zeros((steps, columns), np.float32)
+    if (
+        given.dtype != np.float32
+        or given.ndim != 2
+        or given.shape[0] < steps
+        or given.shape[1] != columns
+        or not given.flags.c_contiguous
+        or not given.flags.writeable
+    ):
+        raise ValueError(
+            f"run_epoch: logs must be a writeable C-contiguous float32 array of at least "
+            f"({steps}, {columns}), got {given.dtype}{given.shape}"
+        )
+    return given
 
 
 def _flag(array: np.ndarray | None, name: str) -> np.ndarray:

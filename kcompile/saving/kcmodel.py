@@ -49,6 +49,7 @@ def _tensor_ref(t, records: list) -> list:
 
 
 def model_config(model) -> dict[str, Any]:
+    from kcompile.models.model import topological_records
     from kcompile.models.sequential import Sequential
 
     if isinstance(model, Sequential):
@@ -60,7 +61,7 @@ def model_config(model) -> dict[str, Any]:
             "input_dtype": model.inputs[0].dtype if model.built else None,
             "layers": [_layer_entry(layer) for layer in model.layers],
         }
-    records = model._records
+    records = topological_records(model.outputs)
     return {
         "class": "Model",
         "name": model.name,
@@ -116,7 +117,7 @@ def model_from_config(config: dict[str, Any]):
 
 
 def _compile_config(model) -> dict[str, Any] | None:
-    compiled = model._compiled
+    compiled = model.compiled_steps.config
     if compiled is None:
         return None
     specs = []
@@ -223,8 +224,7 @@ def load_model(filepath: str, custom_objects: dict | None = None, compile: bool 
 
 
 def _recompile(model, config: dict, arrays: dict, iterations: int) -> None:
-    from kcompile.losses import losses
-    from kcompile.optimizers import optimizers
+    from kcompile import losses, optimizers
 
     opt_cls = getattr(optimizers, config["optimizer"]["class"])
     opt_config = dict(config["optimizer"]["config"])
@@ -252,3 +252,51 @@ def _recompile(model, config: dict, arrays: dict, iterations: int) -> None:
             if k in slots:
                 np.copyto(opt.slots[k], slots[k])
         opt.iterations = iterations
+
+
+def save_weights(model, filepath: str, overwrite: bool = True) -> None:
+    """``model``'s weights to Keras 3's ``.weights.h5`` (HDF5, through h5py) or
+    kcompile's ``.weights.npz`` (in ``weights`` order, by path), written atomically."""
+    from kcompile.utils.atomic import atomic_write
+
+    filepath = os.fspath(filepath)
+    if not filepath.endswith((".weights.npz", ".weights.h5")):
+        raise ValueError(
+            "save_weights: the file name must end in .weights.h5 (Keras's format) or "
+            f".weights.npz, got {filepath!r}"
+        )
+    if not overwrite and os.path.exists(filepath):
+        raise FileExistsError(filepath)
+    if filepath.endswith(".weights.h5"):
+        from kcompile.saving.saving_lib import save_weights_h5
+
+        save_weights_h5(model, filepath)
+        return
+    arrays = {f"{i:04d}:{v.path}": v.value for i, v in enumerate(model.weights)}
+    atomic_write(filepath, lambda f: np.savez(f, **arrays))
+
+
+def load_weights(model, filepath: str) -> None:
+    """Weights from a ``.weights.h5`` or ``.weights.npz`` file into ``model``: by path
+    when the file names every weight, else in ``weights`` order."""
+    filepath = os.fspath(filepath)
+    if filepath.endswith(".weights.h5"):
+        from kcompile.saving.saving_lib import load_weights_h5
+
+        load_weights_h5(model, filepath)
+        return
+    try:
+        with np.load(filepath, allow_pickle=False) as data:
+            stored = sorted(data.files)
+            arrays = [data[k] for k in stored]
+    except (OSError, ValueError) as e:
+        raise ValueError(f"{filepath}: not a readable weights file ({e})") from None
+    mine = model.weights
+    by_path = {key.partition(":")[2]: a for key, a in zip(stored, arrays)}
+    if len(by_path) == len(arrays) and set(by_path) == {v.path for v in mine}:
+        arrays = [by_path[v.path] for v in mine]  # by name: any order of the layers
+    if len(arrays) != len(mine):
+        raise ValueError(
+            f"{filepath}: holds {len(arrays)} weight arrays, model '{model.name}' has {len(mine)}"
+        )
+    model.set_weights(arrays)

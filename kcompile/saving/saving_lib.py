@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 
 from kcompile.backend import session as backend
+from kcompile.models import layer_internals as internals
 from kcompile.utils.atomic import atomic_write
 from kcompile.version import __version__
 
@@ -43,6 +44,13 @@ def _h5py():
 
 
 # --- where each layer's variables live ----------------------------------------------------
+
+
+def _is_subclassed(model) -> bool:
+    """A ``keras.Model`` subclass with its own Keras-style ``call``."""
+    from kcompile.models.model import Model
+
+    return isinstance(model, Model) and internals.keras_style_call(model)
 
 
 def _is_custom(layer) -> bool:
@@ -70,14 +78,13 @@ def _custom_groups(layer, path: str, visited: set[int]) -> list[tuple[str, list]
     from kcompile.models.model import Model
 
     visited.add(id(layer))
-    own = [v for v in layer._variables if v.trainable] + [
-        v for v in layer._variables if not v.trainable
-    ]
+    variables = internals.own_variables(layer)
+    own = [v for v in variables if v.trainable] + [v for v in variables if not v.trainable]
     groups = [(_join(path, "vars"), own)]
     skip = _base_attributes()
     attributes = {n: v for n, v in vars(layer).items() if not n.startswith("__") and n not in skip}
     if isinstance(layer, Model):
-        attributes["layers"] = layer._tracked_layers()
+        attributes["layers"] = internals.tracked_layers(layer)
     for name in sorted(attributes, key=lambda n: "~" + n if n.startswith("_") else n):
         value = attributes[name]
         if isinstance(value, list | tuple):
@@ -114,11 +121,11 @@ def variable_groups(layer) -> list[tuple[str, list]]:
     from kcompile.layers import GRU, LSTM, Bidirectional, MultiHeadAttention, SimpleRNN
 
     if isinstance(layer, LSTM | GRU | SimpleRNN):
-        return [("cell/vars", list(layer._variables))]
+        return [("cell/vars", internals.own_variables(layer))]
     if isinstance(layer, Bidirectional):
         return [
-            ("forward_layer/cell/vars", list(layer.forward_layer._variables)),
-            ("backward_layer/cell/vars", list(layer.backward_layer._variables)),
+            ("forward_layer/cell/vars", internals.own_variables(layer.forward_layer)),
+            ("backward_layer/cell/vars", internals.own_variables(layer.backward_layer)),
         ]
     if isinstance(layer, MultiHeadAttention):
         return [
@@ -137,14 +144,14 @@ def variable_groups(layer) -> list[tuple[str, list]]:
                 ("output", "attention_output"),
             )
         ]
-    return [("vars", list(layer._variables))]
+    return [("vars", internals.own_variables(layer))]
 
 
 def _weight_groups(model) -> list[tuple[str, list]]:
     """Every (group path, variables) of a model's weights file: a subclassed model walked
     from its root, as Keras walks it; a functional one layer by layer."""
     visited: set[int] = set()
-    if getattr(model, "_subclassed", False):
+    if _is_subclassed(model):
         return _custom_groups(model, "", visited)
     groups = []
     for path, layer in _layer_paths(model):
@@ -290,7 +297,7 @@ def _jsonable(value: Any) -> Any:
 def _tensor_ref(t) -> dict:
     record, index = t._history
     layer = record.layer if record is not None else t._input_layer
-    node = layer._calls.index(record) if record is not None else 0
+    node = internals.call_records(layer).index(record) if record is not None else 0
     return {
         "class_name": "__keras_tensor__",
         "config": {
@@ -326,7 +333,7 @@ def _layer_entry(layer) -> dict:
             "config": _jsonable(layer.get_config()),
             "registered_name": get_registered_name(kind),
             "name": layer.name,
-            "inbound_nodes": [_node(layer, r) for r in layer._calls],
+            "inbound_nodes": [_node(layer, r) for r in internals.call_records(layer)],
         }
     if getattr(layer, "host", False):
         raise NotImplementedError(
@@ -350,7 +357,7 @@ def _layer_entry(layer) -> dict:
             config["layer"] = _nested(layer.forward_layer)
             config["backward_layer"] = _nested(layer.backward_layer)
             config["merge_mode"] = layer.merge_mode
-        nodes = [_node(layer, r) for r in layer._calls]
+        nodes = [_node(layer, r) for r in internals.call_records(layer)]
     return {
         "module": "keras.layers",
         "class_name": kind.__name__,
@@ -365,7 +372,7 @@ def _node(layer, record) -> dict:
     """One call's arguments as Keras writes them: tensors as references to the layer call
     that made them, other arguments as they are."""
     spec = record.kwargs
-    if layer._keras_call and spec is not None:
+    if internals.keras_style_call(layer) and spec is not None:
         args, kwargs = spec.arguments([_tensor_ref(t) for t in record.inputs])
         return {"args": _jsonable(list(args)), "kwargs": _jsonable(kwargs)}
     refs = [_tensor_ref(t) for t in record.inputs]
@@ -399,7 +406,7 @@ def _sequential_config(model) -> dict:
 def model_config(model) -> dict:
     from kcompile.models import Sequential
 
-    if getattr(model, "_subclassed", False):
+    if _is_subclassed(model):
         from kcompile.saving.kcmodel import get_registered_name
 
         kind = type(model)
@@ -438,7 +445,7 @@ def model_config(model) -> dict:
 
 
 def _compile_config(model) -> dict:
-    compiled = getattr(model, "_compiled", None)
+    compiled = model.compiled_steps.config
     config: dict = {}
     if compiled is not None:
         opt = compiled.optimizer
@@ -462,7 +469,7 @@ def _compile_config(model) -> dict:
 def _metric_configs(identifiers: list) -> list:
     """Compile's metrics as Keras writes them: names as they are, metric objects as their
     class and config (``metrics.get`` reads both), functions by name."""
-    from kcompile.metrics.metrics import Metric
+    from kcompile.metrics.metric import Metric
 
     out = []
     for ident in identifiers:
@@ -726,7 +733,7 @@ def load_keras(path: str, compile: bool = True, custom_objects: dict | None = No
 
 
 def _compile_from(model, compile_config: dict) -> None:
-    from kcompile.optimizers import optimizers
+    from kcompile import optimizers
 
     opt = compile_config.get("optimizer")
     if isinstance(opt, dict):

@@ -58,7 +58,7 @@ def check_numeric(array: np.ndarray, what: str) -> None:
 def is_ready_input(model, x: Any) -> bool:
     """Whether ``x`` is already what ``prepare_inputs`` would make of it: one C-contiguous
     array of the single Input's dtype and shape (the fast path of predict_on_batch)."""
-    if not isinstance(x, np.ndarray) or len(model.inputs) != 1 or getattr(model, "_host", None):
+    if not isinstance(x, np.ndarray) or len(model.inputs) != 1 or has_host_stage(model):
         return False
     t = model.inputs[0]
     return (
@@ -69,14 +69,20 @@ def is_ready_input(model, x: Any) -> bool:
     )
 
 
+def has_host_stage(model) -> bool:
+    """Whether layers of ``model`` run on the host before its compiled steps (their
+    outputs, not the Inputs, are what the steps take)."""
+    return any(c is not t for c, t in zip(model.compiled_inputs, model.inputs))
+
+
 def prepare_inputs(model, x: Any) -> list[np.ndarray]:
     """Model inputs as contiguous arrays of the Input's dtype, shapes checked."""
     if x is None:
         raise ValueError(f"model '{model.name}': no input data (x) given")
     arrays = as_array_list(x, model.input_names, f"inputs of model '{model.name}'")
     compiled = model.inputs
-    if getattr(model, "_host", None):  # TextVectorization, StringLookup, ... on the host
-        compiled, arrays = model._compiled_inputs, model._host_inputs(arrays)
+    if has_host_stage(model):  # TextVectorization, StringLookup, ... on the host
+        compiled, arrays = model.compiled_inputs, model.host_inputs(arrays)
     out = []
     for t, name, a in zip(compiled, model.input_names, arrays):
         check_numeric(a, f"input '{name}'")

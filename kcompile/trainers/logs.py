@@ -53,6 +53,15 @@ class RunningLogs:
             acc = self._acc.setdefault(key, {})
             acc[stat] = acc.get(stat, 0.0) + np.array(sums)
 
+    def with_steps(self, names: list[str], values: np.ndarray, sizes: np.ndarray) -> dict:
+        """The logs as they would be after ``add(names, values, sizes)``, leaving these
+        running logs as they are: what the progress bar shows while an epoch runs."""
+        ahead = RunningLogs(self.ratios)
+        ahead.results = self.results
+        ahead._acc = {key: dict(acc) for key, acc in self._acc.items()}
+        ahead.add(names, values, sizes)
+        return ahead.logs()
+
     def logs(self) -> dict[str, float]:
         """Each value as Keras reports it (a float32 rounded to a Python float)."""
         logs = {}

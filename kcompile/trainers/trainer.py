@@ -1,30 +1,32 @@
-"""compile / fit / evaluate / predict, with Keras's semantics, over compiled step graphs."""
+"""A Keras model's compiled steps: ``compile``'s settings, and the train, eval and
+predict executables that the training loop (``training_loop``) runs."""
 
 from __future__ import annotations
 
-import os
+import threading
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 
+from kcompile import losses as losses_mod
+from kcompile import optimizers as optimizers_mod
 from kcompile.backend import session
 from kcompile.distribution import active as active_job
-from kcompile.distribution import root_writes
 from kcompile.distribution.step import DataParallelStep
 from kcompile.ir import TensorType
-from kcompile.losses import losses as losses_mod
 from kcompile.models import graphs as G
-from kcompile.optimizers import optimizers as optimizers_mod
 from kcompile.passes import PassManager, default_passes
 from kcompile.runtime import BACKENDS, make_executable
 from kcompile.runtime.program import NativeProgram
 from kcompile.trainers import data as D
-from kcompile.trainers.logs import RunningLogs, step_columns
-from kcompile.trainers.training_loop import TrainingLoop, one_call_at_a_time
-from kcompile.utils.atomic import atomic_write
+from kcompile.trainers.logs import RunningLogs
 
 
-class _Compiled:
+class CompileConfig:
+    """What ``compile`` set: the optimizer, each output's loss and metrics (``specs``),
+    the backend and steps per native call; the metrics' keys once the steps are traced."""
+
     def __init__(self, optimizer, specs, backend: str, steps_per_execution: int = 1) -> None:
         self.optimizer = optimizer
         self.steps_per_execution = steps_per_execution
@@ -57,12 +59,234 @@ def _refuse_custom_steps(model) -> None:
             )
 
 
-class ModelSteps:
-    """A compiled model's steps for the training loop: traced and compiled on first use,
-    once per kind of step and label types (``Trainer._executable``)."""
+def _per_output(value: Any, names: list[str], what: str, broadcast_list: bool = False) -> list:
+    """compile's ``value`` for each output named in ``names``: by key from a dict, one
+    per output from a list, else the same for all (``broadcast_list``: a list of
+    metrics is the same for all outputs unless it is a list of lists)."""
+    if isinstance(value, dict):
+        unknown = set(value) - set(names)
+        if unknown:
+            raise ValueError(f"{what}: unknown outputs {sorted(unknown)}; outputs are {names}")
+        return [value.get(n) for n in names]
+    if broadcast_list:
+        if value is None:
+            return [None] * len(names)
+        value = list(value) if isinstance(value, list | tuple) else [value]
+        if len(names) > 1 and value and all(isinstance(v, list | tuple) for v in value):
+            return value
+        return [value] * len(names)
+    if isinstance(value, list | tuple):
+        if len(value) != len(names):
+            raise ValueError(f"{what}: the model has {len(names)} outputs, got {len(value)}")
+        return list(value)
+    return [value] * len(names)
 
-    def __init__(self, model: Trainer) -> None:
+
+class ModelSteps:
+    """A Keras model's compiled steps, the ``StepProvider`` of its training loop: what
+    ``compile`` set (``config``), and the train, eval and predict executables, traced and
+    compiled on first use, once per kind of step, label types and input shapes.
+
+    It uses the model's public API (``build``, ``inputs``, ``outputs``, ``weights``, ...)
+    and ``compiled_inputs``, kcompile's name for what the compiled steps take; the model
+    hands it ``pack_outputs``, how predict structures its outputs."""
+
+    def __init__(self, model: Any, pack_outputs: Callable[[list], Any]) -> None:
         self.model = model
+        self.pack_outputs = pack_outputs
+        self.config: CompileConfig | None = None
+        self.executables: dict = {}
+        self.metric_objects: dict[str, Any] = {}  # metric key -> its Metric (its direction)
+        self.running = RunningLogs()
+        # Held by every executable of the model while it runs: predict from any thread is
+        # safe, and never reads weights while a training step writes them.
+        self.lock = threading.RLock()
+
+    # --- compile ------------------------------------------------------------------
+
+    def compile(
+        self,
+        optimizer: Any,
+        loss: Any,
+        loss_weights: Any,
+        metrics: Any,
+        weighted_metrics: Any,
+        steps_per_execution: int,
+        backend: str,
+    ) -> None:
+        """``Model.compile``'s settings, checked, for each output; forgets the steps."""
+        model = self.model
+        _refuse_custom_steps(model)
+        if backend not in BACKENDS:
+            raise ValueError(f"unknown backend {backend!r}; expected one of {BACKENDS}")
+        if not isinstance(steps_per_execution, int | np.integer) or steps_per_execution < 1:
+            raise ValueError(
+                f"steps_per_execution must be a positive integer, got {steps_per_execution!r}"
+            )
+        names = model.output_names if model.built else ["output"]
+        losses = _per_output(loss, names, "loss")
+        weights = _per_output(loss_weights, names, "loss_weights")
+        metric_lists = _per_output(metrics, names, "metrics", broadcast_list=True)
+        weighted_lists = _per_output(
+            weighted_metrics, names, "weighted_metrics", broadcast_list=True
+        )
+        specs = [
+            G.OutputSpec(
+                name,
+                losses_mod.get(l) if l is not None else None,
+                1.0 if w is None else float(w),
+                list(m or []),
+                list(wm or []),
+            )
+            for name, l, w, m, wm in zip(names, losses, weights, metric_lists, weighted_lists)
+        ]
+        self.config = CompileConfig(
+            optimizers_mod.get(optimizer), specs, backend, int(steps_per_execution)
+        )
+        self.executables = {}
+        self.running.reset()
+
+    def require_compiled(self, method: str) -> CompileConfig:
+        """The compile settings; ``method`` names the call that needs them."""
+        if self.config is None:
+            raise RuntimeError(f"You must call `compile()` before using the model ({method}).")
+        names = self.model.output_names if self.model.built else None
+        if names is not None and len(self.config.specs) != len(names):
+            self._rebind_specs(names)
+        return self.config
+
+    def _rebind_specs(self, names: list[str]) -> None:
+        # A deferred-build Sequential learns its output names after compile.
+        specs = self.config.specs
+        if len(specs) == 1 and len(names) == 1:
+            specs[0].name = names[0]
+        else:
+            raise ValueError("the model's outputs changed since compile; compile again")
+
+    @property
+    def metrics_names(self) -> list[str]:
+        return ["loss", *(self.config.metric_order if self.config else [])]
+
+    @property
+    def steps_per_execution(self) -> int:
+        return self.config.steps_per_execution
+
+    # --- building from data -----------------------------------------------------------
+
+    def build_for(self, x: Any) -> None:
+        """Build the model from data ``x`` if it was not built yet (Keras's deferred
+        build: a Sequential without an Input)."""
+        model = self.model
+        if model.built:
+            return
+        if isinstance(x, list | tuple):
+            xs = [np.asarray(a) for a in x]
+        elif isinstance(x, dict):
+            xs = None
+        else:
+            xs = [np.asarray(x)]
+        if xs is None:
+            raise ValueError(f"model '{model.name}' is not built yet: give it an Input or data")
+        shapes = [(None, *a.shape[1:]) for a in xs]
+        model.build(shapes[0] if len(shapes) == 1 else shapes)
+        if self.config and self.config.specs and len(self.config.specs) == 1:
+            self.config.specs[0].name = model.output_names[0]
+
+    def input_shapes(self, xs: list[np.ndarray]) -> tuple:
+        """What the steps are specialized on: the data's shapes (without the batch) when
+        an Input leaves a dimension unknown, else nothing (one step for all data)."""
+        if not any(t.dynamic for t in self.model.compiled_inputs):
+            return ()
+        return tuple(tuple(x.shape[1:]) for x in xs)
+
+    def default_label_types(self, input_shapes: tuple = ()) -> list[TensorType]:
+        """The labels each output's loss expects (sparse losses: integer class ids), for
+        inputs of ``input_shapes`` where an Input leaves a dimension unknown."""
+        config = self.require_compiled("default_label_types")
+        model = self.model
+        if any(t.dynamic for t in model.outputs):
+            graph = G.trace_predict(model, input_shapes=input_shapes)
+            preds = [v.type for _, v in graph.outputs]
+        else:
+            preds = [t.ir_type() for t in model.outputs]
+        return [
+            spec.loss.label_type(pred) if spec.loss else pred
+            for spec, pred in zip(config.specs, preds)
+        ]
+
+    # --- the executables ---------------------------------------------------------------
+
+    def executable(self, kind: str, label_types: tuple = (), input_shapes: tuple = ()):
+        """The compiled step, made once per kind, label types and (for Inputs with unknown
+        dimensions) input shapes: new shapes compile again, as XLA does (the code cache
+        makes a shape seen before cheap)."""
+        key = _step_key(kind, label_types, input_shapes)
+        exe = self.executables.get(key)
+        if exe is None:
+            with self.lock:  # two threads' first calls compile it once
+                exe = self.executables.get(key)
+                if exe is None:
+                    exe = self._make_executable(kind, list(label_types), input_shapes)
+                    self.executables[key] = exe
+        return exe
+
+    def forget_executables(self) -> None:
+        """The model's graph changed: its steps are traced again on next use."""
+        self.executables = {}
+
+    def _make_executable(self, kind: str, label_types: list, input_shapes: tuple = ()):
+        config = self.config
+        model = self.model
+        backend = config.backend if config else "llvm"
+        manager = PassManager(default_passes())
+        job = active_job() if kind != "predict" else None
+        if job is not None and kind == "train":  # the update after the gradients' sum
+            traced, local, apply = self.update_parts(label_types, input_shapes, manager)
+            exe = DataParallelStep(local, job, apply)
+        else:
+            traced = G.trace_step(model, kind, label_types, manager.stage, input_shapes)
+            exe = make_executable(traced.graph, backend, manager)
+            if job is not None:
+                exe = DataParallelStep(exe, job)
+        exe.lock = self.lock
+        for var in model.weights:
+            exe.bind(var.path, var.value)
+        if kind == "train":
+            for name, array in config.optimizer.state_arrays().items():
+                exe.bind(name, array)
+        elif config and "iterations" in [v.name for v in exe.graph.inputs]:
+            # random draws outside training (keras.random in a call) are keyed by the
+            # training step reached: the same for every predict between two steps
+            exe.bind("iterations", config.optimizer.state_arrays()["iterations"])
+        self._register_metrics(traced.metrics)
+        return exe
+
+    def _register_metrics(self, metrics: list) -> None:
+        """How the running logs compute each metric of a traced step: a ratio of its
+        summed statistics, or its own ``result_from`` (a user's metric, AUC, F1)."""
+        for key, metric in metrics:
+            self.metric_objects.setdefault(key, metric)
+            ratio = None if metric._custom else metric.ratio()
+            if ratio is None:
+                self.running.results[key] = metric.result_from
+            else:
+                self.running.ratios.setdefault(key, ratio)
+        if self.config and not self.config.metric_order:
+            self.config.metric_order = [k for k, _ in metrics]
+
+    def update_parts(self, label_types, input_shapes: tuple = (), manager=None):
+        """The train step in two executables, for data-parallel training: the gradients
+        (with the loss and metrics; ``graphs.trace_grad``), then the optimizer's update
+        (``graphs.trace_apply``). Returns (the traced gradient step, both executables)."""
+        config = self.config
+        backend = config.backend if config else "llvm"
+        manager = manager or PassManager(default_passes())
+        traced = G.trace_step(self.model, "grad", list(label_types), manager.stage, input_shapes)
+        local = make_executable(traced.graph, backend, manager)
+        apply = make_executable(G.trace_apply(self.model, config.optimizer), backend)
+        return traced, local, apply
+
+    # --- the StepProvider protocol -------------------------------------------------------
 
     @property
     def input_names(self) -> list[str]:
@@ -70,15 +294,11 @@ class ModelSteps:
 
     @property
     def label_names(self) -> list[str]:
-        return self.model.label_names
-
-    @property
-    def steps_per_execution(self) -> int:
-        return self.model._compiled.steps_per_execution
+        return G.label_names(self.model)
 
     def data_for(self, method: str, x: Any, y: Any):
-        self.model._require_compiled(method)
-        self.model._build_for(x)
+        self.require_compiled(method)
+        self.build_for(x)
         return self.labelled(x, y)
 
     def labelled(self, x: Any, y: Any) -> tuple[list[np.ndarray], list[np.ndarray]]:
@@ -86,17 +306,32 @@ class ModelSteps:
         return xs, D.prepare_labels(self.model, y, len(xs[0]))
 
     def inputs_for(self, x: Any) -> list[np.ndarray]:
-        self.model._build_for(x)
+        self.build_for(x)
         return D.prepare_inputs(self.model, x)
 
     def step(self, kind: str, xs: list[np.ndarray], ys: list[np.ndarray]):
         label_types = tuple(G.label_type_for(y.dtype, y.shape) for y in ys)
-        return self.model._executable(kind, label_types, self.model._input_shapes(xs))
+        return self.executable(kind, label_types, self.input_shapes(xs))
 
     def predict_batch(self, xs: list[np.ndarray]) -> list[np.ndarray]:
-        exe = self.model._executable("predict", (), self.model._input_shapes(xs))
+        exe = self.executable("predict", (), self.input_shapes(xs))
         out = exe.results(dict(zip(self.input_names, xs)))
         return [out[f"out/{n}"] for n in self.model.output_names]
+
+    def predict_on_batch(self, x: Any) -> Any:
+        """Keras's ``predict_on_batch``; a batch like one fed before (one input, its
+        dtype and shape, contiguous) goes one copy in, one out."""
+        model = self.model
+        exe = self.executables.get(_step_key("predict"))
+        plain = type(x) is np.ndarray and len(model.outputs) == 1 and not D.has_host_stage(model)
+        if exe is not None and plain and isinstance(exe, NativeProgram):
+            out = exe.call_single(x)
+            if out is not None:
+                return out
+        if not (model.built and D.is_ready_input(model, x)):
+            self.build_for(x)
+            x = D.prepare_inputs(model, x)
+        return self.pack_outputs(self.predict_batch(x if isinstance(x, list) else [x]))
 
     def epoch_order(self, epoch: int, n: int) -> np.ndarray:
         return session.rng().permutation(n)
@@ -104,379 +339,13 @@ class ModelSteps:
     def epoch_finished(self, epoch: int) -> None:
         pass
 
-
-class Trainer(TrainingLoop):
-    def __init__(self) -> None:
-        self._init_loop(ModelSteps(self), RunningLogs())
-        self._compiled: _Compiled | None = None
-        self.stop_training = False
-        self.history = None
-        self._executables: dict = {}
-        self._metric_objects: dict[str, Any] = {}
-
-    def _reset_compiled_graphs(self) -> None:
-        self._executables = {}
-
-    # --- compile ------------------------------------------------------------
-
-    def compile(
-        self,
-        optimizer: Any = "rmsprop",
-        loss: Any = None,
-        loss_weights: Any = None,
-        metrics: Any = None,
-        weighted_metrics: Any = None,
-        run_eagerly: bool = False,
-        steps_per_execution: int = 1,
-        jit_compile: Any = "auto",
-        backend: str = "llvm",
-        **kwargs: Any,
-    ) -> None:
-        if kwargs:
-            raise TypeError(f"compile: unexpected arguments {sorted(kwargs)}")
-        _refuse_custom_steps(self)
-        if backend not in BACKENDS:
-            raise ValueError(f"unknown backend {backend!r}; expected one of {BACKENDS}")
-        if not isinstance(steps_per_execution, int | np.integer) or steps_per_execution < 1:
-            raise ValueError(
-                f"steps_per_execution must be a positive integer, got {steps_per_execution!r}"
-            )
-        names = self.output_names if self.built else ["output"]
-        losses = self._per_output(loss, names, "loss")
-        weights = self._per_output(loss_weights, names, "loss_weights")
-        metric_lists = self._per_output(metrics, names, "metrics", broadcast_list=True)
-        weighted_lists = self._per_output(
-            weighted_metrics, names, "weighted_metrics", broadcast_list=True
-        )
-        specs = []
-        for name, l, w, m, wm in zip(names, losses, weights, metric_lists, weighted_lists):
-            specs.append(
-                G.OutputSpec(
-                    name,
-                    losses_mod.get(l) if l is not None else None,
-                    1.0 if w is None else float(w),
-                    list(m or []),
-                    list(wm or []),
-                )
-            )
-        self._compiled = _Compiled(
-            optimizers_mod.get(optimizer), specs, backend, int(steps_per_execution)
-        )
-        self._executables = {}
-        self.reset_metrics()
-
-    def _per_output(
-        self, value: Any, names: list[str], what: str, broadcast_list: bool = False
-    ) -> list:
-        if isinstance(value, dict):
-            unknown = set(value) - set(names)
-            if unknown:
-                raise ValueError(f"{what}: unknown outputs {sorted(unknown)}; outputs are {names}")
-            return [value.get(n) for n in names]
-        if broadcast_list:
-            if value is None:
-                return [None] * len(names)
-            value = list(value) if isinstance(value, list | tuple) else [value]
-            if len(names) > 1 and value and all(isinstance(v, list | tuple) for v in value):
-                return value
-            return [value] * len(names)
-        if isinstance(value, list | tuple):
-            if len(value) != len(names):
-                raise ValueError(f"{what}: the model has {len(names)} outputs, got {len(value)}")
-            return list(value)
-        return [value] * len(names)
-
-    @property
-    def optimizer(self):
-        return self._compiled.optimizer if self._compiled else None
-
-    @property
-    def compiled(self) -> bool:
-        return self._compiled is not None
-
-    def _require_compiled(self, method: str) -> _Compiled:
-        if self._compiled is None:
-            raise RuntimeError(f"You must call `compile()` before using the model ({method}).")
-        if self.built and len(self._compiled.specs) != len(self.output_names):
-            self._rebind_specs()
-        return self._compiled
-
-    def _rebind_specs(self) -> None:
-        # A deferred-build Sequential learns its output names after compile.
-        specs = self._compiled.specs
-        if len(specs) == 1 and len(self.output_names) == 1:
-            specs[0].name = self.output_names[0]
-        else:
-            raise ValueError("the model's outputs changed since compile; compile again")
-
-    # --- the step graphs ----------------------------------------------------
-
-    def _build_from_data(self, xs: list[np.ndarray] | None = None) -> None:
-        if self.built:
-            return
-        if xs is None:
-            raise ValueError(f"model '{self.name}' is not built yet: give it an Input or data")
-        shapes = [(None, *x.shape[1:]) for x in xs]
-        self.build(shapes[0] if len(shapes) == 1 else shapes)
-        if self._compiled and self._compiled.specs and len(self._compiled.specs) == 1:
-            self._compiled.specs[0].name = self.output_names[0]
-
-    def default_label_types(self, input_shapes: tuple = ()) -> list[TensorType]:
-        """The labels each output's loss expects (sparse losses: integer class ids), for
-        inputs of ``input_shapes`` where an Input leaves a dimension unknown."""
-        compiled = self._require_compiled("default_label_types")
-        if any(t.dynamic for t in self.outputs):
-            graph = G.trace_predict(self, input_shapes=input_shapes)
-            preds = [v.type for _, v in graph.outputs]
-        else:
-            preds = [t.ir_type() for t in self.outputs]
-        return [
-            spec.loss.label_type(pred) if spec.loss else pred
-            for spec, pred in zip(compiled.specs, preds)
-        ]
-
-    def _input_shapes(self, xs: list[np.ndarray]) -> tuple:
-        """What the steps are specialized on: the data's shapes (without the batch) when
-        an Input leaves a dimension unknown, else nothing (one step for all data)."""
-        if not any(t.dynamic for t in getattr(self, "_compiled_inputs", self.inputs)):
-            return ()
-        return tuple(tuple(x.shape[1:]) for x in xs)
-
-    def step_graph(
-        self, kind: str, label_types: list[TensorType] | None = None, input_shapes: tuple = ()
-    ):
-        """The traced IR graph of ``predict``, ``eval`` or ``train`` (not yet optimized);
-        ``input_shapes`` sizes the dimensions the Inputs leave unknown."""
-        return G.trace_step(self, kind, label_types, input_shapes=input_shapes).graph
-
-    def _executable(self, kind: str, label_types: tuple = (), input_shapes: tuple = ()):
-        """The compiled step, made once per kind, label types and (for Inputs with unknown
-        dimensions) input shapes: new shapes compile again, as XLA does (the code cache
-        makes a shape seen before cheap)."""
-        key = _step_key(kind, label_types, input_shapes)
-        exe = self._executables.get(key)
-        if exe is None:
-            with self._steps_lock:  # two threads' first calls compile it once
-                exe = self._executables.get(key)
-                if exe is None:
-                    exe = self._make_executable(kind, list(label_types), input_shapes)
-                    self._executables[key] = exe
-        return exe
-
-    def _make_executable(self, kind: str, label_types: list, input_shapes: tuple = ()):
-        compiled = self._compiled
-        backend = compiled.backend if compiled else "llvm"
-        manager = PassManager(default_passes())
-        job = active_job() if kind != "predict" else None
-        if job is not None and kind == "train":  # the update after the gradients' sum
-            traced, local, apply = self._update_parts(label_types, input_shapes, manager)
-            exe = DataParallelStep(local, job, apply)
-        else:
-            traced = G.trace_step(self, kind, label_types, manager.stage, input_shapes)
-            exe = make_executable(traced.graph, backend, manager)
-            if job is not None:
-                exe = DataParallelStep(exe, job)
-        metrics = traced.metrics
-        exe.lock = self._steps_lock
-        for var in self.weights:
-            exe.bind(var.path, var.value)
-        if kind == "train":
-            for name, array in compiled.optimizer.state_arrays().items():
-                exe.bind(name, array)
-        elif compiled and "iterations" in [v.name for v in exe.graph.inputs]:
-            # random draws outside training (keras.random in a call) are keyed by the
-            # training step reached: the same for every predict between two steps
-            exe.bind("iterations", compiled.optimizer.state_arrays()["iterations"])
-        for key_name, metric in metrics:
-            self._metric_objects.setdefault(key_name, metric)
-            ratio = None if metric._custom else metric.ratio()
-            if ratio is None:  # computed from its sums (a user's metric, AUC, F1)
-                self._running.results[key_name] = metric.result_from
-            else:
-                self._running.ratios.setdefault(key_name, ratio)
-        if compiled and not compiled.metric_order:
-            compiled.metric_order = [k for k, _ in metrics]
-        return exe
-
-    def _update_parts(self, label_types, input_shapes: tuple = (), manager=None):
-        """The train step in two executables, for data-parallel training: the gradients
-        (with the loss and metrics; ``graphs.trace_grad``), then the optimizer's update
-        (``graphs.trace_apply``). Returns (the traced gradient step, both executables)."""
-        compiled = self._compiled
-        backend = compiled.backend if compiled else "llvm"
-        manager = manager or PassManager(default_passes())
-        traced = G.trace_step(self, "grad", list(label_types), manager.stage, input_shapes)
-        local = make_executable(traced.graph, backend, manager)
-        apply = make_executable(G.trace_apply(self, compiled.optimizer), backend)
-        return traced, local, apply
-
-    def _run_step(self, kind: str, xs: list[np.ndarray], ys: list[np.ndarray]) -> dict:
-        out = self._steps.step(kind, xs, ys).results(self._feeds(xs, ys))
-        names, values = step_columns(out)
-        self._accumulate(names, values, np.array([len(xs[0])]))
-        return self._logs()
-
-    @property
-    def label_names(self) -> list[str]:
-        """The names of the step graphs' label inputs."""
-        return G.label_names(self)
-
-    def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
-        """Keras 3's hook: the compiled losses of ``y`` and ``y_pred`` plus the layers'
-        added losses. Called with traced tensors when a subclass overrides it (and calls
-        ``super().compute_loss(...)``)."""
-        from kcompile.backend.symbolic import TracedTensor, current_context
-
-        ctx = current_context()
-        if ctx is None or not isinstance(y_pred, TracedTensor | list | tuple):
-            raise NotImplementedError("compute_loss runs inside the traced train and eval steps")
-        compiled = self._require_compiled("compute_loss")
-        ys = [t.value for t in (y if isinstance(y, list | tuple) else [y])]
-        preds = [p.value for p in (y_pred if isinstance(y_pred, list | tuple) else [y_pred])]
-        total, _ = G.compiled_loss(compiled.specs, ys, preds, ctx.losses, None, ctx.mask_of)
-        if total is None:
-            raise ValueError(f"model '{self.name}' has no loss to compute")
-        return TracedTensor(total)
-
-    # --- metrics --------------------------------------------------------------
-
-    @property
-    def metrics_names(self) -> list[str]:
-        order = self._compiled.metric_order if self._compiled else []
-        return ["loss", *order]
-
-    # --- fit / evaluate / predict -------------------------------------------------
-
-    def _build_for(self, x: Any) -> None:
-        """Build the model from ``x`` if it was not built yet."""
-        if isinstance(x, list | tuple):
-            self._build_from_data([np.asarray(a) for a in x])
-        else:
-            self._build_from_data([np.asarray(x)] if not isinstance(x, dict) else None)
-
-    @one_call_at_a_time
-    def train_on_batch(
-        self,
-        x: Any,
-        y: Any = None,
-        sample_weight: Any = None,
-        class_weight: Any = None,
-        return_dict: bool = False,
-    ):
-        self._require_compiled("train_on_batch")
-        if isinstance(x, list | tuple):
-            self._build_from_data([np.asarray(a) for a in x])
-        else:
-            self._build_from_data([np.asarray(x)] if not isinstance(x, dict) else None)
-        xs = D.prepare_inputs(self, x)
-        self.reset_metrics()  # as recent Keras 3 trainers do: the logs are this batch's
-        ys = D.prepare_labels(self, y, len(xs[0]))
-        ys = D.with_sample_weights(ys, sample_weight, class_weight, "train_on_batch")
-        logs = self._run_step("train", xs, ys)
-        return logs if return_dict else self._flatten_in_order(logs)
-
-    @one_call_at_a_time
-    def test_on_batch(
-        self, x: Any, y: Any = None, sample_weight: Any = None, return_dict: bool = False
-    ):
-        self._require_compiled("test_on_batch")
-        xs = D.prepare_inputs(self, x)
-        self.reset_metrics()
-        ys = D.with_sample_weights(
-            D.prepare_labels(self, y, len(xs[0])), sample_weight, None, "test_on_batch"
-        )
-        logs = self._run_step("eval", xs, ys)
-        return logs if return_dict else self._flatten_in_order(logs)
-
-    def predict_on_batch(self, x: Any):
-        exe = self._executables.get(_step_key("predict"))
-        host = getattr(self, "_host", None)  # data the host stage must see first
-        if exe is not None and type(x) is np.ndarray and len(self.outputs) == 1 and not host:
-            out = exe.call_single(x) if isinstance(exe, NativeProgram) else None
-            if out is not None:  # a batch like one fed before: one copy in, one out
-                return out
-        if not (self.built and D.is_ready_input(self, x)):
-            self._build_for(x)
-            x = D.prepare_inputs(self, x)
-        outs = self._steps.predict_batch(x if isinstance(x, list) else [x])
-        return self._pack_outputs(outs)
-
-    # --- weights on disk ------------------------------------------------------------
-
-    @root_writes
-    def save_weights(self, filepath: str, overwrite: bool = True) -> None:
-        """Weights to Keras 3's ``.weights.h5`` (HDF5, through h5py) or kcompile's
-        ``.weights.npz`` (in ``weights`` order, by path), written atomically."""
-        filepath = os.fspath(filepath)
-        if not filepath.endswith((".weights.npz", ".weights.h5")):
-            raise ValueError(
-                "save_weights: the file name must end in .weights.h5 (Keras's format) or "
-                f".weights.npz, got {filepath!r}"
-            )
-        if not overwrite and os.path.exists(filepath):
-            raise FileExistsError(filepath)
-        if filepath.endswith(".weights.h5"):
-            from kcompile.saving.saving_lib import save_weights_h5
-
-            save_weights_h5(self, filepath)
-            return
-        arrays = {f"{i:04d}:{v.path}": v.value for i, v in enumerate(self.weights)}
-        atomic_write(filepath, lambda f: np.savez(f, **arrays))
-
-    @root_writes
-    def save(self, filepath: str, overwrite: bool = True, **kwargs: Any) -> None:
-        """The whole model (architecture, compile settings, weights, optimizer state), in
-        Keras 3's ``.keras`` format or kcompile's ``.kcmodel``, written atomically;
-        ``keras.models.load_model`` reads both."""
-        from kcompile.saving.kcmodel import save_model
-
-        if not overwrite and os.path.exists(filepath):
-            raise FileExistsError(filepath)
-        if os.fspath(filepath).endswith(".keras"):
-            from kcompile.saving.saving_lib import save_keras
-
-            save_keras(self, filepath)
-            return
-        save_model(self, filepath)
-
-    @root_writes
-    def export(self, filepath: str, probe: Any = None, seed: int = 0, cpu: str = "host") -> dict:
-        """An ahead-of-time artifact of this model (``kcompile.load`` reads it): native
-        code of the train, eval and predict steps for ``cpu`` (this machine's, or an
-        x86-64 level such as ``"x86-64-v3"`` for any CPU that has it), weights,
-        optimizer state, a probe batch (the first rows of ``probe``, else random inputs)
-        and a manifest. Written atomically; returns the manifest."""
-        from kcompile.artifact import export
-
-        if getattr(self, "_host", None):
-            names = [layer.name for layer, _ in self._host.values()]
-            raise NotImplementedError(
-                f"export: model '{self.name}' computes {names} on the host (strings, "
-                "vocabularies), which an artifact cannot hold yet; export the model after "
-                "them (Input of their output) and run them before the artifact"
-            )
-        return export(self, os.fspath(filepath), probe=probe, seed=seed, cpu=cpu)
-
-    def load_weights(self, filepath: str, skip_mismatch: bool = False) -> None:
-        filepath = os.fspath(filepath)
-        if filepath.endswith(".weights.h5"):
-            from kcompile.saving.saving_lib import load_weights_h5
-
-            load_weights_h5(self, filepath)
-            return
-        try:
-            with np.load(filepath, allow_pickle=False) as data:
-                stored = sorted(data.files)
-                arrays = [data[k] for k in stored]
-        except (OSError, ValueError) as e:
-            raise ValueError(f"{filepath}: not a readable weights file ({e})") from None
-        mine = self.weights
-        by_path = {key.partition(":")[2]: a for key, a in zip(stored, arrays)}
-        if len(by_path) == len(arrays) and set(by_path) == {v.path for v in mine}:
-            arrays = [by_path[v.path] for v in mine]  # by name: any order of the layers
-        if len(arrays) != len(mine):
-            raise ValueError(
-                f"{filepath}: holds {len(arrays)} weight arrays, model "
-                f"'{self.name}' has {len(mine)}"
-            )
-        self.set_weights(arrays)
+    def replica_arrays(self) -> list[np.ndarray]:
+        """Weights and the optimizer's state (built here, so that every rank lists the
+        same arrays)."""
+        model = self.model
+        arrays = [v.value for v in model.weights]
+        optimizer = model.optimizer
+        if optimizer is not None and hasattr(optimizer, "state_arrays"):
+            optimizer.build(model.trainable_weights)
+            arrays += list(optimizer.state_arrays().values())
+        return [a for a in arrays if isinstance(a, np.ndarray)]

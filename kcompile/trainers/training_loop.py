@@ -1,11 +1,12 @@
 """Keras's ``fit``, ``evaluate`` and ``predict`` loops over checked arrays, shared by
 compiled models and by loaded artifacts.
 
-A model that has these methods (``TrainingLoop``) gives the loop its steps through one
-explicit object, a ``StepProvider`` (the compiled model's traces and compiles them, an
-artifact's holds its loaded programs), and keeps Keras's state itself: its
-``default_batch_size``, ``metrics_names``, ``stop_training``, ``history`` and the
-epoch's ``RunningLogs``.
+A ``TrainingLoop`` is a component: a model (``models.Model``, ``artifact.LoadedModel``)
+holds one and its Keras methods delegate to it (``delegate_to_loop``). The loop owns
+its ``StepProvider`` (the compiled model's traces and compiles the steps, an artifact's
+holds its loaded programs), which also owns the epoch's ``RunningLogs`` and knows the
+metric names. What callbacks see stays on the model, as Keras has it: callbacks get the
+model, and the loop reads and writes its public ``stop_training`` and ``history``.
 """
 
 from __future__ import annotations
@@ -28,7 +29,8 @@ from kcompile.trainers.steps import chunk_size, run_steps
 
 
 class StepProvider(Protocol):
-    """What the loops need of a model: its data checked, and its steps."""
+    """What the loops need of a model: its data checked, its steps, and the running
+    logs those steps' metrics are computed in."""
 
     @property
     def input_names(self) -> list[str]: ...
@@ -39,6 +41,21 @@ class StepProvider(Protocol):
     @property
     def steps_per_execution(self) -> int:
         """Steps per native call (Keras's compile setting)."""
+
+    @property
+    def running(self) -> RunningLogs:
+        """The epoch's running loss and metrics, knowing how each metric is computed."""
+
+    @property
+    def metrics_names(self) -> list[str]:
+        """Keras's ``metrics_names``: ``loss``, then the compiled metrics in order."""
+
+    def pack_outputs(self, arrays: list[np.ndarray]) -> Any:
+        """What ``predict`` returns for the outputs' arrays (one array, a list, a dict)."""
+
+    def replica_arrays(self) -> list[np.ndarray]:
+        """The arrays every rank of a data-parallel job must hold the same: weights and
+        optimizer state."""
 
     def data_for(self, method: str, x: Any, y: Any) -> tuple[list[np.ndarray], list[np.ndarray]]:
         """Checked input and label arrays for ``fit`` or ``evaluate`` (``method``)."""
@@ -63,31 +80,54 @@ class StepProvider(Protocol):
 
 
 def one_call_at_a_time(method):
-    """``method`` holding the model's call lock: fit, evaluate and the on-batch calls
-    share the model's running logs, so from several threads they take turns."""
+    """``method`` holding the loop's call lock: fit, evaluate and the on-batch calls
+    share the running logs, so from several threads they take turns."""
 
     @functools.wraps(method)
     def run(self, *args, **kwargs):
-        with self._calls_lock:
+        with self.calls_lock:
             return method(self, *args, **kwargs)
 
     return run
 
 
-class TrainingLoop:
-    stop_training: bool = False
-    history: Any = None
-    default_batch_size: int = 32
+def delegate_to_loop(method):
+    """A model's Keras method (``fit``, ``evaluate``, ...) that runs ``method`` of the
+    model's ``TrainingLoop`` (held as ``_loop``), with its signature and docstring."""
+    name = method.__name__
 
-    def _init_loop(self, steps: StepProvider, running: RunningLogs) -> None:
-        """The loop's step provider and running logs, the call lock (see
-        ``one_call_at_a_time``) and the steps lock, which every executable of the model
-        holds while it runs: predict from any thread is safe, and never reads weights
-        while a training step writes them."""
-        self._steps = steps
-        self._running = running
-        self._calls_lock = threading.RLock()
-        self._steps_lock = threading.RLock()
+    @functools.wraps(method)
+    def delegate(self, *args, **kwargs):
+        return getattr(self._loop, name)(*args, **kwargs)
+
+    return delegate
+
+
+def keras_verbosity(verbose: Any) -> int:
+    """Keras's ``verbose``: 0 silent, 1 a progress bar, 2 one line per epoch; ``"auto"``
+    is 1."""
+    if verbose == "auto":
+        return 1
+    if verbose not in (0, 1, 2):
+        raise ValueError(f'verbose must be 0, 1, 2 or "auto", got {verbose!r}')
+    return int(verbose)
+
+
+class TrainingLoop:
+    """Keras's fit/evaluate/predict for ``model`` over ``steps``."""
+
+    def __init__(self, model: Any, steps: StepProvider, default_batch_size: int = 32) -> None:
+        """``model`` is what callbacks get and holds ``stop_training`` and ``history``;
+        ``steps`` gives the loop its data checks, steps and running logs. The call lock
+        (``one_call_at_a_time``) makes calls from several threads take turns."""
+        self.model = model
+        self.steps = steps
+        self.default_batch_size = default_batch_size
+        self.calls_lock = threading.RLock()
+
+    @property
+    def running(self) -> RunningLogs:
+        return self.steps.running
 
     @one_call_at_a_time
     def fit(
@@ -115,7 +155,7 @@ class TrainingLoop:
             return self._fit_batches(
                 source,
                 epochs,
-                1 if verbose == "auto" else verbose,
+                keras_verbosity(verbose),
                 callbacks,
                 validation_data,
                 initial_epoch,
@@ -123,7 +163,7 @@ class TrainingLoop:
                 class_weight,
             )
         batch_size = self._batch_size(batch_size)
-        xs, ys = self._steps.data_for("fit", x, y)
+        xs, ys = self.steps.data_for("fit", x, y)
         _refuse_empty("fit", xs)
         ys = D.with_sample_weights(ys, sample_weight, class_weight, "fit")
         xs, ys, val = self._validation(xs, ys, validation_data, validation_split)
@@ -137,7 +177,7 @@ class TrainingLoop:
             val,
             batch_size,
             epochs,
-            1 if verbose == "auto" else verbose,
+            keras_verbosity(verbose),
             callbacks,
             shuffle,
             initial_epoch,
@@ -160,14 +200,13 @@ class TrainingLoop:
         return_dict: bool = False,
         **kwargs: Any,
     ):
-        callbacks, verbose = _off_root(callbacks, verbose)
+        callbacks, verbose = _off_root(callbacks, keras_verbosity(verbose))
         if is_batch_source(x):
             _refuse_with_batches("evaluate", y, sample_weight, batch_size)
-            verbose = 1 if verbose == "auto" else verbose
             source = BatchSource(x, steps, False, "evaluate")
             cbs = CallbackList(
                 callbacks,
-                model=self,
+                model=self.model,
                 add_progbar=verbose != 0,
                 verbose=verbose,
                 epochs=1,
@@ -176,15 +215,14 @@ class TrainingLoop:
             logs = self._evaluate_batches(source, cbs)
             return dict(logs) if return_dict else self._flatten_in_order(logs)
         batch_size = self._batch_size(batch_size)
-        xs, ys = self._steps.data_for("evaluate", x, y)
+        xs, ys = self.steps.data_for("evaluate", x, y)
         _refuse_empty("evaluate", xs)
         ys = D.with_sample_weights(ys, sample_weight, None, "evaluate")
         self._check_indices("eval", xs, ys)
-        verbose = 1 if verbose == "auto" else verbose
         total = math.ceil(len(xs[0]) / batch_size)
         cbs = CallbackList(
             callbacks,
-            model=self,
+            model=self.model,
             add_progbar=verbose != 0,
             verbose=verbose,
             epochs=1,
@@ -201,42 +239,77 @@ class TrainingLoop:
         steps: int | None = None,
         callbacks: list | None = None,
     ):
-        callbacks, verbose = _off_root(callbacks, verbose)
-        verbose = 1 if verbose == "auto" else verbose
+        callbacks, verbose = _off_root(callbacks, keras_verbosity(verbose))
         if is_batch_source(x):
             source = BatchSource(x, steps, False, "predict")
             chunks = [
-                self._steps.predict_batch(self._steps.inputs_for(unpack(b, "predict")[0]))
+                self.steps.predict_batch(self.steps.inputs_for(unpack(b, "predict")[0]))
                 for b in source.epoch()
             ]
             if not chunks:
                 raise ValueError("predict got no batches")
-            return self._pack_outputs([np.concatenate(parts) for parts in zip(*chunks)])
+            return self.steps.pack_outputs([np.concatenate(parts) for parts in zip(*chunks)])
         batch_size = self._batch_size(batch_size)
-        xs = self._steps.inputs_for(x)
+        xs = self.steps.inputs_for(x)
         n = len(xs[0])
         total = math.ceil(n / batch_size)
         if steps is not None:
             total = min(total, int(steps))
         cbs = CallbackList(
-            callbacks, model=self, add_progbar=verbose != 0, verbose=verbose, epochs=1, steps=total
+            callbacks,
+            model=self.model,
+            add_progbar=verbose != 0,
+            verbose=verbose,
+            epochs=1,
+            steps=total,
         )
         cbs.on_predict_begin()
         chunks: list[list[np.ndarray]] = []
         for step in range(total):
             sl = slice(step * batch_size, min((step + 1) * batch_size, n))
             cbs.on_predict_batch_begin(step)
-            chunks.append(self._steps.predict_batch([a[sl] for a in xs]))
+            chunks.append(self.steps.predict_batch([a[sl] for a in xs]))
             cbs.on_predict_batch_end(step, {"outputs": chunks[-1]})
         cbs.on_predict_end()
         if not chunks:
             raise ValueError("predict got no samples")
         outs = [np.concatenate(parts) for parts in zip(*chunks)]
-        return self._pack_outputs(outs)
+        return self.steps.pack_outputs(outs)
 
-    def _pack_outputs(self, arrays: list) -> Any:
-        """What predict returns for the outputs' arrays: one array, or a list."""
-        return arrays[0] if len(arrays) == 1 else arrays
+    @one_call_at_a_time
+    def train_on_batch(
+        self,
+        x: Any,
+        y: Any = None,
+        sample_weight: Any = None,
+        class_weight: Any = None,
+        return_dict: bool = False,
+    ):
+        xs, ys = self.steps.data_for("train_on_batch", x, y)
+        self.reset_metrics()  # as recent Keras 3 trainers do: the logs are this batch's
+        ys = D.with_sample_weights(ys, sample_weight, class_weight, "train_on_batch")
+        logs = self._one_step("train", xs, ys)
+        return logs if return_dict else self._flatten_in_order(logs)
+
+    @one_call_at_a_time
+    def test_on_batch(
+        self, x: Any, y: Any = None, sample_weight: Any = None, return_dict: bool = False
+    ):
+        xs, ys = self.steps.data_for("test_on_batch", x, y)
+        self.reset_metrics()
+        ys = D.with_sample_weights(ys, sample_weight, None, "test_on_batch")
+        logs = self._one_step("eval", xs, ys)
+        return logs if return_dict else self._flatten_in_order(logs)
+
+    def predict_on_batch(self, x: Any):
+        outs = self.steps.predict_batch(self.steps.inputs_for(x))
+        return self.steps.pack_outputs(outs)
+
+    def _one_step(self, kind: str, xs: list[np.ndarray], ys: list[np.ndarray]) -> dict:
+        out = self.steps.step(kind, xs, ys).results(self._feeds(xs, ys))
+        names, values = step_columns(out)
+        self._accumulate(names, values, np.array([len(xs[0])]))
+        return self._logs()
 
     def _batch_size(self, batch_size: int | None) -> int:
         if batch_size is None:
@@ -248,16 +321,16 @@ class TrainingLoop:
     # --- the epoch's running loss and metrics ------------------------------------------
 
     def reset_metrics(self) -> None:
-        self._running.reset()
+        self.running.reset()
 
     def _accumulate(self, names: list[str], values: np.ndarray, sizes: np.ndarray) -> None:
-        self._running.add(names, values, sizes)
+        self.running.add(names, values, sizes)
 
     def _logs(self) -> dict[str, float]:
-        return self._running.logs()
+        return self.running.logs()
 
     def _flatten_in_order(self, logs: dict[str, float]):
-        names = self.metrics_names
+        names = self.steps.metrics_names
         results = [logs[n] for n in names if n in logs]
         results += [logs[k] for k in sorted(logs) if k not in names]
         return results[0] if len(results) == 1 else results
@@ -269,7 +342,7 @@ class TrainingLoop:
         ``validation_split``, which takes the last samples, before shuffling."""
         if validation_data is not None:
             vx, vy, vw = D.unpack_validation(validation_data)
-            vxs, vys = self._steps.labelled(vx, vy)
+            vxs, vys = self.steps.labelled(vx, vy)
             return xs, ys, (vxs, D.with_sample_weights(vys, vw, None, "validation_data"))
         if validation_split:
             (xs, vxs), (ys, vys) = (
@@ -301,17 +374,14 @@ class TrainingLoop:
             steps = min(steps, int(steps_per_epoch))
         self._start_replicas(batch_size)
         cbs = self._fit_callbacks(callbacks, verbose, epochs, steps)
-        self.stop_training = False
-        self._resume_epoch = None
+        self.model.stop_training = False
         cbs.on_train_begin()
-        self._share_start()
-        if self._resume_epoch is not None:  # BackupAndRestore restored a run's state
-            initial_epoch = max(initial_epoch, self._resume_epoch)
+        initial_epoch = self._share_start(cbs, initial_epoch)
         logs: dict = {}
         for epoch in range(initial_epoch, epochs):
             self.reset_metrics()
             cbs.on_epoch_begin(epoch)
-            order = self._steps.epoch_order(epoch, n) if shuffle else np.arange(n)
+            order = self.steps.epoch_order(epoch, n) if shuffle else np.arange(n)
             order = self._same_order(order)
             logs = self._run_steps("train", xs, ys, order, batch_size, steps, cbs)
             epoch_logs = dict(logs)
@@ -320,16 +390,16 @@ class TrainingLoop:
                     val[0], val[1], validation_batch_size or batch_size, validation_steps, cbs
                 )
                 epoch_logs.update({f"val_{k}": v for k, v in val_logs.items()})
-            self._steps.epoch_finished(epoch)
+            self.steps.epoch_finished(epoch)
             cbs.on_epoch_end(epoch, epoch_logs)
             self._follow_root()
-            if self.stop_training:
+            if self.model.stop_training:
                 break
         if epochs > initial_epoch:
             self._finalize_fit()
         cbs.on_train_end(logs)
         self._follow_root(weights=True)
-        return self.history
+        return self.model.history
 
     # --- data-parallel training (kcompile.distribution) --------------------------------
 
@@ -346,25 +416,17 @@ class TrainingLoop:
                 f"of processes ({job.size}) under DataParallel"
             )
 
-    def _share_start(self) -> None:
-        """After ``on_train_begin`` (rank 0's callbacks: BackupAndRestore may restore a
-        run): every rank starts from rank 0's weights and optimizer state (an unseeded
-        initialization differs between processes) and from its epoch."""
+    def _share_start(self, cbs: CallbackList, initial_epoch: int) -> int:
+        """After ``on_train_begin``: the epoch to start from (a callback that restored a
+        run, BackupAndRestore, names it with ``resume_epoch``). In a data-parallel job
+        (rank 0's callbacks) every rank starts from rank 0's weights, optimizer state
+        (an unseeded initialization differs between processes) and epoch."""
+        resume = cbs.resume_epoch()
         job = distribution.active()
-        if job is None:
-            return
-        self._resume_epoch = job.broadcast_object(self._resume_epoch)
-        self._broadcast_replicas(job)
-
-    def _replica_arrays(self) -> list[np.ndarray]:
-        """The arrays every rank must hold the same: weights and the optimizer's state
-        (built here, so that every rank lists the same arrays)."""
-        arrays = [v.value for v in getattr(self, "weights", [])]
-        optimizer = getattr(self, "optimizer", None)
-        if optimizer is not None and hasattr(optimizer, "state_arrays"):
-            optimizer.build(self.trainable_weights)
-            arrays += list(optimizer.state_arrays().values())
-        return [a for a in arrays if isinstance(a, np.ndarray)]
+        if job is not None:
+            resume = job.broadcast_object(resume)
+            self._broadcast_replicas(job)
+        return initial_epoch if resume is None else max(initial_epoch, resume)
 
     def _same_order(self, order: np.ndarray) -> np.ndarray:
         """Rank 0's shuffle of the epoch, on every rank (each then reads its share)."""
@@ -381,8 +443,8 @@ class TrainingLoop:
         job = distribution.active()
         if job is None:
             return
-        self.stop_training = bool(job.broadcast_object(bool(self.stop_training)))
-        optimizer = getattr(self, "optimizer", None)
+        self.model.stop_training = bool(job.broadcast_object(bool(self.model.stop_training)))
+        optimizer = getattr(self.model, "optimizer", None)  # an artifact has none
         if optimizer is not None and getattr(optimizer, "built", False):
             job.broadcast(optimizer.state_arrays()["learning_rate"])
         if weights:
@@ -390,15 +452,15 @@ class TrainingLoop:
 
     def _broadcast_replicas(self, job) -> None:
         """Rank 0's weights and optimizer state into every rank's arrays."""
-        for array in self._replica_arrays():
+        for array in self.steps.replica_arrays():
             job.broadcast(array)
 
     def _finalize_fit(self) -> None:
         """After the last epoch (Keras's ``finalize_variable_values``): an optimizer with
         ``use_ema`` puts the moving averages into the weights."""
-        optimizer = getattr(self, "optimizer", None)
+        optimizer = getattr(self.model, "optimizer", None)  # an artifact has none
         if optimizer is not None and hasattr(optimizer, "finalize_variable_values"):
-            optimizer.finalize_variable_values(self.trainable_weights)
+            optimizer.finalize_variable_values(self.model.trainable_weights)
 
     def _fit_callbacks(self, callbacks, verbose: int, epochs: int, steps) -> CallbackList:
         """fit's callbacks: the user's, History and (unless silent) the progress bar; in
@@ -406,7 +468,7 @@ class TrainingLoop:
         callbacks, verbose = _off_root(callbacks, verbose)
         return CallbackList(
             callbacks,
-            model=self,
+            model=self.model,
             add_history=True,
             add_progbar=verbose != 0,
             verbose=verbose,
@@ -420,9 +482,9 @@ class TrainingLoop:
         chunks of ``chunk_size`` steps, each one native call; the batch hooks run once
         per chunk with its first and last step, as Keras's do with
         ``steps_per_execution``. Returns the logs."""
-        exe = self._steps.step(kind, xs, ys)
+        exe = self.steps.step(kind, xs, ys)
         sources = self._feeds(xs, ys)
-        chunk = chunk_size(self._steps.steps_per_execution, cbs, kind, steps)
+        chunk = chunk_size(self.steps.steps_per_execution, cbs, kind, steps)
         job = distribution.active()
         if job is not None:  # rank 0's callbacks decide where the batch hooks run
             chunk = job.broadcast_object(chunk)
@@ -434,7 +496,9 @@ class TrainingLoop:
         while step < steps:
             count = min(chunk, steps - step)
             begin(step)
-            run = run_steps(exe, sources, order, batch_size, step, count, cbs.show_progress)
+            run = run_steps(
+                exe, sources, order, batch_size, step, count, cbs.show_progress, self.running
+            )
             starts = (step + np.arange(len(run.values))) * batch_size
             self._accumulate(run.names, run.values, np.minimum(batch_size, n - starts))
             if run.interrupted:
@@ -444,7 +508,7 @@ class TrainingLoop:
             step += count
             if kind == "train" and step < steps:
                 self._follow_root()
-            if kind == "train" and self.stop_training:
+            if kind == "train" and self.model.stop_training:
                 break
         return logs
 
@@ -455,11 +519,11 @@ class TrainingLoop:
         x, y, w = unpack(batch, method)
         if y is None:
             raise ValueError(f"{method}: the batches must hold labels: (x, y) or (x, y, w)")
-        xs, ys = self._steps.data_for(method, x, y)
+        xs, ys = self.steps.data_for(method, x, y)
         return xs, D.with_sample_weights(ys, w, class_weight, method)
 
     def _batch_step(self, kind: str, xs, ys) -> None:
-        exe = self._steps.step(kind, xs, ys)
+        exe = self.steps.step(kind, xs, ys)
         feeds = self._feeds(xs, ys)
         exe.check_data(feeds)
         out = exe.results(feeds)
@@ -480,12 +544,9 @@ class TrainingLoop:
         self._batch_arrays(source.peek(), "fit", class_weight)  # builds an unbuilt model
         self._start_replicas(None)
         cbs = self._fit_callbacks(callbacks, verbose, epochs, source.steps)
-        self.stop_training = False
-        self._resume_epoch = None
+        self.model.stop_training = False
         cbs.on_train_begin()
-        self._share_start()
-        if self._resume_epoch is not None:
-            initial_epoch = max(initial_epoch, self._resume_epoch)
+        initial_epoch = self._share_start(cbs, initial_epoch)
         logs: dict = {}
         for epoch in range(initial_epoch, epochs):
             self.reset_metrics()
@@ -498,7 +559,7 @@ class TrainingLoop:
                 logs, ran = self._logs(), True
                 cbs.on_train_batch_end(step, logs)
                 self._follow_root()
-                if self.stop_training:
+                if self.model.stop_training:
                     break
             if not ran:  # the generator ran out before this epoch: Keras stops here
                 break
@@ -511,16 +572,16 @@ class TrainingLoop:
                     }
                 )
             source.epoch_finished()
-            self._steps.epoch_finished(epoch)
+            self.steps.epoch_finished(epoch)
             cbs.on_epoch_end(epoch, epoch_logs)
             self._follow_root()
-            if self.stop_training or source.exhausted:
+            if self.model.stop_training or source.exhausted:
                 break
         if epochs > initial_epoch:
             self._finalize_fit()
         cbs.on_train_end(logs)
         self._follow_root(weights=True)
-        return self.history
+        return self.model.history
 
     def _validate(self, validation_data, validation_steps, cbs) -> dict:
         if is_batch_source(validation_data):
@@ -528,7 +589,7 @@ class TrainingLoop:
                 BatchSource(validation_data, validation_steps, False, "validation_data"), cbs
             )
         vx, vy, vw = D.unpack_validation(validation_data)
-        vxs, vys = self._steps.labelled(vx, vy)
+        vxs, vys = self.steps.labelled(vx, vy)
         vys = D.with_sample_weights(vys, vw, None, "validation_data")
         return self._evaluate_arrays(vxs, vys, self.default_batch_size, validation_steps, cbs)
 
@@ -547,11 +608,11 @@ class TrainingLoop:
 
     def _check_indices(self, kind: str, xs, ys) -> None:
         """Class ids and looked-up ids within their bounds, before any step runs."""
-        self._steps.step(kind, xs, ys).check_data(self._feeds(xs, ys))
+        self.steps.step(kind, xs, ys).check_data(self._feeds(xs, ys))
 
     def _feeds(self, xs, ys) -> dict[str, np.ndarray]:
         """The step's data inputs by name (per-sample weights after the labels)."""
-        steps = self._steps
+        steps = self.steps
         feeds = {**dict(zip(steps.input_names, xs)), **dict(zip(steps.label_names, ys))}
         if len(ys) > len(steps.label_names):
             feeds[D.SAMPLE_WEIGHT] = ys[len(steps.label_names)]

@@ -1,6 +1,14 @@
 """Keras's progress bar, line for line in what it prints.
 
-ANSI colour codes are written only to a terminal; Keras writes them always.
+Where kcompile chooses differently from Keras 3 (``keras/src/utils/progbar.py``):
+
+- ANSI colour codes are written only to a terminal; Keras writes them always.
+- The bar is redrawn in place (``\r``) only on a terminal or in a notebook. Written
+  anywhere else (a log file, a pipe under ``mpiexec``), ``verbose=1`` prints each bar
+  once, when it is finalized (the end of the epoch): no redraws pile up in the log and
+  no line shows a count the run has long passed. Keras counts any POSIX system as a
+  dynamic display (``"posix" in sys.modules``) and so writes ``\r`` redraws into logs,
+  and when it does not, prints every redraw on a line of its own.
 """
 
 from __future__ import annotations
@@ -28,7 +36,10 @@ class Progbar:
         self.interval = interval
         self.unit_name = unit_name
         self.stream = stream or sys.stdout
-        self._color = hasattr(self.stream, "isatty") and self.stream.isatty()
+        self._color = _is_terminal(self.stream)
+        # Redrawn in place only where ``\r`` goes back over the line (see the module's
+        # docstring); elsewhere a bar is printed once, finalized.
+        self._dynamic_display = self._color or "ipykernel" in sys.modules
         self._values: dict[str, list[float]] = {}
         self._values_order: list[str] = []
         self._seen_so_far = 0
@@ -61,7 +72,9 @@ class Progbar:
         now = time.time()
         per_unit = self._estimate_step_duration(current, now)
         if self.verbose == 1:
-            if now - self._last_update < self.interval and not finalize:
+            if not finalize and (
+                not self._dynamic_display or now - self._last_update < self.interval
+            ):
                 return
             self._print_bar(current, now, per_unit, finalize)
         elif self.verbose == 2 and finalize and self.target:
@@ -74,7 +87,7 @@ class Progbar:
         self._last_update = now
 
     def _print_bar(self, current: int, now: float, per_unit: float, finalize: bool) -> None:
-        message = "\b" * self._prev_total_width + "\r"
+        message = "\b" * self._prev_total_width + "\r" if self._dynamic_display else ""
         if self.target:
             digits = int(math.log10(self.target)) + 1
             bar = self._c("\x1b[1m", f"%{digits}d/%d" % (current, self.target)) + " "
@@ -133,6 +146,11 @@ class Progbar:
         if current == 1:
             self._time_after_first_step = now
         return per_unit
+
+
+def _is_terminal(stream) -> bool:
+    isatty = getattr(stream, "isatty", None)
+    return bool(isatty and isatty())
 
 
 def _strip(text: str) -> str:

@@ -101,7 +101,7 @@ def _build(build_model, backend: str, seed: int):
 
 def _feeds(model, xs, ys=()) -> dict:
     if getattr(model, "_host", None):  # the graphs take what the host layers make
-        xs = model._host_inputs(list(xs))
+        xs = model.host_inputs(list(xs))
     feeds = {v.path: v.value for v in model.weights}
     feeds.update(zip(model.input_names, xs))
     feeds.update(zip(model.label_names, ys))
@@ -111,7 +111,7 @@ def _feeds(model, xs, ys=()) -> dict:
 def check_forward(model, xs) -> None:
     from kcompile.ir import interpret
 
-    graph = model.step_graph("predict", input_shapes=model._input_shapes(xs))
+    graph = model.step_graph("predict", input_shapes=model.compiled_steps.input_shapes(xs))
     for batch in BATCHES:
         part = [x[:batch] for x in xs]
         want = interpret(graph, _feeds(model, part), np.float64)
@@ -160,7 +160,7 @@ def check_gradients(model, xs, ys) -> None:
     """d loss / d weights: compiled (the whole pipeline) against float64."""
     from kcompile.ir import interpret
 
-    graph = model.step_graph("eval", input_shapes=model._input_shapes(xs))
+    graph = model.step_graph("eval", input_shapes=model.compiled_steps.input_shapes(xs))
     graph = with_gradients(graph, graph.inputs_with_role("param"))
     feeds = _feeds(model, xs, ys)
     compare_gradients(graph, run_compiled(graph, feeds), interpret(graph, feeds, np.float64))

@@ -1,0 +1,48 @@
+"""What models and their savers read of a ``Layer`` that the layer keeps private.
+
+Keras keeps these private too (``layer._trainable_variables``, ``layer._inbound_nodes``,
+``layer._tracker``, ``layer._input_shape_arg``) and its own ``Sequential`` and savers
+read them. Each is read here and nowhere else outside ``kcompile.layers``, so the reaches
+into a layer's internals are few, named and counted (``benchmarks/code_health.py``
+``private_reaches``); a public accessor on ``Layer`` would retire each one.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+def own_variables(layer: Any) -> list:
+    """The weights ``layer`` made itself, in the order it made them, without those of the
+    layers it holds (Keras writes a layer's own under ``vars``)."""
+    return list(layer._variables)  # Layer has only weights, which include nested layers'
+
+
+def tracked_layers(layer: Any) -> list:
+    """The layers ``layer`` holds as attributes (Keras's automatic tracking)."""
+    return layer._tracked_layers()  # Layer tracks them for weights; no public list
+
+
+def call_records(layer: Any) -> list:
+    """Every call of ``layer`` on symbolic tensors, in order (Keras's inbound nodes:
+    a tensor names the call that made it by its index here)."""
+    return layer._calls  # Layer exposes only the first call (input/output)
+
+
+def traced_shapes(layer: Any) -> list | None:
+    """The output shapes of ``layer``'s last call inside another layer's call (it has
+    no call records of its own then), or None: what ``summary`` shows for it."""
+    return getattr(layer, "_traced_shapes", None)  # set by Layer only once so called
+
+
+def keras_style_call(layer: Any) -> bool:
+    """Whether ``layer.call`` has Keras's contract (``call(self, inputs, ...)`` written
+    with keras.ops) rather than kcompile's own (``call(self, ctx, x)``); a model with one
+    is a subclassed model."""
+    return layer._keras_call  # Layer decides it from call's signature, privately
+
+
+def input_shape_arg(layer: Any) -> tuple | None:
+    """The ``input_shape`` (or ``input_dim``) a layer was made with, which lets a
+    ``Sequential`` start with it (as Keras's ``Sequential.add`` reads it)."""
+    return layer._input_shape_arg  # Keras's Sequential reads the same private name
