@@ -34,12 +34,14 @@ from kcompile.runtime.program import NativeProgram
 from kcompile.trainers import data as D
 from kcompile.trainers.logs import RunningLogs
 from kcompile.trainers.training_loop import TrainingLoop, delegate_to_loop
+from kcompile.utils.traceback_utils import filter_traceback
 
 
 class SelfCheckError(RuntimeError):
     """The loaded code does not reproduce the artifact's probe outputs."""
 
 
+@filter_traceback
 def load(path: str) -> LoadedModel:
     """The artifact at ``path``, checked (checksums, format version, CPU features) and
     loaded. Loading runs the native code inside it: load only artifacts you trust."""

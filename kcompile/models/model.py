@@ -16,6 +16,7 @@ from kcompile.models import layer_internals as internals
 from kcompile.trainers.trainer import ModelSteps
 from kcompile.trainers.training_loop import TrainingLoop, delegate_to_loop
 from kcompile.tree import flatten
+from kcompile.utils.traceback_utils import filter_traceback
 
 
 def _as_list(x: Any) -> list:
@@ -144,6 +145,7 @@ class Model(Layer):
     that runs them (``TrainingLoop``). Keras's ``fit``, ``evaluate``, ``predict`` and
     the on-batch methods delegate to the loop."""
 
+    @filter_traceback
     def __init__(
         self, inputs: Any = None, outputs: Any = None, name: str | None = None, **kwargs: Any
     ) -> None:
@@ -354,6 +356,7 @@ class Model(Layer):
 
     # --- compile and the training loop (Keras's Trainer API) ------------------------------
 
+    @filter_traceback
     def compile(
         self,
         optimizer: Any = "rmsprop",
@@ -432,12 +435,14 @@ class Model(Layer):
     test_on_batch = delegate_to_loop(TrainingLoop.test_on_batch)
     reset_metrics = delegate_to_loop(TrainingLoop.reset_metrics)
 
+    @filter_traceback
     def predict_on_batch(self, x: Any):
         return self._steps.predict_on_batch(x)
 
     # --- files ----------------------------------------------------------------------------
 
     @root_writes
+    @filter_traceback
     def save_weights(self, filepath: str, overwrite: bool = True) -> None:
         """Weights to Keras 3's ``.weights.h5`` (HDF5, through h5py) or kcompile's
         ``.weights.npz`` (in ``weights`` order, by path), written atomically."""
@@ -445,12 +450,14 @@ class Model(Layer):
 
         save_weights(self, filepath, overwrite)
 
+    @filter_traceback
     def load_weights(self, filepath: str, skip_mismatch: bool = False) -> None:
         from kcompile.saving.kcmodel import load_weights
 
         load_weights(self, filepath)
 
     @root_writes
+    @filter_traceback
     def save(self, filepath: str, overwrite: bool = True, **kwargs: Any) -> None:
         """The whole model (architecture, compile settings, weights, optimizer state), in
         Keras 3's ``.keras`` format or kcompile's ``.kcmodel``, written atomically;
@@ -467,6 +474,7 @@ class Model(Layer):
         save_model(self, filepath)
 
     @root_writes
+    @filter_traceback
     def export(self, filepath: str, probe: Any = None, seed: int = 0, cpu: str = "host") -> dict:
         """An ahead-of-time artifact of this model (``kcompile.load`` reads it): native
         code of the train, eval and predict steps for ``cpu`` (this machine's, or an
@@ -484,6 +492,7 @@ class Model(Layer):
             )
         return export(self, os.fspath(filepath), probe=probe, seed=seed, cpu=cpu)
 
+    @filter_traceback
     def summary(self, print_fn=print, **kwargs: Any) -> None:
         from kcompile.models.summary import summary_text
 

@@ -10,9 +10,11 @@ from kcompile.layers.core.input_layer import Input, InputLayer
 from kcompile.layers.layer import Layer
 from kcompile.models import layer_internals as internals
 from kcompile.models.model import Model
+from kcompile.utils.traceback_utils import filter_traceback
 
 
 class Sequential(Model):
+    @filter_traceback
     def __init__(
         self, layers: Sequence[Any] | None = None, name: str | None = None, **kwargs: Any
     ) -> None:
@@ -23,6 +25,7 @@ class Sequential(Model):
             self.add(layer, rebuild=False)
         self._rebuild()
 
+    @filter_traceback
     def add(self, layer: Any, rebuild: bool = True) -> None:
         if isinstance(layer, KerasTensor) and getattr(layer, "_input_layer", None) is not None:
             if self._input is not None or self._stack:

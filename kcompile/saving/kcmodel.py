@@ -16,6 +16,8 @@ from typing import Any
 
 import numpy as np
 
+from kcompile.utils.traceback_utils import filter_traceback
+
 FORMAT = "kcompile.model"
 VERSION = 1
 
@@ -194,6 +196,7 @@ def get_registered_object(name: str, custom_objects: dict | None = None) -> type
     return _REGISTERED.get(name)
 
 
+@filter_traceback
 def load_model(filepath: str, custom_objects: dict | None = None, compile: bool = True, **kwargs):
     """Read a ``.kcmodel`` file, or Keras 3's ``.keras``; a corrupt or foreign file is
     refused with the reason. ``custom_objects`` maps names to a user's layer classes."""

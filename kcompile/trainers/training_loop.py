@@ -26,6 +26,7 @@ from kcompile.trainers import data as D
 from kcompile.trainers.batches import BatchSource, is_batch_source, unpack
 from kcompile.trainers.logs import RunningLogs, step_columns
 from kcompile.trainers.steps import chunk_size, run_steps
+from kcompile.utils.traceback_utils import filter_traceback
 
 
 class StepProvider(Protocol):
@@ -100,7 +101,7 @@ def delegate_to_loop(method):
     def delegate(self, *args, **kwargs):
         return getattr(self._loop, name)(*args, **kwargs)
 
-    return delegate
+    return filter_traceback(delegate)
 
 
 def keras_verbosity(verbose: Any) -> int:
