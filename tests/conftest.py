@@ -15,6 +15,9 @@ def _fresh_session():
 
     kcompile.backend.clear_session()
     kcompile.utils.set_random_seed(1234)
+    # A failing test shows kcompile's own frames (tests/test_errors.py turns the user's
+    # filtering back on).
+    kcompile.config.disable_traceback_filtering()
     yield
 
 

@@ -19,6 +19,13 @@ from kcompile.utils import traceback_utils
 ROOT = Path(__file__).resolve().parent.parent
 
 
+@pytest.fixture(autouse=True)
+def _filtering_as_users_have_it():
+    config.enable_traceback_filtering()
+    yield
+    config.disable_traceback_filtering()
+
+
 def _frames(error: BaseException) -> list[str]:
     return [f.filename for f in traceback.extract_tb(error.__traceback__)]
 

@@ -107,6 +107,27 @@ class CallRecord:
         self.kwargs = kwargs
 
 
+def topological_records(outputs: list[KerasTensor]) -> list[CallRecord]:
+    """The layer calls that produce ``outputs``, each after the calls it depends on."""
+    order: list[CallRecord] = []
+    seen: set[int] = set()
+
+    def visit(t: KerasTensor) -> None:
+        if t._history is None:
+            raise ValueError(f"tensor {t} was not made by a layer called on an Input")
+        record = t._history[0]
+        if record is None or id(record) in seen:
+            return
+        seen.add(id(record))
+        for x in record.inputs:
+            visit(x)
+        order.append(record)
+
+    for t in outputs:
+        visit(t)
+    return order
+
+
 class Layer:
     multi_input = False  # call takes a list of tensors (Add, Concatenate)
     propagates_mask = False  # a built-in layer that passes its input's mask on (Dense)
@@ -569,7 +590,7 @@ class Layer:
     def _eager_call(self, arrays: list, training: bool, call: _CallSpec | None = None) -> Any:
         arrays = [np.asarray(getattr(a, "value", a)) for a in arrays]
         if getattr(self, "_host", None):  # a model's host layers (TextVectorization, ...)
-            arrays = [np.asarray(a) for a in self._host_inputs(arrays)]
+            arrays = [np.asarray(a) for a in self.host_inputs(arrays)]
         shapes = [(None, *a.shape[1:]) for a in arrays]
         self._ensure_built(call.build_shapes(self, shapes) if call else shapes)
         graph = Graph(f"{self.name}_eager")

@@ -154,9 +154,7 @@ def compiled_loss(
 
 def _custom_loss(model) -> bool:
     """Whether the model overrides Keras 3's backend-agnostic ``compute_loss`` hook."""
-    from kcompile.models.model import Model
-
-    return type(model).compute_loss is not Model.compute_loss
+    return not getattr(type(model).compute_loss, "keras_default", False)
 
 
 def _traced_compute_loss(model, ctx, inputs, labels, preds, training) -> Value:

@@ -10,9 +10,10 @@ from kcompile.backend.variables import Variable
 from kcompile.distribution import root_writes
 from kcompile.ir import Value
 from kcompile.layers.core.input_layer import InputLayer
-from kcompile.layers.layer import CallRecord, Layer, TraceContext
+from kcompile.layers.layer import CallRecord, Layer, TraceContext, topological_records
 from kcompile.models import graphs as G
 from kcompile.models import layer_internals as internals
+from kcompile.models.summary import summary_text
 from kcompile.trainers.trainer import ModelSteps
 from kcompile.trainers.training_loop import TrainingLoop, delegate_to_loop
 from kcompile.tree import flatten
@@ -27,27 +28,6 @@ def _as_list(x: Any) -> list:
 
 def _is_shape_list(x: Any) -> bool:
     return isinstance(x, list | tuple) and bool(x) and all(isinstance(s, list | tuple) for s in x)
-
-
-def topological_records(outputs: list[KerasTensor]) -> list[CallRecord]:
-    """The layer calls that produce ``outputs``, each after the calls it depends on."""
-    order: list[CallRecord] = []
-    seen: set[int] = set()
-
-    def visit(t: KerasTensor) -> None:
-        if t._history is None:
-            raise ValueError(f"tensor {t} was not made by a layer called on an Input")
-        record = t._history[0]
-        if record is None or id(record) in seen:
-            return
-        seen.add(id(record))
-        for x in record.inputs:
-            visit(x)
-        order.append(record)
-
-    for t in outputs:
-        visit(t)
-    return order
 
 
 def _distinct_weight_paths(model) -> None:
@@ -144,6 +124,9 @@ class Model(Layer):
     compile's settings and the traced and compiled executables) and the training loop
     that runs them (``TrainingLoop``). Keras's ``fit``, ``evaluate``, ``predict`` and
     the on-batch methods delegate to the loop."""
+
+    # model.summary()'s "Connected to" column: a functional model's, not a Sequential's.
+    _summary_connections = True
 
     @filter_traceback
     def __init__(
@@ -428,6 +411,9 @@ class Model(Layer):
             raise ValueError(f"model '{self.name}' has no loss to compute")
         return TracedTensor(total)
 
+    # Marks Keras's own hook: a model whose class overrides it has a custom loss.
+    compute_loss.keras_default = True
+
     fit = delegate_to_loop(TrainingLoop.fit)
     evaluate = delegate_to_loop(TrainingLoop.evaluate)
     predict = delegate_to_loop(TrainingLoop.predict)
@@ -494,17 +480,16 @@ class Model(Layer):
 
     @filter_traceback
     def summary(self, print_fn=print, **kwargs: Any) -> None:
-        from kcompile.models.summary import summary_text
-
         if not self.built:
             raise ValueError(
                 f"model '{self.name}' has not been built yet: call it on data, or call "
                 "build(input_shape) first (as in Keras)"
             )
-        print_fn(summary_text(self))
+        connections = self._summary_connections and not internals.keras_style_call(self)
+        print_fn(summary_text(self, connections))
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} name={self.name}, built={self.built}>"
 
 
-__all__ = ["InputLayer", "Model", "topological_records"]
+__all__ = ["InputLayer", "Model"]

@@ -14,6 +14,8 @@ from kcompile.utils.traceback_utils import filter_traceback
 
 
 class Sequential(Model):
+    _summary_connections = False
+
     @filter_traceback
     def __init__(
         self, layers: Sequence[Any] | None = None, name: str | None = None, **kwargs: Any

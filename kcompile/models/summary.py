@@ -33,10 +33,9 @@ def _shape_of(layer) -> str:
     return shapes[0] if len(shapes) == 1 else "[" + ", ".join(shapes) + "]"
 
 
-def summary_text(model) -> str:
-    from kcompile.models.sequential import Sequential
-
-    functional = not isinstance(model, Sequential) and not internals.keras_style_call(model)
+def summary_text(model, functional: bool) -> str:
+    """Keras's table; ``functional`` adds its "Connected to" column (a functional model,
+    not a Sequential or a subclassed model's own ``call``)."""
     headers = ["Layer (type)", "Output Shape", "Param #"]
     widths = [33, 24, 15]
     if functional:

@@ -16,6 +16,10 @@ from typing import Any
 
 import numpy as np
 
+from kcompile import layers
+from kcompile.layers import Input
+from kcompile.layers.layer import topological_records
+from kcompile.saving.object_registration import model_class
 from kcompile.utils.traceback_utils import filter_traceback
 
 FORMAT = "kcompile.model"
@@ -23,18 +27,14 @@ VERSION = 1
 
 
 def _layer_classes() -> dict[str, type]:
-    from kcompile import layers, models
-
     classes = {name: getattr(layers, name) for name in layers.__all__}
-    classes["Sequential"] = models.Sequential
-    classes["Model"] = models.Model
+    classes["Sequential"] = model_class("Sequential")
+    classes["Model"] = model_class("Model")
     return classes
 
 
 def _layer_entry(layer) -> dict[str, Any]:
-    from kcompile.models.model import Model
-
-    if isinstance(layer, Model):
+    if isinstance(layer, model_class("Model")):
         raise NotImplementedError(f"saving: nested model '{layer.name}' cannot be saved yet")
     if type(layer).__name__ not in _layer_classes():
         raise NotImplementedError(
@@ -51,10 +51,7 @@ def _tensor_ref(t, records: list) -> list:
 
 
 def model_config(model) -> dict[str, Any]:
-    from kcompile.models.model import topological_records
-    from kcompile.models.sequential import Sequential
-
-    if isinstance(model, Sequential):
+    if isinstance(model, model_class("Sequential")):
         shape = list(model.inputs[0].shape[1:]) if model.built else None
         return {
             "class": "Sequential",
@@ -88,11 +85,8 @@ def _make_layer(entry: dict[str, Any]):
 
 
 def model_from_config(config: dict[str, Any]):
-    from kcompile.layers import Input
-    from kcompile.models import Model, Sequential
-
     if config["class"] == "Sequential":
-        model = Sequential(name=config["name"])
+        model = model_class("Sequential")(name=config["name"])
         if config["input_shape"] is not None:
             model.add(Input(shape=tuple(config["input_shape"]), dtype=config["input_dtype"]))
         for entry in config["layers"]:
@@ -115,7 +109,7 @@ def model_from_config(config: dict[str, Any]):
         out = layer(args if layer.multi_input else args[0])
         produced.append(out if isinstance(out, list) else [out])
     outputs = [resolve(r) for r in config["outputs"]]
-    return Model(list(inputs.values()), outputs, name=config["name"])
+    return model_class("Model")(list(inputs.values()), outputs, name=config["name"])
 
 
 def _compile_config(model) -> dict[str, Any] | None:
@@ -164,36 +158,6 @@ def save_model(model, filepath: str) -> None:
             z.writestr("weights.npz", buffer.getvalue())
 
     atomic_write(filepath, write)
-
-
-# Keras's registry of custom objects: "package>Name" (or the class name) -> class.
-_REGISTERED: dict[str, type] = {}
-
-
-def register_keras_serializable(package: str = "Custom", name: str | None = None):
-    """Keras's decorator: the class is found by ``package>name`` when a file is loaded."""
-
-    def register(cls: type) -> type:
-        key = f"{package}>{name or cls.__name__}"
-        _REGISTERED[key] = cls
-        cls._registered_name = key
-        return cls
-
-    return register
-
-
-def get_registered_name(cls: type) -> str:
-    return getattr(cls, "_registered_name", None) or cls.__name__
-
-
-def get_registered_object(name: str, custom_objects: dict | None = None) -> type | None:
-    """A custom class by its registered name or class name: ``custom_objects`` first,
-    then the registry (as Keras looks them up)."""
-    custom_objects = custom_objects or {}
-    for key in (name, name.split(">")[-1]):
-        if key in custom_objects:
-            return custom_objects[key]
-    return _REGISTERED.get(name)
 
 
 @filter_traceback

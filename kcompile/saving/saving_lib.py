@@ -24,8 +24,14 @@ from typing import Any
 
 import numpy as np
 
+from kcompile import layers
 from kcompile.backend import session as backend
 from kcompile.models import layer_internals as internals
+from kcompile.saving.object_registration import (
+    get_registered_name,
+    get_registered_object,
+    model_class,
+)
 from kcompile.utils.atomic import atomic_write
 from kcompile.version import __version__
 
@@ -48,9 +54,7 @@ def _h5py():
 
 def _is_subclassed(model) -> bool:
     """A ``keras.Model`` subclass with its own Keras-style ``call``."""
-    from kcompile.models.model import Model
-
-    return isinstance(model, Model) and internals.keras_style_call(model)
+    return isinstance(model, model_class("Model")) and internals.keras_style_call(model)
 
 
 def _is_custom(layer) -> bool:
@@ -61,8 +65,8 @@ def _is_custom(layer) -> bool:
 def _base_attributes() -> set[str]:
     """Attributes every kcompile layer has: Keras's walk skips its own likewise."""
     from kcompile.layers import Layer
-    from kcompile.models.model import Model
 
+    Model = model_class("Model")
     return set(dir(Model)) | set(vars(Layer())) | set(vars(Model.__new__(Model)))
 
 
@@ -75,15 +79,13 @@ def _custom_groups(layer, path: str, visited: set[int]) -> list[tuple[str, list]
     (trainable first) under ``vars``, then each attribute that holds a layer or a list of
     layers (a model's ``layers`` too), names sorted with private ones last; a layer
     already saved is skipped, though it still counts in a list's numbering."""
-    from kcompile.models.model import Model
-
     visited.add(id(layer))
     variables = internals.own_variables(layer)
     own = [v for v in variables if v.trainable] + [v for v in variables if not v.trainable]
     groups = [(_join(path, "vars"), own)]
     skip = _base_attributes()
     attributes = {n: v for n, v in vars(layer).items() if not n.startswith("__") and n not in skip}
-    if isinstance(layer, Model):
+    if isinstance(layer, model_class("Model")):
         attributes["layers"] = internals.tracked_layers(layer)
     for name in sorted(attributes, key=lambda n: "~" + n if n.startswith("_") else n):
         value = attributes[name]
@@ -320,10 +322,7 @@ def _layer_entry(layer) -> dict:
             "save_weights"
         )
     if _is_custom(layer):
-        from kcompile.models.model import Model
-        from kcompile.saving.kcmodel import get_registered_name
-
-        if isinstance(layer, Model):
+        if isinstance(layer, model_class("Model")):
             raise NotImplementedError(
                 f"model '{layer.name}': subclassed models are not written to .keras files yet"
             )
@@ -404,11 +403,8 @@ def _sequential_config(model) -> dict:
 
 
 def model_config(model) -> dict:
-    from kcompile.models import Sequential
 
     if _is_subclassed(model):
-        from kcompile.saving.kcmodel import get_registered_name
-
         kind = type(model)
         config = {
             "module": None if kind.__module__ == "__main__" else kind.__module__,
@@ -419,7 +415,7 @@ def model_config(model) -> dict:
         }
         config.update(_compile_config(model))
         return config
-    if isinstance(model, Sequential):
+    if isinstance(model, model_class("Sequential")):
         config = _sequential_config(model)
         config.update(_compile_config(model))
         return config
@@ -566,8 +562,6 @@ def _initializer(value: Any) -> Any:
 
 
 def layer_from_keras(entry: dict, custom_objects: dict | None = None):
-    from kcompile import layers
-    from kcompile.saving.kcmodel import get_registered_object
 
     name = entry["class_name"]
     custom = get_registered_object(entry.get("registered_name") or name, custom_objects)
@@ -620,15 +614,13 @@ def _filtered(cls, config: dict, name: str) -> dict:
 
 def model_from_config(config: dict, custom_objects: dict | None = None):
     """A functional model (or Sequential) from Keras's serialized config."""
-    import kcompile as keras
-
     kind = config["class_name"]
     body = config["config"]
     if kind == "Sequential":
         stack = [layer_from_keras(e, custom_objects) for e in body["layers"]]
-        first = stack[0] if isinstance(stack[0], keras.layers.InputLayer) else None
+        first = stack[0] if isinstance(stack[0], layers.InputLayer) else None
         rest = stack[1:] if first else stack
-        model = keras.Sequential(
+        model = model_class("Sequential")(
             ([first.output_tensor] if first else []) + rest, name=body.get("name")
         )
         return model
@@ -639,7 +631,7 @@ def model_from_config(config: dict, custom_objects: dict | None = None):
     for entry in body["layers"]:
         layer = layer_from_keras(entry, custom_objects)
         made[entry["name"]] = layer
-        if isinstance(layer, keras.layers.InputLayer):
+        if isinstance(layer, layers.InputLayer):
             outputs[(layer.name, 0, 0)] = layer.output_tensor
             continue
         for node_index, node in enumerate(entry["inbound_nodes"]):
@@ -652,13 +644,12 @@ def model_from_config(config: dict, custom_objects: dict | None = None):
                 outputs[(layer.name, node_index, i)] = t
     inputs = [outputs[tuple(ref)] for ref in _refs(body["input_layers"])]
     outs = [outputs[tuple(ref)] for ref in _refs(body["output_layers"])]
-    return keras.Model(inputs, outs if len(outs) > 1 else outs[0], name=body.get("name"))
+    return model_class("Model")(inputs, outs if len(outs) > 1 else outs[0], name=body.get("name"))
 
 
 def _subclassed_from_config(config: dict, custom_objects: dict | None):
     """A subclassed model: its class (custom_objects or registered) from its config,
     built with the input shape it was saved with."""
-    from kcompile.saving.kcmodel import get_registered_object
 
     name = config.get("registered_name") or config["class_name"]
     cls = get_registered_object(name, custom_objects)
