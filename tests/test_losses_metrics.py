@@ -6,9 +6,7 @@ import numpy as np
 import pytest
 
 import kcompile as keras
-from kcompile import layers
-from kcompile.losses import losses
-from kcompile.metrics import metrics
+from kcompile import layers, losses, metrics
 
 EPS = 1e-7
 

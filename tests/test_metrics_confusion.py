@@ -161,14 +161,14 @@ def test_fit_and_evaluate_report_what_the_metrics_give_on_the_predictions():
 
 def test_the_epoch_loop_records_vector_statistics_element_by_element():
     model, x, y = _classifier()
-    exe = model._executable("train", (G.label_type_for(y.dtype, y.shape),))
+    exe = model.compiled_steps.executable("train", (G.label_type_for(y.dtype, y.shape),))
     start = model.get_weights()
     names, logs = exe.run_epoch({model.input_names[0]: x, "y": y}, np.arange(300), 100)
     columns = [n for n in names if n.startswith("metric/auc/tp[")]
     assert len(columns) == 200
     again = _classifier()[0]
     again.set_weights(start)
-    step = again._executable("train", (G.label_type_for(y.dtype, y.shape),))
+    step = again.compiled_steps.executable("train", (G.label_type_for(y.dtype, y.shape),))
     for s in range(3):
         out = step(
             {again.input_names[0]: x[s * 100 : (s + 1) * 100], "y": y[s * 100 : (s + 1) * 100]}

@@ -7,8 +7,7 @@ import numpy as np
 import pytest
 
 import kcompile as keras
-from kcompile import layers
-from kcompile.optimizers import optimizers
+from kcompile import layers, optimizers
 
 STEPS = 5
 
@@ -152,13 +151,13 @@ def test_learning_rate_change_needs_no_recompile(rng):
     x = rng.normal(size=(7, 4)).astype(np.float32)
     y = rng.normal(size=(7, 3)).astype(np.float32)
     model.train_on_batch(x, y)
-    graphs = len(model._executables)
+    graphs = len(model.compiled_steps.executables)
     model.optimizer.learning_rate = 0.0
     before = model.get_weights()
     model.train_on_batch(x, y)
     for a, b in zip(before, model.get_weights()):
         np.testing.assert_array_equal(a, b)
-    assert len(model._executables) == graphs
+    assert len(model.compiled_steps.executables) == graphs
 
 
 def test_use_ema_keeps_an_average_and_fit_ends_on_it(rng):

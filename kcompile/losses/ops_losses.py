@@ -1,14 +1,16 @@
-"""More of Keras's loss functions, each written with ``keras.ops`` as Keras's own is (and
-so traced into the step with its gradient from the primitives): huber, log_cosh,
-kl_divergence, poisson, cosine_similarity, hinge, squared_hinge, categorical_hinge,
+"""Keras's losses written with ``keras.ops``, as Keras's own are (and so traced into the
+step with their gradient from the primitives): huber, log_cosh, kl_divergence, poisson,
+cosine_similarity, hinge, squared_hinge, categorical_hinge,
 mean_absolute_percentage_error, mean_squared_logarithmic_error and the focal
-cross-entropies. ``kcompile.losses.losses`` makes their Loss classes."""
+cross-entropies, each a function of (y_true, y_pred) and a Loss class around it."""
 
 from __future__ import annotations
 
 import math
+from typing import Any
 
 from kcompile import ops
+from kcompile.losses.loss import Loss
 
 EPSILON = 1e-7  # keras.config.epsilon()
 
@@ -129,3 +131,75 @@ def binary_focal_crossentropy(
     if apply_class_balancing:
         focal = (y_true * alpha + (1.0 - y_true) * (1.0 - alpha)) * focal
     return ops.mean(focal, axis=axis)
+
+
+class _FunctionOf(Loss):
+    """A loss class around one of the functions above, with its keyword arguments."""
+
+    function = staticmethod(huber)
+    arguments: tuple[str, ...] = ()
+
+    def __init__(self, reduction: str = "sum_over_batch_size", name: str | None = None, **kw):
+        own = {k: kw.pop(k) for k in list(kw) if k in self.arguments}
+        super().__init__(name=name, reduction=reduction, **kw)
+        self.kwargs = own
+
+    def check_shapes(self, y_true, y_pred):
+        pass
+
+    def call(self, y_true, y_pred):
+        return type(self).function(y_true, y_pred, **self.kwargs)
+
+    def get_config(self) -> dict[str, Any]:
+        return {**super().get_config(), **self.kwargs}
+
+
+def _loss_class(name: str, function, default_name: str, arguments: tuple[str, ...] = ()):
+    return type(
+        name,
+        (_FunctionOf,),
+        {
+            "function": staticmethod(function),
+            "default_name": default_name,
+            "arguments": arguments,
+            "__doc__": f"Keras's ``{name}`` loss.",
+        },
+    )
+
+
+Huber = _loss_class("Huber", huber, "huber_loss", ("delta",))
+LogCosh = _loss_class("LogCosh", log_cosh, "log_cosh")
+KLDivergence = _loss_class("KLDivergence", kl_divergence, "kl_divergence")
+Poisson = _loss_class("Poisson", poisson, "poisson")
+CosineSimilarity = _loss_class(
+    "CosineSimilarity", cosine_similarity, "cosine_similarity", ("axis",)
+)
+Hinge = _loss_class("Hinge", hinge, "hinge")
+SquaredHinge = _loss_class("SquaredHinge", squared_hinge, "squared_hinge")
+CategoricalHinge = _loss_class("CategoricalHinge", categorical_hinge, "categorical_hinge")
+MeanAbsolutePercentageError = _loss_class(
+    "MeanAbsolutePercentageError",
+    mean_absolute_percentage_error,
+    "mean_absolute_percentage_error",
+)
+MeanSquaredLogarithmicError = _loss_class(
+    "MeanSquaredLogarithmicError",
+    mean_squared_logarithmic_error,
+    "mean_squared_logarithmic_error",
+)
+CategoricalFocalCrossentropy = _loss_class(
+    "CategoricalFocalCrossentropy",
+    categorical_focal_crossentropy,
+    "categorical_focal_crossentropy",
+    ("alpha", "gamma", "from_logits", "label_smoothing", "axis"),
+)
+BinaryFocalCrossentropy = _loss_class(
+    "BinaryFocalCrossentropy",
+    binary_focal_crossentropy,
+    "binary_focal_crossentropy",
+    ("apply_class_balancing", "alpha", "gamma", "from_logits", "label_smoothing", "axis"),
+)
+
+kld = kl_divergence
+mape = mean_absolute_percentage_error
+msle = mean_squared_logarithmic_error

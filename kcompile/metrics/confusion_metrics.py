@@ -1,9 +1,10 @@
-"""Keras's metrics whose state is a vector: ``AUC`` (a confusion count per threshold)
-and ``FBetaScore`` / ``F1Score`` (counts per class).
+"""Keras's confusion metrics: ``Precision`` and ``Recall`` at one threshold, the counts
+``TruePositives`` ... ``FalseNegatives``, and ``AUC`` (a confusion count per threshold,
+a vector).
 
-Each batch yields its counts as f32 vectors, which the epoch loop records column by
-column and the runtime sums; the result is computed from the sums in float32 with
-Keras's formulas (``keras/src/metrics/confusion_metrics.py``, ``f_score_metrics.py``).
+Scalar counts are sums the runtime accumulates. AUC's counts are f32 vectors, which the
+epoch loop records column by column and the runtime sums; its result is computed from
+the sums in float32 with Keras's formulas (``keras/src/metrics/confusion_metrics.py``).
 """
 
 from __future__ import annotations
@@ -12,11 +13,12 @@ from typing import Any
 
 import numpy as np
 
+from kcompile.backend import session as backend
 from kcompile.backend.keras_tensor import keras_shape
 from kcompile.ir import DType, Value
 from kcompile.ir import build as B
-from kcompile.losses.losses import squeeze_or_expand_to_same_rank
-from kcompile.metrics.metrics import Metric, _element_weights, _f
+from kcompile.losses.loss import squeeze_or_expand_to_same_rank
+from kcompile.metrics.metric import Metric, _element_weights, _f
 
 EPSILON = 1e-7  # keras.config.epsilon()
 CURVES = {"roc": "ROC", "pr": "PR", "prgain": "PRGAIN"}
@@ -27,6 +29,98 @@ def _divide_no_nan(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     with np.errstate(divide="ignore", invalid="ignore"):
         out = np.divide(a, b)
     return np.where(b == 0, np.float32(0), out).astype(np.float32)
+
+
+class _Confusion(Metric):
+    """Precision and recall at one threshold; elements are binary decisions."""
+
+    def __init__(
+        self,
+        thresholds: float | None = None,
+        top_k: int | None = None,
+        class_id: int | None = None,
+        name: str | None = None,
+        **kwargs: Any,
+    ) -> None:
+        if top_k is not None or class_id is not None:
+            raise NotImplementedError(
+                f"{type(self).__name__}: top_k and class_id are not supported yet"
+            )
+        if isinstance(thresholds, list | tuple):
+            raise NotImplementedError(f"{type(self).__name__}: one threshold only")
+        self.threshold = 0.5 if thresholds is None else float(thresholds)
+        super().__init__(name, **kwargs)
+
+    def stats(self, y_true, y_pred, sample_weight=None):
+        t, p = squeeze_or_expand_to_same_rank(_f(y_true), y_pred)
+        if t.shape != p.shape:
+            raise ValueError(
+                f"metric {self.name}: labels of shape {keras_shape(y_true.shape)} do "
+                f"not match predictions of shape {keras_shape(y_pred.shape)}"
+            )
+        pred_pos = _f(B.gt(p, self.threshold))
+        true_pos = _f(B.ne(t, 0.0))
+        w = _element_weights(sample_weight, p)
+        tp = B.reduce_sum(pred_pos * true_pos * w)
+        return {"tp": tp, self.other: B.reduce_sum(self.other_mask(pred_pos, true_pos) * w)}
+
+    def ratio(self):
+        return ("tp", ("tp", self.other))
+
+
+class Precision(_Confusion):
+    stat_names = ("tp", "fp")
+    default_name = "precision"
+    other = "fp"
+
+    @staticmethod
+    def other_mask(pred_pos, true_pos):
+        return pred_pos * (1.0 - true_pos)
+
+
+class Recall(_Confusion):
+    stat_names = ("tp", "fn")
+    default_name = "recall"
+    other = "fn"
+
+    @staticmethod
+    def other_mask(pred_pos, true_pos):
+        return (1.0 - pred_pos) * true_pos
+
+
+class _Count(_Confusion):
+    """A count of binary decisions at the threshold (Keras's TruePositives, ...)."""
+
+    def stats(self, y_true, y_pred, sample_weight=None):
+        t, p = squeeze_or_expand_to_same_rank(_f(y_true), y_pred)
+        pred_pos = _f(B.gt(p, self.threshold))
+        true_pos = _f(B.ne(t, 0.0))
+        w = _element_weights(sample_weight, p)
+        return {self.stat: B.reduce_sum(self.mask(pred_pos, true_pos) * w)}
+
+    def ratio(self):
+        return (self.stat, ())
+
+
+def _count_class(name: str, stat: str, mask, direction: str):
+    return type(
+        name,
+        (_Count,),
+        {
+            "stat_names": (stat,),
+            "stat": stat,
+            "default_name": backend.snake_case(name),
+            "direction": direction,
+            "mask": staticmethod(mask),
+            "__doc__": f"Keras's {name}: a count over the elements seen.",
+        },
+    )
+
+
+TruePositives = _count_class("TruePositives", "tp", lambda p, t: p * t, "up")
+FalsePositives = _count_class("FalsePositives", "fp", lambda p, t: p * (1.0 - t), "down")
+TrueNegatives = _count_class("TrueNegatives", "tn", lambda p, t: (1.0 - p) * (1.0 - t), "up")
+FalseNegatives = _count_class("FalseNegatives", "fn", lambda p, t: (1.0 - p) * t, "down")
 
 
 class AUC(Metric):
@@ -227,123 +321,3 @@ def _evenly_distributed(thresholds: np.ndarray) -> bool:
     step = 1.0 / (len(thresholds) - 1)
     expected = np.arange(len(thresholds), dtype=np.float32) * step
     return bool(np.allclose(expected, thresholds, atol=1e-7))
-
-
-class FBetaScore(Metric):
-    """Keras's F-beta score from counts per class (``average``: None for one score per
-    class, "micro" over all elements, "macro" their mean, "weighted" by support)."""
-
-    stat_names = ("tp", "fp", "fn", "support")
-    default_name = "fbeta_score"
-
-    def __init__(
-        self,
-        average: str | None = None,
-        beta: float = 1.0,
-        threshold: float | None = None,
-        name: str = "fbeta_score",
-        dtype: Any = None,
-    ) -> None:
-        if average not in (None, "micro", "macro", "weighted"):
-            raise ValueError(
-                "Invalid `average` argument value. Expected one of: "
-                f"{{None, 'micro', 'macro', 'weighted'}}. Received: average={average}"
-            )
-        if not isinstance(beta, float):
-            raise ValueError(
-                "Invalid `beta` argument value. It should be a Python float. "
-                f"Received: beta={beta} of type '{type(beta)}'"
-            )
-        if beta <= 0.0:
-            raise ValueError(
-                f"Invalid `beta` argument value. It should be > 0. Received: beta={beta}"
-            )
-        if threshold is not None:
-            if not isinstance(threshold, float):
-                raise ValueError(
-                    "Invalid `threshold` argument value. It should be a Python float. "
-                    f"Received: threshold={threshold} of type '{type(threshold)}'"
-                )
-            if threshold > 1.0 or threshold <= 0.0:
-                raise ValueError(
-                    "Invalid `threshold` argument value. It should verify 0 < threshold <= 1. "
-                    f"Received: threshold={threshold}"
-                )
-        self.average, self.beta, self.threshold = average, beta, threshold
-        super().__init__(name, dtype)
-
-    def stats(self, y_true: Value, y_pred: Value, sample_weight: Value | None = None):
-        if y_pred.rank != 2 or y_true.rank != 2:
-            raise ValueError(
-                f"metric {self.name}: FBetaScore expects 2D inputs with shape "
-                "(batch_size, output_dim). Received input shapes: "
-                f"y_pred.shape={keras_shape(y_pred.shape)} and "
-                f"y_true.shape={keras_shape(y_true.shape)}."
-            )
-        p, t = _f(y_pred), _f(y_true)
-        if self.threshold is None:
-            top = B.reduce_max(p, -1, keepdims=True)
-            p = _f(B.logical_and(B.ge(p, top), B.gt(B.abs(p), 1e-9)))
-        else:
-            p = _f(B.gt(p, self.threshold))
-        w = 1.0
-        if sample_weight is not None:  # one weight per sample, as Keras's expand_dims(w, 1)
-            w = _f(sample_weight)
-            w = B.reshape(w, (*w.shape, 1)) if w.rank == 1 else w
-        axes = (0, 1) if self.average == "micro" else (0,)
-
-        def total(v: Value) -> Value:
-            return B.reduce_sum(B.broadcast_to(v * w, p.shape), axes)
-
-        return {
-            "tp": total(p * t),
-            "fp": total(p * (1.0 - t)),
-            "fn": total((1.0 - p) * t),
-            "support": total(t),
-        }
-
-    def ratio(self):
-        return None
-
-    def result_from(self, acc: dict[str, Any]) -> float | np.ndarray:
-        tp, fp, fn, support = (np.asarray(acc.get(s, 0.0), np.float32) for s in self.stat_names)
-        eps = np.float32(EPSILON)
-        precision = tp / (tp + fp + eps)
-        recall = tp / (tp + fn + eps)
-        beta2 = np.float32(self.beta**2)
-        score = (precision * recall) / (beta2 * precision + recall + eps) * (1 + beta2)
-        if self.average == "weighted":
-            return float(np.sum(score * (support / (np.sum(support) + eps)), dtype=np.float32))
-        if self.average is not None:
-            return float(np.mean(score, dtype=np.float32))
-        return score.astype(np.float32)
-
-    def get_config(self) -> dict[str, Any]:
-        return {
-            "name": self.name,
-            "dtype": self.dtype,
-            "average": self.average,
-            "beta": self.beta,
-            "threshold": self.threshold,
-        }
-
-
-class F1Score(FBetaScore):
-    default_name = "f1_score"
-
-    def __init__(
-        self,
-        average: str | None = None,
-        threshold: float | None = None,
-        name: str = "f1_score",
-        dtype: Any = None,
-    ) -> None:
-        super().__init__(average=average, beta=1.0, threshold=threshold, name=name, dtype=dtype)
-
-    def get_config(self) -> dict[str, Any]:
-        config = super().get_config()
-        del config["beta"]
-        return config
-
-
-VECTOR_METRICS = {cls.__name__: cls for cls in (AUC, FBetaScore, F1Score)}
