@@ -9,6 +9,86 @@ os.environ.setdefault("KCOMPILE_VERIFY", "1")
 os.environ.setdefault("KCOMPILE_CHECK", "1")
 
 
+# The quick tier (`-m "not slow"`, for working in a loop) leaves out the tests marked slow
+# in place and these: each took 2.4 s or more in a cold-cache run of the quick tier on 2
+# cores (`python -m pytest -q -n auto -m "not slow" --durations=0`). What they check is
+# also checked, on smaller models, by tests the quick tier keeps; the full suite runs all.
+SLOW_IN_THE_QUICK_TIER = {
+    "tests/test_artifact.py::test_cli_build_info_run",
+    "tests/test_artifact.py::test_manifest_describes_the_artifact",
+    "tests/test_artifact.py::test_object_code_when_no_linker",
+    "tests/test_artifact.py::test_portable_cpu_levels",
+    "tests/test_backends.py::test_five_train_steps_match[two_inputs_rmsprop]",
+    "tests/test_bad_input.py::test_loaded_artifacts_refuse_them_too",
+    "tests/test_batch_data.py::test_a_py_dataset_trains_like_the_same_batches_of_arrays",
+    "tests/test_cli_errors.py::test_ctrl_c_while_run_loads_its_data_exits_130",
+    "tests/test_codegen_target.py::test_dumps_of_llvm_ir_and_assembly",
+    "tests/test_compile_cache.py::test_the_runtime_library_builds_in_a_child_while_the_model_compiles",
+    "tests/test_compile_jobs.py::test_training_compiled_in_two_processes_matches_one_bit_for_bit[0]",
+    "tests/test_compile_jobs.py::test_training_compiled_in_two_processes_matches_one_bit_for_bit[1]",
+    "tests/test_concurrency.py::test_concurrent_predict_and_evaluate_match_serial_results[artifact]",
+    "tests/test_conv_layers.py::test_compiled_train_steps_match_reference[cnn]",
+    "tests/test_conv_layers.py::test_compiled_train_steps_match_reference[conv1d]",
+    "tests/test_conv_layers.py::test_compiled_train_steps_match_reference[transpose]",
+    "tests/test_custom_layers.py::test_lambda_layers_custom_losses_and_loss_subclasses",
+    "tests/test_custom_layers.py::test_native_and_reference_agree_on_custom_layers",
+    "tests/test_custom_layers.py::test_siamese_network_as_the_keras_example_writes_it",
+    "tests/test_datasets_cli.py::test_cli_ir_any_stage_all_and_dot",
+    "tests/test_datasets_cli.py::test_cli_memory_and_check",
+    "tests/test_distribution.py::test_a_checkpoint_from_two_ranks_resumes_in_one_process_and_in_two",
+    "tests/test_distribution.py::test_kcompile_run_trains_an_artifact_data_parallel_and_resumes_with_any_ranks",
+    "tests/test_distribution.py::test_two_ranks_train_as_one_process_on_the_global_batch[batchnorm]",
+    "tests/test_distribution.py::test_two_ranks_train_as_one_process_on_the_global_batch[plain]",
+    "tests/test_distribution.py::test_two_ranks_train_as_one_process_on_the_global_batch[short]",
+    "tests/test_downloads.py::test_cifar10_extracts_its_archive_once",
+    "tests/test_dumps.py::test_example_and_cli_write_the_tree_kcompile_dump_writes",
+    "tests/test_dumps.py::test_kcompile_dump_writes_every_step_complete_also_on_a_cache_hit",
+    "tests/test_dynamic_shapes.py::test_bidirectional_lstm_on_reviews_as_the_keras_example_writes_it",
+    "tests/test_dynamic_shapes.py::test_export_of_a_dynamic_model_compiles_for_its_probe",
+    "tests/test_dynamic_shapes.py::test_native_and_reference_agree_at_two_lengths",
+    "tests/test_dynamic_shapes.py::test_steps_specialize_on_the_data_and_compile_again_for_new_shapes",
+    "tests/test_examples_custom.py::test_the_subclassed_model_example_separates_the_rings",
+    "tests/test_fusion_regressions.py::test_trains_like_the_reference[16-conv_leaky_subtract]",
+    "tests/test_fusion_regressions.py::test_trains_like_the_reference[16-conv_relu_then_padding]",
+    "tests/test_fusion_regressions.py::test_trains_like_the_reference[16-minimum_merge]",
+    "tests/test_fusion_regressions.py::test_trains_like_the_reference[32-vector_batchnorm_concatenated]",
+    "tests/test_fusion_regressions.py::test_trains_like_the_reference[32-vector_batchnorm_without_center]",
+    "tests/test_fuzz.py::test_mutated_dumps_give_located_parse_errors_only",
+    "tests/test_fuzz.py::test_random_model_matches_the_reference[0]",
+    "tests/test_fuzz.py::test_random_model_matches_the_reference[1]",
+    "tests/test_keras_files.py::test_a_kcompile_keras_file_round_trips_with_its_optimizer",
+    "tests/test_keras_files.py::test_a_keras_file_from_keras_predicts_kerass_numbers[custom_layers]",
+    "tests/test_keras_files.py::test_a_keras_file_from_keras_predicts_kerass_numbers[nadam_ema]",
+    "tests/test_keras_files.py::test_a_keras_file_from_keras_predicts_kerass_numbers[sequence_model]",
+    "tests/test_keras_files.py::test_a_keras_file_from_keras_predicts_kerass_numbers[subclassed_file]",
+    "tests/test_keras_files.py::test_a_users_layers_round_trip_and_need_their_classes",
+    "tests/test_keras_files.py::test_model_checkpoint_writes_keras_files",
+    "tests/test_keras_parity.py::test_kcompile_gives_kerass_numbers[confusion_metrics]",
+    "tests/test_keras_parity.py::test_kcompile_gives_kerass_numbers[conv_bn]",
+    "tests/test_keras_parity.py::test_kcompile_gives_kerass_numbers[custom_mlp]",
+    "tests/test_keras_parity.py::test_kcompile_gives_kerass_numbers[masked_attention]",
+    "tests/test_keras_parity.py::test_kcompile_gives_kerass_numbers[masked_tagger]",
+    "tests/test_keras_parity.py::test_kcompile_gives_kerass_numbers[masking_layer]",
+    "tests/test_keras_parity.py::test_kcompile_gives_kerass_numbers[ops_attention]",
+    "tests/test_lookup_layers.py::test_a_model_with_text_input_runs_its_vectorizer_on_the_host",
+    "tests/test_masking.py::test_both_backends_train_a_masked_model_alike[llvm]",
+    "tests/test_metrics_confusion.py::test_an_artifact_computes_them_as_the_model_does",
+    "tests/test_metrics_confusion.py::test_exporting_a_users_metric_is_refused_naming_it",
+    "tests/test_metrics_confusion.py::test_fit_and_evaluate_report_what_the_metrics_give_on_the_predictions",
+    "tests/test_more_layers.py::test_native_and_reference_agree_on_the_new_layers",
+    "tests/test_packaging.py::test_the_wheel_holds_one_top_level_package",
+    "tests/test_recurrent.py::test_compiled_train_steps_match_reference[gru]",
+    "tests/test_recurrent.py::test_text_classifier_example_learns",
+    "tests/test_training.py::test_functional_two_inputs_concat_residual",
+}
+
+
+def pytest_collection_modifyitems(items):
+    for item in items:
+        if item.nodeid in SLOW_IN_THE_QUICK_TIER:
+            item.add_marker(pytest.mark.slow)
+
+
 @pytest.fixture(autouse=True)
 def _fresh_session():
     import kcompile
