@@ -27,6 +27,8 @@ from kcompile.backend.symbolic import TracedTensor, TraceError, current_context,
 from kcompile.backend.variables import Variable
 from kcompile.ir import BATCH, DType, Graph, Interpreter, ShapeError, TensorType, Value
 from kcompile.ir import build as B
+from kcompile.layers.input_spec import assert_input_compatibility
+from kcompile.layers.layer_attributes import LayerAttributes
 from kcompile.ops.core import Builder
 from kcompile.tree import flatten, map_structure
 from kcompile.utils.traceback_utils import filter_traceback
@@ -128,9 +130,34 @@ def topological_records(outputs: list[KerasTensor]) -> list[CallRecord]:
     return order
 
 
-class Layer:
+def _build_wrapper(build):
+    """Keras's: a direct ``layer.build(shape)`` marks the layer built and records the
+    shapes it was given (its ``get_build_config``)."""
+
+    @functools.wraps(build)
+    def wrapped(self, *args: Any, **kwargs: Any) -> Any:
+        result = build(self, *args, **kwargs)
+        if self.__dict__.get("_build_shapes_dict") is None:
+            if args:
+                self._build_shapes_dict = {"input_shape": args[0]}
+            elif kwargs:
+                self._build_shapes_dict = dict(kwargs)
+        self.built = True
+        return result
+
+    wrapped._keras_build_wrapper = True
+    return wrapped
+
+
+class Layer(LayerAttributes):
     multi_input = False  # call takes a list of tensors (Add, Concatenate)
     propagates_mask = False  # a built-in layer that passes its input's mask on (Dense)
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        build = cls.__dict__.get("build")
+        if build is not None and not getattr(build, "_keras_build_wrapper", False):
+            cls.build = _build_wrapper(build)
 
     def __init__(
         self,
@@ -145,8 +172,12 @@ class Layer:
         if kwargs:
             raise TypeError(f"{type(self).__name__}: unexpected arguments {sorted(kwargs)}")
         self.name = name or backend.unique_name(backend.snake_case(type(self).__name__))
-        self.trainable = trainable
+        self._trainable = bool(trainable)
         self.built = False
+        self._build_shapes_dict: dict | None = None  # Keras's: what build was given
+        # The InputSpec a layer sets itself (``self.input_spec = ...``), checked on calls;
+        # a model's own spec (its Inputs' shapes) is left to kcompile's shape checks.
+        self.__dict__.setdefault("_input_spec", None)
         self._variables: list[Variable] = []
         self._calls: list[CallRecord] = []
         self._build_shapes: list[tuple] | None = None
@@ -295,7 +326,101 @@ class Layer:
             var.assign(w)
 
     def count_params(self) -> int:
+        """Keras's: the number of weights' elements; a layer not built yet has none to
+        count, and Keras refuses it likewise."""
+        if not self.built:
+            raise ValueError(
+                f"You tried to call `count_params` on layer '{self.name}', but the layer "
+                "isn't built. You can build it manually via: `layer.build(input_shape)`."
+            )
         return int(sum(np.prod(v.shape) for v in self.weights))
+
+    # --- Keras's attributes of state --------------------------------------------
+
+    @property
+    def trainable(self) -> bool:
+        return self._trainable
+
+    @trainable.setter
+    def trainable(self, value: bool) -> None:
+        """Keras's: setting it sets it on every layer this one holds too."""
+        seen: set[int] = set()
+
+        def visit(layer: Layer) -> None:
+            if id(layer) in seen:
+                return
+            seen.add(id(layer))
+            layer._trainable = bool(value)
+            for child in layer._trainable_children():
+                visit(child)
+
+        visit(self)
+
+    def _trainable_children(self) -> list[Layer]:
+        return self._tracked_layers()
+
+    # --- build and output shapes, as Keras's -------------------------------------
+
+    def get_build_config(self) -> dict[str, Any] | None:
+        """Keras's: the shapes ``build`` was given (``{"input_shape": ...}``, or
+        ``{"shapes_dict": ...}`` for a build of several arguments); None if not built."""
+        shapes = self._build_shapes_dict
+        if shapes is None:
+            return None
+        if len(shapes) == 1:
+            return {"input_shape": next(iter(shapes.values()))}
+        return {"shapes_dict": dict(shapes)}
+
+    def build_from_config(self, config: dict[str, Any] | None) -> None:
+        """Keras's: build from ``get_build_config``'s shapes."""
+        if not config or self.built:
+            return
+        if "input_shape" in config:
+            shape = _shape_structure(config["input_shape"])
+            if self._keras_call:
+                self._ensure_built(shape)
+            else:
+                self._ensure_built(list(shape) if self.multi_input else [shape])
+        elif "shapes_dict" in config:
+            shapes = {k: _shape_structure(v) for k, v in config["shapes_dict"].items()}
+            self._ensure_built(_BuildShapes(shapes))
+
+    def compute_output_spec(self, *args: Any, **kwargs: Any) -> Any:
+        """Keras's: the output KerasTensors of a call on ``args`` (KerasTensors),
+        from tracing ``call``, without recording the call."""
+        leaves = flatten((args, kwargs))
+        tensors = [t for t in leaves if isinstance(t, KerasTensor)]
+        if not tensors:
+            raise ValueError(
+                f"layer '{self.name}': compute_output_spec takes KerasTensors "
+                "(keras.KerasTensor(shape) or keras.Input), got none"
+            )
+        batch = tensors[0].shape[0] if tensors[0].shape else None
+        free = [_unbatched(t) for t in tensors]
+        spec = None
+        if self._keras_call:
+            by_id = {id(t): f for t, f in zip(tensors, free)}
+            swapped = map_structure(lambda x: by_id.get(id(x), x), (tuple(args), dict(kwargs)))
+            training = swapped[1].pop("training", None)
+            spec = _CallSpec.of(self, swapped[0], swapped[1], training, KerasTensor)
+            self._ensure_built(spec.build_shapes(self, [t.shape for t in spec.tensors]))
+            free = spec.tensors
+        else:
+            self._ensure_built([t.shape for t in free])
+        outs = [
+            KerasTensor(_with_batch(shape, batch), dtype, name=self.name)
+            for shape, dtype, _ in self._output_specs(free, spec)
+        ]
+        return outs[0] if len(outs) == 1 else outs
+
+    def compute_output_shape(self, input_shape: Any) -> Any:
+        """Keras's: the output shape(s) for ``input_shape`` (batch dimension included),
+        from tracing ``call`` on symbolic inputs of that shape."""
+        shapes = _shape_structure(input_shape)
+        several = isinstance(shapes, list)
+        tensors = [KerasTensor(s) for s in shapes] if several else [KerasTensor(shapes)]
+        out = self.compute_output_spec(tensors if several else tensors[0])
+        return [t.shape for t in out] if isinstance(out, list) else out.shape
 
     # --- the parts a layer defines -------------------------------------------
 
@@ -442,13 +567,18 @@ class Layer:
             if not self.built:
                 if isinstance(shapes, _BuildShapes):
                     self.build(**shapes.by_name)
+                    self._build_shapes_dict = dict(shapes.by_name)
                 else:
                     self.build(shapes)
+                    self._build_shapes_dict = {"input_shape": shapes}
                 self.built = True
             return
         if not self.built:
             self.build(shapes if self.multi_input else shapes[0])
             self.built = True
+            self._build_shapes_dict = {
+                "input_shape": list(shapes) if self.multi_input else shapes[0]
+            }
             if features_only:
                 shapes = [(*[None] * (len(s) - 1), *s[-1:]) for s in shapes]
             self._build_shapes = shapes
@@ -469,6 +599,7 @@ class Layer:
 
     def _symbolic_call(self, flat: list[KerasTensor], call: _CallSpec | None = None) -> Any:
         shapes = [t.shape for t in flat]
+        assert_input_compatibility(getattr(self, "_input_spec", None), shapes, self.name)
         self._ensure_built(call.build_shapes(self, shapes) if call else shapes)
         outputs = []
         for shape, dtype, mask in self._output_specs(flat, call):
@@ -592,6 +723,9 @@ class Layer:
         if getattr(self, "_host", None):  # a model's host layers (TextVectorization, ...)
             arrays = [np.asarray(a) for a in self.host_inputs(arrays)]
         shapes = [(None, *a.shape[1:]) for a in arrays]
+        assert_input_compatibility(
+            getattr(self, "_input_spec", None), [a.shape for a in arrays], self.name
+        )
         self._ensure_built(call.build_shapes(self, shapes) if call else shapes)
         graph = Graph(f"{self.name}_eager")
         ctx = TraceContext(graph, training=training)
@@ -724,6 +858,33 @@ class _CallSpec:
         if len(wanted) <= 1:
             return next(iter(by_name.values()), None)
         return _BuildShapes({name: by_name[name] for name in wanted if name in by_name})
+
+
+def _shape_structure(shape: Any) -> Any:
+    """A shape as tuples (JSON gives lists): one shape, or a list of shapes."""
+    if isinstance(shape, dict):
+        return {k: _shape_structure(v) for k, v in shape.items()}
+    if (
+        isinstance(shape, list | tuple)
+        and shape
+        and all(isinstance(s, list | tuple) or s is None for s in shape)
+        and any(isinstance(s, list | tuple) for s in shape)
+    ):
+        return [_shape_structure(s) for s in shape]
+    return tuple(shape) if isinstance(shape, list | tuple) else shape
+
+
+def _unbatched(t: KerasTensor) -> KerasTensor:
+    """``t`` with its batch dimension unknown (how kcompile traces shapes)."""
+    if not t.shape or t.shape[0] is None:
+        return t
+    return KerasTensor((None, *t.shape[1:]), t.dtype, name=t.name)
+
+
+def _with_batch(shape: tuple, batch: int | None) -> tuple:
+    if batch is None or not shape or shape[0] is not None:
+        return tuple(shape)
+    return (batch, *shape[1:])
 
 
 def _spec(value: Value) -> tuple[tuple, str]:

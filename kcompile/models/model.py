@@ -358,6 +358,20 @@ class Model(Layer):
         self._steps.compile(
             optimizer, loss, loss_weights, metrics, weighted_metrics, steps_per_execution, backend
         )
+        if jit_compile == "auto":
+            jit_compile = not run_eagerly
+        # Keras's compile config: the arguments as given (the optimizer made), which
+        # get_compile_config serializes and compile_from_config replays.
+        self._compile_args = {
+            "optimizer": self.optimizer,
+            "loss": loss,
+            "loss_weights": loss_weights,
+            "metrics": metrics,
+            "weighted_metrics": weighted_metrics,
+            "run_eagerly": run_eagerly,
+            "steps_per_execution": steps_per_execution,
+            "jit_compile": bool(jit_compile),
+        }
 
     @property
     def compiled_steps(self) -> ModelSteps:
@@ -490,6 +504,199 @@ class Model(Layer):
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} name={self.name}, built={self.built}>"
+
+    # --- Keras's attributes of a model ----------------------------------------------------
+
+    def _trainable_children(self) -> list[Layer]:
+        return self.layers
+
+    @property
+    def input(self) -> Any:
+        """Keras's: the model's Input tensor (a list for several inputs)."""
+        if not self._inputs:
+            raise AttributeError(
+                f"The layer {self.name} has never been called and thus has no defined input."
+            )
+        return self._inputs[0] if len(self._inputs) == 1 else list(self._inputs)
+
+    @property
+    def output(self) -> Any:
+        """Keras's: the model's output tensor, in the structure the model was given (a
+        list, or a dict by key)."""
+        if not self._outputs:
+            raise AttributeError(
+                f"The layer {self.name} has never been called and thus has no defined output."
+            )
+        return self._pack_outputs(list(self._outputs))
+
+    @property
+    def input_spec(self) -> Any:
+        """Keras's: a model with Inputs takes tensors of their shapes."""
+        if self._input_spec is not None or not self._inputs:
+            return self._input_spec
+        from kcompile.layers.input_spec import InputSpec
+
+        return [InputSpec(shape=t.shape) for t in self._inputs]
+
+    @input_spec.setter
+    def input_spec(self, value: Any) -> None:
+        self._input_spec = value
+
+    @property
+    def operations(self) -> list[Layer]:
+        """Keras's (a functional model's): every layer and keras.ops node of its graph,
+        its Inputs first."""
+        if self._subclassed:
+            raise AttributeError(f"'{type(self).__name__}' object has no attribute 'operations'")
+        return list(self._layer_order)
+
+    @property
+    def loss(self) -> Any:
+        """Keras's: the ``loss`` given to ``compile`` (None before)."""
+        return self._compile_arg("loss")
+
+    @property
+    def run_eagerly(self) -> bool:
+        """Keras's setting, as compile was given it (kcompile always runs compiled code)."""
+        return bool(self._compile_arg("run_eagerly"))
+
+    @property
+    def jit_compile(self) -> bool:
+        return bool(self._compile_arg("jit_compile", True))
+
+    @property
+    def steps_per_execution(self) -> int:
+        return int(self._compile_arg("steps_per_execution", 1))
+
+    def _compile_arg(self, name: str, default: Any = None) -> Any:
+        return getattr(self, "_compile_args", {}).get(name, default)
+
+    @property
+    def metrics(self) -> list:
+        """Keras's: after compile, the loss tracker (a metric named "loss") and the
+        compiled metrics (one named "compile_metrics" holding them in ``metrics``), whose
+        ``result()`` is the value of the last fit or evaluate; then the metric objects
+        the layers hold."""
+        from kcompile.models.tracked_metrics import compiled_metrics
+
+        tracked = compiled_metrics(self) if self.compiled else []
+        return tracked + [m for m in Layer.metrics.fget(self) if m not in tracked]
+
+    def get_metrics_result(self) -> dict[str, Any]:
+        """Keras's: each metric's current result by name (the compiled metrics' own
+        names, as fit's logs show them)."""
+        results: dict[str, Any] = {}
+        for metric in self.metrics:
+            value = metric.result()
+            if isinstance(value, dict):
+                results.update(value)
+            else:
+                results[metric.name] = value
+        return results
+
+    # --- Keras's configs -----------------------------------------------------------------
+
+    def get_config(self) -> dict[str, Any]:
+        """Keras's: a functional model's layers and connections (as ``to_json`` and
+        ``.keras`` files hold them); a subclassed model's name and trainable."""
+        if self._subclassed or not self.built:
+            return Layer.get_config(self)
+        from kcompile.saving.saving_lib import model_config
+
+        return model_config(self)["config"]
+
+    @classmethod
+    def from_config(cls, config: dict[str, Any], custom_objects: dict | None = None) -> Model:
+        """Keras's: a functional model from ``get_config``'s dict (kcompile's or one real
+        Keras wrote); a subclass from its constructor's arguments."""
+        functional = all(k in config for k in ("name", "layers", "input_layers", "output_layers"))
+        if functional and (cls is Model or not internals.keras_style_call(cls.__new__(cls))):
+            from kcompile.saving.saving_lib import model_from_config
+
+            with_class = {"class_name": "Functional", "config": config}
+            return model_from_config(with_class, custom_objects)
+        try:
+            return cls(**config)
+        except TypeError as e:
+            raise TypeError(
+                "Unable to revive model from config. When overriding the `get_config()` "
+                "method, make sure that the returned config contains all items used as "
+                f"arguments in the constructor to {cls}, which is the default behavior. "
+                f"Received config={config}. Error encountered during deserialization: {e}"
+            ) from None
+
+    def to_json(self, **kwargs: Any) -> str:
+        """Keras's: the model's serialized config as JSON (``model_from_json`` reads it;
+        so does real Keras)."""
+        import json
+
+        from kcompile.saving.serialization_lib import serialize_keras_object
+
+        return json.dumps(serialize_keras_object(self), **kwargs)
+
+    def get_build_config(self) -> dict[str, Any] | None:
+        """Keras's: a functional model is built by its Inputs (``{"input_shape": None}``); a
+        subclassed model by the shapes it was built with."""
+        if not self.built:
+            return None
+        if self._subclassed:
+            return {"input_shape": self.input_shape}
+        return {"input_shape": None}
+
+    def build_from_config(self, config: dict[str, Any] | None) -> None:
+        if not config or self.built:
+            return
+        shape = config.get("input_shape")
+        if shape is not None:
+            self.build(_tuple_shapes(shape))
+
+    def get_compile_config(self) -> dict[str, Any]:
+        """Keras's: ``compile``'s arguments, serialized ({} before compile)."""
+        if not self.compiled or not hasattr(self, "_compile_args"):
+            return {}
+        from kcompile.saving.serialization_lib import serialize_dict
+
+        return serialize_dict(self._compile_args)
+
+    def compile_from_config(self, config: dict[str, Any]) -> None:
+        """Keras's: ``compile`` again with ``get_compile_config``'s arguments (a Keras
+        model's too); the optimizer's state is made for the model's weights."""
+        if type(self).compile is not Model.compile:
+            import warnings
+
+            warnings.warn(
+                "`compile()` was not called as part of model loading because the model's "
+                "`compile()` method is custom. All subclassed Models that have `compile()` "
+                "overridden should also override `get_compile_config()` and "
+                "`compile_from_config(config)`. Alternatively, you can call `compile()` "
+                "manually after loading.",
+                stacklevel=2,
+            )
+            return
+        from kcompile.saving.serialization_lib import deserialize_keras_object
+
+        arguments = deserialize_keras_object(config)
+        arguments = {k: v for k, v in arguments.items() if k != "auto_scale_loss"}
+        self.compile(**arguments)
+        if self.built:
+            self.optimizer.build(self.trainable_weights)
+
+    def get_quantization_layer_structure(self, mode: Any = None) -> None:
+        """Keras's hook for structure-aware quantization (``quantize``, refused): None,
+        as Keras's default."""
+        return None
+
+    def quantize(self, mode: Any = None, config: Any = None, filters: Any = None, **kwargs):
+        raise NotImplementedError(
+            f"model '{self.name}': quantize({mode!r}) is not supported by kcompile yet "
+            "(int8/float8 weights and kernels are issue 29)"
+        )
+
+
+def _tuple_shapes(shape: Any) -> Any:
+    if _is_shape_list(shape):
+        return [tuple(s) for s in shape]
+    return tuple(shape)
 
 
 __all__ = ["InputLayer", "Model"]

@@ -84,3 +84,41 @@ class Sequential(Model):
     @property
     def layers(self) -> list[Layer]:
         return list(self._stack)
+
+    @property
+    def operations(self) -> list[Layer]:
+        """Keras's Sequential has no ``operations`` (a functional model's)."""
+        raise AttributeError("'Sequential' object has no attribute 'operations'")
+
+    # --- Keras's configs -----------------------------------------------------------------
+
+    def get_config(self) -> dict[str, Any]:
+        """Keras's: the layers (an InputLayer first, once built) and the input shape."""
+        from kcompile.saving.saving_lib import model_config
+
+        return model_config(self)["config"]
+
+    @classmethod
+    def from_config(cls, config: dict[str, Any], custom_objects: dict | None = None) -> Sequential:
+        """Keras's: the layers made from their configs (kcompile's or real Keras's), then
+        built with ``build_input_shape`` when the config has no InputLayer."""
+        from kcompile.saving.saving_lib import model_from_config
+
+        return model_from_config({"class_name": "Sequential", "config": config}, custom_objects)
+
+    def get_build_config(self) -> dict[str, Any] | None:
+        if not self.built:
+            return None
+        return {"input_shape": self.inputs[0].shape}
+
+    def build_from_config(self, config: dict[str, Any] | None) -> None:
+        if config and config.get("input_shape") is not None and not self.built:
+            self.build(tuple(config["input_shape"]))
+
+    @filter_traceback
+    def summary(self, print_fn=print, **kwargs: Any) -> None:
+        """Keras's table; a Sequential not built yet shows its layers with "?" shapes and
+        "0 (unbuilt)" parameters, as Keras prints it."""
+        from kcompile.models.summary import summary_text
+
+        print_fn(summary_text(self, False))

@@ -46,7 +46,7 @@ def summary_text(model, functional: bool) -> str:
         cells = [
             f"{layer.name} ({type(layer).__name__})",
             _shape_of(layer),
-            f"{layer.count_params():,}",
+            f"{layer.count_params():,}" if layer.built else "0 (unbuilt)",
         ]
         if functional:
             calls = internals.call_records(layer)

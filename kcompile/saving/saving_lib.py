@@ -31,6 +31,7 @@ from kcompile.saving.object_registration import (
     get_registered_name,
     get_registered_object,
     model_class,
+    scope_objects,
 )
 from kcompile.utils.atomic import atomic_write
 from kcompile.version import __version__
@@ -310,7 +311,7 @@ def _tensor_ref(t) -> dict:
     }
 
 
-def _layer_entry(layer) -> dict:
+def layer_entry(layer) -> dict:
     from kcompile.layers import InputLayer
     from kcompile.ops.operation import Operation
 
@@ -388,18 +389,26 @@ def _nested(layer) -> dict:
 
 
 def _sequential_config(model) -> dict:
-    entries = [_layer_entry(model.inputs[0]._input_layer)]
-    for layer in model.layers:
-        entry = _layer_entry(layer)
+    first = [model.inputs[0]._input_layer] if model.built else []
+    entries = []
+    for layer in first + model.layers:
+        entry = layer_entry(layer)
+        entry.pop("name")
         entry.pop("inbound_nodes")
+        if layer.get_build_config() is not None:
+            entry["build_config"] = _jsonable(layer.get_build_config())
         entries.append(entry)
-    return {
+    config = {"name": model.name, "trainable": model.trainable, "layers": entries}
+    out = {
         "module": "keras",
         "class_name": "Sequential",
-        "config": {"name": model.name, "trainable": True, "layers": entries},
+        "config": config,
         "registered_name": None,
-        "build_config": {"input_shape": list(model.inputs[0].shape)},
     }
+    if model.built:
+        config["build_input_shape"] = list(model.inputs[0].shape)
+        out["build_config"] = {"input_shape": list(model.inputs[0].shape)}
+    return out
 
 
 def model_config(model) -> dict:
@@ -429,7 +438,7 @@ def model_config(model) -> dict:
         "config": {
             "name": model.name,
             "trainable": True,
-            "layers": [_layer_entry(layer) for layer in model.layers],
+            "layers": [layer_entry(layer) for layer in model.layers],
             "input_layers": [[t._input_layer.name, 0, 0] for t in model.inputs],
             "output_layers": endpoints,
         },
@@ -441,48 +450,10 @@ def model_config(model) -> dict:
 
 
 def _compile_config(model) -> dict:
-    compiled = model.compiled_steps.config
-    config: dict = {}
-    if compiled is not None:
-        opt = compiled.optimizer
-        config["compile_config"] = {
-            "optimizer": {
-                "module": "keras.optimizers",
-                "class_name": type(opt).__name__,
-                "config": _jsonable(opt.get_config()),
-                "registered_name": None,
-            },
-            "loss": _jsonable([s.loss.name if s.loss else None for s in compiled.specs])
-            if len(compiled.specs) > 1
-            else (compiled.specs[0].loss.name if compiled.specs[0].loss else None),
-            "metrics": _jsonable([_metric_configs(s.metric_ids) for s in compiled.specs])
-            if len(compiled.specs) > 1
-            else _jsonable(_metric_configs(compiled.specs[0].metric_ids)) or None,
-        }
-    return config
-
-
-def _metric_configs(identifiers: list) -> list:
-    """Compile's metrics as Keras writes them: names as they are, metric objects as their
-    class and config (``metrics.get`` reads both), functions by name."""
-    from kcompile.metrics.metric import Metric
-
-    out = []
-    for ident in identifiers:
-        if isinstance(ident, Metric):
-            out.append(
-                {
-                    "module": "keras.metrics",
-                    "class_name": type(ident).__name__,
-                    "config": _jsonable(ident.get_config()),
-                    "registered_name": None,
-                }
-            )
-        elif callable(ident) and not isinstance(ident, str):
-            out.append(getattr(ident, "__name__", type(ident).__name__))
-        else:
-            out.append(ident)
-    return out
+    """Keras's ``compile_config``: the model's ``get_compile_config`` (compile's
+    arguments, serialized)."""
+    config = model.get_compile_config() if model.compiled_steps.config is not None else {}
+    return {"compile_config": _jsonable(config)} if config else {}
 
 
 # Keras config keys kcompile's layers have no parameter for, and the values they may
@@ -618,11 +589,16 @@ def model_from_config(config: dict, custom_objects: dict | None = None):
     body = config["config"]
     if kind == "Sequential":
         stack = [layer_from_keras(e, custom_objects) for e in body["layers"]]
-        first = stack[0] if isinstance(stack[0], layers.InputLayer) else None
+        first = stack[0] if stack and isinstance(stack[0], layers.InputLayer) else None
         rest = stack[1:] if first else stack
         model = model_class("Sequential")(
             ([first.output_tensor] if first else []) + rest, name=body.get("name")
         )
+        shape = body.get("build_input_shape") or (config.get("build_config") or {}).get(
+            "input_shape"
+        )
+        if not model.built and shape:
+            model.build(tuple(shape))
         return model
     if kind not in ("Functional", "Model"):
         return _subclassed_from_config(config, custom_objects)
@@ -718,29 +694,17 @@ def load_keras(path: str, compile: bool = True, custom_objects: dict | None = No
     model = model_from_config(config, custom_objects)
     compile_config = config.get("compile_config")
     if compile and compile_config:
-        _compile_from(model, compile_config)
+        _compile_from(model, compile_config, custom_objects)
     _read_weights(model, weights, with_optimizer=bool(compile and compile_config))
     return model
 
 
-def _compile_from(model, compile_config: dict) -> None:
-    from kcompile import optimizers
+def _compile_from(model, compile_config: dict, custom_objects: dict | None = None) -> None:
+    """``compile_from_config``, finding a user's losses and metrics in ``custom_objects``."""
+    from kcompile.saving.object_registration import CustomObjectScope
 
-    opt = compile_config.get("optimizer")
-    if isinstance(opt, dict):
-        cls = getattr(optimizers, opt["class_name"], None)
-        if cls is None:
-            raise NotImplementedError(f"optimizer {opt['class_name']} is not in kcompile")
-        options = {k: v for k, v in opt["config"].items() if v is not None or k == "weight_decay"}
-        options.pop("loss_scale_factor", None)  # mixed precision: kcompile runs f32
-        opt = cls(**options)
-    model.compile(
-        optimizer=opt or "rmsprop",
-        loss=compile_config.get("loss"),
-        metrics=compile_config.get("metrics"),
-        loss_weights=compile_config.get("loss_weights"),
-        weighted_metrics=compile_config.get("weighted_metrics"),
-    )
+    with CustomObjectScope({**scope_objects(), **(custom_objects or {})}):
+        model.compile_from_config(compile_config)
 
 
 def save_weights_h5(model, path: str) -> None:
