@@ -16,7 +16,34 @@ from kcompile.artifact import load  # noqa: E402
 from kcompile.utils.lazy import lazy_attributes  # noqa: E402
 from kcompile.version import __version__  # noqa: E402
 
-__getattr__ = lazy_attributes(
+
+def version() -> str:
+    """kcompile's version (``keras.version()``)."""
+    return __version__
+
+
+# Keras's top-level names kcompile does not offer, each with the reason; asking for one
+# raises NotImplementedError saying so rather than AttributeError.
+_REFUSED = {
+    "DTypePolicy": "mixed precision and dtype policies are not supported yet (issue 28); "
+    "kcompile computes in float32",
+    "FloatDTypePolicy": "mixed precision and dtype policies are not supported yet (issue 28); "
+    "kcompile computes in float32",
+    "Quantizer": "quantization is not supported yet (issue 29)",
+    "Function": "keras.Function (a graph of ops run as a function) is not offered: build a "
+    "keras.Model from the same inputs and outputs",
+    "Operation": "Keras's Operation base class is not offered: write a keras.layers.Layer",
+    "InputSpec": "input specs are not checked by kcompile's layers yet",
+    "name_scope": "name scopes are not offered: kcompile names weights by their layers",
+    "device": "kcompile runs on the CPU it compiles for; there is no device to choose",
+    "remat": "rematerialization is not offered: kcompile's memory planner reuses buffers instead",
+    "RematScope": "rematerialization is not offered: kcompile's memory planner reuses "
+    "buffers instead",
+    "StatelessScope": "the stateless API's scopes are not offered yet",
+    "SymbolicScope": "symbolic scopes are Keras's internals, not offered",
+}
+
+_lazy = lazy_attributes(
     __name__,
     {
         **{
@@ -26,6 +53,7 @@ __getattr__ = lazy_attributes(
                 "backend",
                 "callbacks",
                 "config",
+                "constraints",
                 "datasets",
                 "distribution",
                 "initializers",
@@ -46,8 +74,22 @@ __getattr__ = lazy_attributes(
         "Input": "kcompile.layers:Input",
         "Model": "kcompile.models:Model",
         "Sequential": "kcompile.models:Sequential",
+        "Layer": "kcompile.layers.layer:Layer",
+        "Loss": "kcompile.losses.loss:Loss",
+        "Metric": "kcompile.metrics.metric:Metric",
+        "Optimizer": "kcompile.optimizers.optimizer:Optimizer",
+        "Initializer": "kcompile.initializers:Initializer",
+        "Regularizer": "kcompile.regularizers:Regularizer",
+        "KerasTensor": "kcompile.backend.keras_tensor:KerasTensor",
+        "Variable": "kcompile.backend.keras_variable:KerasVariable",
     },
 )
+
+
+def __getattr__(name: str):
+    if name in _REFUSED:
+        raise NotImplementedError(f"keras.{name} is not supported by kcompile: {_REFUSED[name]}")
+    return _lazy(name)
 
 
 def set_num_threads(count: int) -> None:
@@ -73,13 +115,23 @@ def get_num_threads() -> int:
 
 
 __all__ = [
+    "Initializer",
     "Input",
+    "KerasTensor",
+    "Layer",
+    "Loss",
+    "Metric",
     "Model",
+    "Optimizer",
+    "Regularizer",
     "Sequential",
+    "Variable",
     "__version__",
     "activations",
     "backend",
     "callbacks",
+    "config",
+    "constraints",
     "datasets",
     "errors",
     "get_num_threads",
@@ -94,4 +146,5 @@ __all__ = [
     "set_num_threads",
     "tree",
     "utils",
+    "version",
 ]

@@ -88,3 +88,48 @@ def disable_flash_attention() -> None:
 
 def is_flash_attention_enabled():
     return _FLAGS["flash_attention"]
+
+
+def is_nnx_enabled() -> bool:
+    """Flax NNX integration (Keras's JAX backend only): never on here."""
+    return False
+
+
+def set_backend(backend: str) -> None:
+    """kcompile is its own backend; Keras's others (jax, torch, tensorflow, numpy) are
+    not there to switch to."""
+    if backend != "kcompile":
+        raise NotImplementedError(
+            f"keras.config.set_backend({backend!r}): kcompile compiles with its own backend "
+            "only; run the program with Keras itself for another backend"
+        )
+
+
+# Keras's debugging limits on fit. kcompile's fit does not read them yet, so a value is
+# refused rather than ignored; None (the default: no limit) is accepted.
+_LIMITS: dict[str, int | None] = {"max_epochs": None, "max_steps_per_epoch": None}
+
+
+def max_epochs() -> int | None:
+    return _LIMITS["max_epochs"]
+
+
+def max_steps_per_epoch() -> int | None:
+    return _LIMITS["max_steps_per_epoch"]
+
+
+def _set_limit(name: str, value: int | None) -> None:
+    if value is not None:
+        raise NotImplementedError(
+            f"keras.config.set_{name}({value!r}): kcompile's fit does not limit its epochs "
+            "or steps by this setting yet; pass epochs= or steps_per_epoch= to fit instead"
+        )
+    _LIMITS[name] = None
+
+
+def set_max_epochs(max_epochs: int | None) -> None:
+    _set_limit("max_epochs", max_epochs)
+
+
+def set_max_steps_per_epoch(max_steps_per_epoch: int | None) -> None:
+    _set_limit("max_steps_per_epoch", max_steps_per_epoch)

@@ -122,4 +122,142 @@ def _dropout(inputs, rate, noise_shape, seed):
     return B.select(keep, x * (1.0 / (1.0 - rate)), 0.0)
 
 
-__all__ = ["SeedGenerator", "dropout", "normal", "randint", "uniform"]
+def _eager_dtype(dtype: Any, default: str = "float32") -> np.dtype:
+    from kcompile.backend.dtypes import standardize_dtype
+
+    return np.dtype(standardize_dtype(dtype or default))
+
+
+def _traced_only_with(name: str, why: str) -> NotImplementedError:
+    return NotImplementedError(
+        f"keras.random.{name} inside a traced step is not supported by kcompile yet: {why}; "
+        "it works eagerly (on arrays, outside a model's call)"
+    )
+
+
+# erf(√2): the share of a unit normal's mass within two standard deviations.
+_ERF_SQRT2 = 0.9544997361036416
+
+
+def truncated_normal(shape, mean=0.0, stddev=1.0, dtype=None, seed=None):
+    """Normal draws kept within two standard deviations of the mean (Keras's rule)."""
+    ctx = current_context()
+    if ctx is None:
+        rng = np.random.default_rng(_seed(seed))
+        out = rng.normal(size=tuple(shape))
+        bad = np.abs(out) > 2.0
+        while bad.any():
+            out[bad] = rng.normal(size=int(bad.sum()))
+            bad = np.abs(out) > 2.0
+        return (out * stddev + mean).astype(_eager_dtype(dtype))
+    u = B.random_uniform(ctx.step_counter(), _shape(shape), _seed(seed))
+    # The inverse CDF on the middle 95.45% of the mass: erfinv((2u - 1)·erf(√2)).
+    inner = (u - 0.5) * _ERF_SQRT2 + 0.5
+    return TracedTensor(standard_normal(inner) * float(stddev) + float(mean))
+
+
+def categorical(logits, num_samples, dtype="int32", seed=None):
+    """``num_samples`` class indices per row of ``logits`` (unnormalized log-probabilities),
+    drawn by the Gumbel-max trick in a traced step and by numpy eagerly."""
+    ctx = current_context()
+    if ctx is None and not isinstance(logits, TracedTensor | KerasTensor):
+        x = np.asarray(logits, np.float64)
+        if x.ndim != 2:
+            raise ValueError(f"categorical: logits must have rank 2, got shape {x.shape}")
+        p = np.exp(x - x.max(axis=-1, keepdims=True))
+        p /= p.sum(axis=-1, keepdims=True)
+        rng = np.random.default_rng(_seed(seed))
+        draws = [rng.choice(x.shape[1], size=int(num_samples), p=row) for row in p]
+        return (
+            np.asarray(draws)
+            .reshape(x.shape[0], int(num_samples))
+            .astype(_eager_dtype(dtype, "int32"))
+        )
+    return _categorical(_traced(ctx, logits), int(num_samples), _seed(seed))
+
+
+def _traced(ctx, x):
+    """``x`` as a tensor of the step being traced: arrays known while tracing become
+    constants of its graph (so an op on them alone does not run eagerly)."""
+    if isinstance(x, TracedTensor | KerasTensor):
+        return x
+    array = np.asarray(x, np.float32)
+    values = [float(v) for v in array.ravel()]
+    return TracedTensor(B.const_array(ctx.graph, values, DType.f32, array.shape))
+
+
+@op
+def _categorical(logits, num_samples, seed):
+    x = val(logits, DType.f32)
+    if x.rank != 2:
+        raise ValueError(f"categorical: logits must have rank 2, got shape {x.shape}")
+    rows, classes = x.shape
+    u = B.random_uniform(current_context().step_counter(), (rows, num_samples, classes), seed)
+    gumbel = -B.log(-B.log(u * (1.0 - 2.0**-24) + 2.0**-25))
+    return B.argmax(B.reshape(x, (rows, 1, classes)) + gumbel, -1)
+
+
+def shuffle(x, axis=0, seed=None):
+    """``x`` with its slices along ``axis`` in a random order."""
+    if current_context() is not None or isinstance(x, TracedTensor | KerasTensor):
+        raise _traced_only_with("shuffle", "a permutation needs a sort, which the IR lacks")
+    x = np.asarray(x)
+    order = np.random.default_rng(_seed(seed)).permutation(x.shape[axis])
+    return np.take(x, order, axis=axis)
+
+
+def gamma(shape, alpha, dtype=None, seed=None):
+    """Gamma draws of shape ``alpha`` (scale 1)."""
+    if current_context() is not None:
+        raise _traced_only_with("gamma", "its sampler is a rejection loop")
+    rng = np.random.default_rng(_seed(seed))
+    return rng.gamma(alpha, 1.0, size=tuple(shape)).astype(_eager_dtype(dtype))
+
+
+def beta(shape, alpha, beta, dtype=None, seed=None):
+    """Beta(alpha, beta) draws, as X / (X + Y) of two gamma draws."""
+    if current_context() is not None:
+        raise _traced_only_with("beta", "it is drawn from gamma draws, a rejection loop")
+    rng = np.random.default_rng(_seed(seed))
+    return rng.beta(alpha, beta, size=tuple(shape)).astype(_eager_dtype(dtype))
+
+
+def binomial(shape, counts, probabilities, dtype=None, seed=None):
+    """The number of successes in ``counts`` trials of probability ``probabilities``. In a
+    traced step ``counts`` must be a Python int: the trials are that many uniform draws
+    per element, counted."""
+    if current_context() is None and not isinstance(probabilities, TracedTensor | KerasTensor):
+        rng = np.random.default_rng(_seed(seed))
+        draws = rng.binomial(np.asarray(counts), np.asarray(probabilities), size=tuple(shape))
+        return draws.astype(_eager_dtype(dtype))
+    if current_context() is None:
+        raise _traced_only_with("binomial", "symbolic probabilities need a traced step")
+    if isinstance(counts, bool) or not isinstance(counts, int | np.integer) or counts < 0:
+        raise _traced_only_with(
+            "binomial", f"counts must be a non-negative Python int there, got {counts!r}"
+        )
+    ctx = current_context()
+    return _binomial(_traced(ctx, probabilities), _shape(shape), int(counts), _seed(seed))
+
+
+@op
+def _binomial(probabilities, shape, counts, seed):
+    p = val(probabilities, DType.f32)
+    trials = B.random_uniform(current_context().step_counter(), (*shape, counts), seed)
+    hits = B.cast(B.lt(trials, B.reshape(p, (*p.shape, 1))), DType.f32)
+    return B.reduce_sum(hits, -1)
+
+
+__all__ = [
+    "SeedGenerator",
+    "beta",
+    "binomial",
+    "categorical",
+    "dropout",
+    "gamma",
+    "normal",
+    "randint",
+    "shuffle",
+    "truncated_normal",
+    "uniform",
+]

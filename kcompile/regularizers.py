@@ -56,21 +56,109 @@ class L2(L1L2):
         return {"l2": self.l2}
 
 
-l1, l2, l1_l2 = L1, L2, L1L2
-_NAMES = {"l1": L1, "l2": L2, "l1_l2": L1L2, "l1l2": L1L2}
+class OrthogonalRegularizer(Regularizer):
+    """``factor`` times the mean |cosine| between distinct rows (``mode="rows"``) or
+    columns (``mode="columns"``) of a 2-D weight, as Keras computes it."""
+
+    def __init__(self, factor: float = 0.01, mode: str = "rows") -> None:
+        if isinstance(factor, bool) or not isinstance(factor, int | float):
+            raise ValueError(f"OrthogonalRegularizer: factor must be a float, got {factor!r}")
+        if mode not in ("rows", "columns"):
+            raise ValueError(
+                'Invalid value for argument `mode`. Expected one of {"rows", "columns"}. '
+                f"Received: mode={mode}"
+            )
+        self.factor, self.mode = float(factor), mode
+
+    def __call__(self, x):
+        from kcompile import ops
+
+        if len(x.shape) != 2:
+            raise ValueError(
+                "Inputs to OrthogonalRegularizer must have rank 2. Received: "
+                f"inputs.shape={tuple(x.shape)}"
+            )
+        if self.mode == "rows":
+            x = ops.nn.normalize(x, axis=1)
+            product, size = ops.matmul(x, ops.transpose(x)), x.shape[0]
+        else:
+            x = ops.nn.normalize(x, axis=0)
+            product, size = ops.matmul(ops.transpose(x), x), x.shape[1]
+        off_diagonal = product * (1.0 - ops.eye(size))
+        pairs = size * (size - 1.0) / 2.0
+        return self.factor * 0.5 * ops.sum(ops.abs(off_diagonal)) / pairs
+
+    def get_config(self):
+        return {"factor": self.factor, "mode": self.mode}
+
+
+l1, l2, l1_l2, orthogonal_regularizer = L1, L2, L1L2, OrthogonalRegularizer
+_CLASSES: dict[str, type[Regularizer]] = {
+    "Regularizer": Regularizer,
+    "L1": L1,
+    "L2": L2,
+    "L1L2": L1L2,
+    "OrthogonalRegularizer": OrthogonalRegularizer,
+}
+_NAMES = {
+    **_CLASSES,
+    "l1": L1,
+    "l2": L2,
+    "l1_l2": L1L2,
+    "l1l2": L1L2,
+    "orthogonal_regularizer": OrthogonalRegularizer,
+}
+
+
+def serialize(regularizer: Regularizer) -> dict[str, Any]:
+    """Keras's serialized form: ``{"module", "class_name", "config", "registered_name"}``."""
+    name = type(regularizer).__name__
+    ours = _CLASSES.get(name) is type(regularizer)
+    return {
+        "module": "keras.regularizers" if ours else type(regularizer).__module__,
+        "class_name": name,
+        "config": regularizer.get_config(),
+        "registered_name": None if ours else name,
+    }
+
+
+def deserialize(config: Any, custom_objects: dict | None = None) -> Regularizer:
+    """A regularizer from Keras's serialized form (or a name)."""
+    custom = custom_objects or {}
+    if isinstance(config, str):
+        cls = custom.get(config) or _NAMES.get(config)
+        if cls is None:
+            raise ValueError(f"could not deserialize regularizer {config!r}")
+        return cls()
+    if not isinstance(config, dict) or "class_name" not in config:
+        raise ValueError(
+            f"could not deserialize regularizer {config!r}: expected a dict with "
+            "'class_name' and 'config'"
+        )
+    name = config["class_name"]
+    cls = custom.get(name) or _NAMES.get(name) or custom.get(config.get("registered_name"))
+    if cls is None:
+        raise ValueError(
+            f"could not deserialize regularizer {name!r}: known regularizers are "
+            f"{', '.join(_CLASSES)} (pass custom_objects= for your own)"
+        )
+    return cls.from_config(dict(config.get("config") or {}))
 
 
 def get(identifier: Any) -> Regularizer | None:
     if identifier is None or isinstance(identifier, Regularizer):
         return identifier
+    if isinstance(identifier, dict):
+        return deserialize(identifier)
     if isinstance(identifier, str):
-        key = backend.snake_case(identifier)
-        if key in _NAMES:
-            return _NAMES[key]()
-    if isinstance(identifier, dict) and identifier.get("class_name") in ("L1", "L2", "L1L2"):
-        return _NAMES[identifier["class_name"].lower().replace("l1l2", "l1_l2")](
-            **identifier.get("config", {})
-        )
+        cls = _NAMES.get(identifier) or _NAMES.get(backend.snake_case(identifier))
+        if cls is not None:
+            return cls()
+    if isinstance(identifier, type) and issubclass(identifier, Regularizer):
+        return identifier()
     if callable(identifier):
         return identifier
-    raise ValueError(f"unknown regularizer {identifier!r}; expected L1, L2 or L1L2")
+    raise ValueError(
+        f"Could not interpret regularizer identifier: {identifier!r}; known regularizers: "
+        f"{', '.join(sorted(_NAMES))}"
+    )

@@ -15,8 +15,11 @@ distribution, or with one process, nothing changes.
 
 from __future__ import annotations
 
+import collections.abc
 import contextlib
 import functools
+import math
+import re
 
 from kcompile.distribution.mpi import Solo, launched_size, world
 
@@ -88,6 +91,86 @@ def list_devices(device_type: str | None = None) -> list[str]:
     return [f"cpu:{rank}" for rank in range(world().size)]
 
 
+def get_device_count(device_type: str | None = None) -> int:
+    """How many devices the job has: one per process."""
+    return len(list_devices(device_type))
+
+
+class DeviceMesh:
+    """Keras's mesh of devices: ``shape``, one name per axis, the devices laid out in it.
+    kcompile's ``DataParallel`` takes no mesh (its replicas are the job's processes), and
+    ``ModelParallel``, which lays tensors out on one, is refused."""
+
+    def __init__(self, shape, axis_names, devices=None) -> None:
+        shape, axis_names = tuple(shape), list(axis_names)
+        if not shape or not axis_names:
+            raise ValueError(f"DeviceMesh: shape and axis_names must not be empty, got {shape}")
+        if len(shape) != len(axis_names):
+            raise ValueError(
+                f"DeviceMesh: shape {shape} and axis_names {axis_names} differ in length"
+            )
+        devices = list_devices() if devices is None else list(devices)
+        if math.prod(shape) != len(devices):
+            raise ValueError(f"DeviceMesh: shape {shape} does not match the {len(devices)} devices")
+        self.shape, self.axis_names, self.devices = shape, axis_names, devices
+
+    def __repr__(self) -> str:
+        return f"<DeviceMesh shape={self.shape}, axis_names={self.axis_names}>"
+
+
+class TensorLayout:
+    """Keras's layout of a tensor on a mesh: one mesh axis name (or None) per dimension."""
+
+    def __init__(self, axes, device_mesh: DeviceMesh | None = None) -> None:
+        self.axes, self.device_mesh = tuple(axes), device_mesh
+
+    def __repr__(self) -> str:
+        return f"<TensorLayout axes={self.axes}>"
+
+
+class LayoutMap(collections.abc.MutableMapping):
+    """Keras's map from variable-path regular expressions to layouts, for ModelParallel
+    (which kcompile refuses); a lookup returns the layout of the first key that matches
+    the path."""
+
+    def __init__(self, device_mesh: DeviceMesh) -> None:
+        self.device_mesh = device_mesh
+        self._layouts: dict[str, TensorLayout] = {}
+
+    def __getitem__(self, key: str) -> TensorLayout | None:
+        if key in self._layouts:
+            return self._layouts[key]
+        matches = [k for k in self._layouts if re.search(k, key)]
+        if len(matches) > 1:
+            raise ValueError(f"Path '{key}' matches multiple layout specification keys: {matches}")
+        return self._layouts[matches[0]] if matches else None
+
+    def __setitem__(self, key: str, layout) -> None:
+        if key in self._layouts:
+            raise ValueError(f"{key} already exists in the LayoutMap")
+        if not isinstance(layout, TensorLayout):
+            layout = TensorLayout(layout, self.device_mesh)
+        self._layouts[key] = layout
+
+    def __delitem__(self, key: str) -> None:
+        del self._layouts[key]
+
+    def __len__(self) -> int:
+        return len(self._layouts)
+
+    def __iter__(self):
+        return iter(self._layouts)
+
+
+def __getattr__(name: str):
+    if name == "distribute_tensor":
+        raise NotImplementedError(
+            "keras.distribution.distribute_tensor is not supported by kcompile: tensors are "
+            "not laid out across devices (DataParallel replicates the whole model)"
+        )
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
 def initialize(job_addresses=None, num_processes: int | None = None, process_id=None) -> None:
     """Keras's multi-process start: here the MPI launcher has done it; the numbers given,
     if any, must agree with it."""
@@ -154,9 +237,13 @@ def root_writes(method):
 
 __all__ = [
     "DataParallel",
+    "DeviceMesh",
+    "LayoutMap",
     "ModelParallel",
+    "TensorLayout",
     "active",
     "distribution",
+    "get_device_count",
     "initialize",
     "launched_size",
     "list_devices",
