@@ -5,6 +5,8 @@ as flags so programs that set them run unchanged."""
 
 from __future__ import annotations
 
+import os
+
 _EPSILON = 1e-7
 _FLAGS = {"traceback_filtering": True, "unsafe_deserialization": False, "flash_attention": None}
 
@@ -105,9 +107,15 @@ def set_backend(backend: str) -> None:
         )
 
 
-# Keras's debugging limits on fit. kcompile's fit does not read them yet, so a value is
-# refused rather than ignored; None (the default: no limit) is accepted.
-_LIMITS: dict[str, int | None] = {"max_epochs": None, "max_steps_per_epoch": None}
+# Keras's debugging limits on fit, evaluate and predict (trainers.training_loop reads
+# them); set from the environment as Keras does.
+_LIMITS: dict[str, int | None] = {
+    name: int(os.environ[variable]) if variable in os.environ else None
+    for name, variable in (
+        ("max_epochs", "KERAS_MAX_EPOCHS"),
+        ("max_steps_per_epoch", "KERAS_MAX_STEPS_PER_EPOCH"),
+    )
+}
 
 
 def max_epochs() -> int | None:
@@ -119,12 +127,9 @@ def max_steps_per_epoch() -> int | None:
 
 
 def _set_limit(name: str, value: int | None) -> None:
-    if value is not None:
-        raise NotImplementedError(
-            f"keras.config.set_{name}({value!r}): kcompile's fit does not limit its epochs "
-            "or steps by this setting yet; pass epochs= or steps_per_epoch= to fit instead"
-        )
-    _LIMITS[name] = None
+    if value is not None and (not isinstance(value, int) or value < 1):
+        raise ValueError(f"keras.config.set_{name}: expected a positive int or None, got {value!r}")
+    _LIMITS[name] = value
 
 
 def set_max_epochs(max_epochs: int | None) -> None:

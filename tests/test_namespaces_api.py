@@ -218,15 +218,43 @@ def test_is_nested():
 # --- config ------------------------------------------------------------------------
 
 
+def test_max_epochs_and_steps_limit_fit_as_keras_does():
+    """keras/src/trainers/trainer_test.py's test_max_epochs_and_steps: 4 epochs of 10
+    batches become 2 epochs of 3 steps."""
+
+    class Counter(keras.callbacks.Callback):
+        epochs = batches = 0
+
+        def on_epoch_begin(self, epoch, logs=None):
+            self.epochs += 1
+
+        def on_train_batch_begin(self, batch, logs=None):
+            self.batches += 1
+
+    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(1)])
+    model.compile(loss="mse", optimizer="sgd")
+    x, y = np.ones((80, 4), "float32"), np.ones((80, 1), "float32")
+    counter = Counter()
+    model.fit(x, y, batch_size=8, epochs=4, callbacks=[counter], verbose=0)
+    assert (counter.epochs, counter.batches) == (4, 40)
+    try:
+        keras.config.set_max_epochs(2)
+        keras.config.set_max_steps_per_epoch(3)
+        counter = Counter()
+        with pytest.warns(UserWarning, match="Limiting epochs to 2"):
+            model.fit(x, y, batch_size=8, epochs=4, callbacks=[counter], verbose=0)
+        assert (counter.epochs, counter.batches) == (2, 6)
+        assert model.predict(x, batch_size=8, verbose=0).shape == (24, 1)
+    finally:
+        keras.config.set_max_epochs(None)
+        keras.config.set_max_steps_per_epoch(None)
+
+
 def test_config_names():
     c = keras.config
     assert c.max_epochs() is None and c.max_steps_per_epoch() is None
-    c.set_max_epochs(None)
-    c.set_max_steps_per_epoch(None)
-    with pytest.raises(NotImplementedError, match="set_max_epochs"):
-        c.set_max_epochs(3)
-    with pytest.raises(NotImplementedError, match="set_max_steps_per_epoch"):
-        c.set_max_steps_per_epoch(3)
+    with pytest.raises(ValueError, match="set_max_epochs"):
+        c.set_max_epochs(0)
     assert c.is_nnx_enabled() is False
     c.set_backend("kcompile")
     with pytest.raises(NotImplementedError, match="set_backend"):

@@ -14,11 +14,12 @@ from __future__ import annotations
 import functools
 import math
 import threading
+import warnings
 from typing import Any, Protocol
 
 import numpy as np
 
-from kcompile import distribution
+from kcompile import config, distribution
 from kcompile.callbacks import CallbackList
 from kcompile.distribution.mpi import warn_if_alone
 from kcompile.runtime.epoch import EpochLoop
@@ -114,6 +115,26 @@ def keras_verbosity(verbose: Any) -> int:
     return int(verbose)
 
 
+def limited_epochs(epochs: int) -> int:
+    """``epochs``, at most ``keras.config.max_epochs()`` (a debugging limit), as Keras's
+    fit does."""
+    limit = config.max_epochs()
+    if limit and limit < epochs:
+        warnings.warn(f"Limiting epochs to {limit}", stacklevel=3)
+        return limit
+    return epochs
+
+
+def limited_steps(steps: int | None) -> int | None:
+    """``steps``, at most ``keras.config.max_steps_per_epoch()``, as Keras's epoch
+    iterator limits fit's, evaluate's and predict's steps."""
+    limit = config.max_steps_per_epoch()
+    if limit and (not steps or limit < steps):
+        warnings.warn(f"Limiting steps_per_epoch to {limit}", stacklevel=3)
+        return limit
+    return steps
+
+
 class TrainingLoop:
     """Keras's fit/evaluate/predict for ``model`` over ``steps``."""
 
@@ -150,6 +171,9 @@ class TrainingLoop:
         validation_batch_size: int | None = None,
         validation_freq: int = 1,
     ):
+        epochs = limited_epochs(epochs)
+        steps_per_epoch = limited_steps(steps_per_epoch)
+        validation_steps = limited_steps(validation_steps)
         if is_batch_source(x):
             _refuse_with_batches("fit", y, sample_weight, batch_size)
             source = BatchSource(x, steps_per_epoch, shuffle, "fit")
@@ -202,6 +226,7 @@ class TrainingLoop:
         **kwargs: Any,
     ):
         callbacks, verbose = _off_root(callbacks, keras_verbosity(verbose))
+        steps = limited_steps(steps)
         if is_batch_source(x):
             _refuse_with_batches("evaluate", y, sample_weight, batch_size)
             source = BatchSource(x, steps, False, "evaluate")
@@ -241,6 +266,7 @@ class TrainingLoop:
         callbacks: list | None = None,
     ):
         callbacks, verbose = _off_root(callbacks, keras_verbosity(verbose))
+        steps = limited_steps(steps)
         if is_batch_source(x):
             source = BatchSource(x, steps, False, "predict")
             chunks = [
