@@ -22,8 +22,10 @@ from kcompile.losses.losses import (
 from kcompile.losses.ops_losses import (
     BinaryFocalCrossentropy,
     CategoricalFocalCrossentropy,
+    CategoricalGeneralizedCrossEntropy,
     CategoricalHinge,
     CosineSimilarity,
+    Dice,
     Hinge,
     Huber,
     KLDivergence,
@@ -32,10 +34,13 @@ from kcompile.losses.ops_losses import (
     MeanSquaredLogarithmicError,
     Poisson,
     SquaredHinge,
+    Tversky,
     binary_focal_crossentropy,
     categorical_focal_crossentropy,
+    categorical_generalized_cross_entropy,
     categorical_hinge,
     cosine_similarity,
+    dice,
     hinge,
     huber,
     kl_divergence,
@@ -47,7 +52,9 @@ from kcompile.losses.ops_losses import (
     msle,
     poisson,
     squared_hinge,
+    tversky,
 )
+from kcompile.losses.refused import refusing as _refusing
 
 # Keras's names of the built-in losses (``get`` also takes a class's snake_case name).
 _ALIASES = {
@@ -81,18 +88,39 @@ _ALIASES = {
             MeanSquaredLogarithmicError,
             CategoricalFocalCrossentropy,
             BinaryFocalCrossentropy,
+            Dice,
+            Tversky,
+            CategoricalGeneralizedCrossEntropy,
         )
     },
 }
 
 
+# Every loss class, by class name, for configs ({"class_name": ..., "config": ...}).
+_BY_CLASS_NAME = {
+    cls.__name__: cls
+    for cls in (
+        Loss,
+        MeanSquaredError,
+        MeanAbsoluteError,
+        BinaryCrossentropy,
+        CategoricalCrossentropy,
+        SparseCategoricalCrossentropy,
+        *_ALIASES.values(),
+    )
+}
+
+
 def get(identifier: _Any) -> Loss:
-    """A loss from a Loss (as is), a Loss class, a name, a functional form, or a user's
-    function of (y_true, y_pred) written with ``keras.ops``."""
+    """A loss from a Loss (as is), a Loss class, a name, a config dict
+    ({"class_name": ..., "config": ...}, as Keras's ``serialize`` writes), a functional
+    form, or a user's function of (y_true, y_pred) written with ``keras.ops``."""
     if isinstance(identifier, Loss):
         return identifier
     if isinstance(identifier, type) and issubclass(identifier, Loss):
         return identifier()
+    if isinstance(identifier, dict):
+        return deserialize(identifier)
     if isinstance(identifier, str):
         key = identifier if identifier in _ALIASES else _snake_case(identifier)
         if key in _ALIASES:
@@ -104,13 +132,63 @@ def get(identifier: _Any) -> Loss:
     raise ValueError(f"unknown loss {identifier!r}; known losses: {', '.join(sorted(_ALIASES))}")
 
 
+def serialize(loss: _Any) -> _Any:
+    """Keras's form of a loss: {"module", "class_name", "config", "registered_name"} for
+    a Loss object; a built-in loss function by its name."""
+    if isinstance(loss, Loss):
+        return {
+            "module": "keras.losses",
+            "class_name": type(loss).__name__,
+            "config": loss.get_config(),
+            "registered_name": None,
+        }
+    if callable(loss) and getattr(loss, "__name__", None):
+        return loss.__name__
+    raise ValueError(f"keras.losses.serialize: cannot serialize {loss!r}")
+
+
+def deserialize(config: _Any, custom_objects: dict | None = None) -> Loss:
+    """A loss from ``serialize``'s form (a class's config dict or a name)."""
+    if isinstance(config, str):
+        return get(config)
+    if not (isinstance(config, dict) and "class_name" in config):
+        raise ValueError(f"keras.losses.deserialize: expected a config dict, got {config!r}")
+    name = config["class_name"]
+    cls = (custom_objects or {}).get(name) or _BY_CLASS_NAME.get(name)
+    if cls is None:
+        raise ValueError(f"unknown loss class {name!r}; known: {', '.join(sorted(_BY_CLASS_NAME))}")
+    options = {k: v for k, v in config.get("config", {}).items() if k != "dtype"}
+    if hasattr(cls, "from_config"):
+        return cls.from_config(options)
+    return cls(**options)
+
+
+__getattr__ = _refusing(
+    "keras.losses",
+    {
+        "CTC": "the CTC loss's dynamic programme over label alignments is not written in "
+        "kcompile's IR yet",
+        "ctc": "the CTC loss's dynamic programme over label alignments is not written in "
+        "kcompile's IR yet",
+        "Circle": "the circle loss leaves out each sample's pair with itself (an identity "
+        "matrix over the batch), and kcompile's ops have no index along the batch dimension "
+        "yet",
+        "circle": "the circle loss leaves out each sample's pair with itself (an identity "
+        "matrix over the batch), and kcompile's ops have no index along the batch dimension "
+        "yet",
+    },
+)
+
+
 __all__ = [
     "BinaryCrossentropy",
     "BinaryFocalCrossentropy",
     "CategoricalCrossentropy",
     "CategoricalFocalCrossentropy",
+    "CategoricalGeneralizedCrossEntropy",
     "CategoricalHinge",
     "CosineSimilarity",
+    "Dice",
     "FunctionLoss",
     "Hinge",
     "Huber",
@@ -124,12 +202,16 @@ __all__ = [
     "Poisson",
     "SparseCategoricalCrossentropy",
     "SquaredHinge",
+    "Tversky",
     "binary_crossentropy",
     "binary_focal_crossentropy",
     "categorical_crossentropy",
     "categorical_focal_crossentropy",
+    "categorical_generalized_cross_entropy",
     "categorical_hinge",
     "cosine_similarity",
+    "deserialize",
+    "dice",
     "get",
     "hinge",
     "huber",
@@ -145,6 +227,8 @@ __all__ = [
     "mse",
     "msle",
     "poisson",
+    "serialize",
     "sparse_categorical_crossentropy",
     "squared_hinge",
+    "tversky",
 ]

@@ -92,23 +92,38 @@ class Loss:
             self.per_sample(y_true, y_pred), apply_mask(sample_weight, mask, self.reduction)
         )
 
-    def __call__(self, y_true, y_pred) -> Any:
-        """Eager use (``loss_fn(y_true, y_pred)``), on the reference interpreter; inside
-        traced code (a custom loss calling a built-in one) it adds IR."""
-        if isinstance(y_true, TracedTensor) or isinstance(y_pred, TracedTensor):
-            t, p = (_as_traced(y, y_pred if y is y_true else y_true) for y in (y_true, y_pred))
-            return TracedTensor(self.ir(t.value, _float(p.value)))
+    def __call__(self, y_true, y_pred, sample_weight=None) -> Any:
+        """Eager use (``loss_fn(y_true, y_pred, sample_weight=None)`` on arrays or Python
+        lists), on the reference interpreter; inside traced code (a custom loss calling a
+        built-in one) it adds IR."""
+        if any(isinstance(y, TracedTensor) for y in (y_true, y_pred, sample_weight)):
+            like = next(y for y in (y_true, y_pred, sample_weight) if isinstance(y, TracedTensor))
+            t, p = (_as_traced(y, like) for y in (y_true, y_pred))
+            w = None if sample_weight is None else _as_traced(sample_weight, like).value
+            return TracedTensor(self.ir(t.value, _float(p.value), w))
         y_true, y_pred = np.asarray(y_true), np.asarray(y_pred, dtype=np.float32)
         g = Graph(self.name)
         t_dtype = DType.i32 if y_true.dtype.kind in "iub" else DType.f32
         t = g.add_input("y_true", TensorType(t_dtype, (BATCH, *y_true.shape[1:])))
         p = g.add_input("y_pred", TensorType(DType.f32, (BATCH, *y_pred.shape[1:])))
-        g.set_outputs([("loss", self.ir(t, p))])
-        out = Interpreter(g).run({"y_true": y_true.astype(t_dtype.numpy), "y_pred": y_pred})
-        return out["loss"]
+        feeds = {"y_true": y_true.astype(t_dtype.numpy), "y_pred": y_pred}
+        w = None
+        if sample_weight is not None:
+            weights = np.asarray(sample_weight, np.float32)
+            if weights.ndim == 0:  # one weight for every sample
+                weights = np.broadcast_to(weights, y_pred.shape[:1])
+            w = g.add_input("sample_weight", TensorType(DType.f32, (BATCH, *weights.shape[1:])))
+            feeds["sample_weight"] = weights
+        g.set_outputs([("loss", self.ir(t, p, w))])
+        return Interpreter(g).run(feeds)["loss"]
 
     def get_config(self) -> dict[str, Any]:
         return {"name": self.name, "reduction": self.reduction}
+
+    @classmethod
+    def from_config(cls, config: dict[str, Any]) -> Loss:
+        """Keras's: the loss ``get_config`` describes."""
+        return cls(**config)
 
 
 def apply_mask(sample_weight: Value | None, mask: Value | None, reduction: str) -> Value | None:

@@ -154,18 +154,21 @@ class SparseCategoricalCrossentropy(Loss):
         onehot = B.one_hot(B.cast(y_true, DType.i32), y_pred.shape[-1])
         x, logits = _logits_of(y_pred, "softmax", self.from_logits)
         if not logits:
-            # TensorFlow's form: clip, take the log, then a softmax cross-entropy on it,
-            # which renormalizes the clipped probabilities.
+            # Keras's (JAX backend) form, as in categorical_crossentropy: normalize the
+            # probabilities, clip, take the log.
             eps = backend.epsilon()
-            x = B.log(B.minimum(B.maximum(x, eps), 1.0 - eps))
+            q = x / B.reduce_sum(x, -1, keepdims=True)
+            return -B.reduce_sum(onehot * B.log(B.minimum(B.maximum(q, eps), 1.0 - eps)), -1)
         return -B.reduce_sum(onehot * activations.log_softmax(x), -1)
 
 
 def _per_sample_function(cls: type[Loss]):
     """Keras's functional form: ``keras.losses.mse(y_true, y_pred)`` -> per-sample losses."""
 
-    def fn(y_true, y_pred):
-        return cls(reduction="none")(y_true, y_pred)
+    def fn(y_true, y_pred, axis=-1, **options):
+        if axis != -1:
+            raise NotImplementedError(f"keras.losses.{cls.default_name}: axis=-1 only")
+        return cls(reduction="none", **options)(y_true, y_pred)
 
     fn.__name__ = cls.default_name
     fn.loss_class = cls

@@ -43,6 +43,9 @@ class BinaryAccuracy(MeanMetricWrapper):
         self.threshold = threshold
         super().__init__(lambda t, p: binary_accuracy(t, p, threshold), name, ir=True, **kwargs)
 
+    def get_config(self) -> dict[str, Any]:
+        return {**super().get_config(), "threshold": self.threshold}
+
 
 class CategoricalAccuracy(MeanMetricWrapper):
     def __init__(self, name: str = "categorical_accuracy", **kwargs: Any) -> None:

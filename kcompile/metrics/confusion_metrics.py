@@ -1,6 +1,7 @@
 """Keras's confusion metrics: ``Precision`` and ``Recall`` at one threshold, the counts
-``TruePositives`` ... ``FalseNegatives``, and ``AUC`` (a confusion count per threshold,
-a vector).
+``TruePositives`` ... ``FalseNegatives``, ``AUC`` (a confusion count per threshold,
+a vector), and the rates at a constraint (``PrecisionAtRecall``, ...) from the same
+counts.
 
 Scalar counts are sums the runtime accumulates. AUC's counts are f32 vectors, which the
 epoch loop records column by column and the runtime sums; its result is computed from
@@ -236,14 +237,18 @@ class AUC(Metric):
     def result_from(self, acc: dict[str, Any]) -> float:
         # Counts are [T] (or [labels, T]); Keras keeps them [T] (or [T, labels]).
         tp, fp, tn, fn = (
-            np.asarray(acc.get(s, 0.0), np.float32).reshape(self._count_shape()).T
-            for s in self.stat_names
+            self._counts(np.asarray(acc.get(s, 0.0), np.float32)) for s in self.stat_names
         )
         if self.curve == "PR" and self.summation_method == "interpolation":
             by_label = self._interpolate_pr_auc(tp, fp, fn)
         else:
             by_label = self._riemann_sum(tp, fp, tn, fn)
         return self._over_labels(by_label)
+
+    def _counts(self, summed: np.ndarray) -> np.ndarray:
+        if summed.ndim == 0:  # nothing seen since reset_state: zero counts
+            summed = np.full((self.num_labels or 1) * self.num_thresholds, summed)
+        return summed.reshape(self._count_shape()).T
 
     def _count_shape(self) -> tuple[int, ...]:
         if not self.multi_label:
@@ -321,3 +326,109 @@ def _evenly_distributed(thresholds: np.ndarray) -> bool:
     step = 1.0 / (len(thresholds) - 1)
     expected = np.arange(len(thresholds), dtype=np.float32) * step
     return bool(np.allclose(expected, thresholds, atol=1e-7))
+
+
+class _AtConstraint(Metric):
+    """Keras's SensitivitySpecificityBase: confusion counts at ``num_thresholds``
+    thresholds (AUC's statistics), then the best value of one rate among the thresholds
+    where another rate meets ``value``."""
+
+    stat_names = ("tp", "fp", "tn", "fn")
+    value_name = "value"
+
+    def __init__(
+        self,
+        value: float,
+        num_thresholds: int = 200,
+        class_id: int | None = None,
+        name: str | None = None,
+        dtype: Any = None,
+    ) -> None:
+        if value < 0 or value > 1:
+            raise ValueError(
+                f"Argument `{self.value_name}` must be in the range [0, 1]. "
+                f"Received: {self.value_name}={value}"
+            )
+        if num_thresholds <= 0:
+            raise ValueError(
+                "Argument `num_thresholds` must be an integer > 0. "
+                f"Received: num_thresholds={num_thresholds}"
+            )
+        if class_id is not None:
+            raise NotImplementedError(f"{type(self).__name__}: class_id is not supported yet")
+        self.value, self.num_thresholds, self.class_id = float(value), num_thresholds, class_id
+        if num_thresholds == 1:
+            self._thresholds, self._evenly = np.array([0.5]), False
+        else:
+            inner = [(i + 1) * 1.0 / (num_thresholds - 1) for i in range(num_thresholds - 2)]
+            self._thresholds, self._evenly = np.array([0.0, *inner, 1.0]), True
+        self.multi_label, self.label_weights, self._from_logits = False, None, False
+        super().__init__(name or backend.snake_case(type(self).__name__), dtype)
+
+    stats = AUC.stats
+
+    @property
+    def thresholds(self) -> list[float]:
+        return list(self._thresholds)
+
+    def ratio(self):
+        return None
+
+    def result_from(self, acc: dict[str, Any]) -> float:
+        tp, fp, tn, fn = (
+            np.broadcast_to(np.asarray(acc.get(s, 0.0), np.float32), (self.num_thresholds,))
+            for s in self.stat_names
+        )
+        rates = {
+            "sensitivity": _divide_no_nan(tp, tp + fn),
+            "specificity": _divide_no_nan(tn, tn + fp),
+            "precision": _divide_no_nan(tp, tp + fp),
+        }
+        rates["recall"] = rates["sensitivity"]
+        feasible = rates[self.value_name] >= np.float32(self.value)
+        return float(np.max(np.where(feasible, rates[self.result_rate], np.float32(0)), initial=0))
+
+    def get_config(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "dtype": self.dtype,
+            "class_id": self.class_id,
+            "num_thresholds": self.num_thresholds,
+            self.value_name: self.value,
+        }
+
+
+class SensitivityAtSpecificity(_AtConstraint):
+    """Keras's: the best sensitivity where specificity >= ``specificity``."""
+
+    result_rate, value_name = "sensitivity", "specificity"
+
+    def __init__(self, specificity, num_thresholds=200, class_id=None, name=None, dtype=None):
+        super().__init__(specificity, num_thresholds, class_id, name, dtype)
+
+
+class SpecificityAtSensitivity(_AtConstraint):
+    """Keras's: the best specificity where sensitivity >= ``sensitivity``."""
+
+    result_rate, value_name = "specificity", "sensitivity"
+
+    def __init__(self, sensitivity, num_thresholds=200, class_id=None, name=None, dtype=None):
+        super().__init__(sensitivity, num_thresholds, class_id, name, dtype)
+
+
+class PrecisionAtRecall(_AtConstraint):
+    """Keras's: the best precision where recall >= ``recall``."""
+
+    result_rate, value_name = "precision", "recall"
+
+    def __init__(self, recall, num_thresholds=200, class_id=None, name=None, dtype=None):
+        super().__init__(recall, num_thresholds, class_id, name, dtype)
+
+
+class RecallAtPrecision(_AtConstraint):
+    """Keras's: the best recall where precision >= ``precision``."""
+
+    result_rate, value_name = "recall", "precision"
+
+    def __init__(self, precision, num_thresholds=200, class_id=None, name=None, dtype=None):
+        super().__init__(precision, num_thresholds, class_id, name, dtype)

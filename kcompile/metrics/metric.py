@@ -37,7 +37,8 @@ class Metric:
     @property
     def _custom(self) -> bool:
         """A user's Keras-style metric: it defines update_state (with keras.ops) and result."""
-        return type(self).update_state is not Metric.update_state
+        own = type(self).update_state
+        return own is not Metric.update_state and not own.__module__.startswith("kcompile.")
 
     def add_variable(
         self, shape=(), initializer="zeros", dtype=None, aggregation="sum", name=None
@@ -143,8 +144,18 @@ class Metric:
     def result(self) -> float:
         return self.result_from(self._acc)
 
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        """Keras's: ``update_state`` with these arguments, then ``result()``."""
+        self.update_state(*args, **kwargs)
+        return self.result()
+
     def get_config(self) -> dict[str, Any]:
         return {"name": self.name}
+
+    @classmethod
+    def from_config(cls, config: dict[str, Any]) -> Metric:
+        """Keras's: the metric ``get_config`` describes."""
+        return cls(**config)
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} name={self.name}>"

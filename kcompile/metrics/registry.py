@@ -22,15 +22,27 @@ from kcompile.metrics.confusion_metrics import (
     FalseNegatives,
     FalsePositives,
     Precision,
+    PrecisionAtRecall,
     Recall,
+    RecallAtPrecision,
+    SensitivityAtSpecificity,
+    SpecificityAtSensitivity,
     TrueNegatives,
     TruePositives,
 )
+from kcompile.metrics.correlation_metrics import ConcordanceCorrelation, PearsonCorrelation
 from kcompile.metrics.f_score_metrics import F1Score, FBetaScore
 from kcompile.metrics.hinge_metrics import CategoricalHinge, Hinge, SquaredHinge
+from kcompile.metrics.iou_metrics import BinaryIoU, IoU, MeanIoU, OneHotIoU, OneHotMeanIoU
 from kcompile.metrics.metric import Metric
-from kcompile.metrics.probabilistic_metrics import KLDivergence, Poisson
-from kcompile.metrics.reduction_metrics import MeanMetricWrapper
+from kcompile.metrics.probabilistic_metrics import (
+    BinaryCrossentropy,
+    CategoricalCrossentropy,
+    KLDivergence,
+    Poisson,
+    SparseCategoricalCrossentropy,
+)
+from kcompile.metrics.reduction_metrics import Mean, MeanMetricWrapper, Sum
 from kcompile.metrics.regression_metrics import (
     CosineSimilarity,
     LogCoshError,
@@ -38,16 +50,40 @@ from kcompile.metrics.regression_metrics import (
     MeanAbsolutePercentageError,
     MeanSquaredError,
     MeanSquaredLogarithmicError,
+    R2Score,
+    RootMeanSquaredError,
 )
 
-# Metrics whose statistics are vectors (counts per threshold or per class).
-VECTOR_METRICS = {cls.__name__: cls for cls in (AUC, FBetaScore, F1Score)}
+# Metrics whose result is computed from their summed statistics by ``result_from``
+# (statistics that are vectors: counts per threshold or per class; or a root, a score),
+# which artifacts rebuild by class name.
+VECTOR_METRICS = {
+    cls.__name__: cls
+    for cls in (
+        AUC,
+        FBetaScore,
+        F1Score,
+        IoU,
+        BinaryIoU,
+        MeanIoU,
+        OneHotIoU,
+        OneHotMeanIoU,
+        R2Score,
+        RootMeanSquaredError,
+        PrecisionAtRecall,
+        RecallAtPrecision,
+        SensitivityAtSpecificity,
+        SpecificityAtSensitivity,
+    )
+}
 
 # Every metric class, by class name, for saved configs ({"class_name": ..., "config": ...}).
 _BY_CLASS_NAME = {
     cls.__name__: cls
     for cls in (
         Metric,
+        Mean,
+        Sum,
         MeanMetricWrapper,
         Accuracy,
         BinaryAccuracy,
@@ -72,11 +108,22 @@ _BY_CLASS_NAME = {
         Hinge,
         SquaredHinge,
         CategoricalHinge,
+        BinaryCrossentropy,
+        CategoricalCrossentropy,
+        SparseCategoricalCrossentropy,
+        PearsonCorrelation,
+        ConcordanceCorrelation,
         *VECTOR_METRICS.values(),
     )
 }
 
 _CLASSES = {
+    "mean": Mean,
+    "sum": Sum,
+    "r2_score": R2Score,
+    "root_mean_squared_error": RootMeanSquaredError,
+    "pearson_correlation": PearsonCorrelation,
+    "concordance_correlation": ConcordanceCorrelation,
     "binary_accuracy": BinaryAccuracy,
     "categorical_accuracy": CategoricalAccuracy,
     "sparse_categorical_accuracy": SparseCategoricalAccuracy,
@@ -125,12 +172,8 @@ def get(
         return identifier
     if isinstance(identifier, type) and issubclass(identifier, Metric):
         return identifier()
-    if isinstance(identifier, dict) and "class_name" in identifier:  # a saved config
-        cls = _BY_CLASS_NAME.get(identifier["class_name"])
-        if cls is None:
-            raise ValueError(f"unknown metric class {identifier['class_name']!r}")
-        config = {k: v for k, v in identifier.get("config", {}).items() if k != "dtype"}
-        return cls(**config)
+    if isinstance(identifier, dict):  # a saved config
+        return deserialize(identifier)
     if isinstance(identifier, str):
         if identifier.lower() in ("accuracy", "acc"):
             return _resolve_accuracy(identifier, y_true, y_pred)
@@ -160,3 +203,41 @@ def _resolve_accuracy(name: str, y_true: TensorType | None, y_pred: TensorType |
     if is_sparse:
         return SparseCategoricalAccuracy(name=name)
     return CategoricalAccuracy(name=name)
+
+
+def serialize(metric: Metric) -> dict[str, Any]:
+    """Keras's form of a metric: {"module", "class_name", "config", "registered_name"}."""
+    if not isinstance(metric, Metric):
+        raise ValueError(f"keras.metrics.serialize: expected a Metric, got {metric!r}")
+    return {
+        "module": "keras.metrics",
+        "class_name": type(metric).__name__,
+        "config": metric.get_config(),
+        "registered_name": None,
+    }
+
+
+def deserialize(config: Any, custom_objects: dict | None = None) -> Metric:
+    """A metric from ``serialize``'s form (or a name ``get`` knows)."""
+    if isinstance(config, str):
+        return get(config)
+    if not (isinstance(config, dict) and "class_name" in config):
+        raise ValueError(f"keras.metrics.deserialize: expected a config dict, got {config!r}")
+    name = config["class_name"]
+    cls = (custom_objects or {}).get(name) or _BY_CLASS_NAME.get(name)
+    if cls is None or cls is Metric or cls is MeanMetricWrapper:
+        raise ValueError(
+            f"unknown metric class {name!r}"
+            + (" (its function is not in the config)" if cls is MeanMetricWrapper else "")
+        )
+    options = dict(config.get("config", {}))
+    if "dtype" in options and not _takes_dtype(cls):
+        del options["dtype"]
+    return cls(**options)
+
+
+def _takes_dtype(cls: type) -> bool:
+    import inspect
+
+    parameters = inspect.signature(cls.__init__).parameters
+    return "dtype" in parameters or any(p.kind is p.VAR_KEYWORD for p in parameters.values())

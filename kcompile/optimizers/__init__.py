@@ -2,15 +2,20 @@
 
 from typing import Any as _Any
 
+from kcompile.losses.refused import refusing as _refusing
 from kcompile.optimizers.adadelta import Adadelta
+from kcompile.optimizers.adafactor import Adafactor
 from kcompile.optimizers.adagrad import Adagrad
 from kcompile.optimizers.adam import Adam
 from kcompile.optimizers.adamax import Adamax
 from kcompile.optimizers.adamw import AdamW
 from kcompile.optimizers.ftrl import Ftrl
+from kcompile.optimizers.lamb import Lamb
 from kcompile.optimizers.lion import Lion
+from kcompile.optimizers.loss_scale_optimizer import LossScaleOptimizer
 from kcompile.optimizers.nadam import Nadam
-from kcompile.optimizers.optimizer import Optimizer
+from kcompile.optimizers.optimizer import Optimizer, serialize
+from kcompile.optimizers.optimizer import deserialize as _deserialize
 from kcompile.optimizers.rmsprop import RMSprop
 from kcompile.optimizers.sgd import SGD
 
@@ -25,15 +30,20 @@ _ALL = {
     "nadam": Nadam,
     "ftrl": Ftrl,
     "lion": Lion,
+    "adafactor": Adafactor,
+    "lamb": Lamb,
 }
 
 
 def get(identifier: _Any) -> Optimizer:
-    """An optimizer from an Optimizer (as is), an Optimizer class or a name ("adam")."""
+    """An optimizer from an Optimizer (as is), an Optimizer class, a name ("adam") or a
+    config dict ({"class_name": ..., "config": ...}, as Keras's ``serialize`` writes)."""
     if isinstance(identifier, Optimizer):
         return identifier
     if isinstance(identifier, type) and issubclass(identifier, Optimizer):
         return identifier()
+    if isinstance(identifier, dict):
+        return deserialize(identifier)
     if isinstance(identifier, str) and identifier.lower() in _ALL:
         return _ALL[identifier.lower()]()
     raise ValueError(
@@ -41,17 +51,44 @@ def get(identifier: _Any) -> Optimizer:
     )
 
 
+def deserialize(config: _Any, custom_objects: dict | None = None) -> Optimizer:
+    """An optimizer from ``serialize``'s form (a class's config dict) or a name."""
+    if isinstance(config, str):
+        return get(config)
+    return _deserialize(config, custom_objects)
+
+
+__getattr__ = _refusing(
+    "keras.optimizers",
+    {
+        "Muon": "its update orthogonalizes each matrix's momentum by Newton-Schulz "
+        "iterations and routes other variables to AdamW by name; not written yet",
+        "ScheduleFreeAdamW": "it keeps two sequences of weights and evaluates the model at "
+        "their interpolation (train and eval weights differ); not written yet",
+        "MultiOptimizer": "one optimizer per group of variables needs the step to split "
+        "its update by variable; not written yet",
+        "OptimizerMap": "one optimizer per group of variables needs the step to split "
+        "its update by variable; not written yet",
+    },
+)
+
+
 __all__ = [
     "SGD",
     "Adadelta",
+    "Adafactor",
     "Adagrad",
     "Adam",
     "AdamW",
     "Adamax",
     "Ftrl",
+    "Lamb",
     "Lion",
+    "LossScaleOptimizer",
     "Nadam",
     "Optimizer",
     "RMSprop",
+    "deserialize",
     "get",
+    "serialize",
 ]

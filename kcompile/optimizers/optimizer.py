@@ -265,6 +265,11 @@ class Optimizer:
     ) -> tuple[Value, dict[str, Value]]:
         raise NotImplementedError
 
+    @classmethod
+    def from_config(cls, config: dict[str, Any], custom_objects: dict | None = None):
+        """Keras's: the optimizer ``get_config`` describes."""
+        return cls(**config)
+
     def get_config(self) -> dict[str, Any]:
         return {
             "name": self.name,
@@ -280,3 +285,38 @@ class Optimizer:
             "ema_overwrite_frequency": self.ema_overwrite_frequency,
             "gradient_accumulation_steps": self.gradient_accumulation_steps,
         }
+
+
+def serialize(optimizer: Optimizer) -> dict[str, Any]:
+    """Keras's form of an optimizer: {"module", "class_name", "config", "registered_name"}."""
+    if not isinstance(optimizer, Optimizer):
+        raise ValueError(f"keras.optimizers.serialize: expected an Optimizer, got {optimizer!r}")
+    return {
+        "module": "keras.optimizers",
+        "class_name": type(optimizer).__name__,
+        "config": optimizer.get_config(),
+        "registered_name": None,
+    }
+
+
+def deserialize(config: Any, custom_objects: dict | None = None) -> Optimizer:
+    """An optimizer from ``serialize``'s form: its class found by name among the
+    Optimizer classes (kcompile's, and a user's subclasses), or in ``custom_objects``."""
+    if not (isinstance(config, dict) and "class_name" in config):
+        raise ValueError(f"keras.optimizers.deserialize: expected a config dict, got {config!r}")
+    name = config["class_name"]
+    cls = (custom_objects or {}).get(name) or _optimizer_classes().get(name)
+    if cls is None:
+        known = ", ".join(sorted(n for n in _optimizer_classes() if not n.startswith("_")))
+        raise ValueError(f"unknown optimizer class {name!r}; known: {known}")
+    return cls.from_config(dict(config.get("config", {})), custom_objects)
+
+
+def _optimizer_classes() -> dict[str, type[Optimizer]]:
+    found: dict[str, type[Optimizer]] = {}
+    todo = [Optimizer]
+    while todo:
+        cls = todo.pop()
+        found.setdefault(cls.__name__, cls)
+        todo.extend(cls.__subclasses__())
+    return found
