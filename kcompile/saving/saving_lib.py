@@ -207,15 +207,22 @@ _SLOT_GROUPS = {
     "Nadam": [("momentum", "velocity")],
     "Ftrl": [("accumulator", "linear")],
     "Lion": [("momentum",)],
+    "Lamb": [("momentum", "velocity")],
 }
 
 
 def _slot_layout(model, opt) -> list[list[str]]:
     """Each Keras optimizer variable after the first two as the slot paths it holds (one,
     or every weight's for Nadam's running product, which Keras keeps once, last)."""
-    groups = _SLOT_GROUPS.get(type(opt).__name__)
-    if groups is None or not opt.built:
+    if not opt.built:
         return []
+    groups = _SLOT_GROUPS.get(type(opt).__name__)
+    if groups is None:
+        # Written without its slots the file would lose the optimizer's state.
+        raise NotImplementedError(
+            f"saving a .keras file: the state of optimizer {type(opt).__name__} is not "
+            "written in Keras's layout yet; save as .kcmodel, or the weights alone"
+        )
     present = set(opt.all_slots())
     weights = model.trainable_weights
     layout = [
