@@ -80,6 +80,13 @@ SLOW_IN_THE_QUICK_TIER = {
     "tests/test_recurrent.py::test_compiled_train_steps_match_reference[gru]",
     "tests/test_recurrent.py::test_text_classifier_example_learns",
     "tests/test_training.py::test_functional_two_inputs_concat_residual",
+    "tests/test_recurrent_state.py::test_compiled_training_with_dropout_matches_the_reference[GRU]",
+    "tests/test_recurrent_state.py::test_compiled_training_with_dropout_matches_the_reference[LSTM]",
+    "tests/test_recurrent_state.py::test_gradients_through_user_and_stacked_cells",
+    "tests/test_recurrent_state.py::test_gradients_flow_through_initial_states[GRU]",
+    "tests/test_recurrent_state.py::test_bidirectional_keeps_working_with_dropout",
+    "tests/test_recurrent_state.py::test_states_and_cells_match_keras[bidirectional_concat]",
+    "tests/test_recurrent_state.py::test_states_and_cells_match_keras[user_cell]",
 }
 
 

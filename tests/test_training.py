@@ -332,7 +332,10 @@ def test_wrong_shape_at_build_names_layer_and_shapes():
         r"\(None, 5\)",
     ):
         dense(keras.Input(shape=(5,)))
-    with pytest.raises(ValueError, match=r"layer 'add' \(Add\).*\(None, 3\), \(None, 2\)"):
+    with pytest.raises(
+        ValueError,
+        match=r"layer 'add' \(Add\): Inputs have incompatible shapes. Received shapes \[\(3,\), \(2,\)\]",
+    ):
         layers.Add()([layers.Dense(3)(inp), layers.Dense(2)(inp)])
     with pytest.raises(ValueError, match=r"Reshape 'reshape'.*4 elements.*\(3,\) has 3"):
         layers.Reshape((3,))(inp)

@@ -67,3 +67,6 @@ class Conv1D(Conv2D):
             padding="causal" if self.causal else self.padding,
         )
         return config
+
+
+Convolution1D = Conv1D  # Keras's other name for it

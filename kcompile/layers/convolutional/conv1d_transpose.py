@@ -52,3 +52,6 @@ class Conv1DTranspose(Conv2DTranspose):
             output_padding=None if self.output_padding is None else self.output_padding[0],
         )
         return config
+
+
+Convolution1DTranspose = Conv1DTranspose  # Keras's other name for it

@@ -92,3 +92,6 @@ class Conv2D(Layer):
             "filters": self.filters,
             **window_config(self),
         }
+
+
+Convolution2D = Conv2D  # Keras's other name for it

@@ -141,3 +141,6 @@ def _window(y: Value, geometry: list[tuple[int, int]], full: list[int]) -> Value
     if any(short):
         y = B.pad(y, (0, 0, 0, 0), (0, short[0], short[1], 0))
     return y
+
+
+Convolution2DTranspose = Conv2DTranspose  # Keras's other name for it

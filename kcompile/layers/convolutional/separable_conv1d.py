@@ -18,3 +18,6 @@ class SeparableConv1D(SeparableConv2D):
             ctx, image, (1, *self.kernel_size), (1, *self.strides), (1, *self.dilation_rate)
         )
         return B.reshape(y, (n, y.shape[2], self.filters))
+
+
+SeparableConvolution1D = SeparableConv1D  # Keras's other name for it

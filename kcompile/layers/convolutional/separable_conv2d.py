@@ -91,3 +91,6 @@ class SeparableConv2D(Layer):
             "depth_multiplier": self.depth_multiplier,
             **window_config(self),
         }
+
+
+SeparableConvolution2D = SeparableConv2D  # Keras's other name for it

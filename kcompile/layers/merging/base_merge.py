@@ -9,7 +9,7 @@ from functools import reduce
 from typing import Any
 
 from kcompile.backend.keras_tensor import keras_shape
-from kcompile.ir import DType
+from kcompile.ir import DType, Value
 from kcompile.ir import build as B
 from kcompile.layers.layer import Layer
 
@@ -24,13 +24,27 @@ class Merge(Layer):
                 f"layer '{self.name}' ({type(self).__name__}) needs at least two "
                 f"inputs, got {len(inputs)}"
             )
-        shapes = {v.shape for v in inputs}
-        if len(shapes) > 1:
-            raise ValueError(
-                f"layer '{self.name}' ({type(self).__name__}) needs inputs of one "
-                f"shape, got {[keras_shape(v.shape) for v in inputs]}"
-            )
-        return self.merge(inputs)
+        return self.merge(self.broadcast(inputs))
+
+    def broadcast(self, inputs: list[Value]) -> list[Value]:
+        """Keras's: inputs of lower rank get axes of 1 after the batch axis, then sizes of
+        1 stretch to the others' ((None, 1) with (None, 64) gives (None, 64))."""
+        rank = max(v.rank for v in inputs)
+        inputs = [
+            B.reshape(v, (v.shape[0], *[1] * (rank - v.rank), *v.shape[1:])) if v.rank < rank else v
+            for v in inputs
+        ]
+        shape = list(inputs[0].shape)
+        for v in inputs[1:]:
+            for axis, (a, b) in enumerate(zip(shape, v.shape)):
+                if axis and a != b and 1 not in (a, b):
+                    raise ValueError(
+                        f"layer '{self.name}' ({type(self).__name__}): Inputs have "
+                        "incompatible shapes. Received shapes "
+                        f"{[keras_shape(v.shape)[1:] for v in inputs]}"
+                    )
+                shape[axis] = b if a == 1 else a
+        return [v if v.shape == tuple(shape) else B.broadcast_to(v, tuple(shape)) for v in inputs]
 
     def merge(self, inputs):
         raise NotImplementedError
@@ -61,6 +75,7 @@ class MaskedMerge(Merge):
         out = super().call(ctx, inputs)
         if mask is None:
             return out
+        inputs = self.broadcast(inputs)
         out, out_mask = self.merge_masked(
             inputs, [None if m is None else _spread(m, x) for m, x in zip(mask, inputs)]
         )

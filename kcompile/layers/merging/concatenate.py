@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from kcompile.ir import DType
+from kcompile.ir import DType, Value
 from kcompile.ir import build as B
 from kcompile.layers.layer import Layer
 
@@ -18,7 +18,7 @@ class Concatenate(Layer):
         self.axis = axis
 
     def call(self, ctx, inputs):
-        return B.concat(inputs, self.axis)
+        return B.concat(common_dtype(inputs), self.axis)
 
     def compute_mask(self, inputs, previous_mask):
         """Keras's: each input's mask spread over its features (all kept where it has
@@ -36,6 +36,14 @@ class Concatenate(Layer):
 
     def get_config(self):
         return {**super().get_config(), "axis": self.axis}
+
+
+def common_dtype(inputs: list[Value]) -> list[Value]:
+    """The inputs cast to Keras's result type of theirs (float over int over bool), as
+    Keras's merge layers take integer inputs and keep an integer result."""
+    order = (DType.bool, DType.i32, DType.f32)
+    common = max((v.dtype for v in inputs), key=order.index)
+    return [v if v.dtype is common else B.cast(v, common) for v in inputs]
 
 
 def concatenate(inputs: list, axis: int = -1, **kwargs: Any) -> Any:

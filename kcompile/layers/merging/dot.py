@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from kcompile.backend.keras_tensor import keras_shape
+from kcompile.ir import DType
 from kcompile.ir import build as B
 from kcompile.layers.layer import Layer
 
@@ -38,6 +39,15 @@ class Dot(Layer):
                 f"Dot '{self.name}': cannot contract axis {ax} of {keras_shape(x.shape)} "
                 f"with axis {ay} of {keras_shape(y.shape)}"
             )
+        integer = not (x.dtype.is_float or y.dtype.is_float)
+        if integer and self.normalize:
+            raise TypeError(
+                f"Dot '{self.name}': normalize=True needs float inputs (Keras's l2 "
+                f"normalization refuses {x.dtype.value}), got {x.dtype.value} and {y.dtype.value}"
+            )
+        # Integer inputs are multiplied in float32 (exact below 2**24) and give an integer
+        # result, as Keras's Dot of int32 tensors does.
+        x, y = (v if v.dtype is DType.f32 else B.cast(v, DType.f32) for v in (x, y))
         if self.normalize:
             x, y = _l2_normalize(x, ax), _l2_normalize(y, ay)
         letters = iter("cdefghijklmnopqrstuvw")
@@ -46,6 +56,8 @@ class Dot(Layer):
         tx[ax] = ty[ay] = "z"
         out = [c for c in tx if c != "z"] + [c for c in ty[1:] if c != "z"]
         product = _einsum2("".join(tx), "".join(ty), "".join(out), x, y)
+        if integer:
+            product = B.cast(B.round_(product), DType.i32)
         return B.reshape(product, (*product.shape, 1)) if product.rank == 1 else product
 
     def get_config(self):

@@ -1,12 +1,16 @@
-"""Keras's ``LayerNormalization`` over the last axis."""
+"""Keras's ``LayerNormalization`` over any axis or axes but the batch's.
+
+The normalized axes are moved last and joined into one (a view when they are last
+already), so the row-local ``layer_norm`` primitive does the work whatever the axes."""
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
+from kcompile.ir import Value
 from kcompile.ir import build as B
 from kcompile.layers.layer import Layer
-from kcompile.layers.normalization.scale_and_shift import scale_and_shift
 
 
 class LayerNormalization(Layer):
@@ -14,26 +18,75 @@ class LayerNormalization(Layer):
 
     def __init__(
         self,
-        axis: int = -1,
+        axis: int | list[int] = -1,
         epsilon: float = 1e-3,
         center: bool = True,
         scale: bool = True,
+        beta_initializer: Any = "zeros",
+        gamma_initializer: Any = "ones",
+        beta_regularizer: Any = None,
+        gamma_regularizer: Any = None,
+        beta_constraint: Any = None,
+        gamma_constraint: Any = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
-        if isinstance(axis, list | tuple) and len(axis) == 1:
-            axis = axis[0]  # Keras's configs hold the axes as a list
-        if axis != -1:
-            raise NotImplementedError(f"LayerNormalization '{self.name}': axis=-1 only")
+        if isinstance(axis, list | tuple):
+            axis = [int(a) for a in axis]
+        elif not isinstance(axis, int):
+            raise TypeError(
+                f"LayerNormalization '{self.name}': expected an int or a list/tuple of ints "
+                f"for the argument 'axis', but received: {axis!r}"
+            )
         self.axis, self.epsilon, self.center, self.scale = axis, float(epsilon), center, scale
+        self.beta_initializer, self.gamma_initializer = beta_initializer, gamma_initializer
+        self.beta_regularizer, self.gamma_regularizer = beta_regularizer, gamma_regularizer
+        self.constraints = {"beta": beta_constraint, "gamma": gamma_constraint}
 
     def build(self, input_shape):
-        c = (input_shape[-1],)
-        self.gamma = self.add_weight(c, "ones", name="gamma") if self.scale else None
-        self.beta = self.add_weight(c, "zeros", name="beta") if self.center else None
+        rank = len(input_shape)
+        axes = sorted(self.axis) if isinstance(self.axis, list) else [self.axis]
+        for a in axes:
+            if not -rank <= a < rank or a % rank == 0:
+                raise ValueError(
+                    f"LayerNormalization '{self.name}': axis {a} is not an axis of the "
+                    f"features of inputs of shape {tuple(input_shape)} (the batch axis "
+                    "cannot be normalized over)"
+                )
+        self.axis = axes  # Keras keeps the axes as a sorted list once built
+        shape = tuple(input_shape[a] for a in axes)
+        self.gamma = (
+            self.add_weight(
+                shape,
+                self.gamma_initializer,
+                name="gamma",
+                regularizer=self.gamma_regularizer,
+                constraint=self.constraints["gamma"],
+            )
+            if self.scale
+            else None
+        )
+        self.beta = (
+            self.add_weight(
+                shape,
+                self.beta_initializer,
+                name="beta",
+                regularizer=self.beta_regularizer,
+                constraint=self.constraints["beta"],
+            )
+            if self.center
+            else None
+        )
 
     def call(self, ctx, x):
-        return scale_and_shift(ctx, self, B.layer_norm(x, self.epsilon))
+        axes = sorted({a % x.rank for a in self.axis})
+        y = normalize_over(x, axes, self.epsilon)
+        spread = tuple(x.shape[i] if i in axes else 1 for i in range(1, x.rank))
+        for weight, combine in ((self.gamma, B.mul), (self.beta, B.add)):
+            if weight is not None:
+                w = ctx.weight(weight)
+                y = combine(y, w if w.shape == spread[-w.rank :] else B.reshape(w, spread))
+        return y
 
     def get_config(self):
         return {
@@ -43,3 +96,19 @@ class LayerNormalization(Layer):
             "center": self.center,
             "scale": self.scale,
         }
+
+
+def normalize_over(x: Value, axes: list[int], epsilon: float) -> Value:
+    """``(x - mean) / sqrt(variance + epsilon)`` over ``axes`` (batch axis excluded)."""
+    if axes == [x.rank - 1]:
+        return B.layer_norm(x, epsilon)
+    rest = [i for i in range(x.rank) if i not in axes]
+    order = rest + axes
+    moved = x if order == list(range(x.rank)) else B.transpose(x, tuple(order))
+    kept = moved.shape[: len(rest)]
+    rows = B.reshape(moved, (*kept, math.prod(moved.shape[len(rest) :])))
+    y = B.reshape(B.layer_norm(rows, epsilon), moved.shape)
+    if moved is x:
+        return y
+    back = tuple(order.index(i) for i in range(x.rank))
+    return B.transpose(y, back)

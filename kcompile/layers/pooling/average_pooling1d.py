@@ -8,3 +8,6 @@ from kcompile.layers.pooling.base_pooling import BasePooling1D
 
 class AveragePooling1D(BasePooling1D):
     pool_2d = AveragePooling2D
+
+
+AvgPool1D = AveragePooling1D  # Keras's other name for it

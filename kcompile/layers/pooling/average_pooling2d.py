@@ -38,3 +38,6 @@ class AveragePooling2D(BasePooling2D):
             x.graph, (1.0 / counts).reshape(-1).tolist(), DType.f32, (*counts.shape, 1)
         )
         return total * inverse
+
+
+AvgPool2D = AveragePooling2D  # Keras's other name for it

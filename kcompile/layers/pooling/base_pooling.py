@@ -6,6 +6,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
+from kcompile.backend.keras_tensor import keras_shape
 from kcompile.ir import build as B
 from kcompile.layers.convolutional.base_conv import as_tuple, window_padding
 from kcompile.layers.layer import Layer
@@ -27,8 +28,27 @@ class BasePooling2D(Layer):
         self.strides = as_tuple(strides, 2, "strides") if strides is not None else self.pool_size
         self.padding = padding.lower()
 
+    def _check_size(self, x, shown=None) -> None:
+        """Keras's refusal of a window larger than its (unpadded) input, at the call."""
+        if self.padding != "valid":
+            return
+        if any(size < k for size, k in zip(x.shape[1:3], self.pool_size)):
+            name, kind, pool, strides, shape = shown or (
+                self.name,
+                type(self).__name__,
+                list(self.pool_size),
+                self.strides,
+                keras_shape(x.shape),
+            )
+            raise ValueError(
+                f"layer '{name}' ({kind}): Computed output size would be zero or "
+                f"negative. Received: `inputs.shape={list(shape)}`, `pool_size={pool}`, "
+                f"`strides={strides}`, `padding={self.padding}`."
+            )
+
     def _windows(self, x, value: float):
         """The windows as [N, OH, OW, KH*KW, C], and the padding used."""
+        self._check_size(x)
         pads = window_padding(
             self.padding, x.shape[1:3], self.pool_size, self.strides, (1, 1), self.name
         )
@@ -40,6 +60,7 @@ class BasePooling2D(Layer):
         """Windows that tile the image exactly (strides = pool size, no padding, sizes
         divisible) as a view [N, OH, KH, OW, KW, C] of it: reduced over KH and KW with no
         copy of patches. None for other windows."""
+        self._check_size(x)
         (kh, kw), (sh, sw) = self.pool_size, self.strides
         if (kh, kw) != (sh, sw) or any(
             window_padding(
@@ -78,5 +99,71 @@ class BasePooling1D(Layer):
 
     def call(self, ctx, x):
         n, length, c = x.shape
-        y = self.pool.call(ctx, B.reshape(x, (n, 1, length, c)))
+        pool, strides = self.pool.pool_size[1], self.pool.strides[1]
+        shown = (self.name, type(self).__name__, [pool], (strides,), keras_shape(x.shape))
+        x = B.reshape(x, (n, 1, length, c))
+        self.pool._check_size(x, shown)
+        y = self.pool.call(ctx, x)
         return B.reshape(y, (n, y.shape[2], c))
+
+
+class BasePooling3D(Layer):
+    """Keras's 3-D pooling, channels last, as three 1-D poolings (width, height, depth),
+    each a 2-D pooling of a window of height 1 over a view of the input: a box's maximum
+    is the maximum of maxima, its mean (of the real elements, under "same" padding) the
+    mean of means, since the counts of a box are the product of its axes' counts."""
+
+    def __init__(
+        self,
+        pool_size: Any = (2, 2, 2),
+        strides: Any = None,
+        padding: str = "valid",
+        data_format: str | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        if data_format not in (None, "channels_last"):
+            raise NotImplementedError(f"{type(self).__name__} '{self.name}': only channels_last")
+        self.pool_size = as_tuple(pool_size, 3, "pool_size")
+        self.strides = as_tuple(strides, 3, "strides") if strides is not None else self.pool_size
+        self.padding = padding.lower()
+        self.pools = [
+            self.pool_2d(
+                pool_size=(1, k), strides=(1, s), padding=padding, name=f"{self.name}_{axis}"
+            )
+            for axis, k, s in zip("dhw", self.pool_size, self.strides)
+        ]
+
+    def call(self, ctx, x):
+        if x.rank != 5:
+            raise ValueError(
+                f"{type(self).__name__} '{self.name}' expects inputs of rank 5 (batch, depth, "
+                f"height, width, channels), got shape {keras_shape(x.shape)}"
+            )
+        if self.padding == "valid" and any(
+            size < k for size, k in zip(x.shape[1:4], self.pool_size)
+        ):
+            raise ValueError(
+                f"layer '{self.name}' ({type(self).__name__}): Computed output size would be "
+                f"zero or negative. Received: `inputs.shape={list(keras_shape(x.shape))}`, "
+                f"`pool_size={list(self.pool_size)}`, `strides={self.strides}`, "
+                f"`padding={self.padding}`."
+            )
+        n, c = x.shape[0], x.shape[4]
+        for axis in (3, 2, 1):  # width, height, depth: the pooled axis as a 2-D width
+            dims = x.shape[1:4]
+            before, after = math.prod(dims[: axis - 1]), math.prod(dims[axis:]) * c
+            view = B.reshape(x, (n, before, dims[axis - 1], after))
+            y = self.pools[axis - 1].call(ctx, view)
+            new = list(dims)
+            new[axis - 1] = y.shape[2]
+            x = B.reshape(y, (n, *new, c))
+        return x
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "pool_size": self.pool_size,
+            "strides": self.strides,
+            "padding": self.padding,
+        }

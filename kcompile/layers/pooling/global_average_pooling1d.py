@@ -28,3 +28,6 @@ class GlobalAveragePooling1D(GlobalAveragePooling2D):
 
     def compute_mask(self, inputs, previous_mask):
         return None
+
+
+GlobalAvgPool1D = GlobalAveragePooling1D  # Keras's other name for it

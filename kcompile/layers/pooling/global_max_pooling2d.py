@@ -9,3 +9,6 @@ from kcompile.layers.pooling.base_global_pooling import BaseGlobalPooling
 class GlobalMaxPooling2D(BaseGlobalPooling):
     def call(self, ctx, x):
         return B.reduce_max(x, self.axes(x), self.keepdims)
+
+
+GlobalMaxPool2D = GlobalMaxPooling2D  # Keras's other name for it

@@ -8,3 +8,6 @@ from kcompile.layers.pooling.max_pooling2d import MaxPooling2D
 
 class MaxPooling1D(BasePooling1D):
     pool_2d = MaxPooling2D
+
+
+MaxPool1D = MaxPooling1D  # Keras's other name for it

@@ -15,3 +15,6 @@ class MaxPooling2D(BasePooling2D):
             return B.reduce_max(tiles, (2, 4))
         windows, _ = self._windows(x, -math.inf)
         return B.reduce_max(windows, 3)
+
+
+MaxPool2D = MaxPooling2D  # Keras's other name for it

@@ -1,4 +1,4 @@
-"""Keras's ``GRU`` (Keras 3's default, ``reset_after=True``)."""
+"""Keras's ``GRUCell`` and ``GRU`` (Keras 3's default, ``reset_after=True``)."""
 
 from __future__ import annotations
 
@@ -7,25 +7,21 @@ from typing import Any
 from kcompile import activations
 from kcompile.ir import Value
 from kcompile.ir import build as B
-from kcompile.layers.rnn.base_rnn import BaseRNN, split_gates
+from kcompile.layers.layer import Layer
+from kcompile.layers.rnn.base_rnn import BaseRNN, CellMath, split_gates
+from kcompile.layers.rnn.cell import BuiltinCell
 
 
-class GRU(BaseRNN):
+class GRUMath(CellMath):
     """Keras 3's default GRU (reset_after=True): gates z, r, h; two bias rows."""
 
     gates = 3
 
-    def __init__(
-        self,
-        units: int,
-        recurrent_activation: Any = "sigmoid",
-        reset_after: bool = True,
-        **kwargs: Any,
-    ) -> None:
-        super().__init__(units, **kwargs)
+    def init_gru(self, recurrent_activation: Any, reset_after: bool) -> None:
         if not reset_after:
             raise NotImplementedError(
-                f"GRU '{self.name}': only reset_after=True (Keras 3's default) is supported"
+                f"{type(self).__name__} '{self.name}': only reset_after=True (Keras 3's "
+                "default) is supported"
             )
         self.recurrent_activation = activations.get(recurrent_activation)
         self.reset_after = reset_after
@@ -40,15 +36,15 @@ class GRU(BaseRNN):
     def input_bias(self, ctx, projected):
         return projected + self._bias_row(ctx, 0) if self.bias is not None else projected
 
-    def invariants(self, ctx):
-        found = super().invariants(ctx)
+    def invariants(self, ctx, training, rows):
+        found = super().invariants(ctx, training, rows)
         if self.bias is not None:
             found["recurrent_bias"] = self._bias_row(ctx, 1)
         return found
 
     def cell(self, xk, state, w):
         (h,) = state
-        inner = B.matmul(h, w["recurrent_kernel"])
+        inner = self.recurrent_product(h, w)
         if "recurrent_bias" in w:
             inner = inner + w["recurrent_bias"]
         xz, xr, xh = split_gates(xk, 3)
@@ -59,9 +55,43 @@ class GRU(BaseRNN):
         hh = self.activation(xh + r * rh)
         return [z * h + (1.0 - z) * hh]
 
-    def get_config(self):
+    def gru_config(self) -> dict[str, Any]:
         return {
-            **super().get_config(),
             "reset_after": self.reset_after,
             "recurrent_activation": activations.serialize(self.recurrent_activation),
         }
+
+
+class GRUCell(GRUMath, BuiltinCell, Layer):
+    """Keras's ``GRUCell``: one step of a GRU, for ``layers.RNN``."""
+
+    def __init__(
+        self,
+        units: int,
+        recurrent_activation: Any = "sigmoid",
+        reset_after: bool = True,
+        **kwargs: Any,
+    ) -> None:
+        cell_args = BuiltinCell.pop_cell_args(kwargs)
+        kwargs.pop("implementation", None)  # the same numbers either way
+        super().__init__(**kwargs)
+        self.init_cell(units, **cell_args)
+        self.init_gru(recurrent_activation, reset_after)
+
+    def get_config(self):
+        return {**super().get_config(), **self.gru_config()}
+
+
+class GRU(GRUMath, BaseRNN):
+    def __init__(
+        self,
+        units: int,
+        recurrent_activation: Any = "sigmoid",
+        reset_after: bool = True,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(units, **kwargs)
+        self.init_gru(recurrent_activation, reset_after)
+
+    def get_config(self):
+        return {**super().get_config(), **self.gru_config()}

@@ -1,28 +1,22 @@
-"""Keras's ``LSTM``."""
+"""Keras's ``LSTMCell`` and ``LSTM``."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from kcompile import activations, initializers
-from kcompile.ir import build as B
-from kcompile.layers.rnn.base_rnn import BaseRNN, split_gates
+from kcompile.layers.layer import Layer
+from kcompile.layers.rnn.base_rnn import BaseRNN, CellMath, split_gates
+from kcompile.layers.rnn.cell import BuiltinCell
 
 
-class LSTM(BaseRNN):
+class LSTMMath(CellMath):
     """Gates i, f, c, o; ``c = f*c + i*g``, ``h = o*act(c)``; the forget bias starts at 1."""
 
     gates = 4
     state_names = ("h", "c")
 
-    def __init__(
-        self,
-        units: int,
-        recurrent_activation: Any = "sigmoid",
-        unit_forget_bias: bool = True,
-        **kwargs: Any,
-    ) -> None:
-        super().__init__(units, **kwargs)
+    def init_lstm(self, recurrent_activation: Any, unit_forget_bias: bool) -> None:
         self.recurrent_activation = activations.get(recurrent_activation)
         self.unit_forget_bias = unit_forget_bias
 
@@ -41,15 +35,49 @@ class LSTM(BaseRNN):
 
     def cell(self, xk, state, w):
         h, c = state
-        z = xk + B.matmul(h, w["recurrent_kernel"])
+        z = xk + self.recurrent_product(h, w)
         zi, zf, zc, zo = split_gates(z, 4)
         sigma = self.recurrent_activation
         c = sigma(zf) * c + sigma(zi) * self.activation(zc)
         return [sigma(zo) * self.activation(c), c]
 
-    def get_config(self):
+    def lstm_config(self) -> dict[str, Any]:
         return {
-            **super().get_config(),
             "unit_forget_bias": self.unit_forget_bias,
             "recurrent_activation": activations.serialize(self.recurrent_activation),
         }
+
+
+class LSTMCell(LSTMMath, BuiltinCell, Layer):
+    """Keras's ``LSTMCell``: one step of an LSTM, for ``layers.RNN``."""
+
+    def __init__(
+        self,
+        units: int,
+        recurrent_activation: Any = "sigmoid",
+        unit_forget_bias: bool = True,
+        **kwargs: Any,
+    ) -> None:
+        cell_args = BuiltinCell.pop_cell_args(kwargs)
+        kwargs.pop("implementation", None)  # the same numbers either way
+        super().__init__(**kwargs)
+        self.init_cell(units, **cell_args)
+        self.init_lstm(recurrent_activation, unit_forget_bias)
+
+    def get_config(self):
+        return {**super().get_config(), **self.lstm_config()}
+
+
+class LSTM(LSTMMath, BaseRNN):
+    def __init__(
+        self,
+        units: int,
+        recurrent_activation: Any = "sigmoid",
+        unit_forget_bias: bool = True,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(units, **kwargs)
+        self.init_lstm(recurrent_activation, unit_forget_bias)
+
+    def get_config(self):
+        return {**super().get_config(), **self.lstm_config()}
