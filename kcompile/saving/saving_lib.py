@@ -121,10 +121,20 @@ def _groups_at(layer, path: str, visited: set[int]) -> list[tuple[str, list]]:
 
 def variable_groups(layer) -> list[tuple[str, list]]:
     """(path below the layer, variables in Keras's order) for each group of a layer."""
-    from kcompile.layers import GRU, LSTM, Bidirectional, MultiHeadAttention, SimpleRNN
+    from kcompile.layers import (
+        GRU,
+        LSTM,
+        RNN,
+        Bidirectional,
+        MultiHeadAttention,
+        SimpleRNN,
+        StackedRNNCells,
+    )
 
     if isinstance(layer, LSTM | GRU | SimpleRNN):
         return [("cell/vars", internals.own_variables(layer))]
+    if isinstance(layer, RNN | StackedRNNCells):  # cells walked as Keras walks them
+        return [(p, v) for p, v in _custom_groups(layer, "", set()) if p != "vars"]
     if isinstance(layer, Bidirectional):
         return [
             ("forward_layer/cell/vars", internals.own_variables(layer.forward_layer)),

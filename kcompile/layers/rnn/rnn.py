@@ -203,12 +203,15 @@ class RNN(Layer):
 
 
 def _serialize(cell: Any) -> dict:
-    """Keras's form of a cell in a config: its class's (registered) name and config."""
+    """Keras's form of a cell in a config: its class's (registered) name and config. A
+    built-in cell is named as Keras names it (``keras.layers``), so Keras reads the file."""
+    cls = type(cell)
+    builtin = cls.__module__.startswith("kcompile.")
     return {
-        "module": type(cell).__module__,
-        "class_name": type(cell).__name__,
+        "module": "keras.layers" if builtin else cls.__module__,
+        "class_name": cls.__name__,
         "config": cell.get_config(),
-        "registered_name": registration.get_registered_name(type(cell)),
+        "registered_name": None if builtin else registration.get_registered_name(cls),
     }
 
 
