@@ -173,6 +173,18 @@ def erf(x: Value) -> Value:
     return _unary("erf", x)
 
 
+def sin(x: Value) -> Value:
+    return _unary("sin", x)
+
+
+def cos(x: Value) -> Value:
+    return _unary("cos", x)
+
+
+def atan(x: Value) -> Value:
+    return _unary("atan", x)
+
+
 def gelu(x: Value) -> Value:
     """x·Φ(x), the exact (erf) form."""
     return _unary("gelu", x)

@@ -46,6 +46,10 @@ FUNCTIONS = {
     "tanh": (B.tanh, np.tanh, (-12.0, 12.0), 2, 0.0),
     "logistic": (B.logistic, _sigmoid, (-90.0, 30.0), 3, 0.0),
     "erf": (B.erf, _erf, (-6.0, 6.0), 3, 0.0),
+    # sin and cos near their zeros: an absolute bound (float32's spacing at 1).
+    "sin": (B.sin, np.sin, (-8192.0, 8192.0), 2, 1.2e-7),
+    "cos": (B.cos, np.cos, (-8192.0, 8192.0), 2, 1.2e-7),
+    "atan": (B.atan, np.arctan, (-1e4, 1e4), 2, 0.0),
 }
 
 
@@ -94,6 +98,9 @@ def test_special_values_as_numpy(math_exe):
             "tanh": np.tanh(x),
             "logistic": _sigmoid(x.astype(np.float64)).astype(np.float32),
             "erf": _erf(x.astype(np.float64)).astype(np.float32),
+            "sin": np.sin(x),
+            "cos": np.cos(x),
+            "atan": np.arctan(x),
         }
     for name, want in expected.items():
         got = np.array(out[name])

@@ -91,6 +91,9 @@ CASES = [
     Case("tanh", B.tanh, np.tanh, [(S, "f")]),
     Case("logistic", B.logistic, _sigmoid, [(S, "f")]),
     Case("erf", B.erf, _erf, [(S, "f")]),
+    Case("sin", B.sin, np.sin, [(S, "f")]),
+    Case("cos", B.cos, np.cos, [(S, "f")]),
+    Case("atan", B.atan, np.arctan, [(S, "f")]),
     Case("gelu", B.gelu, lambda x: 0.5 * x * (1 + _erf(x / np.sqrt(2))), [(S, "f")]),
     Case(
         "layer_norm",

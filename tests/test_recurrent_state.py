@@ -249,3 +249,17 @@ def test_keras_parity_when_keras_is_installed(rng):
     ours.set_weights(theirs.get_weights())
     for a, b in zip(ours.predict(inputs, verbose=0), theirs.predict(inputs, verbose=0)):
         np.testing.assert_allclose(a, np.asarray(b), rtol=1e-5, atol=2e-6)
+
+
+@pytest.mark.parametrize("stacked", [False, True])
+def test_rnn_of_cells_round_trips_through_a_keras_file(tmp_path, stacked):
+    """The cells' weights are saved at Keras's paths (a file without them would load with
+    fresh weights and predict something else)."""
+    cell = [layers.GRUCell(3), layers.LSTMCell(4)] if stacked else layers.LSTMCell(4)
+    inputs = keras.Input((5, 2))
+    model = keras.Model(inputs, layers.RNN(cell)(inputs))
+    x = np.random.default_rng(0).random((3, 5, 2), dtype=np.float32)
+    path = str(tmp_path / "rnn.keras")
+    model.save(path)
+    loaded = keras.saving.load_model(path)
+    np.testing.assert_array_equal(loaded.predict(x, verbose=0), model.predict(x, verbose=0))

@@ -82,6 +82,16 @@ _unary(
     cost=COSTLY,
 )
 
+_unary("sin", np.sin, lambda n, g: [g[0] * B.cos(n.inputs[0])], cost=COSTLY)
+_unary("cos", np.cos, lambda n, g: [-(g[0] * B.sin(n.inputs[0]))], cost=COSTLY)
+_unary(
+    "atan",
+    np.arctan,
+    lambda n, g: [g[0] / (B.square(n.inputs[0]) + 1.0)],
+    doc="the arc tangent, in (-pi/2, pi/2)",
+    cost=COSTLY,
+)
+
 
 def _gelu(x: np.ndarray) -> np.ndarray:
     wide = x.astype(np.float64)

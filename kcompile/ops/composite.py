@@ -295,8 +295,19 @@ def vdot(x1, x2):
 
 @op
 def isclose(x1, x2, rtol=1e-5, atol=1e-8, equal_nan=False):
+    """numpy's: |x1 - x2| <= atol + rtol·|x2|, equal infinities close, NaN close to NaN
+    only with ``equal_nan``."""
     a, b = vals(x1, x2, dtype=DType.f32)
-    return B.le(B.abs(a - b), atol + rtol * B.abs(b))
+    close = B.logical_or(B.eq(a, b), B.le(B.abs(a - b), atol + rtol * B.abs(b)))
+    if equal_nan:
+        close = B.logical_or(close, B.logical_and(B.ne(a, a), B.ne(b, b)))
+    return close
+
+
+@op
+def allclose(x1, x2, rtol=1e-5, atol=1e-8, equal_nan=False):
+    close = B.cast(isclose.__kcompile_op__(x1, x2, rtol, atol, equal_nan), DType.f32)
+    return B.gt(B.neg(B.reduce_max(B.neg(close), tuple(range(close.rank)))), 0.0)
 
 
 # --- creation (numbers in, arrays out) -----------------------------------------------------
@@ -332,6 +343,7 @@ def empty(shape, dtype=None) -> np.ndarray:
 empty_like = _named("empty_like", lambda x, dtype=None: N.full_like.__kcompile_op__(x, 0, dtype))
 
 __all__ = [
+    "allclose",
     "average",
     "cbrt",
     "copy",

@@ -12,6 +12,8 @@ from kcompile.ir import build as B
 from kcompile.ir.types import normalize_axes
 from kcompile.ops.core import op, unsupported, val
 from kcompile.ops.numpy import _axes, _named, _slice_axis, _unary, one_hot
+from kcompile.ops.refusals import refusal
+from kcompile.ops.sorting import _sorted_last
 
 
 def _float(x):
@@ -214,6 +216,55 @@ def psnr(x1, x2, max_val):
     return 20.0 * log10 * B.log(_float(max_val)) - 10.0 * log10 * B.log(mse)
 
 
+@op
+def batch_normalization(x, mean, variance, axis, offset=None, scale=None, epsilon=1e-3):
+    """(x - mean) / sqrt(variance + epsilon) · scale + offset, the statistics given along
+    ``axis`` (1-D, or already broadcastable)."""
+    v = _float(x)
+    axis = normalize_axes(axis, v.rank)[0]
+
+    def along(t):
+        t = _float(t)
+        if t.rank == 1:
+            return B.reshape(t, tuple(t.shape[0] if i == axis else 1 for i in range(v.rank)))
+        return t
+
+    out = (v - along(mean)) * (1.0 / B.sqrt(along(variance) + epsilon))
+    if scale is not None:
+        out = out * along(scale)
+    return out if offset is None else out + along(offset)
+
+
+@op
+def sparsemax(x, axis=-1):
+    """Keras's sparsemax, threshold and all: Keras (every backend) takes the threshold
+    as (Σ over the support of the running sums - 1) / k, where Martins & Astudillo's
+    sparsemax takes (the support's sum - 1) / k; the two agree when one value is in the
+    support. The sorted values come from ``kcompile.ops.sorting`` (L² comparisons for an
+    axis of length L)."""
+    v = _float(x)
+    axis = normalize_axes(axis, v.rank)[0]
+    last = v.rank - 1
+    moved = v if axis == last else B.transpose(v, (*[i for i in range(v.rank) if i != axis], axis))
+    length = moved.shape[-1]
+    z = B.neg(_sorted_last(B.neg(moved))[0])  # descending
+    ks = B.const_array(v.graph, [float(k) for k in range(1, length + 1)], DType.f32, (length,))
+    tri = B.const_array(
+        v.graph, [float(j <= i) for j in range(length) for i in range(length)], DType.f32,
+        (length, length),
+    )  # fmt: skip
+    running = B.matmul(z, tri)  # cumulative sums of the sorted values
+    support = B.cast(B.gt(1.0 + ks * z, running), DType.f32)
+    count = B.reduce_sum(support, (last,), keepdims=True)
+    total = B.reduce_sum(support * running, (last,), keepdims=True)
+    tau = (total - 1.0) / count
+    out = B.maximum(moved - tau, 0.0)
+    if axis == last:
+        return out
+    back = [*range(axis), last, *range(axis, last)]
+    return B.transpose(out, back)
+
+
 def _loss(class_name: str, name: str):
     """The per-element cross-entropy of ``kcompile.losses.losses.<class_name>`` (looked up when
     called: the losses module itself is written with keras.ops)."""
@@ -251,6 +302,7 @@ def _binary_per_element(target, output, from_logits):
 
 
 __all__ = [
+    "batch_normalization",
     "binary_crossentropy",
     "categorical_crossentropy",
     "celu",
@@ -286,9 +338,12 @@ __all__ = [
     "sparse_categorical_crossentropy",
     "sparse_plus",
     "sparse_sigmoid",
+    "sparsemax",
     "squareplus",
     "swish",
     "tanh",
     "tanh_shrink",
     "threshold",
 ]
+
+__getattr__ = refusal(__name__)

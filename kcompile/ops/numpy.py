@@ -19,6 +19,7 @@ from kcompile.ir import BATCH, DType, Value
 from kcompile.ir import build as B
 from kcompile.ir.types import normalize_axes
 from kcompile.ops.core import op, unsupported, val, vals
+from kcompile.ops.refusals import refusal
 
 # --- elementwise ------------------------------------------------------------------------
 
@@ -87,8 +88,13 @@ def floor_divide(x1, x2):
 
 @op
 def mod(x1, x2):
-    """The remainder with the sign of the divisor (numpy's and jax's mod)."""
-    a, b = vals(x1, x2, dtype=DType.f32)
+    """The remainder with the sign of the divisor (numpy's and jax's mod), in the
+    operands' dtype (int32 division floors)."""
+    a, b = vals(x1, x2)
+    if a.dtype is DType.bool:
+        a, b = B.cast(a, DType.i32), B.cast(b, DType.i32)
+    if a.dtype is DType.i32:
+        return a - B.div(a, b) * b
     return a - B.floor(B.div(a, b)) * b
 
 
@@ -876,3 +882,8 @@ __all__ = [
     "zeros",
     "zeros_like",
 ]
+
+# ``kcompile.ops.numpy`` is also Keras's ``keras.ops.numpy`` namespace: ``kcompile.ops``
+# adds the numpy functions defined in its other modules here, and a name it does not
+# offer is refused with why.
+__getattr__ = refusal(__name__)
