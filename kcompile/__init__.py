@@ -14,6 +14,7 @@ if not (_Path(__file__).parent / "ir").is_dir() and (_checkout / "ir" / "__init_
 from kcompile import errors  # noqa: E402  (gives the exception types their public names)
 from kcompile.artifact import load  # noqa: E402
 from kcompile.utils.lazy import lazy_attributes  # noqa: E402
+from kcompile.utils.unoffered import refuse_namespace  # noqa: E402
 from kcompile.version import __version__  # noqa: E402
 
 
@@ -87,6 +88,7 @@ _lazy = lazy_attributes(
 
 
 def __getattr__(name: str):
+    refuse_namespace(name)
     if name in _REFUSED:
         raise NotImplementedError(f"keras.{name} is not supported by kcompile: {_REFUSED[name]}")
     return _lazy(name)

@@ -13,6 +13,7 @@ from kcompile.callbacks.monitors import (
 )
 from kcompile.callbacks.tensorboard import TensorBoard
 from kcompile.utils.progbar import Progbar
+from kcompile.utils.unoffered import refuse
 
 __all__ = [
     "BackupAndRestore",
@@ -30,3 +31,7 @@ __all__ = [
     "TensorBoard",
     "TerminateOnNaN",
 ]
+
+
+def __getattr__(name: str):
+    refuse("callbacks", name)

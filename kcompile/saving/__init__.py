@@ -17,6 +17,7 @@ from kcompile.saving.saving_api import (
     save_weights,
 )
 from kcompile.saving.serialization_lib import deserialize_keras_object, serialize_keras_object
+from kcompile.utils.unoffered import refuse
 
 __all__ = [
     "CustomObjectScope",
@@ -34,3 +35,7 @@ __all__ = [
     "save_weights",
     "serialize_keras_object",
 ]
+
+
+def __getattr__(name: str):
+    refuse("saving", name)

@@ -6,21 +6,26 @@ The public names are imported on first use, so that ``kcompile.utils.lazy`` (whi
 """
 
 from kcompile.utils.lazy import lazy_attributes
+from kcompile.utils.unoffered import refuse
 
-__getattr__ = lazy_attributes(
+_lazy = lazy_attributes(
     __name__,
     {
         "CustomObjectScope": "kcompile.saving.object_registration:CustomObjectScope",
         "Progbar": "kcompile.utils.progbar:Progbar",
         "PyDataset": "kcompile.trainers.batches:PyDataset",
+        "Sequence": "kcompile.trainers.batches:PyDataset",  # Keras 3's alias
         "clear_session": "kcompile.backend.session:clear_session",
         "custom_object_scope": "kcompile.saving.object_registration:custom_object_scope",
         "deserialize_keras_object": "kcompile.saving.serialization_lib:deserialize_keras_object",
+        "disable_interactive_logging": "kcompile.config:disable_interactive_logging",
+        "enable_interactive_logging": "kcompile.config:enable_interactive_logging",
         "get_custom_objects": "kcompile.saving.object_registration:get_custom_objects",
         "get_file": "kcompile.utils.file_utils:get_file",
         "get_registered_name": "kcompile.saving.object_registration:get_registered_name",
         "get_registered_object": "kcompile.saving.object_registration:get_registered_object",
         "get_source_inputs": "kcompile.utils.tensor_utils:get_source_inputs",
+        "is_interactive_logging_enabled": "kcompile.config:is_interactive_logging_enabled",
         "is_keras_tensor": "kcompile.utils.tensor_utils:is_keras_tensor",
         "model_to_dot": "kcompile.tools.plot:model_to_dot",
         "normalize": "kcompile.utils.data_utils:normalize",
@@ -33,23 +38,36 @@ __getattr__ = lazy_attributes(
         "serialize_keras_object": "kcompile.saving.serialization_lib:serialize_keras_object",
         "set_random_seed": "kcompile.backend.session:set_random_seed",
         "split_dataset": "kcompile.utils.data_utils:split_dataset",
+        "standardize_dtype": "kcompile.backend.dtypes:standardize_dtype",
         "to_categorical": "kcompile.utils.data_utils:to_categorical",
         "unpack_x_y_sample_weight": "kcompile.utils.tensor_utils:unpack_x_y_sample_weight",
     },
 )
 
+
+def __getattr__(name: str):
+    try:
+        return _lazy(name)
+    except AttributeError:
+        refuse("utils", name)
+
+
 __all__ = [
     "CustomObjectScope",
     "Progbar",
     "PyDataset",
+    "Sequence",
     "clear_session",
     "custom_object_scope",
     "deserialize_keras_object",
+    "disable_interactive_logging",
+    "enable_interactive_logging",
     "get_custom_objects",
     "get_file",
     "get_registered_name",
     "get_registered_object",
     "get_source_inputs",
+    "is_interactive_logging_enabled",
     "is_keras_tensor",
     "model_to_dot",
     "normalize",
@@ -60,6 +78,7 @@ __all__ = [
     "serialize_keras_object",
     "set_random_seed",
     "split_dataset",
+    "standardize_dtype",
     "to_categorical",
     "unpack_x_y_sample_weight",
 ]
