@@ -6,13 +6,13 @@ from kcompile.layers.activations.relu import ReLU
 from kcompile.layers.activations.softmax import Softmax
 from kcompile.layers.attention.attention import Attention
 from kcompile.layers.attention.multi_head_attention import MultiHeadAttention
-from kcompile.layers.convolutional.conv1d import Conv1D
-from kcompile.layers.convolutional.conv1d_transpose import Conv1DTranspose
-from kcompile.layers.convolutional.conv2d import Conv2D
-from kcompile.layers.convolutional.conv2d_transpose import Conv2DTranspose
+from kcompile.layers.convolutional.conv1d import Conv1D, Convolution1D
+from kcompile.layers.convolutional.conv1d_transpose import Conv1DTranspose, Convolution1DTranspose
+from kcompile.layers.convolutional.conv2d import Conv2D, Convolution2D
+from kcompile.layers.convolutional.conv2d_transpose import Conv2DTranspose, Convolution2DTranspose
 from kcompile.layers.convolutional.depthwise_conv2d import DepthwiseConv2D
-from kcompile.layers.convolutional.separable_conv1d import SeparableConv1D
-from kcompile.layers.convolutional.separable_conv2d import SeparableConv2D
+from kcompile.layers.convolutional.separable_conv1d import SeparableConv1D, SeparableConvolution1D
+from kcompile.layers.convolutional.separable_conv2d import SeparableConv2D, SeparableConvolution2D
 from kcompile.layers.core.dense import Dense
 from kcompile.layers.core.embedding import Embedding
 from kcompile.layers.core.input_layer import Input, InputLayer
@@ -31,16 +31,35 @@ from kcompile.layers.normalization.batch_normalization import BatchNormalization
 from kcompile.layers.normalization.group_normalization import GroupNormalization
 from kcompile.layers.normalization.layer_normalization import LayerNormalization
 from kcompile.layers.normalization.unit_normalization import UnitNormalization
-from kcompile.layers.pooling.average_pooling1d import AveragePooling1D
-from kcompile.layers.pooling.average_pooling2d import AveragePooling2D
-from kcompile.layers.pooling.global_average_pooling1d import GlobalAveragePooling1D
-from kcompile.layers.pooling.global_average_pooling2d import GlobalAveragePooling2D
-from kcompile.layers.pooling.global_max_pooling1d import GlobalMaxPooling1D
-from kcompile.layers.pooling.global_max_pooling2d import GlobalMaxPooling2D
-from kcompile.layers.pooling.max_pooling1d import MaxPooling1D
-from kcompile.layers.pooling.max_pooling2d import MaxPooling2D
+from kcompile.layers.pooling.average_pooling1d import AveragePooling1D, AvgPool1D
+from kcompile.layers.pooling.average_pooling2d import AveragePooling2D, AvgPool2D
+from kcompile.layers.pooling.average_pooling3d import AveragePooling3D, AvgPool3D
+from kcompile.layers.pooling.global_average_pooling1d import GlobalAveragePooling1D, GlobalAvgPool1D
+from kcompile.layers.pooling.global_average_pooling2d import GlobalAveragePooling2D, GlobalAvgPool2D
+from kcompile.layers.pooling.global_average_pooling3d import GlobalAveragePooling3D, GlobalAvgPool3D
+from kcompile.layers.pooling.global_max_pooling1d import GlobalMaxPool1D, GlobalMaxPooling1D
+from kcompile.layers.pooling.global_max_pooling2d import GlobalMaxPool2D, GlobalMaxPooling2D
+from kcompile.layers.pooling.global_max_pooling3d import GlobalMaxPool3D, GlobalMaxPooling3D
+from kcompile.layers.pooling.max_pooling1d import MaxPool1D, MaxPooling1D
+from kcompile.layers.pooling.max_pooling2d import MaxPool2D, MaxPooling2D
+from kcompile.layers.pooling.max_pooling3d import MaxPool3D, MaxPooling3D
+from kcompile.layers.preprocessing.image_preprocessing.auto_contrast import AutoContrast
 from kcompile.layers.preprocessing.image_preprocessing.center_crop import CenterCrop
+from kcompile.layers.preprocessing.image_preprocessing.random_brightness import RandomBrightness
+from kcompile.layers.preprocessing.image_preprocessing.random_color_degeneration import (
+    RandomColorDegeneration,
+)
+from kcompile.layers.preprocessing.image_preprocessing.random_contrast import RandomContrast
+from kcompile.layers.preprocessing.image_preprocessing.random_crop import RandomCrop
+from kcompile.layers.preprocessing.image_preprocessing.random_flip import RandomFlip
+from kcompile.layers.preprocessing.image_preprocessing.random_grayscale import RandomGrayscale
+from kcompile.layers.preprocessing.image_preprocessing.random_invert import RandomInvert
+from kcompile.layers.preprocessing.image_preprocessing.random_rotation import RandomRotation
+from kcompile.layers.preprocessing.image_preprocessing.random_shear import RandomShear
+from kcompile.layers.preprocessing.image_preprocessing.random_translation import RandomTranslation
+from kcompile.layers.preprocessing.image_preprocessing.random_zoom import RandomZoom
 from kcompile.layers.preprocessing.image_preprocessing.resizing import Resizing
+from kcompile.layers.preprocessing.image_preprocessing.solarization import Solarization
 from kcompile.layers.preprocessing.integer_lookup import IntegerLookup
 from kcompile.layers.preprocessing.normalization import Normalization
 from kcompile.layers.preprocessing.rescaling import Rescaling
@@ -62,24 +81,52 @@ from kcompile.layers.reshaping.up_sampling2d import UpSampling2D
 from kcompile.layers.reshaping.zero_padding1d import ZeroPadding1D
 from kcompile.layers.reshaping.zero_padding2d import ZeroPadding2D
 from kcompile.layers.rnn.bidirectional import Bidirectional
-from kcompile.layers.rnn.gru import GRU
-from kcompile.layers.rnn.lstm import LSTM
-from kcompile.layers.rnn.simple_rnn import SimpleRNN
+from kcompile.layers.rnn.gru import GRU, GRUCell
+from kcompile.layers.rnn.lstm import LSTM, LSTMCell
+from kcompile.layers.rnn.rnn import RNN, StackedRNNCells
+from kcompile.layers.rnn.simple_rnn import SimpleRNN, SimpleRNNCell
 from kcompile.layers.rnn.time_distributed import TimeDistributed
 
 # ops called on symbolic tensors become nodes of the model (kcompile.ops.operation).
 from kcompile.ops.operation import Operation as _Operation  # noqa: F401
+from kcompile.utils.lazy import lazy_attributes as _lazy_attributes
+from kcompile.utils.unoffered import refuse as _refuse
+
+# keras.layers.serialize / deserialize live with Keras's serialization (saving sits above
+# the layers, so they are found by name on first use).
+_lazy = _lazy_attributes(
+    __name__,
+    {
+        "InputSpec": "kcompile.layers.input_spec:InputSpec",
+        "serialize": "kcompile.saving.serialization_lib:serialize_layer",
+        "deserialize": "kcompile.saving.serialization_lib:deserialize_layer",
+    },
+)
+
+
+def __getattr__(name: str):
+    try:
+        return _lazy(name)
+    except AttributeError:
+        _refuse("layers", name)  # a Keras layer kcompile lacks: NotImplementedError, why
+
 
 __all__ = [
     "GRU",
     "LSTM",
+    "RNN",
     "Activation",
     "ActivityRegularization",
     "Add",
     "Attention",
+    "AutoContrast",
     "Average",
     "AveragePooling1D",
     "AveragePooling2D",
+    "AveragePooling3D",
+    "AvgPool1D",
+    "AvgPool2D",
+    "AvgPool3D",
     "BatchNormalization",
     "Bidirectional",
     "CenterCrop",
@@ -88,6 +135,10 @@ __all__ = [
     "Conv1DTranspose",
     "Conv2D",
     "Conv2DTranspose",
+    "Convolution1D",
+    "Convolution1DTranspose",
+    "Convolution2D",
+    "Convolution2DTranspose",
     "Cropping1D",
     "Cropping2D",
     "Dense",
@@ -96,29 +147,54 @@ __all__ = [
     "Dropout",
     "Embedding",
     "Flatten",
+    "GRUCell",
     "GaussianDropout",
     "GaussianNoise",
     "GlobalAveragePooling1D",
     "GlobalAveragePooling2D",
+    "GlobalAveragePooling3D",
+    "GlobalAvgPool1D",
+    "GlobalAvgPool2D",
+    "GlobalAvgPool3D",
+    "GlobalMaxPool1D",
+    "GlobalMaxPool2D",
+    "GlobalMaxPool3D",
     "GlobalMaxPooling1D",
     "GlobalMaxPooling2D",
+    "GlobalMaxPooling3D",
     "GroupNormalization",
     "Input",
     "InputLayer",
     "IntegerLookup",
+    "LSTMCell",
     "Lambda",
     "Layer",
     "LayerNormalization",
     "LeakyReLU",
     "Masking",
+    "MaxPool1D",
+    "MaxPool2D",
+    "MaxPool3D",
     "MaxPooling1D",
     "MaxPooling2D",
+    "MaxPooling3D",
     "Maximum",
     "Minimum",
     "MultiHeadAttention",
     "Multiply",
     "Normalization",
     "Permute",
+    "RandomBrightness",
+    "RandomColorDegeneration",
+    "RandomContrast",
+    "RandomCrop",
+    "RandomFlip",
+    "RandomGrayscale",
+    "RandomInvert",
+    "RandomRotation",
+    "RandomShear",
+    "RandomTranslation",
+    "RandomZoom",
     "ReLU",
     "RepeatVector",
     "Rescaling",
@@ -126,10 +202,15 @@ __all__ = [
     "Resizing",
     "SeparableConv1D",
     "SeparableConv2D",
+    "SeparableConvolution1D",
+    "SeparableConvolution2D",
     "SimpleRNN",
+    "SimpleRNNCell",
     "Softmax",
+    "Solarization",
     "SpatialDropout1D",
     "SpatialDropout2D",
+    "StackedRNNCells",
     "StringLookup",
     "Subtract",
     "TextVectorization",

@@ -16,6 +16,7 @@ from kcompile.ops import (
     composite,
     control_flow,
     convolution,
+    image,  # noqa: F401  (keras.ops.image)
     integers,
     linalg,
     nan_functions,

@@ -27,6 +27,18 @@ NAMESPACES = {
 }
 
 _LAYER = "this layer is not implemented in kcompile yet"
+_CONV3D = (
+    "3-D convolutions are not supported yet: the IR's convolution primitive is 2-D and no "
+    "3-D one is written (a 3-D convolution made of 2-D ones would unroll one per depth "
+    "offset and output depth into the step); fold the depth into the channels and use "
+    "Conv2D, or TimeDistributed(Conv2D) over the depth"
+)
+_CONV_LSTM = (
+    "convolutional LSTMs are not supported yet: no cell with convolutions in its step is "
+    "written (the recurrent layers' steps are matrix products); use "
+    "TimeDistributed(Conv2D), then TimeDistributed(Flatten) and an LSTM"
+)
+
 _BACKEND_WRAPPER = "it wraps another framework's module, which kcompile cannot compile"
 _FOLDER = "it reads files with TensorFlow's tf.data; load the arrays with numpy instead"
 _PIL = "it converts images with PIL, which kcompile does not depend on"
@@ -46,13 +58,6 @@ NAMES: dict[str, dict[str, str]] = {
                 "AugMix",
                 "CategoryEncoding",
                 "ContrastLimitedAdaptiveHistogramEqualization",
-                "Conv3D",
-                "Conv3DTranspose",
-                "ConvLSTM1D",
-                "ConvLSTM2D",
-                "ConvLSTM3D",
-                "Convolution3D",
-                "Convolution3DTranspose",
                 "Cropping3D",
                 "CutMix",
                 "DepthwiseConv1D",
@@ -90,6 +95,10 @@ NAMES: dict[str, dict[str, str]] = {
             ),
             _LAYER,
         ),
+        **dict.fromkeys(
+            ("Conv3D", "Convolution3D", "Conv3DTranspose", "Convolution3DTranspose"), _CONV3D
+        ),
+        **dict.fromkeys(("ConvLSTM1D", "ConvLSTM2D", "ConvLSTM3D"), _CONV_LSTM),
         "FlaxLayer": _BACKEND_WRAPPER,
         "JaxLayer": _BACKEND_WRAPPER,
         "TorchModuleWrapper": _BACKEND_WRAPPER,

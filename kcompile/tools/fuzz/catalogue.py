@@ -148,6 +148,46 @@ def _center_crop(rng, shape):
     return {"height": rng.randint(1, shape[0]), "width": rng.randint(1, shape[1])}
 
 
+def _augment(**choices):
+    """An image augmentation layer's draw: each argument picked from its choices."""
+
+    def draw(rng, shape):
+        return {
+            **{key: _pick(rng, values) for key, values in choices.items()},
+            "seed": rng.randint(0, 99),
+        }
+
+    return draw
+
+
+_GEOMETRY = {
+    "fill_mode": ("reflect", "wrap", "constant", "nearest"),
+    "interpolation": ("bilinear", "nearest"),
+}
+_FACTORS = (0.1, 0.3, [-0.2, 0.1])
+_COLOUR_RANGE = ([-5.0, 5.0],)  # the data are normal: a range that clips little
+
+
+def _gray_shape(args, s):
+    if s[-1] not in (1, 3):
+        raise Invalid("RandomGrayscale takes 1 or 3 channels")
+    return s
+
+
+def _colour_shape(args, s):
+    if s[-1] != 3:
+        raise Invalid("RandomColorDegeneration takes 3 channels")
+    return s
+
+
+def _random_crop(rng, shape):
+    return {
+        "height": rng.randint(1, shape[0]),
+        "width": rng.randint(1, shape[1]),
+        "seed": rng.randint(0, 99),
+    }
+
+
 def _noise(key: str):
     def draw(rng, shape):
         return {key: _pick(rng, (0.1, 0.3)), "seed": rng.randint(0, 99)}
@@ -445,6 +485,79 @@ UNARY: tuple[LayerKind, ...] = (
     LayerKind("Rescaling", ANY_RANK, lambda r, s: {"scale": 0.5, "offset": -0.1}, _same, 0.3),
     LayerKind("Resizing", (3,), _resize, lambda a, s: (a["height"], a["width"], s[2]), 0.4),
     LayerKind("CenterCrop", (3,), _center_crop, lambda a, s: (a["height"], a["width"], s[2]), 0.3),
+    LayerKind(
+        "RandomFlip",
+        (3,),
+        _augment(mode=("horizontal", "vertical", "horizontal_and_vertical")),
+        _same,
+        0.1,
+    ),
+    LayerKind(
+        "RandomTranslation",
+        (3,),
+        _augment(height_factor=_FACTORS, width_factor=_FACTORS, **_GEOMETRY),
+        _same,
+        0.1,
+    ),
+    LayerKind(
+        "RandomRotation", (3,), _augment(factor=(0.05, 0.2, [-0.1, 0.3]), **_GEOMETRY), _same, 0.1
+    ),
+    LayerKind(
+        "RandomShear",
+        (3,),
+        _augment(x_factor=(0.0, 0.2, [0.1, 0.4]), y_factor=(0.0, 0.3), **_GEOMETRY),
+        _same,
+        0.1,
+    ),
+    LayerKind(
+        "RandomZoom",
+        (3,),
+        _augment(height_factor=_FACTORS, width_factor=(None, *_FACTORS), **_GEOMETRY),
+        _same,
+        0.1,
+    ),
+    LayerKind(
+        "RandomContrast",
+        (3,),
+        _augment(factor=(0.2, [0.1, 0.5]), value_range=_COLOUR_RANGE),
+        _same,
+        0.1,
+    ),
+    LayerKind(
+        "RandomBrightness",
+        (3,),
+        _augment(factor=(0.2, [-0.1, 0.3]), value_range=_COLOUR_RANGE),
+        _same,
+        0.1,
+    ),
+    LayerKind("RandomCrop", (3,), _random_crop, lambda a, s: (a["height"], a["width"], s[2]), 0.1),
+    LayerKind("RandomGrayscale", (3,), _augment(factor=(0.3, 0.7)), _gray_shape, 0.1),
+    LayerKind(
+        "RandomInvert",
+        (3,),
+        _augment(factor=(0.5, [0.2, 0.9]), value_range=_COLOUR_RANGE),
+        _same,
+        0.1,
+    ),
+    LayerKind(
+        "Solarization",
+        (3,),
+        _augment(
+            addition_factor=(0.0, 0.1),
+            threshold_factor=(0.5, [0.2, 0.9]),
+            value_range=_COLOUR_RANGE,
+        ),
+        _same,
+        0.1,
+    ),
+    LayerKind(
+        "RandomColorDegeneration",
+        (3,),
+        _augment(factor=(0.3, [-0.5, 0.8]), value_range=_COLOUR_RANGE),
+        _colour_shape,
+        0.1,
+    ),
+    LayerKind("AutoContrast", (3,), lambda r, s: {"value_range": [-5.0, 5.0]}, _same, 0.1),
     LayerKind("Conv1DTranspose", (2,), *_conv_transpose(1), 0.5),
     LayerKind("DepthwiseConv2D", (3,), _depthwise_draw, _depthwise_shape),
     LayerKind("MaxPooling2D", (3,), *_pool(2)),

@@ -11,28 +11,12 @@ from __future__ import annotations
 
 from typing import Any
 
-import numpy as np
-
 from kcompile.backend.keras_tensor import keras_shape
 from kcompile.ir import DType
 from kcompile.ir import build as B
 from kcompile.layers.layer import Layer
 from kcompile.layers.preprocessing.graph_constant import graph_constant
-
-
-def resize_matrix(size: int, target: int, method: str) -> np.ndarray:
-    """[target, size]: output pixel i as weights of the input pixels (jax.image.resize,
-    half-pixel centres, no antialiasing)."""
-    scale = size / target
-    centre = (np.arange(target) + 0.5) * scale - 0.5
-    pixels = np.arange(size)
-    if method == "bilinear":
-        weights = np.maximum(0.0, 1.0 - np.abs(centre[:, None] - pixels[None, :]))
-    else:  # nearest: the box [centre - 0.5, centre + 0.5)
-        offset = centre[:, None] - pixels[None, :]
-        weights = ((offset >= -0.5) & (offset < 0.5)).astype(np.float64)
-    totals = weights.sum(axis=1, keepdims=True)
-    return (weights / np.where(totals == 0, 1.0, totals)).astype(np.float32)
+from kcompile.ops.image_sampling import resize_matrix
 
 
 class Resizing(Layer):
