@@ -87,6 +87,23 @@ SLOW_IN_THE_QUICK_TIER = {
     "tests/test_recurrent_state.py::test_bidirectional_keeps_working_with_dropout",
     "tests/test_recurrent_state.py::test_states_and_cells_match_keras[bidirectional_concat]",
     "tests/test_recurrent_state.py::test_states_and_cells_match_keras[user_cell]",
+    "tests/test_activations_api.py::test_compiled_activations_match_keras",
+    "tests/test_artifact.py::test_loaded_model_matches_the_model_it_was_built_from",
+    "tests/test_backends.py::test_five_train_steps_match[mlp_softmax_adam]",
+    "tests/test_batch_data.py::test_generators_with_weights_named_inputs_and_steps_per_epoch",
+    "tests/test_distribution.py::test_mpiexec_without_a_distribution_warns_each_rank",
+    "tests/test_distribution.py::test_rank_0s_early_stopping_stops_every_rank",
+    "tests/test_dynamic_shapes.py::test_a_recurrent_model_over_sequences_of_any_length",
+    "tests/test_fuzz.py::test_random_graph_matches_float64_and_differences[4]",
+    "tests/test_keras_parity.py::test_kcompile_gives_kerass_numbers[subclassed]",
+    "tests/test_masking.py::test_both_backends_train_a_masked_model_alike[reference]",
+    "tests/test_metrics_confusion.py::test_the_epoch_loop_records_vector_statistics_element_by_element",
+    "tests/test_more_layers.py::test_noise_statistics_in_training",
+    "tests/test_ops_numpy_api.py::test_traced_compiles_and_matches_keras[inv]",
+    "tests/test_optimizers_api.py::test_update_rule_matches_keras[adafactor-None]",
+    "tests/test_optimizers_api.py::test_update_rule_matches_keras[adafactor_absolute_step-None]",
+    "tests/test_optimizers_api.py::test_update_rule_matches_keras[adafactor_options-None]",
+    "tests/test_recurrent_state.py::test_compiled_training_with_dropout_matches_the_reference[SimpleRNN]",
 }
 
 
