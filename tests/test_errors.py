@@ -3,6 +3,7 @@ that end at the user's own line (kcompile's frames filtered, as Keras 3 filters 
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import textwrap
@@ -104,8 +105,18 @@ def test_a_script_error_prints_one_message_line_after_the_users_frames(tmp_path)
             """
         )
     )
+    # The script imports this checkout's kcompile, whatever install the interpreter has.
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
+    }
     run = subprocess.run(
-        [sys.executable, str(script)], capture_output=True, text=True, cwd=ROOT, timeout=300
+        [sys.executable, str(script)],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=300,
+        env=env,
     )
     assert run.returncode == 1
     lines = run.stderr.strip().splitlines()
