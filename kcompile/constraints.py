@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 from kcompile.backend import session as backend
+from kcompile.utils.config_serialization import deserialize_object, serialize_object
 
 
 def _epsilon() -> float:
@@ -121,37 +122,12 @@ _NAMES = {**_CLASSES, **{backend.snake_case(n): c for n, c in _CLASSES.items()}}
 
 def serialize(constraint: Constraint) -> dict[str, Any]:
     """Keras's serialized form: ``{"module", "class_name", "config", "registered_name"}``."""
-    name = type(constraint).__name__
-    ours = _CLASSES.get(name) is type(constraint)
-    return {
-        "module": "keras.constraints" if ours else type(constraint).__module__,
-        "class_name": name,
-        "config": constraint.get_config(),
-        "registered_name": None if ours else name,
-    }
+    return serialize_object(constraint, "constraints", _CLASSES)
 
 
 def deserialize(config: Any, custom_objects: dict | None = None) -> Constraint:
     """A constraint from Keras's serialized form (or a name)."""
-    custom = custom_objects or {}
-    if isinstance(config, str):
-        cls = custom.get(config) or _NAMES.get(config)
-        if cls is None:
-            raise ValueError(f"could not deserialize constraint {config!r}")
-        return cls()
-    if not isinstance(config, dict) or "class_name" not in config:
-        raise ValueError(
-            f"could not deserialize constraint {config!r}: expected a dict with "
-            "'class_name' and 'config'"
-        )
-    name = config["class_name"]
-    cls = custom.get(name) or _NAMES.get(name) or custom.get(config.get("registered_name"))
-    if cls is None:
-        raise ValueError(
-            f"could not deserialize constraint {name!r}: known constraints are "
-            f"{', '.join(_CLASSES)} (pass custom_objects= for your own)"
-        )
-    return cls.from_config(dict(config.get("config") or {}))
+    return deserialize_object(config, custom_objects, "constraint", _CLASSES, _NAMES)
 
 
 def get(identifier: Any) -> Constraint | None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from kcompile.backend import session as backend
+from kcompile.utils.config_serialization import deserialize_object, serialize_object
 
 
 class Regularizer:
@@ -112,37 +113,12 @@ _NAMES = {
 
 def serialize(regularizer: Regularizer) -> dict[str, Any]:
     """Keras's serialized form: ``{"module", "class_name", "config", "registered_name"}``."""
-    name = type(regularizer).__name__
-    ours = _CLASSES.get(name) is type(regularizer)
-    return {
-        "module": "keras.regularizers" if ours else type(regularizer).__module__,
-        "class_name": name,
-        "config": regularizer.get_config(),
-        "registered_name": None if ours else name,
-    }
+    return serialize_object(regularizer, "regularizers", _CLASSES)
 
 
 def deserialize(config: Any, custom_objects: dict | None = None) -> Regularizer:
     """A regularizer from Keras's serialized form (or a name)."""
-    custom = custom_objects or {}
-    if isinstance(config, str):
-        cls = custom.get(config) or _NAMES.get(config)
-        if cls is None:
-            raise ValueError(f"could not deserialize regularizer {config!r}")
-        return cls()
-    if not isinstance(config, dict) or "class_name" not in config:
-        raise ValueError(
-            f"could not deserialize regularizer {config!r}: expected a dict with "
-            "'class_name' and 'config'"
-        )
-    name = config["class_name"]
-    cls = custom.get(name) or _NAMES.get(name) or custom.get(config.get("registered_name"))
-    if cls is None:
-        raise ValueError(
-            f"could not deserialize regularizer {name!r}: known regularizers are "
-            f"{', '.join(_CLASSES)} (pass custom_objects= for your own)"
-        )
-    return cls.from_config(dict(config.get("config") or {}))
+    return deserialize_object(config, custom_objects, "regularizer", _CLASSES, _NAMES)
 
 
 def get(identifier: Any) -> Regularizer | None:
