@@ -8,11 +8,8 @@ arguments that do not fit the input, so the shrinker can try edits and keep the 
 from __future__ import annotations
 
 import math
-import random
-from collections.abc import Callable
-from dataclasses import dataclass
 
-Shape = tuple[int, ...]
+from kcompile.tools.fuzz.kind import Invalid, LayerKind, Shape, no_args, pick, same, window_out
 
 ACTIVATIONS = (
     None,
@@ -35,42 +32,16 @@ ACTIVATIONS = (
 )
 
 
-class Invalid(ValueError):
-    """The layer does not apply to this input with these arguments."""
-
-
-@dataclass(frozen=True)
-class LayerKind:
-    name: str  # the class name in kcompile.layers
-    ranks: tuple[int, ...]  # input ranks it applies to (without the batch axis)
-    draw: Callable[[random.Random, Shape], dict]
-    shape: Callable[[dict, Shape], Shape]
-    weight: float = 1.0
-
-
-def _window_out(size: int, k: int, stride: int, padding: str, dilation: int = 1) -> int:
-    if padding in ("same", "causal"):
-        return math.ceil(size / stride)
-    span = dilation * (k - 1) + 1
-    if size < span:
-        raise Invalid(f"window {span} longer than {size}")
-    return (size - span) // stride + 1
-
-
-def _pick(rng: random.Random, values):
-    return values[rng.randrange(len(values))]
-
-
 def _dense(rng, shape):
     return {
         "units": rng.randint(1, 12),
-        "activation": _pick(rng, ACTIVATIONS),
+        "activation": pick(rng, ACTIVATIONS),
         "use_bias": rng.random() < 0.85,
     }
 
 
 def _ops_dense(rng, shape):
-    return {"units": rng.randint(1, 10), "activation": _pick(rng, (None, "relu", "tanh", "silu"))}
+    return {"units": rng.randint(1, 10), "activation": pick(rng, (None, "relu", "tanh", "silu"))}
 
 
 def _ops_attention(rng, shape):
@@ -133,14 +104,14 @@ def _crop2d_shape(args, s):
 
 def _groups(rng, shape):
     divisors = [g for g in range(1, shape[-1] + 1) if shape[-1] % g == 0]
-    return {"groups": _pick(rng, divisors)}
+    return {"groups": pick(rng, divisors)}
 
 
 def _resize(rng, shape):
     return {
         "height": rng.randint(2, 7),
         "width": rng.randint(2, 7),
-        "interpolation": _pick(rng, ("bilinear", "nearest")),
+        "interpolation": pick(rng, ("bilinear", "nearest")),
     }
 
 
@@ -153,7 +124,7 @@ def _augment(**choices):
 
     def draw(rng, shape):
         return {
-            **{key: _pick(rng, values) for key, values in choices.items()},
+            **{key: pick(rng, values) for key, values in choices.items()},
             "seed": rng.randint(0, 99),
         }
 
@@ -190,7 +161,7 @@ def _random_crop(rng, shape):
 
 def _noise(key: str):
     def draw(rng, shape):
-        return {key: _pick(rng, (0.1, 0.3)), "seed": rng.randint(0, 99)}
+        return {key: pick(rng, (0.1, 0.3)), "seed": rng.randint(0, 99)}
 
     return draw
 
@@ -202,12 +173,12 @@ def _conv_transpose(rank: int):
             "filters": rng.randint(1, 4),
             "kernel_size": [rng.randint(1, 3) for _ in range(rank)],
             "strides": strides,
-            "padding": _pick(rng, ("valid", "same")),
+            "padding": pick(rng, ("valid", "same")),
         }
         if max(strides) > 1 and rng.random() < 0.3:
             args["output_padding"] = [rng.randint(0, s - 1) for s in strides]
         if rng.random() < 0.3:
-            args["activation"] = _pick(rng, ACTIVATIONS[1:])
+            args["activation"] = pick(rng, ACTIVATIONS[1:])
         return args
 
     def shape(args, s):
@@ -233,8 +204,8 @@ def _conv(rank: int):
         args = {
             "filters": rng.randint(1, 6),
             "kernel_size": rng.randint(1, min(3, *spatial)),
-            "padding": _pick(rng, ("valid", "same")),
-            "activation": _pick(rng, ACTIVATIONS),
+            "padding": pick(rng, ("valid", "same")),
+            "activation": pick(rng, ACTIVATIONS),
         }
         if rng.random() < 0.3:
             args["strides"] = 2
@@ -248,7 +219,7 @@ def _conv(rank: int):
         if len(s) != rank + 1:
             raise Invalid("rank")
         out = [
-            _window_out(
+            window_out(
                 n,
                 args["kernel_size"],
                 args.get("strides", 1),
@@ -278,7 +249,7 @@ def _pool(rank: int):
     def draw(rng, shape):
         args = {
             "pool_size": rng.randint(1, min(3, *shape[:-1])),
-            "padding": _pick(rng, ("valid", "same")),
+            "padding": pick(rng, ("valid", "same")),
         }
         if rng.random() < 0.3:
             args["strides"] = 1
@@ -289,7 +260,7 @@ def _pool(rank: int):
             raise Invalid("rank")
         p = args["pool_size"]
         stride = args.get("strides") or p
-        return (*(_window_out(n, p, stride, args["padding"]) for n in s[:-1]), s[-1])
+        return (*(window_out(n, p, stride, args["padding"]) for n in s[:-1]), s[-1])
 
     return draw, shape
 
@@ -305,10 +276,10 @@ def _rnn_shape(args, s):
 
 
 def _bidirectional_draw(rng, shape):
-    inner = _pick(rng, ("LSTM", "GRU", "SimpleRNN"))
+    inner = pick(rng, ("LSTM", "GRU", "SimpleRNN"))
     return {
         "layer": {inner: _rnn_draw(rng, shape)},
-        "merge_mode": _pick(rng, ("concat", "sum", "mul", "ave")),
+        "merge_mode": pick(rng, ("concat", "sum", "mul", "ave")),
     }
 
 
@@ -318,20 +289,12 @@ def _bidirectional_shape(args, s):
     return (*out[:-1], out[-1] * 2) if args["merge_mode"] == "concat" else out
 
 
-def _same(args, s):
-    return s
-
-
-def _no_args(rng, shape):
-    return {}
-
-
 def _reshape_draw(rng, shape):
     total = math.prod(shape)
     divisors = [d for d in range(2, total) if total % d == 0]
     if not divisors:
         raise Invalid("nothing to reshape into")
-    d = _pick(rng, divisors)
+    d = pick(rng, divisors)
     return {"target_shape": [total // d, d]}
 
 
@@ -377,11 +340,11 @@ def _upsampling_shape(args, s):
 
 
 def _activation_draw(rng, shape):
-    return {"activation": _pick(rng, ACTIVATIONS[1:])}
+    return {"activation": pick(rng, ACTIVATIONS[1:])}
 
 
 def _dropout_draw(rng, shape):
-    return {"rate": _pick(rng, (0.1, 0.25, 0.5)), "seed": rng.randint(0, 99)}
+    return {"rate": pick(rng, (0.1, 0.25, 0.5)), "seed": rng.randint(0, 99)}
 
 
 def _normalization_draw(rng, shape):
@@ -390,7 +353,7 @@ def _normalization_draw(rng, shape):
         if rng.random() < 0.25:
             args[key] = False
     if rng.random() < 0.3:
-        args["epsilon"] = _pick(rng, (1e-5, 0.1))
+        args["epsilon"] = pick(rng, (1e-5, 0.1))
     return args
 
 
@@ -414,7 +377,7 @@ def _conv1d_padding(draw):
 
 
 def _leaky_draw(rng, shape):
-    return {"negative_slope": _pick(rng, (0.1, 0.3))}
+    return {"negative_slope": pick(rng, (0.1, 0.3))}
 
 
 ANY_RANK = (1, 2, 3)
@@ -423,27 +386,27 @@ UNARY: tuple[LayerKind, ...] = (
     LayerKind("Dense", ANY_RANK, _dense, lambda a, s: (*s[:-1], a["units"]), 3.0),
     # Custom layers written with keras.ops (kcompile.tools.fuzz.custom_layers).
     LayerKind("custom.OpsDense", ANY_RANK, _ops_dense, lambda a, s: (*s[:-1], a["units"])),
-    LayerKind("custom.OpsNorm", ANY_RANK, _no_args, _same, 0.5),
+    LayerKind("custom.OpsNorm", ANY_RANK, no_args, same, 0.5),
     LayerKind(
         "custom.OpsSelfAttention", (2,), _ops_attention, lambda a, s: (*s[:-1], a["units"]), 0.7
     ),
-    LayerKind("custom.OpsResidual", ANY_RANK, _no_args, _same, 0.4),
-    LayerKind("custom.SelfMultiHeadAttention", (2,), _mha, _same, 0.7),
-    LayerKind("custom.SelfAttention", (2,), _attention, _same, 0.5),
-    LayerKind("Activation", ANY_RANK, _activation_draw, _same),
-    LayerKind("LeakyReLU", ANY_RANK, _leaky_draw, _same, 0.5),
-    LayerKind("ReLU", ANY_RANK, _no_args, _same, 0.5),
-    LayerKind("Softmax", ANY_RANK, _no_args, _same, 0.3),
-    LayerKind("Dropout", ANY_RANK, _dropout_draw, _same, 0.7),
-    LayerKind("BatchNormalization", ANY_RANK, _batchnorm_draw, _same),
-    LayerKind("LayerNormalization", ANY_RANK, _normalization_draw, _same),
-    LayerKind("Flatten", (2, 3), _no_args, _flatten_shape),
+    LayerKind("custom.OpsResidual", ANY_RANK, no_args, same, 0.4),
+    LayerKind("custom.SelfMultiHeadAttention", (2,), _mha, same, 0.7),
+    LayerKind("custom.SelfAttention", (2,), _attention, same, 0.5),
+    LayerKind("Activation", ANY_RANK, _activation_draw, same),
+    LayerKind("LeakyReLU", ANY_RANK, _leaky_draw, same, 0.5),
+    LayerKind("ReLU", ANY_RANK, no_args, same, 0.5),
+    LayerKind("Softmax", ANY_RANK, no_args, same, 0.3),
+    LayerKind("Dropout", ANY_RANK, _dropout_draw, same, 0.7),
+    LayerKind("BatchNormalization", ANY_RANK, _batchnorm_draw, same),
+    LayerKind("LayerNormalization", ANY_RANK, _normalization_draw, same),
+    LayerKind("Flatten", (2, 3), no_args, _flatten_shape),
     LayerKind("Reshape", (1,), _reshape_draw, _reshape_shape, 0.7),
     LayerKind("Conv1D", (2,), _conv1d_padding(_conv(1)[0]), _conv(1)[1], 2.0),
     LayerKind("MaxPooling1D", (2,), *_pool(1)),
     LayerKind("AveragePooling1D", (2,), *_pool(1), 0.7),
-    LayerKind("GlobalAveragePooling1D", (2,), _no_args, _global_pool(1), 0.5),
-    LayerKind("GlobalMaxPooling1D", (2,), _no_args, _global_pool(1), 0.5),
+    LayerKind("GlobalAveragePooling1D", (2,), no_args, _global_pool(1), 0.5),
+    LayerKind("GlobalMaxPooling1D", (2,), no_args, _global_pool(1), 0.5),
     LayerKind("SimpleRNN", (2,), _rnn_draw, _rnn_shape),
     LayerKind("LSTM", (2,), _rnn_draw, _rnn_shape),
     LayerKind("GRU", (2,), _rnn_draw, _rnn_shape),
@@ -472,62 +435,60 @@ UNARY: tuple[LayerKind, ...] = (
     ),
     LayerKind("Cropping1D", (2,), _crop1d, _crop1d_shape, 0.4),
     LayerKind("Cropping2D", (3,), _crop2d, _crop2d_shape, 0.4),
-    LayerKind("UnitNormalization", ANY_RANK, _no_args, _same, 0.4),
-    LayerKind("Masking", (2,), lambda r, s: {"mask_value": 0.0}, _same, 0.3),
-    LayerKind("GroupNormalization", (2, 3), _groups, _same, 0.5),
-    LayerKind("GaussianNoise", ANY_RANK, _noise("stddev"), _same, 0.4),
-    LayerKind("GaussianDropout", ANY_RANK, _noise("rate"), _same, 0.4),
-    LayerKind("SpatialDropout1D", (2,), _noise("rate"), _same, 0.3),
-    LayerKind("SpatialDropout2D", (3,), _noise("rate"), _same, 0.3),
-    LayerKind(
-        "ActivityRegularization", ANY_RANK, lambda r, s: {"l1": 0.01, "l2": 0.02}, _same, 0.3
-    ),
-    LayerKind("Rescaling", ANY_RANK, lambda r, s: {"scale": 0.5, "offset": -0.1}, _same, 0.3),
+    LayerKind("UnitNormalization", ANY_RANK, no_args, same, 0.4),
+    LayerKind("Masking", (2,), lambda r, s: {"mask_value": 0.0}, same, 0.3),
+    LayerKind("GroupNormalization", (2, 3), _groups, same, 0.5),
+    LayerKind("GaussianNoise", ANY_RANK, _noise("stddev"), same, 0.4),
+    LayerKind("GaussianDropout", ANY_RANK, _noise("rate"), same, 0.4),
+    LayerKind("SpatialDropout1D", (2,), _noise("rate"), same, 0.3),
+    LayerKind("SpatialDropout2D", (3,), _noise("rate"), same, 0.3),
+    LayerKind("ActivityRegularization", ANY_RANK, lambda r, s: {"l1": 0.01, "l2": 0.02}, same, 0.3),
+    LayerKind("Rescaling", ANY_RANK, lambda r, s: {"scale": 0.5, "offset": -0.1}, same, 0.3),
     LayerKind("Resizing", (3,), _resize, lambda a, s: (a["height"], a["width"], s[2]), 0.4),
     LayerKind("CenterCrop", (3,), _center_crop, lambda a, s: (a["height"], a["width"], s[2]), 0.3),
     LayerKind(
         "RandomFlip",
         (3,),
         _augment(mode=("horizontal", "vertical", "horizontal_and_vertical")),
-        _same,
+        same,
         0.1,
     ),
     LayerKind(
         "RandomTranslation",
         (3,),
         _augment(height_factor=_FACTORS, width_factor=_FACTORS, **_GEOMETRY),
-        _same,
+        same,
         0.1,
     ),
     LayerKind(
-        "RandomRotation", (3,), _augment(factor=(0.05, 0.2, [-0.1, 0.3]), **_GEOMETRY), _same, 0.1
+        "RandomRotation", (3,), _augment(factor=(0.05, 0.2, [-0.1, 0.3]), **_GEOMETRY), same, 0.1
     ),
     LayerKind(
         "RandomShear",
         (3,),
         _augment(x_factor=(0.0, 0.2, [0.1, 0.4]), y_factor=(0.0, 0.3), **_GEOMETRY),
-        _same,
+        same,
         0.1,
     ),
     LayerKind(
         "RandomZoom",
         (3,),
         _augment(height_factor=_FACTORS, width_factor=(None, *_FACTORS), **_GEOMETRY),
-        _same,
+        same,
         0.1,
     ),
     LayerKind(
         "RandomContrast",
         (3,),
         _augment(factor=(0.2, [0.1, 0.5]), value_range=_COLOUR_RANGE),
-        _same,
+        same,
         0.1,
     ),
     LayerKind(
         "RandomBrightness",
         (3,),
         _augment(factor=(0.2, [-0.1, 0.3]), value_range=_COLOUR_RANGE),
-        _same,
+        same,
         0.1,
     ),
     LayerKind("RandomCrop", (3,), _random_crop, lambda a, s: (a["height"], a["width"], s[2]), 0.1),
@@ -536,7 +497,7 @@ UNARY: tuple[LayerKind, ...] = (
         "RandomInvert",
         (3,),
         _augment(factor=(0.5, [0.2, 0.9]), value_range=_COLOUR_RANGE),
-        _same,
+        same,
         0.1,
     ),
     LayerKind(
@@ -547,7 +508,7 @@ UNARY: tuple[LayerKind, ...] = (
             threshold_factor=(0.5, [0.2, 0.9]),
             value_range=_COLOUR_RANGE,
         ),
-        _same,
+        same,
         0.1,
     ),
     LayerKind(
@@ -557,13 +518,13 @@ UNARY: tuple[LayerKind, ...] = (
         _colour_shape,
         0.1,
     ),
-    LayerKind("AutoContrast", (3,), lambda r, s: {"value_range": [-5.0, 5.0]}, _same, 0.1),
+    LayerKind("AutoContrast", (3,), lambda r, s: {"value_range": [-5.0, 5.0]}, same, 0.1),
     LayerKind("Conv1DTranspose", (2,), *_conv_transpose(1), 0.5),
     LayerKind("DepthwiseConv2D", (3,), _depthwise_draw, _depthwise_shape),
     LayerKind("MaxPooling2D", (3,), *_pool(2)),
     LayerKind("AveragePooling2D", (3,), *_pool(2), 0.7),
-    LayerKind("GlobalAveragePooling2D", (3,), _no_args, _global_pool(2), 0.5),
-    LayerKind("GlobalMaxPooling2D", (3,), _no_args, _global_pool(2), 0.5),
+    LayerKind("GlobalAveragePooling2D", (3,), no_args, _global_pool(2), 0.5),
+    LayerKind("GlobalMaxPooling2D", (3,), no_args, _global_pool(2), 0.5),
     LayerKind("ZeroPadding2D", (3,), _zero_padding_draw, _zero_padding_shape, 0.5),
     LayerKind("UpSampling2D", (3,), _upsampling_draw, _upsampling_shape, 0.4),
 )
