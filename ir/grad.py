@@ -32,31 +32,37 @@ def instantiate(graph: Graph, cotangent: Value | Zero) -> Value:
     return B.zeros(graph, cotangent.type) if isinstance(cotangent, Zero) else cotangent
 
 
-def _needs_gradient(graph: Graph, loss: Value, wrt: Sequence[Value]) -> set[Value]:
-    """Values that depend on some ``wrt`` and that the loss depends on."""
+def _needs_gradient(graph: Graph, loss: Value, wrt: Sequence[Value], first: int) -> set[Value]:
+    """Values that depend on some ``wrt`` and that the loss depends on, through the
+    nodes from index ``first`` on."""
+    nodes = graph.nodes[first:]
     forward = set(wrt)
-    for node in graph.nodes:
+    for node in nodes:
         if get_op(node.op).vjp is not None and any(v in forward for v in node.inputs):
             forward.update(v for v in node.outputs if v.dtype.is_float)
     backward = {loss}
-    for node in reversed(graph.nodes):
+    for node in reversed(nodes):
         if any(v in backward for v in node.outputs):
             backward.update(node.inputs)
     return forward & backward
 
 
-def append_gradients(graph: Graph, loss: Value, wrt: Sequence[Value]) -> list[Value]:
+def append_gradients(
+    graph: Graph, loss: Value, wrt: Sequence[Value], first_node: int = 0
+) -> list[Value]:
     """Append the backward pass to ``graph``; return d(loss)/d(w) for each ``w`` in ``wrt``.
 
     ``loss`` must be an f32 scalar. A rule gets a symbolic ``Zero`` for each output no
     gradient reaches and returns None (or a ``Zero``) for an operand it gives none. The
-    results are values: a ``w`` the loss does not depend on gets zeros.
+    results are values: a ``w`` the loss does not depend on gets zeros. Only the nodes
+    from index ``first_node`` on are differentiated through: values computed before are
+    constants (a gradient tape opened after them, a variable's updated value).
     """
     if loss.type.shape != () or not loss.dtype.is_float:
         raise IRError(f"can only differentiate an f32 scalar, got {loss.type}")
-    live = _needs_gradient(graph, loss, wrt)
+    live = _needs_gradient(graph, loss, wrt, first_node)
     cotangent: dict[Value, Value] = {}
-    forward_nodes = list(graph.nodes)
+    forward_nodes = list(graph.nodes[first_node:])
     with graph.layer_scope("grad"):
         cotangent[loss] = B.const(graph, 1.0)
     for node in reversed(forward_nodes):

@@ -83,6 +83,10 @@ _lazy = lazy_attributes(
         "Regularizer": "kcompile.regularizers:Regularizer",
         "KerasTensor": "kcompile.backend.keras_tensor:KerasTensor",
         "Variable": "kcompile.backend.keras_variable:KerasVariable",
+        # kcompile's: gradients inside a model's own train_step (trainers.gradients)
+        "GradientTape": "kcompile.trainers.gradients:GradientTape",
+        "grad": "kcompile.trainers.gradients:grad",
+        "value_and_grad": "kcompile.trainers.gradients:value_and_grad",
     },
 )
 
@@ -117,6 +121,7 @@ def get_num_threads() -> int:
 
 
 __all__ = [
+    "GradientTape",
     "Initializer",
     "Input",
     "KerasTensor",
@@ -137,6 +142,7 @@ __all__ = [
     "datasets",
     "errors",
     "get_num_threads",
+    "grad",
     "initializers",
     "inspect",
     "layers",
@@ -148,5 +154,6 @@ __all__ = [
     "set_num_threads",
     "tree",
     "utils",
+    "value_and_grad",
     "version",
 ]

@@ -337,8 +337,8 @@ def test_a_subclassed_model_trains_and_round_trips_its_weights(tmp_path):
     np.testing.assert_allclose(again.predict(x, verbose=0), model.predict(x, verbose=0), rtol=1e-6)
 
 
-def test_a_custom_train_step_is_refused_with_the_reason():
-    class Custom(keras.Model):
+def test_a_backend_specific_train_step_is_refused_with_the_way_to_port_it():
+    class TorchStyle(keras.Model):
         def __init__(self):
             super().__init__()
             self.dense = layers.Dense(1)
@@ -347,10 +347,23 @@ def test_a_custom_train_step_is_refused_with_the_reason():
             return self.dense(inputs)
 
         def train_step(self, data):
-            raise AssertionError("never called")
+            x, y = data
+            loss = self.compute_loss(y=y, y_pred=self(x))
+            loss.backward()
+            return {"loss": loss}
 
-    with pytest.raises(NotImplementedError, match="train_step.*backend-specific.*compile"):
-        Custom().compile(optimizer="sgd", loss="mse")
+    class TensorFlowStyle(TorchStyle):
+        def train_step(self, data):
+            import tensorflow as tf  # noqa: F401  (not installed here)
+
+            return {}
+
+    x, y = np.ones((4, 3), "float32"), np.ones((4, 1), "float32")
+    for cls, backend in ((TorchStyle, "PyTorch"), (TensorFlowStyle, "TensorFlow")):
+        model = cls()
+        model.compile(optimizer="sgd", loss="mse")
+        with pytest.raises(NotImplementedError, match=f"with {backend}.*kcompile.GradientTape"):
+            model.train_on_batch(x, y)
 
 
 def test_add_loss_and_regularizers_join_the_loss():

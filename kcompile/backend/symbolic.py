@@ -99,6 +99,9 @@ class TracedTensor:
         )
 
     __hash__ = object.__hash__
+    # numpy defers to the tensor's operators: ``array + traced`` and ``array += traced``
+    # (an op on constants runs eagerly and gives an array) trace, as with JAX's arrays.
+    __array_ufunc__ = None
 
 
 class BatchSize(TracedTensor):

@@ -20,10 +20,56 @@ def _f(y: Value) -> Value:
     return B.cast(y, DType.f32)
 
 
+def _step_trace():
+    """The trace of a model's own train_step, when one is being traced (it records the
+    metrics' updates: ``trainers.custom_step``)."""
+    from kcompile.backend.symbolic import current_context
+
+    ctx = current_context()
+    return ctx if getattr(ctx, "records_metrics", False) else None
+
+
+def _update_in_step(update_state):
+    """``update_state`` that, inside a model's traced train_step, adds this batch's
+    statistics to the step's (the running logs sum them over the epoch)."""
+
+    def wrapped(self, *args: Any, **kwargs: Any) -> None:
+        ctx = _step_trace()
+        if ctx is None:
+            return update_state(self, *args, **kwargs)
+        ctx.update_metric(self, lambda: self._step_stats(ctx, args, kwargs))
+
+    wrapped.__name__, wrapped.__doc__ = update_state.__name__, update_state.__doc__
+    wrapped.__wrapped__ = update_state
+    return wrapped
+
+
+def _result_in_step(result):
+    """``result`` that, inside a model's traced train_step, is the metric's running value
+    (a ``MetricResult`` the step returns in its logs)."""
+
+    def wrapped(self) -> Any:
+        ctx = _step_trace()
+        return result(self) if ctx is None else ctx.metric_result(self)
+
+    wrapped.__name__, wrapped.__doc__ = result.__name__, result.__doc__
+    wrapped.__wrapped__ = result
+    return wrapped
+
+
 class Metric:
     stat_names: tuple[str, ...] = ("total", "count")
     default_name = "metric"
     direction = "up"  # whether larger is better (EarlyStopping's mode="auto")
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        # A subclass's own update_state and result (a user's, or kcompile's) also work
+        # inside a model's traced train_step.
+        super().__init_subclass__(**kwargs)
+        for name, wrap in (("update_state", _update_in_step), ("result", _result_in_step)):
+            own = cls.__dict__.get(name)
+            if own is not None and not hasattr(own, "__wrapped__"):
+                setattr(cls, name, wrap(own))
 
     def __init__(self, name: str | None = None, dtype: Any = None) -> None:
         self.name = name or self.default_name
@@ -37,8 +83,9 @@ class Metric:
     @property
     def _custom(self) -> bool:
         """A user's Keras-style metric: it defines update_state (with keras.ops) and result."""
-        own = type(self).update_state
-        return own is not Metric.update_state and not own.__module__.startswith("kcompile.")
+        own = getattr(type(self).update_state, "__wrapped__", type(self).update_state)
+        base = Metric.update_state.__wrapped__
+        return own is not base and not own.__module__.startswith("kcompile.")
 
     def add_variable(
         self, shape=(), initializer="zeros", dtype=None, aggregation="sum", name=None
@@ -68,13 +115,20 @@ class Metric:
         """Each state variable's increment over one batch: ``update_state`` traced with
         the variables at zero, which must add to them (``v.assign(v + x)`` or
         ``v.assign_add(x)``); the runtime sums the increments over the epoch."""
-        from kcompile.backend.symbolic import TracedTensor, tracing
+        from kcompile.backend.symbolic import TracedTensor
 
-        graph = y_true.graph
+        weights = None if sample_weight is None else TracedTensor(sample_weight)
+        args = (TracedTensor(y_true), TracedTensor(y_pred))
+        return self._traced_update(y_true.graph, args, {"sample_weight": weights})
+
+    def _traced_update(self, graph: Graph, args: tuple, kwargs: dict) -> dict[str, Value]:
+        """``update_state(*args, **kwargs)`` traced into ``graph`` with the variables at
+        zero: each variable's increment."""
+        from kcompile.backend.symbolic import tracing
+
         ctx = _MetricTrace(graph, self._variables)
         with tracing(ctx):
-            weights = None if sample_weight is None else TracedTensor(sample_weight)
-            self.update_state(TracedTensor(y_true), TracedTensor(y_pred), sample_weight=weights)
+            self.update_state(*args, **kwargs)
         stats = {}
         for var in self._variables:
             new = ctx.updates.get(var)
@@ -90,6 +144,15 @@ class Metric:
                     f"(v.assign(v + x) or v.assign_add(x)); {var.name} is set otherwise"
                 )
         return stats
+
+    def _step_stats(self, ctx, args: tuple, kwargs: dict) -> dict[str, Value]:
+        """This batch's statistics from ``update_state``'s arguments inside a model's own
+        traced step (``ctx``): (y_true, y_pred, sample_weight=None) by default."""
+        if self._custom:
+            return self._traced_update(ctx.graph, args, kwargs)
+        y_true, y_pred, sample_weight = _bind(args, kwargs, ("y_true", "y_pred", "sample_weight"))
+        weights = None if sample_weight is None else ctx.value(sample_weight)
+        return self.stats(ctx.value(y_true), ctx.value(y_pred), weights)
 
     def _result_from_sums(self, acc: dict[str, float]) -> float:
         for var in self._variables:
@@ -144,6 +207,25 @@ class Metric:
     def result(self) -> float:
         return self.result_from(self._acc)
 
+    def stateless_update_state(self, metric_variables: list, *args: Any, **kwargs: Any) -> list:
+        """JAX's form of ``update_state`` inside a model's traced ``train_step(state,
+        data)``: kcompile's metrics keep their statistics in the running logs, not in
+        variables, so ``metric_variables`` (empty) come back as they were given."""
+        if _step_trace() is None:
+            raise NotImplementedError(
+                f"metric {self.name}: stateless_update_state runs inside a model's traced "
+                "train_step; on arrays, use update_state"
+            )
+        self.update_state(*args, **kwargs)
+        return list(metric_variables)
+
+    def stateless_result(self, metric_variables: list) -> Any:
+        """JAX's form of ``result``: inside a traced step, the metric's running value."""
+        return self.result()
+
+    def stateless_reset_state(self) -> list:
+        return []
+
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         """Keras's: ``update_state`` with these arguments, then ``result()``."""
         self.update_state(*args, **kwargs)
@@ -159,6 +241,22 @@ class Metric:
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} name={self.name}>"
+
+
+Metric.update_state = _update_in_step(Metric.update_state)
+Metric.result = _result_in_step(Metric.result)
+
+
+def _bind(args: tuple, kwargs: dict, names: tuple[str, ...]) -> list:
+    """``update_state``'s arguments by position or name, None where not given."""
+    values = list(args) + [None] * (len(names) - len(args))
+    for i, name in enumerate(names):
+        if name in kwargs:
+            values[i] = kwargs[name]
+    unknown = set(kwargs) - set(names)
+    if len(args) > len(names) or unknown:
+        raise TypeError(f"update_state takes {', '.join(names)}; got {len(args)} and {unknown}")
+    return values
 
 
 def _element_weights(sample_weight: Value | None, like: Value):

@@ -12,7 +12,7 @@ import numpy as np
 from kcompile.ir import DType, Graph, Interpreter, TensorType, Value
 from kcompile.ir import build as B
 from kcompile.losses.loss import squeeze_or_expand_to_same_rank, traced_call
-from kcompile.metrics.metric import Metric, _f
+from kcompile.metrics.metric import Metric, _bind, _f
 
 
 def samplewise_values(
@@ -65,6 +65,11 @@ class _Reduction(Metric):
             "(update_state(values, sample_weight=None)), not (y_true, y_pred): as in Keras, "
             "it is not a compile() metric; wrap a function in MeanMetricWrapper for that"
         )
+
+    def _step_stats(self, ctx, args: tuple, kwargs: dict) -> dict[str, Value]:
+        values, sample_weight = _bind(args, kwargs, ("values", "sample_weight"))
+        weights = None if sample_weight is None else ctx.value(sample_weight)
+        return self.value_stats(ctx.value(values), weights)
 
     def update_state(self, values, sample_weight=None) -> None:
         from kcompile.backend.symbolic import TracedTensor

@@ -106,24 +106,39 @@ def _trace_scored(
             total = _traced_compute_loss(model, ctx, inputs, labels, preds, training)
     outputs = [(f"loss/{name}", value) for name, value in per_output] if many else []
     with graph.layer_scope("metrics"):
-        for spec, y, p in zip(specs, labels, preds):
-            plain = [(ident, False) for ident in spec.metric_ids]
-            weighted = [(ident, True) for ident in spec.weighted_metric_ids]
-            taken = set()
-            for ident, is_weighted in plain + weighted:
-                metric = metrics_mod.get(ident, y.type, p.type)
-                if is_weighted and metric.name in taken:
-                    metric.name = f"weighted_{metric.name}"  # Keras's name beside the plain one
-                taken.add(metric.name)
-                key = f"{spec.name}_{metric.name}" if many else metric.name
-                w = weights if is_weighted else None
-                if isinstance(metric, metrics_mod.MeanMetricWrapper):  # Keras masks these
-                    w = apply_mask(w, ctx.mask_of(p), "sum")
-                for stat, v in metric.stats(y, p, w).items():
-                    outputs.append((f"metric/{key}/{stat}", v))
-                metrics.append((key, metric))
+        for key, metric, stats in compiled_metric_stats(specs, labels, preds, weights, ctx.mask_of):
+            outputs += [(f"metric/{key}/{stat}", v) for stat, v in stats.items()]
+            metrics.append((key, metric))
     graph.set_outputs([("loss", total), *outputs])
     return ScoredGraph(graph, ctx, total, metrics)
+
+
+def compiled_metric_stats(
+    specs: list[OutputSpec],
+    labels: list[Value],
+    preds: list[Value],
+    sample_weight: Value | None = None,
+    mask_of: Callable[[Value], Value | None] = lambda p: None,
+) -> list[tuple[str, metrics_mod.Metric, dict[str, Value]]]:
+    """Each compiled metric of one batch: its key in the logs (``<output>_<name>`` for a
+    model of several outputs), the metric, and its statistics."""
+    out = []
+    many = len(specs) > 1
+    for spec, y, p in zip(specs, labels, preds):
+        plain = [(ident, False) for ident in spec.metric_ids]
+        weighted = [(ident, True) for ident in spec.weighted_metric_ids]
+        taken = set()
+        for ident, is_weighted in plain + weighted:
+            metric = metrics_mod.get(ident, y.type, p.type)
+            if is_weighted and metric.name in taken:
+                metric.name = f"weighted_{metric.name}"  # Keras's name beside the plain one
+            taken.add(metric.name)
+            key = f"{spec.name}_{metric.name}" if many else metric.name
+            w = sample_weight if is_weighted else None
+            if isinstance(metric, metrics_mod.MeanMetricWrapper):  # Keras masks these
+                w = apply_mask(w, mask_of(p), "sum")
+            out.append((key, metric, metric.stats(y, p, w)))
+    return out
 
 
 def compiled_loss(
@@ -264,7 +279,7 @@ def _apply_optimizer(graph: Graph, optimizer, params, grads, iterations: Value) 
             path, TensorType(DType.f32, _slot_shape(path, trainable, optimizer)), "opt"
         )
 
-    return optimizer.apply(
+    return optimizer.apply_ir(
         [(v, w, g) for (v, w), g in zip(params, grads)], slot_value, lr, iterations
     )
 

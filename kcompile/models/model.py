@@ -14,10 +14,23 @@ from kcompile.layers.layer import CallRecord, Layer, TraceContext, topological_r
 from kcompile.models import graphs as G
 from kcompile.models import layer_internals as internals
 from kcompile.models.summary import summary_text
+from kcompile.trainers.custom_trainer import CustomSteps, overrides_steps
+from kcompile.trainers.step_methods import StepMethods
 from kcompile.trainers.trainer import ModelSteps
 from kcompile.trainers.training_loop import TrainingLoop, delegate_to_loop
 from kcompile.tree import flatten
 from kcompile.utils.traceback_utils import filter_traceback
+
+
+def _traced_value(x: Any) -> Value:
+    """The value of ``x`` (a traced tensor, a variable, an array) in the step traced now."""
+    from kcompile.backend.symbolic import TracedTensor, current_context
+    from kcompile.ops.core import Builder
+
+    if isinstance(x, TracedTensor):
+        return x.value
+    ctx = current_context()
+    return Builder(ctx.graph, ctx).value(x)
 
 
 def _as_list(x: Any) -> list:
@@ -117,7 +130,7 @@ def keras_layer_order(outputs: list[KerasTensor]) -> list[Layer]:
     return sorted(layers.values(), key=lambda x: (-layer_depth[id(x)], first_seen[id(x)]))
 
 
-class Model(Layer):
+class Model(StepMethods, Layer):
     """``Model(inputs, outputs)``: Keras's functional API.
 
     A model is a layer that holds two components: its compiled steps (``ModelSteps``:
@@ -133,7 +146,9 @@ class Model(Layer):
         self, inputs: Any = None, outputs: Any = None, name: str | None = None, **kwargs: Any
     ) -> None:
         Layer.__init__(self, name=name, **kwargs)
-        self._steps = ModelSteps(self, self._pack_outputs)
+        # A model with its own train_step, test_step or predict_step has them traced.
+        steps = CustomSteps if overrides_steps(type(self)) else ModelSteps
+        self._steps = steps(self, self._pack_outputs)
         self._loop = TrainingLoop(self, self._steps)
         self.stop_training = False  # Keras's: a callback sets it to end fit
         self.history = None  # Keras's: the History of the last fit
@@ -415,12 +430,16 @@ class Model(Layer):
         from kcompile.backend.symbolic import TracedTensor, current_context
 
         ctx = current_context()
-        if ctx is None or not isinstance(y_pred, TracedTensor | list | tuple):
+        if ctx is None or not hasattr(ctx, "losses"):
             raise NotImplementedError("compute_loss runs inside the traced train and eval steps")
         config = self._steps.require_compiled("compute_loss")
-        ys = [t.value for t in (y if isinstance(y, list | tuple) else [y])]
-        preds = [p.value for p in (y_pred if isinstance(y_pred, list | tuple) else [y_pred])]
-        total, _ = G.compiled_loss(config.specs, ys, preds, ctx.losses, None, ctx.mask_of)
+        if any(spec.loss is not None for spec in config.specs) and y_pred is None:
+            raise ValueError(f"model '{self.name}'.compute_loss: y_pred is needed")
+        ys = [_traced_value(t) for t in flatten(y)] if y is not None else []
+        preds = [_traced_value(p) for p in flatten(y_pred)] if y_pred is not None else []
+        weights = None if sample_weight is None else _traced_value(sample_weight)
+        specs = config.specs if ys else [s for s in config.specs if s.loss is None]
+        total, _ = G.compiled_loss(specs, ys, preds, ctx.losses, weights, ctx.mask_of)
         if total is None:
             raise ValueError(f"model '{self.name}' has no loss to compute")
         return TracedTensor(total)

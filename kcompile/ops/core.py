@@ -170,6 +170,11 @@ def op(fn: Callable) -> Callable:
             b = Builder(traced.value.graph, ctx)
         elif ctx is not None and any(isinstance(x, Variable) for x in leaves):
             b = Builder(ctx.graph, ctx)  # a weight alone, inside a traced call
+        elif getattr(ctx, "records_metrics", False):
+            # Inside a model's own step every op traces, constants too (folded later):
+            # ``labels = ops.ones(...); labels += noise`` then stays a tensor, as a JAX
+            # array does in a jitted step.
+            b = Builder(ctx.graph, ctx)
         else:
             return _eager(fn, args, kwargs)
         with _building(b):

@@ -129,7 +129,7 @@ class LossScaleOptimizer(Optimizer):
     def finalize_variable_values(self, variables) -> None:
         self.inner_optimizer.finalize_variable_values(variables)
 
-    def apply(self, params, slot_value, lr, iterations):
+    def apply_ir(self, params, slot_value, lr, iterations):
         """The inner update where every gradient is finite; else nothing moves."""
         read: dict[str, Any] = {}
 
@@ -138,7 +138,7 @@ class LossScaleOptimizer(Optimizer):
                 read[path] = slot_value(path)
             return read[path]
 
-        updates = self.inner_optimizer.apply(params, slot, lr, iterations)
+        updates = self.inner_optimizer.apply_ir(params, slot, lr, iterations)
         graph = iterations.graph
         with graph.layer_scope(self.name):
             # g * 0 is 0 for a finite g and NaN for an infinite or NaN one.

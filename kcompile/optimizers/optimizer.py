@@ -149,6 +149,8 @@ class Optimizer:
         return 0.0
 
     def build(self, variables: list[Variable]) -> None:
+        built = getattr(self, "_built_variables", [])
+        self._built_variables = built + [v for v in variables if v not in built]
         for var in variables:
             for slot in self.all_slots():
                 path = self.slot_path(var, slot)
@@ -161,9 +163,27 @@ class Optimizer:
     def variables(self) -> list[np.ndarray]:
         return [self._iterations, self._learning_rate, *self.slots.values()]
 
+    # --- Keras's update calls, inside a model's own train_step ------------------------
+
+    def apply(self, grads: list, trainable_variables: list | None = None) -> None:
+        """Keras's: update ``trainable_variables`` (by default those the optimizer was
+        built with) with ``grads``, inside a traced ``train_step``."""
+        _step_context(self, "apply").apply_optimizer(self, list(grads), trainable_variables)
+
+    def apply_gradients(self, grads_and_vars) -> None:
+        """Keras's: ``apply`` of (gradient, variable) pairs."""
+        pairs = list(grads_and_vars)
+        self.apply([g for g, _ in pairs], [v for _, v in pairs])
+
+    def stateless_apply(self, optimizer_variables: list, grads: list, trainable_variables: list):
+        """JAX's form of ``apply`` inside a traced ``train_step(self, state, data)``:
+        (new trainable values, new ``optimizer_variables``)."""
+        ctx = _step_context(self, "stateless_apply")
+        return ctx.stateless_apply(self, optimizer_variables, grads, trainable_variables)
+
     # --- the update as IR -----------------------------------------------------
 
-    def apply(
+    def apply_ir(
         self, params: list[tuple[Variable, Value, Value]], slot_value, lr: Value, iterations: Value
     ) -> dict[str, Value]:
         """Updates for every (variable, value, gradient): new values by path, and the
@@ -285,6 +305,19 @@ class Optimizer:
             "ema_overwrite_frequency": self.ema_overwrite_frequency,
             "gradient_accumulation_steps": self.gradient_accumulation_steps,
         }
+
+
+def _step_context(optimizer: Optimizer, method: str):
+    from kcompile.backend.symbolic import current_context
+
+    ctx = current_context()
+    if not getattr(ctx, "records_metrics", False):
+        raise NotImplementedError(
+            f"{optimizer.name}.{method}(...) updates weights inside a model's train_step, "
+            "which fit() traces and compiles; kcompile does not run an optimizer on arrays "
+            "outside one (write the loop as a train_step and call fit or train_on_batch)"
+        )
+    return ctx
 
 
 def serialize(optimizer: Optimizer) -> dict[str, Any]:

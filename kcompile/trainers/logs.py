@@ -2,7 +2,8 @@
 
 Keras weights each batch's loss by its batch size; a metric's value is a ratio
 of summed statistics (a mean: ``total / count``; a precision: ``tp / (tp + fp)``), or a
-summed statistic itself (a count of true positives: nothing below it).
+summed statistic itself (a count of true positives: nothing below it). A log of a
+model's own step that is not a metric's result (``last/<key>``) is its last value.
 """
 
 from __future__ import annotations
@@ -24,9 +25,12 @@ class RunningLogs:
         # A user's metric: its result from its summed statistics (``Metric.result_from``).
         self.results: dict[str, Callable[[dict[str, float]], float]] = {}
         self._acc: dict[str, dict[str, float]] = {}
+        # A model's own step's logs that are not metric results: their last value.
+        self._last: dict[str, float] = {}
 
     def reset(self) -> None:
         self._acc = {}
+        self._last = {}
 
     def add(self, names: list[str], values: np.ndarray, sizes: np.ndarray) -> None:
         """Steps' results: ``values[step, j]`` of column ``names[j]``, ``sizes[step]`` rows
@@ -41,6 +45,9 @@ class RunningLogs:
                 acc = self._acc.setdefault(key, {"total": 0.0, "count": 0.0})
                 acc["total"] += float(column @ sizes)
                 acc["count"] += float(sizes.sum())
+            elif name.startswith("last/"):
+                if len(column):
+                    self._last[name[5:]] = float(column[-1])
             elif name.startswith("metric/"):
                 _, key, stat = name.split("/")
                 element = _ELEMENT.fullmatch(stat)
@@ -59,6 +66,7 @@ class RunningLogs:
         ahead = RunningLogs(self.ratios)
         ahead.results = self.results
         ahead._acc = {key: dict(acc) for key, acc in self._acc.items()}
+        ahead._last = dict(self._last)
         ahead.add(names, values, sizes)
         return ahead.logs()
 
@@ -76,6 +84,7 @@ class RunningLogs:
             else:
                 value = acc.get(numerator, 0.0) / denominator if denominator else 0.0
             logs[key] = float(np.float32(value))
+        logs.update(self._last)
         return dict(sorted(logs.items()))
 
 

@@ -35,28 +35,10 @@ class CompileConfig:
         self.metric_order: list[str] = []
 
 
-_CUSTOM_STEPS = ("train_step", "test_step", "predict_step")
-
-
 def _step_key(kind: str, label_types=(), input_shapes: tuple = ()) -> tuple:
     """A model's compiled steps are kept by kind, label types, input shapes and whether
     the step runs across the ranks of a data-parallel job (the train step is then two)."""
     return (kind, tuple(label_types), input_shapes, active_job() is not None)
-
-
-def _refuse_custom_steps(model) -> None:
-    """Keras 3's custom ``train_step`` is written for one backend (``jax.grad``,
-    ``tf.GradientTape`` or ``loss.backward()``); kcompile differentiates the model
-    itself, so it cannot run one."""
-    for name in _CUSTOM_STEPS:
-        if getattr(type(model), name, None) is not None:
-            raise NotImplementedError(
-                f"model '{model.name}' defines {name}(): a custom {name} is backend-specific "
-                "in Keras 3 (jax.grad, tf.GradientTape, loss.backward()) and kcompile cannot "
-                "run it; kcompile derives the step from call() and compile(): put the loss in "
-                "compile(loss=...) (a function or keras.losses.Loss subclass written with "
-                "keras.ops) and the metrics in compile(metrics=...)"
-            )
 
 
 def _per_output(value: Any, names: list[str], what: str, broadcast_list: bool = False) -> list:
@@ -116,7 +98,6 @@ class ModelSteps:
     ) -> None:
         """``Model.compile``'s settings, checked, for each output; forgets the steps."""
         model = self.model
-        _refuse_custom_steps(model)
         if backend not in BACKENDS:
             raise ValueError(f"unknown backend {backend!r}; expected one of {BACKENDS}")
         if not isinstance(steps_per_execution, int | np.integer) or steps_per_execution < 1:

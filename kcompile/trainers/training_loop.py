@@ -332,6 +332,15 @@ class TrainingLoop:
         outs = self.steps.predict_batch(self.steps.inputs_for(x))
         return self.steps.pack_outputs(outs)
 
+    @one_call_at_a_time
+    def step_logs(self, kind: str, x: Any, y: Any = None, sample_weight: Any = None) -> dict:
+        """One train or eval step on a batch, its statistics added to the running ones:
+        the logs since the last ``reset_metrics`` (Keras's ``train_function``)."""
+        method = "train_function" if kind == "train" else "test_function"
+        xs, ys = self.steps.data_for(method, x, y)
+        ys = D.with_sample_weights(ys, sample_weight, None, method)
+        return self._one_step(kind, xs, ys)
+
     def _one_step(self, kind: str, xs: list[np.ndarray], ys: list[np.ndarray]) -> dict:
         out = self.steps.step(kind, xs, ys).results(self._feeds(xs, ys))
         names, values = step_columns(out)
