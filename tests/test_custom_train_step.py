@@ -224,3 +224,63 @@ def test_a_metric_result_is_a_log_not_a_number_inside_the_step():
     model.compile()
     with pytest.raises(TypeError, match="return it in the logs"):
         model.train_on_batch(np.ones((2, 3), "float32"))
+
+
+def test_weight_constraints_apply_after_each_update_as_keras_does():
+    start = [FIXTURE[f"constraint_start_{i}"] for i in range(4)]
+    out = program.run_constrained(program.constrained(keras), start)
+    for i in range(4):
+        np.testing.assert_allclose(
+            out[f"constraint_final_{i}"], FIXTURE[f"constraint_final_{i}"], rtol=2e-4, atol=2e-5
+        )
+    assert FIXTURE["constraint_final_1"].min() >= 0  # NonNeg bit: the check can fail
+    assert np.linalg.norm(out["constraint_final_2"]) == pytest.approx(1.0, rel=1e-5)
+
+
+def test_stateless_call_on_arrays_uses_the_given_weights_and_leaves_the_layer_as_it_was():
+    layer = layers.Dense(2)
+    x = np.ones((3, 4), "float32")
+    layer.build((None, 4))
+    kernel, bias = layer.kernel.numpy(), layer.bias.numpy()
+    given = [np.full((4, 2), 0.5, "float32"), np.array([1.0, -1.0], "float32")]
+    out, non_trainable = layer.stateless_call(given, [], x)
+    np.testing.assert_allclose(out, x @ given[0] + given[1], rtol=1e-6)
+    assert non_trainable == []
+    np.testing.assert_array_equal(layer.kernel.numpy(), kernel)
+    np.testing.assert_array_equal(layer.bias.numpy(), bias)
+    with pytest.raises(ValueError, match="expected 2 trainable"):
+        layer.stateless_call(given[:1], [], x)
+
+
+def test_symbolic_call_and_call_signature_parameters():
+    dense = layers.Dense(3)
+    y = dense.symbolic_call(keras.Input(shape=(4,)))
+    assert tuple(y.shape) == (None, 3)
+    with pytest.raises(TypeError, match="symbolic tensors"):
+        dense.symbolic_call(np.ones((1, 4)))
+    assert dense.call_signature_parameters[0] == "inputs"
+
+    class Mine(keras.layers.Layer):
+        def call(self, x, mask=None, training=None):
+            return x
+
+    assert Mine().call_signature_parameters == ["x", "mask", "training"]
+
+
+def test_state_tree_round_trip_and_train_function():
+    model = program.build(keras, keras.Model)
+    model.set_weights(START)
+    tree_ = model.get_state_tree()
+    assert set(tree_) >= {"trainable_variables", "non_trainable_variables"}
+    kernel = tree_["trainable_variables"]["hidden"]["kernel"]
+    np.testing.assert_array_equal(kernel, START[0])
+    x, y = program.data()
+    step = model.make_train_function()
+    assert model.train_function is step
+    logs = step(iter([(x[:16], y[:16])]))
+    assert set(logs) == {"loss", "mae"}
+    assert not np.array_equal(model.get_weights()[0], START[0])
+    model.set_state_tree(tree_)
+    np.testing.assert_array_equal(model.get_weights()[0], START[0])
+    predictions = model.make_predict_function()(iter([x[:4]]))
+    assert predictions.shape == (4, 1)

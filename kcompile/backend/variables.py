@@ -22,6 +22,10 @@ def stable_array(value, dtype) -> np.ndarray:
 class Variable:
     """One weight array. ``path`` (``dense/kernel``) names it in every graph."""
 
+    # Keras's: a function of the weight applied after each optimizer update (a
+    # ``keras.constraints.Constraint``), or None.
+    constraint = None
+
     def __init__(self, value: np.ndarray, path: str, trainable: bool = True) -> None:
         # The array is allocated once and updated in place: compiled steps bind to it.
         self.value = stable_array(value, np.float32)

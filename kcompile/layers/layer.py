@@ -29,6 +29,7 @@ from kcompile.ir import BATCH, DType, Graph, Interpreter, ShapeError, TensorType
 from kcompile.ir import build as B
 from kcompile.layers.input_spec import assert_input_compatibility
 from kcompile.layers.layer_attributes import LayerAttributes
+from kcompile.layers.layer_calls import LayerCalls
 from kcompile.ops.core import Builder
 from kcompile.tree import flatten, map_structure
 from kcompile.utils.traceback_utils import filter_traceback
@@ -149,7 +150,7 @@ def _build_wrapper(build):
     return wrapped
 
 
-class Layer(LayerAttributes):
+class Layer(LayerCalls, LayerAttributes):
     multi_input = False  # call takes a list of tensors (Add, Concatenate)
     propagates_mask = False  # a built-in layer that passes its input's mask on (Dense)
 
@@ -210,11 +211,8 @@ class Layer(LayerAttributes):
         name: str | None = None,
     ) -> Variable:
         """Keras's ``add_weight``: a float32 weight of ``shape`` (glorot uniform unless
-        ``initializer`` says otherwise), trainable or not."""
-        if constraint is not None:
-            raise NotImplementedError(
-                f"layer '{self.name}': weight constraints are not supported yet"
-            )
+        ``initializer`` says otherwise), trainable or not; a ``constraint`` is applied to
+        it after each optimizer update, as Keras's optimizers do."""
         if dtype is not None and ir_dtype(getattr(dtype, "name", dtype)) is not DType.f32:
             raise NotImplementedError(f"layer '{self.name}': weights are float32 only")
         shape = () if shape is None else tuple(shape)
@@ -232,6 +230,10 @@ class Layer(LayerAttributes):
             k += 1
             path = f"{base}_{k}"
         var = Variable(value, path, trainable)
+        if constraint is not None:
+            from kcompile import constraints
+
+            var.constraint = constraints.get(constraint)
         self._variables.append(var)
         if regularizer is not None:
             from kcompile import regularizers

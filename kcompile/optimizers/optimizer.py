@@ -234,6 +234,8 @@ class Optimizer:
                     new_w, new_slots["average"] = self._moving_average(
                         new_w, slots["average"], counted
                     )
+                if var.constraint is not None:  # Keras's: after the update, every step
+                    new_w = _constrained(var, new_w)
             updates[var.path] = new_w
             for s, v in new_slots.items():
                 updates[self.slot_path(var, s)] = v
@@ -305,6 +307,19 @@ class Optimizer:
             "ema_overwrite_frequency": self.ema_overwrite_frequency,
             "gradient_accumulation_steps": self.gradient_accumulation_steps,
         }
+
+
+def _constrained(var: Variable, value: Value) -> Value:
+    """``var.constraint`` (written with keras.ops) of its updated value, traced."""
+    from kcompile.backend.symbolic import TracedTensor
+
+    out = var.constraint(TracedTensor(value))
+    if not isinstance(out, TracedTensor) or out.shape != TracedTensor(value).shape:
+        raise ValueError(
+            f"the constraint of variable {var.path} must return a tensor of its shape "
+            f"{var.shape}, got {out!r}"
+        )
+    return B.cast(out.value, DType.f32)
 
 
 def _step_context(optimizer: Optimizer, method: str):

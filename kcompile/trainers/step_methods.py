@@ -94,66 +94,6 @@ class StepMethods:
 
     # --- Keras's JAX trainer: the stateless API ------------------------------------------
 
-    def stateless_call(
-        self,
-        trainable_variables: list,
-        non_trainable_variables: list,
-        *args: Any,
-        return_losses: bool = False,
-        **kwargs: Any,
-    ) -> tuple:
-        """Keras's: ``self(*args, **kwargs)`` with the weights taking the given values;
-        returns ``(outputs, new non_trainable values)`` (and the losses it added with
-        ``return_losses``). The model's own variables are left as they are."""
-        trainable = list(self.trainable_variables)
-        non_trainable = list(self.non_trainable_variables)
-        if len(trainable_variables) != len(trainable) or len(non_trainable_variables) != len(
-            non_trainable
-        ):
-            raise ValueError(
-                f"model '{self.name}'.stateless_call: expected {len(trainable)} trainable and "
-                f"{len(non_trainable)} non-trainable values, got {len(trainable_variables)} "
-                f"and {len(non_trainable_variables)}"
-            )
-        ctx = current_context()
-        if not getattr(ctx, "records_metrics", False):
-            return self._stateless_call_on_arrays(
-                trainable_variables, non_trainable_variables, args, kwargs, return_losses
-            )
-        saved, losses_before = dict(ctx.state_updates), len(ctx.losses)
-        for var, value in zip(
-            trainable + non_trainable, [*trainable_variables, *non_trainable_variables]
-        ):
-            ctx.state_updates[var] = ctx.f32(value)
-        try:
-            outputs = self(*args, **kwargs)
-            new = [TracedTensor(ctx.state_updates[v]) for v in non_trainable]
-            losses = [TracedTensor(v) for v in ctx.losses[losses_before:]]
-        finally:
-            ctx.state_updates.clear()
-            ctx.state_updates.update(saved)
-        return (outputs, new, losses) if return_losses else (outputs, new)
-
-    def _stateless_call_on_arrays(
-        self, trainable_values, non_trainable_values, args, kwargs, return_losses
-    ):
-        if return_losses:
-            raise NotImplementedError(
-                f"model '{self.name}'.stateless_call(return_losses=True) on arrays: call it "
-                "inside a traced step"
-            )
-        variables = list(self.trainable_variables) + list(self.non_trainable_variables)
-        saved = [v.numpy() for v in variables]
-        try:
-            for var, value in zip(variables, [*trainable_values, *non_trainable_values]):
-                var.assign(np.asarray(value))
-            outputs = self(*args, **kwargs)
-            new = [v.numpy() for v in self.non_trainable_variables]
-        finally:
-            for var, value in zip(variables, saved):
-                var.assign(value)
-        return outputs, new
-
     def compute_loss_and_updates(
         self,
         trainable_variables: list,

@@ -3,7 +3,8 @@ a functional model (Dense, BatchNormalization, Dense; Adam; mse; mae) trained by
 own ``train_step`` (written as Keras's JAX guide writes it: ``stateless_call``,
 ``jax.value_and_grad``, ``optimizer.stateless_apply``, ``stateless_update_state``) for
 two epochs without shuffling, and evaluated by its own ``test_step``: the starting
-weights, the history, the final weights, the evaluation and the predictions.
+weights, the history, the final weights, the evaluation and the predictions; and a
+model whose weights have constraints (MaxNorm, NonNeg, UnitNorm) after one epoch of SGD.
 
     KERAS_BACKEND=jax /work/kenv/bin/python tests/fixture_scripts/make_custom_step_fixtures.py
 
@@ -112,12 +113,39 @@ def run(model, start: list[np.ndarray] | None = None) -> dict[str, np.ndarray]:
     return out
 
 
+def constrained(keras):
+    """Weight constraints, applied by the optimizer after each update."""
+    inputs = keras.Input(shape=(6,))
+    h = keras.layers.Dense(
+        4,
+        kernel_constraint=keras.constraints.MaxNorm(0.5),
+        bias_constraint=keras.constraints.NonNeg(),
+        activation="tanh",
+    )(inputs)
+    outputs = keras.layers.Dense(1, kernel_constraint=keras.constraints.UnitNorm(axis=0))(h)
+    model = keras.Model(inputs, outputs)
+    model.compile(optimizer=keras.optimizers.SGD(learning_rate=0.5), loss="mse")
+    return model
+
+
+def run_constrained(model, start: list[np.ndarray] | None = None) -> dict[str, np.ndarray]:
+    if start is not None:
+        model.set_weights(start)
+    first = [np.array(w) for w in model.get_weights()]
+    x, y = data()
+    model.fit(x, y, batch_size=16, epochs=1, shuffle=False, verbose=0)
+    out = {f"constraint_start_{i}": w for i, w in enumerate(first)}
+    out.update({f"constraint_final_{i}": np.array(w) for i, w in enumerate(model.get_weights())})
+    return out
+
+
 def main() -> None:
     import jax
     import keras
 
     keras.utils.set_random_seed(3)
     arrays = run(jax_style_model(keras, jax.value_and_grad))
+    arrays.update(run_constrained(constrained(keras)))
     path = Path(__file__).resolve().parents[1] / "keras_fixtures" / "custom_steps.npz"
     np.savez(path, keras_version=keras.__version__, **arrays)
     print(f"wrote {path}: {sorted(arrays)}")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from kcompile import activations
+from kcompile import activations, constraints
 from kcompile.ir import Value
 from kcompile.ir import build as B
 from kcompile.layers.layer import Layer, TraceContext
@@ -22,10 +22,14 @@ class Dense(Layer):
         bias_initializer: Any = "zeros",
         kernel_regularizer: Any = None,
         bias_regularizer: Any = None,
+        kernel_constraint: Any = None,
+        bias_constraint: Any = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
         self.kernel_regularizer, self.bias_regularizer = kernel_regularizer, bias_regularizer
+        self.kernel_constraint = constraints.get(kernel_constraint)
+        self.bias_constraint = constraints.get(bias_constraint)
         if not isinstance(units, int) or units <= 0:
             raise ValueError(
                 f"Dense '{self.name}': units must be a positive integer, got {units!r}"
@@ -47,10 +51,15 @@ class Dense(Layer):
             self.kernel_initializer,
             name="kernel",
             regularizer=self.kernel_regularizer,
+            constraint=self.kernel_constraint,
         )
         self.bias = (
             self.add_weight(
-                (self.units,), self.bias_initializer, name="bias", regularizer=self.bias_regularizer
+                (self.units,),
+                self.bias_initializer,
+                name="bias",
+                regularizer=self.bias_regularizer,
+                constraint=self.bias_constraint,
             )
             if self.use_bias
             else None
@@ -68,4 +77,10 @@ class Dense(Layer):
             "units": self.units,
             "use_bias": self.use_bias,
             "activation": activations.serialize(self.activation),
+            "kernel_constraint": _serialized(self.kernel_constraint),
+            "bias_constraint": _serialized(self.bias_constraint),
         }
+
+
+def _serialized(constraint: Any) -> Any:
+    return None if constraint is None else constraints.serialize(constraint)
