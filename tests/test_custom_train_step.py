@@ -284,3 +284,64 @@ def test_state_tree_round_trip_and_train_function():
     np.testing.assert_array_equal(model.get_weights()[0], START[0])
     predictions = model.make_predict_function()(iter([x[:4]]))
     assert predictions.shape == (4, 1)
+
+
+def test_a_vae_holding_its_models_trains_and_its_trackers_read_what_fit_reported():
+    """keras-io's VAE shape: no call() and no graph of its own, only the encoder and
+    decoder it holds; a sampling layer draws noise; trackers are Mean metrics."""
+
+    class Sampling(layers.Layer):
+        def __init__(self):
+            super().__init__()
+            self.seed_generator = keras.random.SeedGenerator(3)
+
+        def call(self, inputs):
+            z_mean, z_log_var = inputs
+            eps = keras.random.normal(ops.shape(z_mean), seed=self.seed_generator)
+            return z_mean + ops.exp(0.5 * z_log_var) * eps
+
+    inputs = keras.Input(shape=(6,))
+    h = layers.Dense(8, activation="relu")(inputs)
+    z_mean, z_log_var = layers.Dense(2)(h), layers.Dense(2)(h)
+    encoder = keras.Model(inputs, [z_mean, z_log_var, Sampling()([z_mean, z_log_var])])
+    latent = keras.Input(shape=(2,))
+    decoder = keras.Model(latent, layers.Dense(6, activation="sigmoid")(latent))
+
+    class VAE(keras.Model):
+        def __init__(self):
+            super().__init__()
+            self.encoder, self.decoder = encoder, decoder
+            self.total = keras.metrics.Mean(name="total_loss")
+
+        @property
+        def metrics(self):
+            return [self.total]
+
+        def train_step(self, data):
+            with keras.GradientTape() as tape:
+                z_mean, z_log_var, z = self.encoder(data)
+                rec = ops.mean(
+                    ops.sum(
+                        keras.losses.binary_crossentropy(
+                            data[..., None], self.decoder(z)[..., None]
+                        ),
+                        axis=1,
+                    )
+                )
+                kl = -0.5 * (1 + z_log_var - ops.square(z_mean) - ops.exp(z_log_var))
+                loss = rec + ops.mean(ops.sum(kl, axis=1))
+            grads = tape.gradient(loss, self.trainable_weights)
+            self.optimizer.apply_gradients(zip(grads, self.trainable_weights))
+            self.total.update_state(loss)
+            return {"loss": self.total.result()}
+
+    vae = VAE()
+    assert len(vae.trainable_weights) == len(encoder.trainable_weights) + 2
+    vae.compile(optimizer=keras.optimizers.Adam(0.01))
+    data = np.random.default_rng(2).random((64, 6)).astype("float32")
+    history = vae.fit(data, epochs=3, batch_size=16, verbose=0).history["loss"]
+    assert history[-1] < history[0]
+    assert vae.total.result() == pytest.approx(history[-1], rel=1e-6)
+    # The encoder was never compiled: its predict draws at step 0.
+    means, _, _ = encoder.predict(data[:3], verbose=0)
+    assert means.shape == (3, 2)

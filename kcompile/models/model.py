@@ -274,7 +274,9 @@ class Model(StepMethods, Layer):
 
     @property
     def layers(self) -> list[Layer]:
-        if self._subclassed:
+        # A subclass without a graph of its own (a GAN, a VAE: train_step calls the models
+        # it holds) has the layers it holds, as a subclassed model does.
+        if self._subclassed or not (self._layer_order or self._outputs):
             return self._tracked_layers()
         return list(self._layer_order)
 

@@ -23,6 +23,7 @@ from kcompile.ir.types import ShapeError
 from kcompile.passes import PassManager, default_passes
 from kcompile.runtime import make_executable
 from kcompile.trainers import custom_step as CS
+from kcompile.trainers.logs import RunningLogs
 from kcompile.trainers.step_methods import StepMethods
 from kcompile.trainers.trainer import ModelSteps
 
@@ -67,6 +68,7 @@ class CustomSteps(ModelSteps):
         self._predict_structures: dict = {}
         self._last_predict: Any = None
         self.pack_outputs = self.pack_predictions
+        self.running = SyncedLogs(self.metric_objects)
 
     # --- the batch as given -----------------------------------------------------------
 
@@ -192,6 +194,24 @@ class CustomSteps(ModelSteps):
         if not tree.is_nested(structure):
             return arrays[0]
         return tree.pack_sequence_as(structure, arrays)
+
+
+class SyncedLogs(RunningLogs):
+    """The running logs of a model's own steps, which also leave each metric object the
+    step updated holding its running statistics: ``tracker.result()`` after ``fit`` is
+    the value fit reported, as Keras's metric objects are."""
+
+    def __init__(self, owners: dict[str, Any]) -> None:
+        super().__init__()
+        self.owners = owners  # log key -> the metric object whose result it is
+
+    def logs(self) -> dict[str, float]:
+        logs = super().logs()
+        for key, metric in self.owners.items():
+            acc = self._acc.get(key)
+            if acc is not None and isinstance(getattr(metric, "_acc", None), dict):
+                metric._acc = dict(acc)
+        return logs
 
 
 def _sized(t: TensorType, n: int) -> TensorType:

@@ -80,6 +80,7 @@ class ModelSteps:
         self.executables: dict = {}
         self.metric_objects: dict[str, Any] = {}  # metric key -> its Metric (its direction)
         self.running = RunningLogs()
+        self._no_steps = np.zeros((), np.int32)  # the step count of a model never trained
         # Held by every executable of the model while it runs: predict from any thread is
         # safe, and never reads weights while a training step writes them.
         self.lock = threading.RLock()
@@ -235,10 +236,14 @@ class ModelSteps:
         if kind == "train":
             for name, array in config.optimizer.state_arrays().items():
                 exe.bind(name, array)
-        elif config and "iterations" in [v.name for v in exe.graph.inputs]:
+        elif "iterations" in [v.name for v in exe.graph.inputs]:
             # random draws outside training (keras.random in a call) are keyed by the
-            # training step reached: the same for every predict between two steps
-            exe.bind("iterations", config.optimizer.state_arrays()["iterations"])
+            # training step reached: the same for every predict between two steps (step 0
+            # for a model never compiled)
+            exe.bind(
+                "iterations",
+                config.optimizer.state_arrays()["iterations"] if config else self._no_steps,
+            )
         self._register_metrics(traced.metrics)
         return exe
 
