@@ -38,7 +38,7 @@ class Conv1D(Conv2D):
                 f"channels), got shape {input_shape}"
             )
         self.kernel = self.add_weight(
-            (self.kernel_size[1], input_shape[-1], self.filters),
+            (self.kernel_size[1], self.group_channels(input_shape), self.filters),
             self.kernel_initializer,
             name="kernel",
         )
@@ -55,7 +55,7 @@ class Conv1D(Conv2D):
             )
         else:
             patches = self.patches(image)
-        y = B.matmul(patches, B.reshape(ctx.weight(self.kernel), (k * c, self.filters)))
+        y = self.product(patches, ctx.weight(self.kernel))
         return self.finish(ctx, B.reshape(y, (n, y.shape[2], self.filters)))
 
     def get_config(self):

@@ -39,11 +39,16 @@ class Conv2D(Layer):
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
-        if groups != 1:
-            raise NotImplementedError(
-                f"{type(self).__name__} '{self.name}': groups > 1 is not supported yet"
+        self.filters, self.groups = int(filters), int(groups)
+        if self.groups <= 0:
+            raise ValueError(
+                f"The number of groups must be a positive integer. Received: groups={groups}."
             )
-        self.filters = int(filters)
+        if self.filters % self.groups:
+            raise ValueError(
+                "The number of filters must be evenly divisible by the number of groups. "
+                f"Received: groups={groups}, filters={filters}."
+            )
         set_window(self, 2, kernel_size, strides, dilation_rate, padding, data_format)
         self.activation = activations.get(activation)
         self.use_bias = use_bias
@@ -56,17 +61,46 @@ class Conv2D(Layer):
                 f"width, channels), got shape {input_shape}"
             )
         self.kernel = self.add_weight(
-            (*self.kernel_size, input_shape[-1], self.filters),
+            (*self.kernel_size, self.group_channels(input_shape), self.filters),
             self.kernel_initializer,
             name="kernel",
         )
         self.bias = bias_weight(self, self.filters, self.bias_initializer)
 
+    def group_channels(self, input_shape) -> int:
+        """The input channels each group sees (all of them without groups)."""
+        channels = input_shape[-1]
+        if channels % self.groups:
+            raise ValueError(
+                "The number of input channels must be evenly divisible by the number of "
+                f"groups. Received groups={self.groups}, but the input has {channels} "
+                f"channels (full input shape is {tuple(input_shape)})."
+            )
+        return channels // self.groups
+
     def call(self, ctx: TraceContext, x: Value) -> Value:
-        patches = self.patches(x)
-        kernel = ctx.weight(self.kernel)
-        y = B.matmul(patches, B.reshape(kernel, (math.prod(kernel.shape[:3]), self.filters)))
-        return self.finish(ctx, y)
+        return self.finish(ctx, self.product(self.patches(x), ctx.weight(self.kernel)))
+
+    def product(self, patches: Value, kernel: Value) -> Value:
+        """The patches [..., taps * channels] times the kernel [*window, channels per
+        group, filters]: one matrix product; with groups, each group's channels times its
+        filters (a depthwise product where each group has one channel)."""
+        taps, per_group = math.prod(kernel.shape[:-2]), kernel.shape[-2]
+        if self.groups == 1:
+            return B.matmul(patches, B.reshape(kernel, (taps * per_group, self.filters)))
+        lead, g, f = patches.shape[:-1], self.groups, self.filters // self.groups
+        p = B.reshape(patches, (*lead, taps, g, per_group))
+        k = B.reshape(kernel, (taps, per_group, g, f))
+        if per_group == 1:  # depthwise: [..., taps, g, 1] * [taps, g, f], summed over taps
+            y = B.reduce_sum(p * B.reshape(k, (taps, g, f)), len(lead))
+            return B.reshape(y, (*lead, self.filters))
+        outs = []
+        for i in range(g):
+            pi = B.slice_(p, [0] * (len(lead) + 1) + [i, 0], [*lead, taps, i + 1, per_group])
+            ki = B.slice_(k, [0, 0, i, 0], [taps, per_group, i + 1, f])
+            pi = B.reshape(pi, (*lead, taps * per_group))
+            outs.append(B.matmul(pi, B.reshape(ki, (taps * per_group, f))))
+        return B.concat(outs, len(lead))
 
     def patches(self, x: Value) -> Value:
         """The receptive fields of ``x`` for this layer's window (im2col)."""
@@ -90,6 +124,7 @@ class Conv2D(Layer):
         return {
             **super().get_config(),
             "filters": self.filters,
+            "groups": self.groups,
             **window_config(self),
         }
 
