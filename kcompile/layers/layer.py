@@ -13,7 +13,7 @@ import functools
 import inspect
 import traceback
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -25,13 +25,13 @@ from kcompile.backend import session as backend
 from kcompile.backend.keras_tensor import KerasTensor, ir_dtype, keras_dtype, keras_shape
 from kcompile.backend.symbolic import TracedTensor, TraceError, current_context, tracing
 from kcompile.backend.variables import Variable
-from kcompile.ir import BATCH, DType, Graph, Interpreter, ShapeError, TensorType, Value
+from kcompile.ir import DType, Graph, Interpreter, ShapeError, TensorType, Value
 from kcompile.ir import build as B
 from kcompile.layers.input_spec import assert_input_compatibility
 from kcompile.layers.layer_attributes import LayerAttributes
 from kcompile.layers.layer_calls import LayerCalls
 from kcompile.ops.core import Builder
-from kcompile.tree import flatten, map_structure
+from kcompile.tree import flatten, map_structure, pack_sequence_as
 from kcompile.utils.traceback_utils import filter_traceback
 
 
@@ -159,6 +159,9 @@ class Layer(LayerCalls, LayerAttributes):
         build = cls.__dict__.get("build")
         if build is not None and not getattr(build, "_keras_build_wrapper", False):
             cls.build = _build_wrapper(build)
+        mask = cls.__dict__.get("compute_mask")
+        if mask is not None and cls.__module__.startswith("kcompile."):
+            cls.compute_mask = _mask_on_arrays(mask)
 
     def __init__(
         self,
@@ -457,10 +460,10 @@ class Layer(LayerCalls, LayerAttributes):
     def supports_masking(self, value: bool) -> None:
         self._supports_masking = bool(value)
 
-    def compute_mask(self, inputs: Any, previous_mask: Any) -> Any:
+    def compute_mask(self, inputs: Any, previous_mask: Any = None, mask: Any = None) -> Any:
         """Keras's: the mask of the outputs (IR values for a built-in layer, traced
-        tensors for a user's); by default the input's."""
-        return previous_mask
+        tensors for a user's, or arrays); by default the input's."""
+        return mask if previous_mask is None else previous_mask
 
     def _set_output_masks(self, ctx: TraceContext, inputs: Any, previous: Any, outs: list) -> list:
         """Keras's ``_set_mask_metadata``: outputs that have no mask yet get
@@ -732,9 +735,11 @@ class Layer(LayerCalls, LayerAttributes):
         graph = Graph(f"{self.name}_eager")
         ctx = TraceContext(graph, training=training)
         values = []
+        # The arrays' own shapes, batch included: called on arrays, a layer sees concrete
+        # shapes (``inputs.shape[0]`` is the number of rows), as in Keras.
         for i, a in enumerate(arrays):
             dtype = ir_dtype(str(a.dtype)) if a.dtype.kind != "f" else DType.f32
-            values.append(graph.add_input(f"in{i}", TensorType(dtype, (BATCH, *a.shape[1:]))))
+            values.append(graph.add_input(f"in{i}", TensorType(dtype, a.shape)))
         outs = self.trace(ctx, values, call)
         losses = [(f"loss{i}", v) for i, v in enumerate(ctx.losses)]
         updates = [(f"state{i}", v) for i, v in enumerate(ctx.state_updates.values())]
@@ -895,6 +900,41 @@ def _spec(value: Value) -> tuple[tuple, str]:
 
 def _slots(structure: Any) -> list[_Slot]:
     return [x for x in flatten(structure) if isinstance(x, _Slot)]
+
+
+def _mask_on_arrays(compute_mask: Callable) -> Callable:
+    """A built-in layer's ``compute_mask`` (written over IR values) that also takes
+    arrays, as Keras's ``layer.compute_mask(inputs, mask=None)`` does: it then runs on
+    the reference interpreter."""
+
+    @functools.wraps(compute_mask)
+    def wrapped(self, inputs: Any, previous_mask: Any = None, mask: Any = None) -> Any:
+        previous = mask if previous_mask is None else previous_mask
+        leaves = flatten((inputs, previous))
+        if any(isinstance(x, Value | TracedTensor | KerasTensor) for x in leaves):
+            return compute_mask(self, inputs, previous)
+        graph = Graph(f"{self.name}_mask")
+        feeds: dict[str, np.ndarray] = {}
+
+        def value(x: Any) -> Any:
+            if x is None:
+                return None
+            a = np.asarray(x)
+            dtype = DType.f32 if a.dtype.kind == "f" else ir_dtype(str(a.dtype))
+            name = f"in{len(feeds)}"
+            feeds[name] = a.astype(dtype.numpy)
+            return graph.add_input(name, TensorType(dtype, a.shape))
+
+        out = compute_mask(self, map_structure(value, inputs), map_structure(value, previous))
+        if out is None:
+            return None
+        outs = flatten(out)
+        graph.set_outputs([(f"mask{i}", v) for i, v in enumerate(outs)])
+        result = Interpreter(graph).run(feeds)
+        arrays = [np.asarray(result[f"mask{i}"]) for i in range(len(outs))]
+        return pack_sequence_as(out, arrays) if isinstance(out, list | tuple) else arrays[0]
+
+    return wrapped
 
 
 def _constant(ctx: TraceContext, x: Any) -> TracedTensor:

@@ -96,14 +96,16 @@ def _trace_scored(
     metrics: list[tuple[str, metrics_mod.Metric]] = []
     many = len(specs) > 1
     custom = _custom_loss(model)
-    if not custom and all(spec.loss is None for spec in specs):
-        raise ValueError(f"model '{model.name}' was compiled without a loss")
     with graph.layer_scope("loss"):
         total, per_output = compiled_loss(
             specs, labels, preds, [] if custom else ctx.losses, weights, ctx.mask_of
         )
         if custom:
             total = _traced_compute_loss(model, ctx, inputs, labels, preds, training)
+    if total is None:
+        raise ValueError(
+            f"model '{model.name}' was compiled without a loss, and its layers add none (add_loss)"
+        )
     outputs = [(f"loss/{name}", value) for name, value in per_output] if many else []
     with graph.layer_scope("metrics"):
         for key, metric, stats in compiled_metric_stats(specs, labels, preds, weights, ctx.mask_of):

@@ -86,6 +86,7 @@ def prepare_inputs(model, x: Any) -> list[np.ndarray]:
     out = []
     for t, name, a in zip(compiled, model.input_names, arrays):
         check_numeric(a, f"input '{name}'")
+        a = adjust_rank(a, t.shape)
         want = ir_dtype(t.dtype)
         if a.ndim != len(t.shape) or any(
             d is not None and d != s for d, s in zip(t.shape[1:], a.shape[1:])
@@ -101,9 +102,31 @@ def prepare_inputs(model, x: Any) -> list[np.ndarray]:
     return out
 
 
+def adjust_rank(a: np.ndarray, shape: tuple) -> np.ndarray:
+    """Keras's ``_adjust_input_rank``: an array of one rank less than an Input whose last
+    dimension is 1 gets that axis; one of one rank more whose last dimension is 1 loses
+    it."""
+    if a.ndim == len(shape) - 1 and shape[-1] == 1:
+        return a[..., None]
+    if a.ndim == len(shape) + 1 and a.shape[-1] == 1:
+        return a[..., 0]
+    return a
+
+
+def needs_labels(model) -> bool:
+    """Whether the compiled steps take labels: some output has a loss or metrics (a model
+    whose loss is all ``add_loss`` trains on ``x`` alone, as in Keras)."""
+    config = model.compiled_steps.config
+    if config is None:
+        return True
+    return any(s.loss is not None or s.metric_ids or s.weighted_metric_ids for s in config.specs)
+
+
 def prepare_labels(model, y: Any, n: int) -> list[np.ndarray]:
     """Labels: integers become int32, everything else float32."""
     if y is None:
+        if not needs_labels(model):
+            return []
         raise ValueError(f"model '{model.name}': no labels (y) given")
     names = model.output_names
     arrays = as_array_list(y, names, f"labels of model '{model.name}'")

@@ -217,36 +217,35 @@ class StepMethods:
         the next batch of an iterator; it returns the logs (the running values since the
         last ``reset_metrics``)."""
         if self.train_function is None or force:
-            self.train_function = _step_function(self, "train")
+            self.train_function = self._step_function("train")
         return self.train_function
 
     def make_test_function(self, force: bool = False):
         """Keras's: one compiled evaluation step on the next batch of an iterator."""
         if self.test_function is None or force:
-            self.test_function = _step_function(self, "eval")
+            self.test_function = self._step_function("eval")
         return self.test_function
 
     def make_predict_function(self, force: bool = False):
         """Keras's: predictions for the next batch of an iterator."""
         if self.predict_function is None or force:
-            self.predict_function = _step_function(self, "predict")
+            self.predict_function = self._step_function("predict")
         return self.predict_function
 
     train_function = None
     test_function = None
     predict_function = None
 
+    def _step_function(self, kind: str):
+        def step(iterator) -> Any:
+            data = next(iter(iterator)) if not isinstance(iterator, tuple | list) else iterator
+            x, y, sample_weight = unpack_x_y_sample_weight(data)
+            if kind == "predict":
+                return self.predict_on_batch(x)
+            return self._step_logs(kind, x, y, sample_weight)
 
-def _step_function(model: Any, kind: str):
-    def step(iterator) -> Any:
-        data = next(iter(iterator)) if not isinstance(iterator, tuple | list) else iterator
-        x, y, sample_weight = unpack_x_y_sample_weight(data)
-        if kind == "predict":
-            return model.predict_on_batch(x)
-        return model._loop.step_logs(kind, x, y, sample_weight)
-
-    step.__name__ = f"{kind}_function"
-    return step
+        step.__name__ = f"{kind}_function"
+        return step
 
 
 def _nested(flat: dict) -> dict:

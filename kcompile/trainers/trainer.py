@@ -186,6 +186,8 @@ class ModelSteps:
         inputs of ``input_shapes`` where an Input leaves a dimension unknown."""
         config = self.require_compiled("default_label_types")
         model = self.model
+        if not D.needs_labels(model):
+            return []
         if any(t.dynamic for t in model.outputs):
             graph = G.trace_predict(model, input_shapes=input_shapes)
             preds = [v.type for _, v in graph.outputs]

@@ -553,9 +553,7 @@ class TrainingLoop:
     def _batch_arrays(self, batch, method: str, class_weight: Any = None):
         """Checked input and label arrays (weights after the labels) of one batch."""
         x, y, w = unpack(batch, method)
-        if y is None:
-            raise ValueError(f"{method}: the batches must hold labels: (x, y) or (x, y, w)")
-        xs, ys = self.steps.data_for(method, x, y)
+        xs, ys = self.steps.data_for(method, x, y)  # which says if labels were needed
         return xs, D.with_sample_weights(ys, w, class_weight, method)
 
     def _batch_step(self, kind: str, xs, ys) -> None:

@@ -13,7 +13,9 @@
   into a full step, which the gradient check covers instead);
 - ``evaluate`` at batch sizes 1, 5 and 33 against the reference backend;
 - data parallel: the train step compiled as a gradient step and an update (a job of
-  one rank, ``kcompile.distribution``) against the fused train step, three steps.
+  one rank, ``kcompile.distribution``) against the fused train step, three steps;
+- a model's own steps: the built-in train and test steps against Keras's defaults
+  written with the gradient API and traced as a user's ``train_step`` is.
 
 Comparisons are normwise: ``max|got - want| <= atol + rtol * max|want|`` per array.
 Accuracy-like metrics may differ by one sample (a prediction on a decision boundary can
@@ -243,6 +245,59 @@ def check_data_parallel(build_model, spec: ModelSpec, xs, ys) -> None:
                 )
 
 
+def _own_steps_twin(model):
+    """``model``'s layers in a model that overrides ``predict_step`` (returning Keras's
+    default), so that its train and test steps are Keras's defaults written with the
+    gradient API and traced as a user's own step is (``trainers.custom_step``), compiled
+    as ``model`` is, with a fresh optimizer of the same configuration."""
+    import kcompile as keras
+
+    class OwnSteps(keras.Model):
+        def predict_step(self, data):
+            return super().predict_step(data)
+
+    twin = OwnSteps(model.inputs, model.outputs)
+    twin.compile_from_config(model.get_compile_config())
+    return twin
+
+
+def check_own_steps(build_model, spec: ModelSpec, xs, ys) -> None:
+    """The built-in train and test steps against the same steps written as a user's own
+    ``train_step`` would be (GradientTape, ``optimizer.apply``, ``compute_metrics``):
+    three steps from the same weights and optimizer state, logs and weights."""
+    fused = _build(build_model, "llvm", spec.seed)
+    if getattr(fused, "_host", None):
+        return  # host layers (string lookups) run before the step, outside a traced one
+    own = _own_steps_twin(fused)
+    size = BATCHES[(spec.seed + 1) % len(BATCHES)]
+    batch = [x[:size] for x in xs], [y[:size] for y in ys]
+    _, args = spec.optimizer
+    noise = 2 * args.get("learning_rate", 0.001) if spec.optimizer[0] != "SGD" else 0.0
+    start = fused.get_weights()
+    for step in range(3):
+        stage = f"own train_step {step + 1} at batch {size}"
+        fused.set_weights(start)
+        want = fused.train_on_batch(*batch, return_dict=True)
+        after = fused.get_weights()
+        fused.set_weights(start)  # the twin shares the layers: the same starting point
+        got = own.train_on_batch(*batch, return_dict=True)
+        shared = {k: want[k] for k in got if k in want}
+        if "loss" not in got:
+            raise Mismatch(stage, f"no loss among the logs {sorted(got)}")
+        _compare_logs(stage, {k: got[k] for k in shared}, shared, size)
+        for var, a, b in zip(fused.weights, fused.get_weights(), after):
+            compare(f"{stage}: weights", var.path, a, b, FORWARD_RTOL, ATOL + noise)
+        start = after
+    got = own.evaluate(*batch, batch_size=size, verbose=0, return_dict=True)
+    want = fused.evaluate(*batch, batch_size=size, verbose=0, return_dict=True)
+    _compare_logs(
+        "own test_step",
+        {k: got[k] for k in got if k in want},
+        {k: want[k] for k in got if k in want},
+        size,
+    )
+
+
 def check_evaluate(native, reference, xs, ys) -> None:
     for batch in BATCHES:
         got = native.evaluate(xs, ys, batch_size=batch, verbose=0, return_dict=True)
@@ -263,6 +318,7 @@ def check(build_model, spec: ModelSpec) -> None:
     check_evaluate(native, reference, xs, ys)
     check_training(native, reference, xs, ys, spec)
     check_data_parallel(build_model, spec, xs, ys)
+    check_own_steps(build_model, spec, xs, ys)
 
 
 def load_file(path: str):

@@ -1,0 +1,65 @@
+"""What real programs rely on and Keras does (issue 26's list of what unseen programs
+hit): a layer called on arrays sees their shapes, a model whose loss is all add_loss
+trains on x alone, inputs one rank short of an Input ending in 1 get that axis, and
+compute_mask takes arrays."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import kcompile as keras
+from kcompile import layers, ops
+
+
+def test_a_layer_called_on_arrays_sees_their_concrete_shapes():
+    class RowsTimes(layers.Layer):
+        def call(self, x):
+            return x * x.shape[0] + keras.activations.relu(x)
+
+    out = RowsTimes()(np.full((2, 3), -1.0, "float32"))
+    np.testing.assert_array_equal(out, np.full((2, 3), -2.0))
+
+
+def test_a_model_whose_loss_is_all_add_loss_trains_on_x_alone():
+    class Penalty(layers.Layer):
+        def call(self, x):
+            self.add_loss(ops.mean(x**2))
+            return x
+
+    inputs = keras.Input((3,))
+    model = keras.Model(inputs, Penalty()(layers.Dense(2)(inputs)))
+    model.compile(optimizer=keras.optimizers.SGD(0.1))
+    x = np.ones((8, 3), "float32")
+    losses = model.fit(x, epochs=3, batch_size=8, verbose=0).history["loss"]
+    assert losses[2] < losses[0]
+    assert model.evaluate(x, verbose=0) == pytest.approx(
+        float(np.mean(model.predict(x, verbose=0) ** 2)), rel=1e-5
+    )
+    bare = keras.Model(inputs, layers.Dense(1)(inputs))
+    bare.compile(optimizer="sgd")
+    with pytest.raises(ValueError, match="compiled without a loss"):
+        bare.fit(x, verbose=0)
+
+
+def test_inputs_one_rank_short_of_an_input_ending_in_one_get_that_axis():
+    inputs = keras.Input((5, 1))
+    model = keras.Model(inputs, layers.Flatten()(inputs))
+    x = np.arange(10, dtype="float32").reshape(2, 5)
+    np.testing.assert_array_equal(model.predict(x, verbose=0), x)
+    np.testing.assert_array_equal(model.predict(x[..., None, None], verbose=0), x)
+    with pytest.raises(ValueError, match=r"expects arrays of shape \(None, 5, 1\)"):
+        model.predict(np.ones((2, 4)), verbose=0)
+
+
+def test_compute_mask_takes_arrays():
+    embedding = layers.Embedding(10, 3, mask_zero=True)
+    np.testing.assert_array_equal(
+        embedding.compute_mask(np.array([[0, 1, 2]])), [[False, True, True]]
+    )
+    assert layers.Embedding(10, 3).compute_mask(np.array([[0, 1]])) is None
+    masking = layers.Masking(mask_value=0.0)
+    x = np.array([[[0.0, 0.0], [1.0, 0.0]]], "float32")
+    np.testing.assert_array_equal(masking.compute_mask(x), [[False, True]])
+    given = np.array([[True, False]])
+    np.testing.assert_array_equal(layers.Dense(2).compute_mask(x, mask=given), given)
