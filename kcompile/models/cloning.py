@@ -134,7 +134,7 @@ def _clone_functional(
             )
         news = [_fresh_input(t) for t in given]
     env = {id(t): n for t, n in zip(originals, news)}
-    for layer in model.layers:
+    for layer in model.operations:
         if isinstance(layer, InputLayer):
             continue
         new_layer = clone(layer)

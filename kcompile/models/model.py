@@ -274,6 +274,14 @@ class Model(StepMethods, Layer):
 
     @property
     def layers(self) -> list[Layer]:
+        """Keras's: the model's layers; a functional model's ``keras.ops`` calls are
+        operations, not layers (``operations`` lists both)."""
+        from kcompile.ops.operation import Operation
+
+        return [op for op in self._nodes() if not isinstance(op, Operation)]
+
+    def _nodes(self) -> list[Layer]:
+        """The layers and ``keras.ops`` calls of a functional model, in order."""
         # A subclass without a graph of its own (a GAN, a VAE: train_step calls the models
         # it holds) has the layers it holds, as a subclassed model does.
         if self._subclassed or not (self._layer_order or self._outputs):

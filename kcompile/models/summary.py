@@ -42,7 +42,8 @@ def summary_text(model, functional: bool) -> str:
         headers.append("Connected to")
         widths = [31, 22, 11, 23]
     rows = []
-    for layer in model.layers:
+    # A functional model's keras.ops calls are rows too, as Keras's summary shows them.
+    for layer in getattr(model, "operations", None) or model.layers:
         cells = [
             f"{layer.name} ({type(layer).__name__})",
             _shape_of(layer),

@@ -455,7 +455,7 @@ def model_config(model) -> dict:
         "config": {
             "name": model.name,
             "trainable": True,
-            "layers": [layer_entry(layer) for layer in model.layers],
+            "layers": [layer_entry(layer) for layer in model.operations],
             "input_layers": [[t._input_layer.name, 0, 0] for t in model.inputs],
             "output_layers": endpoints,
         },

@@ -37,11 +37,12 @@ def model_to_dot(
         )
     lines = [f'digraph "{model.name}" {{', f"  rankdir={rankdir};", f"  dpi={dpi};"]
     lines.append('  node [shape=record, fontname="Helvetica", fontsize=10];')
-    ids = {id(layer): f"l{i}" for i, layer in enumerate(model.layers)}
+    nodes = getattr(model, "operations", None) or model.layers  # keras.ops calls too
+    ids = {id(layer): f"l{i}" for i, layer in enumerate(nodes)}
     for inp in model.inputs:
         ids.setdefault(id(inp._input_layer), f"l{len(ids)}")
-    layers = [t._input_layer for t in model.inputs if t._input_layer not in model.layers]
-    for layer in [*layers, *model.layers]:
+    layers = [t._input_layer for t in model.inputs if t._input_layer not in nodes]
+    for layer in [*layers, *nodes]:
         title = (
             f"{layer.name} ({type(layer).__name__})" if show_layer_names else type(layer).__name__
         )
@@ -62,7 +63,7 @@ def model_to_dot(
             parts.append(f"trainable: {layer.trainable}")
         label = "|".join(p.replace('"', "'") for p in parts)
         lines.append(f'  {ids[id(layer)]} [label="{{{label}}}"];')
-    for layer in model.layers:
+    for layer in nodes:
         for record in getattr(layer, "_calls", []):
             for t in record.inputs:
                 source = t._history[0].layer if t._history and t._history[0] else t._input_layer
