@@ -63,3 +63,40 @@ def test_compute_mask_takes_arrays():
     np.testing.assert_array_equal(masking.compute_mask(x), [[False, True]])
     given = np.array([[True, False]])
     np.testing.assert_array_equal(layers.Dense(2).compute_mask(x, mask=given), given)
+
+
+@pytest.mark.parametrize("case", ["axis1", "axis3"])
+def test_batch_normalization_over_another_axis_gives_keras_numbers(case):
+    """Fixture: tests/fixture_scripts/make_batchnorm_axis_fixtures.py (real Keras)."""
+    from pathlib import Path
+
+    fixture = np.load(Path(__file__).parent / "keras_fixtures" / "batchnorm_axis.npz")
+    axis = {"axis1": 1, "axis3": 3}[case]
+    x = fixture[f"{case}/x"]
+    layer = layers.BatchNormalization(axis=axis, momentum=0.9)
+    layer.build(x.shape)
+    layer.set_weights([fixture[f"{case}/w{i}"] for i in range(4)])
+    np.testing.assert_allclose(layer(x, training=False), fixture[f"{case}/inference"], atol=1e-5)
+    np.testing.assert_allclose(layer(x, training=True), fixture[f"{case}/training"], atol=1e-5)
+    for i, w in enumerate(layer.get_weights()):
+        np.testing.assert_allclose(w, fixture[f"{case}/after{i}"], rtol=1e-5, atol=1e-6)
+    with pytest.raises(ValueError, match="out of range"):
+        layers.BatchNormalization(axis=4)(np.ones((2, 3, 4, 5), "float32"))
+
+
+def test_batch_normalization_channels_first_trains_compiled_as_the_reference():
+    def build(backend):
+        keras.utils.set_random_seed(4)
+        inputs = keras.Input((3, 4, 2))
+        h = layers.BatchNormalization(axis=1)(inputs)
+        model = keras.Model(inputs, layers.Dense(1)(layers.Flatten()(h)))
+        model.compile(optimizer=keras.optimizers.SGD(0.1), loss="mse", backend=backend)
+        return model
+
+    native, reference = build("llvm"), build("reference")
+    reference.set_weights(native.get_weights())
+    rng = np.random.default_rng(0)
+    x, y = rng.normal(size=(6, 3, 4, 2)).astype("float32"), np.ones((6, 1), "float32")
+    assert native.train_on_batch(x, y) == pytest.approx(reference.train_on_batch(x, y), rel=1e-5)
+    for a, b in zip(native.get_weights(), reference.get_weights()):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6)

@@ -1,8 +1,10 @@
-"""Keras's ``BatchNormalization`` over the last axis."""
+"""Keras's ``BatchNormalization``: statistics per channel of ``axis`` (the last by default)."""
 
 from __future__ import annotations
 
 from typing import Any
+
+import numpy as np
 
 from kcompile import distribution
 from kcompile.ir import build as B
@@ -36,8 +38,10 @@ class BatchNormalization(Layer):
     ) -> None:
         super().__init__(**kwargs)
         self.synchronized = bool(synchronized)
-        if axis not in (-1,):
-            raise NotImplementedError(f"BatchNormalization '{self.name}': axis=-1 only")
+        if not isinstance(axis, int | np.integer):
+            raise NotImplementedError(
+                f"BatchNormalization '{self.name}': axis must be one int, got {axis!r}"
+            )
         self.axis, self.momentum, self.epsilon = axis, float(momentum), float(epsilon)
         self.center, self.scale = center, scale
         self.initializers = (
@@ -47,8 +51,16 @@ class BatchNormalization(Layer):
             moving_variance_initializer,
         )
 
+    def _axis(self, rank: int) -> int:
+        if not -rank <= self.axis < rank:
+            raise ValueError(
+                f"BatchNormalization '{self.name}': axis {self.axis} is out of range for "
+                f"inputs of rank {rank}"
+            )
+        return self.axis % rank
+
     def build(self, input_shape):
-        c = (input_shape[-1],)
+        c = (input_shape[self._axis(len(input_shape))],)
         gamma, beta, mean, var = self.initializers
         self.gamma = self.add_weight(c, gamma, name="gamma") if self.scale else None
         self.beta = self.add_weight(c, beta, name="beta") if self.center else None
@@ -56,15 +68,23 @@ class BatchNormalization(Layer):
         self.moving_variance = self.add_weight(c, var, name="moving_variance", trainable=False)
 
     def call(self, ctx, x):
+        axis = self._axis(x.rank)
+        axes = tuple(i for i in range(x.rank) if i != axis)
+        # The per-channel statistics broadcast against x: (C,) then a 1 for each axis
+        # after the channel axis ((C, 1, 1) for channels first).
+        shape = (x.shape[axis],) + (1,) * (x.rank - 1 - axis)
+
+        def channels(v):
+            return B.reshape(v, shape)
+
         if ctx.training:
-            axes = tuple(range(x.rank - 1))
             if self.synchronized or distribution.active() is not None:
                 count = B.replica_sum(B.numel(x, axes))
                 mean = B.replica_sum(B.reduce_sum(x, axes)) / count
-                variance = B.replica_sum(B.reduce_sum(B.square(x - mean), axes)) / count
+                variance = B.replica_sum(B.reduce_sum(B.square(x - channels(mean)), axes)) / count
             else:
                 mean = B.mean(x, axes)
-                variance = B.mean(B.square(x - mean), axes)
+                variance = B.mean(B.square(x - channels(mean)), axes)
             m = self.momentum
             ctx.state_updates[self.moving_mean] = ctx.weight(self.moving_mean) * m + mean * (
                 1.0 - m
@@ -77,8 +97,8 @@ class BatchNormalization(Layer):
         inv = 1.0 / B.sqrt(variance + self.epsilon)
         if self.gamma is not None:
             inv = inv * ctx.weight(self.gamma)
-        y = (x - mean) * inv
-        return y + ctx.weight(self.beta) if self.beta is not None else y
+        y = (x - channels(mean)) * channels(inv)
+        return y + channels(ctx.weight(self.beta)) if self.beta is not None else y
 
     def get_config(self):
         return {
