@@ -20,6 +20,7 @@ class DepthwiseConv2D(Layer):
         strides: Any = 1,
         padding: str = "valid",
         depth_multiplier: int = 1,
+        data_format: str | None = None,
         dilation_rate: Any = 1,
         activation: Any = None,
         use_bias: bool = True,
@@ -28,6 +29,10 @@ class DepthwiseConv2D(Layer):
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
+        if data_format not in (None, "channels_last"):
+            raise NotImplementedError(
+                f"DepthwiseConv2D '{self.name}': only channels_last is supported"
+            )
         self.kernel_size = as_tuple(kernel_size, 2, "kernel_size")
         self.strides = as_tuple(strides, 2, "strides")
         self.dilation_rate = as_tuple(dilation_rate, 2, "dilation_rate")
