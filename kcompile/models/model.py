@@ -463,7 +463,7 @@ class Model(StepMethods, Layer):
     train_on_batch = delegate_to_loop(TrainingLoop.train_on_batch)
     test_on_batch = delegate_to_loop(TrainingLoop.test_on_batch)
     reset_metrics = delegate_to_loop(TrainingLoop.reset_metrics)
-    _step_logs = delegate_to_loop(TrainingLoop.step_logs)  # Keras's train_function's step
+    _function_step = delegate_to_loop(TrainingLoop.step_logs)  # make_train_function's step
 
     @filter_traceback
     def predict_on_batch(self, x: Any):

@@ -242,7 +242,7 @@ class StepMethods:
             x, y, sample_weight = unpack_x_y_sample_weight(data)
             if kind == "predict":
                 return self.predict_on_batch(x)
-            return self._step_logs(kind, x, y, sample_weight)
+            return self._function_step(kind, x, y, sample_weight)
 
         step.__name__ = f"{kind}_function"
         return step
