@@ -18,6 +18,7 @@ from llvmlite import ir
 
 # The lowerings of fused kernels and of loops register themselves with their emitters.
 import kcompile.codegen.fused
+import kcompile.codegen.row_gather
 import kcompile.codegen.scan  # noqa: F401
 from kcompile.codegen.epoch_loop import add_epoch_loop, has_epoch_loop
 from kcompile.codegen.fpmode import flush_denormals, restore_mode

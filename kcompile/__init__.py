@@ -51,6 +51,7 @@ _lazy = lazy_attributes(
             name: f"kcompile.{name}"
             for name in (
                 "activations",
+                "applications",
                 "backend",
                 "callbacks",
                 "config",
@@ -64,6 +65,7 @@ _lazy = lazy_attributes(
                 "models",
                 "ops",
                 "optimizers",
+                "preprocessing",
                 "random",
                 "regularizers",
                 "saving",
@@ -135,6 +137,7 @@ __all__ = [
     "Variable",
     "__version__",
     "activations",
+    "applications",
     "backend",
     "callbacks",
     "config",
@@ -150,6 +153,7 @@ __all__ = [
     "losses",
     "metrics",
     "optimizers",
+    "preprocessing",
     "saving",
     "set_num_threads",
     "tree",

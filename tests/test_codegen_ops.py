@@ -53,6 +53,7 @@ EXACT = {
     "concat",
     "one_hot",
     "take",
+    "gather_rows",
     "reduce_max",
     "replica_sum",
 }
@@ -81,6 +82,7 @@ TOLERANCE = {
     "matmul": 1e-5,
     "batch_matmul": 1e-5,
     "scatter_add": 1e-6,
+    "scatter_rows": 1e-6,
 }
 
 

@@ -84,8 +84,5 @@ def test_generalized_cross_entropy_checks_q():
         losses.CategoricalGeneralizedCrossEntropy(q=1.5)
 
 
-@pytest.mark.parametrize("name", ["CTC", "ctc", "Circle", "circle"])
-def test_names_not_offered_are_refused_with_the_reason(name):
-    assert not hasattr(losses, name)
-    with pytest.raises(NotImplementedError, match=f"keras.losses.{name} is not supported"):
-        getattr(losses, name)
+def test_a_name_keras_lacks_is_an_attribute_error():
+    assert not hasattr(losses, "NoSuchLoss")

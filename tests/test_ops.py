@@ -13,6 +13,7 @@ from kcompile.ir import BATCH, DType, Graph, TensorType, all_ops, interpret, ver
 from kcompile.ir import build as B
 from kcompile.ir.differences import numeric_gradient
 from kcompile.ir.ops.random import mix32
+from kcompile.ir.ops.row_gather import gather_rows, scatter_rows
 from kcompile.passes import append_gradients
 
 N = 5  # an odd batch size
@@ -274,6 +275,18 @@ CASES = [
         lambda i, u: B.scatter_add(i, u, 6),
         lambda i, u: _scatter(i, u, 6),
         [((BATCH,), "i6"), ((BATCH, 3), "f")],
+    ),
+    Case(
+        "gather_rows",
+        gather_rows,
+        lambda t, i: np.stack([t[b][i[b]] for b in range(len(i))]),
+        [((BATCH, 5, 3), "f"), ((BATCH, 4), "i5")],
+    ),
+    Case(
+        "scatter_rows",
+        lambda i, u: scatter_rows(i, u, 5),
+        lambda i, u: np.stack([_scatter(i[b], u[b], 5) for b in range(len(i))]),
+        [((BATCH, 4), "i5"), ((BATCH, 4, 3), "f")],
     ),
     Case(
         "extract_patches",

@@ -29,10 +29,18 @@ def test_update_rule_matches_keras(key, backend):
 
 
 def test_loss_scale_optimizer_skips_the_non_finite_step():
-    assert FIXTURE["optimizer/loss_scale_sgd_nonfinite/iterations"] == 4  # Keras's count
-    got = C.run_optimizer(keras, "loss_scale_sgd_nonfinite")
-    assert got["iterations"] == 4
-    assert all(np.isfinite(w).all() for k, w in got.items() if k.startswith("w"))
+    """Keras skipped the step whose gradients are not finite and kept finite weights;
+    test_update_rule_matches_keras[loss_scale_sgd_nonfinite-*] runs the same program on
+    kcompile and requires exactly these numbers (so kcompile counts 4 steps too, and its
+    weights are finite: assert_allclose fails a NaN or an infinity against a finite one)."""
+    want = {
+        k.split("/")[-1]: FIXTURE[k]
+        for k in FIXTURE
+        if k.startswith("optimizer/loss_scale_sgd_nonfinite/")
+    }
+    assert want["iterations"] == 4  # Keras's count: 5 steps, 1 skipped
+    weights = [w for k, w in want.items() if k.startswith("w")]
+    assert weights and all(np.isfinite(w).all() for w in weights)
 
 
 def test_adafactor_factors_the_last_two_axes():
@@ -87,7 +95,7 @@ def test_build_takes_variables_as_keras_does():
     assert opt.built and len(opt.variables) == 4  # iterations, learning rate, m, v
 
 
-@pytest.mark.parametrize("name", ["Muon", "ScheduleFreeAdamW", "MultiOptimizer"])
+@pytest.mark.parametrize("name", ["MultiOptimizer", "OptimizerMap"])
 def test_names_not_offered_are_refused_with_the_reason(name):
     assert not hasattr(optimizers, name)
     with pytest.raises(NotImplementedError, match=f"keras.optimizers.{name} is not supported"):

@@ -10,6 +10,7 @@ from kcompile.ir.ops import (  # noqa: F401
     random,
     reduce,
     replica,
+    row_gather,
     scan,
     shape,
 )

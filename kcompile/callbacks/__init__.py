@@ -11,6 +11,8 @@ from kcompile.callbacks.monitors import (
     ReduceLROnPlateau,
     TerminateOnNaN,
 )
+from kcompile.callbacks.remote_monitor import RemoteMonitor
+from kcompile.callbacks.swap_ema_weights import SwapEMAWeights
 from kcompile.callbacks.tensorboard import TensorBoard
 from kcompile.utils.progbar import Progbar
 from kcompile.utils.unoffered import refuse
@@ -28,6 +30,8 @@ __all__ = [
     "Progbar",
     "ProgbarLogger",
     "ReduceLROnPlateau",
+    "RemoteMonitor",
+    "SwapEMAWeights",
     "TensorBoard",
     "TerminateOnNaN",
 ]

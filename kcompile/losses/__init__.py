@@ -3,6 +3,8 @@
 from typing import Any as _Any
 
 from kcompile.backend.session import snake_case as _snake_case
+from kcompile.losses.circle import Circle, circle
+from kcompile.losses.ctc import CTC, ctc
 from kcompile.losses.loss import Loss
 from kcompile.losses.losses import (
     BinaryCrossentropy,
@@ -91,6 +93,8 @@ _ALIASES = {
             Dice,
             Tversky,
             CategoricalGeneralizedCrossEntropy,
+            Circle,
+            CTC,
         )
     },
 }
@@ -101,6 +105,7 @@ _BY_CLASS_NAME = {
     cls.__name__: cls
     for cls in (
         Loss,
+        Circle,
         MeanSquaredError,
         MeanAbsoluteError,
         BinaryCrossentropy,
@@ -165,28 +170,19 @@ def deserialize(config: _Any, custom_objects: dict | None = None) -> Loss:
 
 __getattr__ = _refusing(
     "keras.losses",
-    {
-        "CTC": "the CTC loss's dynamic programme over label alignments is not written in "
-        "kcompile's IR yet",
-        "ctc": "the CTC loss's dynamic programme over label alignments is not written in "
-        "kcompile's IR yet",
-        "Circle": "the circle loss leaves out each sample's pair with itself (an identity "
-        "matrix over the batch), and kcompile's ops have no index along the batch dimension "
-        "yet",
-        "circle": "the circle loss leaves out each sample's pair with itself (an identity "
-        "matrix over the batch), and kcompile's ops have no index along the batch dimension "
-        "yet",
-    },
+    {},
 )
 
 
 __all__ = [
+    "CTC",
     "BinaryCrossentropy",
     "BinaryFocalCrossentropy",
     "CategoricalCrossentropy",
     "CategoricalFocalCrossentropy",
     "CategoricalGeneralizedCrossEntropy",
     "CategoricalHinge",
+    "Circle",
     "CosineSimilarity",
     "Dice",
     "FunctionLoss",
@@ -209,7 +205,9 @@ __all__ = [
     "categorical_focal_crossentropy",
     "categorical_generalized_cross_entropy",
     "categorical_hinge",
+    "circle",
     "cosine_similarity",
+    "ctc",
     "deserialize",
     "dice",
     "get",

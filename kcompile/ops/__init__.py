@@ -14,14 +14,19 @@ wherever kcompile defines them.
 from kcompile.ops import (
     arrays,
     composite,
+    concrete_only,
     control_flow,
     convolution,
+    ctc,
+    fft,
     image,  # noqa: F401  (keras.ops.image)
     integers,
     linalg,
+    linalg_decompositions,
     nan_functions,
     nn,
     numpy,
+    rearrange,
     slicing,
     sorting,
     trigonometric,
@@ -36,8 +41,10 @@ _NOT_NUMPY = {
     "erfc", "erfinv", "in_top_k", "top_k", "cast", "convert_to_numpy", "convert_to_tensor",
     "is_tensor", "shape", "stop_gradient", "unstack", "logsumexp", "rsqrt", "erf",
 }  # fmt: skip
-_NUMPY_MODULES = (numpy, composite, trigonometric, nan_functions, sorting, arrays, integers)
-_OTHER_MODULES = (nn, convolution, slicing, control_flow, linalg)
+_NUMPY_MODULES = (numpy, composite, trigonometric, nan_functions, sorting, arrays, integers,
+                  concrete_only)  # fmt: skip
+_OTHER_MODULES = (nn, convolution, slicing, control_flow, linalg, linalg_decompositions, fft,
+                  rearrange, ctc)  # fmt: skip
 
 # A user's call of a public op shows the user's line, not the op's internals (the
 # library's own modules import the ops from their defining modules, unwrapped).
@@ -53,6 +60,9 @@ for _module in _NUMPY_MODULES:
             setattr(numpy, _name, _public[_name])
 for _name in convolution.__all__:
     setattr(nn, _name, _public[_name])
+nn.ctc_loss, nn.ctc_decode = _public["ctc_loss"], _public["ctc_decode"]  # also in ops.nn
+for _name in linalg_decompositions.__all__:
+    setattr(linalg, _name, _public[_name])
 numpy.slogdet = _public["slogdet"]  # Keras has it in ops.numpy as well as ops.linalg
 
 __all__ = sorted({*_public, "linalg", "nn", "numpy"})

@@ -1,7 +1,10 @@
 """``keras.ops.image`` (channels last): resize, affine_transform, extract_patches,
-crop_images, pad_images, rgb_to_grayscale, rgb_to_hsv, hsv_to_rgb. Images are (batch, height, width, channels)
-or one image (height, width, channels). The other names of Keras's module are refused
-with the reason (the module's ``__getattr__``).
+extract_patches_3d, crop_images, pad_images, rgb_to_grayscale, rgb_to_hsv, hsv_to_rgb,
+and from their own modules the filters (``image_filters``: gaussian_blur, sobel_edges,
+ssim) and the warps (``image_warps``: map_coordinates, perspective_transform,
+elastic_transform, scale_and_translate). Images are (batch, height, width, channels) or
+one image (height, width, channels). A name of Keras's module not offered here is
+refused with the reason (the module's ``__getattr__``).
 """
 
 from __future__ import annotations
@@ -13,35 +16,42 @@ import numpy as np
 from kcompile.ir import DType, Value
 from kcompile.ir import build as B
 from kcompile.ops.core import op, unsupported, val
+from kcompile.ops.image_filters import gaussian_blur, sobel_edges, ssim
 from kcompile.ops.image_sampling import (
     Sampling,
-    constant,
+    column,
     resize_matrix,
     sample_affine,
     sample_axis_aligned,
+    separable,
+)
+from kcompile.ops.image_warps import (
+    elastic_transform,
+    map_coordinates,
+    perspective_transform,
+    scale_and_translate,
 )
 
 __all__ = [
     "affine_transform",
     "crop_images",
+    "elastic_transform",
     "extract_patches",
+    "extract_patches_3d",
+    "gaussian_blur",
     "hsv_to_rgb",
+    "map_coordinates",
     "pad_images",
+    "perspective_transform",
     "resize",
     "rgb_to_grayscale",
     "rgb_to_hsv",
+    "scale_and_translate",
+    "sobel_edges",
+    "ssim",
 ]
 
-_REFUSED = {
-    "map_coordinates": "it gathers at arbitrary coordinates; use affine_transform",
-    "perspective_transform": "projective sampling is not written yet",
-    "gaussian_blur": "not written yet",
-    "elastic_transform": "not written yet",
-    "scale_and_translate": "not written yet",
-    "sobel_edges": "not written yet",
-    "ssim": "not written yet",
-    "extract_patches_3d": "3-D images (volumes) are not supported",
-}
+_REFUSED: dict[str, str] = {}
 
 
 def __getattr__(name: str):
@@ -100,9 +110,7 @@ def resize(
     h, w = x.shape[1], x.shape[2]
     rows = resize_matrix(h, int(size[0]), interpolation)
     cols = resize_matrix(w, int(size[1]), interpolation)
-    y = B.matmul(B.transpose(x, (0, 1, 3, 2)), constant(x, cols), transpose_b=True)
-    y = B.matmul(B.transpose(y, (0, 3, 2, 1)), constant(x, rows), transpose_b=True)
-    return _unbatched(B.transpose(y, (0, 3, 1, 2)), single)
+    return _unbatched(separable(x, rows, cols), single)
 
 
 def _constant_transform(transform: Any) -> np.ndarray | None:
@@ -137,12 +145,9 @@ def affine_transform(
         raise ValueError(
             f"keras.ops.image.affine_transform: transform must be [8] or [batch, 8], got {t.shape}"
         )
-    if known is not None and not np.any(known[:, [1, 3]]):
-
-        def column(i: int) -> Value:
-            return B.slice_(t, [0, i], [t.shape[0], i + 1])
-
-        out = sample_axis_aligned(x, column(0), column(2), column(4), column(5), how)
+    if known is not None and not np.any(known[:, [1, 3]]):  # no rotation or shear
+        a0, a2, b1, b2 = (column(t, i) for i in (0, 2, 4, 5))
+        out = sample_axis_aligned(x, a0, a2, b1, b2, how)
     else:
         out = sample_affine(x, t, how)
     if source.dtype is not DType.f32:  # integer images: rounded half away, as JAX
@@ -185,6 +190,68 @@ def extract_patches(images, size, strides=None, dilation_rate=1, padding="valid"
         raise ValueError(f"keras.ops.image.extract_patches: padding {padding!r}")
     out = B.extract_patches(_float(x), kernel, stride, dilation, pads)
     return _unbatched(out, single)
+
+
+def _triple(value: Any, name: str) -> tuple[int, int, int]:
+    if isinstance(value, int):
+        return value, value, value
+    if len(value) != 3:
+        raise ValueError(
+            f"keras.ops.image.extract_patches_3d: invalid `{name}` argument. Expected an int "
+            f"or a tuple of length 3. Received: {name}={value}"
+        )
+    return int(value[0]), int(value[1]), int(value[2])
+
+
+@op
+def extract_patches_3d(
+    volumes, size, strides=None, dilation_rate=1, padding="valid", data_format=None
+):
+    """Patches of (batch, depth, height, width, channels) volumes as (batch, depths, rows,
+    cols, size_d·size_h·size_w·channels), each patch in (depth, row, column, channel)
+    order, as Keras's (its convolution with an identity kernel): per output depth, the
+    2-D patches of each of its slices, side by side."""
+    _data_format("extract_patches_3d", data_format)
+    kernel = _triple(size, "size")
+    stride = _triple(strides or kernel, "strides")
+    dilation = _triple(dilation_rate, "dilation_rate")
+    v = val(volumes)
+    if v.rank not in (4, 5):
+        raise ValueError(
+            "keras.ops.image.extract_patches_3d: expected rank 4 (single volume) or rank 5 "
+            f"(batch of volumes), got volumes of shape {v.shape}"
+        )
+    single = v.rank == 4
+    v = _float(B.reshape(v, (1, *v.shape)) if single else v)
+    n, depth, h, w, c = v.shape
+    if padding == "same":
+        front, back = _same_padding(depth, kernel[0], stride[0], dilation[0])
+        top, bottom = _same_padding(h, kernel[1], stride[1], dilation[1])
+        left, right = _same_padding(w, kernel[2], stride[2], dilation[2])
+        v = B.pad(v, [0, front, 0, 0, 0], [0, back, 0, 0, 0]) if front or back else v
+        pads = (top, bottom, left, right)
+    elif padding == "valid":
+        pads = (0, 0, 0, 0)
+    else:
+        raise ValueError(f"keras.ops.image.extract_patches_3d: padding {padding!r}")
+    depths = (v.shape[1] - (kernel[0] - 1) * dilation[0] - 1) // stride[0] + 1
+    if depths < 1:
+        raise ValueError(
+            "keras.ops.image.extract_patches_3d: the patches do not fit volumes of shape "
+            f"{v.shape[1:]}"
+        )
+
+    def plane(z: int) -> Value:  # the 2-D patches of depth slice z, [N, 1, OH, OW, K2]
+        cut = B.reshape(B.slice_(v, [0, z, 0, 0, 0], [n, z + 1, h, w, c]), (n, h, w, c))
+        p = B.extract_patches(cut, kernel[1:], stride[1:], dilation[1:], pads)
+        return B.reshape(p, (n, 1, *p.shape[1:]))
+
+    rows = []
+    for od in range(depths):
+        first = od * stride[0]
+        rows.append(B.concat([plane(first + i * dilation[0]) for i in range(kernel[0])], 4))
+    out = rows[0] if depths == 1 else B.concat(rows, 1)
+    return B.reshape(out, out.shape[1:]) if single else out
 
 
 def _check_two_of(name: str, a: Any, b: Any, target: Any, what: tuple) -> None:

@@ -1,30 +1,24 @@
 """Resampling images (``keras.ops.image`` and the image layers' shared math), over IR
-values: resize matrices, and sampling at transformed coordinates, as Keras's ``affine_transform`` does
-(its JAX backend: ``jax.scipy.ndimage.map_coordinates`` with order 0 or 1), over IR values.
+values: resize matrices, separable filters, and sampling at computed coordinates as
+``jax.scipy.ndimage.map_coordinates`` does with order 0 or 1 (what Keras's JAX backend
+calls for ``affine_transform``, ``perspective_transform``, ``elastic_transform`` and
+``map_coordinates``).
 
-Output pixel (y, x) of image n samples the input at
+Along each axis a coordinate becomes taps: two (floor and floor + 1, weights 1 − f and
+f) for bilinear, one (rounded half away from zero) for nearest; each tap's index is
+folded into the image by the fill mode (JAX's index fixers: ``nearest`` clamps, ``wrap``
+is periodic, ``reflect`` is d c b a | a b c d | d c b a, ``mirror`` is
+d c b | a b c d | c b a) and, in ``constant`` mode, a tap outside the image reads
+``fill_value``. A point's value is the sum over the product of its axes' taps.
 
-    x' = a0·x + a1·y + a2,    y' = b0·x + b1·y + b2
+Two ways to sample, by what the coordinates are:
 
-(one row ``[a0, a1, a2, b0, b1, b2, c0, c1]`` of Keras's transform per image; the
-projective ``c0, c1`` must be zero here). Along each axis a coordinate becomes taps: two
-(floor and floor + 1, weights 1 − f and f) for bilinear, one (rounded half away from
-zero) for nearest; each tap's index is folded into the image by the fill mode (JAX's
-index fixers: ``nearest`` clamps, ``wrap`` is periodic, ``reflect`` is
-d c b a | a b c d | d c b a, ``mirror`` is d c b | a b c d | c b a) and, in ``constant``
-mode, a tap outside the image reads ``fill_value``.
-
-The taps of one axis are a one-hot weight matrix ``[.., out, size]``, so resampling is
-products with the image: no gather. When the transform keeps the axes (translation, zoom:
-``a1 = b0 = 0``) the rows and columns are sampled separately, as ``Resizing`` does:
-``Wy · image · Wxᵀ``, O(H·W·(H+W)·C) per image. A general transform (rotation) samples
-the rows for every output pixel, then its two columns: O(H²·W²·C) work and
-H·W·W·C floats per image if done at once (98 K for 32×32×3), fine for the small images
-augmentation usually sees, slow for large ones (a batched gather primitive would make it O(H·W·C)).
-In ``constant`` mode the fill's share is ``fill_value · (1 − vy·vx)``, vy and vx the
-weight of the taps inside the image along each axis (the weights of a 2-D tap are the
-product of its axes' weights, so the invalid share factors). The general path works in
-blocks of output rows (``BLOCK_FLOATS``) so that its intermediate stays small.
+- Axis-aligned maps (translation, zoom: ``x' = sx·x + ox``, ``y' = sy·y + oy``) sample
+  rows and columns separately with one-hot weight matrices, as ``Resizing`` does:
+  ``Wy · image · Wxᵀ``, products without a gather.
+- Any other map (rotation, shear, perspective, displacement fields) gathers each output
+  pixel's taps from its own image (``gather_rows``, a gather within each batch row):
+  O(H·W·C) per image, 4 taps for bilinear.
 """
 
 from __future__ import annotations
@@ -35,6 +29,7 @@ import numpy as np
 
 from kcompile.ir import DType, Value
 from kcompile.ir import build as B
+from kcompile.ir.ops.row_gather import gather_rows
 
 FILL_MODES = ("constant", "nearest", "wrap", "mirror", "reflect")
 INTERPOLATIONS = ("nearest", "bilinear")
@@ -126,7 +121,7 @@ def constant(x: Value, values: np.ndarray) -> Value:
     return B.const_array(x.graph, array.ravel().tolist(), DType.f32, array.shape)
 
 
-def _column(t: Value, i: int) -> Value:
+def column(t: Value, i: int) -> Value:
     """Column ``i`` of a transform [N, 8] as [N, 1]."""
     return B.slice_(t, [0, i], [t.shape[0], i + 1])
 
@@ -158,44 +153,107 @@ def sample_axis_aligned(
     return out
 
 
+@dataclass(frozen=True)
+class Tap:
+    """One tap of a point: its row in the flattened image, its weight (None: 1) and, in
+    constant mode, whether it lies inside the image (None: always)."""
+
+    index: Value  # i32
+    weight: Value | None
+    inside: Value | None
+
+
+def _axis_taps(coord: Value, size: int, how: Sampling) -> list[tuple[Value, Value | None, Value]]:
+    """(index folded into [0, size) as f32, weight, inside) per tap of one axis."""
+    if how.interpolation == "nearest":
+        taps = [(_round_half_away(coord), None)]
+    else:
+        low = B.floor(coord)
+        upper = coord - low
+        taps = [(low, 1.0 - upper), (low + 1.0, upper)]
+    out = []
+    for index, weight in taps:
+        ok = B.logical_and(B.ge(index, 0.0), B.lt(index, float(size)))
+        fixed = fix_index(index, size, how.fill_mode)
+        if how.fill_mode == "constant":  # read a pixel inside; the mask puts the fill
+            fixed = B.minimum(B.maximum(fixed, 0.0), float(size - 1))
+        out.append((fixed, weight, ok))
+    return out
+
+
+def point_taps(coords: list[Value], sizes: tuple[int, ...], how: Sampling) -> list[Tap]:
+    """The taps of points at ``coords`` (one f32 array per axis, all of one shape) in an
+    array of ``sizes``, indexed in its row-major flattening."""
+    taps: list[tuple[Value | None, Value | None, Value | None]] = [(None, None, None)]
+    stride = int(np.prod(sizes))
+    for coord, size in zip(coords, sizes, strict=True):
+        stride //= size
+        grown = []
+        for index, weight, inside in taps:
+            for fixed, w, ok in _axis_taps(coord, size, how):
+                term = fixed * float(stride) if stride != 1 else fixed
+                both_w = w if weight is None else (weight if w is None else weight * w)
+                both_ok = None
+                if how.fill_mode == "constant":
+                    both_ok = ok if inside is None else B.logical_and(inside, ok)
+                grown.append((term if index is None else index + term, both_w, both_ok))
+        taps = grown
+    return [Tap(B.cast(i, DType.i32), w, ok) for i, w, ok in taps]
+
+
+def gather_points(table: Value, taps: list[Tap], how: Sampling) -> Value:
+    """Sum over ``taps`` of weight · table row (or the fill outside): ``table`` [B, R, K]
+    (f32), each tap's arrays [B, P], the result [B, P, K]."""
+    out = None
+    for tap in taps:
+        value = gather_rows(table, tap.index)  # [B, P, K]
+        if tap.inside is not None:
+            inside = B.reshape(tap.inside, (*tap.inside.shape, 1))
+            value = B.select(B.broadcast_to(inside, value.shape), value, how.fill_value)
+        if tap.weight is not None:
+            value = value * B.reshape(tap.weight, (*tap.weight.shape, 1))
+        out = value if out is None else out + value
+    return out
+
+
+def sample_points(x: Value, ys: Value, xs: Value, how: Sampling) -> Value:
+    """Images [N, H, W, C] (f32) sampled at rows ``ys`` and columns ``xs`` ([N, P] f32):
+    [N, P, C], each point from its own image."""
+    n, h, w, c = x.shape
+    taps = point_taps([ys, xs], (h, w), how)
+    return gather_points(B.reshape(x, (n, h * w, c)), taps, how)
+
+
 def sample_affine(x: Value, transform: Value, how: Sampling) -> Value:
-    """Images [N, H, W, C] (f32) resampled by ``transform`` [N, 8] (f32), a general
-    affine map (see the module's docstring for its cost)."""
-    return sample_affine_columns(x, [_column(transform, i) for i in range(6)], how)
+    """Images [N, H, W, C] (f32) resampled by ``transform`` [N, 8] (f32), an affine map
+    (the projective c0, c1 are not read)."""
+    return sample_affine_columns(x, [column(transform, i) for i in range(6)], how)
 
 
-# The floats per image a block of output rows may hold in the general path's intermediate
-# (its rows interpolated at every column): blocks bound the memory, not the work.
-BLOCK_FLOATS = 1 << 18  # 1 MiB per image: 72x72x3 images in 5 blocks
+def output_grid(x: Value) -> tuple[Value, Value]:
+    """The output pixels' columns and rows of images [N, H, W, C], each [1, H·W]."""
+    h, w = x.shape[1], x.shape[2]
+    xs = constant(x, np.tile(np.arange(w), h)[None, :])
+    ys = constant(x, np.repeat(np.arange(h), w)[None, :])
+    return xs, ys
 
 
 def sample_affine_columns(x: Value, columns: list, how: Sampling) -> Value:
     """``sample_affine`` with the transform's a0, a1, a2, b0, b1, b2 given apart (each
-    [N, 1] or a float), in blocks of output rows."""
-    n, h, w, c = x.shape
-    rows_per_block = max(1, BLOCK_FLOATS // (w * w * c))
-    blocks = [
-        _sample_rows(x, columns, how, top, min(top + rows_per_block, h))
-        for top in range(0, h, rows_per_block)
-    ]
-    out = blocks[0] if len(blocks) == 1 else B.concat(blocks, 1)
-    return B.reshape(out, (n, h, w, c))
-
-
-def _sample_rows(x: Value, columns: list, how: Sampling, top: int, bottom: int) -> Value:
-    """Output rows [top, bottom) as [N, (bottom - top)·W, C]."""
+    [N, 1] or a float): output pixel (y, x) reads x' = a0·x + a1·y + a2,
+    y' = b0·x + b1·y + b2 of its image."""
     n, h, w, c = x.shape
     a0, a1, a2, b0, b1, b2 = columns
-    ys = constant(x, np.repeat(np.arange(top, bottom), w)[None, :])  # [1, P], row-major
-    xs = constant(x, np.tile(np.arange(w), bottom - top)[None, :])
-    p = (bottom - top) * w
-    sy = B.broadcast_to(xs * b0 + ys * b1 + b2, (n, p))
-    sx = B.broadcast_to(xs * a0 + ys * a1 + a2, (n, p))
-    wy, vy = axis_weights(sy, h, how)  # [N, P, H]
-    wx, vx = axis_weights(sx, w, how)  # [N, P, W]
-    rows = B.batch_matmul(wy, B.reshape(x, (n, h, w * c)))  # [N, P, W·C]
-    picked = B.reshape(rows, (n, p, w, c)) * B.reshape(wx, (n, p, w, 1))
-    out = B.reduce_sum(picked, (2,))  # [N, P, C]
-    if vy is not None and how.fill_value != 0.0:
-        out = out + B.reshape(1.0 - vy * vx, (n, p, 1)) * how.fill_value
-    return out
+    xs, ys = output_grid(x)
+    sx = B.broadcast_to(xs * a0 + ys * a1 + a2, (n, h * w))
+    sy = B.broadcast_to(xs * b0 + ys * b1 + b2, (n, h * w))
+    return B.reshape(sample_points(x, sy, sx, how), (n, h, w, c))
+
+
+def separable(x: Value, rows: np.ndarray, cols: np.ndarray) -> Value:
+    """Images [N, H, W, C] filtered by two constant matrices: ``rows`` [H', H] along the
+    height, ``cols`` [W', W] along the width, as [N, H', W', C] (resizing, separable
+    convolutions: products, no gather)."""
+    y = B.matmul(B.transpose(x, (0, 1, 3, 2)), constant(x, cols), transpose_b=True)
+    y = B.matmul(B.transpose(y, (0, 3, 2, 1)), constant(x, rows), transpose_b=True)
+    return B.transpose(y, (0, 3, 1, 2))

@@ -13,36 +13,14 @@ from types import ModuleType
 from kcompile.ops.core import unsupported
 
 _COMPLEX = "kcompile's tensors are real (float32, int32, bool): it has no complex dtype"
-_BITS = "it reads the bits of a float, and kcompile's IR has no bitcast"
-_VALUE_SHAPED = (
-    "its output's shape depends on the values, and a compiled kcompile step has static shapes"
-)
-_ITERATIVE = (
-    "it needs an iterative solver (eigenvalues, singular values, QR or least squares), "
-    "which kcompile's IR has no primitive for; compute it with numpy on concrete arrays"
-)
 
 REASONS: dict[str, str] = {
-    **dict.fromkeys(
-        ["fft", "fft2", "ifft2", "rfft", "irfft", "stft", "istft", "polar",
-         "view_as_complex", "view_as_real"],
-        _COMPLEX,
-    ),
-    "nextafter": _BITS,
-    "view": _BITS,
-    "unique": _VALUE_SHAPED,
-    "nonzero": _VALUE_SHAPED,
-    **dict.fromkeys(
-        ["eig", "eigh", "lstsq", "lu_factor", "matrix_rank", "pinv", "qr", "svd"], _ITERATIVE
-    ),
+    **dict.fromkeys(["polar", "view_as_complex", "view_as_real"], _COMPLEX),
     "jvp": "it is forward-mode differentiation; kcompile's autodiff is reverse mode",
     "custom_gradient": (
         "a gradient rule written by the user; kcompile differentiates the IR's primitives, "
         "each with its own rule, and takes no user-written rule"
     ),
-    "ctc_loss": "the CTC recursion over time steps has no kcompile primitive",
-    "ctc_decode": "CTC beam and greedy decoding produce value-dependent lengths",
-    "rearrange": "einops patterns are not parsed by kcompile; use reshape and transpose",
     "vectorize": (
         "it calls a Python function once per element, which a traced kcompile step cannot; "
         "write the function with keras.ops's element-wise functions, which broadcast"

@@ -13,10 +13,12 @@ from kcompile.optimizers.ftrl import Ftrl
 from kcompile.optimizers.lamb import Lamb
 from kcompile.optimizers.lion import Lion
 from kcompile.optimizers.loss_scale_optimizer import LossScaleOptimizer
+from kcompile.optimizers.muon import Muon
 from kcompile.optimizers.nadam import Nadam
 from kcompile.optimizers.optimizer import Optimizer, serialize
 from kcompile.optimizers.optimizer import deserialize as _deserialize
 from kcompile.optimizers.rmsprop import RMSprop
+from kcompile.optimizers.schedule_free_adamw import ScheduleFreeAdamW
 from kcompile.optimizers.sgd import SGD
 
 _ALL = {
@@ -32,6 +34,8 @@ _ALL = {
     "lion": Lion,
     "adafactor": Adafactor,
     "lamb": Lamb,
+    "muon": Muon,
+    "schedulefreeadamw": ScheduleFreeAdamW,
 }
 
 
@@ -61,10 +65,6 @@ def deserialize(config: _Any, custom_objects: dict | None = None) -> Optimizer:
 __getattr__ = _refusing(
     "keras.optimizers",
     {
-        "Muon": "its update orthogonalizes each matrix's momentum by Newton-Schulz "
-        "iterations and routes other variables to AdamW by name; not written yet",
-        "ScheduleFreeAdamW": "it keeps two sequences of weights and evaluates the model at "
-        "their interpolation (train and eval weights differ); not written yet",
         "MultiOptimizer": "one optimizer per group of variables needs the step to split "
         "its update by variable; not written yet",
         "OptimizerMap": "one optimizer per group of variables needs the step to split "
@@ -85,9 +85,11 @@ __all__ = [
     "Lamb",
     "Lion",
     "LossScaleOptimizer",
+    "Muon",
     "Nadam",
     "Optimizer",
     "RMSprop",
+    "ScheduleFreeAdamW",
     "deserialize",
     "get",
     "serialize",

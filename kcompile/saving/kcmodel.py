@@ -245,12 +245,18 @@ def save_weights(model, filepath: str, overwrite: bool = True) -> None:
 
 def load_weights(model, filepath: str) -> None:
     """Weights from a ``.weights.h5`` or ``.weights.npz`` file into ``model``: by path
-    when the file names every weight, else in ``weights`` order."""
+    when the file names every weight, else in ``weights`` order; a Keras 2 ``.h5`` file
+    layer by layer, as Keras reads one."""
     filepath = os.fspath(filepath)
     if filepath.endswith(".weights.h5"):
         from kcompile.saving.saving_lib import load_weights_h5
 
         load_weights_h5(model, filepath)
+        return
+    if filepath.endswith((".h5", ".hdf5")):  # Keras 2's layout (pretrained applications)
+        from kcompile.saving.legacy_h5_format import load_legacy_weights
+
+        load_legacy_weights(model, filepath)
         return
     try:
         with np.load(filepath, allow_pickle=False) as data:

@@ -11,9 +11,26 @@ from kcompile.utils.unoffered import refuse
 _lazy = lazy_attributes(
     __name__,
     {
+        "Config": "kcompile.utils.config:Config",
         "CustomObjectScope": "kcompile.saving.object_registration:CustomObjectScope",
         "Progbar": "kcompile.utils.progbar:Progbar",
         "PyDataset": "kcompile.trainers.batches:PyDataset",
+        "array_to_img": "kcompile.utils.image_utils:array_to_img",
+        "audio_dataset_from_directory": (
+            "kcompile.utils.audio_dataset_utils:audio_dataset_from_directory"
+        ),
+        "image_dataset_from_directory": (
+            "kcompile.utils.image_dataset_utils:image_dataset_from_directory"
+        ),
+        "img_to_array": "kcompile.utils.image_utils:img_to_array",
+        "load_img": "kcompile.utils.image_utils:load_img",
+        "save_img": "kcompile.utils.image_utils:save_img",
+        "text_dataset_from_directory": (
+            "kcompile.utils.text_dataset_utils:text_dataset_from_directory"
+        ),
+        "timeseries_dataset_from_array": (
+            "kcompile.utils.timeseries_dataset_utils:timeseries_dataset_from_array"
+        ),
         "Sequence": "kcompile.trainers.batches:PyDataset",  # Keras 3's alias
         "clear_session": "kcompile.backend.session:clear_session",
         "custom_object_scope": "kcompile.saving.object_registration:custom_object_scope",
@@ -53,10 +70,13 @@ def __getattr__(name: str):
 
 
 __all__ = [
+    "Config",
     "CustomObjectScope",
     "Progbar",
     "PyDataset",
     "Sequence",
+    "array_to_img",
+    "audio_dataset_from_directory",
     "clear_session",
     "custom_object_scope",
     "deserialize_keras_object",
@@ -67,18 +87,24 @@ __all__ = [
     "get_registered_name",
     "get_registered_object",
     "get_source_inputs",
+    "image_dataset_from_directory",
+    "img_to_array",
     "is_interactive_logging_enabled",
     "is_keras_tensor",
+    "load_img",
     "model_to_dot",
     "normalize",
     "pack_x_y_sample_weight",
     "pad_sequences",
     "plot_model",
     "register_keras_serializable",
+    "save_img",
     "serialize_keras_object",
     "set_random_seed",
     "split_dataset",
     "standardize_dtype",
+    "text_dataset_from_directory",
+    "timeseries_dataset_from_array",
     "to_categorical",
     "unpack_x_y_sample_weight",
 ]

@@ -45,14 +45,24 @@ _OPTIMIZERS = (
 )
 
 
+# Volumes (rank 4: the 3-D layers' and ConvLSTM2D's inputs) are drawn only once the
+# catalogue has layers that take them; until then the other draws stay as they were.
+_VOLUMES = any(4 in k.ranks for k in UNARY)
+
+
 def _input(rng: random.Random) -> InputSpec:
-    kind = rng.choices(("vector", "sequence", "image", "ids"), (4, 2, 2, 1))[0]
+    kinds, weights = ("vector", "sequence", "image", "ids", "volume"), (4, 2, 2, 1, 1)
+    kind = rng.choices(kinds[: 4 + _VOLUMES], weights[: 4 + _VOLUMES])[0]
     if kind == "vector":
         return InputSpec([rng.randint(1, 16)])
     if kind == "sequence":
         return InputSpec([rng.randint(2, 8), rng.randint(1, 5)])
     if kind == "image":
         return InputSpec([rng.randint(3, 8), rng.randint(3, 8), rng.randint(1, 3)])
+    if kind == "volume":
+        return InputSpec(
+            [rng.randint(2, 4), rng.randint(3, 5), rng.randint(3, 5), rng.randint(1, 2)]
+        )
     return InputSpec([rng.randint(2, 8)], vocab=rng.randint(3, 20))
 
 

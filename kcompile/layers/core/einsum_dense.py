@@ -1,0 +1,287 @@
+"""Keras's ``EinsumDense``: ``einsum(equation, inputs, kernel)``, plus a bias over
+``bias_axes``, then the activation; the weight shapes follow from the equation as
+Keras's ``_analyze_einsum_string`` makes them (ported below), LoRA included."""
+
+from __future__ import annotations
+
+import math
+import re
+import string
+from typing import Any
+
+from kcompile import activations, initializers, ops, regularizers
+from kcompile.initializers import Initializer, VarianceScaling
+from kcompile.layers.input_spec import InputSpec
+from kcompile.layers.layer import Layer
+
+
+class EinsumDense(Layer):
+    propagates_mask = True
+
+    def __init__(
+        self,
+        equation: str,
+        output_shape: Any,
+        activation: Any = None,
+        bias_axes: str | None = None,
+        kernel_initializer: Any = "glorot_uniform",
+        bias_initializer: Any = "zeros",
+        kernel_regularizer: Any = None,
+        bias_regularizer: Any = None,
+        kernel_constraint: Any = None,
+        bias_constraint: Any = None,
+        lora_rank: int | None = None,
+        lora_alpha: float | None = None,
+        gptq_unpacked_column_size: Any = None,
+        quantization_config: Any = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        for what, given in (
+            ("kernel_constraint", kernel_constraint),
+            ("bias_constraint", bias_constraint),
+            ("quantization_config", quantization_config),
+            ("gptq_unpacked_column_size", gptq_unpacked_column_size),
+        ):
+            if given is not None:
+                raise NotImplementedError(
+                    f"EinsumDense '{self.name}': {what} is not supported (kcompile has no "
+                    "weight constraints or quantization yet)"
+                )
+        self.equation = equation
+        if isinstance(output_shape, int):
+            self.partial_output_shape = (output_shape,)
+        else:
+            self.partial_output_shape = tuple(output_shape)
+        self.bias_axes = bias_axes
+        self.activation = activations.get(activation)
+        self.kernel_initializer = initializers.get(kernel_initializer)
+        self.bias_initializer = initializers.get(bias_initializer)
+        self.kernel_regularizer = regularizers.get(kernel_regularizer)
+        self.bias_regularizer = regularizers.get(bias_regularizer)
+        self.lora_rank = lora_rank
+        self.lora_alpha = lora_alpha if lora_alpha is not None else lora_rank
+        self.lora_enabled = False
+
+    def build(self, input_shape):
+        kernel_shape, bias_shape, _, input_axes, output_axes = analyze_einsum_string(
+            self.equation, self.bias_axes, input_shape, self.partial_output_shape
+        )
+        self.input_spec = InputSpec(ndim=len(input_shape))
+        initializer = self.kernel_initializer
+        if isinstance(initializer, VarianceScaling):
+            # Keras's fans are those of the equation's input and output axes.
+            initializer = _FannedVarianceScaling(initializer, kernel_shape, input_axes, output_axes)
+        self._kernel = self.add_weight(
+            tuple(kernel_shape), initializer, name="kernel", regularizer=self.kernel_regularizer
+        )
+        self.bias = (
+            self.add_weight(
+                tuple(bias_shape),
+                self.bias_initializer,
+                name="bias",
+                regularizer=self.bias_regularizer,
+            )
+            if bias_shape is not None
+            else None
+        )
+        self.built = True
+        if self.lora_rank:
+            self.enable_lora(self.lora_rank, lora_alpha=self.lora_alpha)
+
+    @property
+    def kernel(self):
+        if not self.built:
+            raise AttributeError("You must build the layer before accessing `kernel`.")
+        if self.lora_enabled:
+            delta = ops.matmul(self.lora_kernel_a, self.lora_kernel_b)
+            return ops.add(self._kernel, (self.lora_alpha / self.lora_rank) * delta)
+        return self._kernel
+
+    def enable_lora(
+        self,
+        rank: int,
+        lora_alpha: float | None = None,
+        a_initializer: Any = "he_uniform",
+        b_initializer: Any = "zeros",
+    ) -> None:
+        """Keras's: the kernel frozen, plus a trainable low-rank delta ``a @ b``."""
+        if not self.built:
+            raise ValueError("Cannot enable lora on a layer that isn't yet built.")
+        if self.lora_enabled:
+            raise ValueError("lora is already enabled. This can only be done once per layer.")
+        shape = self._kernel.shape
+        self.lora_kernel_a = self.add_weight(
+            (*shape[:-1], rank),
+            initializers.get(a_initializer),
+            name="lora_kernel_a",
+            regularizer=self.kernel_regularizer,
+        )
+        self.lora_kernel_b = self.add_weight(
+            (rank, shape[-1]),
+            initializers.get(b_initializer),
+            name="lora_kernel_b",
+            regularizer=self.kernel_regularizer,
+        )
+        self._kernel.trainable = False
+        self.lora_enabled = True
+        self.lora_rank = rank
+        self.lora_alpha = lora_alpha if lora_alpha is not None else rank
+
+    def compute_output_shape(self, input_shape) -> tuple:
+        """Keras's: the given ``output_shape`` filled in from the equation. As in Keras, an
+        axis given as None stays None, and with a leading ellipsis over two or more axes
+        they come out reversed (Keras's ``_analyze_split_string`` inserts each at 1); a
+        call on tensors gives the traced, true shape."""
+        return tuple(
+            analyze_einsum_string(
+                self.equation, self.bias_axes, tuple(input_shape), self.partial_output_shape
+            )[2]
+        )
+
+    def call(self, inputs, training=None):
+        x = ops.einsum(explicit_equation(self.equation, len(inputs.shape)), inputs, self.kernel)
+        if self.bias is not None:
+            x = ops.add(x, self.bias)
+        if self.activation is not None:
+            x = self.activation(x)
+        return x
+
+    def get_config(self) -> dict[str, Any]:
+        config = {
+            **super().get_config(),
+            "output_shape": self.partial_output_shape,
+            "equation": self.equation,
+            "activation": activations.serialize(self.activation),
+            "bias_axes": self.bias_axes,
+            "kernel_initializer": initializers.serialize(self.kernel_initializer),
+            "bias_initializer": initializers.serialize(self.bias_initializer),
+            "kernel_regularizer": _serialize_regularizer(self.kernel_regularizer),
+            "bias_regularizer": _serialize_regularizer(self.bias_regularizer),
+            "activity_regularizer": _serialize_regularizer(self.activity_regularizer),
+            "kernel_constraint": None,
+            "bias_constraint": None,
+            "quantization_config": None,
+        }
+        if self.lora_rank:
+            config["lora_rank"] = self.lora_rank
+            config["lora_alpha"] = self.lora_alpha
+        return config
+
+
+def _serialize_regularizer(regularizer: Any) -> Any:
+    return None if regularizer is None else regularizers.serialize(regularizer)
+
+
+class _FannedVarianceScaling(Initializer):
+    """A VarianceScaling whose fans are the products of the kernel's input and output
+    axes (Keras's ``input_axes``/``output_axes``): drawn as the (fan_in, fan_out) matrix
+    of as many numbers, then laid out in the kernel's shape."""
+
+    def __init__(self, base: VarianceScaling, shape, input_axes, output_axes) -> None:
+        super().__init__(base.seed)
+        self.base = base
+        self.fans = (
+            math.prod(shape[i] for i in input_axes),
+            math.prod(shape[i] for i in output_axes),
+        )
+
+    def sample(self, shape):
+        return self.base.sample(self.fans).reshape(shape)
+
+
+def explicit_equation(equation: str, rank: int) -> str:
+    """``equation`` with its ellipsis spelled out for inputs of ``rank`` (free letters,
+    as Keras's quantization code names them), for an einsum that takes letters only."""
+    if "..." not in equation:
+        return equation
+    inputs, weights_out = equation.split(",", 1)
+    weights, output = weights_out.split("->")
+    named = inputs.replace("...", "")
+    used = set(equation) - {".", ",", "-", ">"}
+    free = sorted(set(string.ascii_letters) - used)[: rank - len(named)]
+    filler = "".join(free)
+    return f"{inputs.replace('...', filler)},{weights}->{output.replace('...', filler)}"
+
+
+def analyze_einsum_string(equation: str, bias_axes: str | None, input_shape, output_shape):
+    """Keras's ``_analyze_einsum_string``: (kernel shape, bias shape or None, full output
+    shape, the kernel's input axes, its output axes)."""
+    dot_replaced = re.sub(r"\.\.\.", "0", equation)
+    split = re.match("([a-zA-Z]+),([a-zA-Z]+)->([a-zA-Z]+)", dot_replaced)
+    if split:
+        return _analyze_split_string(split, bias_axes, input_shape, output_shape)
+    split = re.match("0([a-zA-Z]+),([a-zA-Z]+)->0([a-zA-Z]+)", dot_replaced)
+    if split:
+        return _analyze_split_string(split, bias_axes, input_shape, output_shape, left_elided=True)
+    split = re.match("([a-zA-Z]{2,})0,([a-zA-Z]+)->([a-zA-Z]+)0", dot_replaced)
+    if split:
+        return _analyze_split_string(split, bias_axes, input_shape, output_shape)
+    raise ValueError(
+        f"Invalid einsum equation '{equation}'. Equations must be in the form "
+        "[X],[Y]->[Z], ...[X],[Y]->...[Z], or [X]...,[Y]->[Z]...."
+    )
+
+
+def _analyze_split_string(split, bias_axes, input_shape, output_shape, left_elided=False):
+    input_spec, weight_spec, output_spec = split.group(1), split.group(2), split.group(3)
+    elided = len(input_shape) - len(input_spec)
+    output_shape = [output_shape] if isinstance(output_shape, int) else list(output_shape)
+    output_shape.insert(0, input_shape[0])
+    if elided > 0 and left_elided:
+        for i in range(1, elided):
+            output_shape.insert(1, input_shape[i])
+    elif elided > 0:
+        for i in range(len(input_shape) - elided, len(input_shape)):
+            output_shape.append(input_shape[i])
+    if left_elided:
+        input_dim_map = {dim: (i + elided) - len(input_shape) for i, dim in enumerate(input_spec)}
+        output_dim_map = {dim: i + elided for i, dim in enumerate(output_spec)}
+    else:
+        input_dim_map = {dim: i for i, dim in enumerate(input_spec)}
+        output_dim_map = {dim: i for i, dim in enumerate(output_spec)}
+    for dim in input_spec:
+        at_input = input_shape[input_dim_map[dim]]
+        if dim in output_dim_map:
+            at_output = output_shape[output_dim_map[dim]]
+            if at_output is not None and at_output != at_input:
+                raise ValueError(
+                    "Input shape and output shape do not match at shared dimension "
+                    f"'{dim}'. Input shape is {at_input}, and output shape is {at_output}."
+                )
+    for dim in output_spec:
+        if dim not in input_spec and dim not in weight_spec:
+            raise ValueError(
+                f"Dimension '{dim}' was specified in the output '{output_spec}' but has no "
+                f"corresponding dim in the input spec '{input_spec}' or weight spec "
+                f"'{output_spec}'"
+            )
+    weight_shape, input_axes, output_axes = [], [], []
+    for i, dim in enumerate(weight_spec):
+        if dim in output_dim_map:
+            weight_shape.append(output_shape[output_dim_map[dim]])
+            output_axes.append(i)
+        elif dim in input_dim_map:
+            weight_shape.append(input_shape[input_dim_map[dim]])
+            input_axes.append(i)
+        else:
+            raise ValueError(
+                f"Weight dimension '{dim}' did not have a match in either the input spec "
+                f"'{input_spec}' or the output spec '{output_spec}'. For this layer, the "
+                "weight must be fully specified."
+            )
+    bias_shape = None
+    if bias_axes is not None:
+        num_left_elided = elided if left_elided else 0
+        idx_map = {char: output_shape[i + num_left_elided] for i, char in enumerate(output_spec)}
+        for char in bias_axes:
+            if char not in output_spec:
+                raise ValueError(
+                    f"Bias dimension '{char}' was requested, but is not part of the output "
+                    f"spec '{output_spec}'"
+                )
+        first = min(output_spec.find(char) for char in bias_axes)
+        bias_shape = [idx_map[c] if c in bias_axes else 1 for c in output_spec[first:]]
+        if not left_elided:
+            bias_shape.extend([1] * max(elided, 0))
+    return weight_shape, bias_shape, output_shape, input_axes, output_axes

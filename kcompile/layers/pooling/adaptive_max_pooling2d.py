@@ -1,0 +1,9 @@
+"""Keras's ``AdaptiveMaxPooling2D`` (see base_adaptive_pooling for the bins)."""
+
+from __future__ import annotations
+
+from kcompile.layers.pooling.base_adaptive_pooling import BaseAdaptiveMaxPooling
+
+
+class AdaptiveMaxPooling2D(BaseAdaptiveMaxPooling):
+    rank = 2
