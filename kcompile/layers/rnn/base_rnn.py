@@ -27,7 +27,7 @@ from kcompile import activations, initializers
 from kcompile.backend import session as backend
 from kcompile.backend.keras_tensor import keras_shape
 from kcompile.backend.symbolic import TracedTensor, current_context
-from kcompile.ir import BATCH, DType, Graph, TensorType, Value
+from kcompile.ir import DType, Graph, TensorType, Value
 from kcompile.ir import build as B
 from kcompile.ir.ops.scan import step_type
 from kcompile.layers.layer import Layer, TraceContext
@@ -38,7 +38,7 @@ _RECURRENT_SEED_OFFSET = 7919  # the recurrent masks' seeds, apart from the inpu
 def split_gates(z: Value, parts: int) -> list[Value]:
     width = z.shape[1]
     u = width // parts
-    return [B.slice_(z, (0, k * u), (BATCH, (k + 1) * u)) for k in range(parts)]
+    return [B.slice_(z, (0, k * u), (z.shape[0], (k + 1) * u)) for k in range(parts)]
 
 
 def dropout_mask(ctx: TraceContext, shape: tuple, rate: float, seed: int) -> Value:
@@ -253,7 +253,7 @@ def run_recurrence(
     inner_ctx = BodyContext(body, ctx)
     with body.layer_scope(layer.name):
         states = [
-            body.add_input(f"state{i}", TensorType(DType.f32, (BATCH, size)), "carry")
+            body.add_input(f"state{i}", TensorType(DType.f32, (n, size)), "carry")
             for i, size in enumerate(sizes)
         ]
         xk = body.add_input("x", step_type(projected.type), "step")
