@@ -5,8 +5,31 @@ import pytest
 
 # Every graph the runtime prepares is verified and must survive print -> parse.
 os.environ.setdefault("KCOMPILE_VERIFY", "1")
-# Every buffer between guard zones, checked after every kernel (kcompile.runtime.guarded).
-os.environ.setdefault("KCOMPILE_CHECK", "1")
+
+# The checking mode (every buffer between guard zones, checked after every kernel:
+# kcompile.runtime.guarded) for the modules that run compiled kernels of every kind end to
+# end; the fuzzer's cases run with it too. It roughly doubles a compile, so the layer and
+# op families' own tests (compared with the reference interpreter either way) leave it
+# off, to keep the suite within its time.
+CHECKED_MODULES = {
+    "test_memory_check",
+    "test_ops",
+    "test_codegen_ops",
+    "test_training",
+    "test_backends",
+    "test_conv_layers",
+    "test_recurrent",
+    "test_custom_train_step",
+    "test_fuzz",
+}
+
+
+@pytest.fixture(autouse=True)
+def _checking_mode(request, monkeypatch):
+    if os.environ.get("KCOMPILE_CHECK") is not None:
+        return  # chosen by whoever runs the suite (KCOMPILE_CHECK=1 for all of it)
+    if request.module.__name__.rpartition(".")[2] in CHECKED_MODULES:
+        monkeypatch.setenv("KCOMPILE_CHECK", "1")
 
 
 # The quick tier (`-m "not slow"`, for working in a loop) leaves out the tests marked slow

@@ -1,4 +1,4 @@
-"""The checking mode (KCOMPILE_CHECK=1, on for the whole suite): guard zones around every
+"""The checking mode (KCOMPILE_CHECK=1, on for this module: tests/conftest.py): guard zones around every
 buffer, checked after every kernel, name the kernel that wrote out of bounds."""
 
 from __future__ import annotations

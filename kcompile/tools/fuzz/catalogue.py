@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 
+from kcompile.tools.fuzz import catalogue_conv3d, catalogue_image, catalogue_misc
 from kcompile.tools.fuzz.kind import Invalid, LayerKind, Shape, no_args, pick, same, window_out
 
 ACTIVATIONS = (
@@ -400,7 +401,7 @@ UNARY: tuple[LayerKind, ...] = (
     LayerKind("Dropout", ANY_RANK, _dropout_draw, same, 0.7),
     LayerKind("BatchNormalization", ANY_RANK, _batchnorm_draw, same),
     LayerKind("LayerNormalization", ANY_RANK, _normalization_draw, same),
-    LayerKind("Flatten", (2, 3), no_args, _flatten_shape),
+    LayerKind("Flatten", (2, 3, 4), no_args, _flatten_shape),
     LayerKind("Reshape", (1,), _reshape_draw, _reshape_shape, 0.7),
     LayerKind("Conv1D", (2,), _conv1d_padding(_conv(1)[0]), _conv(1)[1], 2.0),
     LayerKind("MaxPooling1D", (2,), *_pool(1)),
@@ -528,6 +529,9 @@ UNARY: tuple[LayerKind, ...] = (
     LayerKind("ZeroPadding2D", (3,), _zero_padding_draw, _zero_padding_shape, 0.5),
     LayerKind("UpSampling2D", (3,), _upsampling_draw, _upsampling_shape, 0.4),
 )
+
+# The families kept in their own modules (kind.py's vocabulary), drawn with the rest.
+UNARY += catalogue_conv3d.KINDS + catalogue_image.KINDS + catalogue_misc.KINDS
 
 BY_NAME = {kind.name: kind for kind in UNARY}
 
