@@ -33,9 +33,7 @@ def build(keras, base):
     h = keras.layers.BatchNormalization(name="norm")(h)
     outputs = keras.layers.Dense(1, name="head")(h)
     model = base(inputs, outputs)
-    model.compile(
-        optimizer=keras.optimizers.Adam(learning_rate=0.01), loss="mse", metrics=["mae"]
-    )
+    model.compile(optimizer=keras.optimizers.Adam(learning_rate=0.01), loss="mse", metrics=["mae"])
     return model
 
 
@@ -77,9 +75,7 @@ def jax_style_model(keras, value_and_grad):
         def test_step(self, state, data):
             trainable, non_trainable, metrics_variables = state
             x, y = data
-            y_pred, non_trainable = self.stateless_call(
-                trainable, non_trainable, x, training=False
-            )
+            y_pred, non_trainable = self.stateless_call(trainable, non_trainable, x, training=False)
             loss = self.compute_loss(x, y, y_pred)
             new_metrics_vars, logs = [], {}
             for metric in self.metrics:
