@@ -14,7 +14,7 @@ from kcompile.backend.symbolic import TracedTensor
 from kcompile.ir import BATCH, DType, Graph, Interpreter, TensorType, Value
 from kcompile.ir import build as B
 
-REDUCTIONS = ("sum_over_batch_size", "sum", "mean", "none")
+REDUCTIONS = ("sum_over_batch_size", "sum", "mean", "mean_with_sample_weight", "none", None)
 
 
 def squeeze_or_expand_to_same_rank(a: Value, b: Value) -> tuple[Value, Value]:
@@ -36,7 +36,10 @@ class Loss:
         self, name: str | None = None, reduction: str = "sum_over_batch_size", dtype: Any = None
     ) -> None:
         if reduction not in REDUCTIONS:
-            raise ValueError(f"unknown reduction {reduction!r}; expected one of {REDUCTIONS}")
+            raise ValueError(
+                "Invalid value for argument `reduction`. Expected one of "
+                f"{set(REDUCTIONS)}. Received: reduction={reduction}"
+            )
         self.name = name or self.default_name
         self.reduction = reduction
 
@@ -64,19 +67,23 @@ class Loss:
         return TensorType(DType.f32, pred.shape)
 
     def reduce(self, values: Value, sample_weight: Value | None = None) -> Value:
-        """Keras's reduction; with sample weights, sum(values · weights) over the number
-        of values (``sum_over_batch_size``), or over the weights' sum (``mean``)."""
-        if sample_weight is not None:
-            values = values * _broadcast_weights(sample_weight, values)
-        if self.reduction == "none":
+        """Keras's ``reduce_weighted_values``: with sample weights, sum(values · weights)
+        over the number of values (``sum_over_batch_size``, ``mean``), or over the weights'
+        sum (``mean_with_sample_weight``); a zero divisor gives 0 (``divide_no_nan``).
+        ``None``/``"none"``, or a scalar, is left as it is."""
+        weights = None if sample_weight is None else _broadcast_weights(sample_weight, values)
+        if weights is not None:
+            values = values * weights
+        if self.reduction in (None, "none") or values.rank == 0:
             return values
         total = B.reduce_sum(values)
         if self.reduction == "sum":
             return total
-        if self.reduction == "mean" and sample_weight is not None:
-            weights = B.broadcast_to(_broadcast_weights(sample_weight, values), values.shape)
-            return total / B.maximum(B.reduce_sum(weights), 1e-30)
-        return total / B.numel(values)
+        if self.reduction == "mean_with_sample_weight" and weights is not None:
+            divisor = B.reduce_sum(weights)
+        else:
+            divisor = B.numel(values)
+        return B.select(B.eq(divisor, 0.0), 0.0, total / B.select(B.eq(divisor, 0.0), 1.0, divisor))
 
     def ir(
         self,
