@@ -100,3 +100,11 @@ def test_batch_normalization_channels_first_trains_compiled_as_the_reference():
     assert native.train_on_batch(x, y) == pytest.approx(reference.train_on_batch(x, y), rel=1e-5)
     for a, b in zip(native.get_weights(), reference.get_weights()):
         np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6)
+
+
+def test_dense_takes_integer_inputs_as_keras_promotes_them():
+    out = layers.Dense(3, kernel_initializer="ones")(np.arange(10).reshape(5, 2))
+    np.testing.assert_array_equal(out, np.repeat(np.arange(1, 18, 4)[:, None], 3, 1))
+    inputs = keras.Input((2,), dtype="int32")
+    model = keras.Model(inputs, layers.Dense(1, kernel_initializer="ones")(inputs))
+    np.testing.assert_array_equal(model.predict(np.array([[2, 3]]), verbose=0), [[5.0]])

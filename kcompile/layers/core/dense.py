@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from kcompile import activations, constraints
-from kcompile.ir import Value
+from kcompile.ir import DType, Value
 from kcompile.ir import build as B
 from kcompile.layers.layer import Layer, TraceContext
 
@@ -66,6 +66,8 @@ class Dense(Layer):
         )
 
     def call(self, ctx: TraceContext, x: Value) -> Value:
+        if not x.dtype.is_float:  # Keras's matmul promotes integers to the kernel's float
+            x = B.cast(x, DType.f32)
         y = B.matmul(x, ctx.weight(self.kernel))
         if self.bias is not None:
             y = y + ctx.weight(self.bias)
