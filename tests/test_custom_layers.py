@@ -184,8 +184,9 @@ def test_functional_arithmetic_on_tensors():
     y = keras.Input((3,))
     out = ops.relu(x) * 2 + y[:, :1] - ops.mean(x, axis=-1, keepdims=True)
     model = keras.Model([x, y], out)
-    names = [layer.name.split("_")[0] for layer in model.layers if "input" not in layer.name]
+    names = [op.name.split("_")[0] for op in model.operations if "input" not in op.name]
     assert names[:2] == ["relu", "multiply"] and "<lambda>" not in " ".join(names)
+    assert [layer.name for layer in model.layers] == [x.name, y.name]  # ops are not layers
     a = np.array([[-1.0, 0.0, 2.0]], "float32")
     b = np.array([[5.0, 6.0, 7.0]], "float32")
     want = np.maximum(a, 0) * 2 + b[:, :1] - a.mean(-1, keepdims=True)
