@@ -80,10 +80,10 @@ class Loss:
         if self.reduction == "sum":
             return total
         if self.reduction == "mean_with_sample_weight" and weights is not None:
-            divisor = B.reduce_sum(weights)
-        else:
-            divisor = B.numel(values)
-        return B.select(B.eq(divisor, 0.0), 0.0, total / B.select(B.eq(divisor, 0.0), 1.0, divisor))
+            divisor = B.reduce_sum(weights)  # may be 0: Keras's divide_no_nan gives 0
+            zero = B.eq(divisor, 0.0)
+            return B.select(zero, 0.0, total / B.select(zero, 1.0, divisor))
+        return total / B.numel(values)  # a step's batch is never empty
 
     def ir(
         self,
