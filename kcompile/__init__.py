@@ -34,7 +34,6 @@ _REFUSED = {
     "Function": "keras.Function (a graph of ops run as a function) is not offered: build a "
     "keras.Model from the same inputs and outputs",
     "Operation": "Keras's Operation base class is not offered: write a keras.layers.Layer",
-    "InputSpec": "input specs are not checked by kcompile's layers yet",
     "name_scope": "name scopes are not offered: kcompile names weights by their layers",
     "device": "kcompile runs on the CPU it compiles for; there is no device to choose",
     "remat": "rematerialization is not offered: kcompile's memory planner reuses buffers instead",
@@ -75,6 +74,7 @@ _lazy = lazy_attributes(
         },
         "inspect": "kcompile.tools.inspect",
         "Input": "kcompile.layers:Input",
+        "InputSpec": "kcompile.layers.input_spec:InputSpec",
         "Model": "kcompile.models:Model",
         "Sequential": "kcompile.models:Sequential",
         "Layer": "kcompile.layers.layer:Layer",
@@ -126,6 +126,7 @@ __all__ = [
     "GradientTape",
     "Initializer",
     "Input",
+    "InputSpec",
     "KerasTensor",
     "Layer",
     "Loss",
