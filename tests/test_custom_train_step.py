@@ -345,3 +345,30 @@ def test_a_vae_holding_its_models_trains_and_its_trackers_read_what_fit_reported
     # The encoder was never compiled: its predict draws at step 0.
     means, _, _ = encoder.predict(data[:3], verbose=0)
     assert means.shape == (3, 2)
+
+
+def test_metrics_of_predictions_and_a_tape_on_a_vector_inside_a_step():
+    """A metric of (y_true, y_pred) updated in the step (MeanAbsoluteError), and a tape
+    asked for the gradient of a vector (TensorFlow's: of its sum)."""
+
+    class Probe(keras.Model):
+        def __init__(self):
+            super().__init__()
+            self.dense = layers.Dense(1, kernel_initializer="ones", use_bias=False)
+            self.mae = keras.metrics.MeanAbsoluteError(name="mae")
+
+        def train_step(self, data):
+            x, y = data
+            with keras.GradientTape() as tape:
+                y_pred = self.dense(x)
+            grads = tape.gradient(y_pred, self.dense.trainable_weights)
+            self.mae.update_state(y, y_pred)
+            return {"mae": self.mae.result(), "grad": ops.sum(grads[0])}
+
+    model = Probe()
+    model.compile()
+    x = np.arange(6, dtype="float32").reshape(3, 2)
+    y = np.array([[0.0], [2.0], [10.0]], "float32")
+    logs = model.train_on_batch(x, y, return_dict=True)
+    assert logs["mae"] == pytest.approx(float(np.mean(np.abs(x.sum(1, keepdims=True) - y))))
+    assert logs["grad"] == pytest.approx(float(x.sum()))

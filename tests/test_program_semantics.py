@@ -108,3 +108,35 @@ def test_dense_takes_integer_inputs_as_keras_promotes_them():
     inputs = keras.Input((2,), dtype="int32")
     model = keras.Model(inputs, layers.Dense(1, kernel_initializer="ones")(inputs))
     np.testing.assert_array_equal(model.predict(np.array([[2, 3]]), verbose=0), [[5.0]])
+
+
+def test_keras_2_spellings_programs_still_use():
+    metric = keras.metrics.TopKCategoricalAccuracy(2, name="top2")
+    assert (metric.name, metric.get_config()["k"]) == ("top2", 2)
+    with pytest.warns(UserWarning, match="`alpha` is deprecated"):
+        assert layers.LeakyReLU(alpha=0.2).negative_slope == 0.2
+    with pytest.raises(ValueError, match="cannot be None or negative"):
+        layers.LeakyReLU(negative_slope=-1.0)
+
+
+def test_conv2d_regularizers_join_the_loss_and_constraints_hold():
+    conv = layers.Conv2D(
+        2,
+        3,
+        kernel_regularizer=keras.regularizers.L2(0.1),
+        kernel_constraint=keras.constraints.NonNeg(),
+        bias_initializer="ones",
+        bias_regularizer=keras.regularizers.L1(0.5),
+    )
+    inputs = keras.Input((4, 4, 1))
+    model = keras.Model(inputs, layers.Flatten()(conv(inputs)))
+    model.compile(optimizer=keras.optimizers.SGD(0.5), loss="mse")
+    x = np.random.default_rng(0).normal(size=(4, 4, 4, 1)).astype("float32")
+    y = np.zeros((4, 8), "float32")
+    kernel = conv.kernel.numpy()
+    mse = float(np.mean(model.predict(x, verbose=0) ** 2))
+    penalty = 0.1 * float(np.sum(kernel**2)) + 0.5 * 2.0
+    assert model.test_on_batch(x, y) == pytest.approx(mse + penalty, rel=1e-5)
+    model.train_on_batch(x, y)
+    assert conv.kernel.numpy().min() >= 0.0
+    assert conv.get_config()["kernel_regularizer"]["class_name"] == "L2"

@@ -121,6 +121,10 @@ class MeanMetricWrapper(Mean):
     ``keras.ops`` (a user's function, Keras's metric functions; Keras's ``**kwargs`` are
     passed on to it), traced; or over IR values (``ir=True``, kcompile's own)."""
 
+    # Updated with (y_true, y_pred, sample_weight) inside a model's own step, as any
+    # metric of predictions is (Mean's own takes (values, sample_weight)).
+    _step_stats = Metric._step_stats
+
     def __init__(
         self, fn, name: str | None = None, dtype: Any = None, ir: bool = False, **kwargs: Any
     ) -> None:
@@ -144,7 +148,18 @@ class MeanMetricWrapper(Mean):
 def _mean_of(name: str, function, default_name: str, direction: str = "down", **fixed):
     """A Keras metric class: the running mean of a keras.ops function of (y_true, y_pred)."""
 
-    def __init__(self, name: str = default_name, dtype: Any = None, **kwargs: Any) -> None:
+    def __init__(
+        self, *args: Any, name: str = default_name, dtype: Any = None, **kwargs: Any
+    ) -> None:
+        if args and isinstance(args[0], str):  # (name, dtype) by position
+            name, dtype = (*args, dtype)[:2]
+        else:  # Keras's signature puts the options first: TopKCategoricalAccuracy(5, ...)
+            if len(args) > len(fixed):
+                raise TypeError(f"{type(self).__name__}: too many positional arguments")
+            for key, value in zip(fixed, args):
+                if key in kwargs:
+                    raise TypeError(f"{type(self).__name__}: got multiple values for {key!r}")
+                kwargs[key] = value
         options = {k: kwargs.pop(k) for k in list(kwargs) if k in fixed}
         if kwargs:
             raise TypeError(f"{type(self).__name__}: unexpected arguments {sorted(kwargs)}")

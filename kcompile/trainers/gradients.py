@@ -23,6 +23,7 @@ from kcompile import tree
 from kcompile.backend.symbolic import TracedTensor, current_context
 from kcompile.backend.variables import Variable
 from kcompile.ir import DType, Value
+from kcompile.ir import build as B
 from kcompile.ir.grad import append_gradients
 from kcompile.ops.core import Builder
 
@@ -164,10 +165,13 @@ class GradientTape:
         """Accepted for TensorFlow's API: every traced value can be differentiated."""
 
     def gradient(self, target: Any, sources: Any, unconnected_gradients: str = "zero") -> Any:
-        """d(target)/d(source) for each source, in the sources' structure; a source the
-        target does not depend on gets zeros (TensorFlow's ``unconnected_gradients="zero"``;
+        """d(target)/d(source) for each source, in the sources' structure (of the sum of a
+        target that is not a scalar, as TensorFlow's); a source the target does not depend
+        on gets zeros (TensorFlow's ``unconnected_gradients="zero"``;
         its default ``None`` cannot be a value in a compiled step)."""
         ctx = _context("GradientTape.gradient")
+        if isinstance(target, TracedTensor) and target.value.rank:  # TensorFlow: of the sum
+            target = TracedTensor(B.reduce_sum(target.value))
         loss = _scalar_loss(target, "GradientTape.gradient")
         leaves = [_value(ctx, s) for s in tree.flatten(sources)]
         for leaf in leaves:

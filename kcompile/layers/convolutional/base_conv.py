@@ -78,5 +78,14 @@ def window_config(layer: Layer) -> dict[str, Any]:
 
 
 def bias_weight(layer: Layer, units: int, initializer: Any):
-    """The layer's bias of ``units``, or None when it uses none."""
-    return layer.add_weight((units,), initializer, name="bias") if layer.use_bias else None
+    """The layer's bias of ``units`` (with its regularizer and constraint, where the layer
+    takes them), or None when it uses none."""
+    if not layer.use_bias:
+        return None
+    return layer.add_weight(
+        (units,),
+        initializer,
+        name="bias",
+        regularizer=getattr(layer, "bias_regularizer", None),
+        constraint=getattr(layer, "bias_constraint", None),
+    )

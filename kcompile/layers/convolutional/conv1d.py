@@ -41,6 +41,8 @@ class Conv1D(Conv2D):
             (self.kernel_size[1], self.group_channels(input_shape), self.filters),
             self.kernel_initializer,
             name="kernel",
+            regularizer=self.kernel_regularizer,
+            constraint=self.kernel_constraint,
         )
         self.bias = bias_weight(self, self.filters, self.bias_initializer)
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from kcompile import activations
+from kcompile import activations, constraints, regularizers
 from kcompile.ir import Value
 from kcompile.ir import build as B
 from kcompile.layers.convolutional.base_conv import (
@@ -36,9 +36,15 @@ class Conv2D(Layer):
         use_bias: bool = True,
         kernel_initializer: Any = "glorot_uniform",
         bias_initializer: Any = "zeros",
+        kernel_regularizer: Any = None,
+        bias_regularizer: Any = None,
+        kernel_constraint: Any = None,
+        bias_constraint: Any = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
+        self.kernel_regularizer, self.bias_regularizer = kernel_regularizer, bias_regularizer
+        self.kernel_constraint, self.bias_constraint = kernel_constraint, bias_constraint
         self.filters, self.groups = int(filters), int(groups)
         if self.groups <= 0:
             raise ValueError(
@@ -64,6 +70,8 @@ class Conv2D(Layer):
             (*self.kernel_size, self.group_channels(input_shape), self.filters),
             self.kernel_initializer,
             name="kernel",
+            regularizer=self.kernel_regularizer,
+            constraint=self.kernel_constraint,
         )
         self.bias = bias_weight(self, self.filters, self.bias_initializer)
 
@@ -126,7 +134,15 @@ class Conv2D(Layer):
             "filters": self.filters,
             "groups": self.groups,
             **window_config(self),
+            "kernel_regularizer": _serialized(regularizers, self.kernel_regularizer),
+            "bias_regularizer": _serialized(regularizers, self.bias_regularizer),
+            "kernel_constraint": _serialized(constraints, self.kernel_constraint),
+            "bias_constraint": _serialized(constraints, self.bias_constraint),
         }
+
+
+def _serialized(module: Any, value: Any) -> Any:
+    return None if value is None else module.serialize(module.get(value))
 
 
 Convolution2D = Conv2D  # Keras's other name for it
