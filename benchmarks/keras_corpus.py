@@ -1,10 +1,13 @@
 """The program corpus: how many public Keras 3 programs run on kcompile with only the import
 changed (issue 26).
 
-    python benchmarks/keras_corpus.py /work/corpus [--keras-python /work/kenv/bin/python]
-        [--timeout 120] [--only NAME] [--jobs 1] [--refresh-keras] [--report benchmarks/CORPUS.md]
+    python benchmarks/keras_corpus.py [FOLDER] [--keras-python /work/kenv/bin/python]
+        [--timeout 120] [--only NAME] [--jobs 1] [--no-ported] [--refresh-keras]
+        [--state DIR] [--report benchmarks/CORPUS.md]
 
-Each ``*.py`` in the folder is run twice, each time in its own subprocess and temporary
+FOLDER is ``benchmarks/corpus`` by default: public Keras 3 programs, each exactly as
+published after two header comment lines (source repository, path and commit; license).
+Each ``*.py`` in it is run twice, each time in its own subprocess and temporary
 working directory: with real Keras (``KERAS_BACKEND=jax``, the Keras python) and with
 kcompile (this python, the program's ``import keras`` / ``from keras import ...`` /
 ``from keras.X import ...`` rewritten to ``kcompile``; nothing else in the program changes).
@@ -12,6 +15,12 @@ The program's top-level statements run one by one (``ast``), each in the same na
 continuing after a failure, so each side gives the statements that failed. A program runs
 "as far as on Keras" when every statement that failed on kcompile also failed (or was not
 reached) on Keras.
+
+A third run, reported apart and never mixed into those numbers, is the "ported" one: for
+the programs of ``PORTS`` (custom train steps written against a backend: ``jax.value_and_grad``,
+``tf.GradientTape``, ``loss.backward()``), the listed texts are replaced by kcompile's
+``keras.value_and_grad`` / ``keras.GradientTape`` and ``keras.ops`` equivalents before the
+same import rewrite.
 
 Both sides run the same shim first (``_install_shim``), which patches the framework's
 public API only, identically on both sides, to make runs short and offline:
@@ -31,11 +40,12 @@ public API only, identically on both sides, to make runs short and offline:
 
 A program that hangs, or kills its interpreter, is a result: each side writes one JSON line
 per statement as it goes, so the parent knows which statement was running when the timeout
-struck or the process died. Keras-side results are cached in ``FOLDER/.keras_results.json``
-(keyed by the program's text and the shim version; a result cut short by a timeout is rerun
-when the new timeout is longer) so reruns only run kcompile. ``--head`` runs kcompile's last
-commit (``git archive HEAD``) instead of the checkout with its uncommitted work;
-``--report-only`` rewrites the report from the last run's ``FOLDER/.results.json``.
+struck or the process died. Keras-side results are cached in ``STATE/keras_results.json``
+(outside the repository; keyed by the program's published text and the shim version; a
+result cut short by a timeout is rerun when the new timeout is longer) so reruns only run
+kcompile. ``--head`` runs kcompile's last commit (``git archive HEAD``) instead of the
+checkout with its uncommitted work; ``--report-only`` rewrites the report from the last
+run's ``STATE/results.json``.
 """
 
 from __future__ import annotations
@@ -61,10 +71,141 @@ from pathlib import Path
 from typing import Any
 
 REPO = Path(__file__).resolve().parent.parent
+CORPUS = REPO / "benchmarks" / "corpus"
+# Caches and the last run's results: outside the repository (they name this machine's paths).
+STATE = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "kcompile-corpus"
 SHIM_VERSION = "3"
 OFFLINE_MARK = "[corpus] offline"
 BACKEND_MODULES = ("tensorflow", "torch", "jax")
 _CACHE_LOCK = threading.Lock()
+_HEADER = re.compile(r"#\s*(source|license):")
+
+# --------------------------------------------------------------------------------------
+# Ports: the second, separate measurement. Keras 3's custom train steps differentiate with
+# their backend (jax.value_and_grad, tf.GradientTape, loss.backward()), which no framework
+# but that backend can run; kcompile offers keras.value_and_grad / keras.GradientTape
+# traced into the compiled step (docs/training-loop.md, "A model's own train_step"). For
+# the programs below, the "ported" run replaces exactly these texts (every occurrence;
+# each must occur; each keeps the line count, so lines are the corpus file's) and then
+# rewrites the import as the unmodified run does. Only backend calls get replaced, by their
+# keras / keras.ops equivalents, plus, where named "data", a tf.data / torch DataLoader
+# pipeline by the arrays it was built from. Nothing else in the program changes.
+# --------------------------------------------------------------------------------------
+
+_TAPE = (("tf.GradientTape(", "keras.GradientTape("),)
+_TF_OPS = {  # TensorFlow's op -> the keras.ops / keras.random equivalent (same arguments)
+    "shape": ("tf.shape(", "keras.ops.shape("),
+    "concat": ("tf.concat(", "keras.ops.concatenate("),
+    "ones": ("tf.ones(", "keras.ops.ones("),
+    "zeros": ("tf.zeros(", "keras.ops.zeros("),
+    "normal": ("tf.random.normal(", "keras.random.normal("),
+    "uniform": ("tf.random.uniform(", "keras.random.uniform("),
+    "reduce_mean": ("tf.reduce_mean(", "keras.ops.mean("),
+    "reduce_sum": ("tf.reduce_sum(", "keras.ops.sum("),
+    "square": ("tf.square(", "keras.ops.square("),
+    "exp": ("tf.exp(", "keras.ops.exp("),
+    "sqrt": ("tf.sqrt(", "keras.ops.sqrt("),
+}
+
+
+def _tf(*names: str) -> tuple[tuple[str, str], ...]:
+    return tuple(_TF_OPS[n] for n in names)
+
+
+# torch's step: open a tape where the guide clears the old gradients (before the forward
+# pass), read the gradients from it where the guide reads `.grad`.
+_TORCH_STEP = (
+    ("self.zero_grad()", "tape = keras.GradientTape().__enter__()"),
+    ("        loss.backward()\n", "        pass  # ported: loss.backward()\n"),
+    (
+        "gradients = [v.value.grad for v in trainable_weights]",
+        "gradients = tape.gradient(loss, trainable_weights)",
+    ),
+    ("with torch.no_grad():", "if True:  # ported: with torch.no_grad():"),
+)
+
+PORTS: dict[str, tuple[tuple[str, str], ...]] = {
+    "guides__custom_train_step_in_jax": (
+        ("import jax\n", "pass  # ported: import jax\n"),
+        ("jax.value_and_grad(", "keras.value_and_grad("),
+    ),
+    "guides__custom_train_step_in_tensorflow": (
+        *_TAPE,
+        *_tf("shape", "concat", "ones", "zeros"),
+        # data
+        (
+            "dataset = tf.data.Dataset.from_tensor_slices(all_digits)\n"
+            "dataset = dataset.shuffle(buffer_size=1024).batch(batch_size)\n",
+            "dataset = all_digits  # ported: tf.data.Dataset.from_tensor_slices(all_digits)\n"
+            "pass  # ported: dataset.shuffle(buffer_size=1024).batch(batch_size)\n",
+        ),
+        (
+            "gan.fit(dataset.take(100), epochs=1)",
+            "gan.fit(dataset, batch_size=batch_size, epochs=1)",
+        ),
+    ),
+    "guides__custom_train_step_in_torch": (
+        *_TORCH_STEP,
+        ("real_images = torch.tensor(real_images)", "pass  # ported: torch.tensor(real_images)"),
+        ("torch.concat(", "keras.ops.concatenate("),
+        ("torch.ones(", "keras.ops.ones("),
+        ("torch.zeros(", "keras.ops.zeros("),
+        ("        d_loss.backward()\n", "        pass  # ported: d_loss.backward()\n"),
+        (
+            "grads = [v.value.grad for v in self.discriminator.trainable_weights]",
+            "grads = tape.gradient(d_loss, self.discriminator.trainable_weights)",
+        ),
+        ("grads = g_loss.backward()", "pass  # ported: g_loss.backward()"),
+        (
+            "grads = [v.value.grad for v in self.generator.trainable_weights]",
+            "grads = tape.gradient(g_loss, self.generator.trainable_weights)",
+        ),
+        # data
+        (
+            "dataset = torch.utils.data.TensorDataset(\n"
+            "    torch.from_numpy(all_digits), torch.from_numpy(all_digits)\n"
+            ")\n",
+            "dataset = (  # ported: torch.utils.data.TensorDataset(\n"
+            "    all_digits  # ported: torch.from_numpy(all_digits), twice\n"
+            ")\n",
+        ),
+        (
+            "dataloader = torch.utils.data.DataLoader(\n"
+            "    dataset, batch_size=batch_size, shuffle=True\n"
+            ")\n",
+            "dataloader = (  # ported: torch.utils.data.DataLoader(\n"
+            "    dataset  # ported: batch_size=batch_size, shuffle=True\n"
+            ")\n",
+        ),
+        ("gan.fit(dataloader, epochs=1)", "gan.fit(dataloader, batch_size=batch_size, epochs=1)"),
+    ),
+    "generative__vae": (
+        *_TAPE,
+        *_tf("shape", "normal", "exp", "reduce_mean", "reduce_sum", "square"),
+    ),
+    "generative__wgan_gp": (
+        *_TAPE,
+        *_tf("normal", "sqrt", "reduce_sum", "square", "reduce_mean", "shape"),
+    ),
+    "generative__dcgan_overriding_train_step": (
+        *_TAPE,
+        *_tf("shape", "normal", "concat", "ones", "zeros", "uniform"),
+    ),
+    "keras_recipes__trainer_pattern": _TAPE,
+    "vision__metric_learning": _TAPE,
+}
+
+
+def _port(name: str, source: str) -> str:
+    """The program's text with its entry of ``PORTS`` applied."""
+    for old, new in PORTS[name]:
+        if old not in source:
+            raise ValueError(f"port of {name}: {old!r} does not occur in the program")
+        if old.count("\n") != new.count("\n"):
+            raise ValueError(f"port of {name}: {old!r} -> {new!r} changes the line count")
+        source = source.replace(old, new)
+    return source
+
 
 # --------------------------------------------------------------------------------------
 # The child: the shim and the statement runner (runs under either python, stdlib only).
@@ -349,12 +490,14 @@ def _child(side: str, program: str, out: str) -> None:
         log.write(json.dumps(record) + "\n")
         log.flush()
 
+    if side == "ported":  # the PORTS entry, then the same import rewrite as kcompile's
+        source = _port(path.stem, source)
     try:
         tree = ast.parse(source, filename=str(path))
     except SyntaxError as exc:
         emit(event="syntax", message=f"{exc.msg} (line {exc.lineno})")
         return
-    if side == "kcompile":
+    if side in ("kcompile", "ported"):
         tree = ast.fix_missing_locations(_KerasImportRewriter().visit(tree))
         import kcompile as framework
     else:
@@ -419,7 +562,7 @@ def _run_side(
                 "TF_CPP_MIN_LOG_LEVEL": "3",
                 "MPLBACKEND": "Agg",
                 "PYTHONHASHSEED": "0",
-                "PYTHONPATH": str(root) if side == "kcompile" else "",
+                "PYTHONPATH": str(root) if side != "keras" else "",
                 "http_proxy": "http://127.0.0.1:9",
                 "https_proxy": "http://127.0.0.1:9",
                 "HTTP_PROXY": "http://127.0.0.1:9",
@@ -608,8 +751,17 @@ def _keras_version(python: str) -> str:
         return "?"
 
 
+def _body(text: str) -> str:
+    """The program as published: its text without the corpus's header comment lines."""
+    lines = text.splitlines(keepends=True)
+    while lines and _HEADER.match(lines[0]):
+        lines.pop(0)
+    return "".join(lines)
+
+
 def _cache_key(program: Path) -> str:
-    digest = hashlib.sha256(program.read_bytes()).hexdigest()[:16]
+    """The program's published text and the shim: a header edit keeps Keras's results."""
+    digest = hashlib.sha256(_body(program.read_text()).encode()).hexdigest()[:16]
     return f"{digest}:{SHIM_VERSION}"
 
 
@@ -634,10 +786,160 @@ def _by_count(item: tuple[str, int]) -> tuple[int, str]:
     return -item[1], item[0]
 
 
-def _write_report(path: Path, rows: list[dict[str, Any]], meta: dict[str, str]) -> None:
+def _weak(r: dict[str, Any]) -> bool:
+    """Keras itself failed more than half the program: little ran on either side."""
+    return r["statements"] == 0 or r["failed_keras"] * 2 > r["statements"]
+
+
+def _imports_backend(r: dict[str, Any]) -> bool:
+    return any(x.startswith("imports a backend") for x in r["notes"])
+
+
+def _first_text(compare: dict[str, Any]) -> str:
+    first = compare.get("first")
+    return f"line {first['line']}: {first['error']}" if first else "runs as far as on Keras"
+
+
+def _history_lines(history: list[dict[str, Any]]) -> list[str]:
+    if not history:
+        return []
+    lines = ["", "Earlier full runs (unmodified programs):", ""]
+    for h in history[-6:]:
+        lines.append(
+            f"- {h['date']}, kcompile {h['commit']}: {h['ok']} of {h['programs']} programs "
+            "as far as on Keras"
+            + (f"; ported {h['ported_ok']} of {h['ported']}" if h.get("ported") else "")
+        )
+    return lines
+
+
+def _category_lines(rows: list[dict[str, Any]]) -> list[str]:
+    kinds = sorted(
+        {r["kind"].split(":")[0] for r in rows},
+        key=lambda k: (-sum(r["kind"].split(":")[0] == k for r in rows), k),
+    )
+    lines = [
+        "| kind | programs | as far as on Keras | of these, weak evidence | import a backend "
+        "| statements | failed on Keras | failed on kcompile | kcompile-only failures |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for kind in kinds:
+        rs = [r for r in rows if r["kind"].split(":")[0] == kind]
+        ok = [r for r in rs if r["compare"]["as_far_as_keras"]]
+        lines.append(
+            f"| {kind} | {len(rs)} | {len(ok)} | {sum(_weak(r) for r in ok)} "
+            f"| {sum(_imports_backend(r) for r in rs)} | {sum(r['statements'] for r in rs)} "
+            f"| {sum(r['failed_keras'] for r in rs)} | {sum(r['failed_kcompile'] for r in rs)} "
+            f"| {sum(r['compare']['kcompile_only'] for r in rs)} |"
+        )
+    return lines
+
+
+def _environment_lines(rows: list[dict[str, Any]]) -> list[str]:
+    """What cannot work on this machine whatever the framework, counted over programs."""
+    n = len(rows)
+
+    def having(prefix: str) -> list[dict[str, Any]]:
+        return [r for r in rows if any(x.startswith(prefix) for x in r["notes"])]
+
+    backends: Counter[str] = Counter()
+    packages: Counter[str] = Counter()
+    for r in rows:
+        for note in r["notes"]:
+            if note.startswith("imports a backend: "):
+                backends.update(note.split(": ", 1)[1].split(", "))
+            if note.startswith("needs packages not installed: "):
+                packages.update(note.split(": ", 1)[1].split(", "))
+    download = having("needs a download")
+    shell = having("downloads with a shell")
+    tfds = having("data from tensorflow_datasets")
+    files = having("reads data files")
+    gpu = having("mentions GPU")
+    return [
+        "Neither side has network, a GPU, TensorFlow or PyTorch here, so what needs them fails "
+        "on both sides and counts for neither; the shim makes `keras.datasets` synthetic "
+        "and refuses `keras.utils.get_file` (the notes of each program name what it needed):",
+        "",
+        f"- A download at run time: {len(download)} of {n} programs through "
+        f"`keras.utils.get_file`, {len(shell)} through a shell or HTTP call (wget, curl, "
+        f"requests, urlretrieve, gdown); {len(tfds)} load their data with "
+        f"`tensorflow_datasets`, {len(files)} read data files (directories of images, CSV "
+        "files) that only the download would have made. The statements that use the data "
+        "fail on both sides; the model code around them still runs and counts.",
+        "- A backend imported by the program itself: "
+        + ", ".join(f"{name} {count}" for name, count in backends.most_common())
+        + " programs (`import tensorflow as tf` for `tf.data`, `tf.image` or a custom step; "
+        "`import jax` / `import torch` for a custom step or loop). TensorFlow and PyTorch "
+        "are installed on neither side, JAX only on Keras's (it is Keras's backend): a "
+        "program's own `jax` import fails on kcompile only, and its JAX-written step cannot "
+        "run there unmodified (see *Ported* below).",
+        "- Other packages installed on neither side: "
+        + ", ".join(f"{name} {count}" for name, count in packages.most_common(12))
+        + (" …" if len(packages) > 12 else "")
+        + ".",
+        f"- A GPU or TPU: {len(gpu)} of {n} programs mention one (a `jax.distributed` or "
+        "`tf.distribute` setup, a device check); everything runs on this CPU, and a "
+        "multi-device program sees one device.",
+    ]
+
+
+def _ported_lines(rows: list[dict[str, Any]]) -> list[str]:
+    ported = [r for r in rows if "ported" in r]
+    if not ported:
+        return []
+    ok_before = sum(r["compare"]["as_far_as_keras"] for r in ported)
+    ok_after = sum(r["ported"]["compare"]["as_far_as_keras"] for r in ported)
+    gained = sum(r["ported"]["gained"] for r in ported)
+    clean = sum(r["ported"].get("left", 0) == 0 for r in ported)
+    lines = [
+        "## Ported: custom steps written against a backend (a separate measurement)",
+        "",
+        "Keras 3's custom `train_step`s differentiate with their backend (`jax.value_and_grad`, "
+        "`tf.GradientTape`, `loss.backward()`); no other framework can run that line, and "
+        "kcompile offers `keras.value_and_grad` / `keras.GradientTape` traced into the "
+        "compiled step instead (docs/training-loop.md). For the programs of the runner's "
+        "`PORTS` table the *ported* run replaces exactly those texts (the backend's calls in "
+        "the step by their `keras` / `keras.ops` equivalents, and where the table says "
+        "*data*, a `tf.data` / `DataLoader` pipeline by the arrays it was built from), then "
+        "rewrites the import as the unmodified run does. These numbers are never counted in "
+        "the totals above. The reference is still Keras running the unmodified program: "
+        "TensorFlow and PyTorch are not installed here, so for their programs Keras's own "
+        "run stops at the backend's import and *as far as on Keras* is weak; the useful "
+        "columns are the statements the port made run and the failures left.",
+        "",
+        f"- **{clean} of {len(ported)} ported programs leave no failure on kcompile** but "
+        "what fails unmodified and on Keras alike (the program's own `import tensorflow` / "
+        "`import torch`, data it downloads); "
+        f"{ok_after} of {len(ported)} run as far as on Keras ({ok_before} of {len(ported)} "
+        f"unmodified); the ports made {gained} statements run that failed unmodified.",
+        "",
+        "| program | stmts | failed: Keras | kcompile unmodified | kcompile ported "
+        "| ran only once ported | failures left | first failure left on kcompile (ported) |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for r in ported:
+        p = r["ported"]
+        first = (
+            f"line {p['first_failure']['line']}: {p['first_failure']['error']}"
+            if p.get("first_failure")
+            else "none"
+        )
+        lines.append(
+            f"| {r['name']} | {r['statements']} | {r['failed_keras']} | {r['failed_kcompile']} "
+            f"| {p['failed']} | {p['gained']} | {p.get('left', 0)} | {_table_cell(first, 220)} |"
+        )
+    return [*lines, ""]
+
+
+def _write_report(
+    path: Path,
+    rows: list[dict[str, Any]],
+    meta: dict[str, str],
+    history: list[dict[str, Any]] | None = None,
+) -> None:
     n = len(rows)
     ok = [r for r in rows if r["compare"]["as_far_as_keras"]]
-    exempt = [r for r in rows if any(x.startswith("imports a backend") for x in r["notes"])]
+    exempt = [r for r in rows if _imports_backend(r)]
     ok_exempt = [r for r in ok if r in exempt]
     blocking = Counter(
         _error_key(r["compare"]["first"]["error"])
@@ -647,21 +949,26 @@ def _write_report(path: Path, rows: list[dict[str, Any]], meta: dict[str, str]) 
     examples: dict[str, list[str]] = {}
     for r in rows:
         if not r["compare"]["as_far_as_keras"]:
-            examples.setdefault(_error_key(r["compare"]["first"]["error"]), []).append(r["name"])
-    weak = [r for r in ok if r["statements"] == 0 or r["failed_keras"] * 2 > r["statements"]]
+            first = r["compare"]["first"]
+            examples.setdefault(_error_key(first["error"]), []).append(
+                f"{r['name']}:{first['line']}"
+            )
+    weak = [r for r in ok if _weak(r)]
     failed_keras = sum(r["failed_keras"] for r in rows)
     failed_kc = sum(r["failed_kcompile"] for r in rows)
     statements = sum(r["statements"] for r in rows)
+    kinds = Counter(r["kind"].split(":")[0] for r in rows)
     lines = [
         "# The program corpus: public Keras 3 programs on kcompile, only the import changed",
         "",
-        "Made by `python benchmarks/keras_corpus.py " + meta["folder"] + "` (issue 26). "
-        "Each program's top-level statements run one by one, continuing after a failure, "
-        "once on real Keras (JAX backend) and once on kcompile with only `import keras` "
-        "rewritten; a program runs *as far as on Keras* when every statement that failed on "
-        "kcompile also failed (or was not reached) on Keras. The corpus itself stays outside "
-        "the repository (public code); each file's first line names its repository, path "
-        "and commit.",
+        "Made by `python benchmarks/keras_corpus.py` (issue 26) from the programs in "
+        "`benchmarks/corpus/` (listed with their sources in `benchmarks/corpus.json`; the "
+        "repository keeps the list, not the programs). Each program's top-level statements run one by one, "
+        "continuing after a failure, once on real Keras (JAX backend) and once on kcompile "
+        "with only `import keras` rewritten; a program runs *as far as on Keras* when every "
+        "statement that failed on kcompile also failed (or was not reached) on Keras. A "
+        "second, separate run measures custom steps written against a backend once ported "
+        "(*Ported*, below).",
         "",
         f"- Date: {meta['date']}",
         f"- Machine: {meta['machine']}",
@@ -669,7 +976,7 @@ def _write_report(path: Path, rows: list[dict[str, Any]], meta: dict[str, str]) 
         f"- Keras: {meta['keras']} (JAX backend), python `{meta['keras_python']}`",
         f"- Timeout per program and side: {meta['timeout']} s",
         "",
-        "## Totals",
+        "## Totals (unmodified programs: only the import changed)",
         "",
         f"- **{len(ok)} of {n} programs run as far as on Keras** "
         f"({len(ok) - len(ok_exempt)} of {n - len(exempt)} among the programs that do not "
@@ -683,6 +990,7 @@ def _write_report(path: Path, rows: list[dict[str, Any]], meta: dict[str, str]) 
         f"Keras but ran on kcompile {sum(r['compare'].get('keras_only', 0) for r in rows)} "
         "(Keras's `TextVectorization` and other preprocessing layers need TensorFlow, "
         "kcompile's do not; and what followed them).",
+        *_history_lines(history or []),
         "",
         "How runs are made short and offline (the same shim on both sides, patching only the "
         "framework's public API): `Model.fit` runs 1 epoch on at most 3 batches of array "
@@ -693,30 +1001,46 @@ def _write_report(path: Path, rows: list[dict[str, Any]], meta: dict[str, str]) 
         "listed below as needing a download, with the statements that need the data failing "
         "on both sides); matplotlib, installed on neither side, is replaced by a stand-in "
         "that draws nothing. Packages missing on both sides (tensorflow, pandas, keras_hub, "
-        "...) make the same statements fail on both sides; the notes name them.",
+        "...) make the same statements fail on both sides; the notes name them. Each side "
+        "of each program has its own process, working directory and timeout; a program "
+        "that hangs or kills its interpreter is a result.",
         "",
         "## The corpus",
         "",
-        "By kind: "
-        + ", ".join(
-            f"{kind} {count}"
-            for kind, count in Counter(r["kind"].split(":")[0] for r in rows).most_common()
-        )
-        + ". The keras-io examples are the Keras 3 ports that keras-team/keras carried in "
-        "`examples/keras_io/` until it removed them (its commit e5dad39059, January 2024; "
-        "the copies are taken from its parent): every backend-agnostic one, and those of the "
-        "`tensorflow/` folder that use TensorFlow only for `tf.data` or a line or two. The "
-        "`keras_examples` are keras-team/keras's own `examples/` at its newest commit here, "
-        "without the TensorFlow- and torch-only workflows. Not yet in the corpus: keras-io's "
-        "guides (the keras-io repository is too large to fetch here, and the stored versions "
-        "of its files are mostly the older tf.keras ones).",
+        f"{n} programs (`benchmarks/corpus.json`), each exactly as published after two header "
+        "lines (its source repository, path and commit; its license, Apache-2.0 for "
+        "keras-team's repositories). By kind: "
+        + ", ".join(f"{kind} {count}" for kind, count in kinds.most_common())
+        + ". The `guides` are the Keras 3 guides that keras-team/keras keeps in `guides/` "
+        "(those of keras.io/guides: the functional API, the Sequential model, subclassing, "
+        "training with the built-in methods, custom train steps and training loops in JAX, "
+        "TensorFlow and PyTorch, callbacks, masking, transfer learning, distributed "
+        "training), at its newest commit here, and keras.io's *Introduction to Keras for "
+        "engineers* (keras-team/keras-io; its other guides are stored here only in their "
+        "older tf.keras versions). The keras-io examples are the Keras 3 ports "
+        "that keras-team/keras carried in `examples/keras_io/` until it removed them (its "
+        "commit e5dad39059, January 2024; the copies are taken from its parent): every "
+        "backend-agnostic one, those of the `tensorflow/` folder that use TensorFlow only "
+        "for `tf.data` or a line or two, and the custom-step ones (VAE, DCGAN, WGAN-GP, "
+        "SimSiam, SimCLR, siamese network, metric learning, the trainer pattern). The "
+        "`keras_examples` are keras-team/keras's own `examples/`, without the TensorFlow- "
+        "and torch-only workflows.",
         "",
+        "## By category",
+        "",
+        *_category_lines(rows),
+        "",
+        "## What cannot work here, and why",
+        "",
+        *_environment_lines(rows),
+        "",
+        *_ported_lines(rows),
         "## The errors that stop the most programs",
         "",
-        "The first kcompile-only failure of each program, grouped (numbers shown as N, "
-        "generated layer names as …):",
+        "The first kcompile-only failure of each unmodified program, grouped (numbers shown "
+        "as N, generated layer names as …), with the program and line:",
         "",
-        "| # | programs | error | programs it stops |",
+        "| # | programs | error | where |",
         "| --- | --- | --- | --- |",
     ]
     for rank, (key, count) in enumerate(sorted(blocking.items(), key=_by_count), 1):
@@ -744,38 +1068,80 @@ def _write_report(path: Path, rows: list[dict[str, Any]], meta: dict[str, str]) 
         "## Per program",
         "",
         "Statements are the program's top-level statements (docstrings excluded); *Keras* "
-        "and *kcompile* are how many failed on each side; the last column is the first "
-        "statement that failed on kcompile only (its line in the corpus file, which has one "
-        "extra first line naming the source) and the error's first line.",
+        "and *kcompile* are how many failed on each side (unmodified programs); the last "
+        "but one column is the first statement that failed on kcompile only (its line in "
+        "the corpus file, whose first two lines are the header) and the error's first line.",
         "",
         "| program | source | kind | stmts | Keras | kcompile | first kcompile-only failure "
         "| notes |",
         "| --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for r in rows:
-        first = r["compare"].get("first")
-        first_text = (
-            f"line {first['line']}: {first['error']}" if first else "runs as far as on Keras"
-        )
         lines.append(
             f"| {r['name']} | {_table_cell(r['source'], 120)} | {_table_cell(r['kind'], 70)} "
             f"| {r['statements']} | {r['failed_keras']} | {r['failed_kcompile']} "
-            f"| {_table_cell(first_text, 220)} | {_table_cell('; '.join(r['notes']), 200)} |"
+            f"| {_table_cell(_first_text(r['compare']), 220)} "
+            f"| {_table_cell('; '.join(r['notes']), 200)} |"
         )
     path.write_text("\n".join(lines) + "\n")
 
 
-def _run_program(program: Path, args: argparse.Namespace, cache: dict[str, Any]) -> dict[str, Any]:
+def _keras_side(program: Path, args: argparse.Namespace, cache: dict[str, Any]) -> dict[str, Any]:
+    """Keras's result, from the cache when the program and shim are unchanged."""
     key = _cache_key(program)
     cached = cache.get(program.name)
     if _cache_usable(cached, key, args.timeout) and not args.refresh_keras:
         keras_side = cached["result"]
-    else:
-        keras_side = _run_side("keras", args.keras_python, program, args.timeout)
-        with _CACHE_LOCK:
-            cache[program.name] = {"key": key, "timeout": args.timeout, "result": keras_side}
-            cache_path = args.folder / ".keras_results.json"
-            cache_path.write_text(json.dumps(cache, indent=1))
+        # lines as the file now has them (a header edit moves them, not the statements)
+        for entry, stmt in zip(keras_side["statements"], _statements(program.read_text())):
+            entry["line"] = stmt.lineno
+        return keras_side
+    keras_side = _run_side("keras", args.keras_python, program, args.timeout)
+    with _CACHE_LOCK:
+        cache[program.name] = {"key": key, "timeout": args.timeout, "result": keras_side}
+        (args.state / "keras_results.json").write_text(json.dumps(cache, indent=1))
+    return keras_side
+
+
+def _ported(
+    program: Path, args: argparse.Namespace, keras_side: dict[str, Any], kc_side: dict[str, Any]
+) -> dict[str, Any]:
+    """The ported run of a program of ``PORTS``, compared with Keras's unmodified run."""
+    side = _run_side("ported", sys.executable, program, args.timeout, args.root)
+    failed = _failed(side)
+    gained = sum(
+        before["status"] != "ok" and after["status"] == "ok"
+        for before, after in zip(kc_side["statements"], side["statements"])
+    )
+    result: dict[str, Any] = {
+        "compare": _compare(keras_side, side),
+        "failed": len(failed),
+        "gained": gained,
+        "seconds": side["seconds"],
+        "statements": side["statements"],
+    }
+    if side.get("fatal"):
+        result["fatal"] = side["fatal"]
+    # What kcompile left failing once ported: a failure Keras did not have, or one the
+    # port changed (the same error as unmodified, e.g. the program's own `import
+    # tensorflow`, fails on Keras too and is the environment's, not kcompile's; errors
+    # compared as grouped, numbers aside).
+    left = [
+        i
+        for i in failed
+        if keras_side["statements"][i]["status"] == "ok"
+        or _error_key(kc_side["statements"][i].get("error", ""))
+        != _error_key(side["statements"][i].get("error", ""))
+    ]
+    result["left"] = len(left)
+    if left:
+        stmt = side["statements"][left[0]]
+        result["first_failure"] = {"line": stmt["line"], "error": stmt["error"]}
+    return result
+
+
+def _run_program(program: Path, args: argparse.Namespace, cache: dict[str, Any]) -> dict[str, Any]:
+    keras_side = _keras_side(program, args, cache)
     kc_side = _run_side("kcompile", sys.executable, program, args.timeout, args.root)
     compare = _compare(keras_side, kc_side)
     row = {
@@ -798,6 +1164,12 @@ def _run_program(program: Path, args: argparse.Namespace, cache: dict[str, Any])
         if compare["as_far_as_keras"]
         else (f"line {compare['first']['line']}: {compare['first']['error'][:100]}")
     )
+    if program.stem in PORTS and args.ported:
+        row["ported"] = _ported(program, args, keras_side, kc_side)
+        p = row["ported"]
+        status += f" | ported: failed {p['failed']}, left {p['left']}, ran {p['gained']} more, " + (
+            "as far as Keras" if p["compare"]["as_far_as_keras"] else "not as far as Keras"
+        )
     print(
         f"{program.stem}: {row['statements']} statements, failed Keras "
         f"{row['failed_keras']} / kcompile {row['failed_kcompile']} "
@@ -838,9 +1210,11 @@ def main(argv: list[str] | None = None) -> int:
         _child(*argv[1:4])
         return 0
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("folder", type=Path)
+    parser.add_argument(
+        "folder", type=Path, nargs="?", default=CORPUS, help=f"the programs (default {CORPUS})"
+    )
     parser.add_argument("--keras-python", default="/work/kenv/bin/python")
-    parser.add_argument("--timeout", type=float, default=120.0)
+    parser.add_argument("--timeout", type=float, default=120.0, help="seconds per program and side")
     parser.add_argument(
         "--only",
         action="append",
@@ -850,6 +1224,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--jobs", type=int, default=1, help="programs run at once")
     parser.add_argument(
         "--refresh-keras", action="store_true", help="rerun the Keras side even when cached"
+    )
+    parser.add_argument(
+        "--no-ported",
+        dest="ported",
+        action="store_false",
+        help="skip the separate ported run of the programs in PORTS",
+    )
+    parser.add_argument(
+        "--state",
+        type=Path,
+        default=STATE,
+        help=f"where Keras's cached results and the last run's results live (default {STATE})",
     )
     parser.add_argument(
         "--report",
@@ -866,17 +1252,25 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--report-only",
         action="store_true",
-        help="rewrite the report from FOLDER/.results.json (the last run) without running",
+        help="rewrite the report from the last run's results (in --state) without running",
     )
     args = parser.parse_args(argv)
+    if not args.report_only and not list(args.folder.glob("*.py")):
+        raise SystemExit(
+            f"{args.folder} holds no programs: save each program benchmarks/corpus.json names "
+            "there as <name>.py, exactly as published at the commit it names, after the two "
+            "header lines (# source: ..., # license: ...); the repository keeps the list, "
+            "not the programs"
+        )
+    args.state.mkdir(parents=True, exist_ok=True)
     if args.report_only:
-        meta = json.loads((args.folder / ".results_meta.json").read_text())
-        rows = json.loads((args.folder / ".results.json").read_text())
+        meta = json.loads((args.state / "results_meta.json").read_text())
+        rows = json.loads((args.state / "results.json").read_text())
         for row in rows:  # the sources' descriptions as the files now give them
             program = args.folder / f"{row['name']}.py"
             if program.exists():
                 row["source"], row["kind"] = _source(program), _kind(program)
-        _write_report(args.report, rows, meta)
+        _write_report(args.report, rows, meta, _history(args.state)[:-1])
         return 0
     with tempfile.TemporaryDirectory(prefix="kcompile_head_") as head:
         args.root, args.commit = REPO, _git("rev-parse", "--short", "HEAD")
@@ -889,17 +1283,33 @@ def main(argv: list[str] | None = None) -> int:
         return _run_all(args, parser)
 
 
+def _history(state: Path) -> list[dict[str, Any]]:
+    path = state / "history.jsonl"
+    if not path.exists():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
 def _run_all(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     programs = sorted(
         p for p in args.folder.glob("*.py") if not args.only or any(o in p.stem for o in args.only)
     )
     if not programs:
         parser.error(f"no programs in {args.folder}")
-    cache_path = args.folder / ".keras_results.json"
+    cache_path = args.state / "keras_results.json"
     cache = json.loads(cache_path.read_text()) if cache_path.exists() else {}
-    results_path = args.folder / ".results.json"
+    results_path = args.state / "results.json"
+    partial = args.state / "results_partial.jsonl"  # each row as it comes (a run cut short)
+    partial.write_text("")
+
+    def run(program: Path) -> dict[str, Any]:
+        row = _run_program_safely(program, args, cache)
+        with _CACHE_LOCK, open(partial, "a") as out:
+            out.write(json.dumps(row) + "\n")
+        return row
+
     with ThreadPoolExecutor(max_workers=max(1, args.jobs)) as pool:
-        rows = list(pool.map(lambda p: _run_program_safely(p, args, cache), programs))
+        rows = list(pool.map(run, programs))
     cache_path.write_text(json.dumps(cache, indent=1))
     if args.only and results_path.exists():  # a partial run updates its rows only
         ran = {r["name"] for r in rows}
@@ -909,7 +1319,11 @@ def _run_all(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
         rows_to_save = rows
     results_path.write_text(json.dumps(rows_to_save, indent=1))
     ok = sum(r["compare"]["as_far_as_keras"] for r in rows)
+    ported = [r for r in rows if "ported" in r]
+    ported_ok = sum(r["ported"]["compare"]["as_far_as_keras"] for r in ported)
     print(f"{ok} of {len(rows)} programs run as far as on Keras")
+    if ported:
+        print(f"ported: {ported_ok} of {len(ported)} programs run as far as on Keras")
     if args.only:
         return 0
     dirty = "" if args.head else _git("status", "--porcelain")
@@ -925,8 +1339,23 @@ def _run_all(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
         "keras_python": args.keras_python,
         "timeout": f"{args.timeout:g}",
     }
-    (args.folder / ".results_meta.json").write_text(json.dumps(meta, indent=1))
-    _write_report(args.report, rows, meta)
+    (args.state / "results_meta.json").write_text(json.dumps(meta, indent=1))
+    history = _history(args.state)
+    with open(args.state / "history.jsonl", "a") as log:
+        log.write(
+            json.dumps(
+                {
+                    "date": meta["date"],
+                    "commit": args.commit,
+                    "programs": len(rows),
+                    "ok": ok,
+                    "ported": len(ported),
+                    "ported_ok": ported_ok,
+                }
+            )
+            + "\n"
+        )
+    _write_report(args.report, rows, meta, history)
     print(f"report: {args.report}")
     return 0
 
