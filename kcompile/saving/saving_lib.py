@@ -130,8 +130,9 @@ def variable_groups(layer) -> list[tuple[str, list]]:
         SimpleRNN,
         StackedRNNCells,
     )
+    from kcompile.layers.rnn.conv_lstm import ConvLSTM
 
-    if isinstance(layer, LSTM | GRU | SimpleRNN):
+    if isinstance(layer, LSTM | GRU | SimpleRNN | ConvLSTM):  # Keras keeps them in the cell
         return [("cell/vars", internals.own_variables(layer))]
     if isinstance(layer, RNN | StackedRNNCells):  # cells walked as Keras walks them
         return [(p, v) for p, v in _custom_groups(layer, "", set()) if p != "vars"]
