@@ -140,3 +140,12 @@ def test_conv2d_regularizers_join_the_loss_and_constraints_hold():
     model.train_on_batch(x, y)
     assert conv.kernel.numpy().min() >= 0.0
     assert conv.get_config()["kernel_regularizer"]["class_name"] == "L2"
+
+
+def test_spatial_dropout_configs_have_keras_keys():
+    """Keras 3.15's keys (its SpatialDropout layers take no `trainable`: a config with one
+    does not load there)."""
+    assert set(layers.SpatialDropout1D(0.2).get_config()) == {"name", "rate", "seed"}
+    config = layers.SpatialDropout2D(0.2).get_config()
+    assert set(config) == {"name", "rate", "seed", "data_format"}
+    assert layers.SpatialDropout2D.from_config(config).rate == 0.2

@@ -36,7 +36,11 @@ class SpatialDropout1D(Layer):
         return B.select(keep, x * (1.0 / (1.0 - self.rate)), 0.0)
 
     def get_config(self):
-        return {**super().get_config(), "rate": self.rate, "seed": self.seed}
+        # Keras's keys: its spatial dropouts take no ``trainable``, so a config with one
+        # would not load there
+        config = {**super().get_config(), "rate": self.rate, "seed": self.seed}
+        config.pop("trainable", None)
+        return config
 
 
 class SpatialDropout2D(SpatialDropout1D):
@@ -48,3 +52,6 @@ class SpatialDropout2D(SpatialDropout1D):
         if data_format not in (None, "channels_last"):
             raise NotImplementedError("SpatialDropout2D: only channels_last")
         super().__init__(rate, seed=seed, **kwargs)
+
+    def get_config(self):
+        return {**super().get_config(), "data_format": "channels_last"}
