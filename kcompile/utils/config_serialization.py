@@ -46,3 +46,9 @@ def deserialize_object(
             f"{', '.join(classes)} (pass custom_objects= for your own)"
         )
     return cls.from_config(dict(config.get("config") or {}))
+
+
+def serialize_optional(module: Any, value: Any) -> Any:
+    """A layer's optional regularizer or constraint in its config: None, or ``module``'s
+    (``kcompile.regularizers``, ``kcompile.constraints``) serialized form of it."""
+    return None if value is None else module.serialize(module.get(value))

@@ -20,6 +20,7 @@ from kcompile.layers.convolutional.base_conv import (
     window_padding,
 )
 from kcompile.layers.layer import Layer, TraceContext
+from kcompile.utils.config_serialization import serialize_optional
 
 
 class Conv2D(Layer):
@@ -134,15 +135,11 @@ class Conv2D(Layer):
             "filters": self.filters,
             "groups": self.groups,
             **window_config(self),
-            "kernel_regularizer": _serialized(regularizers, self.kernel_regularizer),
-            "bias_regularizer": _serialized(regularizers, self.bias_regularizer),
-            "kernel_constraint": _serialized(constraints, self.kernel_constraint),
-            "bias_constraint": _serialized(constraints, self.bias_constraint),
+            "kernel_regularizer": serialize_optional(regularizers, self.kernel_regularizer),
+            "bias_regularizer": serialize_optional(regularizers, self.bias_regularizer),
+            "kernel_constraint": serialize_optional(constraints, self.kernel_constraint),
+            "bias_constraint": serialize_optional(constraints, self.bias_constraint),
         }
-
-
-def _serialized(module: Any, value: Any) -> Any:
-    return None if value is None else module.serialize(module.get(value))
 
 
 Convolution2D = Conv2D  # Keras's other name for it

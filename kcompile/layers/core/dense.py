@@ -8,6 +8,7 @@ from kcompile import activations, constraints
 from kcompile.ir import DType, Value
 from kcompile.ir import build as B
 from kcompile.layers.layer import Layer, TraceContext
+from kcompile.utils.config_serialization import serialize_optional
 
 
 class Dense(Layer):
@@ -79,10 +80,6 @@ class Dense(Layer):
             "units": self.units,
             "use_bias": self.use_bias,
             "activation": activations.serialize(self.activation),
-            "kernel_constraint": _serialized(self.kernel_constraint),
-            "bias_constraint": _serialized(self.bias_constraint),
+            "kernel_constraint": serialize_optional(constraints, self.kernel_constraint),
+            "bias_constraint": serialize_optional(constraints, self.bias_constraint),
         }
-
-
-def _serialized(constraint: Any) -> Any:
-    return None if constraint is None else constraints.serialize(constraint)
