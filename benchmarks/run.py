@@ -155,7 +155,19 @@ def _build(name: str):
         "cnn": "fashion_cnn",
         "lstm": "fashion_lstm",
         "encoder": "encoder_block",
-    }[name]
+        "resnet": "small_resnet",
+        "conv1d": "timeseries_conv1d",
+    }.get(name)
+    if module is None:  # "gru": fashion_lstm.py with a GRU(128) in the LSTM's place
+        model = keras.Sequential(
+            [
+                keras.Input(shape=(28, 28)),
+                keras.layers.GRU(128),
+                keras.layers.Dense(10, activation="softmax"),
+            ]
+        )
+        model.compile(loss="sparse_categorical_crossentropy", optimizer="adam")
+        return model
     return __import__(module).build_model()
 
 
@@ -185,6 +197,25 @@ def worker_kcompile(repeats: int) -> dict:
     encoder = _build("encoder")
     seqs, classes = make_data(32, seed=0)
     out["encoder train step"] = samples(lambda: encoder.train_on_batch(seqs, classes), 10)
+    out.update(round_three(x, y))
+    return out
+
+
+def round_three(x: np.ndarray, y: np.ndarray) -> dict:
+    """The small ResNet, the Conv1D time-series classifier and a GRU, on the peers'
+    data (round3_peers.py)."""
+    from round3_peers import RESNET_TRAIN, SERIES_TRAIN, resnet_data, series_data
+
+    images, classes = resnet_data(256)
+    resnet = _build("resnet")
+    train = images[:RESNET_TRAIN], classes[:RESNET_TRAIN]
+    out = {"resnet train step": samples(lambda: resnet.train_on_batch(*train), 8)}
+    out["resnet predict batch 256"] = samples(lambda: resnet.predict_on_batch(images), 8)
+    series = _build("conv1d")
+    s, sy = series_data(SERIES_TRAIN)
+    out["conv1d train step"] = samples(lambda: series.train_on_batch(s, sy), 20)
+    gru = _build("gru")
+    out["gru train step"] = samples(lambda: gru.train_on_batch(x[:64], classes[:64]), 20)
     return out
 
 
@@ -250,17 +281,26 @@ def worker_artifact(repeats: int) -> dict:
 
 
 def worker_torch(repeats: int) -> dict | None:
+    import round3_peers
     from peers import torch_times
 
     x, y, _ = _data()
-    return torch_times(x, y, repeats, len(os.sched_getaffinity(0)))
+    threads = len(os.sched_getaffinity(0))
+    out = torch_times(x, y, repeats, threads)
+    if out is not None:
+        out.update(round3_peers.torch_times(x, repeats, threads))
+    return out
 
 
 def worker_jax(repeats: int) -> dict | None:
+    import round3_peers
     from peers import jax_times
 
     x, y, _ = _data()
-    return jax_times(x, y, repeats)
+    out = jax_times(x, y, repeats)
+    if out is not None:
+        out.update(round3_peers.jax_times(repeats))
+    return out
 
 
 def worker_versions(_: int) -> str:
@@ -425,6 +465,16 @@ MODEL_ROWS = [  # (kcompile's key, the peers' key, label, scale, digits)
     ("mlp predict batch 1", "mlp predict batch 1", "MLP predict, batch 1, µs", 1e6, 1),
     ("cnn predict batch 256", "cnn predict batch 256", "CNN predict, batch 256, ms", 1e3, 2),
     ("encoder train step", "encoder train step", "Encoder block train step (32), ms", 1e3, 1),
+    ("gru train step", "gru train step", "GRU train step (64), ms", 1e3, 1),
+    ("resnet train step", "resnet train step", "Small ResNet train step (128), ms", 1e3, 1),
+    (
+        "resnet predict batch 256",
+        "resnet predict batch 256",
+        "Small ResNet predict, batch 256, ms",
+        1e3,
+        1,
+    ),
+    ("conv1d train step", "conv1d train step", "Conv1D time series train step (32), ms", 1e3, 2),
 ]
 
 
@@ -447,6 +497,21 @@ def model_table(ours: dict, peers: dict) -> list[str]:
     return lines
 
 
+def model_runs(repeats: int, cores: int, peer: str) -> tuple[dict, dict, str]:
+    """kcompile's model measures, and each peer's, in processes of their own."""
+    print("models: kcompile, torch, jax ...", flush=True)
+    x, y, source = _data()
+    data_file = os.path.join(tempfile.mkdtemp(), "fashion.npz")
+    np.savez(data_file, x=x, y=y, source=source)
+    with_data = {"KCOMPILE_BENCH_DATA": data_file}
+    ours = run_worker("kcompile", repeats, threads=cores, env=with_data)
+    peers = {
+        "PyTorch eager": run_worker("torch", repeats, threads=cores, env=with_data, python=peer),
+        "JAX": run_worker("jax", repeats, env=with_data, python=peer),
+    }
+    return ours, peers, run_worker("versions", 0, python=peer)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=3)
@@ -455,6 +520,11 @@ def main() -> None:
         "--peer-python",
         default=sys.executable,
         help="the Python that runs PyTorch and JAX (a separate venv; default: this one)",
+    )
+    parser.add_argument(
+        "--models-only",
+        action="store_true",
+        help="run only the models against their peers and print that table (nothing written)",
     )
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     parser.add_argument("--arg", help=argparse.SUPPRESS)
@@ -469,6 +539,11 @@ def main() -> None:
     cores = len(os.sched_getaffinity(0))
     started = time.time()
     peer = args.peer_python
+    if args.models_only:
+        ours, peers, _ = model_runs(args.repeats, cores, peer)
+        print(f"{cpu_name()}, {cores} cores")
+        print("\n".join(model_table(ours, peers)))
+        return
     print("matrix products ...", flush=True)
     one, all_ = (
         {
@@ -478,19 +553,7 @@ def main() -> None:
         }
         for t in (1, cores)
     )
-    print("models: kcompile, torch, jax ...", flush=True)
-    x, y, source = _data()
-    data_file = os.path.join(tempfile.mkdtemp(), "fashion.npz")
-    np.savez(data_file, x=x, y=y, source=source)
-    with_data = {"KCOMPILE_BENCH_DATA": data_file}
-    ours = run_worker("kcompile", args.repeats, threads=cores, env=with_data)
-    peers = {
-        "PyTorch eager": run_worker(
-            "torch", args.repeats, threads=cores, env=with_data, python=peer
-        ),
-        "JAX": run_worker("jax", args.repeats, env=with_data, python=peer),
-    }
-    peers_versions = run_worker("versions", 0, python=peer)
+    ours, peers, peers_versions = model_runs(args.repeats, cores, peer)
     print("the epoch loop ...", flush=True)
     loop = run_worker("epoch-loop", max(args.repeats, 5), threads=cores)
     artifact = run_worker("artifact", args.repeats, threads=cores)
