@@ -7,7 +7,6 @@ from collections.abc import Callable
 
 from llvmlite import ir
 
-from kcompile.codegen.gemm import ACCUMULATE, COLUMNS_OWNED, declare_gemm
 from kcompile.codegen.kernel import (
     ZERO,
     Kernel,
@@ -16,7 +15,7 @@ from kcompile.codegen.kernel import (
     contiguous_strides,
     dims_of,
 )
-from kcompile.codegen.loops import F32, I32, I64, PTR, for_range, for_reduce, i64
+from kcompile.codegen.loops import F32, I32, I64, for_range, for_reduce, i64
 from kcompile.codegen.mathfn import MathLib
 from kcompile.codegen.replicas import declare_replica_sum
 from kcompile.codegen.scalar import SCALAR_RULES, reduction_combine, reduction_start
@@ -354,86 +353,6 @@ def numel_(k, m, node, outs, ins) -> None:
     k.store(outs[0], i64(0), k.b.sitofp(k.value(count), F32))
 
 
-# --- matmul -------------------------------------------------------------------
-
-
-def call_gemm(
-    k: Kernel,
-    node: Node,
-    a_shape: tuple,
-    b_shape: tuple,
-    A: Operand,
-    B: Operand,
-    C: ir.Value,
-    epilogue: ir.Value | None = None,
-    context: ir.Value | None = None,
-    columns_owned: bool = False,
-    accumulate: bool = False,
-) -> None:
-    """``C (+)= op(A) · op(B)`` for a matmul node's attributes, through the runtime's
-    packed micro-kernel (``codegen.gemm``); transpositions become strides. With
-    ``columns_owned`` no two threads compute tiles of one column (an epilogue that
-    sums columns needs it)."""
-    b = k.b
-    rows = k.value(numel(a_shape[:-1]))
-    width = k.value(size_of(a_shape[-1]))
-    if node.attrs["transpose_a"]:  # a[L, K]ᵀ · b[L, N]: C is [K, N]
-        m, depth, rs_a, cs_a = width, rows, i64(1), width
-    else:
-        m, depth, rs_a, cs_a = rows, width, width, i64(1)
-    if node.attrs["transpose_b"]:  # b is [N, K]
-        n = k.value(size_of(b_shape[0]))
-        rs_b, cs_b = i64(1), depth
-    else:
-        n = k.value(size_of(b_shape[-1]))
-        rs_b, cs_b = n, i64(1)
-    null = ir.Constant(PTR, None)
-    flags = i64((COLUMNS_OWNED if columns_owned else 0) | (ACCUMULATE if accumulate else 0))
-    args = [m, n, depth, A.ptr, rs_a, cs_a, B.ptr, rs_b, cs_b, C, n, flags]
-    b.call(declare_gemm(k.module), [*args, epilogue or null, context or null])
-
-
-@emits("matmul")
-def matmul(k, m, node, outs, ins) -> None:
-    a, bv = node.inputs
-    call_gemm(k, node, a.shape, bv.shape, ins[0], ins[1], outs[0].ptr)
-
-
-@emits("batch_matmul")
-def batch_matmul(k, m, node, outs, ins) -> None:
-    """One packed product per matrix of the shared leading axes (a batch row's matrices
-    at a time when the kernel is split by rows); transpositions are strides."""
-    b = k.b
-    a = node.inputs[0]
-    (out,) = node.outputs
-    rows, cols = out.shape[-2], out.shape[-1]
-    depth = a.shape[-2] if node.attrs["transpose_a"] else a.shape[-1]
-    rs_a, cs_a = (1, rows) if node.attrs["transpose_a"] else (depth, 1)
-    rs_b, cs_b = (1, depth) if node.attrs["transpose_b"] else (cols, 1)
-    gemm = declare_gemm(k.module)
-    null = ir.Constant(PTR, None)
-    with for_range(b, k.value(numel(out.shape[:-2])), "mat") as i:
-
-        def matrix(ptr, elements):
-            return b.gep(ptr, [b.mul(i, i64(elements))], inbounds=True, source_etype=F32)
-
-        args = [
-            *(i64(x) for x in (rows, cols, depth)),
-            matrix(ins[0].ptr, rows * depth),
-            i64(rs_a),
-            i64(cs_a),
-            matrix(ins[1].ptr, depth * cols),
-            i64(rs_b),
-            i64(cs_b),
-            matrix(outs[0].ptr, rows * cols),
-            i64(cols),
-            i64(0),
-            null,
-            null,
-        ]
-        b.call(gemm, args)
-
-
 # --- indexing -------------------------------------------------------------------
 
 
@@ -519,94 +438,3 @@ def replica_sum(k, m, node, outs, ins) -> None:
     with for_range(b, count, "r") as i:
         k.store(outs[0], i, k.load(ins[0], i))
     b.call(declare_replica_sum(k.module), [outs[0].ptr, count])
-
-
-# --- image patches ------------------------------------------------------------------
-
-
-def _patch_loops(k: Kernel, attrs: dict, image_shape, patch_shape, visit) -> None:
-    """Loops over n, oh, ow, i, j; ``visit(src_row, patch_row)`` gets, when the window
-    element (i, j) falls inside the image, the offsets of its C-long runs in the image
-    and in the patches (None otherwise)."""
-    b = k.b
-    _, h, w, c = image_shape
-    _, oh, ow, _ = patch_shape
-    (kh, kw), (sh, sw), (dh, dw) = attrs["kernel"], attrs["strides"], attrs["dilation"]
-    pt, _, pl, _ = attrs["padding"]
-    with (
-        for_range(b, k.value(size_of(image_shape[0])), "n") as n,
-        for_range(b, i64(oh), "oh") as y,
-        for_range(b, i64(ow), "ow") as x,
-        for_range(b, i64(kh), "kh") as i,
-        for_range(b, i64(kw), "kw") as j,
-    ):
-        r = b.sub(b.add(b.mul(y, i64(sh)), b.mul(i, i64(dh))), i64(pt))
-        q = b.sub(b.add(b.mul(x, i64(sw)), b.mul(j, i64(dw))), i64(pl))
-        inside = b.and_(
-            b.and_(b.icmp_signed(">=", r, i64(0)), b.icmp_signed("<", r, i64(h))),
-            b.and_(b.icmp_signed(">=", q, i64(0)), b.icmp_signed("<", q, i64(w))),
-        )
-        pixel = b.add(b.mul(b.add(b.mul(n, i64(h)), r), i64(w)), q)
-        cell = b.add(b.mul(b.add(b.mul(n, i64(oh)), y), i64(ow)), x)
-        patch = b.mul(b.add(b.mul(cell, i64(kh)), i), i64(kw))
-        patch = b.mul(b.add(patch, j), i64(c))
-        visit(inside, b.mul(pixel, i64(c)), patch)
-
-
-@emits("extract_patches")
-def extract_patches(k, m, node, outs, ins) -> None:
-    b = k.b
-    c = node.inputs[0].shape[3]
-    pad = ir.Constant(F32, node.attrs["value"])
-
-    def visit(inside, src, dst):
-        with b.if_else(inside) as (then, otherwise):
-            with then, for_range(b, i64(c), "c") as ch:
-                k.store(outs[0], b.add(dst, ch), k.load(ins[0], b.add(src, ch)))
-            with otherwise, for_range(b, i64(c), "p") as ch:
-                k.store(outs[0], b.add(dst, ch), pad)
-
-    _patch_loops(k, node.attrs, node.inputs[0].shape, node.outputs[0].shape, visit)
-
-
-@emits("fold_patches")
-def fold_patches(k, m, node, outs, ins) -> None:
-    b = k.b
-    image = node.outputs[0].shape
-    k.fill(outs[0], numel(image), ir.Constant(F32, 0.0))
-    c = image[3]
-
-    def visit(inside, dst, src):
-        with b.if_then(inside), for_range(b, i64(c), "c") as ch:
-            offset = b.add(dst, ch)
-            value = b.fadd(k.load(outs[0], offset), k.load(ins[0], b.add(src, ch)))
-            k.store(outs[0], offset, value)
-
-    _patch_loops(k, node.attrs, image, node.inputs[0].shape, visit)
-
-
-@emits("conv2d")
-def conv2d(k, m, node, outs, ins) -> None:
-    """Each output pixel accumulates its window: out[cell, :] += x[pixel, c] * w[i, j, c, :]."""
-    b = k.b
-    x, w = node.inputs
-    kh, kw, c, f = w.shape
-    k.fill(outs[0], numel(node.outputs[0].shape), ir.Constant(F32, 0.0))
-    attrs = {**node.attrs, "kernel": (kh, kw)}
-
-    def visit(inside, src, patch):
-        index = b.udiv(patch, i64(c))  # (cell * KH + i) * KW + j
-        cell = b.udiv(index, i64(kh * kw))
-        tap = b.urem(index, i64(kh * kw))
-        out_row = b.mul(cell, i64(f))
-        with b.if_then(inside), for_range(b, i64(c), "c") as ch:
-            xv = k.load(ins[0], b.add(src, ch))
-            w_row = b.mul(b.add(b.mul(tap, i64(c)), ch), i64(f))
-            with for_range(b, i64(f), "f") as j:
-                at = b.add(out_row, j)
-                acc = k.load(outs[0], at)
-                wv = k.load(ins[1], b.add(w_row, j))
-                prod = b.fmul(xv, wv, flags=["contract"])
-                k.store(outs[0], at, b.fadd(acc, prod, flags=["contract"]))
-
-    _patch_loops(k, attrs, x.shape, (*node.outputs[0].shape[:3], kh * kw * c), visit)

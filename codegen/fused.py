@@ -13,7 +13,7 @@ import math
 
 from llvmlite import ir
 
-from kcompile.codegen.emitters import _offset, _vector_combine, call_gemm, emits
+from kcompile.codegen.emitters import _offset, _vector_combine, emits
 from kcompile.codegen.kernel import (
     Kernel,
     Operand,
@@ -24,6 +24,7 @@ from kcompile.codegen.kernel import (
 from kcompile.codegen.loops import F32, I32, PTR, chunk_range, for_range, for_reduce, i64
 from kcompile.codegen.mathfn import MathLib
 from kcompile.codegen.parallel import PARALLEL_MIN_WORK, chunk_count, declare_parallel_for
+from kcompile.codegen.products import call_gemm
 from kcompile.codegen.scalar import SCALAR_RULES, reduction_combine, reduction_start
 from kcompile.ir import DType, Graph, Node, Value, get_op
 from kcompile.ir.memory import Size, numel, size_of

@@ -17,7 +17,10 @@ from dataclasses import dataclass, field
 from llvmlite import ir
 
 # The lowerings of fused kernels and of loops register themselves with their emitters.
+import kcompile.codegen.batch_products
 import kcompile.codegen.fused
+import kcompile.codegen.patches
+import kcompile.codegen.products
 import kcompile.codegen.row_gather
 import kcompile.codegen.scan  # noqa: F401
 from kcompile.codegen.epoch_loop import add_epoch_loop, has_epoch_loop
