@@ -57,13 +57,18 @@ def make_data(count: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     return x, y.astype(np.int32)
 
 
-if __name__ == "__main__":
-    epochs = int(sys.argv[1]) if len(sys.argv) > 1 else 2
+def main(epochs: int = 2, train: int = 4096) -> float:
+    """Train on synthetic images; returns the test accuracy."""
     keras.utils.set_random_seed(int(os.environ.get("KCOMPILE_SEED", "1")))
     model = build_model()
     model.summary()
-    x_train, y_train = make_data(4096)
+    x_train, y_train = make_data(train)
     x_test, y_test = make_data(1024, seed=1)
     model.fit(x_train, y_train, batch_size=128, epochs=epochs)
     _, accuracy = model.evaluate(x_test, y_test, verbose=2)
     print(f"test accuracy: {accuracy:.4f}")
+    return accuracy
+
+
+if __name__ == "__main__":
+    main(int(sys.argv[1]) if len(sys.argv) > 1 else 2)

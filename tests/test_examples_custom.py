@@ -36,3 +36,16 @@ def test_the_multi_head_attention_transformer_learns_the_task():
 def test_the_denoising_autoencoder_removes_most_of_the_noise():
     loss, noisy = _load("denoising_autoencoder").main(epochs=5)
     assert loss < 0.5 * noisy
+
+
+@pytest.mark.slow
+def test_the_conv1d_time_series_classifier_tells_the_periods_apart():
+    # 320 steps: BatchNormalization's moving statistics (momentum 0.99) have caught up.
+    assert _load("timeseries_conv1d").main(epochs=5) > 0.95
+
+
+@pytest.mark.slow
+def test_the_small_resnet_finds_the_class_patches():
+    # 16 steps: far above chance (0.1), though BatchNormalization's moving statistics
+    # (momentum 0.99) still lag the training batches' (0.92 accuracy), as in Keras.
+    assert _load("small_resnet").main(epochs=2, train=1024) > 0.6
