@@ -13,6 +13,7 @@ from kcompile.passes.loops import hoist_from_loops
 from kcompile.passes.manager import Pass
 from kcompile.passes.memory import plan_memory
 from kcompile.passes.narrow import narrow_slices
+from kcompile.passes.reductions import simplify_reductions
 from kcompile.passes.schedule import schedule
 from kcompile.passes.simplify import simplify
 
@@ -23,6 +24,8 @@ def fuse_and_clean(graph):
 
 PIPELINE = [
     Pass("simplify", simplify),
+    # Before common subexpressions: the sums it puts in one order are then merged.
+    Pass("simplify_reductions", simplify_reductions),
     # Before fusion: a slice still sees the ops that make its operand.
     Pass("narrow_slices", narrow_slices),
     Pass("fold_constants", fold_constants),
