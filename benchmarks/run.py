@@ -50,7 +50,9 @@ SHAPES = [
     (1, 784, 128),
 ]
 PRODUCTS = {"A·B": (False, False), "Aᵀ·B": (True, False), "A·Bᵀ": (False, True)}
-MODELS = ("mlp", "cnn", "lstm")
+MODELS = ("mlp", "cnn", "lstm", "resnet", "conv1d")
+# Each compiled model's input shape (without the batch) in the compile-time rows.
+INPUT_SHAPES = {"cnn": (28, 28, 1), "resnet": (32, 32, 3), "conv1d": (500, 1)}
 CNN_PREDICT_BATCH = 256
 
 
@@ -323,7 +325,7 @@ def worker_compile(model: str) -> dict:
         runtime()
         return {"seconds": time.perf_counter() - start}
 
-    x = np.zeros((32, 28, 28) if model != "cnn" else (32, 28, 28, 1), np.float32)
+    x = np.zeros((32, *INPUT_SHAPES.get(model, (28, 28))), np.float32)
     y = np.zeros(32, np.int32)
     net = _build(model)
     start = time.perf_counter()
