@@ -7,6 +7,14 @@
   after the loop one product contracts the batch and the time axis together. One
   large product runs near the machine's peak where T small ones, each reading and
   writing the whole accumulator, did not.
+- So does a sum over the batch accumulated step by step (``acc + sum_rows(P)``, the
+  gradient of a bias the step adds, a GRU's recurrent bias): the body outputs ``P``
+  per step and one reduction over the batch and the time axis follows the loop. The
+  body left then computes each batch row alone, so the loop can run on slices of the
+  batch side by side (``codegen.scan``).
+- What the body computes from invariants alone (a slice of a bias) runs once before
+  the loop and comes in as an invariant.
+- A sequence or invariant that the body no longer reads is no longer an operand.
 - A product with a loop invariant's transpose (``x·Wᵀ``, the gradient through an RNN's
   recurrent kernel) reads ``W`` transposed once before the loop, so that no step packs
   its transpose again.
@@ -16,7 +24,9 @@ from __future__ import annotations
 
 from kcompile.ir import build as B
 from kcompile.ir.graph import Graph, Node, Value
+from kcompile.ir.ops.constant import constant_value
 from kcompile.ir.ops.scan import split_operands
+from kcompile.ir.types import BATCH
 from kcompile.passes.rewrite import rebuild
 
 
@@ -28,7 +38,8 @@ def hoist_from_loops(graph: Graph) -> Graph:
 
 
 def _accumulations(body: Graph, carries: int) -> list[tuple[int, Node]]:
-    """(carry index, its product) for each carry the step only grows by ``Pᵀ·Q``."""
+    """(carry index, its growth) for each carry the step only grows by ``Pᵀ·Q`` (a
+    ``matmul``) or by a sum over the batch (a ``reduce_sum``)."""
     users = body.users()
     results = {v for _, v in body.outputs}
     found = []
@@ -42,8 +53,7 @@ def _accumulations(body: Graph, carries: int) -> list[tuple[int, Node]]:
         product = grown.node if grown is not None else None
         if (
             product is None
-            or product.op != "matmul"
-            or not product.attrs["transpose_a"]
+            or not (_is_product(product) or _is_batch_sum(product))
             or users.get(grown) != [add]
             or grown in results
             or grown.type != acc.type
@@ -51,6 +61,46 @@ def _accumulations(body: Graph, carries: int) -> list[tuple[int, Node]]:
             continue
         found.append((k, product))
     return found
+
+
+def _invariant_nodes(body: Graph, first_invariant: int) -> set[Node]:
+    """The nodes that compute from invariants (and one-number constants) alone: the
+    same at every step, so they run once before the loop. Constants stay (a fused
+    kernel holds them as numbers), and so does what draws random numbers."""
+    known = set(body.inputs[first_invariant:])
+    found = set()
+    for n in body.nodes:
+        if not n.inputs or not n.traits.folds or n.traits.nested_graph:
+            continue
+        constant = [v for v in n.inputs if v.node is not None and v.node.op == "constant"]
+        if all(v in known or v in constant for v in n.inputs) and len(constant) < len(n.inputs):
+            found.add(n)
+            known.update(n.outputs)
+    return found
+
+
+def _unused_inputs(body: Graph, carries: int) -> set[Value]:
+    """The body's sequence steps and invariants that nothing in it reads (the backward
+    step's inputs whose use the residuals or the hoisting replaced): their operands
+    need not be copied in at every step."""
+    used = {v for n in body.nodes for v in n.inputs} | {v for _, v in body.outputs}
+    return {v for v in body.inputs[carries:] if v not in used}
+
+
+def _is_product(node: Node) -> bool:
+    return node.op == "matmul" and node.attrs["transpose_a"]
+
+
+def _is_batch_sum(node: Node) -> bool:
+    x = node.inputs[0] if node.inputs else None
+    return (
+        node.op == "reduce_sum"
+        and 0 in node.attrs["axes"]
+        and not node.attrs["keepdims"]
+        and x.rank >= 1
+        and x.shape[0] == BATCH
+        and x.shape.count(BATCH) == 1
+    )
 
 
 def _transposed_invariants(body: Graph, first_invariant: int) -> list[Node]:
@@ -71,10 +121,22 @@ def _hoisted(g: Graph, node: Node, ins: list[Value]) -> list[Value] | None:
     c, s = attrs["carries"], attrs["sequences"]
     accumulations = _accumulations(body, c)
     transposed = _transposed_invariants(body, c + s)
-    if not accumulations and not transposed:
+    lifted = _invariant_nodes(body, c + s)
+    if not (accumulations or transposed or lifted or _unused_inputs(body, c)):
         return None
     new = Graph(body.name)
     env = {v: new.add_input(v.name, v.type, v.role) for v in body.inputs}
+    outer = dict(zip(body.inputs, ins))  # body values computed outside: their outer value
+    lifted_operands: list[Value] = []
+
+    def inside(v: Value) -> Value:
+        """``v`` as the new body reads it: a value computed before the loop comes in as
+        an invariant."""
+        if v not in env:
+            env[v] = new.add_input(f"invariant_{len(lifted_operands)}", v.type, "invariant")
+            lifted_operands.append(outer[v])
+        return env[v]
+
     flipped = {}  # an invariant -> the body input holding its transpose
     for n in transposed:
         w = n.inputs[1]
@@ -82,7 +144,14 @@ def _hoisted(g: Graph, node: Node, ins: list[Value]) -> list[Value] | None:
             flipped[w] = new.add_input(f"{w.name}_t", w.type.with_shape(w.shape[::-1]), "invariant")
     swapped = set(transposed)
     for n in body.nodes:
-        operands = [env[v] for v in n.inputs]
+        if n in lifted:
+            operands = [
+                outer[v] if v in outer else g.emit("constant", [], dict(v.node.attrs))[0]
+                for v in n.inputs
+            ]
+            outer.update(zip(n.outputs, g.emit(n.op, operands, dict(n.attrs), layer=n.layer)))
+            continue
+        operands = [inside(v) for v in n.inputs]
         if n in swapped:
             operands[1] = flipped[n.inputs[1]]
             attrs_n = {**n.attrs, "transpose_b": False}
@@ -106,30 +175,52 @@ def _hoisted(g: Graph, node: Node, ins: list[Value]) -> list[Value] | None:
             extra.append(v)
         return "extra", extra.index(v)
 
-    factors = [(k, factor(p.inputs[0]), factor(p.inputs[1])) for k, p in accumulations]
+    factors = [(k, p, [factor(v) for v in p.inputs]) for k, p in accumulations]
     grown = {k for k, _ in accumulations}
+    # A grown carry now passes through the loop unchanged: it leaves the loop (but for a
+    # forward loop, whose carries entering each step are saved for the gradient).
+    dropped = set() if attrs["saved"] else grown
     outputs = [
-        (name, env[body.inputs[i]] if i in grown else env[v])
+        (name, env[body.inputs[i]] if i in grown else inside(v))
         for i, (name, v) in enumerate(body.outputs[:c])
+        if i not in dropped
     ]
-    outputs += [(name, env[v]) for name, v in body.outputs[c:]]
-    outputs += [(f"hoisted_{i}", env[v]) for i, v in enumerate(extra)]
+    outputs += [(name, inside(v)) for name, v in body.outputs[c:]]
+    outputs += [(f"hoisted_{i}", inside(v)) for i, v in enumerate(extra)]
     new.set_outputs(outputs)
     new.drop_unused_nodes()
 
     operands = ins + [B.transpose(ins[body.inputs.index(w)], (1, 0)) for w in flipped]
-    results = g.emit("scan", operands, {**attrs, "body": new}, layer=node.layer)
+    operands += lifted_operands
+    operands = [x for i, x in enumerate(operands) if i not in dropped]
+    new.inputs = [v for i, v in enumerate(new.inputs) if i not in dropped]
+    carries = c - len(dropped)
+    new_attrs = {**attrs, "body": new, "carries": carries}
+    keep = [i for i, v in enumerate(new.inputs) if v not in _unused_inputs(new, carries)]
+    dropped_steps = sum(1 for i in range(carries, carries + s) if i not in keep)
+    new.inputs = [new.inputs[i] for i in keep]
+    new_attrs["sequences"] = s - dropped_steps
+    operands = [operands[i] for i in keep]
+    results = g.emit("scan", operands, new_attrs, layer=node.layer)
     m = len(body.outputs) - c
-    stacks = results[c + m : c + m + len(extra)]
-    old_layout = list(results[: c + m]) + list(results[c + m + len(extra) :])
+    left = iter(results[:carries])
+    finals = [ins[i] if i in dropped else next(left) for i in range(c)]
+    per_step = results[carries : carries + m]
+    stacks = results[carries + m : carries + m + len(extra)]
+    old_layout = finals + list(per_step) + list(results[carries + m + len(extra) :])
 
     def stacked(where: tuple[str, int]) -> Value:
         kind, i = where
         if kind == "sequence":
             return ins[c + i]
-        return results[c + i] if kind == "result" else stacks[i]
+        return per_step[i] if kind == "result" else stacks[i]
 
-    for k, p, q in factors:
-        product = B.matmul(stacked(p), stacked(q), transpose_a=True)
-        old_layout[k] = old_layout[k] + product
+    for k, grown, (p, *q) in factors:
+        if grown.op == "matmul":
+            total = B.matmul(stacked(p), stacked(q[0]), transpose_a=True)
+        else:  # the batch and the time axis (axes 0 and 1 of a stack) summed together
+            axes = (0, 1, *(a + 1 for a in grown.attrs["axes"] if a != 0))
+            total = B.reduce_sum(stacked(p), axes)
+        start = old_layout[k]
+        old_layout[k] = total if constant_value(start) == 0.0 else start + total
     return old_layout

@@ -112,17 +112,40 @@ def test_gradient_matches_central_differences(reverse, rng):
         )
 
 
-def test_backward_reads_the_saved_product_instead_of_recomputing_it():
+def test_backward_reads_the_saved_activation_instead_of_recomputing_it():
     g = rnn_graph(4)
     append_gradients(g, g.output("loss"), g.inputs_with_role("param"))
     forward, backward = (n for n in g.nodes if n.op == "scan")
     body = forward.attrs["body"]
     assert [name for name, _ in body.outputs] == ["h", "s", "y", "residual_0"]
-    assert body.output("residual_0").node.op == "matmul"  # h @ u, stacked per step
+    # tanh(x + h @ u + b), stacked per step: its derivative is 1 - its square
+    assert body.output("residual_0").node.op == "tanh"
     backward_ops = [n.op for n in backward.attrs["body"].nodes]
-    # the gradient's two products (dh = dz uᵀ, du += hᵀ dz), not the forward's h @ u
-    assert backward_ops.count("matmul") == 2
+    # the gradient's two products (dh = dz uᵀ, du += hᵀ dz), not the forward's h @ u,
+    # and no tanh
+    assert backward_ops.count("matmul") == 2 and "tanh" not in backward_ops
     assert "residual_0" in [v.name for v in backward.attrs["body"].inputs]
+
+
+def test_residuals_fall_back_to_the_products_when_the_activations_take_too_much(monkeypatch):
+    """An LSTM step's gates (5 x units a row) against its product (4 x units) and its
+    carries (2 x units): with room for 2.2 x the carries, the product alone is saved."""
+    import kcompile as keras
+    from kcompile.ir.ops import scan as scan_op
+    from kcompile.tools.inspect import pipeline_stages
+
+    def saved(limit):
+        monkeypatch.setattr(scan_op, "RESIDUAL_LIMIT", limit)
+        keras.backend.clear_session()
+        model = keras.Sequential([keras.Input(shape=(3, 2)), keras.layers.LSTM(4)])
+        model.compile(optimizer="sgd", loss="mse")
+        g = parse_graph(pipeline_stages(model, "train", [])[-1][1])
+        forward = next(n for n in g.nodes if n.op == "scan")
+        body = forward.attrs["body"]
+        return sorted(v.node.op for name, v in body.outputs if name.startswith("residual"))
+
+    assert saved(2.6) == ["logistic"] * 3 + ["tanh"] * 2
+    assert saved(2.2) == ["matmul"]
 
 
 def train_graph(steps: int, reverse: bool = False) -> Graph:
@@ -241,6 +264,10 @@ def test_hoisting_moves_the_recurrent_gradient_and_transpose_out_of_the_loop(rev
     outside = [n for n in hoisted.nodes if n.op == "matmul" and n.outputs[0].shape == (U, U)]
     assert outside and outside[0].attrs["transpose_a"]
     assert any(n.op == "transpose" for n in hoisted.nodes)
+    # db += sum over the batch of dz: one sum over the batch and the steps after the loop
+    body_sums = [n for n in backward.attrs["body"].nodes if n.op == "reduce_sum"]
+    assert not [n for n in body_sums if 0 in n.attrs["axes"]]
+    assert any(n.op == "reduce_sum" and n.attrs["axes"] == (0, 1) for n in hoisted.nodes)
     feeds = feeds_for(3, 5, rng)
     want, got = interpret(g, feeds, np.float64), interpret(hoisted, feeds, np.float64)
     for name in want:
@@ -251,3 +278,52 @@ def test_hoisting_moves_the_recurrent_gradient_and_transpose_out_of_the_loop(rev
     native = compiled({k: feeds[k] for k in ("x", "scale")})
     for name in ("loss", "grad/u", "grad/w"):
         np.testing.assert_allclose(native[name], want[name], rtol=2e-4, atol=1e-5, err_msg=name)
+
+
+def test_what_the_body_computes_from_invariants_alone_runs_before_the_loop(rng):
+    """h' = tanh(x_t + h·u + 2·b[:U]): the slice of b and its scaling leave the body (an
+    invariant operand instead), the body's unused invariant b is no longer an operand,
+    and the native step matches the reference."""
+    from kcompile.passes.loops import hoist_from_loops
+
+    g = Graph("licm")
+    x = g.add_input("x", TensorType(F32, (BATCH, 4, U)))
+    u = g.add_input("u", TensorType(F32, (U, U)), "param")
+    bias = g.add_input("b", TensorType(F32, (2 * U,)), "param")
+    body = Graph("step")
+    h = body.add_input("h", TensorType(F32, (BATCH, U)), "carry")
+    xt = body.add_input("x", TensorType(F32, (BATCH, U)), "step")
+    ub = body.add_input("u", TensorType(F32, (U, U)), "invariant")
+    bb = body.add_input("b", TensorType(F32, (2 * U,)), "invariant")
+    hn = B.tanh(xt + B.matmul(h, ub) + B.slice_(bb, (0,), (U,)) * 2.0)
+    body.set_outputs([("h", hn), ("y", hn)])
+    attrs = {
+        "body": body,
+        "carries": 1,
+        "sequences": 1,
+        "length": 4,
+        "reverse": False,
+        "saved": False,
+        "workspace": (0, 0),
+    }
+    h_t, ys, *_ = g.emit("scan", [B.const(g, 0.0, F32, (BATCH, U)), x, u, bias], attrs)
+    g.set_outputs([("h", h_t), ("ys", ys)])
+    hoisted = hoist_from_loops(g)
+    scan = next(n for n in hoisted.nodes if n.op == "scan")
+    inner = scan.attrs["body"]
+    assert [n.op for n in inner.nodes if n.op in ("slice", "mul")] == []
+    assert [v.type.shape for v in inner.inputs_with_role("invariant")] == [(U, U), (U,)]
+    feeds = {
+        "x": rng.normal(size=(5, 4, U)).astype(np.float32),
+        "u": (rng.normal(size=(U, U)) * 0.5).astype(np.float32),
+        "b": rng.normal(size=2 * U).astype(np.float32),
+    }
+    want = interpret(g, feeds, np.float64)
+    got = interpret(hoisted, feeds, np.float64)
+    compiled = make_executable(g, "llvm")
+    for name in ("u", "b"):
+        compiled.bind(name, feeds[name])
+    native = compiled({"x": feeds["x"]})
+    for name in want:
+        np.testing.assert_allclose(got[name], want[name], rtol=1e-10, atol=1e-12, err_msg=name)
+        np.testing.assert_allclose(native[name], want[name], rtol=1e-4, atol=1e-5, err_msg=name)

@@ -5,8 +5,8 @@
          workspace=[0, 0]}
 
 Operands: ``carries`` initial carries, then ``sequences`` tensors with time on
-axis 1 (axis 0 for rank 1), then invariants (read at every step, e.g. a
-weight). The body has one input per operand, in that order, with the roles
+axis 1 (axis 0 for rank 1; axis 0 always when ``time_major``), then invariants (read
+at every step, e.g. a weight). The body has one input per operand, in that order, with the roles
 carry, step (the sequence's slice at step t, its time axis removed) and
 invariant; its outputs are the next carries, then the per-step outputs.
 
@@ -15,15 +15,19 @@ time axis; two workspace buffers that hold the body's memory (``workspace=[fixed
 bytes, bytes per batch row]``, sized by ``plan_memory`` and used by codegen, so
 a step allocates nothing); and, when ``saved``, the carries that entered each
 step, stacked: what the gradient needs. ``reverse`` runs t = T-1 ... 0; stacked
-results stay indexed by t, as in jax.lax.scan.
+results stay indexed by t, as in jax.lax.scan. With ``time_major`` (optional, false
+when absent) every sequence and stacked result holds its steps on axis 0 ([T, N, F]):
+a step's slice of a batch's rows is then one contiguous block, which the native
+loop reads and writes in place instead of copying row by row.
 
 The gradient is a reverse scan whose body recomputes the forward step from the
-saved carries and differentiates it with ``ir.grad``. The step's products are
-the exception: the forward scan also stacks them (``residual_k`` per-step outputs)
-and the backward body reads them instead of multiplying again, so only the cheap
-elementwise part of a step is recomputed. The memory kept for the backward pass
-is the carries and those products, not every intermediate of every step. A
-sequence of 200 steps is one node, like one of 20.
+saved carries and differentiates it with ``ir.grad``. The step's products and
+activations are the exception: the forward scan also stacks them (``residual_k``
+per-step outputs: an LSTM's gates, or its recurrent product when the gates would take
+too much memory) and the backward body reads them instead of computing them again, so
+only the cheap elementwise part of a step is recomputed. The memory kept for the
+backward pass is the carries and those residuals, not every intermediate of every
+step. A sequence of 200 steps is one node, like one of 20.
 """
 
 from __future__ import annotations
@@ -41,19 +45,23 @@ from kcompile.ir.registry import OpDef, register
 from kcompile.ir.types import BATCH, DType, ShapeError, TensorType
 
 
-def time_axis(rank: int) -> int:
+def time_axis(rank: int, time_major: bool = False) -> int:
     """The axis a per-step value of rank ``rank`` is stacked on."""
-    return min(1, rank)
+    return 0 if time_major else min(1, rank)
 
 
-def stacked_type(t: TensorType, length: int) -> TensorType:
-    a = time_axis(t.rank)
+def stacked_type(t: TensorType, length: int, time_major: bool = False) -> TensorType:
+    a = time_axis(t.rank, time_major)
     return t.with_shape((*t.shape[:a], length, *t.shape[a:]))
 
 
-def step_type(t: TensorType) -> TensorType:
-    a = time_axis(t.rank - 1)
+def step_type(t: TensorType, time_major: bool = False) -> TensorType:
+    a = time_axis(t.rank - 1, time_major)
     return t.with_shape(t.shape[:a] + t.shape[a + 1 :])
+
+
+def is_time_major(attrs: dict) -> bool:
+    return bool(attrs.get("time_major", False))
 
 
 def workspace_types(fixed: int, per_row: int) -> list[TensorType]:
@@ -83,7 +91,7 @@ def _infer(types, attrs):
     carries, sequences, invariants = split_operands(attrs, list(types))
     wanted = (
         [("carry", t) for t in carries]
-        + [("step", _sequence_step(t, length)) for t in sequences]
+        + [("step", _sequence_step(t, length, is_time_major(attrs))) for t in sequences]
         + [("invariant", t) for t in invariants]
     )
     for v, (role, t) in zip(body.inputs, wanted):
@@ -96,17 +104,18 @@ def _infer(types, attrs):
     if outs[:c] != list(carries):
         shown = ", ".join(str(t) for t in outs[:c])
         raise ShapeError(f"the body's first {c} outputs ({shown}) must match the carries")
-    result = list(carries) + [stacked_type(t, length) for t in outs[c:]]
+    major = is_time_major(attrs)
+    result = list(carries) + [stacked_type(t, length, major) for t in outs[c:]]
     result += workspace_types(fixed, per_row)
     if attrs["saved"]:
-        result += [stacked_type(t, length) for t in carries]
+        result += [stacked_type(t, length, major) for t in carries]
     return result
 
 
-def _sequence_step(t: TensorType, length: int) -> TensorType:
-    if t.rank == 0 or t.shape[time_axis(t.rank - 1)] != length:
+def _sequence_step(t: TensorType, length: int, time_major: bool) -> TensorType:
+    if t.rank == 0 or t.shape[time_axis(t.rank - 1, time_major)] != length:
         raise ShapeError(f"a sequence of {t} does not have {length} steps on its time axis")
-    return step_type(t)
+    return step_type(t, time_major)
 
 
 _interpreters: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
@@ -117,7 +126,7 @@ def _reference(ctx, args, attrs):
     interpreter = _interpreters.get(body)
     if interpreter is None:
         interpreter = _interpreters[body] = Interpreter(body)
-    c, length = attrs["carries"], attrs["length"]
+    c, length, major = attrs["carries"], attrs["length"], is_time_major(attrs)
     carries, sequences, invariants = split_operands(attrs, list(args))
     names = [v.name for v in body.inputs]
     per_step: list[list] = [[None] * length for _ in body.outputs[c:]]
@@ -126,20 +135,20 @@ def _reference(ctx, args, attrs):
     for t in order:
         for j, value in enumerate(carries):
             saved[j][t] = value
-        steps = [np.take(x, t, axis=time_axis(x.ndim - 1)) for x in sequences]
+        steps = [np.take(x, t, axis=time_axis(x.ndim - 1, major)) for x in sequences]
         out = interpreter.run(dict(zip(names, carries + steps + invariants)), ctx.float_dtype)
         values = [out[name] for name, _ in body.outputs]
         carries = values[:c]
         for j, y in enumerate(values[c:]):
             per_step[j][t] = y
-    stacked = [np.stack(ys, axis=time_axis(ys[0].ndim)) for ys in per_step]
+    stacked = [np.stack(ys, axis=time_axis(ys[0].ndim, major)) for ys in per_step]
     workspace = [
         np.zeros(t.concrete_shape(ctx.batch), np.float32)
         for t in workspace_types(*attrs["workspace"])
     ]
     result = list(carries) + stacked + workspace
     if attrs["saved"]:
-        result += [np.stack(xs, axis=time_axis(xs[0].ndim)) for xs in saved]
+        result += [np.stack(xs, axis=time_axis(xs[0].ndim, major)) for xs in saved]
     return result
 
 
@@ -233,6 +242,7 @@ def _vjp(node, g):
             "reverse": not attrs["reverse"],
             "saved": False,
             "workspace": (0, 0),
+            **({"time_major": True} if is_time_major(attrs) else {}),
         },
     )
     d_inputs: list = [None] * len(node.inputs)
@@ -245,20 +255,45 @@ def _vjp(node, g):
     return d_inputs
 
 
-# The results of these ops are saved for the backward pass rather than recomputed (the
-# elementwise rest of a step is cheap to redo from them), while they take at most
-# RESIDUAL_LIMIT times the carries' bytes per step.
+# The results of these ops are saved for the backward pass rather than recomputed: the
+# products, and the transcendental functions whose derivative their result gives
+# (an LSTM's gates: the backward step then evaluates no exp at all). The rest of a
+# step is cheap to redo from them. All of them are saved while they take at most
+# RESIDUAL_LIMIT times the carries' bytes per step, else the products alone.
 SAVED_OPS = ("matmul", "conv2d")
+SAVED_FUNCTIONS = ("logistic", "tanh", "exp")
 RESIDUAL_LIMIT = 16
 
 
+def _row_size(values) -> int:
+    """Elements per batch row (all of them for a value without the batch axis)."""
+    return sum(int(np.prod([d for d in v.shape if d != BATCH], dtype=np.int64)) for v in values)
+
+
+def _residual_cut(copies: list, needed: set, saved_ops: tuple) -> list[Value]:
+    """The results of ``saved_ops`` nodes among ``copies`` (the forward step inlined)
+    that the gradient reads, directly or through cheap ops recomputed from them: a
+    saved result's own operands are then not needed."""
+    needed = set(needed)
+    chosen = []
+    for n in reversed(copies):
+        if not any(v in needed for v in n.outputs):
+            continue
+        if n.op in saved_ops and len(n.outputs) == 1:
+            chosen.append(n.outputs[0])
+        else:
+            needed.update(n.inputs)
+    return chosen[::-1]
+
+
 def _save_residuals(node, grad: Graph, invariants: int) -> list[Value]:
-    """Make the forward scan ``node`` also output, stacked, the products of its step that
-    the backward body ``grad`` needs (an LSTM's recurrent product), and give them to
-    ``grad`` as per-step inputs: the backward body then recomputes only the cheap
-    elementwise part of the step, not its products. ``grad`` starts with the forward body inlined
-    (``B.inline``, one node per body node, in order). Returns the stacked values, the
-    backward scan's extra sequences; none when they would take too much memory."""
+    """Make the forward scan ``node`` also output, stacked, the products and gate
+    activations of its step that the backward body ``grad`` needs (an LSTM's
+    recurrent product's gates), and give them to ``grad`` as per-step inputs: the
+    backward body then recomputes only the cheap elementwise part of the step. ``grad``
+    starts with the forward body inlined (``B.inline``, one node per body node, in
+    order). Returns the stacked values, the backward scan's extra sequences; none when
+    they would take too much memory."""
     body: Graph = node.attrs["body"]
     copies = grad.nodes[: len(body.nodes)]
     original = {
@@ -268,20 +303,23 @@ def _save_residuals(node, grad: Graph, invariants: int) -> list[Value]:
     }
     needed = {v for n in grad.nodes[len(body.nodes) :] for v in n.inputs}
     needed |= {v for _, v in grad.outputs}
-    for n in reversed(copies):  # what the gradient reads, through the recomputed step
-        if any(v in needed for v in n.outputs):
-            needed.update(n.inputs)
-    chosen = [n.outputs[0] for n in copies if n.op in SAVED_OPS and n.outputs[0] in needed]
-    carry_bytes = sum(v.type.static_size() or 1 for v in body.inputs[: node.attrs["carries"]])
-    if not chosen or sum(v.type.static_size() or 1 for v in chosen) > RESIDUAL_LIMIT * max(
-        carry_bytes, 1
-    ):
+    limit = RESIDUAL_LIMIT * max(_row_size(body.inputs[: node.attrs["carries"]]), 1)
+    chosen = []
+    for saved_ops in (SAVED_OPS + SAVED_FUNCTIONS, SAVED_OPS):
+        chosen = _residual_cut(copies, needed, saved_ops)
+        if _row_size(chosen) <= limit:
+            break
+        chosen = []
+    if not chosen:
         return []
     c, length = node.attrs["carries"], node.attrs["length"]
     first_new = len(body.outputs) - c  # per-step outputs so far
     body.set_outputs(body.outputs + [(f"residual_{k}", original[v]) for k, v in enumerate(chosen)])
     _interpreters.pop(body, None)
-    stacked = [Value(node.outputs[0].graph, stacked_type(v.type, length), node) for v in chosen]
+    major = is_time_major(node.attrs)
+    stacked = [
+        Value(node.outputs[0].graph, stacked_type(v.type, length, major), node) for v in chosen
+    ]
     outputs = list(node.outputs)
     at = c + first_new
     node.set_results(outputs[:at] + stacked + outputs[at:])

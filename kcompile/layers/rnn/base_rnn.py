@@ -9,7 +9,9 @@ whole sequence (with the input bias in its epilogue), so the body holds the recu
 product and the gates alone; a user's cell is traced into the body as it is written.
 
 The recurrence is one ``scan`` node whose body is a single step, so a sequence of 200
-steps compiles like one of 20. Its carries are the states (zeros, or ``initial_state``);
+steps compiles like one of 20. A built-in cell's scan is time-major: the inputs are
+transposed to [T, N, F] before their projection (the narrow end), so that each step's
+slice of the projection is contiguous and the native loop reads it in place. Its carries are the states (zeros, or ``initial_state``);
 Keras's masked steps keep the states and output the first state (or zeros).
 
 Dropout (``dropout``, ``recurrent_dropout``, training only) is Keras's: one mask per
@@ -155,17 +157,18 @@ class CellMath:
         """Keras's: one mask per gate where the cell runs its ``implementation=1``."""
         return self.gates if self.recurrent_dropout else 1
 
-    def project(self, ctx, x: Value, training: bool) -> Value:
-        """The inputs' share of every step, ``x·kernel + bias``, with the inputs' dropout."""
+    def project(self, ctx, x: Value, training: bool, time_major: bool = False) -> Value:
+        """The inputs' share of every step, ``x·kernel + bias``, with the inputs' dropout;
+        ``x`` is [N, T, F], or [T, N, F] when ``time_major``."""
         kernel = ctx.weight(self.kernel)
         if not (training and 0.0 < self.dropout < 1.0):
             return self.input_bias(ctx, B.matmul(x, kernel))
-        n, _, features = x.shape
+        n, features = (x.shape[1] if time_major else x.shape[0]), x.shape[2]
         count, u = self.mask_count(), self.units
         parts = []
         for g in range(count):
             mask = dropout_mask(ctx, (n, features), self.dropout, self.seed + g)
-            dropped = x * B.reshape(mask, (n, 1, features))
+            dropped = x * B.reshape(mask, (1, n, features) if time_major else (n, 1, features))
             if count == 1:
                 parts.append(B.matmul(dropped, kernel))
             else:
@@ -244,10 +247,19 @@ def run_recurrence(
     graph = x.graph
     sizes = list(spec.state_sizes)
     init = _initial_states(layer, graph, n, sizes, initial)
-    projected = spec.project(ctx, x, training)
+    # A built-in cell's loop runs time-major: the inputs (narrow) are transposed before
+    # their projection, and then each step's slice of the projection is one block that
+    # the native loop reads in place.
+    major = isinstance(spec, CellMath) and type(spec).project is CellMath.project
+    if major:
+        projected = spec.project(ctx, B.transpose(x, (1, 0, 2)), training, time_major=True)
+    else:
+        projected = spec.project(ctx, x, training)
     sequences = [projected]
     if mask is not None:  # [N, T] -> one [N, 1] flag a step
-        sequences.append(B.reshape(B.ne(mask, False), (*mask.shape, 1)))
+        flags = B.ne(mask, False)
+        flags = B.transpose(flags, (1, 0)) if major else flags
+        sequences.append(B.reshape(flags, (*flags.shape, 1)))
     outer_inner = spec.invariants(ctx, training, n)
     body = Graph(f"{layer.name}_step")
     inner_ctx = BodyContext(body, ctx)
@@ -256,9 +268,9 @@ def run_recurrence(
             body.add_input(f"state{i}", TensorType(DType.f32, (n, size)), "carry")
             for i, size in enumerate(sizes)
         ]
-        xk = body.add_input("x", step_type(projected.type), "step")
+        xk = body.add_input("x", step_type(projected.type, major), "step")
         keep = (
-            body.add_input("mask", step_type(sequences[1].type), "step")
+            body.add_input("mask", step_type(sequences[1].type, major), "step")
             if mask is not None
             else None
         )
@@ -281,6 +293,7 @@ def run_recurrence(
         "reverse": bool(getattr(layer, "go_backwards", False)),
         "saved": True,
         "workspace": (0, 0),
+        **({"time_major": True} if major else {}),
     }
     results = graph.emit("scan", [*init, *sequences, *invariants], attrs)
     final, stacked = list(results[: len(init)]), results[len(init)]
@@ -290,7 +303,13 @@ def run_recurrence(
     else:
         last_t = 0 if backwards else steps - 1
         width = stacked.shape[2]
-        last = B.reshape(B.slice_(stacked, (0, last_t, 0), (n, last_t + 1, width)), (n, width))
+        if major:
+            one = B.slice_(stacked, (last_t, 0, 0), (last_t + 1, n, width))
+        else:
+            one = B.slice_(stacked, (0, last_t, 0), (n, last_t + 1, width))
+        last = B.reshape(one, (n, width))
+    if major:
+        stacked = B.transpose(stacked, (1, 0, 2))
     # Keras returns the steps in the order it ran them
     sequence = B.reverse(stacked, 1) if backwards else stacked
     return last, sequence, final
