@@ -2,9 +2,10 @@
 
 - ``elementwise``: a loop over the common shape; operands are read with
   broadcast strides, every body node is a scalar rule, every result is stored once.
-- ``matmul``: a matrix product computed one output row at a time into a stack
-  row, then the body's elementwise epilogue (bias, activation, ...) applied to
-  that row while it is in L1.
+- ``matmul``: a matrix product (the runtime's GEMM) or a convolution (its implicit
+  GEMM), with the body's elementwise epilogue (bias, normalization, activation, a
+  residual) run on each finished tile while it is in L1; a convolution whose result is
+  max-pooled (``pool``) folds each tile into the pooled result instead.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from kcompile.codegen.kernel import (
 from kcompile.codegen.loops import F32, I32, PTR, chunk_range, for_range, for_reduce, i64
 from kcompile.codegen.mathfn import MathLib
 from kcompile.codegen.parallel import PARALLEL_MIN_WORK, chunk_count, declare_parallel_for
-from kcompile.codegen.products import call_gemm
+from kcompile.codegen.products import call_conv, call_gemm
 from kcompile.codegen.scalar import SCALAR_RULES, reduction_combine, reduction_start
 from kcompile.ir import DType, Graph, Node, Value, get_op
 from kcompile.ir.memory import Size, numel, size_of
@@ -67,6 +68,9 @@ def evaluate_body(
 @emits("fused")
 def fused(k: Kernel, m: MathLib, node: Node, outs: list[Operand], ins: list[Operand]) -> None:
     body: Graph = node.attrs["body"]
+    if node.attrs["kind"] == "matmul" and node.attrs.get("pool"):
+        _pooled_epilogue(k, m, node, body, outs, ins)
+        return
     if node.attrs["kind"] == "matmul":
         _matmul_epilogue(k, m, node, body, outs, ins)
         return
@@ -173,9 +177,17 @@ def _matmul_epilogue(k, m, node, body, outs, ins) -> None:
         raise NotImplementedError(
             "codegen: a fused matrix product may not write over its own operands"
         )
+
+    def run(C, epilogue=None, context=None, columns_owned=False, accumulate=False):
+        if product.op == "conv2d":
+            call_conv(k, product, A, Bm, C, epilogue, context, columns_owned, accumulate)
+            return
+        shapes = (a_val.shape, b_val.shape)
+        call_gemm(k, product, *shapes, A, Bm, C, epilogue, context, columns_owned, accumulate)
+
     if _accumulates_in_place(body, product, outs, ins):
         # acc = acc + product, written over acc: the GEMM adds into C itself.
-        call_gemm(k, product, a_val.shape, b_val.shape, A, Bm, outs[0].ptr, accumulate=True)
+        run(outs[0].ptr, accumulate=True)
         return
     out_shape = product.outputs[0].shape  # the loop of the epilogue (a result may be a column sum)
     reads = _epilogue_reads(body, product)
@@ -209,7 +221,8 @@ def _matmul_epilogue(k, m, node, body, outs, ins) -> None:
     }
     width = epi.value(size_of(out_shape[-1]))
     e = epi.b
-    with for_range(e, rows, "r") as r, for_range(e, cols, "c") as col:
+
+    def element(r, col):
         i, j = e.add(i0, r), e.add(j0, col)
         flat = e.add(e.mul(i, width), j)
         # The product sits in the target result's buffer: read it through that result's
@@ -230,9 +243,79 @@ def _matmul_epilogue(k, m, node, body, outs, ins) -> None:
                 epi.store(moved_outs[index], j, total)
             else:
                 epi.store(moved_outs[index], flat, env[v])
+
+    _over_tile(e, rows, cols, out_shape[-1], element)
     epi.finish()
     C = outs[target].ptr if target is not None else ir.Constant(PTR, None)
-    call_gemm(k, product, a_val.shape, b_val.shape, A, Bm, C, epi.entry, k.context(), bool(sums))
+    run(C, epi.entry, k.context(), bool(sums))
+
+
+def _pooled_epilogue(k, m, node, body, outs, ins) -> None:
+    """A convolution whose result is max-pooled (``pool=(ph, pw)``): the runtime runs its
+    rows window by window and hands each tile over in a buffer of its own; the epilogue
+    evaluates the body on it and folds each row into its window's maximum, stored in
+    the pooled result (a window's first row overwrites it). The full-size result is
+    never written."""
+    product = product_of(body)
+    position = {v: i for i, v in enumerate(body.inputs)}
+    image, kernel = (ins[position[v]] for v in product.inputs)
+    ph, pw = node.attrs["pool"]
+    out_shape = product.outputs[0].shape
+    result = body.outputs[0][1]
+    reads = _epilogue_reads(body, product)
+    epi = Kernel.callback(k.module, f"{k.fn.name}_epilogue", len(k.args), 6)
+    c_at, ldc, i0, j0, rows, cols = epi.params
+    tile = Operand(epi.b.inttoptr(c_at, PTR), DType.f32, [])
+    moved, (pooled,) = epi.operands_from(k, ins), epi.operands_from(k, outs)
+    others = {
+        v: _row_operand(op, nv.shape, out_shape)
+        for v, op, nv in zip(body.inputs, moved, node.inputs)
+        if v in reads
+    }
+    width = epi.value(size_of(out_shape[-1]))
+    e = epi.b
+
+    def element(r, col):
+        i = e.add(i0, r)
+        window = e.udiv(i, i64(ph * pw))
+        first = e.icmp_unsigned("==", e.urem(i, i64(ph * pw)), i64(0))
+        j = e.add(j0, col)
+        env = {product.outputs[0]: epi.load(tile, e.add(e.mul(r, ldc), j))}
+        for v, op in others.items():
+            env[v] = epi.load(op, _offset2(epi, op, i, j))
+        evaluate_body(epi, m, body, env, skip={product})
+        value = env[result]
+        at = e.add(e.mul(window, width), j)
+        # A window's first row stores; the others take the maximum (llvm.maximum, which
+        # propagates NaN as numpy does). No select of the loaded value itself: LLVM made
+        # that a masked store, which the next row's load of the same vector could not
+        # take its value from (a stall a row: a quarter of the first layer's time).
+        held = epi.load(pooled, at)
+        larger = SCALAR_RULES["max"](e, m, [held, value], [DType.f32, DType.f32], {})
+        epi.store(pooled, at, e.select(first, value, larger))
+
+    _over_tile(e, rows, cols, out_shape[-1], element)
+    epi.finish()
+    null = ir.Constant(PTR, None)
+    call_conv(k, product, image, kernel, null, epi.entry, k.context(), pool=(ph, pw))
+
+
+def _over_tile(e: ir.IRBuilder, rows, cols, columns: int, element) -> None:
+    """``element(r, col)`` over a ``rows x cols`` tile of a result ``columns`` wide. When
+    its tiles are whole panels of 32 (or 16) columns, the full-width tile, the common
+    one, gets a loop of that constant count, which LLVM turns into whole vectors (with a
+    count known only at run time it kept a scalar remainder loop and narrow vectors)."""
+    full = next((w for w in (32, 16) if isinstance(columns, int) and columns % w == 0), None)
+    with for_range(e, rows, "r") as r:
+        if full is None:
+            with for_range(e, cols, "c") as col:
+                element(r, col)
+            return
+        with e.if_else(e.icmp_signed("==", cols, i64(full))) as (whole, part):
+            with whole, for_range(e, i64(full), "cf") as col:
+                element(r, col)
+            with part, for_range(e, cols, "c") as col:
+                element(r, col)
 
 
 def _accumulates_in_place(body: Graph, product: Node, outs, ins) -> bool:

@@ -438,8 +438,11 @@ def _pack_a(b: ir.IRBuilder, t: Tile, a, rs_a, cs_a, kc, rows, whole, dst) -> No
         b.store(value, _gep(b, dst, b.add(b.mul(k, i64(t.mr)), r)))
 
 
-def _dispatch(b: ir.IRBuilder, rows: ir.Value, kernels: list[ir.Function], args) -> None:
-    """Call the micro-kernel for ``rows`` rows (the full-height one is the common case)."""
+def _dispatch(
+    b: ir.IRBuilder, rows: ir.Value, kernels: list[ir.Function], args, inline_short=True
+) -> None:
+    """Call the micro-kernel for ``rows`` rows (the full-height one is the common case;
+    without ``inline_short`` the others stay calls, which keeps the code small)."""
     fn = b.function
     after = fn.append_basic_block("tile.done")
     cases = [fn.append_basic_block(f"tile.rows{r + 1}") for r in range(len(kernels))]
@@ -447,7 +450,8 @@ def _dispatch(b: ir.IRBuilder, rows: ir.Value, kernels: list[ir.Function], args)
     for r, block in enumerate(cases):
         switch.add_case(i64(r + 1), block)
         b.position_at_end(block)
-        b.call(kernels[r], args)
+        short = r + 1 < len(kernels)
+        b.call(kernels[r], args, attrs=("noinline",) if short and not inline_short else ())
         b.branch(after)
     b.position_at_end(after)
 

@@ -1,5 +1,6 @@
-"""Image patches (``extract_patches``, im2col), their adjoint (``fold_patches``) and the
-direct ``conv2d``: loops over every window of a channels-last image."""
+"""Image patches (``extract_patches``, im2col) and their adjoint (``fold_patches``): loops
+over every window of a channels-last image. (``conv2d`` is an implicit GEMM:
+``codegen.products``.)"""
 
 from __future__ import annotations
 
@@ -70,30 +71,3 @@ def fold_patches(k, m, node, outs, ins) -> None:
             k.store(outs[0], offset, value)
 
     _patch_loops(k, node.attrs, image, node.inputs[0].shape, visit)
-
-
-@emits("conv2d")
-def conv2d(k, m, node, outs, ins) -> None:
-    """Each output pixel accumulates its window: out[cell, :] += x[pixel, c] * w[i, j, c, :]."""
-    b = k.b
-    x, w = node.inputs
-    kh, kw, c, f = w.shape
-    k.fill(outs[0], numel(node.outputs[0].shape), ir.Constant(F32, 0.0))
-    attrs = {**node.attrs, "kernel": (kh, kw)}
-
-    def visit(inside, src, patch):
-        index = b.udiv(patch, i64(c))  # (cell * KH + i) * KW + j
-        cell = b.udiv(index, i64(kh * kw))
-        tap = b.urem(index, i64(kh * kw))
-        out_row = b.mul(cell, i64(f))
-        with b.if_then(inside), for_range(b, i64(c), "c") as ch:
-            xv = k.load(ins[0], b.add(src, ch))
-            w_row = b.mul(b.add(b.mul(tap, i64(c)), ch), i64(f))
-            with for_range(b, i64(f), "f") as j:
-                at = b.add(out_row, j)
-                acc = k.load(outs[0], at)
-                wv = k.load(ins[1], b.add(w_row, j))
-                prod = b.fmul(xv, wv, flags=["contract"])
-                k.store(outs[0], at, b.fadd(acc, prod, flags=["contract"]))
-
-    _patch_loops(k, attrs, x.shape, (*node.outputs[0].shape[:3], kh * kw * c), visit)

@@ -1,14 +1,16 @@
 """Matrix products: a ``matmul`` node through the runtime's packed GEMM
-(``codegen.gemm``), every transposition a choice of strides."""
+(``codegen.gemm``), every transposition a choice of strides; a ``conv2d`` node through
+the runtime's implicit GEMM (``codegen.conv``)."""
 
 from __future__ import annotations
 
 from llvmlite import ir
 
+from kcompile.codegen.conv import GEOMETRY, POOLED, declare_conv, declare_conv_filter
 from kcompile.codegen.emitters import emits
 from kcompile.codegen.gemm import ACCUMULATE, COLUMNS_OWNED, declare_gemm
 from kcompile.codegen.kernel import Kernel, Operand
-from kcompile.codegen.loops import PTR, i64
+from kcompile.codegen.loops import I64, PTR, i64
 from kcompile.ir import Node
 from kcompile.ir.memory import numel, size_of
 
@@ -53,3 +55,64 @@ def call_gemm(
 def matmul(k, m, node, outs, ins) -> None:
     a, bv = node.inputs
     call_gemm(k, node, a.shape, bv.shape, ins[0], ins[1], outs[0].ptr)
+
+
+def _geometry(k: Kernel, x_shape, out_shape, kernel, attrs, pool=(1, 1)) -> ir.Value:
+    """The i64s of ``codegen.conv.GEOMETRY`` for an image, an output, a window and a
+    pooling window."""
+    b = k.b
+    _, h, width, c = x_shape
+    _, oh, ow, f = out_shape
+    kh, kw = kernel
+    (sh, sw), (dh, dw) = attrs["strides"], attrs["dilation"]
+    pt, _, pl, _ = attrs["padding"]
+    values = {"N": k.value(size_of(x_shape[0])), "H": h, "W": width, "C": c, "OH": oh}
+    values.update(OW=ow, F=f, KH=kh, KW=kw, SH=sh, SW=sw, DH=dh, DW=dw, PT=pt, PL=pl)
+    values.update(PH=pool[0], PW=pool[1])
+    geometry = b.alloca(ir.ArrayType(I64, len(GEOMETRY)), name="geometry")
+    geometry.type = PTR  # llvmlite types an alloca as a typed pointer; the module uses opaque ones
+    for i, name in enumerate(GEOMETRY):
+        value = values[name]
+        value = i64(value) if isinstance(value, int) else value
+        b.store(value, b.gep(geometry, [i64(i)], source_etype=I64))
+    return geometry
+
+
+def call_conv(
+    k: Kernel,
+    node: Node,
+    X: Operand,
+    W: Operand,
+    C: ir.Value,
+    epilogue: ir.Value | None = None,
+    context: ir.Value | None = None,
+    columns_owned: bool = False,
+    accumulate: bool = False,
+    pool: tuple[int, int] | None = None,
+) -> None:
+    """``C (+)= conv2d(X, W)`` for a ``conv2d`` node (C seen as [N*OH*OW, F]) through the
+    runtime's implicit GEMM; the epilogue and flags as ``call_gemm``'s. With ``pool``
+    the rows run window by window and the epilogue gets each tile in a buffer of its
+    own (C is not written)."""
+    x, w = node.inputs
+    out = node.outputs[0].shape
+    geometry = _geometry(k, x.shape, out, w.shape[:2], node.attrs, pool or (1, 1))
+    null = ir.Constant(PTR, None)
+    flags = (COLUMNS_OWNED if columns_owned else 0) | (ACCUMULATE if accumulate else 0)
+    flags = i64(flags | (POOLED if pool else 0))
+    args = [geometry, X.ptr, W.ptr, C, flags, epilogue or null, context or null]
+    k.b.call(declare_conv(k.module), args)
+
+
+@emits("conv2d")
+def conv2d(k, m, node, outs, ins) -> None:
+    call_conv(k, node, ins[0], ins[1], outs[0].ptr)
+
+
+@emits("conv2d_filter")
+def conv2d_filter(k, m, node, outs, ins) -> None:
+    """A convolution's kernel gradient, packed from the image (``codegen.conv``)."""
+    x, dy = node.inputs
+    geometry = _geometry(k, x.shape, dy.shape, node.attrs["kernel"], node.attrs)
+    args = [geometry, ins[0].ptr, ins[1].ptr, outs[0].ptr, i64(0)]
+    k.b.call(declare_conv_filter(k.module), args)

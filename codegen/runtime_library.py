@@ -19,6 +19,7 @@ from llvmlite import ir
 
 from kcompile.codegen import forking
 from kcompile.codegen.cache import cache_dir, cache_key, read_entry, write_entry
+from kcompile.codegen.conv import add_conv
 from kcompile.codegen.gemm import Tile, add_gemm
 from kcompile.codegen.parallel import add_thread_pool
 from kcompile.codegen.replicas import add_replica_hook
@@ -51,6 +52,7 @@ def runtime_ir(shape: Tile | None = None) -> str:
     module = ir.Module(name="kcompile_runtime")
     add_thread_pool(module)
     add_gemm(module, shape or tile())
+    add_conv(module, shape or tile())
     add_replica_hook(module)
     return str(module)
 

@@ -46,11 +46,25 @@ PARALLEL_FOR = Signature("kc_parallel_for", None, ("ptr", "ptr", "i64"))
 GEMM = Signature(
     "kc_sgemm", None, ("i64",) * 3 + ("ptr", "i64", "i64") * 2 + ("ptr", "i64", "i64", "ptr", "ptr")
 )
+# Convolution as implicit GEMM (``codegen.conv``): geometry (i64s), X, W, C, flags,
+# epilogue, epilogue context.
+CONV = Signature("kc_sconv", None, ("ptr",) * 4 + ("i64", "ptr", "ptr"))
+# Its kernel's gradient (``codegen.conv``): geometry, X, dY, dW, flags.
+CONV_FILTER = Signature("kc_sconv_filter", None, ("ptr",) * 4 + ("i64",))
 # The sum of a buffer over the replicas of a data-parallel job, in place (``replica_sum``
 # ops call it): data, floats. Without a hook (one process) it leaves the buffer as it is.
 REPLICA_SUM = Signature("kc_replica_sum", None, ("ptr", "i64"))
 SET_REPLICA_HOOK = Signature("kc_set_replica_hook", None, ("ptr",))  # fn(data, floats)
-RUNTIME_EXPORTS = (PARALLEL_FOR, SET_THREADS, GET_THREADS, GEMM, REPLICA_SUM, SET_REPLICA_HOOK)
+RUNTIME_EXPORTS = (
+    PARALLEL_FOR,
+    SET_THREADS,
+    GET_THREADS,
+    GEMM,
+    CONV,
+    CONV_FILTER,
+    REPLICA_SUM,
+    SET_REPLICA_HOOK,
+)
 
 
 def ctypes_type(signature: Signature) -> type:

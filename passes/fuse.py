@@ -212,21 +212,89 @@ def fuse(graph: Graph) -> Graph:
     users = graph.users()
     _add_column_sums(graph, members, kind_of, users)
     _merge_siblings(graph, members, kind_of, users)
+    outputs = {v for _, v in graph.outputs}
+    pools = _pools(members, kind_of, users, outputs)
+    skipped = {n for reshape, pool_node, _ in pools.values() for n in (reshape, pool_node)}
     last = {nodes[-1]: gid for gid, nodes in members.items()}
     in_group = {n: gid for gid, nodes in members.items() for n in nodes}
-    outputs = {v for _, v in graph.outputs}
 
     new = Graph(graph.name)
     env: dict[Value, Value] = {v: new.add_input(v.name, v.type, v.role) for v in graph.inputs}
     for node in graph.nodes:
         gid = in_group.get(node)
+        if node in skipped:
+            continue  # a pooling its convolution's kernel computes
         if gid is None:
             outs = copy_node(new, node, [env[v] for v in node.inputs])
             env.update(zip(node.outputs, outs))
         elif node in last:
-            _emit_group(new, env, members[gid], kind_of[gid], users, outputs)
+            pool = pools.get(gid)
+            extra = None if pool is None else {"pool": pool[2]}
+            _emit_group(new, env, members[gid], kind_of[gid], users, outputs, extra)
+            if pool is not None:
+                env[pool[1].outputs[0]] = env[pool[0].inputs[0]]
     new.set_outputs([(name, env[v]) for name, v in graph.outputs])
     return new
+
+
+def _pools(members: dict, kind_of: dict, users, outputs) -> dict:
+    """The convolutions whose one result only a max pooling reads, by group: the pooling
+    over non-overlapping windows (``reshape`` [N, H/ph, ph, W/pw, pw, C] then
+    ``reduce_max`` over the window axes) joins the kernel, whose epilogue pools each
+    tile, so the full-size result is never written (inference: training keeps it for
+    the pooling's gradient). The epilogue may read only per-channel or scalar operands
+    (its rows run window by window, not in the result's order)."""
+    pools = {}
+    for gid, nodes in members.items():
+        if kind_of[gid] != "matmul" or nodes[0].op != "conv2d":
+            continue
+        inside = set(nodes)
+        results = [
+            v
+            for n in nodes
+            for v in n.outputs
+            if v in outputs or any(u not in inside for u in users.get(v, ()))
+        ]
+        if len(results) != 1 or results[0] in outputs or len(users.get(results[0], ())) != 1:
+            continue
+        v = results[0]
+        reshape = users[v][0]
+        pool = _pool_window(v, reshape, users)
+        if pool is None or any(n.traits.reduction is not None for n in nodes):
+            continue
+        made_inside = {o for n in nodes for o in n.outputs}
+        channels = v.shape[-1]
+        per_channel = all(
+            u in made_inside
+            or all(d == 1 for d in u.shape)
+            or (u.shape[-1] == channels and all(d == 1 for d in u.shape[:-1]))
+            for n in nodes[1:]
+            for u in n.inputs
+        )
+        if per_channel and v.dtype.value == "f32":
+            pools[gid] = (reshape, users[reshape.outputs[0]][0], pool)
+    return pools
+
+
+def _pool_window(v: Value, reshape: Node, users) -> tuple[int, int] | None:
+    """(ph, pw) when ``reshape`` and its one user max-pool ``v`` [N, H, W, C] over
+    non-overlapping windows that tile H and W."""
+    if reshape.op != "reshape" or v.rank != 4:
+        return None
+    after = reshape.outputs[0]
+    readers = users.get(after, ())
+    if len(readers) != 1 or readers[0].op != "reduce_max":
+        return None
+    red = readers[0]
+    if tuple(red.attrs["axes"]) != (2, 4) or red.attrs["keepdims"]:
+        return None
+    n, h, w, c = v.shape
+    if after.rank != 6 or after.shape[0] != n or after.shape[5] != c:
+        return None
+    _, hp, ph, wp, pw, _ = after.shape
+    if hp * ph != h or wp * pw != w or ph * pw == 1:
+        return None
+    return (ph, pw)
 
 
 def _merge_siblings(graph: Graph, members: dict, kind_of: dict, users) -> None:

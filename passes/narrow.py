@@ -12,6 +12,8 @@ value demanded in part is computed in part when its op is
 - elementwise (each operand on the axes it does not broadcast), ``broadcast_to``,
 - a matrix product (the rows of its left operand: the axes before the contracted one),
 - ``extract_patches`` without padding (the image rows and columns the kept windows read),
+- ``conv2d`` (the image rows and columns the kept windows read inside the image, the
+  rest as the narrowed convolution's padding),
 - a reduction (on its kept axes), a reshape that only splits axes (a pooling's view:
   on the outer part of a split), or a slice;
 
@@ -155,6 +157,53 @@ def _patches_windows(node: Node, window: Window):
     return [tuple(image)]
 
 
+def _conv_windows(node: Node, window: Window):
+    """A convolution: the image rows and columns its kept outputs read (inside the
+    image: the rest is padding), and the whole kernel."""
+    x, w = node.inputs
+    if window[3] != (0, node.outputs[0].shape[3]):
+        return None
+    image = [window[0]]
+    for axis, (low, _) in zip((1, 2), _conv_padding(node, window)):
+        begin = (
+            window[axis][0] * node.attrs["strides"][axis - 1]
+            - node.attrs["padding"][2 * (axis - 1)]
+        )
+        read = _conv_read(node, window, axis)
+        image.append((begin + low, begin + low + read))
+    image.append((0, x.shape[3]))
+    return [tuple(image), _full(w.shape)]
+
+
+def _conv_read(node: Node, window: Window, axis: int) -> int:
+    """How many image rows (axis 1) or columns (axis 2) inside the image the kept
+    outputs read."""
+    (begin, end), k = window[axis], node.inputs[1].shape[axis - 1]
+    stride, dilation = node.attrs["strides"][axis - 1], node.attrs["dilation"][axis - 1]
+    (low, high) = _conv_padding(node, window)[axis - 1]
+    return (end - 1 - begin) * stride + (k - 1) * dilation + 1 - low - high
+
+
+def _conv_padding(node: Node, window: Window) -> list[tuple[int, int]]:
+    """(before, after) padding of the narrowed convolution on each spatial axis: the
+    part of the kept windows outside the image."""
+    x, w = node.inputs
+    pads = []
+    for axis in (1, 2):
+        (begin, end), k = window[axis], w.shape[axis - 1]
+        stride, dilation = node.attrs["strides"][axis - 1], node.attrs["dilation"][axis - 1]
+        low = begin * stride - node.attrs["padding"][2 * (axis - 1)]
+        high = low + (end - 1 - begin) * stride + (k - 1) * dilation + 1
+        pads.append((max(0, -low), max(0, high - x.shape[axis])))
+    return pads
+
+
+def _conv(graph: Graph, node: Node, ins: list[Value], window: Window) -> Value:
+    (top, bottom), (left, right) = _conv_padding(node, window)
+    attrs = {**node.attrs, "padding": (top, bottom, left, right)}
+    return graph.emit(node.op, ins, attrs, layer=node.layer)[0]
+
+
 def _reduce_windows(node: Node, window: Window):
     x, axes = node.inputs[0], node.attrs["axes"]
     kept = iter(window)
@@ -237,6 +286,7 @@ _RULES: dict[str, tuple[Callable, Callable]] = {
     ),
     "matmul": (_matmul_windows, _same_op),
     "extract_patches": (_patches_windows, _same_op),
+    "conv2d": (_conv_windows, _conv),
     "reduce_max": (_reduce_windows, _same_op),
     "reduce_min": (_reduce_windows, _same_op),
     "reduce_sum": (_reduce_windows, _same_op),

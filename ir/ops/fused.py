@@ -1,7 +1,8 @@
 """The fused op: a node that holds a subgraph (its ``body``) and runs it as one kernel.
 
 ``fused(operands) {body=graph ..., kind=...}`` computes the body's outputs
-from the operands (one body input per operand, in order). The fusion pass
+from the operands (one body input per operand, in order); with ``pool=(ph, pw)`` (a
+product's epilogue) each output max-pooled over ph x pw windows of its [N, H, W, C]. The fusion pass
 makes these after autodiff, so the op has no gradient rule; the reference
 runs the body on the interpreter, and codegen emits one loop nest for it.
 """
@@ -45,7 +46,24 @@ def _infer(types, attrs):
     if list(types) != expected:
         shown = ", ".join(str(t) for t in expected)
         raise ShapeError(f"operands do not match the body's inputs ({shown})")
-    return [v.type for _, v in body.outputs]
+    pool = attrs.get("pool")
+    if pool is None:
+        return [v.type for _, v in body.outputs]
+    return [v.type.with_shape(pooled_shape(v.shape, pool)) for _, v in body.outputs]
+
+
+def pooled_shape(shape, pool) -> tuple:
+    """[N, H, W, C] max-pooled over ``pool = (ph, pw)`` windows that tile H and W."""
+    ph, pw = pool
+    if len(shape) != 4 or shape[1] % ph or shape[2] % pw:
+        raise ShapeError(f"a {ph}x{pw} pooling does not tile {tuple(shape)}")
+    return (shape[0], shape[1] // ph, shape[2] // pw, shape[3])
+
+
+def _pool(x, pool):
+    n, h, w, c = x.shape
+    ph, pw = pool
+    return x.reshape(n, h // ph, ph, w // pw, pw, c).max(axis=(2, 4))
 
 
 _interpreters: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
@@ -58,7 +76,9 @@ def _reference(ctx, args, attrs):
         interpreter = _interpreters[body] = Interpreter(body)
     feeds = {v.name: a for v, a in zip(body.inputs, args)}
     out = interpreter.run(feeds, ctx.float_dtype, batch=ctx.batch)
-    return [out[name] for name, _ in body.outputs]
+    results = [out[name] for name, _ in body.outputs]
+    pool = attrs.get("pool")
+    return results if pool is None else [_pool(x, pool) for x in results]
 
 
 def product_of(body: Graph):

@@ -9,16 +9,23 @@ is both the data gradient of a convolution and the scatter of a pooling
 gradient. Attributes (both ops): ``kernel=(kh, kw)``, ``strides``,
 ``dilation``, ``padding=(top, bottom, left, right)`` and the padding
 ``value``; ``fold_patches`` also takes the image size ``image=(H, W)``.
+
+``conv2d(x, w)`` is the product of the patches and the kernel without the patches
+(codegen runs it as an implicit GEMM); its kernel gradient ``conv2d_filter(x, dy)``
+(patchesᵀ·dY, the same window attributes) likewise, and its data gradient is a
+``conv2d`` of dY with the flipped kernel for stride 1, else ``fold_patches`` of dY·Wᵀ.
 """
 
 from __future__ import annotations
+
+import math
 
 import numpy as np
 
 from kcompile.ir import build as B
 from kcompile.ir import traits as T
 from kcompile.ir.ops.common import expect_arity, expect_float
-from kcompile.ir.registry import OpDef, get_op, register
+from kcompile.ir.registry import OpDef, register
 from kcompile.ir.types import BATCH, ShapeError, TensorType
 
 
@@ -151,9 +158,12 @@ register(
 )
 
 
-# A direct convolution: the same windows without materializing the patches. The layers
-# use patches and a matrix product, which measured faster on these machines
-# (benchmarks/conv_lowering.py); this op is kept to measure against.
+# A direct convolution: the same windows without materializing the patches (codegen runs
+# it as an implicit GEMM, ``codegen.conv``).
+
+
+# Below this window size (KH*KW*C) the kernel's gradient goes through the patches.
+FILTER_MIN_DEPTH = 16
 
 
 def _conv_patch_attrs(attrs, w_shape) -> dict:
@@ -177,14 +187,41 @@ def _ref_conv(ctx, args, attrs):
 
 
 def _vjp_conv(node, g):
+    """dX: for stride 1 a convolution of dY with the kernel flipped in space and its
+    channels swapped (no patches), else the patches' adjoint of dY·Wᵀ; dW: patchesᵀ·dY,
+    which ``conv2d_filter`` computes from the image without the patches."""
     x, w = node.inputs
     attrs = _conv_patch_attrs(node.attrs, w.shape)
-    patches = B.extract_patches(x, **attrs)
-    flat = B.reshape(w, (patches.shape[3], w.shape[3]))
-    product = B.matmul(patches, flat)
-    d_patches, d_flat = get_op("matmul").vjp(product.node, g)
+    if math.prod(w.shape[:3]) < FILTER_MIN_DEPTH:
+        # A window of a few floats (a first layer's): its patches are smaller than dY,
+        # and patchesᵀ·dY has few rows, which the GEMM runs better than conv2d_filter's
+        # panels of mostly padding (measured 3x on 3x3x1 and 1x3x1 kernels).
+        patches = B.extract_patches(x, **attrs)
+        dw = B.reshape(B.matmul(patches, g[0], transpose_a=True), w.shape)
+    else:
+        dw = x.graph.emit1("conv2d_filter", [x, g[0]], **attrs)
+    flipped = _flipped_padding(attrs)
+    if flipped is not None:
+        wt = B.transpose(B.reverse(B.reverse(w, 0), 1), (0, 1, 3, 2))
+        dx = B.conv2d(g[0], wt, (1, 1), attrs["dilation"], flipped)
+        return [dx, dw]
+    flat = B.reshape(w, (math.prod(w.shape[:3]), w.shape[3]))
+    d_patches = B.matmul(g[0], flat, transpose_b=True)
     image = (x.shape[1], x.shape[2])
-    return [B.fold_patches(d_patches, image, **attrs), B.reshape(d_flat, w.shape)]
+    return [B.fold_patches(d_patches, image, **attrs), dw]
+
+
+def _flipped_padding(attrs) -> tuple[int, int, int, int] | None:
+    """The padding under which dX of a stride-1 convolution is a convolution of dY with
+    the flipped kernel ((span - 1) - padding on each side), or None (strided, or padded
+    wider than the window: dY would need cropping)."""
+    if tuple(attrs["strides"]) != (1, 1):
+        return None
+    (kh, kw), (dh, dw) = attrs["kernel"], attrs["dilation"]
+    pt, pb, pl, pr = attrs["padding"]
+    span_h, span_w = dh * (kh - 1), dw * (kw - 1)
+    pads = (span_h - pt, span_h - pb, span_w - pl, span_w - pr)
+    return pads if min(pads) >= 0 else None
 
 
 register(
@@ -196,6 +233,54 @@ register(
         _ref_conv,
         _vjp_conv,
         doc="direct convolution x[N,H,W,C] * w[KH,KW,C,F] -> [N,OH,OW,F]",
-        traits=T.Traits(T.Pattern.PRODUCT),
+        # A product whose epilogue (bias, normalization, activation, residual) fuses.
+        traits=T.Traits(T.Pattern.PRODUCT, loop_bodies=frozenset({"matmul"})),
+    )
+)
+
+
+# The kernel's gradient of a convolution: patchesᵀ·dY, without the patches.
+
+
+def _infer_filter(types, attrs):
+    expect_arity(types, 2)
+    x, dy = types
+    _check_image(x)
+    expect_float(dy)
+    oh, ow = _geometry(attrs, x.shape[1], x.shape[2])
+    if dy.rank != 4 or tuple(dy.shape[1:3]) != (oh, ow) or dy.shape[0] != x.shape[0]:
+        raise ShapeError(f"expected an output gradient [{x.shape[0]},{oh},{ow},F], got {dy}")
+    kh, kw = attrs["kernel"]
+    return [x.with_shape((kh, kw, x.shape[3], dy.shape[3]))]
+
+
+def _ref_filter(ctx, args, attrs):
+    x, dy = args
+    (p,) = _ref_extract(ctx, [x], {**_window_attrs(attrs), "value": 0.0})
+    kh, kw = attrs["kernel"]
+    flat = p.reshape(-1, p.shape[-1]).T @ dy.reshape(-1, dy.shape[-1])
+    return [flat.reshape(kh, kw, x.shape[3], dy.shape[3])]
+
+
+def _vjp_filter(node, g):
+    x, dy = node.inputs
+    attrs = _window_attrs(node.attrs)
+    flat = B.reshape(g[0], (math.prod(g[0].shape[:3]), dy.shape[3]))
+    d_patches = B.matmul(dy, flat, transpose_b=True)
+    image = (x.shape[1], x.shape[2])
+    conv = {k: attrs[k] for k in ("strides", "dilation", "padding")}
+    return [B.fold_patches(d_patches, image, **attrs), B.conv2d(x, g[0], **conv)]
+
+
+register(
+    OpDef(
+        "conv2d_filter",
+        "window",
+        2,
+        _infer_filter,
+        _ref_filter,
+        _vjp_filter,
+        doc="a convolution's kernel gradient x[N,H,W,C], dy[N,OH,OW,F] -> [KH,KW,C,F]",
+        traits=T.Traits(T.Pattern.OPAQUE),
     )
 )

@@ -88,11 +88,9 @@ def conv(inputs, kernel, strides=1, padding="valid", data_format=None, dilation_
             "nn.conv", f"grouped convolution (kernel takes {w.shape[2]} channels, inputs "
             f"have {x.shape[3]})"
         )  # fmt: skip
-    k, s, d, pads = _window(x, one_d, w.shape[:2] if not one_d else w.shape[1], strides,
+    _, s, d, pads = _window(x, one_d, w.shape[:2] if not one_d else w.shape[1], strides,
                             dilation_rate, padding, "nn.conv")  # fmt: skip
-    patches = B.extract_patches(x, k, s, d, pads, 0.0)
-    flat = B.reshape(w, (math.prod(w.shape[:3]), w.shape[3]))
-    return _back(B.matmul(patches, flat), one_d)
+    return _back(B.conv2d(x, w, s, d, pads), one_d)
 
 
 def _depthwise(x: Value, w: Value, one_d: bool, strides, padding, dilation, name) -> Value:

@@ -326,6 +326,12 @@ def _work(node, batch: int) -> tuple[float, float]:
             # contracted (a weight gradient contracts the batch with its rows).
             a = n.inputs[0].type.concrete_shape(batch)
             flops += 2.0 * math.prod(a) * n.outputs[0].type.concrete_shape(batch)[-1]
+        elif n.op == "conv2d":  # each output meets a window of KH x KW x C
+            out = n.outputs[0].type.concrete_shape(batch)
+            flops += 2.0 * math.prod(out) * math.prod(n.inputs[1].shape[:3])
+        elif n.op == "conv2d_filter":  # each output gradient meets the window's K values
+            dy = math.prod(n.inputs[1].type.concrete_shape(batch))
+            flops += 2.0 * dy * math.prod(n.outputs[0].shape[:3])
     nbytes = sum(
         math.prod(v.type.concrete_shape(batch)) * ELEMENT_BYTES[v.dtype]
         for v in (*node.inputs, *node.outputs)

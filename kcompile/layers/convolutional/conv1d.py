@@ -50,14 +50,15 @@ class Conv1D(Conv2D):
         n, length, c = x.shape
         k = self.kernel_size[1]
         image = B.reshape(x, (n, 1, length, c))
-        if self.causal:
-            pads = (0, 0, self.dilation_rate[1] * (k - 1), 0)
+        pads = (0, 0, self.dilation_rate[1] * (k - 1), 0) if self.causal else self.pads(image)
+        kernel = ctx.weight(self.kernel)
+        if self.groups == 1:
+            y = self.convolve(image, B.reshape(kernel, (1, *kernel.shape)), pads)
+        else:
             patches = B.extract_patches(
                 image, self.kernel_size, self.strides, self.dilation_rate, pads
             )
-        else:
-            patches = self.patches(image)
-        y = self.product(patches, ctx.weight(self.kernel))
+            y = self.product(patches, kernel)
         return self.finish(ctx, B.reshape(y, (n, y.shape[2], self.filters)))
 
     def get_config(self):

@@ -1,8 +1,9 @@
 """Keras's ``Conv2D``, channels last.
 
-A convolution is image patches (``extract_patches``, im2col) times the kernel
-reshaped to [KH*KW*Cin, Cout]: one matrix product, whose gradients are
-products too, and whose bias and activation fuse into its epilogue.
+A convolution is the IR's ``conv2d``: the product of the image patches and the kernel
+reshaped to [KH*KW*Cin, Cout], which codegen computes without the patches (an implicit
+GEMM) and whose bias and activation fuse into its epilogue. Grouped convolutions are
+patches (``extract_patches``, im2col) times each group's kernel.
 """
 
 from __future__ import annotations
@@ -88,7 +89,14 @@ class Conv2D(Layer):
         return channels // self.groups
 
     def call(self, ctx: TraceContext, x: Value) -> Value:
-        return self.finish(ctx, self.product(self.patches(x), ctx.weight(self.kernel)))
+        kernel = ctx.weight(self.kernel)
+        if self.groups == 1:  # an implicit GEMM: no patch matrix
+            return self.finish(ctx, self.convolve(x, kernel, self.pads(x)))
+        return self.finish(ctx, self.product(self.patches(x), kernel))
+
+    def convolve(self, image: Value, kernel: Value, pads: tuple[int, ...]) -> Value:
+        """``conv2d`` of an image [N, H, W, C] with a kernel [KH, KW, C, F]."""
+        return B.conv2d(image, kernel, self.strides, self.dilation_rate, pads)
 
     def product(self, patches: Value, kernel: Value) -> Value:
         """The patches [..., taps * channels] times the kernel [*window, channels per
@@ -111,9 +119,9 @@ class Conv2D(Layer):
             outs.append(B.matmul(pi, B.reshape(ki, (taps * per_group, f))))
         return B.concat(outs, len(lead))
 
-    def patches(self, x: Value) -> Value:
-        """The receptive fields of ``x`` for this layer's window (im2col)."""
-        pads = window_padding(
+    def pads(self, x: Value) -> tuple[int, ...]:
+        """(top, bottom, left, right) padding of ``x`` for this layer's window."""
+        return window_padding(
             self.padding,
             x.shape[1:3],
             self.kernel_size,
@@ -121,6 +129,10 @@ class Conv2D(Layer):
             self.dilation_rate,
             self.name,
         )
+
+    def patches(self, x: Value) -> Value:
+        """The receptive fields of ``x`` for this layer's window (im2col)."""
+        pads = Conv2D.pads(self, x)  # DepthwiseConv2D borrows this method
         return B.extract_patches(x, self.kernel_size, self.strides, self.dilation_rate, pads)
 
     def finish(self, ctx: TraceContext, y: Value) -> Value:
