@@ -38,7 +38,7 @@ from dataclasses import dataclass
 from llvmlite import ir
 
 from kcompile.codegen.loops import F32, I32, I64, PTR, for_range, for_reduce, function_type, i64
-from kcompile.codegen.parallel import CHUNK_FN
+from kcompile.codegen.parallel import CHUNK_FN, threads_for_a_job
 from kcompile.ir import abi
 
 # epilogue(ctx, C's address, ldc, i0, j0, rows, cols)
@@ -484,7 +484,7 @@ def _gemm(
         value = b.ptrtoint(args[name], I64) if name in _POINTERS | {"epi"} else args[name]
         b.store(value, b.gep(job, [i64(0), i64(i)], source_etype=JOB))
     panels = _ceil_div(b, n, i64(t.nr))
-    threads = b.zext(b.call(module.globals[abi.GET_THREADS.symbol], []), I64)
+    threads = threads_for_a_job(module, b)
     macs = b.mul(b.mul(m, n), depth)
     small_b = b.icmp_signed("<", b.mul(depth, n), i64(PARALLEL_MIN_B))
     small = b.or_(

@@ -276,6 +276,17 @@ def add_thread_pool(module: ir.Module) -> None:
     _set_threads(pool, worker)
 
 
+def threads_for_a_job(module: ir.Module, b: ir.IRBuilder) -> ir.Value:
+    """The threads a parallel-for posted now would run on, as an i64: the pool's, or one
+    while a job runs (a product inside a scan's per-slice loop runs its chunks serially,
+    so it should be planned for one thread: no split-K partial sums to add up). For
+    runtime code, which is defined in the pool's module."""
+    busy = module.globals["kc_pool_busy"]
+    running = b.load_atomic(busy, "monotonic", 4, typ=I32)
+    threads = b.zext(b.call(module.globals[abi.GET_THREADS.symbol], []), I64)
+    return b.select(b.icmp_unsigned("!=", running, ir.Constant(I32, 0)), i64(1), threads)
+
+
 def declare_parallel_for(module: ir.Module) -> ir.Function:
     """The pool's parallel-for as an external function of a model's module."""
     existing = module.globals.get(abi.PARALLEL_FOR.symbol)
