@@ -184,10 +184,9 @@ def _chunk(module: ir.Module, t: Tile, kernel: ir.Function) -> ir.Function:
         # to the chunk's buffer.
         short = b.icmp_signed("<", rows, i64(t.mr))
         buffered = b.or_(pooled, short)
-        # Each row's pixel: the sliver's first by division, the next ones by counting (a
-        # division per row cost as much as the stem's multiply-adds).
         # Each row's pixel from the table of one image's pixels (in row order): the
-        # sliver's first by division, the next ones by counting.
+        # sliver's first by division, the next ones by counting (a division per row cost
+        # as much as the stem's multiply-adds).
         pixels = b.mul(g["OH"], g["OW"])
         image_floats = b.mul(b.mul(g["H"], g["W"]), g["C"])
         image, p = b.udiv(i0, pixels), b.urem(i0, pixels)
