@@ -29,7 +29,7 @@ from kcompile.codegen.products import call_conv, call_gemm
 from kcompile.codegen.scalar import SCALAR_RULES, reduction_combine, reduction_start
 from kcompile.ir import DType, Graph, Node, Value, get_op
 from kcompile.ir.memory import Size, numel, size_of
-from kcompile.ir.ops.fused import product_of, reduction_of
+from kcompile.ir.ops.fused import pools_before_body, product_of, reduction_of
 from kcompile.ir.traits import Pattern, Reduction, is_sum_over_rows
 
 _LLVM_CONST = {
@@ -261,7 +261,6 @@ def _pooled_epilogue(k, m, node, body, outs, ins) -> None:
     image, kernel = (ins[position[v]] for v in product.inputs)
     ph, pw = node.attrs["pool"]
     out_shape = product.outputs[0].shape
-    result = body.outputs[0][1]
     reads = _epilogue_reads(body, product)
     epi = Kernel.callback(k.module, f"{k.fn.name}_epilogue", len(k.args), 6)
     c_at, ldc, i0, j0, rows, cols = epi.params
@@ -274,48 +273,83 @@ def _pooled_epilogue(k, m, node, body, outs, ins) -> None:
     }
     width = epi.value(size_of(out_shape[-1]))
     e = epi.b
+    # A body that never decreases as the product grows (bias, ReLU) commutes with the
+    # maximum, exactly in floating point: the window's products are pooled as they come
+    # and the body runs once per window, on its last row, instead of on every row.
+    after_max = pools_before_body(body, product)
+    window_size = i64(ph * pw)
 
-    def element(r, col):
+    def element(r, col, evaluate: bool):
         i = e.add(i0, r)
-        window = e.udiv(i, i64(ph * pw))
-        first = e.icmp_unsigned("==", e.urem(i, i64(ph * pw)), i64(0))
+        window = e.udiv(i, window_size)
+        first = e.icmp_unsigned("==", e.urem(i, window_size), i64(0))
         j = e.add(j0, col)
-        env = {product.outputs[0]: epi.load(tile, e.add(e.mul(r, ldc), j))}
-        for v, op in others.items():
-            env[v] = epi.load(op, _offset2(epi, op, i, j))
-        evaluate_body(epi, m, body, env, skip={product})
-        value = env[result]
+        raw = epi.load(tile, e.add(e.mul(r, ldc), j))
         at = e.add(e.mul(window, width), j)
         # A window's first row stores; the others take the maximum (llvm.maximum, which
         # propagates NaN as numpy does). No select of the loaded value itself: LLVM made
         # that a masked store, which the next row's load of the same vector could not
         # take its value from (a stall a row: a quarter of the first layer's time).
         held = epi.load(pooled, at)
-        larger = SCALAR_RULES["max"](e, m, [held, value], [DType.f32, DType.f32], {})
-        epi.store(pooled, at, e.select(first, value, larger))
+        if after_max:
+            value = e.select(first, raw, _maximum(e, m, held, raw))
+            if evaluate:
+                value = _body_at(epi, m, body, product, others, value, i, j)
+            epi.store(pooled, at, value)
+            return
+        value = _body_at(epi, m, body, product, others, raw, i, j)
+        epi.store(pooled, at, e.select(first, value, _maximum(e, m, held, value)))
 
-    _over_tile(e, rows, cols, out_shape[-1], element)
+    if after_max:
+        with for_range(e, rows, "r") as r:
+            last = e.urem(e.add(i0, r), window_size)
+            last = e.icmp_unsigned("==", last, i64(ph * pw - 1))
+            with e.if_else(last) as (closing, pooling):
+                with closing:
+                    _over_row(e, cols, out_shape[-1], lambda c: element(r, c, True))
+                with pooling:
+                    _over_row(e, cols, out_shape[-1], lambda c: element(r, c, False))
+    else:
+        _over_tile(e, rows, cols, out_shape[-1], lambda r, c: element(r, c, True))
     epi.finish()
     null = ir.Constant(PTR, None)
     call_conv(k, product, image, kernel, null, epi.entry, k.context(), pool=(ph, pw))
 
 
+def _maximum(e: ir.IRBuilder, m: MathLib, a: ir.Value, b: ir.Value) -> ir.Value:
+    return SCALAR_RULES["max"](e, m, [a, b], [DType.f32, DType.f32], {})
+
+
+def _body_at(epi, m: MathLib, body: Graph, product: Node, others: dict, value, i, j):
+    """The body's result for the product's ``value`` at element (i, j)."""
+    env = {product.outputs[0]: value}
+    for v, op in others.items():
+        env[v] = epi.load(op, _offset2(epi, op, i, j))
+    evaluate_body(epi, m, body, env, skip={product})
+    return env[body.outputs[0][1]]
+
+
 def _over_tile(e: ir.IRBuilder, rows, cols, columns: int, element) -> None:
-    """``element(r, col)`` over a ``rows x cols`` tile of a result ``columns`` wide. When
-    its tiles are whole panels of 32 (or 16) columns, the full-width tile, the common
-    one, gets a loop of that constant count, which LLVM turns into whole vectors (with a
-    count known only at run time it kept a scalar remainder loop and narrow vectors)."""
-    full = next((w for w in (32, 16) if isinstance(columns, int) and columns % w == 0), None)
+    """``element(r, col)`` over a ``rows x cols`` tile of a result ``columns`` wide."""
     with for_range(e, rows, "r") as r:
-        if full is None:
-            with for_range(e, cols, "c") as col:
-                element(r, col)
-            return
-        with e.if_else(e.icmp_signed("==", cols, i64(full))) as (whole, part):
-            with whole, for_range(e, i64(full), "cf") as col:
-                element(r, col)
-            with part, for_range(e, cols, "c") as col:
-                element(r, col)
+        _over_row(e, cols, columns, lambda col: element(r, col))
+
+
+def _over_row(e: ir.IRBuilder, cols, columns: int, element) -> None:
+    """``element(col)`` over ``cols`` columns of a result ``columns`` wide. When its
+    tiles are whole panels of 32 (or 16) columns, the full-width tile, the common one,
+    gets a loop of that constant count, which LLVM turns into whole vectors (with a count
+    known only at run time it kept a scalar remainder loop and narrow vectors)."""
+    full = next((w for w in (32, 16) if isinstance(columns, int) and columns % w == 0), None)
+    if full is None:
+        with for_range(e, cols, "c") as col:
+            element(col)
+        return
+    with e.if_else(e.icmp_signed("==", cols, i64(full))) as (whole, part):
+        with whole, for_range(e, i64(full), "cf") as col:
+            element(col)
+        with part, for_range(e, cols, "c") as col:
+            element(col)
 
 
 def _accumulates_in_place(body: Graph, product: Node, outs, ins) -> bool:

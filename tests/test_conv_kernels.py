@@ -256,6 +256,58 @@ def test_a_max_pooling_fuses_into_the_convolution(pool, scale_sign, threads, rng
         np.testing.assert_allclose(got["y"], want["y"], rtol=1e-4, atol=1e-4)
 
 
+def _biased_pooled_graph(pool, size=(13, 11)) -> Graph:
+    """conv2d, a per-channel bias, ReLU (as the layers write it) and 0.5 added: a body
+    that never decreases as the product grows, then a max pooling."""
+    g = Graph("conv_bias_pool")
+    x = g.add_input("x", TensorType(DType.f32, (BATCH, *size, 3)), "data")
+    w = g.add_input("w", TensorType(DType.f32, (3, 3, 3, 21)), "param")
+    bias = g.add_input("bias", TensorType(DType.f32, (21,)), "param")
+    y = B.conv2d(x, w, (1, 1), (1, 1), (1, 1, 1, 1)) + bias
+    zero = B.const(g, 0.0, DType.f32, ())
+    y = B.select(B.le(y, zero), zero, y) + B.const(g, 0.5, DType.f32, ())
+    (ph, pw), (h, w_) = pool, size
+    hp, wp = h // ph, w_ // pw
+    y = B.slice_(y, (0, 0, 0, 0), (BATCH, hp * ph, wp * pw, 21))
+    y = B.reduce_max(B.reshape(y, (BATCH, hp, ph, wp, pw, 21)), (2, 4))
+    g.set_outputs([("y", y)])
+    return g
+
+
+def _pooled_kernel(g: Graph):
+    from kcompile.passes import PassManager, default_passes
+
+    fused = PassManager(default_passes()).run(g)
+    (kernel,) = [n for n in fused.nodes if n.op == "fused" and n.attrs.get("pool")]
+    return kernel
+
+
+@pytest.mark.parametrize("pool", [(2, 2), (3, 3), (1, 2)], ids=str)
+def test_a_rising_epilogue_runs_once_per_pooling_window(pool, threads, rng):
+    """Bias and ReLU commute with the maximum: the kernel pools the raw products and
+    runs the body on each window's last row (3x3 windows straddle the tiles), with the
+    numbers of the body run on every row and pooled after."""
+    from kcompile.ir.ops.fused import pools_before_body, product_of
+
+    g = _biased_pooled_graph(pool)
+    body = _pooled_kernel(g).attrs["body"]
+    assert pools_before_body(body, product_of(body))
+    for batch in (1, 5, 40):
+        feeds = {v.name: rng.standard_normal(v.type.concrete_shape(batch)).astype(np.float32)
+                 for v in g.inputs}  # fmt: skip
+        got = run_compiled(g, feeds)
+        want = interpret(g, feeds, np.float64)
+        np.testing.assert_allclose(got["y"], want["y"], rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("scale_sign", [1.0, -1.0])
+def test_a_scale_of_unknown_sign_keeps_the_body_on_every_row(scale_sign):
+    from kcompile.ir.ops.fused import pools_before_body, product_of
+
+    body = _pooled_kernel(_pooled_graph((2, 2), scale_sign)).attrs["body"]
+    assert not pools_before_body(body, product_of(body))
+
+
 def test_a_pooling_whose_input_is_needed_elsewhere_stays_apart(rng):
     """The convolution's full result is also a result of the graph: no fused pooling."""
     from kcompile.passes import PassManager, default_passes

@@ -86,6 +86,73 @@ def product_of(body: Graph):
     return next(n for n in body.nodes if n.traits.pattern is Pattern.PRODUCT)
 
 
+# Ops whose result never decreases as one operand grows, the others fixed; ``sub`` only in
+# its first operand. Floating-point rounding keeps them monotone, so a maximum taken
+# before them equals the maximum of their results, bit for bit.
+_RISING_IN_ANY = frozenset({"add", "max", "min"})
+_RISING_UNARY = frozenset({"exp", "tanh", "logistic"})
+
+
+def pools_before_body(body: Graph, product) -> bool:
+    """Whether the body of a pooled product's epilogue never decreases as the product
+    grows (a bias, ReLU, a positive scale, ...), so that its window's maximum may be
+    taken on the raw products first. ReLU written as ``select(x <= 0, 0, x)`` counts."""
+    rising = {product.outputs[0]}
+    for node in body.nodes:
+        if node is product:
+            continue
+        hit = [v for v in node.inputs if v in rising]
+        if not hit:
+            continue
+        if node.op == "le" and _is_relu_mask(body, node):
+            continue  # judged with the select that uses it
+        ok = (
+            node.op in _RISING_IN_ANY
+            or (node.op == "sub" and node.inputs[1] not in rising)
+            or (node.op in _RISING_UNARY)
+            or (node.op == "mul" and _positive_splat(node.inputs[1 - node.inputs.index(hit[0])]))
+            or (node.op == "select" and _is_relu(node, rising))
+        )
+        if not ok:
+            return False
+        rising.add(node.outputs[0])
+    results = [v for _, v in body.outputs]
+    return len(results) == 1 and results[0] in rising
+
+
+def _splat(v):
+    node = v.node
+    if node is None or node.op != "constant":
+        return None
+    value = node.attrs["value"]
+    return None if isinstance(value, (tuple, list)) else value
+
+
+def _positive_splat(v) -> bool:
+    value = _splat(v)
+    return value is not None and value > 0
+
+
+def _is_relu_mask(body: Graph, node) -> bool:
+    """``x <= c`` read only as the condition of ``select(x <= c, c, x)``."""
+    users = [n for n in body.nodes if node.outputs[0] in n.inputs]
+    return bool(users) and all(
+        n.op == "select" and n.inputs[0] is node.outputs[0] and _is_relu(n, None) for n in users
+    )
+
+
+def _is_relu(node, rising) -> bool:
+    """``select(x <= c, c, x)`` with a splat ``c``: ``max(x, c)``."""
+    cond, low, x = node.inputs
+    mask = cond.node
+    if mask is None or mask.op != "le" or mask.inputs[0] is not x:
+        return False
+    c = _splat(low)
+    if c is None or _splat(mask.inputs[1]) != c:
+        return False
+    return rising is None or (x in rising and low not in rising)
+
+
 def reduction_of(body: Graph):
     """The reduction that a ``reduce`` body ends in."""
     return next(n for n in reversed(body.nodes) if n.traits.reduction is not None)
