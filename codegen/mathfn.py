@@ -13,6 +13,9 @@ numpy, measured over 2 million f32 inputs spread over each range (the bound
     tanh      2 ulp  (1.26)  on -12..12
     logistic  3 ulp  (2.20)  on -90..30
     erf       3 ulp  (2.63)  on -6..6
+    gelu      6 ulp  (5.5)   on -12..10, x·Φ(x) from Φ's tail below -0.5 (1 + erf(x/√2)
+                             lost up to 6e5 ulp there, 16e6 below -5)
+    gelu'     2 ulp  (1.3), or 1.2e-7 absolute near its zero at -0.75, on -12..10
     sin, cos  2 ulp, or 1.2e-7 absolute near zeros, on -8192..8192 (Cephes reduction)
     atan      2 ulp  on -1e4..1e4
 
@@ -30,6 +33,32 @@ from kcompile.codegen.loops import F32, I32
 LOG2E = 1.44269504088896341
 EXP_HI = 88.72283935546875  # above: inf
 EXP_LO = -103.972076416015625  # below: 0
+
+
+# Φ(x) - 0.5 = x·P(x²) on |x| < 1.5, and 0.5·erfcx(t/√2) = s·Q(s) with s = 1/(1 + t/2) on
+# t >= 0.5 (least-squares fits, highest power first; see MathLib._normal).
+_NORMAL_NEAR = [
+    4.184045678812254e-07,
+    -8.761971002968494e-06,
+    0.00011446030111983418,
+    -0.0011866018176078796,
+    0.009973296895623207,
+    -0.06649034470319748,
+    0.3989422917366028,
+]
+_NORMAL_TAIL = [
+    -0.12364310771226883,
+    0.5980752110481262,
+    -1.1801273822784424,
+    1.1390093564987183,
+    -0.4463522136211395,
+    -0.00825563445687294,
+    -0.07857263833284378,
+    0.05136990174651146,
+    0.14952920377254486,
+    0.19947271049022675,
+    0.1994711309671402,
+]
 
 
 def _c(x: float) -> ir.Constant:
@@ -217,6 +246,45 @@ class MathLib:
         erfc = b.fmul(t, self.call(b, "exp", b.fsub(q, z)))
         far = b.call(self.intrinsic("llvm.copysign.f32", 2), [b.fsub(_c(1.0), erfc), x])
         return b.select(b.fcmp_unordered("<", ax, _c(0.5)), near, far)
+
+    # --- the normal distribution: gelu and its derivative -----------------------------
+
+    def _normal(self, b: ir.IRBuilder, x: ir.Value) -> tuple[ir.Value, ir.Value]:
+        """(Φ(x), exp(-x²/2)) of the standard normal, in one exp and no erf: gelu and
+        its derivative both call this on the same x, and LLVM computes it once for both.
+
+        Φ(x) = 0.5 + x·P(x²) for -0.5 < x < 1.5; elsewhere Φ(-|x|) = exp(-x²/2)·s·Q(s) with
+        s = 1/(1 + |x|/2) (the tail times a smooth function of s: 0.5·erfcx(|x|/√2)/s), and
+        Φ(|x|) = 1 - Φ(-|x|). P and Q are least-squares fits (relative error below 1e-8 in
+        float64). The tail has no cancellation, so x·Φ(x) is accurate to a few ulps on
+        the negative side too, where 1 + erf(x/√2) loses all but a few bits. x² is carried
+        as hi + lo (an FMA) so that exp(-x²/2) keeps its accuracy for large |x|."""
+        fma = self.intrinsic("llvm.fma.f32", 3)
+        ax = b.call(self.intrinsic("llvm.fabs.f32"), [x])
+        hi = b.fmul(x, x)
+        lo = b.call(fma, [x, x, b.fneg(hi)])
+        e = self.call(b, "exp", b.fmul(hi, _c(-0.5)))
+        e = b.fmul(e, b.fsub(_c(1.0), b.fmul(lo, _c(0.5))))
+        # Past |x| = 14 exp(-x²/2) is below float32's normal range (and lo may be inf).
+        e = b.select(b.fcmp_ordered(">", ax, _c(14.0)), _c(0.0), e)
+        near = _poly(b, hi, _NORMAL_NEAR)
+        near = b.fadd(b.fmul(near, x, flags=["contract"]), _c(0.5), flags=["contract"])
+        s = b.fdiv(_c(1.0), b.fadd(b.fmul(ax, _c(0.5)), _c(1.0)))
+        tail = b.fmul(e, b.fmul(s, _poly(b, s, _NORMAL_TAIL)))
+        far = b.select(b.fcmp_ordered("<", x, _c(0.0)), tail, b.fsub(_c(1.0), tail))
+        inside = b.and_(b.fcmp_ordered(">", x, _c(-0.5)), b.fcmp_ordered("<", x, _c(1.5)))
+        cdf = b.select(inside, near, far)
+        return b.select(b.fcmp_unordered("uno", x, x), x, cdf), e
+
+    def _gelu(self, b: ir.IRBuilder, x: ir.Value) -> ir.Value:
+        cdf, _ = self._normal(b, x)
+        return b.fmul(x, cdf)
+
+    def _gelu_grad(self, b: ir.IRBuilder, x: ir.Value) -> ir.Value:
+        # Φ(x) + x·φ(x); at ±inf NaN (inf·0), as numpy's reference computes it.
+        cdf, e = self._normal(b, x)
+        density = b.fmul(e, _c(1 / math.sqrt(2 * math.pi)))
+        return b.fadd(cdf, b.fmul(x, density), flags=["contract"])
 
     # --- trigonometry (Cephes's sinf, cosf, atanf) ----------------------------------
 

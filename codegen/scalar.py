@@ -64,14 +64,6 @@ def _sqrt(b, m, a, t, attrs):
     return b.call(m.intrinsic("llvm.sqrt.f32"), [a[0]])
 
 
-def _gelu(b, m, a, t, attrs):
-    # x·Φ(x) = 0.5·x·(1 + erf(x / √2))
-    x = a[0]
-    erf = m.call(b, "erf", b.fmul(x, ir.Constant(F32, 1 / math.sqrt(2.0)), flags=CONTRACT))
-    half_x = b.fmul(x, ir.Constant(F32, 0.5), flags=CONTRACT)
-    return b.fmul(half_x, b.fadd(erf, ir.Constant(F32, 1.0), flags=CONTRACT), flags=CONTRACT)
-
-
 def _arith(fop, iop):
     def rule(b, m, a, t, attrs):
         if _is_float(t):
@@ -168,7 +160,10 @@ SCALAR_RULES: dict[str, ScalarRule] = {
     "sin": _math("sin"),
     "cos": _math("cos"),
     "atan": _math("atan"),
-    "gelu": _gelu,
+    # Both from Φ and exp(-x²/2) computed once (codegen/mathfn.py's _normal): in the loop
+    # that computes both, LLVM merges the two copies.
+    "gelu": _math("gelu"),
+    "gelu_grad": _math("gelu_grad"),
     "sqrt": _sqrt,
     "floor": lambda b, m, a, t, attrs: b.call(m.intrinsic("llvm.floor.f32"), [a[0]]),
     "ceil": lambda b, m, a, t, attrs: b.call(m.intrinsic("llvm.ceil.f32"), [a[0]]),

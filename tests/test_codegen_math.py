@@ -84,6 +84,48 @@ def test_max_error_within_stated_bound(math_exe, name):
     )
 
 
+def _normal_cdf(x: np.ndarray) -> np.ndarray:
+    return 0.5 * np.vectorize(math.erfc)(-x / math.sqrt(2.0))
+
+
+@pytest.mark.parametrize("name, max_ulp", [("gelu", 6), ("gelu_grad", 2)])
+def test_gelu_and_its_derivative_within_stated_bound(name, max_ulp):
+    """gelu and gelu's derivative share Φ(x) and exp(-x²/2) (codegen/mathfn.py's _normal):
+    ulps against float64 on -12..10 (below, gelu is under float32's normal range); the
+    derivative crosses zero at -0.75, where an absolute bound of float32's spacing at 1
+    applies."""
+    g = Graph("normal")
+    x = g.add_input("x", TensorType(DType.f32, (BATCH,)), "data")
+    y = B.gelu(x)
+    g.set_outputs([("gelu", y), ("gelu_grad", g.emit1("gelu_grad", [x, y]))])
+    xs = sweep(-12.0, 10.0)
+    got = np.array(make_executable(g, "llvm")({"x": xs})[name]).astype(np.float64)
+    wide = xs.astype(np.float64)
+    cdf = _normal_cdf(wide)
+    if name == "gelu":
+        exact = wide * cdf
+    else:
+        exact = cdf + wide * np.exp(-0.5 * wide * wide) / math.sqrt(2 * math.pi)
+    errors = ulp_error(got, exact)
+    if name == "gelu_grad":
+        errors = np.where(np.abs(got - exact) <= 1.2e-7, 0.0, errors)
+    worst = int(np.argmax(errors))
+    assert errors[worst] <= max_ulp, (
+        f"{name}({xs[worst]!r}) = {got[worst]!r}, exact {exact[worst]!r}: {errors[worst]:.2f} ulp"
+    )
+
+
+def test_gelu_special_values_as_numpy():
+    g = Graph("normal")
+    x = g.add_input("x", TensorType(DType.f32, (BATCH,)), "data")
+    y = B.gelu(x)
+    g.set_outputs([("gelu", y), ("gelu_grad", g.emit1("gelu_grad", [x, y]))])
+    xs = np.array([np.nan, np.inf, -np.inf, 0.0, -0.0, 14.5, -14.5, 30.0, -30.0], np.float32)
+    out = make_executable(g, "llvm")({"x": xs})
+    np.testing.assert_array_equal(out["gelu"], [np.nan, np.inf, np.nan, 0, 0, 14.5, 0, 30, 0])
+    np.testing.assert_array_equal(out["gelu_grad"], [np.nan, np.nan, np.nan, 0.5, 0.5, 1, 0, 1, 0])
+
+
 def test_special_values_as_numpy(math_exe):
     x = np.array(
         [np.nan, np.inf, -np.inf, 0.0, -0.0, 1e-45, -1.0, 89.0, -104.0, 200.0, -200.0], np.float32

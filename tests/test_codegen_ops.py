@@ -59,6 +59,7 @@ EXACT = {
 }
 TOLERANCE = {
     "conv2d": 1e-5,
+    "conv2d_filter": 1e-4,  # a sum over every pixel of the batch
     "fold_patches": 1e-6,
     "exp": 3e-7,
     "log": 3e-7,
@@ -70,6 +71,7 @@ TOLERANCE = {
     "cos": 5e-7,
     "atan": 5e-7,
     "gelu": 1e-6,
+    "gelu_grad": 1e-6,
     "layer_norm": 2e-6,
     "reduce_prod": 1e-6,
     "sqrt": 1e-7,

@@ -57,6 +57,9 @@ def _erf(x):
     return np.vectorize(math.erf)(x)
 
 
+FILTER_WINDOW = dict(kernel=(2, 3), strides=(2, 1), dilation=(1, 2), padding=(1, 1, 2, 0))
+
+
 def _direct_conv(x, w, strides, dilation, padding):
     """Convolution by its definition, one output pixel at a time."""
     pt, pb, pl, pr = padding
@@ -96,6 +99,14 @@ CASES = [
     Case("cos", B.cos, np.cos, [(S, "f")]),
     Case("atan", B.atan, np.arctan, [(S, "f")]),
     Case("gelu", B.gelu, lambda x: 0.5 * x * (1 + _erf(x / np.sqrt(2))), [(S, "f")]),
+    Case(
+        "gelu_grad",
+        lambda x, y: x.graph.emit1("gelu_grad", [x, y]),
+        lambda x, y: (
+            0.5 * (1 + _erf(x / np.sqrt(2))) + x * np.exp(-0.5 * x * x) / np.sqrt(2 * np.pi)
+        ),
+        [(S, "f"), (S, "f")],
+    ),
     Case(
         "layer_norm",
         lambda x: B.layer_norm(x, 1e-3),
@@ -309,6 +320,16 @@ CASES = [
         lambda x, w: B.conv2d(x, w, (2, 1), (1, 2), (1, 1, 2, 0)),
         lambda x, w: _direct_conv(x, w, (2, 1), (1, 2), (1, 1, 2, 0)),
         [((BATCH, 6, 7, 3), "f"), ((2, 3, 3, 4), "f")],
+        tol=1e-4,
+    ),
+    Case(
+        "conv2d_filter",
+        lambda x, dy: x.graph.emit1("conv2d_filter", [x, dy], **FILTER_WINDOW),
+        lambda x, dy: (
+            naive_patches(x, (2, 3), (2, 1), (1, 2), (1, 1, 2, 0)).reshape(-1, 2 * 3 * 3).T
+            @ dy.reshape(-1, 4)
+        ).reshape(2, 3, 3, 4),
+        [((BATCH, 6, 7, 3), "f"), ((BATCH, 4, 5, 4), "f")],
         tol=1e-4,
     ),
     Case("fused", None, None, [], grad=False),  # tests/test_passes.py

@@ -99,14 +99,55 @@ def _gelu(x: np.ndarray) -> np.ndarray:
 
 
 def _vjp_gelu(node, g):
-    # d/dx x·Φ(x) = Φ(x) + x·φ(x), Φ and φ the standard normal's CDF and density.
+    # d/dx x·Φ(x) = Φ(x) + x·φ(x), as one op that also reads gelu's result, so that the
+    # fused loop computing gelu computes the derivative too (see gelu_grad).
+    # The derivative first: placed next to gelu it is the earlier factor, so a rewrite
+    # that orders a product's factors as the graph made them (as the bias gradient's sum
+    # may be) finds this product already in order, and both stay one product.
     x = node.inputs[0]
-    cdf = 0.5 * (1.0 + B.erf(x * (1.0 / math.sqrt(2.0))))
-    density = B.exp(-0.5 * B.square(x)) * (1.0 / math.sqrt(2.0 * math.pi))
-    return [g[0] * (cdf + x * density)]
+    return [x.graph.emit1("gelu_grad", [x, node.outputs[0]]) * g[0]]
 
 
 _unary("gelu", _gelu, _vjp_gelu, doc="x·Φ(x), exact (erf) form", cost=COSTLY)
+
+
+def _density(x):
+    return B.exp(-0.5 * B.square(x)) * (1.0 / math.sqrt(2.0 * math.pi))
+
+
+def _gelu_grad(x: np.ndarray) -> np.ndarray:
+    wide = x.astype(np.float64)
+    cdf = 0.5 * (1.0 + _erf(wide / math.sqrt(2.0)))
+    return cdf + wide * np.exp(-0.5 * wide * wide) / math.sqrt(2.0 * math.pi)
+
+
+def _infer_gelu_grad(types, attrs):
+    expect_arity(types, 2)
+    expect_float(types[0])
+    if types[1] != types[0]:
+        raise ShapeError(f"gelu_grad's operands must agree, got {types[0]} and {types[1]}")
+    return [types[0]]
+
+
+# gelu_grad(x, y) = Φ(x) + x·φ(x), gelu's derivative at x. ``y`` (gelu(x)) does not enter the
+# value: it is an operand so that the derivative is a consumer of gelu. Placed next to gelu
+# (passes/simplify.py), fusion then computes both in the loop (or product epilogue) that
+# makes gelu — the two share Φ(x) and exp(-x²/2) (codegen/mathfn.py) — and keeps the
+# derivative for the backward product instead of the pre-activation, so the backward
+# epilogue is one multiply.
+register(
+    OpDef(
+        name="gelu_grad",
+        family="binary",
+        arity=2,
+        infer=_infer_gelu_grad,
+        reference=lambda ctx, args, attrs: [_gelu_grad(args[0]).astype(args[0].dtype)],
+        # d/dx (Φ + x·φ) = φ·(2 − x²); y only orders the computation.
+        vjp=lambda n, g: [g[0] * _density(n.inputs[0]) * (2.0 - B.square(n.inputs[0])), None],
+        doc="Φ(x) + x·φ(x), gelu's derivative; the second operand is gelu(x), unread",
+        traits=T.elementwise(COSTLY),
+    )
+)
 
 
 def _infer_not(types, attrs):

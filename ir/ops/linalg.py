@@ -12,7 +12,12 @@ These three cover a dense layer's forward pass and both of its gradients.
 ``batch_matmul(a, b)`` multiplies matrices stacked along leading axes *L shared by
 both operands (attention's scores and mixing, ``keras.ops.matmul`` of rank-3 tensors):
 a[*L, M, K] · b[*L, K, N] -> [*L, M, N], with ``transpose_a`` (a is [*L, K, M]) and
-``transpose_b`` (b is [*L, N, K]) in any combination.
+``transpose_b`` (b is [*L, N, K]) in any combination. Optional ``perm_a``, ``perm_b`` and
+``perm_out`` hold transpositions folded into the product (passes/simplify.py): the product
+reads ``transpose(a, perm_a)`` and ``transpose(b, perm_b)`` and writes
+``transpose(result, perm_out)``, all as strides, so attention's head-splitting transposes
+are never copied; an optional ``alpha`` scales the product (attention's 1/sqrt(d), folded
+in by passes/simplify.py from a multiply of its result or of an operand).
 """
 
 from __future__ import annotations
@@ -78,18 +83,40 @@ register(
 )
 
 
+def _permuted(shape: tuple, perm) -> tuple:
+    return tuple(shape[p] for p in perm) if perm else tuple(shape)
+
+
+def _inverse(perm) -> tuple:
+    inverse = [0] * len(perm)
+    for i, p in enumerate(perm):
+        inverse[p] = i
+    return tuple(inverse)
+
+
+def _check_perm(perm, rank: int, what: str) -> None:
+    if perm is not None and sorted(perm) != list(range(rank)):
+        raise ShapeError(f"batch_matmul's {what} {perm} is not a permutation of {rank} axes")
+
+
 def _infer_batch(types, attrs):
     expect_arity(types, 2)
-    a, b = types
     same_dtype(types)
-    expect_float(a)
-    if a.rank < 3 or b.rank != a.rank or a.shape[:-2] != b.shape[:-2]:
-        raise ShapeError(f"batch_matmul needs a[*L,M,K] and b[*L,K,N] with equal *L, got {a}, {b}")
-    m, k_a = (a.shape[-1], a.shape[-2]) if attrs["transpose_a"] else a.shape[-2:]
-    k_b, n = (b.shape[-1], b.shape[-2]) if attrs["transpose_b"] else b.shape[-2:]
+    expect_float(types[0])
+    rank = types[0].rank
+    for what in ("perm_a", "perm_b", "perm_out"):
+        _check_perm(attrs.get(what), rank, what)
+    a = _permuted(types[0].shape, attrs.get("perm_a"))
+    b = _permuted(types[1].shape, attrs.get("perm_b"))
+    if len(a) < 3 or len(b) != len(a) or a[:-2] != b[:-2]:
+        raise ShapeError(
+            f"batch_matmul needs a[*L,M,K] and b[*L,K,N] with equal *L, got {types[0]}, {types[1]}"
+        )
+    m, k_a = (a[-1], a[-2]) if attrs["transpose_a"] else a[-2:]
+    k_b, n = (b[-1], b[-2]) if attrs["transpose_b"] else b[-2:]
     if k_a != k_b:
-        raise ShapeError(f"contracted dimensions differ: {k_a} and {k_b} ({a} · {b})")
-    return [TensorType(a.dtype, (*a.shape[:-2], m, n))]
+        raise ShapeError(f"contracted dimensions differ: {k_a} and {k_b} ({types[0]} · {types[1]})")
+    return [TensorType(types[0].dtype, _permuted((*a[:-2], m, n), attrs.get("perm_out")))]
 
 
 def _swap(x, flag: bool):
@@ -97,19 +124,33 @@ def _swap(x, flag: bool):
 
 
 def _reference_batch(ctx, args, attrs):
-    a, b = args
-    return [_swap(a, attrs["transpose_a"]) @ _swap(b, attrs["transpose_b"])]
+    a, b = (
+        x.transpose(attrs[p]) if attrs.get(p) else x for x, p in zip(args, ("perm_a", "perm_b"))
+    )
+    y = _swap(a, attrs["transpose_a"]) @ _swap(b, attrs["transpose_b"])
+    if attrs.get("alpha", 1.0) != 1.0:
+        y = y * y.dtype.type(attrs["alpha"])
+    return [y.transpose(attrs["perm_out"]) if attrs.get("perm_out") else y]
 
 
 def _vjp_batch(node, g):
     """y = op(A)·op(B): d op(A) = g·op(B)ᵀ and d op(B) = op(A)ᵀ·g, each written as one
-    batch_matmul of the stored operands (a transposed operand's gradient transposed)."""
+    batch_matmul of the stored operands (a transposed operand's gradient transposed).
+    Folded transpositions are explicit transposes here; simplify folds them again."""
     a, b = node.inputs
     gy = g[0]
+    perm_a, perm_b, perm_out = (node.attrs.get(p) for p in ("perm_a", "perm_b", "perm_out"))
+    a = B.transpose(a, perm_a) if perm_a else a
+    b = B.transpose(b, perm_b) if perm_b else b
+    gy = B.transpose(gy, _inverse(perm_out)) if perm_out else gy
+    if node.attrs.get("alpha", 1.0) != 1.0:
+        gy = gy * float(node.attrs["alpha"])
     ta, tb = node.attrs["transpose_a"], node.attrs["transpose_b"]
     bmm = B.batch_matmul
     da = bmm(b, gy, transpose_a=tb, transpose_b=True) if ta else bmm(gy, b, transpose_b=not tb)
     db = bmm(gy, a, transpose_a=True, transpose_b=ta) if tb else bmm(a, gy, transpose_a=not ta)
+    da = B.transpose(da, _inverse(perm_a)) if perm_a else da
+    db = B.transpose(db, _inverse(perm_b)) if perm_b else db
     return [da, db]
 
 

@@ -136,9 +136,16 @@ class MultiHeadAttention(Layer):
         setattr(self, f"{name}_bias", bias)
 
     def _project(self, name: str, x):
-        out = ops.einsum("abc,cde->abde", x, getattr(self, f"{name}_kernel"))
+        """Keras's einsum ``abc,cde->abde`` as one product with the kernel seen as
+        (features, heads * size) and the bias added before the heads are split: the add
+        then runs in the product's epilogue instead of a pass over [B, T, heads, size]."""
+        kernel = getattr(self, f"{name}_kernel")
+        features, heads, size = kernel.shape
+        out = ops.matmul(x, ops.reshape(kernel, (features, heads * size)))
         bias = getattr(self, f"{name}_bias")
-        return out if bias is None else out + bias
+        if bias is not None:
+            out = out + ops.reshape(bias, (heads * size,))
+        return ops.reshape(out, (*x.shape[:-1], heads, size))
 
     def call(
         self,
