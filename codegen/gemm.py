@@ -306,6 +306,9 @@ JOB = ir.ArrayType(I64, len(FIELDS))
 # Split-K applies from this depth on (in MR-row tiles per thread): below it the partial
 # products' sum costs more than the column split's shared reads of B.
 SPLIT_K_MIN_TILES = 8
+# ... and for any number of rows when K is this many times both M and N: the partial
+# products (M x N each) are then small next to the operands.
+SPLIT_K_DEPTH_RATIO = 8
 ACCUMULATE, COLUMNS_OWNED = 1, 2  # bits of the ``accumulate`` argument
 
 
@@ -315,6 +318,10 @@ def _ceil_div(b: ir.IRBuilder, x: ir.Value, y: ir.Value) -> ir.Value:
 
 def _min(b: ir.IRBuilder, x: ir.Value, y: ir.Value) -> ir.Value:
     return b.select(b.icmp_signed("<", x, y), x, y)
+
+
+def _max(b: ir.IRBuilder, x: ir.Value, y: ir.Value) -> ir.Value:
+    return b.select(b.icmp_signed(">", x, y), x, y)
 
 
 def _chunk(module: ir.Module, t: Tile, kernels: list[ir.Function], pack: ir.Function):
@@ -509,10 +516,14 @@ def _gemm(
     row_chunks = _ceil_div(b, row_tiles, tiles_per_chunk)
     for i, value in enumerate((per_chunk, col_chunks, tiles_per_chunk)):
         b.store(value, b.gep(job, [i64(0), i64(len(JOB_FIELDS) + i)], source_etype=JOB))
-    # Split-K: few rows of C (a small batch) and a deep product on several threads.
+    # Split-K: few rows of C (a small batch), or a product much deeper than it is tall
+    # and wide (a weight gradient contracting the batch: split by rows, every thread
+    # would pack all of a B as large as the activations), on several threads.
     k_tiles = _ceil_div(b, depth, i64(t.mr))
+    far_deeper = b.icmp_signed(">=", depth, b.mul(i64(SPLIT_K_DEPTH_RATIO), _max(b, m, n)))
+    few_rows = b.icmp_signed("<", row_tiles, b.mul(threads, i64(2)))
     split_k = b.and_(
-        b.and_(b.icmp_signed("<", row_tiles, b.mul(threads, i64(2))), b.not_(owned)),
+        b.and_(b.or_(few_rows, far_deeper), b.not_(owned)),
         b.and_(
             b.icmp_signed(">", threads, i64(1)),
             b.icmp_signed(">=", k_tiles, b.mul(threads, i64(SPLIT_K_MIN_TILES))),
