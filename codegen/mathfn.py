@@ -210,11 +210,10 @@ class MathLib:
         # Computed on -|x| so exp never overflows, then reflected: s(x) = 1 - s(-x).
         ax = b.call(self.intrinsic("llvm.fabs.f32"), [x])
         e = self.call(b, "exp", b.fneg(ax))
-        neg = b.fdiv(e, b.fadd(e, _c(1.0)))
-        pos = b.fdiv(_c(1.0), b.fadd(e, _c(1.0)))
-        return b.select(
-            b.fcmp_ordered(">=", x, _c(0.0)), pos, b.select(b.fcmp_unordered("uno", x, x), x, neg)
-        )
+        # One division: 1 / (1 + e) for x >= 0, e / (1 + e) below (the same bits as two).
+        top = b.select(b.fcmp_ordered(">=", x, _c(0.0)), _c(1.0), e)
+        value = b.fdiv(top, b.fadd(e, _c(1.0)))
+        return b.select(b.fcmp_unordered("uno", x, x), x, value)
 
     def _erf(self, b: ir.IRBuilder, x: ir.Value) -> ir.Value:
         ax = b.call(self.intrinsic("llvm.fabs.f32"), [x])
