@@ -210,15 +210,9 @@ def _matmul_epilogue(k, m, node, body, outs, ins) -> None:
     )
     for index in sums:
         k.fill(outs[index], Size(out_shape[-1]), ir.Constant(F32, 0.0))
-    epi = Kernel.callback(k.module, f"{k.fn.name}_epilogue", len(k.args), 6)
-    c_at, ldc, i0, j0, rows, cols = epi.params
-    c = Operand(epi.b.inttoptr(c_at, PTR), DType.f32, [])
-    moved, moved_outs = epi.operands_from(k, ins), epi.operands_from(k, outs)
-    others = {
-        v: _row_operand(op, nv.shape, out_shape)
-        for v, op, nv in zip(body.inputs, moved, node.inputs)
-        if v in reads
-    }
+    epi, c, others = _epilogue_callback(k, node, body, ins, reads, out_shape)
+    _, ldc, i0, j0, rows, cols = epi.params
+    moved_outs = epi.operands_from(k, outs)
     width = epi.value(size_of(out_shape[-1]))
     e = epi.b
 
@@ -262,15 +256,9 @@ def _pooled_epilogue(k, m, node, body, outs, ins) -> None:
     ph, pw = node.attrs["pool"]
     out_shape = product.outputs[0].shape
     reads = _epilogue_reads(body, product)
-    epi = Kernel.callback(k.module, f"{k.fn.name}_epilogue", len(k.args), 6)
-    c_at, ldc, i0, j0, rows, cols = epi.params
-    tile = Operand(epi.b.inttoptr(c_at, PTR), DType.f32, [])
-    moved, (pooled,) = epi.operands_from(k, ins), epi.operands_from(k, outs)
-    others = {
-        v: _row_operand(op, nv.shape, out_shape)
-        for v, op, nv in zip(body.inputs, moved, node.inputs)
-        if v in reads
-    }
+    epi, tile, others = _epilogue_callback(k, node, body, ins, reads, out_shape)
+    _, ldc, i0, j0, rows, cols = epi.params
+    (pooled,) = epi.operands_from(k, outs)
     width = epi.value(size_of(out_shape[-1]))
     e = epi.b
     # A body that never decreases as the product grows (bias, ReLU) commutes with the
@@ -314,6 +302,20 @@ def _pooled_epilogue(k, m, node, body, outs, ins) -> None:
     epi.finish()
     null = ir.Constant(PTR, None)
     call_conv(k, product, image, kernel, null, epi.entry, k.context(), pool=(ph, pw))
+
+
+def _epilogue_callback(k: Kernel, node: Node, body: Graph, ins, reads, out_shape):
+    """The epilogue's function ``epi(ctx, C, ldc, i0, j0, rows, cols)``, its tile of C as an
+    operand, and the body's other operands it reads, by (row, column) of the result."""
+    epi = Kernel.callback(k.module, f"{k.fn.name}_epilogue", len(k.args), 6)
+    tile = Operand(epi.b.inttoptr(epi.params[0], PTR), DType.f32, [])
+    moved = epi.operands_from(k, ins)
+    others = {
+        v: _row_operand(op, nv.shape, out_shape)
+        for v, op, nv in zip(body.inputs, moved, node.inputs)
+        if v in reads
+    }
+    return epi, tile, others
 
 
 def _maximum(e: ir.IRBuilder, m: MathLib, a: ir.Value, b: ir.Value) -> ir.Value:

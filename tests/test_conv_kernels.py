@@ -216,6 +216,15 @@ def test_gradients_by_central_differences(strides, padding, dilation, image, fol
         np.testing.assert_allclose(out[grad], want, rtol=1e-5, atol=1e-7, err_msg=grad)
 
 
+def _max_pooled(y, pool, size):
+    """A max pooling over ``pool`` windows of the top-left part of ``y`` that they tile
+    (as the narrowing pass leaves it)."""
+    (ph, pw), (h, w_) = pool, size
+    hp, wp = h // ph, w_ // pw
+    y = B.slice_(y, (0, 0, 0, 0), (BATCH, hp * ph, wp * pw, 21))
+    return B.reduce_max(B.reshape(y, (BATCH, hp, ph, wp, pw, 21)), (2, 4))
+
+
 def _pooled_graph(pool, scale_sign: float, size=(13, 11)) -> Graph:
     """conv2d, a per-channel scale (of either sign: the epilogue runs before the
     maximum), ReLU, then a max pooling over ``pool`` windows of the result's top-left
@@ -228,11 +237,7 @@ def _pooled_graph(pool, scale_sign: float, size=(13, 11)) -> Graph:
     y = y * B.const(g, scale_sign, DType.f32, ())
     zero = B.const(g, 0.0, DType.f32, ())
     y = B.select(B.gt(y, zero), y, zero) + B.const(g, 0.5, DType.f32, ())
-    (ph, pw), (h, w_) = pool, size
-    hp, wp = h // ph, w_ // pw
-    y = B.slice_(y, (0, 0, 0, 0), (BATCH, hp * ph, wp * pw, 21))
-    y = B.reduce_max(B.reshape(y, (BATCH, hp, ph, wp, pw, 21)), (2, 4))
-    g.set_outputs([("y", y)])
+    g.set_outputs([("y", _max_pooled(y, pool, size))])
     return g
 
 
@@ -266,11 +271,7 @@ def _biased_pooled_graph(pool, size=(13, 11)) -> Graph:
     y = B.conv2d(x, w, (1, 1), (1, 1), (1, 1, 1, 1)) + bias
     zero = B.const(g, 0.0, DType.f32, ())
     y = B.select(B.le(y, zero), zero, y) + B.const(g, 0.5, DType.f32, ())
-    (ph, pw), (h, w_) = pool, size
-    hp, wp = h // ph, w_ // pw
-    y = B.slice_(y, (0, 0, 0, 0), (BATCH, hp * ph, wp * pw, 21))
-    y = B.reduce_max(B.reshape(y, (BATCH, hp, ph, wp, pw, 21)), (2, 4))
-    g.set_outputs([("y", y)])
+    g.set_outputs([("y", _max_pooled(y, pool, size))])
     return g
 
 
