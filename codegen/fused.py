@@ -22,9 +22,14 @@ from kcompile.codegen.kernel import (
     contiguous_strides,
     dims_of,
 )
-from kcompile.codegen.loops import F32, I32, PTR, chunk_range, for_range, for_reduce, i64
+from kcompile.codegen.loops import F32, I32, I64, PTR, chunk_range, for_range, for_reduce, i64
 from kcompile.codegen.mathfn import MathLib
-from kcompile.codegen.parallel import PARALLEL_MIN_WORK, chunk_count, declare_parallel_for
+from kcompile.codegen.parallel import (
+    CHUNKS,
+    PARALLEL_MIN_WORK,
+    chunk_count,
+    declare_parallel_for,
+)
 from kcompile.codegen.products import call_conv, call_gemm
 from kcompile.codegen.scalar import SCALAR_RULES, reduction_combine, reduction_start
 from kcompile.ir import DType, Graph, Node, Value, get_op
@@ -620,9 +625,58 @@ def _reduce_row(k: Kernel, m: MathLib, reduction: Reduction, ptr, start, ncols) 
 # --- reductions with an elementwise prologue ------------------------------------------
 
 
+# A reduction over the batch axis into at most this many floats runs in chunks of rows,
+# each into partial results of its own that are then combined in chunk order (so the bits
+# do not depend on the number of threads); a larger result keeps one loop.
+PARTIALS_MAX = 4096
+
+
 def _reduce_loop(k, m, node, body, outs, ins) -> None:
     """One loop over the reduction's operand: the body per element, accumulated into the
-    reduced output (and any per-element results stored as they are made)."""
+    reduced output (and any per-element results stored as they are made); split among
+    the threads by rows of the batch when the result is small."""
+    red = reduction_of(body)
+    total = red.outputs[0]
+    elements = numel(red.inputs[0].shape)
+    weight = loop_weight(body)
+    small = elements.power == 0 and elements.coef * weight < PARALLEL_MIN_WORK
+    by_rows = (
+        0 in red.attrs["axes"]
+        and total.type.is_static
+        and total.dtype is DType.f32
+        and math.prod(total.shape) <= PARTIALS_MAX
+    )
+    if small or not by_rows:
+        _reduce_part(k, m, body, outs, ins)
+        return
+    size = math.prod(total.shape)
+    chunk = Kernel.callback(k.module, f"{k.fn.name}_chunk", len(k.args), 1, extra=2)
+    index, chunks = chunk.params[0], chunk.extra[0]
+    scratch = chunk.b.inttoptr(chunk.extra[1], PTR)
+    partial = chunk.b.gep(scratch, [chunk.b.mul(index, i64(size))], source_etype=F32)
+    c_outs, c_ins = chunk.operands_from(k, outs), chunk.operands_from(k, ins)
+    _reduce_part(chunk, m, body, c_outs, c_ins, (index, chunks), partial)
+    chunk.finish()
+    b = k.b
+    count = chunk_count(b, b.mul(k.value(elements), i64(weight)))
+    partials = b.alloca(ir.ArrayType(F32, CHUNKS * size), name="partials")
+    partials.align = 64
+    partials.type = PTR  # llvmlite types an alloca as a typed pointer; the module uses opaque ones
+    context = k.context([count, b.ptrtoint(partials, I64)])
+    b.call(declare_parallel_for(k.module), [chunk.entry, context, count])
+    combine = reduction_combine(b, m, red.traits.reduction, total.dtype)
+    out = outs[[v for _, v in body.outputs].index(total)]
+    with for_range(b, i64(size), "j") as j:
+        first = b.load(b.gep(partials, [j], source_etype=F32), typ=F32)
+        with for_reduce(b, b.sub(count, i64(1)), [first], "c") as (c, acc):
+            at = b.add(b.mul(b.add(c, i64(1)), i64(size)), j)
+            acc[0] = combine(acc[0], b.load(b.gep(partials, [at], source_etype=F32), typ=F32))
+        k.store(Operand(out.ptr, out.dtype, []), j, acc[0])
+
+
+def _reduce_part(k, m, body, outs, ins, part=None, partial=None) -> None:
+    """The loop of a reduction body, or the ``part = (chunk, chunks)`` of its outermost
+    axis, accumulating into ``partial`` (that chunk's own result) instead of the output."""
     red = reduction_of(body)
     shape = red.inputs[0].shape
     axes = red.attrs["axes"]
@@ -632,10 +686,11 @@ def _reduce_loop(k, m, node, body, outs, ins) -> None:
     init = reduction_start(red.traits.reduction, dtype)
     combine = reduction_combine(k.b, m, red.traits.reduction, dtype)
 
-    k.fill(out_of[total], numel(total.shape), init)
+    target = out_of[total] if partial is None else Operand(partial, total.dtype, [])
+    k.fill(target, numel(total.shape), init)
     kept = iter(contiguous_strides([d for a, d in enumerate(shape) if a not in axes]))
     red_strides = [Size(0) if a in axes else next(kept) for a in range(len(shape))]
-    red_op = Operand(out_of[total].ptr, total.dtype, red_strides)
+    red_op = Operand(target.ptr, total.dtype, red_strides)
     per_element = [
         (v, Operand(op.ptr, op.dtype, contiguous_strides(shape)))
         for v, op in out_of.items()
@@ -654,6 +709,5 @@ def _reduce_loop(k, m, node, body, outs, ins) -> None:
             k.store(op, off, env[v])
         k.store(red_op, offsets[0], combine(k.load(red_op, offsets[0]), env[red.inputs[0]]))
 
-    k.strided_loop(
-        dims_of(shape), [red_op, *(op for _, op in per_element), *(op for _, op in reads)], visit
-    )
+    operands = [red_op, *(op for _, op in per_element), *(op for _, op in reads)]
+    k.strided_loop(dims_of(shape), operands, visit, part=part)
