@@ -8,7 +8,6 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from kcompile.codegen.runtime_library import runtime
 from kcompile.ir import BATCH, DType, Graph, TensorType, interpret
 from kcompile.ir import build as B
 from kcompile.ir.differences import numeric_gradient
@@ -16,6 +15,7 @@ from kcompile.passes import append_gradients
 from kcompile.passes.fuse import fuse
 from kcompile.passes.simplify import simplify
 from kcompile.runtime import make_executable
+from tests.threads import on_threads
 
 # Ragged attention: odd batch, 3 heads, sequences of 7 and 5, head size 5.
 HEADS, T, S, H = 3, 7, 5, 5
@@ -79,10 +79,7 @@ def test_softmax_gradient_reads_the_softmax_not_its_exponentials():
 @pytest.mark.parametrize("threads", [1, 2])
 def test_strided_products_match_the_interpreter(rng, threads):
     g = _train_graph()
-    rt = runtime()
-    before = rt.threads()
-    rt.set_threads(threads)
-    try:
+    with on_threads(threads):
         exe = make_executable(g, "llvm")
         for n in (1, 5, 37):
             feeds = _feeds(rng, n)
@@ -91,8 +88,6 @@ def test_strided_products_match_the_interpreter(rng, threads):
                 np.testing.assert_allclose(
                     got[name], want[name], rtol=2e-5, atol=2e-5, err_msg=name
                 )
-    finally:
-        rt.set_threads(before)
 
 
 def _permuted_product(g: Graph, a, b, **attrs):
@@ -155,16 +150,11 @@ def test_permuted_product_reference_gradient_and_kernel(rng, attrs, a_shape, b_s
     # The kernel against the reference (the gradient's products too), 1 and 2 threads.
     feeds32 = {k: v.astype(np.float32) for k, v in feeds.items()}
     want = interpret(g, feeds32)
-    rt = runtime()
-    before = rt.threads()
-    try:
-        for threads in (1, 2):
-            rt.set_threads(threads)
+    for threads in (1, 2):
+        with on_threads(threads):
             got = make_executable(g, "llvm")(feeds32)
             for name in ("y", "da", "db"):
                 np.testing.assert_allclose(got[name], want[name], rtol=1e-5, atol=1e-5)
-    finally:
-        rt.set_threads(before)
 
 
 def test_gelu_derivative_is_computed_with_gelu():
@@ -238,11 +228,8 @@ def test_small_product_kernel_matches_the_interpreter(rng, layout, m, n, k):
 
     assert fits_small(m, n, k)
     g = _strided_case(m, n, k, layout)
-    rt = runtime()
-    before = rt.threads()
-    try:
-        for threads in (1, 2):
-            rt.set_threads(threads)
+    for threads in (1, 2):
+        with on_threads(threads):
             exe = make_executable(g, "llvm")
             assert f"kc_small_{m}x{n}x{k}_v{host_tile().vw}" in lower_graph(exe.graph).llvm_ir
             for batch in (1, 5):
@@ -255,8 +242,6 @@ def test_small_product_kernel_matches_the_interpreter(rng, layout, m, n, k):
                 np.testing.assert_allclose(
                     exe(feeds)["y"], interpret(g, feeds)["y"], rtol=1e-5, atol=1e-5
                 )
-    finally:
-        rt.set_threads(before)
 
 
 @pytest.mark.parametrize("vw", [8, 16])

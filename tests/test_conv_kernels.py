@@ -17,6 +17,7 @@ from kcompile.ir import BATCH, DType, Graph, TensorType, abi, interpret
 from kcompile.ir import build as B
 from kcompile.ir.ops.patches import _ref_conv, _ref_filter, output_size
 from kcompile.tools.fuzz.oracle import run_compiled
+from tests.threads import on_threads
 
 # (N, H, W, C, KH, KW, F, strides, dilation, padding (top, bottom, left, right))
 CASES = [
@@ -58,11 +59,8 @@ def _reference(x, w, strides, dilation, padding):
 
 @pytest.fixture(params=[1, 2], ids=["1thread", "2threads"])
 def threads(request):
-    rt = runtime()
-    before = rt.threads()
-    rt.set_threads(request.param)
-    yield request.param
-    rt.set_threads(before)
+    with on_threads(request.param):
+        yield request.param
 
 
 @pytest.mark.parametrize("case", CASES, ids=str)
@@ -365,15 +363,10 @@ def test_the_same_bits_on_any_number_of_threads(rng):
     w = rng.standard_normal((3, 3, 21, 45)).astype(np.float32)
     dy = rng.standard_normal((9, 33, 31, 45)).astype(np.float32)
     window = ((1, 1), (1, 1), (1, 1, 1, 1))
-    rt = runtime()
-    before = rt.threads()
     results = []
-    try:
-        for threads in (1, 2):
-            rt.set_threads(threads)
+    for threads in (1, 2):
+        with on_threads(threads):
             results.append((_conv(x, w, *window), _filter(x, dy, (3, 3), *window)))
-    finally:
-        rt.set_threads(before)
     for one, two in zip(*results):
         np.testing.assert_array_equal(one, two)
 

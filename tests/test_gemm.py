@@ -10,6 +10,7 @@ import pytest
 from kcompile.codegen.gemm import Tile
 from kcompile.codegen.runtime_library import Runtime, keep_alive, runtime, runtime_ir
 from kcompile.codegen.target import CompileTimes, LoadedCode, compile_module
+from tests.threads import on_threads
 
 SHAPES = [
     (1, 1, 1),
@@ -47,32 +48,22 @@ def _check(rt: Runtime, rng, shape, ta, tb, accumulate):
 @pytest.mark.parametrize("threads", [1, 2])
 @pytest.mark.parametrize("shape", SHAPES, ids=str)
 def test_sgemm_all_transpositions(rng, shape, threads):
-    rt = runtime()
-    before = rt.threads()
-    rt.set_threads(threads)
-    try:
+    with on_threads(threads) as rt:
         for ta in (False, True):
             for tb in (False, True):
                 for accumulate in (False, True):
                     _check(rt, rng, shape, ta, tb, accumulate)
-    finally:
-        rt.set_threads(before)
 
 
 def test_sgemm_large_product_on_two_threads_matches_one(rng):
-    rt = runtime()
-    before = rt.threads()
     a = rng.standard_normal((300, 257)).astype(np.float32)
     b = rng.standard_normal((257, 333)).astype(np.float32)
     results = []
-    try:
-        for threads in (1, 2):
-            rt.set_threads(threads)
+    for threads in (1, 2):
+        with on_threads(threads) as rt:
             out = np.empty((300, 333), np.float32)
             rt.sgemm(a, b, out)
             results.append(out)
-    finally:
-        rt.set_threads(before)
     # Each element is summed in the same order whatever the number of threads.
     np.testing.assert_array_equal(results[0], results[1])
 

@@ -7,10 +7,10 @@ import pytest
 
 from kcompile.codegen.module import lower_graph
 from kcompile.codegen.parallel import PARALLEL_MIN_WORK
-from kcompile.codegen.runtime_library import runtime
 from kcompile.ir import BATCH, DType, Graph, TensorType, interpret
 from kcompile.ir import build as B
 from kcompile.runtime import make_executable
+from tests.threads import on_threads
 
 
 @pytest.mark.parametrize("threads", [1, 2])
@@ -24,10 +24,7 @@ def test_big_fused_loops_in_chunks_match_the_interpreter(rng, threads):
     new_m = m * 0.9 + w * 0.1  # an optimizer-like update of two weights in place
     g.set_outputs([("act", act), ("m", new_m), ("w", w - B.sqrt(B.abs(new_m) + 1e-3) * 0.01)])
     assert PARALLEL_MIN_WORK <= 300 * 200
-    rt = runtime()
-    before = rt.threads()
-    rt.set_threads(threads)
-    try:
+    with on_threads(threads):
         exe = make_executable(g, "llvm")
         assert "_chunk" in lower_graph(exe.graph).llvm_ir  # the chunked path is compiled
         weights = rng.normal(size=(300, 200)).astype(np.float32)
@@ -43,8 +40,6 @@ def test_big_fused_loops_in_chunks_match_the_interpreter(rng, threads):
             np.testing.assert_allclose(got["act"], want["act"], rtol=2e-6, atol=2e-6)
             np.testing.assert_allclose(weights, want["w"], rtol=1e-6, atol=1e-6)
             np.testing.assert_allclose(moments, want["m"], rtol=1e-6, atol=1e-6)
-    finally:
-        rt.set_threads(before)
 
 
 @pytest.mark.parametrize("threads", [1, 2])
@@ -57,10 +52,7 @@ def test_row_wise_kernels_split_by_batch_match_the_interpreter(rng, threads):
     pooled = B.reduce_max(B.reshape(x, (BATCH, 6, 2, 6, 2, 8)), (2, 4))
     folded = B.fold_patches(patches * 0.5, (12, 12), (3, 3), padding=(1, 1, 1, 1))
     g.set_outputs([("patches", patches), ("pooled", pooled), ("folded", folded)])
-    rt = runtime()
-    before = rt.threads()
-    rt.set_threads(threads)
-    try:
+    with on_threads(threads):
         exe = make_executable(g, "llvm")
         assert "_split" in lower_graph(exe.graph).llvm_ir
         for n in (1, 3, 64, 77):
@@ -68,8 +60,6 @@ def test_row_wise_kernels_split_by_batch_match_the_interpreter(rng, threads):
             want, got = interpret(g, {"x": xs}), exe({"x": xs})
             for key in want:
                 np.testing.assert_allclose(got[key], want[key], rtol=1e-6, atol=1e-6)
-    finally:
-        rt.set_threads(before)
 
 
 def test_gradient_accumulated_in_place_by_the_gemm(rng):
@@ -101,10 +91,7 @@ def test_batch_matmul_split_by_batch_rows_matches_the_interpreter(rng, threads):
     q = g.add_input("q", TensorType(DType.f32, (BATCH, 4, 16, 8)), "data")
     k = g.add_input("k", TensorType(DType.f32, (BATCH, 4, 24, 8)), "data")
     g.set_outputs([("scores", B.batch_matmul(q, k, transpose_b=True))])
-    rt = runtime()
-    before = rt.threads()
-    rt.set_threads(threads)
-    try:
+    with on_threads(threads):
         exe = make_executable(g, "llvm")
         assert "_rows" in lower_graph(exe.graph).llvm_ir  # the batch-split wrapper
         for n in (1, 9, 130):
@@ -114,5 +101,3 @@ def test_batch_matmul_split_by_batch_rows_matches_the_interpreter(rng, threads):
             }
             got = exe(feeds)["scores"]
             np.testing.assert_allclose(got, interpret(g, feeds)["scores"], rtol=1e-5, atol=1e-5)
-    finally:
-        rt.set_threads(before)

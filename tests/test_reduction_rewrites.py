@@ -8,13 +8,13 @@ import numpy as np
 
 import kcompile as keras
 from kcompile import layers
-from kcompile.codegen.runtime_library import runtime
 from kcompile.ir import BATCH, DType, Graph, TensorType, interpret, parse_graph
 from kcompile.ir import build as B
 from kcompile.passes import PIPELINE, PassManager, default_passes
 from kcompile.passes.reductions import simplify_reductions
 from kcompile.tools import inspect
 from kcompile.tools.fuzz.oracle import run_compiled
+from tests.threads import on_threads
 
 
 def f32(*shape):
@@ -139,16 +139,11 @@ def test_a_sum_over_the_batch_runs_in_chunks_with_the_same_bits():
     feeds = {"x": rng.standard_normal((7, 33, 17, 24)).astype(np.float32),
              "mean": rng.standard_normal(24).astype(np.float32)}  # fmt: skip
     want = interpret(g, feeds, np.float64)
-    rt = runtime()
-    before = rt.threads()
     results = []
-    try:
-        for threads in (1, 2):
-            rt.set_threads(threads)
+    for threads in (1, 2):
+        with on_threads(threads):
             got = run_compiled(g, feeds)
             np.testing.assert_allclose(got["var"], want["var"], rtol=1e-5)
             np.testing.assert_allclose(got["sq"], want["sq"], rtol=1e-6)
             results.append(got["var"].tobytes())
-    finally:
-        rt.set_threads(before)
     assert results[0] == results[1]
