@@ -11,6 +11,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 
 from llvmlite import ir
 
@@ -133,22 +134,30 @@ def loop_weight(body: Graph) -> int:
 
 
 def in_parallel(
-    k: Kernel, elements: Size, emit, outs: list[Operand], ins: list[Operand], weight: int = 1
-) -> None:
+    k: Kernel,
+    elements: Size,
+    emit,
+    outs: list[Operand],
+    ins: list[Operand],
+    weight: int = 1,
+    extra: Sequence[ir.Value] = (),
+) -> ir.Value | None:
     """Emit a loop as ``emit(kernel, outs, ins, part)`` into a chunk function that the
-    runtime's parallel-for calls with ``part = (chunk, chunks)``: chunks of the outermost
-    axis as ``codegen.parallel.chunk_count`` decides, counting an element as ``weight``
-    (a loop that is always too small is emitted in place)."""
+    runtime's parallel-for calls with ``part = (chunk, chunks, *extra)``: chunks of the
+    outermost axis as ``codegen.parallel.chunk_count`` decides, counting an element as
+    ``weight``; ``extra`` are i64 values the chunks read. Returns the number of chunks,
+    or None for a loop that is always too small, emitted in place with ``part = None``."""
     if elements.power == 0 and elements.coef * weight < PARALLEL_MIN_WORK:
         emit(k, outs, ins, None)
-        return
-    chunk = Kernel.callback(k.module, f"{k.fn.name}_chunk", len(k.args), 1, extra=1)
-    part = (chunk.params[0], chunk.extra[0])
+        return None
+    chunk = Kernel.callback(k.module, f"{k.fn.name}_chunk", len(k.args), 1, 1 + len(extra))
+    part = (chunk.params[0], *chunk.extra)
     emit(chunk, chunk.operands_from(k, outs), chunk.operands_from(k, ins), part)
     chunk.finish()
     b = k.b
     chunks = chunk_count(b, b.mul(k.value(elements), i64(weight)))
-    b.call(declare_parallel_for(k.module), [chunk.entry, k.context([chunks]), chunks])
+    b.call(declare_parallel_for(k.module), [chunk.entry, k.context([chunks, *extra]), chunks])
+    return chunks
 
 
 def _row_operand(op: Operand, v_shape, out_shape) -> Operand:
@@ -637,33 +646,33 @@ def _reduce_loop(k, m, node, body, outs, ins) -> None:
     the threads by rows of the batch when the result is small."""
     red = reduction_of(body)
     total = red.outputs[0]
-    elements = numel(red.inputs[0].shape)
-    weight = loop_weight(body)
-    small = elements.power == 0 and elements.coef * weight < PARALLEL_MIN_WORK
-    by_rows = (
-        0 in red.attrs["axes"]
-        and total.type.is_static
-        and total.dtype is DType.f32
-        and math.prod(total.shape) <= PARTIALS_MAX
-    )
-    if small or not by_rows:
+    size = math.prod(total.shape) if total.type.is_static else None
+    if (
+        0 not in red.attrs["axes"]
+        or total.dtype is not DType.f32
+        or not size
+        or size > PARTIALS_MAX
+    ):
         _reduce_part(k, m, body, outs, ins)
         return
-    size = math.prod(total.shape)
-    chunk = Kernel.callback(k.module, f"{k.fn.name}_chunk", len(k.args), 1, extra=2)
-    index, chunks = chunk.params[0], chunk.extra[0]
-    scratch = chunk.b.inttoptr(chunk.extra[1], PTR)
-    partial = chunk.b.gep(scratch, [chunk.b.mul(index, i64(size))], source_etype=F32)
-    c_outs, c_ins = chunk.operands_from(k, outs), chunk.operands_from(k, ins)
-    _reduce_part(chunk, m, body, c_outs, c_ins, (index, chunks), partial)
-    chunk.finish()
     b = k.b
-    count = chunk_count(b, b.mul(k.value(elements), i64(weight)))
     partials = b.alloca(ir.ArrayType(F32, CHUNKS * size), name="partials")
     partials.align = 64
     partials.type = PTR  # llvmlite types an alloca as a typed pointer; the module uses opaque ones
-    context = k.context([count, b.ptrtoint(partials, I64)])
-    b.call(declare_parallel_for(k.module), [chunk.entry, context, count])
+
+    def emit(kk: Kernel, o, i, part) -> None:
+        if part is None:
+            _reduce_part(kk, m, body, o, i)
+            return
+        index, chunks, scratch = part
+        mine = kk.b.gep(kk.b.inttoptr(scratch, PTR), [kk.b.mul(index, i64(size))], source_etype=F32)
+        _reduce_part(kk, m, body, o, i, (index, chunks), mine)
+
+    elements = numel(red.inputs[0].shape)
+    extra = [b.ptrtoint(partials, I64)]
+    count = in_parallel(k, elements, emit, outs, ins, loop_weight(body), extra)
+    if count is None:
+        return
     combine = reduction_combine(b, m, red.traits.reduction, total.dtype)
     out = outs[[v for _, v in body.outputs].index(total)]
     with for_range(b, i64(size), "j") as j:
