@@ -6,12 +6,12 @@ import numpy as np
 
 from kcompile.ir import build as B
 from kcompile.ir.graph import Graph, Node, Value
-from kcompile.ir.ops.constant import constant_value
+from kcompile.ir.ops.constant import constant_value, splat_value
 from kcompile.ir.registry import RefContext, get_op
 from kcompile.ir.traits import Pattern
 from kcompile.ir.types import BATCH
 from kcompile.passes.dce import eliminate_dead_code
-from kcompile.passes.rewrite import rebuild, splat_value
+from kcompile.passes.rewrite import rebuild
 
 MAX_FOLDED_ELEMENTS = 4096
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 
 from kcompile.ir.graph import Graph, Node, Value
-from kcompile.ir.ops.constant import constant_value
 
 Visitor = Callable[[Graph, Node, list[Value]], Sequence[Value] | None]
 
@@ -35,9 +34,3 @@ def rebuild(graph: Graph, visit: Visitor) -> Graph:
             env[old] = value
     new.set_outputs([(name, env[v]) for name, v in graph.outputs])
     return new
-
-
-def splat_value(v: Value) -> float | int | bool | None:
-    """The number a splat constant holds, else None."""
-    value = constant_value(v)
-    return None if isinstance(value, tuple) else value

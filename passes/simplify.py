@@ -10,10 +10,11 @@ import itertools
 
 from kcompile.ir import build as B
 from kcompile.ir.graph import Graph, Node, Value
+from kcompile.ir.ops.constant import splat_value
 from kcompile.ir.registry import ops_in_families
 from kcompile.ir.types import broadcast_shapes
 from kcompile.passes.dce import eliminate_dead_code
-from kcompile.passes.rewrite import copy_node, rebuild, splat_value
+from kcompile.passes.rewrite import copy_node, rebuild
 
 
 def _same(node: Node, v: Value) -> Value | None:

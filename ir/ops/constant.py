@@ -54,3 +54,9 @@ def constant_value(v) -> float | int | bool | tuple | None:
     if v.node is not None and v.node.op == "constant":
         return v.node.attrs["value"]
     return None
+
+
+def splat_value(v) -> float | int | bool | None:
+    """The number a splat constant holds, else None."""
+    value = constant_value(v)
+    return None if isinstance(value, tuple) else value

@@ -14,6 +14,7 @@ import weakref
 from kcompile.ir import traits as T
 from kcompile.ir.graph import Graph
 from kcompile.ir.interpreter import Interpreter
+from kcompile.ir.ops.constant import splat_value
 from kcompile.ir.registry import OpDef, get_op, register
 from kcompile.ir.traits import LOOP_KINDS, Pattern
 from kcompile.ir.types import ShapeError
@@ -120,16 +121,8 @@ def pools_before_body(body: Graph, product) -> bool:
     return len(results) == 1 and results[0] in rising
 
 
-def _splat(v):
-    node = v.node
-    if node is None or node.op != "constant":
-        return None
-    value = node.attrs["value"]
-    return None if isinstance(value, (tuple, list)) else value
-
-
 def _positive_splat(v) -> bool:
-    value = _splat(v)
+    value = splat_value(v)
     return value is not None and value > 0
 
 
@@ -147,8 +140,8 @@ def _is_relu(node, rising) -> bool:
     mask = cond.node
     if mask is None or mask.op != "le" or mask.inputs[0] is not x:
         return False
-    c = _splat(low)
-    if c is None or _splat(mask.inputs[1]) != c:
+    c = splat_value(low)
+    if c is None or splat_value(mask.inputs[1]) != c:
         return False
     return rising is None or (x in rising and low not in rising)
 
