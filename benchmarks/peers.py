@@ -12,6 +12,23 @@ LR, EPS = 1e-3, 1e-7
 SEQ, WIDTH, HEADS, FF = 128, 128, 4, 512  # examples/encoder_block.py
 
 
+def torch_train_step(model, data, labels):
+    """One Adam step (lr 1e-3, eps 1e-7) of ``model`` on a batch with cross-entropy, as a
+    function of no arguments (torch tensors in)."""
+    import torch
+    from torch import nn
+
+    opt = torch.optim.Adam(model.parameters(), lr=LR, eps=EPS)
+    loss_fn = nn.CrossEntropyLoss()
+
+    def step():
+        opt.zero_grad()
+        loss_fn(model(data), labels).backward()
+        opt.step()
+
+    return step
+
+
 def torch_times(x, y, repeats: int, threads: int) -> dict[str, list[float]] | None:
     try:
         import torch
@@ -21,16 +38,7 @@ def torch_times(x, y, repeats: int, threads: int) -> dict[str, list[float]] | No
     torch.set_num_threads(threads)
     torch.manual_seed(0)
     loss_fn = nn.CrossEntropyLoss()
-
-    def trainer(model, data, labels):
-        opt = torch.optim.Adam(model.parameters(), lr=LR, eps=EPS)
-
-        def step():
-            opt.zero_grad()
-            loss_fn(model(data), labels).backward()
-            opt.step()
-
-        return step
+    trainer = torch_train_step
 
     mlp = nn.Sequential(nn.Flatten(), nn.Linear(784, 128), nn.ReLU(), nn.Linear(128, 10))
     mlp_opt = torch.optim.Adam(mlp.parameters(), lr=LR, eps=EPS)

@@ -8,9 +8,9 @@ returns None when its framework is not installed."""
 from __future__ import annotations
 
 import numpy as np
+from peers import torch_train_step
 from timing import samples
 
-LR, EPS = 1e-3, 1e-7
 RESNET_TRAIN, RESNET_PREDICT, SERIES_TRAIN = 128, 256, 32
 STAGES = ((32, 1), (64, 2), (128, 2))
 
@@ -35,7 +35,6 @@ def torch_times(rows: np.ndarray, repeats: int, threads: int) -> dict | None:
         return None
     torch.set_num_threads(threads)
     torch.manual_seed(0)
-    loss_fn = nn.CrossEntropyLoss()
 
     def bn(c, dims=2):
         norm = nn.BatchNorm2d if dims == 2 else nn.BatchNorm1d
@@ -79,15 +78,9 @@ def torch_times(rows: np.ndarray, repeats: int, threads: int) -> dict | None:
 
     def trainer(model, data, labels):
         model.train()
-        opt = torch.optim.Adam(model.parameters(), lr=LR, eps=EPS)
-        data, labels = torch.from_numpy(data), torch.from_numpy(labels.astype(np.int64))
-
-        def step():
-            opt.zero_grad()
-            loss_fn(model(data), labels).backward()
-            opt.step()
-
-        return step
+        return torch_train_step(
+            model, torch.from_numpy(data), torch.from_numpy(labels.astype(np.int64))
+        )
 
     x, y = resnet_data(RESNET_PREDICT)
     images = np.ascontiguousarray(x.transpose(0, 3, 1, 2))
