@@ -40,6 +40,7 @@ YIELD_TICKS = 60_000
 SYS_FUTEX, FUTEX_WAIT_PRIVATE, FUTEX_WAKE_PRIVATE = 202, 128, 129
 SYS_SCHED_YIELD = 24
 
+BUSY = "kc_pool_busy"  # the pool's word that says a job runs (read by threads_for_a_job)
 CHUNK_FN = ir.FunctionType(ir.VoidType(), [PTR, I64])
 PARALLEL_FOR = ir.FunctionType(ir.VoidType(), [ir.PointerType(CHUNK_FN), PTR, I64])
 # Typed, because llvmlite calls only through pointers that know their function type.
@@ -72,7 +73,7 @@ class _Pool:
         self.fn = _global(module, "kc_pool_fn", CHUNK_PTR)
         self.ctx = _global(module, "kc_pool_ctx", I64)  # a pointer, as an integer
         self.count = _global(module, "kc_pool_count", I64)
-        self.busy = _global(module, "kc_pool_busy", I32)
+        self.busy = _global(module, BUSY, I32)  # nonzero while a job runs
         self.threads = _global(module, "kc_pool_threads", I32)
         self.started = _global(module, "kc_pool_started", I32)
         self.syscall = ir.Function(module, ir.FunctionType(I64, [I64], var_arg=True), "syscall")
@@ -281,7 +282,7 @@ def threads_for_a_job(module: ir.Module, b: ir.IRBuilder) -> ir.Value:
     while a job runs (a product inside a scan's per-slice loop runs its chunks serially,
     so it should be planned for one thread: no split-K partial sums to add up). For
     runtime code, which is defined in the pool's module."""
-    busy = module.globals["kc_pool_busy"]
+    busy = module.globals[BUSY]
     running = b.load_atomic(busy, "monotonic", 4, typ=I32)
     threads = b.zext(b.call(module.globals[abi.GET_THREADS.symbol], []), I64)
     return b.select(b.icmp_unsigned("!=", running, ir.Constant(I32, 0)), i64(1), threads)
