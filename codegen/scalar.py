@@ -147,6 +147,30 @@ def _cast(b, m, a, t, attrs):
     return _bool(b, b.icmp_signed("!=", x, ir.Constant(I32, 0)))
 
 
+def _round_to(b, m, a, t, attrs):
+    """f32 rounded to a narrow float, held in f32: bf16 by integer rounding of the bits
+    (to nearest, ties to even; NaN stays a quiet NaN), f16 through LLVM's half type."""
+    x = a[0]
+    if attrs["dtype"] == "f16":
+        half = ir.HalfType()
+        if isinstance(x.type, ir.VectorType):
+            half = ir.VectorType(half, x.type.count)
+        return b.fpext(b.fptrunc(x, half), x.type)
+    ints = ir.VectorType(I32, x.type.count) if isinstance(x.type, ir.VectorType) else I32
+
+    def const(value: int) -> ir.Constant:
+        if isinstance(ints, ir.VectorType):
+            return ir.Constant(ints, [ir.Constant(I32, value)] * ints.count)
+        return ir.Constant(I32, value)
+
+    bits = b.bitcast(x, ints)
+    odd = b.and_(b.lshr(bits, const(16)), const(1))
+    rounded = b.and_(b.add(b.add(bits, const(0x7FFF)), odd), const(-0x10000))
+    quiet = b.and_(b.or_(bits, const(0x400000)), const(-0x10000))
+    nan = b.fcmp_unordered("uno", x, x)
+    return b.bitcast(b.select(nan, quiet, rounded), x.type)
+
+
 SCALAR_RULES: dict[str, ScalarRule] = {
     "neg": _neg,
     "abs": _abs,
@@ -181,6 +205,7 @@ SCALAR_RULES: dict[str, ScalarRule] = {
     "or": lambda b, m, a, t, attrs: b.or_(a[0], a[1]),
     "select": _select,
     "cast": _cast,
+    "round_to": _round_to,
     **{op: _compare(op) for op in _FCMP},
 }
 

@@ -26,9 +26,9 @@ def const(
     graph: Graph, value: float | int | bool, dtype: DType = DType.f32, shape: Shape = ()
 ) -> Value:
     """A constant filled with ``value`` (shape may contain ``N``)."""
-    if dtype is DType.f32:
+    if dtype.is_float:
         value = float(value)
-    elif dtype is DType.i32:
+    elif dtype.is_int:
         value = int(value)
     else:
         value = bool(value)

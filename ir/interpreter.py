@@ -45,8 +45,14 @@ def check_feed(v: Value, array: np.ndarray, batch: int | None) -> None:
         raise FeedError(
             f"input {v.name!r}: expected shape {expected} ({v.type}), got {tuple(array.shape)}"
         )
-    if DType.from_numpy(array.dtype) is not v.dtype:
+    if _family(DType.from_numpy(array.dtype)) != _family(v.dtype):
         raise FeedError(f"input {v.name!r}: expected dtype {v.dtype.value}, got {array.dtype}")
+
+
+def _family(dtype: DType) -> str:
+    # Arrays of one family are converted to the input's dtype (float64 or bfloat16 data
+    # into an f32 input); across families a feed is refused rather than reinterpreted.
+    return "float" if dtype.is_float else "int" if dtype.is_int else dtype.value
 
 
 class Interpreter:
@@ -65,7 +71,12 @@ class Interpreter:
             for v in node.outputs:
                 slot[v] = len(slot)
             outs = [slot[v] for v in node.outputs]
-            self.steps.append((get_op(node.op).reference, node.attrs, ins, outs, node))
+            narrow = [v.dtype for v in node.outputs if v.dtype.is_narrow_float]
+            narrow_in = any(v.dtype.is_narrow_float for v in node.inputs)
+            fn = get_op(node.op).reference
+            if narrow or narrow_in:
+                fn = _in_f32(fn, [v.dtype for v in node.outputs])
+            self.steps.append((fn, node.attrs, ins, outs, node))
         self.outputs = [(name, slot[v]) for name, v in graph.outputs]
         self.nslots = len(slot)
 
@@ -87,9 +98,7 @@ class Interpreter:
                 raise FeedError(f"graph {self.graph.name} needs input {v.name!r} ({v.type})")
             array = np.asarray(feeds[v.name])
             check_feed(v, array if float_dtype == np.float32 else _as_f32_kind(array), batch)
-            if v.dtype is DType.f32:
-                array = array.astype(float_dtype, copy=False)
-            env[i] = array
+            env[i] = array.astype(ctx.storage(v.dtype), copy=False)
         with np.errstate(all="ignore"):  # inf and nan propagate, as in compiled code
             self._execute(ctx, env)
         return {name: env[i] for name, i in self.outputs}
@@ -104,6 +113,30 @@ class Interpreter:
                 ) from e
             for j, r in zip(outs, results):
                 env[j] = r
+
+
+def _in_f32(reference, out_dtypes: list[DType]):
+    """A reference run the way native code runs an op on narrow floats: its operands
+    widened to the run's float dtype, computed there (products accumulate in it), each
+    narrow result rounded once (round to nearest even, as ``ml_dtypes`` converts)."""
+
+    def run(ctx: RefContext, args, attrs):
+        wide = [_widen(a, ctx.float_dtype) for a in args]
+        results = reference(ctx, wide, attrs)
+        return [
+            np.asarray(r).astype(ctx.storage(d), copy=False) for r, d in zip(results, out_dtypes)
+        ]
+
+    return run
+
+
+def _widen(array, float_dtype: np.dtype):
+    dtype = getattr(array, "dtype", None)
+    if dtype is None or dtype == float_dtype:
+        return array
+    if DType.from_numpy(dtype).is_narrow_float:
+        return array.astype(float_dtype)
+    return array
 
 
 def _as_f32_kind(array: np.ndarray) -> np.ndarray:

@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from kcompile.ir.traits import Traits
-from kcompile.ir.types import TensorType
+from kcompile.ir.types import DType, TensorType
 
 InferFn = Callable[[list[TensorType], dict[str, Any]], list[TensorType]]
 ReferenceFn = Callable[["RefContext", list[np.ndarray], dict[str, Any]], list[np.ndarray]]
@@ -33,6 +33,15 @@ class RefContext:
 
     batch: int | None
     float_dtype: np.dtype = field(default_factory=lambda: np.dtype(np.float32))
+
+    def storage(self, dtype: DType) -> np.dtype:
+        """The numpy dtype a value of ``dtype`` is held in: narrow floats keep their width
+        in float32 runs (each op rounds its result as the native code does) and are
+        widened in float64 runs (gradient checks, where rounding would swamp the
+        differences)."""
+        if dtype is DType.f32 or (dtype.is_float and self.float_dtype != np.float32):
+            return self.float_dtype
+        return dtype.numpy
 
 
 @dataclass(frozen=True)

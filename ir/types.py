@@ -15,17 +15,43 @@ Shape = tuple[Dim, ...]
 
 
 class DType(enum.Enum):
+    """An element type. What each one is (its numpy dtype, its width, whether it is a
+    float) is a row of ``_INFO``, so a new dtype is one entry there."""
+
     f32 = "f32"
+    bf16 = "bf16"
+    f16 = "f16"
     i32 = "i32"
+    i8 = "i8"
+    u8 = "u8"
     bool = "bool"
 
     @property
     def numpy(self) -> np.dtype:
-        return _NUMPY[self]
+        return _info(self).numpy()
 
     @property
     def is_float(self) -> bool:
-        return self is DType.f32
+        return _info(self).kind == "f"
+
+    @property
+    def is_narrow_float(self) -> bool:
+        """A float narrower than f32: stored narrow, computed in f32, rounded once."""
+        return self.is_float and self is not DType.f32
+
+    @property
+    def is_int(self) -> bool:
+        return _info(self).kind in "iu"
+
+    @property
+    def itemsize(self) -> int:
+        """Bytes per element."""
+        return _info(self).bytes
+
+    @property
+    def keras_name(self) -> str:
+        """The dtype's name in Keras (``"bfloat16"``, ``"int8"``, ...)."""
+        return _info(self).keras
 
     @staticmethod
     def parse(text: str) -> DType:
@@ -37,7 +63,13 @@ class DType(enum.Enum):
 
     @staticmethod
     def from_numpy(dtype: np.dtype) -> DType:
+        """The dtype that holds a numpy array's values: narrow floats and bytes keep their
+        width, other floats are f32 and other integers i32 (converted, never
+        reinterpreted)."""
         dtype = np.dtype(dtype)
+        for d, info in _INFO.items():
+            if dtype.name == info.numpy_name:  # by name: no ml_dtypes import
+                return d
         if dtype.kind == "f":
             return DType.f32
         if dtype.kind in "iu":
@@ -46,12 +78,58 @@ class DType(enum.Enum):
             return DType.bool
         raise TypeError(f"no kcompile dtype for numpy dtype {dtype}")
 
+    @staticmethod
+    def from_keras(name: str) -> DType:
+        """The dtype of a Keras dtype name (64-bit ones narrowed to 32, as on Keras's JAX
+        backend; the 16-bit integers to i32)."""
+        for d, info in _INFO.items():
+            if name == info.keras:
+                return d
+        wide = {"float64": DType.f32, "int64": DType.i32, "int16": DType.i32}
+        wide |= {"uint16": DType.i32, "uint32": DType.i32, "uint64": DType.i32}
+        if name in wide:
+            return wide[name]
+        raise ValueError(f"no kcompile dtype for Keras dtype {name!r}")
 
-_NUMPY = {
-    DType.f32: np.dtype(np.float32),
-    DType.i32: np.dtype(np.int32),
-    DType.bool: np.dtype(np.bool_),
+
+@dataclass(frozen=True)
+class _DTypeInfo:
+    kind: str  # numpy's kind letter: f, i, u, b
+    bytes: int
+    keras: str
+    numpy_name: str  # numpy's name, or "bfloat16" (ml_dtypes)
+
+    def numpy(self) -> np.dtype:
+        if self.numpy_name == "bfloat16":
+            return bfloat16()
+        return np.dtype(self.numpy_name)
+
+
+_INFO = {
+    DType.f32: _DTypeInfo("f", 4, "float32", "float32"),
+    DType.bf16: _DTypeInfo("f", 2, "bfloat16", "bfloat16"),
+    DType.f16: _DTypeInfo("f", 2, "float16", "float16"),
+    DType.i32: _DTypeInfo("i", 4, "int32", "int32"),
+    DType.i8: _DTypeInfo("i", 1, "int8", "int8"),
+    DType.u8: _DTypeInfo("u", 1, "uint8", "uint8"),
+    DType.bool: _DTypeInfo("b", 1, "bool", "bool"),
 }
+
+
+def _info(dtype: DType) -> _DTypeInfo:
+    return _INFO[dtype]
+
+
+def bfloat16() -> np.dtype:
+    """numpy's dtype for bfloat16 arrays: ``ml_dtypes.bfloat16``, the one JAX and Keras
+    use (numpy has none of its own)."""
+    try:
+        import ml_dtypes
+    except ImportError:
+        raise ImportError(
+            "bfloat16 arrays need the ml_dtypes package (pip install ml_dtypes)"
+        ) from None
+    return np.dtype(ml_dtypes.bfloat16)
 
 
 class ShapeError(ValueError):

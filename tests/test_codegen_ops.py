@@ -28,6 +28,7 @@ EXACT = {
     "floor",
     "ceil",
     "round",
+    "round_to",
     "stop_gradient",
     "not",
     "max",

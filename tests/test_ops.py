@@ -143,6 +143,21 @@ CASES = [
     ),
     # The gradient flows through a float-to-float cast (one that B.cast elides).
     Case("cast", lambda x: x.graph.emit1("cast", [x], dtype="f32"), lambda x: x, [(S, "f")]),
+    # Narrow floats held in f32 (passes/narrow_floats.py): rounded as ml_dtypes rounds.
+    Case(
+        "round_to",
+        lambda x: x.graph.emit1("round_to", [x], dtype="bf16"),
+        lambda x: x.astype(DType.bf16.numpy).astype(np.float32),
+        [(S, "f")],
+        tol=0,
+    ),
+    Case(
+        "round_to",
+        lambda x: x.graph.emit1("round_to", [x], dtype="f16"),
+        lambda x: x.astype(np.float16).astype(np.float32),
+        [(S, "f")],
+        tol=0,
+    ),
     Case(
         "reduce_sum",
         lambda x: B.reduce_sum(x, (0, 2)),
@@ -491,7 +506,7 @@ def test_mix32_is_murmur3_fmix32():
             "contracted dimensions differ",
         ),
         (lambda g, x: B.reshape(x, (7, 5)), "batch dimension"),
-        (lambda g, x: B.log(B.cast(x, DType.i32)), "must be f32"),
+        (lambda g, x: B.log(B.cast(x, DType.i32)), "must be a float"),
     ],
 )
 def test_shape_rules_reject_bad_operands(build, message):

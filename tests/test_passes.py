@@ -307,10 +307,11 @@ def test_pass_manager_dumps_prints_and_times(tmp_path, monkeypatch, capsys):
         "005_eliminate_common_subexpressions.kir",
         "006_eliminate_dead_code.kir",
         "007_hoist_from_loops.kir",
-        "008_fuse_rows.kir",
-        "009_fuse.kir",
-        "010_schedule.kir",
-        "011_plan_memory.kir",
+        "008_hold_narrow_floats.kir",
+        "009_fuse_rows.kir",
+        "010_fuse.kir",
+        "011_schedule.kir",
+        "012_plan_memory.kir",
     ]
     for path in (tmp_path / "pm").iterdir():
         verify(parse_graph(path.read_text(), str(path)))

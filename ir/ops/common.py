@@ -12,7 +12,7 @@ def expect_arity(types: list[TensorType], n: int) -> None:
 
 def expect_float(t: TensorType, what: str = "operand") -> None:
     if not t.dtype.is_float:
-        raise ShapeError(f"{what} must be f32, got {t}")
+        raise ShapeError(f"{what} must be a float (f32, bf16, f16), got {t}")
 
 
 def expect_dtype(t: TensorType, dtype: DType, what: str = "operand") -> None:

@@ -26,7 +26,7 @@ def _infer(types, attrs):
 
 def _reference(ctx: RefContext, args, attrs):
     dtype = DType.parse(attrs["dtype"])
-    np_dtype = ctx.float_dtype if dtype is DType.f32 else dtype.numpy
+    np_dtype = ctx.storage(dtype)
     shape = bind_shape(attrs["shape"], ctx.batch)
     value = attrs["value"]
     if isinstance(value, tuple):

@@ -190,7 +190,7 @@ def _balanced_share(node, take_a):
     half where ``a == b`` (as jax's lax.max and lax.min, Keras's JAX backend, split ties);
     activations that need another derivative at a kink (relu, relu6) say so themselves."""
     a, b = node.inputs
-    return B.cast(take_a, DType.f32) + 0.5 * B.cast(B.eq(a, b), DType.f32)
+    return B.cast(take_a, a.dtype) + 0.5 * B.cast(B.eq(a, b), a.dtype)
 
 
 def _vjp_minmax(compare):
@@ -333,17 +333,23 @@ def _infer_cast(types, attrs):
 
 def _ref_cast(ctx: RefContext, args, attrs):
     dtype = DType.parse(attrs["dtype"])
-    target = ctx.float_dtype if dtype is DType.f32 else dtype.numpy
+    target = ctx.storage(dtype)
     x = args[0]
-    if dtype is DType.i32 and x.dtype.kind == "f":
+    if dtype.is_int and x.dtype.kind == "f":
         x = np.trunc(x)  # C semantics: round toward zero
+        if dtype.itemsize == 1:
+            # Bytes saturate and NaN becomes 0 (LLVM's fptosi.sat / fptoui.sat).
+            info = np.iinfo(dtype.numpy)
+            x = np.clip(np.nan_to_num(x, nan=0.0), info.min, info.max)
     return [x.astype(target)]
 
 
 def _vjp_cast(node, g):
     src = node.inputs[0]
     if src.dtype.is_float and node.outputs[0].dtype.is_float:
-        return [g[0]]
+        # The gradient comes back in the operand's dtype (a bf16 use of an f32 weight
+        # gives the weight an f32 gradient, as Keras's autocast does).
+        return [B.cast(g[0], src.dtype)]
     return [None]
 
 
@@ -356,6 +362,35 @@ register(
         _ref_cast,
         _vjp_cast,
         traits=T.elementwise(carries_values=True),
+    )
+)
+
+
+def _infer_round_to(types, attrs):
+    expect_arity(types, 1)
+    expect_dtype(types[0], DType.f32)
+    if not DType.parse(attrs["dtype"]).is_narrow_float:
+        raise ShapeError(f"round_to rounds to a narrow float (bf16, f16), not {attrs['dtype']}")
+    return [types[0]]
+
+
+def _ref_round_to(ctx: RefContext, args, attrs):
+    narrow = DType.parse(attrs["dtype"])
+    # In float64 runs narrow floats are not rounded (see RefContext.storage).
+    return [args[0].astype(ctx.storage(narrow)).astype(ctx.float_dtype)]
+
+
+register(
+    OpDef(
+        "round_to",
+        "cast",
+        1,
+        _infer_round_to,
+        _ref_round_to,
+        lambda node, g: [g[0]],  # as a cast's: the value it stands for
+        doc="round_to(x) {dtype}: x rounded to the nearest value of a narrow float dtype "
+        "(ties to even), held in f32",
+        traits=T.elementwise(cost=3),
     )
 )
 

@@ -50,7 +50,7 @@ def _vjp_sum(node, g):
 def _vjp_max(node, g):
     # Ties share the gradient equally, as TensorFlow's reduce_max does.
     x = node.inputs[0]
-    hit = B.cast(B.eq(x, _expand_back(node, node.outputs[0])), DType.f32)
+    hit = B.cast(B.eq(x, _expand_back(node, node.outputs[0])), x.dtype)
     count = B.reduce_sum(hit, node.attrs["axes"], keepdims=True)
     share = hit / B.broadcast_to(count, x.shape)
     return [share * _expand_back(node, g[0])]
@@ -63,7 +63,7 @@ def _vjp_prod(node, g):
     x = node.inputs[0]
     axes = node.attrs["axes"]
     zero = B.eq(x, 0.0)
-    zeros = _expand_back_kept(node, B.reduce_sum(B.cast(zero, DType.f32), axes, keepdims=True))
+    zeros = _expand_back_kept(node, B.reduce_sum(B.cast(zero, x.dtype), axes, keepdims=True))
     nonzero = B.reduce_prod(B.select(zero, 1.0, x), axes, keepdims=True)
     others = B.select(
         B.eq(zeros, 0.0),

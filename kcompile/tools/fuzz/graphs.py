@@ -14,7 +14,7 @@ import random
 
 import numpy as np
 
-from kcompile.ir import BATCH, Graph, Value, f32, interpret
+from kcompile.ir import BATCH, DType, Graph, Value, f32, interpret
 from kcompile.ir import build as B
 from kcompile.ir.differences import numeric_gradient
 from kcompile.tools.fuzz.oracle import (
@@ -69,7 +69,14 @@ _STEP_WEIGHTS = {
     "shape": 3,
     "image": 2,
     "mask": 1,
+    "narrow": 1,
 }
+# Ops drawn in f16, whose range ends at 65504: bounded results only.
+_F16_SAFE = ("abs", "atan", "cos", "erf", "logistic", "neg", "sin", "tanh")
+# Narrow floats against the float32 reference, which rounds as native code does: the
+# two differ where f32 results that differ in their last bits round to neighbouring
+# narrow values (a few units in the last place of bf16, 2^-8).
+NARROW_RTOL = 2**-5
 
 
 class _Builder:
@@ -154,6 +161,23 @@ class _Builder:
             return B.cast(B.gt(a, b), f32(1).dtype) * self.pick(lambda v: v.shape == a.shape)
         index = B.cast(B.argmax(a, -1), f32(1).dtype)
         return B.reshape(index, (*index.shape, 1))
+
+    def _narrow(self):
+        """A stretch in bf16 or f16: a cast, one to three ops in the narrow dtype (with
+        values of the same shape cast too), a cast back to f32."""
+        rng = self.rng
+        a = self.pick()
+        dtype = rng.choice((DType.bf16, DType.f16))
+        x = B.cast(a, dtype)
+        for _ in range(rng.randint(1, 3)):
+            if dtype is DType.f16 or rng.random() < 0.5:
+                # (replica_sum, the data-parallel all-reduce, sums f32 gradients only)
+                names = _F16_SAFE if dtype is DType.f16 else sorted(set(_UNARY) - {"replica_sum"})
+                x = _UNARY[rng.choice(names)](x)
+            else:
+                other = B.cast(self.pick(lambda v: v.shape == a.shape), dtype)
+                x = _BINARY[rng.choice(sorted(_BINARY))](x, other)
+        return B.cast(x, DType.f32)
 
     def _reduce(self):
         a = self.pick(lambda v: v.rank > 1)
@@ -257,18 +281,32 @@ def check_graph(graph: Graph, seed: int = 0) -> None:
     """Compiled forward and gradients against float64, autodiff against differences."""
     from kcompile.ir.build import clone
 
+    # Narrow floats are rounded in float32 runs only: their oracle is the float32
+    # reference, float64 checks the gradient rules (where nothing is rounded).
+    narrow = _has_narrow_floats(graph)
+    oracle, rtol = (np.float32, NARROW_RTOL) if narrow else (np.float64, FORWARD_RTOL)
     for batch in BATCHES:
         feeds = _feeds(graph, batch, seed)
-        want = interpret(graph, feeds, np.float64)
+        want = interpret(graph, feeds, oracle)
         got = run_compiled(clone(graph), feeds)
         for name, _ in graph.outputs:
-            compare("forward", f"batch {batch}, {name}", got[name], want[name], FORWARD_RTOL)
+            compare("forward", f"batch {batch}, {name}", got[name], want[name], rtol)
     grad_graph = clone(graph)
     with_gradients(grad_graph, list(grad_graph.inputs))
     feeds = _feeds(graph, 3, seed)
     want = interpret(grad_graph, feeds, np.float64)
     _check_differences(graph, feeds, want)
-    compare_gradients(grad_graph, run_compiled(clone(grad_graph), feeds), want)
+    got = run_compiled(clone(grad_graph), feeds)
+    if narrow:
+        want = interpret(grad_graph, feeds, np.float32)
+        for name, _ in grad_graph.outputs:
+            compare("gradients", name, got[name], want[name], NARROW_RTOL)
+    else:
+        compare_gradients(grad_graph, got, want)
+
+
+def _has_narrow_floats(graph: Graph) -> bool:
+    return any(v.dtype.is_narrow_float for node in graph.nodes for v in node.outputs)
 
 
 def _check_differences(graph: Graph, feeds: dict, autodiff: dict) -> None:
