@@ -26,10 +26,6 @@ def version() -> str:
 # Keras's top-level names kcompile does not offer, each with the reason; asking for one
 # raises NotImplementedError saying so rather than AttributeError.
 _REFUSED = {
-    "DTypePolicy": "mixed precision and dtype policies are not supported yet (issue 28); "
-    "kcompile computes in float32",
-    "FloatDTypePolicy": "mixed precision and dtype policies are not supported yet (issue 28); "
-    "kcompile computes in float32",
     "Quantizer": "quantization is not supported yet (issue 29)",
     "Function": "keras.Function (a graph of ops run as a function) is not offered: build a "
     "keras.Model from the same inputs and outputs",
@@ -57,10 +53,12 @@ _lazy = lazy_attributes(
                 "constraints",
                 "datasets",
                 "distribution",
+                "dtype_policies",
                 "initializers",
                 "layers",
                 "losses",
                 "metrics",
+                "mixed_precision",
                 "models",
                 "ops",
                 "optimizers",
@@ -78,6 +76,8 @@ _lazy = lazy_attributes(
         "Model": "kcompile.models:Model",
         "Sequential": "kcompile.models:Sequential",
         "Layer": "kcompile.layers.layer:Layer",
+        "DTypePolicy": "kcompile.dtype_policies:DTypePolicy",
+        "FloatDTypePolicy": "kcompile.dtype_policies:FloatDTypePolicy",
         "Loss": "kcompile.losses.loss:Loss",
         "Metric": "kcompile.metrics.metric:Metric",
         "Optimizer": "kcompile.optimizers.optimizer:Optimizer",

@@ -42,14 +42,18 @@ def backend() -> str:
     return "kcompile"
 
 
-def dtype_policy() -> str:
-    return "float32"
+def dtype_policy():
+    """The global dtype policy (a ``DTypePolicy``) layers take when they are made."""
+    from kcompile.dtype_policies import dtype_policy as current
+
+    return current()
 
 
 def set_dtype_policy(policy) -> None:
-    name = getattr(policy, "name", policy)
-    if name != "float32":
-        raise NotImplementedError(f"kcompile computes in float32; set_dtype_policy({name!r})")
+    """Set the global dtype policy: a name (``"mixed_bfloat16"``) or a ``DTypePolicy``."""
+    from kcompile.dtype_policies import set_dtype_policy as set_policy
+
+    set_policy(policy)
 
 
 def enable_traceback_filtering() -> None:

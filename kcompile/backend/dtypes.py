@@ -32,9 +32,10 @@ _NARROWED = {"int64": "int32", "uint64": "uint32", "float64": "float32", "comple
 
 
 def _floatx() -> str:
-    from kcompile.config import floatx
-
-    return floatx()
+    # keras.config.floatx() is float32 in kcompile (set_floatx refuses any other); named
+    # here rather than imported, so that config (which serves the dtype policies, built on
+    # these names) and this module do not import each other.
+    return "float32"
 
 
 def standardize_dtype(dtype: Any) -> str:

@@ -9,7 +9,8 @@ from kcompile.ir import BATCH, DType, TensorType
 _DTYPES = {
     "float32": DType.f32,
     "float64": DType.f32,
-    "float16": DType.f32,
+    "float16": DType.f16,
+    "bfloat16": DType.bf16,
     "int32": DType.i32,
     "int64": DType.i32,
     "int8": DType.i32,
@@ -82,4 +83,4 @@ def keras_shape(shape) -> tuple:
 
 
 def keras_dtype(t: TensorType) -> str:
-    return {DType.f32: "float32", DType.i32: "int32", DType.bool: "bool"}[t.dtype]
+    return t.dtype.keras_name

@@ -31,6 +31,8 @@ class Variable:
         self.value = stable_array(value, np.float32)
         self.path = path
         self.trainable = trainable
+        # Read cast to the compute dtype inside a layer of a mixed policy (Keras's).
+        self.autocast = True
 
     @property
     def name(self) -> str:

@@ -9,17 +9,18 @@ Called on numpy arrays, a layer runs eagerly on the reference interpreter.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import inspect
 import traceback
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from kcompile import initializers
+from kcompile import dtype_policies, initializers
 from kcompile import ops as _ops  # noqa: F401  (Python's operators on tensors and weights)
 from kcompile.backend import session as backend
 from kcompile.backend.keras_tensor import KerasTensor, ir_dtype, keras_dtype, keras_shape
@@ -58,6 +59,9 @@ class TraceContext:
         self._regularized: set[int] = set()  # layers whose weight penalties are in
         # Keras's masks (``_keras_mask``): a tensor's mask, by the tensor's value.
         self._masks: dict[int, tuple[Value, Value]] = {}
+        # The compute dtype of the layer being traced when it casts its variables
+        # (Keras's autocast scope), innermost last.
+        self._autocast: list[DType | None] = []
 
     def mask_of(self, value: Value) -> Value | None:
         """The mask a layer attached to ``value`` (an Embedding with mask_zero, a Masking
@@ -76,15 +80,29 @@ class TraceContext:
         self.state_updates[var] = new
 
     def weight(self, var: Variable) -> Value:
-        """The weight's value in this step: its input, or its new value once assigned."""
-        if var in self.state_updates:
-            return self.state_updates[var]
-        value = self.weights.get(var)
+        """The weight's value in this step: its input, or its new value once assigned;
+        inside a layer whose policy computes in another dtype, cast to that dtype (unless
+        the weight was made with ``autocast=False``)."""
+        value = self.state_updates.get(var)
+        if value is None:
+            value = self.weights.get(var)
         if value is None:
             role = "param" if var.trainable else "state"
             value = self.graph.add_input(var.path, TensorType(DType.f32, var.shape), role)
             self.weights[var] = value
+        dtype = self._autocast[-1] if self._autocast else None
+        if dtype is not None and var.autocast:
+            return B.cast(value, dtype)
         return value
+
+    @contextlib.contextmanager
+    def autocast_scope(self, dtype: DType | None) -> Iterator[None]:
+        """Variables read inside are cast to ``dtype`` (None: read as they are)."""
+        self._autocast.append(dtype)
+        try:
+            yield
+        finally:
+            self._autocast.pop()
 
     def step_counter(self) -> Value:
         """The optimizer's iteration count: the counter of random ops in a train step."""
@@ -176,6 +194,7 @@ class Layer(LayerCalls, LayerAttributes):
         if kwargs:
             raise TypeError(f"{type(self).__name__}: unexpected arguments {sorted(kwargs)}")
         self.name = name or backend.unique_name(backend.snake_case(type(self).__name__))
+        self._dtype_policy = dtype_policies.get(dtype)
         self._trainable = bool(trainable)
         self.built = False
         self._build_shapes_dict: dict | None = None  # Keras's: what build was given
@@ -233,6 +252,7 @@ class Layer(LayerCalls, LayerAttributes):
             k += 1
             path = f"{base}_{k}"
         var = Variable(value, path, trainable)
+        var.autocast = bool(autocast)
         if constraint is not None:
             from kcompile import constraints
 
@@ -647,12 +667,32 @@ class Layer(LayerCalls, LayerAttributes):
         half = len(first) // 2
         return [(*spec, mask) for spec, mask in zip(first[:half], first[half:])]
 
+    def _variable_cast(self) -> DType | None:
+        """The dtype this layer reads its variables in, when its policy computes in
+        another dtype than the float32 they are kept in (a policy of ``"bfloat16"``
+        computes on float32 variables read rounded, where Keras keeps them in bf16)."""
+        dtype = _float_dtype(self.dtype_policy.compute_dtype)
+        if not self.autocast or self.computes_in_float32 or dtype in (None, DType.f32):
+            return None
+        return dtype
+
+    def _autocast_inputs(self, values: list[Value]) -> list[Value]:
+        """Keras's ``convert_input``: floating inputs cast to the compute dtype (integers
+        and booleans as they are); a layer that normalizes computes in float32."""
+        if not self.autocast and not self.computes_in_float32:
+            return values
+        dtype = DType.f32 if self.computes_in_float32 else _float_dtype(self.compute_dtype)
+        if dtype is None:
+            return values
+        return [B.cast(v, dtype) if v.dtype.is_float else v for v in values]
+
     def trace(
         self, ctx: TraceContext, values: list[Value], call: _CallSpec | None = None
     ) -> list[Value]:
         """Emit this layer's IR for ``values``; shape errors name the layer and shapes.
         ``call`` holds a Keras-style call's arguments, its tensors left out."""
-        with ctx.graph.layer_scope(self.name):
+        values = self._autocast_inputs(values)
+        with ctx.graph.layer_scope(self.name), ctx.autocast_scope(self._variable_cast()):
             try:
                 if self._keras_call:
                     outs = self._trace_keras_call(ctx, values, call or _CallSpec.single(values))
@@ -673,6 +713,11 @@ class Layer(LayerCalls, LayerAttributes):
                     f"input shape {shapes}: {e}"
                 ).with_traceback(e.__traceback__) from None
         outs = list(out) if isinstance(out, list | tuple) else [out]
+        if self.computes_in_float32:
+            dtype = _float_dtype(self.compute_dtype)
+            if dtype is not None:
+                with ctx.graph.layer_scope(self.name):
+                    outs = [B.cast(v, dtype) if v.dtype.is_float else v for v in outs]
         with ctx.graph.layer_scope(self.name):
             self._add_penalties(ctx, outs)
             first = values if self.multi_input else values[0]
@@ -971,3 +1016,11 @@ def _penalty(ctx: TraceContext, regularizer: Any, value: Value, layer: Layer) ->
         out = regularizer(TracedTensor(value))
     penalty = _as_value(ctx, out, layer)
     return B.reduce_sum(penalty) if penalty.rank else penalty
+
+
+def _float_dtype(name: str) -> DType | None:
+    """The IR dtype of a float dtype name (float64 computes in f32), else None: a layer
+    of an integer or string policy (a preprocessing layer's output dtype) casts nothing."""
+    if not name.startswith(("float", "bfloat")):
+        return None
+    return DType.from_keras(name)

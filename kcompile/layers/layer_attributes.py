@@ -1,5 +1,5 @@
 """Keras's public attributes of a layer that are plain state: its variables in Keras's
-names, the metric objects it holds, its dtypes (kcompile computes in float32), its own
+names, the metric objects it holds, its dtype policy and dtypes, its own
 variables as ``save_own_variables`` writes them, ``add_variable``, and the refusals of
 what kcompile does not do (``add_metric``, which Keras deprecates; ``quantize``, issue 29).
 ``Layer`` inherits them; what they read (``weights``, ``add_weight``, ``_variables``) is
@@ -61,12 +61,28 @@ class LayerAttributes:
     def metrics_variables(self) -> list:
         return [v for metric in self.metrics for v in metric.variables]
 
-    # kcompile computes in float32 (``keras.config.floatx``): Keras's dtype policy names.
+    # Keras's dtype policy: the layer computes in ``compute_dtype`` and keeps its
+    # variables in ``variable_dtype`` (float32 under the mixed policies).
+    @property
+    def dtype_policy(self):
+        policy = self.__dict__.get("_dtype_policy")
+        if policy is None:  # a layer whose __init__ did not reach Layer's
+            from kcompile import dtype_policies
+
+            policy = self.__dict__["_dtype_policy"] = dtype_policies.get(None)
+        return policy
+
+    @dtype_policy.setter
+    def dtype_policy(self, value: Any) -> None:
+        from kcompile import dtype_policies
+
+        self.__dict__["_dtype_policy"] = dtype_policies.get(value)
+
     @property
     def dtype(self) -> str:
-        """Keras's policy's variable dtype: kcompile's layers compute in float32 (an
-        InputLayer names the dtype of its input)."""
-        return getattr(self, "_dtype", None) or "float32"
+        """The variables' dtype (Keras's ``layer.dtype``; an InputLayer names the dtype of
+        its input)."""
+        return getattr(self, "_dtype", None) or self.dtype_policy.variable_dtype
 
     @dtype.setter
     def dtype(self, value: str) -> None:
@@ -74,11 +90,12 @@ class LayerAttributes:
 
     @property
     def compute_dtype(self) -> str:
-        return self.dtype
+        own = getattr(self, "_dtype", None)
+        return own or self.dtype_policy.compute_dtype
 
     @property
     def variable_dtype(self) -> str:
-        return "float32"
+        return self.dtype_policy.variable_dtype
 
     @property
     def input_dtype(self) -> str:
@@ -87,6 +104,11 @@ class LayerAttributes:
     @property
     def autocast(self) -> bool:
         return True
+
+    # A layer whose statistics would overflow or lose precision in bf16/f16 (Keras's
+    # normalizations): it takes float inputs in float32, reads its weights uncast and
+    # casts its outputs to the compute dtype.
+    computes_in_float32 = False
 
     @property
     def supports_jit(self) -> bool:

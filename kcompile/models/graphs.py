@@ -22,6 +22,7 @@ from kcompile import metrics as metrics_mod
 from kcompile.backend.variables import Variable
 from kcompile.distribution.step import GRADIENT, REPLICA_WEIGHT
 from kcompile.ir import BATCH, DType, Graph, TensorType, Value
+from kcompile.ir import build as B
 from kcompile.layers.layer import TraceContext
 from kcompile.losses.loss import apply_mask
 from kcompile.passes import append_gradients
@@ -139,8 +140,14 @@ def compiled_metric_stats(
             w = sample_weight if is_weighted else None
             if isinstance(metric, metrics_mod.MeanMetricWrapper):  # Keras masks these
                 w = apply_mask(w, mask_of(p), "sum")
-            out.append((key, metric, metric.stats(y, p, w)))
+            out.append((key, metric, metric.stats(_float32(y), _float32(p), w)))
     return out
+
+
+def _float32(v: Value) -> Value:
+    """Losses and metrics compute in float32 under every dtype policy, as Keras's do
+    (their own policy is float32): narrow predictions and labels are widened."""
+    return B.cast(v, DType.f32) if v.dtype.is_narrow_float else v
 
 
 def compiled_loss(
@@ -160,11 +167,12 @@ def compiled_loss(
     for spec, y, p in zip(specs, labels, preds):
         if spec.loss is None:
             continue
-        value = spec.loss.ir(y, p, sample_weight, mask_of(p))
+        value = spec.loss.ir(_float32(y), _float32(p), sample_weight, mask_of(p))
         per_output.append((spec.name, value))
         weighted = value * spec.weight if spec.weight != 1.0 else value
         total = weighted if total is None else total + weighted
     for extra in extras:
+        extra = _float32(extra)
         total = extra if total is None else total + extra
     return total, per_output
 

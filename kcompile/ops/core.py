@@ -114,6 +114,8 @@ def result_dtype(*xs: Any) -> DType:
     numbers weakly typed (a float makes the result float, an int only lifts bool)."""
     tensors = [builder().value(x).dtype for x in xs if not is_number(x)]
     numbers = {scalar_dtype(x) for x in xs if is_number(x)}
+    if any(t not in _RANK for t in tensors):
+        return _narrow_result_dtype(tensors, numbers)
     if not tensors:
         return max(numbers, key=_RANK.get) if numbers else DType.f32
     best = max(tensors, key=_RANK.get)
@@ -122,6 +124,15 @@ def result_dtype(*xs: Any) -> DType:
     if DType.i32 in numbers and best is DType.bool:
         return DType.i32
     return best
+
+
+def _narrow_result_dtype(tensors: list[DType], numbers: set[DType]) -> DType:
+    """Keras's promotion lattice (``backend.result_type``) where narrow dtypes take part:
+    bf16 with f32 is f32, bf16 with a Python float stays bf16, bf16 with f16 is f32."""
+    from kcompile.backend.dtypes import result_type
+
+    weak = {DType.bool: "bool", DType.i32: int, DType.f32: float}
+    return DType.from_keras(result_type(*(t.keras_name for t in tensors), *map(weak.get, numbers)))
 
 
 def vals(*xs: Any, dtype: DType | None = None) -> list[Value]:

@@ -369,7 +369,7 @@ def layer_entry(layer) -> dict:
         }
         nodes = []
     else:
-        config = {**layer.get_config(), "dtype": "float32"}
+        config = {**layer.get_config(), "dtype": _policy(layer)}
         config.pop("input_shape", None)
         if hasattr(layer, "forward_layer"):  # Bidirectional: Keras nests the wrapped layer
             config["layer"] = _nested(layer.forward_layer)
@@ -384,6 +384,13 @@ def layer_entry(layer) -> dict:
         "name": layer.name,
         "inbound_nodes": nodes,
     }
+
+
+def _policy(layer) -> dict:
+    """The layer's dtype policy as Keras writes it in a layer's config."""
+    from kcompile import dtype_policies
+
+    return dtype_policies.serialize(layer.dtype_policy)
 
 
 def _node(layer, record) -> dict:
@@ -401,7 +408,7 @@ def _nested(layer) -> dict:
     return {
         "module": "keras.layers",
         "class_name": type(layer).__name__,
-        "config": _jsonable({**layer.get_config(), "dtype": "float32"}),
+        "config": _jsonable({**layer.get_config(), "dtype": _policy(layer)}),
         "registered_name": None,
     }
 

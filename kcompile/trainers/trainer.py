@@ -14,7 +14,7 @@ from kcompile import optimizers as optimizers_mod
 from kcompile.backend import session
 from kcompile.distribution import active as active_job
 from kcompile.distribution.step import DataParallelStep
-from kcompile.ir import TensorType
+from kcompile.ir import DType, TensorType
 from kcompile.models import graphs as G
 from kcompile.passes import PassManager, default_passes
 from kcompile.runtime import BACKENDS, make_executable
@@ -304,7 +304,10 @@ class ModelSteps:
     def predict_batch(self, xs: list[np.ndarray]) -> list[np.ndarray]:
         exe = self.executable("predict", (), self.input_shapes(xs))
         out = exe.results(dict(zip(self.input_names, xs)))
-        return [out[f"out/{n}"] for n in self.model.output_names]
+        return [
+            _in_output_dtype(out[f"out/{n}"], t)
+            for n, t in zip(self.model.output_names, self.model.outputs)
+        ]
 
     def predict_on_batch(self, x: Any) -> Any:
         """Keras's ``predict_on_batch``; a batch like one fed before (one input, its
@@ -315,7 +318,7 @@ class ModelSteps:
         if exe is not None and plain and isinstance(exe, NativeProgram):
             out = exe.call_single(x)
             if out is not None:
-                return out
+                return _in_output_dtype(out, model.outputs[0])
         if not (model.built and D.is_ready_input(model, x)):
             self.build_for(x)
             x = D.prepare_inputs(model, x)
@@ -337,3 +340,12 @@ class ModelSteps:
             optimizer.build(model.trainable_weights)
             arrays += list(optimizer.state_arrays().values())
         return [a for a in arrays if isinstance(a, np.ndarray)]
+
+
+def _in_output_dtype(array: np.ndarray, tensor: Any) -> np.ndarray:
+    """A prediction in its output's dtype: bf16 and f16 outputs (computed held in f32)
+    come back as Keras returns them, as bfloat16 (``ml_dtypes``) or float16 arrays."""
+    name = str(getattr(tensor, "dtype", "float32"))
+    if name not in ("bfloat16", "float16"):
+        return array
+    return array.astype(DType.from_keras(name).numpy)

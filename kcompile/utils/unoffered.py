@@ -12,8 +12,6 @@ from typing import NoReturn
 
 # Whole namespaces of keras that kcompile has no module for.
 NAMESPACES = {
-    "mixed_precision": "kcompile computes in float32; mixed precision is not supported yet",
-    "dtype_policies": "kcompile computes in float32; dtype policies are not supported yet",
     "quantizers": "quantization (model.quantize, keras.quantizers) is not supported yet",
     "export": "ExportArchive writes TensorFlow SavedModels; kcompile exports with model.export",
 }

@@ -22,6 +22,8 @@ class BatchNormalization(Layer):
 
     propagates_mask = True
 
+    computes_in_float32 = True  # as Keras: statistics in float32 under a mixed policy
+
     def __init__(
         self,
         axis: int = -1,

@@ -16,6 +16,8 @@ class GroupNormalization(Layer):
 
     propagates_mask = True
 
+    computes_in_float32 = True  # as Keras: statistics in float32 under a mixed policy
+
     def __init__(
         self,
         groups: int = 32,

@@ -16,6 +16,8 @@ from kcompile.layers.layer import Layer
 class LayerNormalization(Layer):
     propagates_mask = True
 
+    computes_in_float32 = True  # as Keras: statistics in float32 under a mixed policy
+
     def __init__(
         self,
         axis: int | list[int] = -1,
