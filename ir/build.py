@@ -237,6 +237,8 @@ def numel(x: Value, axes: int | Sequence[int] | None = None) -> Value:
 
 
 def mean(x: Value, axes: int | Sequence[int] | None = None, keepdims: bool = False) -> Value:
+    if x.dtype.is_narrow_float:  # summed and divided in f32, rounded once (as jnp.mean)
+        return cast(mean(cast(x, DType.f32), axes, keepdims), x.dtype)
     return div(reduce_sum(x, axes, keepdims), numel(x, axes))
 
 

@@ -52,19 +52,19 @@ def append_gradients(
 ) -> list[Value]:
     """Append the backward pass to ``graph``; return d(loss)/d(w) for each ``w`` in ``wrt``.
 
-    ``loss`` must be an f32 scalar. A rule gets a symbolic ``Zero`` for each output no
+    ``loss`` must be a float scalar. A rule gets a symbolic ``Zero`` for each output no
     gradient reaches and returns None (or a ``Zero``) for an operand it gives none. The
     results are values: a ``w`` the loss does not depend on gets zeros. Only the nodes
     from index ``first_node`` on are differentiated through: values computed before are
     constants (a gradient tape opened after them, a variable's updated value).
     """
     if loss.type.shape != () or not loss.dtype.is_float:
-        raise IRError(f"can only differentiate an f32 scalar, got {loss.type}")
+        raise IRError(f"can only differentiate a float scalar, got {loss.type}")
     live = _needs_gradient(graph, loss, wrt, first_node)
     cotangent: dict[Value, Value] = {}
     forward_nodes = list(graph.nodes[first_node:])
     with graph.layer_scope("grad"):
-        cotangent[loss] = B.const(graph, 1.0)
+        cotangent[loss] = B.const(graph, 1.0, loss.dtype)
     for node in reversed(forward_nodes):
         if not any(v in cotangent for v in node.outputs):
             continue

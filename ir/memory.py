@@ -24,7 +24,7 @@ from kcompile.ir.graph import Value
 from kcompile.ir.types import BATCH, DType, TensorType
 
 ALIGN = 64
-ELEMENT_BYTES = {DType.f32: 4, DType.i32: 4, DType.bool: 1}
+ELEMENT_BYTES = {d: d.itemsize for d in DType}  # (the dtype table's widths)
 
 
 @dataclass(frozen=True)

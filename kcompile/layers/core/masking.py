@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from kcompile.ir import DType, Value
+from kcompile.ir import Value
 from kcompile.ir import build as B
 from kcompile.layers.layer import Layer
 
@@ -18,7 +18,7 @@ class Masking(Layer):
         self.mask_value = float(mask_value)
 
     def _kept(self, x: Value) -> Value:
-        differs = B.cast(B.ne(x, self.mask_value), DType.f32)
+        differs = B.cast(B.ne(x, self.mask_value), x.dtype)
         return B.gt(B.reduce_max(differs, -1), 0.0)  # any over the features
 
     def call(self, ctx, x):

@@ -41,8 +41,12 @@ class Concatenate(Layer):
 def common_dtype(inputs: list[Value]) -> list[Value]:
     """The inputs cast to Keras's result type of theirs (float over int over bool), as
     Keras's merge layers take integer inputs and keep an integer result."""
-    order = (DType.bool, DType.i32, DType.f32)
-    common = max((v.dtype for v in inputs), key=order.index)
+    floats = {v.dtype for v in inputs if v.dtype.is_float}
+    if floats:  # one float dtype stays; two (bf16 and f32, bf16 and f16) meet in f32
+        common = floats.pop() if len(floats) == 1 else DType.f32
+    else:
+        order = (DType.bool, DType.i32)
+        common = max((v.dtype for v in inputs), key=order.index)
     return [v if v.dtype is common else B.cast(v, common) for v in inputs]
 
 

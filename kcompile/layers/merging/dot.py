@@ -8,6 +8,7 @@ from kcompile.backend.keras_tensor import keras_shape
 from kcompile.ir import DType
 from kcompile.ir import build as B
 from kcompile.layers.layer import Layer
+from kcompile.layers.merging.concatenate import common_dtype
 
 
 class Dot(Layer):
@@ -47,7 +48,7 @@ class Dot(Layer):
             )
         # Integer inputs are multiplied in float32 (exact below 2**24) and give an integer
         # result, as Keras's Dot of int32 tensors does.
-        x, y = (v if v.dtype is DType.f32 else B.cast(v, DType.f32) for v in (x, y))
+        x, y = common_dtype([x, y]) if not integer else (B.cast(v, DType.f32) for v in (x, y))
         if self.normalize:
             x, y = _l2_normalize(x, ax), _l2_normalize(y, ay)
         letters = iter("cdefghijklmnopqrstuvw")

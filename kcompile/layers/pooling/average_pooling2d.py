@@ -7,7 +7,6 @@ import math
 
 import numpy as np
 
-from kcompile.ir import DType
 from kcompile.ir import build as B
 from kcompile.ir.ops.patches import _ref_extract
 from kcompile.ir.registry import RefContext
@@ -35,7 +34,7 @@ class AveragePooling2D(BasePooling2D):
         }
         counts = _ref_extract(RefContext(None), [ones], attrs)[0].sum(-1)[0]
         inverse = B.const_array(
-            x.graph, (1.0 / counts).reshape(-1).tolist(), DType.f32, (*counts.shape, 1)
+            x.graph, (1.0 / counts).reshape(-1).tolist(), total.dtype, (*counts.shape, 1)
         )
         return total * inverse
 

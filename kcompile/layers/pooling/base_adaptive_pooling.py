@@ -112,7 +112,7 @@ class BaseAdaptivePooling(Layer):
 class BaseAdaptiveAveragePooling(BaseAdaptivePooling):
     def counts(self, x, length, size):
         sizes = [float(end - start) for start, end in adaptive_bins(length, size)]
-        return B.const_array(x.graph, sizes, DType.f32, (size, 1))
+        return B.const_array(x.graph, sizes, x.dtype, (size, 1))
 
     def reduce(self, x, axis, counts=None):
         return B.mean(x, axis) if counts is None else B.reduce_sum(x, axis) / counts

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from kcompile.ir import DType
 from kcompile.ir import build as B
 from kcompile.layers.pooling.global_average_pooling2d import GlobalAveragePooling2D
 
@@ -17,7 +16,7 @@ class GlobalAveragePooling1D(GlobalAveragePooling2D):
         if mask is None:
             return super().call(ctx, x)
         first = self.data_format == "channels_last"
-        weights = B.cast(mask, DType.f32)
+        weights = B.cast(mask, x.dtype)
         weights = B.reshape(
             weights, (*weights.shape, 1) if first else (weights.shape[0], 1, *weights.shape[1:])
         )

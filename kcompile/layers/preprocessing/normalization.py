@@ -73,7 +73,7 @@ class Normalization(Layer):
         self.count.assign(np.float32(whole.size // max(1, self.mean.value.size)))
 
     def call(self, ctx, x):
-        x = B.cast(x, DType.f32) if x.dtype is not DType.f32 else x
+        x = x if x.dtype.is_float else B.cast(x, DType.f32)
 
         def value(v):
             v = ctx.weight(v) if not isinstance(v, np.ndarray) else graph_constant(x, v)

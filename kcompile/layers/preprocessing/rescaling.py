@@ -20,7 +20,7 @@ class Rescaling(Layer):
         self.scale, self.offset = scale, offset
 
     def call(self, ctx, x):
-        x = B.cast(x, DType.f32) if x.dtype is not DType.f32 else x
+        x = x if x.dtype.is_float else B.cast(x, DType.f32)
         return x * graph_constant(x, self.scale) + graph_constant(x, self.offset)
 
     def get_config(self):

@@ -27,7 +27,7 @@ class GaussianDropout(Layer):
             return x
         stddev = math.sqrt(self.rate / (1.0 - self.rate))
         u = B.random_uniform(ctx.step_counter(), x.shape, self.seed)
-        return x * (standard_normal(u) * stddev + 1.0)
+        return x * (B.cast(standard_normal(u), x.dtype) * stddev + 1.0)
 
     def get_config(self):
         return {**super().get_config(), "rate": self.rate, "seed": self.seed}

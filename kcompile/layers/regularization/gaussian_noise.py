@@ -23,7 +23,7 @@ class GaussianNoise(Layer):
         if not ctx.training or self.stddev == 0:
             return x
         u = B.random_uniform(ctx.step_counter(), x.shape, self.seed)
-        return x + standard_normal(u) * self.stddev
+        return x + B.cast(standard_normal(u), x.dtype) * self.stddev
 
     def get_config(self):
         return {**super().get_config(), "stddev": self.stddev, "seed": self.seed}

@@ -43,10 +43,12 @@ def split_gates(z: Value, parts: int) -> list[Value]:
     return [B.slice_(z, (0, k * u), (z.shape[0], (k + 1) * u)) for k in range(parts)]
 
 
-def dropout_mask(ctx: TraceContext, shape: tuple, rate: float, seed: int) -> Value:
+def dropout_mask(
+    ctx: TraceContext, shape: tuple, rate: float, seed: int, dtype: DType = DType.f32
+) -> Value:
     """Keras's ``dropout(ones, rate)``: 0 with probability ``rate``, else 1/(1-rate)."""
     u = B.random_uniform(ctx.step_counter(), shape, seed)
-    return B.cast(B.ge(u, rate), DType.f32) * (1.0 / (1.0 - rate))
+    return B.cast(B.ge(u, rate), dtype) * (1.0 / (1.0 - rate))
 
 
 class BodyContext(TraceContext):
@@ -167,7 +169,7 @@ class CellMath:
         count, u = self.mask_count(), self.units
         parts = []
         for g in range(count):
-            mask = dropout_mask(ctx, (n, features), self.dropout, self.seed + g)
+            mask = dropout_mask(ctx, (n, features), self.dropout, self.seed + g, x.dtype)
             dropped = x * B.reshape(mask, (1, n, features) if time_major else (n, 1, features))
             if count == 1:
                 parts.append(B.matmul(dropped, kernel))
@@ -185,7 +187,11 @@ class CellMath:
             for g in range(self.gates):
                 seed = self.seed + _RECURRENT_SEED_OFFSET + g
                 found[f"recurrent_mask{g}"] = dropout_mask(
-                    ctx, (rows, self.units), self.recurrent_dropout, seed
+                    ctx,
+                    (rows, self.units),
+                    self.recurrent_dropout,
+                    seed,
+                    found["recurrent_kernel"].dtype,
                 )
         return found
 
@@ -246,7 +252,10 @@ def run_recurrence(
     n, steps, _ = x.shape
     graph = x.graph
     sizes = list(spec.state_sizes)
-    init = _initial_states(layer, graph, n, sizes, initial)
+    # The states are in the layer's compute dtype, as its inputs are (bf16 under a mixed
+    # policy, as Keras's cells compute).
+    dtype = x.dtype if x.dtype.is_float else DType.f32
+    init = _initial_states(layer, graph, n, sizes, initial, dtype)
     # A built-in cell's loop runs time-major: the inputs (narrow) are transposed before
     # their projection, and then each step's slice of the projection is one block that
     # the native loop reads in place.
@@ -265,7 +274,7 @@ def run_recurrence(
     inner_ctx = BodyContext(body, ctx)
     with body.layer_scope(layer.name):
         states = [
-            body.add_input(f"state{i}", TensorType(DType.f32, (n, size)), "carry")
+            body.add_input(f"state{i}", TensorType(dtype, (n, size)), "carry")
             for i, size in enumerate(sizes)
         ]
         xk = body.add_input("x", step_type(projected.type, major), "step")
@@ -315,9 +324,11 @@ def run_recurrence(
     return last, sequence, final
 
 
-def _initial_states(layer, graph, n, sizes: list[int], initial: list[Value] | None) -> list:
+def _initial_states(
+    layer, graph, n, sizes: list[int], initial: list[Value] | None, dtype: DType
+) -> list:
     if initial is None:
-        return [B.const(graph, 0.0, DType.f32, (n, size)) for size in sizes]
+        return [B.const(graph, 0.0, dtype, (n, size)) for size in sizes]
     if len(initial) != len(sizes):
         raise ValueError(
             f"{type(layer).__name__} '{layer.name}': initial_state has {len(initial)} "
@@ -330,7 +341,7 @@ def _initial_states(layer, graph, n, sizes: list[int], initial: list[Value] | No
                 f"{type(layer).__name__} '{layer.name}': initial_state[{i}] must have shape "
                 f"(batch, {size}), got {keras_shape(value.shape)}"
             )
-        out.append(value if value.dtype is DType.f32 else B.cast(value, DType.f32))
+        out.append(B.cast(value, dtype))
     return out
 
 

@@ -60,7 +60,7 @@ class BuiltinCell:
             count, u = self.mask_count(), self.units
             parts = []
             for g in range(count):
-                mask = bring(_input_mask(self, noise, n, features, g), f"input_mask{g}")
+                mask = bring(_input_mask(self, noise, x, g), f"input_mask{g}")
                 gate = (
                     kernel if count == 1 else B.slice_(kernel, (0, g * u), (features, (g + 1) * u))
                 )
@@ -77,5 +77,5 @@ class BuiltinCell:
         return {**super().get_config(), **self.cell_config()}
 
 
-def _input_mask(cell, ctx, n, features: int, gate: int) -> Value:
-    return dropout_mask(ctx, (n, features), cell.dropout, cell.seed + gate)
+def _input_mask(cell, ctx, x: Value, gate: int) -> Value:
+    return dropout_mask(ctx, x.shape, cell.dropout, cell.seed + gate, x.dtype)

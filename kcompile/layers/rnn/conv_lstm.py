@@ -264,7 +264,7 @@ class ConvLSTM(LSTMMath, BaseRNN):
         step_shape = (n, *x.shape[2:])
         parts = []
         for g in range(4):
-            mask = dropout_mask(ctx, step_shape, self.dropout, self.seed + g)
+            mask = dropout_mask(ctx, step_shape, self.dropout, self.seed + g, x.dtype)
             dropped = x * B.reshape(mask, (n, 1, *x.shape[2:]))
             parts.append(self._gate(patches_nd(dropped, *window), kernel, bias, g, 2))
         return B.concat(parts, -1)
@@ -279,7 +279,7 @@ class ConvLSTM(LSTMMath, BaseRNN):
             for g in range(4):
                 seed = self.seed + _RECURRENT_SEED_OFFSET + g
                 found[f"recurrent_mask{g}"] = dropout_mask(
-                    ctx, (rows, size), self.recurrent_dropout, seed
+                    ctx, (rows, size), self.recurrent_dropout, seed, kernel.dtype
                 )
         return found
 

@@ -59,16 +59,15 @@ def cell_step(body, cell: Any, x: Value, states: list[Value], training: bool):
             out = cell(TracedTensor(x), traced, training=training)
         else:
             out = cell.call(TracedTensor(x), traced)
-    leaves = [_value(body, v) for v in flatten(out)]
+    dtype = states[0].dtype if states else DType.f32
+    leaves = [_value(body, v, dtype) for v in flatten(out)]
     return leaves[0], leaves[1:]
 
 
-def _value(body, x: Any) -> Value:
-    if isinstance(x, TracedTensor):
-        v = x.value
-    else:
-        v = ctx_value(body, x)
-    return v if v.dtype is DType.f32 else B.cast(v, DType.f32)
+def _value(body, x: Any, dtype: DType) -> Value:
+    """A cell's result in the states' dtype."""
+    v = x.value if isinstance(x, TracedTensor) else ctx_value(body, x)
+    return B.cast(v, dtype)
 
 
 class _TracedCellSpec:
@@ -79,7 +78,7 @@ class _TracedCellSpec:
         self.state_sizes = state_sizes_of(cell, who)
 
     def project(self, ctx, x: Value, training: bool) -> Value:
-        return x if x.dtype is DType.f32 else B.cast(x, DType.f32)
+        return x if x.dtype.is_float else B.cast(x, DType.f32)
 
     def invariants(self, ctx, training: bool, rows: Any) -> dict:
         return {}

@@ -232,7 +232,33 @@ def random_model(seed: int) -> ModelSpec:
     infer_shapes(spec)  # the generator makes only valid models
     if unknown_lengths:
         _declare_lengths_unknown(rng, spec)
+    _draw_policy(random.Random(seed * 104729 + 3), spec)
     return spec
+
+
+def _draw_policy(rng: random.Random, spec: ModelSpec) -> None:
+    """A quarter of the models are made under a mixed policy (its own stream: the other
+    draws stay as they were), half of those with their output layers in float32, as
+    Keras's guide puts the last softmax."""
+    roll = rng.random()
+    if roll >= 0.25:
+        return
+    spec.policy = "mixed_float16" if roll < 0.05 else "mixed_bfloat16"
+    if rng.random() < 0.5:
+        for out in spec.outputs:
+            call = _call_making(spec, out.tensor)
+            if call is not None and call.layer not in _NO_POLICY:
+                call.args["dtype"] = "float32"
+
+
+# Calls whose arguments take no dtype: a nested Sequential, the host-side lookup, and
+# the integer-consuming embedding.
+_NO_POLICY = ("Sequential", "IntegerLookup", "Embedding")
+
+
+def _call_making(spec: ModelSpec, tensor: int) -> Call | None:
+    k = tensor - len(spec.inputs)
+    return spec.calls[k] if 0 <= k < len(spec.calls) else None
 
 
 def _declare_lengths_unknown(rng: random.Random, spec: ModelSpec) -> None:

@@ -60,6 +60,7 @@ class ModelSpec:
     outputs: list[OutputSpec]
     optimizer: list = field(default_factory=lambda: ["SGD", {}])  # [class name, kwargs]
     metrics: list[list[str]] = field(default_factory=list)
+    policy: str = "float32"  # the global dtype policy its layers are made under
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), sort_keys=True)
@@ -74,6 +75,7 @@ class ModelSpec:
             outputs=[OutputSpec(**o) for o in data["outputs"]],
             optimizer=data["optimizer"],
             metrics=data["metrics"],
+            policy=data.get("policy", "float32"),
         )
 
     def size(self) -> int:
@@ -174,6 +176,7 @@ def render(spec: ModelSpec) -> str:
         "",
         'def build_model(backend="llvm"):',
     ]
+    body_from = len(lines)
     for i, inp in enumerate(spec.inputs):
         dtype = ', dtype="int32"' if inp.vocab else ""
         shape = _literal(inp.declared())
@@ -193,6 +196,18 @@ def render(spec: ModelSpec) -> str:
     name, opt_args = spec.optimizer
     lines += [
         f"    model = keras.Model([{ins}], [{outs}])",
+    ]
+    if spec.policy != "float32":
+        # Layers take the global policy when they are made; the process's stays float32.
+        body = ["    " + line for line in lines[body_from:]]
+        lines[body_from:] = [
+            f"    keras.mixed_precision.set_global_policy({spec.policy!r})",
+            "    try:",
+            *body,
+            "    finally:",
+            '        keras.mixed_precision.set_global_policy("float32")',
+        ]
+    lines += [
         "    model.compile(",
         f"        optimizer=keras.optimizers.{name}({_kwargs(opt_args)}),",
         f"        loss=[{', '.join(_loss(o) for o in spec.outputs)}],",

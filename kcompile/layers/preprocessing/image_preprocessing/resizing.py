@@ -49,7 +49,7 @@ class Resizing(Layer):
     def call(self, ctx, x):
         if x.rank != 4:
             raise ValueError(f"Resizing '{self.name}' expects images, got {keras_shape(x.shape)}")
-        x = B.cast(x, DType.f32) if x.dtype is not DType.f32 else x
+        x = x if x.dtype.is_float else B.cast(x, DType.f32)
         h, w = x.shape[1], x.shape[2]
         rows = resize_matrix(h, self.height, self.interpolation)  # [H', H]
         cols = resize_matrix(w, self.width, self.interpolation)  # [W', W]
