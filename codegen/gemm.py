@@ -20,9 +20,19 @@ result of the epilogue overwrites one of its operands in place).
   in the caller's stack: contiguous rows are copied with vector loads, transposed
   ones through ``VW x VW`` register transposes. When C has few row tiles a packed
   panel would be reused too little: full panels are then read from B in place.
-- A is packed per ``MR``-row sliver, k-major, so the micro-kernel reads it at
-  constant offsets from one pointer (a transposed A a vector per k, a row-major A
-  through register transposes); a single row is read in place.
+- A is read in place when a row of it is contiguous (``kc_ukr_rows{rows}``: one
+  pointer per row, no copy; the lines of a sliver stay in L1 across its panels) and
+  when a column is, up to ``IN_PLACE_DEPTH`` (deeper, rows a power of two apart
+  would conflict in L1). Deeper, the slivers of ``BLOCK_TILES`` row tiles are packed
+  together from whole rows of A (a stream the hardware prefetcher follows) and each
+  panel of B then runs for every tile of the block. Other strides are packed per
+  ``MR``-row sliver, k-major, so the micro-kernel reads A at constant offsets from
+  one pointer.
+- The micro-kernel prefetches the row of B ``PREFETCH_B`` iterations ahead: B read
+  in place, rows 2 KB apart, is a stride no hardware prefetcher follows.
+- Ragged panels of B (a narrow N) are packed with masked loads, columns of any
+  stride with masked gathers: no scalar loops. A full-height tile of a panel of at
+  most VW columns runs a narrow micro-kernel (one vector of B a k).
 - Threads split the columns into chunks of whole panels when there are enough of
   them (every thread then reads all of A), else the rows (every thread packs all
   of B). No two threads ever write one element of C; an epilogue that sums columns
@@ -33,7 +43,7 @@ The vector width and tile come from the host's features (``Tile.for_host``).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from llvmlite import ir
 
@@ -54,6 +64,15 @@ PARALLEL_ANY_MACS = 1 << 18
 PARALLEL_MIN_B = 1 << 15
 # B is read in place, not packed, when C has at most this many tiles of rows.
 DIRECT_ROW_TILES = 24
+# The micro-kernel asks for the row of B this many iterations ahead of the one it reads.
+PREFETCH_B = 8
+# A transposed A is read in place up to this depth (deeper, its sliver is packed).
+IN_PLACE_DEPTH = 64
+# ... deeper, the slivers of this many row tiles are packed at once (on the stack; 8, 16
+# and 48 ran alike at 512 x 4096 x 128).
+BLOCK_TILES = 8
+# llvm.prefetch(address, write, locality, data)
+PREFETCH_FN = ir.FunctionType(ir.VoidType(), [PTR, I32, I32, I32])
 
 
 @dataclass(frozen=True)
@@ -97,18 +116,25 @@ def _splat(b: ir.IRBuilder, value: ir.Value, width: int) -> ir.Value:
     return b.shuffle_vector(vec, vec, ir.Constant(ir.VectorType(I32, width), [0] * width))
 
 
-def _micro_kernel(module: ir.Module, t: Tile, rows: int) -> ir.Function:
+def _micro_kernel(
+    module: ir.Module, t: Tile, rows: int, a_by_rows: bool = False, narrow: bool = False
+) -> ir.Function:
     """``void ukr(i64 kc, ptr a, i64 lda, ptr b, i64 ldb, ptr c, i64 ldc, i64 nr, i64 beta)``
     for a tile of ``rows`` rows: A(r, k) at ``a[k*lda + r]`` (packed k-major with lda = MR,
-    or a single row of A in place), row k of the B panel at
+    or a transposed A or a single row of A in place), row k of the B panel at
     ``b + k*ldb`` (a packed panel, or B itself); columns of C past ``nr`` are neither
-    read nor written."""
+    read nor written. ``a_by_rows`` (``kc_ukr_rows{rows}``): A(r, k) at ``a[r*lda + k]``,
+    a row-major A read in place, one pointer per row. ``narrow`` (``..._narrow``): the
+    first VW columns of the panel only (a panel of at most VW columns: half the FMAs)."""
+    if narrow:
+        t = replace(t, nv=1)
     vec = _vec(t)
     fma = _declare(module, f"llvm.fma.v{t.vw}f32", ir.FunctionType(vec, [vec, vec, vec]))
+    name = f"kc_ukr{'_rows' if a_by_rows else ''}{'_narrow' if narrow else ''}{rows}"
     fn = ir.Function(
         module,
         ir.FunctionType(ir.VoidType(), [I64, PTR, I64, PTR, I64, PTR, I64, I64, I64]),
-        f"kc_ukr{rows}",
+        name,
     )
     fn.linkage = "internal"
     kc, a, lda, bp, ldb, c, ldc, nr, beta = fn.args
@@ -120,15 +146,24 @@ def _micro_kernel(module: ir.Module, t: Tile, rows: int) -> ir.Function:
     # A short tile has too few independent FMA chains to hide the FMA latency: it keeps
     # ``sets`` copies of its accumulators over interleaved k and adds them at the end.
     sets = max(1, 8 // tile)
+    prefetch = _declare(module, "llvm.prefetch.p0", PREFETCH_FN)
+    row_ptrs = [_gep(b, a, b.mul(i64(r), lda)) for r in range(rows)] if a_by_rows else []
 
     def step(k, acc, offset):
         base = b.mul(k, ldb)
         bvec = [
             b.load(_gep(b, bp, b.add(base, i64(v * t.vw))), typ=vec, align=4) for v in range(t.nv)
         ]
+        # B read in place streams from L2 (or further) with a wide stride: ask for its
+        # row PREFETCH_B iterations ahead (an address past the panel is only a hint).
+        ahead = b.mul(b.add(k, i64(PREFETCH_B)), ldb)
+        for v in range(0, t.nr, 16):
+            at = b.gep(bp, [b.add(ahead, i64(v))], source_etype=F32)
+            b.call(prefetch, [at, ir.Constant(I32, 0), ir.Constant(I32, 3), ir.Constant(I32, 1)])
         at = b.mul(k, lda)
         for r in range(rows):
-            broadcast = _splat(b, b.load(_gep(b, a, b.add(at, i64(r))), typ=F32), t.vw)
+            ptr = _gep(b, row_ptrs[r], k) if a_by_rows else _gep(b, a, b.add(at, i64(r)))
+            broadcast = _splat(b, b.load(ptr, typ=F32), t.vw)
             for v in range(t.nv):
                 i = offset + r * t.nv + v
                 acc[i] = b.call(fma, [broadcast, bvec[v], acc[i]])
@@ -245,25 +280,55 @@ def _pack_b(module: ir.Module, t: Tile) -> ir.Function:
         col0 = b.mul(p, i64(t.nr))
         panel = _gep(b, dst, b.mul(b.mul(p, kc), i64(t.nr)))
         src = _gep(b, src_b, b.mul(col0, cs))
-        full = b.icmp_signed(">=", b.sub(ncols, col0), i64(t.nr))
-        rows_contiguous = b.and_(full, b.icmp_signed("==", cs, i64(1)))
-        with b.if_else(rows_contiguous) as (copy, other):
-            with copy, for_range(b, kc, "k") as k:
-                row = _gep(b, src, b.mul(k, rs))
-                out = _gep(b, panel, b.mul(k, i64(t.nr)))
-                for v in range(t.nv):
-                    value = b.load(_gep(b, row, i64(v * t.vw)), typ=vec, align=4)
-                    b.store(value, _gep(b, out, i64(v * t.vw)), align=t.vw * 4)
+        cols_left = b.sub(ncols, col0)
+        full = b.icmp_signed(">=", cols_left, i64(t.nr))
+        with b.if_else(b.icmp_signed("==", cs, i64(1))) as (rows_contiguous, other):
+            with rows_contiguous:
+                # A ragged last panel (a narrow B: 10 classes) through masked loads, its
+                # lanes past the last column zero.
+                masks = _column_masks(b, t, cols_left)
+                masked_load = _masked_load(module, t)
+                zero = ir.Constant(vec, None)
+                with b.if_else(full) as (whole, ragged):
+                    for branch, masked in ((whole, False), (ragged, True)):
+                        with branch, for_range(b, kc, "k") as k:
+                            row = _gep(b, src, b.mul(k, rs))
+                            out = _gep(b, panel, b.mul(k, i64(t.nr)))
+                            for v in range(t.nv):
+                                at = _gep(b, row, i64(v * t.vw))
+                                if masked:
+                                    args = [at, ir.Constant(I32, 4), masks[v], zero]
+                                    value = b.call(masked_load, args)
+                                else:
+                                    value = b.load(at, typ=vec, align=4)
+                                b.store(value, _gep(b, out, i64(v * t.vw)), align=t.vw * 4)
             with other:
                 columns_contiguous = b.and_(full, b.icmp_signed("==", rs, i64(1)))
                 with b.if_else(columns_contiguous) as (transposed, generic):
                     with transposed:
                         done = _pack_transposed(b, t, kc, src, cs, panel)
-                        _pack_generic(b, t, done, kc, b.sub(ncols, col0), src, rs, cs, panel)
+                        _pack_gathered(b, module, t, done, kc, cols_left, src, rs, cs, panel)
                     with generic:
-                        _pack_generic(b, t, i64(0), kc, b.sub(ncols, col0), src, rs, cs, panel)
+                        _pack_gathered(b, module, t, i64(0), kc, cols_left, src, rs, cs, panel)
     b.ret_void()
     return fn
+
+
+def _column_masks(b: ir.IRBuilder, t: Tile, cols) -> list[ir.Value]:
+    """Per vector of a panel row, the lanes of its first ``cols`` columns."""
+    lanes = ir.Constant(ir.VectorType(I64, t.vw), list(range(t.vw)))
+    limit = _splat(b, cols, t.vw)
+    return [
+        b.icmp_signed("<", b.add(lanes, _splat(b, i64(v * t.vw), t.vw)), limit) for v in range(t.nv)
+    ]
+
+
+def _masked_load(module: ir.Module, t: Tile) -> ir.Function:
+    vec = _vec(t)
+    mask_t = ir.VectorType(ir.IntType(1), t.vw)
+    return _declare(
+        module, f"llvm.masked.load.v{t.vw}f32.p0", ir.FunctionType(vec, [PTR, I32, mask_t, vec])
+    )
 
 
 def _pack_transposed(b, t: Tile, kc, src, cs, panel) -> ir.Value:
@@ -284,16 +349,33 @@ def _pack_transposed(b, t: Tile, kc, src, cs, panel) -> ir.Value:
     return b.mul(blocks, i64(t.vw))
 
 
-def _pack_generic(b, t: Tile, k_from, kc, cols_left, src, rs, cs, panel) -> None:
-    """Rows ``k_from..kc`` of a panel element by element, zero past ``cols_left``."""
+def _pack_gathered(b, module, t: Tile, k_from, kc, cols_left, src, rs, cs, panel) -> None:
+    """Rows ``k_from..kc`` of a panel a vector at a time through masked gathers (columns
+    of any stride), zero past ``cols_left``."""
+    vec = _vec(t)
+    lanes_t = ir.VectorType(I64, t.vw)
+    ptrs_t = ir.VectorType(PTR, t.vw)
+    mask_t = ir.VectorType(ir.IntType(1), t.vw)
+    gather = _declare(
+        module,
+        f"llvm.masked.gather.v{t.vw}f32.v{t.vw}p0",
+        ir.FunctionType(vec, [ptrs_t, I32, mask_t, vec]),
+    )
+    masks = _column_masks(b, t, cols_left)
+    strides = _splat(b, b.mul(cs, i64(4)), t.vw)
+    offsets = [
+        b.mul(ir.Constant(lanes_t, [v * t.vw + j for j in range(t.vw)]), strides)
+        for v in range(t.nv)
+    ]
     with for_range(b, b.sub(kc, k_from), "kg") as kk:
         k = b.add(k_from, kk)
-        with for_range(b, i64(t.nr), "j") as j:
-            inside = b.icmp_signed("<", j, cols_left)
-            at = b.select(inside, b.add(b.mul(k, rs), b.mul(j, cs)), i64(0))
-            value = b.load(_gep(b, src, at), typ=F32)
-            value = b.select(inside, value, ir.Constant(F32, 0.0))
-            b.store(value, _gep(b, panel, b.add(b.mul(k, i64(t.nr)), j)))
+        row = _splat(b, b.ptrtoint(_gep(b, src, b.mul(k, rs)), I64), t.vw)
+        out = _gep(b, panel, b.mul(k, i64(t.nr)))
+        for v in range(t.nv):
+            ptrs = b.inttoptr(b.add(row, offsets[v]), ptrs_t)
+            zero = ir.Constant(vec, None)
+            value = b.call(gather, [ptrs, ir.Constant(I32, 4), masks[v], zero])
+            b.store(value, _gep(b, out, i64(v * t.vw)), align=t.vw * 4)
 
 
 JOB_FIELDS = ("M", "N", "K", "A", "rsA", "csA", "B", "rsB", "csB", "C", "ldc", "acc", "epi", "ctx")
@@ -324,7 +406,7 @@ def _max(b: ir.IRBuilder, x: ir.Value, y: ir.Value) -> ir.Value:
     return b.select(b.icmp_signed(">", x, y), x, y)
 
 
-def _chunk(module: ir.Module, t: Tile, kernels: list[ir.Function], pack: ir.Function):
+def _chunk(module: ir.Module, t: Tile, kernels, row_kernels, narrow, pack: ir.Function):
     """``void chunk(ptr job, i64 index)``: columns ``[index*P*NR, (index+1)*P*NR)`` of C
     for all rows and the whole depth (P panels per chunk, from the job)."""
     fn = ir.Function(module, CHUNK_FN, "kc_gemm_chunk")
@@ -338,6 +420,10 @@ def _chunk(module: ir.Module, t: Tile, kernels: list[ir.Function], pack: ir.Func
     a_packed = b.alloca(ir.ArrayType(F32, t.kc * t.mr + t.vw), name="a_packed")
     a_packed.align = 64
     a_packed.type = PTR
+    sliver = t.kc * t.mr + t.vw  # floats of a packed sliver (VW of slack: whole vectors)
+    a_block = b.alloca(ir.ArrayType(F32, BLOCK_TILES * sliver), name="a_block")
+    a_block.align = 64
+    a_block.type = PTR
     f = {}
     for i, name in enumerate(FIELDS[: len(JOB_FIELDS) + len(SPLIT)]):
         value = b.load(b.gep(job, [i64(0), i64(i)], source_etype=JOB), typ=I64)
@@ -358,6 +444,8 @@ def _chunk(module: ir.Module, t: Tile, kernels: list[ir.Function], pack: ir.Func
     direct = b.and_(
         b.icmp_signed("==", f["csB"], i64(1)), b.icmp_signed("<=", row_tiles, i64(DIRECT_ROW_TILES))
     )
+    by_column = b.icmp_signed("==", f["rsA"], i64(1))
+    by_rows = b.and_(b.icmp_signed("==", f["csA"], i64(1)), b.not_(by_column))
     with for_range(b, groups, "g") as g:
         g0 = b.add(p0, b.mul(g, i64(t.panels)))
         g1 = _min(b, p1, b.add(g0, i64(t.panels)))
@@ -373,39 +461,103 @@ def _chunk(module: ir.Module, t: Tile, kernels: list[ir.Function], pack: ir.Func
             with b.if_then(b.icmp_signed("<", first_packed, cols)):
                 ragged = _gep(b, src, b.mul(first_packed, f["csB"]))
                 b.call(pack, [kc, b.sub(cols, first_packed), ragged, f["rsB"], f["csB"], packed])
+            # A transposed A is read in place when its slivers are short enough to stay
+            # in L1 even when its rows are a power of two apart (L1 sets conflict).
+            column_in_place = b.and_(by_column, b.icmp_signed("<=", kc, i64(IN_PLACE_DEPTH)))
             accumulate = b.and_(f["acc"], i64(ACCUMULATE))
             beta = b.or_(accumulate, b.zext(b.icmp_signed(">", kb, i64(0)), I64))
             last = b.and_(has_epilogue, b.icmp_signed("==", kb, b.sub(k_blocks, i64(1))))
-            with for_range(b, b.sub(t1, t0), "it") as it:
-                i0 = b.mul(b.add(t0, it), i64(t.mr))
-                rows = _min(b, i64(t.mr), b.sub(m, i0))
-                a = _gep(b, f["A"], b.add(b.mul(i0, f["rsA"]), b.mul(pc, f["csA"])))
-                # One row is read in place: packing would copy as much as it computes.
-                single = b.icmp_signed("==", rows, i64(1))
-                with b.if_then(b.not_(single)):
-                    whole = b.icmp_signed(">=", b.sub(m, i0), i64(t.vw))
-                    _pack_a(b, t, a, f["rsA"], f["csA"], kc, rows, whole, a_packed)
-                a_tile = b.select(single, a, a_packed)
-                lda = b.select(single, f["csA"], i64(t.mr))
-                with for_range(b, b.sub(g1, g0), "jp") as jp:
-                    j0 = b.add(col0, b.mul(jp, i64(t.nr)))
-                    nr = _min(b, i64(t.nr), b.sub(n, j0))
-                    c = _gep(b, f["C"], b.add(b.mul(i0, f["ldc"]), j0))
-                    from_b = b.and_(direct, b.icmp_signed("==", nr, i64(t.nr)))
-                    packed_at = b.select(direct, i64(0), b.mul(b.mul(jp, kc), i64(t.nr)))
-                    panel = b.select(
-                        from_b,
-                        _gep(b, src, b.mul(jp, i64(t.nr))),
-                        _gep(b, packed, packed_at),
-                    )
-                    ldb = b.select(from_b, f["rsB"], i64(t.nr))
-                    args = [kc, a_tile, lda, panel, ldb, c, f["ldc"], nr, beta]
-                    _dispatch(b, rows, kernels, args)
-                    with b.if_then(last):
-                        c_at = b.ptrtoint(f["C"], I64)
-                        b.call(epilogue, [f["ctx"], c_at, f["ldc"], i0, j0, rows, nr])
+
+            def tile_product(i0, rows, a_tile, lda, jp, row_major) -> None:
+                j0 = b.add(col0, b.mul(jp, i64(t.nr)))
+                nr = _min(b, i64(t.nr), b.sub(n, j0))
+                c = _gep(b, f["C"], b.add(b.mul(i0, f["ldc"]), j0))
+                from_b = b.and_(direct, b.icmp_signed("==", nr, i64(t.nr)))
+                packed_at = b.select(direct, i64(0), b.mul(b.mul(jp, kc), i64(t.nr)))
+                panel = b.select(
+                    from_b, _gep(b, src, b.mul(jp, i64(t.nr))), _gep(b, packed, packed_at)
+                )
+                ldb = b.select(from_b, f["rsB"], i64(t.nr))
+                args = [kc, a_tile, lda, panel, ldb, c, f["ldc"], nr, beta]
+                # A full-height tile of a panel of at most VW columns (a classifier's 10)
+                # takes a narrow micro-kernel: one vector of B a k, not NR / VW.
+                thin = b.and_(
+                    b.icmp_signed("<=", nr, i64(t.vw)), b.icmp_signed("==", rows, i64(t.mr))
+                )
+                with b.if_else(row_major) as (by_row, other):
+                    with by_row, b.if_else(thin) as (narrow_tile, wide_tile):
+                        with narrow_tile:
+                            b.call(narrow[1], args)
+                        with wide_tile:
+                            _dispatch(b, rows, row_kernels, args, inline_short=False)
+                    with other, b.if_else(thin) as (narrow_tile, wide_tile):
+                        with narrow_tile:
+                            b.call(narrow[0], args)
+                        with wide_tile:
+                            _dispatch(b, rows, kernels, args)
+                with b.if_then(last):
+                    c_at = b.ptrtoint(f["C"], I64)
+                    b.call(epilogue, [f["ctx"], c_at, f["ldc"], i0, j0, rows, nr])
+
+            # A deep transposed A: its slivers for BLOCK_TILES row tiles packed at once,
+            # reading whole rows of it (lines the hardware prefetcher follows, where one
+            # sliver alone takes 48 bytes of each line); then each panel of B, in L1,
+            # runs for every tile of the block.
+            # (A block's vector a tile needs MR <= VW: true of every host tile.)
+            false = ir.Constant(ir.IntType(1), 0)
+            blocked = b.and_(by_column, b.not_(column_in_place)) if t.mr <= t.vw else false
+            with b.if_else(blocked) as (in_blocks, per_tile):
+                with in_blocks:
+                    tiles = b.sub(t1, t0)
+                    a_col = _gep(b, f["A"], b.mul(pc, f["csA"]))
+                    with for_range(b, _ceil_div(b, tiles, i64(BLOCK_TILES)), "rb") as rb:
+                        b0 = b.add(t0, b.mul(rb, i64(BLOCK_TILES)))
+                        count = _min(b, i64(BLOCK_TILES), b.sub(t1, b0))
+                        _pack_a_block(b, module, t, a_col, f["csA"], m, kc, b0, count, a_block)
+                        panels_of = for_range(b, b.sub(g1, g0), "jb")
+                        with panels_of as jp, for_range(b, count, "ib") as it:
+                            i0 = b.mul(b.add(b0, it), i64(t.mr))
+                            rows = _min(b, i64(t.mr), b.sub(m, i0))
+                            a_tile = _gep(b, a_block, b.mul(it, i64(sliver)))
+                            tile_product(i0, rows, a_tile, i64(t.mr), jp, false)
+                with per_tile, for_range(b, b.sub(t1, t0), "it") as it:
+                    i0 = b.mul(b.add(t0, it), i64(t.mr))
+                    rows = _min(b, i64(t.mr), b.sub(m, i0))
+                    a = _gep(b, f["A"], b.add(b.mul(i0, f["rsA"]), b.mul(pc, f["csA"])))
+                    # A is read in place when a row or a column of it is contiguous (its
+                    # lines then stay in L1 across the panels): the micro-kernel
+                    # broadcasts from them as well as from a packed sliver, without the
+                    # copy. One row is read in place whatever its stride.
+                    single = b.or_(b.icmp_signed("==", rows, i64(1)), column_in_place)
+                    with b.if_then(b.not_(b.or_(single, by_rows))):
+                        whole = b.icmp_signed(">=", b.sub(m, i0), i64(t.vw))
+                        _pack_a(b, t, a, f["rsA"], f["csA"], kc, rows, whole, a_packed)
+                    a_tile = b.select(b.or_(single, by_rows), a, a_packed)
+                    lda = b.select(single, f["csA"], b.select(by_rows, f["rsA"], i64(t.mr)))
+                    row_major = b.and_(by_rows, b.not_(single))
+                    with for_range(b, b.sub(g1, g0), "jp") as jp:
+                        tile_product(i0, rows, a_tile, lda, jp, row_major)
     b.ret_void()
     return fn
+
+
+def _pack_a_block(b: ir.IRBuilder, module, t: Tile, a, cs_a, m, kc, b0, count, dst) -> None:
+    """The slivers of row tiles ``b0 .. b0+count`` of a transposed A (A(i, k) at
+    ``a[k*cs_a + i]``, M rows) into ``dst``, one every ``kc_max*MR + VW`` floats, each
+    k-major as ``_pack_a`` packs one: row k of A is read once, a vector per tile (its
+    lanes past MR land in the next k's slots, overwritten after; past M, masked)."""
+    vec = _vec(t)
+    masked_load = _masked_load(module, t)
+    lanes = ir.Constant(ir.VectorType(I64, t.vw), list(range(t.vw)))
+    zero = ir.Constant(vec, None)
+    with for_range(b, kc, "kk") as k:
+        row = _gep(b, a, b.mul(k, cs_a))
+        with for_range(b, count, "tb") as it:
+            i0 = b.mul(b.add(b0, it), i64(t.mr))
+            mask = b.icmp_signed("<", lanes, _splat(b, b.sub(m, i0), t.vw))
+            value = b.call(masked_load, [_gep(b, row, i0), ir.Constant(I32, 4), mask, zero])
+            at = b.add(b.mul(it, i64(t.kc * t.mr + t.vw)), b.mul(k, i64(t.mr)))
+            b.store(value, _gep(b, dst, at), align=4)
 
 
 def _pack_a(b: ir.IRBuilder, t: Tile, a, rs_a, cs_a, kc, rows, whole, dst) -> None:
@@ -666,7 +818,9 @@ def _total_chunk(module: ir.Module, t: Tile) -> ir.Function:
 def add_gemm(module: ir.Module, t: Tile) -> None:
     """Define ``kc_sgemm`` in ``module`` (which must hold the thread pool)."""
     kernels = [_micro_kernel(module, t, rows) for rows in range(1, t.mr + 1)]
-    chunk = _chunk(module, t, kernels, _pack_b(module, t))
+    row_kernels = [_micro_kernel(module, t, rows, a_by_rows=True) for rows in range(1, t.mr + 1)]
+    narrow = [_micro_kernel(module, t, t.mr, by_rows, narrow=True) for by_rows in (False, True)]
+    chunk = _chunk(module, t, kernels, row_kernels, narrow, _pack_b(module, t))
     splitters = (_partial_chunk(module, t, chunk), _total_chunk(module, t))
     _gemm(module, t, chunk, module.globals[abi.PARALLEL_FOR.symbol], splitters)
 
