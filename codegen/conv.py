@@ -23,15 +23,21 @@ addressing separates.
   tile of C while it is in L1. With ``POOLED`` the rows run pooling window by window and
   each tile goes to a buffer, from which the epilogue folds it into the pooled result
   (``codegen.fused``): the full-size result is never written. Threads split the rows
-  (a convolution has few columns); an epilogue that sums columns runs in one thread.
+  (a convolution has few columns). An epilogue that sums columns (``COLUMNS_OWNED``)
+  gets chunks that start at multiples of ``SUM_SPAN`` rows: it sums each span of rows
+  into a partial of its own, which no other thread touches, and the caller adds the
+  partials in span order (the same bits on any number of threads).
 - ``kc_sconv_filter``: dW = Aᵀ·dY, depth the pixels, through the GEMM's micro-kernel,
-  with B's panels packed straight from the image (see below).
+  with B's panels packed straight from the image (see below); when the output rows are
+  as wide as the image's (stride 1, "same" width), with nothing packed
+  (``codegen.conv_filter_rows``).
 """
 
 from __future__ import annotations
 
 from llvmlite import ir
 
+from kcompile.codegen import conv_filter_rows as filter_rows
 from kcompile.codegen.gemm import (
     ACCUMULATE,
     COLUMNS_OWNED,
@@ -59,7 +65,7 @@ GEOMETRY = (
 # A bit of ``flags`` beside the GEMM's: rows in pooling-window order, each C tile in a
 # buffer of its own (the epilogue pools it: ``codegen.fused``).
 POOLED = 4
-_MODES = ("runs", "runs_w", "runlen", "per_block", "cstep", "cblocks", "kblocks")
+_MODES = ("runs", "runs_w", "runlen", "per_block", "cstep", "cblocks", "kblocks", "tblocks")
 _JOB = (
     *GEOMETRY,
     *("X", "B", "Cm", "ldc", "acc", "epi", "ctx", "zero", "table", "pixels"),
@@ -74,10 +80,17 @@ KC = 512
 MAX_TAPS = 64
 # Whether slivers inside the image take the cheaper path (off only to measure against).
 INTERIOR = True
+# Whether a kernel gradient whose output rows are as wide as the image's takes the path
+# that packs nothing (``codegen.conv_filter_rows``; off only to measure against).
+FILTER_ROWS = True
 # A padded product at most this deep runs on a padded copy of its image.
 PAD_MAX_DEPTH = 64
 # Below this many multiply-adds a convolution runs in the calling thread.
 PARALLEL_MIN_MACS = 1 << 16
+# Rows of C whose column sums go to one partial (COLUMNS_OWNED): a multiple of every
+# tile's MR (12, 6), so a tile never straddles two spans; 16 tiles of 12 rows keep the
+# partials (rows / 192 x F floats) small and the chunks still many.
+SUM_SPAN = 192
 
 
 def _field(b: ir.IRBuilder, job, name: str) -> ir.Value:
@@ -176,6 +189,7 @@ def _chunk(module: ir.Module, t: Tile, kernel: ir.Function) -> ir.Function:
     img_row, top, left, corner = slot("img_row"), slot("top"), slot("left"), slot("corner")
     pixel_table = b.inttoptr(g["pixels"], PTR)
     ptrs = _alloca(b, PTR, t.mr * MAX_TAPS, "ptrs")
+    inside_slot = b.alloca(ir.IntType(1), name="interior")
     accumulate = b.and_(g["acc"], i64(ACCUMULATE))
     with for_range(b, b.sub(t1, t0), "it") as it:
         i0 = b.mul(b.add(t0, it), i64(t.mr))
@@ -190,27 +204,54 @@ def _chunk(module: ir.Module, t: Tile, kernel: ir.Function) -> ir.Function:
         pixels = b.mul(g["OH"], g["OW"])
         image_floats = b.mul(b.mul(g["H"], g["W"]), g["C"])
         image, p = b.udiv(i0, pixels), b.urem(i0, pixels)
-        start = [image, p, ir.Constant(ir.IntType(1), int(INTERIOR))]
-        with for_reduce(b, i64(t.mr), start, "row") as (r, state):
-            image, p, inside = state
-            entry = _gep_i64(b, pixel_table, b.mul(p, i64(_PIXEL)))
-            y0, x0, at, fits = (b.load(_gep_i64(b, entry, j), typ=I64) for j in range(_PIXEL))
-            b.store(b.mul(image, g["H"]), _gep_i64(b, img_row, r))
-            b.store(y0, _gep_i64(b, top, r))
-            b.store(x0, _gep_i64(b, left, r))
-            b.store(b.add(b.mul(image, image_floats), at), _gep_i64(b, corner, r))
-            # Rows past the last one repeat it: real pixels, whose results are not stored.
-            real = b.icmp_signed("<", b.add(r, i64(1)), rows)
-            p1 = b.add(p, i64(1))
-            wrap = b.icmp_signed("==", p1, pixels)
-            image1 = b.select(wrap, b.add(image, i64(1)), image)
-            p1 = b.select(wrap, i64(0), p1)
-            state[0] = b.select(real, image1, image)
-            state[1] = b.select(real, p1, p)
-            state[2] = b.and_(inside, b.icmp_unsigned("!=", fits, i64(0)))
-        interior = state[2]
+
+        def each_row() -> None:
+            """Every row's image row, window corner and corner offset; whether all lie
+            inside the image into ``inside_slot``."""
+            start = [image, p, ir.Constant(ir.IntType(1), int(INTERIOR))]
+            with for_reduce(b, i64(t.mr), start, "row") as (r, state):
+                image_r, p_r, inside = state
+                entry = _gep_i64(b, pixel_table, b.mul(p_r, i64(_PIXEL)))
+                y0, x0, at, fits = (b.load(_gep_i64(b, entry, j), typ=I64) for j in range(4))
+                b.store(b.mul(image_r, g["H"]), _gep_i64(b, img_row, r))
+                b.store(y0, _gep_i64(b, top, r))
+                b.store(x0, _gep_i64(b, left, r))
+                b.store(b.add(b.mul(image_r, image_floats), at), _gep_i64(b, corner, r))
+                # Rows past the last one repeat it: real pixels, whose results are not
+                # stored.
+                real = b.icmp_signed("<", b.add(r, i64(1)), rows)
+                p1 = b.add(p_r, i64(1))
+                wrap = b.icmp_signed("==", p1, pixels)
+                image1 = b.select(wrap, b.add(image_r, i64(1)), image_r)
+                p1 = b.select(wrap, i64(0), p1)
+                state[0] = b.select(real, image1, image_r)
+                state[1] = b.select(real, p1, p_r)
+                state[2] = b.and_(inside, b.icmp_unsigned("!=", fits, i64(0)))
+            b.store(state[2], inside_slot)
+
+        # A sliver within one image (most) first takes only its corners, which is all an
+        # interior sliver needs (the full loop was a fifth of a shallow product's time);
+        # its rows past the last are that image's next pixels, whose results are not
+        # stored.
+        one_image = b.icmp_unsigned("<=", b.add(p, i64(t.mr)), pixels)
+        with b.if_else(one_image) as (lean, full):
+            with lean:
+                image_at = b.mul(image, image_floats)
+                inside = ir.Constant(ir.IntType(1), int(INTERIOR))
+                for r in range(t.mr):
+                    entry = _gep_i64(b, pixel_table, b.mul(b.add(p, i64(r)), i64(_PIXEL)))
+                    at = b.load(_gep_i64(b, entry, 2), typ=I64)
+                    fits = b.load(_gep_i64(b, entry, 3), typ=I64)
+                    b.store(b.add(image_at, at), _gep_i64(b, corner, r))
+                    inside = b.and_(inside, b.icmp_unsigned("!=", fits, i64(0)))
+                b.store(inside, inside_slot)
+                with b.if_then(b.not_(inside)):
+                    each_row()
+            with full:
+                each_row()
+        interior = b.load(inside_slot, typ=ir.IntType(1))
         mode = {name: b.select(interior, g[f"i_{name}"], g[f"b_{name}"]) for name in _MODES}
-        tblocks = b.udiv(mode["kblocks"], mode["cblocks"])
+        tblocks = mode["tblocks"]
         with for_range(b, tblocks, "tb") as tb, for_range(b, mode["cblocks"], "cb") as cb:
             kb = b.add(b.mul(tb, mode["cblocks"]), cb)
             run0 = b.mul(tb, mode["per_block"])
@@ -322,7 +363,7 @@ def _blocking(b: ir.IRBuilder, runs: ir.Value, runlen: ir.Value) -> dict[str, ir
     per_block = _ceil_div(b, runs, _max1(b, tblocks))  # balanced: 9 taps as 3 x 3, not 4 + 4 + 1
     kblocks = b.mul(tblocks, cblocks)
     return {"runs": runs, "runlen": runlen, "per_block": per_block, "cstep": cstep,
-            "cblocks": cblocks, "kblocks": kblocks}  # fmt: skip
+            "cblocks": cblocks, "kblocks": kblocks, "tblocks": tblocks}  # fmt: skip
 
 
 def _pad(module: ir.Module, b: ir.IRBuilder, g: dict, x: ir.Value, alloc) -> ir.Value:
@@ -475,14 +516,15 @@ def _conv(module: ir.Module, t: Tile, chunk: ir.Function, pack: ir.Function, par
     threads = b.zext(b.call(module.globals[abi.GET_THREADS.symbol], []), I64)
     macs = b.mul(b.mul(m, n), depth)
     owned = b.icmp_unsigned("!=", b.and_(flags, i64(COLUMNS_OWNED)), i64(0))
-    alone = b.or_(owned, b.icmp_signed("<", macs, i64(PARALLEL_MIN_MACS)))
+    alone = b.icmp_signed("<", macs, i64(PARALLEL_MIN_MACS))
     row_tiles = _ceil_div(b, m, i64(t.mr))
     # Several chunks a thread, so that a late thread is not waited for.
     chunks = _min(b, row_tiles, b.select(alone, i64(1), b.mul(threads, i64(8))))
     per_chunk = _ceil_div(b, row_tiles, chunks)
     # Pooled: chunks end on a window's last row (a window's rows are pooled in order).
-    pool = b.mul(g["PH"], g["PW"])
-    fields["tiles_per_chunk"] = b.mul(_ceil_div(b, per_chunk, pool), pool)
+    # Column sums: on a span's last row (each span's partial belongs to one chunk).
+    unit = b.select(owned, i64(SUM_SPAN // t.mr), b.mul(g["PH"], g["PW"]))
+    fields["tiles_per_chunk"] = b.mul(_ceil_div(b, per_chunk, unit), unit)
     for name, value in fields.items():
         _set(b, job, name, value)
     chunks = _ceil_div(b, row_tiles, fields["tiles_per_chunk"])
@@ -544,9 +586,20 @@ def _ffield(b: ir.IRBuilder, job, name: str) -> ir.Value:
     return b.load(b.gep(job, [i64(0), i64(_FJOB.index(name))], source_etype=FJOB), typ=I64)
 
 
-def _masked_copy(b, module, t: Tile, src, dst, length, inside, vectors: int = 0) -> None:
+def _copy_masks(b, t: Tile, length, vectors: int = 0) -> list:
+    """The lanes of each of ``vectors`` (NR's by default) vectors below ``length``."""
+    lanes = ir.Constant(ir.VectorType(I64, t.vw), list(range(t.vw)))
+    limit = _splat(b, length, t.vw)
+    return [
+        b.icmp_signed("<", b.add(lanes, _splat(b, i64(v * t.vw), t.vw)), limit)
+        for v in range(vectors or t.nv)
+    ]
+
+
+def _masked_copy(b, module, t: Tile, src, dst, length, inside, vectors=0, masks=None) -> None:
     """``length`` (<= ``vectors`` x VW, NR by default) floats from ``src`` to ``dst``
-    (zeros when not ``inside``), with masked vector loads and stores."""
+    (zeros when not ``inside``), with masked vector loads and stores (``masks`` from
+    ``_copy_masks``, when the caller made them once for many copies)."""
     vec = _vec(t)
     mask_t = ir.VectorType(ir.IntType(1), t.vw)
     load = _declare(
@@ -557,12 +610,10 @@ def _masked_copy(b, module, t: Tile, src, dst, length, inside, vectors: int = 0)
         f"llvm.masked.store.v{t.vw}f32.p0",
         ir.FunctionType(ir.VoidType(), [vec, PTR, I32, mask_t]),
     )
-    lanes = ir.Constant(ir.VectorType(I64, t.vw), list(range(t.vw)))
-    limit = _splat(b, length, t.vw)
     zero = ir.Constant(vec, None)
     align = ir.Constant(I32, 4)
-    for v in range(vectors or t.nv):
-        mask = b.icmp_signed("<", b.add(lanes, _splat(b, i64(v * t.vw), t.vw)), limit)
+    masks = masks or _copy_masks(b, t, length, vectors)
+    for v, mask in enumerate(masks):
         read = b.and_(mask, _splat(b, inside, t.vw))
         value = b.call(load, [_gep(b, src, i64(v * t.vw)), align, read, zero])
         b.call(store, [value, _gep(b, dst, i64(v * t.vw)), align, mask])
@@ -592,8 +643,7 @@ def _filter_chunk(module: ir.Module, t: Tile) -> ir.Function:
     packed_b = b.call(calloc, [i64(FILTER_KC * FILTER_PANELS * t.nr + t.vw), i64(4)])
     packed_a = b.call(calloc, [b.add(b.mul(b.mul(slivers, i64(t.mr)), kc), i64(t.vw)), i64(4)])
     coords = b.call(calloc, [i64(3 * FILTER_KC), i64(8)])
-    img_row, top = coords, _gep_i64(b, coords, FILTER_KC)
-    left = _gep_i64(b, coords, 2 * FILTER_KC)
+    top, left, corner = (_gep_i64(b, coords, i * FILTER_KC) for i in range(3))
     pixels = b.mul(g["OH"], g["OW"])
     blocks = _ceil_div(b, b.sub(p_end, p_begin), kc)
     with b.if_then(b.icmp_signed(">", p_end, p_begin)), for_range(b, blocks, "pb") as pb:
@@ -605,9 +655,14 @@ def _filter_chunk(module: ir.Module, t: Tile) -> ir.Function:
         start[1], start[2] = b.udiv(pixel, g["OW"]), b.urem(pixel, g["OW"])
         with for_reduce(b, count, start, "px") as (p, at):
             image, oh, ow = at
-            b.store(b.mul(image, g["H"]), _gep_i64(b, img_row, p))
-            b.store(b.sub(b.mul(oh, g["SH"]), g["PT"]), _gep_i64(b, top, p))
-            b.store(b.sub(b.mul(ow, g["SW"]), g["PL"]), _gep_i64(b, left, p))
+            y0 = b.sub(b.mul(oh, g["SH"]), g["PT"])
+            x0 = b.sub(b.mul(ow, g["SW"]), g["PL"])
+            b.store(y0, _gep_i64(b, top, p))
+            b.store(x0, _gep_i64(b, left, p))
+            # The window's corner in X (before the image when padded): a tap's run is at
+            # a fixed offset from it.
+            window = b.add(b.mul(b.add(b.mul(image, g["H"]), y0), g["W"]), x0)
+            b.store(b.mul(window, g["C"]), _gep_i64(b, corner, p))
             ow1 = b.add(ow, i64(1))
             wrap = b.icmp_signed("==", ow1, g["OW"])
             oh1 = b.select(wrap, b.add(oh, i64(1)), oh)
@@ -641,6 +696,9 @@ def _filter_chunk(module: ir.Module, t: Tile) -> ir.Function:
                 )
                 panel = b.sub(b.udiv(col, i64(t.nr)), j0)
                 base = b.add(b.mul(b.mul(panel, kc), i64(t.nr)), b.urem(col, i64(t.nr)))
+                # The run's offset from a window's corner, and the copy's lanes, once.
+                offset = b.add(b.mul(b.add(b.mul(dy_, g["W"]), dx_), g["C"]), c0)
+                masks = _copy_masks(b, t, length)
                 with for_range(b, count, "pp") as p:
                     y = b.add(b.load(_gep_i64(b, top, p), typ=I64), dy_)
                     xx = b.add(b.load(_gep_i64(b, left, p), typ=I64), dx_)
@@ -648,11 +706,10 @@ def _filter_chunk(module: ir.Module, t: Tile) -> ir.Function:
                         b.icmp_unsigned("<", y, g["H"]), b.icmp_unsigned("<", xx, g["W"])
                     )
                     inside = b.or_(inside, every_inside)
-                    at = b.add(b.load(_gep_i64(b, img_row, p), typ=I64), y)
-                    at = b.add(b.mul(b.add(b.mul(at, g["W"]), xx), g["C"]), c0)
+                    at = b.add(b.load(_gep_i64(b, corner, p), typ=I64), offset)
                     src = _gep(b, x, b.select(inside, at, i64(0)))
                     dst = _gep(b, packed_b, b.add(base, b.mul(p, i64(t.nr))))
-                    _masked_copy(b, module, t, src, dst, length, inside)
+                    _masked_copy(b, module, t, src, dst, length, inside, masks=masks)
             with for_range(b, slivers, "sl") as sl, for_range(b, b.sub(j1, j0), "jp") as jp:
                 f0 = b.mul(sl, i64(t.mr))
                 rows = _min(b, i64(t.mr), b.sub(f, f0))
@@ -704,6 +761,7 @@ def _filter_sum(module: ir.Module) -> ir.Function:
 
 def _filter(module: ir.Module, t: Tile, chunk: ir.Function, parallel_for) -> None:
     summer = _filter_sum(module)
+    rows_path = filter_rows.add_filter_rows(module, t, parallel_for, GEOMETRY)
     fn = ir.Function(module, FILTER_FN, FILTER)
     geometry, x, dy, dw, flags = fn.args
     b = ir.IRBuilder(fn.append_basic_block("entry"))
@@ -711,6 +769,10 @@ def _filter(module: ir.Module, t: Tile, chunk: ir.Function, parallel_for) -> Non
     g = {}
     for i, name in enumerate(GEOMETRY):
         g[name] = b.load(b.gep(geometry, [i64(i)], source_etype=I64), typ=I64)
+    # Output rows as wide as the image's: the product with nothing packed.
+    with b.if_then(b.and_(filter_rows.applies(b, g), ir.Constant(ir.IntType(1), FILTER_ROWS))):
+        b.call(rows_path, [geometry, x, dy, dw, flags])
+        b.ret_void()
     m = b.mul(b.mul(g["N"], g["OH"]), g["OW"])
     f, c = g["F"], g["C"]
     taps = b.mul(g["KH"], g["KW"])

@@ -15,7 +15,8 @@ from collections.abc import Sequence
 
 from llvmlite import ir
 
-from kcompile.codegen.emitters import _offset, _vector_combine, emits
+from kcompile.codegen.conv_sums import SpanSums
+from kcompile.codegen.emitters import _offset, emits
 from kcompile.codegen.kernel import (
     Kernel,
     Operand,
@@ -32,18 +33,20 @@ from kcompile.codegen.parallel import (
     declare_parallel_for,
 )
 from kcompile.codegen.products import call_conv, call_gemm
+from kcompile.codegen.row_loops import LLVM_CONST as _LLVM_CONST
+from kcompile.codegen.row_loops import (
+    ROW_ALIASES,
+    emit_row_phases,
+    offset2d,
+    plan_row,
+    reduce_row,
+    row_strides,
+)
 from kcompile.codegen.scalar import SCALAR_RULES, reduction_combine, reduction_start
 from kcompile.ir import DType, Graph, Node, Value, get_op
 from kcompile.ir.memory import Size, numel, size_of
 from kcompile.ir.ops.fused import pools_before_body, product_of, reduction_of
 from kcompile.ir.traits import Pattern, Reduction, is_sum_over_rows
-
-_LLVM_CONST = {
-    DType.f32: lambda v: ir.Constant(F32, float(v)),
-    DType.i32: lambda v: ir.Constant(I32, int(v)),
-    DType.bool: lambda v: ir.Constant(ir.IntType(8), int(bool(v))),
-}
-
 
 # Ops a loop lowers without a scalar rule: a constant is its value, a broadcast reads its
 # operand (with zero strides).
@@ -224,7 +227,10 @@ def _matmul_epilogue(k, m, node, body, outs, ins) -> None:
     )
     for index in sums:
         k.fill(outs[index], Size(out_shape[-1]), ir.Constant(F32, 0.0))
-    epi, c, others = _epilogue_callback(k, node, body, ins, reads, out_shape)
+    # A convolution's column sums go by spans of rows into partials (every thread).
+    spans = SpanSums(k, out_shape, len(sums)) if sums and product.op == "conv2d" else None
+    extra = spans.extra if spans else []
+    epi, c, others = _epilogue_callback(k, node, body, ins, reads, out_shape, len(extra))
     _, ldc, i0, j0, rows, cols = epi.params
     moved_outs = epi.operands_from(k, outs)
     width = epi.value(size_of(out_shape[-1]))
@@ -246,7 +252,9 @@ def _matmul_epilogue(k, m, node, body, outs, ins) -> None:
             env[v] = epi.load(op, _offset2(epi, op, i, j))
         evaluate_body(epi, m, body, env, skip={product, *column_sums})
         for index, v in enumerate(results):
-            if index in sums:
+            if index in sums and spans:
+                spans.add(epi, sorted(sums).index(index), i, j, env[v.node.inputs[0]])
+            elif index in sums:
                 total = e.fadd(epi.load(moved_outs[index], j), env[v.node.inputs[0]])
                 epi.store(moved_outs[index], j, total)
             else:
@@ -255,7 +263,9 @@ def _matmul_epilogue(k, m, node, body, outs, ins) -> None:
     _over_tile(e, rows, cols, out_shape[-1], element)
     epi.finish()
     C = outs[target].ptr if target is not None else ir.Constant(PTR, None)
-    run(C, epi.entry, k.context(), bool(sums))
+    run(C, epi.entry, k.context(extra), bool(sums))
+    if spans:
+        spans.combine(k, [outs[index] for index in sorted(sums)])
 
 
 def _pooled_epilogue(k, m, node, body, outs, ins) -> None:
@@ -318,10 +328,11 @@ def _pooled_epilogue(k, m, node, body, outs, ins) -> None:
     call_conv(k, product, image, kernel, null, epi.entry, k.context(), pool=(ph, pw))
 
 
-def _epilogue_callback(k: Kernel, node: Node, body: Graph, ins, reads, out_shape):
+def _epilogue_callback(k: Kernel, node: Node, body: Graph, ins, reads, out_shape, extra=0):
     """The epilogue's function ``epi(ctx, C, ldc, i0, j0, rows, cols)``, its tile of C as an
-    operand, and the body's other operands it reads, by (row, column) of the result."""
-    epi = Kernel.callback(k.module, f"{k.fn.name}_epilogue", len(k.args), 6)
+    operand, and the body's other operands it reads, by (row, column) of the result;
+    ``extra`` more i64 values come through the context."""
+    epi = Kernel.callback(k.module, f"{k.fn.name}_epilogue", len(k.args), 6, extra)
     tile = Operand(epi.b.inttoptr(epi.params[0], PTR), DType.f32, [])
     moved = epi.operands_from(k, ins)
     others = {
@@ -390,15 +401,7 @@ def _epilogue_reads(body: Graph, product: Node) -> set[Value]:
 
 def _offset2(k: Kernel, op: Operand, i, j):
     """Offset of element (row i, column j) for strides over the 2-D output."""
-    row_stride, col_stride = op.strides
-    b = k.b
-    offset = i64(0)
-    if not row_stride.is_zero:
-        offset = b.mul(i, k.value(row_stride))
-    if not col_stride.is_zero:
-        step = j if col_stride.is_one else b.mul(j, k.value(col_stride))
-        offset = b.add(offset, step)
-    return offset
+    return offset2d(k, op.strides, i, j)
 
 
 # --- row kernels ------------------------------------------------------------------
@@ -435,14 +438,21 @@ def _row_kernel(k, m, node, body, outs, ins) -> None:
 
 
 def _row_loop(k, m, node, body, outs, ins, part) -> None:
-    """The rows of a row kernel, or the ``part = (chunk, chunks)`` of them."""
+    """The rows of a row kernel, or the ``part = (chunk, chunks)`` of them: in a few
+    passes over each row (``codegen/row_loops.py``), or node by node."""
     rows_shape, cols = node.attrs["row_shape"], node.attrs["cols"]
     vector = (*rows_shape, cols)
     b = k.b
+    plan = plan_row(body, rows_shape, cols)
+    if plan is not None:
+        total = k.value(numel(rows_shape))
+        rows = (i64(0), total) if part is None else chunk_range(b, total, *part)
+        emit_row_phases(k, m, node, plan, outs, ins, rows)
+        return
     arrays = {}
     for n in body.nodes:  # stack rows, allocated once before the loop
         v = n.outputs[0]
-        if v.shape == vector and n.op not in _ROW_ALIASES:
+        if v.shape == vector and n.op not in ROW_ALIASES:
             from kcompile.codegen.kernel import LLVM_TYPES
 
             array = b.alloca(LLVM_TYPES[v.dtype], size=i64(cols))
@@ -459,7 +469,7 @@ def _row_loop(k, m, node, body, outs, ins, part) -> None:
         r = b.add(begin, j)
         env: dict[Value, _Row] = {}
         for v, op, outer in zip(body.inputs, ins, node.inputs):
-            two = _row_strides(outer.shape, rows_shape, cols)
+            two = row_strides(outer.shape, rows_shape, cols)
             if two[1].is_zero:
                 env[v] = _Row(scalar=k.load(op, _offset2(k, Operand(None, None, two), r, i64(0))))
             else:
@@ -492,26 +502,8 @@ def _accumulate_row(k: Kernel, m: MathLib, n: Node, env, out: Operand, r, ncols)
         k.store(out, i64(0), add(k.load(out, i64(0)), value.read(k, r, i64(0))))
 
 
-def _row_strides(shape, rows_shape, cols) -> list:
-    """(row stride, column stride) of an operand of a row kernel."""
-    shape = tuple(shape)
-    if shape == (*rows_shape, cols):
-        return [Size(cols), Size(1)]
-    if shape in (tuple(rows_shape), (*rows_shape, 1)):
-        return [Size(1), Size(0)]
-    if shape in ((cols,), (1, cols)):
-        return [Size(0), Size(1)]
-    if all(d == 1 for d in shape):
-        return [Size(0), Size(0)]
-    raise NotImplementedError(
-        f"codegen: operand of shape {shape} in a row kernel over {rows_shape} x {cols}"
-    )
-
-
-# Ops a row kernel reads through to their operand's row (no values of their own).
-_ROW_ALIASES = ("broadcast_to", "reshape", "stop_gradient")
 # Ops the row kernel lowers itself (besides reductions and scalar rules).
-_ROW_OWN = ("constant", *_ROW_ALIASES, "argmax", "one_hot")
+_ROW_OWN = ("constant", *ROW_ALIASES, "argmax", "one_hot")
 
 
 def lowers_in_loop(kind: str, op: str) -> bool:
@@ -528,9 +520,6 @@ def lowers_in_loop(kind: str, op: str) -> bool:
     return in_every_loop or traits.reduction is not None
 
 
-# Floats per vector accumulator of a row reduction: one AVX-512 register, two AVX ones.
-ROW_LANES = 16
-
 # argmax keeps the running maximum and its column.
 _ARGMAX_START = Reduction(-math.inf, "max")
 
@@ -541,7 +530,7 @@ def _row_node(k, m, n, env, arrays, r, ncols) -> _Row:
     op = n.op
     if op == "constant":
         return _Row(scalar=_LLVM_CONST[out.dtype](n.attrs["value"]))
-    if op in _ROW_ALIASES:
+    if op in ROW_ALIASES:
         return env[n.inputs[0]]
     reduction = n.traits.reduction
     if reduction is not None or op == "argmax":
@@ -554,7 +543,7 @@ def _row_node(k, m, n, env, arrays, r, ncols) -> _Row:
             and row is not None
             and reduction.combine != "mul"
         ):
-            return _Row(scalar=_reduce_row(k, m, reduction, *row, ncols))
+            return _Row(scalar=reduce_row(k, m, reduction, *row, ncols))
         init = reduction_start(reduction or _ARGMAX_START, dtype)
         with for_reduce(b, ncols, [init, ir.Constant(I32, 0)], "rc") as (c, acc):
             value = x.read(k, r, c)
@@ -601,34 +590,6 @@ def _contiguous_row(k: Kernel, x: _Row, r) -> tuple[ir.Value, ir.Value] | None:
     if x.operand is not None and x.operand.dtype is DType.f32 and x.strides[1].is_one:
         return x.operand.ptr, _offset2(k, Operand(None, None, x.strides), r, i64(0))
     return None
-
-
-def _reduce_row(k: Kernel, m: MathLib, reduction: Reduction, ptr, start, ncols) -> ir.Value:
-    """A row's sum, maximum or minimum, ``ROW_LANES`` columns at a time in a vector
-    register, then across the lanes and the last columns one by one (LLVM does not
-    vectorize a maximum's loop-carried ``llvm.maximum`` on its own)."""
-    b = k.b
-    cols = ncols.constant
-    whole = cols // ROW_LANES
-    scalar = reduction_combine(b, m, reduction, DType.f32)
-    first = reduction_start(reduction, DType.f32)
-    acc = first
-    if whole:
-        vec = ir.VectorType(F32, ROW_LANES)
-        joins = _vector_combine(b, m, reduction, ROW_LANES)
-        with for_reduce(b, i64(whole), [ir.Constant(vec, [first] * ROW_LANES)], "rv") as (i, a):
-            at = b.gep(
-                ptr, [b.add(start, b.mul(i, i64(ROW_LANES)))], inbounds=True, source_etype=F32
-            )
-            a[0] = joins(a[0], b.load(at, typ=vec, align=4))
-        lanes = [b.extract_element(a[0], i64(j)) for j in range(ROW_LANES)]
-        while len(lanes) > 1:  # pairwise, as a tree
-            lanes = [scalar(lanes[j], lanes[j + 1]) for j in range(0, len(lanes), 2)]
-        acc = lanes[0]
-    for c in range(whole * ROW_LANES, cols):
-        at = b.gep(ptr, [b.add(start, i64(c))], inbounds=True, source_etype=F32)
-        acc = scalar(acc, b.load(at, typ=F32))
-    return acc
 
 
 # --- reductions with an elementwise prologue ------------------------------------------

@@ -59,6 +59,15 @@ _NORMAL_TAIL = [
     0.19947271049022675,
     0.1994711309671402,
 ]
+# Cephes's expf polynomial (exp(r) = 1 + r + r²·P(r) on |r| <= ln2/2).
+_EXP_POLY = [
+    1.9875691500e-4,
+    1.3981999507e-3,
+    8.3334519073e-3,
+    4.1665795894e-2,
+    1.6666665459e-1,
+    5.0000001201e-1,
+]
 
 
 def _c(x: float) -> ir.Constant:
@@ -108,18 +117,7 @@ class MathLib:
         r = b.fsub(xc, b.fmul(fx, _c(0.693359375)))
         r = b.fsub(r, b.fmul(fx, _c(-2.12194440e-4)))
         z = b.fmul(r, r)
-        p = _poly(
-            b,
-            r,
-            [
-                1.9875691500e-4,
-                1.3981999507e-3,
-                8.3334519073e-3,
-                4.1665795894e-2,
-                1.6666665459e-1,
-                5.0000001201e-1,
-            ],
-        )
+        p = _poly(b, r, _EXP_POLY)
         y = b.fadd(b.fadd(b.fmul(p, z), r), _c(1.0))
         # 2**n in two factors so that denormal results stay exact.
         n = b.fptosi(fx, I32)
@@ -257,23 +255,40 @@ class MathLib:
         Φ(|x|) = 1 - Φ(-|x|). P and Q are least-squares fits (relative error below 1e-8 in
         float64). The tail has no cancellation, so x·Φ(x) is accurate to a few ulps on
         the negative side too, where 1 + erf(x/√2) loses all but a few bits. x² is carried
-        as hi + lo (an FMA) so that exp(-x²/2) keeps its accuracy for large |x|."""
+        as hi + lo (an FMA) so that exp(-x²/2) keeps its accuracy for large |x|. (One
+        formula on the whole line, the tail's, saves the second polynomial but is 4 ulps
+        off near 0, where gelu' is bound to 2.) The exp is specialized to its argument
+        -x²/2 clamped to [-87, 0]: no overflow, no denormal result, NaN handled by the
+        last select; past |x| = 13 it is below float32's normal range and set to 0
+        (compiled code flushes denormals to zero)."""
         fma = self.intrinsic("llvm.fma.f32", 3)
         ax = b.call(self.intrinsic("llvm.fabs.f32"), [x])
         hi = b.fmul(x, x)
         lo = b.call(fma, [x, x, b.fneg(hi)])
-        e = self.call(b, "exp", b.fmul(hi, _c(-0.5)))
-        e = b.fmul(e, b.fsub(_c(1.0), b.fmul(lo, _c(0.5))))
-        # Past |x| = 14 exp(-x²/2) is below float32's normal range (and lo may be inf).
-        e = b.select(b.fcmp_ordered(">", ax, _c(14.0)), _c(0.0), e)
+        t = b.call(self.intrinsic("llvm.maxnum.f32", 2), [b.fmul(hi, _c(-0.5)), _c(-87.0)])
+        e = self._exp_normal_range(b, t)
+        e = b.call(fma, [e, b.fmul(lo, _c(-0.5)), e])  # exp(t - lo/2) = exp(t)·(1 - lo/2)
+        # lo may be inf or NaN past that, and tail·x must be 0 there.
+        e = b.select(b.fcmp_ordered(">", ax, _c(13.0)), _c(0.0), e)
         near = _poly(b, hi, _NORMAL_NEAR)
-        near = b.fadd(b.fmul(near, x, flags=["contract"]), _c(0.5), flags=["contract"])
-        s = b.fdiv(_c(1.0), b.fadd(b.fmul(ax, _c(0.5)), _c(1.0)))
+        near = b.call(fma, [near, x, _c(0.5)])
+        s = b.fdiv(_c(1.0), b.call(fma, [ax, _c(0.5), _c(1.0)]))
         tail = b.fmul(e, b.fmul(s, _poly(b, s, _NORMAL_TAIL)))
         far = b.select(b.fcmp_ordered("<", x, _c(0.0)), tail, b.fsub(_c(1.0), tail))
         inside = b.and_(b.fcmp_ordered(">", x, _c(-0.5)), b.fcmp_ordered("<", x, _c(1.5)))
         cdf = b.select(inside, near, far)
         return b.select(b.fcmp_unordered("uno", x, x), x, cdf), e
+
+    def _exp_normal_range(self, b: ir.IRBuilder, t: ir.Value) -> ir.Value:
+        """exp(t) for t in [-87, 0]: ``_exp`` without its clamps and special cases, and
+        2**n in one factor (n >= -126)."""
+        fma = self.intrinsic("llvm.fma.f32", 3)
+        fx = b.call(self.intrinsic("llvm.floor.f32"), [b.call(fma, [t, _c(LOG2E), _c(0.5)])])
+        r = b.call(fma, [fx, _c(-0.693359375), t])
+        r = b.call(fma, [fx, _c(2.12194440e-4), r])
+        p = _poly(b, r, _EXP_POLY)
+        y = b.fadd(b.call(fma, [p, b.fmul(r, r), r]), _c(1.0))
+        return b.fmul(y, self._pow2(b, b.fptosi(fx, I32)))
 
     def _gelu(self, b: ir.IRBuilder, x: ir.Value) -> ir.Value:
         cdf, _ = self._normal(b, x)
@@ -283,7 +298,7 @@ class MathLib:
         # Φ(x) + x·φ(x); at ±inf NaN (inf·0), as numpy's reference computes it.
         cdf, e = self._normal(b, x)
         density = b.fmul(e, _c(1 / math.sqrt(2 * math.pi)))
-        return b.fadd(cdf, b.fmul(x, density), flags=["contract"])
+        return b.call(self.intrinsic("llvm.fma.f32", 3), [x, density, cdf])
 
     # --- trigonometry (Cephes's sinf, cosf, atanf) ----------------------------------
 

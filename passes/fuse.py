@@ -13,6 +13,7 @@ its nodes as a subgraph; codegen reads the body, not this module.
 from __future__ import annotations
 
 from kcompile.ir.graph import Graph, Node, Value
+from kcompile.ir.memory import ELEMENT_BYTES
 from kcompile.ir.ops.constant import constant_value
 from kcompile.ir.ops.fused import body_may_hold
 from kcompile.ir.traits import Pattern
@@ -161,14 +162,27 @@ def _chain_into(node, group, sizes, users, position) -> set:
 
 
 def _is_column_sum(node: Node) -> bool:
-    """A sum over the rows of a matrix, which a product's kernel accumulates row by row."""
+    """A sum over the rows of a matrix (or over every axis but the last of an image: a
+    convolution's result as a matrix), which a product's kernel accumulates row by row."""
     reduction = node.traits.reduction
+    if reduction is None or not node.inputs or "axes" not in node.attrs:
+        return False
+    rank = node.inputs[0].rank
     return (
-        reduction is not None
-        and reduction.combine == "add"
-        and node.attrs["axes"] == (0,)
-        and node.inputs[0].rank == 2
+        reduction.combine == "add"
+        and rank >= 2
+        and tuple(node.attrs["axes"]) == tuple(range(rank - 1))
     )
+
+
+# Whether a convolution's result summed by channel joins the convolution's kernel (off
+# only to measure against).
+CONV_SUMS = True
+
+
+def _is_conv(node: Node) -> bool:
+    """A product of the runtime's convolution, whose column sums run on every thread."""
+    return CONV_SUMS and _is_product(node) and node.op == "conv2d"
 
 
 def _may_join(node: Node, members: list[Node], kind: str) -> bool:
@@ -191,8 +205,72 @@ def _epilogue_fits(nodes: list[Node], out_shape: tuple) -> bool:
     return True
 
 
+# Whether a cheap value read by several loops is computed by each (off only to measure).
+RECOMPUTE = True
+
+
+def _recomputable(node: Node, users: dict, outputs: set) -> bool:
+    """A cheap elementwise value (``x - mean``) of one full-size operand that a product
+    writes anyway (or an input), read by several loops: each loop computes it from that operand,
+    instead of one writing it for the others to read (BatchNormalization's centred
+    value: written once, then read by the variance, the normalization and two loops of
+    the gradient)."""
+    if not (is_elementwise(node) and node.traits.cost <= 1 and len(node.outputs) == 1):
+        return False
+    out = node.outputs[0]
+    readers = users.get(out, [])
+    full = [v for v in node.inputs if v.shape == out.shape]
+    if out in outputs or len(readers) < 2 or len(full) != 1 or _is_splat(full[0]):
+        return False
+    source = full[0]
+    if source.node is not None and (not _is_product(source.node) or len(users.get(source, [])) < 2):
+        return False  # the operand might otherwise never be written (an epilogue's value)
+    if ELEMENT_BYTES[source.dtype] > ELEMENT_BYTES[out.dtype]:
+        return False  # a ReLU's mask: reading its f32 operand again costs more
+    return all(
+        (is_elementwise(u) and u.outputs[0].shape == out.shape)
+        or (u.traits.reduction is not None and u.inputs[0] is out)
+        for u in readers
+    )
+
+
+def _recompute_cheap(graph: Graph) -> Graph:
+    """Each reader of a recomputable value (``_recomputable``) gets its own copy of the
+    node, emitted just before it, which then fuses into the reader's loop."""
+    users = graph.users()
+    outputs = {v for _, v in graph.outputs}
+    cheap = {n for n in graph.nodes if _recomputable(n, users, outputs)} if RECOMPUTE else ()
+    if not cheap:
+        return graph
+    new = Graph(graph.name)
+    env: dict[Value, Value] = {v: new.add_input(v.name, v.type, v.role) for v in graph.inputs}
+    for node in graph.nodes:
+        if node in cheap:
+            continue
+        copies: dict[Value, Value] = {}
+        inputs = [_copied(new, v, cheap, env, copies) for v in node.inputs]
+        with new.layer_scope(node.layer):
+            env.update(zip(node.outputs, copy_node(new, node, inputs)))
+    new.set_outputs([(name, env[v]) for name, v in graph.outputs])
+    return new
+
+
+def _copied(new: Graph, v: Value, cheap, env: dict, copies: dict) -> Value:
+    """``v`` in ``new`` for one reader: a fresh copy of a recomputable value (a chain of
+    them copied whole), once per reader."""
+    if v.node not in cheap:
+        return env[v]
+    if v not in copies:
+        made = v.node
+        with new.layer_scope(made.layer):
+            inputs = [_copied(new, u, cheap, env, copies) for u in made.inputs]
+            copies[v] = copy_node(new, made, inputs)[0]
+    return copies[v]
+
+
 def fuse(graph: Graph) -> Graph:
     """Replace each group of two or more nodes by one ``fused`` node."""
+    graph = _recompute_cheap(graph)
     group, kind_of = find_groups(graph)
     members: dict[int, list[Node]] = {}
     for node in graph.nodes:
@@ -211,6 +289,7 @@ def fuse(graph: Graph) -> Graph:
             del members[gid]
     users = graph.users()
     _add_column_sums(graph, members, kind_of, users)
+    _add_summing_loops(graph, members, kind_of, users)
     _merge_siblings(graph, members, kind_of, users)
     outputs = {v for _, v in graph.outputs}
     pools = _pools(members, kind_of, users, outputs)
@@ -340,23 +419,87 @@ def _add_column_sums(
     graph: Graph, members: dict[int, list[Node]], kind_of: dict, users: dict
 ) -> None:
     """A sum over the rows of a matrix product's epilogue value (a bias gradient) joins
-    the product's kernel, which accumulates it row by row."""
+    the product's kernel, which accumulates it row by row. A convolution's result summed
+    by channel (BatchNormalization's mean) makes a kernel of the two: the convolution
+    sums by spans of rows on every thread, where the GEMM would sum on one."""
     group_of = {n: gid for gid, nodes in members.items() for n in nodes}
     position = {node: i for i, node in enumerate(graph.nodes)}
     for node in graph.nodes:
-        if not _is_column_sum(node):
+        if not _is_column_sum(node) or node in group_of:
             continue
         producer = node.inputs[0].node
         gid = group_of.get(producer)
-        if gid is None or kind_of[gid] != "matmul":
+        alone = gid is None and producer is not None and _is_conv(producer)
+        if not alone and (gid is None or kind_of[gid] != "matmul"):
             continue
+        nodes = [producer] if alone else members[gid]
+        if node.inputs[0].rank > 2 and not _is_conv(nodes[0]):
+            continue  # the GEMM would sum [N, T, F]'s columns on one thread a column chunk
         # The group is then emitted at the sum: every other user of its values must
         # come after it.
-        inside = {*members[gid], node}
-        outside = (u for n in members[gid] for v in n.outputs for u in users.get(v, ()))
-        if all(u in inside or position[u] > position[node] for u in outside):
-            members[gid].append(node)
-            group_of[node] = gid
+        inside = {*nodes, node}
+        outside = (u for n in nodes for v in n.outputs for u in users.get(v, ()))
+        if not all(u in inside or position[u] > position[node] for u in outside):
+            continue
+        if alone:
+            gid = max(kind_of, default=-1) + 1
+            kind_of[gid], members[gid] = "matmul", nodes
+            group_of[producer] = gid
+        members[gid].append(node)
+        group_of[node] = gid
+
+
+def _add_summing_loops(
+    graph: Graph, members: dict[int, list[Node]], kind_of: dict, users: dict
+) -> None:
+    """A loop whose one result sums, by channel, values it makes from a convolution's
+    result (and from values made before the convolution) joins the convolution's kernel
+    as one more column sum: BatchNormalization's gradient sums dY·(x - mean) over the
+    batch, dY the result of the convolution before it, in the same pass that makes dY."""
+    group_of = {n: gid for gid, nodes in members.items() for n in nodes}
+    position = {node: i for i, node in enumerate(graph.nodes)}
+    outputs = {v for _, v in graph.outputs}
+
+    def emitted(node: Node) -> int:  # a group is emitted at its last node
+        gid = group_of.get(node)
+        return position[node] if gid is None else max(position[n] for n in members[gid])
+
+    for gid, nodes in list(members.items()):
+        sums = [n for n in nodes if n.traits.reduction is not None]
+        if kind_of[gid] != "reduce" or len(sums) != 1 or not _is_column_sum(sums[0]):
+            continue
+        inside = set(nodes)
+        made = [v for n in nodes if n is not sums[0] for v in n.outputs]
+        if any(v in outputs or any(u not in inside for u in users.get(v, ())) for v in made):
+            continue  # a value of the loop is needed elsewhere
+        external = [v for n in nodes for v in n.inputs if v.node not in inside]
+        products = {group_of.get(v.node) for v in external if v.node is not None}
+        products = [g for g in products if g is not None and kind_of[g] == "matmul"]
+        if not products:
+            continue
+        # The latest product: values of earlier ones are made before it.
+        target = max(products, key=lambda g: position[members[g][0]])
+        if not _is_conv(members[target][0]):
+            continue
+        conv = members[target][0]
+        shape = _loop_shape(conv)
+        first = position[conv]
+        merged = sorted({*members[target], *nodes}, key=position.__getitem__)
+        later = (u for n in members[target] for v in n.outputs for u in users.get(v, ()))
+        if (
+            sums[0].inputs[0].shape != shape
+            or not all(
+                v.node is None or v.node in merged or emitted(v.node) < first for v in external
+            )
+            or not _epilogue_fits([n for n in nodes if n is not sums[0]], shape)
+            or not all(body_may_hold("matmul", n.op) for n in nodes)
+            or not all(u in merged or emitted(u) > position[sums[0]] for u in later)
+        ):
+            continue
+        members[target] = merged
+        del members[gid]
+        for n in nodes:
+            group_of[n] = target
 
 
 def _emit_group(

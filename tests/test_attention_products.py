@@ -218,7 +218,9 @@ def _strided_case(m: int, n: int, k: int, layout: str):
 
 
 @pytest.mark.parametrize("layout", ["rows", "columns", "strided"])
-@pytest.mark.parametrize("m, n, k", [(13, 37, 35), (40, 16, 32), (1, 3, 1), (7, 130, 17)])
+@pytest.mark.parametrize(
+    "m, n, k", [(13, 37, 35), (40, 16, 32), (1, 3, 1), (7, 130, 17), (9, 20, 77)]
+)
 def test_small_product_kernel_matches_the_interpreter(rng, layout, m, n, k):
     """The kernel emitted per shape (codegen/small_products.py): ragged rows (a short last
     tile), ragged columns (masked stores), depths past and short of a register transpose's

@@ -353,6 +353,25 @@ def test_the_portable_tiles_compute_the_same(shape, rng):
         got_w = np.full(want_w.shape, np.nan, np.float32)
         conv_filter(geometry.ctypes.data, x.ctypes.data, dy.ctypes.data, got_w.ctypes.data, 0)
         np.testing.assert_allclose(got_w, want_w, rtol=1e-4, atol=1e-3)
+    # The kernel gradient over whole rows, and a product whose chunks start on spans of
+    # SUM_SPAN rows (COLUMNS_OWNED, as for an epilogue that sums columns).
+    for n, h, width, c, kh, kw, f, padding in ROWS_CASES[:2]:
+        x = rng.standard_normal((n, h, width, c)).astype(np.float32)
+        w = rng.standard_normal((kh, kw, c, f)).astype(np.float32)
+        want = _reference(x, w, (1, 1), (1, 1), padding)
+        oh, ow = want.shape[1:3]
+        sizes = dict(N=n, H=h, W=width, C=c, OH=oh, OW=ow, F=f, KH=kh, KW=kw, PH=1, PW=1)
+        sizes.update(SH=1, SW=1, DH=1, DW=1, PT=padding[0], PL=padding[2])
+        geometry = np.array([sizes[name] for name in GEOMETRY], np.int64)
+        got = np.full(want.shape, np.nan, np.float32)
+        conv(geometry.ctypes.data, x.ctypes.data, w.ctypes.data, got.ctypes.data, 2, None, None)
+        np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-3)
+        dy = rng.standard_normal(want.shape).astype(np.float32)
+        attrs = dict(kernel=(kh, kw), strides=(1, 1), dilation=(1, 1), padding=padding)
+        want_w = _ref_filter(None, [x.astype(np.float64), dy.astype(np.float64)], attrs)[0]
+        got_w = np.full(want_w.shape, np.nan, np.float32)
+        conv_filter(geometry.ctypes.data, x.ctypes.data, dy.ctypes.data, got_w.ctypes.data, 0)
+        np.testing.assert_allclose(got_w, want_w, rtol=1e-4, atol=1e-2)
 
 
 def test_the_same_bits_on_any_number_of_threads(rng):
@@ -392,3 +411,156 @@ def test_a_shallow_window_takes_its_kernel_gradient_through_the_patches(rng):
     feeds32 = {k: v.astype(np.float32) for k, v in feeds.items()}
     got = run_compiled(g, feeds32)
     np.testing.assert_allclose(got["dw"], out["dw"], rtol=1e-4, atol=1e-4)
+
+
+def _statistics_graph(image, channels, filters, strides, padding) -> Graph:
+    """conv2d and a BatchNormalization's training forward on its result: the batch mean
+    (a sum over every axis but the channels), the variance about it, the normalization
+    and ReLU; the centred value is read by two loops."""
+    g = Graph("conv_statistics")
+    x = g.add_input("x", TensorType(DType.f32, (BATCH, *image, channels)), "data")
+    w = g.add_input("w", TensorType(DType.f32, (3, 3, channels, filters)), "param")
+    y = B.conv2d(x, w, strides, (1, 1), padding)
+    mean = B.mean(y, (0, 1, 2))
+    centred = y - mean
+    variance = B.mean(centred * centred, (0, 1, 2))
+    normal = centred / B.sqrt(variance + 1e-3)
+    zero = B.const(g, 0.0, DType.f32, ())
+    g.set_outputs([("mean", mean), ("variance", variance), ("y", B.maximum(normal, zero))])
+    return g
+
+
+STATISTICS_CASES = [
+    # (batch, image, channels, filters, strides, padding): rows past several spans of
+    # SUM_SPAN, odd channels, 1 and 3 panels, strided and padded
+    (37, (9, 7), 5, 19, (1, 1), (1, 1, 1, 1)),
+    (41, (9, 7), 5, 70, (2, 2), (0, 1, 0, 1)),
+    (13, (11, 10), 3, 32, (1, 2), (0, 0, 0, 0)),
+    (1, (4, 5), 2, 7, (1, 1), (1, 1, 1, 1)),  # fewer rows than one span
+]
+
+
+@pytest.mark.parametrize("case", STATISTICS_CASES, ids=str)
+def test_batch_statistics_sum_in_the_convolution_on_every_thread(case, rng):
+    """The channel sums join the convolution's kernel (spans of rows into partials on
+    every thread, added in span order): the reference's values, and the same bits on 1
+    and 2 threads; the centred value is computed by each loop that reads it, not
+    written."""
+    from kcompile.codegen.conv import SUM_SPAN
+    from kcompile.passes import PassManager, default_passes
+
+    batch, image, channels, filters, strides, padding = case
+    g = _statistics_graph(image, channels, filters, strides, padding)
+    fused = PassManager(default_passes()).run(g)
+    products = [n for n in fused.nodes if n.op == "fused" and n.attrs["kind"] == "matmul"]
+    assert len(products) == 1 and not any(n.op == "conv2d" for n in fused.nodes)
+    body = products[0].attrs["body"]
+    assert [n.op for n in body.nodes] == ["conv2d", "reduce_sum"]
+    full = [v for n in fused.nodes if n.op == "fused" for v in n.outputs if v.rank == 4]
+    assert len(full) == 2, full  # the convolution's result and the normalized one
+    feeds = {
+        "x": rng.standard_normal((batch, *image, channels)).astype(np.float32),
+        "w": rng.standard_normal((3, 3, channels, filters)).astype(np.float32),
+    }
+    rows = batch * np.prod(g.outputs[2][1].shape[1:3])
+    assert batch == 1 or rows > 2 * SUM_SPAN
+    want = interpret(g, feeds, np.float64)
+    results = []
+    for threads in (1, 2):
+        with on_threads(threads):
+            results.append(run_compiled(g, feeds))
+    for name in want:
+        np.testing.assert_allclose(results[0][name], want[name], rtol=1e-4, atol=1e-4)
+        np.testing.assert_array_equal(results[0][name], results[1][name])
+
+
+def _conv_bn_model(keras):
+    from kcompile import layers
+
+    x = keras.Input(shape=(9, 7, 3))
+    y = layers.Conv2D(7, 3, padding="same", use_bias=False)(x)
+    y = layers.Activation("relu")(layers.BatchNormalization()(y))
+    y = layers.Conv2D(5, 3, padding="same", use_bias=False)(y)
+    y = layers.BatchNormalization()(y)
+    y = layers.GlobalAveragePooling2D()(layers.Activation("relu")(y))
+    return keras.Model(x, layers.Dense(3, activation="softmax")(y))
+
+
+def test_the_normalization_gradient_sums_in_the_convolution_before_it(rng):
+    """Both of BatchNormalization's gradient sums over the batch (of dY, and of dY times
+    the centred value, computed again from the convolution's result) run in the
+    epilogue of the convolution that makes dY; a train step's results are the
+    reference's (tests/test_conv_layers.py checks a like model's gradients by central
+    differences) and the same bits on 1 and 2 threads."""
+    import kcompile as keras
+    from kcompile.ir import parse_graph
+    from kcompile.tools import inspect
+
+    def build(backend):
+        keras.backend.clear_session()
+        keras.utils.set_random_seed(5)
+        model = _conv_bn_model(keras)
+        model.compile(optimizer="sgd", loss="sparse_categorical_crossentropy", backend=backend)
+        return model
+
+    model = build("llvm")
+    fused = parse_graph(inspect.pipeline_stages(model, "train")[-1][1])
+    sums = [
+        sum(1 for n in node.attrs["body"].nodes if n.op == "reduce_sum")
+        for node in fused.nodes
+        if node.op == "fused" and node.attrs["kind"] == "matmul"
+    ]
+    assert 2 in sums, sums
+    x = rng.normal(size=(23, 9, 7, 3)).astype(np.float32)
+    y = rng.integers(0, 3, 23)
+    reference = build("reference")
+    want = reference.train_on_batch(x, y, return_dict=True)["loss"]
+    start = model.get_weights()
+    weights = []
+    for threads in (1, 2):
+        model.set_weights(start)
+        with on_threads(threads):
+            assert model.train_on_batch(x, y, return_dict=True)["loss"] == pytest.approx(want)
+        weights.append([w.numpy() for w in model.weights])
+    for got, ref, other in zip(weights[0], reference.weights, weights[1]):
+        np.testing.assert_allclose(got, ref.numpy(), rtol=1e-4, atol=1e-5)
+        np.testing.assert_array_equal(got, other)
+
+
+# Kernel gradients of images of at least MIN_PIXELS pixels whose output rows are as wide
+# as the image's: the path that packs nothing (``codegen/conv_filter_rows.py``), with
+# taps past the left and right sides (edge columns wrapped, then subtracted), past the
+# top and bottom, 1-wide and 5-wide windows, one-sided padding, channels past a sliver
+# and filters past a panel. (N, H, W, C, KH, KW, F, padding)
+ROWS_CASES = [
+    (3, 17, 16, 5, 3, 3, 7, (1, 1, 1, 1)),
+    (2, 16, 19, 13, 5, 5, 33, (2, 2, 2, 2)),
+    (1, 20, 13, 40, 3, 1, 19, (1, 1, 0, 0)),
+    (2, 23, 12, 3, 1, 3, 9, (0, 0, 1, 1)),
+    (1, 16, 17, 4, 3, 3, 5, (0, 2, 2, 0)),
+]
+
+
+@pytest.mark.parametrize("case", ROWS_CASES, ids=str)
+def test_a_kernel_gradient_over_whole_rows_packs_nothing(case, rng):
+    from kcompile.codegen.conv_filter_rows import MIN_PIXELS
+
+    n, h, width, c, kh, kw, f, padding = case
+    assert h * width >= MIN_PIXELS
+    x = rng.standard_normal((n, h, width, c)).astype(np.float32)
+    oh = output_size(h, kh, 1, 1, padding[0], padding[1])
+    ow = output_size(width, kw, 1, 1, padding[2], padding[3])
+    assert ow == width  # the path's condition
+    dy = rng.standard_normal((n, oh, ow, f)).astype(np.float32)
+    attrs = dict(kernel=(kh, kw), strides=(1, 1), dilation=(1, 1), padding=padding)
+    want = _ref_filter(None, [x.astype(np.float64), dy.astype(np.float64)], attrs)[0]
+    tolerance = 1e-4 * np.sqrt(n * oh * ow)
+    got = []
+    for threads in (1, 2):
+        with on_threads(threads):
+            got.append(_filter(x, dy, (kh, kw), (1, 1), (1, 1), padding))
+    np.testing.assert_allclose(got[0], want, rtol=1e-4, atol=tolerance)
+    np.testing.assert_array_equal(got[0], got[1])
+    start = rng.standard_normal(want.shape).astype(np.float32)
+    more = _filter(x, dy, (kh, kw), (1, 1), (1, 1), padding, flags=1, out=start.copy())
+    np.testing.assert_allclose(more, want + start, rtol=1e-4, atol=tolerance)

@@ -221,7 +221,19 @@ def small_models():
             ]
         )
 
-    return {"cnn": cnn, "conv1d": conv1d, "transpose": transpose}
+    def conv_bn():
+        # The small ResNet's block: BatchNormalization straight on a convolution's result
+        # (its statistics summed in the convolution's kernel, its centred value computed
+        # by each loop that reads it), a strided one, a residual add.
+        x = keras.Input(shape=(7, 6, 3))
+        y = layers.Conv2D(5, 3, strides=2, padding="same", use_bias=False)(x)
+        y = layers.Activation("relu")(layers.BatchNormalization()(y))
+        z = layers.Conv2D(5, 3, padding="same", use_bias=False)(y)
+        y = layers.Activation("relu")(layers.Add()([y, layers.BatchNormalization()(z)]))
+        y = layers.GlobalAveragePooling2D()(y)
+        return keras.Model(x, layers.Dense(3, activation="softmax")(y))
+
+    return {"cnn": cnn, "conv1d": conv1d, "transpose": transpose, "conv_bn": conv_bn}
 
 
 def _conv_transpose_by_definition(x, kernel, strides, padding, output_padding, dilation):
@@ -283,14 +295,16 @@ def test_conv2d_transpose_by_its_definition(
     np.testing.assert_allclose(model.predict(x, verbose=0), want, rtol=1e-5, atol=1e-5)
 
 
-@pytest.mark.parametrize("name", ["cnn", "conv1d", "transpose"])
+@pytest.mark.parametrize("name", ["cnn", "conv1d", "transpose", "conv_bn"])
 def test_layer_gradients_by_central_differences(name, rng):
     model = small_models()[name]()
     model.compile(optimizer="sgd", loss="sparse_categorical_crossentropy")
     assert_model_gradients(model, rng, 3, lambda r, n: r.integers(0, 3, n).astype(np.int32))
 
 
-@pytest.mark.parametrize("name", ["cnn", "conv1d", "transpose"])
+@pytest.mark.parametrize(
+    "name", ["cnn", "conv1d", "transpose", pytest.param("conv_bn", marks=pytest.mark.slow)]
+)
 def test_compiled_train_steps_match_reference(name, rng):
     def build(backend):
         keras.backend.clear_session()
