@@ -23,6 +23,14 @@ carries stay in its own core's cache. The body's kernels, called inside a parall
 region, run in their thread. Each slice uses its own rows of the per-row workspace
 (laid out for the slice's row count); values without a batch axis (the fixed
 workspace) are only read inside the loop.
+
+A split loop also has the kernel that computes the parts of a concatenation store
+them in its columns (``codegen.concat_in_place``: an LSTM's four gate gradients).
+
+A split loop packs the invariants that only its products' B side reads (the recurrent
+kernel) once, before its first step, into the GEMM's panels, and lowers those products
+on them (``codegen.packed_products``): each slice packs its own copy, in its own core's
+cache, and frees it after the loop.
 """
 
 from __future__ import annotations
@@ -31,21 +39,34 @@ from dataclasses import dataclass, replace
 
 from llvmlite import ir
 
+from kcompile.codegen.concat_in_place import concats_in_place
 from kcompile.codegen.kernel import Kernel, Operand
 from kcompile.codegen.loops import I8, I64, PTR, abi_function, for_range, i64, memcpy
+from kcompile.codegen.packed_products import (
+    PackedB,
+    emit_free,
+    emit_pack,
+    lowering,
+    packed_products,
+)
 from kcompile.codegen.parallel import declare_parallel_for
-from kcompile.codegen.step import StepContext, emit_step, emits_region
+from kcompile.codegen.step import NodeLowering, StepContext, emit_step, emits_region
 from kcompile.ir import Graph, Node, TensorType, abi
 from kcompile.ir.buffers import BufferPlan, plan_buffers
 from kcompile.ir.memory import ELEMENT_BYTES, Size, nbytes, numel
 from kcompile.ir.ops.scan import is_time_major, split_operands, time_axis
-from kcompile.ir.rows import ROW, SHARED, kind_of, kind_of_type, separable_rows
+from kcompile.ir.rows import ROW, SHARED, kind_of, kind_of_type
+from kcompile.ir.rows import splits_by_rows as scan_splits_by_rows
 
 # A slice of the batch gets at least this many rows: fewer would leave the body's
 # products too short for their micro-kernels.
 MIN_SLICE_ROWS = 4
 # Off: every scan runs as one loop over the whole batch (for A/B measurements).
 SPLIT_ROWS = True
+# Off: a split loop's products read their invariant B unpacked, through the GEMM (A/B).
+PACK_PRODUCTS = True
+# Off: a split loop's concatenations are copies of their own (A/B).
+CONCAT_IN_PLACE = True
 
 
 @emits_region("scan")
@@ -56,16 +77,22 @@ def scan(ctx: StepContext, k: Kernel, node: Node, outs, ins) -> None:
     plan = plan_buffers(body)
     _check_copy_back(body, plan)
     owner = k.fn.name
-    step = emit_step(ctx.for_body(), body, plan, f"{owner}_body", f"{owner}_", owner)
-    loop = _Loop(node, body, plan, step)
-    if not (SPLIT_ROWS and splits_by_rows(node)):
+    split = SPLIT_ROWS and splits_by_rows(node)
+    packed, lowerings = _packing(ctx, body, plan) if split and PACK_PRODUCTS else ({}, {})
+    if split and CONCAT_IN_PLACE:
+        joined = concats_in_place(body, ctx.math)
+        lowerings.update({n: own for n, own in joined.items() if n not in lowerings})
+    body_ctx = replace(ctx.for_body(), lowerings=lowerings or None)
+    step = emit_step(body_ctx, body, plan, f"{owner}_body", f"{owner}_", owner)
+    loop = _Loop(node, body, plan, step, packed)
+    if not split:
         loop.run(k, outs, ins, None)
         return
     b = k.b
     if ctx.profile:
         # The profile counts the body's kernels in the first slice only: its counters
         # then read as one thread's time per step, like an unsplit loop's.
-        quiet = replace(ctx.for_body(), profile=False)
+        quiet = replace(body_ctx, profile=False)
         loop.quiet = emit_step(quiet, body, plan, f"{owner}_body_other", f"{owner}_other_")
     shared = [j for j, v in enumerate(loop.carries) if kind_of(v) == SHARED]
     for j in shared:  # passed through unchanged (``splits_by_rows``): in and out once
@@ -87,22 +114,29 @@ def scan(ctx: StepContext, k: Kernel, node: Node, outs, ins) -> None:
         )
 
 
+def _packing(
+    ctx: StepContext, body: Graph, plan: BufferPlan
+) -> tuple[dict[int, PackedB], dict[Node, NodeLowering]]:
+    """The body's invariants to pack (by buffer slot) and the lowerings of the products
+    that read them. A product that writes over its own A (its tiles would overwrite rows
+    that later panels read) keeps its invariant unpacked."""
+    packed, lowerings = {}, {}
+    for value, (spec, products) in packed_products(body).items():
+        if any(plan.slot[p.node.inputs[p.a]] in _slots(plan, p.node.outputs) for p in products):
+            continue
+        packed[plan.slot[value]] = spec
+        for p in products:
+            lowerings[p.node] = lowering(p, spec, ctx.math)
+    return packed, lowerings
+
+
+def _slots(plan: BufferPlan, values) -> set[int]:
+    return {plan.slot[v] for v in values}
+
+
 def splits_by_rows(node: Node) -> bool:
-    """Whether the scan may run on slices of the batch, one loop per slice: its body
-    computes each row alone, every sequence and per-step output has the batch axis,
-    and a carry without it is passed through unchanged (a hoisted accumulator)."""
-    body: Graph = node.attrs["body"]
-    c = node.attrs["carries"]
-    carries, steps, _ = split_operands(node.attrs, list(body.inputs))
-    if any(kind_of(v) != ROW for v in steps):
-        return False
-    if any(kind_of(v) != ROW for _, v in body.outputs[c:]):
-        return False
-    for v, (_, out) in zip(carries, body.outputs[:c]):
-        kind = kind_of(v)
-        if kind is None or (kind == SHARED and (out is not v or node.attrs["saved"])):
-            return False
-    return separable_rows(body)
+    """Whether the scan ``node`` runs on slices of the batch (``ir.rows``)."""
+    return scan_splits_by_rows(node.attrs)
 
 
 @dataclass
@@ -125,8 +159,11 @@ def _part(b: ir.IRBuilder, n, index, count) -> _Part:
 class _Loop:
     """The loop of one scan, emitted whole (``part`` None) or for a slice of the batch."""
 
-    def __init__(self, node: Node, body: Graph, plan: BufferPlan, step: ir.Function) -> None:
+    def __init__(
+        self, node: Node, body: Graph, plan: BufferPlan, step: ir.Function, packed=None
+    ) -> None:
         self.node, self.body, self.plan, self.step = node, body, plan, step
+        self.packed: dict[int, PackedB] = packed or {}  # slot -> its panels' layout
         self.quiet: ir.Function | None = None  # the step of slices other than the first
         self.c, self.length = node.attrs["carries"], node.attrs["length"]
         self.per_step = len(body.outputs) - self.c
@@ -194,6 +231,11 @@ class _Loop:
             pointer[s] = ptr
             slots[s] = b.gep(table, [i64(0), i64(s)], inbounds=True, source_etype=table_type)
             b.store(ptr, slots[s])
+        allocated = []
+        for s, spec in self.packed.items():  # the body's kernels read these slots packed
+            panels, on_heap = emit_pack(b, spec, pointer[s])
+            b.store(panels, slots[s])
+            allocated += [panels] if on_heap else []
         reads, writes = self.in_place()
         carry_ptrs = [pointer[plan.slot[v]] for v in self.carries]
         moved = [j for j, v in enumerate(self.carries) if part is None or kind_of(v) == ROW]
@@ -228,6 +270,8 @@ class _Loop:
         for j in moved:
             v = self.carries[j]
             _copy_rows(k, v.type, outs[j].ptr, carry_ptrs[j], part, to_caller=True)
+        for panels in allocated:
+            emit_free(b, panels)
 
 
 def _block(k: Kernel, t: TensorType, step, stack, part: _Part | None) -> ir.Value:

@@ -10,7 +10,7 @@ by a region emitter, which gets the context; every other op by its emitter in
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 
 from llvmlite import ir
@@ -21,7 +21,7 @@ from kcompile.codegen.guards import Guards
 from kcompile.codegen.kernel import Kernel, Operand
 from kcompile.codegen.loops import I64, PTR, abi_function, memcpy
 from kcompile.codegen.mathfn import MathLib
-from kcompile.ir import Graph, Node, abi
+from kcompile.ir import Graph, Node, Value, abi
 from kcompile.ir.buffers import BufferPlan
 from kcompile.ir.memory import Size, nbytes
 
@@ -34,6 +34,16 @@ CYCLES = abi.CYCLES.symbol  # the cycle counter, to turn cycles into seconds
 
 
 @dataclass(frozen=True)
+class NodeLowering:
+    """A loop's own lowering of one node of its body (``codegen.scan``'s packed
+    products): ``emit(k, outs, ins, extra)``, where the kernel also gets the buffers of
+    ``extra``'s values (what a node that absorbs its neighbours' work reads and writes)."""
+
+    emit: Callable[[Kernel, list[Operand], list[Operand], list[Operand]], None]
+    extra: tuple[Value, ...] = ()
+
+
+@dataclass(frozen=True)
 class StepContext:
     """What lowering a step needs besides its graph."""
 
@@ -41,11 +51,12 @@ class StepContext:
     math: MathLib
     profile: bool = False  # count the cycles and calls of every kernel, loop bodies' too
     guards: Guards | None = None  # check the buffers' guard zones after each kernel
+    lowerings: Mapping[Node, NodeLowering] | None = None  # nodes lowered by their loop
 
     def for_body(self) -> StepContext:
         """The context of a loop body: its kernels are profiled like the step's, and the
         checking mode checks the loop as one kernel."""
-        return replace(self, guards=None)
+        return replace(self, guards=None, lowerings=None)
 
 
 RegionEmitter = Callable[[StepContext, Kernel, Node, list[Operand], list[Operand]], None]
@@ -128,17 +139,22 @@ def emit_step(
     kernels = []
     inline = len(graph.nodes) <= INLINE_LIMIT
     for kernel_name, node in kernel_nodes(graph, plan, prefix):
-        values = [*node.outputs, *node.inputs]
+        own = (ctx.lowerings or {}).get(node)
+        values = [*node.outputs, *node.inputs, *(own.extra if own else ())]
         # One argument per distinct buffer, so noalias holds and an in-place result
         # is visibly the same pointer as the operand it overwrites.
         slots = list(dict.fromkeys(slot[v] for v in values))
         k = Kernel(module, kernel_name, len(slots), inline=inline)
         arg_of = dict(zip(slots, k.args))
         ops = [Operand(arg_of[slot[v]], v.dtype, []) for v in values]
-        _emit_node(ctx, k, node, ops[: len(node.outputs)], ops[len(node.outputs) :])
+        outs, ins = len(node.outputs), len(node.outputs) + len(node.inputs)
+        if own is not None:
+            own.emit(k, ops[:outs], ops[outs:ins], ops[ins:])
+        else:
+            _emit_node(ctx, k, node, ops[:outs], ops[outs:ins])
         k.finish()
         called = k.fn
-        if splits_by_rows(node):
+        if own is None and splits_by_rows(node):
             argument = {v: slots.index(slot[v]) for v in values}
             called = batch_split(module, k.fn, node, argument)
         kernels.append((called, slots))

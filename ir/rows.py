@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from kcompile.ir.graph import Graph, Node, Value
 from kcompile.ir.memory import nbytes
+from kcompile.ir.ops.scan import split_operands
 from kcompile.ir.types import BATCH, TensorType
 
 ROW, SHARED = "row", "shared"
@@ -31,12 +32,16 @@ def kind_of_type(t: TensorType) -> str | None:
     return ROW if t.shape[0] == BATCH and nbytes(t).power == 1 else None
 
 
-def separable_rows(graph: Graph, kinds: dict[Value, str] | None = None) -> bool:
+def separable_rows(
+    graph: Graph, kinds: dict[Value, str] | None = None, unfused: bool = False
+) -> bool:
     """Whether every result of ``graph`` that has the batch axis holds in row r only
     what row r of the inputs makes, each node's results too. ``kinds`` gives the
     inputs' kinds (default: by their shapes). A graph that is a kernel of its own
     (not inside a fused node) must moreover write only row values: two slices of the
-    batch running at once would both write a value without a batch axis."""
+    batch running at once would both write a value without a batch axis. ``unfused``:
+    the graph is not fused yet, and a constant without the batch axis is let stand
+    (fusion takes it into the kernels that read it)."""
     top = kinds is None
     known: dict[Value, str] = dict(kinds or {})
     for v in graph.inputs:
@@ -49,10 +54,30 @@ def separable_rows(graph: Graph, kinds: dict[Value, str] | None = None) -> bool:
         results = _node_kinds(node, [known[v] for v in node.inputs])
         if results is None:
             return False
-        if top and any(k != ROW for k in results):
+        lets_stand = unfused and node.op == "constant"
+        if top and any(k != ROW for k in results) and not lets_stand:
             return False
         known.update(zip(node.outputs, results))
     return all(kind_of(v) == known[v] for _, v in graph.outputs)
+
+
+def splits_by_rows(attrs: dict, unfused: bool = False) -> bool:
+    """Whether a scan (its attributes) may run on slices of the batch, one loop per
+    slice: its body computes each row alone, every sequence and per-step output has the
+    batch axis, and a carry without it is passed through unchanged (a hoisted
+    accumulator). ``unfused``: of a body not fused yet (``separable_rows``)."""
+    body: Graph = attrs["body"]
+    c = attrs["carries"]
+    carries, steps, _ = split_operands(attrs, list(body.inputs))
+    if any(kind_of(v) != ROW for v in steps):
+        return False
+    if any(kind_of(v) != ROW for _, v in body.outputs[c:]):
+        return False
+    for v, (_, out) in zip(carries, body.outputs[:c]):
+        kind = kind_of(v)
+        if kind is None or (kind == SHARED and (out is not v or attrs["saved"])):
+            return False
+    return separable_rows(body, unfused=unfused)
 
 
 def _node_kinds(node: Node, kinds: list[str]) -> list[str] | None:

@@ -17,7 +17,9 @@
 - A sequence or invariant that the body no longer reads is no longer an operand.
 - A product with a loop invariant's transpose (``x·Wᵀ``, the gradient through an RNN's
   recurrent kernel) reads ``W`` transposed once before the loop, so that no step packs
-  its transpose again.
+  its transpose again: unless the loop runs on slices of the batch (``ir.rows``), whose
+  lowering packs ``W`` once per loop itself, from its transpose as readily
+  (``codegen.packed_products``), and the transposed copy would only cost a kernel.
 """
 
 from __future__ import annotations
@@ -26,15 +28,31 @@ from kcompile.ir import build as B
 from kcompile.ir.graph import Graph, Node, Value
 from kcompile.ir.ops.constant import constant_value
 from kcompile.ir.ops.scan import split_operands
+from kcompile.ir.rows import splits_by_rows
 from kcompile.ir.types import BATCH
+from kcompile.passes.dce import eliminate_dead_code
 from kcompile.passes.rewrite import rebuild
 
 
 def hoist_from_loops(graph: Graph) -> Graph:
-    def visit(g: Graph, node: Node, ins: list[Value]):
-        return _hoisted(g, node, ins) if node.op == "scan" else None
+    redone = []
 
-    return rebuild(graph, visit)
+    def visit(g: Graph, node: Node, ins: list[Value]):
+        if node.op != "scan":
+            return None
+        values, attrs = _hoisted(g, node, ins, flip=set())
+        body = node.attrs["body"]
+        first = node.attrs["carries"] + node.attrs["sequences"]
+        flip = {n.inputs[1] for n in _transposed_invariants(body, first)}
+        if splits_by_rows(attrs, unfused=True):
+            flip = {w for w in flip if not _only_products_read(body, w)}
+        if not flip:
+            return values
+        redone.append(node)  # what the first attempt emitted is left unused
+        return _hoisted(g, node, ins, flip=flip)[0]
+
+    new = rebuild(graph, visit)
+    return eliminate_dead_code(new) if redone else new
 
 
 def _accumulations(body: Graph, carries: int) -> list[tuple[int, Node]]:
@@ -115,15 +133,32 @@ def _transposed_invariants(body: Graph, first_invariant: int) -> list[Node]:
     ]
 
 
-def _hoisted(g: Graph, node: Node, ins: list[Value]) -> list[Value] | None:
+def _only_products_read(body: Graph, w: Value) -> bool:
+    """Whether only products read the invariant ``w``, as their B (what a split loop's
+    lowering packs once per loop)."""
+    return all(
+        n.op == "matmul"
+        and n.inputs[1] is w
+        and n.inputs[0] is not w
+        and not n.attrs["transpose_a"]
+        for n in body.users().get(w, [])
+    )
+
+
+def _hoisted(
+    g: Graph, node: Node, ins: list[Value], flip: set[Value]
+) -> tuple[list[Value] | None, dict]:
+    """The scan's results with its work moved out (None: nothing to move) and the
+    attributes of the scan that computes them; its products with the transpose of an
+    invariant in ``flip`` read a transposed copy made before the loop."""
     attrs = node.attrs
     body: Graph = attrs["body"]
     c, s = attrs["carries"], attrs["sequences"]
     accumulations = _accumulations(body, c)
-    transposed = _transposed_invariants(body, c + s)
+    transposed = [n for n in _transposed_invariants(body, c + s) if n.inputs[1] in flip]
     lifted = _invariant_nodes(body, c + s)
     if not (accumulations or transposed or lifted or _unused_inputs(body, c)):
-        return None
+        return None, attrs
     new = Graph(body.name)
     env = {v: new.add_input(v.name, v.type, v.role) for v in body.inputs}
     outer = dict(zip(body.inputs, ins))  # body values computed outside: their outer value
@@ -223,4 +258,4 @@ def _hoisted(g: Graph, node: Node, ins: list[Value]) -> list[Value] | None:
             total = B.reduce_sum(stacked(p), axes)
         start = old_layout[k]
         old_layout[k] = total if constant_value(start) == 0.0 else start + total
-    return old_layout
+    return old_layout, new_attrs

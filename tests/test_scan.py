@@ -252,13 +252,16 @@ def test_outputs_no_gradient_reaches_are_symbolic_zeros(monkeypatch):
 @pytest.mark.parametrize("reverse", [False, True])
 def test_hoisting_moves_the_recurrent_gradient_and_transpose_out_of_the_loop(reverse, rng):
     """passes/loops.py: du += hᵀ·dz leaves the backward body for one product over the
-    stacks after it, and dz·uᵀ reads u transposed once before the loop; the gradients
-    are those of the unhoisted graph."""
+    stacks after it, and dz·uᵀ reads u transposed once before the loop (the loop runs
+    whole: its scale's gradient is a carry); the gradients are those of the unhoisted
+    graph."""
+    from kcompile.ir.rows import splits_by_rows
     from kcompile.passes.loops import hoist_from_loops
 
     g = train_graph(5, reverse)
     hoisted = hoist_from_loops(g)
     backward = [n for n in hoisted.nodes if n.op == "scan"][-1]
+    assert not splits_by_rows(backward.attrs)
     body_products = [n for n in backward.attrs["body"].nodes if n.op == "matmul"]
     assert [n.attrs["transpose_a"] or n.attrs["transpose_b"] for n in body_products] == [False]
     outside = [n for n in hoisted.nodes if n.op == "matmul" and n.outputs[0].shape == (U, U)]
@@ -278,6 +281,47 @@ def test_hoisting_moves_the_recurrent_gradient_and_transpose_out_of_the_loop(rev
     native = compiled({k: feeds[k] for k in ("x", "scale")})
     for name in ("loss", "grad/u", "grad/w"):
         np.testing.assert_allclose(native[name], want[name], rtol=2e-4, atol=1e-5, err_msg=name)
+
+
+def test_a_loop_that_mixes_rows_reads_the_invariants_transpose_made_once(rng):
+    """h' = tanh(x_t + h·uᵀ - mean over the batch of h): the loop runs whole (its rows
+    mix), so its product reads a transpose of u made before the loop; same results."""
+    from kcompile.ir.rows import splits_by_rows
+    from kcompile.passes.loops import hoist_from_loops
+
+    g = Graph("centered")
+    x = g.add_input("x", TensorType(F32, (BATCH, 4, U)))
+    u = g.add_input("u", TensorType(F32, (U, U)), "param")
+    body = Graph("step")
+    h = body.add_input("h", TensorType(F32, (BATCH, U)), "carry")
+    xt = body.add_input("x", TensorType(F32, (BATCH, U)), "step")
+    ub = body.add_input("u", TensorType(F32, (U, U)), "invariant")
+    hn = B.tanh(xt + B.matmul(h, ub, transpose_b=True) - B.reduce_sum(h, 0) * 0.25)
+    body.set_outputs([("h", hn), ("y", hn)])
+    attrs = {
+        "body": body,
+        "carries": 1,
+        "sequences": 1,
+        "length": 4,
+        "reverse": False,
+        "saved": False,
+        "workspace": (0, 0),
+    }
+    h_t, ys, *_ = g.emit("scan", [B.const(g, 0.0, F32, (BATCH, U)), x, u], attrs)
+    g.set_outputs([("h", h_t), ("ys", ys)])
+    hoisted = hoist_from_loops(g)
+    (scan,) = [n for n in hoisted.nodes if n.op == "scan"]
+    assert not splits_by_rows(scan.attrs)
+    assert [n.op for n in hoisted.nodes].count("transpose") == 1
+    inner = [n for n in scan.attrs["body"].nodes if n.op == "matmul"]
+    assert [n.attrs["transpose_b"] for n in inner] == [False]
+    feeds = {
+        "x": rng.normal(size=(5, 4, U)).astype(np.float32),
+        "u": (rng.normal(size=(U, U)) * 0.5).astype(np.float32),
+    }
+    want, got = interpret(g, feeds, np.float64), interpret(hoisted, feeds, np.float64)
+    for name in want:
+        np.testing.assert_allclose(got[name], want[name], rtol=1e-10, atol=1e-12, err_msg=name)
 
 
 def test_what_the_body_computes_from_invariants_alone_runs_before_the_loop(rng):

@@ -56,6 +56,23 @@ def test_recurrent_layers_forward_and_backward_loops_split_by_rows(kind):
     # accumulators (passed through unchanged) are no longer carries of it
     assert not [n for n in backward.nodes if n.op == "reduce_sum" and 0 in n.attrs["axes"]]
     assert scans[1].attrs["carries"] == scans[0].attrs["carries"]
+    # the product through the recurrent kernel's transpose reads the kernel itself (the
+    # split loop packs it once): no transposed copy before the loop
+    products = [_product(n) for n in backward.nodes if _product(n) is not None]
+    assert [n.attrs["transpose_b"] for n in products] == [True]
+    graph = parse_graph(pipeline_stages(_model(kind), "train")[-1][1])
+    kernel = [v for v in graph.inputs if v.name.endswith("recurrent_kernel")]
+    assert len(kernel) == 1
+    assert not [n for n in graph.nodes if n.op == "transpose" and n.inputs[0] is kernel[0]]
+
+
+def _product(node):
+    """The matrix product of a node: itself, or the one in a fused node's body."""
+    if node.op == "matmul":
+        return node
+    if node.op == "fused" and node.attrs["kind"] == "matmul":
+        return next(n for n in node.attrs["body"].nodes if n.op == "matmul")
+    return None
 
 
 def _graph_with_batch_mean(steps: int) -> Graph:

@@ -1,0 +1,403 @@
+"""Products with a loop invariant inside a loop's step, on B packed once per loop.
+
+A recurrent layer's step multiplies its state by the recurrent kernel, ``h·U`` (and
+``d·Uᵀ`` in the backward loop), once per step with the same ``U``. Through the
+runtime's GEMM each step read ``U`` in place (few rows of C: a packed panel would not
+be reused enough to pay for its copy), its rows 2 KB apart, and the product stayed at
+62-67% of a core. Here the loop packs ``U`` once, before its first step, into the
+GEMM's ``KC x NR`` panels (``codegen.gemm``: zero padded on the right, 64-byte
+aligned), and every step's product calls the GEMM's micro-kernels on them:
+
+- A is read in place, row-major (the micro-kernels ``kc_ukr_rows{rows}``: one
+  pointer per row; packing it cost 7% of the backward product, whose A is 512 deep).
+  A ragged tile runs in pieces of power-of-two heights (``_call``).
+  Each panel runs for every tile of a group of ``MR``-row tiles, read from L2 once per
+  group and from L1 after.
+- K deeper than ``BLOCK_DEPTH`` is cut into balanced blocks, each packed as the GEMM
+  packs its blocks. A plain product (the backward loop's) runs block by block, adding
+  into C; a fused one adds a tile's blocks up in a stack tile of C.
+- A fused node's elementwise epilogue (the step's input added, a GRU's recurrent bias)
+  runs on each finished tile while it is in L1: the micro-kernel writes the tile into a
+  stack tile that only the epilogue reads.
+
+The LSTM(128) train step at batch 64, against the GEMM called per step (minimum over
+200 interleaved calls, one slice): the forward product 782 -> 697 µs, the backward one
+610 -> 564 µs, and the transpose of the recurrent kernel before the backward loop
+(80 µs) gone. The product runs on the calling thread: the loop that uses it runs on
+slices of the batch, one per thread (``codegen.scan``). It uses ``codegen.gemm``'s
+micro-kernels and panel packing (``_micro_kernel``, ``_pack_b``), defined in the
+model's module.
+"""
+
+from __future__ import annotations
+
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+from llvmlite import ir
+
+from kcompile.codegen.fused import evaluate_body
+from kcompile.codegen.gemm import Tile, _micro_kernel, _pack_b
+from kcompile.codegen.kernel import Kernel, Operand
+from kcompile.codegen.loops import F32, I64, PTR, for_range, i64
+from kcompile.codegen.mathfn import MathLib
+from kcompile.codegen.step import NodeLowering
+from kcompile.codegen.target import host
+from kcompile.ir import DType, Graph, Node, Value
+from kcompile.ir.memory import size_of
+from kcompile.ir.ops.fused import product_of
+
+# K is packed in blocks of at most this depth: a 128 x NR panel (16 KB on AVX-512) and a
+# group's A of the same depth stay in L1 together.
+BLOCK_DEPTH = 128
+# A group of row tiles reads at most this many bytes of A (with a panel, within L1).
+A_GROUP_BYTES = 24 * 1024
+# Panels up to this size live on the stack of the thread that runs the loop (as the
+# GEMM's own packed block does): a fresh allocation of a few hundred KB each call is
+# mapped anew, its pages faulted in at every call.
+STACK_PANEL_BYTES = 512 * 1024
+# Tile override for tests (an AVX2 or SSE tile on this machine); None: the host's.
+TILE: Tile | None = None
+
+
+def tile() -> Tile:
+    return TILE or Tile.for_host(host().has)
+
+
+@dataclass(frozen=True)
+class PackedB:
+    """A loop invariant ``B`` of ``depth x width`` (stored ``[width, depth]`` when
+    ``transposed``) packed into panels: block ``kb`` (rows ``start .. start + depth_b``)
+    at float ``start * panels * NR``, its panel ``p`` ``p * depth_b * NR`` further."""
+
+    value: Value
+    depth: int
+    width: int
+    transposed: bool
+    tile: Tile
+
+    @property
+    def panels(self) -> int:
+        return -(-self.width // self.tile.nr)
+
+    @property
+    def floats(self) -> int:
+        return self.depth * self.panels * self.tile.nr
+
+    def blocks(self) -> list[tuple[int, int]]:
+        """(first row, depth) of each block of K: balanced, as the GEMM cuts them."""
+        count = -(-self.depth // min(self.tile.kc, BLOCK_DEPTH))
+        step = -(-self.depth // count)
+        return [(s, min(step, self.depth - s)) for s in range(0, self.depth, step)]
+
+
+@dataclass(frozen=True)
+class _Product:
+    node: Node  # a matmul, or a fused node whose body holds one
+    product: Node  # the matmul itself
+    a: int  # the node's operand index of A
+    b: int  # ... and of B
+
+
+def packed_products(body: Graph, t: Tile | None = None) -> dict[Value, tuple[PackedB, list]]:
+    """The invariants of a loop body that only the B side of row-major products reads
+    (``x·B`` or ``x·Bᵀ``, B 2-D of static shape), each with its packing and those
+    products. Anything else that reads one (another kernel, an epilogue, a nested loop)
+    keeps it unpacked."""
+    t = t or tile()
+    invariants = {v for v in body.inputs if v.role == "invariant"}
+    outputs = {v for _, v in body.outputs}
+    found: dict[Value, list[_Product]] = {}
+    refused: set[Value] = set(outputs)
+    for node in body.nodes:
+        product = _as_product(node)
+        if product is None or node.inputs[product.b] not in invariants:
+            refused.update(node.inputs)
+            continue
+        refused.update(v for i, v in enumerate(node.inputs) if i != product.b)
+        found.setdefault(node.inputs[product.b], []).append(product)
+    result = {}
+    for value, products in found.items():
+        flips = {p.product.attrs["transpose_b"] for p in products}
+        if value in refused or len(flips) != 1:
+            continue
+        (transposed,) = flips
+        rows, cols = value.shape
+        depth, width = (cols, rows) if transposed else (rows, cols)
+        result[value] = (PackedB(value, depth, width, transposed, t), products)
+    return result
+
+
+def _as_product(node: Node) -> _Product | None:
+    """``node`` as a product this module lowers: a plain ``matmul``, or a fused one
+    whose epilogue is elementwise on results of the product's shape; None otherwise."""
+    if node.op == "matmul":
+        product, body = node, None
+    elif node.op == "fused" and node.attrs["kind"] == "matmul" and not node.attrs.get("pool"):
+        body = node.attrs["body"]
+        product = product_of(body)
+        if product.op != "matmul" or not _plain_epilogue(body, product):
+            return None
+    else:
+        return None
+    a, b = product.inputs
+    if product.attrs["transpose_a"] or a.rank != 2 or b.rank != 2:
+        return None
+    if not all(isinstance(d, int) for d in (*b.shape, a.shape[1])):
+        return None
+    if body is None:
+        return _Product(node, product, 0, 1)
+    position = {v: i for i, v in enumerate(body.inputs)}
+    if a not in position or b not in position:
+        return None
+    users = [n for n in body.nodes if b in n.inputs]
+    if users != [product]:
+        return None
+    return _Product(node, product, position[a], position[b])
+
+
+def _plain_epilogue(body: Graph, product: Node) -> bool:
+    """Every result has the product's shape and every other operand the epilogue reads
+    has it too, or is one value per column, or one value."""
+    shape = product.outputs[0].shape
+    if any(v.shape != shape for _, v in body.outputs):
+        return False
+    if any(n.traits.reduction is not None for n in body.nodes):
+        return False
+    for n in body.nodes:
+        if n is product:
+            continue
+        for v in n.inputs:
+            if v in body.inputs and _strides(v.shape, shape) is None:
+                return False
+    return True
+
+
+def _strides(v_shape, shape) -> tuple[bool, bool] | None:
+    """(moves with the row, moves with the column) of an epilogue operand, or None."""
+    if tuple(v_shape) == tuple(shape):
+        return True, True
+    if all(d == 1 for d in v_shape):
+        return False, False
+    if v_shape[-1] == shape[-1] and all(d == 1 for d in v_shape[:-1]):
+        return False, True
+    return None
+
+
+# --- packing B, once per loop ------------------------------------------------------------
+
+
+def _declare(module: ir.Module, name: str, ftype: ir.FunctionType) -> ir.Function:
+    fn = module.globals.get(name)
+    return fn if fn is not None else ir.Function(module, ftype, name)
+
+
+def emit_pack(b: ir.IRBuilder, spec: PackedB, src: ir.Value) -> tuple[ir.Value, bool]:
+    """Fill ``spec``'s panels from ``src`` (the invariant as the caller holds it): on the
+    stack up to ``STACK_PANEL_BYTES``, else in memory that ``emit_free`` releases.
+    Returns the panels and whether they were allocated."""
+    module, t = b.module, spec.tile
+    pack = module.globals.get("kc_pack_b") or _pack_b(module, t)
+    size = -(-spec.floats * 4 // 64) * 64
+    allocated = size > STACK_PANEL_BYTES
+    if allocated:
+        aligned_alloc = _declare(module, "aligned_alloc", ir.FunctionType(PTR, [I64, I64]))
+        panels = b.call(aligned_alloc, [i64(64), i64(size)])
+    else:
+        panels = _stack(b, size // 4, "panels")
+    for start, depth in spec.blocks():
+        if spec.transposed:  # B[k, j] = W[j, k]: columns of B contiguous
+            at, rs, cs = start, 1, spec.depth
+        else:
+            at, rs, cs = start * spec.width, spec.width, 1
+        source = b.gep(src, [i64(at)], inbounds=True, source_etype=F32)
+        dst = b.gep(panels, [i64(start * spec.panels * t.nr)], inbounds=True, source_etype=F32)
+        b.call(pack, [i64(depth), i64(spec.width), source, i64(rs), i64(cs), dst])
+    return panels, allocated
+
+
+def emit_free(b: ir.IRBuilder, panels: ir.Value) -> None:
+    free = _declare(b.module, "free", ir.FunctionType(ir.VoidType(), [PTR]))
+    b.call(free, [panels])
+
+
+# --- the product in the step --------------------------------------------------------------
+
+
+def lowering(product: _Product, spec: PackedB, math: MathLib) -> NodeLowering:
+    """The lowering of ``product``'s node that reads its B operand as ``spec``'s panels."""
+
+    def emit(k: Kernel, outs: list[Operand], ins: list[Operand], extra) -> None:
+        _emit(k, math, product, spec, outs, ins)
+
+    return NodeLowering(emit)
+
+
+def _kernels(module: ir.Module, t: Tile) -> dict[int, ir.Function]:
+    """The GEMM's micro-kernels that read A row-major in place, defined in this module
+    once: for MR rows and for each power of two below (``_call``)."""
+    return {
+        rows: module.globals.get(f"kc_ukr_rows{rows}")
+        or _micro_kernel(module, t, rows, a_by_rows=True)
+        for rows in _heights(t)
+    }
+
+
+def _heights(t: Tile) -> list[int]:
+    return [t.mr] + [h for h in (8, 4, 2, 1) if h < t.mr]
+
+
+def _call(b: ir.IRBuilder, t: Tile, kernels, rows, args: list) -> None:
+    """``C (+)= A·panel`` for a tile of ``rows`` rows, ``args`` as the micro-kernels take
+    them. A ragged tile runs in pieces of power-of-two heights (11 = 8 + 2 + 1): twelve
+    kernels, one per height, took as long to compile as the rest of an LSTM's step."""
+    kc, a, lda, panel, ldb, c, ldc, nr, beta = args
+    with b.if_else(b.icmp_signed("==", rows, i64(t.mr))) as (whole, ragged):
+        with whole:
+            b.call(kernels[t.mr], args)
+        with ragged:
+            done = i64(0)
+            for height in _heights(t)[1:]:
+                take = b.icmp_signed(">=", b.sub(rows, done), i64(height))
+                with b.if_then(take):
+                    at_a = b.gep(a, [b.mul(done, lda)], inbounds=True, source_etype=F32)
+                    at_c = b.gep(c, [b.mul(done, ldc)], inbounds=True, source_etype=F32)
+                    piece = [kc, at_a, lda, panel, ldb, at_c, ldc, nr, beta]
+                    b.call(kernels[height], piece, attrs=("noinline",))
+                done = b.select(take, b.add(done, i64(height)), done)
+
+
+def _stack(b: ir.IRBuilder, floats: int, name: str) -> ir.Value:
+    buffer = b.alloca(ir.ArrayType(F32, floats), name=name)
+    buffer.align = 64
+    buffer.type = PTR  # llvmlite types an alloca as a typed pointer; the module uses opaque
+    return buffer
+
+
+def _emit(k: Kernel, math: MathLib, p: _Product, spec: PackedB, outs, ins) -> None:
+    b, t = k.b, spec.tile
+    rows_total = k.value(size_of(p.node.inputs[p.a].shape[0]))
+    if p.node is p.product and len(spec.blocks()) > 1:
+        _blocks_outer(k, p, spec, outs, ins, rows_total)
+        return
+    depth, width, panels = spec.depth, spec.width, spec.panels
+    kernels = _kernels(k.module, t)
+    epilogue = p.node is not p.product
+    c_tile = _stack(b, t.mr * t.nr, "c_tile") if epilogue else None
+    A, Bp = ins[p.a], ins[p.b]
+    groups = _groups(b, t, rows_total, _group(t, depth))
+    with groups as (t0, count), _tiles(b, t, spec, rows_total, t0, count) as (jp, j0, nr, i0, rows):
+        if epilogue:
+            c, ldc = c_tile, i64(t.nr)
+        else:
+            at = b.add(b.mul(i0, i64(width)), j0)
+            c = b.gep(outs[0].ptr, [at], inbounds=True, source_etype=F32)
+            ldc = i64(width)
+        for index, (start, kc) in enumerate(spec.blocks()):
+            a_at = b.add(b.mul(i0, i64(depth)), i64(start))
+            a_tile = b.gep(A.ptr, [a_at], inbounds=True, source_etype=F32)
+            panel_at = b.add(i64(start * panels * t.nr), b.mul(jp, i64(kc * t.nr)))
+            panel = b.gep(Bp.ptr, [panel_at], inbounds=True, source_etype=F32)
+            args = [i64(kc), a_tile, i64(depth), panel, i64(t.nr), c, ldc, nr]
+            _call(b, t, kernels, rows, [*args, i64(int(index > 0))])
+        if epilogue:
+            _epilogue(k, math, p, t, outs, ins, (c_tile, i0, j0, rows, nr))
+
+
+def _blocks_outer(k: Kernel, p: _Product, spec: PackedB, outs, ins, rows_total) -> None:
+    """A plain product over several blocks of K: block by block, each adding into C (the
+    result), so that a group's rows of A over one block and a panel of it share L1."""
+    b, t = k.b, spec.tile
+    depth, width, panels = spec.depth, spec.width, spec.panels
+    kernels = _kernels(k.module, t)
+    (_, step), *_ = spec.blocks()
+    A, Bp, C = ins[p.a], ins[p.b], outs[0]
+    groups = _groups(b, t, rows_total, _group(t, step))
+    with groups as (t0, count), for_range(b, i64(len(spec.blocks())), "kb") as kb:
+        start = b.mul(kb, i64(step))
+        kc = b.sub(i64(depth), start)
+        kc = b.select(b.icmp_signed("<", kc, i64(step)), kc, i64(step))
+        beta = b.zext(b.icmp_signed(">", kb, i64(0)), I64)
+        block = b.mul(start, i64(panels * t.nr))
+        with _tiles(b, t, spec, rows_total, t0, count) as (jp, j0, nr, i0, rows):
+            a_at = b.add(b.mul(i0, i64(depth)), start)
+            a_tile = b.gep(A.ptr, [a_at], inbounds=True, source_etype=F32)
+            panel_at = b.add(block, b.mul(b.mul(jp, kc), i64(t.nr)))
+            panel = b.gep(Bp.ptr, [panel_at], inbounds=True, source_etype=F32)
+            at = b.add(b.mul(i0, i64(width)), j0)
+            c = b.gep(C.ptr, [at], inbounds=True, source_etype=F32)
+            args = [kc, a_tile, i64(depth), panel, i64(t.nr), c, i64(width), nr, beta]
+            _call(b, t, kernels, rows, args)
+
+
+def _group(t: Tile, depth: int) -> int:
+    """Row tiles a panel serves before the next one: their rows of A over ``depth``
+    within ``A_GROUP_BYTES``."""
+    return max(1, A_GROUP_BYTES // (t.mr * depth * 4))
+
+
+@contextmanager
+def _groups(b: ir.IRBuilder, t: Tile, rows_total, group: int):
+    """Loop over groups of ``group`` row tiles; yields (first tile, tiles in the group)."""
+    row_tiles = b.udiv(b.add(rows_total, i64(t.mr - 1)), i64(t.mr))
+    groups = b.udiv(b.add(row_tiles, i64(group - 1)), i64(group))
+    with for_range(b, groups, "g") as g:
+        t0 = b.mul(g, i64(group))
+        count = b.sub(row_tiles, t0)
+        yield t0, b.select(b.icmp_signed("<", count, i64(group)), count, i64(group))
+
+
+@contextmanager
+def _tiles(b: ir.IRBuilder, t: Tile, spec: PackedB, rows_total, t0, count):
+    """Panel by panel, each for every tile of the group; yields (panel, its first column,
+    its columns, the tile's first row, its rows)."""
+    with for_range(b, i64(spec.panels), "p") as jp:
+        j0 = b.mul(jp, i64(t.nr))
+        nr = b.sub(i64(spec.width), j0)
+        nr = b.select(b.icmp_signed("<", nr, i64(t.nr)), nr, i64(t.nr))
+        with for_range(b, count, "t") as it:
+            i0 = b.mul(b.add(t0, it), i64(t.mr))
+            yield jp, j0, nr, i0, _rows(b, t, rows_total, i0)
+
+
+def _rows(b: ir.IRBuilder, t: Tile, total, i0) -> ir.Value:
+    left = b.sub(total, i0)
+    return b.select(b.icmp_signed("<", left, i64(t.mr)), left, i64(t.mr))
+
+
+def _epilogue(k: Kernel, math: MathLib, p: _Product, t: Tile, outs, ins, at) -> None:
+    """The fused node's body on the finished tile ``at = (c_tile, i0, j0, rows, nr)``
+    (the product's values in ``c_tile``, NR floats a row), stored in every result."""
+    c_tile, i0, j0, rows, nr = at
+    b = k.b
+    body: Graph = p.node.attrs["body"]
+    product = p.product
+    shape = product.outputs[0].shape
+    width = shape[-1]
+    results = [v for _, v in body.outputs]
+    read = {v for n in body.nodes if n is not product for v in n.inputs}
+    others = {
+        v: (ins[i], _strides(v.shape, shape))
+        for i, v in enumerate(body.inputs)
+        if i != p.b and v in read
+    }
+    tile_op = Operand(c_tile, DType.f32, [])
+
+    def element(r, col) -> None:
+        i, j = b.add(i0, r), b.add(j0, col)
+        env = {product.outputs[0]: k.load(tile_op, b.add(b.mul(r, i64(t.nr)), col))}
+        for v, (op, (by_row, by_col)) in others.items():
+            offset = b.mul(i, i64(width)) if by_row else i64(0)
+            env[v] = k.load(op, b.add(offset, j) if by_col else offset)
+        evaluate_body(k, math, body, env, skip={product})
+        flat = b.add(b.mul(i, i64(width)), j)
+        for out, v in zip(outs, results):
+            k.store(out, flat, env[v])
+
+    # A whole tile's row is a loop of constant count, which LLVM makes whole vectors.
+    whole_width = b.icmp_signed("==", nr, i64(t.nr))
+    with for_range(b, rows, "er") as r, b.if_else(whole_width) as (whole, part):
+        with whole, for_range(b, i64(t.nr), "ec") as col:
+            element(r, col)
+        with part, for_range(b, nr, "ep") as col:
+            element(r, col)
