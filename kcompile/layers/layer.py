@@ -288,10 +288,14 @@ class Layer(LayerCalls, LayerAttributes):
         """Weight penalties once per step, activity penalties on each call's outputs."""
         if self._regularizers and id(self) not in ctx._regularized:
             ctx._regularized.add(id(self))
-            for var, regularizer in self._regularizers.items():
-                ctx.losses.append(_penalty(ctx, regularizer, ctx.weight(var), self))
+            # Keras's: weight penalties in the variables' dtype, not the compute dtype.
+            with ctx.autocast_scope(None):
+                for var, regularizer in self._regularizers.items():
+                    ctx.losses.append(_penalty(ctx, regularizer, ctx.weight(var), self))
         if self.activity_regularizer is not None:
             for v in outputs:
+                # (in float32, as the loss it joins)
+                v = B.cast(v, DType.f32) if v.dtype.is_narrow_float else v
                 penalty = _penalty(ctx, self.activity_regularizer, v, self)
                 # Keras 3 divides an activity penalty by the batch size
                 ctx.losses.append(penalty / B.numel(v, 0) if v.rank else penalty)

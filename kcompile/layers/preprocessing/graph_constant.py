@@ -12,8 +12,10 @@ from kcompile.ir import build as B
 
 
 def graph_constant(x: Value, value: Any) -> float | Value:
-    """``value`` as a float, or as an f32 constant of ``x``'s graph when it is an array."""
+    """``value`` as a float, or as a constant of ``x``'s graph when it is an array (in
+    ``x``'s float dtype: bf16 under a mixed policy)."""
     array = np.asarray(value, np.float32)
     if array.ndim == 0:
         return float(array)
-    return B.const_array(x.graph, array.ravel().tolist(), DType.f32, array.shape)
+    dtype = x.dtype if x.dtype.is_float else DType.f32
+    return B.const_array(x.graph, array.ravel().tolist(), dtype, array.shape)
