@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 import kcompile as keras
+from tests.fixture_arrays import numbered
 from tests.mixed_precision_programs import PROGRAMS
 
 FIXTURES = np.load(Path(__file__).parent / "keras_fixtures" / "mixed_precision.npz")
@@ -27,11 +28,7 @@ def _float32_after():
 
 
 def _arrays(name: str, kind: str) -> list[np.ndarray]:
-    found, i = [], 0
-    while f"{name}/{kind}{i}" in FIXTURES:
-        found.append(FIXTURES[f"{name}/{kind}{i}"])
-        i += 1
-    return found
+    return numbered(FIXTURES, name, kind)
 
 
 def _build(name: str):

@@ -15,6 +15,7 @@ import pytest
 import kcompile as keras
 from kcompile import layers
 from kcompile.ir.ops.random import stream_key, uniform_bits
+from tests.fixture_arrays import numbered
 from tests.gradcheck import assert_model_gradients
 from tests.recurrent_state_programs import PROGRAMS, minimal_cell_class
 
@@ -22,11 +23,7 @@ FIXTURES = np.load(Path(__file__).parent / "keras_fixtures" / "recurrent_state.n
 
 
 def _arrays(name: str, kind: str) -> list[np.ndarray]:
-    found, i = [], 0
-    while f"{name}/{kind}{i}" in FIXTURES:
-        found.append(FIXTURES[f"{name}/{kind}{i}"])
-        i += 1
-    return found
+    return numbered(FIXTURES, name, kind)
 
 
 @pytest.mark.parametrize("name", sorted(PROGRAMS))
