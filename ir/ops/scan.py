@@ -189,9 +189,7 @@ def _backward_body(body: Graph, c: int, live_ys: list, float_seq: list, float_in
     outs = B.inline(grad, body, carry_in + steps + inv)
     # (summed in f32: carries of narrow floats give a loss of one dtype)
     terms = [B.reduce_sum(B.cast(d * y, DType.f32)) for d, y in zip(d_carry, outs[:c])]
-    terms += [
-        B.reduce_sum(B.cast(d * outs[c + j], DType.f32)) for d, j in zip(d_step_ys, live_ys)
-    ]
+    terms += [B.reduce_sum(B.cast(d * outs[c + j], DType.f32)) for d, j in zip(d_step_ys, live_ys)]
     loss = terms[0] if terms else B.const(grad, 0.0)
     for term in terms[1:]:
         loss = loss + term
