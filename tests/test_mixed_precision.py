@@ -108,3 +108,32 @@ def test_keras_files_carry_the_policies(tmp_path):
         "float32",
     ]
     np.testing.assert_array_equal(again.predict(x, verbose=0), model.predict(x, verbose=0))
+
+
+@pytest.mark.parametrize("dtype", ["bfloat16", "float16", "float64"])
+def test_data_in_other_float_dtypes_is_converted(dtype):
+    """bf16 (ml_dtypes), f16 and f64 arrays are converted to the Input's dtype, never
+    reinterpreted: the same numbers as the converted float32 arrays give."""
+    import ml_dtypes
+
+    numpy_dtype = ml_dtypes.bfloat16 if dtype == "bfloat16" else np.dtype(dtype)
+    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(3)])
+    model.compile(keras.optimizers.SGD(0.1), "mse")
+    rng = np.random.default_rng(5)
+    x = rng.normal(size=(6, 4)).astype(numpy_dtype)
+    y = rng.normal(size=(6, 3)).astype(numpy_dtype)
+    wide_x, wide_y = x.astype(np.float32), y.astype(np.float32)
+    np.testing.assert_array_equal(model.predict(x, verbose=0), model.predict(wide_x, verbose=0))
+    start = model.get_weights()
+    loss = model.train_on_batch(x, y)
+    model.set_weights(start)
+    assert loss == model.train_on_batch(wide_x, wide_y)
+
+
+def test_a_bfloat16_input_rounds_float32_data():
+    i = keras.Input((3,), dtype="bfloat16")
+    model = keras.Model(i, keras.layers.Dense(2, dtype="float32")(i))
+    model.compile("sgd", "mse")
+    x = np.array([[1 + 2**-9, 2.0, -3.0]], np.float32)
+    rounded = np.array([[1.0, 2.0, -3.0]], np.float32)
+    np.testing.assert_array_equal(model.predict(x, verbose=0), model.predict(rounded, verbose=0))

@@ -49,7 +49,8 @@ def _as_array_list(data: Any, names: list[str], what: str) -> list[np.ndarray]:
 
 
 def check_numeric(array: np.ndarray, what: str) -> None:
-    if array.dtype.kind not in "biuf":
+    # (ml_dtypes' bfloat16, the dtype JAX and Keras give bf16 arrays, is numpy kind "V")
+    if array.dtype.kind not in "biuf" and array.dtype.name != "bfloat16":
         raise TypeError(
             f"{what}: expected numeric data (float, int or bool), got dtype {array.dtype}"
         )
