@@ -17,7 +17,7 @@ from kcompile.ir import build as B
 from kcompile.ir.types import normalize_axes
 from kcompile.ops import composite as C
 from kcompile.ops import numpy as N
-from kcompile.ops.core import op, unsupported, val, vals
+from kcompile.ops.core import fval, fvals, op, unsupported, val, vals
 from kcompile.ops.numpy import _np_dtype, _numel
 
 # --- joining and splitting ----------------------------------------------------------------
@@ -177,13 +177,13 @@ def vander(x, N=None, increasing=False):
 
 @op
 def trapezoid(y, x=None, dx=1.0, axis=-1):
-    v = val(y, DType.f32)
+    v = fval(y)
     axis = normalize_axes(axis, v.rank)[0]
     size = v.shape[axis]
     mids = (N._slice_axis(v, axis, 1, size) + N._slice_axis(v, axis, 0, size - 1)) * 0.5
     if x is None:
         return B.reduce_sum(mids, (axis,)) * float(dx)
-    xs = val(x, DType.f32)
+    xs = fval(x)
     if xs.rank == 1:
         xs = B.reshape(xs, tuple(xs.shape[0] if i == axis else 1 for i in range(v.rank)))
     steps = diff.__kcompile_op__(xs, 1, axis if xs.rank == v.rank else -1)
@@ -195,7 +195,7 @@ def correlate(x1, x2, mode="valid"):
     """numpy's 1-D cross-correlation, c[k] = Σₙ a[n + k]·v[n], in the modes "valid",
     "same" and "full": the windows of the padded ``a`` gathered at constant indices, then
     one matrix-vector product."""
-    a, v = vals(x1, x2, dtype=DType.f32)
+    a, v = fvals(x1, x2)
     if a.rank != 1 or v.rank != 1:
         raise ValueError(f"correlate takes 1-D inputs, got shapes {a.shape} and {v.shape}")
     n, m = a.shape[0], v.shape[0]
@@ -219,7 +219,7 @@ def correlate(x1, x2, mode="valid"):
 @op
 def corrcoef(x):
     """Pearson correlation of the rows (the variables) of ``x``."""
-    v = val(x, DType.f32)
+    v = fval(x)
     if v.rank == 1:
         v = B.reshape(v, (1, v.shape[0]))
     centred = v - B.mean(v, (1,), keepdims=True)
@@ -256,7 +256,7 @@ def select(condlist, choicelist, default=0):
 def histogram(x, bins=10, range=None):
     """Counts of the values of 1-D ``x`` in ``bins`` equal bins over ``range`` (default:
     the data's min to max), and the bin edges; the last bin holds its right edge."""
-    v = val(x, DType.f32)
+    v = fval(x)
     if v.rank != 1:
         raise ValueError(f"histogram: x must be 1-D, got shape {v.shape}")
     if range is None:

@@ -15,7 +15,7 @@ from kcompile.ir import BATCH, DType, Value
 from kcompile.ir import build as B
 from kcompile.ir.types import normalize_axes
 from kcompile.ops import numpy as N
-from kcompile.ops.core import op, unsupported, val, vals
+from kcompile.ops.core import fval, fvals, op, unsupported, val, vals
 from kcompile.ops.numpy import _axes, _named, _np_dtype, _numel, _unary
 
 log2 = _unary("log2", lambda v: B.log(v) * (1.0 / math.log(2.0)))
@@ -29,7 +29,7 @@ copy = _unary("copy", lambda v: v, None)
 
 @op
 def cbrt(x):
-    v = val(x, DType.f32)
+    v = fval(x)
     return B.sign(v) * B.power(B.abs(v), 1.0 / 3.0)
 
 
@@ -41,13 +41,13 @@ def trunc(x):
 
 @op
 def hypot(x1, x2):
-    a, b = vals(x1, x2, dtype=DType.f32)
+    a, b = fvals(x1, x2)
     return B.sqrt(B.square(a) + B.square(b))
 
 
 @op
 def logaddexp(x1, x2):
-    a, b = vals(x1, x2, dtype=DType.f32)
+    a, b = fvals(x1, x2)
     top = B.maximum(a, b)
     return top + B.log1p(B.exp(-B.abs(a - b)))
 
@@ -55,14 +55,14 @@ def logaddexp(x1, x2):
 @op
 def divide_no_nan(x1, x2):
     """``x1 / x2``, and 0 where ``x2`` is 0 (with a zero gradient there, not NaN)."""
-    a, b = vals(x1, x2, dtype=DType.f32)
+    a, b = fvals(x1, x2)
     zero = B.eq(b, 0.0)
     return B.select(zero, B.const(a.graph, 0.0), a / B.select(zero, B.const(b.graph, 1.0), b))
 
 
 @op
 def heaviside(x1, x2):
-    a, b = vals(x1, x2, dtype=DType.f32)
+    a, b = fvals(x1, x2)
     step = B.cast(B.gt(a, 0.0), DType.f32)
     return B.select(B.eq(a, 0.0), b, step)
 
@@ -87,10 +87,10 @@ def ptp(x, axis=None, keepdims=False):
 
 @op
 def average(x, axis=None, weights=None):
-    v = val(x, DType.f32)
+    v = fval(x)
     if weights is None:
         return B.mean(v, _axes(v, axis))
-    w = val(weights, DType.f32)
+    w = fval(weights)
     if w.rank == 1 and v.rank > 1:
         if axis is None:
             raise ValueError("average: 1-D weights need an axis")
@@ -281,7 +281,7 @@ def outer(x1, x2):
 
 @op
 def inner(x1, x2):
-    a, b = vals(x1, x2, dtype=DType.f32)
+    a, b = fvals(x1, x2)
     if a.rank == 0 or b.rank == 0:
         return a * b
     return N.tensordot.__kcompile_op__(a, b, ([a.rank - 1], [b.rank - 1]))
@@ -289,7 +289,7 @@ def inner(x1, x2):
 
 @op
 def vdot(x1, x2):
-    a, b = vals(x1, x2, dtype=DType.f32)
+    a, b = fvals(x1, x2)
     return B.reduce_sum(B.reshape(a, (_numel(a.shape),)) * B.reshape(b, (_numel(b.shape),)), (0,))
 
 
@@ -297,7 +297,7 @@ def vdot(x1, x2):
 def isclose(x1, x2, rtol=1e-5, atol=1e-8, equal_nan=False):
     """numpy's: |x1 - x2| <= atol + rtol·|x2|, equal infinities close, NaN close to NaN
     only with ``equal_nan``."""
-    a, b = vals(x1, x2, dtype=DType.f32)
+    a, b = fvals(x1, x2)
     close = B.logical_or(B.eq(a, b), B.le(B.abs(a - b), atol + rtol * B.abs(b)))
     if equal_nan:
         close = B.logical_or(close, B.logical_and(B.ne(a, a), B.ne(b, b)))

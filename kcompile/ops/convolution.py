@@ -13,7 +13,7 @@ import numpy as np
 
 from kcompile.ir import DType, Value
 from kcompile.ir import build as B
-from kcompile.ops.core import op, unsupported, val
+from kcompile.ops.core import fval, op, unsupported, val
 
 
 def _tuple(value, n: int, what: str) -> tuple[int, ...]:
@@ -79,8 +79,8 @@ def _window(v: Value, one_d: bool, size, strides, dilation, padding, name):
 
 @op
 def conv(inputs, kernel, strides=1, padding="valid", data_format=None, dilation_rate=1):
-    x, one_d = _as_2d(val(inputs, DType.f32), "nn.conv", data_format)
-    w = val(kernel, DType.f32)
+    x, one_d = _as_2d(fval(inputs), "nn.conv", data_format)
+    w = fval(kernel)
     if one_d:
         w = B.reshape(w, (1, *w.shape))
     if w.shape[2] != x.shape[3]:
@@ -111,10 +111,8 @@ def _depthwise(x: Value, w: Value, one_d: bool, strides, padding, dilation, name
 
 @op
 def depthwise_conv(inputs, kernel, strides=1, padding="valid", data_format=None, dilation_rate=1):
-    x, one_d = _as_2d(val(inputs, DType.f32), "nn.depthwise_conv", data_format)
-    y = _depthwise(
-        x, val(kernel, DType.f32), one_d, strides, padding, dilation_rate, "nn.depthwise_conv"
-    )
+    x, one_d = _as_2d(fval(inputs), "nn.depthwise_conv", data_format)
+    y = _depthwise(x, fval(kernel), one_d, strides, padding, dilation_rate, "nn.depthwise_conv")
     return _back(y, one_d)
 
 
@@ -128,17 +126,17 @@ def separable_conv(
     data_format=None,
     dilation_rate=1,
 ):
-    x, one_d = _as_2d(val(inputs, DType.f32), "nn.separable_conv", data_format)
+    x, one_d = _as_2d(fval(inputs), "nn.separable_conv", data_format)
     y = _depthwise(
         x,
-        val(depthwise_kernel, DType.f32),
+        fval(depthwise_kernel),
         one_d,
         strides,
         padding,
         dilation_rate,
         "nn.separable_conv",
     )
-    pw = val(pointwise_kernel, DType.f32)
+    pw = fval(pointwise_kernel)
     pw = B.reshape(pw, (pw.shape[-2], pw.shape[-1]))
     return _back(B.matmul(y, pw), one_d)
 
@@ -176,8 +174,8 @@ def conv_transpose(
     """The adjoint of ``conv``: each input pixel's product with the kernel
     ([KH, KW, out, in]) added into the full output (``fold_patches``), then the window
     Keras's padding rule keeps."""
-    x, one_d = _as_2d(val(inputs, DType.f32), "nn.conv_transpose", data_format)
-    w = val(kernel, DType.f32)
+    x, one_d = _as_2d(fval(inputs), "nn.conv_transpose", data_format)
+    w = fval(kernel)
     if one_d:
         w = B.reshape(w, (1, *w.shape))
     kh, kw, f, c = w.shape
@@ -219,7 +217,7 @@ def conv_transpose(
 
 
 def _pool(inputs, pool_size, strides, padding, data_format, name, value, reduce):
-    x, one_d = _as_2d(val(inputs, DType.f32), name, data_format)
+    x, one_d = _as_2d(fval(inputs), name, data_format)
     strides = pool_size if strides is None else strides
     k, s, d, pads = _window(x, one_d, pool_size, strides, 1, padding, name)
     p = B.extract_patches(x, k, s, d, pads, value)
@@ -262,7 +260,7 @@ def _bins(size: int, out: int) -> np.ndarray:
 
 
 def _adaptive(inputs, output_size, data_format, name: str, mode: str) -> Value:
-    x, one_d = _as_2d(val(inputs, DType.f32), name, data_format)
+    x, one_d = _as_2d(fval(inputs), name, data_format)
     out = _tuple(output_size, 1 if one_d else 2, f"{name}: output_size")
     out = (1, *out) if one_d else out
     for axis, (size, o) in enumerate(zip(x.shape[1:3], out)):
@@ -305,7 +303,7 @@ def _pairs(kernel_size, dilation, padding, stride) -> tuple[tuple[int, int], ...
 def unfold(x, kernel_size, dilation=1, padding=0, stride=1):
     """Keras's (and torch's) unfold: the sliding blocks of an [N, C, H, W] image as
     [N, C·KH·KW, L] (channel slowest, then kernel row and column)."""
-    v = val(x, DType.f32)
+    v = fval(x)
     if v.rank != 4:
         raise ValueError(f"nn.unfold: input must be [N, C, H, W], got shape {v.shape}")
     k, d, p, s = _pairs(kernel_size, dilation, padding, stride)
@@ -320,7 +318,7 @@ def unfold(x, kernel_size, dilation=1, padding=0, stride=1):
 def fold(x, output_size, kernel_size, dilation=1, padding=0, stride=1):
     """The adjoint of ``unfold``: blocks [N, C·KH·KW, L] added back into an
     [N, C, H, W] image of ``output_size`` (H, W)."""
-    v = val(x, DType.f32)
+    v = fval(x)
     k, d, p, s = _pairs(kernel_size, dilation, padding, stride)
     h, w = _tuple(output_size, 2, "output_size")
     n, ckk, count = v.shape

@@ -65,6 +65,8 @@ class Builder:
             x = x.value
         array = np.asarray(x)
         kind = _NUMPY_KIND.get(array.dtype.kind)
+        if array.dtype.name in ("bfloat16", "float16"):  # narrow floats keep their dtype
+            kind = DType.from_numpy(array.dtype)
         if kind is None:
             raise TypeError(f"cannot use an array of dtype {array.dtype} as a tensor")
         if self.eager:
@@ -133,6 +135,23 @@ def _narrow_result_dtype(tensors: list[DType], numbers: set[DType]) -> DType:
 
     weak = {DType.bool: "bool", DType.i32: int, DType.f32: float}
     return DType.from_keras(result_type(*(t.keras_name for t in tensors), *map(weak.get, numbers)))
+
+
+def float_dtype(*xs: Any) -> DType:
+    """The dtype of an op that computes in floats on ``xs``: their promoted dtype when it
+    is a float (bf16 stays bf16), else float32 (Keras's floatx, for integers)."""
+    dtype = result_dtype(*xs)
+    return dtype if dtype.is_float else DType.f32
+
+
+def fval(x: Any) -> Value:
+    """``x`` as a float value (its own float dtype; an integer or boolean in float32)."""
+    return val(x, float_dtype(x))
+
+
+def fvals(*xs: Any) -> list[Value]:
+    """The operands in the float dtype an op computes them in (``float_dtype``)."""
+    return vals(*xs, dtype=float_dtype(*xs))
 
 
 def vals(*xs: Any, dtype: DType | None = None) -> list[Value]:

@@ -15,7 +15,7 @@ import numpy as np
 
 from kcompile.ir import DType, Value
 from kcompile.ir import build as B
-from kcompile.ops.core import op, unsupported, val
+from kcompile.ops.core import fval, op, unsupported, val
 from kcompile.ops.image_filters import gaussian_blur, sobel_edges, ssim
 from kcompile.ops.image_sampling import (
     Sampling,
@@ -138,7 +138,7 @@ def affine_transform(
         raise unsupported("image.affine_transform", "a projective transform (c0, c1 not 0)")
     source = val(images)
     x, single = _batched("affine_transform", _float(source))
-    t = val(transform, DType.f32)
+    t = fval(transform)
     if t.rank == 1:
         t = B.reshape(t, (1, *t.shape))
     if t.rank != 2 or t.shape[1] != 8:

@@ -16,7 +16,7 @@ import numpy as np
 from kcompile.backend.symbolic import TracedTensor
 from kcompile.ir import BATCH, DType, Value
 from kcompile.ir import build as B
-from kcompile.ops.core import op, unsupported, val
+from kcompile.ops.core import fval, op, unsupported, val
 from kcompile.ops.image_filters import band, gaussian_kernel
 from kcompile.ops.image_sampling import (
     FILL_MODES,
@@ -82,7 +82,7 @@ def map_coordinates(inputs, coordinates, order, fill_mode="constant", fill_value
     positions per axis of ``inputs``, stacked on the first axis), as
     ``jax.scipy.ndimage.map_coordinates``: order 0 (nearest) or 1 (linear)."""
     x = val(inputs)
-    coords = val(coordinates, DType.f32)
+    coords = fval(coordinates)
     if coords.rank < 2:
         raise ValueError(
             "keras.ops.image.map_coordinates: invalid coordinates rank: expected at least "
@@ -199,7 +199,7 @@ def projective_points(x: Value, transform: Value) -> tuple[Value, Value]:
 
 
 def _points(name: str, points: Any) -> Value:
-    v = val(points, DType.f32)
+    v = fval(points)
     if v.rank not in (2, 3) or tuple(v.shape[-2:]) != (4, 2):
         raise ValueError(
             f"keras.ops.image.perspective_transform: invalid {name} shape: expected (4,2) "

@@ -16,7 +16,7 @@ from kcompile.ir import DType, Value
 from kcompile.ir import build as B
 from kcompile.ops import composite as C
 from kcompile.ops import numpy as N
-from kcompile.ops.core import op, val, vals
+from kcompile.ops.core import fval, fvals, op, val, vals
 from kcompile.ops.numpy import _axes, _named, _unary
 
 F32_MAX = 3.4028234663852886e38
@@ -98,7 +98,7 @@ def nanprod(x, axis=None, keepdims=False):
 
 @op
 def nanmean(x, axis=None, keepdims=False):
-    v = val(x, DType.f32)
+    v = fval(x)
     axes = _axes(v, axis)
     total = B.reduce_sum(B.select(_nan(v), 0.0, v), axes, keepdims)
     return total / _count(v, axes, keepdims)  # 0/0: NaN where every value is NaN
@@ -106,7 +106,7 @@ def nanmean(x, axis=None, keepdims=False):
 
 @op
 def nanvar(x, axis=None, keepdims=False):
-    v = val(x, DType.f32)
+    v = fval(x)
     axes = _axes(v, axis)
     mean = nanmean.__kcompile_op__(v, axes, True)
     centred = B.select(_nan(v), 0.0, v - mean)
@@ -181,13 +181,13 @@ def fmod(x1, x2):
 
 @op
 def ldexp(x1, x2):
-    a = val(x1, DType.f32)
-    return a * B.power(B.const(a.graph, 2.0, DType.f32), val(x2, DType.f32))
+    a = fval(x1)
+    return a * B.power(B.const(a.graph, 2.0, DType.f32), fval(x2))
 
 
 @op
 def logaddexp2(x1, x2):
-    a, b = vals(x1, x2, dtype=DType.f32)
+    a, b = fvals(x1, x2)
     top = B.maximum(a, b)
     return top + B.log1p(B.exp(-B.abs(a - b) * math.log(2.0))) * (1.0 / math.log(2.0))
 
@@ -252,7 +252,7 @@ isreal = _named("isreal", lambda x: B.const(val(x).graph, True, DType.bool, val(
 
 @op
 def angle(x):
-    v = val(x, DType.f32)
+    v = fval(x)
     return B.select(B.lt(v, 0.0), B.const(v.graph, math.pi, DType.f32), 0.0)
 
 

@@ -10,14 +10,14 @@ from kcompile import activations as A
 from kcompile.ir import DType
 from kcompile.ir import build as B
 from kcompile.ir.types import normalize_axes
-from kcompile.ops.core import op, unsupported, val
+from kcompile.ops.core import fval, op, unsupported, val
 from kcompile.ops.numpy import _axes, _named, _slice_axis, _unary, one_hot
 from kcompile.ops.refusals import refusal
 from kcompile.ops.sorting import _sorted_last
 
 
 def _float(x):
-    return val(x, DType.f32)
+    return fval(x)
 
 
 relu = _unary("relu", A.relu)
@@ -148,7 +148,7 @@ def rms_normalization(x, scale=None, axis=-1, epsilon=None):
     v = _float(x)
     eps = 1e-7 if epsilon is None else epsilon
     out = v / B.sqrt(B.mean(B.square(v), _axes(v, axis), keepdims=True) + eps)
-    return out if scale is None else out * val(scale, DType.f32)
+    return out if scale is None else out * fval(scale)
 
 
 @op
@@ -165,8 +165,8 @@ def layer_normalization(x, gamma=None, beta=None, axis=-1, epsilon=None, rms_sca
         mean = B.mean(v, axes, keepdims=True)
         out = (v - mean) / B.sqrt(B.mean(B.square(v - mean), axes, keepdims=True) + eps)
     if gamma is not None:
-        out = out * val(gamma, DType.f32)
-    return out if beta is None or rms_scaling else out + val(beta, DType.f32)
+        out = out * fval(gamma)
+    return out if beta is None or rms_scaling else out + fval(beta)
 
 
 @op

@@ -18,14 +18,14 @@ from kcompile.backend.symbolic import BatchSize, TracedTensor, static_dims
 from kcompile.ir import BATCH, DType, Value
 from kcompile.ir import build as B
 from kcompile.ir.types import normalize_axes
-from kcompile.ops.core import op, unsupported, val, vals
+from kcompile.ops.core import fval, fvals, op, unsupported, val, vals
 from kcompile.ops.refusals import refusal
 
 # --- elementwise ------------------------------------------------------------------------
 
 
 def _float(x: Any) -> Value:
-    return val(x, DType.f32)
+    return fval(x)
 
 
 def _named(name: str, fn):
@@ -34,13 +34,22 @@ def _named(name: str, fn):
     return op(fn)
 
 
-def _unary(name: str, fn, dtype: DType | None = DType.f32):
-    """``fn`` on the operand as ``dtype`` (None: its own dtype)."""
+# An op that computes in floats: on a float operand in its dtype (bf16 stays bf16), on
+# integers and booleans in float32.
+FLOAT = "float"
+
+
+def _unary(name: str, fn, dtype: DType | str | None = FLOAT):
+    """``fn`` on the operand as ``dtype`` (None: its own dtype; FLOAT: a float)."""
+    if dtype == FLOAT:
+        return _named(name, lambda x: fn(fval(x)))
     return _named(name, lambda x: fn(val(x, dtype)))
 
 
-def _binary(name: str, fn, dtype: DType | None = None):
-    """``fn`` on both operands as ``dtype`` (None: Keras's promotion)."""
+def _binary(name: str, fn, dtype: DType | str | None = None):
+    """``fn`` on both operands as ``dtype`` (None: Keras's promotion; FLOAT: a float)."""
+    if dtype == FLOAT:
+        return _named(name, lambda x1, x2: fn(*fvals(x1, x2)))
     return _named(name, lambda x1, x2: fn(*vals(x1, x2, dtype=dtype)))
 
 
@@ -65,9 +74,9 @@ logical_not = _unary("logical_not", B.logical_not, DType.bool)
 add = _binary("add", B.add)
 subtract = _binary("subtract", B.sub)
 multiply = _binary("multiply", B.mul)
-divide = _binary("divide", B.div, DType.f32)
+divide = _binary("divide", B.div, FLOAT)
 true_divide = divide
-power = _binary("power", B.power, DType.f32)
+power = _binary("power", B.power, FLOAT)
 maximum = _binary("maximum", B.maximum)
 minimum = _binary("minimum", B.minimum)
 equal = _binary("equal", B.eq)
@@ -271,7 +280,7 @@ def _broadcast_shapes(x: tuple, y: tuple) -> tuple:
 
 @op
 def matmul(x1, x2):
-    a, b = vals(x1, x2, dtype=DType.f32)
+    a, b = fvals(x1, x2)
     if b.rank == 1:
         return B.reshape(B.matmul(a, B.reshape(b, (b.shape[0], 1))), a.shape[:-1])
     if a.rank == 1:
@@ -287,7 +296,7 @@ def _matmul(a: Value, b: Value) -> Value:
 
 @op
 def dot(x1, x2):
-    a, b = vals(x1, x2, dtype=DType.f32)
+    a, b = fvals(x1, x2)
     if a.rank == 0 or b.rank == 0:
         return a * b
     return matmul.__kcompile_op__(a, b)
@@ -295,7 +304,7 @@ def dot(x1, x2):
 
 @op
 def tensordot(x1, x2, axes=2):
-    a, b = vals(x1, x2, dtype=DType.f32)
+    a, b = fvals(x1, x2)
     if isinstance(axes, int):
         ax_a, ax_b = list(range(a.rank - axes, a.rank)), list(range(axes))
     else:
@@ -338,7 +347,7 @@ def einsum(subscripts, *operands):
     terms = inputs.split(",")
     if "->" not in spec or "." in spec or len(terms) != len(operands):
         raise unsupported("einsum", f"the form {subscripts!r}")
-    values = vals(*operands, dtype=DType.f32)
+    values = fvals(*operands)
     if len(values) == 1:
         (t,), (x,) = terms, values
         summed = tuple(i for i, c in enumerate(t) if c not in output)
@@ -617,7 +626,7 @@ def take(x, indices, axis=None):
 def take_along_axis(x, indices, axis=None):
     """``x``'s values at ``indices`` along ``axis``: a one-hot selection along that axis
     (memory: the indices' size times the axis length)."""
-    v = val(x, DType.f32)
+    v = fval(x)
     idx = val(indices, DType.i32)
     if axis is None:
         v, axis = B.reshape(v, (_numel(v.shape),)), 0

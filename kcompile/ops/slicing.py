@@ -15,7 +15,7 @@ from kcompile.backend.symbolic import TracedTensor
 from kcompile.ir import BATCH, DType, Value
 from kcompile.ir import build as B
 from kcompile.ops import numpy as N
-from kcompile.ops.core import op, unsupported, val
+from kcompile.ops.core import fval, op, unsupported, val
 from kcompile.ops.numpy import _dtype_name, _numel
 
 _INT_RANGES = {"int8": (-128, 127), "uint8": (0, 255), "int16": (-32768, 32767)}
@@ -103,7 +103,7 @@ def _scattered(indices, values, shape: tuple) -> tuple[Value, Value]:
         idx = B.reshape(idx, (idx.shape[0], 1))
     idx = B.reshape(idx, (_numel(idx.shape[:-1]), idx.shape[-1]))
     ids, rows, rest = _row_ids(idx, shape)
-    u = val(values, DType.f32)
+    u = fval(values)
     u = B.reshape(u, (ids.shape[0], *rest))
     total = B.scatter_add(ids, u, rows)
     hits = B.scatter_add(ids, B.const(u.graph, 1.0, DType.f32, (ids.shape[0],)), rows)
@@ -212,7 +212,7 @@ def dtype(x) -> str:
 @op
 def cdist(x, y):
     """Euclidean distances between the rows of ``x`` [..., P, M] and ``y`` [..., R, M]."""
-    a, b = val(x, DType.f32), val(y, DType.f32)
+    a, b = fval(x), fval(y)
     rows = B.reshape(a, (*a.shape[:-1], 1, a.shape[-1]))
     cols = B.reshape(b, (*b.shape[:-2], 1, *b.shape[-2:]))
     return B.sqrt(B.reduce_sum(B.square(rows - cols), (max(rows.rank, cols.rank) - 1,)))

@@ -20,7 +20,7 @@ from kcompile.ir import build as B
 from kcompile.ir.types import normalize_axes
 from kcompile.ops import composite as C
 from kcompile.ops import numpy as N
-from kcompile.ops.core import op, unsupported, val
+from kcompile.ops.core import fval, op, unsupported, val
 from kcompile.ops.numpy import _numel
 
 
@@ -114,7 +114,7 @@ def top_k(x, k, sorted=True):
 def in_top_k(targets, predictions, k):
     """Whether each row's target class is among the ``k`` largest predictions (a tie with
     the k-th value counts as in, as Keras's)."""
-    p = val(predictions, DType.f32)
+    p = fval(predictions)
     t = val(targets, DType.i32)
     target_score = B.reduce_sum(
         B.one_hot(t, p.shape[-1]) * p, (p.rank - 1,), keepdims=True
@@ -156,7 +156,7 @@ def _pick(s: Value, position: Value) -> Value:
 def _quantile(x, q, axis, method: str, keepdims: bool, ignore_nan: bool) -> Value:
     if method not in _METHODS:
         raise ValueError(f"quantile: method must be one of {_METHODS}, got {method!r}")
-    v = val(x, DType.f32)
+    v = fval(x)
     if isinstance(q, Value) or hasattr(q, "value"):
         raise unsupported("quantile", "with traced quantiles (give numbers or an array)")
     qs = np.asarray(q, np.float64)
@@ -252,8 +252,8 @@ def digitize(x, bins):
     """numpy's ``digitize`` (``right=False``): for increasing bins, how many bins are at
     or below each value; for decreasing bins (known when ``bins`` is an array), how many
     are above it."""
-    edges = val(bins, DType.f32)
-    v = val(x, DType.f32)
+    edges = fval(bins)
+    v = fval(x)
     if edges.rank != 1:
         raise ValueError(f"digitize: bins must be 1-D, got shape {edges.shape}")
     concrete = np.asarray(bins) if isinstance(bins, list | tuple | np.ndarray) else None

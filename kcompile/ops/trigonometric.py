@@ -13,7 +13,7 @@ import math
 
 from kcompile.ir import DType, Value
 from kcompile.ir import build as B
-from kcompile.ops.core import op, vals
+from kcompile.ops.core import fvals, op
 from kcompile.ops.numpy import _unary
 
 
@@ -50,7 +50,7 @@ arccos = _unary("arccos", _arccos)
 @op
 def arctan2(x1, x2):
     """The angle of the point (x2, x1), in [-pi, pi] (numpy's ``arctan2``)."""
-    y, x = vals(x1, x2, dtype=DType.f32)
+    y, x = fvals(x1, x2)
     on_axis = B.eq(x, 0.0)
     base = B.atan(y / _safe(x, on_axis))
     half_turn = _where(B.ge(y, 0.0), B.const(y.graph, math.pi, DType.f32), -math.pi)
