@@ -36,7 +36,7 @@ def graph_object(graph: Graph, target: HostInfo, times: CompileTimes | None = No
 
 def runtime_object(target: HostInfo, times: CompileTimes | None = None) -> bytes:
     """The runtime library for ``target``, with the matrix-product tile its vectors fit."""
-    llvm_ir = runtime_ir(Tile.for_host(target.has))
+    llvm_ir = runtime_ir(Tile.for_host(target.has), target.has)
     times = times or CompileTimes()
     return compile_module(
         llvm_ir, times, pic=True, target=target, speed=RUNTIME_SPEED_LEVEL

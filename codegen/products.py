@@ -6,11 +6,13 @@ from __future__ import annotations
 
 from llvmlite import ir
 
+from kcompile.codegen.bf16_gemm import declare_bgemm, has_engine
 from kcompile.codegen.conv import GEOMETRY, POOLED, declare_conv, declare_conv_filter
 from kcompile.codegen.emitters import emits
 from kcompile.codegen.gemm import ACCUMULATE, COLUMNS_OWNED, declare_gemm
 from kcompile.codegen.kernel import Kernel, Operand
 from kcompile.codegen.loops import I64, PTR, i64
+from kcompile.codegen.target import host
 from kcompile.ir import Node
 from kcompile.ir.memory import numel, size_of
 
@@ -48,7 +50,25 @@ def call_gemm(
     null = ir.Constant(PTR, None)
     flags = i64((COLUMNS_OWNED if columns_owned else 0) | (ACCUMULATE if accumulate else 0))
     args = [m, n, depth, A.ptr, rs_a, cs_a, B.ptr, rs_b, cs_b, C, n, flags]
-    b.call(declare_gemm(k.module), [*args, epilogue or null, context or null])
+    dims = (a_shape[-1], b_shape[0] if node.attrs["transpose_b"] else b_shape[-1])
+    b.call(gemm_for(k.module, node, dims), [*args, epilogue or null, context or null])
+
+
+# kc_bgemm works in 32 x 32 blocks of C and 32-deep steps: a product with a contracted
+# or result dimension below this stays on kc_sgemm (the MLP's 10 classes: 256 x 128 x 10
+# took 14 us on AMX, 11 on kc_sgemm).
+BGEMM_MIN_DIM = 32
+
+
+def gemm_for(module: ir.Module, node: Node, dims: tuple = ()) -> ir.Function:
+    """The runtime's product for a matmul node: ``kc_bgemm`` (``codegen.bf16_gemm``) for
+    one on bf16 operands (``precision="bf16"``) where the host has a bf16 engine and its
+    known ``dims`` (the operands' last axes) are at least ``BGEMM_MIN_DIM``, else
+    ``kc_sgemm`` (which gives the same products of bf16 values, f32 sums)."""
+    narrow = any(isinstance(d, int) and d < BGEMM_MIN_DIM for d in dims)
+    if node.attrs.get("precision") == "bf16" and not narrow and has_engine(host().has):
+        return declare_bgemm(module)
+    return declare_gemm(module)
 
 
 @emits("matmul")

@@ -18,6 +18,7 @@ import numpy as np
 from llvmlite import ir
 
 from kcompile.codegen import forking
+from kcompile.codegen.bf16_gemm import BGEMM, BGEMM_ISA, PATHS, add_bgemm
 from kcompile.codegen.cache import cache_dir, cache_key, read_entry, write_entry
 from kcompile.codegen.conv import add_conv
 from kcompile.codegen.gemm import Tile, add_gemm
@@ -32,7 +33,8 @@ from kcompile.codegen.target import (
 )
 from kcompile.ir import abi
 
-EXPORTS = tuple(signature.symbol for signature in abi.RUNTIME_EXPORTS)
+# The ABI's exports, and the bf16 product's (``codegen.bf16_gemm``).
+EXPORTS = tuple(signature.symbol for signature in (*abi.RUNTIME_EXPORTS, BGEMM, BGEMM_ISA))
 _lock = threading.Lock()
 # Code with a started thread pool must outlive its workers, which never exit.
 _KEEP_ALIVE: list[LoadedCode] = []
@@ -47,11 +49,14 @@ def tile() -> Tile:
     return Tile.for_host(host().has)
 
 
-def runtime_ir(shape: Tile | None = None) -> str:
-    """The runtime's LLVM IR, for the host's tile unless ``shape`` is given."""
+def runtime_ir(shape: Tile | None = None, features=None) -> str:
+    """The runtime's LLVM IR, for the host's tile unless ``shape`` is given, and the
+    bf16 product's paths for the host's features unless ``features`` (a target's
+    ``HostInfo.has``) is given."""
     module = ir.Module(name="kcompile_runtime")
     add_thread_pool(module)
     add_gemm(module, shape or tile())
+    add_bgemm(module, features or host().has)
     add_conv(module, shape or tile())
     add_replica_hook(module)
     return str(module)
@@ -93,6 +98,20 @@ class Runtime:
         rb, cb = (s // 4 for s in b.strides)
         gemm_args = [a.ctypes.data, ra, ca, b.ctypes.data, rb, cb, out.ctypes.data, n]
         return functools.partial(self._gemm, m, n, depth, *gemm_args, int(accumulate), None, None)
+
+    def bgemm_call(
+        self, a: np.ndarray, b: np.ndarray, out: np.ndarray, accumulate=False, path: str = ""
+    ):
+        """``sgemm_call`` through ``kc_bgemm`` (products of bf16-rounded operands, f32 sums),
+        or its ``path`` (``"amx"``, ``"dp"``, ``"round"``: ``codegen.bf16_gemm``)."""
+        call = self.sgemm_call(a, b, out, accumulate)
+        name = f"{BGEMM.symbol}_{path}" if path else BGEMM.symbol
+        return functools.partial(abi.bind(BGEMM, self.code.address(name)), *call.args)
+
+    def bgemm_path(self) -> str:
+        """The path ``kc_bgemm`` takes in this process (asking for AMX's tiles first)."""
+        code = abi.bind(BGEMM_ISA, self.addresses[BGEMM_ISA.symbol])()
+        return {v: k for k, v in PATHS.items()}[code]
 
     def set_threads(self, count: int) -> None:
         if not isinstance(count, int) or count < 1:

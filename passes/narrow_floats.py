@@ -77,6 +77,9 @@ def _lower(new: Graph, node, args: list[Value]) -> tuple[Value, ...]:
         attrs["dtype"] = F32.value
         if node.op == "constant":
             attrs["value"] = _rounded_constant(attrs["value"], narrow_attr)
+    if node.op == "matmul" and all(v.dtype is DType.bf16 for v in node.inputs):
+        # Its f32 operands hold bf16 values: codegen may multiply them on a bf16 engine.
+        attrs["precision"] = "bf16"
     outs = new.emit(node.op, args, attrs, node.layer)
     if not _rounds(node):
         return outs

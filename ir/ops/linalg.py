@@ -28,12 +28,23 @@ from kcompile.ir.ops.common import expect_arity, expect_float, same_dtype
 from kcompile.ir.registry import OpDef, register
 from kcompile.ir.types import ShapeError, TensorType
 
+# ``precision="bf16"`` (set by passes/narrow_floats.py): both operands hold bf16 values,
+# so native code may multiply them on the CPU's bf16 engines (f32 sums); the reference
+# computes the f32 product either way.
+PRECISIONS = (None, "bf16")
+
+
+def _check_precision(attrs) -> None:
+    if attrs.get("precision") not in PRECISIONS:
+        raise ShapeError(f"matmul precision {attrs['precision']!r}: expected bf16 or none")
+
 
 def _infer(types, attrs):
     expect_arity(types, 2)
     a, b = types
     same_dtype(types)
     expect_float(a)
+    _check_precision(attrs)
     ta, tb = attrs["transpose_a"], attrs["transpose_b"]
     if a.rank < 1:
         raise ShapeError(f"matmul needs a tensor operand, got {a}")

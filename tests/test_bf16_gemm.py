@@ -1,0 +1,240 @@
+"""The bf16 product (``codegen.bf16_gemm``): each path this CPU has (AMX-BF16,
+AVX512_BF16, the portable rounding one; the test ids say which, the others are
+skipped with the reason) against numpy on bf16-rounded operands, at ragged sizes, in
+every transposition layout, accumulating, on 1 and 2 threads; and a Dense layer under
+``mixed_bfloat16`` going through it with its fused epilogue, against the reference."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import ml_dtypes
+import numpy as np
+import pytest
+
+import kcompile as keras
+from kcompile.codegen.bf16_gemm import has_amx, has_dp, has_engine
+from kcompile.codegen.runtime_library import runtime
+from kcompile.codegen.target import host
+from tests.threads import on_threads
+
+SHAPES = [  # M, K, N
+    (1, 1, 1),
+    (5, 3, 7),
+    (1, 70, 33),
+    (37, 100, 50),
+    (33, 65, 3),
+    (64, 64, 64),
+    (47, 257, 95),  # K past a 256 multiple, N past three blocks
+    (130, 31, 17),
+]
+
+
+def _skip_unless(path: str) -> None:
+    """Skip a path the CPU (or the kernel's permission) does not give."""
+    if path == "amx":
+        if not has_amx(host().has):
+            pytest.skip("this CPU has no AMX-BF16")
+        if runtime().bgemm_path() != "amx":
+            pytest.skip("Linux refused this process the AMX tile state")
+    if path == "dp" and not has_dp(host().has):
+        pytest.skip("this CPU has no AVX512_BF16")
+
+
+def _bf16(x: np.ndarray) -> np.ndarray:
+    return x.astype(ml_dtypes.bfloat16).astype(np.float32)
+
+
+def _operands(rng, m, depth, n, ta, tb):
+    a = rng.standard_normal((depth, m) if ta else (m, depth)).astype(np.float32)
+    b = rng.standard_normal((n, depth) if tb else (depth, n)).astype(np.float32)
+    return (a.T if ta else a), (b.T if tb else b)
+
+
+def _check(rt, path, rng, shape, ta, tb, accumulate):
+    m, depth, n = shape
+    a, b = _operands(rng, m, depth, n, ta, tb)
+    start = rng.standard_normal((m, n)).astype(np.float32)
+    out = start.copy() if accumulate else np.full((m, n), np.nan, np.float32)
+    rt.bgemm_call(a, b, out, accumulate, path=path)()
+    want = _bf16(a).astype(np.float64) @ _bf16(b).astype(np.float64)
+    want += start if accumulate else 0
+    # f32 sums in another order only: far tighter than the f32 product of the unrounded
+    # operands (about 2^-9 of each product off), which must not pass.
+    what = f"{path} {shape} ta={ta} tb={tb} acc={accumulate}"
+    np.testing.assert_allclose(out, want, rtol=1e-5, atol=2e-6 * depth + 1e-6, err_msg=what)
+
+
+PATHS = ["amx", "dp", "round"]
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+@pytest.mark.parametrize("path", PATHS)
+def test_paths_against_numpy_on_rounded_operands(rng, path, threads):
+    _skip_unless(path)
+    with on_threads(threads) as rt:
+        for shape in SHAPES:
+            for ta in (False, True):
+                for tb in (False, True):
+                    for accumulate in (False, True):
+                        _check(rt, path, rng, shape, ta, tb, accumulate)
+
+
+def _strided(rng, shape, steps):
+    """A float32 view of ``shape`` whose rows and columns are ``steps`` elements apart."""
+    full = rng.standard_normal([n * s for n, s in zip(shape, steps)]).astype(np.float32)
+    return full[:: steps[0], :: steps[1]]
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+@pytest.mark.parametrize("path", PATHS)
+def test_operands_of_any_strides(rng, path, threads):
+    """Neither rows nor columns contiguous (packed element by element), or one operand
+    so and the other contiguous."""
+    _skip_unless(path)
+    with on_threads(threads) as rt:
+        for m, depth, n in [(13, 37, 10), (40, 70, 45), (33, 300, 70)]:
+            for a_steps, b_steps in [((2, 3), (3, 2)), ((1, 1), (2, 3)), ((3, 2), (1, 1))]:
+                a, b = _strided(rng, (m, depth), a_steps), _strided(rng, (depth, n), b_steps)
+                out = np.full((m, n), np.nan, np.float32)
+                rt.bgemm_call(a, b, out, path=path)()
+                want = _bf16(a).astype(np.float64) @ _bf16(b).astype(np.float64)
+                np.testing.assert_allclose(out, want, rtol=1e-5, atol=2e-6 * depth + 1e-6)
+
+
+@pytest.mark.parametrize("path", PATHS)
+def test_rounding_to_nearest_even_and_special_values(path):
+    """Ties (1 + 2^-8 rounds down to 1, 1 + 3*2^-8 up), values bf16 holds unchanged,
+    infinities and a NaN, as ``ml_dtypes`` rounds them."""
+    _skip_unless(path)
+    rt = runtime()
+    column = np.array([1 + 2**-8, 1 + 3 * 2**-8, 0.5, -3.0, 1.0000001, 2**-20], np.float32)
+    a = np.diag(column).astype(np.float32)  # row i picks b's row i, times column[i]
+    b = np.ones((6, 5), np.float32)
+    out = np.empty((6, 5), np.float32)
+    rt.bgemm_call(a, b, out, path=path)()
+    np.testing.assert_array_equal(out, np.repeat(_bf16(column)[:, None], 5, axis=1))
+    a = np.array([[np.inf, 1.0], [np.nan, 1.0]], np.float32)
+    out = np.empty((2, 1), np.float32)
+    rt.bgemm_call(a, np.ones((2, 1), np.float32), out, path=path)()
+    assert out[0, 0] == np.inf and np.isnan(out[1, 0])
+
+
+@pytest.mark.parametrize("path", PATHS)
+def test_two_threads_give_one_threads_bits(rng, path):
+    _skip_unless(path)
+    a, b = _operands(rng, 150, 300, 170, False, False)
+    results = []
+    for threads in (1, 2):
+        with on_threads(threads) as rt:
+            out = np.empty((150, 170), np.float32)
+            rt.bgemm_call(a, b, out, path=path)()
+            results.append(out)
+    np.testing.assert_array_equal(results[0], results[1])
+
+
+def test_the_path_kc_bgemm_takes_is_the_best_this_cpu_has():
+    features = host().has
+    want = "amx" if has_amx(features) else "dp" if has_dp(features) else "round"
+    path = runtime().bgemm_path()
+    assert path == want or (want == "amx" and path in ("dp", "round"))  # refused tiles
+
+
+@pytest.fixture
+def _float32_after():
+    yield
+    keras.mixed_precision.set_global_policy("float32")
+
+
+def _dense_model():
+    keras.mixed_precision.set_global_policy("mixed_bfloat16")
+    try:
+        rng = np.random.RandomState(0)
+        i = keras.Input((67,))
+        h = keras.layers.Dense(45, activation="relu")(i)
+        y = keras.layers.Dense(7, activation="softmax", dtype="float32")(h)
+        model = keras.Model(i, y)
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
+    return model, rng.randn(37, 67).astype("float32"), rng.randint(0, 7, 37)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("threads", [1, 2])
+def test_mixed_bfloat16_dense_layer_through_the_bf16_product(tmp_path, monkeypatch, threads):
+    """A Dense layer (bias and relu fused into the product's epilogue) under
+    ``mixed_bfloat16``, predicted and trained natively against the reference
+    interpreter; its product is ``kc_bgemm`` where the CPU has a bf16 engine."""
+    model, x, labels = _dense_model()
+    weights = model.get_weights()
+    results = {}
+    for backend in ("reference", "llvm"):
+        if backend == "llvm":
+            monkeypatch.setenv("KCOMPILE_DUMP", str(tmp_path))
+        model.set_weights(weights)
+        model.compile(keras.optimizers.SGD(0.1), "sparse_categorical_crossentropy", backend=backend)
+        with on_threads(threads):
+            predicted = model.predict(x, verbose=0).astype(np.float32)
+            loss = float(model.train_on_batch(x, labels))
+        results[backend] = (predicted, loss, model.get_weights())
+    monkeypatch.delenv("KCOMPILE_DUMP")
+    (p_ref, l_ref, w_ref), (p_nat, l_nat, w_nat) = results["reference"], results["llvm"]
+    # Sums in another order can round a bf16 result the other way: a few bf16 steps.
+    np.testing.assert_allclose(p_nat, p_ref, rtol=0, atol=4 * 2**-8)
+    np.testing.assert_allclose(l_nat, l_ref, rtol=1e-2)
+    for got, want in zip(w_nat, w_ref):
+        np.testing.assert_allclose(got, want, rtol=0, atol=8 * 2**-8 * max(1, np.abs(want).max()))
+    # The LLVM IR before optimization, as codegen wrote it: the forward product with its
+    # epilogue, and the weight gradient's with the fused update and no C (the product
+    # only the epilogue reads).
+    code = "\n".join(p.read_text() for p in Path(tmp_path).rglob("*_llvm.ll"))
+    calls = re.findall(r'call void @"(kc_[sb]gemm)"\(([^\n]*)\)', code)
+    assert calls, "no matrix product found in the dumped LLVM IR"
+    if has_engine(host().has):
+        bf16 = [args for name, args in calls if name == "kc_bgemm"]
+        assert bf16, "the bf16 product was not used"
+        assert any(re.search(r"ptr null, i64 \d+, i64 0, void", args) for args in bf16)
+    else:
+        assert all(name == "kc_sgemm" for name, _ in calls)
+
+
+@pytest.mark.slow
+def test_a_runtime_for_an_avx2_cpu_has_the_portable_path_only(rng):
+    """The runtime library built for x86-64-v3 (AVX2, a Zen 3's level) holds neither AMX
+    nor ``vdpbf16ps`` code: ``kc_bgemm`` rounds and runs ``kc_sgemm``; codegen keeps bf16
+    products on ``kc_sgemm`` for it."""
+    from kcompile.codegen.gemm import Tile
+    from kcompile.codegen.runtime_library import Runtime, runtime_ir
+    from kcompile.codegen.target import CompileTimes, LoadedCode, compile_module, for_cpu
+
+    features = for_cpu("x86-64-v3").has
+    assert not has_engine(features)
+    text = runtime_ir(Tile.for_host(features), features)
+    assert "tdpbf16ps" not in text and "dpbf16ps" not in text
+    rt = Runtime(
+        LoadedCode(compile_module(text, CompileTimes()).object_code), CompileTimes(), False
+    )
+    rt.set_threads(2)
+    assert rt.bgemm_path() == "round"
+    for shape in [(5, 3, 7), (37, 100, 50)]:
+        for ta in (False, True):
+            _check(rt, "", rng, shape, ta, not ta, accumulate=ta)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("cpu, linker", [("host", True), ("host", False), ("x86-64-v3", True)])
+def test_mixed_bfloat16_artifacts(tmp_path, monkeypatch, cpu, linker):
+    """Artifacts of a mixed_bfloat16 model: for this CPU (its runtime library holds the
+    engines' paths, the tile permission asked from a shared library or from object code
+    linked by kcompile's loader) and for AVX2's level (the portable path only)."""
+    if not linker:
+        monkeypatch.setenv("KCOMPILE_CC", "none")
+    model, x, _ = _dense_model()
+    model.compile(keras.optimizers.SGD(0.1), "sparse_categorical_crossentropy")
+    path = str(tmp_path / "mixed.kc")
+    model.export(path, cpu=cpu)
+    got = keras.load(path).predict(x, verbose=0).astype(np.float32)
+    model.compile(backend="reference")
+    want = model.predict(x, verbose=0).astype(np.float32)
+    np.testing.assert_allclose(got, want, rtol=0, atol=4 * 2**-8)
