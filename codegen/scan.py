@@ -63,8 +63,11 @@ from kcompile.ir.rows import splits_by_rows as scan_splits_by_rows
 MIN_SLICE_ROWS = 4
 # Off: every scan runs as one loop over the whole batch (for A/B measurements).
 SPLIT_ROWS = True
-# Off: a split loop's products read their invariant B unpacked, through the GEMM (A/B).
-PACK_PRODUCTS = True
+# On: a split loop's products read their invariant B packed once per loop
+# (codegen.packed_products). Off by default: it bought 1.5-2.6% of the LSTM train step and
+# cost 0.5-1.1 s of its compile (each model compiles its own micro-kernels and packer);
+# on again once the runtime library exports them.
+PACK_PRODUCTS = False
 # Off: a split loop's concatenations are copies of their own (A/B).
 CONCAT_IN_PLACE = True
 

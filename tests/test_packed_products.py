@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from kcompile.codegen import packed_products
+from kcompile.codegen import packed_products, scan
 from kcompile.codegen.gemm import Tile
 from kcompile.codegen.module import lower_graph
 from kcompile.codegen.packed_products import PackedB
@@ -80,6 +80,14 @@ def test_only_products_that_read_an_invariant_on_their_b_side_qualify():
     (spec, products) = found[body.inputs[1]]
     assert (spec.depth, spec.width, spec.transposed) == (4, 4, False)
     assert [p.product.op for p in products] == ["matmul"]
+
+
+@pytest.fixture(autouse=True)
+def _packing_on(monkeypatch):
+    """Packed products are off by default (codegen.scan.PACK_PRODUCTS: compile time);
+    these tests switch them on, with the compile cache off (its key does not hold it)."""
+    monkeypatch.setattr(scan, "PACK_PRODUCTS", True)
+    monkeypatch.setenv("KCOMPILE_CACHE", "0")
 
 
 def _cases():
