@@ -14,6 +14,7 @@ from kcompile.codegen.scan import splits_by_rows
 from kcompile.ir import BATCH, DType, Graph, TensorType, interpret
 from kcompile.ir import build as B
 from kcompile.runtime import make_executable
+from tests.scan_graphs import scan_attrs
 from tests.threads import on_threads
 
 F32 = DType.f32
@@ -34,15 +35,7 @@ def _loop(shared_part: bool) -> Graph:
     joined = B.concat([B.tanh(h), product, h + xt], 1)
     hn = B.matmul(joined, ub)
     body.set_outputs([("h", hn), ("y", product if shared_part else joined)])
-    attrs = {
-        "body": body,
-        "carries": 1,
-        "sequences": 1,
-        "length": 4,
-        "reverse": False,
-        "saved": False,
-        "workspace": (0, 0),
-    }
+    attrs = scan_attrs(body, 4)
     h_t, ys, *_ = g.emit("scan", [B.const(g, 0.1, F32, (BATCH, U)), x, u], attrs)
     g.set_outputs([("h", h_t), ("ys", ys)])
     return g

@@ -18,6 +18,7 @@ from kcompile.codegen.scan import splits_by_rows
 from kcompile.ir import BATCH, DType, Graph, TensorType, interpret
 from kcompile.ir import build as B
 from kcompile.runtime import make_executable
+from tests.scan_graphs import scan_attrs
 from tests.threads import on_threads
 
 F32 = DType.f32
@@ -45,15 +46,7 @@ def _loop(kind: str, units: int, steps: int = 3) -> Graph:
     else:
         hn = B.tanh(xt + B.matmul(h, ub, transpose_b=kind == "transposed"))
     body.set_outputs([("h", hn), ("y", hn)])
-    attrs = {
-        "body": body,
-        "carries": 1,
-        "sequences": 1,
-        "length": steps,
-        "reverse": False,
-        "saved": False,
-        "workspace": (0, 0),
-    }
+    attrs = scan_attrs(body, steps)
     h_t, ys, *_ = g.emit("scan", [B.const(g, 0.0, F32, (BATCH, units)), x, u], attrs)
     g.set_outputs([("h", h_t), ("ys", ys)])
     return g

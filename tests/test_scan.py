@@ -27,6 +27,7 @@ from kcompile.ir.grad import Zero
 from kcompile.ir.registry import get_op
 from kcompile.passes import PassManager, append_gradients, default_passes
 from kcompile.runtime import make_executable
+from tests.scan_graphs import scan_attrs
 
 D, U = 3, 4
 F32 = DType.f32
@@ -51,15 +52,7 @@ def rnn_graph(steps: int, reverse: bool = False, saved: bool = True) -> Graph:
     hn = B.tanh(xt + B.matmul(h, ub) + bb)
     body.set_outputs([("h", hn), ("s", s + hn * st), ("y", hn)])
     zeros = B.const(g, 0.0, F32, (BATCH, U))
-    attrs = {
-        "body": body,
-        "carries": 2,
-        "sequences": 2,
-        "length": steps,
-        "reverse": reverse,
-        "saved": saved,
-        "workspace": (0, 0),
-    }
+    attrs = scan_attrs(body, steps, carries=2, sequences=2, reverse=reverse, saved=saved)
     h_t, s_t, ys, *_ = g.emit("scan", [zeros, zeros, B.matmul(x, w), scale, u, bias], attrs)
     loss = B.reduce_sum(ys * ys) + B.reduce_sum(h_t) + B.reduce_sum(s_t)
     g.set_outputs([("loss", loss), ("ys", ys)])
@@ -298,15 +291,7 @@ def test_a_loop_that_mixes_rows_reads_the_invariants_transpose_made_once(rng):
     ub = body.add_input("u", TensorType(F32, (U, U)), "invariant")
     hn = B.tanh(xt + B.matmul(h, ub, transpose_b=True) - B.reduce_sum(h, 0) * 0.25)
     body.set_outputs([("h", hn), ("y", hn)])
-    attrs = {
-        "body": body,
-        "carries": 1,
-        "sequences": 1,
-        "length": 4,
-        "reverse": False,
-        "saved": False,
-        "workspace": (0, 0),
-    }
+    attrs = scan_attrs(body, 4)
     h_t, ys, *_ = g.emit("scan", [B.const(g, 0.0, F32, (BATCH, U)), x, u], attrs)
     g.set_outputs([("h", h_t), ("ys", ys)])
     hoisted = hoist_from_loops(g)
@@ -341,15 +326,7 @@ def test_what_the_body_computes_from_invariants_alone_runs_before_the_loop(rng):
     bb = body.add_input("b", TensorType(F32, (2 * U,)), "invariant")
     hn = B.tanh(xt + B.matmul(h, ub) + B.slice_(bb, (0,), (U,)) * 2.0)
     body.set_outputs([("h", hn), ("y", hn)])
-    attrs = {
-        "body": body,
-        "carries": 1,
-        "sequences": 1,
-        "length": 4,
-        "reverse": False,
-        "saved": False,
-        "workspace": (0, 0),
-    }
+    attrs = scan_attrs(body, 4)
     h_t, ys, *_ = g.emit("scan", [B.const(g, 0.0, F32, (BATCH, U)), x, u, bias], attrs)
     g.set_outputs([("h", h_t), ("ys", ys)])
     hoisted = hoist_from_loops(g)

@@ -17,6 +17,7 @@ from kcompile.ir import build as B
 from kcompile.ir.rows import separable_rows
 from kcompile.runtime import make_executable
 from kcompile.tools.inspect import pipeline_stages
+from tests.scan_graphs import scan_attrs
 
 F32 = DType.f32
 
@@ -87,15 +88,7 @@ def _graph_with_batch_mean(steps: int) -> Graph:
     mean = B.reduce_sum(h, 0) * 0.25
     hn = B.tanh(xt + B.matmul(h, ub) - mean)
     body.set_outputs([("h", hn), ("y", hn)])
-    attrs = {
-        "body": body,
-        "carries": 1,
-        "sequences": 1,
-        "length": steps,
-        "reverse": False,
-        "saved": False,
-        "workspace": (0, 0),
-    }
+    attrs = scan_attrs(body, steps)
     h0 = B.const(g, 0.0, F32, (BATCH, 3))
     h_t, ys, *_ = g.emit("scan", [h0, x, u], attrs)
     g.set_outputs([("h", h_t), ("ys", ys)])
