@@ -11,11 +11,10 @@ from llvmlite import ir
 from kcompile.codegen.concat_in_place import concats_in_place
 from kcompile.codegen.mathfn import MathLib
 from kcompile.codegen.scan import splits_by_rows
-from kcompile.ir import BATCH, DType, Graph, TensorType, interpret
+from kcompile.ir import BATCH, DType, Graph, TensorType
 from kcompile.ir import build as B
 from kcompile.runtime import make_executable
-from tests.scan_graphs import scan_attrs
-from tests.threads import on_threads
+from tests.scan_graphs import assert_loop_matches_reference, scan_attrs
 
 F32 = DType.f32
 U = 5
@@ -53,14 +52,4 @@ def test_concat_of_one_kernels_parts_is_written_in_place(rng, shared_part):
     # a part that the step also outputs is stored in its own buffer too
     assert ops == ["concat", "fused"]
     u = (rng.normal(size=(3 * U, U)) * 0.3).astype(np.float32)
-    exe.bind("u", u)
-    for threads in (1, 2):
-        with on_threads(threads):
-            for n in (1, 9, 33):
-                x = rng.normal(size=(n, 4, U)).astype(np.float32)
-                want = interpret(g, {"x": x, "u": u})
-                got = exe({"x": x})
-                for key in want:
-                    np.testing.assert_allclose(
-                        got[key], want[key], rtol=2e-5, atol=2e-6, err_msg=f"{key} n={n}"
-                    )
+    assert_loop_matches_reference(exe, g, rng, u, (4, U), atol=2e-6)

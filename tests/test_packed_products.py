@@ -15,11 +15,10 @@ from kcompile.codegen.module import lower_graph
 from kcompile.codegen.packed_products import PackedB
 from kcompile.codegen.packed_products import packed_products as find_packed
 from kcompile.codegen.scan import splits_by_rows
-from kcompile.ir import BATCH, DType, Graph, TensorType, interpret
+from kcompile.ir import BATCH, DType, Graph, TensorType
 from kcompile.ir import build as B
 from kcompile.runtime import make_executable
-from tests.scan_graphs import scan_attrs
-from tests.threads import on_threads
+from tests.scan_graphs import assert_loop_matches_reference, scan_attrs
 
 F32 = DType.f32
 TILES = {
@@ -109,17 +108,7 @@ def test_packed_products_in_split_loops_match_the_reference(monkeypatch, rng, ti
     assert [spec.transposed for spec, _ in found.values()] == [kind == "transposed"]
     assert next(iter(found.values()))[0].tile == (TILES[tile] or packed_products.tile())
     u = (rng.normal(size=(units, units)) / np.sqrt(units)).astype(np.float32)
-    exe.bind("u", u)
-    for threads in (1, 2):
-        with on_threads(threads):
-            for n in (1, 9, 33):
-                x = rng.normal(size=(n, 3, units)).astype(np.float32)
-                want = interpret(g, {"x": x, "u": u})
-                got = exe({"x": x})
-                for key in want:
-                    np.testing.assert_allclose(
-                        got[key], want[key], rtol=2e-5, atol=2e-5, err_msg=f"{key} n={n}"
-                    )
+    assert_loop_matches_reference(exe, g, rng, u, (3, units))
 
 
 @pytest.mark.slow
@@ -131,10 +120,4 @@ def test_panels_too_large_for_the_stack_are_allocated(monkeypatch, rng):
     exe = make_executable(g, "llvm")
     assert "aligned_alloc" in lower_graph(exe.compiled.graph).llvm_ir
     u = (rng.normal(size=(37, 37)) / 6).astype(np.float32)
-    exe.bind("u", u)
-    for threads in (1, 2):
-        with on_threads(threads):
-            x = rng.normal(size=(9, 3, 37)).astype(np.float32)
-            want, got = interpret(g, {"x": x, "u": u}), exe({"x": x})
-            for key in want:
-                np.testing.assert_allclose(got[key], want[key], rtol=2e-5, atol=2e-5, err_msg=key)
+    assert_loop_matches_reference(exe, g, rng, u, (3, 37), batches=(9,))
