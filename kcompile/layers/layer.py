@@ -686,9 +686,7 @@ class Layer(LayerCalls, LayerAttributes):
         if not self.autocast and not self.computes_in_float32:
             return values
         dtype = DType.f32 if self.computes_in_float32 else _float_dtype(self.compute_dtype)
-        if dtype is None:
-            return values
-        return [B.cast(v, dtype) if v.dtype.is_float else v for v in values]
+        return values if dtype is None else _floats_as(values, dtype)
 
     def trace(
         self, ctx: TraceContext, values: list[Value], call: _CallSpec | None = None
@@ -717,12 +715,10 @@ class Layer(LayerCalls, LayerAttributes):
                     f"input shape {shapes}: {e}"
                 ).with_traceback(e.__traceback__) from None
         outs = list(out) if isinstance(out, list | tuple) else [out]
-        if self.computes_in_float32:
-            dtype = _float_dtype(self.compute_dtype)
-            if dtype is not None:
-                with ctx.graph.layer_scope(self.name):
-                    outs = [B.cast(v, dtype) if v.dtype.is_float else v for v in outs]
         with ctx.graph.layer_scope(self.name):
+            output_dtype = _float_dtype(self.compute_dtype) if self.computes_in_float32 else None
+            if output_dtype is not None:  # (computed in float32, given in the compute dtype)
+                outs = _floats_as(outs, output_dtype)
             self._add_penalties(ctx, outs)
             first = values if self.multi_input else values[0]
             return self._set_output_masks(ctx, first, previous, outs)
@@ -1028,3 +1024,8 @@ def _float_dtype(name: str) -> DType | None:
     if not name.startswith(("float", "bfloat")):
         return None
     return DType.from_keras(name)
+
+
+def _floats_as(values: list[Value], dtype: DType) -> list[Value]:
+    """The floating values cast to ``dtype``; integers and booleans as they are."""
+    return [B.cast(v, dtype) if v.dtype.is_float else v for v in values]
