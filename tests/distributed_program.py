@@ -27,8 +27,13 @@ def model_for(mode: str):
     if mode in ("batchnorm", "short"):
         body.append(layers.BatchNormalization())
     model = keras.Sequential([*body, layers.Dense(3, activation="softmax")])
+    optimizer = keras.optimizers.Adam(0.01)
+    if mode == "loss_scale":  # the scale doubles every 3 steps: its state is shared too
+        optimizer = keras.optimizers.LossScaleOptimizer(
+            optimizer, initial_scale=2.0**10, dynamic_growth_steps=3
+        )
     model.compile(
-        optimizer=keras.optimizers.Adam(0.01),
+        optimizer=optimizer,
         loss="sparse_categorical_crossentropy",
         metrics=["accuracy", keras.metrics.SparseTopKCategoricalAccuracy(k=2)],
     )
@@ -88,6 +93,8 @@ def main() -> None:
         shuffle=True,
     )
     extra["evaluate"] = model.evaluate(x, y, batch_size=GLOBAL_BATCH, verbose=0)
+    if mode == "loss_scale":
+        extra["dynamic_scale"] = float(model.optimizer.dynamic_scale)
     weights = model.get_weights()
     digest = hashlib.sha256(b"".join(w.tobytes() for w in weights)).hexdigest()
     record = {

@@ -94,7 +94,7 @@ def _close(a, b) -> None:
 
 
 @needs_mpi
-@pytest.mark.parametrize("mode", ["plain", "batchnorm", "short"])
+@pytest.mark.parametrize("mode", ["plain", "batchnorm", "short", "loss_scale"])
 def test_two_ranks_train_as_one_process_on_the_global_batch(tmp_path, mode):
     """Two ranks with half of each global batch of 24 (a short last batch of 4: two rows
     each): identical weights on both, bit for bit; the weights (BatchNormalization's
@@ -115,6 +115,9 @@ def test_two_ranks_train_as_one_process_on_the_global_batch(tmp_path, mode):
     for key, values in alone["history"].items():
         _close(first["history"][key], values)
     _close(first["evaluate"], alone["evaluate"])
+    if mode == "loss_scale":  # 5 steps an epoch, 3 epochs: doubled 5 times from 2^10
+        assert first["dynamic_scale"] == second["dynamic_scale"] == alone["dynamic_scale"]
+        assert alone["dynamic_scale"] == 2.0**15
     assert first["calls"] == 3 and second["calls"] == 0  # callbacks on rank 0 only
 
 

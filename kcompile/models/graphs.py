@@ -211,7 +211,9 @@ def trace_eval(model, specs, label_types, record=None, input_shapes=()) -> Score
 
 def trace_train(model, specs, label_types, optimizer, record=None, input_shapes=()) -> ScoredGraph:
     """The train step; ``record(stage, graph)`` sees it traced, then after autodiff."""
-    scored, params, grads = _trace_gradients(model, specs, label_types, record, input_shapes)
+    scored, params, grads = _trace_gradients(
+        model, specs, label_types, record, input_shapes, optimizer=optimizer
+    )
     graph, ctx = scored.graph, scored.ctx
     iterations = ctx.step_counter()
     updates = _apply_optimizer(graph, optimizer, params, grads, iterations)
@@ -222,13 +224,15 @@ def trace_train(model, specs, label_types, optimizer, record=None, input_shapes=
     return scored
 
 
-def trace_grad(model, specs, label_types, record=None, input_shapes=()) -> ScoredGraph:
+def trace_grad(
+    model, specs, label_types, record=None, input_shapes=(), optimizer=None
+) -> ScoredGraph:
     """The train step without the optimizer (data-parallel training sums the gradients
     across processes between the two): loss, metric statistics, the state updates and
     each trainable weight's gradient as output ``grad/<path>``. That name is also an
     input, so the step writes the gradients into the arrays bound to it."""
     scored, params, grads = _trace_gradients(
-        model, specs, label_types, record, input_shapes, weighted=True
+        model, specs, label_types, record, input_shapes, weighted=True, optimizer=optimizer
     )
     graph, ctx = scored.graph, scored.ctx
     outputs = []
@@ -259,12 +263,16 @@ def trace_apply(model, optimizer, record=None) -> Graph:
     return graph
 
 
-def _trace_gradients(model, specs, label_types, record, input_shapes, weighted=False):
+def _trace_gradients(
+    model, specs, label_types, record, input_shapes, weighted=False, optimizer=None
+):
     """The scored train-mode graph with every trainable weight's gradient appended:
     (scored, [(variable, its value)], [gradient]). ``weighted``: the gradients are those
     of the loss times input ``replica_weight`` (this replica's rows over the global
     batch's), so that summed over the replicas they are the global batch's, through
-    ``replica_sum``'s gradient too."""
+    ``replica_sum``'s gradient too. The gradients are those of the loss as ``optimizer``
+    scales it (Keras's ``scale_loss``; its update divides them by the scale again); the
+    loss the step reports is not scaled."""
     scored = _trace_scored(model, "train_step", True, specs, label_types, input_shapes)
     if record:
         record("traced", scored.graph)
@@ -276,6 +284,10 @@ def _trace_gradients(model, specs, label_types, record, input_shapes, weighted=F
     loss = scored.loss
     if weighted:
         loss = loss * scored.graph.add_input(REPLICA_WEIGHT, TensorType(DType.f32, ()), "param")
+    if optimizer is not None:
+        loss = optimizer.scale_loss_ir(
+            loss, lambda path: _optimizer_input(scored.graph, path, optimizer, trainable)
+        )
     grads = append_gradients(scored.graph, loss, [w for _, w in params])
     return scored, params, grads
 
@@ -285,9 +297,7 @@ def _apply_optimizer(graph: Graph, optimizer, params, grads, iterations: Value) 
     lr = optimizer.step_learning_rate(graph, iterations)
 
     def slot_value(path: str) -> Value:
-        return graph.add_input(
-            path, TensorType(DType.f32, _slot_shape(path, trainable, optimizer)), "opt"
-        )
+        return _optimizer_input(graph, path, optimizer, trainable)
 
     return optimizer.apply_ir(
         [(v, w, g) for (v, w), g in zip(params, grads)], slot_value, lr, iterations
@@ -322,7 +332,9 @@ def trace_step(
         scored = trace_eval(model, compiled.specs, label_types, record, input_shapes)
     elif kind == "grad":
         compiled.optimizer.build(model.trainable_weights)  # its state is bound to the step
-        scored = trace_grad(model, compiled.specs, label_types, record, input_shapes)
+        scored = trace_grad(
+            model, compiled.specs, label_types, record, input_shapes, compiled.optimizer
+        )
     else:
         compiled.optimizer.build(model.trainable_weights)
         scored = trace_train(
@@ -331,7 +343,19 @@ def trace_step(
     return TracedStep(scored.graph, scored.metrics)
 
 
+def _optimizer_input(graph: Graph, path: str, optimizer, trainable: list) -> Value:
+    """The step's input of optimizer array ``path`` (a slot, or a loss scale), made on
+    first use."""
+    try:
+        return graph.input(path)
+    except KeyError:
+        shape = _slot_shape(path, trainable, optimizer)
+        return graph.add_input(path, TensorType(DType.f32, shape), "opt")
+
+
 def _slot_shape(path: str, variables: list[Variable], optimizer) -> tuple:
+    if path in optimizer.slots:
+        return optimizer.slots[path].shape
     for var in variables:
         for slot in optimizer.all_slots():
             if optimizer.slot_path(var, slot) == path:

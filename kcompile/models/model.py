@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from typing import Any
 
+from kcompile import optimizers as optimizers_mod
 from kcompile.backend.keras_tensor import KerasTensor
 from kcompile.backend.variables import Variable
 from kcompile.distribution import root_writes
@@ -375,20 +376,31 @@ class Model(StepMethods, Layer):
         run_eagerly: bool = False,
         steps_per_execution: int = 1,
         jit_compile: Any = "auto",
+        auto_scale_loss: bool = True,
         backend: str = "llvm",
         **kwargs: Any,
     ) -> None:
         if kwargs:
             raise TypeError(f"compile: unexpected arguments {sorted(kwargs)}")
+        optimizer = optimizers_mod.get(optimizer)
+        scaled = optimizer
+        if (
+            auto_scale_loss
+            and self.dtype_policy.name == "mixed_float16"
+            and not isinstance(optimizer, optimizers_mod.LossScaleOptimizer)
+        ):
+            # Keras's: under mixed_float16 the loss is scaled so that float16 gradients
+            # do not underflow.
+            scaled = optimizers_mod.LossScaleOptimizer(optimizer, name="loss_scale_optimizer")
         self._steps.compile(
-            optimizer, loss, loss_weights, metrics, weighted_metrics, steps_per_execution, backend
+            scaled, loss, loss_weights, metrics, weighted_metrics, steps_per_execution, backend
         )
         if jit_compile == "auto":
             jit_compile = not run_eagerly
         # Keras's compile config: the arguments as given (the optimizer made), which
         # get_compile_config serializes and compile_from_config replays.
         self._compile_args = {
-            "optimizer": self.optimizer,
+            "optimizer": optimizer,
             "loss": loss,
             "loss_weights": loss_weights,
             "metrics": metrics,

@@ -1,19 +1,24 @@
-"""Keras's ``LossScaleOptimizer`` in float32: a wrapper that applies its inner
-optimizer's update, and skips the step (weights, slots and the iteration count stay as
-they were) when a gradient is not finite, as Keras's does.
+"""Keras's ``LossScaleOptimizer``: dynamic loss scaling around an inner optimizer.
 
-Keras multiplies the loss by a dynamic scale (2^15 to start, halved after a non-finite
-step, doubled after ``dynamic_growth_steps`` finite ones) and divides the gradients by
-it. kcompile computes in float32, where that scale is there for float16's range only:
-multiplying by a power of two and dividing by it again is exact, so the scale is left
-out, and ``dynamic_scale`` is not offered. What remains observable, the skipped steps,
-is kept.
+The train step multiplies the loss by the dynamic scale (``initial_scale``, 2^15 by
+default) before differentiating, so that float16 gradients do not flush to zero, and
+divides the gradients by it again before the inner update. A step whose gradients are
+not finite is skipped (weights, slots and the inner iteration count stay as they were)
+and halves the scale; after ``dynamic_growth_steps`` finite steps in a row the scale
+doubles. The scale and the count of finite steps are arrays of the train step
+(``state_arrays``), updated in place as the iteration count is. In float32 the scaling
+is exact (a power of two); under ``mixed_float16`` it changes the gradients as Keras's
+does, and ``Model.compile`` wraps the optimizer in one, as Keras's.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
+
+from kcompile.backend.variables import stable_array
+from kcompile.ir import Value
 from kcompile.ir import build as B
 from kcompile.optimizers.optimizer import Optimizer, deserialize, serialize
 
@@ -68,6 +73,30 @@ class LossScaleOptimizer(Optimizer):
         self.initial_scale = float(initial_scale)
         self.dynamic_growth_steps = int(dynamic_growth_steps)
         self.name = name or self.default_name
+        # Keras disables the inner optimizer's own scaling: the gradients would be
+        # unscaled twice.
+        inner_optimizer.loss_scale_factor = None
+        # The scale and the count of finite steps since it last changed, each a float32
+        # scalar of the step (the count is exact far beyond any growth interval).
+        self._scale_state = {
+            self._state_path("step_counter"): stable_array(np.float32(0.0), np.float32),
+            self._state_path("dynamic_scale"): stable_array(
+                np.float32(self.initial_scale), np.float32
+            ),
+        }
+
+    def _state_path(self, name: str) -> str:
+        return f"{self.name}/{name}"
+
+    @property
+    def step_counter(self) -> np.ndarray:
+        """Finite steps since the scale last changed."""
+        return self._scale_state[self._state_path("step_counter")]
+
+    @property
+    def dynamic_scale(self) -> np.ndarray:
+        """The loss scale of the next step."""
+        return self._scale_state[self._state_path("dynamic_scale")]
 
     # --- the inner optimizer's state and rule ------------------------------------------
 
@@ -100,13 +129,22 @@ class LossScaleOptimizer(Optimizer):
 
     @property
     def variables(self) -> list:
-        return self.inner_optimizer.variables
+        return [*self._scale_state.values(), *self.inner_optimizer.variables]
+
+    @property
+    def slots(self) -> dict[str, np.ndarray]:
+        """The inner optimizer's slots, and the scale's state, read as slots are."""
+        return {**self.inner_optimizer.slots, **self._scale_state}
+
+    @property
+    def loss_scale_factor(self) -> None:
+        return None  # Keras's: the scale is dynamic, never a fixed factor
 
     def step_learning_rate(self, graph, iterations):
         return self.inner_optimizer.step_learning_rate(graph, iterations)
 
     def state_arrays(self):
-        return self.inner_optimizer.state_arrays()
+        return {**self.inner_optimizer.state_arrays(), **self._scale_state}
 
     def slot_names(self):
         return self.inner_optimizer.slot_names()
@@ -129,8 +167,26 @@ class LossScaleOptimizer(Optimizer):
     def finalize_variable_values(self, variables) -> None:
         self.inner_optimizer.finalize_variable_values(variables)
 
+    def scale_loss(self, loss: Any) -> Any:
+        """Keras's: the loss times the current scale."""
+        from kcompile.backend.symbolic import TracedTensor
+
+        if isinstance(loss, TracedTensor):
+            raise NotImplementedError(
+                f"{self.name}.scale_loss inside a custom train_step: kcompile scales the "
+                "loss of its built-in train step only; compute the gradients of the "
+                "unscaled loss (the optimizer divides them by the scale: multiply the loss "
+                "by optimizer.dynamic_scale's value yourself if the compute dtype needs it)"
+            )
+        return loss * float(self.dynamic_scale)
+
+    def scale_loss_ir(self, loss: Value, state_value) -> Value:
+        return loss * state_value(self._state_path("dynamic_scale"))
+
     def apply_ir(self, params, slot_value, lr, iterations):
-        """The inner update where every gradient is finite; else nothing moves."""
+        """The inner update of the unscaled gradients where every gradient is finite
+        (and the scale doubled after ``dynamic_growth_steps`` such steps); else nothing
+        moves and the scale halves."""
         read: dict[str, Any] = {}
 
         def slot(path: str):  # each slot is one input of the step, read once
@@ -138,7 +194,8 @@ class LossScaleOptimizer(Optimizer):
                 read[path] = slot_value(path)
             return read[path]
 
-        updates = self.inner_optimizer.apply_ir(params, slot, lr, iterations)
+        scale = slot(self._state_path("dynamic_scale"))
+        counter = slot(self._state_path("step_counter"))
         graph = iterations.graph
         with graph.layer_scope(self.name):
             # g * 0 is 0 for a finite g and NaN for an infinite or NaN one.
@@ -146,13 +203,21 @@ class LossScaleOptimizer(Optimizer):
             for _, _, g in params:
                 probe = probe + B.reduce_sum(g * 0.0)
             finite = B.eq(probe, 0.0)
+            unscaled = [(var, w, B.div(g, scale)) for var, w, g in params]
+        updates = self.inner_optimizer.apply_ir(unscaled, slot, lr, iterations)
+        with graph.layer_scope(self.name):
+            grow = B.eq(counter, float(self.dynamic_growth_steps - 1))
+            new_counter = B.select(finite, B.select(grow, 0.0, counter + 1.0), 0.0)
+            new_scale = B.select(finite, B.select(grow, scale * 2.0, scale), scale * 0.5)
         old = {var.path: w for var, w, _ in params}
         old["iterations"] = iterations
-        skipped = {}
+        kept = {}
         for path, new in updates.items():
             before = old[path] if path in old else slot(path)
-            skipped[path] = B.select(finite, new, before)
-        return skipped
+            kept[path] = B.select(finite, new, before)
+        kept[self._state_path("step_counter")] = new_counter
+        kept[self._state_path("dynamic_scale")] = new_scale
+        return kept
 
     def get_config(self) -> dict[str, Any]:
         return {

@@ -39,11 +39,7 @@ class Optimizer:
     ) -> None:
         if kwargs:
             raise TypeError(f"{type(self).__name__}: unexpected arguments {sorted(kwargs)}")
-        if loss_scale_factor:
-            raise NotImplementedError(
-                f"{type(self).__name__}: loss_scale_factor is not supported (kcompile computes "
-                "in float32)"
-            )
+        self.loss_scale_factor = None if loss_scale_factor is None else float(loss_scale_factor)
         if gradient_accumulation_steps is not None and not (
             isinstance(gradient_accumulation_steps, int) and gradient_accumulation_steps >= 2
         ):
@@ -212,11 +208,12 @@ class Optimizer:
                     next_iterations - B.div(next_iterations, i32(steps)) * i32(steps), i32(0)
                 )
                 sums = [
-                    g + slot(self.slot_path(var, "gradient_accumulator")) for var, _, g in params
+                    g + slot(self.slot_path(var, "gradient_accumulator"))
+                    for (var, _, _), g in zip(params, self.unscale([g for _, _, g in params]))
                 ]
                 grads = self.clip([total * (1.0 / steps) for total in sums])
             else:
-                grads = self.clip([g for _, _, g in params])
+                grads = self.clip(self.unscale([g for _, _, g in params]))
             local_step = B.cast(counted + i32(1), DType.f32)
         updates: dict[str, Value] = {"iterations": next_iterations}
         for i, ((var, w, _), g) in enumerate(zip(params, grads)):
@@ -263,6 +260,27 @@ class Optimizer:
             if path in self.slots and self.iterations > 0:
                 var.assign(self.slots[path])
 
+    # --- loss scaling (Keras's ``loss_scale_factor``) ------------------------------------
+
+    def scale_loss(self, loss: Any) -> Any:
+        """Keras's: the loss times ``loss_scale_factor`` (the gradients of the scaled loss
+        are divided by it again before the update), else the loss."""
+        if self.loss_scale_factor is not None:
+            return loss * self.loss_scale_factor
+        return loss
+
+    def scale_loss_ir(self, loss: Value, state_value) -> Value:
+        """``scale_loss`` inside the train step; ``state_value(path)`` reads an optimizer
+        array of the step (a loss scale kept as state)."""
+        return self.scale_loss(loss)
+
+    def unscale(self, grads: list[Value]) -> list[Value]:
+        """The gradients of the scaled loss divided by the scale, as Keras's ``apply``
+        does first."""
+        if self.loss_scale_factor is None:
+            return grads
+        return [B.div(g, self.loss_scale_factor) for g in grads]
+
     def clip(self, grads: list[Value]) -> list[Value]:
         if self.clipnorm and self.clipnorm > 0:
             return [
@@ -305,6 +323,7 @@ class Optimizer:
             "use_ema": self.use_ema,
             "ema_momentum": self.ema_momentum,
             "ema_overwrite_frequency": self.ema_overwrite_frequency,
+            "loss_scale_factor": self.loss_scale_factor,
             "gradient_accumulation_steps": self.gradient_accumulation_steps,
         }
 

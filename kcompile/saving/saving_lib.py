@@ -199,9 +199,19 @@ def _write_weights(model, target, with_optimizer: bool) -> None:
                 group.create_dataset(str(i), data=var.numpy())
         opt = getattr(model, "optimizer", None)
         if with_optimizer and opt is not None:
-            group = f.create_group("optimizer").create_group("vars")
-            for i, array in enumerate(_optimizer_arrays(model, opt)):
-                group.create_dataset(str(i), data=array)
+            top = f.create_group("optimizer")
+            inner = getattr(opt, "inner_optimizer", None)
+            if inner is not None:  # Keras writes a LossScaleOptimizer's inner one apart too
+                _write_arrays(
+                    top.create_group("inner_optimizer").create_group("vars"),
+                    _optimizer_arrays(model, inner),
+                )
+            _write_arrays(top.create_group("vars"), _optimizer_arrays(model, opt))
+
+
+def _write_arrays(group, arrays: list[np.ndarray]) -> None:
+    for i, array in enumerate(arrays):
+        group.create_dataset(str(i), data=array)
 
 
 # Keras's order of each optimizer's variables after iterations and learning_rate: the
@@ -251,8 +261,14 @@ def _slot_layout(model, opt) -> list[list[str]]:
 
 
 def _optimizer_arrays(model, opt) -> list[np.ndarray]:
-    """iterations, learning_rate, then the optimizer's slots in Keras's order."""
-    arrays = [np.asarray(opt.iterations, np.int64), np.asarray(opt.learning_rate, np.float32)]
+    """iterations, learning_rate, then the optimizer's slots in Keras's order. A
+    LossScaleOptimizer's: its own (never counted) iterations and learning rate, its
+    step counter and scale, then its inner optimizer's."""
+    inner = getattr(opt, "inner_optimizer", None)
+    if inner is not None:
+        own = [np.int32(0), np.float32(0.0), np.int32(opt.step_counter), opt.dynamic_scale]
+        return [np.asarray(a) for a in own] + _optimizer_arrays(model, inner)
+    arrays = [np.asarray(opt.iterations, np.int32), np.asarray(opt.learning_rate, np.float32)]
     return arrays + [opt.slots[paths[0]] for paths in _slot_layout(model, opt)]
 
 
@@ -284,7 +300,24 @@ def _read_weights(model, source, with_optimizer: bool) -> None:
 
 def _restore_optimizer(model, opt, group) -> None:
     arrays = [np.asarray(group[str(i)]) for i in range(len(group))]
+    _restore_arrays(model, opt, arrays)
+
+
+def _restore_arrays(model, opt, arrays: list[np.ndarray]) -> None:
     if not arrays:
+        return
+    inner = getattr(opt, "inner_optimizer", None)
+    if inner is not None:
+        if len(arrays) < 4:
+            warnings.warn(
+                f"Skipping variable loading for optimizer '{opt.name}': the saved optimizer "
+                f"has {len(arrays)} variables, not a LossScaleOptimizer's",
+                stacklevel=3,
+            )
+            return
+        opt.step_counter[...] = arrays[2]
+        opt.dynamic_scale[...] = arrays[3]
+        _restore_arrays(model, inner, arrays[4:])
         return
     opt.build(model.trainable_weights)
     opt.iterations = int(arrays[0])

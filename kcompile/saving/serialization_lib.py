@@ -413,10 +413,8 @@ def _is_optimizer(cls: Any) -> bool:
 
 
 def optimizer_from_config(cls: type, config: dict) -> Any:
-    """A kcompile optimizer from Keras's optimizer config: unset options dropped, and the
-    loss scale of mixed precision (kcompile trains in float32)."""
+    """A kcompile optimizer from Keras's optimizer config, unset options dropped."""
     options = {k: v for k, v in config.items() if v is not None or k == "weight_decay"}
-    options.pop("loss_scale_factor", None)
     return cls(**options)
 
 
