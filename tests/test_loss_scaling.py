@@ -134,3 +134,36 @@ def _optimizer_arrays(path: Path) -> dict[str, np.ndarray]:
             )
         )
     return arrays
+
+
+def test_a_users_train_step_scales_the_loss_as_the_built_in_one():
+    """Keras's default train_step written with the gradient API (``scale_loss`` inside the
+    tape, traced as a user's step is) against the built-in step under mixed_float16:
+    the same skipped steps, scale and weights."""
+
+    class OwnSteps(keras.Model):
+        def predict_step(self, data):  # overriding one step traces the others as a user's
+            return super().predict_step(data)
+
+    x, y = np.random.default_rng(0).normal(size=(2, 8, 4)).astype(np.float32)
+    y = y[:, :2]
+    runs = []
+    for kind in (keras.Model, OwnSteps):
+        keras.mixed_precision.set_global_policy("mixed_float16")
+        keras.utils.set_random_seed(3)
+        inputs = keras.Input((4,))
+        hidden = keras.layers.Dense(5, activation="relu")(inputs)
+        outputs = keras.layers.Dense(2, dtype="float32")(hidden)
+        model = kind(inputs, outputs)  # a mixed_float16 model: compile wraps its optimizer
+        keras.mixed_precision.set_global_policy("float32")
+        model.compile(optimizer=keras.optimizers.SGD(0.05), loss="mse")
+        losses = [float(model.train_on_batch(x, y * 40.0)) for _ in range(4)]
+        runs.append((model, losses))
+    (built_in, want), (own, got) = runs
+    assert type(own.optimizer).__name__ == "LossScaleOptimizer"
+    np.testing.assert_allclose(got, want, rtol=1e-3)
+    assert float(own.optimizer.dynamic_scale) == float(built_in.optimizer.dynamic_scale)
+    assert int(own.optimizer.iterations) == int(built_in.optimizer.iterations)
+    assert int(own.optimizer.iterations) < 4  # the large labels made some steps overflow
+    for a, b in zip(own.get_weights(), built_in.get_weights()):
+        np.testing.assert_allclose(a, b, rtol=0, atol=8 * F16_STEP * float(np.max(np.abs(b))))

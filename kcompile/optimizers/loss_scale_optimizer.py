@@ -20,7 +20,7 @@ import numpy as np
 from kcompile.backend.variables import stable_array
 from kcompile.ir import Value
 from kcompile.ir import build as B
-from kcompile.optimizers.optimizer import Optimizer, deserialize, serialize
+from kcompile.optimizers.optimizer import Optimizer, _step_context, deserialize, serialize
 
 _BASE_DEFAULTS = {
     "weight_decay": None,
@@ -168,16 +168,14 @@ class LossScaleOptimizer(Optimizer):
         self.inner_optimizer.finalize_variable_values(variables)
 
     def scale_loss(self, loss: Any) -> Any:
-        """Keras's: the loss times the current scale."""
+        """Keras's: the loss times the current scale (inside a traced train_step, the
+        scale the step reads)."""
         from kcompile.backend.symbolic import TracedTensor
 
         if isinstance(loss, TracedTensor):
-            raise NotImplementedError(
-                f"{self.name}.scale_loss inside a custom train_step: kcompile scales the "
-                "loss of its built-in train step only; compute the gradients of the "
-                "unscaled loss (the optimizer divides them by the scale: multiply the loss "
-                "by optimizer.dynamic_scale's value yourself if the compute dtype needs it)"
-            )
+            path = self._state_path("dynamic_scale")
+            scale = _step_context(self, "scale_loss").optimizer_array(self, path)
+            return TracedTensor(loss.value * scale)
         return loss * float(self.dynamic_scale)
 
     def scale_loss_ir(self, loss: Value, state_value) -> Value:

@@ -223,8 +223,13 @@ class StepTrace(TraceContext):
             raise ValueError(f"gradient of shape {value.shape} for variable {var.path} {var.shape}")
         return value
 
+    def optimizer_array(self, optimizer, path: str) -> Value:
+        """The step's input of the optimizer's slot or state array ``path`` (a loss
+        scale read by ``scale_loss``)."""
+        return self._optimizer_input(optimizer, path, optimizer.slots[path])
+
     def _slot_reader(self, optimizer) -> Callable[[str], Value]:
-        return lambda path: self._optimizer_input(optimizer, path, optimizer.slots[path])
+        return lambda path: self.optimizer_array(optimizer, path)
 
     def _traced_update(self, optimizer, params, slot_value, given: dict | None = None) -> dict:
         if given is not None:

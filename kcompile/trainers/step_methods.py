@@ -51,9 +51,12 @@ class StepMethods:
             loss = self.compute_loss(
                 x=x, y=y, y_pred=y_pred, sample_weight=sample_weight, training=True
             )
+            # As Keras's: the gradients are the scaled loss's (mixed_float16's loss scale;
+            # optimizer.apply divides them by it again), the logs the loss's.
+            scaled = self.optimizer.scale_loss(loss)
         variables = list(self.trainable_variables)
         if variables:
-            self.optimizer.apply(tape.gradient(loss, variables), variables)
+            self.optimizer.apply(tape.gradient(scaled, variables), variables)
         return self._step_logs(x, y, y_pred, sample_weight, loss)
 
     def test_step(self, data: Any) -> dict[str, Any]:

@@ -209,6 +209,9 @@ def _sync(reference, native) -> None:
     reference.set_weights(native.get_weights())
     a, b = native.optimizer, reference.optimizer
     b.iterations = a.iterations
+    if hasattr(a, "dynamic_scale"):  # a LossScaleOptimizer (mixed_float16 wraps one)
+        np.copyto(b.dynamic_scale, a.dynamic_scale)
+        np.copyto(b.step_counter, a.step_counter)
     for mine, theirs in zip(native.trainable_weights, reference.trainable_weights):
         for slot in a.all_slots():
             np.copyto(b.slots[b.slot_path(theirs, slot)], a.slots[a.slot_path(mine, slot)])
@@ -278,7 +281,13 @@ def _own_steps_twin(model):
         def predict_step(self, data):
             return super().predict_step(data)
 
-    twin = OwnSteps(model.inputs, model.outputs)
+    # Under the model's policy, so that compile wraps the optimizer in a loss scale where
+    # the model's was (mixed_float16).
+    keras.mixed_precision.set_global_policy(model.dtype_policy)
+    try:
+        twin = OwnSteps(model.inputs, model.outputs)
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
     twin.compile_from_config(model.get_compile_config())
     return twin
 
