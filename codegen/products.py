@@ -50,7 +50,7 @@ def call_gemm(
     null = ir.Constant(PTR, None)
     flags = i64((COLUMNS_OWNED if columns_owned else 0) | (ACCUMULATE if accumulate else 0))
     args = [m, n, depth, A.ptr, rs_a, cs_a, B.ptr, rs_b, cs_b, C, n, flags]
-    dims = (a_shape[-1], b_shape[0] if node.attrs["transpose_b"] else b_shape[-1])
+    dims = product_dims(node, a_shape, b_shape)
     b.call(gemm_for(k.module, node, dims), [*args, epilogue or null, context or null])
 
 
@@ -60,15 +60,27 @@ def call_gemm(
 BGEMM_MIN_DIM = 32
 
 
-def gemm_for(module: ir.Module, node: Node, dims: tuple = ()) -> ir.Function:
-    """The runtime's product for a matmul node: ``kc_bgemm`` (``codegen.bf16_gemm``) for
-    one on bf16 operands (``precision="bf16"``) where the host has a bf16 engine and its
-    known ``dims`` (the operands' last axes) are at least ``BGEMM_MIN_DIM``, else
-    ``kc_sgemm`` (which gives the same products of bf16 values, f32 sums)."""
+def product_dims(node: Node, a_shape: tuple | None = None, b_shape: tuple | None = None):
+    """A matmul's contracted-or-result dims its operands' last axes give (of the node's
+    own operands unless their shapes are given)."""
+    a_shape = a_shape if a_shape is not None else node.inputs[0].shape
+    b_shape = b_shape if b_shape is not None else node.inputs[1].shape
+    return (a_shape[-1], b_shape[0] if node.attrs["transpose_b"] else b_shape[-1])
+
+
+def on_bf16_engine(node: Node, dims: tuple | None = None) -> bool:
+    """Whether a matmul node runs on ``kc_bgemm`` (``codegen.bf16_gemm``): one on bf16
+    operands (``precision="bf16"``) where the host has a bf16 engine and its known
+    ``dims`` (``product_dims``) are at least ``BGEMM_MIN_DIM``."""
+    dims = product_dims(node) if dims is None else dims
     narrow = any(isinstance(d, int) and d < BGEMM_MIN_DIM for d in dims)
-    if node.attrs.get("precision") == "bf16" and not narrow and has_engine(host().has):
-        return declare_bgemm(module)
-    return declare_gemm(module)
+    return node.attrs.get("precision") == "bf16" and not narrow and has_engine(host().has)
+
+
+def gemm_for(module: ir.Module, node: Node, dims: tuple = ()) -> ir.Function:
+    """The runtime's product for a matmul node: ``kc_bgemm`` where ``on_bf16_engine``,
+    else ``kc_sgemm`` (which gives the same products of bf16 values, f32 sums)."""
+    return declare_bgemm(module) if on_bf16_engine(node, dims) else declare_gemm(module)
 
 
 @emits("matmul")

@@ -56,8 +56,9 @@ def test_each_kernel_is_read_against_the_machine():
     result = inspect.profile_step(_mlp(), "predict", batch=16, calls=3)
     products = {name: work for name, work in result.work.items() if work[0]}
     # the first Dense: 16 rows x 12 inputs x 8 units, multiply and add
-    assert 2.0 * 16 * 12 * 8 in [flops for flops, _ in products.values()]
-    assert all(nbytes > 0 for _, nbytes in result.work.values())
+    assert 2.0 * 16 * 12 * 8 in [flops for flops, _, _ in products.values()]
+    assert all(nbytes > 0 for _, nbytes, _ in result.work.values())
+    assert {engine for _, _, engine in result.work.values()} == {"fma"}  # float32
     fake = Machine(ghz=2.0, cores=2, lanes=8, copy_gbs=10.0)
     assert fake.peak_gflops == 2 * 8 * 2 * FMA_UNITS * 2.0
     result.machine = fake
@@ -90,3 +91,29 @@ def test_a_weight_gradient_counts_every_row_it_contracts():
     result = inspect.profile_step(model, "train", batch=16, calls=2)
     flops = [work[0] for work in result.work.values() if work[0]]
     assert flops.count(2.0 * 16 * 5 * 12 * 8) >= 2
+
+
+def test_bf16_products_on_amx_are_read_against_amxs_peak():
+    """Under mixed_bfloat16 a product that runs on the AMX tiles (kc_bgemm: the host has
+    them and its dims reach the engine's block) is read against AMX-BF16's peak; where
+    the host has no AMX every product is read against the FMA peak."""
+    from kcompile.codegen.bf16_gemm import has_engine
+    from kcompile.codegen.target import host
+    from kcompile.tools.machine import AMX_BF16_FLOPS_PER_CYCLE, Machine
+
+    keras.mixed_precision.set_global_policy("mixed_bfloat16")
+    try:
+        model = keras.Sequential([keras.Input(shape=(64,)), layers.Dense(32), layers.Dense(4)])
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
+    model.compile(loss="mse", optimizer="sgd")
+    result = inspect.profile_step(model, "predict", batch=48, calls=2)
+    engines = {work[2] for work in result.work.values() if work[0]}
+    # the 64 -> 32 product reaches the 32 x 32 block; the 32 -> 4 one stays on kc_sgemm
+    assert engines == ({"amx_bf16", "fma"} if has_engine(host().has) else {"fma"})
+    fake = Machine(ghz=2.0, cores=2, lanes=16, copy_gbs=10.0, amx=True)
+    assert fake.engine_peak("amx_bf16") == 2 * AMX_BF16_FLOPS_PER_CYCLE * 2.0
+    result.machine = fake
+    text = result.text()
+    assert "AMX-BF16 peak 4096 GFLOP/s" in text
+    assert (" amx" in text) == has_engine(host().has)

@@ -232,20 +232,24 @@ class KernelProfile:
     rows: list[tuple[str, str, int, float]]  # kernel, what it computes, calls, seconds
     # kernels of loop bodies (their time is part of their loop's), same fields
     inner: list[tuple[str, str, int, float]] = field(default_factory=list)
-    work: dict[str, tuple[float, float]] = field(default_factory=dict)  # flops, bytes a call
+    # flops, bytes a call, and the unit its products ran on ("fma", "amx_bf16")
+    work: dict[str, tuple[float, float, str]] = field(default_factory=dict)
     machine: Any = None  # kcompile.tools.machine.Machine: the peaks the rates are read against
 
     def _rate(self, name: str, seconds: float) -> str:
-        """GFLOP/s of a product (with its share of the FMA peak), else GB/s of the bytes
-        the kernel reads and writes (with its share of the measured copy bandwidth)."""
-        flops, nbytes = self.work.get(name, (0.0, 0.0))
+        """GFLOP/s of a product (with its share of the peak of the unit it ran on: the
+        FMA peak, or AMX's for bf16 products on the tiles, marked "amx"), else GB/s of
+        the bytes the kernel reads and writes (with its share of the measured copy
+        bandwidth)."""
+        flops, nbytes, engine = self.work.get(name, (0.0, 0.0, "fma"))
         per_call = seconds / self.calls
         if not per_call:
             return ""
         if flops:
             rate = flops / per_call / 1e9
-            peak = f" {rate / self.machine.peak_gflops:>4.0%}" if self.machine else ""
-            return f"{rate:7.1f} GFLOP/s{peak}"
+            peak = f" {rate / self.machine.engine_peak(engine):>4.0%}" if self.machine else ""
+            unit = " amx" if engine == "amx_bf16" else ""
+            return f"{rate:7.1f} GFLOP/s{peak}{unit}"
         rate = nbytes / per_call / 1e9
         peak = f" {rate / self.machine.copy_gbs:>4.0%}" if self.machine else ""
         return f"{rate:7.1f} GB/s   {peak}"
@@ -313,14 +317,18 @@ def profile_step(model, step: str = "train", batch: int = 32, calls: int = 100) 
     return KernelProfile(step, batch, calls, rows, inner, work, machine())
 
 
-def _work(node, batch: int) -> tuple[float, float]:
-    """(floating-point operations of its products, bytes it reads and writes) of one
-    call of a kernel at ``batch`` rows."""
+def _work(node, batch: int) -> tuple[float, float, str]:
+    """(floating-point operations of its products, bytes it reads and writes, the unit
+    its products run on) of one call of a kernel at ``batch`` rows."""
+    from kcompile.codegen.products import on_bf16_engine
     from kcompile.ir.memory import ELEMENT_BYTES
 
     nodes = node.attrs["body"].nodes if node.traits.kernel_body else [node]
     flops = 0.0
+    engine = "fma"
     for n in nodes:
+        if n.op == "matmul" and on_bf16_engine(n):
+            engine = "amx_bf16"
         if n.op in ("matmul", "batch_matmul"):
             # Every element of A meets each output column once, whichever axes are
             # contracted (a weight gradient contracts the batch with its rows).
@@ -336,4 +344,4 @@ def _work(node, batch: int) -> tuple[float, float]:
         math.prod(v.type.concrete_shape(batch)) * ELEMENT_BYTES[v.dtype]
         for v in (*node.inputs, *node.outputs)
     )
-    return flops, float(nbytes)
+    return flops, float(nbytes), engine

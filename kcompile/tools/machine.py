@@ -21,6 +21,8 @@ import numpy as np
 from llvmlite import ir
 
 FMA_UNITS = 2  # vector FMA pipes per core (an assumption the profile states)
+# AMX-BF16's rate: one 16 x 16 x 32 tile product (16,384 flops) every 16 cycles a core.
+AMX_BF16_FLOPS_PER_CYCLE = 1024
 CHAIN = 4_000_000  # dependent adds per timing
 
 
@@ -30,16 +32,29 @@ class Machine:
     cores: int
     lanes: int  # f32 per vector register
     copy_gbs: float  # copy bandwidth on every core, bytes read + written per second / 1e9
+    amx: bool = False  # AMX-BF16 tiles (the bf16 products' engine where present)
 
     @property
     def peak_gflops(self) -> float:
         return self.cores * self.lanes * 2 * FMA_UNITS * self.ghz
 
+    def engine_peak(self, engine: str) -> float:
+        """GFLOP/s peak of the unit a product ran on: ``"fma"`` (f32 vector FMAs) or
+        ``"amx_bf16"`` (AMX tiles, 1,024 flops a cycle a core)."""
+        if engine == "amx_bf16":
+            return self.cores * AMX_BF16_FLOPS_PER_CYCLE * self.ghz
+        return self.peak_gflops
+
     def describe(self) -> str:
+        engines = (
+            f"; AMX-BF16 peak {self.engine_peak('amx_bf16'):.0f} GFLOP/s (bf16 products)"
+            if self.amx
+            else ""
+        )
         return (
             f"{self.cores} cores at {self.ghz:.2f} GHz (measured), {self.lanes}-float "
-            f"vectors, {FMA_UNITS} FMA units a core: peak {self.peak_gflops:.0f} GFLOP/s; "
-            f"memory copy {self.copy_gbs:.1f} GB/s (measured)"
+            f"vectors, {FMA_UNITS} FMA units a core: peak {self.peak_gflops:.0f} GFLOP/s"
+            f"{engines}; memory copy {self.copy_gbs:.1f} GB/s (measured)"
         )
 
 
@@ -138,4 +153,7 @@ def machine() -> Machine:
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     lanes = Tile.for_host(host().has).vw
     cores = int(cores or 1)
-    return Machine(measure_clock(), cores, lanes, measure_copy_bandwidth(cores))
+    from kcompile.codegen.bf16_gemm import has_engine
+
+    amx = has_engine(host().has)
+    return Machine(measure_clock(), cores, lanes, measure_copy_bandwidth(cores), amx)
