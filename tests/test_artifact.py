@@ -71,6 +71,7 @@ def test_manifest_describes_the_artifact(artifact):
     assert train["memory"]["arena_bytes"] <= train["memory"]["unplanned_bytes"]
     assert "avx2" in manifest["target"]["requires"] or "sse2" in manifest["target"]["requires"]
     assert manifest["optimizer"]["class"] == "Adam"
+    assert manifest["model"]["policy"] == "float32" and train["bf16_engine_products"] == 0
     assert manifest["metrics"] == {"accuracy": ["total", ["count"]]}
     assert len(manifest["checksums"]) == 13  # 5 graphs, 6 libraries, state, probe
 

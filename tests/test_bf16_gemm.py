@@ -233,7 +233,11 @@ def test_mixed_bfloat16_artifacts(tmp_path, monkeypatch, cpu, linker):
     model, x, _ = _dense_model()
     model.compile(keras.optimizers.SGD(0.1), "sparse_categorical_crossentropy")
     path = str(tmp_path / "mixed.kc")
-    model.export(path, cpu=cpu)
+    manifest = model.export(path, cpu=cpu)
+    assert manifest["model"]["policy"] == "mixed_bfloat16"
+    # the manifest counts the products on kc_bgemm (none where the host has no engine)
+    engine = has_engine(host().has)
+    assert (manifest["steps"]["predict"]["bf16_engine_products"] > 0) == engine
     got = keras.load(path).predict(x, verbose=0).astype(np.float32)
     model.compile(backend="reference")
     want = model.predict(x, verbose=0).astype(np.float32)

@@ -95,6 +95,7 @@ def export(
             "outputs": model.output_names,
             "labels": G.label_names(model),
             "weights": [v.path for v in model.weights],
+            "policy": model.dtype_policy.name,
         },
         "steps": steps,
         "state": [
@@ -118,7 +119,24 @@ def _step_entry(kind: str, graph, text: str) -> dict:
         "inputs": [{"name": v.name, "role": v.role, "type": str(v.type)} for v in graph.inputs],
         "outputs": [{"name": name, "type": str(v.type)} for name, v in graph.outputs],
         "memory": _memory_summary(graph),
+        "bf16_engine_products": _bf16_engine_products(graph),
     }
+
+
+def _bf16_engine_products(graph) -> int:
+    """How many of the step's products call ``kc_bgemm`` (bf16 operands, on AMX-BF16
+    tiles where the running CPU has them and Linux grants them, else its portable path)."""
+    from kcompile.codegen.products import on_bf16_engine
+
+    count = 0
+    pending = list(graph.nodes)
+    while pending:
+        node = pending.pop()
+        if node.traits.kernel_body:
+            pending += node.attrs["body"].nodes
+        elif node.op == "matmul" and on_bf16_engine(node):
+            count += 1
+    return count
 
 
 def _memory_summary(graph) -> dict:

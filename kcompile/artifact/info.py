@@ -9,7 +9,8 @@ def describe(manifest: dict) -> str:
     lines = [
         f"artifact format {manifest['format_version']}, kcompile {manifest['kcompile_version']}, "
         f"created {manifest['created']}",
-        f"model: {model['name']}  inputs {model['inputs']}  outputs {model['outputs']}",
+        f"model: {model['name']}  inputs {model['inputs']}  outputs {model['outputs']}  "
+        f"policy {model.get('policy', 'float32')}",
         f"target: {target['arch']} {target['cpu']}; needs {' '.join(target['requires'])}",
         f"code: {manifest['library']['kind']} ({manifest['library']['runtime']})",
         f"optimizer: {manifest['optimizer']['class']} {manifest['optimizer']['config']}",
@@ -26,6 +27,11 @@ def describe(manifest: dict) -> str:
         lines.append(f"step {kind}: graph sha256 {step['graph_sha256'][:16]}…")
         lines.append(f"  data inputs: {inputs}")
         lines.append(f"  outputs: {outputs}")
+        if step.get("bf16_engine_products"):
+            lines.append(
+                f"  bf16 products: {step['bf16_engine_products']} on kc_bgemm (AMX-BF16 tiles "
+                "where this CPU has them, else its portable path)"
+            )
         if memory:
             lines.append(
                 f"  memory plan: arena {memory['arena_bytes']} bytes at batch {memory['batch']} "
