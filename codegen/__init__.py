@@ -23,7 +23,7 @@ from kcompile.codegen.module import (
     lower_graph,
     plan_buffers,
 )
-from kcompile.codegen.runtime_library import build_ahead, runtime
+from kcompile.codegen.runtime_library import build_ahead, runtime_for
 from kcompile.codegen.target import CompileTimes, LoadedCode, compile_module, host, pack_objects
 from kcompile.ir import Graph, Node, abi, print_graph
 
@@ -129,6 +129,7 @@ def compile_graph(
     hit = payload is not None
     if payload is None:
         lowered = lower_graph(graph, times, profile, check, parts=1 if dump else None)
+        build_ahead(lowered.llvm_ir)  # the library's pieces this code calls, if not cached
         if dump:
             compiled = compile_module(lowered.llvm_ir, times, want_ir=True)
             payload = compiled.object_code
@@ -142,7 +143,7 @@ def compile_graph(
             dump("llvm.opt.ll", compiled.optimized_ir)
             dump("asm.s", assembly(lowered.llvm_ir))
     t1 = time.perf_counter()
-    runtime()  # the model's code calls into it: its symbols must be registered first
+    runtime_for(payload)  # the code calls the library (and pieces it names): registered first
     code = LoadedCode(payload)
     times.add("load object", time.perf_counter() - t1)
     return CompiledGraph(plan, code, times, hit, graph, profile, check)

@@ -17,6 +17,7 @@ import tempfile
 
 from kcompile.codegen.gemm import Tile
 from kcompile.codegen.module import lower_graph
+from kcompile.codegen.packed_products import linked_with
 from kcompile.codegen.runtime_library import runtime_ir
 from kcompile.codegen.target import RUNTIME_SPEED_LEVEL, CompileTimes, HostInfo, compile_module
 from kcompile.ir import Graph
@@ -30,12 +31,14 @@ def graph_object(graph: Graph, target: HostInfo, times: CompileTimes | None = No
     """``graph``'s kernels, entry and epoch loop as position-independent object code
     for ``target``."""
     times = times or CompileTimes()
-    llvm_ir = lower_graph(graph, times).llvm_ir
+    with linked_with(Tile.for_host(target.has)):  # packed products call its micro-kernels
+        llvm_ir = lower_graph(graph, times).llvm_ir
     return compile_module(llvm_ir, times, pic=True, target=target).object_code
 
 
 def runtime_object(target: HostInfo, times: CompileTimes | None = None) -> bytes:
-    """The runtime library for ``target``, with the matrix-product tile its vectors fit."""
+    """The whole runtime library (``codegen.runtime_library``: its base and every piece)
+    for ``target``, with the matrix-product tile its vectors fit."""
     llvm_ir = runtime_ir(Tile.for_host(target.has), target.has)
     times = times or CompileTimes()
     return compile_module(

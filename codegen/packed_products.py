@@ -24,14 +24,19 @@ The LSTM(128) train step at batch 64, against the GEMM called per step (minimum 
 200 interleaved calls, one slice): the forward product 782 -> 697 µs, the backward one
 610 -> 564 µs, and the transpose of the recurrent kernel before the backward loop
 (80 µs) gone. The product runs on the calling thread: the loop that uses it runs on
-slices of the batch, one per thread (``codegen.scan``). It uses ``codegen.gemm``'s
-micro-kernels and panel packing (``_micro_kernel``, ``_pack_b``), defined in the
-model's module.
+slices of the batch, one per thread (``codegen.scan``). It calls ``codegen.gemm``'s
+micro-kernels and panel packing (``kc_ukr_rows{rows}``, ``kc_pack_b``) in the runtime
+library, which exports them (``codegen.runtime_library.shared_kernels``), when the
+library's tile is the one packed for; otherwise (a tile set for a test, or an artifact
+for another CPU whose library has another tile) it defines copies in the model's module.
+Copies cost the LSTM(128) train step 0.5-1.1 s of compile.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 
 from llvmlite import ir
@@ -41,6 +46,7 @@ from kcompile.codegen.gemm import Tile, _micro_kernel, _pack_b
 from kcompile.codegen.kernel import Kernel, Operand
 from kcompile.codegen.loops import F32, I64, PTR, for_range, i64
 from kcompile.codegen.mathfn import MathLib
+from kcompile.codegen.runtime_library import PACK_B_FN, UKR_FN
 from kcompile.codegen.step import NodeLowering
 from kcompile.codegen.target import host
 from kcompile.ir import DType, Graph, Node, Value
@@ -60,8 +66,28 @@ STACK_PANEL_BYTES = 512 * 1024
 TILE: Tile | None = None
 
 
+# The tile of the runtime library the code will be linked with (an artifact's, for its
+# target CPU); None: this host's.
+_LINKED: ContextVar[Tile | None] = ContextVar("kcompile_linked_tile", default=None)
+
+
 def tile() -> Tile:
     return TILE or Tile.for_host(host().has)
+
+
+@contextmanager
+def linked_with(shape: Tile) -> Iterator[None]:
+    """Lower for a runtime library of tile ``shape`` (an artifact's for another CPU)."""
+    token = _LINKED.set(shape)
+    try:
+        yield
+    finally:
+        _LINKED.reset(token)
+
+
+def _in_library(t: Tile) -> bool:
+    """Whether the linked runtime library's micro-kernels and packing are for ``t``."""
+    return t == (_LINKED.get() or Tile.for_host(host().has))
 
 
 @dataclass(frozen=True)
@@ -197,7 +223,9 @@ def emit_pack(b: ir.IRBuilder, spec: PackedB, src: ir.Value) -> tuple[ir.Value, 
     stack up to ``STACK_PANEL_BYTES``, else in memory that ``emit_free`` releases.
     Returns the panels and whether they were allocated."""
     module, t = b.module, spec.tile
-    pack = module.globals.get("kc_pack_b") or _pack_b(module, t)
+    pack = module.globals.get("kc_pack_b")
+    if pack is None:
+        pack = _declare(module, "kc_pack_b", PACK_B_FN) if _in_library(t) else _pack_b(module, t)
     size = -(-spec.floats * 4 // 64) * 64
     allocated = size > STACK_PANEL_BYTES
     if allocated:
@@ -234,13 +262,17 @@ def lowering(product: _Product, spec: PackedB, math: MathLib) -> NodeLowering:
 
 
 def _kernels(module: ir.Module, t: Tile) -> dict[int, ir.Function]:
-    """The GEMM's micro-kernels that read A row-major in place, defined in this module
-    once: for MR rows and for each power of two below (``_call``)."""
-    return {
-        rows: module.globals.get(f"kc_ukr_rows{rows}")
-        or _micro_kernel(module, t, rows, a_by_rows=True)
-        for rows in _heights(t)
-    }
+    """The GEMM's micro-kernels that read A row-major in place, for MR rows and for each
+    power of two below (``_call``): the runtime library's, else defined in this module
+    once."""
+    linked = _in_library(t)
+    kernels = {}
+    for rows in _heights(t):
+        name = f"kc_ukr_rows{rows}"
+        kernels[rows] = module.globals.get(name) or (
+            _declare(module, name, UKR_FN) if linked else _micro_kernel(module, t, rows, True)
+        )
+    return kernels
 
 
 def _heights(t: Tile) -> list[int]:

@@ -1,9 +1,21 @@
-"""The fixed native pieces every model calls: the thread pool and the matrix product.
+"""The fixed native pieces every model calls: the thread pool and the matrix product,
+and, loaded when a model first calls them, the bf16 product and the convolutions.
 
 They are compiled once per machine (cached on disk with the model code, keyed by
 codegen's source and the host) and loaded once per process; their symbols are
 registered with LLVM's dynamic linker, so each model's object code only declares
 them and compiles only its own drivers and fused kernels.
+
+The library is three modules (``PIECES``): the base (thread pool, ``kc_sgemm``, the
+replica hook), ``bf16`` (``kc_bgemm``, ``codegen.bf16_gemm``) and ``conv``
+(``kc_sconv``, ``kc_sconv_filter``, ``codegen.conv``). The base takes 1.2-1.4 s of
+CPU in LLVM (and 0.5 s of Python making its IR), the bf16 product 0.7 s more, the
+convolutions 0.6 s (1.6-2.3 s with their Winograd paths), and most models call
+neither: a piece is built (or read from the cache, under a key of its own) only when a
+model's object code names one of its symbols. The base exports, beside its ABI, the pool's busy word and the GEMM's
+micro-kernels and panel packing (``shared_kernels``), which the pieces and a model's
+packed recurrent products (``codegen.packed_products``) call instead of compiling
+copies. Artifacts (``codegen.aot``) link the whole library as one module.
 """
 
 from __future__ import annotations
@@ -12,6 +24,8 @@ import functools
 import os
 import threading
 import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 
 import llvmlite.binding as llvm
 import numpy as np
@@ -21,8 +35,9 @@ from kcompile.codegen import forking
 from kcompile.codegen.bf16_gemm import BGEMM, BGEMM_ISA, PATHS, add_bgemm
 from kcompile.codegen.cache import cache_dir, cache_key, read_entry, write_entry
 from kcompile.codegen.conv import add_conv
-from kcompile.codegen.gemm import Tile, add_gemm
-from kcompile.codegen.parallel import add_thread_pool
+from kcompile.codegen.gemm import Tile, add_gemm, declare_gemm
+from kcompile.codegen.loops import I32, I64, PTR, abi_function
+from kcompile.codegen.parallel import BUSY, add_thread_pool, declare_parallel_for
 from kcompile.codegen.replicas import add_replica_hook
 from kcompile.codegen.target import (
     RUNTIME_SPEED_LEVEL,
@@ -33,9 +48,36 @@ from kcompile.codegen.target import (
 )
 from kcompile.ir import abi
 
-# The ABI's exports, and the bf16 product's (``codegen.bf16_gemm``).
-EXPORTS = tuple(signature.symbol for signature in (*abi.RUNTIME_EXPORTS, BGEMM, BGEMM_ISA))
-_lock = threading.Lock()
+# The GEMM's micro-kernel, ``ukr(kc, a, lda, b, ldb, c, ldc, nr, beta)``, and its packing
+# of B, ``pack_b(kc, n, src, rs, cs, dst)`` (``codegen.gemm``).
+UKR_FN = ir.FunctionType(ir.VoidType(), [I64, PTR, I64, PTR, I64, PTR, I64, I64, I64])
+PACK_B_FN = ir.FunctionType(ir.VoidType(), [I64, I64, PTR, I64, I64, PTR])
+Features = Callable[[str], bool]
+
+
+@dataclass(frozen=True)
+class Piece:
+    """A part of the library compiled and loaded only when a model calls it."""
+
+    name: str
+    prefix: str  # every symbol it exports starts with this; code naming it needs the piece
+    symbols: tuple[str, ...]  # what it registers with LLVM's dynamic linker
+    add: Callable[[ir.Module, Tile, Features], None]
+
+
+PIECES = (
+    Piece("bf16", "kc_bgemm", (BGEMM.symbol, BGEMM_ISA.symbol), lambda m, t, f: add_bgemm(m, f)),
+    Piece(
+        "conv",
+        "kc_sconv",
+        (abi.CONV.symbol, abi.CONV_FILTER.symbol),
+        lambda m, t, f: add_conv(m, t),
+    ),
+)
+# The base's ABI exports (the pieces' are theirs).
+_IN_PIECES = {s for p in PIECES for s in p.symbols}
+EXPORTS = tuple(s.symbol for s in abi.RUNTIME_EXPORTS if s.symbol not in _IN_PIECES)
+_lock = threading.RLock()
 # Code with a started thread pool must outlive its workers, which never exit.
 _KEEP_ALIVE: list[LoadedCode] = []
 
@@ -49,34 +91,132 @@ def tile() -> Tile:
     return Tile.for_host(host().has)
 
 
-def runtime_ir(shape: Tile | None = None, features=None) -> str:
-    """The runtime's LLVM IR, for the host's tile unless ``shape`` is given, and the
-    bf16 product's paths for the host's features unless ``features`` (a target's
-    ``HostInfo.has``) is given."""
+def shared_kernels(shape: Tile) -> dict[str, ir.FunctionType]:
+    """The GEMM's functions the base exports beside its ABI, with their types: its
+    packing of B and its micro-kernels (A packed, and A read in place by rows) for every
+    height up to MR."""
+    kernels = {"kc_pack_b": PACK_B_FN}
+    for rows in range(1, shape.mr + 1):
+        kernels[f"kc_ukr{rows}"] = kernels[f"kc_ukr_rows{rows}"] = UKR_FN
+    return kernels
+
+
+def pieces_called(code: str | bytes) -> tuple[Piece, ...]:
+    """The pieces whose symbols ``code`` (LLVM IR, or object code) names."""
+    text = code if isinstance(code, str) else None
+    return tuple(
+        p for p in PIECES if (p.prefix in text if text is not None else p.prefix.encode() in code)
+    )
+
+
+def _base_module(shape: Tile, split: bool) -> ir.Module:
+    """The base; ``split``: with the pool's busy word exported too, for pieces compiled
+    apart (kcompile's own ELF loader takes no GOT relocation, which an exported global
+    of position-independent code needs: the whole library keeps it internal)."""
     module = ir.Module(name="kcompile_runtime")
     add_thread_pool(module)
-    add_gemm(module, shape or tile())
-    add_bgemm(module, features or host().has)
-    add_conv(module, shape or tile())
+    add_gemm(module, shape)
     add_replica_hook(module)
+    # Exported for the pieces and for models (internal, LLVM would be free to drop them
+    # or change their calling convention).
+    for name in (*((BUSY,) if split else ()), *shared_kernels(shape)):
+        module.globals[name].linkage = ""
+    return module
+
+
+def _declare_base(module: ir.Module, shape: Tile) -> None:
+    """The base's functions and busy word as externals of a piece's module."""
+    declare_parallel_for(module)
+    declare_gemm(module)
+    abi_function(module, abi.GET_THREADS)
+    for name, ftype in shared_kernels(shape).items():
+        ir.Function(module, ftype, name)
+    busy = ir.GlobalVariable(module, I32, BUSY)
+    busy.align = 64
+    busy.type = ir.PointerType(I32)  # typed, as in codegen.parallel (atomic loads)
+
+
+def runtime_ir(
+    shape: Tile | None = None, features: Features | None = None, pieces: Iterable[Piece] = PIECES
+) -> str:
+    """The whole library as one module (``pieces`` beside the base: all unless given), for
+    the host's tile unless ``shape`` is given and with the bf16 product's paths for the
+    host's features unless ``features`` (a target's ``HostInfo.has``) is given."""
+    shape, features = shape or tile(), features or host().has
+    module = _base_module(shape, split=False)
+    for piece in pieces:
+        piece.add(module, shape, features)
     return str(module)
 
 
-class Runtime:
-    """Loaded runtime code: the thread setting, and the GEMM callable from numpy."""
+def base_ir(shape: Tile | None = None) -> str:
+    """The base alone: thread pool, GEMM, replica hook."""
+    return str(_base_module(shape or tile(), split=True))
 
-    def __init__(self, code: LoadedCode, times: CompileTimes, cache_hit: bool) -> None:
+
+def piece_ir(piece: Piece, shape: Tile | None = None, features: Features | None = None) -> str:
+    """``piece`` alone, calling the base's exports."""
+    shape, features = shape or tile(), features or host().has
+    module = ir.Module(name=f"kcompile_runtime_{piece.name}")
+    _declare_base(module, shape)
+    piece.add(module, shape, features)
+    return str(module)
+
+
+def _piece_of(symbol: str) -> Piece | None:
+    return next((p for p in PIECES if symbol.startswith(p.prefix)), None)
+
+
+class _Addresses(dict):
+    """Symbol -> address; a piece's symbol loads the piece on first use."""
+
+    def __init__(self, runtime: Runtime) -> None:
+        super().__init__()
+        self.runtime = runtime
+
+    def __missing__(self, name: str) -> int:
+        self[name] = address = self.runtime.address(name)
+        return address
+
+
+class Runtime:
+    """Loaded runtime code: the thread setting, and the GEMM callable from numpy.
+
+    ``code`` holds the whole library, or (``split``, the process's runtime) the base,
+    whose pieces load on first use."""
+
+    def __init__(
+        self, code: LoadedCode, times: CompileTimes, cache_hit: bool, split: bool = False
+    ) -> None:
         self.code = code
         keep_alive(code)
         self.times = times
         self.cache_hit = cache_hit
-        self.addresses = {name: code.address(name) for name in EXPORTS}
+        self.split = split
+        self.pieces: dict[str, LoadedCode] = {}
+        self.addresses = _Addresses(self)
+        for name in EXPORTS:
+            self.addresses[name] = code.address(name)
         self._set = abi.bind(abi.SET_THREADS, self.addresses[abi.SET_THREADS.symbol])
         self._get = abi.bind(abi.GET_THREADS, self.addresses[abi.GET_THREADS.symbol])
         self._gemm = abi.bind(abi.GEMM, self.addresses[abi.GEMM.symbol])
         self.set_replica_hook = abi.bind(
             abi.SET_REPLICA_HOOK, self.addresses[abi.SET_REPLICA_HOOK.symbol]
         )
+
+    def address(self, name: str) -> int:
+        """The address of ``name``, loading the piece that holds it if need be."""
+        piece = _piece_of(name)
+        if piece is None or not self.split:
+            return self.code.address(name)
+        return self.load(piece).address(name)
+
+    def load(self, piece: Piece) -> LoadedCode:
+        """``piece``'s code, built or read from the cache and registered on first use."""
+        with _lock:
+            if piece.name not in self.pieces:
+                self.pieces[piece.name] = _load_piece(piece, self.times)
+            return self.pieces[piece.name]
 
     def sgemm(self, a: np.ndarray, b: np.ndarray, out: np.ndarray, accumulate=False) -> None:
         """``out (+)= a @ b`` for float32 matrices of any strides (``a.T`` is a view, not a
@@ -106,7 +246,7 @@ class Runtime:
         or its ``path`` (``"amx"``, ``"dp"``, ``"round"``: ``codegen.bf16_gemm``)."""
         call = self.sgemm_call(a, b, out, accumulate)
         name = f"{BGEMM.symbol}_{path}" if path else BGEMM.symbol
-        return functools.partial(abi.bind(BGEMM, self.code.address(name)), *call.args)
+        return functools.partial(abi.bind(BGEMM, self.address(name)), *call.args)
 
     def bgemm_path(self) -> str:
         """The path ``kc_bgemm`` takes in this process (asking for AMX's tiles first)."""
@@ -122,39 +262,47 @@ class Runtime:
         return self._get()
 
 
-# The pid of a child process building the runtime library into the cache, if any.
+# The pid of a child process building the base into the cache, if any; and of those
+# building pieces, by piece name.
 _builder: int | None = None
+_piece_builders: dict[str, int] = {}
 
 
-def build_ahead() -> None:
-    """When the runtime library is neither loaded nor cached, start building it in a
-    forked child, which writes it to the cache: it then compiles on the other core while
-    this process compiles a model (llvmlite serializes all of LLVM within a process, so
-    a thread would not overlap). ``runtime()`` waits for the child and loads its result;
-    should the child fail, ``runtime()`` builds the library itself."""
+def build_ahead(llvm_ir: str | None = None) -> None:
+    """When the base (without ``llvm_ir``), or a piece a model's ``llvm_ir`` calls, is
+    neither loaded nor cached, start building it in a forked child, which writes it to
+    the cache: it then compiles on the other core while this process compiles a model
+    (llvmlite serializes all of LLVM within a process, so a thread would not overlap).
+    The child makes the module's IR too (0.5 s of Python for the base). ``runtime()``
+    and ``runtime_for`` wait for the child and load its result; should the child fail,
+    they build the library themselves."""
     global _builder
     with _lock:
         folder = cache_dir()
-        if _load.cache_info().currsize or _builder is not None or folder is None:
+        if folder is None or not forking.can_fork():
             return
-        if not forking.can_fork():
+        loaded = _load.cache_info().currsize > 0
+        if llvm_ir is None:
+            key = cache_key("runtime")
+            if loaded or _builder is not None or not _missing(folder, key):
+                return
+            _builder = forking.spawn(lambda: _build(key, base_ir(), CompileTimes()))
             return
-        key = cache_key("runtime")
-        if (folder / f"{key}.o").exists() or not _writable(folder):
-            return
-        text = runtime_ir()
-        _builder = forking.spawn(lambda: _build(key, text, CompileTimes()))
+        for piece in pieces_called(llvm_ir):
+            key = cache_key("runtime", piece.name)
+            if piece.name in _piece_builders or (loaded and piece.name in _load().pieces):
+                continue
+            if _missing(folder, key):
+                _piece_builders[piece.name] = forking.spawn(
+                    functools.partial(_build_piece, key, piece)
+                )
 
 
-def _build(key: str, text: str, times: CompileTimes) -> bytes:
-    """The runtime library's object code from its IR, stored in the cache under ``key``."""
-    payload = compile_module(text, times, speed=RUNTIME_SPEED_LEVEL).object_code
-    write_entry(key, payload)
-    return payload
-
-
-def _writable(folder) -> bool:
-    """Whether the child could store its result (else the cache warns in the build)."""
+def _missing(folder, key: str) -> bool:
+    """Whether the entry ``key`` is not in the cache and a child could store it (else
+    the cache warns in the build)."""
+    if (folder / f"{key}.o").exists():
+        return False
     try:
         folder.mkdir(parents=True, exist_ok=True)
     except OSError:
@@ -162,14 +310,46 @@ def _writable(folder) -> bool:
     return os.access(folder, os.W_OK)
 
 
-def building() -> bool:
-    """Whether a child is still building the runtime library (it holds a core)."""
+def _build(key: str, text: str, times: CompileTimes) -> bytes:
+    """A part of the library's object code from its IR, stored in the cache under ``key``."""
+    payload = compile_module(text, times, speed=RUNTIME_SPEED_LEVEL).object_code
+    write_entry(key, payload)
+    return payload
+
+
+def _build_piece(key: str, piece: Piece, times: CompileTimes | None = None) -> bytes:
+    return _build(key, piece_ir(piece), times or CompileTimes())
+
+
+def _finished(pid: int) -> bool:
+    if os.waitpid(pid, os.WNOHANG)[0] == 0:
+        return False
+    forking.reaped()
+    return True
+
+
+def building() -> int:
+    """How many children are still building parts of the library (each holds a core)."""
     global _builder
     with _lock:
-        if _builder is not None and os.waitpid(_builder, os.WNOHANG)[0] != 0:
+        if _builder is not None and _finished(_builder):
             _builder = None
-            forking.reaped()
-        return _builder is not None
+        for name, pid in list(_piece_builders.items()):
+            if _finished(pid):
+                del _piece_builders[name]
+        return (_builder is not None) + len(_piece_builders)
+
+
+def _wait(pid: int, times: CompileTimes, what: str) -> None:
+    t0 = time.perf_counter()
+    os.waitpid(pid, 0)
+    forking.reaped()
+    times.add(f"wait for {what}'s build", time.perf_counter() - t0)
+
+
+def _register(code: LoadedCode, names: Iterable[str]) -> None:
+    for name in names:
+        llvm.add_symbol(name, code.address(name))
 
 
 @functools.cache
@@ -178,25 +358,49 @@ def _load() -> Runtime:
     times = CompileTimes()
     key = cache_key("runtime")
     if _builder is not None:
-        t0 = time.perf_counter()
-        os.waitpid(_builder, 0)
+        _wait(_builder, times, "the runtime library")
         _builder = None
-        forking.reaped()
-        times.add("wait for the runtime library's build", time.perf_counter() - t0)
     payload = read_entry(key)
     hit = payload is not None
     if payload is None:
-        payload = _build(key, runtime_ir(), times)
+        payload = _build(key, base_ir(), times)
     t0 = time.perf_counter()
-    runtime = Runtime(LoadedCode(payload), times, hit)
+    runtime = Runtime(LoadedCode(payload), times, hit, split=True)
     times.add("load object", time.perf_counter() - t0)
-    for name, address in runtime.addresses.items():
-        llvm.add_symbol(name, address)
+    _register(runtime.code, (*EXPORTS, BUSY, *shared_kernels(tile())))
     runtime.set_threads(abi.default_threads())
     return runtime
+
+
+def _load_piece(piece: Piece, times: CompileTimes) -> LoadedCode:
+    """``piece``'s code from its builder child, the cache or a build here, its symbols
+    registered (the base's must be: the piece calls them)."""
+    key = cache_key("runtime", piece.name)
+    pid = _piece_builders.pop(piece.name, None)
+    if pid is not None:
+        _wait(pid, times, f"the runtime library's {piece.name} piece")
+    payload = read_entry(key)
+    if payload is None:
+        payload = _build_piece(key, piece, times)
+    t0 = time.perf_counter()
+    code = LoadedCode(payload)
+    keep_alive(code)
+    times.add(f"load object ({piece.name})", time.perf_counter() - t0)
+    _register(code, piece.symbols)
+    return code
 
 
 def runtime() -> Runtime:
     """The process's runtime, built or loaded from the cache on first use."""
     with _lock:
         return _load()
+
+
+def runtime_for(code: str | bytes) -> Runtime:
+    """The process's runtime with every piece ``code`` (a model's object code, or its
+    LLVM IR) calls loaded: what must precede loading that code."""
+    with _lock:
+        loaded = _load()
+        for piece in pieces_called(code):
+            loaded.load(piece)
+        return loaded

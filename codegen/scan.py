@@ -64,10 +64,10 @@ MIN_SLICE_ROWS = 4
 # Off: every scan runs as one loop over the whole batch (for A/B measurements).
 SPLIT_ROWS = True
 # On: a split loop's products read their invariant B packed once per loop
-# (codegen.packed_products). Off by default: it bought 1.5-2.6% of the LSTM train step and
-# cost 0.5-1.1 s of its compile (each model compiles its own micro-kernels and packer);
-# on again once the runtime library exports them.
-PACK_PRODUCTS = False
+# (codegen.packed_products), calling the runtime library's micro-kernels and packer: the
+# LSTM train step 3-5% less CPU for +0.2 s of compile (+1.1 s when each model compiled
+# its own copies).
+PACK_PRODUCTS = True
 # Off: a split loop's concatenations are copies of their own (A/B).
 CONCAT_IN_PLACE = True
 
