@@ -18,6 +18,7 @@ from llvmlite import ir
 
 # The lowerings of fused kernels and of loops register themselves with their emitters.
 import kcompile.codegen.batch_products
+import kcompile.codegen.batch_rows
 import kcompile.codegen.fused
 import kcompile.codegen.patches
 import kcompile.codegen.products

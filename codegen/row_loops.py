@@ -24,7 +24,7 @@ from llvmlite import ir
 
 from kcompile.codegen.kernel import LLVM_TYPES, Kernel, Operand
 from kcompile.codegen.loops import F32, I32, for_range, for_reduce, i64
-from kcompile.codegen.mathfn import MathLib
+from kcompile.codegen.mathfn import LOG2E, MathLib
 from kcompile.codegen.scalar import SCALAR_RULES, reduction_combine, reduction_start
 from kcompile.ir import DType, Graph, Node, Value
 from kcompile.ir.memory import Size
@@ -41,6 +41,9 @@ ROW_ALIASES = ("broadcast_to", "reshape", "stop_gradient")
 
 # Floats per vector accumulator of a row reduction: one AVX-512 register, two AVX ones.
 ROW_LANES = 16
+# Off: a row's exp(x - max(x)) takes the general exp (for A/B measurements; the compile
+# cache does not see this flag: measure with KCOMPILE_CACHE=0 or distinct versions).
+SHIFTED_EXP = True
 
 
 def offset2d(k: Kernel, strides: list[Size], i, j) -> ir.Value:
@@ -281,6 +284,7 @@ def emit_row_phases(k: Kernel, m: MathLib, node: Node, plan: RowPlan, outs, ins,
         r = plan.root.get(v, v)
         if r in plan.made and tuple(v.shape) == (*rows_shape, cols):
             out_of.setdefault(r, outs[index])
+    shifted = _exps_of_shifted_rows(body, plan)
     begin, count = rows
     with for_range(b, count, "row") as j:
         r = b.add(begin, j)
@@ -345,6 +349,8 @@ def emit_row_phases(k: Kernel, m: MathLib, node: Node, plan: RowPlan, outs, ins,
                     args = [read(v, c, here, phase) for v in n.inputs]
                     if n in inverses:  # a row over the row's own divisor
                         here[out] = b.fmul(args[0], inverses[n], flags=["contract"])
+                    elif n in shifted:
+                        here[out] = _exp_nonpositive(b, m, args[0])
                     else:
                         dtypes = [v.dtype for v in n.inputs]
                         if n.op == "select":
@@ -372,3 +378,68 @@ def _between(k, m, n: Node, plan: RowPlan, scalars, row_at, ncols) -> ir.Value:
         return SCALAR_RULES[n.op](k.b, m, args, dtypes, n.attrs)
     ptr, start = row_at(plan.root.get(n.inputs[0], n.inputs[0]))
     return reduce_row(k, m, n.traits.reduction, ptr, start, ncols)
+
+
+def _exps_of_shifted_rows(body: Graph, plan: RowPlan) -> set[Node]:
+    """The ``exp(x - max(x))`` of the body (softmax, log-softmax, cross-entropies): their
+    argument is at most 0, the row's maximum taken over the same row."""
+    if not SHIFTED_EXP:
+        return set()
+    made_by = {n.outputs[0]: n for n in body.nodes}
+
+    def root(v: Value) -> Value:
+        return plan.root.get(v, v)
+
+    found = set()
+    for n in body.nodes:
+        if n.op != "exp" or n.outputs[0].dtype is not DType.f32:
+            continue
+        sub = made_by.get(root(n.inputs[0]))
+        if sub is None or sub.op != "sub":
+            continue
+        peak = made_by.get(root(sub.inputs[1]))
+        reduction = peak.traits.reduction if peak is not None else None
+        if (
+            reduction is not None
+            and reduction.combine == "max"
+            and root(peak.inputs[0]) == root(sub.inputs[0])
+        ):
+            found.add(n)
+    return found
+
+
+# exp's polynomial on [-ln2/2, ln2/2] (Cephes expf, as ``codegen/mathfn.py``'s exp).
+_EXP_POLY = (
+    1.9875691500e-4,
+    1.3981999507e-3,
+    8.3334519073e-3,
+    4.1665795894e-2,
+    1.6666665459e-1,
+    5.0000001201e-1,
+)
+_ROUNDING = 12582912.0  # 1.5 * 2**23: added to a float below 2**22, rounds it to an integer
+
+
+def _exp_nonpositive(b: ir.IRBuilder, m: MathLib, t: ir.Value) -> ir.Value:
+    """exp(t) for t <= 0: the general exp's reduction and polynomial without its overflow
+    half. n = round(t·log2 e) by adding 1.5·2**23 (whose bits then hold n in their low
+    bits: no floor, no conversion), 2**n in one factor; t is clamped at -88 (n >= -127,
+    where 2**n's bits are those of 0.0: below -87.3 the result is 0 or a denormal, which
+    the step's flush-to-zero mode makes 0 anyway). NaN (a row holding one) passes on."""
+    fma = m.intrinsic("llvm.fma.f32", 3)
+
+    def c(x: float) -> ir.Constant:
+        return ir.Constant(F32, x)
+
+    x = b.call(m.intrinsic("llvm.maxnum.f32", 2), [t, c(-88.0)])
+    shifted = b.call(fma, [x, c(LOG2E), c(_ROUNDING)])
+    n = b.fsub(shifted, c(_ROUNDING))
+    r = b.call(fma, [n, c(-0.693359375), x])
+    r = b.call(fma, [n, c(2.12194440e-4), r])
+    p = c(_EXP_POLY[0])
+    for coeff in _EXP_POLY[1:]:
+        p = b.call(fma, [p, r, c(coeff)])
+    y = b.fadd(b.call(fma, [p, b.fmul(r, r), r]), c(1.0))
+    bits = b.add(b.bitcast(shifted, I32), ir.Constant(I32, 127))
+    value = b.fmul(y, b.bitcast(b.shl(bits, ir.Constant(I32, 23)), F32))
+    return b.select(b.fcmp_unordered("uno", t, t), t, value)

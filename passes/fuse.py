@@ -12,11 +12,14 @@ its nodes as a subgraph; codegen reads the body, not this module.
 
 from __future__ import annotations
 
+import math
+
 from kcompile.ir.graph import Graph, Node, Value
 from kcompile.ir.memory import ELEMENT_BYTES
 from kcompile.ir.ops.constant import constant_value
 from kcompile.ir.ops.fused import body_may_hold
 from kcompile.ir.traits import Pattern
+from kcompile.ir.types import BATCH, DType
 from kcompile.passes.rewrite import copy_node
 
 
@@ -291,6 +294,7 @@ def fuse(graph: Graph) -> Graph:
     _add_column_sums(graph, members, kind_of, users)
     _add_summing_loops(graph, members, kind_of, users)
     _merge_siblings(graph, members, kind_of, users)
+    _add_batch_sums(graph, members, kind_of)
     outputs = {v for _, v in graph.outputs}
     pools = _pools(members, kind_of, users, outputs)
     skipped = {n for reshape, pool_node, _ in pools.values() for n in (reshape, pool_node)}
@@ -314,6 +318,39 @@ def fuse(graph: Graph) -> Graph:
                 env[pool[1].outputs[0]] = env[pool[0].inputs[0]]
     new.set_outputs([(name, env[v]) for name, v in graph.outputs])
     return new
+
+
+# A reduction over the batch axis into at most this many elements runs in chunks of rows on
+# every thread, into partials (codegen/fused.py's ``PARTIALS_MAX``).
+BATCH_SUM_MAX = 4096
+# Off: such reductions stay plain reduction kernels (for A/B measurements).
+BATCH_SUMS = True
+
+
+def _add_batch_sums(graph: Graph, members: dict, kind_of: dict) -> None:
+    """A reduction over the batch left on its own (a bias gradient of a product no epilogue
+    took): a one-node reduce loop, which runs on every thread in chunks of rows into
+    partials added in chunk order (the same bits on any thread count); a plain reduction
+    kernel runs on one."""
+    if not BATCH_SUMS:
+        return
+    taken = {n for nodes in members.values() for n in nodes}
+    for node in graph.nodes:
+        if node in taken or node.traits.reduction is None or len(node.outputs) != 1:
+            continue
+        total, operand = node.outputs[0], node.inputs[0]
+        if (
+            0 not in node.attrs.get("axes", ())
+            or BATCH not in operand.shape[:1]
+            or not total.type.is_static
+            or total.dtype is not DType.f32
+            or not body_may_hold("reduce", node.op)
+            or math.prod(total.shape) > BATCH_SUM_MAX
+        ):
+            continue
+        gid = max([*members, *kind_of], default=-1) + 1
+        members[gid] = [node]
+        kind_of[gid] = "reduce"
 
 
 def _pools(members: dict, kind_of: dict, users, outputs) -> dict:

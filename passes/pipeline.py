@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 
+from kcompile.passes.batch_rows import batch_rows
 from kcompile.passes.dce import eliminate_dead_code
 from kcompile.passes.fold import eliminate_common_subexpressions, fold_constants
 from kcompile.passes.fuse import fuse
@@ -38,6 +39,8 @@ PIPELINE = [
     # Row kernels first: what they leave, loop and product-epilogue fusion take.
     Pass("fuse_rows", fuse_rows),
     Pass("fuse", fuse_and_clean),
+    # After fusion: it chains whole kernels (products, row kernels) a batch row at a time.
+    Pass("batch_rows", batch_rows),
     Pass("schedule", schedule),
     Pass("plan_memory", plan_memory),
 ]

@@ -348,6 +348,7 @@ CASES = [
         tol=1e-4,
     ),
     Case("fused", None, None, [], grad=False),  # tests/test_passes.py
+    Case("batch_rows", None, None, [], grad=False),  # tests/test_batch_rows.py
     Case("scan", None, None, [], grad=False),  # tests/test_scan.py
 ]
 

@@ -310,8 +310,9 @@ def test_pass_manager_dumps_prints_and_times(tmp_path, monkeypatch, capsys):
         "008_hold_narrow_floats.kir",
         "009_fuse_rows.kir",
         "010_fuse.kir",
-        "011_schedule.kir",
-        "012_plan_memory.kir",
+        "011_batch_rows.kir",
+        "012_schedule.kir",
+        "013_plan_memory.kir",
     ]
     for path in (tmp_path / "pm").iterdir():
         verify(parse_graph(path.read_text(), str(path)))

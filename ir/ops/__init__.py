@@ -1,6 +1,7 @@
 """Primitive ops, one module per family; importing this package registers them all."""
 
 from kcompile.ir.ops import (  # noqa: F401
+    batch_rows,
     constant,
     elementwise,
     fused,

@@ -1,0 +1,60 @@
+"""A reduction over the batch left on its own (a bias gradient that no product epilogue
+took) becomes a one-node reduce loop (passes/fuse.py), which runs on every thread in
+chunks of rows into partials added in chunk order (codegen/fused.py): the reference's
+sums, and the same bits on 1 and 2 threads."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from kcompile.ir import BATCH, DType, Graph, TensorType, interpret
+from kcompile.ir import build as B
+from kcompile.passes import PassManager, default_passes
+from kcompile.runtime import make_executable
+from tests.threads import on_threads
+
+
+def _sums_graph() -> Graph:
+    """Sums over the batch (and a row axis) of a batched product's result, as attention's
+    bias gradients are, and a sum that keeps the batch (left a plain kernel)."""
+    g = Graph("sums")
+    a = g.add_input("a", TensorType(DType.f32, (BATCH, 3, 37, 5)), "data")
+    b = g.add_input("b", TensorType(DType.f32, (BATCH, 3, 5, 19)), "data")
+    y = B.batch_matmul(a, b)
+    g.set_outputs(
+        [
+            ("y", y),
+            ("bias", B.reduce_sum(y, (0, 1, 2))),
+            ("rows", B.reduce_sum(y, (0, 2))),
+            ("kept", B.reduce_sum(y, (1, 2))),
+        ]
+    )
+    return g
+
+
+def test_lone_batch_sums_become_reduce_loops():
+    g = PassManager(default_passes()).run(_sums_graph())
+    loops = [n for n in g.nodes if n.op == "fused" and n.attrs["kind"] == "reduce"]
+    assert sorted(n.outputs[0].shape for n in loops) == [(3, 19), (19,)]
+    # The sum that keeps the batch is computed row by row already.
+    assert [n.outputs[0].shape for n in g.nodes if n.op == "reduce_sum"] == [(BATCH, 19)]
+
+
+@pytest.mark.parametrize("n", [1, 7, 33])
+def test_batch_sums_match_the_reference_on_any_thread_count(rng, n):
+    g = _sums_graph()
+    exe = make_executable(g, "llvm")
+    feeds = {
+        "a": rng.normal(size=(n, 3, 37, 5)).astype(np.float32),
+        "b": rng.normal(size=(n, 3, 5, 19)).astype(np.float32),
+    }
+    want = interpret(g, feeds)
+    got = {}
+    for threads in (1, 2):
+        with on_threads(threads):
+            got[threads] = exe(feeds)
+        for name in want:
+            np.testing.assert_allclose(got[threads][name], want[name], rtol=2e-5, atol=2e-4)
+    for name in ("bias", "rows"):
+        np.testing.assert_array_equal(got[1][name], got[2][name])
