@@ -10,7 +10,7 @@ numpy, measured over 2 million f32 inputs spread over each range (the bound
     exp       1 ulp  (0.96)  on -103..88.7; above -> inf, below -> 0, denormals exact
     log       1 ulp  (0.64)  on 1e-30..1e5; denormals handled, log(0) = -inf, log(<0) = nan
     log1p     2 ulp  (1.86)  on -0.999..1e4
-    tanh      2 ulp  (1.26)  on -12..12
+    tanh      2 ulp  (1.39)  on -12..12
     logistic  3 ulp  (2.20)  on -90..30
     erf       3 ulp  (2.63)  on -6..6
     gelu      6 ulp  (5.5)   on -12..10, x·Φ(x) from Φ's tail below -0.5 (1 + erf(x/√2)
@@ -33,6 +33,7 @@ from kcompile.codegen.loops import F32, I32
 LOG2E = 1.44269504088896341
 EXP_HI = 88.72283935546875  # above: inf
 EXP_LO = -103.972076416015625  # below: 0
+ROUNDING = 12582912.0  # 1.5 * 2**23: adding it rounds a float of magnitude < 2**22 to an integer
 
 
 # Φ(x) - 0.5 = x·P(x²) on |x| < 1.5, and 0.5·erfcx(t/√2) = s·Q(s) with s = 1/(1 + t/2) on
@@ -199,19 +200,47 @@ class MathLib:
             ],
         )
         small = b.fadd(b.fmul(b.fmul(p, z), x), x)
-        t = self.call(b, "exp", b.fmul(ax, _c(2.0)))
-        big = b.fsub(_c(1.0), b.fdiv(_c(2.0), b.fadd(t, _c(1.0))))
+        # tanh|x| = 1 - 2e/(1 + e) with e = exp(-2|x|) <= 0.29 here: the quotient's error
+        # is halved by the subtraction, and e never overflows.
+        e = self.exp_nonpositive(b, b.fmul(ax, _c(-2.0)))
+        big = b.fsub(_c(1.0), b.fdiv(b.fadd(e, e), b.fadd(e, _c(1.0))))
         big = b.call(self.intrinsic("llvm.copysign.f32", 2), [big, x])
+        # NaN takes the first branch, whose polynomial propagates it.
         return b.select(b.fcmp_unordered("<", ax, _c(0.625)), small, big)
 
     def _logistic(self, b: ir.IRBuilder, x: ir.Value) -> ir.Value:
         # Computed on -|x| so exp never overflows, then reflected: s(x) = 1 - s(-x).
         ax = b.call(self.intrinsic("llvm.fabs.f32"), [x])
-        e = self.call(b, "exp", b.fneg(ax))
+        e = self.exp_nonpositive(b, b.fneg(ax))
         # One division: 1 / (1 + e) for x >= 0, e / (1 + e) below (the same bits as two).
         top = b.select(b.fcmp_ordered(">=", x, _c(0.0)), _c(1.0), e)
         value = b.fdiv(top, b.fadd(e, _c(1.0)))
         return b.select(b.fcmp_unordered("uno", x, x), x, value)
+
+    def exp_nonpositive(self, b: ir.IRBuilder, t: ir.Value) -> ir.Value:
+        """exp(t) for t <= 0 (NaN: any number; the callers select NaN themselves), for
+        logistic, tanh and softmax rows' exp(x - max x) (``codegen.row_loops``), which are
+        bound by their math (an LSTM's gate kernel, attention's softmax): no
+        overflow to handle, and below -87.7 (2**-126.5) the result is 0 or a denormal,
+        which compiled code flushes to 0. n = round(t·log2 e) by adding 1.5·2**23: its
+        bits then hold n + 0x4B400000, whose low 9 bits are zero, so shifted into 2**n's
+        exponent only n remains; no floor and no float-to-int conversion. An LSTM's
+        gate math (three logistics, two tanh) ran 241 -> 164 cycles per 16 elements
+        against ``_exp``, with the same maximum errors, on AVX-512 and on AVX2
+        (x86-64-v3) code. A reciprocal estimate with a Newton step in place of the
+        division was slower (the divider is not the bottleneck: the op count is) and,
+        with AVX2's 12-bit estimate, put logistic at 3.5 ulp."""
+        fma = self.intrinsic("llvm.fma.f32", 3)
+        t = b.call(self.intrinsic("llvm.maxnum.f32", 2), [t, _c(-88.0)])  # n >= -127
+        shifted = b.call(fma, [t, _c(LOG2E), _c(ROUNDING)])
+        fx = b.fsub(shifted, _c(ROUNDING))
+        r = b.call(fma, [fx, _c(-0.693359375), t])
+        r = b.call(fma, [fx, _c(2.12194440e-4), r])
+        p = _poly(b, r, _EXP_POLY)
+        y = b.fadd(b.call(fma, [p, b.fmul(r, r), r]), _c(1.0))
+        # n = -127 gives the bits of 0.0: exp(t) is below every normal float there.
+        bits = b.add(b.bitcast(shifted, I32), ir.Constant(I32, 127))
+        return b.fmul(y, b.bitcast(b.shl(bits, ir.Constant(I32, 23)), F32))
 
     def _erf(self, b: ir.IRBuilder, x: ir.Value) -> ir.Value:
         ax = b.call(self.intrinsic("llvm.fabs.f32"), [x])

@@ -18,6 +18,24 @@ holds the job's generation in its high 32 bits and the count claimed in its low
 chunk of the current one.
 Only one job runs at a time: a parallel-for entered while another runs (from a
 chunk, or from a second user thread) runs its chunks serially in its own thread.
+
+A poster whose chunks are all claimed waits for the last ones to finish: it spins a
+while, then sleeps on a futex of its own until the thread that finishes the last chunk
+wakes it. It used to ``sched_yield`` at each check instead; under Linux's EEVDF
+scheduler a yield moves the caller's deadline a whole slice later, so on a host with
+other runnable jobs a poster that had waited 20 µs for a worker lost its core for one
+or more slices (0.75-3 ms) even when the worker finished a microsecond later — the
+LSTM's split loops wait so twice per step. A sleeping poster also leaves its core idle,
+and the scheduler can move a worker that shares a core with another job onto it.
+
+An idle worker on the core the poster last ran on spins with ``sched_yield``, not only
+``pause``: on a loaded host Linux often wakes a sleeping worker onto its waker's core
+(no core is idle), where it preempts the poster, runs the job's chunks alone, and then
+spun out its idle time (300k cycle-counter ticks, 143 µs at this host's 2.1 GHz) on the
+core the poster needed: the kernel after each of the LSTM's loops took 150-300 µs
+instead of 5 at load 10 (``kcompile profile``, per call). On a core of its own it only
+pauses: yielding there gives the core to another job's thread for a whole slice, and
+the worker then misses the next job (measured: the LSTM's best steps 2 ms slower).
 """
 
 from __future__ import annotations
@@ -34,13 +52,20 @@ TICKET_STRIDE = 8  # i64s: one cache line per thread's ticket
 # at 3 GHz): long enough to catch the next kernel of a step, short enough not to take
 # a shared core from the Python code between steps.
 SPIN_TICKS = 300_000
-# How long the posting thread spins on unfinished chunks before it yields its core at
-# each check (about 20 µs at 3 GHz).
-YIELD_TICKS = 60_000
+# How long the posting thread spins on unfinished chunks before it sleeps until the last
+# one finishes (about 100 µs at this host's 2.1 GHz): longer than a product's chunks
+# usually end apart, so a quiet machine rarely pays a wake-up (an idle vCPU halts, and
+# waking it goes through the hypervisor), short against a late thread on a loaded one.
+PARK_TICKS = 200_000
+# The longest such sleep, in ns: a backstop against a lost wake-up, which the protocol
+# excludes (``kc_pool_park_timeouts`` counts the sleeps that ran this long; tests: 0).
+PARK_NS = 100_000_000
+ETIMEDOUT = 110
 SYS_FUTEX, FUTEX_WAIT_PRIVATE, FUTEX_WAKE_PRIVATE = 202, 128, 129
 SYS_SCHED_YIELD = 24
 
 BUSY = "kc_pool_busy"  # the pool's word that says a job runs (read by threads_for_a_job)
+PARKS, PARK_TIMEOUTS = "kc_pool_parks", "kc_pool_park_timeouts"  # counters, for tests
 CHUNK_FN = ir.FunctionType(ir.VoidType(), [PTR, I64])
 PARALLEL_FOR = ir.FunctionType(ir.VoidType(), [ir.PointerType(CHUNK_FN), PTR, I64])
 # Typed, because llvmlite calls only through pointers that know their function type.
@@ -76,6 +101,16 @@ class _Pool:
         self.busy = _global(module, BUSY, I32)  # nonzero while a job runs
         self.threads = _global(module, "kc_pool_threads", I32)
         self.started = _global(module, "kc_pool_started", I32)
+        # Futex word: 1 while the poster sleeps (or is about to) on unfinished chunks.
+        self.parked = _global(module, "kc_pool_parked", I32)
+        # How often the poster slept so, and how many of those sleeps timed out.
+        self.parks = _global(module, PARKS, I64)
+        self.park_timeouts = _global(module, PARK_TIMEOUTS, I64)
+        self.errno = ir.Function(module, ir.FunctionType(PTR, []), "__errno_location")
+        # The CPU the poster last ran on (``sched_getcpu``): an idle worker on that CPU
+        # yields it.
+        self.poster_cpu = _global(module, "kc_pool_poster_cpu", I32)
+        self.getcpu = ir.Function(module, ir.FunctionType(I32, []), "sched_getcpu")
         self.syscall = ir.Function(module, ir.FunctionType(I64, [I64], var_arg=True), "syscall")
         self.pthread_create = ir.Function(
             module, ir.FunctionType(I32, [PTR, PTR, PTR, PTR]), "pthread_create"
@@ -89,11 +124,10 @@ class _Pool:
     def store(self, b: ir.IRBuilder, g: ir.GlobalVariable, value, ordering="release") -> None:
         b.store_atomic(value, g, ordering, _size(g.value_type))
 
-    def futex(self, b: ir.IRBuilder, op: int, value: ir.Value) -> None:
-        b.call(
-            self.syscall,
-            [i64(SYS_FUTEX), self.gen, ir.Constant(I32, op), value, ir.Constant(PTR, None)],
-        )
+    def futex(self, b: ir.IRBuilder, op: int, value: ir.Value, word=None, timeout=None):
+        word = self.gen if word is None else word
+        timeout = ir.Constant(PTR, None) if timeout is None else timeout
+        return b.call(self.syscall, [i64(SYS_FUTEX), word, ir.Constant(I32, op), value, timeout])
 
 
 def _size(t: ir.Type) -> int:
@@ -132,7 +166,15 @@ def _run_chunks(pool: _Pool) -> ir.Function:
         b.cbranch(b.extract_value(swapped, 1), run, claim)
         b.position_at_end(run)
         b.call(work, [ctx, chunk])
-        b.atomic_rmw("add", pool.done, i64(1), "release")
+        finished = b.atomic_rmw("add", pool.done, i64(1), "seq_cst")
+        # The last chunk: wake the poster if it sleeps. It sets its word before it reads
+        # ``done`` and this thread adds to ``done`` before it reads the word (both
+        # sequentially consistent), so one of them sees the other; the exchange makes its
+        # futex wait return at once if it has not slept yet.
+        with b.if_then(b.icmp_signed("==", b.add(finished, i64(1)), count)):
+            sleeping = b.atomic_rmw("xchg", pool.parked, ir.Constant(I32, 0), "seq_cst")
+            with b.if_then(b.icmp_unsigned("!=", sleeping, ir.Constant(I32, 0))):
+                pool.futex(b, FUTEX_WAKE_PRIVATE, ir.Constant(I32, 1), pool.parked)
         b.branch(claim)
         b.position_at_end(out)
     b.ret_void()
@@ -146,10 +188,14 @@ def _worker(pool: _Pool, run: ir.Function) -> ir.Function:
     fn.linkage = "internal"
     b = ir.IRBuilder(fn.append_basic_block("entry"))
     flush_denormals(b)  # a worker runs only compiled code: for good
-    me = b.ptrtoint(fn.args[0], I32)
+    # The argument holds the thread's index and, in its high 32 bits, the generation of
+    # the last job posted before the thread was made: a job posted before the thread
+    # first runs is then one it has not seen (read here, it would be taken for one done).
+    arg = b.ptrtoint(fn.args[0], I64)
+    me = b.trunc(arg, I32)
     seen_slot = b.alloca(I32, name="seen")
     since_slot = b.alloca(I64, name="idle_since")
-    b.store(pool.load(b, pool.gen), seen_slot)
+    b.store(b.trunc(b.lshr(arg, i64(32)), I32), seen_slot)
     wait, spin, sleep, job, take = (
         fn.append_basic_block(n) for n in ("wait", "spin", "sleep", "job", "take")
     )
@@ -164,6 +210,11 @@ def _worker(pool: _Pool, run: ir.Function) -> ir.Function:
     b.cbranch(b.icmp_unsigned("<", idle, i64(SPIN_TICKS)), keep_spinning, sleep)
     b.position_at_end(keep_spinning)
     b.call(pool.pause, [])
+    # On the poster's core an idle worker yields it (module docstring); elsewhere it
+    # keeps its own, so that it is running when the next job comes.
+    here = b.call(pool.getcpu, [])
+    with b.if_then(b.icmp_signed("==", here, pool.load(b, pool.poster_cpu, "monotonic"))):
+        b.call(pool.syscall, [i64(SYS_SCHED_YIELD)])
     b.branch(wait)
     b.position_at_end(sleep)
     # Announce the sleep before checking once more: the poster bumps the generation and
@@ -217,15 +268,18 @@ def _parallel_for(pool: _Pool, run: ir.Function) -> ir.Function:
     pool.store(b, pool.ctx, b.ptrtoint(ctx, I64), "monotonic")
     pool.store(b, pool.count, count, "monotonic")
     pool.store(b, pool.team, team, "monotonic")
+    pool.store(b, pool.poster_cpu, b.call(pool.getcpu, []), "monotonic")
     pool.store(b, pool.gen, gen, "seq_cst")
     with b.if_then(
         b.icmp_unsigned("!=", pool.load(b, pool.sleepers, "seq_cst"), ir.Constant(I32, 0))
     ):
         pool.futex(b, FUTEX_WAKE_PRIVATE, ir.Constant(I32, 0x7FFFFFFF))
     b.call(run, [gen, i64(0)])
-    # Waiting for a thread that is still running a chunk: spin a while, then give the
-    # core away at each check. On a machine with more runnable threads than cores the
-    # chunk's thread may be waiting for this very core; spinning would only delay it.
+    # Waiting for a thread that is still running a chunk: spin a while, then sleep until
+    # the thread that finishes the last chunk wakes us (the module's docstring: why not
+    # yield). On a machine with more runnable threads than cores the chunk's thread may
+    # be waiting for this very core.
+    timeout = _timespec(b, fn, PARK_NS)
     started = b.call(pool.clock, [])
     wait, idle, finished = (fn.append_basic_block(n) for n in ("wait", "idle", "finished"))
     b.branch(wait)
@@ -234,13 +288,38 @@ def _parallel_for(pool: _Pool, run: ir.Function) -> ir.Function:
     b.cbranch(b.icmp_signed(">=", pool.load(b, pool.done), count), finished, idle)
     b.position_at_end(idle)
     waited = b.sub(b.call(pool.clock, []), started)
-    with b.if_then(b.icmp_unsigned(">", waited, i64(YIELD_TICKS))):
-        b.call(pool.syscall, [i64(SYS_SCHED_YIELD)])
+    with b.if_then(b.icmp_unsigned(">", waited, i64(PARK_TICKS))):
+        pool.store(b, pool.parked, ir.Constant(I32, 1), "seq_cst")
+        late = b.icmp_signed("<", pool.load(b, pool.done, "seq_cst"), count)
+        with b.if_then(late):
+            b.atomic_rmw("add", pool.parks, i64(1), "monotonic")
+            slept = pool.futex(b, FUTEX_WAIT_PRIVATE, ir.Constant(I32, 1), pool.parked, timeout)
+            error = b.load(b.call(pool.errno, []), typ=I32)
+            timed_out = b.and_(
+                b.icmp_signed("<", slept, i64(0)),
+                b.icmp_signed("==", error, ir.Constant(I32, ETIMEDOUT)),
+            )
+            with b.if_then(timed_out):
+                b.atomic_rmw("add", pool.park_timeouts, i64(1), "monotonic")
+        pool.store(b, pool.parked, ir.Constant(I32, 0), "monotonic")
     b.branch(wait)
     b.position_at_end(finished)
+    pool.store(b, pool.poster_cpu, b.call(pool.getcpu, []), "monotonic")
     pool.store(b, pool.busy, ir.Constant(I32, 0))
     b.ret_void()
     return fn
+
+
+def _timespec(b: ir.IRBuilder, fn: ir.Function, ns: int) -> ir.Value:
+    """A ``struct timespec`` of ``ns`` nanoseconds on ``fn``'s stack (made in its entry)."""
+    here = b.block
+    b.position_at_start(fn.entry_basic_block)
+    spec = b.alloca(ir.ArrayType(I64, 2), name="timespec")
+    spec.type = PTR
+    b.position_at_end(here)
+    b.store(i64(ns // 1_000_000_000), b.gep(spec, [i64(0)], source_etype=I64))
+    b.store(i64(ns % 1_000_000_000), b.gep(spec, [i64(1)], source_etype=I64))
+    return spec
 
 
 def _set_threads(pool: _Pool, worker: ir.Function) -> None:
@@ -258,7 +337,8 @@ def _set_threads(pool: _Pool, worker: ir.Function) -> None:
     wanted = b.zext(b.sub(n, ir.Constant(I32, 1)), I64)
     with for_range(b, b.sub(wanted, started), "start") as i:
         me = b.add(started, i)
-        b.call(pool.pthread_create, [tid, ir.Constant(PTR, None), worker, b.inttoptr(me, PTR)])
+        arg = b.or_(me, b.shl(b.zext(pool.load(b, pool.gen), I64), i64(32)))
+        b.call(pool.pthread_create, [tid, ir.Constant(PTR, None), worker, b.inttoptr(arg, PTR)])
     more = b.icmp_unsigned(">", wanted, started)
     pool.store(b, pool.started, b.trunc(b.select(more, wanted, started), I32))
     pool.store(b, pool.threads, n)

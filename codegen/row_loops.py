@@ -24,7 +24,7 @@ from llvmlite import ir
 
 from kcompile.codegen.kernel import LLVM_TYPES, Kernel, Operand
 from kcompile.codegen.loops import F32, I32, for_range, for_reduce, i64
-from kcompile.codegen.mathfn import LOG2E, MathLib
+from kcompile.codegen.mathfn import MathLib
 from kcompile.codegen.scalar import SCALAR_RULES, reduction_combine, reduction_start
 from kcompile.ir import DType, Graph, Node, Value
 from kcompile.ir.memory import Size
@@ -408,38 +408,8 @@ def _exps_of_shifted_rows(body: Graph, plan: RowPlan) -> set[Node]:
     return found
 
 
-# exp's polynomial on [-ln2/2, ln2/2] (Cephes expf, as ``codegen/mathfn.py``'s exp).
-_EXP_POLY = (
-    1.9875691500e-4,
-    1.3981999507e-3,
-    8.3334519073e-3,
-    4.1665795894e-2,
-    1.6666665459e-1,
-    5.0000001201e-1,
-)
-_ROUNDING = 12582912.0  # 1.5 * 2**23: added to a float below 2**22, rounds it to an integer
-
-
 def _exp_nonpositive(b: ir.IRBuilder, m: MathLib, t: ir.Value) -> ir.Value:
-    """exp(t) for t <= 0: the general exp's reduction and polynomial without its overflow
-    half. n = round(t·log2 e) by adding 1.5·2**23 (whose bits then hold n in their low
-    bits: no floor, no conversion), 2**n in one factor; t is clamped at -88 (n >= -127,
-    where 2**n's bits are those of 0.0: below -87.3 the result is 0 or a denormal, which
-    the step's flush-to-zero mode makes 0 anyway). NaN (a row holding one) passes on."""
-    fma = m.intrinsic("llvm.fma.f32", 3)
-
-    def c(x: float) -> ir.Constant:
-        return ir.Constant(F32, x)
-
-    x = b.call(m.intrinsic("llvm.maxnum.f32", 2), [t, c(-88.0)])
-    shifted = b.call(fma, [x, c(LOG2E), c(_ROUNDING)])
-    n = b.fsub(shifted, c(_ROUNDING))
-    r = b.call(fma, [n, c(-0.693359375), x])
-    r = b.call(fma, [n, c(2.12194440e-4), r])
-    p = c(_EXP_POLY[0])
-    for coeff in _EXP_POLY[1:]:
-        p = b.call(fma, [p, r, c(coeff)])
-    y = b.fadd(b.call(fma, [p, b.fmul(r, r), r]), c(1.0))
-    bits = b.add(b.bitcast(shifted, I32), ir.Constant(I32, 127))
-    value = b.fmul(y, b.bitcast(b.shl(bits, ir.Constant(I32, 23)), F32))
+    """exp(t) for t <= 0 (``MathLib.exp_nonpositive``: the general exp without its
+    overflow half); NaN (a row holding one) passes on."""
+    value = m.exp_nonpositive(b, t)
     return b.select(b.fcmp_unordered("uno", t, t), t, value)
