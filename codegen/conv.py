@@ -27,6 +27,8 @@ addressing separates.
   gets chunks that start at multiples of ``SUM_SPAN`` rows: it sums each span of rows
   into a partial of its own, which no other thread touches, and the caller adds the
   partials in span order (the same bits on any number of threads).
+- A 3x3 stride-1 kernel over 16 channels or more in and out runs Winograd's F(2x2, 3x3)
+  (``codegen.conv_winograd``), its kernel gradient too.
 - ``kc_sconv_filter``: dW = Aᵀ·dY, depth the pixels, through the GEMM's micro-kernel,
   with B's panels packed straight from the image (see below); when the output rows are
   as wide as the image's (stride 1, "same" width), with nothing packed
@@ -38,6 +40,7 @@ from __future__ import annotations
 from llvmlite import ir
 
 from kcompile.codegen import conv_filter_rows as filter_rows
+from kcompile.codegen import conv_winograd as winograd
 from kcompile.codegen.gemm import (
     ACCUMULATE,
     COLUMNS_OWNED,
@@ -433,7 +436,7 @@ def _max(b: ir.IRBuilder, x: ir.Value, y: ir.Value) -> ir.Value:
     return b.select(b.icmp_signed(">", x, y), x, y)
 
 
-def _conv(module: ir.Module, t: Tile, chunk: ir.Function, pack: ir.Function, parallel_for):
+def _conv(module: ir.Module, t: Tile, chunk: ir.Function, pack: ir.Function, parallel_for, wino):
     fn = ir.Function(module, CONV_FN, CONV)
     geometry, x, w, c, flags, epi, ctx = fn.args
     b = ir.IRBuilder(fn.append_basic_block("entry"))
@@ -466,6 +469,12 @@ def _conv(module: ir.Module, t: Tile, chunk: ir.Function, pack: ir.Function, par
         b.store(alloc(b.mul(m, n)), scratch_slot)
     scratch = b.load(scratch_slot, typ=PTR)
     c = b.select(no_c, scratch, c)
+    # A 3x3 stride-1 kernel over enough channels: Winograd's F(2x2, 3x3).
+    with b.if_then(winograd.applies(b, g, flags, POOLED)):
+        b.call(wino, [geometry, x, w, c, flags, epi, ctx])
+        with b.if_then(no_c):
+            b.call(free, [scratch])
+        b.ret_void()
     # A shallow product with padding copies the image padded (it is small next to the
     # result): its slivers are then all interior, whose pointers cost far less.
     x, pad, padded_image = _shallow_padding(module, b, g, x, depth, alloc)
@@ -548,7 +557,9 @@ def add_conv(module: ir.Module, t: Tile) -> None:
     """Define ``kc_sconv`` in ``module`` (which must hold the thread pool and the GEMM,
     whose packing of B it shares)."""
     chunk = _chunk(module, t, _micro_kernel(module, t, t.mr))
-    _conv(module, t, chunk, module.globals["kc_pack_b"], module.globals[abi.PARALLEL_FOR.symbol])
+    wino = winograd.add_winograd(module, t, CONV_FN, GEOMETRY, SUM_SPAN, PARALLEL_MIN_MACS, POOLED)
+    pool = module.globals[abi.PARALLEL_FOR.symbol]
+    _conv(module, t, chunk, module.globals["kc_pack_b"], pool, wino)
     add_conv_filter(module, t)
 
 
@@ -761,6 +772,7 @@ def _filter_sum(module: ir.Module) -> ir.Function:
 
 def _filter(module: ir.Module, t: Tile, chunk: ir.Function, parallel_for) -> None:
     summer = _filter_sum(module)
+    wino_filter = winograd.add_winograd_filter(module, t, FILTER_FN, GEOMETRY)
     rows_path = filter_rows.add_filter_rows(module, t, parallel_for, GEOMETRY)
     fn = ir.Function(module, FILTER_FN, FILTER)
     geometry, x, dy, dw, flags = fn.args
@@ -769,6 +781,10 @@ def _filter(module: ir.Module, t: Tile, chunk: ir.Function, parallel_for) -> Non
     g = {}
     for i, name in enumerate(GEOMETRY):
         g[name] = b.load(b.gep(geometry, [i64(i)], source_etype=I64), typ=I64)
+    # A 3x3 stride-1 kernel over enough channels: Winograd's F(2x2, 3x3), adjoint.
+    with b.if_then(winograd.filter_applies(b, g)):
+        b.call(wino_filter, [geometry, x, dy, dw, flags])
+        b.ret_void()
     # Output rows as wide as the image's: the product with nothing packed.
     with b.if_then(b.and_(filter_rows.applies(b, g), ir.Constant(ir.IntType(1), FILTER_ROWS))):
         b.call(rows_path, [geometry, x, dy, dw, flags])
