@@ -19,13 +19,11 @@ stays inside.
 
 from __future__ import annotations
 
-import networkx as nx
-
 from kcompile.ir.graph import LOOP_ROLES, Graph, Node, Value
 from kcompile.ir.memory import nbytes
 from kcompile.ir.ops.batch_rows import KIND
 from kcompile.ir.types import BATCH
-from kcompile.passes.rewrite import copy_node
+from kcompile.passes.rewrite import copy_node, groups_in_order
 
 # A value of at least this many bytes a batch row links its kernels into a chain.
 LINK_ROW_BYTES = 128 * 1024
@@ -173,21 +171,11 @@ def batch_rows(graph: Graph) -> Graph:
     for c, nodes in enumerate(chains):
         for n in nodes:
             key[n] = ("c", c)
-    first: dict = {}
-    for i, n in enumerate(graph.nodes):
-        first.setdefault(key[n], i)
-    dag = nx.DiGraph()
-    dag.add_nodes_from(first)
     users = graph.users()
-    for n in graph.nodes:
-        for v in n.outputs:
-            for u in users.get(v, []):
-                if key[u] != key[n]:
-                    dag.add_edge(key[n], key[u])
     outputs = {v for _, v in graph.outputs}
     new = Graph(graph.name)
     env: dict[Value, Value] = {v: new.add_input(v.name, v.type, v.role) for v in graph.inputs}
-    for k in nx.lexicographical_topological_sort(dag, key=lambda k: first[k]):
+    for k in groups_in_order(graph, key):
         if k[0] == "c":
             _emit_chain(new, env, chains[k[1]], users, outputs)
             continue

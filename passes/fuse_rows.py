@@ -15,13 +15,11 @@ ordered with networkx's topological sort of that graph.
 
 from __future__ import annotations
 
-import networkx as nx
-
 from kcompile.ir.graph import Graph, Node, Value
 from kcompile.ir.traits import Pattern, RowSignature, is_sum_over_rows
 from kcompile.ir.types import BATCH
 from kcompile.passes.fuse import _emit_group
-from kcompile.passes.rewrite import copy_node
+from kcompile.passes.rewrite import copy_node, groups_in_order
 
 MAX_COLUMNS = 2048
 
@@ -115,24 +113,14 @@ def fuse_rows(graph: Graph) -> Graph:
     if not grouped:
         return graph
     key = {n: ("g", grouped[n]) if n in grouped else ("n", i) for i, n in enumerate(graph.nodes)}
-    first = {}
-    for i, n in enumerate(graph.nodes):
-        first.setdefault(key[n], i)
-    dag = nx.DiGraph()
-    dag.add_nodes_from(first)
     users = graph.users()
-    for n in graph.nodes:
-        for v in n.outputs:
-            for u in users.get(v, []):
-                if key[u] != key[n]:
-                    dag.add_edge(key[n], key[u])
     members: dict = {}
     for n in graph.nodes:
         members.setdefault(key[n], []).append(n)
     outputs = {v for _, v in graph.outputs}
     new = Graph(graph.name)
     env: dict[Value, Value] = {v: new.add_input(v.name, v.type, v.role) for v in graph.inputs}
-    for k in nx.lexicographical_topological_sort(dag, key=lambda k: first[k]):
+    for k in groups_in_order(graph, key):
         nodes = members[k]
         if k[0] == "n":
             env.update(

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
+import networkx as nx
+
 from kcompile.ir.graph import Graph, Node, Value
 
 Visitor = Callable[[Graph, Node, list[Value]], Sequence[Value] | None]
@@ -34,3 +36,21 @@ def rebuild(graph: Graph, visit: Visitor) -> Graph:
             env[old] = value
     new.set_outputs([(name, env[v]) for name, v in graph.outputs])
     return new
+
+
+def groups_in_order(graph: Graph, key: dict[Node, object]) -> list:
+    """The groups of ``graph``'s nodes (``key[node]`` names a node's group) in an order
+    that respects their data dependencies, each as early as its first member stood where
+    it can be: the order a pass emits groups of nodes it merges into one."""
+    first: dict = {}
+    for i, n in enumerate(graph.nodes):
+        first.setdefault(key[n], i)
+    dag = nx.DiGraph()
+    dag.add_nodes_from(first)
+    users = graph.users()
+    for n in graph.nodes:
+        for v in n.outputs:
+            for u in users.get(v, []):
+                if key[u] != key[n]:
+                    dag.add_edge(key[n], key[u])
+    return list(nx.lexicographical_topological_sort(dag, key=lambda k: first[k]))
