@@ -15,14 +15,12 @@ gradient rule; the reference runs the body on the interpreter.
 
 from __future__ import annotations
 
-import weakref
-
 import numpy as np
 
 from kcompile.ir import traits as T
 from kcompile.ir.graph import Graph
-from kcompile.ir.interpreter import Interpreter
 from kcompile.ir.memory import nbytes
+from kcompile.ir.ops.fused import run_body
 from kcompile.ir.registry import OpDef, register
 from kcompile.ir.types import DType, ShapeError, TensorType
 
@@ -66,18 +64,10 @@ def _infer(types, attrs):
     return [*(v.type for _, v in body.outputs), workspace_type(body)]
 
 
-_interpreters: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
-
-
 def _reference(ctx, args, attrs):
     body = attrs["body"]
-    interpreter = _interpreters.get(body)
-    if interpreter is None:
-        interpreter = _interpreters[body] = Interpreter(body)
-    feeds = {v.name: a for v, a in zip(body.inputs, args)}
-    out = interpreter.run(feeds, ctx.float_dtype, batch=ctx.batch)
     workspace = np.zeros(workspace_type(body).shape, np.uint8)
-    return [*(out[name] for name, _ in body.outputs), workspace]
+    return [*run_body(ctx, args, body), workspace]
 
 
 register(

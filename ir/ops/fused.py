@@ -70,14 +70,19 @@ def _pool(x, pool):
 _interpreters: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
-def _reference(ctx, args, attrs):
-    body = attrs["body"]
+def run_body(ctx, args, body: Graph) -> list:
+    """A kernel body's outputs on the reference interpreter for operands ``args`` (one
+    interpreter per body, kept while the body lives)."""
     interpreter = _interpreters.get(body)
     if interpreter is None:
         interpreter = _interpreters[body] = Interpreter(body)
     feeds = {v.name: a for v, a in zip(body.inputs, args)}
     out = interpreter.run(feeds, ctx.float_dtype, batch=ctx.batch)
-    results = [out[name] for name, _ in body.outputs]
+    return [out[name] for name, _ in body.outputs]
+
+
+def _reference(ctx, args, attrs):
+    results = run_body(ctx, args, attrs["body"])
     pool = attrs.get("pool")
     return results if pool is None else [_pool(x, pool) for x in results]
 
