@@ -316,3 +316,22 @@ def test_large_product_keeps_the_gemm_and_its_scale(rng):
     feeds = {"a": rng.normal(size=(3, m, k)), "b": rng.normal(size=(3, n, k))}
     feeds = {name: v.astype(np.float32) for name, v in feeds.items()}
     np.testing.assert_allclose(exe(feeds)["y"], interpret(g, feeds)["y"], rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize(
+    "attrs, independent",
+    [
+        ({}, True),
+        ({"perm_a": (0, 2, 1, 3), "perm_b": (0, 2, 3, 1), "perm_out": (0, 2, 1, 3)}, True),
+        ({"perm_a": (1, 0, 2, 3)}, False),  # a's batch axis read from its second axis
+        ({"perm_out": (1, 0, 2, 3)}, False),  # the result's batch axis written second
+    ],
+)
+def test_a_product_is_row_independent_unless_a_permutation_moves_the_batch_axis(attrs, independent):
+    """Loops split by batch rows and batch_rows chains run a node on slices of the batch
+    only where its rows are independent (traits.rows_independent)."""
+    g = Graph("rows")
+    a = g.add_input("a", TensorType(DType.f32, (4, 4, 4, 4)), "data")  # any perm applies
+    b = g.add_input("b", TensorType(DType.f32, (4, 4, 4, 4)), "data")
+    y = _permuted_product(g, a, b, transpose_a=False, transpose_b=False, **attrs)
+    assert y.node.traits.rows_independent(y.node) is independent

@@ -144,6 +144,13 @@ def _reference_batch(ctx, args, attrs):
     return [y.transpose(attrs["perm_out"]) if attrs.get("perm_out") else y]
 
 
+def _batch_rows_independent(node) -> bool:
+    """One product per matrix of *L: a batch row's matrices depend on that row alone,
+    unless a permutation moves the batch axis (axis 0) of an operand or of the result."""
+    perms = (node.attrs.get(p) for p in ("perm_a", "perm_b", "perm_out"))
+    return all(not perm or perm[0] == 0 for perm in perms)
+
+
 def _vjp_batch(node, g):
     """y = op(A)·op(B): d op(A) = g·op(B)ᵀ and d op(B) = op(A)ᵀ·g, each written as one
     batch_matmul of the stored operands (a transposed operand's gradient transposed).
@@ -173,7 +180,6 @@ register(
         _infer_batch,
         _reference_batch,
         _vjp_batch,
-        # one product per matrix of *L: a batch row's matrices depend on that row alone
-        traits=T.Traits(T.Pattern.OPAQUE, rows_independent=lambda node: True),
+        traits=T.Traits(T.Pattern.OPAQUE, rows_independent=_batch_rows_independent),
     )
 )
