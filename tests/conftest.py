@@ -156,3 +156,12 @@ def _fresh_session():
 @pytest.fixture
 def rng():
     return np.random.default_rng(0)
+
+
+@pytest.fixture(params=[1, 2], ids=["1thread", "2threads"])
+def threads(request):
+    """The test run with the pool on 1 and on 2 threads (the thread count)."""
+    from tests.threads import on_threads
+
+    with on_threads(request.param):
+        yield request.param

@@ -57,12 +57,6 @@ def _reference(x, w, strides, dilation, padding):
     return _ref_conv(None, [x.astype(np.float64), w.astype(np.float64)], attrs)[0]
 
 
-@pytest.fixture(params=[1, 2], ids=["1thread", "2threads"])
-def threads(request):
-    with on_threads(request.param):
-        yield request.param
-
-
 @pytest.mark.parametrize("case", CASES, ids=str)
 def test_implicit_gemm_matches_the_reference(case, threads, rng):
     n, h, width, c, kh, kw, f, strides, dilation, padding = case

@@ -79,12 +79,6 @@ def _operands(rng, case):
     return x, w, padding
 
 
-@pytest.fixture(params=[1, 2], ids=["1thread", "2threads"])
-def threads(request):
-    with on_threads(request.param):
-        yield request.param
-
-
 @pytest.mark.parametrize("case", CASES, ids=str)
 def test_winograd_matches_the_reference(case, threads, rng):
     """The reference's values (and with ACCUMULATE), and ``kc_sconv`` took this path: its
