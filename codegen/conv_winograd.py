@@ -107,6 +107,27 @@ def _lanes_below(b: ir.IRBuilder, t: Tile, count: ir.Value) -> ir.Value:
     return b.icmp_signed("<", lanes, _splat(b, count, t.vw))
 
 
+def _output_tile(b: ir.IRBuilder, g: dict, n, ty, tx):
+    """Output tile (ty, tx) of image n: which of its 2x2 outputs lie inside the result
+    (``inside[a][c]``, row a, column c; past the edge on odd sizes), and the flat index
+    of the first pixel of each of its two output rows."""
+    oh0, ow0 = b.mul(ty, i64(2)), b.mul(tx, i64(2))
+    inside = [
+        [
+            b.and_(
+                b.icmp_signed("<", b.add(oh0, i64(a)), g["OH"]),
+                b.icmp_signed("<", b.add(ow0, i64(c)), g["OW"]),
+            )
+            for c in range(2)
+        ]
+        for a in range(2)
+    ]
+    rows = [
+        b.add(b.mul(b.add(b.mul(n, g["OH"]), b.add(oh0, i64(a))), g["OW"]), ow0) for a in range(2)
+    ]
+    return inside, rows
+
+
 def _input_transform(b: ir.IRBuilder, d: list[list[ir.Value]]) -> list[ir.Value]:
     """Bᵀ d B for a 4x4 tile of vectors: 16 values, ξ = 4 i + j."""
 
@@ -342,19 +363,8 @@ def _chunk(module: ir.Module, t: Tile) -> ir.Function:
         ):
             n, ty = pair_of(b.add(b0, q))
             tile = b.add(b.mul(q, tw), tx)
-            oh0, ow0 = b.mul(ty, i64(2)), b.mul(tx, i64(2))
-            keep = [
-                b.and_(
-                    b.icmp_signed("<", b.add(oh0, i64(a_)), g["OH"]),
-                    b.icmp_signed("<", b.add(ow0, i64(c_)), g["OW"]),
-                )
-                for a_ in range(2)
-                for c_ in range(2)
-            ]
-            rows = [
-                b.add(b.mul(b.add(b.mul(n, g["OH"]), b.add(oh0, i64(a_))), g["OW"]), ow0)
-                for a_ in range(2)
-            ]
+            inside, rows = _output_tile(b, g, n, ty, tx)
+            keep = [k for row in inside for k in row]
             every = b.and_(b.and_(keep[0], keep[1]), b.and_(keep[2], keep[3]))
 
             def tile_out(fast: bool) -> None:
@@ -598,21 +608,7 @@ def _filter_chunk(module: ir.Module, t: Tile) -> ir.Function:
             pair = b.add(b0, q)
             n, ty = b.udiv(pair, pairs), b.urem(pair, pairs)
             tile = b.add(b.mul(q, tw), tx)
-            oh0, ow0 = b.mul(ty, i64(2)), b.mul(tx, i64(2))
-            keep = [
-                [
-                    b.and_(
-                        b.icmp_signed("<", b.add(oh0, i64(a_)), g["OH"]),
-                        b.icmp_signed("<", b.add(ow0, i64(c_)), g["OW"]),
-                    )
-                    for c_ in range(2)
-                ]
-                for a_ in range(2)
-            ]
-            rows = [
-                b.add(b.mul(b.add(b.mul(n, g["OH"]), b.add(oh0, i64(a_))), g["OW"]), ow0)
-                for a_ in range(2)
-            ]
+            keep, rows = _output_tile(b, g, n, ty, tx)
             with for_range(b, out_vectors, "ff") as fv:
                 f0 = b.mul(fv, i64(t.vw))
                 lanes = _lanes_below(b, t, b.sub(f, f0))
