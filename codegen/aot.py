@@ -18,6 +18,7 @@ import tempfile
 from kcompile.codegen.gemm import Tile
 from kcompile.codegen.module import lower_graph
 from kcompile.codegen.packed_products import linked_with
+from kcompile.codegen.products import lowering_for
 from kcompile.codegen.runtime_library import runtime_ir
 from kcompile.codegen.target import RUNTIME_SPEED_LEVEL, CompileTimes, HostInfo, compile_module
 from kcompile.ir import Graph
@@ -31,7 +32,8 @@ def graph_object(graph: Graph, target: HostInfo, times: CompileTimes | None = No
     """``graph``'s kernels, entry and epoch loop as position-independent object code
     for ``target``."""
     times = times or CompileTimes()
-    with linked_with(Tile.for_host(target.has)):  # packed products call its micro-kernels
+    # packed products call its micro-kernels; products choose kc_bgemm by its engines
+    with linked_with(Tile.for_host(target.has)), lowering_for(target.has):
         llvm_ir = lower_graph(graph, times).llvm_ir
     return compile_module(llvm_ir, times, pic=True, target=target).object_code
 

@@ -4,6 +4,10 @@ the runtime's implicit GEMM (``codegen.conv``)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
+
 from llvmlite import ir
 
 from kcompile.codegen.bf16_gemm import declare_bgemm, has_engine
@@ -68,13 +72,32 @@ def product_dims(node: Node, a_shape: tuple | None = None, b_shape: tuple | None
     return (a_shape[-1], b_shape[0] if node.attrs["transpose_b"] else b_shape[-1])
 
 
-def on_bf16_engine(node: Node, dims: tuple | None = None) -> bool:
+# The CPU features code is lowered for: the host's unless an artifact for another CPU
+# level is being built (``lowering_for``), whose runtime may lack the engines.
+_FEATURES: ContextVar[Callable[[str], bool] | None] = ContextVar("features", default=None)
+
+
+@contextmanager
+def lowering_for(features: Callable[[str], bool]) -> Iterator[None]:
+    """Lower for a CPU with ``features`` (``HostInfo.has``) instead of the host."""
+    token = _FEATURES.set(features)
+    try:
+        yield
+    finally:
+        _FEATURES.reset(token)
+
+
+def on_bf16_engine(
+    node: Node, dims: tuple | None = None, features: Callable[[str], bool] | None = None
+) -> bool:
     """Whether a matmul node runs on ``kc_bgemm`` (``codegen.bf16_gemm``): one on bf16
-    operands (``precision="bf16"``) where the host has a bf16 engine and its known
-    ``dims`` (``product_dims``) are at least ``BGEMM_MIN_DIM``."""
+    operands (``precision="bf16"``) where the CPU lowered for (``features``, else
+    ``lowering_for``'s, else the host's) has a bf16 engine and its known ``dims``
+    (``product_dims``) are at least ``BGEMM_MIN_DIM``."""
     dims = product_dims(node) if dims is None else dims
     narrow = any(isinstance(d, int) and d < BGEMM_MIN_DIM for d in dims)
-    return node.attrs.get("precision") == "bf16" and not narrow and has_engine(host().has)
+    features = features or _FEATURES.get() or host().has
+    return node.attrs.get("precision") == "bf16" and not narrow and has_engine(features)
 
 
 def gemm_for(module: ir.Module, node: Node, dims: tuple = ()) -> ir.Function:

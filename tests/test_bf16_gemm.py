@@ -14,9 +14,10 @@ import numpy as np
 import pytest
 
 import kcompile as keras
+from kcompile.codegen.aot import graph_object
 from kcompile.codegen.bf16_gemm import has_amx, has_dp, has_engine
 from kcompile.codegen.runtime_library import runtime
-from kcompile.codegen.target import host
+from kcompile.codegen.target import for_cpu, host
 from tests.threads import on_threads
 
 SHAPES = [  # M, K, N
@@ -222,6 +223,20 @@ def test_a_runtime_for_an_avx2_cpu_has_the_portable_path_only(rng):
             _check(rt, "", rng, shape, ta, not ta, accumulate=ta)
 
 
+@pytest.mark.parametrize("cpu", ["host", "x86-64-v3"])
+def test_an_artifacts_products_choose_kc_bgemm_by_its_cpu_not_the_host(cpu):
+    """The object code for another CPU level calls ``kc_bgemm`` only if that CPU has an
+    engine, whatever the host has (its runtime library holds only the portable path)."""
+    model, x, _ = _dense_model()
+    model.compile(keras.optimizers.SGD(0.1), "sparse_categorical_crossentropy")
+    model.predict(x[:4], verbose=0)
+    steps = model.compiled_steps
+    graph = steps.executable("predict", (), steps.input_shapes([x[:4]])).graph
+    code = graph_object(graph, for_cpu(cpu))
+    assert (b"kc_bgemm" in code) == has_engine(for_cpu(cpu).has)
+    assert b"kc_sgemm" in code or b"kc_bgemm" in code
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("cpu, linker", [("host", True), ("host", False), ("x86-64-v3", True)])
 def test_mixed_bfloat16_artifacts(tmp_path, monkeypatch, cpu, linker):
@@ -235,8 +250,9 @@ def test_mixed_bfloat16_artifacts(tmp_path, monkeypatch, cpu, linker):
     path = str(tmp_path / "mixed.kc")
     manifest = model.export(path, cpu=cpu)
     assert manifest["model"]["policy"] == "mixed_bfloat16"
-    # the manifest counts the products on kc_bgemm (none where the host has no engine)
-    engine = has_engine(host().has)
+    # the manifest counts the products on kc_bgemm: none for a CPU without an engine
+    # (x86-64-v3's products call kc_sgemm even on a host with AMX)
+    engine = has_engine(for_cpu(cpu).has)
     assert (manifest["steps"]["predict"]["bf16_engine_products"] > 0) == engine
     got = keras.load(path).predict(x, verbose=0).astype(np.float32)
     model.compile(backend="reference")

@@ -67,7 +67,7 @@ def export(
     for kind, exe in exes.items():
         text = print_graph(exe.graph)
         members[f"graphs/{kind}.kir"] = text.encode()
-        steps[kind] = _step_entry(kind, exe.graph, text)
+        steps[kind] = _step_entry(kind, exe.graph, text, target)
     library = _native_code(exes, members, steps, target)
     state = _state(model)
     members["state.npz"] = npz_bytes([array for _, array, _ in state])
@@ -112,20 +112,20 @@ def export(
     return manifest
 
 
-def _step_entry(kind: str, graph, text: str) -> dict:
+def _step_entry(kind: str, graph, text: str, target) -> dict:
     return {
         "graph": f"graphs/{kind}.kir",
         "graph_sha256": sha256(text.encode()),
         "inputs": [{"name": v.name, "role": v.role, "type": str(v.type)} for v in graph.inputs],
         "outputs": [{"name": name, "type": str(v.type)} for name, v in graph.outputs],
         "memory": _memory_summary(graph),
-        "bf16_engine_products": _bf16_engine_products(graph),
+        "bf16_engine_products": _bf16_engine_products(graph, target),
     }
 
 
-def _bf16_engine_products(graph) -> int:
+def _bf16_engine_products(graph, target) -> int:
     """How many of the step's products call ``kc_bgemm`` (bf16 operands, on AMX-BF16
-    tiles where the running CPU has them and Linux grants them, else its portable path)."""
+    tiles where ``target`` has them and Linux grants them, else its portable path)."""
     from kcompile.codegen.products import on_bf16_engine
 
     count = 0
@@ -134,7 +134,7 @@ def _bf16_engine_products(graph) -> int:
         node = pending.pop()
         if node.traits.kernel_body:
             pending += node.attrs["body"].nodes
-        elif node.op == "matmul" and on_bf16_engine(node):
+        elif node.op == "matmul" and on_bf16_engine(node, features=target.has):
             count += 1
     return count
 
