@@ -27,6 +27,13 @@ workspace) are only read inside the loop.
 A split loop also has the kernel that computes the parts of a concatenation store
 them in its columns (``codegen.concat_in_place``: an LSTM's four gate gradients).
 
+A time-major loop that saves its carries (for the gradient) copies none of them either:
+a carry that its step overwrites in place (the carry's storage holds nothing else) gets
+a second slot for its next value, and the table points the carry at its block of the
+saved stack and the next value at the following block (the workspace at the last step),
+so the step reads the saved carry where it is kept and writes the next one where it is
+kept (``_direct_carries``; the LSTM's forward loop copied 2 x 16 KB a step and slice).
+
 A split loop packs the invariants that only its products' B side reads (the recurrent
 kernel) once, before its first step, into the GEMM's panels, and lowers those products
 on them (``codegen.packed_products``): each slice packs its own copy, in its own core's
@@ -52,7 +59,7 @@ from kcompile.codegen.packed_products import (
 from kcompile.codegen.parallel import declare_parallel_for
 from kcompile.codegen.step import NodeLowering, StepContext, emit_step, emits_region
 from kcompile.ir import Graph, Node, TensorType, abi
-from kcompile.ir.buffers import BufferPlan, plan_buffers
+from kcompile.ir.buffers import BufferPlan, BufferSpec, plan_buffers
 from kcompile.ir.memory import ELEMENT_BYTES, Size, nbytes, numel
 from kcompile.ir.ops.scan import is_time_major, split_operands, time_axis
 from kcompile.ir.rows import ROW, SHARED, kind_of, kind_of_type
@@ -70,6 +77,9 @@ SPLIT_ROWS = True
 PACK_PRODUCTS = True
 # Off: a split loop's concatenations are copies of their own (A/B).
 CONCAT_IN_PLACE = True
+# Off: a time-major loop copies the carries entering each step into their saved stacks
+# (A/B of ``_direct_carries``).
+DIRECT_SAVED = True
 
 
 @emits_region("scan")
@@ -79,6 +89,7 @@ def scan(ctx: StepContext, k: Kernel, node: Node, outs, ins) -> None:
         raise ValueError(f"codegen: the body {body.name} of a scan has no memory plan")
     plan = plan_buffers(body)
     _check_copy_back(body, plan)
+    plan, direct = _direct_carries(node, body, plan) if DIRECT_SAVED else (plan, {})
     owner = k.fn.name
     split = SPLIT_ROWS and splits_by_rows(node)
     packed, lowerings = _packing(ctx, body, plan) if split and PACK_PRODUCTS else ({}, {})
@@ -87,7 +98,7 @@ def scan(ctx: StepContext, k: Kernel, node: Node, outs, ins) -> None:
         lowerings.update({n: own for n, own in joined.items() if n not in lowerings})
     body_ctx = replace(ctx.for_body(), lowerings=lowerings or None)
     step = emit_step(body_ctx, body, plan, f"{owner}_body", f"{owner}_", owner)
-    loop = _Loop(node, body, plan, step, packed)
+    loop = _Loop(node, body, plan, step, packed, direct)
     if not split:
         loop.run(k, outs, ins, None)
         return
@@ -137,6 +148,36 @@ def _slots(plan: BufferPlan, values) -> set[int]:
     return {plan.slot[v] for v in values}
 
 
+def _direct_carries(node: Node, body: Graph, plan: BufferPlan) -> tuple[BufferPlan, dict]:
+    """The plan with a slot of its own for each carry's next value where the loop keeps
+    its saved carries in their stacks (``_Loop.run``), and those carries (carry index ->
+    the next value's slot). A carry qualifies in a time-major loop that saves its
+    carries when its step overwrites it in place and nothing else shares its storage:
+    the next value is then written once, after the step's last read of the old one."""
+    attrs = node.attrs
+    if not (attrs["saved"] and is_time_major(attrs) and attrs["length"] >= 1):
+        return plan, {}
+    c = attrs["carries"]
+    sharing: dict[int, list] = {}
+    for v, s in plan.slot.items():
+        sharing.setdefault(s, []).append(v)
+    outputs = [v for _, v in body.outputs]
+    slot, buffers, direct = dict(plan.slot), list(plan.buffers), {}
+    for j, (carry, (_, after)) in enumerate(zip(body.inputs[:c], body.outputs[:c])):
+        s = plan.slot[carry]
+        if after.node is None or plan.slot[after] != s or outputs.count(after) != 1:
+            continue
+        if set(sharing[s]) != {carry, after}:
+            continue
+        slot[after] = len(buffers)
+        buffers.append(BufferSpec(len(buffers), after.type))
+        direct[j] = slot[after]
+    if not direct:
+        return plan, {}
+    outs = {name: slot[v] for name, v in body.outputs}
+    return replace(plan, buffers=buffers, slot=slot, outputs=outs), direct
+
+
 def splits_by_rows(node: Node) -> bool:
     """Whether the scan ``node`` runs on slices of the batch (``ir.rows``)."""
     return scan_splits_by_rows(node.attrs)
@@ -163,10 +204,18 @@ class _Loop:
     """The loop of one scan, emitted whole (``part`` None) or for a slice of the batch."""
 
     def __init__(
-        self, node: Node, body: Graph, plan: BufferPlan, step: ir.Function, packed=None
+        self,
+        node: Node,
+        body: Graph,
+        plan: BufferPlan,
+        step: ir.Function,
+        packed=None,
+        direct=None,
     ) -> None:
         self.node, self.body, self.plan, self.step = node, body, plan, step
         self.packed: dict[int, PackedB] = packed or {}  # slot -> its panels' layout
+        # carry index -> its next value's slot, of the carries kept in their saved stacks
+        self.direct: dict[int, int] = direct or {}
         self.quiet: ir.Function | None = None  # the step of slices other than the first
         self.c, self.length = node.attrs["carries"], node.attrs["length"]
         self.per_step = len(body.outputs) - self.c
@@ -174,6 +223,8 @@ class _Loop:
         self.owner: dict[int, object] = {}
         for v, s in plan.slot.items():
             self.owner.setdefault(s, v)
+        for j, s in self.direct.items():  # where the last step leaves the carry
+            self.owner[s] = self.carries[j]
 
     def pointer(self, k: Kernel, outs, ins, v, part: _Part | None) -> ir.Value:
         """Where body value ``v`` lives: a caller's buffer for an invariant, else the
@@ -242,15 +293,29 @@ class _Loop:
         reads, writes = self.in_place()
         carry_ptrs = [pointer[plan.slot[v]] for v in self.carries]
         moved = [j for j, v in enumerate(self.carries) if part is None or kind_of(v) == ROW]
+        saved = outs[c + self.per_step + 2 :]
+        reverse = self.node.attrs["reverse"]
+        direct = {j: s for j, s in self.direct.items() if j in moved}
         for j in moved:
             v = self.carries[j]
-            _copy_rows(k, v.type, carry_ptrs[j], ins[j].ptr, part)
-        saved = outs[c + self.per_step + 2 :]
+            dst = carry_ptrs[j]
+            if j in direct:  # the first step reads it from its saved block
+                dst = _block(k, v.type, i64(length - 1 if reverse else 0), saved[j].ptr, part)
+            _copy_rows(k, v.type, dst, ins[j].ptr, part)
         outputs = [v for _, v in body.outputs[c:]]
         with for_range(b, i64(length), "t") as i:
-            t = b.sub(i64(length - 1), i) if self.node.attrs["reverse"] else i
-            for v, ptr, stack in zip(self.carries, carry_ptrs, saved):
-                _copy_step(k, v.type, length, t, ptr, stack.ptr, True, part, major)
+            t = b.sub(i64(length - 1), i) if reverse else i
+            for j, (v, ptr, stack) in enumerate(zip(self.carries, carry_ptrs, saved)):
+                if j not in direct:
+                    _copy_step(k, v.type, length, t, ptr, stack.ptr, True, part, major)
+                    continue
+                following = b.sub(t, i64(1)) if reverse else b.add(t, i64(1))
+                last = b.icmp_signed("==", i, i64(length - 1))
+                # the last step's following block would be outside the stack
+                following = b.select(last, t, following)
+                after = _block(k, v.type, following, stack.ptr, part)
+                b.store(_block(k, v.type, t, stack.ptr, part), slots[plan.slot[v]])
+                b.store(b.select(last, ptr, after), slots[direct[j]])
             for s, j in reads.items():
                 b.store(_block(k, self.steps[j].type, t, ins[c + j].ptr, part), slots[s])
             for s, j in writes.items():
