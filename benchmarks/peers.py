@@ -1,12 +1,13 @@
 """The example models in PyTorch eager and in JAX (``jax.jit`` per step, and the whole
 epoch under ``lax.scan``), with the same shapes, batch size and optimizer (Adam,
-lr 1e-3, eps 1e-7) as kcompile's examples. Each function returns None when its
-framework is not installed (the optional ``bench`` extra installs both)."""
+lr 1e-3, eps 1e-7) as kcompile's examples, as ``Measure``s that ``benchmarks/run.py``'s
+workers time in blocks. Each function returns None when its framework is not installed
+(the optional ``bench`` extra installs both)."""
 
 from __future__ import annotations
 
 import numpy as np
-from timing import samples
+from timing import Measure
 
 LR, EPS = 1e-3, 1e-7
 SEQ, WIDTH, HEADS, FF = 128, 128, 4, 512  # examples/encoder_block.py
@@ -29,7 +30,7 @@ def torch_train_step(model, data, labels):
     return step
 
 
-def torch_times(x, y, repeats: int, threads: int) -> dict[str, list[float]] | None:
+def torch_measures(x, y, threads: int) -> dict[str, Measure] | None:
     try:
         import torch
         from torch import nn
@@ -87,16 +88,15 @@ def torch_times(x, y, repeats: int, threads: int) -> dict[str, list[float]] | No
             torch.softmax(cnn(many), 1)
 
     seqs, classes = (torch.from_numpy(v) for v in encoder_data())
-    out = {
-        "mlp epoch": samples(mlp_epoch, repeats, warmup=1),
-        "cnn train step": samples(trainer(cnn, images, labels), 20),
-        "lstm train step": samples(trainer(Lstm(), xt[:64], labels), 20),
-        "mlp predict batch 1": samples(predict_one, 10, group=200),
-        "encoder train step": samples(trainer(_torch_encoder(nn), seqs, classes), 10),
+    return {
+        "mlp epoch": Measure(mlp_epoch, warmup=1),
+        "cnn train step": Measure(trainer(cnn, images, labels), prepare=cnn.train),
+        "lstm train step": Measure(trainer(Lstm(), xt[:64], labels)),
+        "mlp predict batch 1": Measure(predict_one, group=200),
+        "encoder train step": Measure(trainer(_torch_encoder(nn), seqs, classes)),
+        # Dropout off, as in Keras's predict
+        "cnn predict batch 256": Measure(cnn_predict, group=3, prepare=cnn.eval),
     }
-    cnn.eval()  # Dropout off, as in Keras's predict
-    out["cnn predict batch 256"] = samples(cnn_predict, 10, group=3)
-    return out
 
 
 def encoder_data() -> tuple[np.ndarray, np.ndarray]:
@@ -128,7 +128,7 @@ def _torch_encoder(nn):
     return Encoder()
 
 
-def jax_times(x, y, repeats: int) -> dict[str, list[float]] | None:
+def jax_measures(x, y) -> dict[str, Measure] | None:
     try:
         import jax
         import jax.numpy as jnp
@@ -194,13 +194,11 @@ def jax_times(x, y, repeats: int) -> dict[str, list[float]] | None:
     cnn_predict = _jax_cnn_predict(jnp.asarray(x[:256].reshape(256, 28, 28, 1)))
     encoder_step = _jax_encoder_step(adam)
     return {
-        "cnn predict batch 256": samples(cnn_predict, 10, group=3),
-        "encoder train step": samples(encoder_step, 10),
-        "mlp epoch": samples(scan_epoch, repeats, warmup=1),
-        "mlp epoch (jit per step)": samples(per_step_epoch, repeats, warmup=1),
-        "mlp predict batch 1": samples(
-            lambda: predict(params, one).block_until_ready(), 10, group=200
-        ),
+        "cnn predict batch 256": Measure(cnn_predict, group=3),
+        "encoder train step": Measure(encoder_step),
+        "mlp epoch": Measure(scan_epoch, warmup=1),
+        "mlp epoch (jit per step)": Measure(per_step_epoch, warmup=1),
+        "mlp predict batch 1": Measure(lambda: predict(params, one).block_until_ready(), group=200),
     }
 
 

@@ -2,14 +2,15 @@
 small residual network (examples/small_resnet.py: train at batch 128, predict at 256),
 the Conv1D time-series classifier (examples/timeseries_conv1d.py, train at batch 32)
 and a GRU(128) on Fashion-MNIST's rows (train at batch 64). Same shapes, Adam (lr 1e-3,
-eps 1e-7), Keras's BatchNormalization epsilon (1e-3) and momentum (0.99). Each function
-returns None when its framework is not installed."""
+eps 1e-7), Keras's BatchNormalization epsilon (1e-3) and momentum (0.99), as
+``Measure``s for ``benchmarks/run.py``'s workers. Each function returns None when its
+framework is not installed."""
 
 from __future__ import annotations
 
 import numpy as np
 from peers import torch_train_step
-from timing import samples
+from timing import Measure
 
 RESNET_TRAIN, RESNET_PREDICT, SERIES_TRAIN = 128, 256, 32
 STAGES = ((32, 1), (64, 2), (128, 2))
@@ -27,7 +28,7 @@ def series_data(count: int) -> tuple[np.ndarray, np.ndarray]:
     return x, rng.integers(0, 2, count).astype(np.int32)
 
 
-def torch_times(rows: np.ndarray, repeats: int, threads: int) -> dict | None:
+def torch_measures(rows: np.ndarray, threads: int) -> dict[str, Measure] | None:
     try:
         import torch
         from torch import nn
@@ -77,30 +78,28 @@ def torch_times(rows: np.ndarray, repeats: int, threads: int) -> dict | None:
             return self.head(self.gru(seq)[0][:, -1])
 
     def trainer(model, data, labels):
-        model.train()
-        return torch_train_step(
+        # train mode before each block: the ResNet's predict blocks (eval mode) alternate
+        # with its train blocks
+        step = torch_train_step(
             model, torch.from_numpy(data), torch.from_numpy(labels.astype(np.int64))
         )
+        return Measure(step, prepare=model.train)
 
     x, y = resnet_data(RESNET_PREDICT)
     images = np.ascontiguousarray(x.transpose(0, 3, 1, 2))
     s, sy = series_data(SERIES_TRAIN)
-    out = {
-        "resnet train step": samples(trainer(resnet, images[:RESNET_TRAIN], y[:RESNET_TRAIN]), 8),
-        "conv1d train step": samples(
-            trainer(series, np.ascontiguousarray(s.transpose(0, 2, 1)), sy), 20
-        ),
-        "gru train step": samples(trainer(Gru(), rows[:64], y[:64] % 10), 20),
-    }
-    resnet.eval()
     batch = torch.from_numpy(images)
 
     def predict():
         with torch.no_grad():
             torch.softmax(resnet(batch), 1)
 
-    out["resnet predict batch 256"] = samples(predict, 8)
-    return out
+    return {
+        "resnet train step": trainer(resnet, images[:RESNET_TRAIN], y[:RESNET_TRAIN]),
+        "conv1d train step": trainer(series, np.ascontiguousarray(s.transpose(0, 2, 1)), sy),
+        "gru train step": trainer(Gru(), rows[:64], y[:64] % 10),
+        "resnet predict batch 256": Measure(predict, prepare=resnet.eval),
+    }
 
 
 def jax_resnet_predict():
@@ -149,9 +148,9 @@ def jax_resnet_predict():
     return lambda: predict(images).block_until_ready()
 
 
-def jax_times(repeats: int) -> dict | None:
+def jax_measures() -> dict[str, Measure] | None:
     try:
         import jax  # noqa: F401
     except ImportError:
         return None
-    return {"resnet predict batch 256": samples(jax_resnet_predict(), 8)}
+    return {"resnet predict batch 256": Measure(jax_resnet_predict())}

@@ -1,30 +1,42 @@
 """kcompile's benchmark suite: one command, one table, ratios measured in one run.
 
-    python benchmarks/run.py [--repeats 3] [--out benchmarks/RESULTS.md]
+    python benchmarks/run.py [--repeats 3] [--rounds 5] [--runs 1] [--out benchmarks/RESULTS.md]
+    python benchmarks/run.py --models-only [--repeats 3] [--rounds 5] [--runs 2]
 
 1. Matrix products, kcompile's runtime GEMM vs numpy (OpenBLAS), with one thread
    and with all threads, every shape in SHAPES and all three transpositions.
-2. The example MLP (784-128-10, Adam, batch 32): seconds per epoch on
-   Fashion-MNIST; the CNN and LSTM examples: ms per train step at batch 64; the
-   MLP's predict latency at batch 1.
-3. The same models in PyTorch eager and JAX (jit per step, and the epoch under
-   ``lax.scan``) when installed: ``pip install -e '.[bench]'``.
-4. The epoch loop: the MLP's step per batch inside one native call per epoch,
+2. The example models (MODEL_ROWS) in kcompile, PyTorch eager and JAX (jit per step,
+   and the MLP's epoch under ``lax.scan``; peers.py and round3_peers.py) when installed
+   (``pip install -e '.[bench]'``), interleaved: one long-lived worker process per
+   framework with its own thread settings, started once (models built, compiled and
+   warmed up once); the driver asks them in turn for a block of samples of one
+   measure, round after round (``--rounds``), so a slow phase of the shared host hits
+   every framework. Before each block the driver waits until the other workers'
+   threads sleep (PyTorch's OpenMP threads spin ~30 ms after a parallel region; no
+   framework's wait policy is changed, so none is slowed) and reports the CPU the idle
+   workers took meanwhile; a block of a measure whose call is under 50 ms starts with
+   one untimed call. A block lasts about 0.035 s x ``--repeats`` (1 to 5 x ``--repeats``
+   samples). Each framework's time is the median (min–max) over every sample; the ratio
+   kcompile / peer is the median over the rounds of each round's ratio of medians, with
+   the rounds' (min–max); the columns "target" and "met?" check issue 27's targets.
+   ``--runs N`` repeats the whole section with fresh workers and adds a table of each
+   target's ratio in every run and whether it held in all ("two runs agreeing").
+3. The epoch loop: the MLP's step per batch inside one native call per epoch,
    against the same step called once per batch, and against ``fit``.
-5. The example MLP as an artifact: build time, size, load time.
-6. Cold (empty cache, fresh process) and warm (cache hit, fresh process) compile
+4. The example MLP as an artifact: build time, size, load time.
+5. Cold (empty cache, fresh process) and warm (cache hit, fresh process) compile
    time of each model's train, eval and predict functions.
 
-Every framework runs in its own process (so no thread pool spins while another
-framework is timed), with the thread count set through its usual variables.
-Results are medians with (min–max) over the samples. Nothing here is asserted:
-the machines are shared and noisy, so read ratios, not absolute times.
+Sections other than the models run each framework in a process of its own (so no
+thread pool spins while another framework is timed), one after another. Nothing here
+is asserted: the machines are shared and noisy, so read ratios, not absolute times.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import platform
 import statistics
@@ -32,6 +44,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -39,7 +52,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 sys.path.insert(0, os.path.join(HERE, "..", "examples"))
 
-from timing import cpu_name, samples, summary  # noqa: E402
+from timing import Measure, cpu_name, samples, summary  # noqa: E402
 
 SHAPES = [
     (32, 784, 128),
@@ -173,52 +186,86 @@ def _build(name: str):
     return __import__(module).build_model()
 
 
-def worker_kcompile(repeats: int) -> dict:
-    x, y, source = _data()
-    mlp = _build("mlp")
-    mlp.fit(x[:64], y[:64], epochs=1, verbose=0)  # compile outside the timing
-
-    def epoch():
-        mlp.fit(x, y, batch_size=32, epochs=1, verbose=0)
-
-    one = x[:1]
-    out = {
-        "data": source,
-        "mlp epoch": samples(epoch, repeats, warmup=0),
-        "mlp predict batch 1": samples(lambda: mlp.predict_on_batch(one), 10, group=200),
-    }
-    images, labels = x[:64, :, :, None], y[:64]
-    cnn = _build("cnn")
-    out["cnn train step"] = samples(lambda: cnn.train_on_batch(images, labels), 20)
-    lstm = _build("lstm")
-    out["lstm train step"] = samples(lambda: lstm.train_on_batch(x[:64], labels), 20)
-    batch = x[:CNN_PREDICT_BATCH, :, :, None]
-    out["cnn predict batch 256"] = samples(lambda: cnn.predict_on_batch(batch), 10, group=3)
+def kcompile_measures(x: np.ndarray, y: np.ndarray) -> dict[str, Measure]:
+    """The example models in kcompile, on the data the peers use (peers.py and
+    round3_peers.py; the GRU: fashion_lstm.py with a GRU(128) in the LSTM's place)."""
     from encoder_block import make_data
-
-    encoder = _build("encoder")
-    seqs, classes = make_data(32, seed=0)
-    out["encoder train step"] = samples(lambda: encoder.train_on_batch(seqs, classes), 10)
-    out.update(round_three(x, y))
-    return out
-
-
-def round_three(x: np.ndarray, y: np.ndarray) -> dict:
-    """The small ResNet, the Conv1D time-series classifier and a GRU, on the peers'
-    data (round3_peers.py)."""
     from round3_peers import RESNET_TRAIN, SERIES_TRAIN, resnet_data, series_data
 
-    images, classes = resnet_data(256)
-    resnet = _build("resnet")
-    train = images[:RESNET_TRAIN], classes[:RESNET_TRAIN]
-    out = {"resnet train step": samples(lambda: resnet.train_on_batch(*train), 8)}
-    out["resnet predict batch 256"] = samples(lambda: resnet.predict_on_batch(images), 8)
-    series = _build("conv1d")
+    mlp = _build("mlp")
+    mlp.fit(x[:64], y[:64], epochs=1, verbose=0)  # compile before the warm-up epoch
+    one, images, labels = x[:1], x[:64, :, :, None], y[:64]
+    batch = x[:CNN_PREDICT_BATCH, :, :, None]
+    cnn, lstm, encoder = _build("cnn"), _build("lstm"), _build("encoder")
+    seqs, classes = make_data(32, seed=0)
+    pictures, picture_classes = resnet_data(256)
+    train = pictures[:RESNET_TRAIN], picture_classes[:RESNET_TRAIN]
+    resnet, series, gru = _build("resnet"), _build("conv1d"), _build("gru")
     s, sy = series_data(SERIES_TRAIN)
-    out["conv1d train step"] = samples(lambda: series.train_on_batch(s, sy), 20)
-    gru = _build("gru")
-    out["gru train step"] = samples(lambda: gru.train_on_batch(x[:64], classes[:64]), 20)
+    return {
+        "mlp epoch": Measure(lambda: mlp.fit(x, y, batch_size=32, epochs=1, verbose=0), warmup=1),
+        "mlp predict batch 1": Measure(lambda: mlp.predict_on_batch(one), group=200),
+        "cnn train step": Measure(lambda: cnn.train_on_batch(images, labels)),
+        "lstm train step": Measure(lambda: lstm.train_on_batch(x[:64], labels)),
+        "cnn predict batch 256": Measure(lambda: cnn.predict_on_batch(batch), group=3),
+        "encoder train step": Measure(lambda: encoder.train_on_batch(seqs, classes)),
+        "resnet train step": Measure(lambda: resnet.train_on_batch(*train)),
+        "resnet predict batch 256": Measure(lambda: resnet.predict_on_batch(pictures)),
+        "conv1d train step": Measure(lambda: series.train_on_batch(s, sy)),
+        "gru train step": Measure(lambda: gru.train_on_batch(x[:64], picture_classes[:64])),
+    }
+
+
+def torch_measures(x: np.ndarray, y: np.ndarray) -> dict[str, Measure] | None:
+    import round3_peers
+    from peers import torch_measures as first_rounds
+
+    threads = len(os.sched_getaffinity(0))
+    out = first_rounds(x, y, threads)
+    if out is not None:
+        out.update(round3_peers.torch_measures(x, threads))
     return out
+
+
+def jax_measures(x: np.ndarray, y: np.ndarray) -> dict[str, Measure] | None:
+    import round3_peers
+    from peers import jax_measures as first_rounds
+
+    out = first_rounds(x, y)
+    if out is not None:
+        out.update(round3_peers.jax_measures())
+    return out
+
+
+# Each framework of the model table: its worker's measures (None: not installed).
+FRAMEWORKS = {"kcompile": kcompile_measures, "PyTorch eager": torch_measures, "JAX": jax_measures}
+# A measure whose call is shorter than this gets one untimed call at the start of each
+# block: its threads were asleep and its caches another framework's.
+BLOCK_WARMUP_BELOW = 0.05
+
+
+def serve(framework: str) -> None:
+    """A model worker: builds and warms ``framework``'s measures once, reports each one's
+    seconds per sample, then answers the driver's requests (``{"measure", "count"}``, one
+    JSON line each on stdin) with a block of samples until stdin closes."""
+    protocol = os.fdopen(os.dup(1), "w")
+    os.dup2(2, 1)  # the libraries' own prints go to stderr, not into the protocol
+    x, y, _ = _data()
+    measures = FRAMEWORKS[framework](x, y)
+    if measures is None:
+        protocol.write(json.dumps({"ready": None}) + "\n")
+        protocol.flush()
+        return
+    per_call = {key: m.warm() for key, m in measures.items()}
+    sample = {key: t * measures[key].group for key, t in per_call.items()}
+    protocol.write(json.dumps({"ready": sample}) + "\n")
+    protocol.flush()
+    for line in sys.stdin:
+        request = json.loads(line)
+        key = request["measure"]
+        warmup = 1 if per_call[key] < BLOCK_WARMUP_BELOW else 0
+        protocol.write(json.dumps(measures[key].block(request["count"], warmup)) + "\n")
+        protocol.flush()
 
 
 def worker_epoch_loop(repeats: int) -> dict:
@@ -282,29 +329,6 @@ def worker_artifact(repeats: int) -> dict:
     return {"build": manifest["build_seconds"], "bytes": size, "first load": first, "load": again}
 
 
-def worker_torch(repeats: int) -> dict | None:
-    import round3_peers
-    from peers import torch_times
-
-    x, y, _ = _data()
-    threads = len(os.sched_getaffinity(0))
-    out = torch_times(x, y, repeats, threads)
-    if out is not None:
-        out.update(round3_peers.torch_times(x, repeats, threads))
-    return out
-
-
-def worker_jax(repeats: int) -> dict | None:
-    import round3_peers
-    from peers import jax_times
-
-    x, y, _ = _data()
-    out = jax_times(x, y, repeats)
-    if out is not None:
-        out.update(round3_peers.jax_times(repeats))
-    return out
-
-
 def worker_versions(_: int) -> str:
     found = []
     for name in ("torch", "jax"):
@@ -342,13 +366,10 @@ def worker_compile(model: str) -> dict:
 WORKERS = {
     "matmul": worker_matmul,
     "numpy-matmul": worker_numpy_matmul,
-    "kcompile": worker_kcompile,
     "epoch-loop": worker_epoch_loop,
     "artifact": worker_artifact,
-    "torch": worker_torch,
     "torch-matmul": worker_torch_matmul,
     "versions": worker_versions,
-    "jax": worker_jax,
 }
 
 
@@ -359,6 +380,7 @@ WORKERS = {
 # for numpy's baseline, in its own process only.
 OPENBLAS_OVERRIDES = ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")
 PEER_PYTHON = sys.executable  # --peer-python: a Python with torch and jax
+THREAD_VARIABLES = ("KCOMPILE_NUM_THREADS", "OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS")
 
 
 def run_worker(
@@ -373,7 +395,7 @@ def run_worker(
     for var in unset:
         environment.pop(var, None)
     if threads is not None:
-        for var in ("KCOMPILE_NUM_THREADS", "OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS"):
+        for var in THREAD_VARIABLES:
             environment[var] = str(threads)
     command = [python or sys.executable, __file__, "--worker", name, "--arg", str(arg)]
     done = subprocess.run(command, env=environment, capture_output=True, text=True)
@@ -461,59 +483,335 @@ def matmul_table(one: dict, all_: dict, cores: int) -> list[str]:
     return lines
 
 
-MODEL_ROWS = [  # (kcompile's key, the peers' key, label, scale, digits)
-    ("mlp epoch", "mlp epoch", "MLP epoch (1875 steps of 32), s", 1.0, 2),
-    ("mlp epoch", "mlp epoch (jit per step)", "MLP epoch vs JAX jit per step, s", 1.0, 2),
-    ("cnn train step", "cnn train step", "CNN train step (64), ms", 1e3, 1),
-    ("lstm train step", "lstm train step", "LSTM train step (64), ms", 1e3, 1),
-    ("mlp predict batch 1", "mlp predict batch 1", "MLP predict, batch 1, µs", 1e6, 1),
-    ("cnn predict batch 256", "cnn predict batch 256", "CNN predict, batch 256, ms", 1e3, 2),
-    ("encoder train step", "encoder train step", "Encoder block train step (32), ms", 1e3, 1),
-    ("gru train step", "gru train step", "GRU train step (64), ms", 1e3, 1),
-    ("resnet train step", "resnet train step", "Small ResNet train step (128), ms", 1e3, 1),
-    (
-        "resnet predict batch 256",
-        "resnet predict batch 256",
-        "Small ResNet predict, batch 256, ms",
+@dataclass(frozen=True)
+class ModelRow:
+    """A row of the model table: kcompile's measure against the peers' ``theirs``
+    (default: the same name), its label and unit (``scale``, ``digits``), and issue 27's
+    targets: peer -> the largest kcompile / peer time ratio asked for."""
+
+    ours: str
+    label: str
+    scale: float
+    digits: int
+    targets: dict[str, float] = field(default_factory=dict)
+    theirs: str | None = None
+
+    @property
+    def their_key(self) -> str:
+        return self.theirs or self.ours
+
+
+MODEL_ROWS = [
+    ModelRow("mlp epoch", "MLP epoch (1875 steps of 32), s", 1.0, 2, {"JAX": 0.5}),
+    ModelRow(
+        "mlp epoch", "MLP epoch vs JAX jit per step, s", 1.0, 2, theirs="mlp epoch (jit per step)"
+    ),
+    ModelRow("cnn train step", "CNN train step (64), ms", 1e3, 1),
+    ModelRow("lstm train step", "LSTM train step (64), ms", 1e3, 1, {"PyTorch eager": 0.6}),
+    ModelRow("mlp predict batch 1", "MLP predict, batch 1, µs", 1e6, 1),
+    ModelRow("cnn predict batch 256", "CNN predict, batch 256, ms", 1e3, 2, {"JAX": 0.83}),
+    ModelRow(
+        "encoder train step",
+        "Encoder block train step (32), ms",
         1e3,
         1,
+        {"PyTorch eager": 0.7, "JAX": 1.0},
     ),
-    ("conv1d train step", "conv1d train step", "Conv1D time series train step (32), ms", 1e3, 2),
+    ModelRow("gru train step", "GRU train step (64), ms", 1e3, 1, {"PyTorch eager": 0.6}),
+    ModelRow(
+        "resnet train step", "Small ResNet train step (128), ms", 1e3, 1, {"PyTorch eager": 0.7}
+    ),
+    ModelRow(
+        "resnet predict batch 256", "Small ResNet predict, batch 256, ms", 1e3, 1, {"JAX": 0.83}
+    ),
+    ModelRow(
+        "conv1d train step",
+        "Conv1D time series train step (32), ms",
+        1e3,
+        2,
+        {"PyTorch eager": 0.7},
+    ),
 ]
+# A block of samples lasts about BLOCK_SECONDS x --repeats (at least one sample, at most
+# 5 x --repeats).
+BLOCK_SECONDS = 0.035
+# The longest the driver waits for the idle workers' threads to sleep before a block.
+IDLE_LIMIT = 0.5
+
+# Results of one interleaved run: framework -> measure -> one block of samples per round
+# (None: the framework is not installed).
+Rounds = dict[str, dict[str, list[list[float]]] | None]
 
 
-def model_table(ours: dict, peers: dict) -> list[str]:
-    """One row per measure; JAX's epoch is under lax.scan, its per-step epoch a row
-    of its own."""
-    names = [n for n, v in peers.items() if v is not None]
+def block_count(sample_seconds: float, repeats: int) -> int:
+    """Samples in a block of a measure whose sample takes ``sample_seconds``."""
+    wanted = math.ceil(BLOCK_SECONDS * repeats / max(sample_seconds, 1e-9))
+    return max(1, min(5 * repeats, wanted))
+
+
+def round_ratios(ours: list[list[float]], theirs: list[list[float]]) -> list[float]:
+    """Per round: kcompile's median over its block / the peer's over its block (blocks
+    of one round ran back to back, so both saw the same phase of the host)."""
+    return [_median(a) / _median(b) for a, b in zip(ours, theirs, strict=True)]
+
+
+def peers_of(results: Rounds) -> list[str]:
+    return [n for n, v in results.items() if n != "kcompile" and v is not None]
+
+
+def row_ratios(results: Rounds, row: ModelRow) -> dict[str, list[float]]:
+    """The row's per-round ratios against each peer that has its measure."""
+    ours = results["kcompile"][row.ours]
+    return {
+        n: round_ratios(ours, results[n][row.their_key])
+        for n in peers_of(results)
+        if row.their_key in results[n]
+    }
+
+
+def target_checks(results: Rounds) -> list[tuple[str, str, float, float | None]]:
+    """(row label, peer, target, the ratio: median over rounds, or None when the peer
+    did not run) for every target of MODEL_ROWS."""
+    checks = []
+    for row in MODEL_ROWS:
+        ratios = row_ratios(results, row)
+        for peer, bound in row.targets.items():
+            found = ratios.get(peer)
+            checks.append((row.label, peer, bound, _median(found) if found else None))
+    return checks
+
+
+def _flat(blocks: list[list[float]]) -> list[float]:
+    return [t for block in blocks for t in block]
+
+
+def _met(ratio: float | None, bound: float) -> str:
+    return "–" if ratio is None else ("yes" if ratio <= bound else "NO")
+
+
+def model_table(results: Rounds) -> list[str]:
+    """One row per measure: each framework's median (min–max) over every sample of every
+    round, and kcompile / peer as the median over the rounds of each round's ratio
+    (round_ratios), with the rounds' (min–max). JAX's epoch is under lax.scan, its
+    per-step epoch a row of its own."""
+    names = peers_of(results)
     header = "| measure | kcompile | " + " | ".join(f"{n} | kcompile / {n}" for n in names)
-    lines = [header + " |", "|---" * (2 + 2 * len(names)) + "|"]
-    for our_key, their_key, label, scale, digits in MODEL_ROWS:
-        row = [label, summary(ours[our_key], scale, digits)]
+    lines = [header + " | target | met? |", "|---" * (4 + 2 * len(names)) + "|"]
+    ours = results["kcompile"]
+    for row in MODEL_ROWS:
+        scale, digits, targets = row.scale, row.digits, row.targets
+        cells = [row.label, summary(_flat(ours[row.ours]), scale, digits)]
+        ratios = row_ratios(results, row)
         for n in names:
-            theirs = peers[n].get(their_key)
-            if theirs is None:
-                row += ["–", "–"]
-            else:
-                ratio = _median(ours[our_key]) / _median(theirs)
-                row += [summary(theirs, scale, digits), f"{ratio:.2f}×"]
-        lines.append("| " + " | ".join(row) + " |")
+            if n not in ratios:
+                cells += ["–", "–"]
+                continue
+            r = ratios[n]
+            cells.append(summary(_flat(results[n][row.their_key]), scale, digits))
+            cells.append(f"{_median(r):.2f}× ({min(r):.2f}–{max(r):.2f})")
+        cells.append(", ".join(f"≤ {bound:g}× {peer}" for peer, bound in targets.items()))
+        cells.append(
+            ", ".join(
+                _met(_median(ratios[p]) if p in ratios else None, b) for p, b in targets.items()
+            )
+        )
+        lines.append("| " + " | ".join(cells) + " |")
     return lines
 
 
-def model_runs(repeats: int, cores: int, peer: str) -> tuple[dict, dict, str]:
-    """kcompile's model measures, and each peer's, in processes of their own."""
-    print("models: kcompile, torch, jax ...", flush=True)
+def agreement(runs: list[Rounds]) -> list[str]:
+    """Each target's ratio in every run, and whether it held in all of them."""
+    per_run = [target_checks(r) for r in runs]
+    heads = " | ".join(f"run {i + 1}" for i in range(len(runs)))
+    lines = [f"| measure | target | {heads} | met in every run? |"]
+    lines.append("|---" * (3 + len(runs)) + "|")
+    held = missing = 0
+    for i, (label, peer, bound, _) in enumerate(per_run[0]):
+        ratios = [checks[i][3] for checks in per_run]
+        if None in ratios:  # the peer did not run
+            missing += 1
+            verdict = "–"
+        else:
+            verdict = "yes" if all(r <= bound for r in ratios) else "NO"
+            held += verdict == "yes"
+        shown = " | ".join("–" if r is None else f"{r:.2f}×" for r in ratios)
+        lines.append(f"| {label} | ≤ {bound:g}× {peer} | {shown} | {verdict} |")
+    total = f"{held} of {len(per_run[0])} targets held in all {len(runs)} runs"
+    lines += ["", total + (f" ({missing} not measured)." if missing else ".")]
+    return lines
+
+
+# --- the interleaved model workers ----------------------------------------------------
+
+
+def _threads(pid: int) -> list[tuple[str, int]]:
+    """Each thread of process ``pid``: its state (``R``: running or runnable, as a
+    spinning OpenMP thread is) and the nanoseconds it has run."""
+    out = []
+    folder = f"/proc/{pid}/task"
+    for tid in os.listdir(folder):
+        try:
+            with open(f"{folder}/{tid}/stat") as f:
+                state = f.read().rsplit(")", 1)[1].split()[0]
+            with open(f"{folder}/{tid}/schedstat") as f:
+                ran = int(f.read().split()[0])
+        except (OSError, IndexError, ValueError):  # the thread ended meanwhile
+            continue
+        out.append((state, ran))
+    return out
+
+
+def _cpu_ns(pids: list[int]) -> int:
+    return sum(ran for pid in pids for _, ran in _threads(pid))
+
+
+def wait_idle(pids: list[int]) -> float:
+    """Waits until no thread of ``pids`` runs (PyTorch's OpenMP threads spin ~30 ms after
+    a parallel region before they sleep; kcompile's pool and XLA's park sooner), at
+    most IDLE_LIMIT seconds; returns the seconds waited. Without /proc: a fixed 50 ms."""
+    if not os.path.isdir("/proc/self/task"):
+        time.sleep(0.05)
+        return 0.05
+    start = time.perf_counter()
+    while time.perf_counter() - start < IDLE_LIMIT:
+        if all(state != "R" for pid in pids for state, _ in _threads(pid)):
+            break
+        time.sleep(0.002)
+    return time.perf_counter() - start
+
+
+class ModelWorker:
+    """One framework's long-lived worker process (``serve``), its own thread settings
+    in its environment."""
+
+    def __init__(self, framework: str, python: str, env: dict) -> None:
+        self.framework = framework
+        self.log = tempfile.TemporaryFile("w+")  # noqa: SIM115 (closed by close())
+        command = [python, __file__, "--worker", "serve", "--arg", framework]
+        pipe = subprocess.PIPE
+        self.proc = subprocess.Popen(
+            command, env=env, stdin=pipe, stdout=pipe, stderr=self.log, text=True
+        )
+        self.pid = self.proc.pid
+
+    def _reply(self):
+        line = self.proc.stdout.readline()
+        if not line:
+            self.proc.wait()
+            self.log.seek(0)
+            raise RuntimeError(f"{self.framework} worker failed:\n{self.log.read()[-3000:]}")
+        return json.loads(line)
+
+    def ready(self) -> dict[str, float] | None:
+        """Each measure's seconds per sample after the warm-up (None: not installed)."""
+        return self._reply()["ready"]
+
+    def block(self, measure: str, count: int) -> list[float]:
+        self.proc.stdin.write(json.dumps({"measure": measure, "count": count}) + "\n")
+        self.proc.stdin.flush()
+        return self._reply()
+
+    def close(self, stop: bool = False) -> None:
+        """Ends the worker: closing its stdin ends its loop; ``stop`` kills it (another
+        worker failed, nothing more is wanted of this one)."""
+        if stop:
+            self.proc.kill()
+        self.proc.stdin.close()
+        self.proc.wait()
+        self.log.close()
+
+
+def interleave(workers: dict[str, ModelWorker], sample_seconds: dict, rounds: int, repeats: int):
+    """``rounds`` rounds; in each, every measure of MODEL_ROWS in turn, each framework that
+    has it timing one block, the frameworks' order rotating from round to round. Before
+    a block the driver waits until the other workers' threads sleep, and it adds up the
+    CPU they took while the block ran. Returns the Rounds and a note on that."""
+    keys = list(dict.fromkeys(k for row in MODEL_ROWS for k in (row.ours, row.their_key)))
+    names = list(workers)
+    out: Rounds = {n: {k: [] for k in sample_seconds[n]} for n in names}
+    waited = idle = timed = 0.0
+    load = os.getloadavg()[0]
+    for r in range(rounds):
+        print(f"  round {r + 1} of {rounds}", flush=True)
+        order = names[r % len(names) :] + names[: r % len(names)]
+        for key in keys:
+            for name in (n for n in order if key in sample_seconds[n]):
+                others = [w.pid for n, w in workers.items() if n != name]
+                waited += wait_idle(others)
+                before, start = _cpu_ns(others), time.perf_counter()
+                count = block_count(sample_seconds[name][key], repeats)
+                out[name][key].append(workers[name].block(key, count))
+                timed += time.perf_counter() - start
+                idle += (_cpu_ns(others) - before) / 1e9
+    note = (
+        f"{rounds} rounds; the idle workers ran {idle * 1e3:.1f} ms of CPU during "
+        f"{timed:.1f} s of timed blocks ({idle / max(timed, 1e-9):.2%}); "
+        f"waited {waited:.1f} s in all for their threads to sleep; the host's load average "
+        f"{load:.1f} at the start, {os.getloadavg()[0]:.1f} at the end (PyTorch's 2-thread "
+        "steps slow down many times over when the host has more runnable threads than cores)"
+    )
+    return out, note
+
+
+def model_runs(rounds: int, repeats: int, cores: int, peer: str) -> tuple[Rounds, str]:
+    """One interleaved run: a worker per framework, started together (building and
+    warming up overlap; nothing is timed until all are ready), then ``interleave``."""
     x, y, source = _data()
-    data_file = os.path.join(tempfile.mkdtemp(), "fashion.npz")
-    np.savez(data_file, x=x, y=y, source=source)
-    with_data = {"KCOMPILE_BENCH_DATA": data_file}
-    ours = run_worker("kcompile", repeats, threads=cores, env=with_data)
-    peers = {
-        "PyTorch eager": run_worker("torch", repeats, threads=cores, env=with_data, python=peer),
-        "JAX": run_worker("jax", repeats, env=with_data, python=peer),
+    threads = {var: str(cores) for var in THREAD_VARIABLES}
+    environments = {  # JAX (XLA) sizes its pool from the cores it may use
+        "kcompile": (sys.executable, threads),
+        "PyTorch eager": (peer, threads),
+        "JAX": (peer, {}),
     }
-    return ours, peers, run_worker("versions", 0, python=peer)
+    with tempfile.TemporaryDirectory() as folder:
+        data_file = os.path.join(folder, "fashion.npz")
+        np.savez(data_file, x=x, y=y, source=source)
+        workers = {
+            name: ModelWorker(
+                name, python, dict(os.environ, KCOMPILE_BENCH_DATA=data_file, **variables)
+            )
+            for name, (python, variables) in environments.items()
+        }
+        failed, start = True, time.perf_counter()
+        try:
+            ready = {name: w.ready() for name, w in workers.items()}
+            print(f"  workers ready after {time.perf_counter() - start:.0f} s", flush=True)
+            running = {n: w for n, w in workers.items() if ready[n] is not None}
+            results, note = interleave(running, ready, rounds, repeats)
+            failed = False
+        finally:
+            for w in workers.values():
+                w.close(stop=failed)
+    results.update({n: None for n in workers if n not in running})
+    return results, f"Data: {source}. {note}."
+
+
+def models_section(runs: int, rounds: int, repeats: int, cores: int, peer: str) -> list[str]:
+    """The model tables of ``runs`` interleaved runs, and with two or more, whether each
+    target held in every one."""
+    lines = [
+        f"kcompile, PyTorch and JAX each with {cores} threads, each in a worker process "
+        "of its own that builds and warms its models once; the driver asks them in turn "
+        "for a block of samples of one measure, round after round, the frameworks' order "
+        "rotating, so a slow phase of the host hits every framework. Times: median "
+        "(min–max) over every sample. kcompile / peer: the median over the rounds of "
+        "(kcompile's median in the round / the peer's median in the round), with the "
+        "rounds' (min–max). A block starts once the other workers' threads sleep "
+        "(PyTorch's OpenMP threads spin ~30 ms after a parallel region) and after one "
+        "untimed call (for calls under 50 ms); no framework's wait policy is changed.",
+        "",
+    ]
+    results = []
+    for run in range(runs):
+        print(f"models, run {run + 1} of {runs}: kcompile, torch, jax ...", flush=True)
+        result, note = model_runs(rounds, repeats, cores, peer)
+        results.append(result)
+        if runs > 1:
+            lines += [f"### Run {run + 1} of {runs}", ""]
+        lines += [note, "", *model_table(result), ""]
+    if runs > 1:
+        lines += ["### Targets in every run", "", *agreement(results), ""]
+    return lines
 
 
 def main() -> None:
@@ -530,11 +828,28 @@ def main() -> None:
         action="store_true",
         help="run only the models against their peers and print that table (nothing written)",
     )
+    parser.add_argument(
+        "--rounds",
+        type=int,
+        default=5,
+        help="rounds of the interleaved model measures (each round: a block of every "
+        "measure from every framework)",
+    )
+    parser.add_argument(
+        "--runs",
+        type=int,
+        default=1,
+        help="interleaved model runs, each with fresh workers; with 2 or more, a table of "
+        "each target's ratio in every run and whether it held in all",
+    )
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     parser.add_argument("--arg", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker == "compile":
         print(json.dumps(worker_compile(args.arg)))
+        return
+    if args.worker == "serve":
+        serve(args.arg)
         return
     if args.worker:
         print(json.dumps(WORKERS[args.worker](int(args.arg))))
@@ -543,10 +858,11 @@ def main() -> None:
     cores = len(os.sched_getaffinity(0))
     started = time.time()
     peer = args.peer_python
+    models = (args.runs, args.rounds, args.repeats, cores, peer)
     if args.models_only:
-        ours, peers, _ = model_runs(args.repeats, cores, peer)
+        lines = models_section(*models)
         print(f"{cpu_name()}, {cores} cores")
-        print("\n".join(model_table(ours, peers)))
+        print("\n".join(lines))
         return
     print("matrix products ...", flush=True)
     one, all_ = (
@@ -557,7 +873,8 @@ def main() -> None:
         }
         for t in (1, cores)
     )
-    ours, peers, peers_versions = model_runs(args.repeats, cores, peer)
+    model_lines = models_section(*models)
+    peers_versions = run_worker("versions", 0, python=peer)
     print("the epoch loop ...", flush=True)
     loop = run_worker("epoch-loop", max(args.repeats, 5), threads=cores)
     artifact = run_worker("artifact", args.repeats, threads=cores)
@@ -566,7 +883,8 @@ def main() -> None:
     lines = [
         "# kcompile benchmark results",
         "",
-        f"`python benchmarks/run.py --repeats {args.repeats}`, "
+        f"`python benchmarks/run.py --repeats {args.repeats} --rounds {args.rounds} "
+        f"--runs {args.runs}`, "
         f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime(started))}; "
         "medians with (min–max); a ratio below 1 means kcompile takes less time "
         "(matrix products: numpy time / kcompile time, above 1 means kcompile is faster).",
@@ -583,10 +901,7 @@ def main() -> None:
         "",
         "## Models",
         "",
-        f"Data: {ours['data']}. kcompile, PyTorch and JAX each with {cores} threads.",
-        "",
-        *model_table(ours, peers),
-        "",
+        *model_lines,
         "## The epoch loop (MLP train step, batch 32, µs per step over a whole epoch)",
         "",
         "| one native call per epoch | the step called per batch | `fit` | loop / step |",

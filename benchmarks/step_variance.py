@@ -135,6 +135,8 @@ def main() -> None:
     if args.worker:
         worker(args.worker, args.model)
         return
+    from run import wait_idle
+
     procs = {f"{f} t{t}": _start(f, args.model, t) for t in args.threads for f in args.frameworks}
     kinds = ["quiet", f"{args.hogs} hogs"] if args.hogs else ["quiet"]
     results: dict[str, list] = {f"{name} {k}": [] for k in kinds for name in procs}
@@ -142,7 +144,8 @@ def main() -> None:
         kind = kinds[r % len(kinds)]
         hogs = [_hog() for _ in range(args.hogs)] if kind != "quiet" else []
         for name, proc in procs.items():
-            time.sleep(0.05)  # let the previous worker's threads go to sleep
+            # the previous worker's threads (PyTorch's OpenMP ones spin ~30 ms) go to sleep
+            wait_idle([p.pid for p in procs.values() if p is not proc])
             proc.stdin.write(f"{args.steps}\n")
             proc.stdin.flush()
             results[f"{name} {kind}"].append(json.loads(proc.stdout.readline()))

@@ -6,6 +6,7 @@ import platform
 import statistics
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 
 
 def samples(fn: Callable[[], object], count: int, warmup: int = 2, group: int = 1) -> list[float]:
@@ -20,6 +21,37 @@ def samples(fn: Callable[[], object], count: int, warmup: int = 2, group: int = 
             fn()
         out.append((time.perf_counter() - start) / group)
     return out
+
+
+@dataclass
+class Measure:
+    """One workload a benchmark worker times in blocks of samples: a sample is the mean
+    of ``group`` consecutive calls of ``fn``. ``prepare`` runs before the warm-up and
+    before each block (a PyTorch module's train or eval mode, where a train step and a
+    predict share the module and their blocks alternate)."""
+
+    fn: Callable[[], object]
+    group: int = 1
+    warmup: int = 2
+    prepare: Callable[[], object] | None = None
+
+    def warm(self) -> float:
+        """Runs the warm-up calls (at least one: compiles, first-touch allocations) and
+        returns the seconds the last one took."""
+        if self.prepare is not None:
+            self.prepare()
+        last = 0.0
+        for _ in range(max(1, self.warmup)):
+            start = time.perf_counter()
+            self.fn()
+            last = time.perf_counter() - start
+        return last
+
+    def block(self, count: int, warmup: int = 0) -> list[float]:
+        """``count`` samples after ``warmup`` untimed calls."""
+        if self.prepare is not None:
+            self.prepare()
+        return samples(self.fn, count, warmup=warmup, group=self.group)
 
 
 def median_time(fn: Callable[[], object], count: int) -> float:
