@@ -286,16 +286,18 @@ class MathLib:
         the negative side too, where 1 + erf(x/√2) loses all but a few bits. x² is carried
         as hi + lo (an FMA) so that exp(-x²/2) keeps its accuracy for large |x|. (One
         formula on the whole line, the tail's, saves the second polynomial but is 4 ulps
-        off near 0, where gelu' is bound to 2.) The exp is specialized to its argument
-        -x²/2 clamped to [-87, 0]: no overflow, no denormal result, NaN handled by the
-        last select; past |x| = 13 it is below float32's normal range and set to 0
-        (compiled code flushes denormals to zero)."""
+        off near 0, where gelu' is bound to 2.) The exp is ``exp_nonpositive`` (-x²/2 is
+        at most 0; n rounded by adding 1.5·2**23, no floor and no float-to-int conversion):
+        the encoder's GELU epilogue took 3-10% less CPU time than with ``_exp``'s clamps
+        and floor (two interleaved runs), with the same maximum errors (2M points: 5.80
+        and 1.28 ulp). Past |x| = 13
+        exp is below float32's normal range and set to 0 (compiled code flushes denormals
+        to zero). Φ(NaN) is any number: its callers multiply it by x."""
         fma = self.intrinsic("llvm.fma.f32", 3)
         ax = b.call(self.intrinsic("llvm.fabs.f32"), [x])
         hi = b.fmul(x, x)
         lo = b.call(fma, [x, x, b.fneg(hi)])
-        t = b.call(self.intrinsic("llvm.maxnum.f32", 2), [b.fmul(hi, _c(-0.5)), _c(-87.0)])
-        e = self._exp_normal_range(b, t)
+        e = self.exp_nonpositive(b, b.fmul(hi, _c(-0.5)))
         e = b.call(fma, [e, b.fmul(lo, _c(-0.5)), e])  # exp(t - lo/2) = exp(t)·(1 - lo/2)
         # lo may be inf or NaN past that, and tail·x must be 0 there.
         e = b.select(b.fcmp_ordered(">", ax, _c(13.0)), _c(0.0), e)
@@ -306,18 +308,8 @@ class MathLib:
         far = b.select(b.fcmp_ordered("<", x, _c(0.0)), tail, b.fsub(_c(1.0), tail))
         inside = b.and_(b.fcmp_ordered(">", x, _c(-0.5)), b.fcmp_ordered("<", x, _c(1.5)))
         cdf = b.select(inside, near, far)
-        return b.select(b.fcmp_unordered("uno", x, x), x, cdf), e
-
-    def _exp_normal_range(self, b: ir.IRBuilder, t: ir.Value) -> ir.Value:
-        """exp(t) for t in [-87, 0]: ``_exp`` without its clamps and special cases, and
-        2**n in one factor (n >= -126)."""
-        fma = self.intrinsic("llvm.fma.f32", 3)
-        fx = b.call(self.intrinsic("llvm.floor.f32"), [b.call(fma, [t, _c(LOG2E), _c(0.5)])])
-        r = b.call(fma, [fx, _c(-0.693359375), t])
-        r = b.call(fma, [fx, _c(2.12194440e-4), r])
-        p = _poly(b, r, _EXP_POLY)
-        y = b.fadd(b.call(fma, [p, b.fmul(r, r), r]), _c(1.0))
-        return b.fmul(y, self._pow2(b, b.fptosi(fx, I32)))
+        # No NaN select: gelu and gelu' multiply by x, so a NaN x makes them NaN.
+        return cdf, e
 
     def _gelu(self, b: ir.IRBuilder, x: ir.Value) -> ir.Value:
         cdf, _ = self._normal(b, x)

@@ -27,7 +27,7 @@ from kcompile.codegen.loops import F32, I32, for_range, for_reduce, i64
 from kcompile.codegen.mathfn import MathLib
 from kcompile.codegen.scalar import SCALAR_RULES, reduction_combine, reduction_start
 from kcompile.ir import DType, Graph, Node, Value
-from kcompile.ir.memory import Size
+from kcompile.ir.memory import Size, numel, size_of
 from kcompile.ir.traits import Reduction, is_sum_over_rows
 
 LLVM_CONST = {
@@ -46,12 +46,38 @@ ROW_LANES = 16
 SHIFTED_EXP = True
 
 
-def offset2d(k: Kernel, strides: list[Size], i, j) -> ir.Value:
-    """Offset of element (row i, column j) for (row, column) strides."""
+@dataclass(frozen=True)
+class SpreadRows:
+    """The row part of the offset of an operand broadcast along some of the row axes (an
+    attention mask [N, 1, T, T] over rows [N, H, T]): row ``r``'s offset is the sum, over
+    the axes it keeps, of ``(r // inner) % extent * stride`` (no remainder on the
+    outermost axis, which ``r`` never passes)."""
+
+    terms: tuple[tuple[Size, Size, Size, bool], ...]  # (inner, extent, stride, outermost)
+
+    is_zero = False
+    is_one = False
+
+    def offset(self, k: Kernel, r: ir.Value) -> ir.Value:
+        b = k.b
+        total = i64(0)
+        for inner, extent, stride, outermost in self.terms:
+            index = r if inner.is_one else b.udiv(r, k.value(inner))
+            if not outermost:
+                index = b.urem(index, k.value(extent))
+            total = b.add(total, index if stride.is_one else b.mul(index, k.value(stride)))
+        return total
+
+
+def offset2d(k: Kernel, strides: list, i, j) -> ir.Value:
+    """Offset of element (row i, column j) for (row, column) strides; the row part may be
+    a ``SpreadRows``."""
     row_stride, col_stride = strides
     b = k.b
     offset = i64(0)
-    if not row_stride.is_zero:
+    if isinstance(row_stride, SpreadRows):
+        offset = row_stride.offset(k, i)
+    elif not row_stride.is_zero:
         offset = b.mul(i, k.value(row_stride))
     if not col_stride.is_zero:
         step = j if col_stride.is_one else b.mul(j, k.value(col_stride))
@@ -59,8 +85,9 @@ def offset2d(k: Kernel, strides: list[Size], i, j) -> ir.Value:
     return offset
 
 
-def row_strides(shape, rows_shape, cols) -> list[Size]:
-    """(row stride, column stride) of an operand of a row kernel."""
+def row_strides(shape, rows_shape, cols) -> list:
+    """(row stride, column stride) of an operand of a row kernel: the row stride a
+    ``SpreadRows`` for an operand broadcast along some row axes but not all."""
     shape = tuple(shape)
     if shape == (*rows_shape, cols):
         return [Size(cols), Size(1)]
@@ -70,9 +97,34 @@ def row_strides(shape, rows_shape, cols) -> list[Size]:
         return [Size(0), Size(1)]
     if all(d == 1 for d in shape):
         return [Size(0), Size(0)]
-    raise NotImplementedError(
-        f"codegen: operand of shape {shape} in a row kernel over {rows_shape} x {cols}"
-    )
+    spread = _spread_rows(shape, tuple(rows_shape), cols)
+    if spread is None:
+        raise NotImplementedError(
+            f"codegen: operand of shape {shape} in a row kernel over {rows_shape} x {cols}"
+        )
+    return spread
+
+
+def _spread_rows(shape: tuple, rows_shape: tuple, cols) -> list | None:
+    """Strides of an operand that broadcasts (numpy's rules) to the rows and columns."""
+    full = (*rows_shape, cols)
+    if len(shape) > len(full):
+        return None
+    shape = (1,) * (len(full) - len(shape)) + shape
+    if any(d != f and d != 1 for d, f in zip(shape, full)):
+        return None
+    element = [numel(shape[a + 1 :]) for a in range(len(shape))]
+    terms = []
+    for axis, extent in enumerate(rows_shape):
+        if shape[axis] == 1 or extent == 1:
+            continue
+        inner = numel(rows_shape[axis + 1 :])
+        outermost = not any(rows_shape[a] != 1 for a in range(axis))
+        terms.append((inner, size_of(extent), element[axis], outermost))
+    column = Size(1) if shape[-1] != 1 else Size(0)
+    if not terms:
+        return [Size(0), column]
+    return [SpreadRows(tuple(terms)), column]
 
 
 def reduce_row(k: Kernel, m: MathLib, reduction: Reduction, ptr, start, ncols) -> ir.Value:

@@ -452,6 +452,17 @@ def _merge_siblings(graph: Graph, members: dict, kind_of: dict, users) -> None:
             members[gid] = loops[gid]
 
 
+# A product's result at least this wide sums its columns in its epilogue whatever its
+# rank: the GEMM splits so wide a result by columns anyway (16 panels of 32: 4 a thread
+# on 4 threads), so the threads keep their share; the separate sum of the encoder's
+# [N, 128, 512] GELU gradient had read 8 MB again (1.6% of the train step).
+WIDE_SUM_COLUMNS = 512
+
+
+def _wide(v: Value) -> bool:
+    return isinstance(v.shape[-1], int) and v.shape[-1] >= WIDE_SUM_COLUMNS
+
+
 def _add_column_sums(
     graph: Graph, members: dict[int, list[Node]], kind_of: dict, users: dict
 ) -> None:
@@ -470,7 +481,7 @@ def _add_column_sums(
         if not alone and (gid is None or kind_of[gid] != "matmul"):
             continue
         nodes = [producer] if alone else members[gid]
-        if node.inputs[0].rank > 2 and not _is_conv(nodes[0]):
+        if node.inputs[0].rank > 2 and not _is_conv(nodes[0]) and not _wide(node.inputs[0]):
             continue  # the GEMM would sum [N, T, F]'s columns on one thread a column chunk
         # The group is then emitted at the sum: every other user of its values must
         # come after it.

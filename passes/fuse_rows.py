@@ -3,10 +3,13 @@
 Softmax, log-softmax, cross-entropies, their gradients and the accuracy
 metrics are chains of elementwise ops, reductions along the last axis,
 broadcasts back and argmax, all over tensors of shape ``R + (C,)`` ("row
-vectors") or ``R`` / ``R + (1,)`` ("row scalars"). Grouped into one ``fused``
-node of kind ``row``, they run as one loop over the rows with each row's
-values in registers and a few stack arrays of C elements: numerically the same
-ops, no round trip through memory, and one kernel instead of a dozen.
+vectors") or ``R`` / ``R + (1,)`` ("row scalars"), with operands that broadcast
+to them along some row axes (an attention mask [N, 1, T, T] over the scores' rows
+[N, H, T]: it used to stay out, a separate kernel writing the masked scores and one
+more the masked probabilities, 7-10% of a masked attention's step on one thread).
+Grouped into one ``fused`` node of kind ``row``, they run as one loop over the rows
+with each row's values in registers and a few stack arrays of C elements: numerically
+the same ops, no round trip through memory, and one kernel instead of a dozen.
 
 Groups are merged along producer-consumer edges as long as the graph of
 groups stays acyclic (each group runs at once, as one node); the result is
@@ -15,11 +18,14 @@ ordered with networkx's topological sort of that graph.
 
 from __future__ import annotations
 
+import math
+
+from kcompile.ir import build as B
 from kcompile.ir.graph import Graph, Node, Value
 from kcompile.ir.traits import Pattern, RowSignature, is_sum_over_rows
 from kcompile.ir.types import BATCH
 from kcompile.passes.fuse import _emit_group
-from kcompile.passes.rewrite import copy_node, groups_in_order
+from kcompile.passes.rewrite import copy_node, groups_in_order, rebuild
 
 MAX_COLUMNS = 2048
 
@@ -39,11 +45,21 @@ def _is_row_specific(node: Node) -> bool:
 
 
 def _shapes_fit(node: Node, rows: tuple, cols: int) -> bool:
-    """Every operand and result is a row vector, a row scalar, or broadcasts along rows."""
+    """Every operand and result is a row vector, a row scalar, or broadcasts along rows
+    (all of them, or some: a mask [N, 1, T, T] over rows [N, H, T], which the row kernel
+    reads at each row's own offset)."""
     allowed = {(*rows, cols), rows, (*rows, 1), (cols,), (1, cols)}
     return all(
-        v.shape in allowed or all(d == 1 for d in v.shape) for v in (*node.inputs, *node.outputs)
+        v.shape in allowed or all(d == 1 for d in v.shape) or _broadcasts_to(v.shape, (*rows, cols))
+        for v in (*node.inputs, *node.outputs)
     )
+
+
+def _broadcasts_to(shape: tuple, full: tuple) -> bool:
+    """Whether ``shape`` broadcasts to ``full`` by numpy's rules (no axis added after it)."""
+    if len(shape) > len(full):
+        return False
+    return all(d == 1 or d == f for d, f in zip(reversed(shape), reversed(full)))
 
 
 def _valid(rows: tuple, cols) -> bool:
@@ -108,7 +124,29 @@ def find_row_groups(graph: Graph) -> dict[Node, int]:
     }
 
 
+def _static_counts(graph: Graph) -> Graph:
+    """``numel`` over static axes as the constant it is. It reads only its operand's
+    shape, but as that operand's user it stood between two row groups: the encoder's
+    LayerNormalization gradient counted the columns of a broadcast_to the group took in,
+    and the path through it split the gradient's row kernel in three."""
+    if not any(n.op == "numel" and _static_axes(n) for n in graph.nodes):
+        return graph
+
+    def visit(g: Graph, node: Node, ins: list[Value]):
+        if node.op != "numel" or not _static_axes(node):
+            return None
+        count = math.prod(node.inputs[0].shape[a] for a in node.attrs["axes"])
+        return [B.const(g, float(count), node.outputs[0].dtype)]
+
+    return rebuild(graph, visit)
+
+
+def _static_axes(node: Node) -> bool:
+    return all(node.inputs[0].shape[a] != BATCH for a in node.attrs["axes"])
+
+
 def fuse_rows(graph: Graph) -> Graph:
+    graph = _static_counts(graph)
     grouped = find_row_groups(graph)
     if not grouped:
         return graph

@@ -22,6 +22,7 @@ from kcompile.ir import build as B
 from kcompile.ir.graph import Graph, Node, Value
 from kcompile.ir.ops.reduce import reduced_shape
 from kcompile.ir.registry import ops_in_families
+from kcompile.ir.types import BATCH, DType
 from kcompile.passes.dce import eliminate_dead_code
 from kcompile.passes.fold import eliminate_common_subexpressions
 from kcompile.passes.rewrite import rebuild
@@ -35,7 +36,11 @@ def simplify_reductions(graph: Graph) -> Graph:
         if node.op == "numel":
             out = _numel_of_earliest(node, ins[0])
         elif node.op == "reduce_sum":
-            out = _zero_centered_sum(g, node, ins[0]) or _factor_out(g, node, ins[0])
+            out = (
+                _sum_of_broadcast(g, node, ins[0])
+                or _zero_centered_sum(g, node, ins[0])
+                or _factor_out(g, node, ins[0])
+            )
         return None if out is None else [out]
 
     # Common subexpressions first (autodiff writes a square's gradient as g*x + g*x with
@@ -127,6 +132,29 @@ def _factor_out(g: Graph, node: Node, x: Value) -> Value | None:
     if negated:
         total = B.neg(total)
     return total if total.shape == tuple(out_shape) else None
+
+
+def _sum_of_broadcast(g: Graph, node: Node, x: Value) -> Value | None:
+    """``sum(broadcast_to(v))`` over axes that hold every broadcast one -> ``v``'s sum
+    times the copies, a static count: the expanded tensor is not read (the encoder's
+    LayerNormalization beta gradient summed 2 MB of one row per sequence repeated)."""
+    if x.node is None or x.node.op != "broadcast_to" or x.dtype is not DType.f32:
+        return None
+    v = x.node.inputs[0]
+    axes = node.attrs["axes"]
+    shape = (1,) * (x.rank - v.rank) + tuple(v.shape)
+    copies = 1
+    for a, (d, full) in enumerate(zip(shape, x.shape)):
+        if d == full:
+            continue
+        if a not in axes or full == BATCH:
+            return None
+        copies *= full
+    aligned = v if shape == tuple(v.shape) else B.reshape(v, shape)
+    total = B.reduce_sum(aligned, axes, node.attrs["keepdims"])
+    if total.shape != tuple(node.outputs[0].shape):
+        return None
+    return total if copies == 1 else B.mul(total, B.const(g, float(copies), x.dtype))
 
 
 def _zero_centered_sum(g: Graph, node: Node, x: Value) -> Value | None:
