@@ -44,7 +44,7 @@ from llvmlite import ir
 from kcompile.codegen.fused import evaluate_body
 from kcompile.codegen.gemm import Tile, _micro_kernel, _pack_b
 from kcompile.codegen.kernel import Kernel, Operand
-from kcompile.codegen.loops import F32, I64, PTR, for_range, i64
+from kcompile.codegen.loops import F32, I8, I32, I64, PTR, for_range, i64
 from kcompile.codegen.mathfn import MathLib
 from kcompile.codegen.runtime_library import PACK_B_FN, UKR_FN
 from kcompile.codegen.step import NodeLowering
@@ -64,6 +64,10 @@ A_GROUP_BYTES = 24 * 1024
 STACK_PANEL_BYTES = 512 * 1024
 # Tile override for tests (an AVX2 or SSE tile on this machine); None: the host's.
 TILE: Tile | None = None
+# On: a tile's epilogue asks for its rows of the next panel's columns of each step input
+# of the result's shape (the LSTM step's input projection, read from memory: rows 2 KB
+# apart, a few lines each, which no hardware prefetcher follows).
+PREFETCH_EPILOGUE = True
 
 
 # The tile of the runtime library the code will be linked with (an artifact's, for its
@@ -414,6 +418,14 @@ def _epilogue(k: Kernel, math: MathLib, p: _Product, t: Tile, outs, ins, at) -> 
         if i != p.b and v in read
     }
     tile_op = Operand(c_tile, DType.f32, [])
+    if PREFETCH_EPILOGUE:
+        outer = dict(zip(body.inputs, p.node.inputs))
+        ahead = [
+            op
+            for v, (op, (by_row, by_col)) in others.items()
+            if by_row and by_col and _from_sequence(outer[v])
+        ]
+        _prefetch_next_panel(k, t, ahead, width, i0, b.add(j0, i64(t.nr)), rows)
 
     def element(r, col) -> None:
         i, j = b.add(i0, r), b.add(j0, col)
@@ -433,3 +445,34 @@ def _epilogue(k: Kernel, math: MathLib, p: _Product, t: Tile, outs, ins, at) -> 
             element(r, col)
         with part, for_range(b, nr, "ep") as col:
             element(r, col)
+
+
+def _from_sequence(v: Value) -> bool:
+    """Whether the step reads ``v`` from its loop's sequence (memory, not a value the step
+    just made and left in cache)."""
+    return v.node is None and v.role == "step"
+
+
+def _prefetch_next_panel(k: Kernel, t: Tile, ops: list[Operand], width, i0, j1, rows) -> None:
+    """Ask for rows ``i0 ..`` of columns ``j1 .. j1 + NR`` of each operand (``width``
+    elements a row) into L1: a line per 64 bytes of the panel's row. Past the last column
+    the addresses are still prefetched (a prefetch never faults)."""
+    if not ops:
+        return
+    b = k.b
+    fn = k.module.globals.get("llvm.prefetch.p0")
+    if fn is None:
+        fn = ir.Function(k.module, _PREFETCH_FN, "llvm.prefetch.p0")
+    hint = [ir.Constant(I32, 0), ir.Constant(I32, 3), ir.Constant(I32, 1)]  # read, L1, data
+    with for_range(b, rows, "pr") as r:
+        at = b.add(b.mul(b.add(i0, r), i64(width)), j1)
+        for op in ops:
+            size = op.dtype.itemsize
+            first = b.mul(at, i64(size))
+            for line in range(max(1, t.nr * size // 64)):
+                where = b.gep(op.ptr, [b.add(first, i64(64 * line))], source_etype=I8)
+                b.call(fn, [where, *hint])
+
+
+# llvm.prefetch(address, write, locality, data)
+_PREFETCH_FN = ir.FunctionType(ir.VoidType(), [PTR, I32, I32, I32])

@@ -339,9 +339,12 @@ def _add_batch_sums(graph: Graph, members: dict, kind_of: dict) -> None:
         if node in taken or node.traits.reduction is None or len(node.outputs) != 1:
             continue
         total, operand = node.outputs[0], node.inputs[0]
+        axes = node.attrs.get("axes", ())
+        # The batch may follow the time axis (a recurrent layer's stacked [T, N, F] bias
+        # gradient, summed over both): the chunks then split the steps.
         if (
-            0 not in node.attrs.get("axes", ())
-            or BATCH not in operand.shape[:1]
+            0 not in axes
+            or BATCH not in [operand.shape[a] for a in axes]
             or not total.type.is_static
             or total.dtype is not DType.f32
             or not body_may_hold("reduce", node.op)

@@ -58,3 +58,37 @@ def test_batch_sums_match_the_reference_on_any_thread_count(rng, n):
             np.testing.assert_allclose(got[threads][name], want[name], rtol=2e-5, atol=2e-4)
     for name in ("bias", "rows"):
         np.testing.assert_array_equal(got[1][name], got[2][name])
+
+
+def _time_major_graph() -> Graph:
+    """A recurrent layer's stacked bias gradient (a loop's result, which no loop fuses):
+    [T, N, F] summed over time and batch (the batch second), and a sum over time alone,
+    which keeps the batch."""
+    g = Graph("time_major")
+    x = g.add_input("x", TensorType(DType.f32, (28, BATCH, 130)), "data")
+    g.set_outputs([("bias", B.reduce_sum(x, (0, 1))), ("per_row", B.reduce_sum(x, (0,)))])
+    return g
+
+
+def test_a_time_major_sum_over_time_and_batch_is_a_reduce_loop():
+    g = PassManager(default_passes()).run(_time_major_graph())
+    loops = [n for n in g.nodes if n.op == "fused" and n.attrs["kind"] == "reduce"]
+    assert [n.outputs[0].shape for n in loops] == [(130,)]
+    # The sum over time alone keeps the batch: a plain reduction.
+    kept = [n for n in g.nodes if n.op == "reduce_sum"]
+    assert [n.outputs[0].shape for n in kept] == [(BATCH, 130)]
+
+
+@pytest.mark.parametrize("n", [1, 7, 33])
+def test_time_major_sums_match_the_reference_on_any_thread_count(rng, n):
+    g = _time_major_graph()
+    exe = make_executable(g, "llvm")
+    feeds = {"x": rng.normal(size=(28, n, 130)).astype(np.float32)}
+    want = interpret(g, feeds)
+    got = {}
+    for threads in (1, 2):
+        with on_threads(threads):
+            got[threads] = exe(feeds)
+        for name in want:
+            np.testing.assert_allclose(got[threads][name], want[name], rtol=2e-5, atol=2e-4)
+    np.testing.assert_array_equal(got[1]["bias"], got[2]["bias"])

@@ -121,3 +121,14 @@ def test_panels_too_large_for_the_stack_are_allocated(monkeypatch, rng):
     assert "aligned_alloc" in lower_graph(exe.compiled.graph).llvm_ir
     u = (rng.normal(size=(37, 37)) / 6).astype(np.float32)
     assert_loop_matches_reference(exe, g, rng, u, (3, 37), batches=(9,))
+
+
+@pytest.mark.parametrize("on", [True, False])
+def test_an_epilogue_asks_for_the_next_panel_of_a_step_input(monkeypatch, on):
+    """The fused product's epilogue reads the step's input (from its sequence, in memory):
+    each tile prefetches its rows of the next panel's columns (PREFETCH_EPILOGUE)."""
+    monkeypatch.setattr(packed_products, "PREFETCH_EPILOGUE", on)
+    g = _loop("epilogue", 37)
+    exe = make_executable(g, "llvm")
+    ir_text = lower_graph(exe.compiled.graph).llvm_ir
+    assert ("llvm.prefetch" in ir_text) == on
