@@ -15,13 +15,14 @@ import shutil
 import subprocess
 import tempfile
 
+from kcompile.codegen.cache import cache_key, read_entry, write_entry
 from kcompile.codegen.gemm import Tile
 from kcompile.codegen.module import lower_graph
 from kcompile.codegen.packed_products import linked_with
 from kcompile.codegen.products import lowering_for
 from kcompile.codegen.runtime_library import runtime_ir
 from kcompile.codegen.target import RUNTIME_SPEED_LEVEL, CompileTimes, HostInfo, compile_module
-from kcompile.ir import Graph
+from kcompile.ir import Graph, print_graph
 
 
 class LinkError(RuntimeError):
@@ -30,22 +31,34 @@ class LinkError(RuntimeError):
 
 def graph_object(graph: Graph, target: HostInfo, times: CompileTimes | None = None) -> bytes:
     """``graph``'s kernels, entry and epoch loop as position-independent object code
-    for ``target``."""
+    for ``target`` (from the compile cache when built before)."""
+    key = cache_key("aot step", target.fingerprint, print_graph(graph))
+    cached = read_entry(key)
+    if cached is not None:
+        return cached
     times = times or CompileTimes()
     # packed products call its micro-kernels; products choose kc_bgemm by its engines
     with linked_with(Tile.for_host(target.has)), lowering_for(target.has):
         llvm_ir = lower_graph(graph, times).llvm_ir
-    return compile_module(llvm_ir, times, pic=True, target=target).object_code
+    code = compile_module(llvm_ir, times, pic=True, target=target).object_code
+    write_entry(key, code)
+    return code
 
 
 def runtime_object(target: HostInfo, times: CompileTimes | None = None) -> bytes:
     """The whole runtime library (``codegen.runtime_library``: its base and every piece)
-    for ``target``, with the matrix-product tile its vectors fit."""
+    for ``target``, with the matrix-product tile its vectors fit. Cached: it is the same
+    for every artifact of a target, and takes 3 s of LLVM (the base, the bf16 product and
+    the convolutions with their Winograd paths)."""
+    key = cache_key("aot runtime", target.fingerprint)
+    cached = read_entry(key)
+    if cached is not None:
+        return cached
     llvm_ir = runtime_ir(Tile.for_host(target.has), target.has)
     times = times or CompileTimes()
-    return compile_module(
-        llvm_ir, times, pic=True, target=target, speed=RUNTIME_SPEED_LEVEL
-    ).object_code
+    code = compile_module(llvm_ir, times, pic=True, target=target, speed=RUNTIME_SPEED_LEVEL)
+    write_entry(key, code.object_code)
+    return code.object_code
 
 
 def find_linker() -> str | None:

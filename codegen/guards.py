@@ -38,6 +38,8 @@ class Guards:
     def _check_function(self, module: ir.Module, state_type) -> ir.Function:
         fn = ir.Function(module, ir.FunctionType(ir.VoidType(), [I64]), "kc_guard_check")
         fn.linkage = "internal"
+        # Called after every kernel: inlined, its loops would be optimized once per call.
+        fn.attributes.add("noinline")
         b = ir.IRBuilder(fn.append_basic_block("entry"))
         table = b.inttoptr(b.load(self._word(b, state_type, 0), typ=I64), PTR)
         count = b.load(self._word(b, state_type, 1), typ=I64)

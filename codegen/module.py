@@ -24,6 +24,7 @@ import kcompile.codegen.patches
 import kcompile.codegen.products
 import kcompile.codegen.row_gather
 import kcompile.codegen.scan  # noqa: F401
+from kcompile.codegen.duplicates import merge_duplicates
 from kcompile.codegen.epoch_loop import add_epoch_loop, has_epoch_loop
 from kcompile.codegen.fpmode import flush_denormals, restore_mode
 from kcompile.codegen.guards import Guards
@@ -87,6 +88,7 @@ def lower_graph(
     b.ret_void()
     if has_epoch_loop(graph):
         add_epoch_loop(module, step, graph, plan.slot, plan.outputs)
+    merge_duplicates(module)  # LLVM compiles each repeated kernel once
     text = str(module)
     count = parts_for(text) if parts is None else parts
     pieces = split_module(module, count) if count > 1 else [text]

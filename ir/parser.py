@@ -6,6 +6,7 @@ Errors name the line and column and say what was expected.
 from __future__ import annotations
 
 import re
+import threading
 from dataclasses import dataclass
 
 from kcompile.ir.graph import Graph, Value
@@ -315,10 +316,26 @@ def parse_graph(text: str, source: str = "<text>") -> Graph:
         raise parser.error("nesting too deep") from None
 
 
+# Texts parsed by check_round_trip, newest last: half the stages of a pipeline leave the
+# graph's text as it was (and tests compile one model many times), and parsing was 60% of
+# a pipeline's time under KCOMPILE_VERIFY. Each graph is still compared with the parse.
+_PARSED: dict[str, Graph] = {}
+_PARSED_KEPT = 32
+_parsed_lock = threading.Lock()
+
+
 def check_round_trip(graph: Graph) -> None:
     """Verify ``graph`` and check that its text parses back to an equal graph."""
     verify(graph)
-    again = parse_graph(print_graph(graph), f"<{graph.name}>")
+    text = print_graph(graph)
+    with _parsed_lock:
+        again = _PARSED.pop(text, None)
+    if again is None:
+        again = parse_graph(text, f"<{graph.name}>")
+    with _parsed_lock:
+        _PARSED[text] = again
+        while len(_PARSED) > _PARSED_KEPT:
+            del _PARSED[next(iter(_PARSED))]
     diff = first_difference(graph, again)
     if diff is not None:
         raise VerifyError(f"graph {graph.name} does not survive print/parse: {diff}")

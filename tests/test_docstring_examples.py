@@ -106,11 +106,15 @@ def test_guarded_examples_keep_agreeing(chunk, tmp_path, monkeypatch):
 
 
 @pytest.mark.slow
-def test_slow_guarded_examples_keep_agreeing(tmp_path, monkeypatch):
+@pytest.mark.parametrize("chunk", range(CHUNKS))
+def test_slow_guarded_examples_keep_agreeing(chunk, tmp_path, monkeypatch):
+    # In chunks too: as one test (94 s in a loaded run) they could not be shared between
+    # the workers.
     monkeypatch.chdir(tmp_path)
-    failures = _failures(SLOW)
+    ids = SLOW[chunk::CHUNKS]
+    failures = _failures(ids)
     assert not failures, (
-        f"{len(failures)} of {len(SLOW)} Keras docstring examples that agreed with Keras no "
+        f"{len(failures)} of {len(ids)} Keras docstring examples that agreed with Keras no "
         f"longer do:\n{_describe(failures)}"
     )
 
