@@ -207,10 +207,13 @@ class PassManager:
         self.instruments = [i for i in (*defaults, self._dump) if i is not None]
         self.instruments += instruments or []
         self._recorded: list[tuple[str, Graph, float]] = []
-        # Only timing and plain verification watch the stages: their result alone matters.
-        self.observed = bool(
-            verify_each or keep or print_after or dump_dir or instruments or debug_level()
-        )
+        self.verify_each = verify_each
+        # Only timing and verification watch the stages: their result alone matters. A
+        # round trip of every stage (``verify_each``) does not make the pipeline run
+        # again either: a result the compile cache gives back under it was made by the
+        # same pipeline from the same graph with every stage round-tripped
+        # (``runtime.prepared`` keys it apart).
+        self.observed = bool(keep or print_after or dump_dir or instruments or debug_level())
 
     @property
     def report(self) -> PipelineReport:

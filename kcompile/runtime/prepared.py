@@ -4,7 +4,10 @@ Running the pass pipeline on the example CNN's three steps takes ~70 ms, the bul
 warm compile once the machine code comes from the cache. The pipeline is a function of
 the traced graph, the passes run and the source of ``passes`` and ``ir`` (and of the
 host, as the code cache is): those make the key, and the entry is the pickled result.
-Stages that someone watches (dumps, printing, snapshots, round trips) run the pipeline:
+A pipeline that round-trips every stage through text (``KCOMPILE_VERIFY``, which the
+tests set) caches its results under keys of their own: a hit is a graph whose stages
+were all round-tripped when it was made, so repeating them would check nothing new.
+Stages that someone watches (dumps, printing, snapshots) run the pipeline:
 an entry holds the result only, not every stage's text, so a dump asked for after a hit
 is still complete. Keeping the stages would grow every entry several times over for a
 rare debugging request that costs one run of the pipeline (tens of milliseconds).
@@ -33,7 +36,8 @@ def key(graph: Graph, manager) -> str | None:
     if manager.observed:
         return None
     names = ",".join(p.name for p in manager.passes)
-    return cache_key("prepared", _passes_digest(), names, print_graph(graph))
+    checked = "round-tripped" if manager.verify_each else ""
+    return cache_key("prepared", _passes_digest(), names, checked, print_graph(graph))
 
 
 def load(entry: str) -> Graph | None:
