@@ -23,7 +23,11 @@ Paths, chosen from the target's features when the runtime library is built:
   refuse, the next path runs instead.
 - AVX512_BF16 (``avx512bf16``): the same packing and blocks, each as four 8 x 32 tiles
   of C in 16 vector accumulators through ``vdpbf16ps`` (two products a lane).
-- Everywhere: the operands rounded into f32 copies, then ``kc_sgemm`` on them.
+- Everywhere: the operands rounded into f32 copies, then ``kc_sgemm`` on them. The
+  ``PORTABLE`` bit takes this path on any CPU (codegen asks for it for a product that
+  rounds its operands itself, ``round_operands``, where the engines do not pay), and
+  ``A_ROUNDED`` / ``B_ROUNDED`` say an operand holds bf16 values already: it is read
+  in place, not copied.
 
 Each path is also exported under a name of its own (``kc_bgemm_amx``, ``kc_bgemm_dp``,
 ``kc_bgemm_round``) for tests, and ``kc_bgemm_isa()`` says which one ``kc_bgemm`` takes
@@ -54,6 +58,10 @@ BGEMM = Signature("kc_bgemm", None, abi.GEMM.params)
 BGEMM_ISA = Signature("kc_bgemm_isa", "i32", ())
 EXPORTS = (BGEMM, BGEMM_ISA)
 PATHS = {"amx": 1, "dp": 2, "round": 3}  # kc_bgemm_isa()'s answers
+# Bits of the ``accumulate`` argument besides ``codegen.gemm``'s: A (B) holds bf16 values
+# already, so the portable path reads it in place; take the portable path (a product
+# too narrow for the engines, whose operands still need rounding).
+A_ROUNDED, B_ROUNDED, PORTABLE = 4, 8, 16
 I16 = ir.IntType(16)
 # arch_prctl through syscall(2): ARCH_REQ_XCOMP_PERM for XFEATURE_XTILEDATA.
 SYS_ARCH_PRCTL, ARCH_REQ_XCOMP_PERM, XFEATURE_XTILEDATA = 158, 0x1023, 18
@@ -628,31 +636,94 @@ def _engine(module: ir.Module, name: str, block: ir.Function) -> ir.Function:
 
 def _rounding(module: ir.Module, name: str) -> ir.Function:
     """``kc_bgemm``'s ABI (``name``) anywhere: A and B rounded to bf16 into f32 copies
-    (row-major), then ``kc_sgemm`` on them."""
+    (row-major), then ``kc_sgemm`` on them; an operand the flags say holds bf16 values
+    already (``A_ROUNDED``, ``B_ROUNDED``) is read in place."""
     fn = ir.Function(module, GEMM_FN, name)
     b = ir.IRBuilder(fn.append_basic_block("entry"))
     m, n, depth, a, rs_a, cs_a, src_b, rs_b, cs_b, c, ldc, acc, epi, ctx = fn.args
     aligned_alloc = _declare(module, "aligned_alloc", ir.FunctionType(PTR, [I64, I64]))
     free = _declare(module, "free", ir.FunctionType(ir.VoidType(), [PTR]))
-    copies = []
-    for rows, cols, src, rs, cs in ((m, depth, a, rs_a, cs_a), (depth, n, src_b, rs_b, cs_b)):
-        rows = b.select(b.icmp_signed("<", rows, i64(0)), i64(0), rows)
-        cols = b.select(b.icmp_signed("<", cols, i64(0)), i64(0), cols)
-        size = b.add(
-            b.mul(_ceil_div(b, b.mul(b.mul(rows, cols), i64(4)), i64(64)), i64(64)), i64(64)
-        )
-        dst = b.call(aligned_alloc, [i64(64), size])
-        with for_range(b, rows, "r") as r, for_range(b, cols, "c") as col:
-            value = b.load(_gep(b, src, b.add(b.mul(r, rs), b.mul(col, cs))), typ=F32)
-            b.store(_rounded_f32(b, value), _gep(b, dst, b.add(b.mul(r, cols), col)))
-        copies.append(dst)
+    operands = []
+    for rows, cols, src, rs, cs, flag in (
+        (m, depth, a, rs_a, cs_a, A_ROUNDED),
+        (depth, n, src_b, rs_b, cs_b, B_ROUNDED),
+    ):
+        entry = b.block
+        with b.if_then(b.icmp_unsigned("==", b.and_(acc, i64(flag)), i64(0))):
+            copied, copy_rs, copy_cs = _rounded_copy(b, rows, cols, src, rs, cs, aligned_alloc)
+            copy_block = b.block
+        operand = b.phi(PTR)
+        operand.add_incoming(src, entry)
+        operand.add_incoming(copied, copy_block)
+        copy = b.phi(PTR)
+        copy.add_incoming(ir.Constant(PTR, None), entry)
+        copy.add_incoming(copied, copy_block)
+        strides = []
+        for given, made in ((rs, copy_rs), (cs, copy_cs)):
+            stride = b.phi(I64)
+            stride.add_incoming(given, entry)
+            stride.add_incoming(made, copy_block)
+            strides.append(stride)
+        operands.append((operand, *strides, copy))
     gemm = module.globals[GEMM]
-    args = [m, n, depth, copies[0], depth, i64(1), copies[1], n, i64(1), c, ldc, acc, epi, ctx]
-    b.call(gemm, args)
-    for copy in copies:
-        b.call(free, [copy])
+    flags = b.and_(acc, i64(ACCUMULATE | COLUMNS_OWNED))
+    (pa, rsa, csa, _), (pb, rsb, csb, _) = operands
+    b.call(gemm, [m, n, depth, pa, rsa, csa, pb, rsb, csb, c, ldc, flags, epi, ctx])
+    for *_, copy in operands:
+        b.call(free, [copy])  # free(NULL) does nothing
     b.ret_void()
     return fn
+
+
+def _rounded_copy(b: ir.IRBuilder, rows, cols, src, rs, cs, aligned_alloc):
+    """``src``'s ``rows x cols`` elements rounded to bf16 into a new f32 matrix: (its
+    pointer, row stride, column stride). In ``src``'s order where one of its strides is 1
+    (a transposed operand stays transposed), 16 lanes at a time; else row-major."""
+    rows = b.select(b.icmp_signed("<", rows, i64(0)), i64(0), rows)
+    cols = b.select(b.icmp_signed("<", cols, i64(0)), i64(0), cols)
+    size = b.add(b.mul(_ceil_div(b, b.mul(b.mul(rows, cols), i64(4)), i64(64)), i64(64)), i64(64))
+    dst = b.call(aligned_alloc, [i64(64), size])
+    by_columns = b.and_(b.icmp_signed("==", rs, i64(1)), b.icmp_signed("!=", cs, i64(1)))
+    # Lines of contiguous elements: rows (columns) of ``length`` elements ``step`` apart.
+    lines = b.select(by_columns, cols, rows)
+    length = b.select(by_columns, rows, cols)
+    step = b.select(by_columns, cs, rs)
+    along = b.select(by_columns, rs, cs)
+    parts = _ceil_div(b, length, i64(16))
+    with b.if_else(b.icmp_signed("==", along, i64(1))) as (contiguous, strided):
+        with contiguous, for_range(b, lines, "line") as line, for_range(b, parts, "p") as part:
+            at = b.mul(part, i64(16))
+            left = b.sub(length, at)
+            vec = _load_vec(b, _at(b, src, b.add(b.mul(line, step), at)), 16, left)
+            out = _at(b, dst, b.add(b.mul(line, length), at))
+            _store_masked(b, _rounded_vec(b, vec), out, left)
+        with strided, for_range(b, rows, "r") as r, for_range(b, cols, "c") as col:
+            value = b.load(_gep(b, src, b.add(b.mul(r, rs), b.mul(col, cs))), typ=F32)
+            b.store(_rounded_f32(b, value), _gep(b, dst, b.add(b.mul(r, cols), col)))
+    # Row-major (``cols``, 1) unless copied by columns (1, ``rows``).
+    return dst, b.select(by_columns, i64(1), cols), b.select(by_columns, rows, i64(1))
+
+
+def _rounded_vec(b: ir.IRBuilder, x: ir.Value) -> ir.Value:
+    """A vector of f32 rounded to bf16 (``bf16_bits``), back in f32."""
+    wide = ir.VectorType(I32, x.type.count)
+    shift = ir.Constant(wide, [16] * x.type.count)
+    return b.bitcast(b.shl(b.zext(bf16_bits(b, x), wide), shift), x.type)
+
+
+def _store_masked(b: ir.IRBuilder, value: ir.Value, ptr, count) -> None:
+    """The first ``count`` lanes of ``value`` (at most its width) stored at ``ptr``."""
+    width = value.type.count
+    mask_t = ir.VectorType(ir.IntType(1), width)
+    masked_store = _declare(
+        b.module,
+        f"llvm.masked.store.v{width}f32.p0",
+        ir.FunctionType(ir.VoidType(), [value.type, PTR, I32, mask_t]),
+    )
+    lanes = ir.Constant(ir.VectorType(I64, width), list(range(width)))
+    limit = b.insert_element(ir.Constant(ir.VectorType(I64, width), None), count, i64(0))
+    limit = b.shuffle_vector(limit, limit, ir.Constant(ir.VectorType(I32, width), [0] * width))
+    b.call(masked_store, [value, ptr, ir.Constant(I32, 4), b.icmp_signed("<", lanes, limit)])
 
 
 def add_bgemm(module: ir.Module, features: Callable[[str], bool]) -> None:
@@ -686,6 +757,9 @@ def add_bgemm(module: ir.Module, features: Callable[[str], bool]) -> None:
             b.call(target, list(fn.args))
             b.ret_void()
 
+        flags = fn.args[FIELDS.index("acc")]
+        with b.if_then(b.icmp_unsigned("!=", b.and_(flags, i64(PORTABLE)), i64(0))):
+            run(PATHS["round"], portable)
         dispatch(b, choices, run)
 
     entry(BGEMM.symbol, paths)

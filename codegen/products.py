@@ -10,7 +10,13 @@ from contextvars import ContextVar
 
 from llvmlite import ir
 
-from kcompile.codegen.bf16_gemm import declare_bgemm, has_engine
+from kcompile.codegen.bf16_gemm import (
+    A_ROUNDED,
+    B_ROUNDED,
+    PORTABLE,
+    declare_bgemm,
+    has_engine,
+)
 from kcompile.codegen.conv import GEOMETRY, POOLED, declare_conv, declare_conv_filter
 from kcompile.codegen.emitters import emits
 from kcompile.codegen.gemm import ACCUMULATE, COLUMNS_OWNED, declare_gemm
@@ -52,9 +58,10 @@ def call_gemm(
         n = k.value(size_of(b_shape[-1]))
         rs_b, cs_b = n, i64(1)
     null = ir.Constant(PTR, None)
-    flags = i64((COLUMNS_OWNED if columns_owned else 0) | (ACCUMULATE if accumulate else 0))
-    args = [m, n, depth, A.ptr, rs_a, cs_a, B.ptr, rs_b, cs_b, C, n, flags]
     dims = product_dims(node, a_shape, b_shape)
+    flags = (COLUMNS_OWNED if columns_owned else 0) | (ACCUMULATE if accumulate else 0)
+    flags |= bgemm_flags(node, dims)
+    args = [m, n, depth, A.ptr, rs_a, cs_a, B.ptr, rs_b, cs_b, C, n, i64(flags)]
     b.call(gemm_for(k.module, node, dims), [*args, epilogue or null, context or null])
 
 
@@ -101,9 +108,23 @@ def on_bf16_engine(
 
 
 def gemm_for(module: ir.Module, node: Node, dims: tuple = ()) -> ir.Function:
-    """The runtime's product for a matmul node: ``kc_bgemm`` where ``on_bf16_engine``,
-    else ``kc_sgemm`` (which gives the same products of bf16 values, f32 sums)."""
-    return declare_bgemm(module) if on_bf16_engine(node, dims) else declare_gemm(module)
+    """The runtime's product for a matmul node: ``kc_bgemm`` where ``on_bf16_engine`` or
+    where the product rounds operands itself (``round_operands``: its portable path off
+    the engines, ``bgemm_flags``), else ``kc_sgemm`` (which gives the same products of
+    bf16 values, f32 sums)."""
+    if on_bf16_engine(node, dims) or node.attrs.get("round_operands"):
+        return declare_bgemm(module)
+    return declare_gemm(module)
+
+
+def bgemm_flags(node: Node, dims: tuple) -> int:
+    """``kc_bgemm``'s bits beyond ``kc_sgemm``'s for a product rounding operands itself
+    off the engines: its portable path, copying only the operands to round."""
+    rounds = node.attrs.get("round_operands")
+    if not rounds or on_bf16_engine(node, dims):
+        return 0
+    kept = (A_ROUNDED if 0 not in rounds else 0) | (B_ROUNDED if 1 not in rounds else 0)
+    return PORTABLE | kept
 
 
 @emits("matmul")

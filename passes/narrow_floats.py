@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from kcompile.ir import DType, Graph, TensorType, Value
+from kcompile.ir import DType, Graph, Node, TensorType, Value
 from kcompile.ir.traits import Pattern
 
 F32 = DType.f32
@@ -118,3 +118,74 @@ def _rounded_constant(value, dtype: DType):
     if isinstance(value, tuple):
         return tuple(float(v) for v in np.asarray(value, np.float32).astype(narrow))
     return float(np.float32(value).astype(narrow))
+
+
+def round_in_products(graph: Graph) -> Graph:
+    """``graph`` with the bf16 roundings of stored values (inputs, weights, constants)
+    that only bf16 products read moved into those products (``round_operands``).
+
+    Such a rounding is a kernel of its own, a pass over memory (the MLP's input and
+    weights: a sixth of its train step under ``mixed_bfloat16``), and the bf16 engines
+    round their operands again while packing them; the product now rounds them once.
+    Roundings of computed values stay: they run in the kernel of the op that computes
+    them (no pass of their own), and a product on rounded operands keeps ``kc_sgemm``
+    where the engines do not pay (``codegen.products``). A rounding read through
+    reshapes moves past them (rounding commutes with a reshape)."""
+    users = graph.users()
+    outputs = {v for _, v in graph.outputs}
+    moved: dict[Node, dict[int, None]] = {}
+    dropped: set[Node] = set()
+    for node in graph.nodes:
+        if node.op != "round_to" or node.attrs["dtype"] != DType.bf16.value:
+            continue
+        if not _stored(node.inputs[0]):
+            continue
+        uses = _product_uses(node.outputs[0], users, outputs)
+        if uses is None:
+            continue
+        dropped.add(node)
+        for product, position in uses:
+            moved.setdefault(product, {})[position] = None
+    if not dropped:
+        return graph
+    new = Graph(graph.name)
+    env: dict[Value, Value] = {v: new.add_input(v.name, v.type, v.role) for v in graph.inputs}
+    for node in graph.nodes:
+        args = [env[v] for v in node.inputs]
+        if node in dropped:
+            env[node.outputs[0]] = args[0]
+            continue
+        attrs = dict(node.attrs)
+        if node in moved:
+            rounds = set(attrs.get("round_operands") or ()) | set(moved[node])
+            attrs["round_operands"] = tuple(sorted(rounds))
+        env.update(zip(node.outputs, new.emit(node.op, args, attrs, node.layer)))
+    new.set_outputs([(name, env[v]) for name, v in graph.outputs])
+    return new
+
+
+def _stored(v: Value) -> bool:
+    """Whether ``v`` is a graph input or a constant, seen through reshapes: rounding it
+    would be a kernel of its own."""
+    while v.node is not None and v.node.traits.view:
+        v = v.node.inputs[0]
+    return v.node is None or v.node.op == "constant"
+
+
+def _product_uses(v: Value, users, outputs) -> list[tuple[Node, int]] | None:
+    """Every (bf16 product, operand position) reading ``v``, directly or through
+    reshapes; None when anything else reads it (or it is a graph output)."""
+    if v in outputs:
+        return None
+    uses = []
+    for user in users.get(v, []):
+        if user.traits.view and len(user.inputs) == 1:
+            inner = _product_uses(user.outputs[0], users, outputs)
+            if inner is None:
+                return None
+            uses += inner
+        elif user.op == "matmul" and user.attrs.get("precision") == "bf16":
+            uses += [(user, i) for i, x in enumerate(user.inputs) if x is v]
+        else:
+            return None
+    return uses

@@ -14,7 +14,7 @@ from kcompile.passes.loops import hoist_from_loops
 from kcompile.passes.manager import Pass
 from kcompile.passes.memory import plan_memory
 from kcompile.passes.narrow import narrow_slices
-from kcompile.passes.narrow_floats import hold_narrow_floats
+from kcompile.passes.narrow_floats import hold_narrow_floats, round_in_products
 from kcompile.passes.reductions import simplify_reductions
 from kcompile.passes.schedule import schedule
 from kcompile.passes.simplify import simplify
@@ -36,6 +36,7 @@ PIPELINE = [
     Pass("hoist_from_loops", hoist_from_loops),
     # Before fusion, so that each rounding joins the kernel of the op it rounds.
     Pass("hold_narrow_floats", hold_narrow_floats),
+    Pass("round_in_products", round_in_products),
     # Row kernels first: what they leave, loop and product-epilogue fusion take.
     Pass("fuse_rows", fuse_rows),
     Pass("fuse", fuse_and_clean),

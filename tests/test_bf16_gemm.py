@@ -15,7 +15,21 @@ import pytest
 
 import kcompile as keras
 from kcompile.codegen.aot import graph_object
-from kcompile.codegen.bf16_gemm import has_amx, has_dp, has_engine
+from kcompile.codegen.bf16_gemm import (
+    A_ROUNDED,
+    B_ROUNDED,
+    PORTABLE,
+    has_amx,
+    has_dp,
+    has_engine,
+)
+from kcompile.codegen.gemm import ACCUMULATE
+from kcompile.codegen.products import (
+    bgemm_flags,
+    lowering_for,
+    on_bf16_engine,
+    product_dims,
+)
 from kcompile.codegen.runtime_library import runtime
 from kcompile.codegen.target import for_cpu, host
 from tests.threads import on_threads
@@ -135,6 +149,33 @@ def test_two_threads_give_one_threads_bits(rng, path):
     np.testing.assert_array_equal(results[0], results[1])
 
 
+@pytest.mark.parametrize("threads", [1, 2])
+def test_flags_take_the_portable_path_and_read_rounded_operands_in_place(rng, threads):
+    """``PORTABLE`` takes the portable path whatever the CPU has: ``kc_sgemm`` on the
+    rounded copies, so its bits; ``A_ROUNDED`` (``B_ROUNDED``) reads that operand as it
+    is (not rounded: shown on operands that are not bf16 values), contiguous or not,
+    in rows not a multiple of the 16 lanes the copy takes at a time."""
+    with on_threads(threads) as rt:
+        for m, depth, n in [(5, 3, 7), (37, 100, 50), (33, 65, 3)]:
+            for ta, tb in [(False, False), (True, False), (False, True)]:
+                a, b = _operands(rng, m, depth, n, ta, tb)
+                start = rng.standard_normal((m, n)).astype(np.float32)
+                for kept, (wa, wb) in [
+                    (0, (_bf16(a), _bf16(b))),
+                    (A_ROUNDED, (a, _bf16(b))),
+                    (B_ROUNDED, (_bf16(a), b)),
+                    (A_ROUNDED | B_ROUNDED, (a, b)),
+                ]:
+                    for acc in (0, ACCUMULATE):
+                        got, want = start.copy(), start.copy()
+                        rt.bgemm_call(a, b, got, PORTABLE | kept | acc)()
+                        # The call holds addresses only: the operands must outlive it.
+                        wa, wb = np.ascontiguousarray(wa), np.ascontiguousarray(wb)
+                        rt.sgemm_call(wa, wb, want, acc)()
+                        what = f"{(m, depth, n)} ta={ta} tb={tb} kept={kept} acc={acc}"
+                        np.testing.assert_array_equal(got, want, err_msg=what)
+
+
 def test_the_path_kc_bgemm_takes_is_the_best_this_cpu_has():
     features = host().has
     want = "amx" if has_amx(features) else "dp" if has_dp(features) else "round"
@@ -196,8 +237,9 @@ def test_mixed_bfloat16_dense_layer_through_the_bf16_product(tmp_path, monkeypat
         bf16 = [args for name, args in calls if name == "kc_bgemm"]
         assert bf16, "the bf16 product was not used"
         assert any(re.search(r"ptr null, i64 \d+, i64 0, void", args) for args in bf16)
-    else:
-        assert all(name == "kc_sgemm" for name, _ in calls)
+    else:  # kc_bgemm only for products rounding operands themselves, on its portable path
+        for name, args in calls:
+            assert name == "kc_sgemm" or int(re.findall(r"i64 (\d+)", args)[-1]) & PORTABLE
 
 
 @pytest.mark.slow
@@ -223,18 +265,40 @@ def test_a_runtime_for_an_avx2_cpu_has_the_portable_path_only(rng):
             _check(rt, "", rng, shape, ta, not ta, accumulate=ta)
 
 
+def _products(graph):
+    pending = list(graph.nodes)
+    while pending:
+        node = pending.pop()
+        if node.traits.kernel_body:
+            pending += node.attrs["body"].nodes
+        elif node.op == "matmul":
+            yield node
+
+
 @pytest.mark.parametrize("cpu", ["host", "x86-64-v3"])
 def test_an_artifacts_products_choose_kc_bgemm_by_its_cpu_not_the_host(cpu):
-    """The object code for another CPU level calls ``kc_bgemm`` only if that CPU has an
-    engine, whatever the host has (its runtime library holds only the portable path)."""
+    """The object code for another CPU level takes ``kc_bgemm``'s engines only if that
+    CPU has one, whatever the host has (its runtime library holds only the portable
+    path): without, a product calls ``kc_bgemm`` only to round operands itself, asking
+    for the portable path; the others call ``kc_sgemm``."""
     model, x, _ = _dense_model()
     model.compile(keras.optimizers.SGD(0.1), "sparse_categorical_crossentropy")
     model.predict(x[:4], verbose=0)
     steps = model.compiled_steps
     graph = steps.executable("predict", (), steps.input_shapes([x[:4]])).graph
+    features = for_cpu(cpu).has
     code = graph_object(graph, for_cpu(cpu))
-    assert (b"kc_bgemm" in code) == has_engine(for_cpu(cpu).has)
+    products = list(_products(graph))
+    rounding = [p for p in products if p.attrs.get("round_operands")]
+    assert rounding, "the input's and the weights' roundings stayed kernels of their own"
+    assert (b"kc_bgemm" in code) == (has_engine(features) or bool(rounding))
     assert b"kc_sgemm" in code or b"kc_bgemm" in code
+    with lowering_for(features):
+        for p in products:
+            engine = on_bf16_engine(p)
+            assert not engine or has_engine(features)
+            portable = bool(bgemm_flags(p, product_dims(p)) & PORTABLE)
+            assert portable == bool(p.attrs.get("round_operands") and not engine)
 
 
 @pytest.mark.slow

@@ -308,11 +308,12 @@ def test_pass_manager_dumps_prints_and_times(tmp_path, monkeypatch, capsys):
         "006_eliminate_dead_code.kir",
         "007_hoist_from_loops.kir",
         "008_hold_narrow_floats.kir",
-        "009_fuse_rows.kir",
-        "010_fuse.kir",
-        "011_batch_rows.kir",
-        "012_schedule.kir",
-        "013_plan_memory.kir",
+        "009_round_in_products.kir",
+        "010_fuse_rows.kir",
+        "011_fuse.kir",
+        "012_batch_rows.kir",
+        "013_schedule.kir",
+        "014_plan_memory.kir",
     ]
     for path in (tmp_path / "pm").iterdir():
         verify(parse_graph(path.read_text(), str(path)))

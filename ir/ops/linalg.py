@@ -26,17 +26,35 @@ from kcompile.ir import build as B
 from kcompile.ir import traits as T
 from kcompile.ir.ops.common import expect_arity, expect_float, same_dtype
 from kcompile.ir.registry import OpDef, register
-from kcompile.ir.types import ShapeError, TensorType
+from kcompile.ir.types import DType, ShapeError, TensorType
 
 # ``precision="bf16"`` (set by passes/narrow_floats.py): both operands hold bf16 values,
 # so native code may multiply them on the CPU's bf16 engines (f32 sums); the reference
-# computes the f32 product either way.
+# computes the f32 product either way. With ``round_operands`` (operand positions, set by
+# passes/narrow_floats.py's ``round_in_products``) the product rounds those operands to
+# bf16 itself (to nearest, ties to even) before multiplying: they hold f32 values whose
+# rounding was a pass over memory of its own, which the engines do while packing anyway.
 PRECISIONS = (None, "bf16")
 
 
 def _check_precision(attrs) -> None:
     if attrs.get("precision") not in PRECISIONS:
         raise ShapeError(f"matmul precision {attrs['precision']!r}: expected bf16 or none")
+    rounds = attrs.get("round_operands")
+    if rounds is None:
+        return
+    if attrs.get("precision") != "bf16":
+        raise ShapeError("matmul round_operands needs precision=bf16")
+    if not rounds or any(i not in (0, 1) for i in rounds) or len(set(rounds)) != len(rounds):
+        raise ShapeError(f"matmul round_operands {list(rounds)}: expected operand positions 0, 1")
+
+
+def _rounded_operands(ctx, args, attrs) -> list:
+    """A product's operands as it multiplies them: those of ``round_operands`` rounded to
+    bf16 (not in float64 runs, where narrow floats are not rounded: ``RefContext.storage``)."""
+    rounds = attrs.get("round_operands") or ()
+    bf16 = ctx.storage(DType.bf16)
+    return [a.astype(bf16).astype(a.dtype) if i in rounds else a for i, a in enumerate(args)]
 
 
 def _infer(types, attrs):
@@ -63,7 +81,7 @@ def _infer(types, attrs):
 
 
 def _reference(ctx, args, attrs):
-    a, b = args
+    a, b = _rounded_operands(ctx, args, attrs)
     if attrs["transpose_a"]:
         a2 = a.reshape(-1, a.shape[-1])
         b2 = b.reshape(-1, b.shape[-1])

@@ -1,0 +1,194 @@
+"""Roundings moved into the bf16 products (``passes.narrow_floats.round_in_products``):
+which roundings move, the ``round_operands`` attribute's text form and reference, and
+native code giving the bits it gave with the roundings as kernels of their own, on the
+engines and on ``kc_bgemm``'s portable path, below and above ``BGEMM_MIN_DIM``, on 1
+and 2 threads."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import kcompile.codegen.products as products
+from kcompile.codegen.bf16_gemm import PORTABLE, has_engine
+from kcompile.codegen.products import BGEMM_MIN_DIM, bgemm_flags, on_bf16_engine, product_dims
+from kcompile.codegen.target import host
+from kcompile.ir import BATCH, DType, Graph, ShapeError, TensorType, interpret, verify
+from kcompile.ir import build as B
+from kcompile.ir.parser import parse_graph
+from kcompile.ir.printer import print_graph
+from kcompile.passes import PassManager, default_passes
+from kcompile.passes.narrow_floats import hold_narrow_floats, round_in_products
+from kcompile.runtime import make_executable, prepare
+from tests.threads import on_threads
+
+F32 = DType.f32
+
+
+def _bf16(x):
+    return B.cast(x, DType.bf16)
+
+
+def _mlp_graph() -> Graph:
+    """An image reshaped into rows, two bf16 products (the second transposed), a bias
+    (not a product: its rounding stays), a weight a product and a sum read (stays)."""
+    g = Graph("narrow_mlp")
+    x = g.add_input("x", TensorType(F32, (BATCH, 6, 8)), "data")
+    w1 = g.add_input("w1", TensorType(F32, (48, 40)), "param")
+    bias = g.add_input("bias", TensorType(F32, (40,)), "param")
+    w2 = g.add_input("w2", TensorType(F32, (5, 40)), "param")
+    w3 = g.add_input("w3", TensorType(F32, (40, 3)), "param")
+    rows = B.reshape(_bf16(x), (BATCH, 48))
+    h = B.tanh(B.add(B.matmul(rows, _bf16(w1)), _bf16(bias)))
+    y = B.matmul(h, _bf16(w2), transpose_b=True)
+    w3b = _bf16(w3)
+    z = B.matmul(h, w3b)
+    g.set_outputs(
+        [
+            ("y", B.cast(y, F32)),
+            ("z", B.cast(z, F32)),
+            ("w3", B.cast(B.reduce_sum(w3b, 0), F32)),
+            ("back", B.cast(B.matmul(rows, h, transpose_a=True), F32)),
+        ]
+    )
+    verify(g)
+    return g
+
+
+def _feeds(rng, n: int) -> dict:
+    return {
+        "x": rng.normal(size=(n, 6, 8)).astype(np.float32),
+        "w1": rng.normal(size=(48, 40)).astype(np.float32),
+        "bias": rng.normal(size=40).astype(np.float32),
+        "w2": rng.normal(size=(5, 40)).astype(np.float32),
+        "w3": rng.normal(size=(40, 3)).astype(np.float32),
+    }
+
+
+def _rounded_inputs(graph: Graph) -> list[str]:
+    return sorted(
+        n.inputs[0].name or n.inputs[0].node.op for n in graph.nodes if n.op == "round_to"
+    )
+
+
+def test_roundings_of_stored_values_only_products_read_move_into_them():
+    held = hold_narrow_floats(_mlp_graph())
+    moved = round_in_products(held)
+    verify(moved)
+    # x (through its reshape) and w1, w2 go into the products; the bias (an add reads
+    # it), w3 (a sum reads it too) and computed values keep their roundings.
+    assert set(_rounded_inputs(held)) - set(_rounded_inputs(moved)) == {"x", "w1", "w2"}
+    assert {"bias", "w3"} <= set(_rounded_inputs(moved))
+    rounds = {
+        tuple(v.name or v.node.op for v in n.inputs): n.attrs.get("round_operands")
+        for n in moved.nodes
+        if n.op == "matmul"
+    }
+    assert rounds == {
+        ("reshape", "w1"): (0, 1),
+        ("round_to", "w2"): (1,),
+        ("round_to", "round_to"): None,
+        ("reshape", "round_to"): (0,),
+    }
+    assert round_in_products(moved) is moved  # nothing left to move
+
+
+def test_the_attribute_prints_and_parses_back():
+    moved = round_in_products(hold_narrow_floats(_mlp_graph()))
+    text = print_graph(moved)
+    assert "round_operands=[0, 1]" in text and "round_operands=[1]" in text
+    again = parse_graph(text)
+    verify(again)
+    assert print_graph(again) == text
+
+
+@pytest.mark.parametrize("float_dtype", [np.float32, np.float64])
+def test_the_reference_rounds_the_operands_as_the_roundings_did(rng, float_dtype):
+    held = hold_narrow_floats(_mlp_graph())
+    moved = round_in_products(held)
+    feeds = _feeds(rng, 7)
+    want = interpret(held, feeds, float_dtype)
+    got = interpret(moved, feeds, float_dtype)
+    for name in want:
+        assert got[name].dtype == want[name].dtype
+        np.testing.assert_array_equal(got[name], want[name], err_msg=name)
+
+
+def test_round_operands_is_checked():
+    g = Graph("bad")
+    a = g.add_input("a", TensorType(F32, (3, 4)))
+    b = g.add_input("b", TensorType(F32, (4, 2)))
+    with pytest.raises(ShapeError, match="needs precision=bf16"):
+        g.emit("matmul", [a, b], {"transpose_a": False, "transpose_b": False,
+                                   "round_operands": (0,)})  # fmt: skip
+    attrs = {"transpose_a": False, "transpose_b": False, "precision": "bf16"}
+    for bad in [(), (2,), (0, 0)]:
+        with pytest.raises(ShapeError, match="operand positions"):
+            g.emit("matmul", [a, b], {**attrs, "round_operands": bad})
+
+
+def _layer_graph(depth: int, width: int) -> Graph:
+    """A Dense layer's forward product and weight gradient on bf16 operands."""
+    g = Graph("narrow_layer")
+    x = g.add_input("x", TensorType(F32, (BATCH, depth)), "data")
+    w = g.add_input("w", TensorType(F32, (depth, width)))
+    dy = g.add_input("dy", TensorType(F32, (BATCH, width)), "data")
+    xb = _bf16(x)
+    y = B.add(B.matmul(xb, _bf16(w)), 0.5)
+    g.set_outputs(
+        [("y", B.cast(y, F32)), ("dw", B.cast(B.matmul(xb, _bf16(dy), transpose_a=True), F32))]
+    )
+    return g
+
+
+ENGINES = ["host", "none"]
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+@pytest.mark.parametrize("engine", ENGINES)
+@pytest.mark.parametrize(
+    "depth, width", [(BGEMM_MIN_DIM + 5, BGEMM_MIN_DIM + 13), (BGEMM_MIN_DIM - 3, 10)]
+)
+def test_native_products_give_the_bits_of_separate_roundings(
+    rng, monkeypatch, threads, engine, depth, width
+):
+    """Rounding in the product (its engine's packing, or the portable path's copies)
+    gives the bits rounding kernels gave before the same product; ``engine`` none:
+    codegen told the CPU has no bf16 engine (``kc_bgemm``'s portable path then)."""
+    monkeypatch.setenv("KCOMPILE_CACHE", "0")
+    if engine == "none":
+        monkeypatch.setattr(products, "has_engine", lambda features: False)
+    elif not has_engine(host().has):
+        pytest.skip("this CPU has no bf16 engine")
+    graph = _layer_graph(depth, width)
+    new = prepare(graph, PassManager(default_passes()))
+    found = []
+    pending = list(new.nodes)
+    while pending:
+        node = pending.pop()
+        if node.traits.kernel_body:
+            pending += node.attrs["body"].nodes
+        elif node.op == "matmul" and node.attrs.get("round_operands"):
+            on_engine = on_bf16_engine(node)
+            portable = bool(bgemm_flags(node, product_dims(node)) & PORTABLE)
+            found.append((on_engine, portable))
+    narrow = min(depth, width) < BGEMM_MIN_DIM
+    path = "engine" if engine == "host" and not narrow else "portable"
+    assert found and all(f == (path == "engine", path == "portable") for f in found), found
+    runs = [
+        make_executable(graph, "llvm", PassManager(default_passes(disable)))
+        for disable in (set(), {"round_in_products"})
+    ]
+    with on_threads(threads):
+        for n in (1, 7, 45):
+            feeds = {
+                "x": rng.normal(size=(n, depth)).astype(np.float32),
+                "w": rng.normal(size=(depth, width)).astype(np.float32),
+                "dy": rng.normal(size=(n, width)).astype(np.float32),
+            }
+            got, want = (exe(feeds) for exe in runs)
+            for name in want:
+                np.testing.assert_array_equal(got[name], want[name], err_msg=f"{name} n={n}")
+            reference = interpret(graph, feeds)
+            for name in want:
+                np.testing.assert_allclose(got[name], reference[name], rtol=2**-7, atol=1e-5)
