@@ -183,8 +183,8 @@ def _row_operand(op: Operand, v_shape, out_shape) -> Operand:
 def _matmul_epilogue(k, m, node, body, outs, ins) -> None:
     """The product through the runtime's GEMM, and the epilogue as its callback on each
     finished micro-tile. The product goes into a result it does not alias, or, when
-    every result overwrites an operand in place (an optimizer's update), into the
-    GEMM's scratch matrix."""
+    every result overwrites an operand in place (an optimizer's update), into no
+    result: the GEMM's scratch, a buffer of one tile where it can (``TILE_C``)."""
     product = product_of(body)
     a_in, b_in = product.inputs
     position = {v: i for i, v in enumerate(body.inputs)}
@@ -244,7 +244,10 @@ def _matmul_epilogue(k, m, node, body, outs, ins) -> None:
         # the read (through ``c``, a separate pointer, LLVM took the two for unrelated
         # memory and read the product back after the store had overwritten it).
         if target is None:
-            read = epi.load(c, e.add(e.mul(i, ldc), j))
+            # Not ``inbounds``: with TILE_C, C's address is the tile's buffer less
+            # (i0, j0)'s offset (``codegen.gemm``), outside any object of its own.
+            at = e.gep(c.ptr, [e.add(e.mul(i, ldc), j)], source_etype=F32)
+            read = e.load(at, typ=F32)
         else:
             read = epi.load(moved_outs[target], flat)
         env = {product.outputs[0]: read}
@@ -261,11 +264,37 @@ def _matmul_epilogue(k, m, node, body, outs, ins) -> None:
                 epi.store(moved_outs[index], flat, env[v])
 
     _over_tile(e, rows, cols, out_shape[-1], element)
+    if target is None and PREFETCH_NEXT_TILE:
+        _prefetch_next_tile(epi, moved_outs, results, out_shape, i0, j0, rows, width)
     epi.finish()
     C = outs[target].ptr if target is not None else ir.Constant(PTR, None)
     run(C, epi.entry, k.context(extra), bool(sums))
     if spans:
         spans.combine(k, [outs[index] for index in sorted(sums)])
+
+
+# An epilogue that updates its operands in place (an optimizer's: w, m, v) asks for the
+# lines of the same columns of the tile below (the GEMM's next row tile) while this one's
+# update runs: they stream from L2 while the next tiles' products run.
+PREFETCH_NEXT_TILE = True
+_PREFETCH = ir.FunctionType(ir.VoidType(), [PTR, I32, I32, I32])
+
+
+def _prefetch_next_tile(epi: Kernel, outs, results, out_shape, i0, j0, rows, width) -> None:
+    e = epi.b
+    fn = epi.module.globals.get("llvm.prefetch.p0") or ir.Function(
+        epi.module, _PREFETCH, "llvm.prefetch.p0"
+    )
+    full = [op for op, v in zip(outs, results) if v.shape == tuple(out_shape)]
+    below = e.add(i0, rows)
+    with for_range(e, rows, "pf") as r:
+        row = e.add(e.mul(e.add(below, r), width), j0)
+        for op in full:
+            for lane in (0, 16):  # a tile row: 32 floats, two lines
+                # An address past the buffer is only a hint: no inbounds.
+                at = e.gep(op.ptr, [e.add(row, i64(lane))], source_etype=F32)
+                one, three = ir.Constant(I32, 1), ir.Constant(I32, 3)
+                e.call(fn, [at, one, three, one])
 
 
 def _pooled_epilogue(k, m, node, body, outs, ins) -> None:

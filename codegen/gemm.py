@@ -9,7 +9,9 @@ every transposition is a choice of strides. Then, when ``epilogue`` is not null,
 ``epilogue(ctx, C, ldc, i0, j0, rows, cols)`` runs on each finished micro-tile of C while
 it is still in L1 (bias, activation, column sums, an optimizer's update: the fused
 epilogue). A null ``C`` asks for a scratch matrix that only the epilogue reads (every
-result of the epilogue overwrites one of its operands in place).
+result of the epilogue overwrites one of its operands in place); with the bit ``TILE_C``
+too, a product one block of the depth deep (``Tile.kc``) and not split over K puts each
+tile in a buffer of its chunk's own instead, where the epilogue reads it at once.
 
 - The micro-kernel holds an ``MR x NR`` tile of C in ``MR * NR / VW`` vector
   registers (6 x 16 on AVX2: 12 ``<8 x float>`` accumulators), broadcasts one
@@ -392,6 +394,9 @@ SPLIT_K_MIN_TILES = 8
 # products (M x N each) are then small next to the operands.
 SPLIT_K_DEPTH_RATIO = 8
 ACCUMULATE, COLUMNS_OWNED = 1, 2  # bits of the ``accumulate`` argument
+# ... and: with no C, each tile of the product may live in a buffer of its own while the
+# epilogue reads it (bits 4, 8 and 16 are ``kc_bgemm``'s).
+TILE_C = 32
 
 
 def _ceil_div(b: ir.IRBuilder, x: ir.Value, y: ir.Value) -> ir.Value:
@@ -424,12 +429,18 @@ def _chunk(module: ir.Module, t: Tile, kernels, row_kernels, narrow, pack: ir.Fu
     a_block = b.alloca(ir.ArrayType(F32, BLOCK_TILES * sliver), name="a_block")
     a_block.align = 64
     a_block.type = PTR
+    c_tile = b.alloca(ir.ArrayType(F32, t.mr * t.nr), name="c_tile")
+    c_tile.align = 64
+    c_tile.type = PTR
     f = {}
     for i, name in enumerate(FIELDS[: len(JOB_FIELDS) + len(SPLIT)]):
         value = b.load(b.gep(job, [i64(0), i64(i)], source_etype=JOB), typ=I64)
         f[name] = b.inttoptr(value, PTR) if name in _POINTERS else value
     epilogue = b.inttoptr(f["epi"], ir.PointerType(EPILOGUE_FN))
     has_epilogue = b.icmp_unsigned("!=", f["epi"], i64(0))
+    # A null C (``TILE_C``, ``_gemm``): each tile into ``c_tile``, the epilogue's next.
+    in_tile = b.icmp_unsigned("==", b.ptrtoint(f["C"], I64), i64(0))
+    ldc = b.select(in_tile, i64(t.nr), f["ldc"])
     m, n, depth = f["M"], f["N"], f["K"]
     panels = _ceil_div(b, n, i64(t.nr))
     p0 = b.mul(b.urem(index, f["col_chunks"]), f["per_chunk"])
@@ -472,13 +483,14 @@ def _chunk(module: ir.Module, t: Tile, kernels, row_kernels, narrow, pack: ir.Fu
                 j0 = b.add(col0, b.mul(jp, i64(t.nr)))
                 nr = _min(b, i64(t.nr), b.sub(n, j0))
                 c = _gep(b, f["C"], b.add(b.mul(i0, f["ldc"]), j0))
+                c = b.select(in_tile, c_tile, c)
                 from_b = b.and_(direct, b.icmp_signed("==", nr, i64(t.nr)))
                 packed_at = b.select(direct, i64(0), b.mul(b.mul(jp, kc), i64(t.nr)))
                 panel = b.select(
                     from_b, _gep(b, src, b.mul(jp, i64(t.nr))), _gep(b, packed, packed_at)
                 )
                 ldb = b.select(from_b, f["rsB"], i64(t.nr))
-                args = [kc, a_tile, lda, panel, ldb, c, f["ldc"], nr, beta]
+                args = [kc, a_tile, lda, panel, ldb, c, ldc, nr, beta]
                 # A full-height tile of a panel of at most VW columns (a classifier's 10)
                 # takes a narrow micro-kernel: one vector of B a k, not NR / VW.
                 thin = b.and_(
@@ -496,8 +508,12 @@ def _chunk(module: ir.Module, t: Tile, kernels, row_kernels, narrow, pack: ir.Fu
                         with wide_tile:
                             _dispatch(b, rows, kernels, args)
                 with b.if_then(last):
-                    c_at = b.ptrtoint(f["C"], I64)
-                    b.call(epilogue, [f["ctx"], c_at, f["ldc"], i0, j0, rows, nr])
+                    # The epilogue reads element (i, j) at C + i*ldc + j: for the tile in
+                    # c_tile, C is an address that puts (i0, j0) at its start.
+                    start = b.mul(b.add(b.mul(i0, ldc), j0), i64(4))
+                    in_buffer = b.sub(b.ptrtoint(c_tile, I64), start)
+                    c_at = b.select(in_tile, in_buffer, b.ptrtoint(f["C"], I64))
+                    b.call(epilogue, [f["ctx"], c_at, ldc, i0, j0, rows, nr])
 
             # A deep transposed A: its slivers for BLOCK_TILES row tiles packed at once,
             # reading whole rows of it (lines the hardware prefetcher follows, where one
@@ -627,21 +643,7 @@ def _gemm(
     empty = b.or_(b.icmp_signed("<=", m, i64(0)), b.icmp_signed("<=", n, i64(0)))
     with b.if_then(empty):
         b.ret_void()
-    # No C: the product lives in a scratch matrix that only the epilogue reads.
-    scratch_slot = b.alloca(PTR, name="scratch")
-    b.store(ir.Constant(PTR, None), scratch_slot)
     no_c = b.icmp_unsigned("==", b.ptrtoint(args["C"], I64), i64(0))
-    with b.if_then(no_c):
-        size = b.mul(b.mul(m, n), i64(4))
-        size = b.mul(_ceil_div(b, size, i64(64)), i64(64))
-        aligned_alloc = _declare(module, "aligned_alloc", ir.FunctionType(PTR, [I64, I64]))
-        b.store(b.call(aligned_alloc, [i64(64), size]), scratch_slot)
-    scratch = b.load(scratch_slot, typ=PTR)
-    args["C"] = b.select(no_c, scratch, args["C"])
-    args["ldc"] = b.select(no_c, n, args["ldc"])
-    for i, name in enumerate(JOB_FIELDS):
-        value = b.ptrtoint(args[name], I64) if name in _POINTERS | {"epi"} else args[name]
-        b.store(value, b.gep(job, [i64(0), i64(i)], source_etype=JOB))
     panels = _ceil_div(b, n, i64(t.nr))
     threads = threads_for_a_job(module, b)
     macs = b.mul(b.mul(m, n), depth)
@@ -666,8 +668,6 @@ def _gemm(
     row_chunks = b.select(by_columns, i64(1), b.mul(threads, i64(2)))
     tiles_per_chunk = _ceil_div(b, row_tiles, row_chunks)
     row_chunks = _ceil_div(b, row_tiles, tiles_per_chunk)
-    for i, value in enumerate((per_chunk, col_chunks, tiles_per_chunk)):
-        b.store(value, b.gep(job, [i64(0), i64(len(JOB_FIELDS) + i)], source_etype=JOB))
     # Split-K: few rows of C (a small batch), or a product much deeper than it is tall
     # and wide (a weight gradient contracting the batch: split by rows, every thread
     # would pack all of a B as large as the activations), on several threads.
@@ -681,6 +681,27 @@ def _gemm(
             b.icmp_signed(">=", k_tiles, b.mul(threads, i64(SPLIT_K_MIN_TILES))),
         ),
     )
+    # No C: the product lives in a scratch matrix that only the epilogue reads; or, with
+    # TILE_C, one pass over the depth (one block of it) and no split-K, in a tile of the
+    # chunk's own that the epilogue reads right after (``_chunk``): no M x N matrix to
+    # allocate, write and read back (the MLP's weight update: 400 KB a step).
+    in_tiles = b.icmp_unsigned("!=", b.and_(args["acc"], i64(TILE_C)), i64(0))
+    in_tiles = b.and_(b.and_(in_tiles, b.icmp_signed("<=", depth, i64(t.kc))), b.not_(split_k))
+    scratch_slot = b.alloca(PTR, name="scratch")
+    b.store(ir.Constant(PTR, None), scratch_slot)
+    with b.if_then(b.and_(no_c, b.not_(in_tiles))):
+        size = b.mul(b.mul(m, n), i64(4))
+        size = b.mul(_ceil_div(b, size, i64(64)), i64(64))
+        aligned_alloc = _declare(module, "aligned_alloc", ir.FunctionType(PTR, [I64, I64]))
+        b.store(b.call(aligned_alloc, [i64(64), size]), scratch_slot)
+    scratch = b.load(scratch_slot, typ=PTR)
+    args["C"] = b.select(no_c, scratch, args["C"])
+    args["ldc"] = b.select(no_c, n, args["ldc"])
+    for i, name in enumerate(JOB_FIELDS):
+        value = b.ptrtoint(args[name], I64) if name in _POINTERS | {"epi"} else args[name]
+        b.store(value, b.gep(job, [i64(0), i64(i)], source_etype=JOB))
+    for i, value in enumerate((per_chunk, col_chunks, tiles_per_chunk)):
+        b.store(value, b.gep(job, [i64(0), i64(len(JOB_FIELDS) + i)], source_etype=JOB))
     with b.if_else(split_k) as (deep, plain):
         with deep:
             _split_k(b, module, t, job, threads, k_tiles, parallel_for, splitters)

@@ -19,12 +19,17 @@ from kcompile.codegen.bf16_gemm import (
 )
 from kcompile.codegen.conv import GEOMETRY, POOLED, declare_conv, declare_conv_filter
 from kcompile.codegen.emitters import emits
-from kcompile.codegen.gemm import ACCUMULATE, COLUMNS_OWNED, declare_gemm
+from kcompile.codegen.gemm import ACCUMULATE, COLUMNS_OWNED, GEMM, TILE_C, declare_gemm
 from kcompile.codegen.kernel import Kernel, Operand
 from kcompile.codegen.loops import I64, PTR, i64
 from kcompile.codegen.target import host
 from kcompile.ir import Node
 from kcompile.ir.memory import numel, size_of
+
+# A product with no C (an epilogue that overwrites its operands in place: an optimizer's
+# update) asks kc_sgemm to hand each tile over in a buffer of its own (``TILE_C``)
+# rather than a scratch matrix as large as the result.
+TILES_FOR_EPILOGUES = True
 
 
 def call_gemm(
@@ -61,8 +66,12 @@ def call_gemm(
     dims = product_dims(node, a_shape, b_shape)
     flags = (COLUMNS_OWNED if columns_owned else 0) | (ACCUMULATE if accumulate else 0)
     flags |= bgemm_flags(node, dims)
+    gemm = gemm_for(k.module, node, dims)
+    no_c = isinstance(C, ir.Constant) and C.constant is None
+    if TILES_FOR_EPILOGUES and no_c and epilogue is not None and gemm.name == GEMM:
+        flags |= TILE_C
     args = [m, n, depth, A.ptr, rs_a, cs_a, B.ptr, rs_b, cs_b, C, n, i64(flags)]
-    b.call(gemm_for(k.module, node, dims), [*args, epilogue or null, context or null])
+    b.call(gemm, [*args, epilogue or null, context or null])
 
 
 # kc_bgemm works in 32 x 32 blocks of C and 32-deep steps: a product with a contracted

@@ -1,0 +1,94 @@
+"""A/B of a module flag on the example MLP's train step (784-128-10, Adam, batch 32), both
+compiled in one process and called alternately, so that a change of the host's load hits
+both alike.
+
+    python benchmarks/mlp_flag_ab.py MODULE FLAG [--calls 2000] [--batch 32]
+
+``MODULE`` is imported (``kcompile.codegen.fused``) and ``FLAG`` set to False, then True,
+before each executable is traced and compiled (``KCOMPILE_CACHE=0`` is set here: the
+cache does not see flags). Reports wall and CPU time (``time.process_time``, every thread)
+per step, min and median, and each kernel's min / median from the profile counters.
+Set ``KCOMPILE_NUM_THREADS`` to choose threads.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import os
+import statistics
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path[:0] = [str(ROOT), str(ROOT / "examples")]
+os.environ["KCOMPILE_CACHE"] = "0"
+
+
+def _executable(tag: str, batch: int):
+    import kcompile as keras
+    from kcompile.runtime.native import NativeExecutable
+    from kcompile.tools.inspect import parse_graph, pipeline_stages, probe_feeds
+    from kcompile.version import __version__
+
+    keras.backend.clear_session()
+    keras.utils.set_random_seed(1)
+    model = importlib.import_module("mnist_mlp").build_model()
+    graph = parse_graph(pipeline_stages(model, "train")[-1][1])
+    exe = NativeExecutable(graph, version=f"{__version__}-{tag}", capacity=batch, profile=True)
+    feeds = probe_feeds(model, graph, batch)
+    data = {v.name for v in graph.inputs if v.role == "data"}
+    for key, array in feeds.items():
+        if key not in data:
+            exe.bind(key, array.copy())
+    inputs = {key: feeds[key] for key in data}
+    exe(inputs)
+    return exe, inputs
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("module")
+    parser.add_argument("flag")
+    parser.add_argument("--calls", type=int, default=2000)
+    parser.add_argument("--batch", type=int, default=32)
+    parser.add_argument("--reverse", action="store_true", help="compile True first")
+    args = parser.parse_args()
+    module = importlib.import_module(args.module)
+    runs = {}
+    for value in (True, False) if args.reverse else (False, True):
+        setattr(module, args.flag, value)
+        runs[value] = _executable(f"{args.flag}-{value}", args.batch)
+    wall = {v: [] for v in runs}
+    cpu = {v: [] for v in runs}
+    kernels: dict[bool, dict[str, list[float]]] = {v: {} for v in runs}
+    for i in range(args.calls):
+        for value in (False, True) if i % 2 else (True, False):
+            exe, batch = runs[value]
+            exe.compiled.reset_profile()
+            w0, c0 = time.perf_counter(), time.process_time()
+            exe(batch)
+            wall[value].append(time.perf_counter() - w0)
+            cpu[value].append(time.process_time() - c0)
+            for k in exe.compiled.profile():
+                kernels[value].setdefault(k.name, []).append(k.seconds)
+    threads = os.environ.get("KCOMPILE_NUM_THREADS", "default")
+    print(f"MLP train step at batch {args.batch}, threads {threads}, {args.calls} calls each")
+    for value in (False, True):
+        w, c = wall[value], cpu[value]
+        print(
+            f"  {args.flag}={value}: wall min {min(w) * 1e6:.1f} med {statistics.median(w) * 1e6:.1f}"
+            f" | cpu min {min(c) * 1e6:.1f} med {statistics.median(c) * 1e6:.1f} µs"
+        )
+    for value in (False, True):
+        print(f"  {args.flag}={value}, kernels (µs, min / median):")
+        k = kernels[value]
+        for name in sorted(k, key=lambda n: -min(k[n]))[:5]:
+            print(
+                f"    {name:<22} {min(k[name]) * 1e6:8.1f} {statistics.median(k[name]) * 1e6:8.1f}"
+            )
+
+
+if __name__ == "__main__":
+    main()
