@@ -20,6 +20,13 @@ aligned), and every step's product calls the GEMM's micro-kernels on them:
   runs on each finished tile while it is in L1: the micro-kernel writes the tile into a
   stack tile that only the epilogue reads.
 
+Two products of a step where one's result is read only by the other's epilogue (an
+LSTM's projection ``x_t·W + b`` computed in its step, ``passes.loops.project_in_loops``,
+and ``h·U`` that adds it) run as one kernel (``paired``): each tile of C gets both
+products into two stack tiles, and the epilogue evaluates the first node's epilogue and
+feeds it to the second's, so the first result is never stored; the numbers are those of
+the two kernels.
+
 The LSTM(128) train step at batch 64, against the GEMM called per step (minimum over
 200 interleaved calls, one slice): the forward product 782 -> 697 µs, the backward one
 610 -> 564 µs, and the transpose of the recurrent kernel before the backward loop
@@ -50,7 +57,7 @@ from kcompile.codegen.runtime_library import PACK_B_FN, UKR_FN
 from kcompile.codegen.step import NodeLowering
 from kcompile.codegen.target import host
 from kcompile.ir import DType, Graph, Node, Value
-from kcompile.ir.memory import size_of
+from kcompile.ir.memory import nbytes, size_of
 from kcompile.ir.ops.fused import product_of
 
 # K is packed in blocks of at most this depth: a 128 x NR panel (16 KB on AVX-512) and a
@@ -256,13 +263,151 @@ def emit_free(b: ir.IRBuilder, panels: ir.Value) -> None:
 # --- the product in the step --------------------------------------------------------------
 
 
-def lowering(product: _Product, spec: PackedB, math: MathLib) -> NodeLowering:
-    """The lowering of ``product``'s node that reads its B operand as ``spec``'s panels."""
+def lowering(product: _Product, spec: PackedB, math: MathLib, ahead: tuple = ()) -> NodeLowering:
+    """The lowering of ``product``'s node that reads its B operand as ``spec``'s panels;
+    ``ahead``: values (of the loop's own slots, ``codegen.scan``) that point at memory the
+    next step reads or writes, ``rows x`` their type's row bytes, asked for a share per
+    tile (a step's prefetches issued at once stalled it on the misses they waited for)."""
 
     def emit(k: Kernel, outs: list[Operand], ins: list[Operand], extra) -> None:
-        _emit(k, math, product, spec, outs, ins)
+        regions = [(op, nbytes(v.type).coef) for op, v in zip(extra, ahead)]
+        _emit(k, math, product, spec, outs, ins, regions)
 
-    return NodeLowering(emit)
+    return NodeLowering(emit, tuple(ahead))
+
+
+def pairs(body: Graph, products: list[_Product], specs: dict[Node, PackedB], slot) -> list:
+    """(first, second) pairs of ``products`` (each with its B in ``specs``) where the
+    first node's one result is read only by the second node's epilogue, as an operand of
+    the product's shape, and nothing runs between them; ``slot`` maps a body value to its
+    buffer (the second's results must not overwrite what the first reads)."""
+    users = body.users()
+    outputs = {v for _, v in body.outputs}
+    by_node = {p.node: p for p in products}
+    order = {n: i for i, n in enumerate(body.nodes)}
+    found, taken = [], set()
+    for second in products:
+        if second.node is second.product or second.node in taken:
+            continue
+        shape = second.product.outputs[0].shape
+        for i, v in enumerate(second.node.inputs):
+            first = by_node.get(v.node)
+            if i in (second.a, second.b) or first is None or first.node in taken:
+                continue
+            if len(first.node.outputs) != 1 or v in outputs or users.get(v) != [second.node]:
+                continue
+            if v.dtype != DType.f32 or v.shape != shape or first.product.outputs[0].shape != shape:
+                continue
+            if order[second.node] != order[first.node] + 1:
+                continue
+            s1, s2 = specs[first.node], specs[second.node]
+            if s1.tile != s2.tile or s1.width != s2.width:
+                continue
+            read = {slot[x] for x in (*first.node.inputs, *second.node.inputs) if x is not v}
+            if read & {slot[x] for x in second.node.outputs}:
+                continue
+            found.append((first, second))
+            taken.update((first.node, second.node))
+            break
+    return found
+
+
+def paired(
+    first: _Product, first_spec: PackedB, second: _Product, spec: PackedB, math: MathLib
+) -> dict[Node, NodeLowering]:
+    """The lowerings of a pair (``pairs``): the first node's kernel does nothing, the
+    second's runs both products and both epilogues, with the first node's operands."""
+
+    def nothing(k: Kernel, outs, ins, extra) -> None:
+        pass
+
+    def emit(k: Kernel, outs: list[Operand], ins: list[Operand], extra) -> None:
+        _emit_pair(k, math, (first, first_spec, extra), (second, spec, ins), outs)
+
+    return {
+        first.node: NodeLowering(nothing),
+        second.node: NodeLowering(emit, tuple(first.node.inputs)),
+    }
+
+
+def _emit_pair(k: Kernel, math: MathLib, first, second, outs) -> None:
+    b = k.b
+    (p1, spec1, ops1), (p2, spec2, ops2) = first, second
+    t = spec2.tile
+    rows_total = k.value(size_of(p2.node.inputs[p2.a].shape[0]))
+    kernels = _kernels(k.module, t)
+    tiles = [_stack(b, t.mr * t.nr, "c_first"), _stack(b, t.mr * t.nr, "c_tile")]
+    groups = _groups(b, t, rows_total, _group(t, spec1.depth + spec2.depth))
+    with (
+        groups as (t0, count),
+        _tiles(b, t, spec2, rows_total, t0, count) as (jp, j0, nr, i0, rows),
+    ):
+        for (p, spec, ops), c in zip((first, second), tiles):
+            A, Bp = ops[p.a], ops[p.b]
+            for index, (start, kc) in enumerate(spec.blocks()):
+                a_at = b.add(b.mul(i0, i64(spec.depth)), i64(start))
+                a_tile = b.gep(A.ptr, [a_at], inbounds=True, source_etype=F32)
+                panel_at = b.add(i64(start * spec.panels * t.nr), b.mul(jp, i64(kc * t.nr)))
+                panel = b.gep(Bp.ptr, [panel_at], inbounds=True, source_etype=F32)
+                args = [i64(kc), a_tile, i64(spec.depth), panel, i64(t.nr), c, i64(t.nr), nr]
+                _call(b, t, kernels, rows, [*args, i64(int(index > 0))])
+        _pair_epilogue(k, math, t, (p1, ops1), (p2, ops2), outs, (tiles, i0, j0, rows, nr))
+
+
+def _operands(p: _Product, ops: list[Operand], shape) -> dict[Value, tuple]:
+    """The operands a fused product's epilogue reads: body input -> (operand, strides)."""
+    if p.node is p.product:
+        return {}
+    body: Graph = p.node.attrs["body"]
+    read = {v for n in body.nodes if n is not p.product for v in n.inputs}
+    return {
+        v: (ops[i], _strides(v.shape, shape))
+        for i, v in enumerate(body.inputs)
+        if i != p.b and v in read
+    }
+
+
+def _pair_epilogue(k: Kernel, math: MathLib, t: Tile, first, second, outs, at) -> None:
+    """Both nodes' epilogues on the finished tiles, the first's result handed to the
+    second where it read it, stored in the second's results."""
+    (c_tiles, i0, j0, rows, nr), b = at, k.b
+    (p1, ops1), (p2, ops2) = first, second
+    shape = p2.product.outputs[0].shape
+    width = shape[-1]
+    handed = p2.node.inputs.index(p1.node.outputs[0])
+    body2: Graph = p2.node.attrs["body"]
+    others1 = _operands(p1, ops1, shape)
+    others2 = {v: x for v, x in _operands(p2, ops2, shape).items() if v is not body2.inputs[handed]}
+    tile_ops = [Operand(c, DType.f32, []) for c in c_tiles]
+
+    def load(env, others, i, j) -> None:
+        for v, (op, (by_row, by_col)) in others.items():
+            offset = b.mul(i, i64(width)) if by_row else i64(0)
+            env[v] = k.load(op, b.add(offset, j) if by_col else offset)
+
+    def element(r, col) -> None:
+        i, j = b.add(i0, r), b.add(j0, col)
+        at_tile = b.add(b.mul(r, i64(t.nr)), col)
+        env1 = {p1.product.outputs[0]: k.load(tile_ops[0], at_tile)}
+        value = env1[p1.product.outputs[0]]
+        if p1.node is not p1.product:
+            body1: Graph = p1.node.attrs["body"]
+            load(env1, others1, i, j)
+            evaluate_body(k, math, body1, env1, skip={p1.product})
+            value = env1[body1.outputs[0][1]]
+        env = {p2.product.outputs[0]: k.load(tile_ops[1], at_tile), body2.inputs[handed]: value}
+        load(env, others2, i, j)
+        evaluate_body(k, math, body2, env, skip={p2.product})
+        flat = b.add(b.mul(i, i64(width)), j)
+        for out, (_, v) in zip(outs, body2.outputs):
+            k.store(out, flat, env[v])
+
+    whole_width = b.icmp_signed("==", nr, i64(t.nr))
+    with for_range(b, rows, "er") as r, b.if_else(whole_width) as (whole, part):
+        with whole, for_range(b, i64(t.nr), "ec") as col:
+            element(r, col)
+        with part, for_range(b, nr, "ep") as col:
+            element(r, col)
 
 
 def _kernels(module: ir.Module, t: Tile) -> dict[int, ir.Function]:
@@ -310,12 +455,13 @@ def _stack(b: ir.IRBuilder, floats: int, name: str) -> ir.Value:
     return buffer
 
 
-def _emit(k: Kernel, math: MathLib, p: _Product, spec: PackedB, outs, ins) -> None:
+def _emit(k: Kernel, math: MathLib, p: _Product, spec: PackedB, outs, ins, regions=()) -> None:
     b, t = k.b, spec.tile
     rows_total = k.value(size_of(p.node.inputs[p.a].shape[0]))
     if p.node is p.product and len(spec.blocks()) > 1:
-        _blocks_outer(k, p, spec, outs, ins, rows_total)
+        _blocks_outer(k, p, spec, outs, ins, rows_total, regions)
         return
+    spread = _Spread(k, t, spec, rows_total, 1, regions)
     depth, width, panels = spec.depth, spec.width, spec.panels
     kernels = _kernels(k.module, t)
     epilogue = p.node is not p.product
@@ -338,9 +484,10 @@ def _emit(k: Kernel, math: MathLib, p: _Product, spec: PackedB, outs, ins) -> No
             _call(b, t, kernels, rows, [*args, i64(int(index > 0))])
         if epilogue:
             _epilogue(k, math, p, t, outs, ins, (c_tile, i0, j0, rows, nr))
+        spread.tile()
 
 
-def _blocks_outer(k: Kernel, p: _Product, spec: PackedB, outs, ins, rows_total) -> None:
+def _blocks_outer(k: Kernel, p: _Product, spec: PackedB, outs, ins, rows_total, regions=()) -> None:
     """A plain product over several blocks of K: block by block, each adding into C (the
     result), so that a group's rows of A over one block and a panel of it share L1."""
     b, t = k.b, spec.tile
@@ -348,6 +495,7 @@ def _blocks_outer(k: Kernel, p: _Product, spec: PackedB, outs, ins, rows_total) 
     kernels = _kernels(k.module, t)
     (_, step), *_ = spec.blocks()
     A, Bp, C = ins[p.a], ins[p.b], outs[0]
+    spread = _Spread(k, t, spec, rows_total, len(spec.blocks()), regions)
     groups = _groups(b, t, rows_total, _group(t, step))
     with groups as (t0, count), for_range(b, i64(len(spec.blocks())), "kb") as kb:
         start = b.mul(kb, i64(step))
@@ -364,6 +512,45 @@ def _blocks_outer(k: Kernel, p: _Product, spec: PackedB, outs, ins, rows_total) 
             c = b.gep(C.ptr, [at], inbounds=True, source_etype=F32)
             args = [kc, a_tile, i64(depth), panel, i64(t.nr), c, i64(width), nr, beta]
             _call(b, t, kernels, rows, args)
+            spread.tile()
+
+
+class _Spread:
+    """Prefetches of ``regions`` ((operand, bytes a row) for the kernel's ``n`` rows)
+    spread over the kernel's tiles (``blocks`` x row tiles x panels calls): ``tile()``
+    after each asks for its share of each region's lines."""
+
+    def __init__(self, k: Kernel, t: Tile, spec: PackedB, rows_total, blocks: int, regions):
+        self.k, self.regions = k, list(regions)
+        if not self.regions:
+            return
+        b = k.b
+        row_tiles = b.udiv(b.add(rows_total, i64(t.mr - 1)), i64(t.mr))
+        self.calls = b.mul(row_tiles, i64(spec.panels * blocks))
+        self.counter = b.alloca(I64, name="spread")
+        self.counter.type = PTR
+        b.store(i64(0), self.counter)
+        fn = k.module.globals.get("llvm.prefetch.p0")
+        self.fn = fn or ir.Function(k.module, _PREFETCH_FN, "llvm.prefetch.p0")
+
+    def tile(self) -> None:
+        if not self.regions:
+            return
+        k, b = self.k, self.k.b
+        index = b.load(self.counter, typ=I64)
+        b.store(b.add(index, i64(1)), self.counter)
+        hint = [ir.Constant(I32, 0), ir.Constant(I32, 3), ir.Constant(I32, 1)]
+        for op, row_bytes in self.regions:
+            lines = b.udiv(b.add(b.mul(k.n, i64(row_bytes)), i64(63)), i64(64))
+            share = b.udiv(b.add(lines, b.sub(self.calls, i64(1))), self.calls)
+            first = b.mul(index, share)
+            end = b.add(first, share)
+            end = b.select(b.icmp_signed("<", end, lines), end, lines)
+            count = b.sub(end, first)
+            count = b.select(b.icmp_signed(">", count, i64(0)), count, i64(0))
+            with for_range(b, count, "pf") as line:
+                at = b.mul(b.add(first, line), i64(64))
+                b.call(self.fn, [b.gep(op.ptr, [at], source_etype=I8), *hint])
 
 
 def _group(t: Tile, depth: int) -> int:

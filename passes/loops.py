@@ -20,18 +20,32 @@
   its transpose again: unless the loop runs on slices of the batch (``ir.rows``), whose
   lowering packs ``W`` once per loop itself, from its transpose as readily
   (``codegen.packed_products``), and the transposed copy would only cost a kernel.
+
+And work moved into a loop: a time-major loop on slices of the batch whose step adds
+its input to a product (an LSTM's ``x_t + h·U``), where that input is the projection of
+another sequence (``x·W + b``, computed for every step before the loop), computes the
+projection in its step instead (``project_in_loops``): the loop's lowering runs both
+products on each tile of the step and the projection's epilogue in the tile's epilogue
+(``codegen.packed_products.paired``), so the projection is never written out (3.6 MB
+for the LSTM(128) at batch 64) and runs on the thread whose rows it is. The numbers are
+those of the projection before the loop up to its GEMM's order of summation in some
+ragged tiles (a last bit).
 """
 
 from __future__ import annotations
 
+from kcompile.ir import DType
 from kcompile.ir import build as B
 from kcompile.ir.graph import Graph, Node, Value
 from kcompile.ir.ops.constant import constant_value
-from kcompile.ir.ops.scan import split_operands
+from kcompile.ir.ops.scan import is_time_major, split_operands, step_type
 from kcompile.ir.rows import splits_by_rows
 from kcompile.ir.types import BATCH
 from kcompile.passes.dce import eliminate_dead_code
 from kcompile.passes.rewrite import rebuild
+
+# Off: a loop's step input stays the projection computed before the loop (A/B).
+PROJECT_IN_LOOP = True
 
 
 def hoist_from_loops(graph: Graph) -> Graph:
@@ -52,7 +66,121 @@ def hoist_from_loops(graph: Graph) -> Graph:
         return _hoisted(g, node, ins, flip=flip)[0]
 
     new = rebuild(graph, visit)
-    return eliminate_dead_code(new) if redone else new
+    new = eliminate_dead_code(new) if redone else new
+    return project_in_loops(new) if PROJECT_IN_LOOP else new
+
+
+def project_in_loops(graph: Graph) -> Graph:
+    """Each qualifying loop with its input's projection computed in its step (see the
+    module's docstring); the graph unchanged when no loop qualifies."""
+    users = graph.users()
+    for _, v in graph.outputs:  # a result is read after the step: not the loop's alone
+        users.setdefault(v, []).append(None)
+    moved = []
+
+    def visit(g: Graph, node: Node, ins: list[Value]):
+        if node.op != "scan":
+            return None
+        found = _projection(node, users)
+        if found is None:
+            return None
+        j, product, bias = found
+        moved.append(node)
+        return _projected_in_step(g, node, ins, j, product, bias)
+
+    new = rebuild(graph, visit)
+    return eliminate_dead_code(new) if moved else graph
+
+
+def _projection(node: Node, users: dict) -> tuple[int, Node, Node | None] | None:
+    """(sequence index, the projection's product, its bias add or None) of a scan whose
+    step input is only added to a product with an invariant, and is ``x·W (+ b)`` of a
+    time-major ``x`` that nothing else reads (``users``: a graph result's list holds None);
+    None when there is none."""
+    attrs = node.attrs
+    if not is_time_major(attrs) or not splits_by_rows(attrs, unfused=True):
+        return None
+    body: Graph = attrs["body"]
+    c, s = attrs["carries"], attrs["sequences"]
+    body_users = body.users()
+    invariants = set(body.inputs[c + s :])
+    outputs = {v for _, v in body.outputs}
+    for j in range(s):
+        step = body.inputs[c + j]
+        readers = body_users.get(step, [])
+        if step in outputs or len(readers) != 1 or readers[0].op != "add":
+            continue
+        add = readers[0]
+        (other,) = [v for v in add.inputs if v is not step] or [None]
+        if other is None or other.node is None or other.type != add.outputs[0].type:
+            continue
+        recurrent = other.node
+        if not (
+            recurrent.op == "matmul"
+            and not recurrent.attrs["transpose_a"]
+            and recurrent.inputs[1] in invariants
+            and recurrent.inputs[0].rank == 2
+        ):
+            continue
+        outer = node.inputs[c + j]
+        if users.get(outer, []) != [node] or list(node.inputs).count(outer) != 1:
+            continue
+        bias, product = None, outer.node
+        if product is not None and product.op == "add":
+            bias = product
+            a, b = product.inputs
+            product, b = (a.node, b) if a.rank == 3 else (b.node, a)
+            if product is None or b.rank != 1 or users.get(product.outputs[0], []) != [bias]:
+                continue
+        if product is None or product.op != "matmul" or any(product.attrs.values()):
+            continue
+        x, w = product.inputs
+        # f32 only: a narrow projection is rounded where it is stored (``narrow_floats``)
+        if x.rank != 3 or w.rank != 2 or not x.dtype == w.dtype == outer.dtype == DType.f32:
+            continue
+        return j, product, bias
+    return None
+
+
+def _projected_in_step(
+    g: Graph, node: Node, ins: list[Value], j: int, product: Node, bias: Node | None
+) -> list[Value]:
+    """The scan with sequence ``j`` replaced by the projection's input ``x``, and the
+    projection's weights (and bias) its last invariants, its step computing ``x_t·W + b``
+    where it read the projection."""
+    attrs = node.attrs
+    body: Graph = attrs["body"]
+    c = attrs["carries"]
+    # the projection's operands as the rebuilt graph holds them
+    outer = ins[c + j].node
+    if bias is not None:
+        first, second = outer.inputs
+        projected, b = (first, second) if first.rank == 3 else (second, first)
+        outer = projected.node
+    x, w = outer.inputs
+    new = Graph(body.name)
+    env = {}
+    for i, v in enumerate(body.inputs):
+        if i == c + j:
+            env[v] = new.add_input(v.name, step_type(x.type, True), v.role)
+        else:
+            env[v] = new.add_input(v.name, v.type, v.role)
+    kernel = new.add_input(f"{body.inputs[c + j].name}_kernel", w.type, "invariant")
+    operands = [*ins[: c + j], x, *ins[c + j + 1 :], w]
+    with new.layer_scope(product.layer):
+        value = new.emit("matmul", [env[body.inputs[c + j]], kernel], dict(product.attrs))[0]
+        if bias is not None:
+            added = new.add_input(f"{body.inputs[c + j].name}_bias", b.type, "invariant")
+            operands.append(b)
+            order = [value, added] if bias.inputs[0].rank == 3 else [added, value]
+            value = new.emit("add", order, dict(bias.attrs))[0]
+    projected = {body.inputs[c + j]: value}
+    for n in body.nodes:
+        operands_n = [projected.get(v, env.get(v)) for v in n.inputs]
+        for old, out in zip(n.outputs, new.emit(n.op, operands_n, dict(n.attrs), layer=n.layer)):
+            env[old] = out
+    new.set_outputs([(name, env[v]) for name, v in body.outputs])
+    return list(g.emit("scan", operands, {**attrs, "body": new}, layer=node.layer))
 
 
 def _accumulations(body: Graph, carries: int) -> list[tuple[int, Node]]:
