@@ -215,3 +215,26 @@ def test_holding_rounds_narrow_inputs_and_constants_and_leaves_f32_graphs_alone(
     data = np.array([[1 + 2**-9, 3.0, -2.0]], np.float32)
     expected = interpret(g, {"x0": data})["y"].astype(np.float32)
     np.testing.assert_array_equal(interpret(held, {"x0": data})["y"], expected)
+
+
+@pytest.mark.parametrize("policy", ["mixed_bfloat16", "mixed_float16"])
+def test_masked_dot_product_attention_fills_in_the_logits_dtype(policy):
+    """MultiHeadAttention's fast path (``ops.nn.dot_product_attention``) masks bf16 or f16
+    logits with -0.7 x their own dtype's largest value, as Keras's backends: a float32
+    fill did not select with them (the fuzzer's model seed 11 failed to build)."""
+    import kcompile as keras
+
+    keras.mixed_precision.set_global_policy(policy)
+    try:
+        x = keras.Input((6, 4))
+        h = keras.layers.MultiHeadAttention(num_heads=2, key_dim=3)(x, x, use_causal_mask=True)
+        y = keras.layers.Dense(3, dtype="float32")(keras.layers.Flatten()(h))
+        model = keras.Model(x, y)
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
+    data = np.random.default_rng(0).normal(size=(5, 6, 4)).astype(np.float32)
+    got = model.predict(data, verbose=0)
+    model.compile(backend="reference")
+    want = model.predict(data, verbose=0)
+    assert np.isfinite(got).all()
+    np.testing.assert_allclose(got, want, rtol=2e-2, atol=2e-2)

@@ -6,6 +6,8 @@ The activations are kcompile's own (``kcompile.activations``), so a custom layer
 
 from __future__ import annotations
 
+import ml_dtypes
+
 from kcompile import activations as A
 from kcompile.ir import DType
 from kcompile.ir import build as B
@@ -182,7 +184,7 @@ def dot_product_attention(
     attn_logits_soft_cap=None,
 ):
     """Keras's: softmax(Q·Kᵀ·scale + bias, masked) · V over (batch, seq, heads, dim) inputs;
-    masked logits are -0.7 × float32's largest value, as in Keras."""
+    masked logits are -0.7 × the largest value of their dtype, as in Keras."""
     if flash_attention or attn_logits_soft_cap is not None:
         raise unsupported("nn.dot_product_attention", "flash attention or a logits soft cap")
     q, k, v = (_float(t) for t in (query, key, value))
@@ -203,7 +205,10 @@ def dot_product_attention(
         )
         allowed = causal if allowed is None else B.logical_and(allowed, causal)
     if allowed is not None:
-        logits = _where(allowed, logits, -0.7 * 3.38953e38)
+        # -0.7 x the largest value of the logits' own dtype, in that dtype (Keras's
+        # backends): a float32 constant would not select with bf16 or f16 logits.
+        fill = -0.7 * float(ml_dtypes.finfo(logits.dtype.numpy).max)
+        logits = B.select(allowed, logits, B.const(logits.graph, fill, logits.dtype))
     probs = A.softmax(logits, logits.rank - 1)
     return _einsum2("bnts", "bsnh", "btnh", probs, v)
 
