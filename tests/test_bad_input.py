@@ -106,3 +106,27 @@ def test_ids_sliced_from_one_input_are_checked_per_use_not_as_a_whole():
     model.compile(optimizer="sgd", loss="mse")
     x = np.array([[12, 3], [19, 4]], "int32")
     model.fit(x, np.zeros((2, 1), "float32"), verbose=0)
+
+
+def test_a_parameter_fed_by_value_is_copied_in_and_a_wrong_one_named():
+    """A graph's ``param`` input fed per call without ``bind`` (as the reference
+    interpreter takes it) gets a copy as its storage; one of the wrong shape is refused
+    naming it (it failed inside the runtime with an AttributeError)."""
+    from kcompile.ir import DType, Graph, TensorType
+    from kcompile.ir import build as B
+    from kcompile.ir.interpreter import interpret
+    from kcompile.ir.types import BATCH
+    from kcompile.runtime import make_executable
+
+    g = Graph("fed_param")
+    x = g.add_input("x", TensorType(DType.f32, (BATCH, 4)), "data")
+    w = g.add_input("w", TensorType(DType.f32, (4, 3)), "param")
+    g.set_outputs([("y", B.matmul(x, w))])
+    exe = make_executable(g, "llvm")
+    rng = np.random.default_rng(0)
+    for _ in range(2):  # a second call copies into the storage the first made
+        feeds = {"x": rng.normal(size=(5, 4)).astype(np.float32)}
+        feeds["w"] = rng.normal(size=(4, 3)).astype(np.float32)
+        np.testing.assert_allclose(exe(feeds)["y"], interpret(g, feeds)["y"], rtol=1e-5)
+    with pytest.raises(FeedError, match="'w'"):
+        make_executable(g, "llvm")({"x": feeds["x"], "w": np.ones((3, 4), np.float32)})

@@ -213,6 +213,11 @@ class NativeProgram(EpochLoop):
             v = self._inputs[name]
             if array.dtype != v.dtype.numpy:
                 check_feed(v, array, n)  # raises with the expected dtype
+            if self._buffers[self._plan.slot[v]] is None:
+                # A parameter fed by value and never bound: a copy becomes its storage
+                # (the step may update it in place; the caller's array stays as it was).
+                self.bind(name, np.array(array, order="C", copy=True))
+                continue
             target = self._view(self._plan.slot[v], n)
             if array.shape != target.shape:
                 check_feed(v, array, n)
