@@ -20,11 +20,13 @@ import importlib
 import os
 import statistics
 import sys
-import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT), str(ROOT / "examples")]
+
+from timing import alternate  # noqa: E402
+
 os.environ["KCOMPILE_CACHE"] = "0"
 
 
@@ -73,19 +75,8 @@ def main() -> None:
     for value in (False, True):
         setattr(module, args.flag, value)
         runs[value] = _executable(args.model, f"{args.flag}-{value}")
-    wall = {v: [] for v in runs}
-    cpu = {v: [] for v in runs}
-    kernels: dict[bool, dict[str, list[float]]] = {v: {} for v in runs}
-    for i in range(args.calls):
-        for value in (False, True) if i % 2 else (True, False):
-            exe, batch = runs[value]
-            exe.compiled.reset_profile()
-            w0, c0 = time.perf_counter(), time.process_time()
-            exe(batch)
-            wall[value].append(time.perf_counter() - w0)
-            cpu[value].append(time.process_time() - c0)
-            for k in exe.compiled.profile():
-                kernels[value].setdefault(k.name, []).append(k.seconds)
+    timed = alternate(runs, args.calls)
+    wall, cpu, kernels = timed.wall, timed.cpu, timed.kernels
     threads = os.environ.get("KCOMPILE_NUM_THREADS", "default")
     print(f"{args.model} train step at batch 64, threads {threads}, {args.calls} calls each")
     for value in runs:

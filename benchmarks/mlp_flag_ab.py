@@ -18,11 +18,13 @@ import importlib
 import os
 import statistics
 import sys
-import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT), str(ROOT / "examples")]
+
+from timing import alternate  # noqa: E402
+
 os.environ["KCOMPILE_CACHE"] = "0"
 
 
@@ -60,19 +62,8 @@ def main() -> None:
     for value in (True, False) if args.reverse else (False, True):
         setattr(module, args.flag, value)
         runs[value] = _executable(f"{args.flag}-{value}", args.batch)
-    wall = {v: [] for v in runs}
-    cpu = {v: [] for v in runs}
-    kernels: dict[bool, dict[str, list[float]]] = {v: {} for v in runs}
-    for i in range(args.calls):
-        for value in (False, True) if i % 2 else (True, False):
-            exe, batch = runs[value]
-            exe.compiled.reset_profile()
-            w0, c0 = time.perf_counter(), time.process_time()
-            exe(batch)
-            wall[value].append(time.perf_counter() - w0)
-            cpu[value].append(time.process_time() - c0)
-            for k in exe.compiled.profile():
-                kernels[value].setdefault(k.name, []).append(k.seconds)
+    timed = alternate(runs, args.calls)
+    wall, cpu, kernels = timed.wall, timed.cpu, timed.kernels
     threads = os.environ.get("KCOMPILE_NUM_THREADS", "default")
     print(f"MLP train step at batch {args.batch}, threads {threads}, {args.calls} calls each")
     for value in (False, True):

@@ -54,6 +54,34 @@ class Measure:
         return samples(self.fn, count, warmup=warmup, group=self.group)
 
 
+@dataclass
+class Alternated:
+    """Per variant: each call's wall and CPU seconds, and each kernel's seconds a call."""
+
+    wall: dict[bool, list[float]]
+    cpu: dict[bool, list[float]]
+    kernels: dict[bool, dict[str, list[float]]]
+
+
+def alternate(runs: dict, calls: int) -> Alternated:
+    """Calls the compiled steps of ``runs`` (variant -> (executable, feeds)) in turn,
+    ``calls`` times each, the order flipping every call so neither variant always runs
+    second; the executables' profile counters give each kernel's time."""
+    out = Alternated({v: [] for v in runs}, {v: [] for v in runs}, {v: {} for v in runs})
+    order = list(runs)
+    for i in range(calls):
+        for value in order if i % 2 else order[::-1]:
+            exe, feeds = runs[value]
+            exe.compiled.reset_profile()
+            w0, c0 = time.perf_counter(), time.process_time()
+            exe(feeds)
+            out.wall[value].append(time.perf_counter() - w0)
+            out.cpu[value].append(time.process_time() - c0)
+            for k in exe.compiled.profile():
+                out.kernels[value].setdefault(k.name, []).append(k.seconds)
+    return out
+
+
 def median_time(fn: Callable[[], object], count: int) -> float:
     """Median seconds of ``fn`` over ``count`` calls, after two warm-up calls."""
     return statistics.median(samples(fn, count))

@@ -402,12 +402,7 @@ def _pair_epilogue(k: Kernel, math: MathLib, t: Tile, first, second, outs, at) -
         for out, (_, v) in zip(outs, body2.outputs):
             k.store(out, flat, env[v])
 
-    whole_width = b.icmp_signed("==", nr, i64(t.nr))
-    with for_range(b, rows, "er") as r, b.if_else(whole_width) as (whole, part):
-        with whole, for_range(b, i64(t.nr), "ec") as col:
-            element(r, col)
-        with part, for_range(b, nr, "ep") as col:
-            element(r, col)
+    _over_tile(b, t, rows, nr, element)
 
 
 def _kernels(module: ir.Module, t: Tile) -> dict[int, ir.Function]:
@@ -625,7 +620,12 @@ def _epilogue(k: Kernel, math: MathLib, p: _Product, t: Tile, outs, ins, at) -> 
         for out, v in zip(outs, results):
             k.store(out, flat, env[v])
 
-    # A whole tile's row is a loop of constant count, which LLVM makes whole vectors.
+    _over_tile(b, t, rows, nr, element)
+
+
+def _over_tile(b: ir.IRBuilder, t: Tile, rows, nr, element) -> None:
+    """``element(r, col)`` over a finished tile's ``rows`` x ``nr``: a whole tile's row is
+    a loop of constant count, which LLVM makes whole vectors."""
     whole_width = b.icmp_signed("==", nr, i64(t.nr))
     with for_range(b, rows, "er") as r, b.if_else(whole_width) as (whole, part):
         with whole, for_range(b, i64(t.nr), "ec") as col:

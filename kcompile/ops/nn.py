@@ -6,8 +6,6 @@ The activations are kcompile's own (``kcompile.activations``), so a custom layer
 
 from __future__ import annotations
 
-import ml_dtypes
-
 from kcompile import activations as A
 from kcompile.ir import DType
 from kcompile.ir import build as B
@@ -207,6 +205,8 @@ def dot_product_attention(
     if allowed is not None:
         # -0.7 x the largest value of the logits' own dtype, in that dtype (Keras's
         # backends): a float32 constant would not select with bf16 or f16 logits.
+        import ml_dtypes  # here: importing kcompile does not load it
+
         fill = -0.7 * float(ml_dtypes.finfo(logits.dtype.numpy).max)
         logits = B.select(allowed, logits, B.const(logits.graph, fill, logits.dtype))
     probs = A.softmax(logits, logits.rank - 1)
