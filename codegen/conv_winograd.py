@@ -316,12 +316,8 @@ def _chunk(module: ir.Module, t: Tile) -> ir.Function:
     free = _declare(module, "free", ir.FunctionType(ir.VoidType(), [PTR]))
     # V's rows past a block's last tile are read by the last sliver: zero at first,
     # later a previous block's (finite) values, whose products are never stored.
-    # Each ξ's V and M an odd number of cache lines apart: a power of two apart, the 16
-    # stores (and loads) of one tile fell in one set of L1 (measured: the input
-    # transform took as long as the products at 32 channels).
-    v_stride, m_stride = _odd_lines(b, b.mul(tmax, c)), _odd_lines(b, b.mul(tmax, fpad))
-    v_buf = b.call(calloc, [b.add(b.mul(i64(16), v_stride), i64(t.vw)), i64(4)])
-    m_buf = b.call(calloc, [b.add(b.mul(i64(16), m_stride), i64(t.vw)), i64(4)])
+    v_stride, v_buf = _sixteen_blocks(b, calloc, t, b.mul(tmax, c))
+    m_stride, m_buf = _sixteen_blocks(b, calloc, t, b.mul(tmax, fpad))
     # Pooled: the block's outputs in window order, for the epilogue to pool.
     pooled = b.icmp_unsigned("!=", g["pooled"], i64(0))
     pool_floats = b.select(pooled, b.mul(b.mul(tmax, i64(4)), f), i64(0))
@@ -510,6 +506,15 @@ def add_winograd(
     return fn
 
 
+def _sixteen_blocks(b: ir.IRBuilder, calloc, t: Tile, floats: ir.Value):
+    """(stride, zeroed buffer) of the 16 transformed blocks (one a ξ) of ``floats`` each,
+    and a vector past the last: the blocks an odd number of cache lines apart, since a
+    power of two apart the 16 stores (and loads) of one tile fell in one set of L1
+    (measured: the input transform took as long as the products at 32 channels)."""
+    stride = _odd_lines(b, floats)
+    return stride, b.call(calloc, [b.add(b.mul(i64(16), stride), i64(t.vw)), i64(4)])
+
+
 def _odd_lines(b: ir.IRBuilder, floats: ir.Value) -> ir.Value:
     """``floats`` rounded up to an odd number of 64-byte lines (in floats)."""
     lines = b.or_(_ceil_div(b, floats, i64(16)), i64(1))
@@ -589,9 +594,8 @@ def _filter_chunk(module: ir.Module, t: Tile) -> ir.Function:
     zero = ir.Constant(vec, None)
     calloc = _declare(module, "calloc", ir.FunctionType(PTR, [I64, I64]))
     free = _declare(module, "free", ir.FunctionType(ir.VoidType(), [PTR]))
-    v_stride, y_stride = _odd_lines(b, b.mul(tmax, c)), _odd_lines(b, b.mul(tmax, fpad))
-    v_buf = b.call(calloc, [b.add(b.mul(i64(16), v_stride), i64(t.vw)), i64(4)])
-    y_buf = b.call(calloc, [b.add(b.mul(i64(16), y_stride), i64(t.vw)), i64(4)])
+    v_stride, v_buf = _sixteen_blocks(b, calloc, t, b.mul(tmax, c))
+    y_stride, y_buf = _sixteen_blocks(b, calloc, t, b.mul(tmax, fpad))
     g0 = b.mul(index, g["per_chunk"])
     g1 = _min(b, g["P"], b.add(g0, g["per_chunk"]))
     bp = g["block_pairs"]
