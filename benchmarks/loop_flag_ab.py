@@ -25,7 +25,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT), str(ROOT / "examples")]
 
-from timing import alternate  # noqa: E402
+from timing import alternate, profiled_train_step  # noqa: E402
 
 os.environ["KCOMPILE_CACHE"] = "0"
 
@@ -45,24 +45,6 @@ def _model(name: str):
     return model
 
 
-def _executable(name: str, tag: str):
-    from kcompile.runtime.native import NativeExecutable
-    from kcompile.tools.inspect import parse_graph, pipeline_stages, probe_feeds
-    from kcompile.version import __version__
-
-    model = _model(name)
-    graph = parse_graph(pipeline_stages(model, "train")[-1][1])
-    exe = NativeExecutable(graph, version=f"{__version__}-{tag}", capacity=64, profile=True)
-    feeds = probe_feeds(model, graph, 64)
-    data = {v.name for v in graph.inputs if v.role == "data"}
-    for key, array in feeds.items():
-        if key not in data:
-            exe.bind(key, array.copy())
-    batch = {key: feeds[key] for key in data}
-    exe(batch)
-    return exe, batch
-
-
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("module")
@@ -74,7 +56,7 @@ def main() -> None:
     runs = {}
     for value in (False, True):
         setattr(module, args.flag, value)
-        runs[value] = _executable(args.model, f"{args.flag}-{value}")
+        runs[value] = profiled_train_step(_model(args.model), f"{args.flag}-{value}", 64)
     timed = alternate(runs, args.calls)
     wall, cpu, kernels = timed.wall, timed.cpu, timed.kernels
     threads = os.environ.get("KCOMPILE_NUM_THREADS", "default")

@@ -23,30 +23,17 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT), str(ROOT / "examples")]
 
-from timing import alternate  # noqa: E402
+from timing import alternate, profiled_train_step  # noqa: E402
 
 os.environ["KCOMPILE_CACHE"] = "0"
 
 
-def _executable(tag: str, batch: int):
+def _model():
     import kcompile as keras
-    from kcompile.runtime.native import NativeExecutable
-    from kcompile.tools.inspect import parse_graph, pipeline_stages, probe_feeds
-    from kcompile.version import __version__
 
     keras.backend.clear_session()
     keras.utils.set_random_seed(1)
-    model = importlib.import_module("mnist_mlp").build_model()
-    graph = parse_graph(pipeline_stages(model, "train")[-1][1])
-    exe = NativeExecutable(graph, version=f"{__version__}-{tag}", capacity=batch, profile=True)
-    feeds = probe_feeds(model, graph, batch)
-    data = {v.name for v in graph.inputs if v.role == "data"}
-    for key, array in feeds.items():
-        if key not in data:
-            exe.bind(key, array.copy())
-    inputs = {key: feeds[key] for key in data}
-    exe(inputs)
-    return exe, inputs
+    return importlib.import_module("mnist_mlp").build_model()
 
 
 def main() -> None:
@@ -61,7 +48,7 @@ def main() -> None:
     runs = {}
     for value in (True, False) if args.reverse else (False, True):
         setattr(module, args.flag, value)
-        runs[value] = _executable(f"{args.flag}-{value}", args.batch)
+        runs[value] = profiled_train_step(_model(), f"{args.flag}-{value}", args.batch)
     timed = alternate(runs, args.calls)
     wall, cpu, kernels = timed.wall, timed.cpu, timed.kernels
     threads = os.environ.get("KCOMPILE_NUM_THREADS", "default")

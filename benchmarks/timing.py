@@ -63,6 +63,27 @@ class Alternated:
     kernels: dict[bool, dict[str, list[float]]]
 
 
+def profiled_train_step(model, tag: str, batch: int) -> tuple:
+    """``model``'s optimized train step as a native executable with its kernels' profile
+    counters on (``tag`` in its version keeps variants apart in the code cache), its
+    parameters bound to copies of the probe's, and its data feeds at ``batch``, called
+    once; (executable, data feeds), what ``alternate`` takes."""
+    from kcompile.runtime.native import NativeExecutable
+    from kcompile.tools.inspect import parse_graph, pipeline_stages, probe_feeds
+    from kcompile.version import __version__
+
+    graph = parse_graph(pipeline_stages(model, "train")[-1][1])
+    exe = NativeExecutable(graph, version=f"{__version__}-{tag}", capacity=batch, profile=True)
+    feeds = probe_feeds(model, graph, batch)
+    data = {v.name for v in graph.inputs if v.role == "data"}
+    for key, array in feeds.items():
+        if key not in data:
+            exe.bind(key, array.copy())
+    inputs = {key: feeds[key] for key in data}
+    exe(inputs)
+    return exe, inputs
+
+
 def alternate(runs: dict, calls: int) -> Alternated:
     """Calls the compiled steps of ``runs`` (variant -> (executable, feeds)) in turn,
     ``calls`` times each, the order flipping every call so neither variant always runs
