@@ -158,12 +158,7 @@ def test_the_epilogue_fuses_into_the_convolution(strides, padding, residual, thr
     products = [n for n in fused.nodes if n.op == "fused" and n.attrs["kind"] == "matmul"]
     assert [n.attrs["body"].nodes[0].op for n in products] == ["conv2d"]
     assert not any(n.op in ("extract_patches", "conv2d") for n in fused.nodes)
-    for batch in (1, 7):
-        feeds = {v.name: rng.standard_normal(v.type.concrete_shape(batch)).astype(np.float32)
-                 for v in g.inputs}  # fmt: skip
-        got = run_compiled(g, feeds)
-        want = interpret(g, feeds, np.float64)
-        np.testing.assert_allclose(got["y"], want["y"], rtol=1e-4, atol=1e-4)
+    matches_the_reference(g, rng, (1, 7))
 
 
 GRADIENT_CASES = [
@@ -245,12 +240,13 @@ def test_a_max_pooling_fuses_into_the_convolution(pool, scale_sign, threads, rng
     kernels = [n for n in fused.nodes if n.op == "fused" and n.attrs["kind"] == "matmul"]
     assert [tuple(n.attrs.get("pool", ())) for n in kernels] == [pool]
     assert not any(n.op in ("reduce_max", "conv2d") for n in fused.nodes)
-    _pooling_matches_the_reference(g, rng)
+    matches_the_reference(g, rng)
 
 
-def _pooling_matches_the_reference(g: Graph, rng) -> None:
-    """The compiled graph's ``y`` at batches 1, 5 and 40 against the float64 reference."""
-    for batch in (1, 5, 40):
+def matches_the_reference(g: Graph, rng, batches=(1, 5, 40)) -> None:
+    """The compiled graph's ``y`` at each of ``batches`` against the float64 reference,
+    on random inputs."""
+    for batch in batches:
         feeds = {v.name: rng.standard_normal(v.type.concrete_shape(batch)).astype(np.float32)
                  for v in g.inputs}  # fmt: skip
         got = run_compiled(g, feeds)
@@ -290,7 +286,7 @@ def test_a_rising_epilogue_runs_once_per_pooling_window(pool, threads, rng):
     g = _biased_pooled_graph(pool)
     body = _pooled_kernel(g).attrs["body"]
     assert pools_before_body(body, product_of(body))
-    _pooling_matches_the_reference(g, rng)
+    matches_the_reference(g, rng)
 
 
 @pytest.mark.parametrize("scale_sign", [1.0, -1.0])

@@ -20,7 +20,7 @@ from kcompile.ir import BATCH, DType, Graph, TensorType, abi, interpret
 from kcompile.ir import build as B
 from kcompile.ir.ops.patches import _ref_conv, _ref_filter, output_size
 from kcompile.tools.fuzz.oracle import run_compiled
-from tests.test_conv_kernels import _statistics_graph
+from tests.test_conv_kernels import _statistics_graph, matches_the_reference
 from tests.threads import on_threads
 
 # (N, H, W, C, F, padding (top, bottom, left, right))
@@ -164,12 +164,7 @@ def test_the_epilogue_runs_on_the_winograd_rows(padding, residual, threads, rng)
     """Normalization, a residual add and ReLU fused after a 3x3 convolution of 17 -> 19
     channels, compiled, against the reference at batch 1 and 7."""
     g = _epilogue_graph(padding, residual)
-    for batch in (1, 7):
-        feeds = {v.name: rng.standard_normal(v.type.concrete_shape(batch)).astype(np.float32)
-                 for v in g.inputs}  # fmt: skip
-        got = run_compiled(g, feeds)
-        want = interpret(g, feeds, np.float64)
-        np.testing.assert_allclose(got["y"], want["y"], rtol=1e-4, atol=1e-4)
+    matches_the_reference(g, rng, (1, 7))
 
 
 def _pooled_graph(size, pool) -> Graph:
@@ -199,12 +194,7 @@ def test_a_max_pooling_over_the_winograd_tiles(size, threads, rng):
     fused = PassManager(default_passes()).run(g)
     kernels = [n for n in fused.nodes if n.op == "fused" and n.attrs["kind"] == "matmul"]
     assert [tuple(n.attrs.get("pool", ())) for n in kernels] == [(2, 2)]
-    for batch in (1, 5, 40):
-        feeds = {v.name: rng.standard_normal(v.type.concrete_shape(batch)).astype(np.float32)
-                 for v in g.inputs}  # fmt: skip
-        got = run_compiled(g, feeds)
-        want = interpret(g, feeds, np.float64)
-        np.testing.assert_allclose(got["y"], want["y"], rtol=1e-4, atol=1e-4)
+    matches_the_reference(g, rng)
 
 
 STATISTICS_CASES = [
