@@ -69,12 +69,6 @@ def applies(b: ir.IRBuilder, g: dict, flags: ir.Value, pooled_bit: int) -> ir.Va
     def eq(name, value):
         return b.icmp_signed("==", g[name], value)
 
-    shape = b.and_(b.and_(eq("KH", i64(3)), eq("KW", i64(3))), b.and_(eq("SH", one), eq("SW", one)))
-    shape = b.and_(shape, b.and_(eq("DH", one), eq("DW", one)))
-    wide = b.and_(
-        b.icmp_signed(">=", g["C"], i64(MIN_CHANNELS)),
-        b.icmp_signed(">=", g["F"], i64(MIN_CHANNELS)),
-    )
     pooled = b.icmp_unsigned("!=", b.and_(flags, i64(pooled_bit)), i64(0))
     owned = b.icmp_unsigned("!=", b.and_(flags, i64(COLUMNS_OWNED)), i64(0))
     # Column sums need chunks on span boundaries: pairs of rows must tile the images.
@@ -84,8 +78,7 @@ def applies(b: ir.IRBuilder, g: dict, flags: ir.Value, pooled_bit: int) -> ir.Va
     even = b.icmp_unsigned("==", b.and_(b.or_(g["OH"], g["OW"]), one), i64(0))
     windows = b.and_(b.and_(eq("PH", i64(2)), eq("PW", i64(2))), even)
     pooling_ok = b.or_(b.not_(pooled), windows)
-    ok = b.and_(b.and_(shape, wide), b.and_(pooling_ok, span_ok))
-    return b.and_(ok, ir.Constant(ir.IntType(1), int(ENABLED)))
+    return b.and_(filter_applies(b, g), b.and_(pooling_ok, span_ok))
 
 
 def _field(b: ir.IRBuilder, job, name: str) -> ir.Value:
@@ -560,7 +553,9 @@ PARTIAL_TILES = 1
 
 
 def filter_applies(b: ir.IRBuilder, g: dict) -> ir.Value:
-    """Whether the kernel gradient of a convolution of geometry ``g`` takes this path."""
+    """Whether the kernel gradient of a convolution of geometry ``g`` takes this path:
+    a 3x3 kernel at stride and dilation 1 over at least ``MIN_CHANNELS`` channels in and
+    out (the forward's path asks that too, ``applies``)."""
     one = i64(1)
 
     def eq(name, value):
