@@ -448,12 +448,19 @@ def test_batch_statistics_sum_in_the_convolution_on_every_thread(case, rng):
     assert [n.op for n in body.nodes] == ["conv2d", "reduce_sum"]
     full = [v for n in fused.nodes if n.op == "fused" for v in n.outputs if v.rank == 4]
     assert len(full) == 2, full  # the convolution's result and the normalized one
-    feeds = {
-        "x": rng.standard_normal((batch, *image, channels)).astype(np.float32),
-        "w": rng.standard_normal((3, 3, channels, filters)).astype(np.float32),
-    }
     rows = batch * np.prod(g.outputs[2][1].shape[1:3])
     assert batch == 1 or rows > 2 * SUM_SPAN
+    statistics_match(g, batch, rng)
+
+
+def statistics_match(g: Graph, batch: int, rng) -> None:
+    """``_statistics_graph``'s results at ``batch`` against the float64 reference, and
+    the same bits on 1 and 2 threads."""
+    image, channels = g.inputs[0].shape[1:3], g.inputs[0].shape[3]
+    feeds = {
+        "x": rng.standard_normal((batch, *image, channels)).astype(np.float32),
+        "w": rng.standard_normal(g.inputs[1].shape).astype(np.float32),
+    }
     want = interpret(g, feeds, np.float64)
     results = []
     for threads in (1, 2):
