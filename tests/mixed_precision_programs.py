@@ -64,7 +64,21 @@ def per_layer_policies(K):
     return K.Model(i, y), x, rng.randint(0, 2, 5)
 
 
+def bfloat16_variables(K):
+    """A ``"bfloat16"`` global policy: bf16 variables, updated in bf16 by the optimizer
+    (slots in bf16 too), beside a float32 layer."""
+    K.mixed_precision.set_global_policy("bfloat16")
+    rng = _rng()
+    x = rng.randn(8, 10).astype("float32")
+    i = K.Input((10,))
+    h = K.layers.Dense(12, activation="relu")(i)
+    h = K.layers.Dense(7, activation="tanh")(h)
+    y = K.layers.Dense(3, activation="softmax", dtype="float32")(h)
+    return K.Model(i, y), x, rng.randint(0, 3, 8)
+
+
 PROGRAMS = {
+    "bfloat16_variables": bfloat16_variables,
     "mlp_float32_head": mlp_float32_head,
     "cnn_batchnorm": cnn_batchnorm,
     "encoder_block": encoder_block,

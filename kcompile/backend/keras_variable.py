@@ -13,7 +13,7 @@ from kcompile.backend.variables import Variable
 
 
 class KerasVariable(Variable):
-    """A float32 weight from an array or an initializer (a name, an ``Initializer`` or a
+    """A float32 (or bfloat16, float16) weight from an array or an initializer (a name, an ``Initializer`` or a
     callable ``(shape, dtype)``), named ``name`` (``variable``, ``variable_1``, ... by
     default)."""
 
@@ -30,11 +30,9 @@ class KerasVariable(Variable):
         **kwargs: Any,
     ) -> None:
         from kcompile.backend.dtypes import standardize_dtype
+        from kcompile.backend.variables import variable_dtype
 
-        if dtype is not None and standardize_dtype(dtype) != "float32":
-            raise NotImplementedError(
-                f"keras.Variable(dtype={dtype!r}): kcompile's variables are float32"
-            )
+        dtype = variable_dtype(None if dtype is None else standardize_dtype(dtype))
         if kwargs.get("layout") is not None:
             raise NotImplementedError("keras.Variable(layout=...): no sharded layouts here")
         if name is not None and "/" in name:
@@ -57,7 +55,7 @@ class KerasVariable(Variable):
                     f"keras.Variable: initial value of shape {value.shape} does not match "
                     f"shape={tuple(shape)}"
                 )
-        super().__init__(value, name or unique_name("variable"), trainable)
+        super().__init__(value, name or unique_name("variable"), trainable, dtype)
         self.autocast, self.aggregation, self.synchronization = (
             autocast,
             aggregation,

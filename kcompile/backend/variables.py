@@ -2,11 +2,39 @@
 
 from __future__ import annotations
 
+import ml_dtypes
 import numpy as np
 
 from kcompile.backend.symbolic import TracedTensor, current_context
 
 ALIGN = 64
+
+# A variable of a narrow float dtype keeps its values in a float32 array (the compiled steps
+# bind float32 arrays), each rounded to the dtype: the array holds exactly the narrow
+# variable's numbers, as Keras's bfloat16 variable does.
+NARROW_FLOATS = {"bfloat16": ml_dtypes.bfloat16, "float16": np.float16}
+VARIABLE_DTYPES = ("float32", *NARROW_FLOATS)
+
+
+def variable_dtype(dtype) -> str:
+    """The name of a weight dtype (a name, a numpy dtype or None: float32), or a clear
+    error for one kcompile's weights do not take."""
+    name = "float32" if dtype is None else str(getattr(dtype, "name", dtype))
+    name = {"float64": "float32", "half": "float16"}.get(name, name)
+    if name not in VARIABLE_DTYPES:
+        raise NotImplementedError(
+            f"weights of dtype {name!r}: kcompile's weights are one of {VARIABLE_DTYPES}"
+        )
+    return name
+
+
+def rounded(value, dtype: str) -> np.ndarray:
+    """``value`` as float32 holding numbers of ``dtype`` (rounded to nearest, ties to even)."""
+    value = np.asarray(value)
+    narrow = NARROW_FLOATS.get(dtype)
+    if narrow is None:
+        return value.astype(np.float32, copy=False)
+    return value.astype(narrow).astype(np.float32)
 
 
 def stable_array(value, dtype) -> np.ndarray:
@@ -26,9 +54,12 @@ class Variable:
     # ``keras.constraints.Constraint``), or None.
     constraint = None
 
-    def __init__(self, value: np.ndarray, path: str, trainable: bool = True) -> None:
+    def __init__(
+        self, value: np.ndarray, path: str, trainable: bool = True, dtype: str = "float32"
+    ) -> None:
+        self._dtype = variable_dtype(dtype)
         # The array is allocated once and updated in place: compiled steps bind to it.
-        self.value = stable_array(value, np.float32)
+        self.value = stable_array(rounded(value, self._dtype), np.float32)
         self.path = path
         self.trainable = trainable
         # Read cast to the compute dtype inside a layer of a mixed policy (Keras's).
@@ -44,10 +75,12 @@ class Variable:
 
     @property
     def dtype(self) -> str:
-        return "float32"
+        return self._dtype
 
     def numpy(self) -> np.ndarray:
-        return self.value.copy()
+        """A copy in the variable's dtype (bfloat16 as ``ml_dtypes``, as JAX gives it)."""
+        narrow = NARROW_FLOATS.get(self._dtype)
+        return self.value.copy() if narrow is None else self.value.astype(narrow)
 
     def __array__(self, dtype=None, copy=None) -> np.ndarray:
         return self.value if dtype is None else self.value.astype(dtype)
@@ -65,7 +98,7 @@ class Variable:
             raise ValueError(
                 f"variable {self.path}: expected shape {self.value.shape}, got {value.shape}"
             )
-        np.copyto(self.value, value, casting="unsafe")
+        np.copyto(self.value, rounded(value, self._dtype), casting="unsafe")
 
     def assign_add(self, delta) -> None:
         self.assign(self + delta)

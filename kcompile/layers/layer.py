@@ -25,7 +25,7 @@ from kcompile import ops as _ops  # noqa: F401  (Python's operators on tensors a
 from kcompile.backend import session as backend
 from kcompile.backend.keras_tensor import KerasTensor, ir_dtype, keras_dtype, keras_shape
 from kcompile.backend.symbolic import TracedTensor, TraceError, current_context, tracing
-from kcompile.backend.variables import Variable
+from kcompile.backend.variables import Variable, variable_dtype
 from kcompile.ir import DType, Graph, Interpreter, ShapeError, TensorType, Value
 from kcompile.ir import build as B
 from kcompile.layers.input_spec import assert_input_compatibility
@@ -62,6 +62,9 @@ class TraceContext:
         # The compute dtype of the layer being traced when it casts its variables
         # (Keras's autocast scope), innermost last.
         self._autocast: list[DType | None] = []
+        # A narrow variable's read (its float32 array cast to its dtype), one per value it
+        # has: a gradient taken with respect to the variable reaches every use of it.
+        self._narrow_reads: dict[Variable, tuple[Value, Value]] = {}
 
     def mask_of(self, value: Value) -> Value | None:
         """The mask a layer attached to ``value`` (an Embedding with mask_zero, a Masking
@@ -74,7 +77,8 @@ class TraceContext:
 
     def assign(self, var: Variable, value: Any) -> None:
         """``var.assign(value)`` inside the step: the step writes ``value`` to it."""
-        new = B.cast(Builder(self.graph, self).value(value), DType.f32)
+        new = Builder(self.graph, self).value(value)
+        new = B.cast(B.cast(new, ir_dtype(var.dtype)), DType.f32)  # rounded to a narrow var's
         if new.shape != var.shape:
             new = B.broadcast_to(new, var.shape)
         self.state_updates[var] = new
@@ -90,10 +94,22 @@ class TraceContext:
             role = "param" if var.trainable else "state"
             value = self.graph.add_input(var.path, TensorType(DType.f32, var.shape), role)
             self.weights[var] = value
+        value = self._read_as_own_dtype(var, value)
         dtype = self._autocast[-1] if self._autocast else None
         if dtype is not None and var.autocast:
             return B.cast(value, dtype)
         return value
+
+    def _read_as_own_dtype(self, var: Variable, value: Value) -> Value:
+        """A bfloat16/float16 variable's array holds its numbers in float32: read as its
+        dtype (one cast per value, see ``_narrow_reads``)."""
+        dtype = ir_dtype(var.dtype)
+        if dtype is value.dtype:
+            return value
+        cached = self._narrow_reads.get(var)
+        if cached is None or cached[0] is not value:
+            cached = self._narrow_reads[var] = (value, B.cast(value, dtype))
+        return cached[1]
 
     @contextlib.contextmanager
     def autocast_scope(self, dtype: DType | None) -> Iterator[None]:
@@ -232,11 +248,15 @@ class Layer(LayerCalls, LayerAttributes):
         aggregation: str = "none",
         name: str | None = None,
     ) -> Variable:
-        """Keras's ``add_weight``: a float32 weight of ``shape`` (glorot uniform unless
-        ``initializer`` says otherwise), trainable or not; a ``constraint`` is applied to
-        it after each optimizer update, as Keras's optimizers do."""
-        if dtype is not None and ir_dtype(getattr(dtype, "name", dtype)) is not DType.f32:
-            raise NotImplementedError(f"layer '{self.name}': weights are float32 only")
+        """Keras's ``add_weight``: a weight of ``shape`` in ``dtype`` (the policy's variable
+        dtype unless given: float32, or bfloat16/float16 under a ``"bfloat16"``/``"float16"``
+        policy), glorot uniform unless ``initializer`` says otherwise, trainable or not; a
+        ``constraint`` is applied to it after each optimizer update, as Keras's optimizers
+        do."""
+        try:
+            dtype = variable_dtype(dtype if dtype is not None else self.variable_dtype)
+        except NotImplementedError as e:
+            raise NotImplementedError(f"layer '{self.name}': {e}") from None
         shape = () if shape is None else tuple(shape)
         if any(d is None for d in shape):
             raise ValueError(
@@ -251,7 +271,7 @@ class Layer(LayerCalls, LayerAttributes):
         while path in taken:
             k += 1
             path = f"{base}_{k}"
-        var = Variable(value, path, trainable)
+        var = Variable(value, path, trainable, dtype)
         var.autocast = bool(autocast)
         if constraint is not None:
             from kcompile import constraints
@@ -672,13 +692,15 @@ class Layer(LayerCalls, LayerAttributes):
         return [(*spec, mask) for spec, mask in zip(first[:half], first[half:])]
 
     def _variable_cast(self) -> DType | None:
-        """The dtype this layer reads its variables in, when its policy computes in
-        another dtype than the float32 they are kept in (a policy of ``"bfloat16"``
-        computes on float32 variables read rounded, where Keras keeps them in bf16)."""
-        dtype = _float_dtype(self.dtype_policy.compute_dtype)
-        if not self.autocast or self.computes_in_float32 or dtype in (None, DType.f32):
+        """The dtype this layer reads its variables in (None: their own): its compute
+        dtype under a mixed policy (Keras's autocast), float32 in a layer that normalizes
+        in float32 (Keras's casts its bf16 weights up)."""
+        if not self.autocast:
             return None
-        return dtype
+        if self.computes_in_float32:
+            return DType.f32
+        dtype = _float_dtype(self.dtype_policy.compute_dtype)
+        return None if dtype in (None, DType.f32) else dtype
 
     def _autocast_inputs(self, values: list[Value]) -> list[Value]:
         """Keras's ``convert_input``: floating inputs cast to the compute dtype (integers

@@ -46,9 +46,9 @@ class Adafactor(Optimizer):
     def update_step(self, g, w, slots, lr, local_step):
         # Keras's rho is min(lr, 1/sqrt(t)) whether or not relative_step caps lr first.
         rho = B.minimum(lr, 1.0 / B.sqrt(local_step))
-        alpha = B.maximum(B.const(w.graph, self.epsilon_2), _rms(w)) * rho
+        alpha = B.maximum(B.const(w.graph, self.epsilon_2, w.dtype), _rms(w)) * rho
         regulated = B.square(g) + self.epsilon_1
-        beta_2 = 1.0 - B.power(local_step, B.const(w.graph, self.beta_2_decay))
+        beta_2 = 1.0 - B.power(local_step, B.const(w.graph, self.beta_2_decay, w.dtype))
         new = dict(slots)
         if w.rank >= 2:
             r = beta_2 * slots["r"] + (1.0 - beta_2) * B.mean(regulated, -1)
@@ -59,7 +59,7 @@ class Adafactor(Optimizer):
         else:
             v = new["velocity"] = beta_2 * slots["velocity"] + (1.0 - beta_2) * regulated
         u = g / B.sqrt(v)
-        u_hat = u / B.maximum(B.const(w.graph, 1.0), _rms(u) / self.clip_threshold)
+        u_hat = u / B.maximum(B.const(w.graph, 1.0, w.dtype), _rms(u) / self.clip_threshold)
         return w - alpha * u_hat, new
 
     def get_config(self):

@@ -29,8 +29,8 @@ class Adam(Optimizer):
         )
 
     def update_step(self, g, w, slots, lr, local_step):
-        b1_power = B.power(B.const(w.graph, self.beta_1), local_step)
-        b2_power = B.power(B.const(w.graph, self.beta_2), local_step)
+        b1_power = B.power(B.const(w.graph, self.beta_1, w.dtype), local_step)
+        b2_power = B.power(B.const(w.graph, self.beta_2, w.dtype), local_step)
         alpha = lr * B.sqrt(1.0 - b2_power) / (1.0 - b1_power)
         m = slots["momentum"] + (g - slots["momentum"]) * (1.0 - self.beta_1)
         v = slots["velocity"] + (B.square(g) - slots["velocity"]) * (1.0 - self.beta_2)

@@ -26,7 +26,7 @@ class Adamax(Optimizer):
         return ("momentum", "norm")
 
     def update_step(self, g, w, slots, lr, local_step):
-        b1_power = B.power(B.const(w.graph, self.beta_1), local_step)
+        b1_power = B.power(B.const(w.graph, self.beta_1, w.dtype), local_step)
         m = slots["momentum"] + (g - slots["momentum"]) * (1 - self.beta_1)
         u = B.maximum(self.beta_2 * slots["norm"], B.abs(g))
         return w - (lr * m) / ((1 - b1_power) * (u + self.epsilon)), {"momentum": m, "norm": u}

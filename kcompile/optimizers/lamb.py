@@ -27,14 +27,14 @@ class Lamb(Optimizer):
         return ("momentum", "velocity")
 
     def update_step(self, g, w, slots, lr, local_step):
-        b1_power = B.power(B.const(w.graph, self.beta_1), local_step)
-        b2_power = B.power(B.const(w.graph, self.beta_2), local_step)
+        b1_power = B.power(B.const(w.graph, self.beta_1, w.dtype), local_step)
+        b2_power = B.power(B.const(w.graph, self.beta_2, w.dtype), local_step)
         m = slots["momentum"] + (g - slots["momentum"]) * (1.0 - self.beta_1)
         v = slots["velocity"] + (B.square(g) - slots["velocity"]) * (1.0 - self.beta_2)
         update = (m / (1.0 - b1_power)) / (B.sqrt(v / (1.0 - b2_power)) + self.epsilon)
         w_norm = B.sqrt(B.reduce_sum(B.square(w)))
         g_norm = B.sqrt(B.reduce_sum(B.square(update)))
-        one = B.const(w.graph, 1.0)
+        one = B.const(w.graph, 1.0, w.dtype)
         ratio = B.select(B.gt(w_norm, 0.0), B.select(B.gt(g_norm, 0.0), w_norm / g_norm, one), one)
         return w - ratio * lr * update, {"momentum": m, "velocity": v}
 

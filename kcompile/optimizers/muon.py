@@ -87,8 +87,8 @@ class Muon(Optimizer):
         return w - update, {"momentum": m, "velocity": slots["velocity"]}
 
     def _adamw_step(self, g, w, slots, lr, local_step):
-        b1_power = B.power(B.const(w.graph, self.adam_beta_1), local_step)
-        b2_power = B.power(B.const(w.graph, self.adam_beta_2), local_step)
+        b1_power = B.power(B.const(w.graph, self.adam_beta_1, w.dtype), local_step)
+        b2_power = B.power(B.const(w.graph, self.adam_beta_2, w.dtype), local_step)
         alpha = lr * B.sqrt(1.0 - b2_power) / (1.0 - b1_power)
         m = slots["momentum"] + (g - slots["momentum"]) * (1.0 - self.adam_beta_1)
         v = slots["velocity"] + (B.square(g) - slots["velocity"]) * (1.0 - self.adam_beta_2)

@@ -23,12 +23,12 @@ class Nadam(Adamax):
 
     def update_step(self, g, w, slots, lr, local_step):
         graph = w.graph
-        decay = B.const(graph, 0.96)
+        decay = B.const(graph, 0.96, w.dtype)
         u_t = self.beta_1 * (1.0 - 0.5 * B.power(decay, local_step))
         u_t_1 = self.beta_1 * (1.0 - 0.5 * B.power(decay, local_step + 1.0))
         u_product_t = slots["u_product"] * u_t  # updated before the step, as Keras's
         u_product_t_1 = u_product_t * u_t_1
-        b2_power = B.power(B.const(graph, self.beta_2), local_step)
+        b2_power = B.power(B.const(graph, self.beta_2, w.dtype), local_step)
         m = slots["momentum"] + (g - slots["momentum"]) * (1 - self.beta_1)
         v = slots["velocity"] + (B.square(g) - slots["velocity"]) * (1 - self.beta_2)
         m_hat = (u_t_1 * m) / (1 - u_product_t_1) + ((1 - u_t) * g) / (1 - u_product_t)

@@ -13,7 +13,8 @@ from typing import Any
 
 import numpy as np
 
-from kcompile.backend.variables import Variable, stable_array
+from kcompile.backend.keras_tensor import ir_dtype
+from kcompile.backend.variables import Variable, rounded, stable_array
 from kcompile.ir import DType, TensorType, Value
 from kcompile.ir import build as B
 from kcompile.optimizers.schedules import learning_rate_schedule as schedules
@@ -152,7 +153,8 @@ class Optimizer:
                 path = self.slot_path(var, slot)
                 if path not in self.slots:
                     start = np.full(self.slot_shape(var, slot), self.slot_initial(slot))
-                    self.slots[path] = stable_array(start, np.float32)
+                    # Keras makes a weight's slots in its dtype (bfloat16 for a bf16 weight).
+                    self.slots[path] = stable_array(rounded(start, var.dtype), np.float32)
         self.built = True
 
     @property
@@ -218,11 +220,16 @@ class Optimizer:
         updates: dict[str, Value] = {"iterations": next_iterations}
         for i, ((var, w, _), g) in enumerate(zip(params, grads)):
             with w.graph.layer_scope(f"{self.name}/{var.path}"):
+                # Keras's rules compute in the variable's dtype: a bfloat16 weight's
+                # gradient, slots, rate and step count are cast to bfloat16 and every op
+                # of its update rounds (held in float32 arrays, which take them exactly).
+                dtype = ir_dtype(var.dtype)
+                w, g, w_lr, w_step = (B.cast(x, dtype) for x in (w, g, lr, local_step))
                 old_w = w
                 if self.weight_decay:
-                    w = w - w * self.weight_decay * lr
-                slots = {s: slot(self.slot_path(var, s)) for s in self.all_slots()}
-                new_w, new_slots = self.update_step(g, w, slots, lr, local_step)
+                    w = w - w * self.weight_decay * w_lr
+                slots = {s: B.cast(slot(self.slot_path(var, s)), dtype) for s in self.all_slots()}
+                new_w, new_slots = self.update_step(g, w, slots, w_lr, w_step)
                 if due is not None:  # between updates nothing moves but the gradient sum
                     new_w = B.select(due, new_w, old_w)
                     new_slots = {k: B.select(due, v, slots[k]) for k, v in new_slots.items()}
@@ -232,16 +239,16 @@ class Optimizer:
                         new_w, slots["average"], counted
                     )
                 if var.constraint is not None:  # Keras's: after the update, every step
-                    new_w = _constrained(var, new_w)
-            updates[var.path] = new_w
+                    new_w = B.cast(_constrained(var, new_w), dtype)
+            updates[var.path] = B.cast(new_w, DType.f32)
             for s, v in new_slots.items():
-                updates[self.slot_path(var, s)] = v
+                updates[self.slot_path(var, s)] = B.cast(B.cast(v, dtype), DType.f32)
         return updates
 
     def _moving_average(self, w: Value, average: Value, iterations: Value):
         """Keras's EMA of a weight after its update (the first step copies it), and the
         weight, replaced by its average every ``ema_overwrite_frequency`` steps."""
-        first = B.cast(B.eq(iterations, B.const(iterations.graph, 0, DType.i32)), DType.f32)
+        first = B.cast(B.eq(iterations, B.const(iterations.graph, 0, DType.i32)), w.dtype)
         momentum = (1.0 - first) * self.ema_momentum
         average = momentum * average + (1.0 - momentum) * w
         if self.ema_overwrite_frequency:

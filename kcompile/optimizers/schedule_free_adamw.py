@@ -49,7 +49,7 @@ class ScheduleFreeAdamW(Optimizer):
             lr = lr * B.minimum(local_step * (1.0 / self.warmup_steps), 1.0)
         z_old = slots["momentum"]
         v = slots["velocity"] + (B.square(g) - slots["velocity"]) * (1.0 - beta_2)
-        bias_correction = 1.0 - B.power(B.const(w.graph, beta_2), local_step)
+        bias_correction = 1.0 - B.power(B.const(w.graph, beta_2, w.dtype), local_step)
         denominator = B.sqrt(v / bias_correction) + self.epsilon
         z = z_old - (lr * g) / denominator
         weight = 1.0 / local_step

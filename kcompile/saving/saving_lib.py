@@ -22,10 +22,12 @@ import warnings
 import zipfile
 from typing import Any
 
+import ml_dtypes
 import numpy as np
 
 from kcompile import layers
 from kcompile.backend import session as backend
+from kcompile.backend.variables import NARROW_FLOATS
 from kcompile.models import layer_internals as internals
 from kcompile.saving.object_registration import (
     get_registered_name,
@@ -196,7 +198,7 @@ def _write_weights(model, target, with_optimizer: bool) -> None:
         for name, variables in _weight_groups(model):
             group = f.require_group(name)
             for i, var in enumerate(variables):
-                group.create_dataset(str(i), data=var.numpy())
+                _write_array(group, str(i), var.numpy())
         opt = getattr(model, "optimizer", None)
         if with_optimizer and opt is not None:
             top = f.create_group("optimizer")
@@ -211,7 +213,21 @@ def _write_weights(model, target, with_optimizer: bool) -> None:
 
 def _write_arrays(group, arrays: list[np.ndarray]) -> None:
     for i, array in enumerate(arrays):
-        group.create_dataset(str(i), data=array)
+        _write_array(group, str(i), array)
+
+
+def _write_array(group, key: str, array: np.ndarray) -> None:
+    """One dataset; a bfloat16 one as Keras writes it (2-byte opaque values, marked)."""
+    dataset = group.create_dataset(key, data=array)
+    if array.dtype == ml_dtypes.bfloat16:
+        dataset.attrs["dtype"] = "bfloat16"
+
+
+def _read_array(dataset) -> np.ndarray:
+    """A dataset's values as float32 (a bfloat16 one widened exactly)."""
+    if dataset.attrs.get("dtype") == "bfloat16":
+        return np.array(dataset, dtype=ml_dtypes.bfloat16).astype(np.float32)
+    return np.asarray(dataset)
 
 
 # Keras's order of each optimizer's variables after iterations and learning_rate: the
@@ -269,7 +285,18 @@ def _optimizer_arrays(model, opt) -> list[np.ndarray]:
         own = [np.int32(0), np.float32(0.0), np.int32(opt.step_counter), opt.dynamic_scale]
         return [np.asarray(a) for a in own] + _optimizer_arrays(model, inner)
     arrays = [np.asarray(opt.iterations, np.int32), np.asarray(opt.learning_rate, np.float32)]
-    return arrays + [opt.slots[paths[0]] for paths in _slot_layout(model, opt)]
+    # A weight's slots are in its dtype, as Keras makes them (held in float32 arrays here).
+    dtypes = {
+        opt.slot_path(v, s): v.dtype for v in model.trainable_weights for s in opt.all_slots()
+    }
+    return arrays + [
+        _in_dtype(opt.slots[paths[0]], dtypes.get(paths[0], "float32"))
+        for paths in _slot_layout(model, opt)
+    ]
+
+
+def _in_dtype(array: np.ndarray, dtype: str) -> np.ndarray:
+    return array if dtype == "float32" else array.astype(NARROW_FLOATS[dtype])
 
 
 def _read_weights(model, source, with_optimizer: bool) -> None:
@@ -287,7 +314,7 @@ def _read_weights(model, source, with_optimizer: bool) -> None:
             if len(group) != len(variables):
                 raise ValueError(f"{name}: {len(group)} arrays for its {len(variables)} weights")
             for i, var in enumerate(variables):
-                array = np.asarray(group[str(i)])
+                array = _read_array(group[str(i)])
                 if array.shape != var.shape:
                     raise ValueError(
                         f"{name}/{i}: shape {array.shape}, weight {var.path} has {var.shape}"
@@ -299,7 +326,7 @@ def _read_weights(model, source, with_optimizer: bool) -> None:
 
 
 def _restore_optimizer(model, opt, group) -> None:
-    arrays = [np.asarray(group[str(i)]) for i in range(len(group))]
+    arrays = [_read_array(group[str(i)]) for i in range(len(group))]
     _restore_arrays(model, opt, arrays)
 
 

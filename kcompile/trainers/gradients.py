@@ -69,7 +69,7 @@ def _scalar_loss(out: Any, what: str) -> Value:
 
 
 def _float_leaf(value: Value, what: str) -> None:
-    if value.dtype != DType.f32:
+    if not value.dtype.is_float:
         raise TypeError(f"{what}: cannot differentiate with respect to a {value.dtype} tensor")
 
 

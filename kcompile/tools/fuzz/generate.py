@@ -237,13 +237,22 @@ def random_model(seed: int) -> ModelSpec:
 
 
 def _draw_policy(rng: random.Random, spec: ModelSpec) -> None:
-    """A quarter of the models are made under a mixed policy (its own stream: the other
-    draws stay as they were), half of those with their output layers in float32, as
-    Keras's guide puts the last softmax."""
+    """A quarter of the models are made under a narrow global policy (its own stream: the
+    other draws stay as they were) — mixed, or ``"bfloat16"`` (bf16 variables, updated in
+    bf16) — half of those with their output layers in float32, as Keras's guide puts the
+    last softmax; a few more keep float32 globally with some layers given a narrow policy
+    of their own (``dtype=``)."""
     roll = rng.random()
+    if 0.25 <= roll < 0.3:
+        for call in spec.calls:
+            if call.layer not in _NO_POLICY and rng.random() < 0.4:
+                call.args["dtype"] = rng.choice(("mixed_bfloat16", "bfloat16"))
+        return
     if roll >= 0.25:
         return
-    spec.policy = "mixed_float16" if roll < 0.05 else "mixed_bfloat16"
+    spec.policy = (
+        "mixed_float16" if roll < 0.05 else "bfloat16" if roll < 0.09 else "mixed_bfloat16"
+    )
     if rng.random() < 0.5:
         for out in spec.outputs:
             call = _call_making(spec, out.tensor)

@@ -56,7 +56,8 @@ class Precision:
 
     @staticmethod
     def of(spec: ModelSpec) -> Precision:
-        if spec.policy == "float32":
+        layers_narrow = any(c.args.get("dtype", "float32") != "float32" for c in spec.calls)
+        if spec.policy == "float32" and not layers_narrow:
             return Precision()
         return Precision(np.float32, NARROW_RTOL, NARROW_RTOL)
 
