@@ -22,7 +22,7 @@ from typing import Any
 from kcompile import tree
 from kcompile.backend.symbolic import TracedTensor, current_context
 from kcompile.backend.variables import Variable
-from kcompile.ir import DType, Value
+from kcompile.ir import Value
 from kcompile.ir import build as B
 from kcompile.ir.grad import append_gradients
 from kcompile.ops.core import Builder
