@@ -13,21 +13,48 @@ LR, EPS = 1e-3, 1e-7
 SEQ, WIDTH, HEADS, FF = 128, 128, 4, 512  # examples/encoder_block.py
 
 
-def torch_train_step(model, data, labels):
+def torch_train_step(model, data, labels, autocast: bool = False):
     """One Adam step (lr 1e-3, eps 1e-7) of ``model`` on a batch with cross-entropy, as a
-    function of no arguments (torch tensors in)."""
+    function of no arguments (torch tensors in). With ``autocast`` the forward pass and
+    the loss run under ``torch.autocast("cpu", dtype=torch.bfloat16)`` (oneDNN's bf16
+    kernels, AMX where the CPU has it) and the backward pass outside it, as PyTorch's
+    mixed-precision recipe has it."""
+    import contextlib
+
     import torch
     from torch import nn
 
     opt = torch.optim.Adam(model.parameters(), lr=LR, eps=EPS)
     loss_fn = nn.CrossEntropyLoss()
 
+    def context():
+        if autocast:
+            return torch.autocast("cpu", dtype=torch.bfloat16)
+        return contextlib.nullcontext()
+
     def step():
         opt.zero_grad()
-        loss_fn(model(data), labels).backward()
+        with context():
+            loss = loss_fn(model(data), labels)
+        loss.backward()
         opt.step()
 
     return step
+
+
+def torch_cnn(nn):
+    """examples/fashion_cnn.py in PyTorch."""
+    return nn.Sequential(
+        nn.Conv2d(1, 32, 3),
+        nn.ReLU(),
+        nn.MaxPool2d(2),
+        nn.Conv2d(32, 64, 3),
+        nn.ReLU(),
+        nn.MaxPool2d(2),
+        nn.Flatten(),
+        nn.Dropout(0.5),
+        nn.Linear(1600, 10),
+    )
 
 
 def torch_measures(x, y, threads: int) -> dict[str, Measure] | None:
@@ -59,17 +86,7 @@ def torch_measures(x, y, threads: int) -> dict[str, Measure] | None:
         with torch.no_grad():
             torch.softmax(mlp(one), 1)
 
-    cnn = nn.Sequential(
-        nn.Conv2d(1, 32, 3),
-        nn.ReLU(),
-        nn.MaxPool2d(2),
-        nn.Conv2d(32, 64, 3),
-        nn.ReLU(),
-        nn.MaxPool2d(2),
-        nn.Flatten(),
-        nn.Dropout(0.5),
-        nn.Linear(1600, 10),
-    )
+    cnn = torch_cnn(nn)
 
     class Lstm(nn.Module):
         def __init__(self):
@@ -93,7 +110,7 @@ def torch_measures(x, y, threads: int) -> dict[str, Measure] | None:
         "cnn train step": Measure(trainer(cnn, images, labels), prepare=cnn.train),
         "lstm train step": Measure(trainer(Lstm(), xt[:64], labels)),
         "mlp predict batch 1": Measure(predict_one, group=200),
-        "encoder train step": Measure(trainer(_torch_encoder(nn), seqs, classes)),
+        "encoder train step": Measure(trainer(torch_encoder(nn), seqs, classes)),
         # Dropout off, as in Keras's predict
         "cnn predict batch 256": Measure(cnn_predict, group=3, prepare=cnn.eval),
     }
@@ -108,7 +125,7 @@ def encoder_data() -> tuple[np.ndarray, np.ndarray]:
     return x, y.astype(np.int64)
 
 
-def _torch_encoder(nn):
+def torch_encoder(nn):
     """examples/encoder_block.py in PyTorch: Keras's LayerNormalization epsilon (1e-3)
     and exact (erf) GELU."""
 
@@ -191,7 +208,7 @@ def jax_measures(x, y) -> dict[str, Measure] | None:
 
     predict = jax.jit(lambda p, xb: jax.nn.softmax(jax.nn.relu(xb @ p["w1"] + p["b1"]) @ p["w2"]))
     one = jnp.asarray(x[:1].reshape(1, 784))
-    cnn_predict = _jax_cnn_predict(jnp.asarray(x[:256].reshape(256, 28, 28, 1)))
+    cnn_predict = jax_cnn_predict(jnp.asarray(x[:256].reshape(256, 28, 28, 1)))
     encoder_step = _jax_encoder_step(adam)
     return {
         "cnn predict batch 256": Measure(cnn_predict, group=3),
@@ -225,7 +242,7 @@ def jax_cnn(k1, b1, k2, b2, w, b):
     return predict
 
 
-def _jax_cnn_predict(images):
+def jax_cnn_predict(images):
     import jax
     import jax.numpy as jnp
 

@@ -2,6 +2,7 @@
 
     python benchmarks/run.py [--repeats 3] [--rounds 5] [--runs 1] [--out benchmarks/RESULTS.md]
     python benchmarks/run.py --models-only [--repeats 3] [--rounds 5] [--runs 2]
+    python benchmarks/run.py --mixed-only [--repeats 3] [--rounds 5] [--runs 2]
 
 1. Matrix products, kcompile's runtime GEMM vs numpy (OpenBLAS), with one thread
    and with all threads, every shape in SHAPES and all three transpositions.
@@ -21,6 +22,14 @@
    the rounds' (min–max); the columns "target" and "met?" check issue 27's targets.
    ``--runs N`` repeats the whole section with fresh workers and adds a table of each
    target's ratio in every run and whether it held in all ("two runs agreeing").
+   Mixed precision (issue 28), in the same interleaved scheme with workers of its own
+   (``--mixed-only`` runs this section alone): the CNN (train step at 64, predict at 256),
+   the 784-512-512-10 MLP (train step at 256) and the encoder block (train step at 32)
+   in kcompile under ``mixed_bfloat16`` against kcompile's own float32 (at least 3x with
+   AMX-BF16, 1.6x with AVX512_BF16 alone, 1x without), PyTorch eager under
+   ``torch.autocast("cpu", dtype=torch.bfloat16)`` (kcompile faster) and, for the CNN's
+   inference, JAX's float32 (4x its images per second); mixed_peers.py has the peers.
+   Speedups (the other's time / kcompile mixed's) are medians over the rounds as above.
 3. The epoch loop: the MLP's step per batch inside one native call per epoch,
    against the same step called once per batch, and against ``fit``.
 4. The example MLP as an artifact: build time, size, load time.
@@ -44,6 +53,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -237,21 +247,76 @@ def jax_measures(x: np.ndarray, y: np.ndarray) -> dict[str, Measure] | None:
     return out
 
 
-# Each framework of the model table: its worker's measures (None: not installed).
+def kcompile_mixed_measures(x: np.ndarray, y: np.ndarray) -> dict[str, Measure]:
+    """The mixed-precision section's workloads in kcompile, each under ``mixed_bfloat16``
+    (keys ``mixed ...``) and in float32: the CNN's train step (64) and predict (256), the
+    784-512-512-10 MLP's train step (256) and the encoder block's train step (32)."""
+    from encoder_block import make_data
+    from mlp_mixed_bfloat16 import WIDE_BATCH, build_wide_model
+
+    import kcompile as keras
+
+    images, labels = x[:64, :, :, None], y[:64]
+    batch = x[:CNN_PREDICT_BATCH, :, :, None]
+    flat, flat_labels = x[:WIDE_BATCH], y[:WIDE_BATCH]
+    seqs, classes = make_data(32, seed=0)
+    out = {}
+    for policy, prefix in (("float32", ""), ("mixed_bfloat16", "mixed ")):
+        keras.mixed_precision.set_global_policy(policy)
+        try:
+            cnn, encoder = _build("cnn"), _build("encoder")
+        finally:
+            keras.mixed_precision.set_global_policy("float32")
+        mlp = build_wide_model(policy)
+        out |= {
+            f"{prefix}cnn train step": Measure(lambda m=cnn: m.train_on_batch(images, labels)),
+            f"{prefix}cnn predict batch 256": Measure(
+                lambda m=cnn: m.predict_on_batch(batch), group=3
+            ),
+            f"{prefix}mlp512 train step": Measure(
+                lambda m=mlp: m.train_on_batch(flat, flat_labels)
+            ),
+            f"{prefix}encoder train step": Measure(
+                lambda m=encoder: m.train_on_batch(seqs, classes)
+            ),
+        }
+    return out
+
+
+def torch_mixed_measures(x: np.ndarray, y: np.ndarray) -> dict[str, Measure] | None:
+    import mixed_peers
+
+    return mixed_peers.torch_measures(x, y, len(os.sched_getaffinity(0)))
+
+
+def jax_mixed_measures(x: np.ndarray, y: np.ndarray) -> dict[str, Measure] | None:
+    import mixed_peers
+
+    return mixed_peers.jax_measures(x)
+
+
+# Each framework of a section's table: its worker's measures (None: not installed).
 FRAMEWORKS = {"kcompile": kcompile_measures, "PyTorch eager": torch_measures, "JAX": jax_measures}
+MIXED_FRAMEWORKS = {
+    "kcompile": kcompile_mixed_measures,
+    "PyTorch eager": torch_mixed_measures,
+    "JAX": jax_mixed_measures,
+}
+SECTIONS = {"models": FRAMEWORKS, "mixed": MIXED_FRAMEWORKS}
 # A measure whose call is shorter than this gets one untimed call at the start of each
 # block: its threads were asleep and its caches another framework's.
 BLOCK_WARMUP_BELOW = 0.05
 
 
-def serve(framework: str) -> None:
-    """A model worker: builds and warms ``framework``'s measures once, reports each one's
-    seconds per sample, then answers the driver's requests (``{"measure", "count"}``, one
-    JSON line each on stdin) with a block of samples until stdin closes."""
+def serve(framework: str, section: str = "models") -> None:
+    """A model worker: builds and warms ``framework``'s measures of ``section`` once,
+    reports each one's seconds per sample, then answers the driver's requests
+    (``{"measure", "count"}``, one JSON line each on stdin) with a block of samples until
+    stdin closes."""
     protocol = os.fdopen(os.dup(1), "w")
     os.dup2(2, 1)  # the libraries' own prints go to stderr, not into the protocol
     x, y, _ = _data()
-    measures = FRAMEWORKS[framework](x, y)
+    measures = SECTIONS[section][framework](x, y)
     if measures is None:
         protocol.write(json.dumps({"ready": None}) + "\n")
         protocol.flush()
@@ -621,10 +686,16 @@ def model_table(results: Rounds) -> list[str]:
 
 def agreement(runs: list[Rounds]) -> list[str]:
     """Each target's ratio in every run, and whether it held in all of them."""
-    per_run = [target_checks(r) for r in runs]
-    heads = " | ".join(f"run {i + 1}" for i in range(len(runs)))
+    return _agreement([target_checks(r) for r in runs], "≤")
+
+
+def _agreement(per_run: list[list[tuple]], sign: str) -> list[str]:
+    """The agreement table of ``per_run`` (each run's (label, peer, bound, ratio or
+    None) checks, in one order): a target holds where every ratio is ``sign`` (≤: at
+    most, ≥: at least) its bound."""
+    heads = " | ".join(f"run {i + 1}" for i in range(len(per_run)))
     lines = [f"| measure | target | {heads} | met in every run? |"]
-    lines.append("|---" * (3 + len(runs)) + "|")
+    lines.append("|---" * (3 + len(per_run)) + "|")
     held = missing = 0
     for i, (label, peer, bound, _) in enumerate(per_run[0]):
         ratios = [checks[i][3] for checks in per_run]
@@ -632,12 +703,130 @@ def agreement(runs: list[Rounds]) -> list[str]:
             missing += 1
             verdict = "–"
         else:
-            verdict = "yes" if all(r <= bound for r in ratios) else "NO"
+            verdict = "yes" if all(_holds(r, bound, sign) for r in ratios) else "NO"
             held += verdict == "yes"
         shown = " | ".join("–" if r is None else f"{r:.2f}×" for r in ratios)
-        lines.append(f"| {label} | ≤ {bound:g}× {peer} | {shown} | {verdict} |")
-    total = f"{held} of {len(per_run[0])} targets held in all {len(runs)} runs"
+        lines.append(f"| {label} | {sign} {bound:g}× {peer} | {shown} | {verdict} |")
+    total = f"{held} of {len(per_run[0])} targets held in all {len(per_run)} runs"
     lines += ["", total + (f" ({missing} not measured)." if missing else ".")]
+    return lines
+
+
+def _holds(ratio: float, bound: float, sign: str) -> bool:
+    return ratio <= bound if sign == "≤" else ratio >= bound
+
+
+# --- the mixed-precision section (issue 28) ---------------------------------------------
+
+
+@dataclass(frozen=True)
+class Against:
+    """A column of the mixed-precision table: ``framework``'s ``measure``, shown as
+    ``name``; the speedup is its time over kcompile's mixed-precision time, ``target``
+    the least speedup asked for (None: shown without a target)."""
+
+    framework: str
+    measure: str
+    name: str
+    target: float | None = None
+
+
+@dataclass(frozen=True)
+class MixedRow:
+    """A row of the mixed-precision table: kcompile's measure under ``mixed_bfloat16``
+    (``ours``), its label and unit (``scale``, ``digits``), and what it is held against."""
+
+    ours: str
+    label: str
+    scale: float
+    digits: int
+    against: tuple[Against, ...]
+
+
+def float32_target(features: Callable[[str], bool]) -> float:
+    """Issue 28's least speedup of ``mixed_bfloat16`` over kcompile's own float32 on a
+    CPU with ``features`` (``HostInfo.has``): 3x with AMX-BF16, 1.6x with AVX512_BF16
+    alone, else no slower."""
+    from kcompile.codegen.bf16_gemm import has_amx, has_dp
+
+    return 3.0 if has_amx(features) else 1.6 if has_dp(features) else 1.0
+
+
+def mixed_rows(f32_target: float) -> list[MixedRow]:
+    """The mixed-precision rows, kcompile's float32 held to ``f32_target``
+    (``float32_target``); PyTorch eager under autocast to 1x (kcompile faster); the
+    CNN's inference to 4x JAX's float32 images per second."""
+
+    def row(key: str, label: str, digits: int, *more: Against) -> MixedRow:
+        f32 = Against("kcompile", key, "kcompile float32", f32_target)
+        torch = Against("PyTorch eager", f"mixed {key}", "PyTorch autocast", 1.0)
+        return MixedRow(f"mixed {key}", label, 1e3, digits, (f32, torch, *more))
+
+    jax = Against("JAX", "cnn predict batch 256", "JAX float32", 4.0)
+    return [
+        row("cnn train step", "CNN train step (64), ms", 1),
+        row("cnn predict batch 256", "CNN predict, batch 256, ms", 2, jax),
+        row("mlp512 train step", "MLP 784-512-512-10 train step (256), ms", 2),
+        row("encoder train step", "Encoder block train step (32), ms", 1),
+    ]
+
+
+def mixed_keys(rows: list[MixedRow]) -> list[str]:
+    """Every measure the rows read, in table order (a worker times those it has)."""
+    keys = (k for r in rows for k in (r.ours, *(a.measure for a in r.against)))
+    return list(dict.fromkeys(keys))
+
+
+def speedups(results: Rounds, row: MixedRow, against: Against) -> list[float] | None:
+    """Per round: the other measure's median over its block / kcompile's mixed one's
+    (above 1: mixed precision is faster); None when its framework did not run it."""
+    theirs = (results.get(against.framework) or {}).get(against.measure)
+    if theirs is None:
+        return None
+    return [1 / r for r in round_ratios(results["kcompile"][row.ours], theirs)]
+
+
+def mixed_checks(
+    results: Rounds, rows: list[MixedRow]
+) -> list[tuple[str, str, float, float | None]]:
+    """(row label, compared with, least speedup, the median speedup over the rounds or
+    None) for every target of ``rows``."""
+    checks = []
+    for row in rows:
+        for a in row.against:
+            if a.target is not None:
+                found = speedups(results, row, a)
+                checks.append((row.label, a.name, a.target, _median(found) if found else None))
+    return checks
+
+
+def mixed_table(results: Rounds, rows: list[MixedRow]) -> list[str]:
+    """One row per workload: kcompile's mixed-precision time, then per comparison its
+    time and the speedup (the median over the rounds of each round's speedup, with the
+    rounds' min–max), the targets and whether each was met."""
+    columns = list(dict.fromkeys(a.name for r in rows for a in r.against))
+    heads = " | ".join(f"{n} | speedup over {n}" for n in columns)
+    lines = [f"| measure | kcompile mixed_bfloat16 | {heads} | target | met? |"]
+    lines.append("|---" * (4 + 2 * len(columns)) + "|")
+    ours = results["kcompile"]
+    for row in rows:
+        cells = [row.label, summary(_flat(ours[row.ours]), row.scale, row.digits)]
+        by_name = {a.name: a for a in row.against}
+        targets, met = [], []
+        for name in columns:
+            a = by_name.get(name)
+            found = speedups(results, row, a) if a else None
+            if found is None:
+                cells += ["–", "–"]
+            else:
+                theirs = _flat(results[a.framework][a.measure])
+                cells.append(summary(theirs, row.scale, row.digits))
+                cells.append(f"{_median(found):.2f}× ({min(found):.2f}–{max(found):.2f})")
+            if a is not None and a.target is not None:
+                targets.append(f"≥ {a.target:g}× {name}")
+                held = found is not None and _holds(_median(found), a.target, "≥")
+                met.append("–" if found is None else "yes" if held else "NO")
+        lines.append("| " + " | ".join([*cells, ", ".join(targets), ", ".join(met)]) + " |")
     return lines
 
 
@@ -684,10 +873,11 @@ class ModelWorker:
     """One framework's long-lived worker process (``serve``), its own thread settings
     in its environment."""
 
-    def __init__(self, framework: str, python: str, env: dict) -> None:
+    def __init__(self, framework: str, python: str, env: dict, section: str = "models") -> None:
         self.framework = framework
         self.log = tempfile.TemporaryFile("w+")  # noqa: SIM115 (closed by close())
         command = [python, __file__, "--worker", "serve", "--arg", framework]
+        command += ["--section", section]
         pipe = subprocess.PIPE
         self.proc = subprocess.Popen(
             command, env=env, stdin=pipe, stdout=pipe, stderr=self.log, text=True
@@ -721,12 +911,24 @@ class ModelWorker:
         self.log.close()
 
 
-def interleave(workers: dict[str, ModelWorker], sample_seconds: dict, rounds: int, repeats: int):
-    """``rounds`` rounds; in each, every measure of MODEL_ROWS in turn, each framework that
-    has it timing one block, the frameworks' order rotating from round to round. Before
-    a block the driver waits until the other workers' threads sleep, and it adds up the
-    CPU they took while the block ran. Returns the Rounds and a note on that."""
-    keys = list(dict.fromkeys(k for row in MODEL_ROWS for k in (row.ours, row.their_key)))
+def model_keys() -> list[str]:
+    """Every measure the model table reads, in its order."""
+    return list(dict.fromkeys(k for row in MODEL_ROWS for k in (row.ours, row.their_key)))
+
+
+def interleave(
+    workers: dict[str, ModelWorker],
+    sample_seconds: dict,
+    rounds: int,
+    repeats: int,
+    keys: list[str] | None = None,
+):
+    """``rounds`` rounds; in each, every measure of ``keys`` (default: MODEL_ROWS's) in
+    turn, each framework that has it timing one block, the frameworks' order rotating
+    from round to round. Before a block the driver waits until the other workers'
+    threads sleep, and it adds up the CPU they took while the block ran. Returns the
+    Rounds and a note on that."""
+    keys = model_keys() if keys is None else keys
     names = list(workers)
     out: Rounds = {n: {k: [] for k in sample_seconds[n]} for n in names}
     waited = idle = timed = 0.0
@@ -753,9 +955,17 @@ def interleave(workers: dict[str, ModelWorker], sample_seconds: dict, rounds: in
     return out, note
 
 
-def model_runs(rounds: int, repeats: int, cores: int, peer: str) -> tuple[Rounds, str]:
-    """One interleaved run: a worker per framework, started together (building and
-    warming up overlap; nothing is timed until all are ready), then ``interleave``."""
+def model_runs(
+    rounds: int,
+    repeats: int,
+    cores: int,
+    peer: str,
+    section: str = "models",
+    keys: list[str] | None = None,
+) -> tuple[Rounds, str]:
+    """One interleaved run of ``section``'s measures (``keys``, default the model
+    table's): a worker per framework, started together (building and warming up
+    overlap; nothing is timed until all are ready), then ``interleave``."""
     x, y, source = _data()
     threads = {var: str(cores) for var in THREAD_VARIABLES}
     environments = {  # JAX (XLA) sizes its pool from the cores it may use
@@ -768,7 +978,10 @@ def model_runs(rounds: int, repeats: int, cores: int, peer: str) -> tuple[Rounds
         np.savez(data_file, x=x, y=y, source=source)
         workers = {
             name: ModelWorker(
-                name, python, dict(os.environ, KCOMPILE_BENCH_DATA=data_file, **variables)
+                name,
+                python,
+                dict(os.environ, KCOMPILE_BENCH_DATA=data_file, **variables),
+                section,
             )
             for name, (python, variables) in environments.items()
         }
@@ -777,7 +990,7 @@ def model_runs(rounds: int, repeats: int, cores: int, peer: str) -> tuple[Rounds
             ready = {name: w.ready() for name, w in workers.items()}
             print(f"  workers ready after {time.perf_counter() - start:.0f} s", flush=True)
             running = {n: w for n, w in workers.items() if ready[n] is not None}
-            results, note = interleave(running, ready, rounds, repeats)
+            results, note = interleave(running, ready, rounds, repeats, keys)
             failed = False
         finally:
             for w in workers.values():
@@ -814,6 +1027,40 @@ def models_section(runs: int, rounds: int, repeats: int, cores: int, peer: str) 
     return lines
 
 
+def mixed_section(runs: int, rounds: int, repeats: int, cores: int, peer: str) -> list[str]:
+    """Issue 28's table of ``runs`` interleaved runs: kcompile under ``mixed_bfloat16``
+    against its own float32, PyTorch eager under autocast and JAX's float32 inference;
+    with two or more runs, whether each target held in every one."""
+    from kcompile.codegen import host
+    from kcompile.codegen.bf16_gemm import has_amx, has_dp
+
+    features = host().has
+    rows = mixed_rows(float32_target(features))
+    engines = [n for n, has in (("AMX-BF16", has_amx), ("AVX512_BF16", has_dp)) if has(features)]
+    lines = [
+        f"kcompile under `mixed_bfloat16` against its own float32 step, PyTorch eager under "
+        '`torch.autocast("cpu", dtype=torch.bfloat16)` and JAX (jit) in float32, each with '
+        f"{cores} threads, interleaved as the model table is. The CPU's bf16 engines: "
+        f"{', '.join(engines) or 'none'}, so the float32 target is "
+        f"{float32_target(features):g}x. Speedup: the median over the rounds of (the "
+        "other's median in the round / kcompile mixed_bfloat16's), with the rounds' "
+        "(min–max); above 1, kcompile under mixed_bfloat16 is faster.",
+        "",
+    ]
+    results = []
+    for run in range(runs):
+        print(f"mixed precision, run {run + 1} of {runs}: kcompile, torch, jax ...", flush=True)
+        result, note = model_runs(rounds, repeats, cores, peer, "mixed", mixed_keys(rows))
+        results.append(result)
+        if runs > 1:
+            lines += [f"### Run {run + 1} of {runs}", ""]
+        lines += [note, "", *mixed_table(result, rows), ""]
+    if runs > 1:
+        per_run = [mixed_checks(r, rows) for r in results]
+        lines += ["### Targets in every run", "", *_agreement(per_run, "≥"), ""]
+    return lines
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=3)
@@ -842,14 +1089,20 @@ def main() -> None:
         help="interleaved model runs, each with fresh workers; with 2 or more, a table of "
         "each target's ratio in every run and whether it held in all",
     )
+    parser.add_argument(
+        "--mixed-only",
+        action="store_true",
+        help="run only the mixed-precision section (issue 28's targets) and print its table",
+    )
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     parser.add_argument("--arg", help=argparse.SUPPRESS)
+    parser.add_argument("--section", default="models", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker == "compile":
         print(json.dumps(worker_compile(args.arg)))
         return
     if args.worker == "serve":
-        serve(args.arg)
+        serve(args.arg, args.section)
         return
     if args.worker:
         print(json.dumps(WORKERS[args.worker](int(args.arg))))
@@ -859,8 +1112,9 @@ def main() -> None:
     started = time.time()
     peer = args.peer_python
     models = (args.runs, args.rounds, args.repeats, cores, peer)
-    if args.models_only:
-        lines = models_section(*models)
+    if args.models_only or args.mixed_only:
+        lines = models_section(*models) if args.models_only else []
+        lines += mixed_section(*models) if args.mixed_only else []
         print(f"{cpu_name()}, {cores} cores")
         print("\n".join(lines))
         return
@@ -874,6 +1128,7 @@ def main() -> None:
         for t in (1, cores)
     )
     model_lines = models_section(*models)
+    mixed_lines = mixed_section(*models)
     peers_versions = run_worker("versions", 0, python=peer)
     print("the epoch loop ...", flush=True)
     loop = run_worker("epoch-loop", max(args.repeats, 5), threads=cores)
@@ -902,6 +1157,9 @@ def main() -> None:
         "## Models",
         "",
         *model_lines,
+        "## Mixed precision (issue 28)",
+        "",
+        *mixed_lines,
         "## The epoch loop (MLP train step, batch 32, µs per step over a whole epoch)",
         "",
         "| one native call per epoch | the step called per batch | `fit` | loop / step |",

@@ -1,17 +1,62 @@
 """Batched matrix products (``batch_matmul``): one packed product per matrix of the
 shared leading axes. Every operand is read, and the result written, through strides:
 the transpositions a product holds (``transpose_a``/``transpose_b`` and the folded
-``perm_a``/``perm_b``/``perm_out``) cost no copy."""
+``perm_a``/``perm_b``/``perm_out``) cost no copy.
+
+A product on bf16 operands (``precision="bf16"``: attention's under ``mixed_bfloat16``)
+runs each matrix on ``kc_bgemm`` (``codegen.bf16_gemm``) where the CPU lowered for has a
+bf16 engine and every dimension is at least ``BGEMM_MIN_DIM`` (``on_bf16_engine``, as a
+``matmul`` decides), unless the matrices are small enough for the kernels emitted per
+shape (``codegen.small_products``); elsewhere on the f32 kernels, which give the same
+products (its operands hold bf16 values) with f32 sums. Measured on the Emerald Rapids
+Xeon, one thread, each product's kernel over fresh matrices: at the encoder block's
+sizes one ``kc_bgemm`` call per head lost to the small kernels (M x K x N 128 x 32 x 128,
+B transposed, 11.6 against 9.0 us a matrix; 128 x 128 x 32 8.7 against 6.6; the mixed train
+step 38.4 against 34.3 ms), its setup per call (B packed into a buffer it allocates, the
+tile configuration) as long as the product; past the small kernels it gains where the
+products are deep (512 x 512 x 32: 80 against 87 us; 512 x 512 x 64: 135 against 146)
+and ties where they are shallow (512 x 64 x 512: 189 against 187), their f32 operands
+and results, not the arithmetic, setting the pace (a 512-long attention's train step:
+14.95 against 15.48 ms). bf16 storage is what would speed them up further."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from llvmlite import ir
 
+from kcompile.codegen.bf16_gemm import declare_bgemm
 from kcompile.codegen.emitters import emits
 from kcompile.codegen.gemm import declare_gemm
 from kcompile.codegen.loops import F32, PTR, for_range, i64
+from kcompile.codegen.products import on_bf16_engine
 from kcompile.codegen.small_products import b_layout, fits_small, small_product
+from kcompile.ir import Node
 from kcompile.ir.memory import Size, numel, size_of
+
+# Whether bf16 batch products go to kc_bgemm on an engine (False: the f32 kernels; for
+# benchmarks/mixed_flag_ab.py).
+ON_ENGINES = True
+
+
+def matrix_dims(node: Node) -> tuple:
+    """(rows, columns, depth) of each matrix product of a ``batch_matmul`` node."""
+    attrs = node.attrs
+    a, b = (
+        tuple(v.shape[p] for p in attrs[perm]) if attrs.get(perm) else v.shape
+        for v, perm in zip(node.inputs, ("perm_a", "perm_b"))
+    )
+    rows, depth = (a[-1], a[-2]) if attrs["transpose_a"] else (a[-2], a[-1])
+    return rows, b[-2] if attrs["transpose_b"] else b[-1], depth
+
+
+def batch_on_bf16_engine(node: Node, features: Callable[[str], bool] | None = None) -> bool:
+    """Whether a ``batch_matmul`` node's matrices go to ``kc_bgemm``: on bf16 operands
+    where the CPU lowered for (``features``, as ``on_bf16_engine``'s) has an engine, every
+    dimension at least ``BGEMM_MIN_DIM`` and the matrices too large for the small kernels
+    (see the module's docstring)."""
+    dims = matrix_dims(node)
+    return ON_ENGINES and on_bf16_engine(node, dims, features) and not fits_small(*dims)
 
 
 def logical_strides(shape: tuple, perm) -> list[Size]:
@@ -51,12 +96,14 @@ def batch_matmul(k, m, node, outs, ins) -> None:
     # (row stride, column stride) of op(A) and op(B) as the product reads them.
     rs_a, cs_a = (sa[-1], sa[-2]) if attrs["transpose_a"] else (sa[-2], sa[-1])
     rs_b, cs_b = (sb[-1], sb[-2]) if attrs["transpose_b"] else (sb[-2], sb[-1])
-    # Small static products (attention's heads) take a kernel emitted for their shape.
+    # On a bf16 engine: each matrix on kc_bgemm (its ABI is kc_sgemm's). Else small
+    # static products (attention's heads) take a kernel emitted for their shape.
+    engine = batch_on_bf16_engine(node)
     small = None
-    if fits_small(rows, cols, depth):
+    if not engine and fits_small(rows, cols, depth):
         static = [s.coef if s.power == 0 else None for s in (rs_b, cs_b)]
         small = small_product(k.module, rows, cols, depth, layout=b_layout(*static))
-    gemm = declare_gemm(k.module)
+    gemm = declare_bgemm(k.module) if engine else declare_gemm(k.module)
     null = ir.Constant(PTR, None)
     batch_axes = len(out_shape) - 2
     offsets = [i64(0)] * 3

@@ -323,16 +323,30 @@ def _pack_b_chunk(module: ir.Module, name: str) -> ir.Function:
 BLOCK_FN = ir.FunctionType(ir.VoidType(), [I64, PTR, PTR, PTR, PTR, PTR, I64, I64])
 
 
-def _amx_block(module: ir.Module) -> ir.Function:
+# block(kb, a0, a1, lda, b0, b1, out, ld, init): ``_amx_block``'s, A's rows ``lda`` bytes
+# apart (a row-major packed A: its k tiles 32 bf16 apart).
+STRIDED_BLOCK_FN = ir.FunctionType(ir.VoidType(), [I64, PTR, PTR, I64, PTR, PTR, PTR, I64, I64])
+
+
+def _amx_block(module: ir.Module, strided: bool = False) -> ir.Function:
     """``block(kb, a0, a1, b0, b1, out, ld, init)``: the 32 x 32 f32 block of C from A's
     two row tiles (``a0``, ``a1``, each KB tiles 1 KB apart) and B's two column tiles, in
     a 2 x 2 block of AMX accumulators, stored to ``out`` (rows ``ld`` bytes apart; C
     itself, or a buffer for a ragged block), added to what ``out`` holds when ``init``.
-    Kept out of line: LLVM configures the tiles (``ldtilecfg``) at its entry."""
-    fn = ir.Function(module, BLOCK_FN, "kc_bgemm_amx_block")
+    Kept out of line: LLVM configures the tiles (``ldtilecfg``) at its entry. ``strided``:
+    ``STRIDED_BLOCK_FN``'s, for an A packed row by row (``codegen.bf16_conv``)."""
+    name = "kc_bgemm_amx_block_strided" if strided else "kc_bgemm_amx_block"
+    if name in module.globals:
+        return module.globals[name]
+    fn = ir.Function(module, STRIDED_BLOCK_FN if strided else BLOCK_FN, name)
     fn.linkage = "internal"
     fn.attributes.add("alwaysinline")
-    kb_count, a0, a1, b0, b1, out, ld, init = fn.args
+    if strided:
+        kb_count, a0, a1, a_ld, b0, b1, out, ld, init = fn.args
+        a_step = i64(TILE_K)
+    else:
+        kb_count, a0, a1, b0, b1, out, ld, init = fn.args
+        a_ld, a_step = i64(64), i64(TILE_ELEMS)
     b = ir.IRBuilder(fn.append_basic_block("entry"))
     shape = [ir.Constant(I16, TILE_ROWS), ir.Constant(I16, 64)]
     corners = [
@@ -375,7 +389,8 @@ def _amx_block(module: ir.Module) -> ir.Function:
     stride = i64(64)
     with for_reduce(b, kb_count, zeros, "kb") as (kb, acc):
         at = b.mul(kb, i64(TILE_ELEMS))
-        a_tiles = [b.call(load_fn, [*shape, _gep(b, p, at, I16), stride]) for p in (a0, a1)]
+        a_at = b.mul(kb, a_step)
+        a_tiles = [b.call(load_fn, [*shape, _gep(b, p, a_at, I16), a_ld]) for p in (a0, a1)]
         b_tiles = [b.call(load_fn, [*shape, _gep(b, p, at, I16), stride]) for p in (b0, b1)]
         for i in range(2):
             for j in range(2):
@@ -555,7 +570,10 @@ def _write_block(b, buf, c, ldc, i0, j0, rows, cols, accumulate) -> None:
 
 def _permission(module: ir.Module) -> ir.Function:
     """``i1 kc_amx_permitted()``: whether this process may use the tiles; the first call
-    asks Linux for them (a second thread asking at the same time asks again: harmless)."""
+    asks Linux for them (a second thread asking at the same time asks again: harmless).
+    One per module (the convolutions' piece asks through its own)."""
+    if "kc_amx_permitted" in module.globals:
+        return module.globals["kc_amx_permitted"]
     state = ir.GlobalVariable(module, I32, "kc_amx_state")
     state.linkage = "internal"
     state.initializer = ir.Constant(I32, 0)  # 0 not asked, 1 granted, 2 refused

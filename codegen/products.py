@@ -4,12 +4,15 @@ the runtime's implicit GEMM (``codegen.conv``)."""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 
 from llvmlite import ir
 
+from kcompile.codegen.bf16_conv import declare_bconv, has_amx_conv
+from kcompile.codegen.bf16_conv_filter import declare_bconv_filter
 from kcompile.codegen.bf16_gemm import (
     A_ROUNDED,
     B_ROUNDED,
@@ -103,16 +106,22 @@ def lowering_for(features: Callable[[str], bool]) -> Iterator[None]:
         _FEATURES.reset(token)
 
 
+def target_features() -> Callable[[str], bool]:
+    """The features (``HostInfo.has``) of the CPU code is lowered for: ``lowering_for``'s,
+    else the host's."""
+    return _FEATURES.get() or host().has
+
+
 def on_bf16_engine(
     node: Node, dims: tuple | None = None, features: Callable[[str], bool] | None = None
 ) -> bool:
     """Whether a matmul node runs on ``kc_bgemm`` (``codegen.bf16_gemm``): one on bf16
     operands (``precision="bf16"``) where the CPU lowered for (``features``, else
-    ``lowering_for``'s, else the host's) has a bf16 engine and its known ``dims``
-    (``product_dims``) are at least ``BGEMM_MIN_DIM``."""
+    ``target_features()``) has a bf16 engine and its known ``dims`` (``product_dims``; a
+    batch_matmul's matrices', ``codegen.batch_products``) are at least ``BGEMM_MIN_DIM``."""
     dims = product_dims(node) if dims is None else dims
     narrow = any(isinstance(d, int) and d < BGEMM_MIN_DIM for d in dims)
-    features = features or _FEATURES.get() or host().has
+    features = features or target_features()
     return node.attrs.get("precision") == "bf16" and not narrow and has_engine(features)
 
 
@@ -186,7 +195,30 @@ def call_conv(
     flags = (COLUMNS_OWNED if columns_owned else 0) | (ACCUMULATE if accumulate else 0)
     flags = i64(flags | (POOLED if pool else 0))
     args = [geometry, X.ptr, W.ptr, C, flags, epilogue or null, context or null]
-    k.b.call(declare_conv(k.module), args)
+    conv = declare_bconv(k.module) if conv_on_bf16_engine(node) else declare_conv(k.module)
+    k.b.call(conv, args)
+
+
+# A convolution shallower than this (KH*KW*C: a stem over one or three channels) stays on
+# kc_sconv: its rows, packed to a tile's 32 bf16, would be mostly zeros.
+BCONV_MIN_DEPTH = 32
+
+
+def conv_on_bf16_engine(node: Node, features: Callable[[str], bool] | None = None) -> bool:
+    """Whether a conv2d (conv2d_filter) node runs on ``kc_sconv_bf16``'s
+    (``kc_sconv_bf16_filter``'s) AMX path (``codegen.bf16_conv``, ``bf16_conv_filter``):
+    one on bf16 operands (``precision="bf16"``) at least ``BCONV_MIN_DEPTH`` deep where the
+    CPU lowered for (as ``on_bf16_engine``'s) has AMX-BF16."""
+    features = features or _FEATURES.get() or host().has
+    if node.op == "conv2d_filter":  # its result's rows: the window's KH*KW*C
+        depth = math.prod(node.outputs[0].shape[:3])
+    else:
+        depth = math.prod(node.inputs[1].shape[:3])
+    return (
+        node.attrs.get("precision") == "bf16"
+        and depth >= BCONV_MIN_DEPTH
+        and has_amx_conv(features)
+    )
 
 
 @emits("conv2d")
@@ -200,4 +232,6 @@ def conv2d_filter(k, m, node, outs, ins) -> None:
     x, dy = node.inputs
     geometry = _geometry(k, x.shape, dy.shape, node.attrs["kernel"], node.attrs)
     args = [geometry, ins[0].ptr, ins[1].ptr, outs[0].ptr, i64(0)]
-    k.b.call(declare_conv_filter(k.module), args)
+    on_engine = conv_on_bf16_engine(node)
+    fn = declare_bconv_filter(k.module) if on_engine else declare_conv_filter(k.module)
+    k.b.call(fn, args)

@@ -6,9 +6,10 @@ codegen's source and the host) and loaded once per process; their symbols are
 registered with LLVM's dynamic linker, so each model's object code only declares
 them and compiles only its own drivers and fused kernels.
 
-The library is three modules (``PIECES``): the base (thread pool, ``kc_sgemm``, the
-replica hook), ``bf16`` (``kc_bgemm``, ``codegen.bf16_gemm``) and ``conv``
-(``kc_sconv``, ``kc_sconv_filter``, ``codegen.conv``). The base takes 1.2-1.4 s of
+The library is four modules (``PIECES``): the base (thread pool, ``kc_sgemm``, the
+replica hook), ``bf16`` (``kc_bgemm``, ``codegen.bf16_gemm``), ``conv``
+(``kc_sconv``, ``kc_sconv_filter``, ``codegen.conv``) and ``bf16_conv``
+(``kc_sconv_bf16``, ``kc_sconv_bf16_filter``, ``codegen.bf16_conv``). The base takes 1.2-1.4 s of
 CPU in LLVM (and 0.5 s of Python making its IR), the bf16 product 0.7 s more, the
 convolutions 0.6 s (1.6-2.3 s with their Winograd paths), and most models call
 neither: a piece is built (or read from the cache, under a key of its own) only when a
@@ -32,6 +33,8 @@ import numpy as np
 from llvmlite import ir
 
 from kcompile.codegen import forking
+from kcompile.codegen.bf16_conv import BCONV, BCONV_ISA, add_bconv
+from kcompile.codegen.bf16_conv_filter import BFILTER, add_bconv_filter
 from kcompile.codegen.bf16_gemm import BGEMM, BGEMM_ISA, PATHS, add_bgemm
 from kcompile.codegen.cache import cache_dir, cache_key, read_entry, write_entry
 from kcompile.codegen.conv import add_conv
@@ -72,6 +75,15 @@ PIECES = (
         "kc_sconv",
         (abi.CONV.symbol, abi.CONV_FILTER.symbol),
         lambda m, t, f: add_conv(m, t),
+    ),
+    # The bf16 convolutions (``codegen.bf16_conv``; 1.9 s of LLVM more than the conv
+    # piece, which float32 models need alone). They call the conv piece's functions
+    # (their f32 path): a piece whose prefix extends another's is loaded after it.
+    Piece(
+        "bf16_conv",
+        "kc_sconv_bf16",
+        (BCONV.symbol, BCONV_ISA.symbol, BFILTER.symbol),
+        lambda m, t, f: (add_bconv(m, f), add_bconv_filter(m, f)),
     ),
 )
 # The base's ABI exports (the pieces' are theirs).
@@ -164,7 +176,8 @@ def piece_ir(piece: Piece, shape: Tile | None = None, features: Features | None 
 
 
 def _piece_of(symbol: str) -> Piece | None:
-    return next((p for p in PIECES if symbol.startswith(p.prefix)), None)
+    pieces = [p for p in PIECES if symbol.startswith(p.prefix)]
+    return max(pieces, key=lambda p: len(p.prefix), default=None)
 
 
 class _Addresses(dict):
@@ -215,6 +228,9 @@ class Runtime:
         """``piece``'s code, built or read from the cache and registered on first use."""
         with _lock:
             if piece.name not in self.pieces:
+                for called in PIECES:  # the pieces it calls
+                    if called is not piece and piece.prefix.startswith(called.prefix):
+                        self.load(called)
                 self.pieces[piece.name] = _load_piece(piece, self.times)
             return self.pieces[piece.name]
 

@@ -14,6 +14,7 @@ Environment (read when a ``PassManager`` is made):
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 import sys
@@ -30,9 +31,31 @@ PassFn = Callable[[Graph], Graph]
 
 
 @dataclass(frozen=True)
+class PipelineOptions:
+    """What the passes are told of the CPU the code is lowered for: passes do not import
+    codegen, so the front end, which knows the target (``kcompile.runtime.prepared``'s
+    ``target_options``), fills these in; a manager made without them runs the defaults.
+
+    ``bf16_engine``: the CPU multiplies bf16 on a matrix engine (AMX), which rounds a
+    product's operands while packing them (``round_in_products``)."""
+
+    bf16_engine: bool = True
+
+
+@dataclass(frozen=True)
 class Pass:
+    """A named pass; ``options``: the ``PipelineOptions`` fields it reads, given to
+    ``fn`` as keyword arguments of those names (part of the compile cache's key)."""
+
     name: str
     fn: PassFn
+    options: tuple[str, ...] = ()
+
+    def bound(self, options: PipelineOptions) -> PassFn:
+        """``fn`` with the options it reads."""
+        if not self.options:
+            return self.fn
+        return functools.partial(self.fn, **{k: getattr(options, k) for k in self.options})
 
 
 def apply_with_loop_bodies(fn: PassFn, graph: Graph) -> Graph:
@@ -185,8 +208,11 @@ class PassManager:
         print_after: set[str] | None = None,
         keep: bool = False,
         instruments: list[PassInstrument] | None = None,
+        options: PipelineOptions | None = None,
     ) -> None:
         self.passes = passes
+        # None until someone says (the front end sets the target's): the defaults run.
+        self.options = options
         if print_after is None:
             text = os.environ.get("KCOMPILE_PRINT_AFTER", "")
             print_after = {p.strip() for p in text.split(",") if p.strip()}
@@ -214,6 +240,13 @@ class PassManager:
         # same pipeline from the same graph with every stage round-tripped
         # (``runtime.prepared`` keys it apart).
         self.observed = bool(keep or print_after or dump_dir or instruments or debug_level())
+
+    def options_read(self) -> str:
+        """The options the passes read, as text (``bf16_engine=False``), for the cache's
+        key: a pipeline told of another target is another pipeline."""
+        options = self.options or PipelineOptions()
+        names = dict.fromkeys(k for p in self.passes for k in p.options)
+        return ",".join(f"{k}={getattr(options, k)}" for k in names)
 
     @property
     def report(self) -> PipelineReport:
@@ -244,7 +277,7 @@ class PassManager:
             for instrument in self.instruments:
                 instrument.before_pass(p.name, graph)
             start = time.perf_counter()
-            graph = apply_with_loop_bodies(p.fn, graph)
+            graph = apply_with_loop_bodies(p.bound(self.options or PipelineOptions()), graph)
             self._after(p.name, graph, time.perf_counter() - start)
             if p.name == stop_after:
                 break

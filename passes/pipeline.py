@@ -36,7 +36,8 @@ PIPELINE = [
     Pass("hoist_from_loops", hoist_from_loops),
     # Before fusion, so that each rounding joins the kernel of the op it rounds.
     Pass("hold_narrow_floats", hold_narrow_floats),
-    Pass("round_in_products", round_in_products),
+    # Reads whether the target has a bf16 engine: without one, it moves fewer roundings.
+    Pass("round_in_products", round_in_products, ("bf16_engine",)),
     # Row kernels first: what they leave, loop and product-epilogue fusion take.
     Pass("fuse_rows", fuse_rows),
     Pass("fuse", fuse_and_clean),

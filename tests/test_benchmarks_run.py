@@ -125,3 +125,105 @@ def test_a_target_whose_peer_did_not_run_is_not_counted_as_held():
     lines = run.agreement([_results(run, [1.0], [2.0], None)] * 2)
     assert _row(lines, "CNN predict, batch 256, ms")[-1] == "–"
     assert lines[-1] == "5 of 9 targets held in all 2 runs (4 not measured)."
+
+
+def _mixed_results(run, rows, ours: list[float], others: dict[str, list[float]], jax=True):
+    """Every measure of the mixed rows with one block per round: kcompile's mixed ones
+    have the medians ``ours``, each other measure of framework F ``others[F]``."""
+
+    def blocks(medians):
+        return [[m * 0.5, m, m * 3] for m in medians]
+
+    out = {"kcompile": {r.ours: blocks(ours) for r in rows}, "PyTorch eager": {}, "JAX": {}}
+    for r in rows:
+        for a in r.against:
+            out[a.framework][a.measure] = blocks(others[a.framework])
+    if not jax:
+        out["JAX"] = None
+    return out
+
+
+def test_the_float32_target_follows_the_cpus_bf16_engines():
+    run = _run()
+    amx = {"amx-tile", "amx-bf16", "avx512bf16", "avx512f"}
+    assert run.float32_target(lambda f: f in amx) == 3.0
+    assert run.float32_target(lambda f: f in {"avx512bf16", "avx512f"}) == 1.6
+    assert run.float32_target(lambda f: f in {"avx2", "fma"}) == 1.0
+
+
+def test_mixed_speedups_are_the_median_of_the_rounds_and_held_to_at_least_the_target():
+    run = _run()
+    rows = run.mixed_rows(3.0)
+    # kcompile float32 (same worker) 2, 4, 3.5 over mixed 1, 1, 1: speedups 2, 4, 3.5
+    results = _mixed_results(
+        run,
+        rows,
+        [1.0, 1.0, 1.0],
+        {"kcompile": [2.0, 4.0, 3.5], "PyTorch eager": [0.5, 0.9, 2.0], "JAX": [4.0, 4.0, 4.0]},
+    )
+    row = rows[1]
+    assert row.ours == "mixed cnn predict batch 256"
+    assert run.speedups(results, row, row.against[0]) == [2.0, 4.0, 3.5]
+    lines = run.mixed_table(results, rows)
+    assert lines[0].split(" | ")[2:4] == ["kcompile float32", "speedup over kcompile float32"]
+    cells = _row(lines, "CNN predict, batch 256, ms")
+    assert cells[3] == "3.50× (2.00–4.00)"
+    assert cells[5] == "0.90× (0.50–2.00)"  # PyTorch autocast: kcompile slower
+    assert cells[7] == "4.00× (4.00–4.00)"  # exactly the target: met
+    assert cells[-2] == "≥ 3× kcompile float32, ≥ 1× PyTorch autocast, ≥ 4× JAX float32"
+    assert cells[-1] == "yes, NO, yes"
+    # the train steps have no JAX column
+    assert _row(lines, "CNN train step (64), ms")[6:8] == ["–", "–"]
+    assert len(run.mixed_checks(results, rows)) == 9
+
+
+def test_mixed_targets_whose_peer_did_not_run_are_neither_met_nor_missed():
+    run = _run()
+    rows = run.mixed_rows(1.6)
+    others = {"kcompile": [2.0], "PyTorch eager": [1.5], "JAX": [3.0]}
+    results = _mixed_results(run, rows, [1.0], others, jax=False)
+    cells = _row(run.mixed_table(results, rows), "CNN predict, batch 256, ms")
+    assert cells[-1] == "yes, yes, –"
+    second = _mixed_results(run, rows, [1.0], dict(others, kcompile=[1.5]))
+    per_run = [run.mixed_checks(r, rows) for r in (results, second)]
+    lines = run._agreement(per_run, "≥")
+    assert _row(lines, "CNN train step (64), ms") == [
+        "CNN train step (64), ms", "≥ 1.6× kcompile float32", "2.00×", "1.50×", "NO"
+    ]  # fmt: skip
+    jax_row = next(line for line in lines if "≥ 4× JAX float32" in line)
+    assert jax_row.endswith("| – | 3.00× | – |")  # JAX missing in run 1
+    assert lines[-1] == "4 of 9 targets held in all 2 runs (1 not measured)."
+
+
+def test_every_mixed_measure_is_timed_once_per_round():
+    run = _run()
+    keys = run.mixed_keys(run.mixed_rows(3.0))
+    # 4 workloads in mixed precision and in float32; the CNN's float32 inference is one
+    # key, which kcompile's worker and JAX's each time
+    assert len(keys) == len(set(keys)) == 8
+    assert {"mixed encoder train step", "encoder train step", "cnn predict batch 256"} <= set(keys)
+
+
+def test_the_mixed_section_tables_each_run_and_their_agreement(monkeypatch):
+    """``--mixed-only --runs 2``'s text, its workers replaced by made-up rounds: the
+    float32 target follows this CPU's engines, and each run's keys are the rows'."""
+    from kcompile.codegen.target import host
+
+    run = _run()
+    target = run.float32_target(host().has)
+    rows = run.mixed_rows(target)
+    asked = []
+
+    def fake_runs(rounds, repeats, cores, peer, section, keys):
+        asked.append((section, keys))
+        others = {"kcompile": [2.0], "PyTorch eager": [3.0], "JAX": [5.0]}
+        return _mixed_results(run, rows, [1.0], others), "a note"
+
+    monkeypatch.setattr(run, "model_runs", fake_runs)
+    lines = run.mixed_section(2, 1, 1, 2, "python")
+    assert asked == [("mixed", run.mixed_keys(rows))] * 2
+    assert f"so the float32 target is {target:g}x" in lines[0]
+    assert lines.count("### Targets in every run") == 1
+    assert _row(lines, "Encoder block train step (32), ms")[-1] in ("yes, yes", "NO, yes")
+    held = 9 if target <= 2.0 else 5  # 2x over float32: held unless the target is 3x
+    assert lines[-2] == f"{held} of 9 targets held in all 2 runs."

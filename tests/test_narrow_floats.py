@@ -192,3 +192,107 @@ def test_native_products_give_the_bits_of_separate_roundings(
             reference = interpret(graph, feeds)
             for name in want:
                 np.testing.assert_allclose(got[name], reference[name], rtol=2**-7, atol=1e-5)
+
+
+def test_without_an_engine_a_value_several_products_read_keeps_its_rounding(rng):
+    """Off the engines each product rounds its operands into a copy of its own: x, which
+    two products read, keeps its one rounding kernel; w1 and w2 (one product each) move."""
+    held = hold_narrow_floats(_mlp_graph())
+    moved = round_in_products(held, bf16_engine=False)
+    verify(moved)
+    assert set(_rounded_inputs(held)) - set(_rounded_inputs(moved)) == {"w1", "w2"}
+    assert "x" in _rounded_inputs(moved)
+    feeds = _feeds(rng, 5)
+    want, got = interpret(held, feeds), interpret(moved, feeds)
+    for name in want:
+        np.testing.assert_array_equal(got[name], want[name], err_msg=name)
+
+
+def test_the_front_end_tells_the_pipeline_whether_the_target_has_an_engine(monkeypatch):
+    """``prepare`` sets the manager's options from the CPU lowered for (the host's, or
+    ``lowering_for``'s), and the prepared-graph cache keys on them."""
+    import kcompile.codegen.bf16_gemm as bf16_gemm
+    from kcompile.passes.manager import PipelineOptions
+    from kcompile.runtime import prepared
+
+    graph = _mlp_graph()
+    for engine in (True, False):
+        monkeypatch.setattr(bf16_gemm, "has_engine", lambda features, engine=engine: engine)
+        manager = PassManager(default_passes())
+        new = prepare(graph, manager)
+        assert manager.options == PipelineOptions(bf16_engine=engine)
+        assert ("round_operands=[0, 1]" in print_graph(new)) == engine  # x moved or not
+    told = [PassManager(default_passes(), options=PipelineOptions(e)) for e in (True, False)]
+    keys = {prepared.key(graph, m) for m in told}
+    assert len(keys) == 2
+    assert prepared.key(graph, PassManager(default_passes())) in keys  # the default's
+    skipped = PassManager(default_passes({"round_in_products"}), options=PipelineOptions(False))
+    assert skipped.options_read() == ""  # no pass reads it: not in the key
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+@pytest.mark.parametrize("engine", ENGINES)
+def test_both_settings_of_the_option_give_the_reference(rng, monkeypatch, threads, engine):
+    """The pipeline told the target has a bf16 engine and told it has none, each lowered
+    with and without the engine: the same bits, the reference's values within bf16."""
+    from kcompile.passes.manager import PipelineOptions
+
+    monkeypatch.setenv("KCOMPILE_CACHE", "0")
+    if engine == "none":
+        monkeypatch.setattr(products, "has_engine", lambda features: False)
+    elif not has_engine(host().has):
+        pytest.skip("this CPU has no bf16 engine")
+    graph = _mlp_graph()
+    runs = [
+        make_executable(graph, "llvm", PassManager(default_passes(), options=PipelineOptions(e)))
+        for e in (True, False)
+    ]
+    with on_threads(threads):
+        for n in (1, 9):
+            feeds = _feeds(rng, n)
+            first, second = (exe(feeds) for exe in runs)
+            reference = interpret(graph, feeds)
+            assert set(first) == {"y", "z", "back"}  # "w3" names an input: written into it
+            for name in first:
+                np.testing.assert_array_equal(first[name], second[name], err_msg=name)
+                np.testing.assert_allclose(
+                    first[name], reference[name], rtol=2**-7, atol=1e-4, err_msg=name
+                )
+
+
+@pytest.mark.slow
+def test_an_artifact_for_a_cpu_without_an_engine_is_prepared_for_it(tmp_path):
+    """``kcompile build --cpu x86-64-v3`` on a host with AMX: the artifact's train step
+    keeps the input's rounding (its forward product and its weight gradient both read
+    it), where the host's own step moves it into both; the artifact still predicts the
+    reference's values."""
+    import kcompile as keras
+    from kcompile.artifact.container import read_artifact
+
+    if not has_engine(host().has):
+        pytest.skip("the host has no bf16 engine: its steps are prepared as x86-64-v3's")
+    rng = np.random.default_rng(0)
+    keras.mixed_precision.set_global_policy("mixed_bfloat16")
+    try:
+        i = keras.Input((67,))
+        h = keras.layers.Dense(45, activation="relu")(keras.layers.Dense(40)(i))
+        model = keras.Model(i, keras.layers.Dense(7, dtype="float32")(h))
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
+    model.compile(keras.optimizers.SGD(0.1), "sparse_categorical_crossentropy")
+    x, y = rng.normal(size=(5, 67)).astype(np.float32), rng.integers(0, 7, 5)
+    model.train_on_batch(x, y)
+    host_train = model.compiled_steps.executable(
+        "train", tuple(model.default_label_types(model.compiled_steps.input_shapes([x[:4]]))),
+        model.compiled_steps.input_shapes([x[:4]]),
+    ).graph  # fmt: skip
+    path = str(tmp_path / "v3.kc")
+    model.export(path, probe=x, cpu="x86-64-v3")
+    _, members = read_artifact(path)
+    text = members["graphs/train.kir"].decode()
+    assert "round_operands=[0, 1]" in print_graph(host_train)  # x's rounding moved
+    assert "round_operands=[0, 1]" not in text and "round_operands=[1]" in text
+    got = keras.load(path).predict(x, verbose=0).astype(np.float32)
+    model.compile(backend="reference")
+    want = model.predict(x, verbose=0).astype(np.float32)
+    np.testing.assert_allclose(got, want, rtol=0, atol=4 * 2**-8)

@@ -96,7 +96,8 @@ def product_of(body: Graph):
 # its first operand. Floating-point rounding keeps them monotone, so a maximum taken
 # before them equals the maximum of their results, bit for bit.
 _RISING_IN_ANY = frozenset({"add", "max", "min"})
-_RISING_UNARY = frozenset({"exp", "tanh", "logistic"})
+# (round_to: rounding to nearest never decreases as its operand grows, NaN kept.)
+_RISING_UNARY = frozenset({"exp", "tanh", "logistic", "round_to"})
 
 
 def pools_before_body(body: Graph, product) -> bool:

@@ -135,6 +135,9 @@ def _infer_batch(types, attrs):
     rank = types[0].rank
     for what in ("perm_a", "perm_b", "perm_out"):
         _check_perm(attrs.get(what), rank, what)
+    if attrs.get("round_operands"):
+        raise ShapeError("batch_matmul takes no round_operands (passes round its operands)")
+    _check_precision(attrs)  # bf16: as matmul's, its operands hold bf16 values
     a = _permuted(types[0].shape, attrs.get("perm_a"))
     b = _permuted(types[1].shape, attrs.get("perm_b"))
     if len(a) < 3 or len(b) != len(a) or a[:-2] != b[:-2]:

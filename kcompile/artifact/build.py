@@ -30,6 +30,7 @@ from kcompile.codegen.cache import codegen_digest
 from kcompile.codegen.target import for_cpu
 from kcompile.ir import print_graph
 from kcompile.models import graphs as G
+from kcompile.runtime import prepared
 from kcompile.trainers import data as D
 
 PROBE_ROWS = 4
@@ -56,12 +57,16 @@ def export(
     xs = _probe_inputs(model, probe)
     shapes = steps.input_shapes(xs)  # an artifact's steps have the probe's shapes
     label_types = tuple(model.default_label_types(shapes))
-    exes = {
-        kind: steps.executable(kind, () if kind == "predict" else label_types, shapes)
-        for kind in STEPS
-    }
-    # The train step in two, for data-parallel training under mpiexec (kcompile run).
-    _, exes["grad"], exes["apply"] = steps.update_parts(label_types, shapes)
+    # The passes are told of the artifact's CPU (its bf16 engines): where it differs from
+    # the host, the steps are prepared anew for it (the model's own stay the host's).
+    anew = prepared.target_options(target.has) != prepared.target_options()
+    with prepared.preparing_for(target.has):
+        exes = {
+            kind: steps.executable(kind, () if kind == "predict" else label_types, shapes, anew)
+            for kind in STEPS
+        }
+        # The train step in two, for data-parallel training under mpiexec (kcompile run).
+        _, exes["grad"], exes["apply"] = steps.update_parts(label_types, shapes)
     members: dict[str, bytes] = {}
     steps = {}
     for kind, exe in exes.items():
@@ -124,9 +129,11 @@ def _step_entry(kind: str, graph, text: str, target) -> dict:
 
 
 def _bf16_engine_products(graph, target) -> int:
-    """How many of the step's products call ``kc_bgemm`` (bf16 operands, on AMX-BF16
-    tiles where ``target`` has them and Linux grants them, else its portable path)."""
-    from kcompile.codegen.products import on_bf16_engine
+    """How many of the step's products call ``kc_bgemm`` or ``kc_sconv_bf16`` (bf16
+    operands, on AMX-BF16 tiles where ``target`` has them and Linux grants them, else
+    their portable paths)."""
+    from kcompile.codegen.batch_products import batch_on_bf16_engine
+    from kcompile.codegen.products import conv_on_bf16_engine, on_bf16_engine
 
     count = 0
     pending = list(graph.nodes)
@@ -134,8 +141,12 @@ def _bf16_engine_products(graph, target) -> int:
         node = pending.pop()
         if node.traits.kernel_body:
             pending += node.attrs["body"].nodes
-        elif node.op == "matmul" and on_bf16_engine(node, features=target.has):
-            count += 1
+        elif node.op == "matmul":
+            count += on_bf16_engine(node, features=target.has)
+        elif node.op in ("conv2d", "conv2d_filter"):
+            count += conv_on_bf16_engine(node, features=target.has)
+        elif node.op == "batch_matmul":
+            count += batch_on_bf16_engine(node, features=target.has)
     return count
 
 

@@ -29,8 +29,9 @@ def describe(manifest: dict) -> str:
         lines.append(f"  outputs: {outputs}")
         if step.get("bf16_engine_products"):
             lines.append(
-                f"  bf16 products: {step['bf16_engine_products']} on kc_bgemm (AMX-BF16 tiles "
-                "where this CPU has them, else its portable path)"
+                f"  bf16 products: {step['bf16_engine_products']} on kc_bgemm or "
+                "kc_sconv_bf16 (AMX-BF16 tiles where this CPU has them, else their "
+                "portable paths)"
             )
         if memory:
             lines.append(

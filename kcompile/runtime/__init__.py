@@ -52,6 +52,8 @@ def prepare(graph: Graph, manager=None) -> Graph:
     from kcompile.runtime import prepared
 
     manager = manager or PassManager(default_passes())
+    if manager.options is None:  # the passes are told of the CPU the code is lowered for
+        manager.options = prepared.target_options()
     entry = prepared.key(graph, manager)
     cached = prepared.load(entry) if entry else None
     if cached is not None:

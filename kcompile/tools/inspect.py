@@ -26,7 +26,10 @@ def pipeline_stages(
 ) -> list[tuple[str, str]]:
     """(stage name, graph text) after tracing, autodiff and every pass of the pipeline;
     ``input_shapes`` sizes the dimensions the model's Inputs leave unknown."""
-    manager = PassManager(default_passes() if passes is None else passes, keep=True)
+    from kcompile.runtime.prepared import target_options
+
+    passes = default_passes() if passes is None else passes
+    manager = PassManager(passes, keep=True, options=target_options())
     manager.run(G.trace_step(model, step, None, manager.stage, input_shapes).graph)
     return manager.snapshots
 
@@ -320,7 +323,8 @@ def profile_step(model, step: str = "train", batch: int = 32, calls: int = 100) 
 def _work(node, batch: int) -> tuple[float, float, str]:
     """(floating-point operations of its products, bytes it reads and writes, the unit
     its products run on) of one call of a kernel at ``batch`` rows."""
-    from kcompile.codegen.products import on_bf16_engine
+    from kcompile.codegen.batch_products import batch_on_bf16_engine
+    from kcompile.codegen.products import conv_on_bf16_engine, on_bf16_engine
     from kcompile.ir.memory import ELEMENT_BYTES
 
     nodes = node.attrs["body"].nodes if node.traits.kernel_body else [node]
@@ -328,6 +332,10 @@ def _work(node, batch: int) -> tuple[float, float, str]:
     engine = "fma"
     for n in nodes:
         if n.op == "matmul" and on_bf16_engine(n):
+            engine = "amx_bf16"
+        if n.op in ("conv2d", "conv2d_filter") and conv_on_bf16_engine(n):
+            engine = "amx_bf16"
+        if n.op == "batch_matmul" and batch_on_bf16_engine(n):
             engine = "amx_bf16"
         if n.op in ("matmul", "batch_matmul"):
             # Every element of A meets each output column once, whichever axes are

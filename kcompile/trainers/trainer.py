@@ -200,10 +200,15 @@ class ModelSteps:
 
     # --- the executables ---------------------------------------------------------------
 
-    def executable(self, kind: str, label_types: tuple = (), input_shapes: tuple = ()):
+    def executable(
+        self, kind: str, label_types: tuple = (), input_shapes: tuple = (), fresh: bool = False
+    ):
         """The compiled step, made once per kind, label types and (for Inputs with unknown
         dimensions) input shapes: new shapes compile again, as XLA does (the code cache
-        makes a shape seen before cheap)."""
+        makes a shape seen before cheap). ``fresh``: made anew and not kept (an artifact's
+        steps prepared for another CPU, ``runtime.prepared.preparing_for``)."""
+        if fresh:
+            return self._make_executable(kind, list(label_types), input_shapes)
         key = _step_key(kind, label_types, input_shapes)
         exe = self.executables.get(key)
         if exe is None:
