@@ -16,6 +16,7 @@ from kcompile.ir import FeedError
 from kcompile.models import graphs as G
 from kcompile.runtime.epoch import EpochLoop
 from tests.classifiers import dense_classifier
+from tests.threads import on_threads
 
 
 def _model():
@@ -43,6 +44,38 @@ def test_epoch_loop_matches_steps_one_by_one(rng, batch):
         np.testing.assert_array_equal(logs[s], [out[name] for name in names])
     for a, b in zip(looped.get_weights(), stepped.get_weights()):
         np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize("parallel", [True, False])
+def test_rows_gathered_on_each_thread_count_match_steps_one_by_one(rng, monkeypatch, parallel):
+    """``codegen.epoch_loop.PARALLEL_GATHER``: each thread gathers a share of a step's
+    rows (on 1, 2 and 3 threads; steps of 9 rows and a last one of 1, so some shares are
+    unequal or empty) or the calling thread all of them; the logs and weights are those of
+    the steps called one by one, bit for bit."""
+    from kcompile.codegen import epoch_loop
+    from kcompile.codegen.module import lower_graph
+
+    monkeypatch.setenv("KCOMPILE_CACHE", "0")  # the cache does not see the flag
+    monkeypatch.setattr(epoch_loop, "PARALLEL_GATHER", parallel)
+    x = rng.normal(size=(37, 7)).astype(np.float32)
+    y = rng.integers(0, 3, 37).astype(np.int32)
+    order = rng.permutation(37)
+    stepped = _model()
+    exe_step = _train_executable(stepped, x, y)
+    want = []
+    for s in range(-(-37 // 9)):
+        index = order[s * 9 : (s + 1) * 9]
+        out = exe_step({stepped.input_names[0]: x[index], "y": y[index]})
+        want.append([np.array(out[name]) for name in exe_step.log_columns()])
+    for threads in (1, 2, 3):
+        looped = _model()
+        exe_loop = _train_executable(looped, x, y)
+        with on_threads(threads):
+            _, logs = exe_loop.run_epoch({looped.input_names[0]: x, "y": y}, order, 9)
+        assert ("kc_epoch_gather" in lower_graph(exe_loop.compiled.graph).llvm_ir) == parallel
+        np.testing.assert_array_equal(logs, np.array(want, np.float32), err_msg=f"{threads}")
+        for a, b in zip(looped.get_weights(), stepped.get_weights()):
+            np.testing.assert_array_equal(a, b, err_msg=f"{threads} threads")
 
 
 def test_epoch_loop_resumes_and_stops(rng):
