@@ -382,9 +382,9 @@ def _pack_gathered(b, module, t: Tile, k_from, kc, cols_left, src, rs, cs, panel
 
 JOB_FIELDS = ("M", "N", "K", "A", "rsA", "csA", "B", "rsB", "csB", "C", "ldc", "acc", "epi", "ctx")
 _POINTERS = {"A", "B", "C", "ctx"}
-SPLIT = ("per_chunk", "col_chunks", "tiles_per_chunk")  # how the driver cut the work
-# Split-K (``_split_k``): partial products' scratch, depth per chunk, chunks.
-SPLIT_K = ("scratch", "k_per_chunk", "k_chunks")
+SPLIT = ("col_chunks", "row_chunks")  # how the driver cut the work (``_balanced``)
+# Split-K (``_split_k``): partial products' scratch, the depth in MR-row tiles, chunks.
+SPLIT_K = ("scratch", "k_tiles", "k_chunks")
 FIELDS = (*JOB_FIELDS, *SPLIT, *SPLIT_K)
 JOB = ir.ArrayType(I64, len(FIELDS))
 # Split-K applies from this depth on (in MR-row tiles per thread): below it the partial
@@ -405,6 +405,17 @@ def _ceil_div(b: ir.IRBuilder, x: ir.Value, y: ir.Value) -> ir.Value:
 
 def _min(b: ir.IRBuilder, x: ir.Value, y: ir.Value) -> ir.Value:
     return b.select(b.icmp_signed("<", x, y), x, y)
+
+
+def _balanced(b: ir.IRBuilder, total, parts, i) -> tuple[ir.Value, ir.Value]:
+    """Part ``i`` of ``total`` units cut into ``parts`` parts, as [start, end): the first
+    ``total mod parts`` parts one unit longer. Chunk i runs on thread i mod T, so the
+    threads' shares differ by at most a unit (66 row tiles in 4 chunks: 17, 17, 16, 16,
+    33 a thread, where chunks of 17 gave one thread 34 and the other 32); and a product
+    and the split-K product after it that reads its result cut alike."""
+    q, r = b.udiv(total, parts), b.urem(total, parts)
+    start = b.add(b.mul(i, q), _min(b, i, r))
+    return start, b.add(b.add(start, q), b.zext(b.icmp_unsigned("<", i, r), I64))
 
 
 def _max(b: ir.IRBuilder, x: ir.Value, y: ir.Value) -> ir.Value:
@@ -443,14 +454,12 @@ def _chunk(module: ir.Module, t: Tile, kernels, row_kernels, narrow, pack: ir.Fu
     ldc = b.select(in_tile, i64(t.nr), f["ldc"])
     m, n, depth = f["M"], f["N"], f["K"]
     panels = _ceil_div(b, n, i64(t.nr))
-    p0 = b.mul(b.urem(index, f["col_chunks"]), f["per_chunk"])
-    p1 = _min(b, panels, b.add(p0, f["per_chunk"]))
+    p0, p1 = _balanced(b, panels, f["col_chunks"], b.urem(index, f["col_chunks"]))
     k_blocks = b.select(b.icmp_signed(">", depth, i64(0)), _ceil_div(b, depth, i64(t.kc)), i64(1))
     k_step = _ceil_div(b, depth, k_blocks)  # balanced blocks: 784 -> 4 x 196, not 3 x 256 + 16
     groups = _ceil_div(b, b.sub(p1, p0), i64(t.panels))
     row_tiles = _ceil_div(b, m, i64(t.mr))
-    t0 = b.mul(b.udiv(index, f["col_chunks"]), f["tiles_per_chunk"])
-    t1 = _min(b, row_tiles, b.add(t0, f["tiles_per_chunk"]))
+    t0, t1 = _balanced(b, row_tiles, f["row_chunks"], b.udiv(index, f["col_chunks"]))
     # With few row tiles a packed panel is reused too little to pay for its copy.
     direct = b.and_(
         b.icmp_signed("==", f["csB"], i64(1)), b.icmp_signed("<=", row_tiles, i64(DIRECT_ROW_TILES))
@@ -663,11 +672,10 @@ def _gemm(
     # Column chunks: at least one per thread, none wider than one packed block.
     col_chunks = b.mul(threads, _ceil_div(b, panels, b.mul(threads, i64(t.panels))))
     col_chunks = b.select(by_columns, col_chunks, _ceil_div(b, panels, i64(t.panels)))
-    per_chunk = _ceil_div(b, panels, _min(b, col_chunks, panels))
-    col_chunks = _ceil_div(b, panels, per_chunk)
-    row_chunks = b.select(by_columns, i64(1), b.mul(threads, i64(2)))
-    tiles_per_chunk = _ceil_div(b, row_tiles, row_chunks)
-    row_chunks = _ceil_div(b, row_tiles, tiles_per_chunk)
+    col_chunks = _min(b, col_chunks, panels)
+    # One thread (a small product): one chunk, which the caller runs without waking the pool.
+    per_thread = b.select(b.icmp_signed(">", threads, i64(1)), i64(2), i64(1))
+    row_chunks = b.select(by_columns, i64(1), _min(b, b.mul(threads, per_thread), row_tiles))
     # Split-K: few rows of C (a small batch), or a product much deeper than it is tall
     # and wide (a weight gradient contracting the batch: split by rows, every thread
     # would pack all of a B as large as the activations), on several threads.
@@ -700,7 +708,7 @@ def _gemm(
     for i, name in enumerate(JOB_FIELDS):
         value = b.ptrtoint(args[name], I64) if name in _POINTERS | {"epi"} else args[name]
         b.store(value, b.gep(job, [i64(0), i64(i)], source_etype=JOB))
-    for i, value in enumerate((per_chunk, col_chunks, tiles_per_chunk)):
+    for i, value in enumerate((col_chunks, row_chunks)):
         b.store(value, b.gep(job, [i64(0), i64(len(JOB_FIELDS) + i)], source_etype=JOB))
     with b.if_else(split_k) as (deep, plain):
         with deep:
@@ -733,13 +741,12 @@ def _split_k(b, module, t: Tile, job, threads, k_tiles, parallel_for, splitters)
     35 µs instead of 58 µs in the train step)."""
     partial, total = splitters
     m, n = _field(b, job, "M"), _field(b, job, "N")
-    per = b.mul(_ceil_div(b, k_tiles, b.mul(threads, i64(2))), i64(t.mr))
-    chunks = _ceil_div(b, _field(b, job, "K"), per)
+    chunks = _min(b, b.mul(threads, i64(2)), k_tiles)
     size = b.mul(_ceil_div(b, b.mul(b.mul(b.mul(m, n), chunks), i64(4)), i64(64)), i64(64))
     aligned_alloc = _declare(module, "aligned_alloc", ir.FunctionType(PTR, [I64, I64]))
     scratch = b.call(aligned_alloc, [i64(64), size])
     _set_field(b, job, "scratch", b.ptrtoint(scratch, I64))
-    _set_field(b, job, "k_per_chunk", per)
+    _set_field(b, job, "k_tiles", k_tiles)
     _set_field(b, job, "k_chunks", chunks)
     b.call(parallel_for, [partial, job, chunks])
     panels = _ceil_div(b, n, i64(t.nr))
@@ -749,8 +756,9 @@ def _split_k(b, module, t: Tile, job, threads, k_tiles, parallel_for, splitters)
 
 
 def _partial_chunk(module: ir.Module, t: Tile, chunk: ir.Function) -> ir.Function:
-    """``chunk(job, i)`` of split-K: rows ``[i*per, (i+1)*per)`` of K into scratch block
-    ``i`` (M x N, overwritten), through the plain chunk on a job of its own."""
+    """``chunk(job, i)`` of split-K: range ``i`` of K (``_balanced``, in MR-row units)
+    into scratch block ``i`` (M x N, overwritten), through the plain chunk on a job of
+    its own."""
     fn = ir.Function(module, CHUNK_FN, "kc_gemm_partial")
     fn.linkage = "internal"
     base, i = fn.args
@@ -759,24 +767,24 @@ def _partial_chunk(module: ir.Module, t: Tile, chunk: ir.Function) -> ir.Functio
     job.type = PTR
     for name in FIELDS:
         _set_field(b, job, name, _field(b, base, name))
-    per, depth = _field(b, base, "k_per_chunk"), _field(b, base, "K")
+    depth = _field(b, base, "K")
     m, n = _field(b, base, "M"), _field(b, base, "N")
-    k0 = b.mul(i, per)
+    tile0, tile1 = _balanced(b, _field(b, base, "k_tiles"), _field(b, base, "k_chunks"), i)
+    k0 = b.mul(tile0, i64(t.mr))
     a = b.inttoptr(_field(b, base, "A"), PTR)
     b_ = b.inttoptr(_field(b, base, "B"), PTR)
     scratch = b.inttoptr(_field(b, base, "scratch"), PTR)
     block = _gep(b, scratch, b.mul(b.mul(m, n), i))
     fields = {
-        "K": _min(b, per, b.sub(depth, k0)),
+        "K": b.sub(_min(b, depth, b.mul(tile1, i64(t.mr))), k0),
         "A": b.ptrtoint(_gep(b, a, b.mul(k0, _field(b, base, "csA"))), I64),
         "B": b.ptrtoint(_gep(b, b_, b.mul(k0, _field(b, base, "rsB"))), I64),
         "C": b.ptrtoint(block, I64),
         "ldc": n,
         "acc": i64(0),
         "epi": i64(0),
-        "per_chunk": _ceil_div(b, n, i64(t.nr)),
         "col_chunks": i64(1),
-        "tiles_per_chunk": _ceil_div(b, m, i64(t.mr)),
+        "row_chunks": i64(1),
     }
     for name, value in fields.items():
         _set_field(b, job, name, value)
