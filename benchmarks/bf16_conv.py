@@ -3,21 +3,37 @@ against ``kc_sconv`` (f32, Winograd where it applies), and of its kernel gradien
 (``kc_sconv_bf16_filter`` against ``kc_sconv_filter``), on the CNNs' shapes,
 interleaved, best of the rounds, CPU time of the process (the machine is shared).
 
-    python benchmarks/bf16_conv.py [--rounds 15] [--threads 1]
+    python benchmarks/bf16_conv.py [--rounds 15] [--threads 1] [--baseline DIR]
+
+``--baseline DIR`` (older copies of ``codegen/bf16_gemm.py``, ``bf16_conv.py`` and
+``bf16_conv_filter.py`` in DIR) times the bf16 kernels those files define, compiled here
+under other names, interleaved against the current ones (``bf16`` against ``old``): an A/B
+of a change in one process.
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib.util
+import sys
 import time
 
 import ml_dtypes
 import numpy as np
 
+import kcompile.codegen
+from kcompile.codegen import runtime_library
 from kcompile.codegen.bf16_conv import BCONV
 from kcompile.codegen.bf16_conv_filter import BFILTER
 from kcompile.codegen.conv import GEOMETRY
 from kcompile.codegen.runtime_library import runtime
+from kcompile.codegen.target import (
+    RUNTIME_SPEED_LEVEL,
+    CompileTimes,
+    LoadedCode,
+    compile_module,
+    host,
+)
 from kcompile.ir import abi
 from kcompile.ir.ops.patches import output_size
 
@@ -31,7 +47,41 @@ SHAPES = {
 }
 
 
-def _filter_call(signature, shape):
+def _baseline(folder: str) -> dict[str, int]:
+    """The addresses of ``kc_sconv_bf16`` and ``kc_sconv_bf16_filter`` as the files in
+    ``folder`` define them, each importing the others from there, compiled here under the
+    prefix ``kc_osconv_bf16`` (their internal ``kc_bgemm`` functions ``kc_obgemm``)."""
+    runtime().address(BCONV.symbol)  # the conv piece (their f32 path) loaded
+    saved = {}
+    old = {}
+    for name in ("bf16_gemm", "bf16_conv", "bf16_conv_filter"):
+        spec = importlib.util.spec_from_file_location(f"old_{name}", f"{folder}/{name}.py")
+        module = importlib.util.module_from_spec(spec)
+        full = f"kcompile.codegen.{name}"
+        saved[name] = sys.modules[full]
+        sys.modules[full] = module  # what the next files import
+        setattr(kcompile.codegen, name, module)
+        spec.loader.exec_module(module)
+        old[name] = module
+    for name, module in saved.items():
+        sys.modules[f"kcompile.codegen.{name}"] = module
+        setattr(kcompile.codegen, name, module)
+    module = runtime_library.ir.Module(name="bconv_baseline")
+    runtime_library._declare_base(module, runtime_library.tile())
+    old["bf16_conv"].add_bconv(module, host().has)
+    old["bf16_conv_filter"].add_bconv_filter(module, host().has)
+    text = str(module).replace("kc_sconv_bf16", "kc_osconv_bf16")
+    text = text.replace("kc_bgemm", "kc_obgemm")
+    code = LoadedCode(compile_module(text, CompileTimes(), speed=RUNTIME_SPEED_LEVEL).object_code)
+    _KEEP.append(code)
+    names = (BCONV.symbol, BFILTER.symbol)
+    return {s: code.address(s.replace("kc_sconv_bf16", "kc_osconv_bf16")) for s in names}
+
+
+_KEEP: list = []
+
+
+def _filter_call(signature, shape, address=None):
     n, h, w, c, kh, kw, f, s, p = shape
     oh, ow = output_size(h, kh, s, 1, p, p), output_size(w, kw, s, 1, p, p)
     rng = np.random.default_rng(0)
@@ -41,14 +91,14 @@ def _filter_call(signature, shape):
     sizes = dict(N=n, H=h, W=w, C=c, OH=oh, OW=ow, F=f, KH=kh, KW=kw, SH=s, SW=s, DH=1, DW=1)
     sizes.update(PT=p, PL=p, PH=1, PW=1)
     geometry = np.array([sizes[name] for name in GEOMETRY], np.int64)
-    fn = abi.bind(abi.CONV_FILTER, runtime().addresses[signature.symbol])
+    fn = abi.bind(abi.CONV_FILTER, address or runtime().addresses[signature.symbol])
     keep = (x, dy, out, geometry)
     flops = 2.0 * n * oh * ow * f * kh * kw * c
     return (lambda: fn(geometry.ctypes.data, x.ctypes.data, dy.ctypes.data, out.ctypes.data,
                        0)), flops, keep  # fmt: skip
 
 
-def _call(symbol, shape):
+def _call(symbol, shape, address=None):
     n, h, w, c, kh, kw, f, s, p = shape
     oh, ow = output_size(h, kh, s, 1, p, p), output_size(w, kw, s, 1, p, p)
     rng = np.random.default_rng(0)
@@ -58,7 +108,7 @@ def _call(symbol, shape):
     sizes = dict(N=n, H=h, W=w, C=c, OH=oh, OW=ow, F=f, KH=kh, KW=kw, SH=s, SW=s, DH=1, DW=1)
     sizes.update(PT=p, PL=p, PH=1, PW=1)
     geometry = np.array([sizes[name] for name in GEOMETRY], np.int64)
-    fn = abi.bind(abi.CONV, runtime().addresses[symbol])
+    fn = abi.bind(abi.CONV, address or runtime().addresses[symbol])
     keep = (x, k, out, geometry)
     flops = 2.0 * n * oh * ow * f * kh * kw * c
     return (lambda: fn(geometry.ctypes.data, x.ctypes.data, k.ctypes.data, out.ctypes.data,
@@ -69,12 +119,20 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--rounds", type=int, default=15)
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--baseline", help="a folder of older bf16 kernel files")
     args = parser.parse_args()
     runtime().set_threads(args.threads)
+    old = _baseline(args.baseline) if args.baseline else None
     jobs = [(name, shape, False) for name, shape in SHAPES.items()]
     jobs += [(f"dW {name}", shape, True) for name, shape in SHAPES.items()]
     for name, shape, gradient in jobs:
-        if gradient:
+        if old is not None and gradient:
+            calls = {"old": _filter_call(BFILTER, shape, old[BFILTER.symbol])}
+            calls["bf16"] = _filter_call(BFILTER, shape)
+        elif old is not None:
+            calls = {"old": _call(BCONV.symbol, shape, old[BCONV.symbol])}
+            calls["bf16"] = _call(BCONV.symbol, shape)
+        elif gradient:
             calls = {s.symbol: _filter_call(s, shape) for s in (abi.CONV_FILTER, BFILTER)}
         else:
             calls = {s: _call(s, shape) for s in (abi.CONV.symbol, BCONV.symbol)}
@@ -90,7 +148,7 @@ def main() -> None:
         rates = {s: flops / t / 1e9 for s, t in best.items()}
         f32, bf16 = rates[f32_name], rates[bf16_name]
         print(
-            f"{name:31s} f32 {f32:7.1f}  bf16 {bf16:7.1f} GFLOP/s  "
+            f"{name:31s} {'old' if old else 'f32'} {f32:7.1f}  bf16 {bf16:7.1f} GFLOP/s  "
             f"({bf16 / f32:.2f}x; {best[f32_name] * 1e6:.0f} -> {best[bf16_name] * 1e6:.0f} us)"
         )
 

@@ -235,7 +235,8 @@ def _chunk(module: ir.Module) -> ir.Function:
             with b.if_else(direct) as (into_c, buffered):
                 with into_c:
                     corner = b.gep(cm, [b.add(b.mul(i0, ldc), j0)], source_etype=F32)
-                    init = b.zext(accumulate, I64)
+                    prefetch = bg.PREFETCH_OUT if bg.PREFETCH_C else 0
+                    init = b.or_(b.zext(accumulate, I64), i64(prefetch))  # into C: prefetched
                     b.call(block, [kb_count, a, a1, a_ld, b0, b1, corner, b.mul(ldc, i64(4)), init])
                 with buffered:
                     out = b.gep(buf, [j0], source_etype=F32)
