@@ -347,26 +347,39 @@ def _amx_conv(module: ir.Module) -> ir.Function:
 def add_bconv(module: ir.Module, features: Callable[[str], bool]) -> None:
     """Define ``kc_sconv_bf16`` and ``kc_sconv_bf16_isa`` in ``module`` (which must hold
     ``kc_sconv`` and the thread pool), with the AMX path where ``features`` have it."""
-    sconv = declare_conv(module)
     fn = ir.Function(module, CONV_FN, BCONV.symbol)
-    b = ir.IRBuilder(fn.append_basic_block("entry"))
+    on_engine_or_fallback(module, fn, _amx_conv, declare_conv(module), features)
     isa = ir.Function(module, ir.FunctionType(I32, []), BCONV_ISA.symbol)
     bi = ir.IRBuilder(isa.append_basic_block("entry"))
+    if has_amx_conv(features):
+        with bi.if_then(bi.call(bg._permission(module), [])):
+            bi.ret(ir.Constant(I32, bg.PATHS["amx"]))
+    bi.ret(ir.Constant(I32, bg.PATHS["round"]))
+
+
+def on_engine_or_fallback(
+    module: ir.Module,
+    fn: ir.Function,
+    make_amx: Callable[[ir.Module], ir.Function],
+    fallback: ir.Function,
+    features: Callable[[str], bool],
+) -> None:
+    """The body of ``fn`` (flags its fifth argument): the AMX function ``make_amx``
+    defines, where ``features`` have AMX, Linux grants the tile state and ``PORTABLE`` is
+    clear; else ``fallback`` (the f32 kernel of the same ABI) without ``PORTABLE``."""
+    b = ir.IRBuilder(fn.append_basic_block("entry"))
     flags = fn.args[4]
     if has_amx_conv(features):
         permitted = bg._permission(module)
-        amx = _amx_conv(module)
+        amx = make_amx(module)
         on = b.icmp_unsigned("==", b.and_(flags, i64(PORTABLE)), i64(0))
         with b.if_then(b.and_(on, b.call(permitted, []))):
             b.call(amx, list(fn.args))
             b.ret_void()
-        with bi.if_then(bi.call(permitted, [])):
-            bi.ret(ir.Constant(I32, bg.PATHS["amx"]))
     args = list(fn.args)
     args[4] = b.and_(flags, i64(~PORTABLE))
-    b.call(sconv, args)
+    b.call(fallback, args)
     b.ret_void()
-    bi.ret(ir.Constant(I32, bg.PATHS["round"]))
 
 
 def declare_bconv(module: ir.Module) -> ir.Function:

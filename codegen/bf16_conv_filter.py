@@ -27,7 +27,11 @@ from collections.abc import Callable
 from llvmlite import ir
 
 from kcompile.codegen import bf16_gemm as bg
-from kcompile.codegen.bf16_conv import PORTABLE, _pack_row, _run_copier, has_amx_conv
+from kcompile.codegen.bf16_conv import (
+    _pack_row,
+    _run_copier,
+    on_engine_or_fallback,
+)
 from kcompile.codegen.conv import FILTER_FN, GEOMETRY, _alloca, _pixel_table, declare_conv_filter
 from kcompile.codegen.gemm import ACCUMULATE
 from kcompile.codegen.loops import F32, I32, I64, PTR, chunk_range, for_range, for_reduce, i64
@@ -229,21 +233,8 @@ def _amx_filter(module: ir.Module) -> ir.Function:
 def add_bconv_filter(module: ir.Module, features: Callable[[str], bool]) -> None:
     """Define ``kc_sconv_bf16_filter`` in ``module`` (which must hold ``kc_sconv_filter``
     and the thread pool), with the AMX path where ``features`` have it."""
-    fallback = declare_conv_filter(module)
     fn = ir.Function(module, FILTER_FN, BFILTER.symbol)
-    b = ir.IRBuilder(fn.append_basic_block("entry"))
-    flags = fn.args[4]
-    if has_amx_conv(features):
-        permitted = bg._permission(module)
-        amx = _amx_filter(module)
-        on = b.icmp_unsigned("==", b.and_(flags, i64(PORTABLE)), i64(0))
-        with b.if_then(b.and_(on, b.call(permitted, []))):
-            b.call(amx, list(fn.args))
-            b.ret_void()
-    args = list(fn.args)
-    args[4] = b.and_(flags, i64(~PORTABLE))
-    b.call(fallback, args)
-    b.ret_void()
+    on_engine_or_fallback(module, fn, _amx_filter, declare_conv_filter(module), features)
 
 
 def declare_bconv_filter(module: ir.Module) -> ir.Function:

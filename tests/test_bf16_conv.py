@@ -20,6 +20,7 @@ from kcompile.codegen.runtime_library import runtime
 from kcompile.codegen.target import host
 from kcompile.ir import abi
 from kcompile.ir.ops.patches import _ref_conv, _ref_filter, output_size
+from tests.test_conv_kernels import run_conv
 from tests.threads import on_threads
 
 # (N, H, W, C, KH, KW, F, strides, dilation, padding (top, bottom, left, right))
@@ -54,19 +55,7 @@ def _bf16(x: np.ndarray) -> np.ndarray:
 
 
 def _conv(x, w, strides, dilation, padding, flags=0, out=None):
-    conv = abi.bind(BCONV, runtime().addresses[BCONV.symbol])
-    n, h, width, c = x.shape
-    kh, kw, _, f = w.shape
-    pt, pb, pl, pr = padding
-    oh = output_size(h, kh, strides[0], dilation[0], pt, pb)
-    ow = output_size(width, kw, strides[1], dilation[1], pl, pr)
-    if out is None:
-        out = np.full((n, oh, ow, f), np.nan, np.float32)
-    sizes = dict(N=n, H=h, W=width, C=c, OH=oh, OW=ow, F=f, KH=kh, KW=kw, PH=1, PW=1)
-    sizes.update(SH=strides[0], SW=strides[1], DH=dilation[0], DW=dilation[1], PT=pt, PL=pl)
-    geometry = np.array([sizes[name] for name in GEOMETRY], np.int64)
-    conv(geometry.ctypes.data, x.ctypes.data, w.ctypes.data, out.ctypes.data, flags, None, None)
-    return out
+    return run_conv(x, w, strides, dilation, padding, flags, out, signature=BCONV)
 
 
 @pytest.mark.parametrize("path", list(PATHS))

@@ -33,11 +33,11 @@ CASES = [
 ]
 
 
-def _conv(x, w, strides, dilation, padding, flags=0, out=None):
-    """``kc_sconv`` through ctypes: the result [N, OH, OW, F] (added to ``out`` with the
-    ACCUMULATE flag)."""
+def run_conv(x, w, strides, dilation, padding, flags=0, out=None, signature=abi.CONV):
+    """``kc_sconv`` (or a function of its ABI, ``signature``) through ctypes: the result
+    [N, OH, OW, F] (added to ``out`` with the ACCUMULATE flag)."""
     rt = runtime()
-    conv = abi.bind(abi.CONV, rt.addresses[abi.CONV.symbol])
+    conv = abi.bind(signature, rt.addresses[signature.symbol])
     n, h, width, c = x.shape
     kh, kw, _, f = w.shape
     pt, pb, pl, pr = padding
@@ -63,12 +63,12 @@ def test_implicit_gemm_matches_the_reference(case, threads, rng):
     x = rng.standard_normal((n, h, width, c)).astype(np.float32)
     w = rng.standard_normal((kh, kw, c, f)).astype(np.float32)
     want = _reference(x, w, strides, dilation, padding)
-    got = _conv(x, w, strides, dilation, padding)
+    got = run_conv(x, w, strides, dilation, padding)
     depth = kh * kw * c
     np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4 * np.sqrt(depth))
     # ACCUMULATE adds to what C holds.
     start = rng.standard_normal(want.shape).astype(np.float32)
-    got = _conv(x, w, strides, dilation, padding, flags=1, out=start.copy())
+    got = run_conv(x, w, strides, dilation, padding, flags=1, out=start.copy())
     np.testing.assert_allclose(got, want + start, rtol=1e-4, atol=1e-4 * np.sqrt(depth))
 
 
@@ -112,7 +112,7 @@ def test_a_large_image_splits_among_threads(threads, rng):
     the kernel's gradient (several partial products)."""
     x = rng.standard_normal((9, 33, 31, 21)).astype(np.float32)
     w = rng.standard_normal((3, 3, 21, 45)).astype(np.float32)
-    got = _conv(x, w, (1, 1), (1, 1), (1, 1, 1, 1))
+    got = run_conv(x, w, (1, 1), (1, 1), (1, 1, 1, 1))
     want = _reference(x, w, (1, 1), (1, 1), (1, 1, 1, 1))
     np.testing.assert_allclose(got, want, rtol=1e-4, atol=2e-3)
     dy = rng.standard_normal(want.shape).astype(np.float32)
@@ -375,7 +375,7 @@ def test_the_same_bits_on_any_number_of_threads(rng):
     results = []
     for threads in (1, 2):
         with on_threads(threads):
-            results.append((_conv(x, w, *window), _filter(x, dy, (3, 3), *window)))
+            results.append((run_conv(x, w, *window), _filter(x, dy, (3, 3), *window)))
     for one, two in zip(*results):
         np.testing.assert_array_equal(one, two)
 
