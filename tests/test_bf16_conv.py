@@ -14,13 +14,12 @@ import pytest
 
 from kcompile.codegen.bf16_conv import BCONV, BCONV_ISA, PORTABLE, has_amx_conv
 from kcompile.codegen.bf16_conv_filter import BFILTER
-from kcompile.codegen.conv import GEOMETRY
 from kcompile.codegen.gemm import ACCUMULATE
 from kcompile.codegen.runtime_library import runtime
 from kcompile.codegen.target import host
 from kcompile.ir import abi
 from kcompile.ir.ops.patches import _ref_conv, _ref_filter, output_size
-from tests.test_conv_kernels import run_conv
+from tests.test_conv_kernels import run_conv, run_filter
 from tests.threads import on_threads
 
 # (N, H, W, C, KH, KW, F, strides, dilation, padding (top, bottom, left, right))
@@ -86,19 +85,7 @@ def test_bf16_conv_matches_the_reference(case, path, threads, rng):
 
 
 def _filter(x, dy, kernel, strides, dilation, padding, flags=0, out=None):
-    """``kc_sconv_bf16_filter`` through ctypes: the kernel gradient [KH, KW, C, F]."""
-    conv_filter = abi.bind(BFILTER, runtime().addresses[BFILTER.symbol])
-    n, h, width, c = x.shape
-    _, oh, ow, f = dy.shape
-    kh, kw = kernel
-    if out is None:
-        out = np.full((kh, kw, c, f), np.nan, np.float32)
-    sizes = dict(N=n, H=h, W=width, C=c, OH=oh, OW=ow, F=f, KH=kh, KW=kw, PH=1, PW=1)
-    sizes.update(SH=strides[0], SW=strides[1], DH=dilation[0], DW=dilation[1])
-    sizes.update(PT=padding[0], PL=padding[2])
-    geometry = np.array([sizes[name] for name in GEOMETRY], np.int64)
-    conv_filter(geometry.ctypes.data, x.ctypes.data, dy.ctypes.data, out.ctypes.data, flags)
-    return out
+    return run_filter(x, dy, kernel, strides, dilation, padding, flags, out, signature=BFILTER)
 
 
 # Kernel gradients: CASES, and one whose pixels (depth) run past a chunk's steps.

@@ -72,10 +72,13 @@ def test_implicit_gemm_matches_the_reference(case, threads, rng):
     np.testing.assert_allclose(got, want + start, rtol=1e-4, atol=1e-4 * np.sqrt(depth))
 
 
-def _filter(x, dy, kernel, strides, dilation, padding, flags=0, out=None):
-    """``kc_sconv_filter`` through ctypes: the kernel gradient [KH, KW, C, F]."""
+def run_filter(
+    x, dy, kernel, strides, dilation, padding, flags=0, out=None, signature=abi.CONV_FILTER
+):
+    """``kc_sconv_filter`` (or a function of its ABI, ``signature``) through ctypes: the
+    kernel gradient [KH, KW, C, F]."""
     rt = runtime()
-    conv_filter = abi.bind(abi.CONV_FILTER, rt.addresses[abi.CONV_FILTER.symbol])
+    conv_filter = abi.bind(signature, rt.addresses[signature.symbol])
     n, h, width, c = x.shape
     _, oh, ow, f = dy.shape
     kh, kw = kernel
@@ -100,10 +103,10 @@ def test_the_kernel_gradient_matches_the_reference(case, threads, rng):
     attrs = dict(kernel=(kh, kw), strides=strides, dilation=dilation, padding=padding)
     want = _ref_filter(None, [x.astype(np.float64), dy.astype(np.float64)], attrs)[0]
     tolerance = 1e-4 * np.sqrt(n * oh * ow)
-    got = _filter(x, dy, (kh, kw), strides, dilation, padding)
+    got = run_filter(x, dy, (kh, kw), strides, dilation, padding)
     np.testing.assert_allclose(got, want, rtol=1e-4, atol=tolerance)
     start = rng.standard_normal(want.shape).astype(np.float32)
-    got = _filter(x, dy, (kh, kw), strides, dilation, padding, flags=1, out=start.copy())
+    got = run_filter(x, dy, (kh, kw), strides, dilation, padding, flags=1, out=start.copy())
     np.testing.assert_allclose(got, want + start, rtol=1e-4, atol=tolerance)
 
 
@@ -118,7 +121,7 @@ def test_a_large_image_splits_among_threads(threads, rng):
     dy = rng.standard_normal(want.shape).astype(np.float32)
     attrs = dict(kernel=(3, 3), strides=(1, 1), dilation=(1, 1), padding=(1, 1, 1, 1))
     want = _ref_filter(None, [x.astype(np.float64), dy.astype(np.float64)], attrs)[0]
-    got = _filter(x, dy, (3, 3), (1, 1), (1, 1), (1, 1, 1, 1))
+    got = run_filter(x, dy, (3, 3), (1, 1), (1, 1), (1, 1, 1, 1))
     np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-2)
 
 
@@ -375,7 +378,7 @@ def test_the_same_bits_on_any_number_of_threads(rng):
     results = []
     for threads in (1, 2):
         with on_threads(threads):
-            results.append((run_conv(x, w, *window), _filter(x, dy, (3, 3), *window)))
+            results.append((run_conv(x, w, *window), run_filter(x, dy, (3, 3), *window)))
     for one, two in zip(*results):
         np.testing.assert_array_equal(one, two)
 
@@ -555,9 +558,9 @@ def test_a_kernel_gradient_over_whole_rows_packs_nothing(case, rng):
     got = []
     for threads in (1, 2):
         with on_threads(threads):
-            got.append(_filter(x, dy, (kh, kw), (1, 1), (1, 1), padding))
+            got.append(run_filter(x, dy, (kh, kw), (1, 1), (1, 1), padding))
     np.testing.assert_allclose(got[0], want, rtol=1e-4, atol=tolerance)
     np.testing.assert_array_equal(got[0], got[1])
     start = rng.standard_normal(want.shape).astype(np.float32)
-    more = _filter(x, dy, (kh, kw), (1, 1), (1, 1), padding, flags=1, out=start.copy())
+    more = run_filter(x, dy, (kh, kw), (1, 1), (1, 1), padding, flags=1, out=start.copy())
     np.testing.assert_allclose(more, want + start, rtol=1e-4, atol=tolerance)
