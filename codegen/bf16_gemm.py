@@ -210,6 +210,24 @@ def _load_vec(b: ir.IRBuilder, ptr, width: int, count) -> ir.Value:
     return b.call(masked_load, [ptr, ir.Constant(I32, 4), mask, ir.Constant(vec, None)])
 
 
+def _rounded_pairs(b: ir.IRBuilder, load, corner, stride, p: int, k_left, left) -> ir.Value:
+    """Lines ``2p`` and ``2p + 1`` of k (``stride`` floats apart from ``corner``, 16 floats
+    each, ``left`` of them inside the matrix) rounded to bf16 by one conversion and
+    interleaved into 16 VNNI pairs (lane i: line 2p's i, then line 2p + 1's i)."""
+    even, odd = (
+        load(
+            _at(b, corner, b.mul(i64(2 * p + h), stride)),
+            16,
+            _left(b, b.icmp_signed("<", i64(2 * p + h), k_left), left),
+        )
+        for h in (0, 1)
+    )
+    join = ir.Constant(ir.VectorType(I32, 32), list(range(32)))
+    both = narrow_bits(b, b.shuffle_vector(even, odd, join))
+    pairs = ir.Constant(ir.VectorType(I32, 32), [x for i in range(16) for x in (i, 16 + i)])
+    return b.shuffle_vector(both, both, pairs)
+
+
 def _both_ways(b: ir.IRBuilder, whole, body: Callable) -> None:
     """``body(load)`` twice: with plain loads where ``whole`` (the tile lies inside the
     matrix: no lane to mask), else with ``_load_vec``'s masked ones. The masks cost as many
@@ -276,24 +294,11 @@ def _pack_a_rows(module: ir.Module, name: str) -> ir.Function:
                     # Per pair of k, both lines rounded by one conversion and interleaved:
                     # row r's pair in 32-bit lane r; then one 16 x 16 transpose of pairs
                     # (two of 16-bit lanes took twice the shuffles).
-                    join = ir.Constant(ir.VectorType(I32, 32), list(range(32)))
-                    pairs = ir.Constant(
-                        ir.VectorType(I32, 32), [x for r in range(16) for x in (r, 16 + r)]
-                    )
 
                     def by_columns(load):
                         lines = []
                         for p in range(TILE_K // 2):
-                            even, odd = (
-                                load(
-                                    _at(b, corner, b.mul(i64(2 * p + h), cs)),
-                                    16,
-                                    _left(b, b.icmp_signed("<", i64(2 * p + h), k_left), rows_left),
-                                )
-                                for h in (0, 1)
-                            )
-                            both = narrow_bits(b, b.shuffle_vector(even, odd, join))
-                            paired = b.shuffle_vector(both, both, pairs)
+                            paired = _rounded_pairs(b, load, corner, cs, p, k_left, rows_left)
                             lines.append(b.bitcast(paired, ir.VectorType(I32, 16)))
                         for r, row in enumerate(_transpose(b, lines, 16)):
                             _store_vec(b, row, _gep(b, tile, i64(r * TILE_K), I16))
@@ -335,24 +340,10 @@ def _pack_b_chunk(module: ir.Module, name: str) -> ir.Function:
         )
         with b.if_else(b.icmp_signed("==", cs, i64(1))) as (rows, other):
             with rows:  # rows k and k+1 of 16 columns, interleaved into pairs
-                pairs = ir.Constant(
-                    ir.VectorType(I32, 32), [x for c in range(16) for x in (c, 16 + c)]
-                )
-                join = ir.Constant(ir.VectorType(I32, 32), list(range(32)))
 
                 def by_rows(load):
                     for p in range(TILE_K // 2):
-                        even, odd = (
-                            load(
-                                _at(b, corner, b.mul(i64(2 * p + h), rs)),
-                                16,
-                                _left(b, b.icmp_signed("<", i64(2 * p + h), k_left), cols_left),
-                            )
-                            for h in (0, 1)
-                        )
-                        # Both rows rounded by one conversion, then interleaved.
-                        both = narrow_bits(b, b.shuffle_vector(even, odd, join))
-                        row = b.shuffle_vector(both, both, pairs)
+                        row = _rounded_pairs(b, load, corner, rs, p, k_left, cols_left)
                         _store_vec(b, row, _gep(b, tile, i64(p * 32), I16))
 
                 _both_ways(b, whole, by_rows)
