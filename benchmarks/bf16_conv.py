@@ -81,36 +81,36 @@ def _baseline(folder: str) -> dict[str, int]:
 _KEEP: list = []
 
 
-def _filter_call(signature, shape, address=None):
+def _operands(shape, second: str):
+    """bf16-valued f32 operands of a convolution ``shape``: (x, the kernel — or dY for
+    ``second="dy"`` —, the geometry, the flops, the result's shape)."""
     n, h, w, c, kh, kw, f, s, p = shape
     oh, ow = output_size(h, kh, s, 1, p, p), output_size(w, kw, s, 1, p, p)
     rng = np.random.default_rng(0)
     x = rng.standard_normal((n, h, w, c)).astype(ml_dtypes.bfloat16).astype(np.float32)
-    dy = rng.standard_normal((n, oh, ow, f)).astype(ml_dtypes.bfloat16).astype(np.float32)
-    out = np.empty((kh, kw, c, f), np.float32)
+    other = (n, oh, ow, f) if second == "dy" else (kh, kw, c, f)
+    y = rng.standard_normal(other).astype(ml_dtypes.bfloat16).astype(np.float32)
     sizes = dict(N=n, H=h, W=w, C=c, OH=oh, OW=ow, F=f, KH=kh, KW=kw, SH=s, SW=s, DH=1, DW=1)
     sizes.update(PT=p, PL=p, PH=1, PW=1)
     geometry = np.array([sizes[name] for name in GEOMETRY], np.int64)
+    result = (kh, kw, c, f) if second == "dy" else (n, oh, ow, f)
+    return x, y, geometry, 2.0 * n * oh * ow * f * kh * kw * c, result
+
+
+def _filter_call(signature, shape, address=None):
+    x, dy, geometry, flops, result = _operands(shape, "dy")
+    out = np.empty(result, np.float32)
     fn = abi.bind(abi.CONV_FILTER, address or runtime().addresses[signature.symbol])
     keep = (x, dy, out, geometry)
-    flops = 2.0 * n * oh * ow * f * kh * kw * c
     return (lambda: fn(geometry.ctypes.data, x.ctypes.data, dy.ctypes.data, out.ctypes.data,
                        0)), flops, keep  # fmt: skip
 
 
 def _call(symbol, shape, address=None):
-    n, h, w, c, kh, kw, f, s, p = shape
-    oh, ow = output_size(h, kh, s, 1, p, p), output_size(w, kw, s, 1, p, p)
-    rng = np.random.default_rng(0)
-    x = rng.standard_normal((n, h, w, c)).astype(ml_dtypes.bfloat16).astype(np.float32)
-    k = rng.standard_normal((kh, kw, c, f)).astype(ml_dtypes.bfloat16).astype(np.float32)
-    out = np.empty((n, oh, ow, f), np.float32)
-    sizes = dict(N=n, H=h, W=w, C=c, OH=oh, OW=ow, F=f, KH=kh, KW=kw, SH=s, SW=s, DH=1, DW=1)
-    sizes.update(PT=p, PL=p, PH=1, PW=1)
-    geometry = np.array([sizes[name] for name in GEOMETRY], np.int64)
+    x, k, geometry, flops, result = _operands(shape, "kernel")
+    out = np.empty(result, np.float32)
     fn = abi.bind(abi.CONV, address or runtime().addresses[symbol])
     keep = (x, k, out, geometry)
-    flops = 2.0 * n * oh * ow * f * kh * kw * c
     return (lambda: fn(geometry.ctypes.data, x.ctypes.data, k.ctypes.data, out.ctypes.data,
                        0, None, None)), flops, keep  # fmt: skip
 
