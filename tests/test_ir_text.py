@@ -90,6 +90,8 @@ def test_model_graphs_round_trip():
     "text, line, column, message",
     [
         ("graph g(\n) {\n  return\n}\n@", 5, 1, "unexpected character"),
+        ("graph g(  \n) {\t \n  return  $\n}\n", 3, 11, "unexpected character '\\$'"),
+        ('graph g(\n) {\n  %0 = constant() {value="a\nb"} : f32[]\n', 3, 26, "unexpected"),
         (
             "graph g(\n    %x: f32[N,4] data,\n) {\n  %0 = nope(%x) : f32[N,4]\n  return y=%0\n}\n",
             4,
