@@ -46,7 +46,41 @@ def broadcast_strides(in_shape: Sequence, out_shape: Sequence) -> list[Size]:
     return strides
 
 
-LLVM_TYPES = {DType.f32: F32, DType.i32: I32, DType.bool: I8}
+I16 = ir.IntType(16)
+
+
+@dataclass(frozen=True)
+class Lowered:
+    """How codegen holds a dtype: its elements in memory, its values in registers, and the
+    conversions between them (None where the two are the same type)."""
+
+    memory: ir.Type
+    register: ir.Type
+    widen: Callable[[ir.IRBuilder, ir.Value], ir.Value] | None = None
+    narrow: Callable[[ir.IRBuilder, ir.Value], ir.Value] | None = None
+
+
+def _bf16_widen(b: ir.IRBuilder, bits: ir.Value) -> ir.Value:
+    # A bf16 is the top half of the f32 of the same value: exact.
+    return b.bitcast(b.shl(b.zext(bits, I32), ir.Constant(I32, 16)), F32)
+
+
+def _bf16_narrow(b: ir.IRBuilder, value: ir.Value) -> ir.Value:
+    # The value in the register is a bf16 already (the op that made it rounded it): its
+    # top half holds it exactly.
+    return b.trunc(b.lshr(b.bitcast(value, I32), ir.Constant(I32, 16)), I16)
+
+
+# One entry per dtype a buffer may hold. A bf16 value is computed as the f32 that holds
+# it (``passes.narrow_floats``) and stored in 2 bytes (``passes.narrow_storage``).
+LOWERED = {
+    DType.f32: Lowered(F32, F32),
+    DType.i32: Lowered(I32, I32),
+    DType.bool: Lowered(I8, I8),
+    DType.bf16: Lowered(I16, F32, _bf16_widen, _bf16_narrow),
+}
+# The register type of each dtype (arrays of values in registers or on the stack).
+LLVM_TYPES = {d: lowered.register for d, lowered in LOWERED.items()}
 
 
 @dataclass
@@ -57,6 +91,13 @@ class Operand:
     dtype: DType
     strides: list[Size]
     base: Size | ir.Value = ZERO
+
+
+def _lowered(dtype: DType) -> Lowered:
+    try:
+        return LOWERED[dtype]
+    except KeyError:
+        raise NotImplementedError(f"codegen: buffers of dtype {dtype.value}") from None
 
 
 def collapse(dims: list[Size], operands: list[Operand]) -> tuple[list[Size], list[Operand]]:
@@ -152,12 +193,19 @@ class Kernel:
         return i64(1) if v is None else v
 
     def load(self, op: Operand, offset: ir.Value) -> ir.Value:
-        t = LLVM_TYPES[op.dtype]
-        return self.b.load(self.b.gep(op.ptr, [offset], inbounds=True, source_etype=t), typ=t)
+        """The element at ``offset`` as a register value of its dtype (widened)."""
+        lowered = _lowered(op.dtype)
+        t = lowered.memory
+        value = self.b.load(self.b.gep(op.ptr, [offset], inbounds=True, source_etype=t), typ=t)
+        return lowered.widen(self.b, value) if lowered.widen else value
 
     def store(self, op: Operand, offset: ir.Value, value: ir.Value) -> None:
-        t = LLVM_TYPES[op.dtype]
-        self.b.store(value, self.b.gep(op.ptr, [offset], inbounds=True, source_etype=t))
+        """Store a register value of the operand's dtype at ``offset`` (narrowed)."""
+        lowered = _lowered(op.dtype)
+        if lowered.narrow:
+            value = lowered.narrow(self.b, value)
+        at = self.b.gep(op.ptr, [offset], inbounds=True, source_etype=lowered.memory)
+        self.b.store(value, at)
 
     def strided_loop(
         self,

@@ -135,6 +135,13 @@ def _cast(b, m, a, t, attrs):
     x = a[0]
     if src is dst:
         return x
+    # A bf16 value is held in an f32 register (``codegen.kernel.LOWERED``): from it, a
+    # cast is the f32's; to it, the f32 rounded.
+    if src is DType.bf16:
+        return _cast(b, m, a, [DType.f32], attrs)
+    if dst is DType.bf16:
+        wide = _cast(b, m, a, t, {"dtype": DType.f32.value})
+        return _round_to(b, m, [wide], [DType.f32], {"dtype": DType.bf16.value})
     if dst is DType.f32:
         return b.uitofp(x, F32) if src is DType.bool else b.sitofp(x, F32)
     if dst is DType.i32:

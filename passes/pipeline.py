@@ -15,6 +15,7 @@ from kcompile.passes.manager import Pass
 from kcompile.passes.memory import plan_memory
 from kcompile.passes.narrow import narrow_slices
 from kcompile.passes.narrow_floats import hold_narrow_floats, round_in_products
+from kcompile.passes.narrow_storage import store_narrow
 from kcompile.passes.reductions import simplify_reductions
 from kcompile.passes.schedule import schedule
 from kcompile.passes.simplify import simplify
@@ -43,6 +44,8 @@ PIPELINE = [
     Pass("fuse", fuse_and_clean),
     # After fusion: it chains whole kernels (products, row kernels) a batch row at a time.
     Pass("batch_rows", batch_rows),
+    # After fusion: which kernels make and read a value decides whether it can be bf16.
+    Pass("store_narrow", store_narrow),
     Pass("schedule", schedule),
     Pass("plan_memory", plan_memory),
 ]

@@ -312,8 +312,9 @@ def test_pass_manager_dumps_prints_and_times(tmp_path, monkeypatch, capsys):
         "010_fuse_rows.kir",
         "011_fuse.kir",
         "012_batch_rows.kir",
-        "013_schedule.kir",
-        "014_plan_memory.kir",
+        "013_store_narrow.kir",
+        "014_schedule.kir",
+        "015_plan_memory.kir",
     ]
     for path in (tmp_path / "pm").iterdir():
         verify(parse_graph(path.read_text(), str(path)))
