@@ -30,6 +30,12 @@ products on each tile of the step and the projection's epilogue in the tile's ep
 for the LSTM(128) at batch 64) and runs on the thread whose rows it is. The numbers are
 those of the projection before the loop up to its GEMM's order of summation in some
 ragged tiles (a last bit).
+
+Last, the weight gradients after a loop that read one of its stacks (``dz``) share it
+(``merge_stack_products``): a bias's gradient, the sum of ``dz`` over the batch and the
+steps, is the last row of the input kernel's product ``xᵀ·dz`` over ``x`` with a column
+of ones beside it, so ``dz`` is read once for both, at the product's rate (where ``x``
+is narrow next to ``dz``: the column of ones costs a copy of ``x``).
 """
 
 from __future__ import annotations
@@ -46,6 +52,22 @@ from kcompile.passes.rewrite import rebuild
 
 # Off: a loop's step input stays the projection computed before the loop (A/B).
 PROJECT_IN_LOOP = True
+# Off: a sum over a loop's stack that a product after the loop also reads stays a
+# reduction of its own (A/B of ``merge_stack_products``). The LSTM(128) train step at
+# batch 64 (``python benchmarks/loop_flag_ab.py kcompile.passes.loops MERGE_SUMS``, a
+# loaded host, kernel mins): one thread, x's product with its Adam update 461 µs and
+# the bias sum 135 -> the product of 29 rows 417, the pad 28, the update ~10 (CPU min
+# 6.78 -> 6.62 ms); two threads 256 + 79 -> 270 + 28 + ~10. The GRU's: even.
+MERGE_SUMS = True
+# ... where the product's other factor has at most 1/SUM_WIDTH_RATIO of the stack's
+# columns: the pad copies it at ~7 GB/s, the sum reads the stack at ~30.
+SUM_WIDTH_RATIO = 8
+# On: all the products after a loop that read one of its stacks are one product over
+# their other factors side by side (``[x | h | 1]ᵀ·dz``, A/B). Off: the LSTM's 157-row
+# product took 1053-1162 µs where its 128- and 29-row ones took 1122-1302, but the
+# concat and pad that join x and h cost 179 + 193 µs and the updates lose their fused
+# epilogue (+43): a loss until the factors are joined where they are written.
+MERGE_FACTORS = False
 
 
 def hoist_from_loops(graph: Graph) -> Graph:
@@ -67,7 +89,8 @@ def hoist_from_loops(graph: Graph) -> Graph:
 
     new = rebuild(graph, visit)
     new = eliminate_dead_code(new) if redone else new
-    return project_in_loops(new) if PROJECT_IN_LOOP else new
+    new = project_in_loops(new) if PROJECT_IN_LOOP else new
+    return merge_stack_products(new) if MERGE_SUMS or MERGE_FACTORS else new
 
 
 def project_in_loops(graph: Graph) -> Graph:
@@ -90,6 +113,109 @@ def project_in_loops(graph: Graph) -> Graph:
 
     new = rebuild(graph, visit)
     return eliminate_dead_code(new) if moved else graph
+
+
+def merge_stack_products(graph: Graph) -> Graph:
+    """The weight gradients after a loop that read one of its stacks ``Q`` (its ``dz``),
+    computed as one product (see the module's docstring): a sum of ``Q`` over all but its
+    last axis (a bias's gradient) is the last row of a product ``Pᵀ·Q`` with a column of
+    ones beside ``P`` (``MERGE_SUMS``: the narrowest ``P``'s); with ``MERGE_FACTORS``, the
+    products ``Pᵢᵀ·Q`` are one over the ``Pᵢ`` side by side. Each former result is a slice
+    of the product. The graph unchanged when nothing qualifies."""
+    position = {n: i for i, n in enumerate(graph.nodes)}
+    group_of: dict[Node, list[Node]] = {}
+    for products, sums in _stack_products(graph):
+        narrowest = min(products, key=lambda n: n.inputs[0].shape[-1])
+        merged = list(products) if MERGE_FACTORS else [narrowest]
+        # The column of ones is a copy of the factors: it pays where they are narrow
+        # next to Q, which the sum would read whole (the LSTM's x: 28 columns to dz's 512).
+        q_width = narrowest.inputs[1].shape[-1]
+        width = sum(n.inputs[0].shape[-1] for n in merged)
+        if MERGE_SUMS and sums and (MERGE_FACTORS or width * SUM_WIDTH_RATIO <= q_width):
+            merged.append(sums[0])
+        first = min(position[n] for n in merged)
+        # the product is emitted where the group's first node stood: its factors before
+        ready = all(n.inputs[0].node is None or position[n.inputs[0].node] < first for n in merged)
+        if len(merged) > 1 and ready:
+            group_of.update((n, merged) for n in merged)
+    if not group_of:
+        return graph
+    new = Graph(graph.name)
+    env = {v: new.add_input(v.name, v.type, v.role) for v in graph.inputs}
+    for node in graph.nodes:
+        with new.layer_scope(node.layer):
+            merged = group_of.get(node)
+            if merged is None:
+                outs = new.emit(node.op, [env[v] for v in node.inputs], dict(node.attrs))
+            else:
+                if node.outputs[0] not in env:  # the group's first node: emit the product
+                    slices = _merged_product(merged, env)
+                    env.update((n.outputs[0], v) for n, v in zip(merged, slices))
+                outs = [env[node.outputs[0]]]
+        for old, value in zip(node.outputs, outs):
+            if value.type != old.type:
+                raise AssertionError(f"merging products changed {old.type} to {value.type}")
+            env[old] = value
+    new.set_outputs([(name, env[v]) for name, v in graph.outputs])
+    return new
+
+
+def _stack_products(graph: Graph) -> list[tuple[list[Node], list[Node]]]:
+    """For each f32 stack ``Q`` of a loop read by products ``Pᵀ·Q`` (an f32 ``P`` of its
+    leading shape): (those products, the sums of ``Q`` over its leading axes)."""
+    users = graph.users()
+    found = []
+    for node in graph.nodes:
+        if node.op != "scan":
+            continue
+        for q in node.outputs:
+            if q.rank < 3 or q.dtype != DType.f32:
+                continue
+            readers = users.get(q, [])
+            products = [
+                n
+                for n in readers
+                if n.op == "matmul"
+                and n.inputs[1] is q
+                and n.inputs[0] is not q
+                and n.attrs["transpose_a"]
+                and not n.attrs["transpose_b"]
+                and n.inputs[0].dtype == DType.f32
+                and n.inputs[0].shape[:-1] == q.shape[:-1]
+            ]
+            leading = tuple(range(q.rank - 1))
+            sums = [
+                n
+                for n in readers
+                if n.op == "reduce_sum"
+                and tuple(n.attrs["axes"]) == leading
+                and not n.attrs["keepdims"]
+            ]
+            if products:
+                found.append((products, sums))
+    return found
+
+
+def _merged_product(merged: list[Node], env: dict[Value, Value]) -> list[Value]:
+    """Each node of ``merged`` (products ``Pᵢᵀ·Q``, then perhaps a sum of ``Q``) as a
+    slice of one product ``[P₁ | P₂ | … | 1]ᵀ·Q``, emitted in the graph of ``env``'s
+    values (the operands of every node of ``merged`` precede the first one)."""
+    products = [n for n in merged if n.op == "matmul"]
+    q = env[products[0].inputs[1]]
+    factors = [env[n.inputs[0]] for n in products]
+    joined = factors[0] if len(factors) == 1 else B.concat(factors, -1)
+    if len(products) < len(merged):  # the sum's row: a column of ones beside the factors
+        rank = joined.rank
+        joined = B.pad(joined, (0,) * rank, (0,) * (rank - 1) + (1,), value=1.0)
+    total = B.matmul(joined, q, transpose_a=True)
+    n = q.shape[-1]
+    out, start = [], 0
+    for p in factors:
+        out.append(B.slice_(total, (start, 0), (start + p.shape[-1], n)))
+        start += p.shape[-1]
+    if len(products) < len(merged):
+        out.append(B.reshape(B.slice_(total, (start, 0), (start + 1, n)), (n,)))
+    return out
 
 
 def _projection(node: Node, users: dict) -> tuple[int, Node, Node | None] | None:
