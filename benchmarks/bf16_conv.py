@@ -3,12 +3,17 @@ against ``kc_sconv`` (f32, Winograd where it applies), and of its kernel gradien
 (``kc_sconv_bf16_filter`` against ``kc_sconv_filter``), on the CNNs' shapes,
 interleaved, best of the rounds, CPU time of the process (the machine is shared).
 
-    python benchmarks/bf16_conv.py [--rounds 15] [--threads 1] [--baseline DIR]
+    python benchmarks/bf16_conv.py [--rounds 15] [--threads 1] [--baseline DIR] [--operands]
 
 ``--baseline DIR`` (older copies of ``codegen/bf16_gemm.py``, ``bf16_conv.py`` and
 ``bf16_conv_filter.py`` in DIR) times the bf16 kernels those files define, compiled here
 under other names, interleaved against the current ones (``bf16`` against ``old``): an A/B
 of a change in one process.
+
+``--operands`` times the bf16 kernels on operands stored as bf16 (``X_BF16`` and
+``W_BF16``; ``X_BF16`` and ``DY_BF16``) against the same calls on f32 operands holding
+the same values (``f32`` against ``bf16``), interleaved; with ``--baseline``, both the
+old and the current kernels on bf16 operands (the old files must know the bits).
 """
 
 from __future__ import annotations
@@ -23,8 +28,8 @@ import numpy as np
 
 import kcompile.codegen
 from kcompile.codegen import runtime_library
-from kcompile.codegen.bf16_conv import BCONV
-from kcompile.codegen.bf16_conv_filter import BFILTER
+from kcompile.codegen.bf16_conv import BCONV, W_BF16, X_BF16
+from kcompile.codegen.bf16_conv_filter import BFILTER, DY_BF16
 from kcompile.codegen.conv import GEOMETRY
 from kcompile.codegen.runtime_library import runtime
 from kcompile.codegen.target import (
@@ -97,22 +102,30 @@ def _operands(shape, second: str):
     return x, y, geometry, 2.0 * n * oh * ow * f * kh * kw * c, result
 
 
-def _filter_call(signature, shape, address=None):
+def _narrowed(x, y, bits: int, first: int, second: int):
+    """``x`` and ``y`` as bf16 arrays where ``bits`` has ``first`` (``second``)."""
+    x = x.astype(ml_dtypes.bfloat16) if bits & first else x
+    return x, (y.astype(ml_dtypes.bfloat16) if bits & second else y)
+
+
+def _filter_call(signature, shape, address=None, bits=0):
     x, dy, geometry, flops, result = _operands(shape, "dy")
+    x, dy = _narrowed(x, dy, bits, X_BF16, DY_BF16)
     out = np.empty(result, np.float32)
     fn = abi.bind(abi.CONV_FILTER, address or runtime().addresses[signature.symbol])
     keep = (x, dy, out, geometry)
     return (lambda: fn(geometry.ctypes.data, x.ctypes.data, dy.ctypes.data, out.ctypes.data,
-                       0)), flops, keep  # fmt: skip
+                       bits)), flops, keep  # fmt: skip
 
 
-def _call(symbol, shape, address=None):
+def _call(symbol, shape, address=None, bits=0):
     x, k, geometry, flops, result = _operands(shape, "kernel")
+    x, k = _narrowed(x, k, bits, X_BF16, W_BF16)
     out = np.empty(result, np.float32)
     fn = abi.bind(abi.CONV, address or runtime().addresses[symbol])
     keep = (x, k, out, geometry)
     return (lambda: fn(geometry.ctypes.data, x.ctypes.data, k.ctypes.data, out.ctypes.data,
-                       0, None, None)), flops, keep  # fmt: skip
+                       bits, None, None)), flops, keep  # fmt: skip
 
 
 def main() -> None:
@@ -120,18 +133,27 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=15)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--baseline", help="a folder of older bf16 kernel files")
+    parser.add_argument("--operands", action="store_true", help="bf16 against f32 operands")
     args = parser.parse_args()
     runtime().set_threads(args.threads)
     old = _baseline(args.baseline) if args.baseline else None
     jobs = [(name, shape, False) for name, shape in SHAPES.items()]
     jobs += [(f"dW {name}", shape, True) for name, shape in SHAPES.items()]
     for name, shape, gradient in jobs:
-        if old is not None and gradient:
-            calls = {"old": _filter_call(BFILTER, shape, old[BFILTER.symbol])}
-            calls["bf16"] = _filter_call(BFILTER, shape)
+        both = (X_BF16 | DY_BF16) if gradient else (X_BF16 | W_BF16)
+        bits = both if args.operands else 0
+        if args.operands and old is None and gradient:
+            calls = {"f32": _filter_call(BFILTER, shape)}
+            calls["bf16"] = _filter_call(BFILTER, shape, bits=X_BF16 | DY_BF16)
+        elif args.operands and old is None:
+            calls = {"f32": _call(BCONV.symbol, shape)}
+            calls["bf16"] = _call(BCONV.symbol, shape, bits=X_BF16 | W_BF16)
+        elif old is not None and gradient:
+            calls = {"old": _filter_call(BFILTER, shape, old[BFILTER.symbol], bits)}
+            calls["bf16"] = _filter_call(BFILTER, shape, bits=bits)
         elif old is not None:
-            calls = {"old": _call(BCONV.symbol, shape, old[BCONV.symbol])}
-            calls["bf16"] = _call(BCONV.symbol, shape)
+            calls = {"old": _call(BCONV.symbol, shape, old[BCONV.symbol], bits)}
+            calls["bf16"] = _call(BCONV.symbol, shape, bits=bits)
         elif gradient:
             calls = {s.symbol: _filter_call(s, shape) for s in (abi.CONV_FILTER, BFILTER)}
         else:

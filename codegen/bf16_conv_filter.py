@@ -17,7 +17,9 @@ and the patch matrix's rows for its pixels straight from the image, as
 tiles of B); each 32 x 32 block of the partial is loaded into the accumulators, takes the
 step's products and is stored back. The partials are summed, transposed, into dW at the
 end, in chunk order. Elsewhere (no AMX, the tile state refused, the ``PORTABLE`` bit)
-``kc_sconv_filter`` runs instead.
+``kc_sconv_filter`` runs instead. ``X_BF16`` / ``DY_BF16``: X (dY) stored as bf16, packed
+as it is (widened into an f32 copy for ``kc_sconv_filter``), the same bits as on f32
+operands of the same values.
 """
 
 from __future__ import annotations
@@ -28,9 +30,10 @@ from llvmlite import ir
 
 from kcompile.codegen import bf16_gemm as bg
 from kcompile.codegen.bf16_conv import (
-    _pack_row,
+    X_BF16,
     _run_copier,
     on_engine_or_fallback,
+    pack_patch_row,
 )
 from kcompile.codegen.conv import FILTER_FN, GEOMETRY, _alloca, _pixel_table, declare_conv_filter
 from kcompile.codegen.gemm import ACCUMULATE
@@ -45,7 +48,13 @@ I16 = bg.I16
 STEP = 256  # pixels a step packs (8 tiles of depth)
 CHUNKS = 8  # ranges of pixels (partial products), whatever the threads
 _PIXEL = 4
-_JOB = (*GEOMETRY, *("X", "dY", "partials", "per_chunk", "M", "K", "kp", "fp", "pixels"))
+# Bits of ``flags`` beside ``kc_sconv_filter``'s: X (dY) is of bf16 elements (as
+# ``codegen.bf16_conv``'s X_BF16 and W_BF16), packed as they are (widened for the f32 path).
+DY_BF16 = bg.B_BF16
+_JOB = (
+    *GEOMETRY,
+    *("X", "dY", "partials", "per_chunk", "M", "K", "kp", "fp", "pixels", "acc"),
+)
 JOB = ir.ArrayType(I64, len(_JOB))
 _SUM_JOB = ("partials", "dW", "F", "K", "kp", "chunks", "flags", "parts", "fp")
 
@@ -101,7 +110,11 @@ def _chunk(module: ir.Module) -> ir.Function:
     rows = b.call(aligned_alloc, [i64(64), b.add(b.mul(kp, i64(BLOCK * 2)), i64(64))])
     ajob = b.alloca(bg.JOB, name="ajob")
     ajob.type = PTR  # llvmlite types an alloca as a typed pointer; the module uses opaque ones
-    for name, value in (("M", f), ("rsA", i64(1)), ("csA", f)):
+    dy_bf16 = bg._is_set(b, g["acc"], DY_BF16)
+    dy_size = b.select(dy_bf16, i64(2), i64(4))
+    for name, value in (
+        ("M", f), ("rsA", i64(1)), ("csA", f), ("acc", b.select(dy_bf16, i64(bg.A_BF16), i64(0)))
+    ):  # fmt: skip
         bg._set(b, ajob, name, value)
     pack_a = module.globals.get("kc_bgemm_pack_a") or bg._pack_a_rows(module, "kc_bgemm_pack_a")
     copy = _run_copier(module)
@@ -115,7 +128,8 @@ def _chunk(module: ir.Module) -> ir.Function:
         n_px = bg._min(b, i64(STEP), b.sub(b.add(p_first, count), p0))
         kt = bg._ceil_div(b, n_px, i64(bg.TILE_K))
         # A: dYᵀ's 16-row tiles for these pixels (dY's rows transposed).
-        bg._set(b, ajob, "A", b.ptrtoint(b.gep(dy, [b.mul(p0, f)], source_etype=F32), I64))
+        dy_at = b.gep(dy, [b.mul(b.mul(p0, f), dy_size)], source_etype=ir.IntType(8))
+        bg._set(b, ajob, "A", b.ptrtoint(dy_at, I64))
         bg._set(b, ajob, "K", n_px)
         bg._set(b, ajob, "kb", kt)
         with for_range(b, b.udiv(fp, i64(16)), "ta") as t:
@@ -130,7 +144,7 @@ def _chunk(module: ir.Module) -> ir.Function:
                 real = b.icmp_signed("<", r, left)
                 with b.if_else(real) as (packed, zeros):
                     with packed:
-                        _pack_row(b, g, x, pixel_table, image, p, dst, kp, copy)
+                        pack_patch_row(b, g, x, pixel_table, image, p, dst, kp)
                     with zeros:
                         b.call(copy, [x, dst, kp, i64(0)])
                 p1 = b.add(p, i64(1))
@@ -210,7 +224,7 @@ def _amx_filter(module: ir.Module) -> ir.Function:
     fields = {
         **g, "X": b.ptrtoint(x, I64), "dY": b.ptrtoint(dy, I64),
         "partials": b.ptrtoint(partials, I64), "per_chunk": per_chunk, "M": m, "K": depth,
-        "kp": kp, "fp": fp, "pixels": b.ptrtoint(pixel_table, I64),
+        "kp": kp, "fp": fp, "pixels": b.ptrtoint(pixel_table, I64), "acc": flags,
     }  # fmt: skip
     for name, value in fields.items():
         b.store(value, b.gep(job, [i64(_JOB.index(name))], source_etype=I64))
@@ -234,7 +248,9 @@ def add_bconv_filter(module: ir.Module, features: Callable[[str], bool]) -> None
     """Define ``kc_sconv_bf16_filter`` in ``module`` (which must hold ``kc_sconv_filter``
     and the thread pool), with the AMX path where ``features`` have it."""
     fn = ir.Function(module, FILTER_FN, BFILTER.symbol)
-    on_engine_or_fallback(module, fn, _amx_filter, declare_conv_filter(module), features)
+    operands = ((1, X_BF16, ("N", "H", "W", "C")), (2, DY_BF16, ("N", "OH", "OW", "F")))
+    fallback = declare_conv_filter(module)
+    on_engine_or_fallback(module, fn, _amx_filter, fallback, features, operands)
 
 
 def declare_bconv_filter(module: ir.Module) -> ir.Function:

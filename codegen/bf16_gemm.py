@@ -38,6 +38,17 @@ Paths, chosen from the target's features when the runtime library is built:
   ``A_ROUNDED`` / ``B_ROUNDED`` say an operand holds bf16 values already: it is read
   in place, not copied.
 
+Operands stored as bf16 (``A_BF16``, ``B_BF16``: 2-byte elements, ``ml_dtypes``' bits,
+strides still counted in elements, any strides, no alignment asked): the engines' packing
+moves their 16-bit values unrounded, and the AMX path loads the tiles of an A of bf16
+rows straight from A where 32 whole rows and a depth of whole tiles allow
+(``A_IN_PLACE``); the portable path widens them into its f32 copy. The result is the
+f32-operand call's on the same values, bit for bit. One core, interleaved against the
+f32-operand call (``benchmarks/bf16_gemm.py --operands``): both operands bf16 1.1-1.4x
+(512^3 1.11x, 4096 x 128 x 128 1.19x, the MLP's 1.16-1.39x). Packed B and each chunk's
+packed A come from scratch buffers kept across calls (``codegen.scratch``): attention's
+128 x 32 x 128 heads 1.06x, 64^3 1.14x (a call's ctypes cost included).
+
 Each path is also exported under a name of its own (``kc_bgemm_amx``, ``kc_bgemm_dp``,
 ``kc_bgemm_round``) for tests, and ``kc_bgemm_isa()`` says which one ``kc_bgemm`` takes
 (asking for the tile permission first): 1 AMX, 2 AVX512_BF16, 3 portable.
@@ -49,6 +60,7 @@ from collections.abc import Callable
 
 from llvmlite import ir
 
+from kcompile.codegen import scratch
 from kcompile.codegen.gemm import (
     ACCUMULATE,
     COLUMNS_OWNED,
@@ -71,6 +83,10 @@ PATHS = {"amx": 1, "dp": 2, "round": 3}  # kc_bgemm_isa()'s answers
 # already, so the portable path reads it in place; take the portable path (a product
 # too narrow for the engines, whose operands still need rounding).
 A_ROUNDED, B_ROUNDED, PORTABLE = 4, 8, 16
+# ... and: A (B) is of bf16 elements (2 bytes, the raw bits, as ``ml_dtypes.bfloat16``
+# stores them; strides still in elements): the engines' packing copies them unrounded,
+# the portable path widens them into its f32 copy. (32 is ``kc_sgemm``'s ``TILE_C``.)
+A_BF16, B_BF16 = 64, 128
 I16 = ir.IntType(16)
 # arch_prctl through syscall(2): ARCH_REQ_XCOMP_PERM for XFEATURE_XTILEDATA.
 SYS_ARCH_PRCTL, ARCH_REQ_XCOMP_PERM, XFEATURE_XTILEDATA = 158, 0x1023, 18
@@ -82,6 +98,15 @@ BLOCK = 32  # rows and columns of C per block (2 x 2 tiles)
 # accumulators from ``out``), not those writing an L1 buffer.
 PREFETCH_C = True
 PREFETCH_OUT = 2
+# The AMX path's tiles of an A of bf16 rows (``A_BF16``, unit column stride) load from A
+# itself, not from a packed copy, where a block row has 32 whole rows and the depth is a
+# multiple of 32 (no tile reads past A's rows), for a chunk of at most
+# ``IN_PLACE_MAX_BLOCKS`` blocks a row: one core, interleaved against packing every row,
+# 7744 x 288 x 64 1.12x, x 128 1.29x, 4096 x 128 x 128 1.15x; from 8 blocks on packing
+# won as often as not (0.70-1.21x: a packed tile is 1 KB of consecutive lines, A's rows
+# are 16 lines a K apart).
+A_IN_PLACE = True
+IN_PLACE_MAX_BLOCKS = 4
 # Chunks of work per thread, so a late thread is not waited for.
 CHUNKS_PER_THREAD = 4
 # The job every chunk reads: the call's arguments, then packed B and the cut.
@@ -181,72 +206,134 @@ def narrow_bits(b: ir.IRBuilder, x: ir.Value) -> ir.Value:
     return b.bitcast(b.fptrunc(x, ir.VectorType(BF16, count)), ir.VectorType(I16, count))
 
 
-def _rounded_f32(b: ir.IRBuilder, x: ir.Value) -> ir.Value:
-    return b.bitcast(b.shl(b.zext(bf16_bits(b, x), I32), ir.Constant(I32, 16)), F32)
+class _Elems:
+    """An operand's elements as the packing reads them: f32, rounded to bf16 bits by the
+    engines' conversion; or bf16 (``A_BF16``, ``B_BF16``), whose bits are taken as they
+    are (the packing then only moves 16-bit values)."""
+
+    def __init__(self, bf16: bool) -> None:
+        self.bf16 = bf16
+        self.etype = I16 if bf16 else F32
+        self.size = 2 if bf16 else 4
+
+    def bits(self, b: ir.IRBuilder, x: ir.Value) -> ir.Value:
+        """A vector (or a scalar) read from the operand, as bf16 bits."""
+        if self.bf16:
+            return x
+        return narrow_bits(b, x) if isinstance(x.type, ir.VectorType) else bf16_bits(b, x)
 
 
-def _load_clamped(b, base, rows, cols, r, c, rs, cs):
-    """Element (r, c) of a ``rows x cols`` f32 matrix rounded to bf16 bits, 0 outside it
-    (the address is clamped inside, so the load is always of real memory)."""
+F32_ELEMS, BF16_ELEMS = _Elems(False), _Elems(True)
+
+
+def _load_clamped(b, base, rows, cols, r, c, rs, cs, elems: _Elems = F32_ELEMS):
+    """Element (r, c) of a ``rows x cols`` matrix as bf16 bits, 0 outside it (the address
+    is clamped inside, so the load is always of real memory)."""
     inside = b.and_(b.icmp_signed("<", r, rows), b.icmp_signed("<", c, cols))
     rc = _min(b, r, b.sub(rows, i64(1)))
     cc = _min(b, c, b.sub(cols, i64(1)))
-    value = b.load(_gep(b, base, b.add(b.mul(rc, rs), b.mul(cc, cs))), typ=F32)
-    return b.select(inside, bf16_bits(b, value), ir.Constant(I16, 0))
+    value = b.load(_gep(b, base, b.add(b.mul(rc, rs), b.mul(cc, cs)), elems.etype), typ=elems.etype)
+    return b.select(inside, elems.bits(b, value), ir.Constant(I16, 0))
 
 
-def _load_vec(b: ir.IRBuilder, ptr, width: int, count) -> ir.Value:
-    """``width`` floats at ``ptr``, its lanes from ``count`` on zero (not read: ``ptr``
-    may point past the matrix when ``count`` is 0)."""
-    vec = ir.VectorType(F32, width)
+def _load_vec(b: ir.IRBuilder, ptr, width: int, count, etype=F32) -> ir.Value:
+    """``width`` elements (``etype``: F32 or I16) at ``ptr``, its lanes from ``count`` on
+    zero (not read: ``ptr`` may point past the matrix when ``count`` is 0)."""
+    vec = ir.VectorType(etype, width)
     mask_t = ir.VectorType(ir.IntType(1), width)
+    suffix = "f32" if etype is F32 else "i16"
     masked_load = _declare(
-        b.module, f"llvm.masked.load.v{width}f32.p0", ir.FunctionType(vec, [PTR, I32, mask_t, vec])
+        b.module,
+        f"llvm.masked.load.v{width}{suffix}.p0",
+        ir.FunctionType(vec, [PTR, I32, mask_t, vec]),
     )
-    lanes = ir.Constant(ir.VectorType(I64, width), list(range(width)))
-    limit = b.insert_element(ir.Constant(ir.VectorType(I64, width), None), count, i64(0))
-    limit = b.shuffle_vector(limit, limit, ir.Constant(ir.VectorType(I32, width), [0] * width))
-    mask = b.icmp_signed("<", lanes, limit)
-    return b.call(masked_load, [ptr, ir.Constant(I32, 4), mask, ir.Constant(vec, None)])
+    if etype is F32:
+        lanes = ir.Constant(ir.VectorType(I64, width), list(range(width)))
+        limit = b.insert_element(ir.Constant(ir.VectorType(I64, width), None), count, i64(0))
+        zeros = ir.Constant(ir.VectorType(I32, width), [0] * width)
+        mask = b.icmp_signed("<", lanes, b.shuffle_vector(limit, limit, zeros))
+    else:  # the mask's bits from the count (a compare of 32 lanes of i64 is four)
+        low = b.sub(b.shl(i64(1), _min(b, count, i64(width))), i64(1))
+        mask = b.bitcast(b.trunc(low, ir.IntType(width)), mask_t)
+    align = ir.Constant(I32, 4 if etype is F32 else 2)
+    return b.call(masked_load, [ptr, align, mask, ir.Constant(vec, None)])
 
 
-def _rounded_pairs(b: ir.IRBuilder, load, corner, stride, p: int, k_left, left) -> ir.Value:
-    """Lines ``2p`` and ``2p + 1`` of k (``stride`` floats apart from ``corner``, 16 floats
-    each, ``left`` of them inside the matrix) rounded to bf16 by one conversion and
+def _rounded_pairs(
+    b: ir.IRBuilder, load, corner, stride, p: int, k_left, left, elems: _Elems = F32_ELEMS
+) -> ir.Value:
+    """Lines ``2p`` and ``2p + 1`` of k (``stride`` elements apart from ``corner``, 16
+    each, ``left`` of them inside the matrix) as bf16 (f32 rounded by one conversion) and
     interleaved into 16 VNNI pairs (lane i: line 2p's i, then line 2p + 1's i)."""
     even, odd = (
         load(
-            _at(b, corner, b.mul(i64(2 * p + h), stride)),
+            _at(b, corner, b.mul(i64(2 * p + h), stride), elems.etype),
             16,
             _left(b, b.icmp_signed("<", i64(2 * p + h), k_left), left),
         )
         for h in (0, 1)
     )
     join = ir.Constant(ir.VectorType(I32, 32), list(range(32)))
-    both = narrow_bits(b, b.shuffle_vector(even, odd, join))
+    both = elems.bits(b, b.shuffle_vector(even, odd, join))
     pairs = ir.Constant(ir.VectorType(I32, 32), [x for i in range(16) for x in (i, 16 + i)])
     return b.shuffle_vector(both, both, pairs)
 
 
-def _both_ways(b: ir.IRBuilder, whole, body: Callable) -> None:
-    """``body(load)`` twice: with plain loads where ``whole`` (the tile lies inside the
-    matrix: no lane to mask), else with ``_load_vec``'s masked ones. The masks cost as many
-    instructions as the rounding they feed."""
-    with b.if_else(whole) as (inside, edge):
-        with inside:
-            body(lambda ptr, width, count: b.load(ptr, typ=ir.VectorType(F32, width), align=4))
-        with edge:
-            body(lambda ptr, width, count: _load_vec(b, ptr, width, count))
+def _merged(b: ir.IRBuilder, bf16, whole, make: Callable) -> list[ir.Value]:
+    """``make(load, elems)``'s vectors (bf16 bits, read from the operand), built for its
+    three cases and merged by phis, so that what follows (the transposes, the stores) is
+    emitted once: f32 elements with plain loads where ``whole`` (the tile lies inside the
+    matrix: no lane to mask), with ``_load_vec``'s masked ones at an edge (the masks cost
+    as many instructions as the rounding they feed); bf16 elements (``bf16``) always
+    masked (no rounding there, and the mask from the count's bits is a few scalar
+    instructions)."""
+
+    def loads(etype, masked: bool):
+        if masked:
+            return lambda ptr, width, count: _load_vec(b, ptr, width, count, etype)
+        return lambda ptr, width, count: b.load(ptr, typ=ir.VectorType(etype, width), align=4)
+
+    def merge(cases):
+        values = [b.phi(v.type) for v in cases[0][0]]
+        for case, block in cases:
+            for phi, v in zip(values, case):
+                phi.add_incoming(v, block)
+        return values
+
+    with b.if_else(bf16) as (narrow, wide):
+        with narrow:
+            narrowed = (make(loads(I16, True), BF16_ELEMS), b.block)
+        with wide:
+            with b.if_else(whole) as (inside, edge):
+                with inside:
+                    plain = (make(loads(F32, False), F32_ELEMS), b.block)
+                with edge:
+                    masked = (make(loads(F32, True), F32_ELEMS), b.block)
+            widened = (merge([plain, masked]), b.block)
+    return merge([narrowed, widened])
 
 
-def _at(b: ir.IRBuilder, ptr, offset):
-    """``ptr + offset`` floats, which may lie past the matrix (then never read)."""
-    return b.gep(ptr, [offset], source_etype=F32)
+def _at(b: ir.IRBuilder, ptr, offset, etype=F32):
+    """``ptr + offset`` elements, which may lie past the matrix (then never read)."""
+    return b.gep(ptr, [offset], source_etype=etype)
 
 
 def _left(b: ir.IRBuilder, inside, count):
     """``count`` where ``inside``, else 0."""
     return b.select(inside, count, i64(0))
+
+
+def _is_set(b: ir.IRBuilder, flags, bit: int) -> ir.Value:
+    return b.icmp_unsigned("!=", b.and_(flags, i64(bit)), i64(0))
+
+
+def _by_elements(b: ir.IRBuilder, bf16, body: Callable[[_Elems], None]) -> None:
+    """``body(elems)`` for a bf16 operand where ``bf16``, else for an f32 one."""
+    with b.if_else(bf16) as (narrow, wide):
+        with narrow:
+            body(BF16_ELEMS)
+        with wide:
+            body(F32_ELEMS)
 
 
 def _store_vec(b: ir.IRBuilder, value, ptr) -> None:
@@ -261,18 +348,20 @@ def _pack_a_rows(module: ir.Module, name: str) -> ir.Function:
     ``dst + kb * 512``, row-major 16 x 32; zero past M and K. The block loop packs each
     row of tiles just before it multiplies it: A is read once, and its packed rows are
     in L1 when the engine reads them (a whole packed A made first, read again from L2,
-    cost the 4096 x 128 x 128 product a third of its time)."""
+    cost the 4096 x 128 x 128 product a third of its time). ``A_BF16``: A's elements are
+    bf16, copied as they are."""
     fn = ir.Function(module, PACK_A_FN, name)
     fn.linkage = "internal"
     job, t, dst = fn.args
     b = ir.IRBuilder(fn.append_basic_block("entry"))
+    bf16 = _is_set(b, _field(b, job, "acc"), A_BF16)
     m, depth, kb_count = _field(b, job, "M"), _field(b, job, "K"), _field(b, job, "kb")
     a = b.inttoptr(_field(b, job, "A"), PTR)
     rs, cs = _field(b, job, "rsA"), _field(b, job, "csA")
     with for_range(b, kb_count, "kb") as kb:
         tile = _gep(b, dst, b.mul(kb, i64(TILE_ELEMS)), I16)
         i0, k0 = b.mul(t, i64(TILE_ROWS)), b.mul(kb, i64(TILE_K))
-        corner = _at(b, a, b.add(b.mul(i0, rs), b.mul(k0, cs)))
+        offset = b.add(b.mul(i0, rs), b.mul(k0, cs))
         # Vectors of a row (or a column) of the tile, masked past M and K: the tile's rows
         # (columns) past the matrix are zeros.
         rows_left, k_left = b.sub(m, i0), b.sub(depth, k0)
@@ -280,37 +369,49 @@ def _pack_a_rows(module: ir.Module, name: str) -> ir.Function:
             b.icmp_signed(">=", rows_left, i64(TILE_ROWS)), b.icmp_signed(">=", k_left, i64(TILE_K))
         )
         with b.if_else(b.icmp_signed("==", cs, i64(1))) as (rows, other):
-            with rows:  # a row of the tile: 32 contiguous floats
+            with rows:  # a row of the tile: 32 contiguous elements
 
-                def by_rows(load):
+                def by_rows(load, elems):
+                    corner = _at(b, a, offset, elems.etype)
+                    lines = []
                     for r in range(TILE_ROWS):
                         count = _left(b, b.icmp_signed("<", i64(r), rows_left), k_left)
-                        line = load(_at(b, corner, b.mul(i64(r), rs)), TILE_K, count)
-                        _store_vec(b, narrow_bits(b, line), _gep(b, tile, i64(r * TILE_K), I16))
+                        at = _at(b, corner, b.mul(i64(r), rs), elems.etype)
+                        lines.append(elems.bits(b, load(at, TILE_K, count)))
+                    return lines
 
-                _both_ways(b, whole, by_rows)
+                for r, line in enumerate(_merged(b, bf16, whole, by_rows)):
+                    _store_vec(b, line, _gep(b, tile, i64(r * TILE_K), I16))
             with other, b.if_else(b.icmp_signed("==", rs, i64(1))) as (cols, rest):
                 with cols:  # a transposed A: 16 rows contiguous per k
                     # Per pair of k, both lines rounded by one conversion and interleaved:
                     # row r's pair in 32-bit lane r; then one 16 x 16 transpose of pairs
                     # (two of 16-bit lanes took twice the shuffles).
 
-                    def by_columns(load):
-                        lines = []
-                        for p in range(TILE_K // 2):
-                            paired = _rounded_pairs(b, load, corner, cs, p, k_left, rows_left)
-                            lines.append(b.bitcast(paired, ir.VectorType(I32, 16)))
-                        for r, row in enumerate(_transpose(b, lines, 16)):
-                            _store_vec(b, row, _gep(b, tile, i64(r * TILE_K), I16))
+                    def by_columns(load, elems):
+                        corner = _at(b, a, offset, elems.etype)
+                        return [
+                            b.bitcast(
+                                _rounded_pairs(b, load, corner, cs, p, k_left, rows_left, elems),
+                                ir.VectorType(I32, 16),
+                            )
+                            for p in range(TILE_K // 2)
+                        ]
 
-                    _both_ways(b, whole, by_columns)
+                    lines = _merged(b, bf16, whole, by_columns)
+                    for r, row in enumerate(_transpose(b, lines, 16)):
+                        _store_vec(b, row, _gep(b, tile, i64(r * TILE_K), I16))
                 with rest:
-                    loops = for_range(b, i64(TILE_ROWS), "r")
-                    with loops as r, for_range(b, i64(TILE_K), "kk") as kk:
-                        row = b.add(i0, r)
-                        k = b.add(k0, kk)
-                        bits = _load_clamped(b, a, m, depth, row, k, rs, cs)
-                        b.store(bits, _gep(b, tile, b.add(b.mul(r, i64(TILE_K)), kk), I16))
+
+                    def strided(elems):
+                        loops = for_range(b, i64(TILE_ROWS), "r")
+                        with loops as r, for_range(b, i64(TILE_K), "kk") as kk:
+                            row = b.add(i0, r)
+                            k = b.add(k0, kk)
+                            bits = _load_clamped(b, a, m, depth, row, k, rs, cs, elems)
+                            b.store(bits, _gep(b, tile, b.add(b.mul(r, i64(TILE_K)), kk), I16))
+
+                    _by_elements(b, bf16, strided)
     b.ret_void()
     return fn
 
@@ -318,11 +419,13 @@ def _pack_a_rows(module: ir.Module, name: str) -> ir.Function:
 def _pack_b_chunk(module: ir.Module, name: str) -> ir.Function:
     """``chunk(job, i)``: B's 16-column tiles of chunk ``i`` in VNNI pairs, tile (t, kb)
     at ``bp + (t*KB + kb) * 512``: row p holds, per column c, B(kb*32 + 2p, c) and
-    B(kb*32 + 2p + 1, c); zero past K and N."""
+    B(kb*32 + 2p + 1, c); zero past K and N. ``B_BF16``: B's elements are bf16, moved
+    as they are."""
     fn = ir.Function(module, CHUNK_FN, name)
     fn.linkage = "internal"
     job, index = fn.args
     b = ir.IRBuilder(fn.append_basic_block("entry"))
+    bf16 = _is_set(b, _field(b, job, "acc"), B_BF16)
     n, depth, kb_count = _field(b, job, "N"), _field(b, job, "K"), _field(b, job, "kb")
     src = b.inttoptr(_field(b, job, "B"), PTR)
     rs, cs = _field(b, job, "rsB"), _field(b, job, "csB")
@@ -333,7 +436,7 @@ def _pack_b_chunk(module: ir.Module, name: str) -> ir.Function:
         t = b.add(t0, it)
         tile = _gep(b, bp, b.mul(b.add(b.mul(t, kb_count), kb), i64(TILE_ELEMS)), I16)
         j0, k0 = b.mul(t, i64(16)), b.mul(kb, i64(TILE_K))
-        corner = _at(b, src, b.add(b.mul(k0, rs), b.mul(j0, cs)))
+        offset = b.add(b.mul(k0, rs), b.mul(j0, cs))
         cols_left, k_left = b.sub(n, j0), b.sub(depth, k0)
         whole = b.and_(
             b.icmp_signed(">=", cols_left, i64(16)), b.icmp_signed(">=", k_left, i64(TILE_K))
@@ -341,37 +444,47 @@ def _pack_b_chunk(module: ir.Module, name: str) -> ir.Function:
         with b.if_else(b.icmp_signed("==", cs, i64(1))) as (rows, other):
             with rows:  # rows k and k+1 of 16 columns, interleaved into pairs
 
-                def by_rows(load):
-                    for p in range(TILE_K // 2):
-                        row = _rounded_pairs(b, load, corner, rs, p, k_left, cols_left)
-                        _store_vec(b, row, _gep(b, tile, i64(p * 32), I16))
+                def by_rows(load, elems):
+                    corner = _at(b, src, offset, elems.etype)
+                    return [
+                        _rounded_pairs(b, load, corner, rs, p, k_left, cols_left, elems)
+                        for p in range(TILE_K // 2)
+                    ]
 
-                _both_ways(b, whole, by_rows)
+                for p, row in enumerate(_merged(b, bf16, whole, by_rows)):
+                    _store_vec(b, row, _gep(b, tile, i64(p * 32), I16))
             with other, b.if_else(b.icmp_signed("==", rs, i64(1))) as (cols, rest):
                 with cols:  # a transposed B: a column's 32 k contiguous, 16 pairs of them
 
-                    def by_columns(load):
+                    def by_columns(load, elems):
+                        corner = _at(b, src, offset, elems.etype)
                         lines = []
                         for c in range(16):
                             count = _left(b, b.icmp_signed("<", i64(c), cols_left), k_left)
-                            line = load(_at(b, corner, b.mul(i64(c), cs)), TILE_K, count)
-                            lines.append(b.bitcast(narrow_bits(b, line), ir.VectorType(I32, 16)))
-                        for p, row in enumerate(_transpose(b, lines, 16)):
-                            _store_vec(b, row, _gep(b, tile, i64(p * 32), I16))
+                            at = _at(b, corner, b.mul(i64(c), cs), elems.etype)
+                            line = elems.bits(b, load(at, TILE_K, count))
+                            lines.append(b.bitcast(line, ir.VectorType(I32, 16)))
+                        return lines
 
-                    _both_ways(b, whole, by_columns)
+                    lines = _merged(b, bf16, whole, by_columns)
+                    for p, row in enumerate(_transpose(b, lines, 16)):
+                        _store_vec(b, row, _gep(b, tile, i64(p * 32), I16))
                 with rest:
-                    loops = for_range(b, i64(TILE_K), "kk")
-                    with loops as kk, for_range(b, i64(16), "c") as c:
-                        k = b.add(k0, kk)
-                        col = b.add(j0, c)
-                        bits = _load_clamped(b, src, depth, n, k, col, rs, cs)
-                        # k = 2p + h lands in row p, column c, half h.
-                        half = b.and_(kk, i64(1))
-                        at = b.add(
-                            b.mul(b.lshr(kk, i64(1)), i64(32)), b.add(b.mul(c, i64(2)), half)
-                        )
-                        b.store(bits, _gep(b, tile, at, I16))
+
+                    def strided(elems):
+                        loops = for_range(b, i64(TILE_K), "kk")
+                        with loops as kk, for_range(b, i64(16), "c") as c:
+                            k = b.add(k0, kk)
+                            col = b.add(j0, c)
+                            bits = _load_clamped(b, src, depth, n, k, col, rs, cs, elems)
+                            # k = 2p + h lands in row p, column c, half h.
+                            half = b.and_(kk, i64(1))
+                            at = b.add(
+                                b.mul(b.lshr(kk, i64(1)), i64(32)), b.add(b.mul(c, i64(2)), half)
+                            )
+                            b.store(bits, _gep(b, tile, at, I16))
+
+                    _by_elements(b, bf16, strided)
     b.ret_void()
     return fn
 
@@ -551,11 +664,17 @@ def _dp_block(module: ir.Module) -> ir.Function:
 
 
 def _compute_chunk(
-    module: ir.Module, name: str, block: ir.Function, pack_a: ir.Function
+    module: ir.Module,
+    name: str,
+    block: ir.Function,
+    pack_a: ir.Function,
+    direct_block: ir.Function | None = None,
 ) -> ir.Function:
     """``chunk(job, i)``: the 32 x 32 blocks of C of chunk ``i`` (a range of block rows
     by a range of block columns): per block row, its 32 rows of A packed (``pack_a``),
-    then each block through ``block`` (``_block_of_c``)."""
+    then each block through ``block`` (``_block_of_c``). With ``direct_block`` (a
+    ``STRIDED_BLOCK_FN``'s) a block row of an A of bf16 rows, 32 whole rows of a depth a
+    multiple of 32, is not packed: its tiles load from A itself (``A_IN_PLACE``)."""
     fn = ir.Function(module, CHUNK_FN, name)
     fn.linkage = "internal"
     job, index = fn.args
@@ -572,29 +691,53 @@ def _compute_chunk(
     )
     j_first, j_count = chunk_range(b, col_blocks, b.urem(index, col_chunks), col_chunks)
     tile_bytes = b.mul(kb_count, i64(TILE_ELEMS))  # bf16 of a row of tiles
-    aligned_alloc = _declare(module, "aligned_alloc", ir.FunctionType(PTR, [I64, I64]))
-    free = _declare(module, "free", ir.FunctionType(ir.VoidType(), [PTR]))
-    size = b.add(b.mul(tile_bytes, i64(2 * 2)), i64(64))
-    a0 = b.call(aligned_alloc, [i64(64), b.mul(b.udiv(size, i64(64)), i64(64))])
+    take, give_back = scratch.functions(module)
+    a0 = b.call(take, [b.add(b.mul(tile_bytes, i64(2 * 2)), i64(64))])
     a1 = _gep(b, a0, tile_bytes, I16)
+    in_place = ir.Constant(ir.IntType(1), 0)
+    if direct_block is not None and A_IN_PLACE:
+        rs_a, depth = _field(b, job, "rsA"), _field(b, job, "K")
+        in_place = b.and_(
+            _is_set(b, _field(b, job, "acc"), A_BF16),
+            b.and_(
+                b.icmp_signed("==", _field(b, job, "csA"), i64(1)),
+                b.icmp_signed("==", b.and_(depth, i64(TILE_K - 1)), i64(0)),
+            ),
+        )
+        few = b.icmp_signed("<=", j_count, i64(IN_PLACE_MAX_BLOCKS))
+        in_place = b.and_(in_place, few)
+        a = b.inttoptr(_field(b, job, "A"), PTR)
     with for_range(b, i_count, "ib") as ii:
         ib = b.add(i_first, ii)
-        b.call(pack_a, [job, b.mul(ib, i64(2)), a0])
-        b.call(pack_a, [job, b.add(b.mul(ib, i64(2)), i64(1)), a1])
-        with for_range(b, j_count, "jb") as jj:
-            jb = b.add(j_first, jj)
-            _block_of_c(b, block, job, a0, a1, bp, ib, jb, buf)
-    b.call(free, [a0])
+        whole = b.icmp_signed("<=", b.mul(b.add(ib, i64(1)), i64(BLOCK)), m)
+        with b.if_else(b.and_(in_place, whole)) as (direct, packed):
+            with direct:
+                if direct_block is not None and A_IN_PLACE:
+                    row0 = _gep(b, a, b.mul(b.mul(ib, i64(BLOCK)), rs_a), I16)
+                    row16 = _gep(b, row0, b.mul(i64(TILE_ROWS), rs_a), I16)
+                    a_ld = b.mul(rs_a, i64(2))
+                    with for_range(b, j_count, "jd") as jj:
+                        jb = b.add(j_first, jj)
+                        _block_of_c(b, direct_block, job, row0, row16, bp, ib, jb, buf, a_ld)
+            with packed:
+                b.call(pack_a, [job, b.mul(ib, i64(2)), a0])
+                b.call(pack_a, [job, b.add(b.mul(ib, i64(2)), i64(1)), a1])
+                with for_range(b, j_count, "jb") as jj:
+                    jb = b.add(j_first, jj)
+                    _block_of_c(b, block, job, a0, a1, bp, ib, jb, buf)
+    b.call(give_back, [a0])
     b.ret_void()
     return fn
 
 
-def _block_of_c(b, block, job, a0, a1, bp, ib, jb, buf) -> None:
-    """Block (ib, jb) of C from the packed rows ``a0``, ``a1`` of A and B's packed tiles,
+def _block_of_c(b, block, job, a0, a1, bp, ib, jb, buf, a_ld=None) -> None:
+    """Block (ib, jb) of C from the packed rows ``a0``, ``a1`` of A (or A's own rows,
+    ``a_ld`` bytes apart, for a ``STRIDED_BLOCK_FN`` block) and B's packed tiles,
     written (added) to C, then handed to the epilogue. Without C (a product only the
     epilogue reads) the block stays in ``buf``, and the epilogue gets it as C's
     (i0, j0) corner: a base ``(i0 * 32 + j0)`` floats before ``buf`` and ``ldc`` 32; no
     M x N scratch matrix (its pages were faulted in at every call)."""
+    a_args = [a0, a1] if a_ld is None else [a0, a1, a_ld]
     m, n, kb_count = _field(b, job, "M"), _field(b, job, "N"), _field(b, job, "kb")
     c, ldc = b.inttoptr(_field(b, job, "C"), PTR), _field(b, job, "ldc")
     epi, ctx = _field(b, job, "epi"), _field(b, job, "ctx")
@@ -610,7 +753,7 @@ def _block_of_c(b, block, job, a0, a1, bp, ib, jb, buf) -> None:
     callback = b.inttoptr(epi, ir.PointerType(EPILOGUE_FN))
     with b.if_else(no_c) as (buffered, direct):
         with buffered:
-            b.call(block, [kb_count, a0, a1, b0, b1, buf, i64(BLOCK * 4), i64(0)])
+            b.call(block, [kb_count, *a_args, b0, b1, buf, i64(BLOCK * 4), i64(0)])
             shift = b.mul(b.add(b.mul(i0, i64(BLOCK)), j0), i64(4))
             base = b.sub(b.ptrtoint(buf, I64), shift)
             b.call(callback, [b.inttoptr(ctx, PTR), base, i64(BLOCK), i0, j0, rows, cols])
@@ -619,9 +762,9 @@ def _block_of_c(b, block, job, a0, a1, bp, ib, jb, buf) -> None:
                 with whole:  # straight into C, from it with ACCUMULATE
                     corner = _gep(b, c, b.add(b.mul(i0, ldc), j0))
                     init = b.or_(b.zext(accumulate, I64), i64(PREFETCH_OUT if PREFETCH_C else 0))
-                    b.call(block, [kb_count, a0, a1, b0, b1, corner, b.mul(ldc, i64(4)), init])
+                    b.call(block, [kb_count, *a_args, b0, b1, corner, b.mul(ldc, i64(4)), init])
                 with ragged:  # through the buffer: the block's rows and columns past C's
-                    b.call(block, [kb_count, a0, a1, b0, b1, buf, i64(BLOCK * 4), i64(0)])
+                    b.call(block, [kb_count, *a_args, b0, b1, buf, i64(BLOCK * 4), i64(0)])
                     _write_block(b, buf, c, ldc, i0, j0, rows, cols, accumulate)
             with b.if_then(b.icmp_unsigned("!=", epi, i64(0))):
                 at = b.ptrtoint(c, I64)
@@ -670,7 +813,8 @@ def _engine(module: ir.Module, name: str, block: ir.Function) -> ir.Function:
     A). The engines share the packing code (one layout)."""
     pack_b = module.globals.get("kc_bgemm_pack_b") or _pack_b_chunk(module, "kc_bgemm_pack_b")
     pack_a = module.globals.get("kc_bgemm_pack_a") or _pack_a_rows(module, "kc_bgemm_pack_a")
-    compute = _compute_chunk(module, f"{name}_blocks", block, pack_a)
+    direct = _amx_block(module, strided=True) if block.name == "kc_bgemm_amx_block" else None
+    compute = _compute_chunk(module, f"{name}_blocks", block, pack_a, direct)
     fn = ir.Function(module, GEMM_FN, name)
     fn.linkage = "internal"
     b = ir.IRBuilder(fn.append_basic_block("entry"))
@@ -680,8 +824,6 @@ def _engine(module: ir.Module, name: str, block: ir.Function) -> ir.Function:
         b.ret_void()
     job = b.alloca(JOB, name="job")
     job.type = PTR
-    aligned_alloc = _declare(module, "aligned_alloc", ir.FunctionType(PTR, [I64, I64]))
-    free = _declare(module, "free", ir.FunctionType(ir.VoidType(), [PTR]))
     # No C: the product lives only in each block's buffer, for the epilogue (a null
     # epilogue too then: nothing to compute).
     no_c = b.icmp_unsigned("==", b.ptrtoint(args["C"], I64), i64(0))
@@ -691,7 +833,8 @@ def _engine(module: ir.Module, name: str, block: ir.Function) -> ir.Function:
     row_blocks, col_blocks = _ceil_div(b, m, i64(BLOCK)), _ceil_div(b, n, i64(BLOCK))
     # Packed bytes: 32 rows (columns) of KB tiles' 32 bf16 per block; at least a line.
     b_bytes = b.add(b.mul(b.mul(col_blocks, kb_count), i64(BLOCK * TILE_K * 2)), i64(64))
-    bp = b.call(aligned_alloc, [i64(64), b_bytes])
+    take, give_back = scratch.functions(module)
+    bp = b.call(take, [b_bytes])
     for name_, value in args.items():
         _set(
             b,
@@ -719,7 +862,7 @@ def _engine(module: ir.Module, name: str, block: ir.Function) -> ir.Function:
     _set(b, job, "col_chunks", col_chunks)
     _set(b, job, "row_chunks", row_chunks)
     b.call(parallel_for, [compute, job, b.mul(col_chunks, row_chunks)])
-    b.call(free, [bp])
+    b.call(give_back, [bp])
     b.ret_void()
     return fn
 
@@ -727,20 +870,24 @@ def _engine(module: ir.Module, name: str, block: ir.Function) -> ir.Function:
 def _rounding(module: ir.Module, name: str) -> ir.Function:
     """``kc_bgemm``'s ABI (``name``) anywhere: A and B rounded to bf16 into f32 copies
     (row-major), then ``kc_sgemm`` on them; an operand the flags say holds bf16 values
-    already (``A_ROUNDED``, ``B_ROUNDED``) is read in place."""
+    already (``A_ROUNDED``, ``B_ROUNDED``) is read in place, one of bf16 elements
+    (``A_BF16``, ``B_BF16``) widened into the copy."""
     fn = ir.Function(module, GEMM_FN, name)
     b = ir.IRBuilder(fn.append_basic_block("entry"))
     m, n, depth, a, rs_a, cs_a, src_b, rs_b, cs_b, c, ldc, acc, epi, ctx = fn.args
     aligned_alloc = _declare(module, "aligned_alloc", ir.FunctionType(PTR, [I64, I64]))
     free = _declare(module, "free", ir.FunctionType(ir.VoidType(), [PTR]))
     operands = []
-    for rows, cols, src, rs, cs, flag in (
-        (m, depth, a, rs_a, cs_a, A_ROUNDED),
-        (depth, n, src_b, rs_b, cs_b, B_ROUNDED),
+    for rows, cols, src, rs, cs, rounded, narrow in (
+        (m, depth, a, rs_a, cs_a, A_ROUNDED, A_BF16),
+        (depth, n, src_b, rs_b, cs_b, B_ROUNDED, B_BF16),
     ):
         entry = b.block
-        with b.if_then(b.icmp_unsigned("==", b.and_(acc, i64(flag)), i64(0))):
-            copied, copy_rs, copy_cs = _rounded_copy(b, rows, cols, src, rs, cs, aligned_alloc)
+        bf16 = _is_set(b, acc, narrow)
+        with b.if_then(b.or_(bf16, b.icmp_unsigned("==", b.and_(acc, i64(rounded)), i64(0)))):
+            copied, copy_rs, copy_cs = _rounded_copy(
+                b, rows, cols, src, rs, cs, aligned_alloc, bf16
+            )
             copy_block = b.block
         operand = b.phi(PTR)
         operand.add_incoming(src, entry)
@@ -765,10 +912,11 @@ def _rounding(module: ir.Module, name: str) -> ir.Function:
     return fn
 
 
-def _rounded_copy(b: ir.IRBuilder, rows, cols, src, rs, cs, aligned_alloc):
-    """``src``'s ``rows x cols`` elements rounded to bf16 into a new f32 matrix: (its
-    pointer, row stride, column stride). In ``src``'s order where one of its strides is 1
-    (a transposed operand stays transposed), 16 lanes at a time; else row-major."""
+def _rounded_copy(b: ir.IRBuilder, rows, cols, src, rs, cs, aligned_alloc, bf16):
+    """``src``'s ``rows x cols`` elements rounded to bf16 (f32 elements), or widened (bf16
+    elements, where ``bf16``), into a new f32 matrix: (its pointer, row stride, column
+    stride). In ``src``'s order where one of its strides is 1 (a transposed operand stays
+    transposed), 16 lanes at a time; else row-major."""
     rows = b.select(b.icmp_signed("<", rows, i64(0)), i64(0), rows)
     cols = b.select(b.icmp_signed("<", cols, i64(0)), i64(0), cols)
     size = b.add(b.mul(_ceil_div(b, b.mul(b.mul(rows, cols), i64(4)), i64(64)), i64(64)), i64(64))
@@ -780,25 +928,72 @@ def _rounded_copy(b: ir.IRBuilder, rows, cols, src, rs, cs, aligned_alloc):
     step = b.select(by_columns, cs, rs)
     along = b.select(by_columns, rs, cs)
     parts = _ceil_div(b, length, i64(16))
-    with b.if_else(b.icmp_signed("==", along, i64(1))) as (contiguous, strided):
-        with contiguous, for_range(b, lines, "line") as line, for_range(b, parts, "p") as part:
-            at = b.mul(part, i64(16))
-            left = b.sub(length, at)
-            vec = _load_vec(b, _at(b, src, b.add(b.mul(line, step), at)), 16, left)
-            out = _at(b, dst, b.add(b.mul(line, length), at))
-            _store_masked(b, _rounded_vec(b, vec), out, left)
-        with strided, for_range(b, rows, "r") as r, for_range(b, cols, "c") as col:
-            value = b.load(_gep(b, src, b.add(b.mul(r, rs), b.mul(col, cs))), typ=F32)
-            b.store(_rounded_f32(b, value), _gep(b, dst, b.add(b.mul(r, cols), col)))
+
+    def copy(elems: _Elems) -> None:
+        et = elems.etype
+        with b.if_else(b.icmp_signed("==", along, i64(1))) as (contiguous, strided):
+            with contiguous, for_range(b, lines, "line") as line, for_range(b, parts, "p") as part:
+                at = b.mul(part, i64(16))
+                left = b.sub(length, at)
+                vec = _load_part(b, _at(b, src, b.add(b.mul(line, step), at), et), left, et)
+                out = _at(b, dst, b.add(b.mul(line, length), at))
+                _store_masked(b, _as_f32(b, vec, elems), out, left)
+            with strided, for_range(b, rows, "r") as r, for_range(b, cols, "c") as col:
+                value = b.load(_gep(b, src, b.add(b.mul(r, rs), b.mul(col, cs)), et), typ=et)
+                b.store(_as_f32(b, value, elems), _gep(b, dst, b.add(b.mul(r, cols), col)))
+
+    _by_elements(b, bf16, copy)
     # Row-major (``cols``, 1) unless copied by columns (1, ``rows``).
     return dst, b.select(by_columns, i64(1), cols), b.select(by_columns, rows, i64(1))
 
 
-def _rounded_vec(b: ir.IRBuilder, x: ir.Value) -> ir.Value:
-    """A vector of f32 rounded to bf16 (``bf16_bits``), back in f32."""
-    wide = ir.VectorType(I32, x.type.count)
-    shift = ir.Constant(wide, [16] * x.type.count)
-    return b.bitcast(b.shl(b.zext(bf16_bits(b, x), wide), shift), x.type)
+def _as_f32(b: ir.IRBuilder, x: ir.Value, elems: _Elems) -> ir.Value:
+    """Elements read from an operand (a vector or a scalar) as f32 holding bf16 values: f32
+    rounded (``bf16_bits``, as the reference rounds), bf16 widened."""
+    if isinstance(x.type, ir.VectorType):
+        count = x.type.count
+        bits = x if elems.bf16 else bf16_bits(b, x)
+        wide = b.zext(bits, ir.VectorType(I32, count))
+        shifted = b.shl(wide, ir.Constant(ir.VectorType(I32, count), [16] * count))
+        return b.bitcast(shifted, ir.VectorType(F32, count))
+    bits = x if elems.bf16 else bf16_bits(b, x)
+    return b.bitcast(b.shl(b.zext(bits, I32), ir.Constant(I32, 16)), F32)
+
+
+def widener(module: ir.Module) -> ir.Function:
+    """``widen(src, dst, count)`` (internal): ``count`` bf16 at ``src`` as f32 at ``dst``
+    (exact: a bf16 is the high half of its f32)."""
+    name = "kc_bgemm_widen"
+    if name in module.globals:
+        return module.globals[name]
+    fn = ir.Function(module, ir.FunctionType(ir.VoidType(), [PTR, PTR, I64]), name)
+    fn.linkage = "internal"
+    src, dst, count = fn.args
+    b = ir.IRBuilder(fn.append_basic_block("entry"))
+    with for_range(b, _ceil_div(b, count, i64(16)), "w") as part:
+        at = b.mul(part, i64(16))
+        left = b.sub(count, at)
+        vec = _load_part(b, _at(b, src, at, I16), left, I16)
+        _store_masked(b, _as_f32(b, vec, BF16_ELEMS), _at(b, dst, at), left)
+    b.ret_void()
+    return fn
+
+
+def _load_part(b: ir.IRBuilder, ptr, count, etype) -> ir.Value:
+    """``_load_vec``'s 16 lanes, through a plain load where all 16 are inside (``count``
+    >= 16): without AVX-512 a masked load of 16-bit lanes is 16 scalar ones."""
+    vec = ir.VectorType(etype, 16)
+    with b.if_else(b.icmp_signed(">=", count, i64(16))) as (whole, part):
+        with whole:
+            plain = b.load(ptr, typ=vec, align=4 if etype is F32 else 2)
+            whole_block = b.block
+        with part:
+            masked = _load_vec(b, ptr, 16, count, etype)
+            part_block = b.block
+    value = b.phi(vec)
+    value.add_incoming(plain, whole_block)
+    value.add_incoming(masked, part_block)
+    return value
 
 
 def _store_masked(b: ir.IRBuilder, value: ir.Value, ptr, count) -> None:

@@ -12,8 +12,8 @@ import ml_dtypes
 import numpy as np
 import pytest
 
-from kcompile.codegen.bf16_conv import BCONV, BCONV_ISA, PORTABLE, has_amx_conv
-from kcompile.codegen.bf16_conv_filter import BFILTER
+from kcompile.codegen.bf16_conv import BCONV, BCONV_ISA, PORTABLE, W_BF16, X_BF16, has_amx_conv
+from kcompile.codegen.bf16_conv_filter import BFILTER, DY_BF16
 from kcompile.codegen.gemm import ACCUMULATE
 from kcompile.codegen.runtime_library import runtime
 from kcompile.codegen.target import host
@@ -33,6 +33,10 @@ CASES = [
     (7, 12, 12, 32, 3, 3, 64, (1, 1), (1, 1), (0, 0, 0, 0)),  # the CNN's: whole blocks
     (5, 11, 11, 64, 3, 3, 32, (1, 1), (1, 1), (2, 2, 2, 2)),  # its input gradient
     (1, 2, 2, 3, 3, 3, 4, (1, 1), (1, 1), (1, 1, 1, 1)),  # every window mostly padding
+    # 1x1 over 64 channels: a bf16 X's rows are the patches (read in place, X_IN_PLACE),
+    # 3 whole blocks and a ragged one; then strided, whose patches are not X's rows
+    (3, 5, 7, 64, 1, 1, 40, (1, 1), (1, 1), (0, 0, 0, 0)),
+    (2, 6, 6, 32, 1, 1, 16, (2, 2), (1, 1), (0, 0, 0, 0)),
 ]
 PATHS = {"amx": 1, "f32": 3}
 
@@ -122,6 +126,49 @@ def test_bf16_kernel_gradient_matches_the_reference(case, path, threads, rng):
         once = _filter(x, dy, (kh, kw), strides, dilation, padding, flags=flag)
     np.testing.assert_array_equal(_filter(x, dy, (kh, kw), strides, dilation, padding, flag),
                                   once)  # fmt: skip
+
+
+@pytest.mark.parametrize("path", list(PATHS))
+@pytest.mark.parametrize("case", FILTER_CASES, ids=str)
+def test_bf16_operands_give_the_float32_operands_bits(case, path, threads, rng):
+    """``X_BF16`` / ``W_BF16`` (the convolution) and ``X_BF16`` / ``DY_BF16`` (its kernel
+    gradient), alone and together: operands of bfloat16 elements give the bits of the
+    call on the same values in float32 (which match the reference on them), accumulating
+    or not."""
+    _skip_unless(path)
+    n, h, width, c, kh, kw, f, strides, dilation, padding = case
+    geometry = (strides, dilation, padding)
+    pt, pb, pl, pr = padding
+    oh = output_size(h, kh, strides[0], dilation[0], pt, pb)
+    ow = output_size(width, kw, strides[1], dilation[1], pl, pr)
+    x16 = rng.standard_normal((n, h, width, c)).astype(ml_dtypes.bfloat16)
+    w16 = rng.standard_normal((kh, kw, c, f)).astype(ml_dtypes.bfloat16)
+    dy16 = rng.standard_normal((n, oh, ow, f)).astype(ml_dtypes.bfloat16)
+    x, w, dy = (v.astype(np.float32) for v in (x16, w16, dy16))
+    flag = PORTABLE if path == "f32" else 0
+    attrs = dict(strides=strides, dilation=dilation, padding=padding)
+    want = _ref_conv(None, [x.astype(np.float64), w.astype(np.float64)], attrs)[0]
+    start = rng.standard_normal(want.shape).astype(np.float32)
+    for acc in (0, ACCUMULATE):
+        same = _conv(x, w, *geometry, flag | acc, start.copy())
+        depth = kh * kw * c
+        tol = dict(rtol=1e-5, atol=1e-5 * np.sqrt(depth))
+        np.testing.assert_allclose(same, want + (start if acc else 0), **tol)
+        for bits in (X_BF16, W_BF16, X_BF16 | W_BF16):
+            xa, wa = (x16 if bits & X_BF16 else x), (w16 if bits & W_BF16 else w)
+            got = _conv(xa, wa, *geometry, flag | acc | bits, start.copy())
+            np.testing.assert_array_equal(got, same, err_msg=f"{path} bits={bits} acc={acc}")
+    attrs["kernel"] = (kh, kw)
+    want = _ref_filter(None, [x.astype(np.float64), dy.astype(np.float64)], attrs)[0]
+    start = rng.standard_normal(want.shape).astype(np.float32)
+    for acc in (0, ACCUMULATE):
+        same = _filter(x, dy, (kh, kw), *geometry, flag | acc, start.copy())
+        tol = dict(rtol=1e-5, atol=1e-5 * np.sqrt(n * oh * ow))
+        np.testing.assert_allclose(same, want + (start if acc else 0), **tol)
+        for bits in (X_BF16, DY_BF16, X_BF16 | DY_BF16):
+            xa, da = (x16 if bits & X_BF16 else x), (dy16 if bits & DY_BF16 else dy)
+            got = _filter(xa, da, (kh, kw), *geometry, flag | acc | bits, start.copy())
+            np.testing.assert_array_equal(got, same, err_msg=f"{path} dW bits={bits} acc={acc}")
 
 
 def _cnn(keras, seed: int):

@@ -6,6 +6,7 @@ every transposition layout, accumulating, on 1 and 2 threads; and a Dense layer 
 
 from __future__ import annotations
 
+import ctypes
 import re
 from pathlib import Path
 
@@ -14,10 +15,14 @@ import numpy as np
 import pytest
 
 import kcompile as keras
+from kcompile.codegen import scratch
 from kcompile.codegen.aot import graph_object
 from kcompile.codegen.bf16_gemm import (
+    A_BF16,
     A_ROUNDED,
+    B_BF16,
     B_ROUNDED,
+    BGEMM,
     PORTABLE,
     has_amx,
     has_dp,
@@ -32,6 +37,7 @@ from kcompile.codegen.products import (
 )
 from kcompile.codegen.runtime_library import runtime
 from kcompile.codegen.target import for_cpu, host
+from kcompile.ir import abi
 from tests.threads import on_threads
 
 SHAPES = [  # M, K, N
@@ -176,6 +182,151 @@ def test_flags_take_the_portable_path_and_read_rounded_operands_in_place(rng, th
                         np.testing.assert_array_equal(got, want, err_msg=what)
 
 
+def _bgemm(rt, path: str, a, b, out, flags: int) -> np.ndarray:
+    """``kc_bgemm`` (or its ``path``) on operands of float32 or bfloat16 elements (the
+    flags say which), any strides (in elements); ``out`` row-major."""
+    name = f"{BGEMM.symbol}_{path}" if path else BGEMM.symbol
+    (m, depth), n = a.shape, b.shape[1]
+    ra, ca = (s // a.itemsize for s in a.strides)
+    rb, cb = (s // b.itemsize for s in b.strides)
+    args = [m, n, depth, a.ctypes.data, ra, ca, b.ctypes.data, rb, cb, out.ctypes.data, n]
+    abi.bind(BGEMM, rt.address(name))(*args, flags, None, None)
+    return out
+
+
+def _narrow(x: np.ndarray) -> np.ndarray:
+    """``x``'s values as a bfloat16 array of the same layout (a transposed view stays
+    one: its strides are what the kernel is given)."""
+    if x.flags.f_contiguous and not x.flags.c_contiguous:
+        return x.T.astype(ml_dtypes.bfloat16).T
+    return x.astype(ml_dtypes.bfloat16)
+
+
+def _strided_like(x: np.ndarray, steps) -> np.ndarray:
+    """``x``'s values in a bfloat16 view whose rows and columns are ``steps`` apart."""
+    full = np.zeros([n * s for n, s in zip(x.shape, steps)], ml_dtypes.bfloat16)
+    view = full[:: steps[0], :: steps[1]]
+    view[...] = x
+    return view
+
+
+# (70, 96, 50) and (33, 32, 33): depths of whole tiles, whose bf16 rows the AMX path reads
+# in place (``A_IN_PLACE``) for its whole block rows, packing the last.
+BF16_SHAPES = [
+    *[(1, 1, 1), (5, 3, 7), (37, 100, 50), (33, 65, 3), (64, 64, 64), (47, 257, 95)],
+    *[(70, 96, 50), (33, 32, 33), (96, 64, 200)],
+]
+OPERAND_BITS = [A_BF16, B_BF16, A_BF16 | B_BF16]
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+@pytest.mark.parametrize("path", PATHS)
+def test_bf16_operands_give_the_float32_operands_bits(rng, path, threads):
+    """``A_BF16`` / ``B_BF16`` alone and together: an operand of bfloat16 elements (rows
+    or transposed, ragged sizes, accumulating or not) gives the bits of the call on the
+    same values in float32, which match numpy on them."""
+    _skip_unless(path)
+    with on_threads(threads) as rt:
+        for shape in BF16_SHAPES:
+            m, depth, n = shape
+            for ta in (False, True):
+                for tb in (False, True):
+                    a, b = (_bf16(x) for x in _operands(rng, m, depth, n, ta, tb))
+                    a16, b16 = _narrow(a), _narrow(b)
+                    start = rng.standard_normal((m, n)).astype(np.float32)
+                    want = a.astype(np.float64) @ b.astype(np.float64)
+                    for acc in (0, ACCUMULATE):
+                        same = _bgemm(rt, path, a, b, start.copy(), acc)
+                        tol = dict(rtol=1e-5, atol=2e-6 * depth + 1e-6)
+                        np.testing.assert_allclose(same, want + (start if acc else 0), **tol)
+                        for bits in OPERAND_BITS:
+                            pa = a16 if bits & A_BF16 else a
+                            pb = b16 if bits & B_BF16 else b
+                            got = _bgemm(rt, path, pa, pb, start.copy(), acc | bits)
+                            what = f"{path} {shape} ta={ta} tb={tb} bits={bits} acc={acc}"
+                            np.testing.assert_array_equal(got, same, err_msg=what)
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+@pytest.mark.parametrize("path", PATHS)
+def test_bf16_operands_of_any_strides(rng, path, threads):
+    """bfloat16 operands whose rows and columns are both strided (packed element by
+    element), beside contiguous ones; and the portable path widening a bf16 operand even
+    when the ``*_ROUNDED`` bit says it could be read in place."""
+    _skip_unless(path)
+    with on_threads(threads) as rt:
+        for m, depth, n in [(13, 37, 10), (40, 70, 45), (33, 300, 70)]:
+            for a_steps, b_steps in [((2, 3), (3, 2)), ((1, 1), (2, 3)), ((3, 2), (1, 1))]:
+                a, b = _strided(rng, (m, depth), a_steps), _strided(rng, (depth, n), b_steps)
+                a[...], b[...] = _bf16(a), _bf16(b)
+                a16, b16 = _strided_like(a, a_steps), _strided_like(b, b_steps)
+                same = _bgemm(rt, path, a, b, np.empty((m, n), np.float32), 0)
+                want = a.astype(np.float64) @ b.astype(np.float64)
+                np.testing.assert_allclose(same, want, rtol=1e-5, atol=2e-6 * depth + 1e-6)
+                kept = (A_ROUNDED | B_ROUNDED) if path == "round" else 0
+                for bits in OPERAND_BITS:
+                    pa, pb = (a16 if bits & A_BF16 else a), (b16 if bits & B_BF16 else b)
+                    got = _bgemm(rt, path, pa, pb, np.full((m, n), np.nan, np.float32), bits | kept)
+                    np.testing.assert_array_equal(got, same, err_msg=f"{path} bits={bits}")
+
+
+@pytest.mark.parametrize("path", ["amx", "dp"])
+def test_scratch_buffers_grow_and_large_ones_come_from_the_heap(rng, path):
+    """Calls whose packed operands outgrow the kept scratch buffers (``codegen.scratch``:
+    each grown), then one whose packed B is past ``MAX_BYTES`` (from the heap), then a
+    small one again: each as numpy on the same values."""
+    _skip_unless(path)
+    rt = runtime()
+    depth = 1056  # packed B: 33 tiles of depth x 17 pairs of 16 columns x 2 KB > 1 MB
+    assert scratch.MAX_BYTES < 33 * 17 * 2048
+    for m, k, n in [(20, 40, 30), (40, 300, 200), (40, depth, 520), (20, 40, 30)]:
+        a, b = (_bf16(x) for x in _operands(rng, m, k, n, False, False))
+        got = _bgemm(rt, path, _narrow(a), b, np.empty((m, n), np.float32), A_BF16)
+        want = a.astype(np.float64) @ b.astype(np.float64)
+        np.testing.assert_allclose(got, want, rtol=1e-5, atol=2e-6 * k + 1e-6)
+
+
+_EPILOGUE = ctypes.CFUNCTYPE(None, *[ctypes.c_void_p] + [ctypes.c_int64] * 6)
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+@pytest.mark.parametrize("path", PATHS)
+def test_bf16_operands_hand_each_block_to_the_epilogue(rng, path, threads):
+    """The epilogue sees every block of the product of bf16 operands exactly once, with C
+    (each block written first) and without (null C: each block only in its buffer),
+    for block rows read in place and packed (70 rows: two whole, one ragged)."""
+    _skip_unless(path)
+    m, depth, n = 70, 96, 50
+    a, b = (_bf16(x) for x in _operands(rng, m, depth, n, False, False))
+    want = _bgemm(runtime(), path, a, b, np.empty((m, n), np.float32), 0)
+    for with_c in (True, False):
+        seen, counts = np.full((m, n), np.nan, np.float32), np.zeros((m, n), np.int64)
+
+        def epilogue(ctx, at, ldc, i0, j0, rows, cols, seen=seen, counts=counts):
+            for i in range(i0, i0 + rows):
+                line = (ctypes.c_float * cols).from_address(at + (i * ldc + j0) * 4)
+                seen[i, j0 : j0 + cols] = np.frombuffer(line, np.float32)
+                counts[i, j0 : j0 + cols] += 1
+
+        callback = _EPILOGUE(epilogue)
+        out = np.full((m, n), np.nan, np.float32)
+        a16, b16 = _narrow(a), _narrow(b)
+        (ra, ca), (rb, cb) = [(x.strides[0] // 2, x.strides[1] // 2) for x in (a16, b16)]
+        name = f"{BGEMM.symbol}_{path}"
+        c_at = out.ctypes.data if with_c else None
+        with on_threads(threads) as rt:
+            abi.bind(BGEMM, rt.address(name))(
+                *[m, n, depth, a16.ctypes.data, ra, ca, b16.ctypes.data, rb, cb, c_at, n],
+                A_BF16 | B_BF16,
+                ctypes.cast(callback, ctypes.c_void_p).value,
+                None,
+            )
+        np.testing.assert_array_equal(counts, 1, err_msg=f"with C {with_c}")
+        np.testing.assert_array_equal(seen, want, err_msg=f"with C {with_c}")
+        if with_c:
+            np.testing.assert_array_equal(out, want)
+
+
 def test_the_path_kc_bgemm_takes_is_the_best_this_cpu_has():
     features = host().has
     want = "amx" if has_amx(features) else "dp" if has_dp(features) else "round"
@@ -263,6 +414,13 @@ def test_a_runtime_for_an_avx2_cpu_has_the_portable_path_only(rng):
     for shape in [(5, 3, 7), (37, 100, 50)]:
         for ta in (False, True):
             _check(rt, "", rng, shape, ta, not ta, accumulate=ta)
+            a, b = (_bf16(x) for x in _operands(rng, *shape, ta, not ta))
+            same = _bgemm(rt, "", a, b, np.empty((shape[0], shape[2]), np.float32), 0)
+            for bits in OPERAND_BITS:
+                pa = _narrow(a) if bits & A_BF16 else a
+                pb = _narrow(b) if bits & B_BF16 else b
+                got = _bgemm(rt, "", pa, pb, np.empty_like(same), bits)
+                np.testing.assert_array_equal(got, same, err_msg=f"{shape} bits={bits}")
 
 
 def _products(graph):
