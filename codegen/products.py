@@ -14,7 +14,9 @@ from llvmlite import ir
 from kcompile.codegen.bf16_conv import declare_bconv, has_amx_conv
 from kcompile.codegen.bf16_conv_filter import declare_bconv_filter
 from kcompile.codegen.bf16_gemm import (
+    A_BF16,
     A_ROUNDED,
+    B_BF16,
     B_ROUNDED,
     PORTABLE,
     declare_bgemm,
@@ -26,7 +28,7 @@ from kcompile.codegen.gemm import ACCUMULATE, COLUMNS_OWNED, GEMM, TILE_C, decla
 from kcompile.codegen.kernel import Kernel, Operand
 from kcompile.codegen.loops import I64, PTR, i64
 from kcompile.codegen.target import host
-from kcompile.ir import Node
+from kcompile.ir import DType, Node
 from kcompile.ir.memory import numel, size_of
 
 # A product with no C (an epilogue that overwrites its operands in place: an optimizer's
@@ -130,19 +132,31 @@ def gemm_for(module: ir.Module, node: Node, dims: tuple = ()) -> ir.Function:
     where the product rounds operands itself (``round_operands``: its portable path off
     the engines, ``bgemm_flags``), else ``kc_sgemm`` (which gives the same products of
     bf16 values, f32 sums)."""
-    if on_bf16_engine(node, dims) or node.attrs.get("round_operands"):
+    if on_bf16_engine(node, dims) or node.attrs.get("round_operands") or stored_bf16(node):
         return declare_bgemm(module)
     return declare_gemm(module)
 
 
+def stored_bf16(node: Node) -> int:
+    """The bits of a product's operands stored in bf16 (``passes.narrow_storage``):
+    ``A_BF16`` / ``B_BF16`` (``X_BF16`` / ``W_BF16`` and ``DY_BF16`` are the same bits).
+    Only the bf16 kernels read them (off the engines, their portable paths)."""
+    a, b = node.inputs[:2]
+    return (A_BF16 if a.dtype is DType.bf16 else 0) | (B_BF16 if b.dtype is DType.bf16 else 0)
+
+
 def bgemm_flags(node: Node, dims: tuple) -> int:
-    """``kc_bgemm``'s bits beyond ``kc_sgemm``'s for a product rounding operands itself
-    off the engines: its portable path, copying only the operands to round."""
-    rounds = node.attrs.get("round_operands")
-    if not rounds or on_bf16_engine(node, dims):
+    """``kc_bgemm``'s bits beyond ``kc_sgemm``'s: operands stored in bf16; off the engines,
+    for a product rounding operands itself or reading bf16 ones, its portable path
+    (copying only the operands to round or to widen)."""
+    stored = stored_bf16(node)
+    if on_bf16_engine(node, dims):
+        return stored
+    rounds = node.attrs.get("round_operands") or ()
+    if not rounds and not stored:
         return 0
     kept = (A_ROUNDED if 0 not in rounds else 0) | (B_ROUNDED if 1 not in rounds else 0)
-    return PORTABLE | kept
+    return PORTABLE | kept | stored
 
 
 @emits("matmul")
@@ -193,10 +207,18 @@ def call_conv(
     geometry = _geometry(k, x.shape, out, w.shape[:2], node.attrs, pool or (1, 1))
     null = ir.Constant(PTR, None)
     flags = (COLUMNS_OWNED if columns_owned else 0) | (ACCUMULATE if accumulate else 0)
-    flags = i64(flags | (POOLED if pool else 0))
-    args = [geometry, X.ptr, W.ptr, C, flags, epilogue or null, context or null]
-    conv = declare_bconv(k.module) if conv_on_bf16_engine(node) else declare_conv(k.module)
+    flags |= (POOLED if pool else 0) | _bconv_flags(node)
+    args = [geometry, X.ptr, W.ptr, C, i64(flags), epilogue or null, context or null]
+    bf16 = conv_on_bf16_engine(node) or stored_bf16(node)
+    conv = declare_bconv(k.module) if bf16 else declare_conv(k.module)
     k.b.call(conv, args)
+
+
+def _bconv_flags(node: Node) -> int:
+    """The bf16 convolutions' bits: operands stored in bf16, and off the engines (where
+    only they read such operands) their f32 path."""
+    stored = stored_bf16(node)
+    return stored | (PORTABLE if stored and not conv_on_bf16_engine(node) else 0)
 
 
 # A convolution shallower than this (KH*KW*C: a stem over one or three channels) stays on
@@ -231,7 +253,7 @@ def conv2d_filter(k, m, node, outs, ins) -> None:
     """A convolution's kernel gradient, packed from the image (``codegen.conv``)."""
     x, dy = node.inputs
     geometry = _geometry(k, x.shape, dy.shape, node.attrs["kernel"], node.attrs)
-    args = [geometry, ins[0].ptr, ins[1].ptr, outs[0].ptr, i64(0)]
-    on_engine = conv_on_bf16_engine(node)
-    fn = declare_bconv_filter(k.module) if on_engine else declare_conv_filter(k.module)
+    args = [geometry, ins[0].ptr, ins[1].ptr, outs[0].ptr, i64(_bconv_flags(node))]
+    bf16 = conv_on_bf16_engine(node) or stored_bf16(node)
+    fn = declare_bconv_filter(k.module) if bf16 else declare_conv_filter(k.module)
     k.b.call(fn, args)

@@ -19,17 +19,25 @@ and values inside loops stay f32.
 from __future__ import annotations
 
 from kcompile.ir import DType, Graph, Node, Value
+from kcompile.ir.graph import LOOP_ROLES
 from kcompile.ir.ops.fused import product_of
 
 BF16 = DType.bf16
 # Fused kinds whose kernels load and store any operand through ``codegen.kernel.Kernel``.
 MAKERS = frozenset({"elementwise", "reduce", "matmul"})
 READERS = frozenset({"elementwise", "reduce", "matmul"})
+# Products that read operands stored in bf16 (``codegen.products``: ``kc_bgemm``,
+# ``kc_sconv_bf16`` and its filter gradient, each with the operand's bit).
+PRODUCTS = frozenset({"matmul", "conv2d", "conv2d_filter"})
+# Off: products' operands stay f32 (an A/B of what reading them in bf16 buys).
+PRODUCT_OPERANDS = True
 
 
 def store_narrow(graph: Graph) -> Graph:
     """``graph`` with the bf16 values that qualify (see the module's docstring) in bf16
     buffers; the same graph when none does."""
+    if any(v.role in LOOP_ROLES for v in graph.inputs):
+        return graph  # a loop's body: its lowerings (codegen.scan) read f32
     users = graph.users()
     outputs = {v for _, v in graph.outputs}
     narrow = {
@@ -74,6 +82,8 @@ def _read_widened(v: Value, users, outputs) -> bool:
 
 
 def _reads_narrow(node: Node, v: Value) -> bool:
+    if node.op in PRODUCTS:
+        return PRODUCT_OPERANDS and _bf16_product(node)
     if node.op != "fused" or node.attrs["kind"] not in READERS:
         return False
     if node.attrs["kind"] != "matmul":
@@ -81,7 +91,13 @@ def _reads_narrow(node: Node, v: Value) -> bool:
     body = node.attrs["body"]
     product = product_of(body)
     inner = {body.inputs[i] for i, w in enumerate(node.inputs) if w is v}
-    return not inner & set(product.inputs)
+    return not inner & set(product.inputs) or (PRODUCT_OPERANDS and _bf16_product(product))
+
+
+def _bf16_product(node: Node) -> bool:
+    """A product of bf16 values whose lowering reads bf16 operands (``codegen.products``:
+    the bf16 kernels, on the engines or off them)."""
+    return node.op in PRODUCTS and node.attrs.get("precision") == BF16.value
 
 
 def _rewrite(graph: Graph, narrow: set[Value]) -> Graph:
@@ -132,7 +148,10 @@ def _narrowed_body(body: Graph, made: list[int], read: list[int]) -> Graph:
             part = new.emit("slice", [narrow[node.inputs[0]]], dict(node.attrs), node.layer)
             env[out] = new.emit("cast", list(part), {"dtype": DType.f32.value}, node.layer)[0]
             continue
-        args = [widened(v) if v in narrow else env[v] for v in node.inputs]
+        if node.op in PRODUCTS:  # reads the operand as stored (``codegen.products``)
+            args = [narrow[v] if v in narrow else env[v] for v in node.inputs]
+        else:
+            args = [widened(v) if v in narrow else env[v] for v in node.inputs]
         if out in stored and not users.get(out):
             # Only the store reads the rounding: the cast rounds as it did.
             env[out] = new.emit("cast", args, {"dtype": BF16.value}, node.layer)[0]

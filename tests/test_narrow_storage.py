@@ -7,6 +7,9 @@ import numpy as np
 import pytest
 
 import kcompile as keras
+import kcompile.codegen.products as products
+from kcompile.codegen.bf16_gemm import has_engine
+from kcompile.codegen.target import host
 from kcompile.ir import BATCH, DType, Graph, TensorType, interpret, verify
 from kcompile.ir import build as B
 from kcompile.passes import PassManager, default_passes
@@ -60,9 +63,32 @@ def test_values_fused_loops_make_and_read_are_stored_in_bf16():
     assert prepared.memory.arena_bytes < kept.memory.arena_bytes
 
 
+def _without_engines(monkeypatch, engine: str) -> None:
+    """``engine`` none: codegen told the CPU has no bf16 engine (the bf16 kernels' portable
+    paths then read the bf16 operands); host: the CPU's own (the test says which ran)."""
+    if engine == "none":
+        monkeypatch.setattr(products, "has_engine", lambda features: False)
+        monkeypatch.setattr(products, "has_amx_conv", lambda features: False)
+    elif not has_engine(host().has):
+        pytest.skip("this CPU has no bf16 engine")
+
+
+def test_products_read_operands_stored_in_bf16():
+    prepared = prepare(_graph(), PassManager(default_passes()))
+    products_read = [
+        n
+        for node in prepared.nodes
+        for n in ([node, *node.attrs["body"].nodes] if node.op == "fused" else [node])
+        if n.op == "matmul" and any(v.dtype is BF16 for v in n.inputs)
+    ]
+    assert products_read and all(n.outputs[0].dtype is F32 for n in products_read)
+
+
+@pytest.mark.parametrize("engine", ["host", "none"])
 @pytest.mark.parametrize("threads", [1, 2])
-def test_bf16_buffers_give_the_bits_of_f32_buffers(rng, monkeypatch, threads):
+def test_bf16_buffers_give_the_bits_of_f32_buffers(rng, monkeypatch, threads, engine):
     monkeypatch.setenv("KCOMPILE_CACHE", "0")
+    _without_engines(monkeypatch, engine)
     graph = _graph()
     runs = [
         make_executable(graph, "llvm", PassManager(default_passes(disable)))
@@ -121,10 +147,12 @@ def _small_cnn():
         keras.mixed_precision.set_global_policy("float32")
 
 
-def test_a_mixed_precision_cnn_trains_to_the_same_bits_in_less_memory(rng, monkeypatch):
+@pytest.mark.parametrize("engine", ["host", "none"])
+def test_a_mixed_precision_cnn_trains_to_the_same_bits_in_less_memory(rng, monkeypatch, engine):
     """Convolutions, pooling, dropout and a float32 head under ``mixed_bfloat16``: three
     Adam steps and a prediction with bf16 buffers and without."""
     monkeypatch.setenv("KCOMPILE_CACHE", "0")
+    _without_engines(monkeypatch, engine)
     x = rng.random((19, 12, 12, 3)).astype(np.float32)
     y = rng.integers(0, 5, 19)
     results, arenas = [], []

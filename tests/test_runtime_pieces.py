@@ -151,17 +151,15 @@ def _lstm():
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("cpu, linker", [("host", True), ("host", False), ("x86-64-v3", True)])
-def test_artifacts_with_packed_products_link_their_kernels(
-    tmp_path, monkeypatch, packing, cpu, linker
-):
+# (Object code linked by kcompile's loader, without a C compiler, is the artifacts' other
+# way to link: tests/test_artifact.py's test_object_code_when_no_linker covers it.)
+@pytest.mark.parametrize("cpu", ["host", "x86-64-v3"])
+def test_artifacts_with_packed_products_link_their_kernels(tmp_path, packing, cpu):
     """An LSTM's artifact for this CPU calls the library's micro-kernels (from a shared
-    library, or object code linked by kcompile's loader); for AVX2's level, whose library
-    has another tile on an AVX-512 host, it carries copies."""
+    library); for AVX2's level, whose library has another tile on an AVX-512 host, it
+    carries copies."""
     if cpu != "host" and not for_cpu("host").has("avx512f"):
         pytest.skip("x86-64-v3's tile is this host's: nothing else to link")
-    if not linker:
-        monkeypatch.setenv("KCOMPILE_CC", "none")
     x = np.random.default_rng(0).random((33, 5, 6), np.float32)
     model = _lstm()
     path = str(tmp_path / "lstm.kc")

@@ -20,6 +20,23 @@ def expect_dtype(t: TensorType, dtype: DType, what: str = "operand") -> None:
         raise ShapeError(f"{what} must be {dtype.value}, got {t}")
 
 
+def product_dtype(types: list[TensorType], attrs) -> DType:
+    """The dtype of a product's result: its operands' one dtype; f32 for a product that
+    multiplies bf16 values (``precision="bf16"``) of operands held in f32 or stored in
+    bf16 (``passes.narrow_storage``), which it reads widened."""
+    dtypes = {t.dtype for t in types}
+    if attrs.get("precision") == "bf16" and dtypes <= {DType.f32, DType.bf16}:
+        return DType.f32
+    return same_dtype(types)
+
+
+def widened(ctx, args: list) -> list:
+    """A product's operands for the reference: those stored in bf16 widened to the f32
+    the product computes in (exact)."""
+    bf16 = DType.bf16.numpy
+    return [a.astype(ctx.storage(DType.f32)) if a.dtype == bf16 else a for a in args]
+
+
 def same_dtype(types: list[TensorType]) -> DType:
     dtypes = {t.dtype for t in types}
     if len(dtypes) != 1:

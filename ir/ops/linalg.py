@@ -24,7 +24,13 @@ from __future__ import annotations
 
 from kcompile.ir import build as B
 from kcompile.ir import traits as T
-from kcompile.ir.ops.common import expect_arity, expect_float, same_dtype
+from kcompile.ir.ops.common import (
+    expect_arity,
+    expect_float,
+    product_dtype,
+    same_dtype,
+    widened,
+)
 from kcompile.ir.registry import OpDef, register
 from kcompile.ir.types import DType, ShapeError, TensorType
 
@@ -54,15 +60,16 @@ def _rounded_operands(ctx, args, attrs) -> list:
     bf16 (not in float64 runs, where narrow floats are not rounded: ``RefContext.storage``)."""
     rounds = attrs.get("round_operands") or ()
     bf16 = ctx.storage(DType.bf16)
+    args = widened(ctx, args)
     return [a.astype(bf16).astype(a.dtype) if i in rounds else a for i, a in enumerate(args)]
 
 
 def _infer(types, attrs):
     expect_arity(types, 2)
-    a, b = types
-    same_dtype(types)
-    expect_float(a)
     _check_precision(attrs)
+    dtype = product_dtype(types, attrs)
+    a, b = (t.with_dtype(dtype) for t in types)
+    expect_float(a)
     ta, tb = attrs["transpose_a"], attrs["transpose_b"]
     if a.rank < 1:
         raise ShapeError(f"matmul needs a tensor operand, got {a}")

@@ -24,7 +24,7 @@ import numpy as np
 
 from kcompile.ir import build as B
 from kcompile.ir import traits as T
-from kcompile.ir.ops.common import expect_arity, expect_float
+from kcompile.ir.ops.common import expect_arity, expect_float, product_dtype, widened
 from kcompile.ir.registry import OpDef, register
 from kcompile.ir.types import BATCH, ShapeError, TensorType
 
@@ -177,11 +177,12 @@ def _infer_conv(types, attrs):
     if w.rank != 4 or w.shape[2] != x.shape[3]:
         raise ShapeError(f"expected a kernel [KH,KW,{x.shape[3]},F], got {w}")
     oh, ow = _geometry(_conv_patch_attrs(attrs, w.shape), x.shape[1], x.shape[2])
-    return [x.with_shape((x.shape[0], oh, ow, w.shape[3]))]
+    out = TensorType(product_dtype(types, attrs), (x.shape[0], oh, ow, w.shape[3]))
+    return [out]
 
 
 def _ref_conv(ctx, args, attrs):
-    x, w = args
+    x, w = widened(ctx, args)
     (p,) = _ref_extract(ctx, [x], {**_conv_patch_attrs(attrs, w.shape), "value": 0.0})
     return [p @ w.reshape(-1, w.shape[3])]
 
@@ -251,11 +252,11 @@ def _infer_filter(types, attrs):
     if dy.rank != 4 or tuple(dy.shape[1:3]) != (oh, ow) or dy.shape[0] != x.shape[0]:
         raise ShapeError(f"expected an output gradient [{x.shape[0]},{oh},{ow},F], got {dy}")
     kh, kw = attrs["kernel"]
-    return [x.with_shape((kh, kw, x.shape[3], dy.shape[3]))]
+    return [TensorType(product_dtype(types, attrs), (kh, kw, x.shape[3], dy.shape[3]))]
 
 
 def _ref_filter(ctx, args, attrs):
-    x, dy = args
+    x, dy = widened(ctx, args)
     (p,) = _ref_extract(ctx, [x], {**_window_attrs(attrs), "value": 0.0})
     kh, kw = attrs["kernel"]
     flat = p.reshape(-1, p.shape[-1]).T @ dy.reshape(-1, dy.shape[-1])
