@@ -4,7 +4,6 @@ the runtime's implicit GEMM (``codegen.conv``)."""
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -29,6 +28,12 @@ from kcompile.codegen.kernel import Kernel, Operand
 from kcompile.codegen.loops import I64, PTR, i64
 from kcompile.codegen.target import host
 from kcompile.ir import DType, Node
+from kcompile.ir.engines import (  # noqa: F401 (BGEMM_MIN_DIM, BCONV_MIN_DEPTH: the tests')
+    BCONV_MIN_DEPTH,
+    BGEMM_MIN_DIM,
+    engine_sized,
+    product_dims,
+)
 from kcompile.ir.memory import numel, size_of
 
 # A product with no C (an epilogue that overwrites its operands in place: an optimizer's
@@ -79,20 +84,6 @@ def call_gemm(
     b.call(gemm, [*args, epilogue or null, context or null])
 
 
-# kc_bgemm works in 32 x 32 blocks of C and 32-deep steps: a product with a contracted
-# or result dimension below this stays on kc_sgemm (the MLP's 10 classes: 256 x 128 x 10
-# took 14 us on AMX, 11 on kc_sgemm).
-BGEMM_MIN_DIM = 32
-
-
-def product_dims(node: Node, a_shape: tuple | None = None, b_shape: tuple | None = None):
-    """A matmul's contracted-or-result dims its operands' last axes give (of the node's
-    own operands unless their shapes are given)."""
-    a_shape = a_shape if a_shape is not None else node.inputs[0].shape
-    b_shape = b_shape if b_shape is not None else node.inputs[1].shape
-    return (a_shape[-1], b_shape[0] if node.attrs["transpose_b"] else b_shape[-1])
-
-
 # The CPU features code is lowered for: the host's unless an artifact for another CPU
 # level is being built (``lowering_for``), whose runtime may lack the engines.
 _FEATURES: ContextVar[Callable[[str], bool] | None] = ContextVar("features", default=None)
@@ -121,10 +112,10 @@ def on_bf16_engine(
     operands (``precision="bf16"``) where the CPU lowered for (``features``, else
     ``target_features()``) has a bf16 engine and its known ``dims`` (``product_dims``; a
     batch_matmul's matrices', ``codegen.batch_products``) are at least ``BGEMM_MIN_DIM``."""
-    dims = product_dims(node) if dims is None else dims
-    narrow = any(isinstance(d, int) and d < BGEMM_MIN_DIM for d in dims)
     features = features or target_features()
-    return node.attrs.get("precision") == "bf16" and not narrow and has_engine(features)
+    return (
+        node.attrs.get("precision") == "bf16" and engine_sized(node, dims) and has_engine(features)
+    )
 
 
 def gemm_for(module: ir.Module, node: Node, dims: tuple = ()) -> ir.Function:
@@ -221,26 +212,13 @@ def _bconv_flags(node: Node) -> int:
     return stored | (PORTABLE if stored and not conv_on_bf16_engine(node) else 0)
 
 
-# A convolution shallower than this (KH*KW*C: a stem over one or three channels) stays on
-# kc_sconv: its rows, packed to a tile's 32 bf16, would be mostly zeros.
-BCONV_MIN_DEPTH = 32
-
-
 def conv_on_bf16_engine(node: Node, features: Callable[[str], bool] | None = None) -> bool:
     """Whether a conv2d (conv2d_filter) node runs on ``kc_sconv_bf16``'s
     (``kc_sconv_bf16_filter``'s) AMX path (``codegen.bf16_conv``, ``bf16_conv_filter``):
     one on bf16 operands (``precision="bf16"``) at least ``BCONV_MIN_DEPTH`` deep where the
     CPU lowered for (as ``on_bf16_engine``'s) has AMX-BF16."""
     features = features or _FEATURES.get() or host().has
-    if node.op == "conv2d_filter":  # its result's rows: the window's KH*KW*C
-        depth = math.prod(node.outputs[0].shape[:3])
-    else:
-        depth = math.prod(node.inputs[1].shape[:3])
-    return (
-        node.attrs.get("precision") == "bf16"
-        and depth >= BCONV_MIN_DEPTH
-        and has_amx_conv(features)
-    )
+    return node.attrs.get("precision") == "bf16" and engine_sized(node) and has_amx_conv(features)
 
 
 @emits("conv2d")

@@ -19,6 +19,7 @@ and values inside loops stay f32.
 from __future__ import annotations
 
 from kcompile.ir import DType, Graph, Node, Value
+from kcompile.ir.engines import engine_sized
 from kcompile.ir.graph import LOOP_ROLES
 from kcompile.ir.ops.fused import product_of
 
@@ -31,11 +32,23 @@ READERS = frozenset({"elementwise", "reduce", "matmul"})
 PRODUCTS = frozenset({"matmul", "conv2d", "conv2d_filter"})
 # Off: products' operands stay f32 (an A/B of what reading them in bf16 buys).
 PRODUCT_OPERANDS = True
+# Off: a product epilogue that max-pools (``pool``) keeps its result in f32. Its
+# read-compare-write of each pooled element ran at half the speed on a bf16 result: the
+# mixed CNN's predict at batch 256, first convolution 1133 -> 2136 us, the second (on AMX,
+# reading that result in bf16) 1193 -> 2504 (``kcompile profile
+# benchmarks/cnn_mixed_bfloat16.py --step predict --batch 256``, KCOMPILE_DISABLE=store_narrow
+# for the other). Kept f32, the step is 1.03x faster predicting and 1.06x training with the
+# pass than without (interleaved A/B, one process).
+POOLED_OUTPUTS = False
 
 
-def store_narrow(graph: Graph) -> Graph:
+def store_narrow(graph: Graph, bf16_engine: bool = True) -> Graph:
     """``graph`` with the bf16 values that qualify (see the module's docstring) in bf16
-    buffers; the same graph when none does."""
+    buffers; the same graph when none does. ``bf16_engine`` (``PipelineOptions``): whether
+    the CPU lowered for has a bf16 engine; without one, or for a product too small for it
+    (``ir.engines``), a product's operands stay f32: the bf16 kernels' portable paths
+    would widen a bf16 operand into a copy on every call (the mixed CNN's stem
+    convolution: predict 3.05 -> 4.38 ms at batch 256)."""
     if any(v.role in LOOP_ROLES for v in graph.inputs):
         return graph  # a loop's body: its lowerings (codegen.scan) read f32
     users = graph.users()
@@ -44,7 +57,7 @@ def store_narrow(graph: Graph) -> Graph:
         v
         for node in graph.nodes
         for v in node.outputs
-        if _made_rounded(node, v) and _read_widened(v, users, outputs)
+        if _made_rounded(node, v) and _read_widened(v, users, outputs, bf16_engine)
     }
     if not narrow:
         return graph
@@ -59,6 +72,8 @@ def _made_rounded(node: Node, v: Value) -> bool:
         return node.attrs["dtype"] == BF16.value
     if node.op != "fused" or node.attrs["kind"] not in MAKERS:
         return False
+    if node.attrs.get("pool") and not POOLED_OUTPUTS:
+        return False
     body = node.attrs["body"]
     inner = body.outputs[node.outputs.index(v)][1]
     made = inner.node
@@ -68,22 +83,22 @@ def _made_rounded(node: Node, v: Value) -> bool:
     return sum(1 for _, w in body.outputs if w is inner) == 1
 
 
-def _read_widened(v: Value, users, outputs) -> bool:
+def _read_widened(v: Value, users, outputs, engine: bool) -> bool:
     """Whether every reader of ``v`` (through reshapes) can load it from bf16."""
     if v in outputs or not users.get(v):
         return False
     for user in users[v]:
         if user.op == "reshape":
-            if not _read_widened(user.outputs[0], users, outputs):
+            if not _read_widened(user.outputs[0], users, outputs, engine):
                 return False
-        elif not _reads_narrow(user, v):
+        elif not _reads_narrow(user, v, engine):
             return False
     return True
 
 
-def _reads_narrow(node: Node, v: Value) -> bool:
+def _reads_narrow(node: Node, v: Value, engine: bool) -> bool:
     if node.op in PRODUCTS:
-        return PRODUCT_OPERANDS and _bf16_product(node)
+        return engine and _bf16_product(node)
     if node.op != "fused" or node.attrs["kind"] not in READERS:
         return False
     if node.attrs["kind"] != "matmul":
@@ -91,13 +106,18 @@ def _reads_narrow(node: Node, v: Value) -> bool:
     body = node.attrs["body"]
     product = product_of(body)
     inner = {body.inputs[i] for i, w in enumerate(node.inputs) if w is v}
-    return not inner & set(product.inputs) or (PRODUCT_OPERANDS and _bf16_product(product))
+    return not inner & set(product.inputs) or (engine and _bf16_product(product))
 
 
 def _bf16_product(node: Node) -> bool:
-    """A product of bf16 values whose lowering reads bf16 operands (``codegen.products``:
-    the bf16 kernels, on the engines or off them)."""
-    return node.op in PRODUCTS and node.attrs.get("precision") == BF16.value
+    """A product of bf16 values the engines take (``codegen.products`` reads its bf16
+    operands there)."""
+    return (
+        PRODUCT_OPERANDS
+        and node.op in PRODUCTS
+        and node.attrs.get("precision") == BF16.value
+        and engine_sized(node)
+    )
 
 
 def _rewrite(graph: Graph, narrow: set[Value]) -> Graph:

@@ -45,7 +45,7 @@ PIPELINE = [
     # After fusion: it chains whole kernels (products, row kernels) a batch row at a time.
     Pass("batch_rows", batch_rows),
     # After fusion: which kernels make and read a value decides whether it can be bf16.
-    Pass("store_narrow", store_narrow),
+    Pass("store_narrow", store_narrow, ("bf16_engine",)),
     Pass("schedule", schedule),
     Pass("plan_memory", plan_memory),
 ]
