@@ -32,13 +32,14 @@ READERS = frozenset({"elementwise", "reduce", "matmul"})
 PRODUCTS = frozenset({"matmul", "conv2d", "conv2d_filter"})
 # Off: products' operands stay f32 (an A/B of what reading them in bf16 buys).
 PRODUCT_OPERANDS = True
-# Off: a product epilogue that max-pools (``pool``) keeps its result in f32. Its
-# read-compare-write of each pooled element ran at half the speed on a bf16 result: the
-# mixed CNN's predict at batch 256, first convolution 1133 -> 2136 us, the second (on AMX,
-# reading that result in bf16) 1193 -> 2504 (``kcompile profile
-# benchmarks/cnn_mixed_bfloat16.py --step predict --batch 256``, KCOMPILE_DISABLE=store_narrow
-# for the other). Kept f32, the step is 1.03x faster predicting and 1.06x training with the
-# pass than without (interleaved A/B, one process).
+# Off: a product epilogue that max-pools (``pool``) keeps its result in f32. Its result
+# buffer holds each window's running maximum of raw products between rows
+# (``codegen.fused._pooled_epilogue`` pools before the body where the body is monotone),
+# which are not bf16 values: a narrowing store would truncate them. (It also ran at half
+# the speed: the mixed CNN's predict at batch 256, first convolution 1133 -> 2136 us, the
+# second, reading that result in bf16 on AMX, 1193 -> 2504; ``kcompile profile
+# benchmarks/cnn_mixed_bfloat16.py --step predict --batch 256``.) With it off the step is
+# 1.03x faster predicting and 1.06x training with the pass than without (interleaved A/B).
 POOLED_OUTPUTS = False
 
 
