@@ -10,7 +10,7 @@ import ctypes
 import time
 from dataclasses import dataclass
 
-from kcompile.codegen.cache import cache_key, read_entry, write_entry
+from kcompile.codegen.cache import building, cache_key, read_entry, write_entry
 from kcompile.codegen.guards import GUARD_STATE
 from kcompile.codegen.jobs import compile_parts
 from kcompile.codegen.module import (
@@ -127,26 +127,39 @@ def compile_graph(
     # (the normal path splits the module across processes). A dump costs one compile.
     payload = None if dump else read_entry(key)
     hit = payload is not None
-    if payload is None:
-        lowered = lower_graph(graph, times, profile, check, parts=1 if dump else None)
-        build_ahead(lowered.llvm_ir)  # the library's pieces this code calls, if not cached
-        if dump:
-            compiled = compile_module(lowered.llvm_ir, times, want_ir=True)
-            payload = compiled.object_code
-        else:
-            payload = pack_objects(compile_parts(lowered.parts, times))
+    if payload is None and dump:
+        payload = _compile_dumped(graph, times, profile, check, dump)
         write_entry(key, payload)
-        if dump:
-            from kcompile.codegen.target import assembly
-
-            dump("llvm.ll", lowered.llvm_ir)
-            dump("llvm.opt.ll", compiled.optimized_ir)
-            dump("asm.s", assembly(lowered.llvm_ir))
+    elif payload is None:
+        # Another process compiling the same code (a rank of the same job) finishes it;
+        # this one then reads it from the cache.
+        with building(key):
+            payload = read_entry(key)
+            hit = payload is not None
+            if payload is None:
+                lowered = lower_graph(graph, times, profile, check, parts=None)
+                build_ahead(lowered.llvm_ir)  # the library's pieces it calls, if not cached
+                payload = pack_objects(compile_parts(lowered.parts, times))
+                write_entry(key, payload)
     t1 = time.perf_counter()
     runtime_for(payload)  # the code calls the library (and pieces it names): registered first
     code = LoadedCode(payload)
     times.add("load object", time.perf_counter() - t1)
     return CompiledGraph(plan, code, times, hit, graph, profile, check)
+
+
+def _compile_dumped(graph: Graph, times: CompileTimes, profile: bool, check: bool, dump) -> bytes:
+    """The object code of ``graph`` compiled as one module, its LLVM IR before and after
+    optimization and its assembly handed to ``dump``."""
+    from kcompile.codegen.target import assembly
+
+    lowered = lower_graph(graph, times, profile, check, parts=1)
+    build_ahead(lowered.llvm_ir)
+    compiled = compile_module(lowered.llvm_ir, times, want_ir=True)
+    dump("llvm.ll", lowered.llvm_ir)
+    dump("llvm.opt.ll", compiled.optimized_ir)
+    dump("asm.s", assembly(lowered.llvm_ir))
+    return compiled.object_code
 
 
 __all__ = ["BufferSpec", "CompileTimes", "CompiledGraph", "KernelTime", "compile_graph", "host"]

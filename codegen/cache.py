@@ -11,11 +11,13 @@ and rebuilt, never loaded.
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import functools
 import hashlib
 import os
 import tempfile
 import warnings
+from collections.abc import Iterator
 from pathlib import Path
 
 from kcompile.codegen.target import host
@@ -88,6 +90,37 @@ def read_entry(key: str) -> bytes | None:
     with contextlib.suppress(OSError):  # rebuilt either way
         path.unlink(missing_ok=True)
     return None
+
+
+# Locks striped over this many files in the cache folder (by the key's first hex digits):
+# a bounded set of files, and two keys share one rarely.
+LOCK_STRIPES = 256
+
+
+@contextlib.contextmanager
+def building(key: str) -> Iterator[None]:
+    """Held while this process builds the entry ``key``: another process about to build
+    the same entry (the ranks of a data-parallel job on one machine, test workers) waits,
+    then finds it in the cache instead of compiling it again. A POSIX record lock: held by
+    this process alone (not by children it forks meanwhile), released if it dies. Nothing
+    to hold when the cache is off or its folder cannot be written."""
+    folder = cache_dir()
+    fd = None
+    if folder is not None and str(folder) not in _unusable:
+        stripe = int(key[:8], 16) % LOCK_STRIPES
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            fd = os.open(folder / f".lock-{stripe:03d}", os.O_CREAT | os.O_RDWR, 0o644)
+            fcntl.lockf(fd, fcntl.LOCK_EX)
+        except OSError:
+            if fd is not None:
+                os.close(fd)
+            fd = None
+    try:
+        yield
+    finally:
+        if fd is not None:
+            os.close(fd)  # releases the lock
 
 
 def write_entry(key: str, payload: bytes) -> None:

@@ -144,3 +144,49 @@ def test_the_runtime_library_builds_in_a_child_while_the_model_compiles(tmp_path
     done = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
     assert len(list(tmp_path.glob("*.o"))) == 1
+
+
+CHILD = """
+import sys
+sys.path.insert(0, {tests!r})
+from test_compile_cache import graph
+from kcompile.runtime.native import NativeExecutable
+print("ready", flush=True)
+print("hit" if NativeExecutable(graph(4.0), "test").cache_hit else "compiled", flush=True)
+"""
+
+
+def test_a_process_waits_for_another_building_the_same_code_and_reads_it(cache):
+    """While a process builds an entry (``codegen.cache.building``), another about to build
+    the same one waits, then reads it from the cache: the ranks of a job on one machine
+    (and test workers) compile a model once. Here this process holds every lock stripe,
+    builds the entry, then lets go: the child, waiting all along, finds it built."""
+    import contextlib
+    import fcntl
+    import os
+    import subprocess
+
+    from kcompile.codegen.cache import LOCK_STRIPES
+
+    cache.mkdir(parents=True, exist_ok=True)
+    fds = [os.open(cache / f".lock-{s:03d}", os.O_CREAT | os.O_RDWR) for s in range(LOCK_STRIPES)]
+    for fd in fds:
+        fcntl.lockf(fd, fcntl.LOCK_EX)
+    child = subprocess.Popen(
+        [sys.executable, "-c", CHILD.format(tests=str(Path(__file__).parent))],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert child.stdout.readline().strip() == "ready"
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            child.wait(timeout=2.0)  # compiling this graph takes well under that
+        assert child.poll() is None, "the child compiled while the locks were held"
+        built = NativeExecutable(graph(4.0), "test")  # the same lock: held by this process
+        assert not built.cache_hit
+    finally:
+        for fd in fds:
+            os.close(fd)
+    out, _ = child.communicate(timeout=120)
+    assert child.returncode == 0
+    assert out.strip() == "hit"
