@@ -70,7 +70,8 @@ from kcompile.codegen.gemm import (
     PARALLEL_MIN_MACS,
     _transpose,
 )
-from kcompile.codegen.loops import F32, I32, I64, PTR, chunk_range, for_range, for_reduce, i64
+from kcompile.codegen.kernel import widen_bf16
+from kcompile.codegen.loops import F32, I16, I32, I64, PTR, chunk_range, for_range, for_reduce, i64
 from kcompile.codegen.parallel import CHUNK_FN, threads_for_a_job
 from kcompile.ir import abi
 from kcompile.ir.abi import Signature
@@ -87,7 +88,6 @@ A_ROUNDED, B_ROUNDED, PORTABLE = 4, 8, 16
 # stores them; strides still in elements): the engines' packing copies them unrounded,
 # the portable path widens them into its f32 copy. (32 is ``kc_sgemm``'s ``TILE_C``.)
 A_BF16, B_BF16 = 64, 128
-I16 = ir.IntType(16)
 # arch_prctl through syscall(2): ARCH_REQ_XCOMP_PERM for XFEATURE_XTILEDATA.
 SYS_ARCH_PRCTL, ARCH_REQ_XCOMP_PERM, XFEATURE_XTILEDATA = 158, 0x1023, 18
 TILE_ROWS, TILE_K = 16, 32  # an A tile: 16 rows of 32 bf16; a B tile: 16 pairs x 16 columns
@@ -950,14 +950,7 @@ def _rounded_copy(b: ir.IRBuilder, rows, cols, src, rs, cs, aligned_alloc, bf16)
 def _as_f32(b: ir.IRBuilder, x: ir.Value, elems: _Elems) -> ir.Value:
     """Elements read from an operand (a vector or a scalar) as f32 holding bf16 values: f32
     rounded (``bf16_bits``, as the reference rounds), bf16 widened."""
-    if isinstance(x.type, ir.VectorType):
-        count = x.type.count
-        bits = x if elems.bf16 else bf16_bits(b, x)
-        wide = b.zext(bits, ir.VectorType(I32, count))
-        shifted = b.shl(wide, ir.Constant(ir.VectorType(I32, count), [16] * count))
-        return b.bitcast(shifted, ir.VectorType(F32, count))
-    bits = x if elems.bf16 else bf16_bits(b, x)
-    return b.bitcast(b.shl(b.zext(bits, I32), ir.Constant(I32, 16)), F32)
+    return widen_bf16(b, x if elems.bf16 else bf16_bits(b, x))
 
 
 def widener(module: ir.Module) -> ir.Function:

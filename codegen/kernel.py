@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from llvmlite import ir
 
-from kcompile.codegen.loops import F32, I8, I32, I64, PTR, chunk_range, for_range, i64, memcpy
+from kcompile.codegen.loops import F32, I8, I16, I32, I64, PTR, chunk_range, for_range, i64, memcpy
 from kcompile.ir import DType
 from kcompile.ir.memory import Size, size_of
 
@@ -46,9 +46,6 @@ def broadcast_strides(in_shape: Sequence, out_shape: Sequence) -> list[Size]:
     return strides
 
 
-I16 = ir.IntType(16)
-
-
 @dataclass(frozen=True)
 class Lowered:
     """How codegen holds a dtype: its elements in memory, its values in registers, and the
@@ -60,8 +57,13 @@ class Lowered:
     narrow: Callable[[ir.IRBuilder, ir.Value], ir.Value] | None = None
 
 
-def _bf16_widen(b: ir.IRBuilder, bits: ir.Value) -> ir.Value:
-    # A bf16 is the top half of the f32 of the same value: exact.
+def widen_bf16(b: ir.IRBuilder, bits: ir.Value) -> ir.Value:
+    """bf16 bits (i16, scalar or vector) as the f32 of the same value: its top half (exact)."""
+    if isinstance(bits.type, ir.VectorType):
+        count = bits.type.count
+        wide = b.zext(bits, ir.VectorType(I32, count))
+        shifted = b.shl(wide, ir.Constant(ir.VectorType(I32, count), [16] * count))
+        return b.bitcast(shifted, ir.VectorType(F32, count))
     return b.bitcast(b.shl(b.zext(bits, I32), ir.Constant(I32, 16)), F32)
 
 
@@ -77,7 +79,7 @@ LOWERED = {
     DType.f32: Lowered(F32, F32),
     DType.i32: Lowered(I32, I32),
     DType.bool: Lowered(I8, I8),
-    DType.bf16: Lowered(I16, F32, _bf16_widen, _bf16_narrow),
+    DType.bf16: Lowered(I16, F32, widen_bf16, _bf16_narrow),
 }
 # The register type of each dtype (arrays of values in registers or on the stack).
 LLVM_TYPES = {d: lowered.register for d, lowered in LOWERED.items()}

@@ -28,12 +28,7 @@ from kcompile.codegen.kernel import Kernel, Operand
 from kcompile.codegen.loops import I64, PTR, i64
 from kcompile.codegen.target import host
 from kcompile.ir import DType, Node
-from kcompile.ir.engines import (  # noqa: F401 (BGEMM_MIN_DIM, BCONV_MIN_DEPTH: the tests')
-    BCONV_MIN_DEPTH,
-    BGEMM_MIN_DIM,
-    engine_sized,
-    product_dims,
-)
+from kcompile.ir.engines import engine_sized, product_dims
 from kcompile.ir.memory import numel, size_of
 
 # A product with no C (an epilogue that overwrites its operands in place: an optimizer's
@@ -200,9 +195,14 @@ def call_conv(
     flags = (COLUMNS_OWNED if columns_owned else 0) | (ACCUMULATE if accumulate else 0)
     flags |= (POOLED if pool else 0) | _bconv_flags(node)
     args = [geometry, X.ptr, W.ptr, C, i64(flags), epilogue or null, context or null]
-    bf16 = conv_on_bf16_engine(node) or stored_bf16(node)
-    conv = declare_bconv(k.module) if bf16 else declare_conv(k.module)
+    conv = declare_bconv(k.module) if _on_bconv(node) else declare_conv(k.module)
     k.b.call(conv, args)
+
+
+def _on_bconv(node: Node) -> bool:
+    """Whether a convolution (or its filter gradient) calls the bf16 kernel: on the
+    engine, or off it for operands stored in bf16, which only that kernel reads."""
+    return conv_on_bf16_engine(node) or bool(stored_bf16(node))
 
 
 def _bconv_flags(node: Node) -> int:
@@ -232,6 +232,5 @@ def conv2d_filter(k, m, node, outs, ins) -> None:
     x, dy = node.inputs
     geometry = _geometry(k, x.shape, dy.shape, node.attrs["kernel"], node.attrs)
     args = [geometry, ins[0].ptr, ins[1].ptr, outs[0].ptr, i64(_bconv_flags(node))]
-    bf16 = conv_on_bf16_engine(node) or stored_bf16(node)
-    fn = declare_bconv_filter(k.module) if bf16 else declare_conv_filter(k.module)
+    fn = declare_bconv_filter(k.module) if _on_bconv(node) else declare_conv_filter(k.module)
     k.b.call(fn, args)

@@ -11,10 +11,11 @@ import pytest
 
 import kcompile.codegen.products as products
 from kcompile.codegen.bf16_gemm import PORTABLE, has_engine
-from kcompile.codegen.products import BGEMM_MIN_DIM, bgemm_flags, on_bf16_engine, product_dims
+from kcompile.codegen.products import bgemm_flags, on_bf16_engine, product_dims
 from kcompile.codegen.target import host
 from kcompile.ir import BATCH, DType, Graph, ShapeError, TensorType, interpret, verify
 from kcompile.ir import build as B
+from kcompile.ir.engines import BGEMM_MIN_DIM
 from kcompile.ir.parser import parse_graph
 from kcompile.ir.printer import print_graph
 from kcompile.passes import PassManager, default_passes
