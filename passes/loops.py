@@ -140,24 +140,18 @@ def merge_stack_products(graph: Graph) -> Graph:
             group_of.update((n, merged) for n in merged)
     if not group_of:
         return graph
-    new = Graph(graph.name)
-    env = {v: new.add_input(v.name, v.type, v.role) for v in graph.inputs}
-    for node in graph.nodes:
-        with new.layer_scope(node.layer):
-            merged = group_of.get(node)
-            if merged is None:
-                outs = new.emit(node.op, [env[v] for v in node.inputs], dict(node.attrs))
-            else:
-                if node.outputs[0] not in env:  # the group's first node: emit the product
-                    slices = _merged_product(merged, env)
-                    env.update((n.outputs[0], v) for n, v in zip(merged, slices))
-                outs = [env[node.outputs[0]]]
-        for old, value in zip(node.outputs, outs):
-            if value.type != old.type:
-                raise AssertionError(f"merging products changed {old.type} to {value.type}")
-            env[old] = value
-    new.set_outputs([(name, env[v]) for name, v in graph.outputs])
-    return new
+    env: dict[Value, Value] = {}
+    made: dict[Node, Value] = {}  # each merged node's slice of its group's product
+
+    def visit(g: Graph, node: Node, ins: list[Value]):
+        merged = group_of.get(node)
+        if merged is None:
+            return None
+        if node not in made:  # the group's first node: emit the product
+            made.update(zip(merged, _merged_product(merged, env)))
+        return [made[node]]
+
+    return rebuild(graph, visit, env)
 
 
 def _stack_products(graph: Graph) -> list[tuple[list[Node], list[Node]]]:

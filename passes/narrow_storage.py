@@ -10,10 +10,11 @@ numbers are the same bits either way; the bytes written and read, and the arena,
 halved for those values.
 
 Which kernels may make or read a bf16 buffer is the table below: fused loops (their
-loads and stores go through ``codegen.kernel.Kernel``), the epilogue of a fused product
-(not the product's own operands, which ``codegen.products`` reads in f32) and a rounding
-of its own. A reshape passes the storage on to its readers. Graph inputs and outputs
-and values inside loops stay f32.
+loads and stores go through ``codegen.kernel.Kernel``), the epilogue of a fused product,
+a rounding of its own, and, as operands, the bf16 products the CPU's engines take
+(``codegen.products`` passes the kernels' bits for them). A reshape passes the storage on
+to its readers. Graph inputs and outputs, values inside loops and the results of pooling
+epilogues stay f32.
 """
 
 from __future__ import annotations
@@ -24,23 +25,14 @@ from kcompile.ir.graph import LOOP_ROLES
 from kcompile.ir.ops.fused import product_of
 
 BF16 = DType.bf16
-# Fused kinds whose kernels load and store any operand through ``codegen.kernel.Kernel``.
-MAKERS = frozenset({"elementwise", "reduce", "matmul"})
-READERS = frozenset({"elementwise", "reduce", "matmul"})
+# Fused kinds whose kernels load and store any operand through ``codegen.kernel.Kernel``:
+# they may make a bf16 buffer and read one.
+LOOPS = frozenset({"elementwise", "reduce", "matmul"})
 # Products that read operands stored in bf16 (``codegen.products``: ``kc_bgemm``,
 # ``kc_sconv_bf16`` and its filter gradient, each with the operand's bit).
 PRODUCTS = frozenset({"matmul", "conv2d", "conv2d_filter"})
 # Off: products' operands stay f32 (an A/B of what reading them in bf16 buys).
 PRODUCT_OPERANDS = True
-# Off: a product epilogue that max-pools (``pool``) keeps its result in f32. Its result
-# buffer holds each window's running maximum of raw products between rows
-# (``codegen.fused._pooled_epilogue`` pools before the body where the body is monotone),
-# which are not bf16 values: a narrowing store would truncate them. (It also ran at half
-# the speed: the mixed CNN's predict at batch 256, first convolution 1133 -> 2136 us, the
-# second, reading that result in bf16 on AMX, 1193 -> 2504; ``kcompile profile
-# benchmarks/cnn_mixed_bfloat16.py --step predict --batch 256``.) With it off the step is
-# 1.03x faster predicting and 1.06x training with the pass than without (interleaved A/B).
-POOLED_OUTPUTS = False
 
 
 def store_narrow(graph: Graph, bf16_engine: bool = True) -> Graph:
@@ -71,9 +63,15 @@ def _made_rounded(node: Node, v: Value) -> bool:
         return False
     if node.op == "round_to":
         return node.attrs["dtype"] == BF16.value
-    if node.op != "fused" or node.attrs["kind"] not in MAKERS:
+    if node.op != "fused" or node.attrs["kind"] not in LOOPS:
         return False
-    if node.attrs.get("pool") and not POOLED_OUTPUTS:
+    if node.attrs.get("pool"):
+        # A pooling epilogue's result buffer holds each window's running maximum of raw
+        # products between rows (``codegen.fused._pooled_epilogue`` pools before a
+        # monotone body): not bf16 values, which a narrowing store would truncate. (Stored
+        # in bf16 it also ran at half the speed: the mixed CNN's predict at batch 256,
+        # first convolution 1133 -> 2136 us.) Kept f32, the mixed CNN's step is 1.03x
+        # faster predicting and 1.06x training with the pass than without.
         return False
     body = node.attrs["body"]
     inner = body.outputs[node.outputs.index(v)][1]
@@ -100,7 +98,7 @@ def _read_widened(v: Value, users, outputs, engine: bool) -> bool:
 def _reads_narrow(node: Node, v: Value, engine: bool) -> bool:
     if node.op in PRODUCTS:
         return engine and _bf16_product(node)
-    if node.op != "fused" or node.attrs["kind"] not in READERS:
+    if node.op != "fused" or node.attrs["kind"] not in LOOPS:
         return False
     if node.attrs["kind"] != "matmul":
         return True

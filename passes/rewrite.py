@@ -19,9 +19,11 @@ def copy_node(graph: Graph, node: Node, inputs: Sequence[Value]) -> tuple[Value,
     return graph.emit(node.op, list(inputs), dict(node.attrs), layer=node.layer)
 
 
-def rebuild(graph: Graph, visit: Visitor) -> Graph:
+def rebuild(graph: Graph, visit: Visitor, env: dict[Value, Value] | None = None) -> Graph:
+    """``env``, when given, is filled with each old value's new one as the copy goes: a
+    visitor may read it for values other than its node's inputs."""
     new = Graph(graph.name)
-    env: dict[Value, Value] = {}
+    env = {} if env is None else env
     for v in graph.inputs:
         env[v] = new.add_input(v.name, v.type, v.role)
     for node in graph.nodes:
