@@ -9,7 +9,8 @@ import pytest
 # s) with one process per compile (`-n 2`, cold cache, 2-core AMD EPYC). The split path
 # keeps its own tests (tests/test_compile_jobs.py sets the count it tests).
 _WORKERS = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "0"))
-if _WORKERS >= (os.cpu_count() or 1):
+_CORES = os.cpu_count() or 1
+if _WORKERS >= _CORES:
     os.environ.setdefault("KCOMPILE_COMPILE_JOBS", "1")
 
 # The checking mode (every buffer between guard zones, checked after every kernel:
