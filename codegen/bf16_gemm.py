@@ -32,7 +32,8 @@ Paths, chosen from the target's features when the runtime library is built:
   refuse, the next path runs instead.
 - AVX512_BF16 (``avx512bf16``): the same packing and blocks, each as four 8 x 32 tiles
   of C in 16 vector accumulators through ``vdpbf16ps`` (two products a lane).
-- Everywhere: the operands rounded into f32 copies, then ``kc_sgemm`` on them. The
+- Everywhere: A rounded into an f32 copy, then ``kc_sgemm`` on it and B, which
+  ``kc_sgemm`` rounds as it packs it (``ROUND_B``; a bf16 B is widened into a copy). The
   ``PORTABLE`` bit takes this path on any CPU (codegen asks for it for a product that
   rounds its operands itself, ``round_operands``, where the engines do not pay), and
   ``A_ROUNDED`` / ``B_ROUNDED`` say an operand holds bf16 values already: it is read
@@ -68,6 +69,7 @@ from kcompile.codegen.gemm import (
     GEMM,
     GEMM_FN,
     PARALLEL_MIN_MACS,
+    ROUND_B,
     _transpose,
 )
 from kcompile.codegen.kernel import widen_bf16
@@ -878,13 +880,18 @@ def _rounding(module: ir.Module, name: str) -> ir.Function:
     aligned_alloc = _declare(module, "aligned_alloc", ir.FunctionType(PTR, [I64, I64]))
     free = _declare(module, "free", ir.FunctionType(ir.VoidType(), [PTR]))
     operands = []
+    # An f32 B to round is rounded by kc_sgemm as it packs it (``ROUND_B``): no copy.
+    round_b = b.icmp_unsigned("==", b.and_(acc, i64(B_ROUNDED | B_BF16)), i64(0))
     for rows, cols, src, rs, cs, rounded, narrow in (
         (m, depth, a, rs_a, cs_a, A_ROUNDED, A_BF16),
         (depth, n, src_b, rs_b, cs_b, B_ROUNDED, B_BF16),
     ):
         entry = b.block
         bf16 = _is_set(b, acc, narrow)
-        with b.if_then(b.or_(bf16, b.icmp_unsigned("==", b.and_(acc, i64(rounded)), i64(0)))):
+        to_round = b.icmp_unsigned("==", b.and_(acc, i64(rounded)), i64(0))
+        if narrow == B_BF16:
+            to_round = b.and_(to_round, b.not_(round_b))
+        with b.if_then(b.or_(bf16, to_round)):
             copied, copy_rs, copy_cs = _rounded_copy(
                 b, rows, cols, src, rs, cs, aligned_alloc, bf16
             )
@@ -904,6 +911,7 @@ def _rounding(module: ir.Module, name: str) -> ir.Function:
         operands.append((operand, *strides, copy))
     gemm = module.globals[GEMM]
     flags = b.and_(acc, i64(ACCUMULATE | COLUMNS_OWNED))
+    flags = b.or_(flags, b.select(round_b, i64(ROUND_B), i64(0)))
     (pa, rsa, csa, _), (pb, rsb, csb, _) = operands
     b.call(gemm, [m, n, depth, pa, rsa, csa, pb, rsb, csb, c, ldc, flags, epi, ctx])
     for *_, copy in operands:

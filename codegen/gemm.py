@@ -4,8 +4,9 @@
                   ptr C, i64 ldc, i64 accumulate, ptr epilogue, ptr epilogue_ctx)
 
 computes ``C[i, j] (+)= sum_k A[i*rsA + k*csA] * B[k*rsB + j*csB]`` for row-major C
-(``accumulate`` holds the bits ``ACCUMULATE`` and ``COLUMNS_OWNED``):
-every transposition is a choice of strides. Then, when ``epilogue`` is not null,
+(``accumulate`` holds the bits ``ACCUMULATE``, ``COLUMNS_OWNED``, ``TILE_C`` and
+``ROUND_B``: B rounded to bf16 as it is packed): every transposition is a choice of
+strides. Then, when ``epilogue`` is not null,
 ``epilogue(ctx, C, ldc, i0, j0, rows, cols)`` runs on each finished micro-tile of C while
 it is still in L1 (bias, activation, column sums, an optimizer's update: the fused
 epilogue). A null ``C`` asks for a scratch matrix that only the epilogue reads (every
@@ -49,6 +50,7 @@ from dataclasses import dataclass, replace
 
 from llvmlite import ir
 
+from kcompile.codegen.kernel import round_bf16
 from kcompile.codegen.loops import F32, I32, I64, PTR, for_range, for_reduce, function_type, i64
 from kcompile.codegen.parallel import CHUNK_FN, threads_for_a_job
 from kcompile.ir import abi
@@ -265,13 +267,14 @@ def _transpose(b: ir.IRBuilder, rows: list[ir.Value], width: int) -> list[ir.Val
     return rows
 
 
-def _pack_b(module: ir.Module, t: Tile) -> ir.Function:
+def _pack_b(module: ir.Module, t: Tile, rounded: bool = False) -> ir.Function:
     """``void pack(i64 kc, i64 ncols, ptr B, i64 rsB, i64 csB, ptr dst)``: ``kc`` rows of
-    ``ncols`` columns of B into panels of ``kc x NR``, the last one zero padded."""
+    ``ncols`` columns of B into panels of ``kc x NR``, the last one zero padded; with
+    ``rounded`` (``kc_pack_b_round``), each element then rounded to bf16 in place, while
+    the panels are in cache (``ROUND_B``)."""
     vec = _vec(t)
-    fn = ir.Function(
-        module, ir.FunctionType(ir.VoidType(), [I64, I64, PTR, I64, I64, PTR]), "kc_pack_b"
-    )
+    name = "kc_pack_b_round" if rounded else "kc_pack_b"
+    fn = ir.Function(module, ir.FunctionType(ir.VoidType(), [I64, I64, PTR, I64, I64, PTR]), name)
     fn.linkage = "internal"
     kc, ncols, src_b, rs, cs, dst = fn.args
     src_b.add_attribute("noalias")
@@ -312,6 +315,10 @@ def _pack_b(module: ir.Module, t: Tile) -> ir.Function:
                         _pack_gathered(b, module, t, done, kc, cols_left, src, rs, cs, panel)
                     with generic:
                         _pack_gathered(b, module, t, i64(0), kc, cols_left, src, rs, cs, panel)
+    if rounded:
+        with for_range(b, b.mul(b.mul(panels, kc), i64(t.nv)), "v") as v:
+            at = _gep(b, dst, b.mul(v, i64(t.vw)))
+            b.store(round_bf16(b, b.load(at, typ=vec, align=t.vw * 4)), at, align=t.vw * 4)
     b.ret_void()
     return fn
 
@@ -397,6 +404,11 @@ ACCUMULATE, COLUMNS_OWNED = 1, 2  # bits of the ``accumulate`` argument
 # ... and: with no C, each tile of the product may live in a buffer of its own while the
 # epilogue reads it (bits 4, 8 and 16 are ``kc_bgemm``'s).
 TILE_C = 32
+# ... and: B's elements rounded to bf16 as they are packed (every panel packed, none read
+# in place): a ``mixed_bfloat16`` product off the matrix engines rounds its weight operand
+# so, for nothing but the rounding, instead of in a kernel of its own or a copy
+# (``codegen.products``; bits 64 and 128 are ``kc_bgemm``'s too).
+ROUND_B = 256
 
 
 def _ceil_div(b: ir.IRBuilder, x: ir.Value, y: ir.Value) -> ir.Value:
@@ -422,9 +434,10 @@ def _max(b: ir.IRBuilder, x: ir.Value, y: ir.Value) -> ir.Value:
     return b.select(b.icmp_signed(">", x, y), x, y)
 
 
-def _chunk(module: ir.Module, t: Tile, kernels, row_kernels, narrow, pack: ir.Function):
+def _chunk(module: ir.Module, t: Tile, kernels, row_kernels, narrow, packs):
     """``void chunk(ptr job, i64 index)``: columns ``[index*P*NR, (index+1)*P*NR)`` of C
-    for all rows and the whole depth (P panels per chunk, from the job)."""
+    for all rows and the whole depth (P panels per chunk, from the job); ``packs``: B's
+    packing as it is and rounded to bf16 (``ROUND_B``)."""
     fn = ir.Function(module, CHUNK_FN, "kc_gemm_chunk")
     fn.linkage = "internal"
     job, index = fn.args
@@ -461,9 +474,11 @@ def _chunk(module: ir.Module, t: Tile, kernels, row_kernels, narrow, pack: ir.Fu
     row_tiles = _ceil_div(b, m, i64(t.mr))
     t0, t1 = _balanced(b, row_tiles, f["row_chunks"], b.udiv(index, f["col_chunks"]))
     # With few row tiles a packed panel is reused too little to pay for its copy.
+    round_b = b.icmp_unsigned("!=", b.and_(f["acc"], i64(ROUND_B)), i64(0))
     direct = b.and_(
         b.icmp_signed("==", f["csB"], i64(1)), b.icmp_signed("<=", row_tiles, i64(DIRECT_ROW_TILES))
     )
+    direct = b.and_(direct, b.not_(round_b))
     by_column = b.icmp_signed("==", f["rsA"], i64(1))
     by_rows = b.and_(b.icmp_signed("==", f["csA"], i64(1)), b.not_(by_column))
     with for_range(b, groups, "g") as g:
@@ -480,7 +495,12 @@ def _chunk(module: ir.Module, t: Tile, kernels, row_kernels, narrow, pack: ir.Fu
             first_packed = b.select(direct, full_cols, i64(0))
             with b.if_then(b.icmp_signed("<", first_packed, cols)):
                 ragged = _gep(b, src, b.mul(first_packed, f["csB"]))
-                b.call(pack, [kc, b.sub(cols, first_packed), ragged, f["rsB"], f["csB"], packed])
+                args = [kc, b.sub(cols, first_packed), ragged, f["rsB"], f["csB"], packed]
+                with b.if_else(round_b) as (rounding, plain):
+                    with rounding:
+                        b.call(packs[1], args)
+                    with plain:
+                        b.call(packs[0], args)
             # A transposed A is read in place when its slivers are short enough to stay
             # in L1 even when its rows are a power of two apart (L1 sets conflict).
             column_in_place = b.and_(by_column, b.icmp_signed("<=", kc, i64(IN_PLACE_DEPTH)))
@@ -781,7 +801,7 @@ def _partial_chunk(module: ir.Module, t: Tile, chunk: ir.Function) -> ir.Functio
         "B": b.ptrtoint(_gep(b, b_, b.mul(k0, _field(b, base, "rsB"))), I64),
         "C": b.ptrtoint(block, I64),
         "ldc": n,
-        "acc": i64(0),
+        "acc": b.and_(_field(b, base, "acc"), i64(ROUND_B)),  # a partial sum overwrites
         "epi": i64(0),
         "col_chunks": i64(1),
         "row_chunks": i64(1),
@@ -849,7 +869,8 @@ def add_gemm(module: ir.Module, t: Tile) -> None:
     kernels = [_micro_kernel(module, t, rows) for rows in range(1, t.mr + 1)]
     row_kernels = [_micro_kernel(module, t, rows, a_by_rows=True) for rows in range(1, t.mr + 1)]
     narrow = [_micro_kernel(module, t, t.mr, by_rows, narrow=True) for by_rows in (False, True)]
-    chunk = _chunk(module, t, kernels, row_kernels, narrow, _pack_b(module, t))
+    packs = (_pack_b(module, t), _pack_b(module, t, rounded=True))
+    chunk = _chunk(module, t, kernels, row_kernels, narrow, packs)
     splitters = (_partial_chunk(module, t, chunk), _total_chunk(module, t))
     _gemm(module, t, chunk, module.globals[abi.PARALLEL_FOR.symbol], splitters)
 

@@ -180,6 +180,8 @@ def _as_product(node: Node) -> _Product | None:
     a, b = product.inputs
     if product.attrs["transpose_a"] or a.rank != 2 or b.rank != 2:
         return None
+    if product.attrs.get("round_operands"):
+        return None  # its packing does not round: the runtime's product does
     if not all(isinstance(d, int) for d in (*b.shape, a.shape[1])):
         return None
     if body is None:

@@ -23,7 +23,14 @@ from kcompile.codegen.bf16_gemm import (
 )
 from kcompile.codegen.conv import GEOMETRY, POOLED, declare_conv, declare_conv_filter
 from kcompile.codegen.emitters import emits
-from kcompile.codegen.gemm import ACCUMULATE, COLUMNS_OWNED, GEMM, TILE_C, declare_gemm
+from kcompile.codegen.gemm import (
+    ACCUMULATE,
+    COLUMNS_OWNED,
+    GEMM,
+    ROUND_B,
+    TILE_C,
+    declare_gemm,
+)
 from kcompile.codegen.kernel import Kernel, Operand
 from kcompile.codegen.loops import I64, PTR, i64
 from kcompile.codegen.target import host
@@ -114,13 +121,20 @@ def on_bf16_engine(
 
 
 def gemm_for(module: ir.Module, node: Node, dims: tuple = ()) -> ir.Function:
-    """The runtime's product for a matmul node: ``kc_bgemm`` where ``on_bf16_engine`` or
-    where the product rounds operands itself (``round_operands``: its portable path off
-    the engines, ``bgemm_flags``), else ``kc_sgemm`` (which gives the same products of
-    bf16 values, f32 sums)."""
-    if on_bf16_engine(node, dims) or node.attrs.get("round_operands") or stored_bf16(node):
+    """The runtime's product for a matmul node: ``kc_bgemm`` where ``on_bf16_engine``, where
+    an operand is stored in bf16 or where the product rounds its A itself (its portable
+    path off the engines, ``bgemm_flags``), else ``kc_sgemm`` (which gives the same
+    products of bf16 values, f32 sums, and rounds a B itself: ``ROUND_B``)."""
+    if on_bf16_engine(node, dims) or stored_bf16(node) or _rounds_a(node):
         return declare_bgemm(module)
     return declare_gemm(module)
+
+
+def _rounds_a(node: Node) -> bool:
+    """Whether a product rounds its A itself (``round_operands``): off the engines,
+    ``kc_bgemm``'s portable path copies it; a B to round ``kc_sgemm`` rounds as it packs
+    it (``ROUND_B``)."""
+    return 0 in (node.attrs.get("round_operands") or ())
 
 
 def stored_bf16(node: Node) -> int:
@@ -139,8 +153,8 @@ def bgemm_flags(node: Node, dims: tuple) -> int:
     if on_bf16_engine(node, dims):
         return stored
     rounds = node.attrs.get("round_operands") or ()
-    if not rounds and not stored:
-        return 0
+    if not stored and not _rounds_a(node):
+        return ROUND_B if 1 in rounds else 0  # kc_sgemm's own bit
     kept = (A_ROUNDED if 0 not in rounds else 0) | (B_ROUNDED if 1 not in rounds else 0)
     return PORTABLE | kept | stored
 

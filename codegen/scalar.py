@@ -11,6 +11,7 @@ from collections.abc import Callable
 
 from llvmlite import ir
 
+from kcompile.codegen.kernel import round_bf16
 from kcompile.codegen.loops import F32, I1, I8, I32
 from kcompile.codegen.mathfn import MathLib
 from kcompile.ir import DType
@@ -156,26 +157,14 @@ def _cast(b, m, a, t, attrs):
 
 def _round_to(b, m, a, t, attrs):
     """f32 rounded to a narrow float, held in f32: bf16 by integer rounding of the bits
-    (to nearest, ties to even; NaN stays a quiet NaN), f16 through LLVM's half type."""
+    (``codegen.kernel.round_bf16``), f16 through LLVM's half type."""
     x = a[0]
     if attrs["dtype"] == "f16":
         half = ir.HalfType()
         if isinstance(x.type, ir.VectorType):
             half = ir.VectorType(half, x.type.count)
         return b.fpext(b.fptrunc(x, half), x.type)
-    ints = ir.VectorType(I32, x.type.count) if isinstance(x.type, ir.VectorType) else I32
-
-    def const(value: int) -> ir.Constant:
-        if isinstance(ints, ir.VectorType):
-            return ir.Constant(ints, [ir.Constant(I32, value)] * ints.count)
-        return ir.Constant(I32, value)
-
-    bits = b.bitcast(x, ints)
-    odd = b.and_(b.lshr(bits, const(16)), const(1))
-    rounded = b.and_(b.add(b.add(bits, const(0x7FFF)), odd), const(-0x10000))
-    quiet = b.and_(b.or_(bits, const(0x400000)), const(-0x10000))
-    nan = b.fcmp_unordered("uno", x, x)
-    return b.bitcast(b.select(nan, quiet, rounded), x.type)
+    return round_bf16(b, x)
 
 
 SCALAR_RULES: dict[str, ScalarRule] = {

@@ -28,6 +28,9 @@ from kcompile.passes.fuse import _emit_group
 from kcompile.passes.rewrite import copy_node, groups_in_order, rebuild
 
 MAX_COLUMNS = 2048
+# Off: a column sum reading a product may be taken into a row kernel (an A/B of
+# ``_a_products_epilogue``: benchmarks/mixed_flag_ab.py).
+SUMS_IN_EPILOGUES = True
 
 
 def _signature(node: Node) -> RowSignature | None:
@@ -117,11 +120,29 @@ def find_row_groups(graph: Graph) -> dict[Node, int]:
     # A group without a row reduction, argmax or one_hot is a plain elementwise chain:
     # leave it to the elementwise and matmul-epilogue fusion.
     row_specific = {g for n, g in group.items() if n in sig and _is_row_specific(n)}
+    if SUMS_IN_EPILOGUES:
+        row_specific -= {g for g in row_specific if _a_products_epilogue(members[g])}
     return {
         n: g
         for n, g in group.items()
         if n in sig and g in row_specific and _valid(*group_sig[g]) and len(members[g]) >= 3
     }
+
+
+def _a_products_epilogue(members: list[Node]) -> bool:
+    """A group whose only row work is summing columns over the batch (a bias's gradient)
+    and that reads a product: the product's fused epilogue does it with the tile in
+    registers (``passes.fuse``'s column sums). Under ``mixed_bfloat16`` the roundings
+    around a ReLU's mask (``round_to select round_to reduce_sum``) made such a chain long
+    enough to be taken for a row kernel: one more pass over [N, 512] in the wide MLP's
+    train step, twice (~0.3 of its 11 ms on a 2-core AMD EPYC)."""
+    inside = set(members)
+    specific = [n for n in members if _is_row_specific(n)]
+    return all(is_sum_over_rows(n) for n in specific) and any(
+        v.node is not None and v.node.op == "matmul" and v.node not in inside
+        for n in members
+        for v in n.inputs
+    )
 
 
 def _static_counts(graph: Graph) -> Graph:

@@ -144,10 +144,12 @@ def round_in_products(graph: Graph, bf16_engine: bool = True) -> Graph:
     reshapes moves past them (rounding commutes with a reshape).
 
     ``bf16_engine`` (``PipelineOptions``): whether the CPU lowered for has a bf16 engine.
-    Without one, a product rounds its operands into a copy (the portable path), so a
-    value read by several products would be rounded once per product: it keeps its
-    rounding kernel (the MLP's step at batch 256 ran 5% faster so, single threaded; on
-    AMX moving it paid: 540 against 602 us)."""
+    Without one, a product rounds its A into a copy (the portable path), so a value read
+    as A by several products would be rounded once per product: it keeps its rounding
+    kernel (the MLP's step at batch 256 ran 5% faster so, single threaded; on AMX moving
+    it paid: 540 against 602 us). A value every product reads as B (a weight: the
+    forward product and the input gradient's) moves there too: ``kc_sgemm`` rounds a B
+    as it packs it, for nothing but the rounding."""
     users = graph.users()
     outputs = {v for _, v in graph.outputs}
     moved: dict[Node, dict[int, None]] = {}
@@ -158,7 +160,9 @@ def round_in_products(graph: Graph, bf16_engine: bool = True) -> Graph:
         if not _stored(node.inputs[0]):
             continue
         uses = _product_uses(node.outputs[0], users, outputs)
-        if uses is None or (not bf16_engine and len(uses) > 1):
+        if uses is None:
+            continue
+        if not bf16_engine and len(uses) > 1 and any(position != 1 for _, position in uses):
             continue
         dropped.add(node)
         for product, position in uses:

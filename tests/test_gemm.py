@@ -4,10 +4,11 @@ wide column groups, split-K, and 1 or 2 threads, against a float64 numpy referen
 
 import ctypes
 
+import ml_dtypes
 import numpy as np
 import pytest
 
-from kcompile.codegen.gemm import Tile
+from kcompile.codegen.gemm import ACCUMULATE, ROUND_B, Tile
 from kcompile.codegen.runtime_library import Runtime, keep_alive, runtime, runtime_ir
 from kcompile.codegen.target import CompileTimes, LoadedCode, compile_module
 from tests.threads import on_threads
@@ -93,6 +94,28 @@ def test_sgemm_large_product_on_two_threads_matches_one(rng):
             results.append(out)
     # Each element is summed in the same order whatever the number of threads.
     np.testing.assert_array_equal(results[0], results[1])
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_sgemm_rounds_b_to_bf16_as_it_packs_it(rng, threads):
+    """``ROUND_B``: ``A · bf16(B)`` (``ml_dtypes``' rounding), through every way B is packed
+    (rows, transposed, ragged, gathered from any strides), at sizes that would read B in
+    place (few rows of C) and that split K, accumulating or not. Unrounded, the results
+    would be off by ~2^-9 of B's elements, far outside the tolerance."""
+    with on_threads(threads) as rt:
+        for m, depth, n in SHAPES:
+            for tb, steps in ((False, None), (True, None), (False, (2, 3))):
+                a, b = _operands(rng, m, depth, n, False, tb)
+                if steps:
+                    b = _strided(rng, (depth, n), steps)
+                start = rng.standard_normal((m, n)).astype(np.float32)
+                for accumulate in (False, True):
+                    out = start.copy()
+                    rt.sgemm(a, b, out, accumulate=ROUND_B | (ACCUMULATE if accumulate else 0))
+                    rounded = b.astype(ml_dtypes.bfloat16).astype(np.float64)
+                    want = a.astype(np.float64) @ rounded + (start if accumulate else 0)
+                    tolerance = 1e-5 * max(1.0, np.sqrt(depth))
+                    np.testing.assert_allclose(out, want, rtol=1e-5, atol=tolerance)
 
 
 TILES = [Tile(vw=16, mr=12), Tile(vw=8, mr=6), Tile(vw=4, mr=4, nv=3, kc=64)]

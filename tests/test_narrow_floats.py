@@ -11,6 +11,7 @@ import pytest
 
 import kcompile.codegen.products as products
 from kcompile.codegen.bf16_gemm import PORTABLE, has_engine
+from kcompile.codegen.gemm import ROUND_B
 from kcompile.codegen.products import bgemm_flags, on_bf16_engine, product_dims
 from kcompile.codegen.target import host
 from kcompile.ir import BATCH, DType, Graph, ShapeError, TensorType, interpret, verify
@@ -153,9 +154,9 @@ ENGINES = ["host", "none"]
 def test_native_products_give_the_bits_of_separate_roundings(
     rng, monkeypatch, threads, engine, depth, width
 ):
-    """Rounding in the product (its engine's packing, or the portable path's copies)
-    gives the bits rounding kernels gave before the same product; ``engine`` none:
-    codegen told the CPU has no bf16 engine (``kc_bgemm``'s portable path then)."""
+    """Rounding in the product (its engine's packing; off it, the portable path's copy of
+    A, ``kc_sgemm``'s packing of B) gives the bits rounding kernels gave before the same
+    product; ``engine`` none: codegen told the CPU has no bf16 engine."""
     monkeypatch.setenv("KCOMPILE_CACHE", "0")
     if engine == "none":
         monkeypatch.setattr(products, "has_engine", lambda features: False)
@@ -170,12 +171,14 @@ def test_native_products_give_the_bits_of_separate_roundings(
         if node.traits.kernel_body:
             pending += node.attrs["body"].nodes
         elif node.op == "matmul" and node.attrs.get("round_operands"):
-            on_engine = on_bf16_engine(node)
-            portable = bool(bgemm_flags(node, product_dims(node)) & PORTABLE)
-            found.append((on_engine, portable))
+            flags = bgemm_flags(node, product_dims(node))
+            path = "portable" if flags & PORTABLE else "packing" if flags & ROUND_B else None
+            found.append((on_bf16_engine(node), path, 0 in node.attrs["round_operands"]))
     narrow = min(depth, width) < BGEMM_MIN_DIM
-    path = "engine" if engine == "host" and not narrow else "portable"
-    assert found and all(f == (path == "engine", path == "portable") for f in found), found
+    if engine == "host" and not narrow:
+        assert found and all(f[:2] == (True, None) for f in found), found
+    else:  # x, read as A by both products, keeps its kernel; w and dy, read as B, move
+        assert found and all(f == (False, "packing", False) for f in found), found
     runs = [
         make_executable(graph, "llvm", PassManager(default_passes(disable)))
         for disable in (set(), {"round_in_products"})
