@@ -19,6 +19,7 @@ import numpy as np
 
 from kcompile.ir import DType, Graph, Node, TensorType, Value
 from kcompile.ir.traits import Pattern
+from kcompile.passes.rewrite import rebuild
 
 F32 = DType.f32
 # Products codegen may run on a bf16 engine when their operands hold bf16 values: a
@@ -43,7 +44,40 @@ def hold_narrow_floats(graph: Graph) -> Graph:
     """``graph`` with every narrow float held in f32 (the same graph when it has none)."""
     if not has_narrow_floats(graph):
         return graph
-    return _rewrite(graph, round_inputs=True)
+    return _sink_rounded_reductions(_rewrite(graph, round_inputs=True))
+
+
+def _sink_rounded_reductions(graph: Graph) -> Graph:
+    """A reduction's rounding read only through a reshape moved past it (rounding commutes
+    with a reshape). A row sum [N, H, T] rounded, then reshaped to [N, H, T, 1] for the
+    ops that broadcast it, kept its rounding out of the row kernel (``passes.fuse_rows``
+    reads an op on [N, H, T] as one over rows [N, H] of T columns): attention's softmax
+    gradient under ``mixed_bfloat16`` ran as two batch-row chains and a rounding kernel
+    between them instead of one chain."""
+    users = graph.users()
+    outputs = {v for _, v in graph.outputs}
+    sunk = {
+        n
+        for n in graph.nodes
+        if n.op == "round_to"
+        and (producer := n.inputs[0].node) is not None
+        and producer.traits.reduction is not None
+        and n.outputs[0] not in outputs
+        and [u.op for u in users.get(n.outputs[0], [])] == ["reshape"]
+    }
+    if not sunk:
+        return graph
+
+    def visit(new: Graph, node: Node, args: list[Value]):
+        if node in sunk:
+            return [args[0]]
+        rounding = node.inputs[0].node if node.op == "reshape" else None
+        if rounding not in sunk:
+            return None
+        (reshaped,) = new.emit("reshape", args, dict(node.attrs), node.layer)
+        return new.emit("round_to", [reshaped], dict(rounding.attrs), rounding.layer)
+
+    return rebuild(graph, visit)
 
 
 def _rewrite(graph: Graph, round_inputs: bool) -> Graph:

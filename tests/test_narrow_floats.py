@@ -198,6 +198,25 @@ def test_native_products_give_the_bits_of_separate_roundings(
                 np.testing.assert_allclose(got[name], reference[name], rtol=2**-7, atol=1e-5)
 
 
+def test_a_rounded_row_sum_read_through_a_reshape_joins_its_row_kernel(rng):
+    """A bf16 row sum reshaped to broadcast over its rows (a softmax gradient's) is rounded
+    after the reshape: the same bits, and the whole chain is one row kernel."""
+    g = Graph("row_sum")
+    x = g.add_input("x", TensorType(F32, (BATCH, 4, 6)), "data")
+    xb = _bf16(x)
+    total = B.reshape(B.reduce_sum(xb, (2,)), (BATCH, 4, 1))
+    g.set_outputs([("y", B.cast(B.mul(B.sub(xb, total), xb), F32))])
+    held = hold_narrow_floats(g)
+    (rounding,) = [n for n in held.nodes if n.op == "round_to" and n.inputs[0].node is not None
+                   and n.inputs[0].node.op == "reshape"]  # fmt: skip
+    assert rounding.inputs[0].node.inputs[0].node.op == "reduce_sum"
+    feeds = {"x": rng.normal(size=(5, 4, 6)).astype(np.float32)}
+    np.testing.assert_array_equal(interpret(held, feeds)["y"], interpret(g, feeds)["y"])
+    fused = prepare(g, PassManager(default_passes()))
+    kernels = [n for n in fused.nodes if not n.traits.view]
+    assert [n.attrs.get("kind") for n in kernels] == ["row"], print_graph(fused)
+
+
 def test_without_an_engine_a_value_several_products_read_keeps_its_rounding(rng):
     """Off the engines each product rounds its operands into a copy of its own: x, which
     two products read, keeps its one rounding kernel; w1 and w2 (one product each) move."""
