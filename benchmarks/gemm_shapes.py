@@ -2,11 +2,18 @@
 GFLOP/s and the share of the FMA peak (``kcompile.tools.machine``) of those threads.
 
     python benchmarks/gemm_shapes.py [--threads 1,2] [--rounds 10] [--against OLD_GEMM.py ...]
+    python benchmarks/gemm_shapes.py --flag NAME [--threads 2]
 
 ``--against`` builds a second runtime from another copy of ``codegen/gemm.py`` (say the
 committed one, ``git show HEAD:codegen/gemm.py > /tmp/gemm_old.py``) and times the two
 interleaved in one process, which is how a change to the GEMM is judged on a shared
-machine. No epilogue runs here: ``kcompile profile`` shows the fused kernels.
+machine. ``--flag NAME`` builds the whole runtime library twice, with a boolean of
+``codegen.gemm`` named ``NAME`` off and on, and times the two (the two built alike: a
+copy through ``--against`` ran at about half the process's own runtime's rate at two
+threads even when it was the same file, on a 2-core AMD EPYC). A flag's effect on a
+model needs a process per setting, each with a compile cache of its own
+(``KCOMPILE_CACHE_DIR``): the cache's key does not see flags. No epilogue runs here: ``kcompile profile``
+shows the fused kernels.
 """
 
 from __future__ import annotations
@@ -88,6 +95,30 @@ def from_file(path: str) -> Gemm:
     return Gemm({name: code.address(name) for name in names}, code)
 
 
+def with_flag(name: str, value: bool) -> Gemm:
+    """The runtime library built with ``codegen.gemm``'s module flag ``name`` set to
+    ``value`` (restored after)."""
+    from kcompile.codegen import gemm
+    from kcompile.codegen.runtime_library import Runtime, keep_alive, runtime_ir
+    from kcompile.codegen.target import (
+        RUNTIME_SPEED_LEVEL,
+        CompileTimes,
+        LoadedCode,
+        compile_module,
+    )
+
+    before = getattr(gemm, name)
+    setattr(gemm, name, value)
+    try:
+        text = runtime_ir()
+    finally:
+        setattr(gemm, name, before)
+    code = LoadedCode(compile_module(text, CompileTimes(), speed=RUNTIME_SPEED_LEVEL).object_code)
+    keep_alive(code)
+    rt = Runtime(code, CompileTimes(), False)
+    return Gemm(rt.addresses, rt)
+
+
 def best_seconds(fn, repeats: int, budget: float = 0.004, clock=time.perf_counter) -> float:
     """The best time of one call, over ``repeats`` runs of about ``budget`` seconds each."""
     fn()
@@ -120,6 +151,7 @@ def main() -> None:
     )
     parser.add_argument("--no-current", action="store_true", help="time only --against's")
     parser.add_argument("--only", default="", help="shapes whose name contains this")
+    parser.add_argument("--flag", help="a flag of codegen/gemm.py to time off against on")
     args = parser.parse_args()
     from kcompile.tools.machine import machine
 
@@ -127,7 +159,9 @@ def main() -> None:
     if args.ghz:
         peak_core *= args.ghz / machine().ghz
     gemms = {Path(path).stem: from_file(path) for path in args.against}
-    if not args.no_current:
+    if args.flag:
+        gemms |= {f"{args.flag[:10]}={v}": with_flag(args.flag, v) for v in (False, True)}
+    elif not args.no_current:
         gemms["current"] = current()
     rng = np.random.default_rng(0)
     header = f"{'shape':<34} thr " + " ".join(f"{name:>15}" for name in gemms)
