@@ -1,11 +1,11 @@
-"""GFLOP/s of the bf16 convolution (``codegen.bf16_conv``: ``kc_sconv_bf16`` on AMX)
+"""GFLOP/s of the bf16 convolution (``codegen.library.bf16_conv``: ``kc_sconv_bf16`` on AMX)
 against ``kc_sconv`` (f32, Winograd where it applies), and of its kernel gradient
 (``kc_sconv_bf16_filter`` against ``kc_sconv_filter``), on the CNNs' shapes,
 interleaved, best of the rounds, CPU time of the process (the machine is shared).
 
     python benchmarks/bf16_conv.py [--rounds 15] [--threads 1] [--baseline DIR] [--operands]
 
-``--baseline DIR`` (older copies of ``codegen/bf16_gemm.py``, ``bf16_conv.py`` and
+``--baseline DIR`` (older copies of ``codegen/library/bf16_gemm.py``, ``bf16_conv.py`` and
 ``bf16_conv_filter.py`` in DIR) times the bf16 kernels those files define, compiled here
 under other names, interleaved against the current ones (``bf16`` against ``old``): an A/B
 of a change in one process.
@@ -27,18 +27,18 @@ import ml_dtypes
 import numpy as np
 
 import kcompile.codegen
-from kcompile.codegen import runtime_library
-from kcompile.codegen.bf16_conv import BCONV, W_BF16, X_BF16
-from kcompile.codegen.bf16_conv_filter import BFILTER, DY_BF16
-from kcompile.codegen.conv import GEOMETRY
-from kcompile.codegen.runtime_library import runtime
-from kcompile.codegen.target import (
+from kcompile.codegen.building.target import (
     RUNTIME_SPEED_LEVEL,
     CompileTimes,
     LoadedCode,
     compile_module,
     host,
 )
+from kcompile.codegen.library import runtime_library
+from kcompile.codegen.library.bf16_conv import BCONV, W_BF16, X_BF16
+from kcompile.codegen.library.bf16_conv_filter import BFILTER, DY_BF16
+from kcompile.codegen.library.conv import GEOMETRY
+from kcompile.codegen.library.runtime_library import runtime
 from kcompile.ir import abi
 from kcompile.ir.ops.patches import output_size
 

@@ -1,4 +1,4 @@
-"""GFLOP/s of the bf16 product's paths (``codegen.bf16_gemm``: AMX, AVX512_BF16, the
+"""GFLOP/s of the bf16 product's paths (``codegen.library.bf16_gemm``: AMX, AVX512_BF16, the
 portable one) against the f32 ``kc_sgemm``, on one thread (or ``--threads``).
 
 The machine is shared: the variants run interleaved, round after round, and each one's
@@ -9,7 +9,7 @@ counted its time in wall time), wall time on more.
                                    [--baseline FILE]
                                    [--operands [PATH]]
 
-``--baseline FILE`` (a copy of ``codegen/bf16_gemm.py`` from before a change) compiles
+``--baseline FILE`` (a copy of ``codegen/library/bf16_gemm.py`` from before a change) compiles
 that file's AMX path too, under other names, and times it interleaved as ``amx0``: an
 A/B of a change to the kernel in one process.
 
@@ -28,16 +28,16 @@ import time
 import ml_dtypes
 import numpy as np
 
-from kcompile.codegen import runtime_library
-from kcompile.codegen.bf16_gemm import A_BF16, B_BF16, BGEMM
-from kcompile.codegen.runtime_library import runtime
-from kcompile.codegen.target import (
+from kcompile.codegen.building.target import (
     RUNTIME_SPEED_LEVEL,
     CompileTimes,
     LoadedCode,
     compile_module,
     host,
 )
+from kcompile.codegen.library import runtime_library
+from kcompile.codegen.library.bf16_gemm import A_BF16, B_BF16, BGEMM
+from kcompile.codegen.library.runtime_library import runtime
 from kcompile.ir import abi
 
 SHAPES = [(512, 512, 512), (4096, 128, 128), (256, 784, 512)]  # M, K, N

@@ -1,6 +1,6 @@
 """A/B of a change to the bf16 kernels on whole steps, in one process: each model compiled
 twice, once linked to the current ``kc_bgemm`` / ``kc_sconv_bf16`` /
-``kc_sconv_bf16_filter``, once to those older copies of ``codegen/bf16_gemm.py`` (and, for
+``kc_sconv_bf16_filter``, once to those older copies of ``codegen/library/bf16_gemm.py`` (and, for
 the CNN, ``bf16_conv.py`` and ``bf16_conv_filter.py``) in a folder define (compiled here
 under other names by ``benchmarks/bf16_gemm.py``'s and ``bf16_conv.py``'s ``--baseline``).
 The steps run interleaved, best of the rounds, CPU time (the machine is shared).
@@ -32,10 +32,10 @@ import bf16_gemm
 import cnn_mixed_bfloat16
 import mlp_mixed_bfloat16
 
-from kcompile.codegen.bf16_conv import BCONV
-from kcompile.codegen.bf16_conv_filter import BFILTER
-from kcompile.codegen.bf16_gemm import BGEMM
-from kcompile.codegen.runtime_library import runtime
+from kcompile.codegen.library.bf16_conv import BCONV
+from kcompile.codegen.library.bf16_conv_filter import BFILTER
+from kcompile.codegen.library.bf16_gemm import BGEMM
+from kcompile.codegen.library.runtime_library import runtime
 
 _KEEP: list = []
 

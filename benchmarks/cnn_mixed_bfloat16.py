@@ -1,6 +1,6 @@
 """The Fashion-MNIST CNN (``examples/fashion_cnn.py``) in float32, and under
 ``mixed_bfloat16`` with its convolutions on ``kc_sconv`` (f32) and on ``kc_sconv_bf16``
-(the AMX tiles: ``codegen.bf16_conv``): predict and train steps, interleaved in one
+(the AMX tiles: ``codegen.library.bf16_conv``): predict and train steps, interleaved in one
 process (the machine is shared), best of the rounds, CPU time of this process.
 
     python benchmarks/cnn_mixed_bfloat16.py [--predict-batch 256] [--train-batch 64]
@@ -48,7 +48,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=15)
     args = parser.parse_args()
     os.environ["KCOMPILE_CACHE"] = "0"  # the variants differ in codegen only
-    import kcompile.codegen.products as products
+    import kcompile.codegen.lowering.products as products
 
     original = products.has_amx_conv
     rng = np.random.default_rng(0)

@@ -1,5 +1,5 @@
 """im2col (patches + matrix product) against the implicit GEMM (``conv2d``, which packs
-nothing from patches: ``codegen/conv.py``), compiled, interleaved in one process: the
+nothing from patches: ``codegen/library/conv.py``), compiled, interleaved in one process: the
 forward product and the kernel's gradient (patchesᵀ·dY against ``conv2d_filter``) of the
 convolutions of examples/fashion_cnn.py and examples/small_resnet.py.
 
@@ -13,7 +13,7 @@ import argparse
 import numpy as np
 from timing import median_time
 
-from kcompile.codegen.runtime_library import runtime
+from kcompile.codegen.library.runtime_library import runtime
 from kcompile.ir import BATCH, DType, Graph, TensorType
 from kcompile.ir import build as B
 from kcompile.runtime import make_executable

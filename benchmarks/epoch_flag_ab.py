@@ -5,7 +5,7 @@ run alternately, so that a change of the host's load hits both alike.
 
     python benchmarks/epoch_flag_ab.py MODULE FLAG [--epochs 10] [--steps 1875]
 
-``MODULE`` is imported (``kcompile.codegen.epoch_loop``) and ``FLAG`` set to False, then
+``MODULE`` is imported (``kcompile.codegen.lowering.epoch_loop``) and ``FLAG`` set to False, then
 True, before each executable is traced and compiled (``KCOMPILE_CACHE=0`` is set here:
 the cache does not see flags). Reports wall and CPU time (``time.process_time``, every
 thread) per step, min and median over the epochs, and checks that both variants logged

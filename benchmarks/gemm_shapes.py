@@ -4,11 +4,11 @@ GFLOP/s and the share of the FMA peak (``kcompile.tools.machine``) of those thre
     python benchmarks/gemm_shapes.py [--threads 1,2] [--rounds 10] [--against OLD_GEMM.py ...]
     python benchmarks/gemm_shapes.py --flag NAME [--threads 2]
 
-``--against`` builds a second runtime from another copy of ``codegen/gemm.py`` (say the
-committed one, ``git show HEAD:codegen/gemm.py > /tmp/gemm_old.py``) and times the two
+``--against`` builds a second runtime from another copy of ``codegen/library/gemm.py`` (say the
+committed one, ``git show HEAD:codegen/library/gemm.py > /tmp/gemm_old.py``) and times the two
 interleaved in one process, which is how a change to the GEMM is judged on a shared
 machine. ``--flag NAME`` builds the whole runtime library twice, with a boolean of
-``codegen.gemm`` named ``NAME`` off and on, and times the two (the two built alike: a
+``codegen.library.gemm`` named ``NAME`` off and on, and times the two (the two built alike: a
 copy through ``--against`` ran at about half the process's own runtime's rate at two
 threads even when it was the same file, on a 2-core AMD EPYC). A flag's effect on a
 model needs a process per setting, each with a compile cache of its own
@@ -67,7 +67,7 @@ class Gemm:
 
 
 def current() -> Gemm:
-    from kcompile.codegen.runtime_library import runtime
+    from kcompile.codegen.library.runtime_library import runtime
 
     rt = runtime()
     return Gemm(rt.addresses, rt)
@@ -77,9 +77,9 @@ def from_file(path: str) -> Gemm:
     """A runtime holding only the pool and the GEMM of the module at ``path``."""
     from llvmlite import ir
 
-    from kcompile.codegen.parallel import add_thread_pool
-    from kcompile.codegen.runtime_library import keep_alive
-    from kcompile.codegen.target import CompileTimes, LoadedCode, compile_module, host
+    from kcompile.codegen.building.target import CompileTimes, LoadedCode, compile_module, host
+    from kcompile.codegen.library.parallel import add_thread_pool
+    from kcompile.codegen.library.runtime_library import keep_alive
     from kcompile.ir import abi
 
     spec = importlib.util.spec_from_file_location("gemm_under_test", path)
@@ -96,16 +96,16 @@ def from_file(path: str) -> Gemm:
 
 
 def with_flag(name: str, value: bool) -> Gemm:
-    """The runtime library built with ``codegen.gemm``'s module flag ``name`` set to
+    """The runtime library built with ``codegen.library.gemm``'s module flag ``name`` set to
     ``value`` (restored after)."""
-    from kcompile.codegen import gemm
-    from kcompile.codegen.runtime_library import Runtime, keep_alive, runtime_ir
-    from kcompile.codegen.target import (
+    from kcompile.codegen.building.target import (
         RUNTIME_SPEED_LEVEL,
         CompileTimes,
         LoadedCode,
         compile_module,
     )
+    from kcompile.codegen.library import gemm
+    from kcompile.codegen.library.runtime_library import Runtime, keep_alive, runtime_ir
 
     before = getattr(gemm, name)
     setattr(gemm, name, value)
@@ -151,7 +151,7 @@ def main() -> None:
     )
     parser.add_argument("--no-current", action="store_true", help="time only --against's")
     parser.add_argument("--only", default="", help="shapes whose name contains this")
-    parser.add_argument("--flag", help="a flag of codegen/gemm.py to time off against on")
+    parser.add_argument("--flag", help="a flag of codegen/library/gemm.py to time off against on")
     args = parser.parse_args()
     from kcompile.tools.machine import machine
 

@@ -3,7 +3,7 @@ called alternately, so that a change of the host's load hits both alike.
 
     python benchmarks/loop_flag_ab.py MODULE FLAG [--model lstm|gru] [--calls 300]
 
-``MODULE`` is imported (``kcompile.codegen.scan``) and ``FLAG`` set to False, then True,
+``MODULE`` is imported (``kcompile.codegen.lowering.scan``) and ``FLAG`` set to False, then True,
 before each executable is traced and compiled (``KCOMPILE_CACHE=0`` is set here: the
 cache does not see flags). Each call is one sample: the step's wall and CPU time
 (``time.process_time``, every thread of the process), and each kernel's own time from

@@ -7,7 +7,7 @@ alternately, so that a change of the host's load hits both alike.
     python benchmarks/mixed_flag_ab.py MODULE FLAG [--model encoder] [--calls 200]
         [--batch 32]
 
-e.g. ``kcompile.codegen.batch_products ON_ENGINES`` (attention's products on
+e.g. ``kcompile.codegen.lowering.batch_products ON_ENGINES`` (attention's products on
 ``kc_bgemm``). ``MODULE`` is imported and ``FLAG`` set to False, then True, before each
 step is traced and compiled (``KCOMPILE_CACHE=0``: the cache does not see flags).
 Reports wall and CPU time per step (min and median) and the kernels that moved most.

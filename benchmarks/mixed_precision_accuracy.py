@@ -90,7 +90,7 @@ def main() -> None:
     parser.add_argument("--policies", nargs="+", default=["mixed_bfloat16", "mixed_float16"])
     parser.add_argument("--only", nargs="+", default=list(EXAMPLES), choices=list(EXAMPLES))
     args = parser.parse_args()
-    from kcompile.codegen.target import host
+    from kcompile.codegen.building.target import host
 
     print(f"CPU: {platform.processor() or platform.machine()}, LLVM cpu {host().cpu}")
     header = "| example | float32 | " + " | ".join(args.policies) + " |"

@@ -4,7 +4,7 @@ both alike.
 
     python benchmarks/mlp_flag_ab.py MODULE FLAG [--calls 2000] [--batch 32]
 
-``MODULE`` is imported (``kcompile.codegen.fused``) and ``FLAG`` set to False, then True,
+``MODULE`` is imported (``kcompile.codegen.lowering.fused``) and ``FLAG`` set to False, then True,
 before each executable is traced and compiled (``KCOMPILE_CACHE=0`` is set here: the
 cache does not see flags). Reports wall and CPU time (``time.process_time``, every thread)
 per step, min and median, and each kernel's min / median from the profile counters.

@@ -89,7 +89,7 @@ def main() -> None:
     )
     args = parser.parse_args()
     os.environ["KCOMPILE_CACHE"] = "0"  # the variants differ in codegen and options only
-    import kcompile.codegen.products as products
+    import kcompile.codegen.lowering.products as products
     from kcompile.passes.manager import PipelineOptions
     from kcompile.runtime import prepared
 

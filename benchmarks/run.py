@@ -145,7 +145,7 @@ def worker_torch_matmul(repeats: int) -> dict | None:
 def worker_matmul(repeats: int) -> dict:
     """kcompile's GEMM; in a process of its own, as OpenBLAS's threads spin for a while
     after each call and would take the cores from kcompile's."""
-    from kcompile.codegen.runtime_library import runtime
+    from kcompile.codegen.library.runtime_library import runtime
 
     return _matmul_times(repeats, runtime().sgemm_call)
 
@@ -407,7 +407,7 @@ def worker_versions(_: int) -> str:
 def worker_compile(model: str) -> dict:
     """Seconds to build ``model``'s train, eval and predict functions (first calls), or
     only the runtime library, every piece of it, for ``model == "runtime"``."""
-    from kcompile.codegen.runtime_library import PIECES, runtime
+    from kcompile.codegen.library.runtime_library import PIECES, runtime
 
     if model == "runtime":
         start = time.perf_counter()
@@ -495,7 +495,7 @@ def machine(peer_versions: str) -> list[str]:
 
     cpu = cpu_name()
     from kcompile.codegen import host
-    from kcompile.codegen.runtime_library import tile
+    from kcompile.codegen.library.runtime_library import tile
 
     versions = [
         f"python {platform.python_version()}",
@@ -747,7 +747,7 @@ def float32_target(features: Callable[[str], bool]) -> float:
     """Issue 28's least speedup of ``mixed_bfloat16`` over kcompile's own float32 on a
     CPU with ``features`` (``HostInfo.has``): 3x with AMX-BF16, 1.6x with AVX512_BF16
     alone, else no slower."""
-    from kcompile.codegen.bf16_gemm import has_amx, has_dp
+    from kcompile.codegen.library.bf16_gemm import has_amx, has_dp
 
     return 3.0 if has_amx(features) else 1.6 if has_dp(features) else 1.0
 
@@ -1033,7 +1033,7 @@ def mixed_section(runs: int, rounds: int, repeats: int, cores: int, peer: str) -
     against its own float32, PyTorch eager under autocast and JAX's float32 inference;
     with two or more runs, whether each target held in every one."""
     from kcompile.codegen import host
-    from kcompile.codegen.bf16_gemm import has_amx, has_dp
+    from kcompile.codegen.library.bf16_gemm import has_amx, has_dp
 
     features = host().has
     rows = mixed_rows(float32_target(features))

@@ -1,7 +1,17 @@
 """Lowering graphs to native code through LLVM (llvmlite). Imports only ``ir`` and llvmlite.
 
 ``compile_graph`` is the one entry point: it plans the buffers, and either
-loads the object code from the on-disk cache or lowers, optimizes and emits it.
+loads the object code from the on-disk cache or lowers, optimizes and emits it; ``aot``
+builds artifacts' shared libraries. The folders hold its three concerns:
+
+- ``lowering/``: a graph to LLVM IR, a kernel per node, each op family's emitter;
+- ``library/``: the runtime library every model calls (thread pool, matrix products,
+  convolutions), built once per machine;
+- ``building/``: LLVM IR to object code (the host's or another CPU's), in parts on
+  several cores, and the on-disk cache.
+
+``loops`` and ``fpmode`` (LLVM IR's loops, types and bf16 bits; the floating-point mode)
+serve all three.
 """
 
 from __future__ import annotations
@@ -10,10 +20,18 @@ import ctypes
 import time
 from dataclasses import dataclass
 
-from kcompile.codegen.cache import building, cache_key, read_entry, write_entry
-from kcompile.codegen.guards import GUARD_STATE
-from kcompile.codegen.jobs import compile_parts
-from kcompile.codegen.module import (
+from kcompile.codegen.building.cache import building, cache_key, read_entry, write_entry
+from kcompile.codegen.building.jobs import compile_parts
+from kcompile.codegen.building.target import (
+    CompileTimes,
+    LoadedCode,
+    compile_module,
+    host,
+    pack_objects,
+)
+from kcompile.codegen.library.runtime_library import build_ahead, runtime_for
+from kcompile.codegen.lowering.guards import GUARD_STATE
+from kcompile.codegen.lowering.module import (
     CYCLES,
     ENTRY,
     PROFILE_COUNTERS,
@@ -23,8 +41,6 @@ from kcompile.codegen.module import (
     lower_graph,
     plan_buffers,
 )
-from kcompile.codegen.runtime_library import build_ahead, runtime_for
-from kcompile.codegen.target import CompileTimes, LoadedCode, compile_module, host, pack_objects
 from kcompile.ir import Graph, Node, abi, print_graph
 
 
@@ -40,7 +56,7 @@ class CompiledGraph:
     checked: bool = False
 
     def guard_state(self) -> int:
-        """Address of the checking mode's state (``codegen.guards``); 0 without it."""
+        """Address of the checking mode's state (``codegen.lowering.guards``); 0 without it."""
         if not self.checked:
             return 0
         return abi.bind(abi.GUARD_STATE, self.code.address(GUARD_STATE))()
@@ -151,7 +167,7 @@ def compile_graph(
 def _compile_dumped(graph: Graph, times: CompileTimes, profile: bool, check: bool, dump) -> bytes:
     """The object code of ``graph`` compiled as one module, its LLVM IR before and after
     optimization and its assembly handed to ``dump``."""
-    from kcompile.codegen.target import assembly
+    from kcompile.codegen.building.target import assembly
 
     lowered = lower_graph(graph, times, profile, check, parts=1)
     build_ahead(lowered.llvm_ir)

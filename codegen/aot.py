@@ -15,13 +15,18 @@ import shutil
 import subprocess
 import tempfile
 
-from kcompile.codegen.cache import cache_key, read_entry, write_entry
-from kcompile.codegen.gemm import Tile
-from kcompile.codegen.module import lower_graph
-from kcompile.codegen.packed_products import linked_with
-from kcompile.codegen.products import lowering_for
-from kcompile.codegen.runtime_library import runtime_ir
-from kcompile.codegen.target import RUNTIME_SPEED_LEVEL, CompileTimes, HostInfo, compile_module
+from kcompile.codegen.building.cache import cache_key, read_entry, write_entry
+from kcompile.codegen.building.target import (
+    RUNTIME_SPEED_LEVEL,
+    CompileTimes,
+    HostInfo,
+    compile_module,
+)
+from kcompile.codegen.library.gemm import Tile
+from kcompile.codegen.library.runtime_library import runtime_ir
+from kcompile.codegen.lowering.module import lower_graph
+from kcompile.codegen.lowering.packed_products import linked_with
+from kcompile.codegen.lowering.products import lowering_for
 from kcompile.ir import Graph, print_graph
 
 
@@ -46,7 +51,7 @@ def graph_object(graph: Graph, target: HostInfo, times: CompileTimes | None = No
 
 
 def runtime_object(target: HostInfo, times: CompileTimes | None = None) -> bytes:
-    """The whole runtime library (``codegen.runtime_library``: its base and every piece)
+    """The whole runtime library (``codegen.library.runtime_library``: its base and every piece)
     for ``target``, with the matrix-product tile its vectors fit. Cached: it is the same
     for every artifact of a target, and takes 3 s of LLVM (the base, the bf16 product and
     the convolutions with their Winograd paths)."""

@@ -27,7 +27,7 @@ def _intrinsic(module: ir.Module, name: str) -> ir.Function:
 
 
 def on_x86() -> bool:
-    from kcompile.codegen.target import host
+    from kcompile.codegen.building.target import host
 
     return host().triple.startswith(("x86_64", "amd64"))
 

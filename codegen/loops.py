@@ -100,3 +100,32 @@ def for_reduce(
     b.branch(header)
     b.position_at_end(done)
     accs[:] = phis
+
+
+def widen_bf16(b: ir.IRBuilder, bits: ir.Value) -> ir.Value:
+    """bf16 bits (i16, scalar or vector) as the f32 of the same value: its top half (exact)."""
+    if isinstance(bits.type, ir.VectorType):
+        count = bits.type.count
+        wide = b.zext(bits, ir.VectorType(I32, count))
+        shifted = b.shl(wide, ir.Constant(ir.VectorType(I32, count), [16] * count))
+        return b.bitcast(shifted, ir.VectorType(F32, count))
+    return b.bitcast(b.shl(b.zext(bits, I32), ir.Constant(I32, 16)), F32)
+
+
+def round_bf16(b: ir.IRBuilder, x: ir.Value) -> ir.Value:
+    """f32 (scalar or vector) rounded to the nearest bf16, held in f32: to nearest, ties to
+    even, by integer rounding of the bits (``ml_dtypes``' bits); NaN stays a quiet NaN,
+    overflow goes to infinity."""
+    ints = ir.VectorType(I32, x.type.count) if isinstance(x.type, ir.VectorType) else I32
+
+    def const(value: int) -> ir.Constant:
+        if isinstance(ints, ir.VectorType):
+            return ir.Constant(ints, [ir.Constant(I32, value)] * ints.count)
+        return ir.Constant(I32, value)
+
+    bits = b.bitcast(x, ints)
+    odd = b.and_(b.lshr(bits, const(16)), const(1))
+    rounded = b.and_(b.add(b.add(bits, const(0x7FFF)), odd), const(-0x10000))
+    quiet = b.and_(b.or_(bits, const(0x400000)), const(-0x10000))
+    nan = b.fcmp_unordered("uno", x, x)
+    return b.bitcast(b.select(nan, quiet, rounded), x.type)

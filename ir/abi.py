@@ -28,16 +28,16 @@ class Signature:
 
 # A step: ``void kc_entry(ptr buffers[], i64 n)``.
 ENTRY = Signature("kc_entry", None, ("ptr", "i64"))
-# The native epoch loop (``codegen.epoch_loop``): buffers, sources, order, batch, total, first,
+# The native epoch loop (``codegen.lowering.epoch_loop``): buffers, sources, order, batch, total, first,
 # steps, logs, progress, stop; returns the steps run.
 EPOCH = Signature("kc_epoch", "i64", ("ptr",) * 3 + ("i64",) * 4 + ("ptr",) * 3)
-# The checking mode's state (``codegen.guards``): zones, count, first failing kernel.
+# The checking mode's state (``codegen.lowering.guards``): zones, count, first failing kernel.
 GUARD_STATE = Signature("kc_guard_state", "ptr", ())
 # Profiling: the counter table of a step (``_<owner>`` for a loop body's) and the clock.
 PROFILE_COUNTERS = Signature("kc_profile_counters", "ptr", ())
 CYCLES = Signature("kc_cycles", "i64", ())
 
-# The runtime library (``codegen.parallel``, ``codegen.gemm``).
+# The runtime library (``codegen.library.parallel``, ``codegen.library.gemm``).
 SET_THREADS = Signature("kc_set_threads", None, ("i32",))
 GET_THREADS = Signature("kc_get_threads", "i32", ())
 PARALLEL_FOR = Signature("kc_parallel_for", None, ("ptr", "ptr", "i64"))
@@ -46,10 +46,10 @@ PARALLEL_FOR = Signature("kc_parallel_for", None, ("ptr", "ptr", "i64"))
 GEMM = Signature(
     "kc_sgemm", None, ("i64",) * 3 + ("ptr", "i64", "i64") * 2 + ("ptr", "i64", "i64", "ptr", "ptr")
 )
-# Convolution as implicit GEMM (``codegen.conv``): geometry (i64s), X, W, C, flags,
+# Convolution as implicit GEMM (``codegen.library.conv``): geometry (i64s), X, W, C, flags,
 # epilogue, epilogue context.
 CONV = Signature("kc_sconv", None, ("ptr",) * 4 + ("i64", "ptr", "ptr"))
-# Its kernel's gradient (``codegen.conv``): geometry, X, dY, dW, flags.
+# Its kernel's gradient (``codegen.library.conv``): geometry, X, dY, dW, flags.
 CONV_FILTER = Signature("kc_sconv_filter", None, ("ptr",) * 4 + ("i64",))
 # The sum of a buffer over the replicas of a data-parallel job, in place (``replica_sum``
 # ops call it): data, floats. Without a hook (one process) it leaves the buffer as it is.

@@ -1,6 +1,6 @@
 """Which bf16 products are large enough for the CPU's matrix engines: shared by the pass
 that stores their operands in bf16 (``passes.narrow_storage``) and the codegen that calls
-the engines (``codegen.products``), so that the two agree on which products those are.
+the engines (``codegen.lowering.products``), so that the two agree on which products those are.
 """
 
 from __future__ import annotations

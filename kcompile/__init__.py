@@ -110,14 +110,14 @@ def set_num_threads(count: int) -> None:
         raise ValueError(f"the number of threads must be a positive integer, got {count!r}")
     set_threads(count)
     try:
-        from kcompile.codegen.runtime_library import runtime
+        from kcompile.codegen.library.runtime_library import runtime
     except ImportError:  # no compiler here: only loaded artifacts run
         return
     runtime().set_threads(count)
 
 
 def get_num_threads() -> int:
-    from kcompile.codegen.runtime_library import runtime
+    from kcompile.codegen.library.runtime_library import runtime
 
     return runtime().threads()
 

@@ -321,7 +321,7 @@ def fuse(graph: Graph) -> Graph:
 
 
 # A reduction over the batch axis into at most this many elements runs in chunks of rows on
-# every thread, into partials (codegen/fused.py's ``PARTIALS_MAX``).
+# every thread, into partials (codegen/lowering/fused.py's ``PARTIALS_MAX``).
 BATCH_SUM_MAX = 4096
 # Off: such reductions stay plain reduction kernels (for A/B measurements).
 BATCH_SUMS = True

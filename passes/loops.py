@@ -11,7 +11,7 @@
   gradient of a bias the step adds, a GRU's recurrent bias): the body outputs ``P``
   per step and one reduction over the batch and the time axis follows the loop. The
   body left then computes each batch row alone, so the loop can run on slices of the
-  batch side by side (``codegen.scan``).
+  batch side by side (``codegen.lowering.scan``).
 - What the body computes from invariants alone (a slice of a bias) runs once before
   the loop and comes in as an invariant.
 - A sequence or invariant that the body no longer reads is no longer an operand.
@@ -19,14 +19,14 @@
   recurrent kernel) reads ``W`` transposed once before the loop, so that no step packs
   its transpose again: unless the loop runs on slices of the batch (``ir.rows``), whose
   lowering packs ``W`` once per loop itself, from its transpose as readily
-  (``codegen.packed_products``), and the transposed copy would only cost a kernel.
+  (``codegen.lowering.packed_products``), and the transposed copy would only cost a kernel.
 
 And work moved into a loop: a time-major loop on slices of the batch whose step adds
 its input to a product (an LSTM's ``x_t + h·U``), where that input is the projection of
 another sequence (``x·W + b``, computed for every step before the loop), computes the
 projection in its step instead (``project_in_loops``): the loop's lowering runs both
 products on each tile of the step and the projection's epilogue in the tile's epilogue
-(``codegen.packed_products.paired``), so the projection is never written out (3.6 MB
+(``codegen.lowering.packed_products.paired``), so the projection is never written out (3.6 MB
 for the LSTM(128) at batch 64) and runs on the thread whose rows it is. The numbers are
 those of the projection before the loop up to its GEMM's order of summation in some
 ragged tiles (a last bit).

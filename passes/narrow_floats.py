@@ -174,7 +174,7 @@ def round_in_products(graph: Graph, bf16_engine: bool = True) -> Graph:
     round their operands again while packing them; the product now rounds them once.
     Roundings of computed values stay: they run in the kernel of the op that computes
     them (no pass of their own), and a product on rounded operands keeps ``kc_sgemm``
-    where the engines do not pay (``codegen.products``). A rounding read through
+    where the engines do not pay (``codegen.lowering.products``). A rounding read through
     reshapes moves past them (rounding commutes with a reshape).
 
     ``bf16_engine`` (``PipelineOptions``): whether the CPU lowered for has a bf16 engine.

@@ -4,15 +4,15 @@
 the f32 buffer between two kernels then holds a number a bf16 holds exactly, in twice
 its bytes. After fusion, this pass stores such a value in a bf16 buffer where the kernel
 that makes it and every kernel that reads it can say so: the maker's body ends in a cast
-to ``bf16`` (the rounding it did, now a narrowing store: ``codegen.kernel.LOWERED``),
+to ``bf16`` (the rounding it did, now a narrowing store: ``codegen.lowering.kernel.LOWERED``),
 each reader's body starts with a cast back to ``f32`` (exact: the load widens). The
 numbers are the same bits either way; the bytes written and read, and the arena, are
 halved for those values.
 
 Which kernels may make or read a bf16 buffer is the table below: fused loops (their
-loads and stores go through ``codegen.kernel.Kernel``), the epilogue of a fused product,
+loads and stores go through ``codegen.lowering.kernel.Kernel``), the epilogue of a fused product,
 a rounding of its own, and, as operands, the bf16 products the CPU's engines take
-(``codegen.products`` passes the kernels' bits for them). A reshape passes the storage on
+(``codegen.lowering.products`` passes the kernels' bits for them). A reshape passes the storage on
 to its readers. Graph inputs and outputs, values inside loops and the results of pooling
 epilogues stay f32.
 """
@@ -25,10 +25,10 @@ from kcompile.ir.graph import LOOP_ROLES
 from kcompile.ir.ops.fused import product_of
 
 BF16 = DType.bf16
-# Fused kinds whose kernels load and store any operand through ``codegen.kernel.Kernel``:
+# Fused kinds whose kernels load and store any operand through ``codegen.lowering.kernel.Kernel``:
 # they may make a bf16 buffer and read one.
 LOOPS = frozenset({"elementwise", "reduce", "matmul"})
-# Products that read operands stored in bf16 (``codegen.products``: ``kc_bgemm``,
+# Products that read operands stored in bf16 (``codegen.lowering.products``: ``kc_bgemm``,
 # ``kc_sconv_bf16`` and its filter gradient, each with the operand's bit).
 PRODUCTS = frozenset({"matmul", "conv2d", "conv2d_filter"})
 # Off: products' operands stay f32 (an A/B of what reading them in bf16 buys).
@@ -43,7 +43,7 @@ def store_narrow(graph: Graph, bf16_engine: bool = True) -> Graph:
     would widen a bf16 operand into a copy on every call (the mixed CNN's stem
     convolution: predict 3.05 -> 4.38 ms at batch 256)."""
     if any(v.role in LOOP_ROLES for v in graph.inputs):
-        return graph  # a loop's body: its lowerings (codegen.scan) read f32
+        return graph  # a loop's body: its lowerings (codegen.lowering.scan) read f32
     users = graph.users()
     outputs = {v for _, v in graph.outputs}
     narrow = {
@@ -67,7 +67,7 @@ def _made_rounded(node: Node, v: Value) -> bool:
         return False
     if node.attrs.get("pool"):
         # A pooling epilogue's result buffer holds each window's running maximum of raw
-        # products between rows (``codegen.fused._pooled_epilogue`` pools before a
+        # products between rows (``codegen.lowering.fused._pooled_epilogue`` pools before a
         # monotone body): not bf16 values, which a narrowing store would truncate. (Stored
         # in bf16 it also ran at half the speed: the mixed CNN's predict at batch 256,
         # first convolution 1133 -> 2136 us.) Kept f32, the mixed CNN's step is 1.03x
@@ -109,7 +109,7 @@ def _reads_narrow(node: Node, v: Value, engine: bool) -> bool:
 
 
 def _bf16_product(node: Node) -> bool:
-    """A product of bf16 values the engines take (``codegen.products`` reads its bf16
+    """A product of bf16 values the engines take (``codegen.lowering.products`` reads its bf16
     operands there)."""
     return (
         PRODUCT_OPERANDS
@@ -152,7 +152,7 @@ def _narrowed_body(body: Graph, made: list[int], read: list[int]) -> Graph:
 
     def widened(v: Value) -> Value:
         # Cast where something reads it whole: a loop reads an operand only sliced when
-        # slices alone read it (``codegen.fused``).
+        # slices alone read it (``codegen.lowering.fused``).
         if v not in env:
             env[v] = new.emit("cast", [narrow[v]], {"dtype": DType.f32.value}, "")[0]
         return env[v]
@@ -162,12 +162,12 @@ def _narrowed_body(body: Graph, made: list[int], read: list[int]) -> Graph:
     for node in body.nodes:
         out = node.outputs[0]
         if node.op == "slice" and node.inputs[0] in narrow:
-            # A slice reads its operand in place (codegen.fused): it slices the bf16
+            # A slice reads its operand in place (codegen.lowering.fused): it slices the bf16
             # input, and the cast widens what it reads.
             part = new.emit("slice", [narrow[node.inputs[0]]], dict(node.attrs), node.layer)
             env[out] = new.emit("cast", list(part), {"dtype": DType.f32.value}, node.layer)[0]
             continue
-        if node.op in PRODUCTS:  # reads the operand as stored (``codegen.products``)
+        if node.op in PRODUCTS:  # reads the operand as stored (``codegen.lowering.products``)
             args = [narrow[v] if v in narrow else env[v] for v in node.inputs]
         else:
             args = [widened(v) if v in narrow else env[v] for v in node.inputs]

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 # Under pytest-xdist with a worker per core, a model compiled in one process per core
-# (codegen.jobs) only oversubscribes the cores the other workers hold: the parity and
+# (codegen.building.jobs) only oversubscribes the cores the other workers hold: the parity and
 # example modules ran 102.8 s (user 187 s, sys 7.1 s) against 92.2 s (user 172 s, sys 2.1
 # s) with one process per compile (`-n 2`, cold cache, 2-core AMD EPYC). The split path
 # keeps its own tests (tests/test_compile_jobs.py sets the count it tests).

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from kcompile.codegen.target import for_cpu
+from kcompile.codegen.building.target import for_cpu
 
 
 def skip_where_the_host_is_avx2() -> None:

@@ -7,9 +7,9 @@ from __future__ import annotations
 import llvmlite.binding as llvm
 import pytest
 
+from kcompile.codegen.library.runtime_library import runtime_ir
 from kcompile.codegen.loops import function_type
-from kcompile.codegen.module import lower_graph
-from kcompile.codegen.runtime_library import runtime_ir
+from kcompile.codegen.lowering.module import lower_graph
 from kcompile.ir import BATCH, DType, Graph, TensorType, abi
 from kcompile.ir import build as B
 from kcompile.passes import default_passes

@@ -4,7 +4,7 @@ the same for every artifact of a target, a step's code for every export of one g
 from __future__ import annotations
 
 from kcompile.codegen import aot
-from kcompile.codegen.target import for_cpu
+from kcompile.codegen.building.target import for_cpu
 from tests.classifiers import dense_classifier
 
 

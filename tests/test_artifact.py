@@ -348,7 +348,7 @@ def test_elf_loader_links_calls_and_refuses_what_it_cannot(tmp_path):
     import ctypes
 
     from kcompile.artifact.elf import ElfError, LoadedObject, system_symbol
-    from kcompile.codegen.target import CompileTimes, compile_module
+    from kcompile.codegen.building.target import CompileTimes, compile_module
 
     source = """
     @counter = internal global i64 0

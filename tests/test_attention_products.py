@@ -1,6 +1,6 @@
 """Attention's products read and write through strides: transposes around ``batch_matmul``
 fold into its ``perm_a``/``perm_b``/``perm_out`` (passes/simplify.py) and the kernel reads
-them in place (codegen/batch_products.py). And gelu's derivative is computed where gelu
+them in place (codegen/lowering/batch_products.py). And gelu's derivative is computed where gelu
 is, so the backward product reads it instead of recomputing it."""
 
 from __future__ import annotations
@@ -222,11 +222,11 @@ def _strided_case(m: int, n: int, k: int, layout: str):
     "m, n, k", [(13, 37, 35), (40, 16, 32), (1, 3, 1), (7, 130, 17), (9, 20, 77)]
 )
 def test_small_product_kernel_matches_the_interpreter(rng, layout, m, n, k):
-    """The kernel emitted per shape (codegen/small_products.py): ragged rows (a short last
+    """The kernel emitted per shape (codegen/lowering/small_products.py): ragged rows (a short last
     tile), ragged columns (masked stores), depths past and short of a register transpose's
     block, each way of packing B; 1 and 2 threads."""
-    from kcompile.codegen.module import lower_graph
-    from kcompile.codegen.small_products import fits_small, host_tile
+    from kcompile.codegen.lowering.module import lower_graph
+    from kcompile.codegen.lowering.small_products import fits_small, host_tile
 
     assert fits_small(m, n, k)
     g = _strided_case(m, n, k, layout)
@@ -254,8 +254,8 @@ def test_small_kernel_at_each_vector_width(rng, vw):
 
     from llvmlite import ir as llvm_ir
 
-    from kcompile.codegen.small_products import small_product, tile_shape
-    from kcompile.codegen.target import CompileTimes, LoadedCode, compile_module
+    from kcompile.codegen.building.target import CompileTimes, LoadedCode, compile_module
+    from kcompile.codegen.lowering.small_products import small_product, tile_shape
 
     assert tile_shape(4, 8) == (6, 2) and tile_shape(2, 16) == (12, 2)
     assert tile_shape(8, 16) == (6, 4) and tile_shape(1, 16) == (16, 1)
@@ -301,8 +301,8 @@ def test_exponentials_rebuilt_from_the_softmax_match(rng):
 def test_large_product_keeps_the_gemm_and_its_scale(rng):
     """A product past the small kernel's size runs through the runtime's GEMM, and a folded
     scale is then applied after it."""
-    from kcompile.codegen.module import lower_graph
-    from kcompile.codegen.small_products import fits_small
+    from kcompile.codegen.lowering.module import lower_graph
+    from kcompile.codegen.lowering.small_products import fits_small
 
     m = n = k = 131
     assert not fits_small(m, n, k)

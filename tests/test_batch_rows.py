@@ -1,4 +1,4 @@
-"""Batch-row chains (passes/batch_rows.py, codegen/batch_rows.py): attention's kernels run
+"""Batch-row chains (passes/batch_rows.py, codegen/lowering/batch_rows.py): attention's kernels run
 one batch row at a time, its scores and their gradients kept in a row's scratch. The
 chained graph computes what the graph did (reference interpreter, central differences),
 and the native code computes what the reference does: ragged sizes (odd batch, odd

@@ -1,6 +1,6 @@
 """A reduction over the batch left on its own (a bias gradient that no product epilogue
 took) becomes a one-node reduce loop (passes/fuse.py), which runs on every thread in
-chunks of rows into partials added in chunk order (codegen/fused.py): the reference's
+chunks of rows into partials added in chunk order (codegen/lowering/fused.py): the reference's
 sums, and the same bits on 1 and 2 threads."""
 
 from __future__ import annotations

@@ -216,7 +216,7 @@ def test_every_mixed_measure_is_timed_once_per_round():
 def test_the_mixed_section_tables_each_run_and_their_agreement(monkeypatch):
     """``--mixed-only --runs 2``'s text, its workers replaced by made-up rounds: the
     float32 target follows this CPU's engines, and each run's keys are the rows'."""
-    from kcompile.codegen.target import host
+    from kcompile.codegen.building.target import host
 
     run = _run()
     target = run.float32_target(host().has)

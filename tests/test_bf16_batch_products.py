@@ -1,7 +1,7 @@
 """``batch_matmul`` on bf16 operands (attention under ``mixed_bfloat16``): marked
 ``precision="bf16"`` by ``hold_narrow_floats``, each matrix on ``kc_bgemm`` where the CPU
 has a bf16 engine, every dimension is at least ``BGEMM_MIN_DIM`` and the matrices are too
-large for the small kernels (``codegen.small_products``), on the f32 kernels elsewhere; against the reference at ragged sizes (transposed, permuted, scaled), on 1
+large for the small kernels (``codegen.lowering.small_products``), on the f32 kernels elsewhere; against the reference at ragged sizes (transposed, permuted, scaled), on 1
 and 2 threads, through each path of ``kc_bgemm`` this CPU has (the test ids say which;
 the others are skipped with the reason)."""
 
@@ -11,14 +11,14 @@ import llvmlite.binding as llvm
 import numpy as np
 import pytest
 
-import kcompile.codegen.batch_products as batch_products
-import kcompile.codegen.products as products
-from kcompile.codegen.batch_products import batch_on_bf16_engine
-from kcompile.codegen.bf16_gemm import has_amx, has_dp, has_engine
+import kcompile.codegen.lowering.batch_products as batch_products
+import kcompile.codegen.lowering.products as products
+from kcompile.codegen.building.target import host
+from kcompile.codegen.library.bf16_gemm import has_amx, has_dp, has_engine
+from kcompile.codegen.library.runtime_library import runtime
 from kcompile.codegen.loops import PTR
-from kcompile.codegen.module import lower_graph
-from kcompile.codegen.runtime_library import runtime
-from kcompile.codegen.target import host
+from kcompile.codegen.lowering.batch_products import batch_on_bf16_engine
+from kcompile.codegen.lowering.module import lower_graph
 from kcompile.ir import BATCH, DType, Graph, TensorType, interpret, verify
 from kcompile.ir import build as B
 from kcompile.passes import PassManager, default_passes

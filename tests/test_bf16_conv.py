@@ -1,4 +1,4 @@
-"""The bf16 convolution (``codegen.bf16_conv``, ``kc_sconv_bf16``): each path this CPU has
+"""The bf16 convolution (``codegen.library.bf16_conv``, ``kc_sconv_bf16``): each path this CPU has
 (AMX-BF16; the f32 one, forced with ``PORTABLE``; the test ids say which, AMX is skipped
 with the reason where absent) against numpy on bf16-rounded operands, at ragged sizes
 (odd batch, channels not multiples of 16 or 32, strides, "same" and "valid" padding,
@@ -12,11 +12,18 @@ import ml_dtypes
 import numpy as np
 import pytest
 
-from kcompile.codegen.bf16_conv import BCONV, BCONV_ISA, PORTABLE, W_BF16, X_BF16, has_amx_conv
-from kcompile.codegen.bf16_conv_filter import BFILTER, DY_BF16
-from kcompile.codegen.gemm import ACCUMULATE
-from kcompile.codegen.runtime_library import runtime
-from kcompile.codegen.target import host
+from kcompile.codegen.building.target import host
+from kcompile.codegen.library.bf16_conv import (
+    BCONV,
+    BCONV_ISA,
+    PORTABLE,
+    W_BF16,
+    X_BF16,
+    has_amx_conv,
+)
+from kcompile.codegen.library.bf16_conv_filter import BFILTER, DY_BF16
+from kcompile.codegen.library.gemm import ACCUMULATE
+from kcompile.codegen.library.runtime_library import runtime
 from kcompile.ir import abi
 from kcompile.ir.ops.patches import _ref_conv, _ref_filter, output_size
 from tests.test_conv_kernels import run_conv, run_filter
@@ -200,7 +207,7 @@ def _cnn(keras, seed: int):
 def _engine_convs(model, step: str) -> list[bool]:
     """Whether each conv2d and conv2d_filter of ``model``'s optimized ``step`` graph runs
     on an AMX path (``conv_on_bf16_engine``), kernel bodies included."""
-    from kcompile.codegen.products import conv_on_bf16_engine
+    from kcompile.codegen.lowering.products import conv_on_bf16_engine
     from kcompile.ir import parse_graph
     from kcompile.tools.inspect import pipeline_stages
 
@@ -222,7 +229,7 @@ def test_a_mixed_cnn_predicts_and_trains_as_the_reference(path, threads, monkeyp
     weights: predictions, and the weights after two SGD steps, within bf16 roundings
     (the sums run in another order; a rounding that flips travels)."""
     import kcompile as keras
-    import kcompile.codegen.products as products
+    import kcompile.codegen.lowering.products as products
 
     _skip_unless(path)
     monkeypatch.setenv("KCOMPILE_CACHE", "0")

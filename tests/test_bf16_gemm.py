@@ -1,4 +1,4 @@
-"""The bf16 product (``codegen.bf16_gemm``): each path this CPU has (AMX-BF16,
+"""The bf16 product (``codegen.library.bf16_gemm``): each path this CPU has (AMX-BF16,
 AVX512_BF16, the portable rounding one; the test ids say which, the others are
 skipped with the reason) against numpy on bf16-rounded operands, at ragged sizes, in
 every transposition layout, accumulating, on 1 and 2 threads; and a Dense layer under
@@ -15,9 +15,10 @@ import numpy as np
 import pytest
 
 import kcompile as keras
-from kcompile.codegen import scratch
 from kcompile.codegen.aot import graph_object
-from kcompile.codegen.bf16_gemm import (
+from kcompile.codegen.building.target import for_cpu, host
+from kcompile.codegen.library import scratch
+from kcompile.codegen.library.bf16_gemm import (
     A_BF16,
     A_ROUNDED,
     B_BF16,
@@ -28,15 +29,14 @@ from kcompile.codegen.bf16_gemm import (
     has_dp,
     has_engine,
 )
-from kcompile.codegen.gemm import ACCUMULATE
-from kcompile.codegen.products import (
+from kcompile.codegen.library.gemm import ACCUMULATE
+from kcompile.codegen.library.runtime_library import runtime
+from kcompile.codegen.lowering.products import (
     bgemm_flags,
     lowering_for,
     on_bf16_engine,
     product_dims,
 )
-from kcompile.codegen.runtime_library import runtime
-from kcompile.codegen.target import for_cpu, host
 from kcompile.ir import abi
 from tests.threads import on_threads
 
@@ -272,7 +272,7 @@ def test_bf16_operands_of_any_strides(rng, path, threads):
 
 @pytest.mark.parametrize("path", ["amx", "dp"])
 def test_scratch_buffers_grow_and_large_ones_come_from_the_heap(rng, path):
-    """Calls whose packed operands outgrow the kept scratch buffers (``codegen.scratch``:
+    """Calls whose packed operands outgrow the kept scratch buffers (``codegen.library.scratch``:
     each grown), then one whose packed B is past ``MAX_BYTES`` (from the heap), then a
     small one again: each as numpy on the same values."""
     _skip_unless(path)
@@ -398,9 +398,9 @@ def test_a_runtime_for_an_avx2_cpu_has_the_portable_path_only(rng):
     """The runtime library built for x86-64-v3 (AVX2, a Zen 3's level) holds neither AMX
     nor ``vdpbf16ps`` code: ``kc_bgemm`` rounds and runs ``kc_sgemm``; codegen keeps bf16
     products on ``kc_sgemm`` for it."""
-    from kcompile.codegen.gemm import Tile
-    from kcompile.codegen.runtime_library import Runtime, runtime_ir
-    from kcompile.codegen.target import CompileTimes, LoadedCode, compile_module, for_cpu
+    from kcompile.codegen.building.target import CompileTimes, LoadedCode, compile_module, for_cpu
+    from kcompile.codegen.library.gemm import Tile
+    from kcompile.codegen.library.runtime_library import Runtime, runtime_ir
 
     features = for_cpu("x86-64-v3").has
     assert not has_engine(features)

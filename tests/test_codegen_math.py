@@ -1,6 +1,6 @@
 """The vectorized math functions over dense sweeps of f32 inputs against float64 numpy.
 
-The bounds asserted here are the ones stated in codegen/mathfn.py.
+The bounds asserted here are the ones stated in codegen/lowering/mathfn.py.
 """
 
 from __future__ import annotations
@@ -90,7 +90,7 @@ def _normal_cdf(x: np.ndarray) -> np.ndarray:
 
 @pytest.mark.parametrize("name, max_ulp", [("gelu", 6), ("gelu_grad", 2)])
 def test_gelu_and_its_derivative_within_stated_bound(name, max_ulp):
-    """gelu and gelu's derivative share Φ(x) and exp(-x²/2) (codegen/mathfn.py's _normal):
+    """gelu and gelu's derivative share Φ(x) and exp(-x²/2) (codegen/lowering/mathfn.py's _normal):
     ulps against float64 on -12..10 (below, gelu is under float32's normal range); the
     derivative crosses zero at -0.75, where an absolute bound of float32's spacing at 1
     applies."""

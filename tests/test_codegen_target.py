@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from kcompile.codegen.module import lower_graph
-from kcompile.codegen.target import assembly, host
+from kcompile.codegen.building.target import assembly, host
+from kcompile.codegen.lowering.module import lower_graph
 from kcompile.ir import BATCH, DType, Graph, TensorType
 from kcompile.ir import build as B
 from kcompile.runtime.native import NativeExecutable

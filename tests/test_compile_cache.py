@@ -9,8 +9,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from kcompile.codegen.cache import cache_dir, source_digest, source_roots
-from kcompile.codegen.runtime_library import runtime
+from kcompile.codegen.building.cache import cache_dir, source_digest, source_roots
+from kcompile.codegen.library.runtime_library import runtime
 from kcompile.ir import BATCH, DType, Graph, TensorType
 from kcompile.ir import build as B
 from kcompile.runtime.native import NativeExecutable
@@ -70,7 +70,7 @@ def test_cache_can_be_disabled(monkeypatch, tmp_path):
 
 
 def test_an_unusable_cache_location_warns_once_and_compiles(tmp_path, monkeypatch):
-    from kcompile.codegen import cache as cache_module
+    from kcompile.codegen.building import cache as cache_module
 
     runtime()
     blocker = tmp_path / "a-file"
@@ -129,7 +129,7 @@ def test_the_runtime_library_builds_in_a_child_while_the_model_compiles(tmp_path
     script = (
         "import numpy as np\n"
         "import importlib\n"
-        "r = importlib.import_module('kcompile.codegen.runtime_library')\n"
+        "r = importlib.import_module('kcompile.codegen.library.runtime_library')\n"
         "r.build_ahead()\n"
         "assert r._builder is not None, 'no child was started'\n"
         "rt = r.runtime()\n"
@@ -157,7 +157,7 @@ print("hit" if NativeExecutable(graph(4.0), "test").cache_hit else "compiled", f
 
 
 def test_a_process_waits_for_another_building_the_same_code_and_reads_it(cache):
-    """While a process builds an entry (``codegen.cache.building``), another about to build
+    """While a process builds an entry (``codegen.building.cache.building``), another about to build
     the same one waits, then reads it from the cache: the ranks of a job on one machine
     (and test workers) compile a model once. Here this process holds every lock stripe,
     builds the entry, then lets go: the child, waiting all along, finds it built."""
@@ -166,7 +166,7 @@ def test_a_process_waits_for_another_building_the_same_code_and_reads_it(cache):
     import os
     import subprocess
 
-    from kcompile.codegen.cache import LOCK_STRIPES
+    from kcompile.codegen.building.cache import LOCK_STRIPES
 
     cache.mkdir(parents=True, exist_ok=True)
     fds = [os.open(cache / f".lock-{s:03d}", os.O_CREAT | os.O_RDWR) for s in range(LOCK_STRIPES)]

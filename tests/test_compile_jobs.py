@@ -1,4 +1,4 @@
-"""A model's module compiled in parts on several cores (codegen.split, codegen.jobs), and
+"""A model's module compiled in parts on several cores (codegen.building.split, codegen.building.jobs), and
 the pass pipeline's results taken from the compile cache (kcompile.runtime.prepared)."""
 
 from __future__ import annotations
@@ -15,9 +15,9 @@ import pytest
 
 import kcompile as keras
 from kcompile import layers
-from kcompile.codegen.cache import cache_key
-from kcompile.codegen.module import lower_graph
-from kcompile.codegen.target import pack_objects, unpack_objects
+from kcompile.codegen.building.cache import cache_key
+from kcompile.codegen.building.target import pack_objects, unpack_objects
+from kcompile.codegen.lowering.module import lower_graph
 from kcompile.passes import PassManager, default_passes
 from kcompile.runtime import prepare
 
@@ -87,7 +87,7 @@ import numpy as np
 sys.path.insert(0, {tests!r})
 import test_compile_jobs as t
 import kcompile
-from kcompile.codegen.runtime_library import runtime
+from kcompile.codegen.library.runtime_library import runtime
 runtime()  # built here, not in a child that would hold the second core
 kcompile.utils.set_random_seed(7)
 model = t._cnn()

@@ -1,5 +1,5 @@
 """A split loop's concatenation written in place by the kernel that computes its parts
-(``codegen.concat_in_place``): which concats qualify, and native loops against the
+(``codegen.lowering.concat_in_place``): which concats qualify, and native loops against the
 reference at odd batch sizes on 1 and 2 threads."""
 
 from __future__ import annotations
@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 from llvmlite import ir
 
-from kcompile.codegen.concat_in_place import concats_in_place
-from kcompile.codegen.mathfn import MathLib
-from kcompile.codegen.scan import splits_by_rows
+from kcompile.codegen.lowering.concat_in_place import concats_in_place
+from kcompile.codegen.lowering.mathfn import MathLib
+from kcompile.codegen.lowering.scan import splits_by_rows
 from kcompile.ir import BATCH, DType, Graph, TensorType
 from kcompile.ir import build as B
 from kcompile.runtime import make_executable

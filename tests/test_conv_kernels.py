@@ -1,4 +1,4 @@
-"""The runtime's implicit-GEMM convolution (``codegen/conv.py``), called directly and
+"""The runtime's implicit-GEMM convolution (``codegen/library/conv.py``), called directly and
 through compiled ``conv2d`` nodes with fused epilogues, against the numpy reference at
 ragged sizes (odd batch, odd channels, channel counts not multiples of 16, strides,
 paddings, dilation, 1x1, 3x3 and 1-D kernels, deeper than one block), on 1 and 2
@@ -9,10 +9,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from kcompile.codegen.conv import GEOMETRY, KC, MAX_TAPS
-from kcompile.codegen.gemm import Tile
-from kcompile.codegen.runtime_library import Runtime, runtime, runtime_ir, tile
-from kcompile.codegen.target import CompileTimes, LoadedCode, compile_module
+from kcompile.codegen.building.target import CompileTimes, LoadedCode, compile_module
+from kcompile.codegen.library.conv import GEOMETRY, KC, MAX_TAPS
+from kcompile.codegen.library.gemm import Tile
+from kcompile.codegen.library.runtime_library import Runtime, runtime, runtime_ir, tile
 from kcompile.ir import BATCH, DType, Graph, TensorType, abi, interpret
 from kcompile.ir import build as B
 from kcompile.ir.ops.patches import _ref_conv, _ref_filter, output_size
@@ -439,7 +439,7 @@ def test_batch_statistics_sum_in_the_convolution_on_every_thread(case, rng):
     every thread, added in span order): the reference's values, and the same bits on 1
     and 2 threads; the centred value is computed by each loop that reads it, not
     written."""
-    from kcompile.codegen.conv import SUM_SPAN
+    from kcompile.codegen.library.conv import SUM_SPAN
     from kcompile.passes import PassManager, default_passes
 
     batch, image, channels, filters, strides, padding = case
@@ -528,7 +528,7 @@ def test_the_normalization_gradient_sums_in_the_convolution_before_it(rng):
 
 
 # Kernel gradients of images of at least MIN_PIXELS pixels whose output rows are as wide
-# as the image's: the path that packs nothing (``codegen/conv_filter_rows.py``), with
+# as the image's: the path that packs nothing (``codegen/library/conv_filter_rows.py``), with
 # taps past the left and right sides (edge columns wrapped, then subtracted), past the
 # top and bottom, 1-wide and 5-wide windows, one-sided padding, channels past a sliver
 # and filters past a panel. (N, H, W, C, KH, KW, F, padding)
@@ -543,7 +543,7 @@ ROWS_CASES = [
 
 @pytest.mark.parametrize("case", ROWS_CASES, ids=str)
 def test_a_kernel_gradient_over_whole_rows_packs_nothing(case, rng):
-    from kcompile.codegen.conv_filter_rows import MIN_PIXELS
+    from kcompile.codegen.library.conv_filter_rows import MIN_PIXELS
 
     n, h, width, c, kh, kw, f, padding = case
     assert h * width >= MIN_PIXELS

@@ -1,4 +1,4 @@
-"""Winograd's F(2x2, 3x3) convolution and its kernel gradient (``codegen/conv_winograd.py``):
+"""Winograd's F(2x2, 3x3) convolution and its kernel gradient (``codegen/library/conv_winograd.py``):
 called directly and through ``kc_sconv`` and ``kc_sconv_filter`` (which take them for 3x3
 stride-1 kernels over >= 16 channels in and out), against the numpy reference at ragged sizes (odd batch, odd channels, odd and
 single-column outputs, "same", "valid" and uneven padding, several blocks a chunk), on 1
@@ -11,11 +11,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from kcompile.codegen import conv_winograd
-from kcompile.codegen.conv import GEOMETRY
-from kcompile.codegen.gemm import Tile
-from kcompile.codegen.runtime_library import Runtime, runtime, runtime_ir, tile
-from kcompile.codegen.target import CompileTimes, LoadedCode, compile_module
+from kcompile.codegen.building.target import CompileTimes, LoadedCode, compile_module
+from kcompile.codegen.library import conv_winograd
+from kcompile.codegen.library.conv import GEOMETRY
+from kcompile.codegen.library.gemm import Tile
+from kcompile.codegen.library.runtime_library import Runtime, runtime, runtime_ir, tile
 from kcompile.ir import BATCH, DType, Graph, TensorType, abi
 from kcompile.ir import build as B
 from kcompile.ir.ops.patches import _ref_conv, _ref_filter, output_size

@@ -1,4 +1,4 @@
-"""Equal functions of a module merged before LLVM compiles it (codegen.duplicates)."""
+"""Equal functions of a module merged before LLVM compiles it (codegen.building.duplicates)."""
 
 from __future__ import annotations
 
@@ -10,9 +10,9 @@ from llvmlite import ir
 
 import kcompile as keras
 from kcompile import layers
-from kcompile.codegen.duplicates import merge_duplicates
-from kcompile.codegen.module import lower_graph
-from kcompile.codegen.target import CompileTimes, LoadedCode, compile_module
+from kcompile.codegen.building.duplicates import merge_duplicates
+from kcompile.codegen.building.target import CompileTimes, LoadedCode, compile_module
+from kcompile.codegen.lowering.module import lower_graph
 
 I64 = ir.IntType(64)
 DEFINE = re.compile(r"^define ", re.M)
@@ -103,7 +103,7 @@ def test_a_model_of_repeated_layers_compiles_fewer_functions_and_trains_as_the_r
 ):
     """Twin 7x7 layers: their Adam updates lower to equal kernels. The compiled step, with
     its functions merged, trains as the reference interpreter does."""
-    import kcompile.codegen.module as lowering
+    import kcompile.codegen.lowering.module as lowering
     from kcompile.models import graphs as G
     from kcompile.passes import PassManager, default_passes
     from kcompile.runtime import prepare

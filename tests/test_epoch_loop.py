@@ -48,12 +48,12 @@ def test_epoch_loop_matches_steps_one_by_one(rng, batch):
 
 @pytest.mark.parametrize("parallel", [True, False])
 def test_rows_gathered_on_each_thread_count_match_steps_one_by_one(rng, monkeypatch, parallel):
-    """``codegen.epoch_loop.PARALLEL_GATHER``: each thread gathers a share of a step's
+    """``codegen.lowering.epoch_loop.PARALLEL_GATHER``: each thread gathers a share of a step's
     rows (on 1, 2 and 3 threads; steps of 9 rows and a last one of 1, so some shares are
     unequal or empty) or the calling thread all of them; the logs and weights are those of
     the steps called one by one, bit for bit."""
-    from kcompile.codegen import epoch_loop
-    from kcompile.codegen.module import lower_graph
+    from kcompile.codegen.lowering import epoch_loop
+    from kcompile.codegen.lowering.module import lower_graph
 
     monkeypatch.setenv("KCOMPILE_CACHE", "0")  # the cache does not see the flag
     monkeypatch.setattr(epoch_loop, "PARALLEL_GATHER", parallel)

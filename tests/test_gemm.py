@@ -8,9 +8,9 @@ import ml_dtypes
 import numpy as np
 import pytest
 
-from kcompile.codegen.gemm import ACCUMULATE, ROUND_B, Tile
-from kcompile.codegen.runtime_library import Runtime, keep_alive, runtime, runtime_ir
-from kcompile.codegen.target import CompileTimes, LoadedCode, compile_module
+from kcompile.codegen.building.target import CompileTimes, LoadedCode, compile_module
+from kcompile.codegen.library.gemm import ACCUMULATE, ROUND_B, Tile
+from kcompile.codegen.library.runtime_library import Runtime, keep_alive, runtime, runtime_ir
 from tests.threads import on_threads
 
 SHAPES = [
@@ -151,8 +151,8 @@ def test_sgemm_rejects_mismatched_operands():
 def test_parallel_for_runs_every_chunk_once():
     from llvmlite import ir
 
+    from kcompile.codegen.library.parallel import CHUNK_FN, add_thread_pool
     from kcompile.codegen.loops import I64, PTR, i64
-    from kcompile.codegen.parallel import CHUNK_FN, add_thread_pool
 
     module = ir.Module("pool")
     add_thread_pool(module)

@@ -26,7 +26,7 @@ def neg_writes_one_past_the_end(monkeypatch):
     """The lowering of ``neg`` made to store one element past its result."""
     from llvmlite import ir
 
-    from kcompile.codegen import emitters
+    from kcompile.codegen.lowering import emitters
 
     original = emitters.EMITTERS["neg"]
 

@@ -9,11 +9,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-import kcompile.codegen.products as products
-from kcompile.codegen.bf16_gemm import PORTABLE, has_engine
-from kcompile.codegen.gemm import ROUND_B
-from kcompile.codegen.products import bgemm_flags, on_bf16_engine, product_dims
-from kcompile.codegen.target import host
+import kcompile.codegen.lowering.products as products
+from kcompile.codegen.building.target import host
+from kcompile.codegen.library.bf16_gemm import PORTABLE, has_engine
+from kcompile.codegen.library.gemm import ROUND_B
+from kcompile.codegen.lowering.products import bgemm_flags, on_bf16_engine, product_dims
 from kcompile.ir import BATCH, DType, Graph, ShapeError, TensorType, interpret, verify
 from kcompile.ir import build as B
 from kcompile.ir.engines import BGEMM_MIN_DIM
@@ -234,7 +234,7 @@ def test_without_an_engine_a_value_several_products_read_keeps_its_rounding(rng)
 def test_the_front_end_tells_the_pipeline_whether_the_target_has_an_engine(monkeypatch):
     """``prepare`` sets the manager's options from the CPU lowered for (the host's, or
     ``lowering_for``'s), and the prepared-graph cache keys on them."""
-    import kcompile.codegen.bf16_gemm as bf16_gemm
+    import kcompile.codegen.library.bf16_gemm as bf16_gemm
     from kcompile.passes.manager import PipelineOptions
     from kcompile.runtime import prepared
 

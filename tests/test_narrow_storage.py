@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 
 import kcompile as keras
-import kcompile.codegen.products as products
-from kcompile.codegen.bf16_gemm import has_engine
-from kcompile.codegen.target import host
+import kcompile.codegen.lowering.products as products
+from kcompile.codegen.building.target import host
+from kcompile.codegen.library.bf16_gemm import has_engine
 from kcompile.ir import BATCH, DType, Graph, TensorType, interpret, verify
 from kcompile.ir import build as B
 from kcompile.passes import PassManager, default_passes

@@ -8,11 +8,11 @@ import dataclasses
 
 import pytest
 
-from kcompile.codegen.emitters import EMITTERS
-from kcompile.codegen.fused import lowers_in_loop
-from kcompile.codegen.module import lower_graph  # noqa: F401  (registers every lowering)
-from kcompile.codegen.scalar import SCALAR_RULES
-from kcompile.codegen.step import REGION_EMITTERS
+from kcompile.codegen.lowering.emitters import EMITTERS
+from kcompile.codegen.lowering.fused import lowers_in_loop
+from kcompile.codegen.lowering.module import lower_graph  # noqa: F401  (registers every lowering)
+from kcompile.codegen.lowering.scalar import SCALAR_RULES
+from kcompile.codegen.lowering.step import REGION_EMITTERS
 from kcompile.ir import all_ops
 from kcompile.ir.registry import OpDef, register
 from kcompile.ir.traits import LOOP_KINDS, Pattern, Traits
@@ -40,7 +40,9 @@ def test_every_op_is_whole(name):
     assert callable(op.infer) and callable(op.reference)
     assert op.vjp is None or callable(op.vjp)
     lowered = name in (REGION_EMITTERS if op.traits.nested_graph else EMITTERS)
-    assert lowered, f"{name} has no native lowering (codegen.emitters or codegen.step)"
+    assert lowered, (
+        f"{name} has no native lowering (codegen.lowering.emitters or codegen.lowering.step)"
+    )
     cases = [c for c in CASES if c.op == name]
     assert cases, f"{name} has no case in tests/test_ops.py"
     if op.vjp is not None and any(c.build is not None for c in cases):

@@ -34,10 +34,10 @@ TRAIN = textwrap.dedent(
     model.compile(optimizer="sgd", loss="mse")
     x = np.random.default_rng(0).normal(size=(32, 4)).astype("float32")
     history = model.fit(x, x[:, :1], epochs=2, batch_size=8, verbose=0)
-    import kcompile.codegen.module, kcompile.ir.graph, kcompile.passes.pipeline
+    import kcompile.codegen.lowering.module, kcompile.ir.graph, kcompile.passes.pipeline
     print(json.dumps({
         "loss": history.history["loss"],
-        "files": [m.__file__ for m in (keras, kcompile.ir.graph, kcompile.codegen.module,
+        "files": [m.__file__ for m in (keras, kcompile.ir.graph, kcompile.codegen.lowering.module,
                                        kcompile.passes.pipeline)],
         "top_level": [n for n in ("ir", "passes", "codegen")
                       if importlib.util.find_spec(n) is not None],
@@ -70,7 +70,12 @@ def test_the_wheel_holds_one_top_level_package(wheel):
     names = zipfile.ZipFile(wheel).namelist()
     tops = {n.split("/")[0] for n in names if not n.split("/")[0].endswith(".dist-info")}
     assert tops == {"kcompile"}
-    for module in ("ir/graph.py", "ir/ops/fused.py", "passes/fuse.py", "codegen/module.py"):
+    for module in (
+        "ir/graph.py",
+        "ir/ops/fused.py",
+        "passes/fuse.py",
+        "codegen/lowering/module.py",
+    ):
         assert f"kcompile/{module}" in names
     # Every source folder of the checkout is in the wheel.
     for package in ("ir", "passes", "codegen", "kcompile"):

@@ -1,5 +1,5 @@
 """Products with a loop invariant inside a loop split by batch rows, on the invariant
-packed once per loop (``codegen.packed_products``): which products qualify, and native
+packed once per loop (``codegen.lowering.packed_products``): which products qualify, and native
 loops against the reference at odd batch sizes, on 1 and 2 threads, with the host's
 tile and with AVX2's and an SSE-like one (the same code, narrower vectors), for a fused
 epilogue, a transposed invariant, a depth cut into several blocks and ragged panels."""
@@ -9,12 +9,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from kcompile.codegen import packed_products, scan
-from kcompile.codegen.gemm import Tile
-from kcompile.codegen.module import lower_graph
-from kcompile.codegen.packed_products import PackedB
-from kcompile.codegen.packed_products import packed_products as find_packed
-from kcompile.codegen.scan import splits_by_rows
+from kcompile.codegen.library.gemm import Tile
+from kcompile.codegen.lowering import packed_products, scan
+from kcompile.codegen.lowering.module import lower_graph
+from kcompile.codegen.lowering.packed_products import PackedB
+from kcompile.codegen.lowering.packed_products import packed_products as find_packed
+from kcompile.codegen.lowering.scan import splits_by_rows
 from kcompile.ir import BATCH, DType, Graph, TensorType
 from kcompile.ir import build as B
 from kcompile.runtime import make_executable
@@ -76,7 +76,7 @@ def test_only_products_that_read_an_invariant_on_their_b_side_qualify():
 
 @pytest.fixture(autouse=True)
 def _packing_on(monkeypatch):
-    """Packed products are off by default (codegen.scan.PACK_PRODUCTS: compile time);
+    """Packed products are off by default (codegen.lowering.scan.PACK_PRODUCTS: compile time);
     these tests switch them on, with the compile cache off (its key does not hold it)."""
     monkeypatch.setattr(scan, "PACK_PRODUCTS", True)
     monkeypatch.setenv("KCOMPILE_CACHE", "0")

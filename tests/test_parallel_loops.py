@@ -5,8 +5,8 @@ updates included."""
 import numpy as np
 import pytest
 
-from kcompile.codegen.module import lower_graph
-from kcompile.codegen.parallel import PARALLEL_MIN_WORK
+from kcompile.codegen.library.parallel import PARALLEL_MIN_WORK
+from kcompile.codegen.lowering.module import lower_graph
 from kcompile.ir import BATCH, DType, Graph, TensorType, interpret
 from kcompile.ir import build as B
 from kcompile.runtime import make_executable

@@ -97,8 +97,8 @@ def test_bf16_products_on_amx_are_read_against_amxs_peak():
     """Under mixed_bfloat16 a product that runs on the AMX tiles (kc_bgemm: the host has
     them and its dims reach the engine's block) is read against AMX-BF16's peak; where
     the host has no AMX every product is read against the FMA peak."""
-    from kcompile.codegen.bf16_gemm import has_engine
-    from kcompile.codegen.target import host
+    from kcompile.codegen.building.target import host
+    from kcompile.codegen.library.bf16_gemm import has_engine
     from kcompile.tools.machine import AMX_BF16_FLOPS_PER_CYCLE, Machine
 
     keras.mixed_precision.set_global_policy("mixed_bfloat16")

@@ -1,5 +1,5 @@
 """A loop's input projection computed in its step (``passes.loops.project_in_loops``) and
-the two products of that step run as one kernel (``codegen.packed_products.paired``):
+the two products of that step run as one kernel (``codegen.lowering.packed_products.paired``):
 which loops qualify, native loops against the reference at ragged batches on 1 and 2
 threads (host tile and AVX2's), the same bits as with the projection before the loop,
 and the LSTM's gradients through the rewritten loop against central differences."""
@@ -9,9 +9,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from kcompile.codegen import packed_products, scan
-from kcompile.codegen.gemm import Tile
-from kcompile.codegen.module import lower_graph
+from kcompile.codegen.library.gemm import Tile
+from kcompile.codegen.lowering import packed_products, scan
+from kcompile.codegen.lowering.module import lower_graph
 from kcompile.ir import BATCH, DType, Graph, TensorType, interpret
 from kcompile.ir import build as B
 from kcompile.passes import loops
@@ -226,7 +226,7 @@ def _gradient_like_loop(reverse: bool) -> Graph:
 @pytest.mark.parametrize("on", [True, False])
 @pytest.mark.parametrize("reverse", [False, True])
 def test_a_loop_without_saves_prefetches_the_next_blocks(monkeypatch, rng, on, reverse):
-    """``codegen.scan.PREFETCH_AHEAD``: the step's product asks for the next step's
+    """``codegen.lowering.scan.PREFETCH_AHEAD``: the step's product asks for the next step's
     blocks of the stacks read and written in place; the results are the reference's
     either way (odd batches, 1 and 2 threads)."""
     monkeypatch.setattr(scan, "PREFETCH_AHEAD", on)

@@ -1,6 +1,6 @@
 """Row kernels reading an operand broadcast along some of their row axes (an attention
 mask [N, 1, T, T] over the rows [N, H, T] of the scores): ``passes/fuse_rows.py`` puts
-the op that reads it in the row kernel, and ``codegen/row_loops.py`` (``SpreadRows``)
+the op that reads it in the row kernel, and ``codegen/lowering/row_loops.py`` (``SpreadRows``)
 reads it at each row's own offset, in the phased lowering and in the node-by-node one.
 A broadcast_to a row kernel reads is not expanded in memory: its batch sum is the sum of
 its operand times the copies (``passes/reductions.py``), and a count of static columns

@@ -1,5 +1,5 @@
 """A row kernel's ``exp(x - max(x))`` (softmax, log-softmax) takes the exponential of a
-non-positive argument (codegen/row_loops.py): no overflow half, against the reference at
+non-positive argument (codegen/lowering/row_loops.py): no overflow half, against the reference at
 ragged widths, with -inf, NaN, huge and underflowing entries, on 1 and 2 threads."""
 
 from __future__ import annotations
@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from kcompile.codegen.row_loops import _exps_of_shifted_rows, plan_row
+from kcompile.codegen.lowering.row_loops import _exps_of_shifted_rows, plan_row
 from kcompile.ir import BATCH, DType, Graph, TensorType, interpret
 from kcompile.ir import build as B
 from kcompile.passes import PassManager, default_passes

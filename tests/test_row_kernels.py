@@ -1,4 +1,4 @@
-"""Row kernels in phases (codegen/row_loops.py): softmax, layer normalization and their
+"""Row kernels in phases (codegen/lowering/row_loops.py): softmax, layer normalization and their
 gradients, each one loop per reduction over the row, against the reference at ragged
 row lengths and batches, on 1 and 2 threads."""
 
@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from kcompile.codegen.row_loops import plan_row
+from kcompile.codegen.lowering.row_loops import plan_row
 from kcompile.ir import BATCH, DType, Graph, TensorType, interpret
 from kcompile.ir import build as B
 from kcompile.runtime import make_executable
@@ -203,7 +203,7 @@ def test_the_avx2_build_of_an_encoder_block_trains_as_the_host_build(tmp_path):
 @pytest.mark.parametrize("reduction", ["softmax", "min"])
 def test_row_maximum_propagates_nan_and_inf_as_numpy(cols, reduction):
     """A row's maximum is a compare and a select per vector with NaN tracked beside it
-    (codegen/row_loops.py's reduce_row): a NaN anywhere in the row (a whole vector's lane,
+    (codegen/lowering/row_loops.py's reduce_row): a NaN anywhere in the row (a whole vector's lane,
     the columns past the last whole vector) makes the maximum NaN, as numpy's does."""
     g = Graph("nan_max")
     x = g.add_input("x", _f32(BATCH, cols))

@@ -1,4 +1,4 @@
-"""The runtime library in pieces (``codegen.runtime_library``): the base loads first, the
+"""The runtime library in pieces (``codegen.library.runtime_library``): the base loads first, the
 bf16 product and the convolutions only when code calls them, each cached under a key of
 its own; the pieces call the base's exports, whose types they declare alike; packed
 recurrent products call the library's micro-kernels when its tile is theirs, and carry
@@ -15,11 +15,9 @@ import numpy as np
 import pytest
 
 import kcompile as keras
-from kcompile.codegen import scan
-from kcompile.codegen.gemm import Tile
-from kcompile.codegen.module import lower_graph
-from kcompile.codegen.packed_products import linked_with
-from kcompile.codegen.runtime_library import (
+from kcompile.codegen.building.target import for_cpu
+from kcompile.codegen.library.gemm import Tile
+from kcompile.codegen.library.runtime_library import (
     PIECES,
     base_ir,
     piece_ir,
@@ -28,7 +26,9 @@ from kcompile.codegen.runtime_library import (
     shared_kernels,
     tile,
 )
-from kcompile.codegen.target import for_cpu
+from kcompile.codegen.lowering import scan
+from kcompile.codegen.lowering.module import lower_graph
+from kcompile.codegen.lowering.packed_products import linked_with
 from kcompile.runtime import make_executable
 from tests.test_packed_products import _loop
 
@@ -93,7 +93,7 @@ def test_pieces_load_on_first_use_each_cached_apart(tmp_path):
     process reads all three from the cache."""
     script = (
         "import numpy as np, importlib\n"
-        "r = importlib.import_module('kcompile.codegen.runtime_library')\n"
+        "r = importlib.import_module('kcompile.codegen.library.runtime_library')\n"
         "rt = r.runtime()\n"
         "assert not rt.pieces and not rt.cache_hit\n"
         "conv = rt.addresses['kc_sconv']\n"

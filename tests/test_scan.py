@@ -9,7 +9,7 @@ import dataclasses
 import numpy as np
 import pytest
 
-from kcompile.codegen.module import lower_graph
+from kcompile.codegen.lowering.module import lower_graph
 from kcompile.ir import (
     BATCH,
     DType,

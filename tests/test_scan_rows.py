@@ -1,4 +1,4 @@
-"""Scans run on slices of the batch, one loop per thread (``codegen.scan``): which
+"""Scans run on slices of the batch, one loop per thread (``codegen.lowering.scan``): which
 bodies qualify (``ir.rows``), the sums over the batch that ``passes.loops`` moves out
 of the backward loop so that it qualifies, and native train and predict steps against
 the reference on 1, 2 and 3 threads at batch sizes that do not divide evenly."""
@@ -10,8 +10,8 @@ import pytest
 
 import kcompile as keras
 from kcompile import layers
-from kcompile.codegen.runtime_library import runtime
-from kcompile.codegen.scan import MIN_SLICE_ROWS, splits_by_rows
+from kcompile.codegen.library.runtime_library import runtime
+from kcompile.codegen.lowering.scan import MIN_SLICE_ROWS, splits_by_rows
 from kcompile.ir import BATCH, DType, Graph, TensorType, interpret, parse_graph
 from kcompile.ir import build as B
 from kcompile.ir.rows import separable_rows

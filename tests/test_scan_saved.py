@@ -1,4 +1,4 @@
-"""A time-major loop that saves its carries keeps them in their stacks (``codegen.scan``,
+"""A time-major loop that saves its carries keeps them in their stacks (``codegen.lowering.scan``,
 ``_direct_carries``): each step reads its carries from their saved blocks and writes the
 next ones into the following blocks, instead of copying them. Checked against the
 reference (the saved stacks themselves among the results), forward and reverse, on
@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-import kcompile.codegen.scan as scan_codegen
+import kcompile.codegen.lowering.scan as scan_codegen
 from kcompile.ir import BATCH, DType, Graph, TensorType, interpret
 from kcompile.ir import build as B
 from kcompile.ir.buffers import plan_buffers

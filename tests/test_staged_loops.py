@@ -1,5 +1,5 @@
 """An elementwise loop body whose costly functions feed one another, run in two stages
-per row inside a loop split by batch rows (``codegen.staged_loops``): which bodies are
+per row inside a loop split by batch rows (``codegen.lowering.staged_loops``): which bodies are
 split where, and an LSTM's and a GRU's steps with and without the stages, bit for bit, on 1, 2 and 3
 threads at batch sizes that do not divide evenly (slices of unequal length), and against
 the reference."""
@@ -11,9 +11,9 @@ import pytest
 
 import kcompile as keras
 from kcompile import layers
-from kcompile.codegen import scan
-from kcompile.codegen.module import lower_graph
-from kcompile.codegen.staged_loops import crossing, stages
+from kcompile.codegen.lowering import scan
+from kcompile.codegen.lowering.module import lower_graph
+from kcompile.codegen.lowering.staged_loops import crossing, stages
 from kcompile.ir import BATCH, DType, Graph, TensorType
 from kcompile.ir import build as B
 from tests.threads import on_threads

@@ -1,4 +1,4 @@
-"""The thread pool's poster sleeping on a late chunk (codegen/parallel.py): a pool of its
+"""The thread pool's poster sleeping on a late chunk (codegen/library/parallel.py): a pool of its
 own in a module built here, with a chunk that the poster must wait for."""
 
 from __future__ import annotations
@@ -9,15 +9,15 @@ import numpy as np
 import pytest
 from llvmlite import ir
 
-from kcompile.codegen.loops import I32, I64, i64
-from kcompile.codegen.parallel import (
+from kcompile.codegen.building.target import CompileTimes, LoadedCode, compile_module
+from kcompile.codegen.library.parallel import (
     CHUNK_FN,
     PARK_TIMEOUTS,
     PARKS,
     SYS_SCHED_YIELD,
     add_thread_pool,
 )
-from kcompile.codegen.target import CompileTimes, LoadedCode, compile_module
+from kcompile.codegen.loops import I32, I64, i64
 from kcompile.ir import abi
 
 # A started pool's workers never exit: its code must stay loaded.

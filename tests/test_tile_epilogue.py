@@ -13,10 +13,10 @@ import pytest
 
 import kcompile as keras
 from kcompile import layers
-from kcompile.codegen import products
-from kcompile.codegen.gemm import TILE_C, Tile
-from kcompile.codegen.module import lower_graph
-from kcompile.codegen.target import host
+from kcompile.codegen.building.target import host
+from kcompile.codegen.library.gemm import TILE_C, Tile
+from kcompile.codegen.lowering import products
+from kcompile.codegen.lowering.module import lower_graph
 from kcompile.tools.inspect import parse_graph, pipeline_stages
 from tests.threads import on_threads
 

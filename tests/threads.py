@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Iterator
 
-from kcompile.codegen.runtime_library import Runtime, runtime
+from kcompile.codegen.library.runtime_library import Runtime, runtime
 
 
 @contextlib.contextmanager

@@ -25,7 +25,7 @@ from kcompile.ir.registry import OpDef, register
 from kcompile.ir.types import DType, ShapeError, TensorType
 
 KIND = "rows"  # the ``kind`` attribute, which tools print beside a kernel body's ops
-# Chunks of rows the native code runs at once at most (``codegen.parallel.CHUNKS``): each
+# Chunks of rows the native code runs at once at most (``codegen.library.parallel.CHUNKS``): each
 # has its own slot of the workspace.
 SLOTS = 8
 ALIGN = 64  # each scratch value starts on a cache line

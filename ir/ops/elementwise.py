@@ -132,7 +132,7 @@ def _infer_gelu_grad(types, attrs):
 # gelu_grad(x, y) = Φ(x) + x·φ(x), gelu's derivative at x. ``y`` (gelu(x)) does not enter the
 # value: it is an operand so that the derivative is a consumer of gelu. Placed next to gelu
 # (passes/simplify.py), fusion then computes both in the loop (or product epilogue) that
-# makes gelu — the two share Φ(x) and exp(-x²/2) (codegen/mathfn.py) — and keeps the
+# makes gelu — the two share Φ(x) and exp(-x²/2) (codegen/lowering/mathfn.py) — and keeps the
 # derivative for the backward product instead of the pre-activation, so the backward
 # epilogue is one multiply.
 register(

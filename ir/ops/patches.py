@@ -159,7 +159,7 @@ register(
 
 
 # A direct convolution: the same windows without materializing the patches (codegen runs
-# it as an implicit GEMM, ``codegen.conv``).
+# it as an implicit GEMM, ``codegen.library.conv``).
 
 
 # Below this window size (KH*KW*C) the kernel's gradient goes through the patches.

@@ -4,7 +4,7 @@ Each replica (an MPI rank) computes the op on its own tensor and every one gets 
 sum; synchronized BatchNormalization sums its statistics this way. With one replica,
 and on the reference interpreter, it is the identity. Its gradient is the same sum of
 the incoming gradients: each replica's output depends on every replica's input.
-Compiled code calls the runtime library's hook (``codegen.replicas``) on the result,
+Compiled code calls the runtime library's hook (``codegen.library.replicas``) on the result,
 once per step, in graph order, which is the same on every replica.
 """
 

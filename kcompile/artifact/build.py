@@ -26,8 +26,8 @@ from kcompile.artifact.container import (
 from kcompile.artifact.cpu import machine_arch, required_flags
 from kcompile.artifact.native import STEPS
 from kcompile.codegen.aot import find_linker, graph_object, link_shared, runtime_object
-from kcompile.codegen.cache import codegen_digest
-from kcompile.codegen.target import for_cpu
+from kcompile.codegen.building.cache import codegen_digest
+from kcompile.codegen.building.target import for_cpu
 from kcompile.ir import print_graph
 from kcompile.models import graphs as G
 from kcompile.runtime import prepared
@@ -132,8 +132,8 @@ def _bf16_engine_products(graph, target) -> int:
     """How many of the step's products call ``kc_bgemm`` or ``kc_sconv_bf16`` (bf16
     operands, on AMX-BF16 tiles where ``target`` has them and Linux grants them, else
     their portable paths)."""
-    from kcompile.codegen.batch_products import batch_on_bf16_engine
-    from kcompile.codegen.products import conv_on_bf16_engine, on_bf16_engine
+    from kcompile.codegen.lowering.batch_products import batch_on_bf16_engine
+    from kcompile.codegen.lowering.products import conv_on_bf16_engine, on_bf16_engine
 
     count = 0
     pending = list(graph.nodes)

@@ -1,7 +1,7 @@
 """The replica hook: how compiled ``replica_sum`` ops reach MPI.
 
 The runtime library (the compiler's, and each loaded artifact's) calls one hook per
-process with a buffer to sum over the replicas in place (``codegen.replicas``); here it
+process with a buffer to sum over the replicas in place (``codegen.library.replicas``); here it
 is a ctypes callback around the job's allreduce. A callback cannot raise into native
 code (ctypes would print the error and return), so a failure in it ends the job.
 """
@@ -50,8 +50,8 @@ def uninstall() -> None:
 
 
 def _set(address: int) -> None:
-    if "kcompile.codegen.runtime_library" in sys.modules:  # the compiler is in this process
-        from kcompile.codegen.runtime_library import runtime
+    if "kcompile.codegen.library.runtime_library" in sys.modules:  # the compiler is in this process
+        from kcompile.codegen.library.runtime_library import runtime
 
         runtime().set_replica_hook(address)
     from kcompile.artifact import native

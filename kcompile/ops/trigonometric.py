@@ -1,7 +1,7 @@
 """``keras.ops``'s trigonometric and hyperbolic functions.
 
 ``sin``, ``cos`` and ``atan`` are IR primitives (vectorized polynomials in compiled code,
-``codegen/mathfn.py``); the rest are compositions of them and of ``exp``/``log``, written
+``codegen/lowering/mathfn.py``); the rest are compositions of them and of ``exp``/``log``, written
 where numpy's float32 results need it to keep precision (``arccos`` near 1 through the
 half-angle form, ``sinh`` and ``arcsinh`` near 0 through series and ``log1p``). Each
 composition's gradient comes from its primitives' VJPs.

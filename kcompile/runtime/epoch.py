@@ -1,5 +1,5 @@
 """``run_epoch``: many steps of an epoch in one call, with the same checks for every
-executable. Native code runs them in ``kc_epoch`` (see ``codegen.epoch_loop``); other
+executable. Native code runs them in ``kc_epoch`` (see ``codegen.lowering.epoch_loop``); other
 executables step through them in Python with the same results and logs."""
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """The checking mode's buffers (``KCOMPILE_CHECK=1``): every buffer of a step in its own
 allocation between two guard zones, sized for exactly the batch being run, and every
 bound array (weights, state) copied into such a buffer around each call. Native code
-checks the zones after every kernel (``codegen.guards``); a changed zone raises
+checks the zones after every kernel (``codegen.lowering.guards``); a changed zone raises
 ``MemoryCheckError`` naming the first kernel that wrote outside its buffers.
 
 It trades the memory plan's sharing for precision: a write past the end of one buffer

@@ -6,7 +6,7 @@ import os
 import sys
 
 from kcompile.codegen import compile_graph, kernel_nodes
-from kcompile.codegen.epoch_loop import EPOCH, has_epoch_loop
+from kcompile.codegen.lowering.epoch_loop import EPOCH, has_epoch_loop
 from kcompile.ir import Graph
 from kcompile.passes.manager import debug_level, write_dump
 from kcompile.runtime.guarded import GuardedBuffers, checking

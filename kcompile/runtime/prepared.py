@@ -24,7 +24,7 @@ from contextlib import contextmanager
 from contextvars import ContextVar
 from pathlib import Path
 
-from kcompile.codegen.cache import cache_key, read_entry, source_digest, write_entry
+from kcompile.codegen.building.cache import cache_key, read_entry, source_digest, write_entry
 from kcompile.ir import Graph, print_graph
 from kcompile.passes.manager import PipelineOptions
 
@@ -55,9 +55,9 @@ def preparing_for(features: Callable[[str], bool]) -> Iterator[None]:
 def target_options(features: Callable[[str], bool] | None = None) -> PipelineOptions:
     """The pipeline's options for a CPU with ``features``; by default the one graphs are
     prepared for (``preparing_for``'s), else the one code is lowered for (the host's, or
-    ``codegen.products.lowering_for``'s)."""
-    from kcompile.codegen.bf16_gemm import has_engine
-    from kcompile.codegen.products import target_features
+    ``codegen.lowering.products.lowering_for``'s)."""
+    from kcompile.codegen.library.bf16_gemm import has_engine
+    from kcompile.codegen.lowering.products import target_features
 
     features = features or _PREPARING_FOR.get() or target_features()
     return PipelineOptions(bf16_engine=has_engine(features))

@@ -37,7 +37,7 @@ def aligned_empty(shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
 
 class NativeProgram(EpochLoop):
     """The step of ``graph`` at ``entry`` (``void (ptr buffers[], i64 n)``) and its epoch
-    loop at ``epoch`` (``kc_epoch``, see ``codegen.epoch_loop``; 0 when there is none);
+    loop at ``epoch`` (``kc_epoch``, see ``codegen.lowering.epoch_loop``; 0 when there is none);
     ``code`` is whatever keeps that code loaded."""
 
     def __init__(

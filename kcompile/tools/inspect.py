@@ -323,8 +323,8 @@ def profile_step(model, step: str = "train", batch: int = 32, calls: int = 100) 
 def _work(node, batch: int) -> tuple[float, float, str]:
     """(floating-point operations of its products, bytes it reads and writes, the unit
     its products run on) of one call of a kernel at ``batch`` rows."""
-    from kcompile.codegen.batch_products import batch_on_bf16_engine
-    from kcompile.codegen.products import conv_on_bf16_engine, on_bf16_engine
+    from kcompile.codegen.lowering.batch_products import batch_on_bf16_engine
+    from kcompile.codegen.lowering.products import conv_on_bf16_engine, on_bf16_engine
     from kcompile.ir.memory import ELEMENT_BYTES
 
     nodes = node.attrs["body"].nodes if node.traits.kernel_body else [node]

@@ -60,7 +60,7 @@ class Machine:
 
 def _chain_function():
     """A native ``i64 chain(i64 n)`` running n dependent adds, and the engine holding it."""
-    from kcompile.codegen.target import _init, target_machine
+    from kcompile.codegen.building.target import _init, target_machine
 
     _init()
     import llvmlite.binding as llvm
@@ -147,13 +147,13 @@ def measure_copy_bandwidth(cores: int, megabytes: int = 256) -> float:
 
 @functools.cache
 def machine() -> Machine:
-    from kcompile.codegen.gemm import Tile
-    from kcompile.codegen.target import host
+    from kcompile.codegen.building.target import host
+    from kcompile.codegen.library.gemm import Tile
 
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     lanes = Tile.for_host(host().has).vw
     cores = int(cores or 1)
-    from kcompile.codegen.bf16_gemm import has_engine
+    from kcompile.codegen.library.bf16_gemm import has_engine
 
     amx = has_engine(host().has)
     return Machine(measure_clock(), cores, lanes, measure_copy_bandwidth(cores), amx)

@@ -7,7 +7,7 @@ then those of the last finished step, and its logs are kept.
 
 The bar shows the running loss and metrics too: the loop writes each step's row of
 statistics into an array the watcher passed in, and publishes the step count after
-the row (``codegen.epoch_loop``: the row's stores, then an atomic exchange with
+the row (``codegen.lowering.epoch_loop``: the row's stores, then an atomic exchange with
 release order), so the rows below the count the watcher reads are complete. (On
 x86-64 a plain load of the count orders the row loads after it; a weaker machine
 would need an acquire load here.)
