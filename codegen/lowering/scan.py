@@ -139,7 +139,7 @@ def scan(ctx: StepContext, k: Kernel, node: Node, outs, ins) -> None:
     if split and PREFETCH_AHEAD and not node.attrs["saved"] and plain:
         plan, ahead = _spread_prefetches(ctx, node, body, plan, lowerings, plain)
     body_ctx = replace(ctx.for_body(), lowerings=lowerings or None)
-    step = emit_step(body_ctx, body, plan, f"{owner}_body", f"{owner}_", owner)
+    step = emit_step(body_ctx, body, plan, f"{owner}_body", f"{owner}_", owner, in_loop=True)
     loop = _Loop(node, body, plan, step, packed, direct, ahead)
     if not split:
         loop.run(k, outs, ins, None)
@@ -149,7 +149,8 @@ def scan(ctx: StepContext, k: Kernel, node: Node, outs, ins) -> None:
         # The profile counts the body's kernels in the first slice only: its counters
         # then read as one thread's time per step, like an unsplit loop's.
         quiet = replace(body_ctx, profile=False)
-        loop.quiet = emit_step(quiet, body, plan, f"{owner}_body_other", f"{owner}_other_")
+        name, prefix = f"{owner}_body_other", f"{owner}_other_"
+        loop.quiet = emit_step(quiet, body, plan, name, prefix, in_loop=True)
     shared = [j for j, v in enumerate(loop.carries) if kind_of(v) == SHARED]
     for j in shared:  # passed through unchanged (``splits_by_rows``): in and out once
         k.memcpy(

@@ -25,8 +25,13 @@ from kcompile.ir import Graph, Node, Value, abi
 from kcompile.ir.buffers import BufferPlan
 from kcompile.ir.memory import Size, nbytes
 
-# Above this many nodes kernels stay separate functions (compile time grows
-# superlinearly with the size of one inlined entry; a 550-kernel LSTM step took 100 s).
+# A loop body's kernels are inlined into its step up to this many nodes (compile time
+# grows superlinearly with the size of one inlined entry; a 550-kernel LSTM step took
+# 100 s): they are called once a time step, and the LSTM's train step ran ~4% slower
+# with them called. A top-level step's kernels, called once a step, stay functions of
+# their own, each optimized alone: LLVM's time for the CNN's, MLP's and encoder's train
+# and predict steps 10-30% less, their steps as fast (AMD EPYC, 2 cores; measured with
+# /tmp scripts alternating processes, the host's noise ±10%).
 INLINE_LIMIT = 96
 
 PROFILE_COUNTERS = abi.PROFILE_COUNTERS.symbol  # ptr to [kernels x 2] i64: cycles, calls
@@ -128,16 +133,23 @@ def kernel_nodes(graph: Graph, plan: BufferPlan, prefix: str = "") -> list[tuple
 
 
 def emit_step(
-    ctx: StepContext, graph: Graph, plan: BufferPlan, name: str, prefix: str, owner: str = ""
+    ctx: StepContext,
+    graph: Graph,
+    plan: BufferPlan,
+    name: str,
+    prefix: str,
+    owner: str = "",
+    in_loop: bool = False,
 ) -> ir.Function:
     """``void name(ptr buffers[], i64 n)``: the graph's kernels in order over the buffers of
     ``plan``, then the copies of results into the inputs they replace. ``owner`` names the
-    kernel whose loop body ``graph`` is, if it is one."""
+    kernel whose loop body ``graph`` is, if it is one; ``in_loop``: the step runs once a
+    time step (its kernels are inlined into it, up to ``INLINE_LIMIT``)."""
     module = ctx.module
     counters = KernelCounters(module, graph, owner) if ctx.profile else None
     slot, buffers = plan.slot, plan.buffers
     kernels = []
-    inline = len(graph.nodes) <= INLINE_LIMIT
+    inline = in_loop and len(graph.nodes) <= INLINE_LIMIT
     for kernel_name, node in kernel_nodes(graph, plan, prefix):
         own = (ctx.lowerings or {}).get(node)
         values = [*node.outputs, *node.inputs, *(own.extra if own else ())]
