@@ -217,6 +217,33 @@ def test_a_rounded_row_sum_read_through_a_reshape_joins_its_row_kernel(rng):
     assert [n.attrs.get("kind") for n in kernels] == ["row"], print_graph(fused)
 
 
+def test_a_bias_gradient_under_bf16_stays_in_its_products_epilogue(rng):
+    """A ReLU layer's input gradient and its bias's gradient on bf16 values (the roundings
+    around the mask: ``round_to select round_to reduce_sum``) fuse into the product's
+    epilogue, as in float32, not into a row kernel of their own; same numbers."""
+    g = Graph("bias_gradient")
+    dy = g.add_input("dy", TensorType(F32, (BATCH, 40)), "data")
+    w = g.add_input("w", TensorType(F32, (33, 40)), "param")
+    h = g.add_input("h", TensorType(F32, (BATCH, 33)), "data")
+    dh = B.matmul(_bf16(dy), _bf16(w), transpose_b=True)
+    masked = B.select(B.le(_bf16(h), 0.0), 0.0, dh)
+    g.set_outputs([("dh", B.cast(masked, F32)), ("db", B.cast(B.reduce_sum(masked, (0,)), F32))])
+    fused = prepare(g, PassManager(default_passes()))
+    kinds = [n.attrs.get("kind") for n in fused.nodes if n.op == "fused"]
+    assert "row" not in kinds, print_graph(fused)
+    (product,) = [n for n in fused.nodes if n.op == "fused" and n.attrs["kind"] == "matmul"]
+    assert "reduce_sum" in {n.op for n in product.attrs["body"].nodes}
+    feeds = {
+        "dy": rng.normal(size=(9, 40)).astype(np.float32),
+        "w": rng.normal(size=(33, 40)).astype(np.float32),
+        "h": rng.normal(size=(9, 33)).astype(np.float32),
+    }
+    got = make_executable(g, "llvm", PassManager(default_passes()))(feeds)
+    want = interpret(g, feeds)
+    for name in want:
+        np.testing.assert_allclose(got[name], want[name], rtol=2**-7, atol=1e-4, err_msg=name)
+
+
 def test_without_an_engine_a_value_several_products_read_keeps_its_rounding(rng):
     """Off the engines each product rounds its operands into a copy of its own: x, which
     two products read, keeps its one rounding kernel; w1 and w2 (one product each) move."""
