@@ -12,8 +12,8 @@ machine. ``--flag NAME`` builds the whole runtime library twice, with a boolean 
 copy through ``--against`` ran at about half the process's own runtime's rate at two
 threads even when it was the same file, on a 2-core AMD EPYC). A flag's effect on a
 model needs a process per setting, each with a compile cache of its own
-(``KCOMPILE_CACHE_DIR``): the cache's key does not see flags. No epilogue runs here: ``kcompile profile``
-shows the fused kernels.
+(``KCOMPILE_CACHE_DIR``): the cache's key does not see flags. No epilogue runs here:
+``kcompile profile`` shows the fused kernels.
 """
 
 from __future__ import annotations

@@ -28,8 +28,8 @@ class Signature:
 
 # A step: ``void kc_entry(ptr buffers[], i64 n)``.
 ENTRY = Signature("kc_entry", None, ("ptr", "i64"))
-# The native epoch loop (``codegen.lowering.epoch_loop``): buffers, sources, order, batch, total, first,
-# steps, logs, progress, stop; returns the steps run.
+# The native epoch loop (``codegen.lowering.epoch_loop``): buffers, sources, order, batch, total,
+# first, steps, logs, progress, stop; returns the steps run.
 EPOCH = Signature("kc_epoch", "i64", ("ptr",) * 3 + ("i64",) * 4 + ("ptr",) * 3)
 # The checking mode's state (``codegen.lowering.guards``): zones, count, first failing kernel.
 GUARD_STATE = Signature("kc_guard_state", "ptr", ())

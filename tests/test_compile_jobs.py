@@ -1,5 +1,6 @@
-"""A model's module compiled in parts on several cores (codegen.building.split, codegen.building.jobs), and
-the pass pipeline's results taken from the compile cache (kcompile.runtime.prepared)."""
+"""A model's module compiled in parts on several cores (codegen.building.split,
+codegen.building.jobs), and the pass pipeline's results taken from the compile cache
+(kcompile.runtime.prepared)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""Winograd's F(2x2, 3x3) convolution and its kernel gradient (``codegen/library/conv_winograd.py``):
+"""Winograd's F(2x2, 3x3) convolution and its kernel gradient
+(``codegen/library/conv_winograd.py``):
 called directly and through ``kc_sconv`` and ``kc_sconv_filter`` (which take them for 3x3
 stride-1 kernels over >= 16 channels in and out), against the numpy reference at ragged sizes (odd batch, odd channels, odd and
 single-column outputs, "same", "valid" and uneven padding, several blocks a chunk), on 1

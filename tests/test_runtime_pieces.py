@@ -15,7 +15,6 @@ import numpy as np
 import pytest
 
 import kcompile as keras
-from kcompile.codegen.building.target import for_cpu
 from kcompile.codegen.library.gemm import Tile
 from kcompile.codegen.library.runtime_library import (
     PIECES,
@@ -30,6 +29,7 @@ from kcompile.codegen.lowering import scan
 from kcompile.codegen.lowering.module import lower_graph
 from kcompile.codegen.lowering.packed_products import linked_with
 from kcompile.runtime import make_executable
+from tests.host_cpu import skip_where_the_host_is_avx2
 from tests.test_packed_products import _loop
 
 LIBC = {"aligned_alloc", "free", "calloc", "syscall", "memset", "memcpy"}
@@ -158,8 +158,8 @@ def test_artifacts_with_packed_products_link_their_kernels(tmp_path, packing, cp
     """An LSTM's artifact for this CPU calls the library's micro-kernels (from a shared
     library); for AVX2's level, whose library has another tile on an AVX-512 host, it
     carries copies."""
-    if cpu != "host" and not for_cpu("host").has("avx512f"):
-        pytest.skip("x86-64-v3's tile is this host's: nothing else to link")
+    if cpu != "host":  # without AVX-512, x86-64-v3's tile is this host's: nothing else to link
+        skip_where_the_host_is_avx2()
     x = np.random.default_rng(0).random((33, 5, 6), np.float32)
     model = _lstm()
     path = str(tmp_path / "lstm.kc")

@@ -83,6 +83,7 @@ from kcompile.codegen.loops import (
     for_range,
     for_reduce,
     i64,
+    round_bf16,
     widen_bf16,
 )
 from kcompile.ir import abi
@@ -967,8 +968,8 @@ def _rounded_copy(b: ir.IRBuilder, rows, cols, src, rs, cs, aligned_alloc, bf16)
 
 def _as_f32(b: ir.IRBuilder, x: ir.Value, elems: _Elems) -> ir.Value:
     """Elements read from an operand (a vector or a scalar) as f32 holding bf16 values: f32
-    rounded (``bf16_bits``, as the reference rounds), bf16 widened."""
-    return widen_bf16(b, x if elems.bf16 else bf16_bits(b, x))
+    rounded (``round_bf16``, as the reference rounds), bf16 widened."""
+    return widen_bf16(b, x) if elems.bf16 else round_bf16(b, x)
 
 
 def widener(module: ir.Module) -> ir.Function:

@@ -426,7 +426,8 @@ def add_winograd(
     """Define ``kc_sconv_winograd(ptr geometry, ptr X, ptr W, ptr C, i64 flags, ptr epi,
     ptr ctx)`` (of type ``fn_type``; C not null; visible, so tests can call it) in ``module``, which must hold
     the thread pool and the GEMM's micro-kernels. ``geometry_names``: the i64s at
-    ``geometry`` (``codegen.library.conv.GEOMETRY``); ``span_rows``: ``codegen.library.conv.SUM_SPAN``;
+    ``geometry`` (``codegen.library.conv.GEOMETRY``); ``span_rows``:
+    ``codegen.library.conv.SUM_SPAN``;
     ``min_macs``: below this many multiply-adds one thread runs it all; ``pooled_bit``:
     ``codegen.library.conv.POOLED``."""
     chunk = _chunk(module, t)

@@ -9,9 +9,9 @@ them and compiles only its own drivers and fused kernels.
 The library is four modules (``PIECES``): the base (thread pool, ``kc_sgemm``, the
 replica hook), ``bf16`` (``kc_bgemm``, ``codegen.library.bf16_gemm``), ``conv``
 (``kc_sconv``, ``kc_sconv_filter``, ``codegen.library.conv``) and ``bf16_conv``
-(``kc_sconv_bf16``, ``kc_sconv_bf16_filter``, ``codegen.library.bf16_conv``). The base takes 1.2-1.4 s of
-CPU in LLVM (and 0.5 s of Python making its IR), the bf16 product 0.7 s more, the
-convolutions 0.6 s (1.6-2.3 s with their Winograd paths), and most models call
+(``kc_sconv_bf16``, ``kc_sconv_bf16_filter``, ``codegen.library.bf16_conv``). The base
+takes 1.2-1.4 s of CPU in LLVM (and 0.5 s of Python making its IR), the bf16 product 0.7 s
+more, the convolutions 0.6 s (1.6-2.3 s with their Winograd paths), and most models call
 neither: a piece is built (or read from the cache, under a key of its own) only when a
 model's object code names one of its symbols. The base exports, beside its ABI, the pool's busy word and the GEMM's
 micro-kernels and panel packing (``shared_kernels``), which the pieces and a model's

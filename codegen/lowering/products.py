@@ -113,7 +113,8 @@ def on_bf16_engine(
     """Whether a matmul node runs on ``kc_bgemm`` (``codegen.library.bf16_gemm``): one on bf16
     operands (``precision="bf16"``) where the CPU lowered for (``features``, else
     ``target_features()``) has a bf16 engine and its known ``dims`` (``product_dims``; a
-    batch_matmul's matrices', ``codegen.lowering.batch_products``) are at least ``BGEMM_MIN_DIM``."""
+    batch_matmul's matrices', ``codegen.lowering.batch_products``) are at least
+    ``BGEMM_MIN_DIM``."""
     features = features or target_features()
     return (
         node.attrs.get("precision") == "bf16" and engine_sized(node, dims) and has_engine(features)

@@ -30,8 +30,8 @@ from kcompile.ir.memory import Size, nbytes
 # 100 s): they are called once a time step, and the LSTM's train step ran ~4% slower
 # with them called. A top-level step's kernels, called once a step, stay functions of
 # their own, each optimized alone: LLVM's time for the CNN's, MLP's and encoder's train
-# and predict steps 10-30% less, their steps as fast (AMD EPYC, 2 cores; measured with
-# /tmp scripts alternating processes, the host's noise ±10%).
+# and predict steps 10-30% less, their steps as fast (2-core AMD EPYC, fresh processes
+# alternating, the host's noise ±10%; docs/speed.md has the figures).
 INLINE_LIMIT = 96
 
 PROFILE_COUNTERS = abi.PROFILE_COUNTERS.symbol  # ptr to [kernels x 2] i64: cycles, calls
