@@ -43,6 +43,7 @@ from kcompile.codegen.lowering.row_loops import (
     row_strides,
 )
 from kcompile.codegen.lowering.scalar import SCALAR_RULES, reduction_combine, reduction_start
+from kcompile.codegen.lowering.small_products import host_tile
 from kcompile.ir import DType, Graph, Node, Value, get_op
 from kcompile.ir.memory import Size, numel, size_of
 from kcompile.ir.ops.fused import pools_before_body, product_of, reduction_of
@@ -392,11 +393,15 @@ def _over_tile(e: ir.IRBuilder, rows, cols, columns: int, element) -> None:
 
 
 def _over_row(e: ir.IRBuilder, cols, columns: int, element) -> None:
-    """``element(col)`` over ``cols`` columns of a result ``columns`` wide. When its
-    tiles are whole panels of 32 (or 16) columns, the full-width tile, the common one,
-    gets a loop of that constant count, which LLVM turns into whole vectors (with a count
-    known only at run time it kept a scalar remainder loop and narrow vectors)."""
-    full = next((w for w in (32, 16) if isinstance(columns, int) and columns % w == 0), None)
+    """``element(col)`` over ``cols`` columns of a result ``columns`` wide. The runtime
+    hands its epilogue tiles ``NR`` columns wide (the host's micro-tile: 16 columns with
+    AVX2, 32 with AVX-512), the last one narrower, and a result narrower than that whole:
+    that common width gets a loop of constant count, which LLVM turns into whole vectors.
+    With a count known only at run time LLVM vectorized for 32 columns and ran a 16-column
+    tile through 4-float vectors (AVX2: the stem convolution's bias spent as long as its
+    multiply-adds)."""
+    nr = host_tile().nr
+    full = min(nr, columns) if isinstance(columns, int) else None
     if full is None:
         with for_range(e, cols, "c") as col:
             element(col)
