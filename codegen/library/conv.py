@@ -65,6 +65,9 @@ GEOMETRY = (
     *("N", "H", "W", "C", "OH", "OW", "F", "KH", "KW", "SH", "SW", "DH", "DW", "PT", "PL"),
     *("PH", "PW"),  # the pooling window of a POOLED call (1 x 1 otherwise)
 )
+# Whether a pooled convolution hands its epilogue PH*PW slivers at once, whole windows
+# (off: a sliver at a time; only to measure against).
+POOL_GROUPS = True
 # A bit of ``flags`` beside the GEMM's: rows in pooling-window order, each C tile in a
 # buffer of its own (the epilogue pools it: ``codegen.lowering.fused``).
 POOLED = 4
@@ -184,8 +187,13 @@ def _chunk(module: ir.Module, t: Tile, kernel: ir.Function) -> ir.Function:
     pooled = b.icmp_unsigned("!=", b.and_(g["acc"], i64(POOLED)), i64(0))
     calloc = _declare(module, "calloc", ir.FunctionType(PTR, [I64, I64]))
     free = _declare(module, "free", ir.FunctionType(ir.VoidType(), [PTR]))
-    # A pooled sliver's C (MR x F) lives in a buffer of this chunk's, as a short one's.
-    tile_buffer = b.call(calloc, [b.add(b.mul(i64(t.mr), n), i64(t.nr)), i64(4)])
+    # A pooled sliver's C (MR x F) lives in a buffer of this chunk's, as a short one's:
+    # PH*PW slivers of it, MR whole windows, which the epilogue then pools a window at a
+    # time (chunks start on such a group: ``tiles_per_chunk``).
+    group = b.select(pooled, b.mul(g["PH"], g["PW"]), i64(1)) if POOL_GROUPS else i64(1)
+    tile_floats = b.mul(i64(t.mr), n)
+    buffer_floats = b.add(b.mul(tile_floats, group), i64(t.nr))
+    tile_buffer = b.call(calloc, [buffer_floats, i64(4)])
     # Per row of the sliver: its image's first row in X, its window's top-left corner,
     # and (interior slivers) the corner's offset in X.
     slot = lambda name: _alloca(b, I64, t.mr, name)  # noqa: E731
@@ -201,6 +209,13 @@ def _chunk(module: ir.Module, t: Tile, kernel: ir.Function) -> ir.Function:
         # to the chunk's buffer.
         short = b.icmp_signed("<", rows, i64(t.mr))
         buffered = b.or_(pooled, short)
+        # Pooled: this sliver's place in its group, and whether it closes the group.
+        place = b.urem(it, group)
+        closes = b.or_(
+            b.icmp_unsigned("==", b.add(place, i64(1)), group),
+            b.icmp_unsigned("==", b.add(b.add(t0, it), i64(1)), t1),
+        )
+        sliver_buffer = _gep(b, tile_buffer, b.mul(place, tile_floats))
         # Each row's pixel from the table of one image's pixels (in row order): the
         # sliver's first by division, the next ones by counting (a division per row cost
         # as much as the stem's multiply-adds).
@@ -295,7 +310,7 @@ def _chunk(module: ir.Module, t: Tile, kernel: ir.Function) -> ir.Function:
                 nr = _min(b, i64(t.nr), b.sub(n, j0))
                 panel = _gep(b, packed, b.mul(b.add(b.mul(jp, depth), k0), i64(t.nr)))
                 c = _gep(b, cm, b.add(b.mul(i0, ldc), j0))
-                c = b.select(buffered, _gep(b, tile_buffer, j0), c)
+                c = b.select(buffered, _gep(b, sliver_buffer, j0), c)
                 args = [ptrs, nruns, nch, panel, tap_stride, c, b.select(buffered, n, ldc), nr]
                 b.call(kernel, [*args, b.select(buffered, later, beta)])
         # A short last sliver (its rows past the end repeat the last pixel) went to the
@@ -307,11 +322,16 @@ def _chunk(module: ir.Module, t: Tile, kernel: ir.Function) -> ir.Function:
                 value = b.load(_gep(b, tile_buffer, b.add(b.mul(r, n), col)), typ=F32)
                 start = b.select(keep, b.load(at, typ=F32), ir.Constant(F32, 0.0))
                 b.store(b.fadd(start, value), at)
-        with b.if_then(has_epilogue), for_range(b, panels, "ep") as jp:
+        # A pooled group's epilogue runs once its last sliver is done, on all its rows.
+        ready = b.and_(has_epilogue, b.or_(b.not_(pooled), closes))
+        first_row = b.sub(i0, b.mul(place, i64(t.mr)))
+        group_rows = b.add(b.mul(place, i64(t.mr)), rows)
+        with b.if_then(ready), for_range(b, panels, "ep") as jp:
             j0 = b.mul(jp, i64(t.nr))
             nr = _min(b, i64(t.nr), b.sub(n, j0))
             c_at = b.ptrtoint(b.select(pooled, tile_buffer, cm), I64)
-            b.call(epilogue, [ctx, c_at, b.select(pooled, n, ldc), i0, j0, rows, nr])
+            args = [ctx, c_at, b.select(pooled, n, ldc), first_row, j0, group_rows, nr]
+            b.call(epilogue, args)
     b.call(free, [tile_buffer])
     b.ret_void()
     return fn

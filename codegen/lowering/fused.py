@@ -342,6 +342,34 @@ def _pooled_epilogue(k, m, node, body, outs, ins) -> None:
         value = _body_at(epi, m, body, product, others, raw, i, j)
         epi.store(pooled, at, e.select(first, value, _maximum(e, m, held, value)))
 
+    def window_element(w, col):
+        """Window ``w`` of the tile whole: its rows' maximum in registers, one store."""
+        first = e.mul(w, window_size)
+        i_last = e.add(i0, e.add(first, i64(ph * pw - 1)))
+        j = e.add(j0, col)
+        value = None
+        for q in range(ph * pw):
+            raw = epi.load(tile, e.add(e.mul(e.add(first, i64(q)), ldc), j))
+            if not after_max:
+                raw = _body_at(
+                    epi, m, body, product, others, raw, e.add(i0, e.add(first, i64(q))), j
+                )
+            value = raw if value is None else _maximum(e, m, value, raw)
+        if after_max:
+            value = _body_at(epi, m, body, product, others, value, i_last, j)
+        window = e.udiv(e.add(i0, first), window_size)
+        epi.store(pooled, e.add(e.mul(window, width), j), value)
+
+    # The runtime hands over whole windows (``codegen.library.conv``'s POOL_GROUPS): each
+    # is pooled in registers, its result stored once.
+    whole = e.and_(
+        e.icmp_unsigned("==", e.urem(i0, window_size), i64(0)),
+        e.icmp_unsigned("==", e.urem(rows, window_size), i64(0)),
+    )
+    with e.if_then(whole):
+        with for_range(e, e.udiv(rows, window_size), "w") as w:
+            _over_row(e, cols, out_shape[-1], lambda c: window_element(w, c))
+        e.ret_void()
     if after_max:
         with for_range(e, rows, "r") as r:
             last = e.urem(e.add(i0, r), window_size)
