@@ -17,12 +17,13 @@ addressing separates.
   whose windows all lie inside the image reads a kernel row as one run of KW*C floats
   at fixed offsets from its rows' corners; a shallow product (depth <= PAD_MAX_DEPTH,
   the stem) whose windows reach into the padding runs on a zero-padded copy of its
-  image (small next to its result), so that all its slivers are of that kind. The
+  image (small next to its result), so that all its slivers are of that kind, and
+  reads tap k of every row at one offset from the row's corner (``_flat_kernel``). The
   kernel is packed once per call into ``K x NR`` panels that all threads share. Flags
   and the epilogue are the GEMM's (``codegen.library.gemm``): the epilogue runs on each finished
   tile of C while it is in L1. With ``POOLED`` the rows run pooling window by window and
-  each tile goes to a buffer, from which the epilogue folds it into the pooled result
-  (``codegen.lowering.fused``): the full-size result is never written. Threads split the rows
+  PH*PW tiles (MR whole windows) go to a buffer, from which the epilogue pools them into
+  the pooled result (``codegen.lowering.fused``): the full-size result is never written. Threads split the rows
   (a convolution has few columns). An epilogue that sums columns (``COLUMNS_OWNED``)
   gets chunks that start at multiples of ``SUM_SPAN`` rows: it sums each span of rows
   into a partial of its own, which no other thread touches, and the caller adds the
@@ -74,7 +75,7 @@ POOLED = 4
 _MODES = ("runs", "runs_w", "runlen", "per_block", "cstep", "cblocks", "kblocks", "tblocks")
 _JOB = (
     *GEOMETRY,
-    *("X", "B", "Cm", "ldc", "acc", "epi", "ctx", "zero", "table", "pixels"),
+    *("X", "B", "Cm", "ldc", "acc", "epi", "ctx", "zero", "table", "pixels", "offsets"),
     *("tiles_per_chunk", "M"),
     *(f"{mode}_{name}" for mode in "ib" for name in _MODES),
 )
@@ -91,6 +92,12 @@ INTERIOR = True
 FILTER_ROWS = True
 # A padded product at most this deep runs on a padded copy of its image.
 PAD_MAX_DEPTH = 64
+# A product at most this deep (the stem: 3x3 over 1 or 3 channels) runs its interior
+# slivers through the flat micro-kernel (``_flat_kernel``), which reads tap k of every
+# row at one offset from the row's corner, from a table of the offsets: no pointer per
+# row and run is built, no loop over runs runs (SHALLOW_FLAT off only to measure against).
+SHALLOW_FLAT = True
+SHALLOW_MAX_DEPTH = PAD_MAX_DEPTH
 # Below this many multiply-adds a convolution runs in the calling thread.
 PARALLEL_MIN_MACS = 1 << 16
 # Rows of C whose column sums go to one partial (COLUMNS_OWNED): a multiple of every
@@ -149,11 +156,42 @@ def _micro_kernel(module: ir.Module, t: Tile, rows: int) -> ir.Function:
     return fn
 
 
+def _flat_kernel(module: ir.Module, t: Tile) -> ir.Function:
+    """``void ukr(ptr x, ptr corners, ptr offsets, i64 depth, ptr b, ptr c, i64 ldc,
+    i64 nr, i64 beta)``: A(r, k) at ``x[corners[r] + offsets[k]]`` (i64s), row k of the
+    packed B panel at ``b + k*NR``; all MR rows."""
+    vec = _vec(t)
+    fma = _declare(module, f"llvm.fma.v{t.vw}f32", ir.FunctionType(vec, [vec, vec, vec]))
+    fn = ir.Function(
+        module,
+        ir.FunctionType(ir.VoidType(), [PTR, PTR, PTR, I64, PTR, PTR, I64, I64, I64]),
+        "kc_conv_flat_ukr",
+    )
+    fn.linkage = "internal"
+    x, corners, offsets, depth, bp, c, ldc, nr, beta = fn.args
+    for arg in (x, corners, offsets, bp, c):
+        arg.add_attribute("noalias")
+    b = ir.IRBuilder(fn.append_basic_block("entry"))
+    rows = [_gep(b, x, b.load(_gep_i64(b, corners, r), typ=I64)) for r in range(t.mr)]
+    zero = ir.Constant(vec, None)
+    with for_reduce(b, depth, [zero] * (t.mr * t.nv), "k") as (k, acc):
+        offset = b.load(_gep_i64(b, offsets, k), typ=I64)
+        row_b = _gep(b, bp, b.mul(k, i64(t.nr)))
+        bvec = [b.load(_gep(b, row_b, i64(v * t.vw)), typ=vec, align=t.vw * 4) for v in range(t.nv)]
+        for r in range(t.mr):
+            broadcast = _splat(b, b.load(_gep(b, rows[r], offset), typ=F32), t.vw)
+            for v in range(t.nv):
+                acc[r * t.nv + v] = b.call(fma, [broadcast, bvec[v], acc[r * t.nv + v]])
+    _store_tile(b, module, t, t.mr, acc, c, ldc, nr, beta)
+    b.ret_void()
+    return fn
+
+
 def _gep_ptr(b: ir.IRBuilder, base: ir.Value, index: ir.Value) -> ir.Value:
     return b.gep(base, [index], inbounds=True, source_etype=PTR)
 
 
-def _chunk(module: ir.Module, t: Tile, kernel: ir.Function) -> ir.Function:
+def _chunk(module: ir.Module, t: Tile, kernel: ir.Function, flat: ir.Function) -> ir.Function:
     """``void chunk(ptr job, i64 index)``: row tiles ``[index*T, (index+1)*T)`` of C, all
     columns, the whole depth, then the epilogue on each finished tile.
 
@@ -180,6 +218,7 @@ def _chunk(module: ir.Module, t: Tile, kernel: ir.Function) -> ir.Function:
     # Per run: its offset from an interior window's corner; per tap: its rows and columns
     # from the corner (borders).
     table = b.inttoptr(g["table"], PTR)
+    offsets = b.inttoptr(g["offsets"], PTR)  # per tap and channel: from a window's corner
     panels = _ceil_div(b, n, i64(t.nr))
     row_tiles = _ceil_div(b, m, i64(t.mr))
     t0 = b.mul(index, g["tiles_per_chunk"])
@@ -268,51 +307,76 @@ def _chunk(module: ir.Module, t: Tile, kernel: ir.Function) -> ir.Function:
             with full:
                 each_row()
         interior = b.load(inside_slot, typ=ir.IntType(1))
-        mode = {name: b.select(interior, g[f"i_{name}"], g[f"b_{name}"]) for name in _MODES}
-        tblocks = mode["tblocks"]
-        with for_range(b, tblocks, "tb") as tb, for_range(b, mode["cblocks"], "cb") as cb:
-            kb = b.add(b.mul(tb, mode["cblocks"]), cb)
-            run0 = b.mul(tb, mode["per_block"])
-            nruns = _min(b, mode["per_block"], b.sub(mode["runs"], run0))
-            c0 = b.mul(cb, mode["cstep"])
-            nch = _min(b, mode["cstep"], b.sub(mode["runlen"], c0))
-            with for_range(b, nruns, "tt") as tt:
-                run = b.add(run0, tt)
-                with b.if_else(interior) as (fast, checked):
-                    with fast:
-                        offset = b.add(b.load(_gep_i64(b, table, run), typ=I64), c0)
-                        for r in range(t.mr):
-                            at = b.add(b.load(_gep_i64(b, corner, r), typ=I64), offset)
-                            slot_at = b.add(b.mul(tt, i64(t.mr)), i64(r))
-                            b.store(_gep(b, x, at), _gep_ptr(b, ptrs, slot_at))
-                    with checked:
-                        dy = b.load(_gep_i64(b, table, b.add(taps, run)), typ=I64)
-                        dx = b.load(_gep_i64(b, table, b.add(b.add(taps, taps), run)), typ=I64)
-                        with for_range(b, i64(t.mr), "pr") as r:
-                            y = b.add(b.load(_gep_i64(b, top, r), typ=I64), dy)
-                            xx = b.add(b.load(_gep_i64(b, left, r), typ=I64), dx)
-                            inside = b.and_(
-                                b.icmp_unsigned("<", y, g["H"]), b.icmp_unsigned("<", xx, g["W"])
-                            )
-                            at = b.add(b.load(_gep_i64(b, img_row, r), typ=I64), y)
-                            at = b.add(b.mul(b.add(b.mul(at, g["W"]), xx), g["C"]), c0)
-                            # Outside the image the row reads a run of zeros (the padding).
-                            at = b.select(inside, at, i64(0))
-                            ptr = b.select(inside, b.gep(x, [at], source_etype=F32), zero_run)
-                            slot_at = b.add(b.mul(tt, i64(t.mr)), r)
-                            b.store(ptr, _gep_ptr(b, ptrs, slot_at))
-            later = b.zext(b.icmp_signed(">", kb, i64(0)), I64)
-            beta = b.or_(accumulate, later)
-            k0 = b.add(b.mul(run0, mode["runlen"]), c0)
-            tap_stride = b.mul(mode["runlen"], i64(t.nr))
-            with for_range(b, panels, "jp") as jp:
+        shallow = b.icmp_signed("<=", depth, i64(SHALLOW_MAX_DEPTH if SHALLOW_FLAT else 0))
+        with b.if_else(b.and_(interior, shallow)) as (flat_path, run_path):
+            with flat_path, for_range(b, panels, "fp") as jp:
                 j0 = b.mul(jp, i64(t.nr))
                 nr = _min(b, i64(t.nr), b.sub(n, j0))
-                panel = _gep(b, packed, b.mul(b.add(b.mul(jp, depth), k0), i64(t.nr)))
+                panel = _gep(b, packed, b.mul(b.mul(jp, depth), i64(t.nr)))
                 c = _gep(b, cm, b.add(b.mul(i0, ldc), j0))
                 c = b.select(buffered, _gep(b, sliver_buffer, j0), c)
-                args = [ptrs, nruns, nch, panel, tap_stride, c, b.select(buffered, n, ldc), nr]
-                b.call(kernel, [*args, b.select(buffered, later, beta)])
+                args = [x, corner, offsets, depth, panel, c, b.select(buffered, n, ldc), nr]
+                b.call(flat, [*args, b.select(buffered, i64(0), accumulate)])
+            with run_path:
+                mode = {name: b.select(interior, g[f"i_{name}"], g[f"b_{name}"]) for name in _MODES}
+                tblocks = mode["tblocks"]
+                with for_range(b, tblocks, "tb") as tb, for_range(b, mode["cblocks"], "cb") as cb:
+                    kb = b.add(b.mul(tb, mode["cblocks"]), cb)
+                    run0 = b.mul(tb, mode["per_block"])
+                    nruns = _min(b, mode["per_block"], b.sub(mode["runs"], run0))
+                    c0 = b.mul(cb, mode["cstep"])
+                    nch = _min(b, mode["cstep"], b.sub(mode["runlen"], c0))
+                    with for_range(b, nruns, "tt") as tt:
+                        run = b.add(run0, tt)
+                        with b.if_else(interior) as (fast, checked):
+                            with fast:
+                                offset = b.add(b.load(_gep_i64(b, table, run), typ=I64), c0)
+                                for r in range(t.mr):
+                                    at = b.add(b.load(_gep_i64(b, corner, r), typ=I64), offset)
+                                    slot_at = b.add(b.mul(tt, i64(t.mr)), i64(r))
+                                    b.store(_gep(b, x, at), _gep_ptr(b, ptrs, slot_at))
+                            with checked:
+                                dy = b.load(_gep_i64(b, table, b.add(taps, run)), typ=I64)
+                                dx = b.load(
+                                    _gep_i64(b, table, b.add(b.add(taps, taps), run)), typ=I64
+                                )
+                                with for_range(b, i64(t.mr), "pr") as r:
+                                    y = b.add(b.load(_gep_i64(b, top, r), typ=I64), dy)
+                                    xx = b.add(b.load(_gep_i64(b, left, r), typ=I64), dx)
+                                    inside = b.and_(
+                                        b.icmp_unsigned("<", y, g["H"]),
+                                        b.icmp_unsigned("<", xx, g["W"]),
+                                    )
+                                    at = b.add(b.load(_gep_i64(b, img_row, r), typ=I64), y)
+                                    at = b.add(b.mul(b.add(b.mul(at, g["W"]), xx), g["C"]), c0)
+                                    # Outside the image the row reads a run of zeros (the padding).
+                                    at = b.select(inside, at, i64(0))
+                                    ptr = b.select(
+                                        inside, b.gep(x, [at], source_etype=F32), zero_run
+                                    )
+                                    slot_at = b.add(b.mul(tt, i64(t.mr)), r)
+                                    b.store(ptr, _gep_ptr(b, ptrs, slot_at))
+                    later = b.zext(b.icmp_signed(">", kb, i64(0)), I64)
+                    beta = b.or_(accumulate, later)
+                    k0 = b.add(b.mul(run0, mode["runlen"]), c0)
+                    tap_stride = b.mul(mode["runlen"], i64(t.nr))
+                    with for_range(b, panels, "jp") as jp:
+                        j0 = b.mul(jp, i64(t.nr))
+                        nr = _min(b, i64(t.nr), b.sub(n, j0))
+                        panel = _gep(b, packed, b.mul(b.add(b.mul(jp, depth), k0), i64(t.nr)))
+                        c = _gep(b, cm, b.add(b.mul(i0, ldc), j0))
+                        c = b.select(buffered, _gep(b, sliver_buffer, j0), c)
+                        args = [
+                            ptrs,
+                            nruns,
+                            nch,
+                            panel,
+                            tap_stride,
+                            c,
+                            b.select(buffered, n, ldc),
+                            nr,
+                        ]
+                        b.call(kernel, [*args, b.select(buffered, later, beta)])
         # A short last sliver (its rows past the end repeat the last pixel) went to the
         # buffer whole: its real rows are added or copied to C.
         with b.if_then(b.and_(short, b.not_(pooled))):
@@ -522,6 +586,13 @@ def _conv(module: ir.Module, t: Tile, chunk: ir.Function, pack: ir.Function, par
         dx = b.mul(b.urem(run, g["KW"]), g["DW"])
         b.store(dy, _gep_i64(b, table, b.add(taps, run)))
         b.store(dx, _gep_i64(b, table, b.add(b.add(taps, taps), run)))
+    # A shallow product's offsets, one per tap and channel (k): its run's, plus its
+    # place in the run.
+    offsets = alloc(b.mul(_min(b, depth, i64(SHALLOW_MAX_DEPTH)), i64(2)))  # i64s, in floats
+    with for_range(b, _min(b, depth, i64(SHALLOW_MAX_DEPTH)), "k") as k:
+        run, place = b.udiv(k, inner["runlen"]), b.urem(k, inner["runlen"])
+        at = b.add(b.load(_gep_i64(b, table, run), typ=I64), place)
+        b.store(at, _gep_i64(b, offsets, k))
     pixels = b.mul(g["OH"], g["OW"])
     pixel_table = alloc(b.mul(pixels, i64(2 * _PIXEL)))  # i64s, in floats
     _pixel_table(b, g, pixel_table)
@@ -538,6 +609,7 @@ def _conv(module: ir.Module, t: Tile, chunk: ir.Function, pack: ir.Function, par
         "zero": b.ptrtoint(zero, I64),
         "table": b.ptrtoint(table, I64),
         "pixels": b.ptrtoint(pixel_table, I64),
+        "offsets": b.ptrtoint(offsets, I64),
         "M": m,
         **{f"i_{name}": inner[name] for name in _MODES},
         **{f"b_{name}": border[name] for name in _MODES},
@@ -562,6 +634,7 @@ def _conv(module: ir.Module, t: Tile, chunk: ir.Function, pack: ir.Function, par
     b.call(free, [zero])
     b.call(free, [table])
     b.call(free, [pixel_table])
+    b.call(free, [offsets])
     with b.if_then(pad):
         b.call(free, [padded_image])
     with b.if_then(no_c):
@@ -576,7 +649,7 @@ def _max1(b: ir.IRBuilder, x: ir.Value) -> ir.Value:
 def add_conv(module: ir.Module, t: Tile) -> None:
     """Define ``kc_sconv`` in ``module`` (which must hold the thread pool and the GEMM,
     whose packing of B it shares)."""
-    chunk = _chunk(module, t, _micro_kernel(module, t, t.mr))
+    chunk = _chunk(module, t, _micro_kernel(module, t, t.mr), _flat_kernel(module, t))
     wino = winograd.add_winograd(module, t, CONV_FN, GEOMETRY, SUM_SPAN, PARALLEL_MIN_MACS, POOLED)
     pool = module.globals[abi.PARALLEL_FOR.symbol]
     _conv(module, t, chunk, module.globals["kc_pack_b"], pool, wino)
