@@ -138,13 +138,24 @@ def _lower_cast(new: Graph, node, x: Value) -> Value:
     return new.emit("cast", [x], dict(node.attrs), node.layer)[0]
 
 
+# Elementwise ops whose result the narrow type holds whenever it holds their operands:
+# each result element is an operand element (select, max, min: ReLU), its negation or
+# magnitude, or an integer no wider than the operand (sign, floor, ceil, round: below
+# 2**(precision-1) in magnitude an integer is exact, above it the operand already is).
+EXACT_ON_NARROW = frozenset(
+    {"select", "max", "min", "neg", "abs", "sign", "floor", "ceil", "round"}
+)
+
+
 def _rounds(node) -> bool:
     """Whether a node's narrow results need rounding: not when each result element is an
     operand element (a view, a rearrangement, a maximum or minimum: max-pooling a
     convolution's result; a convolution's patches, padded with a value the narrow type
-    holds) or a constant already rounded."""
+    holds; ``EXACT_ON_NARROW``) or a constant already rounded."""
     traits = node.traits
     if node.op == "constant" or traits.carries_values or traits.view:
+        return False
+    if node.op in EXACT_ON_NARROW:
         return False
     if traits.reduction is not None and traits.reduction.combine in ("max", "min"):
         return False

@@ -217,6 +217,34 @@ def test_holding_rounds_narrow_inputs_and_constants_and_leaves_f32_graphs_alone(
     np.testing.assert_array_equal(interpret(held, {"x0": data})["y"], expected)
 
 
+@pytest.mark.parametrize("dtype", [DType.bf16, DType.f16], ids=lambda d: d.value)
+def test_ops_that_pick_or_flip_narrow_values_are_not_rounded(dtype):
+    """ReLU as a select (and max, neg, abs, sign, floor, ceil, round) of values the
+    narrow type holds gives values it holds: no rounding after them, and the same bits
+    as the reference, which rounds each op's f32 result."""
+    g, (x,) = _graph(TensorType(DType.f32, (BATCH, 16)))
+    v = B.mul(B.cast(x, dtype), 1.7)
+    zero = B.const(g, 0.0, dtype, ())
+    relu = B.select(B.le(v, zero), zero, v)
+    picked = [relu, B.maximum(v, zero), B.neg(v), B.abs(v), B.sign(v), B.floor(v)]
+    picked += [B.ceil(v), g.emit1("round", [v])]
+    g.set_outputs([(f"y{i}", B.cast(y, DType.f32)) for i, y in enumerate(picked)])
+    held = hold_narrow_floats(g)
+    verify(held)
+    rounded = [n.inputs[0].node for n in held.nodes if n.op == "round_to"]
+    assert sorted(n.op if n else "input" for n in rounded) == ["input", "mul"]
+    data = np.random.default_rng(5).normal(size=(7, 16)).astype(np.float32) * 300
+    data[0, :4] = [np.nan, np.inf, -0.0, 2.5]
+    want = interpret(g, {"x0": data})
+    got = make_executable(g, "llvm")({"x0": data})
+    for name in want:
+        expected = np.asarray(want[name], np.float32)
+        same = (got[name].view(np.uint32) == expected.view(np.uint32)) | (
+            np.isnan(got[name]) & np.isnan(expected)
+        )
+        assert same.all(), (name, got[name][~same], expected[~same])
+
+
 @pytest.mark.parametrize("policy", ["mixed_bfloat16", "mixed_float16"])
 def test_masked_dot_product_attention_fills_in_the_logits_dtype(policy):
     """MultiHeadAttention's fast path (``ops.nn.dot_product_attention``) masks bf16 or f16

@@ -47,7 +47,12 @@ def _sign(b, m, a, t, attrs):
         s = b.select(
             b.fcmp_ordered(">", x, zero),
             one,
-            b.select(b.fcmp_ordered("<", x, zero), ir.Constant(F32, -1.0), x),
+            b.select(
+                b.fcmp_ordered("<", x, zero),
+                ir.Constant(F32, -1.0),
+                # NaN stays NaN; either zero is +0, as numpy's sign gives it.
+                b.select(b.fcmp_unordered("uno", x, x), x, zero),
+            ),
         )
         return s
     zero = ir.Constant(I32, 0)
