@@ -20,14 +20,14 @@ addressing separates.
   image (small next to its result), so that all its slivers are of that kind, and
   reads tap k of every row at one offset from the row's corner (``_flat_kernel``). The
   kernel is packed once per call into ``K x NR`` panels that all threads share. Flags
-  and the epilogue are the GEMM's (``codegen.library.gemm``): the epilogue runs on each finished
-  tile of C while it is in L1. With ``POOLED`` the rows run pooling window by window and
-  PH*PW tiles (MR whole windows) go to a buffer, from which the epilogue pools them into
-  the pooled result (``codegen.lowering.fused``): the full-size result is never written. Threads split the rows
-  (a convolution has few columns). An epilogue that sums columns (``COLUMNS_OWNED``)
-  gets chunks that start at multiples of ``SUM_SPAN`` rows: it sums each span of rows
-  into a partial of its own, which no other thread touches, and the caller adds the
-  partials in span order (the same bits on any number of threads).
+  and the epilogue are the GEMM's (``codegen.library.gemm``): the epilogue runs on each
+  finished tile of C while it is in L1. With ``POOLED`` the rows run pooling window by
+  window and PH*PW tiles (MR whole windows) go to a buffer, from which the epilogue pools
+  them into the pooled result (``codegen.lowering.fused``): the full-size result is never
+  written. Threads split the rows (a convolution has few columns). An epilogue that sums
+  columns (``COLUMNS_OWNED``) gets chunks that start at multiples of ``SUM_SPAN`` rows: it
+  sums each span of rows into a partial of its own, which no other thread touches, and
+  the caller adds the partials in span order (the same bits on any number of threads).
 - A 3x3 stride-1 kernel over 16 channels or more in and out runs Winograd's F(2x2, 3x3)
   (``codegen.library.conv_winograd``), its kernel gradient too.
 - ``kc_sconv_filter``: dW = Aᵀ·dY, depth the pixels, through the GEMM's micro-kernel,
@@ -308,13 +308,18 @@ def _chunk(module: ir.Module, t: Tile, kernel: ir.Function, flat: ir.Function) -
                 each_row()
         interior = b.load(inside_slot, typ=ir.IntType(1))
         shallow = b.icmp_signed("<=", depth, i64(SHALLOW_MAX_DEPTH if SHALLOW_FLAT else 0))
+
+        def panel_target(jp):
+            """Panel ``jp``'s first column, its width, and where its tile goes."""
+            j0 = b.mul(jp, i64(t.nr))
+            c = _gep(b, cm, b.add(b.mul(i0, ldc), j0))
+            c = b.select(buffered, _gep(b, sliver_buffer, j0), c)
+            return j0, _min(b, i64(t.nr), b.sub(n, j0)), c
+
         with b.if_else(b.and_(interior, shallow)) as (flat_path, run_path):
             with flat_path, for_range(b, panels, "fp") as jp:
-                j0 = b.mul(jp, i64(t.nr))
-                nr = _min(b, i64(t.nr), b.sub(n, j0))
+                j0, nr, c = panel_target(jp)
                 panel = _gep(b, packed, b.mul(b.mul(jp, depth), i64(t.nr)))
-                c = _gep(b, cm, b.add(b.mul(i0, ldc), j0))
-                c = b.select(buffered, _gep(b, sliver_buffer, j0), c)
                 args = [x, corner, offsets, depth, panel, c, b.select(buffered, n, ldc), nr]
                 b.call(flat, [*args, b.select(buffered, i64(0), accumulate)])
             with run_path:
@@ -361,11 +366,8 @@ def _chunk(module: ir.Module, t: Tile, kernel: ir.Function, flat: ir.Function) -
                     k0 = b.add(b.mul(run0, mode["runlen"]), c0)
                     tap_stride = b.mul(mode["runlen"], i64(t.nr))
                     with for_range(b, panels, "jp") as jp:
-                        j0 = b.mul(jp, i64(t.nr))
-                        nr = _min(b, i64(t.nr), b.sub(n, j0))
+                        j0, nr, c = panel_target(jp)
                         panel = _gep(b, packed, b.mul(b.add(b.mul(jp, depth), k0), i64(t.nr)))
-                        c = _gep(b, cm, b.add(b.mul(i0, ldc), j0))
-                        c = b.select(buffered, _gep(b, sliver_buffer, j0), c)
                         args = [
                             ptrs,
                             nruns,
