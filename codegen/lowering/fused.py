@@ -11,17 +11,14 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
 
 from llvmlite import ir
 
 from kcompile.codegen.library.parallel import (
     CHUNKS,
-    PARALLEL_MIN_WORK,
-    chunk_count,
-    declare_parallel_for,
 )
 from kcompile.codegen.loops import F32, I32, I64, PTR, chunk_range, for_range, for_reduce, i64
+from kcompile.codegen.lowering.chunks import in_parallel
 from kcompile.codegen.lowering.conv_sums import SpanSums
 from kcompile.codegen.lowering.emitters import _offset, emits
 from kcompile.codegen.lowering.kernel import (
@@ -135,33 +132,6 @@ def loop_weight(body: Graph) -> int:
     beyond the first (the ops' ``cost`` traits), so that a short loop of costly ones
     (polynomials, divisions) is still worth splitting."""
     return 1 + sum(max(n.traits.cost - 1, 0) for n in body.nodes)
-
-
-def in_parallel(
-    k: Kernel,
-    elements: Size,
-    emit,
-    outs: list[Operand],
-    ins: list[Operand],
-    weight: int = 1,
-    extra: Sequence[ir.Value] = (),
-) -> ir.Value | None:
-    """Emit a loop as ``emit(kernel, outs, ins, part)`` into a chunk function that the
-    runtime's parallel-for calls with ``part = (chunk, chunks, *extra)``: chunks of the
-    outermost axis as ``codegen.library.parallel.chunk_count`` decides, counting an element as
-    ``weight``; ``extra`` are i64 values the chunks read. Returns the number of chunks,
-    or None for a loop that is always too small, emitted in place with ``part = None``."""
-    if elements.power == 0 and elements.coef * weight < PARALLEL_MIN_WORK:
-        emit(k, outs, ins, None)
-        return None
-    chunk = Kernel.callback(k.module, f"{k.fn.name}_chunk", len(k.args), 1, 1 + len(extra))
-    part = (chunk.params[0], *chunk.extra)
-    emit(chunk, chunk.operands_from(k, outs), chunk.operands_from(k, ins), part)
-    chunk.finish()
-    b = k.b
-    chunks = chunk_count(b, b.mul(k.value(elements), i64(weight)))
-    b.call(declare_parallel_for(k.module), [chunk.entry, k.context([chunks, *extra]), chunks])
-    return chunks
 
 
 def _row_operand(op: Operand, v_shape, out_shape) -> Operand:
