@@ -14,9 +14,7 @@ import math
 
 from llvmlite import ir
 
-from kcompile.codegen.library.parallel import (
-    CHUNKS,
-)
+from kcompile.codegen.library.parallel import CHUNKS
 from kcompile.codegen.loops import F32, I32, I64, PTR, chunk_range, for_range, for_reduce, i64
 from kcompile.codegen.lowering.chunks import in_parallel
 from kcompile.codegen.lowering.conv_sums import SpanSums
