@@ -367,3 +367,13 @@ def test_bias_batchnorm_and_activation_fold_into_the_convolution_at_inference(rn
     conv = conv2d_numpy(x, k, (1, 1), "same") + b
     want = np.maximum((conv - mean) / np.sqrt(var + 1e-3) * gamma + beta, 0)
     np.testing.assert_allclose(model.predict(x, verbose=0), want, rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize(
+    "layer, shape", [(layers.Conv1D(3, 2), (6, None)), (layers.Conv2D(3, 2), (5, 5, None))]
+)
+def test_unknown_channels_are_refused_naming_the_layer(layer, shape):
+    """Keras's message (its base convolution's build), where the groups check used to
+    fail with a TypeError (None % groups)."""
+    with pytest.raises(ValueError, match=r"\(Conv[12]D\): the channel dimension .* `None`"):
+        layer(keras.Input(shape))

@@ -106,6 +106,17 @@ def test_einsum_dense_keras_docstring_shapes():
     assert dots(keras.Input((32, 128))).shape == (None, 32, 64)
 
 
+def test_einsum_dense_refuses_an_unknown_dimension_its_kernel_takes():
+    """As Keras's variables refuse a shape with None: a ValueError naming the layer, where
+    the kernel's fan computation used to fail with a TypeError (int * None)."""
+    layer = layers.EinsumDense("ab,bc->ac", 5, name="proj")
+    with pytest.raises(ValueError, match=r"layer 'proj' \(EinsumDense\).*\(None, 5\)"):
+        layer(keras.Input((None,)))
+    # An unknown dimension the kernel does not take is fine.
+    seq = layers.EinsumDense("abc,cd->abd", (None, 4))(keras.Input((None, 3)))
+    assert seq.shape == (None, None, 4)
+
+
 def test_einsum_dense_kernel_fans_are_the_equations():
     # Keras's VarianceScaling fans: input axes (c) and output axes (d, e) of the kernel
     keras.utils.set_random_seed(3)

@@ -80,6 +80,12 @@ class Conv2D(Layer):
     def group_channels(self, input_shape) -> int:
         """The input channels each group sees (all of them without groups)."""
         channels = input_shape[-1]
+        if channels is None:  # Keras's words
+            raise ValueError(
+                f"layer '{self.name}' ({type(self).__name__}): the channel dimension of the "
+                f"inputs should be defined. The input_shape received is {tuple(input_shape)}, "
+                "where axis -1 (0-based) is the channel dimension, which found to be `None`."
+            )
         if channels % self.groups:
             raise ValueError(
                 "The number of input channels must be evenly divisible by the number of "

@@ -69,7 +69,8 @@ class EinsumDense(Layer):
         )
         self.input_spec = InputSpec(ndim=len(input_shape))
         initializer = self.kernel_initializer
-        if isinstance(initializer, VarianceScaling):
+        # (A kernel shape with None in it is refused by add_weight, naming the layer.)
+        if isinstance(initializer, VarianceScaling) and None not in kernel_shape:
             # Keras's fans are those of the equation's input and output axes.
             initializer = _FannedVarianceScaling(initializer, kernel_shape, input_axes, output_axes)
         self._kernel = self.add_weight(
