@@ -45,6 +45,20 @@ def _with_strides(op: Operand, strides: list[Size], base: Size | ir.Value = ZERO
 # Whether a standalone elementwise op runs on the runtime's threads when large (off only
 # to measure against).
 PARALLEL_ELEMENTWISE = True
+# A copy or a standalone elementwise op gets a chunk function of its own (threads) only
+# when a sample holds at least this many elements: every chunk function is more code for
+# LLVM, and with one for every small batched copy the compiles of the parity and layer
+# tests took 8-12% more CPU.
+THREADS_MIN_SAMPLE = 4096
+
+
+def _threaded(k: Kernel, elements: Size, emit, outs, ins, weight: int = 1) -> None:
+    """``emit`` through ``in_parallel`` when the loop is large enough a sample, else in
+    place."""
+    if elements.power == 0 or elements.coef * weight >= THREADS_MIN_SAMPLE:
+        in_parallel(k, elements, emit, outs, ins, weight)
+    else:
+        emit(k, outs, ins, None)
 
 
 @emits(*SCALAR_RULES)
@@ -70,7 +84,7 @@ def elementwise(k: Kernel, m: MathLib, node: Node, outs, ins) -> None:
     # activations under mixed_bfloat16 took 230 and 153 µs on one thread, 171 and 127 on
     # two (Zen 3; memory bound, so not half).
     if PARALLEL_ELEMENTWISE:
-        in_parallel(k, numel(shape), emit, [out], sources, max(node.traits.cost, 1))
+        _threaded(k, numel(shape), emit, [out], sources, max(node.traits.cost, 1))
     else:
         emit(k, [out], sources, None)
 
@@ -86,7 +100,7 @@ def _copy(k: Kernel, dims: list[Size], dst: Operand, src: Operand) -> None:
             dims, [d, s], lambda off: kk.store(d, off[0], kk.load(s, off[1])), part=part
         )
 
-    in_parallel(k, _product(dims), emit, [dst], [src])
+    _threaded(k, _product(dims), emit, [dst], [src])
 
 
 def _fill(k: Kernel, dst: Operand, count: Size, value: ir.Value) -> None:
@@ -96,7 +110,7 @@ def _fill(k: Kernel, dst: Operand, count: Size, value: ir.Value) -> None:
         (d,) = outs
         kk.strided_loop([count], [d], lambda off: kk.store(d, off[0], value), part=part)
 
-    in_parallel(k, count, emit, [Operand(dst.ptr, dst.dtype, [Size(1)])], [])
+    _threaded(k, count, emit, [Operand(dst.ptr, dst.dtype, [Size(1)])], [])
 
 
 def _product(dims: list[Size]) -> Size:
