@@ -590,8 +590,9 @@ def _conv(module: ir.Module, t: Tile, chunk: ir.Function, pack: ir.Function, par
         b.store(dx, _gep_i64(b, table, b.add(b.add(taps, taps), run)))
     # A shallow product's offsets, one per tap and channel (k): its run's, plus its
     # place in the run.
-    offsets = alloc(b.mul(_min(b, depth, i64(SHALLOW_MAX_DEPTH)), i64(2)))  # i64s, in floats
-    with for_range(b, _min(b, depth, i64(SHALLOW_MAX_DEPTH)), "k") as k:
+    shallow_depth = _min(b, depth, i64(SHALLOW_MAX_DEPTH))
+    offsets = alloc(b.mul(shallow_depth, i64(2)))  # i64s, in floats
+    with for_range(b, shallow_depth, "k") as k:
         run, place = b.udiv(k, inner["runlen"]), b.urem(k, inner["runlen"])
         at = b.add(b.load(_gep_i64(b, table, run), typ=I64), place)
         b.store(at, _gep_i64(b, offsets, k))

@@ -20,13 +20,17 @@ def in_parallel(
     ins: list[Operand],
     weight: int = 1,
     extra: Sequence[ir.Value] = (),
+    min_sample: int = 0,
 ) -> ir.Value | None:
     """Emit a loop as ``emit(kernel, outs, ins, part)`` into a chunk function that the
     runtime's parallel-for calls with ``part = (chunk, chunks, *extra)``: chunks of the
     outermost axis as ``codegen.library.parallel.chunk_count`` decides, counting an element as
     ``weight``; ``extra`` are i64 values the chunks read. Returns the number of chunks,
-    or None for a loop that is always too small, emitted in place with ``part = None``."""
-    if elements.power == 0 and elements.coef * weight < PARALLEL_MIN_WORK:
+    or None for a loop that is always too small, emitted in place with ``part = None``:
+    one of static size under ``PARALLEL_MIN_WORK``, or a batched one whose sample weighs
+    under ``min_sample`` (every chunk function is more code for LLVM to compile)."""
+    small = PARALLEL_MIN_WORK if elements.power == 0 else min_sample
+    if elements.coef * weight < small:
         emit(k, outs, ins, None)
         return None
     name, n = f"{k.fn.name}_chunk", 1

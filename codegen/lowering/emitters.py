@@ -52,15 +52,6 @@ PARALLEL_ELEMENTWISE = True
 THREADS_MIN_SAMPLE = 4096
 
 
-def _threaded(k: Kernel, elements: Size, emit, outs, ins, weight: int = 1) -> None:
-    """``emit`` through ``in_parallel`` when the loop is large enough a sample, else in
-    place."""
-    if elements.power == 0 or elements.coef * weight >= THREADS_MIN_SAMPLE:
-        in_parallel(k, elements, emit, outs, ins, weight)
-    else:
-        emit(k, outs, ins, None)
-
-
 @emits(*SCALAR_RULES)
 def elementwise(k: Kernel, m: MathLib, node: Node, outs, ins) -> None:
     shape = node.outputs[0].shape
@@ -84,23 +75,23 @@ def elementwise(k: Kernel, m: MathLib, node: Node, outs, ins) -> None:
     # activations under mixed_bfloat16 took 230 and 153 µs on one thread, 171 and 127 on
     # two (Zen 3; memory bound, so not half).
     if PARALLEL_ELEMENTWISE:
-        _threaded(k, numel(shape), emit, [out], sources, max(node.traits.cost, 1))
+        weight = max(node.traits.cost, 1)
+        in_parallel(k, numel(shape), emit, [out], sources, weight, min_sample=THREADS_MIN_SAMPLE)
     else:
         emit(k, [out], sources, None)
 
 
-def _copy(k: Kernel, dims: list[Size], dst: Operand, src: Operand) -> None:
-    """``src`` into ``dst`` over ``dims``, on the runtime's threads when it is large (a
+def _copy(k: Kernel, shape, dst: Operand, src: Operand) -> None:
+    """``src`` into ``dst`` over ``shape``, on the runtime's threads when it is large (a
     pad, a slice or a concatenation of activations: one thread took 470 µs to pad the
     CNN's pooled gradient at batch 64)."""
 
     def emit(kk: Kernel, outs, ins, part) -> None:
         (d,), (s,) = outs, ins
-        kk.strided_loop(
-            dims, [d, s], lambda off: kk.store(d, off[0], kk.load(s, off[1])), part=part
-        )
+        copy = lambda off: kk.store(d, off[0], kk.load(s, off[1]))  # noqa: E731
+        kk.strided_loop(dims_of(shape), [d, s], copy, part=part)
 
-    _threaded(k, _product(dims), emit, [dst], [src])
+    in_parallel(k, numel(shape), emit, [dst], [src], min_sample=THREADS_MIN_SAMPLE)
 
 
 def _fill(k: Kernel, dst: Operand, count: Size, value: ir.Value) -> None:
@@ -110,14 +101,8 @@ def _fill(k: Kernel, dst: Operand, count: Size, value: ir.Value) -> None:
         (d,) = outs
         kk.strided_loop([count], [d], lambda off: kk.store(d, off[0], value), part=part)
 
-    _threaded(k, count, emit, [Operand(dst.ptr, dst.dtype, [Size(1)])], [])
-
-
-def _product(dims: list[Size]) -> Size:
-    total = Size(1)
-    for d in dims:
-        total = total * d
-    return total
+    flat = Operand(dst.ptr, dst.dtype, [Size(1)])
+    in_parallel(k, count, emit, [flat], [], min_sample=THREADS_MIN_SAMPLE)
 
 
 @emits("reshape")
@@ -132,7 +117,7 @@ def broadcast_to(k, m, node, outs, ins) -> None:
     out = _with_strides(outs[0], contiguous_strides(shape))
     _copy(
         k,
-        dims_of(shape),
+        shape,
         out,
         _with_strides(ins[0], broadcast_strides(node.inputs[0].shape, shape)),
     )
@@ -143,7 +128,7 @@ def transpose(k, m, node, outs, ins) -> None:
     shape = node.outputs[0].shape
     own = contiguous_strides(node.inputs[0].shape)
     src = _with_strides(ins[0], [own[p] for p in node.attrs["perm"]])
-    _copy(k, dims_of(shape), _with_strides(outs[0], contiguous_strides(shape)), src)
+    _copy(k, shape, _with_strides(outs[0], contiguous_strides(shape)), src)
 
 
 def _offset(begin, strides: list[Size]) -> Size:
@@ -164,7 +149,7 @@ def slice_(k, m, node, outs, ins) -> None:
     shape = node.outputs[0].shape
     own = contiguous_strides(node.inputs[0].shape)
     src = _with_strides(ins[0], own, _offset(node.attrs["begin"], own))
-    _copy(k, dims_of(shape), _with_strides(outs[0], contiguous_strides(shape)), src)
+    _copy(k, shape, _with_strides(outs[0], contiguous_strides(shape)), src)
 
 
 @emits("reverse")
@@ -174,9 +159,7 @@ def reverse(k, m, node, outs, ins) -> None:
     strides = contiguous_strides(shape)
     last = _offset([shape[axis] - 1 if a == axis else 0 for a in range(len(shape))], strides)
     backwards = [Size(-s.coef, s.power) if a == axis else s for a, s in enumerate(strides)]
-    _copy(
-        k, dims_of(shape), _with_strides(outs[0], strides), _with_strides(ins[0], backwards, last)
-    )
+    _copy(k, shape, _with_strides(outs[0], strides), _with_strides(ins[0], backwards, last))
 
 
 @emits("pad")
@@ -186,7 +169,7 @@ def pad(k, m, node, outs, ins) -> None:
     _fill(k, outs[0], numel(out_shape), value)
     strides = contiguous_strides(out_shape)
     dst = _with_strides(outs[0], strides, _offset(node.attrs["low"], strides))
-    _copy(k, dims_of(in_shape), dst, _with_strides(ins[0], contiguous_strides(in_shape)))
+    _copy(k, in_shape, dst, _with_strides(ins[0], contiguous_strides(in_shape)))
 
 
 @emits("concat")
@@ -198,7 +181,7 @@ def concat(k, m, node, outs, ins) -> None:
         begin = [0] * v.rank
         begin[axis] = offset
         dst = _with_strides(outs[0], strides, _offset(begin, strides))
-        _copy(k, dims_of(v.shape), dst, _with_strides(op, contiguous_strides(v.shape)))
+        _copy(k, v.shape, dst, _with_strides(op, contiguous_strides(v.shape)))
         offset += v.shape[axis]
 
 
