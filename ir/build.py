@@ -330,6 +330,13 @@ def stop_gradient(x: Value) -> Value:
     return x.graph.emit1("stop_gradient", [x])
 
 
+def gradient_via(value: Value, proxy: Value) -> Value:
+    """``value``, differentiated as if it were ``proxy`` (of the same type): the backward
+    pass sends its gradient to ``proxy``, none to ``value``; after autodiff the proxy's
+    forward computation is dead code."""
+    return value.graph.emit1("gradient_via", [value, proxy])
+
+
 def extract_patches(
     x: Value, kernel, strides=(1, 1), dilation=(1, 1), padding=(0, 0, 0, 0), value: float = 0.0
 ) -> Value:

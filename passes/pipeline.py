@@ -10,6 +10,7 @@ from kcompile.passes.dce import eliminate_dead_code
 from kcompile.passes.fold import eliminate_common_subexpressions, fold_constants
 from kcompile.passes.fuse import fuse
 from kcompile.passes.fuse_rows import fuse_rows
+from kcompile.passes.int8_products import hold_integer_products
 from kcompile.passes.loops import hoist_from_loops
 from kcompile.passes.manager import Pass
 from kcompile.passes.memory import plan_memory
@@ -39,6 +40,8 @@ PIPELINE = [
     Pass("hold_narrow_floats", hold_narrow_floats),
     # Reads whether the target has a bf16 engine: without one, it moves fewer roundings.
     Pass("round_in_products", round_in_products, ("bf16_engine",)),
+    # Before fusion: the operands' widenings and the rescale join their kernels.
+    Pass("hold_integer_products", hold_integer_products),
     # Row kernels first: what they leave, loop and product-epilogue fusion take.
     Pass("fuse_rows", fuse_rows),
     Pass("fuse", fuse_and_clean),

@@ -259,7 +259,8 @@ def _rule_select(g, node, ins):
 
 
 def _rule_stop_gradient(g, node, ins):
-    # The pipeline runs after autodiff: nothing is left for stop_gradient to stop.
+    # The pipeline runs after autodiff: nothing is left for stop_gradient to stop, nor
+    # for gradient_via to redirect (its proxy's forward computation becomes dead code).
     return ins[0]
 
 
@@ -296,6 +297,7 @@ RULES = {
     "broadcast_to": _rule_broadcast_to,
     "select": _rule_select,
     "stop_gradient": _rule_stop_gradient,
+    "gradient_via": _rule_stop_gradient,
 }
 BROADCASTING = ops_in_families("binary", "compare", "select")
 

@@ -81,6 +81,9 @@ LOWERED = {
     DType.f32: Lowered(F32, F32),
     DType.i32: Lowered(I32, I32),
     DType.bool: Lowered(I8, I8),
+    # Bytes (quantized layers' kernels and inputs): a cast converts them (scalar.py).
+    DType.i8: Lowered(I8, I8),
+    DType.u8: Lowered(I8, I8),
     DType.bf16: Lowered(I16, F32, widen_bf16, _bf16_narrow),
 }
 # The register type of each dtype (arrays of values in registers or on the stack).

@@ -147,16 +147,25 @@ def _cast(b, m, a, t, attrs):
     if dst is DType.bf16:
         wide = _cast(b, m, a, t, {"dtype": DType.f32.value})
         return _round_to(b, m, [wide], [DType.f32], {"dtype": DType.bf16.value})
+    unsigned = src in (DType.bool, DType.u8)
     if dst is DType.f32:
-        return b.uitofp(x, F32) if src is DType.bool else b.sitofp(x, F32)
-    if dst is DType.i32:
-        if src is DType.bool:
-            return b.zext(x, I32)
-        # Saturating, so out-of-range values do not become poison.
-        return b.call(m.intrinsic("llvm.fptosi.sat.i32.f32", 1, F32, I32), [x])
+        return b.uitofp(x, F32) if unsigned else b.sitofp(x, F32)
+    if dst in (DType.i32, DType.i8, DType.u8):
+        width = I32 if dst is DType.i32 else I8
+        if src is DType.f32:
+            # Saturating, so out-of-range values do not become poison (the reference's
+            # clip); NaN gives 0.
+            sat = "fptoui" if dst is DType.u8 else "fptosi"
+            name = f"llvm.{sat}.sat.i{width.width}.f32"
+            return b.call(m.intrinsic(name, 1, F32, width), [x])
+        if x.type.width > width.width:
+            return b.trunc(x, width)  # wraps, as numpy's astype
+        if x.type.width < width.width:
+            return b.zext(x, width) if unsigned else b.sext(x, width)
+        return x  # i8 <-> u8 <-> bool bits (a bool is 0 or 1)
     if src is DType.f32:
         return _bool(b, b.fcmp_unordered("!=", x, ir.Constant(F32, 0.0)))
-    return _bool(b, b.icmp_signed("!=", x, ir.Constant(I32, 0)))
+    return _bool(b, b.icmp_signed("!=", x, ir.Constant(x.type, 0)))
 
 
 def _round_to(b, m, a, t, attrs):

@@ -407,3 +407,28 @@ register(
         traits=T.elementwise(carries_values=True),
     )
 )
+
+
+def _infer_gradient_via(types, attrs):
+    expect_arity(types, 2)
+    if types[0] != types[1]:
+        raise ShapeError(
+            f"gradient_via needs a value and a proxy of one type, got {types[0]}, {types[1]}"
+        )
+    return [types[0]]
+
+
+register(
+    OpDef(
+        "gradient_via",
+        "unary",
+        2,
+        _infer_gradient_via,
+        lambda ctx, args, attrs: [args[0]],
+        lambda node, g: [None, g[0]],
+        doc="gradient_via(value, proxy): value, whose gradient flows to proxy as if the "
+        "result were proxy (Keras's custom gradients of quantized layers: the int8 "
+        "product's input gradient is the float product's); removed after autodiff",
+        traits=T.elementwise(carries_values=True),
+    )
+)

@@ -9,6 +9,11 @@ into rows, as a Dense layer applies to any rank) with a 2-D ``b``:
 
 These three cover a dense layer's forward pass and both of its gradients.
 
+Operands of ``i8`` (a quantized layer's: ``model.quantize("int8")``) give an ``i32``
+result: the integer products summed exactly, as Keras's int8 ``matmul`` (int32
+accumulation) does. Such a product has no gradient (its operands are integers); a
+quantized layer gives its input Keras's gradient through ``gradient_via``.
+
 ``batch_matmul(a, b)`` multiplies matrices stacked along leading axes *L shared by
 both operands (attention's scores and mixing, ``keras.ops.matmul`` of rank-3 tensors):
 a[*L, M, K] · b[*L, K, N] -> [*L, M, N], with ``transpose_a`` (a is [*L, K, M]) and
@@ -21,6 +26,8 @@ in by passes/simplify.py from a multiply of its result or of an operand).
 """
 
 from __future__ import annotations
+
+import numpy as np
 
 from kcompile.ir import build as B
 from kcompile.ir import traits as T
@@ -40,12 +47,15 @@ from kcompile.ir.types import DType, ShapeError, TensorType
 # passes/narrow_floats.py's ``round_in_products``) the product rounds those operands to
 # bf16 itself (to nearest, ties to even) before multiplying: they hold f32 values whose
 # rounding was a pass over memory of its own, which the engines do while packing anyway.
-PRECISIONS = (None, "bf16")
+PRECISIONS = (None, "bf16", "i8")
+# ``precision="i8"`` (set by passes/int8_products.py): both f32 operands hold int8 values
+# and the contracted dimension is short enough (``EXACT_I8_DEPTH``) that every partial sum
+# is an integer f32 holds exactly, in any order: the f32 product is the integer one.
 
 
 def _check_precision(attrs) -> None:
     if attrs.get("precision") not in PRECISIONS:
-        raise ShapeError(f"matmul precision {attrs['precision']!r}: expected bf16 or none")
+        raise ShapeError(f"matmul precision {attrs['precision']!r}: expected bf16, i8 or none")
     rounds = attrs.get("round_operands")
     if rounds is None:
         return
@@ -67,9 +77,13 @@ def _rounded_operands(ctx, args, attrs) -> list:
 def _infer(types, attrs):
     expect_arity(types, 2)
     _check_precision(attrs)
+    if {t.dtype for t in types} == {DType.i8}:
+        a, b = types
+        (out,) = _infer([a.with_dtype(DType.f32), b.with_dtype(DType.f32)], attrs)
+        return [out.with_dtype(DType.i32)]
     dtype = product_dtype(types, attrs)
     a, b = (t.with_dtype(dtype) for t in types)
-    expect_float(a)
+    expect_float(a, "matmul operand (f32, bf16, f16, or both i8)")
     ta, tb = attrs["transpose_a"], attrs["transpose_b"]
     if a.rank < 1:
         raise ShapeError(f"matmul needs a tensor operand, got {a}")
@@ -88,6 +102,12 @@ def _infer(types, attrs):
 
 
 def _reference(ctx, args, attrs):
+    if args[0].dtype == np.int8:
+        # Exact: int64 sums, then int32 as Keras's int8 product gives (no wrap for any
+        # depth below 2**17).
+        a, b = (x.astype(np.int64) for x in args)
+        (out,) = _reference(ctx, [a, b], attrs)
+        return [out.astype(np.int32)]
     a, b = _rounded_operands(ctx, args, attrs)
     if attrs["transpose_a"]:
         a2 = a.reshape(-1, a.shape[-1])
@@ -98,6 +118,8 @@ def _reference(ctx, args, attrs):
 
 def _vjp(node, g):
     a, b = node.inputs
+    if not a.dtype.is_float:
+        return [None, None]  # integer operands: a quantized layer's, see gradient_via
     gy = g[0]
     if node.attrs["transpose_a"]:
         return [B.matmul(b, gy, transpose_b=True), B.matmul(a, gy)]

@@ -1,0 +1,88 @@
+"""Integer products computed exactly in f32: the portable lowering of the int8 products
+of quantized layers (``model.quantize("int8")``).
+
+A ``matmul`` of two ``i8`` operands gives ``i32``: the exact sum of integer products
+(``ir.ops.linalg``). Every int8 product is an integer of magnitude at most 2**14, so a sum
+of up to ``EXACT_I8_DEPTH`` of them stays an integer f32 holds exactly, whatever the order
+of the additions: the f32 product of the operands widened to f32 *is* the integer product.
+This pass rewrites each integer product so: its operands cast to f32 (a widening that
+fuses into the kernel making the operand, or a cast of a stored int8 weight), an f32
+``matmul`` marked ``precision="i8"``, and the i32 result cast from it, which a following
+cast back to a float (the rescale of Keras's ``_int8_call``) reads directly. Products
+then run on ``kc_sgemm`` with their fused epilogues (rescale, bias, activation) and the
+reference interpreter's numbers.
+
+A deeper product is split into products of ``EXACT_I8_DEPTH`` terms summed in f32: two
+such parts round their sum once, which is the i32 result's own rounding to f32
+(exact to the bit up to a depth of 2048); more parts may differ from it by a rounding of
+f32.
+"""
+
+from __future__ import annotations
+
+from kcompile.ir import DType, Graph, Node, Value
+from kcompile.ir import build as B
+from kcompile.passes.rewrite import rebuild
+
+I8 = DType.i8
+# 1024 products of magnitude at most 128 * 128 sum to at most 2**24 in magnitude: every
+# partial sum is an integer f32 holds exactly.
+EXACT_I8_DEPTH = 1024
+
+
+def hold_integer_products(graph: Graph) -> Graph:
+    """``graph`` with every ``matmul`` of ``i8`` operands computed as an f32 product (the
+    same graph when it has none)."""
+    if not any(_integer_product(n) for n in graph.nodes):
+        return graph
+    held: dict[Value, Value] = {}  # an integer product's i32 result -> its f32 product
+
+    def visit(new: Graph, node: Node, args: list[Value]):
+        if _integer_product(node):
+            product = _f32_product(node, args)
+            (result,) = new.emit("cast", [product], {"dtype": DType.i32.value}, node.layer)
+            held[result] = product
+            return [result]
+        if node.op == "cast" and args[0] in held and DType.parse(node.attrs["dtype"]) is DType.f32:
+            return [held[args[0]]]
+        return None
+
+    return rebuild(graph, visit)
+
+
+def _integer_product(node: Node) -> bool:
+    return node.op == "matmul" and all(v.dtype is I8 for v in node.inputs)
+
+
+def _f32_product(node: Node, args: list[Value]) -> Value:
+    if node.attrs["transpose_a"]:
+        # Sums over the leading axes, the batch among them: no depth known at compile time.
+        raise NotImplementedError(
+            f"codegen: an int8 matmul with transpose_a (node {node.outputs[0].name}); "
+            "integer products have no gradient to need one"
+        )
+    a, b = (B.cast(v, DType.f32) for v in args)
+    transpose_b = node.attrs["transpose_b"]
+    depth = a.shape[-1]
+    parts = []
+    for start in range(0, depth, EXACT_I8_DEPTH):
+        stop = min(start + EXACT_I8_DEPTH, depth)
+        a_part, b_part = a, b
+        if (start, stop) != (0, depth):
+            a_part = B.slice_(a, [0] * (a.rank - 1) + [start], [*a.shape[:-1], stop])
+            b_part = (
+                B.slice_(b, [0, start], [b.shape[0], stop])
+                if transpose_b
+                else B.slice_(b, [start, 0], [stop, b.shape[1]])
+            )
+        (part,) = a.graph.emit(
+            "matmul",
+            [a_part, b_part],
+            {"transpose_a": False, "transpose_b": transpose_b, "precision": "i8"},
+            node.layer,
+        )
+        parts.append(part)
+    total = parts[0]
+    for part in parts[1:]:
+        total = B.add(total, part)
+    return total
