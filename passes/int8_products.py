@@ -6,8 +6,8 @@ A ``matmul`` of two ``i8`` operands gives ``i32``: the exact sum of integer prod
 of up to ``EXACT_I8_DEPTH`` of them stays an integer f32 holds exactly, whatever the order
 of the additions: the f32 product of the operands widened to f32 *is* the integer product.
 This pass rewrites each integer product so: its operands cast to f32 (a widening that
-fuses into the kernel making the operand, or a cast of a stored int8 weight), an f32
-``matmul`` marked ``precision="i8"``, and the i32 result cast from it, which a following
+fuses into the kernel making the operand; B, a quantized kernel, stays in bytes and is
+widened as the product packs it), an f32 ``matmul`` marked ``precision="i8"``, and the i32 result cast from it, which a following
 cast back to a float (the rescale of Keras's ``_int8_call``) reads directly. Products
 then run on ``kc_sgemm`` with their fused epilogues (rescale, bias, activation) and the
 reference interpreter's numbers.
@@ -61,7 +61,8 @@ def _f32_product(node: Node, args: list[Value]) -> Value:
             f"codegen: an int8 matmul with transpose_a (node {node.outputs[0].name}); "
             "integer products have no gradient to need one"
         )
-    a, b = (B.cast(v, DType.f32) for v in args)
+    # B stays in bytes: kc_sgemm widens it as it packs it (``B_I8``).
+    a, b = B.cast(args[0], DType.f32), args[1]
     transpose_b = node.attrs["transpose_b"]
     depth = a.shape[-1]
     parts = []

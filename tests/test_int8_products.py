@@ -16,6 +16,7 @@ from kcompile.ir.printer import print_graph
 from kcompile.passes import PassManager, default_passes
 from kcompile.passes.int8_products import EXACT_I8_DEPTH
 from kcompile.runtime import make_executable, prepare
+from tests.threads import on_threads
 
 F32, I8, I32 = DType.f32, DType.i8, DType.i32
 
@@ -70,12 +71,19 @@ def test_integer_matmul_types_and_exact_reference(rng):
 
 
 @pytest.mark.parametrize(
-    "depth, transpose_b",
-    [(48, False), (300, True), (EXACT_I8_DEPTH, False), (EXACT_I8_DEPTH + 200, False)],
+    "depth, transpose_b, threads",
+    [
+        (48, False, 1),
+        (300, True, 2),
+        (EXACT_I8_DEPTH, False, 2),
+        (EXACT_I8_DEPTH + 200, False, 1),
+    ],
 )
-def test_quantized_dense_native_equals_reference(rng, depth, transpose_b):
+def test_quantized_dense_native_equals_reference(rng, depth, transpose_b, threads):
     """Integer sums exact on every path: one f32 product up to ``EXACT_I8_DEPTH``, two
-    parts beyond it (operands at the int8 extremes, where sums reach 2**24)."""
+    parts beyond it (operands at the int8 extremes, where sums reach 2**24); the kernel
+    stays in bytes (``B_I8``: widened as ``kc_sgemm`` packs it, rows or transposed), on
+    one and two threads, one row (split over the depth) and several."""
     width = 40
     g = _quantized_dense(depth, width, transpose_b)
     prepared = prepare(g, PassManager(default_passes()))
@@ -87,18 +95,25 @@ def test_quantized_dense_native_equals_reference(rng, depth, transpose_b):
     ]
     assert products and all(p.attrs.get("precision") == "i8" for p in products)
     assert len(products) == -(-depth // EXACT_I8_DEPTH), print_graph(prepared)
+    assert all(p.inputs[1].dtype is I8 for p in products)
+    assert not [n for n in prepared.nodes if n.op == "cast"], print_graph(prepared)
     exe = make_executable(g, "llvm", PassManager(default_passes()))
-    for n in (1, 9):
-        feeds = _feeds(rng, n, depth, width, transpose_b)
-        feeds["x"][0] = np.where(np.arange(depth) % 2, 5.0, -5.0)  # quantizes to ±127
-        if transpose_b:
-            feeds["kernel"][:, :] = -127
-        else:
-            feeds["kernel"][:, 0] = -127
-        want = interpret(g, feeds)
-        got = exe(feeds)
-        np.testing.assert_array_equal(got["acc"], want["acc"])
-        np.testing.assert_array_equal(got["y"], want["y"])
+    with on_threads(threads):
+        for n in (1, 9, 70):
+            _check_native(exe, g, rng, n, depth, width, transpose_b)
+
+
+def _check_native(exe, g, rng, n, depth, width, transpose_b) -> None:
+    feeds = _feeds(rng, n, depth, width, transpose_b)
+    feeds["x"][0] = np.where(np.arange(depth) % 2, 5.0, -5.0)  # quantizes to ±127
+    if transpose_b:
+        feeds["kernel"][:, :] = -127
+    else:
+        feeds["kernel"][:, 0] = -127
+    want = interpret(g, feeds)
+    got = exe(feeds)
+    np.testing.assert_array_equal(got["acc"], want["acc"], err_msg=f"n={n}")
+    np.testing.assert_array_equal(got["y"], want["y"], err_msg=f"n={n}")
 
 
 def test_byte_casts_native_equal_reference(rng):

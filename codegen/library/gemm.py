@@ -4,9 +4,9 @@
                   ptr C, i64 ldc, i64 accumulate, ptr epilogue, ptr epilogue_ctx)
 
 computes ``C[i, j] (+)= sum_k A[i*rsA + k*csA] * B[k*rsB + j*csB]`` for row-major C
-(``accumulate`` holds the bits ``ACCUMULATE``, ``COLUMNS_OWNED``, ``TILE_C`` and
-``ROUND_B``: B rounded to bf16 as it is packed): every transposition is a choice of
-strides. Then, when ``epilogue`` is not null,
+(``accumulate`` holds the bits ``ACCUMULATE``, ``COLUMNS_OWNED``, ``TILE_C``,
+``ROUND_B``: B rounded to bf16 as it is packed, and ``B_I8``: B holds int8 values, widened
+as it is packed): every transposition is a choice of strides. Then, when ``epilogue`` is not null,
 ``epilogue(ctx, C, ldc, i0, j0, rows, cols)`` runs on each finished micro-tile of C while
 it is still in L1 (bias, activation, column sums, an optimizer's update: the fused
 epilogue). A null ``C`` asks for a scratch matrix that only the epilogue reads (every
@@ -53,6 +53,7 @@ from llvmlite import ir
 from kcompile.codegen.library.parallel import CHUNK_FN, threads_for_a_job
 from kcompile.codegen.loops import (
     F32,
+    I8,
     I32,
     I64,
     PTR,
@@ -122,6 +123,12 @@ def _declare(module: ir.Module, name: str, ftype: ir.FunctionType) -> ir.Functio
 
 def _gep(b: ir.IRBuilder, ptr: ir.Value, offset: ir.Value) -> ir.Value:
     return b.gep(ptr, [offset], inbounds=True, source_etype=F32)
+
+
+def _gep_b(b: ir.IRBuilder, ptr: ir.Value, offset: ir.Value, b_i8: ir.Value) -> ir.Value:
+    """B's element ``offset`` from ``ptr``: a float's, or a byte's under ``B_I8``."""
+    as_bytes = b.gep(ptr, [offset], inbounds=True, source_etype=I8)
+    return b.select(b_i8, as_bytes, _gep(b, ptr, offset))
 
 
 def _splat(b: ir.IRBuilder, value: ir.Value, width: int) -> ir.Value:
@@ -332,6 +339,50 @@ def _pack_b(module: ir.Module, t: Tile, rounded: bool = False) -> ir.Function:
     return fn
 
 
+def _pack_b_i8(module: ir.Module, t: Tile) -> ir.Function:
+    """``void kc_pack_b_i8(i64 kc, i64 ncols, ptr B, i64 rsB, i64 csB, ptr dst)``: as
+    ``kc_pack_b``, from a B of int8 values (strides in bytes), each widened to f32
+    (``B_I8``). Whole rows of a panel are widened a vector at a time; a ragged panel and
+    other strides element by element (a quantized kernel is read by rows)."""
+    vec = _vec(t)
+    ints = ir.VectorType(I8, t.vw)
+    fn = ir.Function(
+        module, ir.FunctionType(ir.VoidType(), [I64, I64, PTR, I64, I64, PTR]), "kc_pack_b_i8"
+    )
+    fn.linkage = "internal"
+    kc, ncols, src_b, rs, cs, dst = fn.args
+    src_b.add_attribute("noalias")
+    dst.add_attribute("noalias")
+    b = ir.IRBuilder(fn.append_basic_block("entry"))
+    panels = b.udiv(b.add(ncols, i64(t.nr - 1)), i64(t.nr))
+    with for_range(b, panels, "p") as p:
+        col0 = b.mul(p, i64(t.nr))
+        panel = _gep(b, dst, b.mul(b.mul(p, kc), i64(t.nr)))
+        src = b.gep(src_b, [b.mul(col0, cs)], inbounds=True, source_etype=I8)
+        cols_left = b.sub(ncols, col0)
+        whole = b.and_(b.icmp_signed(">=", cols_left, i64(t.nr)), b.icmp_signed("==", cs, i64(1)))
+        with b.if_else(whole) as (rows, other):
+            with rows, for_range(b, kc, "k") as k:
+                row = b.gep(src, [b.mul(k, rs)], inbounds=True, source_etype=I8)
+                out = _gep(b, panel, b.mul(k, i64(t.nr)))
+                for v in range(t.nv):
+                    at = b.gep(row, [i64(v * t.vw)], inbounds=True, source_etype=I8)
+                    value = b.sitofp(b.load(at, typ=ints, align=1), vec)
+                    b.store(value, _gep(b, out, i64(v * t.vw)), align=t.vw * 4)
+            with other, for_range(b, kc, "k") as k, for_range(b, i64(t.nr), "c") as c:
+                inside = b.icmp_signed("<", c, cols_left)
+                at = b.gep(
+                    src,
+                    [b.select(inside, b.add(b.mul(k, rs), b.mul(c, cs)), i64(0))],
+                    inbounds=True,
+                    source_etype=I8,
+                )
+                value = b.select(inside, b.sitofp(b.load(at, typ=I8), F32), ir.Constant(F32, 0.0))
+                b.store(value, _gep(b, panel, b.add(b.mul(k, i64(t.nr)), c)))
+    b.ret_void()
+    return fn
+
+
 def _column_masks(b: ir.IRBuilder, t: Tile, cols) -> list[ir.Value]:
     """Per vector of a panel row, the lanes of its first ``cols`` columns."""
     lanes = ir.Constant(ir.VectorType(I64, t.vw), list(range(t.vw)))
@@ -418,6 +469,10 @@ TILE_C = 32
 # so, for nothing but the rounding, instead of in a kernel of its own or a copy
 # (``codegen.lowering.products``; bits 64 and 128 are ``kc_bgemm``'s too).
 ROUND_B = 256
+# ... and: B holds int8 values (a quantized layer's kernel, ``passes.int8_products``),
+# widened to f32 as it is packed (every panel packed): the weight stays a byte an element
+# in memory, and no kernel widens it first.
+B_I8 = 512
 
 
 def _ceil_div(b: ir.IRBuilder, x: ir.Value, y: ir.Value) -> ir.Value:
@@ -484,10 +539,11 @@ def _chunk(module: ir.Module, t: Tile, kernels, row_kernels, narrow, packs):
     t0, t1 = _balanced(b, row_tiles, f["row_chunks"], b.udiv(index, f["col_chunks"]))
     # With few row tiles a packed panel is reused too little to pay for its copy.
     round_b = b.icmp_unsigned("!=", b.and_(f["acc"], i64(ROUND_B)), i64(0))
+    b_i8 = b.icmp_unsigned("!=", b.and_(f["acc"], i64(B_I8)), i64(0))
     direct = b.and_(
         b.icmp_signed("==", f["csB"], i64(1)), b.icmp_signed("<=", row_tiles, i64(DIRECT_ROW_TILES))
     )
-    direct = b.and_(direct, b.not_(round_b))
+    direct = b.and_(direct, b.not_(b.or_(round_b, b_i8)))
     by_column = b.icmp_signed("==", f["rsA"], i64(1))
     by_rows = b.and_(b.icmp_signed("==", f["csA"], i64(1)), b.not_(by_column))
     with for_range(b, groups, "g") as g:
@@ -498,18 +554,21 @@ def _chunk(module: ir.Module, t: Tile, kernels, row_kernels, narrow, packs):
         with for_range(b, k_blocks, "kb") as kb:
             pc = b.mul(kb, k_step)
             kc = _min(b, k_step, b.sub(depth, pc))
-            src = _gep(b, f["B"], b.add(b.mul(pc, f["rsB"]), b.mul(col0, f["csB"])))
+            src = _gep_b(b, f["B"], b.add(b.mul(pc, f["rsB"]), b.mul(col0, f["csB"])), b_i8)
             # Direct: full panels read from B itself, only a ragged last panel is packed.
             full_cols = b.mul(b.udiv(cols, i64(t.nr)), i64(t.nr))
             first_packed = b.select(direct, full_cols, i64(0))
             with b.if_then(b.icmp_signed("<", first_packed, cols)):
                 ragged = _gep(b, src, b.mul(first_packed, f["csB"]))
                 args = [kc, b.sub(cols, first_packed), ragged, f["rsB"], f["csB"], packed]
-                with b.if_else(round_b) as (rounding, plain):
-                    with rounding:
-                        b.call(packs[1], args)
-                    with plain:
-                        b.call(packs[0], args)
+                with b.if_else(b_i8) as (widening, other):
+                    with widening:
+                        b.call(packs[2], args)
+                    with other, b.if_else(round_b) as (rounding, plain):
+                        with rounding:
+                            b.call(packs[1], args)
+                        with plain:
+                            b.call(packs[0], args)
             # A transposed A is read in place when its slivers are short enough to stay
             # in L1 even when its rows are a power of two apart (L1 sets conflict).
             column_in_place = b.and_(by_column, b.icmp_signed("<=", kc, i64(IN_PLACE_DEPTH)))
@@ -809,6 +868,7 @@ def _partial_chunk(module: ir.Module, t: Tile, chunk: ir.Function) -> ir.Functio
     job.type = PTR
     for name in FIELDS:
         _set_field(b, job, name, _field(b, base, name))
+    b_i8 = b.icmp_unsigned("!=", b.and_(_field(b, base, "acc"), i64(B_I8)), i64(0))
     depth = _field(b, base, "K")
     m, n = _field(b, base, "M"), _field(b, base, "N")
     tile0, tile1 = _balanced(b, _field(b, base, "k_tiles"), _field(b, base, "k_chunks"), i)
@@ -820,10 +880,11 @@ def _partial_chunk(module: ir.Module, t: Tile, chunk: ir.Function) -> ir.Functio
     fields = {
         "K": b.sub(_min(b, depth, b.mul(tile1, i64(t.mr))), k0),
         "A": b.ptrtoint(_gep(b, a, b.mul(k0, _field(b, base, "csA"))), I64),
-        "B": b.ptrtoint(_gep(b, b_, b.mul(k0, _field(b, base, "rsB"))), I64),
+        "B": b.ptrtoint(_gep_b(b, b_, b.mul(k0, _field(b, base, "rsB")), b_i8), I64),
         "C": b.ptrtoint(block, I64),
         "ldc": n,
-        "acc": b.and_(_field(b, base, "acc"), i64(ROUND_B)),  # a partial sum overwrites
+        # A partial sum overwrites; B's kind stays.
+        "acc": b.and_(_field(b, base, "acc"), i64(ROUND_B | B_I8)),
         "epi": i64(0),
         "col_chunks": i64(1),
         "row_chunks": i64(1),
@@ -891,7 +952,7 @@ def add_gemm(module: ir.Module, t: Tile) -> None:
     kernels = [_micro_kernel(module, t, rows) for rows in range(1, t.mr + 1)]
     row_kernels = [_micro_kernel(module, t, rows, a_by_rows=True) for rows in range(1, t.mr + 1)]
     narrow = [_micro_kernel(module, t, t.mr, by_rows, narrow=True) for by_rows in (False, True)]
-    packs = (_pack_b(module, t), _pack_b(module, t, rounded=True))
+    packs = (_pack_b(module, t), _pack_b(module, t, rounded=True), _pack_b_i8(module, t))
     chunk = _chunk(module, t, kernels, row_kernels, narrow, packs)
     splitters = (_partial_chunk(module, t, chunk), _total_chunk(module, t))
     _gemm(module, t, chunk, module.globals[abi.PARALLEL_FOR.symbol], splitters)

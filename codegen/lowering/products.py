@@ -25,6 +25,7 @@ from kcompile.codegen.library.bf16_gemm import (
 from kcompile.codegen.library.conv import GEOMETRY, POOLED, declare_conv, declare_conv_filter
 from kcompile.codegen.library.gemm import (
     ACCUMULATE,
+    B_I8,
     COLUMNS_OWNED,
     GEMM,
     ROUND_B,
@@ -77,7 +78,7 @@ def call_gemm(
     null = ir.Constant(PTR, None)
     dims = product_dims(node, a_shape, b_shape)
     flags = (COLUMNS_OWNED if columns_owned else 0) | (ACCUMULATE if accumulate else 0)
-    flags |= bgemm_flags(node, dims)
+    flags |= bgemm_flags(node, dims) | _int8_flags(node)
     gemm = gemm_for(k.module, node, dims)
     no_c = isinstance(C, ir.Constant) and C.constant is None
     if TILES_FOR_EPILOGUES and no_c and epilogue is not None and gemm.name == GEMM:
@@ -158,6 +159,19 @@ def bgemm_flags(node: Node, dims: tuple) -> int:
         return ROUND_B if 1 in rounds else 0  # kc_sgemm's own bit
     kept = (A_ROUNDED if 0 not in rounds else 0) | (B_ROUNDED if 1 not in rounds else 0)
     return PORTABLE | kept | stored
+
+
+def _int8_flags(node: Node) -> int:
+    """``B_I8`` for a product whose B holds int8 values in bytes (``passes.int8_products``);
+    other int8 operands are not lowered (an integer product the pass did not rewrite: one
+    inside a loop's body)."""
+    a, bv = node.inputs[:2]
+    if a.dtype is DType.i8 or (bv.dtype is DType.i8 and node.attrs.get("precision") != "i8"):
+        raise NotImplementedError(
+            f"codegen: a matmul of int8 operands here ({a.type} · {bv.type}); integer "
+            "products are lowered outside loops (passes.int8_products)"
+        )
+    return B_I8 if bv.dtype is DType.i8 else 0
 
 
 @emits("matmul")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import numpy as np
+
 from kcompile.ir.types import DType, ShapeError, TensorType
 
 
@@ -27,14 +29,16 @@ def product_dtype(types: list[TensorType], attrs) -> DType:
     dtypes = {t.dtype for t in types}
     if attrs.get("precision") == "bf16" and dtypes <= {DType.f32, DType.bf16}:
         return DType.f32
+    if attrs.get("precision") == "i8" and dtypes <= {DType.f32, DType.i8}:
+        return DType.f32  # int8 values, held in f32 or stored in bytes (passes.int8_products)
     return same_dtype(types)
 
 
 def widened(ctx, args: list) -> list:
-    """A product's operands for the reference: those stored in bf16 widened to the f32
-    the product computes in (exact)."""
-    bf16 = DType.bf16.numpy
-    return [a.astype(ctx.storage(DType.f32)) if a.dtype == bf16 else a for a in args]
+    """A product's operands for the reference: those stored in bf16 or int8 widened to the
+    f32 the product computes in (exact)."""
+    narrow = (DType.bf16.numpy, np.dtype(np.int8))
+    return [a.astype(ctx.storage(DType.f32)) if a.dtype in narrow else a for a in args]
 
 
 def same_dtype(types: list[TensorType]) -> DType:

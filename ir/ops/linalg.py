@@ -77,7 +77,7 @@ def _rounded_operands(ctx, args, attrs) -> list:
 def _infer(types, attrs):
     expect_arity(types, 2)
     _check_precision(attrs)
-    if {t.dtype for t in types} == {DType.i8}:
+    if {t.dtype for t in types} == {DType.i8} and attrs.get("precision") is None:
         a, b = types
         (out,) = _infer([a.with_dtype(DType.f32), b.with_dtype(DType.f32)], attrs)
         return [out.with_dtype(DType.i32)]
@@ -102,7 +102,7 @@ def _infer(types, attrs):
 
 
 def _reference(ctx, args, attrs):
-    if args[0].dtype == np.int8:
+    if args[0].dtype == np.int8 and attrs.get("precision") is None:
         # Exact: int64 sums, then int32 as Keras's int8 product gives (no wrap for any
         # depth below 2**17).
         a, b = (x.astype(np.int64) for x in args)
