@@ -26,7 +26,6 @@ def version() -> str:
 # Keras's top-level names kcompile does not offer, each with the reason; asking for one
 # raises NotImplementedError saying so rather than AttributeError.
 _REFUSED = {
-    "Quantizer": "quantization is not supported yet (issue 29)",
     "Function": "keras.Function (a graph of ops run as a function) is not offered: build a "
     "keras.Model from the same inputs and outputs",
     "Operation": "Keras's Operation base class is not offered: write a keras.layers.Layer",
@@ -63,6 +62,7 @@ _lazy = lazy_attributes(
                 "ops",
                 "optimizers",
                 "preprocessing",
+                "quantizers",
                 "random",
                 "regularizers",
                 "saving",
@@ -76,6 +76,7 @@ _lazy = lazy_attributes(
         "Model": "kcompile.models:Model",
         "Sequential": "kcompile.models:Sequential",
         "Layer": "kcompile.layers.layer:Layer",
+        "Quantizer": "kcompile.quantizers:Quantizer",
         "DTypePolicy": "kcompile.dtype_policies:DTypePolicy",
         "FloatDTypePolicy": "kcompile.dtype_policies:FloatDTypePolicy",
         "Loss": "kcompile.losses.loss:Loss",

@@ -94,7 +94,128 @@ class FloatDTypePolicy(DTypePolicy):
     """Keras's alias of ``DTypePolicy``."""
 
 
-ALL_OBJECTS = {cls.__name__: cls for cls in (DTypePolicy, FloatDTypePolicy)}
+class QuantizedDTypePolicy(DTypePolicy):
+    """Keras's policy of a quantized layer (``layer.quantize("int8")``): named
+    ``"<mode>_from_<source policy>"``; it computes and keeps its float variables as the
+    source policy does, and ``quantization_mode`` says how its kernel is stored."""
+
+    def __init__(self, mode: str, source_name: str | None = None) -> None:
+        if source_name is None:
+            source_name = dtype_policy().name
+        name = f"{mode}_from_{source_name}"
+        self._compute_dtype, self._variable_dtype = self._parse_name(source_name)
+        self._check_quantization_mode(mode, self._compute_dtype)
+        self._name = name
+        self._source_name = source_name
+        self._quantization_mode = mode
+
+    def __eq__(self, other: object) -> bool:
+        if super().__eq__(other) is False:
+            return False
+        return (
+            self._quantization_mode == other._quantization_mode  # type: ignore[attr-defined]
+            and self._source_name == other._source_name  # type: ignore[attr-defined]
+        )
+
+    __hash__ = DTypePolicy.__hash__
+
+    def get_config(self) -> dict:
+        return {"mode": self._quantization_mode, "source_name": self._source_name}
+
+    @staticmethod
+    def _check_quantization_mode(mode: str, compute_dtype: str) -> None:
+        if mode not in QUANTIZATION_MODES:
+            raise ValueError(
+                f"Invalid quantization mode. Expected one of {QUANTIZATION_MODES}. "
+                f"Received: mode={mode}"
+            )
+        if compute_dtype == "float16" and mode == "int8":
+            raise ValueError(
+                f"Quantization mode='{mode}' doesn't work well with compute_dtype='float16'."
+            )
+
+
+class QuantizedFloat8DTypePolicy(QuantizedDTypePolicy):
+    """Keras's float8 policy: a name kcompile reads and writes; a layer refuses to be
+    quantized or built under it (``kcompile.quantizers.refuse_mode``)."""
+
+    default_amax_history_length = 1024
+
+    def __init__(
+        self, mode: str, source_name: str | None = None, amax_history_length: int = 1024
+    ) -> None:
+        super().__init__(mode=mode, source_name=source_name)
+        if not isinstance(amax_history_length, int):
+            raise TypeError(
+                "`amax_history_length` must be an integer. "
+                f"Received: amax_history_length={amax_history_length}"
+            )
+        self._amax_history_length = amax_history_length
+
+    @property
+    def amax_history_length(self) -> int:
+        return self._amax_history_length
+
+    def __eq__(self, other: object) -> bool:
+        if super().__eq__(other) is False:
+            return False
+        return self._amax_history_length == other._amax_history_length  # type: ignore
+
+    __hash__ = DTypePolicy.__hash__
+
+    def get_config(self) -> dict:
+        return {**super().get_config(), "amax_history_length": self._amax_history_length}
+
+
+class Int4DTypePolicy(QuantizedDTypePolicy):
+    """Keras's int4 policy, ``"int4/<block_size>_from_<source>"`` (-1: per channel):
+    a name kcompile reads and writes; a layer refuses to be quantized or built under it."""
+
+    def __init__(self, mode: str, source_name: str | None = None) -> None:
+        parts = mode.split("/")
+        expected = "'int4/<block_size>'"
+        if len(parts) != 2 or parts[0] != "int4":
+            raise ValueError(
+                f"Invalid mode for Int4DTypePolicy. Expected format {expected}, but got '{mode}'."
+            )
+        try:
+            block_size = int(parts[1])
+        except ValueError:
+            raise ValueError(
+                "Invalid mode for Int4DTypePolicy. <block_size> must be an integer. "
+                f"Expected format {expected}, but got '{mode}'."
+            ) from None
+        if block_size < -1 or block_size == 0:
+            raise ValueError(
+                "Invalid block_size in mode. Supported values are -1 (per-channel) or a "
+                f"positive integer (sub-channel), but got {block_size} from '{mode}'."
+            )
+        super().__init__(mode="int4", source_name=source_name)
+        self._name = f"{mode}_from_{self._source_name}"
+        self.mode = "int4"
+        self.block_size = block_size
+
+    def __eq__(self, other: object) -> bool:
+        if super().__eq__(other) is False:
+            return False
+        return self.block_size == other.block_size  # type: ignore[attr-defined]
+
+    __hash__ = DTypePolicy.__hash__
+
+    def get_config(self) -> dict:
+        return {**super().get_config(), "mode": f"int4/{self.block_size}"}
+
+
+ALL_OBJECTS = {
+    cls.__name__: cls
+    for cls in (
+        DTypePolicy,
+        FloatDTypePolicy,
+        QuantizedDTypePolicy,
+        QuantizedFloat8DTypePolicy,
+        Int4DTypePolicy,
+    )
+}
 _GLOBAL: list[DTypePolicy] = []
 
 
@@ -121,10 +242,33 @@ def dtype_policy() -> DTypePolicy:
 
 def _by_name(name: str) -> DTypePolicy:
     if name.startswith(QUANTIZATION_MODES):
-        raise NotImplementedError(
-            f"dtype policy {name!r}: quantized policies are not supported yet (issue 29)"
-        )
+        return _quantized_by_name(name)
     return DTypePolicy(name)
+
+
+def _quantized_by_name(policy: str) -> DTypePolicy:
+    """Keras's ``_get_quantized_dtype_policy_by_str``: ``"<mode>_from_<source>"``."""
+    split = policy.split("_from_")
+    if len(split) != 2:
+        raise ValueError(
+            "Cannot convert `policy` into a valid pair (`mode`, `source_name`) to "
+            f"instantiate `QuantizedDTypePolicy`. Received: policy={policy}"
+        )
+    mode, source_name = split
+    if policy.startswith("int8"):
+        return QuantizedDTypePolicy(mode, source_name)
+    if policy.startswith("int4"):
+        if "/" in mode:
+            return Int4DTypePolicy(mode, source_name)
+        return QuantizedDTypePolicy(mode, source_name)
+    if policy.startswith("float8"):
+        return QuantizedFloat8DTypePolicy(mode, source_name)
+    # gptq/awq: their policies carry calibration settings kcompile has no use for.
+    raise NotImplementedError(
+        f"dtype policy {policy!r}: {mode.split('/')[0]} quantization is not supported by "
+        "kcompile (it needs calibration data and a GPTQ/AWQ config; kcompile quantizes "
+        "int8 only)"
+    )
 
 
 def get(identifier: Any) -> DTypePolicy:
@@ -148,8 +292,9 @@ def get(identifier: Any) -> DTypePolicy:
 
 def serialize(policy: DTypePolicy) -> dict:
     """Keras's serialized form: ``{"module", "class_name", "config", "registered_name"}``."""
+    quantized = isinstance(policy, QuantizedDTypePolicy)  # (as Keras 3.15 writes them)
     return {
-        "module": "keras",
+        "module": "keras.dtype_policies" if quantized else "keras",
         "class_name": policy.__class__.__name__,
         "config": policy.get_config(),
         "registered_name": None,

@@ -13,7 +13,10 @@ ALIGN = 64
 # bind float32 arrays), each rounded to the dtype: the array holds exactly the narrow
 # variable's numbers, as Keras's bfloat16 variable does.
 NARROW_FLOATS = {"bfloat16": ml_dtypes.bfloat16, "float16": np.float16}
-VARIABLE_DTYPES = ("float32", *NARROW_FLOATS)
+# A variable of an integer dtype (a quantized layer's int8 kernel, ``model.quantize``)
+# keeps its values in an array of that dtype, bound as such: the step reads it as i8.
+INTEGERS = {"int8": np.int8}
+VARIABLE_DTYPES = ("float32", *NARROW_FLOATS, *INTEGERS)
 
 
 def variable_dtype(dtype) -> str:
@@ -29,12 +32,21 @@ def variable_dtype(dtype) -> str:
 
 
 def rounded(value, dtype: str) -> np.ndarray:
-    """``value`` as float32 holding numbers of ``dtype`` (rounded to nearest, ties to even)."""
+    """``value`` as float32 holding numbers of ``dtype`` (rounded to nearest, ties to even);
+    for an integer dtype, in that dtype (cast as numpy and JAX cast: truncated)."""
     value = np.asarray(value)
+    integer = INTEGERS.get(dtype)
+    if integer is not None:
+        return value.astype(integer, copy=False)
     narrow = NARROW_FLOATS.get(dtype)
     if narrow is None:
         return value.astype(np.float32, copy=False)
     return value.astype(narrow).astype(np.float32)
+
+
+def storage_dtype(dtype: str) -> type:
+    """The numpy dtype of a variable's array: float32, or its integer dtype."""
+    return INTEGERS.get(dtype, np.float32)
 
 
 def stable_array(value, dtype) -> np.ndarray:
@@ -59,7 +71,7 @@ class Variable:
     ) -> None:
         self._dtype = variable_dtype(dtype)
         # The array is allocated once and updated in place: compiled steps bind to it.
-        self.value = stable_array(rounded(value, self._dtype), np.float32)
+        self.value = stable_array(rounded(value, self._dtype), storage_dtype(self._dtype))
         self.path = path
         self.trainable = trainable
         # Read cast to the compute dtype inside a layer of a mixed policy (Keras's).

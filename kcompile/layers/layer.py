@@ -92,8 +92,12 @@ class TraceContext:
             value = self.weights.get(var)
         if value is None:
             role = "param" if var.trainable else "state"
-            value = self.graph.add_input(var.path, TensorType(DType.f32, var.shape), role)
+            # (an int8 variable's array is int8, read as it is: a quantized kernel)
+            stored = DType.from_numpy(var.value.dtype)
+            value = self.graph.add_input(var.path, TensorType(stored, var.shape), role)
             self.weights[var] = value
+        if not value.dtype.is_float:
+            return value  # Keras autocasts float variables only
         value = self._read_as_own_dtype(var, value)
         dtype = self._autocast[-1] if self._autocast else None
         if dtype is not None and var.autocast:

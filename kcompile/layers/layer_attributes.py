@@ -1,7 +1,8 @@
 """Keras's public attributes of a layer that are plain state: its variables in Keras's
 names, the metric objects it holds, its dtype policy and dtypes, its own
 variables as ``save_own_variables`` writes them, ``add_variable``, and the refusals of
-what kcompile does not do (``add_metric``, which Keras deprecates; ``quantize``, issue 29).
+what kcompile does not do (``add_metric``, which Keras deprecates), and the ``quantize``
+entry points of a layer that does not quantize.
 ``Layer`` inherits them; what they read (``weights``, ``add_weight``, ``_variables``) is
 ``Layer``'s."""
 
@@ -74,9 +75,18 @@ class LayerAttributes:
 
     @dtype_policy.setter
     def dtype_policy(self, value: Any) -> None:
+        """Keras's: a quantized policy set on a built layer quantizes it."""
         from kcompile import dtype_policies
 
-        self.__dict__["_dtype_policy"] = dtype_policies.get(value)
+        policy = dtype_policies.get(value)
+        self.__dict__["_dtype_policy"] = policy
+        mode = policy.quantization_mode
+        if mode is not None and getattr(self, "built", False) and not self._is_quantized:
+            self.quantize(mode)
+
+    # Whether ``quantize`` (or a build under a quantized policy) made the layer's
+    # quantized variables (Keras's ``_is_quantized``).
+    _is_quantized = False
 
     @property
     def dtype(self) -> str:
@@ -120,27 +130,35 @@ class LayerAttributes:
         return self.name
 
     @property
-    def quantization_mode(self) -> None:
-        """Keras's: the mode of ``quantize``; kcompile's layers are never quantized."""
-        return None
+    def quantization_mode(self) -> str | None:
+        """Keras's: the mode of ``quantize`` (``"int8"``), None if not quantized."""
+        return self.dtype_policy.quantization_mode
 
-    def quantize(self, mode: Any = None, **kwargs: Any) -> None:
-        raise NotImplementedError(
-            f"layer '{self.name}': quantize({mode!r}) is not supported by kcompile yet "
-            "(int8/float8 weights and kernels are issue 29)"
-        )
+    def quantize(self, mode: Any = None, type_check: bool = True, config: Any = None) -> None:
+        """Keras's: a layer that does not quantize raises NotImplementedError (after
+        Keras's checks), which a model's ``quantize`` turns into a warning; Dense,
+        EinsumDense and Embedding quantize (``kcompile.quantizers``)."""
+        from kcompile import quantizers
 
-    def quantized_build(self, input_shape: Any, mode: Any) -> None:
-        raise NotImplementedError(
-            f"layer '{self.name}': quantized_build(mode={mode!r}) is not supported by kcompile yet "
-            "(int8/float8 weights and kernels are issue 29)"
-        )
+        mode = quantizers.resolve_mode(mode, config)
+        quantizers.check_quantize_args(self, mode)
+        raise quantizers.not_implemented(self)
+
+    def quantized_build(self, input_shape: Any, mode: Any, config: Any = None) -> None:
+        from kcompile import quantizers
+
+        raise quantizers.not_implemented(self, "quantized_build")
 
     def quantized_call(self, *args: Any, **kwargs: Any) -> Any:
-        raise NotImplementedError(
-            f"layer '{self.name}': quantized_call is not supported by kcompile yet "
-            "(int8/float8 weights and kernels are issue 29)"
-        )
+        from kcompile import quantizers
+
+        raise quantizers.not_implemented(self, "quantized_call")
+
+    def _keras_saved_order(self) -> list[Variable] | None:
+        """The layer's own variables in the order Keras's ``save_own_variables`` writes
+        them when that is not the order they were made in (a quantized layer's:
+        ``variable_serialization_spec``), else None."""
+        return None
 
     def rematerialized_call(self, layer_call: Any, *args: Any, **kwargs: Any) -> Any:
         """Keras's: ``layer_call`` as it is when no ``RematScope`` is active, which is
@@ -181,6 +199,9 @@ class LayerAttributes:
 
     def _own_in_keras_order(self) -> list[Variable]:
         """The layer's own variables, trainable first (Keras's ``save_own_variables``)."""
+        saved = self._keras_saved_order()
+        if saved is not None:
+            return saved
         own = list(self._variables)
         return [v for v in own if v.trainable] + [v for v in own if not v.trainable]
 

@@ -724,15 +724,22 @@ class Model(StepMethods, Layer):
             self.optimizer.build(self.trainable_weights)
 
     def get_quantization_layer_structure(self, mode: Any = None) -> None:
-        """Keras's hook for structure-aware quantization (``quantize``, refused): None,
-        as Keras's default."""
+        """Keras's hook for structure-aware quantization (GPTQ/AWQ, which kcompile
+        refuses): None, as Keras's default."""
         return None
 
     def quantize(self, mode: Any = None, config: Any = None, filters: Any = None, **kwargs):
-        raise NotImplementedError(
-            f"model '{self.name}': quantize({mode!r}) is not supported by kcompile yet "
-            "(int8/float8 weights and kernels are issue 29)"
-        )
+        """Keras's: each leaf layer (passing ``filters``) quantized in place; a layer
+        that does not quantize warns and stays in float. kcompile compiles ``"int8"``;
+        the other modes are refused naming why (``kcompile.quantizers``)."""
+        from kcompile import quantizers
+
+        kwargs.pop("type_check", None)
+        if kwargs:
+            raise ValueError(
+                f"Unrecognized keyword arguments passed to {type(self).__name__}: {kwargs}"
+            )
+        quantizers.quantize_model(self, mode, config, filters)
 
 
 def _tuple_shapes(shape: Any) -> Any:

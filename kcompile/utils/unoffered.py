@@ -12,7 +12,6 @@ from typing import NoReturn
 
 # Whole namespaces of keras that kcompile has no module for.
 NAMESPACES = {
-    "quantizers": "quantization (model.quantize, keras.quantizers) is not supported yet",
     "export": "ExportArchive writes TensorFlow SavedModels; kcompile exports with model.export",
 }
 

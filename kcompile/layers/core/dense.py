@@ -1,10 +1,11 @@
-"""Keras's ``Dense``: a matrix product with the kernel, plus bias, then the activation."""
+"""Keras's ``Dense``: a matrix product with the kernel, plus bias, then the activation;
+quantized to int8 as Keras quantizes it (``quantize``, ``kcompile.quantizers``)."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from kcompile import activations, constraints
+from kcompile import activations, constraints, quantizers
 from kcompile.ir import DType, Value
 from kcompile.ir import build as B
 from kcompile.layers.layer import Layer, TraceContext
@@ -25,9 +26,11 @@ class Dense(Layer):
         bias_regularizer: Any = None,
         kernel_constraint: Any = None,
         bias_constraint: Any = None,
+        quantization_config: Any = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
+        self.quantization_config = quantizers.layer_config(self, quantization_config)
         self.kernel_regularizer, self.bias_regularizer = kernel_regularizer, bias_regularizer
         self.kernel_constraint = constraints.get(kernel_constraint)
         self.bias_constraint = constraints.get(bias_constraint)
@@ -47,13 +50,17 @@ class Dense(Layer):
                 f"Dense '{self.name}': the last dimension of the input must be "
                 f"known, got shape {input_shape}"
             )
-        self.kernel = self.add_weight(
-            (input_shape[-1], self.units),
-            self.kernel_initializer,
-            name="kernel",
-            regularizer=self.kernel_regularizer,
-            constraint=self.kernel_constraint,
-        )
+        kernel_shape = (input_shape[-1], self.units)
+        if self.quantization_mode is not None:  # (a quantized layer loaded from its config)
+            self.quantized_build(kernel_shape, self.quantization_mode)
+        else:
+            self.kernel = self.add_weight(
+                kernel_shape,
+                self.kernel_initializer,
+                name="kernel",
+                regularizer=self.kernel_regularizer,
+                constraint=self.kernel_constraint,
+            )
         self.bias = (
             self.add_weight(
                 (self.units,),
@@ -69,13 +76,78 @@ class Dense(Layer):
     def call(self, ctx: TraceContext, x: Value) -> Value:
         if not x.dtype.is_float:  # Keras's matmul promotes integers to the kernel's float
             x = B.cast(x, DType.f32)
-        y = B.matmul(x, ctx.weight(self.kernel))
+        if self.quantization_mode == "int8":
+            y = self._int8_call(ctx, x)
+        else:
+            y = B.matmul(x, ctx.weight(self.kernel))
         if self.bias is not None:
             y = y + ctx.weight(self.bias)
         return self.activation(y)
 
+    # --- int8, as Keras 3.15.1's Dense ---------------------------------------------------
+
+    @property
+    def _kernel(self):
+        """Keras's name of the kernel variable (``kernel`` is the same variable)."""
+        return self.kernel
+
+    def quantize(self, mode: Any = None, type_check: bool = True, config: Any = None) -> None:
+        """Keras's: the float kernel replaced by an int8 one and a per-output-channel
+        ``kernel_scale`` (abs-max over the input axis), the policy by
+        ``int8_from_<policy>``."""
+        mode = quantizers.resolve_mode(mode, config)
+        quantizers.check_quantize_args(self, mode)
+        if type_check and type(self) is not Dense:  # (Keras's: subclasses stay float)
+            raise quantizers.not_implemented(self)
+        self.quantization_config = quantizers.layer_config(
+            self, config or quantizers.Int8QuantizationConfig()
+        )
+        old = self.kernel
+        values, scale = quantizers.abs_max_quantize(old.numpy(), axis=0, to_numpy=True)
+        quantizers.replace_variable(self, old, [])
+        self.quantized_build(old.shape, mode)
+        self.kernel.assign(values)
+        self.kernel_scale.assign(scale.squeeze(0))
+        if self.dtype_policy.quantization_mode is None:
+            self.dtype_policy = quantizers.quantized_policy(self, mode)
+
+    def quantized_build(self, kernel_shape: Any, mode: Any, config: Any = None) -> None:
+        """Keras's ``_int8_build``: an int8 kernel and a float scale per output channel,
+        both frozen."""
+        if mode != "int8":
+            quantizers.refuse_mode(mode, f"Dense '{self.name}'")
+            raise quantizers.not_implemented(self, "quantized_build")
+        self.kernel = self.add_weight(
+            tuple(kernel_shape), "zeros", dtype="int8", trainable=False, name="kernel"
+        )
+        self.kernel_scale = self.add_weight(
+            (self.units,), "ones", trainable=False, name="kernel_scale"
+        )
+        self._is_quantized = True
+
+    def _int8_call(self, ctx: TraceContext, x: Value) -> Value:
+        """Keras's ``_int8_call``: inputs quantized per row, int8 x int8 into int32, cast
+        to the compute dtype, divided by ``kernel_scale * inputs_scale``; the input's
+        gradient that of ``x @ (kernel / kernel_scale)``."""
+        kernel = ctx.weight(self.kernel)  # int8
+        kernel_scale = ctx.weight(self.kernel_scale)  # in the compute dtype
+        quantized, inputs_scale = quantizers.quantize_in_graph(x, (-1,))
+        y = B.cast(B.matmul(quantized, kernel), x.dtype)
+        y = B.div(y, B.mul(kernel_scale, inputs_scale))
+        proxy = B.matmul(x, quantizers.dequantized(kernel, kernel_scale, x.dtype))
+        return B.gradient_via(y, proxy)
+
+    def _keras_saved_order(self):
+        if self.quantization_mode != "int8":
+            return None
+        return [v for v in (self.kernel, self.bias, self.kernel_scale) if v is not None]
+
     def get_config(self):
+        quantized = {}
+        if self.quantization_mode is not None:  # (Keras writes it; None when float)
+            quantized["quantization_config"] = quantizers.serialize_config(self.quantization_config)
         return {
+            **quantized,
             **super().get_config(),
             "units": self.units,
             "use_bias": self.use_bias,

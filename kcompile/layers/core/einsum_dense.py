@@ -1,6 +1,8 @@
 """Keras's ``EinsumDense``: ``einsum(equation, inputs, kernel)``, plus a bias over
 ``bias_axes``, then the activation; the weight shapes follow from the equation as
-Keras's ``_analyze_einsum_string`` makes them (ported below), LoRA included."""
+Keras's ``_analyze_einsum_string`` makes them (ported below), LoRA included; quantized to
+int8 as Keras quantizes it, its scales' layouts from ``_analyze_quantization_info``
+(ported below)."""
 
 from __future__ import annotations
 
@@ -9,8 +11,13 @@ import re
 import string
 from typing import Any
 
-from kcompile import activations, initializers, ops, regularizers
+import numpy as np
+
+from kcompile import activations, initializers, ops, quantizers, regularizers
+from kcompile.backend.symbolic import TracedTensor, current_context
 from kcompile.initializers import Initializer, VarianceScaling
+from kcompile.ir import Value
+from kcompile.ir import build as B
 from kcompile.layers.input_spec import InputSpec
 from kcompile.layers.layer import Layer
 
@@ -40,7 +47,6 @@ class EinsumDense(Layer):
         for what, given in (
             ("kernel_constraint", kernel_constraint),
             ("bias_constraint", bias_constraint),
-            ("quantization_config", quantization_config),
             ("gptq_unpacked_column_size", gptq_unpacked_column_size),
         ):
             if given is not None:
@@ -62,6 +68,7 @@ class EinsumDense(Layer):
         self.lora_rank = lora_rank
         self.lora_alpha = lora_alpha if lora_alpha is not None else lora_rank
         self.lora_enabled = False
+        self.quantization_config = quantizers.layer_config(self, quantization_config)
 
     def build(self, input_shape):
         kernel_shape, bias_shape, _, input_axes, output_axes = analyze_einsum_string(
@@ -73,9 +80,15 @@ class EinsumDense(Layer):
         if isinstance(initializer, VarianceScaling) and None not in kernel_shape:
             # Keras's fans are those of the equation's input and output axes.
             initializer = _FannedVarianceScaling(initializer, kernel_shape, input_axes, output_axes)
-        self._kernel = self.add_weight(
-            tuple(kernel_shape), initializer, name="kernel", regularizer=self.kernel_regularizer
-        )
+        if self.quantization_mode is not None:  # (a quantized layer loaded from its config)
+            self.quantized_build(tuple(kernel_shape), self.quantization_mode)
+        else:
+            self._kernel = self.add_weight(
+                tuple(kernel_shape),
+                initializer,
+                name="kernel",
+                regularizer=self.kernel_regularizer,
+            )
         self.bias = (
             self.add_weight(
                 tuple(bias_shape),
@@ -109,6 +122,13 @@ class EinsumDense(Layer):
         """Keras's: the kernel frozen, plus a trainable low-rank delta ``a @ b``."""
         if not self.built:
             raise ValueError("Cannot enable lora on a layer that isn't yet built.")
+        if self.quantization_mode is not None:
+            raise quantizers.QuantizationNotSupported(
+                f"EinsumDense '{self.name}': LoRA on quantized layers is not supported by "
+                "kcompile (Keras adds the float low-rank product to the int8 one); enable "
+                "LoRA before quantizing is refused too, as kcompile's quantize merges no "
+                "LoRA weights"
+            )
         if self.lora_enabled:
             raise ValueError("lora is already enabled. This can only be done once per layer.")
         shape = self._kernel.shape
@@ -141,6 +161,8 @@ class EinsumDense(Layer):
         )
 
     def call(self, inputs, training=None):
+        if self.quantization_mode == "int8":
+            return self._int8_call(inputs)
         x = ops.einsum(explicit_equation(self.equation, len(inputs.shape)), inputs, self.kernel)
         if self.bias is not None:
             x = ops.add(x, self.bias)
@@ -162,12 +184,241 @@ class EinsumDense(Layer):
             "activity_regularizer": _serialize_regularizer(self.activity_regularizer),
             "kernel_constraint": None,
             "bias_constraint": None,
-            "quantization_config": None,
+            "quantization_config": quantizers.serialize_config(self.quantization_config),
         }
         if self.lora_rank:
             config["lora_rank"] = self.lora_rank
             config["lora_alpha"] = self.lora_alpha
         return config
+
+    # --- int8, as Keras 3.15.1's EinsumDense -----------------------------------------------
+
+    def quantize(self, mode: Any = None, type_check: bool = True, config: Any = None) -> None:
+        """Keras's: the kernel replaced by int8 values and a scale per output channel
+        (abs-max over the axes the equation sums), laid out to broadcast against the
+        output; the policy by ``int8_from_<policy>``."""
+        mode = quantizers.resolve_mode(mode, config)
+        quantizers.check_quantize_args(self, mode)
+        if type_check and type(self) is not EinsumDense:  # (Keras's: subclasses stay float)
+            raise quantizers.not_implemented(self)
+        if self.lora_enabled:
+            raise quantizers.QuantizationNotSupported(
+                f"EinsumDense '{self.name}': quantizing a layer with LoRA enabled is not "
+                "supported by kcompile (LoRA on quantized layers)"
+            )
+        self.quantization_config = quantizers.layer_config(
+            self, config or quantizers.Int8QuantizationConfig()
+        )
+        self._set_quantization_info()
+        old = self._kernel
+        values, scale = quantizers.abs_max_quantize(
+            old.numpy(), axis=self._kernel_reduced_axes, to_numpy=True
+        )
+        scale = self._adjust_scale_for_quant(scale, "kernel")
+        quantizers.replace_variable(self, old, [])
+        self.quantized_build(old.shape, mode)
+        self._kernel.assign(values)
+        self.kernel_scale.assign(scale)
+        if self.dtype_policy.quantization_mode is None:
+            self.dtype_policy = quantizers.quantized_policy(self, mode)
+
+    def quantized_build(self, kernel_shape: Any, mode: Any, config: Any = None) -> None:
+        """Keras's ``_int8_build``: an int8 kernel and its scale, both frozen."""
+        if mode != "int8":
+            quantizers.refuse_mode(mode, f"EinsumDense '{self.name}'")
+            raise quantizers.not_implemented(self, "quantized_build")
+        self._set_quantization_info()
+        self.quantization_axis = tuple(self._input_reduced_axes)
+        self._kernel = self.add_weight(
+            tuple(kernel_shape), "zeros", dtype="int8", trainable=False, name="kernel"
+        )
+        self.kernel_scale = self.add_weight(
+            tuple(self._get_kernel_scale_shape(kernel_shape)),
+            "ones",
+            trainable=False,
+            name="kernel_scale",
+        )
+        self._is_quantized = True
+
+    def _int8_call(self, inputs: TracedTensor) -> TracedTensor:
+        """Keras's ``_int8_call``: inputs quantized over the summed axes, the int8 einsum
+        into int32, cast to the compute dtype, divided by ``inputs_scale *
+        kernel_scale``; the input's gradient that of the einsum with the dequantized
+        kernel."""
+        ctx = current_context()
+        x = inputs.value
+        kernel = ctx.weight(self._kernel)
+        kernel_scale = ctx.weight(self.kernel_scale)
+        quantized, inputs_scale = quantizers.quantize_in_graph(x, self.quantization_axis)
+        inputs_scale = self._adjust_scale_for_quant(inputs_scale, "input")
+        terms, out = explicit_equation(self.equation, x.rank).split("->")
+        ta, tb = terms.split(",")
+        y = B.cast(quantizers.i8_product(ta, tb, out, quantized, kernel), x.dtype)
+        y = B.div(y, B.mul(inputs_scale, kernel_scale))
+        float_kernel = quantizers.dequantized(
+            kernel, self._adjust_scale_for_dequant(kernel_scale), x.dtype
+        )
+        from kcompile.ops.numpy import _einsum2
+
+        y = B.gradient_via(y, _einsum2(ta, tb, out, x, float_kernel))
+        if self.bias is not None:
+            y = B.add(y, ctx.weight(self.bias))
+        result = TracedTensor(y)
+        return self.activation(result) if self.activation is not None else result
+
+    def _keras_saved_order(self):
+        if self.quantization_mode != "int8":
+            return None
+        return [v for v in (self._kernel, self.bias, self.kernel_scale) if v is not None]
+
+    def _set_quantization_info(self) -> None:
+        if hasattr(self, "_input_reduced_axes"):
+            return
+        (
+            self._input_reduced_axes,
+            self._kernel_reduced_axes,
+            self._input_transpose_axes,
+            self._kernel_transpose_axes,
+            self._input_expand_axes,
+            self._kernel_expand_axes,
+            self._input_squeeze_axes,
+            self._kernel_squeeze_axes,
+            self._custom_gradient_equation,
+            self._kernel_reverse_transpose_axes,
+        ) = _analyze_quantization_info(self.equation, self.input_spec.ndim)
+
+    def _get_kernel_scale_shape(self, kernel_shape: Any) -> list:
+        """Keras's: the kernel's shape with its reduced axes 1, laid out as the
+        output."""
+        shape = np.array(kernel_shape)
+        shape[self._kernel_reduced_axes] = 1
+        shape = shape[self._kernel_transpose_axes].tolist()
+        for a in sorted(self._kernel_expand_axes):
+            shape.insert(a, 1)
+        for a in sorted(self._kernel_squeeze_axes, reverse=True):
+            shape.pop(a)
+        return [int(d) for d in shape]
+
+    def _adjust_scale_for_quant(self, scale: Any, tensor_type: str = "kernel") -> Any:
+        """Keras's: a scale (an array or a graph value) transposed, expanded and
+        squeezed to broadcast against the output."""
+        if tensor_type == "kernel":
+            axes = (self._kernel_transpose_axes, self._kernel_expand_axes)
+            squeeze = self._kernel_squeeze_axes
+        else:
+            axes = (self._input_transpose_axes, self._input_expand_axes)
+            squeeze = self._input_squeeze_axes
+        transpose, expand = axes
+        if transpose:
+            scale = _transpose(scale, transpose)
+        if expand:
+            scale = _reshape(scale, _expanded(tuple(scale.shape), expand))
+        if squeeze:
+            scale = _reshape(scale, _squeezed(tuple(scale.shape), squeeze))
+        return scale
+
+    def _adjust_scale_for_dequant(self, scale: Any) -> Any:
+        """Keras's: the inverse of ``_adjust_scale_for_quant`` for the kernel's scale."""
+        if self._kernel_squeeze_axes:
+            scale = _reshape(scale, _expanded(tuple(scale.shape), self._kernel_squeeze_axes))
+        if self._kernel_expand_axes:
+            scale = _reshape(scale, _squeezed(tuple(scale.shape), self._kernel_expand_axes))
+        if self._kernel_transpose_axes:
+            axes = self._kernel_transpose_axes
+            scale = _transpose(scale, sorted(range(len(axes)), key=axes.__getitem__))
+        return scale
+
+
+def _expanded(shape: tuple, axes: Any) -> tuple:
+    """numpy's ``expand_dims(shape, axes)`` on a shape."""
+    axes = [axes] if isinstance(axes, int) else list(axes)
+    rank = len(shape) + len(axes)
+    axes = sorted(a % rank for a in axes)
+    out, it = [], iter(shape)
+    for i in range(rank):
+        out.append(1 if i in axes else next(it))
+    return tuple(out)
+
+
+def _squeezed(shape: tuple, axes: Any) -> tuple:
+    axes = [axes] if isinstance(axes, int) else list(axes)
+    axes = {a % len(shape) for a in axes}
+    return tuple(d for i, d in enumerate(shape) if i not in axes)
+
+
+def _transpose(x: Any, perm: Any) -> Any:
+    return B.transpose(x, tuple(perm)) if isinstance(x, Value) else np.transpose(x, perm)
+
+
+def _reshape(x: Any, shape: tuple) -> Any:
+    return B.reshape(x, shape) if isinstance(x, Value) else np.reshape(x, shape)
+
+
+def _analyze_quantization_info(equation: str, input_rank: int) -> tuple:
+    """Keras's ``_analyze_quantization_info``, ported as it is (its squeeze branch keeps
+    the previous ``index``, as Keras's does): the axes each quantizer reduces and how
+    each scale is laid out against the output."""
+    input_spec, weight_spec, output_spec = _quantization_specs(equation, input_rank)
+    input_reduced = [i for i, c in enumerate(input_spec) if output_spec.find(c) == -1]
+    weight_reduced = [i for i, c in enumerate(weight_spec) if output_spec.find(c) == -1]
+    input_expand = [i for i, c in enumerate(output_spec) if input_spec.find(c) == -1]
+    weight_expand = [i for i, c in enumerate(output_spec) if weight_spec.find(c) == -1]
+    input_transpose = [input_spec.find(c) for c in output_spec if input_spec.find(c) != -1]
+    weight_transpose = [weight_spec.find(c) for c in output_spec if weight_spec.find(c) != -1]
+    input_squeeze: list[int] = []
+    weight_squeeze: list[int] = []
+    index = None
+    for ori in input_reduced:
+        try:
+            index = input_expand.pop(0)
+        except IndexError:
+            input_squeeze.append(ori)
+        input_transpose.insert(index, ori)
+    for ori in weight_reduced:
+        try:
+            index = weight_expand.pop(0)
+        except IndexError:
+            weight_squeeze.append(ori)
+        weight_transpose.insert(index, ori)
+    gradient_equation = f"{output_spec},{weight_spec}->{input_spec}"
+    reverse = [i for (_, i) in sorted((v, i) for (i, v) in enumerate(weight_transpose))]
+    return (
+        input_reduced,
+        weight_reduced,
+        input_transpose,
+        weight_transpose,
+        input_expand,
+        weight_expand,
+        input_squeeze,
+        weight_squeeze,
+        gradient_equation,
+        reverse,
+    )
+
+
+def _quantization_specs(equation: str, input_rank: int) -> tuple[str, str, str]:
+    """The equation's three specs, an ellipsis spelled out with free letters (Keras's
+    ``get_specs``)."""
+    dot_replaced = re.sub(r"\.\.\.", "0", equation)
+    split = re.match("([a-zA-Z]+),([a-zA-Z]+)->([a-zA-Z]+)", dot_replaced)
+    if split is not None:
+        return split.group(1), split.group(2), split.group(3)
+    for pattern, left in (
+        ("0([a-zA-Z]+),([a-zA-Z]+)->0([a-zA-Z]+)", True),
+        ("([a-zA-Z]{2,})0,([a-zA-Z]+)->([a-zA-Z]+)0", False),
+    ):
+        split = re.match(pattern, dot_replaced)
+        if split is None:
+            continue
+        inp, weight, out = split.group(1), split.group(2), split.group(3)
+        free = sorted(set(string.ascii_letters) - set(inp) - set(weight) - set(out))
+        for i in range(input_rank - len(inp)):
+            inp, out = (free[i] + inp, free[i] + out) if left else (inp + free[i], out + free[i])
+        return inp, weight, out
+    raise ValueError(
+        f"Invalid einsum equation '{equation}'. Equations must be in the form "
+        "[X],[Y]->[Z], ...[X],[Y]->...[Z], or [X]...,[Y]->[Z]...."
+    )
 
 
 def _serialize_regularizer(regularizer: Any) -> Any:

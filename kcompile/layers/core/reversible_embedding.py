@@ -57,6 +57,13 @@ class ReversibleEmbedding(Embedding):
         self._reversed = False  # whether the call being traced is a reverse one
 
     def build(self, input_shape=None):
+        if self.quantization_mode is not None:
+            from kcompile import quantizers
+
+            raise quantizers.QuantizationNotSupported(
+                f"ReversibleEmbedding '{self.name}': policy {self.dtype_policy.name!r}: "
+                "quantized ReversibleEmbeddings are not supported by kcompile yet"
+            )
         super().build(input_shape)
         if not self.tie_weights:
             self.reverse_embeddings = self.add_weight(
@@ -75,6 +82,19 @@ class ReversibleEmbedding(Embedding):
             cap = self.logit_soft_cap
             logits = ops.multiply(ops.tanh(ops.divide(logits, cap)), cap)
         return logits
+
+    def quantize(self, mode: Any = None, type_check: bool = True, config: Any = None) -> None:
+        """Keras quantizes a ReversibleEmbedding (its reverse projection too, with scales
+        of its own); kcompile does not yet: refused, never left silently in float."""
+        from kcompile import quantizers
+
+        mode = quantizers.resolve_mode(mode, config)
+        quantizers.check_quantize_args(self, mode)
+        raise quantizers.QuantizationNotSupported(
+            f"ReversibleEmbedding '{self.name}': quantize({mode!r}) is not supported by "
+            "kcompile yet (Keras also quantizes its reverse projection with per-row input "
+            "scales); quantize the model with filters= that leave this layer out"
+        )
 
     def compute_mask(self, inputs, previous_mask):
         """Keras's: ids that are 0 are padding (``mask_zero``) in a forward call; the
