@@ -70,6 +70,7 @@ _STEP_WEIGHTS = {
     "image": 2,
     "mask": 1,
     "narrow": 1,
+    "quantized": 1,
 }
 # Ops drawn in f16, whose range ends at 65504: bounded results only.
 _F16_SAFE = ("abs", "atan", "cos", "erf", "logistic", "neg", "sin", "tanh")
@@ -179,6 +180,21 @@ class _Builder:
                 x = _BINARY[rng.choice(sorted(_BINARY))](x, other)
         return B.cast(x, DType.f32)
 
+    def _quantized(self):
+        """Keras's int8 Dense on a rank-2 value: rows abs-max quantized, an int8 kernel
+        (quantized from a float one per column, in the graph), their exact i32 product
+        rescaled, and Keras's gradient through the float product (``gradient_via``)."""
+        a = self.pick(lambda v: v.rank == 2)
+        if a is None:
+            return None
+        units = self.rng.randint(1, 9)
+        w = self.param((a.shape[1], units))
+        qa, a_scale = _abs_max_int8(a, -1)
+        qw, w_scale = _abs_max_int8(w, 0)
+        product = B.cast(B.matmul(qa, qw), DType.f32)
+        value = B.div(product, B.mul(a_scale, w_scale))
+        return B.gradient_via(value, B.matmul(a, w))
+
     def _reduce(self):
         a = self.pick(lambda v: v.rank > 1)
         if a is None:
@@ -244,6 +260,13 @@ class _Builder:
         return None
 
 
+def _abs_max_int8(x: Value, axis: int) -> tuple[Value, Value]:
+    """Keras's ``abs_max_quantize``: int8 values and the scale 127 / (max |x| + eps)."""
+    scale = B.div(127.0, B.add(B.reduce_max(B.abs(x), axis, keepdims=True), 1e-7))
+    rounded = B.round_(B.mul(x, scale))
+    return B.cast(B.minimum(B.maximum(rounded, -127.0), 127.0), DType.i8), scale
+
+
 def random_graph(seed: int) -> Graph:
     """The graph ``seed`` names: outputs ``out0``.. and a scalar ``loss``."""
     rng = random.Random(seed)
@@ -282,8 +305,9 @@ def check_graph(graph: Graph, seed: int = 0) -> None:
     from kcompile.ir.build import clone
 
     # Narrow floats are rounded in float32 runs only: their oracle is the float32
-    # reference, float64 checks the gradient rules (where nothing is rounded).
-    narrow = _has_narrow_floats(graph)
+    # reference, float64 checks the gradient rules (where nothing is rounded). So are
+    # quantized products, whose roundings to int8 steps float64 would place elsewhere.
+    narrow = _has_narrow_floats(graph) or _has_integer_products(graph)
     oracle, rtol = (np.float32, NARROW_RTOL) if narrow else (np.float64, FORWARD_RTOL)
     for batch in BATCHES:
         feeds = _feeds(graph, batch, seed)
@@ -309,7 +333,15 @@ def _has_narrow_floats(graph: Graph) -> bool:
     return any(v.dtype.is_narrow_float for node in graph.nodes for v in node.outputs)
 
 
+def _has_integer_products(graph: Graph) -> bool:
+    return any(node.op == "gradient_via" for node in graph.nodes)
+
+
 def _check_differences(graph: Graph, feeds: dict, autodiff: dict) -> None:
+    if _has_integer_products(graph):
+        # The gradient of a quantized product is by definition not its derivative (a
+        # step function's): the reference's autodiff is the oracle there.
+        return
     for v in graph.inputs:
         numeric = numeric_gradient(graph, feeds, v.name, eps=FD_EPS)
         compare("vjp", f"d loss / d {v.name}", autodiff[f"grad/{v.name}"], numeric, FD_RTOL, 1e-6)
