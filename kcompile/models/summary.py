@@ -83,14 +83,24 @@ def summary_text(model, functional: bool) -> str:
     lines.append(bottom)
     trainable = sum(int(v.value.size) for v in model.trainable_weights)
     non_trainable = sum(int(v.value.size) for v in model.non_trainable_weights)
+    # Keras's bytes: each weight in its dtype's size (an int8 kernel 1 byte a value)
+    trainable_bytes = sum(_weight_bytes(v) for v in model.trainable_weights)
+    non_trainable_bytes = sum(_weight_bytes(v) for v in model.non_trainable_weights)
     opt = model.optimizer
     opt_params = 0
     if opt is not None and opt.built:
         opt_params = 2 + sum(int(a.size) for a in opt.slots.values())
     total = trainable + non_trainable + opt_params
-    lines.append(f" Total params: {total:,} ({readable_size(total * 4)})")
-    lines.append(f" Trainable params: {trainable:,} ({readable_size(trainable * 4)})")
-    lines.append(f" Non-trainable params: {non_trainable:,} ({readable_size(non_trainable * 4)})")
+    total_bytes = trainable_bytes + non_trainable_bytes + opt_params * 4
+    lines.append(f" Total params: {total:,} ({readable_size(total_bytes)})")
+    lines.append(f" Trainable params: {trainable:,} ({readable_size(trainable_bytes)})")
+    lines.append(f" Non-trainable params: {non_trainable:,} ({readable_size(non_trainable_bytes)})")
     if opt_params:
         lines.append(f" Optimizer params: {opt_params:,} ({readable_size(opt_params * 4)})")
     return "\n".join(lines)
+
+
+def _weight_bytes(var) -> int:
+    """Bytes of a weight as Keras counts them: 1 per value of an int8 weight, 4 of any
+    other (kcompile's narrow-float weights counted as their float32 arrays, as before)."""
+    return int(var.value.size) * (1 if var.dtype == "int8" else 4)

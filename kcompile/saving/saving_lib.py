@@ -160,7 +160,10 @@ def variable_groups(layer) -> list[tuple[str, list]]:
                 ("output", "attention_output"),
             )
         ]
-    return [("vars", internals.own_variables(layer))]
+    # A quantized layer writes its variables in Keras's ``variable_serialization_spec``
+    # order (kernel, bias, kernel_scale), not the order quantize made them in.
+    saved = layer._keras_saved_order()
+    return [("vars", saved if saved is not None else internals.own_variables(layer))]
 
 
 def _weight_groups(model) -> list[tuple[str, list]]:

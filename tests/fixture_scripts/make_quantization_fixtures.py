@@ -4,7 +4,8 @@ quantized weights (int8 kernels and their scales, in Keras's ``get_weights`` ord
 their paths, dtypes and trainable flags), the layers' policy names, the warnings Keras
 gave, the predictions, the input's gradient of ``sum(model(x) * c)`` (``jax.grad`` through
 Keras's custom gradients), and one SGD step on an MSE loss (loss and weights after); the
-first Dense's config as JSON; and the quantized functional model as
+first Dense's config as JSON, the functional model's summary footer and each layer's
+parameter count; and the quantized functional model as
 ``keras_fixtures/quantization_functional.keras``. Everything but that file is in
 ``keras_fixtures/quantization.npz`` (with the Keras and JAX versions). Run it where Keras
 is installed::
@@ -84,6 +85,12 @@ def main() -> None:
         if name == "functional":
             model.save(OUT / "quantization_functional.keras")
             configs["d1"] = model.get_layer("d1").get_config()
+            lines: list[str] = []
+            model.summary(print_fn=lambda line, **_: lines.extend(line.splitlines()))
+            arrays["functional/summary_footer"] = np.array(
+                [line for line in lines if "params:" in line]
+            )
+            arrays["functional/count_params"] = np.array([x.count_params() for x in layers])
         model.compile(keras.optimizers.SGD(0.1), "mse")
         target = np.random.default_rng(12).normal(size=y.shape).astype(np.float32)
         arrays[f"{name}/target"] = target
