@@ -1,7 +1,7 @@
 """The public attributes Keras 3 gives a model and a layer: ``input``/``output``,
 ``variables`` and their trainable split, ``loss``, ``metrics``, dtypes, output shapes,
 ``count_params``, the ``trainable`` setter, and the refusals (``add_metric``, which
-Keras deprecates, and ``quantize``, issue 29). Each expected value is what Keras 3.15.1
+Keras deprecates, and ``quantize`` modes kcompile does not compile). Each expected value is what Keras 3.15.1
 (JAX) gives for the same model."""
 
 from __future__ import annotations
@@ -162,14 +162,11 @@ def test_refusals_name_the_reason():
     model = _model()
     with pytest.raises(NotImplementedError, match="add_metric\\(\\)` method is deprecated"):
         model.get_layer("out").add_metric(1.0)
-    with pytest.raises(NotImplementedError, match="issue 29"):
-        model.quantize("int8")
-    with pytest.raises(NotImplementedError, match="issue 29"):
-        model.get_layer("out").quantize("int8")
-    with pytest.raises(NotImplementedError, match="issue 29"):
-        model.get_layer("out").quantized_build((None, 4), "int8")
-    with pytest.raises(NotImplementedError, match="issue 29"):
-        model.get_layer("out").quantized_call(np.ones((1, 4), np.float32))
+    # (quantize("int8") works: tests/test_quantization.py; the other modes are refused)
+    with pytest.raises(NotImplementedError, match="'float8' is not supported by kcompile"):
+        model.quantize("float8")
+    with pytest.raises(NotImplementedError, match="'int4' is not supported by kcompile"):
+        model.get_layer("out").quantize("int4")
     assert model.get_quantization_layer_structure("gptq") is None  # Keras's default hook
 
 
