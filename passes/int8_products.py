@@ -51,10 +51,12 @@ def hold_integer_products(graph: Graph) -> Graph:
 
 
 def _integer_product(node: Node) -> bool:
-    return node.op == "matmul" and all(v.dtype is I8 for v in node.inputs)
+    return node.op in ("matmul", "conv2d") and all(v.dtype is I8 for v in node.inputs)
 
 
 def _f32_product(node: Node, args: list[Value]) -> Value:
+    if node.op == "conv2d":
+        return _f32_convolution(node, args)
     if node.attrs["transpose_a"]:
         # Sums over the leading axes, the batch among them: no depth known at compile time.
         raise NotImplementedError(
@@ -87,3 +89,19 @@ def _f32_product(node: Node, args: list[Value]) -> Value:
     for part in parts[1:]:
         total = B.add(total, part)
     return total
+
+
+def _f32_convolution(node: Node, args: list[Value]) -> Value:
+    """A convolution of int8 values (a quantized convolution's) as an f32 one
+    (``precision="i8"``: codegen keeps it off Winograd, whose transforms round); its
+    kernel widened by a kernel of its own (a convolution's weights are small)."""
+    x, w = args
+    depth = w.shape[0] * w.shape[1] * w.shape[2]
+    if depth > EXACT_I8_DEPTH:
+        raise NotImplementedError(
+            f"codegen: an int8 convolution {depth} deep (node {node.outputs[0].name}): its "
+            f"sums are exact in f32 up to {EXACT_I8_DEPTH} (window x channels)"
+        )
+    attrs = {**node.attrs, "precision": "i8"}
+    (out,) = x.graph.emit("conv2d", [B.cast(x, DType.f32), B.cast(w, DType.f32)], attrs, node.layer)
+    return out

@@ -173,3 +173,35 @@ def test_gradient_via_sends_the_gradient_to_its_proxy(rng):
         B.gradient_via(value, B.matmul(x, B.slice_(w, [0, 0], [6, 3])))
     prepared = prepare(g, PassManager(default_passes()))
     assert all(n.op != "gradient_via" for n in prepared.nodes)
+
+
+@pytest.mark.parametrize("channels, pooled", [(1, False), (32, False), (32, True)])
+def test_quantized_convolution_native_equals_reference(rng, channels, pooled):
+    """A conv2d of int8 values gives exact i32 sums natively too: a shallow stem, a 3x3
+    stride-1 kernel over 32 channels (whose f32 convolution may take Winograd's path:
+    ``EXACT`` keeps an int8 one off it, its transforms' fractions would round large
+    sums), and one with a pooled epilogue."""
+    g = Graph("quantized_conv")
+    x = g.add_input("x", TensorType(F32, (BATCH, 10, 10, channels)), "data")
+    w = g.add_input("w", TensorType(I8, (3, 3, channels, 24)), "param")
+    q = B.cast(B.round_(x), I8)
+    acc = B.conv2d(q, w, (1, 1), (1, 1), (1, 1, 1, 1))
+    assert acc.dtype is I32
+    y = B.mul(B.cast(acc, F32), 0.5)
+    if pooled:
+        windows = B.reshape(y, (BATCH, 5, 2, 5, 2, 24))
+        y = B.reduce_max(windows, (2, 4))
+    g.set_outputs([("y", y), ("acc", acc)])
+    verify(g)
+    exe = make_executable(g, "llvm", PassManager(default_passes()))
+    for n in (1, 5):
+        feeds = {
+            "x": rng.integers(-127, 128, size=(n, 10, 10, channels)).astype(np.float32),
+            "w": rng.integers(-127, 128, size=(3, 3, channels, 24)).astype(np.int8),
+        }
+        feeds["x"][0] = 127.0
+        feeds["w"][..., 0] = 127
+        want = interpret(g, feeds)
+        got = exe(feeds)
+        np.testing.assert_array_equal(got["acc"], want["acc"], err_msg=f"n={n}")
+        np.testing.assert_array_equal(got["y"], want["y"], err_msg=f"n={n}")

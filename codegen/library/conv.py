@@ -72,6 +72,9 @@ POOL_GROUPS = True
 # A bit of ``flags`` beside the GEMM's: rows in pooling-window order, each C tile in a
 # buffer of its own (the epilogue pools it: ``codegen.lowering.fused``).
 POOLED = 4
+# ... and: the sums must be exact (int8 values whose products an f32 sums exactly:
+# ``passes.int8_products``): no Winograd, whose transforms round.
+EXACT = 1024
 _MODES = ("runs", "runs_w", "runlen", "per_block", "cstep", "cblocks", "kblocks", "tblocks")
 _JOB = (
     *GEOMETRY,
@@ -556,7 +559,8 @@ def _conv(module: ir.Module, t: Tile, chunk: ir.Function, pack: ir.Function, par
     scratch = b.load(scratch_slot, typ=PTR)
     c = b.select(no_c, scratch, c)
     # A 3x3 stride-1 kernel over enough channels: Winograd's F(2x2, 3x3).
-    with b.if_then(winograd.applies(b, g, flags, POOLED)):
+    exact = b.icmp_unsigned("!=", b.and_(flags, i64(EXACT)), i64(0))
+    with b.if_then(b.and_(winograd.applies(b, g, flags, POOLED), b.not_(exact))):
         b.call(wino, [geometry, x, w, c, flags, epi, ctx])
         with b.if_then(no_c):
             b.call(free, [scratch])

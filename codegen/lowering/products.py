@@ -22,7 +22,13 @@ from kcompile.codegen.library.bf16_gemm import (
     declare_bgemm,
     has_engine,
 )
-from kcompile.codegen.library.conv import GEOMETRY, POOLED, declare_conv, declare_conv_filter
+from kcompile.codegen.library.conv import (
+    EXACT,
+    GEOMETRY,
+    POOLED,
+    declare_conv,
+    declare_conv_filter,
+)
 from kcompile.codegen.library.gemm import (
     ACCUMULATE,
     B_I8,
@@ -223,6 +229,7 @@ def call_conv(
     null = ir.Constant(PTR, None)
     flags = (COLUMNS_OWNED if columns_owned else 0) | (ACCUMULATE if accumulate else 0)
     flags |= (POOLED if pool else 0) | _bconv_flags(node)
+    flags |= EXACT if node.attrs.get("precision") == "i8" else 0
     args = [geometry, X.ptr, W.ptr, C, i64(flags), epilogue or null, context or null]
     conv = declare_bconv(k.module) if _on_bconv(node) else declare_conv(k.module)
     k.b.call(conv, args)

@@ -26,7 +26,7 @@ from kcompile.ir import build as B
 from kcompile.ir import traits as T
 from kcompile.ir.ops.common import expect_arity, expect_float, product_dtype, widened
 from kcompile.ir.registry import OpDef, register
-from kcompile.ir.types import BATCH, ShapeError, TensorType
+from kcompile.ir.types import BATCH, DType, ShapeError, TensorType
 
 
 def output_size(size: int, k: int, stride: int, dilation: int, low: int, high: int) -> int:
@@ -46,8 +46,9 @@ def _geometry(attrs, h: int, w: int) -> tuple[int, int]:
     return output_size(h, kh, sh, dh, pt, pb), output_size(w, kw, sw, dw, pl, pr)
 
 
-def _check_image(t: TensorType) -> None:
-    expect_float(t)
+def _check_image(t: TensorType, integers: bool = False) -> None:
+    if not (integers and t.dtype is DType.i8):
+        expect_float(t)
     if t.rank != 4 or BATCH in t.shape[1:]:
         raise ShapeError(f"expected an image batch [N,H,W,C] with static H, W, C, got {t}")
 
@@ -173,15 +174,23 @@ def _conv_patch_attrs(attrs, w_shape) -> dict:
 def _infer_conv(types, attrs):
     expect_arity(types, 2)
     x, w = types
-    _check_image(x)
+    _check_image(x, integers=True)
     if w.rank != 4 or w.shape[2] != x.shape[3]:
         raise ShapeError(f"expected a kernel [KH,KW,{x.shape[3]},F], got {w}")
     oh, ow = _geometry(_conv_patch_attrs(attrs, w.shape), x.shape[1], x.shape[2])
-    out = TensorType(product_dtype(types, attrs), (x.shape[0], oh, ow, w.shape[3]))
-    return [out]
+    integers = {x.dtype, w.dtype} == {DType.i8} and attrs.get("precision") is None
+    dtype = DType.i32 if integers else product_dtype(types, attrs)
+    if not integers and not dtype.is_float:
+        raise ShapeError(f"conv2d operands must be floats or both i8, got {x}, {w}")
+    return [TensorType(dtype, (x.shape[0], oh, ow, w.shape[3]))]
 
 
 def _ref_conv(ctx, args, attrs):
+    if args[0].dtype == np.int8 and attrs.get("precision") is None:
+        # int8 operands (a quantized convolution): exact sums, as the i32 result.
+        x, w = (a.astype(np.int64) for a in args)
+        (p,) = _ref_extract(ctx, [x], {**_conv_patch_attrs(attrs, w.shape), "value": 0})
+        return [(p @ w.reshape(-1, w.shape[3])).astype(np.int32)]
     x, w = widened(ctx, args)
     (p,) = _ref_extract(ctx, [x], {**_conv_patch_attrs(attrs, w.shape), "value": 0.0})
     return [p @ w.reshape(-1, w.shape[3])]
@@ -192,6 +201,8 @@ def _vjp_conv(node, g):
     channels swapped (no patches), else the patches' adjoint of dY·Wᵀ; dW: patchesᵀ·dY,
     which ``conv2d_filter`` computes from the image without the patches."""
     x, w = node.inputs
+    if not x.dtype.is_float:
+        return [None, None]  # integer operands: a quantized convolution's
     attrs = _conv_patch_attrs(node.attrs, w.shape)
     if math.prod(w.shape[:3]) < FILTER_MIN_DEPTH:
         # A window of a few floats (a first layer's): its patches are smaller than dY,

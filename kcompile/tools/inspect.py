@@ -241,7 +241,8 @@ class KernelProfile:
 
     def _rate(self, name: str, seconds: float) -> str:
         """GFLOP/s of a product (with its share of the peak of the unit it ran on: the
-        FMA peak, or AMX's for bf16 products on the tiles, marked "amx"), else GB/s of
+        FMA peak, or AMX's for bf16 products on the tiles, marked "amx"; int8 products,
+        exact on the FMAs, marked "i8"), else GB/s of
         the bytes the kernel reads and writes (with its share of the measured copy
         bandwidth)."""
         flops, nbytes, engine = self.work.get(name, (0.0, 0.0, "fma"))
@@ -251,7 +252,7 @@ class KernelProfile:
         if flops:
             rate = flops / per_call / 1e9
             peak = f" {rate / self.machine.engine_peak(engine):>4.0%}" if self.machine else ""
-            unit = " amx" if engine == "amx_bf16" else ""
+            unit = {"amx_bf16": " amx", "fma_i8": " i8"}.get(engine, "")
             return f"{rate:7.1f} GFLOP/s{peak}{unit}"
         rate = nbytes / per_call / 1e9
         peak = f" {rate / self.machine.copy_gbs:>4.0%}" if self.machine else ""
@@ -337,6 +338,8 @@ def _work(node, batch: int) -> tuple[float, float, str]:
             engine = "amx_bf16"
         if n.op == "batch_matmul" and batch_on_bf16_engine(n):
             engine = "amx_bf16"
+        if n.op == "matmul" and n.attrs.get("precision") == "i8":
+            engine = "fma_i8"  # a quantized layer's int8 product, exact on the f32 FMAs
         if n.op in ("matmul", "batch_matmul"):
             # Every element of A meets each output column once, whichever axes are
             # contracted (a weight gradient contracts the batch with its rows).

@@ -39,7 +39,8 @@ class Machine:
         return self.cores * self.lanes * 2 * FMA_UNITS * self.ghz
 
     def engine_peak(self, engine: str) -> float:
-        """GFLOP/s peak of the unit a product ran on: ``"fma"`` (f32 vector FMAs) or
+        """GFLOP/s peak of the unit a product ran on: ``"fma"`` (f32 vector FMAs; int8
+        products run there too, ``"fma_i8"``, exact in f32: ``passes.int8_products``) or
         ``"amx_bf16"`` (AMX tiles, 1,024 flops a cycle a core)."""
         if engine == "amx_bf16":
             return self.cores * AMX_BF16_FLOPS_PER_CYCLE * self.ghz
