@@ -394,3 +394,14 @@ def test_quantized_layer_from_its_config():
     again.set_weights(model.get_weights())
     assert [v.dtype for v in again.weights] == [v.dtype for v in model.weights]
     np.testing.assert_array_equal(again.predict(x, verbose=0), model.predict(x, verbose=0))
+
+
+def test_quantized_model_exports_as_an_artifact(tmp_path):
+    """``kcompile build``'s path: the int8 weights travel in the artifact as bytes and
+    the loaded artifact predicts what the model does."""
+    model, x = quantized_model("embedding")
+    model.compile("sgd", "mse")
+    want = model.predict(x, verbose=0)
+    model.export(tmp_path / "q.kc", probe=x)
+    loaded = keras.load(tmp_path / "q.kc")
+    np.testing.assert_array_equal(np.asarray(loaded.predict(x)), want)
