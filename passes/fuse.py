@@ -84,7 +84,11 @@ def find_groups(graph: Graph) -> tuple[dict[Node, int], dict[int, str]]:
                 )
                 and (
                     not product
-                    or _epilogue_fits([n for n, g in group.items() if g == gid], _loop_shape(node))
+                    or _epilogue_fits(
+                        [n for n, g in group.items() if g == gid],
+                        _loop_shape(node),
+                        node.op == "matmul",
+                    )
                 )
             )
             if fits:
@@ -194,15 +198,19 @@ def _may_join(node: Node, members: list[Node], kind: str) -> bool:
     return all(body_may_hold(kind, n.op) for n in [node, *members])
 
 
-def _epilogue_fits(nodes: list[Node], out_shape: tuple) -> bool:
+def _epilogue_fits(nodes: list[Node], out_shape: tuple, rows: bool = False) -> bool:
     """Whether every operand of an epilogue is read per output row and column: the
-    whole output shape, one value per column (a bias), or one value."""
+    whole output shape, one value per column (a bias), one value, or, with ``rows`` (a
+    matmul's, whose epilogue gets tiles of its rows in order: not a pooled convolution's),
+    one value per row (a quantized layer's input scale)."""
     columns = out_shape[-1]
     for node in nodes:
         for v in node.inputs:
             if v.shape == out_shape or all(d == 1 for d in v.shape):
                 continue
             if v.shape[-1] == columns and all(d == 1 for d in v.shape[:-1]):
+                continue
+            if rows and v.shape == (*out_shape[:-1], 1):
                 continue
             return False
     return True

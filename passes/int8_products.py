@@ -1,30 +1,38 @@
-"""Integer products computed exactly in f32: the portable lowering of the int8 products
-of quantized layers (``model.quantize("int8")``).
+"""The int8 products of quantized layers (``model.quantize("int8")``) made into products
+codegen runs: each result the f32 of the exact integer sum, which the rescale after it
+reads.
 
 A ``matmul`` of two ``i8`` operands gives ``i32``: the exact sum of integer products
-(``ir.ops.linalg``). Every int8 product is an integer of magnitude at most 2**14, so a sum
-of up to ``EXACT_I8_DEPTH`` of them stays an integer f32 holds exactly, whatever the order
-of the additions: the f32 product of the operands widened to f32 *is* the integer product.
-This pass rewrites each integer product so: its operands cast to f32 (a widening that
-fuses into the kernel making the operand; B, a quantized kernel, stays in bytes and is
-widened as the product packs it), an f32 ``matmul`` marked ``precision="i8"``, and the i32 result cast from it, which a following
-cast back to a float (the rescale of Keras's ``_int8_call``) reads directly. Products
-then run on ``kc_sgemm`` with their fused epilogues (rescale, bias, activation) and the
-reference interpreter's numbers.
+(``ir.ops.linalg``), which Keras's ``_int8_call`` casts to its compute dtype at once.
+This pass makes it a ``matmul`` marked ``precision="i8"`` of the same operands whose result
+is that cast (the f32 of the exact sum): ``kc_igemm`` multiplies the bytes with the CPU's
+integer multiply-adds and sums in int32 (``codegen.library.int8_gemm``). A cast of the
+i32 result back to a float reads the product directly, so the rescale, bias and
+activation join its epilogue; any other reader gets the i32 cast from it.
 
-A deeper product is split into products of ``EXACT_I8_DEPTH`` terms summed in f32: two
-such parts round their sum once, which is the i32 result's own rounding to f32
-(exact to the bit up to a depth of 2048); more parts may differ from it by a rounding of
-f32.
+A ``conv2d`` of ``i8`` operands (and every matmul with ``INTEGER_KERNEL`` off) is held in
+f32 instead: every int8 product is an integer of magnitude at most 2**14, so a sum of up
+to ``EXACT_I8_DEPTH`` of them stays an integer f32 holds exactly, whatever the order of
+the additions: the f32 product of the operands widened to f32 *is* the integer product.
+Its operands are cast to f32 (a widening that fuses into the kernel making the operand; a
+matmul's B, a quantized kernel, stays in bytes and is widened as ``kc_sgemm`` packs it).
+A deeper matmul is split into products of ``EXACT_I8_DEPTH`` terms summed in f32: two
+such parts round their sum once, which is the i32 result's own rounding to f32 (exact to
+the bit up to a depth of 2048); more parts may differ from it by a rounding of f32. A
+deeper convolution is refused.
 """
 
 from __future__ import annotations
 
 from kcompile.ir import DType, Graph, Node, Value
 from kcompile.ir import build as B
+from kcompile.passes.dce import eliminate_dead_code
 from kcompile.passes.rewrite import rebuild
 
 I8 = DType.i8
+# A matmul's operands stay in bytes and the product sums them in int32 (``kc_igemm``);
+# off: the f32 products below (only to measure against).
+INTEGER_KERNEL = True
 # 1024 products of magnitude at most 128 * 128 sum to at most 2**24 in magnitude: every
 # partial sum is an integer f32 holds exactly.
 EXACT_I8_DEPTH = 1024
@@ -47,7 +55,8 @@ def hold_integer_products(graph: Graph) -> Graph:
             return [held[args[0]]]
         return None
 
-    return rebuild(graph, visit)
+    # The i32 casts nothing reads (the rescale reads the f32 product) go before fusion.
+    return eliminate_dead_code(rebuild(graph, visit))
 
 
 def _integer_product(node: Node) -> bool:
@@ -57,6 +66,9 @@ def _integer_product(node: Node) -> bool:
 def _f32_product(node: Node, args: list[Value]) -> Value:
     if node.op == "conv2d":
         return _f32_convolution(node, args)
+    if INTEGER_KERNEL:
+        attrs = {**node.attrs, "precision": "i8"}
+        return args[0].graph.emit("matmul", list(args), attrs, node.layer)[0]
     if node.attrs["transpose_a"]:
         # Sums over the leading axes, the batch among them: no depth known at compile time.
         raise NotImplementedError(

@@ -13,7 +13,7 @@ from kcompile.ir import build as B
 from kcompile.ir.grad import append_gradients
 from kcompile.ir.parser import parse_graph
 from kcompile.ir.printer import print_graph
-from kcompile.passes import PassManager, default_passes
+from kcompile.passes import PassManager, default_passes, int8_products
 from kcompile.passes.int8_products import EXACT_I8_DEPTH
 from kcompile.runtime import make_executable, prepare
 from tests.threads import on_threads
@@ -21,9 +21,12 @@ from tests.threads import on_threads
 F32, I8, I32 = DType.f32, DType.i8, DType.i32
 
 
-def _quantized_dense(depth: int, width: int, transpose_b: bool = False) -> Graph:
+def _quantized_dense(
+    depth: int, width: int, transpose_b: bool = False, with_sums: bool = True
+) -> Graph:
     """Keras's ``_int8_call`` on rows: abs-max quantized inputs times an int8 kernel,
-    rescaled, plus a bias, a ReLU."""
+    rescaled, plus a bias, a ReLU; with ``with_sums`` the i32 sums are an output too
+    (else only the product's epilogue reads them)."""
     g = Graph("quantized_dense")
     x = g.add_input("x", TensorType(F32, (BATCH, depth)), "data")
     shape = (width, depth) if transpose_b else (depth, width)
@@ -35,7 +38,8 @@ def _quantized_dense(depth: int, width: int, transpose_b: bool = False) -> Graph
     q = B.cast(B.minimum(B.maximum(B.round_(B.mul(x, scale)), -127.0), 127.0), I8)
     acc = B.matmul(q, kernel, transpose_b=transpose_b)
     y = B.div(B.cast(acc, F32), B.mul(kscale, scale))
-    g.set_outputs([("y", B.maximum(B.add(y, bias), 0.0)), ("acc", acc)])
+    y = B.maximum(B.add(y, bias), 0.0)
+    g.set_outputs([("y", y), ("acc", acc)] if with_sums else [("y", y)])
     verify(g)
     return g
 
@@ -70,20 +74,26 @@ def test_integer_matmul_types_and_exact_reference(rng):
         B.matmul(wide, B.cast(b, I32))
 
 
+@pytest.mark.parametrize("integer_kernel", [True, False], ids=["igemm", "f32"])
 @pytest.mark.parametrize(
     "depth, transpose_b, threads",
     [
         (48, False, 1),
         (300, True, 2),
         (EXACT_I8_DEPTH, False, 2),
-        (EXACT_I8_DEPTH + 200, False, 1),
+        (EXACT_I8_DEPTH + 201, False, 1),
     ],
 )
-def test_quantized_dense_native_equals_reference(rng, depth, transpose_b, threads):
-    """Integer sums exact on every path: one f32 product up to ``EXACT_I8_DEPTH``, two
-    parts beyond it (operands at the int8 extremes, where sums reach 2**24); the kernel
-    stays in bytes (``B_I8``: widened as ``kc_sgemm`` packs it, rows or transposed), on
-    one and two threads, one row (split over the depth) and several."""
+def test_quantized_dense_native_equals_reference(
+    rng, monkeypatch, integer_kernel, depth, transpose_b, threads
+):
+    """Integer sums exact on both paths, operands at the int8 extremes (sums reach
+    2**24), on one and two threads, one row and several, an odd depth: ``kc_igemm`` on
+    the bytes (int32 sums, any depth); or f32 products of one part up to
+    ``EXACT_I8_DEPTH`` and two beyond it, the kernel in bytes (``B_I8``: widened as
+    ``kc_sgemm`` packs it, by rows or transposed)."""
+    monkeypatch.setattr(int8_products, "INTEGER_KERNEL", integer_kernel)
+    monkeypatch.setenv("KCOMPILE_CACHE", "0")  # the prepared graphs' cache keys no flag
     width = 40
     g = _quantized_dense(depth, width, transpose_b)
     prepared = prepare(g, PassManager(default_passes()))
@@ -94,9 +104,10 @@ def test_quantized_dense_native_equals_reference(rng, depth, transpose_b, thread
         if n.op == "matmul"
     ]
     assert products and all(p.attrs.get("precision") == "i8" for p in products)
-    assert len(products) == -(-depth // EXACT_I8_DEPTH), print_graph(prepared)
     assert all(p.inputs[1].dtype is I8 for p in products)
-    assert not [n for n in prepared.nodes if n.op == "cast"], print_graph(prepared)
+    parts = 1 if integer_kernel else -(-depth // EXACT_I8_DEPTH)
+    assert len(products) == parts, print_graph(prepared)
+    assert all((p.inputs[0].dtype is I8) == integer_kernel for p in products)
     exe = make_executable(g, "llvm", PassManager(default_passes()))
     with on_threads(threads):
         for n in (1, 9, 70):
@@ -112,8 +123,22 @@ def _check_native(exe, g, rng, n, depth, width, transpose_b) -> None:
         feeds["kernel"][:, 0] = -127
     want = interpret(g, feeds)
     got = exe(feeds)
-    np.testing.assert_array_equal(got["acc"], want["acc"], err_msg=f"n={n}")
-    np.testing.assert_array_equal(got["y"], want["y"], err_msg=f"n={n}")
+    for name in want:
+        np.testing.assert_array_equal(got[name], want[name], err_msg=f"{name}, n={n}")
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_a_product_only_its_epilogue_reads_stays_in_tiles(rng, threads):
+    """Without the i32 sums as an output, ``kc_igemm`` gets no C: each tile stays in its
+    own buffer for the epilogue (rescale, bias, ReLU), which gives the same numbers."""
+    g = _quantized_dense(200, 70, with_sums=False)
+    prepared = prepare(g, PassManager(default_passes()))
+    kinds = [n.attrs.get("kind") for n in prepared.nodes if n.op == "fused"]
+    assert kinds == ["row", "matmul"], print_graph(prepared)
+    exe = make_executable(g, "llvm", PassManager(default_passes()))
+    with on_threads(threads):
+        for n in (1, 13, 64):
+            _check_native(exe, g, rng, n, 200, 70, False)
 
 
 def test_byte_casts_native_equal_reference(rng):

@@ -46,6 +46,7 @@ from kcompile.codegen.library.bf16_conv_filter import BFILTER, add_bconv_filter
 from kcompile.codegen.library.bf16_gemm import BGEMM, BGEMM_ISA, PATHS, add_bgemm
 from kcompile.codegen.library.conv import add_conv
 from kcompile.codegen.library.gemm import Tile, add_gemm, declare_gemm
+from kcompile.codegen.library.int8_gemm import IGEMM, IGEMM_ISA, add_igemm
 from kcompile.codegen.library.parallel import BUSY, add_thread_pool, declare_parallel_for
 from kcompile.codegen.library.replicas import add_replica_hook
 from kcompile.codegen.loops import I32, I64, PTR, abi_function
@@ -70,6 +71,8 @@ class Piece:
 
 PIECES = (
     Piece("bf16", "kc_bgemm", (BGEMM.symbol, BGEMM_ISA.symbol), lambda m, t, f: add_bgemm(m, f)),
+    # Quantized layers' int8 products (``codegen.library.int8_gemm``).
+    Piece("int8", "kc_igemm", (IGEMM.symbol, IGEMM_ISA.symbol), lambda m, t, f: add_igemm(m, f)),
     Piece(
         "conv",
         "kc_sconv",

@@ -134,7 +134,7 @@ def loop_weight(body: Graph) -> int:
 
 def _row_operand(op: Operand, v_shape, out_shape) -> Operand:
     """An operand of the epilogue as (row stride, column stride) over the output seen as
-    [rows, M]: the whole output, one value per column, or one value."""
+    [rows, M]: the whole output, one value per column, one value, or one per row."""
     columns = out_shape[-1]
     if tuple(v_shape) == tuple(out_shape):
         strides = [Size(columns), Size(1)]
@@ -142,6 +142,8 @@ def _row_operand(op: Operand, v_shape, out_shape) -> Operand:
         strides = [Size(0), Size(0)]
     elif v_shape[-1] == columns and all(d == 1 for d in v_shape[:-1]):
         strides = [Size(0), Size(1)]
+    elif tuple(v_shape) == (*out_shape[:-1], 1):
+        strides = [Size(1), Size(0)]
     else:
         raise NotImplementedError(
             f"codegen: epilogue operand of shape {v_shape} for an output of shape {out_shape}"

@@ -38,6 +38,7 @@ from kcompile.codegen.library.gemm import (
     TILE_C,
     declare_gemm,
 )
+from kcompile.codegen.library.int8_gemm import declare_igemm
 from kcompile.codegen.loops import I64, PTR, i64
 from kcompile.codegen.lowering.emitters import emits
 from kcompile.codegen.lowering.kernel import Kernel, Operand
@@ -85,7 +86,7 @@ def call_gemm(
     dims = product_dims(node, a_shape, b_shape)
     flags = (COLUMNS_OWNED if columns_owned else 0) | (ACCUMULATE if accumulate else 0)
     flags |= bgemm_flags(node, dims) | _int8_flags(node)
-    gemm = gemm_for(k.module, node, dims)
+    gemm = declare_igemm(k.module) if integer_operands(node) else gemm_for(k.module, node, dims)
     no_c = isinstance(C, ir.Constant) and C.constant is None
     if TILES_FOR_EPILOGUES and no_c and epilogue is not None and gemm.name == GEMM:
         flags |= TILE_C
@@ -167,17 +168,24 @@ def bgemm_flags(node: Node, dims: tuple) -> int:
     return PORTABLE | kept | stored
 
 
-def _int8_flags(node: Node) -> int:
-    """``B_I8`` for a product whose B holds int8 values in bytes (``passes.int8_products``);
-    other int8 operands are not lowered (an integer product the pass did not rewrite: one
-    inside a loop's body)."""
+def integer_operands(node: Node) -> bool:
+    """Whether a matmul multiplies int8 operands on ``kc_igemm`` (both in bytes,
+    ``precision="i8"``: ``passes.int8_products``)."""
     a, bv = node.inputs[:2]
-    if a.dtype is DType.i8 or (bv.dtype is DType.i8 and node.attrs.get("precision") != "i8"):
+    return node.attrs.get("precision") == "i8" and a.dtype is bv.dtype is DType.i8
+
+
+def _int8_flags(node: Node) -> int:
+    """``B_I8`` for a product on ``kc_sgemm`` whose B holds int8 values in bytes; int8
+    operands the pass did not mark (an integer product inside a loop's body) are not
+    lowered."""
+    a, bv = node.inputs[:2]
+    if node.attrs.get("precision") != "i8" and DType.i8 in (a.dtype, bv.dtype):
         raise NotImplementedError(
             f"codegen: a matmul of int8 operands here ({a.type} · {bv.type}); integer "
             "products are lowered outside loops (passes.int8_products)"
         )
-    return B_I8 if bv.dtype is DType.i8 else 0
+    return B_I8 if bv.dtype is DType.i8 and a.dtype is not DType.i8 else 0
 
 
 @emits("matmul")

@@ -48,9 +48,10 @@ from kcompile.ir.types import DType, ShapeError, TensorType
 # bf16 itself (to nearest, ties to even) before multiplying: they hold f32 values whose
 # rounding was a pass over memory of its own, which the engines do while packing anyway.
 PRECISIONS = (None, "bf16", "i8")
-# ``precision="i8"`` (set by passes/int8_products.py): both f32 operands hold int8 values
-# and the contracted dimension is short enough (``EXACT_I8_DEPTH``) that every partial sum
-# is an integer f32 holds exactly, in any order: the f32 product is the integer one.
+# ``precision="i8"`` (set by passes/int8_products.py): both operands hold int8 values (in
+# bytes, or held in f32) and the result is the f32 of their exact integer sum (the i32
+# product's cast); native code sums them in int32 (``kc_igemm``) or, held in f32, in f32
+# products short enough (``EXACT_I8_DEPTH``) that every partial sum is exact.
 
 
 def _check_precision(attrs) -> None:
@@ -102,12 +103,18 @@ def _infer(types, attrs):
 
 
 def _reference(ctx, args, attrs):
-    if args[0].dtype == np.int8 and attrs.get("precision") is None:
+    if args[0].dtype.kind in "iu" and attrs.get("precision") is None:
         # Exact: int64 sums, then int32 as Keras's int8 product gives (no wrap for any
         # depth below 2**17).
         a, b = (x.astype(np.int64) for x in args)
-        (out,) = _reference(ctx, [a, b], attrs)
-        return [out.astype(np.int32)]
+        if attrs["transpose_a"]:
+            return [(a.reshape(-1, a.shape[-1]).T @ b.reshape(-1, b.shape[-1])).astype(np.int32)]
+        return [(a @ (b.T if attrs["transpose_b"] else b)).astype(np.int32)]
+    if attrs.get("precision") == "i8":
+        # int8 values (in bytes or held in f32): the exact sums, rounded once to f32.
+        ints = [np.asarray(x).astype(np.int64) for x in args]
+        (out,) = _reference(ctx, ints, {**attrs, "precision": None})
+        return [out.astype(ctx.storage(DType.f32))]
     a, b = _rounded_operands(ctx, args, attrs)
     if attrs["transpose_a"]:
         a2 = a.reshape(-1, a.shape[-1])

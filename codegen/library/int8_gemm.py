@@ -1,0 +1,350 @@
+"""Integer matrix products: int8 operands, exact int32 sums, each sum's f32 in C.
+
+    void kc_igemm(i64 M, i64 N, i64 K, ptr A, i64 rsA, i64 csA, ptr B, i64 rsB, i64 csB,
+                  ptr C, i64 ldc, i64 flags, ptr epilogue, ptr epilogue_ctx)
+
+``kc_sgemm``'s ABI (``codegen.library.gemm``) on int8 A and B (strides in elements, which
+are bytes): ``C[i, j] (+)= f32(sum_k A[i, k] * B[k, j])``, the sum exact in int32 for
+any depth below 2**17, then rounded once to f32: what a quantized layer's product and
+its cast give (``passes.int8_products``). Of the flags it reads ``ACCUMULATE`` and
+``COLUMNS_OWNED``; the epilogue runs on each finished f32 tile, a null C leaving the
+tile in a buffer of its own that only the epilogue reads (as ``kc_sgemm``'s ``TILE_C``).
+
+The CPU's integer multiply-add, ``pmaddwd`` (SSE2, AVX2 and AVX-512BW widths: two
+products of 16-bit integers summed into each 32-bit lane), does the work: per pair of
+k, a 32-bit word of A (two int16) broadcast meets a vector of B packed in pairs (each
+column's two k side by side: the "VNNI" layout the AVX512_VNNI and AMX kernels read
+too), and the pairs' sums are added into ``MR x NR`` int32 accumulators. Both operands
+are widened to int16 once per call, in parallel chunks: A row by row (each row's pairs
+are then consecutive words), B into ``K x NR`` panels of pairs, zero padded. The tiles
+of C then run in chunks of rows and columns, each group of ``GROUP`` panels (L2) for
+every row tile of the chunk (its rows in L1).
+
+On AVX2, ``pmaddwd`` and the add that follows it run on the integer pipes at ~1.8x the
+multiply-adds a cycle of the f32 FMAs (16 against 8 a vector; measured here with
+independent chains on an AMD Zen 3), and the int8 weights are a quarter of f32's bytes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from llvmlite import ir
+
+from kcompile.codegen.library import scratch
+from kcompile.codegen.library.gemm import ACCUMULATE, COLUMNS_OWNED, EPILOGUE_FN, GEMM_FN
+from kcompile.codegen.library.parallel import CHUNK_FN, threads_for_a_job
+from kcompile.codegen.loops import F32, I8, I32, I64, PTR, chunk_range, for_range, for_reduce, i64
+from kcompile.ir import abi
+from kcompile.ir.abi import Signature
+
+IGEMM = Signature("kc_igemm", None, abi.GEMM.params)
+IGEMM_ISA = Signature("kc_igemm_isa", "i32", ())
+EXPORTS = (IGEMM, IGEMM_ISA)
+PATHS = {"madd": 1}  # kc_igemm_isa()'s answers
+I16 = ir.IntType(16)
+# Panels of B per group: the group (GROUP x K x NR int16: 128 KB at K = 512 on AVX2)
+# stays in L2 while every row tile of a chunk runs on it.
+GROUP = 8
+# Below this many multiply-adds a product runs on the calling thread.
+PARALLEL_MIN_MACS = 1 << 16
+CHUNKS_PER_THREAD = 4
+FIELDS = (
+    *("M", "N", "K", "A", "rsA", "csA", "B", "rsB", "csB", "C", "ldc", "acc", "epi", "ctx"),
+    *("ap", "bp", "k2", "a_chunks", "b_chunks", "row_chunks", "col_chunks", "no_c"),
+)
+JOB = ir.ArrayType(I64, len(FIELDS))
+
+
+@dataclass(frozen=True)
+class IntTile:
+    """The micro-tile: ``mr`` rows by ``nv`` vectors of ``vw`` int32 lanes."""
+
+    vw: int
+    mr: int
+    nv: int = 2
+
+    @property
+    def nr(self) -> int:
+        return self.nv * self.vw
+
+    @staticmethod
+    def for_features(features: Callable[[str], bool]) -> IntTile:
+        """AVX-512BW: 16 lanes, 32 registers (12 x 32); AVX2: 8 lanes, 16 registers
+        (6 x 16: 12 accumulators, 2 of B, 1 broadcast); else SSE2's 4 (6 x 8)."""
+        if features("avx512bw"):
+            return IntTile(vw=16, mr=12)
+        if features("avx2"):
+            return IntTile(vw=8, mr=6)
+        return IntTile(vw=4, mr=6)
+
+
+_MADD = {
+    4: "llvm.x86.sse2.pmadd.wd",
+    8: "llvm.x86.avx2.pmadd.wd",
+    16: "llvm.x86.avx512.pmaddw.d.512",
+}
+
+
+def _field(b: ir.IRBuilder, job, name: str) -> ir.Value:
+    return b.load(b.gep(job, [i64(0), i64(FIELDS.index(name))], source_etype=JOB), typ=I64)
+
+
+def _set(b: ir.IRBuilder, job, name: str, value) -> None:
+    b.store(value, b.gep(job, [i64(0), i64(FIELDS.index(name))], source_etype=JOB))
+
+
+def _ptr(b: ir.IRBuilder, job, name: str) -> ir.Value:
+    return b.inttoptr(_field(b, job, name), PTR)
+
+
+def _at(b: ir.IRBuilder, ptr, offset, etype) -> ir.Value:
+    return b.gep(ptr, [offset], inbounds=True, source_etype=etype)
+
+
+def _min(b: ir.IRBuilder, x, y):
+    return b.select(b.icmp_signed("<", x, y), x, y)
+
+
+def _ceil_div(b: ir.IRBuilder, x, y):
+    return b.udiv(b.add(x, b.sub(y, i64(1))), y)
+
+
+def _byte(b: ir.IRBuilder, ptr, offset, inside) -> ir.Value:
+    """The int16 of the int8 at ``ptr[offset]``, or 0 outside (no load there)."""
+    at = _at(b, ptr, b.select(inside, offset, i64(0)), I8)
+    return b.select(inside, b.sext(b.load(at, typ=I8), I16), ir.Constant(I16, 0))
+
+
+def _pack_chunk(module: ir.Module, t: IntTile) -> ir.Function:
+    """``chunk(job, i)``: for ``i < a_chunks`` a range of A's rows widened to int16 rows
+    of ``k2`` (K rounded up to even, the last zero); after, a range of B's panels
+    widened into pairs: ``bp[(panel * k2 / 2 + pair) * NR * 2 + 2 * column + half]``."""
+    fn = ir.Function(module, CHUNK_FN, "kc_igemm_pack")
+    fn.linkage = "internal"
+    job, index = fn.args
+    b = ir.IRBuilder(fn.append_basic_block("entry"))
+    m, n, depth, k2 = (_field(b, job, name) for name in ("M", "N", "K", "k2"))
+    a_chunks = _field(b, job, "a_chunks")
+    with b.if_else(b.icmp_signed("<", index, a_chunks)) as (rows_of_a, panels_of_b):
+        with rows_of_a:
+            a, ap = _ptr(b, job, "A"), _ptr(b, job, "ap")
+            rs, cs = _field(b, job, "rsA"), _field(b, job, "csA")
+            first, count = chunk_range(b, m, index, a_chunks)
+            with for_range(b, count, "i") as ii:
+                i = b.add(first, ii)
+                row = _at(b, a, b.mul(i, rs), I8)
+                out = _at(b, ap, b.mul(i, k2), I16)
+                with for_range(b, k2, "k") as k:
+                    value = _byte(b, row, b.mul(k, cs), b.icmp_signed("<", k, depth))
+                    b.store(value, _at(b, out, k, I16))
+        with panels_of_b:
+            _pack_panels(b, t, job, b.sub(index, a_chunks), n, depth, k2)
+    b.ret_void()
+    return fn
+
+
+def _pack_panels(b: ir.IRBuilder, t: IntTile, job, chunk, n, depth, k2) -> None:
+    src, bp = _ptr(b, job, "B"), _ptr(b, job, "bp")
+    rs, cs = _field(b, job, "rsB"), _field(b, job, "csB")
+    panels = _ceil_div(b, n, i64(t.nr))
+    first, count = chunk_range(b, panels, chunk, _field(b, job, "b_chunks"))
+    bytes_ = ir.VectorType(I8, t.nr)
+    wide = ir.VectorType(I16, t.nr)
+    # Row k's column j to lane 2j, row k + 1's to lane 2j + 1.
+    interleave = ir.Constant(
+        ir.VectorType(I32, 2 * t.nr), [x for j in range(t.nr) for x in (j, t.nr + j)]
+    )
+    full_pairs = b.udiv(depth, i64(2))
+    with for_range(b, count, "p") as pp:
+        p = b.add(first, pp)
+        col0 = b.mul(p, i64(t.nr))
+        panel = _at(b, bp, b.mul(b.mul(p, k2), i64(t.nr)), I16)
+        base = _at(b, src, b.mul(col0, cs), I8)
+        whole = b.and_(
+            b.icmp_signed("<=", b.add(col0, i64(t.nr)), n), b.icmp_signed("==", cs, i64(1))
+        )
+        # Whole panels of rows of B: pairs of rows a vector at a time; the rest (a ragged
+        # last panel, other strides, an odd K's last row) element by element.
+        vector_pairs = b.select(whole, full_pairs, i64(0))
+        with for_range(b, vector_pairs, "kp") as kp:
+            top = _at(b, base, b.mul(b.mul(kp, i64(2)), rs), I8)
+            rows = [b.load(r, typ=bytes_, align=1) for r in (top, _at(b, top, rs, I8))]
+            lo, hi = (b.sext(r, wide) for r in rows)
+            out = _at(b, panel, b.mul(kp, i64(2 * t.nr)), I16)
+            b.store(b.shuffle_vector(lo, hi, interleave), out, align=2)
+        with for_range(b, b.sub(b.udiv(k2, i64(2)), vector_pairs), "kr") as kr:
+            kp = b.add(vector_pairs, kr)
+            with for_range(b, i64(2 * t.nr), "e") as e:
+                j, half = b.udiv(e, i64(2)), b.urem(e, i64(2))
+                k = b.add(b.mul(kp, i64(2)), half)
+                inside = b.and_(b.icmp_signed("<", k, depth), b.icmp_signed("<", b.add(col0, j), n))
+                value = _byte(b, base, b.add(b.mul(k, rs), b.mul(j, cs)), inside)
+                b.store(value, _at(b, panel, b.add(b.mul(kp, i64(2 * t.nr)), e), I16))
+
+
+def _micro_kernel(module: ir.Module, t: IntTile) -> ir.Function:
+    """``void ukr(i64 pairs, ptr a, i64 lda, i64 rows, ptr panel, ptr tile)``: the
+    ``MR x NR`` tile of ``rows`` rows of A (int16 rows ``lda`` apart; rows past ``rows``
+    read the last one) times a packed panel, over ``pairs`` pairs of k, written to
+    ``tile`` (``MR x NR`` f32) as the f32 of each int32 sum."""
+    ftype = ir.FunctionType(ir.VoidType(), [I64, PTR, I64, I64, PTR, PTR])
+    fn = ir.Function(module, ftype, "kc_igemm_ukr")
+    fn.linkage = "internal"
+    pairs, a, lda, rows, panel, tile = fn.args
+    b = ir.IRBuilder(fn.append_basic_block("entry"))
+    acc_t = ir.VectorType(I32, t.vw)
+    half_t = ir.VectorType(I16, 2 * t.vw)
+    madd = module.globals.get(_MADD[t.vw]) or ir.Function(
+        module, ir.FunctionType(acc_t, [half_t, half_t]), _MADD[t.vw]
+    )
+    last = b.sub(rows, i64(1))
+    row_at = [_at(b, a, b.mul(_min(b, i64(r), last), lda), I16) for r in range(t.mr)]
+    zero = ir.Constant(acc_t, [0] * t.vw)
+    splat = ir.Constant(ir.VectorType(I32, t.vw), [0] * t.vw)
+    with for_reduce(b, pairs, [zero] * (t.mr * t.nv), "kp") as (kp, accs):
+        at = b.mul(kp, i64(2 * t.nr))
+        bs = [
+            b.load(_at(b, panel, b.add(at, i64(2 * v * t.vw)), I16), typ=half_t, align=32)
+            for v in range(t.nv)
+        ]
+        for r in range(t.mr):
+            word = b.load(_at(b, row_at[r], b.mul(kp, i64(2)), I16), typ=I32, align=4)
+            one = b.insert_element(ir.Constant(acc_t, None), word, i64(0))
+            pair = b.bitcast(b.shuffle_vector(one, one, splat), half_t)
+            for v in range(t.nv):
+                s = r * t.nv + v
+                accs[s] = b.add(accs[s], b.call(madd, [pair, bs[v]]))
+    for r in range(t.mr):
+        for v in range(t.nv):
+            out = _at(b, tile, i64(r * t.nr + v * t.vw), F32)
+            value = b.sitofp(accs[r * t.nv + v], ir.VectorType(F32, t.vw))
+            b.store(value, out, align=4 * t.vw)
+    b.ret_void()
+    return fn
+
+
+def _compute_chunk(module: ir.Module, t: IntTile, ukr: ir.Function) -> ir.Function:
+    """``chunk(job, i)``: the tiles of C of chunk ``i`` (a range of row tiles by a range
+    of panels), group of panels by group; each tile to C (added with ``ACCUMULATE``),
+    then to the epilogue."""
+    fn = ir.Function(module, CHUNK_FN, "kc_igemm_tiles")
+    fn.linkage = "internal"
+    job, index = fn.args
+    b = ir.IRBuilder(fn.append_basic_block("entry"))
+    tile = b.alloca(ir.ArrayType(F32, t.mr * t.nr), name="tile")
+    tile.align = 64
+    tile.type = PTR  # llvmlite types an alloca as a typed pointer; the module uses opaque ones
+    m, n, k2 = _field(b, job, "M"), _field(b, job, "N"), _field(b, job, "k2")
+    ap, bp = _ptr(b, job, "ap"), _ptr(b, job, "bp")
+    col_chunks = _field(b, job, "col_chunks")
+    row_tiles, panels = _ceil_div(b, m, i64(t.mr)), _ceil_div(b, n, i64(t.nr))
+    t0, t_count = chunk_range(b, row_tiles, b.udiv(index, col_chunks), _field(b, job, "row_chunks"))
+    p0, p_count = chunk_range(b, panels, b.urem(index, col_chunks), col_chunks)
+    with for_range(b, _ceil_div(b, p_count, i64(GROUP)), "g") as g:
+        g0 = b.add(p0, b.mul(g, i64(GROUP)))
+        g_count = _min(b, i64(GROUP), b.sub(b.add(p0, p_count), g0))
+        with for_range(b, t_count, "it") as it:
+            i0 = b.mul(b.add(t0, it), i64(t.mr))
+            rows = _min(b, i64(t.mr), b.sub(m, i0))
+            a_rows = _at(b, ap, b.mul(i0, k2), I16)
+            with for_range(b, g_count, "jp") as jp:
+                p = b.add(g0, jp)
+                panel = _at(b, bp, b.mul(b.mul(p, k2), i64(t.nr)), I16)
+                b.call(ukr, [b.udiv(k2, i64(2)), a_rows, k2, rows, panel, tile])
+                j0 = b.mul(p, i64(t.nr))
+                _finish_tile(b, job, tile, t, i0, j0, rows, _min(b, i64(t.nr), b.sub(n, j0)))
+    b.ret_void()
+    return fn
+
+
+def _finish_tile(b: ir.IRBuilder, job, tile, t: IntTile, i0, j0, rows, cols) -> None:
+    """The tile into C (unless C is null), then the epilogue on it: C's, or the tile's
+    own buffer seen as C (an address that puts (i0, j0) at its start, ``NR`` apart)."""
+    no_c = b.icmp_unsigned("!=", _field(b, job, "no_c"), i64(0))
+    ldc = _field(b, job, "ldc")
+    c = _ptr(b, job, "C")
+    accumulate = b.icmp_unsigned("!=", b.and_(_field(b, job, "acc"), i64(ACCUMULATE)), i64(0))
+    with b.if_then(b.not_(no_c)), for_range(b, rows, "r") as r:
+        out = _at(b, c, b.add(b.mul(b.add(i0, r), ldc), j0), F32)
+        src = _at(b, tile, b.mul(r, i64(t.nr)), F32)
+        with for_range(b, cols, "c") as col:
+            value = b.load(_at(b, src, col, F32), typ=F32)
+            at = _at(b, out, col, F32)
+            old = b.select(accumulate, b.load(at, typ=F32), ir.Constant(F32, 0.0))
+            b.store(b.fadd(old, value), at)
+    epi = _field(b, job, "epi")
+    with b.if_then(b.icmp_unsigned("!=", epi, i64(0))):
+        start = b.mul(b.add(b.mul(i0, i64(t.nr)), j0), i64(4))
+        in_tile = b.sub(b.ptrtoint(tile, I64), start)
+        c_at = b.select(no_c, in_tile, b.ptrtoint(c, I64))
+        epilogue = b.inttoptr(epi, ir.PointerType(EPILOGUE_FN))
+        ctx = _field(b, job, "ctx")
+        b.call(
+            epilogue,
+            [b.inttoptr(ctx, PTR), c_at, b.select(no_c, i64(t.nr), ldc), i0, j0, rows, cols],
+        )
+
+
+def _igemm(module: ir.Module, t: IntTile) -> ir.Function:
+    fn = ir.Function(module, GEMM_FN, IGEMM.symbol)
+    b = ir.IRBuilder(fn.append_basic_block("entry"))
+    args = dict(zip(FIELDS, fn.args))
+    m, n, depth = args["M"], args["N"], args["K"]
+    with b.if_then(b.or_(b.icmp_signed("<=", m, i64(0)), b.icmp_signed("<=", n, i64(0)))):
+        b.ret_void()
+    no_c = b.icmp_unsigned("==", b.ptrtoint(args["C"], I64), i64(0))
+    with b.if_then(b.and_(no_c, b.icmp_unsigned("==", b.ptrtoint(args["epi"], I64), i64(0)))):
+        b.ret_void()
+    job = b.alloca(JOB, name="job")
+    job.type = PTR
+    for name, value in args.items():
+        stored = b.ptrtoint(value, I64) if isinstance(value.type, ir.PointerType) else value
+        _set(b, job, name, stored)
+    k2 = b.and_(b.add(depth, i64(1)), i64(-2))
+    k2 = b.select(b.icmp_signed("<", k2, i64(2)), i64(2), k2)  # K = 0: one zero pair
+    row_tiles, panels = _ceil_div(b, m, i64(t.mr)), _ceil_div(b, n, i64(t.nr))
+    take, give_back = scratch.functions(module)
+    ap = b.call(take, [b.add(b.mul(b.mul(m, k2), i64(2)), i64(64))])
+    bp = b.call(take, [b.add(b.mul(b.mul(b.mul(panels, k2), i64(t.nr)), i64(2)), i64(64))])
+    _set(b, job, "ap", b.ptrtoint(ap, I64))
+    _set(b, job, "bp", b.ptrtoint(bp, I64))
+    _set(b, job, "k2", k2)
+    _set(b, job, "no_c", b.zext(no_c, I64))
+    threads = threads_for_a_job(module, b)
+    macs = b.mul(b.mul(m, n), depth)
+    threads = b.select(b.icmp_signed("<", macs, i64(PARALLEL_MIN_MACS)), i64(1), threads)
+    wanted = b.mul(threads, i64(CHUNKS_PER_THREAD))
+    wanted = b.select(b.icmp_signed("==", threads, i64(1)), i64(1), wanted)
+    a_chunks, b_chunks = _min(b, m, wanted), _min(b, panels, wanted)
+    _set(b, job, "a_chunks", a_chunks)
+    _set(b, job, "b_chunks", b_chunks)
+    parallel_for = module.globals[abi.PARALLEL_FOR.symbol]
+    b.call(parallel_for, [_pack_chunk(module, t), job, b.add(a_chunks, b_chunks)])
+    # Rows first (the packed B is shared); an epilogue that sums columns must own whole
+    # columns: split by columns alone then.
+    owned = b.icmp_unsigned("!=", b.and_(args["acc"], i64(COLUMNS_OWNED)), i64(0))
+    row_chunks = b.select(owned, i64(1), _min(b, row_tiles, wanted))
+    col_chunks = _min(b, panels, _ceil_div(b, wanted, row_chunks))
+    _set(b, job, "row_chunks", row_chunks)
+    _set(b, job, "col_chunks", col_chunks)
+    compute = _compute_chunk(module, t, _micro_kernel(module, t))
+    b.call(parallel_for, [compute, job, b.mul(row_chunks, col_chunks)])
+    b.call(give_back, [bp])
+    b.call(give_back, [ap])
+    b.ret_void()
+    return fn
+
+
+def add_igemm(module: ir.Module, features: Callable[[str], bool]) -> None:
+    """Define ``kc_igemm`` and ``kc_igemm_isa`` in ``module`` (which must hold the thread
+    pool or declare it), for the widest ``pmaddwd`` ``features`` (the target's) allow."""
+    _igemm(module, IntTile.for_features(features))
+    isa = ir.Function(module, ir.FunctionType(I32, []), IGEMM_ISA.symbol)
+    ir.IRBuilder(isa.append_basic_block("entry")).ret(ir.Constant(I32, PATHS["madd"]))
+
+
+def declare_igemm(module: ir.Module) -> ir.Function:
+    existing = module.globals.get(IGEMM.symbol)
+    return existing if existing is not None else ir.Function(module, GEMM_FN, IGEMM.symbol)
