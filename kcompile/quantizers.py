@@ -20,7 +20,6 @@ refused by ``refuse_mode`` with the reason.
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Sequence
 from typing import Any
 
@@ -290,80 +289,6 @@ def quantized_policy(layer: Any, mode: str) -> Any:
     from kcompile import dtype_policies
 
     return dtype_policies.get(f"{mode}_from_{layer.dtype_policy.name}")
-
-
-def replace_variable(layer: Any, old: Any, new_vars: list) -> None:
-    """Keras's ``del self._kernel`` then ``quantized_build``: the float variable leaves
-    the layer; the new ones were appended by ``add_weight``."""
-    layer._variables = [v for v in layer._variables if v is not old]
-    layer._regularizers.pop(old, None)
-
-
-def quantize_model(model: Any, mode: Any, config: Any = None, filters: Any = None) -> None:
-    """Keras's ``Model.quantize``: every leaf layer that passes ``filters`` quantized; a
-    layer that does not quantize warns with Keras's message and stays in float."""
-    import re
-
-    mode = resolve_mode(mode, config)
-    if filters is not None and not (isinstance(filters, str | list | tuple) or callable(filters)):
-        raise ValueError(
-            "The `filters` argument must be a regex string, a list of regex strings, or a "
-            f"callable. Received: {type(filters)}"
-        )
-
-    def wanted(layer: Any) -> bool:
-        if filters is None:
-            return True
-        if isinstance(filters, str):
-            return bool(re.search(filters, layer.name))
-        if isinstance(filters, list | tuple):
-            return any(re.search(p, layer.name) for p in filters)
-        return bool(filters(layer))
-
-    changed = False
-    for layer in _flatten_layers(model):
-        if layer is model or _has_sublayers(layer) or not wanted(layer):
-            continue
-        try:
-            layer.quantize(mode, config=config)
-            changed = True
-        except QuantizationNotSupported:
-            raise
-        except NotImplementedError as e:
-            warnings.warn(str(e), stacklevel=3)
-        except AttributeError:
-            pass
-    if changed:
-        model.compiled_steps.forget_executables()
-
-
-def _has_sublayers(layer: Any) -> bool:
-    return bool(layer._tracked_layers()) or bool(getattr(layer, "layers", None))
-
-
-def _flatten_layers(model: Any) -> list:
-    """Keras's ``_flatten_layers``: the model's layers, then those they hold, depth first,
-    each once (a functional model's InputLayers included, as Keras lists them)."""
-    out: list = []
-
-    def visit(layer: Any) -> None:
-        if any(layer is x for x in out):
-            return
-        out.append(layer)
-        subs = list(getattr(layer, "layers", []) or [])
-        # A Sequential keeps its InputLayer apart from ``layers``; Keras lists it.
-        first = getattr(getattr(layer, "_input", None), "_input_layer", None)
-        if first is not None and not any(first is s for s in subs):
-            subs.insert(0, first)
-        subs += [x for x in layer._tracked_layers() if not any(x is s for s in subs)]
-        for sub in subs:
-            visit(sub)
-
-    visit(model)
-    return out
-
-
-# --- the graph --------------------------------------------------------------------------
 
 
 def quantize_in_graph(

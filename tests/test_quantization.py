@@ -16,6 +16,7 @@ import pytest
 
 import kcompile as keras
 from kcompile import quantizers
+from kcompile.models.quantize import leaf_layers
 from tests import quantization_programs as programs
 
 FIXTURES = Path(__file__).parent / "keras_fixtures"
@@ -41,10 +42,6 @@ def quantized_model(name: str):
         model.quantize("int8")
     model._quantize_warnings = sorted({str(w.message) for w in caught})
     return model, FIX[f"{name}/x"]
-
-
-def leaf_layers(model) -> list:
-    return [x for x in quantizers._flatten_layers(model)[1:] if not quantizers._has_sublayers(x)]
 
 
 def int8_step(model, x) -> np.ndarray:

@@ -348,6 +348,12 @@ class Layer(LayerCalls, LayerAttributes):
             out.extend(v for v in layer.weights if v not in out)
         return out
 
+    def _forget_variable(self, variable: Any) -> None:
+        """``variable`` no longer the layer's (Keras's ``del self._kernel`` before a
+        quantized layer builds its int8 kernel): out of its weights and regularizers."""
+        self._variables = [v for v in self._variables if v is not variable]
+        self._regularizers.pop(variable, None)
+
     def _tracked_layers(self) -> list[Layer]:
         found: list[Layer] = []
         for name, value in vars(self).items():

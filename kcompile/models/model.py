@@ -732,14 +732,14 @@ class Model(StepMethods, Layer):
         """Keras's: each leaf layer (passing ``filters``) quantized in place; a layer
         that does not quantize warns and stays in float. kcompile compiles ``"int8"``;
         the other modes are refused naming why (``kcompile.quantizers``)."""
-        from kcompile import quantizers
+        from kcompile.models.quantize import quantize_model
 
         kwargs.pop("type_check", None)
         if kwargs:
             raise ValueError(
                 f"Unrecognized keyword arguments passed to {type(self).__name__}: {kwargs}"
             )
-        quantizers.quantize_model(self, mode, config, filters)
+        quantize_model(self, mode, config, filters)
 
 
 def _tuple_shapes(shape: Any) -> Any:

@@ -104,7 +104,7 @@ class Dense(Layer):
         )
         old = self.kernel
         values, scale = quantizers.abs_max_quantize(old.numpy(), axis=0, to_numpy=True)
-        quantizers.replace_variable(self, old, [])
+        self._forget_variable(old)
         self.quantized_build(old.shape, mode)
         self.kernel.assign(values)
         self.kernel_scale.assign(scale.squeeze(0))

@@ -215,7 +215,7 @@ class EinsumDense(Layer):
             old.numpy(), axis=self._kernel_reduced_axes, to_numpy=True
         )
         scale = self._adjust_scale_for_quant(scale, "kernel")
-        quantizers.replace_variable(self, old, [])
+        self._forget_variable(old)
         self.quantized_build(old.shape, mode)
         self._kernel.assign(values)
         self.kernel_scale.assign(scale)

@@ -67,7 +67,7 @@ class Embedding(Layer):
         )
         old = self.embeddings
         values, scale = quantizers.abs_max_quantize(old.numpy(), axis=-1, to_numpy=True)
-        quantizers.replace_variable(self, old, [])
+        self._forget_variable(old)
         self.quantized_build(old.shape, mode)
         self.embeddings.assign(values)
         self.embeddings_scale.assign(scale.squeeze(-1))
