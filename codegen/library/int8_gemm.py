@@ -50,9 +50,17 @@ GROUP = 8
 # Below this many multiply-adds a product runs on the calling thread.
 PARALLEL_MIN_MACS = 1 << 16
 CHUNKS_PER_THREAD = 4
+# Up to this many row tiles, whole panels of a B of rows (an even depth) are not packed:
+# the micro-kernel widens and pairs B's rows itself, in registers (a batch of one row
+# read each panel once: packing it was as long as the product).
+DIRECT_ROW_TILES = 2
+# A single row runs this many panels at once from B in place: a 64-byte line of each row
+# of B whole, where a panel at a time read a quarter of each line per pass down B (the
+# lines left L1 between passes: 1 x 512 x 512 took 73 us, 24 cycles a pair of k).
+DIRECT_SPAN = 4
 FIELDS = (
     *("M", "N", "K", "A", "rsA", "csA", "B", "rsB", "csB", "C", "ldc", "acc", "epi", "ctx"),
-    *("ap", "bp", "k2", "a_chunks", "b_chunks", "row_chunks", "col_chunks", "no_c"),
+    *("ap", "bp", "k2", "a_chunks", "b_chunks", "row_chunks", "col_chunks", "no_c", "direct"),
 )
 JOB = ir.ArrayType(I64, len(FIELDS))
 
@@ -152,11 +160,9 @@ def _pack_panels(b: ir.IRBuilder, t: IntTile, job, chunk, n, depth, k2) -> None:
     first, count = chunk_range(b, panels, chunk, _field(b, job, "b_chunks"))
     bytes_ = ir.VectorType(I8, t.nr)
     wide = ir.VectorType(I16, t.nr)
-    # Row k's column j to lane 2j, row k + 1's to lane 2j + 1.
-    interleave = ir.Constant(
-        ir.VectorType(I32, 2 * t.nr), [x for j in range(t.nr) for x in (j, t.nr + j)]
-    )
+    interleave = _interleave(t)
     full_pairs = b.udiv(depth, i64(2))
+    direct = b.icmp_unsigned("!=", _field(b, job, "direct"), i64(0))
     with for_range(b, count, "p") as pp:
         p = b.add(first, pp)
         col0 = b.mul(p, i64(t.nr))
@@ -165,16 +171,20 @@ def _pack_panels(b: ir.IRBuilder, t: IntTile, job, chunk, n, depth, k2) -> None:
         whole = b.and_(
             b.icmp_signed("<=", b.add(col0, i64(t.nr)), n), b.icmp_signed("==", cs, i64(1))
         )
+        # Read in place by the micro-kernel (``DIRECT_ROW_TILES``): nothing to pack.
+        in_place = b.and_(whole, direct)
+        whole_pairs = b.select(in_place, i64(0), b.udiv(k2, i64(2)))
         # Whole panels of rows of B: pairs of rows a vector at a time; the rest (a ragged
         # last panel, other strides, an odd K's last row) element by element.
-        vector_pairs = b.select(whole, full_pairs, i64(0))
+        vector_pairs = b.select(b.and_(whole, b.not_(in_place)), full_pairs, i64(0))
         with for_range(b, vector_pairs, "kp") as kp:
             top = _at(b, base, b.mul(b.mul(kp, i64(2)), rs), I8)
             rows = [b.load(r, typ=bytes_, align=1) for r in (top, _at(b, top, rs, I8))]
             lo, hi = (b.sext(r, wide) for r in rows)
             out = _at(b, panel, b.mul(kp, i64(2 * t.nr)), I16)
             b.store(b.shuffle_vector(lo, hi, interleave), out, align=2)
-        with for_range(b, b.sub(b.udiv(k2, i64(2)), vector_pairs), "kr") as kr:
+        vector_pairs = _min(b, vector_pairs, whole_pairs)
+        with for_range(b, b.sub(whole_pairs, vector_pairs), "kr") as kr:
             kp = b.add(vector_pairs, kr)
             with for_range(b, i64(2 * t.nr), "e") as e:
                 j, half = b.udiv(e, i64(2)), b.urem(e, i64(2))
@@ -184,51 +194,92 @@ def _pack_panels(b: ir.IRBuilder, t: IntTile, job, chunk, n, depth, k2) -> None:
                 b.store(value, _at(b, panel, b.add(b.mul(kp, i64(2 * t.nr)), e), I16))
 
 
-def _micro_kernel(module: ir.Module, t: IntTile) -> ir.Function:
-    """``void ukr(i64 pairs, ptr a, i64 lda, i64 rows, ptr panel, ptr tile)``: the
-    ``MR x NR`` tile of ``rows`` rows of A (int16 rows ``lda`` apart; rows past ``rows``
-    read the last one) times a packed panel, over ``pairs`` pairs of k, written to
-    ``tile`` (``MR x NR`` f32) as the f32 of each int32 sum."""
-    ftype = ir.FunctionType(ir.VoidType(), [I64, PTR, I64, I64, PTR, PTR])
-    fn = ir.Function(module, ftype, "kc_igemm_ukr")
+def _interleave(t: IntTile) -> ir.Constant:
+    """The shuffle that puts row k's column j at lane 2j, row k + 1's at lane 2j + 1."""
+    lanes = [x for j in range(t.nr) for x in (j, t.nr + j)]
+    return ir.Constant(ir.VectorType(I32, 2 * t.nr), lanes)
+
+
+def _micro_kernel(
+    module: ir.Module, t: IntTile, height: int, direct: bool, span: int = 1
+) -> ir.Function:
+    """``void ukr(i64 pairs, ptr a, i64 lda, ptr panel, i64 rs, ptr tile)``: the tile of
+    ``height`` rows of A (int16 rows ``lda`` apart) times a packed panel, over ``pairs``
+    pairs of k, written to ``tile`` (``MR x NR`` f32) as the f32 of each int32 sum.
+    ``direct``: ``panel`` is B itself at the panel's first column, int8 rows ``rs``
+    apart, widened and paired here, ``span`` panels side by side (the tile then ``span``
+    tiles' columns wide)."""
+    ftype = ir.FunctionType(ir.VoidType(), [I64, PTR, I64, PTR, I64, PTR])
+    kind = "direct" if direct else "packed"
+    fn = ir.Function(module, ftype, f"kc_igemm_ukr_{kind}{height}x{span}")
     fn.linkage = "internal"
-    pairs, a, lda, rows, panel, tile = fn.args
+    pairs, a, lda, panel, rs, tile = fn.args
     b = ir.IRBuilder(fn.append_basic_block("entry"))
     acc_t = ir.VectorType(I32, t.vw)
     half_t = ir.VectorType(I16, 2 * t.vw)
     madd = module.globals.get(_MADD[t.vw]) or ir.Function(
         module, ir.FunctionType(acc_t, [half_t, half_t]), _MADD[t.vw]
     )
-    last = b.sub(rows, i64(1))
-    row_at = [_at(b, a, b.mul(_min(b, i64(r), last), lda), I16) for r in range(t.mr)]
+    row_at = [_at(b, a, b.mul(i64(r), lda), I16) for r in range(height)]
     zero = ir.Constant(acc_t, [0] * t.vw)
     splat = ir.Constant(ir.VectorType(I32, t.vw), [0] * t.vw)
-    with for_reduce(b, pairs, [zero] * (t.mr * t.nv), "kp") as (kp, accs):
-        at = b.mul(kp, i64(2 * t.nr))
-        bs = [
-            b.load(_at(b, panel, b.add(at, i64(2 * v * t.vw)), I16), typ=half_t, align=32)
-            for v in range(t.nv)
-        ]
-        for r in range(t.mr):
+    nv = t.nv * span
+    with for_reduce(b, pairs, [zero] * (height * nv), "kp") as (kp, accs):
+        if direct:
+            # Panel by panel: LLVM pairs a panel's 16 bytes in a few shuffles, where one
+            # shuffle of whole lines came out long.
+            panels = [_at(b, panel, i64(q * t.nr), I8) for q in range(span)]
+            bs = [x for at in panels for x in _direct_b(b, t, at, rs, kp)]
+        else:
+            bs = _packed_b(b, t, panel, kp)
+        for r in range(height):
             word = b.load(_at(b, row_at[r], b.mul(kp, i64(2)), I16), typ=I32, align=4)
             one = b.insert_element(ir.Constant(acc_t, None), word, i64(0))
             pair = b.bitcast(b.shuffle_vector(one, one, splat), half_t)
-            for v in range(t.nv):
-                s = r * t.nv + v
+            for v in range(nv):
+                s = r * nv + v
                 accs[s] = b.add(accs[s], b.call(madd, [pair, bs[v]]))
-    for r in range(t.mr):
-        for v in range(t.nv):
-            out = _at(b, tile, i64(r * t.nr + v * t.vw), F32)
-            value = b.sitofp(accs[r * t.nv + v], ir.VectorType(F32, t.vw))
+    for r in range(height):
+        for v in range(nv):
+            out = _at(b, tile, i64(r * t.nr * span + v * t.vw), F32)
+            value = b.sitofp(accs[r * nv + v], ir.VectorType(F32, t.vw))
             b.store(value, out, align=4 * t.vw)
     b.ret_void()
     return fn
 
 
-def _compute_chunk(module: ir.Module, t: IntTile, ukr: ir.Function) -> ir.Function:
+def _packed_b(b: ir.IRBuilder, t: IntTile, panel, kp) -> list[ir.Value]:
+    """Pair ``kp`` of a packed panel: ``nv`` vectors of ``vw`` columns' two int16."""
+    at = b.mul(kp, i64(2 * t.nr))
+    half_t = ir.VectorType(I16, 2 * t.vw)
+    return [
+        b.load(_at(b, panel, b.add(at, i64(2 * v * t.vw)), I16), typ=half_t, align=32)
+        for v in range(t.nv)
+    ]
+
+
+def _direct_b(b: ir.IRBuilder, t: IntTile, base, rs, kp) -> list[ir.Value]:
+    """Pair ``kp`` of a panel read from B's int8 rows: both rows widened and interleaved
+    as the packing does it, in registers."""
+    top = _at(b, base, b.mul(b.mul(kp, i64(2)), rs), I8)
+    row_t, wide_t = ir.VectorType(I8, t.nr), ir.VectorType(I16, t.nr)
+    lo, hi = (b.sext(b.load(r, typ=row_t, align=1), wide_t) for r in (top, _at(b, top, rs, I8)))
+    pairs = b.shuffle_vector(lo, hi, _interleave(t))
+    part = 2 * t.vw
+    return [
+        b.shuffle_vector(
+            pairs,
+            pairs,
+            ir.Constant(ir.VectorType(I32, part), list(range(v * part, (v + 1) * part))),
+        )
+        for v in range(t.nv)
+    ]
+
+
+def _compute_chunk(module: ir.Module, t: IntTile, ukrs: tuple) -> ir.Function:
     """``chunk(job, i)``: the tiles of C of chunk ``i`` (a range of row tiles by a range
-    of panels), group of panels by group; each tile to C (added with ``ACCUMULATE``),
-    then to the epilogue."""
+    of panels), group of panels by group, through ``ukrs`` (packed, direct); each tile to
+    C (added with ``ACCUMULATE``), then to the epilogue."""
     fn = ir.Function(module, CHUNK_FN, "kc_igemm_tiles")
     fn.linkage = "internal"
     job, index = fn.args
@@ -237,7 +288,9 @@ def _compute_chunk(module: ir.Module, t: IntTile, ukr: ir.Function) -> ir.Functi
     tile.align = 64
     tile.type = PTR  # llvmlite types an alloca as a typed pointer; the module uses opaque ones
     m, n, k2 = _field(b, job, "M"), _field(b, job, "N"), _field(b, job, "k2")
-    ap, bp = _ptr(b, job, "ap"), _ptr(b, job, "bp")
+    ap = _ptr(b, job, "ap")
+    direct = b.icmp_unsigned("!=", _field(b, job, "direct"), i64(0))
+    src, rs = _ptr(b, job, "B"), _field(b, job, "rsB")
     col_chunks = _field(b, job, "col_chunks")
     row_tiles, panels = _ceil_div(b, m, i64(t.mr)), _ceil_div(b, n, i64(t.nr))
     t0, t_count = chunk_range(b, row_tiles, b.udiv(index, col_chunks), _field(b, job, "row_chunks"))
@@ -249,14 +302,60 @@ def _compute_chunk(module: ir.Module, t: IntTile, ukr: ir.Function) -> ir.Functi
             i0 = b.mul(b.add(t0, it), i64(t.mr))
             rows = _min(b, i64(t.mr), b.sub(m, i0))
             a_rows = _at(b, ap, b.mul(i0, k2), I16)
-            with for_range(b, g_count, "jp") as jp:
-                p = b.add(g0, jp)
-                panel = _at(b, bp, b.mul(b.mul(p, k2), i64(t.nr)), I16)
-                b.call(ukr, [b.udiv(k2, i64(2)), a_rows, k2, rows, panel, tile])
-                j0 = b.mul(p, i64(t.nr))
-                _finish_tile(b, job, tile, t, i0, j0, rows, _min(b, i64(t.nr), b.sub(n, j0)))
+            args = [b.udiv(k2, i64(2)), a_rows, k2]
+            spans = _ceil_div(b, g_count, i64(DIRECT_SPAN))
+            with for_range(b, spans, "js") as js:
+                q0 = b.add(g0, b.mul(js, i64(DIRECT_SPAN)))
+                j0 = b.mul(q0, i64(t.nr))
+                span_cols = i64(DIRECT_SPAN * t.nr)
+                whole_span = b.and_(
+                    b.icmp_signed("<=", b.add(q0, i64(DIRECT_SPAN)), b.add(g0, g_count)),
+                    b.icmp_signed("<=", b.add(j0, span_cols), n),
+                )
+                one_row = b.and_(direct, b.and_(whole_span, b.icmp_signed("==", rows, i64(1))))
+                with b.if_else(one_row) as (wide, narrow):
+                    with wide:
+                        b.call(ukrs[2], [*args, _at(b, src, j0, I8), rs, tile])
+                        for q in range(DIRECT_SPAN):
+                            jq = b.add(j0, i64(q * t.nr))
+                            own = _at(b, tile, i64(q * t.nr), F32)
+                            _finish_tile(b, job, own, t, i0, jq, rows, i64(t.nr))
+                    with narrow:
+                        count = _min(b, i64(DIRECT_SPAN), b.sub(b.add(g0, g_count), q0))
+                        with for_range(b, count, "jp") as jp:
+                            p = b.add(q0, jp)
+                            _panel_tile(b, job, t, ukrs, tile, p, i0, rows, args, direct)
     b.ret_void()
     return fn
+
+
+def _panel_tile(b: ir.IRBuilder, job, t: IntTile, ukrs, tile, p, i0, rows, args, direct):
+    """The tile of rows ``i0`` on and panel ``p``: from B in place (``direct``, a whole
+    panel) or from its packed panel; then to C and the epilogue."""
+    n, k2 = _field(b, job, "N"), _field(b, job, "k2")
+    j0 = b.mul(p, i64(t.nr))
+    panel = _at(b, _ptr(b, job, "bp"), b.mul(b.mul(p, k2), i64(t.nr)), I16)
+    in_place = b.and_(direct, b.icmp_signed("<=", b.add(j0, i64(t.nr)), n))
+    with b.if_else(in_place) as (from_b, packed):
+        with from_b:
+            from_src = _at(b, _ptr(b, job, "B"), j0, I8)
+            _by_height(b, rows, ukrs[1], [*args, from_src, _field(b, job, "rsB"), tile])
+        with packed:
+            _by_height(b, rows, ukrs[0], [*args, panel, i64(0), tile])
+    _finish_tile(b, job, tile, t, i0, j0, rows, _min(b, i64(t.nr), b.sub(n, j0)))
+
+
+def _by_height(b: ir.IRBuilder, rows, kernels: list[ir.Function], args) -> None:
+    """Call the micro-kernel of ``rows`` rows (a batch of one computes one row, not MR)."""
+    after = b.function.append_basic_block("tile.done")
+    cases = [b.function.append_basic_block(f"tile.rows{r + 1}") for r in range(len(kernels))]
+    switch = b.switch(rows, cases[-1])
+    for r, block in enumerate(cases):
+        switch.add_case(i64(r + 1), block)
+        b.position_at_end(block)
+        b.call(kernels[r], args)
+        b.branch(after)
+    b.position_at_end(after)
 
 
 def _finish_tile(b: ir.IRBuilder, job, tile, t: IntTile, i0, j0, rows, cols) -> None:
@@ -318,6 +417,15 @@ def _igemm(module: ir.Module, t: IntTile) -> ir.Function:
     wanted = b.mul(threads, i64(CHUNKS_PER_THREAD))
     wanted = b.select(b.icmp_signed("==", threads, i64(1)), i64(1), wanted)
     a_chunks, b_chunks = _min(b, m, wanted), _min(b, panels, wanted)
+    # B read in place: few row tiles, rows of B (csB = 1), an even depth (whole pairs).
+    direct = b.and_(
+        b.icmp_signed("<=", row_tiles, i64(DIRECT_ROW_TILES)),
+        b.and_(
+            b.icmp_signed("==", args["csB"], i64(1)),
+            b.icmp_signed("==", b.and_(depth, i64(1)), i64(0)),
+        ),
+    )
+    _set(b, job, "direct", b.zext(direct, I64))
     _set(b, job, "a_chunks", a_chunks)
     _set(b, job, "b_chunks", b_chunks)
     parallel_for = module.globals[abi.PARALLEL_FOR.symbol]
@@ -329,7 +437,11 @@ def _igemm(module: ir.Module, t: IntTile) -> ir.Function:
     col_chunks = _min(b, panels, _ceil_div(b, wanted, row_chunks))
     _set(b, job, "row_chunks", row_chunks)
     _set(b, job, "col_chunks", col_chunks)
-    compute = _compute_chunk(module, t, _micro_kernel(module, t))
+    ukrs = (
+        *([_micro_kernel(module, t, h, direct) for h in range(1, t.mr + 1)] for direct in (0, 1)),
+        _micro_kernel(module, t, 1, True, DIRECT_SPAN),
+    )
+    compute = _compute_chunk(module, t, ukrs)
     b.call(parallel_for, [compute, job, b.mul(row_chunks, col_chunks)])
     b.call(give_back, [bp])
     b.call(give_back, [ap])

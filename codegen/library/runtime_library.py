@@ -267,6 +267,21 @@ class Runtime:
         name = f"{BGEMM.symbol}_{path}" if path else BGEMM.symbol
         return functools.partial(abi.bind(BGEMM, self.address(name)), *call.args)
 
+    def igemm_call(self, a: np.ndarray, b: np.ndarray, out: np.ndarray, accumulate=False):
+        """``out (+)= f32(a @ b)`` through ``kc_igemm`` for int8 matrices of any strides
+        (their sums exact in int32): a callable for timing, as ``sgemm_call``'s."""
+        (m, depth), (depth_b, n) = a.shape, b.shape
+        if depth != depth_b or out.shape != (m, n):
+            raise ValueError(f"igemm: shapes {a.shape} @ {b.shape} -> {out.shape} do not fit")
+        for name, x, dtype in (("a", a, np.int8), ("b", b, np.int8), ("out", out, np.float32)):
+            if x.dtype != dtype:
+                raise ValueError(f"igemm: {name} must be {np.dtype(dtype)}, got {x.dtype}")
+        if out.strides != (4 * n, 4):
+            raise ValueError("igemm: out must be C-contiguous")
+        args = [a.ctypes.data, *a.strides, b.ctypes.data, *b.strides, out.ctypes.data, n]
+        call = abi.bind(IGEMM, self.address(IGEMM.symbol))
+        return functools.partial(call, m, n, depth, *args, int(accumulate), None, None)
+
     def bgemm_path(self) -> str:
         """The path ``kc_bgemm`` takes in this process (asking for AMX's tiles first)."""
         code = abi.bind(BGEMM_ISA, self.addresses[BGEMM_ISA.symbol])()

@@ -152,12 +152,11 @@ def _cast(b, m, a, t, attrs):
         return b.uitofp(x, F32) if unsigned else b.sitofp(x, F32)
     if dst in (DType.i32, DType.i8, DType.u8):
         width = I32 if dst is DType.i32 else I8
+        if src is DType.f32 and width is I8:
+            return _float_to_byte(b, m, x, dst)
         if src is DType.f32:
-            # Saturating, so out-of-range values do not become poison (the reference's
-            # clip); NaN gives 0.
-            sat = "fptoui" if dst is DType.u8 else "fptosi"
-            name = f"llvm.{sat}.sat.i{width.width}.f32"
-            return b.call(m.intrinsic(name, 1, F32, width), [x])
+            # Saturating, so out-of-range values do not become poison; NaN gives 0.
+            return b.call(m.intrinsic("llvm.fptosi.sat.i32.f32", 1, F32, I32), [x])
         if x.type.width > width.width:
             return b.trunc(x, width)  # wraps, as numpy's astype
         if x.type.width < width.width:
@@ -166,6 +165,19 @@ def _cast(b, m, a, t, attrs):
     if src is DType.f32:
         return _bool(b, b.fcmp_unordered("!=", x, ir.Constant(F32, 0.0)))
     return _bool(b, b.icmp_signed("!=", x, ir.Constant(x.type, 0)))
+
+
+def _float_to_byte(b, m, x, dst: DType):
+    """f32 to i8 or u8 as ``fptosi.sat`` gives it (NaN 0, out-of-range values the nearest
+    end), spelled as a clamp and an f32-to-i32 conversion: vectorized, where LLVM
+    scalarized the saturating conversion to bytes (a quantizer's row kernel ran at
+    ~5 GB/s)."""
+    low, high = (0.0, 255.0) if dst is DType.u8 else (-128.0, 127.0)
+    nan = b.fcmp_unordered("uno", x, x)
+    x = b.select(nan, ir.Constant(F32, 0.0), x)
+    x = b.call(m.intrinsic("llvm.maxnum.f32", 2), [x, ir.Constant(F32, low)])
+    x = b.call(m.intrinsic("llvm.minnum.f32", 2), [x, ir.Constant(F32, high)])
+    return b.trunc(b.fptosi(x, I32), I8)
 
 
 def _round_to(b, m, a, t, attrs):

@@ -1,0 +1,140 @@
+"""``model.quantize("int8")`` against float32: predictions of the 784-512-512-10 MLP and
+of the encoder block (``examples/encoder_block.py``), each in kcompile float32, kcompile
+int8 on ``kc_igemm`` (the CPU's integer multiply-adds) and int8 on exact f32 products
+(``passes.int8_products.INTEGER_KERNEL`` off), and PyTorch's dynamic int8 quantization
+(``torch.ao.quantization.quantize_dynamic``) of the same MLP beside its float32; all in
+one process, interleaved call by call (the machine is shared), medians of wall time.
+
+    python benchmarks/int8_predict.py [--batches 256 1] [--calls 200] [--rounds 3]
+
+Prints the CPU, then per model and batch the milliseconds a call and the speedups of
+int8 over float32.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import time
+
+import numpy as np
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "examples"))
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+import encoder_block
+from mlp_mixed_bfloat16 import build_wide_model
+from timing import cpu_name
+
+import kcompile as keras
+from kcompile.passes import int8_products
+
+
+def _copies(build) -> dict:
+    """The model in float32 and quantized (same weights), each compiled for predict."""
+    base = build()
+    base.compile(loss="sparse_categorical_crossentropy")
+    weights = base.get_weights()
+    variants = {"float32": base}
+    for name, integer_kernel in (("int8", True), ("int8, f32 products", False)):
+        int8_products.INTEGER_KERNEL = integer_kernel
+        model = build()
+        model.set_weights(weights)
+        model.quantize("int8")
+        model.compile(loss="sparse_categorical_crossentropy")
+        variants[name] = model
+    int8_products.INTEGER_KERNEL = True
+    return variants
+
+
+def _warm(variants: dict, x: np.ndarray) -> None:
+    """Compile every variant's predict at this batch (the flag read at compile time)."""
+    for name, model in variants.items():
+        int8_products.INTEGER_KERNEL = name != "int8, f32 products"
+        os.environ["KCOMPILE_CACHE"] = "0" if name == "int8, f32 products" else "1"
+        model.predict_on_batch(x)
+    os.environ["KCOMPILE_CACHE"] = "1"
+    int8_products.INTEGER_KERNEL = True
+
+
+def _torch_variants(batch: int, weights: list) -> dict:
+    try:
+        import torch
+    except ImportError:
+        return {}
+    torch.set_num_threads(len(os.sched_getaffinity(0)))
+    w1, b1, w2, b2, w3, b3 = (torch.from_numpy(np.ascontiguousarray(w)) for w in weights)
+    net = torch.nn.Sequential(
+        torch.nn.Flatten(),
+        torch.nn.Linear(784, 512),
+        torch.nn.ReLU(),
+        torch.nn.Linear(512, 512),
+        torch.nn.ReLU(),
+        torch.nn.Linear(512, 10),
+        torch.nn.Softmax(-1),
+    ).eval()
+    with torch.no_grad():
+        for layer, (w, b) in zip((net[1], net[3], net[5]), ((w1, b1), (w2, b2), (w3, b3))):
+            layer.weight.copy_(w.T)
+            layer.bias.copy_(b)
+    quantized = torch.ao.quantization.quantize_dynamic(net, {torch.nn.Linear}, torch.qint8)
+
+    def run(module):
+        def call(x):
+            with torch.no_grad():
+                return module(torch.from_numpy(x))
+
+        return call
+
+    return {"PyTorch float32": run(net), "PyTorch dynamic int8": run(quantized)}
+
+
+def measure(name: str, build, shape: tuple, batches, calls: int, rounds: int) -> None:
+    variants = _copies(build)
+    rng = np.random.default_rng(0)
+    for batch in batches:
+        x = rng.normal(size=(batch, *shape)).astype(np.float32)
+        _warm(variants, x)
+        runs = {v: (lambda m=m: m.predict_on_batch(x)) for v, m in variants.items()}
+        if name == "mlp":
+            for label, call in _torch_variants(batch, variants["float32"].get_weights()).items():
+                runs[label] = lambda call=call: call(x)
+        times = {v: [] for v in runs}
+        order = list(runs)
+        for r in range(rounds):
+            for i in range(calls):
+                for v in order if (i + r) % 2 else order[::-1]:
+                    start = time.perf_counter()
+                    runs[v]()
+                    times[v].append(time.perf_counter() - start)
+        med = {v: statistics.median(t) * 1e3 for v, t in times.items()}
+        print(f"\n{name}, predict at batch {batch} (median ms a call over {rounds * calls}):")
+        for v, ms in med.items():
+            base = "PyTorch float32" if v.startswith("PyTorch") else "float32"
+            print(f"  {v:<22} {ms:8.3f} ms   {med[base] / ms:5.2f}x its float32")
+        if "PyTorch dynamic int8" in med:
+            ratio = med["PyTorch dynamic int8"] / med["int8"]
+            print(f"  kcompile int8 against PyTorch dynamic int8: {ratio:.2f}x faster")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--batches", type=int, nargs="+", default=[256, 1])
+    parser.add_argument("--calls", type=int, default=200)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--models", nargs="+", default=["mlp", "encoder"])
+    args = parser.parse_args()
+    print(f"CPU: {cpu_name()}, {len(os.sched_getaffinity(0))} cores")
+    builds = {
+        "mlp": (build_wide_model, (28, 28)),
+        "encoder": (encoder_block.build_model, (encoder_block.SEQ, encoder_block.WIDTH)),
+    }
+    for name in args.models:
+        build, shape = builds[name]
+        measure(name, build, shape, args.batches, args.calls, args.rounds)
+
+
+if __name__ == "__main__":
+    main()
