@@ -47,6 +47,7 @@ from kcompile.codegen.library.bf16_gemm import BGEMM, BGEMM_ISA, PATHS, add_bgem
 from kcompile.codegen.library.conv import add_conv
 from kcompile.codegen.library.gemm import Tile, add_gemm, declare_gemm
 from kcompile.codegen.library.int8_gemm import IGEMM, IGEMM_ISA, add_igemm
+from kcompile.codegen.library.int8_gemm import PATHS as IGEMM_PATHS
 from kcompile.codegen.library.parallel import BUSY, add_thread_pool, declare_parallel_for
 from kcompile.codegen.library.replicas import add_replica_hook
 from kcompile.codegen.loops import I32, I64, PTR, abi_function
@@ -281,6 +282,11 @@ class Runtime:
         args = [a.ctypes.data, *a.strides, b.ctypes.data, *b.strides, out.ctypes.data, n]
         call = abi.bind(IGEMM, self.address(IGEMM.symbol))
         return functools.partial(call, m, n, depth, *args, int(accumulate), None, None)
+
+    def igemm_path(self) -> str:
+        """The path ``kc_igemm`` takes (``codegen.library.int8_gemm.PATHS``)."""
+        code = abi.bind(IGEMM_ISA, self.address(IGEMM_ISA.symbol))()
+        return {v: k for k, v in IGEMM_PATHS.items()}[code]
 
     def bgemm_path(self) -> str:
         """The path ``kc_bgemm`` takes in this process (asking for AMX's tiles first)."""
