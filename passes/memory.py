@@ -9,7 +9,7 @@ every other reader ran before it (``schedule`` guarantees the order).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from kcompile.ir.graph import LOOP_ROLES, Graph, Node, Value
 from kcompile.ir.memory import Allocation, MemoryPlan, assign_offsets, nbytes
@@ -132,6 +132,9 @@ class MemoryReport:
     by_category: dict[str, int]
     inputs_by_role: dict[str, int]
     peaks: dict[int, int]
+    # Weights and state held narrower than f32 (a quantized model's int8 kernels, bf16
+    # variables): dtype name -> (bytes, the bytes they would take in f32).
+    narrow_inputs: dict[str, tuple[int, int]] = field(default_factory=dict)
 
     def text(self) -> str:
         lines = [
@@ -145,6 +148,9 @@ class MemoryReport:
         lines.append("  held outside the arena:")
         for role, size in self.inputs_by_role.items():
             lines.append(f"    {role:<32}{_fmt(size)}")
+        for dtype, (size, as_f32) in self.narrow_inputs.items():
+            saved = f"{_fmt(as_f32)} in float32: {_fmt(as_f32 - size)} saved"
+            lines.append(f"    {'of which ' + dtype:<32}{_fmt(size)} ({saved})")
         lines.append(
             "  arena by batch size: " + ", ".join(f"{b}: {_fmt(s)}" for b, s in self.peaks.items())
         )
@@ -192,12 +198,17 @@ def memory_report(graph: Graph, batches: tuple[int, ...] = (1, 32, 128, 512, 204
             key = "written in place into inputs"
         by_category[key] = by_category.get(key, 0) + a.size.at(batch)
     roles: dict[str, int] = {}
+    narrow: dict[str, tuple[int, int]] = {}
     for v in graph.inputs:
         key = ROLE_NAMES[v.role]
-        roles[key] = roles.get(key, 0) + nbytes(v.type).at(batch)
+        size = nbytes(v.type).at(batch)
+        roles[key] = roles.get(key, 0) + size
+        if v.role != "data" and v.dtype.itemsize < 4:
+            held, as_f32 = narrow.get(v.dtype.keras_name, (0, 0))
+            narrow[v.dtype.keras_name] = (held + size, as_f32 + size * 4 // v.dtype.itemsize)
     peaks = {b: plan.layout(b)[1] for b in batches}
     total = sum(a.size.at(batch) for a in plan.allocations.values())
-    return MemoryReport(batch, plan.arena_bytes, total, by_category, roles, peaks)
+    return MemoryReport(batch, plan.arena_bytes, total, by_category, roles, peaks, narrow)
 
 
 def largest_batch_within(graph: Graph, budget_bytes: int, limit: int = 1 << 20) -> int:

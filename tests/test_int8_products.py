@@ -230,3 +230,16 @@ def test_quantized_convolution_native_equals_reference(rng, channels, pooled):
         got = exe(feeds)
         np.testing.assert_array_equal(got["acc"], want["acc"], err_msg=f"n={n}")
         np.testing.assert_array_equal(got["y"], want["y"], err_msg=f"n={n}")
+
+
+def test_memory_report_shows_the_bytes_int8_kernels_save():
+    """``kcompile memory``'s ledger: an int8 kernel is held in a byte an element, and
+    the report says what float32 would have taken."""
+    from kcompile.passes.memory import memory_report
+
+    prepared = prepare(_quantized_dense(512, 256), PassManager(default_passes()))
+    report = memory_report(prepared)
+    assert report.narrow_inputs == {"int8": (512 * 256, 4 * 512 * 256)}
+    assert "of which int8                   128.0 KiB (512.0 KiB in float32: 384.0 KiB saved)" in (
+        report.text()
+    )

@@ -309,12 +309,13 @@ def test_pass_manager_dumps_prints_and_times(tmp_path, monkeypatch, capsys):
         "007_hoist_from_loops.kir",
         "008_hold_narrow_floats.kir",
         "009_round_in_products.kir",
-        "010_fuse_rows.kir",
-        "011_fuse.kir",
-        "012_batch_rows.kir",
-        "013_store_narrow.kir",
-        "014_schedule.kir",
-        "015_plan_memory.kir",
+        "010_hold_integer_products.kir",
+        "011_fuse_rows.kir",
+        "012_fuse.kir",
+        "013_batch_rows.kir",
+        "014_store_narrow.kir",
+        "015_schedule.kir",
+        "016_plan_memory.kir",
     ]
     for path in (tmp_path / "pm").iterdir():
         verify(parse_graph(path.read_text(), str(path)))
