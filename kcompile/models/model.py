@@ -731,15 +731,18 @@ class Model(StepMethods, Layer):
     def quantize(self, mode: Any = None, config: Any = None, filters: Any = None, **kwargs):
         """Keras's: each leaf layer (passing ``filters``) quantized in place; a layer
         that does not quantize warns and stays in float. kcompile compiles ``"int8"``;
-        the other modes are refused naming why (``kcompile.quantizers``)."""
+        the other modes are refused naming why (``kcompile.quantizers``). Beyond Keras,
+        ``convolutions=True`` quantizes Conv1D and Conv2D layers to int8 too
+        (docs/quantization.md)."""
         from kcompile.models.quantize import quantize_model
 
         kwargs.pop("type_check", None)
+        convolutions = kwargs.pop("convolutions", False)
         if kwargs:
             raise ValueError(
                 f"Unrecognized keyword arguments passed to {type(self).__name__}: {kwargs}"
             )
-        quantize_model(self, mode, config, filters)
+        quantize_model(self, mode, config, filters, convolutions=convolutions)
 
 
 def _tuple_shapes(shape: Any) -> Any:

@@ -1,5 +1,6 @@
 """``Model.quantize``: a model's leaf layers quantized in place, as Keras's does it (the
-layers' own ``quantize`` does the work: ``kcompile.quantizers``)."""
+layers' own ``quantize`` does the work: ``kcompile.quantizers``); with kcompile's
+``convolutions=True``, Conv1D and Conv2D too (``kcompile.layers.convolutional.int8_conv``)."""
 
 from __future__ import annotations
 
@@ -8,13 +9,21 @@ import warnings
 from typing import Any
 
 from kcompile import quantizers
+from kcompile.layers.convolutional import int8_conv
+from kcompile.layers.convolutional.conv2d import Conv2D
 from kcompile.models.layer_internals import tracked_layers
 
 
-def quantize_model(model: Any, mode: Any, config: Any = None, filters: Any = None) -> None:
+def quantize_model(
+    model: Any, mode: Any, config: Any = None, filters: Any = None, convolutions: bool = False
+) -> None:
     """Keras's ``Model.quantize``: every leaf layer that passes ``filters`` quantized; a
-    layer that does not quantize warns with Keras's message and stays in float."""
+    layer that does not quantize warns with Keras's message and stays in float.
+    ``convolutions=True`` (kcompile's, off by default as Keras has no such thing):
+    Conv1D and Conv2D layers quantized to int8 too, or nothing changed if one cannot be."""
     mode = quantizers.resolve_mode(mode, config)
+    if not isinstance(convolutions, bool):
+        raise TypeError(f"quantize: convolutions must be True or False, got {convolutions!r}")
     if filters is not None and not (isinstance(filters, str | list | tuple) or callable(filters)):
         raise ValueError(
             "The `filters` argument must be a regex string, a list of regex strings, or a "
@@ -30,12 +39,16 @@ def quantize_model(model: Any, mode: Any, config: Any = None, filters: Any = Non
             return any(re.search(p, layer.name) for p in filters)
         return bool(filters(layer))
 
+    layers = [x for x in leaf_layers(model) if wanted(x)]
+    if convolutions:
+        check_convolutions(model, mode, layers, filters)
     changed = False
-    for layer in leaf_layers(model):
-        if not wanted(layer):
-            continue
+    for layer in layers:
         try:
-            layer.quantize(mode, config=config)
+            if convolutions and isinstance(layer, Conv2D):
+                layer.quantize(mode, config=config, convolutions=True)
+            else:
+                layer.quantize(mode, config=config)
             changed = True
         except quantizers.QuantizationNotSupported:
             raise
@@ -45,6 +58,28 @@ def quantize_model(model: Any, mode: Any, config: Any = None, filters: Any = Non
             pass
     if changed:
         model.compiled_steps.forget_executables()
+
+
+def check_convolutions(model: Any, mode: str, layers: list, filters: Any) -> None:
+    """``convolutions=True``'s refusals, before any layer changes: a mode other than int8,
+    no Conv1D or Conv2D among ``layers``, or one that cannot be quantized (grouped, or
+    too deep for exact int8 sums)."""
+    where = f"{type(model).__name__} '{model.name}'"
+    if mode != "int8":
+        raise quantizers.QuantizationNotSupported(
+            f"{where}: quantize(mode={mode!r}, convolutions=True): kcompile quantizes "
+            "convolutions to int8 only"
+        )
+    convs = [x for x in layers if int8_conv.quantizable(x)]
+    if not convs:
+        picked = "" if filters is None else f" passing filters={filters!r}"
+        raise ValueError(
+            f"{where}: quantize(convolutions=True) found no Conv1D or Conv2D layer{picked} "
+            "to quantize (kcompile quantizes those two; other convolutions stay float)"
+        )
+    for layer in convs:
+        if layer.built and not layer.quantization_mode:
+            int8_conv.refuse(layer, tuple(layer.kernel.shape))
 
 
 def leaf_layers(model: Any) -> list:

@@ -37,13 +37,7 @@ class Conv1D(Conv2D):
                 f"Conv1D '{self.name}' expects inputs of rank 3 (batch, steps, "
                 f"channels), got shape {input_shape}"
             )
-        self.kernel = self.add_weight(
-            (self.kernel_size[1], self.group_channels(input_shape), self.filters),
-            self.kernel_initializer,
-            name="kernel",
-            regularizer=self.kernel_regularizer,
-            constraint=self.kernel_constraint,
-        )
+        self.make_kernel((self.kernel_size[1], self.group_channels(input_shape), self.filters))
         self.bias = bias_weight(self, self.filters, self.bias_initializer)
 
     def call(self, ctx, x):
@@ -51,6 +45,9 @@ class Conv1D(Conv2D):
         k = self.kernel_size[1]
         image = B.reshape(x, (n, 1, length, c))
         pads = (0, 0, self.dilation_rate[1] * (k - 1), 0) if self.causal else self.pads(image)
+        if self.quantization_mode == "int8":
+            y = self.int8_convolve(ctx, image, pads)
+            return self.finish(ctx, B.reshape(y, (n, y.shape[2], self.filters)))
         kernel = ctx.weight(self.kernel)
         if self.groups == 1:
             y = self.convolve(image, B.reshape(kernel, (1, *kernel.shape)), pads)

@@ -4,6 +4,10 @@ A convolution is the IR's ``conv2d``: the product of the image patches and the k
 reshaped to [KH*KW*Cin, Cout], which codegen computes without the patches (an implicit
 GEMM) and whose bias and activation fuse into its epilogue. Grouped convolutions are
 patches (``extract_patches``, im2col) times each group's kernel.
+
+Beyond Keras, ``quantize("int8", convolutions=True)`` makes the kernel int8 per filter
+and each call an int8 convolution (``int8_conv``); plain ``quantize("int8")`` leaves the
+layer in float with Keras's warning, as Keras does.
 """
 
 from __future__ import annotations
@@ -11,9 +15,10 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from kcompile import activations, constraints, regularizers
+from kcompile import activations, constraints, quantizers, regularizers
 from kcompile.ir import Value
 from kcompile.ir import build as B
+from kcompile.layers.convolutional import int8_conv
 from kcompile.layers.convolutional.base_conv import (
     bias_weight,
     set_window,
@@ -68,14 +73,22 @@ class Conv2D(Layer):
                 f"Conv2D '{self.name}' expects inputs of rank 4 (batch, height, "
                 f"width, channels), got shape {input_shape}"
             )
+        self.make_kernel((*self.kernel_size, self.group_channels(input_shape), self.filters))
+        self.bias = bias_weight(self, self.filters, self.bias_initializer)
+
+    def make_kernel(self, shape: tuple[int, ...]) -> None:
+        """The float kernel, or under a quantized policy (a quantized layer loaded from its
+        config) the int8 one and its scale."""
+        if self.quantization_mode is not None:
+            self.quantized_build(shape, self.quantization_mode)
+            return
         self.kernel = self.add_weight(
-            (*self.kernel_size, self.group_channels(input_shape), self.filters),
+            shape,
             self.kernel_initializer,
             name="kernel",
             regularizer=self.kernel_regularizer,
             constraint=self.kernel_constraint,
         )
-        self.bias = bias_weight(self, self.filters, self.bias_initializer)
 
     def group_channels(self, input_shape) -> int:
         """The input channels each group sees (all of them without groups)."""
@@ -95,6 +108,8 @@ class Conv2D(Layer):
         return channels // self.groups
 
     def call(self, ctx: TraceContext, x: Value) -> Value:
+        if self.quantization_mode == "int8":
+            return self.finish(ctx, self.int8_convolve(ctx, x, self.pads(x)))
         kernel = ctx.weight(self.kernel)
         if self.groups == 1:  # an implicit GEMM: no patch matrix
             return self.finish(ctx, self.convolve(x, kernel, self.pads(x)))
@@ -103,6 +118,19 @@ class Conv2D(Layer):
     def convolve(self, image: Value, kernel: Value, pads: tuple[int, ...]) -> Value:
         """``conv2d`` of an image [N, H, W, C] with a kernel [KH, KW, C, F]."""
         return B.conv2d(image, kernel, self.strides, self.dilation_rate, pads)
+
+    def int8_convolve(self, ctx: TraceContext, image: Value, pads: tuple[int, ...]) -> Value:
+        """The convolution of ``image`` [N, H, W, C] by the int8 kernel (``int8_conv``),
+        before bias and activation."""
+        kernel = ctx.weight(self.kernel)  # int8
+        if kernel.rank == 3:  # (Conv1D's [K, C, F]: a window of height 1)
+            kernel = B.reshape(kernel, (1, *kernel.shape))
+        return int8_conv.int8_convolution(
+            image,
+            kernel,
+            ctx.weight(self.kernel_scale),
+            lambda a, k: self.convolve(a, k, pads),
+        )
 
     def product(self, patches: Value, kernel: Value) -> Value:
         """The patches [..., taps * channels] times the kernel [*window, channels per
@@ -146,6 +174,61 @@ class Conv2D(Layer):
         if self.bias is not None:
             y = y + ctx.weight(self.bias)
         return self.activation(y)
+
+    # --- int8, beyond Keras (``int8_conv``) ------------------------------------------------
+
+    def quantize(
+        self,
+        mode: Any = None,
+        type_check: bool = True,
+        config: Any = None,
+        convolutions: bool = False,
+    ) -> None:
+        """Keras's checks, then Keras's NotImplementedError (a model's ``quantize`` warns
+        and leaves the layer float) unless ``convolutions=True``, kcompile's opt-in: then
+        an int8 kernel and a ``kernel_scale`` per filter, the policy
+        ``int8_from_<policy>``."""
+        mode = quantizers.resolve_mode(mode, config)
+        quantizers.check_quantize_args(self, mode)
+        if not convolutions or (type_check and not int8_conv.quantizable(self)):
+            raise quantizers.not_implemented(self)
+        if mode != "int8":
+            raise quantizers.QuantizationNotSupported(
+                f"{type(self).__name__} '{self.name}': convolutions=True quantizes "
+                f"convolutions to int8 only, got mode={mode!r}"
+            )
+        old = self.kernel
+        int8_conv.refuse(self, old.shape)
+        quantizers.layer_config(self, config)  # (Keras's defaults only; not written)
+        values, scale = int8_conv.quantize_kernel(old.numpy())
+        self._forget_variable(old)
+        self.quantized_build(old.shape, mode)
+        self.kernel.assign(values)
+        self.kernel_scale.assign(scale)
+        if self.dtype_policy.quantization_mode is None:
+            self.dtype_policy = quantizers.quantized_policy(self, mode)
+
+    def quantized_build(self, kernel_shape: Any, mode: Any, config: Any = None) -> None:
+        """An int8 kernel and a float scale per filter, both frozen (as a quantized
+        Dense's)."""
+        if mode != "int8":
+            quantizers.refuse_mode(mode, f"{type(self).__name__} '{self.name}'")
+            raise quantizers.not_implemented(self, "quantized_build")
+        int8_conv.refuse(self, tuple(kernel_shape))
+        self.kernel = self.add_weight(
+            tuple(kernel_shape), "zeros", dtype="int8", trainable=False, name="kernel"
+        )
+        self.kernel_scale = self.add_weight(
+            (self.filters,), "ones", trainable=False, name="kernel_scale"
+        )
+        self._is_quantized = True
+
+    def _keras_saved_order(self):
+        # A quantized layer's variables saved as a quantized Dense's are (kernel, bias,
+        # kernel_scale), whichever order quantize or build made them in.
+        if self.quantization_mode != "int8":
+            return None
+        return [v for v in (self.kernel, self.bias, self.kernel_scale) if v is not None]
 
     def get_config(self):
         return {

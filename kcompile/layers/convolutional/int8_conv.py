@@ -1,0 +1,99 @@
+"""int8 convolutions, beyond Keras: ``model.quantize("int8", convolutions=True)``.
+
+Keras 3 quantizes Dense, EinsumDense and Embedding only and leaves convolutions in float.
+kcompile can quantize ``Conv1D`` and ``Conv2D`` too, when asked, the way Keras quantizes a
+Dense (``kcompile.quantizers``):
+
+- the kernel once, per output channel: ``scale = 127 / (max|w| + 1e-7)`` over every axis
+  but the filters, ``clip(round(w * scale), -127, 127)`` as int8 (Keras's
+  ``abs_max_quantize``), and a frozen ``kernel_scale`` of one value per filter;
+- the inputs on the fly, one scale per sample (abs-max over every axis but the batch).
+  Not one per pixel: a window of the convolution spans several pixels, and an integer
+  sum over a window is a sum of products in one scale only if the window's pixels share
+  it; per sample, the rescale after the integer convolution is one division per output;
+- the int8 x int8 ``conv2d`` gives exact int32 sums (``passes.int8_products`` runs them
+  as exact f32 convolutions up to ``EXACT_I8_DEPTH`` = window x channels deep, which is
+  why deeper layers are refused here, before anything changes);
+- the input's gradient is that of the float convolution with the dequantized kernel
+  (``gradient_via``), as Keras's custom gradient of a quantized Dense.
+
+The IR's ``conv2d`` has strides, dilation and padding but no groups: a grouped
+convolution is refused, as is every other convolution layer (they stay float, with
+Keras's warning).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+
+from kcompile import quantizers
+from kcompile.ir import Value
+from kcompile.ir import build as B
+from kcompile.passes.int8_products import EXACT_I8_DEPTH
+
+# The axes of an image [N, H, W, C] a sample's inputs scale is taken over.
+SAMPLE_AXES = (1, 2, 3)
+
+
+def quantizable(layer: Any) -> bool:
+    """Whether ``layer`` is a Conv1D or Conv2D itself (not a subclass: a subclass may
+    change the call, so it stays float, as Keras leaves subclasses of Dense)."""
+    from kcompile.layers.convolutional.conv1d import Conv1D
+    from kcompile.layers.convolutional.conv2d import Conv2D
+
+    return type(layer) in (Conv1D, Conv2D)
+
+
+def window_depth(kernel_shape: tuple[int, ...]) -> int:
+    """The terms of each output's sum: window x input channels."""
+    return math.prod(kernel_shape[:-1])
+
+
+def refusal(layer: Any, kernel_shape: tuple[int, ...]) -> str | None:
+    """Why the built ``layer`` with a kernel of ``kernel_shape`` cannot be quantized to
+    int8, or None when it can."""
+    where = f"{type(layer).__name__} '{layer.name}'"
+    if layer.groups != 1:
+        return (
+            f"{where}: groups={layer.groups}: kcompile quantizes convolutions with "
+            "groups=1 only (the IR's integer conv2d has no groups)"
+        )
+    depth = window_depth(kernel_shape)
+    if depth > EXACT_I8_DEPTH:
+        return (
+            f"{where}: its window is {depth} deep (kernel {tuple(kernel_shape)}: window x "
+            f"input channels); kcompile's int8 convolutions sum at most {EXACT_I8_DEPTH} "
+            "products exactly, so this layer cannot be quantized"
+        )
+    return None
+
+
+def refuse(layer: Any, kernel_shape: tuple[int, ...]) -> None:
+    """QuantizationNotSupported with ``refusal``'s reason, if there is one."""
+    reason = refusal(layer, kernel_shape)
+    if reason is not None:
+        raise quantizers.QuantizationNotSupported(reason)
+
+
+def quantize_kernel(kernel: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(int8 kernel, scale per filter [F]): Keras's abs-max over every axis but the
+    last, in the kernel's float dtype."""
+    values, scale = quantizers.abs_max_quantize(
+        kernel, axis=tuple(range(kernel.ndim - 1)), to_numpy=True
+    )
+    return values, scale.reshape(-1)
+
+
+def int8_convolution(image: Value, kernel: Value, kernel_scale: Value, convolve: Any) -> Value:
+    """``convolve(image, kernel)`` with ``image`` [N, H, W, C] quantized per sample and
+    the int8 ``kernel`` [KH, KW, C, F]: the exact int32 sums, in the image's dtype,
+    divided by ``kernel_scale * inputs_scale``; the gradient that of the float
+    convolution with ``kernel / kernel_scale``."""
+    quantized, inputs_scale = quantizers.quantize_in_graph(image, SAMPLE_AXES)
+    y = B.cast(convolve(quantized, kernel), image.dtype)
+    y = B.div(y, B.mul(kernel_scale, inputs_scale))
+    proxy = convolve(image, quantizers.dequantized(kernel, kernel_scale, image.dtype))
+    return B.gradient_via(y, proxy)
