@@ -41,7 +41,7 @@ def quantize_model(
 
     layers = [x for x in leaf_layers(model) if wanted(x)]
     if convolutions:
-        check_convolutions(model, mode, layers, filters)
+        check_convolutions(model, mode, layers, filters, config)
     changed = False
     for layer in layers:
         try:
@@ -60,10 +60,12 @@ def quantize_model(
         model.compiled_steps.forget_executables()
 
 
-def check_convolutions(model: Any, mode: str, layers: list, filters: Any) -> None:
+def check_convolutions(
+    model: Any, mode: str, layers: list, filters: Any, config: Any = None
+) -> None:
     """``convolutions=True``'s refusals, before any layer changes: a mode other than int8,
-    no Conv1D or Conv2D among ``layers``, or one that cannot be quantized (grouped, or
-    too deep for exact int8 sums)."""
+    no Conv1D or Conv2D among ``layers``, one that cannot be quantized (grouped, or too
+    deep for exact int8 sums), a config with quantizers of its own."""
     where = f"{type(model).__name__} '{model.name}'"
     if mode != "int8":
         raise quantizers.QuantizationNotSupported(
@@ -78,6 +80,7 @@ def check_convolutions(model: Any, mode: str, layers: list, filters: Any) -> Non
             "to quantize (kcompile quantizes those two; other convolutions stay float)"
         )
     for layer in convs:
+        int8_conv.check_config(layer, config)
         if layer.built and not layer.quantization_mode:
             int8_conv.refuse(layer, tuple(layer.kernel.shape))
 

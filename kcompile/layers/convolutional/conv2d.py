@@ -199,7 +199,7 @@ class Conv2D(Layer):
             )
         old = self.kernel
         int8_conv.refuse(self, old.shape)
-        quantizers.layer_config(self, config)  # (Keras's defaults only; not written)
+        int8_conv.check_config(self, config)  # (Keras's defaults only; not written)
         values, scale = int8_conv.quantize_kernel(old.numpy())
         self._forget_variable(old)
         self.quantized_build(old.shape, mode)

@@ -78,6 +78,16 @@ def refuse(layer: Any, kernel_shape: tuple[int, ...]) -> None:
         raise quantizers.QuantizationNotSupported(reason)
 
 
+def check_config(layer: Any, config: Any) -> None:
+    """``config`` refused unless it is Keras's default ``Int8QuantizationConfig`` (the
+    arithmetic above): a QuantizationNotSupported, which a model's ``quantize`` raises
+    rather than turning it into a warning and leaving the layer float."""
+    try:
+        quantizers.layer_config(layer, config)
+    except NotImplementedError as e:
+        raise quantizers.QuantizationNotSupported(str(e)) from None
+
+
 def quantize_kernel(kernel: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(int8 kernel, scale per filter [F]): Keras's abs-max over every axis but the
     last, in the kernel's float dtype."""
