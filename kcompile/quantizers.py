@@ -1,4 +1,5 @@
-"""Keras's ``keras.quantizers`` and the machinery of ``model.quantize("int8")``.
+"""Keras's ``keras.quantizers`` and the machinery of ``model.quantize("int8")`` and
+``model.quantize("int4")``.
 
 As Keras 3.15.1 (``keras/src/quantizers/quantizers.py``, ``layers/core/dense.py``):
 
@@ -12,10 +13,17 @@ As Keras 3.15.1 (``keras/src/quantizers/quantizers.py``, ``layers/core/dense.py`
 - the input's gradient is that of the float product with the dequantized kernel
   (``kernel / kernel_scale``): Keras's custom gradient, the IR's ``gradient_via``.
 
-Only ``"int8"`` is compiled. ``"int4"`` (Keras 3.15.1's default is sub-channel: groups of
-128 input rows with zero points, weight-only), ``"float8"`` (delayed scaling with amax
-histories updated by gradients) and ``"gptq"``/``"awq"`` (calibration algorithms) are
-refused by ``refuse_mode`` with the reason.
+``"int4"`` is weight-only (the inputs stay float): the kernel, flattened to (summed
+rows, other columns), is quantized per channel (``abs_max_quantize`` to [-8, 7], a
+divisor per column) or, Keras's default, in groups of ``block_size`` rows
+(``abs_max_quantize_grouped_with_zero_point``: a multiplier and an int8 zero point per
+group and column), then two values a byte along the columns (``pack_int4``). A call
+unpacks the nibbles in the graph (``unpack_int4_in_graph``, exact float arithmetic)
+and multiplies in float.
+
+``"float8"`` (delayed scaling with amax histories updated by gradients) and
+``"gptq"``/``"awq"`` (calibration algorithms) are refused by ``refuse_mode`` with the
+reason.
 """
 
 from __future__ import annotations
@@ -33,15 +41,12 @@ EPSILON = 1e-7  # keras.backend.epsilon(), the default of every AbsMaxQuantizer
 INT8_RANGE = (-127, 127)
 
 _REFUSED = {
-    "int4": "Keras 3.15.1 quantizes int4 weight-only in sub-channel groups of 128 input "
-    "rows with int8 zero points and packed nibbles (Int4QuantizationConfig(block_size="
-    "128)); kcompile compiles int8 only so far",
     "float8": "float8 training keeps amax histories that Keras overwrites with gradients "
-    "(delayed scaling) and has no float8 products on CPUs; kcompile compiles int8 only",
+    "(delayed scaling) and has no float8 products on CPUs; kcompile compiles int8 and int4 only",
     "gptq": "GPTQ needs a calibration dataset, a GPTQConfig and its layer-by-layer "
-    "solver, which kcompile does not implement; kcompile compiles int8 only",
+    "solver, which kcompile does not implement; kcompile compiles int8 and int4 only",
     "awq": "AWQ needs a calibration dataset, an AWQConfig and its activation-aware "
-    "search, which kcompile does not implement; kcompile compiles int8 only",
+    "search, which kcompile does not implement; kcompile compiles int8 and int4 only",
 }
 
 
@@ -154,6 +159,72 @@ class Int8QuantizationConfig:
         )
 
 
+class Int4QuantizationConfig:
+    """Keras's ``Int4QuantizationConfig``: weight-only by default (no activation
+    quantizer), ``block_size`` rows a group (128; None or -1: per channel). kcompile
+    computes its defaults (any block size); quantizers of one's own, which Keras allows
+    per channel only, are refused by ``layer_config``."""
+
+    mode = "int4"
+
+    def __init__(
+        self,
+        weight_quantizer: Any = None,
+        activation_quantizer: Any = "default",
+        block_size: int | None = 128,
+    ) -> None:
+        if activation_quantizer == "default":
+            activation_quantizer = None  # (Keras's int4 is weight-only by default)
+        if block_size is not None and block_size != -1 and block_size <= 0:
+            raise ValueError(
+                "block_size must be None, -1, or a positive integer. "
+                f"Received: block_size={block_size}"
+            )
+        sub_channel = block_size is not None and block_size > 0
+        if sub_channel and (weight_quantizer is not None or activation_quantizer is not None):
+            raise ValueError(
+                "Int4 sub-channel quantization (block_size > 0) does not support custom "
+                "quantizers. Either set block_size to None or -1 for per-channel "
+                "quantization, or remove the custom quantizer arguments. Received: "
+                f"block_size={block_size}"
+            )
+        if weight_quantizer is not None and tuple(weight_quantizer.value_range) != (-8, 7):
+            raise ValueError(
+                "Int4QuantizationConfig requires a weight_quantizer with value_range=(-8, "
+                f"7). Received: value_range={weight_quantizer.value_range}"
+            )
+        self.weight_quantizer = weight_quantizer
+        self.activation_quantizer = activation_quantizer
+        self.block_size = block_size
+
+    def get_config(self) -> dict:
+        return {
+            "weight_quantizer": _serialize_quantizer(self.weight_quantizer),
+            "activation_quantizer": _serialize_quantizer(self.activation_quantizer),
+            "block_size": self.block_size,
+        }
+
+    @classmethod
+    def from_config(cls, config: dict) -> Int4QuantizationConfig:
+        # (Keras: a config saved before block_size existed is per channel)
+        return cls(
+            _deserialize_quantizer(config.get("weight_quantizer")),
+            _deserialize_quantizer(config.get("activation_quantizer")),
+            block_size=config.get("block_size"),
+        )
+
+
+_CONFIGS = {
+    "Int8QuantizationConfig": Int8QuantizationConfig,
+    "Int4QuantizationConfig": Int4QuantizationConfig,
+}
+
+
+def default_config(mode: str) -> Int8QuantizationConfig | Int4QuantizationConfig:
+    """Keras's ``validate_and_resolve_config`` for a mode given alone."""
+    return Int4QuantizationConfig() if mode == "int4" else Int8QuantizationConfig()
+
+
 def _serialize_quantizer(quantizer: Any) -> dict | None:
     if quantizer is None:
         return None
@@ -178,7 +249,7 @@ def _deserialize_quantizer(config: Any) -> Any:
     )
 
 
-def serialize_config(config: Int8QuantizationConfig | None) -> dict | None:
+def serialize_config(config: Int8QuantizationConfig | Int4QuantizationConfig | None) -> dict | None:
     """A quantization config as Keras writes it in a layer's config."""
     if config is None:
         return None
@@ -190,32 +261,41 @@ def serialize_config(config: Int8QuantizationConfig | None) -> dict | None:
     }
 
 
-def layer_config(layer: Any, config: Any) -> Int8QuantizationConfig | None:
+def layer_config(layer: Any, config: Any) -> Int8QuantizationConfig | Int4QuantizationConfig | None:
     """A layer's ``quantization_config`` argument (None, a config, or Keras's serialized
     dict, as a ``.keras`` file holds it), checked to be one kcompile computes: Keras's
-    defaults, whose numbers these layers reproduce."""
+    defaults (any int4 block size), whose numbers these layers reproduce."""
     if config is None:
         return None
+    where = f"{type(layer).__name__} '{layer.name}'"
     if isinstance(config, dict):
         name = config.get("class_name")
-        if name != "Int8QuantizationConfig":
+        if name not in _CONFIGS:
             raise NotImplementedError(
-                f"{type(layer).__name__} '{layer.name}': quantization_config of class "
-                f"{name}: kcompile's quantized layers take Keras's Int8QuantizationConfig"
+                f"{where}: quantization_config of class {name}: kcompile's quantized layers "
+                "take Keras's Int8QuantizationConfig or Int4QuantizationConfig"
             )
-        config = Int8QuantizationConfig.from_config(config.get("config", {}))
-    if not isinstance(config, Int8QuantizationConfig):
+        config = _CONFIGS[name].from_config(config.get("config", {}))
+    if not isinstance(config, tuple(_CONFIGS.values())):
         raise NotImplementedError(
-            f"{type(layer).__name__} '{layer.name}': quantization_config {config!r}: "
-            "kcompile's quantized layers take Keras's Int8QuantizationConfig"
+            f"{where}: quantization_config {config!r}: kcompile's quantized layers take "
+            "Keras's Int8QuantizationConfig or Int4QuantizationConfig"
         )
+    if isinstance(config, Int4QuantizationConfig):
+        if config.weight_quantizer is not None or config.activation_quantizer is not None:
+            raise NotImplementedError(
+                f"{where}: an Int4QuantizationConfig with quantizers of its own: kcompile "
+                "quantizes int4 with Keras's defaults only (weight-only; per-channel abs-max "
+                "or grouped with zero points)"
+            )
+        return config
     default = AbsMaxQuantizer().get_config()
     activation = config.activation_quantizer
     if config.weight_quantizer is not None or (
         activation is not None and activation.get_config() != default
     ):
         raise NotImplementedError(
-            f"{type(layer).__name__} '{layer.name}': an Int8QuantizationConfig with quantizers "
+            f"{where}: an Int8QuantizationConfig with quantizers "
             "of its own: kcompile quantizes with Keras's defaults only (per-channel abs-max "
             "kernels, per-row abs-max inputs)"
         )
@@ -268,12 +348,27 @@ def check_quantize_args(layer: Any, mode: str) -> None:
             f"Layer '{layer.name}' is already quantized with "
             f"dtype_policy='{layer.dtype_policy.name}'. Received: mode={mode}"
         )
+    if mode == "int4" and not getattr(layer, "quantizes_int4", False) and _quantizes(layer):
+        # (Keras quantizes Embedding and ReversibleEmbedding to int4 too: refused, not
+        # left float, so a model is never quantized other than Keras quantizes it)
+        raise QuantizationNotSupported(
+            f"{type(layer).__name__} '{layer.name}': quantize('int4') is supported by "
+            "kcompile for Dense and EinsumDense only (Keras also packs an Embedding's "
+            "table to int4; kcompile does not yet)"
+        )
     if mode == "int8" and layer.compute_dtype == "float16":
         raise ValueError(
             f"Quantization mode='{mode}' doesn't work well with compute_dtype='float16'. "
             "Consider loading model/layer with another dtype policy such as "
             "'mixed_bfloat16' or 'mixed_float16' before calling `quantize()`."
         )
+
+
+def _quantizes(layer: Any) -> bool:
+    """Whether ``layer``'s own class is one of the built-in quantizing layers (defines
+    ``quantize`` itself): a user's subclass inherits it and is left float by Keras's type
+    check, with its warning."""
+    return "quantize" in type(layer).__dict__
 
 
 def not_implemented(layer: Any, what: str = "quantize") -> NotImplementedError:
@@ -288,7 +383,24 @@ def quantized_policy(layer: Any, mode: str) -> Any:
     """The layer's policy after ``quantize(mode)``: ``"<mode>_from_<its policy>"``."""
     from kcompile import dtype_policies
 
+    if mode == "int4":  # (Keras's name carries the block size; -1 per channel)
+        block_size = int4_block_size(layer, layer.quantization_config)
+        mode = f"int4/{-1 if block_size is None else block_size}"
     return dtype_policies.get(f"{mode}_from_{layer.dtype_policy.name}")
+
+
+def int4_block_size(layer: Any, config: Any = None) -> int | None:
+    """Keras's ``get_block_size_for_layer``: the config's block size, else the layer's
+    ``Int4DTypePolicy``'s (a layer loaded from a file), else None (per channel, as a
+    legacy ``int4_from_...`` policy); -1 from a policy read as None."""
+    from kcompile.dtype_policies import Int4DTypePolicy
+
+    if isinstance(config, Int4QuantizationConfig):
+        return config.block_size
+    if isinstance(layer.dtype_policy, Int4DTypePolicy):
+        block_size = layer.dtype_policy.block_size
+        return None if block_size == -1 else block_size
+    return None
 
 
 def quantize_in_graph(
@@ -336,9 +448,133 @@ def i8_product(ta: str, tb: str, out: str, a: Value, b: Value) -> Value:
     return B.cast(_einsum2(ta, tb, out, af, bf), DType.i32)
 
 
+# --- int4, as Keras 3.15.1 ------------------------------------------------------------
+
+INT4_RANGE = (-8, 7)
+
+
+def abs_max_quantize_grouped_with_zero_point(
+    inputs: Any,
+    block_size: int,
+    value_range: tuple[int, int] = INT4_RANGE,
+    dtype: str = "int8",
+    epsilon: float = EPSILON,
+    to_numpy: bool = False,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Keras's grouped asymmetric quantizer of a 2-D kernel (its numpy path, which Keras
+    takes for every kernel): rows zero-padded to whole groups of ``block_size``; per
+    group and column ``scale = (max - min + epsilon) / (qmax - qmin)``, ``zero =
+    clip(round(-min / scale) + qmin)``, ``q = clip(round(w / scale) + zero)``. Returns
+    (q as ``dtype``, scale (groups, columns) in the input's float dtype, zero as int8)."""
+    inputs = np.asarray(getattr(inputs, "value", inputs))
+    original = inputs.dtype if inputs.dtype.kind == "f" else np.dtype(np.float32)
+    rows, columns = inputs.shape
+    groups = -(-rows // block_size)
+    qmin, qmax = value_range
+    padded = np.concatenate(
+        [inputs, np.zeros((groups * block_size - rows, columns), inputs.dtype)], axis=0
+    ).reshape(groups, block_size, columns)
+    low = np.min(padded, axis=1, keepdims=True)
+    high = np.max(padded, axis=1, keepdims=True)
+    scale = np.divide(np.subtract(high, low) + epsilon, qmax - qmin)
+    zero = np.clip(np.round(np.divide(-low, scale)) + qmin, qmin, qmax)
+    outputs = np.clip(np.round(np.divide(padded, scale)) + zero, qmin, qmax).astype(dtype)
+    outputs = outputs.reshape(groups * block_size, columns)[:rows]
+    return outputs, np.squeeze(scale, 1).astype(original), np.squeeze(zero, 1).astype("int8")
+
+
+def pack_int4(arr: Any, axis: int = 0, dtype: str = "int8") -> tuple[np.ndarray, tuple, int]:
+    """Keras's ``pack_int4``: values in [-8, 7] two a byte along ``axis`` (padded to an
+    even length with a 0), the first of each pair in the low nibble. Returns (packed,
+    its shape, the original length)."""
+    if dtype not in ("int8", "uint8"):
+        raise ValueError(f"Expected dtype to be 'int8' or 'uint8', but got '{dtype}'.")
+    arr = np.asarray(arr)
+    if arr.dtype != np.dtype(dtype):
+        raise TypeError(f"Expected {dtype} tensor for packing, got {arr.dtype}.")
+    moved = np.moveaxis(arr, axis % arr.ndim, 0)
+    n = moved.shape[0]
+    if n % 2:
+        moved = np.concatenate([moved, np.zeros((1, *moved.shape[1:]), moved.dtype)])
+    mask = np.array(0x0F, dtype)
+    packed = np.bitwise_or(
+        np.bitwise_and(moved[::2], mask),
+        np.left_shift(np.bitwise_and(moved[1::2], mask), np.array(4, dtype)),
+    ).astype(dtype)
+    packed = np.moveaxis(packed, 0, axis % arr.ndim)
+    return packed, tuple(packed.shape), n
+
+
+def unpack_int4(packed: Any, orig_len: int, axis: int = 0, dtype: str = "int8") -> np.ndarray:
+    """Keras's ``unpack_int4``: the inverse of ``pack_int4`` (signed nibbles for int8,
+    unsigned for uint8), the padding dropped."""
+    if dtype not in ("int8", "uint8"):
+        raise ValueError(f"Expected dtype to be 'int8' or 'uint8', but got '{dtype}'.")
+    packed = np.asarray(getattr(packed, "value", packed))
+    if packed.dtype not in (np.int8, np.uint8):
+        raise TypeError(f"Expected int8 or uint8 tensor for unpacking, got {packed.dtype}")
+    moved = np.moveaxis(packed, axis % packed.ndim, 0).astype(np.int16)
+    low, high = moved & 0x0F, (moved >> 4) & 0x0F
+    if dtype == "int8":
+        low, high = (low ^ 8) - 8, (high ^ 8) - 8
+    pairs = np.stack([low, high], axis=1).reshape(-1, *moved.shape[1:])[:orig_len]
+    return np.moveaxis(pairs.astype(dtype), 0, axis % packed.ndim)
+
+
+def unpack_int4_in_graph(packed: Value, columns: int, dtype: DType) -> Value:
+    """``unpack_int4(packed, columns, axis=-1)`` of a 2-D int8 kernel, as ``dtype`` values.
+
+    In float arithmetic, exact on these small integers: a signed byte is ``16 * high +
+    low`` with ``high`` its signed top nibble and ``low`` its bottom nibble unsigned, so
+    ``high = floor(b / 16)`` (``b * 0.0625``, exact) and ``low = b - 16 * high``, signed
+    by subtracting 16 from 8 and above. The halves are interleaved along the columns (the
+    first of a pair is the low nibble) and the padding column dropped."""
+    rows, pairs = packed.shape
+    byte = B.cast(packed, DType.f32)
+    high = B.floor(B.mul(byte, 0.0625))
+    low = B.sub(byte, B.mul(high, 16.0))
+    low = B.sub(low, B.mul(B.floor(B.mul(low, 0.125)), 16.0))
+    both = B.concat([B.reshape(low, (rows, pairs, 1)), B.reshape(high, (rows, pairs, 1))], 2)
+    values = B.reshape(both, (rows, 2 * pairs))
+    if 2 * pairs != columns:
+        values = B.slice_(values, (0, 0), (rows, columns))
+    return B.cast(values, dtype) if dtype is not DType.f32 else values
+
+
+def dequantize_grouped_in_graph(unpacked: Value, scale: Value, zero: Value, g_idx: Value) -> Value:
+    """Keras's ``dequantize_with_sz_map(..., group_axis=0)``: each row's group's scale
+    and zero point (``take`` by ``g_idx``), ``(q - zero) * scale`` in the scale's dtype."""
+    groups = B.cast(g_idx, DType.i32)
+    scales = B.take(scale, groups)
+    zeros = B.cast(B.take(zero, groups), scale.dtype)
+    return B.mul(B.sub(B.cast(unpacked, scale.dtype), zeros), scales)
+
+
+def quantize_int4_kernel(
+    flat: np.ndarray, block_size: int | None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    """A (rows, columns) float kernel as Keras's int4 ``quantize`` stores it: (packed
+    along the columns, scale, zero point or None). Per channel (``block_size`` None or
+    -1): ``abs_max_quantize`` over the rows to [-8, 7], a scale per column; else grouped
+    with zero points."""
+    if block_size is None or block_size == -1:
+        values, scale = abs_max_quantize(flat, axis=0, value_range=INT4_RANGE, to_numpy=True)
+        scale, zero = scale.squeeze(0), None
+    else:
+        values, scale, zero = abs_max_quantize_grouped_with_zero_point(
+            flat, block_size, to_numpy=True
+        )
+    packed, _, _ = pack_int4(values, axis=-1)
+    return packed, scale, zero
+
+
 __all__ = [
     "AbsMaxQuantizer",
+    "Int4QuantizationConfig",
     "Int8QuantizationConfig",
     "Quantizer",
     "abs_max_quantize",
+    "abs_max_quantize_grouped_with_zero_point",
+    "pack_int4",
+    "unpack_int4",
 ]

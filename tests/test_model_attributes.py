@@ -162,11 +162,12 @@ def test_refusals_name_the_reason():
     model = _model()
     with pytest.raises(NotImplementedError, match="add_metric\\(\\)` method is deprecated"):
         model.get_layer("out").add_metric(1.0)
-    # (quantize("int8") works: tests/test_quantization.py; the other modes are refused)
+    # (quantize("int8") and "int4" work: tests/test_quantization*.py; the other modes
+    # are refused)
     with pytest.raises(NotImplementedError, match="'float8' is not supported by kcompile"):
         model.quantize("float8")
-    with pytest.raises(NotImplementedError, match="'int4' is not supported by kcompile"):
-        model.get_layer("out").quantize("int4")
+    with pytest.raises(NotImplementedError, match="'gptq' is not supported by kcompile"):
+        model.get_layer("out").quantize("gptq")
     assert model.get_quantization_layer_structure("gptq") is None  # Keras's default hook
 
 

@@ -265,7 +265,6 @@ def _summary(model) -> list[str]:
 @pytest.mark.parametrize(
     "mode, error, words",
     [
-        ("int4", NotImplementedError, ["'int4'", "block_size", "int8 only"]),
         ("float8", NotImplementedError, ["'float8'", "amax"]),
         ("gptq", NotImplementedError, ["'gptq'", "calibration"]),
         ("awq", NotImplementedError, ["'awq'", "calibration"]),

@@ -1,9 +1,11 @@
 """Keras's ``Dense``: a matrix product with the kernel, plus bias, then the activation;
-quantized to int8 as Keras quantizes it (``quantize``, ``kcompile.quantizers``)."""
+quantized to int8 or int4 as Keras quantizes it (``quantize``, ``kcompile.quantizers``)."""
 
 from __future__ import annotations
 
 from typing import Any
+
+import numpy as np
 
 from kcompile import activations, constraints, quantizers
 from kcompile.ir import DType, Value
@@ -14,6 +16,7 @@ from kcompile.utils.config_serialization import serialize_optional
 
 class Dense(Layer):
     propagates_mask = True
+    quantizes_int4 = True
 
     def __init__(
         self,
@@ -54,7 +57,7 @@ class Dense(Layer):
         if self.quantization_mode is not None:  # (a quantized layer loaded from its config)
             self.quantized_build(kernel_shape, self.quantization_mode)
         else:
-            self.kernel = self.add_weight(
+            self._kernel = self.add_weight(
                 kernel_shape,
                 self.kernel_initializer,
                 name="kernel",
@@ -78,46 +81,63 @@ class Dense(Layer):
             x = B.cast(x, DType.f32)
         if self.quantization_mode == "int8":
             y = self._int8_call(ctx, x)
+        elif self.quantization_mode == "int4":
+            y = self._int4_call(ctx, x)
         else:
-            y = B.matmul(x, ctx.weight(self.kernel))
+            y = B.matmul(x, ctx.weight(self._kernel))
         if self.bias is not None:
             y = y + ctx.weight(self.bias)
         return self.activation(y)
 
-    # --- int8, as Keras 3.15.1's Dense ---------------------------------------------------
+    # --- int8 and int4, as Keras 3.15.1's Dense ----------------------------------------
 
     @property
-    def _kernel(self):
-        """Keras's name of the kernel variable (``kernel`` is the same variable)."""
-        return self.kernel
+    def kernel(self) -> Any:
+        """Keras's: the kernel variable; once quantized to int4, its values unpacked (an
+        int8 array of shape (input_dim, units)); ``_kernel`` is the packed variable."""
+        if self.quantization_mode == "int4":
+            return quantizers.unpack_int4(self._kernel.numpy(), self.units, axis=-1)
+        return self._kernel
 
     def quantize(self, mode: Any = None, type_check: bool = True, config: Any = None) -> None:
         """Keras's: the float kernel replaced by an int8 one and a per-output-channel
         ``kernel_scale`` (abs-max over the input axis), the policy by
-        ``int8_from_<policy>``."""
+        ``int8_from_<policy>``; or by int4 values packed along the units (per channel,
+        or in groups of ``block_size`` input rows with zero points), the policy by
+        ``int4/<block_size>_from_<policy>``."""
         mode = quantizers.resolve_mode(mode, config)
         quantizers.check_quantize_args(self, mode)
         if type_check and type(self) is not Dense:  # (Keras's: subclasses stay float)
             raise quantizers.not_implemented(self)
         self.quantization_config = quantizers.layer_config(
-            self, config or quantizers.Int8QuantizationConfig()
+            self, config or quantizers.default_config(mode)
         )
-        old = self.kernel
-        values, scale = quantizers.abs_max_quantize(old.numpy(), axis=0, to_numpy=True)
+        old = self._kernel
+        if mode == "int4":
+            block_size = quantizers.int4_block_size(self, self.quantization_config)
+            values, scale, zero = quantizers.quantize_int4_kernel(old.numpy(), block_size)
+        else:
+            values, scale = quantizers.abs_max_quantize(old.numpy(), axis=0, to_numpy=True)
+            scale, zero = scale.squeeze(0), None
         self._forget_variable(old)
-        self.quantized_build(old.shape, mode)
-        self.kernel.assign(values)
-        self.kernel_scale.assign(scale.squeeze(0))
+        self.quantized_build(old.shape, mode, self.quantization_config)
+        self._kernel.assign(values)
+        self.kernel_scale.assign(scale)
+        if zero is not None:
+            self.kernel_zero.assign(zero)
         if self.dtype_policy.quantization_mode is None:
             self.dtype_policy = quantizers.quantized_policy(self, mode)
 
     def quantized_build(self, kernel_shape: Any, mode: Any, config: Any = None) -> None:
-        """Keras's ``_int8_build``: an int8 kernel and a float scale per output channel,
-        both frozen."""
+        """Keras's ``_int8_build`` (an int8 kernel and a float scale per output channel,
+        both frozen) or ``_int4_build``."""
+        if mode == "int4":
+            self._int4_build(tuple(kernel_shape), config)
+            return
         if mode != "int8":
             quantizers.refuse_mode(mode, f"Dense '{self.name}'")
             raise quantizers.not_implemented(self, "quantized_build")
-        self.kernel = self.add_weight(
+        self._kernel = self.add_weight(
             tuple(kernel_shape), "zeros", dtype="int8", trainable=False, name="kernel"
         )
         self.kernel_scale = self.add_weight(
@@ -125,11 +145,50 @@ class Dense(Layer):
         )
         self._is_quantized = True
 
+    def _int4_build(self, kernel_shape: tuple, config: Any) -> None:
+        """Keras's ``_int4_build``, all frozen: the kernel packed along the units,
+        (input_dim, ceil(units / 2)) int8; per channel a scale per unit; in groups of
+        ``block_size`` rows a (groups, units) scale and int8 zero point, and ``g_idx``,
+        each input row's group (float32, as Keras keeps it)."""
+        input_dim, units = kernel_shape
+        block_size = quantizers.int4_block_size(self, config or self.quantization_config)
+        grouped = block_size is not None and block_size > 0
+        self._int4_block_size = block_size if grouped else None
+        self._kernel = self.add_weight(
+            (input_dim, (units + 1) // 2), "zeros", dtype="int8", trainable=False, name="kernel"
+        )
+        scale_shape = (-(-input_dim // block_size), units) if grouped else (units,)
+        self.kernel_scale = self.add_weight(
+            scale_shape, "ones", trainable=False, name="kernel_scale"
+        )
+        if grouped:
+            self.kernel_zero = self.add_weight(
+                scale_shape, "zeros", dtype="int8", trainable=False, name="kernel_zero"
+            )
+            self.g_idx = self.add_weight((input_dim,), "zeros", trainable=False, name="g_idx")
+            self.g_idx.assign(np.arange(input_dim, dtype=np.float32) // block_size)
+        self._is_quantized = True
+
+    def _int4_call(self, ctx: TraceContext, x: Value) -> Value:
+        """Keras's ``_int4_call``, weight-only: per channel ``(x @ q) / kernel_scale``
+        (the product of the float inputs and the unpacked integers, then the division),
+        its input gradient that of ``x @ (q / kernel_scale)``; in groups ``x @ ((q -
+        zero) * scale)``, each row with its group's scale and zero point."""
+        unpacked = quantizers.unpack_int4_in_graph(ctx.weight(self._kernel), self.units, x.dtype)
+        kernel_scale = ctx.weight(self.kernel_scale)
+        if self._int4_block_size is None:
+            y = B.div(B.matmul(x, unpacked), kernel_scale)
+            return B.gradient_via(y, B.matmul(x, B.div(unpacked, kernel_scale)))
+        float_kernel = quantizers.dequantize_grouped_in_graph(
+            unpacked, kernel_scale, ctx.weight(self.kernel_zero), ctx.weight(self.g_idx)
+        )
+        return B.matmul(x, B.cast(float_kernel, x.dtype))
+
     def _int8_call(self, ctx: TraceContext, x: Value) -> Value:
         """Keras's ``_int8_call``: inputs quantized per row, int8 x int8 into int32, cast
         to the compute dtype, divided by ``kernel_scale * inputs_scale``; the input's
         gradient that of ``x @ (kernel / kernel_scale)``."""
-        kernel = ctx.weight(self.kernel)  # int8
+        kernel = ctx.weight(self._kernel)  # int8
         kernel_scale = ctx.weight(self.kernel_scale)  # in the compute dtype
         quantized, inputs_scale = quantizers.quantize_in_graph(x, (-1,))
         y = B.cast(B.matmul(quantized, kernel), x.dtype)
@@ -138,9 +197,15 @@ class Dense(Layer):
         return B.gradient_via(y, proxy)
 
     def _keras_saved_order(self):
-        if self.quantization_mode != "int8":
+        """Keras's ``variable_serialization_spec``: kernel, bias, kernel_scale, then
+        (int4 in groups) kernel_zero and g_idx."""
+        if self.quantization_mode not in ("int8", "int4"):
             return None
-        return [v for v in (self.kernel, self.bias, self.kernel_scale) if v is not None]
+        extra = (getattr(self, "kernel_zero", None), getattr(self, "g_idx", None))
+        if self.quantization_mode == "int8":
+            extra = ()
+        own = (self._kernel, self.bias, self.kernel_scale, *extra)
+        return [v for v in own if v is not None]
 
     def get_config(self):
         quantized = {}

@@ -1,8 +1,8 @@
 """Keras's ``EinsumDense``: ``einsum(equation, inputs, kernel)``, plus a bias over
 ``bias_axes``, then the activation; the weight shapes follow from the equation as
 Keras's ``_analyze_einsum_string`` makes them (ported below), LoRA included; quantized to
-int8 as Keras quantizes it, its scales' layouts from ``_analyze_quantization_info``
-(ported below)."""
+int8 or int4 as Keras quantizes it, its scales' layouts from
+``_analyze_quantization_info`` (ported below)."""
 
 from __future__ import annotations
 
@@ -24,6 +24,7 @@ from kcompile.layers.layer import Layer
 
 class EinsumDense(Layer):
     propagates_mask = True
+    quantizes_int4 = True
 
     def __init__(
         self,
@@ -110,6 +111,9 @@ class EinsumDense(Layer):
         if self.lora_enabled:
             delta = ops.matmul(self.lora_kernel_a, self.lora_kernel_b)
             return ops.add(self._kernel, (self.lora_alpha / self.lora_rank) * delta)
+        if self.quantization_mode == "int4":  # (Keras's: the values unpacked, int8)
+            unpacked = quantizers.unpack_int4(self._kernel.numpy(), self._int4_columns, axis=-1)
+            return unpacked.reshape(self.original_kernel_shape)
         return self._kernel
 
     def enable_lora(
@@ -163,6 +167,8 @@ class EinsumDense(Layer):
     def call(self, inputs, training=None):
         if self.quantization_mode == "int8":
             return self._int8_call(inputs)
+        if self.quantization_mode == "int4":
+            return self._int4_call(inputs)
         x = ops.einsum(explicit_equation(self.equation, len(inputs.shape)), inputs, self.kernel)
         if self.bias is not None:
             x = ops.add(x, self.bias)
@@ -191,12 +197,13 @@ class EinsumDense(Layer):
             config["lora_alpha"] = self.lora_alpha
         return config
 
-    # --- int8, as Keras 3.15.1's EinsumDense -----------------------------------------------
+    # --- int8 and int4, as Keras 3.15.1's EinsumDense ---------------------------------
 
     def quantize(self, mode: Any = None, type_check: bool = True, config: Any = None) -> None:
         """Keras's: the kernel replaced by int8 values and a scale per output channel
         (abs-max over the axes the equation sums), laid out to broadcast against the
-        output; the policy by ``int8_from_<policy>``."""
+        output; the policy by ``int8_from_<policy>``. Or int4 (``_quantize_int4``), the
+        policy by ``int4/<block_size>_from_<policy>``."""
         mode = quantizers.resolve_mode(mode, config)
         quantizers.check_quantize_args(self, mode)
         if type_check and type(self) is not EinsumDense:  # (Keras's: subclasses stay float)
@@ -207,9 +214,12 @@ class EinsumDense(Layer):
                 "supported by kcompile (LoRA on quantized layers)"
             )
         self.quantization_config = quantizers.layer_config(
-            self, config or quantizers.Int8QuantizationConfig()
+            self, config or quantizers.default_config(mode)
         )
         self._set_quantization_info()
+        if mode == "int4":
+            self._quantize_int4()
+            return
         old = self._kernel
         values, scale = quantizers.abs_max_quantize(
             old.numpy(), axis=self._kernel_reduced_axes, to_numpy=True
@@ -222,8 +232,94 @@ class EinsumDense(Layer):
         if self.dtype_policy.quantization_mode is None:
             self.dtype_policy = quantizers.quantized_policy(self, mode)
 
+    def _quantize_int4(self) -> None:
+        """Keras's int4 ``quantize``: the kernel flattened to (summed rows, other
+        columns) by a plain reshape of its values (Keras's ``ops.reshape``, not a
+        transpose: with the summed axes not leading, a row mixes kernel axes, as in
+        Keras), quantized per channel or in groups (``quantize_int4_kernel``) and packed
+        along the columns."""
+        old = self._kernel
+        rows, columns = self._int4_flat_shape(old.shape)
+        block_size = quantizers.int4_block_size(self, self.quantization_config)
+        packed, scale, zero = quantizers.quantize_int4_kernel(
+            old.numpy().reshape(rows, columns), block_size
+        )
+        self._forget_variable(old)
+        self.quantized_build(old.shape, "int4", self.quantization_config)
+        self._kernel.assign(packed)
+        self.kernel_scale.assign(scale)
+        if zero is not None:
+            self.kernel_zero.assign(zero)
+        if self.dtype_policy.quantization_mode is None:
+            self.dtype_policy = quantizers.quantized_policy(self, "int4")
+
+    def _int4_flat_shape(self, kernel_shape: Any) -> tuple[int, int]:
+        """(product of the summed axes, product of the others), Keras's rows and columns."""
+        reduced = self._kernel_reduced_axes
+        rows = math.prod(d for i, d in enumerate(kernel_shape) if i in reduced)
+        columns = math.prod(d for i, d in enumerate(kernel_shape) if i not in reduced)
+        return rows, columns
+
+    def _int4_build(self, kernel_shape: tuple, config: Any) -> None:
+        """Keras's ``_int4_build``, all frozen: the packed (rows, ceil(columns / 2)) int8
+        kernel; per channel a scale per column; in groups of ``block_size`` rows a
+        (groups, columns) scale and int8 zero point, and ``g_idx`` (float32)."""
+        self.original_kernel_shape = tuple(kernel_shape)
+        rows, columns = self._int4_flat_shape(kernel_shape)
+        block_size = quantizers.int4_block_size(self, config or self.quantization_config)
+        grouped = block_size is not None and block_size != -1
+        self._int4_block_size = block_size if grouped else None
+        self._int4_columns = columns
+        self._kernel = self.add_weight(
+            (rows, (columns + 1) // 2), "zeros", dtype="int8", trainable=False, name="kernel"
+        )
+        scale_shape = (-(-rows // block_size), columns) if grouped else (columns,)
+        self.kernel_scale = self.add_weight(
+            scale_shape, "ones", trainable=False, name="kernel_scale"
+        )
+        if grouped:
+            self.kernel_zero = self.add_weight(
+                scale_shape, "zeros", dtype="int8", trainable=False, name="kernel_zero"
+            )
+            self.g_idx = self.add_weight((rows,), "zeros", trainable=False, name="g_idx")
+            self.g_idx.assign(np.arange(rows, dtype=np.float32) // block_size)
+        self._is_quantized = True
+
+    def _int4_call(self, inputs: TracedTensor) -> TracedTensor:
+        """Keras's ``_int4_call``, weight-only: the einsum of the float inputs with the
+        dequantized kernel (per channel ``q / kernel_scale``, in groups ``(q - zero) *
+        scale``), reshaped back to the kernel's shape; its autodiff is Keras's custom
+        gradient (the einsum's, with that kernel)."""
+        ctx = current_context()
+        x = inputs.value
+        unpacked = quantizers.unpack_int4_in_graph(
+            ctx.weight(self._kernel), self._int4_columns, x.dtype
+        )
+        kernel_scale = ctx.weight(self.kernel_scale)
+        if self._int4_block_size is None:
+            float_kernel = B.div(unpacked, kernel_scale)
+        else:
+            float_kernel = quantizers.dequantize_grouped_in_graph(
+                unpacked, kernel_scale, ctx.weight(self.kernel_zero), ctx.weight(self.g_idx)
+            )
+        float_kernel = B.reshape(B.cast(float_kernel, x.dtype), self.original_kernel_shape)
+        terms, out = explicit_equation(self.equation, x.rank).split("->")
+        ta, tb = terms.split(",")
+        from kcompile.ops.numpy import _einsum2
+
+        y = _einsum2(ta, tb, out, x, float_kernel)
+        if self.bias is not None:
+            y = B.add(y, ctx.weight(self.bias))
+        result = TracedTensor(y)
+        return self.activation(result) if self.activation is not None else result
+
     def quantized_build(self, kernel_shape: Any, mode: Any, config: Any = None) -> None:
-        """Keras's ``_int8_build``: an int8 kernel and its scale, both frozen."""
+        """Keras's ``_int8_build`` (an int8 kernel and its scale, both frozen) or
+        ``_int4_build``."""
+        if mode == "int4":
+            self._set_quantization_info()
+            self._int4_build(tuple(kernel_shape), config)
+            return
         if mode != "int8":
             quantizers.refuse_mode(mode, f"EinsumDense '{self.name}'")
             raise quantizers.not_implemented(self, "quantized_build")
@@ -267,9 +363,15 @@ class EinsumDense(Layer):
         return self.activation(result) if self.activation is not None else result
 
     def _keras_saved_order(self):
-        if self.quantization_mode != "int8":
+        """Keras's ``variable_serialization_spec``: kernel, bias, kernel_scale, then
+        (int4 in groups) kernel_zero and g_idx."""
+        if self.quantization_mode not in ("int8", "int4"):
             return None
-        return [v for v in (self._kernel, self.bias, self.kernel_scale) if v is not None]
+        extra = (getattr(self, "kernel_zero", None), getattr(self, "g_idx", None))
+        if self.quantization_mode == "int8":
+            extra = ()
+        own = (self._kernel, self.bias, self.kernel_scale, *extra)
+        return [v for v in own if v is not None]
 
     def _set_quantization_info(self) -> None:
         if hasattr(self, "_input_reduced_axes"):
