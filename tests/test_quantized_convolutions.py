@@ -399,6 +399,30 @@ def test_keras_file_round_trip(tmp_path, rng):
     np.testing.assert_array_equal(again.predict(x, verbose=0), model.predict(x, verbose=0))
 
 
+def test_keras_refuses_the_file(tmp_path):
+    """Needs Keras itself (its venv): Keras's Conv2D has no quantized variables, so it
+    refuses kcompile's file of a quantized convolution rather than loading it wrong."""
+    import subprocess
+    from pathlib import Path
+
+    python = Path("/work/kenv/bin/python")
+    if not python.exists():
+        pytest.skip("Keras's venv (/work/kenv) is not installed")
+    model = keras.Sequential([keras.Input((6, 6, 2)), layers.Conv2D(3, 3, name="c")])
+    quiet_quantize(model, "int8", convolutions=True)
+    path = tmp_path / "c.keras"
+    model.save(path)
+    result = subprocess.run(
+        [str(python), "-c", f"import keras; keras.saving.load_model(r'{path}')"],
+        capture_output=True,
+        text=True,
+        env={"KERAS_BACKEND": "jax", "PATH": "/usr/bin:/bin"},
+        cwd=tmp_path,
+    )
+    assert result.returncode != 0
+    assert "Layer 'c' expected 2 variables, but received 3 variables" in result.stderr
+
+
 # --- what stays as Keras does it, and the refusals -------------------------------------------
 
 
