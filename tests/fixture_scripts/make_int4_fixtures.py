@@ -82,7 +82,7 @@ def main() -> None:
         if name == "mlp_default":
             model.save(OUT / "quantization_int4.keras")
             lines: list[str] = []
-            model.summary(print_fn=lambda line, **_: lines.extend(line.splitlines()))
+            model.summary(print_fn=lambda line, out=lines, **_: out.extend(line.splitlines()))
             arrays[f"{name}/summary_footer"] = np.array(
                 [line for line in lines if "params:" in line]
             )
