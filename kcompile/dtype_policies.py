@@ -168,8 +168,9 @@ class QuantizedFloat8DTypePolicy(QuantizedDTypePolicy):
 
 
 class Int4DTypePolicy(QuantizedDTypePolicy):
-    """Keras's int4 policy, ``"int4/<block_size>_from_<source>"`` (-1: per channel):
-    a name kcompile reads and writes; a layer refuses to be quantized or built under it."""
+    """Keras's int4 policy, ``"int4/<block_size>_from_<source>"`` (-1: per channel), of
+    a Dense or EinsumDense quantized to int4 (``kcompile.quantizers``); a layer built
+    under it takes its block size from it when its config gives none."""
 
     def __init__(self, mode: str, source_name: str | None = None) -> None:
         parts = mode.split("/")
