@@ -36,6 +36,14 @@ def test_random_model_matches_the_reference(seed):
     check_source(render(spec), spec)
 
 
+def test_a_quantized_model_matches_the_reference():
+    """An eighth of the models with a layer Keras quantizes are quantized to int8 (seed
+    6: a Dense and a MaxPooling1D, which model.quantize once stumbled on)."""
+    spec = random_model(6)
+    assert spec.quantized
+    check_source(render(spec), spec)
+
+
 @pytest.mark.parametrize("seed", _seeds(GRAPH_SEEDS, QUICK_GRAPHS))
 def test_random_graph_matches_float64_and_differences(seed):
     check_graph(random_graph(seed))

@@ -401,3 +401,22 @@ def test_quantized_model_exports_as_an_artifact(tmp_path):
     model.export(tmp_path / "q.kc", probe=x)
     loaded = keras.load(tmp_path / "q.kc")
     np.testing.assert_array_equal(np.asarray(loaded.predict(x)), want)
+
+
+def test_pooling_layers_hold_no_layers_quantize_would_visit():
+    """1-D and 3-D pooling run on a 2-D pooling they hold privately: leaf layers, as in
+    Keras (model.quantize had visited the inner one, never built, and raised; found by
+    the fuzzer, seed 6)."""
+    inputs = keras.Input((8, 3))
+    x = keras.layers.MaxPooling1D()(inputs)
+    x = keras.layers.Dense(4)(keras.layers.Flatten()(x))
+    volume = keras.Input((4, 4, 4, 2))
+    y = keras.layers.Flatten()(keras.layers.AveragePooling3D()(volume))
+    model = keras.Model([inputs, volume], [x, y])
+    names = [type(layer).__name__ for layer in leaf_layers(model)]
+    assert names.count("MaxPooling2D") == names.count("AveragePooling2D") == 0
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        model.quantize("int8")
+    (dense,) = [layer for layer in model.layers if isinstance(layer, keras.layers.Dense)]
+    assert dense.dtype_policy.name == "int8_from_float32"

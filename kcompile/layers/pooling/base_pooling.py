@@ -90,7 +90,9 @@ class BasePooling1D(Layer):
         self, pool_size: int = 2, strides: int | None = None, padding: str = "valid", **kwargs: Any
     ) -> None:
         super().__init__(**kwargs)
-        self.pool = self.pool_2d(
+        # Private: an implementation detail, not a layer Keras's MaxPooling1D holds
+        # (model.quantize and the layer listings would see it, unbuilt).
+        self._pool = self.pool_2d(
             pool_size=(1, int(pool_size)),
             strides=(1, int(strides if strides is not None else pool_size)),
             padding=padding,
@@ -99,11 +101,11 @@ class BasePooling1D(Layer):
 
     def call(self, ctx, x):
         n, length, c = x.shape
-        pool, strides = self.pool.pool_size[1], self.pool.strides[1]
+        pool, strides = self._pool.pool_size[1], self._pool.strides[1]
         shown = (self.name, type(self).__name__, [pool], (strides,), keras_shape(x.shape))
         x = B.reshape(x, (n, 1, length, c))
-        self.pool._check_size(x, shown)
-        y = self.pool.call(ctx, x)
+        self._pool._check_size(x, shown)
+        y = self._pool.call(ctx, x)
         return B.reshape(y, (n, y.shape[2], c))
 
 
@@ -127,7 +129,7 @@ class BasePooling3D(Layer):
         self.pool_size = as_tuple(pool_size, 3, "pool_size")
         self.strides = as_tuple(strides, 3, "strides") if strides is not None else self.pool_size
         self.padding = padding.lower()
-        self.pools = [
+        self._pools = [  # (private, as BasePooling1D's)
             self.pool_2d(
                 pool_size=(1, k), strides=(1, s), padding=padding, name=f"{self.name}_{axis}"
             )
@@ -154,7 +156,7 @@ class BasePooling3D(Layer):
             dims = x.shape[1:4]
             before, after = math.prod(dims[: axis - 1]), math.prod(dims[axis:]) * c
             view = B.reshape(x, (n, before, dims[axis - 1], after))
-            y = self.pools[axis - 1].call(ctx, view)
+            y = self._pools[axis - 1].call(ctx, view)
             new = list(dims)
             new[axis - 1] = y.shape[2]
             x = B.reshape(y, (n, *new, c))

@@ -233,7 +233,21 @@ def random_model(seed: int) -> ModelSpec:
     if unknown_lengths:
         _declare_lengths_unknown(rng, spec)
     _draw_policy(random.Random(seed * 104729 + 3), spec)
+    _draw_quantized(random.Random(seed * 7919 + 5), spec)
     return spec
+
+
+# The layers ``model.quantize("int8")`` quantizes (Keras's).
+QUANTIZED = ("Dense", "EinsumDense", "Embedding")
+
+
+def _draw_quantized(rng: random.Random, spec: ModelSpec) -> None:
+    """An eighth of the models holding a layer Keras quantizes (its own stream) are
+    quantized to int8 before compiling; not under ``mixed_float16``, where Keras
+    refuses int8 (a float16 compute dtype)."""
+    layers = [c.layer for c in spec.calls] + [n for c in spec.calls for n, _ in c.inner or []]
+    if spec.policy != "mixed_float16" and any(name in QUANTIZED for name in layers):
+        spec.quantized = rng.random() < 0.125
 
 
 def _draw_policy(rng: random.Random, spec: ModelSpec) -> None:

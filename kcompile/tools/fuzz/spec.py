@@ -61,6 +61,7 @@ class ModelSpec:
     optimizer: list = field(default_factory=lambda: ["SGD", {}])  # [class name, kwargs]
     metrics: list[list[str]] = field(default_factory=list)
     policy: str = "float32"  # the global dtype policy its layers are made under
+    quantized: bool = False  # model.quantize("int8") before compile
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), sort_keys=True)
@@ -76,6 +77,7 @@ class ModelSpec:
             optimizer=data["optimizer"],
             metrics=data["metrics"],
             policy=data.get("policy", "float32"),
+            quantized=data.get("quantized", False),
         )
 
     def size(self) -> int:
@@ -167,6 +169,8 @@ def render(spec: ModelSpec) -> str:
     lines = [
         f'"""kcompile fuzz model, seed {spec.seed}. Run it to check it again."""',
         "",
+        "import warnings",
+        "",
         "import kcompile as keras",
         "from kcompile import layers",
         "from kcompile.tools.fuzz import custom_layers as custom",
@@ -206,6 +210,12 @@ def render(spec: ModelSpec) -> str:
             *body,
             "    finally:",
             '        keras.mixed_precision.set_global_policy("float32")',
+        ]
+    if spec.quantized:
+        lines += [
+            "    with warnings.catch_warnings():  # (layers Keras does not quantize say so)",
+            '        warnings.simplefilter("ignore")',
+            '        model.quantize("int8")',
         ]
     lines += [
         "    model.compile(",
