@@ -4,8 +4,12 @@ int8 on ``kc_igemm`` (the CPU's integer multiply-adds) and int8 on exact f32 pro
 (``passes.int8_products.INTEGER_KERNEL`` off), and PyTorch's dynamic int8 quantization
 (``torch.ao.quantization.quantize_dynamic``) of the same MLP beside its float32; all in
 one process, interleaved call by call (the machine is shared), medians of wall time.
+With ``--keras-python`` (a Python that has Keras 3 and JAX; kcompile never imports it)
+Keras's own quantized models run too, in that interpreter, after the rest
+(``keras_int8_peer.py``: the same model files, only the import changed).
 
     python benchmarks/int8_predict.py [--batches 256 1] [--calls 200] [--rounds 3]
+        [--keras-python /path/to/keras-env/bin/python]
 
 Prints the CPU, then per model and batch the milliseconds a call and the speedups of
 int8 over float32.
@@ -14,8 +18,10 @@ int8 over float32.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import statistics
+import subprocess
 import sys
 import time
 
@@ -91,7 +97,9 @@ def _torch_variants(batch: int, weights: list) -> dict:
     return {"PyTorch float32": run(net), "PyTorch dynamic int8": run(quantized)}
 
 
-def measure(name: str, build, shape: tuple, batches, calls: int, rounds: int) -> None:
+def measure(name: str, build, shape: tuple, batches, calls: int, rounds: int) -> dict:
+    """Prints the table of ``name`` and returns its medians (batch -> variant -> ms)."""
+    medians = {}
     variants = _copies(build)
     rng = np.random.default_rng(0)
     for batch in batches:
@@ -110,6 +118,7 @@ def measure(name: str, build, shape: tuple, batches, calls: int, rounds: int) ->
                     runs[v]()
                     times[v].append(time.perf_counter() - start)
         med = {v: statistics.median(t) * 1e3 for v, t in times.items()}
+        medians[batch] = med
         print(f"\n{name}, predict at batch {batch} (median ms a call over {rounds * calls}):")
         for v, ms in med.items():
             base = "PyTorch float32" if v.startswith("PyTorch") else "float32"
@@ -117,6 +126,30 @@ def measure(name: str, build, shape: tuple, batches, calls: int, rounds: int) ->
         if "PyTorch dynamic int8" in med:
             ratio = med["PyTorch dynamic int8"] / med["int8"]
             print(f"  kcompile int8 against PyTorch dynamic int8: {ratio:.2f}x faster")
+    return medians
+
+
+def keras_peer(python: str, models, batches, calls: int, ours: dict) -> None:
+    """Keras 3's own float32 and quantized models in ``python`` (a separate process, run
+    after ours: not interleaved), against kcompile int8's medians ``ours``."""
+    script = os.path.join(os.path.dirname(os.path.abspath(__file__)), "keras_int8_peer.py")
+    command = [python, script, "--models", *models, "--batches", *map(str, batches)]
+    env = {**os.environ, "KERAS_BACKEND": "jax"}
+    done = subprocess.run(
+        [*command, "--calls", str(calls)], capture_output=True, text=True, env=env
+    )
+    if done.returncode != 0:
+        print(f"\nKeras peer failed: {done.stderr.strip().splitlines()[-1:]}")
+        return
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    print(f"\nKeras peer ({result.pop('versions')}), separate process, median ms a call:")
+    for name, by_batch in result.items():
+        for batch, times in by_batch.items():
+            mine = ours[name][int(batch)]["int8"]
+            print(
+                f"  {name} at {batch}: float32 {times['float32']:.3f}, int8 {times['int8']:.3f}"
+                f"; kcompile int8 {mine:.3f} ({times['int8'] / mine:.2f}x Keras's int8)"
+            )
 
 
 def main() -> None:
@@ -125,15 +158,19 @@ def main() -> None:
     parser.add_argument("--calls", type=int, default=200)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--models", nargs="+", default=["mlp", "encoder"])
+    parser.add_argument("--keras-python", help="a Python with Keras 3 and JAX, for its peer")
     args = parser.parse_args()
     print(f"CPU: {cpu_name()}, {len(os.sched_getaffinity(0))} cores")
     builds = {
         "mlp": (build_wide_model, (28, 28)),
         "encoder": (encoder_block.build_model, (encoder_block.SEQ, encoder_block.WIDTH)),
     }
+    ours = {}
     for name in args.models:
         build, shape = builds[name]
-        measure(name, build, shape, args.batches, args.calls, args.rounds)
+        ours[name] = measure(name, build, shape, args.batches, args.calls, args.rounds)
+    if args.keras_python:
+        keras_peer(args.keras_python, args.models, args.batches, args.calls, ours)
 
 
 if __name__ == "__main__":
