@@ -34,7 +34,6 @@ import encoder_block
 from mlp_mixed_bfloat16 import build_wide_model
 from timing import cpu_name
 
-import kcompile as keras
 from kcompile.passes import int8_products
 
 
@@ -105,10 +104,10 @@ def measure(name: str, build, shape: tuple, batches, calls: int, rounds: int) ->
     for batch in batches:
         x = rng.normal(size=(batch, *shape)).astype(np.float32)
         _warm(variants, x)
-        runs = {v: (lambda m=m: m.predict_on_batch(x)) for v, m in variants.items()}
+        runs = {v: (lambda m=m, x=x: m.predict_on_batch(x)) for v, m in variants.items()}
         if name == "mlp":
             for label, call in _torch_variants(batch, variants["float32"].get_weights()).items():
-                runs[label] = lambda call=call: call(x)
+                runs[label] = lambda call=call, x=x: call(x)
         times = {v: [] for v in runs}
         order = list(runs)
         for r in range(rounds):
