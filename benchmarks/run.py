@@ -3,6 +3,7 @@
     python benchmarks/run.py [--repeats 3] [--rounds 5] [--runs 1] [--out benchmarks/RESULTS.md]
     python benchmarks/run.py --models-only [--repeats 3] [--rounds 5] [--runs 2]
     python benchmarks/run.py --mixed-only [--repeats 3] [--rounds 5] [--runs 2]
+    python benchmarks/run.py --int8-only [--repeats 3] [--rounds 5] [--runs 2]
 
 1. Matrix products, kcompile's runtime GEMM vs numpy (OpenBLAS), with one thread
    and with all threads, every shape in SHAPES and all three transpositions.
@@ -30,6 +31,11 @@
    ``torch.autocast("cpu", dtype=torch.bfloat16)`` (kcompile faster) and, for the CNN's
    inference, JAX's float32 (4x its images per second); mixed_peers.py has the peers.
    Speedups (the other's time / kcompile mixed's) are medians over the rounds as above.
+   Quantized inference (issue 29; ``--int8-only``): the 784-512-512-10 MLP and the
+   encoder block predicting at batch 256 and 1 after ``model.quantize("int8")``, against
+   the same models in kcompile's float32 (at batch 256 at least 3x with AMX-INT8, 1.8x
+   with VNNI alone; at batch 1 no slower) and PyTorch eager's dynamic int8 (kcompile
+   faster); int8_peers.py has the peer.
 3. The epoch loop: the MLP's step per batch inside one native call per epoch,
    against the same step called once per batch, and against ``fit``.
 4. The example MLP as an artifact: build time, size, load time.
@@ -295,6 +301,48 @@ def jax_mixed_measures(x: np.ndarray, y: np.ndarray) -> dict[str, Measure] | Non
     return mixed_peers.jax_measures(x)
 
 
+def _int8_inputs(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The int8 section's inputs: 256 Fashion-MNIST rows and 256 of the encoder's
+    sequences' shape (examples/encoder_block.py's; peers.py's copy of its sizes, so that
+    a peer's Python needs no kcompile)."""
+    from peers import SEQ, WIDTH
+
+    rng = np.random.default_rng(0)
+    return x[:256], rng.standard_normal((256, SEQ, WIDTH)).astype(np.float32)
+
+
+def kcompile_int8_measures(x: np.ndarray, y: np.ndarray) -> dict[str, Measure]:
+    """The int8 section's workloads in kcompile: the 784-512-512-10 MLP and the encoder
+    block predicting at batch 256 and 1, in float32 and after ``model.quantize("int8")``
+    (the same weights; keys ``int8 ...``)."""
+    import encoder_block
+    from mlp_mixed_bfloat16 import build_wide_model
+
+    rows, seqs = _int8_inputs(x)
+    out = {}
+    for name, build, data in (
+        ("mlp512", build_wide_model, rows),
+        ("encoder", encoder_block.build_model, seqs),
+    ):
+        base = build()
+        quantized = build()
+        quantized.set_weights(base.get_weights())
+        quantized.quantize("int8")
+        for prefix, model in (("", base), ("int8 ", quantized)):
+            for batch in (256, 1):
+                key = f"{prefix}{name} predict batch {batch}"
+                part = data[:batch]
+                group = 3 if batch > 1 else 20
+                out[key] = Measure(lambda m=model, d=part: m.predict_on_batch(d), group=group)
+    return out
+
+
+def torch_int8_measures(x: np.ndarray, y: np.ndarray) -> dict[str, Measure] | None:
+    import int8_peers
+
+    return int8_peers.torch_measures(*_int8_inputs(x), len(os.sched_getaffinity(0)))
+
+
 # Each framework of a section's table: its worker's measures (None: not installed).
 FRAMEWORKS = {"kcompile": kcompile_measures, "PyTorch eager": torch_measures, "JAX": jax_measures}
 MIXED_FRAMEWORKS = {
@@ -302,7 +350,12 @@ MIXED_FRAMEWORKS = {
     "PyTorch eager": torch_mixed_measures,
     "JAX": jax_mixed_measures,
 }
-SECTIONS = {"models": FRAMEWORKS, "mixed": MIXED_FRAMEWORKS}
+INT8_FRAMEWORKS = {
+    "kcompile": kcompile_int8_measures,
+    "PyTorch eager": torch_int8_measures,
+    "JAX": lambda x, y: None,  # (JAX has no int8 model of its own to run here)
+}
+SECTIONS = {"models": FRAMEWORKS, "mixed": MIXED_FRAMEWORKS, "int8": INT8_FRAMEWORKS}
 # A measure whose call is shorter than this gets one untimed call at the start of each
 # block: its threads were asleep and its caches another framework's.
 BLOCK_WARMUP_BELOW = 0.05
@@ -801,13 +854,15 @@ def mixed_checks(
     return checks
 
 
-def mixed_table(results: Rounds, rows: list[MixedRow]) -> list[str]:
-    """One row per workload: kcompile's mixed-precision time, then per comparison its
-    time and the speedup (the median over the rounds of each round's speedup, with the
-    rounds' min–max), the targets and whether each was met."""
+def mixed_table(
+    results: Rounds, rows: list[MixedRow], ours: str = "kcompile mixed_bfloat16"
+) -> list[str]:
+    """One row per workload: kcompile's time (mixed precision, or ``ours``), then per
+    comparison its time and the speedup (the median over the rounds of each round's
+    speedup, with the rounds' min–max), the targets and whether each was met."""
     columns = list(dict.fromkeys(a.name for r in rows for a in r.against))
     heads = " | ".join(f"{n} | speedup over {n}" for n in columns)
-    lines = [f"| measure | kcompile mixed_bfloat16 | {heads} | target | met? |"]
+    lines = [f"| measure | {ours} | {heads} | target | met? |"]
     lines.append("|---" * (4 + 2 * len(columns)) + "|")
     ours = results["kcompile"]
     for row in rows:
@@ -1062,6 +1117,74 @@ def mixed_section(runs: int, rounds: int, repeats: int, cores: int, peer: str) -
     return lines
 
 
+# --- the int8 section (issue 29) -------------------------------------------------------
+
+
+def int8_target(features: Callable[[str], bool]) -> float | None:
+    """Issue 29's least speedup of int8 over kcompile's float32 at batch 256 on a CPU with
+    ``features``: 3x with AMX-INT8, 1.8x with VNNI alone; none without either (the int8
+    products then run on pmaddwd: ``codegen.library.int8_gemm``)."""
+    if features("amx-int8"):
+        return 3.0
+    if features("avx512vnni") or features("avxvnni"):
+        return 1.8
+    return None
+
+
+def int8_rows(target: float | None) -> list[MixedRow]:
+    """Predict at batch 256 (against kcompile's float32, ``target``, and PyTorch's dynamic
+    int8: kcompile faster) and at batch 1 (no slower than float32)."""
+
+    def row(model: str, label: str, batch: int, f32_target: float | None) -> MixedRow:
+        key = f"{model} predict batch {batch}"
+        f32 = Against("kcompile", key, "kcompile float32", f32_target)
+        torch = Against("PyTorch eager", f"int8 {key}", "PyTorch dynamic int8", 1.0)
+        digits = 2 if batch > 1 else 3
+        return MixedRow(f"int8 {key}", f"{label}, batch {batch}, ms", 1e3, digits, (f32, torch))
+
+    return [
+        row("mlp512", "MLP 784-512-512-10 predict", 256, target),
+        row("mlp512", "MLP 784-512-512-10 predict", 1, 1.0),
+        row("encoder", "Encoder block predict", 256, target),
+        row("encoder", "Encoder block predict", 1, 1.0),
+    ]
+
+
+def int8_section(runs: int, rounds: int, repeats: int, cores: int, peer: str) -> list[str]:
+    """Issue 29's table of ``runs`` interleaved runs: kcompile after
+    ``model.quantize("int8")`` against its own float32 and PyTorch's dynamic int8."""
+    from kcompile.codegen import host
+
+    features = host().has
+    target = int8_target(features)
+    rows = int8_rows(target)
+    engines = [
+        n for n, f in (("AMX-INT8", "amx-int8"), ("AVX512_VNNI", "avx512vnni")) if features(f)
+    ]
+    shown = f"{target:g}x" if target else "none (no integer engine: pmaddwd)"
+    lines = [
+        'kcompile after `model.quantize("int8")` against the same model in float32 and '
+        "PyTorch eager after `torch.ao.quantization.quantize_dynamic` (fbgemm), each with "
+        f"{cores} threads, interleaved as the model table is. The CPU's integer engines: "
+        f"{', '.join(engines) or 'none'}, so the float32 target at batch 256 is {shown}. "
+        "Speedup: the median over the rounds of (the other's median in the round / "
+        "kcompile int8's), with the rounds' (min–max); above 1, kcompile int8 is faster.",
+        "",
+    ]
+    results = []
+    for run in range(runs):
+        print(f"int8, run {run + 1} of {runs}: kcompile, torch ...", flush=True)
+        result, note = model_runs(rounds, repeats, cores, peer, "int8", mixed_keys(rows))
+        results.append(result)
+        if runs > 1:
+            lines += [f"### Run {run + 1} of {runs}", ""]
+        lines += [note, "", *mixed_table(result, rows, "kcompile int8"), ""]
+    if runs > 1:
+        per_run = [mixed_checks(r, rows) for r in results]
+        lines += ["### Targets in every run", "", *_agreement(per_run, "≥"), ""]
+    return lines
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=3)
@@ -1095,6 +1218,11 @@ def main() -> None:
         action="store_true",
         help="run only the mixed-precision section (issue 28's targets) and print its table",
     )
+    parser.add_argument(
+        "--int8-only",
+        action="store_true",
+        help="run only the int8 section (issue 29's targets) and print its table",
+    )
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     parser.add_argument("--arg", help=argparse.SUPPRESS)
     parser.add_argument("--section", default="models", help=argparse.SUPPRESS)
@@ -1113,9 +1241,10 @@ def main() -> None:
     started = time.time()
     peer = args.peer_python
     models = (args.runs, args.rounds, args.repeats, cores, peer)
-    if args.models_only or args.mixed_only:
+    if args.models_only or args.mixed_only or args.int8_only:
         lines = models_section(*models) if args.models_only else []
         lines += mixed_section(*models) if args.mixed_only else []
+        lines += int8_section(*models) if args.int8_only else []
         print(f"{cpu_name()}, {cores} cores")
         print("\n".join(lines))
         return
@@ -1130,6 +1259,7 @@ def main() -> None:
     )
     model_lines = models_section(*models)
     mixed_lines = mixed_section(*models)
+    int8_lines = int8_section(*models)
     peers_versions = run_worker("versions", 0, python=peer)
     print("the epoch loop ...", flush=True)
     loop = run_worker("epoch-loop", max(args.repeats, 5), threads=cores)
@@ -1161,6 +1291,9 @@ def main() -> None:
         "## Mixed precision (issue 28)",
         "",
         *mixed_lines,
+        "## Quantized inference (issue 29)",
+        "",
+        *int8_lines,
         "## The epoch loop (MLP train step, batch 32, µs per step over a whole epoch)",
         "",
         "| one native call per epoch | the step called per batch | `fit` | loop / step |",
