@@ -446,8 +446,12 @@ def test_a_layer_quantizes_only_when_asked():
         layer.quantize("int8")
     with pytest.raises(NotImplementedError, match="Layer Conv2D does not have a `quantize`"):
         layer.dtype_policy = "int8_from_float32"  # (as Keras: a policy quantizes)
-    layer.dtype_policy = "float32"
     assert layer.kernel.dtype == "float32"
+    model = keras.Sequential([keras.Input((5, 5, 2)), layer])  # (the float call, as Keras's)
+    x = np.ones((1, 5, 5, 2), np.float32)
+    want = conv_numpy(x, layer.kernel.numpy()) + layer.bias.numpy()
+    np.testing.assert_allclose(model.predict(x, verbose=0), want, rtol=1e-5, atol=1e-6)
+    layer.dtype_policy = "float32"
     layer.quantize("int8", convolutions=True)
     assert layer.kernel.dtype == "int8"
     with pytest.raises(ValueError, match="is already quantized"):

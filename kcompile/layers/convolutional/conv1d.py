@@ -45,7 +45,7 @@ class Conv1D(Conv2D):
         k = self.kernel_size[1]
         image = B.reshape(x, (n, 1, length, c))
         pads = (0, 0, self.dilation_rate[1] * (k - 1), 0) if self.causal else self.pads(image)
-        if self.quantization_mode == "int8":
+        if self.int8_quantized:
             y = self.int8_convolve(ctx, image, pads)
             return self.finish(ctx, B.reshape(y, (n, y.shape[2], self.filters)))
         kernel = ctx.weight(self.kernel)

@@ -108,7 +108,7 @@ class Conv2D(Layer):
         return channels // self.groups
 
     def call(self, ctx: TraceContext, x: Value) -> Value:
-        if self.quantization_mode == "int8":
+        if self.int8_quantized:
             return self.finish(ctx, self.int8_convolve(ctx, x, self.pads(x)))
         kernel = ctx.weight(self.kernel)
         if self.groups == 1:  # an implicit GEMM: no patch matrix
@@ -118,6 +118,14 @@ class Conv2D(Layer):
     def convolve(self, image: Value, kernel: Value, pads: tuple[int, ...]) -> Value:
         """``conv2d`` of an image [N, H, W, C] with a kernel [KH, KW, C, F]."""
         return B.conv2d(image, kernel, self.strides, self.dilation_rate, pads)
+
+    @property
+    def int8_quantized(self) -> bool:
+        """Whether the kernel is int8: under an int8 policy and quantized (a quantized
+        policy set on the layer without ``convolutions=True`` is refused by ``quantize``
+        after it is set, as in Keras, and leaves the float kernel, which the float call
+        keeps using)."""
+        return self.quantization_mode == "int8" and self._is_quantized
 
     def int8_convolve(self, ctx: TraceContext, image: Value, pads: tuple[int, ...]) -> Value:
         """The convolution of ``image`` [N, H, W, C] by the int8 kernel (``int8_conv``),
@@ -226,7 +234,7 @@ class Conv2D(Layer):
     def _keras_saved_order(self):
         # A quantized layer's variables saved as a quantized Dense's are (kernel, bias,
         # kernel_scale), whichever order quantize or build made them in.
-        if self.quantization_mode != "int8":
+        if not self.int8_quantized:
             return None
         return [v for v in (self.kernel, self.bias, self.kernel_scale) if v is not None]
 
