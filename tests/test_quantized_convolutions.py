@@ -399,6 +399,29 @@ def test_keras_file_round_trip(tmp_path, rng):
     np.testing.assert_array_equal(again.predict(x, verbose=0), model.predict(x, verbose=0))
 
 
+def test_quantized_cnn_exports_as_an_artifact(tmp_path, rng):
+    """``kcompile build``'s path: the int8 kernels travel in the artifact as bytes and
+    the loaded artifact predicts what the model does; ``summary`` runs."""
+    model = small_cnn()
+    quiet_quantize(model, "int8", convolutions=True)
+    model.summary(print_fn=lambda *a, **k: None)
+    x = rng.normal(size=(3, 10, 10, 3)).astype(np.float32)
+    model.compile("sgd", "mse")
+    want = model.predict(x, verbose=0)
+    model.export(tmp_path / "cnn_int8.kc", probe=x)
+    loaded = keras.load(tmp_path / "cnn_int8.kc")
+    np.testing.assert_array_equal(np.asarray(loaded.predict(x)), want)
+
+
+def test_filters_pick_the_convolutions():
+    model = small_cnn()
+    quiet_quantize(model, "int8", convolutions=True, filters=["c1", "d"])
+    assert model.get_layer("c2").quantization_mode is None
+    assert model.get_layer("c2").kernel.dtype == "float32"
+    assert model.get_layer("c1").dtype_policy.name == "int8_from_float32"
+    assert model.get_layer("d").kernel.dtype == "int8"
+
+
 def test_keras_refuses_the_file(tmp_path):
     """Needs Keras itself (its venv): Keras's Conv2D has no quantized variables, so it
     refuses kcompile's file of a quantized convolution rather than loading it wrong."""
