@@ -462,6 +462,17 @@ def test_plain_quantize_leaves_convolutions_float_with_keras_warning():
     assert model.get_layer("d").kernel.dtype == "int8"
 
 
+def test_plain_int4_leaves_convolutions_float_with_keras_warning():
+    """Keras quantizes no convolution to int4 either: they stay float, with its warning
+    (not refused as a layer Keras quantizes and kcompile does not)."""
+    model = small_cnn()
+    messages = quiet_quantize(model, "int4")
+    for kind, name in (("Conv2D", "c2"), ("Conv1D", "c1")):
+        assert f"Layer {kind} does not have a `quantize` method implemented." in messages
+        assert model.get_layer(name).quantization_mode is None
+    assert model.get_layer("d").quantization_mode == "int4"
+
+
 def test_a_layer_quantizes_only_when_asked():
     layer = layers.Conv2D(3, 2)
     layer.build((None, 5, 5, 2))

@@ -15,7 +15,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from kcompile import activations, constraints, quantizers, regularizers
+from kcompile import activations, constraints, regularizers
 from kcompile.ir import Value
 from kcompile.ir import build as B
 from kcompile.layers.convolutional import int8_conv
@@ -29,7 +29,7 @@ from kcompile.layers.layer import Layer, TraceContext
 from kcompile.utils.config_serialization import serialize_optional
 
 
-class Conv2D(Layer):
+class Conv2D(int8_conv.Int8Convolution, Layer):
     def __init__(
         self,
         filters: int,
@@ -119,27 +119,6 @@ class Conv2D(Layer):
         """``conv2d`` of an image [N, H, W, C] with a kernel [KH, KW, C, F]."""
         return B.conv2d(image, kernel, self.strides, self.dilation_rate, pads)
 
-    @property
-    def int8_quantized(self) -> bool:
-        """Whether the kernel is int8: under an int8 policy and quantized (a quantized
-        policy set on the layer without ``convolutions=True`` is refused by ``quantize``
-        after it is set, as in Keras, and leaves the float kernel, which the float call
-        keeps using)."""
-        return self.quantization_mode == "int8" and self._is_quantized
-
-    def int8_convolve(self, ctx: TraceContext, image: Value, pads: tuple[int, ...]) -> Value:
-        """The convolution of ``image`` [N, H, W, C] by the int8 kernel (``int8_conv``),
-        before bias and activation."""
-        kernel = ctx.weight(self.kernel)  # int8
-        if kernel.rank == 3:  # (Conv1D's [K, C, F]: a window of height 1)
-            kernel = B.reshape(kernel, (1, *kernel.shape))
-        return int8_conv.int8_convolution(
-            image,
-            kernel,
-            ctx.weight(self.kernel_scale),
-            lambda a, k: self.convolve(a, k, pads),
-        )
-
     def product(self, patches: Value, kernel: Value) -> Value:
         """The patches [..., taps * channels] times the kernel [*window, channels per
         group, filters]: one matrix product; with groups, each group's channels times its
@@ -182,61 +161,6 @@ class Conv2D(Layer):
         if self.bias is not None:
             y = y + ctx.weight(self.bias)
         return self.activation(y)
-
-    # --- int8, beyond Keras (``int8_conv``) ------------------------------------------------
-
-    def quantize(
-        self,
-        mode: Any = None,
-        type_check: bool = True,
-        config: Any = None,
-        convolutions: bool = False,
-    ) -> None:
-        """Keras's checks, then Keras's NotImplementedError (a model's ``quantize`` warns
-        and leaves the layer float) unless ``convolutions=True``, kcompile's opt-in: then
-        an int8 kernel and a ``kernel_scale`` per filter, the policy
-        ``int8_from_<policy>``."""
-        mode = quantizers.resolve_mode(mode, config)
-        quantizers.check_quantize_args(self, mode)
-        if not convolutions or (type_check and not int8_conv.quantizable(self)):
-            raise quantizers.not_implemented(self)
-        if mode != "int8":
-            raise quantizers.QuantizationNotSupported(
-                f"{type(self).__name__} '{self.name}': convolutions=True quantizes "
-                f"convolutions to int8 only, got mode={mode!r}"
-            )
-        old = self.kernel
-        int8_conv.refuse(self, old.shape)
-        int8_conv.check_config(self, config)  # (Keras's defaults only; not written)
-        values, scale = int8_conv.quantize_kernel(old.numpy())
-        self._forget_variable(old)
-        self.quantized_build(old.shape, mode)
-        self.kernel.assign(values)
-        self.kernel_scale.assign(scale)
-        if self.dtype_policy.quantization_mode is None:
-            self.dtype_policy = quantizers.quantized_policy(self, mode)
-
-    def quantized_build(self, kernel_shape: Any, mode: Any, config: Any = None) -> None:
-        """An int8 kernel and a float scale per filter, both frozen (as a quantized
-        Dense's)."""
-        if mode != "int8":
-            quantizers.refuse_mode(mode, f"{type(self).__name__} '{self.name}'")
-            raise quantizers.not_implemented(self, "quantized_build")
-        int8_conv.refuse(self, tuple(kernel_shape))
-        self.kernel = self.add_weight(
-            tuple(kernel_shape), "zeros", dtype="int8", trainable=False, name="kernel"
-        )
-        self.kernel_scale = self.add_weight(
-            (self.filters,), "ones", trainable=False, name="kernel_scale"
-        )
-        self._is_quantized = True
-
-    def _keras_saved_order(self):
-        # A quantized layer's variables saved as a quantized Dense's are (kernel, bias,
-        # kernel_scale), whichever order quantize or build made them in.
-        if not self.int8_quantized:
-            return None
-        return [v for v in (self.kernel, self.bias, self.kernel_scale) if v is not None]
 
     def get_config(self):
         return {

@@ -18,8 +18,10 @@ Dense (``kcompile.quantizers``):
   (``gradient_via``), as Keras's custom gradient of a quantized Dense.
 
 The IR's ``conv2d`` has strides, dilation and padding but no groups: a grouped
-convolution is refused, as is every other convolution layer (they stay float, with
-Keras's warning).
+convolution is refused; every other convolution layer stays float, with Keras's warning.
+
+``Int8Convolution`` holds the layer's side (``quantize``, ``quantized_build``, the call);
+Conv2D, and Conv1D through it, inherit it.
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ import numpy as np
 from kcompile import quantizers
 from kcompile.ir import Value
 from kcompile.ir import build as B
+from kcompile.layers.layer import TraceContext
 from kcompile.passes.int8_products import EXACT_I8_DEPTH
 
 # The axes of an image [N, H, W, C] a sample's inputs scale is taken over.
@@ -107,3 +110,88 @@ def int8_convolution(image: Value, kernel: Value, kernel_scale: Value, convolve:
     y = B.div(y, B.mul(kernel_scale, inputs_scale))
     proxy = convolve(image, quantizers.dequantized(kernel, kernel_scale, image.dtype))
     return B.gradient_via(y, proxy)
+
+
+class Int8Convolution:
+    """A Conv2D's (or Conv1D's) int8 quantization: Keras's ``quantize`` entry point,
+    which does nothing but Keras's checks and Keras's NotImplementedError unless
+    ``convolutions=True``.
+
+    A mixin rather than methods of Conv2D itself: ``kcompile.quantizers`` takes a class
+    that defines ``quantize`` itself for one of the layers Keras quantizes (and refuses it
+    under a mode kcompile does not compile for it, int4, rather than leave it float);
+    Conv2D is not one, so plain ``quantize("int4")`` leaves it float as Keras does."""
+
+    @property
+    def int8_quantized(self) -> bool:
+        """Whether the kernel is int8: under an int8 policy and quantized (a quantized
+        policy set on the layer without ``convolutions=True`` is refused by ``quantize``
+        after it is set, as in Keras, and leaves the float kernel, which the float call
+        keeps using)."""
+        return self.quantization_mode == "int8" and self._is_quantized
+
+    def int8_convolve(self, ctx: TraceContext, image: Value, pads: tuple[int, ...]) -> Value:
+        """The convolution of ``image`` [N, H, W, C] by the int8 kernel, before bias and
+        activation."""
+        kernel = ctx.weight(self.kernel)  # int8
+        if kernel.rank == 3:  # (Conv1D's [K, C, F]: a window of height 1)
+            kernel = B.reshape(kernel, (1, *kernel.shape))
+        return int8_convolution(
+            image,
+            kernel,
+            ctx.weight(self.kernel_scale),
+            lambda a, k: self.convolve(a, k, pads),
+        )
+
+    def quantize(
+        self,
+        mode: Any = None,
+        type_check: bool = True,
+        config: Any = None,
+        convolutions: bool = False,
+    ) -> None:
+        """Keras's checks, then Keras's NotImplementedError (a model's ``quantize`` warns
+        and leaves the layer float) unless ``convolutions=True``, kcompile's opt-in: then
+        an int8 kernel and a ``kernel_scale`` per filter, the policy
+        ``int8_from_<policy>``."""
+        mode = quantizers.resolve_mode(mode, config)
+        quantizers.check_quantize_args(self, mode)
+        if not convolutions or (type_check and not quantizable(self)):
+            raise quantizers.not_implemented(self)
+        if mode != "int8":
+            raise quantizers.QuantizationNotSupported(
+                f"{type(self).__name__} '{self.name}': convolutions=True quantizes "
+                f"convolutions to int8 only, got mode={mode!r}"
+            )
+        old = self.kernel
+        refuse(self, old.shape)
+        check_config(self, config)  # (Keras's defaults only; not written in the config)
+        values, scale = quantize_kernel(old.numpy())
+        self._forget_variable(old)
+        self.quantized_build(old.shape, mode)
+        self.kernel.assign(values)
+        self.kernel_scale.assign(scale)
+        if self.dtype_policy.quantization_mode is None:
+            self.dtype_policy = quantizers.quantized_policy(self, mode)
+
+    def quantized_build(self, kernel_shape: Any, mode: Any, config: Any = None) -> None:
+        """An int8 kernel and a float scale per filter, both frozen (as a quantized
+        Dense's)."""
+        if mode != "int8":
+            quantizers.refuse_mode(mode, f"{type(self).__name__} '{self.name}'")
+            raise quantizers.not_implemented(self, "quantized_build")
+        refuse(self, tuple(kernel_shape))
+        self.kernel = self.add_weight(
+            tuple(kernel_shape), "zeros", dtype="int8", trainable=False, name="kernel"
+        )
+        self.kernel_scale = self.add_weight(
+            (self.filters,), "ones", trainable=False, name="kernel_scale"
+        )
+        self._is_quantized = True
+
+    def _keras_saved_order(self):
+        # A quantized layer's variables saved as a quantized Dense's are (kernel, bias,
+        # kernel_scale), whichever order quantize or build made them in.
+        if not self.int8_quantized:
+            return None
+        return [v for v in (self.kernel, self.bias, self.kernel_scale) if v is not None]
