@@ -271,19 +271,19 @@ def layer_config(layer: Any, config: Any) -> Int8QuantizationConfig | Int4Quanti
     if isinstance(config, dict):
         name = config.get("class_name")
         if name not in _CONFIGS:
-            raise NotImplementedError(
+            raise QuantizationNotSupported(
                 f"{where}: quantization_config of class {name}: kcompile's quantized layers "
                 "take Keras's Int8QuantizationConfig or Int4QuantizationConfig"
             )
         config = _CONFIGS[name].from_config(config.get("config", {}))
     if not isinstance(config, tuple(_CONFIGS.values())):
-        raise NotImplementedError(
+        raise QuantizationNotSupported(
             f"{where}: quantization_config {config!r}: kcompile's quantized layers take "
             "Keras's Int8QuantizationConfig or Int4QuantizationConfig"
         )
     if isinstance(config, Int4QuantizationConfig):
         if config.weight_quantizer is not None or config.activation_quantizer is not None:
-            raise NotImplementedError(
+            raise QuantizationNotSupported(
                 f"{where}: an Int4QuantizationConfig with quantizers of its own: kcompile "
                 "quantizes int4 with Keras's defaults only (weight-only; per-channel abs-max "
                 "or grouped with zero points)"
@@ -294,7 +294,7 @@ def layer_config(layer: Any, config: Any) -> Int8QuantizationConfig | Int4Quanti
     if config.weight_quantizer is not None or (
         activation is not None and activation.get_config() != default
     ):
-        raise NotImplementedError(
+        raise QuantizationNotSupported(
             f"{where}: an Int8QuantizationConfig with quantizers "
             "of its own: kcompile quantizes with Keras's defaults only (per-channel abs-max "
             "kernels, per-row abs-max inputs)"

@@ -420,3 +420,14 @@ def test_pooling_layers_hold_no_layers_quantize_would_visit():
         model.quantize("int8")
     (dense,) = [layer for layer in model.layers if isinstance(layer, keras.layers.Dense)]
     assert dense.dtype_policy.name == "int8_from_float32"
+
+
+def test_a_custom_int8_config_is_refused_through_the_model():
+    """Quantizers of one's own are refused by model.quantize (not turned into Keras's
+    'does not have a quantize method' warning, which would leave the Dense float)."""
+    inputs = keras.Input((6,))
+    model = keras.Model(inputs, keras.layers.Dense(3)(inputs))
+    config = quantizers.Int8QuantizationConfig(weight_quantizer=quantizers.AbsMaxQuantizer(0))
+    with pytest.raises(NotImplementedError, match="quantizers of its own"):
+        model.quantize("int8", config=config)
+    assert model.layers[-1].dtype_policy.name == "float32"

@@ -730,8 +730,8 @@ class Model(StepMethods, Layer):
 
     def quantize(self, mode: Any = None, config: Any = None, filters: Any = None, **kwargs):
         """Keras's: each leaf layer (passing ``filters``) quantized in place; a layer
-        that does not quantize warns and stays in float. kcompile compiles ``"int8"``;
-        the other modes are refused naming why (``kcompile.quantizers``). Beyond Keras,
+        that does not quantize warns and stays in float. kcompile compiles ``"int8"`` and
+        ``"int4"``; the other modes are refused naming why (``kcompile.quantizers``). Beyond Keras,
         ``convolutions=True`` quantizes Conv1D and Conv2D layers to int8 too
         (docs/quantization.md)."""
         from kcompile.models.quantize import quantize_model
