@@ -86,7 +86,7 @@ def main() -> None:
             model.save(OUT / "quantization_functional.keras")
             configs["d1"] = model.get_layer("d1").get_config()
             lines: list[str] = []
-            model.summary(print_fn=lambda line, **_: lines.extend(line.splitlines()))
+            model.summary(print_fn=lambda line, lines=lines, **_: lines.extend(line.splitlines()))
             arrays["functional/summary_footer"] = np.array(
                 [line for line in lines if "params:" in line]
             )
