@@ -1103,14 +1103,25 @@ def mixed_section(runs: int, rounds: int, repeats: int, cores: int, peer: str) -
         "(min–max); above 1, kcompile under mixed_bfloat16 is faster.",
         "",
     ]
-    results = []
+    runs_of = (runs, rounds, repeats, cores, peer)
+    return lines + speedup_runs("mixed", rows, "kcompile mixed_bfloat16", *runs_of)
+
+
+def speedup_runs(
+    section: str, rows: list[MixedRow], ours: str, runs: int, rounds: int, repeats: int,
+    cores: int, peer: str,
+) -> list[str]:  # fmt: skip
+    """``runs`` interleaved runs of ``section``'s workers, each run's table of ``rows``
+    (kcompile's column headed ``ours``) and, with two or more, whether each target held
+    in every one."""
+    lines, results = [], []
     for run in range(runs):
-        print(f"mixed precision, run {run + 1} of {runs}: kcompile, torch, jax ...", flush=True)
-        result, note = model_runs(rounds, repeats, cores, peer, "mixed", mixed_keys(rows))
+        print(f"{section}, run {run + 1} of {runs} ...", flush=True)
+        result, note = model_runs(rounds, repeats, cores, peer, section, mixed_keys(rows))
         results.append(result)
         if runs > 1:
             lines += [f"### Run {run + 1} of {runs}", ""]
-        lines += [note, "", *mixed_table(result, rows), ""]
+        lines += [note, "", *mixed_table(result, rows, ours), ""]
     if runs > 1:
         per_run = [mixed_checks(r, rows) for r in results]
         lines += ["### Targets in every run", "", *_agreement(per_run, "≥"), ""]
@@ -1171,18 +1182,8 @@ def int8_section(runs: int, rounds: int, repeats: int, cores: int, peer: str) ->
         "kcompile int8's), with the rounds' (min–max); above 1, kcompile int8 is faster.",
         "",
     ]
-    results = []
-    for run in range(runs):
-        print(f"int8, run {run + 1} of {runs}: kcompile, torch ...", flush=True)
-        result, note = model_runs(rounds, repeats, cores, peer, "int8", mixed_keys(rows))
-        results.append(result)
-        if runs > 1:
-            lines += [f"### Run {run + 1} of {runs}", ""]
-        lines += [note, "", *mixed_table(result, rows, "kcompile int8"), ""]
-    if runs > 1:
-        per_run = [mixed_checks(r, rows) for r in results]
-        lines += ["### Targets in every run", "", *_agreement(per_run, "≥"), ""]
-    return lines
+    runs_of = (runs, rounds, repeats, cores, peer)
+    return lines + speedup_runs("int8", rows, "kcompile int8", *runs_of)
 
 
 def main() -> None:

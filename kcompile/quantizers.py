@@ -389,6 +389,31 @@ def quantized_policy(layer: Any, mode: str) -> Any:
     return dtype_policies.get(f"{mode}_from_{layer.dtype_policy.name}")
 
 
+def add_int4_variables(layer: Any, rows: int, columns: int, grouped: int | None) -> Any:
+    """Keras's int4 variables of a ``rows x columns`` kernel, made on ``layer`` in Keras's
+    order: the kernel (returned: the layer keeps it as ``_kernel``), (rows, ceil(columns
+    / 2)) int8, two values a byte; ``kernel_scale`` per column, or, in groups of
+    ``grouped`` rows, a (groups, columns) scale with an int8 ``kernel_zero`` and ``g_idx``
+    (each row's group, float32 as Keras keeps it)."""
+    kernel = layer.add_weight(
+        (rows, (columns + 1) // 2), "zeros", dtype="int8", trainable=False, name="kernel"
+    )
+    scale_shape = (-(-rows // grouped), columns) if grouped else (columns,)
+    layer.kernel_scale = layer.add_weight(scale_shape, "ones", trainable=False, name="kernel_scale")
+    if grouped:
+        layer.kernel_zero = layer.add_weight(
+            scale_shape, "zeros", dtype="int8", trainable=False, name="kernel_zero"
+        )
+        layer.g_idx = layer.add_weight((rows,), "zeros", trainable=False, name="g_idx")
+        layer.g_idx.assign(np.arange(rows, dtype=np.float32) // grouped)
+    return kernel
+
+
+def grouped_block_size(block_size: int | None) -> int | None:
+    """The rows of an int4 group, or None per channel (Keras's None and -1)."""
+    return block_size if block_size is not None and block_size > 0 else None
+
+
 def int4_block_size(layer: Any, config: Any = None) -> int | None:
     """Keras's ``get_block_size_for_layer``: the config's block size, else the layer's
     ``Int4DTypePolicy``'s (a layer loaded from a file), else None (per channel, as a

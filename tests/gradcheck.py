@@ -36,3 +36,22 @@ def assert_model_gradients(model, rng, batch: int, labels, inputs: dict | None =
         np.testing.assert_allclose(
             out[p.name], numeric_gradient(g, feeds, p.name), rtol=1e-4, atol=1e-6, err_msg=p.name
         )
+
+
+def input_gradient(model, x: np.ndarray, c: np.ndarray) -> np.ndarray:
+    """d(sum(model(x) * c))/dx by kcompile's autodiff on the reference interpreter (a
+    quantized model's custom input gradient, against Keras's or the float proxy's)."""
+    from kcompile.ir import DType, Graph, Interpreter, TensorType
+    from kcompile.ir import build as B
+    from kcompile.layers.layer import TraceContext
+    from kcompile.passes.autodiff import differentiate
+
+    graph = Graph("probe")
+    ctx = TraceContext(graph, training=False)
+    inp = graph.add_input("x", TensorType(DType.f32, x.shape), "data")
+    (out,) = model.trace(ctx, [inp])
+    weights = B.const_array(graph, c.ravel().tolist(), DType.f32, c.shape)
+    graph.set_outputs([("loss", B.reduce_sum(B.mul(B.cast(out, DType.f32), weights)))])
+    differentiate(graph, "loss", role="data")
+    feeds = {"x": x, **{v.name: var.value for var, v in ctx.weights.items()}}
+    return Interpreter(graph).run(feeds)["grad/x"]

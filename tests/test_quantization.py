@@ -18,6 +18,7 @@ import kcompile as keras
 from kcompile import quantizers
 from kcompile.models.quantize import leaf_layers
 from tests import quantization_programs as programs
+from tests.gradcheck import input_gradient
 
 FIXTURES = Path(__file__).parent / "keras_fixtures"
 FIX = np.load(FIXTURES / "quantization.npz")
@@ -103,30 +104,11 @@ def test_input_gradient_is_keras_custom_gradient(name):
     """``grad(sum(model(x) * c), x)``: through each quantized layer, the gradient of
     the float product with the dequantized kernel, as Keras's custom gradient."""
     model, x = quantized_model(name)
-    dx = _input_gradient(model, x, FIX[f"{name}/c"])
+    dx = input_gradient(model, x, FIX[f"{name}/c"])
     want = FIX[f"{name}/dx"]
     # (observed: within 2e-7 of the largest entry in float32, bit for bit in bf16)
     tol = BF16_STEP if name == "mixed_bfloat16" else 1e-6
     np.testing.assert_allclose(dx, want, atol=tol * np.abs(want).max(), rtol=0)
-
-
-def _input_gradient(model, x: np.ndarray, c: np.ndarray) -> np.ndarray:
-    """d(sum(model(x) * c))/dx, differentiated by kcompile's autodiff and run on the
-    reference interpreter."""
-    from kcompile.ir import DType, Graph, Interpreter, TensorType
-    from kcompile.ir import build as B
-    from kcompile.layers.layer import TraceContext
-    from kcompile.passes.autodiff import differentiate
-
-    graph = Graph("probe")
-    ctx = TraceContext(graph, training=False)
-    inp = graph.add_input("x", TensorType(DType.f32, x.shape), "data")
-    (out,) = model.trace(ctx, [inp])
-    weights = B.const_array(graph, c.ravel().tolist(), DType.f32, c.shape)
-    graph.set_outputs([("loss", B.reduce_sum(B.mul(B.cast(out, DType.f32), weights)))])
-    differentiate(graph, "loss", role="data")
-    feeds = {"x": x, **{v.name: var.value for var, v in ctx.weights.items()}}
-    return Interpreter(graph).run(feeds)["grad/x"]
 
 
 @pytest.mark.parametrize("name", NAMES)

@@ -18,6 +18,7 @@ import pytest
 import kcompile as keras
 from kcompile import layers
 from kcompile.passes.int8_products import EXACT_I8_DEPTH
+from tests.gradcheck import input_gradient
 
 EPS = np.float32(1e-7)  # Keras's epsilon in abs_max_quantize
 
@@ -307,24 +308,6 @@ def test_native_equals_reference_interpreter(rng):
             np.testing.assert_array_equal(got, want)
         else:
             np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
-
-
-def input_gradient(model, x: np.ndarray, c: np.ndarray) -> np.ndarray:
-    """d(sum(model(x) * c))/dx by kcompile's autodiff, on the reference interpreter."""
-    from kcompile.ir import DType, Graph, Interpreter, TensorType
-    from kcompile.ir import build as B
-    from kcompile.layers.layer import TraceContext
-    from kcompile.passes.autodiff import differentiate
-
-    graph = Graph("probe")
-    ctx = TraceContext(graph, training=False)
-    inp = graph.add_input("x", TensorType(DType.f32, x.shape), "data")
-    (out,) = model.trace(ctx, [inp])
-    weights = B.const_array(graph, c.ravel().tolist(), DType.f32, c.shape)
-    graph.set_outputs([("loss", B.reduce_sum(B.mul(B.cast(out, DType.f32), weights)))])
-    differentiate(graph, "loss", role="data")
-    feeds = {"x": x, **{v.name: var.value for var, v in ctx.weights.items()}}
-    return Interpreter(graph).run(feeds)["grad/x"]
 
 
 @pytest.mark.parametrize("name", list(GEOMETRIES))

@@ -214,6 +214,8 @@ SCALAR_RULES: dict[str, ScalarRule] = {
     "ceil": lambda b, m, a, t, attrs: b.call(m.intrinsic("llvm.ceil.f32"), [a[0]]),
     "round": lambda b, m, a, t, attrs: b.call(m.intrinsic("llvm.roundeven.f32"), [a[0]]),
     "stop_gradient": lambda b, m, a, t, attrs: a[0],
+    # (simplify removes it after autodiff; a pipeline without simplify lowers it so)
+    "gradient_via": lambda b, m, a, t, attrs: a[0],
     "not": lambda b, m, a, t, attrs: b.xor(a[0], ir.Constant(I8, 1)),
     "add": _arith("fadd", "add"),
     "sub": _arith("fsub", "sub"),

@@ -12,6 +12,8 @@ from kcompile.layers.convolutional.conv2d import Conv2D
 class Conv1D(Conv2D):
     """A 1-D convolution over [N, L, C]: a Conv2D of height 1."""
 
+    QUANTIZES_TO_INT8 = True  # (int8_conv.quantizable: this class, not its subclasses)
+
     def __init__(
         self,
         filters: int,

@@ -30,6 +30,8 @@ from kcompile.utils.config_serialization import serialize_optional
 
 
 class Conv2D(int8_conv.Int8Convolution, Layer):
+    QUANTIZES_TO_INT8 = True  # (int8_conv.quantizable: this class, not its subclasses)
+
     def __init__(
         self,
         filters: int,

@@ -43,11 +43,10 @@ SAMPLE_AXES = (1, 2, 3)
 
 def quantizable(layer: Any) -> bool:
     """Whether ``layer`` is a Conv1D or Conv2D itself (not a subclass: a subclass may
-    change the call, so it stays float, as Keras leaves subclasses of Dense)."""
-    from kcompile.layers.convolutional.conv1d import Conv1D
-    from kcompile.layers.convolutional.conv2d import Conv2D
-
-    return type(layer) in (Conv1D, Conv2D)
+    change the call, so it stays float, as Keras leaves subclasses of Dense): its class
+    itself, not a base, says ``QUANTIZES_TO_INT8`` (no import of those modules, which
+    import this one)."""
+    return vars(type(layer)).get("QUANTIZES_TO_INT8", False)
 
 
 def window_depth(kernel_shape: tuple[int, ...]) -> int:

@@ -5,8 +5,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import numpy as np
-
 from kcompile import activations, constraints, quantizers
 from kcompile.ir import DType, Value
 from kcompile.ir import build as B
@@ -152,21 +150,8 @@ class Dense(Layer):
         each input row's group (float32, as Keras keeps it)."""
         input_dim, units = kernel_shape
         block_size = quantizers.int4_block_size(self, config or self.quantization_config)
-        grouped = block_size is not None and block_size > 0
-        self._int4_block_size = block_size if grouped else None
-        self._kernel = self.add_weight(
-            (input_dim, (units + 1) // 2), "zeros", dtype="int8", trainable=False, name="kernel"
-        )
-        scale_shape = (-(-input_dim // block_size), units) if grouped else (units,)
-        self.kernel_scale = self.add_weight(
-            scale_shape, "ones", trainable=False, name="kernel_scale"
-        )
-        if grouped:
-            self.kernel_zero = self.add_weight(
-                scale_shape, "zeros", dtype="int8", trainable=False, name="kernel_zero"
-            )
-            self.g_idx = self.add_weight((input_dim,), "zeros", trainable=False, name="g_idx")
-            self.g_idx.assign(np.arange(input_dim, dtype=np.float32) // block_size)
+        self._int4_block_size = quantizers.grouped_block_size(block_size)
+        self._kernel = quantizers.add_int4_variables(self, input_dim, units, self._int4_block_size)
         self._is_quantized = True
 
     def _int4_call(self, ctx: TraceContext, x: Value) -> Value:

@@ -267,22 +267,9 @@ class EinsumDense(Layer):
         self.original_kernel_shape = tuple(kernel_shape)
         rows, columns = self._int4_flat_shape(kernel_shape)
         block_size = quantizers.int4_block_size(self, config or self.quantization_config)
-        grouped = block_size is not None and block_size != -1
-        self._int4_block_size = block_size if grouped else None
         self._int4_columns = columns
-        self._kernel = self.add_weight(
-            (rows, (columns + 1) // 2), "zeros", dtype="int8", trainable=False, name="kernel"
-        )
-        scale_shape = (-(-rows // block_size), columns) if grouped else (columns,)
-        self.kernel_scale = self.add_weight(
-            scale_shape, "ones", trainable=False, name="kernel_scale"
-        )
-        if grouped:
-            self.kernel_zero = self.add_weight(
-                scale_shape, "zeros", dtype="int8", trainable=False, name="kernel_zero"
-            )
-            self.g_idx = self.add_weight((rows,), "zeros", trainable=False, name="g_idx")
-            self.g_idx.assign(np.arange(rows, dtype=np.float32) // block_size)
+        self._int4_block_size = quantizers.grouped_block_size(block_size)
+        self._kernel = quantizers.add_int4_variables(self, rows, columns, self._int4_block_size)
         self._is_quantized = True
 
     def _int4_call(self, inputs: TracedTensor) -> TracedTensor:
