@@ -30,6 +30,7 @@ EXACT = {
     "round",
     "round_to",
     "stop_gradient",
+    "gradient_via",
     "not",
     "max",
     "min",
