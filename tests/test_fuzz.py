@@ -19,15 +19,16 @@ from kcompile.tools.fuzz.shrink import candidates, shrink
 from kcompile.tools.fuzz.spec import ModelSpec, infer_shapes, render
 
 # A few seeds of each, as a regression net in the suite's time; the fuzzer itself runs
-# for as long as it is given (`kcompile fuzz --minutes N`: docs/trust.md). (Seed 6 is
-# quantized to int8: a Dense and a MaxPooling1D, which model.quantize once stumbled on.)
-MODEL_SEEDS = range(8)
+# for as long as it is given (`kcompile fuzz --minutes N`: docs/trust.md). Seed 6 is
+# quantized to int8 (a Dense and a MaxPooling1D, which model.quantize once stumbled on);
+# seeds 3-5 and 7 left for the suite's time (~30 s of CPU), the fuzzer runs them.
+MODEL_SEEDS = (0, 1, 2, 6)
 GRAPH_SEEDS = range(40)
 # The quick tier (-m "not slow") runs the first seeds of each; the full suite all.
 QUICK_MODELS, QUICK_GRAPHS = 2, 15
 
 
-def _seeds(seeds: range, quick: int) -> list:
+def _seeds(seeds, quick: int) -> list:
     return [s if s < quick else pytest.param(s, marks=pytest.mark.slow) for s in seeds]
 
 

@@ -50,6 +50,9 @@ GROUP = 8
 # Below this many multiply-adds a product runs on the calling thread.
 PARALLEL_MIN_MACS = 1 << 16
 CHUNKS_PER_THREAD = 4
+# Chunks of C a thread, by rows: each chunk streams all of packed B through L2 once per
+# group of panels, so fewer, taller chunks read B fewer times.
+COMPUTE_CHUNKS_PER_THREAD = 4
 # Up to this many row tiles, whole panels of a B of rows (an even depth) are not packed:
 # the micro-kernel widens and pairs B's rows itself, in registers (a batch of one row
 # read each panel once: packing it was as long as the product).
@@ -433,8 +436,9 @@ def _igemm(module: ir.Module, t: IntTile) -> ir.Function:
     # Rows first (the packed B is shared); an epilogue that sums columns must own whole
     # columns: split by columns alone then.
     owned = b.icmp_unsigned("!=", b.and_(args["acc"], i64(COLUMNS_OWNED)), i64(0))
-    row_chunks = b.select(owned, i64(1), _min(b, row_tiles, wanted))
-    col_chunks = _min(b, panels, _ceil_div(b, wanted, row_chunks))
+    tiles_wanted = b.mul(threads, i64(COMPUTE_CHUNKS_PER_THREAD))
+    row_chunks = b.select(owned, i64(1), _min(b, row_tiles, tiles_wanted))
+    col_chunks = _min(b, panels, _ceil_div(b, tiles_wanted, row_chunks))
     _set(b, job, "row_chunks", row_chunks)
     _set(b, job, "col_chunks", col_chunks)
     ukrs = (
