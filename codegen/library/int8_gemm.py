@@ -51,8 +51,10 @@ GROUP = 8
 PARALLEL_MIN_MACS = 1 << 16
 CHUNKS_PER_THREAD = 4
 # Chunks of C a thread, by rows: each chunk streams all of packed B through L2 once per
-# group of panels, so fewer, taller chunks read B fewer times.
-COMPUTE_CHUNKS_PER_THREAD = 4
+# group of panels, so fewer, taller chunks read B fewer times (2 threads, interleaved in
+# one process, 256x784x512: 4 a thread 1430 us, 2 and 1 1309-1320 us; 2 keeps some
+# balance for a late thread).
+COMPUTE_CHUNKS_PER_THREAD = 2
 # Up to this many row tiles, whole panels of a B of rows (an even depth) are not packed:
 # the micro-kernel widens and pairs B's rows itself, in registers (a batch of one row
 # read each panel once: packing it was as long as the product).
