@@ -31,7 +31,8 @@ from kcompile.passes.rewrite import rebuild
 
 I8 = DType.i8
 # A matmul's operands stay in bytes and the product sums them in int32 (``kc_igemm``);
-# off: the f32 products below (only to measure against).
+# off: the f32 products below (only to measure against; the prepared-graph cache does not
+# key on it: measure with KCOMPILE_CACHE=0).
 INTEGER_KERNEL = True
 # 1024 products of magnitude at most 128 * 128 sum to at most 2**24 in magnitude: every
 # partial sum is an integer f32 holds exactly.
