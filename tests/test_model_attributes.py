@@ -250,3 +250,21 @@ def test_input_spec_is_kerass_and_a_layers_own_spec_is_checked():
         Sequence3D()(keras.Input((4,)))
     with pytest.raises(ValueError, match="expected ndim=3, found ndim=2"):
         Sequence3D()(np.ones((2, 4), np.float32))
+
+
+def test_summary_counts_each_weight_in_its_dtypes_bytes():
+    """Keras 3.15.1's footer for this model under the "bfloat16" policy (its weights
+    bf16: 2 bytes a value) reads 52 params, 104 bytes: 88 trainable, 16 not."""
+    keras.mixed_precision.set_global_policy("bfloat16")
+    try:
+        model = keras.Sequential(
+            [keras.Input((8,)), keras.layers.Dense(4), keras.layers.BatchNormalization()]
+        )
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
+    lines = []
+    model.summary(print_fn=lines.append)
+    footer = "\n".join(lines)
+    assert " Total params: 52 (104.00 B)" in footer
+    assert " Trainable params: 44 (88.00 B)" in footer
+    assert " Non-trainable params: 8 (16.00 B)" in footer

@@ -100,7 +100,17 @@ def summary_text(model, functional: bool) -> str:
     return "\n".join(lines)
 
 
-def _weight_bytes(var) -> int:
-    """Bytes of a weight as Keras counts them: 1 per value of an int8 weight, 4 of any
-    other (kcompile's narrow-float weights counted as their float32 arrays, as before)."""
-    return int(var.value.size) * (1 if var.dtype == "int8" else 4)
+# Bits a value of each dtype takes, as Keras's summary counts them (its DTYPE_TO_SIZE).
+DTYPE_BITS = {
+    **dict.fromkeys(("float16", "bfloat16", "int16", "uint16"), 16),
+    **dict.fromkeys(("float32", "int32", "uint32"), 32),
+    **dict.fromkeys(("float64", "int64", "uint64"), 64),
+    **dict.fromkeys(("int8", "uint8"), 8),
+    "bool": 1,
+}
+
+
+def _weight_bytes(var) -> float:
+    """Bytes of a weight as Keras counts them: its values in its dtype's size (an int8
+    kernel 1 byte a value, a bfloat16 weight 2, a bool an eighth)."""
+    return int(var.value.size) * DTYPE_BITS.get(str(var.dtype), 32) / 8
