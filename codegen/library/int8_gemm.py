@@ -49,6 +49,8 @@ I16 = ir.IntType(16)
 GROUP = 8
 # Below this many multiply-adds a product runs on the calling thread.
 PARALLEL_MIN_MACS = 1 << 16
+# Chunks of the packing a thread (A's rows, B's panels): more than the threads, so a late
+# thread is not waited for.
 CHUNKS_PER_THREAD = 4
 # Chunks of C a thread, by rows: each chunk streams all of packed B through L2 once per
 # group of panels, so fewer, taller chunks read B fewer times (2 threads, interleaved in
