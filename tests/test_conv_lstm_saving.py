@@ -4,18 +4,14 @@ each side loads the other's files."""
 from __future__ import annotations
 
 import io
-import os
-import subprocess
 import zipfile
-from pathlib import Path
 
 import numpy as np
 import pytest
 
 import kcompile as keras
 from kcompile import layers
-
-KERAS_PYTHON = os.environ.get("KERAS_ORACLE_PYTHON", "/work/kenv/bin/python")
+from tests.keras_oracle import run_in_keras
 
 
 @pytest.mark.slow
@@ -35,14 +31,12 @@ def test_conv_lstm_round_trips_with_keras_layout(tmp_path):
         assert [group[k].shape for k in sorted(group, key=int)] == [
             w.shape for w in lstm.get_weights()
         ]
-    if not Path(KERAS_PYTHON).exists():
-        pytest.skip(f"no Keras to load the file ({KERAS_PYTHON})")
     np.save(tmp_path / "x.npy", x)
     script = (
         "import keras, numpy as np, sys; d = sys.argv[1]; "
         "m = keras.saving.load_model(d + '/convlstm.keras'); "
         "np.save(d + '/y.npy', m.predict(np.load(d + '/x.npy'), verbose=0))"
     )
-    env = {**os.environ, "KERAS_BACKEND": "jax"}
-    subprocess.run([KERAS_PYTHON, "-c", script, str(tmp_path)], check=True, env=env)
+    result = run_in_keras(script, tmp_path, str(tmp_path))
+    assert result.returncode == 0, result.stderr[-2000:]
     np.testing.assert_allclose(np.load(tmp_path / "y.npy"), want, rtol=1e-5, atol=1e-6)

@@ -19,6 +19,7 @@ from kcompile import quantizers
 from kcompile.models.quantize import leaf_layers
 from tests import quantization_programs as programs
 from tests.gradcheck import input_gradient
+from tests.keras_oracle import run_in_keras
 
 FIXTURES = Path(__file__).parent / "keras_fixtures"
 FIX = np.load(FIXTURES / "quantization.npz")
@@ -198,11 +199,6 @@ def test_kcompile_file_has_keras_layout_and_config(tmp_path):
 
 def test_kcompile_file_loads_in_keras(tmp_path):
     """Needs Keras itself (its venv): the file kcompile wrote, loaded by Keras 3."""
-    import subprocess
-
-    python = Path("/work/kenv/bin/python")
-    if not python.exists():
-        pytest.skip("Keras's venv (/work/kenv) is not installed")
     model, x = quantized_model("functional")
     path = tmp_path / "q.keras"
     model.save(path)
@@ -214,13 +210,7 @@ def test_kcompile_file_loads_in_keras(tmp_path):
         "print(d.dtype_policy.name, d.kernel.dtype);"
         f"np.save(r'{tmp_path / 'y.npy'}', m.predict(np.load(r'{tmp_path / 'x.npy'}'), verbose=0))"
     )
-    result = subprocess.run(
-        [str(python), "-c", script],
-        capture_output=True,
-        text=True,
-        env={"KERAS_BACKEND": "jax", "PATH": "/usr/bin:/bin"},
-        cwd=tmp_path,
-    )
+    result = run_in_keras(script, tmp_path)
     assert result.returncode == 0, result.stderr[-2000:]
     assert "int8_from_float32 int8" in result.stdout
     np.testing.assert_allclose(

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import io
 import json
-import subprocess
 import warnings
 import zipfile
 from pathlib import Path
@@ -23,12 +22,12 @@ from kcompile import quantizers
 from kcompile.models.quantize import leaf_layers
 from tests import quantization_int4_programs as programs
 from tests.gradcheck import input_gradient
+from tests.keras_oracle import run_in_keras
 
 FIXTURES = Path(__file__).parent / "keras_fixtures"
 FIX = np.load(FIXTURES / "quantization_int4.npz")
 CONFIGS = json.loads(str(FIX["configs"]))
 NAMES = list(programs.CASES)
-KERAS_PYTHON = Path("/work/kenv/bin/python")
 
 
 def fixture(name: str, prefix: str) -> list[np.ndarray]:
@@ -233,8 +232,6 @@ def test_kcompile_file_has_keras_layout_and_loads_back(name, tmp_path):
 def test_kcompile_file_loads_in_keras(name, tmp_path):
     """Needs Keras itself (its venv): the file kcompile wrote, loaded by Keras 3, gives
     Keras's policy, weights and predictions."""
-    if not KERAS_PYTHON.exists():
-        pytest.skip("Keras's venv (/work/kenv) is not installed")
     model, x = quantized_model(name)
     path = tmp_path / "q.keras"
     model.save(path)
@@ -246,13 +243,7 @@ def test_kcompile_file_loads_in_keras(name, tmp_path):
         f"np.savez(r'{tmp_path / 'out.npz'}', *m.get_weights(),"
         f" y=m.predict(np.load(r'{tmp_path / 'x.npy'}'), verbose=0))"
     )
-    result = subprocess.run(
-        [str(KERAS_PYTHON), "-c", script],
-        capture_output=True,
-        text=True,
-        env={"KERAS_BACKEND": "jax", "PATH": "/usr/bin:/bin"},
-        cwd=tmp_path,
-    )
+    result = run_in_keras(script, tmp_path)
     assert result.returncode == 0, result.stderr[-2000:]
     policies = sorted({x.dtype_policy.name for x in _quantized_layers(model)})
     assert str(policies) in result.stdout

@@ -19,6 +19,7 @@ import kcompile as keras
 from kcompile import layers
 from kcompile.passes.int8_products import EXACT_I8_DEPTH
 from tests.gradcheck import input_gradient
+from tests.keras_oracle import run_in_keras
 
 EPS = np.float32(1e-7)  # Keras's epsilon in abs_max_quantize
 
@@ -408,23 +409,11 @@ def test_filters_pick_the_convolutions():
 def test_keras_refuses_the_file(tmp_path):
     """Needs Keras itself (its venv): Keras's Conv2D has no quantized variables, so it
     refuses kcompile's file of a quantized convolution rather than loading it wrong."""
-    import subprocess
-    from pathlib import Path
-
-    python = Path("/work/kenv/bin/python")
-    if not python.exists():
-        pytest.skip("Keras's venv (/work/kenv) is not installed")
     model = keras.Sequential([keras.Input((6, 6, 2)), layers.Conv2D(3, 3, name="c")])
     quiet_quantize(model, "int8", convolutions=True)
     path = tmp_path / "c.keras"
     model.save(path)
-    result = subprocess.run(
-        [str(python), "-c", f"import keras; keras.saving.load_model(r'{path}')"],
-        capture_output=True,
-        text=True,
-        env={"KERAS_BACKEND": "jax", "PATH": "/usr/bin:/bin"},
-        cwd=tmp_path,
-    )
+    result = run_in_keras(f"import keras; keras.saving.load_model(r'{path}')", tmp_path)
     assert result.returncode != 0
     assert "Layer 'c' expected 2 variables, but received 3 variables" in result.stderr
 
