@@ -389,6 +389,20 @@ def quantized_policy(layer: Any, mode: str) -> Any:
     return dtype_policies.get(f"{mode}_from_{layer.dtype_policy.name}")
 
 
+def saved_order(layer: Any, kernel: Any) -> list | None:
+    """A quantized Dense's or EinsumDense's variables in the order Keras's
+    ``variable_serialization_spec`` saves them: ``kernel`` (the layer's packed or int8
+    one), bias, kernel_scale, then (int4 in groups) kernel_zero and g_idx; None for a
+    float layer (saved in the order it made them)."""
+    if layer.quantization_mode not in ("int8", "int4"):
+        return None
+    extra = ()
+    if layer.quantization_mode == "int4":
+        extra = (getattr(layer, "kernel_zero", None), getattr(layer, "g_idx", None))
+    own = (kernel, layer.bias, layer.kernel_scale, *extra)
+    return [v for v in own if v is not None]
+
+
 def add_int4_variables(layer: Any, rows: int, columns: int, grouped: int | None) -> Any:
     """Keras's int4 variables of a ``rows x columns`` kernel, made on ``layer`` in Keras's
     order: the kernel (returned: the layer keeps it as ``_kernel``), (rows, ceil(columns

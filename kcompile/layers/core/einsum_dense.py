@@ -350,15 +350,7 @@ class EinsumDense(Layer):
         return self.activation(result) if self.activation is not None else result
 
     def _keras_saved_order(self):
-        """Keras's ``variable_serialization_spec``: kernel, bias, kernel_scale, then
-        (int4 in groups) kernel_zero and g_idx."""
-        if self.quantization_mode not in ("int8", "int4"):
-            return None
-        extra = (getattr(self, "kernel_zero", None), getattr(self, "g_idx", None))
-        if self.quantization_mode == "int8":
-            extra = ()
-        own = (self._kernel, self.bias, self.kernel_scale, *extra)
-        return [v for v in own if v is not None]
+        return quantizers.saved_order(self, self._kernel)
 
     def _set_quantization_info(self) -> None:
         if hasattr(self, "_input_reduced_axes"):
