@@ -283,19 +283,26 @@ def _transpose(b: ir.IRBuilder, rows: list[ir.Value], width: int) -> list[ir.Val
     return rows
 
 
+def _packing(module: ir.Module, name: str) -> tuple[ir.Function, ir.IRBuilder]:
+    """An internal ``void name(i64 kc, i64 ncols, ptr B, i64 rsB, i64 csB, ptr dst)``
+    (a packing of B into panels; source and panels never overlap) and a builder at its
+    entry."""
+    ftype = ir.FunctionType(ir.VoidType(), [I64, I64, PTR, I64, I64, PTR])
+    fn = ir.Function(module, ftype, name)
+    fn.linkage = "internal"
+    fn.args[2].add_attribute("noalias")
+    fn.args[5].add_attribute("noalias")
+    return fn, ir.IRBuilder(fn.append_basic_block("entry"))
+
+
 def _pack_b(module: ir.Module, t: Tile, rounded: bool = False) -> ir.Function:
     """``void pack(i64 kc, i64 ncols, ptr B, i64 rsB, i64 csB, ptr dst)``: ``kc`` rows of
     ``ncols`` columns of B into panels of ``kc x NR``, the last one zero padded; with
     ``rounded`` (``kc_pack_b_round``), each element then rounded to bf16 in place, while
     the panels are in cache (``ROUND_B``)."""
     vec = _vec(t)
-    name = "kc_pack_b_round" if rounded else "kc_pack_b"
-    fn = ir.Function(module, ir.FunctionType(ir.VoidType(), [I64, I64, PTR, I64, I64, PTR]), name)
-    fn.linkage = "internal"
+    fn, b = _packing(module, "kc_pack_b_round" if rounded else "kc_pack_b")
     kc, ncols, src_b, rs, cs, dst = fn.args
-    src_b.add_attribute("noalias")
-    dst.add_attribute("noalias")
-    b = ir.IRBuilder(fn.append_basic_block("entry"))
     panels = b.udiv(b.add(ncols, i64(t.nr - 1)), i64(t.nr))
     with for_range(b, panels, "p") as p:
         col0 = b.mul(p, i64(t.nr))
@@ -346,14 +353,8 @@ def _pack_b_i8(module: ir.Module, t: Tile) -> ir.Function:
     other strides element by element (a quantized kernel is read by rows)."""
     vec = _vec(t)
     ints = ir.VectorType(I8, t.vw)
-    fn = ir.Function(
-        module, ir.FunctionType(ir.VoidType(), [I64, I64, PTR, I64, I64, PTR]), "kc_pack_b_i8"
-    )
-    fn.linkage = "internal"
+    fn, b = _packing(module, "kc_pack_b_i8")
     kc, ncols, src_b, rs, cs, dst = fn.args
-    src_b.add_attribute("noalias")
-    dst.add_attribute("noalias")
-    b = ir.IRBuilder(fn.append_basic_block("entry"))
     panels = b.udiv(b.add(ncols, i64(t.nr - 1)), i64(t.nr))
     with for_range(b, panels, "p") as p:
         col0 = b.mul(p, i64(t.nr))
