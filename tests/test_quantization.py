@@ -18,6 +18,7 @@ import kcompile as keras
 from kcompile import quantizers
 from kcompile.models.quantize import leaf_layers
 from tests import quantization_programs as programs
+from tests.fixture_arrays import numbered
 from tests.gradcheck import input_gradient
 from tests.keras_oracle import run_in_keras
 
@@ -27,18 +28,10 @@ NAMES = list(programs.PROGRAMS)
 BF16_STEP = 2.0**-8
 
 
-def fixture(name: str, prefix: str) -> list[np.ndarray]:
-    out, k = [], 0
-    while f"{name}/{prefix}{k}" in FIX.files:
-        out.append(FIX[f"{name}/{prefix}{k}"])
-        k += 1
-    return out
-
-
 def quantized_model(name: str):
     """The program's model with Keras's float weights, quantized; and its input."""
     model, _ = programs.PROGRAMS[name](keras)
-    model.set_weights(fixture(name, "w"))
+    model.set_weights(numbered(FIX, name, "w"))
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         model.quantize("int8")
@@ -56,7 +49,7 @@ def int8_step(model, x) -> np.ndarray:
 @pytest.mark.parametrize("name", NAMES)
 def test_quantized_weights_match_keras(name):
     model, _ = quantized_model(name)
-    want = fixture(name, "q")
+    want = numbered(FIX, name, "q")
     got = model.get_weights()
     assert len(got) == len(want)
     for path, g, w in zip(FIX[f"{name}/q_paths"], got, want):
@@ -123,7 +116,7 @@ def test_one_sgd_step_matches_keras(name):
     tol = 2e-2 if name == "mixed_bfloat16" else 1e-5
     np.testing.assert_allclose(loss, FIX[f"{name}/loss"], rtol=tol)
     moved = 0
-    for v, b, a, w in zip(model.weights, before, model.get_weights(), fixture(name, "t")):
+    for v, b, a, w in zip(model.weights, before, model.get_weights(), numbered(FIX, name, "t")):
         if _quantized_variable(v):
             np.testing.assert_array_equal(a, b, err_msg=v.path)  # frozen, as in Keras
         elif v.trainable:
@@ -171,7 +164,7 @@ def test_keras_file_loads_with_the_same_predictions():
     want = FIX["functional/y"]
     got = model.predict(FIX["functional/x"], verbose=0)
     np.testing.assert_allclose(got, want, rtol=2e-6, atol=1e-6)
-    np.testing.assert_array_equal(d1.kernel.numpy(), fixture("functional", "q")[1])
+    np.testing.assert_array_equal(d1.kernel.numpy(), numbered(FIX, "functional", "q")[1])
 
 
 def test_kcompile_file_has_keras_layout_and_config(tmp_path):

@@ -21,6 +21,7 @@ import kcompile as keras
 from kcompile import quantizers
 from kcompile.models.quantize import leaf_layers
 from tests import quantization_int4_programs as programs
+from tests.fixture_arrays import numbered
 from tests.gradcheck import input_gradient
 from tests.keras_oracle import run_in_keras
 
@@ -30,20 +31,12 @@ CONFIGS = json.loads(str(FIX["configs"]))
 NAMES = list(programs.CASES)
 
 
-def fixture(name: str, prefix: str) -> list[np.ndarray]:
-    out, k = [], 0
-    while f"{name}/{prefix}{k}" in FIX.files:
-        out.append(FIX[f"{name}/{prefix}{k}"])
-        k += 1
-    return out
-
-
 def quantized_model(name: str):
     """The case's model with Keras's float weights, quantized as the case asks; and its
     input."""
     program, block_size = programs.CASES[name]
     model, _ = program(keras)
-    model.set_weights(fixture(name, "w"))
+    model.set_weights(numbered(FIX, name, "w"))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # (InputLayer, Reshape: Keras's warnings)
         programs.quantize(keras, model, block_size)
@@ -59,7 +52,7 @@ def test_int4_weights_match_keras(name):
     """Packed bytes, scales, zero points and g_idx bit for bit; names, order, dtypes and
     trainable flags as Keras lists them."""
     model, _ = quantized_model(name)
-    want = fixture(name, "q")
+    want = numbered(FIX, name, "q")
     got = model.get_weights()
     assert len(got) == len(want)
     for path, g, w in zip(FIX[f"{name}/q_paths"], got, want):
@@ -197,7 +190,7 @@ def test_keras_file_loads_with_the_same_predictions():
     model = keras.saving.load_model(FIXTURES / "quantization_int4.keras")
     d1 = model.get_layer("d1")
     assert d1.dtype_policy.name == "int4/128_from_float32" and d1.quantization_mode == "int4"
-    want = fixture("mlp_default", "q")
+    want = numbered(FIX, "mlp_default", "q")
     for g, w in zip(model.get_weights(), want):
         np.testing.assert_array_equal(g, w)
     got = np.asarray(model.predict(FIX["mlp_default/x"], verbose=0))
