@@ -117,3 +117,25 @@ def test_bf16_products_on_amx_are_read_against_amxs_peak():
     text = result.text()
     assert "AMX-BF16 peak 4096 GFLOP/s" in text
     assert (" amx" in text) == has_engine(host().has)
+
+
+def test_int8_products_are_read_against_the_integer_multiply_adds_peak(monkeypatch):
+    """A quantized Dense's product on kc_igemm (both operands bytes) is read against the
+    integer multiply-adds' peak, twice the FMAs'; held in f32 (``INTEGER_KERNEL`` off) it
+    runs on the FMAs and is read against their peak."""
+    from kcompile.passes import int8_products
+    from kcompile.tools.machine import Machine
+
+    model = keras.Sequential([keras.Input(shape=(64,)), layers.Dense(32), layers.Dense(4)])
+    model.compile(loss="mse", optimizer="sgd")
+    model.quantize("int8")
+    engines = {}
+    for integer_kernel in (True, False):
+        monkeypatch.setattr(int8_products, "INTEGER_KERNEL", integer_kernel)
+        result = inspect.profile_step(model, "predict", batch=16, calls=2)
+        engines[integer_kernel] = {work[2] for work in result.work.values() if work[0]}
+    assert engines == {True: {"madd_i8"}, False: {"fma_i8"}}
+    fake = Machine(ghz=2.0, cores=2, lanes=8, copy_gbs=10.0)
+    assert fake.engine_peak("madd_i8") == 2 * fake.engine_peak("fma") == 2 * fake.peak_gflops
+    result.machine = fake
+    assert " i8" in result.text()

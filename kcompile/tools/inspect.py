@@ -242,7 +242,8 @@ class KernelProfile:
     def _rate(self, name: str, seconds: float) -> str:
         """GFLOP/s of a product (with its share of the peak of the unit it ran on: the
         FMA peak, or AMX's for bf16 products on the tiles, marked "amx"; int8 products,
-        exact on the FMAs, marked "i8"), else GB/s of
+        marked "i8", against the integer multiply-adds' peak, or the FMAs' when held in
+        f32), else GB/s of
         the bytes the kernel reads and writes (with its share of the measured copy
         bandwidth)."""
         flops, nbytes, engine = self.work.get(name, (0.0, 0.0, "fma"))
@@ -252,7 +253,7 @@ class KernelProfile:
         if flops:
             rate = flops / per_call / 1e9
             peak = f" {rate / self.machine.engine_peak(engine):>4.0%}" if self.machine else ""
-            unit = {"amx_bf16": " amx", "fma_i8": " i8"}.get(engine, "")
+            unit = {"amx_bf16": " amx", "fma_i8": " i8", "madd_i8": " i8"}.get(engine, "")
             return f"{rate:7.1f} GFLOP/s{peak}{unit}"
         rate = nbytes / per_call / 1e9
         peak = f" {rate / self.machine.copy_gbs:>4.0%}" if self.machine else ""
@@ -339,7 +340,9 @@ def _work(node, batch: int) -> tuple[float, float, str]:
         if n.op == "batch_matmul" and batch_on_bf16_engine(n):
             engine = "amx_bf16"
         if n.op == "matmul" and n.attrs.get("precision") == "i8":
-            engine = "fma_i8"  # a quantized layer's int8 product, exact on the f32 FMAs
+            # A quantized layer's int8 product: on kc_igemm's integer multiply-adds when
+            # both operands are bytes, else exact in f32 on the FMAs.
+            engine = "madd_i8" if n.inputs[0].dtype is DType.i8 else "fma_i8"
         if n.op in ("matmul", "batch_matmul"):
             # Every element of A meets each output column once, whichever axes are
             # contracted (a weight gradient contracts the batch with its rows).

@@ -39,11 +39,16 @@ class Machine:
         return self.cores * self.lanes * 2 * FMA_UNITS * self.ghz
 
     def engine_peak(self, engine: str) -> float:
-        """GFLOP/s peak of the unit a product ran on: ``"fma"`` (f32 vector FMAs; int8
-        products run there too, ``"fma_i8"``, exact in f32: ``passes.int8_products``) or
-        ``"amx_bf16"`` (AMX tiles, 1,024 flops a cycle a core)."""
+        """GFLOP/s (or integer GOP/s) peak of the unit a product ran on: ``"fma"`` (f32
+        vector FMAs; int8 products held in f32 run there too, ``"fma_i8"``, exact:
+        ``passes.int8_products``), ``"madd_i8"`` (``kc_igemm``'s integer multiply-adds:
+        ``pmaddwd`` does two products and their sum per 32-bit lane, on as many units as
+        the FMAs, so twice their rate) or ``"amx_bf16"`` (AMX tiles, 1,024 flops a cycle a
+        core)."""
         if engine == "amx_bf16":
             return self.cores * AMX_BF16_FLOPS_PER_CYCLE * self.ghz
+        if engine == "madd_i8":
+            return 2 * self.peak_gflops
         return self.peak_gflops
 
     def describe(self) -> str:
