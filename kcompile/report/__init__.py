@@ -1,0 +1,2 @@
+"""``kcompile report``: one self-contained HTML page of a model's graphs at every stage,
+what each pass changed, the memory plan and the kernel profile."""
