@@ -326,6 +326,17 @@ def zeros(graph: Graph, type: TensorType) -> Value:
     return const(graph, 0, type.dtype, type.shape)
 
 
+def dequantize_int4(packed: Value, columns: int, grouped: Sequence[Value] = ()) -> Value:
+    """An int4 kernel's f32 values (``ir.ops.int4``): the nibbles of ``packed``, or with
+    ``grouped`` = (scale, zero, g_idx) each row's ``(q - zero) * scale``."""
+    return packed.graph.emit1("dequantize_int4", [packed, *grouped], columns=int(columns))
+
+
+def matmul_int4(a: Value, kernel: Sequence[Value], columns: int) -> Value:
+    """``a · dequantize_int4(*kernel)`` with the kernel unpacked as the product packs it."""
+    return a.graph.emit1("matmul_int4", [a, *kernel], columns=int(columns))
+
+
 def stop_gradient(x: Value) -> Value:
     return x.graph.emit1("stop_gradient", [x])
 

@@ -23,7 +23,7 @@ def product_dims(node: Node, a_shape: tuple | None = None, b_shape: tuple | None
     own operands unless their shapes are given)."""
     a_shape = a_shape if a_shape is not None else node.inputs[0].shape
     b_shape = b_shape if b_shape is not None else node.inputs[1].shape
-    return (a_shape[-1], b_shape[0] if node.attrs["transpose_b"] else b_shape[-1])
+    return (a_shape[-1], b_shape[0] if node.attrs.get("transpose_b") else b_shape[-1])
 
 
 def conv_depth(node: Node) -> int:

@@ -18,8 +18,8 @@ rows, other columns), is quantized per channel (``abs_max_quantize`` to [-8, 7],
 divisor per column) or, Keras's default, in groups of ``block_size`` rows
 (``abs_max_quantize_grouped_with_zero_point``: a multiplier and an int8 zero point per
 group and column), then two values a byte along the columns (``pack_int4``). A call
-unpacks the nibbles in the graph (``unpack_int4_in_graph``, exact float arithmetic)
-and multiplies in float.
+reads the kernel through ``dequantize_int4`` (``dequantize_int4_in_graph``) and
+multiplies in float; compiled, the product unpacks the nibbles as it packs B.
 
 ``"float8"`` (delayed scaling with amax histories updated by gradients) and
 ``"gptq"``/``"awq"`` (calibration algorithms) are refused by ``refuse_mode`` with the
@@ -36,6 +36,7 @@ import numpy as np
 from kcompile.dtype_policies import QUANTIZATION_MODES
 from kcompile.ir import DType, Value
 from kcompile.ir import build as B
+from kcompile.ir.ops import int4 as int4_ops
 
 EPSILON = 1e-7  # keras.backend.epsilon(), the default of every AbsMaxQuantizer
 INT8_RANGE = (-127, 127)
@@ -560,33 +561,16 @@ def unpack_int4(packed: Any, orig_len: int, axis: int = 0, dtype: str = "int8") 
     return np.moveaxis(pairs.astype(dtype), 0, axis % packed.ndim)
 
 
-def unpack_int4_in_graph(packed: Value, columns: int, dtype: DType) -> Value:
-    """``unpack_int4(packed, columns, axis=-1)`` of a 2-D int8 kernel, as ``dtype`` values.
-
-    In float arithmetic, exact on these small integers: a signed byte is ``16 * high +
-    low`` with ``high`` its signed top nibble and ``low`` its bottom nibble unsigned, so
-    ``high = floor(b / 16)`` (``b * 0.0625``, exact) and ``low = b - 16 * high``, signed
-    by subtracting 16 from 8 and above. The halves are interleaved along the columns (the
-    first of a pair is the low nibble) and the padding column dropped."""
-    rows, pairs = packed.shape
-    byte = B.cast(packed, DType.f32)
-    high = B.floor(B.mul(byte, 0.0625))
-    low = B.sub(byte, B.mul(high, 16.0))
-    low = B.sub(low, B.mul(B.floor(B.mul(low, 0.125)), 16.0))
-    both = B.concat([B.reshape(low, (rows, pairs, 1)), B.reshape(high, (rows, pairs, 1))], 2)
-    values = B.reshape(both, (rows, 2 * pairs))
-    if 2 * pairs != columns:
-        values = B.slice_(values, (0, 0), (rows, columns))
-    return B.cast(values, dtype) if dtype is not DType.f32 else values
-
-
-def dequantize_grouped_in_graph(unpacked: Value, scale: Value, zero: Value, g_idx: Value) -> Value:
-    """Keras's ``dequantize_with_sz_map(..., group_axis=0)``: each row's group's scale
-    and zero point (``take`` by ``g_idx``), ``(q - zero) * scale`` in the scale's dtype."""
-    groups = B.cast(g_idx, DType.i32)
-    scales = B.take(scale, groups)
-    zeros = B.cast(B.take(zero, groups), scale.dtype)
-    return B.mul(B.sub(B.cast(unpacked, scale.dtype), zeros), scales)
+def dequantize_int4_in_graph(packed: Value, columns: int, grouped: Sequence[Value] = ()) -> Value:
+    """Keras's int4 kernel in the graph: ``unpack_int4(packed, columns, axis=-1)`` as f32
+    values, or with ``grouped`` = (scale, zero, g_idx) Keras's
+    ``dequantize_with_sz_map(..., group_axis=0)``, ``(q - zero) * scale`` with each row's
+    group's values, in the scale's dtype. One ``dequantize_int4`` op where the scale is
+    f32 (a product reading it then unpacks the nibbles as it packs its panels:
+    ``passes.int4_products``); in primitive ops in a narrower compute dtype."""
+    if not grouped or all(v.dtype is DType.f32 for v in (grouped[0], grouped[2])):
+        return B.dequantize_int4(packed, columns, grouped)
+    return int4_ops.expanded(packed, columns, grouped)
 
 
 def quantize_int4_kernel(

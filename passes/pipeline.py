@@ -10,6 +10,7 @@ from kcompile.passes.dce import eliminate_dead_code
 from kcompile.passes.fold import eliminate_common_subexpressions, fold_constants
 from kcompile.passes.fuse import fuse
 from kcompile.passes.fuse_rows import fuse_rows
+from kcompile.passes.int4_products import hold_int4_products
 from kcompile.passes.int8_products import hold_integer_products
 from kcompile.passes.loops import hoist_from_loops
 from kcompile.passes.manager import Pass
@@ -42,6 +43,8 @@ PIPELINE = [
     Pass("round_in_products", round_in_products, ("bf16_engine",)),
     # Before fusion: the operands' widenings and the rescale join their kernels.
     Pass("hold_integer_products", hold_integer_products),
+    # Before fusion: a product of an int4 kernel takes its epilogue like any other.
+    Pass("hold_int4_products", hold_int4_products),
     # Row kernels first: what they leave, loop and product-epilogue fusion take.
     Pass("fuse_rows", fuse_rows),
     Pass("fuse", fuse_and_clean),

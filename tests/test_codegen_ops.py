@@ -58,6 +58,7 @@ EXACT = {
     "gather_rows",
     "reduce_max",
     "replica_sum",
+    "dequantize_int4",  # (q - zero) * scale: one rounding, as the reference's
 }
 TOLERANCE = {
     "conv2d": 1e-5,
@@ -84,6 +85,7 @@ TOLERANCE = {
     "div": 1e-7,
     "reduce_sum": 1e-5,
     "matmul": 1e-5,
+    "matmul_int4": 1e-5,
     "batch_matmul": 1e-5,
     "scatter_add": 1e-6,
     "scatter_rows": 1e-6,

@@ -15,6 +15,7 @@ from kcompile.ir.differences import numeric_gradient
 from kcompile.ir.ops.random import mix32
 from kcompile.ir.ops.row_gather import gather_rows, scatter_rows
 from kcompile.passes import append_gradients
+from kcompile.quantizers import unpack_int4
 
 N = 5  # an odd batch size
 
@@ -42,6 +43,8 @@ def make(shape, kind, rng):
         n = int(np.prod(shape))
         vals = (rng.permutation(n) - n / 2 + 0.5) * 0.37
         return vals.reshape(shape).astype(np.float32)
+    if kind == "s8":  # bytes, every value (an int4 kernel's: two nibbles each)
+        return rng.integers(-128, 128, size=shape).astype(np.int8)
     if kind.startswith("i"):
         return rng.integers(0, int(kind[1:]), size=shape).astype(np.int32)
     if kind == "b":
@@ -50,7 +53,17 @@ def make(shape, kind, rng):
 
 
 def dtype_of(kind):
+    if kind == "s8":
+        return DType.i8
     return DType.i32 if kind.startswith("i") else DType.bool if kind == "b" else DType.f32
+
+
+def _int4_kernel(packed, scale=None, zero=None, groups=None):
+    """An int4 kernel's values as numpy computes them from Keras's ``unpack_int4``."""
+    values = unpack_int4(packed, 2 * packed.shape[1] - 1, axis=-1).astype(np.float32)
+    if scale is None:
+        return values
+    return (values - zero[groups].astype(np.float32)) * scale[groups]
 
 
 def _erf(x):
@@ -266,6 +279,35 @@ CASES = [
         lambda a, b: B.matmul(a, b, transpose_a=True),
         lambda a, b: np.einsum("nk,nm->km", a, b),
         [((BATCH, 13), "f"), ((BATCH, 6), "f")],
+        tol=1e-4,
+    ),
+    Case(
+        "dequantize_int4",
+        lambda p: B.dequantize_int4(p, 7),
+        _int4_kernel,
+        [((6, 4), "s8")],
+        grad=False,
+    ),
+    Case(
+        "dequantize_int4",
+        lambda p, s, z, g: B.dequantize_int4(p, 7, (s, z, B.cast(g, DType.f32))),
+        _int4_kernel,
+        [((6, 4), "s8"), ((2, 7), "pos"), ((2, 7), "s8"), ((6,), "i2")],
+        grad=False,  # (no gradient: the kernel, its scales and zero points are frozen)
+    ),
+    Case(
+        "matmul_int4",
+        lambda a, p: B.matmul_int4(a, [p], 7),
+        lambda a, p: a @ _int4_kernel(p),
+        [((BATCH, 12), "f"), ((12, 4), "s8")],
+        tol=1e-4,
+    ),
+    Case(
+        "matmul_int4",
+        lambda a, p, s, z, g: B.matmul_int4(a, [p, s, z, B.cast(g, DType.f32)], 7),
+        lambda a, p, s, z, g: a @ _int4_kernel(p, s, z, g),
+        [((BATCH, 3, 12), "f"), ((12, 4), "s8"), ((3, 7), "pos"), ((3, 7), "s8"), ((12,), "i3")],
+        grad=False,  # (the scale's gradient is none: frozen; the input's is checked above)
         tol=1e-4,
     ),
     Case(

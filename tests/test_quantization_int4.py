@@ -148,18 +148,22 @@ def test_native_matches_reference_interpreter(name):
     np.testing.assert_allclose(results["llvm"], results["reference"], rtol=1e-5, atol=1e-6)
 
 
+@pytest.mark.parametrize("form", ["op", "primitives"])
 @pytest.mark.parametrize("backend", ["llvm", "reference"])
-def test_every_byte_unpacks_as_keras(backend):
-    """``unpack_int4_in_graph`` on all 256 bytes (an odd column count: the padding
-    nibble dropped), compiled and on the reference interpreter, against the numpy
+def test_every_byte_unpacks_as_keras(backend, form):
+    """``dequantize_int4`` (the op, and its form in primitive ops that a training step's
+    backward is compiled from) on all 256 bytes (an odd column count: the padding nibble
+    dropped), compiled and on the reference interpreter, against the numpy
     ``unpack_int4`` and against ``pack_int4``'s inverse."""
     from kcompile.ir import DType, Graph, TensorType, interpret
+    from kcompile.ir.ops import int4 as int4_ops
     from kcompile.runtime import make_executable
 
     packed = np.arange(-128, 128, dtype=np.int8).reshape(32, 8)
     graph = Graph("unpack")
     inp = graph.add_input("packed", TensorType(DType.i8, packed.shape), "data")
-    graph.set_outputs([("values", quantizers.unpack_int4_in_graph(inp, 15, DType.f32))])
+    unpack = quantizers.dequantize_int4_in_graph if form == "op" else int4_ops.expanded
+    graph.set_outputs([("values", unpack(inp, 15))])
     feeds = {"packed": packed}
     got = (
         interpret(graph, feeds) if backend == "reference" else make_executable(graph, "llvm")(feeds)

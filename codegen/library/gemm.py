@@ -5,8 +5,9 @@
 
 computes ``C[i, j] (+)= sum_k A[i*rsA + k*csA] * B[k*rsB + j*csB]`` for row-major C
 (``accumulate`` holds the bits ``ACCUMULATE``, ``COLUMNS_OWNED``, ``TILE_C``,
-``ROUND_B``: B rounded to bf16 as it is packed, and ``B_I8``: B holds int8 values, widened
-as it is packed): every transposition is a choice of strides. Then, when ``epilogue`` is not null,
+``ROUND_B``: B rounded to bf16 as it is packed, ``B_I8``: B holds int8 values, widened
+as it is packed, and ``B_I4``: B is an int4 kernel, unpacked as it is packed): every
+transposition is a choice of strides. Then, when ``epilogue`` is not null,
 ``epilogue(ctx, C, ldc, i0, j0, rows, cols)`` runs on each finished micro-tile of C while
 it is still in L1 (bias, activation, column sums, an optimizer's update: the fused
 epilogue). A null ``C`` asks for a scratch matrix that only the epilogue reads (every
@@ -384,6 +385,96 @@ def _pack_b_i8(module: ir.Module, t: Tile) -> ir.Function:
     return fn
 
 
+def _record_field(b: ir.IRBuilder, record: ir.Value, name: str) -> ir.Value:
+    at = b.gep(record, [i64(0), i64(INT4_KERNEL.index(name))], source_etype=INT4_RECORD)
+    return b.load(at, typ=I64)
+
+
+def _pack_b_i4(module: ir.Module, t: Tile) -> ir.Function:
+    """``void kc_pack_b_i4(i64 kc, i64 ncols, ptr kernel, i64 k0, i64 col0, ptr dst)``: as
+    ``kc_pack_b`` for rows ``k0..k0+kc`` (past the record's first row) and columns
+    ``col0..col0+ncols`` of an int4 kernel (``B_I4``; ``kernel`` an ``INT4_KERNEL``
+    record), each value unpacked from its nibble and, with scales, dequantized with its
+    row's group's: ``(q - zero) * scale``, the subtraction exact, one rounding (the
+    values ``dequantize_int4`` gives). A whole panel takes ``NR / 2`` bytes a row: their
+    low and high nibbles sign-extended in vectors, interleaved, widened; a ragged one
+    goes element by element. A group index out of range is clamped (the reference
+    refuses it; native code must not read outside the scales)."""
+    vec = _vec(t)
+    half = t.nr // 2
+    nibbles = ir.VectorType(I8, half)
+    fn, b = _packing(module, "kc_pack_b_i4")
+    kc, ncols, record, k0, col0, dst = fn.args
+    packed = b.inttoptr(_record_field(b, record, "packed"), PTR)
+    row_bytes = _record_field(b, record, "row_bytes")
+    scale = b.inttoptr(_record_field(b, record, "scale"), PTR)
+    zero = b.inttoptr(_record_field(b, record, "zero"), PTR)
+    g_idx = b.inttoptr(_record_field(b, record, "g_idx"), PTR)
+    first = b.add(_record_field(b, record, "first_row"), k0)
+    width = _record_field(b, record, "columns")
+    last_group = b.sub(_record_field(b, record, "groups"), i64(1))
+    grouped = b.icmp_unsigned("!=", b.ptrtoint(scale, I64), i64(0))
+    panels = b.udiv(b.add(ncols, i64(t.nr - 1)), i64(t.nr))
+    four = ir.Constant(nibbles, [4] * half)
+    lanes = [i // 2 + (i % 2) * half for i in range(t.nr)]  # low, high, low, high, ...
+    interleave = ir.Constant(ir.VectorType(I32, t.nr), lanes)
+
+    def group_start(row) -> ir.Value:
+        """Where row ``row``'s group's scales and zero points start."""
+        g = b.fptosi(b.load(b.gep(g_idx, [row], source_etype=F32), typ=F32), I64)
+        return b.mul(_min(b, _max(b, g, i64(0)), last_group), width)
+
+    def dequantize(value, start, count: int):
+        """``(value - zero) * scale`` for ``count`` columns from ``start`` of the scales."""
+        ty = vec if count > 1 else F32
+        z = b.gep(zero, [start], source_etype=I8)
+        z = b.load(z, typ=ir.VectorType(I8, count) if count > 1 else I8, align=1)
+        s_ = b.load(_gep(b, scale, start), typ=ty, align=4)
+        return b.fmul(b.fsub(value, b.sitofp(z, ty)), s_)
+
+    with for_range(b, panels, "p") as p:
+        c0 = b.add(col0, b.mul(p, i64(t.nr)))
+        panel = _gep(b, dst, b.mul(b.mul(p, kc), i64(t.nr)))
+        cols_left = b.sub(ncols, b.mul(p, i64(t.nr)))
+        with b.if_else(b.icmp_signed(">=", cols_left, i64(t.nr))) as (whole, ragged):
+            with whole, for_range(b, kc, "k") as k:
+                row = b.add(first, k)
+                at = b.add(b.mul(row, row_bytes), b.udiv(c0, i64(2)))
+                x = b.load(b.gep(packed, [at], source_etype=I8), typ=nibbles, align=1)
+                pairs = b.shuffle_vector(b.ashr(b.shl(x, four), four), b.ashr(x, four), interleave)
+                values = b.sitofp(pairs, ir.VectorType(F32, t.nr))
+                out = _gep(b, panel, b.mul(k, i64(t.nr)))
+                parts = []
+                for v in range(t.nv):
+                    take = ir.Constant(
+                        ir.VectorType(I32, t.vw), list(range(v * t.vw, (v + 1) * t.vw))
+                    )
+                    parts.append(b.shuffle_vector(values, values, take))
+                    b.store(parts[v], _gep(b, out, i64(v * t.vw)), align=t.vw * 4)
+                with b.if_then(grouped):
+                    start = b.add(group_start(row), c0)
+                    for v in range(t.nv):
+                        at_v = b.add(start, i64(v * t.vw))
+                        value = dequantize(parts[v], at_v, t.vw)
+                        b.store(value, _gep(b, out, i64(v * t.vw)), align=t.vw * 4)
+            with ragged, for_range(b, kc, "k") as k, for_range(b, i64(t.nr), "c") as c:
+                row = b.add(first, k)
+                slot = _gep(b, panel, b.add(b.mul(k, i64(t.nr)), c))
+                b.store(ir.Constant(F32, 0.0), slot)
+                with b.if_then(b.icmp_signed("<", c, cols_left)):
+                    col = b.add(c0, c)
+                    at = b.add(b.mul(row, row_bytes), b.udiv(col, i64(2)))
+                    byte = b.load(b.gep(packed, [at], source_etype=I8), typ=I8)
+                    low = b.ashr(b.shl(byte, ir.Constant(I8, 4)), ir.Constant(I8, 4))
+                    odd = b.trunc(col, ir.IntType(1))
+                    value = b.sitofp(b.select(odd, b.ashr(byte, ir.Constant(I8, 4)), low), F32)
+                    b.store(value, slot)
+                    with b.if_then(grouped):
+                        b.store(dequantize(value, b.add(group_start(row), col), 1), slot)
+    b.ret_void()
+    return fn
+
+
 def _column_masks(b: ir.IRBuilder, t: Tile, cols) -> list[ir.Value]:
     """Per vector of a panel row, the lanes of its first ``cols`` columns."""
     lanes = ir.Constant(ir.VectorType(I64, t.vw), list(range(t.vw)))
@@ -474,6 +565,18 @@ ROUND_B = 256
 # widened to f32 as it is packed (every panel packed): the weight stays a byte an element
 # in memory, and no kernel widens it first.
 B_I8 = 512
+# ... and: B is an int4 kernel (``matmul_int4``, ``passes.int4_products``): ``B`` points
+# to an ``INT4_KERNEL`` record, not at B's elements, and each panel is unpacked from the
+# nibbles (and dequantized with its rows' groups' scales and zero points) as it is
+# packed (every panel packed): the kernel stays half a byte a weight in memory.
+B_I4 = 1024
+# The record ``B`` points to under ``B_I4``, i64s: the packed bytes (K x ceil(N / 2), two
+# values a byte along the row, the first in the low nibble), bytes a row, the scales (f32
+# G x N; 0 per channel: the values as they are), the zero points (i8 G x N), each row's
+# group (f32 K), the first row of B this product reads (split-K's partials start further
+# down), N (the scales' row length) and the number of groups.
+INT4_KERNEL = ("packed", "row_bytes", "scale", "zero", "g_idx", "first_row", "columns", "groups")
+INT4_RECORD = ir.ArrayType(I64, len(INT4_KERNEL))
 
 
 def _ceil_div(b: ir.IRBuilder, x: ir.Value, y: ir.Value) -> ir.Value:
@@ -502,7 +605,8 @@ def _max(b: ir.IRBuilder, x: ir.Value, y: ir.Value) -> ir.Value:
 def _chunk(module: ir.Module, t: Tile, kernels, row_kernels, narrow, packs):
     """``void chunk(ptr job, i64 index)``: columns ``[index*P*NR, (index+1)*P*NR)`` of C
     for all rows and the whole depth (P panels per chunk, from the job); ``packs``: B's
-    packing as it is and rounded to bf16 (``ROUND_B``)."""
+    packing as it is, rounded to bf16 (``ROUND_B``), widened from int8 (``B_I8``) and
+    unpacked from int4 (``B_I4``)."""
     fn = ir.Function(module, CHUNK_FN, "kc_gemm_chunk")
     fn.linkage = "internal"
     job, index = fn.args
@@ -541,10 +645,11 @@ def _chunk(module: ir.Module, t: Tile, kernels, row_kernels, narrow, packs):
     # With few row tiles a packed panel is reused too little to pay for its copy.
     round_b = b.icmp_unsigned("!=", b.and_(f["acc"], i64(ROUND_B)), i64(0))
     b_i8 = b.icmp_unsigned("!=", b.and_(f["acc"], i64(B_I8)), i64(0))
+    b_i4 = b.icmp_unsigned("!=", b.and_(f["acc"], i64(B_I4)), i64(0))
     direct = b.and_(
         b.icmp_signed("==", f["csB"], i64(1)), b.icmp_signed("<=", row_tiles, i64(DIRECT_ROW_TILES))
     )
-    direct = b.and_(direct, b.not_(b.or_(round_b, b_i8)))
+    direct = b.and_(direct, b.not_(b.or_(b.or_(round_b, b_i8), b_i4)))
     by_column = b.icmp_signed("==", f["rsA"], i64(1))
     by_rows = b.and_(b.icmp_signed("==", f["csA"], i64(1)), b.not_(by_column))
     with for_range(b, groups, "g") as g:
@@ -562,14 +667,17 @@ def _chunk(module: ir.Module, t: Tile, kernels, row_kernels, narrow, packs):
             with b.if_then(b.icmp_signed("<", first_packed, cols)):
                 ragged = _gep(b, src, b.mul(first_packed, f["csB"]))
                 args = [kc, b.sub(cols, first_packed), ragged, f["rsB"], f["csB"], packed]
-                with b.if_else(b_i8) as (widening, other):
-                    with widening:
-                        b.call(packs[2], args)
-                    with other, b.if_else(round_b) as (rounding, plain):
-                        with rounding:
-                            b.call(packs[1], args)
-                        with plain:
-                            b.call(packs[0], args)
+                with b.if_else(b_i4) as (unpacking, other_kinds):
+                    with unpacking:  # B is the kernel's record: rows and columns by index
+                        b.call(packs[3], [kc, cols, f["B"], pc, col0, packed])
+                    with other_kinds, b.if_else(b_i8) as (widening, other):
+                        with widening:
+                            b.call(packs[2], args)
+                        with other, b.if_else(round_b) as (rounding, plain):
+                            with rounding:
+                                b.call(packs[1], args)
+                            with plain:
+                                b.call(packs[0], args)
             # A transposed A is read in place when its slivers are short enough to stay
             # in L1 even when its rows are a power of two apart (L1 sets conflict).
             column_in_place = b.and_(by_column, b.icmp_signed("<=", kc, i64(IN_PLACE_DEPTH)))
@@ -870,6 +978,7 @@ def _partial_chunk(module: ir.Module, t: Tile, chunk: ir.Function) -> ir.Functio
     for name in FIELDS:
         _set_field(b, job, name, _field(b, base, name))
     b_i8 = b.icmp_unsigned("!=", b.and_(_field(b, base, "acc"), i64(B_I8)), i64(0))
+    b_i4 = b.icmp_unsigned("!=", b.and_(_field(b, base, "acc"), i64(B_I4)), i64(0))
     depth = _field(b, base, "K")
     m, n = _field(b, base, "M"), _field(b, base, "N")
     tile0, tile1 = _balanced(b, _field(b, base, "k_tiles"), _field(b, base, "k_chunks"), i)
@@ -878,14 +987,23 @@ def _partial_chunk(module: ir.Module, t: Tile, chunk: ir.Function) -> ir.Functio
     b_ = b.inttoptr(_field(b, base, "B"), PTR)
     scratch = b.inttoptr(_field(b, base, "scratch"), PTR)
     block = _gep(b, scratch, b.mul(b.mul(m, n), i))
+    # An int4 kernel's record, copied with its first row moved down to this range's.
+    record = b.alloca(INT4_RECORD, name="int4_part")
+    record.type = PTR
+    with b.if_then(b_i4):
+        for index, name in enumerate(INT4_KERNEL):
+            value = _record_field(b, b_, name)
+            value = b.add(value, k0) if name == "first_row" else value
+            b.store(value, b.gep(record, [i64(0), i64(index)], source_etype=INT4_RECORD))
+    b_part = b.select(b_i4, record, _gep_b(b, b_, b.mul(k0, _field(b, base, "rsB")), b_i8))
     fields = {
         "K": b.sub(_min(b, depth, b.mul(tile1, i64(t.mr))), k0),
         "A": b.ptrtoint(_gep(b, a, b.mul(k0, _field(b, base, "csA"))), I64),
-        "B": b.ptrtoint(_gep_b(b, b_, b.mul(k0, _field(b, base, "rsB")), b_i8), I64),
+        "B": b.ptrtoint(b_part, I64),
         "C": b.ptrtoint(block, I64),
         "ldc": n,
         # A partial sum overwrites; B's kind stays.
-        "acc": b.and_(_field(b, base, "acc"), i64(ROUND_B | B_I8)),
+        "acc": b.and_(_field(b, base, "acc"), i64(ROUND_B | B_I8 | B_I4)),
         "epi": i64(0),
         "col_chunks": i64(1),
         "row_chunks": i64(1),
@@ -953,7 +1071,12 @@ def add_gemm(module: ir.Module, t: Tile) -> None:
     kernels = [_micro_kernel(module, t, rows) for rows in range(1, t.mr + 1)]
     row_kernels = [_micro_kernel(module, t, rows, a_by_rows=True) for rows in range(1, t.mr + 1)]
     narrow = [_micro_kernel(module, t, t.mr, by_rows, narrow=True) for by_rows in (False, True)]
-    packs = (_pack_b(module, t), _pack_b(module, t, rounded=True), _pack_b_i8(module, t))
+    packs = (
+        _pack_b(module, t),
+        _pack_b(module, t, rounded=True),
+        _pack_b_i8(module, t),
+        _pack_b_i4(module, t),
+    )
     chunk = _chunk(module, t, kernels, row_kernels, narrow, packs)
     splitters = (_partial_chunk(module, t, chunk), _total_chunk(module, t))
     _gemm(module, t, chunk, module.globals[abi.PARALLEL_FOR.symbol], splitters)

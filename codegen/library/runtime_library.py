@@ -45,7 +45,7 @@ from kcompile.codegen.library.bf16_conv import BCONV, BCONV_ISA, add_bconv
 from kcompile.codegen.library.bf16_conv_filter import BFILTER, add_bconv_filter
 from kcompile.codegen.library.bf16_gemm import BGEMM, BGEMM_ISA, PATHS, add_bgemm
 from kcompile.codegen.library.conv import add_conv
-from kcompile.codegen.library.gemm import Tile, add_gemm, declare_gemm
+from kcompile.codegen.library.gemm import B_I4, INT4_KERNEL, Tile, add_gemm, declare_gemm
 from kcompile.codegen.library.int8_gemm import IGEMM, IGEMM_ISA, add_igemm
 from kcompile.codegen.library.int8_gemm import PATHS as IGEMM_PATHS
 from kcompile.codegen.library.parallel import BUSY, add_thread_pool, declare_parallel_for
@@ -258,6 +258,49 @@ class Runtime:
         rb, cb = (s // 4 for s in b.strides)
         gemm_args = [a.ctypes.data, ra, ca, b.ctypes.data, rb, cb, out.ctypes.data, n]
         return functools.partial(self._gemm, m, n, depth, *gemm_args, int(accumulate), None, None)
+
+    def sgemm_int4_call(
+        self,
+        a: np.ndarray,
+        packed: np.ndarray,
+        columns: int,
+        out: np.ndarray,
+        grouped: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None,
+        accumulate: int = 0,
+    ):
+        """``out (+)= a @ dequantize_int4(packed[, scale, zero, g_idx])`` through
+        ``kc_sgemm``'s ``B_I4`` (the kernel unpacked as it is packed; ``ir.ops.int4``): a
+        callable for timing, as ``sgemm_call``'s (the record it reads is kept with it)."""
+        m, depth = a.shape
+        if packed.dtype != np.int8 or packed.shape != (depth, (columns + 1) // 2):
+            raise ValueError(
+                f"sgemm_int4: packed must be int8 [{depth}, {(columns + 1) // 2}], "
+                f"got {packed.dtype} {packed.shape}"
+            )
+        if a.dtype != np.float32 or out.dtype != np.float32 or out.shape != (m, columns):
+            raise ValueError(f"sgemm_int4: a and out must be float32 [M, K] and [M, {columns}]")
+        if not (packed.flags.c_contiguous and out.flags.c_contiguous):
+            raise ValueError("sgemm_int4: packed and out must be C-contiguous")
+        scale, zero, g_idx = grouped or (None, None, None)
+        record = {name: 0 for name in INT4_KERNEL}
+        record.update(packed=packed.ctypes.data, row_bytes=packed.shape[1], columns=columns)
+        record["groups"] = 1
+        if grouped is not None:
+            for name, x, dtype in (("scale", scale, np.float32), ("zero", zero, np.int8)):
+                if x.dtype != dtype or x.shape != (x.shape[0], columns) or not x.flags.c_contiguous:
+                    raise ValueError(f"sgemm_int4: {name} must be {np.dtype(dtype)} [G, {columns}]")
+            if g_idx.dtype != np.float32 or g_idx.shape != (depth,):
+                raise ValueError(f"sgemm_int4: g_idx must be float32 [{depth}]")
+            record.update(scale=scale.ctypes.data, zero=zero.ctypes.data, g_idx=g_idx.ctypes.data)
+            record["groups"] = scale.shape[0]
+        fields = np.array([record[name] for name in INT4_KERNEL], np.int64)
+        ra, ca = (s // 4 for s in a.strides)
+        args = [a.ctypes.data, ra, ca, fields.ctypes.data, 0, 1, out.ctypes.data, columns]
+        call = functools.partial(
+            self._gemm, m, columns, depth, *args, B_I4 | accumulate, None, None
+        )
+        call.record = fields  # the record must outlive the callable
+        return call
 
     def bgemm_call(
         self, a: np.ndarray, b: np.ndarray, out: np.ndarray, accumulate=False, path: str = ""

@@ -27,7 +27,7 @@ from kcompile.codegen.lowering.kernel import (
     dims_of,
 )
 from kcompile.codegen.lowering.mathfn import MathLib
-from kcompile.codegen.lowering.products import call_conv, call_gemm
+from kcompile.codegen.lowering.products import call_conv, call_gemm, int4_kernel
 from kcompile.codegen.lowering.row_loops import LLVM_CONST as _LLVM_CONST
 from kcompile.codegen.lowering.row_loops import (
     ROW_ALIASES,
@@ -157,20 +157,22 @@ def _matmul_epilogue(k, m, node, body, outs, ins) -> None:
     every result overwrites an operand in place (an optimizer's update), into no
     result: the GEMM's scratch, a buffer of one tile where it can (``TILE_C``)."""
     product = product_of(body)
-    a_in, b_in = product.inputs
     position = {v: i for i, v in enumerate(body.inputs)}
-    a_val, b_val = node.inputs[position[a_in]], node.inputs[position[b_in]]
-    A, Bm = ins[position[a_in]], ins[position[b_in]]
-    if any(id(o.ptr) in (id(A.ptr), id(Bm.ptr)) for o in outs):
+    operands = [ins[position[v]] for v in product.inputs]
+    if any(id(o.ptr) in {id(op.ptr) for op in operands} for o in outs):
         raise NotImplementedError(
             "codegen: a fused matrix product may not write over its own operands"
         )
+    A, Bm = operands[:2]
+    a_shape, b_shape = (node.inputs[position[v]].shape for v in product.inputs[:2])
+    if product.op == "matmul_int4":  # B: its kernel's record, of all its kernel operands
+        b_shape, Bm = int4_kernel(k, product, operands[1:])
 
     def run(C, epilogue=None, context=None, columns_owned=False, accumulate=False):
         if product.op == "conv2d":
             call_conv(k, product, A, Bm, C, epilogue, context, columns_owned, accumulate)
             return
-        shapes = (a_val.shape, b_val.shape)
+        shapes = (a_shape, b_shape)
         call_gemm(k, product, *shapes, A, Bm, C, epilogue, context, columns_owned, accumulate)
 
     if _accumulates_in_place(body, product, outs, ins):

@@ -31,15 +31,18 @@ from kcompile.codegen.library.conv import (
 )
 from kcompile.codegen.library.gemm import (
     ACCUMULATE,
+    B_I4,
     B_I8,
     COLUMNS_OWNED,
     GEMM,
+    INT4_KERNEL,
+    INT4_RECORD,
     ROUND_B,
     TILE_C,
     declare_gemm,
 )
 from kcompile.codegen.library.int8_gemm import declare_igemm
-from kcompile.codegen.loops import I64, PTR, i64
+from kcompile.codegen.loops import F32, I8, I64, PTR, for_range, i64
 from kcompile.codegen.lowering.emitters import emits
 from kcompile.codegen.lowering.kernel import Kernel, Operand
 from kcompile.ir import DType, Node
@@ -72,11 +75,11 @@ def call_gemm(
     b = k.b
     rows = k.value(numel(a_shape[:-1]))
     width = k.value(size_of(a_shape[-1]))
-    if node.attrs["transpose_a"]:  # a[L, K]ᵀ · b[L, N]: C is [K, N]
+    if node.attrs.get("transpose_a"):  # a[L, K]ᵀ · b[L, N]: C is [K, N]
         m, depth, rs_a, cs_a = width, rows, i64(1), width
     else:
         m, depth, rs_a, cs_a = rows, width, width, i64(1)
-    if node.attrs["transpose_b"]:  # b is [N, K]
+    if node.attrs.get("transpose_b"):  # b is [N, K]
         n = k.value(size_of(b_shape[0]))
         rs_b, cs_b = i64(1), depth
     else:
@@ -176,10 +179,13 @@ def integer_operands(node: Node) -> bool:
 
 
 def _int8_flags(node: Node) -> int:
-    """``B_I8`` for a product on ``kc_sgemm`` whose B holds int8 values in bytes; int8
+    """``B_I8`` for a product on ``kc_sgemm`` whose B holds int8 values in bytes, ``B_I4``
+    for an int4 kernel's (``matmul_int4``); int8
     operands the pass did not mark (an integer product inside a loop's body) are not
     lowered."""
     a, bv = node.inputs[:2]
+    if node.op == "matmul_int4":
+        return B_I4  # B: the record of ``int4_kernel``
     if node.attrs.get("precision") != "i8" and DType.i8 in (a.dtype, bv.dtype):
         raise NotImplementedError(
             f"codegen: a matmul of int8 operands here ({a.type} · {bv.type}); integer "
@@ -192,6 +198,64 @@ def _int8_flags(node: Node) -> int:
 def matmul(k, m, node, outs, ins) -> None:
     a, bv = node.inputs
     call_gemm(k, node, a.shape, bv.shape, ins[0], ins[1], outs[0].ptr)
+
+
+def int4_kernel(k: Kernel, node: Node, kernel: list[Operand]) -> tuple[tuple, Operand]:
+    """A ``matmul_int4``'s B for ``call_gemm``: its shape (K, N) and, as its operand, the
+    ``INT4_KERNEL`` record of its kernel's operands (packed[, scale, zero, g_idx]) that
+    ``kc_sgemm`` reads under ``B_I4``."""
+    b = k.b
+    packed_type = node.inputs[1].type
+    rows, pairs = packed_type.shape
+    columns = node.attrs["columns"]
+    grouped = len(kernel) == 4
+    pointers = [b.ptrtoint(op.ptr, I64) for op in kernel]
+    fields = {
+        "packed": pointers[0],
+        "row_bytes": i64(pairs),
+        "scale": pointers[1] if grouped else i64(0),
+        "zero": pointers[2] if grouped else i64(0),
+        "g_idx": pointers[3] if grouped else i64(0),
+        "first_row": i64(0),
+        "columns": i64(columns),
+        "groups": i64(node.inputs[2].shape[0] if grouped else 1),
+    }
+    record = b.alloca(INT4_RECORD, name="int4_kernel")
+    record.type = PTR  # llvmlite types an alloca as a typed pointer; the module uses opaque ones
+    for index, name in enumerate(INT4_KERNEL):
+        b.store(fields[name], b.gep(record, [i64(0), i64(index)], source_etype=INT4_RECORD))
+    return (rows, columns), Operand(record, DType.i8, [])
+
+
+@emits("matmul_int4")
+def matmul_int4(k, m, node, outs, ins) -> None:
+    b_shape, B = int4_kernel(k, node, ins[1:])
+    call_gemm(k, node, node.inputs[0].shape, b_shape, ins[0], B, outs[0].ptr)
+
+
+@emits("dequantize_int4")
+def dequantize_int4(k, m, node, outs, ins) -> None:
+    """The f32 kernel, element by element: what a graph compiled without
+    ``passes.int4_products`` (which makes it ``matmul_int4`` or primitive ops) reads."""
+    b = k.b
+    rows, pairs = node.inputs[0].shape
+    columns = node.attrs["columns"]
+    four = ir.Constant(I8, 4)
+    with for_range(b, i64(rows), "r") as r, for_range(b, i64(columns), "c") as c:
+        at = b.add(b.mul(r, i64(pairs)), b.udiv(c, i64(2)))
+        byte = b.load(b.gep(ins[0].ptr, [at], source_etype=I8), typ=I8)
+        odd = b.trunc(c, ir.IntType(1))
+        nibble = b.select(odd, b.ashr(byte, four), b.ashr(b.shl(byte, four), four))
+        value = b.sitofp(nibble, F32)
+        if len(ins) == 4:  # (q - zero) * scale, the row's group's (clamped, as kc_sgemm)
+            group = b.fptosi(k.load(ins[3], r), I64)
+            last = i64(node.inputs[1].shape[0] - 1)
+            group = b.select(b.icmp_signed("<", group, i64(0)), i64(0), group)
+            group = b.select(b.icmp_signed(">", group, last), last, group)
+            at = b.add(b.mul(group, i64(columns)), c)
+            zero = b.sitofp(b.load(b.gep(ins[2].ptr, [at], source_etype=I8), typ=I8), F32)
+            value = b.fmul(b.fsub(value, zero), k.load(ins[1], at))
+        k.store(outs[0], b.add(b.mul(r, i64(columns)), c), value)
 
 
 def _geometry(k: Kernel, x_shape, out_shape, kernel, attrs, pool=(1, 1)) -> ir.Value:

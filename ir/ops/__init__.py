@@ -6,6 +6,7 @@ from kcompile.ir.ops import (  # noqa: F401
     elementwise,
     fused,
     indexing,
+    int4,
     linalg,
     patches,
     random,

@@ -159,14 +159,14 @@ class Dense(Layer):
         (the product of the float inputs and the unpacked integers, then the division),
         its input gradient that of ``x @ (q / kernel_scale)``; in groups ``x @ ((q -
         zero) * scale)``, each row with its group's scale and zero point."""
-        unpacked = quantizers.unpack_int4_in_graph(ctx.weight(self._kernel), self.units, x.dtype)
+        packed = ctx.weight(self._kernel)
         kernel_scale = ctx.weight(self.kernel_scale)
         if self._int4_block_size is None:
+            unpacked = B.cast(quantizers.dequantize_int4_in_graph(packed, self.units), x.dtype)
             y = B.div(B.matmul(x, unpacked), kernel_scale)
             return B.gradient_via(y, B.matmul(x, B.div(unpacked, kernel_scale)))
-        float_kernel = quantizers.dequantize_grouped_in_graph(
-            unpacked, kernel_scale, ctx.weight(self.kernel_zero), ctx.weight(self.g_idx)
-        )
+        grouped = (kernel_scale, ctx.weight(self.kernel_zero), ctx.weight(self.g_idx))
+        float_kernel = quantizers.dequantize_int4_in_graph(packed, self.units, grouped)
         return B.matmul(x, B.cast(float_kernel, x.dtype))
 
     def _int8_call(self, ctx: TraceContext, x: Value) -> Value:

@@ -279,16 +279,14 @@ class EinsumDense(Layer):
         gradient (the einsum's, with that kernel)."""
         ctx = current_context()
         x = inputs.value
-        unpacked = quantizers.unpack_int4_in_graph(
-            ctx.weight(self._kernel), self._int4_columns, x.dtype
-        )
+        packed = ctx.weight(self._kernel)
         kernel_scale = ctx.weight(self.kernel_scale)
         if self._int4_block_size is None:
-            float_kernel = B.div(unpacked, kernel_scale)
+            unpacked = quantizers.dequantize_int4_in_graph(packed, self._int4_columns)
+            float_kernel = B.div(B.cast(unpacked, x.dtype), kernel_scale)
         else:
-            float_kernel = quantizers.dequantize_grouped_in_graph(
-                unpacked, kernel_scale, ctx.weight(self.kernel_zero), ctx.weight(self.g_idx)
-            )
+            grouped = (kernel_scale, ctx.weight(self.kernel_zero), ctx.weight(self.g_idx))
+            float_kernel = quantizers.dequantize_int4_in_graph(packed, self._int4_columns, grouped)
         float_kernel = B.reshape(B.cast(float_kernel, x.dtype), self.original_kernel_shape)
         terms, out = explicit_equation(self.equation, x.rank).split("->")
         ta, tb = terms.split(",")

@@ -14,7 +14,7 @@ import random
 
 import numpy as np
 
-from kcompile.ir import BATCH, DType, Graph, Value, f32, interpret
+from kcompile.ir import BATCH, DType, Graph, TensorType, Value, f32, interpret
 from kcompile.ir import build as B
 from kcompile.ir.differences import numeric_gradient
 from kcompile.tools.fuzz.oracle import (
@@ -71,6 +71,7 @@ _STEP_WEIGHTS = {
     "mask": 1,
     "narrow": 1,
     "quantized": 1,
+    "int4": 1,
 }
 # Ops drawn in f16, whose range ends at 65504: bounded results only.
 _F16_SAFE = ("abs", "atan", "cos", "erf", "logistic", "neg", "sin", "tanh")
@@ -195,6 +196,29 @@ class _Builder:
         value = B.div(product, B.mul(a_scale, w_scale))
         return B.gradient_via(value, B.matmul(a, w))
 
+    def _int4(self):
+        """Keras's int4 Dense on a rank-2 value: its product with a frozen int4 kernel, per
+        channel or in groups with scales and zero points (inputs named ``int4_*``, which
+        ``_feeds`` fills as the layer's variables hold them and nothing differentiates)."""
+        a = self.pick(lambda v: v.rank == 2)
+        if a is None:
+            return None
+        rows, units = a.shape[1], self.rng.randint(1, 20)
+        self.params += 1
+        n, g = self.params, self.graph
+        packed = g.add_input(
+            f"int4_packed{n}", TensorType(DType.i8, (rows, (units + 1) // 2)), "state"
+        )
+        grouped = ()
+        if self.rng.random() < 0.5:
+            groups = self.rng.randint(1, rows)
+            grouped = (
+                g.add_input(f"int4_scale{n}", f32(groups, units), "state"),
+                g.add_input(f"int4_zero{n}", TensorType(DType.i8, (groups, units)), "state"),
+                g.add_input(f"int4_g_idx{n}", f32(rows), "state"),
+            )
+        return B.matmul(a, B.dequantize_int4(packed, units, grouped))
+
     def _reduce(self):
         a = self.pick(lambda v: v.rank > 1)
         if a is None:
@@ -293,11 +317,27 @@ def random_graph(seed: int) -> Graph:
 
 
 def _feeds(graph: Graph, batch: int, seed: int) -> dict:
+    """Normal floats; an int4 kernel's bytes any bytes, its zero points in [-8, 7] and its
+    rows' groups spread over its scales' groups, as Keras's int4 variables hold them."""
     rng = np.random.default_rng(seed)
-    return {
-        v.name: rng.normal(size=v.type.concrete_shape(batch)).astype(np.float32)
-        for v in graph.inputs
-    }
+    shapes = {v.name: v.shape for v in graph.inputs}
+    feeds = {}
+    for v in graph.inputs:
+        shape = v.type.concrete_shape(batch)
+        if v.name.startswith("int4_g_idx"):
+            groups = shapes[v.name.replace("g_idx", "scale")][0]
+            feeds[v.name] = (np.arange(shape[0]) * groups // shape[0]).astype(np.float32)
+        elif v.dtype is DType.i8:
+            low, high = (-8, 8) if v.name.startswith("int4_zero") else (-128, 128)
+            feeds[v.name] = rng.integers(low, high, size=shape).astype(np.int8)
+        else:
+            feeds[v.name] = rng.normal(size=shape).astype(np.float32)
+    return feeds
+
+
+def _differentiable(graph: Graph) -> list[Value]:
+    """The inputs gradients are checked for: all but an int4 kernel's (frozen)."""
+    return [v for v in graph.inputs if not v.name.startswith("int4_")]
 
 
 def check_graph(graph: Graph, seed: int = 0) -> None:
@@ -316,7 +356,7 @@ def check_graph(graph: Graph, seed: int = 0) -> None:
         for name, _ in graph.outputs:
             compare("forward", f"batch {batch}, {name}", got[name], want[name], rtol)
     grad_graph = clone(graph)
-    with_gradients(grad_graph, list(grad_graph.inputs))
+    with_gradients(grad_graph, _differentiable(grad_graph))
     feeds = _feeds(graph, 3, seed)
     want = interpret(grad_graph, feeds, np.float64)
     _check_differences(graph, feeds, want)
@@ -342,6 +382,6 @@ def _check_differences(graph: Graph, feeds: dict, autodiff: dict) -> None:
         # The gradient of a quantized product is by definition not its derivative (a
         # step function's): the reference's autodiff is the oracle there.
         return
-    for v in graph.inputs:
+    for v in _differentiable(graph):
         numeric = numeric_gradient(graph, feeds, v.name, eps=FD_EPS)
         compare("vjp", f"d loss / d {v.name}", autodiff[f"grad/{v.name}"], numeric, FD_RTOL, 1e-6)
