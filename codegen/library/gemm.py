@@ -437,26 +437,26 @@ def _pack_b_i4(module: ir.Module, t: Tile) -> ir.Function:
         panel = _gep(b, dst, b.mul(b.mul(p, kc), i64(t.nr)))
         cols_left = b.sub(ncols, b.mul(p, i64(t.nr)))
         with b.if_else(b.icmp_signed(">=", cols_left, i64(t.nr))) as (whole, ragged):
-            with whole, for_range(b, kc, "k") as k:
-                row = b.add(first, k)
-                at = b.add(b.mul(row, row_bytes), b.udiv(c0, i64(2)))
-                x = b.load(b.gep(packed, [at], source_etype=I8), typ=nibbles, align=1)
-                pairs = b.shuffle_vector(b.ashr(b.shl(x, four), four), b.ashr(x, four), interleave)
-                values = b.sitofp(pairs, ir.VectorType(F32, t.nr))
-                out = _gep(b, panel, b.mul(k, i64(t.nr)))
-                parts = []
-                for v in range(t.nv):
-                    take = ir.Constant(
-                        ir.VectorType(I32, t.vw), list(range(v * t.vw, (v + 1) * t.vw))
-                    )
-                    parts.append(b.shuffle_vector(values, values, take))
-                    b.store(parts[v], _gep(b, out, i64(v * t.vw)), align=t.vw * 4)
-                with b.if_then(grouped):
-                    start = b.add(group_start(row), c0)
-                    for v in range(t.nv):
-                        at_v = b.add(start, i64(v * t.vw))
-                        value = dequantize(parts[v], at_v, t.vw)
-                        b.store(value, _gep(b, out, i64(v * t.vw)), align=t.vw * 4)
+            with whole, b.if_else(grouped) as (in_groups, per_channel):
+                # Two loops, so that neither tests for groups a row.
+                for branch, dequantized in ((in_groups, True), (per_channel, False)):
+                    with branch, for_range(b, kc, "k") as k:
+                        row = b.add(first, k)
+                        at = b.add(b.mul(row, row_bytes), b.udiv(c0, i64(2)))
+                        x = b.load(b.gep(packed, [at], source_etype=I8), typ=nibbles, align=1)
+                        low, high = b.ashr(b.shl(x, four), four), b.ashr(x, four)
+                        values = b.sitofp(
+                            b.shuffle_vector(low, high, interleave), ir.VectorType(F32, t.nr)
+                        )
+                        out = _gep(b, panel, b.mul(k, i64(t.nr)))
+                        start = b.add(group_start(row), c0) if dequantized else None
+                        for v in range(t.nv):
+                            lanes_v = list(range(v * t.vw, (v + 1) * t.vw))
+                            take = ir.Constant(ir.VectorType(I32, t.vw), lanes_v)
+                            part = b.shuffle_vector(values, values, take)
+                            if dequantized:
+                                part = dequantize(part, b.add(start, i64(v * t.vw)), t.vw)
+                            b.store(part, _gep(b, out, i64(v * t.vw)), align=t.vw * 4)
             with ragged, for_range(b, kc, "k") as k, for_range(b, i64(t.nr), "c") as c:
                 row = b.add(first, k)
                 slot = _gep(b, panel, b.add(b.mul(k, i64(t.nr)), c))
