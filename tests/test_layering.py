@@ -36,3 +36,20 @@ def test_no_import_circle_even_through_deferred_imports():
     """Counting imports inside functions too: no module of the compiler or the front end
     reaches itself (a deferred import that closes a circle hides a layering mistake)."""
     assert import_circles(include_deferred=True) == []
+
+
+def test_every_package_is_installed():
+    """Each package folder of the source is in pyproject.toml's ``packages`` (a wheel
+    leaves out any other: ``import kcompile.report`` would fail once installed)."""
+    import tomllib
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent
+    config = tomllib.loads((root / "pyproject.toml").read_text())["tool"]["setuptools"]
+    folders = {"kcompile": "kcompile", **config["package-dir"]}
+    found = set()
+    for name, folder in folders.items():
+        for init in (root / folder).rglob("__init__.py"):
+            relative = init.parent.relative_to(root / folder).parts
+            found.add(".".join((name, *relative)))
+    assert found - set(config["packages"]) == set()
