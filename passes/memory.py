@@ -173,30 +173,55 @@ ROLE_NAMES = {
 }
 
 
-def _category(v: Value, users: dict[Value, list[Node]]) -> str:
-    forward = "grad" not in v.node.layer.split("/")
-    if forward and any("grad" in u.layer.split("/") for u in users.get(v, [])):
-        return "activations kept for backward"
-    if not forward:
-        return "gradients"
-    return "scratch"
+VIEW = "views (reshapes, no copy)"
+IN_PLACE = "written in place into inputs"
+
+
+def _backward(graph: Graph) -> set[Node]:
+    """The nodes of the backward pass and the update: those of a gradient (a layer path
+    with a ``grad`` part) and every node that reads what one makes (fused kernels that
+    hold a weight's gradient and its optimizer's update carry the optimizer's name)."""
+    users = graph.users()
+    seen: set[Node] = set()
+    stack = [n for n in graph.nodes if "grad" in n.layer.split("/")]
+    while stack:
+        node = stack.pop()
+        if node in seen:
+            continue
+        seen.add(node)
+        stack += [u for v in node.outputs for u in users.get(v, [])]
+    return seen
+
+
+def buffer_kinds(graph: Graph) -> dict[Value, str]:
+    """What each planned value holds: an activation kept for backward (made before the
+    backward pass, read in it), a gradient (made in it, the update's values too),
+    scratch, a view of another buffer (``VIEW``), or a result written in place into an
+    input (``IN_PLACE``)."""
+    plan: MemoryPlan = graph.memory
+    backward = _backward(graph)
+    users = graph.users()
+    kinds = {}
+    for v, a in plan.allocations.items():
+        if a.alias is not None:
+            kinds[v] = VIEW if v.node.traits.view else IN_PLACE
+        elif v.node in backward:
+            kinds[v] = "gradients"
+        elif any(u in backward for u in users.get(v, [])):
+            kinds[v] = "activations kept for backward"
+        else:
+            kinds[v] = "scratch"
+    return kinds
 
 
 def memory_report(graph: Graph, batches: tuple[int, ...] = (1, 32, 128, 512, 2048)) -> MemoryReport:
     plan: MemoryPlan = graph.memory
     if plan is None:
         raise ValueError(f"graph {graph.name} has no memory plan; run plan_memory first")
-    users = graph.users()
     batch = plan.max_batch
     by_category: dict[str, int] = {}
-    for v, a in plan.allocations.items():
-        if a.alias is None:
-            key = _category(v, users)
-        elif v.node.traits.view:
-            key = "views (reshapes, no copy)"
-        else:
-            key = "written in place into inputs"
-        by_category[key] = by_category.get(key, 0) + a.size.at(batch)
+    for v, key in buffer_kinds(graph).items():
+        by_category[key] = by_category.get(key, 0) + plan.allocations[v].size.at(batch)
     roles: dict[str, int] = {}
     narrow: dict[str, tuple[int, int]] = {}
     for v in graph.inputs:

@@ -310,12 +310,13 @@ def test_pass_manager_dumps_prints_and_times(tmp_path, monkeypatch, capsys):
         "008_hold_narrow_floats.kir",
         "009_round_in_products.kir",
         "010_hold_integer_products.kir",
-        "011_fuse_rows.kir",
-        "012_fuse.kir",
-        "013_batch_rows.kir",
-        "014_store_narrow.kir",
-        "015_schedule.kir",
-        "016_plan_memory.kir",
+        "011_hold_int4_products.kir",
+        "012_fuse_rows.kir",
+        "013_fuse.kir",
+        "014_batch_rows.kir",
+        "015_store_narrow.kir",
+        "016_schedule.kir",
+        "017_plan_memory.kir",
     ]
     for path in (tmp_path / "pm").iterdir():
         verify(parse_graph(path.read_text(), str(path)))
@@ -535,3 +536,30 @@ def test_simplify_sees_a_reshaped_splat_as_a_splat():
     g.set_outputs([("y", B.exp(one * x))])
     out = simplify(g)
     assert [n.op for n in out.nodes] == ["exp"]
+
+
+def test_buffer_kinds_follow_the_data_not_the_layer_names():
+    """An MLP's train step under Adam: the weight gradients fuse with Adam's update into
+    kernels named for the optimizer; the forward activations they read are still kept for
+    backward (so the ledger says), the values they make are gradients, and every value
+    the backward pass reads from the forward pass is kept for it."""
+    import kcompile as keras
+    from kcompile import layers
+    from kcompile.passes.memory import buffer_kinds
+
+    model = keras.Sequential(
+        [keras.Input(shape=(20,)), layers.Dense(16, activation="relu"), layers.Dense(4)]
+    )
+    model.compile(optimizer="adam", loss="mse")
+    graph = parse_graph(inspect.pipeline_stages(model, "train")[-1][1])
+    kinds = buffer_kinds(graph)
+    optimizer_kernels = [n for n in graph.nodes if n.layer.startswith("adam/")]
+    assert optimizer_kernels, "expected the update fused into kernels named for adam"
+    backward = {n for n in graph.nodes if kinds.get(n.outputs[0]) == "gradients"}
+    for node in optimizer_kernels:
+        for v in node.inputs:
+            if v in kinds and v.node not in backward and kinds[v] != "views (reshapes, no copy)":
+                assert kinds[v] == "activations kept for backward", (v, node.layer)
+    report = memory_report(graph)
+    assert report.by_category.get("activations kept for backward", 0) > 0
+    assert sum(report.by_category.values()) == report.buffers

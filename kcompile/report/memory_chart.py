@@ -20,7 +20,7 @@ from typing import Any
 from kcompile.ir import Graph
 from kcompile.ir.memory import MemoryPlan
 from kcompile.ir.printer import Namer
-from kcompile.passes.memory import _category, memory_report  # _category: what it sums by
+from kcompile.passes.memory import buffer_kinds, memory_report
 from kcompile.report import svg
 from kcompile.report.section import Section
 
@@ -93,19 +93,16 @@ def buffer_rows(graph: Graph) -> tuple[list[dict[str, Any]], list[dict[str, Any]
     for node in graph.nodes:  # number the results as print_graph does
         for v in node.outputs:
             name(v)
-    users = graph.users()
+    kinds = buffer_kinds(graph)  # the classes memory_report sums
     owned, unowned = [], []
     for v, a in plan.allocations.items():
-        row = {"value": name(v), "layer": v.node.layer if v.node else ""}
+        row = {"value": name(v), "layer": v.node.layer if v.node else "", "kind": kinds[v]}
         size = a.size.at(plan.max_batch)
         if a.alias is None:
-            # The classes memory_report sums (one place decides what a buffer holds).
             live = {"start": a.start, "end": a.end, "offset": a.offset, "bytes": size}
-            owned.append(row | live | {"kind": _category(v, users)})
+            owned.append(row | live)
         else:
-            view = v.node.traits.view
-            kind = "views (reshapes, no copy)" if view else "written in place into inputs"
-            unowned.append(row | {"bytes": size, "kind": kind, "into": name(a.alias)})
+            unowned.append(row | {"bytes": size, "into": name(a.alias)})
     return owned, unowned
 
 
