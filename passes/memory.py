@@ -224,16 +224,36 @@ def memory_report(graph: Graph, batches: tuple[int, ...] = (1, 32, 128, 512, 204
         by_category[key] = by_category.get(key, 0) + plan.allocations[v].size.at(batch)
     roles: dict[str, int] = {}
     narrow: dict[str, tuple[int, int]] = {}
+    int4 = _int4_kernels(graph)
     for v in graph.inputs:
         key = ROLE_NAMES[v.role]
         size = nbytes(v.type).at(batch)
         roles[key] = roles.get(key, 0) + size
         if v.role != "data" and v.dtype.itemsize < 4:
-            held, as_f32 = narrow.get(v.dtype.keras_name, (0, 0))
-            narrow[v.dtype.keras_name] = (held + size, as_f32 + size * 4 // v.dtype.itemsize)
+            name = "int4" if v in int4 else v.dtype.keras_name
+            # An int4 kernel holds two weights a byte: in float32, rows x columns floats.
+            f32_bytes = v.shape[0] * int4[v] * 4 if v in int4 else size * 4 // v.dtype.itemsize
+            held, as_f32 = narrow.get(name, (0, 0))
+            narrow[name] = (held + size, as_f32 + f32_bytes)
     peaks = {b: plan.layout(b)[1] for b in batches}
     total = sum(a.size.at(batch) for a in plan.allocations.values())
     return MemoryReport(batch, plan.arena_bytes, total, by_category, roles, peaks, narrow)
+
+
+def _int4_kernels(graph: Graph) -> dict[Value, int]:
+    """The graph's inputs that are packed int4 kernels (``ir.ops.int4``), read by a
+    ``dequantize_int4`` or a ``matmul_int4`` here or in a fused kernel's body, each with
+    its kernel's columns."""
+    found: dict[Value, int] = {}
+    for node in graph.nodes:
+        if node.traits.kernel_body:
+            body = node.attrs["body"]
+            inner = _int4_kernels(body)
+            found.update({v: inner[b] for v, b in zip(node.inputs, body.inputs) if b in inner})
+        elif node.op in ("dequantize_int4", "matmul_int4"):
+            packed = node.inputs[0 if node.op == "dequantize_int4" else 1]
+            found[packed] = node.attrs["columns"]
+    return found
 
 
 def largest_batch_within(graph: Graph, budget_bytes: int, limit: int = 1 << 20) -> int:

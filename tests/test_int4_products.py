@@ -250,3 +250,15 @@ def test_dequantize_int4_compiles_on_its_own(rng, grouped):
     assert "dequantize_int4" in manager.snapshots[-1][1]
     feeds = _feeds(rng, graph)
     np.testing.assert_allclose(exe(feeds)["y"], interpret(graph, feeds)["y"], rtol=1e-5, atol=1e-5)
+
+
+def test_the_memory_report_counts_int4_kernels_as_half_a_byte_a_weight():
+    """``kcompile memory`` names int4 kernels and what they would take in float32 (rows x
+    columns floats, not four times their bytes)."""
+    from kcompile.passes.memory import memory_report
+
+    model = _int4_model(128)
+    final = parse_graph(inspect.pipeline_stages(model, "predict")[-1][1])
+    report = memory_report(final)
+    assert report.narrow_inputs["int4"] == (300 * 35, 300 * 70 * 4)
+    assert "of which int4" in report.text()
