@@ -182,9 +182,16 @@ class Page:
         return self.browser.send(method, params, self.session)
 
     def open(self, url: str) -> None:
-        """Navigate and wait for the load event (the page's scripts have run by then)."""
-        self.send("Page.navigate", {"url": url})
-        self.browser.wait_for("Page.loadEventFired", self.session)
+        """Navigate and wait for the load event (the page's scripts have run by then); a
+        navigation within the document (a new fragment) loads nothing. The errors of the
+        page before are forgotten."""
+        mine = self.session
+        self.browser.events = [e for e in self.browser.events if e.get("sessionId") != mine]
+        done = self.send("Page.navigate", {"url": url})
+        if "errorText" in done:
+            raise BrowserError(f"cannot open {url}: {done['errorText']}")
+        if done.get("loaderId"):
+            self.browser.wait_for("Page.loadEventFired", self.session)
 
     def evaluate(self, expression: str) -> Any:
         """The value of a JavaScript expression (JSON-able), awaiting a promise."""

@@ -534,6 +534,21 @@ class Model(StepMethods, Layer):
             )
         return export(self, os.fspath(filepath), probe=probe, seed=seed, cpu=cpu)
 
+    def report(
+        self,
+        path: str,
+        step: str = "train",
+        batch: int = 32,
+        calls: int = 20,
+        input_shapes: tuple = (),
+    ) -> str:
+        """Write ``kcompile report``'s page of ``step`` to ``path`` (one HTML file: the
+        graph at every stage, each pass's changes, the memory plan, the kernel profile at
+        ``batch`` rows over ``calls`` calls); the path."""
+        from kcompile.report import write_report  # the report imports the models
+
+        return write_report(self, path, step, batch, calls, input_shapes)
+
     @filter_traceback
     def summary(self, print_fn=print, **kwargs: Any) -> None:
         if not self.built:

@@ -15,10 +15,11 @@ any section's script runs:
   ``KC.esc(text)`` escapes text for it.
 - ``KC.select(key)`` shows a section (the element ``kc-show`` is dispatched on it).
 - ``KC.kernel(name)``: what a click on any ``[data-kernel]`` element does (a profile bar,
-  a roofline point, a graph node): it shows the graphs section, dispatches ``kc-kernel``
-  (``detail.kernel``) on it, so that it shows the stage whose nodes are kernels, outlines
-  the elements of that section carrying the same ``data-kernel`` and shows the kernel's
-  time and what its node says (its ``<title>``) in the detail panel.
+  a roofline point, a graph node): it shows the graphs section and dispatches
+  ``kc-kernel`` on it (``detail.kernel``: the name; ``detail.html``: a list the section
+  may append HTML to, what its node says), so that the section shows the stage whose
+  nodes are kernels; then it outlines the elements of that section carrying the same
+  ``data-kernel`` and shows the kernel's time, and the HTML appended, in the detail panel.
 
 Each section's script runs in its own function (``new Function``: a syntax error is
 caught too) with ``KC`` and its section element as arguments; one that throws writes its
@@ -170,7 +171,8 @@ transparent}
 main{flex:1 1 auto;min-width:0;padding:12px 20px 40px}
 main h2{margin:4px 0 12px;font-size:17px}
 main h3{margin:18px 0 8px;font-size:15px}
-.kc-section{overflow-x:auto}
+/* opened at a section (report.html#memory), the page shows it from its top, title and all */
+.kc-section{overflow-x:auto;scroll-margin-top:100vh}
 .kc-error{margin:8px 0;padding:8px 12px;border:1px solid #e0a0a0;background:#fff0f0;
 color:#900;white-space:pre-wrap;font-family:ui-monospace,monospace;font-size:12px}
 pre,.kc-text{font:12px/1.35 ui-monospace,"DejaVu Sans Mono",monospace;background:var(--bg);
@@ -189,6 +191,7 @@ stroke:var(--hl)!important;stroke-width:3px!important}
 .kc-detail{position:fixed;top:0;right:0;bottom:0;width:360px;overflow:auto;padding:14px 16px;
 background:#fff;border-left:1px solid var(--line);box-shadow:-4px 0 12px rgba(0,0,0,.08);
 z-index:10}
+body.kc-open main{margin-right:360px}
 .kc-detail h3{margin:0 24px 8px 0;font-size:15px;word-break:break-all}
 .kc-detail dl{display:grid;grid-template-columns:auto 1fr;gap:2px 12px;margin:0 0 10px}
 .kc-detail dt{color:var(--muted)}
@@ -211,13 +214,15 @@ SCRIPT = r"""
     return String(text).replace(/[&<>"']/g, (c) => "&#" + c.charCodeAt(0) + ";");
   }
 
-  function select(key) {
+  function select(key, keepHash) {
     const target = document.getElementById(key);
     if (!target || !sections.includes(target)) return null;
     const changed = target.hidden || sections.some((s) => s !== target && !s.hidden);
     for (const s of sections) s.hidden = s !== target;
     for (const t of tabs) t.setAttribute("aria-current", String(t.dataset.section === key));
-    if (location.hash !== "#" + key) {
+    // The first section shown keeps the URL as it is: a fragment set while the page loads
+    // would be scrolled to once it has loaded.
+    if (!keepHash && location.hash !== "#" + key) {
       try { history.replaceState(null, "", "#" + key); } catch (e) { /* file: URLs may refuse */ }
     }
     if (changed) window.scrollTo(0, 0);
@@ -242,16 +247,19 @@ SCRIPT = r"""
   function kernel(name) {
     const graphs = document.getElementById("graphs");
     let hits = [];
+    let extra = "";
     for (const old of document.querySelectorAll(".kc-hl")) old.classList.remove("kc-hl");
     if (graphs && select("graphs")) {
-      graphs.dispatchEvent(new CustomEvent("kc-kernel", {detail: {kernel: name}}));
+      const asked = new CustomEvent("kc-kernel", {detail: {kernel: name, html: []}});
+      graphs.dispatchEvent(asked);
+      extra = asked.detail.html.join("");
       const selector = '[data-kernel="' + CSS.escape(name) + '"]';
       hits = Array.from(graphs.querySelectorAll(selector))
         .filter((e) => e.getClientRects().length > 0);
       for (const e of hits) e.classList.add("kc-hl");
       if (hits.length) hits[0].scrollIntoView({block: "center", inline: "center"});
     }
-    KC.show(kernelDetail(name, hits[0]));
+    KC.show(kernelDetail(name, hits[0]) + extra);
     return hits.length;
   }
 
@@ -270,8 +278,12 @@ SCRIPT = r"""
 
   const KC = {
     data: doc.sections, meta: doc.meta, kernels: doc.kernels, esc, select, kernel, fail,
-    show(html) { panelBody.innerHTML = html; panel.hidden = false; },
-    hide() { panel.hidden = true; },
+    show(html) {
+      panelBody.innerHTML = html;
+      panel.hidden = false;
+      document.body.classList.add("kc-open");  // the page narrows: the panel covers nothing
+    },
+    hide() { panel.hidden = true; document.body.classList.remove("kc-open"); },
   };
   window.KC = KC;
 
@@ -299,6 +311,6 @@ SCRIPT = r"""
       fail(s.id, error);
     }
   }
-  select(location.hash.slice(1)) || (sections.length && select(sections[0].id));
+  select(location.hash.slice(1), true) || (sections.length && select(sections[0].id, true));
 })();
 """

@@ -6,6 +6,7 @@
     kcompile memory MODEL.py [--budget 64MiB]
     kcompile check MODEL.py [--step train]
     kcompile profile MODEL.py [--step train] [--batch 32] [--calls 100]
+    kcompile report MODEL.py -o report.html [--step train] [--batch 32] [--calls 20]
     kcompile build MODEL.py -o model.kc [--cpu host|x86-64-v3]   an artifact
     kcompile info model.kc                  print an artifact's manifest
     kcompile run model.kc --data DIR --epochs N [--checkpoint PATH]
@@ -180,6 +181,20 @@ def cmd_profile(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_report(args: argparse.Namespace) -> int:
+    from kcompile.report import write_report
+
+    model = load_model_file(args.model)
+    try:
+        path = write_report(
+            model, args.output, args.step, args.batch, args.calls, _input_shapes(args.input_shape)
+        )
+    except ValueError as e:
+        raise SystemExit(f"kcompile: {e}") from None
+    print(f"wrote {path} ({os.path.getsize(path) / 1024:.0f} KiB): open it in a browser")
+    return 0
+
+
 def cmd_build(args: argparse.Namespace) -> int:
     model = load_model_file(args.model)
     try:
@@ -334,6 +349,19 @@ def main(argv: list[str] | None = None) -> int:
     prof.add_argument("--calls", type=int, default=100)
     prof.add_argument("--top", type=int, default=25, help="show this many kernels")
     prof.set_defaults(run=cmd_profile)
+    rep = sub.add_parser("report", help="write one HTML page of a step's stages and profile")
+    rep.add_argument("model")
+    rep.add_argument("-o", "--output", required=True, help="the HTML file, e.g. report.html")
+    rep.add_argument("--step", choices=STEPS, default="train")
+    rep.add_argument("--batch", type=int, default=32, help="rows of the profiled batch")
+    rep.add_argument("--calls", type=int, default=20, help="calls the profile times")
+    rep.add_argument(
+        "--input-shape",
+        action="append",
+        metavar="D,D",
+        help="an Input's shape without the batch, once per Input (for Inputs with None sizes)",
+    )
+    rep.set_defaults(run=cmd_report)
     build = sub.add_parser("build", help="write an ahead-of-time artifact of a model")
     build.add_argument("model")
     build.add_argument("-o", "--output", required=True, help="the artifact file, e.g. model.kc")
