@@ -211,17 +211,45 @@ def _unnumbered(line: str) -> str:
     return re.sub(r"%\d+", "%_", line)
 
 
-def _ir_diff(before: str, after: str, limit: int = 40) -> list[str]:
-    """Changed lines, matched with value numbers ignored (an inserted node renumbers the
-    rest without changing it)."""
+@dataclass(frozen=True)
+class IRChange:
+    """One run of changed lines between two graph texts: ``removed`` (lines of the text
+    before, from its line ``before_at``, counted from 0) replaced by ``added`` (lines of
+    the text after, from its line ``after_at``); lines as the texts have them."""
+
+    before_at: int
+    after_at: int
+    removed: tuple[str, ...]
+    added: tuple[str, ...]
+
+
+def ir_diff(before: str, after: str) -> list[IRChange]:
+    """The lines a pass changed, matched with value numbers ignored (an inserted node
+    renumbers the rest without changing it), in order."""
     a, b = before.splitlines(), after.splitlines()
     matcher = difflib.SequenceMatcher(
         None, [_unnumbered(x) for x in a], [_unnumbered(x) for x in b], autojunk=False
     )
+    return [
+        IRChange(i1, j1, tuple(a[i1:i2]), tuple(b[j1:j2]))
+        for tag, i1, i2, j1, j2 in matcher.get_opcodes()
+        if tag != "equal"
+    ]
+
+
+def ir_diff_lines(changes: list[IRChange]) -> list[str]:
+    """``- line`` for each removed line and ``+ line`` for each added one, run by run,
+    stripped of their indentation."""
     lines = []
-    for tag, i1, i2, j1, j2 in matcher.get_opcodes():
-        if tag != "equal":
-            lines += [f"- {x.strip()}" for x in a[i1:i2]] + [f"+ {x.strip()}" for x in b[j1:j2]]
+    for change in changes:
+        lines += [f"- {x.strip()}" for x in change.removed]
+        lines += [f"+ {x.strip()}" for x in change.added]
+    return lines
+
+
+def _ir_diff(before: str, after: str, limit: int = 40) -> list[str]:
+    """``check``'s account of the lines a pass changed: at most ``limit``, indented."""
+    lines = ir_diff_lines(ir_diff(before, after))
     if len(lines) > limit:
         lines = [*lines[:limit], f"... and {len(lines) - limit} more changed lines"]
     return ["    " + line for line in lines]
