@@ -145,7 +145,7 @@ def stage_section(
     it has no picture."""
     check_stages(stages)
     profile = dict(kernels or {})
-    graphs = [parse_graph(text, f"<{name}>") for name, text in stages]
+    graphs = _parse_each(stages)
     colours = layer_colours(_layers(graphs))
     last = len(stages) - 1
     first_with: dict[str, int] = {}
@@ -206,6 +206,15 @@ def stage_section(
     return Section(
         "graphs", "Graphs at each stage", _html(entries, pictures, colours), data, SCRIPT
     )
+
+
+def _parse_each(stages: list[tuple[str, str]]) -> list[Graph]:
+    """Each stage's graph; a text repeated (a pass that changed nothing) parsed once."""
+    parsed: dict[str, Graph] = {}
+    for name, text in stages:
+        if text not in parsed:
+            parsed[text] = parse_graph(text, f"<{name}>")
+    return [parsed[text] for _, text in stages]
 
 
 def _layers(graphs: list[Graph]) -> list[str]:
