@@ -164,14 +164,14 @@ class Browser:
 
 
 class Page:
-    """One tab: navigation, script evaluation, mouse clicks, screenshots and the errors
-    (console errors, uncaught exceptions, log entries) it reported."""
+    """One tab: navigation, script evaluation, mouse clicks, screenshots, the errors it
+    reported (console errors, uncaught exceptions, log entries) and the URLs it requested."""
 
     def __init__(self, browser: Browser, target: str, session: str, width: int, height: int):
         self.browser = browser
         self.target = target
         self.session = session
-        for domain in ("Page", "Runtime", "Log"):
+        for domain in ("Page", "Runtime", "Log", "Network"):
             self.send(f"{domain}.enable")
         self.send(
             "Emulation.setDeviceMetricsOverride",
@@ -216,6 +216,15 @@ class Page:
     def screenshot(self) -> bytes:
         """A PNG of the viewport."""
         return base64.b64decode(self.send("Page.captureScreenshot", {"format": "png"})["data"])
+
+    def requests(self) -> list[str]:
+        """The URLs this page asked for since it was opened (itself included)."""
+        self.evaluate("0")  # a round trip: events sent before it have arrived
+        return [
+            e["params"]["request"]["url"]
+            for e in self.browser.events
+            if e.get("sessionId") == self.session and e.get("method") == "Network.requestWillBeSent"
+        ]
 
     def errors(self) -> list[str]:
         """Console errors, uncaught exceptions and error log entries of this page so far."""

@@ -21,6 +21,7 @@ from kcompile.report.page import render_page
 from kcompile.report.section import Section
 from kcompile.tools.cli import load_model_file
 from tests.browser import Browser, chromium_path
+from tests.test_report_page import external_urls
 
 ROOT = Path(__file__).resolve().parents[1]
 PNG = b"\x89PNG\r\n\x1a\n"
@@ -128,6 +129,8 @@ def test_example_report_in_the_browser(name, page, tmp_path):
     data = embedded_data(path)
     open_report(page, path)
     assert page.errors() == []
+    assert external_urls(path.read_text()) == []
+    assert page.requests() == [path.as_uri()]  # the file itself, nothing else
 
     keys = page.evaluate("Array.from(document.querySelectorAll('.kc-nav a')).map(a => a.hash)")
     assert keys == ["#graphs", "#passes", "#memory", "#profile", "#model"]
@@ -164,6 +167,7 @@ def test_example_report_in_the_browser(name, page, tmp_path):
     assert f"{us:.2f} µs" in panel_text(page)
     assert page.evaluate(f"{stage}.querySelector('.kc-hl').dataset.kernel") == kernel
     assert page.errors() == []
+    assert page.requests() == [path.as_uri()]
 
 
 def test_a_profile_bar_leads_to_its_kernel_in_the_graph(page, tmp_path):

@@ -4,7 +4,9 @@ errors. (The page in a browser: tests/test_report_browser.py.)"""
 
 from __future__ import annotations
 
+import contextlib
 import html
+import io
 import json
 import os
 import re
@@ -165,14 +167,18 @@ def test_features_are_those_llvm_enables():
 
 @pytest.fixture(scope="module")
 def cli_report(tmp_path_factory, mlp):
-    """The CLI's report of the MLP's train step, and what it printed."""
+    """The CLI's report of the MLP's train step, its exit status and what it printed."""
     path = tmp_path_factory.mktemp("report") / "mlp.html"
-    return path, cli.main(["report", MLP, "-o", str(path), "--batch", "8", "--calls", "2"])
+    printed = io.StringIO()
+    with contextlib.redirect_stdout(printed):
+        status = cli.main(["report", MLP, "-o", str(path), "--batch", "8", "--calls", "2"])
+    return path, status, printed.getvalue()
 
 
-def test_cli_writes_the_page_with_every_section(cli_report, capsys):
-    path, status = cli_report
+def test_cli_writes_the_page_with_every_section(cli_report):
+    path, status, printed = cli_report
     assert status == 0
+    assert printed == f"wrote {path} ({path.stat().st_size / 1024:.0f} KiB): open it in a browser\n"
     page = path.read_text()
     data = embedded_data(page)
     assert list(data["sections"]) == SECTION_KEYS
@@ -265,6 +271,18 @@ def test_bad_arguments_are_refused_before_any_work(mlp, tmp_path, kwargs, messag
 def test_a_missing_folder_is_named(mlp, tmp_path):
     with pytest.raises(ValueError, match="no folder .*nowhere"):
         mlp.report(tmp_path / "nowhere" / "r.html")
+
+
+def test_without_graphviz_the_cli_says_what_to_install(tmp_path, monkeypatch):
+    from types import SimpleNamespace
+
+    from kcompile.report import graph_svg
+
+    monkeypatch.setattr(graph_svg, "shutil", SimpleNamespace(which=lambda name: None))
+    out = tmp_path / "r.html"
+    with pytest.raises(SystemExit, match="kcompile: .*Graphviz's `dot`.*apt-get install graphviz"):
+        cli.main(["report", MLP, "-o", str(out), "--calls", "1", "--batch", "2"])
+    assert not out.exists()
 
 
 def test_cli_errors_are_clear(tmp_path, capsys):

@@ -183,13 +183,14 @@ def cmd_profile(args: argparse.Namespace) -> int:
 
 def cmd_report(args: argparse.Namespace) -> int:
     from kcompile.report import write_report
+    from kcompile.report.graph_svg import GraphvizError
 
     model = load_model_file(args.model)
     try:
         path = write_report(
             model, args.output, args.step, args.batch, args.calls, _input_shapes(args.input_shape)
         )
-    except ValueError as e:
+    except (ValueError, GraphvizError) as e:  # Graphviz's: dot missing or failing
         raise SystemExit(f"kcompile: {e}") from None
     print(f"wrote {path} ({os.path.getsize(path) / 1024:.0f} KiB): open it in a browser")
     return 0
