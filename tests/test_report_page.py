@@ -297,3 +297,25 @@ def test_cli_errors_are_clear(tmp_path, capsys):
         cli.main(["report", MLP])
     assert "-o/--output" in capsys.readouterr().err
     assert not os.path.exists(out)
+
+
+def test_input_shapes_size_what_the_model_leaves_unknown(tmp_path):
+    source = tmp_path / "model.py"
+    source.write_text(
+        "import kcompile as keras\n"
+        "from kcompile import layers\n"
+        "def build_model():\n"
+        "    i = keras.Input((None,), dtype='int32')\n"
+        "    x = layers.GlobalAveragePooling1D()(layers.Embedding(10, 4)(i))\n"
+        "    m = keras.Model(i, layers.Dense(2, activation='softmax')(x))\n"
+        "    m.compile('adam', 'sparse_categorical_crossentropy')\n"
+        "    return m\n"
+    )
+    out = tmp_path / "r.html"
+    with pytest.raises(SystemExit, match="kcompile: .*unknown dimension.*--input-shape"):
+        cli.main(["report", str(source), "-o", str(out), "--step", "predict"])
+    assert not out.exists()
+    args = ["report", str(source), "-o", str(out), "--step", "predict", "--calls", "1"]
+    assert cli.main([*args, "--input-shape", "7"]) == 0
+    data = embedded_data(out.read_text())
+    assert data["sections"]["graphs"]["stages"][-1]["records"]["in0"]["types"] == ["i32[N,7]"]
