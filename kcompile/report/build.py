@@ -8,12 +8,21 @@ import os
 import secrets
 import time
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from kcompile.ir import Graph, parse_graph
 from kcompile.passes.manager import PipelineReport
+from kcompile.report.memory_chart import memory_section
+from kcompile.report.model_section import model_section
 from kcompile.report.page import render_page
+from kcompile.report.pass_diffs import pass_section
+from kcompile.report.roofline import kernel_times, profile_section
 from kcompile.report.section import Section
+from kcompile.report.stages import stage_section
 from kcompile.tools.inspect import STEPS, KernelProfile
+
+if TYPE_CHECKING:
+    from kcompile.runtime.native import NativeExecutable
 
 DEFAULT_CALLS = 20
 
@@ -50,25 +59,24 @@ def write_report(
         raise ValueError(f"cannot write the report {path}: no folder {folder}")
     compiled = compile_step(model, step, batch, calls, input_shapes)
     sections = build_sections(model, compiled)
-    meta = {
-        "model": model.name,
-        "step": step,
-        "graph": compiled.graph.name,
-        "nodes": len(compiled.graph.nodes),
-        "batch": batch,
-        "calls": calls,
-        "written": datetime.datetime.now().astimezone().strftime("%Y-%m-%d %H:%M %Z"),
-    }
-    from kcompile.report.roofline import kernel_times
-
-    page = render_page(
-        f"kcompile report: {model.name}, {step} step",
-        sections,
-        meta,
-        kernel_times(compiled.profile),
-    )
+    title = f"kcompile report: {model.name}, {step} step"
+    page = render_page(title, sections, facts(model, compiled), kernel_times(compiled.profile))
     write_atomically(path, page)
     return path
+
+
+def facts(model, compiled: Compiled) -> dict[str, str | int]:
+    """What the page says under its title."""
+    profile = compiled.profile
+    return {
+        "model": model.name,
+        "step": profile.step,
+        "graph": compiled.graph.name,
+        "nodes": len(compiled.graph.nodes),
+        "batch": profile.batch,
+        "calls": profile.calls,
+        "written": datetime.datetime.now().astimezone().strftime("%Y-%m-%d %H:%M %Z"),
+    }
 
 
 def check_arguments(step: str, batch: int, calls: int) -> None:
@@ -112,7 +120,9 @@ def _timed(record):
     return timed
 
 
-def profile_graph(model, graph: Graph, step: str, batch: int, calls: int):
+def profile_graph(
+    model, graph: Graph, step: str, batch: int, calls: int
+) -> tuple[KernelProfile, NativeExecutable]:
     """(``KernelProfile``, the ``NativeExecutable`` it timed) of planned ``graph`` over
     ``calls`` calls on a probe batch of ``batch`` rows, after one call to warm up."""
     from kcompile.runtime.native import NativeExecutable
@@ -141,12 +151,6 @@ def profile_graph(model, graph: Graph, step: str, batch: int, calls: int):
 
 def build_sections(model, compiled: Compiled) -> list[Section]:
     """Every section, in the page's order: graphs, passes, memory, profile, model."""
-    from kcompile.report.memory_chart import memory_section
-    from kcompile.report.model_section import model_section
-    from kcompile.report.pass_diffs import pass_section
-    from kcompile.report.roofline import kernel_times, profile_section
-    from kcompile.report.stages import stage_section
-
     machine = compiled.profile.machine
     return [
         stage_section(compiled.stages, kernel_times(compiled.profile)),
