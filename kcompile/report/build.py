@@ -8,7 +8,6 @@ import os
 import secrets
 import time
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 from kcompile.ir import Graph, parse_graph
 from kcompile.passes.manager import PipelineReport
@@ -19,10 +18,7 @@ from kcompile.report.pass_diffs import pass_section
 from kcompile.report.roofline import kernel_times, profile_section
 from kcompile.report.section import Section
 from kcompile.report.stages import stage_section
-from kcompile.tools.inspect import STEPS, KernelProfile
-
-if TYPE_CHECKING:
-    from kcompile.runtime.native import NativeExecutable
+from kcompile.tools.inspect import STEPS, KernelProfile, profile_graph
 
 DEFAULT_CALLS = 20
 
@@ -118,35 +114,6 @@ def _timed(record):
         clock[0] = time.perf_counter()  # the recording's own work is not the next stage's
 
     return timed
-
-
-def profile_graph(
-    model, graph: Graph, step: str, batch: int, calls: int
-) -> tuple[KernelProfile, NativeExecutable]:
-    """(``KernelProfile``, the ``NativeExecutable`` it timed) of planned ``graph`` over
-    ``calls`` calls on a probe batch of ``batch`` rows, after one call to warm up."""
-    from kcompile.runtime.native import NativeExecutable
-    from kcompile.tools import inspect
-    from kcompile.tools.machine import machine
-    from kcompile.version import __version__
-
-    exe = NativeExecutable(graph, version=__version__, capacity=batch, profile=True)
-    feeds = inspect.probe_feeds(model, graph, batch)
-    data = {v.name for v in graph.inputs if v.role == "data"}
-    for name, array in feeds.items():
-        if name not in data:
-            exe.bind(name, array)
-    batch_feeds = {name: feeds[name] for name in data}
-    exe(batch_feeds)
-    exe.compiled.reset_profile()
-    for _ in range(calls):
-        exe(batch_feeds)
-    times = exe.compiled.profile()
-    rows = [(k.name, inspect._describes(k.node), k.calls, k.seconds) for k in times if not k.inside]
-    inner = [(k.name, inspect._describes(k.node), k.calls, k.seconds) for k in times if k.inside]
-    work = {k.name: inspect._work(k.node, batch) for k in times if not k.inside}
-    profile = KernelProfile(step, batch, calls, rows, inner, work, machine())
-    return profile, exe
 
 
 def build_sections(model, compiled: Compiled) -> list[Section]:

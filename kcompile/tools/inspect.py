@@ -326,10 +326,18 @@ def _describes(node) -> str:
 def profile_step(model, step: str = "train", batch: int = 32, calls: int = 100) -> KernelProfile:
     """Time each kernel of ``step``'s compiled code over ``calls`` calls on probe data
     (cycle counters around each kernel call in the entry function)."""
+    graph = parse_graph(pipeline_stages(model, step)[-1][1])
+    return profile_graph(model, graph, step, batch, calls)[0]
+
+
+def profile_graph(model, graph: Graph, step: str, batch: int, calls: int) -> tuple:
+    """(``KernelProfile``, the ``NativeExecutable`` it timed: its compile times, whether
+    its code came from the cache) of ``model``'s planned ``graph`` of ``step``, over
+    ``calls`` calls on a probe batch of ``batch`` rows after one call to warm up."""
     from kcompile.runtime.native import NativeExecutable
+    from kcompile.tools.machine import machine
     from kcompile.version import __version__
 
-    graph = parse_graph(pipeline_stages(model, step)[-1][1])
     exe = NativeExecutable(graph, version=__version__, capacity=batch, profile=True)
     feeds = probe_feeds(model, graph, batch)
     data = {v.name for v in graph.inputs if v.role == "data"}
@@ -345,9 +353,7 @@ def profile_step(model, step: str = "train", batch: int = 32, calls: int = 100) 
     rows = [(k.name, _describes(k.node), k.calls, k.seconds) for k in times if not k.inside]
     inner = [(k.name, _describes(k.node), k.calls, k.seconds) for k in times if k.inside]
     work = {k.name: _work(k.node, batch) for k in times if not k.inside}
-    from kcompile.tools.machine import machine
-
-    return KernelProfile(step, batch, calls, rows, inner, work, machine())
+    return KernelProfile(step, batch, calls, rows, inner, work, machine()), exe
 
 
 def _work(node, batch: int) -> tuple[float, float, str]:
