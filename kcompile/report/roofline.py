@@ -59,7 +59,7 @@ def kernel_times(profile: KernelProfile) -> dict[str, dict[str, Any]]:
     for rows, inside in ((profile.rows, False), (profile.inner, True)):
         for name, _, count, seconds in rows:
             # KernelProfile has no public accessor for the rate text yet.
-            rate = "" if inside else " ".join(profile._rate(name, seconds).split())
+            rate = "" if inside else " ".join(profile.rate(name, seconds).split())
             times[name] = {
                 "us": seconds / profile.calls * 1e6,
                 "share": seconds / total if total else 0.0,

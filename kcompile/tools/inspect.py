@@ -267,7 +267,7 @@ class KernelProfile:
     work: dict[str, tuple[float, float, str]] = field(default_factory=dict)
     machine: Any = None  # kcompile.tools.machine.Machine: the peaks the rates are read against
 
-    def _rate(self, name: str, seconds: float) -> str:
+    def rate(self, name: str, seconds: float) -> str:
         """GFLOP/s of a product (with its share of the peak of the unit it ran on: the
         FMA peak, or AMX's for bf16 products on the tiles, marked "amx"; int8 products,
         marked "i8", against the integer multiply-adds' peak, or the FMAs' when held in
@@ -298,7 +298,7 @@ class KernelProfile:
         lines.append(f"{'kernel':<24} {'µs/call':>9} {'share':>6}  {'rate (of peak)':<21} computes")
         for name, what, _, seconds in sorted(self.rows, key=lambda r: -r[3])[:top]:
             share = seconds / total if total else 0.0
-            rate = self._rate(name, seconds)
+            rate = self.rate(name, seconds)
             lines.append(
                 f"{name:<24} {seconds / self.calls * 1e6:>9.2f} {share:>6.1%}  {rate:<21} {what}"
             )
