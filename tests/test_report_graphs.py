@@ -64,7 +64,7 @@ def mlp_profile(mlp):
     result = inspect.profile_step(mlp, "train", batch=4, calls=2)
     total = sum(seconds for *_, seconds in result.rows)
     return {
-        name: {"us": s / result.calls * 1e6, "rate": result._rate(name, s), "share": s / total}
+        name: {"us": s / result.calls * 1e6, "rate": result.rate(name, s), "share": s / total}
         for name, _, _, s in result.rows
     }
 
