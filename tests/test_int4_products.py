@@ -263,3 +263,14 @@ def test_the_memory_report_counts_int4_kernels_as_half_a_byte_a_weight():
     report = memory_report(final)
     assert report.narrow_inputs["int4"] == (300 * 35, 300 * 70 * 4)
     assert "of which int4" in report.text()
+
+
+def test_the_profile_reads_int4_products_against_the_fma_peak():
+    """An int4 product's flops are its float product's (2 x rows x K x N), read against
+    the FMAs that run it."""
+    model = _int4_model(128)
+    result = inspect.profile_step(model, "predict", batch=8, calls=2)
+    products = {name: work for name, work in result.work.items() if work[0]}
+    assert len(products) == 2  # both Dense layers
+    assert sorted(w[0] for w in products.values()) == [2.0 * 8 * 70 * 10, 2.0 * 8 * 300 * 70]
+    assert {w[2] for w in products.values()} == {"fma"}

@@ -457,20 +457,28 @@ def _pack_b_i4(module: ir.Module, t: Tile) -> ir.Function:
                             if dequantized:
                                 part = dequantize(part, b.add(start, i64(v * t.vw)), t.vw)
                             b.store(part, _gep(b, out, i64(v * t.vw)), align=t.vw * 4)
-            with ragged, for_range(b, kc, "k") as k, for_range(b, i64(t.nr), "c") as c:
-                row = b.add(first, k)
-                slot = _gep(b, panel, b.add(b.mul(k, i64(t.nr)), c))
-                b.store(ir.Constant(F32, 0.0), slot)
-                with b.if_then(b.icmp_signed("<", c, cols_left)):
-                    col = b.add(c0, c)
-                    at = b.add(b.mul(row, row_bytes), b.udiv(col, i64(2)))
-                    byte = b.load(b.gep(packed, [at], source_etype=I8), typ=I8)
-                    low = b.ashr(b.shl(byte, ir.Constant(I8, 4)), ir.Constant(I8, 4))
-                    odd = b.trunc(col, ir.IntType(1))
-                    value = b.sitofp(b.select(odd, b.ashr(byte, ir.Constant(I8, 4)), low), F32)
-                    b.store(value, slot)
-                    with b.if_then(grouped):
-                        b.store(dequantize(value, b.add(group_start(row), col), 1), slot)
+            # A ragged panel (a classifier's 10 columns): the row zeroed a vector at a time,
+            # then its columns one by one, the group found once a row.
+            with ragged, b.if_else(grouped) as (in_groups, per_channel):
+                for branch, dequantized in ((in_groups, True), (per_channel, False)):
+                    with branch, for_range(b, kc, "k") as k:
+                        row = b.add(first, k)
+                        out = _gep(b, panel, b.mul(k, i64(t.nr)))
+                        for v in range(t.nv):
+                            zero_v = ir.Constant(vec, None)
+                            b.store(zero_v, _gep(b, out, i64(v * t.vw)), align=t.vw * 4)
+                        start = group_start(row) if dequantized else None
+                        with for_range(b, cols_left, "c") as c:
+                            col = b.add(c0, c)
+                            at = b.add(b.mul(row, row_bytes), b.udiv(col, i64(2)))
+                            byte = b.load(b.gep(packed, [at], source_etype=I8), typ=I8)
+                            four_ = ir.Constant(I8, 4)
+                            low = b.ashr(b.shl(byte, four_), four_)
+                            odd = b.trunc(col, ir.IntType(1))
+                            value = b.sitofp(b.select(odd, b.ashr(byte, four_), low), F32)
+                            if dequantized:
+                                value = dequantize(value, b.add(start, col), 1)
+                            b.store(value, _gep(b, out, c))
     b.ret_void()
     return fn
 

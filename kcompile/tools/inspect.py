@@ -377,7 +377,7 @@ def _work(node, batch: int) -> tuple[float, float, str]:
             # A quantized layer's int8 product: on kc_igemm's integer multiply-adds when
             # both operands are bytes, else exact in f32 on the FMAs.
             engine = "madd_i8" if n.inputs[0].dtype is DType.i8 else "fma_i8"
-        if n.op in ("matmul", "batch_matmul"):
+        if n.op in ("matmul", "batch_matmul", "matmul_int4"):
             # Every element of A meets each output column once, whichever axes are
             # contracted (a weight gradient contracts the batch with its rows).
             a = n.inputs[0].type.concrete_shape(batch)
