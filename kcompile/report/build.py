@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import datetime
 import os
-import secrets
 import time
 from dataclasses import dataclass
 
@@ -19,6 +18,7 @@ from kcompile.report.roofline import kernel_times, profile_section
 from kcompile.report.section import Section
 from kcompile.report.stages import stage_section
 from kcompile.tools.inspect import STEPS, KernelProfile, profile_graph
+from kcompile.utils.atomic import atomic_write
 
 DEFAULT_CALLS = 20
 
@@ -135,19 +135,7 @@ def build_sections(model, compiled: Compiled) -> list[Section]:
 
 
 def write_atomically(path: str, text: str) -> None:
-    """Write ``text`` to a new file beside ``path`` and rename it over ``path``: a reader
-    sees the old file or the new one whole, never a part, and a failure leaves the old."""
-    folder = os.path.dirname(os.path.abspath(path))
-    temporary = os.path.join(folder, f".{os.path.basename(path)}.{secrets.token_hex(4)}.tmp")
-    # Mode 0666 less the umask, as open() would give the file itself.
-    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(temporary, path)
-    except BaseException:
-        if os.path.exists(temporary):
-            os.remove(temporary)
-        raise
+    """Write ``text`` (UTF-8) to a new file beside ``path`` and rename it over ``path``
+    (``kcompile.utils.atomic``): a reader sees the old file or the new one whole, never a
+    part, and a failure leaves the old."""
+    atomic_write(path, lambda f: f.write(text.encode("utf-8")))
