@@ -62,9 +62,9 @@ def memory_section(graph: Graph, batches: tuple[int, ...] = BATCHES) -> Section:
     }
     html = "".join(
         [
-            _figure(timeline_svg(data), _TIMELINE_CAPTION),
+            svg.figure(timeline_svg(data), _TIMELINE_CAPTION),
             _legend(_kind_totals(buffers), _kind_totals(unowned)),
-            _figure(curve_svg(curve, plan.max_batch, plan.arena_bytes), _CURVE_CAPTION),
+            svg.figure(curve_svg(curve, plan.max_batch, plan.arena_bytes), _CURVE_CAPTION),
             f'<pre class="kc-text">{svg.esc(report.text())}</pre>',
         ]
     )
@@ -210,10 +210,6 @@ def _legend(owned: dict[str, dict[str, int]], unowned: dict[str, dict[str, int]]
         others = "; ".join(entry(k, t) for k, t in unowned.items())
         lines.append(f'<p class="kc-legend">no storage of their own: {others}</p>')
     return "".join(lines)
-
-
-def _figure(chart: str, caption: str) -> str:
-    return f'<figure class="kc-figure">{chart}<figcaption>{caption}</figcaption></figure>'
 
 
 _TIMELINE_CAPTION = (

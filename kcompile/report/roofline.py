@@ -145,8 +145,8 @@ def profile_section(profile: KernelProfile, top: int = TOP_KERNELS) -> Section:
     html = "".join(
         [
             f"<p>{svg.esc(head)}</p>",
-            _figure(bars_svg(rows[:top]), _BARS_CAPTION),
-            _figure(roofline_svg(rows, data["roofs"], data["copy_gbs"]), _ROOF_CAPTION),
+            svg.figure(bars_svg(rows[:top]), _BARS_CAPTION),
+            svg.figure(roofline_svg(rows, data["roofs"], data["copy_gbs"]), _ROOF_CAPTION),
             kernel_table(rows),
             inner_table(inner),
         ]
@@ -359,10 +359,6 @@ def _table(columns: tuple[tuple[str, bool], ...], rows: list[tuple[str, ...]], c
         f'<table class="kc-table"><caption>{svg.esc(caption)}</caption>'
         f"<thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
     )
-
-
-def _figure(chart: str, caption: str) -> str:
-    return f'<figure class="kc-figure">{chart}<figcaption>{caption}</figcaption></figure>'
 
 
 _BARS_CAPTION = (

@@ -211,3 +211,8 @@ def swatch(colour: str) -> str:
         f'<span style="display:inline-block;width:10px;height:10px;'
         f'background:{esc(colour)};margin:0 4px 0 10px"></span>'
     )
+
+
+def figure(chart: str, caption: str) -> str:
+    """A chart with its caption (HTML), as the report's sections show them."""
+    return f'<figure class="kc-figure">{chart}<figcaption>{caption}</figcaption></figure>'
