@@ -31,7 +31,7 @@ _TOKEN = re.compile(
     [ \t\r]*
     (?:
       (?P<comment>\#.*)
-    | (?P<value>%[A-Za-z0-9_./]+)
+    | (?P<value>%[A-Za-z0-9_./]+|%"(?:[^"\\\n]|\\.)*")
     | (?P<number>-?(?:inf|nan|(?:\d+\.\d*|\.\d+|\d+)(?:[eE][+-]?\d+)?)(?![A-Za-z0-9_]))
     | (?P<ident>[A-Za-z_][A-Za-z0-9_./]*)
     | (?P<string>"(?:[^"\\\n]|\\.)*")
@@ -41,6 +41,16 @@ _TOKEN = re.compile(
     """,
     re.VERBOSE,
 )
+
+
+def unquoted(text: str) -> str:
+    """The text of an IR string token (``"..."``, backslash escapes undone)."""
+    return re.sub(r"\\(.)", r"\1", text[1:-1])
+
+
+def value_name(text: str) -> str:
+    """The name a value token writes: ``%name`` or ``%"name"``."""
+    return unquoted(text[1:]) if text.startswith('%"') else text[1:]
 
 
 @dataclass(slots=True)
@@ -144,7 +154,7 @@ class _Parser:
         if tok.kind == "number":
             return float(tok.text) if re.search(r"[.eEan]", tok.text) else int(tok.text)
         if tok.kind == "string":
-            return tok.text[1:-1].replace('\\"', '"').replace("\\\\", "\\")
+            return unquoted(tok.text)
         if tok.kind == "ident":
             return {"true": True, "false": False, "none": None}.get(tok.text, tok.text)
         raise self.error("expected an attribute value", tok)
@@ -160,7 +170,7 @@ class _Parser:
             type_ = self.parse_type()
             role = self.take("ident").text
             try:
-                env[tok.text] = graph.add_input(tok.text[1:], type_, role)
+                env[tok.text] = graph.add_input(value_name(tok.text), type_, role)
             except ValueError as e:
                 raise self.error(str(e), tok) from None
             if not self.accept(","):
@@ -174,7 +184,9 @@ class _Parser:
         while not (self.peek().kind == "punct" and self.peek().text == "}"):
             if outputs:
                 self.take("punct", ",")
-            name = self.take("ident").text
+            tok = self.peek()
+            name = unquoted(self.take("string").text) if tok.kind == "string" else None
+            name = name if name is not None else self.take("ident").text
             self.take("punct", "=")
             outputs.append((name, self.lookup(env, self.take("value"))))
         end = self.take("punct", "}")

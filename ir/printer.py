@@ -20,6 +20,24 @@ import re
 from kcompile.ir.graph import Graph, Value
 
 _BARE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
+# Value and output names as they print bare; others (a layer named ``odd<&>"name``) quoted.
+_BARE_NAME = re.compile(r"[A-Za-z0-9_./]+\Z")
+_BARE_OUTPUT = re.compile(r"[A-Za-z_][A-Za-z0-9_./]*\Z")
+
+
+def quoted(text: str) -> str:
+    """``text`` as an IR string: in double quotes, backslashes and quotes escaped."""
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def value_ref(name: str) -> str:
+    """How a value named ``name`` is written: ``%name``, or ``%"name"`` when the name
+    holds characters the bare form cannot."""
+    return "%" + (name if _BARE_NAME.match(name) else quoted(name))
+
+
+def output_name(name: str) -> str:
+    return name if _BARE_OUTPUT.match(name) and name not in KEYWORDS else quoted(name)
 KEYWORDS = {"true", "false", "none", "inf", "nan"}
 
 
@@ -44,7 +62,7 @@ def format_attr(value: object, indent: str = "") -> str:
     if isinstance(value, str):
         if _BARE.match(value) and value not in KEYWORDS:
             return value
-        return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+        return quoted(value)
     if isinstance(value, tuple):
         return "[" + ", ".join(format_attr(v) for v in value) + "]"
     raise TypeError(f"cannot print attribute {value!r}")
@@ -68,7 +86,7 @@ class Namer:
         if name is None:
             name = self.names[v] = str(self.next)
             self.next += 1
-        return "%" + name
+        return value_ref(name)
 
 
 def print_graph(graph: Graph, annotate: dict[int, str] | None = None, indent: str = "") -> str:
@@ -95,7 +113,7 @@ def print_graph(graph: Graph, annotate: dict[int, str] | None = None, indent: st
         if node.layer:
             line += f"  # {node.layer}"
         lines.append(line)
-    rets = ", ".join(f"{n}={name(v)}" for n, v in graph.outputs)
+    rets = ", ".join(f"{output_name(n)}={name(v)}" for n, v in graph.outputs)
     lines.append(f"{indent}  return {rets}")
     if graph.memory is None:
         lines.append(f"{indent}}}")

@@ -165,3 +165,26 @@ def test_random_graphs_round_trip_and_compute_the_same(g, n):
     a, b = interpret(g, feeds), interpret(again, feeds)
     for k in a:
         np.testing.assert_array_equal(a[k], b[k])
+
+
+def test_names_keras_allows_print_quoted_and_parse_back():
+    """Keras allows any layer name without '/': a weight of a layer named ``odd<&>"name
+    x\\y`` prints as ``%"..."`` (quotes and backslashes escaped) and every stage of a
+    train step parses back to the same text; so does an output with such a name."""
+    import kcompile as keras
+    from kcompile import layers
+    from kcompile.ir import build as B
+    from kcompile.tools import inspect
+
+    name = 'odd<&>"name x\\y'
+    model = keras.Sequential([keras.Input(shape=(4,)), layers.Dense(3, name=name)])
+    model.compile(loss="mse", optimizer="adam")
+    stages = inspect.pipeline_stages(model, "train")
+    assert '%"odd<&>\\"name x\\\\y/kernel"' in stages[0][1]
+    for stage, text in stages:
+        assert print_graph(parse_graph(text)) == text, stage
+    g = Graph("outputs")
+    x = g.add_input(name, TensorType(DType.f32, (2,)), "data")
+    g.set_outputs([(name, B.neg(x)), ("return", x)])
+    back = parse_graph(print_graph(g))
+    assert [n for n, _ in back.outputs] == [name, "return"] and back.inputs[0].name == name
