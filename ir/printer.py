@@ -38,6 +38,8 @@ def value_ref(name: str) -> str:
 
 def output_name(name: str) -> str:
     return name if _BARE_OUTPUT.match(name) and name not in KEYWORDS else quoted(name)
+
+
 KEYWORDS = {"true", "false", "none", "inf", "nan"}
 
 
