@@ -30,6 +30,7 @@ SHAPES = [
     (TILE.mr * DIRECT_ROW_TILES + 5, 130, 40),  # packed, a ragged last row tile
     (97, 2049, 17),  # deep: sums past 2**24
     (3, 0, 5),  # no depth: zeros
+    (2000, 600, 70),  # three slabs of A (SLAB_BYTES: 870 rows of 600), the last short
 ]
 
 

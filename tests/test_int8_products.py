@@ -130,14 +130,16 @@ def _check_native(exe, g, rng, n, depth, width, transpose_b) -> None:
 @pytest.mark.parametrize("threads", [1, 2])
 def test_a_product_only_its_epilogue_reads_stays_in_tiles(rng, threads):
     """Without the i32 sums as an output, ``kc_igemm`` gets no C: each tile stays in its
-    own buffer for the epilogue (rescale, bias, ReLU), which gives the same numbers."""
+    own buffer for the epilogue (rescale, bias, ReLU), which gives the same numbers; at
+    2,700 rows in two slabs of A (``SLAB_BYTES``), the second's tiles tell the epilogue
+    their rows in C (each row's own input scale)."""
     g = _quantized_dense(200, 70, with_sums=False)
     prepared = prepare(g, PassManager(default_passes()))
     kinds = [n.attrs.get("kind") for n in prepared.nodes if n.op == "fused"]
     assert kinds == ["row", "matmul"], print_graph(prepared)
     exe = make_executable(g, "llvm", PassManager(default_passes()))
     with on_threads(threads):
-        for n in (1, 13, 64):
+        for n in (1, 13, 64, 2700):
             _check_native(exe, g, rng, n, 200, 70, False)
 
 

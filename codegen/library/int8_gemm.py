@@ -68,7 +68,12 @@ DIRECT_SPAN = 4
 FIELDS = (
     *("M", "N", "K", "A", "rsA", "csA", "B", "rsB", "csB", "C", "ldc", "acc", "epi", "ctx"),
     *("ap", "bp", "k2", "a_chunks", "b_chunks", "row_chunks", "col_chunks", "no_c", "direct"),
+    *("r0", "slab"),
 )
+# A is widened a slab of rows at a time, each slab then computed: about this many bytes of
+# int16 pairs, which stay in cache for the micro-kernels (widened whole, 32768 x 512 rows
+# of A took 32 MB and the product ran at 75 GOPS against kc_sgemm's 97; 4096 rows, 108).
+SLAB_BYTES = 1 << 20
 JOB = ir.ArrayType(I64, len(FIELDS))
 
 
@@ -133,23 +138,25 @@ def _byte(b: ir.IRBuilder, ptr, offset, inside) -> ir.Value:
 
 
 def _pack_chunk(module: ir.Module, t: IntTile) -> ir.Function:
-    """``chunk(job, i)``: for ``i < a_chunks`` a range of A's rows widened to int16 rows
-    of ``k2`` (K rounded up to even, the last zero); after, a range of B's panels
+    """``chunk(job, i)``: for ``i < a_chunks`` a range of the slab's rows of A (from row
+    ``r0``) widened to int16 rows of ``k2`` (K rounded up to even, the last zero); after,
+    a range of B's panels
     widened into pairs: ``bp[(panel * k2 / 2 + pair) * NR * 2 + 2 * column + half]``."""
     fn = ir.Function(module, CHUNK_FN, "kc_igemm_pack")
     fn.linkage = "internal"
     job, index = fn.args
     b = ir.IRBuilder(fn.append_basic_block("entry"))
-    m, n, depth, k2 = (_field(b, job, name) for name in ("M", "N", "K", "k2"))
+    slab, n, depth, k2 = (_field(b, job, name) for name in ("slab", "N", "K", "k2"))
     a_chunks = _field(b, job, "a_chunks")
     with b.if_else(b.icmp_signed("<", index, a_chunks)) as (rows_of_a, panels_of_b):
         with rows_of_a:
             a, ap = _ptr(b, job, "A"), _ptr(b, job, "ap")
             rs, cs = _field(b, job, "rsA"), _field(b, job, "csA")
-            first, count = chunk_range(b, m, index, a_chunks)
+            first, count = chunk_range(b, slab, index, a_chunks)
+            r0 = _field(b, job, "r0")
             with for_range(b, count, "i") as ii:
-                i = b.add(first, ii)
-                row = _at(b, a, b.mul(i, rs), I8)
+                i = b.add(first, ii)  # the slab's row i: A's row r0 + i
+                row = _at(b, a, b.mul(b.add(r0, i), rs), I8)
                 out = _at(b, ap, b.mul(i, k2), I16)
                 with for_range(b, k2, "k") as k:
                     value = _byte(b, row, b.mul(k, cs), b.icmp_signed("<", k, depth))
@@ -284,8 +291,8 @@ def _direct_b(b: ir.IRBuilder, t: IntTile, base, rs, kp) -> list[ir.Value]:
 
 
 def _compute_chunk(module: ir.Module, t: IntTile, ukrs: tuple) -> ir.Function:
-    """``chunk(job, i)``: the tiles of C of chunk ``i`` (a range of row tiles by a range
-    of panels), group of panels by group, through ``ukrs`` (packed, direct); each tile to
+    """``chunk(job, i)``: the tiles of C of chunk ``i`` (a range of the slab's row tiles by
+    a range of panels), group of panels by group, through ``ukrs`` (packed, direct); each tile to
     C (added with ``ACCUMULATE``), then to the epilogue."""
     fn = ir.Function(module, CHUNK_FN, "kc_igemm_tiles")
     fn.linkage = "internal"
@@ -294,7 +301,8 @@ def _compute_chunk(module: ir.Module, t: IntTile, ukrs: tuple) -> ir.Function:
     tile = b.alloca(ir.ArrayType(F32, t.mr * t.nr), name="tile")
     tile.align = 64
     tile.type = PTR  # llvmlite types an alloca as a typed pointer; the module uses opaque ones
-    m, n, k2 = _field(b, job, "M"), _field(b, job, "N"), _field(b, job, "k2")
+    m, n, k2 = _field(b, job, "slab"), _field(b, job, "N"), _field(b, job, "k2")
+    r0 = _field(b, job, "r0")
     ap = _ptr(b, job, "ap")
     direct = b.icmp_unsigned("!=", _field(b, job, "direct"), i64(0))
     src, rs = _ptr(b, job, "B"), _field(b, job, "rsB")
@@ -306,9 +314,10 @@ def _compute_chunk(module: ir.Module, t: IntTile, ukrs: tuple) -> ir.Function:
         g0 = b.add(p0, b.mul(g, i64(GROUP)))
         g_count = _min(b, i64(GROUP), b.sub(b.add(p0, p_count), g0))
         with for_range(b, t_count, "it") as it:
-            i0 = b.mul(b.add(t0, it), i64(t.mr))
-            rows = _min(b, i64(t.mr), b.sub(m, i0))
-            a_rows = _at(b, ap, b.mul(i0, k2), I16)
+            in_slab = b.mul(b.add(t0, it), i64(t.mr))
+            rows = _min(b, i64(t.mr), b.sub(m, in_slab))
+            a_rows = _at(b, ap, b.mul(in_slab, k2), I16)
+            i0 = b.add(r0, in_slab)  # C's row (and the epilogue's)
             args = [b.udiv(k2, i64(2)), a_rows, k2]
             spans = _ceil_div(b, g_count, i64(DIRECT_SPAN))
             with for_range(b, spans, "js") as js:
@@ -412,7 +421,10 @@ def _igemm(module: ir.Module, t: IntTile) -> ir.Function:
     k2 = b.select(b.icmp_signed("<", k2, i64(2)), i64(2), k2)  # K = 0: one zero pair
     row_tiles, panels = _ceil_div(b, m, i64(t.mr)), _ceil_div(b, n, i64(t.nr))
     take, give_back = scratch.functions(module)
-    ap = b.call(take, [b.add(b.mul(b.mul(m, k2), i64(2)), i64(64))])
+    # Slabs of whole row tiles, SLAB_BYTES of pairs (at least one tile).
+    slab = b.mul(b.udiv(b.udiv(i64(SLAB_BYTES), b.mul(k2, i64(2))), i64(t.mr)), i64(t.mr))
+    slab = _min(b, m, b.select(b.icmp_signed("<", slab, i64(t.mr)), i64(t.mr), slab))
+    ap = b.call(take, [b.add(b.mul(b.mul(slab, k2), i64(2)), i64(64))])
     bp = b.call(take, [b.add(b.mul(b.mul(b.mul(panels, k2), i64(t.nr)), i64(2)), i64(64))])
     _set(b, job, "ap", b.ptrtoint(ap, I64))
     _set(b, job, "bp", b.ptrtoint(bp, I64))
@@ -423,7 +435,7 @@ def _igemm(module: ir.Module, t: IntTile) -> ir.Function:
     threads = b.select(b.icmp_signed("<", macs, i64(PARALLEL_MIN_MACS)), i64(1), threads)
     wanted = b.mul(threads, i64(CHUNKS_PER_THREAD))
     wanted = b.select(b.icmp_signed("==", threads, i64(1)), i64(1), wanted)
-    a_chunks, b_chunks = _min(b, m, wanted), _min(b, panels, wanted)
+    b_chunks = _min(b, panels, wanted)
     # B read in place: few row tiles, rows of B (csB = 1), an even depth (whole pairs).
     direct = b.and_(
         b.icmp_signed("<=", row_tiles, i64(DIRECT_ROW_TILES)),
@@ -433,24 +445,35 @@ def _igemm(module: ir.Module, t: IntTile) -> ir.Function:
         ),
     )
     _set(b, job, "direct", b.zext(direct, I64))
-    _set(b, job, "a_chunks", a_chunks)
-    _set(b, job, "b_chunks", b_chunks)
     parallel_for = module.globals[abi.PARALLEL_FOR.symbol]
-    b.call(parallel_for, [_pack_chunk(module, t), job, b.add(a_chunks, b_chunks)])
-    # Rows first (the packed B is shared); an epilogue that sums columns must own whole
-    # columns: split by columns alone then.
-    owned = b.icmp_unsigned("!=", b.and_(args["acc"], i64(COLUMNS_OWNED)), i64(0))
-    tiles_wanted = b.mul(threads, i64(COMPUTE_CHUNKS_PER_THREAD))
-    row_chunks = b.select(owned, i64(1), _min(b, row_tiles, tiles_wanted))
-    col_chunks = _min(b, panels, _ceil_div(b, tiles_wanted, row_chunks))
-    _set(b, job, "row_chunks", row_chunks)
-    _set(b, job, "col_chunks", col_chunks)
+    pack = _pack_chunk(module, t)
     ukrs = (
         *([_micro_kernel(module, t, h, direct) for h in range(1, t.mr + 1)] for direct in (0, 1)),
         _micro_kernel(module, t, 1, True, DIRECT_SPAN),
     )
     compute = _compute_chunk(module, t, ukrs)
-    b.call(parallel_for, [compute, job, b.mul(row_chunks, col_chunks)])
+    owned = b.icmp_unsigned("!=", b.and_(args["acc"], i64(COLUMNS_OWNED)), i64(0))
+    tiles_wanted = b.mul(threads, i64(COMPUTE_CHUNKS_PER_THREAD))
+    with for_range(b, _ceil_div(b, m, slab), "slab") as s_:
+        r0 = b.mul(s_, slab)
+        rows = _min(b, slab, b.sub(m, r0))
+        _set(b, job, "r0", r0)
+        _set(b, job, "slab", rows)
+        a_chunks = _min(b, rows, wanted)
+        _set(b, job, "a_chunks", a_chunks)
+        # B is packed with the first slab's rows of A, and kept for the others.
+        first = b.icmp_signed("==", s_, i64(0))
+        b_now = b.select(first, b_chunks, i64(0))
+        _set(b, job, "b_chunks", b_chunks)
+        b.call(parallel_for, [pack, job, b.add(a_chunks, b_now)])
+        # Rows first (the packed B is shared); an epilogue that sums columns must own
+        # whole columns: split by columns alone then.
+        slab_tiles = _ceil_div(b, rows, i64(t.mr))
+        row_chunks = b.select(owned, i64(1), _min(b, slab_tiles, tiles_wanted))
+        col_chunks = _min(b, panels, _ceil_div(b, tiles_wanted, row_chunks))
+        _set(b, job, "row_chunks", row_chunks)
+        _set(b, job, "col_chunks", col_chunks)
+        b.call(parallel_for, [compute, job, b.mul(row_chunks, col_chunks)])
     b.call(give_back, [bp])
     b.call(give_back, [ap])
     b.ret_void()
