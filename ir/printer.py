@@ -17,9 +17,10 @@ from __future__ import annotations
 import math
 import re
 
-from kcompile.ir.graph import Graph, Value
+from kcompile.ir.graph import Graph, Node, Value
 
 _BARE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
+KEYWORDS = {"true", "false", "none", "inf", "nan"}
 # Value and output names as they print bare; others (a layer named ``odd<&>"name``) quoted.
 _BARE_NAME = re.compile(r"[A-Za-z0-9_./]+\Z")
 _BARE_OUTPUT = re.compile(r"[A-Za-z_][A-Za-z0-9_./]*\Z")
@@ -37,10 +38,8 @@ def value_ref(name: str) -> str:
 
 
 def output_name(name: str) -> str:
+    """How ``return`` writes an output named ``name``: bare, or quoted when it cannot be."""
     return name if _BARE_OUTPUT.match(name) and name not in KEYWORDS else quoted(name)
-
-
-KEYWORDS = {"true", "false", "none", "inf", "nan"}
 
 
 def format_attr(value: object, indent: str = "") -> str:
@@ -91,6 +90,20 @@ class Namer:
         return value_ref(name)
 
 
+def node_line(node: Node, name: Namer, attrs: str) -> str:
+    """A node's line of the text (without its indentation): its results, op, operands,
+    ``attrs`` (as ``format_attrs`` writes them, or a caller's shorter form), result types
+    and layer."""
+    outs = ", ".join(name(v) for v in node.outputs)
+    args = ", ".join(name(v) for v in node.inputs)
+    if len(node.outputs) == 1:
+        types = str(node.outputs[0].type)
+    else:
+        types = "(" + ", ".join(str(v.type) for v in node.outputs) + ")"
+    line = f"{outs} = {node.op}({args}){attrs} : {types}"
+    return f"{line}  # {node.layer}" if node.layer else line
+
+
 def print_graph(graph: Graph, annotate: dict[int, str] | None = None, indent: str = "") -> str:
     """Text of ``graph``; ``annotate`` maps a node index to an extra comment line.
 
@@ -104,17 +117,7 @@ def print_graph(graph: Graph, annotate: dict[int, str] | None = None, indent: st
     for i, node in enumerate(graph.nodes):
         if annotate and i in annotate:
             lines.append(f"{indent}  # {annotate[i]}")
-        outs = ", ".join(name(v) for v in node.outputs)
-        args = ", ".join(name(v) for v in node.inputs)
-        if len(node.outputs) == 1:
-            types = str(node.outputs[0].type)
-        else:
-            types = "(" + ", ".join(str(v.type) for v in node.outputs) + ")"
-        attrs = format_attrs(node.attrs, indent + "  ")
-        line = f"{indent}  {outs} = {node.op}({args}){attrs} : {types}"
-        if node.layer:
-            line += f"  # {node.layer}"
-        lines.append(line)
+        lines.append(f"{indent}  " + node_line(node, name, format_attrs(node.attrs, indent + "  ")))
     rets = ", ".join(f"{output_name(n)}={name(v)}" for n, v in graph.outputs)
     lines.append(f"{indent}  return {rets}")
     if graph.memory is None:

@@ -273,8 +273,6 @@ def test_without_dot_the_error_names_it(mlp_stages, monkeypatch):
 
 
 def test_names_are_escaped():
-    # A layer without weights: a weight's name takes the layer's, and the IR's value
-    # names hold letters, digits and _ . / only.
     name = 'odd<&>"name'
     stages = inspect.pipeline_stages(_mlp(name), "predict")
     section = stage_section(stages)
@@ -287,6 +285,26 @@ def test_names_are_escaped():
     assert len(_pictures(section)) >= 2  # each SVG parsed: well-formed XML
     diffs = pass_section(stages)
     assert name not in diffs.html and html.escape(name) in diffs.html
+
+
+def test_inputs_and_outputs_named_oddly_are_said_as_the_text_says_them():
+    """A weight of a layer named with quotes and brackets is written ``%"..."`` in the
+    text; its record's line is the text's own, and so is each output's."""
+    name = 'odd<&>"name'
+    model = keras.Sequential([keras.Input(shape=(4,)), layers.Dense(3, name=name)])
+    model.compile(loss="mse")
+    stages = inspect.pipeline_stages(model, "predict")
+    text = stages[-1][1]
+    graph = parse_graph(text)
+    records = stage_section(stages).data["stages"][-1]["records"]
+    lines = {line.strip().rstrip(",") for line in text.splitlines()}
+    for k, v in enumerate(graph.inputs):
+        assert records[f"in{k}"]["ir"] in lines, v.name
+    # (the graph's own return, not a fused body's, which is indented further)
+    returns = next(line.strip() for line in text.splitlines() if line.startswith("  return "))
+    for j in range(len(graph.outputs)):
+        assert records[f"out{j}"]["ir"].removeprefix("return ") in returns
+    assert any(records[f"in{k}"]["ir"].startswith('%"odd<&>\\"name/kernel": ') for k in range(3))
 
 
 def test_bad_stages_are_refused():

@@ -7,7 +7,7 @@ from __future__ import annotations
 from typing import Any
 
 from kcompile.ir import Graph, Node
-from kcompile.ir.printer import Namer, format_attr
+from kcompile.ir.printer import Namer, format_attr, node_line, output_name, value_ref
 
 
 def _attrs(node: Node) -> str:
@@ -22,24 +22,12 @@ def _attrs(node: Node) -> str:
     return " {" + ", ".join(parts) + "}"
 
 
-def _types(node: Node) -> str:
-    if len(node.outputs) == 1:
-        return str(node.outputs[0].type)
-    return "(" + ", ".join(str(v.type) for v in node.outputs) + ")"
-
-
 def node_lines(graph: Graph, name: Namer | None = None) -> list[str]:
     """One line a node, in order: the line the stage's text prints for it (value numbers
     and all), except that a body graph is said as ``body=<k ops>``. ``name``, if given,
     is left naming every value as the text does."""
     name = Namer(graph) if name is None else name
-    lines = []
-    for node in graph.nodes:
-        outs = ", ".join(name(v) for v in node.outputs)
-        args = ", ".join(name(v) for v in node.inputs)
-        line = f"{outs} = {node.op}({args}){_attrs(node)} : {_types(node)}"
-        lines.append(f"{line}  # {node.layer}" if node.layer else line)
-    return lines
+    return [node_line(node, name, _attrs(node)) for node in graph.nodes]
 
 
 def node_record(node: Node, line: str) -> dict[str, Any]:
@@ -63,7 +51,7 @@ def input_record(graph: Graph, k: int) -> dict[str, Any]:
     """Input k as the text's header declares it."""
     v = graph.inputs[k]
     return {
-        "ir": f"%{v.name}: {v.type} {v.role}",
+        "ir": f"{value_ref(v.name)}: {v.type} {v.role}",
         "op": "input",
         "layer": "",
         "types": [str(v.type)],
@@ -73,4 +61,5 @@ def input_record(graph: Graph, k: int) -> dict[str, Any]:
 def output_record(graph: Graph, j: int, name: Namer) -> dict[str, Any]:
     """Output j as the text's ``return`` names it (``name``: the stage's value names)."""
     out, v = graph.outputs[j]
-    return {"ir": f"return {out}={name(v)}", "op": "output", "layer": "", "types": [str(v.type)]}
+    line = f"return {output_name(out)}={name(v)}"
+    return {"ir": line, "op": "output", "layer": "", "types": [str(v.type)]}
