@@ -177,11 +177,10 @@ VIEW = "views (reshapes, no copy)"
 IN_PLACE = "written in place into inputs"
 
 
-def _backward(graph: Graph) -> set[Node]:
+def _backward(graph: Graph, users: dict[Value, list[Node]]) -> set[Node]:
     """The nodes of the backward pass and the update: those of a gradient (a layer path
     with a ``grad`` part) and every node that reads what one makes (fused kernels that
     hold a weight's gradient and its optimizer's update carry the optimizer's name)."""
-    users = graph.users()
     seen: set[Node] = set()
     stack = [n for n in graph.nodes if "grad" in n.layer.split("/")]
     while stack:
@@ -199,8 +198,8 @@ def buffer_kinds(graph: Graph) -> dict[Value, str]:
     scratch, a view of another buffer (``VIEW``), or a result written in place into an
     input (``IN_PLACE``)."""
     plan: MemoryPlan = graph.memory
-    backward = _backward(graph)
     users = graph.users()
+    backward = _backward(graph, users)
     kinds = {}
     for v, a in plan.allocations.items():
         if a.alias is not None:
