@@ -390,6 +390,34 @@ def _record_field(b: ir.IRBuilder, record: ir.Value, name: str) -> ir.Value:
     return b.load(at, typ=I64)
 
 
+def int4_value(b: ir.IRBuilder, packed: ir.Value, row_start: ir.Value, col: ir.Value) -> ir.Value:
+    """The f32 of column ``col`` of an int4 kernel's row whose bytes start at byte
+    ``row_start`` of ``packed``: a signed nibble, the low one for an even column."""
+    at = b.add(row_start, b.udiv(col, i64(2)))
+    byte = b.load(b.gep(packed, [at], source_etype=I8), typ=I8)
+    four = ir.Constant(I8, 4)
+    low = b.ashr(b.shl(byte, four), four)
+    return b.sitofp(b.select(b.trunc(col, ir.IntType(1)), b.ashr(byte, four), low), F32)
+
+
+def int4_group(b: ir.IRBuilder, g_idx: ir.Value, last: ir.Value) -> ir.Value:
+    """A row's group (its f32 ``g_idx`` entry) clamped to ``0..last``: the reference
+    refuses a group out of range; native code must not read outside the scales."""
+    return _min(b, _max(b, b.fptosi(g_idx, I64), i64(0)), last)
+
+
+def int4_dequantized(
+    b: ir.IRBuilder, value: ir.Value, zero: ir.Value, scale: ir.Value, at: ir.Value, count: int
+) -> ir.Value:
+    """``(value - zero) * scale`` for ``count`` columns (1: a scalar) of the zero points
+    (i8) and scales (f32) from element ``at``: the subtraction exact, one rounding."""
+    ty = ir.VectorType(F32, count) if count > 1 else F32
+    z = b.gep(zero, [at], source_etype=I8)
+    z = b.load(z, typ=ir.VectorType(I8, count) if count > 1 else I8, align=1)
+    s_ = b.load(_gep(b, scale, at), typ=ty, align=4)
+    return b.fmul(b.fsub(value, b.sitofp(z, ty)), s_)
+
+
 def _pack_b_i4(module: ir.Module, t: Tile) -> ir.Function:
     """``void kc_pack_b_i4(i64 kc, i64 ncols, ptr kernel, i64 k0, i64 col0, ptr dst)``: as
     ``kc_pack_b`` for rows ``k0..k0+kc`` (past the record's first row) and columns
@@ -421,16 +449,11 @@ def _pack_b_i4(module: ir.Module, t: Tile) -> ir.Function:
 
     def group_start(row) -> ir.Value:
         """Where row ``row``'s group's scales and zero points start."""
-        g = b.fptosi(b.load(b.gep(g_idx, [row], source_etype=F32), typ=F32), I64)
-        return b.mul(_min(b, _max(b, g, i64(0)), last_group), width)
+        g_of_row = b.load(b.gep(g_idx, [row], source_etype=F32), typ=F32)
+        return b.mul(int4_group(b, g_of_row, last_group), width)
 
     def dequantize(value, start, count: int):
-        """``(value - zero) * scale`` for ``count`` columns from ``start`` of the scales."""
-        ty = vec if count > 1 else F32
-        z = b.gep(zero, [start], source_etype=I8)
-        z = b.load(z, typ=ir.VectorType(I8, count) if count > 1 else I8, align=1)
-        s_ = b.load(_gep(b, scale, start), typ=ty, align=4)
-        return b.fmul(b.fsub(value, b.sitofp(z, ty)), s_)
+        return int4_dequantized(b, value, zero, scale, start, count)
 
     with for_range(b, panels, "p") as p:
         c0 = b.add(col0, b.mul(p, i64(t.nr)))
@@ -470,12 +493,7 @@ def _pack_b_i4(module: ir.Module, t: Tile) -> ir.Function:
                         start = group_start(row) if dequantized else None
                         with for_range(b, cols_left, "c") as c:
                             col = b.add(c0, c)
-                            at = b.add(b.mul(row, row_bytes), b.udiv(col, i64(2)))
-                            byte = b.load(b.gep(packed, [at], source_etype=I8), typ=I8)
-                            four_ = ir.Constant(I8, 4)
-                            low = b.ashr(b.shl(byte, four_), four_)
-                            odd = b.trunc(col, ir.IntType(1))
-                            value = b.sitofp(b.select(odd, b.ashr(byte, four_), low), F32)
+                            value = int4_value(b, packed, b.mul(row, row_bytes), col)
                             if dequantized:
                                 value = dequantize(value, b.add(start, col), 1)
                             b.store(value, _gep(b, out, c))

@@ -40,9 +40,12 @@ from kcompile.codegen.library.gemm import (
     ROUND_B,
     TILE_C,
     declare_gemm,
+    int4_dequantized,
+    int4_group,
+    int4_value,
 )
 from kcompile.codegen.library.int8_gemm import declare_igemm
-from kcompile.codegen.loops import F32, I8, I64, PTR, for_range, i64
+from kcompile.codegen.loops import I64, PTR, for_range, i64
 from kcompile.codegen.lowering.emitters import emits
 from kcompile.codegen.lowering.kernel import Kernel, Operand
 from kcompile.ir import DType, Node
@@ -240,21 +243,12 @@ def dequantize_int4(k, m, node, outs, ins) -> None:
     b = k.b
     rows, pairs = node.inputs[0].shape
     columns = node.attrs["columns"]
-    four = ir.Constant(I8, 4)
     with for_range(b, i64(rows), "r") as r, for_range(b, i64(columns), "c") as c:
-        at = b.add(b.mul(r, i64(pairs)), b.udiv(c, i64(2)))
-        byte = b.load(b.gep(ins[0].ptr, [at], source_etype=I8), typ=I8)
-        odd = b.trunc(c, ir.IntType(1))
-        nibble = b.select(odd, b.ashr(byte, four), b.ashr(b.shl(byte, four), four))
-        value = b.sitofp(nibble, F32)
+        value = int4_value(b, ins[0].ptr, b.mul(r, i64(pairs)), c)
         if len(ins) == 4:  # (q - zero) * scale, the row's group's (clamped, as kc_sgemm)
-            group = b.fptosi(k.load(ins[3], r), I64)
             last = i64(node.inputs[1].shape[0] - 1)
-            group = b.select(b.icmp_signed("<", group, i64(0)), i64(0), group)
-            group = b.select(b.icmp_signed(">", group, last), last, group)
-            at = b.add(b.mul(group, i64(columns)), c)
-            zero = b.sitofp(b.load(b.gep(ins[2].ptr, [at], source_etype=I8), typ=I8), F32)
-            value = b.fmul(b.fsub(value, zero), k.load(ins[1], at))
+            at = b.add(b.mul(int4_group(b, k.load(ins[3], r), last), i64(columns)), c)
+            value = int4_dequantized(b, value, ins[2].ptr, ins[1].ptr, at, 1)
         k.store(outs[0], b.add(b.mul(r, i64(columns)), c), value)
 
 
