@@ -436,6 +436,7 @@ def _igemm(module: ir.Module, t: IntTile) -> ir.Function:
     wanted = b.mul(threads, i64(CHUNKS_PER_THREAD))
     wanted = b.select(b.icmp_signed("==", threads, i64(1)), i64(1), wanted)
     b_chunks = _min(b, panels, wanted)
+    _set(b, job, "b_chunks", b_chunks)
     # B read in place: few row tiles, rows of B (csB = 1), an even depth (whole pairs).
     direct = b.and_(
         b.icmp_signed("<=", row_tiles, i64(DIRECT_ROW_TILES)),
@@ -464,7 +465,6 @@ def _igemm(module: ir.Module, t: IntTile) -> ir.Function:
         # B is packed with the first slab's rows of A, and kept for the others.
         first = b.icmp_signed("==", s_, i64(0))
         b_now = b.select(first, b_chunks, i64(0))
-        _set(b, job, "b_chunks", b_chunks)
         b.call(parallel_for, [pack, job, b.add(a_chunks, b_now)])
         # Rows first (the packed B is shared); an epilogue that sums columns must own
         # whole columns: split by columns alone then.
