@@ -174,20 +174,24 @@ def test_bidirectional_lstm_on_reviews_as_the_keras_example_writes_it():
     assert agree.mean() > 0.7
 
 
+# A model file whose Input leaves its length unknown (the CLI needs --input-shape).
+UNKNOWN_LENGTH_MODEL = (
+    "import kcompile as keras\n"
+    "from kcompile import layers\n"
+    "def build_model():\n"
+    "    i = keras.Input((None,), dtype='int32')\n"
+    "    x = layers.GlobalAveragePooling1D()(layers.Embedding(10, 4)(i))\n"
+    "    m = keras.Model(i, layers.Dense(2, activation='softmax')(x))\n"
+    "    m.compile('adam', 'sparse_categorical_crossentropy')\n"
+    "    return m\n"
+)
+
+
 def test_kcompile_ir_takes_the_shapes_of_unknown_dimensions(tmp_path, capsys):
     from kcompile.tools.cli import main
 
     source = tmp_path / "model.py"
-    source.write_text(
-        "import kcompile as keras\n"
-        "from kcompile import layers\n"
-        "def build_model():\n"
-        "    i = keras.Input((None,), dtype='int32')\n"
-        "    x = layers.GlobalAveragePooling1D()(layers.Embedding(10, 4)(i))\n"
-        "    m = keras.Model(i, layers.Dense(2, activation='softmax')(x))\n"
-        "    m.compile('adam', 'sparse_categorical_crossentropy')\n"
-        "    return m\n"
-    )
+    source.write_text(UNKNOWN_LENGTH_MODEL)
     with pytest.raises(SystemExit, match="--input-shape"):
         main(["ir", str(source), "--step", "predict"])
     assert main(["ir", str(source), "--step", "predict", "--input-shape", "7"]) == 0

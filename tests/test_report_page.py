@@ -21,6 +21,7 @@ from kcompile.report.model_section import features_of, model_section, summary_of
 from kcompile.report.page import render_page
 from kcompile.report.section import Section
 from kcompile.tools import cli
+from tests.test_dynamic_shapes import UNKNOWN_LENGTH_MODEL
 
 ROOT = Path(__file__).resolve().parents[1]
 MLP = str(ROOT / "examples" / "mnist_mlp.py")
@@ -301,16 +302,7 @@ def test_cli_errors_are_clear(tmp_path, capsys):
 
 def test_input_shapes_size_what_the_model_leaves_unknown(tmp_path):
     source = tmp_path / "model.py"
-    source.write_text(
-        "import kcompile as keras\n"
-        "from kcompile import layers\n"
-        "def build_model():\n"
-        "    i = keras.Input((None,), dtype='int32')\n"
-        "    x = layers.GlobalAveragePooling1D()(layers.Embedding(10, 4)(i))\n"
-        "    m = keras.Model(i, layers.Dense(2, activation='softmax')(x))\n"
-        "    m.compile('adam', 'sparse_categorical_crossentropy')\n"
-        "    return m\n"
-    )
+    source.write_text(UNKNOWN_LENGTH_MODEL)
     out = tmp_path / "r.html"
     with pytest.raises(SystemExit, match="kcompile: .*unknown dimension.*--input-shape"):
         cli.main(["report", str(source), "-o", str(out), "--step", "predict"])
