@@ -49,6 +49,39 @@ def memcpy(b: ir.IRBuilder, dst: ir.Value, src: ir.Value, nbytes: ir.Value) -> N
     b.call(fn, [dst, src, nbytes, ir.Constant(I1, 0)])
 
 
+# Loops whose trip count is only known at run time, or is larger than this, are kept
+# rolled (``llvm.loop.unroll.disable``, which also keeps the vectorizer from interleaving
+# them): LLVM's runtime and partial unrolling of such loops in model code was a third of
+# its optimizing and code-emitting time (the fuzz, parity and example tests: 187 -> 142 s
+# of LLVM) for no speed the benchmarks could measure (every model, mixed and int8 step
+# of ``benchmarks/run.py``, interleaved, within their noise). Smaller constant counts (a
+# pooling window, a row of 128) are LLVM's to unroll whole, and code run per micro-tile
+# (a product's epilogue) and the runtime library's kernels unroll as they always did:
+# there it pays (the CNN's pooled epilogues 8% slower rolled).
+UNROLL_COUNTS_UP_TO = 1024
+
+
+def unroll_freely(scope: ir.Module | ir.Function) -> None:
+    """Leave every loop built in ``scope`` to LLVM's unrolling and interleaving."""
+    scope.unroll_freely = True
+
+
+def _may_unroll(b: ir.IRBuilder, count: ir.Value) -> bool:
+    if getattr(b.function, "unroll_freely", False) or getattr(b.module, "unroll_freely", False):
+        return True
+    return isinstance(count, ir.Constant) and count.constant <= UNROLL_COUNTS_UP_TO
+
+
+def _rolled(module: ir.Module) -> ir.MDValue:
+    """A loop's own ID (its first operand itself, as LLVM requires) saying: no unrolling.
+    Made directly: ``Module.add_metadata`` would hand every loop one node (it shares equal
+    ones) and hashes operands, which a node naming itself cannot have hashed."""
+    hint = module.add_metadata([ir.MetaDataString(module, "llvm.loop.unroll.disable")])
+    loop = ir.values.MDValue(module, [hint], name=str(len(module.metadata)))
+    loop.operands = (loop, hint)
+    return loop
+
+
 def chunk_range(
     b: ir.IRBuilder, total: ir.Value, chunk: ir.Value, chunks: ir.Value
 ) -> tuple[ir.Value, ir.Value]:
@@ -97,7 +130,9 @@ def for_reduce(
     index.add_incoming(nxt, b.block)
     for phi, value in zip(phis, accs):
         phi.add_incoming(value, b.block)
-    b.branch(header)
+    latch = b.branch(header)
+    if not _may_unroll(b, count):
+        latch.set_metadata("llvm.loop", _rolled(b.module))
     b.position_at_end(done)
     accs[:] = phis
 

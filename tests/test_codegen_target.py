@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import numpy as np
+from llvmlite import ir
 
 from kcompile.codegen.building.target import assembly, host
+from kcompile.codegen.library.runtime_library import runtime_ir
+from kcompile.codegen.loops import I64, UNROLL_COUNTS_UP_TO, for_range, i64, unroll_freely
 from kcompile.codegen.lowering.module import lower_graph
 from kcompile.ir import BATCH, DType, Graph, TensorType
 from kcompile.ir import build as B
+from kcompile.passes import PassManager, default_passes
 from kcompile.runtime.native import NativeExecutable
 from kcompile.tools import cli
 
@@ -57,3 +61,56 @@ def test_cli_compile_reports_times(tmp_path, capsys, monkeypatch):
     assert "llvm optimize (O2)" in out and "machine code" in out
     assert cli.main(["compile", str(tmp_path / "e.kir")]) == 0
     assert "from the cache" in capsys.readouterr().out
+
+
+def _loop_hints(counts, free: bool = False) -> list[str | None]:
+    """The ``!llvm.loop`` ID of the loop ``for_range`` builds over each of ``counts`` (an
+    int: a constant count; None: the function's argument), one function each; None for a
+    loop without one."""
+    module = ir.Module("loops")
+    for n, count in enumerate(counts):
+        fn = ir.Function(module, ir.FunctionType(ir.VoidType(), [I64]), f"f{n}")
+        if free:
+            unroll_freely(fn)
+        b = ir.IRBuilder(fn.append_basic_block("entry"))
+        with for_range(b, fn.args[0] if count is None else i64(count)):
+            pass
+        b.ret_void()
+    text = str(module)
+    functions = text.split('define void @"f')[1:]
+    return [f.split("!llvm.loop ")[1].split()[0] if "!llvm.loop" in f else None for f in functions]
+
+
+def test_loops_of_run_time_or_large_counts_stay_rolled_and_tiles_unroll():
+    """Loops of a run-time count or one over ``UNROLL_COUNTS_UP_TO`` say
+    ``llvm.loop.unroll.disable``, each with an ID of its own that names itself; small
+    constant counts, code marked ``unroll_freely`` and the runtime library say nothing."""
+    ids = _loop_hints([None, UNROLL_COUNTS_UP_TO + 1, 8, UNROLL_COUNTS_UP_TO])
+    assert ids[0] and ids[1] and ids[0] != ids[1] and ids[2:] == [None, None]
+    assert _loop_hints([None, 5000], free=True) == [None, None]
+    text = lower_graph(elementwise_graph()).llvm_ir
+    for loop_id in {
+        line.split("!llvm.loop ")[1] for line in text.splitlines() if "!llvm.loop" in line
+    }:
+        hint = next(line for line in text.splitlines() if line.startswith(f"{loop_id} = "))
+        assert hint.startswith(f"{loop_id} = !{{ {loop_id}, ")
+    assert "llvm.loop.unroll.disable" in text
+    assert "llvm.loop.unroll.disable" not in runtime_ir()
+    # Compiled, the hints hold: the elementwise graph's loops still run right.
+    exe = NativeExecutable(elementwise_graph(), "test")
+    out = exe({"x": np.ones((5, 300), np.float32), "y": np.full(300, 2.0, np.float32)})
+    np.testing.assert_allclose(out["fma"], 3.0)
+
+
+def test_a_products_epilogue_is_left_to_unroll():
+    g = Graph("dense")
+    x = g.add_input("x", TensorType(DType.f32, (BATCH, 64)), "data")
+    w = g.add_input("w", TensorType(DType.f32, (64, 48)), "data")
+    g.set_outputs([("y", B.maximum(B.matmul(x, w) + 1.0, 0.0))])
+    fused = PassManager(default_passes()).run(g)
+    text = lower_graph(fused).llvm_ir
+    epilogue = text.split("_epilogue_inner")[1].split("\n}\n")[0]
+    assert "br label" in epilogue and "!llvm.loop" not in epilogue
+    exe = NativeExecutable(fused, "test")
+    data, weights = np.ones((7, 64), np.float32), np.full((64, 48), 0.5, np.float32)
+    np.testing.assert_allclose(exe({"x": data, "w": weights})["y"], 33.0)

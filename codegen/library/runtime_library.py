@@ -50,7 +50,7 @@ from kcompile.codegen.library.int8_gemm import IGEMM, IGEMM_ISA, add_igemm
 from kcompile.codegen.library.int8_gemm import PATHS as IGEMM_PATHS
 from kcompile.codegen.library.parallel import BUSY, add_thread_pool, declare_parallel_for
 from kcompile.codegen.library.replicas import add_replica_hook
-from kcompile.codegen.loops import I32, I64, PTR, abi_function
+from kcompile.codegen.loops import I32, I64, PTR, abi_function, unroll_freely
 from kcompile.ir import abi
 
 # The GEMM's micro-kernel, ``ukr(kc, a, lda, b, ldb, c, ldc, nr, beta)``, and its packing
@@ -130,6 +130,7 @@ def _base_module(shape: Tile, split: bool) -> ir.Module:
     apart (kcompile's own ELF loader takes no GOT relocation, which an exported global
     of position-independent code needs: the whole library keeps it internal)."""
     module = ir.Module(name="kcompile_runtime")
+    unroll_freely(module)
     add_thread_pool(module)
     add_gemm(module, shape)
     add_replica_hook(module)
@@ -174,6 +175,7 @@ def piece_ir(piece: Piece, shape: Tile | None = None, features: Features | None 
     """``piece`` alone, calling the base's exports."""
     shape, features = shape or tile(), features or host().has
     module = ir.Module(name=f"kcompile_runtime_{piece.name}")
+    unroll_freely(module)
     _declare_base(module, shape)
     piece.add(module, shape, features)
     return str(module)

@@ -15,7 +15,17 @@ import math
 from llvmlite import ir
 
 from kcompile.codegen.library.parallel import CHUNKS
-from kcompile.codegen.loops import F32, I32, I64, PTR, chunk_range, for_range, for_reduce, i64
+from kcompile.codegen.loops import (
+    F32,
+    I32,
+    I64,
+    PTR,
+    chunk_range,
+    for_range,
+    for_reduce,
+    i64,
+    unroll_freely,
+)
 from kcompile.codegen.lowering.chunks import in_parallel
 from kcompile.codegen.lowering.conv_sums import SpanSums
 from kcompile.codegen.lowering.emitters import _offset, emits
@@ -363,6 +373,7 @@ def _epilogue_callback(k: Kernel, node: Node, body: Graph, ins, reads, out_shape
     operand, and the body's other operands it reads, by (row, column) of the result;
     ``extra`` more i64 values come through the context."""
     epi = Kernel.callback(k.module, f"{k.fn.name}_epilogue", len(k.args), 6, extra)
+    unroll_freely(epi.fn)  # run on each micro-tile: unrolled, it pays (codegen.loops)
     tile = Operand(epi.b.inttoptr(epi.params[0], PTR), DType.f32, [])
     moved = epi.operands_from(k, ins)
     others = {
