@@ -49,15 +49,17 @@ def memcpy(b: ir.IRBuilder, dst: ir.Value, src: ir.Value, nbytes: ir.Value) -> N
     b.call(fn, [dst, src, nbytes, ir.Constant(I1, 0)])
 
 
-# Loops whose trip count is only known at run time, or is larger than this, are kept
-# rolled (``llvm.loop.unroll.disable``, which also keeps the vectorizer from interleaving
-# them): LLVM's runtime and partial unrolling of such loops in model code was a third of
-# its optimizing and code-emitting time (the fuzz, parity and example tests: 187 -> 142 s
-# of LLVM) for no speed the benchmarks could measure (every model, mixed and int8 step
-# of ``benchmarks/run.py``, interleaved, within their noise). Smaller constant counts (a
-# pooling window, a row of 128) are LLVM's to unroll whole, and code run per micro-tile
-# (a product's epilogue) and the runtime library's kernels unroll as they always did:
-# there it pays (the CNN's pooled epilogues 8% slower rolled).
+# Loops whose trip count is only known at run time, or is larger than this, and loops
+# around such a loop are kept rolled (``llvm.loop.unroll.disable``, which also keeps the
+# vectorizer from interleaving them): LLVM's runtime and partial unrolling of them in
+# model code was a third of its optimizing and code-emitting time (the fuzz, parity and
+# example tests: 187 -> 142 s of LLVM) for no speed the benchmarks could measure (every
+# model, mixed and int8 step of ``benchmarks/run.py``, each compiled both ways and timed
+# interleaved: geometric means 1.005, 1.010, 1.032 rolled over unrolled, each within
+# its noise). Smaller constant counts (a pooling window, a row of 128) are LLVM's to
+# unroll whole, and code run per micro-tile (a product's epilogue) and the runtime
+# library's kernels unroll as they always did: there it pays (the CNN's pooled
+# epilogues ran 8% slower rolled).
 UNROLL_COUNTS_UP_TO = 1024
 
 
@@ -66,10 +68,19 @@ def unroll_freely(scope: ir.Module | ir.Function) -> None:
     scope.unroll_freely = True
 
 
-def _may_unroll(b: ir.IRBuilder, count: ir.Value) -> bool:
+def _may_unroll(b: ir.IRBuilder, count: ir.Value, holds_rolled: bool) -> bool:
+    """Whether LLVM may unroll a loop of ``count`` built with ``b``; ``holds_rolled``:
+    whether its body holds a loop kept rolled (unrolled around one, a loop only makes
+    copies of it: a bool transpose [7, N] -> [N, 7] became 1,800 lines of seven
+    vectorized copies of its inner loop)."""
     if getattr(b.function, "unroll_freely", False) or getattr(b.module, "unroll_freely", False):
         return True
-    return isinstance(count, ir.Constant) and count.constant <= UNROLL_COUNTS_UP_TO
+    small = isinstance(count, ir.Constant) and count.constant <= UNROLL_COUNTS_UP_TO
+    return small and not holds_rolled
+
+
+def _rolled_count(module: ir.Module) -> int:
+    return getattr(module, "rolled_loops", 0)
 
 
 def _rolled(module: ir.Module) -> ir.MDValue:
@@ -79,6 +90,7 @@ def _rolled(module: ir.Module) -> ir.MDValue:
     hint = module.add_metadata([ir.MetaDataString(module, "llvm.loop.unroll.disable")])
     loop = ir.values.MDValue(module, [hint], name=str(len(module.metadata)))
     loop.operands = (loop, hint)
+    module.rolled_loops = _rolled_count(module) + 1
     return loop
 
 
@@ -110,6 +122,7 @@ def for_reduce(
     ``accs[k]`` with the k-th accumulator's next value; after the loop ``accs`` holds the
     results."""
     pre = b.block
+    rolled_before = _rolled_count(b.module)
     header = b.append_basic_block(f"{name}.header")
     body = b.append_basic_block(f"{name}.body")
     done = b.append_basic_block(f"{name}.done")
@@ -131,7 +144,7 @@ def for_reduce(
     for phi, value in zip(phis, accs):
         phi.add_incoming(value, b.block)
     latch = b.branch(header)
-    if not _may_unroll(b, count):
+    if not _may_unroll(b, count, _rolled_count(b.module) > rolled_before):
         latch.set_metadata("llvm.loop", _rolled(b.module))
     b.position_at_end(done)
     accs[:] = phis

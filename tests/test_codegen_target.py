@@ -102,6 +102,26 @@ def test_loops_of_run_time_or_large_counts_stay_rolled_and_tiles_unroll():
     np.testing.assert_allclose(out["fma"], 3.0)
 
 
+def _nest_hints(outer: int, inner: int | None) -> int:
+    """How many loops of a nest (a loop of ``outer`` around one of ``inner``; None: a
+    run-time count) say ``llvm.loop.unroll.disable``."""
+    module = ir.Module("nest")
+    fn = ir.Function(module, ir.FunctionType(ir.VoidType(), [I64]), "f")
+    b = ir.IRBuilder(fn.append_basic_block("entry"))
+    with for_range(b, i64(outer)), for_range(b, fn.args[0] if inner is None else i64(inner)):
+        pass
+    b.ret_void()
+    return str(module).count("!llvm.loop")
+
+
+def test_a_loop_around_a_rolled_loop_stays_rolled_too():
+    # Unrolled, the outer loop would only copy the inner one (a bool transpose [7, N] to
+    # [N, 7] became seven vectorized copies of its inner loop).
+    assert _nest_hints(7, None) == 2
+    assert _nest_hints(7, UNROLL_COUNTS_UP_TO + 1) == 2
+    assert _nest_hints(2, 2) == 0  # a pooling window's rows and columns
+
+
 def test_a_products_epilogue_is_left_to_unroll():
     g = Graph("dense")
     x = g.add_input("x", TensorType(DType.f32, (BATCH, 64)), "data")
