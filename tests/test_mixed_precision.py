@@ -132,6 +132,38 @@ def test_policy_objects_and_names():
     assert keras.mixed_precision.LossScaleOptimizer is keras.optimizers.LossScaleOptimizer
 
 
+class _Head(keras.layers.Layer):
+    """A user's layer with no ``get_config`` of its own."""
+
+    def call(self, x):
+        return keras.ops.softmax(x)
+
+
+def test_a_layers_config_carries_its_policy_as_keras_writes_it():
+    """The base ``get_config`` holds the policy as Keras 3.15 serializes it, so a user's
+    float32 head under a mixed policy is made again float32 (``from_config``,
+    ``clone_model``), not in the global policy."""
+    keras.mixed_precision.set_global_policy("mixed_bfloat16")
+    try:
+        head = _Head(dtype="float32")
+        config = head.get_config()
+        assert config["dtype"] == {
+            "module": "keras",
+            "class_name": "DTypePolicy",
+            "config": {"name": "float32"},
+            "registered_name": None,
+        }
+        assert _Head.from_config(config).compute_dtype == "float32"
+        assert _Head.from_config(_Head().get_config()).compute_dtype == "bfloat16"
+        dense = keras.layers.Dense(3)
+        assert keras.layers.Dense.from_config(dense.get_config()).compute_dtype == "bfloat16"
+        model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(3), head])
+        clone = keras.models.clone_model(model)
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
+    assert [layer.compute_dtype for layer in clone.layers] == ["bfloat16", "float32"]
+
+
 def test_keras_files_carry_the_policies(tmp_path):
     model, x, _ = _build("mlp_float32_head")
     path = tmp_path / "mixed.keras"

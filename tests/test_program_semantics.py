@@ -144,8 +144,9 @@ def test_conv2d_regularizers_join_the_loss_and_constraints_hold():
 
 def test_spatial_dropout_configs_have_keras_keys():
     """Keras 3.15's keys (its SpatialDropout layers take no `trainable`: a config with one
-    does not load there)."""
-    assert set(layers.SpatialDropout1D(0.2).get_config()) == {"name", "rate", "seed"}
+    does not load there; the policy by its name)."""
+    config = layers.SpatialDropout1D(0.2).get_config()
+    assert set(config) == {"name", "rate", "seed", "dtype"} and config["dtype"] == "float32"
     config = layers.SpatialDropout2D(0.2).get_config()
-    assert set(config) == {"name", "rate", "seed", "data_format"}
+    assert set(config) == {"name", "rate", "seed", "dtype", "data_format"}
     assert layers.SpatialDropout2D.from_config(config).rate == 0.2

@@ -497,7 +497,10 @@ class Layer(LayerCalls, LayerAttributes):
         return "ctx" not in _call_parameters(type(self))
 
     def get_config(self) -> dict[str, Any]:
-        return {"name": self.name, "trainable": self.trainable}
+        """Keras's base config: name, trainable and the dtype policy as Keras writes it
+        (so ``from_config`` makes a layer that computes in the same dtype)."""
+        policy = dtype_policies.serialize(self.dtype_policy)
+        return {"name": self.name, "trainable": self.trainable, "dtype": policy}
 
     @classmethod
     def from_config(cls, config: dict[str, Any]) -> Layer:

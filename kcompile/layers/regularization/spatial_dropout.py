@@ -37,9 +37,10 @@ class SpatialDropout1D(Layer):
 
     def get_config(self):
         # Keras's keys: its spatial dropouts take no ``trainable``, so a config with one
-        # would not load there
+        # would not load there, and write the policy by its name
         config = {**super().get_config(), "rate": self.rate, "seed": self.seed}
         config.pop("trainable", None)
+        config["dtype"] = self.dtype_policy.name
         return config
 
 
