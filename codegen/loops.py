@@ -70,9 +70,8 @@ def unroll_freely(scope: ir.Module | ir.Function) -> None:
 
 def _may_unroll(b: ir.IRBuilder, count: ir.Value, holds_rolled: bool) -> bool:
     """Whether LLVM may unroll a loop of ``count`` built with ``b``; ``holds_rolled``:
-    whether its body holds a loop kept rolled (unrolled around one, a loop only makes
-    copies of it: a bool transpose [7, N] -> [N, 7] became 1,800 lines of seven
-    vectorized copies of its inner loop)."""
+    whether its body holds a loop kept rolled (unrolled around one, a loop only copies
+    it: a bool transpose [7, N] -> [N, 7] became seven vectorized copies, 1,800 lines)."""
     if getattr(b.function, "unroll_freely", False) or getattr(b.module, "unroll_freely", False):
         return True
     small = isinstance(count, ir.Constant) and count.constant <= UNROLL_COUNTS_UP_TO
