@@ -288,3 +288,22 @@ def test_projection_einsums_are_matrix_products():
     g, _, _ = _traced(lambda a: ops.einsum("abc,cde->abde", a, _KERNEL3), [(2, 3)])
     kinds = {n.op for n in g.nodes}
     assert "matmul" in kinds and "reduce_sum" not in kinds
+
+
+@pytest.mark.parametrize(
+    "given, made",
+    [
+        (np.int8, np.int8),
+        (np.uint8, np.uint8),
+        (np.float16, np.float16),
+        (np.int64, np.int32),
+        (np.float64, np.float32),
+        (np.bool_, np.bool_),
+    ],
+)
+def test_convert_to_tensor_keeps_narrow_dtypes_as_keras_on_jax(given, made):
+    """Keras 3.15 on JAX: int8, uint8 and float16 arrays stay so (a quantized layer's
+    bytes are not widened), 64-bit ones become 32-bit."""
+    tensor = ops.convert_to_tensor(np.array([1, 0, 1], dtype=given))
+    assert tensor.dtype == made
+    np.testing.assert_array_equal(tensor, np.array([1, 0, 1], dtype=made))

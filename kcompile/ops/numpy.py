@@ -783,9 +783,16 @@ def convert_to_tensor(x, dtype=None, sparse=None):
     array = np.asarray(x)
     if dtype is not None:
         return array.astype(_np_dtype(dtype))
+    if array.dtype in _KEPT_DTYPES:
+        return array
     if array.dtype.kind == "f":
         return array.astype(np.float32)
     return array.astype(np.int32) if array.dtype.kind in "iu" else array
+
+
+# Dtypes a tensor keeps as it is, as Keras on JAX does (its other 64-bit and odd-width
+# types become float32 / int32 there too): the narrow ones kcompile's IR has.
+_KEPT_DTYPES = frozenset(np.dtype(d) for d in (np.int8, np.uint8, np.float16, np.int32, np.float32))
 
 
 def convert_to_numpy(x) -> np.ndarray:
