@@ -777,6 +777,12 @@ zeros_like = _named("zeros_like", lambda x, dtype=None: full_like.__kcompile_op_
 ones_like = _named("ones_like", lambda x, dtype=None: full_like.__kcompile_op__(x, 1, dtype))
 
 
+# Dtypes a tensor keeps as it is, as Keras 3.15 on JAX does: those kcompile's IR has.
+# Other floats become float32 and other integers int32 (64-bit ones so in Keras too;
+# int16, uint16 and uint32, which Keras keeps, because the IR has no such types).
+_KEPT_DTYPES = frozenset(np.dtype(d) for d in (np.int8, np.uint8, np.float16, np.int32, np.float32))
+
+
 def convert_to_tensor(x, dtype=None, sparse=None):
     if isinstance(x, TracedTensor | KerasTensor):
         return x if dtype is None else cast(x, dtype)
@@ -788,11 +794,6 @@ def convert_to_tensor(x, dtype=None, sparse=None):
     if array.dtype.kind == "f":
         return array.astype(np.float32)
     return array.astype(np.int32) if array.dtype.kind in "iu" else array
-
-
-# Dtypes a tensor keeps as it is, as Keras on JAX does (its other 64-bit and odd-width
-# types become float32 / int32 there too): the narrow ones kcompile's IR has.
-_KEPT_DTYPES = frozenset(np.dtype(d) for d in (np.int8, np.uint8, np.float16, np.int32, np.float32))
 
 
 def convert_to_numpy(x) -> np.ndarray:
