@@ -2,21 +2,30 @@
 
 from __future__ import annotations
 
-import ml_dtypes
 import numpy as np
 
 from kcompile.backend.symbolic import TracedTensor, current_context
+from kcompile.ir.types import bfloat16
 
 ALIGN = 64
 
 # A variable of a narrow float dtype keeps its values in a float32 array (the compiled steps
 # bind float32 arrays), each rounded to the dtype: the array holds exactly the narrow
 # variable's numbers, as Keras's bfloat16 variable does.
-NARROW_FLOATS = {"bfloat16": ml_dtypes.bfloat16, "float16": np.float16}
+NARROW_FLOATS = ("bfloat16", "float16")
 # A variable of an integer dtype (a quantized layer's int8 kernel, ``model.quantize``)
 # keeps its values in an array of that dtype, bound as such: the step reads it as i8.
 INTEGERS = {"int8": np.int8}
 VARIABLE_DTYPES = ("float32", *NARROW_FLOATS, *INTEGERS)
+
+
+def narrow_float(dtype: str) -> np.dtype | None:
+    """numpy's dtype for a narrow float variable dtype (bfloat16 as ``ml_dtypes``, as JAX
+    gives it), None for any other. Looked up on use: ml_dtypes takes a second to import,
+    which every process importing kcompile would pay."""
+    if dtype == "bfloat16":
+        return bfloat16()
+    return np.dtype(np.float16) if dtype == "float16" else None
 
 
 def variable_dtype(dtype) -> str:
@@ -38,7 +47,7 @@ def rounded(value, dtype: str) -> np.ndarray:
     integer = INTEGERS.get(dtype)
     if integer is not None:
         return value.astype(integer, copy=False)
-    narrow = NARROW_FLOATS.get(dtype)
+    narrow = narrow_float(dtype)
     if narrow is None:
         return value.astype(np.float32, copy=False)
     return value.astype(narrow).astype(np.float32)
@@ -91,7 +100,7 @@ class Variable:
 
     def numpy(self) -> np.ndarray:
         """A copy in the variable's dtype (bfloat16 as ``ml_dtypes``, as JAX gives it)."""
-        narrow = NARROW_FLOATS.get(self._dtype)
+        narrow = narrow_float(self._dtype)
         return self.value.copy() if narrow is None else self.value.astype(narrow)
 
     def __array__(self, dtype=None, copy=None) -> np.ndarray:

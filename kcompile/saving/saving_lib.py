@@ -22,12 +22,12 @@ import warnings
 import zipfile
 from typing import Any
 
-import ml_dtypes
 import numpy as np
 
 from kcompile import layers
 from kcompile.backend import session as backend
-from kcompile.backend.variables import NARROW_FLOATS
+from kcompile.backend.variables import narrow_float
+from kcompile.ir.types import bfloat16
 from kcompile.models import layer_internals as internals
 from kcompile.saving.object_registration import (
     get_registered_name,
@@ -222,14 +222,14 @@ def _write_arrays(group, arrays: list[np.ndarray]) -> None:
 def _write_array(group, key: str, array: np.ndarray) -> None:
     """One dataset; a bfloat16 one as Keras writes it (2-byte opaque values, marked)."""
     dataset = group.create_dataset(key, data=array)
-    if array.dtype == ml_dtypes.bfloat16:
+    if array.dtype.name == "bfloat16":  # by name: no ml_dtypes import for float files
         dataset.attrs["dtype"] = "bfloat16"
 
 
 def _read_array(dataset) -> np.ndarray:
     """A dataset's values as float32 (a bfloat16 one widened exactly)."""
     if dataset.attrs.get("dtype") == "bfloat16":
-        return np.array(dataset, dtype=ml_dtypes.bfloat16).astype(np.float32)
+        return np.array(dataset, dtype=bfloat16()).astype(np.float32)
     return np.asarray(dataset)
 
 
@@ -299,7 +299,7 @@ def _optimizer_arrays(model, opt) -> list[np.ndarray]:
 
 
 def _in_dtype(array: np.ndarray, dtype: str) -> np.ndarray:
-    return array if dtype == "float32" else array.astype(NARROW_FLOATS[dtype])
+    return array if dtype == "float32" else array.astype(narrow_float(dtype))
 
 
 def _read_weights(model, source, with_optimizer: bool) -> None:
