@@ -1,7 +1,16 @@
 import os
+import sys
 
 import numpy as np
 import pytest
+
+# The suite starts hundreds of Python processes (MPI ranks, the command line, artifacts'
+# programs, fresh venvs). Where bytecode writing is off (PYTHONDONTWRITEBYTECODE, set on
+# some machines), each compiled kcompile's sources again (0.6 s a process) and each
+# pytest worker rewrote every test module's asserts again (7 s): the suite keeps Python's
+# default, bytecode cached in __pycache__, for itself and what it starts.
+sys.dont_write_bytecode = False
+os.environ.pop("PYTHONDONTWRITEBYTECODE", None)
 
 # Under pytest-xdist with a worker per core, a model compiled in one process per core
 # (codegen.building.jobs) only oversubscribes the cores the other workers hold: the parity and
