@@ -561,6 +561,18 @@ def unpack_int4(packed: Any, orig_len: int, axis: int = 0, dtype: str = "int8") 
     return np.moveaxis(pairs.astype(dtype), 0, axis % packed.ndim)
 
 
+def dequantize_grouped(
+    values: np.ndarray, scale: np.ndarray, zero: np.ndarray, g_idx: np.ndarray
+) -> np.ndarray:
+    """Keras's ``dequantize_with_sz_map(values, scale, zero, g_idx, group_axis=0)`` in
+    numpy: ``(q - zero) * scale`` with each row's group's zero point and scale (float32)."""
+    groups = np.asarray(g_idx).astype(np.int32)
+    zeros = np.asarray(zero)[groups].astype(np.float32)
+    return ((values.astype(np.float32) - zeros) * np.asarray(scale, np.float32)[groups]).astype(
+        np.float32
+    )
+
+
 def dequantize_int4_in_graph(packed: Value, columns: int, grouped: Sequence[Value] = ()) -> Value:
     """Keras's int4 kernel in the graph: ``unpack_int4(packed, columns, axis=-1)`` as f32
     values, or with ``grouped`` = (scale, zero, g_idx) Keras's

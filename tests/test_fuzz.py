@@ -43,6 +43,15 @@ def test_random_graph_matches_float64_and_differences(seed):
     check_graph(random_graph(seed))
 
 
+def test_the_generator_draws_quantized_and_lora_models():
+    """Some models are quantized, some get LoRA on their Dense/EinsumDense/Embedding
+    layers, some both (seeds 71 and 133 of these: the fuzzer checks them)."""
+    specs = [random_model(s) for s in range(140)]
+    assert any(s.quantized for s in specs) and any(s.lora for s in specs)
+    assert any(s.quantized and s.lora for s in specs)
+    assert 'enable_lora(2, lora_alpha=3, b_initializer="he_uniform")' in render(random_model(4))
+
+
 def test_a_seed_names_one_model_and_its_file_round_trips():
     spec = random_model(7)
     assert random_model(7).to_json() == spec.to_json()

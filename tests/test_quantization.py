@@ -293,14 +293,6 @@ def test_reversible_embedding_is_refused_not_left_float():
         model.quantize("int8")
 
 
-def test_lora_on_quantized_einsum_dense_is_refused():
-    layer = keras.layers.EinsumDense("ab,bc->ac", 3)
-    layer.build((None, 4))
-    layer.quantize("int8")
-    with pytest.raises(NotImplementedError, match="LoRA on quantized layers"):
-        layer.enable_lora(2)
-
-
 def test_setting_a_quantized_policy_quantizes_a_built_layer():
     layer = keras.layers.Embedding(5, 3)
     layer.build(None)

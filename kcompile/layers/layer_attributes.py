@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 
 from kcompile.backend.variables import Variable
+from kcompile.layers import lora
 from kcompile.tree import flatten
 
 
@@ -160,6 +161,11 @@ class LayerAttributes:
         ``variable_serialization_spec``), else None."""
         return None
 
+    def _keras_saved_values(self) -> dict[Variable, np.ndarray]:
+        """Values Keras's ``save_own_variables`` writes in place of some variables' own:
+        a LoRA layer's kernel with its delta merged (``layers.lora``); else none."""
+        return {}
+
     def rematerialized_call(self, layer_call: Any, *args: Any, **kwargs: Any) -> Any:
         """Keras's: ``layer_call`` as it is when no ``RematScope`` is active, which is
         always so in kcompile (its memory plan decides what is kept for the backward
@@ -209,8 +215,9 @@ class LayerAttributes:
         """Keras's: the layer's own variables (not those of the layers it holds),
         trainable first, into ``store`` under "0", "1", ..."""
         own = self._own_in_keras_order()
+        merged = self._keras_saved_values()
         for i, var in enumerate(own):
-            store[f"{i}"] = var.numpy()
+            store[f"{i}"] = merged[var] if var in merged else var.numpy()
 
     def load_own_variables(self, store: Any) -> None:
         """Keras's: the layer's own variables from ``store`` (as ``save_own_variables``
@@ -230,6 +237,7 @@ class LayerAttributes:
             )
         for i, var in enumerate(own):
             var.assign(np.asarray(store[f"{i}"]))
+        lora.zero_after_load(self)
 
 
 def _is_metric(x: Any) -> bool:

@@ -46,3 +46,25 @@ def input_shape_arg(layer: Any) -> tuple | None:
     """The ``input_shape`` (or ``input_dim``) a layer was made with, which lets a
     ``Sequential`` start with it (as Keras's ``Sequential.add`` reads it)."""
     return layer._input_shape_arg  # Keras's Sequential reads the same private name
+
+
+def flatten_layers(model: Any) -> list:
+    """Keras's ``_flatten_layers``: the model's layers, then those they hold, depth first,
+    each once (a functional model's InputLayers included, as Keras lists them)."""
+    out: list = []
+
+    def visit(layer: Any) -> None:
+        if any(layer is x for x in out):
+            return
+        out.append(layer)
+        subs = list(getattr(layer, "layers", []) or [])
+        # A Sequential keeps its InputLayer apart from ``layers``; Keras lists it.
+        first = getattr(getattr(layer, "_input", None), "_input_layer", None)
+        if first is not None and not any(first is s for s in subs):
+            subs.insert(0, first)
+        subs += [x for x in tracked_layers(layer) if not any(x is s for s in subs)]
+        for sub in subs:
+            visit(sub)
+
+    visit(model)
+    return out

@@ -11,7 +11,7 @@ from typing import Any
 from kcompile import quantizers
 from kcompile.layers.convolutional import int8_conv
 from kcompile.layers.convolutional.conv2d import Conv2D
-from kcompile.models.layer_internals import tracked_layers
+from kcompile.models.layer_internals import flatten_layers, tracked_layers
 
 
 def quantize_model(
@@ -88,33 +88,11 @@ def check_convolutions(
 def leaf_layers(model: Any) -> list:
     """The layers ``quantize`` visits: those ``model`` holds at any depth that hold no
     layers themselves, in Keras's order (``_flatten_layers``)."""
-    return [x for x in _flatten_layers(model) if x is not model and not _has_sublayers(x)]
+    return [x for x in flatten_layers(model) if x is not model and not _has_sublayers(x)]
 
 
 def _has_sublayers(layer: Any) -> bool:
     return bool(tracked_layers(layer)) or bool(getattr(layer, "layers", None))
-
-
-def _flatten_layers(model: Any) -> list:
-    """Keras's ``_flatten_layers``: the model's layers, then those they hold, depth first,
-    each once (a functional model's InputLayers included, as Keras lists them)."""
-    out: list = []
-
-    def visit(layer: Any) -> None:
-        if any(layer is x for x in out):
-            return
-        out.append(layer)
-        subs = list(getattr(layer, "layers", []) or [])
-        # A Sequential keeps its InputLayer apart from ``layers``; Keras lists it.
-        first = getattr(getattr(layer, "_input", None), "_input_layer", None)
-        if first is not None and not any(first is s for s in subs):
-            subs.insert(0, first)
-        subs += [x for x in tracked_layers(layer) if not any(x is s for s in subs)]
-        for sub in subs:
-            visit(sub)
-
-    visit(model)
-    return out
 
 
 # --- the graph --------------------------------------------------------------------------

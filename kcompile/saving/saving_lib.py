@@ -28,6 +28,7 @@ from kcompile import layers
 from kcompile.backend import session as backend
 from kcompile.backend.variables import narrow_float
 from kcompile.ir.types import bfloat16
+from kcompile.layers import lora
 from kcompile.models import layer_internals as internals
 from kcompile.saving.object_registration import (
     get_registered_name,
@@ -196,12 +197,16 @@ def _layer_paths(model) -> list[tuple[str, Any]]:
 
 def _write_weights(model, target, with_optimizer: bool) -> None:
     h5py = _h5py()
+    # A LoRA layer's kernel is written with its delta merged (Keras's save_own_variables).
+    merged = {}
+    for layer in internals.flatten_layers(model):
+        merged.update(layer._keras_saved_values())
     with h5py.File(target, "w") as f:
         f.create_group("vars")
         for name, variables in _weight_groups(model):
             group = f.require_group(name)
             for i, var in enumerate(variables):
-                _write_array(group, str(i), var.numpy())
+                _write_array(group, str(i), merged[var] if var in merged else var.numpy())
         opt = getattr(model, "optimizer", None)
         if with_optimizer and opt is not None:
             top = f.create_group("optimizer")
@@ -323,6 +328,8 @@ def _read_weights(model, source, with_optimizer: bool) -> None:
                         f"{name}/{i}: shape {array.shape}, weight {var.path} has {var.shape}"
                     )
                 var.assign(array.astype(np.float32))
+        for layer in internals.flatten_layers(model):
+            lora.zero_after_load(layer)  # (the kernel read holds their delta)
         opt = getattr(model, "optimizer", None)
         if with_optimizer and opt is not None and "optimizer/vars" in f:
             _restore_optimizer(model, opt, f["optimizer/vars"])

@@ -1,13 +1,17 @@
 """Keras's ``Dense``: a matrix product with the kernel, plus bias, then the activation;
-quantized to int8 or int4 as Keras quantizes it (``quantize``, ``kcompile.quantizers``)."""
+quantized to int8 or int4 as Keras quantizes it (``quantize``, ``kcompile.quantizers``);
+with a LoRA delta as Keras adds one (``enable_lora``, ``layers.lora``)."""
 
 from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
+
 from kcompile import activations, constraints, quantizers
 from kcompile.ir import DType, Value
 from kcompile.ir import build as B
+from kcompile.layers import lora
 from kcompile.layers.layer import Layer, TraceContext
 from kcompile.utils.config_serialization import serialize_optional
 
@@ -27,10 +31,13 @@ class Dense(Layer):
         bias_regularizer: Any = None,
         kernel_constraint: Any = None,
         bias_constraint: Any = None,
+        lora_rank: int | None = None,
+        lora_alpha: float | None = None,
         quantization_config: Any = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
+        lora.init_args(self, lora_rank, lora_alpha)
         self.quantization_config = quantizers.layer_config(self, quantization_config)
         self.kernel_regularizer, self.bias_regularizer = kernel_regularizer, bias_regularizer
         self.kernel_constraint = constraints.get(kernel_constraint)
@@ -60,7 +67,6 @@ class Dense(Layer):
                 self.kernel_initializer,
                 name="kernel",
                 regularizer=self.kernel_regularizer,
-                constraint=self.kernel_constraint,
             )
         self.bias = (
             self.add_weight(
@@ -73,16 +79,24 @@ class Dense(Layer):
             if self.use_bias
             else None
         )
+        self.built = True
+        if self.lora_rank:
+            self.enable_lora(self.lora_rank, lora_alpha=self.lora_alpha)
 
     def call(self, ctx: TraceContext, x: Value) -> Value:
         if not x.dtype.is_float:  # Keras's matmul promotes integers to the kernel's float
             x = B.cast(x, DType.f32)
-        if self.quantization_mode == "int8":
-            y = self._int8_call(ctx, x)
-        elif self.quantization_mode == "int4":
-            y = self._int4_call(ctx, x)
+        if self.quantization_mode in ("int8", "int4"):
+            call = self._int8_call if self.quantization_mode == "int8" else self._int4_call
+            y = call(ctx, x)
+            if self.lora_enabled:  # Keras adds the float low-rank product to the result
+                lora_x = B.matmul(x, ctx.weight(self.lora_kernel_a))
+                y = lora.added_to_output(self, ctx, y, lora_x)
         else:
-            y = B.matmul(x, ctx.weight(self._kernel))
+            kernel = ctx.weight(self._kernel)
+            if self.lora_enabled:
+                kernel = lora.added_to_kernel(self, ctx, kernel)
+            y = B.matmul(x, kernel)
         if self.bias is not None:
             y = y + ctx.weight(self.bias)
         return self.activation(y)
@@ -92,10 +106,37 @@ class Dense(Layer):
     @property
     def kernel(self) -> Any:
         """Keras's: the kernel variable; once quantized to int4, its values unpacked (an
-        int8 array of shape (input_dim, units)); ``_kernel`` is the packed variable."""
+        int8 array of shape (input_dim, units)); ``_kernel`` is the packed variable. With
+        LoRA, Keras's sum of those values and the low-rank delta (float32)."""
+        kernel = self._kernel
         if self.quantization_mode == "int4":
-            return quantizers.unpack_int4(self._kernel.numpy(), self.units, axis=-1)
-        return self._kernel
+            kernel = quantizers.unpack_int4(self._kernel.numpy(), self.units, axis=-1)
+        if self.lora_enabled:
+            return lora.merged(self, np.asarray(kernel))
+        return kernel
+
+    def enable_lora(
+        self,
+        rank: int,
+        lora_alpha: float | None = None,
+        a_initializer: Any = "he_uniform",
+        b_initializer: Any = "zeros",
+    ) -> None:
+        """Keras's: the kernel frozen, ``lora_kernel_a`` (input_dim, rank) and
+        ``lora_kernel_b`` (rank, units) added, trainable; also on a quantized layer (its
+        integer kernel stays as it is, the low-rank product is added to its result)."""
+        lora.check_enable(self, rank, self.kernel_constraint)
+        lora.enable(
+            self,
+            self._kernel,
+            "kernel",
+            rank,
+            lora_alpha,
+            a_initializer,
+            b_initializer,
+            regularizer=self.kernel_regularizer,
+            base_shape=(self._kernel.shape[0], self.units),
+        )
 
     def quantize(self, mode: Any = None, type_check: bool = True, config: Any = None) -> None:
         """Keras's: the float kernel replaced by an int8 one and a per-output-channel
@@ -182,12 +223,44 @@ class Dense(Layer):
         return B.gradient_via(y, proxy)
 
     def _keras_saved_order(self):
-        return quantizers.saved_order(self, self._kernel)
+        return lora.saved_order(self, self._kernel)
+
+    def _keras_saved_values(self) -> dict:
+        """Keras's ``_get_kernel_with_merged_lora``: the kernel saved with its LoRA delta
+        added; a quantized one dequantized, the delta added and quantized again as
+        ``quantize`` does, with its new scale (and zero points)."""
+        if not self.lora_enabled:
+            return {}
+        mode = self.quantization_mode
+        if mode is None:
+            return {self._kernel: lora.merged(self, self._kernel.numpy())}
+        scale = self.kernel_scale.numpy()
+        if mode == "int8":
+            float_kernel = self._kernel.numpy().astype(np.float32) / scale
+            values, scale = quantizers.abs_max_quantize(
+                lora.merged(self, float_kernel), axis=0, to_numpy=True
+            )
+            return {self._kernel: values, self.kernel_scale: scale.squeeze(0)}
+        unpacked = quantizers.unpack_int4(self._kernel.numpy(), self.units, axis=-1)
+        return lora.merged_int4(self, unpacked, unpacked.shape)
+
+    @property
+    def variable_serialization_spec(self) -> dict:
+        """Keras's: for each quantization mode, the names of the variables its weights
+        file holds, in order (``float8``, ``gptq`` and ``awq`` kcompile refuses)."""
+        return {
+            None: ["kernel", "bias"],
+            "int8": ["kernel", "bias", "kernel_scale"],
+            "int4": ["kernel", "bias", "kernel_scale", "kernel_zero", "g_idx"],
+        }
 
     def get_config(self):
         quantized = {}
         if self.quantization_mode is not None:  # (Keras writes it; None when float)
             quantized["quantization_config"] = quantizers.serialize_config(self.quantization_config)
+        lora_keys = {}
+        if self.lora_rank:  # (Keras writes them only when set)
+            lora_keys = {"lora_rank": self.lora_rank, "lora_alpha": self.lora_alpha}
         return {
             **quantized,
             **super().get_config(),
@@ -196,4 +269,5 @@ class Dense(Layer):
             "activation": activations.serialize(self.activation),
             "kernel_constraint": serialize_optional(constraints, self.kernel_constraint),
             "bias_constraint": serialize_optional(constraints, self.bias_constraint),
+            **lora_keys,
         }

@@ -18,6 +18,7 @@ from kcompile.backend.symbolic import TracedTensor, current_context
 from kcompile.initializers import Initializer, VarianceScaling
 from kcompile.ir import Value
 from kcompile.ir import build as B
+from kcompile.layers import lora
 from kcompile.layers.input_spec import InputSpec
 from kcompile.layers.layer import Layer
 
@@ -66,9 +67,7 @@ class EinsumDense(Layer):
         self.bias_initializer = initializers.get(bias_initializer)
         self.kernel_regularizer = regularizers.get(kernel_regularizer)
         self.bias_regularizer = regularizers.get(bias_regularizer)
-        self.lora_rank = lora_rank
-        self.lora_alpha = lora_alpha if lora_alpha is not None else lora_rank
-        self.lora_enabled = False
+        lora.init_args(self, lora_rank, lora_alpha)
         self.quantization_config = quantizers.layer_config(self, quantization_config)
 
     def build(self, input_shape):
@@ -106,15 +105,18 @@ class EinsumDense(Layer):
 
     @property
     def kernel(self):
+        """Keras's: the kernel variable; once quantized to int4, its values unpacked (int8,
+        the kernel's shape); with LoRA, the sum of those values and the low-rank delta."""
         if not self.built:
             raise AttributeError("You must build the layer before accessing `kernel`.")
-        if self.lora_enabled:
-            delta = ops.matmul(self.lora_kernel_a, self.lora_kernel_b)
-            return ops.add(self._kernel, (self.lora_alpha / self.lora_rank) * delta)
+        kernel = self._kernel
         if self.quantization_mode == "int4":  # (Keras's: the values unpacked, int8)
             unpacked = quantizers.unpack_int4(self._kernel.numpy(), self._int4_columns, axis=-1)
-            return unpacked.reshape(self.original_kernel_shape)
-        return self._kernel
+            kernel = unpacked.reshape(self.original_kernel_shape)
+        if self.lora_enabled:
+            delta = ops.matmul(self.lora_kernel_a, self.lora_kernel_b)
+            return ops.add(kernel, (self.lora_alpha / self.lora_rank) * delta)
+        return kernel
 
     def enable_lora(
         self,
@@ -123,35 +125,22 @@ class EinsumDense(Layer):
         a_initializer: Any = "he_uniform",
         b_initializer: Any = "zeros",
     ) -> None:
-        """Keras's: the kernel frozen, plus a trainable low-rank delta ``a @ b``."""
-        if not self.built:
-            raise ValueError("Cannot enable lora on a layer that isn't yet built.")
-        if self.quantization_mode is not None:
-            raise quantizers.QuantizationNotSupported(
-                f"EinsumDense '{self.name}': LoRA on quantized layers is not supported by "
-                "kcompile (Keras adds the float low-rank product to the int8 one); enable "
-                "LoRA before quantizing is refused too, as kcompile's quantize merges no "
-                "LoRA weights"
-            )
-        if self.lora_enabled:
-            raise ValueError("lora is already enabled. This can only be done once per layer.")
-        shape = self._kernel.shape
-        self.lora_kernel_a = self.add_weight(
-            (*shape[:-1], rank),
-            initializers.get(a_initializer),
-            name="lora_kernel_a",
+        """Keras's: the kernel frozen, ``lora_kernel_a`` (the kernel's shape with its last
+        axis ``rank``) and ``lora_kernel_b`` (rank, the last axis) added, trainable; also
+        on a quantized layer (the low-rank product is added to the integer one's result)."""
+        lora.check_enable(self, rank)
+        shape = getattr(self, "original_kernel_shape", None)  # (int4: packed otherwise)
+        lora.enable(
+            self,
+            self._kernel,
+            "kernel",
+            rank,
+            lora_alpha,
+            a_initializer,
+            b_initializer,
             regularizer=self.kernel_regularizer,
+            base_shape=shape if self.quantization_mode == "int4" else None,
         )
-        self.lora_kernel_b = self.add_weight(
-            (rank, shape[-1]),
-            initializers.get(b_initializer),
-            name="lora_kernel_b",
-            regularizer=self.kernel_regularizer,
-        )
-        self._kernel.trainable = False
-        self.lora_enabled = True
-        self.lora_rank = rank
-        self.lora_alpha = lora_alpha if lora_alpha is not None else rank
 
     def compute_output_shape(self, input_shape) -> tuple:
         """Keras's: the given ``output_shape`` filled in from the equation. As in Keras, an
@@ -208,11 +197,6 @@ class EinsumDense(Layer):
         quantizers.check_quantize_args(self, mode)
         if type_check and type(self) is not EinsumDense:  # (Keras's: subclasses stay float)
             raise quantizers.not_implemented(self)
-        if self.lora_enabled:
-            raise quantizers.QuantizationNotSupported(
-                f"EinsumDense '{self.name}': quantizing a layer with LoRA enabled is not "
-                "supported by kcompile (LoRA on quantized layers)"
-            )
         self.quantization_config = quantizers.layer_config(
             self, config or quantizers.default_config(mode)
         )
@@ -292,7 +276,7 @@ class EinsumDense(Layer):
         ta, tb = terms.split(",")
         from kcompile.ops.numpy import _einsum2
 
-        y = _einsum2(ta, tb, out, x, float_kernel)
+        y = self._lora_added(ctx, x, _einsum2(ta, tb, out, x, float_kernel))
         if self.bias is not None:
             y = B.add(y, ctx.weight(self.bias))
         result = TracedTensor(y)
@@ -342,13 +326,57 @@ class EinsumDense(Layer):
         from kcompile.ops.numpy import _einsum2
 
         y = B.gradient_via(y, _einsum2(ta, tb, out, x, float_kernel))
+        y = self._lora_added(ctx, x, y)
         if self.bias is not None:
             y = B.add(y, ctx.weight(self.bias))
         result = TracedTensor(y)
         return self.activation(result) if self.activation is not None else result
 
+    def _lora_added(self, ctx: Any, x: Value, y: Value) -> Value:
+        """A quantized call's result plus Keras's LoRA term, ``(alpha / rank) *
+        einsum(x, a) @ b``, if LoRA is enabled."""
+        if not self.lora_enabled:
+            return y
+        from kcompile.ops.numpy import _einsum2
+
+        terms, out = explicit_equation(self.equation, x.rank).split("->")
+        ta, tb = terms.split(",")
+        lora_x = _einsum2(ta, tb, out, x, ctx.weight(self.lora_kernel_a))
+        return lora.added_to_output(self, ctx, y, lora_x)
+
     def _keras_saved_order(self):
-        return quantizers.saved_order(self, self._kernel)
+        return lora.saved_order(self, self._kernel)
+
+    def _keras_saved_values(self) -> dict:
+        """Keras's ``_get_kernel_with_merged_lora``: the kernel saved with its LoRA delta
+        added; a quantized one dequantized, the delta added and quantized again as
+        ``quantize`` does, with its new scale (and zero points)."""
+        if not self.lora_enabled:
+            return {}
+        mode = self.quantization_mode
+        if mode is None:
+            return {self._kernel: lora.merged(self, self._kernel.numpy())}
+        scale = self.kernel_scale.numpy()
+        if mode == "int8":
+            float_kernel = self._kernel.numpy().astype(np.float32) / self._adjust_scale_for_dequant(
+                scale
+            )
+            values, scale = quantizers.abs_max_quantize(
+                lora.merged(self, float_kernel), axis=self._kernel_reduced_axes, to_numpy=True
+            )
+            return {self._kernel: values, self.kernel_scale: self._adjust_scale_for_quant(scale)}
+        unpacked = quantizers.unpack_int4(self._kernel.numpy(), self._int4_columns, axis=-1)
+        return lora.merged_int4(self, unpacked, self.original_kernel_shape)
+
+    @property
+    def variable_serialization_spec(self) -> dict:
+        """Keras's: for each quantization mode, the names of the variables its weights
+        file holds, in order (``float8``, ``gptq`` and ``awq`` kcompile refuses)."""
+        return {
+            None: ["kernel", "bias"],
+            "int8": ["kernel", "bias", "kernel_scale"],
+            "int4": ["kernel", "bias", "kernel_scale", "kernel_zero", "g_idx"],
+        }
 
     def _set_quantization_info(self) -> None:
         if hasattr(self, "_input_reduced_axes"):

@@ -1,13 +1,17 @@
 """Embedding: rows of a table picked by integer ids; the gradient is a scatter-add.
-Quantized to int8 as Keras quantizes it: one scale per row (``quantize``)."""
+Quantized to int8 as Keras quantizes it: one scale per row (``quantize``); with a LoRA
+delta as Keras adds one (``enable_lora``, ``layers.lora``)."""
 
 from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
+
 from kcompile import initializers, quantizers
-from kcompile.ir import DType
+from kcompile.ir import DType, Value
 from kcompile.ir import build as B
+from kcompile.layers import lora
 from kcompile.layers.layer import Layer
 
 
@@ -19,10 +23,13 @@ class Embedding(Layer):
         embeddings_initializer: Any = None,
         embeddings_regularizer: Any = None,
         mask_zero: bool = False,
+        lora_rank: int | None = None,
+        lora_alpha: float | None = None,
         quantization_config: Any = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
+        lora.init_args(self, lora_rank, lora_alpha)
         self.quantization_config = quantizers.layer_config(self, quantization_config)
         self.embeddings_regularizer = embeddings_regularizer
         self.mask_zero = bool(mask_zero)
@@ -34,26 +41,90 @@ class Embedding(Layer):
     def build(self, input_shape):
         if self.quantization_mode is not None:  # (a quantized layer loaded from its config)
             self.quantized_build((self.input_dim, self.output_dim), self.quantization_mode)
-            return
-        self.embeddings = self.add_weight(
-            (self.input_dim, self.output_dim),
-            self.embeddings_initializer,
-            name="embeddings",
-            regularizer=self.embeddings_regularizer,
-        )
+        else:
+            self._embeddings = self.add_weight(
+                (self.input_dim, self.output_dim),
+                self.embeddings_initializer,
+                name="embeddings",
+                regularizer=self.embeddings_regularizer,
+            )
+        self.built = True
+        if self.lora_rank:
+            self.enable_lora(self.lora_rank, lora_alpha=self.lora_alpha)
+
+    @property
+    def embeddings(self) -> Any:
+        """Keras's: the table's variable (``_embeddings``); with LoRA, the sum of its values
+        and the low-rank delta (float32), as Keras's property computes it."""
+        if self.lora_enabled:
+            return lora.merged(self, self._embeddings.numpy())
+        return self._embeddings
 
     def call(self, ctx, ids):
         ids = B.cast(ids, DType.i32)
         if self.quantization_mode == "int8":
             return self._int8_call(ctx, ids)
-        return B.take(ctx.weight(self.embeddings), ids)
+        return B.take(self._table(ctx), ids)
 
-    # --- int8, as Keras 3.15.1's Embedding -----------------------------------------------
+    def _table(self, ctx) -> Value:
+        """The float table in the step: with LoRA, Keras's merged ``embeddings``."""
+        table = ctx.weight(self._embeddings)
+        return lora.added_to_kernel(self, ctx, table) if self.lora_enabled else table
+
+    def enable_lora(
+        self,
+        rank: int,
+        lora_alpha: float | None = None,
+        a_initializer: Any = "he_uniform",
+        b_initializer: Any = "zeros",
+    ) -> None:
+        """Keras's: the table frozen, ``lora_embeddings_a`` (input_dim, rank) and
+        ``lora_embeddings_b`` (rank, output_dim) added, trainable; also on an int8 table
+        (the low-rank rows are added to the dequantized ones)."""
+        lora.check_enable(self, rank)
+        lora.enable(
+            self,
+            self._embeddings,
+            "embeddings",
+            rank,
+            lora_alpha,
+            a_initializer,
+            b_initializer,
+            regularizer=self.embeddings_regularizer,
+        )
+
+    def _keras_saved_order(self):
+        if not self.lora_enabled:
+            return None
+        return [self._embeddings] + (
+            [self.embeddings_scale] if self.quantization_mode == "int8" else []
+        )
+
+    def _keras_saved_values(self) -> dict:
+        """Keras's ``_get_embeddings_with_merged_lora``: the table saved with its delta
+        added; an int8 one dequantized, merged and quantized again per row."""
+        if not self.lora_enabled:
+            return {}
+        if self.quantization_mode is None:
+            return {self._embeddings: lora.merged(self, self._embeddings.numpy())}
+        scale = self.embeddings_scale.numpy()[:, None]
+        float_table = self._embeddings.numpy().astype(np.float32) / scale
+        values, scale = quantizers.abs_max_quantize(
+            lora.merged(self, float_table), axis=-1, to_numpy=True
+        )
+        return {self._embeddings: values, self.embeddings_scale: scale.squeeze(-1)}
 
     @property
-    def _embeddings(self):
-        """Keras's name of the table's variable (``embeddings`` is the same variable)."""
-        return self.embeddings
+    def variable_serialization_spec(self) -> dict:
+        """Keras's: for each quantization mode, the names of the variables its weights
+        file holds, in order (kcompile quantizes an Embedding to int8 only)."""
+        return {
+            None: ["embeddings"],
+            "int8": ["embeddings", "embeddings_scale"],
+            "int4": ["embeddings", "embeddings_scale", "embeddings_zero", "g_idx"],
+        }
+
+    # --- int8, as Keras 3.15.1's Embedding -----------------------------------------------
 
     def quantize(self, mode: Any = None, type_check: bool = True, config: Any = None) -> None:
         """Keras's: the table replaced by int8 rows, each with its scale (abs-max over
@@ -65,11 +136,11 @@ class Embedding(Layer):
         self.quantization_config = quantizers.layer_config(
             self, config or quantizers.Int8QuantizationConfig()
         )
-        old = self.embeddings
+        old = self._embeddings
         values, scale = quantizers.abs_max_quantize(old.numpy(), axis=-1, to_numpy=True)
         self._forget_variable(old)
         self.quantized_build(old.shape, mode)
-        self.embeddings.assign(values)
+        self._embeddings.assign(values)
         self.embeddings_scale.assign(scale.squeeze(-1))
         if self.dtype_policy.quantization_mode is None:
             self.dtype_policy = quantizers.quantized_policy(self, mode)
@@ -79,7 +150,7 @@ class Embedding(Layer):
         if mode != "int8":
             quantizers.refuse_mode(mode, f"{type(self).__name__} '{self.name}'")
             raise quantizers.not_implemented(self, "quantized_build")
-        self.embeddings = self.add_weight(
+        self._embeddings = self.add_weight(
             tuple(embeddings_shape), "zeros", dtype="int8", trainable=False, name="embeddings"
         )
         self.embeddings_scale = self.add_weight(
@@ -89,11 +160,16 @@ class Embedding(Layer):
 
     def _int8_call(self, ctx, ids):
         """Keras's ``_int8_call``: the int8 rows of the ids, in the compute dtype, each
-        divided by its row's scale (no gradient: the table is frozen)."""
-        rows = B.take(ctx.weight(self.embeddings), ids)
+        divided by its row's scale (no gradient: the table is frozen); with LoRA, plus
+        the rows of ``a`` times ``b``, scaled."""
+        rows = B.take(ctx.weight(self._embeddings), ids)
         scale = B.take(ctx.weight(self.embeddings_scale), ids)
         dtype = scale.dtype  # (the compute dtype: a float variable is read in it)
-        return B.div(B.cast(rows, dtype), B.reshape(scale, (*scale.shape, 1)))
+        y = B.div(B.cast(rows, dtype), B.reshape(scale, (*scale.shape, 1)))
+        if not self.lora_enabled:
+            return y
+        lora_x = B.take(ctx.weight(self.lora_embeddings_a), ids)
+        return lora.added_to_output(self, ctx, y, lora_x)
 
     def compute_mask(self, inputs, previous_mask):
         """With ``mask_zero``, id 0 is padding: the mask is ``ids != 0``."""
@@ -103,10 +179,14 @@ class Embedding(Layer):
         quantized = {}
         if self.quantization_mode is not None:  # (Keras writes it; None when float)
             quantized["quantization_config"] = quantizers.serialize_config(self.quantization_config)
+        lora_keys = {}
+        if self.lora_rank:  # (Keras writes them only when set)
+            lora_keys = {"lora_rank": self.lora_rank, "lora_alpha": self.lora_alpha}
         return {
             **quantized,
             **super().get_config(),
             "input_dim": self.input_dim,
             "output_dim": self.output_dim,
             "mask_zero": self.mask_zero,
+            **lora_keys,
         }

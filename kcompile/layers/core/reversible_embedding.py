@@ -8,6 +8,7 @@ from __future__ import annotations
 from typing import Any
 
 from kcompile import initializers, ops, regularizers
+from kcompile.backend.symbolic import TracedTensor, current_context
 from kcompile.layers.core.embedding import Embedding
 
 
@@ -74,9 +75,10 @@ class ReversibleEmbedding(Embedding):
 
     def call(self, inputs, reverse=False):
         self._reversed = bool(reverse)
+        table = TracedTensor(self._table(current_context()))  # (with LoRA, merged)
         if not reverse:
-            return ops.take(self.embeddings, ops.cast(inputs, "int32"), axis=0)
-        kernel = ops.transpose(self.embeddings) if self.tie_weights else self.reverse_embeddings
+            return ops.take(table, ops.cast(inputs, "int32"), axis=0)
+        kernel = ops.transpose(table) if self.tie_weights else self.reverse_embeddings
         logits = ops.matmul(inputs, kernel)
         if self.logit_soft_cap is not None:
             cap = self.logit_soft_cap

@@ -234,6 +234,7 @@ def random_model(seed: int) -> ModelSpec:
         _declare_lengths_unknown(rng, spec)
     _draw_policy(random.Random(seed * 104729 + 3), spec)
     _draw_quantized(random.Random(seed * 7919 + 5), spec)
+    _draw_lora(random.Random(seed * 6151 + 7), spec)
     return spec
 
 
@@ -248,6 +249,14 @@ def _draw_quantized(rng: random.Random, spec: ModelSpec) -> None:
     layers = [c.layer for c in spec.calls] + [n for c in spec.calls for n, _ in c.inner or []]
     if spec.policy != "mixed_float16" and any(name in QUANTIZED for name in layers):
         spec.quantized = rng.random() < 0.125
+
+
+def _draw_lora(rng: random.Random, spec: ModelSpec) -> None:
+    """A tenth of the models holding a layer that takes LoRA (its own stream; the same
+    layers ``quantize`` takes) have it enabled on each, after quantization if any."""
+    layers = [c.layer for c in spec.calls] + [n for c in spec.calls for n, _ in c.inner or []]
+    if any(name in QUANTIZED for name in layers):
+        spec.lora = rng.random() < 0.1
 
 
 def _draw_policy(rng: random.Random, spec: ModelSpec) -> None:

@@ -62,6 +62,7 @@ class ModelSpec:
     metrics: list[list[str]] = field(default_factory=list)
     policy: str = "float32"  # the global dtype policy its layers are made under
     quantized: bool = False  # model.quantize("int8") before compile
+    lora: bool = False  # enable_lora on its Dense, EinsumDense and Embedding layers
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), sort_keys=True)
@@ -78,6 +79,7 @@ class ModelSpec:
             metrics=data["metrics"],
             policy=data.get("policy", "float32"),
             quantized=data.get("quantized", False),
+            lora=data.get("lora", False),
         )
 
     def size(self) -> int:
@@ -216,6 +218,13 @@ def render(spec: ModelSpec) -> str:
             "    with warnings.catch_warnings():  # (layers Keras does not quantize say so)",
             '        warnings.simplefilter("ignore")',
             '        model.quantize("int8")',
+        ]
+    if spec.lora:  # b drawn, not Keras's zeros, so that the delta counts from the start
+        lines += [
+            "    for outer in model.layers:  # (a Sequential's layers too)",
+            '        for layer in getattr(outer, "layers", [outer]):',
+            '            if hasattr(layer, "enable_lora"):',
+            '                layer.enable_lora(2, lora_alpha=3, b_initializer="he_uniform")',
         ]
     lines += [
         "    model.compile(",
