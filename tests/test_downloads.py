@@ -155,6 +155,44 @@ def test_cifar10_extracts_its_archive_once(server, cache, monkeypatch):
     assert os.path.isdir(cache / "datasets" / "cifar-10-batches-py-target")
 
 
+def _cifar100_archive(rows: dict[str, int]) -> tuple[bytes, dict[str, np.ndarray]]:
+    """A CIFAR-100 archive as Keras's URL serves it: a train and a test pickle with
+    channels-first rows and both label lists."""
+    buffer, data = io.BytesIO(), {}
+    with tarfile.open(fileobj=buffer, mode="w:gz") as archive:
+        for name, n in rows.items():
+            data[name] = np.random.default_rng(n).integers(0, 256, (n, 3072), dtype=np.uint8)
+            batch = {
+                b"data": data[name],
+                b"fine_labels": [i * 7 % 100 for i in range(n)],
+                b"coarse_labels": [i % 20 for i in range(n)],
+            }
+            raw = pickle.dumps(batch)
+            info = tarfile.TarInfo(f"cifar-100-python/{name}")
+            info.size = len(raw)
+            archive.addfile(info, io.BytesIO(raw))
+    return buffer.getvalue(), data
+
+
+def test_cifar100_fine_and_coarse_labels_as_keras_loads_them(server, cache, monkeypatch):
+    root, url, _ = server
+    archive, data = _cifar100_archive({"train": 6, "test": 4})
+    _serve(monkeypatch, root, url, "cifar-100-python.tar.gz", archive, "cifar-100-python-target")
+    (x_train, y_train), (x_test, y_test) = keras.datasets.cifar100.load_data()
+    # channels last, as Keras transposes for image_data_format "channels_last"
+    np.testing.assert_array_equal(
+        x_train, data["train"].reshape(6, 3, 32, 32).transpose(0, 2, 3, 1)
+    )
+    assert x_test.shape == (4, 32, 32, 3) and x_train.dtype == np.uint8
+    # Keras reshapes the pickled label list: int64 labels of shape (N, 1)
+    assert y_train.shape == (6, 1) and y_train.dtype == np.int64
+    assert y_test.ravel().tolist() == [0, 7, 14, 21]
+    _, (_, coarse) = keras.datasets.cifar100.load_data(label_mode="coarse")
+    assert coarse.ravel().tolist() == [0, 1, 2, 3]
+    with pytest.raises(ValueError, match="label_mode"):
+        keras.datasets.cifar100.load_data(label_mode="medium")
+
+
 def test_get_file_checks_md5_and_reuses_a_whole_file(server, cache):
     root, url, requests = server
     (root / "words.json").write_bytes(b"{}")
