@@ -536,6 +536,39 @@ def test_compute_loss_is_the_backend_agnostic_hook():
     assert model.evaluate(x, y, batch_size=8, verbose=0) == pytest.approx(want, rel=1e-5)
 
 
+class _NoTrainingArg(keras.Model):
+    """keras.io's distiller's signature: ``compute_loss`` without ``training`` (Keras 3.3
+    added it), an extra argument of its own, and a loss that reads ``x``."""
+
+    def __init__(self):
+        super().__init__()
+        self.dense = layers.Dense(2)
+
+    def call(self, inputs):
+        return self.dense(inputs)
+
+    def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, allow_empty=False):
+        return ops.mean(ops.square(y - y_pred)) + ops.mean(x)
+
+
+class _NoTrainingArgOwnStep(_NoTrainingArg):
+    def train_step(self, data):
+        return super().train_step(data)
+
+
+@pytest.mark.parametrize("kind", [_NoTrainingArg, _NoTrainingArgOwnStep])
+def test_compute_loss_without_training_is_called_as_keras_calls_it(kind):
+    keras.utils.set_random_seed(10)
+    model = kind()
+    model.compile(optimizer="sgd")
+    x = np.random.default_rng(1).normal(size=(8, 3)).astype("float32")
+    y = np.ones((8, 2), "float32")
+    model.fit(x, y, epochs=1, batch_size=8, verbose=0)
+    pred = model.predict(x, verbose=0)
+    want = np.mean((y - pred) ** 2) + np.mean(x)
+    assert model.evaluate(x, y, batch_size=8, verbose=0) == pytest.approx(want, rel=1e-5)
+
+
 def test_collaborative_filtering_as_the_keras_example_writes_it():
     """keras-io's RecommenderNet, in its own words: a subclassed model of embeddings with an
     L2 regularizer, columns of its input picked by indexing, and ``ops.tensordot`` over

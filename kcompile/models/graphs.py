@@ -192,9 +192,7 @@ def _traced_compute_loss(model, ctx, inputs, labels, preds, training) -> Value:
         return traced[0] if len(traced) == 1 else traced
 
     with tracing(ctx):
-        out = model.compute_loss(
-            x=one(inputs), y=one(labels), y_pred=one(preds), sample_weight=None, training=training
-        )
+        out = model._compute_loss(one(inputs), one(labels), one(preds), None, training=training)
     if not isinstance(out, TracedTensor) or out.value.rank != 0:
         raise ValueError(
             f"model '{model.name}': compute_loss must return a scalar tensor, got {out!r}"

@@ -10,6 +10,7 @@ defines its own (``trainers.custom_step``), written with the same API a user's s
 
 from __future__ import annotations
 
+import inspect
 from typing import Any
 
 import numpy as np
@@ -48,9 +49,7 @@ class StepMethods:
         x, y, sample_weight = unpack_x_y_sample_weight(data)
         with GradientTape() as tape:
             y_pred = self(x, training=True)
-            loss = self.compute_loss(
-                x=x, y=y, y_pred=y_pred, sample_weight=sample_weight, training=True
-            )
+            loss = self._compute_loss(x, y, y_pred, sample_weight, training=True)
             # As Keras's: the gradients are the scaled loss's (mixed_float16's loss scale;
             # optimizer.apply divides them by it again), the logs the loss's.
             scaled = self.optimizer.scale_loss(loss)
@@ -64,10 +63,23 @@ class StepMethods:
         _in_step(self, "test_step")
         x, y, sample_weight = unpack_x_y_sample_weight(data)
         y_pred = self(x, training=False)
-        loss = self.compute_loss(
-            x=x, y=y, y_pred=y_pred, sample_weight=sample_weight, training=False
-        )
+        loss = self._compute_loss(x, y, y_pred, sample_weight, training=False)
         return self._step_logs(x, y, y_pred, sample_weight, loss)
+
+    def _compute_loss(
+        self,
+        x: Any = None,
+        y: Any = None,
+        y_pred: Any = None,
+        sample_weight: Any = None,
+        training: bool = True,
+    ) -> Any:
+        """Keras's wrapper of ``compute_loss`` for its own steps: the arguments by position,
+        and ``training`` only to an override whose signature names it (Keras 3.3 added the
+        argument; older overrides, such as keras.io's distiller, lack it)."""
+        if "training" in inspect.signature(self.compute_loss).parameters:
+            return self.compute_loss(x, y, y_pred, sample_weight, training=training)
+        return self.compute_loss(x, y, y_pred, sample_weight)
 
     def predict_step(self, data: Any) -> Any:
         """Keras's default prediction step: ``self(x, training=False)``."""
@@ -114,9 +126,7 @@ class StepMethods:
         y_pred, non_trainable = self.stateless_call(
             trainable_variables, non_trainable_variables, x, training=training
         )
-        loss = self.compute_loss(
-            x=x, y=y, y_pred=y_pred, sample_weight=sample_weight, training=training
-        )
+        loss = self._compute_loss(x, y, y_pred, sample_weight, training=training)
         return loss, (loss, y_pred, non_trainable, list(metrics_variables))
 
     def stateless_compute_loss(
@@ -138,9 +148,7 @@ class StepMethods:
         for var, value in zip(variables, [*trainable_variables, *non_trainable_variables]):
             ctx.state_updates[var] = ctx.f32(value)
         try:
-            loss = self.compute_loss(
-                x=x, y=y, y_pred=y_pred, sample_weight=sample_weight, training=training
-            )
+            loss = self._compute_loss(x, y, y_pred, sample_weight, training=training)
             non_trainable = [
                 TracedTensor(ctx.state_updates[v]) for v in self.non_trainable_variables
             ]
