@@ -108,8 +108,13 @@ def test_nested_layers_are_tracked():
     frozen = ComputeSum(2)
     assert frozen.trainable_weights == [] and len(frozen.non_trainable_weights) == 1
     x = ops.ones((2, 2))
-    np.testing.assert_array_equal(frozen(x), [2.0, 2.0])
-    np.testing.assert_array_equal(frozen(x), [4.0, 4.0])  # as the guide prints
+    y = frozen(x)
+    np.testing.assert_array_equal(y.numpy(), [2.0, 2.0])
+    # Keras returns the variable ``call`` returns, itself: the guide's ``y.numpy()``
+    # then reads its value after the next call too
+    assert y is frozen.total
+    np.testing.assert_array_equal(frozen(x).numpy(), [4.0, 4.0])  # as the guide prints
+    np.testing.assert_array_equal(y.numpy(), [4.0, 4.0])
 
 
 def test_a_state_update_in_call_is_written_by_each_train_step():
@@ -567,6 +572,36 @@ def test_compute_loss_without_training_is_called_as_keras_calls_it(kind):
     pred = model.predict(x, verbose=0)
     want = np.mean((y - pred) ** 2) + np.mean(x)
     assert model.evaluate(x, y, batch_size=8, verbose=0) == pytest.approx(want, rel=1e-5)
+
+
+class PositionalEmbedding(layers.Layer):
+    """keras.io's translation transformer's: two Embeddings of ids whose last axis is
+    the sequence, of any length."""
+
+    def __init__(self, sequence_length, vocab_size, embed_dim, **kwargs):
+        super().__init__(**kwargs)
+        self.token_embeddings = layers.Embedding(input_dim=vocab_size, output_dim=embed_dim)
+        self.position_embeddings = layers.Embedding(input_dim=sequence_length, output_dim=embed_dim)
+
+    def call(self, inputs):
+        positions = ops.arange(0, ops.shape(inputs)[-1], 1)
+        return self.token_embeddings(inputs) + self.position_embeddings(positions)
+
+
+def test_embeddings_take_ids_of_any_length_after_they_are_built():
+    keras.utils.set_random_seed(7)
+    inputs = keras.Input(shape=(None,), dtype="int64")
+    layer = PositionalEmbedding(12, 30, 4)
+    model = keras.Model(inputs, layer(inputs))
+    tokens = layer.token_embeddings.embeddings.numpy()
+    positions = layer.position_embeddings.embeddings.numpy()
+    rng = np.random.default_rng(0)
+    for length in (5, 9):
+        ids = rng.integers(0, 30, (2, length))
+        want = tokens[ids] + positions[:length]
+        np.testing.assert_allclose(model.predict(ids, verbose=0), want, rtol=1e-6)
+        np.testing.assert_allclose(layer(ids), want, rtol=1e-6)  # eagerly too
+        np.testing.assert_allclose(layer.token_embeddings(ids), tokens[ids], rtol=1e-6)
 
 
 def test_collaborative_filtering_as_the_keras_example_writes_it():

@@ -112,6 +112,58 @@ def test_a_users_layer_gets_the_mask_and_may_compute_one():
     np.testing.assert_allclose(first_two[0], table[1], rtol=1e-6)
 
 
+def test_an_eager_call_returns_its_mask_and_the_next_eager_call_takes_it():
+    """Keras sets an eager output's mask on the array (``_keras_mask``) and reads it back
+    in the next call, as the masking guide prints and passes it."""
+
+    class TemporalSplit(layers.Layer):  # the guide's
+        def call(self, inputs):
+            return ops.split(inputs, 2, axis=1)
+
+        def compute_mask(self, inputs, mask=None):
+            return None if mask is None else ops.split(mask, 2, axis=1)
+
+    keras.utils.set_random_seed(5)
+    ids = np.array([[1, 4, 2, 0, 0, 0], [3, 0, 0, 0, 0, 0]], np.int32)
+    embedded = layers.Embedding(6, 3, mask_zero=True)(ids)
+    np.testing.assert_array_equal(embedded._keras_mask, ids != 0)
+    first, second = TemporalSplit()(embedded)
+    np.testing.assert_array_equal(first._keras_mask, ids[:, :3] != 0)
+    np.testing.assert_array_equal(second._keras_mask, ids[:, 3:] != 0)
+    masked = layers.Masking()(np.asarray(embedded) * (ids != 0)[..., None])
+    np.testing.assert_array_equal(masked._keras_mask, ids != 0)
+    # a new tensor computed from a masked one has no mask, as a JAX array has not
+    assert not hasattr(embedded + 1.0, "_keras_mask")
+    assert not hasattr(layers.Dense(2)(np.ones((1, 3), "float32")), "_keras_mask")
+    lstm = layers.LSTM(4)
+    padded = lstm(embedded)  # takes the mask the Embedding's call left on the array
+    short = lstm(np.asarray(embedded)[:1, :3])
+    np.testing.assert_allclose(padded[:1], short, rtol=1e-5, atol=1e-6)
+
+
+def test_a_built_in_compute_mask_called_inside_a_users_call():
+    """The masking guide's ``MyLayer``: ``self.embedding.compute_mask(inputs)`` in its
+    ``call``, the mask then given to an LSTM by hand."""
+
+    class MyLayer(layers.Layer):
+        def __init__(self, **kwargs):
+            super().__init__(**kwargs)
+            self.embedding = layers.Embedding(6, 3, mask_zero=True)
+            self.lstm = layers.LSTM(4)
+
+        def call(self, inputs):
+            return self.lstm(self.embedding(inputs), mask=self.embedding.compute_mask(inputs))
+
+    keras.utils.set_random_seed(6)
+    layer = MyLayer()
+    ids = np.array([[1, 4, 2, 0, 0], [3, 5, 0, 0, 0]], np.int32)
+    out = layer(ids)
+    for row, kept in enumerate((3, 2)):  # what the unpadded part gives
+        short = layer.lstm(layer.embedding(ids[row : row + 1, :kept]))
+        np.testing.assert_allclose(out[row : row + 1], short, rtol=1e-5, atol=1e-6)
+    np.testing.assert_array_equal(layer.embedding.compute_mask(ids), ids != 0)
+
+
 def test_layers_that_do_not_take_masks_drop_them_with_kerass_warning():
     ids = keras.Input((4,), dtype="int32")
     h = layers.Embedding(5, 2, mask_zero=True)(ids)

@@ -22,6 +22,7 @@ import numpy as np
 
 from kcompile import dtype_policies, initializers
 from kcompile import ops as _ops  # noqa: F401  (Python's operators on tensors and weights)
+from kcompile.backend import masked_array
 from kcompile.backend import session as backend
 from kcompile.backend.keras_tensor import KerasTensor, ir_dtype, keras_dtype, keras_shape
 from kcompile.backend.symbolic import TracedTensor, TraceError, current_context, tracing
@@ -65,6 +66,9 @@ class TraceContext:
         # A narrow variable's read (its float32 array cast to its dtype), one per value it
         # has: a gradient taken with respect to the variable reaches every use of it.
         self._narrow_reads: dict[Variable, tuple[Value, Value]] = {}
+        # The outermost Keras-style call's outputs that are its variables themselves
+        # (``return self.total``), None for the others: an eager call returns them.
+        self.returned_variables: list[Variable | None] = []
 
     def mask_of(self, value: Value) -> Value | None:
         """The mask a layer attached to ``value`` (an Embedding with mask_zero, a Masking
@@ -618,13 +622,15 @@ class Layer(LayerCalls, LayerAttributes):
         shapes = [t.shape for t in leaves]
         if self._keras_call:
             shapes = spec.build_shapes(self, shapes)
-        self._ensure_built(shapes, features_only=True)
+        self._ensure_built(shapes, features_only=True, ids=_integer_inputs(leaves))
         outs = self.trace(ctx, [t.value for t in leaves], spec)
         wrapped = [TracedTensor(v) for v in outs]
         self._traced_shapes = [t.shape for t in wrapped]  # what summary() shows
         return wrapped[0] if len(wrapped) == 1 else wrapped
 
-    def _ensure_built(self, shapes: Any, features_only: bool = False) -> None:
+    def _ensure_built(
+        self, shapes: Any, features_only: bool = False, ids: Sequence[bool] = ()
+    ) -> None:
         if self._keras_call:
             if not self.built:
                 if isinstance(shapes, _BuildShapes):
@@ -646,10 +652,17 @@ class Layer(LayerCalls, LayerAttributes):
             self._build_shapes = shapes
             return
         if self._build_shapes is not None:
-            self._check_compatible(shapes)
+            self._check_compatible(shapes, ids)
 
-    def _check_compatible(self, shapes: list[tuple]) -> None:
+    def _check_compatible(self, shapes: list[tuple], ids: Sequence[bool] = ()) -> None:
+        """kcompile's stand-in for the input specs Keras's layers set when built: the
+        shapes a built layer takes are those it was built for, unknown dimensions aside.
+        Integer inputs are ids (an Embedding's, a lookup's): their last axis is a length,
+        not features, and no Keras layer checks it (the probe sizes of a dynamic
+        sequence come one after the other)."""
         for i, (want, got) in enumerate(zip(self._build_shapes, shapes)):
+            if i < len(ids) and ids[i]:
+                continue
             same = len(want) == len(got) and all(
                 a is None or b is None or a == b for a, b in zip(want, got)
             )
@@ -662,7 +675,9 @@ class Layer(LayerCalls, LayerAttributes):
     def _symbolic_call(self, flat: list[KerasTensor], call: _CallSpec | None = None) -> Any:
         shapes = [t.shape for t in flat]
         assert_input_compatibility(getattr(self, "_input_spec", None), shapes, self.name)
-        self._ensure_built(call.build_shapes(self, shapes) if call else shapes)
+        self._ensure_built(
+            call.build_shapes(self, shapes) if call else shapes, ids=_integer_inputs(flat)
+        )
         outputs = []
         for shape, dtype, mask in self._output_specs(flat, call):
             out = KerasTensor(shape, dtype, name=f"{self.name}")
@@ -772,7 +787,9 @@ class Layer(LayerCalls, LayerAttributes):
                 raise type(e)(
                     f"layer '{self.name}' ({type(self).__name__}){_user_line(e)}: {e}"
                 ) from None
-            outs = [_as_value(ctx, x, self) for x in flatten(out)]
+            leaves = flatten(out)
+            ctx.returned_variables = [x if isinstance(x, Variable) else None for x in leaves]
+            outs = [_as_value(ctx, x, self) for x in leaves]
             return self._set_output_masks(ctx, first, previous, outs)
 
     def _fill_masks(self, ctx: TraceContext, args: tuple, kwargs: dict) -> tuple[Any, Any]:
@@ -804,6 +821,7 @@ class Layer(LayerCalls, LayerAttributes):
         return first, given if given is not None else map_structure(mask_of, first)
 
     def _eager_call(self, arrays: list, training: bool, call: _CallSpec | None = None) -> Any:
+        masks = [masked_array.mask_of(a) for a in arrays]  # set by an earlier eager call
         arrays = [np.asarray(getattr(a, "value", a)) for a in arrays]
         if getattr(self, "_host", None):  # a model's host layers (TextVectorization, ...)
             arrays = [np.asarray(a) for a in self.host_inputs(arrays)]
@@ -811,7 +829,9 @@ class Layer(LayerCalls, LayerAttributes):
         assert_input_compatibility(
             getattr(self, "_input_spec", None), [a.shape for a in arrays], self.name
         )
-        self._ensure_built(call.build_shapes(self, shapes) if call else shapes)
+        self._ensure_built(
+            call.build_shapes(self, shapes) if call else shapes, ids=_integer_inputs(arrays)
+        )
         graph = Graph(f"{self.name}_eager")
         ctx = TraceContext(graph, training=training)
         values = []
@@ -820,19 +840,35 @@ class Layer(LayerCalls, LayerAttributes):
         for i, a in enumerate(arrays):
             dtype = ir_dtype(str(a.dtype)) if a.dtype.kind != "f" else DType.f32
             values.append(graph.add_input(f"in{i}", TensorType(dtype, a.shape)))
+        feeds = {f"in{i}": a.astype(v.dtype.numpy) for i, (a, v) in enumerate(zip(arrays, values))}
+        for i, (value, mask) in enumerate(zip(values, masks)):
+            if mask is not None:
+                ctx.set_mask(value, graph.add_input(f"mask{i}", TensorType(DType.bool, mask.shape)))
+                feeds[f"mask{i}"] = mask
         outs = self.trace(ctx, values, call)
         losses = [(f"loss{i}", v) for i, v in enumerate(ctx.losses)]
         updates = [(f"state{i}", v) for i, v in enumerate(ctx.state_updates.values())]
-        graph.set_outputs([(f"out{i}", v) for i, v in enumerate(outs)] + losses + updates)
-        feeds = {f"in{i}": a.astype(v.dtype.numpy) for i, (a, v) in enumerate(zip(arrays, values))}
+        out_masks = [(f"outmask{i}", ctx.mask_of(v)) for i, v in enumerate(outs)]
+        out_masks = [(name, m) for name, m in out_masks if m is not None]
+        graph.set_outputs(
+            [(f"out{i}", v) for i, v in enumerate(outs)] + losses + updates + out_masks
+        )
         feeds.update({v.name: var.value for var, v in ctx.weights.items()})
         if "iterations" in [v.name for v in graph.inputs]:
             feeds["iterations"] = np.int32(0)
         result = Interpreter(graph).run(feeds)
-        outs = [result[f"out{i}"] for i in range(len(outs))]
+        # Keras sets an output's mask on the array it returns (``_keras_mask``)
+        outs = [
+            masked_array.with_mask(result[f"out{i}"], result.get(f"outmask{i}"))
+            for i in range(len(outs))
+        ]
         self._eager_losses = [result[name] for name, _ in losses]
         for (name, _), var in zip(updates, ctx.state_updates):
             var.assign(result[name])  # an eager call updates its state at once, as in Keras
+        # A variable the call returns is what Keras returns: the variable, not its value
+        returned = ctx.returned_variables
+        if len(returned) == len(outs):
+            outs = [out if var is None else var for out, var in zip(outs, returned)]
         return outs[0] if len(outs) == 1 else outs
 
     # --- Keras conveniences -------------------------------------------------
@@ -991,6 +1027,14 @@ def _mask_on_arrays(compute_mask: Callable) -> Callable:
     def wrapped(self, inputs: Any, previous_mask: Any = None, mask: Any = None) -> Any:
         previous = mask if previous_mask is None else previous_mask
         leaves = flatten((inputs, previous))
+        traced = any(isinstance(x, TracedTensor) for x in leaves)
+        if traced and not self._keras_call and not any(isinstance(x, Value) for x in leaves):
+            # A user's layer asks inside its traced call (``self.embedding.compute_mask(x)``
+            # in Keras's masking guide): a rule over IR values, on the tensors' values.
+            out = compute_mask(
+                self, map_structure(_value_of, inputs), map_structure(_value_of, previous)
+            )
+            return map_structure(lambda v: TracedTensor(v) if isinstance(v, Value) else v, out)
         if any(isinstance(x, Value | TracedTensor | KerasTensor) for x in leaves):
             return compute_mask(self, inputs, previous)
         graph = Graph(f"{self.name}_mask")
@@ -1015,6 +1059,19 @@ def _mask_on_arrays(compute_mask: Callable) -> Callable:
         return pack_sequence_as(out, arrays) if isinstance(out, list | tuple) else arrays[0]
 
     return wrapped
+
+
+def _integer_inputs(tensors: Sequence[Any]) -> list[bool]:
+    """Which of a call's inputs (KerasTensors, traced tensors or arrays) hold integers."""
+    kinds = []
+    for t in tensors:
+        dtype = t.value.dtype.keras_name if isinstance(t, TracedTensor) else t.dtype
+        kinds.append(str(getattr(dtype, "name", dtype)).startswith(("int", "uint")))
+    return kinds
+
+
+def _value_of(x: Any) -> Any:
+    return x.value if isinstance(x, TracedTensor) else x
 
 
 def _constant(ctx: TraceContext, x: Any) -> TracedTensor:
