@@ -268,3 +268,19 @@ def test_summary_counts_each_weight_in_its_dtypes_bytes():
     assert " Total params: 52 (104.00 B)" in footer
     assert " Trainable params: 44 (88.00 B)" in footer
     assert " Non-trainable params: 8 (16.00 B)" in footer
+
+
+def test_an_input_no_output_uses_is_taken_and_listed_as_keras_lists_it():
+    """keras.io's translation transformer builds its decoder this way when its symbolic
+    call fails: Keras keeps such Inputs (a loss may read them), at depth 0 first."""
+    keras.utils.set_random_seed(2)
+    a, b, c = keras.Input((3,), name="a"), keras.Input((2,), name="b"), keras.Input((1,), name="c")
+    dense = keras.layers.Dense(2, name="d")
+    model = keras.Model([a, b, c], dense(a))
+    assert [layer.name for layer in model.layers] == ["a", "b", "c", "d"]  # Keras's order
+    x = [np.arange(6, dtype="float32").reshape(2, 3), np.ones((2, 2), "float32"), np.ones((2, 1))]
+    want = x[0] @ dense.kernel.numpy() + dense.bias.numpy()
+    np.testing.assert_allclose(model.predict(x, verbose=0), want, rtol=1e-6)
+    model.compile(optimizer="sgd", loss="mse")
+    loss = model.evaluate(x, np.zeros((2, 2), "float32"), verbose=0)
+    assert loss == pytest.approx(np.mean(want**2), rel=1e-6)

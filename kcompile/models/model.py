@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from typing import Any
 
 from kcompile import optimizers as optimizers_mod
@@ -88,7 +89,9 @@ def _host_stage(name: str, inputs: list[KerasTensor], records: list[CallRecord])
     return stage
 
 
-def keras_layer_order(outputs: list[KerasTensor]) -> list[Layer]:
+def keras_layer_order(
+    outputs: list[KerasTensor], inputs: Sequence[KerasTensor] = ()
+) -> list[Layer]:
     """The layers in Keras's Functional order (its ``map_graph``): by depth, the longest
     path to an output, deepest first (the Inputs); layers of one depth in the order a
     depth-first walk from the outputs meets them. ``weights`` and ``get_weights`` follow
@@ -121,6 +124,7 @@ def keras_layer_order(outputs: list[KerasTensor]) -> list[Layer]:
 
     for t in outputs:
         visit(node_of(t))
+    unused = [t._input_layer for t in inputs if id(t._input_layer) not in layers]
     node_depth: dict[int, int] = {}
     layer_depth: dict[int, int] = {}
     for node in reversed(post_order):
@@ -128,6 +132,9 @@ def keras_layer_order(outputs: list[KerasTensor]) -> list[Layer]:
         layer_depth[id(layer_of(node))] = node_depth[id(node)] = depth
         for parent in parents(node):
             node_depth[id(parent)] = max(depth + 1, node_depth.get(id(parent), 0))
+    # Keras keeps the Inputs no output uses, at depth 0 before the layers found there
+    for layer in unused:
+        layers[id(layer)], layer_depth[id(layer)], first_seen[id(layer)] = layer, 0, -1
     return sorted(layers.values(), key=lambda x: (-layer_depth[id(x)], first_seen[id(x)]))
 
 
@@ -200,16 +207,9 @@ class Model(StepMethods, Layer):
         self._inputs, self._outputs = inputs, outputs
         self._records = topological_records(outputs)
         self._host = _host_stage(self.name, inputs, self._records)
-        self._layer_order = keras_layer_order(outputs)
+        self._layer_order = keras_layer_order(outputs, inputs)
         _distinct_weight_paths(self)
-        reachable = {id(getattr(t, "_input_layer", None)) for r in self._records for t in r.inputs}
-        for t in outputs:
-            reachable.add(id(getattr(t, "_input_layer", None)))
-        for t in inputs:
-            if id(t._input_layer) not in reachable:
-                raise ValueError(
-                    f"model '{self.name}': input '{t.name}' is not connected to the outputs"
-                )
+        # An input the outputs do not use is allowed, as in Keras: it is taken and unread.
         self.built = True
         self._steps.forget_executables()
 
