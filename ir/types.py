@@ -201,6 +201,8 @@ def boolean(*shape: Dim) -> TensorType:
 
 def broadcast_shapes(*shapes: Shape) -> Shape:
     """Numpy broadcasting, where ``N`` matches only ``N`` or 1."""
+    if len(shapes) == 2 and shapes[0] == shapes[1]:
+        return tuple(shapes[0])  # (most operands: checked on every rebuild of a graph)
     rank = max((len(s) for s in shapes), default=0)
     out: list[Dim] = []
     for axis in range(rank):

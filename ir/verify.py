@@ -12,6 +12,17 @@ class VerifyError(IRError):
     pass
 
 
+class _Where:
+    """``node i (op, layer L)``, made into text only when an error names it."""
+
+    def __init__(self, index: int, node) -> None:
+        self.index, self.node = index, node
+
+    def __str__(self) -> str:
+        layer = self.node.layer
+        return f"node {self.index} ({self.node.op}{', layer ' + layer if layer else ''})"
+
+
 def verify(graph: Graph, batch_bound: bool = False) -> None:
     """Raise ``VerifyError`` naming the first node that breaks a rule. ``batch_bound``:
     the batch size ``N`` comes from outside (a kernel body runs with its node's ``N``)."""
@@ -25,7 +36,7 @@ def verify(graph: Graph, batch_bound: bool = False) -> None:
         names.add(v.name)
         defined.add(v)
     for i, node in enumerate(graph.nodes):
-        where = f"node {i} ({node.op}{', layer ' + node.layer if node.layer else ''})"
+        where = _Where(i, node)  # (formatted only for an error)
         for v in node.inputs:
             if v not in defined:
                 raise VerifyError(f"{where}: operand {v!r} is used before it is defined")

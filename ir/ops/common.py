@@ -42,6 +42,8 @@ def widened(ctx, args: list) -> list:
 
 
 def same_dtype(types: list[TensorType]) -> DType:
+    if len(types) == 2 and types[0].dtype is types[1].dtype:
+        return types[0].dtype  # (the common case, checked on every rebuild of a graph)
     dtypes = {t.dtype for t in types}
     if len(dtypes) != 1:
         shown = ", ".join(str(t) for t in types)
