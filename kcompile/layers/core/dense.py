@@ -67,6 +67,7 @@ class Dense(Layer):
                 self.kernel_initializer,
                 name="kernel",
                 regularizer=self.kernel_regularizer,
+                constraint=self.kernel_constraint,
             )
         self.bias = (
             self.add_weight(
