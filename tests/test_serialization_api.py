@@ -369,6 +369,32 @@ def test_from_config_finds_a_users_layer_in_custom_objects(rng):
     np.testing.assert_array_equal(again.predict(x, verbose=0), model.predict(x, verbose=0))
 
 
+def test_from_config_keys_layers_by_the_configs_name_as_keras_does(rng):
+    """keras.io's functional API guide: a user's layer whose get_config leaves out its
+    name is made again with another; its calls are found by the name in the config."""
+
+    class CustomDense(keras.layers.Layer):
+        def __init__(self, units=2):
+            super().__init__()
+            self.units = units
+
+        def build(self, input_shape):
+            self.w = self.add_weight(shape=(input_shape[-1], self.units), name="w")
+
+        def call(self, x):
+            return keras.ops.matmul(x, self.w)
+
+        def get_config(self):
+            return {"units": self.units}  # (no name)
+
+    inputs = keras.Input((3,))
+    model = keras.Model(inputs, CustomDense(2)(CustomDense(4)(inputs)))
+    again = keras.Model.from_config(model.get_config(), custom_objects={"CustomDense": CustomDense})
+    again.set_weights(model.get_weights())
+    x = rng.normal(size=(2, 3)).astype("float32")
+    np.testing.assert_allclose(again.predict(x, verbose=0), model.predict(x, verbose=0))
+
+
 class _Net(keras.Model):
     def __init__(self, **kwargs):
         super().__init__(**kwargs)

@@ -697,13 +697,14 @@ def model_from_config(config: dict, custom_objects: dict | None = None):
         return model
     if kind not in ("Functional", "Model"):
         return _subclassed_from_config(config, custom_objects)
-    made: dict[str, Any] = {}
     outputs: dict[tuple[str, int, int], Any] = {}
     for entry in body["layers"]:
         layer = layer_from_keras(entry, custom_objects)
-        made[entry["name"]] = layer
+        # By the config's name, as Keras keys them: a user's get_config may leave the name
+        # out, and the layer made from it then has another.
+        name = entry["name"]
         if isinstance(layer, layers.InputLayer):
-            outputs[(layer.name, 0, 0)] = layer.output_tensor
+            outputs[(name, 0, 0)] = layer.output_tensor
             continue
         for node_index, node in enumerate(entry["inbound_nodes"]):
             args = _resolve(node["args"], outputs)
@@ -712,7 +713,7 @@ def model_from_config(config: dict, custom_objects: dict | None = None):
             result = layer(*args, **kwargs)
             results = result if isinstance(result, list | tuple) else [result]
             for i, t in enumerate(results):
-                outputs[(layer.name, node_index, i)] = t
+                outputs[(name, node_index, i)] = t
     inputs = [outputs[tuple(ref)] for ref in _refs(body["input_layers"])]
     outs = [outputs[tuple(ref)] for ref in _refs(body["output_layers"])]
     return model_class("Model")(inputs, outs if len(outs) > 1 else outs[0], name=body.get("name"))
