@@ -2,9 +2,8 @@
 step, here with Keras's math as functions on arrays and tensors (``keras.ops``, so they
 run eagerly on numpy arrays and inside a traced step alike).
 
-A layer's ``kernel_constraint=`` is not applied by kcompile's optimizers yet (that needs
-the update written into the optimizer's IR); call a constraint on a weight's value
-yourself (``w.assign(MaxNorm(2)(w.numpy()))``) meanwhile.
+A layer's ``kernel_constraint=`` (any ``add_weight(constraint=)``) is applied to the
+weight after each optimizer update, in the train step, as Keras's optimizers apply it.
 """
 
 from __future__ import annotations

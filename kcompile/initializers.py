@@ -237,8 +237,8 @@ class Identity(Initializer):
         super().__init__()
         self.gain = gain
 
-    def get_config(self):
-        return {"gain": self.gain}
+    def get_config(self):  # (Keras's writes {}, losing the gain: kept only when not 1)
+        return {} if self.gain == 1.0 else {"gain": self.gain}
 
     def sample(self, shape):
         if len(shape) != 2:
@@ -324,6 +324,7 @@ _CLASSES: dict[str, type[Initializer]] = {
 }  # fmt: skip
 # Keras's snake_case aliases name the classes themselves: initializers.zeros is Zeros.
 _ALL: dict[str, type[Initializer]] = {backend.snake_case(n): c for n, c in _CLASSES.items()}
+_ALL.update(normal=RandomNormal, one=Ones, uniform=RandomUniform, zero=Zeros)  # Keras's aliases
 zeros, ones, constant = Zeros, Ones, Constant
 random_uniform, random_normal, truncated_normal = RandomUniform, RandomNormal, TruncatedNormal
 variance_scaling, orthogonal, identity, stft = VarianceScaling, Orthogonal, Identity, STFT

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
+
 from kcompile.backend import session as backend
 from kcompile.utils.config_serialization import deserialize_object, serialize_object
 
@@ -45,8 +47,8 @@ class L1(L1L2):
     def __init__(self, l1: float = 0.01) -> None:
         super().__init__(l1=l1)
 
-    def get_config(self):
-        return {"l1": self.l1}
+    def get_config(self):  # (Keras holds l1 as a float32 tensor)
+        return {"l1": float(np.float32(self.l1))}
 
 
 class L2(L1L2):

@@ -161,8 +161,6 @@ def test_refusals():
         layers.ConvLSTM2D(2, 3)(keras.Input((4, 5, 2)))
     with pytest.raises(ValueError, match="only support static input shapes"):
         layers.ConvLSTM1D(2, 3)(keras.Input((4, None, 2)))
-    with pytest.raises(NotImplementedError, match="recurrent_constraint"):
-        layers.ConvLSTM2D(2, 3, recurrent_constraint="non_neg")
     with pytest.raises(NotImplementedError, match="stateful=True"):
         layers.ConvLSTM2D(2, 3, stateful=True)
     with pytest.raises(ValueError, match=r"initial_state\[0\] must have shape"):

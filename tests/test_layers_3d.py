@@ -238,8 +238,6 @@ def test_refusals_at_the_call():
         layers.Cropping3D((1, 2, 1))(keras.Input((3, 4, 3, 1)))
     with pytest.raises(ValueError, match="expects inputs of rank 5"):
         layers.Conv3D(1, 2)(keras.Input((4, 4, 1)))
-    with pytest.raises(NotImplementedError, match="kernel_constraint"):
-        layers.Conv3D(1, 2, kernel_constraint="non_neg")
 
 
 # --- the fuzzer's entries (kcompile/tools/fuzz/catalogue_conv3d.py) --------------------

@@ -80,6 +80,13 @@ def test_gru_reset_after_and_simple_rnn(rng):
     np.testing.assert_allclose(rnn(x), run_simple(x, *rnn.get_weights())[1], rtol=1e-5, atol=1e-6)
 
 
+def test_gru_reset_after_false_is_refused():
+    with pytest.raises(NotImplementedError, match="GRU 'g': only reset_after=True"):
+        layers.GRU(3, reset_after=False, name="g")
+    with pytest.raises(NotImplementedError, match="GRUCell 'c': only reset_after=True"):
+        layers.GRUCell(3, reset_after=False, name="c")
+
+
 def test_bidirectional_concat(rng):
     bi = layers.Bidirectional(layers.LSTM(3, return_sequences=True))
     x = rng.normal(size=(2, 4, 2)).astype(np.float32)

@@ -502,9 +502,16 @@ class Layer(LayerCalls, LayerAttributes):
 
     def get_config(self) -> dict[str, Any]:
         """Keras's base config: name, trainable and the dtype policy as Keras writes it
-        (so ``from_config`` makes a layer that computes in the same dtype)."""
+        (so ``from_config`` makes a layer that computes in the same dtype), and the
+        activity regularizer when there is one."""
         policy = dtype_policies.serialize(self.dtype_policy)
-        return {"name": self.name, "trainable": self.trainable, "dtype": policy}
+        config = {"name": self.name, "trainable": self.trainable, "dtype": policy}
+        activity = getattr(self, "activity_regularizer", None)
+        if activity is not None:
+            from kcompile import regularizers
+
+            config["activity_regularizer"] = regularizers.serialize(activity)
+        return config
 
     @classmethod
     def from_config(cls, config: dict[str, Any]) -> Layer:

@@ -9,6 +9,7 @@ from typing import Any
 
 from kcompile import activations
 from kcompile.layers.layer import Layer
+from kcompile.layers.weight_arguments import activity_config, weight_config
 
 
 def as_tuple(value: Any, n: int, what: str) -> tuple[int, ...]:
@@ -71,10 +72,18 @@ def window_config(layer: Layer) -> dict[str, Any]:
         "kernel_size": layer.kernel_size,
         "strides": layer.strides,
         "padding": layer.padding,
+        "data_format": getattr(layer, "data_format", "channels_last"),
         "dilation_rate": layer.dilation_rate,
         "activation": activations.serialize(layer.activation),
         "use_bias": layer.use_bias,
     }
+
+
+def conv_config(layer: Layer, *weights: str) -> dict[str, Any]:
+    """Keras's ``BaseConv`` config entries: the window, then the initializer, regularizer
+    and constraint of each of ``weights`` (``"kernel"``, ``"bias"``...) and the activity
+    regularizer."""
+    return {**window_config(layer), **weight_config(layer, *weights), **activity_config(layer)}
 
 
 def bias_weight(layer: Layer, units: int, initializer: Any):

@@ -63,9 +63,9 @@ class Conv1D(Conv2D):
     def get_config(self):
         config = super().get_config()
         config.update(
-            kernel_size=self.kernel_size[1],
-            strides=self.strides[1],
-            dilation_rate=self.dilation_rate[1],
+            kernel_size=self.kernel_size[1:],
+            strides=self.strides[1:],
+            dilation_rate=self.dilation_rate[1:],
             padding="causal" if self.causal else self.padding,
         )
         return config

@@ -43,15 +43,5 @@ class Conv1DTranspose(Conv2DTranspose):
         )
         return B.reshape(y, (n, y.shape[2], self.filters))
 
-    def get_config(self):
-        config = super().get_config()
-        config.update(
-            kernel_size=self.kernel_size[0],
-            strides=self.strides[0],
-            dilation_rate=self.dilation_rate[0],
-            output_padding=None if self.output_padding is None else self.output_padding[0],
-        )
-        return config
-
 
 Convolution1DTranspose = Conv1DTranspose  # Keras's other name for it

@@ -15,18 +15,18 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from kcompile import activations, constraints, regularizers
+from kcompile import activations
 from kcompile.ir import Value
 from kcompile.ir import build as B
 from kcompile.layers.convolutional import int8_conv
 from kcompile.layers.convolutional.base_conv import (
     bias_weight,
+    conv_config,
     set_window,
-    window_config,
     window_padding,
 )
 from kcompile.layers.layer import Layer, TraceContext
-from kcompile.utils.config_serialization import serialize_optional
+from kcompile.layers.weight_arguments import set_weight_arguments
 
 
 class Conv2D(int8_conv.Int8Convolution, Layer):
@@ -52,8 +52,15 @@ class Conv2D(int8_conv.Int8Convolution, Layer):
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
-        self.kernel_regularizer, self.bias_regularizer = kernel_regularizer, bias_regularizer
-        self.kernel_constraint, self.bias_constraint = kernel_constraint, bias_constraint
+        set_weight_arguments(
+            self,
+            kernel_initializer=kernel_initializer,
+            bias_initializer=bias_initializer,
+            kernel_regularizer=kernel_regularizer,
+            bias_regularizer=bias_regularizer,
+            kernel_constraint=kernel_constraint,
+            bias_constraint=bias_constraint,
+        )
         self.filters, self.groups = int(filters), int(groups)
         if self.groups <= 0:
             raise ValueError(
@@ -67,7 +74,6 @@ class Conv2D(int8_conv.Int8Convolution, Layer):
         set_window(self, 2, kernel_size, strides, dilation_rate, padding, data_format)
         self.activation = activations.get(activation)
         self.use_bias = use_bias
-        self.kernel_initializer, self.bias_initializer = kernel_initializer, bias_initializer
 
     def build(self, input_shape):
         if len(input_shape) != 4:
@@ -169,11 +175,7 @@ class Conv2D(int8_conv.Int8Convolution, Layer):
             **super().get_config(),
             "filters": self.filters,
             "groups": self.groups,
-            **window_config(self),
-            "kernel_regularizer": serialize_optional(regularizers, self.kernel_regularizer),
-            "bias_regularizer": serialize_optional(regularizers, self.bias_regularizer),
-            "kernel_constraint": serialize_optional(constraints, self.kernel_constraint),
-            "bias_constraint": serialize_optional(constraints, self.bias_constraint),
+            **conv_config(self, "kernel", "bias"),
         }
 
 

@@ -17,10 +17,11 @@ from kcompile.ir import build as B
 from kcompile.layers.convolutional.base_conv import (
     as_tuple,
     bias_weight,
+    conv_config,
     set_window,
-    window_config,
 )
 from kcompile.layers.layer import Layer, TraceContext
+from kcompile.layers.weight_arguments import set_weight_arguments
 
 
 def transpose_geometry(
@@ -60,9 +61,22 @@ class Conv2DTranspose(Layer):
         use_bias: bool = True,
         kernel_initializer: Any = "glorot_uniform",
         bias_initializer: Any = "zeros",
+        kernel_regularizer: Any = None,
+        bias_regularizer: Any = None,
+        kernel_constraint: Any = None,
+        bias_constraint: Any = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
+        set_weight_arguments(
+            self,
+            kernel_initializer=kernel_initializer,
+            bias_initializer=bias_initializer,
+            kernel_regularizer=kernel_regularizer,
+            bias_regularizer=bias_regularizer,
+            kernel_constraint=kernel_constraint,
+            bias_constraint=bias_constraint,
+        )
         kind = type(self).__name__
         rank = self.rank
         self.filters = int(filters)
@@ -79,7 +93,6 @@ class Conv2DTranspose(Layer):
             )
         self.activation = activations.get(activation)
         self.use_bias = use_bias
-        self.kernel_initializer, self.bias_initializer = kernel_initializer, bias_initializer
 
     def build(self, input_shape):
         rank = len(self.kernel_size) + 2
@@ -92,6 +105,8 @@ class Conv2DTranspose(Layer):
             (*self.kernel_size, self.filters, input_shape[-1]),
             self.kernel_initializer,
             name="kernel",
+            regularizer=self.kernel_regularizer,
+            constraint=self.kernel_constraint,
         )
         self.bias = bias_weight(self, self.filters, self.bias_initializer)
 
@@ -126,7 +141,7 @@ class Conv2DTranspose(Layer):
             **super().get_config(),
             "filters": self.filters,
             "output_padding": self.output_padding,
-            **window_config(self),
+            **conv_config(self, "kernel", "bias"),
         }
 
 

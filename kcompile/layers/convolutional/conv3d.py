@@ -8,7 +8,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from kcompile import activations, initializers, regularizers
+from kcompile import activations
 from kcompile.backend.keras_tensor import keras_shape
 from kcompile.ir import Value
 from kcompile.ir import build as B
@@ -21,15 +21,11 @@ from kcompile.layers.convolutional.conv_nd import (
     standard_data_format,
 )
 from kcompile.layers.layer import Layer, TraceContext
-
-
-def refuse_constraints(layer: Layer, **constraints: Any) -> None:
-    for name, value in constraints.items():
-        if value is not None:
-            raise NotImplementedError(
-                f"{type(layer).__name__} '{layer.name}': {name} is not supported yet "
-                "(kcompile has no weight constraints)"
-            )
+from kcompile.layers.weight_arguments import (
+    activity_config,
+    set_weight_arguments,
+    weight_config,
+)
 
 
 def check_output_size(layer: Layer, x: Value, kernel_shape: tuple[int, ...]) -> None:
@@ -45,13 +41,6 @@ def check_output_size(layer: Layer, x: Value, kernel_shape: tuple[int, ...]) -> 
             f"shape={kernel_shape}`, `dilation_rate={layer.dilation_rate}`, "
             f"`strides={layer.strides}`, `padding={layer.padding}`."
         )
-
-
-def serialized(value: Any, module: Any) -> Any:
-    """An initializer or regularizer as Keras's config holds it."""
-    if value is None or isinstance(value, str | dict):
-        return value
-    return module.serialize(value)
 
 
 class Conv3D(Layer):
@@ -84,14 +73,17 @@ class Conv3D(Layer):
         self.data_format = standard_data_format(data_format)
         set_window(self, self.rank, kernel_size, strides, dilation_rate, padding, None)
         check_conv_args(self, self.filters, self.groups)
-        refuse_constraints(
-            self, kernel_constraint=kernel_constraint, bias_constraint=bias_constraint
-        )
         self.activation = activations.get(activation)
         self.use_bias = bool(use_bias)
-        self.kernel_initializer, self.bias_initializer = kernel_initializer, bias_initializer
-        self.kernel_regularizer = regularizers.get(kernel_regularizer)
-        self.bias_regularizer = regularizers.get(bias_regularizer)
+        set_weight_arguments(
+            self,
+            kernel_initializer=kernel_initializer,
+            bias_initializer=bias_initializer,
+            kernel_regularizer=kernel_regularizer,
+            bias_regularizer=bias_regularizer,
+            kernel_constraint=kernel_constraint,
+            bias_constraint=bias_constraint,
+        )
 
     def build(self, input_shape):
         if len(input_shape) != self.rank + 2:
@@ -106,6 +98,7 @@ class Conv3D(Layer):
             self.kernel_initializer,
             name="kernel",
             regularizer=self.kernel_regularizer,
+            constraint=self.kernel_constraint,
         )
         self.bias = (
             self.add_weight(
@@ -113,6 +106,7 @@ class Conv3D(Layer):
                 self.bias_initializer,
                 name="bias",
                 regularizer=self.bias_regularizer,
+                constraint=self.bias_constraint,
             )
             if self.use_bias
             else None
@@ -148,13 +142,8 @@ class Conv3D(Layer):
             "groups": self.groups,
             "activation": activations.serialize(self.activation),
             "use_bias": self.use_bias,
-            "kernel_initializer": serialized(self.kernel_initializer, initializers),
-            "bias_initializer": serialized(self.bias_initializer, initializers),
-            "kernel_regularizer": serialized(self.kernel_regularizer, regularizers),
-            "bias_regularizer": serialized(self.bias_regularizer, regularizers),
-            "activity_regularizer": serialized(self.activity_regularizer, regularizers),
-            "kernel_constraint": None,
-            "bias_constraint": None,
+            **weight_config(self, "kernel", "bias"),
+            **activity_config(self),
         }
 
 

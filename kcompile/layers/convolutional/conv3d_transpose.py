@@ -10,12 +10,11 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from kcompile import activations, initializers, regularizers
+from kcompile import activations
 from kcompile.ir import Value
 from kcompile.ir import build as B
 from kcompile.layers.convolutional.base_conv import as_tuple, set_window
 from kcompile.layers.convolutional.conv2d_transpose import transpose_geometry
-from kcompile.layers.convolutional.conv3d import refuse_constraints, serialized
 from kcompile.layers.convolutional.conv_nd import (
     channels_back,
     channels_last,
@@ -24,6 +23,11 @@ from kcompile.layers.convolutional.conv_nd import (
     standard_data_format,
 )
 from kcompile.layers.layer import Layer, TraceContext
+from kcompile.layers.weight_arguments import (
+    activity_config,
+    set_weight_arguments,
+    weight_config,
+)
 
 
 class Conv3DTranspose(Layer):
@@ -68,14 +72,17 @@ class Conv3DTranspose(Layer):
                     f"is {s}. Received: output_padding={self.output_padding}, "
                     f"strides={self.strides}"
                 )
-        refuse_constraints(
-            self, kernel_constraint=kernel_constraint, bias_constraint=bias_constraint
-        )
         self.activation = activations.get(activation)
         self.use_bias = bool(use_bias)
-        self.kernel_initializer, self.bias_initializer = kernel_initializer, bias_initializer
-        self.kernel_regularizer = regularizers.get(kernel_regularizer)
-        self.bias_regularizer = regularizers.get(bias_regularizer)
+        set_weight_arguments(
+            self,
+            kernel_initializer=kernel_initializer,
+            bias_initializer=bias_initializer,
+            kernel_regularizer=kernel_regularizer,
+            bias_regularizer=bias_regularizer,
+            kernel_constraint=kernel_constraint,
+            bias_constraint=bias_constraint,
+        )
 
     def build(self, input_shape):
         if len(input_shape) != self.rank + 2:
@@ -90,6 +97,7 @@ class Conv3DTranspose(Layer):
             self.kernel_initializer,
             name="kernel",
             regularizer=self.kernel_regularizer,
+            constraint=self.kernel_constraint,
         )
         self.bias = (
             self.add_weight(
@@ -97,6 +105,7 @@ class Conv3DTranspose(Layer):
                 self.bias_initializer,
                 name="bias",
                 regularizer=self.bias_regularizer,
+                constraint=self.bias_constraint,
             )
             if self.use_bias
             else None
@@ -132,13 +141,8 @@ class Conv3DTranspose(Layer):
             "dilation_rate": self.dilation_rate,
             "activation": activations.serialize(self.activation),
             "use_bias": self.use_bias,
-            "kernel_initializer": serialized(self.kernel_initializer, initializers),
-            "bias_initializer": serialized(self.bias_initializer, initializers),
-            "kernel_regularizer": serialized(self.kernel_regularizer, regularizers),
-            "bias_regularizer": serialized(self.bias_regularizer, regularizers),
-            "activity_regularizer": serialized(self.activity_regularizer, regularizers),
-            "kernel_constraint": None,
-            "bias_constraint": None,
+            **weight_config(self, "kernel", "bias"),
+            **activity_config(self),
         }
 
 

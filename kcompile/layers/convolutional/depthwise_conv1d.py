@@ -5,14 +5,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from kcompile import activations, initializers, regularizers
+from kcompile import activations
 from kcompile.ir import Value
 from kcompile.ir import build as B
 from kcompile.layers.convolutional.base_conv import set_window, window_padding
 from kcompile.layers.convolutional.conv3d import (
     check_output_size,
-    refuse_constraints,
-    serialized,
 )
 from kcompile.layers.convolutional.conv_nd import (
     channels_back,
@@ -21,6 +19,11 @@ from kcompile.layers.convolutional.conv_nd import (
     standard_data_format,
 )
 from kcompile.layers.layer import Layer, TraceContext
+from kcompile.layers.weight_arguments import (
+    activity_config,
+    set_weight_arguments,
+    weight_config,
+)
 
 
 class DepthwiseConv1D(Layer):
@@ -63,14 +66,17 @@ class DepthwiseConv1D(Layer):
             raise ValueError(
                 f"The argument `strides` cannot contains 0. Received strides={self.strides}"
             )
-        refuse_constraints(
-            self, depthwise_constraint=depthwise_constraint, bias_constraint=bias_constraint
-        )
         self.activation = activations.get(activation)
         self.use_bias = bool(use_bias)
-        self.depthwise_initializer, self.bias_initializer = depthwise_initializer, bias_initializer
-        self.depthwise_regularizer = regularizers.get(depthwise_regularizer)
-        self.bias_regularizer = regularizers.get(bias_regularizer)
+        set_weight_arguments(
+            self,
+            depthwise_initializer=depthwise_initializer,
+            bias_initializer=bias_initializer,
+            depthwise_regularizer=depthwise_regularizer,
+            bias_regularizer=bias_regularizer,
+            depthwise_constraint=depthwise_constraint,
+            bias_constraint=bias_constraint,
+        )
 
     def build(self, input_shape):
         if len(input_shape) != 3:
@@ -85,10 +91,15 @@ class DepthwiseConv1D(Layer):
             self.depthwise_initializer,
             name="kernel",
             regularizer=self.depthwise_regularizer,
+            constraint=self.depthwise_constraint,
         )
         self.bias = (
             self.add_weight(
-                (c * m,), self.bias_initializer, name="bias", regularizer=self.bias_regularizer
+                (c * m,),
+                self.bias_initializer,
+                name="bias",
+                regularizer=self.bias_regularizer,
+                constraint=self.bias_constraint,
             )
             if self.use_bias
             else None
@@ -126,11 +137,6 @@ class DepthwiseConv1D(Layer):
             "dilation_rate": self.dilation_rate,
             "activation": activations.serialize(self.activation),
             "use_bias": self.use_bias,
-            "depthwise_initializer": serialized(self.depthwise_initializer, initializers),
-            "bias_initializer": serialized(self.bias_initializer, initializers),
-            "depthwise_regularizer": serialized(self.depthwise_regularizer, regularizers),
-            "bias_regularizer": serialized(self.bias_regularizer, regularizers),
-            "activity_regularizer": serialized(self.activity_regularizer, regularizers),
-            "depthwise_constraint": None,
-            "bias_constraint": None,
+            **weight_config(self, "depthwise", "bias"),
+            **activity_config(self),
         }

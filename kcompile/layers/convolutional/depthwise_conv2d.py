@@ -8,9 +8,10 @@ from typing import Any
 
 from kcompile import activations
 from kcompile.ir import build as B
-from kcompile.layers.convolutional.base_conv import as_tuple
+from kcompile.layers.convolutional.base_conv import as_tuple, bias_weight, conv_config
 from kcompile.layers.convolutional.conv2d import Conv2D
 from kcompile.layers.layer import Layer
+from kcompile.layers.weight_arguments import set_weight_arguments
 
 
 class DepthwiseConv2D(Layer):
@@ -26,9 +27,22 @@ class DepthwiseConv2D(Layer):
         use_bias: bool = True,
         depthwise_initializer: Any = "glorot_uniform",
         bias_initializer: Any = "zeros",
+        depthwise_regularizer: Any = None,
+        bias_regularizer: Any = None,
+        depthwise_constraint: Any = None,
+        bias_constraint: Any = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
+        set_weight_arguments(
+            self,
+            depthwise_initializer=depthwise_initializer,
+            bias_initializer=bias_initializer,
+            depthwise_regularizer=depthwise_regularizer,
+            bias_regularizer=bias_regularizer,
+            depthwise_constraint=depthwise_constraint,
+            bias_constraint=bias_constraint,
+        )
         if data_format not in (None, "channels_last"):
             raise NotImplementedError(
                 f"DepthwiseConv2D '{self.name}': only channels_last is supported"
@@ -40,7 +54,6 @@ class DepthwiseConv2D(Layer):
         self.depth_multiplier = int(depth_multiplier)
         self.activation = activations.get(activation)
         self.use_bias = use_bias
-        self.depthwise_initializer, self.bias_initializer = depthwise_initializer, bias_initializer
 
     def build(self, input_shape):
         if len(input_shape) != 4:
@@ -49,13 +62,13 @@ class DepthwiseConv2D(Layer):
             )
         c = input_shape[-1]
         self.kernel = self.add_weight(
-            (*self.kernel_size, c, self.depth_multiplier), self.depthwise_initializer, name="kernel"
+            (*self.kernel_size, c, self.depth_multiplier),
+            self.depthwise_initializer,
+            name="kernel",
+            regularizer=self.depthwise_regularizer,
+            constraint=self.depthwise_constraint,
         )
-        self.bias = (
-            self.add_weight((c * self.depth_multiplier,), self.bias_initializer, name="bias")
-            if self.use_bias
-            else None
-        )
+        self.bias = bias_weight(self, c * self.depth_multiplier, self.bias_initializer)
 
     def call(self, ctx, x):
         n, _, _, c = x.shape
@@ -71,11 +84,6 @@ class DepthwiseConv2D(Layer):
     def get_config(self):
         return {
             **super().get_config(),
-            "kernel_size": self.kernel_size,
-            "strides": self.strides,
-            "padding": self.padding,
             "depth_multiplier": self.depth_multiplier,
-            "dilation_rate": self.dilation_rate,
-            "activation": activations.serialize(self.activation),
-            "use_bias": self.use_bias,
+            **conv_config(self, "depthwise", "bias"),
         }

@@ -9,11 +9,12 @@ from kcompile import activations
 from kcompile.ir import build as B
 from kcompile.layers.convolutional.base_conv import (
     bias_weight,
+    conv_config,
     set_window,
-    window_config,
     window_padding,
 )
 from kcompile.layers.layer import Layer
+from kcompile.layers.weight_arguments import set_weight_arguments
 
 
 class SeparableConv2D(Layer):
@@ -37,17 +38,32 @@ class SeparableConv2D(Layer):
         depthwise_initializer: Any = "glorot_uniform",
         pointwise_initializer: Any = "glorot_uniform",
         bias_initializer: Any = "zeros",
+        depthwise_regularizer: Any = None,
+        pointwise_regularizer: Any = None,
+        bias_regularizer: Any = None,
+        depthwise_constraint: Any = None,
+        pointwise_constraint: Any = None,
+        bias_constraint: Any = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
+        set_weight_arguments(
+            self,
+            depthwise_initializer=depthwise_initializer,
+            pointwise_initializer=pointwise_initializer,
+            bias_initializer=bias_initializer,
+            depthwise_regularizer=depthwise_regularizer,
+            pointwise_regularizer=pointwise_regularizer,
+            bias_regularizer=bias_regularizer,
+            depthwise_constraint=depthwise_constraint,
+            pointwise_constraint=pointwise_constraint,
+            bias_constraint=bias_constraint,
+        )
         self.filters = int(filters)
         set_window(self, self.rank, kernel_size, strides, dilation_rate, padding, data_format)
         self.depth_multiplier = int(depth_multiplier)
         self.activation = activations.get(activation)
         self.use_bias = use_bias
-        self.depthwise_initializer = depthwise_initializer
-        self.pointwise_initializer = pointwise_initializer
-        self.bias_initializer = bias_initializer
 
     def build(self, input_shape):
         if len(input_shape) != self.rank + 2:
@@ -57,12 +73,18 @@ class SeparableConv2D(Layer):
             )
         c, m = input_shape[-1], self.depth_multiplier
         self.depthwise_kernel = self.add_weight(
-            (*self.kernel_size, c, m), self.depthwise_initializer, name="depthwise_kernel"
+            (*self.kernel_size, c, m),
+            self.depthwise_initializer,
+            name="depthwise_kernel",
+            regularizer=self.depthwise_regularizer,
+            constraint=self.depthwise_constraint,
         )
         self.pointwise_kernel = self.add_weight(
             (*[1] * self.rank, c * m, self.filters),
             self.pointwise_initializer,
             name="pointwise_kernel",
+            regularizer=self.pointwise_regularizer,
+            constraint=self.pointwise_constraint,
         )
         self.bias = bias_weight(self, self.filters, self.bias_initializer)
 
@@ -89,7 +111,7 @@ class SeparableConv2D(Layer):
             **super().get_config(),
             "filters": self.filters,
             "depth_multiplier": self.depth_multiplier,
-            **window_config(self),
+            **conv_config(self, "depthwise", "pointwise", "bias"),
         }
 
 

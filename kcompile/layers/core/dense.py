@@ -8,12 +8,12 @@ from typing import Any
 
 import numpy as np
 
-from kcompile import activations, constraints, quantizers
+from kcompile import activations, quantizers
 from kcompile.ir import DType, Value
 from kcompile.ir import build as B
 from kcompile.layers import lora
 from kcompile.layers.layer import Layer, TraceContext
-from kcompile.utils.config_serialization import serialize_optional
+from kcompile.layers.weight_arguments import set_weight_arguments, weight_config
 
 
 class Dense(Layer):
@@ -39,9 +39,15 @@ class Dense(Layer):
         super().__init__(**kwargs)
         lora.init_args(self, lora_rank, lora_alpha)
         self.quantization_config = quantizers.layer_config(self, quantization_config)
-        self.kernel_regularizer, self.bias_regularizer = kernel_regularizer, bias_regularizer
-        self.kernel_constraint = constraints.get(kernel_constraint)
-        self.bias_constraint = constraints.get(bias_constraint)
+        set_weight_arguments(
+            self,
+            kernel_initializer=kernel_initializer,
+            bias_initializer=bias_initializer,
+            kernel_regularizer=kernel_regularizer,
+            bias_regularizer=bias_regularizer,
+            kernel_constraint=kernel_constraint,
+            bias_constraint=bias_constraint,
+        )
         if not isinstance(units, int) or units <= 0:
             raise ValueError(
                 f"Dense '{self.name}': units must be a positive integer, got {units!r}"
@@ -49,8 +55,6 @@ class Dense(Layer):
         self.units = units
         self.activation = activations.get(activation)
         self.use_bias = use_bias
-        self.kernel_initializer = kernel_initializer
-        self.bias_initializer = bias_initializer
 
     def build(self, input_shape):
         if input_shape[-1] is None:
@@ -256,19 +260,15 @@ class Dense(Layer):
         }
 
     def get_config(self):
-        quantized = {}
-        if self.quantization_mode is not None:  # (Keras writes it; None when float)
-            quantized["quantization_config"] = quantizers.serialize_config(self.quantization_config)
         lora_keys = {}
         if self.lora_rank:  # (Keras writes them only when set)
             lora_keys = {"lora_rank": self.lora_rank, "lora_alpha": self.lora_alpha}
         return {
-            **quantized,
             **super().get_config(),
             "units": self.units,
             "use_bias": self.use_bias,
             "activation": activations.serialize(self.activation),
-            "kernel_constraint": serialize_optional(constraints, self.kernel_constraint),
-            "bias_constraint": serialize_optional(constraints, self.bias_constraint),
+            **weight_config(self, "kernel", "bias"),
+            "quantization_config": quantizers.serialize_config(self.quantization_config),
             **lora_keys,
         }

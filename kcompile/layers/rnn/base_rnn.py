@@ -25,7 +25,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from kcompile import activations, initializers
+from kcompile import activations
 from kcompile.backend import session as backend
 from kcompile.backend.keras_tensor import keras_shape
 from kcompile.backend.symbolic import TracedTensor, current_context
@@ -33,6 +33,11 @@ from kcompile.ir import DType, Graph, TensorType, Value
 from kcompile.ir import build as B
 from kcompile.ir.ops.scan import step_type
 from kcompile.layers.layer import Layer, TraceContext
+from kcompile.layers.weight_arguments import (
+    activity_config,
+    set_weight_arguments,
+    weight_config,
+)
 
 _RECURRENT_SEED_OFFSET = 7919  # the recurrent masks' seeds, apart from the inputs'
 
@@ -98,20 +103,35 @@ class CellMath:
         dropout: float = 0.0,
         recurrent_dropout: float = 0.0,
         seed: int | None = None,
+        *,
+        kernel_constraint: Any = None,
+        recurrent_constraint: Any = None,
+        bias_constraint: Any = None,
     ) -> None:
         if int(units) <= 0:
             raise ValueError(f"'{self.name}': units must be a positive integer, got {units}")
         self.units = int(units)
         self.activation = activations.get(activation)
         self.use_bias = use_bias
-        self.kernel_initializer = kernel_initializer
-        self.recurrent_initializer = recurrent_initializer
-        self.bias_initializer = bias_initializer
-        self.cell_regularizers = (kernel_regularizer, recurrent_regularizer, bias_regularizer)
+        set_weight_arguments(
+            self,
+            kernel_initializer=kernel_initializer,
+            recurrent_initializer=recurrent_initializer,
+            bias_initializer=bias_initializer,
+            kernel_regularizer=kernel_regularizer,
+            recurrent_regularizer=recurrent_regularizer,
+            bias_regularizer=bias_regularizer,
+            kernel_constraint=kernel_constraint,
+            recurrent_constraint=recurrent_constraint,
+            bias_constraint=bias_constraint,
+        )
         # Keras clips the rates to [0, 1] and drops only for rates strictly inside
         self.dropout = min(1.0, max(0.0, float(dropout)))
         self.recurrent_dropout = min(1.0, max(0.0, float(recurrent_dropout)))
+        # The masks' seed (drawn when none is given); the config keeps the one given, as
+        # Keras's does (a layer made from it draws its own).
         self.seed = backend.draw_seed() if seed is None else int(seed)
+        self._given_seed = None if seed is None else int(seed)
 
     @property
     def state_sizes(self) -> list[int]:
@@ -128,19 +148,32 @@ class CellMath:
 
     def build_weights(self, input_dim: int) -> None:
         width = self.gates * self.units
-        kernel_reg, recurrent_reg, bias_reg = self.cell_regularizers
+        self.add_cell_weights((input_dim, width), (self.units, width), self.bias_shape())
+
+    def add_cell_weights(self, kernel: tuple, recurrent: tuple, bias: tuple) -> None:
+        """``kernel``, ``recurrent_kernel`` and ``bias`` (when used) of these shapes, each
+        with its initializer, regularizer and constraint."""
         self.kernel = self.add_weight(
-            (input_dim, width), self.kernel_initializer, name="kernel", regularizer=kernel_reg
+            kernel,
+            self.kernel_initializer,
+            name="kernel",
+            regularizer=self.kernel_regularizer,
+            constraint=self.kernel_constraint,
         )
         self.recurrent_kernel = self.add_weight(
-            (self.units, width),
+            recurrent,
             self.recurrent_initializer,
             name="recurrent_kernel",
-            regularizer=recurrent_reg,
+            regularizer=self.recurrent_regularizer,
+            constraint=self.recurrent_constraint,
         )
         self.bias = (
             self.add_weight(
-                self.bias_shape(), self.make_bias_initializer(), name="bias", regularizer=bias_reg
+                bias,
+                self.make_bias_initializer(),
+                name="bias",
+                regularizer=self.bias_regularizer,
+                constraint=self.bias_constraint,
             )
             if self.use_bias
             else None
@@ -220,17 +253,11 @@ class CellMath:
             "units": self.units,
             "activation": activations.serialize(self.activation),
             "use_bias": self.use_bias,
-            "kernel_initializer": _initializer_config(self.kernel_initializer),
-            "recurrent_initializer": _initializer_config(self.recurrent_initializer),
-            "bias_initializer": _initializer_config(self.bias_initializer),
+            **weight_config(self, "kernel", "recurrent", "bias"),
             "dropout": self.dropout,
             "recurrent_dropout": self.recurrent_dropout,
-            "seed": self.seed,
+            "seed": self._given_seed,
         }
-
-
-def _initializer_config(init: Any) -> Any:
-    return init if isinstance(init, str | dict) or init is None else initializers.serialize(init)
 
 
 def run_recurrence(
@@ -390,6 +417,9 @@ class BaseRNN(CellMath, Layer):
         recurrent_dropout: float = 0.0,
         seed: int | None = None,
         zero_output_for_mask: bool = False,
+        kernel_constraint: Any = None,
+        recurrent_constraint: Any = None,
+        bias_constraint: Any = None,
         **kwargs: Any,
     ) -> None:
         kwargs.pop("use_cudnn", None)  # Keras's choice of a GPU kernel: nothing to choose
@@ -408,6 +438,9 @@ class BaseRNN(CellMath, Layer):
             dropout,
             recurrent_dropout,
             seed,
+            kernel_constraint=kernel_constraint,
+            recurrent_constraint=recurrent_constraint,
+            bias_constraint=bias_constraint,
         )
         init_sequence_options(self, return_sequences, return_state, go_backwards, stateful, unroll)
         # Masked steps keep the states; their output is the previous one, or zeros.
@@ -436,6 +469,7 @@ class BaseRNN(CellMath, Layer):
         return {
             **super().get_config(),
             **self.cell_config(),
+            **activity_config(self),
             **sequence_config(self),
             "zero_output_for_mask": self.zero_output_for_mask,
         }

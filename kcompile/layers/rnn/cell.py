@@ -18,6 +18,9 @@ _CELL_ARGS = (
     "kernel_regularizer",
     "recurrent_regularizer",
     "bias_regularizer",
+    "kernel_constraint",
+    "recurrent_constraint",
+    "bias_constraint",
     "dropout",
     "recurrent_dropout",
     "seed",
@@ -29,9 +32,6 @@ class BuiltinCell:
 
     @staticmethod
     def pop_cell_args(kwargs: dict) -> dict:
-        for name in ("kernel_constraint", "recurrent_constraint", "bias_constraint"):
-            if kwargs.pop(name, None) is not None:
-                raise NotImplementedError(f"recurrent cells: {name} is not supported yet")
         return {name: kwargs.pop(name) for name in _CELL_ARGS if name in kwargs}
 
     def build(self, input_shape):

@@ -21,13 +21,12 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from kcompile import activations, initializers, regularizers
+from kcompile import activations
 from kcompile.backend.keras_tensor import keras_shape
 from kcompile.backend.symbolic import TracedTensor, current_context
 from kcompile.ir import Value
 from kcompile.ir import build as B
 from kcompile.layers.convolutional.base_conv import set_window, window_padding
-from kcompile.layers.convolutional.conv3d import refuse_constraints, serialized
 from kcompile.layers.convolutional.conv_nd import (
     channels_back,
     channels_last,
@@ -99,6 +98,9 @@ class ConvLSTM(LSTMMath, BaseRNN):
             dropout=dropout,
             recurrent_dropout=recurrent_dropout,
             seed=seed,
+            kernel_constraint=kernel_constraint,
+            recurrent_constraint=recurrent_constraint,
+            bias_constraint=bias_constraint,
             **kwargs,
         )
         self.init_lstm(recurrent_activation, unit_forget_bias)
@@ -111,12 +113,6 @@ class ConvLSTM(LSTMMath, BaseRNN):
                 "provide `strides=1` or `dilation_rate=1`. Received: "
                 f"strides={self.strides} and dilation_rate={self.dilation_rate}"
             )
-        refuse_constraints(
-            self,
-            kernel_constraint=kernel_constraint,
-            recurrent_constraint=recurrent_constraint,
-            bias_constraint=bias_constraint,
-        )
         self.spatial: tuple[int, ...] | None = None  # the input's, known once built
         self.out_spatial: tuple[int, ...] | None = None
 
@@ -159,26 +155,9 @@ class ConvLSTM(LSTMMath, BaseRNN):
                 f"{self.kernel_size}`, `dilation_rate={self.dilation_rate}`, `strides="
                 f"{self.strides}`, `padding={self.padding}`."
             )
-        kernel_reg, recurrent_reg, bias_reg = self.cell_regularizers
         width = 4 * self.filters
-        self.kernel = self.add_weight(
-            (*self.kernel_size, channels, width),
-            self.kernel_initializer,
-            name="kernel",
-            regularizer=kernel_reg,
-        )
-        self.recurrent_kernel = self.add_weight(
-            (*self.kernel_size, self.filters, width),
-            self.recurrent_initializer,
-            name="recurrent_kernel",
-            regularizer=recurrent_reg,
-        )
-        self.bias = (
-            self.add_weight(
-                (width,), self.make_bias_initializer(), name="bias", regularizer=bias_reg
-            )
-            if self.use_bias
-            else None
+        self.add_cell_weights(
+            (*self.kernel_size, channels, width), (*self.kernel_size, self.filters, width), (width,)
         )
 
     # --- the call ---------------------------------------------------------------------
@@ -334,7 +313,6 @@ class ConvLSTM(LSTMMath, BaseRNN):
         config = super().get_config()
         for key in ("units", "implementation"):
             config.pop(key, None)
-        kernel_reg, recurrent_reg, bias_reg = self.cell_regularizers
         return {
             **config,
             "filters": self.filters,
@@ -346,14 +324,4 @@ class ConvLSTM(LSTMMath, BaseRNN):
             "activation": activations.serialize(self.activation),
             "recurrent_activation": activations.serialize(self.recurrent_activation),
             "unit_forget_bias": self.unit_forget_bias,
-            "kernel_initializer": serialized(self.kernel_initializer, initializers),
-            "recurrent_initializer": serialized(self.recurrent_initializer, initializers),
-            "bias_initializer": serialized(self.bias_initializer, initializers),
-            "kernel_regularizer": serialized(regularizers.get(kernel_reg), regularizers),
-            "recurrent_regularizer": serialized(regularizers.get(recurrent_reg), regularizers),
-            "bias_regularizer": serialized(regularizers.get(bias_reg), regularizers),
-            "activity_regularizer": serialized(self.activity_regularizer, regularizers),
-            "kernel_constraint": None,
-            "recurrent_constraint": None,
-            "bias_constraint": None,
         }

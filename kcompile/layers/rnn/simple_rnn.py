@@ -24,4 +24,7 @@ class SimpleRNNCell(SimpleRNNMath, BuiltinCell, Layer):
 
 
 class SimpleRNN(SimpleRNNMath, BaseRNN):
-    pass
+    def get_config(self):
+        config = super().get_config()
+        del config["seed"]  # (Keras's SimpleRNN writes its cell's seed nowhere)
+        return config
