@@ -13,8 +13,9 @@ from typing import Any
 
 from kcompile import ops
 from kcompile import random as krandom
-from kcompile.layers.attention.causal_mask import causal_mask
+from kcompile.layers.attention.causal_mask import band_mask, causal_mask
 from kcompile.layers.layer import Layer
+from kcompile.layers.weight_arguments import activity_config, set_weight_arguments, weight_config
 
 # Keras's masked-softmax fill for float32 (keras.layers.Softmax).
 _SOFTMAX_MASKED = -1e9
@@ -45,14 +46,33 @@ class MultiHeadAttention(Layer):
         use_bias: bool = True,
         output_shape: Any = None,
         attention_axes: Any = None,
+        sliding_window: int | None = None,
         kernel_initializer: Any = "glorot_uniform",
         bias_initializer: Any = "zeros",
         kernel_regularizer: Any = None,
         bias_regularizer: Any = None,
+        kernel_constraint: Any = None,
+        bias_constraint: Any = None,
+        use_gate: bool = False,
         seed: int | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
+        if use_gate:
+            raise NotImplementedError(
+                f"MultiHeadAttention '{self.name}': use_gate=True (gated attention) is not "
+                "supported by kcompile"
+            )
+        if sliding_window is not None and (
+            isinstance(sliding_window, bool)
+            or not isinstance(sliding_window, int)
+            or sliding_window <= 0
+        ):
+            raise ValueError(
+                "`sliding_window` must be `None` or a positive integer. "
+                f"Received: sliding_window={sliding_window}"
+            )
+        self.sliding_window, self.use_gate = sliding_window, False
         for what, value in (("num_heads", num_heads), ("key_dim", key_dim)):
             if not isinstance(value, int) or value <= 0:
                 raise ValueError(
@@ -76,8 +96,15 @@ class MultiHeadAttention(Layer):
         self.value_dim = value_dim or key_dim
         self.dropout, self.use_bias, self.seed = dropout, use_bias, seed
         self.output_shape = tuple(output_shape) if output_shape else None
-        self.kernel_initializer, self.bias_initializer = kernel_initializer, bias_initializer
-        self.kernel_regularizer, self.bias_regularizer = kernel_regularizer, bias_regularizer
+        set_weight_arguments(
+            self,
+            kernel_initializer=kernel_initializer,
+            bias_initializer=bias_initializer,
+            kernel_regularizer=kernel_regularizer,
+            bias_regularizer=bias_regularizer,
+            kernel_constraint=kernel_constraint,
+            bias_constraint=bias_constraint,
+        )
         self.seed_generator = krandom.SeedGenerator(seed) if dropout > 0 else None
 
     def build(self, query_shape, value_shape, key_shape=None):
@@ -103,6 +130,7 @@ class MultiHeadAttention(Layer):
             self.kernel_initializer,
             name="attention_output/kernel",
             regularizer=self.kernel_regularizer,
+            constraint=self.kernel_constraint,
         )
         self.attention_output_bias = (
             self.add_weight(
@@ -110,6 +138,7 @@ class MultiHeadAttention(Layer):
                 self.bias_initializer,
                 name="attention_output/bias",
                 regularizer=self.bias_regularizer,
+                constraint=self.bias_constraint,
             )
             if self.use_bias
             else None
@@ -121,6 +150,7 @@ class MultiHeadAttention(Layer):
             self.kernel_initializer,
             name=f"{name}/kernel",
             regularizer=self.kernel_regularizer,
+            constraint=self.kernel_constraint,
         )
         bias = (
             self.add_weight(
@@ -128,6 +158,7 @@ class MultiHeadAttention(Layer):
                 self.bias_initializer,
                 name=f"{name}/bias",
                 regularizer=self.bias_regularizer,
+                constraint=self.bias_constraint,
             )
             if self.use_bias
             else None
@@ -207,6 +238,8 @@ class MultiHeadAttention(Layer):
             mask = both(mask, ops.expand_dims(ops.cast(key_mask, "bool"), -2))
         if causal:
             mask = both(mask, causal_mask(query.shape[1], value.shape[1]))
+        if self.sliding_window is not None:
+            mask = both(mask, band_mask(query.shape[1], value.shape[1], self.sliding_window))
         if attention_mask is not None:
             mask = both(mask, ops.cast(attention_mask, "bool"))
         return mask
@@ -219,9 +252,11 @@ class MultiHeadAttention(Layer):
             "value_dim": self.value_dim,
             "dropout": self.dropout,
             "use_bias": self.use_bias,
+            "use_gate": self.use_gate,
             "output_shape": self.output_shape,
             "attention_axes": None,
-            "kernel_initializer": self.kernel_initializer,
-            "bias_initializer": self.bias_initializer,
+            "sliding_window": self.sliding_window,
+            **weight_config(self, "kernel", "bias"),
+            **activity_config(self),
             "seed": self.seed,
         }

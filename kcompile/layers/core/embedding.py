@@ -8,11 +8,12 @@ from typing import Any
 
 import numpy as np
 
-from kcompile import initializers, quantizers
+from kcompile import quantizers
 from kcompile.ir import DType, Value
 from kcompile.ir import build as B
 from kcompile.layers import lora
 from kcompile.layers.layer import Layer
+from kcompile.layers.weight_arguments import activity_config, set_weight_arguments, weight_config
 
 
 class Embedding(Layer):
@@ -22,6 +23,7 @@ class Embedding(Layer):
         output_dim: int,
         embeddings_initializer: Any = None,
         embeddings_regularizer: Any = None,
+        embeddings_constraint: Any = None,
         mask_zero: bool = False,
         lora_rank: int | None = None,
         lora_alpha: float | None = None,
@@ -31,12 +33,14 @@ class Embedding(Layer):
         super().__init__(**kwargs)
         lora.init_args(self, lora_rank, lora_alpha)
         self.quantization_config = quantizers.layer_config(self, quantization_config)
-        self.embeddings_regularizer = embeddings_regularizer
+        set_weight_arguments(
+            self,
+            embeddings_initializer=embeddings_initializer or "uniform",  # Keras's default
+            embeddings_regularizer=embeddings_regularizer,
+            embeddings_constraint=embeddings_constraint,
+        )
         self.mask_zero = bool(mask_zero)
         self.input_dim, self.output_dim = int(input_dim), int(output_dim)
-        self.embeddings_initializer = embeddings_initializer or initializers.RandomUniform(
-            -0.05, 0.05
-        )
 
     def build(self, input_shape):
         if self.quantization_mode is not None:  # (a quantized layer loaded from its config)
@@ -47,6 +51,7 @@ class Embedding(Layer):
                 self.embeddings_initializer,
                 name="embeddings",
                 regularizer=self.embeddings_regularizer,
+                constraint=self.embeddings_constraint,
             )
         self.built = True
         if self.lora_rank:
@@ -81,6 +86,11 @@ class Embedding(Layer):
         """Keras's: the table frozen, ``lora_embeddings_a`` (input_dim, rank) and
         ``lora_embeddings_b`` (rank, output_dim) added, trainable; also on an int8 table
         (the low-rank rows are added to the dequantized ones)."""
+        if self.embeddings_constraint:
+            raise ValueError(
+                "Lora is incompatible with embedding constraints. In order to enable lora "
+                "on this layer, remove the `embeddings_constraint` argument."
+            )
         lora.check_enable(self, rank)
         lora.enable(
             self,
@@ -176,17 +186,16 @@ class Embedding(Layer):
         return B.ne(inputs, B.const(inputs.graph, 0, inputs.dtype)) if self.mask_zero else None
 
     def get_config(self):
-        quantized = {}
-        if self.quantization_mode is not None:  # (Keras writes it; None when float)
-            quantized["quantization_config"] = quantizers.serialize_config(self.quantization_config)
         lora_keys = {}
         if self.lora_rank:  # (Keras writes them only when set)
             lora_keys = {"lora_rank": self.lora_rank, "lora_alpha": self.lora_alpha}
         return {
-            **quantized,
             **super().get_config(),
             "input_dim": self.input_dim,
             "output_dim": self.output_dim,
+            **weight_config(self, "embeddings"),
+            **activity_config(self),
             "mask_zero": self.mask_zero,
+            "quantization_config": quantizers.serialize_config(self.quantization_config),
             **lora_keys,
         }

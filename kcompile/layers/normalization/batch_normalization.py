@@ -9,6 +9,12 @@ import numpy as np
 from kcompile import distribution
 from kcompile.ir import build as B
 from kcompile.layers.layer import Layer
+from kcompile.layers.weight_arguments import (
+    initializer_config,
+    scale_weight,
+    set_weight_arguments,
+    weight_config,
+)
 
 
 class BatchNormalization(Layer):
@@ -35,22 +41,42 @@ class BatchNormalization(Layer):
         gamma_initializer: Any = "ones",
         moving_mean_initializer: Any = "zeros",
         moving_variance_initializer: Any = "ones",
+        beta_regularizer: Any = None,
+        gamma_regularizer: Any = None,
+        beta_constraint: Any = None,
+        gamma_constraint: Any = None,
         synchronized: bool = False,
+        renorm: bool = False,
+        renorm_clipping: Any = None,
+        renorm_momentum: float = 0.99,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
         self.synchronized = bool(synchronized)
+        if renorm or renorm_clipping is not None:
+            raise NotImplementedError(
+                f"BatchNormalization '{self.name}': renorm=True (batch renormalization, "
+                "renorm_clipping) is not supported by kcompile"
+            )
+        # (Keras reads renorm_momentum only under renorm: kept for the config)
+        self.renorm, self.renorm_clipping = False, None
+        self.renorm_momentum = float(renorm_momentum)
         if not isinstance(axis, int | np.integer):
             raise NotImplementedError(
                 f"BatchNormalization '{self.name}': axis must be one int, got {axis!r}"
             )
         self.axis, self.momentum, self.epsilon = axis, float(momentum), float(epsilon)
         self.center, self.scale = center, scale
-        self.initializers = (
-            gamma_initializer,
-            beta_initializer,
-            moving_mean_initializer,
-            moving_variance_initializer,
+        set_weight_arguments(
+            self,
+            beta_initializer=beta_initializer,
+            gamma_initializer=gamma_initializer,
+            moving_mean_initializer=moving_mean_initializer,
+            moving_variance_initializer=moving_variance_initializer,
+            beta_regularizer=beta_regularizer,
+            gamma_regularizer=gamma_regularizer,
+            beta_constraint=beta_constraint,
+            gamma_constraint=gamma_constraint,
         )
 
     def _axis(self, rank: int) -> int:
@@ -63,11 +89,14 @@ class BatchNormalization(Layer):
 
     def build(self, input_shape):
         c = (input_shape[self._axis(len(input_shape))],)
-        gamma, beta, mean, var = self.initializers
-        self.gamma = self.add_weight(c, gamma, name="gamma") if self.scale else None
-        self.beta = self.add_weight(c, beta, name="beta") if self.center else None
-        self.moving_mean = self.add_weight(c, mean, name="moving_mean", trainable=False)
-        self.moving_variance = self.add_weight(c, var, name="moving_variance", trainable=False)
+        self.gamma = scale_weight(self, "gamma", c) if self.scale else None
+        self.beta = scale_weight(self, "beta", c) if self.center else None
+        self.moving_mean = self.add_weight(
+            c, self.moving_mean_initializer, name="moving_mean", trainable=False
+        )
+        self.moving_variance = self.add_weight(
+            c, self.moving_variance_initializer, name="moving_variance", trainable=False
+        )
 
     def call(self, ctx, x):
         axis = self._axis(x.rank)
@@ -110,5 +139,11 @@ class BatchNormalization(Layer):
             "epsilon": self.epsilon,
             "center": self.center,
             "scale": self.scale,
+            **weight_config(self, "beta", "gamma"),
+            "moving_mean_initializer": initializer_config(self.moving_mean_initializer),
+            "moving_variance_initializer": initializer_config(self.moving_variance_initializer),
             "synchronized": self.synchronized,
+            "renorm": self.renorm,
+            "renorm_clipping": self.renorm_clipping,
+            "renorm_momentum": self.renorm_momentum,
         }

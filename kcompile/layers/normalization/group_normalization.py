@@ -7,6 +7,7 @@ from typing import Any
 from kcompile.ir import build as B
 from kcompile.layers.layer import Layer
 from kcompile.layers.normalization.scale_and_shift import scale_and_shift
+from kcompile.layers.weight_arguments import scale_weight, set_weight_arguments, weight_config
 
 
 class GroupNormalization(Layer):
@@ -25,9 +26,24 @@ class GroupNormalization(Layer):
         epsilon: float = 1e-3,
         center: bool = True,
         scale: bool = True,
+        beta_initializer: Any = "zeros",
+        gamma_initializer: Any = "ones",
+        beta_regularizer: Any = None,
+        gamma_regularizer: Any = None,
+        beta_constraint: Any = None,
+        gamma_constraint: Any = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
+        set_weight_arguments(
+            self,
+            beta_initializer=beta_initializer,
+            gamma_initializer=gamma_initializer,
+            beta_regularizer=beta_regularizer,
+            gamma_regularizer=gamma_regularizer,
+            beta_constraint=beta_constraint,
+            gamma_constraint=gamma_constraint,
+        )
         if axis != -1:
             raise NotImplementedError(f"GroupNormalization '{self.name}': axis=-1 only")
         self.groups, self.axis, self.epsilon = int(groups), axis, float(epsilon)
@@ -40,8 +56,8 @@ class GroupNormalization(Layer):
                 f"GroupNormalization '{self.name}': {channels} channels cannot be split into "
                 f"{self.groups} groups"
             )
-        self.gamma = self.add_weight((channels,), "ones", name="gamma") if self.scale else None
-        self.beta = self.add_weight((channels,), "zeros", name="beta") if self.center else None
+        self.gamma = scale_weight(self, "gamma", (channels,)) if self.scale else None
+        self.beta = scale_weight(self, "beta", (channels,)) if self.center else None
 
     def call(self, ctx, x):
         channels = x.shape[-1]
@@ -60,4 +76,5 @@ class GroupNormalization(Layer):
             "epsilon": self.epsilon,
             "center": self.center,
             "scale": self.scale,
+            **weight_config(self, "beta", "gamma"),
         }

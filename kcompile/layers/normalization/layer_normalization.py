@@ -11,6 +11,7 @@ from typing import Any
 from kcompile.ir import Value
 from kcompile.ir import build as B
 from kcompile.layers.layer import Layer
+from kcompile.layers.weight_arguments import scale_weight, set_weight_arguments, weight_config
 
 
 class LayerNormalization(Layer):
@@ -30,9 +31,16 @@ class LayerNormalization(Layer):
         gamma_regularizer: Any = None,
         beta_constraint: Any = None,
         gamma_constraint: Any = None,
+        rms_scaling: bool = False,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
+        if rms_scaling:  # (deprecated in Keras, which points to RMSNormalization)
+            raise NotImplementedError(
+                f"LayerNormalization '{self.name}': rms_scaling=True is not supported by "
+                "kcompile; use keras.layers.RMSNormalization"
+            )
+        self.rms_scaling = False
         if isinstance(axis, list | tuple):
             axis = [int(a) for a in axis]
         elif not isinstance(axis, int):
@@ -41,9 +49,15 @@ class LayerNormalization(Layer):
                 f"for the argument 'axis', but received: {axis!r}"
             )
         self.axis, self.epsilon, self.center, self.scale = axis, float(epsilon), center, scale
-        self.beta_initializer, self.gamma_initializer = beta_initializer, gamma_initializer
-        self.beta_regularizer, self.gamma_regularizer = beta_regularizer, gamma_regularizer
-        self.constraints = {"beta": beta_constraint, "gamma": gamma_constraint}
+        set_weight_arguments(
+            self,
+            beta_initializer=beta_initializer,
+            gamma_initializer=gamma_initializer,
+            beta_regularizer=beta_regularizer,
+            gamma_regularizer=gamma_regularizer,
+            beta_constraint=beta_constraint,
+            gamma_constraint=gamma_constraint,
+        )
 
     def build(self, input_shape):
         rank = len(input_shape)
@@ -57,28 +71,8 @@ class LayerNormalization(Layer):
                 )
         self.axis = axes  # Keras keeps the axes as a sorted list once built
         shape = tuple(input_shape[a] for a in axes)
-        self.gamma = (
-            self.add_weight(
-                shape,
-                self.gamma_initializer,
-                name="gamma",
-                regularizer=self.gamma_regularizer,
-                constraint=self.constraints["gamma"],
-            )
-            if self.scale
-            else None
-        )
-        self.beta = (
-            self.add_weight(
-                shape,
-                self.beta_initializer,
-                name="beta",
-                regularizer=self.beta_regularizer,
-                constraint=self.constraints["beta"],
-            )
-            if self.center
-            else None
-        )
+        self.gamma = scale_weight(self, "gamma", shape) if self.scale else None
+        self.beta = scale_weight(self, "beta", shape) if self.center else None
 
     def call(self, ctx, x):
         axes = sorted({a % x.rank for a in self.axis})
@@ -97,6 +91,8 @@ class LayerNormalization(Layer):
             "epsilon": self.epsilon,
             "center": self.center,
             "scale": self.scale,
+            "rms_scaling": self.rms_scaling,
+            **weight_config(self, "beta", "gamma"),
         }
 
 
