@@ -12,6 +12,16 @@ from kcompile.layers.convolutional.base_conv import as_tuple, window_padding
 from kcompile.layers.layer import Layer
 
 
+def channels_last_only(layer: Layer, data_format: str | None) -> str:
+    """The pooling layers compute channels last: None (the default) is that."""
+    if data_format not in (None, "channels_last"):
+        raise NotImplementedError(
+            f"{type(layer).__name__} '{layer.name}': data_format={data_format!r} is not "
+            "supported by kcompile (only channels_last)"
+        )
+    return "channels_last"
+
+
 class BasePooling2D(Layer):
     def __init__(
         self,
@@ -22,8 +32,7 @@ class BasePooling2D(Layer):
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
-        if data_format not in (None, "channels_last"):
-            raise NotImplementedError(f"{type(self).__name__}: only channels_last")
+        self.data_format = channels_last_only(self, data_format)
         self.pool_size = as_tuple(pool_size, 2, "pool_size")
         self.strides = as_tuple(strides, 2, "strides") if strides is not None else self.pool_size
         self.padding = padding.lower()
@@ -82,19 +91,28 @@ class BasePooling2D(Layer):
             "pool_size": self.pool_size,
             "strides": self.strides,
             "padding": self.padding,
+            "data_format": self.data_format,
         }
 
 
 class BasePooling1D(Layer):
     def __init__(
-        self, pool_size: int = 2, strides: int | None = None, padding: str = "valid", **kwargs: Any
+        self,
+        pool_size: int = 2,
+        strides: int | None = None,
+        padding: str = "valid",
+        data_format: str | None = None,
+        **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
+        self.data_format = channels_last_only(self, data_format)
         # Private: an implementation detail, not a layer Keras's MaxPooling1D holds
         # (model.quantize and the layer listings would see it, unbuilt).
+        (pool,) = as_tuple(pool_size, 1, "pool_size")
+        (stride,) = as_tuple(strides, 1, "strides") if strides is not None else (pool,)
         self._pool = self.pool_2d(
-            pool_size=(1, int(pool_size)),
-            strides=(1, int(strides if strides is not None else pool_size)),
+            pool_size=(1, pool),
+            strides=(1, stride),
             padding=padding,
             name=f"{self.name}_2d",
         )
@@ -107,6 +125,15 @@ class BasePooling1D(Layer):
         self._pool._check_size(x, shown)
         y = self._pool.call(ctx, x)
         return B.reshape(y, (n, y.shape[2], c))
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "pool_size": self._pool.pool_size[1:],
+            "strides": self._pool.strides[1:],
+            "padding": self._pool.padding,
+            "data_format": self.data_format,
+        }
 
 
 class BasePooling3D(Layer):
@@ -124,8 +151,7 @@ class BasePooling3D(Layer):
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
-        if data_format not in (None, "channels_last"):
-            raise NotImplementedError(f"{type(self).__name__} '{self.name}': only channels_last")
+        self.data_format = channels_last_only(self, data_format)
         self.pool_size = as_tuple(pool_size, 3, "pool_size")
         self.strides = as_tuple(strides, 3, "strides") if strides is not None else self.pool_size
         self.padding = padding.lower()
@@ -168,4 +194,5 @@ class BasePooling3D(Layer):
             "pool_size": self.pool_size,
             "strides": self.strides,
             "padding": self.padding,
+            "data_format": self.data_format,
         }

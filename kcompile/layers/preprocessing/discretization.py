@@ -28,7 +28,6 @@ class Discretization(Layer):
         name: str | None = None,
     ) -> None:
         super().__init__(name=name, dtype=dtype)
-        self._given_dtype = dtype  # kcompile computes in float32; kept for the config
         if sparse and output_mode == "int":
             raise ValueError(
                 "`sparse=True` may only be used if `output_mode` is `'one_hot'`, "
@@ -127,7 +126,7 @@ class Discretization(Layer):
             "output_mode": self.output_mode,
             "sparse": self.sparse,
             "name": self.name,
-            "dtype": self._given_dtype,
+            "dtype": self.dtype,  # (Keras's: the variables' dtype, not the policy)
         }
 
     @classmethod

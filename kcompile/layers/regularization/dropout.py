@@ -33,6 +33,7 @@ class Dropout(Layer):
         self.rate = float(rate)
         self.noise_shape = tuple(noise_shape) if noise_shape is not None else None
         self.seed = backend.draw_seed() if seed is None else int(seed)
+        self._given_seed = seed  # (the config's, as Keras's: None draws anew)
 
     def call(self, ctx, x):
         if not ctx.training or self.rate == 0:
@@ -53,6 +54,6 @@ class Dropout(Layer):
         return {
             **super().get_config(),
             "rate": self.rate,
-            "seed": self.seed,
+            "seed": self._given_seed,
             "noise_shape": self.noise_shape,
         }

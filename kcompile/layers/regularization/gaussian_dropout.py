@@ -21,6 +21,7 @@ class GaussianDropout(Layer):
         if not 0 <= rate < 1:
             raise ValueError(f"GaussianDropout '{self.name}': rate must be in [0, 1)")
         self.rate, self.seed = float(rate), layer_seed(seed)
+        self._given_seed = seed  # (the config's, as Keras's: None draws anew)
 
     def call(self, ctx, x):
         if not ctx.training or self.rate == 0:
@@ -30,4 +31,4 @@ class GaussianDropout(Layer):
         return x * (B.cast(standard_normal(u), x.dtype) * stddev + 1.0)
 
     def get_config(self):
-        return {**super().get_config(), "rate": self.rate, "seed": self.seed}
+        return {**super().get_config(), "rate": self.rate, "seed": self._given_seed}

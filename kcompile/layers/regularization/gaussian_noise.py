@@ -18,6 +18,7 @@ class GaussianNoise(Layer):
     def __init__(self, stddev: float, seed: int | None = None, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.stddev, self.seed = float(stddev), layer_seed(seed)
+        self._given_seed = seed  # (the config's, as Keras's: None draws anew)
 
     def call(self, ctx, x):
         if not ctx.training or self.stddev == 0:
@@ -26,4 +27,4 @@ class GaussianNoise(Layer):
         return x + B.cast(standard_normal(u), x.dtype) * self.stddev
 
     def get_config(self):
-        return {**super().get_config(), "stddev": self.stddev, "seed": self.seed}
+        return {**super().get_config(), "stddev": self.stddev, "seed": self._given_seed}

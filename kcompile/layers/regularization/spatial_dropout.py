@@ -23,6 +23,7 @@ class SpatialDropout1D(Layer):
         if not 0 <= rate < 1:
             raise ValueError(f"{type(self).__name__} '{self.name}': rate must be in [0, 1)")
         self.rate, self.seed = float(rate), layer_seed(seed)
+        self._given_seed = seed  # (the config's, as Keras's: None draws anew)
 
     def call(self, ctx, x):
         if x.rank != self.rank:
@@ -38,7 +39,7 @@ class SpatialDropout1D(Layer):
     def get_config(self):
         # Keras's keys: its spatial dropouts take no ``trainable``, so a config with one
         # would not load there, and write the policy by its name
-        config = {**super().get_config(), "rate": self.rate, "seed": self.seed}
+        config = {**super().get_config(), "rate": self.rate, "seed": self._given_seed}
         config.pop("trainable", None)
         config["dtype"] = self.dtype_policy.name
         return config

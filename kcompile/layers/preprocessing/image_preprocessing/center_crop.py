@@ -17,6 +17,7 @@ class CenterCrop(Layer):
         super().__init__(**kwargs)
         if data_format not in (None, "channels_last"):
             raise NotImplementedError(f"CenterCrop '{self.name}': only channels_last")
+        self.data_format = "channels_last"
         self.height, self.width = int(height), int(width)
 
     def call(self, ctx, x):
@@ -34,4 +35,9 @@ class CenterCrop(Layer):
         return B.slice_(x, begin, end)
 
     def get_config(self):
-        return {**super().get_config(), "height": self.height, "width": self.width}
+        return {
+            **super().get_config(),
+            "height": self.height,
+            "width": self.width,
+            "data_format": self.data_format,
+        }

@@ -70,8 +70,13 @@ class RandomCrop(BaseImagePreprocessingLayer):
             cols = resize_matrix(len(cols), self.width, "bilinear") @ cols
         return _apply_axes(x, graph_constant(x, rows), graph_constant(x, cols))
 
-    def get_config(self):
-        return {**super().get_config(), "height": self.height, "width": self.width}
+    def get_config(self):  # (Keras's RandomCrop writes the seed it drew when given none)
+        return {
+            **super().get_config(),
+            "height": self.height,
+            "width": self.width,
+            "seed": self.seed,
+        }
 
 
 def _arange(x: Value, n: int) -> Value:

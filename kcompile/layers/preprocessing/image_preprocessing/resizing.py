@@ -28,6 +28,8 @@ class Resizing(Layer):
         crop_to_aspect_ratio: bool = False,
         pad_to_aspect_ratio: bool = False,
         data_format: Any = None,
+        fill_mode: str = "constant",
+        fill_value: float = 0.0,
         antialias: bool = False,
         **kwargs: Any,
     ) -> None:
@@ -45,6 +47,10 @@ class Resizing(Layer):
         if data_format not in (None, "channels_last"):
             raise NotImplementedError(f"Resizing '{self.name}': only channels_last")
         self.height, self.width, self.interpolation = int(height), int(width), interpolation
+        self.data_format = "channels_last"
+        # (Keras fills with them only under pad_to_aspect_ratio: kept for the config)
+        self.fill_mode, self.fill_value = fill_mode, float(fill_value)
+        self.crop_to_aspect_ratio = self.pad_to_aspect_ratio = self.antialias = False
 
     def call(self, ctx, x):
         if x.rank != 4:
@@ -67,4 +73,10 @@ class Resizing(Layer):
             "height": self.height,
             "width": self.width,
             "interpolation": self.interpolation,
+            "data_format": self.data_format,
+            "crop_to_aspect_ratio": self.crop_to_aspect_ratio,
+            "pad_to_aspect_ratio": self.pad_to_aspect_ratio,
+            "fill_mode": self.fill_mode,
+            "fill_value": self.fill_value,
+            "antialias": self.antialias,
         }
