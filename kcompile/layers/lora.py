@@ -128,6 +128,33 @@ def saved_order(layer: Any, kernel: Variable) -> list[Variable] | None:
     return saved
 
 
+def merged_kernel_values(
+    layer: Any,
+    columns: int,
+    shape: tuple[int, ...],
+    reduced_axes: Any,
+    scale_as_kernel: Any,
+    scale_as_saved: Any,
+) -> dict:
+    """Keras's ``_get_kernel_with_merged_lora`` of a Dense or EinsumDense: the kernel
+    saved with its delta added; a quantized one dequantized, merged and quantized again as
+    ``quantize`` does (int8 over ``reduced_axes``; int4 over the (rows, ``columns``) it
+    packs), with its new scale (``scale_as_kernel`` / ``scale_as_saved``: the layer's
+    layouts of an int8 scale) and zero points; by variable, none without LoRA."""
+    if not layer.lora_enabled:
+        return {}
+    kernel = layer._kernel.numpy()
+    if layer.quantization_mode is None:
+        return {layer._kernel: merged(layer, kernel)}
+    if layer.quantization_mode == "int8":
+        float_kernel = kernel.astype(np.float32) / scale_as_kernel(layer.kernel_scale.numpy())
+        values, scale = quantizers.abs_max_quantize(
+            merged(layer, float_kernel), axis=reduced_axes, to_numpy=True
+        )
+        return {layer._kernel: values, layer.kernel_scale: scale_as_saved(scale)}
+    return merged_int4(layer, quantizers.unpack_int4(kernel, columns, axis=-1), shape)
+
+
 def merged_int4(layer: Any, unpacked: np.ndarray, shape: tuple[int, ...]) -> dict:
     """Keras's merge of an int4 kernel (``unpacked``: its (rows, columns) values; ``shape``
     the kernel's): dequantized per column or in groups, the delta added, quantized again

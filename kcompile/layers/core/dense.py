@@ -231,23 +231,11 @@ class Dense(Layer):
         return lora.saved_order(self, self._kernel)
 
     def _keras_saved_values(self) -> dict:
-        """Keras's ``_get_kernel_with_merged_lora``: the kernel saved with its LoRA delta
-        added; a quantized one dequantized, the delta added and quantized again as
-        ``quantize`` does, with its new scale (and zero points)."""
-        if not self.lora_enabled:
-            return {}
-        mode = self.quantization_mode
-        if mode is None:
-            return {self._kernel: lora.merged(self, self._kernel.numpy())}
-        scale = self.kernel_scale.numpy()
-        if mode == "int8":
-            float_kernel = self._kernel.numpy().astype(np.float32) / scale
-            values, scale = quantizers.abs_max_quantize(
-                lora.merged(self, float_kernel), axis=0, to_numpy=True
-            )
-            return {self._kernel: values, self.kernel_scale: scale.squeeze(0)}
-        unpacked = quantizers.unpack_int4(self._kernel.numpy(), self.units, axis=-1)
-        return lora.merged_int4(self, unpacked, unpacked.shape)
+        """The kernel Keras saves with LoRA: merged (``lora.merged_kernel_values``)."""
+        shape = (self._kernel.shape[0], self.units)
+        return lora.merged_kernel_values(
+            self, self.units, shape, 0, lambda s: s, lambda s: s.squeeze(0)
+        )
 
     @property
     def variable_serialization_spec(self) -> dict:

@@ -348,25 +348,15 @@ class EinsumDense(Layer):
         return lora.saved_order(self, self._kernel)
 
     def _keras_saved_values(self) -> dict:
-        """Keras's ``_get_kernel_with_merged_lora``: the kernel saved with its LoRA delta
-        added; a quantized one dequantized, the delta added and quantized again as
-        ``quantize`` does, with its new scale (and zero points)."""
-        if not self.lora_enabled:
-            return {}
-        mode = self.quantization_mode
-        if mode is None:
-            return {self._kernel: lora.merged(self, self._kernel.numpy())}
-        scale = self.kernel_scale.numpy()
-        if mode == "int8":
-            float_kernel = self._kernel.numpy().astype(np.float32) / self._adjust_scale_for_dequant(
-                scale
-            )
-            values, scale = quantizers.abs_max_quantize(
-                lora.merged(self, float_kernel), axis=self._kernel_reduced_axes, to_numpy=True
-            )
-            return {self._kernel: values, self.kernel_scale: self._adjust_scale_for_quant(scale)}
-        unpacked = quantizers.unpack_int4(self._kernel.numpy(), self._int4_columns, axis=-1)
-        return lora.merged_int4(self, unpacked, self.original_kernel_shape)
+        """The kernel Keras saves with LoRA: merged (``lora.merged_kernel_values``)."""
+        return lora.merged_kernel_values(
+            self,
+            getattr(self, "_int4_columns", 0),
+            getattr(self, "original_kernel_shape", ()),
+            getattr(self, "_kernel_reduced_axes", ()),
+            self._adjust_scale_for_dequant,
+            self._adjust_scale_for_quant,
+        )
 
     @property
     def variable_serialization_spec(self) -> dict:
