@@ -370,3 +370,27 @@ def test_sliding_window_is_the_band_mask():
     band = np.broadcast_to(np.abs(rows - cols) < 2, (2, 5, 5))
     np.testing.assert_allclose(out, plain(q, q, attention_mask=band), rtol=1e-5, atol=1e-6)
     assert not np.allclose(out, plain(q, q), atol=1e-4)
+
+
+def test_a_saved_file_gives_back_the_layers_configs(tmp_path):
+    """A ``.keras`` file's layers are made with their initializers' settings too (a
+    Constant's value, a seed), not only their class: the loaded layers' configs, and so
+    their clones, are the saved ones'."""
+    model = keras.Sequential(
+        [
+            keras.Input((4, 3)),
+            layers.Conv1D(2, 2, kernel_initializer=keras.initializers.Constant(0.3)),
+            layers.LSTM(3, recurrent_initializer=keras.initializers.RandomNormal(0.1, 0.2, 5)),
+            layers.Dense(
+                2,
+                bias_initializer=keras.initializers.Constant(-1.5),
+                **{
+                    "kernel_regularizer": "l2",
+                },
+            ),
+        ]
+    )
+    model.save(tmp_path / "m.keras")
+    again = keras.saving.load_model(tmp_path / "m.keras")
+    for saved, loaded in zip(model.layers, again.layers):
+        assert as_json(loaded.get_config()) == as_json(saved.get_config()), saved.name

@@ -620,10 +620,12 @@ def _accepted(cls) -> set[str]:
 
 
 def _initializer(value: Any) -> Any:
-    """A Keras initializer by name (its settings do not matter to a model whose weights
-    the file holds)."""
+    """A Keras initializer with its settings (the file holds the weights, but the loaded
+    layer's config, and a clone of it, must be the saved one's)."""
     if isinstance(value, dict) and "class_name" in value:
-        return backend.snake_case(value["class_name"])
+        from kcompile import initializers
+
+        return initializers.deserialize(value)
     return value
 
 
