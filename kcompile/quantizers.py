@@ -133,7 +133,46 @@ class AbsMaxQuantizer(Quantizer):
         return config
 
 
-class Int8QuantizationConfig:
+class QuantizationConfig:
+    """Keras's base of the quantization configs: a weight quantizer and an activation
+    quantizer; the subclasses name their ``mode``."""
+
+    def __init__(self, weight_quantizer: Any = None, activation_quantizer: Any = None) -> None:
+        self.weight_quantizer = weight_quantizer
+        self.activation_quantizer = activation_quantizer
+
+    @property
+    def mode(self) -> str:
+        raise NotImplementedError(
+            "Subclasses must implement this property. Do not instantiate "
+            "QuantizationConfig directly."
+        )
+
+    def get_config(self) -> dict:
+        return {
+            "weight_quantizer": _serialize_quantizer(self.weight_quantizer),
+            "activation_quantizer": _serialize_quantizer(self.activation_quantizer),
+        }
+
+    @classmethod
+    def from_config(cls, config: dict) -> QuantizationConfig:
+        return cls(
+            weight_quantizer=_deserialize_quantizer(config.get("weight_quantizer")),
+            activation_quantizer=_deserialize_quantizer(config.get("activation_quantizer")),
+        )
+
+    @staticmethod
+    def weight_quantizer_or_default(config: Any, default: Any) -> Any:
+        if config is not None and config.weight_quantizer is not None:
+            return config.weight_quantizer
+        return default
+
+    @staticmethod
+    def activation_quantizer_or_default(config: Any, default: Any) -> Any:
+        return config.activation_quantizer if config is not None else default
+
+
+class Int8QuantizationConfig(QuantizationConfig):
     """Keras's ``Int8QuantizationConfig`` with its defaults (no weight quantizer of its
     own: per-channel abs-max; inputs by ``AbsMaxQuantizer()``), the only int8 config
     kcompile compiles. Written into a quantized layer's config as Keras writes it."""
@@ -160,7 +199,7 @@ class Int8QuantizationConfig:
         )
 
 
-class Int4QuantizationConfig:
+class Int4QuantizationConfig(QuantizationConfig):
     """Keras's ``Int4QuantizationConfig``: weight-only by default (no activation
     quantizer), ``block_size`` rows a group (128; None or -1: per channel). kcompile
     computes its defaults (any block size); quantizers of one's own, which Keras allows
@@ -603,13 +642,120 @@ def quantize_int4_kernel(
     return packed, scale, zero
 
 
+# --- Keras's serialize / deserialize / get, and its float8 helpers ----------------------
+
+
+def _objects() -> dict[str, type]:
+    """Keras's ``ALL_OBJECTS_DICT``: the classes by name and by snake-case name (the
+    float8 and AWQ configs Keras lists kcompile refuses: ``utils.unoffered``)."""
+    from kcompile.backend import session as backend
+
+    classes = (Quantizer, AbsMaxQuantizer, QuantizationConfig, *_CONFIGS.values())
+    return {
+        **{c.__name__: c for c in classes},
+        **{backend.snake_case(c.__name__): c for c in classes},
+    }
+
+
+def serialize(quantizer: Any) -> dict | None:
+    """Keras's: a quantizer or a quantization config in Keras's serialized form."""
+    if isinstance(quantizer, QuantizationConfig):
+        return serialize_config(quantizer)
+    return _serialize_quantizer(quantizer)
+
+
+def deserialize(config: Any, custom_objects: dict | None = None) -> Any:
+    """Keras's: a quantizer or quantization config from its serialized form."""
+    if config is None:
+        return None
+    if not isinstance(config, dict) or "class_name" not in config:
+        raise ValueError(f"could not deserialize quantizer {config!r}: expected a dict "
+                         "with 'class_name' and 'config'")  # fmt: skip
+    name = config["class_name"]
+    cls = (custom_objects or {}).get(name) or _objects().get(name)
+    if cls is None:
+        from kcompile.utils.unoffered import refuse
+
+        refuse("quantizers", name)  # a Keras class kcompile lacks says why
+    return cls.from_config(dict(config.get("config") or {}))
+
+
+def get(identifier: Any, **kwargs: Any) -> Any:
+    """Keras's: a quantizer from an instance, a class, a name or a serialized dict (a
+    class or a name made with ``kwargs``)."""
+    if identifier is None:
+        return None
+    if isinstance(identifier, dict):
+        obj = deserialize(identifier)
+    elif isinstance(identifier, str):
+        obj = _objects().get(identifier)
+    else:
+        obj = identifier
+    if callable(obj):
+        return obj(**kwargs) if isinstance(obj, type) else obj
+    raise ValueError(f"Could not interpret quantizer identifier: {identifier}")
+
+
+def compute_float8_scale(amax: Any, scale: Any, dtype_max: float, margin: int = 0) -> Any:
+    """Keras's: the new float8 scale from an amax (``1 / (dtype_max / amax / 2**margin)``),
+    the old scale where amax is zero or not finite."""
+    from kcompile import ops
+
+    scale = ops.reciprocal(scale)
+    sf = ops.divide(ops.divide(dtype_max, amax), 2**margin)
+    sf = ops.where(ops.greater(amax, 0.0), sf, scale)
+    sf = ops.where(ops.isfinite(amax), sf, scale)
+    return ops.reciprocal(sf)
+
+
+def compute_float8_amax_history(x: Any, amax_history: Any) -> Any:
+    """Keras's: the history rolled one step back, ``max|x|`` at its start."""
+    from kcompile import ops
+
+    amax_update = ops.cast(ops.max(ops.abs(x)), "float32")
+    rolled = ops.roll(amax_history, shift=-1)
+    return ops.scatter_update(rolled, [[0]], ops.reshape(amax_update, [1]))
+
+
+def quantize_and_dequantize(inputs: Any, scale: Any, quantized_dtype: str, compute_dtype: str):
+    """Keras's: ``inputs / scale`` clipped to the quantized dtype's range, cast to it (a
+    float8 dtype: ml_dtypes' rounding) and back, times ``scale``. On arrays: kcompile's IR
+    has no float8 type, so a traced call is refused."""
+    if any(hasattr(v, "value") and not isinstance(v, np.ndarray) for v in (inputs, scale)):
+        raise NotImplementedError(
+            "keras.quantizers.quantize_and_dequantize inside a compiled step: kcompile's IR "
+            "has no float8 type; call it on arrays"
+        )
+    import ml_dtypes
+
+    quantized = np.dtype(getattr(ml_dtypes, quantized_dtype, quantized_dtype))
+    compute = np.dtype(compute_dtype)
+    top = compute.type(float(ml_dtypes.finfo(quantized).max))
+    x = np.divide(np.asarray(inputs, compute), np.asarray(scale).astype(compute))
+    x = np.clip(x, -top, top).astype(quantized)
+    return np.multiply(x.astype(compute), np.asarray(scale).astype(compute))
+
+
+def __getattr__(name: str) -> Any:
+    from kcompile.utils.unoffered import refuse
+
+    refuse("quantizers", name)  # a Keras name kcompile lacks: NotImplementedError, why
+
+
 __all__ = [
     "AbsMaxQuantizer",
     "Int4QuantizationConfig",
     "Int8QuantizationConfig",
+    "QuantizationConfig",
     "Quantizer",
     "abs_max_quantize",
     "abs_max_quantize_grouped_with_zero_point",
+    "compute_float8_amax_history",
+    "compute_float8_scale",
+    "deserialize",
+    "get",
     "pack_int4",
+    "quantize_and_dequantize",
+    "serialize",
     "unpack_int4",
 ]

@@ -45,6 +45,17 @@ NAMES: dict[str, dict[str, str]] = {
     "utils": {
         "FeatureSpace": "it builds tf.data preprocessing; not implemented in kcompile",
     },
+    "quantizers": {
+        "Float8QuantizationConfig": "model.quantize('float8') is not offered: delayed "
+        "scaling with amax histories updated by gradients, and no float8 products on these "
+        "CPUs (docs/quantization.md)",
+        "GPTQConfig": "model.quantize('gptq') is not offered: GPTQ's calibration is not "
+        "implemented in kcompile (docs/quantization.md)",
+        "AWQConfig": "model.quantize('awq') is not offered: AWQ's calibration is not "
+        "implemented in kcompile (docs/quantization.md)",
+        "fake_quant_with_min_max_vars": "quantization-aware training's fake quantization "
+        "(with its straight-through gradient) is not implemented in kcompile yet",
+    },
     "saving": {
         "KerasFileEditor": "not implemented in kcompile yet; load the model and edit it",
     },
