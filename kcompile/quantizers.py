@@ -736,6 +736,76 @@ def quantize_and_dequantize(inputs: Any, scale: Any, quantized_dtype: str, compu
     return np.multiply(x.astype(compute), np.asarray(scale).astype(compute))
 
 
+def _adjust_and_nudge(min_range: Any, max_range: Any, num_bits: int, narrow_range: bool):
+    """Keras's ``adjust_and_nudge``: the range moved so that zero is a quantization step
+    (the zero point rounded), with the step (``scale``) and its inverse."""
+    from kcompile import ops
+
+    quant_max = (1 << num_bits) - 1
+    quant_min = 1 if narrow_range else 0
+    diff_range = ops.subtract(max_range, min_range)
+    scale = ops.divide(diff_range, quant_max - quant_min)
+    inv_scale = ops.divide(quant_max - quant_min, diff_range)
+    zero_point = ops.clip(quant_min - ops.divide(min_range, scale), quant_min, quant_max)
+    nudged_zero_point = ops.round(zero_point)
+    nudged_min = ops.multiply(ops.subtract(quant_min, nudged_zero_point), scale)
+    nudged_max = ops.multiply(ops.subtract(quant_max, nudged_zero_point), scale)
+    return nudged_min, nudged_max, scale, inv_scale
+
+
+def fake_quant_with_min_max_vars(
+    inputs: Any,
+    min_vals: Any,
+    max_vals: Any,
+    num_bits: int = 8,
+    narrow_range: bool = False,
+    axis: int | None = None,
+) -> Any:
+    """Keras's: ``inputs`` clamped to ``[min_vals, max_vals]`` (nudged so that zero is a
+    step), quantized to ``num_bits`` and dequantized; per tensor, or per channel with
+    min and max broadcasting against ``inputs`` (``axis`` names the channel axis, as in
+    Keras, where the gradients of min and max are summed over the others). Keras's
+    custom gradient: the inputs' where they lie within the nudged range (its ends
+    included), min's and max's the sums of the gradient where the inputs are at or
+    beyond them. In a compiled step the gradient goes through a proxy with exactly
+    those derivatives (``gradient_via``)."""
+    from kcompile import ops
+    from kcompile.backend.keras_tensor import KerasTensor
+
+    if any(isinstance(v, KerasTensor) for v in (inputs, min_vals, max_vals)):
+        from kcompile.ops.operation import call_on_symbolic  # a node of the model
+
+        options = {"num_bits": num_bits, "narrow_range": narrow_range, "axis": axis}
+        return call_on_symbolic(fake_quant_with_min_max_vars, (inputs, min_vals, max_vals), options)
+    num_bits = int(num_bits)
+    nudged_min, nudged_max, scale, inv_scale = _adjust_and_nudge(
+        min_vals, max_vals, num_bits, narrow_range
+    )
+    quant_zero = ops.floor(ops.add(ops.multiply(ops.negative(nudged_min), inv_scale), 0.5))
+    shifted = ops.subtract(ops.clip(inputs, nudged_min, nudged_max), nudged_min)
+    steps = ops.floor(ops.add(ops.subtract(ops.multiply(shifted, inv_scale), quant_zero), 0.5))
+    result = ops.multiply(steps, scale)
+    if not hasattr(result, "value") or isinstance(result, np.ndarray):
+        return result  # on arrays: no gradient to give
+    # d/dx = [min <= x <= max]; d/dmin = [x <= min]; d/dmax = [x >= max] (summed by the
+    # broadcast): x, min and max times those masks, the masks held constant.
+    inside = ops.logical_and(
+        ops.greater_equal(inputs, nudged_min), ops.less_equal(inputs, nudged_max)
+    )
+    below = ops.less_equal(inputs, nudged_min)
+    above = ops.greater_equal(inputs, nudged_max)
+    proxy = ops.add(
+        ops.add(
+            ops.multiply(inputs, ops.cast(inside, result.dtype)),
+            ops.multiply(min_vals, ops.cast(below, result.dtype)),
+        ),
+        ops.multiply(max_vals, ops.cast(above, result.dtype)),
+    )
+    from kcompile.backend.symbolic import TracedTensor
+
+    return TracedTensor(B.gradient_via(result.value, ops.convert_to_tensor(proxy).value))
+
+
 def __getattr__(name: str) -> Any:
     from kcompile.utils.unoffered import refuse
 
@@ -753,6 +823,7 @@ __all__ = [
     "compute_float8_amax_history",
     "compute_float8_scale",
     "deserialize",
+    "fake_quant_with_min_max_vars",
     "get",
     "pack_int4",
     "quantize_and_dequantize",

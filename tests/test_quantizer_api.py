@@ -55,9 +55,7 @@ def test_serialize_deserialize_and_get_as_keras():
         _ = q.QuantizationConfig().mode
 
 
-@pytest.mark.parametrize(
-    "name", ["GPTQConfig", "AWQConfig", "Float8QuantizationConfig", "fake_quant_with_min_max_vars"]
-)
+@pytest.mark.parametrize("name", ["GPTQConfig", "AWQConfig", "Float8QuantizationConfig"])
 def test_what_kcompile_does_not_quantize_is_refused_with_the_reason(name):
     with pytest.raises(NotImplementedError, match=f"keras.quantizers.{name} is not offered"):
         getattr(q, name)
@@ -72,3 +70,56 @@ def test_quantize_and_dequantize_is_refused_in_a_compiled_step():
 
     with pytest.raises(NotImplementedError, match="layer 'qdq' .*no float8 type"):
         keras.Sequential([keras.Input((3,)), QDQ()]).predict(X, verbose=0)
+
+
+FQ_CASES = {  # as fixture_scripts/make_quantizer_api_fixtures.py: (min, max, bits, narrow, axis)
+    "tensor8": (-1.0, 1.3, 8, False, None),
+    "tensor4_narrow": (-0.7, 2.1, 4, True, None),
+    "channel8": ([-1.0, -0.2, -2.0], [1.0, 0.9, 0.5], 8, False, -1),
+}
+
+
+@pytest.mark.parametrize("case", list(FQ_CASES))
+def test_fake_quant_gives_kerass_values(case):
+    lo, hi, bits, narrow, axis = FQ_CASES[case]
+    lo, hi = np.asarray(lo, np.float32), np.asarray(hi, np.float32)
+    out = q.fake_quant_with_min_max_vars(FIX["fq_x"], lo, hi, bits, narrow, axis)
+    np.testing.assert_allclose(out, FIX[f"fq_{case}"], rtol=1e-6, atol=1e-7)
+
+
+class _FakeQuant(keras.layers.Layer):
+    """x + offset, fake-quantized to a trainable range: one SGD(1) step moves the
+    offset by minus the inputs' gradient summed over the batch, min and max by minus
+    theirs."""
+
+    def __init__(self, lo, hi, bits, narrow, axis, **kwargs):
+        super().__init__(**kwargs)
+        self.options = (bits, narrow, axis)
+        self.lo = self.add_weight(np.shape(lo), keras.initializers.Constant(lo), name="lo")
+        self.hi = self.add_weight(np.shape(hi), keras.initializers.Constant(hi), name="hi")
+        self.offset = self.add_weight((5, 3), "zeros", name="offset")
+
+    def call(self, x):
+        return q.fake_quant_with_min_max_vars(x + self.offset, self.lo, self.hi, *self.options)
+
+
+@pytest.mark.parametrize("case", list(FQ_CASES))
+def test_fake_quant_trains_with_kerass_gradient(case):
+    lo, hi, bits, narrow, axis = FQ_CASES[case]
+    layer = _FakeQuant(np.float32(lo), np.float32(hi), bits, narrow, axis)
+    model = keras.Sequential([keras.Input((5, 3)), layer])
+    model.compile(keras.optimizers.SGD(1.0), lambda y, p: keras.ops.sum(y * p))
+    loss = model.train_on_batch(FIX["fq_x"], FIX["fq_c"])
+    np.testing.assert_allclose(loss, (FIX[f"fq_{case}"] * FIX["fq_c"]).sum(), rtol=1e-5)
+    np.testing.assert_allclose(layer.offset.numpy(), -FIX[f"fq_{case}_dx"].sum(0), atol=1e-5)
+    np.testing.assert_allclose(layer.lo.numpy(), lo - FIX[f"fq_{case}_dmin"], atol=1e-5)
+    np.testing.assert_allclose(layer.hi.numpy(), hi - FIX[f"fq_{case}_dmax"], atol=1e-5)
+
+
+def test_fake_quant_on_symbolic_tensors_is_a_node_of_the_model():
+    inputs = keras.Input((5, 3))
+    outputs = q.fake_quant_with_min_max_vars(inputs, -1.0, 1.3)
+    model = keras.Model(inputs, outputs)
+    np.testing.assert_allclose(
+        model.predict(FIX["fq_x"], verbose=0), FIX["fq_tensor8"], rtol=1e-6, atol=1e-7
+    )

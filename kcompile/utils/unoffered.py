@@ -53,8 +53,6 @@ NAMES: dict[str, dict[str, str]] = {
         "implemented in kcompile (docs/quantization.md)",
         "AWQConfig": "model.quantize('awq') is not offered: AWQ's calibration is not "
         "implemented in kcompile (docs/quantization.md)",
-        "fake_quant_with_min_max_vars": "quantization-aware training's fake quantization "
-        "(with its straight-through gradient) is not implemented in kcompile yet",
     },
     "saving": {
         "KerasFileEditor": "not implemented in kcompile yet; load the model and edit it",
