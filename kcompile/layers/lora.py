@@ -152,10 +152,10 @@ def merged_kernel_values(
             merged(layer, float_kernel), axis=reduced_axes, to_numpy=True
         )
         return {layer._kernel: values, layer.kernel_scale: scale_as_saved(scale)}
-    return merged_int4(layer, quantizers.unpack_int4(kernel, columns, axis=-1), shape)
+    return _merged_int4(layer, quantizers.unpack_int4(kernel, columns, axis=-1), shape)
 
 
-def merged_int4(layer: Any, unpacked: np.ndarray, shape: tuple[int, ...]) -> dict:
+def _merged_int4(layer: Any, unpacked: np.ndarray, shape: tuple[int, ...]) -> dict:
     """Keras's merge of an int4 kernel (``unpacked``: its (rows, columns) values; ``shape``
     the kernel's): dequantized per column or in groups, the delta added, quantized again
     as ``quantize`` does; the new packed values, scale and zero points by variable."""
