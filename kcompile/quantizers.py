@@ -773,10 +773,12 @@ def fake_quant_with_min_max_vars(
     from kcompile.backend.keras_tensor import KerasTensor
 
     if any(isinstance(v, KerasTensor) for v in (inputs, min_vals, max_vals)):
-        from kcompile.ops.operation import call_on_symbolic  # a node of the model
+        from kcompile.ops import core  # (a node of the model)
 
         options = {"num_bits": num_bits, "narrow_range": narrow_range, "axis": axis}
-        return call_on_symbolic(fake_quant_with_min_max_vars, (inputs, min_vals, max_vals), options)
+        return core.symbolic_call(
+            fake_quant_with_min_max_vars, (inputs, min_vals, max_vals), options
+        )
     num_bits = int(num_bits)
     nudged_min, nudged_max, scale, inv_scale = _adjust_and_nudge(
         min_vals, max_vals, num_bits, narrow_range

@@ -186,6 +186,13 @@ def handle_symbolic_calls(handler: Callable[[Callable, tuple, dict], Any]) -> No
     _symbolic_call = handler
 
 
+def symbolic_call(fn: Callable, args: tuple, kwargs: dict) -> Any:
+    """``fn(*args, **kwargs)`` on symbolic tensors: a node of the model (for a function
+    over ops that must stay one node, as a ``keras.quantizers`` function with its own
+    gradient does)."""
+    return _symbolic_call(fn, args, kwargs)
+
+
 def op(fn: Callable) -> Callable:
     """A ``keras.ops`` function from ``fn``, written over IR values."""
 
