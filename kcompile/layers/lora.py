@@ -26,60 +26,70 @@ def init_args(layer: Any, lora_rank: int | None, lora_alpha: float | None) -> No
     layer.lora_enabled = False
 
 
-def check_enable(layer: Any, rank: Any, constraint: Any = None) -> None:
-    """Keras's checks before ``enable_lora``, with its messages (and the rank's)."""
-    if constraint:
-        raise ValueError(
-            "Lora is incompatible with kernel constraints. In order to enable lora on this "
-            "layer, remove the `kernel_constraint` argument."
-        )
-    if not layer.built:
-        raise ValueError("Cannot enable lora on a layer that isn't yet built.")
-    if layer.lora_enabled:
-        raise ValueError("lora is already enabled. This can only be done once per layer.")
-    if not isinstance(rank, int) or rank <= 0:
-        raise ValueError(
-            f"{type(layer).__name__} '{layer.name}': the LoRA rank must be a "
-            f"positive integer, got {rank!r}"
-        )
+# How Keras's refusal names a constrained weight (its message says "embedding").
+_CONSTRAINED = {"kernel": "kernel", "embeddings": "embedding"}
 
 
-def enable(
-    layer: Any,
-    base: Variable,
-    prefix: str,
-    rank: int,
-    lora_alpha: float | None,
-    a_initializer: Any,
-    b_initializer: Any,
-    regularizer: Any = None,
-    base_shape: tuple[int, ...] | None = None,
-) -> None:
-    """Keras's ``enable_lora`` once ``check_enable`` passed: ``base`` (the kernel or table
-    variable, of shape ``base_shape`` once unpacked) frozen, ``lora_<prefix>_a`` and
-    ``lora_<prefix>_b`` made in float32."""
-    shape = tuple(base_shape or base.shape)
-    a = layer.add_weight(
-        (*shape[:-1], rank),
-        initializers.get(a_initializer),
-        dtype="float32",
-        name=f"lora_{prefix}_a",
-        regularizer=regularizer,
-    )
-    b = layer.add_weight(
-        (rank, shape[-1]),
-        initializers.get(b_initializer),
-        dtype="float32",
-        name=f"lora_{prefix}_b",
-        regularizer=regularizer,
-    )
-    setattr(layer, f"lora_{prefix}_a", a)
-    setattr(layer, f"lora_{prefix}_b", b)
-    layer._lora_pair = (a, b)
-    base.trainable = False
-    layer.lora_enabled = True
-    layer.lora_rank = rank
-    layer.lora_alpha = lora_alpha if lora_alpha is not None else rank
+class LoraLayer:
+    """Keras's ``enable_lora`` for a layer whose LoRA weight is ``_<lora_weight>`` (its
+    regularizer and constraint ``<lora_weight>_regularizer`` / ``_constraint``):
+    Dense's and EinsumDense's kernel, Embedding's table."""
+
+    lora_weight = "kernel"
+
+    def _lora_base_shape(self) -> tuple[int, ...]:
+        """The weight's shape as its values are (an int4 kernel's unpacked)."""
+        return tuple(getattr(self, f"_{self.lora_weight}").shape)
+
+    def enable_lora(
+        self,
+        rank: int,
+        lora_alpha: float | None = None,
+        a_initializer: Any = "he_uniform",
+        b_initializer: Any = "zeros",
+    ) -> None:
+        """Keras's: the weight frozen, ``lora_<weight>_a`` (its shape with the last axis
+        ``rank``) and ``lora_<weight>_b`` (rank, its last axis) added in float32,
+        trainable; on a quantized layer too (the integer weight stays as it is, the
+        low-rank product is added to the integer product's result)."""
+        prefix = self.lora_weight
+        if getattr(self, f"{prefix}_constraint", None):
+            raise ValueError(
+                f"Lora is incompatible with {_CONSTRAINED[prefix]} constraints. In order to "
+                f"enable lora on this layer, remove the `{prefix}_constraint` argument."
+            )
+        if not self.built:
+            raise ValueError("Cannot enable lora on a layer that isn't yet built.")
+        if self.lora_enabled:
+            raise ValueError("lora is already enabled. This can only be done once per layer.")
+        if not isinstance(rank, int) or rank <= 0:
+            raise ValueError(
+                f"{type(self).__name__} '{self.name}': the LoRA rank must be a "
+                f"positive integer, got {rank!r}"
+            )
+        shape = self._lora_base_shape()
+        regularizer = getattr(self, f"{prefix}_regularizer", None)
+        a = self.add_weight(
+            (*shape[:-1], rank),
+            initializers.get(a_initializer),
+            dtype="float32",
+            name=f"lora_{prefix}_a",
+            regularizer=regularizer,
+        )
+        b = self.add_weight(
+            (rank, shape[-1]),
+            initializers.get(b_initializer),
+            dtype="float32",
+            name=f"lora_{prefix}_b",
+            regularizer=regularizer,
+        )
+        setattr(self, f"lora_{prefix}_a", a)
+        setattr(self, f"lora_{prefix}_b", b)
+        self._lora_pair = (a, b)
+        getattr(self, f"_{prefix}").trainable = False
+        self.lora_enabled = True
+        self.lora_rank = rank
+        self.lora_alpha = lora_alpha if lora_alpha is not None else rank
 
 
 def scale(layer: Any) -> float:

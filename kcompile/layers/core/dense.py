@@ -16,7 +16,7 @@ from kcompile.layers.layer import Layer, TraceContext
 from kcompile.layers.weight_arguments import set_weight_arguments, weight_config
 
 
-class Dense(Layer):
+class Dense(lora.LoraLayer, Layer):
     propagates_mask = True
     quantizes_int4 = True
 
@@ -120,28 +120,8 @@ class Dense(Layer):
             return lora.merged(self, np.asarray(kernel))
         return kernel
 
-    def enable_lora(
-        self,
-        rank: int,
-        lora_alpha: float | None = None,
-        a_initializer: Any = "he_uniform",
-        b_initializer: Any = "zeros",
-    ) -> None:
-        """Keras's: the kernel frozen, ``lora_kernel_a`` (input_dim, rank) and
-        ``lora_kernel_b`` (rank, units) added, trainable; also on a quantized layer (its
-        integer kernel stays as it is, the low-rank product is added to its result)."""
-        lora.check_enable(self, rank, self.kernel_constraint)
-        lora.enable(
-            self,
-            self._kernel,
-            "kernel",
-            rank,
-            lora_alpha,
-            a_initializer,
-            b_initializer,
-            regularizer=self.kernel_regularizer,
-            base_shape=(self._kernel.shape[0], self.units),
-        )
+    def _lora_base_shape(self) -> tuple[int, ...]:
+        return (self._kernel.shape[0], self.units)  # (an int4 kernel is packed)
 
     def quantize(self, mode: Any = None, type_check: bool = True, config: Any = None) -> None:
         """Keras's: the float kernel replaced by an int8 one and a per-output-channel

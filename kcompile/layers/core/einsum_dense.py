@@ -23,7 +23,7 @@ from kcompile.layers.input_spec import InputSpec
 from kcompile.layers.layer import Layer
 
 
-class EinsumDense(Layer):
+class EinsumDense(lora.LoraLayer, Layer):
     propagates_mask = True
     quantizes_int4 = True
 
@@ -118,29 +118,10 @@ class EinsumDense(Layer):
             return ops.add(kernel, (self.lora_alpha / self.lora_rank) * delta)
         return kernel
 
-    def enable_lora(
-        self,
-        rank: int,
-        lora_alpha: float | None = None,
-        a_initializer: Any = "he_uniform",
-        b_initializer: Any = "zeros",
-    ) -> None:
-        """Keras's: the kernel frozen, ``lora_kernel_a`` (the kernel's shape with its last
-        axis ``rank``) and ``lora_kernel_b`` (rank, the last axis) added, trainable; also
-        on a quantized layer (the low-rank product is added to the integer one's result)."""
-        lora.check_enable(self, rank)
-        shape = getattr(self, "original_kernel_shape", None)  # (int4: packed otherwise)
-        lora.enable(
-            self,
-            self._kernel,
-            "kernel",
-            rank,
-            lora_alpha,
-            a_initializer,
-            b_initializer,
-            regularizer=self.kernel_regularizer,
-            base_shape=shape if self.quantization_mode == "int4" else None,
-        )
+    def _lora_base_shape(self) -> tuple[int, ...]:
+        if self.quantization_mode == "int4":  # (the packed kernel has another shape)
+            return tuple(self.original_kernel_shape)
+        return tuple(self._kernel.shape)
 
     def compute_output_shape(self, input_shape) -> tuple:
         """Keras's: the given ``output_shape`` filled in from the equation. As in Keras, an

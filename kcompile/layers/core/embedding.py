@@ -16,7 +16,9 @@ from kcompile.layers.layer import Layer
 from kcompile.layers.weight_arguments import activity_config, set_weight_arguments, weight_config
 
 
-class Embedding(Layer):
+class Embedding(lora.LoraLayer, Layer):
+    lora_weight = "embeddings"
+
     def __init__(
         self,
         input_dim: int,
@@ -75,33 +77,6 @@ class Embedding(Layer):
         """The float table in the step: with LoRA, Keras's merged ``embeddings``."""
         table = ctx.weight(self._embeddings)
         return lora.added_to_kernel(self, ctx, table) if self.lora_enabled else table
-
-    def enable_lora(
-        self,
-        rank: int,
-        lora_alpha: float | None = None,
-        a_initializer: Any = "he_uniform",
-        b_initializer: Any = "zeros",
-    ) -> None:
-        """Keras's: the table frozen, ``lora_embeddings_a`` (input_dim, rank) and
-        ``lora_embeddings_b`` (rank, output_dim) added, trainable; also on an int8 table
-        (the low-rank rows are added to the dequantized ones)."""
-        if self.embeddings_constraint:
-            raise ValueError(
-                "Lora is incompatible with embedding constraints. In order to enable lora "
-                "on this layer, remove the `embeddings_constraint` argument."
-            )
-        lora.check_enable(self, rank)
-        lora.enable(
-            self,
-            self._embeddings,
-            "embeddings",
-            rank,
-            lora_alpha,
-            a_initializer,
-            b_initializer,
-            regularizer=self.embeddings_regularizer,
-        )
 
     def _keras_saved_order(self):
         if not self.lora_enabled:
