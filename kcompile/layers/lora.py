@@ -146,22 +146,26 @@ def merged_kernel_values(
     scale_as_kernel: Any,
     scale_as_saved: Any,
 ) -> dict:
-    """Keras's ``_get_kernel_with_merged_lora`` of a Dense or EinsumDense: the kernel
-    saved with its delta added; a quantized one dequantized, merged and quantized again as
+    """Keras's ``_get_kernel_with_merged_lora`` (Dense, EinsumDense) and
+    ``_get_embeddings_with_merged_lora`` (Embedding): the layer's LoRA weight saved with
+    its delta added; a quantized one dequantized, merged and quantized again as
     ``quantize`` does (int8 over ``reduced_axes``; int4 over the (rows, ``columns``) it
-    packs), with its new scale (``scale_as_kernel`` / ``scale_as_saved``: the layer's
-    layouts of an int8 scale) and zero points; by variable, none without LoRA."""
+    packs), with its new scale (``<weight>_scale``; ``scale_as_kernel`` /
+    ``scale_as_saved``: the layer's layouts of an int8 scale) and zero points; by
+    variable, none without LoRA."""
     if not layer.lora_enabled:
         return {}
-    kernel = layer._kernel.numpy()
+    variable = getattr(layer, f"_{layer.lora_weight}")
+    kernel = variable.numpy()
     if layer.quantization_mode is None:
-        return {layer._kernel: merged(layer, kernel)}
+        return {variable: merged(layer, kernel)}
     if layer.quantization_mode == "int8":
-        float_kernel = kernel.astype(np.float32) / scale_as_kernel(layer.kernel_scale.numpy())
+        scale_variable = getattr(layer, f"{layer.lora_weight}_scale")
+        float_kernel = kernel.astype(np.float32) / scale_as_kernel(scale_variable.numpy())
         values, scale = quantizers.abs_max_quantize(
             merged(layer, float_kernel), axis=reduced_axes, to_numpy=True
         )
-        return {layer._kernel: values, layer.kernel_scale: scale_as_saved(scale)}
+        return {variable: values, scale_variable: scale_as_saved(scale)}
     return _merged_int4(layer, quantizers.unpack_int4(kernel, columns, axis=-1), shape)
 
 

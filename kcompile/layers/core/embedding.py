@@ -6,8 +6,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import numpy as np
-
 from kcompile import quantizers
 from kcompile.ir import DType, Value
 from kcompile.ir import build as B
@@ -86,18 +84,11 @@ class Embedding(lora.LoraLayer, Layer):
         )
 
     def _keras_saved_values(self) -> dict:
-        """Keras's ``_get_embeddings_with_merged_lora``: the table saved with its delta
-        added; an int8 one dequantized, merged and quantized again per row."""
-        if not self.lora_enabled:
-            return {}
-        if self.quantization_mode is None:
-            return {self._embeddings: lora.merged(self, self._embeddings.numpy())}
-        scale = self.embeddings_scale.numpy()[:, None]
-        float_table = self._embeddings.numpy().astype(np.float32) / scale
-        values, scale = quantizers.abs_max_quantize(
-            lora.merged(self, float_table), axis=-1, to_numpy=True
+        """The table Keras saves with LoRA: merged (``lora.merged_kernel_values``; an
+        int8 one requantized per row)."""
+        return lora.merged_kernel_values(
+            self, 0, (), -1, lambda s: s[:, None], lambda s: s.squeeze(-1)
         )
-        return {self._embeddings: values, self.embeddings_scale: scale.squeeze(-1)}
 
     @property
     def variable_serialization_spec(self) -> dict:
