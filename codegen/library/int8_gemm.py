@@ -154,11 +154,23 @@ def _pack_chunk(module: ir.Module, t: IntTile) -> ir.Function:
             rs, cs = _field(b, job, "rsA"), _field(b, job, "csA")
             first, count = chunk_range(b, slab, index, a_chunks)
             r0 = _field(b, job, "r0")
+            width = 2 * t.vw  # int8 values widened a vector at a time (16 on AVX2)
+            # Contiguous rows: whole vectors of bytes sign-extended at once; the rest of
+            # a row (and other strides, and the zero of an odd K) element by element
+            # (element by element throughout, 256 x 784 took 140 us: 2 cycles a byte).
+            vectors = b.select(b.icmp_signed("==", cs, i64(1)), b.udiv(depth, i64(width)), i64(0))
+            done = b.mul(vectors, i64(width))
             with for_range(b, count, "i") as ii:
                 i = b.add(first, ii)  # the slab's row i: A's row r0 + i
                 row = _at(b, a, b.mul(b.add(r0, i), rs), I8)
                 out = _at(b, ap, b.mul(i, k2), I16)
-                with for_range(b, k2, "k") as k:
+                with for_range(b, vectors, "kv") as kv:
+                    at = b.mul(kv, i64(width))
+                    bytes_ = b.load(_at(b, row, at, I8), typ=ir.VectorType(I8, width), align=1)
+                    wide = b.sext(bytes_, ir.VectorType(I16, width))
+                    b.store(wide, _at(b, out, at, I16), align=2)
+                with for_range(b, b.sub(k2, done), "k") as kk:
+                    k = b.add(done, kk)
                     value = _byte(b, row, b.mul(k, cs), b.icmp_signed("<", k, depth))
                     b.store(value, _at(b, out, k, I16))
         with panels_of_b:
