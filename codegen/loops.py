@@ -63,16 +63,20 @@ def memcpy(b: ir.IRBuilder, dst: ir.Value, src: ir.Value, nbytes: ir.Value) -> N
 UNROLL_COUNTS_UP_TO = 1024
 
 
-def unroll_freely(scope: ir.Module | ir.Function) -> None:
-    """Leave every loop built in ``scope`` to LLVM's unrolling and interleaving."""
-    scope.unroll_freely = True
+def unroll_freely(scope: ir.Module | ir.Function, freely: bool = True) -> None:
+    """Leave every loop built in ``scope`` to LLVM's unrolling and interleaving; with
+    ``freely`` False, a function's loops of run-time length are kept rolled even in a
+    module that unrolls freely (a micro-kernel whose accumulators fill the registers:
+    unrolled, its loads were hoisted and its accumulators spilled)."""
+    scope.unroll_freely = freely
 
 
 def _may_unroll(b: ir.IRBuilder, count: ir.Value, holds_rolled: bool) -> bool:
     """Whether LLVM may unroll a loop of ``count`` built with ``b``; ``holds_rolled``:
     whether its body holds a loop kept rolled (unrolled around one, a loop only copies
     it: a bool transpose [7, N] -> [N, 7] became seven vectorized copies, 1,800 lines)."""
-    if getattr(b.function, "unroll_freely", False) or getattr(b.module, "unroll_freely", False):
+    own = getattr(b.function, "unroll_freely", None)
+    if (own is None and getattr(b.module, "unroll_freely", False)) or own:
         return True
     small = isinstance(count, ir.Constant) and count.constant <= UNROLL_COUNTS_UP_TO
     return small and not holds_rolled

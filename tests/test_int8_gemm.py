@@ -9,9 +9,18 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from kcompile.codegen.building.target import CompileTimes, LoadedCode, compile_module, host
+from kcompile.codegen.building.target import (
+    LEVELS,
+    CompileTimes,
+    HostInfo,
+    LoadedCode,
+    assembly,
+    compile_module,
+    host,
+)
 from kcompile.codegen.library.gemm import Tile
 from kcompile.codegen.library.int8_gemm import DIRECT_ROW_TILES, IntTile
+from kcompile.codegen.library.int8_quads import EMULATED, dot_kind
 from kcompile.codegen.library.runtime_library import (
     PIECES,
     Runtime,
@@ -38,8 +47,10 @@ def _exact(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return (a.astype(np.int64) @ b.astype(np.int64)).astype(np.float32)
 
 
-# The test ids say which path ran: pmaddwd at the host's widest vectors.
-PATH = f"pmaddwd{TILE.vw * 32}"
+# The test ids say which path ran: VNNI's vpdpbusd where the host has it (products of
+# more than DIRECT_ROW_TILES row tiles), else pmaddwd, at the host's widest vectors.
+VNNI = dot_kind(host().has, TILE.vw) is not None
+PATH = f"{'vpdpbusd' if VNNI else 'pmaddwd'}{TILE.vw * 32}"
 
 
 @pytest.mark.parametrize("path", [PATH])
@@ -47,7 +58,7 @@ PATH = f"pmaddwd{TILE.vw * 32}"
 @pytest.mark.parametrize("m, depth, n", SHAPES)
 def test_igemm_gives_exact_sums_on_every_path(rng, m, depth, n, threads, path):
     rt = runtime()
-    assert rt.igemm_path() == "madd"
+    assert rt.igemm_path() == ("vnni" if VNNI else "madd")
     a = rng.integers(-128, 128, size=(m, depth)).astype(np.int8)
     b = rng.integers(-128, 128, size=(depth, n)).astype(np.int8)
     a[:1], b[:, :1] = -128, -128  # the largest sums: 128 * 128 * depth
@@ -94,3 +105,65 @@ def test_the_portable_width_gives_the_same_sums(rng, path):
         out = np.full((m, n), np.nan, np.float32)
         rt.igemm_call(a, b, out)()
         np.testing.assert_array_equal(out, _exact(a, b), err_msg=f"{m}x{depth}x{n}")
+
+
+def _emulated_vnni_runtime() -> Runtime:
+    """The int8 piece built with VNNI's quads, their dot product written as plain IR
+    (``int8_quads.EMULATED``): runs on any x86-64 with the host's vectors."""
+    int8 = [p for p in PIECES if p.name == "int8"]
+    features = lambda f: f == EMULATED or host().has(f)  # noqa: E731
+    text = runtime_ir(Tile.for_host(host().has), features, int8)
+    assert "kc_igemm_ukr_quads" in text and "vpdpbusd" not in text
+    code = LoadedCode(compile_module(text, CompileTimes()).object_code)
+    keep_alive(code)  # its thread pool's workers outlive the test
+    return Runtime(code, CompileTimes(), False)
+
+
+@pytest.mark.parametrize("path", [f"vpdpbusd{TILE.vw * 32}-emulated"])
+def test_the_vnni_layout_gives_the_same_sums(rng, path):
+    """VNNI's path (A's bytes offset by 128, B in quads, each column's correction taken off)
+    with the instruction emulated, so it runs here whatever the CPU: every shape of the
+    first test, other strides, accumulation, int8's extremes (A at -128 and 127, where the
+    offset bytes are 0 and 255), one and two threads."""
+    rt = _emulated_vnni_runtime()
+    assert rt.igemm_path() == "vnni_emulated"
+    for threads in (1, 2):
+        rt.set_threads(threads)
+        for m, depth, n in [*SHAPES, (TILE.mr * DIRECT_ROW_TILES + 1, 7, 3), (40, 5, 33)]:
+            a = rng.integers(-128, 128, size=(m, depth)).astype(np.int8)
+            b = rng.integers(-128, 128, size=(depth, n)).astype(np.int8)
+            a[:1], a[1:2], b[:, :1] = -128, 127, -128
+            out = np.full((m, n), np.nan, np.float32)
+            rt.igemm_call(a, b, out)()
+            np.testing.assert_array_equal(out, _exact(a, b), err_msg=f"{m}x{depth}x{n}")
+            out2 = np.full((m, n), np.nan, np.float32)
+            at, bt = np.ascontiguousarray(a.T), np.ascontiguousarray(b.T)  # alive for the call
+            rt.igemm_call(at.T, bt.T, out2)()
+            np.testing.assert_array_equal(out2, _exact(a, b), err_msg=f"{m}x{depth}x{n} (T)")
+            base = rng.normal(size=(m, n)).astype(np.float32)
+            out3 = base.copy()
+            rt.igemm_call(a, b, out3, accumulate=True)()
+            np.testing.assert_array_equal(out3, base + _exact(a, b))
+
+
+_VNNI_TARGETS = {
+    # (LLVM cpu, its features): AVX512_VNNI at 512 bits (a Zen 4/5, a Xeon), AVX_VNNI at 256
+    "avx512_vnni": ("znver4", LEVELS["x86-64-v4"] + ",+avx512vnni"),
+    "avx_vnni": ("alderlake", LEVELS["x86-64-v3"] + ",+avxvnni"),
+}
+
+
+@pytest.mark.parametrize("target", sorted(_VNNI_TARGETS))
+def test_vnni_targets_get_vpdpbusd_in_their_micro_kernels(target):
+    """Compiled for a CPU with VNNI (built here, not run: this CPU may lack it), the int8
+    piece takes the quads' path and its micro-kernels' inner loops are ``vpdpbusd`` on
+    the target's width, the instruction the emulated path above stands in for."""
+    cpu, features = _VNNI_TARGETS[target]
+    info = HostInfo(host().triple, cpu, features)
+    int8 = [p for p in PIECES if p.name == "int8"]
+    text = runtime_ir(Tile.for_host(info.has), info.has, int8)
+    assert "llvm.x86.avx512.vpdpbusd" in text
+    asm = assembly(text, info)
+    width = "zmm" if target == "avx512_vnni" else "ymm"
+    dots = [line for line in asm.splitlines() if "vpdpbusd" in line]
+    assert dots and all(width in line for line in dots), dots[:3]

@@ -139,12 +139,12 @@ def compile_module(
     return Compiled(obj, optimized)
 
 
-def assembly(llvm_ir: str) -> str:
-    """Optimized assembly of a module, for dumps."""
+def assembly(llvm_ir: str, info: HostInfo | None = None) -> str:
+    """Optimized assembly of a module, for dumps (for the host, or for ``info``)."""
     _init()
     module = llvm.parse_assembly(llvm_ir)
-    tm = target_machine()
-    module.triple = host().triple
+    tm = target_machine(info=info)
+    module.triple = (info or host()).triple
     module.data_layout = str(tm.target_data)
     _optimize(module, tm)
     return tm.emit_assembly(module)

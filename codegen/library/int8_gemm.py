@@ -32,7 +32,7 @@ from dataclasses import dataclass
 
 from llvmlite import ir
 
-from kcompile.codegen.library import scratch
+from kcompile.codegen.library import int8_quads, scratch
 from kcompile.codegen.library.gemm import ACCUMULATE, COLUMNS_OWNED, EPILOGUE_FN, GEMM_FN
 from kcompile.codegen.library.parallel import CHUNK_FN, threads_for_a_job
 from kcompile.codegen.loops import F32, I8, I32, I64, PTR, chunk_range, for_range, for_reduce, i64
@@ -42,7 +42,9 @@ from kcompile.ir.abi import Signature
 IGEMM = Signature("kc_igemm", None, abi.GEMM.params)
 IGEMM_ISA = Signature("kc_igemm_isa", "i32", ())
 EXPORTS = (IGEMM, IGEMM_ISA)
-PATHS = {"madd": 1}  # kc_igemm_isa()'s answers
+# kc_igemm_isa()'s answers: the path of a product of more than DIRECT_ROW_TILES row tiles
+# (fewer always multiply in pairs, reading B in place).
+PATHS = {"madd": 1, "vnni": 2, "vnni_emulated": 3}
 I16 = ir.IntType(16)
 # Panels of B per group: the group (GROUP x K x NR int16: 128 KB at K = 512 on AVX2)
 # stays in L2 while every row tile of a chunk runs on it.
@@ -100,6 +102,35 @@ class IntTile:
         return IntTile(vw=4, mr=6)
 
 
+@dataclass(frozen=True)
+class Layout:
+    """How A's rows and B's panels are packed: int16 pairs of k for ``pmaddwd`` (``PAIRS``)
+    or byte quads for ``vpdpbusd`` (``QUADS``, ``codegen.library.int8_quads``); ``kg``
+    below is K rounded up to a whole group."""
+
+    group: int  # k per 32-bit lane
+    etype: ir.IntType  # a packed element
+
+    def steps(self, b: ir.IRBuilder, kg) -> ir.Value:
+        return b.udiv(kg, i64(self.group))
+
+    def a_rows(self, b: ir.IRBuilder, ap, first_row, kg) -> ir.Value:
+        return _at(b, ap, b.mul(first_row, kg), self.etype)
+
+    def panel_size(self, b: ir.IRBuilder, kg, nr: int) -> ir.Value:
+        """Elements of one packed panel."""
+        if self.group == int8_quads.QUAD:
+            return int8_quads.panel_bytes(b, kg, nr)
+        return b.mul(kg, i64(nr))
+
+    def panel(self, b: ir.IRBuilder, bp, p, kg, nr: int) -> ir.Value:
+        return _at(b, bp, b.mul(p, self.panel_size(b, kg, nr)), self.etype)
+
+
+PAIRS = Layout(2, I16)
+QUADS = Layout(int8_quads.QUAD, I8)
+
+
 _MADD = {
     4: "llvm.x86.sse2.pmadd.wd",
     8: "llvm.x86.avx2.pmadd.wd",
@@ -137,15 +168,19 @@ def _byte(b: ir.IRBuilder, ptr, offset, inside) -> ir.Value:
     return b.select(inside, b.sext(b.load(at, typ=I8), I16), ir.Constant(I16, 0))
 
 
-def _pack_chunk(module: ir.Module, t: IntTile) -> ir.Function:
+def _pack_chunk(module: ir.Module, t: IntTile, layout: Layout = PAIRS) -> ir.Function:
     """``chunk(job, i)``: for ``i < a_chunks`` a range of the slab's rows of A (from row
     ``r0``) widened to int16 rows of ``k2`` (K rounded up to even, the last zero); after,
     a range of B's panels
-    widened into pairs: ``bp[(panel * k2 / 2 + pair) * NR * 2 + 2 * column + half]``."""
-    fn = ir.Function(module, CHUNK_FN, "kc_igemm_pack")
+    widened into pairs: ``bp[(panel * k2 / 2 + pair) * NR * 2 + 2 * column + half]``.
+    With ``QUADS``, both in ``int8_quads``'s layouts instead (``k2`` is then K rounded up
+    to a multiple of 4)."""
+    quads = layout is QUADS
+    fn = ir.Function(module, CHUNK_FN, "kc_igemm_pack_quads" if quads else "kc_igemm_pack")
     fn.linkage = "internal"
     job, index = fn.args
     b = ir.IRBuilder(fn.append_basic_block("entry"))
+    sums = int8_quads.sums_slot(b, t.nr) if quads else None
     slab, n, depth, k2 = (_field(b, job, name) for name in ("slab", "N", "K", "k2"))
     a_chunks = _field(b, job, "a_chunks")
     with b.if_else(b.icmp_signed("<", index, a_chunks)) as (rows_of_a, panels_of_b):
@@ -154,29 +189,55 @@ def _pack_chunk(module: ir.Module, t: IntTile) -> ir.Function:
             rs, cs = _field(b, job, "rsA"), _field(b, job, "csA")
             first, count = chunk_range(b, slab, index, a_chunks)
             r0 = _field(b, job, "r0")
-            width = 2 * t.vw  # int8 values widened a vector at a time (16 on AVX2)
-            # Contiguous rows: whole vectors of bytes sign-extended at once; the rest of
-            # a row (and other strides, and the zero of an odd K) element by element
-            # (element by element throughout, 256 x 784 took 140 us: 2 cycles a byte).
-            vectors = b.select(b.icmp_signed("==", cs, i64(1)), b.udiv(depth, i64(width)), i64(0))
-            done = b.mul(vectors, i64(width))
             with for_range(b, count, "i") as ii:
                 i = b.add(first, ii)  # the slab's row i: A's row r0 + i
                 row = _at(b, a, b.mul(b.add(r0, i), rs), I8)
-                out = _at(b, ap, b.mul(i, k2), I16)
-                with for_range(b, vectors, "kv") as kv:
-                    at = b.mul(kv, i64(width))
-                    bytes_ = b.load(_at(b, row, at, I8), typ=ir.VectorType(I8, width), align=1)
-                    wide = b.sext(bytes_, ir.VectorType(I16, width))
-                    b.store(wide, _at(b, out, at, I16), align=2)
-                with for_range(b, b.sub(k2, done), "k") as kk:
-                    k = b.add(done, kk)
-                    value = _byte(b, row, b.mul(k, cs), b.icmp_signed("<", k, depth))
-                    b.store(value, _at(b, out, k, I16))
+                out = _at(b, ap, b.mul(i, k2), layout.etype)
+                if quads:
+                    int8_quads.pack_row(b, row, cs, depth, k2, out, 4 * t.vw)
+                else:
+                    _widen_row(b, row, cs, depth, k2, out, 2 * t.vw)
         with panels_of_b:
-            _pack_panels(b, t, job, b.sub(index, a_chunks), n, depth, k2)
+            chunk = b.sub(index, a_chunks)
+            if quads:
+                _pack_quad_panels(b, t, job, chunk, n, depth, k2, sums)
+            else:
+                _pack_panels(b, t, job, chunk, n, depth, k2)
     b.ret_void()
     return fn
+
+
+def _widen_row(b: ir.IRBuilder, row, cs, depth, k2, out, width: int) -> None:
+    """A's row at ``row`` (bytes ``cs`` apart) into ``k2`` int16 at ``out``, zero past
+    ``depth``. Contiguous rows: ``width`` bytes sign-extended at once, the rest (and other
+    strides) element by element (element by element throughout, 256 x 784 took 140 us:
+    2 cycles a byte)."""
+    vectors = b.select(b.icmp_signed("==", cs, i64(1)), b.udiv(depth, i64(width)), i64(0))
+    with for_range(b, vectors, "kv") as kv:
+        at = b.mul(kv, i64(width))
+        bytes_ = b.load(_at(b, row, at, I8), typ=ir.VectorType(I8, width), align=1)
+        b.store(b.sext(bytes_, ir.VectorType(I16, width)), _at(b, out, at, I16), align=2)
+    done = b.mul(vectors, i64(width))
+    with for_range(b, b.sub(k2, done), "k") as kk:
+        k = b.add(done, kk)
+        value = _byte(b, row, b.mul(k, cs), b.icmp_signed("<", k, depth))
+        b.store(value, _at(b, out, k, I16))
+
+
+def _pack_quad_panels(b: ir.IRBuilder, t: IntTile, job, chunk, n, depth, k4, sums) -> None:
+    """A range of B's panels in quads and their corrections (``int8_quads.pack_panel``)."""
+    src, bp = _ptr(b, job, "B"), _ptr(b, job, "bp")
+    rs, cs = _field(b, job, "rsB"), _field(b, job, "csB")
+    panels = _ceil_div(b, n, i64(t.nr))
+    first, count = chunk_range(b, panels, chunk, _field(b, job, "b_chunks"))
+    with for_range(b, count, "p") as pp:
+        p = b.add(first, pp)
+        col0 = b.mul(p, i64(t.nr))
+        cols = _min(b, i64(t.nr), b.sub(n, col0))
+        whole = b.and_(b.icmp_signed("==", cols, i64(t.nr)), b.icmp_signed("==", cs, i64(1)))
+        base = _at(b, src, b.mul(col0, cs), I8)
+        panel = QUADS.panel(b, bp, p, k4, t.nr)
+        int8_quads.pack_panel(b, t.nr, base, rs, cs, depth, k4, cols, whole, panel, sums)
 
 
 def _pack_panels(b: ir.IRBuilder, t: IntTile, job, chunk, n, depth, k2) -> None:
@@ -302,11 +363,13 @@ def _direct_b(b: ir.IRBuilder, t: IntTile, base, rs, kp) -> list[ir.Value]:
     ]
 
 
-def _compute_chunk(module: ir.Module, t: IntTile, ukrs: tuple) -> ir.Function:
+def _compute_chunk(module: ir.Module, t: IntTile, ukrs: tuple, layout: Layout = PAIRS):
     """``chunk(job, i)``: the tiles of C of chunk ``i`` (a range of the slab's row tiles by
     a range of panels), group of panels by group, through ``ukrs`` (packed, direct); each tile to
-    C (added with ``ACCUMULATE``), then to the epilogue."""
-    fn = ir.Function(module, CHUNK_FN, "kc_igemm_tiles")
+    C (added with ``ACCUMULATE``), then to the epilogue. With ``QUADS``, ``ukrs`` holds the
+    quads' packed micro-kernels alone (B is never read in place there)."""
+    quads = layout is QUADS
+    fn = ir.Function(module, CHUNK_FN, "kc_igemm_tiles_quads" if quads else "kc_igemm_tiles")
     fn.linkage = "internal"
     job, index = fn.args
     b = ir.IRBuilder(fn.append_basic_block("entry"))
@@ -328,48 +391,58 @@ def _compute_chunk(module: ir.Module, t: IntTile, ukrs: tuple) -> ir.Function:
         with for_range(b, t_count, "it") as it:
             in_slab = b.mul(b.add(t0, it), i64(t.mr))
             rows = _min(b, i64(t.mr), b.sub(m, in_slab))
-            a_rows = _at(b, ap, b.mul(in_slab, k2), I16)
+            a_rows = layout.a_rows(b, ap, in_slab, k2)
             i0 = b.add(r0, in_slab)  # C's row (and the epilogue's)
-            args = [b.udiv(k2, i64(2)), a_rows, k2]
-            spans = _ceil_div(b, g_count, i64(DIRECT_SPAN))
-            with for_range(b, spans, "js") as js:
-                q0 = b.add(g0, b.mul(js, i64(DIRECT_SPAN)))
-                j0 = b.mul(q0, i64(t.nr))
-                span_cols = i64(DIRECT_SPAN * t.nr)
-                whole_span = b.and_(
-                    b.icmp_signed("<=", b.add(q0, i64(DIRECT_SPAN)), b.add(g0, g_count)),
-                    b.icmp_signed("<=", b.add(j0, span_cols), n),
-                )
-                one_row = b.and_(direct, b.and_(whole_span, b.icmp_signed("==", rows, i64(1))))
-                with b.if_else(one_row) as (wide, narrow):
-                    with wide:
-                        b.call(ukrs[2], [*args, _at(b, src, j0, I8), rs, tile])
-                        for q in range(DIRECT_SPAN):
-                            jq = b.add(j0, i64(q * t.nr))
-                            own = _at(b, tile, i64(q * t.nr), F32)
-                            _finish_tile(b, job, own, t, i0, jq, rows, i64(t.nr))
-                    with narrow:
-                        count = _min(b, i64(DIRECT_SPAN), b.sub(b.add(g0, g_count), q0))
-                        with for_range(b, count, "jp") as jp:
-                            p = b.add(q0, jp)
-                            _panel_tile(b, job, t, ukrs, tile, p, i0, rows, args, direct)
+            args = [layout.steps(b, k2), a_rows, k2]
+            if quads:  # packed panels only
+                with for_range(b, g_count, "jp") as jp:
+                    p = b.add(g0, jp)
+                    _panel_tile(b, job, t, ukrs, tile, p, i0, rows, args, None, layout)
+            else:
+                spans = _ceil_div(b, g_count, i64(DIRECT_SPAN))
+                with for_range(b, spans, "js") as js:
+                    q0 = b.add(g0, b.mul(js, i64(DIRECT_SPAN)))
+                    j0 = b.mul(q0, i64(t.nr))
+                    span_cols = i64(DIRECT_SPAN * t.nr)
+                    whole_span = b.and_(
+                        b.icmp_signed("<=", b.add(q0, i64(DIRECT_SPAN)), b.add(g0, g_count)),
+                        b.icmp_signed("<=", b.add(j0, span_cols), n),
+                    )
+                    one_row = b.and_(direct, b.and_(whole_span, b.icmp_signed("==", rows, i64(1))))
+                    with b.if_else(one_row) as (wide, narrow):
+                        with wide:
+                            b.call(ukrs[2], [*args, _at(b, src, j0, I8), rs, tile])
+                            for q in range(DIRECT_SPAN):
+                                jq = b.add(j0, i64(q * t.nr))
+                                own = _at(b, tile, i64(q * t.nr), F32)
+                                _finish_tile(b, job, own, t, i0, jq, rows, i64(t.nr))
+                        with narrow:
+                            count = _min(b, i64(DIRECT_SPAN), b.sub(b.add(g0, g_count), q0))
+                            with for_range(b, count, "jp") as jp:
+                                p = b.add(q0, jp)
+                                _panel_tile(b, job, t, ukrs, tile, p, i0, rows, args, direct)
     b.ret_void()
     return fn
 
 
-def _panel_tile(b: ir.IRBuilder, job, t: IntTile, ukrs, tile, p, i0, rows, args, direct):
+def _panel_tile(
+    b: ir.IRBuilder, job, t: IntTile, ukrs, tile, p, i0, rows, args, direct, layout=PAIRS
+):
     """The tile of rows ``i0`` on and panel ``p``: from B in place (``direct``, a whole
-    panel) or from its packed panel; then to C and the epilogue."""
+    panel; None: never) or from its packed panel; then to C and the epilogue."""
     n, k2 = _field(b, job, "N"), _field(b, job, "k2")
     j0 = b.mul(p, i64(t.nr))
-    panel = _at(b, _ptr(b, job, "bp"), b.mul(b.mul(p, k2), i64(t.nr)), I16)
-    in_place = b.and_(direct, b.icmp_signed("<=", b.add(j0, i64(t.nr)), n))
-    with b.if_else(in_place) as (from_b, packed):
-        with from_b:
-            from_src = _at(b, _ptr(b, job, "B"), j0, I8)
-            _by_height(b, rows, ukrs[1], [*args, from_src, _field(b, job, "rsB"), tile])
-        with packed:
-            _by_height(b, rows, ukrs[0], [*args, panel, i64(0), tile])
+    panel = layout.panel(b, _ptr(b, job, "bp"), p, k2, t.nr)
+    if direct is None:
+        _by_height(b, rows, ukrs[0], [*args, panel, i64(0), tile])
+    else:
+        in_place = b.and_(direct, b.icmp_signed("<=", b.add(j0, i64(t.nr)), n))
+        with b.if_else(in_place) as (from_b, packed):
+            with from_b:
+                from_src = _at(b, _ptr(b, job, "B"), j0, I8)
+                _by_height(b, rows, ukrs[1], [*args, from_src, _field(b, job, "rsB"), tile])
+            with packed:
+                _by_height(b, rows, ukrs[0], [*args, panel, i64(0), tile])
     _finish_tile(b, job, tile, t, i0, j0, rows, _min(b, i64(t.nr), b.sub(n, j0)))
 
 
@@ -414,7 +487,7 @@ def _finish_tile(b: ir.IRBuilder, job, tile, t: IntTile, i0, j0, rows, cols) -> 
         )
 
 
-def _igemm(module: ir.Module, t: IntTile) -> ir.Function:
+def _igemm(module: ir.Module, t: IntTile, dot: str | None) -> ir.Function:
     fn = ir.Function(module, GEMM_FN, IGEMM.symbol)
     b = ir.IRBuilder(fn.append_basic_block("entry"))
     args = dict(zip(FIELDS, fn.args))
@@ -429,26 +502,7 @@ def _igemm(module: ir.Module, t: IntTile) -> ir.Function:
     for name, value in args.items():
         stored = b.ptrtoint(value, I64) if isinstance(value.type, ir.PointerType) else value
         _set(b, job, name, stored)
-    k2 = b.and_(b.add(depth, i64(1)), i64(-2))
-    k2 = b.select(b.icmp_signed("<", k2, i64(2)), i64(2), k2)  # K = 0: one zero pair
     row_tiles, panels = _ceil_div(b, m, i64(t.mr)), _ceil_div(b, n, i64(t.nr))
-    take, give_back = scratch.functions(module)
-    # Slabs of whole row tiles, SLAB_BYTES of pairs (at least one tile).
-    slab = b.mul(b.udiv(b.udiv(i64(SLAB_BYTES), b.mul(k2, i64(2))), i64(t.mr)), i64(t.mr))
-    slab = _min(b, m, b.select(b.icmp_signed("<", slab, i64(t.mr)), i64(t.mr), slab))
-    ap = b.call(take, [b.add(b.mul(b.mul(slab, k2), i64(2)), i64(64))])
-    bp = b.call(take, [b.add(b.mul(b.mul(b.mul(panels, k2), i64(t.nr)), i64(2)), i64(64))])
-    _set(b, job, "ap", b.ptrtoint(ap, I64))
-    _set(b, job, "bp", b.ptrtoint(bp, I64))
-    _set(b, job, "k2", k2)
-    _set(b, job, "no_c", b.zext(no_c, I64))
-    threads = threads_for_a_job(module, b)
-    macs = b.mul(b.mul(m, n), depth)
-    threads = b.select(b.icmp_signed("<", macs, i64(PARALLEL_MIN_MACS)), i64(1), threads)
-    wanted = b.mul(threads, i64(CHUNKS_PER_THREAD))
-    wanted = b.select(b.icmp_signed("==", threads, i64(1)), i64(1), wanted)
-    b_chunks = _min(b, panels, wanted)
-    _set(b, job, "b_chunks", b_chunks)
     # B read in place: few row tiles, rows of B (csB = 1), an even depth (whole pairs).
     direct = b.and_(
         b.icmp_signed("<=", row_tiles, i64(DIRECT_ROW_TILES)),
@@ -458,6 +512,34 @@ def _igemm(module: ir.Module, t: IntTile) -> ir.Function:
         ),
     )
     _set(b, job, "direct", b.zext(direct, I64))
+    # Quads (``vpdpbusd``) wherever the CPU has them, but for B read in place (pairs).
+    quads = b.not_(direct) if dot is not None else ir.Constant(ir.IntType(1), 0)
+    k2 = b.and_(b.add(depth, i64(1)), i64(-2))
+    k2 = b.select(b.icmp_signed("<", k2, i64(2)), i64(2), k2)  # K = 0: one zero pair
+    k4 = b.and_(b.add(depth, i64(3)), i64(-4))
+    k4 = b.select(b.icmp_signed("<", k4, i64(4)), i64(4), k4)
+    kg = b.select(quads, k4, k2)  # K in whole groups (the job's "k2")
+    row_bytes = b.mul(kg, b.select(quads, i64(1), i64(2)))
+    take, give_back = scratch.functions(module)
+    # Slabs of whole row tiles, SLAB_BYTES of packed rows (at least one tile).
+    slab = b.mul(b.udiv(b.udiv(i64(SLAB_BYTES), row_bytes), i64(t.mr)), i64(t.mr))
+    slab = _min(b, m, b.select(b.icmp_signed("<", slab, i64(t.mr)), i64(t.mr), slab))
+    ap = b.call(take, [b.add(b.mul(slab, row_bytes), i64(64))])
+    panel_bytes = b.select(
+        quads, QUADS.panel_size(b, k4, t.nr), b.mul(PAIRS.panel_size(b, k2, t.nr), i64(2))
+    )
+    bp = b.call(take, [b.add(b.mul(panels, panel_bytes), i64(64))])
+    _set(b, job, "ap", b.ptrtoint(ap, I64))
+    _set(b, job, "bp", b.ptrtoint(bp, I64))
+    _set(b, job, "k2", kg)
+    _set(b, job, "no_c", b.zext(no_c, I64))
+    threads = threads_for_a_job(module, b)
+    macs = b.mul(b.mul(m, n), depth)
+    threads = b.select(b.icmp_signed("<", macs, i64(PARALLEL_MIN_MACS)), i64(1), threads)
+    wanted = b.mul(threads, i64(CHUNKS_PER_THREAD))
+    wanted = b.select(b.icmp_signed("==", threads, i64(1)), i64(1), wanted)
+    b_chunks = _min(b, panels, wanted)
+    _set(b, job, "b_chunks", b_chunks)
     parallel_for = module.globals[abi.PARALLEL_FOR.symbol]
     pack = _pack_chunk(module, t)
     ukrs = (
@@ -465,6 +547,12 @@ def _igemm(module: ir.Module, t: IntTile) -> ir.Function:
         _micro_kernel(module, t, 1, True, DIRECT_SPAN),
     )
     compute = _compute_chunk(module, t, ukrs)
+    if dot is not None:
+        quad_ukrs = [
+            int8_quads.micro_kernel(module, t.vw, t.nv, h, dot) for h in range(1, t.mr + 1)
+        ]
+        pack = b.select(quads, _pack_chunk(module, t, QUADS), pack)
+        compute = b.select(quads, _compute_chunk(module, t, (quad_ukrs,), QUADS), compute)
     owned = b.icmp_unsigned("!=", b.and_(args["acc"], i64(COLUMNS_OWNED)), i64(0))
     tiles_wanted = b.mul(threads, i64(COMPUTE_CHUNKS_PER_THREAD))
     with for_range(b, _ceil_div(b, m, slab), "slab") as s_:
@@ -494,10 +582,14 @@ def _igemm(module: ir.Module, t: IntTile) -> ir.Function:
 
 def add_igemm(module: ir.Module, features: Callable[[str], bool]) -> None:
     """Define ``kc_igemm`` and ``kc_igemm_isa`` in ``module`` (which must hold the thread
-    pool or declare it), for the widest ``pmaddwd`` ``features`` (the target's) allow."""
-    _igemm(module, IntTile.for_features(features))
+    pool or declare it), for the widest vectors ``features`` (the target's) allow, with
+    VNNI's quads where it has them (``int8_quads.dot_kind``)."""
+    t = IntTile.for_features(features)
+    dot = int8_quads.dot_kind(features, t.vw)
+    _igemm(module, t, dot)
+    path = {None: "madd", "vpdpbusd": "vnni", "emulated": "vnni_emulated"}[dot]
     isa = ir.Function(module, ir.FunctionType(I32, []), IGEMM_ISA.symbol)
-    ir.IRBuilder(isa.append_basic_block("entry")).ret(ir.Constant(I32, PATHS["madd"]))
+    ir.IRBuilder(isa.append_basic_block("entry")).ret(ir.Constant(I32, PATHS[path]))
 
 
 def declare_igemm(module: ir.Module) -> ir.Function:

@@ -33,6 +33,9 @@ class Machine:
     lanes: int  # f32 per vector register
     copy_gbs: float  # copy bandwidth on every core, bytes read + written per second / 1e9
     amx: bool = False  # AMX-BF16 tiles (the bf16 products' engine where present)
+    # int8 products a 32-bit lane of kc_igemm's instruction does: 2 (pmaddwd), 4 (VNNI's
+    # vpdpbusd, codegen.library.int8_quads)
+    int8_per_lane: int = 2
 
     @property
     def peak_gflops(self) -> float:
@@ -42,13 +45,13 @@ class Machine:
         """GFLOP/s (or integer GOP/s) peak of the unit a product ran on: ``"fma"`` (f32
         vector FMAs; int8 products held in f32 run there too, ``"fma_i8"``, exact:
         ``passes.int8_products``), ``"madd_i8"`` (``kc_igemm``'s integer multiply-adds:
-        ``pmaddwd`` does two products and their sum per 32-bit lane, on as many units as
-        the FMAs, so twice their rate) or ``"amx_bf16"`` (AMX tiles, 1,024 flops a cycle a
-        core)."""
+        ``pmaddwd`` does two products and their sum per 32-bit lane, VNNI's ``vpdpbusd``
+        four, on as many units as the FMAs, so two or four times their rate) or
+        ``"amx_bf16"`` (AMX tiles, 1,024 flops a cycle a core)."""
         if engine == "amx_bf16":
             return self.cores * AMX_BF16_FLOPS_PER_CYCLE * self.ghz
         if engine == "madd_i8":
-            return 2 * self.peak_gflops
+            return self.int8_per_lane * self.peak_gflops
         return self.peak_gflops
 
     def describe(self) -> str:
@@ -160,6 +163,10 @@ def machine() -> Machine:
     lanes = Tile.for_host(host().has).vw
     cores = int(cores or 1)
     from kcompile.codegen.library.bf16_gemm import has_engine
+    from kcompile.codegen.library.int8_gemm import IntTile
+    from kcompile.codegen.library.int8_quads import dot_kind
 
     amx = has_engine(host().has)
-    return Machine(measure_clock(), cores, lanes, measure_copy_bandwidth(cores), amx)
+    quads = dot_kind(host().has, IntTile.for_features(host().has).vw) is not None
+    copy = measure_copy_bandwidth(cores)
+    return Machine(measure_clock(), cores, lanes, copy, amx, 4 if quads else 2)
