@@ -19,6 +19,7 @@ from kcompile.codegen.building.target import (
     host,
 )
 from kcompile.codegen.library.gemm import Tile
+from kcompile.codegen.library.int8_amx import EMULATED as AMX_EMULATED
 from kcompile.codegen.library.int8_gemm import DIRECT_ROW_TILES, IntTile
 from kcompile.codegen.library.int8_quads import EMULATED, dot_kind
 from kcompile.codegen.library.runtime_library import (
@@ -107,29 +108,35 @@ def test_the_portable_width_gives_the_same_sums(rng, path):
         np.testing.assert_array_equal(out, _exact(a, b), err_msg=f"{m}x{depth}x{n}")
 
 
-def _emulated_vnni_runtime() -> Runtime:
-    """The int8 piece built with VNNI's quads, their dot product written as plain IR
-    (``int8_quads.EMULATED``): runs on any x86-64 with the host's vectors."""
+def _emulated_runtime(flag: str) -> Runtime:
+    """The int8 piece built with an engine emulated in plain IR (``int8_quads.EMULATED``:
+    VNNI's quads; ``int8_amx.EMULATED``: AMX-INT8's tiles): runs on any x86-64 with the
+    host's vectors."""
     int8 = [p for p in PIECES if p.name == "int8"]
-    features = lambda f: f == EMULATED or host().has(f)  # noqa: E731
+    features = lambda f: f == flag or host().has(f)  # noqa: E731
     text = runtime_ir(Tile.for_host(host().has), features, int8)
-    assert "kc_igemm_ukr_quads" in text and "vpdpbusd" not in text
+    assert "vpdpbusd" not in text and "tdpbusd" not in text
     code = LoadedCode(compile_module(text, CompileTimes()).object_code)
     keep_alive(code)  # its thread pool's workers outlive the test
     return Runtime(code, CompileTimes(), False)
 
 
-@pytest.mark.parametrize("path", [f"vpdpbusd{TILE.vw * 32}-emulated"])
-def test_the_vnni_layout_gives_the_same_sums(rng, path):
+@pytest.mark.parametrize(
+    "path, flag",
+    [(f"vpdpbusd{TILE.vw * 32}-emulated", EMULATED), ("amx-int8-emulated", AMX_EMULATED)],
+)
+def test_the_engines_layouts_give_the_same_sums(rng, path, flag):
     """VNNI's path (A's bytes offset by 128, B in quads, each column's correction taken off)
-    with the instruction emulated, so it runs here whatever the CPU: every shape of the
-    first test, other strides, accumulation, int8's extremes (A at -128 and 127, where the
-    offset bytes are 0 and 255), one and two threads."""
-    rt = _emulated_vnni_runtime()
-    assert rt.igemm_path() == "vnni_emulated"
+    and AMX-INT8's (the same operands in 32 x 32 blocks of 16 x 64 tiles, the depth padded
+    to whole tiles), each with its instructions emulated, so they run here whatever the
+    CPU: every shape of the first test, other strides, accumulation, int8's extremes (A at
+    -128 and 127, where the offset bytes are 0 and 255), one and two threads."""
+    rt = _emulated_runtime(flag)
+    assert rt.igemm_path() == ("vnni_emulated" if flag == EMULATED else "amx_emulated")
+    extra = [(TILE.mr * DIRECT_ROW_TILES + 1, 7, 3), (40, 5, 33), (70, 130, 65)]
     for threads in (1, 2):
         rt.set_threads(threads)
-        for m, depth, n in [*SHAPES, (TILE.mr * DIRECT_ROW_TILES + 1, 7, 3), (40, 5, 33)]:
+        for m, depth, n in [*SHAPES, *extra]:
             a = rng.integers(-128, 128, size=(m, depth)).astype(np.int8)
             b = rng.integers(-128, 128, size=(depth, n)).astype(np.int8)
             a[:1], a[1:2], b[:, :1] = -128, 127, -128
@@ -151,6 +158,10 @@ _VNNI_TARGETS = {
     "avx512_vnni": ("znver4", LEVELS["x86-64-v4"] + ",+avx512vnni"),
     "avx_vnni": ("alderlake", LEVELS["x86-64-v3"] + ",+avxvnni"),
 }
+_AMX_TARGET = (
+    "sapphirerapids",
+    LEVELS["x86-64-v4"] + ",+avx512vnni,+amx-tile,+amx-int8,+amx-bf16",
+)
 
 
 @pytest.mark.parametrize("target", sorted(_VNNI_TARGETS))
@@ -167,3 +178,16 @@ def test_vnni_targets_get_vpdpbusd_in_their_micro_kernels(target):
     width = "zmm" if target == "avx512_vnni" else "ymm"
     dots = [line for line in asm.splitlines() if "vpdpbusd" in line]
     assert dots and all(width in line for line in dots), dots[:3]
+
+
+def test_an_amx_int8_target_gets_tdpbusd_blocks():
+    """Compiled for a Xeon with AMX-INT8 (built, not run here), ``kc_igemm`` has the tiles'
+    path: ``tdpbusd`` on tiles LLVM configures (``ldtilecfg``), the permission asked of
+    Linux first, and VNNI's quads beside it for a process refused the tiles."""
+    info = HostInfo(host().triple, *_AMX_TARGET)
+    int8 = [p for p in PIECES if p.name == "int8"]
+    text = runtime_ir(Tile.for_host(info.has), info.has, int8)
+    assert "llvm.x86.tdpbusd.internal" in text and "kc_amx_permitted" in text
+    asm = assembly(text, info)
+    mnemonics = {line.split()[0] for line in asm.splitlines() if line.startswith("\t")}
+    assert {"tdpbusd", "ldtilecfg", "tileloadd", "tilestored", "vpdpbusd"} <= mnemonics

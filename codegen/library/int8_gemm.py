@@ -10,19 +10,28 @@ its cast give (``passes.int8_products``). Of the flags it reads ``ACCUMULATE`` a
 ``COLUMNS_OWNED``; the epilogue runs on each finished f32 tile, a null C leaving the
 tile in a buffer of its own that only the epilogue reads (as ``kc_sgemm``'s ``TILE_C``).
 
-The CPU's integer multiply-add, ``pmaddwd`` (SSE2, AVX2 and AVX-512BW widths: two
-products of 16-bit integers summed into each 32-bit lane), does the work: per pair of
-k, a 32-bit word of A (two int16) broadcast meets a vector of B packed in pairs (each
-column's two k side by side: the "VNNI" layout the AVX512_VNNI and AMX kernels read
-too), and the pairs' sums are added into ``MR x NR`` int32 accumulators. Both operands
-are widened to int16 once per call, in parallel chunks: A row by row (each row's pairs
-are then consecutive words), B into ``K x NR`` panels of pairs, zero padded. The tiles
-of C then run in chunks of rows and columns, each group of ``GROUP`` panels (L2) for
-every row tile of the chunk (its rows in L1).
+Engines, chosen from the target's features when the library is built (``kc_igemm_isa()``
+says which one a product of more than ``DIRECT_ROW_TILES`` row tiles takes, ``PATHS``):
 
-On AVX2, ``pmaddwd`` and the add that follows it run on the integer pipes at ~1.8x the
-multiply-adds a cycle of the f32 FMAs (16 against 8 a vector; measured here with
-independent chains on an AMD Zen 3), and the int8 weights are a quarter of f32's bytes.
+- AMX-INT8 (``amx-int8``, and Linux granting the tile state): 32 x 32 blocks of
+  ``tdpbusd`` tiles (``codegen.library.int8_amx``);
+- AVX512_VNNI / AVX_VNNI: ``vpdpbusd``, four byte products a lane (``codegen.library.int8_quads``);
+- everywhere: ``pmaddwd`` (SSE2, AVX2 and AVX-512BW widths: two products of 16-bit
+  integers summed into each 32-bit lane), below; it also takes the products of few rows
+  on every CPU (B read in place).
+
+With ``pmaddwd``, per pair of k a 32-bit word of A (two int16) broadcast meets a vector
+of B packed in pairs (each column's two k side by side), and the pairs' sums are added
+into ``MR x NR`` int32 accumulators. Both operands are widened to int16 once per call, in
+parallel chunks: A row by row (each row's pairs are then consecutive words), B into
+``K x NR`` panels of pairs, zero padded. The tiles of C then run in chunks of rows and
+columns, each group of ``GROUP`` panels (L2) for every row tile of the chunk (its rows in
+L1). The engines' paths pack bytes instead (``Layout``) and run the same chunks.
+
+On AVX2 (an AMD Zen 3), ``pmaddwd`` and the add that follows it issue ~1.5 a cycle
+against the FMAs' 2 (independent chains, each instruction 16 multiply-adds against the
+FMA's 8): the integer path's peak is ~1.6x the f32 one, and the int8 weights are a
+quarter of f32's bytes. One thread, 256 x 784 x 512: 129 GOP/s (of ~143).
 """
 
 from __future__ import annotations
@@ -32,7 +41,7 @@ from dataclasses import dataclass
 
 from llvmlite import ir
 
-from kcompile.codegen.library import int8_quads, scratch
+from kcompile.codegen.library import bf16_gemm, int8_amx, int8_quads, scratch
 from kcompile.codegen.library.gemm import ACCUMULATE, COLUMNS_OWNED, EPILOGUE_FN, GEMM_FN
 from kcompile.codegen.library.parallel import CHUNK_FN, threads_for_a_job
 from kcompile.codegen.loops import F32, I8, I32, I64, PTR, chunk_range, for_range, for_reduce, i64
@@ -44,7 +53,7 @@ IGEMM_ISA = Signature("kc_igemm_isa", "i32", ())
 EXPORTS = (IGEMM, IGEMM_ISA)
 # kc_igemm_isa()'s answers: the path of a product of more than DIRECT_ROW_TILES row tiles
 # (fewer always multiply in pairs, reading B in place).
-PATHS = {"madd": 1, "vnni": 2, "vnni_emulated": 3}
+PATHS = {"madd": 1, "vnni": 2, "vnni_emulated": 3, "amx": 4, "amx_emulated": 5}
 I16 = ir.IntType(16)
 # Panels of B per group: the group (GROUP x K x NR int16: 128 KB at K = 512 on AVX2)
 # stays in L2 while every row tile of a chunk runs on it.
@@ -117,11 +126,11 @@ class Layout:
     def a_rows(self, b: ir.IRBuilder, ap, first_row, kg) -> ir.Value:
         return _at(b, ap, b.mul(first_row, kg), self.etype)
 
-    def panel_size(self, b: ir.IRBuilder, kg, nr: int) -> ir.Value:
-        """Elements of one packed panel."""
+    def panel_size(self, b: ir.IRBuilder, kg, nr: int | ir.Value) -> ir.Value:
+        """Elements of one packed panel (of ``nr`` columns)."""
         if self.group == int8_quads.QUAD:
             return int8_quads.panel_bytes(b, kg, nr)
-        return b.mul(kg, i64(nr))
+        return b.mul(kg, nr if isinstance(nr, ir.Value) else i64(nr))
 
     def panel(self, b: ir.IRBuilder, bp, p, kg, nr: int) -> ir.Value:
         return _at(b, bp, b.mul(p, self.panel_size(b, kg, nr)), self.etype)
@@ -176,7 +185,10 @@ def _pack_chunk(module: ir.Module, t: IntTile, layout: Layout = PAIRS) -> ir.Fun
     With ``QUADS``, both in ``int8_quads``'s layouts instead (``k2`` is then K rounded up
     to a multiple of 4)."""
     quads = layout is QUADS
-    fn = ir.Function(module, CHUNK_FN, "kc_igemm_pack_quads" if quads else "kc_igemm_pack")
+    name = f"kc_igemm_pack_quads{t.nr}" if quads else "kc_igemm_pack"
+    if name in module.globals:  # VNNI's and AMX's are one on AVX-512 (32 columns)
+        return module.globals[name]
+    fn = ir.Function(module, CHUNK_FN, name)
     fn.linkage = "internal"
     job, index = fn.args
     b = ir.IRBuilder(fn.append_basic_block("entry"))
@@ -369,7 +381,8 @@ def _compute_chunk(module: ir.Module, t: IntTile, ukrs: tuple, layout: Layout = 
     C (added with ``ACCUMULATE``), then to the epilogue. With ``QUADS``, ``ukrs`` holds the
     quads' packed micro-kernels alone (B is never read in place there)."""
     quads = layout is QUADS
-    fn = ir.Function(module, CHUNK_FN, "kc_igemm_tiles_quads" if quads else "kc_igemm_tiles")
+    name = f"kc_igemm_tiles_quads{t.mr}x{t.nr}" if quads else "kc_igemm_tiles"
+    fn = ir.Function(module, CHUNK_FN, name)
     fn.linkage = "internal"
     job, index = fn.args
     b = ir.IRBuilder(fn.append_basic_block("entry"))
@@ -487,7 +500,7 @@ def _finish_tile(b: ir.IRBuilder, job, tile, t: IntTile, i0, j0, rows, cols) -> 
         )
 
 
-def _igemm(module: ir.Module, t: IntTile, dot: str | None) -> ir.Function:
+def _igemm(module: ir.Module, t: IntTile, dot: str | None, amx: str | None) -> ir.Function:
     fn = ir.Function(module, GEMM_FN, IGEMM.symbol)
     b = ir.IRBuilder(fn.append_basic_block("entry"))
     args = dict(zip(FIELDS, fn.args))
@@ -502,7 +515,7 @@ def _igemm(module: ir.Module, t: IntTile, dot: str | None) -> ir.Function:
     for name, value in args.items():
         stored = b.ptrtoint(value, I64) if isinstance(value.type, ir.PointerType) else value
         _set(b, job, name, stored)
-    row_tiles, panels = _ceil_div(b, m, i64(t.mr)), _ceil_div(b, n, i64(t.nr))
+    row_tiles = _ceil_div(b, m, i64(t.mr))
     # B read in place: few row tiles, rows of B (csB = 1), an even depth (whole pairs).
     direct = b.and_(
         b.icmp_signed("<=", row_tiles, i64(DIRECT_ROW_TILES)),
@@ -512,21 +525,36 @@ def _igemm(module: ir.Module, t: IntTile, dot: str | None) -> ir.Function:
         ),
     )
     _set(b, job, "direct", b.zext(direct, I64))
-    # Quads (``vpdpbusd``) wherever the CPU has them, but for B read in place (pairs).
-    quads = b.not_(direct) if dot is not None else ir.Constant(ir.IntType(1), 0)
+    # The engine for the rest: AMX's tiles where the CPU has them and Linux grants them,
+    # else VNNI's quads, else pairs (pairs always for B read in place).
+    false = ir.Constant(ir.IntType(1), 0)
+    tiles = false
+    if amx == "amx":
+        tiles = b.and_(b.not_(direct), b.call(bf16_gemm._permission(module), []))
+    elif amx == "emulated":
+        tiles = b.not_(direct)
+    quads = b.and_(b.not_(direct), b.not_(tiles)) if dot is not None else false
+    bytes_ = b.or_(quads, tiles)  # A and B packed as bytes (int8_quads' layouts)
     k2 = b.and_(b.add(depth, i64(1)), i64(-2))
     k2 = b.select(b.icmp_signed("<", k2, i64(2)), i64(2), k2)  # K = 0: one zero pair
     k4 = b.and_(b.add(depth, i64(3)), i64(-4))
     k4 = b.select(b.icmp_signed("<", k4, i64(4)), i64(4), k4)
-    kg = b.select(quads, k4, k2)  # K in whole groups (the job's "k2")
-    row_bytes = b.mul(kg, b.select(quads, i64(1), i64(2)))
+    k64 = b.and_(b.add(depth, i64(int8_amx.TILE_K - 1)), i64(-int8_amx.TILE_K))
+    k64 = b.select(b.icmp_signed("<", k64, i64(int8_amx.TILE_K)), i64(int8_amx.TILE_K), k64)
+    kg = b.select(tiles, k64, b.select(quads, k4, k2))  # K in whole groups (the job's "k2")
+    row_bytes = b.mul(kg, b.select(bytes_, i64(1), i64(2)))
+    mr = b.select(tiles, i64(int8_amx.BLOCK), i64(t.mr))
+    nr = b.select(tiles, i64(int8_amx.PANEL), i64(t.nr))
+    panels = _ceil_div(b, n, nr)
     take, give_back = scratch.functions(module)
     # Slabs of whole row tiles, SLAB_BYTES of packed rows (at least one tile).
-    slab = b.mul(b.udiv(b.udiv(i64(SLAB_BYTES), row_bytes), i64(t.mr)), i64(t.mr))
-    slab = _min(b, m, b.select(b.icmp_signed("<", slab, i64(t.mr)), i64(t.mr), slab))
-    ap = b.call(take, [b.add(b.mul(slab, row_bytes), i64(64))])
+    slab = b.mul(b.udiv(b.udiv(i64(SLAB_BYTES), row_bytes), mr), mr)
+    slab = _min(b, m, b.select(b.icmp_signed("<", slab, mr), mr, slab))
+    # A tile block reads 32 rows from each row tile's first: room for a short last one.
+    a_slack = b.select(tiles, b.mul(i64(int8_amx.BLOCK), row_bytes), i64(0))
+    ap = b.call(take, [b.add(b.add(b.mul(slab, row_bytes), a_slack), i64(64))])
     panel_bytes = b.select(
-        quads, QUADS.panel_size(b, k4, t.nr), b.mul(PAIRS.panel_size(b, k2, t.nr), i64(2))
+        bytes_, QUADS.panel_size(b, kg, nr), b.mul(PAIRS.panel_size(b, kg, nr), i64(2))
     )
     bp = b.call(take, [b.add(b.mul(panels, panel_bytes), i64(64))])
     _set(b, job, "ap", b.ptrtoint(ap, I64))
@@ -541,18 +569,7 @@ def _igemm(module: ir.Module, t: IntTile, dot: str | None) -> ir.Function:
     b_chunks = _min(b, panels, wanted)
     _set(b, job, "b_chunks", b_chunks)
     parallel_for = module.globals[abi.PARALLEL_FOR.symbol]
-    pack = _pack_chunk(module, t)
-    ukrs = (
-        *([_micro_kernel(module, t, h, direct) for h in range(1, t.mr + 1)] for direct in (0, 1)),
-        _micro_kernel(module, t, 1, True, DIRECT_SPAN),
-    )
-    compute = _compute_chunk(module, t, ukrs)
-    if dot is not None:
-        quad_ukrs = [
-            int8_quads.micro_kernel(module, t.vw, t.nv, h, dot) for h in range(1, t.mr + 1)
-        ]
-        pack = b.select(quads, _pack_chunk(module, t, QUADS), pack)
-        compute = b.select(quads, _compute_chunk(module, t, (quad_ukrs,), QUADS), compute)
+    pack, compute = _engines(module, b, t, dot, amx, quads, tiles)
     owned = b.icmp_unsigned("!=", b.and_(args["acc"], i64(COLUMNS_OWNED)), i64(0))
     tiles_wanted = b.mul(threads, i64(COMPUTE_CHUNKS_PER_THREAD))
     with for_range(b, _ceil_div(b, m, slab), "slab") as s_:
@@ -568,7 +585,7 @@ def _igemm(module: ir.Module, t: IntTile, dot: str | None) -> ir.Function:
         b.call(parallel_for, [pack, job, b.add(a_chunks, b_now)])
         # Rows first (the packed B is shared); an epilogue that sums columns must own
         # whole columns: split by columns alone then.
-        slab_tiles = _ceil_div(b, rows, i64(t.mr))
+        slab_tiles = _ceil_div(b, rows, mr)
         row_chunks = b.select(owned, i64(1), _min(b, slab_tiles, tiles_wanted))
         col_chunks = _min(b, panels, _ceil_div(b, tiles_wanted, row_chunks))
         _set(b, job, "row_chunks", row_chunks)
@@ -580,16 +597,47 @@ def _igemm(module: ir.Module, t: IntTile, dot: str | None) -> ir.Function:
     return fn
 
 
+def _engines(module: ir.Module, b: ir.IRBuilder, t: IntTile, dot, amx, quads, tiles):
+    """The packing and compute chunks of the call's engine (``quads``, ``tiles``: the
+    run-time choice), as function pointers for the pool."""
+    pack = _pack_chunk(module, t)
+    ukrs = (
+        *([_micro_kernel(module, t, h, direct) for h in range(1, t.mr + 1)] for direct in (0, 1)),
+        _micro_kernel(module, t, 1, True, DIRECT_SPAN),
+    )
+    compute = _compute_chunk(module, t, ukrs)
+    if dot is not None:
+        quad_ukrs = [
+            int8_quads.micro_kernel(module, t.vw, t.nv, h, dot) for h in range(1, t.mr + 1)
+        ]
+        pack = b.select(quads, _pack_chunk(module, t, QUADS), pack)
+        compute = b.select(quads, _compute_chunk(module, t, (quad_ukrs,), QUADS), compute)
+    if amx is not None:
+        # 32 x 32 micro-tiles on panels of 32 columns, whatever the vector width.
+        big = IntTile(vw=t.vw, mr=int8_amx.BLOCK, nv=int8_amx.PANEL // t.vw)
+        block = (int8_amx.micro_kernel(module, amx),)
+        pack = b.select(tiles, _pack_chunk(module, big, QUADS), pack)
+        compute = b.select(tiles, _compute_chunk(module, big, (block,), QUADS), compute)
+    return pack, compute
+
+
 def add_igemm(module: ir.Module, features: Callable[[str], bool]) -> None:
     """Define ``kc_igemm`` and ``kc_igemm_isa`` in ``module`` (which must hold the thread
     pool or declare it), for the widest vectors ``features`` (the target's) allow, with
-    VNNI's quads where it has them (``int8_quads.dot_kind``)."""
+    AMX-INT8's tiles (``int8_amx``) and VNNI's quads (``int8_quads``) where it has them."""
     t = IntTile.for_features(features)
     dot = int8_quads.dot_kind(features, t.vw)
-    _igemm(module, t, dot)
-    path = {None: "madd", "vpdpbusd": "vnni", "emulated": "vnni_emulated"}[dot]
+    amx = int8_amx.kind(features)
+    _igemm(module, t, dot, amx)
     isa = ir.Function(module, ir.FunctionType(I32, []), IGEMM_ISA.symbol)
-    ir.IRBuilder(isa.append_basic_block("entry")).ret(ir.Constant(I32, PATHS[path]))
+    b = ir.IRBuilder(isa.append_basic_block("entry"))
+    rest = {None: "madd", "vpdpbusd": "vnni", "emulated": "vnni_emulated"}[dot]
+    if amx == "emulated":
+        rest = "amx_emulated"
+    elif amx == "amx":
+        with b.if_then(b.call(bf16_gemm._permission(module), [])):
+            b.ret(ir.Constant(I32, PATHS["amx"]))
+    b.ret(ir.Constant(I32, PATHS[rest]))
 
 
 def declare_igemm(module: ir.Module) -> ir.Function:

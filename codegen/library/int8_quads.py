@@ -93,9 +93,9 @@ def pack_row(b: ir.IRBuilder, row, cs, depth, k4, out, width: int) -> None:
         b.store(b.xor(value, ir.Constant(I8, 0x80)), _at(b, out, k))
 
 
-def panel_bytes(b: ir.IRBuilder, k4, nr: int) -> ir.Value:
+def panel_bytes(b: ir.IRBuilder, k4, nr: int | ir.Value) -> ir.Value:
     """Bytes of one packed panel: its quads, then its ``NR`` int32 corrections."""
-    return b.mul(b.add(k4, i64(QUAD)), i64(nr))
+    return b.mul(b.add(k4, i64(QUAD)), nr if isinstance(nr, ir.Value) else i64(nr))
 
 
 def sums_slot(b: ir.IRBuilder, nr: int) -> ir.Value:
