@@ -18,6 +18,7 @@ import pytest
 import kcompile as keras
 from kcompile.artifact import ArtifactError, SelfCheckError
 from kcompile.artifact.container import MANIFEST, MANIFEST_CHECKSUM
+from kcompile.artifact.cpu import required_flags
 from kcompile.ir import FeedError
 from tests.classifiers import dense_classifier
 
@@ -427,3 +428,10 @@ def test_refuses_a_damaged_deflate_stream(artifact, tmp_path):
     damaged.write_bytes(bytes(data))
     with pytest.raises(ArtifactError, match="'state.npz' is damaged"):
         keras.load(str(damaged))
+
+
+def test_the_matrix_engines_features_are_required_by_their_cpuinfo_names():
+    """An artifact built where AMX and VNNI are lists them as /proc/cpuinfo names them (a
+    machine without them refuses it, naming the flags); disabled features are not."""
+    features = "+avx2,+avx512vnni,+amx-tile,+amx-int8,-amx-bf16,+avxvnni"
+    assert required_flags(features) == ["amx_int8", "amx_tile", "avx2", "avx512_vnni", "avx_vnni"]

@@ -43,6 +43,11 @@ CPUINFO_FLAG = {
     "avx512ifma": "avx512ifma",
     "avxvnni": "avx_vnni",
     "gfni": "gfni",
+    # The matrix engines: their code runs only once Linux grants the tile state (else the
+    # next path), but an artifact built with them is for CPUs that have them.
+    "amx-tile": "amx_tile",
+    "amx-bf16": "amx_bf16",
+    "amx-int8": "amx_int8",
 }
 
 
