@@ -139,5 +139,7 @@ def test_int8_products_are_read_against_the_integer_multiply_adds_peak(monkeypat
     assert fake.engine_peak("madd_i8") == 2 * fake.engine_peak("fma") == 2 * fake.peak_gflops
     vnni = Machine(ghz=2.0, cores=2, lanes=8, copy_gbs=10.0, int8_per_lane=4)
     assert vnni.engine_peak("madd_i8") == 4 * vnni.peak_gflops  # vpdpbusd: 4 a lane
+    tiles = Machine(ghz=2.0, cores=2, lanes=16, copy_gbs=10.0, int8_per_lane=4, amx_int8=True)
+    assert tiles.engine_peak("madd_i8") == 2 * 2048 * 2.0  # AMX-INT8: 2,048 ops a cycle
     result.machine = fake
     assert " i8" in result.text()

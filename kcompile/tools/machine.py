@@ -23,6 +23,8 @@ from llvmlite import ir
 FMA_UNITS = 2  # vector FMA pipes per core (an assumption the profile states)
 # AMX-BF16's rate: one 16 x 16 x 32 tile product (16,384 flops) every 16 cycles a core.
 AMX_BF16_FLOPS_PER_CYCLE = 1024
+# AMX-INT8's: one 16 x 16 x 64 tile product (32,768 ops) every 16 cycles a core.
+AMX_INT8_OPS_PER_CYCLE = 2048
 CHAIN = 4_000_000  # dependent adds per timing
 
 
@@ -36,6 +38,7 @@ class Machine:
     # int8 products a 32-bit lane of kc_igemm's instruction does: 2 (pmaddwd), 4 (VNNI's
     # vpdpbusd, codegen.library.int8_quads)
     int8_per_lane: int = 2
+    amx_int8: bool = False  # AMX-INT8 tiles (kc_igemm's engine where present)
 
     @property
     def peak_gflops(self) -> float:
@@ -46,10 +49,13 @@ class Machine:
         vector FMAs; int8 products held in f32 run there too, ``"fma_i8"``, exact:
         ``passes.int8_products``), ``"madd_i8"`` (``kc_igemm``'s integer multiply-adds:
         ``pmaddwd`` does two products and their sum per 32-bit lane, VNNI's ``vpdpbusd``
-        four, on as many units as the FMAs, so two or four times their rate) or
-        ``"amx_bf16"`` (AMX tiles, 1,024 flops a cycle a core)."""
+        four, on as many units as the FMAs, so two or four times their rate; AMX-INT8's
+        tiles 2,048 ops a cycle a core) or ``"amx_bf16"`` (AMX tiles, 1,024 flops a cycle a
+        core)."""
         if engine == "amx_bf16":
             return self.cores * AMX_BF16_FLOPS_PER_CYCLE * self.ghz
+        if engine == "madd_i8" and self.amx_int8:
+            return self.cores * AMX_INT8_OPS_PER_CYCLE * self.ghz
         if engine == "madd_i8":
             return self.int8_per_lane * self.peak_gflops
         return self.peak_gflops
@@ -162,11 +168,13 @@ def machine() -> Machine:
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     lanes = Tile.for_host(host().has).vw
     cores = int(cores or 1)
+    from kcompile.codegen.library import int8_amx
     from kcompile.codegen.library.bf16_gemm import has_engine
     from kcompile.codegen.library.int8_gemm import IntTile
     from kcompile.codegen.library.int8_quads import dot_kind
 
     amx = has_engine(host().has)
     quads = dot_kind(host().has, IntTile.for_features(host().has).vw) is not None
+    tiles = int8_amx.kind(host().has) == "amx"
     copy = measure_copy_bandwidth(cores)
-    return Machine(measure_clock(), cores, lanes, copy, amx, 4 if quads else 2)
+    return Machine(measure_clock(), cores, lanes, copy, amx, 4 if quads else 2, tiles)
