@@ -108,9 +108,11 @@ from kcompile.layers.preprocessing.image_preprocessing.random_zoom import Random
 from kcompile.layers.preprocessing.image_preprocessing.resizing import Resizing
 from kcompile.layers.preprocessing.image_preprocessing.solarization import Solarization
 from kcompile.layers.preprocessing.integer_lookup import IntegerLookup
+from kcompile.layers.preprocessing.mel_spectrogram import MelSpectrogram
 from kcompile.layers.preprocessing.normalization import Normalization
 from kcompile.layers.preprocessing.pipeline import Pipeline
 from kcompile.layers.preprocessing.rescaling import Rescaling
+from kcompile.layers.preprocessing.stft_spectrogram import STFTSpectrogram
 from kcompile.layers.preprocessing.string_lookup import StringLookup
 from kcompile.layers.preprocessing.text_vectorization import TextVectorization
 from kcompile.layers.regularization.activity_regularization import ActivityRegularization
@@ -264,6 +266,7 @@ __all__ = [
     "MaxPooling2D",
     "MaxPooling3D",
     "Maximum",
+    "MelSpectrogram",
     "Minimum",
     "MultiHeadAttention",
     "Multiply",
@@ -299,6 +302,7 @@ __all__ = [
     "Reshape",
     "Resizing",
     "ReversibleEmbedding",
+    "STFTSpectrogram",
     "SeparableConv1D",
     "SeparableConv2D",
     "SeparableConvolution1D",

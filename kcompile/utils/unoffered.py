@@ -15,19 +15,10 @@ NAMESPACES = {
     "export": "ExportArchive writes TensorFlow SavedModels; kcompile exports with model.export",
 }
 
-_LAYER = "this layer is not implemented in kcompile yet"
-
 _BACKEND_WRAPPER = "it wraps another framework's module, which kcompile cannot compile"
 
 NAMES: dict[str, dict[str, str]] = {
     "layers": {
-        **dict.fromkeys(
-            (
-                "MelSpectrogram",
-                "STFTSpectrogram",
-            ),
-            _LAYER,
-        ),
         **dict.fromkeys(
             ("CutMix", "MixUp"),
             "it mixes each image with another image of the batch taken in a random order: "
