@@ -149,6 +149,14 @@ def test_a_saved_model_loads_with_its_layers_and_numbers(tmp_path):
     assert _difference("batched", before[0]).max() < ATOL
 
 
+def test_a_model_keras_saved_loads_and_predicts_keras_numbers():
+    model = keras.models.load_model(HERE / "keras_fixtures" / "audio_layers.keras")
+    kinds = [type(layer).__name__ for layer in model.layers]
+    assert "MelSpectrogram" in kinds and "STFTSpectrogram" in kinds
+    got = model.predict(FIXTURE["batched/x"], verbose=0)
+    np.testing.assert_allclose(got, FIXTURE["saved/y"], rtol=1e-4, atol=1e-4)
+
+
 @pytest.mark.parametrize(
     "make, error, match",
     [

@@ -1,7 +1,8 @@
 """Makes ``tests/keras_fixtures/audio_layers.npz`` with real Keras (3.15.1, JAX backend):
 ``STFTSpectrogram`` and ``MelSpectrogram`` in several configurations, each with its
-input, Keras's output, ``compute_output_shape`` and ``get_config`` (as JSON); and one SGD
-step of a small model whose STFT kernels train (the loss and every weight after it).
+input, Keras's output, ``compute_output_shape`` and ``get_config`` (as JSON); one SGD
+step of a small model whose STFT kernels train (the loss and every weight after it); and
+a model holding both layers saved as ``audio_layers.keras``, with its predictions.
 
     KERAS_BACKEND=jax /work/kenv/bin/python tests/fixture_scripts/make_audio_layer_fixtures.py
 """
@@ -17,6 +18,7 @@ import numpy as np
 os.environ.setdefault("KERAS_BACKEND", "jax")
 
 SCRIPT = "tests/fixture_scripts/make_audio_layer_fixtures.py"
+SAVED = Path(__file__).resolve().parents[1] / "keras_fixtures" / "audio_layers.keras"
 
 # name -> (arguments, input shape); inputs are uniform in [-1, 1).
 STFT_CASES = {
@@ -128,6 +130,19 @@ def _train(keras, rng, out: dict) -> None:
         out[f"train/after{i}"] = w
 
 
+def _saved(keras, out: dict) -> None:
+    """A model holding both layers (and a Dense on them), saved as ``audio_layers.keras``,
+    and its predictions on the batched Mel case's input."""
+    inputs = keras.Input((400,))
+    mel = keras.layers.MelSpectrogram(**MEL_CASES["batched"][0])(inputs)
+    signal = keras.layers.Reshape((400, 1))(inputs)
+    stft = keras.layers.STFTSpectrogram(mode="psd", frame_length=16)(signal)
+    merged = keras.layers.Concatenate()([keras.layers.Flatten()(mel), keras.layers.Flatten()(stft)])
+    model = keras.Model(inputs, keras.layers.Dense(2)(merged))
+    model.save(SAVED)
+    out["saved/y"] = np.asarray(model.predict(out["batched/x"], verbose=0))
+
+
 def main() -> None:
     import keras
 
@@ -146,6 +161,7 @@ def main() -> None:
     for name, (cls, args) in CONFIG_ONLY.items():
         configs[name] = getattr(keras.layers, cls)(**args).get_config()
     _train(keras, rng, out)
+    _saved(keras, out)
     out["configs"] = np.array(json.dumps(configs, sort_keys=True))
     out["output_shapes"] = np.array(json.dumps(shapes))
     path = Path(__file__).resolve().parents[1] / "keras_fixtures" / "audio_layers.npz"
