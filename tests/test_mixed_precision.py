@@ -285,3 +285,29 @@ def test_a_custom_train_step_differentiates_bfloat16_variables():
     for a, b in zip(own.get_weights(), builtin.get_weights()):
         assert a.dtype == ml_dtypes.bfloat16
         np.testing.assert_array_equal(a, b)
+
+
+def test_arctan2_on_bfloat16_values():
+    """arctan2 on a bf16 layer's values (its constants in the operands' dtype): native
+    code equals the reference, and both the bf16 of arctan2 of the bf16 inputs (each op
+    rounded, so within a few bf16 steps), through every quadrant and the axes."""
+
+    def predictions(backend: str, data: np.ndarray) -> np.ndarray:
+        keras.mixed_precision.set_global_policy("mixed_bfloat16")
+        try:
+            inp = keras.Input((8,))
+            out = keras.layers.Lambda(lambda t: keras.ops.arctan2(t[:, :4], t[:, 4:]))(inp)
+            model = keras.Model(inp, out)
+        finally:
+            keras.mixed_precision.set_global_policy("float32")
+        model.compile(loss="mse", backend=backend)
+        return model.predict(data, verbose=0)
+
+    y = np.array([[1, -1, 1, -1], [0, 0, 2, -3], [0.5, 0, -0.25, 7]], np.float32)
+    x = np.array([[1, 1, -1, -1], [1, -1, 0, 0], [3, 0, -5, 0.125]], np.float32)
+    data = np.concatenate([y, x], axis=1)
+    native, reference = predictions("llvm", data), predictions("reference", data)
+    assert native.dtype == ml_dtypes.bfloat16
+    np.testing.assert_array_equal(native.astype(np.float32), reference.astype(np.float32))
+    exact = np.arctan2(y, x)
+    np.testing.assert_allclose(native.astype(np.float32), exact, rtol=0.03, atol=0.01)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 
-from kcompile.ir import DType, Value
+from kcompile.ir import Value
 from kcompile.ir import build as B
 from kcompile.ops.core import fvals, op
 from kcompile.ops.numpy import _unary
@@ -24,7 +24,7 @@ def _where(cond: Value, a: Value | float, b: Value | float) -> Value:
 def _safe(x: Value, bad: Value) -> Value:
     """``x`` with 1.0 where ``bad``: a divisor whose unused branch must not make NaN
     gradients."""
-    return B.select(bad, B.const(x.graph, 1.0, DType.f32), x)
+    return B.select(bad, B.const(x.graph, 1.0, x.dtype), x)
 
 
 sin = _unary("sin", B.sin)
@@ -53,7 +53,7 @@ def arctan2(x1, x2):
     y, x = fvals(x1, x2)
     on_axis = B.eq(x, 0.0)
     base = B.atan(y / _safe(x, on_axis))
-    half_turn = _where(B.ge(y, 0.0), B.const(y.graph, math.pi, DType.f32), -math.pi)
+    half_turn = _where(B.ge(y, 0.0), B.const(y.graph, math.pi, y.dtype), -math.pi)
     left = base + _where(B.lt(x, 0.0), half_turn, 0.0)
     vertical = B.sign(y) * (math.pi / 2)
     return _where(on_axis, vertical, left)
