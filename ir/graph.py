@@ -102,10 +102,17 @@ class Node:
         return f"<Node {self.op} [{self.layer}]>"
 
 
+_NUMBER_TYPES = {int, float, bool}
+
+
 def check_attr(value: Any, where: str) -> Any:
     """Attributes are plain hashable data: None, bool, int, float, str, tuples of those;
     and a ``Graph``, the body of a fused node (a region, printed nested)."""
     if value is None or isinstance(value, bool | int | float | str | Graph):
+        return value
+    # A constant's data, a shape: a tuple of numbers alone is checked at C speed (element
+    # by element, a million-entry table took seconds, at every copy of its node).
+    if type(value) is tuple and set(map(type, value)) <= _NUMBER_TYPES:
         return value
     if isinstance(value, tuple | list):
         return tuple(check_attr(v, where) for v in value)
@@ -138,9 +145,15 @@ class Graph:
         inputs: Sequence[Value],
         attrs: dict[str, Any] | None = None,
         layer: str | None = None,
+        checked: bool = False,
     ) -> tuple[Value, ...]:
+        """A node of ``op`` on ``inputs``; ``checked``: ``attrs`` are another node's (a
+        copy), already plain data and sorted."""
         opdef = get_op(op)
-        attrs = {k: check_attr(v, f"op {op}") for k, v in sorted((attrs or {}).items())}
+        if checked:
+            attrs = dict(attrs or {})
+        else:
+            attrs = {k: check_attr(v, f"op {op}") for k, v in sorted((attrs or {}).items())}
         for v in inputs:
             if not isinstance(v, Value):
                 raise IRError(f"op {op}: operand {v!r} is not an IR value")

@@ -9,9 +9,11 @@ import re
 import threading
 from dataclasses import dataclass
 
+import numpy as np
+
 from kcompile.ir.graph import Graph, Value
 from kcompile.ir.memory import Allocation, MemoryPlan, Size
-from kcompile.ir.printer import print_graph
+from kcompile.ir.printer import PACKED, print_graph
 from kcompile.ir.types import BATCH, DType, ShapeError, TensorType
 from kcompile.ir.verify import VerifyError, first_difference, verify, verify_memory
 
@@ -155,6 +157,9 @@ class _Parser:
             return float(tok.text) if re.search(r"[.eEan]", tok.text) else int(tok.text)
         if tok.kind == "string":
             return unquoted(tok.text)
+        if tok.kind == "ident" and tok.text in PACKED and self.peek().kind == "string":
+            data = bytes.fromhex(unquoted(self.take("string").text))
+            return tuple(np.frombuffer(data, dtype=PACKED[tok.text]).tolist())
         if tok.kind == "ident":
             return {"true": True, "false": False, "none": None}.get(tok.text, tok.text)
         raise self.error("expected an attribute value", tok)

@@ -17,6 +17,8 @@ from __future__ import annotations
 import math
 import re
 
+import numpy as np
+
 from kcompile.ir.graph import Graph, Node, Value
 
 _BARE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
@@ -42,6 +44,25 @@ def output_name(name: str) -> str:
     return name if _BARE_OUTPUT.match(name) and name not in KEYWORDS else quoted(name)
 
 
+_NUMBERS = {int, float}
+# A tuple of this many floats (or ints) or more, a constant's table, prints packed: its
+# numbers' little-endian float64 (int64) bytes in hex, ``packed_f64 "..."`` (``packed_i64``),
+# exact and parsed back as the tuple. Printed one by one, a million-entry DFT table took
+# seconds at each print (a compile prints its graph for its cache key).
+PACKED_FROM = 1024
+PACKED = {"packed_f64": "<f8", "packed_i64": "<i8"}
+
+
+def _packed(value: tuple, floats: bool) -> str | None:
+    """``value``'s packed form, or None for ints beyond int64."""
+    name = "packed_f64" if floats else "packed_i64"
+    try:
+        data = np.asarray(value, dtype=PACKED[name])
+    except OverflowError:
+        return None
+    return f'{name} "{data.tobytes().hex()}"'
+
+
 def format_attr(value: object, indent: str = "") -> str:
     if isinstance(value, Graph):
         body = print_graph(value, indent=indent + "    ").rstrip("\n")
@@ -65,6 +86,15 @@ def format_attr(value: object, indent: str = "") -> str:
             return value
         return quoted(value)
     if isinstance(value, tuple):
+        kinds = set(map(type, value))
+        if len(value) >= PACKED_FROM and kinds in ({float}, {int}):
+            packed = _packed(value, float in kinds)
+            if packed is not None:
+                return packed
+        # Numbers alone (a constant's data): Python's repr is the form above for ints and
+        # floats (nan, inf and -inf included), at C speed.
+        if kinds <= _NUMBERS:
+            return "[" + ", ".join(map(repr, value)) + "]"
         return "[" + ", ".join(format_attr(v) for v in value) + "]"
     raise TypeError(f"cannot print attribute {value!r}")
 

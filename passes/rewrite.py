@@ -16,7 +16,7 @@ Visitor = Callable[[Graph, Node, list[Value]], Sequence[Value] | None]
 
 
 def copy_node(graph: Graph, node: Node, inputs: Sequence[Value]) -> tuple[Value, ...]:
-    return graph.emit(node.op, list(inputs), dict(node.attrs), layer=node.layer)
+    return graph.emit(node.op, list(inputs), node.attrs, layer=node.layer, checked=True)
 
 
 def rebuild(graph: Graph, visit: Visitor, env: dict[Value, Value] | None = None) -> Graph:

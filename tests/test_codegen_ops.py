@@ -154,6 +154,27 @@ def test_constant_and_random_compiled():
             np.testing.assert_array_equal(got[key], expected[key], err_msg=f"{key} N={n}")
 
 
+def test_constant_tables_of_every_dtype_compiled_exactly():
+    """Constant arrays (emitted as their bytes) hold every value: f32 specials (NaN,
+    infinities, -0.0, the smallest subnormal, f32's largest), int32's ends, bools."""
+    g = Graph("tables")
+    x = g.add_input("x", TensorType(DType.f32, (BATCH, 6)), "data")
+    floats = [float("nan"), float("inf"), -0.0, 1e-45, 3.4028234663852886e38, -1.5]
+    table = B.const_array(g, floats, DType.f32, (6,))
+    ints = B.const_array(g, [-(2**31), 2**31 - 1, 0, -1, 7, 123456789], DType.i32, (6,))
+    flags = B.const_array(g, [True, False, True, True, False, False], DType.bool, (6,))
+    # (read, not computed on: native code flushes subnormal results to zero)
+    g.set_outputs([("t", table), ("i", ints), ("b", B.select(flags, x, table))])
+    exe = make_executable(g, "llvm")
+    feeds = {"x": np.full((2, 6), 2.0, np.float32)}
+    got, expected = exe(feeds), interpret(g, feeds)
+    for key in ("t", "i", "b"):
+        np.testing.assert_array_equal(got[key], expected[key], err_msg=key)
+    assert np.signbit(got["t"][2]) and got["t"][3] == np.float32(1e-45)
+    assert got["i"].tolist() == [-(2**31), 2**31 - 1, 0, -1, 7, 123456789]
+    assert got["b"][0].tolist() == [2.0, float("inf"), 2.0, 2.0, 3.4028234663852886e38, -1.5]
+
+
 def test_long_odd_reductions_and_products(rng):
     g = Graph("big")
     x = g.add_input("x", TensorType(DType.f32, (BATCH, 1001)), "data")

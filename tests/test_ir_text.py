@@ -188,3 +188,32 @@ def test_names_keras_allows_print_quoted_and_parse_back():
     g.set_outputs([(name, B.neg(x)), ("return", x)])
     back = parse_graph(print_graph(g))
     assert [n for n, _ in back.outputs] == [name, "return"] and back.inputs[0].name == name
+
+
+def test_long_constant_tables_print_packed_and_parse_back_exactly():
+    """A constant of PACKED_FROM numbers or more prints as its float64 (int64) bytes in hex
+    and parses back to the same tuple (NaN, infinities, -0.0, the smallest subnormal,
+    int32's ends); shorter ones, bools and mixed tuples print number by number."""
+    from kcompile.ir.printer import PACKED_FROM
+
+    rng = np.random.default_rng(0)
+    floats = rng.standard_normal(PACKED_FROM).astype(np.float32).tolist()
+    floats[:5] = [float("nan"), float("inf"), -float("inf"), -0.0, 1e-45]
+    ints = rng.integers(-(2**31), 2**31, PACKED_FROM).tolist()
+    ints[:2] = [-(2**31), 2**31 - 1]
+    g = Graph("tables")
+    table = B.const_array(g, floats, DType.f32, (PACKED_FROM,))
+    indices = B.const_array(g, ints, DType.i32, (PACKED_FROM,))
+    flags = B.const_array(g, [bool(i % 3) for i in range(PACKED_FROM)], DType.bool, (PACKED_FROM,))
+    short = B.const_array(g, floats[: PACKED_FROM - 1], DType.f32, (PACKED_FROM - 1,))
+    g.set_outputs([("t", table), ("i", indices), ("f", flags), ("s", short)])
+    text = print_graph(g)
+    assert text.count("packed_f64") == 1 and text.count("packed_i64") == 1
+    assert "[true, true, false" not in text and "[false, true, true" in text  # bools listed
+    back = parse_graph(text)
+    assert first_difference(g, back) is None
+    parsed = back.nodes[0].attrs["value"]
+    assert np.isnan(parsed[0]) and parsed[1:5] == (float("inf"), -float("inf"), -0.0, 1e-45)
+    assert np.copysign(1.0, parsed[3]) == -1.0
+    assert parsed[5:] == tuple(floats[5:]) and back.nodes[1].attrs["value"] == tuple(ints)
+    assert print_graph(back) == text

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+import numpy as np
 from llvmlite import ir
 
 from kcompile.codegen.library.replicas import declare_replica_sum
@@ -200,12 +201,19 @@ def constant(k, m, node, outs, ins) -> None:
     if not isinstance(value, tuple):
         k.fill(outs[0], numel(t.shape), _constant(t.dtype, value))
         return
-    elem = {DType.f32: F32, DType.i32: I32, DType.bool: ir.IntType(8)}[t.dtype]
-    array_type = ir.ArrayType(elem, len(value))
+    # The data as one string of bytes (little-endian, as x86-64 stores them): an LLVM
+    # constant per element took seconds to make and print for a million-entry table
+    # (an STFT's DFT matrices), the bytes a fraction of one.
+    kind = {DType.f32: np.float32, DType.i32: np.int32, DType.bool: np.int8}[t.dtype]
+    raw = np.asarray(value, dtype=np.float64 if t.dtype is DType.f32 else np.int64)
+    raw = (raw != 0) if t.dtype is DType.bool else raw
+    data_bytes = bytearray(raw.astype(kind).astype(np.dtype(kind).newbyteorder("<")).tobytes())
+    array_type = ir.ArrayType(ir.IntType(8), len(data_bytes))
     data = ir.GlobalVariable(k.module, array_type, f"{k.fn.name}.data")
     data.global_constant = True
     data.linkage = "internal"
-    data.initializer = ir.Constant(array_type, [_constant(t.dtype, v) for v in value])
+    data.align = 16
+    data.initializer = ir.Constant(array_type, data_bytes)
     k.memcpy(outs[0].ptr, data, Size(len(value) * ELEMENT_BYTES[t.dtype]))
 
 

@@ -76,7 +76,7 @@ class Builder:
         flat = array.astype(kind.numpy).ravel()
         if flat.size and np.all(flat == flat[0]):
             return B.const(self.graph, flat[0].item(), kind, array.shape)
-        return B.const_array(self.graph, [v.item() for v in flat], kind, array.shape)
+        return B.const_array(self.graph, flat.tolist(), kind, array.shape)
 
 
 def scalar_dtype(x: Any) -> DType:
