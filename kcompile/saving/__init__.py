@@ -1,6 +1,8 @@
 """``keras.saving``: whole-model files (kcompile's ``.kcmodel`` and Keras 3's ``.keras``),
-weights files, Keras's object serialization and its registry of custom objects."""
+weights files and their editor, Keras's object serialization and its registry of custom
+objects."""
 
+from kcompile.saving.file_editor import KerasFileEditor
 from kcompile.saving.kcmodel import model_config, model_from_config
 from kcompile.saving.object_registration import (
     CustomObjectScope,
@@ -21,6 +23,7 @@ from kcompile.utils.unoffered import refuse
 
 __all__ = [
     "CustomObjectScope",
+    "KerasFileEditor",
     "custom_object_scope",
     "deserialize_keras_object",
     "get_custom_objects",

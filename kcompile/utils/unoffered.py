@@ -45,9 +45,7 @@ NAMES: dict[str, dict[str, str]] = {
         "AWQConfig": "model.quantize('awq') is not offered: AWQ's calibration is not "
         "implemented in kcompile (docs/quantization.md)",
     },
-    "saving": {
-        "KerasFileEditor": "not implemented in kcompile yet; load the model and edit it",
-    },
+    "saving": {},
 }
 
 
