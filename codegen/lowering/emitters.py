@@ -186,6 +186,23 @@ def concat(k, m, node, outs, ins) -> None:
         offset += v.shape[axis]
 
 
+class _Bytes(ir.Constant):
+    """An array of bytes written as LLVM's ``c"..."`` with every byte escaped (``\\hh``),
+    made by numpy: llvmlite escapes a ``bytearray`` constant byte by byte in Python, a
+    second for a table of a million floats."""
+
+    def __init__(self, data: bytes) -> None:
+        super().__init__(ir.ArrayType(ir.IntType(8), len(data)), None)
+        digits = np.frombuffer(data.hex().encode(), np.uint8).reshape(-1, 2)
+        escaped = np.empty((len(data), 3), np.uint8)
+        escaped[:, 0] = ord("\\")
+        escaped[:, 1:] = digits
+        self._text = 'c"' + escaped.tobytes().decode() + '"'
+
+    def _get_reference(self) -> str:
+        return self._text
+
+
 def _constant(dtype: DType, value) -> ir.Constant:
     if dtype is DType.f32:
         return ir.Constant(F32, float(value))
@@ -207,13 +224,12 @@ def constant(k, m, node, outs, ins) -> None:
     kind = {DType.f32: np.float32, DType.i32: np.int32, DType.bool: np.int8}[t.dtype]
     raw = np.asarray(value, dtype=np.float64 if t.dtype is DType.f32 else np.int64)
     raw = (raw != 0) if t.dtype is DType.bool else raw
-    data_bytes = bytearray(raw.astype(kind).astype(np.dtype(kind).newbyteorder("<")).tobytes())
-    array_type = ir.ArrayType(ir.IntType(8), len(data_bytes))
-    data = ir.GlobalVariable(k.module, array_type, f"{k.fn.name}.data")
+    initializer = _Bytes(raw.astype(kind).astype(np.dtype(kind).newbyteorder("<")).tobytes())
+    data = ir.GlobalVariable(k.module, initializer.type, f"{k.fn.name}.data")
     data.global_constant = True
     data.linkage = "internal"
     data.align = 16
-    data.initializer = ir.Constant(array_type, data_bytes)
+    data.initializer = initializer
     k.memcpy(outs[0].ptr, data, Size(len(value) * ELEMENT_BYTES[t.dtype]))
 
 

@@ -2,8 +2,8 @@
 samples]``, batched or not), its magnitude raised to ``mag_exp``, warped to the mel
 scale by Keras's (HTK's) triangular filter bank, and in decibels when ``power_to_db``.
 
-The transform is ``keras.ops.stft``'s (a gather of the frames and a product with the
-windowed DFT matrices, ``short_time_spectrum``), the filter bank a matrix computed in
+The transform is ``keras.ops.stft`` (a gather of the frames and a product with the
+windowed DFT matrices, constants of the step), the filter bank a matrix computed in
 float32 as Keras computes it, so the layer runs eagerly, in a compiled step and in the
 reference interpreter alike. As in Keras, ``top_db`` clips below the largest decibel value of the
 whole call (all the batch's signals together).
@@ -16,9 +16,9 @@ from typing import Any
 import numpy as np
 
 from kcompile.layers.layer import Layer
-from kcompile.layers.preprocessing.short_time_spectrum import stft
 from kcompile.ops import composite as C
 from kcompile.ops import numpy as N
+from kcompile.ops.fft import stft
 
 _MEL_BREAK_FREQUENCY_HERTZ = 700.0
 _MEL_HIGH_FREQUENCY_Q = 1127.0
