@@ -45,7 +45,6 @@ NAMES: dict[str, dict[str, str]] = {
         "AWQConfig": "model.quantize('awq') is not offered: AWQ's calibration is not "
         "implemented in kcompile (docs/quantization.md)",
     },
-    "saving": {},
 }
 
 
