@@ -393,7 +393,6 @@ def _compute_chunk(module: ir.Module, t: IntTile, ukrs: tuple, layout: Layout = 
     r0 = _field(b, job, "r0")
     ap = _ptr(b, job, "ap")
     direct = b.icmp_unsigned("!=", _field(b, job, "direct"), i64(0))
-    src, rs = _ptr(b, job, "B"), _field(b, job, "rsB")
     col_chunks = _field(b, job, "col_chunks")
     row_tiles, panels = _ceil_div(b, m, i64(t.mr)), _ceil_div(b, n, i64(t.nr))
     t0, t_count = chunk_range(b, row_tiles, b.udiv(index, col_chunks), _field(b, job, "row_chunks"))
@@ -412,30 +411,37 @@ def _compute_chunk(module: ir.Module, t: IntTile, ukrs: tuple, layout: Layout = 
                     p = b.add(g0, jp)
                     _panel_tile(b, job, t, ukrs, tile, p, i0, rows, args, None, layout)
             else:
-                spans = _ceil_div(b, g_count, i64(DIRECT_SPAN))
-                with for_range(b, spans, "js") as js:
-                    q0 = b.add(g0, b.mul(js, i64(DIRECT_SPAN)))
-                    j0 = b.mul(q0, i64(t.nr))
-                    span_cols = i64(DIRECT_SPAN * t.nr)
-                    whole_span = b.and_(
-                        b.icmp_signed("<=", b.add(q0, i64(DIRECT_SPAN)), b.add(g0, g_count)),
-                        b.icmp_signed("<=", b.add(j0, span_cols), n),
-                    )
-                    one_row = b.and_(direct, b.and_(whole_span, b.icmp_signed("==", rows, i64(1))))
-                    with b.if_else(one_row) as (wide, narrow):
-                        with wide:
-                            b.call(ukrs[2], [*args, _at(b, src, j0, I8), rs, tile])
-                            for q in range(DIRECT_SPAN):
-                                jq = b.add(j0, i64(q * t.nr))
-                                own = _at(b, tile, i64(q * t.nr), F32)
-                                _finish_tile(b, job, own, t, i0, jq, rows, i64(t.nr))
-                        with narrow:
-                            count = _min(b, i64(DIRECT_SPAN), b.sub(b.add(g0, g_count), q0))
-                            with for_range(b, count, "jp") as jp:
-                                p = b.add(q0, jp)
-                                _panel_tile(b, job, t, ukrs, tile, p, i0, rows, args, direct)
+                _pair_tiles(b, job, t, ukrs, tile, g0, g_count, i0, rows, args, direct)
     b.ret_void()
     return fn
+
+
+def _pair_tiles(b: ir.IRBuilder, job, t: IntTile, ukrs, tile, g0, g_count, i0, rows, args, direct):
+    """The pairs' tiles of rows ``i0`` on over a group's panels: a single row from B in
+    place spans ``DIRECT_SPAN`` panels at a time (``ukrs[2]``), the rest panel by panel."""
+    n, src, rs = _field(b, job, "N"), _ptr(b, job, "B"), _field(b, job, "rsB")
+    spans = _ceil_div(b, g_count, i64(DIRECT_SPAN))
+    with for_range(b, spans, "js") as js:
+        q0 = b.add(g0, b.mul(js, i64(DIRECT_SPAN)))
+        j0 = b.mul(q0, i64(t.nr))
+        span_cols = i64(DIRECT_SPAN * t.nr)
+        whole_span = b.and_(
+            b.icmp_signed("<=", b.add(q0, i64(DIRECT_SPAN)), b.add(g0, g_count)),
+            b.icmp_signed("<=", b.add(j0, span_cols), n),
+        )
+        one_row = b.and_(direct, b.and_(whole_span, b.icmp_signed("==", rows, i64(1))))
+        with b.if_else(one_row) as (wide, narrow):
+            with wide:
+                b.call(ukrs[2], [*args, _at(b, src, j0, I8), rs, tile])
+                for q in range(DIRECT_SPAN):
+                    jq = b.add(j0, i64(q * t.nr))
+                    own = _at(b, tile, i64(q * t.nr), F32)
+                    _finish_tile(b, job, own, t, i0, jq, rows, i64(t.nr))
+            with narrow:
+                count = _min(b, i64(DIRECT_SPAN), b.sub(b.add(g0, g_count), q0))
+                with for_range(b, count, "jp") as jp:
+                    p = b.add(q0, jp)
+                    _panel_tile(b, job, t, ukrs, tile, p, i0, rows, args, direct)
 
 
 def _panel_tile(
