@@ -214,7 +214,7 @@ class KerasFileEditor:
                 f"Received: filepath={filepath}"
             )
         buffer = io.BytesIO()
-        with saving_lib._h5py().File(buffer, "w") as f:
+        with saving_lib.h5py_module().File(buffer, "w") as f:
             write_weights_tree(f, self.weights_dict)
         atomic_write(filepath, lambda out: out.write(buffer.getvalue()))
 
@@ -274,7 +274,7 @@ def _holders_of(tree: dict, name: str):
 def read_weights_tree(source: str | io.BytesIO) -> tuple[dict, dict]:
     """A weights file as ``(tree, object_metadata)``: nested dicts of arrays, and each
     object's HDF5 attributes by path (``"/layers/dense": {"name": "mydense"}``)."""
-    h5py = saving_lib._h5py()
+    h5py = saving_lib.h5py_module()
     try:
         f = h5py.File(source, "r")
     except FileNotFoundError:
@@ -360,7 +360,7 @@ def write_weights_tree(f, tree: dict, path: str = "") -> None:
     if leaves:
         group = f.require_group(f"{path}/vars" if path else "vars")
         for name, value in leaves.items():
-            saving_lib._write_array(group, name, np.asarray(value))
+            saving_lib.write_array(group, name, np.asarray(value))
 
 
 # --- printing ------------------------------------------------------------------------------
@@ -402,10 +402,10 @@ def model_weight_spec(model) -> dict:
         return {}
     if isinstance(model, model_class("Model")):
         buffer = io.BytesIO()
-        saving_lib._write_weights(model, buffer, with_optimizer=True)
+        saving_lib.write_weights(model, buffer, with_optimizer=True)
         return read_weights_tree(buffer)[0]
     tree: dict = {}
-    for path, variables in saving_lib._groups_at(model, "", set()):
+    for path, _, variables in saving_lib.layer_groups(model, ""):
         node = tree
         for part in [p for p in path.split("/") if p][:-1]:  # the last one is "vars"
             node = node.setdefault(part, {})

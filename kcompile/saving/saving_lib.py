@@ -8,11 +8,14 @@ order) under ``layers/<class name in snake case, numbered when repeated>``, each
 layer's own variables under ``vars/0, 1, ...``, the variables of a layer's inner layers
 under their attribute names (an LSTM's ``cell``, Bidirectional's ``forward_layer`` and
 ``backward_layer``, MultiHeadAttention's ``query_dense``, ...); the optimizer's
-``iterations``, ``learning_rate`` and slots under ``optimizer/vars``.
+``iterations``, ``learning_rate`` and slots under ``optimizer/vars``. Each of these
+groups, variables or not, has the attribute ``name``: its layer's (cell's, model's,
+optimizer's) name.
 """
 
 from __future__ import annotations
 
+import functools
 import inspect
 import io
 import json
@@ -20,7 +23,7 @@ import os
 import time
 import warnings
 import zipfile
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -42,7 +45,7 @@ from kcompile.version import __version__
 KERAS_VERSION = "3.15.1"  # the Keras format these files follow
 
 
-def _h5py():
+def h5py_module():
     try:
         import h5py
     except ImportError:
@@ -56,6 +59,16 @@ def _h5py():
 # --- where each layer's variables live ----------------------------------------------------
 
 
+class Group(NamedTuple):
+    """One HDF5 group of a weights file: its path, the name of the object whose variables
+    it holds (Keras writes it as the group's ``name`` attribute, variables or not), and
+    those variables in Keras's order."""
+
+    path: str
+    name: str
+    variables: list
+
+
 def _is_subclassed(model) -> bool:
     """A ``keras.Model`` subclass with its own Keras-style ``call``."""
     return isinstance(model, model_class("Model")) and internals.keras_style_call(model)
@@ -66,19 +79,26 @@ def _is_custom(layer) -> bool:
     return type(layer).__module__.split(".")[0] != "kcompile"
 
 
-def _base_attributes() -> set[str]:
-    """Attributes every kcompile layer has: Keras's walk skips its own likewise."""
+@functools.cache
+def _base_attributes() -> frozenset[str]:
+    """Attributes every kcompile layer and subclassed model has: Keras's walk skips its
+    own likewise. (Named, so that making them takes no name from the session.)"""
     from kcompile.layers import Layer
 
     Model = model_class("Model")
-    return set(dir(Model)) | set(vars(Layer())) | set(vars(Model.__new__(Model)))
+
+    class Bare(Model):
+        def call(self, x):
+            return x
+
+    return frozenset(dir(Model)) | set(vars(Layer(name="layer"))) | set(vars(Bare(name="bare")))
 
 
 def _join(path: str, name: str) -> str:
     return f"{path}/{name}" if path else name
 
 
-def _custom_groups(layer, path: str, visited: set[int]) -> list[tuple[str, list]]:
+def _custom_groups(layer, path: str, visited: set[int]) -> list[Group]:
     """Keras's ``_walk_saveable`` of a user's layer or subclassed model: its own variables
     (trainable first) under ``vars``, then each attribute that holds a layer or a list of
     layers (a model's ``layers`` too), names sorted with private ones last; a layer
@@ -86,7 +106,7 @@ def _custom_groups(layer, path: str, visited: set[int]) -> list[tuple[str, list]
     visited.add(id(layer))
     variables = internals.own_variables(layer)
     own = [v for v in variables if v.trainable] + [v for v in variables if not v.trainable]
-    groups = [(_join(path, "vars"), own)]
+    groups = [Group(_join(path, "vars"), layer.name, own)]
     skip = _base_attributes()
     attributes = {n: v for n, v in vars(layer).items() if not n.startswith("__") and n not in skip}
     if isinstance(layer, model_class("Model")):
@@ -102,9 +122,9 @@ def _custom_groups(layer, path: str, visited: set[int]) -> list[tuple[str, list]
                 used[base] = used.get(base, -1) + 1
                 label = base if used[base] == 0 else f"{base}_{used[base]}"
                 if id(item) not in visited:
-                    groups += _groups_at(item, _join(path, f"{name}/{label}"), visited)
+                    groups += layer_groups(item, _join(path, f"{name}/{label}"), visited)
         elif _is_layer(value) and id(value) not in visited:
-            groups += _groups_at(value, _join(path, name), visited)
+            groups += layer_groups(value, _join(path, name), visited)
     return groups
 
 
@@ -114,16 +134,18 @@ def _is_layer(value: Any) -> bool:
     return isinstance(value, Layer)
 
 
-def _groups_at(layer, path: str, visited: set[int]) -> list[tuple[str, list]]:
-    """Every (group path, variables) of ``layer`` saved at ``path``."""
+def layer_groups(layer, path: str, visited: set[int] | None = None) -> list[Group]:
+    """Every group of ``layer`` saved at ``path`` ("" for the file's top), as Keras's walk
+    makes them; ``visited`` holds the layers already saved (a user's layers may share)."""
     if _is_custom(layer):
-        return _custom_groups(layer, path, visited)
-    visited.add(id(layer))
-    return [(f"{path}/{sub}", variables) for sub, variables in variable_groups(layer)]
+        return _custom_groups(layer, path, set() if visited is None else visited)
+    if visited is not None:
+        visited.add(id(layer))
+    return [Group(_join(path, g.path), g.name, g.variables) for g in variable_groups(layer)]
 
 
-def variable_groups(layer) -> list[tuple[str, list]]:
-    """(path below the layer, variables in Keras's order) for each group of a layer."""
+def variable_groups(layer) -> list[Group]:
+    """Each group of a kcompile layer (paths below the layer), its own ``vars`` first."""
     from kcompile.layers import (
         GRU,
         LSTM,
@@ -135,19 +157,32 @@ def variable_groups(layer) -> list[tuple[str, list]]:
     )
     from kcompile.layers.rnn.conv_lstm import ConvLSTM
 
-    if isinstance(layer, LSTM | GRU | SimpleRNN | ConvLSTM):  # Keras keeps them in the cell
-        return [("cell/vars", internals.own_variables(layer))]
+    own = Group("vars", layer.name, [])
+    # Keras keeps a recurrent layer's variables in its cell, named for the cell's class.
+    cells = {
+        LSTM: "lstm_cell",
+        GRU: "gru_cell",
+        SimpleRNN: "simple_rnn_cell",
+        ConvLSTM: "conv_lstm_cell",
+    }
+    for kind, cell in cells.items():
+        if isinstance(layer, kind):
+            return [own, Group("cell/vars", cell, internals.own_variables(layer))]
     if isinstance(layer, RNN | StackedRNNCells):  # cells walked as Keras walks them
-        return [(p, v) for p, v in _custom_groups(layer, "", set()) if p != "vars"]
+        return _custom_groups(layer, "", set())
     if isinstance(layer, Bidirectional):
+        # Keras's copy of the wrapped layer is named for its direction.
+        forward = "forward_" + layer.forward_layer.name.removeprefix("forward_")
         return [
-            ("forward_layer/cell/vars", internals.own_variables(layer.forward_layer)),
-            ("backward_layer/cell/vars", internals.own_variables(layer.backward_layer)),
+            own,
+            *_below("forward_layer", variable_groups(layer.forward_layer), forward),
+            *_below("backward_layer", variable_groups(layer.backward_layer)),
         ]
     if isinstance(layer, MultiHeadAttention):
-        return [
-            (
+        projections = [
+            Group(
                 f"{part}_dense/vars",
+                name,
                 [
                     v
                     for v in (getattr(layer, f"{name}_kernel"), getattr(layer, f"{name}_bias"))
@@ -161,22 +196,32 @@ def variable_groups(layer) -> list[tuple[str, list]]:
                 ("output", "attention_output"),
             )
         ]
+        # Keras's attention also holds these two sublayers, which have no variables.
+        inner = [Group("_dropout_layer/vars", "dropout", []), Group("_softmax/vars", "softmax", [])]
+        return [own, *projections, *inner]
     # A quantized layer writes its variables in Keras's ``variable_serialization_spec``
     # order (kernel, bias, kernel_scale), not the order quantize made them in.
     saved = layer._keras_saved_order()
-    return [("vars", saved if saved is not None else internals.own_variables(layer))]
+    return [own._replace(variables=saved if saved is not None else internals.own_variables(layer))]
 
 
-def _weight_groups(model) -> list[tuple[str, list]]:
-    """Every (group path, variables) of a model's weights file: a subclassed model walked
-    from its root, as Keras walks it; a functional one layer by layer."""
+def _below(attribute: str, groups: list[Group], name: str | None = None) -> list[Group]:
+    """An inner layer's groups under its attribute, its own group renamed to ``name``."""
+    return [
+        Group(f"{attribute}/{g.path}", name if name and g.path == "vars" else g.name, g.variables)
+        for g in groups
+    ]
+
+
+def weight_groups(model) -> list[Group]:
+    """Every group of a model's weights file but the optimizer's: a subclassed model
+    walked from its root, as Keras walks it; a functional one layer by layer."""
     visited: set[int] = set()
     if _is_subclassed(model):
         return _custom_groups(model, "", visited)
-    groups = []
+    groups = [Group("vars", model.name, [])]
     for path, layer in _layer_paths(model):
-        groups.append((f"{path}/vars", []))
-        groups += _groups_at(layer, path, visited)
+        groups += layer_groups(layer, path, visited)
     return groups
 
 
@@ -195,36 +240,35 @@ def _layer_paths(model) -> list[tuple[str, Any]]:
     return out
 
 
-def _write_weights(model, target, with_optimizer: bool) -> None:
-    h5py = _h5py()
+def write_weights(model, target, with_optimizer: bool) -> None:
+    """The model's weights file in Keras's layout, each group named for its object, to
+    ``target`` (a path or a binary file); with the optimizer's variables when asked."""
+    h5py = h5py_module()
     # A LoRA layer's kernel is written with its delta merged (Keras's save_own_variables).
     merged = {}
     for layer in internals.flatten_layers(model):
         merged.update(layer._keras_saved_values())
     with h5py.File(target, "w") as f:
-        f.create_group("vars")
-        for name, variables in _weight_groups(model):
-            group = f.require_group(name)
-            for i, var in enumerate(variables):
-                _write_array(group, str(i), merged[var] if var in merged else var.numpy())
+        for group in weight_groups(model):
+            arrays = [merged[v] if v in merged else v.numpy() for v in group.variables]
+            _write_group(f, group.path, group.name, arrays)
         opt = getattr(model, "optimizer", None)
         if with_optimizer and opt is not None:
-            top = f.create_group("optimizer")
             inner = getattr(opt, "inner_optimizer", None)
             if inner is not None:  # Keras writes a LossScaleOptimizer's inner one apart too
-                _write_arrays(
-                    top.create_group("inner_optimizer").create_group("vars"),
-                    _optimizer_arrays(model, inner),
-                )
-            _write_arrays(top.create_group("vars"), _optimizer_arrays(model, opt))
+                arrays = _optimizer_arrays(model, inner)
+                _write_group(f, "optimizer/inner_optimizer/vars", inner.name, arrays)
+            _write_group(f, "optimizer/vars", opt.name, _optimizer_arrays(model, opt))
 
 
-def _write_arrays(group, arrays: list[np.ndarray]) -> None:
+def _write_group(f, path: str, name: str, arrays: list[np.ndarray]) -> None:
+    group = f.require_group(path)
+    group.attrs["name"] = name
     for i, array in enumerate(arrays):
-        _write_array(group, str(i), array)
+        write_array(group, str(i), array)
 
 
-def _write_array(group, key: str, array: np.ndarray) -> None:
+def write_array(group, key: str, array: np.ndarray) -> None:
     """One dataset; a bfloat16 one as Keras writes it (2-byte opaque values, marked)."""
     dataset = group.create_dataset(key, data=array)
     if array.dtype.name == "bfloat16":  # by name: no ml_dtypes import for float files
@@ -308,9 +352,9 @@ def _in_dtype(array: np.ndarray, dtype: str) -> np.ndarray:
 
 
 def _read_weights(model, source, with_optimizer: bool) -> None:
-    h5py = _h5py()
+    h5py = h5py_module()
     with h5py.File(source, "r") as f:
-        for name, variables in _weight_groups(model):
+        for name, _, variables in weight_groups(model):
             if not variables:
                 continue
             if name not in f:
@@ -764,7 +808,7 @@ def save_keras(model, path: str) -> None:
     """``model.save("m.keras")``: Keras 3's zip, written atomically."""
     config = model_config(model)
     weights = io.BytesIO()
-    _write_weights(model, weights, with_optimizer=True)
+    write_weights(model, weights, with_optimizer=True)
     metadata = {
         "keras_version": KERAS_VERSION,
         "date_saved": time.strftime("%Y-%m-%d@%H:%M:%S"),
@@ -807,7 +851,7 @@ def _compile_from(model, compile_config: dict, custom_objects: dict | None = Non
 
 def save_weights_h5(model, path: str) -> None:
     buffer = io.BytesIO()
-    _write_weights(model, buffer, with_optimizer=False)
+    write_weights(model, buffer, with_optimizer=True)  # Keras's holds the optimizer too
     atomic_write(os.fspath(path), lambda f: f.write(buffer.getvalue()))
 
 
