@@ -18,23 +18,13 @@ pytest.importorskip("h5py")
 
 RECORD = json.loads((Path(__file__).parent / "keras_fixtures" / "saved_groups.json").read_text())
 
-# kcompile's default names that are not Keras 3.15's: a functional model's ("model", not
-# "functional"), a Bidirectional layer's ("bidirectional_gru", not "bidirectional") and
-# SGD's ("SGD", not "sgd"). The groups name their objects, so these show in the file.
-DEFAULT_NAMES = pytest.mark.xfail(
-    strict=True, reason="kcompile's default model, Bidirectional and SGD names differ"
-)
-
 
 def test_fixture_is_keras_3_15_and_has_every_program():
     assert RECORD["keras_version"] == "3.15.1"
     assert set(RECORD["programs"]) == set(PROGRAMS)
 
 
-@pytest.mark.parametrize(
-    "program",
-    [p if p != "default_names" else pytest.param(p, marks=DEFAULT_NAMES) for p in PROGRAMS],
-)
+@pytest.mark.parametrize("program", list(PROGRAMS))
 def test_groups_and_their_names_are_keras(program, tmp_path):
     model = PROGRAMS[program](keras)
     ours = saved_groups(model, tmp_path, program in WHOLE_FILE)

@@ -8,6 +8,7 @@ from typing import Any
 
 from kcompile import optimizers as optimizers_mod
 from kcompile.backend.keras_tensor import KerasTensor
+from kcompile.backend.session import unique_name
 from kcompile.backend.variables import Variable
 from kcompile.distribution import root_writes
 from kcompile.ir import Value
@@ -153,6 +154,8 @@ class Model(StepMethods, Layer):
     def __init__(
         self, inputs: Any = None, outputs: Any = None, name: str | None = None, **kwargs: Any
     ) -> None:
+        if name is None and type(self) is Model:  # Keras's functional models: "functional"
+            name = unique_name("functional")
         Layer.__init__(self, name=name, **kwargs)
         # A model with its own train_step, test_step or predict_step has them traced.
         steps = CustomSteps if overrides_steps(type(self)) else ModelSteps

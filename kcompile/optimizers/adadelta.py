@@ -7,8 +7,6 @@ from kcompile.optimizers.optimizer import Optimizer
 
 
 class Adadelta(Optimizer):
-    default_name = "adadelta"
-
     def __init__(
         self, learning_rate: float = 0.001, rho: float = 0.95, epsilon: float = 1e-7, **kwargs
     ) -> None:

@@ -14,8 +14,6 @@ def _rms(x):
 
 
 class Adafactor(Optimizer):
-    default_name = "adafactor"
-
     def __init__(
         self,
         learning_rate: float = 0.001,

@@ -9,8 +9,6 @@ from kcompile.optimizers.optimizer import Optimizer
 
 
 class Adagrad(Optimizer):
-    default_name = "adagrad"
-
     def __init__(
         self,
         learning_rate: float = 0.001,

@@ -9,8 +9,6 @@ from kcompile.optimizers.optimizer import Optimizer
 
 
 class Adamax(Optimizer):
-    default_name = "adamax"
-
     def __init__(
         self,
         learning_rate: float = 0.001,

@@ -8,8 +8,6 @@ from kcompile.optimizers.adam import Adam
 
 
 class AdamW(Adam):
-    default_name = "adamw"  # as Keras names it
-
     def __init__(
         self, learning_rate: float = 0.001, weight_decay: float = 0.004, **kwargs: Any
     ) -> None:

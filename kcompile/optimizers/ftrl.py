@@ -9,8 +9,6 @@ from kcompile.optimizers.optimizer import Optimizer
 
 
 class Ftrl(Optimizer):
-    default_name = "ftrl"
-
     def __init__(
         self,
         learning_rate: float = 0.001,

@@ -10,8 +10,6 @@ from kcompile.optimizers.optimizer import Optimizer
 
 
 class Lamb(Optimizer):
-    default_name = "lamb"
-
     def __init__(
         self,
         learning_rate: float = 0.001,

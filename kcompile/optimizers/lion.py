@@ -7,8 +7,6 @@ from kcompile.optimizers.optimizer import Optimizer
 
 
 class Lion(Optimizer):
-    default_name = "lion"
-
     def __init__(
         self, learning_rate: float = 0.001, beta_1: float = 0.9, beta_2: float = 0.99, **kwargs
     ) -> None:

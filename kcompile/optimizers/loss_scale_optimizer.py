@@ -20,7 +20,13 @@ import numpy as np
 from kcompile.backend.variables import stable_array
 from kcompile.ir import Value
 from kcompile.ir import build as B
-from kcompile.optimizers.optimizer import Optimizer, _step_context, deserialize, serialize
+from kcompile.optimizers.optimizer import (
+    Optimizer,
+    _step_context,
+    auto_name,
+    deserialize,
+    serialize,
+)
 
 _BASE_DEFAULTS = {
     "weight_decay": None,
@@ -38,8 +44,6 @@ _BASE_DEFAULTS = {
 class LossScaleOptimizer(Optimizer):
     """Every piece of state is the inner optimizer's (its slots, iterations and learning
     rate); only ``apply`` differs."""
-
-    default_name = "loss_scale_optimizer"
 
     def __init__(
         self,
@@ -72,7 +76,7 @@ class LossScaleOptimizer(Optimizer):
         self.inner_optimizer = inner_optimizer
         self.initial_scale = float(initial_scale)
         self.dynamic_growth_steps = int(dynamic_growth_steps)
-        self.name = name or self.default_name
+        self.name = name or auto_name(type(self))
         # Keras disables the inner optimizer's own scaling: the gradients would be
         # unscaled twice.
         inner_optimizer.loss_scale_factor = None

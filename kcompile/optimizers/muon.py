@@ -23,8 +23,6 @@ from kcompile.optimizers.optimizer import Optimizer
 
 
 class Muon(Optimizer):
-    default_name = "muon"  # as Keras names it
-
     def __init__(
         self,
         learning_rate: float = 0.001,

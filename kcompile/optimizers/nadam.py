@@ -10,8 +10,6 @@ class Nadam(Adamax):
     """Keras's Nadam; its running product of the momentum schedule (one scalar in Keras)
     is kept as a scalar slot per variable, each updated alike."""
 
-    default_name = "nadam"
-
     def slot_names(self):
         return ("momentum", "velocity", "u_product")
 

@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 
+from kcompile import backend
 from kcompile.backend.keras_tensor import ir_dtype
 from kcompile.backend.variables import Variable, rounded, stable_array
 from kcompile.ir import DType, TensorType, Value
@@ -21,8 +22,6 @@ from kcompile.optimizers.schedules import learning_rate_schedule as schedules
 
 
 class Optimizer:
-    default_name = "optimizer"
-
     def __init__(
         self,
         learning_rate: float = 0.001,
@@ -63,7 +62,7 @@ class Optimizer:
             )
         if sum(c is not None for c in (clipnorm, clipvalue, global_clipnorm)) > 1:
             raise ValueError("only one of clipnorm, clipvalue and global_clipnorm may be set")
-        self.name = name or self.default_name
+        self.name = name or auto_name(type(self))
         # Scalars the train step reads and (for iterations) updates in place.
         self._learning_rate = stable_array(np.float32(learning_rate), np.float32)
         self._learning_rate_value = float(learning_rate)
@@ -394,3 +393,9 @@ def _optimizer_classes() -> dict[str, type[Optimizer]]:
         found.setdefault(cls.__name__, cls)
         todo.extend(cls.__subclasses__())
     return found
+
+
+def auto_name(cls: type) -> str:
+    """Keras's name for an optimizer of class ``cls`` given none: its class in snake case,
+    numbered in the session as layers are (``sgd``, ``sgd_1``, ``adam_w``, ``rm_sprop``)."""
+    return backend.unique_name(backend.snake_case(cls.__name__))

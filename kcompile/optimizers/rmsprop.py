@@ -9,8 +9,6 @@ from kcompile.optimizers.optimizer import Optimizer
 
 
 class RMSprop(Optimizer):
-    default_name = "rmsprop"  # as Keras names it
-
     def __init__(
         self,
         learning_rate: float = 0.001,

@@ -17,8 +17,6 @@ from kcompile.optimizers.optimizer import Optimizer
 
 
 class ScheduleFreeAdamW(Optimizer):
-    default_name = "schedule_free_adamw"  # as Keras names it
-
     def __init__(
         self,
         learning_rate: float = 0.0025,

@@ -8,8 +8,6 @@ from kcompile.optimizers.optimizer import Optimizer
 
 
 class SGD(Optimizer):
-    default_name = "SGD"  # as Keras names it
-
     def __init__(
         self,
         learning_rate: float = 0.01,

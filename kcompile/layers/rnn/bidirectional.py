@@ -28,7 +28,7 @@ class Bidirectional(Layer):
         backward_layer: Layer | None = None,
         **kwargs: Any,
     ) -> None:
-        super().__init__(name=kwargs.pop("name", None) or f"bidirectional_{layer.name}", **kwargs)
+        super().__init__(**kwargs)
         if merge_mode not in MERGE_MODES:
             raise ValueError(
                 f"Bidirectional '{self.name}': merge_mode must be concat, sum, mul, ave or "
