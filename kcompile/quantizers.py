@@ -182,21 +182,7 @@ class Int8QuantizationConfig(QuantizationConfig):
     def __init__(self, weight_quantizer: Any = None, activation_quantizer: Any = "default"):
         if activation_quantizer == "default":
             activation_quantizer = AbsMaxQuantizer()
-        self.weight_quantizer = weight_quantizer
-        self.activation_quantizer = activation_quantizer
-
-    def get_config(self) -> dict:
-        return {
-            "weight_quantizer": _serialize_quantizer(self.weight_quantizer),
-            "activation_quantizer": _serialize_quantizer(self.activation_quantizer),
-        }
-
-    @classmethod
-    def from_config(cls, config: dict) -> Int8QuantizationConfig:
-        return cls(
-            _deserialize_quantizer(config.get("weight_quantizer")),
-            _deserialize_quantizer(config.get("activation_quantizer")),
-        )
+        super().__init__(weight_quantizer, activation_quantizer)
 
 
 class Int4QuantizationConfig(QuantizationConfig):
@@ -233,16 +219,11 @@ class Int4QuantizationConfig(QuantizationConfig):
                 "Int4QuantizationConfig requires a weight_quantizer with value_range=(-8, "
                 f"7). Received: value_range={weight_quantizer.value_range}"
             )
-        self.weight_quantizer = weight_quantizer
-        self.activation_quantizer = activation_quantizer
+        super().__init__(weight_quantizer, activation_quantizer)
         self.block_size = block_size
 
     def get_config(self) -> dict:
-        return {
-            "weight_quantizer": _serialize_quantizer(self.weight_quantizer),
-            "activation_quantizer": _serialize_quantizer(self.activation_quantizer),
-            "block_size": self.block_size,
-        }
+        return {**super().get_config(), "block_size": self.block_size}
 
     @classmethod
     def from_config(cls, config: dict) -> Int4QuantizationConfig:
