@@ -402,7 +402,7 @@ def model_weight_spec(model) -> dict:
         return {}
     if isinstance(model, model_class("Model")):
         buffer = io.BytesIO()
-        saving_lib.write_weights(model, buffer, with_optimizer=True)
+        saving_lib.write_weights(model, buffer)
         return read_weights_tree(buffer)[0]
     tree: dict = {}
     for path, _, variables in saving_lib.layer_groups(model, ""):

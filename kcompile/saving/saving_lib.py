@@ -240,9 +240,10 @@ def _layer_paths(model) -> list[tuple[str, Any]]:
     return out
 
 
-def write_weights(model, target, with_optimizer: bool) -> None:
+def write_weights(model, target) -> None:
     """The model's weights file in Keras's layout, each group named for its object, to
-    ``target`` (a path or a binary file); with the optimizer's variables when asked."""
+    ``target`` (a path or a binary file); the optimizer's variables too, when it has one
+    (Keras writes them in ``.keras`` and ``.weights.h5`` files alike)."""
     h5py = h5py_module()
     # A LoRA layer's kernel is written with its delta merged (Keras's save_own_variables).
     merged = {}
@@ -253,7 +254,7 @@ def write_weights(model, target, with_optimizer: bool) -> None:
             arrays = [merged[v] if v in merged else v.numpy() for v in group.variables]
             _write_group(f, group.path, group.name, arrays)
         opt = getattr(model, "optimizer", None)
-        if with_optimizer and opt is not None:
+        if opt is not None:
             inner = getattr(opt, "inner_optimizer", None)
             if inner is not None:  # Keras writes a LossScaleOptimizer's inner one apart too
                 arrays = _optimizer_arrays(model, inner)
@@ -808,7 +809,7 @@ def save_keras(model, path: str) -> None:
     """``model.save("m.keras")``: Keras 3's zip, written atomically."""
     config = model_config(model)
     weights = io.BytesIO()
-    write_weights(model, weights, with_optimizer=True)
+    write_weights(model, weights)
     metadata = {
         "keras_version": KERAS_VERSION,
         "date_saved": time.strftime("%Y-%m-%d@%H:%M:%S"),
@@ -851,7 +852,7 @@ def _compile_from(model, compile_config: dict, custom_objects: dict | None = Non
 
 def save_weights_h5(model, path: str) -> None:
     buffer = io.BytesIO()
-    write_weights(model, buffer, with_optimizer=True)  # Keras's holds the optimizer too
+    write_weights(model, buffer)
     atomic_write(os.fspath(path), lambda f: f.write(buffer.getvalue()))
 
 
