@@ -28,9 +28,8 @@ from kcompile.codegen.building.target import (
     compile_module,
     host,
 )
-from kcompile.codegen.library import int8_amx, int8_quads
 from kcompile.codegen.library.gemm import Tile
-from kcompile.codegen.library.int8_gemm import IntTile
+from kcompile.codegen.library.int8_gemm import engines
 from kcompile.codegen.library.runtime_library import (
     PIECES,
     Runtime,
@@ -51,10 +50,11 @@ AMX = ("amx-tile", "amx-int8", "amx-bf16")
 def _variants() -> dict[str, Runtime]:
     """A runtime per engine this CPU has, each built with the engines above it masked."""
     has = host().has
+    _, dot, tiles = engines(has)
     masks = {"pmaddwd": VNNI + AMX}
-    if int8_quads.dot_kind(has, IntTile.for_features(has).vw) is not None:
+    if dot is not None:
         masks["vnni"] = AMX
-    if int8_amx.kind(has) == "amx":
+    if tiles == "amx":
         masks["amx"] = ()
     int8 = [p for p in PIECES if p.name == "int8"]
     built = {}

@@ -20,9 +20,8 @@ from kcompile.codegen.building.target import (
 )
 from kcompile.codegen.library.gemm import Tile
 from kcompile.codegen.library.int8_amx import EMULATED as AMX_EMULATED
-from kcompile.codegen.library.int8_amx import kind as amx_kind
-from kcompile.codegen.library.int8_gemm import DIRECT_ROW_TILES, IntTile
-from kcompile.codegen.library.int8_quads import EMULATED, dot_kind
+from kcompile.codegen.library.int8_gemm import DIRECT_ROW_TILES, engines
+from kcompile.codegen.library.int8_quads import EMULATED
 from kcompile.codegen.library.runtime_library import (
     PIECES,
     Runtime,
@@ -32,7 +31,7 @@ from kcompile.codegen.library.runtime_library import (
 )
 from tests.threads import on_threads
 
-TILE = IntTile.for_features(host().has)
+TILE, _DOT, _TILES = engines(host().has)
 SHAPES = [
     (1, 512, 64),  # one row: a span of four whole panels, B in place
     (1, 300, 70),  # ... then panels one at a time, the last ragged (packed)
@@ -51,8 +50,8 @@ def _exact(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 # The test ids say which path ran: VNNI's vpdpbusd where the host has it (products of
 # more than DIRECT_ROW_TILES row tiles), else pmaddwd, at the host's widest vectors.
-VNNI = dot_kind(host().has, TILE.vw) is not None
-AMX_HOST = amx_kind(host().has) == "amx"  # its tiles, when Linux grants them (else VNNI)
+VNNI = _DOT is not None
+AMX_HOST = _TILES == "amx"  # its tiles, when Linux grants them (else VNNI)
 PATH = "tdpbusd" if AMX_HOST else f"{'vpdpbusd' if VNNI else 'pmaddwd'}{TILE.vw * 32}"
 EXPECTED = {"amx", "vnni"} if AMX_HOST else {"vnni"} if VNNI else {"madd"}
 

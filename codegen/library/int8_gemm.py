@@ -627,13 +627,18 @@ def _engines(module: ir.Module, b: ir.IRBuilder, t: IntTile, dot, amx, quads, ti
     return pack, compute
 
 
+def engines(features: Callable[[str], bool]) -> tuple[IntTile, str | None, str | None]:
+    """What ``kc_igemm`` is built with for ``features``: the ``pmaddwd`` tile (the widest
+    vectors), VNNI's quad dot product (``int8_quads.dot_kind``) and AMX-INT8's tiles
+    (``int8_amx.kind``), each None where the features lack it."""
+    t = IntTile.for_features(features)
+    return t, int8_quads.dot_kind(features, t.vw), int8_amx.kind(features)
+
+
 def add_igemm(module: ir.Module, features: Callable[[str], bool]) -> None:
     """Define ``kc_igemm`` and ``kc_igemm_isa`` in ``module`` (which must hold the thread
-    pool or declare it), for the widest vectors ``features`` (the target's) allow, with
-    AMX-INT8's tiles (``int8_amx``) and VNNI's quads (``int8_quads``) where it has them."""
-    t = IntTile.for_features(features)
-    dot = int8_quads.dot_kind(features, t.vw)
-    amx = int8_amx.kind(features)
+    pool or declare it), with the engines ``features`` (the target's) allow (``engines``)."""
+    t, dot, amx = engines(features)
     _igemm(module, t, dot, amx)
     isa = ir.Function(module, ir.FunctionType(I32, []), IGEMM_ISA.symbol)
     b = ir.IRBuilder(isa.append_basic_block("entry"))
