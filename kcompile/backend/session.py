@@ -28,6 +28,12 @@ def unique_name(base: str) -> str:
     return base if count == 0 else f"{base}_{count}"
 
 
+def auto_name(cls: type) -> str:
+    """Keras's name for an object of class ``cls`` given none (a layer, an optimizer): the
+    class in snake case, numbered in the session (``dense_1``, ``sgd``, ``adam_w``)."""
+    return unique_name(snake_case(cls.__name__))
+
+
 def clear_session() -> None:
     """Forget layer names, as ``keras.backend.clear_session()`` does."""
     _name_counts.clear()

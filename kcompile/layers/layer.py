@@ -217,7 +217,7 @@ class Layer(LayerCalls, LayerAttributes):
     ) -> None:
         if kwargs:
             raise TypeError(f"{type(self).__name__}: unexpected arguments {sorted(kwargs)}")
-        self.name = name or backend.unique_name(backend.snake_case(type(self).__name__))
+        self.name = name or backend.auto_name(type(self))
         self._dtype_policy = dtype_policies.get(dtype)
         self._trainable = bool(trainable)
         self.built = False

@@ -17,13 +17,13 @@ from typing import Any
 
 import numpy as np
 
+from kcompile.backend.session import auto_name
 from kcompile.backend.variables import stable_array
 from kcompile.ir import Value
 from kcompile.ir import build as B
 from kcompile.optimizers.optimizer import (
     Optimizer,
     _step_context,
-    auto_name,
     deserialize,
     serialize,
 )

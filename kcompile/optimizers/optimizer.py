@@ -13,8 +13,8 @@ from typing import Any
 
 import numpy as np
 
-from kcompile import backend
 from kcompile.backend.keras_tensor import ir_dtype
+from kcompile.backend.session import auto_name
 from kcompile.backend.variables import Variable, rounded, stable_array
 from kcompile.ir import DType, TensorType, Value
 from kcompile.ir import build as B
@@ -393,9 +393,3 @@ def _optimizer_classes() -> dict[str, type[Optimizer]]:
         found.setdefault(cls.__name__, cls)
         todo.extend(cls.__subclasses__())
     return found
-
-
-def auto_name(cls: type) -> str:
-    """Keras's name for an optimizer of class ``cls`` given none: its class in snake case,
-    numbered in the session as layers are (``sgd``, ``sgd_1``, ``adam_w``, ``rm_sprop``)."""
-    return backend.unique_name(backend.snake_case(cls.__name__))
