@@ -25,8 +25,8 @@ from collections.abc import Callable
 
 from llvmlite import ir
 
-from kcompile.codegen.library.bf16_gemm import AMX
-from kcompile.codegen.library.int8_quads import QUAD
+from kcompile.codegen.library.bf16_gemm import AMX, _declare
+from kcompile.codegen.library.int8_quads import QUAD, _at
 from kcompile.codegen.loops import F32, I8, I16, I32, I64, PTR, for_range, for_reduce, i64
 
 # Not an LLVM feature: asked of the features callable, it selects the emulated tiles.
@@ -47,15 +47,6 @@ def kind(features: Callable[[str], bool]) -> str | None:
     if features("amx-tile") and features("amx-int8") and features("avx512bw"):
         return "amx"
     return None
-
-
-def _at(b: ir.IRBuilder, ptr, offset, etype=I8) -> ir.Value:
-    return b.gep(ptr, [offset], inbounds=True, source_etype=etype)
-
-
-def _declare(module: ir.Module, name: str, ftype: ir.FunctionType) -> ir.Function:
-    fn = module.globals.get(name)
-    return fn if fn is not None else ir.Function(module, ftype, name)
 
 
 class _Tiles:

@@ -35,6 +35,7 @@ from collections.abc import Callable
 
 from llvmlite import ir
 
+from kcompile.codegen.library.gemm import _splat
 from kcompile.codegen.loops import (
     F32,
     I8,
@@ -67,11 +68,6 @@ def dot_kind(features: Callable[[str], bool], vw: int) -> str | None:
 
 def _at(b: ir.IRBuilder, ptr, offset, etype=I8) -> ir.Value:
     return b.gep(ptr, [offset], inbounds=True, source_etype=etype)
-
-
-def _splat(b: ir.IRBuilder, value: ir.Value, width: int) -> ir.Value:
-    one = b.insert_element(ir.Constant(ir.VectorType(value.type, width), None), value, i64(0))
-    return b.shuffle_vector(one, one, ir.Constant(ir.VectorType(I32, width), [0] * width))
 
 
 def pack_row(b: ir.IRBuilder, row, cs, depth, k4, out, width: int) -> None:
