@@ -72,10 +72,12 @@ from kcompile.layers.preprocessing.image_preprocessing.center_crop import Center
 from kcompile.layers.preprocessing.image_preprocessing.clahe import (
     ContrastLimitedAdaptiveHistogramEqualization,
 )
+from kcompile.layers.preprocessing.image_preprocessing.cut_mix import CutMix
 from kcompile.layers.preprocessing.image_preprocessing.equalization import Equalization
 from kcompile.layers.preprocessing.image_preprocessing.max_num_bounding_box import (
     MaxNumBoundingBoxes,
 )
+from kcompile.layers.preprocessing.image_preprocessing.mix_up import MixUp
 from kcompile.layers.preprocessing.image_preprocessing.rand_augment import RandAugment
 from kcompile.layers.preprocessing.image_preprocessing.random_brightness import RandomBrightness
 from kcompile.layers.preprocessing.image_preprocessing.random_color_degeneration import (
@@ -219,6 +221,7 @@ __all__ = [
     "Cropping1D",
     "Cropping2D",
     "Cropping3D",
+    "CutMix",
     "Dense",
     "DepthwiseConv1D",
     "DepthwiseConv2D",
@@ -268,6 +271,7 @@ __all__ = [
     "Maximum",
     "MelSpectrogram",
     "Minimum",
+    "MixUp",
     "MultiHeadAttention",
     "Multiply",
     "Normalization",

@@ -19,12 +19,6 @@ _BACKEND_WRAPPER = "it wraps another framework's module, which kcompile cannot c
 
 NAMES: dict[str, dict[str, str]] = {
     "layers": {
-        **dict.fromkeys(
-            ("CutMix", "MixUp"),
-            "it mixes each image with another image of the batch taken in a random order: "
-            "a permutation of the batch reads across batch rows, which no IR op does (the "
-            "batch is symbolic), and the mixing weight is a Beta draw",
-        ),
         "FlaxLayer": _BACKEND_WRAPPER,
         "JaxLayer": _BACKEND_WRAPPER,
         "TorchModuleWrapper": _BACKEND_WRAPPER,
