@@ -2,7 +2,6 @@
 
 from typing import Any as _Any
 
-from kcompile.losses.refused import refusing as _refusing
 from kcompile.optimizers.adadelta import Adadelta
 from kcompile.optimizers.adafactor import Adafactor
 from kcompile.optimizers.adagrad import Adagrad
@@ -13,6 +12,7 @@ from kcompile.optimizers.ftrl import Ftrl
 from kcompile.optimizers.lamb import Lamb
 from kcompile.optimizers.lion import Lion
 from kcompile.optimizers.loss_scale_optimizer import LossScaleOptimizer
+from kcompile.optimizers.multi_optimizer import MultiOptimizer, OptimizerMap
 from kcompile.optimizers.muon import Muon
 from kcompile.optimizers.nadam import Nadam
 from kcompile.optimizers.optimizer import Optimizer, serialize
@@ -59,18 +59,9 @@ def deserialize(config: _Any, custom_objects: dict | None = None) -> Optimizer:
     """An optimizer from ``serialize``'s form (a class's config dict) or a name."""
     if isinstance(config, str):
         return get(config)
+    if isinstance(config, dict) and config.get("class_name") == "OptimizerMap":
+        return OptimizerMap.from_config(dict(config.get("config", {})), custom_objects)
     return _deserialize(config, custom_objects)
-
-
-__getattr__ = _refusing(
-    "keras.optimizers",
-    {
-        "MultiOptimizer": "one optimizer per group of variables needs the step to split "
-        "its update by variable; not written yet",
-        "OptimizerMap": "one optimizer per group of variables needs the step to split "
-        "its update by variable; not written yet",
-    },
-)
 
 
 __all__ = [
@@ -85,9 +76,11 @@ __all__ = [
     "Lamb",
     "Lion",
     "LossScaleOptimizer",
+    "MultiOptimizer",
     "Muon",
     "Nadam",
     "Optimizer",
+    "OptimizerMap",
     "RMSprop",
     "ScheduleFreeAdamW",
     "deserialize",
