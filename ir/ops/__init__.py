@@ -3,6 +3,7 @@
 from kcompile.ir.ops import (  # noqa: F401
     batch_rows,
     constant,
+    custom_vjp,
     elementwise,
     fused,
     indexing,

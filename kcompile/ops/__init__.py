@@ -18,6 +18,7 @@ from kcompile.ops import (
     control_flow,
     convolution,
     ctc,
+    custom_gradient,
     fft,
     image,  # noqa: F401  (keras.ops.image)
     integers,
@@ -44,7 +45,7 @@ _NOT_NUMPY = {
 _NUMPY_MODULES = (numpy, composite, trigonometric, nan_functions, sorting, arrays, integers,
                   concrete_only)  # fmt: skip
 _OTHER_MODULES = (nn, convolution, slicing, control_flow, linalg, linalg_decompositions, fft,
-                  rearrange, ctc)  # fmt: skip
+                  rearrange, ctc, custom_gradient)  # fmt: skip
 
 # A user's call of a public op shows the user's line, not the op's internals (the
 # library's own modules import the ops from their defining modules, unwrapped).

@@ -17,10 +17,6 @@ _COMPLEX = "kcompile's tensors are real (float32, int32, bool): it has no comple
 REASONS: dict[str, str] = {
     **dict.fromkeys(["polar", "view_as_complex", "view_as_real"], _COMPLEX),
     "jvp": "it is forward-mode differentiation; kcompile's autodiff is reverse mode",
-    "custom_gradient": (
-        "a gradient rule written by the user; kcompile differentiates the IR's primitives, "
-        "each with its own rule, and takes no user-written rule"
-    ),
     "vectorize": (
         "it calls a Python function once per element, which a traced kcompile step cannot; "
         "write the function with keras.ops's element-wise functions, which broadcast"
