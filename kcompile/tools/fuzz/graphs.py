@@ -17,6 +17,7 @@ import numpy as np
 from kcompile.ir import BATCH, DType, Graph, TensorType, Value, f32, interpret
 from kcompile.ir import build as B
 from kcompile.ir.differences import numeric_gradient
+from kcompile.ir.ops.custom_vjp import custom_vjp, vjp_graph
 from kcompile.tools.fuzz.oracle import (
     FORWARD_RTOL,
     compare,
@@ -73,6 +74,9 @@ _STEP_WEIGHTS = {
     "quantized": 1,
     "int4": 1,
 }
+# How often a step is a custom gradient rule instead (drawn from a stream of its own, so
+# that the graphs of the seeds that draw none are the ones drawn before it existed).
+_CUSTOM_SHARE = 0.04
 # Ops drawn in f16, whose range ends at 65504: bounded results only.
 _F16_SAFE = ("abs", "atan", "cos", "erf", "logistic", "neg", "sin", "tanh")
 # Narrow floats against the float32 reference, which rounds as native code does: the
@@ -82,8 +86,9 @@ NARROW_RTOL = 2**-5
 
 
 class _Builder:
-    def __init__(self, rng: random.Random) -> None:
+    def __init__(self, rng: random.Random, custom_rng: random.Random | None = None) -> None:
         self.rng = rng
+        self.custom_rng = custom_rng or random.Random(0)
         self.graph = Graph("fuzz")
         self.pool: list[Value] = []
         self.params = 0
@@ -106,6 +111,9 @@ class _Builder:
 
     def step(self) -> None:
         rng = self.rng
+        if self.custom_rng.random() < _CUSTOM_SHARE:
+            self.pool.append(self._custom())
+            return
         kind = rng.choices(list(_STEP_WEIGHTS), list(_STEP_WEIGHTS.values()))[0]
         made = getattr(self, f"_{kind}")()
         if made is not None:
@@ -196,6 +204,29 @@ class _Builder:
         value = B.div(product, B.mul(a_scale, w_scale))
         return B.gradient_via(value, B.matmul(a, w))
 
+    def _custom(self):
+        """Keras's ``custom_gradient``: a function of a value (and a weight) whose gradient
+        is a rule given with it (``custom_vjp``), here the true derivative, so that central
+        differences check the rule's path; the results as the front end makes them,
+        ``gradient_via(value, rule's result)``. Softplus as the docstring writes it, or
+        ``(tanh(a), a * w)``, two results whose rule takes both upstream gradients."""
+        rng = self.custom_rng
+        a = self.pool[-1 - min(int(rng.expovariate(0.7)), len(self.pool) - 1)]
+        if rng.random() < 0.5:
+            s = B.logistic(a)  # the rule's residual: softplus' derivative
+            values = [B.log1p(B.exp(B.neg(B.abs(a)))) + B.maximum(a, 0.0)]
+            args, residuals = [a], [s]
+            vjp = vjp_graph([a.type], [s.type], lambda u, r: [u[0] * r[0]])
+        else:
+            w = self.param(a.shape[-1:])
+            t = B.tanh(a)
+            values, args, residuals = [t, a * w], [a, w], [t, a, w]
+            vjp = vjp_graph([t.type, t.type], [v.type for v in residuals], _tanh_and_product_vjp)
+        proxies = custom_vjp(values, args, residuals, vjp, "fuzz_custom")
+        made = [B.gradient_via(v, p) for v, p in zip(values, proxies)]
+        self.pool.extend(made[:-1])
+        return made[-1]
+
     def _int4(self):
         """Keras's int4 Dense on a rank-2 value: its product with a frozen int4 kernel, per
         channel or in groups with scales and zero points (inputs named ``int4_*``, which
@@ -284,6 +315,12 @@ class _Builder:
         return None
 
 
+def _tanh_and_product_vjp(up: list[Value], res: list[Value]) -> list[Value]:
+    """d/da and d/dw of (tanh(a), a * w) for the upstream gradients ``up``."""
+    (u_tanh, u_product), (t, a, w) = up, res
+    return [u_tanh * (1.0 - t * t) + u_product * w, B.sum_to(u_product * a, w.shape)]
+
+
 def _abs_max_int8(x: Value, axis: int) -> tuple[Value, Value]:
     """Keras's ``abs_max_quantize``: int8 values and the scale 127 / (max |x| + eps)."""
     scale = B.div(127.0, B.add(B.reduce_max(B.abs(x), axis, keepdims=True), 1e-7))
@@ -294,7 +331,7 @@ def _abs_max_int8(x: Value, axis: int) -> tuple[Value, Value]:
 def random_graph(seed: int) -> Graph:
     """The graph ``seed`` names: outputs ``out0``.. and a scalar ``loss``."""
     rng = random.Random(seed)
-    build = _Builder(rng)
+    build = _Builder(rng, random.Random(f"custom {seed}"))
     for _ in range(rng.randint(1, 3)):
         shape = (
             (rng.randint(1, 6),) if rng.random() < 0.6 else (rng.randint(1, 4), rng.randint(1, 4))
@@ -374,7 +411,12 @@ def _has_narrow_floats(graph: Graph) -> bool:
 
 
 def _has_integer_products(graph: Graph) -> bool:
-    return any(node.op == "gradient_via" for node in graph.nodes)
+    """A quantized product's ``gradient_via`` (not a custom rule's, whose proxy is a
+    ``custom_vjp`` result: the rules drawn are true derivatives)."""
+    return any(
+        node.op == "gradient_via" and getattr(node.inputs[1].node, "op", None) != "custom_vjp"
+        for node in graph.nodes
+    )
 
 
 def _check_differences(graph: Graph, feeds: dict, autodiff: dict) -> None:
