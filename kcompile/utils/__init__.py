@@ -13,6 +13,7 @@ _lazy = lazy_attributes(
     {
         "Config": "kcompile.utils.config:Config",
         "CustomObjectScope": "kcompile.saving.object_registration:CustomObjectScope",
+        "FeatureSpace": "kcompile.utils.feature_space:FeatureSpace",
         "Progbar": "kcompile.utils.progbar:Progbar",
         "PyDataset": "kcompile.trainers.batches:PyDataset",
         "array_to_img": "kcompile.utils.image_utils:array_to_img",
@@ -72,6 +73,7 @@ def __getattr__(name: str):
 __all__ = [
     "Config",
     "CustomObjectScope",
+    "FeatureSpace",
     "Progbar",
     "PyDataset",
     "Sequence",

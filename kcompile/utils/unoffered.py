@@ -27,9 +27,6 @@ NAMES: dict[str, dict[str, str]] = {
     "callbacks": {
         "OrbaxCheckpoint": "it writes checkpoints with Orbax (JAX); use ModelCheckpoint",
     },
-    "utils": {
-        "FeatureSpace": "it builds tf.data preprocessing; not implemented in kcompile",
-    },
     "quantizers": {
         "Float8QuantizationConfig": "model.quantize('float8') is not offered: delayed "
         "scaling with amax histories updated by gradients, and no float8 products on these "
