@@ -12,6 +12,7 @@ import pytest
 from kcompile.ir import BATCH, DType, Graph, TensorType, all_ops, interpret, verify
 from kcompile.ir import build as B
 from kcompile.ir.differences import numeric_gradient
+from kcompile.ir.ops.custom_vjp import custom_vjp, vjp_graph
 from kcompile.ir.ops.random import mix32
 from kcompile.ir.ops.row_gather import gather_rows, scatter_rows
 from kcompile.passes import append_gradients
@@ -29,6 +30,14 @@ class Case:
     grad: bool = True
     tol: float = 1e-5
     attrs: dict = field(default_factory=dict)
+
+
+def _custom_tanh(x):
+    t = B.tanh(x)
+    rule = vjp_graph(
+        [t.type], [t.type], lambda ups, res: [B.mul(ups[0], B.sub(1.0, B.mul(res[0], res[0])))]
+    )
+    return custom_vjp([t], [x], [t], rule, fn="tanh")[0]
 
 
 def make(shape, kind, rng):
@@ -138,6 +147,9 @@ CASES = [
         lambda x: 2 * x,
         [(S, "f")],
     ),
+    # tanh with its derivative as the rule: the differences check the rule's gradient, and
+    # native code its copy of the value (no gradient_via: the node reaches codegen).
+    Case("custom_vjp", _custom_tanh, np.tanh, [(S, "f")]),
     Case("not", B.logical_not, np.logical_not, [(S, "b")], grad=False),
     Case("add", B.add, np.add, [(S, "f"), ((7,), "f")]),
     Case("sub", B.sub, np.subtract, [((BATCH, 1), "f"), ((1, 7), "f")]),

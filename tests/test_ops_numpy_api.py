@@ -245,7 +245,6 @@ def test_namespaces_are_keras_s():
         (lambda: ops.numpy.vectorize, "Python function once per element"),
         (lambda: ops.linalg.jvp, "forward-mode"),
         (lambda: ops.nn.polar, "no complex dtype"),
-        (lambda: ops.custom_gradient, "gradient rule"),
         (lambda: ops.not_an_op_at_all, ""),
     ],
 )

@@ -95,8 +95,3 @@ def test_build_takes_variables_as_keras_does():
     assert opt.built and len(opt.variables) == 4  # iterations, learning rate, m, v
 
 
-@pytest.mark.parametrize("name", ["MultiOptimizer", "OptimizerMap"])
-def test_names_not_offered_are_refused_with_the_reason(name):
-    assert not hasattr(optimizers, name)
-    with pytest.raises(NotImplementedError, match=f"keras.optimizers.{name} is not supported"):
-        getattr(optimizers, name)

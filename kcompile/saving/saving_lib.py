@@ -254,7 +254,11 @@ def write_weights(model, target) -> None:
             arrays = [merged[v] if v in merged else v.numpy() for v in group.variables]
             _write_group(f, group.path, group.name, arrays)
         opt = getattr(model, "optimizer", None)
-        if opt is not None:
+        groups = getattr(opt, "keras_groups", None)
+        if groups is not None:  # a MultiOptimizer: its inner optimizers' groups, then its own
+            for path, name, arrays in groups():
+                _write_group(f, path, name, arrays)
+        elif opt is not None:
             inner = getattr(opt, "inner_optimizer", None)
             if inner is not None:  # Keras writes a LossScaleOptimizer's inner one apart too
                 arrays = _optimizer_arrays(model, inner)
@@ -387,6 +391,10 @@ def _restore_optimizer(model, opt, group) -> None:
 
 def _restore_arrays(model, opt, arrays: list[np.ndarray]) -> None:
     if not arrays:
+        return
+    restore = getattr(opt, "restore_keras_arrays", None)
+    if restore is not None:  # a MultiOptimizer: its inner optimizers' slots, its own order
+        restore(model, arrays)
         return
     inner = getattr(opt, "inner_optimizer", None)
     if inner is not None:
