@@ -9,7 +9,16 @@ into a layer's internals are few, named and counted (``benchmarks/code_health.py
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from typing import Any
+
+# The calls of the model whose config is being written (None: every call). Keras writes
+# a layer's calls in that model only, numbered among them (its ``node_reindexing_map``),
+# so a layer shared with another model (one made on an intermediate tensor of this one,
+# say) writes no call on tensors the model does not have.
+_MODEL_CALLS: ContextVar[frozenset | None] = ContextVar("model_calls", default=None)
 
 
 def own_variables(layer: Any) -> list:
@@ -25,8 +34,30 @@ def tracked_layers(layer: Any) -> list:
 
 def call_records(layer: Any) -> list:
     """Every call of ``layer`` on symbolic tensors, in order (Keras's inbound nodes:
-    a tensor names the call that made it by its index here)."""
-    return layer._calls  # Layer exposes only the first call (input/output)
+    a tensor names the call that made it by its index here); inside ``model_calls(m)``,
+    those of model ``m`` only."""
+    calls = layer._calls  # Layer exposes only the first call (input/output)
+    scope = _MODEL_CALLS.get()
+    return calls if scope is None else [c for c in calls if id(c) in scope]
+
+
+def _functional_calls(model: Any, out: set[int]) -> None:
+    for record in getattr(model, "_records", None) or []:
+        out.add(id(record))
+        _functional_calls(record.layer, out)  # a nested functional model's own calls
+
+
+@contextmanager
+def model_calls(model: Any) -> Iterator[None]:
+    """Within it, ``call_records`` answers with the calls of ``model`` (and of the
+    functional models nested in it), as Keras's configs and summary see a model."""
+    calls: set[int] = set()
+    _functional_calls(model, calls)
+    token = _MODEL_CALLS.set(frozenset(calls) if calls else None)
+    try:
+        yield
+    finally:
+        _MODEL_CALLS.reset(token)
 
 
 def traced_shapes(layer: Any) -> list | None:

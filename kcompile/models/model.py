@@ -14,6 +14,7 @@ from kcompile.distribution import root_writes
 from kcompile.ir import Value
 from kcompile.layers.core.input_layer import InputLayer
 from kcompile.layers.layer import CallRecord, Layer, TraceContext, topological_records
+from kcompile.models import functional
 from kcompile.models import graphs as G
 from kcompile.models import layer_internals as internals
 from kcompile.models.summary import summary_text
@@ -171,7 +172,10 @@ class Model(StepMethods, Layer):
         if inputs is not None or outputs is not None:
             if inputs is None or outputs is None:
                 raise ValueError("Model needs both inputs and outputs")
-            self._set_graph(_as_list(inputs), _as_list(outputs))
+            flat_inputs, flat_outputs = functional.functional_graph(
+                inputs, outputs, _as_list(inputs), _as_list(outputs)
+            )
+            self._set_graph(flat_inputs, flat_outputs)
         elif type(self) is Model:
             raise ValueError("Model needs inputs and outputs, or a subclass with its own call")
 
@@ -514,7 +518,8 @@ class Model(StepMethods, Layer):
         if os.fspath(filepath).endswith(".keras"):
             from kcompile.saving.saving_lib import save_keras
 
-            save_keras(self, filepath)
+            with internals.model_calls(self):
+                save_keras(self, filepath)
             return
         save_model(self, filepath)
 
@@ -560,7 +565,9 @@ class Model(StepMethods, Layer):
                 "build(input_shape) first (as in Keras)"
             )
         connections = self._summary_connections and not internals.keras_style_call(self)
-        print_fn(summary_text(self, connections))
+        with internals.model_calls(self):
+            text = summary_text(self, connections)
+        print_fn(text)
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} name={self.name}, built={self.built}>"
@@ -663,7 +670,8 @@ class Model(StepMethods, Layer):
             return Layer.get_config(self)
         from kcompile.saving.saving_lib import model_config
 
-        return model_config(self)["config"]
+        with internals.model_calls(self):
+            return model_config(self)["config"]
 
     @classmethod
     def from_config(cls, config: dict[str, Any], custom_objects: dict | None = None) -> Model:
@@ -692,7 +700,8 @@ class Model(StepMethods, Layer):
 
         from kcompile.saving.serialization_lib import serialize_keras_object
 
-        return json.dumps(serialize_keras_object(self), **kwargs)
+        with internals.model_calls(self):
+            return json.dumps(serialize_keras_object(self), **kwargs)
 
     def get_build_config(self) -> dict[str, Any] | None:
         """Keras's: a functional model is built by its Inputs (``{"input_shape": None}``); a
