@@ -11,6 +11,12 @@ under their attribute names (an LSTM's ``cell``, Bidirectional's ``forward_layer
 ``iterations``, ``learning_rate`` and slots under ``optimizer/vars``. Each of these
 groups, variables or not, has the attribute ``name``: its layer's (cell's, model's,
 optimizer's) name.
+
+Adapted lookup and text layers keep their vocabularies as Keras's assets: files under
+``assets/<the layer's path>/`` (``save_assets``/``load_assets`` on the layer, given that
+folder), read back before the weights. A ``keras.utils.FeatureSpace`` is saved and loaded
+by the same functions (Keras serializes it by class name like a layer), its layers at the
+paths of its own saving walk.
 """
 
 from __future__ import annotations
@@ -20,6 +26,7 @@ import inspect
 import io
 import json
 import os
+import tempfile
 import time
 import warnings
 import zipfile
@@ -158,6 +165,8 @@ def variable_groups(layer) -> list[Group]:
     from kcompile.layers.rnn.conv_lstm import ConvLSTM
 
     own = Group("vars", layer.name, [])
+    if isinstance(layer, layers.TextVectorization):  # Keras walks its inner lookup too
+        return [own, Group("_lookup_layer/vars", layer._lookup.name, [])]
     # Keras keeps a recurrent layer's variables in its cell, named for the cell's class.
     cells = {
         LSTM: "lstm_cell",
@@ -215,14 +224,41 @@ def _below(attribute: str, groups: list[Group], name: str | None = None) -> list
 
 def weight_groups(model) -> list[Group]:
     """Every group of a model's weights file but the optimizer's: a subclassed model
-    walked from its root, as Keras walks it; a functional one layer by layer."""
+    walked from its root, as Keras walks it; a functional one (or a FeatureSpace) layer
+    by layer."""
     visited: set[int] = set()
     if _is_subclassed(model):
         return _custom_groups(model, "", visited)
     groups = [Group("vars", model.name, [])]
-    for path, layer in _layer_paths(model):
+    for path, layer in saved_layers(model):
         groups += layer_groups(layer, path, visited)
     return groups
+
+
+def is_feature_space(obj: Any) -> bool:
+    """A ``keras.utils.FeatureSpace`` (saved as Keras saves it: a layer-like object)."""
+    from kcompile.utils.feature_space import FeatureSpace
+
+    return isinstance(obj, FeatureSpace)
+
+
+def saved_layers(obj: Any) -> list[tuple[str, Any]]:
+    """(path, layer) of each layer at the top of the file's walk: a model's layers, or a
+    FeatureSpace's (``feature_space_saving.saved_layers``); none for a subclassed model,
+    whose layers its own walk finds."""
+    if is_feature_space(obj):
+        from kcompile.utils.feature_space_saving import saved_layers as space_layers
+
+        return space_layers(obj)
+    if _is_subclassed(obj):
+        return []
+    return _layer_paths(obj)
+
+
+def _all_layers(obj: Any) -> list:
+    if is_feature_space(obj):
+        return [layer for _, layer in saved_layers(obj)]
+    return internals.flatten_layers(obj)
 
 
 def _layer_paths(model) -> list[tuple[str, Any]]:
@@ -247,7 +283,7 @@ def write_weights(model, target) -> None:
     h5py = h5py_module()
     # A LoRA layer's kernel is written with its delta merged (Keras's save_own_variables).
     merged = {}
-    for layer in internals.flatten_layers(model):
+    for layer in _all_layers(model):
         merged.update(layer._keras_saved_values())
     with h5py.File(target, "w") as f:
         for group in weight_groups(model):
@@ -377,7 +413,7 @@ def _read_weights(model, source, with_optimizer: bool) -> None:
                         f"{name}/{i}: shape {array.shape}, weight {var.path} has {var.shape}"
                     )
                 var.assign(array.astype(np.float32))
-        for layer in internals.flatten_layers(model):
+        for layer in _all_layers(model):
             lora.zero_after_load(layer)  # (the kernel read holds their delta)
         opt = getattr(model, "optimizer", None)
         if with_optimizer and opt is not None and "optimizer/vars" in f:
@@ -476,11 +512,10 @@ def layer_entry(layer) -> dict:
             "name": layer.name,
             "inbound_nodes": [_node(layer, r) for r in internals.call_records(layer)],
         }
-    if getattr(layer, "host", False):
+    if getattr(layer, "host", False) and not isinstance(layer, _FILE_HOST_LAYERS):
         raise NotImplementedError(
-            f"layer '{layer.name}' ({kind.__name__}): lookup and text layers are not written "
-            "to .keras files yet (Keras keeps their vocabulary as an asset); use "
-            "model.save('m.kcmodel')"
+            f"layer '{layer.name}' ({kind.__name__}): this host layer is not written to "
+            ".keras files; use model.save('m.kcmodel')"
         )
     if isinstance(layer, InputLayer):
         config = {
@@ -492,7 +527,9 @@ def layer_entry(layer) -> dict:
         }
         nodes = []
     else:
-        config = {**layer.get_config(), "dtype": _policy(layer)}
+        # A lookup's config as Keras writes it (its adapted vocabulary is an asset).
+        get_config = getattr(layer, "keras_config", layer.get_config)
+        config = {**get_config(), "dtype": _policy(layer)}
         config.pop("input_shape", None)
         if hasattr(layer, "forward_layer"):  # Bidirectional: Keras nests the wrapped layer
             config["layer"] = _nested(layer.forward_layer)
@@ -507,6 +544,14 @@ def layer_entry(layer) -> dict:
         "name": layer.name,
         "inbound_nodes": nodes,
     }
+
+
+_FILE_HOST_LAYERS = (
+    layers.StringLookup,
+    layers.IntegerLookup,
+    layers.TextVectorization,
+    layers.Hashing,
+)
 
 
 def _policy(layer) -> dict:
@@ -712,6 +757,8 @@ def layer_from_keras(entry: dict, custom_objects: dict | None = None):
             dtype=config.get("dtype"),
             name=config["name"],
         )
+    if name == "Discretization":  # its from_config takes num_bins beside the boundaries
+        return cls.from_config(_filtered(cls, config, name))
     return cls(**_filtered(cls, config, name))
 
 
@@ -814,10 +861,12 @@ def _resolve(value: Any, outputs: dict) -> Any:
 
 
 def save_keras(model, path: str) -> None:
-    """``model.save("m.keras")``: Keras 3's zip, written atomically."""
-    config = model_config(model)
+    """``model.save("m.keras")`` (or a FeatureSpace's ``save``): Keras 3's zip, with the
+    lookups' vocabularies as assets, written atomically."""
+    config = _file_config(model)
     weights = io.BytesIO()
     write_weights(model, weights)
+    assets = collect_assets(model)
     metadata = {
         "keras_version": KERAS_VERSION,
         "date_saved": time.strftime("%Y-%m-%d@%H:%M:%S"),
@@ -829,25 +878,124 @@ def save_keras(model, path: str) -> None:
             z.writestr("metadata.json", json.dumps(metadata))
             z.writestr("config.json", json.dumps(config))
             z.writestr("model.weights.h5", weights.getvalue())
+            for name, data in assets.items():
+                z.writestr(name, data)
 
     atomic_write(os.fspath(path), write)
 
 
+def _file_config(obj: Any) -> dict:
+    if is_feature_space(obj):
+        return {
+            "module": "keras.utils",
+            "class_name": "FeatureSpace",
+            "config": _jsonable(obj.get_config()),
+            "registered_name": None,
+            "build_config": _jsonable(obj.get_build_config()),
+        }
+    return model_config(obj)
+
+
+ASSETS = "assets"  # the archive's folder of assets, as Keras names it
+
+
+def _asset_savers(obj: Any) -> list[tuple[str, Any]]:
+    """(path, layer) of each layer with assets, and of each inner layer Keras's walk
+    saves them for again (a TextVectorization's ``_lookup_layer``)."""
+    out = []
+    for path, layer in saved_layers(obj):
+        if hasattr(layer, "save_assets"):
+            out.append((path, layer))
+            if isinstance(layer, layers.TextVectorization):
+                out.append((f"{path}/_lookup_layer", layer._lookup))
+    return out
+
+
+def collect_assets(obj: Any) -> dict[str, bytes]:
+    """Each asset file Keras's ``save_assets`` walk writes, by its name in the archive
+    (``assets/<layer path>/<file>``)."""
+    out: dict[str, bytes] = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        for path, layer in _asset_savers(obj):
+            folder = os.path.join(tmp, *path.split("/"))
+            os.makedirs(folder, exist_ok=True)
+            layer.save_assets(folder)
+        for root, _, files in os.walk(tmp):
+            for name in sorted(files):
+                full = os.path.join(root, name)
+                relative = os.path.relpath(full, tmp).replace(os.sep, "/")
+                with open(full, "rb") as f:
+                    out[f"{ASSETS}/{relative}"] = f.read()
+    return out
+
+
+def restore_assets(obj: Any, archive: zipfile.ZipFile, filepath: str) -> None:
+    """Each layer's ``load_assets`` from the archive's ``assets/<layer path>/``; a file a
+    layer needs and the archive lacks is named in the error."""
+    savers = [(p, layer) for p, layer in saved_layers(obj) if hasattr(layer, "load_assets")]
+    if not savers:
+        return
+    with tempfile.TemporaryDirectory() as tmp:
+        _extract_assets(archive, tmp, filepath)
+        for path, layer in savers:
+            folder = os.path.join(tmp, ASSETS, *path.split("/"))
+            try:
+                layer.load_assets(folder)
+            except FileNotFoundError as e:
+                missing = os.path.relpath(e.filename or folder, tmp).replace(os.sep, "/")
+                raise ValueError(
+                    f"{filepath}: the archive has no {missing}, which layer '{layer.name}' "
+                    f"({type(layer).__name__}) reads its vocabulary from"
+                ) from None
+
+
+def _extract_assets(archive: zipfile.ZipFile, tmp: str, filepath: str) -> None:
+    """The archive's ``assets/`` files into ``tmp``, refusing names that leave it."""
+    root = os.path.realpath(tmp)
+    for name in archive.namelist():
+        if not name.startswith(f"{ASSETS}/") or name.endswith("/"):
+            continue
+        target = os.path.realpath(os.path.join(root, name))
+        if not target.startswith(root + os.sep):
+            raise ValueError(f"{filepath}: asset path {name!r} escapes the asset folder")
+        os.makedirs(os.path.dirname(target), exist_ok=True)
+        with open(target, "wb") as f:
+            f.write(archive.read(name))
+
+
 def load_keras(path: str, compile: bool = True, custom_objects: dict | None = None):
-    """A model from a ``.keras`` file (Keras 3's or kcompile's)."""
+    """A model (or a FeatureSpace) from a ``.keras`` file (Keras 3's or kcompile's)."""
     path = os.fspath(path)
     try:
-        with zipfile.ZipFile(path) as z:
-            config = json.loads(z.read("config.json"))
-            weights = io.BytesIO(z.read("model.weights.h5"))
-    except (zipfile.BadZipFile, KeyError, OSError, json.JSONDecodeError) as e:
+        archive = zipfile.ZipFile(path)
+    except (zipfile.BadZipFile, OSError) as e:
         raise ValueError(f"{path}: not a readable .keras file ({e})") from None
-    model = model_from_config(config, custom_objects)
+    with archive:
+        try:
+            config = json.loads(archive.read("config.json"))
+            weights = io.BytesIO(archive.read("model.weights.h5"))
+        except (KeyError, json.JSONDecodeError) as e:
+            raise ValueError(f"{path}: not a readable .keras file ({e})") from None
+        if config.get("class_name") == "FeatureSpace":
+            model = _feature_space_from_config(config)
+            restore_assets(model, archive, path)
+            _read_weights(model, weights, with_optimizer=False)
+            return model
+        model = model_from_config(config, custom_objects)
+        restore_assets(model, archive, path)
     compile_config = config.get("compile_config")
     if compile and compile_config:
         _compile_from(model, compile_config, custom_objects)
     _read_weights(model, weights, with_optimizer=bool(compile and compile_config))
     return model
+
+
+def _feature_space_from_config(config: dict):
+    from kcompile.utils.feature_space import FeatureSpace
+
+    space = FeatureSpace.from_config(config["config"])
+    space.build_from_config(config.get("build_config") or {})
+    return space
 
 
 def _compile_from(model, compile_config: dict, custom_objects: dict | None = None) -> None:

@@ -46,6 +46,8 @@ class Hashing(HostLayer):
         **kwargs: Any,
     ) -> None:
         dtype = kwargs.get("dtype")
+        if isinstance(dtype, dict):  # a dtype policy as Keras's config writes it
+            dtype = dtype.get("config", {}).get("name")
         if dtype is None:
             dtype = "int64" if output_mode == "int" else "float32"
         kwargs["dtype"] = dtype

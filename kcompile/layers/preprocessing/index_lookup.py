@@ -3,11 +3,18 @@ base of StringLookup and IntegerLookup, on the host: vocabulary ordered by count
 token (both descending), the mask token at index 0, then the OOV indices, ``max_tokens``
 counting them all; ``int``, ``one_hot``, ``multi_hot``, ``count`` and ``tf_idf``
 outputs (``encode``).
+
+In Keras's ``.keras`` files an adapted layer's vocabulary is not in its config but an
+asset, ``vocabulary.txt`` (one token a line, the special tokens first) in the folder of
+the layer's path (``save_assets``/``load_assets``); its config says the vocabulary's size
+(``vocabulary_size``), which the layer takes for its output's width until the file's
+vocabulary is set.
 """
 
 from __future__ import annotations
 
 import collections
+import os
 from collections.abc import Iterable
 from typing import Any
 
@@ -40,9 +47,15 @@ class IndexLookup(HostLayer):
         output_mode: str = "int",
         sparse: bool = False,
         pad_to_max_tokens: bool = False,
+        oov_method: str = "floormod",
+        salt: Any = None,
         **kwargs: Any,
     ) -> None:
+        # Keras's config says the vocabulary's size, which a file's asset then holds.
+        frozen_size = kwargs.pop("vocabulary_size", None)
         super().__init__(**kwargs)
+        self._frozen_vocab_size = None if frozen_size is None else int(frozen_size)
+        self.oov_method, self.salt = _oov_hashing(oov_method, salt, num_oov_indices, self)
         if max_tokens is not None and max_tokens <= 1:
             raise ValueError(
                 f"If set, `max_tokens` must be greater than 1. Received: max_tokens={max_tokens}"
@@ -87,6 +100,7 @@ class IndexLookup(HostLayer):
         self._tokens: list = []
         self._idf: np.ndarray | None = None
         self._has_input_vocabulary = vocabulary is not None
+        self._vocabulary_in_config = vocabulary is not None  # (Keras's input_vocabulary)
         if vocabulary is not None:
             self.set_vocabulary(vocabulary, idf_weights)
 
@@ -198,7 +212,11 @@ class IndexLookup(HostLayer):
     # --- lookups -------------------------------------------------------------------------
 
     def _depth(self) -> int:
-        return self.max_tokens if self.pad_to_max_tokens else self.vocabulary_size()
+        if self.pad_to_max_tokens:
+            return self.max_tokens
+        if not self._tokens and self._frozen_vocab_size is not None:
+            return self._frozen_vocab_size  # (a file's layer, before its asset is read)
+        return self.vocabulary_size()
 
     def host_call(self, data: Any) -> np.ndarray:
         array = np.asarray(data, dtype=object)
@@ -269,6 +287,88 @@ class IndexLookup(HostLayer):
             "pad_to_max_tokens": self.pad_to_max_tokens,
             "vocabulary": self.get_vocabulary(include_special_tokens=False) or None,
         }
+
+    # --- Keras's .keras files -------------------------------------------------------------
+
+    def keras_config(self) -> dict[str, Any]:
+        """The config Keras writes in a ``.keras`` file: an adapted vocabulary left to the
+        file's assets, its size said."""
+        config = {
+            **self.get_config(),
+            "sparse": False,
+            "idf_weights": None,
+            "vocabulary_size": self.vocabulary_size(),
+            "oov_method": self.oov_method,
+            "salt": self.salt,
+        }
+        if not self._vocabulary_in_config:
+            config["vocabulary"] = None
+        elif self.output_mode == "tf_idf":
+            config["idf_weights"] = self._idf[self._token_start() :].tolist()
+        return config
+
+    def save_assets(self, dir_path: str) -> None:
+        """Keras's: the vocabulary, unless the constructor was given it (the config holds
+        that one), to ``dir_path/vocabulary.txt``."""
+        if self._vocabulary_in_config:
+            return
+        if self.output_mode == "tf_idf":
+            # Keras writes the IDF weights as the layer's variable "idf_weights".
+            raise NotImplementedError(
+                f"{type(self).__name__} '{self.name}': an adapted tf_idf lookup's IDF "
+                "weights are not written to .keras files yet"
+            )
+        with open(os.path.join(dir_path, "vocabulary.txt"), "w", encoding="utf-8") as f:
+            f.write("\n".join(str(t) for t in self.get_vocabulary()))
+
+    def load_assets(self, dir_path: str) -> None:
+        """Keras's: the vocabulary of ``dir_path/vocabulary.txt`` (a missing file raises
+        FileNotFoundError naming it), checked against the config's size."""
+        if self._vocabulary_in_config:
+            return
+        with open(os.path.join(dir_path, "vocabulary.txt"), encoding="utf-8") as f:
+            lines = f.read().splitlines()
+        while lines and lines[-1] == "":
+            lines.pop()
+        frozen = self._frozen_vocab_size
+        self.set_vocabulary(lines)
+        if frozen is not None and self.vocabulary_size() != frozen:
+            raise ValueError(
+                f"{type(self).__name__} '{self.name}': the vocabulary file holds "
+                f"{self.vocabulary_size()} tokens with the special ones; the config says "
+                f"vocabulary_size={frozen}"
+            )
+
+
+def _oov_hashing(oov_method: str, salt: Any, num_oov_indices: int, layer: Any) -> tuple:
+    """Keras's ``oov_method`` and ``salt`` checked; kcompile hashes several OOV indices by
+    floormod alone (with one, or none, the method is never used)."""
+    if oov_method not in ("floormod", "farmhash"):
+        raise ValueError(
+            "Invalid value for argument oov_method. Expected one of ('floormod', "
+            f"'farmhash'). Received: oov_method={oov_method}"
+        )
+    if salt is not None:
+        if oov_method != "farmhash":
+            raise ValueError(
+                "`salt` can only be used when `oov_method='farmhash'`. "
+                f"Received: oov_method={oov_method}"
+            )
+        if isinstance(salt, tuple | list) and len(salt) == 2:
+            salt = list(salt)
+        elif isinstance(salt, int):
+            salt = [salt, salt]
+        else:
+            raise ValueError(
+                "The `salt` argument for `IndexLookup` can only be a tuple of size 2 "
+                f"integers, or a single integer. Received: salt={salt}."
+            )
+    if oov_method == "farmhash" and num_oov_indices > 1:
+        raise NotImplementedError(
+            f"{type(layer).__name__} '{layer.name}': oov_method='farmhash' with "
+            f"num_oov_indices={num_oov_indices}; kcompile hashes OOV values by floormod"
+        )
+    return oov_method, salt
 
 
 def _sort_key(token: Any) -> Any:

@@ -27,6 +27,9 @@ class IntegerLookup(IndexLookup):
         sparse: bool = False,
         pad_to_max_tokens: bool = False,
         name: str | None = None,
+        oov_method: str = "floormod",
+        salt: Any = None,
+        vocabulary_size: int | None = None,
         **kwargs: Any,
     ) -> None:
         if max_tokens is not None and max_tokens <= 0:
@@ -46,7 +49,10 @@ class IntegerLookup(IndexLookup):
             output_mode,
             sparse,
             pad_to_max_tokens,
+            oov_method,
+            salt,
             name=name,
+            vocabulary_size=vocabulary_size,
             **kwargs,
         )
 
@@ -58,3 +64,6 @@ class IntegerLookup(IndexLookup):
 
     def _token_dtype(self) -> Any:
         return np.int64
+
+    def keras_config(self) -> dict[str, Any]:
+        return {**super().keras_config(), "vocabulary_dtype": self.vocabulary_dtype}

@@ -51,6 +51,7 @@ class Normalization(Layer):
         if self.input_mean is None:
             self.mean = self.add_weight(shape, "zeros", trainable=False, name="mean")
             self.variance = self.add_weight(shape, "ones", trainable=False, name="variance")
+            # Keras 3 keeps it for older files only: adapt leaves it at 0.
             self.count = self.add_weight((), "zeros", trainable=False, name="count")
         else:
             self.mean = np.broadcast_to(np.asarray(self.input_mean, np.float32), shape)
@@ -70,7 +71,11 @@ class Normalization(Layer):
         reduce = tuple(a for a in range(whole.ndim) if a not in self._kept(whole.ndim))
         self.mean.assign(whole.mean(axis=reduce).astype(np.float32))
         self.variance.assign(whole.var(axis=reduce).astype(np.float32))
-        self.count.assign(np.float32(whole.size // max(1, self.mean.value.size)))
+
+    def _keras_saved_values(self) -> dict:
+        """``count`` as Keras writes it: an int64 (kcompile's weights are floats)."""
+        count = getattr(self, "count", None)
+        return {} if count is None else {count: np.asarray(count.numpy(), np.int64)}
 
     def call(self, ctx, x):
         x = x if x.dtype.is_float else B.cast(x, DType.f32)

@@ -24,6 +24,9 @@ class StringLookup(IndexLookup):
         sparse: bool = False,
         encoding: str = "utf-8",
         name: str | None = None,
+        oov_method: str = "floormod",
+        salt: Any = None,
+        vocabulary_size: int | None = None,
         **kwargs: Any,
     ) -> None:
         self.encoding = encoding
@@ -38,9 +41,15 @@ class StringLookup(IndexLookup):
             output_mode,
             sparse,
             pad_to_max_tokens,
+            oov_method,
+            salt,
             name=name,
+            vocabulary_size=vocabulary_size,
             **kwargs,
         )
 
     def _token(self, t: Any) -> str:
         return t.decode(self.encoding) if isinstance(t, bytes) else str(t)
+
+    def keras_config(self) -> dict[str, Any]:
+        return {**super().keras_config(), "encoding": self.encoding}

@@ -40,6 +40,7 @@ class TextVectorization(HostLayer):
         ragged: bool = False,
         encoding: str = "utf-8",
         name: str | None = None,
+        vocabulary_size: int | None = None,
         **kwargs: Any,
     ) -> None:
         if standardize not in (
@@ -89,7 +90,9 @@ class TextVectorization(HostLayer):
             output_mode=output_mode,
             encoding=encoding,
             name=f"{self.name}_lookup",
+            vocabulary_size=vocabulary_size,  # (a file's: its asset holds the vocabulary)
         )
+        self.encoding = encoding
 
     def _tokens(self, text: Any) -> list[str]:
         text = text.decode("utf-8") if isinstance(text, bytes) else str(text)
@@ -186,3 +189,23 @@ class TextVectorization(HostLayer):
             "pad_to_max_tokens": self._lookup.pad_to_max_tokens,
             "vocabulary": self.get_vocabulary(include_special_tokens=False) or None,
         }
+
+    # --- Keras's .keras files: the lookup's config keys and its vocabulary asset ----------
+
+    def keras_config(self) -> dict[str, Any]:
+        lookup = self._lookup.keras_config()
+        return {
+            **self.get_config(),
+            "sparse": False,
+            "ragged": False,
+            "vocabulary": lookup["vocabulary"],
+            "idf_weights": lookup["idf_weights"],
+            "encoding": self.encoding,
+            "vocabulary_size": self.vocabulary_size(),
+        }
+
+    def save_assets(self, dir_path: str) -> None:
+        self._lookup.save_assets(dir_path)
+
+    def load_assets(self, dir_path: str) -> None:
+        self._lookup.load_assets(dir_path)
