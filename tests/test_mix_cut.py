@@ -18,8 +18,9 @@ import pytest
 
 import kcompile as keras
 from kcompile import layers
-from kcompile.ir import DType, Graph, Interpreter, TensorType
+from kcompile.ir import BATCH, DType, Graph, Interpreter, TensorType
 from kcompile.ir import build as B
+from kcompile.ir.printer import print_graph
 from kcompile.layers.layer import TraceContext
 from kcompile.runtime import make_executable
 
@@ -323,14 +324,77 @@ def test_fit_on_mixed_batches(rng):
     assert accuracy > 0.8
 
 
-def test_training_in_a_compiled_step_of_symbolic_batch_is_refused(rng):
+def _symbolic_step(layer) -> Graph:
+    """The layer's training transform of images and labels of symbolic batch (``N``)."""
+    g = Graph("mix_symbolic")
+    x = g.add_input("x", TensorType(DType.f32, (BATCH, 5, 7, 3)), "data")
+    y = g.add_input("y", TensorType(DType.f32, (BATCH, 4)), "data")
+    images, labels = layer.mix_batch(TraceContext(g, training=True), x, y)
+    g.set_outputs([("images", images), ("labels", labels)])
+    return g
+
+
+@pytest.mark.parametrize("make", [lambda: layers.MixUp(0.6, seed=2), lambda: layers.CutMix(seed=3)])
+def test_a_symbolic_batch_draws_and_mixes_as_a_known_one(rng, make):
+    """Traced at batch ``N``, the layers draw at each batch size what they draw traced at
+    that size (each image its partner in a permutation), and compiled code draws alike."""
+    layer = make()
+    g = _symbolic_step(layer)
+    exe = make_executable(g, "llvm")
+    for n in (1, 6, 33):
+        x = rng.uniform(0, 255, size=(n, 5, 7, 3)).astype("float32")
+        y = rng.dirichlet(np.ones(4), size=n).astype("float32")
+        feeds = {"x": x, "y": y, "iterations": np.int32(n)}
+        want = Interpreter(g).run(feeds)
+        known = _run(
+            lambda ctx, x, y: dict(zip(("images", "labels"), layer.mix_batch(ctx, x, y))),
+            {"x": x, "y": y},
+            n,
+        )
+        got = exe(feeds)
+        for key in ("images", "labels"):
+            np.testing.assert_array_equal(want[key], known[key], err_msg=f"{key} N={n}")
+            np.testing.assert_allclose(
+                got[key], want[key], rtol=1e-6, atol=1e-4, err_msg=f"{key} N={n}"
+            )
+        order = _run(lambda ctx, x: {"order": layer.batch_order(ctx, x, 0)}, {"x": x}, n)["order"]
+        assert sorted(order) == list(range(n))
+
+
+def _mixing_model(backend: str):
+    keras.utils.set_random_seed(4)
     inputs = keras.Input((4, 4, 1))
-    h = layers.Flatten()(layers.MixUp(name="mixer")(inputs))
-    model = keras.Model(inputs, layers.Dense(2)(h))
-    model.compile("sgd", "mse")
-    x = rng.normal(size=(8, 4, 4, 1)).astype("float32")
-    with pytest.raises(NotImplementedError, match="MixUp 'mixer'.*gathers rows of the batch"):
-        model.fit(x, np.zeros((8, 2), "float32"), verbose=0)
+    h = layers.Conv2D(2, 1, name="conv")(inputs)  # the mixing's gradient reaches its kernel
+    h = layers.CutMix(seed=2, name="cutter")(layers.MixUp(0.5, seed=1, name="mixer")(h))
+    model = keras.Model(inputs, layers.Dense(2, activation="softmax")(layers.Flatten()(h)))
+    model.compile(keras.optimizers.SGD(0.1), "categorical_crossentropy", backend=backend)
+    return model
+
+
+def test_fit_with_the_layers_in_a_model_trains_as_the_reference_interpreter(rng):
+    classes = rng.integers(0, 2, 10)
+    x = (rng.normal(size=(10, 4, 4, 1)) + 2.0 * classes[:, None, None, None]).astype("float32")
+    y = np.eye(2, dtype="float32")[classes]
+    results = []
+    for backend in ("llvm", "reference"):
+        model = _mixing_model(backend)
+        # batches of 4, 4 and 2: one compile serves the short batch
+        history = model.fit(x, y, epochs=2, batch_size=4, shuffle=False, verbose=0)
+        results.append((history.history["loss"], model.get_weights()))
+    np.testing.assert_allclose(results[0][0], results[1][0], rtol=1e-5)
+    for a, b in zip(results[0][1], results[1][1]):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+    # The step gathers rows of its symbolic batch, and scatters the gradient back.
+    step = print_graph(_mixing_model("llvm").step_graph("train"))
+    assert "scatter_rows(" in step and "{rows=N}" in step
+    # Mixing changed what was learned: the same model without the layers learns otherwise.
+    keras.utils.set_random_seed(4)
+    inputs = keras.Input((4, 4, 1))
+    h = layers.Flatten()(layers.Conv2D(2, 1, name="conv")(inputs))
+    plain = keras.Model(inputs, layers.Dense(2, activation="softmax")(h))
+    plain.compile(keras.optimizers.SGD(0.1), "categorical_crossentropy")
+    plain.fit(x, y, epochs=2, batch_size=4, shuffle=False, verbose=0)
+    assert not np.allclose(plain.get_weights()[0], results[0][1][0])
 
 
 # --- Keras's arguments and errors --------------------------------------------------------------

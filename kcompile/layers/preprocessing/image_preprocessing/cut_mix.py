@@ -43,7 +43,7 @@ class CutMix(BatchMixingLayer):
     def draws(self, ctx, x: Value) -> dict[str, Value]:
         """The box's corners (``x0``, ``x1``, ``y0``, ``y1``, each [n, 1]) and the order
         ([n]) of one call."""
-        n = self.known_batch(x)
+        n = x.shape[0]
         height, width = self.image_size(x)
         alpha = self.uniform(ctx, x, 0, *self.factor, shape=(1, 1)) + 1e-6
         ratio = B.sqrt(1.0 - self.beta(ctx, x, 1, alpha, n))

@@ -3,12 +3,11 @@
 
 The random order is each image's rank among uniform draws, and the mixing weights are
 Beta draws, all from the step's counter-based generator, so compiled code draws what the
-reference interpreter draws (the streams are not JAX's). Taking the images in that order
-reads across the batch's rows: ``take`` does so when the batch size is known, as it is
-when the layer is called on data (``layer({"images": x, "labels": y})``, the use Keras's
-documentation shows) or in a graph traced at a fixed batch size. A compiled step whose
-batch is symbolic (``N``) has no op that gathers rows of the batch, so there these layers
-are the identity in inference and refuse to train, saying so.
+reference interpreter draws (the streams are not JAX's). The ranks compare every pair of
+images ([n, n]), and the images are taken in that order by ``gather_batch`` (a
+``gather_rows`` whose rows are the batch), so the layers train in a compiled step whose
+batch size is symbolic (``N``, every ``model.fit``) as they run on data
+(``layer({"images": x, "labels": y})``, the use Keras's documentation shows).
 """
 
 from __future__ import annotations
@@ -18,8 +17,9 @@ from typing import Any
 import numpy as np
 
 from kcompile.backend.keras_tensor import KerasTensor, ir_dtype
-from kcompile.ir import BATCH, DType, Graph, Interpreter, TensorType, Value
+from kcompile.ir import DType, Graph, Interpreter, TensorType, Value
 from kcompile.ir import build as B
+from kcompile.ir.ops.row_gather import gather_batch
 from kcompile.layers.layer import TraceContext
 from kcompile.layers.preprocessing.image_preprocessing.base_image_preprocessing_layer import (
     BaseImagePreprocessingLayer,
@@ -29,6 +29,7 @@ from kcompile.random import standard_normal
 
 DATA_FORMATS = ("channels_last", "channels_first")
 DATA_KEYS = ("images", "labels")
+TIE_DRAW = 20  # the draw that breaks ties of an order's ranks: past every layer's draws
 
 
 def standardize_data_format(layer: str, data_format: Any) -> str:
@@ -142,32 +143,19 @@ class BatchMixingLayer(BaseImagePreprocessingLayer):
             )
 
     def batch_order(self, ctx, x: Value, k: int) -> Value:
-        """A uniformly random order of the images ([n] i32, draw ``k``): each image's rank
-        among n uniform draws, ties broken by position (the sort's stable order)."""
-        n = self.known_batch(x)
+        """A uniformly random order of the images ([n] i32, n static or ``N``; draws ``k``
+        and ``k + TIE_DRAW``): each image's rank among n uniform draws, ties broken by a
+        second draw. Both drawn alike at two images (24 bits each: a chance below
+        n²·2⁻⁴⁹ per call) would give them the same rank, and one of them two partners."""
+        n = x.shape[0]
         u = self.uniform(ctx, x, k, 0.0, 1.0, shape=(n, 1))
-        row = B.reshape(u, (1, n))
-        earlier = np.tril(np.ones((n, n), bool), -1).ravel().tolist()  # [i, j]: j < i
-        tie_before = B.logical_and(
-            B.eq(row, u), B.const_array(x.graph, earlier, DType.bool, (n, n))
-        )
-        before = B.logical_or(B.lt(row, u), tie_before)
+        tie = self.uniform(ctx, x, k + TIE_DRAW, 0.0, 1.0, shape=(n, 1))
+        row_u, row_tie = B.reshape(u, (1, n)), B.reshape(tie, (1, n))  # [i, j]: image j
+        tie_before = B.logical_and(B.eq(row_u, u), B.lt(row_tie, tie))
+        before = B.logical_or(B.lt(row_u, u), tie_before)
         return B.cast(B.reduce_sum(B.cast(before, DType.f32), (1,)), DType.i32)
 
-    def known_batch(self, x: Value) -> int:
-        """The batch size, which a permutation of the batch needs known (see the module)."""
-        n = x.shape[0]
-        if n == BATCH:
-            raise NotImplementedError(
-                f"{self.described} mixes each image with another image of the batch: in a "
-                "compiled training step whose batch size is symbolic, kcompile's IR has no op "
-                "that gathers rows of the batch. Apply the layer to the data before training "
-                "(layer({'images': x, 'labels': y}) in a PyDataset or generator, as Keras's "
-                "documentation does); in a model it is the identity in inference"
-            )
-        return int(n)
-
-    def beta(self, ctx, x: Value, k: int, alpha: Value, count: int) -> Value:
+    def beta(self, ctx, x: Value, k: int, alpha: Value, count: int | str) -> Value:
         """[count, 1] Beta(alpha, alpha) draws (draws ``k`` to ``k + 5``), as JAX draws
         them: the two gammas compared in logs, so a tiny alpha gives 0 or 1, not 0/0."""
         first = log_gamma(self, ctx, x, k, alpha, count)
@@ -181,7 +169,7 @@ class BatchMixingLayer(BaseImagePreprocessingLayer):
         return input_shape
 
 
-def log_gamma(layer, ctx, x: Value, k: int, alpha: Value, count: int) -> Value:
+def log_gamma(layer, ctx, x: Value, k: int, alpha: Value, count: int | str) -> Value:
     """[1, count] logs of Gamma(alpha, 1) draws for a shape ``alpha`` known when the step
     runs ([1, 1], > 0; draws ``k`` to ``k + 2``): Marsaglia and Tsang's method for shape
     alpha + 1 over a fixed number of candidates (the first accepted is kept), plus
@@ -209,8 +197,9 @@ def log_gamma(layer, ctx, x: Value, k: int, alpha: Value, count: int) -> Value:
 
 
 def take_rows(x: Value, order: Value) -> Value:
-    """``x``'s rows in ``order`` ([n] i32; n known, see ``known_batch``)."""
-    return B.take(x, order)
+    """``x``'s rows in ``order`` ([n] i32, n static or ``N``); the gradient goes back to
+    the rows read."""
+    return gather_batch(x, order)
 
 
 class MixUp(BatchMixingLayer):
@@ -232,7 +221,7 @@ class MixUp(BatchMixingLayer):
 
     def draws(self, ctx, x: Value) -> dict[str, Value]:
         """The weights ([n, 1]) and the order ([n]) of one call."""
-        n = self.known_batch(x)
+        n = x.shape[0]
         alpha = B.const(x.graph, float(self.alpha), shape=(1, 1))
         return {"weight": self.beta(ctx, x, 1, alpha, n), "order": self.batch_order(ctx, x, 0)}
 
