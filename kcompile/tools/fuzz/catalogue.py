@@ -9,7 +9,13 @@ from __future__ import annotations
 
 import math
 
-from kcompile.tools.fuzz import catalogue_audio, catalogue_conv3d, catalogue_image, catalogue_misc
+from kcompile.tools.fuzz import (
+    catalogue_audio,
+    catalogue_conv3d,
+    catalogue_image,
+    catalogue_misc,
+    catalogue_mixing,
+)
 from kcompile.tools.fuzz.kind import Invalid, LayerKind, Shape, no_args, pick, same, window_out
 
 ACTIVATIONS = (
@@ -532,7 +538,7 @@ UNARY: tuple[LayerKind, ...] = (
 
 # The families kept in their own modules (kind.py's vocabulary), drawn with the rest.
 UNARY += catalogue_conv3d.KINDS + catalogue_image.KINDS + catalogue_misc.KINDS
-UNARY += catalogue_audio.KINDS
+UNARY += catalogue_audio.KINDS + catalogue_mixing.KINDS
 
 BY_NAME = {kind.name: kind for kind in UNARY}
 

@@ -1,10 +1,7 @@
 """The fuzzer's entries for the batch-mixing augmentations, ``MixUp`` and ``CutMix``, on
-images ([height, width, channels]); their output has the input's shape.
-
-Not among ``catalogue.UNARY`` yet: the oracle trains every model it draws, and a compiled
-training step whose batch is symbolic has no op to reorder the batch's rows (see
-``layers/preprocessing/image_preprocessing/mix_up.py``), so each model holding one of
-these would end unsupported at its first training step.
+images ([height, width, channels]); their output has the input's shape. Drawn among
+``catalogue.UNARY``: in a model they mix in the training step (its batch symbolic, the
+order of the batch taken by ``gather_batch``) and pass the images unchanged in inference.
 """
 
 from __future__ import annotations
