@@ -24,8 +24,10 @@ from kcompile.layers.layer import TraceContext
 from kcompile.layers.preprocessing.image_preprocessing.base_image_preprocessing_layer import (
     BaseImagePreprocessingLayer,
 )
-from kcompile.layers.preprocessing.image_preprocessing.random_draws import CANDIDATES
-from kcompile.random import standard_normal
+from kcompile.layers.preprocessing.image_preprocessing.random_draws import (
+    first_accepted,
+    gamma_candidates,
+)
 
 DATA_FORMATS = ("channels_last", "channels_first")
 DATA_KEYS = ("images", "labels")
@@ -175,23 +177,8 @@ def log_gamma(layer, ctx, x: Value, k: int, alpha: Value, count: int | str) -> V
     alpha + 1 over a fixed number of candidates (the first accepted is kept), plus
     log(U) / alpha (Gamma(alpha) = Gamma(alpha + 1)·U^(1/alpha))."""
     d = alpha + (1.0 - 1.0 / 3.0)
-    c = 1.0 / B.sqrt(d * 9.0)
-    size = (CANDIDATES, count)
-    z = standard_normal(layer.uniform(ctx, x, k, 0.0, 1.0, size))
-    u = layer.uniform(ctx, x, k + 1, 0.0, 1.0, size)
-    cube = z * c + 1.0
-    v = cube * cube * cube
-    positive = B.gt(v, 0.0)
-    safe_v = B.select(positive, v, 1.0)
-    log_v = B.log(safe_v)
-    bound = z * z * 0.5 + d - safe_v * d + log_v * d
-    accept = B.logical_and(positive, B.lt(B.log(u + 2.0**-25), bound))
-    logs = log_v + B.log(d)
-    out = None
-    for i in reversed(range(CANDIDATES)):
-        row = B.slice_(logs, [i, 0], [i + 1, count])
-        ok = B.slice_(accept, [i, 0], [i + 1, count])
-        out = row if out is None else B.select(ok, row, out)
+    v, accept = gamma_candidates(layer, ctx, x, k, d, 1.0 / B.sqrt(d * 9.0), count)
+    out = first_accepted(B.log(v) + B.log(d), accept, count)
     boost = layer.uniform(ctx, x, k + 2, 0.0, 1.0, (1, count)) + 2.0**-25
     return out + B.log(boost) / alpha
 

@@ -38,15 +38,13 @@ def on_values(fn, *values: Value, **kwargs) -> Value:
 CANDIDATES = 16
 
 
-def gamma(layer, ctx, x: Value, k: int, alpha: float, count: int) -> Value:
-    """[1, count] Gamma(alpha, 1) draws, batch-wide (draws ``k`` to ``k + 2``): Marsaglia
-    and Tsang's method over a fixed number of candidates; for alpha < 1, Gamma(alpha + 1)
-    × U^(1/alpha)."""
+def gamma_candidates(layer, ctx, x: Value, k: int, d, c, count: int | str):
+    """Marsaglia and Tsang's candidates for a shape ``d + 1/3`` >= 1 (``d`` and
+    ``c = 1 / sqrt(9 d)`` numbers or [1, 1] values known when the step runs), draws ``k``
+    and ``k + 1``: ([CANDIDATES, count] v, whether each is accepted); the draw is ``d v``
+    of the first accepted."""
     from kcompile.random import standard_normal
 
-    shape = alpha if alpha >= 1.0 else alpha + 1.0
-    d = shape - 1.0 / 3.0
-    c = 1.0 / (9.0 * d) ** 0.5
     size = (CANDIDATES, count)
     z = standard_normal(layer.uniform(ctx, x, k, 0.0, 1.0, size))
     u = layer.uniform(ctx, x, k + 1, 0.0, 1.0, size)
@@ -56,12 +54,27 @@ def gamma(layer, ctx, x: Value, k: int, alpha: float, count: int) -> Value:
     safe_v = B.select(positive, v, 1.0)
     bound = z * z * 0.5 + d - safe_v * d + B.log(safe_v) * d
     accept = B.logical_and(positive, B.lt(B.log(u + 2.0**-25), bound))
-    values = safe_v * d
+    return safe_v, accept
+
+
+def first_accepted(values: Value, accept: Value, count: int | str) -> Value:
+    """[1, count]: each column's first accepted candidate (its last when none is)."""
     out = None
     for i in reversed(range(CANDIDATES)):
         row = B.slice_(values, [i, 0], [i + 1, count])
         ok = B.slice_(accept, [i, 0], [i + 1, count])
         out = row if out is None else B.select(ok, row, out)
+    return out
+
+
+def gamma(layer, ctx, x: Value, k: int, alpha: float, count: int) -> Value:
+    """[1, count] Gamma(alpha, 1) draws, batch-wide (draws ``k`` to ``k + 2``): Marsaglia
+    and Tsang's method over a fixed number of candidates; for alpha < 1, Gamma(alpha + 1)
+    × U^(1/alpha)."""
+    shape = alpha if alpha >= 1.0 else alpha + 1.0
+    d = shape - 1.0 / 3.0
+    v, accept = gamma_candidates(layer, ctx, x, k, d, 1.0 / (9.0 * d) ** 0.5, count)
+    out = first_accepted(v * d, accept, count)
     if alpha < 1.0:
         boost = layer.uniform(ctx, x, k + 2, 0.0, 1.0, (1, count)) + 2.0**-25
         out = out * B.exp(B.log(boost) * (1.0 / alpha))
