@@ -8,7 +8,8 @@ alternately, so that a change of the host's load hits both alike.
         [--batch 32]
 
 e.g. ``kcompile.codegen.lowering.batch_products ON_ENGINES`` (attention's products on
-``kc_bgemm``). ``MODULE`` is imported and ``FLAG`` set to False, then True, before each
+``kc_bgemm``); ``MODULE`` ``pass`` and ``FLAG`` a pass's name compare the pipeline without
+that pass (False) and with it (True), e.g. ``pass store_narrow``. ``MODULE`` is imported and ``FLAG`` set to False, then True, before each
 step is traced and compiled (``KCOMPILE_CACHE=0``: the cache does not see flags).
 Reports wall and CPU time per step (min and median) and the kernels that moved most.
 Set ``KCOMPILE_NUM_THREADS`` to choose threads.
@@ -56,10 +57,13 @@ def main() -> None:
     parser.add_argument("--calls", type=int, default=200)
     parser.add_argument("--batch", type=int, default=32)
     args = parser.parse_args()
-    module = importlib.import_module(args.module)
+    module = None if args.module == "pass" else importlib.import_module(args.module)
     runs = {}
     for value in (False, True):
-        setattr(module, args.flag, value)
+        if module is None:  # (read by the pipeline the step is compiled with)
+            os.environ["KCOMPILE_DISABLE"] = "" if value else args.flag
+        else:
+            setattr(module, args.flag, value)
         runs[value] = profiled_train_step(_model(args.model), f"{args.flag}-{value}", args.batch)
     timed = alternate(runs, args.calls)
     wall, cpu, kernels = timed.wall, timed.cpu, timed.kernels
