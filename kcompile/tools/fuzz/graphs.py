@@ -83,7 +83,6 @@ _F16_SAFE = ("abs", "atan", "cos", "erf", "logistic", "neg", "sin", "tanh")
 # two differ where f32 results that differ in their last bits round to neighbouring
 # narrow values (a few units in the last place of bf16, 2^-8).
 NARROW_RTOL = 2**-5
-EVERY_ROUNDING = {"allow_excess_precision"}
 
 
 class _Builder:
@@ -383,19 +382,13 @@ def check_graph(graph: Graph, seed: int = 0) -> None:
     from kcompile.ir.build import clone
 
     # Narrow floats are rounded in float32 runs only: their oracle is the float32
-    # reference of the graph the pipeline made (whose kernels keep excess precision:
-    # ``passes.excess_precision``), float64 checks the gradient rules (where nothing is
-    # rounded). So are quantized products, whose roundings to int8 steps float64 would
-    # place elsewhere.
+    # reference, float64 checks the gradient rules (where nothing is rounded). So are
+    # quantized products, whose roundings to int8 steps float64 would place elsewhere.
     narrow = _has_narrow_floats(graph) or _has_integer_products(graph)
-    rtol = NARROW_RTOL if narrow else FORWARD_RTOL
+    oracle, rtol = (np.float32, NARROW_RTOL) if narrow else (np.float64, FORWARD_RTOL)
     for batch in BATCHES:
         feeds = _feeds(graph, batch, seed)
-        want = _pipelines(graph, feeds) if narrow else interpret(graph, feeds, np.float64)
-        if narrow:  # every rounding kept, the pipeline keeps the eager graph's numbers
-            eager, held = interpret(graph, feeds, np.float32), _pipelines(graph, feeds, False)
-            for name, _ in graph.outputs:
-                compare("passes", f"batch {batch}, {name}", held[name], eager[name], rtol)
+        want = interpret(graph, feeds, oracle)
         got = run_compiled(clone(graph), feeds)
         for name, _ in graph.outputs:
             compare("forward", f"batch {batch}, {name}", got[name], want[name], rtol)
@@ -406,22 +399,11 @@ def check_graph(graph: Graph, seed: int = 0) -> None:
     _check_differences(graph, feeds, want)
     got = run_compiled(clone(grad_graph), feeds)
     if narrow:
-        want = _pipelines(grad_graph, feeds)
+        want = interpret(grad_graph, feeds, np.float32)
         for name, _ in grad_graph.outputs:
             compare("gradients", name, got[name], want[name], NARROW_RTOL)
     else:
         compare_gradients(grad_graph, got, want)
-
-
-def _pipelines(graph: Graph, feeds: dict, excess_precision: bool = True) -> dict:
-    """The float32 reference of ``graph`` after the pipeline (with every rounding kept
-    when not ``excess_precision``)."""
-    from kcompile.ir.build import clone
-    from kcompile.passes import PassManager, default_passes
-    from kcompile.runtime import prepare
-
-    manager = PassManager(default_passes(None if excess_precision else EVERY_ROUNDING))
-    return interpret(prepare(clone(graph), manager), feeds, np.float32)
 
 
 def _has_narrow_floats(graph: Graph) -> bool:
