@@ -27,7 +27,6 @@ Keras does.
 from __future__ import annotations
 
 from kcompile.ir import Graph, Node, Value
-from kcompile.ir.ops.constant import constant_value
 from kcompile.passes.rewrite import rebuild
 
 # Off: every rounding kept (for A/B measurements; ``benchmarks/mixed_flag_ab.py``).
@@ -54,49 +53,20 @@ def _has_inner_roundings(node: Node) -> bool:
     return node.op == "fused" and bool(_inner_roundings(node.attrs["body"]))
 
 
-# Ops whose result jumps as their operand crosses a point (an integer's edge, another
-# value): a value rounded or not may land on either side, so every rounding before one is
-# kept and it decides on the bits eager arithmetic gives (a quantizer's round of x * scale:
-# Keras's int8 activations under mixed_bfloat16). A comparison with zero is not among
-# them: rounding to nearest keeps a value's sign, and moves it to zero only below the
-# narrow type's smallest subnormal (ReLU's select then gives zero either way).
-DECISIONS = frozenset({"round", "floor", "ceil", "sign", "eq", "ne", "lt", "le", "gt", "ge"})
-
-
 def _inner_roundings(body: Graph) -> set[Node]:
-    """The roundings of ``body`` that no returned value, no bf16 product and no decision
-    reads."""
-    kept = _roundings_reaching([v for _, v in body.outputs])
+    """The roundings of ``body`` that no returned value and no bf16 product reads."""
+    kept = _roundings_reaching(body, [v for _, v in body.outputs])
     for node in body.nodes:
         if node.attrs.get("precision") == "bf16":  # (a product: its engine reads bf16)
-            kept |= _roundings_reaching(node.inputs)
-        elif _decides(node):
-            kept |= _roundings_before(node.inputs)
+            kept |= _roundings_reaching(body, node.inputs)
     return {n for n in body.nodes if n.op == "round_to" and n not in kept}
 
 
-def _decides(node: Node) -> bool:
-    if node.op == "cast":
-        return not node.outputs[0].dtype.is_float  # to an integer: a truncation
-    if node.op not in DECISIONS:
-        return False
-    return not any(constant_value(v) == 0 for v in node.inputs)
-
-
-def _roundings_before(values) -> set[Node]:
-    """Every rounding ``values`` are computed from, in the body."""
-    return _roundings_upstream(values, past_roundings=True)
-
-
-def _roundings_reaching(values) -> set[Node]:
+def _roundings_reaching(body: Graph, values) -> set[Node]:
     """The last rounding on each path into ``values``: the one whose bits they hold. Ops
     that leave a narrow value unrounded (a maximum, a view, ReLU's select:
     ``narrow_floats.EXACT_ON_NARROW``) pass their operand's rounding on, so the walk goes
     through every op that is not a rounding."""
-    return _roundings_upstream(values, past_roundings=False)
-
-
-def _roundings_upstream(values, past_roundings: bool) -> set[Node]:
     found: set[Node] = set()
     seen: set[Value] = set()
     stack = list(values)
@@ -107,9 +77,8 @@ def _roundings_upstream(values, past_roundings: bool) -> set[Node]:
         seen.add(v)
         if v.node.op == "round_to":
             found.add(v.node)
-            if not past_roundings:
-                continue
-        stack += v.node.inputs
+        else:
+            stack += v.node.inputs
     return found
 
 

@@ -95,29 +95,6 @@ def test_a_products_epilogue_keeps_the_rounding_relu_returns():
     assert kept.inputs[0].node.op == "add"
 
 
-def test_a_chain_that_decides_keeps_every_rounding_before_the_decision(rng):
-    """A quantizer's round(x * scale): rounded or not, x * scale may land on either side
-    of an integer's edge, so it is rounded as eager arithmetic rounds it; what follows the
-    decision still computes in f32."""
-    g = Graph("quantize")
-    x = g.add_input("x", TensorType(F32, (BATCH, 64)))
-    v = B.mul(B.cast(x, BF16), 1.7)
-    q = B.add(B.mul(B.exp(B.mul(g.emit1("round", [v]), 0.01)), 3.0), 1.0)
-    g.set_outputs([("q", B.cast(q, F32))])
-    excess = prepare(g, PassManager(default_passes()))
-    (body,) = _bodies(excess)
-    assert sorted(
-        n.inputs[0].node.op if n.inputs[0].node else "input" for n in _roundings(body)
-    ) == [
-        "add",
-        "input",
-        "mul",
-    ]
-    data = rng.normal(size=(16, 64)).astype(np.float32) * 40
-    got = make_executable(g, "llvm")({"x": data})["q"]
-    np.testing.assert_array_equal(got, interpret(excess, {"x": data})["q"])
-
-
 def test_a_rounding_a_bf16_product_reads_is_kept():
     body = Graph("body")
     x = body.add_input("x0", TensorType(F32, (BATCH, 8)))
