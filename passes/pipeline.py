@@ -9,7 +9,6 @@ from kcompile.passes.batch_rows import batch_rows
 from kcompile.passes.dce import eliminate_dead_code
 from kcompile.passes.fold import eliminate_common_subexpressions, fold_constants
 from kcompile.passes.fuse import fuse
-from kcompile.passes.excess_precision import allow_excess_precision
 from kcompile.passes.fuse_rows import fuse_rows
 from kcompile.passes.int4_products import hold_int4_products
 from kcompile.passes.int8_products import hold_integer_products
@@ -49,8 +48,6 @@ PIPELINE = [
     # Row kernels first: what they leave, loop and product-epilogue fusion take.
     Pass("fuse_rows", fuse_rows),
     Pass("fuse", fuse_and_clean),
-    # After fusion: which values a kernel keeps to itself decides which roundings it drops.
-    Pass("allow_excess_precision", allow_excess_precision),
     # After fusion: it chains whole kernels (products, row kernels) a batch row at a time.
     Pass("batch_rows", batch_rows),
     # After fusion: which kernels make and read a value decides whether it can be bf16.
