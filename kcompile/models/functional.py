@@ -18,6 +18,7 @@ from typing import Any
 from kcompile.backend.keras_tensor import KerasTensor
 from kcompile.layers.core.input_layer import Input
 from kcompile.layers.layer import CallRecord
+from kcompile.models.layer_internals import add_call_record
 
 
 def is_input_tensor(t: KerasTensor) -> bool:
@@ -124,7 +125,7 @@ def _clone_record(record: CallRecord, inputs: list[KerasTensor]) -> CallRecord:
     clone = CallRecord(record.layer, list(inputs), outputs, spec)
     for i, t in enumerate(outputs):
         t._history = (clone, i)
-    record.layer._calls.append(clone)  # a layer lists its calls, as Keras's inbound nodes
+    add_call_record(record.layer, clone)  # a layer lists its calls, as Keras's inbound nodes
     return clone
 
 

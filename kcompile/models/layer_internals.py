@@ -36,15 +36,30 @@ def call_records(layer: Any) -> list:
     """Every call of ``layer`` on symbolic tensors, in order (Keras's inbound nodes:
     a tensor names the call that made it by its index here); inside ``model_calls(m)``,
     those of model ``m`` only."""
-    calls = layer._calls  # Layer exposes only the first call (input/output)
+    calls = _calls(layer)
     scope = _MODEL_CALLS.get()
     return calls if scope is None else [c for c in calls if id(c) in scope]
 
 
-def _functional_calls(model: Any, out: set[int]) -> None:
+def add_call_record(layer: Any, record: Any) -> None:
+    """``record`` one more call of ``layer`` (a functional graph cloned on new inputs:
+    Keras's new inbound node)."""
+    _calls(layer).append(record)
+
+
+def _calls(layer: Any) -> list:
+    return layer._calls  # Layer exposes only the first call (input/output)
+
+
+def _functional_calls(model: Any, out: set[int], seen: set[int] | None = None) -> None:
+    # (A subclassed model built on an Input records its own call: each model once.)
+    seen = set() if seen is None else seen
+    if id(model) in seen:
+        return
+    seen.add(id(model))
     for record in getattr(model, "_records", None) or []:
         out.add(id(record))
-        _functional_calls(record.layer, out)  # a nested functional model's own calls
+        _functional_calls(record.layer, out, seen)  # a nested functional model's own calls
 
 
 @contextmanager

@@ -22,6 +22,7 @@ paths of its own saving walk.
 from __future__ import annotations
 
 import functools
+import importlib
 import inspect
 import io
 import json
@@ -235,11 +236,20 @@ def weight_groups(model) -> list[Group]:
     return groups
 
 
+# The one object other than a model a .keras file holds (Keras saves a FeatureSpace as a
+# layer-like object): its class and the (path, layer) walk of its layers, registered by
+# its module (``register_feature_space``), which imports this one and not the reverse.
+_FEATURE_SPACE: dict[str, Any] = {}
+
+
+def register_feature_space(cls: type, layers: Any) -> None:
+    """``cls`` is ``keras.utils.FeatureSpace``; ``layers(space)`` its layers' (path, layer)."""
+    _FEATURE_SPACE.update(cls=cls, layers=layers)
+
+
 def is_feature_space(obj: Any) -> bool:
     """A ``keras.utils.FeatureSpace`` (saved as Keras saves it: a layer-like object)."""
-    from kcompile.utils.feature_space import FeatureSpace
-
-    return isinstance(obj, FeatureSpace)
+    return "cls" in _FEATURE_SPACE and isinstance(obj, _FEATURE_SPACE["cls"])
 
 
 def saved_layers(obj: Any) -> list[tuple[str, Any]]:
@@ -247,9 +257,7 @@ def saved_layers(obj: Any) -> list[tuple[str, Any]]:
     FeatureSpace's (``feature_space_saving.saved_layers``); none for a subclassed model,
     whose layers its own walk finds."""
     if is_feature_space(obj):
-        from kcompile.utils.feature_space_saving import saved_layers as space_layers
-
-        return space_layers(obj)
+        return _FEATURE_SPACE["layers"](obj)
     if _is_subclassed(obj):
         return []
     return _layer_paths(obj)
@@ -991,9 +999,9 @@ def load_keras(path: str, compile: bool = True, custom_objects: dict | None = No
 
 
 def _feature_space_from_config(config: dict):
-    from kcompile.utils.feature_space import FeatureSpace
-
-    space = FeatureSpace.from_config(config["config"])
+    # By the public module the file names ("keras.utils"), as a config's classes are found.
+    cls = getattr(importlib.import_module("kcompile.utils"), config["class_name"])
+    space = cls.from_config(config["config"])
     space.build_from_config(config.get("build_config") or {})
     return space
 

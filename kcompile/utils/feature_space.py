@@ -30,6 +30,7 @@ from kcompile import layers
 from kcompile.backend.keras_tensor import KerasTensor
 from kcompile.backend.session import unique_name
 from kcompile.layers.layer import Layer
+from kcompile.saving.saving_lib import register_feature_space
 from kcompile.trainers.batches import PyDataset
 from kcompile.utils.dataset_utils import Dataset
 from kcompile.utils.feature_space_layers import CrossLookup, TFDConcat, TFDIdentity
@@ -41,6 +42,7 @@ from kcompile.utils.feature_space_saving import (
     preprocessor_entry,
     preprocessor_from_entry,
     save_feature_space,
+    saved_layers,
 )
 
 __all__ = ["Cross", "Feature", "FeatureSpace", "load_feature_space"]
@@ -587,3 +589,6 @@ def _saveable_from_entry(entry: dict, cls: type) -> Any:
             f"class_name {entry.get('class_name')!r}"
         )
     return cls.from_config(dict(entry["config"]))
+
+
+register_feature_space(FeatureSpace, saved_layers)

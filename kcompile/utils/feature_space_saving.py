@@ -12,13 +12,12 @@ from __future__ import annotations
 
 import json
 import os
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from kcompile.backend.session import snake_case
 from kcompile.utils.feature_space_layers import TFDIdentity
 
-if TYPE_CHECKING:
-    from kcompile.utils.feature_space import FeatureSpace
+# (A FeatureSpace is typed Any here: its module imports this one.)
 
 MODULE = "keras.src.layers.preprocessing.feature_space"  # where Keras's classes live
 
@@ -77,7 +76,7 @@ def preprocessor_from_entry(entry: dict) -> Any:
 # --- .keras files ------------------------------------------------------------------------
 
 
-def saved_layers(space: FeatureSpace) -> list[tuple[str, Any]]:
+def saved_layers(space: Any) -> list[tuple[str, Any]]:
     """(path, layer) of each layer Keras's saving walk writes: ``concat``, then each
     layer of ``crossers``, ``one_hot_encoders`` and ``preprocessors`` under its class in
     snake case, numbered within its dict."""
@@ -91,7 +90,7 @@ def saved_layers(space: FeatureSpace) -> list[tuple[str, Any]]:
     return out
 
 
-def save_feature_space(space: FeatureSpace, filepath: Any, overwrite: bool = True) -> None:
+def save_feature_space(space: Any, filepath: Any, overwrite: bool = True) -> None:
     """Keras's ``.keras`` file of a FeatureSpace (``saving_lib.save_keras``)."""
     from kcompile.saving.saving_lib import save_keras
 
@@ -106,7 +105,7 @@ def save_feature_space(space: FeatureSpace, filepath: Any, overwrite: bool = Tru
     save_keras(space, filepath)
 
 
-def load_feature_space(filepath: Any) -> FeatureSpace:
+def load_feature_space(filepath: Any) -> Any:
     """The FeatureSpace of a ``.keras`` file that Keras's or kcompile's ``save`` wrote."""
     from kcompile.saving.saving_lib import is_feature_space, load_keras
 
