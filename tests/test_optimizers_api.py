@@ -93,5 +93,3 @@ def test_build_takes_variables_as_keras_does():
     var = keras.Variable(np.ones((2, 2), np.float32), name="v")
     opt.build([var])
     assert opt.built and len(opt.variables) == 4  # iterations, learning rate, m, v
-
-
