@@ -93,3 +93,21 @@ def test_build_takes_variables_as_keras_does():
     var = keras.Variable(np.ones((2, 2), np.float32), name="v")
     opt.build([var])
     assert opt.built and len(opt.variables) == 4  # iterations, learning rate, m, v
+
+
+def test_iterations_count_updates_under_gradient_accumulation(tmp_path):
+    """Keras's ``iterations`` with ``gradient_accumulation_steps`` N is steps // N (the
+    updates applied); the steps themselves are what files keep and schedules read."""
+    rng = np.random.default_rng(0)
+    x, y = rng.normal(size=(8, 3)).astype("float32"), rng.normal(size=(8, 1)).astype("float32")
+    schedule = keras.optimizers.schedules.ExponentialDecay(0.1, decay_steps=1, decay_rate=0.5)
+    opt = keras.optimizers.SGD(schedule, gradient_accumulation_steps=2)
+    model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(1)])
+    model.compile(opt, "mse")
+    for _ in range(5):
+        model.train_on_batch(x, y)
+    assert (opt.iterations, opt.step_count) == (2, 5)
+    assert opt.learning_rate == pytest.approx(0.1 * 0.5**5)  # the schedule counts steps
+    model.save(tmp_path / "m.keras")
+    loaded = keras.saving.load_model(tmp_path / "m.keras")
+    assert (loaded.optimizer.iterations, loaded.optimizer.step_count) == (2, 5)

@@ -128,6 +128,14 @@ class LossScaleOptimizer(Optimizer):
         self.inner_optimizer.iterations = value
 
     @property
+    def step_count(self) -> int:
+        return self.inner_optimizer.step_count
+
+    @step_count.setter
+    def step_count(self, value: int) -> None:
+        self.inner_optimizer.step_count = value
+
+    @property
     def built(self) -> bool:
         return self.inner_optimizer.built
 

@@ -257,10 +257,10 @@ class MultiOptimizer(Optimizer):
                 f"arrays (optimizer.variables), got {len(weights)}"
             )
         values = iter(weights)
-        self.iterations = int(np.asarray(next(values)))
+        self.step_count = int(np.asarray(next(values)))
         self._learning_rate[...] = next(values)  # Keras's: unused by any update
         for opt in self._inner_optimizers:
-            opt.iterations = int(np.asarray(next(values)))
+            opt.step_count = int(np.asarray(next(values)))
             rate = float(np.asarray(next(values)))
             if opt.schedule is None:
                 opt.learning_rate = rate
@@ -347,7 +347,7 @@ class MultiOptimizer(Optimizer):
         from kcompile.saving import saving_lib
 
         groups = []
-        every = [np.asarray(self.iterations, np.int32), np.float32(0.0)]
+        every = [np.asarray(self.step_count, np.int32), np.float32(0.0)]
         used: dict[str, int] = {}
         for opt in self._inner_optimizers:
             arrays = saving_lib._optimizer_arrays(self._weights_of(opt), opt)
@@ -376,14 +376,14 @@ class MultiOptimizer(Optimizer):
                 stacklevel=2,
             )
             return
-        self.iterations = int(arrays[0])
+        self.step_count = int(arrays[0])
         start = 2
         for opt, size in zip(self._inner_optimizers, sizes):
             chunk = arrays[start : start + size]
             if opt.built:
                 saving_lib._restore_arrays(self._weights_of(opt), opt, chunk)
             else:  # one the map gives no variable: its count alone, as Keras keeps it
-                opt.iterations = int(chunk[0])
+                opt.step_count = int(chunk[0])
             start += size
 
     def _weights_of(self, optimizer: Optimizer) -> SimpleNamespace:

@@ -78,7 +78,7 @@ class Optimizer:
     def learning_rate(self) -> float:
         """The rate of the next step (a schedule's value at the current iteration)."""
         if self.schedule is not None:
-            return float(self.schedule(self.iterations))
+            return float(self.schedule(self.step_count))
         return self._learning_rate_value
 
     @learning_rate.setter
@@ -110,10 +110,25 @@ class Optimizer:
 
     @property
     def iterations(self) -> int:
-        return int(self._iterations)
+        """Updates applied, as Keras's ``iterations``: with ``gradient_accumulation_steps``
+        N, the steps taken // N (``step_count`` is the steps themselves)."""
+        steps = self.step_count
+        return (
+            steps // self.gradient_accumulation_steps if self.gradient_accumulation_steps else steps
+        )
 
     @iterations.setter
     def iterations(self, value: int) -> None:
+        self.step_count = value * (self.gradient_accumulation_steps or 1)
+
+    @property
+    def step_count(self) -> int:
+        """Steps taken (Keras's ``_iterations`` variable: what files hold and learning
+        rate schedules read)."""
+        return int(self._iterations)
+
+    @step_count.setter
+    def step_count(self, value: int) -> None:
         self._iterations[...] = value
 
     def state_arrays(self) -> dict[str, np.ndarray]:
@@ -263,7 +278,7 @@ class Optimizer:
             return
         for var in variables:
             path = self.slot_path(var, "average")
-            if path in self.slots and self.iterations > 0:
+            if path in self.slots and self.step_count > 0:
                 var.assign(self.slots[path])
 
     # --- loss scaling (Keras's ``loss_scale_factor``) ------------------------------------

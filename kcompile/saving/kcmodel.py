@@ -148,7 +148,7 @@ def save_model(model, filepath: str) -> None:
     opt = model.optimizer
     if opt is not None and opt.built:
         arrays.update({f"opt/{k}": v for k, v in opt.slots.items()})
-        manifest["optimizer_iterations"] = opt.iterations
+        manifest["optimizer_iterations"] = opt.step_count
     buffer = io.BytesIO()
     np.savez(buffer, **arrays)
 
@@ -218,7 +218,7 @@ def _recompile(model, config: dict, arrays: dict, iterations: int) -> None:
         for k in opt.slots:
             if k in slots:
                 np.copyto(opt.slots[k], slots[k])
-        opt.iterations = iterations
+        opt.step_count = iterations
 
 
 def save_weights(model, filepath: str, overwrite: bool = True) -> None:

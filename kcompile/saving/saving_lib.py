@@ -385,7 +385,7 @@ def _optimizer_arrays(model, opt) -> list[np.ndarray]:
     if inner is not None:
         own = [np.int32(0), np.float32(0.0), np.int32(opt.step_counter), opt.dynamic_scale]
         return [np.asarray(a) for a in own] + _optimizer_arrays(model, inner)
-    arrays = [np.asarray(opt.iterations, np.int32), np.asarray(opt.learning_rate, np.float32)]
+    arrays = [np.asarray(opt.step_count, np.int32), np.asarray(opt.learning_rate, np.float32)]
     # A weight's slots are in its dtype, as Keras makes them (held in float32 arrays here).
     dtypes = {
         opt.slot_path(v, s): v.dtype for v in model.trainable_weights for s in opt.all_slots()
@@ -454,7 +454,7 @@ def _restore_arrays(model, opt, arrays: list[np.ndarray]) -> None:
         _restore_arrays(model, inner, arrays[4:])
         return
     opt.build(model.trainable_weights)
-    opt.iterations = int(arrays[0])
+    opt.step_count = int(arrays[0])
     layout = _slot_layout(model, opt)
     if len(arrays) != 2 + len(layout):  # as Keras does: warn, and start the slots afresh
         warnings.warn(

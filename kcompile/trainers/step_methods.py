@@ -213,7 +213,7 @@ class StepMethods:
             if path in optimizer.slots:
                 np.copyto(optimizer.slots[path], np.asarray(value, np.float32))
             elif path.endswith("/iterations"):
-                optimizer.iterations = int(np.asarray(value))
+                optimizer.step_count = int(np.asarray(value))
             elif path.endswith("/learning_rate") and optimizer.schedule is None:
                 optimizer.learning_rate = float(np.asarray(value))
 

@@ -211,7 +211,7 @@ def _sync(reference, native) -> None:
     of each starts from the same point, so a difference does not compound."""
     reference.set_weights(native.get_weights())
     a, b = native.optimizer, reference.optimizer
-    b.iterations = a.iterations
+    b.step_count = a.step_count
     if hasattr(a, "dynamic_scale"):  # a LossScaleOptimizer (mixed_float16 wraps one)
         np.copyto(b.dynamic_scale, a.dynamic_scale)
         np.copyto(b.step_counter, a.step_counter)
