@@ -70,6 +70,33 @@ def test_fit_with_swapped_averages_matches_keras(swap_on_epoch):
         np.testing.assert_allclose(got[key], want[key], rtol=1e-5, atol=1e-6, err_msg=key)
 
 
+def test_a_multi_optimizer_swaps_the_averages_its_ema_optimizers_keep():
+    """Under a MultiOptimizer the kernel's optimizer keeps averages (use_ema), the bias's
+    does not: evaluation sees the kernel's average and the bias as trained (Keras's)."""
+    x, y = _data()
+    model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2, name="d")])
+    ema = keras.optimizers.SGD(0.1, use_ema=True, ema_momentum=0.5, name="ema")
+    plain = keras.optimizers.SGD(0.1, name="plain")
+    opt = keras.optimizers.MultiOptimizer(keras.optimizers.OptimizerMap(plain, {"d/kernel": ema}))
+    model.compile(optimizer=opt, loss="mse")
+    for _ in range(3):
+        model.train_on_batch(x, y)
+    kernel_var, bias_var = model.trainable_weights
+    raw = model.get_weights()
+    average = ema.slots[ema.slot_path(kernel_var, "average")].copy()
+    assert not np.allclose(raw[0], average)
+    loss = model.evaluate(x, y, callbacks=[keras.callbacks.SwapEMAWeights()], verbose=0)
+    np.testing.assert_allclose(loss, _loss([average, raw[1]], x, y), rtol=1e-5)
+    for got, want in zip(model.get_weights(), raw):  # swapped back
+        np.testing.assert_array_equal(got, want)
+    plain_only = keras.optimizers.MultiOptimizer(keras.optimizers.OptimizerMap(plain))
+    swap = keras.callbacks.SwapEMAWeights()
+    model.compile(optimizer=plain_only, loss="mse")
+    swap.set_model(model)
+    with pytest.raises(ValueError, match="at least one inner optimizer"):
+        swap.on_test_begin()
+
+
 def test_swap_needs_an_optimizer_with_use_ema():
     swap = keras.callbacks.SwapEMAWeights()
     swap.set_model(_model(use_ema=False))

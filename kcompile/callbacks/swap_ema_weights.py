@@ -25,17 +25,34 @@ class SwapEMAWeights(Callback):
         self._ema_weights_in_model = False
 
     def _pairs(self) -> list[tuple[np.ndarray, np.ndarray]]:
-        """(weight, its average) arrays of the model's trainable weights."""
+        """(weight, its average) arrays of the model's trainable weights; under a
+        MultiOptimizer, of those its inner optimizers with ``use_ema`` update (Keras's)."""
         optimizer = self.model.optimizer
         optimizer = getattr(optimizer, "inner_optimizer", optimizer)  # LossScaleOptimizer
-        if not getattr(optimizer, "use_ema", False):
-            raise ValueError(
-                "SwapEMAWeights must be used when `use_ema=True` is set on the optimizer. "
-                f"Received: use_ema={getattr(optimizer, 'use_ema', False)}"
-            )
         variables = self.model.trainable_weights
-        optimizer.build(variables)
-        return [(v.value, optimizer.slots[optimizer.slot_path(v, "average")]) for v in variables]
+        if hasattr(optimizer, "optimizers"):  # a MultiOptimizer
+            if not any(getattr(opt, "use_ema", False) for opt in optimizer.optimizers):
+                raise ValueError(
+                    "SwapEMAWeights must be used when at least one inner optimizer has "
+                    "`use_ema=True` set. Received a MultiOptimizer with all inner "
+                    "optimizers having `use_ema=False`."
+                )
+            optimizer.build(variables)
+            averaged = [
+                (v, opt)
+                for opt in optimizer.optimizers
+                if opt.use_ema
+                for v in optimizer.variables_of(opt)
+            ]
+        else:
+            if not getattr(optimizer, "use_ema", False):
+                raise ValueError(
+                    "SwapEMAWeights must be used when `use_ema=True` is set on the optimizer. "
+                    f"Received: use_ema={getattr(optimizer, 'use_ema', False)}"
+                )
+            optimizer.build(variables)
+            averaged = [(v, optimizer) for v in variables]
+        return [(v.value, opt.slots[opt.slot_path(v, "average")]) for v, opt in averaged]
 
     def _swap_variables(self) -> None:
         for weight, average in self._pairs():
