@@ -51,6 +51,19 @@ def _add_model_inputs(model, graph: Graph, input_shapes: tuple = ()) -> list[Val
     ]
 
 
+def _with_inputs_batch(types: list[TensorType], inputs: list[Value]) -> list[TensorType]:
+    """``types`` (labels, sample weights) with the batch the model's Inputs fix
+    (``Input(batch_size=8)``: a stateful RNN's), so that they meet its predictions."""
+    fixed = {v.shape[0] for v in inputs if v.shape and v.shape[0] != BATCH}
+    if len(fixed) != 1 or any(v.shape and v.shape[0] == BATCH for v in inputs):
+        return types
+    (batch,) = fixed
+    return [
+        t.with_shape((batch, *t.shape[1:])) if t.shape and t.shape[0] == BATCH else t
+        for t in types
+    ]
+
+
 def label_names(model) -> list[str]:
     names = model.output_names
     return ["y"] if len(names) == 1 else [f"y/{n}" for n in names]
@@ -87,6 +100,7 @@ def _trace_scored(
     inputs = _add_model_inputs(model, graph, input_shapes)
     preds = model.trace_graph(ctx, inputs)
     names = label_names(model)
+    label_types = _with_inputs_batch(label_types, inputs)
     labels = [graph.add_input(n, t, "data") for n, t in zip(names, label_types)]
     # One more label type than outputs: per-sample weights (sample_weight, class_weight)
     weights = (

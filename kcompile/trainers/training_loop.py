@@ -519,15 +519,19 @@ class TrainingLoop:
         per chunk with its first and last step, as Keras's do with
         ``steps_per_execution``. Returns the logs."""
         exe = self.steps.step(kind, xs, ys)
+        if kind == "train":
+            begin, end = cbs.on_train_batch_begin, cbs.on_train_batch_end
+        else:
+            begin, end = cbs.on_test_batch_begin, cbs.on_test_batch_end
+        fixed = _fixed_batch(self.model)
+        if fixed is not None:
+            hooks = (begin, end)
+            return self._run_fixed_batches(kind, xs, ys, order, batch_size, steps, fixed, hooks)
         sources = self._feeds(xs, ys)
         chunk = chunk_size(self.steps.steps_per_execution, cbs, kind, steps)
         job = distribution.active()
         if job is not None:  # rank 0's callbacks decide where the batch hooks run
             chunk = job.broadcast_object(chunk)
-        if kind == "train":
-            begin, end = cbs.on_train_batch_begin, cbs.on_train_batch_end
-        else:
-            begin, end = cbs.on_test_batch_begin, cbs.on_test_batch_end
         n, logs, step = len(order), {}, 0
         while step < steps:
             count = min(chunk, steps - step)
@@ -544,6 +548,29 @@ class TrainingLoop:
             step += count
             if kind == "train" and step < steps:
                 self._follow_root()
+            if kind == "train" and self.model.stop_training:
+                break
+        return logs
+
+    def _run_fixed_batches(self, kind, xs, ys, order, batch_size, steps, fixed, hooks) -> dict:
+        """``_run_steps`` for a model whose Inputs fix the batch size (``Input(batch_size=8)``):
+        its step has no batch axis to loop over, so each batch is one call, and every batch
+        must have that many rows (Keras refuses another shape too)."""
+        if batch_size != fixed or len(order) % fixed:
+            raise ValueError(
+                f"{self.model.name}: its Inputs fix the batch size to {fixed}, so "
+                f"{'fit' if kind == 'train' else 'evaluate'} takes batches of {fixed} rows; "
+                f"got batch_size={batch_size} for {len(order)} samples (use batch_size={fixed} "
+                f"and a multiple of {fixed} samples)"
+            )
+        begin, end = hooks
+        logs: dict = {}
+        for step in range(steps):
+            rows = order[step * fixed : (step + 1) * fixed]
+            begin(step)
+            self._batch_step(kind, [x[rows] for x in xs], [y[rows] for y in ys])
+            logs = self._logs()
+            end(step, logs)
             if kind == "train" and self.model.stop_training:
                 break
         return logs
@@ -664,6 +691,15 @@ class TrainingLoop:
         logs = self._run_steps("eval", xs, ys, np.arange(n), batch_size, total, cbs)
         cbs.on_test_end(logs)
         return logs
+
+
+def _fixed_batch(model) -> int | None:
+    """The batch size a functional model's Inputs fix (``Input(shape, batch_size=8)``);
+    None when any leaves it open (or the model has no Inputs: a subclassed one's steps
+    are traced at the batch sizes they meet)."""
+    inputs = getattr(model, "inputs", None) or []
+    sizes = {t.shape[0] if t.shape else None for t in inputs}
+    return sizes.pop() if len(sizes) == 1 and None not in sizes else None
 
 
 def _off_root(callbacks, verbose):
