@@ -126,6 +126,22 @@ def test_model_checkpoint_every_n_batches(tmp_path, rng):
         keras.callbacks.ModelCheckpoint(path, save_freq=0)
 
 
+def test_tensorboard_logs_each_rate_of_a_multi_optimizer(tmp_path, rng):
+    """As Keras's: ``epoch_learning_rate_<name>`` for each inner optimizer."""
+    x, y = _data(rng)
+    model = _model()
+    fast, slow = keras.optimizers.SGD(0.1, name="fast"), keras.optimizers.SGD(0.01, name="slow")
+    opt = keras.optimizers.MultiOptimizer(keras.optimizers.OptimizerMap(slow, {".*kernel": fast}))
+    model.compile(opt, "mse")
+    board = keras.callbacks.TensorBoard(log_dir=str(tmp_path / "logs"))
+    model.fit(x, y, epochs=1, verbose=0, callbacks=[board])
+    (train,) = os.listdir(board.log_dir + "/train")
+    scalars = read_events(os.path.join(board.log_dir, "train", train))[1]["scalars"]
+    assert scalars["epoch_learning_rate_fast"] == pytest.approx(0.1)
+    assert scalars["epoch_learning_rate_slow"] == pytest.approx(0.01)
+    assert "epoch_learning_rate" not in scalars
+
+
 def test_tensorboard_writes_event_files_of_scalars(tmp_path, rng):
     x, y = _data(rng)
     board = keras.callbacks.TensorBoard(log_dir=str(tmp_path / "logs"))

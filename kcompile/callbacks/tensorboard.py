@@ -133,9 +133,7 @@ class TensorBoard(Callback):
     def on_epoch_end(self, epoch, logs=None):
         logs = dict(logs or {})
         train = {k: v for k, v in logs.items() if not k.startswith("val_")}
-        optimizer = getattr(self.model, "optimizer", None)
-        if optimizer is not None and "learning_rate" not in train:
-            train["learning_rate"] = float(np.float32(optimizer.learning_rate))
+        train = _with_learning_rates(train, getattr(self.model, "optimizer", None))
         self._writer("train").scalars(epoch, {f"epoch_{k}": float(v) for k, v in train.items()})
         validation = {k[4:]: v for k, v in logs.items() if k.startswith("val_")}
         if validation:
@@ -202,3 +200,16 @@ def read_events(path: str) -> list[dict]:
                     out["scalars"][parts[1].decode()] = struct.unpack("<f", parts[2])[0]
         events.append(out)
     return events
+
+
+def _with_learning_rates(logs: dict, optimizer) -> dict:
+    """``logs`` with the optimizer's rate, as Keras's TensorBoard collects it: a
+    MultiOptimizer's as ``learning_rate_<name>`` for each inner optimizer."""
+    optimizer = getattr(optimizer, "inner_optimizer", optimizer)  # LossScaleOptimizer
+    if optimizer is None:
+        return logs
+    if hasattr(optimizer, "optimizers"):
+        rates = {f"learning_rate_{o.name}": o.learning_rate for o in optimizer.optimizers}
+    else:
+        rates = {"learning_rate": optimizer.learning_rate}
+    return {**{k: float(np.float32(v)) for k, v in rates.items()}, **logs}
