@@ -229,6 +229,18 @@ def test_dataset_methods():
         ds[3]
 
 
+def test_dict_elements_batch_and_unbatch_as_tf_data_structures():
+    """A dict of features per element (FeatureSpace's input) stacks key by key."""
+    ds = dataset_utils.Dataset(5, lambda i: ({"a": np.float32(i), "b": np.full(2, i)}, i))
+    first, last = ds.batch(2)[0], ds.batch(2)[2]
+    np.testing.assert_array_equal(first[0]["a"], [0.0, 1.0])
+    assert first[0]["b"].shape == (2, 2) and last[0]["b"].shape == (1, 2)
+    np.testing.assert_array_equal(first[1], [0, 1])
+    rows = ds.batch(2).unbatch()
+    assert len(rows) == 5 and float(rows[3][0]["a"]) == 3.0 and int(rows[3][1]) == 3
+    assert ds.batch(3)[0][0].keys() == {"a", "b"}
+
+
 def test_config_behaves_as_keras():
     config = keras.utils.Config(learning_rate=0.1, momentum=0.9)
     config.epochs = 3

@@ -119,13 +119,19 @@ class Dataset(PyDataset):
 
 
 def stack(rows: list) -> Any:
-    """Elements (arrays, or tuples of arrays) stacked along a new first axis."""
+    """Elements (arrays, or tuples or dicts of them: tf.data's structures; a list is an
+    array, as tf.data converts it) stacked along a new first axis."""
+    if isinstance(rows[0], dict):
+        return {key: stack([r[key] for r in rows]) for key in rows[0]}
     if isinstance(rows[0], tuple):
         return tuple(stack([r[k] for r in rows]) for k in range(len(rows[0])))
     return np.stack([np.asarray(r) for r in rows])
 
 
 def unstack(batch: Any) -> list:
+    if isinstance(batch, dict):
+        keys = list(batch)
+        return [dict(zip(keys, row)) for row in zip(*(unstack(batch[k]) for k in keys))]
     if isinstance(batch, tuple):
         return list(zip(*(unstack(part) for part in batch)))
     return list(np.asarray(batch))
