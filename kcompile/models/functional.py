@@ -59,14 +59,28 @@ def check_connected(inputs: list[KerasTensor], outputs: list[KerasTensor], paths
     given = {id(t) for t in inputs}
     known: dict[int, bool] = {}
 
-    def computable(t: KerasTensor) -> bool:
-        if id(t) in given:
-            return True
-        if id(t) in known:
-            return known[id(t)]
-        record = _producer(t)
-        known[id(t)] = record is not None and all(computable(x) for x in record.inputs)
-        return known[id(t)]
+    def computable(root: KerasTensor) -> bool:
+        # Without recursion: an EfficientNet's graph is deeper than Python's stack.
+        stack = [root]
+        while stack:
+            t = stack[-1]
+            if id(t) in given or id(t) in known:
+                stack.pop()
+                continue
+            record = _producer(t)
+            pending = [] if record is None else [x for x in record.inputs if _open(x)]
+            if pending:
+                stack += pending
+                continue
+            known[id(t)] = record is not None and all(_known(x) for x in record.inputs)
+            stack.pop()
+        return _known(root)
+
+    def _open(t: KerasTensor) -> bool:
+        return id(t) not in given and id(t) not in known
+
+    def _known(t: KerasTensor) -> bool:
+        return id(t) in given or known[id(t)]
 
     for t, path in zip(outputs, paths):
         if not computable(t):
@@ -80,17 +94,28 @@ def records_between(inputs: list[KerasTensor], outputs: list[KerasTensor]) -> li
     order: list[CallRecord] = []
     seen: set[int] = set()
 
-    def visit(t: KerasTensor) -> None:
+    def unseen(t: KerasTensor) -> CallRecord | None:
         record = _producer(t)
         if id(t) in stop or record is None or id(record) in seen:
-            return
+            return None
         seen.add(id(record))
-        for x in record.inputs:
-            visit(x)
-        order.append(record)
+        return record
 
     for t in outputs:
-        visit(t)
+        # Depth first without recursion (an EfficientNet's graph is deeper than Python's
+        # stack): each record after the records of its inputs, in their order.
+        record = unseen(t)
+        stack = [] if record is None else [(record, iter(record.inputs))]
+        while stack:
+            record, pending = stack[-1]
+            for x in pending:
+                inner = unseen(x)
+                if inner is not None:
+                    stack.append((inner, iter(inner.inputs)))
+                    break
+            else:
+                order.append(record)
+                stack.pop()
     return order
 
 
