@@ -59,8 +59,7 @@ def _with_inputs_batch(types: list[TensorType], inputs: list[Value]) -> list[Ten
         return types
     (batch,) = fixed
     return [
-        t.with_shape((batch, *t.shape[1:])) if t.shape and t.shape[0] == BATCH else t
-        for t in types
+        t.with_shape((batch, *t.shape[1:])) if t.shape and t.shape[0] == BATCH else t for t in types
     ]
 
 
