@@ -224,3 +224,20 @@ def test_category_encoding_and_discretization_give_kerass_docstring_numbers():
     np.testing.assert_array_equal(crossing((feat1, feat2)), [1, 4, 1, 1, 3])
     hot = layers.HashedCrossing(num_bins=5, output_mode="one_hot")((feat1, feat2))
     np.testing.assert_array_equal(hot, np.eye(5)[[1, 4, 1, 1, 3]])
+
+
+def test_integer_images_through_crop_and_resize_as_keras():
+    """Keras's CenterCrop casts images to its compute dtype (uint8 in, float32 out);
+    its Resizing gives integer images back rounded (half to even) and saturated: for 8 -> 4
+    bilinear, each pixel the rounded mean of a 2 x 2 block."""
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 256, (2, 8, 8, 3)).astype(np.uint8)
+    cropped = np.asarray(layers.CenterCrop(4, 4)(images))
+    assert cropped.dtype == np.float32
+    np.testing.assert_array_equal(cropped, images[:, 2:6, 2:6].astype(np.float32))
+    inputs = keras.Input((8, 8, 3), dtype="uint8")
+    model = keras.Model(inputs, layers.Resizing(4, 4)(inputs))
+    got = model.predict(images, verbose=0)
+    blocks = images.astype(np.float64).reshape(2, 4, 2, 4, 2, 3).mean(axis=(2, 4))
+    assert got.dtype.kind == "i"  # (kcompile's integer data are int32)
+    np.testing.assert_array_equal(got, np.round(blocks))

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from kcompile.backend.keras_tensor import keras_shape
+from kcompile.ir import DType
 from kcompile.ir import build as B
 from kcompile.layers.layer import Layer
 
@@ -32,6 +33,8 @@ class CenterCrop(Layer):
         top, left = (h - self.height) // 2, (w - self.width) // 2
         begin = [0, top, left, 0]
         end = [x.shape[0], top + self.height, left + self.width, x.shape[3]]
+        # Keras casts the images to its compute dtype first: uint8 images come out float.
+        x = x if x.dtype.is_float else B.cast(x, DType.f32)
         return B.slice_(x, begin, end)
 
     def get_config(self):

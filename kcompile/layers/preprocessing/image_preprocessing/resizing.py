@@ -11,6 +11,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
+
 from kcompile.backend.keras_tensor import keras_shape
 from kcompile.ir import DType
 from kcompile.ir import build as B
@@ -55,6 +57,7 @@ class Resizing(Layer):
     def call(self, ctx, x):
         if x.rank != 4:
             raise ValueError(f"Resizing '{self.name}' expects images, got {keras_shape(x.shape)}")
+        given = x.dtype
         x = x if x.dtype.is_float else B.cast(x, DType.f32)
         h, w = x.shape[1], x.shape[2]
         rows = resize_matrix(h, self.height, self.interpolation)  # [H', H]
@@ -65,7 +68,8 @@ class Resizing(Layer):
         # rows: [N, W', C, H] · rowsᵀ -> [N, W', C, H'] -> [N, H', W', C]
         y = B.transpose(y, (0, 3, 2, 1))
         y = B.matmul(y, graph_constant(x, rows), transpose_b=True)
-        return B.transpose(y, (0, 3, 1, 2))
+        y = B.transpose(y, (0, 3, 1, 2))
+        return y if given.is_float else _saturated(y, given)
 
     def get_config(self):
         return {
@@ -80,3 +84,15 @@ class Resizing(Layer):
             "fill_value": self.fill_value,
             "antialias": self.antialias,
         }
+
+
+def _saturated(y, dtype: DType):
+    """Integer images resized come back in their dtype, rounded and clipped to its range
+    (Keras's ``_saturate_cast``): uint8 in, uint8 out."""
+    info = np.iinfo(dtype.numpy)
+    # The range as f32 holds it: 2**31 - 1 is not an f32, its float rounds up past int32.
+    low, high = float(np.float32(info.min)), float(np.nextafter(np.float32(info.max), 0))
+    if info.max < 2**24:
+        high = float(info.max)
+    clipped = B.minimum(B.maximum(y.graph.emit1("round", [y]), low), high)
+    return B.cast(clipped, dtype)
