@@ -94,7 +94,7 @@ class RandomUniform(Initializer):
         return {"seed": self.seed, "minval": self.minval, "maxval": self.maxval}
 
     def sample(self, shape):
-        return _uniform(self._rng(), shape, self.minval, self.maxval)
+        return self._rng().uniform(self.minval, self.maxval, shape)
 
 
 class RandomNormal(Initializer):
@@ -106,37 +106,17 @@ class RandomNormal(Initializer):
         return {"seed": self.seed, "mean": self.mean, "stddev": self.stddev}
 
     def sample(self, shape):
-        return _normal(self._rng(), shape, self.mean, self.stddev)
-
-
-# Draws are float32, the weights' dtype: half the memory and time of float64 draws
-# converted (a ConvNeXtXLarge's 350 million initial weights: its build 6.8 -> 4.9 s).
-
-
-def _uniform(rng: np.random.Generator, shape, low: float, high: float) -> np.ndarray:
-    out = rng.random(shape, dtype=np.float32)
-    out *= high - low
-    out += low
-    return out
-
-
-def _normal(rng: np.random.Generator, shape, mean: float, stddev: float) -> np.ndarray:
-    out = rng.standard_normal(shape, dtype=np.float32)
-    out *= stddev
-    out += mean
-    return out
+        return self._rng().normal(self.mean, self.stddev, shape)
 
 
 def _truncated_normal(rng: np.random.Generator, shape, mean: float, stddev: float) -> np.ndarray:
     """Normal samples redrawn until within two standard deviations, as TensorFlow does."""
-    out = rng.standard_normal(shape, dtype=np.float32)
+    out = rng.normal(0.0, 1.0, shape)
     bad = np.abs(out) > 2.0
     while bad.any():
-        out[bad] = rng.standard_normal(int(bad.sum()), dtype=np.float32)
+        out[bad] = rng.normal(0.0, 1.0, int(bad.sum()))
         bad = np.abs(out) > 2.0
-    out *= stddev
-    out += mean
-    return out
+    return mean + stddev * out
 
 
 class TruncatedNormal(RandomNormal):
@@ -190,9 +170,9 @@ class VarianceScaling(Initializer):
             # 0.8796... is the stddev of a unit normal truncated to [-2, 2].
             return _truncated_normal(rng, shape, 0.0, math.sqrt(scale) / 0.87962566103423978)
         if self.distribution == "untruncated_normal":
-            return _normal(rng, shape, 0.0, math.sqrt(scale))
+            return rng.normal(0.0, math.sqrt(scale), shape)
         limit = math.sqrt(3.0 * scale)
-        return _uniform(rng, shape, -limit, limit)
+        return rng.uniform(-limit, limit, shape)
 
 
 class _FixedScaling(VarianceScaling):
