@@ -152,24 +152,42 @@ class CallRecord:
         self.kwargs = kwargs
 
 
-def topological_records(outputs: list[KerasTensor]) -> list[CallRecord]:
-    """The layer calls that produce ``outputs``, each after the calls it depends on."""
+def topological_records(
+    outputs: list[KerasTensor], inputs: list[KerasTensor] = ()
+) -> list[CallRecord]:
+    """The layer calls that produce ``outputs``, each after the calls it depends on, in
+    the order of their inputs (a depth-first walk from the outputs, as Keras's
+    ``_build_map``); with ``inputs``, the walk stops at them (a model made on
+    intermediate tensors)."""
+    stop = {id(t) for t in inputs}
     order: list[CallRecord] = []
     seen: set[int] = set()
 
-    def visit(t: KerasTensor) -> None:
+    def unseen(t: KerasTensor) -> CallRecord | None:
+        if id(t) in stop:
+            return None
         if t._history is None:
             raise ValueError(f"tensor {t} was not made by a layer called on an Input")
         record = t._history[0]
         if record is None or id(record) in seen:
-            return
+            return None
         seen.add(id(record))
-        for x in record.inputs:
-            visit(x)
-        order.append(record)
+        return record
 
     for t in outputs:
-        visit(t)
+        # Without recursion: an EfficientNet's graph is deeper than Python's stack.
+        record = unseen(t)
+        stack = [] if record is None else [(record, iter(record.inputs))]
+        while stack:
+            record, pending = stack[-1]
+            for x in pending:
+                inner = unseen(x)
+                if inner is not None:
+                    stack.append((inner, iter(inner.inputs)))
+                    break
+            else:
+                order.append(record)
+                stack.pop()
     return order
 
 

@@ -17,7 +17,7 @@ from typing import Any
 
 from kcompile.backend.keras_tensor import KerasTensor
 from kcompile.layers.core.input_layer import Input
-from kcompile.layers.layer import CallRecord
+from kcompile.layers.layer import CallRecord, topological_records
 from kcompile.models.layer_internals import add_call_record
 
 
@@ -87,38 +87,6 @@ def check_connected(inputs: list[KerasTensor], outputs: list[KerasTensor], paths
             raise ValueError(f"Output with path `{path}` is not connected to `inputs`")
 
 
-def records_between(inputs: list[KerasTensor], outputs: list[KerasTensor]) -> list[CallRecord]:
-    """The layer calls from ``inputs`` to ``outputs``, each after those it takes from (a
-    depth-first walk from the outputs that stops at the inputs, as Keras's ``_build_map``)."""
-    stop = {id(t) for t in inputs}
-    order: list[CallRecord] = []
-    seen: set[int] = set()
-
-    def unseen(t: KerasTensor) -> CallRecord | None:
-        record = _producer(t)
-        if id(t) in stop or record is None or id(record) in seen:
-            return None
-        seen.add(id(record))
-        return record
-
-    for t in outputs:
-        # Depth first without recursion (an EfficientNet's graph is deeper than Python's
-        # stack): each record after the records of its inputs, in their order.
-        record = unseen(t)
-        stack = [] if record is None else [(record, iter(record.inputs))]
-        while stack:
-            record, pending = stack[-1]
-            for x in pending:
-                inner = unseen(x)
-                if inner is not None:
-                    stack.append((inner, iter(inner.inputs)))
-                    break
-            else:
-                order.append(record)
-                stack.pop()
-    return order
-
-
 def _input_name(t: KerasTensor, taken: set[str]) -> str:
     """Keras's name of the Input standing for intermediate ``t``: its name and ``CLONE``.
     kcompile names a tensor after its layer, so the outputs of one layer (a shared layer,
@@ -171,7 +139,7 @@ def clone_graph_nodes(
                 name = _input_name(t, taken)
                 env[id(t)] = Input(batch_shape=t.shape, dtype=t.dtype, name=name)
         new_inputs.append(env[id(t)])
-    for record in records_between(inputs, outputs):
+    for record in topological_records(outputs, inputs):
         args = [env.get(id(x), x) for x in record.inputs]
         clone = _clone_record(record, args)
         for old, new in zip(record.outputs, clone.outputs):
