@@ -8,10 +8,11 @@ import numpy as np
 
 from kcompile.ir import DType, Value
 from kcompile.ir import build as B
+from kcompile.ir.ops.row_gather import gather_batch
 from kcompile.layers.preprocessing.image_preprocessing.base_image_preprocessing_layer import (
     factor_range,
 )
-from kcompile.layers.preprocessing.image_preprocessing.mix_up import BatchMixingLayer, take_rows
+from kcompile.layers.preprocessing.image_preprocessing.mix_up import BatchMixingLayer
 from kcompile.ops.image_sampling import constant
 
 
@@ -91,11 +92,11 @@ class CutMix(BatchMixingLayer):
             B.logical_and(B.ge(cols, x0), B.lt(cols, x1)),
             B.logical_and(B.ge(rows, y0), B.lt(rows, y1)),
         )
-        images = B.select(B.broadcast_to(inside, x.shape), take_rows(x, order), x)
+        images = B.select(B.broadcast_to(inside, x.shape), gather_batch(x, order), x)
         if labels is None:
             return images, None
         weight = 1.0 - area / float(width * height)
-        return images, weight * labels + (1.0 - weight) * take_rows(labels, order)
+        return images, weight * labels + (1.0 - weight) * gather_batch(labels, order)
 
     def get_config(self) -> dict[str, Any]:
         return {**super().get_config(), "factor": self.factor}

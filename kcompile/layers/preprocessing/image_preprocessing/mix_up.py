@@ -183,12 +183,6 @@ def log_gamma(layer, ctx, x: Value, k: int, alpha: Value, count: int | str) -> V
     return out + B.log(boost) / alpha
 
 
-def take_rows(x: Value, order: Value) -> Value:
-    """``x``'s rows in ``order`` ([n] i32, n static or ``N``); the gradient goes back to
-    the rows read."""
-    return gather_batch(x, order)
-
-
 class MixUp(BatchMixingLayer):
     """In training, Keras's MixUp: image i becomes w_i·x_i + (1 − w_i)·x_p(i), and its
     label likewise, with w_i ~ Beta(alpha, alpha) and p a random order of the batch. In
@@ -218,10 +212,10 @@ class MixUp(BatchMixingLayer):
     def mix(self, x: Value, labels: Value | None, weight: Value, order: Value) -> tuple:
         """Keras's formula for weights ``weight`` [n, 1] and the order ``order`` [n]."""
         w = B.reshape(weight, (x.shape[0], 1, 1, 1))
-        images = w * x + (1.0 - w) * take_rows(x, order)
+        images = w * x + (1.0 - w) * gather_batch(x, order)
         if labels is None:
             return images, None
-        return images, weight * labels + (1.0 - weight) * take_rows(labels, order)
+        return images, weight * labels + (1.0 - weight) * gather_batch(labels, order)
 
     def get_config(self) -> dict[str, Any]:
         return {**super().get_config(), "alpha": self.alpha}
