@@ -50,11 +50,11 @@ def main() -> None:
     os.environ["KCOMPILE_CACHE"] = "0"  # the variants differ in codegen only
     import kcompile.codegen.lowering.products as products
 
-    original = products.has_amx_conv
+    original = products.has_conv_engine
     rng = np.random.default_rng(0)
     runs = {}
     for name, (policy, engine) in VARIANTS.items():
-        products.has_amx_conv = original if engine else (lambda features: False)
+        products.has_conv_engine = original if engine else (lambda features: False)
         model = build_model(policy)
         xp = rng.random((args.predict_batch, 28, 28, 1)).astype("float32")
         xt = rng.random((args.train_batch, 28, 28, 1)).astype("float32")
@@ -65,7 +65,7 @@ def main() -> None:
             lambda model=model, xp=xp: model.predict_on_batch(xp),
             lambda model=model, xt=xt, yt=yt: model.train_on_batch(xt, yt),
         )
-    products.has_amx_conv = original
+    products.has_conv_engine = original
     best = {(name, step): float("inf") for name in runs for step in ("predict", "train")}
     for _ in range(args.rounds):
         for name, (predict, train) in runs.items():

@@ -1,6 +1,7 @@
 """The bf16 convolution (``codegen.library.bf16_conv``, ``kc_sconv_bf16``): each path this CPU has
-(AMX-BF16; the f32 one, forced with ``PORTABLE``; the test ids say which, AMX is skipped
-with the reason where absent) against numpy on bf16-rounded operands, at ragged sizes
+(AMX-BF16; AVX512_BF16, taken with ``NO_AMX`` on a host that has both; the f32 one,
+forced with ``PORTABLE``; the test ids say which, an engine is skipped with the reason
+where absent) against numpy on bf16-rounded operands, at ragged sizes
 (odd batch, channels not multiples of 16 or 32, strides, "same" and "valid" padding,
 dilation, 1x1, 3x3, 5x5 and 1-D kernels), accumulating, on 1 and 2 threads; and compiled
 ``conv2d`` nodes of bf16 operands (forward, input gradient, fused epilogues, pooled)
@@ -16,12 +17,13 @@ from kcompile.codegen.building.target import host
 from kcompile.codegen.library.bf16_conv import (
     BCONV,
     BCONV_ISA,
+    NO_AMX,
     PORTABLE,
     W_BF16,
     X_BF16,
-    has_amx_conv,
 )
 from kcompile.codegen.library.bf16_conv_filter import BFILTER, DY_BF16
+from kcompile.codegen.library.bf16_gemm import has_amx, has_dp
 from kcompile.codegen.library.gemm import ACCUMULATE
 from kcompile.codegen.library.runtime_library import runtime
 from kcompile.ir import abi
@@ -45,15 +47,18 @@ CASES = [
     (3, 5, 7, 64, 1, 1, 40, (1, 1), (1, 1), (0, 0, 0, 0)),
     (2, 6, 6, 32, 1, 1, 16, (2, 2), (1, 1), (0, 0, 0, 0)),
 ]
-PATHS = {"amx": 1, "f32": 3}
+PATHS = {"amx": 1, "dp": 2, "f32": 3}
+FLAGS = {"amx": 0, "dp": NO_AMX, "f32": PORTABLE}  # the bits that take each path
 
 
 def _skip_unless(path: str) -> None:
     if path == "amx":
-        if not has_amx_conv(host().has):
+        if not has_amx(host().has):
             pytest.skip("this CPU has no AMX-BF16")
         if _isa() != PATHS["amx"]:
             pytest.skip("Linux refused this process the AMX tile state")
+    if path == "dp" and not has_dp(host().has):
+        pytest.skip("this CPU has no AVX512_BF16")
 
 
 def _isa() -> int:
@@ -73,7 +78,7 @@ def _conv(x, w, strides, dilation, padding, flags=0, out=None):
 def test_bf16_conv_matches_the_reference(case, path, threads, rng):
     _skip_unless(path)
     n, h, width, c, kh, kw, f, strides, dilation, padding = case
-    # Operands that are not bf16 values: the AMX path rounds them (the f32 one does not,
+    # Operands that are not bf16 values: the engines round them (the f32 path does not,
     # and is only ever given bf16 values: so those here).
     x = rng.standard_normal((n, h, width, c)).astype(np.float32)
     w = rng.standard_normal((kh, kw, c, f)).astype(np.float32)
@@ -81,13 +86,13 @@ def test_bf16_conv_matches_the_reference(case, path, threads, rng):
         x, w = _bf16(x), _bf16(w)
     attrs = dict(strides=strides, dilation=dilation, padding=padding)
     want = _ref_conv(None, [_bf16(x).astype(np.float64), _bf16(w).astype(np.float64)], attrs)[0]
-    flag = PORTABLE if path == "f32" else 0
+    flag = FLAGS[path]
     got = _conv(x, w, strides, dilation, padding, flags=flag)
     # f32 sums in another order only: far tighter than the product of unrounded operands.
     depth = kh * kw * c
     tol = dict(rtol=1e-5, atol=1e-5 * np.sqrt(depth))
     np.testing.assert_allclose(got, want, **tol, err_msg=f"{path}")
-    if path == "amx":
+    if path != "f32":
         unrounded = _ref_conv(None, [x.astype(np.float64), w.astype(np.float64)], attrs)[0]
         assert not np.allclose(got, unrounded, **tol)
     start = rng.standard_normal(want.shape).astype(np.float32)
@@ -118,11 +123,11 @@ def test_bf16_kernel_gradient_matches_the_reference(case, path, threads, rng):
     attrs = dict(kernel=(kh, kw), strides=strides, dilation=dilation, padding=padding)
     want = _ref_filter(None, [_bf16(x).astype(np.float64), _bf16(dy).astype(np.float64)], attrs)
     want = want[0]
-    flag = PORTABLE if path == "f32" else 0
+    flag = FLAGS[path]
     got = _filter(x, dy, (kh, kw), strides, dilation, padding, flags=flag)
     tol = dict(rtol=1e-5, atol=1e-5 * np.sqrt(n * oh * ow))
     np.testing.assert_allclose(got, want, **tol, err_msg=path)
-    if path == "amx":
+    if path != "f32":
         plain = _ref_filter(None, [x.astype(np.float64), dy.astype(np.float64)], attrs)[0]
         assert not np.allclose(got, plain, **tol)
     start = rng.standard_normal(want.shape).astype(np.float32)
@@ -152,7 +157,7 @@ def test_bf16_operands_give_the_float32_operands_bits(case, path, threads, rng):
     w16 = rng.standard_normal((kh, kw, c, f)).astype(ml_dtypes.bfloat16)
     dy16 = rng.standard_normal((n, oh, ow, f)).astype(ml_dtypes.bfloat16)
     x, w, dy = (v.astype(np.float32) for v in (x16, w16, dy16))
-    flag = PORTABLE if path == "f32" else 0
+    flag = FLAGS[path]
     attrs = dict(strides=strides, dilation=dilation, padding=padding)
     want = _ref_conv(None, [x.astype(np.float64), w.astype(np.float64)], attrs)[0]
     start = rng.standard_normal(want.shape).astype(np.float32)
@@ -206,7 +211,7 @@ def _cnn(keras, seed: int):
 
 def _engine_convs(model, step: str) -> list[bool]:
     """Whether each conv2d and conv2d_filter of ``model``'s optimized ``step`` graph runs
-    on an AMX path (``conv_on_bf16_engine``), kernel bodies included."""
+    on an engine's path (``conv_on_bf16_engine``), kernel bodies included."""
     from kcompile.codegen.lowering.products import conv_on_bf16_engine
     from kcompile.ir import parse_graph
     from kcompile.tools.inspect import pipeline_stages
@@ -232,9 +237,11 @@ def test_a_mixed_cnn_predicts_and_trains_as_the_reference(path, threads, monkeyp
     import kcompile.codegen.lowering.products as products
 
     _skip_unless(path)
+    if path == "dp" and _isa() == PATHS["amx"]:
+        pytest.skip("compiled models take AMX here (the kernel tests run the AVX512_BF16 path)")
     monkeypatch.setenv("KCOMPILE_CACHE", "0")
     if path == "f32":
-        monkeypatch.setattr(products, "has_amx_conv", lambda features: False)
+        monkeypatch.setattr(products, "has_conv_engine", lambda features: False)
     x = rng.standard_normal((7, 11, 9, 3)).astype(np.float32)
     y = rng.integers(0, 10, 7)
     results = {}

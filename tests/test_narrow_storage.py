@@ -68,7 +68,7 @@ def _without_engines(monkeypatch, engine: str) -> None:
     paths then read the bf16 operands); host: the CPU's own (the test says which ran)."""
     if engine == "none":
         monkeypatch.setattr(products, "has_engine", lambda features: False)
-        monkeypatch.setattr(products, "has_amx_conv", lambda features: False)
+        monkeypatch.setattr(products, "has_conv_engine", lambda features: False)
     elif not has_engine(host().has):
         pytest.skip("this CPU has no bf16 engine")
 

@@ -93,12 +93,13 @@ def test_a_weight_gradient_counts_every_row_it_contracts():
     assert flops.count(2.0 * 16 * 5 * 12 * 8) >= 2
 
 
-def test_bf16_products_on_amx_are_read_against_amxs_peak():
-    """Under mixed_bfloat16 a product that runs on the AMX tiles (kc_bgemm: the host has
-    them and its dims reach the engine's block) is read against AMX-BF16's peak; where
-    the host has no AMX every product is read against the FMA peak."""
+def test_bf16_products_on_an_engine_are_read_against_its_peak():
+    """Under mixed_bfloat16 a product that runs on a bf16 engine (kc_bgemm: the host has
+    AMX-BF16 or AVX512_BF16 and its dims reach the engine's block) is read against that
+    engine's peak (AMX's tiles; ``vdpbf16ps`` twice the FMAs'); where the host has neither
+    every product is read against the FMA peak."""
     from kcompile.codegen.building.target import host
-    from kcompile.codegen.library.bf16_gemm import has_engine
+    from kcompile.codegen.library.bf16_gemm import engine_unit, has_engine
     from kcompile.tools.machine import AMX_BF16_FLOPS_PER_CYCLE, Machine
 
     keras.mixed_precision.set_global_policy("mixed_bfloat16")
@@ -110,13 +111,29 @@ def test_bf16_products_on_amx_are_read_against_amxs_peak():
     result = inspect.profile_step(model, "predict", batch=48, calls=2)
     engines = {work[2] for work in result.work.values() if work[0]}
     # the 64 -> 32 product reaches the 32 x 32 block; the 32 -> 4 one stays on kc_sgemm
-    assert engines == ({"amx_bf16", "fma"} if has_engine(host().has) else {"fma"})
+    engine = engine_unit(host().has) if has_engine(host().has) else None
+    assert engines == ({engine, "fma"} if engine else {"fma"})
     fake = Machine(ghz=2.0, cores=2, lanes=16, copy_gbs=10.0, amx=True)
     assert fake.engine_peak("amx_bf16") == 2 * AMX_BF16_FLOPS_PER_CYCLE * 2.0
     result.machine = fake
     text = result.text()
     assert "AMX-BF16 peak 4096 GFLOP/s" in text
-    assert (" amx" in text) == has_engine(host().has)
+    assert (" amx" in text) == (engine == "amx_bf16")
+    assert (" bf16" in text) == (engine == "dp_bf16")
+    zen4 = Machine(ghz=2.0, cores=2, lanes=16, copy_gbs=10.0, dp_bf16=True, fma_units=1)
+    assert zen4.peak_gflops == 2 * 16 * 2 * 1 * 2.0
+    assert zen4.engine_peak("dp_bf16") == 2 * zen4.peak_gflops
+    assert "1 FMA unit a core: peak 128 GFLOP/s; AVX512_BF16 peak 256" in zen4.describe()
+
+
+def test_fma_units_count_zen4s_512_bit_fmas_once():
+    from kcompile.tools.machine import fma_units
+
+    amd = {"vendor_id": "AuthenticAMD", "cpu family": "25"}
+    assert fma_units(16, amd) == 1  # Zen 4: a 512-bit FMA takes both 256-bit pipes
+    assert fma_units(8, amd) == 2  # Zen 3 (and Zen 4 on 256-bit vectors)
+    assert fma_units(16, {**amd, "cpu family": "26"}) == 2  # Zen 5
+    assert fma_units(16, {"vendor_id": "GenuineIntel", "cpu family": "6"}) == 2
 
 
 def test_int8_products_are_read_against_the_integer_multiply_adds_peak(monkeypatch):

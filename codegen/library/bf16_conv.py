@@ -1,4 +1,4 @@
-"""Convolutions on bf16 operands with f32 sums: ``kc_sconv`` on the AMX tiles.
+"""Convolutions on bf16 operands with f32 sums: ``kc_sconv`` on the bf16 engines.
 
     void kc_sconv_bf16(ptr geometry, ptr X, ptr W, ptr C, i64 flags, ptr epilogue, ptr ctx)
 
@@ -19,8 +19,10 @@ each kernel row as one run of KW*C floats, any other window a run of C per tap o
 zeros in the padding; ``vcvtneps2bf16`` rounds while packing), zero past the depth to
 a multiple of 32; then each 32 x 32 block of C runs in a 2 x 2 block of AMX
 accumulators (``tdpbf16ps``), stored into C (or a buffer: a ragged or pooled block), and
-the epilogue runs on it. Elsewhere (no AMX, the tile state refused, or the ``PORTABLE``
-bit) ``kc_sconv`` runs instead: exact on operands holding bf16 values.
+the epilogue runs on it. With AVX512_BF16 (no AMX, the tile state refused, or the
+``NO_AMX`` bit) the same packing feeds ``kc_bgemm``'s ``vdpbf16ps`` block instead (four
+8 x 32 micro-tiles in vector accumulators). Elsewhere (or the ``PORTABLE`` bit)
+``kc_sconv`` runs: exact on operands holding bf16 values.
 
 ``X_BF16`` / ``W_BF16``: X (W) is stored as bf16 (2-byte elements, ``ml_dtypes``' bits,
 dense NHWC / [KH, KW, C, F] as the f32 ones): the patch rows and the kernel's tiles are
@@ -31,7 +33,7 @@ is the f32-operand call's, bit for bit. Where the patch matrix is X itself (1 x 
 same call on f32 operands (``benchmarks/bf16_conv.py --operands``): forward 1.0-1.2x,
 kernel gradient 1.1-1.4x.
 
-``kc_sconv_bf16_isa()`` says which path a call takes: 1 AMX, 3 the f32 one.
+``kc_sconv_bf16_isa()`` says which path a call takes: 1 AMX, 2 AVX512_BF16, 3 the f32 one.
 """
 
 from __future__ import annotations
@@ -65,6 +67,8 @@ EXPORTS = (BCONV, BCONV_ISA)
 # they are, widened into an f32 copy for the f32 path.
 PORTABLE = bg.PORTABLE
 X_BF16, W_BF16 = bg.A_BF16, bg.B_BF16
+# ... and: pass AMX over for the next engine (AVX512_BF16), so a host with both tests both.
+NO_AMX = 512
 # A 1 x 1 convolution of stride 1 over a bf16 X of channels a multiple of 32 loads its
 # tiles from X's rows (the patch matrix is X), as ``kc_bgemm`` does (``A_IN_PLACE``).
 X_IN_PLACE = True
@@ -81,9 +85,10 @@ I16 = bg.I16
 VW = 16  # floats a vector
 
 
-def has_amx_conv(features: Callable[[str], bool]) -> bool:
-    """Whether ``kc_sconv_bf16`` has its AMX path on a CPU of these features."""
-    return bg.has_amx(features)
+def has_conv_engine(features: Callable[[str], bool]) -> bool:
+    """Whether ``kc_sconv_bf16`` has an engine's path (AMX, AVX512_BF16) on a CPU of these
+    features."""
+    return bool(bg.engines(features))
 
 
 def _field(b: ir.IRBuilder, job, name: str) -> ir.Value:
@@ -214,10 +219,10 @@ def pack_patch_row(b: ir.IRBuilder, g: dict, x, pixel_table, image, p, dst, kp) 
             _pack_row(b, g, x, pixel_table, image, p, dst, kp, wide, F32)
 
 
-def _chunk(module: ir.Module) -> ir.Function:
+def _chunk(module: ir.Module, engine: str) -> ir.Function:
     """``chunk(job, i)``: the 32-row blocks ``[i*P, (i+1)*P)`` of C, all columns, each
-    packed, multiplied and handed to the epilogue."""
-    fn = ir.Function(module, CHUNK_FN, "kc_sconv_bf16_chunk")
+    packed, multiplied on ``engine`` and handed to the epilogue."""
+    fn = ir.Function(module, CHUNK_FN, f"kc_sconv_bf16_{engine}_chunk")
     fn.linkage = "internal"
     job, index = fn.args
     b = ir.IRBuilder(fn.append_basic_block("entry"))
@@ -242,7 +247,7 @@ def _chunk(module: ir.Module) -> ir.Function:
     a = b.call(aligned_alloc, [i64(64), b.mul(bg._ceil_div(b, a_bytes, i64(64)), i64(64))])
     buf = b.call(aligned_alloc, [i64(64), b.add(b.mul(wide, i64(BLOCK * 4)), i64(64))])
     a1 = b.gep(a, [b.mul(kp, i64(bg.TILE_ROWS))], source_etype=I16)
-    block = bg._amx_block(module, strided=True)
+    block = bg.engine_block(module, engine, strided=True)
     pixels = b.mul(g["OH"], g["OW"])
     i_first = b.mul(first, i64(BLOCK))
     start = [b.udiv(i_first, pixels), b.urem(i_first, pixels)]
@@ -340,9 +345,9 @@ def _write_block(b, out, wide, c, ldc, i0, j0, rows, cols, accumulate) -> None:
         b.store(b.fadd(start, value), at)
 
 
-def _amx_conv(module: ir.Module) -> ir.Function:
-    """``kc_sconv``'s ABI (internal) on the AMX tiles."""
-    fn = ir.Function(module, CONV_FN, "kc_sconv_bf16_amx")
+def _engine_conv(module: ir.Module, engine: str) -> ir.Function:
+    """``kc_sconv``'s ABI (internal) on ``engine`` ("amx": the tiles; "dp": ``vdpbf16ps``)."""
+    fn = ir.Function(module, CONV_FN, f"kc_sconv_bf16_{engine}")
     fn.linkage = "internal"
     geometry, x, w, c, flags, epi, ctx = fn.args
     b = ir.IRBuilder(fn.append_basic_block("entry"))
@@ -413,7 +418,7 @@ def _amx_conv(module: ir.Module) -> ir.Function:
     }  # fmt: skip
     for name, value in fields.items():
         _set(b, job, name, value)
-    b.call(parallel_for, [_chunk(module), job, chunks])
+    b.call(parallel_for, [_chunk(module, engine), job, chunks])
     b.call(free, [bp])
     b.call(free, [pixel_table])
     with b.if_then(no_c):
@@ -424,46 +429,53 @@ def _amx_conv(module: ir.Module) -> ir.Function:
 
 def add_bconv(module: ir.Module, features: Callable[[str], bool]) -> None:
     """Define ``kc_sconv_bf16`` and ``kc_sconv_bf16_isa`` in ``module`` (which must hold
-    ``kc_sconv`` and the thread pool), with the AMX path where ``features`` have it."""
+    ``kc_sconv`` and the thread pool), with the engines' paths ``features`` have."""
     fn = ir.Function(module, CONV_FN, BCONV.symbol)
     operands = ((1, X_BF16, ("N", "H", "W", "C")), (2, W_BF16, ("KH", "KW", "C", "F")))
-    on_engine_or_fallback(module, fn, _amx_conv, declare_conv(module), features, operands)
+    on_engine_or_fallback(module, fn, _engine_conv, declare_conv(module), features, operands)
     isa = ir.Function(module, ir.FunctionType(I32, []), BCONV_ISA.symbol)
     bi = ir.IRBuilder(isa.append_basic_block("entry"))
-    if has_amx_conv(features):
+    for engine in bg.engines(features):
+        code = ir.Constant(I32, bg.PATHS[engine])
+        if engine != "amx":
+            bi.ret(code)
+            return
         with bi.if_then(bi.call(bg._permission(module), [])):
-            bi.ret(ir.Constant(I32, bg.PATHS["amx"]))
+            bi.ret(code)
     bi.ret(ir.Constant(I32, bg.PATHS["round"]))
 
 
 def on_engine_or_fallback(
     module: ir.Module,
     fn: ir.Function,
-    make_amx: Callable[[ir.Module], ir.Function],
+    make_engine: Callable[[ir.Module, str], ir.Function],
     fallback: ir.Function,
     features: Callable[[str], bool],
     operands: tuple[tuple[int, int, tuple[str, ...]], ...],
 ) -> None:
-    """The body of ``fn`` (geometry its first argument, flags its fifth): the AMX function
-    ``make_amx`` defines, where ``features`` have AMX, Linux grants the tile state and
-    ``PORTABLE`` is clear; else ``fallback`` (the f32 kernel of the same ABI) without
+    """The body of ``fn`` (geometry its first argument, flags its fifth), ``PORTABLE``
+    clear: the function ``make_engine(module, engine)`` defines for the first engine
+    ``features`` have (``bf16_gemm.engines``) that this process may use (AMX: where Linux
+    grants the tile state); else ``fallback`` (the f32 kernel of the same ABI) without
     ``PORTABLE``. ``operands``: (argument, bit of flags, the geometry's sizes whose product
     is its element count) of each operand that may be of bf16 elements: the fallback gets
     an f32 copy of it (widened), and the bit cleared."""
     b = ir.IRBuilder(fn.append_basic_block("entry"))
     flags = fn.args[4]
-    if has_amx_conv(features):
-        permitted = bg._permission(module)
-        amx = make_amx(module)
-        on = b.icmp_unsigned("==", b.and_(flags, i64(PORTABLE)), i64(0))
-        with b.if_then(b.and_(on, b.call(permitted, []))):
-            b.call(amx, list(fn.args))
+    on = b.icmp_unsigned("==", b.and_(flags, i64(PORTABLE)), i64(0))
+    for engine in bg.engines(features):
+        usable = on
+        if engine == "amx":
+            wanted = b.and_(on, b.icmp_unsigned("==", b.and_(flags, i64(NO_AMX)), i64(0)))
+            usable = b.and_(wanted, b.call(bg._permission(module), []))
+        with b.if_then(usable):
+            b.call(make_engine(module, engine), list(fn.args))
             b.ret_void()
     args = list(fn.args)
     aligned_alloc = bg._declare(module, "aligned_alloc", ir.FunctionType(PTR, [I64, I64]))
     free = bg._declare(module, "free", ir.FunctionType(ir.VoidType(), [PTR]))
     widen = bg.widener(module)
-    copies, bits = [], PORTABLE
+    copies, bits = [], PORTABLE | NO_AMX
     for index, bit, sizes in operands:
         bits |= bit
         entry = b.block

@@ -1,5 +1,5 @@
 """A convolution's kernel gradient on bf16 operands with f32 sums: ``kc_sconv_filter`` on
-the AMX tiles.
+the bf16 engines.
 
     void kc_sconv_bf16_filter(ptr geometry, ptr X, ptr dY, ptr dW, i64 flags)
 
@@ -16,8 +16,9 @@ and the patch matrix's rows for its pixels straight from the image, as
 ``codegen.library.bf16_conv`` packs them, then interleaves each two rows into VNNI pairs (the
 tiles of B); each 32 x 32 block of the partial is loaded into the accumulators, takes the
 step's products and is stored back. The partials are summed, transposed, into dW at the
-end, in chunk order. Elsewhere (no AMX, the tile state refused, the ``PORTABLE`` bit)
-``kc_sconv_filter`` runs instead. ``X_BF16`` / ``DY_BF16``: X (dY) stored as bf16, packed
+end, in chunk order. With AVX512_BF16 (no AMX, the tile state refused, or the ``NO_AMX``
+bit) the same tiles go through ``kc_bgemm``'s ``vdpbf16ps`` block. Elsewhere (or the
+``PORTABLE`` bit) ``kc_sconv_filter`` runs instead. ``X_BF16`` / ``DY_BF16``: X (dY) stored as bf16, packed
 as it is (widened into an f32 copy for ``kc_sconv_filter``), the same bits as on f32
 operands of the same values.
 """
@@ -92,9 +93,10 @@ def _interleave(b: ir.IRBuilder, rows, kp, kt, q, tiles) -> None:
             b.store(row, b.gep(tile, [i64(p * 32)], source_etype=I16), align=2)
 
 
-def _chunk(module: ir.Module) -> ir.Function:
-    """``chunk(job, i)``: pixels ``[i*P, (i+1)*P)`` into partial product ``i`` ([fp, kp])."""
-    fn = ir.Function(module, CHUNK_FN, "kc_sconv_bf16_filter_chunk")
+def _chunk(module: ir.Module, engine: str) -> ir.Function:
+    """``chunk(job, i)``: pixels ``[i*P, (i+1)*P)`` into partial product ``i`` ([fp, kp]),
+    on ``engine``."""
+    fn = ir.Function(module, CHUNK_FN, f"kc_sconv_bf16_filter_{engine}_chunk")
     fn.linkage = "internal"
     job, index = fn.args
     b = ir.IRBuilder(fn.append_basic_block("entry"))
@@ -124,7 +126,7 @@ def _chunk(module: ir.Module) -> ir.Function:
         bg._set(b, ajob, name, value)
     pack_a = module.globals.get("kc_bgemm_pack_a") or bg._pack_a_rows(module, "kc_bgemm_pack_a")
     copy = _run_copier(module)
-    block = bg._amx_block(module)
+    block = bg.engine_block(module, engine)
     pixels = b.mul(g["OH"], g["OW"])
     start = [b.udiv(p_first, pixels), b.urem(p_first, pixels)]
     steps = bg._ceil_div(b, count, i64(STEP))
@@ -201,8 +203,8 @@ def _sum(module: ir.Module) -> ir.Function:
     return fn
 
 
-def _amx_filter(module: ir.Module) -> ir.Function:
-    fn = ir.Function(module, FILTER_FN, "kc_sconv_bf16_filter_amx")
+def _engine_filter(module: ir.Module, engine: str) -> ir.Function:
+    fn = ir.Function(module, FILTER_FN, f"kc_sconv_bf16_filter_{engine}")
     fn.linkage = "internal"
     geometry, x, dy, dw, flags = fn.args
     b = ir.IRBuilder(fn.append_basic_block("entry"))
@@ -235,7 +237,7 @@ def _amx_filter(module: ir.Module) -> ir.Function:
     for name, value in fields.items():
         b.store(value, b.gep(job, [i64(_JOB.index(name))], source_etype=I64))
     with b.if_then(b.icmp_signed(">", m, i64(0))):
-        b.call(parallel_for, [_chunk(module), job, chunks])
+        b.call(parallel_for, [_chunk(module, engine), job, chunks])
     threads = b.zext(b.call(module.globals[abi.GET_THREADS.symbol], []), I64)
     parts = bg._min(b, threads, b.select(b.icmp_signed("<", f, i64(1)), i64(1), f))
     sum_job = _alloca(b, I64, len(_SUM_JOB), "sum_job")
@@ -252,11 +254,11 @@ def _amx_filter(module: ir.Module) -> ir.Function:
 
 def add_bconv_filter(module: ir.Module, features: Callable[[str], bool]) -> None:
     """Define ``kc_sconv_bf16_filter`` in ``module`` (which must hold ``kc_sconv_filter``
-    and the thread pool), with the AMX path where ``features`` have it."""
+    and the thread pool), with the engines' paths ``features`` have."""
     fn = ir.Function(module, FILTER_FN, BFILTER.symbol)
     operands = ((1, X_BF16, ("N", "H", "W", "C")), (2, DY_BF16, ("N", "OH", "OW", "F")))
     fallback = declare_conv_filter(module)
-    on_engine_or_fallback(module, fn, _amx_filter, fallback, features, operands)
+    on_engine_or_fallback(module, fn, _engine_filter, fallback, features, operands)
 
 
 def declare_bconv_filter(module: ir.Module) -> ir.Function:

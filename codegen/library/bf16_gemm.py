@@ -84,6 +84,7 @@ from kcompile.codegen.loops import (
     for_reduce,
     i64,
     round_bf16,
+    unroll_freely,
     widen_bf16,
 )
 from kcompile.ir import abi
@@ -140,11 +141,10 @@ def has_dp(features: Callable[[str], bool]) -> bool:
 
 def has_engine(features: Callable[[str], bool]) -> bool:
     """Whether ``kc_bgemm`` beats ``kc_sgemm`` on the target: with AMX (on one core of an
-    Emerald Rapids 3.5-4.5x at 512^3, about 2x at 4096 x 128 x 128). Not yet with
-    AVX512_BF16 alone: there its path ran at 0.5x of ``kc_sgemm`` (its inner loop is
-    two loads, eight broadcasts and 16 ``vdpbf16ps`` a pair of k; ``benchmarks/bf16_gemm.py``;
-    untried on a Zen 4/5, where ``vdpbf16ps`` is said to double the FMA rate)."""
-    return has_amx(features)
+    Emerald Rapids 3.5-4.5x at 512^3, about 2x at 4096 x 128 x 128), and with AVX512_BF16
+    (on one core of a Zen 4, 1.75-1.85x at 512^3, 256 x 784 x 512 and 4096 x 128 x 128:
+    ``python benchmarks/bf16_gemm.py``)."""
+    return has_amx(features) or has_dp(features)
 
 
 class _Named(ir.Type):
@@ -604,15 +604,29 @@ DP_ROWS = 8  # rows of C per vdpbf16ps micro-tile (x 32 columns: 16 accumulators
 DP_KB = 4  # tiles of depth (128 k) per pass over the four micro-tiles
 
 
-def _dp_block(module: ir.Module) -> ir.Function:
-    """``block(...)`` as ``_amx_block``'s, through AVX512_BF16: four 8 x 32 micro-tiles,
-    each in 16 vector accumulators; per pair of k, two vectors of B (VNNI pairs as the
-    tiles hold them) and a broadcast pair of A per row, ``vdpbf16ps`` two products a
-    lane."""
-    fn = ir.Function(module, BLOCK_FN, "kc_bgemm_dp_block")
+def _dp_block(module: ir.Module, strided: bool = False) -> ir.Function:
+    """``block(...)`` as ``_amx_block``'s (``strided``: ``STRIDED_BLOCK_FN``'s, A's rows
+    ``lda`` bytes apart), through AVX512_BF16: four 8 x 32 micro-tiles, each in 16 vector
+    accumulators; per pair of k, two vectors of B (VNNI pairs as the tiles hold them) and
+    a broadcast pair of A per row, ``vdpbf16ps`` two products a lane."""
+    name = "kc_bgemm_dp_block_strided" if strided else "kc_bgemm_dp_block"
+    if name in module.globals:
+        return module.globals[name]
+    fn = ir.Function(module, STRIDED_BLOCK_FN if strided else BLOCK_FN, name)
     fn.linkage = "internal"
-    kb_count, a0, a1, b0, b1, out, ld, init = fn.args
+    # Rolled: unrolled by LLVM, its 16 accumulators' loop hoisted the next pair's
+    # broadcasts and spilled four of them a step (a strided 3x3 convolution's ran at
+    # 107 GFLOP/s on a Zen 4 core).
+    unroll_freely(fn, False)
+    if strided:
+        kb_count, a0, a1, a_ld, b0, b1, out, ld, init = fn.args
+        a_step = i64(TILE_K)
+    else:
+        kb_count, a0, a1, b0, b1, out, ld, init = fn.args
+        a_step = i64(TILE_ELEMS)
     b = ir.IRBuilder(fn.append_basic_block("entry"))
+    # A's row r of a tile starts a_row elements after the tile's (bf16 elements).
+    a_row = b.lshr(a_ld, i64(1)) if strided else i64(TILE_K)
     vec = ir.VectorType(F32, 16)
     first = b.icmp_unsigned("!=", b.and_(init, i64(1)), i64(0))
 
@@ -650,19 +664,20 @@ def _dp_block(module: ir.Module) -> ir.Function:
                 p = b.add(b.mul(kb0, i64(TILE_K // 2)), q)
                 kb = b.lshr(p, i64(4))
                 pp = b.and_(p, i64(15))
-                # B: row pp of tile kb, 32 bf16 (16 columns x 2).
-                at_b = b.add(b.mul(kb, i64(TILE_ELEMS)), b.mul(pp, i64(32)))
+                # B: row pp of tile kb, 32 bf16 (16 columns x 2): tiles of 16 rows
+                # follow each other, so row p of them all.
+                at_b = b.mul(p, i64(32))
                 bvec = [
                     b.bitcast(
                         b.load(_gep(b, t, at_b, I16), typ=ir.VectorType(I16, 32), align=2), pairs
                     )
                     for t in (b0, b1)
                 ]
+                # A's pair p: in a row-major A the row's elements 2p, 2p + 1.
+                at_k = b.mul(p, i64(2)) if strided else b.add(b.mul(kb, a_step), b.mul(pp, i64(2)))
                 for r in range(DP_ROWS):
                     row = (r0 + r) % TILE_ROWS
-                    at_a = b.add(
-                        b.mul(kb, i64(TILE_ELEMS)), b.add(i64(row * TILE_K), b.mul(pp, i64(2)))
-                    )
+                    at_a = b.add(b.mul(i64(row), a_row), at_k)
                     pair = b.load(_gep(b, a_tile, at_a, I16), typ=I32, align=2)
                     splat = b.insert_element(ir.Constant(i32x16, None), pair, i64(0))
                     splat = b.shuffle_vector(splat, splat, ir.Constant(i32x16, [0] * 16))
@@ -674,6 +689,26 @@ def _dp_block(module: ir.Module) -> ir.Function:
                     b.store(acc[2 * r + j], at_out(r0 + r, j), align=4)
     b.ret_void()
     return fn
+
+
+ENGINE_BLOCKS = {"amx": _amx_block, "dp": _dp_block}
+
+
+def engine_block(module: ir.Module, engine: str, strided: bool = False) -> ir.Function:
+    """The 32 x 32 block of C on ``engine`` ("amx" or "dp"): ``BLOCK_FN``'s, or with
+    ``strided`` ``STRIDED_BLOCK_FN``'s (an A packed row by row, or read in place)."""
+    return ENGINE_BLOCKS[engine](module, strided)
+
+
+def engine_unit(features: Callable[[str], bool]) -> str:
+    """The unit the engines' path runs bf16 products on (``kcompile profile``'s name):
+    AMX's tiles where ``features`` have them, else ``vdpbf16ps``."""
+    return "amx_bf16" if has_amx(features) else "dp_bf16"
+
+
+def engines(features: Callable[[str], bool]) -> list[str]:
+    """The bf16 engines ``features`` have, in the order a call tries them."""
+    return [name for name, has in (("amx", has_amx), ("dp", has_dp)) if has(features)]
 
 
 def _compute_chunk(
@@ -820,13 +855,13 @@ def _permission(module: ir.Module) -> ir.Function:
     return fn
 
 
-def _engine(module: ir.Module, name: str, block: ir.Function) -> ir.Function:
-    """``kc_bgemm``'s ABI (``name``, internal) through an engine's 32 x 32 ``block``: B
+def _engine(module: ir.Module, name: str, engine: str) -> ir.Function:
+    """``kc_bgemm``'s ABI (``name``, internal) through ``engine``'s 32 x 32 blocks: B
     packed in parallel, then the blocks of C in parallel chunks (each packing its rows of
     A). The engines share the packing code (one layout)."""
     pack_b = module.globals.get("kc_bgemm_pack_b") or _pack_b_chunk(module, "kc_bgemm_pack_b")
     pack_a = module.globals.get("kc_bgemm_pack_a") or _pack_a_rows(module, "kc_bgemm_pack_a")
-    direct = _amx_block(module, strided=True) if block.name == "kc_bgemm_amx_block" else None
+    block, direct = engine_block(module, engine), engine_block(module, engine, strided=True)
     compute = _compute_chunk(module, f"{name}_blocks", block, pack_a, direct)
     fn = ir.Function(module, GEMM_FN, name)
     fn.linkage = "internal"
@@ -1031,9 +1066,9 @@ def add_bgemm(module: ir.Module, features: Callable[[str], bool]) -> None:
     permitted = None
     if has_amx(features):
         permitted = _permission(module)
-        paths.append((PATHS["amx"], _engine(module, "kc_bgemm_amx_engine", _amx_block(module))))
+        paths.append((PATHS["amx"], _engine(module, "kc_bgemm_amx_engine", "amx")))
     if has_dp(features):
-        paths.append((PATHS["dp"], _engine(module, "kc_bgemm_dp_engine", _dp_block(module))))
+        paths.append((PATHS["dp"], _engine(module, "kc_bgemm_dp_engine", "dp")))
     paths.append((PATHS["round"], portable))
 
     def dispatch(b: ir.IRBuilder, choices, run) -> None:

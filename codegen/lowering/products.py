@@ -11,7 +11,7 @@ from contextvars import ContextVar
 from llvmlite import ir
 
 from kcompile.codegen.building.target import host
-from kcompile.codegen.library.bf16_conv import declare_bconv, has_amx_conv
+from kcompile.codegen.library.bf16_conv import declare_bconv, has_conv_engine
 from kcompile.codegen.library.bf16_conv_filter import declare_bconv_filter
 from kcompile.codegen.library.bf16_gemm import (
     A_BF16,
@@ -320,7 +320,9 @@ def conv_on_bf16_engine(node: Node, features: Callable[[str], bool] | None = Non
     one on bf16 operands (``precision="bf16"``) at least ``BCONV_MIN_DEPTH`` deep where the
     CPU lowered for (as ``on_bf16_engine``'s) has AMX-BF16."""
     features = features or _FEATURES.get() or host().has
-    return node.attrs.get("precision") == "bf16" and engine_sized(node) and has_amx_conv(features)
+    return (
+        node.attrs.get("precision") == "bf16" and engine_sized(node) and has_conv_engine(features)
+    )
 
 
 @emits("conv2d")

@@ -34,12 +34,14 @@ ENGINE_NAMES = {
     "fma_i8": "FMA peak (int8 in f32)",
     "madd_i8": "int8 multiply-add peak",
     "amx_bf16": "AMX-BF16 peak",
+    "dp_bf16": "AVX512_BF16 peak",
 }
 ENGINE_COLOURS = {
     "fma": "#4e79a7",
     "fma_i8": "#76b7b2",
     "madd_i8": "#59a14f",
     "amx_bf16": "#b07aa1",
+    "dp_bf16": "#e15759",
 }
 MEMORY_COLOUR = "#f1a340"
 ROOF_COLOUR = "#555"
@@ -98,7 +100,8 @@ def kernel_rows(profile: KernelProfile) -> list[dict[str, Any]]:
 
 def roofs(profile: KernelProfile) -> dict[str, float]:
     """Engine → peak GFLOP/s of the flat roofs drawn: the FMAs', the int8 multiply-adds'
-    when a kernel ran on them, AMX-BF16's when the machine has it or a kernel ran there.
+    when a kernel ran on them, AMX-BF16's (else AVX512_BF16's) when the machine has it or
+    a kernel ran there.
     Empty without a machine."""
     machine = profile.machine
     if machine is None:
@@ -109,6 +112,8 @@ def roofs(profile: KernelProfile) -> dict[str, float]:
         engines.append("madd_i8")
     if machine.amx or "amx_bf16" in used:
         engines.append("amx_bf16")
+    elif machine.dp_bf16 or "dp_bf16" in used:
+        engines.append("dp_bf16")
     return {e: machine.engine_peak(e) for e in engines}
 
 

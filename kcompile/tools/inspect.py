@@ -281,7 +281,8 @@ class KernelProfile:
         if flops:
             rate = flops / per_call / 1e9
             peak = f" {rate / self.machine.engine_peak(engine):>4.0%}" if self.machine else ""
-            unit = {"amx_bf16": " amx", "fma_i8": " i8", "madd_i8": " i8"}.get(engine, "")
+            unit = {"amx_bf16": " amx", "dp_bf16": " bf16", "fma_i8": " i8", "madd_i8": " i8"}
+            unit = unit.get(engine, "")
             return f"{rate:7.1f} GFLOP/s{peak}{unit}"
         rate = nbytes / per_call / 1e9
         peak = f" {rate / self.machine.copy_gbs:>4.0%}" if self.machine else ""
@@ -359,20 +360,26 @@ def profile_graph(model, graph: Graph, step: str, batch: int, calls: int) -> tup
 def _work(node, batch: int) -> tuple[float, float, str]:
     """(floating-point operations of its products, bytes it reads and writes, the unit
     its products run on) of one call of a kernel at ``batch`` rows."""
+    from kcompile.codegen.library.bf16_gemm import engine_unit
     from kcompile.codegen.lowering.batch_products import batch_on_bf16_engine
-    from kcompile.codegen.lowering.products import conv_on_bf16_engine, on_bf16_engine
+    from kcompile.codegen.lowering.products import (
+        conv_on_bf16_engine,
+        on_bf16_engine,
+        target_features,
+    )
     from kcompile.ir.memory import ELEMENT_BYTES
 
     nodes = node.attrs["body"].nodes if node.traits.kernel_body else [node]
     flops = 0.0
     engine = "fma"
+    bf16_unit = engine_unit(target_features())
     for n in nodes:
         if n.op == "matmul" and on_bf16_engine(n):
-            engine = "amx_bf16"
+            engine = bf16_unit
         if n.op in ("conv2d", "conv2d_filter") and conv_on_bf16_engine(n):
-            engine = "amx_bf16"
+            engine = bf16_unit
         if n.op == "batch_matmul" and batch_on_bf16_engine(n):
-            engine = "amx_bf16"
+            engine = bf16_unit
         if n.op == "matmul" and n.attrs.get("precision") == "i8":
             # A quantized layer's int8 product: on kc_igemm's integer multiply-adds when
             # both operands are bytes, else exact in f32 on the FMAs.

@@ -3,9 +3,12 @@ memory copy bandwidth; ``kcompile profile`` reads each kernel against them.
 
 The clock is timed on a chain of dependent 64-bit register-to-register adds (one cycle
 each on every x86-64 core of the last fifteen years; add-immediate chains are folded at
-rename by some), written as inline assembly so LLVM cannot fold it. The FMA peak is cores x vector floats x 2 (multiply and add) x the FMA units per
-core: two, as on the server and desktop cores these machines have (Zen 3/4/5, Xeon
-Scalable); it is an upper bound a product can approach, not a promise.
+rename by some), written as inline assembly so LLVM cannot fold it. The FMA peak is
+cores x vector floats x 2 (multiply and add) x the FMA units per core: two, as on the
+server and desktop cores these machines have (Zen 3/4/5, Xeon Scalable), but one for
+512-bit vectors on a Zen 4, which runs each on both of its 256-bit pipes (a single-core
+``kc_sgemm`` reached 30 flops a cycle there, of 32); it is an upper bound a product can
+approach, not a promise.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ import numpy as np
 from llvmlite import ir
 
 FMA_UNITS = 2  # vector FMA pipes per core (an assumption the profile states)
+ZEN4_FAMILY = 25  # AMD's family of Zen 3 and Zen 4 (Zen 4's 512-bit FMAs take both pipes)
 # AMX-BF16's rate: one 16 x 16 x 32 tile product (16,384 flops) every 16 cycles a core.
 AMX_BF16_FLOPS_PER_CYCLE = 1024
 # AMX-INT8's: one 16 x 16 x 64 tile product (32,768 ops) every 16 cycles a core.
@@ -35,14 +39,16 @@ class Machine:
     lanes: int  # f32 per vector register
     copy_gbs: float  # copy bandwidth on every core, bytes read + written per second / 1e9
     amx: bool = False  # AMX-BF16 tiles (the bf16 products' engine where present)
+    dp_bf16: bool = False  # AVX512_BF16's vdpbf16ps (the bf16 products' engine without AMX)
     # int8 products a 32-bit lane of kc_igemm's instruction does: 2 (pmaddwd), 4 (VNNI's
     # vpdpbusd, codegen.library.int8_quads)
     int8_per_lane: int = 2
     amx_int8: bool = False  # AMX-INT8 tiles (kc_igemm's engine where present)
+    fma_units: int = FMA_UNITS  # vector FMAs a cycle a core at ``lanes`` floats
 
     @property
     def peak_gflops(self) -> float:
-        return self.cores * self.lanes * 2 * FMA_UNITS * self.ghz
+        return self.cores * self.lanes * 2 * self.fma_units * self.ghz
 
     def engine_peak(self, engine: str) -> float:
         """GFLOP/s (or integer GOP/s) peak of the unit a product ran on: ``"fma"`` (f32
@@ -50,10 +56,13 @@ class Machine:
         ``passes.int8_products``), ``"madd_i8"`` (``kc_igemm``'s integer multiply-adds:
         ``pmaddwd`` does two products and their sum per 32-bit lane, VNNI's ``vpdpbusd``
         four, on as many units as the FMAs, so two or four times their rate; AMX-INT8's
-        tiles 2,048 ops a cycle a core) or ``"amx_bf16"`` (AMX tiles, 1,024 flops a cycle a
-        core)."""
+        tiles 2,048 ops a cycle a core), ``"amx_bf16"`` (AMX tiles, 1,024 flops a cycle a
+        core) or ``"dp_bf16"`` (``vdpbf16ps``: two products and their sum a 32-bit lane, at
+        the FMAs' rate, so twice their flops)."""
         if engine == "amx_bf16":
             return self.cores * AMX_BF16_FLOPS_PER_CYCLE * self.ghz
+        if engine == "dp_bf16":
+            return 2 * self.peak_gflops
         if engine == "madd_i8" and self.amx_int8:
             return self.cores * AMX_INT8_OPS_PER_CYCLE * self.ghz
         if engine == "madd_i8":
@@ -61,14 +70,17 @@ class Machine:
         return self.peak_gflops
 
     def describe(self) -> str:
-        engines = (
-            f"; AMX-BF16 peak {self.engine_peak('amx_bf16'):.0f} GFLOP/s (bf16 products)"
-            if self.amx
-            else ""
-        )
+        engines = ""
+        for engine, name, has in (
+            ("amx_bf16", "AMX-BF16", self.amx),
+            ("dp_bf16", "AVX512_BF16", self.dp_bf16 and not self.amx),
+        ):
+            if has:
+                engines = f"; {name} peak {self.engine_peak(engine):.0f} GFLOP/s (bf16 products)"
+        units = f"{self.fma_units} FMA unit{'s' if self.fma_units > 1 else ''}"
         return (
             f"{self.cores} cores at {self.ghz:.2f} GHz (measured), {self.lanes}-float "
-            f"vectors, {FMA_UNITS} FMA units a core: peak {self.peak_gflops:.0f} GFLOP/s"
+            f"vectors, {units} a core: peak {self.peak_gflops:.0f} GFLOP/s"
             f"{engines}; memory copy {self.copy_gbs:.1f} GB/s (measured)"
         )
 
@@ -169,12 +181,35 @@ def machine() -> Machine:
     lanes = Tile.for_host(host().has).vw
     cores = int(cores or 1)
     from kcompile.codegen.library import int8_amx
-    from kcompile.codegen.library.bf16_gemm import has_engine
+    from kcompile.codegen.library.bf16_gemm import has_amx, has_dp
     from kcompile.codegen.library.int8_gemm import IntTile
     from kcompile.codegen.library.int8_quads import dot_kind
 
-    amx = has_engine(host().has)
-    quads = dot_kind(host().has, IntTile.for_features(host().has).vw) is not None
-    tiles = int8_amx.kind(host().has) == "amx"
+    has = host().has
+    quads = dot_kind(has, IntTile.for_features(has).vw) is not None
+    tiles = int8_amx.kind(has) == "amx"
     copy = measure_copy_bandwidth(cores)
-    return Machine(measure_clock(), cores, lanes, copy, amx, 4 if quads else 2, tiles)
+    return Machine(
+        measure_clock(), cores, lanes, copy, has_amx(has), has_dp(has), 4 if quads else 2,
+        tiles, fma_units(lanes, _cpuinfo()),
+    )  # fmt: skip
+
+
+def _cpuinfo() -> dict[str, str]:
+    """The first processor's fields of ``/proc/cpuinfo`` (empty where there is none)."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            text = f.read().split("\n\n")[0]
+    except OSError:
+        return {}
+    fields = (line.split(":", 1) for line in text.splitlines() if ":" in line)
+    return {k.strip(): v.strip() for k, v in fields}
+
+
+def fma_units(lanes: int, cpu: dict[str, str]) -> int:
+    """Vector FMAs a cycle a core at ``lanes`` floats: one for 512-bit vectors on an AMD
+    of Zen 4's family (each takes both 256-bit pipes), else ``FMA_UNITS``."""
+    amd = cpu.get("vendor_id") == "AuthenticAMD"
+    if lanes == 16 and amd and cpu.get("cpu family") == str(ZEN4_FAMILY):
+        return 1
+    return FMA_UNITS
