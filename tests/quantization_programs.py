@@ -2,7 +2,8 @@
 ``keras`` module (real Keras 3 in ``fixture_scripts/make_quantization_fixtures.py``,
 kcompile in ``test_quantization.py``): functional, Sequential and subclassed; Dense with
 and without bias and activation, on a 3-D input, EinsumDense with two equations,
-Embedding, a BatchNormalization Keras leaves in float, and a mixed_bfloat16 model.
+Embedding, a BatchNormalization Keras leaves in float, a mixed_bfloat16 model and a
+MultiHeadAttention block (its projections quantized).
 
 Each returns ``(model, x)``: the model built, its float weights still the initializer's
 (the fixture stores Keras's, the test loads them), and an input batch."""
@@ -77,10 +78,22 @@ def mixed_bfloat16(keras):
     return model, _normal((5, 6), 5)
 
 
+def attention(keras):
+    """A self-attention block: Keras quantizes MultiHeadAttention's four EinsumDense
+    projections (its inner layers), not the layer itself."""
+    inp = keras.Input((5, 8), name="seq")
+    h = keras.layers.MultiHeadAttention(2, 4, name="mha")(inp, inp)
+    h = keras.layers.LayerNormalization(name="ln")(keras.layers.Add()([inp, h]))
+    h = keras.layers.GlobalAveragePooling1D()(h)
+    out = keras.layers.Dense(3, name="head")(h)
+    return keras.Model(inp, out, name="attention_q"), _normal((4, 5, 8), 6)
+
+
 PROGRAMS = {
     "functional": functional,
     "sequential_3d": sequential_3d,
     "embedding": embedding,
     "subclassed": subclassed,
     "mixed_bfloat16": mixed_bfloat16,
+    "attention": attention,
 }

@@ -265,7 +265,7 @@ def test_a_multi_head_attention_constraint_projects_its_kernels():
     model.compile(optimizer=keras.optimizers.SGD(10.0), loss="mse")
     rng = np.random.default_rng(1)
     model.fit(rng.normal(size=(4, 3, 4)), rng.normal(size=(4, 1)), verbose=0)
-    for kernel in (inner.query_kernel, inner.key_kernel, inner.attention_output_kernel):
+    for kernel in (inner._query_dense.kernel, inner._key_dense.kernel, inner._output_dense.kernel):
         assert kernel.numpy().min() >= 0.0
 
 

@@ -195,8 +195,11 @@ def test_the_avx2_build_of_an_encoder_block_trains_as_the_host_build(tmp_path):
         np.testing.assert_allclose(
             loaded.train_on_batch(x, y), host.train_on_batch(x, y), rtol=1e-5, atol=1e-6
         )
-    for got, want in zip(loaded.get_weights(), host.get_weights()):
-        np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-6)
+    for var, got, want in zip(host.weights, loaded.get_weights(), host.get_weights()):
+        # The key projection's bias shifts each query's scores by one constant, which
+        # softmax ignores: its gradient is zero but for each build's roundoff (~1e-6).
+        atol = 2e-5 if var.path.endswith("key/bias") else 1e-6
+        np.testing.assert_allclose(got, want, rtol=1e-4, atol=atol, err_msg=var.path)
 
 
 @pytest.mark.parametrize("cols", [7, 37, 128])

@@ -213,6 +213,9 @@ def _build_wrapper(build):
 class Layer(LayerCalls, LayerAttributes):
     multi_input = False  # call takes a list of tensors (Add, Concatenate)
     propagates_mask = False  # a built-in layer that passes its input's mask on (Dense)
+    # Before the layer's name in its weights' paths: "<outer>/" for an inner layer its
+    # outer layer makes and builds (Keras's parent path: ``mha/query/kernel``).
+    _path_prefix = ""
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -292,7 +295,7 @@ class Layer(LayerCalls, LayerAttributes):
             )
         value = initializers.get(initializer or "glorot_uniform")(shape)
         taken = {v.path for v in self._variables}
-        base = f"{self.name}/{name or 'variable'}"
+        base = f"{self._path_prefix}{self.name}/{name or 'variable'}"
         path, k = base, 0
         while path in taken:
             k += 1
@@ -348,19 +351,25 @@ class Layer(LayerCalls, LayerAttributes):
 
     @property
     def weights(self) -> list[Variable]:
-        return self.trainable_weights + self.non_trainable_weights
+        """Keras's order: its own trainable weights, its own others, then each held
+        layer's ``weights`` (so an inner layer's int8 kernel follows its bias, as after
+        Keras's ``quantize``)."""
+        every = self._all_variables()
+        own = [v for v in every if any(v is w for w in self._variables)]
+        held = [v for v in every if not any(v is w for w in own)]
+        return [v for v in own if v.trainable] + [v for v in own if not v.trainable] + held
 
     @property
     def trainable_weights(self) -> list[Variable]:
         if not self.trainable:
             return []
-        return [v for v in self._all_variables() if v.trainable]
+        return [v for v in self.weights if v.trainable]
 
     @property
     def non_trainable_weights(self) -> list[Variable]:
         if not self.trainable:
-            return list(self._all_variables())
-        return [v for v in self._all_variables() if not v.trainable]
+            return self.weights
+        return [v for v in self.weights if not v.trainable]
 
     def _all_variables(self) -> list[Variable]:
         """Its own weights, then those of the layers it holds as attributes (Keras's
@@ -369,6 +378,12 @@ class Layer(LayerCalls, LayerAttributes):
         for layer in self._tracked_layers():
             out.extend(v for v in layer.weights if v not in out)
         return out
+
+    def _nest(self, inner: Layer) -> Layer:
+        """``inner``, a layer this one makes and builds itself, with its weights' paths
+        under this layer's (Keras's parent path: ``mha/query/kernel``)."""
+        inner._path_prefix = f"{self._path_prefix}{self.name}/"
+        return inner
 
     def _forget_variable(self, variable: Any) -> None:
         """``variable`` no longer the layer's (Keras's ``del self._kernel`` before a

@@ -190,29 +190,26 @@ def variable_groups(layer) -> list[Group]:
         ]
     if isinstance(layer, MultiHeadAttention):
         projections = [
-            Group(
-                f"{part}_dense/vars",
-                name,
-                [
-                    v
-                    for v in (getattr(layer, f"{name}_kernel"), getattr(layer, f"{name}_bias"))
-                    if v is not None
-                ],
-            )
-            for part, name in (
-                ("query", "query"),
-                ("key", "key"),
-                ("value", "value"),
-                ("output", "attention_output"),
+            Group(f"{part}_dense/vars", dense.name, _saved_variables(dense))
+            for part, dense in (
+                ("query", layer.query_dense),
+                ("key", layer.key_dense),
+                ("value", layer.value_dense),
+                ("output", layer.output_dense),
             )
         ]
         # Keras's attention also holds these two sublayers, which have no variables.
         inner = [Group("_dropout_layer/vars", "dropout", []), Group("_softmax/vars", "softmax", [])]
         return [own, *projections, *inner]
-    # A quantized layer writes its variables in Keras's ``variable_serialization_spec``
-    # order (kernel, bias, kernel_scale), not the order quantize made them in.
+    return [own._replace(variables=_saved_variables(layer))]
+
+
+def _saved_variables(layer) -> list:
+    """A layer's own variables as its file holds them: a quantized layer's in Keras's
+    ``variable_serialization_spec`` order (kernel, bias, kernel_scale), not the order
+    quantize made them in."""
     saved = layer._keras_saved_order()
-    return [own._replace(variables=saved if saved is not None else internals.own_variables(layer))]
+    return saved if saved is not None else internals.own_variables(layer)
 
 
 def _below(attribute: str, groups: list[Group], name: str | None = None) -> list[Group]:

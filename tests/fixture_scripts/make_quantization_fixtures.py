@@ -10,7 +10,12 @@ parameter count; and the quantized functional model as
 ``keras_fixtures/quantization.npz`` (with the Keras and JAX versions). Run it where Keras
 is installed::
 
-    KERAS_BACKEND=jax /work/kenv/bin/python tests/fixture_scripts/make_quantization_fixtures.py
+    KERAS_BACKEND=jax /work/kenv/bin/python tests/fixture_scripts/make_quantization_fixtures.py [NAME ...]
+
+With program names, only those are run and their arrays replace (or join) those in the
+existing file, the others kept as they are (XLA's CPU code differs between CPUs in the
+last bits of a gradient): the ``attention`` program was added so (Keras 3.15.1, JAX
+0.10.2, on a Zen 4).
 """
 
 from __future__ import annotations
@@ -52,7 +57,10 @@ def main() -> None:
         "jax_version": np.array(jax.__version__),
     }
     configs = {}
+    only = sys.argv[1:]
     for name, program in PROGRAMS.items():
+        if only and name not in only:
+            continue
         keras.utils.set_random_seed(1)
         model, x = program(keras)
         model.set_weights(perturbed(model))
@@ -97,7 +105,12 @@ def main() -> None:
         arrays[f"{name}/loss"] = np.float32(model.train_on_batch(x, target))
         for k, w in enumerate(model.get_weights()):
             arrays[f"{name}/t{k}"] = np.asarray(w)
-    arrays["configs"] = np.array(json.dumps(configs, default=list))
+    if only:  # the other programs' arrays (and the configs) as the file has them
+        with np.load(OUT / "quantization.npz") as old:
+            kept = {k: old[k] for k in old.files if k.split("/")[0] not in only}
+        arrays = {**kept, **{k: v for k, v in arrays.items() if "/" in k}}
+    else:
+        arrays["configs"] = np.array(json.dumps(configs, default=list))
     np.savez_compressed(OUT / "quantization.npz", **arrays)
 
 

@@ -13,8 +13,11 @@ from typing import Any
 
 from kcompile import ops
 from kcompile import random as krandom
+from kcompile.layers.activations.softmax import Softmax
 from kcompile.layers.attention.causal_mask import band_mask, causal_mask
+from kcompile.layers.core.einsum_dense import EinsumDense
 from kcompile.layers.layer import Layer
+from kcompile.layers.regularization.dropout import Dropout
 from kcompile.layers.weight_arguments import activity_config, set_weight_arguments, weight_config
 
 # Keras's masked-softmax fill for float32 (keras.layers.Softmax).
@@ -121,62 +124,74 @@ class MultiHeadAttention(Layer):
                 f"dimension, got value {tuple(value_shape)} and key {tuple(key_shape)}"
             )
         heads = self.num_heads
-        self._projection("query", query_shape[-1], (heads, self.key_dim))
-        self._projection("key", key_shape[-1], (heads, self.key_dim))
-        self._projection("value", value_shape[-1], (heads, self.value_dim))
         width = self.output_shape[0] if self.output_shape else query_shape[-1]
-        self.attention_output_kernel = self.add_weight(
-            (heads, self.value_dim, width),
-            self.kernel_initializer,
-            name="attention_output/kernel",
-            regularizer=self.kernel_regularizer,
-            constraint=self.kernel_constraint,
+        # Keras's four EinsumDense sublayers (so model.quantize reaches them, as Keras's
+        # does): kept as public attributes, which the layer tracks; ``_query_dense`` and
+        # the others, Keras's names, read them.
+        self.query_dense = self._dense("abc,cde->abde", (None, heads, self.key_dim), "de", "query")
+        self.query_dense.build(tuple(query_shape))
+        self.key_dense = self._dense("abc,cde->abde", (None, heads, self.key_dim), "de", "key")
+        self.key_dense.build(tuple(key_shape))
+        self.value_dense = self._dense(
+            "abc,cde->abde", (None, heads, self.value_dim), "de", "value"
         )
-        self.attention_output_bias = (
-            self.add_weight(
-                (width,),
-                self.bias_initializer,
-                name="attention_output/bias",
-                regularizer=self.bias_regularizer,
-                constraint=self.bias_constraint,
-            )
-            if self.use_bias
-            else None
-        )
+        self.value_dense.build(tuple(value_shape))
+        self.output_dense = self._dense("abcd,cde->abe", (None, width), "e", "attention_output")
+        self.output_dense.build((query_shape[0], query_shape[1], heads, self.value_dim))
+        # Keras's other two inner layers (which the computation above does itself): held
+        # so that model.quantize visits them and warns of them as Keras's does.
+        self.softmax_layer = Softmax(axis=-1, dtype=self.dtype_policy)
+        self.dropout_layer = Dropout(rate=self.dropout, dtype=self.dtype_policy)
+        for inner in (self.softmax_layer, self.dropout_layer):
+            inner.built = True
 
-    def _projection(self, name: str, features: int, per_head: tuple) -> None:
-        kernel = self.add_weight(
-            (features, *per_head),
-            self.kernel_initializer,
-            name=f"{name}/kernel",
-            regularizer=self.kernel_regularizer,
-            constraint=self.kernel_constraint,
-        )
-        bias = (
-            self.add_weight(
-                per_head,
-                self.bias_initializer,
-                name=f"{name}/bias",
-                regularizer=self.bias_regularizer,
-                constraint=self.bias_constraint,
-            )
-            if self.use_bias
-            else None
-        )
-        setattr(self, f"{name}_kernel", kernel)
-        setattr(self, f"{name}_bias", bias)
+    def _dense(self, equation: str, output_shape: tuple, bias_axes: str, name: str):
+        """A projection as Keras's ``MultiHeadAttention`` makes it: an EinsumDense sharing
+        the layer's weight arguments (its initializers cloned) and dtype policy."""
+        def cloned(initializer):
+            return type(initializer).from_config(initializer.get_config())
 
-    def _project(self, name: str, x):
+        dense = EinsumDense(
+            equation,
+            output_shape=output_shape,
+            bias_axes=bias_axes if self.use_bias else None,
+            name=name,
+            kernel_initializer=cloned(self.kernel_initializer),
+            bias_initializer=cloned(self.bias_initializer),
+            kernel_regularizer=self.kernel_regularizer,
+            bias_regularizer=self.bias_regularizer,
+            kernel_constraint=self.kernel_constraint,
+            bias_constraint=self.bias_constraint,
+            dtype=self.dtype_policy,
+        )
+        return self._nest(dense)
+
+    _query_dense = property(lambda self: self.query_dense)
+    _key_dense = property(lambda self: self.key_dense)
+    _value_dense = property(lambda self: self.value_dense)
+    _output_dense = property(lambda self: self.output_dense)
+
+    def _project(self, dense, x):
         """Keras's einsum ``abc,cde->abde`` as one product with the kernel seen as
         (features, heads * size) and the bias added before the heads are split: the add
-        then runs in the product's epilogue instead of a pass over [B, T, heads, size]."""
-        kernel = getattr(self, f"{name}_kernel")
+        then runs in the product's epilogue instead of a pass over [B, T, heads, size].
+        A quantized projection is its EinsumDense's call (Keras's int8 or int4 path)."""
+        if dense.quantization_mode is not None:
+            return dense(x)
+        kernel = dense.kernel
         features, heads, size = kernel.shape
         out = ops.matmul(x, ops.reshape(kernel, (features, heads * size)))
-        bias = getattr(self, f"{name}_bias")
-        if bias is not None:
-            out = out + ops.reshape(bias, (heads * size,))
+        if dense.bias is not None:
+            out = out + ops.reshape(dense.bias, (heads * size,))
         return ops.reshape(out, (*x.shape[:-1], heads, size))
+
+    def _output(self, mixed):
+        """The heads' results, [B, T, N, H], projected back: ``abcd,cde->abe``."""
+        dense = self.output_dense
+        if dense.quantization_mode is not None:
+            return dense(mixed)
+        out = ops.einsum("abcd,cde->abe", mixed, dense.kernel)
+        return out + dense.bias if dense.bias is not None else out
 
     def call(
         self,
@@ -195,9 +210,9 @@ class MultiHeadAttention(Layer):
         mask = self._attention_mask(
             query, value, key, query_mask, value_mask, key_mask, attention_mask, use_causal_mask
         )
-        q = self._project("query", query)  # [B, T, N, H]
-        k = self._project("key", key)  # [B, S, N, H]
-        v = self._project("value", value)  # [B, S, N, H]
+        q = self._project(self.query_dense, query)  # [B, T, N, H]
+        k = self._project(self.key_dense, key)  # [B, S, N, H]
+        v = self._project(self.value_dense, value)  # [B, S, N, H]
         if self.dropout == 0 and not return_attention_scores:
             # Keras's fast path: ops.dot_product_attention (masked logits -0.7 * max)
             mixed = ops.nn.dot_product_attention(
@@ -216,9 +231,7 @@ class MultiHeadAttention(Layer):
             if training and self.dropout > 0:
                 kept = krandom.dropout(scores, self.dropout, seed=self.seed_generator)
             mixed = ops.einsum("acbe,aecd->abcd", kept, v)  # [B, T, N, H]
-        out = ops.einsum("abcd,cde->abe", mixed, self.attention_output_kernel)
-        if self.attention_output_bias is not None:
-            out = out + self.attention_output_bias
+        out = self._output(mixed)
         return (out, scores) if return_attention_scores else out
 
     def _attention_mask(

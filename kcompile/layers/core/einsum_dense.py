@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from kcompile import activations, initializers, ops, quantizers, regularizers
+from kcompile import activations, constraints, initializers, ops, quantizers, regularizers
 from kcompile.backend.symbolic import TracedTensor, current_context
 from kcompile.initializers import Initializer, VarianceScaling
 from kcompile.ir import Value
@@ -21,6 +21,7 @@ from kcompile.ir import build as B
 from kcompile.layers import lora
 from kcompile.layers.input_spec import InputSpec
 from kcompile.layers.layer import Layer
+from kcompile.utils.config_serialization import serialize_optional
 
 
 class EinsumDense(lora.LoraLayer, Layer):
@@ -46,16 +47,11 @@ class EinsumDense(lora.LoraLayer, Layer):
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
-        for what, given in (
-            ("kernel_constraint", kernel_constraint),
-            ("bias_constraint", bias_constraint),
-            ("gptq_unpacked_column_size", gptq_unpacked_column_size),
-        ):
-            if given is not None:
-                raise NotImplementedError(
-                    f"EinsumDense '{self.name}': {what} is not supported (kcompile has no "
-                    "weight constraints or quantization yet)"
-                )
+        if gptq_unpacked_column_size is not None:
+            raise NotImplementedError(
+                f"EinsumDense '{self.name}': gptq_unpacked_column_size is not supported "
+                "(kcompile has no GPTQ quantization)"
+            )
         self.equation = equation
         if isinstance(output_shape, int):
             self.partial_output_shape = (output_shape,)
@@ -67,6 +63,8 @@ class EinsumDense(lora.LoraLayer, Layer):
         self.bias_initializer = initializers.get(bias_initializer)
         self.kernel_regularizer = regularizers.get(kernel_regularizer)
         self.bias_regularizer = regularizers.get(bias_regularizer)
+        self.kernel_constraint = constraints.get(kernel_constraint)
+        self.bias_constraint = constraints.get(bias_constraint)
         lora.init_args(self, lora_rank, lora_alpha)
         self.quantization_config = quantizers.layer_config(self, quantization_config)
 
@@ -88,6 +86,7 @@ class EinsumDense(lora.LoraLayer, Layer):
                 initializer,
                 name="kernel",
                 regularizer=self.kernel_regularizer,
+                constraint=self.kernel_constraint,
             )
         self.bias = (
             self.add_weight(
@@ -95,6 +94,7 @@ class EinsumDense(lora.LoraLayer, Layer):
                 self.bias_initializer,
                 name="bias",
                 regularizer=self.bias_regularizer,
+                constraint=self.bias_constraint,
             )
             if bias_shape is not None
             else None
@@ -158,8 +158,8 @@ class EinsumDense(lora.LoraLayer, Layer):
             "kernel_regularizer": _serialize_regularizer(self.kernel_regularizer),
             "bias_regularizer": _serialize_regularizer(self.bias_regularizer),
             "activity_regularizer": _serialize_regularizer(self.activity_regularizer),
-            "kernel_constraint": None,
-            "bias_constraint": None,
+            "kernel_constraint": serialize_optional(constraints, self.kernel_constraint),
+            "bias_constraint": serialize_optional(constraints, self.bias_constraint),
             "quantization_config": quantizers.serialize_config(self.quantization_config),
         }
         if self.lora_rank:
