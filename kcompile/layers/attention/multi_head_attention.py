@@ -148,6 +148,7 @@ class MultiHeadAttention(Layer):
     def _dense(self, equation: str, output_shape: tuple, bias_axes: str, name: str):
         """A projection as Keras's ``MultiHeadAttention`` makes it: an EinsumDense sharing
         the layer's weight arguments (its initializers cloned) and dtype policy."""
+
         def cloned(initializer):
             return type(initializer).from_config(initializer.get_config())
 
