@@ -117,10 +117,17 @@ def find_row_groups(graph: Graph) -> dict[Node, int]:
     for node in graph.nodes:
         if node not in sig:
             continue
+        # An op that only broadcasts row scalars and constants out to rows (a row's
+        # quantization scale times each column's) joins the kernel of what reads it,
+        # not of what makes its operands: made there, its rows would go through memory
+        # to a product's epilogue that computes them as cheaply.
+        spreads = _spreads(node)
         for v in node.inputs:
             producer = v.node
             if producer is None or producer not in sig or is_sum_over_rows(producer):
                 continue  # a sum over rows is complete only when the kernel ends
+            if spreads:
+                continue
             a, b = group[producer], group[node]
             if a == b:
                 continue
@@ -147,6 +154,12 @@ def find_row_groups(graph: Graph) -> dict[Node, int]:
         for n, g in group.items()
         if n in sig and g in row_specific and _valid(*group_sig[g]) and len(members[g]) >= 3
     }
+
+
+def _spreads(node: Node) -> bool:
+    """An elementwise op none of whose operands has its result's shape."""
+    out = node.outputs[0]
+    return node.traits.is_elementwise and all(v.shape != out.shape for v in node.inputs)
 
 
 def _a_products_epilogue(members: list[Node]) -> bool:

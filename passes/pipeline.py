@@ -21,6 +21,7 @@ from kcompile.passes.narrow_storage import store_narrow
 from kcompile.passes.reductions import simplify_reductions
 from kcompile.passes.schedule import schedule
 from kcompile.passes.simplify import simplify
+from kcompile.passes.sink_reshapes import sink_reshapes
 
 
 def fuse_and_clean(graph):
@@ -41,6 +42,9 @@ PIPELINE = [
     Pass("hold_narrow_floats", hold_narrow_floats),
     # Reads whether the target has a bf16 engine: without one, it moves fewer roundings.
     Pass("round_in_products", round_in_products, ("bf16_engine",)),
+    # Before fusion (and the integer products, whose casts it puts next to them): the
+    # ops after a projection's split into heads join its epilogue.
+    Pass("sink_reshapes", sink_reshapes),
     # Before fusion: the operands' widenings and the rescale join their kernels.
     Pass("hold_integer_products", hold_integer_products),
     # Before fusion: a product of an int4 kernel takes its epilogue like any other.

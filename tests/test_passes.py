@@ -309,14 +309,15 @@ def test_pass_manager_dumps_prints_and_times(tmp_path, monkeypatch, capsys):
         "007_hoist_from_loops.kir",
         "008_hold_narrow_floats.kir",
         "009_round_in_products.kir",
-        "010_hold_integer_products.kir",
-        "011_hold_int4_products.kir",
-        "012_fuse_rows.kir",
-        "013_fuse.kir",
-        "014_batch_rows.kir",
-        "015_store_narrow.kir",
-        "016_schedule.kir",
-        "017_plan_memory.kir",
+        "010_sink_reshapes.kir",
+        "011_hold_integer_products.kir",
+        "012_hold_int4_products.kir",
+        "013_fuse_rows.kir",
+        "014_fuse.kir",
+        "015_batch_rows.kir",
+        "016_store_narrow.kir",
+        "017_schedule.kir",
+        "018_plan_memory.kir",
     ]
     for path in (tmp_path / "pm").iterdir():
         verify(parse_graph(path.read_text(), str(path)))
