@@ -1,9 +1,10 @@
 """Keras's ``MultiHeadAttention``, with Keras's weights, masks and numbers.
 
-Written with ``keras.ops`` like a user's layer, so it is traced into the step: the
-projections are products with the kernels, the score and mixing einsums lower to
-``batch_matmul``. Weight names and shapes are Keras's (``query/kernel`` of shape
-``(dim, heads, key_dim)``, ...), in Keras's order, so weights move between the two.
+Written with ``keras.ops`` like a user's layer, so it is traced into the step. As Keras's,
+it holds four EinsumDense layers, the projections (so ``model.quantize`` and LoRA reach
+them as Keras's do), and computes the scores and their weighted sum itself (einsums that
+lower to ``batch_matmul``). Weight names and shapes are Keras's (``mha/query/kernel`` of
+shape ``(dim, heads, key_dim)``, ...), in Keras's order, so weights move between the two.
 """
 
 from __future__ import annotations
@@ -172,28 +173,6 @@ class MultiHeadAttention(Layer):
     _value_dense = property(lambda self: self.value_dense)
     _output_dense = property(lambda self: self.output_dense)
 
-    def _project(self, dense, x):
-        """Keras's einsum ``abc,cde->abde`` as one product with the kernel seen as
-        (features, heads * size) and the bias added before the heads are split: the add
-        then runs in the product's epilogue instead of a pass over [B, T, heads, size].
-        A quantized projection is its EinsumDense's call (Keras's int8 or int4 path)."""
-        if dense.quantization_mode is not None:
-            return dense(x)
-        kernel = dense.kernel
-        features, heads, size = kernel.shape
-        out = ops.matmul(x, ops.reshape(kernel, (features, heads * size)))
-        if dense.bias is not None:
-            out = out + ops.reshape(dense.bias, (heads * size,))
-        return ops.reshape(out, (*x.shape[:-1], heads, size))
-
-    def _output(self, mixed):
-        """The heads' results, [B, T, N, H], projected back: ``abcd,cde->abe``."""
-        dense = self.output_dense
-        if dense.quantization_mode is not None:
-            return dense(mixed)
-        out = ops.einsum("abcd,cde->abe", mixed, dense.kernel)
-        return out + dense.bias if dense.bias is not None else out
-
     def call(
         self,
         query,
@@ -211,9 +190,11 @@ class MultiHeadAttention(Layer):
         mask = self._attention_mask(
             query, value, key, query_mask, value_mask, key_mask, attention_mask, use_causal_mask
         )
-        q = self._project(self.query_dense, query)  # [B, T, N, H]
-        k = self._project(self.key_dense, key)  # [B, S, N, H]
-        v = self._project(self.value_dense, value)  # [B, S, N, H]
+        # (the bias and any rescale after each split into heads run in the product's
+        # epilogue: ``passes.sink_reshapes``)
+        q = self.query_dense(query)  # [B, T, N, H]
+        k = self.key_dense(key)  # [B, S, N, H]
+        v = self.value_dense(value)  # [B, S, N, H]
         if self.dropout == 0 and not return_attention_scores:
             # Keras's fast path: ops.dot_product_attention (masked logits -0.7 * max)
             mixed = ops.nn.dot_product_attention(
@@ -232,7 +213,7 @@ class MultiHeadAttention(Layer):
             if training and self.dropout > 0:
                 kept = krandom.dropout(scores, self.dropout, seed=self.seed_generator)
             mixed = ops.einsum("acbe,aecd->abcd", kept, v)  # [B, T, N, H]
-        out = self._output(mixed)
+        out = self.output_dense(mixed)
         return (out, scores) if return_attention_scores else out
 
     def _attention_mask(
