@@ -126,7 +126,7 @@ def _custom_groups(layer, path: str, visited: set[int]) -> list[Group]:
             for item in value:
                 if not _is_layer(item):
                     continue
-                base = backend.snake_case(type(item).__name__)
+                base = _class_path_name(item)
                 used[base] = used.get(base, -1) + 1
                 label = base if used[base] == 0 else f"{base}_{used[base]}"
                 if id(item) not in visited:
@@ -134,6 +134,14 @@ def _custom_groups(layer, path: str, visited: set[int]) -> list[Group]:
         elif _is_layer(value) and id(value) not in visited:
             groups += layer_groups(value, _join(path, name), visited)
     return groups
+
+
+def _class_path_name(layer) -> str:
+    """A layer's class in snake case, as Keras's walk names its path: Keras's
+    ``GroupQueryAttention`` is its class ``GroupedQueryAttention``."""
+    if type(layer) is layers.GroupQueryAttention:
+        return "grouped_query_attention"
+    return backend.snake_case(type(layer).__name__)
 
 
 def _is_layer(value: Any) -> bool:
@@ -159,6 +167,7 @@ def variable_groups(layer) -> list[Group]:
         LSTM,
         RNN,
         Bidirectional,
+        GroupQueryAttention,
         MultiHeadAttention,
         SimpleRNN,
         StackedRNNCells,
@@ -201,6 +210,19 @@ def variable_groups(layer) -> list[Group]:
         # Keras's attention also holds these two sublayers, which have no variables.
         inner = [Group("_dropout_layer/vars", "dropout", []), Group("_softmax/vars", "softmax", [])]
         return [own, *projections, *inner]
+    if isinstance(layer, GroupQueryAttention):
+        # Keras's GQA has no public names for its sublayers: its walk finds them under
+        # their private attributes (``_query_dense``, ..., ``_softmax``).
+        inner_layers = [
+            ("_query_dense", layer.query_dense),
+            ("_key_dense", layer.key_dense),
+            *([("_gate_dense", layer.gate_dense)] if layer.use_gate else []),
+            ("_value_dense", layer.value_dense),
+            ("_output_dense", layer.output_dense),
+            ("_softmax", layer.softmax_layer),
+            ("_dropout_layer", layer.dropout_layer),
+        ]
+        return [own, *(Group(f"{a}/vars", x.name, _saved_variables(x)) for a, x in inner_layers)]
     return [own._replace(variables=_saved_variables(layer))]
 
 
@@ -271,7 +293,7 @@ def _layer_paths(model) -> list[tuple[str, Any]]:
     used: dict[str, int] = {}
     out = []
     for layer in model.layers:
-        name = backend.snake_case(type(layer).__name__)
+        name = _class_path_name(layer)
         if name in used:
             used[name] += 1
             name = f"{name}_{used[name]}"

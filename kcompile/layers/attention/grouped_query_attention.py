@@ -2,9 +2,12 @@
 where groups of query heads share one key/value head, with Keras's weights, masks
 (causal, sliding window) and numbers.
 
-Written with ``keras.ops`` like ``MultiHeadAttention``: each projection is Keras's
-``EinsumDense`` equation on a kernel of Keras's shape and name (``query/kernel`` of shape
-``(dim, query_heads, head_dim)``, ...), in Keras's order, so weights move between the two.
+Written with ``keras.ops`` like ``MultiHeadAttention``. As Keras's, it holds its
+projections as EinsumDense layers (``query``, ``key``, ``gate`` with ``use_gate``,
+``value``, ``attention_output``: so ``model.quantize`` and LoRA reach them as Keras's do)
+and computes the scores and their weighted sum itself. Weight names and shapes are
+Keras's (``gqa/query/kernel`` of shape ``(dim, query_heads, head_dim)``, ...), in Keras's
+order, so weights move between the two.
 """
 
 from __future__ import annotations
@@ -12,12 +15,16 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from kcompile import initializers, ops, regularizers
+from kcompile import constraints, initializers, ops, regularizers
 from kcompile import random as krandom
 from kcompile.backend import session as backend
+from kcompile.layers.activations.softmax import Softmax
 from kcompile.layers.attention.causal_mask import causal_mask
 from kcompile.layers.attention.multi_head_attention import _masked_softmax
+from kcompile.layers.core.einsum_dense import EinsumDense
 from kcompile.layers.layer import Layer
+from kcompile.layers.regularization.dropout import Dropout
+from kcompile.utils.config_serialization import serialize_optional
 
 
 class GroupQueryAttention(Layer):
@@ -52,10 +59,6 @@ class GroupQueryAttention(Layer):
         if kwargs.get("name") is None:
             kwargs["name"] = backend.unique_name("grouped_query_attention")
         super().__init__(activity_regularizer=activity_regularizer, **kwargs)
-        if kernel_constraint is not None or bias_constraint is not None:
-            raise NotImplementedError(
-                f"GroupQueryAttention '{self.name}': weight constraints are not supported"
-            )
         if flash_attention:
             raise NotImplementedError(
                 f"GroupQueryAttention '{self.name}': flash attention is a GPU kernel; "
@@ -82,6 +85,8 @@ class GroupQueryAttention(Layer):
         self.bias_initializer = initializers.get(bias_initializer)
         self.kernel_regularizer = regularizers.get(kernel_regularizer)
         self.bias_regularizer = regularizers.get(bias_regularizer)
+        self.kernel_constraint = constraints.get(kernel_constraint)
+        self.bias_constraint = constraints.get(bias_constraint)
         self.seed = seed
         self.seed_generator = krandom.SeedGenerator(seed) if dropout > 0 else None
         self._inverse_sqrt_head_dim = 1.0 / math.sqrt(float(head_dim))
@@ -96,39 +101,61 @@ class GroupQueryAttention(Layer):
                 )
         self.feature_dim = query_shape[-1]
         heads, kv_heads, dim = self.num_query_heads, self.num_key_value_heads, self.head_dim
-        # Keras's sublayers, in the order it builds them: query, key, gate, value, output.
-        self._projection("query", (query_shape[-1], heads, dim), (heads, dim))
-        self._projection("key", (key_shape[-1], kv_heads, dim), (kv_heads, dim))
+        # Keras's EinsumDense sublayers, in the order it makes them (query, key, gate,
+        # value, its Softmax and Dropout, output: the order of ``layer.weights``), kept
+        # as public attributes, which the layer tracks; ``_query_dense`` and the others,
+        # Keras's names, read them.
+        self.query_dense = self._dense("bqm,muh->bquh", (None, heads, dim), "uh", "query")
+        self.query_dense.build(tuple(query_shape))
+        self.key_dense = self._dense("bkm,mvh->bkvh", (None, kv_heads, dim), "vh", "key")
+        self.key_dense.build(tuple(key_shape))
         if self.use_gate:
-            self._projection("gate", (query_shape[-1], heads, dim), (heads, dim))
-        self._projection("value", (value_shape[-1], kv_heads, dim), (kv_heads, dim))
-        self._projection("attention_output", (heads, dim, self.feature_dim), (self.feature_dim,))
-
-    def _projection(self, name: str, kernel_shape: tuple, bias_shape: tuple) -> None:
-        # A fresh initializer per kernel (Keras clones it per sublayer).
-        kernel = self.add_weight(
-            kernel_shape,
-            self.kernel_initializer.clone(),
-            name=f"{name}/kernel",
-            regularizer=self.kernel_regularizer,
-        )
-        bias = (
-            self.add_weight(
-                bias_shape,
-                self.bias_initializer.clone(),
-                name=f"{name}/bias",
-                regularizer=self.bias_regularizer,
+            self.gate_dense = self._dense(
+                "bqm,muh->bquh", (None, heads, dim), "uh", "gate", activation="sigmoid"
             )
-            if self.use_bias
-            else None
+            self.gate_dense.build(tuple(query_shape))
+        self.value_dense = self._dense("bkm,mvh->bkvh", (None, kv_heads, dim), "vh", "value")
+        self.value_dense.build(tuple(value_shape))
+        # Keras's Softmax and Dropout (whose work the call does itself): held so that
+        # model.quantize visits them and warns of them as Keras's does.
+        self.softmax_layer = Softmax(axis=-1, dtype=self.dtype_policy)
+        self.dropout_layer = Dropout(rate=self.dropout, dtype=self.dtype_policy)
+        for inner in (self.softmax_layer, self.dropout_layer):
+            inner.built = True
+        self.output_dense = self._dense(
+            "bquh,uhm->bqm", (None, self.feature_dim), "m", "attention_output"
         )
-        setattr(self, f"{name}_kernel", kernel)
-        setattr(self, f"{name}_bias", bias)
+        self.output_dense.build((None, None, heads, dim))
 
-    def _dense(self, name: str, equation: str, x):
-        out = ops.einsum(equation, x, getattr(self, f"{name}_kernel"))
-        bias = getattr(self, f"{name}_bias")
-        return out if bias is None else out + bias
+    def _dense(self, equation: str, output_shape: tuple, bias_axes: str, name: str, **extra):
+        """A projection as Keras's ``GroupedQueryAttention`` makes it: an EinsumDense with
+        the layer's weight arguments (a clone of each initializer, so that the kernels
+        differ), its activity regularizer (Keras passes it to each sublayer too) and
+        its dtype policy."""
+        dense = EinsumDense(
+            equation,
+            output_shape=output_shape,
+            bias_axes=bias_axes if self.use_bias else None,
+            name=name,
+            kernel_initializer=self.kernel_initializer.clone(),
+            bias_initializer=self.bias_initializer.clone(),
+            kernel_regularizer=self.kernel_regularizer,
+            bias_regularizer=self.bias_regularizer,
+            activity_regularizer=self.activity_regularizer,
+            kernel_constraint=self.kernel_constraint,
+            bias_constraint=self.bias_constraint,
+            dtype=self.dtype_policy,
+            **extra,
+        )
+        return self._nest(dense)
+
+    _query_dense = property(lambda self: self.query_dense)
+    _key_dense = property(lambda self: self.key_dense)
+    _gate_dense = property(lambda self: self.gate_dense)
+    _value_dense = property(lambda self: self.value_dense)
+    _output_dense = property(lambda self: self.output_dense)
+    _softmax = property(lambda self: self.softmax_layer)
+    _dropout_layer = property(lambda self: self.dropout_layer)
 
     def call(
         self,
@@ -147,10 +174,13 @@ class GroupQueryAttention(Layer):
         mask = self._attention_mask(
             query, value, query_mask, value_mask, key_mask, attention_mask, use_causal_mask
         )
-        gate = ops.sigmoid(self._dense("gate", "bqm,muh->bquh", query)) if self.use_gate else None
-        q = self._dense("query", "bqm,muh->bquh", query)
-        k = ops.repeat(self._dense("key", "bkm,mvh->bkvh", key), self.num_repeats, axis=2)
-        v = ops.repeat(self._dense("value", "bkm,mvh->bkvh", value), self.num_repeats, axis=2)
+        # (the bias and any rescale after each split into heads run in the product's
+        # epilogue: ``passes.sink_reshapes``)
+        gate = self.gate_dense(query) if self.use_gate else None  # sigmoid, [B, T, N, H]
+        q = self.query_dense(query)  # [B, T, N, H]
+        # each key/value head repeated for its group of query heads: [B, S, N, H]
+        k = ops.repeat(self.key_dense(key), self.num_repeats, axis=2)
+        v = ops.repeat(self.value_dense(value), self.num_repeats, axis=2)
         scores = None
         expanded = None if mask is None else ops.expand_dims(mask, 1)  # [B, 1, T, S]
         if self.dropout == 0 and not return_attention_scores:
@@ -166,7 +196,7 @@ class GroupQueryAttention(Layer):
             mixed = ops.einsum("buqk,bkuh->bquh", kept, v)
         if gate is not None:
             mixed = mixed * gate
-        out = self._dense("attention_output", "bquh,uhm->bqm", mixed)
+        out = self.output_dense(mixed)
         return (out, scores) if return_attention_scores else out
 
     def _attention_mask(
@@ -229,8 +259,8 @@ class GroupQueryAttention(Layer):
             "kernel_regularizer": regularizer(self.kernel_regularizer),
             "bias_regularizer": regularizer(self.bias_regularizer),
             "activity_regularizer": regularizer(self.activity_regularizer),
-            "kernel_constraint": None,
-            "bias_constraint": None,
+            "kernel_constraint": serialize_optional(constraints, self.kernel_constraint),
+            "bias_constraint": serialize_optional(constraints, self.bias_constraint),
             "seed": self.seed,
         }
 
