@@ -2,8 +2,8 @@
 ``keras`` module (real Keras 3 in ``fixture_scripts/make_quantization_fixtures.py``,
 kcompile in ``test_quantization.py``): functional, Sequential and subclassed; Dense with
 and without bias and activation, on a 3-D input, EinsumDense with two equations,
-Embedding, a BatchNormalization Keras leaves in float, a mixed_bfloat16 model and a
-MultiHeadAttention block (its projections quantized).
+Embedding, a BatchNormalization Keras leaves in float, a mixed_bfloat16 model, and a
+MultiHeadAttention block and a GroupQueryAttention block (their projections quantized).
 
 Each returns ``(model, x)``: the model built, its float weights still the initializer's
 (the fixture stores Keras's, the test loads them), and an input batch."""
@@ -89,6 +89,19 @@ def attention(keras):
     return keras.Model(inp, out, name="attention_q"), _normal((4, 5, 8), 6)
 
 
+def grouped_query_attention(keras):
+    """A self-attention block of grouped queries (four query heads sharing two key/value
+    heads): Keras quantizes GroupQueryAttention's four EinsumDense projections."""
+    inp = keras.Input((5, 8), name="seq")
+    gqa = keras.layers.GroupQueryAttention(
+        head_dim=4, num_query_heads=4, num_key_value_heads=2, name="gqa"
+    )
+    h = keras.layers.LayerNormalization(name="ln")(keras.layers.Add()([inp, gqa(inp, inp)]))
+    h = keras.layers.GlobalAveragePooling1D()(h)
+    out = keras.layers.Dense(3, name="head")(h)
+    return keras.Model(inp, out, name="gqa_q"), _normal((4, 5, 8), 8)
+
+
 PROGRAMS = {
     "functional": functional,
     "sequential_3d": sequential_3d,
@@ -96,4 +109,5 @@ PROGRAMS = {
     "subclassed": subclassed,
     "mixed_bfloat16": mixed_bfloat16,
     "attention": attention,
+    "grouped_query_attention": grouped_query_attention,
 }

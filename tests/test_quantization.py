@@ -211,6 +211,52 @@ def test_kcompile_file_loads_in_keras(tmp_path):
     )
 
 
+def test_a_quantized_group_query_attention_weights_file_is_kerass(tmp_path):
+    """The weights of a quantized GroupQueryAttention in Keras's layout: under Keras's
+    class name (``grouped_query_attention``), each projection under its private attribute
+    (``_query_dense``...), its variables in Keras's order (int8 kernel, bias, scale); a
+    quantized model loads them, kcompile's and Keras's alike, and predicts the same. (A
+    weights file, as neither reloads a quantized attention from a ``.keras`` file: its
+    config does not say its projections are quantized.)"""
+    import h5py
+
+    model, x = quantized_model("grouped_query_attention")
+    path = tmp_path / "q.weights.h5"
+    model.save_weights(path)
+    with h5py.File(path) as weights:
+        gqa = weights["layers/grouped_query_attention"]
+        projections = ["_query_dense", "_key_dense", "_value_dense", "_output_dense"]
+        assert sorted(gqa) == sorted(["vars", *projections, "_softmax", "_dropout_layer"])
+        query = gqa["_query_dense/vars"]
+        assert query.attrs["name"] == "query"
+        assert [query[str(i)].dtype for i in range(3)] == [np.int8, np.float32, np.float32]
+        assert [query[str(i)].shape for i in range(3)] == [(8, 4, 4), (4, 4), (1, 1, 4, 4)]
+        assert gqa["_output_dense/vars/2"].shape == (1, 1, 8)
+    want = model.predict(x, verbose=0)
+    again, _ = programs.grouped_query_attention(keras)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # (the Softmax's and the others', as above)
+        again.quantize("int8")
+    again.load_weights(path)
+    np.testing.assert_array_equal(again.predict(x, verbose=0), want)
+    np.save(tmp_path / "x.npy", x)
+    script = (
+        "import sys, numpy as np, keras;"
+        f"sys.path.insert(0, r'{Path(__file__).parent}');"
+        "from quantization_programs import grouped_query_attention;"
+        "m, _ = grouped_query_attention(keras);"
+        "m.quantize('int8');"
+        f"m.load_weights(r'{path}');"
+        "d = m.get_layer('gqa')._query_dense;"
+        "print(d.dtype_policy.name, d.kernel.dtype);"
+        f"np.save(r'{tmp_path / 'y.npy'}', m.predict(np.load(r'{tmp_path / 'x.npy'}'), verbose=0))"
+    )
+    result = run_in_keras(script, tmp_path)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "int8_from_float32 int8" in result.stdout
+    np.testing.assert_allclose(np.load(tmp_path / "y.npy"), want, rtol=2e-6, atol=1e-6)
+
+
 def test_summary_counts_int8_bytes_as_keras():
     model, _ = quantized_model("functional")
     text = _summary(model)
