@@ -25,8 +25,10 @@ from tests.threads import on_threads
 @pytest.fixture
 def small_links(monkeypatch):
     """Chains over the small tensors of a test (the pipeline links only large ones); the
-    monkeypatch, for more."""
+    monkeypatch, for more. The compile cache off: it does not key on the threshold, so a
+    step another test prepared (unchained) would come back from it."""
     monkeypatch.setattr(chains, "LINK_ROW_BYTES", 64)
+    monkeypatch.setenv("KCOMPILE_CACHE", "0")
     return monkeypatch
 
 
