@@ -355,8 +355,9 @@ class Layer(LayerCalls, LayerAttributes):
         layer's ``weights`` (so an inner layer's int8 kernel follows its bias, as after
         Keras's ``quantize``)."""
         every = self._all_variables()
-        own = [v for v in every if any(v is w for w in self._variables)]
-        held = [v for v in every if not any(v is w for w in own)]
+        mine = {id(w) for w in self._variables}
+        own = [v for v in every if id(v) in mine]
+        held = [v for v in every if id(v) not in mine]
         return [v for v in own if v.trainable] + [v for v in own if not v.trainable] + held
 
     @property

@@ -12,14 +12,15 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from kcompile import ops
+from kcompile import ops, regularizers
 from kcompile import random as krandom
 from kcompile.layers.activations.softmax import Softmax
 from kcompile.layers.attention.causal_mask import band_mask, causal_mask
 from kcompile.layers.core.einsum_dense import EinsumDense
 from kcompile.layers.layer import Layer
 from kcompile.layers.regularization.dropout import Dropout
-from kcompile.layers.weight_arguments import activity_config, set_weight_arguments, weight_config
+from kcompile.layers.weight_arguments import set_weight_arguments, weight_config
+from kcompile.utils.config_serialization import serialize_optional
 
 # Keras's masked-softmax fill for float32 (keras.layers.Softmax).
 _SOFTMAX_MASKED = -1e9
@@ -61,7 +62,11 @@ class MultiHeadAttention(Layer):
         seed: int | None = None,
         **kwargs: Any,
     ) -> None:
+        # Keras's: the activity regularizer is its projections' (each EinsumDense penalizes
+        # its own output), not the layer's on its result.
+        activity_regularizer = kwargs.pop("activity_regularizer", None)
         super().__init__(**kwargs)
+        self._activity_regularizer = regularizers.get(activity_regularizer)
         if use_gate:
             raise NotImplementedError(
                 f"MultiHeadAttention '{self.name}': use_gate=True (gated attention) is not "
@@ -162,6 +167,7 @@ class MultiHeadAttention(Layer):
             bias_initializer=cloned(self.bias_initializer),
             kernel_regularizer=self.kernel_regularizer,
             bias_regularizer=self.bias_regularizer,
+            activity_regularizer=self._activity_regularizer,
             kernel_constraint=self.kernel_constraint,
             bias_constraint=self.bias_constraint,
             dtype=self.dtype_policy,
@@ -252,6 +258,8 @@ class MultiHeadAttention(Layer):
             "attention_axes": None,
             "sliding_window": self.sliding_window,
             **weight_config(self, "kernel", "bias"),
-            **activity_config(self),
+            "activity_regularizer": serialize_optional(
+                regularizers, self._activity_regularizer
+            ),
             "seed": self.seed,
         }
