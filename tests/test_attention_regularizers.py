@@ -47,13 +47,13 @@ def test_the_activity_penalty_is_the_projections_as_in_keras(kind, tmp_path: Pat
     loss = float(model.train_on_batch(x, y))
     plain = float(np.mean((model.predict(x, verbose=0) - y) ** 2))
     assert loss > plain * 1.01  # (the penalty counts)
-    np.savez(tmp_path / "case.npz", x=x, y=y, *weights)
+    np.savez(tmp_path / "case.npz", x=x, y=y, **{f"w{i}": w for i, w in enumerate(weights)})
     script = (
         "import numpy as np, keras\n"
         + BUILD
         + f"data = np.load(r'{tmp_path / 'case.npz'}')\n"
         + f"m = build(keras, '{kind}')\n"
-        + "m.set_weights([data[f'arr_{i}'] for i in range(len(m.weights))])\n"
+        + "m.set_weights([data[f'w{i}'] for i in range(len(m.weights))])\n"
         + "print(float(m.train_on_batch(data['x'], data['y'])))\n"
     )
     result = run_in_keras(script, tmp_path)

@@ -258,8 +258,6 @@ class MultiHeadAttention(Layer):
             "attention_axes": None,
             "sliding_window": self.sliding_window,
             **weight_config(self, "kernel", "bias"),
-            "activity_regularizer": serialize_optional(
-                regularizers, self._activity_regularizer
-            ),
+            "activity_regularizer": serialize_optional(regularizers, self._activity_regularizer),
             "seed": self.seed,
         }
