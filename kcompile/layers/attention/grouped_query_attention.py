@@ -21,7 +21,7 @@ from kcompile.backend import session as backend
 from kcompile.layers.activations.softmax import Softmax
 from kcompile.layers.attention.causal_mask import causal_mask
 from kcompile.layers.attention.multi_head_attention import _masked_softmax
-from kcompile.layers.core.einsum_dense import EinsumDense
+from kcompile.layers.attention.projections import projection
 from kcompile.layers.layer import Layer
 from kcompile.layers.regularization.dropout import Dropout
 from kcompile.utils.config_serialization import serialize_optional
@@ -128,26 +128,12 @@ class GroupQueryAttention(Layer):
         self.output_dense.build((None, None, heads, dim))
 
     def _dense(self, equation: str, output_shape: tuple, bias_axes: str, name: str, **extra):
-        """A projection as Keras's ``GroupedQueryAttention`` makes it: an EinsumDense with
-        the layer's weight arguments (a clone of each initializer, so that the kernels
-        differ), its activity regularizer (Keras passes it to each sublayer too) and
-        its dtype policy."""
-        dense = EinsumDense(
-            equation,
-            output_shape=output_shape,
-            bias_axes=bias_axes if self.use_bias else None,
-            name=name,
-            kernel_initializer=self.kernel_initializer.clone(),
-            bias_initializer=self.bias_initializer.clone(),
-            kernel_regularizer=self.kernel_regularizer,
-            bias_regularizer=self.bias_regularizer,
-            activity_regularizer=self.activity_regularizer,
-            kernel_constraint=self.kernel_constraint,
-            bias_constraint=self.bias_constraint,
-            dtype=self.dtype_policy,
-            **extra,
+        """A projection as Keras's ``GroupedQueryAttention`` makes it, under this layer
+        (Keras passes it the layer's activity regularizer, which it also keeps)."""
+        made = projection(
+            self, equation, output_shape, bias_axes, name, self.activity_regularizer, **extra
         )
-        return self._nest(dense)
+        return self._nest(made)
 
     _query_dense = property(lambda self: self.query_dense)
     _key_dense = property(lambda self: self.key_dense)

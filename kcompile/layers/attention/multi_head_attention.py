@@ -16,7 +16,7 @@ from kcompile import ops, regularizers
 from kcompile import random as krandom
 from kcompile.layers.activations.softmax import Softmax
 from kcompile.layers.attention.causal_mask import band_mask, causal_mask
-from kcompile.layers.core.einsum_dense import EinsumDense
+from kcompile.layers.attention.projections import projection
 from kcompile.layers.layer import Layer
 from kcompile.layers.regularization.dropout import Dropout
 from kcompile.layers.weight_arguments import set_weight_arguments, weight_config
@@ -152,27 +152,9 @@ class MultiHeadAttention(Layer):
             inner.built = True
 
     def _dense(self, equation: str, output_shape: tuple, bias_axes: str, name: str):
-        """A projection as Keras's ``MultiHeadAttention`` makes it: an EinsumDense sharing
-        the layer's weight arguments (its initializers cloned) and dtype policy."""
-
-        def cloned(initializer):
-            return type(initializer).from_config(initializer.get_config())
-
-        dense = EinsumDense(
-            equation,
-            output_shape=output_shape,
-            bias_axes=bias_axes if self.use_bias else None,
-            name=name,
-            kernel_initializer=cloned(self.kernel_initializer),
-            bias_initializer=cloned(self.bias_initializer),
-            kernel_regularizer=self.kernel_regularizer,
-            bias_regularizer=self.bias_regularizer,
-            activity_regularizer=self._activity_regularizer,
-            kernel_constraint=self.kernel_constraint,
-            bias_constraint=self.bias_constraint,
-            dtype=self.dtype_policy,
-        )
-        return self._nest(dense)
+        """A projection as Keras's ``MultiHeadAttention`` makes it, under this layer."""
+        made = projection(self, equation, output_shape, bias_axes, name, self._activity_regularizer)
+        return self._nest(made)
 
     _query_dense = property(lambda self: self.query_dense)
     _key_dense = property(lambda self: self.key_dense)
