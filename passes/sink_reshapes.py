@@ -43,25 +43,37 @@ def _split(v: Value) -> Value | None:
     return x
 
 
-def _before_split(v: Value, split: tuple[int, int], rank: int) -> Value | None:
-    """``v`` (an operand of an op whose result has ``rank`` axes, the last two ``split``)
-    as an operand of the same op before the split; None if it has no such form."""
+def _form(v: Value, split: tuple[int, int], rank: int) -> str | None:
+    """How ``v`` (an operand of an op whose result has ``rank`` axes, the last two
+    ``split``) reads before the split: "scalar" as it is, "split" its reshape's operand,
+    "flat" its last two axes merged, "whole" made whole along them first, then merged;
+    None if it has no such form."""
     if v.rank == 0:
-        return v
+        return "scalar"
     x = _split(v)
     if x is not None and v.rank == rank and tuple(v.shape[-2:]) in (split, (1, 1)):
-        return x
+        return "split"
     if v.rank < 2:  # broadcast along the last axis only: no form before the split
         return None
     lead, tail = v.shape[:-2], tuple(v.shape[-2:])
-    if tail not in (split, (1, 1)):
-        whole = all(isinstance(d, int) for d in v.shape) and all(d == 1 for d in lead)
-        if not whole or (tail[0] not in (1, split[0])) or (tail[1] not in (1, split[1])):
-            return None
-        if split[0] * split[1] > SMALL_OPERAND:
-            return None
-        v, tail = B.broadcast_to(v, (*lead, *split)), split
-    return B.reshape(v, (*lead, tail[0] * tail[1]))
+    if tail in (split, (1, 1)):
+        return "flat"
+    whole = all(isinstance(d, int) for d in v.shape) and all(d == 1 for d in lead)
+    if not whole or (tail[0] not in (1, split[0])) or (tail[1] not in (1, split[1])):
+        return None
+    return "whole" if split[0] * split[1] <= SMALL_OPERAND else None
+
+
+def _before_split(v: Value, form: str, split: tuple[int, int]) -> Value:
+    """``v`` in its ``form`` (``_form``'s answer) before the split."""
+    if form == "scalar":
+        return v
+    if form == "split":
+        return v.node.inputs[0]
+    lead = v.shape[:-2]
+    if form == "whole":
+        v = B.broadcast_to(v, (*lead, *split))
+    return B.reshape(v, (*lead, v.shape[-2] * v.shape[-1]))
 
 
 def _sunk(g: Graph, node: Node, ins: list[Value]):
@@ -71,15 +83,10 @@ def _sunk(g: Graph, node: Node, ins: list[Value]):
     split = tuple(out.shape[-2:])
     if out.rank < 2 or not all(isinstance(d, int) and d > 1 for d in split):
         return None  # (a last axis given a trailing 1 is a broadcast, not a split)
-    if not any(_split(v) is not None and _before_split(v, split, out.rank) for v in ins):
+    forms = [_form(v, split, out.rank) for v in ins]
+    if None in forms or not any(_split(v) is not None for v in ins):
         return None
-    before = []
-    for v in ins:
-        form = _before_split(v, split, out.rank)
-        if form is None:
-            return None
-        before.append(form)
-    (result,) = copy_node(g, node, before)
+    (result,) = copy_node(g, node, [_before_split(v, f, split) for v, f in zip(ins, forms)])
     if result.shape != (*out.shape[:-2], split[0] * split[1]):
         return None  # (its operands broadcast it otherwise: leave the op where it was)
     return (B.reshape(result, out.shape),)
