@@ -41,6 +41,14 @@ _BASE_DEFAULTS = {
 }
 
 
+def _inner_property(name: str) -> property:
+    """The wrapper's ``name``: the inner optimizer's, read and set."""
+    return property(
+        lambda self: getattr(self.inner_optimizer, name),
+        lambda self, value: setattr(self.inner_optimizer, name, value),
+    )
+
+
 class LossScaleOptimizer(Optimizer):
     """Every piece of state is the inner optimizer's (its slots, iterations and learning
     rate); only ``apply`` differs."""
@@ -111,29 +119,11 @@ class LossScaleOptimizer(Optimizer):
             raise AttributeError(name)
         return getattr(self.inner_optimizer, name)
 
-    @property
-    def learning_rate(self) -> float:
-        return self.inner_optimizer.learning_rate
-
-    @learning_rate.setter
-    def learning_rate(self, value: float) -> None:
-        self.inner_optimizer.learning_rate = value
-
-    @property
-    def iterations(self) -> int:
-        return self.inner_optimizer.iterations
-
-    @iterations.setter
-    def iterations(self, value: int) -> None:
-        self.inner_optimizer.iterations = value
-
-    @property
-    def step_count(self) -> int:
-        return self.inner_optimizer.step_count
-
-    @step_count.setter
-    def step_count(self, value: int) -> None:
-        self.inner_optimizer.step_count = value
+    # Properties of Optimizer itself (so ``__getattr__`` never sees them), read and set on
+    # the inner optimizer.
+    learning_rate = _inner_property("learning_rate")
+    iterations = _inner_property("iterations")
+    step_count = _inner_property("step_count")
 
     @property
     def built(self) -> bool:
