@@ -518,15 +518,15 @@ class TrainingLoop:
         chunks of ``chunk_size`` steps, each one native call; the batch hooks run once
         per chunk with its first and last step, as Keras's do with
         ``steps_per_execution``. Returns the logs."""
-        exe = self.steps.step(kind, xs, ys)
         if kind == "train":
             begin, end = cbs.on_train_batch_begin, cbs.on_train_batch_end
         else:
             begin, end = cbs.on_test_batch_begin, cbs.on_test_batch_end
         fixed = _fixed_batch(self.model)
-        if fixed is not None:
+        if fixed is not None:  # (a call a batch: the epoch loop's step is not made)
             hooks = (begin, end)
             return self._run_fixed_batches(kind, xs, ys, order, batch_size, steps, fixed, hooks)
+        exe = self.steps.step(kind, xs, ys)
         sources = self._feeds(xs, ys)
         chunk = chunk_size(self.steps.steps_per_execution, cbs, kind, steps)
         job = distribution.active()
